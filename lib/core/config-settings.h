@@ -1,0 +1,42 @@
+/* config-settings.h: every coffer.conf setting, one line each: the single table that config.c
+ * parses, that programs read through config_*(), and that man/coffer.conf.5 documents (a unit
+ * test checks that each name here appears in the man page).
+ *
+ * X(ID, "name", TYPE, "default", "one-line description")
+ * Types: STR, INT, BOOL, SIZE (bytes; K/M/G suffixes), DURATION (seconds; s/m/h/d suffixes),
+ * ENUM (the description begins with the allowed values as "a|b|c:"), LIST (comma or space
+ * separated), PATH (relative paths are taken from the directory of coffer.conf). */
+
+#define COFFER_GLOBAL_SETTINGS(X) \
+    X(CFG_CONFIGDIR, "configdir", PATH, "/var/lib/coffer", "directory for the databases, Sieve scripts and runtime files") \
+    X(CFG_PARTITIONS, "partitions", PATH, "partitions.conf", "file listing the mail partitions") \
+    X(CFG_DEFAULTPARTITION, "defaultpartition", STR, "default", "partition for new mailboxes when partition_select is default") \
+    X(CFG_PARTITION_SELECT, "partition_select", ENUM, "default", "default|mostfree: where new top-level mailboxes are placed") \
+    X(CFG_USER, "user", STR, "", "service user that cofferd switches to after binding when started as root") \
+    X(CFG_PIDFILE, "pidfile", PATH, "", "pid file of cofferd (default: configdir/cofferd.pid)") \
+    X(CFG_LOG_TARGET, "log_target", ENUM, "syslog", "syslog|stderr: where every program logs") \
+    X(CFG_LOG_LEVEL, "log_level", ENUM, "info", "debug|info|notice|warning|error: lowest level logged") \
+    X(CFG_HOSTNAME, "hostname", STR, "", "name used in greetings and Received headers (default: the system host name)") \
+    X(CFG_TLS_CERT, "tls_cert", PATH, "", "PEM certificate chain for STARTTLS and implicit TLS") \
+    X(CFG_TLS_KEY, "tls_key", PATH, "", "PEM private key for tls_cert") \
+    X(CFG_TLS_CIPHERS, "tls_ciphers", STR, "", "OpenSSL cipher list for TLS 1.2 (default: OpenSSL's)") \
+    X(CFG_TLS_MIN_VERSION, "tls_min_version", ENUM, "1.2", "1.2|1.3: oldest TLS version accepted") \
+    X(CFG_ALLOW_PLAINTEXT, "allow_plaintext", BOOL, "no", "allow passwords over connections without TLS") \
+    X(CFG_ADMINS, "admins", LIST, "", "users with administrator rights") \
+    X(CFG_MAX_LINE, "max_line", SIZE, "64K", "longest command line accepted from a client") \
+    X(CFG_MAX_LITERAL, "max_literal", SIZE, "64M", "largest IMAP literal or LMTP message accepted") \
+    X(CFG_IDLE_TIMEOUT, "idle_timeout", DURATION, "30m", "close a session idle this long (RFC 3501: at least 30 minutes)") \
+    X(CFG_SHUTDOWN_TIMEOUT, "shutdown_timeout", DURATION, "10s", "on SIGTERM, how long workers may finish their session before they are killed") \
+    X(CFG_RESPAWN_LIMIT, "respawn_limit", INT, "10", "worker exits per service within respawn_window before cofferd pauses respawning") \
+    X(CFG_RESPAWN_WINDOW, "respawn_window", DURATION, "10s", "window for respawn_limit") \
+    X(CFG_RESPAWN_PAUSE, "respawn_pause", DURATION, "5s", "how long respawning of a crashing service is paused") \
+    X(CFG_STATUS_INTERVAL, "status_interval", DURATION, "0", "log a status line of workers per service this often (0: only on SIGUSR1)")
+
+#define COFFER_SERVICE_SETTINGS(X) \
+    X(SVC_PROGRAM, "program", STR, "", "worker program: imapd, pop3d or lmtpd (a name is looked up in the libexec directory)") \
+    X(SVC_LISTEN, "listen", LIST, "", "addresses: HOST:PORT, [IPv6]:PORT or an absolute UNIX socket path") \
+    X(SVC_TLS, "tls", ENUM, "starttls", "starttls|implicit|none: TLS on this service") \
+    X(SVC_PREFORK, "prefork", INT, "1", "idle workers kept ready") \
+    X(SVC_MAXCHILD, "maxchild", INT, "100", "most workers at once; further connections wait in the listen queue") \
+    X(SVC_MAXUSE, "maxuse", INT, "250", "connections a worker serves before it exits and is replaced") \
+    X(SVC_ARGS, "args", STR, "", "extra arguments for the program")

@@ -1,0 +1,152 @@
+/* test-core.c: unit tests for buf, strarr, arena, log quoting, file helpers. */
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/fileutil.h"
+#include "core/log.h"
+#include "core/strarr.h"
+#include "core/unit.h"
+#include "core/xmalloc.h"
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void test_buf(void)
+{
+    struct buf b = BUF_INIT;
+    UNIT_EQ_STR(buf_cstr(&b), "");
+    UNIT_EQ_INT(buf_appends(&b, "hello"), 0);
+    UNIT_EQ_INT(buf_printf(&b, " %d %s", 42, "x"), 0);
+    UNIT_EQ_STR(buf_cstr(&b), "hello 42 x");
+    buf_consume(&b, 6);
+    UNIT_EQ_STR(buf_cstr(&b), "42 x");
+    buf_truncate(&b, 2);
+    UNIT_EQ_STR(buf_cstr(&b), "42");
+    buf_truncate(&b, 99);
+    UNIT_EQ_INT(b.len, 2);
+    /* binary data with NULs */
+    buf_reset(&b);
+    UNIT_EQ_INT(buf_append(&b, "a\0b", 3), 0);
+    UNIT_EQ_INT(b.len, 3);
+    /* growth across many appends */
+    buf_reset(&b);
+    for (int i = 0; i < 10000; i++) buf_putc(&b, (char)('a' + i % 26));
+    UNIT_EQ_INT(b.len, 10000);
+    UNIT_CHECK(b.s[9999] == 'a' + 9999 % 26);
+    /* cap: an append past the cap fails and changes nothing */
+    buf_reset(&b);
+    buf_set_cap(&b, 8);
+    UNIT_EQ_INT(buf_appends(&b, "12345678"), 0);
+    UNIT_EQ_INT(buf_putc(&b, '9'), CF_E_LIMIT);
+    UNIT_EQ_INT(buf_printf(&b, "%s", "x"), CF_E_LIMIT);
+    UNIT_EQ_STR(buf_cstr(&b), "12345678");
+    char *s = buf_release(&b);
+    UNIT_EQ_STR(s, "12345678");
+    UNIT_CHECK(b.s == NULL && b.len == 0);
+    free(s);
+    buf_fini(&b);
+}
+
+static void test_strarr(void)
+{
+    struct strarr a = STRARR_INIT;
+    strarr_split(&a, " b, a ,,c  ", ",", 1);
+    UNIT_EQ_INT(a.count, 3);
+    UNIT_EQ_STR(strarr_get(&a, 0), "b");
+    UNIT_EQ_STR(strarr_get(&a, 1), "a");
+    UNIT_CHECK(strarr_get(&a, 3) == NULL);
+    UNIT_CHECK(a.v[a.count] == NULL);
+    UNIT_EQ_INT(strarr_find(&a, "c"), 2);
+    UNIT_EQ_INT(strarr_find(&a, "C"), -1);
+    UNIT_EQ_INT(strarr_find_case(&a, "C"), 2);
+    strarr_sort(&a);
+    char *j = strarr_join(&a, "|");
+    UNIT_EQ_STR(j, "a|b|c");
+    free(j);
+    strarr_remove(&a, 0);
+    UNIT_EQ_INT(a.count, 2);
+    UNIT_EQ_STR(a.v[0], "b");
+    UNIT_CHECK(a.v[2] == NULL);
+    for (int i = 0; i < 100; i++) strarr_take(&a, xasprintf("%d", i));
+    UNIT_EQ_STR(strarr_get(&a, 101), "99");
+    strarr_fini(&a);
+    UNIT_EQ_INT(a.count, 0);
+}
+
+static void test_arena(void)
+{
+    struct arena ar;
+    arena_init(&ar, 64);
+    char *p = arena_strdup(&ar, "abc");
+    UNIT_EQ_STR(p, "abc");
+    void *big = arena_alloc(&ar, 1000); /* bigger than a block: its own block */
+    UNIT_CHECK(((uintptr_t)big & 15) == 0);
+    memset(big, 1, 1000);
+    for (int i = 0; i < 100; i++) UNIT_CHECK(((uintptr_t)arena_alloc(&ar, 7) & 15) == 0);
+    char *z = arena_zalloc(&ar, 32);
+    UNIT_CHECK(z[0] == 0 && z[31] == 0);
+    arena_reset(&ar);
+    UNIT_EQ_INT(ar.total, 0);
+    UNIT_EQ_STR(arena_strndup(&ar, "hello", 3), "hel");
+    arena_fini(&ar);
+}
+
+static void test_log_quote(void)
+{
+    UNIT_EQ_STR(log_quote("plain"), "plain");
+    UNIT_EQ_STR(log_quote("two words"), "\"two words\"");
+    UNIT_EQ_STR(log_quote("a\"b"), "\"a\\\"b\"");
+    UNIT_EQ_STR(log_quote("x\ny"), "\"x\\x0ay\"");
+    UNIT_EQ_STR(log_quote(""), "\"\"");
+    UNIT_EQ_STR(log_quote(NULL), "-");
+    const char *id = log_new_session_id();
+    UNIT_EQ_INT(strlen(id), 12);
+    enum log_level l;
+    UNIT_EQ_INT(log_level_parse("warning", &l), 0);
+    UNIT_EQ_INT(l, LOG_LVL_WARNING);
+    UNIT_EQ_INT(log_level_parse("loud", &l), CF_E_PARSE);
+}
+
+static void test_files(void)
+{
+    char dir[] = "/tmp/coffer-test-XXXXXX";
+    UNIT_CHECK(mkdtemp(dir) != NULL);
+    char *sub = xasprintf("%s/a/b/c", dir);
+    UNIT_EQ_INT(mkdir_p(sub, 0700), 0);
+    UNIT_EQ_INT(mkdir_p(sub, 0700), 0);
+    struct stat st;
+    UNIT_CHECK(stat(sub, &st) == 0 && S_ISDIR(st.st_mode));
+    char *f = xasprintf("%s/file", sub);
+    UNIT_EQ_INT(file_write_atomic(f, "one", 3, 0600), 0);
+    UNIT_EQ_INT(file_write_atomic(f, "second", 6, 0600), 0);
+    char *data;
+    size_t len;
+    UNIT_EQ_INT(file_read_all(f, 100, &data, &len), 0);
+    UNIT_EQ_STR(data, "second");
+    UNIT_EQ_INT(len, 6);
+    free(data);
+    UNIT_EQ_INT(file_read_all(f, 3, &data, &len), CF_E_LIMIT);
+    char *missing = xasprintf("%s/nope", dir);
+    UNIT_EQ_INT(file_read_all(missing, 100, &data, &len), CF_E_NOTFOUND);
+    char *pf = xasprintf("%s/pid", dir);
+    pid_t pid = 0;
+    UNIT_EQ_INT(pidfile_read(pf, &pid), 0);
+    UNIT_EQ_INT(pidfile_write(pf, getpid()), 0);
+    UNIT_EQ_INT(pidfile_read(pf, &pid), 1);
+    UNIT_EQ_INT(pid, getpid());
+    char *cmd = xasprintf("rm -rf %s", dir);
+    UNIT_EQ_INT(system(cmd), 0);
+    free(cmd); free(pf); free(missing); free(f); free(sub);
+}
+
+int main(void)
+{
+    log_init("test-core", 1, LOG_LVL_ERR);
+    test_buf();
+    test_strarr();
+    test_arena();
+    test_log_quote();
+    test_files();
+    UNIT_DONE();
+}

@@ -1,0 +1,73 @@
+/* stream.h: buffered, size-limited, timed protocol I/O over a socket, with TLS (implicit, or
+ * STARTTLS upgraded in place). No protocol handler touches a socket or an SSL * directly.
+ *
+ * All reads block until data arrives, the idle timeout passes, or the process's interrupt flag
+ * (stream_set_interrupt_flag) becomes non-zero. Writes are buffered until stream_flush() or
+ * until the buffer fills; a handler flushes once per response. */
+#ifndef COFFER_NET_STREAM_H
+#define COFFER_NET_STREAM_H
+#include "core/buf.h"
+#include <signal.h>
+#include <stddef.h>
+
+struct stream;
+struct tls_ctx;
+
+/* stream_new: wrap a connected socket (takes ownership of fd; closed by stream_free). Sets
+ * TCP_NODELAY on TCP sockets. Default timeout 0 (none), default max line 64 KiB. */
+struct stream *stream_new(int fd);
+void stream_free(struct stream **s);      /* flushes what it can, closes TLS and the fd */
+
+void stream_set_timeout(struct stream *s, int seconds);   /* read idle timeout; 0 = none */
+void stream_set_max_line(struct stream *s, size_t max);   /* longest line, CRLF excluded */
+int stream_fd(const struct stream *s);
+
+/* stream_set_interrupt_flag: process-wide; when *flag is non-zero while a read waits for
+ * input, the read returns CF_E_SHUTDOWN (used for graceful shutdown: the caller says BYE). */
+void stream_set_interrupt_flag(volatile sig_atomic_t *flag);
+
+/* stream_read_line: the next line, without its CRLF or bare LF, replaces out's contents.
+ * Returns 0; CF_E_LIMIT when the line is longer than max line (the rest of that line is read
+ * and thrown away so the next read starts on a fresh line); CF_E_EOF; CF_E_TIMEOUT;
+ * CF_E_SHUTDOWN; CF_E_IO; CF_E_TLS. */
+int stream_read_line(struct stream *s, struct buf *out);
+
+/* stream_read_exact: append exactly n bytes to out (out's cap, if any, is respected:
+ * CF_E_LIMIT). Same errors as stream_read_line. */
+int stream_read_exact(struct stream *s, size_t n, struct buf *out);
+
+/* stream_read_to_fd: copy exactly n bytes from the stream to fd (for large literals). */
+int stream_read_to_fd(struct stream *s, size_t n, int fd);
+
+/* stream_pending: bytes already read from the socket and buffered, not yet consumed. */
+size_t stream_pending(const struct stream *s);
+
+/* stream_wait_readable: 1 when input is buffered or arrives within timeout_ms (-1: forever),
+ * 0 on timeout, CF_E_SHUTDOWN when interrupted, CF_E_IO/CF_E_EOF on error. For IDLE. */
+int stream_wait_readable(struct stream *s, int timeout_ms);
+
+int stream_write(struct stream *s, const void *p, size_t n);
+int stream_puts(struct stream *s, const char *str);
+int stream_printf(struct stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int stream_flush(struct stream *s);       /* 0, CF_E_IO, CF_E_TLS, CF_E_TIMEOUT */
+
+/* TLS. tls_ctx_new: a server context from PEM files; min_version "1.2" or "1.3"; ciphers may
+ * be "" for OpenSSL's defaults. On failure returns CF_E_TLS with a reason in err. */
+int tls_ctx_new(const char *cert, const char *key, const char *ciphers, const char *min_version,
+                struct tls_ctx **out, struct buf *err);
+void tls_ctx_free(struct tls_ctx **ctx);
+
+/* stream_start_tls: server-side handshake on the stream (for implicit TLS right after accept,
+ * and for STARTTLS/STLS after the "go ahead" reply has been flushed). Plaintext input that was
+ * pipelined after the STARTTLS command is discarded (RFC 3207 section 4.2 / RFC 2595
+ * section 3.1 injection defence) and that fact is returned as 1; 0 on success without such
+ * input; CF_E_TLS on failure (the session must then be closed). */
+int stream_start_tls(struct stream *s, struct tls_ctx *ctx);
+int stream_is_tls(const struct stream *s);
+const char *stream_tls_info(const struct stream *s);   /* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "" */
+
+/* Counters for logging. */
+unsigned long long stream_bytes_in(const struct stream *s);
+unsigned long long stream_bytes_out(const struct stream *s);
+
+#endif
