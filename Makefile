@@ -3,6 +3,11 @@ BUILD_DIR      ?= build
 TEST_BUILD_DIR ?= build-test
 JOBS           ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE          ?= cmake
+IMAP_PORT      ?= 1143
+IMAPS_PORT     ?= 1993
+POP3_PORT      ?= 1110
+POP3S_PORT     ?= 1995
+LMTP_PORT      ?= 2424
 
 .PHONY: all deps build test run clean
 
@@ -22,7 +27,7 @@ test: deps
 	cd $(TEST_BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 run: build
-	@sh scripts/demo.sh $(BUILD_DIR)
+	@IMAP_PORT=$(IMAP_PORT) IMAPS_PORT=$(IMAPS_PORT) POP3_PORT=$(POP3_PORT) POP3S_PORT=$(POP3S_PORT) LMTP_PORT=$(LMTP_PORT) sh scripts/demo.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR) $(TEST_BUILD_DIR)

@@ -1,0 +1,96 @@
+#!/bin/sh
+# demo.sh BUILD_DIR: run a demo Coffer instance under ./var in the foreground, on loopback.
+# Ports can be changed with IMAP_PORT, IMAPS_PORT, POP3_PORT, POP3S_PORT, LMTP_PORT.
+set -eu
+BUILD=${1:-build}
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+VAR=$TOP/var
+IMAP_PORT=${IMAP_PORT:-1143}
+IMAPS_PORT=${IMAPS_PORT:-1993}
+POP3_PORT=${POP3_PORT:-1110}
+POP3S_PORT=${POP3S_PORT:-1995}
+LMTP_PORT=${LMTP_PORT:-2424}
+BIN=$TOP/$BUILD/bin
+
+mkdir -p "$VAR/tls"
+chmod 0700 "$VAR"
+
+# A service user when started as root: cofferd never runs workers as root.
+USER_LINE=""
+if [ "$(id -u)" = 0 ]; then
+    if ! id coffer >/dev/null 2>&1; then
+        useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin coffer
+    fi
+    USER_LINE="user = coffer"
+fi
+
+# A self-signed certificate on first run.
+if [ ! -s "$VAR/tls/cert.pem" ]; then
+    sh "$TOP/scripts/gen-cert.sh" "$VAR/tls/cert.pem" "$VAR/tls/key.pem" localhost >/dev/null
+fi
+[ -n "$USER_LINE" ] && chown -R coffer "$VAR/tls"
+
+# The partitions file from the example, the config written fresh each run (so port changes apply).
+[ -f "$VAR/partitions.conf" ] || cp "$TOP/partitions.conf.example" "$VAR/partitions.conf"
+cat > "$VAR/coffer.conf" <<CONF
+# Demo configuration written by scripts/demo.sh (make run); rewritten on every run.
+configdir = config
+$USER_LINE
+pidfile = cofferd.pid
+log_target = stderr
+hostname = localhost
+tls_cert = tls/cert.pem
+tls_key = tls/key.pem
+allow_plaintext = yes
+admins = admin
+shutdown_timeout = 5s
+
+[service imap]
+program = imapd
+listen = 127.0.0.1:$IMAP_PORT [::1]:$IMAP_PORT
+
+[service imaps]
+program = imapd
+listen = 127.0.0.1:$IMAPS_PORT
+tls = implicit
+
+[service pop3]
+program = pop3d
+listen = 127.0.0.1:$POP3_PORT
+
+[service pop3s]
+program = pop3d
+listen = 127.0.0.1:$POP3S_PORT
+tls = implicit
+
+[service lmtp]
+program = lmtpd
+listen = 127.0.0.1:$LMTP_PORT
+tls = none
+CONF
+# [::1] may be missing on some machines: listen on IPv4 only then.
+if ! python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1",0))' 2>/dev/null; then
+    sed -i "s/ \[::1\]:$IMAP_PORT//" "$VAR/coffer.conf"
+fi
+
+"$BIN/cofferd" -C "$VAR/coffer.conf" -t
+
+# Demo accounts in the SASL password database (configdir/sasldb2).
+mkdir -p "$VAR/config"
+for pair in demo:demo admin:admin; do
+    u=${pair%%:*}; p=${pair#*:}
+    printf '%s' "$p" | saslpasswd2 -p -c -f "$VAR/config/sasldb2" -u localhost "$u"
+done
+[ -n "$USER_LINE" ] && chown -R coffer "$VAR/config"
+
+cat <<MSG
+
+  Coffer demo server (Ctrl-C stops it)
+    IMAP   127.0.0.1:$IMAP_PORT  (STARTTLS)     IMAPS  127.0.0.1:$IMAPS_PORT
+    POP3   127.0.0.1:$POP3_PORT  (STLS)         POP3S  127.0.0.1:$POP3S_PORT
+    LMTP   127.0.0.1:$LMTP_PORT
+    users  demo / demo,  admin / admin (administrator)
+    data   $VAR  (config: $VAR/coffer.conf)
+
+MSG
+exec "$BIN/cofferd" -C "$VAR/coffer.conf" -f
