@@ -26,7 +26,7 @@ fi
 
 # A self-signed certificate on first run.
 if [ ! -s "$VAR/tls/cert.pem" ]; then
-    sh "$TOP/scripts/gen-cert.sh" "$VAR/tls/cert.pem" "$VAR/tls/key.pem" localhost >/dev/null
+    sh "$TOP/scripts/gen-cert.sh" -d 825 "$VAR/tls/cert.pem" "$VAR/tls/key.pem" >/dev/null
 fi
 [ -n "$USER_LINE" ] && chown -R coffer "$VAR/tls"
 
