@@ -3,7 +3,22 @@
  *
  * All reads block until data arrives, the idle timeout passes, or the process's interrupt flag
  * (stream_set_interrupt_flag) becomes non-zero. Writes are buffered until stream_flush() or
- * until the buffer fills; a handler flushes once per response. */
+ * until the buffer fills; a handler flushes once per response.
+ *
+ * Implementation notes callers may rely on:
+ * - The read and write buffers are 64 KiB each; a write larger than the buffer goes straight out.
+ * - stream_new puts the fd in O_NONBLOCK mode (on its open file description, so a dup shares
+ *   it); every wait is a poll() in slices of at most one second, so the interrupt flag is seen
+ *   within a second even when no signal interrupts the poll.
+ * - SIGPIPE: plain sockets are written with send(MSG_NOSIGNAL) and TLS goes through a private
+ *   BIO that does the same, so a peer that has gone away gives CF_E_IO, never SIGPIPE. The
+ *   stream never changes signal dispositions. (A non-socket fd is written with write(), which
+ *   can raise SIGPIPE: only sockets are expected here.)
+ * - Write timeout: a flush fails with CF_E_TIMEOUT when the peer accepts no byte for the idle
+ *   timeout (60 s when the idle timeout is 0). Write errors are sticky: once a write failed,
+ *   every later write and flush returns the same code at once. Writes ignore the interrupt
+ *   flag, so a session can still say BYE while shutting down.
+ * - Not thread-safe: one stream belongs to one thread. */
 #ifndef COFFER_NET_STREAM_H
 #define COFFER_NET_STREAM_H
 #include "core/buf.h"
@@ -23,21 +38,36 @@ void stream_set_max_line(struct stream *s, size_t max);   /* longest line, CRLF 
 int stream_fd(const struct stream *s);
 
 /* stream_set_interrupt_flag: process-wide; when *flag is non-zero while a read waits for
- * input, the read returns CF_E_SHUTDOWN (used for graceful shutdown: the caller says BYE). */
+ * input, the read returns CF_E_SHUTDOWN (used for graceful shutdown: the caller says BYE).
+ * Precisely: input already buffered is still returned; any read that needs bytes from the
+ * socket returns CF_E_SHUTDOWN once the flag is set, and a blocked read notices the flag at
+ * once when a signal interrupts its poll() (handler installed without SA_RESTART), else
+ * within a second. The stream installs no signal handler itself. NULL disables it. */
 void stream_set_interrupt_flag(volatile sig_atomic_t *flag);
 
 /* stream_read_line: the next line, without its CRLF or bare LF, replaces out's contents.
  * Returns 0; CF_E_LIMIT when the line is longer than max line (the rest of that line is read
  * and thrown away so the next read starts on a fresh line); CF_E_EOF; CF_E_TIMEOUT;
- * CF_E_SHUTDOWN; CF_E_IO; CF_E_TLS. */
+ * CF_E_SHUTDOWN; CF_E_IO; CF_E_TLS. A line is never returned in part: bytes of an unfinished
+ * line stay in the stream (after CF_E_TIMEOUT or CF_E_SHUTDOWN a retry continues the same
+ * line) and are dropped at end of file. A line longer than out's cap also gives CF_E_LIMIT
+ * (consumed, out left empty). A bare CR inside a line is kept as data. */
 int stream_read_line(struct stream *s, struct buf *out);
 
 /* stream_read_exact: append exactly n bytes to out (out's cap, if any, is respected:
- * CF_E_LIMIT). Same errors as stream_read_line. */
+ * CF_E_LIMIT). Same errors as stream_read_line. On CF_E_LIMIT nothing is consumed (the caller
+ * may stream_skip the bytes); on any other error out is restored to its old length and the
+ * bytes already read are lost. */
 int stream_read_exact(struct stream *s, size_t n, struct buf *out);
 
-/* stream_read_to_fd: copy exactly n bytes from the stream to fd (for large literals). */
+/* stream_read_to_fd: copy exactly n bytes from the stream to fd (for large literals); fd is
+ * written with blocking write()s. 0, or the read errors above, or CF_E_IO when writing fd
+ * fails (logged). */
 int stream_read_to_fd(struct stream *s, size_t n, int fd);
+
+/* stream_skip: read and throw away exactly n bytes (a literal that is refused but must be
+ * consumed, such as an oversized non-synchronizing literal). Same errors as a read. */
+int stream_skip(struct stream *s, size_t n);
 
 /* stream_pending: bytes already read from the socket and buffered, not yet consumed. */
 size_t stream_pending(const struct stream *s);
@@ -52,7 +82,13 @@ int stream_printf(struct stream *s, const char *fmt, ...) __attribute__((format(
 int stream_flush(struct stream *s);       /* 0, CF_E_IO, CF_E_TLS, CF_E_TIMEOUT */
 
 /* TLS. tls_ctx_new: a server context from PEM files; min_version "1.2" or "1.3"; ciphers may
- * be "" for OpenSSL's defaults. On failure returns CF_E_TLS with a reason in err. */
+ * be "" for OpenSSL's defaults. On failure returns CF_E_TLS with a reason in err.
+ * cert may hold the whole chain (leaf first); the key must match the leaf certificate.
+ * ciphers is an OpenSSL cipher list for TLS 1.2 (TLS 1.3 keeps OpenSSL's default suites);
+ * NULL or "" means the defaults. NULL or "" min_version means "1.2" ("TLSv1.2"/"TLSv1.3"
+ * are accepted too). Compression and renegotiation are off; session tickets are on.
+ * err (may be NULL) gets text appended, e.g. "private key /x/key.pem does not match
+ * certificate /x/cert.pem: key values mismatch". */
 int tls_ctx_new(const char *cert, const char *key, const char *ciphers, const char *min_version,
                 struct tls_ctx **out, struct buf *err);
 void tls_ctx_free(struct tls_ctx **ctx);
@@ -62,11 +98,21 @@ void tls_ctx_free(struct tls_ctx **ctx);
  * pipelined after the STARTTLS command is discarded (RFC 3207 section 4.2 / RFC 2595
  * section 3.1 injection defence) and that fact is returned as 1; 0 on success without such
  * input; CF_E_TLS on failure (the session must then be closed). */
+/* Details: buffered output is flushed (in plaintext) before the handshake. The handshake
+ * blocks for at most the stream's timeout (60 s when it is 0), polling the fd; a set interrupt
+ * flag aborts it. On failure the reason is logged and kept for stream_tls_error(), and the
+ * stream is dead: every later read or write returns CF_E_TLS (it never falls back to
+ * plaintext). Calling it on a stream that is already TLS returns CF_E_TLS. */
 int stream_start_tls(struct stream *s, struct tls_ctx *ctx);
 int stream_is_tls(const struct stream *s);
 const char *stream_tls_info(const struct stream *s);   /* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "" */
 
-/* Counters for logging. */
+/* stream_tls_error: why the last TLS handshake or record operation failed, as OpenSSL's
+ * readable reasons ("unsupported protocol"); "" when none. Owned by the stream. */
+const char *stream_tls_error(const struct stream *s);
+
+/* Counters for logging: application bytes (plaintext, after TLS decryption) received from
+ * and sent to the peer, including input later discarded by STARTTLS or over-long lines. */
 unsigned long long stream_bytes_in(const struct stream *s);
 unsigned long long stream_bytes_out(const struct stream *s);
 
