@@ -12,7 +12,9 @@
 #ifndef COFFER_NET_WORKER_H
 #define COFFER_NET_WORKER_H
 #include "core/config.h"
+#include "core/strarr.h"
 #include <signal.h>
+#include <stdint.h>
 
 struct stream;
 struct tls_ctx;
@@ -40,6 +42,28 @@ struct worker_ops {
 /* Set by SIGTERM: the server is shutting down. A session waiting for input gets CF_E_SHUTDOWN
  * from the stream, says goodbye in its protocol (* BYE, -ERR, 421) and returns. */
 extern volatile sig_atomic_t worker_shutdown;
+
+/* Set by SIGUSR2 (cofferd retires the worker on reload): exit when the current session ends,
+ * at once when idle. Live connections are never cut by it. */
+extern volatile sig_atomic_t worker_retire;
+
+/* The contract between cofferd and its workers. Listeners are fds WORKER_FIRST_FD ..
+ * WORKER_FIRST_FD+N-1 with N in $COFFER_LISTEN_FDS; $COFFER_STATUS_FD is the write end of one
+ * pipe shared by all workers, on which each sends struct worker_status records: READY when it is
+ * idle and about to accept, BUSY when it got a connection. A record is 8 bytes, far below
+ * PIPE_BUF, so writes from many workers never interleave. */
+#define WORKER_FIRST_FD 3
+#define WORKER_ENV_LISTEN_FDS "COFFER_LISTEN_FDS"
+#define WORKER_ENV_STATUS_FD "COFFER_STATUS_FD"
+enum worker_state { WORKER_READY = 1, WORKER_BUSY = 2 };
+struct worker_status {
+    int32_t pid;
+    int32_t state;                      /* enum worker_state */
+};
+
+/* worker_args: the extra arguments after "-C conf -S service" (from the service's args
+ * setting), valid after worker_main has started; owned by worker.c. */
+const struct strarr *worker_args(void);
 
 /* worker_main: never returns to a caller that should go on; returns the exit code for main. */
 int worker_main(int argc, char **argv, const struct worker_ops *ops);

@@ -1,0 +1,350 @@
+/* worker.c: the worker side of cofferd's prefork model: accept on the inherited listeners,
+ * report READY/BUSY to the master, serve each connection through the program's ops. */
+#include "net/worker.h"
+#include "core/error.h"
+#include "core/fileutil.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "net/listen.h"
+#include "net/stream.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+volatile sig_atomic_t worker_shutdown;
+volatile sig_atomic_t worker_retire;
+
+static struct strarr g_args = STRARR_INIT;
+static int g_status_fd = -1;
+static int g_last_state;
+
+const struct strarr *worker_args(void) { return &g_args; }
+
+static void on_term(int sig) { (void)sig; worker_shutdown = 1; }
+static void on_usr2(int sig) { (void)sig; worker_retire = 1; }
+
+/* install_signals: SIGTERM and SIGUSR2 without SA_RESTART, so a blocked poll() returns EINTR
+ * and the flag is looked at at once. Under a master, SIGINT and SIGHUP are ignored: a Ctrl-C
+ * or hangup on cofferd's terminal reaches the whole process group, and the master decides
+ * what happens to its workers. */
+static void install_signals(int under_master)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_term;
+    sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_usr2;
+    sigaction(SIGUSR2, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    if (under_master) {
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+    }
+    stream_set_interrupt_flag(&worker_shutdown);
+}
+
+/* report: tell the master our state (only on change). If the master has gone away (EPIPE),
+ * finish the current session and exit rather than serve on unsupervised. */
+static void report(int state)
+{
+    if (g_status_fd < 0 || state == g_last_state) return;
+    struct worker_status m = { (int32_t)getpid(), (int32_t)state };
+    ssize_t n;
+    do n = write(g_status_fd, &m, sizeof m);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EPIPE) worker_retire = 1;
+    g_last_state = state;
+}
+
+static int env_int(const char *name, int def)
+{
+    const char *v = getenv(name);
+    if (!v || !*v) return def;
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*end || x < 0 || x > INT_MAX) return def;
+    return (int)x;
+}
+
+/* serve: one connection on fd (owned; freed with the stream). */
+static void serve(const struct worker_ops *ops, const struct config *cfg,
+                  const struct config_service *svc, struct tls_ctx *tls, int fd)
+{
+    struct worker_session ws;
+    memset(&ws, 0, sizeof ws);
+    ws.cfg = cfg;
+    ws.svc = svc;
+    ws.tls = tls;
+
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+        listen_format((struct sockaddr *)&ss, len, ws.peer, sizeof ws.peer);
+        ws.is_unix = ss.ss_family == AF_UNIX;
+        ws.is_loopback = listen_is_loopback((struct sockaddr *)&ss);
+    } else {
+        /* not a socket (inetd mode on a pipe is relayed, so this is rare): a local user */
+        snprintf(ws.peer, sizeof ws.peer, "unix");
+        ws.is_unix = ws.is_loopback = 1;
+    }
+    len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+        listen_format((struct sockaddr *)&ss, len, ws.local, sizeof ws.local);
+    else
+        snprintf(ws.local, sizeof ws.local, "unix");
+
+    log_new_session_id();
+    log_info("connect", "service=%s peer=%s local=%s", log_quote(svc->name), ws.peer, ws.local);
+    ws.stream = stream_new(fd);
+    if (!strcmp(service_str(svc, SVC_TLS), "implicit")) {
+        int r = stream_start_tls(ws.stream, tls);
+        if (r < 0) {
+            log_info("disconnect", "reason=tls_failed in=%llu out=%llu",
+                     stream_bytes_in(ws.stream), stream_bytes_out(ws.stream));
+            goto done;
+        }
+        ws.tls_implicit = 1;
+    }
+    ops->session(&ws);
+    log_info("disconnect", "in=%llu out=%llu", stream_bytes_in(ws.stream),
+             stream_bytes_out(ws.stream));
+done:
+    stream_free(&ws.stream);
+    log_set_session(NULL);
+    log_set_user(NULL);
+    log_set_mailbox(NULL);
+}
+
+/* relay: inetd mode when fd 0 is not a socket (a terminal or pipes): the session gets one end
+ * of a socketpair and a child process copies stdin to it and it to stdout, so the stream
+ * always sits on a socket (it sets O_NONBLOCK, which must not leak onto a terminal).
+ * Returns the session's fd and the relay's pid in *pid_r, or -1. */
+static int relay_start(pid_t *pid_r)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        int s = sv[1], in_open = 1;
+        char b[16384];
+        for (;;) {
+            struct pollfd p[2] = { { s, POLLIN, 0 }, { 0, POLLIN, 0 } };
+            if (poll(p, in_open ? 2 : 1, -1) < 0) {
+                if (errno == EINTR) continue;
+                _exit(1);
+            }
+            if (p[0].revents) {
+                ssize_t n = read(s, b, sizeof b);
+                if (n <= 0) _exit(0);
+                if (write_all(1, b, (size_t)n)) _exit(0);
+            }
+            if (in_open && p[1].revents) {
+                ssize_t n = read(0, b, sizeof b);
+                if (n <= 0) {
+                    in_open = 0;
+                    shutdown(s, SHUT_WR);
+                } else if (write_all(s, b, (size_t)n)) {
+                    _exit(0);
+                }
+            }
+        }
+    }
+    close(sv[1]);
+    *pid_r = pid;
+    return sv[0];
+}
+
+static int inetd_session(const struct worker_ops *ops, const struct config *cfg,
+                         const struct config_service *svc, struct tls_ctx *tls)
+{
+    struct stat st;
+    if (fstat(0, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        int fd = dup(0);
+        if (fd < 0) return 1;
+        serve(ops, cfg, svc, tls, fd);
+        return 0;
+    }
+    pid_t relay = -1;
+    int fd = relay_start(&relay);
+    if (fd < 0) {
+        log_err("inetd_failed", "error=%s", log_quote(strerror(errno)));
+        return 1;
+    }
+    serve(ops, cfg, svc, tls, fd);
+    int st2;
+    while (waitpid(relay, &st2, 0) < 0 && errno == EINTR) {}
+    return 0;
+}
+
+/* accept_loop: the prefork worker's life. Returns the exit code. */
+static int accept_loop(const struct worker_ops *ops, const struct config *cfg,
+                       const struct config_service *svc, struct tls_ctx *tls, int nfds)
+{
+    struct pollfd *p = xreallocarray(NULL, (size_t)nfds, sizeof *p);
+    for (int i = 0; i < nfds; i++) {
+        int fd = WORKER_FIRST_FD + i;
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0) {
+            log_err("worker_failed", "error=\"listener fd %d: %s\"", fd, strerror(errno));
+            free(p);
+            return 1;
+        }
+        /* Several workers poll the same sockets; when one connection wakes them all, the
+         * losers' accept must fail with EAGAIN instead of blocking. */
+        if (!(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        p[i].fd = fd;
+        p[i].events = POLLIN;
+    }
+    long long maxuse = service_int(svc, SVC_MAXUSE);
+    long long served = 0;
+    sigset_t block, orig;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGUSR2);
+
+    while (maxuse == 0 || served < maxuse) {
+        report(WORKER_READY);
+        /* Flags are checked with the signals blocked and ppoll unblocks them atomically, so
+         * a signal that arrives just before we sleep still wakes us. */
+        sigprocmask(SIG_BLOCK, &block, &orig);
+        if (worker_shutdown || worker_retire) {
+            sigprocmask(SIG_SETMASK, &orig, NULL);
+            break;
+        }
+        int n = ppoll(p, (nfds_t)nfds, NULL, &orig);
+        int e = errno;
+        sigprocmask(SIG_SETMASK, &orig, NULL);
+        if (n < 0) {
+            if (e == EINTR) continue;
+            log_err("worker_failed", "error=\"poll: %s\"", strerror(e));
+            free(p);
+            return 1;
+        }
+        for (int i = 0; i < nfds; i++) {
+            if (!p[i].revents) continue;
+            int c = accept4(p[i].fd, NULL, NULL, SOCK_CLOEXEC);
+            if (c < 0) {
+                e = errno;
+                if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR || e == ECONNABORTED ||
+                    e == EPROTO)
+                    continue;
+                /* EMFILE and friends: back off instead of spinning */
+                log_warn("accept_failed", "error=%s", log_quote(strerror(e)));
+                usleep(100000);
+                continue;
+            }
+            report(WORKER_BUSY);
+            served++;
+            serve(ops, cfg, svc, tls, c);
+            break;   /* report READY again and poll afresh, also checking the flags */
+        }
+    }
+    free(p);
+    log_debug("worker_exit", "service=%s served=%lld reason=%s", log_quote(svc->name), served,
+              worker_shutdown ? "shutdown" : worker_retire ? "retired" : "maxuse");
+    return 0;
+}
+
+int worker_main(int argc, char **argv, const struct worker_ops *ops)
+{
+    const char *conf = NULL, *svcname = NULL;
+    int inetd = 0, i;
+    int under_master = getenv(WORKER_ENV_STATUS_FD) != NULL;
+    install_signals(under_master);
+
+    for (i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-C") && i + 1 < argc) conf = argv[++i];
+        else if (!strcmp(argv[i], "-S") && i + 1 < argc) svcname = argv[++i];
+        else if (!strcmp(argv[i], "-i")) inetd = 1;
+        else if (!strcmp(argv[i], "--")) { i++; break; }
+        else break;
+    }
+    strarr_fini(&g_args);
+    for (; i < argc; i++) strarr_add(&g_args, argv[i]);
+    if (!conf) {
+        fprintf(stderr, "usage: %s -C coffer.conf [-S service] [-i] [args...]\n", ops->name);
+        return 2;
+    }
+
+    struct config *cfg = NULL;
+    struct buf err = BUF_INIT;
+    struct tls_ctx *tls = NULL;
+    int rc = 1;
+    if (config_load(conf, &cfg, &err)) {
+        fprintf(stderr, "%s: %s", ops->name, buf_cstr(&err));
+        rc = 2;
+        goto out;
+    }
+    const struct config_service *svc = NULL;
+    if (svcname) {
+        svc = config_service(cfg, svcname);
+    } else {
+        /* without -S, the first service that runs this program */
+        for (size_t k = 0; k < cfg->nservices && !svc; k++) {
+            const char *prog = service_str(&cfg->services[k], SVC_PROGRAM);
+            const char *base = strrchr(prog, '/');
+            if (!strcmp(base ? base + 1 : prog, ops->name)) svc = &cfg->services[k];
+        }
+    }
+    if (!svc) {
+        fprintf(stderr, "%s: %s: no service %s%s%s\n", ops->name, conf, svcname ? "'" : "for ",
+                svcname ? svcname : ops->name, svcname ? "'" : "");
+        rc = 2;
+        goto out;
+    }
+
+    enum log_level lvl = LOG_LVL_INFO;
+    log_level_parse(config_str(cfg, CFG_LOG_LEVEL), &lvl);
+    log_init(ops->name, !strcmp(config_str(cfg, CFG_LOG_TARGET), "stderr"), lvl);
+
+    const char *cert = config_str(cfg, CFG_TLS_CERT), *key = config_str(cfg, CFG_TLS_KEY);
+    if (*cert && *key) {
+        if (tls_ctx_new(cert, key, config_str(cfg, CFG_TLS_CIPHERS),
+                        config_str(cfg, CFG_TLS_MIN_VERSION), &tls, &err) < 0) {
+            log_err("tls_config_failed", "service=%s error=%s", log_quote(svc->name),
+                    log_quote(buf_cstr(&err)));
+            goto out;
+        }
+    } else if (!strcmp(service_str(svc, SVC_TLS), "implicit")) {
+        log_err("tls_config_failed", "service=%s error=\"tls = implicit needs tls_cert and "
+                "tls_key\"", log_quote(svc->name));
+        goto out;
+    }
+    if (ops->init && ops->init(cfg, svc)) goto out;
+
+    if (inetd) {
+        rc = inetd_session(ops, cfg, svc, tls);
+        goto out;
+    }
+    int nfds = env_int(WORKER_ENV_LISTEN_FDS, 0);
+    g_status_fd = env_int(WORKER_ENV_STATUS_FD, -1);
+    if (g_status_fd >= 0) fcntl(g_status_fd, F_SETFD, FD_CLOEXEC);
+    if (nfds <= 0) {
+        log_err("worker_failed", "error=\"no listeners: run me from cofferd, or with -i\"");
+        goto out;
+    }
+    rc = accept_loop(ops, cfg, svc, tls, nfds);
+out:
+    tls_ctx_free(&tls);
+    config_free(&cfg);
+    buf_fini(&err);
+    strarr_fini(&g_args);
+    return rc;
+}
