@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define X(id, name, type, def, doc) { name, CT_##type, def, doc },
 static const struct config_def global_defs[CFG__COUNT] = { COFFER_GLOBAL_SETTINGS(X) };
@@ -230,6 +231,30 @@ static int load_partitions(struct config *c, struct buf *err)
     return r;
 }
 
+/* derive_defaults: settings whose default depends on others or on the system. */
+static void derive_defaults(struct config *c)
+{
+    if (!*c->v[CFG_HOSTNAME].s) {
+        char host[256] = "localhost";
+        if (gethostname(host, sizeof host - 1) < 0) strcpy(host, "localhost");
+        host[sizeof host - 1] = '\0';
+        free(c->v[CFG_HOSTNAME].s);
+        c->v[CFG_HOSTNAME].s = xstrdup(host);
+    }
+    if (!*c->v[CFG_PIDFILE].s) {
+        free(c->v[CFG_PIDFILE].s);
+        c->v[CFG_PIDFILE].s = xasprintf("%s/cofferd.pid", c->v[CFG_CONFIGDIR].s);
+    }
+    if (!*c->v[CFG_SASL_DBPATH].s) {
+        free(c->v[CFG_SASL_DBPATH].s);
+        c->v[CFG_SASL_DBPATH].s = xasprintf("%s/sasldb2", c->v[CFG_CONFIGDIR].s);
+    }
+    if (!*c->v[CFG_SASL_REALM].s) {
+        free(c->v[CFG_SASL_REALM].s);
+        c->v[CFG_SASL_REALM].s = xstrdup(c->v[CFG_HOSTNAME].s);
+    }
+}
+
 int config_load(const char *path, struct config **out, struct buf *err)
 {
     *out = NULL;
@@ -334,6 +359,7 @@ int config_load(const char *path, struct config **out, struct buf *err)
             r = CF_E_PARSE;
         }
     }
+    derive_defaults(c);
     if (!r) r = load_partitions(c, err);
     if (r) {
         config_free(&c);

@@ -1,0 +1,341 @@
+/* sasl.c: glue over the Cyrus SASL server library (see sasl.h). */
+#include "auth/sasl.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include <db.h>
+#include <errno.h>
+#include <sasl/sasl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct csasl {
+    sasl_conn_t *conn;
+    int plaintext_ok;
+    char *user;     /* authorized identity, no realm */
+    char *authid;   /* authenticated identity, no realm */
+};
+
+static const struct config *g_cfg;
+static int g_inited;
+
+/* SASL options come from coffer.conf; nothing is read from SASL's own config files. */
+static int cb_getopt(void *context, const char *plugin, const char *option, const char **result,
+                     unsigned *len)
+{
+    (void)context; (void)plugin;
+    const char *v = NULL;
+    if (!strcmp(option, "pwcheck_method")) v = config_str(g_cfg, CFG_SASL_PWCHECK_METHOD);
+    else if (!strcmp(option, "auxprop_plugin")) v = "sasldb";
+    else if (!strcmp(option, "sasldb_path")) v = config_str(g_cfg, CFG_SASL_DBPATH);
+    else if (!strcmp(option, "mech_list")) v = config_str(g_cfg, CFG_SASL_MECH_LIST);
+    else if (!strcmp(option, "saslauthd_path") && *config_str(g_cfg, CFG_SASL_SASLAUTHD_PATH))
+        v = config_str(g_cfg, CFG_SASL_SASLAUTHD_PATH);
+    else if (!strcmp(option, "log_level")) v = "2";  /* errors and failures */
+    if (!v) return SASL_FAIL;
+    *result = v;
+    if (len) *len = (unsigned)strlen(v);
+    return SASL_OK;
+}
+
+static int cb_log(void *context, int level, const char *message)
+{
+    (void)context;
+    enum log_level l = level <= SASL_LOG_ERR ? LOG_LVL_ERR
+                     : level <= SASL_LOG_WARN ? LOG_LVL_WARNING
+                     : level <= SASL_LOG_NOTE ? LOG_LVL_NOTICE : LOG_LVL_DEBUG;
+    log_event(l, "sasl", "message=%s", log_quote(message));
+    return SASL_OK;
+}
+
+static int is_admin(const char *user, size_t len)
+{
+    const struct strarr *admins = config_list(g_cfg, CFG_ADMINS);
+    for (size_t i = 0; i < admins->count; i++)
+        if (strlen(admins->v[i]) == len && !memcmp(admins->v[i], user, len)) return 1;
+    return 0;
+}
+
+/* Proxy authorization (authzid): a user may act as someone else only when an administrator. */
+static int cb_proxy(sasl_conn_t *conn, void *context, const char *requested, unsigned rlen,
+                    const char *auth, unsigned alen, const char *def_realm, unsigned urlen,
+                    struct propctx *propctx)
+{
+    (void)context; (void)def_realm; (void)urlen; (void)propctx;
+    if (rlen == alen && !memcmp(requested, auth, rlen)) return SASL_OK;
+    const char *at = memchr(auth, '@', alen);
+    size_t base = at ? (size_t)(at - auth) : alen;
+    if (is_admin(auth, base)) return SASL_OK;
+    sasl_seterror(conn, 0, "not authorized to act as another user");
+    return SASL_BADAUTH;
+}
+
+static sasl_callback_t g_callbacks[] = {
+    { SASL_CB_GETOPT, (int (*)(void))(void *)cb_getopt, NULL },
+    { SASL_CB_LOG, (int (*)(void))(void *)cb_log, NULL },
+    { SASL_CB_PROXY_POLICY, (int (*)(void))(void *)cb_proxy, NULL },
+    { SASL_CB_LIST_END, NULL, NULL },
+};
+
+int csasl_init(const struct config *cfg)
+{
+    g_cfg = cfg;
+    if (g_inited) return 0;
+    int r = sasl_server_init(g_callbacks, "coffer");
+    if (r != SASL_OK) {
+        log_err("sasl_init_failed", "error=%s", log_quote(sasl_errstring(r, NULL, NULL)));
+        return CF_E_INTERNAL;
+    }
+    g_inited = 1;
+    return 0;
+}
+
+void csasl_done(void)
+{
+    if (g_inited) sasl_server_done();
+    g_inited = 0;
+}
+
+int csasl_new(const char *service, const char *local, const char *peer, int tls_ssf,
+              struct csasl **out)
+{
+    *out = NULL;
+    struct csasl *s = xzmalloc(sizeof *s);
+    int r = sasl_server_new(service, config_str(g_cfg, CFG_HOSTNAME),
+                            config_str(g_cfg, CFG_SASL_REALM), local, peer, NULL, 0, &s->conn);
+    if (r != SASL_OK) {
+        log_err("sasl_new_failed", "error=%s", log_quote(sasl_errstring(r, NULL, NULL)));
+        free(s);
+        return CF_E_INTERNAL;
+    }
+    s->plaintext_ok = tls_ssf > 0 || config_int(g_cfg, CFG_ALLOW_PLAINTEXT);
+    sasl_security_properties_t sec;
+    memset(&sec, 0, sizeof sec);
+    sec.maxbufsize = 0;          /* no SASL security layer: TLS protects the session */
+    sec.min_ssf = 0;
+    sec.max_ssf = 0;
+    sec.security_flags = SASL_SEC_NOANONYMOUS | (s->plaintext_ok ? 0 : SASL_SEC_NOPLAINTEXT);
+    sasl_setprop(s->conn, SASL_SEC_PROPS, &sec);
+    sasl_ssf_t ext = (sasl_ssf_t)tls_ssf;
+    sasl_setprop(s->conn, SASL_SSF_EXTERNAL, &ext);
+    *out = s;
+    return 0;
+}
+
+void csasl_free(struct csasl **sp)
+{
+    struct csasl *s = *sp;
+    if (!s) return;
+    sasl_dispose(&s->conn);
+    free(s->user);
+    free(s->authid);
+    free(s);
+    *sp = NULL;
+}
+
+int csasl_mechs(struct csasl *s, const char *sep, struct buf *out)
+{
+    const char *list;
+    unsigned len;
+    int count;
+    buf_reset(out);
+    if (sasl_listmech(s->conn, NULL, "", sep, "", &list, &len, &count) != SASL_OK) return 0;
+    return buf_append(out, list, len);
+}
+
+int csasl_mech_allowed(struct csasl *s, const char *mech)
+{
+    struct buf b = BUF_INIT;
+    struct strarr a = STRARR_INIT;
+    csasl_mechs(s, " ", &b);
+    strarr_split(&a, buf_cstr(&b), " ", 0);
+    int found = strarr_find_case(&a, mech) >= 0;
+    strarr_fini(&a);
+    buf_fini(&b);
+    return found;
+}
+
+/* strip_realm: "user@realm" -> "user" when realm is ours. */
+static char *strip_realm(const char *u)
+{
+    const char *realm = config_str(g_cfg, CFG_SASL_REALM);
+    const char *at = strrchr(u, '@');
+    if (at && !strcmp(at + 1, realm)) return xstrndup(u, (size_t)(at - u));
+    return xstrdup(u);
+}
+
+static int finish(struct csasl *s)
+{
+    const void *user = NULL, *authid = NULL;
+    if (sasl_getprop(s->conn, SASL_USERNAME, &user) != SASL_OK || !user) return CF_E_INTERNAL;
+    sasl_getprop(s->conn, SASL_AUTHUSER, &authid);
+    free(s->user);
+    free(s->authid);
+    s->user = strip_realm(user);
+    s->authid = strip_realm(authid ? authid : user);
+    return 0;
+}
+
+static int map_result(struct csasl *s, int r)
+{
+    switch (r) {
+    case SASL_OK: return finish(s);
+    case SASL_CONTINUE: return 1;
+    case SASL_NOMECH: case SASL_TOOWEAK: case SASL_ENCRYPT: return CF_E_NOTFOUND;
+    case SASL_BADPROT: case SASL_BADPARAM: return CF_E_PARSE;
+    case SASL_TRYAGAIN: case SASL_UNAVAIL: case SASL_NOMEM: return CF_E_AGAIN;
+    default:
+        log_debug("sasl_failed", "error=%s", log_quote(sasl_errdetail(s->conn)));
+        return CF_E_PERM;
+    }
+}
+
+int csasl_start(struct csasl *s, const char *mech, const char *in, size_t inlen,
+                const char **out, size_t *outlen)
+{
+    unsigned olen = 0;
+    *out = NULL;
+    if (!csasl_mech_allowed(s, mech)) return CF_E_NOTFOUND;
+    int r = sasl_server_start(s->conn, mech, in, (unsigned)inlen, out, &olen);
+    *outlen = olen;
+    return map_result(s, r);
+}
+
+int csasl_step(struct csasl *s, const char *in, size_t inlen, const char **out, size_t *outlen)
+{
+    unsigned olen = 0;
+    *out = NULL;
+    int r = sasl_server_step(s->conn, in, (unsigned)inlen, out, &olen);
+    *outlen = olen;
+    return map_result(s, r);
+}
+
+int csasl_checkpass(struct csasl *s, const char *user, const char *pass)
+{
+    if (!*user || strchr(user, '\0') != user + strlen(user)) return CF_E_PERM;
+    int r = sasl_checkpass(s->conn, user, (unsigned)strlen(user), pass, (unsigned)strlen(pass));
+    if (r != SASL_OK) {
+        if (r == SASL_TRYAGAIN || r == SASL_UNAVAIL) return CF_E_AGAIN;
+        return CF_E_PERM;
+    }
+    free(s->user);
+    free(s->authid);
+    s->user = strip_realm(user);
+    s->authid = xstrdup(s->user);
+    return 0;
+}
+
+const char *csasl_user(const struct csasl *s) { return s->user; }
+const char *csasl_authid(const struct csasl *s) { return s->authid; }
+
+/* ---- sasldb management (tools) ---- */
+
+static int admin_conn(sasl_conn_t **conn)
+{
+    int r = sasl_server_new("coffer", config_str(g_cfg, CFG_HOSTNAME),
+                            config_str(g_cfg, CFG_SASL_REALM), NULL, NULL, NULL, 0, conn);
+    if (r != SASL_OK) {
+        log_err("sasl_new_failed", "error=%s", log_quote(sasl_errstring(r, NULL, NULL)));
+        return CF_E_INTERNAL;
+    }
+    return 0;
+}
+
+int csasl_user_exists(const char *user)
+{
+    struct strarr users = STRARR_INIT;
+    int r = csasl_listusers(&users);
+    if (r == 0) r = strarr_find(&users, user) >= 0;
+    strarr_fini(&users);
+    return r;
+}
+
+int csasl_setpass(const char *user, const char *pass, int create)
+{
+    int exists = csasl_user_exists(user);
+    if (exists < 0) return exists;
+    if (create && exists) return CF_E_EXISTS;
+    if (!create && !exists) return CF_E_NOTFOUND;
+    sasl_conn_t *conn;
+    int r = admin_conn(&conn);
+    if (r) return r;
+    r = sasl_setpass(conn, user, pass, (unsigned)strlen(pass), NULL, 0, SASL_SET_CREATE);
+    if (r != SASL_OK) {
+        log_err("sasl_setpass_failed", "user=%s error=%s", log_quote(user),
+                log_quote(sasl_errdetail(conn)));
+        sasl_dispose(&conn);
+        return CF_E_IO;
+    }
+    sasl_dispose(&conn);
+    return 0;
+}
+
+/* sasldb is a Berkeley DB hash file of "user\0realm\0property" -> value, written by SASL's own
+ * sasldb plugin. Listing users has no SASL API, so we read the file directly (read-only);
+ * deleting goes through the same file, removing every property of the user. */
+static int sasldb_open(DB **dbp, int write)
+{
+    DB *db;
+    int e = db_create(&db, NULL, 0);
+    if (e) return CF_E_IO;
+    e = db->open(db, NULL, config_str(g_cfg, CFG_SASL_DBPATH), NULL, DB_UNKNOWN,
+                 write ? 0 : DB_RDONLY, 0600);
+    if (e) {
+        db->close(db, 0);
+        return e == ENOENT ? CF_E_NOTFOUND : CF_E_IO;
+    }
+    *dbp = db;
+    return 0;
+}
+
+/* each_user_key: call fn for every key of our realm; fn gets the user name. */
+static int scan(const char *only_user, struct strarr *users, int delete)
+{
+    DB *db;
+    int r = sasldb_open(&db, delete);
+    if (r == CF_E_NOTFOUND) return delete ? CF_E_NOTFOUND : 0;
+    if (r) return r;
+    const char *realm = config_str(g_cfg, CFG_SASL_REALM);
+    DBC *cur;
+    int found = 0;
+    if (db->cursor(db, NULL, &cur, 0)) { db->close(db, 0); return CF_E_IO; }
+    DBT k, v;
+    memset(&k, 0, sizeof k);
+    memset(&v, 0, sizeof v);
+    while (cur->get(cur, &k, &v, DB_NEXT) == 0) {
+        const char *p = k.data, *end = p + k.size;
+        const char *z1 = memchr(p, '\0', k.size);
+        if (!z1) continue;
+        const char *z2 = memchr(z1 + 1, '\0', (size_t)(end - z1 - 1));
+        if (!z2) continue;
+        size_t rl = (size_t)(z2 - z1 - 1);
+        if (rl != strlen(realm) || memcmp(z1 + 1, realm, rl)) continue;
+        char *u = xstrndup(p, (size_t)(z1 - p));
+        if (only_user && strcmp(u, only_user)) { free(u); continue; }
+        if (delete) {
+            cur->del(cur, 0);
+            found = 1;
+            free(u);
+        } else if (strarr_find(users, u) < 0) {
+            strarr_take(users, u);
+        } else {
+            free(u);
+        }
+    }
+    cur->close(cur);
+    db->close(db, 0);
+    if (users) strarr_sort(users);
+    return delete && !found ? CF_E_NOTFOUND : 0;
+}
+
+int csasl_listusers(struct strarr *out)
+{
+    return scan(NULL, out, 0);
+}
+
+int csasl_deluser(const char *user)
+{
+    return scan(user, NULL, 1);
+}

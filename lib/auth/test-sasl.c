@@ -1,0 +1,127 @@
+/* test-sasl.c: unit tests for the SASL glue against a real sasldb file. */
+#include "auth/sasl.h"
+#include "core/error.h"
+#include "core/fileutil.h"
+#include "core/log.h"
+#include "core/unit.h"
+#include "core/xmalloc.h"
+#include <stdlib.h>
+#include <string.h>
+
+static char dir[] = "/tmp/coffer-sasltest-XXXXXX";
+
+static int plain(struct csasl *s, const char *authz, const char *authc, const char *pw)
+{
+    char msg[256];
+    size_t n = 0;
+    n += (size_t)sprintf(msg + n, "%s", authz) + 1;
+    n += (size_t)sprintf(msg + n, "%s", authc) + 1;
+    memcpy(msg + n, pw, strlen(pw));
+    n += strlen(pw);
+    const char *out;
+    size_t outlen;
+    return csasl_start(s, "PLAIN", msg, n, &out, &outlen);
+}
+
+int main(void)
+{
+    log_init("test-sasl", 1, LOG_LVL_ERR);
+    if (!mkdtemp(dir)) return 2;
+    char *conf = xasprintf("%s/coffer.conf", dir), *parts = xasprintf("%s/partitions.conf", dir);
+    const char *text = "configdir = cfg\nhostname = test.example\nadmins = admin\n"
+                       "sasl_mech_list = PLAIN LOGIN SCRAM-SHA-256\n";
+    file_write_atomic(conf, text, strlen(text), 0600);
+    file_write_atomic(parts, "default spool\n", 14, 0600);
+    char *cfgdir = xasprintf("%s/cfg", dir);
+    mkdir_p(cfgdir, 0700);
+    struct config *cfg;
+    struct buf err = BUF_INIT;
+    UNIT_EQ_INT(config_load(conf, &cfg, &err), 0);
+    UNIT_EQ_STR(config_str(cfg, CFG_SASL_REALM), "test.example");
+    UNIT_EQ_INT(csasl_init(cfg), 0);
+
+    struct strarr users = STRARR_INIT;
+    UNIT_EQ_INT(csasl_listusers(&users), 0);           /* no database yet */
+    UNIT_EQ_INT(users.count, 0);
+    UNIT_EQ_INT(csasl_setpass("alice", "secret", 1), 0);
+    UNIT_EQ_INT(csasl_setpass("admin", "adminpw", 1), 0);
+    UNIT_EQ_INT(csasl_setpass("bob", "bobpw", 1), 0);
+    UNIT_EQ_INT(csasl_setpass("alice", "x", 1), CF_E_EXISTS);
+    UNIT_EQ_INT(csasl_setpass("nobody", "x", 0), CF_E_NOTFOUND);
+    UNIT_EQ_INT(csasl_user_exists("alice"), 1);
+    UNIT_EQ_INT(csasl_user_exists("carol"), 0);
+    UNIT_EQ_INT(csasl_listusers(&users), 0);
+    UNIT_EQ_INT(users.count, 3);
+    UNIT_EQ_STR(strarr_get(&users, 0), "admin");
+    UNIT_EQ_STR(strarr_get(&users, 2), "bob");
+    strarr_fini(&users);
+
+    struct csasl *s;
+    struct buf mechs = BUF_INIT;
+    /* without TLS and without allow_plaintext: no plaintext mechanisms, no plaintext checks */
+    UNIT_EQ_INT(csasl_new("imap", NULL, NULL, 0, &s), 0);
+    csasl_mechs(s, " ", &mechs);
+    UNIT_CHECK(strstr(buf_cstr(&mechs), "SCRAM-SHA-256") != NULL);
+    UNIT_CHECK(strstr(buf_cstr(&mechs), "PLAIN") == NULL);
+    UNIT_EQ_INT(csasl_mech_allowed(s, "plain"), 0);
+    UNIT_EQ_INT(plain(s, "", "alice", "secret"), CF_E_NOTFOUND);
+    csasl_free(&s);
+    UNIT_CHECK(s == NULL);
+
+    /* over TLS */
+    UNIT_EQ_INT(csasl_new("imap", NULL, NULL, 256, &s), 0);
+    csasl_mechs(s, " ", &mechs);
+    UNIT_CHECK(strstr(buf_cstr(&mechs), "PLAIN") != NULL);
+    UNIT_EQ_INT(csasl_checkpass(s, "alice", "wrong"), CF_E_PERM);
+    UNIT_EQ_INT(csasl_checkpass(s, "nosuch", "secret"), CF_E_PERM);
+    UNIT_EQ_INT(csasl_checkpass(s, "alice", "secret"), 0);
+    UNIT_EQ_STR(csasl_user(s), "alice");
+    csasl_free(&s);
+
+    UNIT_EQ_INT(csasl_new("imap", NULL, NULL, 256, &s), 0);
+    UNIT_EQ_INT(plain(s, "", "alice", "secret"), 0);
+    UNIT_EQ_STR(csasl_user(s), "alice");
+    UNIT_EQ_STR(csasl_authid(s), "alice");
+    csasl_free(&s);
+    UNIT_EQ_INT(csasl_new("imap", NULL, NULL, 256, &s), 0);
+    UNIT_EQ_INT(plain(s, "", "alice", "nope"), CF_E_PERM);
+    csasl_free(&s);
+    /* an administrator may authorize as another user; a user may not */
+    UNIT_EQ_INT(csasl_new("imap", NULL, NULL, 256, &s), 0);
+    UNIT_EQ_INT(plain(s, "bob", "admin", "adminpw"), 0);
+    UNIT_EQ_STR(csasl_user(s), "bob");
+    UNIT_EQ_STR(csasl_authid(s), "admin");
+    csasl_free(&s);
+    UNIT_EQ_INT(csasl_new("imap", NULL, NULL, 256, &s), 0);
+    UNIT_EQ_INT(plain(s, "alice", "bob", "bobpw"), CF_E_PERM);
+    csasl_free(&s);
+    /* unknown mechanism */
+    UNIT_EQ_INT(csasl_new("imap", NULL, NULL, 256, &s), 0);
+    const char *out;
+    size_t outlen;
+    UNIT_EQ_INT(csasl_start(s, "X-NOPE", NULL, 0, &out, &outlen), CF_E_NOTFOUND);
+    csasl_free(&s);
+
+    /* password change and delete */
+    UNIT_EQ_INT(csasl_setpass("alice", "newpw", 0), 0);
+    UNIT_EQ_INT(csasl_new("pop", NULL, NULL, 256, &s), 0);
+    UNIT_EQ_INT(csasl_checkpass(s, "alice", "secret"), CF_E_PERM);
+    UNIT_EQ_INT(csasl_checkpass(s, "alice", "newpw"), 0);
+    csasl_free(&s);
+    UNIT_EQ_INT(csasl_deluser("alice"), 0);
+    UNIT_EQ_INT(csasl_deluser("alice"), CF_E_NOTFOUND);
+    UNIT_EQ_INT(csasl_user_exists("alice"), 0);
+    UNIT_EQ_INT(csasl_new("pop", NULL, NULL, 256, &s), 0);
+    UNIT_EQ_INT(csasl_checkpass(s, "alice", "newpw"), CF_E_PERM);
+    csasl_free(&s);
+    UNIT_EQ_INT(csasl_user_exists("bob"), 1);
+
+    buf_fini(&mechs);
+    buf_fini(&err);
+    config_free(&cfg);
+    csasl_done();
+    char *cmd = xasprintf("rm -rf %s", dir);
+    if (system(cmd)) unit_failed++;
+    free(cmd); free(conf); free(parts); free(cfgdir);
+    UNIT_DONE();
+}
