@@ -75,13 +75,15 @@ fi
 
 "$BIN/cofferd" -C "$VAR/coffer.conf" -t
 
-# Demo accounts in the SASL password database (configdir/sasldb2).
+# Demo accounts in the SASL password database (configdir/sasldb2); coffer switches to the
+# service user itself when run as root.
 mkdir -p "$VAR/config"
+[ -n "$USER_LINE" ] && chown coffer "$VAR/config"
 for pair in demo:demo admin:admin; do
     u=${pair%%:*}; p=${pair#*:}
-    printf '%s' "$p" | saslpasswd2 -p -c -f "$VAR/config/sasldb2" -u localhost "$u"
+    "$BIN/coffer" -C "$VAR/coffer.conf" user passwd "$u" -p "$p" >/dev/null 2>&1 ||
+        "$BIN/coffer" -C "$VAR/coffer.conf" user add "$u" -p "$p" >/dev/null
 done
-[ -n "$USER_LINE" ] && chown -R coffer "$VAR/config"
 
 cat <<MSG
 

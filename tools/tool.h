@@ -1,0 +1,52 @@
+/* tool.h: shared plumbing of the `coffer` administration command: global options, config,
+ * output as a human table or JSON, and exit codes. */
+#ifndef COFFER_TOOLS_TOOL_H
+#define COFFER_TOOLS_TOOL_H
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/strarr.h"
+
+/* Exit codes (documented in coffer(8)). */
+enum tool_exit {
+    EXIT_OK = 0,         /* done; for checks: clean */
+    EXIT_FAIL = 1,       /* the operation failed, or a check found problems */
+    EXIT_USAGE = 2,      /* bad command line or bad configuration */
+    EXIT_NOTFOUND = 3,   /* the named user, mailbox, ... does not exist */
+    EXIT_EXISTS = 4,     /* it already exists */
+    EXIT_TEMPFAIL = 5,   /* try again (server busy, lock held, ...) */
+};
+
+struct tool {
+    const char *conf_path;
+    struct config *cfg;
+    int json;            /* --json given */
+    int argc;            /* the subcommand's arguments, options removed */
+    char **argv;
+};
+
+/* tool_exit_for: the exit code for a CF_E_* error. */
+int tool_exit_for(int err);
+
+/* A result table: column names, then rows of cells; printed aligned for humans or as a JSON
+ * array of objects. Cells that look like integers are emitted as JSON numbers when the column
+ * name ends in '#' (the '#' is not printed). */
+struct table {
+    struct strarr cols;
+    struct strarr cells;   /* row-major */
+};
+void table_init(struct table *t, const char *const *cols);
+void table_add(struct table *t, const char *const *row);
+void table_print(const struct table *t, int json);
+void table_fini(struct table *t);
+
+/* json_str: append s as a JSON string literal. */
+void json_str(struct buf *b, const char *s);
+
+/* tool_error: print "coffer SUB: message" to stderr (or {"error": ...} with --json to stdout). */
+void tool_error(const struct tool *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The subcommands. */
+int cmd_user(struct tool *t);
+int cmd_status(struct tool *t);
+
+#endif
