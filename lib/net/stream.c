@@ -169,14 +169,19 @@ static void openssl_reasons(char *dst, size_t size)
     const char *data;
     int flags;
     unsigned long e;
+    char prev[128] = "";
     dst[0] = '\0';
     while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
         char code[128];
-        const char *reason = ERR_reason_error_string(e);
+        const char *reason = ERR_SYSTEM_ERROR(e) ? strerror(ERR_GET_REASON(e))
+                                                 : ERR_reason_error_string(e);
         if (!reason) {
             ERR_error_string_n(e, code, sizeof code);
             reason = code;
         }
+        /* "system lib" only says that the entry before it was a system error */
+        if (!strcmp(prev, reason) || (used && !strcmp(reason, "system lib"))) continue;
+        snprintf(prev, sizeof prev, "%s", reason);
         int with_data = (flags & ERR_TXT_STRING) && data && *data;
         if (used + 1 >= size) continue;   /* keep draining the queue */
         int k = snprintf(dst + used, size - used, "%s%s%s%s%s", used ? "; " : "", reason,
