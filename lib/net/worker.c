@@ -312,7 +312,9 @@ int worker_main(int argc, char **argv, const struct worker_ops *ops)
 
     enum log_level lvl = LOG_LVL_INFO;
     log_level_parse(config_str(cfg, CFG_LOG_LEVEL), &lvl);
-    log_init(ops->name, !strcmp(config_str(cfg, CFG_LOG_TARGET), "stderr"), lvl);
+    int debug = env_int(WORKER_ENV_DEBUG, 0) == 1;
+    log_init(ops->name, debug || !strcmp(config_str(cfg, CFG_LOG_TARGET), "stderr"),
+             debug ? LOG_LVL_DEBUG : lvl);
 
     const char *cert = config_str(cfg, CFG_TLS_CERT), *key = config_str(cfg, CFG_TLS_KEY);
     if (*cert && *key) {

@@ -55,6 +55,8 @@ extern volatile sig_atomic_t worker_retire;
 #define WORKER_FIRST_FD 3
 #define WORKER_ENV_LISTEN_FDS "COFFER_LISTEN_FDS"
 #define WORKER_ENV_STATUS_FD "COFFER_STATUS_FD"
+/* set to 1 by `cofferd -d`: the worker logs to stderr at debug level whatever the config says */
+#define WORKER_ENV_DEBUG "COFFER_DEBUG"
 enum worker_state { WORKER_READY = 1, WORKER_BUSY = 2 };
 struct worker_status {
     int32_t pid;

@@ -1,0 +1,257 @@
+/* main.c: cofferd's command line and start-up: config check, pid file, binding, directories,
+ * daemonizing, dropping root, database recovery; then the supervisor loop of master.c. */
+#include "master.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/fileutil.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "store/kv.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef COFFER_DEFAULT_CONF
+#define COFFER_DEFAULT_CONF "/etc/coffer/coffer.conf"
+#endif
+
+/* Exit codes, documented in cofferd(8). */
+enum { EXIT_CLEAN = 0, EXIT_OTHER = 1, EXIT_CONFIG = 2, EXIT_BIND = 3, EXIT_RUNNING = 4 };
+
+/* g_notify: while daemonizing, the pipe to the waiting parent, which exits with the byte we
+ * send (so `cofferd -C ...` in a script still gets the start-up exit code); -1 otherwise. */
+static int g_notify = -1;
+
+static void notify_parent(int code)
+{
+    if (g_notify < 0) return;
+    unsigned char c = (unsigned char)code;
+    if (write(g_notify, &c, 1) < 0) {
+        /* the parent is gone: nobody to tell */
+    }
+    close(g_notify);
+    g_notify = -1;
+}
+
+/* die: print "cofferd: MESSAGE" to stderr (each line of a multi-line message prefixed), tell a
+ * waiting parent, exit with code. */
+static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void die(int code, const char *fmt, ...)
+{
+    va_list ap;
+    struct buf b = BUF_INIT;
+    va_start(ap, fmt);
+    buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    const char *s = buf_cstr(&b);
+    while (*s) {
+        size_t n = strcspn(s, "\n");
+        fprintf(stderr, "cofferd: %.*s\n", (int)n, s);
+        s += n;
+        if (*s == '\n') s++;
+    }
+    fflush(stderr);
+    buf_fini(&b);
+    notify_parent(code);
+    exit(code);
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: cofferd [-C coffer.conf] [-f] [-d] [-t]\n"
+                    "  -C FILE  configuration (default " COFFER_DEFAULT_CONF ")\n"
+                    "  -f       stay in the foreground\n"
+                    "  -d       log to stderr at debug level\n"
+                    "  -t       check the configuration and exit (0 ok, 2 bad)\n");
+    exit(EXIT_OTHER);
+}
+
+/* pid_is_cofferd: does pid run a program called cofferd? A pid file whose pid was reused by
+ * an unrelated process after a crash must not block a restart. */
+static int pid_is_cofferd(pid_t pid)
+{
+    char path[64], comm[64] = "";
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 1;   /* no /proc: trust the pid file */
+    if (!fgets(comm, sizeof comm, f)) comm[0] = '\0';
+    fclose(f);
+    comm[strcspn(comm, "\n")] = '\0';
+    return !strcmp(comm, "cofferd");
+}
+
+/* user_check: the rules for `user`. Returns the account to switch to (NULL: stay as we are). */
+static const struct passwd *user_check(const struct config *cfg)
+{
+    const char *user = config_str(cfg, CFG_USER);
+    if (geteuid() == 0 && !*user)
+        die(EXIT_CONFIG, "%s: started as root but no user is set: set user = NAME in "
+            "coffer.conf to the unprivileged account cofferd switches to after binding",
+            cfg->path);
+    if (!*user) return NULL;
+    struct passwd *pw = getpwnam(user);
+    if (!pw) die(EXIT_CONFIG, "%s: user '%s': no such account", cfg->path, user);
+    if (pw->pw_uid == 0) die(EXIT_CONFIG, "%s: user '%s' is root: pick an unprivileged account",
+                             cfg->path, user);
+    if (geteuid() != 0) return NULL;
+    return pw;
+}
+
+static void make_dir(const char *dir, const struct passwd *pw)
+{
+    if (mkdir_p(dir, 0700)) die(EXIT_OTHER, "cannot create directory %s: %s", dir, strerror(errno));
+    if (pw && chown(dir, pw->pw_uid, pw->pw_gid) < 0)
+        die(EXIT_OTHER, "cannot chown %s to %s: %s", dir, pw->pw_name, strerror(errno));
+}
+
+static void drop_privileges(const struct passwd *pw)
+{
+    if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+        setuid(pw->pw_uid) < 0)
+        die(EXIT_OTHER, "cannot switch to user %s: %s", pw->pw_name, strerror(errno));
+    if (setuid(0) == 0) die(EXIT_OTHER, "could regain root after switching to %s", pw->pw_name);
+}
+
+/* daemonize: fork; the parent waits for the child's start-up verdict and exits with it. The
+ * child starts a new session and leaves the directory it was started in. */
+static void daemonize(void)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) die(EXIT_OTHER, "pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) die(EXIT_OTHER, "fork: %s", strerror(errno));
+    if (pid > 0) {
+        close(p[1]);
+        unsigned char c;
+        ssize_t n;
+        do n = read(p[0], &c, 1);
+        while (n < 0 && errno == EINTR);
+        _exit(n == 1 ? c : EXIT_OTHER);
+    }
+    close(p[0]);
+    g_notify = p[1];
+    if (setsid() < 0) die(EXIT_OTHER, "setsid: %s", strerror(errno));
+    if (chdir("/") < 0) die(EXIT_OTHER, "chdir /: %s", strerror(errno));
+}
+
+static void stdio_to_null(int keep_stderr)
+{
+    int fd = open("/dev/null", O_RDWR);
+    if (fd < 0) return;
+    dup2(fd, 0);
+    dup2(fd, 1);
+    if (!keep_stderr) dup2(fd, 2);
+    if (fd > 2) close(fd);
+}
+
+int main(int argc, char **argv)
+{
+    const char *conf_arg = COFFER_DEFAULT_CONF;
+    int foreground = 0, debug = 0, check = 0, opt;
+    while ((opt = getopt(argc, argv, "C:fdth")) != -1) {
+        switch (opt) {
+        case 'C': conf_arg = optarg; break;
+        case 'f': foreground = 1; break;
+        case 'd': debug = 1; break;
+        case 't': check = 1; break;
+        default: usage();
+        }
+    }
+    if (optind != argc) usage();
+
+    /* workers get -C and SIGHUP re-reads it after chdir("/"): make it absolute */
+    char *conf;
+    if (conf_arg[0] == '/') {
+        conf = xstrdup(conf_arg);
+    } else {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd)) die(EXIT_OTHER, "getcwd: %s", strerror(errno));
+        conf = xasprintf("%s/%s", cwd, conf_arg);
+    }
+
+    struct config *cfg = NULL;
+    struct buf err = BUF_INIT;
+    if (config_load(conf, &cfg, &err) || master_validate(cfg, &err))
+        die(EXIT_CONFIG, "%s", buf_cstr(&err));
+    const struct passwd *pw = user_check(cfg);
+    if (check) {
+        printf("cofferd: %s: configuration OK\n", conf);
+        config_free(&cfg);
+        free(conf);
+        return EXIT_CLEAN;
+    }
+
+    int to_stderr = debug || !strcmp(config_str(cfg, CFG_LOG_TARGET), "stderr");
+    enum log_level lvl = LOG_LVL_INFO;
+    log_level_parse(config_str(cfg, CFG_LOG_LEVEL), &lvl);
+    log_init("cofferd", to_stderr, debug ? LOG_LVL_DEBUG : lvl);
+
+    char *pidfile = config_pidfile(cfg);
+    pid_t other;
+    if (pidfile_read(pidfile, &other) == 1 && other != getpid() && pid_is_cofferd(other))
+        die(EXIT_RUNNING, "already running as pid %d (pid file %s)", (int)other, pidfile);
+
+    char *configdir = xstrdup(config_str(cfg, CFG_CONFIGDIR));
+    struct passwd pwcopy;
+    char *pwname = NULL;
+    if (pw) {
+        pwcopy = *pw;
+        pwname = xstrdup(pw->pw_name);
+        pwcopy.pw_name = pwname;
+        pw = &pwcopy;
+    }
+
+    /* Bind first, while still root, so privileged ports work; the master keeps these sockets
+     * for its whole life and hands them to every worker. */
+    int r = master_setup(cfg, conf, debug, &err);
+    cfg = NULL;   /* owned by the master now (freed by master_setup on failure) */
+    if (r == CF_E_IO) die(EXIT_BIND, "%s", buf_cstr(&err));
+    if (r) die(EXIT_OTHER, "%s", buf_cstr(&err));
+    const struct config *mc = master_config();
+
+    umask(077);
+    make_dir(configdir, pw);
+    for (size_t i = 0; i < mc->npartitions; i++) make_dir(mc->partitions[i].path, pw);
+
+    if (!foreground) daemonize();
+    if (pidfile_write(pidfile, getpid()))
+        die(EXIT_OTHER, "cannot write pid file %s: %s", pidfile, strerror(errno));
+    if (pw && chown(pidfile, pw->pw_uid, pw->pw_gid) < 0)
+        log_warn("chown_failed", "path=%s error=%s", log_quote(pidfile), log_quote(strerror(errno)));
+    if (pw) drop_privileges(pw);
+
+    /* Recovery needs the environment to itself: no worker exists yet. It runs as the service
+     * user so the files it creates belong to that user. */
+    char *dbdir = xasprintf("%s/db", configdir);
+    if (kv_env_recover(dbdir)) {
+        unlink(pidfile);
+        die(EXIT_OTHER, "database recovery in %s failed (the reason is in the log)", dbdir);
+    }
+    log_notice("started", "pid=%d config=%s services=%zu user=%s", (int)getpid(),
+               log_quote(conf), mc->nservices, log_quote(pw ? pw->pw_name : ""));
+    notify_parent(EXIT_CLEAN);
+    if (!foreground) stdio_to_null(to_stderr);
+
+    int rc = master_run();
+
+    pid_t inpid;
+    if (pidfile_read(pidfile, &inpid) == 1 && inpid == getpid()) unlink(pidfile);
+    log_notice("stopped", "pid=%d exit=%d", (int)getpid(), rc);
+    master_fini();
+    free(dbdir);
+    free(pidfile);
+    free(configdir);
+    free(pwname);
+    free(conf);
+    buf_fini(&err);
+    return rc;
+}

@@ -1,0 +1,855 @@
+/* master.c: cofferd's supervisor loop: prefork workers per service, status pipe, reaping,
+ * respawn rate limits, reload on SIGHUP, graceful shutdown, status line and status file. */
+#include "master.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/strarr.h"
+#include "core/xmalloc.h"
+#include "net/listen.h"
+#include "net/worker.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+struct listener {
+    char *spec;                 /* as configured */
+    int fd;
+    int is_unix;
+};
+
+struct service {
+    char *name;
+    char *program;              /* resolved path */
+    char *args;                 /* the args setting, as written */
+    struct strarr listen;       /* the listen setting, as written */
+    struct listener *l;
+    size_t nl;
+    long long prefork, maxchild;
+    int active;                 /* 0: removed or replaced; lingers until its workers are gone */
+    unsigned long long served;  /* connections accepted (BUSY reports) */
+    long long paused_until;     /* monotonic ms; 0 when spawning is allowed */
+    long long *exits;           /* times of recent abnormal exits (monotonic ms) */
+    size_t nexits;
+    struct service *next;
+};
+
+enum child_state { CH_STARTING, CH_READY, CH_BUSY };
+
+struct child {
+    pid_t pid;
+    struct service *svc;
+    enum child_state state;
+    int retiring;               /* sent SIGUSR2: will exit after its session */
+    int signaled;               /* we sent it a signal, so death by signal is expected */
+    struct child *next;
+};
+
+static struct config *g_cfg;
+static char *g_conf_path;
+static int g_debug;
+static struct service *g_services;
+static struct child *g_children;
+static int g_status_rd = -1, g_status_wr = -1;
+static int g_sig_rd = -1, g_sig_wr = -1;
+static int g_stopping, g_killed;
+static long long g_kill_deadline;
+static int g_status_dirty;
+static long long g_status_written = LLONG_MIN / 2, g_next_status_log;
+static time_t g_started;
+static unsigned char g_status_carry[sizeof(struct worker_status)];
+static size_t g_status_ncarry;
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const struct config *master_config(void) { return g_cfg; }
+
+/* ---- configuration checks ---- */
+
+char *master_resolve_program(const struct config *cfg, const char *program)
+{
+    if (program[0] == '/') return xstrdup(program);
+    if (strchr(program, '/')) return xasprintf("%s/%s", cfg->dir, program);
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return xstrdup(program);
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = '\0';
+    return xasprintf("%s/%s", exe, program);
+}
+
+int master_validate(const struct config *cfg, struct buf *err)
+{
+    int r = 0;
+    for (size_t i = 0; i < cfg->nservices; i++) {
+        const struct config_service *s = &cfg->services[i];
+        const struct strarr *ls = service_list(s, SVC_LISTEN);
+        for (size_t k = 0; k < ls->count; k++) {
+            struct listen_addr a;
+            struct buf why = BUF_INIT;
+            if (listen_parse(ls->v[k], &a, &why)) {
+                buf_printf(err, "%s:%d: service '%s': %s", cfg->path, s->line, s->name,
+                           buf_cstr(&why));
+                r = CF_E_PARSE;
+            }
+            buf_fini(&why);
+            /* the same address twice anywhere in the file would fail at bind time with a
+             * less helpful "in use" */
+            for (size_t j = 0; j <= i; j++) {
+                const struct strarr *o = service_list(&cfg->services[j], SVC_LISTEN);
+                for (size_t m = 0; m < (j == i ? k : o->count); m++)
+                    if (!strcmp(o->v[m], ls->v[k])) {
+                        buf_printf(err, "%s:%d: service '%s': listen address %s is also used "
+                                   "by service '%s'\n", cfg->path, s->line, s->name, ls->v[k],
+                                   cfg->services[j].name);
+                        r = CF_E_PARSE;
+                    }
+            }
+        }
+        char *prog = master_resolve_program(cfg, service_str(s, SVC_PROGRAM));
+        if (access(prog, X_OK) < 0) {
+            buf_printf(err, "%s:%d: service '%s': program %s: %s\n", cfg->path, s->line, s->name,
+                       prog, strerror(errno));
+            r = CF_E_PARSE;
+        }
+        free(prog);
+    }
+    return r;
+}
+
+/* ---- services and listeners ---- */
+
+static void listener_close(struct listener *l, int unlink_path)
+{
+    if (l->fd >= 0) close(l->fd);
+    l->fd = -1;
+    if (unlink_path && l->is_unix) unlink(l->spec);
+}
+
+/* spec_in_use: is spec a listen address of an active service other than except? */
+static int spec_in_use(const char *spec, const struct service *except)
+{
+    for (struct service *s = g_services; s; s = s->next)
+        if (s != except && s->active && strarr_find(&s->listen, spec) >= 0) return 1;
+    return 0;
+}
+
+static void service_close_listeners(struct service *s, int unlink_paths)
+{
+    for (size_t i = 0; i < s->nl; i++)
+        listener_close(&s->l[i], unlink_paths && !spec_in_use(s->l[i].spec, s));
+}
+
+static void service_free(struct service *s)
+{
+    service_close_listeners(s, 0);
+    for (size_t i = 0; i < s->nl; i++) free(s->l[i].spec);
+    free(s->l);
+    free(s->name);
+    free(s->program);
+    free(s->args);
+    strarr_fini(&s->listen);
+    free(s->exits);
+    free(s);
+}
+
+/* find_fd: a listener already open for spec in the current service list, or -1. Reuse keeps
+ * the socket (and its queue of waiting connections) across a reload. */
+static int find_fd(const char *spec)
+{
+    for (struct service *s = g_services; s; s = s->next)
+        if (s->active)
+            for (size_t i = 0; i < s->nl; i++)
+                if (s->l[i].fd >= 0 && !strcmp(s->l[i].spec, spec)) return s->l[i].fd;
+    return -1;
+}
+
+/* service_new: a service record for cs with its listeners open (reused by dup or bound).
+ * Returns NULL with the reason in err. */
+static struct service *service_new(const struct config *cfg, const struct config_service *cs,
+                                   struct buf *err)
+{
+    struct service *s = xzmalloc(sizeof *s);
+    s->name = xstrdup(cs->name);
+    s->program = master_resolve_program(cfg, service_str(cs, SVC_PROGRAM));
+    s->args = xstrdup(service_str(cs, SVC_ARGS));
+    const struct strarr *ls = service_list(cs, SVC_LISTEN);
+    for (size_t i = 0; i < ls->count; i++) strarr_add(&s->listen, ls->v[i]);
+    s->prefork = service_int(cs, SVC_PREFORK);
+    s->maxchild = service_int(cs, SVC_MAXCHILD);
+    s->active = 1;
+    s->l = xreallocarray(NULL, ls->count, sizeof *s->l);
+    for (size_t i = 0; i < ls->count; i++) {
+        struct listener *l = &s->l[s->nl];
+        l->spec = xstrdup(ls->v[i]);
+        l->is_unix = ls->v[i][0] == '/';
+        l->fd = -1;
+        s->nl++;
+        int old = find_fd(ls->v[i]);
+        if (old >= 0) {
+            l->fd = fcntl(old, F_DUPFD_CLOEXEC, 3);
+            if (l->fd < 0) {
+                buf_printf(err, "cannot listen on %s: %s\n", ls->v[i], strerror(errno));
+                goto fail;
+            }
+        } else if (listen_open(ls->v[i], &l->fd, err)) {
+            goto fail;
+        } else {
+            log_info("listening", "service=%s address=%s", log_quote(s->name),
+                     log_quote(ls->v[i]));
+        }
+    }
+    return s;
+fail:
+    /* only unlink UNIX paths we created here: a failed reload must leave the old ones alone */
+    for (size_t i = 0; i < s->nl; i++)
+        listener_close(&s->l[i], s->l[i].fd >= 0 && find_fd(s->l[i].spec) < 0);
+    service_free(s);
+    return NULL;
+}
+
+static void service_apply_limits(struct service *s, const struct config_service *cs)
+{
+    s->prefork = service_int(cs, SVC_PREFORK);
+    s->maxchild = service_int(cs, SVC_MAXCHILD);
+}
+
+/* service_same: can the running record s serve cs without rebinding or a new program? */
+static int service_same(const struct config *cfg, const struct service *s,
+                        const struct config_service *cs)
+{
+    const struct strarr *ls = service_list(cs, SVC_LISTEN);
+    if (strcmp(s->args, service_str(cs, SVC_ARGS)) || ls->count != s->listen.count) return 0;
+    for (size_t i = 0; i < ls->count; i++)
+        if (strcmp(ls->v[i], s->listen.v[i])) return 0;
+    char *prog = master_resolve_program(cfg, service_str(cs, SVC_PROGRAM));
+    int same = !strcmp(prog, s->program);
+    free(prog);
+    return same;
+}
+
+/* ---- signals ---- */
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char c = (unsigned char)sig;
+    if (write(g_sig_wr, &c, 1) < 0) {
+        /* the pipe is full: enough wake-ups are already queued */
+    }
+    errno = saved;
+}
+
+static const int g_handled[] = { SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2, SIGCHLD };
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigfillset(&sa.sa_mask);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+    for (size_t i = 0; i < sizeof g_handled / sizeof g_handled[0]; i++)
+        sigaction(g_handled[i], &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sa.sa_flags = 0;
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+int master_setup(struct config *cfg, const char *conf_path, int debug, struct buf *err)
+{
+    g_cfg = cfg;
+    g_conf_path = xstrdup(conf_path);
+    g_debug = debug;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) goto syserr;
+    g_status_rd = p[0];
+    g_status_wr = p[1];
+    /* only the master's end is non-blocking: a worker that finds the pipe full waits rather
+     * than lose a report */
+    fcntl(g_status_rd, F_SETFL, O_NONBLOCK);
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) goto syserr;
+    g_sig_rd = p[0];
+    g_sig_wr = p[1];
+    install_signals();
+
+    struct service **tail = &g_services;
+    for (size_t i = 0; i < cfg->nservices; i++) {
+        struct service *s = service_new(cfg, &cfg->services[i], err);
+        if (!s) {
+            master_fini();
+            return CF_E_IO;
+        }
+        *tail = s;
+        tail = &s->next;
+    }
+    return 0;
+syserr:
+    buf_printf(err, "pipe: %s\n", strerror(errno));
+    master_fini();
+    return CF_E_INTERNAL;
+}
+
+void master_fini(void)
+{
+    while (g_services) {
+        struct service *s = g_services;
+        g_services = s->next;
+        service_free(s);
+    }
+    while (g_children) {
+        struct child *c = g_children;
+        g_children = c->next;
+        free(c);
+    }
+    int *fds[] = { &g_status_rd, &g_status_wr, &g_sig_rd, &g_sig_wr };
+    for (size_t i = 0; i < 4; i++)
+        if (*fds[i] >= 0) { close(*fds[i]); *fds[i] = -1; }
+    config_free(&g_cfg);
+    xfree_ptr(&g_conf_path);
+}
+
+/* ---- workers ---- */
+
+static void count_children(const struct service *s, int *total, int *idle, int *ready, int *busy)
+{
+    *total = *idle = *ready = *busy = 0;
+    for (struct child *c = g_children; c; c = c->next) {
+        if (c->svc != s) continue;
+        (*total)++;
+        if (c->state == CH_READY) (*ready)++;
+        if (c->state == CH_BUSY) (*busy)++;
+        if (!c->retiring && c->state != CH_BUSY) (*idle)++;
+    }
+}
+
+/* record_abnormal: note a crash or failed start of s; too many within respawn_window pause
+ * its spawning for respawn_pause, so a broken program does not fork-loop. */
+static void record_abnormal(struct service *s, long long now)
+{
+    long long window = config_int(g_cfg, CFG_RESPAWN_WINDOW) * 1000;
+    long long limit = config_int(g_cfg, CFG_RESPAWN_LIMIT);
+    size_t keep = 0;
+    for (size_t i = 0; i < s->nexits; i++)
+        if (now - s->exits[i] < window) s->exits[keep++] = s->exits[i];
+    s->exits = xreallocarray(s->exits, keep + 1, sizeof *s->exits);
+    s->exits[keep++] = now;
+    s->nexits = keep;
+    if ((long long)s->nexits > limit && !s->paused_until && s->active && !g_stopping) {
+        long long pause = config_int(g_cfg, CFG_RESPAWN_PAUSE);
+        s->paused_until = now + (pause > 0 ? pause * 1000 : 1);
+        log_err("respawn_paused", "service=%s exits=%zu window=%lld pause=%lld",
+                log_quote(s->name), s->nexits, window / 1000, pause);
+        s->nexits = 0;
+    }
+}
+
+static void build_env(struct strarr *env, size_t nl)
+{
+    for (char **e = environ; e && *e; e++)
+        if (strncmp(*e, WORKER_ENV_LISTEN_FDS "=", sizeof WORKER_ENV_LISTEN_FDS) &&
+            strncmp(*e, WORKER_ENV_STATUS_FD "=", sizeof WORKER_ENV_STATUS_FD) &&
+            strncmp(*e, WORKER_ENV_DEBUG "=", sizeof WORKER_ENV_DEBUG))
+            strarr_add(env, *e);
+    if (g_debug) strarr_add(env, WORKER_ENV_DEBUG "=1");
+    strarr_take(env, xasprintf("%s=%zu", WORKER_ENV_LISTEN_FDS, nl));
+    strarr_take(env, xasprintf("%s=%zu", WORKER_ENV_STATUS_FD, WORKER_FIRST_FD + nl));
+}
+
+/* spawn: fork+exec one worker of s. The child gets the listeners as fds 3.., the status pipe
+ * next, nothing else (close_range), default signal handling and an empty mask. 0 or CF_E_IO. */
+static int spawn(struct service *s)
+{
+    struct strarr argv = STRARR_INIT, env = STRARR_INIT;
+    strarr_add(&argv, s->program);
+    strarr_add(&argv, "-C");
+    strarr_add(&argv, g_conf_path);
+    strarr_add(&argv, "-S");
+    strarr_add(&argv, s->name);
+    strarr_split(&argv, s->args, " \t", 0);
+    build_env(&env, s->nl);
+    char *failmsg = xasprintf("cofferd: cannot execute %s for service %s\n", s->program, s->name);
+    pid_t master = getpid();
+    int *tmp = xreallocarray(NULL, s->nl + 1, sizeof *tmp);
+
+    /* Signals stay blocked from before fork until the child has reset its handlers, so no
+     * master handler ever runs in the child and writes into the master's self-pipe. */
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_DFL;
+        for (size_t i = 0; i < sizeof g_handled / sizeof g_handled[0]; i++)
+            sigaction(g_handled[i], &sa, NULL);
+        sigaction(SIGPIPE, &sa, NULL);
+        /* a worker whose master dies is told to finish, not left serving unsupervised */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != master) _exit(1);
+        /* copy everything above the target range first, so no dup2 overwrites a source */
+        size_t n = s->nl;
+        int high = WORKER_FIRST_FD + (int)n + 1;
+        for (size_t i = 0; i < n; i++) tmp[i] = fcntl(s->l[i].fd, F_DUPFD_CLOEXEC, high);
+        int st = fcntl(g_status_wr, F_DUPFD_CLOEXEC, high);
+        for (size_t i = 0; i < n; i++) dup2(tmp[i], WORKER_FIRST_FD + (int)i);
+        dup2(st, WORKER_FIRST_FD + (int)n);       /* dup2 clears close-on-exec on the copy */
+        close_range((unsigned)(WORKER_FIRST_FD + n + 1), ~0U, 0);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execve(argv.v[0], argv.v, env.v);
+        if (write(2, failmsg, strlen(failmsg)) < 0) {
+            /* nothing more to say */
+        }
+        _exit(127);
+    }
+    int e = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    free(failmsg);
+    free(tmp);
+    strarr_fini(&argv);
+    strarr_fini(&env);
+    if (pid < 0) {
+        log_err("spawn_failed", "service=%s error=%s", log_quote(s->name), log_quote(strerror(e)));
+        return CF_E_IO;
+    }
+    struct child *c = xzmalloc(sizeof *c);
+    c->pid = pid;
+    c->svc = s;
+    c->state = CH_STARTING;
+    c->next = g_children;
+    g_children = c;
+    g_status_dirty = 1;
+    log_debug("spawn", "service=%s pid=%d", log_quote(s->name), (int)pid);
+    return 0;
+}
+
+/* spawn_needed: keep max(prefork, 1) idle workers per active service, within maxchild. One idle
+ * worker is the floor: with none, nobody would accept. */
+static void spawn_needed(long long now)
+{
+    for (struct service *s = g_services; s; s = s->next) {
+        if (!s->active) continue;
+        if (s->paused_until) {
+            if (now < s->paused_until) continue;
+            s->paused_until = 0;
+            log_notice("respawn_resumed", "service=%s", log_quote(s->name));
+        }
+        int total, idle, ready, busy;
+        count_children(s, &total, &idle, &ready, &busy);
+        long long want = s->prefork > 0 ? s->prefork : 1;
+        while (idle < want && total < s->maxchild) {
+            if (spawn(s)) {
+                record_abnormal(s, now);
+                break;
+            }
+            idle++;
+            total++;
+        }
+    }
+}
+
+static struct child *find_child(pid_t pid, struct child ***link_r)
+{
+    for (struct child **pp = &g_children; *pp; pp = &(*pp)->next)
+        if ((*pp)->pid == pid) {
+            if (link_r) *link_r = pp;
+            return *pp;
+        }
+    return NULL;
+}
+
+static void retire(struct child *c)
+{
+    if (c->retiring) return;
+    c->retiring = 1;
+    c->signaled = 1;
+    kill(c->pid, SIGUSR2);
+}
+
+static void read_status(void)
+{
+    unsigned char b[sizeof(struct worker_status) * 256];
+    for (;;) {
+        memcpy(b, g_status_carry, g_status_ncarry);
+        ssize_t n = read(g_status_rd, b + g_status_ncarry, sizeof b - g_status_ncarry);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        size_t len = g_status_ncarry + (size_t)n, off = 0;
+        for (; off + sizeof(struct worker_status) <= len; off += sizeof(struct worker_status)) {
+            struct worker_status m;
+            memcpy(&m, b + off, sizeof m);
+            struct child *c = find_child((pid_t)m.pid, NULL);
+            if (!c) continue;
+            if (m.state == WORKER_READY) {
+                c->state = CH_READY;
+            } else if (m.state == WORKER_BUSY) {
+                c->state = CH_BUSY;
+                c->svc->served++;
+            }
+            g_status_dirty = 1;
+        }
+        g_status_ncarry = len - off;
+        memcpy(g_status_carry, b + off, g_status_ncarry);
+    }
+}
+
+static void describe_status(int st, char *out, size_t n)
+{
+    if (WIFEXITED(st)) snprintf(out, n, "exit:%d", WEXITSTATUS(st));
+    else if (WIFSIGNALED(st)) snprintf(out, n, "signal:%s%s", sigabbrev_np(WTERMSIG(st)) ?
+                                       sigabbrev_np(WTERMSIG(st)) : "?",
+                                       WCOREDUMP(st) ? ":core" : "");
+    else snprintf(out, n, "unknown:%d", st);
+}
+
+static void reap(long long now)
+{
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        struct child **link;
+        struct child *c = find_child(pid, &link);
+        if (!c) continue;
+        *link = c->next;
+        struct service *s = c->svc;
+        int normal = (WIFEXITED(st) && WEXITSTATUS(st) == 0) ||
+                     (WIFSIGNALED(st) && c->signaled &&
+                      (WTERMSIG(st) == SIGTERM || WTERMSIG(st) == SIGUSR2 ||
+                       WTERMSIG(st) == SIGKILL));
+        char how[48];
+        describe_status(st, how, sizeof how);
+        if (normal) {
+            log_debug("worker_exit", "service=%s pid=%d status=%s", log_quote(s->name),
+                      (int)pid, how);
+        } else {
+            log_warn("worker_crashed", "service=%s pid=%d status=%s state=%s",
+                     log_quote(s->name), (int)pid, how,
+                     c->state == CH_BUSY ? "busy" : c->state == CH_READY ? "ready" : "starting");
+            record_abnormal(s, now);
+        }
+        free(c);
+        g_status_dirty = 1;
+        if (!s->active) {
+            int left = 0;
+            for (struct child *o = g_children; o; o = o->next) left += o->svc == s;
+            if (!left) {
+                struct service **pp = &g_services;
+                while (*pp != s) pp = &(*pp)->next;
+                *pp = s->next;
+                service_free(s);
+            }
+        }
+    }
+}
+
+/* ---- status ---- */
+
+/* status_lines: one line per service name, aggregated over its current record and records
+ * being retired (after a reload), in configuration order; removed services still running
+ * workers come last. */
+static void status_lines(struct strarr *out)
+{
+    struct strarr names = STRARR_INIT;
+    for (int pass = 0; pass < 2; pass++)
+        for (struct service *s = g_services; s; s = s->next)
+            if (s->active == !pass && strarr_find(&names, s->name) < 0) strarr_add(&names, s->name);
+    for (size_t i = 0; i < names.count; i++) {
+        int workers = 0, ready = 0, busy = 0;
+        unsigned long long served = 0;
+        for (struct service *s = g_services; s; s = s->next) {
+            if (strcmp(s->name, names.v[i])) continue;
+            int t, id, r, b;
+            count_children(s, &t, &id, &r, &b);
+            workers += t;
+            ready += r;
+            busy += b;
+            served += s->served;
+        }
+        strarr_take(out, xasprintf("service=%s workers=%d ready=%d busy=%d served=%llu",
+                                   log_quote(names.v[i]), workers, ready, busy, served));
+    }
+    strarr_fini(&names);
+}
+
+/* write_status_file: configdir/cofferd.status, replaced with rename so a reader never sees a
+ * half-written file. No fsync: it describes the running process only and is worthless after a
+ * crash, and an fsync a second would stall the supervisor on a busy disk. */
+static void write_status_file(long long now)
+{
+    struct strarr lines = STRARR_INIT;
+    struct buf b = BUF_INIT;
+    status_lines(&lines);
+    buf_printf(&b, "pid=%d started=%lld updated=%lld state=%s\n", (int)getpid(),
+               (long long)g_started, (long long)time(NULL), g_stopping ? "stopping" : "running");
+    for (size_t i = 0; i < lines.count; i++) buf_printf(&b, "%s\n", lines.v[i]);
+    const char *dir = config_str(g_cfg, CFG_CONFIGDIR);
+    char *path = xasprintf("%s/cofferd.status", dir);
+    char *tmp = xasprintf("%s/.cofferd.status.tmp", dir);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, b.s, b.len) != (ssize_t)b.len || close(fd) < 0 ||
+        rename(tmp, path) < 0) {
+        log_warn("status_write_failed", "path=%s error=%s", log_quote(path),
+                 log_quote(strerror(errno)));
+        unlink(tmp);
+    }
+    free(path);
+    free(tmp);
+    buf_fini(&b);
+    strarr_fini(&lines);
+    g_status_dirty = 0;
+    g_status_written = now;
+}
+
+static void log_status(long long now)
+{
+    struct strarr lines = STRARR_INIT;
+    status_lines(&lines);
+    for (size_t i = 0; i < lines.count; i++) log_info("status", "%s", lines.v[i]);
+    strarr_fini(&lines);
+    write_status_file(now);
+}
+
+/* ---- reload and shutdown ---- */
+
+static void set_log_level(const struct config *cfg)
+{
+    if (g_debug) return;
+    enum log_level lvl = LOG_LVL_INFO;
+    log_level_parse(config_str(cfg, CFG_LOG_LEVEL), &lvl);
+    log_set_level(lvl);
+}
+
+static void reload(void)
+{
+    struct config *cfg = NULL;
+    struct buf err = BUF_INIT;
+    struct service *fresh = NULL, **tail = &fresh;
+    log_notice("reload", "config=%s", log_quote(g_conf_path));
+    if (config_load(g_conf_path, &cfg, &err) || master_validate(cfg, &err)) goto fail;
+    static const enum config_id restart_only[] = { CFG_USER, CFG_CONFIGDIR, CFG_PIDFILE,
+                                                   CFG_LOG_TARGET };
+    for (size_t i = 0; i < sizeof restart_only / sizeof restart_only[0]; i++)
+        if (strcmp(config_str(cfg, restart_only[i]), config_str(g_cfg, restart_only[i])))
+            log_warn("reload_ignored", "setting=%s reason=\"needs a restart\"",
+                     config_global_defs(&(size_t){0})[restart_only[i]].name);
+
+    /* Phase 1: build the new service list without touching the running one, so any failure
+     * (a port that cannot be bound) leaves everything as it was. Kept records are marked by
+     * being in the fresh list; they are unlinked from g_services in phase 2. */
+    struct service *kept[256];
+    size_t nkept = 0;
+    for (size_t i = 0; i < cfg->nservices; i++) {
+        const struct config_service *cs = &cfg->services[i];
+        struct service *old = NULL;
+        for (struct service *s = g_services; s; s = s->next)
+            if (s->active && !strcmp(s->name, cs->name)) old = s;
+        if (old && nkept < 256 && service_same(cfg, old, cs)) {
+            kept[nkept++] = old;
+            continue;
+        }
+        struct service *s = service_new(cfg, cs, &err);
+        if (!s) goto fail;
+        *tail = s;
+        tail = &s->next;
+    }
+
+    /* Phase 2: commit. Every running worker is retired (SIGUSR2): it finishes its session
+     * and exits, and its replacement reads the new file. */
+    for (struct child *c = g_children; c; c = c->next) retire(c);
+    struct service *newlist = NULL, **ntail = &newlist;
+    for (size_t i = 0; i < cfg->nservices; i++) {
+        const struct config_service *cs = &cfg->services[i];
+        struct service *s = NULL;
+        for (size_t k = 0; k < nkept && !s; k++)
+            if (!strcmp(kept[k]->name, cs->name)) s = kept[k];
+        if (s) {
+            struct service **pp = &g_services;
+            while (*pp != s) pp = &(*pp)->next;
+            *pp = s->next;
+            service_apply_limits(s, cs);
+        } else {
+            struct service **pp = &fresh;
+            while (strcmp((*pp)->name, cs->name)) pp = &(*pp)->next;
+            s = *pp;
+            *pp = s->next;
+            log_info("service_started", "service=%s", log_quote(s->name));
+        }
+        s->next = NULL;
+        *ntail = s;
+        ntail = &s->next;
+    }
+    /* what is left of the old list is removed or replaced: close its listeners (a UNIX path
+     * is unlinked unless the new list still serves it) and let its workers drain */
+    struct service *oldlist = g_services;
+    g_services = newlist;
+    while (oldlist) {
+        struct service *s = oldlist;
+        oldlist = s->next;
+        if (s->active) {
+            s->active = 0;
+            service_close_listeners(s, 1);
+            log_info("service_retired", "service=%s", log_quote(s->name));
+        }
+        int left = 0;
+        for (struct child *c = g_children; c; c = c->next) left += c->svc == s;
+        if (!left) {
+            service_free(s);
+            continue;
+        }
+        s->next = NULL;
+        *ntail = s;
+        ntail = &s->next;
+    }
+    config_free(&g_cfg);
+    g_cfg = cfg;
+    set_log_level(g_cfg);
+    g_status_dirty = 1;
+    g_next_status_log = 0;
+    log_notice("reloaded", "services=%zu", g_cfg->nservices);
+    buf_fini(&err);
+    return;
+fail:
+    while (fresh) {
+        struct service *s = fresh;
+        fresh = s->next;
+        for (size_t i = 0; i < s->nl; i++)
+            listener_close(&s->l[i], s->l[i].fd >= 0 && find_fd(s->l[i].spec) < 0);
+        service_free(s);
+    }
+    /* one event per problem; the old configuration stays in force */
+    struct strarr lines = STRARR_INIT;
+    strarr_split(&lines, buf_cstr(&err), "\n", 1);
+    for (size_t i = 0; i < lines.count; i++)
+        log_err("reload_failed", "error=%s", log_quote(lines.v[i]));
+    if (!lines.count) log_err("reload_failed", "error=unknown");
+    strarr_fini(&lines);
+    config_free(&cfg);
+    buf_fini(&err);
+}
+
+static int count_all_children(void)
+{
+    int n = 0;
+    for (struct child *c = g_children; c; c = c->next) n++;
+    return n;
+}
+
+static void begin_shutdown(int sig, long long now)
+{
+    if (g_stopping) {
+        /* a second SIGTERM/SIGINT: do not wait for the timeout */
+        g_kill_deadline = now;
+        return;
+    }
+    g_stopping = 1;
+    log_notice("shutdown", "signal=%s workers=%d", sigabbrev_np(sig), count_all_children());
+    for (struct service *s = g_services; s; s = s->next) {
+        s->active = 0;
+        service_close_listeners(s, 1);
+    }
+    for (struct child *c = g_children; c; c = c->next) {
+        c->signaled = 1;
+        kill(c->pid, SIGTERM);
+    }
+    g_kill_deadline = now + config_int(g_cfg, CFG_SHUTDOWN_TIMEOUT) * 1000;
+    g_status_dirty = 1;
+}
+
+/* ---- the loop ---- */
+
+static void handle_signals(long long now)
+{
+    unsigned char sigs[64];
+    ssize_t n;
+    int hup = 0, usr1 = 0, term = 0;
+    while ((n = read(g_sig_rd, sigs, sizeof sigs)) > 0)
+        for (ssize_t i = 0; i < n; i++) {
+            if (sigs[i] == SIGHUP) hup = 1;
+            else if (sigs[i] == SIGUSR1) usr1 = 1;
+            else if (sigs[i] == SIGTERM || sigs[i] == SIGINT) term = sigs[i];
+            /* SIGCHLD only wakes us: reap() runs every round */
+        }
+    if (term) begin_shutdown(term, now);
+    if (hup && !g_stopping) reload();
+    if (usr1) log_status(now);
+}
+
+static int min_timeout(int cur, long long when, long long now)
+{
+    long long d = when - now;
+    if (d < 0) d = 0;
+    if (d > 60000) d = 60000;
+    return cur < 0 || d < cur ? (int)d : cur;
+}
+
+int master_run(void)
+{
+    g_started = time(NULL);
+    long long now = now_ms();
+    long long interval = config_int(g_cfg, CFG_STATUS_INTERVAL) * 1000;
+    g_next_status_log = interval > 0 ? now + interval : 0;
+    for (;;) {
+        now = now_ms();
+        if (!g_stopping) spawn_needed(now);
+        if (g_stopping && !g_children) break;
+        if (g_stopping && !g_killed && now >= g_kill_deadline) {
+            log_warn("shutdown_kill", "workers=%d", count_all_children());
+            for (struct child *c = g_children; c; c = c->next) kill(c->pid, SIGKILL);
+            g_killed = 1;
+        }
+        interval = config_int(g_cfg, CFG_STATUS_INTERVAL) * 1000;
+        if (interval > 0) {
+            if (!g_next_status_log) g_next_status_log = now + interval;
+            if (now >= g_next_status_log) {
+                log_status(now);
+                g_next_status_log = now + interval;
+            }
+        } else {
+            g_next_status_log = 0;
+        }
+        if (g_status_dirty && now - g_status_written >= 1000) write_status_file(now);
+
+        int timeout = -1;
+        if (g_status_dirty) timeout = min_timeout(timeout, g_status_written + 1000, now);
+        if (g_next_status_log) timeout = min_timeout(timeout, g_next_status_log, now);
+        if (g_stopping && !g_killed) timeout = min_timeout(timeout, g_kill_deadline, now);
+        for (struct service *s = g_services; s; s = s->next)
+            if (s->paused_until) timeout = min_timeout(timeout, s->paused_until, now);
+        if (g_killed) timeout = min_timeout(timeout, now + 1000, now);
+
+        struct pollfd p[2] = { { g_sig_rd, POLLIN, 0 }, { g_status_rd, POLLIN, 0 } };
+        if (poll(p, 2, timeout) < 0 && errno != EINTR) {
+            log_err("master_failed", "error=\"poll: %s\"", strerror(errno));
+            return 1;
+        }
+        now = now_ms();
+        /* status first: reports a worker wrote before it exited are already in the pipe */
+        read_status();
+        handle_signals(now);
+        reap(now);
+    }
+    char *path = xasprintf("%s/cofferd.status", config_str(g_cfg, CFG_CONFIGDIR));
+    unlink(path);
+    free(path);
+    return 0;
+}
