@@ -1,0 +1,81 @@
+"""test_workers.py: cofferd replaces workers killed with SIGKILL, idle or in mid-session."""
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from coffer_harness import CofferTestCase, main, pid_alive, wait_for  # noqa: E402
+
+RESPAWN_BOUND = 15      # seconds for the master to notice a death and fork a replacement
+
+
+class Workers(CofferTestCase):
+
+    def test_workers_are_children_with_service_names(self):
+        c = self.new_coffer()
+        ws = wait_for(lambda: c.workers("imap"), 10, what="an imap worker")
+        self.assertTrue(all(w.program == "imapd" for w in ws), ws)
+        for svc, prog in (("pop3", "pop3d"), ("lmtp", "lmtpd"), ("lmtpunix", "lmtpd"),
+                          ("imaps", "imapd"), ("pop3s", "pop3d")):
+            ws = wait_for(lambda: c.workers(svc), 10, what="a %s worker" % svc)
+            self.assertTrue(all(w.program == prog for w in ws), ws)
+
+    def test_kill_idle_worker_is_replaced(self):
+        c = self.new_coffer(service_settings={"imap": {"prefork": 2}})
+        prefork = 2
+        ws = wait_for(lambda: len(c.workers("imap")) >= prefork and c.workers("imap"),
+                      RESPAWN_BOUND, what="%d imap workers" % prefork)
+        st = wait_for(lambda: c.status().get("imap", {}).get("ready", 0) >= prefork and
+                      c.status(), RESPAWN_BOUND, 0.2, "imap ready >= prefork")
+        self.assertGreaterEqual(st["imap"]["ready"], prefork)
+        # No client is connected, so every imap worker is idle: kill them all.
+        victims = [w.pid for w in ws]
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+
+        def replaced():
+            now = c.workers("imap")
+            if any(w.pid in victims for w in now):
+                return None
+            return now if len(now) >= prefork else None
+        now = wait_for(replaced, RESPAWN_BOUND, 0.1, "imap workers to be replaced")
+        self.assertGreaterEqual(len(now), prefork)
+        self.assertLessEqual(len(now), int(c.services["imap"].get("maxchild", 100)))
+        st = wait_for(lambda: c.status().get("imap", {}).get("ready", 0) >= prefork and
+                      c.status(), RESPAWN_BOUND, 0.2, "imap ready back to prefork")
+        self.assertGreaterEqual(st["imap"]["ready"], prefork)
+        # the master noticed: it logs the deaths with the signal
+        c.wait_log(r"pid=%d\b.*(signal|SIGKILL|killed)|(signal|SIGKILL|killed).*pid=%d\b"
+                   % (victims[0], victims[0]), timeout=5)
+        self.assertTrue(c.running())
+        with c.connect("imap") as conn:
+            conn.expect(rb"^\* OK")
+            self.assertRegex(conn.imap("a1", "NOOP")[0], rb"^a1 OK")
+
+    def test_kill_busy_worker_mid_session(self):
+        c = self.new_coffer()
+        conn = c.connect("imap")
+        self.addCleanup(conn.close)
+        conn.expect(rb"^\* OK")
+        self.assertRegex(conn.imap("a1", "NOOP")[0], rb"^a1 OK")
+        w = wait_for(lambda: c.worker_for(conn), 5, what="the worker serving our connection")
+        self.assertEqual(w.program, "imapd")
+        os.kill(w.pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        self.assertTrue(conn.at_eof(10), "client did not see EOF after its worker was killed")
+        self.assertLess(time.monotonic() - t0, 10)
+        wait_for(lambda: not pid_alive(w.pid), 10, what="the killed worker to be reaped")
+        self.assertTrue(c.running(), "master died with its worker")
+        for i in range(3):
+            with c.connect("imap") as again:
+                again.expect(rb"^\* OK")
+                self.assertRegex(again.imap("b1", "NOOP")[0], rb"^b1 OK")
+                self.assertRegex(again.imap("b2", "LOGOUT")[0], rb"^b2 OK")
+        # other services were not disturbed
+        c.greet("pop3")
+        c.greet("lmtpunix")
+
+
+if __name__ == "__main__":
+    main()
