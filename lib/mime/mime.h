@@ -40,7 +40,7 @@ int mime_summarize(const char *msg, size_t len, struct mime_summary *s);
  * PART is the IMAP part spec ("1", "1.2", ...), or "0" for the whole message (looked up as "").
  * HOFF/HLEN and BOFF/BLEN are decimal byte offsets and lengths, from the start of the message, of
  * the part's MIME header (including its empty line) and of its body. FLAGS is "-" or any of "M"
- * (multipart) and "R" (message/rfc822, also message/global). MHLEN, for an R part, is the length
+ * (multipart) and "R" (message/rfc822). MHLEN, for an R part, is the length
  * of the encapsulated message's header (which starts at BOFF), else 0.
  *
  * Every spec a client may name is listed: a non-multipart message has part "1" (same header and
