@@ -28,8 +28,23 @@ static int g_last_state;
 
 const struct strarr *worker_args(void) { return &g_args; }
 
-static void on_term(int sig) { (void)sig; worker_shutdown = 1; }
-static void on_usr2(int sig) { (void)sig; worker_retire = 1; }
+/* listeners this process still holds; see close_listeners */
+static volatile sig_atomic_t g_nlisten;
+
+/* close_listeners: called from the signal handlers (close is async-signal-safe). A worker told
+ * to stop must not keep the listening sockets open while it finishes a long session: the
+ * kernel would go on queueing connections on a socket the master has closed (a removed
+ * service, or shutdown), and they would hang until this worker exits and then be reset.
+ * The accept loop never touches the fds again once a flag is set. */
+static void close_listeners(void)
+{
+    int n = g_nlisten;
+    g_nlisten = 0;
+    for (int i = 0; i < n; i++) close(WORKER_FIRST_FD + i);
+}
+
+static void on_term(int sig) { (void)sig; worker_shutdown = 1; close_listeners(); }
+static void on_usr2(int sig) { (void)sig; worker_retire = 1; close_listeners(); }
 
 /* install_signals: SIGTERM and SIGUSR2 without SA_RESTART, so a blocked poll() returns EINTR
  * and the flag is looked at at once. Under a master, SIGINT and SIGHUP are ignored: a Ctrl-C
@@ -212,6 +227,8 @@ static int accept_loop(const struct worker_ops *ops, const struct config *cfg,
         p[i].fd = fd;
         p[i].events = POLLIN;
     }
+    g_nlisten = nfds;
+    if (worker_shutdown || worker_retire) close_listeners();
     long long maxuse = service_int(svc, SVC_MAXUSE);
     long long served = 0;
     sigset_t block, orig;
