@@ -1,0 +1,244 @@
+/* index.c: encoding, decoding and checking of the per-mailbox index file format. */
+#include "store/index.h"
+#include "core/error.h"
+#include "core/xmalloc.h"
+#include <string.h>
+#include <zlib.h>
+
+void le_put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+void le_put64(unsigned char *p, uint64_t v)
+{
+    le_put32(p, (uint32_t)v);
+    le_put32(p + 4, (uint32_t)(v >> 32));
+}
+
+uint32_t le_get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+uint64_t le_get64(const unsigned char *p)
+{
+    return (uint64_t)le_get32(p) | (uint64_t)le_get32(p + 4) << 32;
+}
+
+uint32_t index_crc32(const void *p, size_t len)
+{
+    /* zlib's crc32 takes a uInt length: feed big inputs in pieces. */
+    uLong c = crc32(0L, Z_NULL, 0);
+    const unsigned char *s = p;
+    while (len) {
+        uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
+        c = crc32(c, s, n);
+        s += n;
+        len -= n;
+    }
+    return (uint32_t)c;
+}
+
+/* Header slot layout: byte offsets within the slot. */
+enum {
+    H_MAGIC = 0, H_VERSION = 8, H_HEADER_SIZE = 12, H_RECORD_SIZE = 16, H_UIDVALIDITY = 20,
+    H_UIDNEXT = 24, H_RECORD_COUNT = 28, H_PREV_COUNT = 32, H_EXISTS = 36, H_DELETED = 40,
+    H_SEEN = 44, H_ANSWERED = 48, H_FLAGGED = 52, H_KEYWORD_COUNT = 56, H_KEYWORD_BYTES = 60,
+    H_COMMIT = 64, H_HIGHESTMODSEQ = 72, H_QUOTA_USED = 80, H_GENERATION = 88,
+    H_KEYWORD_CRC = 96, H_EXPUNGED = 100, H_CRC = 124
+};
+
+void index_header_encode(const struct index_header *h, unsigned char *out)
+{
+    memset(out, 0, INDEX_SLOT_SIZE);
+    memcpy(out + H_MAGIC, INDEX_MAGIC, 8);
+    le_put32(out + H_VERSION, INDEX_VERSION);
+    le_put32(out + H_HEADER_SIZE, h->header_size ? h->header_size : INDEX_HEADER_SIZE);
+    le_put32(out + H_RECORD_SIZE, h->record_size ? h->record_size : INDEX_RECORD_SIZE);
+    le_put32(out + H_UIDVALIDITY, h->uidvalidity);
+    le_put32(out + H_UIDNEXT, h->uidnext);
+    le_put32(out + H_RECORD_COUNT, h->record_count);
+    le_put32(out + H_PREV_COUNT, h->prev_count);
+    le_put32(out + H_EXISTS, h->exists);
+    le_put32(out + H_DELETED, h->deleted);
+    le_put32(out + H_SEEN, h->seen);
+    le_put32(out + H_ANSWERED, h->answered);
+    le_put32(out + H_FLAGGED, h->flagged);
+    le_put32(out + H_KEYWORD_COUNT, h->keyword_count);
+    le_put32(out + H_KEYWORD_BYTES, h->keyword_bytes);
+    le_put64(out + H_COMMIT, h->commit);
+    le_put64(out + H_HIGHESTMODSEQ, h->highestmodseq);
+    le_put64(out + H_QUOTA_USED, h->quota_used);
+    le_put64(out + H_GENERATION, h->generation);
+    le_put32(out + H_KEYWORD_CRC, h->keyword_crc);
+    le_put32(out + H_EXPUNGED, h->expunged);
+    le_put32(out + H_CRC, index_crc32(out, H_CRC));
+}
+
+int index_header_decode(const unsigned char *in, struct index_header *h)
+{
+    if (memcmp(in + H_MAGIC, INDEX_MAGIC, 8) != 0) return CF_E_CORRUPT;
+    if (le_get32(in + H_CRC) != index_crc32(in, H_CRC)) return CF_E_CORRUPT;
+    memset(h, 0, sizeof *h);
+    h->version = le_get32(in + H_VERSION);
+    h->header_size = le_get32(in + H_HEADER_SIZE);
+    h->record_size = le_get32(in + H_RECORD_SIZE);
+    h->uidvalidity = le_get32(in + H_UIDVALIDITY);
+    h->uidnext = le_get32(in + H_UIDNEXT);
+    h->record_count = le_get32(in + H_RECORD_COUNT);
+    h->prev_count = le_get32(in + H_PREV_COUNT);
+    h->exists = le_get32(in + H_EXISTS);
+    h->deleted = le_get32(in + H_DELETED);
+    h->seen = le_get32(in + H_SEEN);
+    h->answered = le_get32(in + H_ANSWERED);
+    h->flagged = le_get32(in + H_FLAGGED);
+    h->keyword_count = le_get32(in + H_KEYWORD_COUNT);
+    h->keyword_bytes = le_get32(in + H_KEYWORD_BYTES);
+    h->commit = le_get64(in + H_COMMIT);
+    h->highestmodseq = le_get64(in + H_HIGHESTMODSEQ);
+    h->quota_used = le_get64(in + H_QUOTA_USED);
+    h->generation = le_get64(in + H_GENERATION);
+    h->keyword_crc = le_get32(in + H_KEYWORD_CRC);
+    h->expunged = le_get32(in + H_EXPUNGED);
+    /* This version reads only its own layout; a later version must bump INDEX_VERSION. */
+    if (h->version != INDEX_VERSION || h->header_size != INDEX_HEADER_SIZE ||
+        h->record_size != INDEX_RECORD_SIZE)
+        return CF_E_CORRUPT;
+    if (h->prev_count > h->record_count || h->keyword_count > INDEX_MAX_KEYWORDS ||
+        h->keyword_bytes > INDEX_KEYWORD_AREA || h->exists > h->record_count ||
+        h->uidnext == 0 || h->commit == 0)
+        return CF_E_CORRUPT;
+    return 0;
+}
+
+/* Record layout: byte offsets within a record. */
+enum {
+    R_UID = 0, R_FLAGS = 4, R_INTERNALDATE = 8, R_SENTDATE = 16, R_SIZE = 24, R_MODSEQ = 32,
+    R_CACHE_OFFSET = 40, R_HEADER_SIZE = 48, R_BODY_LINES = 52, R_USER_FLAGS = 56, R_GUID = 72,
+    R_CRC = 124
+};
+
+void index_record_encode(const struct index_record *r, unsigned char *out)
+{
+    memset(out, 0, INDEX_RECORD_SIZE);
+    le_put32(out + R_UID, r->uid);
+    le_put32(out + R_FLAGS, r->flags);
+    le_put64(out + R_INTERNALDATE, (uint64_t)r->internaldate);
+    le_put64(out + R_SENTDATE, (uint64_t)r->sentdate);
+    le_put64(out + R_SIZE, r->size);
+    le_put64(out + R_MODSEQ, r->modseq);
+    le_put64(out + R_CACHE_OFFSET, r->cache_offset);
+    le_put32(out + R_HEADER_SIZE, r->header_size);
+    le_put32(out + R_BODY_LINES, r->body_lines);
+    memcpy(out + R_USER_FLAGS, r->user_flags, sizeof r->user_flags);
+    memcpy(out + R_GUID, r->guid, sizeof r->guid);
+    le_put32(out + R_CRC, index_crc32(out, R_CRC));
+}
+
+int index_record_decode(const unsigned char *in, struct index_record *r)
+{
+    if (le_get32(in + R_CRC) != index_crc32(in, R_CRC)) return CF_E_CORRUPT;
+    r->uid = le_get32(in + R_UID);
+    r->flags = le_get32(in + R_FLAGS);
+    r->internaldate = (int64_t)le_get64(in + R_INTERNALDATE);
+    r->sentdate = (int64_t)le_get64(in + R_SENTDATE);
+    r->size = le_get64(in + R_SIZE);
+    r->modseq = le_get64(in + R_MODSEQ);
+    r->cache_offset = le_get64(in + R_CACHE_OFFSET);
+    r->header_size = le_get32(in + R_HEADER_SIZE);
+    r->body_lines = le_get32(in + R_BODY_LINES);
+    memcpy(r->user_flags, in + R_USER_FLAGS, sizeof r->user_flags);
+    memcpy(r->guid, in + R_GUID, sizeof r->guid);
+    if (r->uid == 0) return CF_E_CORRUPT;
+    return 0;
+}
+
+/* check_header: the header's keyword area and size claims agree with the file. */
+static int check_header(const unsigned char *map, size_t len, const struct index_header *h)
+{
+    if (len < index_record_offset(h->record_count)) return CF_E_CORRUPT;
+    if (index_crc32(map + INDEX_KEYWORD_OFFSET, h->keyword_bytes) != h->keyword_crc)
+        return CF_E_CORRUPT;
+    /* keyword_count NUL-terminated names fill exactly keyword_bytes */
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < h->keyword_bytes; i++)
+        if (map[INDEX_KEYWORD_OFFSET + i] == 0) n++;
+    if (n != h->keyword_count) return CF_E_CORRUPT;
+    if (h->keyword_bytes && map[INDEX_KEYWORD_OFFSET + h->keyword_bytes - 1] != 0)
+        return CF_E_CORRUPT;
+    return 0;
+}
+
+/* check_tail: the records the last commit appended are intact and in UID order. */
+static int check_tail(const unsigned char *map, const struct index_header *h)
+{
+    uint32_t prev_uid = 0;
+    uint32_t start = h->prev_count ? h->prev_count - 1 : 0;
+    for (uint32_t i = start; i < h->record_count; i++) {
+        struct index_record r;
+        if (index_record_decode(map + index_record_offset(i), &r) < 0) return CF_E_CORRUPT;
+        if (r.uid <= prev_uid || r.uid >= h->uidnext) return CF_E_CORRUPT;
+        prev_uid = r.uid;
+    }
+    return 0;
+}
+
+int index_choose_header(const unsigned char *map, size_t len, struct index_header *h,
+                        int *slot_r)
+{
+    if (len < INDEX_HEADER_SIZE) return CF_E_CORRUPT;
+    struct index_header s[2];
+    int ok[2];
+    ok[0] = index_header_decode(map + INDEX_SLOT0_OFFSET, &s[0]) == 0 && !(s[0].commit & 1);
+    ok[1] = index_header_decode(map + INDEX_SLOT1_OFFSET, &s[1]) == 0 && (s[1].commit & 1);
+    int order[2] = { 0, 1 };
+    if (ok[0] && ok[1] && s[1].commit > s[0].commit) { order[0] = 1; order[1] = 0; }
+    else if (!ok[0]) { order[0] = 1; order[1] = 0; }
+    for (int k = 0; k < 2; k++) {
+        int i = order[k];
+        if (!ok[i]) continue;
+        /* The older slot is a fallback only when it is exactly the previous commit. */
+        if (k == 1 && (!ok[order[0]] || s[i].commit + 1 != s[order[0]].commit)) break;
+        if (check_header(map, len, &s[i]) < 0 || check_tail(map, &s[i]) < 0) continue;
+        *h = s[i];
+        if (slot_r) *slot_r = i;
+        return 0;
+    }
+    return CF_E_CORRUPT;
+}
+
+const char *index_keyword_get(const unsigned char *area, uint32_t bytes, uint32_t k,
+                              size_t *len_r)
+{
+    uint32_t pos = 0;
+    for (uint32_t i = 0; pos < bytes; i++) {
+        const unsigned char *nul = memchr(area + pos, 0, bytes - pos);
+        if (!nul) return NULL;
+        size_t n = (size_t)(nul - (area + pos));
+        if (i == k) {
+            if (len_r) *len_r = n;
+            return (const char *)area + pos;
+        }
+        pos += (uint32_t)n + 1;
+    }
+    return NULL;
+}
+
+unsigned char *index_new_file(uint32_t uidvalidity, uint64_t generation, size_t *len_r)
+{
+    unsigned char *p = xzmalloc(INDEX_HEADER_SIZE);
+    struct index_header h;
+    memset(&h, 0, sizeof h);
+    h.uidvalidity = uidvalidity;
+    h.uidnext = 1;
+    h.commit = 1;
+    h.generation = generation;
+    h.keyword_crc = index_crc32("", 0);
+    index_header_encode(&h, p + index_slot_offset(h.commit));
+    *len_r = INDEX_HEADER_SIZE;
+    return p;
+}

@@ -1,0 +1,132 @@
+/* index.h: the binary per-mailbox index file: encode/decode of its header slots, keyword area
+ * and fixed-size message records, all little-endian with CRC32 checksums (man coffer-store(5)). */
+#ifndef COFFER_STORE_INDEX_H
+#define COFFER_STORE_INDEX_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define INDEX_MAGIC "COFFERIX"
+#define INDEX_VERSION 1
+#define INDEX_SLOT_SIZE 128          /* bytes of one header slot (checksum included) */
+#define INDEX_SLOT0_OFFSET 0
+#define INDEX_SLOT1_OFFSET 512       /* a different disk sector from slot 0 */
+#define INDEX_KEYWORD_OFFSET 1024    /* keyword names area, up to the header size */
+#define INDEX_HEADER_SIZE 8192       /* records start here */
+#define INDEX_RECORD_SIZE 128        /* divides 512 and 4096: a record never straddles a sector */
+#define INDEX_MAX_KEYWORDS 128
+#define INDEX_KEYWORD_AREA (INDEX_HEADER_SIZE - INDEX_KEYWORD_OFFSET)
+
+/* System flags of a record (struct index_record.flags). */
+#define FLAG_SEEN      0x01u
+#define FLAG_ANSWERED  0x02u
+#define FLAG_FLAGGED   0x04u
+#define FLAG_DELETED   0x08u
+#define FLAG_DRAFT     0x10u
+#define FLAG_SYSTEM_MASK 0x1fu
+#define FLAG_EXPUNGED  0x80000000u   /* internal: removed, waiting for a repack */
+
+struct index_header {
+    uint32_t version;
+    uint32_t header_size;
+    uint32_t record_size;
+    uint32_t uidvalidity;
+    uint32_t uidnext;
+    uint32_t record_count;   /* records in the file that count; bytes past them are ignored */
+    uint32_t prev_count;     /* record_count before the commit that wrote this slot */
+    uint32_t exists;         /* records without FLAG_EXPUNGED */
+    uint32_t deleted, seen, answered, flagged;   /* among the existing records */
+    uint32_t expunged;       /* records with FLAG_EXPUNGED still in the file */
+    uint32_t keyword_count;
+    uint32_t keyword_bytes;  /* bytes used in the keyword area */
+    uint32_t keyword_crc;    /* CRC32 of those bytes */
+    uint64_t commit;         /* commit sequence number; the slot is commit % 2 */
+    uint64_t highestmodseq;
+    uint64_t quota_used;     /* sum of the sizes of the existing records */
+    uint64_t generation;     /* bumped by every repack */
+};
+
+struct index_record {
+    uint32_t uid;
+    uint32_t flags;          /* FLAG_* */
+    int64_t internaldate;    /* seconds since the epoch */
+    int64_t sentdate;        /* from the Date: header, seconds since the epoch, 0 if none */
+    uint64_t size;           /* bytes of the message file */
+    uint64_t modseq;
+    uint64_t cache_offset;   /* of this message's record in the cache file, 0 if none */
+    uint32_t header_size;    /* bytes of the top-level header, including the empty line */
+    uint32_t body_lines;
+    uint8_t user_flags[INDEX_MAX_KEYWORDS / 8]; /* bit k (byte k/8, bit k%8) = keyword k */
+    uint8_t guid[20];        /* SHA-1 of the message bytes */
+};
+
+/* Little-endian helpers, also used by the cache file. */
+void le_put32(unsigned char *p, uint32_t v);
+void le_put64(unsigned char *p, uint64_t v);
+uint32_t le_get32(const unsigned char *p);
+uint64_t le_get64(const unsigned char *p);
+
+/* index_crc32: CRC-32 (zlib polynomial) of len bytes. */
+uint32_t index_crc32(const void *p, size_t len);
+
+/* index_header_encode: fill out[INDEX_SLOT_SIZE] (magic, fields, checksum). */
+void index_header_encode(const struct index_header *h, unsigned char *out);
+
+/* index_header_decode: parse one slot. 0, or CF_E_CORRUPT on a bad magic, version, size or
+ * checksum (nothing logged: the caller knows the mailbox). */
+int index_header_decode(const unsigned char *in, struct index_header *h);
+
+/* index_record_encode: fill out[INDEX_RECORD_SIZE] with the record and its checksum. */
+void index_record_encode(const struct index_record *r, unsigned char *out);
+
+/* index_record_decode: 0, or CF_E_CORRUPT when the checksum does not match (or uid is 0). */
+int index_record_decode(const unsigned char *in, struct index_record *r);
+
+/* index_record_uid: the uid field of an encoded record, without checking anything. */
+static inline uint32_t index_record_uid(const unsigned char *in)
+{
+    return (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 | (uint32_t)in[3] << 24;
+}
+
+/* index_choose_header: given the whole index file (map, len), pick the header that counts:
+ * the valid slot with the highest commit number, unless the records its commit added
+ * ([prev_count, record_count)) fail their checksums -- a commit torn by a power loss -- in
+ * which case the other slot, one commit older, is used. Checks keyword area, sizes and that the
+ * file holds record_count records. On success *h is set and *slot_r (if not NULL) tells which
+ * slot; returns 0, or CF_E_CORRUPT. */
+int index_choose_header(const unsigned char *map, size_t len, struct index_header *h,
+                        int *slot_r);
+
+/* index_slot_offset: file offset of the slot a header with this commit number lives in. */
+static inline size_t index_slot_offset(uint64_t commit)
+{
+    return (commit & 1) ? INDEX_SLOT1_OFFSET : INDEX_SLOT0_OFFSET;
+}
+
+/* index_record_offset: file offset of record number i (0-based). */
+static inline uint64_t index_record_offset(uint32_t i)
+{
+    return INDEX_HEADER_SIZE + (uint64_t)i * INDEX_RECORD_SIZE;
+}
+
+/* index_keyword_get: the k-th keyword name in the keyword area bytes (area, bytes), as a
+ * pointer into it with its length in *len_r; NULL when k is out of range or malformed. */
+const char *index_keyword_get(const unsigned char *area, uint32_t bytes, uint32_t k,
+                              size_t *len_r);
+
+/* index_user_flag_get/set: test, set or clear keyword bit k of a record. */
+static inline int index_user_flag_get(const struct index_record *r, unsigned k)
+{
+    return k < INDEX_MAX_KEYWORDS && (r->user_flags[k / 8] >> (k % 8)) & 1;
+}
+static inline void index_user_flag_set(struct index_record *r, unsigned k, int on)
+{
+    if (k >= INDEX_MAX_KEYWORDS) return;
+    if (on) r->user_flags[k / 8] |= (uint8_t)(1u << (k % 8));
+    else r->user_flags[k / 8] &= (uint8_t)~(1u << (k % 8));
+}
+
+/* index_new_file: the bytes of an empty index (INDEX_HEADER_SIZE of them, caller frees) with
+ * commit 1 in slot 1 and slot 0 zeroed. */
+unsigned char *index_new_file(uint32_t uidvalidity, uint64_t generation, size_t *len_r);
+
+#endif

@@ -1,0 +1,1465 @@
+/* mailbox.c: one mailbox on disk: locking, the session view, append, copy, store, expunge,
+ * repack, sync, message and cache reads, create/delete/rename of the directory. */
+#include "store/mailbox.h"
+#include "store/mbheader.h"
+#include "store/partition.h"
+#include "core/error.h"
+#include "core/fileutil.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "mime/mime.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOCK_FILE "lock"
+#define INDEX_FILE "index"
+#define CACHE_FILE "cache"
+
+struct mailbox {
+    char *partition, *uniqueid, *dir, *name, *index_path;
+    int lock_fd;
+    int locked;                 /* 0, LOCK_SH or LOCK_EX */
+    int index_fd, cache_fd;
+    dev_t index_dev;
+    ino_t index_ino;
+    unsigned char *map;
+    size_t map_len;
+    struct index_header hdr;    /* as of the last refresh */
+    int nofsync;
+    struct strarr keywords;     /* names, loaded lazily */
+    uint32_t kw_loaded_bytes;
+    uint64_t kw_loaded_gen;
+    int kw_loaded;
+    /* the session view: uids in ascending order, message number = position + 1 */
+    uint32_t *view;
+    uint32_t nview, aview;
+    uint32_t view_maxuid;
+    uint64_t view_modseq, view_generation;
+    uint32_t view_records;
+    int expunge_pending;
+};
+
+static int corrupt(struct mailbox *mb, const char *what, uint32_t uid)
+{
+    log_err("mailbox_corrupt", "mbox=%s uniqueid=%s what=%s uid=%u action=reconstruct",
+            log_quote(mb->name), mb->uniqueid, what, (unsigned)uid);
+    return CF_E_CORRUPT;
+}
+
+static int io_error(struct mailbox *mb, const char *call, const char *path)
+{
+    int e = errno;
+    log_err("mailbox_io_error", "mbox=%s call=%s path=%s errno=%s", log_quote(mb->name), call,
+            log_quote(path), strerror(e));
+    errno = e;
+    return CF_E_IO;
+}
+
+static int do_fsync(struct mailbox *mb, int fd, int data_only)
+{
+    if (mb->nofsync) return 0;
+    return data_only ? fdatasync(fd) : fsync(fd);
+}
+
+/* ---- index file mapping and locking ---- */
+
+static void unmap_index(struct mailbox *mb)
+{
+    if (mb->map) munmap(mb->map, mb->map_len);
+    mb->map = NULL;
+    mb->map_len = 0;
+}
+
+/* map_refresh: make the mapping cover the whole index file. */
+static int map_refresh(struct mailbox *mb)
+{
+    struct stat st;
+    if (fstat(mb->index_fd, &st) < 0) return io_error(mb, "fstat", mb->index_path);
+    size_t len = (size_t)st.st_size;
+    if (len == mb->map_len && mb->map) return 0;
+    unmap_index(mb);
+    if (len < INDEX_HEADER_SIZE) return corrupt(mb, "index_short", 0);
+    void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, mb->index_fd, 0);
+    if (p == MAP_FAILED) return io_error(mb, "mmap", mb->index_path);
+    mb->map = p;
+    mb->map_len = len;
+    return 0;
+}
+
+static int open_index(struct mailbox *mb)
+{
+    if (mb->index_fd >= 0) close(mb->index_fd);
+    unmap_index(mb);
+    mb->index_fd = open(mb->index_path, O_RDWR | O_CLOEXEC);
+    if (mb->index_fd < 0 && errno == EACCES) mb->index_fd = open(mb->index_path, O_RDONLY | O_CLOEXEC);
+    if (mb->index_fd < 0) {
+        if (errno == ENOENT) return CF_E_NOTFOUND;
+        return io_error(mb, "open", mb->index_path);
+    }
+    struct stat st;
+    if (fstat(mb->index_fd, &st) < 0) return io_error(mb, "fstat", mb->index_path);
+    mb->index_dev = st.st_dev;
+    mb->index_ino = st.st_ino;
+    return map_refresh(mb);
+}
+
+/* refresh: under a lock, follow a repack (new inode), remap, and read the current header. */
+static int refresh(struct mailbox *mb)
+{
+    struct stat st;
+    if (stat(mb->index_path, &st) < 0) {
+        if (errno == ENOENT) return CF_E_NOTFOUND;
+        return io_error(mb, "stat", mb->index_path);
+    }
+    int r;
+    if (mb->index_fd < 0 || st.st_ino != mb->index_ino || st.st_dev != mb->index_dev)
+        r = open_index(mb);
+    else
+        r = map_refresh(mb);
+    if (r < 0) return r;
+    struct index_header h;
+    if (index_choose_header(mb->map, mb->map_len, &h, NULL) < 0)
+        return corrupt(mb, "index_header", 0);
+    mb->hdr = h;
+    return 0;
+}
+
+/* lock: take the lock (LOCK_SH or LOCK_EX) and refresh. Returns 1 if taken (the caller
+ * unlocks), 0 if a sufficient lock was already held, or <0. */
+static int lock(struct mailbox *mb, int op)
+{
+    if (mb->locked) {
+        if (op == LOCK_EX && mb->locked != LOCK_EX) {
+            log_err("mailbox_lock_misuse", "mbox=%s reason=%s", log_quote(mb->name),
+                    log_quote("write under a shared lock"));
+            return CF_E_INTERNAL;
+        }
+        return 0;
+    }
+    while (flock(mb->lock_fd, op) < 0) {
+        if (errno == EINTR) continue;
+        return io_error(mb, "flock", mb->dir);
+    }
+    mb->locked = op;
+    int r = refresh(mb);
+    if (r < 0) {
+        flock(mb->lock_fd, LOCK_UN);
+        mb->locked = 0;
+        return r;
+    }
+    return 1;
+}
+
+static void unlock(struct mailbox *mb, int took)
+{
+    if (took <= 0) return;
+    flock(mb->lock_fd, LOCK_UN);
+    mb->locked = 0;
+}
+
+int mailbox_lock_shared(struct mailbox *mb)
+{
+    int r = lock(mb, LOCK_SH);
+    return r < 0 ? r : 0;
+}
+
+void mailbox_unlock(struct mailbox *mb)
+{
+    unlock(mb, 1);
+}
+
+/* find_pos: position of uid among the records of the current header, or -1. */
+static long find_pos(const struct mailbox *mb, uint32_t uid)
+{
+    uint32_t lo = 0, hi = mb->hdr.record_count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        uint32_t u = index_record_uid(mb->map + index_record_offset(mid));
+        if (u == uid) return (long)mid;
+        if (u < uid) lo = mid + 1;
+        else hi = mid;
+    }
+    return -1;
+}
+
+/* first_pos_after: position of the first record with uid > uid. */
+static uint32_t first_pos_after(const struct mailbox *mb, uint32_t uid)
+{
+    uint32_t lo = 0, hi = mb->hdr.record_count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (index_record_uid(mb->map + index_record_offset(mid)) <= uid) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static int read_record(struct mailbox *mb, uint32_t pos, struct index_record *r)
+{
+    if (index_record_decode(mb->map + index_record_offset(pos), r) < 0)
+        return corrupt(mb, "index_record", index_record_uid(mb->map + index_record_offset(pos)));
+    return 0;
+}
+
+/* write_header: the commit. Writes nh (with the next commit number) into its slot and flushes
+ * the index: records and keyword bytes written before reach the disk with it. */
+static int write_header(struct mailbox *mb, struct index_header *nh)
+{
+    unsigned char slot[INDEX_SLOT_SIZE];
+    nh->commit = mb->hdr.commit + 1;
+    index_header_encode(nh, slot);
+    if (pwrite(mb->index_fd, slot, sizeof slot, (off_t)index_slot_offset(nh->commit)) !=
+        (ssize_t)sizeof slot)
+        return io_error(mb, "pwrite", mb->index_path);
+    if (do_fsync(mb, mb->index_fd, 1) < 0) return io_error(mb, "fdatasync", mb->index_path);
+    mb->hdr = *nh;
+    return map_refresh(mb);
+}
+
+static int pwrite_all(int fd, const void *p, size_t n, uint64_t off)
+{
+    const char *s = p;
+    while (n) {
+        ssize_t w = pwrite(fd, s, n, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        s += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
+/* ---- keywords ---- */
+
+/* keyword_get: the bit of keyword name (ASCII case-insensitive), creating it in nh's keyword
+ * area when create is set (bytes written now, counted only when nh is committed). Returns the
+ * bit, CF_E_NOTFOUND, CF_E_LIMIT or CF_E_IO. */
+static int keyword_get(struct mailbox *mb, struct index_header *nh, const char *name, int create)
+{
+    size_t nlen = strlen(name);
+    const unsigned char *area = mb->map + INDEX_KEYWORD_OFFSET;
+    for (uint32_t k = 0; k < nh->keyword_count; k++) {
+        size_t len;
+        const char *kw = index_keyword_get(area, nh->keyword_bytes, k, &len);
+        if (kw && len == nlen && !strncasecmp(kw, name, nlen)) return (int)k;
+    }
+    if (!create) return CF_E_NOTFOUND;
+    if (!nlen || nh->keyword_count >= INDEX_MAX_KEYWORDS ||
+        nh->keyword_bytes + nlen + 1 > INDEX_KEYWORD_AREA)
+        return CF_E_LIMIT;
+    if (pwrite_all(mb->index_fd, name, nlen + 1, INDEX_KEYWORD_OFFSET + nh->keyword_bytes) < 0)
+        return io_error(mb, "pwrite", mb->index_path);
+    nh->keyword_bytes += (uint32_t)nlen + 1;
+    nh->keyword_crc = index_crc32(area, nh->keyword_bytes);  /* the mapping sees the write */
+    return (int)nh->keyword_count++;
+}
+
+const struct strarr *mailbox_keywords(struct mailbox *mb)
+{
+    if (!mb->kw_loaded || mb->kw_loaded_bytes != mb->hdr.keyword_bytes ||
+        mb->kw_loaded_gen != mb->hdr.generation) {
+        strarr_fini(&mb->keywords);
+        const unsigned char *area = mb->map + INDEX_KEYWORD_OFFSET;
+        for (uint32_t k = 0; k < mb->hdr.keyword_count; k++) {
+            size_t len;
+            const char *kw = index_keyword_get(area, mb->hdr.keyword_bytes, k, &len);
+            strarr_take(&mb->keywords, kw ? xstrndup(kw, len) : xstrdup(""));
+        }
+        mb->kw_loaded = 1;
+        mb->kw_loaded_bytes = mb->hdr.keyword_bytes;
+        mb->kw_loaded_gen = mb->hdr.generation;
+    }
+    return &mb->keywords;
+}
+
+/* ---- counters ---- */
+
+static void count_record(struct index_header *h, const struct index_record *r, int add)
+{
+    uint32_t d = add ? 1u : (uint32_t)-1;
+    h->exists += d;
+    if (r->flags & FLAG_DELETED) h->deleted += d;
+    if (r->flags & FLAG_SEEN) h->seen += d;
+    if (r->flags & FLAG_ANSWERED) h->answered += d;
+    if (r->flags & FLAG_FLAGGED) h->flagged += d;
+    if (add) h->quota_used += r->size;
+    else h->quota_used = h->quota_used >= r->size ? h->quota_used - r->size : 0;
+}
+
+/* ---- open / close ---- */
+
+static struct mailbox *mailbox_alloc(const char *partition, const char *uniqueid, const char *name)
+{
+    struct mailbox *mb = xzmalloc(sizeof *mb);
+    mb->partition = xstrdup(partition);
+    mb->uniqueid = xstrdup(uniqueid);
+    mb->name = xstrdup(name ? name : uniqueid);
+    mb->dir = partition_mailbox_dir(partition, uniqueid);
+    mb->index_path = xasprintf("%s/%s", mb->dir, INDEX_FILE);
+    mb->lock_fd = mb->index_fd = mb->cache_fd = -1;
+    strarr_init(&mb->keywords);
+    return mb;
+}
+
+void mailbox_close(struct mailbox **pmb)
+{
+    struct mailbox *mb = *pmb;
+    if (!mb) return;
+    unmap_index(mb);
+    if (mb->index_fd >= 0) close(mb->index_fd);
+    if (mb->cache_fd >= 0) close(mb->cache_fd);
+    if (mb->lock_fd >= 0) close(mb->lock_fd);  /* drops any lock */
+    strarr_fini(&mb->keywords);
+    free(mb->view);
+    free(mb->partition);
+    free(mb->uniqueid);
+    free(mb->name);
+    free(mb->dir);
+    free(mb->index_path);
+    free(mb);
+    *pmb = NULL;
+}
+
+static int open_lock_file(const char *dir, int *fd_r)
+{
+    char *path = xasprintf("%s/%s", dir, LOCK_FILE);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int r = 0;
+    if (fd < 0) {
+        r = errno == ENOENT ? CF_E_NOTFOUND : CF_E_IO;
+        if (r == CF_E_IO)
+            log_err("mailbox_io_error", "call=open path=%s errno=%s", log_quote(path), strerror(errno));
+    }
+    *fd_r = fd;
+    free(path);
+    return r;
+}
+
+/* open_cache: open the cache file, recreating an empty one when it is missing or its header
+ * is damaged (the cache is derived data; records pointing into a recreated file fail their
+ * checks and are rebuilt from the message files). Call under the write lock or at open. */
+static int open_cache(struct mailbox *mb)
+{
+    char *path = xasprintf("%s/%s", mb->dir, CACHE_FILE);
+    int r = 0;
+    mb->cache_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (mb->cache_fd < 0) mb->cache_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (mb->cache_fd < 0) r = io_error(mb, "open", path);
+    free(path);
+    return r;
+}
+
+/* cache_end: where the next cache record goes (the end of the file), writing the cache file
+ * header first if the file is empty or its header damaged. */
+static int cache_end(struct mailbox *mb, uint64_t *end_r)
+{
+    struct stat st;
+    unsigned char head[CACHE_HEADER_SIZE];
+    if (fstat(mb->cache_fd, &st) < 0) return io_error(mb, "fstat", "cache");
+    if (st.st_size >= CACHE_HEADER_SIZE &&
+        pread(mb->cache_fd, head, sizeof head, 0) == (ssize_t)sizeof head &&
+        cache_header_check(head, sizeof head) == 0) {
+        *end_r = (uint64_t)st.st_size;
+        return 0;
+    }
+    if (st.st_size > 0) corrupt(mb, "cache_header", 0);
+    cache_header_encode(head);
+    if (ftruncate(mb->cache_fd, 0) < 0 || pwrite_all(mb->cache_fd, head, sizeof head, 0) < 0)
+        return io_error(mb, "write", "cache");
+    *end_r = CACHE_HEADER_SIZE;
+    return 0;
+}
+
+static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_changes *ch);
+
+int mailbox_open(const char *partition, const char *uniqueid, const char *name,
+                 struct mailbox **mb_r)
+{
+    *mb_r = NULL;
+    if (!partition_uniqueid_valid(uniqueid)) return CF_E_NOTFOUND;
+    struct mailbox *mb = mailbox_alloc(partition, uniqueid, name);
+    struct mailbox_changes ch;
+    mailbox_changes_init(&ch);
+    int r = open_lock_file(mb->dir, &mb->lock_fd);
+    if (r < 0) goto fail;
+    r = open_cache(mb);
+    if (r < 0) goto fail;
+    int took = lock(mb, LOCK_SH);
+    if (took < 0) {
+        r = took;
+        goto fail;
+    }
+    r = view_update(mb, 0, &ch);
+    unlock(mb, took);
+    if (r < 0) goto fail;
+    mailbox_changes_fini(&ch);
+    *mb_r = mb;
+    return 0;
+fail:
+    mailbox_changes_fini(&ch);
+    mailbox_close(&mb);
+    return r;
+}
+
+void mailbox_set_nofsync(struct mailbox *mb, int on) { mb->nofsync = on; }
+const char *mailbox_uniqueid(const struct mailbox *mb) { return mb->uniqueid; }
+const char *mailbox_dir(const struct mailbox *mb) { return mb->dir; }
+const struct index_header *mailbox_header(const struct mailbox *mb) { return &mb->hdr; }
+uint32_t mailbox_count(const struct mailbox *mb) { return mb->nview; }
+
+uint32_t mailbox_uid(const struct mailbox *mb, uint32_t msgno)
+{
+    return msgno >= 1 && msgno <= mb->nview ? mb->view[msgno - 1] : 0;
+}
+
+uint32_t mailbox_msgno(const struct mailbox *mb, uint32_t uid)
+{
+    uint32_t lo = 0, hi = mb->nview;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (mb->view[mid] == uid) return mid + 1;
+        if (mb->view[mid] < uid) lo = mid + 1;
+        else hi = mid;
+    }
+    return 0;
+}
+
+/* ---- sync ---- */
+
+void mailbox_changes_init(struct mailbox_changes *c) { memset(c, 0, sizeof *c); }
+
+void mailbox_changes_fini(struct mailbox_changes *c)
+{
+    free(c->expunged_msgnos);
+    free(c->expunged_uids);
+    free(c->changed_uids);
+    memset(c, 0, sizeof *c);
+}
+
+static void push_u32(uint32_t **v, size_t *n, size_t *alloc, uint32_t x)
+{
+    if (*n == *alloc) {
+        *alloc = *alloc ? *alloc * 2 : 16;
+        *v = xreallocarray(*v, *alloc, sizeof **v);
+    }
+    (*v)[(*n)++] = x;
+}
+
+/* view_update: under a lock, compare the view with the records and apply the differences. */
+static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_changes *ch)
+{
+    const struct index_header *h = &mb->hdr;
+    int no_expunge = flags & MAILBOX_SYNC_NO_EXPUNGE;
+    ch->highestmodseq = h->highestmodseq;
+    if (h->generation == mb->view_generation && h->record_count == mb->view_records &&
+        h->highestmodseq == mb->view_modseq && mb->view &&
+        !(mb->expunge_pending && !no_expunge)) {
+        ch->exists = mb->nview;
+        return 0;
+    }
+    size_t ae = 0, ac = 0;
+    uint32_t count = h->record_count, j = 0, k = 0, removed = 0;
+    int pending = 0;
+    /* Messages already in the view: still there, changed, or expunged. */
+    for (uint32_t i = 0; i < mb->nview; i++) {
+        uint32_t u = mb->view[i];
+        while (j < count && index_record_uid(mb->map + index_record_offset(j)) < u) j++;
+        int gone = 1;
+        if (j < count && index_record_uid(mb->map + index_record_offset(j)) == u) {
+            const unsigned char *raw = mb->map + index_record_offset(j);
+            uint32_t rflags = le_get32(raw + 4);
+            uint64_t modseq = le_get64(raw + 32);
+            gone = (rflags & FLAG_EXPUNGED) != 0;
+            if (!gone && modseq > mb->view_modseq) {
+                struct index_record r;
+                int rr = read_record(mb, j, &r);
+                if (rr < 0) return rr;
+                push_u32(&ch->changed_uids, &ch->n_changed, &ac, u);
+            }
+            j++;
+        }
+        if (gone && no_expunge) {
+            pending = 1;
+            gone = 0;
+        }
+        if (gone) {
+            size_t n1 = ch->n_expunged, a1 = ae;
+            push_u32(&ch->expunged_msgnos, &n1, &a1, i + 1 - removed);
+            push_u32(&ch->expunged_uids, &ch->n_expunged, &ae, u);
+            removed++;
+            continue;
+        }
+        mb->view[k++] = u;
+    }
+    mb->nview = k;
+    /* New messages: records above the highest uid the view ever held. */
+    uint32_t prev = mb->view_maxuid;
+    for (j = first_pos_after(mb, mb->view_maxuid); j < count; j++) {
+        const unsigned char *raw = mb->map + index_record_offset(j);
+        uint32_t u = index_record_uid(raw);
+        if (u <= prev || u >= h->uidnext) return corrupt(mb, "index_order", u);
+        prev = u;
+        if (le_get32(raw + 4) & FLAG_EXPUNGED) continue;
+        if (mb->nview == mb->aview) {
+            mb->aview = mb->aview ? mb->aview + mb->aview / 2 : (count > 16 ? count : 16);
+            mb->view = xreallocarray(mb->view, mb->aview, sizeof *mb->view);
+        }
+        mb->view[mb->nview++] = u;
+        ch->n_new++;
+    }
+    if (prev > mb->view_maxuid) mb->view_maxuid = prev;
+    if (!mb->view) mb->view = xmalloc(sizeof *mb->view);  /* marks the view as built */
+    mb->expunge_pending = pending;
+    mb->view_modseq = h->highestmodseq;
+    mb->view_generation = h->generation;
+    mb->view_records = count;
+    ch->exists = mb->nview;
+    return 0;
+}
+
+int mailbox_sync(struct mailbox *mb, unsigned flags, struct mailbox_changes *ch)
+{
+    mailbox_changes_fini(ch);
+    int took = lock(mb, LOCK_SH);
+    if (took < 0) return took;
+    int r = view_update(mb, flags, ch);
+    unlock(mb, took);
+    return r;
+}
+
+/* ---- reading ---- */
+
+int mailbox_record(struct mailbox *mb, uint32_t uid, struct index_record *r)
+{
+    long pos = find_pos(mb, uid);
+    if (pos < 0) return 0;
+    if (index_record_decode(mb->map + index_record_offset((uint32_t)pos), r) == 0) return 1;
+    /* Maybe a writer was changing it under us: look again under the shared lock. */
+    int took = lock(mb, LOCK_SH);
+    if (took < 0) return took;
+    int ret = 0;
+    pos = find_pos(mb, uid);
+    if (pos >= 0) ret = read_record(mb, (uint32_t)pos, r) < 0 ? CF_E_CORRUPT : 1;
+    unlock(mb, took);
+    return ret;
+}
+
+char *mailbox_message_path(const struct mailbox *mb, uint32_t uid)
+{
+    return xasprintf("%s/%u.", mb->dir, (unsigned)uid);
+}
+
+int mailbox_message_open(struct mailbox *mb, uint32_t uid, int *fd_r, uint64_t *size_r)
+{
+    char *path = mailbox_message_path(mb, uid);
+    int r = 0;
+    *fd_r = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd_r < 0) {
+        r = errno == ENOENT ? CF_E_NOTFOUND : io_error(mb, "open", path);
+        goto done;
+    }
+    if (size_r) {
+        struct stat st;
+        if (fstat(*fd_r, &st) < 0) {
+            r = io_error(mb, "fstat", path);
+            close(*fd_r);
+            *fd_r = -1;
+            goto done;
+        }
+        *size_r = (uint64_t)st.st_size;
+    }
+done:
+    free(path);
+    return r;
+}
+
+int mailbox_message_map(struct mailbox *mb, uint32_t uid, const char **p_r, size_t *len_r)
+{
+    int fd;
+    uint64_t size;
+    *p_r = NULL;
+    *len_r = 0;
+    int r = mailbox_message_open(mb, uid, &fd, &size);
+    if (r < 0) return r;
+    if (size == 0) {
+        *p_r = "";
+    } else {
+        void *p = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED) {
+            r = io_error(mb, "mmap", "message");
+        } else {
+            *p_r = p;
+            *len_r = (size_t)size;
+        }
+    }
+    close(fd);
+    return r;
+}
+
+void mailbox_message_unmap(const char *p, size_t len)
+{
+    if (p && len) munmap((void *)p, len);
+}
+
+/* ---- message summaries ---- */
+
+static void guid_of(const char *p, size_t len, uint8_t out[20])
+{
+    unsigned int n = 20;
+    EVP_Digest(p, len, out, &n, EVP_sha1(), NULL);
+}
+
+/* summarize: the cache fields and record fields of a message's bytes. */
+static void summarize(const char *p, size_t len, uint32_t uid, struct cache_entry *e,
+                      struct index_record *rec)
+{
+    struct mime_summary s;
+    mime_summary_init(&s);
+    mime_summarize(p, len, &s);   /* CF_E_LIMIT still leaves a usable summary */
+    cache_entry_fini(e);
+    e->uid = uid;
+    struct { int id; struct buf *b; } map[] = {
+        { CACHE_ENVELOPE, &s.envelope }, { CACHE_BODYSTRUCTURE, &s.bodystructure },
+        { CACHE_BODY, &s.body }, { CACHE_SECTIONS, &s.sections },
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        buf_reset(&e->f[map[i].id]);
+        if (map[i].b->len) buf_append(&e->f[map[i].id], map[i].b->s, map[i].b->len);
+        e->present[map[i].id] = 1;
+    }
+    size_t hs = s.header_size <= len ? s.header_size : len;
+    buf_reset(&e->f[CACHE_HEADER]);
+    if (hs <= CACHE_HEADER_MAX) {
+        if (hs) buf_append(&e->f[CACHE_HEADER], p, hs);
+        e->present[CACHE_HEADER] = 1;
+    }
+    if (rec) {
+        rec->size = len;
+        rec->header_size = (uint32_t)hs;
+        rec->body_lines = s.body_lines;
+        rec->sentdate = 0;
+        /* the Date: header field, unfolded (RFC 5322 section 3.6.1) */
+        for (size_t pos = 0; pos < hs;) {
+            const char *line = p + pos;
+            const char *nl = memchr(line, '\n', hs - pos);
+            size_t ll = nl ? (size_t)(nl - line) + 1 : hs - pos;
+            if (ll > 5 && !strncasecmp(line, "Date:", 5)) {
+                struct buf v = BUF_INIT;
+                size_t q = pos + 5;
+                for (;;) {
+                    const char *e2 = memchr(p + q, '\n', hs - q);
+                    size_t end = e2 ? (size_t)(e2 - p) : hs;
+                    buf_append(&v, p + q, end - q);
+                    buf_putc(&v, ' ');
+                    q = end + 1;
+                    if (q >= hs || (p[q] != ' ' && p[q] != '\t')) break;
+                }
+                rec->sentdate = mailbox_parse_date(buf_cstr(&v), v.len);
+                buf_fini(&v);
+                break;
+            }
+            pos += ll;
+        }
+        guid_of(p, len, rec->guid);
+    }
+    mime_summary_fini(&s);
+}
+
+int mailbox_cache_fetch(struct mailbox *mb, uint32_t uid, struct cache_entry *e)
+{
+    struct index_record r;
+    int found = mailbox_record(mb, uid, &r);
+    if (found < 0) return found;
+    if (!found || (r.flags & FLAG_EXPUNGED)) return CF_E_NOTFOUND;
+    int cr = r.cache_offset ? cache_read(mb->cache_fd, r.cache_offset, uid, e) : CF_E_CORRUPT;
+    if (cr == 0) return 0;
+    log_warn("mailbox_cache_rebuild", "mbox=%s uid=%u reason=%s", log_quote(mb->name),
+             (unsigned)uid, cr == CF_E_IO ? "io" : "damaged");
+    const char *p;
+    size_t len;
+    int r2 = mailbox_message_map(mb, uid, &p, &len);
+    if (r2 < 0) return r2;
+    summarize(p, len, uid, e, NULL);
+    mailbox_message_unmap(p, len);
+    return 0;
+}
+
+/* ---- append ---- */
+
+/* create_message_file: write the message file of uid with O_EXCL and fsync it. A file already
+ * there is an orphan of a crashed append (above uidnext, never acknowledged, never indexed):
+ * it is removed and replaced. */
+static int create_message_file(struct mailbox *mb, uint32_t uid, const char *p, size_t len)
+{
+    char *path = mailbox_message_path(mb, uid);
+    int r = 0, fd = -1;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0 || errno != EEXIST) break;
+        log_notice("mailbox_orphan_removed", "mbox=%s uid=%u", log_quote(mb->name), (unsigned)uid);
+        unlink(path);
+    }
+    if (fd < 0) {
+        r = io_error(mb, "open", path);
+        goto done;
+    }
+    if (write_all(fd, p, len) < 0 || do_fsync(mb, fd, 0) < 0) {
+        r = io_error(mb, "write", path);
+        close(fd);
+        unlink(path);
+        goto done;
+    }
+    if (close(fd) < 0) {
+        r = io_error(mb, "close", path);
+        unlink(path);
+    }
+done:
+    free(path);
+    return r;
+}
+
+static void unlink_messages(struct mailbox *mb, const uint32_t *uids, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *path = mailbox_message_path(mb, uids[i]);
+        if (unlink(path) < 0 && errno != ENOENT) io_error(mb, "unlink", path);
+        free(path);
+    }
+}
+
+/* set_keywords: the user-flag bits of names into rec (creating keywords in nh). */
+static int set_keywords(struct mailbox *mb, struct index_header *nh, const char *const *names,
+                        struct index_record *rec)
+{
+    for (size_t i = 0; names && names[i]; i++) {
+        int k = keyword_get(mb, nh, names[i], 1);
+        if (k < 0) return k;
+        index_user_flag_set(rec, (unsigned)k, 1);
+    }
+    return 0;
+}
+
+/* One message being added by append or copy. */
+struct pending {
+    const char *data;       /* bytes to write, or NULL when linking src_path */
+    size_t len;
+    const char *src_path;   /* copy: the source message file */
+    struct index_record rec;
+    struct cache_entry ce;
+    int have_cache;
+};
+
+/* add_messages: the common tail of append and copy, under the write lock: quota check,
+ * message files, cache records, index records, commit. Sets uids_r[i] (0 for a copy whose
+ * source vanished). kw[i] lists keyword names of message i. */
+static int add_messages(struct mailbox *mb, struct pending *pm, size_t n,
+                        const char *const *const *kw, const struct mailbox_quota *q,
+                        uint32_t *uids_r)
+{
+    struct index_header nh = mb->hdr;
+    struct buf cbuf = BUF_INIT, rbuf = BUF_INIT;
+    uint32_t *made = xzmalloc((n ? n : 1) * sizeof *made);
+    size_t nmade = 0;
+    uint64_t cend = 0, bytes = 0;
+    int r;
+    nh.prev_count = nh.record_count;
+    uint64_t modseq = nh.highestmodseq + 1;
+    for (size_t i = 0; i < n; i++) bytes += pm[i].rec.size;
+    if (q && q->check && (r = q->check(q->rock, mb->uniqueid, bytes, (uint32_t)n)) < 0) goto done;
+    if ((r = cache_end(mb, &cend)) < 0) goto done;
+    for (size_t i = 0; i < n; i++) {
+        struct pending *m = &pm[i];
+        uids_r[i] = 0;
+        if (nh.uidnext >= UINT32_MAX - 1) {
+            log_err("mailbox_uid_exhausted", "mbox=%s", log_quote(mb->name));
+            r = CF_E_LIMIT;
+            goto done;
+        }
+        uint32_t uid = nh.uidnext;
+        if (m->src_path) {
+            /* copy: hard link when possible (single-instance store), else a real copy */
+            char *dst = mailbox_message_path(mb, uid);
+            int lr = link(m->src_path, dst);
+            if (lr < 0 && errno == EEXIST) {
+                log_notice("mailbox_orphan_removed", "mbox=%s uid=%u", log_quote(mb->name), (unsigned)uid);
+                unlink(dst);
+                lr = link(m->src_path, dst);
+            }
+            int lerr = errno;
+            free(dst);
+            if (lr < 0 && lerr == ENOENT) continue;   /* expunged since we looked */
+            if (lr < 0 && lerr != EXDEV && lerr != EMLINK && lerr != EPERM) {
+                errno = lerr;
+                r = io_error(mb, "link", m->src_path);
+                goto done;
+            }
+            if (lr < 0) {
+                char *text = NULL;
+                size_t tlen = 0;
+                r = file_read_all(m->src_path, (size_t)-1 / 2, &text, &tlen);
+                if (r == CF_E_NOTFOUND) continue;
+                if (r == 0) r = create_message_file(mb, uid, text, tlen);
+                free(text);
+                if (r < 0) goto done;
+            }
+        } else {
+            if ((r = create_message_file(mb, uid, m->data, m->len)) < 0) goto done;
+        }
+        made[nmade++] = uid;
+        nh.uidnext = uid + 1;
+        m->rec.uid = uid;
+        m->rec.modseq = modseq;
+        m->rec.flags &= FLAG_SYSTEM_MASK;
+        if ((r = set_keywords(mb, &nh, kw ? kw[i] : NULL, &m->rec)) < 0) goto done;
+        m->rec.cache_offset = 0;
+        if (m->have_cache) {
+            m->ce.uid = uid;
+            m->rec.cache_offset = cend + cbuf.len;
+            cache_record_encode(&m->ce, &cbuf);
+        }
+        unsigned char raw[INDEX_RECORD_SIZE];
+        index_record_encode(&m->rec, raw);
+        buf_append(&rbuf, raw, sizeof raw);
+        count_record(&nh, &m->rec, 1);
+        nh.record_count++;
+        uids_r[i] = uid;
+    }
+    if (!nmade) goto done;
+    /* The cache is not fsynced: a record lost in a crash fails its check and is rebuilt. */
+    if (cbuf.len && pwrite_all(mb->cache_fd, cbuf.s, cbuf.len, cend) < 0) {
+        r = io_error(mb, "pwrite", "cache");
+        goto done;
+    }
+    if (pwrite_all(mb->index_fd, rbuf.s, rbuf.len, index_record_offset(nh.prev_count)) < 0) {
+        r = io_error(mb, "pwrite", mb->index_path);
+        goto done;
+    }
+    nh.highestmodseq = modseq;
+    r = write_header(mb, &nh);
+done:
+    if (r < 0) {
+        unlink_messages(mb, made, nmade);
+        for (size_t i = 0; i < n; i++) uids_r[i] = 0;
+    }
+    free(made);
+    buf_fini(&cbuf);
+    buf_fini(&rbuf);
+    return r;
+}
+
+int mailbox_append(struct mailbox *mb, struct mailbox_msg *msgs, size_t n,
+                   const struct mailbox_quota *q)
+{
+    if (!n) return 0;
+    struct pending *pm = xzmalloc(n * sizeof *pm);
+    const char *const **kw = xzmalloc(n * sizeof *kw);
+    uint32_t *uids = xzmalloc(n * sizeof *uids);
+    int *mapped = xzmalloc(n * sizeof *mapped);
+    int r = 0, took = 0;
+    time_t now = time(NULL);
+    for (size_t i = 0; i < n; i++) cache_entry_init(&pm[i].ce);
+    /* Everything that needs no lock first: reading, parsing and hashing the messages. */
+    for (size_t i = 0; i < n; i++) {
+        struct mailbox_msg *m = &msgs[i];
+        struct pending *p = &pm[i];
+        if (m->data) {
+            p->data = m->data;
+            p->len = m->len;
+        } else {
+            struct stat st;
+            if (fstat(m->fd, &st) < 0) {
+                r = io_error(mb, "fstat", "append-fd");
+                goto done;
+            }
+            p->len = (size_t)st.st_size;
+            p->data = "";
+            if (p->len) {
+                void *a = mmap(NULL, p->len, PROT_READ, MAP_SHARED, m->fd, 0);
+                if (a == MAP_FAILED) {
+                    r = io_error(mb, "mmap", "append-fd");
+                    goto done;
+                }
+                p->data = a;
+                mapped[i] = 1;
+            }
+        }
+        summarize(p->data, p->len, 0, &p->ce, &p->rec);
+        p->have_cache = 1;
+        p->rec.internaldate = m->internaldate ? m->internaldate : (int64_t)now;
+        p->rec.flags = m->flags & FLAG_SYSTEM_MASK;
+        kw[i] = m->keywords;
+    }
+    took = lock(mb, LOCK_EX);
+    if (took < 0) {
+        r = took;
+        goto done;
+    }
+    r = add_messages(mb, pm, n, kw, q, uids);
+    unlock(mb, took);
+    for (size_t i = 0; i < n; i++) msgs[i].uid = uids[i];
+done:
+    for (size_t i = 0; i < n; i++) {
+        if (mapped[i]) munmap((void *)pm[i].data, pm[i].len);
+        cache_entry_fini(&pm[i].ce);
+    }
+    free(pm);
+    free(kw);
+    free(uids);
+    free(mapped);
+    return r;
+}
+
+/* ---- copy ---- */
+
+int mailbox_copy(struct mailbox *src, const uint32_t *uids, size_t n, struct mailbox *dst,
+                 uint32_t *dst_uids_r, const struct mailbox_quota *q)
+{
+    struct pending *pm = xzmalloc((n ? n : 1) * sizeof *pm);
+    const char **kwnames = xzmalloc((n ? n : 1) * (INDEX_MAX_KEYWORDS + 1) * sizeof *kwnames);
+    const char *const **kw = xzmalloc((n ? n : 1) * sizeof *kw);
+    size_t *from = xzmalloc((n ? n : 1) * sizeof *from);
+    uint32_t *newuids = xzmalloc((n ? n : 1) * sizeof *newuids);
+    struct strarr srckw = STRARR_INIT;
+    size_t np = 0;
+    int r = 0;
+    for (size_t i = 0; i < n; i++) {
+        cache_entry_init(&pm[i].ce);
+        if (dst_uids_r) dst_uids_r[i] = 0;
+    }
+    if (!n) goto done;
+    /* 1. Under the source's shared lock: the records, keyword names and cache entries. */
+    int took = lock(src, LOCK_SH);
+    if (took < 0) {
+        r = took;
+        goto done;
+    }
+    const struct strarr *names = mailbox_keywords(src);
+    for (size_t k = 0; k < names->count; k++) strarr_add(&srckw, names->v[k]);
+    for (size_t i = 0; i < n; i++) {
+        long pos = find_pos(src, uids[i]);
+        if (pos < 0) continue;
+        struct pending *p = &pm[np];
+        if ((r = read_record(src, (uint32_t)pos, &p->rec)) < 0) break;
+        if (p->rec.flags & FLAG_EXPUNGED) continue;
+        const char **kl = kwnames + np * (INDEX_MAX_KEYWORDS + 1);
+        size_t nk = 0;
+        for (unsigned k = 0; k < INDEX_MAX_KEYWORDS && k < srckw.count; k++)
+            if (index_user_flag_get(&p->rec, k)) kl[nk++] = srckw.v[k];
+        kl[nk] = NULL;
+        memset(p->rec.user_flags, 0, sizeof p->rec.user_flags);
+        kw[np] = kl;
+        p->src_path = mailbox_message_path(src, uids[i]);
+        if (p->rec.cache_offset &&
+            cache_read(src->cache_fd, p->rec.cache_offset, uids[i], &p->ce) == 0) {
+            p->have_cache = 1;
+        } else {
+            const char *data;
+            size_t len;
+            if (mailbox_message_map(src, uids[i], &data, &len) == 0) {
+                summarize(data, len, uids[i], &p->ce, NULL);
+                mailbox_message_unmap(data, len);
+                p->have_cache = 1;
+            }
+        }
+        from[np++] = i;
+    }
+    unlock(src, took);
+    if (r < 0 || !np) goto done;
+    /* 2. Under the destination's write lock: link or copy, append, commit. */
+    took = lock(dst, LOCK_EX);
+    if (took < 0) {
+        r = took;
+        goto done;
+    }
+    r = add_messages(dst, pm, np, kw, q, newuids);
+    unlock(dst, took);
+    if (r == 0 && dst_uids_r)
+        for (size_t i = 0; i < np; i++) dst_uids_r[from[i]] = newuids[i];
+done:
+    for (size_t i = 0; i < n; i++) {
+        cache_entry_fini(&pm[i].ce);
+        free((char *)pm[i].src_path);
+    }
+    strarr_fini(&srckw);
+    free(pm);
+    free(kwnames);
+    free(kw);
+    free(from);
+    free(newuids);
+    return r;
+}
+
+/* ---- store ---- */
+
+int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
+                  const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r)
+{
+    uint32_t *failed = NULL;
+    size_t nfailed = 0, afailed = 0;
+    int kbits[INDEX_MAX_KEYWORDS];
+    size_t nk = 0;
+    int r = 0, changed = 0;
+    int took = lock(mb, LOCK_EX);
+    if (took < 0) {
+        r = took;
+        goto out;
+    }
+    struct index_header nh = mb->hdr;
+    nh.prev_count = nh.record_count;
+    uint64_t modseq = nh.highestmodseq + 1;
+    for (size_t i = 0; st->keywords && st->keywords[i]; i++) {
+        int k = keyword_get(mb, &nh, st->keywords[i], st->op != STORE_REMOVE);
+        if (k == CF_E_NOTFOUND) continue;   /* removing an unknown keyword: nothing to do */
+        if (k < 0) {
+            r = k;
+            goto done;
+        }
+        if (nk < INDEX_MAX_KEYWORDS) kbits[nk++] = k;
+    }
+    uint32_t sys = st->flags & FLAG_SYSTEM_MASK;
+    for (size_t i = 0; i < n; i++) {
+        long pos = find_pos(mb, uids[i]);
+        if (pos < 0) continue;
+        struct index_record rec;
+        if ((r = read_record(mb, (uint32_t)pos, &rec)) < 0) goto done;
+        if (rec.flags & FLAG_EXPUNGED) continue;
+        if (st->unchangedsince && rec.modseq > st->unchangedsince) {
+            push_u32(&failed, &nfailed, &afailed, rec.uid);
+            continue;
+        }
+        struct index_record nr = rec;
+        if (st->op == STORE_SET) {
+            nr.flags = sys;
+            memset(nr.user_flags, 0, sizeof nr.user_flags);
+        } else if (st->op == STORE_ADD) {
+            nr.flags |= sys;
+        } else {
+            nr.flags &= ~sys;
+        }
+        for (size_t k = 0; k < nk; k++)
+            index_user_flag_set(&nr, (unsigned)kbits[k], st->op != STORE_REMOVE);
+        if (nr.flags == rec.flags && !memcmp(nr.user_flags, rec.user_flags, sizeof nr.user_flags))
+            continue;   /* RFC 7162 section 3.1.3: no change, no new modseq */
+        count_record(&nh, &rec, 0);
+        count_record(&nh, &nr, 1);
+        nr.modseq = modseq;
+        unsigned char raw[INDEX_RECORD_SIZE];
+        index_record_encode(&nr, raw);
+        if (pwrite_all(mb->index_fd, raw, sizeof raw, index_record_offset((uint32_t)pos)) < 0) {
+            r = io_error(mb, "pwrite", mb->index_path);
+            goto done;
+        }
+        changed = 1;
+    }
+    if (changed || nh.keyword_count != mb->hdr.keyword_count) {
+        if (changed) nh.highestmodseq = modseq;
+        r = write_header(mb, &nh);
+    }
+done:
+    unlock(mb, took);
+out:
+    if (r < 0) {
+        free(failed);
+        failed = NULL;
+        nfailed = 0;
+    }
+    if (failed_r) *failed_r = failed;
+    else free(failed);
+    if (nfailed_r) *nfailed_r = nfailed;
+    return r;
+}
+
+/* ---- expunge and repack ---- */
+
+int mailbox_expunge(struct mailbox *mb, const uint32_t *uids, size_t n, uint32_t *count_r)
+{
+    uint32_t *gone = NULL;
+    size_t ngone = 0, agone = 0;
+    int r = 0;
+    if (count_r) *count_r = 0;
+    int took = lock(mb, LOCK_EX);
+    if (took < 0) return took;
+    struct index_header nh = mb->hdr;
+    nh.prev_count = nh.record_count;
+    uint64_t modseq = nh.highestmodseq + 1;
+    size_t total = uids ? n : mb->hdr.record_count;
+    for (size_t i = 0; i < total; i++) {
+        long pos = uids ? find_pos(mb, uids[i]) : (long)i;
+        if (pos < 0) continue;
+        const unsigned char *raw = mb->map + index_record_offset((uint32_t)pos);
+        uint32_t f = le_get32(raw + 4);
+        if ((f & FLAG_EXPUNGED) || !(f & FLAG_DELETED)) continue;
+        struct index_record rec;
+        if ((r = read_record(mb, (uint32_t)pos, &rec)) < 0) goto done;
+        count_record(&nh, &rec, 0);
+        rec.flags |= FLAG_EXPUNGED;
+        rec.modseq = modseq;
+        nh.expunged++;
+        unsigned char enc[INDEX_RECORD_SIZE];
+        index_record_encode(&rec, enc);
+        if (pwrite_all(mb->index_fd, enc, sizeof enc, index_record_offset((uint32_t)pos)) < 0) {
+            r = io_error(mb, "pwrite", mb->index_path);
+            goto done;
+        }
+        push_u32(&gone, &ngone, &agone, rec.uid);
+    }
+    if (!ngone) goto done;
+    nh.highestmodseq = modseq;
+    if ((r = write_header(mb, &nh)) < 0) goto done;
+    /* Only after the commit: a crash before leaves files nobody points to, never the reverse. */
+    unlink_messages(mb, gone, ngone);
+    if (count_r) *count_r = (uint32_t)ngone;
+done:
+    unlock(mb, took);
+    free(gone);
+    return r;
+}
+
+int mailbox_repack(struct mailbox *mb)
+{
+    int took = lock(mb, LOCK_EX);
+    if (took < 0) return took;
+    struct buf out = BUF_INIT;
+    uint32_t *gone = NULL;
+    size_t ngone = 0, agone = 0;
+    int r = 0;
+    struct index_header nh = mb->hdr;
+    buf_append(&out, mb->map, INDEX_HEADER_SIZE);
+    memset(out.s + INDEX_SLOT0_OFFSET, 0, INDEX_SLOT_SIZE);
+    memset(out.s + INDEX_SLOT1_OFFSET, 0, INDEX_SLOT_SIZE);
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < mb->hdr.record_count; i++) {
+        const unsigned char *raw = mb->map + index_record_offset(i);
+        struct index_record rec;
+        if ((r = read_record(mb, i, &rec)) < 0) goto done;
+        if (rec.flags & FLAG_EXPUNGED) {
+            push_u32(&gone, &ngone, &agone, rec.uid);
+            continue;
+        }
+        buf_append(&out, raw, INDEX_RECORD_SIZE);
+        kept++;
+    }
+    nh.record_count = nh.prev_count = kept;
+    nh.expunged = 0;
+    nh.generation++;
+    nh.commit = 1;   /* a new file: its first commit, complete before it is renamed in */
+    index_header_encode(&nh, (unsigned char *)out.s + index_slot_offset(nh.commit));
+    if (mb->nofsync) {
+        char *tmp = xasprintf("%s.tmp.%d", mb->index_path, (int)getpid());
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 || write_all(fd, out.s, out.len) < 0 || rename(tmp, mb->index_path) < 0)
+            r = io_error(mb, "write", tmp);
+        if (fd >= 0) close(fd);
+        free(tmp);
+    } else {
+        r = file_write_atomic(mb->index_path, out.s, out.len, 0600);
+    }
+    if (r < 0) goto done;
+    unlink_messages(mb, gone, ngone);
+    r = refresh(mb);   /* follow our own rename */
+    log_info("mailbox_repacked", "mbox=%s records=%u removed=%zu generation=%llu",
+             log_quote(mb->name), (unsigned)kept, ngone, (unsigned long long)nh.generation);
+done:
+    unlock(mb, took);
+    buf_fini(&out);
+    free(gone);
+    return r;
+}
+
+/* ---- create, status, delete, rename ---- */
+
+int mailbox_create(const char *partition, const char *name, const char *uniqueid,
+                   const char *acl, uint32_t uidvalidity)
+{
+    if (!partition_uniqueid_valid(uniqueid) || !name || strpbrk(name, "\r\n") ||
+        (acl && strpbrk(acl, "\r\n")))
+        return CF_E_PARSE;
+    if (!uidvalidity) uidvalidity = (uint32_t)time(NULL);
+    char *dir = partition_mailbox_dir(partition, uniqueid);
+    char *parent = xstrndup(dir, strlen(dir) - UNIQUEID_LEN - 1);
+    char *path = NULL;
+    unsigned char *idx = NULL;
+    int r = mkdir_p(parent, 0700);
+    if (r < 0) goto done;
+    if (mkdir(dir, 0700) < 0) {
+        if (errno == EEXIST) {
+            r = CF_E_EXISTS;
+        } else {
+            log_err("mailbox_io_error", "call=mkdir path=%s errno=%s", log_quote(dir), strerror(errno));
+            r = CF_E_IO;
+        }
+        goto done;
+    }
+    unsigned char chead[CACHE_HEADER_SIZE];
+    cache_header_encode(chead);
+    path = xasprintf("%s/%s", dir, CACHE_FILE);
+    if ((r = file_write_atomic(path, chead, sizeof chead, 0600)) < 0) goto done;
+    free(path);
+    size_t ilen;
+    idx = index_new_file(uidvalidity, 1, &ilen);
+    path = xasprintf("%s/%s", dir, INDEX_FILE);
+    if ((r = file_write_atomic(path, idx, ilen, 0600)) < 0) goto done;
+    /* The header goes last: a directory without one is an unfinished create. */
+    struct mbheader h = { (char *)name, (char *)uniqueid, (char *)(acl ? acl : ""), uidvalidity };
+    if ((r = mbheader_write(dir, &h)) < 0) goto done;
+    r = fsync_dir(parent, 1);
+done:
+    free(idx);
+    free(path);
+    free(parent);
+    free(dir);
+    return r;
+}
+
+int mailbox_status(const char *partition, const char *uniqueid, struct index_header *h)
+{
+    if (!partition_uniqueid_valid(uniqueid)) return CF_E_NOTFOUND;
+    struct mailbox *mb = mailbox_alloc(partition, uniqueid, NULL);
+    int r = open_lock_file(mb->dir, &mb->lock_fd);
+    if (r == 0) {
+        int took = lock(mb, LOCK_SH);
+        if (took < 0) r = took;
+        else *h = mb->hdr;
+        unlock(mb, took);
+    }
+    mailbox_close(&mb);
+    return r;
+}
+
+/* remove_dir_files: unlink every entry of dir (no subdirectories expected), then dir. */
+static int remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? CF_E_NOTFOUND : CF_E_IO;
+    struct dirent *de;
+    int r = 0;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        char *p = xasprintf("%s/%s", dir, de->d_name);
+        if (unlink(p) < 0 && errno != ENOENT) {
+            log_err("mailbox_io_error", "call=unlink path=%s errno=%s", log_quote(p), strerror(errno));
+            r = CF_E_IO;
+        }
+        free(p);
+    }
+    closedir(d);
+    if (r == 0 && rmdir(dir) < 0) {
+        log_err("mailbox_io_error", "call=rmdir path=%s errno=%s", log_quote(dir), strerror(errno));
+        r = CF_E_IO;
+    }
+    if (r == 0) {
+        char *parent = xstrndup(dir, strlen(dir) - UNIQUEID_LEN - 1);
+        rmdir(parent);   /* only if empty; ENOTEMPTY is the usual case */
+        fsync_dir(parent, 1);
+        free(parent);
+    }
+    return r;
+}
+
+int mailbox_delete(const char *partition, const char *uniqueid)
+{
+    if (!partition_uniqueid_valid(uniqueid)) return CF_E_NOTFOUND;
+    char *dir = partition_mailbox_dir(partition, uniqueid);
+    int fd = -1;
+    struct stat st;
+    int r = stat(dir, &st) < 0 ? CF_E_NOTFOUND : open_lock_file(dir, &fd);
+    if (r < 0) goto done;
+    /* Wait for sessions in the middle of a change; they see the mailbox gone afterwards. */
+    while (flock(fd, LOCK_EX) < 0 && errno == EINTR) {}
+    r = remove_dir(dir);
+done:
+    if (fd >= 0) close(fd);
+    free(dir);
+    return r;
+}
+
+/* copy_file: copy src to a new file dst (O_EXCL) and fsync it. */
+static int copy_file(const char *src, const char *dst)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int r = file_read_all(src, (size_t)-1 / 2, &text, &len);
+    if (r < 0) return r;
+    int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || write_all(fd, text, len) < 0 || fsync(fd) < 0) {
+        log_err("mailbox_io_error", "call=write path=%s errno=%s", log_quote(dst), strerror(errno));
+        r = CF_E_IO;
+    }
+    if (fd >= 0) close(fd);
+    free(text);
+    return r;
+}
+
+int mailbox_rename(const char *old_partition, const char *new_partition, const char *uniqueid,
+                   const char *new_name)
+{
+    if (!partition_uniqueid_valid(uniqueid)) return CF_E_NOTFOUND;
+    if (!new_name || strpbrk(new_name, "\r\n")) return CF_E_PARSE;
+    char *odir = partition_mailbox_dir(old_partition, uniqueid);
+    char *ndir = partition_mailbox_dir(new_partition, uniqueid);
+    char *nparent = xstrndup(ndir, strlen(ndir) - UNIQUEID_LEN - 1);
+    int fd = -1, made = 0;
+    DIR *d = NULL;
+    struct mbheader h;
+    mbheader_init(&h);
+    int r = mbheader_read(odir, &h);
+    if (r < 0) goto done;
+    if ((r = open_lock_file(odir, &fd)) < 0) goto done;
+    while (flock(fd, LOCK_EX) < 0 && errno == EINTR) {}
+    free(h.name);
+    h.name = xstrdup(new_name);
+    if (!strcmp(odir, ndir)) {
+        r = mbheader_write(odir, &h);
+        goto done;
+    }
+    if ((r = mkdir_p(nparent, 0700)) < 0) goto done;
+    if (mkdir(ndir, 0700) < 0) {
+        r = errno == EEXIST ? CF_E_EXISTS : CF_E_IO;
+        goto done;
+    }
+    made = 1;
+    if (!(d = opendir(odir))) {
+        r = CF_E_IO;
+        goto done;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *fn = de->d_name;
+        if (!strcmp(fn, ".") || !strcmp(fn, "..") || !strcmp(fn, LOCK_FILE) ||
+            !strcmp(fn, MBHEADER_FILE) || strstr(fn, ".tmp."))
+            continue;
+        char *s = xasprintf("%s/%s", odir, fn), *t = xasprintf("%s/%s", ndir, fn);
+        size_t fl = strlen(fn);
+        int is_msg = fl > 1 && fn[fl - 1] == '.';
+        /* Messages may share the inode (a link is atomic and durable with the directory);
+         * index and cache are private copies, as they are written in place. */
+        if (!is_msg || link(s, t) < 0) r = copy_file(s, t);
+        free(s);
+        free(t);
+        if (r < 0) goto done;
+    }
+    if ((r = fsync_dir(ndir, 1)) < 0) goto done;
+    if ((r = mbheader_write(ndir, &h)) < 0) goto done;   /* the new copy is now complete */
+    if ((r = fsync_dir(nparent, 1)) < 0) goto done;
+    made = 0;
+    r = remove_dir(odir);
+done:
+    if (d) closedir(d);
+    if (made) remove_dir(ndir);
+    if (fd >= 0) close(fd);
+    mbheader_fini(&h);
+    free(odir);
+    free(ndir);
+    free(nparent);
+    return r;
+}
+
+/* ---- dates ---- */
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static const char *skip_cfws(const char *p, const char *end)
+{
+    for (;;) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++;
+        if (p < end && *p == '(') {   /* comment, possibly nested */
+            int depth = 0;
+            for (; p < end; p++) {
+                if (*p == '\\' && p + 1 < end) { p++; continue; }
+                if (*p == '(') depth++;
+                else if (*p == ')' && --depth == 0) { p++; break; }
+            }
+            continue;
+        }
+        return p;
+    }
+}
+
+static const char *read_num(const char *p, const char *end, int maxd, long *v)
+{
+    int n = 0;
+    *v = 0;
+    while (p < end && n < maxd && *p >= '0' && *p <= '9') { *v = *v * 10 + (*p++ - '0'); n++; }
+    return n ? p : NULL;
+}
+
+int64_t mailbox_parse_date(const char *s, size_t len)
+{
+    static const char *months[] = { "jan", "feb", "mar", "apr", "may", "jun",
+                                    "jul", "aug", "sep", "oct", "nov", "dec" };
+    const char *p = s, *end = s + len;
+    long day, year, hh, mm, ss = 0;
+    p = skip_cfws(p, end);
+    if (p < end && ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z'))) {
+        while (p < end && *p != ',') p++;   /* day-of-week */
+        if (p == end) return 0;
+        p = skip_cfws(p + 1, end);
+    }
+    if (!(p = read_num(p, end, 2, &day))) return 0;
+    p = skip_cfws(p, end);
+    if (end - p < 3) return 0;
+    int mon = -1;
+    for (int i = 0; i < 12; i++)
+        if (!strncasecmp(p, months[i], 3)) mon = i;
+    if (mon < 0) return 0;
+    p += 3;
+    while (p < end && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))) p++;
+    p = skip_cfws(p, end);
+    const char *ys = p;
+    if (!(p = read_num(p, end, 4, &year))) return 0;
+    if (p - ys == 2) year += year < 50 ? 2000 : 1900;   /* RFC 5322 section 4.3 */
+    else if (p - ys == 3) year += 1900;
+    p = skip_cfws(p, end);
+    if (!(p = read_num(p, end, 2, &hh)) || p >= end || *p != ':') return 0;
+    if (!(p = read_num(skip_cfws(p + 1, end), end, 2, &mm))) return 0;
+    p = skip_cfws(p, end);
+    if (p < end && *p == ':') {
+        if (!(p = read_num(skip_cfws(p + 1, end), end, 2, &ss))) return 0;
+        p = skip_cfws(p, end);
+    }
+    long off = 0;
+    if (p < end && (*p == '+' || *p == '-')) {
+        long z;
+        int sign = *p == '-' ? -1 : 1;
+        const char *zs = p + 1;
+        if (!(p = read_num(zs, end, 4, &z)) || p - zs != 4) return 0;
+        off = sign * ((z / 100) * 3600 + (z % 100) * 60);
+    } else if (p < end) {
+        static const struct { const char *n; int h; } zones[] = {
+            { "UT", 0 }, { "GMT", 0 }, { "EST", -5 }, { "EDT", -4 }, { "CST", -6 },
+            { "CDT", -5 }, { "MST", -7 }, { "MDT", -6 }, { "PST", -8 }, { "PDT", -7 } };
+        for (size_t i = 0; i < sizeof zones / sizeof zones[0]; i++) {
+            size_t zl = strlen(zones[i].n);
+            if ((size_t)(end - p) >= zl && !strncasecmp(p, zones[i].n, zl)) {
+                off = zones[i].h * 3600L;
+                break;
+            }
+        }
+        /* other zone names (military letters): section 4.3 says treat as -0000 */
+    }
+    if (day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 || year < 1900) return 0;
+    int64_t t = days_from_civil(year, (unsigned)mon + 1, (unsigned)day) * 86400 + hh * 3600 +
+                mm * 60 + ss - off;
+    return t;
+}

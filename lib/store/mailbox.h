@@ -1,0 +1,183 @@
+/* mailbox.h: one mailbox on disk (directory, header, index, cache, message files): creating,
+ * opening a session view, appending, copying, storing flags, expunging, syncing, reading. */
+#ifndef COFFER_STORE_MAILBOX_H
+#define COFFER_STORE_MAILBOX_H
+#include <stddef.h>
+#include <stdint.h>
+#include "store/cache.h"
+#include "store/index.h"
+#include "core/strarr.h"
+
+struct mailbox;
+
+/* Quota hook for append and copy: called under the mailbox's write lock before anything is
+ * written, with the bytes and messages about to be added. Returns 0 to allow, CF_E_QUOTA to
+ * refuse (or another CF_E_*, passed through). */
+struct mailbox_quota {
+    int (*check)(void *rock, const char *uniqueid, uint64_t add_bytes, uint32_t add_msgs);
+    void *rock;
+};
+
+/* One message to append. Give data/len, or data NULL and an open fd (read from offset 0 to
+ * its end, through mmap; not closed). internaldate 0 means now. flags are FLAG_* system flags
+ * (FLAG_EXPUNGED is ignored); keywords a NULL-terminated array of keyword names, or NULL. */
+struct mailbox_msg {
+    const char *data;
+    size_t len;
+    int fd;
+    int64_t internaldate;
+    uint32_t flags;
+    const char *const *keywords;
+    uint32_t uid;            /* out: the UID given to the message */
+};
+
+/* mailbox_create: make the mailbox directory PARTITION/xx/UNIQUEID (mode 0700) with its header
+ * file, an empty index and an empty cache. uidvalidity 0 picks the current time. 0,
+ * CF_E_EXISTS (directory already there), CF_E_PARSE (a name/ACL with CR or LF, a bad uniqueid)
+ * or CF_E_IO (logged). Blocks on disk (fsyncs). */
+int mailbox_create(const char *partition, const char *name, const char *uniqueid,
+                   const char *acl, uint32_t uidvalidity);
+
+/* mailbox_open: open the mailbox for a session and build its view (all existing messages) from
+ * the index alone: one mmap, no message file is touched. name is used in log lines (may be
+ * NULL: the uniqueid is logged). On success *mb_r is the handle (free with mailbox_close).
+ * 0, CF_E_NOTFOUND, CF_E_CORRUPT (logged) or CF_E_IO. Blocks on the shared lock. */
+int mailbox_open(const char *partition, const char *uniqueid, const char *name,
+                 struct mailbox **mb_r);
+void mailbox_close(struct mailbox **mb);
+
+/* mailbox_set_nofsync: skip every fsync (for building test data fast; never in servers). */
+void mailbox_set_nofsync(struct mailbox *mb, int on);
+
+/* mailbox_append: append n messages in one commit: each message file is written (O_EXCL) and
+ * fsynced, cache records and index records are appended, then the index header is written and
+ * the index fsynced. Sets msgs[i].uid. Does not change the session view: the next
+ * mailbox_sync reports the new messages. q may be NULL. 0, CF_E_QUOTA, CF_E_LIMIT (more than
+ * INDEX_MAX_KEYWORDS keywords), CF_E_CORRUPT or CF_E_IO; on failure nothing was committed. */
+int mailbox_append(struct mailbox *mb, struct mailbox_msg *msgs, size_t n,
+                   const struct mailbox_quota *q);
+
+/* mailbox_copy: copy the messages with the n given uids (sorted or not) from src to dst,
+ * keeping flags, keywords, internal date and cache data. The message file is hard-linked when
+ * both mailboxes are on one file system, else copied. dst_uids_r (n slots, may be NULL) gets the
+ * new uid of each, or 0 for a uid that does not exist (or was expunged meanwhile). Never holds
+ * both mailboxes' locks at once. 0, CF_E_QUOTA, CF_E_LIMIT, CF_E_CORRUPT or CF_E_IO. */
+int mailbox_copy(struct mailbox *src, const uint32_t *uids, size_t n, struct mailbox *dst,
+                 uint32_t *dst_uids_r, const struct mailbox_quota *q);
+
+enum mailbox_store_op { STORE_SET, STORE_ADD, STORE_REMOVE };
+
+/* What mailbox_store does: op with system flags and keywords. unchangedsince, when not 0, is
+ * RFC 7162 section 3.1.3 UNCHANGEDSINCE: records with a higher modseq are left alone and listed
+ * in the result. */
+struct mailbox_store {
+    enum mailbox_store_op op;
+    uint32_t flags;
+    const char *const *keywords;
+    uint64_t unchangedsince;
+};
+
+/* mailbox_store: change flags of the records with the given uids (expunged or absent uids are
+ * skipped). Every changed record gets the one new modseq of this commit; unchanged records keep
+ * theirs. *failed_r (caller frees, may be NULL) and *nfailed_r list the uids refused by
+ * unchangedsince. 0, CF_E_LIMIT (keyword table full), CF_E_CORRUPT or CF_E_IO. */
+int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
+                  const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r);
+
+/* mailbox_expunge: expunge the records with FLAG_DELETED among uids (uids NULL: all of them):
+ * mark them expunged with a new modseq and commit, then unlink their files. *count_r (may be
+ * NULL) gets how many. The records stay in the index until mailbox_repack. 0, CF_E_CORRUPT or
+ * CF_E_IO. */
+int mailbox_expunge(struct mailbox *mb, const uint32_t *uids, size_t n, uint32_t *count_r);
+
+/* mailbox_repack: rewrite the index without its expunged records (temp file, fsync, rename,
+ * fsync dir), bumping the generation; files of expunged records still present are unlinked.
+ * Sessions elsewhere notice at their next sync. 0, CF_E_CORRUPT or CF_E_IO. */
+int mailbox_repack(struct mailbox *mb);
+
+/* What changed since the session's last sync (see mailbox_sync). */
+struct mailbox_changes {
+    uint32_t *expunged_msgnos;  /* in the order to send EXPUNGE (each valid when sent) */
+    uint32_t *expunged_uids;    /* same order */
+    size_t n_expunged;
+    uint32_t *changed_uids;     /* messages still in the view whose modseq grew (flags) */
+    size_t n_changed;
+    uint32_t n_new;             /* messages appended to the view */
+    uint32_t exists;            /* the view's size after the sync */
+    uint64_t highestmodseq;
+};
+void mailbox_changes_init(struct mailbox_changes *c);
+void mailbox_changes_fini(struct mailbox_changes *c);
+
+#define MAILBOX_SYNC_NO_EXPUNGE 1   /* keep expunged messages in the view for now (RFC 3501
+                                        section 7.4.1: no EXPUNGE during FETCH/STORE/SEARCH) */
+
+/* mailbox_sync: bring the session view up to date with the index under a shared lock and say
+ * what changed (ch is reset first). Cheap when nothing changed (header compare). 0,
+ * CF_E_NOTFOUND (mailbox deleted), CF_E_CORRUPT or CF_E_IO. */
+int mailbox_sync(struct mailbox *mb, unsigned flags, struct mailbox_changes *ch);
+
+/* Session view: messages numbered 1..mailbox_count() (IMAP message sequence numbers). */
+uint32_t mailbox_count(const struct mailbox *mb);
+uint32_t mailbox_uid(const struct mailbox *mb, uint32_t msgno);   /* 0 if out of range */
+uint32_t mailbox_msgno(const struct mailbox *mb, uint32_t uid);   /* 0 if not in the view */
+
+/* mailbox_header: the index header as of the last lock (open, sync or a change). */
+const struct index_header *mailbox_header(const struct mailbox *mb);
+
+/* mailbox_record: the current index record of uid (from the mapping; checksum checked). 1
+ * found, 0 absent, CF_E_CORRUPT (logged). An expunged record not yet repacked is found, with
+ * FLAG_EXPUNGED set. */
+int mailbox_record(struct mailbox *mb, uint32_t uid, struct index_record *r);
+
+/* mailbox_keywords: the mailbox's keyword names, index k = user flag bit k. Owned by mb,
+ * valid until the next call into mb. */
+const struct strarr *mailbox_keywords(struct mailbox *mb);
+
+/* mailbox_message_path: "DIR/<uid>." (caller frees). */
+char *mailbox_message_path(const struct mailbox *mb, uint32_t uid);
+
+/* mailbox_message_open: open the message file of uid read-only. *fd_r (caller closes),
+ * *size_r (may be NULL). 0, CF_E_NOTFOUND, CF_E_IO. */
+int mailbox_message_open(struct mailbox *mb, uint32_t uid, int *fd_r, uint64_t *size_r);
+
+/* mailbox_message_map: map the message file of uid read-only; free with
+ * mailbox_message_unmap. An empty message maps to "" with length 0. 0, CF_E_NOTFOUND, CF_E_IO. */
+int mailbox_message_map(struct mailbox *mb, uint32_t uid, const char **p_r, size_t *len_r);
+void mailbox_message_unmap(const char *p, size_t len);
+
+/* mailbox_cache_fetch: the cached fields of uid into e (cache_entry_init'ed by the caller).
+ * A missing or damaged cache record (checksum, uid) is logged and rebuilt in memory from the
+ * message file, so the answer is always right. 0, CF_E_NOTFOUND (no such uid or file),
+ * CF_E_CORRUPT (index record) or CF_E_IO. */
+int mailbox_cache_fetch(struct mailbox *mb, uint32_t uid, struct cache_entry *e);
+
+/* mailbox_lock_shared / mailbox_unlock: hold the shared lock across several reads for one
+ * consistent snapshot (the header is refreshed). 0, CF_E_CORRUPT or CF_E_IO. */
+int mailbox_lock_shared(struct mailbox *mb);
+void mailbox_unlock(struct mailbox *mb);
+
+const char *mailbox_uniqueid(const struct mailbox *mb);
+const char *mailbox_dir(const struct mailbox *mb);
+
+/* mailbox_status: the index header of a mailbox without opening a session (STATUS, LIST
+ * counters): one shared lock, one read of the header area. 0, CF_E_NOTFOUND, CF_E_CORRUPT,
+ * CF_E_IO. */
+int mailbox_status(const char *partition, const char *uniqueid, struct index_header *h);
+
+/* mailbox_delete: remove the mailbox directory and everything in it (under the write lock).
+ * 0, CF_E_NOTFOUND or CF_E_IO. */
+int mailbox_delete(const char *partition, const char *uniqueid);
+
+/* mailbox_rename: give the mailbox a new internal name (rewrites its header file), and when
+ * new_partition differs from old_partition move its directory there: copy every file (hard
+ * links when on one file system), fsync, write the header last, then remove the old
+ * directory. 0, CF_E_NOTFOUND, CF_E_EXISTS (target directory present), CF_E_PARSE or CF_E_IO. */
+int mailbox_rename(const char *old_partition, const char *new_partition, const char *uniqueid,
+                   const char *new_name);
+
+/* mailbox_parse_date: RFC 5322 section 3.3 date-time ("Tue, 1 Jul 2003 10:52:37 +0200",
+ * obsolete zones too) to seconds since the epoch; 0 when unparsable. */
+int64_t mailbox_parse_date(const char *s, size_t len);
+
+#endif
