@@ -1,0 +1,332 @@
+/* test-index.c: unit tests of the index, cache and mailbox header file formats. */
+#include "store/cache.h"
+#include "store/index.h"
+#include "store/mailbox.h"
+#include "store/mbheader.h"
+#include "store/partition.h"
+#include "core/error.h"
+#include "core/unit.h"
+#include "core/xmalloc.h"
+#include <stdlib.h>
+#include <string.h>
+
+static void test_le(void)
+{
+    unsigned char b[8];
+    le_put32(b, 0x11223344u);
+    UNIT_EQ_INT(b[0], 0x44);
+    UNIT_EQ_INT(b[3], 0x11);
+    UNIT_EQ_INT(le_get32(b), 0x11223344u);
+    le_put64(b, 0x0102030405060708ull);
+    UNIT_EQ_INT(b[0], 8);
+    UNIT_EQ_INT(b[7], 1);
+    UNIT_CHECK(le_get64(b) == 0x0102030405060708ull);
+    /* the CRC-32 check value of "123456789" */
+    UNIT_EQ_INT(index_crc32("123456789", 9), 0xCBF43926u);
+}
+
+static void test_header(void)
+{
+    struct index_header h, d;
+    memset(&h, 0, sizeof h);
+    h.uidvalidity = 1234567890;
+    h.uidnext = 77;
+    h.record_count = 50;
+    h.prev_count = 49;
+    h.exists = 40;
+    h.deleted = 3; h.seen = 20; h.answered = 2; h.flagged = 1;
+    h.expunged = 10;
+    h.keyword_count = 2;
+    h.keyword_bytes = 9;
+    h.keyword_crc = 0xdeadbeef;
+    h.commit = 12;
+    h.highestmodseq = 0x100000001ull;
+    h.quota_used = 5ull << 33;
+    h.generation = 3;
+    unsigned char slot[INDEX_SLOT_SIZE];
+    index_header_encode(&h, slot);
+    UNIT_CHECK(!memcmp(slot, "COFFERIX", 8));
+    UNIT_EQ_INT(index_header_decode(slot, &d), 0);
+    UNIT_EQ_INT(d.version, INDEX_VERSION);
+    UNIT_EQ_INT(d.header_size, INDEX_HEADER_SIZE);
+    UNIT_EQ_INT(d.record_size, INDEX_RECORD_SIZE);
+    UNIT_EQ_INT(d.uidvalidity, 1234567890);
+    UNIT_EQ_INT(d.uidnext, 77);
+    UNIT_EQ_INT(d.record_count, 50);
+    UNIT_EQ_INT(d.prev_count, 49);
+    UNIT_EQ_INT(d.exists, 40);
+    UNIT_EQ_INT(d.deleted, 3);
+    UNIT_EQ_INT(d.seen, 20);
+    UNIT_EQ_INT(d.answered, 2);
+    UNIT_EQ_INT(d.flagged, 1);
+    UNIT_EQ_INT(d.expunged, 10);
+    UNIT_EQ_INT(d.keyword_count, 2);
+    UNIT_EQ_INT(d.keyword_bytes, 9);
+    UNIT_EQ_INT(d.keyword_crc, 0xdeadbeef);
+    UNIT_EQ_INT(d.commit, 12);
+    UNIT_CHECK(d.highestmodseq == 0x100000001ull);
+    UNIT_CHECK(d.quota_used == 5ull << 33);
+    UNIT_EQ_INT(d.generation, 3);
+    /* fixed byte positions, as the man page documents them */
+    UNIT_EQ_INT(le_get32(slot + 24), 77);
+    UNIT_CHECK(le_get64(slot + 72) == 0x100000001ull);
+    /* every single-bit flip is caught */
+    int caught = 0;
+    for (int bit = 0; bit < INDEX_SLOT_SIZE * 8; bit++) {
+        slot[bit / 8] ^= (unsigned char)(1 << (bit % 8));
+        if (index_header_decode(slot, &d) == CF_E_CORRUPT) caught++;
+        slot[bit / 8] ^= (unsigned char)(1 << (bit % 8));
+    }
+    UNIT_EQ_INT(caught, INDEX_SLOT_SIZE * 8);
+    /* wrong version with a right checksum */
+    le_put32(slot + 8, 2);
+    le_put32(slot + 124, index_crc32(slot, 124));
+    UNIT_EQ_INT(index_header_decode(slot, &d), CF_E_CORRUPT);
+}
+
+static void test_record(void)
+{
+    struct index_record r, d;
+    memset(&r, 0, sizeof r);
+    r.uid = 4000000000u;
+    r.flags = FLAG_SEEN | FLAG_DRAFT | FLAG_EXPUNGED;
+    r.internaldate = 1700000000;
+    r.sentdate = -5;
+    r.size = 6ull << 32;
+    r.modseq = 99;
+    r.cache_offset = 1ull << 40;
+    r.header_size = 812;
+    r.body_lines = 33;
+    index_user_flag_set(&r, 0, 1);
+    index_user_flag_set(&r, 127, 1);
+    index_user_flag_set(&r, 64, 1);
+    index_user_flag_set(&r, 64, 0);
+    for (int i = 0; i < 20; i++) r.guid[i] = (uint8_t)(i * 13);
+    unsigned char raw[INDEX_RECORD_SIZE];
+    index_record_encode(&r, raw);
+    UNIT_EQ_INT(index_record_uid(raw), 4000000000u);
+    UNIT_EQ_INT(index_record_decode(raw, &d), 0);
+    UNIT_EQ_INT(d.uid, r.uid);
+    UNIT_EQ_INT(d.flags, r.flags);
+    UNIT_EQ_INT(d.internaldate, 1700000000);
+    UNIT_EQ_INT(d.sentdate, -5);
+    UNIT_CHECK(d.size == 6ull << 32);
+    UNIT_EQ_INT(d.modseq, 99);
+    UNIT_CHECK(d.cache_offset == 1ull << 40);
+    UNIT_EQ_INT(d.header_size, 812);
+    UNIT_EQ_INT(d.body_lines, 33);
+    UNIT_CHECK(index_user_flag_get(&d, 0));
+    UNIT_CHECK(index_user_flag_get(&d, 127));
+    UNIT_CHECK(!index_user_flag_get(&d, 64));
+    UNIT_CHECK(!index_user_flag_get(&d, 1));
+    UNIT_CHECK(!memcmp(d.guid, r.guid, 20));
+    UNIT_EQ_INT(raw[56], 1);      /* keyword 0 is bit 0 of byte 56 */
+    UNIT_EQ_INT(raw[71], 0x80);   /* keyword 127 is bit 7 of byte 71 */
+    int caught = 0;
+    for (int bit = 0; bit < INDEX_RECORD_SIZE * 8; bit++) {
+        raw[bit / 8] ^= (unsigned char)(1 << (bit % 8));
+        if (index_record_decode(raw, &d) == CF_E_CORRUPT) caught++;
+        raw[bit / 8] ^= (unsigned char)(1 << (bit % 8));
+    }
+    UNIT_EQ_INT(caught, INDEX_RECORD_SIZE * 8);
+}
+
+/* build_file: an index image with n records, committed twice (slots 0 and 1 both valid). */
+static unsigned char *build_file(uint32_t n, size_t *len_r, struct index_header *h)
+{
+    size_t len;
+    unsigned char *f = index_new_file(42, 1, &len);
+    f = xrealloc(f, INDEX_HEADER_SIZE + (size_t)n * INDEX_RECORD_SIZE);
+    memcpy(f + INDEX_KEYWORD_OFFSET, "$Junk\0work\0", 11);
+    for (uint32_t i = 0; i < n; i++) {
+        struct index_record r;
+        memset(&r, 0, sizeof r);
+        r.uid = i * 2 + 1;
+        r.size = 100;
+        index_record_encode(&r, f + index_record_offset(i));
+    }
+    struct index_header_pair { struct index_header a, b; } p;
+    memset(&p, 0, sizeof p);
+    p.a.uidvalidity = 42;
+    p.a.uidnext = n ? n * 2 : 1;
+    p.a.record_count = n ? n - 1 : 0;
+    p.a.prev_count = p.a.record_count;
+    p.a.exists = p.a.record_count;
+    p.a.commit = 2;
+    p.a.keyword_count = 1;
+    p.a.keyword_bytes = 6;
+    p.a.keyword_crc = index_crc32(f + INDEX_KEYWORD_OFFSET, 6);
+    p.b = p.a;
+    p.b.record_count = n;
+    p.b.exists = n;
+    p.b.commit = 3;
+    p.b.keyword_count = 2;
+    p.b.keyword_bytes = 11;
+    p.b.keyword_crc = index_crc32(f + INDEX_KEYWORD_OFFSET, 11);
+    index_header_encode(&p.a, f + index_slot_offset(2));
+    index_header_encode(&p.b, f + index_slot_offset(3));
+    *len_r = INDEX_HEADER_SIZE + (size_t)n * INDEX_RECORD_SIZE;
+    if (h) *h = p.b;
+    return f;
+}
+
+static void test_choose(void)
+{
+    size_t len;
+    struct index_header h;
+    int slot;
+    unsigned char *f = build_file(10, &len, NULL);
+    UNIT_EQ_INT(index_choose_header(f, len, &h, &slot), 0);
+    UNIT_EQ_INT(h.commit, 3);
+    UNIT_EQ_INT(slot, 1);
+    UNIT_EQ_INT(h.record_count, 10);
+    size_t kl;
+    const char *kw = index_keyword_get(f + INDEX_KEYWORD_OFFSET, h.keyword_bytes, 1, &kl);
+    UNIT_CHECK(kw && kl == 4 && !memcmp(kw, "work", 4));
+    UNIT_CHECK(index_keyword_get(f + INDEX_KEYWORD_OFFSET, h.keyword_bytes, 2, &kl) == NULL);
+    /* a torn commit: the newest slot's appended record is damaged -> the older slot wins */
+    f[index_record_offset(9) + 10] ^= 0xff;
+    UNIT_EQ_INT(index_choose_header(f, len, &h, &slot), 0);
+    UNIT_EQ_INT(h.commit, 2);
+    UNIT_EQ_INT(slot, 0);
+    UNIT_EQ_INT(h.record_count, 9);
+    UNIT_EQ_INT(h.keyword_count, 1);
+    f[index_record_offset(9) + 10] ^= 0xff;
+    /* a torn header slot: the other one wins */
+    f[INDEX_SLOT1_OFFSET + 30] ^= 1;
+    UNIT_EQ_INT(index_choose_header(f, len, &h, &slot), 0);
+    UNIT_EQ_INT(h.commit, 2);
+    /* both slots bad -> corrupt */
+    f[INDEX_SLOT0_OFFSET + 30] ^= 1;
+    UNIT_EQ_INT(index_choose_header(f, len, &h, &slot), CF_E_CORRUPT);
+    f[INDEX_SLOT0_OFFSET + 30] ^= 1;
+    f[INDEX_SLOT1_OFFSET + 30] ^= 1;
+    /* file shorter than the record count claims */
+    UNIT_EQ_INT(index_choose_header(f, len - 1, &h, &slot), 0);  /* falls back to 9 records */
+    UNIT_EQ_INT(h.record_count, 9);
+    UNIT_EQ_INT(index_choose_header(f, len - INDEX_RECORD_SIZE - 1, &h, &slot), CF_E_CORRUPT);
+    /* a damaged keyword area */
+    f[INDEX_KEYWORD_OFFSET] = 'X';
+    UNIT_EQ_INT(index_choose_header(f, len, &h, &slot), CF_E_CORRUPT);
+    free(f);
+    /* a new empty index */
+    f = index_new_file(7, 1, &len);
+    UNIT_EQ_INT(len, INDEX_HEADER_SIZE);
+    UNIT_EQ_INT(index_choose_header(f, len, &h, &slot), 0);
+    UNIT_EQ_INT(h.uidvalidity, 7);
+    UNIT_EQ_INT(h.uidnext, 1);
+    UNIT_EQ_INT(h.record_count, 0);
+    free(f);
+}
+
+static void test_cache(void)
+{
+    struct cache_entry e, d;
+    cache_entry_init(&e);
+    cache_entry_init(&d);
+    e.uid = 17;
+    buf_appends(&e.f[CACHE_ENVELOPE], "(NIL \"hi\")");
+    e.present[CACHE_ENVELOPE] = 1;
+    e.present[CACHE_BODY] = 1;   /* present but empty */
+    buf_appends(&e.f[CACHE_HEADER], "Subject: hi\r\n\r\n");
+    e.present[CACHE_HEADER] = 1;
+    struct buf out = BUF_INIT;
+    buf_append(&out, "junk", 4);
+    size_t start = out.len;
+    cache_record_encode(&e, &out);
+    const unsigned char *rec = (const unsigned char *)out.s + start;
+    size_t rlen = out.len - start;
+    UNIT_EQ_INT(cache_record_len(rec), rlen);
+    UNIT_EQ_INT(le_get32(rec + 4), 17);
+    UNIT_EQ_INT(cache_record_decode(rec, rlen, 17, &d), 0);
+    UNIT_EQ_STR(buf_cstr(&d.f[CACHE_ENVELOPE]), "(NIL \"hi\")");
+    UNIT_CHECK(d.present[CACHE_BODY] && d.f[CACHE_BODY].len == 0);
+    UNIT_CHECK(!d.present[CACHE_BODYSTRUCTURE]);
+    UNIT_EQ_STR(buf_cstr(&d.f[CACHE_HEADER]), "Subject: hi\r\n\r\n");
+    UNIT_EQ_INT(cache_record_decode(rec, rlen, 18, &d), CF_E_CORRUPT);   /* wrong uid */
+    UNIT_EQ_INT(cache_record_decode(rec, rlen - 1, 17, &d), CF_E_CORRUPT); /* cut short */
+    int caught = 0;
+    for (size_t bit = 0; bit < rlen * 8; bit++) {
+        out.s[start + bit / 8] ^= (char)(1 << (bit % 8));
+        if (cache_record_decode(rec, rlen, 17, &d) < 0) caught++;
+        out.s[start + bit / 8] ^= (char)(1 << (bit % 8));
+    }
+    UNIT_EQ_INT(caught, rlen * 8);
+    unsigned char head[CACHE_HEADER_SIZE];
+    cache_header_encode(head);
+    UNIT_EQ_INT(cache_header_check(head, sizeof head), 0);
+    head[8] = 9;
+    UNIT_EQ_INT(cache_header_check(head, sizeof head), CF_E_CORRUPT);
+    buf_fini(&out);
+    cache_entry_fini(&e);
+    cache_entry_fini(&d);
+}
+
+static void test_mbheader(void)
+{
+    struct mbheader h = { "user.alice.Sent Items", "0123456789abcdef0123456789abcdef",
+                          "alice\tlrswipkxtecda\tanyone\tp", 99 }, d;
+    struct buf b = BUF_INIT;
+    UNIT_EQ_INT(mbheader_encode(&h, &b), 0);
+    mbheader_init(&d);
+    UNIT_EQ_INT(mbheader_parse(b.s, b.len, &d), 0);
+    UNIT_EQ_STR(d.name, h.name);
+    UNIT_EQ_STR(d.uniqueid, h.uniqueid);
+    UNIT_EQ_STR(d.acl, h.acl);
+    UNIT_EQ_INT(d.uidvalidity, 99);
+    UNIT_EQ_INT(mbheader_parse(b.s, b.len - 1, &d), CF_E_CORRUPT);   /* cut file */
+    UNIT_EQ_INT(mbheader_parse("coffer-mailbox-header 2\n", 24, &d), CF_E_CORRUPT);
+    mbheader_fini(&d);
+    h.name = "bad\nname";
+    buf_reset(&b);
+    UNIT_EQ_INT(mbheader_encode(&h, &b), CF_E_PARSE);
+    buf_fini(&b);
+}
+
+static void test_dates(void)
+{
+    static const struct { const char *s; int64_t t; } cases[] = {
+        { "Thu, 13 Feb 1969 23:32:54 -0330", -27723426 },
+        { "Fri, 21 Nov 1997 09:55:06 -0600", 880127706 },
+        { "21 Nov 1997 09:55:06 GMT", 880106106 },
+        { " Tue, 1 Jul 2003 10:52:37 +0200 (CEST)", 1057049557 },
+        { "1 Jan 70 00:00 +0000", 0 },   /* 0 also means unparsable, both fine */
+        { "Mon, 07 Feb 2022 12:00:00 PST", 1644264000 },
+        { "Sat, 29 Feb 2020 00:00:01 +0000", 1582934401 },
+        { "garbage", 0 },
+        { "Mon, 32 Jan 2020 00:00:00 +0000", 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t t = mailbox_parse_date(cases[i].s, strlen(cases[i].s));
+        if (t != cases[i].t) fprintf(stderr, "date case %zu: %s\n", i, cases[i].s);
+        UNIT_EQ_INT(t, cases[i].t);
+    }
+}
+
+static void test_partition(void)
+{
+    char id[UNIQUEID_LEN + 1], id2[UNIQUEID_LEN + 1];
+    partition_new_uniqueid(id);
+    partition_new_uniqueid(id2);
+    UNIT_CHECK(partition_uniqueid_valid(id));
+    UNIT_CHECK(strcmp(id, id2) != 0);
+    UNIT_CHECK(!partition_uniqueid_valid("0123456789ABCDEF0123456789abcdef"));
+    UNIT_CHECK(!partition_uniqueid_valid("0123"));
+    UNIT_CHECK(!partition_uniqueid_valid("../3456789abcdef0123456789abcdef"));
+    char *d = partition_mailbox_dir("/p", "ab23456789abcdef0123456789abcdef");
+    UNIT_EQ_STR(d, "/p/ab/ab23456789abcdef0123456789abcdef");
+    free(d);
+}
+
+int main(void)
+{
+    test_le();
+    test_header();
+    test_record();
+    test_choose();
+    test_cache();
+    test_mbheader();
+    test_dates();
+    test_partition();
+    UNIT_DONE();
+}
