@@ -341,6 +341,20 @@ class Conn:
             return True
         return False
 
+    def wait_eof(self, timeout=None):
+        """Read and discard everything until the server closes; True on EOF (or reset)
+        within timeout, False on timeout."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        self.buf = b""
+        while True:
+            try:
+                self._fill(deadline)
+                self.buf = b""
+            except (EOFError, ConnectionResetError, BrokenPipeError, ssl.SSLError):
+                return True
+            except (socket.timeout, TimeoutError):
+                return False
+
     def close(self):
         try:
             self.sock.close()
@@ -626,17 +640,17 @@ class Coffer:
                 raise AssertionError("%s greeted with %r" % (service, line))
             try:
                 c.cmd({"imap": "z LOGOUT", "pop3": "QUIT", "lmtp": "QUIT"}[proto])
-                c.at_eof(timeout=timeout)
+                c.wait_eof(timeout=timeout)
             except (OSError, socket.timeout, ssl.SSLError):
                 pass
             return line
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         os.kill(self.proc.pid, sig)
 
     def reload(self):
         """SIGHUP the master (the config should already be rewritten)."""
-        self.signal(signal.SIGHUP)
+        self.send_signal(signal.SIGHUP)
 
     def stop(self, sig=signal.SIGTERM, timeout=None):
         """Send sig and wait for the master to exit; returns its exit code, or None if it
@@ -789,7 +803,7 @@ class Coffer:
             os.unlink(path)
         except FileNotFoundError:
             pass
-        self.signal(signal.SIGUSR1)
+        self.send_signal(signal.SIGUSR1)
         prev = [None]
 
         def stable():

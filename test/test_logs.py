@@ -36,14 +36,14 @@ class Logs(CofferTestCase):
                     sessions[svc] = w.pid
                 proto = c.protocol(svc)
                 conn.cmd({"imap": "a1 LOGOUT", "pop3": "QUIT", "lmtp": "QUIT"}[proto])
-                conn.at_eof(10)
+                conn.wait_eof(10)
         # a line with a CR/LF in client data must still be a single log line
         with c.connect("imap") as conn:
             conn.readline()
             conn.send(b"a1 XYZZY\rinjected=1 event=fake\r\n")
             conn.readline()
             conn.cmd("a2 LOGOUT")
-            conn.at_eof(10)
+            conn.wait_eof(10)
 
         def disconnects():
             return len(c.log_grep(r"event=disconnect\b", since)) >= 6
@@ -88,7 +88,7 @@ class Logs(CofferTestCase):
         for name in c.services:
             self.assertTrue(any("service=%s " % name in l for l in listening), name)
         since = c.log_size()
-        c.signal(signal.SIGUSR1)
+        c.send_signal(signal.SIGUSR1)
         lines = wait_for(lambda: len(c.log_grep(r"event=status ", since)) >= len(c.services)
                          and c.log_grep(r"event=status ", since), 10, 0.1, "status lines")
         for l in lines:

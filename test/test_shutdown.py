@@ -36,7 +36,7 @@ class Shutdown(CofferTestCase):
         port = c.ports["imap"]
 
         t0 = time.monotonic()
-        c.signal(signal.SIGTERM)
+        c.send_signal(signal.SIGTERM)
         # every idle session is told goodbye in its protocol
         line = imap.expect(rb"^\* BYE", timeout=SHUTDOWN_TIMEOUT + MARGIN).string
         self.assertRegex(line, rb"^\* BYE ")
