@@ -96,12 +96,12 @@ static const struct passwd *user_check(const struct config *cfg)
         die(EXIT_CONFIG, "%s: started as root but no user is set: set user = NAME in "
             "coffer.conf to the unprivileged account cofferd switches to after binding",
             cfg->path);
-    if (!*user) return NULL;
+    /* as coffer.conf(5) says, user only matters to a cofferd started as root */
+    if (!*user || geteuid() != 0) return NULL;
     struct passwd *pw = getpwnam(user);
     if (!pw) die(EXIT_CONFIG, "%s: user '%s': no such account", cfg->path, user);
     if (pw->pw_uid == 0) die(EXIT_CONFIG, "%s: user '%s' is root: pick an unprivileged account",
                              cfg->path, user);
-    if (geteuid() != 0) return NULL;
     return pw;
 }
 
@@ -228,6 +228,10 @@ int main(int argc, char **argv)
     if (pw && chown(pidfile, pw->pw_uid, pw->pw_gid) < 0)
         log_warn("chown_failed", "path=%s error=%s", log_quote(pidfile), log_quote(strerror(errno)));
     if (pw) drop_privileges(pw);
+    /* every worker re-reads the configuration as this user: better to fail here, clearly */
+    if (access(conf, R_OK) < 0 || access(mc->v[CFG_PARTITIONS].s, R_OK) < 0)
+        die(EXIT_OTHER, "%s or %s is not readable by uid %d, which the workers run as: %s",
+            conf, mc->v[CFG_PARTITIONS].s, (int)getuid(), strerror(errno));
 
     /* Recovery needs the environment to itself: no worker exists yet. It runs as the service
      * user so the files it creates belong to that user. */
