@@ -2,6 +2,7 @@
  * sections 7.4.2 and 9) and as the section table; looks parts up in that table. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "core/error.h"
 #include "core/xmalloc.h"
 #include "mime/mime.h"

@@ -1,0 +1,552 @@
+/* decode.c: content and header decoding to UTF-8 for SEARCH (RFC 2045 section 6, RFC 2047,
+ * RFC 2231 section 5), charset conversion through iconv, and case-insensitive UTF-8 matching. */
+#include <errno.h>
+#include <iconv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "core/error.h"
+#include "core/xmalloc.h"
+#include "mime/decode.h"
+#include "mime/mime-int.h"
+
+/* ---- base64 and quoted-printable ---- */
+
+static int b64val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+int mime_decode_base64(const char *in, size_t n, struct buf *out)
+{
+    uint32_t acc = 0;
+    int bits = 0, bad = 0, pad = 0;
+    size_t i;
+    if (buf_ensure(out, n / 4 * 3 + 3) < 0) return CF_E_LIMIT;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        int v = b64val(c);
+        if (v < 0) {
+            if (c == '=') { pad = 1; break; }
+            if (c != '\r' && c != '\n' && c != ' ' && c != '\t') bad = 1;
+            continue;
+        }
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            buf_putc(out, (char)((acc >> bits) & 0xff));
+        }
+    }
+    /* Leftover bits: 0 after whole groups, 2 or 4 before a proper pad, 6 never legal. */
+    if (bits == 6 || (!pad && bits != 0)) bad = 1;
+    return bad ? CF_E_PARSE : 0;
+}
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+int mime_decode_qp(const char *in, size_t n, int header, struct buf *out)
+{
+    size_t i, line_start = out->len;
+    int bad = 0;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c == '=') {
+            size_t j = i + 1;
+            int h1, h2;
+            if (j + 1 < n &&
+                (h1 = hexval((unsigned char)in[j])) >= 0 &&
+                (h2 = hexval((unsigned char)in[j + 1])) >= 0) {
+                buf_putc(out, (char)(h1 * 16 + h2));
+                i += 2;
+                continue;
+            }
+            /* soft line break: "=" then optional white space then the line end */
+            while (j < n && (in[j] == ' ' || in[j] == '\t')) j++;
+            if (j == n) { i = j; continue; }
+            if (in[j] == '\n' || (in[j] == '\r' && j + 1 < n && in[j + 1] == '\n')) {
+                i = in[j] == '\r' ? j + 1 : j;
+                continue;
+            }
+            bad = 1;
+            buf_putc(out, '=');
+        } else if (c == '_' && header) {
+            buf_putc(out, ' ');
+        } else if (c == '\n' && !header) {
+            /* RFC 2045 section 6.7 rule 3: white space at a line end was added in transit. */
+            size_t e = out->len;
+            if (e > line_start && out->s[e - 1] == '\r') e--;
+            while (e > line_start && (out->s[e - 1] == ' ' || out->s[e - 1] == '\t')) e--;
+            if (e < out->len && out->s[out->len - 1] == '\r') {
+                buf_truncate(out, e);
+                buf_putc(out, '\r');
+            } else {
+                buf_truncate(out, e);
+            }
+            buf_putc(out, '\n');
+            line_start = out->len;
+        } else {
+            buf_putc(out, (char)c);
+        }
+    }
+    return bad ? CF_E_PARSE : 0;
+}
+
+/* ---- UTF-8 ---- */
+
+/* utf8_next: decode one code point at s (n > 0 bytes); returns its length, or 0 when the bytes
+ * are not valid UTF-8 (overlongs, surrogates and values past U+10FFFF are invalid). */
+static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    uint32_t c = s[0];
+    size_t len, i;
+    if (c < 0x80) { *cp = c; return 1; }
+    if (c >= 0xc2 && c <= 0xdf) { len = 2; c &= 0x1f; }
+    else if (c >= 0xe0 && c <= 0xef) { len = 3; c &= 0x0f; }
+    else if (c >= 0xf0 && c <= 0xf4) { len = 4; c &= 0x07; }
+    else return 0;
+    if (n < len) return 0;
+    for (i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        c = (c << 6) | (s[i] & 0x3f);
+    }
+    if ((len == 3 && c < 0x800) || (len == 4 && (c < 0x10000 || c > 0x10ffff)) ||
+        (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return len;
+}
+
+static void put_utf8(struct buf *out, uint32_t c)
+{
+    char b[4];
+    if (c < 0x80) { buf_putc(out, (char)c); return; }
+    if (c < 0x800) {
+        b[0] = (char)(0xc0 | (c >> 6)); b[1] = (char)(0x80 | (c & 0x3f));
+        buf_append(out, b, 2);
+    } else if (c < 0x10000) {
+        b[0] = (char)(0xe0 | (c >> 12)); b[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+        b[2] = (char)(0x80 | (c & 0x3f));
+        buf_append(out, b, 3);
+    } else {
+        b[0] = (char)(0xf0 | (c >> 18)); b[1] = (char)(0x80 | ((c >> 12) & 0x3f));
+        b[2] = (char)(0x80 | ((c >> 6) & 0x3f)); b[3] = (char)(0x80 | (c & 0x3f));
+        buf_append(out, b, 4);
+    }
+}
+
+static int utf8_valid(const char *in, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)in;
+    size_t i = 0, l;
+    uint32_t cp;
+    while (i < n) {
+        if (s[i] < 0x80) { i++; continue; }
+        if (!(l = utf8_next(s + i, n - i, &cp))) return 0;
+        i += l;
+    }
+    return 1;
+}
+
+static void latin1_to_utf8(const char *in, size_t n, struct buf *out)
+{
+    size_t i;
+    for (i = 0; i < n; i++) put_utf8(out, (unsigned char)in[i]);
+}
+
+/* guess_to_utf8: text of unknown charset: UTF-8 if it is valid UTF-8, else Latin-1, which
+ * maps every byte, so nothing is lost or invalid. */
+static void guess_to_utf8(const char *in, size_t n, struct buf *out)
+{
+    if (utf8_valid(in, n)) buf_append(out, in, n);
+    else latin1_to_utf8(in, n, out);
+}
+
+/* ---- charsets ---- */
+
+static const struct { const char *mime, *iconv_name; } charset_alias[] = {
+    { "gb2312", "GB18030" }, { "gbk", "GB18030" }, { "x-gbk", "GB18030" },
+    { "ks_c_5601-1987", "CP949" }, { "ks_c_5601", "CP949" }, { "euc-kr", "CP949" },
+    { "iso-8859-8-i", "ISO-8859-8" }, { "iso-8859-6-i", "ISO-8859-6" },
+    { "x-sjis", "SHIFT_JIS" }, { "shift-jis", "SHIFT_JIS" }, { "x-mac-roman", "MACINTOSH" },
+    { "tis-620", "TIS-620" }, { "windows-874", "CP874" },
+};
+
+int mime_charset_to_utf8(const char *charset, const char *in, size_t n, struct buf *out)
+{
+    char name[64];
+    size_t i, nl = 0;
+    const char *cs = charset ? charset : "";
+    iconv_t cd;
+    char *inp, *outp;
+    size_t inleft, outleft;
+    int bad = 0;
+
+    /* Normalize: trim, lowercase, drop an RFC 2231 section 5 "*language" suffix. */
+    while (*cs == ' ' || *cs == '\t' || *cs == '"') cs++;
+    for (i = 0; cs[i] && cs[i] != '*' && cs[i] != '"' && cs[i] != ' ' && nl < sizeof(name) - 1; i++)
+        name[nl++] = (char)(cs[i] >= 'A' && cs[i] <= 'Z' ? cs[i] + 32 : cs[i]);
+    name[nl] = '\0';
+
+    if (!strcmp(name, "utf-8") || !strcmp(name, "utf8")) {
+        const unsigned char *s = (const unsigned char *)in;
+        size_t l;
+        uint32_t cp;
+        for (i = 0; i < n; ) {
+            if (s[i] < 0x80) { buf_putc(out, (char)s[i]); i++; continue; }
+            if ((l = utf8_next(s + i, n - i, &cp))) { buf_append(out, in + i, l); i += l; }
+            else { put_utf8(out, 0xfffd); i++; bad = 1; }
+        }
+        return bad ? CF_E_PARSE : 0;
+    }
+    if (!nl || !strcmp(name, "us-ascii") || !strcmp(name, "ascii") ||
+        !strcmp(name, "ansi_x3.4-1968") || !strcmp(name, "unknown-8bit") ||
+        !strcmp(name, "x-unknown") || !strcmp(name, "default")) {
+        guess_to_utf8(in, n, out);
+        return 0;
+    }
+    if (!strcmp(name, "iso-8859-1") || !strcmp(name, "latin1") || !strcmp(name, "l1") ||
+        !strcmp(name, "iso_8859-1")) {
+        latin1_to_utf8(in, n, out);
+        return 0;
+    }
+    for (i = 0; i < sizeof(charset_alias) / sizeof(charset_alias[0]); i++)
+        if (!strcmp(name, charset_alias[i].mime)) {
+            snprintf(name, sizeof(name), "%s", charset_alias[i].iconv_name);
+            break;
+        }
+    cd = iconv_open("UTF-8", name);
+    if (cd == (iconv_t)-1) {
+        guess_to_utf8(in, n, out);
+        return CF_E_NOTFOUND;
+    }
+    inp = (char *)in;
+    inleft = n;
+    for (;;) {
+        size_t r;
+        if (buf_ensure(out, inleft * 4 + 16) < 0) break;
+        outp = out->s + out->len;
+        outleft = out->alloc - out->len - 1;
+        r = inleft ? iconv(cd, &inp, &inleft, &outp, &outleft)
+                   : iconv(cd, NULL, NULL, &outp, &outleft);     /* flush shift state */
+        out->len = (size_t)(outp - out->s);
+        if (r != (size_t)-1) {
+            if (!inleft) {
+                if (outleft > 0) break;
+                continue;
+            }
+            continue;
+        }
+        if (errno == E2BIG) continue;
+        bad = 1;
+        put_utf8(out, 0xfffd);
+        if (errno == EILSEQ && inleft > 0) { inp++; inleft--; continue; }
+        break;                                                   /* EINVAL: cut short */
+    }
+    iconv_close(cd);
+    return bad ? CF_E_PARSE : 0;
+}
+
+/* ---- RFC 2047 ---- */
+
+/* parse_ew: an encoded-word "=?charset?E?text?=" at s; returns its length and the pieces, or 0. */
+static size_t parse_ew(const char *s, size_t n, const char **cs, size_t *csl, char *enc,
+                       const char **text, size_t *tl)
+{
+    size_t i = 2, j;
+    if (n < 8 || s[0] != '=' || s[1] != '?') return 0;
+    for (j = i; j < n && s[j] != '?'; j++)
+        if ((unsigned char)s[j] <= ' ' || j - i > 60) return 0;
+    if (j == i || j + 2 >= n || s[j + 2] != '?') return 0;
+    *cs = s + i; *csl = j - i;
+    *enc = s[j + 1];
+    if (*enc != 'B' && *enc != 'b' && *enc != 'Q' && *enc != 'q') return 0;
+    i = j + 3;
+    for (j = i; j + 1 < n; j++) {
+        if (s[j] == '?' && s[j + 1] == '=') {
+            *text = s + i; *tl = j - i;
+            return j + 2;
+        }
+        if ((unsigned char)s[j] <= ' ') return 0;
+    }
+    return 0;
+}
+
+static void flush_pending(struct buf *out, struct buf *pending, char *pcs)
+{
+    if (pending->len) mime_charset_to_utf8(pcs, pending->s, pending->len, out);
+    buf_reset(pending);
+    pcs[0] = '\0';
+}
+
+int mime_decode_header(const char *value, size_t n, struct buf *out)
+{
+    struct buf text = BUF_INIT, pending = BUF_INIT;
+    char pcs[64] = "";
+    size_t i, ws_start = 0, plain_start;
+    int last_ew = 0;
+    const char *s;
+
+    /* Unfold first: an encoded word may not span lines, but the white space between two may. */
+    for (i = 0; i < n; i++)
+        if (value[i] != '\r' && value[i] != '\n') buf_putc(&text, value[i]);
+    s = text.s ? text.s : "";
+    n = text.len;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
+    i = 0;
+    while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
+
+    while (i < n) {
+        const char *cs, *et;
+        size_t csl, tl, l;
+        char enc;
+        if (s[i] == '=' && (l = parse_ew(s + i, n - i, &cs, &csl, &enc, &et, &tl))) {
+            char name[64];
+            size_t k = 0, mark;
+            for (k = 0; k < csl && k < sizeof(name) - 1 && cs[k] != '*'; k++) name[k] = cs[k];
+            name[k] = '\0';
+            if (pending.len && strcasecmp(name, pcs)) flush_pending(out, &pending, pcs);
+            mark = pending.len;
+            if (enc == 'B' || enc == 'b') mime_decode_base64(et, tl, &pending);
+            else mime_decode_qp(et, tl, 1, &pending);
+            if (pending.len > mark || !pcs[0]) snprintf(pcs, sizeof(pcs), "%s", name);
+            i += l;
+            last_ew = 1;
+            continue;
+        }
+        if (s[i] == ' ' || s[i] == '\t') {
+            ws_start = i;
+            while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
+            /* RFC 2047 section 6.2: white space between adjacent encoded words is dropped */
+            if (last_ew && i < n && s[i] == '=' &&
+                parse_ew(s + i, n - i, &cs, &csl, &enc, &et, &tl))
+                continue;
+            flush_pending(out, &pending, pcs);
+            buf_append(out, s + ws_start, i - ws_start);
+            last_ew = 0;
+            continue;
+        }
+        flush_pending(out, &pending, pcs);
+        plain_start = i;
+        while (i < n && s[i] != ' ' && s[i] != '\t') i++;
+        guess_to_utf8(s + plain_start, i - plain_start, out);
+        last_ew = 0;
+    }
+    flush_pending(out, &pending, pcs);
+    buf_fini(&text);
+    buf_fini(&pending);
+    return 0;
+}
+
+/* ---- walking a message ---- */
+
+int mime_header_foreach(const char *msg, size_t len, mime_header_cb *cb, void *rock)
+{
+    size_t pos = 0;
+    const char *name = NULL, *val = NULL;
+    size_t name_len = 0, val_len = 0;
+    int r;
+    while (pos < len) {
+        const char *line = msg + pos, *nl = memchr(line, '\n', len - pos);
+        size_t le = nl ? (size_t)(nl - msg) + 1 : len, cl = le - pos;
+        if (cl && line[cl - 1] == '\n') cl--;
+        if (cl && line[cl - 1] == '\r') cl--;
+        if (cl == 0) break;
+        if (line[0] == ' ' || line[0] == '\t') {
+            if (name) val_len = (size_t)(line + cl - val);
+        } else {
+            const char *colon = memchr(line, ':', cl), *ne;
+            if (name && (r = cb(rock, name, name_len, val, val_len))) return r;
+            name = NULL;
+            if (colon) {
+                ne = colon;
+                while (ne > line && (ne[-1] == ' ' || ne[-1] == '\t')) ne--;
+                if (ne > line) {
+                    name = line; name_len = (size_t)(ne - line);
+                    val = colon + 1; val_len = (size_t)(line + cl - val);
+                }
+            }
+        }
+        pos = le;
+    }
+    if (name && (r = cb(rock, name, name_len, val, val_len))) return r;
+    return 0;
+}
+
+int mime_foreach_text(const char *msg, size_t len, mime_text_cb *cb, void *rock)
+{
+    struct mime_tree t;
+    struct buf raw = BUF_INIT, utf = BUF_INIT, cs = BUF_INIT;
+    int i, r = 0;
+    memset(&t, 0, sizeof(t));
+    mime_tree_parse(msg, len, &t);
+    for (i = 0; i < t.count && !r; i++) {
+        const struct mime_node *n = &t.nodes[i];
+        const struct mime_field *cte = &n->hdr[MH_CONTENT_TRANSFER_ENCODING];
+        const char *body = msg + n->boff, *p, *e, *tt, *st, *params;
+        size_t tl, sl, k;
+        char subtype[64];
+        if (!mime_node_is_text(n)) continue;
+        buf_reset(&cs);
+        if (n->params == MIME_PARAMS_HEADER && n->hdr[MH_CONTENT_TYPE].p &&
+            mime_parse_ctype(n->hdr[MH_CONTENT_TYPE].p, n->hdr[MH_CONTENT_TYPE].n, &tt, &tl,
+                             &st, &sl, &params))
+            mime_find_param(params, n->hdr[MH_CONTENT_TYPE].p + n->hdr[MH_CONTENT_TYPE].n,
+                            "charset", &cs);
+        buf_reset(&raw);
+        buf_reset(&utf);
+        p = cte->p ? mime_skip_cfws(cte->p, cte->p + cte->n) : NULL;
+        e = p ? mime_token(p, cte->p + cte->n) : NULL;
+        if (p && mime_ieq(p, (size_t)(e - p), "base64")) {
+            mime_decode_base64(body, n->blen, &raw);
+            body = raw.s ? raw.s : "";
+            mime_charset_to_utf8(buf_cstr(&cs), body, raw.len, &utf);
+        } else if (p && mime_ieq(p, (size_t)(e - p), "quoted-printable")) {
+            mime_decode_qp(body, n->blen, 0, &raw);
+            body = raw.s ? raw.s : "";
+            mime_charset_to_utf8(buf_cstr(&cs), body, raw.len, &utf);
+        } else {
+            mime_charset_to_utf8(buf_cstr(&cs), body, n->blen, &utf);
+        }
+        for (k = 0; k < n->subtype_len && k < sizeof(subtype) - 1; k++)
+            subtype[k] = (char)(n->subtype[k] >= 'a' && n->subtype[k] <= 'z' ?
+                                n->subtype[k] - 32 : n->subtype[k]);
+        subtype[k] = '\0';
+        r = cb(rock, subtype, buf_cstr(&utf), utf.len);
+    }
+    buf_fini(&raw);
+    buf_fini(&utf);
+    buf_fini(&cs);
+    mime_tree_fini(&t);
+    return r;
+}
+
+/* ---- case folding and matching ---- */
+
+uint32_t mime_casefold(uint32_t c)
+{
+    if (c < 0x80) return c >= 'A' && c <= 'Z' ? c + 32 : c;
+    if (c < 0x100) {
+        if (c == 0xb5) return 0x3bc;                     /* micro sign -> mu */
+        return c >= 0xc0 && c <= 0xde && c != 0xd7 ? c + 32 : c;
+    }
+    if (c <= 0x17f) {                                    /* Latin Extended-A */
+        if (c == 0x130 || c == 0x131 || c == 0x138 || c == 0x149) return c;
+        if (c == 0x178) return 0xff;
+        if (c == 0x17f) return 's';
+        if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17e)) return c & 1 ? c + 1 : c;
+        return c & 1 ? c : c + 1;
+    }
+    if (c <= 0x24f) {                                    /* Latin Extended-B, regular runs */
+        if (c == 0x1c4 || c == 0x1c5) return 0x1c6;
+        if (c == 0x1c7 || c == 0x1c8) return 0x1c9;
+        if (c == 0x1ca || c == 0x1cb) return 0x1cc;
+        if (c == 0x1f1 || c == 0x1f2) return 0x1f3;
+        if (c == 0x1f4) return 0x1f5;
+        if (c >= 0x1cd && c <= 0x1dc) return c & 1 ? c + 1 : c;
+        if ((c >= 0x1de && c <= 0x1ef) || (c >= 0x1f8 && c <= 0x21f) ||
+            (c >= 0x222 && c <= 0x233) || (c >= 0x246 && c <= 0x24f))
+            return c & 1 ? c : c + 1;
+        return c;
+    }
+    if (c >= 0x345 && c <= 0x3ff) {                      /* Greek */
+        if (c == 0x345) return 0x3b9;
+        if (c == 0x386) return 0x3ac;
+        if (c >= 0x388 && c <= 0x38a) return c + 37;
+        if (c == 0x38c) return 0x3cc;
+        if (c == 0x38e || c == 0x38f) return c + 63;
+        if ((c >= 0x391 && c <= 0x3a1) || (c >= 0x3a3 && c <= 0x3ab)) return c + 32;
+        switch (c) {
+        case 0x3c2: return 0x3c3;
+        case 0x3d0: return 0x3b2;
+        case 0x3d1: return 0x3b8;
+        case 0x3d5: return 0x3c6;
+        case 0x3d6: return 0x3c0;
+        case 0x3f0: return 0x3ba;
+        case 0x3f1: return 0x3c1;
+        case 0x3f5: return 0x3b5;
+        default: break;
+        }
+        if (c >= 0x3d8 && c <= 0x3ef) return c & 1 ? c : c + 1;
+        return c;
+    }
+    if (c >= 0x400 && c <= 0x52f) {                      /* Cyrillic */
+        if (c <= 0x40f) return c + 80;
+        if (c <= 0x42f) return c + 32;
+        if ((c >= 0x460 && c <= 0x481) || (c >= 0x48a && c <= 0x4bf) || c >= 0x4d0)
+            return c & 1 ? c : c + 1;
+        if (c == 0x4c0) return 0x4cf;
+        if (c >= 0x4c1 && c <= 0x4ce) return c & 1 ? c + 1 : c;
+        return c;
+    }
+    if (c >= 0x531 && c <= 0x556) return c + 48;         /* Armenian */
+    if (c >= 0x1e00 && c <= 0x1eff) {                    /* Latin Extended Additional */
+        if (c == 0x1e9e) return 0xdf;
+        if (c <= 0x1e95 || c >= 0x1ea0) return c & 1 ? c : c + 1;
+        return c;
+    }
+    if (c >= 0x1f08 && c <= 0x1f6f && (c & 0xf) >= 8) { /* Greek Extended, plain letters */
+        uint32_t hi = (c >> 4) & 0xf;
+        if (hi != 5 || (c & 1)) return c - 8;
+        return c;
+    }
+    if (c == 0x2126) return 0x3c9;                       /* Ohm */
+    if (c == 0x212a) return 'k';                         /* Kelvin */
+    if (c == 0x212b) return 0xe5;                        /* Angstrom */
+    if (c >= 0xff21 && c <= 0xff3a) return c + 32;       /* fullwidth Latin */
+    return c;
+}
+
+/* next_folded: the folded code point at s (n > 0); invalid bytes become 0x110000 + byte so they
+ * match only themselves. Returns the bytes used. */
+static size_t next_folded(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    size_t l = utf8_next(s, n, cp);
+    if (!l) { *cp = 0x110000u + s[0]; return 1; }
+    *cp = mime_casefold(*cp);
+    return l;
+}
+
+int mime_text_contains_n(const char *haystack, size_t hlen, const char *needle, size_t nlen)
+{
+    const unsigned char *h = (const unsigned char *)haystack;
+    const unsigned char *nd = (const unsigned char *)needle;
+    uint32_t stackbuf[64], *nc = stackbuf, cp;
+    size_t ncount = 0, i, l;
+    int found = 0;
+
+    if (nlen == 0) return 1;
+    if (nlen > 64) nc = xreallocarray(NULL, nlen, sizeof(*nc));
+    for (i = 0; i < nlen; i += l) l = next_folded(nd + i, nlen - i, &nc[ncount++]);
+
+    for (i = 0; i < hlen && !found; i += l) {
+        size_t j, k;
+        l = next_folded(h + i, hlen - i, &cp);
+        if (cp != nc[0]) continue;
+        for (j = i + l, k = 1; k < ncount && j < hlen; k++) {
+            uint32_t c2;
+            j += next_folded(h + j, hlen - j, &c2);
+            if (c2 != nc[k]) break;
+        }
+        if (k == ncount) found = 1;
+    }
+    if (nc != stackbuf) free(nc);
+    return found;
+}
+
+int mime_text_contains(const char *haystack, const char *needle)
+{
+    return mime_text_contains_n(haystack, strlen(haystack), needle, strlen(needle));
+}

@@ -1,0 +1,57 @@
+/* decode.h: turning message bytes into searchable UTF-8: RFC 2047 header words, base64 and
+ * quoted-printable bodies (RFC 2045 section 6), charsets, and case-insensitive matching. */
+#ifndef COFFER_MIME_DECODE_H
+#define COFFER_MIME_DECODE_H
+#include <stddef.h>
+#include <stdint.h>
+#include "core/buf.h"
+
+/* mime_decode_base64: append the bytes that the base64 text in[0,n) encodes to out. Line breaks
+ * and other bytes outside the alphabet are skipped; decoding stops at the first '=' pad.
+ * Returns 0, or CF_E_PARSE when bytes had to be skipped or a group was cut short (what could be
+ * decoded is still appended). Never blocks. */
+int mime_decode_base64(const char *in, size_t n, struct buf *out);
+
+/* mime_decode_qp: append the quoted-printable text in[0,n) decoded to out. header != 0 selects
+ * the RFC 2047 "Q" form ('_' is a space). Soft line breaks ("=" at a line end) are removed and
+ * bad "=XY" sequences are kept as they are. Returns 0, or CF_E_PARSE after bad sequences. */
+int mime_decode_qp(const char *in, size_t n, int header, struct buf *out);
+
+/* mime_charset_to_utf8: append in[0,n), in the named charset (MIME name, case-insensitive,
+ * NUL-terminated), to out as valid UTF-8. Invalid sequences become U+FFFD. For an unknown or
+ * empty charset, and for us-ascii with 8-bit bytes, the bytes are kept when they are valid UTF-8
+ * and else read as Latin-1. Returns 0, CF_E_NOTFOUND for an unknown charset, or CF_E_PARSE
+ * when something was replaced; out is filled in every case. */
+int mime_charset_to_utf8(const char *charset, const char *in, size_t n, struct buf *out);
+
+/* mime_decode_header: append a header field value (raw, possibly folded) to out as UTF-8:
+ * unfolded, RFC 2047 encoded-words decoded (white space between adjacent ones dropped, words
+ * of one charset joined before conversion so split characters survive; malformed words are
+ * left as they are), other 8-bit text read as UTF-8 or else Latin-1. Returns 0. */
+int mime_decode_header(const char *value, size_t n, struct buf *out);
+
+/* mime_header_foreach: call cb for every header field of the top-level header of msg (up to the
+ * first empty line): name (not NUL-terminated) and its raw value (after the colon, folding
+ * kept). A non-zero return from cb stops the walk and is returned; else returns 0. */
+typedef int mime_header_cb(void *rock, const char *name, size_t name_len,
+                           const char *value, size_t value_len);
+int mime_header_foreach(const char *msg, size_t len, mime_header_cb *cb, void *rock);
+
+/* mime_foreach_text: call cb with the decoded UTF-8 body of every text/<any> leaf part of msg,
+ * including those inside attached messages, in message order. subtype is uppercase ("PLAIN",
+ * "HTML"); text is only valid during the call. A non-zero return from cb stops the walk and is
+ * returned; else returns 0. Allocates one buffer per call, never blocks. */
+typedef int mime_text_cb(void *rock, const char *subtype, const char *text, size_t len);
+int mime_foreach_text(const char *msg, size_t len, mime_text_cb *cb, void *rock);
+
+/* mime_casefold: the simple case folding of a code point (Unicode CaseFolding.txt, C and S
+ * entries) for ASCII, Latin-1, Latin Extended-A/B and Additional, Greek, Cyrillic, Armenian
+ * and fullwidth Latin; other code points are returned as they are. */
+uint32_t mime_casefold(uint32_t cp);
+
+/* mime_text_contains: 1 if needle occurs in haystack ignoring case (mime_casefold), else 0;
+ * both UTF-8 (invalid bytes only match themselves). An empty needle matches. */
+int mime_text_contains(const char *haystack, const char *needle);
+int mime_text_contains_n(const char *haystack, size_t hlen, const char *needle, size_t nlen);
+
+#endif
