@@ -31,7 +31,8 @@ struct tls_ctx;
 /* stream_new: wrap a connected socket (takes ownership of fd; closed by stream_free). Sets
  * TCP_NODELAY on TCP sockets. Default timeout 0 (none), default max line 64 KiB. */
 struct stream *stream_new(int fd);
-void stream_free(struct stream **s);      /* flushes what it can, closes TLS and the fd */
+void stream_free(struct stream **s);      /* flushes what it can (waiting at most 10 s),
+                                           * sends a TLS close_notify, closes the fd; NULLs *s */
 
 void stream_set_timeout(struct stream *s, int seconds);   /* read idle timeout; 0 = none */
 void stream_set_max_line(struct stream *s, size_t max);   /* longest line, CRLF excluded */
@@ -76,6 +77,8 @@ size_t stream_pending(const struct stream *s);
  * 0 on timeout, CF_E_SHUTDOWN when interrupted, CF_E_IO/CF_E_EOF on error. For IDLE. */
 int stream_wait_readable(struct stream *s, int timeout_ms);
 
+/* Writing: 0, or (when the buffer had to be flushed) stream_flush's sticky error. May block
+ * only when the buffer is full or the data is larger than it. */
 int stream_write(struct stream *s, const void *p, size_t n);
 int stream_puts(struct stream *s, const char *str);
 int stream_printf(struct stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -570,6 +570,7 @@ static void test_interrupt(void)
     int sv[2];
     make_pair(sv);
     struct stream *s = stream_new(sv[0]);
+    stream_set_timeout(s, 5);   /* a broken flag check fails with CF_E_TIMEOUT, not a hang */
     struct buf b = BUF_INIT;
     struct itimerval it = { { 0, 0 }, { 0, 200000 } };
 
@@ -930,6 +931,10 @@ static void run_version(const char *server_min, int expect_ok)
         char line[64];
         if (ssl_puts(ssl, "old client\r\n") < 0) _exit(21);
         if (ssl_read_line(ssl, line, sizeof line) < 0) _exit(22);
+        /* client-initiated renegotiation must be refused (OpenSSL 3 refuses it by default too;
+         * SSL_OP_NO_RENEGOTIATION also covers the server side) */
+        if (SSL_renegotiate(ssl) != 1) _exit(23);
+        if (SSL_do_handshake(ssl) == 1) _exit(24);
         _exit(0);
     }
     close(sv[1]);
@@ -944,6 +949,9 @@ static void run_version(const char *server_min, int expect_ok)
         UNIT_EQ_STR(buf_cstr(&b), "old client");
         UNIT_EQ_INT(stream_puts(s, "welcome\r\n"), 0);
         UNIT_EQ_INT(stream_flush(s), 0);
+        r = stream_read_line(s, &b);       /* the refused renegotiation ends the session */
+        UNIT_CHECK(r == CF_E_TLS || r == CF_E_EOF);
+        printf("renegotiation attempt: %s\n", cf_strerror(r));
         UNIT_EQ_INT(wait_child(pid), 0);
     } else {
         UNIT_EQ_INT(r, CF_E_TLS);
