@@ -185,6 +185,7 @@ static int take_line(struct imap_parser *p)
 /* next_line: read the line that continues the command after a literal. */
 static int next_line(struct imap_parser *p)
 {
+    buf_reset(&p->line);
     int r = p->src.read_line(p->src.ctx, &p->line);
     if (r == CF_E_LIMIT) {
         p->tail = TAIL_UNKNOWN;
@@ -233,6 +234,7 @@ static int resync(struct imap_parser *p)
         }
         int r = p->src.skip(p->src.ctx, (size_t)n);
         if (r < 0) return r;
+        buf_reset(&p->line);
         r = p->src.read_line(p->src.ctx, &p->line);
         if (r == CF_E_LIMIT) return 0;
         if (r < 0) return r;
@@ -614,6 +616,7 @@ int imap_parser_read(struct imap_parser *p, struct imap_command *cmd)
     p->fatal = 0;
     int r;
     do {
+        buf_reset(&p->line);        /* a source may leave line untouched on CF_E_LIMIT */
         r = p->src.read_line(p->src.ctx, &p->line);
         if (r == CF_E_LIMIT) {
             /* answer with the tag when the part the source kept shows one */

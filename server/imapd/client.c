@@ -1,0 +1,94 @@
+/* client.c: the state of one IMAP connection, its capabilities and its replies. */
+#include "imapd.h"
+#include "core/config.h"
+#include "core/xmalloc.h"
+#include "net/stream.h"
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Deepest list nesting accepted. RFC 3501 sets no limit; SEARCH keys nest in parentheses,
+ * and real clients stay far below this. */
+#define IMAPD_MAX_LIST_DEPTH 32
+
+struct client *client_new(struct worker_session *ws)
+{
+    struct client *c = xzmalloc(sizeof *c);
+    c->ws = ws;
+    c->stream = ws->stream;
+    c->state = CLIENT_NOT_AUTH;
+    clock_gettime(CLOCK_MONOTONIC, &c->started);
+
+    struct imap_parser_limits lim;
+    imap_parser_limits_default(&lim);
+    lim.max_line = (size_t)config_int(ws->cfg, CFG_MAX_LINE);
+    lim.max_literal = (size_t)config_int(ws->cfg, CFG_MAX_LITERAL);
+    /* a command may carry one literal of the largest size plus its lines and small extras */
+    lim.max_command = lim.max_literal + 16 * lim.max_line;
+    lim.max_depth = IMAPD_MAX_LIST_DEPTH;
+    lim.literal_minus = 0;                  /* we advertise LITERAL+ */
+    stream_set_max_line(c->stream, lim.max_line);
+    struct imap_source src;
+    imap_parser_source_stream(&src, c->stream);
+    c->parser = imap_parser_new(&src, &lim);
+    return c;
+}
+
+void client_free(struct client **cp)
+{
+    struct client *c = *cp;
+    if (!c) return;
+    imap_parser_free(&c->parser);
+    free(c);
+    *cp = NULL;
+}
+
+int client_tls_available(const struct client *c)
+{
+    return c->ws->tls && strcmp(service_str(c->ws->svc, SVC_TLS), "none") &&
+           !stream_is_tls(c->stream);
+}
+
+int client_plaintext_ok(const struct client *c)
+{
+    return stream_is_tls(c->stream) || config_int(c->ws->cfg, CFG_ALLOW_PLAINTEXT);
+}
+
+void client_capabilities(const struct client *c, struct buf *out)
+{
+    buf_appends(out, "IMAP4rev1 LITERAL+");
+    if (c->state == CLIENT_NOT_AUTH) {
+        if (client_tls_available(c)) buf_appends(out, " STARTTLS");
+        if (!client_plaintext_ok(c)) buf_appends(out, " LOGINDISABLED");
+    }
+}
+
+static int reply(struct client *c, const char *prefix, const char *fmt, va_list ap)
+{
+    struct buf b = BUF_INIT;
+    buf_appends(&b, prefix);
+    buf_putc(&b, ' ');
+    buf_vprintf(&b, fmt, ap);
+    buf_appends(&b, "\r\n");
+    int r = stream_write(c->stream, b.s, b.len);
+    buf_fini(&b);
+    return r;
+}
+
+int client_tagged(struct client *c, const char *tag, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = reply(c, tag, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+int client_untagged(struct client *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = reply(c, "*", fmt, ap);
+    va_end(ap);
+    return r;
+}

@@ -1,0 +1,46 @@
+/* commands.c: the one table of IMAP commands: name, handler, and the state each needs.
+ *
+ * A command not in this table is answered "BAD Unknown command NAME", so the server never
+ * claims to support what it does not. New commands are added here and in a cmd-<family>.c
+ * file; UID FETCH/STORE/COPY/SEARCH/EXPUNGE will come as a UID entry whose handler looks up
+ * its first argument among the entries flagged CMD_UID. */
+#include "imapd.h"
+#include <string.h>
+
+static const struct command commands[] = {
+    /* RFC 3501 section 6.1: any state */
+    { "CAPABILITY", cmd_capability, 0 },
+    { "LOGOUT", cmd_logout, 0 },
+    { "NOOP", cmd_noop, 0 },
+    /* RFC 3501 section 6.2: not authenticated state */
+    { "STARTTLS", cmd_starttls, CMD_NOT_AUTH_ONLY },
+};
+
+const struct command *command_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(commands[i].name, name)) return &commands[i];
+    return NULL;
+}
+
+void command_dispatch(struct client *c, const struct imap_command *cmd)
+{
+    const struct command *def = command_find(cmd->name);
+    if (!def) {
+        client_tagged(c, cmd->tag, "BAD Unknown command %.64s", cmd->name);
+        return;
+    }
+    if ((def->flags & CMD_NEEDS_AUTH) && c->state == CLIENT_NOT_AUTH) {
+        client_tagged(c, cmd->tag, "BAD Not authenticated");
+        return;
+    }
+    if ((def->flags & CMD_NEEDS_SELECTED) && c->state != CLIENT_SELECTED) {
+        client_tagged(c, cmd->tag, "BAD No mailbox selected");
+        return;
+    }
+    if ((def->flags & CMD_NOT_AUTH_ONLY) && c->state != CLIENT_NOT_AUTH) {
+        client_tagged(c, cmd->tag, "BAD Already authenticated");
+        return;
+    }
+    def->handler(c, cmd);
+}

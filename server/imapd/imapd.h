@@ -1,0 +1,77 @@
+/* imapd.h: the IMAP server's session state, command table and command handlers. */
+#ifndef COFFER_IMAPD_IMAPD_H
+#define COFFER_IMAPD_IMAPD_H
+#include "imap/imap-parser.h"
+#include "net/worker.h"
+#include <time.h>
+
+/* RFC 3501 section 3: connection states. */
+enum client_state {
+    CLIENT_NOT_AUTH,
+    CLIENT_AUTH,
+    CLIENT_SELECTED,
+    CLIENT_LOGOUT,
+};
+
+struct client {
+    struct worker_session *ws;
+    struct stream *stream;          /* ws->stream; not owned */
+    struct imap_parser *parser;     /* owned */
+    enum client_state state;
+    const char *end_reason;         /* set when the session is to end: "logout", "eof", ... */
+    struct timespec started;
+};
+
+/* client_new: the state of one connection; client_free releases it (not the stream). */
+struct client *client_new(struct worker_session *ws);
+void client_free(struct client **c);
+
+/* client_tls_available: 1 when STARTTLS may be offered: a certificate is configured, the
+ * service does not say tls = none, and the connection is not yet under TLS. */
+int client_tls_available(const struct client *c);
+
+/* client_plaintext_ok: 1 when passwords may be sent: under TLS, or allow_plaintext = yes.
+ * Loopback connections are deliberately not special. */
+int client_plaintext_ok(const struct client *c);
+
+/* client_capabilities: append the capability list for the current state to out, e.g.
+ * "IMAP4rev1 LITERAL+ STARTTLS LOGINDISABLED" (RFC 3501 section 7.2.1). */
+void client_capabilities(const struct client *c, struct buf *out);
+
+/* Replies; buffered until the session loop flushes. Returns the stream's result. */
+int client_tagged(struct client *c, const char *tag, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int client_untagged(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The hostname used in greetings: config hostname, else the system's. */
+const char *imapd_hostname(void);
+
+/* ---- commands.c: the one table of commands ---- */
+
+enum command_flags {
+    CMD_NEEDS_AUTH = 1 << 0,        /* authenticated or selected state (RFC 3501 section 6.3) */
+    CMD_NEEDS_SELECTED = 1 << 1,    /* selected state (RFC 3501 section 6.4) */
+    CMD_NOT_AUTH_ONLY = 1 << 2,     /* not authenticated state only (RFC 3501 section 6.2) */
+    CMD_UID = 1 << 3,               /* may follow UID (RFC 3501 section 6.4.8) */
+};
+
+struct command {
+    const char *name;               /* upper case */
+    void (*handler)(struct client *c, const struct imap_command *cmd);
+    unsigned flags;
+};
+
+/* command_find: the table entry for name (upper case), or NULL. */
+const struct command *command_find(const char *name);
+
+/* command_dispatch: check the state the command needs, then run its handler; answers
+ * "BAD Unknown command NAME" for names not in the table. */
+void command_dispatch(struct client *c, const struct imap_command *cmd);
+
+/* ---- handlers, one file per family ---- */
+void cmd_capability(struct client *c, const struct imap_command *cmd);   /* cmd-any.c */
+void cmd_noop(struct client *c, const struct imap_command *cmd);
+void cmd_logout(struct client *c, const struct imap_command *cmd);
+void cmd_starttls(struct client *c, const struct imap_command *cmd);     /* cmd-starttls.c */
+
+#endif

@@ -1,0 +1,120 @@
+/* main.c: imapd, the IMAP4rev1 server (RFC 3501): greeting, then the command loop of one
+ * session, run by cofferd's prefork worker (lib/net/worker.h). */
+#include "imapd.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "net/stream.h"
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *g_hostname;
+
+const char *imapd_hostname(void) { return g_hostname ? g_hostname : "localhost"; }
+
+static int imapd_init(const struct config *cfg, const struct config_service *svc)
+{
+    const char *h = config_str(cfg, CFG_HOSTNAME);
+    char sys[256];
+    if (!*h) {
+        if (gethostname(sys, sizeof sys) < 0) sys[0] = '\0';
+        sys[sizeof sys - 1] = '\0';
+        h = *sys ? sys : "localhost";
+    }
+    free(g_hostname);
+    g_hostname = xstrdup(h);
+    return 0;
+}
+
+/* reply_parse_error: BAD for a command the parser rejected, tagged when it read a tag. */
+static void reply_parse_error(struct client *c, const struct imap_command *cmd)
+{
+    const char *code = imap_parser_error_code(c->parser);
+    const char *text = imap_parser_error(c->parser);
+    client_tagged(c, cmd->tag ? cmd->tag : "*", "BAD %s%s%s%s", code ? "[" : "", code ? code : "",
+                  code ? "] " : "", text);
+}
+
+static double elapsed(const struct client *c)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - c->started.tv_sec) +
+           (double)(now.tv_nsec - c->started.tv_nsec) / 1e9;
+}
+
+static void imapd_session(struct worker_session *ws)
+{
+    struct client *c = client_new(ws);
+    stream_set_timeout(c->stream, (int)config_int(ws->cfg, CFG_IDLE_TIMEOUT));
+
+    struct buf caps = BUF_INIT;
+    client_capabilities(c, &caps);
+    client_untagged(c, "OK [CAPABILITY %s] %s Coffer IMAP4rev1 server ready", buf_cstr(&caps),
+                    imapd_hostname());
+    buf_fini(&caps);
+
+    while (!c->end_reason) {
+        /* pipelining: answer everything already received before the first flush */
+        if (stream_pending(c->stream) == 0 && stream_flush(c->stream) < 0) {
+            c->end_reason = "io";
+            break;
+        }
+        if (worker_shutdown) {
+            client_untagged(c, "BYE Server shutting down");
+            c->end_reason = "shutdown";
+            break;
+        }
+        struct imap_command cmd;
+        int r = imap_parser_read(c->parser, &cmd);
+        switch (r) {
+        case 0:
+            command_dispatch(c, &cmd);
+            break;
+        case CF_E_PARSE:
+        case CF_E_LIMIT:
+            reply_parse_error(c, &cmd);
+            if (imap_parser_fatal(c->parser)) {
+                client_untagged(c, "BYE Cannot find the end of that command");
+                c->end_reason = "protocol_error";
+            }
+            break;
+        case CF_E_TIMEOUT:
+            client_untagged(c, "BYE Autologout; idle for too long");
+            c->end_reason = "timeout";
+            break;
+        case CF_E_SHUTDOWN:
+            client_untagged(c, "BYE Server shutting down");
+            c->end_reason = "shutdown";
+            break;
+        case CF_E_EOF:
+            c->end_reason = "eof";
+            break;
+        case CF_E_TLS:
+            c->end_reason = "tls_error";
+            break;
+        default:
+            c->end_reason = "io";
+            break;
+        }
+    }
+    stream_flush(c->stream);
+    log_info("disconnect", "reason=%s peer=%s in=%llu out=%llu duration=%.3f", c->end_reason,
+             ws->peer, stream_bytes_in(c->stream), stream_bytes_out(c->stream), elapsed(c));
+    client_free(&c);
+}
+
+static const struct worker_ops imapd_ops = {
+    .name = "imapd",
+    .init = imapd_init,
+    .session = imapd_session,
+};
+
+int main(int argc, char **argv)
+{
+    int rc = worker_main(argc, argv, &imapd_ops);
+    free(g_hostname);
+    return rc;
+}

@@ -1,0 +1,50 @@
+/* client.c: the state of one LMTP connection and its replies. */
+#include "lmtpd.h"
+#include "core/config.h"
+#include "core/xmalloc.h"
+#include "net/stream.h"
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct client *client_new(struct worker_session *ws)
+{
+    struct client *c = xzmalloc(sizeof *c);
+    c->ws = ws;
+    c->stream = ws->stream;
+    clock_gettime(CLOCK_MONOTONIC, &c->started);
+    return c;
+}
+
+void client_free(struct client **cp)
+{
+    struct client *c = *cp;
+    if (!c) return;
+    free(c->lhlo_name);
+    free(c);
+    *cp = NULL;
+}
+
+void client_reset(struct client *c)
+{
+    (void)c;        /* no transaction state yet: MAIL/RCPT/DATA arrive with delivery */
+}
+
+int client_tls_available(const struct client *c)
+{
+    return c->ws->tls && strcmp(service_str(c->ws->svc, SVC_TLS), "none") &&
+           !stream_is_tls(c->stream);
+}
+
+int client_reply(struct client *c, const char *fmt, ...)
+{
+    struct buf b = BUF_INIT;
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    buf_appends(&b, "\r\n");
+    int r = stream_write(c->stream, b.s, b.len);
+    buf_fini(&b);
+    return r;
+}

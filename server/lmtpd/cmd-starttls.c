@@ -1,0 +1,41 @@
+/* cmd-starttls.c: STARTTLS (RFC 3207). */
+#include "lmtpd.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "net/stream.h"
+#include <stdlib.h>
+
+void cmd_starttls(struct client *c, const struct lmtp_command *cmd)
+{
+    if (*cmd->args) {
+        client_reply(c, "501 5.5.4 Syntax: STARTTLS takes no parameters");
+        return;
+    }
+    if (stream_is_tls(c->stream)) {
+        client_reply(c, "503 5.5.1 TLS is already active");
+        return;
+    }
+    if (!client_tls_available(c)) {
+        client_reply(c, "454 4.7.0 TLS not available");
+        return;
+    }
+    client_reply(c, "220 2.0.0 Ready to start TLS");
+    if (stream_flush(c->stream) < 0) {
+        c->end_reason = "io";
+        return;
+    }
+    /* plaintext pipelined after STARTTLS may have been injected: the stream discards it
+     * (RFC 3207 section 4.2), and the client must send LHLO again */
+    int r = stream_start_tls(c->stream, c->ws->tls);
+    if (r < 0) {
+        log_info("starttls_failed", "error=%s", log_quote(cf_strerror(r)));
+        c->end_reason = "tls_failed";
+        return;
+    }
+    if (r == 1) log_notice("starttls_injection", "discarded=plaintext_after_starttls");
+    log_info("starttls", "tls=%s", log_quote(stream_tls_info(c->stream)));
+    client_reset(c);
+    c->greeted = 0;
+    free(c->lhlo_name);
+    c->lhlo_name = NULL;
+}

@@ -1,0 +1,111 @@
+/* main.c: lmtpd, the LMTP server (RFC 2033): greeting, then the command loop of one session,
+ * run by cofferd's prefork worker (lib/net/worker.h). */
+#include "lmtpd.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "net/stream.h"
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *g_hostname;
+
+const char *lmtpd_hostname(void) { return g_hostname ? g_hostname : "localhost"; }
+
+static int lmtpd_init(const struct config *cfg, const struct config_service *svc)
+{
+    const char *h = config_str(cfg, CFG_HOSTNAME);
+    char sys[256];
+    if (!*h) {
+        if (gethostname(sys, sizeof sys) < 0) sys[0] = '\0';
+        sys[sizeof sys - 1] = '\0';
+        h = *sys ? sys : "localhost";
+    }
+    free(g_hostname);
+    g_hostname = xstrdup(h);
+    return 0;
+}
+
+static double elapsed(const struct client *c)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - c->started.tv_sec) +
+           (double)(now.tv_nsec - c->started.tv_nsec) / 1e9;
+}
+
+static void lmtpd_session(struct worker_session *ws)
+{
+    struct client *c = client_new(ws);
+    stream_set_timeout(c->stream, (int)config_int(ws->cfg, CFG_IDLE_TIMEOUT));
+    stream_set_max_line(c->stream, (size_t)config_int(ws->cfg, CFG_MAX_LINE));
+    client_reply(c, "220 %s LMTP Coffer ready", lmtpd_hostname());
+
+    struct buf line = BUF_INIT;
+    while (!c->end_reason) {
+        /* PIPELINING (RFC 2920): answer all commands already received, then flush once */
+        if (stream_pending(c->stream) == 0 && stream_flush(c->stream) < 0) {
+            c->end_reason = "io";
+            break;
+        }
+        if (worker_shutdown) {
+            client_reply(c, "421 4.3.2 Server shutting down");
+            c->end_reason = "shutdown";
+            break;
+        }
+        int r = stream_read_line(c->stream, &line);
+        if (r == 0) {
+            const char *text = buf_cstr(&line);
+            const char *sp = strchr(text, ' ');
+            struct lmtp_command cmd;
+            cmd.verb = xstrndup(text, sp ? (size_t)(sp - text) : strlen(text));
+            for (char *p = cmd.verb; *p; p++) if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 32);
+            cmd.args = sp ? sp + 1 : "";
+            command_dispatch(c, &cmd);
+            free(cmd.verb);
+            continue;
+        }
+        switch (r) {
+        case CF_E_LIMIT:
+            client_reply(c, "500 5.5.2 Line too long");     /* RFC 5321 section 4.5.3.1.4 */
+            break;
+        case CF_E_TIMEOUT:
+            client_reply(c, "421 4.4.2 Idle timeout");
+            c->end_reason = "timeout";
+            break;
+        case CF_E_SHUTDOWN:
+            client_reply(c, "421 4.3.2 Server shutting down");
+            c->end_reason = "shutdown";
+            break;
+        case CF_E_EOF:
+            c->end_reason = "eof";
+            break;
+        case CF_E_TLS:
+            c->end_reason = "tls_error";
+            break;
+        default:
+            c->end_reason = "io";
+            break;
+        }
+    }
+    buf_fini(&line);
+    stream_flush(c->stream);
+    log_info("disconnect", "reason=%s peer=%s in=%llu out=%llu duration=%.3f", c->end_reason,
+             ws->peer, stream_bytes_in(c->stream), stream_bytes_out(c->stream), elapsed(c));
+    client_free(&c);
+}
+
+static const struct worker_ops lmtpd_ops = {
+    .name = "lmtpd",
+    .init = lmtpd_init,
+    .session = lmtpd_session,
+};
+
+int main(int argc, char **argv)
+{
+    int rc = worker_main(argc, argv, &lmtpd_ops);
+    free(g_hostname);
+    return rc;
+}

@@ -1,0 +1,129 @@
+/* main.c: pop3d, the POP3 server (RFC 1939, RFC 2449): greeting, then the command loop of one
+ * session, run by cofferd's prefork worker (lib/net/worker.h). */
+#include "pop3d.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "net/stream.h"
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+static char *g_hostname;
+
+const char *pop3d_hostname(void) { return g_hostname ? g_hostname : "localhost"; }
+
+static int pop3d_init(const struct config *cfg, const struct config_service *svc)
+{
+    const char *h = config_str(cfg, CFG_HOSTNAME);
+    char sys[256];
+    if (!*h) {
+        if (gethostname(sys, sizeof sys) < 0) sys[0] = '\0';
+        sys[sizeof sys - 1] = '\0';
+        h = *sys ? sys : "localhost";
+    }
+    free(g_hostname);
+    g_hostname = xstrdup(h);
+    return 0;
+}
+
+/* parse_line: keyword and arguments, separated by single spaces. */
+static void parse_line(const char *line, struct pop3_command *cmd)
+{
+    const char *sp = strchr(line, ' ');
+    size_t n = sp ? (size_t)(sp - line) : strlen(line);
+    cmd->name = xstrndup(line, n);
+    for (char *p = cmd->name; *p; p++) if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 32);
+    strarr_init(&cmd->args);
+    while (sp) {
+        const char *a = sp + 1;
+        sp = strchr(a, ' ');
+        strarr_take(&cmd->args, xstrndup(a, sp ? (size_t)(sp - a) : strlen(a)));
+    }
+}
+
+static double elapsed(const struct client *c)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - c->started.tv_sec) +
+           (double)(now.tv_nsec - c->started.tv_nsec) / 1e9;
+}
+
+static void pop3d_session(struct worker_session *ws)
+{
+    struct client *c = client_new(ws);
+    stream_set_timeout(c->stream, (int)config_int(ws->cfg, CFG_IDLE_TIMEOUT));
+    stream_set_max_line(c->stream, (size_t)config_int(ws->cfg, CFG_MAX_LINE));
+
+    /* RFC 1939 section 7: a timestamp unique to this greeting, <process.clock@host> */
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    client_reply(c, "+OK Coffer POP3 server ready <%d.%lld.%s@%s>", (int)getpid(),
+                 (long long)tv.tv_sec * 1000000 + tv.tv_usec,
+                 log_session() ? log_session() : "0", pop3d_hostname());
+
+    struct buf line = BUF_INIT;
+    while (!c->end_reason) {
+        if (stream_pending(c->stream) == 0 && stream_flush(c->stream) < 0) {
+            c->end_reason = "io";
+            break;
+        }
+        if (worker_shutdown) {
+            client_reply(c, "-ERR Server shutting down");
+            c->end_reason = "shutdown";
+            break;
+        }
+        int r = stream_read_line(c->stream, &line);
+        if (r == 0) {
+            struct pop3_command cmd;
+            parse_line(buf_cstr(&line), &cmd);
+            command_dispatch(c, &cmd);
+            free(cmd.name);
+            strarr_fini(&cmd.args);
+            continue;
+        }
+        switch (r) {
+        case CF_E_LIMIT:
+            client_reply(c, "-ERR Line too long");
+            break;
+        case CF_E_TIMEOUT:
+            client_reply(c, "-ERR Autologout; idle for too long");
+            c->end_reason = "timeout";
+            break;
+        case CF_E_SHUTDOWN:
+            client_reply(c, "-ERR Server shutting down");
+            c->end_reason = "shutdown";
+            break;
+        case CF_E_EOF:
+            c->end_reason = "eof";
+            break;
+        case CF_E_TLS:
+            c->end_reason = "tls_error";
+            break;
+        default:
+            c->end_reason = "io";
+            break;
+        }
+    }
+    buf_fini(&line);
+    stream_flush(c->stream);
+    log_info("disconnect", "reason=%s peer=%s in=%llu out=%llu duration=%.3f", c->end_reason,
+             ws->peer, stream_bytes_in(c->stream), stream_bytes_out(c->stream), elapsed(c));
+    client_free(&c);
+}
+
+static const struct worker_ops pop3d_ops = {
+    .name = "pop3d",
+    .init = pop3d_init,
+    .session = pop3d_session,
+};
+
+int main(int argc, char **argv)
+{
+    int rc = worker_main(argc, argv, &pop3d_ops);
+    free(g_hostname);
+    return rc;
+}
