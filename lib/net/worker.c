@@ -124,15 +124,20 @@ static void serve(const struct worker_ops *ops, const struct config *cfg,
     if (!strcmp(service_str(svc, SVC_TLS), "implicit")) {
         int r = stream_start_tls(ws.stream, tls);
         if (r < 0) {
-            log_info("disconnect", "reason=tls_failed in=%llu out=%llu",
-                     stream_bytes_in(ws.stream), stream_bytes_out(ws.stream));
+            log_info("disconnect", "reason=tls_failed error=%s in=%llu out=%llu",
+                     log_quote(stream_tls_error(ws.stream)), stream_bytes_in(ws.stream),
+                     stream_bytes_out(ws.stream));
             goto done;
         }
         ws.tls_implicit = 1;
     }
     ops->session(&ws);
-    log_info("disconnect", "in=%llu out=%llu", stream_bytes_in(ws.stream),
-             stream_bytes_out(ws.stream));
+    if (stream_is_tls(ws.stream))
+        log_info("disconnect", "in=%llu out=%llu tls=%s", stream_bytes_in(ws.stream),
+                 stream_bytes_out(ws.stream), log_quote(stream_tls_info(ws.stream)));
+    else
+        log_info("disconnect", "in=%llu out=%llu", stream_bytes_in(ws.stream),
+                 stream_bytes_out(ws.stream));
 done:
     stream_free(&ws.stream);
     log_set_session(NULL);
