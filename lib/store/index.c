@@ -206,7 +206,7 @@ int index_choose_header(const unsigned char *map, size_t len, struct index_heade
         if (check_header(map, len, &s[i]) < 0 || check_tail(map, &s[i]) < 0) continue;
         *h = s[i];
         if (slot_r) *slot_r = i;
-        return 0;
+        return k;
     }
     return CF_E_CORRUPT;
 }

@@ -92,7 +92,7 @@ static inline uint32_t index_record_uid(const unsigned char *in)
  * ([prev_count, record_count)) fail their checksums -- a commit torn by a power loss -- in
  * which case the other slot, one commit older, is used. Checks keyword area, sizes and that the
  * file holds record_count records. On success *h is set and *slot_r (if not NULL) tells which
- * slot; returns 0, or CF_E_CORRUPT. */
+ * slot; returns 0, 1 when it fell back to the older slot, or CF_E_CORRUPT. */
 int index_choose_header(const unsigned char *map, size_t len, struct index_header *h,
                         int *slot_r);
 

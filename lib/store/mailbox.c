@@ -128,8 +128,12 @@ static int refresh(struct mailbox *mb)
         r = map_refresh(mb);
     if (r < 0) return r;
     struct index_header h;
-    if (index_choose_header(mb->map, mb->map_len, &h, NULL) < 0)
-        return corrupt(mb, "index_header", 0);
+    r = index_choose_header(mb->map, mb->map_len, &h, NULL);
+    if (r < 0) return corrupt(mb, "index_header", 0);
+    if (r == 1 && h.commit != mb->hdr.commit)
+        log_warn("mailbox_torn_commit", "mbox=%s uniqueid=%s commit=%llu action=%s",
+                 log_quote(mb->name), mb->uniqueid, (unsigned long long)h.commit + 1,
+                 "ignored (never acknowledged)");
     mb->hdr = h;
     return 0;
 }
@@ -1262,8 +1266,8 @@ static int remove_dir(const char *dir)
     }
     if (r == 0) {
         char *parent = xstrndup(dir, strlen(dir) - UNIQUEID_LEN - 1);
-        rmdir(parent);   /* only if empty; ENOTEMPTY is the usual case */
-        fsync_dir(parent, 1);
+        /* the xx directory goes too when this was its last mailbox */
+        fsync_dir(parent, rmdir(parent) < 0);
         free(parent);
     }
     return r;
