@@ -296,6 +296,7 @@ int mboxname_to_external(const char *user, const char *name, struct buf *out)
     if (mboxname_valid(name)) return CF_E_PARSE;
     if (!user) {
         buf_appends(out, name);
+        buf_cstr(out);
         return 0;
     }
     size_t ulen = strlen(user);

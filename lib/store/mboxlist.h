@@ -1,0 +1,106 @@
+/* mboxlist.h: the mailbox list, "mailboxes.db" in the kv environment: internal mailbox name
+ * (mboxname.h) -> partition, unique id, ACL, flags and creation time.
+ *
+ * Record value, version 1 (text, one line; documented in man/coffer-store.5):
+ *     1 PARTITION UNIQUEID CTIME FLAGS ACL
+ * separated by single spaces; PARTITION, FLAGS and ACL percent-escaped as in kv_escape (so
+ * they hold no space; an empty field is "%"), UNIQUEID 32 lower-case hex digits, CTIME
+ * decimal seconds since the epoch.
+ *
+ * Every function taking txn accepts NULL: the call is then its own transaction (with deadlock
+ * retries); with a caller's txn, CF_E_AGAIN means abort and retry (kv.h). */
+#ifndef COFFER_STORE_MBOXLIST_H
+#define COFFER_STORE_MBOXLIST_H
+#include "core/buf.h"
+#include "store/kv.h"
+#include <stdint.h>
+
+#define MBOXLIST_DB "mailboxes.db"
+#define MBOXLIST_UNIQUEID_LEN 32
+
+struct mboxlist;
+
+struct mboxlist_entry {
+    char *partition;    /* partition name (partitions.conf) */
+    char uniqueid[MBOXLIST_UNIQUEID_LEN + 1];  /* random 128-bit id in hex; survives renames */
+    char *acl;          /* RFC 4314 rights as "ident\trights\t" pairs, possibly "" */
+    char *flags;        /* space-separated words, e.g. RFC 6154 "\Sent" or "\Archive", or "" */
+    int64_t ctime;      /* creation time, seconds since the epoch */
+};
+
+/* mboxlist_entry_init / _fini: an empty entry; _fini frees the strings (entry reusable). */
+void mboxlist_entry_init(struct mboxlist_entry *e);
+void mboxlist_entry_fini(struct mboxlist_entry *e);
+
+/* mboxlist_entry_encode: e's record value (version 1) appended to out. */
+void mboxlist_entry_encode(const struct mboxlist_entry *e, struct buf *out);
+/* mboxlist_entry_decode: parse a record value into e (fini'd first). 0 or CF_E_CORRUPT. */
+int mboxlist_entry_decode(const char *s, size_t len, struct mboxlist_entry *e);
+
+/* mboxlist_new_uniqueid: 32 hex digits of fresh randomness (getrandom) into out[33]. */
+void mboxlist_new_uniqueid(char out[MBOXLIST_UNIQUEID_LEN + 1]);
+
+/* mboxlist_open: open mailboxes.db in env (the handle belongs to the caller and must be closed
+ * before env). 0 or CF_E_IO. mboxlist_close sets *mlp to NULL. */
+int mboxlist_open(struct kv_env *env, struct mboxlist **ml_r);
+void mboxlist_close(struct mboxlist **mlp);
+/* mboxlist_kv: the underlying database (for kv_dump / kv_load). */
+struct kv_db *mboxlist_kv(struct mboxlist *ml);
+
+/* mboxlist_lookup: 1 and the entry in e (may be NULL) when name exists, 0 when not; CF_E_AGAIN,
+ * CF_E_IO, CF_E_CORRUPT (undecodable record, logged). */
+int mboxlist_lookup(struct mboxlist *ml, struct kv_txn *txn, const char *name,
+                    struct mboxlist_entry *e);
+
+/* mboxlist_create: add name with e's partition, acl and flags (NULL ones mean ""); when
+ * e->uniqueid is empty a new one is made, when e->ctime is 0 the time is now; both are written
+ * back to e. Does not require the parent to exist. 0, CF_E_PARSE (invalid name, or a
+ * partition with a space/control character), CF_E_EXISTS, or a kv error. */
+int mboxlist_create(struct mboxlist *ml, struct kv_txn *txn, const char *name,
+                    struct mboxlist_entry *e);
+
+/* mboxlist_update: replace the record of an existing name (ACL or flag changes). 0,
+ * CF_E_NOTFOUND, or a kv error. */
+int mboxlist_update(struct mboxlist *ml, struct kv_txn *txn, const char *name,
+                    const struct mboxlist_entry *e);
+
+/* mboxlist_delete: remove name only (not its children). 0, CF_E_NOTFOUND or a kv error. */
+int mboxlist_delete(struct mboxlist *ml, struct kv_txn *txn, const char *name);
+
+/* mboxlist_rename: rename oldname and every mailbox below it (oldname/...) to newname and
+ * newname/..., in one transaction, keeping their entries (unique ids included). The IMAP
+ * layer handles RENAME of INBOX (which moves messages, RFC 3501 section 6.3.5) itself. Returns
+ * the number of mailboxes renamed (>= 1), CF_E_NOTFOUND (no oldname), CF_E_EXISTS (newname
+ * or a renamed child's new name exists), CF_E_PARSE (invalid newname, or one of the new
+ * names too long), CF_E_PERM (newname inside oldname), or a kv error. */
+int mboxlist_rename(struct mboxlist *ml, struct kv_txn *txn, const char *oldname,
+                    const char *newname);
+
+/* mboxlist_foreach_fn: one mailbox; return 0 to go on, > 0 to stop, < 0 for an error. */
+typedef int mboxlist_foreach_fn(const char *name, const struct mboxlist_entry *e, void *rock);
+
+/* mboxlist_foreach: call cb for every mailbox whose name starts with prefix ("" all; give
+ * "a/b/" for the children of a/b), in byte order. Returns 0, cb's value, or an error. With
+ * txn NULL, cb may use other transactions (kv_foreach). */
+int mboxlist_foreach(struct mboxlist *ml, struct kv_txn *txn, const char *prefix,
+                     mboxlist_foreach_fn *cb, void *rock);
+
+/* mboxlist_has_children: 1 when some mailbox lies below name, 0 when none, or an error. */
+int mboxlist_has_children(struct mboxlist *ml, struct kv_txn *txn, const char *name);
+
+/* mboxlist_list_fn: for LIST. extname is user's view of name (UTF-8). When matchlen equals
+ * strlen(extname) the mailbox matches the pattern; otherwise only its ancestor
+ * extname[0..matchlen) matches, and LIST should show that ancestor (if it exists it is
+ * reported on its own too) as a parent. Permission checks (ACL "l" right) are the caller's. */
+typedef int mboxlist_list_fn(const char *extname, size_t matchlen, const char *name,
+                             const struct mboxlist_entry *e, void *rock);
+
+/* mboxlist_list: every mailbox whose external name for user (NULL: internal names) matches
+ * pattern (UTF-8, '*' and '%' wildcards, mboxname_match) or has a matching ancestor, scanning
+ * only the parts of the list the pattern's literal prefix allows. Names are visited personal
+ * first, then other users', then shared, each in byte order. Returns 0, cb's value or an
+ * error. */
+int mboxlist_list(struct mboxlist *ml, struct kv_txn *txn, const char *user, const char *pattern,
+                  mboxlist_list_fn *cb, void *rock);
+
+#endif

@@ -1,0 +1,245 @@
+/* quotadb.c: quota roots, limits and usage (quota.db). */
+#include "store/quotadb.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "store/mboxname.h"
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct quotadb {
+    struct kv_db *db;
+};
+
+int quotadb_open(struct kv_env *env, struct quotadb **q_r)
+{
+    struct kv_db *db = NULL;
+    *q_r = NULL;
+    int r = kv_db_open(env, QUOTADB_DB, 0, &db);
+    if (r) return r;
+    *q_r = xmalloc(sizeof **q_r);
+    (*q_r)->db = db;
+    return 0;
+}
+
+void quotadb_close(struct quotadb **qp)
+{
+    if (!*qp) return;
+    kv_db_close(&(*qp)->db);
+    xfree_ptr(qp);
+}
+
+struct kv_db *quotadb_kv(struct quotadb *q)
+{
+    return q->db;
+}
+
+static void encode(const struct quota *qt, struct buf *out)
+{
+    buf_reset(out);
+    buf_printf(out, "1 %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64, qt->limit_storage_kib,
+               qt->limit_messages, qt->used_bytes, qt->used_messages);
+}
+
+/* num: one decimal field (optionally "-1") at *p, advancing past it and one space. */
+static int num(const char **p, int64_t *out, int last)
+{
+    const char *s = *p;
+    int neg = 0;
+    int64_t v = 0;
+    if (*s == '-') {
+        neg = 1;
+        s++;
+    }
+    if (*s < '0' || *s > '9') return -1;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (v > (INT64_MAX - 9) / 10) return -1;
+        v = v * 10 + (*s - '0');
+    }
+    if (neg && v != 1) return -1;
+    if (last ? *s != '\0' : *s != ' ') return -1;
+    *out = neg ? -v : v;
+    *p = last ? s : s + 1;
+    return 0;
+}
+
+static int decode(const char *root, const char *s, struct quota *qt)
+{
+    const char *p = s + 2;
+    if (strncmp(s, "1 ", 2) || num(&p, &qt->limit_storage_kib, 0) ||
+        num(&p, &qt->limit_messages, 0) || num(&p, &qt->used_bytes, 0) ||
+        num(&p, &qt->used_messages, 1) || qt->used_bytes < 0 || qt->used_messages < 0) {
+        log_err("quota_corrupt_record", "root=%s value=%s", log_quote(root), log_quote(s));
+        return CF_E_CORRUPT;
+    }
+    return 0;
+}
+
+int quotadb_get(struct quotadb *q, struct kv_txn *txn, const char *root, struct quota *qt)
+{
+    struct buf v = BUF_INIT;
+    struct quota tmp;
+    int r = kv_get(q->db, txn, root, strlen(root), &v);
+    if (r == 1) {
+        int d = decode(root, buf_cstr(&v), qt ? qt : &tmp);
+        if (d) r = d;
+    }
+    buf_fini(&v);
+    return r;
+}
+
+static int put(struct quotadb *q, struct kv_txn *txn, const char *root, const struct quota *qt)
+{
+    struct buf v = BUF_INIT;
+    encode(qt, &v);
+    int r = kv_put(q->db, txn, root, strlen(root), v.s, v.len);
+    buf_fini(&v);
+    return r;
+}
+
+struct args {
+    struct quotadb *q;
+    const char *root;
+    int64_t a, b;
+    int enforce;
+};
+
+static int run(struct quotadb *q, struct kv_txn *txn, int (*fn)(struct kv_txn *, void *),
+               struct args *a)
+{
+    if (txn) return fn(txn, a);
+    return kv_txn_run(kv_db_env(q->db), 0, fn, a);
+}
+
+static int set_limits_fn(struct kv_txn *txn, void *rock)
+{
+    struct args *a = rock;
+    struct quota qt = { 0, 0, 0, 0 };
+    int r = quotadb_get(a->q, txn, a->root, &qt);
+    if (r < 0) return r;
+    qt.limit_storage_kib = a->a;
+    qt.limit_messages = a->b;
+    return put(a->q, txn, a->root, &qt);
+}
+
+int quotadb_set_limits(struct quotadb *q, struct kv_txn *txn, const char *root,
+                       int64_t storage_kib, int64_t messages)
+{
+    if (mboxname_valid(root) || storage_kib < QUOTA_UNLIMITED || messages < QUOTA_UNLIMITED)
+        return CF_E_PARSE;
+    struct args a = { q, root, storage_kib, messages, 0 };
+    return run(q, txn, set_limits_fn, &a);
+}
+
+static int set_usage_fn(struct kv_txn *txn, void *rock)
+{
+    struct args *a = rock;
+    struct quota qt;
+    int r = quotadb_get(a->q, txn, a->root, &qt);
+    if (r < 0) return r;
+    if (r == 0) return CF_E_NOTFOUND;
+    qt.used_bytes = a->a;
+    qt.used_messages = a->b;
+    return put(a->q, txn, a->root, &qt);
+}
+
+int quotadb_set_usage(struct quotadb *q, struct kv_txn *txn, const char *root, int64_t bytes,
+                      int64_t messages)
+{
+    if (bytes < 0 || messages < 0) return CF_E_PARSE;
+    struct args a = { q, root, bytes, messages, 0 };
+    return run(q, txn, set_usage_fn, &a);
+}
+
+int quotadb_delete(struct quotadb *q, struct kv_txn *txn, const char *root)
+{
+    int r = kv_del(q->db, txn, root, strlen(root));
+    if (r < 0) return r;
+    return r ? 0 : CF_E_NOTFOUND;
+}
+
+int quotadb_find_root(struct quotadb *q, struct kv_txn *txn, const char *mailbox,
+                      struct buf *root)
+{
+    /* Walk up from the mailbox itself: at most MBOXNAME_MAX_DEPTH point lookups, cheaper than
+     * scanning every root that sorts before the name. */
+    size_t len = strlen(mailbox);
+    buf_reset(root);
+    while (len) {
+        int r = kv_get(q->db, txn, mailbox, len, root);
+        if (r < 0) return r;
+        if (r == 1) {
+            buf_reset(root);
+            buf_append(root, mailbox, len);
+            buf_cstr(root);
+            return 1;
+        }
+        while (len && mailbox[len - 1] != MBOXNAME_SEP) len--;
+        if (len) len--;   /* drop the '/' */
+    }
+    buf_reset(root);
+    buf_cstr(root);
+    return 0;
+}
+
+int quota_would_exceed(const struct quota *qt, int64_t add_bytes, int64_t add_messages)
+{
+    if (add_bytes > 0 && qt->limit_storage_kib != QUOTA_UNLIMITED &&
+        qt->used_bytes + add_bytes > qt->limit_storage_kib * 1024)
+        return 1;
+    if (add_messages > 0 && qt->limit_messages != QUOTA_UNLIMITED &&
+        qt->used_messages + add_messages > qt->limit_messages)
+        return 1;
+    return 0;
+}
+
+static int delta_fn(struct kv_txn *txn, void *rock)
+{
+    struct args *a = rock;
+    struct quota qt;
+    int r = quotadb_get(a->q, txn, a->root, &qt);
+    if (r < 0) return r;
+    if (r == 0) return CF_E_NOTFOUND;
+    if (a->enforce && quota_would_exceed(&qt, a->a, a->b)) return CF_E_QUOTA;
+    qt.used_bytes += a->a;
+    qt.used_messages += a->b;
+    if (qt.used_bytes < 0 || qt.used_messages < 0) {
+        log_warn("quota_usage_negative", "root=%s bytes=%" PRId64 " messages=%" PRId64
+                 " hint=\"run the quota tool to recount\"", log_quote(a->root), qt.used_bytes,
+                 qt.used_messages);
+        if (qt.used_bytes < 0) qt.used_bytes = 0;
+        if (qt.used_messages < 0) qt.used_messages = 0;
+    }
+    return put(a->q, txn, a->root, &qt);
+}
+
+int quotadb_apply_delta(struct quotadb *q, struct kv_txn *txn, const char *root,
+                        int64_t delta_bytes, int64_t delta_messages, int enforce)
+{
+    struct args a = { q, root, delta_bytes, delta_messages, enforce };
+    return run(q, txn, delta_fn, &a);
+}
+
+struct foreach_ctx {
+    quotadb_foreach_fn *cb;
+    void *rock;
+};
+
+static int foreach_one(const char *key, size_t klen, const char *val, size_t vlen, void *rock)
+{
+    struct foreach_ctx *f = rock;
+    struct quota qt;
+    (void)klen;
+    (void)vlen;
+    if (decode(key, val, &qt)) return 0;
+    return f->cb(key, &qt, f->rock);
+}
+
+int quotadb_foreach(struct quotadb *q, struct kv_txn *txn, const char *prefix,
+                    quotadb_foreach_fn *cb, void *rock)
+{
+    struct foreach_ctx f = { cb, rock };
+    return kv_foreach(q->db, txn, prefix, strlen(prefix), foreach_one, &f);
+}

@@ -1,0 +1,72 @@
+/* quotadb.h: quota roots, "quota.db" in the kv environment: root name -> limits and usage.
+ *
+ * A quota root is a mailbox name (usually a user's INBOX, "user/fred"); it governs itself and
+ * every mailbox below it that has no nearer root (RFC 2087, RFC 9208). Key: the root name.
+ * Value, version 1 (text): "1 STORAGE_KIB MESSAGES USED_BYTES USED_MESSAGES", decimal, a limit
+ * of -1 meaning none (documented in man/coffer-store.5).
+ *
+ * Functions taking txn accept NULL (own transaction, deadlocks retried; kv.h). Delivery and
+ * APPEND call quotadb_apply_delta inside the transaction that records the message. */
+#ifndef COFFER_STORE_QUOTADB_H
+#define COFFER_STORE_QUOTADB_H
+#include "core/buf.h"
+#include "store/kv.h"
+#include <stdint.h>
+
+#define QUOTADB_DB "quota.db"
+#define QUOTA_UNLIMITED (-1)
+
+struct quotadb;
+
+struct quota {
+    int64_t limit_storage_kib;   /* KiB (1024 bytes), or QUOTA_UNLIMITED */
+    int64_t limit_messages;      /* messages, or QUOTA_UNLIMITED */
+    int64_t used_bytes;
+    int64_t used_messages;
+};
+
+/* quotadb_open / _close / _kv: as mboxlist_open (mboxlist.h). */
+int quotadb_open(struct kv_env *env, struct quotadb **q_r);
+void quotadb_close(struct quotadb **qp);
+struct kv_db *quotadb_kv(struct quotadb *q);
+
+/* quotadb_get: 1 and *qt when root is a quota root, 0 when not, or an error (CF_E_CORRUPT for an
+ * undecodable record, logged). */
+int quotadb_get(struct quotadb *q, struct kv_txn *txn, const char *root, struct quota *qt);
+
+/* quotadb_set_limits: make root a quota root with these limits (QUOTA_UNLIMITED for none),
+ * keeping its usage (0 for a new root: run the quota tool to count existing messages). 0,
+ * CF_E_PARSE (invalid root name or negative limit other than -1), or a kv error. */
+int quotadb_set_limits(struct quotadb *q, struct kv_txn *txn, const char *root,
+                       int64_t storage_kib, int64_t messages);
+
+/* quotadb_set_usage: overwrite root's usage (after a recount). 0, CF_E_NOTFOUND, kv error. */
+int quotadb_set_usage(struct quotadb *q, struct kv_txn *txn, const char *root, int64_t bytes,
+                      int64_t messages);
+
+/* quotadb_delete: root stops being a quota root. 0, CF_E_NOTFOUND, or a kv error. */
+int quotadb_delete(struct quotadb *q, struct kv_txn *txn, const char *root);
+
+/* quotadb_find_root: the quota root governing mailbox (the longest root equal to mailbox or
+ * an ancestor of it at a '/' boundary) into root (reset first). 1 found, 0 none, or an error. */
+int quotadb_find_root(struct quotadb *q, struct kv_txn *txn, const char *mailbox,
+                      struct buf *root);
+
+/* quota_would_exceed: whether adding add_bytes and add_messages to qt passes a limit (1) or
+ * not (0). Removals (negative numbers) never exceed. */
+int quota_would_exceed(const struct quota *qt, int64_t add_bytes, int64_t add_messages);
+
+/* quotadb_apply_delta: add delta_bytes and delta_messages (either sign) to root's usage. When
+ * enforce is set and the usage grows past a limit, nothing changes and CF_E_QUOTA is
+ * returned. Usage never goes below 0 (clamped and logged: it means a miscount). 0,
+ * CF_E_NOTFOUND (no such root), CF_E_QUOTA, or a kv error. */
+int quotadb_apply_delta(struct quotadb *q, struct kv_txn *txn, const char *root,
+                        int64_t delta_bytes, int64_t delta_messages, int enforce);
+
+/* quotadb_foreach: every root starting with prefix, in order; cb returns 0 to go on, > 0 to
+ * stop, < 0 for an error. Returns 0, cb's value, or an error. */
+typedef int quotadb_foreach_fn(const char *root, const struct quota *qt, void *rock);
+int quotadb_foreach(struct quotadb *q, struct kv_txn *txn, const char *prefix,
+                    quotadb_foreach_fn *cb, void *rock);
+
+#endif
