@@ -234,26 +234,25 @@ int mime_charset_to_utf8(const char *charset, const char *in, size_t n, struct b
     }
     inp = (char *)in;
     inleft = n;
-    for (;;) {
+    while (inleft > 0) {
         size_t r;
         if (buf_ensure(out, inleft * 4 + 16) < 0) break;
         outp = out->s + out->len;
         outleft = out->alloc - out->len - 1;
-        r = inleft ? iconv(cd, &inp, &inleft, &outp, &outleft)
-                   : iconv(cd, NULL, NULL, &outp, &outleft);     /* flush shift state */
+        r = iconv(cd, &inp, &inleft, &outp, &outleft);
         out->len = (size_t)(outp - out->s);
-        if (r != (size_t)-1) {
-            if (!inleft) {
-                if (outleft > 0) break;
-                continue;
-            }
-            continue;
-        }
-        if (errno == E2BIG) continue;
+        if (r != (size_t)-1 || errno == E2BIG) continue;
         bad = 1;
         put_utf8(out, 0xfffd);
-        if (errno == EILSEQ && inleft > 0) { inp++; inleft--; continue; }
+        if (errno == EILSEQ) { inp++; inleft--; continue; }
         break;                                                   /* EINVAL: cut short */
+    }
+    /* Flush a stateful encoding's shift state (ISO-2022-JP). */
+    if (buf_ensure(out, 16) == 0) {
+        outp = out->s + out->len;
+        outleft = out->alloc - out->len - 1;
+        iconv(cd, NULL, NULL, &outp, &outleft);
+        out->len = (size_t)(outp - out->s);
     }
     iconv_close(cd);
     return bad ? CF_E_PARSE : 0;
