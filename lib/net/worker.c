@@ -264,6 +264,8 @@ static int accept_loop(const struct worker_ops *ops, const struct config *cfg,
             int c = accept4(p[i].fd, NULL, NULL, SOCK_CLOEXEC);
             if (c < 0) {
                 e = errno;
+                /* a signal handler may have closed the listeners since poll returned */
+                if (worker_shutdown || worker_retire) break;
                 if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR || e == ECONNABORTED ||
                     e == EPROTO)
                     continue;
