@@ -1,0 +1,319 @@
+/* test-crash.c: kill -9 a process appending, expunging or storing flags at many random moments,
+ * then check that the mailbox is consistent and nothing acknowledged was lost. */
+#include "store/mailbox.h"
+#include "store/partition.h"
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/unit.h"
+#include "core/xmalloc.h"
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { APPEND_ROUNDS = 120, EXPUNGE_ROUNDS = 40, STORE_ROUNDS = 40, MAXUID = 100000 };
+
+static char tmpdir[] = "/tmp/coffer-test-crash-XXXXXX";
+static char *part;
+static char id[UNIQUEID_LEN + 1];
+static int32_t seq_of[MAXUID];      /* uid -> content seq, for acknowledged appends; -1 none */
+static unsigned char gone[MAXUID];  /* acknowledged expunges */
+static unsigned char maybe_gone[MAXUID];  /* expunges in flight at a kill */
+static uint32_t checked_upto;       /* records up to this uid were verified already */
+
+static void make_msg(struct buf *b, int seq)
+{
+    buf_reset(b);
+    buf_printf(b, "From: crash@example.org\r\nSubject: crash %d\r\nDate: Sat, 1 Jan 2022 "
+                  "00:00:00 +0000\r\n\r\n", seq);
+    for (int i = 0; i < seq % 9; i++)
+        buf_printf(b, "line %d of message %d, padding padding padding padding\r\n", i, seq);
+}
+
+static int append_seq(struct mailbox *mb, int seq, uint32_t *uid_r)
+{
+    struct buf b = BUF_INIT;
+    make_msg(&b, seq);
+    struct mailbox_msg m = { b.s, b.len, -1, 0, 0, NULL, 0 };
+    int r = mailbox_append(mb, &m, 1, NULL);
+    *uid_r = m.uid;
+    buf_fini(&b);
+    return r;
+}
+
+static void write_rec(int fd, uint32_t a, uint32_t b, uint32_t c)
+{
+    uint32_t v[3] = { a, b, c };
+    if (write(fd, v, sizeof v) != (ssize_t)sizeof v) _exit(9);
+}
+
+/* Children: loop until killed, reporting on the pipe after each call returned. */
+static void child_append(int fd, int base)
+{
+    struct mailbox *mb;
+    if (mailbox_open(part, id, NULL, &mb) < 0) _exit(2);
+    for (int i = 0;; i++) {
+        uint32_t uid;
+        if (append_seq(mb, base + i, &uid) < 0) _exit(3);
+        write_rec(fd, uid, (uint32_t)(base + i), 0);
+    }
+}
+
+static void child_expunge(int fd, unsigned seed)
+{
+    struct mailbox *mb;
+    if (mailbox_open(part, id, NULL, &mb) < 0) _exit(2);
+    for (int i = 0;; i++) {
+        uint32_t n = mailbox_count(mb);
+        if (n < 20) _exit(0);
+        uint32_t uid = mailbox_uid(mb, 1 + (uint32_t)rand_r(&seed) % n);
+        struct mailbox_store st = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+        uint32_t count;
+        write_rec(fd, uid, 0, 1);   /* intent: may or may not happen if killed now */
+        if (mailbox_store(mb, &uid, 1, &st, NULL, NULL) < 0) _exit(4);
+        if (mailbox_expunge(mb, &uid, 1, &count) < 0 || count != 1) _exit(5);
+        write_rec(fd, uid, 0, 2);   /* done */
+        if (i % 7 == 3 && mailbox_repack(mb) < 0) _exit(6);
+        struct mailbox_changes ch;
+        mailbox_changes_init(&ch);
+        if (mailbox_sync(mb, 0, &ch) < 0) _exit(7);
+        mailbox_changes_fini(&ch);
+    }
+}
+
+static void child_store(int fd, unsigned seed)
+{
+    struct mailbox *mb;
+    if (mailbox_open(part, id, NULL, &mb) < 0) _exit(2);
+    static const char *kws[] = { "k0", "k1", "k2", "k3", "k4" };
+    for (int i = 0;; i++) {
+        uint32_t uid = mailbox_uid(mb, 1 + (uint32_t)rand_r(&seed) % mailbox_count(mb));
+        uint32_t pattern = (uint32_t)(i % 32) & ~FLAG_DELETED;   /* no \Deleted: keep them */
+        const char *kw[] = { kws[i % 5], NULL };
+        struct mailbox_store st = { STORE_SET, pattern, kw, 0 };
+        write_rec(fd, uid, pattern | (uint32_t)(i % 5) << 8, 1);   /* intent */
+        if (mailbox_store(mb, &uid, 1, &st, NULL, NULL) < 0) _exit(4);
+        write_rec(fd, uid, pattern | (uint32_t)(i % 5) << 8, 2);   /* done */
+    }
+}
+
+static void sha1(const void *p, size_t n, uint8_t out[20])
+{
+    unsigned int len = 20;
+    EVP_Digest(p, n, out, &len, EVP_sha1(), NULL);
+}
+
+/* verify: open, check every record from checked_upto (all when full) against its file, the
+ * acknowledged appends and expunges; returns the number of problems. */
+static int verify(int full, struct mailbox **mb_r)
+{
+    struct mailbox *mb;
+    int bad = 0;
+    int r = mailbox_open(part, id, NULL, &mb);
+    if (r < 0) {
+        fprintf(stderr, "open failed: %s\n", cf_strerror(r));
+        return 1;
+    }
+    const struct index_header *h = mailbox_header(mb);
+    struct buf want = BUF_INIT;
+    uint32_t found = 0;
+    for (uint32_t u = full ? 1 : checked_upto + 1; u < h->uidnext && u < MAXUID; u++) {
+        struct index_record rec;
+        int f = mailbox_record(mb, u, &rec);
+        if (f < 0) { bad++; continue; }
+        int live = f == 1 && !(rec.flags & FLAG_EXPUNGED);
+        if (gone[u] && live) { fprintf(stderr, "uid %u expunged but present\n", u); bad++; }
+        if (!live) {
+            if (seq_of[u] >= 0 && !gone[u] && !maybe_gone[u]) {
+                fprintf(stderr, "uid %u lost\n", u);
+                bad++;
+            }
+            continue;
+        }
+        found++;
+        const char *p;
+        size_t len;
+        if (mailbox_message_map(mb, u, &p, &len) < 0) {
+            fprintf(stderr, "uid %u: record without a file\n", u);
+            bad++;
+            continue;
+        }
+        uint8_t g[20];
+        sha1(p, len, g);
+        if (memcmp(g, rec.guid, 20) || len != rec.size) { fprintf(stderr, "uid %u: guid\n", u); bad++; }
+        if (seq_of[u] >= 0) {
+            make_msg(&want, seq_of[u]);
+            if (len != want.len || memcmp(p, want.s, len)) {
+                fprintf(stderr, "uid %u: content\n", u);
+                bad++;
+            }
+        }
+        mailbox_message_unmap(p, len);
+    }
+    if (full && found != h->exists) { fprintf(stderr, "exists %u, found %u\n", h->exists, found); bad++; }
+    if (full && mailbox_count(mb) != h->exists) bad++;
+    checked_upto = h->uidnext - 1;
+    buf_fini(&want);
+    *mb_r = mb;
+    return bad;
+}
+
+/* run_child: fork fn, kill it after delay_us, collect its reports. Returns the number of
+ * 12-byte reports in *recs (caller frees). */
+static size_t run_child(int kind, int base, unsigned delay_us, uint32_t **recs)
+{
+    int p[2];
+    if (pipe(p) < 0) abort();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        if (kind == 0) child_append(p[1], base);
+        else if (kind == 1) child_expunge(p[1], (unsigned)base);
+        else child_store(p[1], (unsigned)base);
+        _exit(0);
+    }
+    close(p[1]);
+    usleep(delay_us);
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+        fprintf(stderr, "child kind %d exited with %d\n", kind, WEXITSTATUS(status));
+    struct buf b = BUF_INIT;
+    char chunk[4096];
+    ssize_t n;
+    while ((n = read(p[0], chunk, sizeof chunk)) > 0) buf_append(&b, chunk, (size_t)n);
+    close(p[0]);
+    size_t count = b.len / 12;
+    *recs = xmalloc(count * 12 + 12);
+    if (b.len) memcpy(*recs, b.s, count * 12);
+    buf_fini(&b);
+    return count;
+}
+
+int main(void)
+{
+    log_init("test-crash", 1, LOG_LVL_ERR);
+    if (!mkdtemp(tmpdir)) return 2;
+    part = xasprintf("%s/part", tmpdir);
+    UNIT_EQ_INT(partition_prepare(part), 0);
+    partition_new_uniqueid(id);
+    UNIT_EQ_INT(mailbox_create(part, "user.crash", id, "", 0), 0);
+    memset(seq_of, 0xff, sizeof seq_of);
+    unsigned seed = (unsigned)time(NULL);
+    fprintf(stderr, "seed %u\n", seed);
+    int seq = 0, bad = 0, acked = 0;
+    /* appends */
+    for (int round = 0; round < APPEND_ROUNDS && !bad; round++) {
+        uint32_t *recs;
+        unsigned delay = round % 10 == 0 ? (unsigned)rand_r(&seed) % 500
+                                         : (unsigned)rand_r(&seed) % 25000;
+        size_t n = run_child(0, seq, delay, &recs);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t uid = recs[3 * i], s = recs[3 * i + 1];
+            if (uid >= MAXUID || seq_of[uid] >= 0) { bad++; continue; }
+            seq_of[uid] = (int32_t)s;
+            acked++;
+        }
+        free(recs);
+        seq += 100000;
+        struct mailbox *mb;
+        bad += verify(0, &mb);
+        if (mb) {   /* the next append works, and never reuses an acknowledged uid */
+            uint32_t uid;
+            if (append_seq(mb, seq, &uid) < 0 || seq_of[uid] >= 0) bad++;
+            else seq_of[uid] = seq++;
+            mailbox_close(&mb);
+        }
+    }
+    UNIT_EQ_INT(bad, 0);
+    UNIT_CHECK(acked > APPEND_ROUNDS);
+    fprintf(stderr, "%d appends acknowledged before kills\n", acked);
+    /* expunges, with repacks */
+    int expunged = 0;
+    for (int round = 0; round < EXPUNGE_ROUNDS && !bad; round++) {
+        uint32_t *recs;
+        size_t n = run_child(1, (int)rand_r(&seed), (unsigned)rand_r(&seed) % 20000, &recs);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t uid = recs[3 * i];
+            if (uid >= MAXUID) { bad++; continue; }
+            if (recs[3 * i + 2] == 1) maybe_gone[uid] = 1;
+            else { gone[uid] = 1; expunged++; }
+        }
+        free(recs);
+        struct mailbox *mb;
+        bad += verify(1, &mb);
+        if (mb) {
+            uint32_t uid;
+            if (append_seq(mb, seq, &uid) < 0 || seq_of[uid] >= 0) bad++;
+            else seq_of[uid] = seq++;
+            mailbox_close(&mb);
+        }
+    }
+    UNIT_EQ_INT(bad, 0);
+    UNIT_CHECK(expunged > 0);
+    fprintf(stderr, "%d expunges acknowledged before kills\n", expunged);
+    /* flag stores */
+    int stores = 0;
+    for (int round = 0; round < STORE_ROUNDS && !bad; round++) {
+        uint32_t *recs;
+        size_t n = run_child(2, (int)rand_r(&seed), (unsigned)rand_r(&seed) % 20000, &recs);
+        /* per uid: the last acknowledged value, and an unacknowledged one in flight */
+        uint32_t inflight_uid = 0, inflight_val = 0;
+        static uint32_t last_val[MAXUID];
+        static unsigned char has_val[MAXUID];
+        memset(has_val, 0, sizeof has_val);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t uid = recs[3 * i], val = recs[3 * i + 1], what = recs[3 * i + 2];
+            if (uid >= MAXUID) { bad++; continue; }
+            if (what == 1) { inflight_uid = uid; inflight_val = val; }
+            else { last_val[uid] = val; has_val[uid] = 1; inflight_uid = 0; stores++; }
+        }
+        free(recs);
+        struct mailbox *mb;
+        bad += verify(1, &mb);
+        if (!mb) continue;
+        const struct strarr *kw = mailbox_keywords(mb);
+        for (uint32_t uid = 1; uid < MAXUID; uid++) {
+            if (!has_val[uid] && uid != inflight_uid) continue;
+            struct index_record r;
+            if (mailbox_record(mb, uid, &r) != 1) { bad++; continue; }
+            uint32_t k = 0;
+            while (k < kw->count && !index_user_flag_get(&r, k)) k++;
+            if (k == kw->count) k = 99;
+            else if (kw->v[k][1] - '0' >= 0) k = (uint32_t)(kw->v[k][1] - '0');
+            uint32_t got = r.flags | k << 8;
+            int ok = (has_val[uid] && got == last_val[uid]) ||
+                     (uid == inflight_uid && got == inflight_val) ||
+                     (!has_val[uid] && uid == inflight_uid);  /* an older value stays */
+            if (!ok) {
+                fprintf(stderr, "uid %u flags %#x, expected %#x\n", uid, got, last_val[uid]);
+                bad++;
+            }
+        }
+        uint32_t uid;
+        if (append_seq(mb, seq, &uid) < 0 || seq_of[uid] >= 0) bad++;
+        else seq_of[uid] = seq++;
+        mailbox_close(&mb);
+    }
+    UNIT_EQ_INT(bad, 0);
+    UNIT_CHECK(stores > 0);
+    fprintf(stderr, "%d stores acknowledged before kills\n", stores);
+    struct mailbox *mb;
+    UNIT_EQ_INT(verify(1, &mb), 0);
+    mailbox_close(&mb);
+    if (!unit_failed) {
+        char *cmd = xasprintf("rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
+        free(cmd);
+    } else {
+        fprintf(stderr, "left %s for inspection\n", tmpdir);
+    }
+    free(part);
+    UNIT_DONE();
+}
