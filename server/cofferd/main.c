@@ -240,8 +240,9 @@ int main(int argc, char **argv)
         unlink(pidfile);
         die(EXIT_OTHER, "database recovery in %s failed (the reason is in the log)", dbdir);
     }
+    struct passwd *me = getpwuid(geteuid());
     log_notice("started", "pid=%d config=%s services=%zu user=%s", (int)getpid(),
-               log_quote(conf), mc->nservices, log_quote(pw ? pw->pw_name : ""));
+               log_quote(conf), mc->nservices, log_quote(me ? me->pw_name : "?"));
     notify_parent(EXIT_CLEAN);
     if (!foreground) stdio_to_null(to_stderr);
 
