@@ -24,13 +24,12 @@ void cmd_starttls(struct client *c, const struct imap_command *cmd)
         return;
     }
     /* Anything the client pipelined after STARTTLS was sent in plaintext and could have been
-     * injected by a man in the middle: the stream throws it away before the handshake. */
+     * injected by a man in the middle: the stream throws it away before the handshake (and logs that). */
     int r = stream_start_tls(c->stream, c->ws->tls);
     if (r < 0) {
         log_info("starttls_failed", "error=%s", log_quote(cf_strerror(r)));
         c->end_reason = "tls_failed";
         return;
     }
-    if (r == 1) log_notice("starttls_injection", "discarded=plaintext_after_starttls");
     log_info("starttls", "tls=%s", log_quote(stream_tls_info(c->stream)));
 }

@@ -32,7 +32,6 @@ void cmd_starttls(struct client *c, const struct lmtp_command *cmd)
         c->end_reason = "tls_failed";
         return;
     }
-    if (r == 1) log_notice("starttls_injection", "discarded=plaintext_after_starttls");
     log_info("starttls", "tls=%s", log_quote(stream_tls_info(c->stream)));
     client_reset(c);
     c->greeted = 0;

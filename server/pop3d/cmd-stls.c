@@ -30,6 +30,5 @@ void cmd_stls(struct client *c, const struct pop3_command *cmd)
         c->end_reason = "tls_failed";
         return;
     }
-    if (r == 1) log_notice("starttls_injection", "discarded=plaintext_after_stls");
     log_info("starttls", "tls=%s", log_quote(stream_tls_info(c->stream)));
 }
