@@ -17,6 +17,7 @@
 #ifndef COFFER_STORE_KV_H
 #define COFFER_STORE_KV_H
 #include "core/buf.h"
+#include "core/error.h"   /* CF_E_AGAIN, used by KV_RETRY */
 #include <stddef.h>
 #include <stdio.h>
 

@@ -50,7 +50,7 @@ int seendb_get(struct seendb *s, struct kv_txn *txn, const char *uniqueid, const
                struct buf *seqset)
 {
     struct buf k = BUF_INIT, v = BUF_INIT;
-    int r = make_key(&k, uniqueid, user);
+    int r = user ? make_key(&k, uniqueid, user) : CF_E_PARSE;
     buf_reset(seqset);
     buf_cstr(seqset);
     if (!r) r = kv_get(s->db, txn, k.s, k.len, &v);
@@ -74,7 +74,7 @@ int seendb_set(struct seendb *s, struct kv_txn *txn, const char *uniqueid, const
     struct buf k = BUF_INIT, v = BUF_INIT;
     for (const char *p = seqset; *p; p++)
         if (*p <= 0x20 || *p >= 0x7f) return CF_E_PARSE;
-    int r = make_key(&k, uniqueid, user);
+    int r = user ? make_key(&k, uniqueid, user) : CF_E_PARSE;
     if (!r) {
         buf_appends(&v, "1 ");
         kv_escape(&v, seqset, strlen(seqset));
