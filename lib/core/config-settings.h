@@ -31,6 +31,8 @@
     X(CFG_RESPAWN_WINDOW, "respawn_window", DURATION, "10s", "window for respawn_limit") \
     X(CFG_RESPAWN_PAUSE, "respawn_pause", DURATION, "5s", "how long respawning of a crashing service is paused") \
     X(CFG_STATUS_INTERVAL, "status_interval", DURATION, "0", "log a status line of workers per service this often (0: only on SIGUSR1)") \
+    X(CFG_DB_CHECKPOINT_INTERVAL, "db_checkpoint_interval", DURATION, "5m", "how often cofferd checkpoints the databases and removes old log files (0: never)") \
+    X(CFG_DUPLICATE_LIFETIME, "duplicate_lifetime", DURATION, "3d", "how long delivered Message-IDs are remembered for duplicate suppression") \
     X(CFG_SASL_PWCHECK_METHOD, "sasl_pwcheck_method", ENUM, "auxprop", "auxprop|saslauthd: how Cyrus SASL checks passwords") \
     X(CFG_SASL_MECH_LIST, "sasl_mech_list", STR, "SCRAM-SHA-256 SCRAM-SHA-1 PLAIN LOGIN", "SASL mechanisms offered") \
     X(CFG_SASL_DBPATH, "sasl_dbpath", PATH, "", "the sasldb password database (default: configdir/sasldb2)") \
@@ -38,7 +40,7 @@
     X(CFG_SASL_SASLAUTHD_PATH, "sasl_saslauthd_path", PATH, "", "saslauthd socket directory when sasl_pwcheck_method = saslauthd (default: SASL's)")
 
 #define COFFER_SERVICE_SETTINGS(X) \
-    X(SVC_PROGRAM, "program", STR, "", "worker program: imapd, pop3d or lmtpd (a name is looked up in the libexec directory)") \
+    X(SVC_PROGRAM, "program", STR, "", "worker program: imapd, pop3d or lmtpd (a bare name is looked up in the directory of cofferd)") \
     X(SVC_LISTEN, "listen", LIST, "", "addresses: HOST:PORT, [IPv6]:PORT or an absolute UNIX socket path") \
     X(SVC_TLS, "tls", ENUM, "starttls", "starttls|implicit|none: TLS on this service") \
     X(SVC_PREFORK, "prefork", INT, "1", "idle workers kept ready") \

@@ -7,6 +7,8 @@
 #include "core/xmalloc.h"
 #include "net/listen.h"
 #include "net/worker.h"
+#include "store/dupdb.h"
+#include "store/kv.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -802,14 +804,47 @@ static int min_timeout(int cur, long long when, long long now)
     return cur < 0 || d < cur ? (int)d : cur;
 }
 
+/* maintenance: checkpoint the database environment (so recovery at the next start replays
+ * little and old log files can go) and prune expired duplicate-delivery records. Runs in the
+ * master every db_checkpoint_interval; opens and closes the environment each time, so no
+ * database handle is held across fork+exec. */
+static void maintenance(void)
+{
+    char *dir = xasprintf("%s/db", config_str(g_cfg, CFG_CONFIGDIR));
+    struct kv_env *env = NULL;
+    struct dupdb *dup = NULL;
+    if (kv_env_open(dir, &env) == 0) {
+        if (kv_checkpoint(env)) log_warn("checkpoint_failed", "dir=%s", log_quote(dir));
+        if (dupdb_open(env, &dup) == 0) {
+            int64_t before = (int64_t)time(NULL) - config_int(g_cfg, CFG_DUPLICATE_LIFETIME);
+            int n = dupdb_prune(dup, before);
+            if (n > 0) log_info("duplicates_pruned", "count=%d", n);
+            dupdb_close(&dup);
+        }
+        kv_env_close(&env);
+    }
+    free(dir);
+}
+
 int master_run(void)
 {
     g_started = time(NULL);
     long long now = now_ms();
     long long interval = config_int(g_cfg, CFG_STATUS_INTERVAL) * 1000;
     g_next_status_log = interval > 0 ? now + interval : 0;
+    long long next_maint = 0;
     for (;;) {
         now = now_ms();
+        long long maint = config_int(g_cfg, CFG_DB_CHECKPOINT_INTERVAL) * 1000;
+        if (maint > 0 && !g_stopping) {
+            if (!next_maint || next_maint > now + maint) next_maint = now + maint;
+            if (now >= next_maint) {
+                maintenance();
+                next_maint = now_ms() + maint;
+            }
+        } else {
+            next_maint = 0;
+        }
         if (!g_stopping) spawn_needed(now);
         if (g_stopping && !g_children) break;
         if (g_stopping && !g_killed && now >= g_kill_deadline) {
@@ -836,6 +871,7 @@ int master_run(void)
         for (struct service *s = g_services; s; s = s->next)
             if (s->paused_until) timeout = min_timeout(timeout, s->paused_until, now);
         if (g_killed) timeout = min_timeout(timeout, now + 1000, now);
+        if (next_maint) timeout = min_timeout(timeout, next_maint, now);
 
         struct pollfd p[2] = { { g_sig_rd, POLLIN, 0 }, { g_status_rd, POLLIN, 0 } };
         if (poll(p, 2, timeout) < 0 && errno != EINTR) {
