@@ -28,7 +28,6 @@ fi
 if [ ! -s "$VAR/tls/cert.pem" ]; then
     sh "$TOP/scripts/gen-cert.sh" -d 825 "$VAR/tls/cert.pem" "$VAR/tls/key.pem" >/dev/null
 fi
-[ -n "$USER_LINE" ] && chown -R coffer "$VAR/tls"
 
 # The partitions file from the example, the config written fresh each run (so port changes apply).
 [ -f "$VAR/partitions.conf" ] || cp "$TOP/partitions.conf.example" "$VAR/partitions.conf"
@@ -73,6 +72,8 @@ if ! python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1",
     sed -i "s/ \[::1\]:$IMAP_PORT//" "$VAR/coffer.conf"
 fi
 
+# Everything under var/ belongs to the service user when started as root.
+[ -n "$USER_LINE" ] && chown -R coffer "$VAR"
 "$BIN/cofferd" -C "$VAR/coffer.conf" -t
 
 # Demo accounts in the SASL password database (configdir/sasldb2); coffer switches to the

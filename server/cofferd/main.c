@@ -105,9 +105,25 @@ static const struct passwd *user_check(const struct config *cfg)
     return pw;
 }
 
+/* make_dir: create dir and any missing parents (mode 0700); every directory created here,
+ * not only the last, belongs to the service user, or it could not reach its own files. */
 static void make_dir(const char *dir, const struct passwd *pw)
 {
-    if (mkdir_p(dir, 0700)) die(EXIT_OTHER, "cannot create directory %s: %s", dir, strerror(errno));
+    char *p = xstrdup(dir);
+    for (char *s = p + 1; ; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(p, 0700) == 0) {
+            if (pw && chown(p, pw->pw_uid, pw->pw_gid) < 0)
+                die(EXIT_OTHER, "cannot chown %s to %s: %s", p, pw->pw_name, strerror(errno));
+        } else if (errno != EEXIST) {
+            die(EXIT_OTHER, "cannot create directory %s: %s", p, strerror(errno));
+        }
+        *s = c;
+        if (!c) break;
+    }
+    free(p);
     if (pw && chown(dir, pw->pw_uid, pw->pw_gid) < 0)
         die(EXIT_OTHER, "cannot chown %s to %s: %s", dir, pw->pw_name, strerror(errno));
 }
