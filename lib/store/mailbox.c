@@ -490,7 +490,12 @@ static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_change
             if (!gone && modseq > mb->view_modseq) {
                 struct index_record r;
                 int rr = read_record(mb, j, &r);
-                if (rr < 0) return rr;
+                if (rr < 0) {   /* keep the view whole: nothing was reported */
+                    memmove(mb->view + k, mb->view + i, (mb->nview - i) * sizeof *mb->view);
+                    mb->nview = k + (mb->nview - i);
+                    mailbox_changes_fini(ch);
+                    return rr;
+                }
                 push_u32(&ch->changed_uids, &ch->n_changed, &ac, u);
             }
             j++;

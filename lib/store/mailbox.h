@@ -153,7 +153,8 @@ void mailbox_message_unmap(const char *p, size_t len);
 int mailbox_cache_fetch(struct mailbox *mb, uint32_t uid, struct cache_entry *e);
 
 /* mailbox_lock_shared / mailbox_unlock: hold the shared lock across several reads for one
- * consistent snapshot (the header is refreshed). 0, CF_E_CORRUPT or CF_E_IO. */
+ * consistent snapshot (the header is refreshed). Changes (append, store, ...) through this
+ * handle fail with CF_E_INTERNAL while it is held. 0, CF_E_CORRUPT or CF_E_IO. */
 int mailbox_lock_shared(struct mailbox *mb);
 void mailbox_unlock(struct mailbox *mb);
 

@@ -4,6 +4,8 @@
 #include "store/mbheader.h"
 #include "store/partition.h"
 #include "core/buf.h"
+#include "core/config.h"
+#include "core/fileutil.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/unit.h"
@@ -700,6 +702,47 @@ static void test_reader_sync(void)
     mailbox_close(&mb);
 }
 
+static struct config *load_conf(const char *select)
+{
+    char *pc = xasprintf("%s/partitions.conf", tmpdir), *cc = xasprintf("%s/coffer.conf", tmpdir);
+    char *parts = xasprintf("default %s\nsecond %s\nmissing %s/nowhere\n", part1, part2, tmpdir);
+    char *conf = xasprintf("partition_select = %s\ndefaultpartition = second\n", select);
+    UNIT_EQ_INT(file_write_atomic(pc, parts, strlen(parts), 0600), 0);
+    UNIT_EQ_INT(file_write_atomic(cc, conf, strlen(conf), 0600), 0);
+    struct config *c = NULL;
+    struct buf err = BUF_INIT;
+    int r = config_load(cc, &c, &err);
+    if (r < 0) fprintf(stderr, "config: %s\n", buf_cstr(&err));
+    UNIT_EQ_INT(r, 0);
+    buf_fini(&err);
+    free(pc);
+    free(cc);
+    free(parts);
+    free(conf);
+    return c;
+}
+
+static void test_partition_select(void)
+{
+    struct config *c = load_conf("default");
+    const struct partition *p = NULL;
+    UNIT_EQ_INT(partition_select(c, &p), 0);
+    UNIT_CHECK(p && !strcmp(p->name, "second"));
+    config_free(&c);
+    c = load_conf("mostfree");
+    p = NULL;
+    UNIT_EQ_INT(partition_select(c, &p), 0);   /* "missing" is skipped with a log line */
+    UNIT_CHECK(p && (!strcmp(p->name, "default") || !strcmp(p->name, "second")));
+    config_free(&c);
+    /* partition directories are made 0700 */
+    char *np = xasprintf("%s/newpart/sub", tmpdir);
+    UNIT_EQ_INT(partition_prepare(np), 0);
+    struct stat st;
+    UNIT_EQ_INT(stat(np, &st), 0);
+    UNIT_EQ_INT(st.st_mode & 0777, 0700);
+    free(np);
+}
+
 static void rm_rf(const char *path)
 {
     char *cmd = xasprintf("rm -rf '%s'", path);
@@ -715,6 +758,7 @@ int main(void)
     part2 = xasprintf("%s/part2", tmpdir);
     UNIT_EQ_INT(partition_prepare(part1), 0);
     UNIT_EQ_INT(partition_prepare(part2), 0);
+    test_partition_select();
     test_create_open();
     test_append_read();
     test_store_expunge();
