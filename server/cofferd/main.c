@@ -124,6 +124,9 @@ static void make_dir(const char *dir, const struct passwd *pw)
         if (!c) break;
     }
     free(p);
+    /* private to Coffer, even when it existed with a looser mode */
+    if (chmod(dir, 0700) < 0)
+        die(EXIT_OTHER, "cannot chmod %s: %s", dir, strerror(errno));
     if (pw && chown(dir, pw->pw_uid, pw->pw_gid) < 0)
         die(EXIT_OTHER, "cannot chown %s to %s: %s", dir, pw->pw_name, strerror(errno));
 }
