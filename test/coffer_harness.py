@@ -941,6 +941,8 @@ class CofferTestCase(unittest.TestCase):
     failed, the tail of each instance's log is printed first (before the temp dir goes). After
     each test, a sanitizer report in a log fails the test."""
 
+    maxDiff = None
+
     def new_coffer(self, start=True, **kw):
         c = Coffer(**kw)
         if not hasattr(self, "_coffers"):
@@ -969,6 +971,7 @@ class SharedCofferTestCase(unittest.TestCase):
     sanitizer report in the log fails the class teardown."""
 
     coffer_kwargs = {}
+    maxDiff = None
 
     @classmethod
     def setUpClass(cls):

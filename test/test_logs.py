@@ -65,7 +65,7 @@ class Logs(CofferTestCase):
                          sorted(["imap", "imap", "imaps", "pop3", "lmtp", "lmtpunix"]))
         for svc, pid in sessions.items():
             self.assertIn((svc, pid), connects.values(), "connect line from the serving worker")
-        disc = set()
+        disc = {}
         for line in text.splitlines():
             m = LINE.match(line)
             if m.group("event") == "disconnect":
@@ -73,8 +73,11 @@ class Logs(CofferTestCase):
                 self.assertIn("session", f, line)
                 self.assertIn(f["session"], connects, "disconnect of an unknown session")
                 self.assertEqual(int(m.group("pid")), connects[f["session"]][1])
-                disc.add(f["session"])
-        self.assertEqual(disc, set(connects), "every connect has its disconnect")
+                disc.setdefault(f["session"], []).append(line)
+        self.assertEqual(set(disc), set(connects), "every connect has its disconnect")
+        # one line per event: a session ends once, so it has exactly one disconnect line
+        twice = dict((s, l) for s, l in disc.items() if len(l) != 1)
+        self.assertEqual(twice, {}, "sessions with more than one disconnect line")
         # nothing from the client was able to forge an event
         self.assertFalse([l for l in text.splitlines() if l.startswith("injected")])
         self.assertEqual(len(c.log_grep(r": event=fake", since)), 0)
