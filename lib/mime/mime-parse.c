@@ -386,6 +386,24 @@ static void pop_boundary(struct pctx *c)
 
 static void parse_entity(struct pctx *c, int idx, int depth, int digest, struct hit *h);
 
+/* clip_subtree: keep the nodes from first (a message/rfc822 part's child) to the last one made
+ * inside end. The line break before a delimiter belongs to the delimiter, so it is cut from the
+ * part's body, but the encapsulated message's parse may have read it as the end of its header
+ * ("Subject: x" CRLF CRLF "--b": the part holds "Subject: x" CRLF only). */
+static void clip_subtree(struct mime_tree *t, int first, size_t end)
+{
+    int j;
+    for (j = first; j >= 0 && j < t->count; j++) {
+        struct mime_node *k = &t->nodes[j];
+        if (k->hoff > end) k->hoff = end;
+        if (k->hoff + k->hlen > end) k->hlen = end - k->hoff;
+        if (k->boff > end) k->boff = end;
+        if (k->boff < k->hoff + k->hlen) k->boff = k->hoff + k->hlen;
+        if (k->boff + k->blen > end) k->blen = end - k->boff;
+        if (k->blen == 0) k->lines = 0;
+    }
+}
+
 /* consume_delimiter: step over the delimiter line h points at. */
 static void consume_delimiter(struct pctx *c, const struct hit *h)
 {
@@ -492,7 +510,9 @@ static void parse_entity(struct pctx *c, int idx, int depth, int digest, struct 
     } else {
         scan_body(c, h);
     }
-    finish_body(c, &c->t->nodes[idx], body_lf, h);
+    n = &c->t->nodes[idx];
+    finish_body(c, n, body_lf, h);
+    if (n->kind == MIME_MESSAGE) clip_subtree(c->t, n->first_child, n->boff + n->blen);
 }
 
 int mime_tree_parse(const char *msg, size_t len, struct mime_tree *t)
