@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 volatile sig_atomic_t worker_shutdown;
@@ -118,6 +119,8 @@ static void serve(const struct worker_ops *ops, const struct config *cfg,
     else
         snprintf(ws.local, sizeof ws.local, "unix");
 
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
     log_new_session_id();
     log_info("connect", "service=%s peer=%s local=%s", log_quote(svc->name), ws.peer, ws.local);
     ws.stream = stream_new(fd);
@@ -132,12 +135,14 @@ static void serve(const struct worker_ops *ops, const struct config *cfg,
         ws.tls_implicit = 1;
     }
     ops->session(&ws);
-    if (stream_is_tls(ws.stream))
-        log_info("disconnect", "in=%llu out=%llu tls=%s", stream_bytes_in(ws.stream),
-                 stream_bytes_out(ws.stream), log_quote(stream_tls_info(ws.stream)));
-    else
-        log_info("disconnect", "in=%llu out=%llu", stream_bytes_in(ws.stream),
-                 stream_bytes_out(ws.stream));
+    /* the one line that closes every session: its reason comes from the protocol */
+    struct timespec end;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    double secs = (double)(end.tv_sec - start.tv_sec) + (end.tv_nsec - start.tv_nsec) / 1e9;
+    log_info("disconnect", "reason=%s peer=%s in=%llu out=%llu duration=%.3f%s%s",
+             ws.end_reason ? ws.end_reason : "closed", ws.peer, stream_bytes_in(ws.stream),
+             stream_bytes_out(ws.stream), secs, stream_is_tls(ws.stream) ? " tls=" : "",
+             stream_is_tls(ws.stream) ? log_quote(stream_tls_info(ws.stream)) : "");
 done:
     stream_free(&ws.stream);
     log_set_session(NULL);

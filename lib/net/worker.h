@@ -29,6 +29,8 @@ struct worker_session {
     char local[80];                     /* address the connection arrived on */
     int is_unix;                        /* connection over a UNIX socket */
     int is_loopback;                    /* peer is 127.0.0.0/8, ::1 or UNIX */
+    const char *end_reason;             /* set by ops->session: why it ended ("logout",
+                                         * "timeout", ...), for the disconnect log line */
 };
 
 struct worker_ops {

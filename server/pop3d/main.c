@@ -44,14 +44,6 @@ static void parse_line(const char *line, struct pop3_command *cmd)
     }
 }
 
-static double elapsed(const struct client *c)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - c->started.tv_sec) +
-           (double)(now.tv_nsec - c->started.tv_nsec) / 1e9;
-}
-
 static void pop3d_session(struct worker_session *ws)
 {
     struct client *c = client_new(ws);
@@ -110,8 +102,7 @@ static void pop3d_session(struct worker_session *ws)
     }
     buf_fini(&line);
     stream_flush(c->stream);
-    log_info("disconnect", "reason=%s peer=%s in=%llu out=%llu duration=%.3f", c->end_reason,
-             ws->peer, stream_bytes_in(c->stream), stream_bytes_out(c->stream), elapsed(c));
+    ws->end_reason = c->end_reason;   /* worker_main logs the disconnect line */
     client_free(&c);
 }
 
