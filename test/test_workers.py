@@ -76,6 +76,46 @@ class Workers(CofferTestCase):
         c.greet("pop3")
         c.greet("lmtpunix")
 
+    def test_crash_loop_pauses_respawn(self):
+        c = self.new_coffer(global_settings={"respawn_limit": 3, "respawn_window": "30s",
+                                             "respawn_pause": "2s"})
+        since = c.log_size()
+        killed = set()
+        # kill imap workers as they appear until the master pauses the service
+        deadline = time.monotonic() + 30
+        while not c.log_grep(r"event=respawn_paused .*service=imap\b", since):
+            self.assertLess(time.monotonic(), deadline, "no respawn_paused after %d kills"
+                            % len(killed))
+            for w in c.workers("imap"):
+                if w.pid not in killed:
+                    os.kill(w.pid, signal.SIGKILL)
+                    killed.add(w.pid)
+            time.sleep(0.05)
+        self.assertGreaterEqual(len(killed), 4)
+        # other services keep working during the pause
+        c.greet("pop3")
+        c.wait_log(r"event=respawn_resumed .*service=imap\b", 15, since)
+        c.wait_ready(20, services=["imap"])
+        self.assertTrue(c.running())
+
+    def test_master_killed_workers_follow(self):
+        c = self.new_coffer()
+        conn = c.connect("imap")
+        self.addCleanup(conn.close)
+        conn.expect(rb"^\* OK")
+        workers = [w.pid for w in wait_for(lambda: c.workers(), 10, what="workers")]
+        os.kill(c.pid, signal.SIGKILL)
+        c.proc.wait(10)
+        # PR_SET_PDEATHSIG: every worker is told to stop; the session says goodbye
+        wait_for(lambda: not [p for p in workers if pid_alive(p)], RESPAWN_BOUND, 0.1,
+                 "workers to exit after their master was killed")
+        self.assertTrue(conn.wait_eof(10))
+        # the stale pid file and UNIX socket do not block a new start
+        self.assertTrue(os.path.exists(c.pidfile_path()))
+        c.start()
+        for svc in c.services:
+            c.greet(svc)
+
 
 if __name__ == "__main__":
     main()
