@@ -1,0 +1,143 @@
+/* test-store.c: mailbox-level operations (store.c) over real Berkeley DB and real directories. */
+#include "store/store.h"
+#include "store/mbheader.h"
+#include "core/error.h"
+#include "core/fileutil.h"
+#include "core/log.h"
+#include "core/unit.h"
+#include "core/xmalloc.h"
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/coffer-storetest-XXXXXX";
+
+static int exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+static char *mbdir(struct store *st, const char *name)
+{
+    struct mboxlist_entry e;
+    mboxlist_entry_init(&e);
+    char *d = NULL;
+    if (store_lookup(st, name, &e) == 1)
+        d = xasprintf("%s/%.2s/%s", store_partition_path(st, e.partition), e.uniqueid, e.uniqueid);
+    mboxlist_entry_fini(&e);
+    return d;
+}
+
+int main(void)
+{
+    log_init("test-store", 1, LOG_LVL_ERR);
+    if (!mkdtemp(dir)) return 2;
+    char *conf = xasprintf("%s/coffer.conf", dir), *parts = xasprintf("%s/partitions.conf", dir);
+    const char *text = "configdir = cfg\n";
+    file_write_atomic(conf, text, strlen(text), 0600);
+    const char *ptext = "default p1\nother p2\n";
+    file_write_atomic(parts, ptext, strlen(ptext), 0600);
+    struct config *cfg;
+    struct buf err = BUF_INIT;
+    UNIT_EQ_INT(config_load(conf, &cfg, &err), 0);
+    char *dbdir = xasprintf("%s/cfg/db", dir);
+    UNIT_EQ_INT(kv_env_recover(dbdir), 0);
+    struct store *st;
+    UNIT_EQ_INT(store_open(cfg, &st), 0);
+
+    /* INBOX and a child with parents */
+    UNIT_EQ_INT(store_ensure_inbox(st, "fred"), 1);
+    UNIT_EQ_INT(store_ensure_inbox(st, "fred"), 0);
+    UNIT_EQ_INT(store_create(st, "user/fred/a/b", NULL, NULL, NULL, 0), CF_E_NOTFOUND);
+    UNIT_EQ_INT(store_create(st, "user/fred/a/b", NULL, NULL, NULL, STORE_CREATE_PARENTS), 0);
+    struct mboxlist_entry e;
+    mboxlist_entry_init(&e);
+    UNIT_EQ_INT(store_lookup(st, "user/fred/a", &e), 1);
+    UNIT_EQ_STR(e.partition, "default");
+    UNIT_EQ_STR(e.acl, "fred\tlrswipkxtea\t");
+    UNIT_EQ_INT(store_create(st, "user/fred/a", NULL, NULL, NULL, 0), CF_E_EXISTS);
+    UNIT_EQ_INT(store_create(st, "bad//name", NULL, NULL, NULL, 0), CF_E_PARSE);
+    UNIT_EQ_INT(store_create(st, "shared", "nosuch", NULL, NULL, 0), CF_E_NOTFOUND);
+    /* a shared mailbox on the other partition, its child inherits partition and ACL */
+    UNIT_EQ_INT(store_create(st, "shared", "other", "anyone\tlrs\t", "\\Archive", 0), 0);
+    UNIT_EQ_INT(store_create(st, "shared/sub", NULL, NULL, NULL, 0), 0);
+    UNIT_EQ_INT(store_lookup(st, "shared/sub", &e), 1);
+    UNIT_EQ_STR(e.partition, "other");
+    UNIT_EQ_STR(e.acl, "anyone\tlrs\t");
+
+    /* append, status, open */
+    struct mailbox *mb;
+    UNIT_EQ_INT(store_open_mailbox(st, "user/fred", &e, &mb), 0);
+    struct mailbox_msg m = { .data = "Subject: hi\r\n\r\nbody\r\n", .len = 21, .fd = -1 };
+    UNIT_EQ_INT(mailbox_append(mb, &m, 1, NULL), 0);
+    mailbox_close(&mb);
+    struct index_header h;
+    UNIT_EQ_INT(store_status(st, "user/fred", &h), 0);
+    UNIT_EQ_INT(h.exists, 1);
+    UNIT_EQ_INT(store_status(st, "user/nobody", &h), CF_E_NOTFOUND);
+    UNIT_EQ_INT(store_open_mailbox(st, "user/nobody", NULL, &mb), CF_E_NOTFOUND);
+
+    /* rename with children, headers follow */
+    UNIT_EQ_INT(store_rename(st, "user/fred/a", "user/fred/z", NULL), 2);
+    UNIT_EQ_INT(store_lookup(st, "user/fred/a", NULL), 0);
+    UNIT_EQ_INT(store_lookup(st, "user/fred/z/b", NULL), 1);
+    char *d = mbdir(st, "user/fred/z/b");
+    struct mbheader mh;
+    mbheader_init(&mh);
+    UNIT_EQ_INT(mbheader_read(d, &mh), 0);
+    UNIT_EQ_STR(mh.name, "user/fred/z/b");
+    mbheader_fini(&mh);
+    free(d);
+    UNIT_EQ_INT(store_rename(st, "user/fred/z", "user/fred/z/b/c", NULL), CF_E_PERM);
+    UNIT_EQ_INT(store_rename(st, "user/fred/none", "user/fred/y", NULL), CF_E_NOTFOUND);
+
+    /* move across partitions, messages come along */
+    UNIT_EQ_INT(store_rename(st, "user/fred", "user/fred2", "other"), 3);  /* with 2 children */
+    UNIT_EQ_INT(store_lookup(st, "user/fred2", &e), 1);
+    UNIT_EQ_STR(e.partition, "other");
+    UNIT_EQ_INT(store_status(st, "user/fred2", &h), 0);
+    UNIT_EQ_INT(h.exists, 1);
+    UNIT_EQ_INT(store_lookup(st, "user/fred2/z", &e), 1);
+    UNIT_EQ_STR(e.partition, "default");                  /* children stay where they are */
+    UNIT_EQ_INT(store_rename(st, "user/fred2", "user/fred", NULL), 3);
+    UNIT_EQ_INT(store_lookup(st, "user/fred", &e), 1);
+
+    /* a crash between moving the files and updating the entry: the entry is repaired */
+    char uid[40];
+    strcpy(uid, e.uniqueid);
+    char *from = xasprintf("%s/p2/%.2s/%s", dir, uid, uid);
+    char *tod = xasprintf("%s/p1/%.2s", dir, uid);
+    char *to = xasprintf("%s/%s", tod, uid);
+    mkdir_p(tod, 0700);
+    UNIT_EQ_INT(rename(from, to), 0);
+    UNIT_EQ_INT(store_open_mailbox(st, "user/fred", &e, &mb), 0);
+    UNIT_EQ_STR(e.partition, "default");
+    UNIT_EQ_INT(mailbox_count(mb), 1);
+    mailbox_close(&mb);
+    free(from); free(to); free(tod);
+
+    /* delete: list entry and directory go, children stay */
+    d = mbdir(st, "user/fred/z");
+    UNIT_CHECK(d && exists(d));
+    UNIT_EQ_INT(store_delete(st, "user/fred/z"), 0);
+    UNIT_CHECK(!exists(d));
+    char *tomb = xasprintf("%s.deleted", d);
+    UNIT_CHECK(!exists(tomb));
+    free(tomb);
+    free(d);
+    UNIT_EQ_INT(store_lookup(st, "user/fred/z", NULL), 0);
+    UNIT_EQ_INT(store_lookup(st, "user/fred/z/b", NULL), 1);
+    UNIT_EQ_INT(store_delete(st, "user/fred/z"), CF_E_NOTFOUND);
+
+    mboxlist_entry_fini(&e);
+    store_close(&st);
+    UNIT_CHECK(st == NULL);
+    config_free(&cfg);
+    buf_fini(&err);
+    char *cmd = xasprintf("rm -rf %s", dir);
+    if (system(cmd)) unit_failed++;
+    free(cmd); free(conf); free(parts); free(dbdir);
+    UNIT_DONE();
+}
