@@ -17,6 +17,7 @@ struct client *client_new(struct worker_session *ws)
     c->ws = ws;
     c->stream = ws->stream;
     c->state = CLIENT_NOT_AUTH;
+    c->store = imapd_store();
     clock_gettime(CLOCK_MONOTONIC, &c->started);
 
     struct imap_parser_limits lim;

@@ -13,6 +13,10 @@ enum client_state {
     CLIENT_LOGOUT,
 };
 
+struct store;
+struct csasl;
+struct selected;
+
 struct client {
     struct worker_session *ws;
     struct stream *stream;          /* ws->stream; not owned */
@@ -20,6 +24,22 @@ struct client {
     enum client_state state;
     const char *end_reason;         /* set when the session is to end: "logout", "eof", ... */
     struct timespec started;
+
+    /* authentication (cmd-auth.c) */
+    struct csasl *sasl;             /* owned; NULL until first needed */
+    char *user;                     /* the authorized user once authenticated, else NULL */
+    char *authid;                   /* the authenticated identity (differs for admin proxy) */
+    int is_admin;                   /* user is named in `admins` */
+    int auth_failures;              /* failed LOGIN/AUTHENTICATE attempts on this connection */
+
+    /* the store, opened once per worker process (imapd_store()); not owned */
+    struct store *store;
+
+    /* selected state (cmd-select.c and friends): NULL when no mailbox is selected */
+    struct selected *sel;
+
+    /* extensions the client turned on with ENABLE (RFC 5161), CLIENT_ENABLED_* bits */
+    unsigned enabled;
 };
 
 /* client_new: the state of one connection; client_free releases it (not the stream). */
@@ -42,6 +62,10 @@ void client_capabilities(const struct client *c, struct buf *out);
 int client_tagged(struct client *c, const char *tag, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int client_untagged(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* imapd_store: the process-wide store handle, opened in the worker's init (NULL if that
+ * failed: commands that need it answer "NO [UNAVAILABLE]"). */
+struct store *imapd_store(void);
 
 /* The hostname used in greetings: config hostname, else the system's. */
 const char *imapd_hostname(void);

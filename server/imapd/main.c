@@ -6,13 +6,17 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "net/stream.h"
+#include "auth/sasl.h"
+#include "store/store.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 static char *g_hostname;
+static struct store *g_store;
 
 const char *imapd_hostname(void) { return g_hostname ? g_hostname : "localhost"; }
+struct store *imapd_store(void) { return g_store; }
 
 static int imapd_init(const struct config *cfg, const struct config_service *svc)
 {
@@ -25,6 +29,12 @@ static int imapd_init(const struct config *cfg, const struct config_service *svc
     }
     free(g_hostname);
     g_hostname = xstrdup(h);
+    /* one store handle and one SASL library per worker process, kept across sessions */
+    if (csasl_init(cfg)) return 1;
+    if (store_open(cfg, &g_store)) {
+        log_err("store_unavailable", "service=%s", log_quote(svc->name));
+        g_store = NULL;
+    }
     return 0;
 }
 
