@@ -23,6 +23,8 @@
     X(CFG_TLS_MIN_VERSION, "tls_min_version", ENUM, "1.2", "1.2|1.3: oldest TLS version accepted") \
     X(CFG_ALLOW_PLAINTEXT, "allow_plaintext", BOOL, "no", "allow passwords over connections without TLS") \
     X(CFG_ADMINS, "admins", LIST, "", "users with administrator rights") \
+    X(CFG_AUTH_FAIL_DELAY, "auth_fail_delay", DURATION, "2s", "pause before answering a failed login (IMAP, POP3)") \
+    X(CFG_POP3_RETR_SETS_SEEN, "pop3_retr_sets_seen", BOOL, "yes", "POP3 RETR sets the Seen flag of the message") \
     X(CFG_MAX_LINE, "max_line", SIZE, "64K", "longest command line accepted from a client") \
     X(CFG_MAX_LITERAL, "max_literal", SIZE, "64M", "largest IMAP literal or LMTP message accepted") \
     X(CFG_IDLE_TIMEOUT, "idle_timeout", DURATION, "30m", "close a session idle this long (RFC 3501: at least 30 minutes)") \
