@@ -1,0 +1,91 @@
+/* selected.h: the selected state of an IMAP session: the open mailbox, its message numbers,
+ * the \Recent set, and the untagged updates (EXISTS, RECENT, EXPUNGE, FETCH FLAGS) owed to the
+ * client (RFC 3501 sections 5.2, 6.3.1, 7.4.1).
+ *
+ * Other command families (SEARCH) read the view through this header:
+ *   for (uint32_t msgno = 1; msgno <= selected_count(sel); msgno++) {
+ *       uint32_t uid = selected_uid(sel, msgno);
+ *       struct index_record rec;
+ *       if (mailbox_record(sel->mb, uid, &rec) <= 0) ...   (1 found, 0 gone, <0 corrupt)
+ *       ... rec.flags & FLAG_EXPUNGED: expunged by another session, still numbered here ...
+ *       selected_is_recent(sel, uid), mailbox_keywords(sel->mb), mailbox_cache_fetch(...)
+ *   }
+ * The view changes only in selected_sync(), which the command loop calls between commands,
+ * so numbers stay stable for the whole of one command. */
+#ifndef COFFER_IMAPD_SELECTED_H
+#define COFFER_IMAPD_SELECTED_H
+#include "imap/imap-seqset.h"
+#include "store/mailbox.h"
+#include "core/buf.h"
+#include <stdint.h>
+
+struct client;
+struct store;
+
+struct selected {
+    char *name;                 /* internal name, e.g. "user/fred/Sent" (owned) */
+    struct mailbox *mb;         /* owned; from store_open_mailbox */
+    int readonly;               /* EXAMINE, or no write right */
+    uint32_t uidvalidity;
+    /* \Recent (RFC 3501 section 2.3.2): the uids this session claimed (ranges of uids;
+     * claimed ones stay recent for this session until it deselects). For a read-only session
+     * nothing is claimed and recent_from says which uids are unclaimed (>= recent_from). */
+    struct imap_seqset recent;
+    uint32_t recent_from;       /* read-only: uids >= this count as recent; 0 = none */
+    /* what the client was last told */
+    uint32_t told_exists;
+    uint32_t told_recent;
+};
+
+/* selected_open: open internal mailbox `name` in store st, build the view from the index
+ * alone and claim \Recent for a read-write session. *sel_r is owned by the caller (free with
+ * selected_close). 0, CF_E_NOTFOUND, CF_E_CORRUPT, CF_E_IO. Blocks on the mailbox lock. */
+int selected_open(struct store *st, const char *name, int readonly, struct selected **sel_r);
+void selected_close(struct selected **sel);
+
+/* selected_count: messages in the view (the highest message sequence number). */
+uint32_t selected_count(const struct selected *sel);
+/* selected_uid / selected_msgno: 0 when out of range / not in the view. */
+uint32_t selected_uid(const struct selected *sel, uint32_t msgno);
+uint32_t selected_msgno(const struct selected *sel, uint32_t uid);
+
+/* selected_is_recent: 1 when uid carries \Recent in this session. */
+int selected_is_recent(const struct selected *sel, uint32_t uid);
+/* selected_recent_count: messages in the view with \Recent in this session. */
+uint32_t selected_recent_count(const struct selected *sel);
+
+/* selected_msgset: turn a sequence set given by the client into message numbers.
+ * uid 0: text is a set of message numbers; a number past selected_count() (or any number in
+ * an empty mailbox unless it is only "*") is an error (RFC 3501 section 6.4.5: BAD).
+ * uid 1: text is a set of UIDs; "*" is the highest uid in the view, uids not in the view are
+ * silently skipped (RFC 3501 section 6.4.8). out (cleared first) gets message numbers.
+ * 0, or CF_E_PARSE with a reason in *err (static text). */
+int selected_msgset(const struct selected *sel, const char *text, int uid,
+                    struct imap_seqset *out, const char **err);
+
+/* selected_flags_append: append the flag list of a record as sent in FETCH FLAGS and SEARCH
+ * matching: "(\Seen \Flagged $Junk \Recent)" with parentheses; keywords from the mailbox's
+ * keyword table (mailbox_keywords). */
+void selected_flags_append(struct selected *sel, const struct index_record *rec,
+                           struct buf *out);
+
+/* Flags for selected_sync. */
+#define SELECTED_SYNC_NO_EXPUNGE 1  /* during FETCH, STORE, SEARCH (RFC 3501 section 7.4.1) */
+
+/* selected_sync: bring the view up to date and send the untagged responses it owes
+ * (`* N EXPUNGE` unless SELECTED_SYNC_NO_EXPUNGE, `* N EXISTS`, `* N RECENT`, `* N FETCH
+ * (FLAGS ...)` for flags changed by others; with the UID too when uid_in_fetch). Claims
+ * \Recent for newly arrived messages in a read-write session. skip (may be NULL) is a set of
+ * uids whose flag changes were already reported (this command's own STORE). 0,
+ * CF_E_NOTFOUND (mailbox deleted), CF_E_CORRUPT, CF_E_IO: the caller deselects. */
+int selected_sync(struct client *c, unsigned flags, const struct imap_seqset *skip);
+
+/* selected_sync_after_command: the one hook the command loop calls after every command
+ * (and IDLE calls while idling): when a mailbox is selected, sync with or without expunges
+ * as the command allows, and on a deleted or damaged mailbox say BYE/deselect. */
+void selected_sync_after_command(struct client *c, const char *cmd_name);
+
+/* selected_deselect: close the selected mailbox (if any) and go back to authenticated state. */
+void selected_deselect(struct client *c);
+
+#endif
