@@ -182,6 +182,72 @@ void mailbox_unlock(struct mailbox *mb)
     unlock(mb, 1);
 }
 
+/* ---- \Recent high-water mark: the side file "recent" ---- */
+
+#define RECENT_FILE "recent"
+
+/* recent_read: the mark stored in the side file, 1 when there is none (every uid unclaimed).
+ * The file is one fixed-width line written with a single pwrite, so a reader never sees a mix. */
+static uint32_t recent_read(struct mailbox *mb, int fd)
+{
+    char b[16];
+    ssize_t n = pread(fd, b, sizeof b - 1, 0);
+    if (n <= 0) return 1;
+    b[n] = '\0';
+    unsigned long v = strtoul(b, NULL, 10);
+    if (v < 1 || v > UINT32_MAX) {
+        log_warn("mailbox_recent_damaged", "mbox=%s uniqueid=%s action=reset", log_quote(mb->name),
+                 mb->uniqueid);
+        return 1;
+    }
+    return (uint32_t)v;
+}
+
+int mailbox_claim_recent(struct mailbox *mb, int claim, uint32_t *first_r, uint32_t *end_r)
+{
+    char *path = xasprintf("%s/%s", mb->dir, RECENT_FILE);
+    int r = 0, took = 0;
+    int fd = open(path, (claim ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == ENOENT && !claim) {      /* never claimed: everything is recent */
+        *first_r = 1;
+        *end_r = mb->hdr.uidnext;
+        goto out;
+    }
+    if (fd < 0) {
+        r = io_error(mb, "open", path);
+        goto out;
+    }
+    uint32_t mark = recent_read(mb, fd);
+    if (!claim || mark >= mb->hdr.uidnext) {        /* nothing new since the last claim */
+        *first_r = mark;
+        *end_r = claim || mark > mb->hdr.uidnext ? mark : mb->hdr.uidnext;
+        goto out;
+    }
+    took = lock(mb, LOCK_EX);
+    if (took < 0) {
+        r = took;
+        goto out;
+    }
+    mark = recent_read(mb, fd);
+    *first_r = mark;
+    *end_r = mark;
+    if (mark < mb->hdr.uidnext) {
+        char b[16];
+        int len = snprintf(b, sizeof b, "%010u\n", (unsigned)mb->hdr.uidnext);
+        /* no fsync: after a crash at worst a few messages lose \Recent, which is harmless */
+        if (pwrite(fd, b, (size_t)len, 0) != len) {
+            r = io_error(mb, "pwrite", path);
+            goto out;
+        }
+        *end_r = mb->hdr.uidnext;
+    }
+out:
+    unlock(mb, took);
+    if (fd >= 0) close(fd);
+    free(path);
+    return r;
+}
+
 /* find_pos: position of uid among the records of the current header, or -1. */
 static long find_pos(const struct mailbox *mb, uint32_t uid)
 {

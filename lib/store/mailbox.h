@@ -158,6 +158,15 @@ int mailbox_cache_fetch(struct mailbox *mb, uint32_t uid, struct cache_entry *e)
 int mailbox_lock_shared(struct mailbox *mb);
 void mailbox_unlock(struct mailbox *mb);
 
+/* mailbox_claim_recent: \Recent for one session (RFC 3501 section 2.3.2). The mailbox keeps a
+ * high-water mark (side file "recent"): uids below it were already claimed by some session.
+ * claim 1 (a read-write SELECT, or new messages seen by its sync): under the write lock, the
+ * uids [*first_r, *end_r) become this session's recent ones and the mark moves to uidnext
+ * (fast path without the lock when nothing new arrived: *first_r == *end_r). claim 0 (EXAMINE):
+ * nothing changes; uids >= *first_r are unclaimed (*end_r is then uidnext). 0, CF_E_IO,
+ * CF_E_CORRUPT. Blocks on the lock. */
+int mailbox_claim_recent(struct mailbox *mb, int claim, uint32_t *first_r, uint32_t *end_r);
+
 const char *mailbox_uniqueid(const struct mailbox *mb);
 const char *mailbox_dir(const struct mailbox *mb);
 
