@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct client *client_new(struct worker_session *ws)
 {
@@ -13,6 +14,7 @@ struct client *client_new(struct worker_session *ws)
     c->ws = ws;
     c->stream = ws->stream;
     clock_gettime(CLOCK_MONOTONIC, &c->started);
+    c->spool_fd = -1;
     return c;
 }
 
@@ -20,6 +22,8 @@ void client_free(struct client **cp)
 {
     struct client *c = *cp;
     if (!c) return;
+    client_reset(c);
+    free(c->rcpts);
     free(c->lhlo_name);
     free(c);
     *cp = NULL;
@@ -27,7 +31,22 @@ void client_free(struct client **cp)
 
 void client_reset(struct client *c)
 {
-    (void)c;        /* no transaction state yet: MAIL/RCPT/DATA arrive with delivery */
+    free(c->mail_from);
+    c->mail_from = NULL;
+    c->declared_size = 0;
+    for (size_t i = 0; i < c->nrcpts; i++) {
+        struct rcpt *r = &c->rcpts[i];
+        free(r->addr);
+        free(r->user);
+        free(r->detail);
+        free(r->mailbox);
+    }
+    c->nrcpts = 0;
+    if (c->spool_fd >= 0) close(c->spool_fd);
+    c->spool_fd = -1;
+    c->spool_size = 0;
+    c->bdat_failed = 0;
+    c->bdat_error = NULL;
 }
 
 int client_tls_available(const struct client *c)

@@ -23,6 +23,7 @@ void cmd_lhlo(struct client *c, const struct lmtp_command *cmd)
     strarr_add(&lines, "PIPELINING");               /* RFC 2920 */
     strarr_add(&lines, "ENHANCEDSTATUSCODES");      /* RFC 2034 */
     strarr_add(&lines, "8BITMIME");                 /* RFC 6152 */
+    strarr_add(&lines, "CHUNKING");                 /* RFC 3030 */
     char *size = xasprintf("SIZE %lld", config_int(c->ws->cfg, CFG_MAX_LITERAL));  /* RFC 1870 */
     strarr_take(&lines, size);
     if (client_tls_available(c)) strarr_add(&lines, "STARTTLS");   /* RFC 3207 */

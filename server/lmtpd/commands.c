@@ -1,5 +1,5 @@
-/* commands.c: the one table of LMTP commands. MAIL, RCPT, DATA and the rest of delivery are
- * not in it yet, so they get "500 5.5.2 Unknown command" like any other unknown verb. */
+/* commands.c: the one table of LMTP commands; any other verb gets "500 5.5.2 Unknown
+ * command". */
 #include "lmtpd.h"
 #include <string.h>
 
@@ -11,6 +11,10 @@ static const struct command commands[] = {
     { "RSET", cmd_rset },           /* RFC 5321 section 4.1.1.5 */
     { "QUIT", cmd_quit },           /* RFC 5321 section 4.1.1.10 */
     { "STARTTLS", cmd_starttls },   /* RFC 3207 */
+    { "MAIL", cmd_mail },           /* RFC 5321 section 4.1.1.2 */
+    { "RCPT", cmd_rcpt },           /* RFC 5321 section 4.1.1.3 */
+    { "DATA", cmd_data },           /* RFC 2033 section 4.2 */
+    { "BDAT", cmd_bdat },           /* RFC 3030 section 2 */
 };
 
 const struct command *command_find(const char *verb)

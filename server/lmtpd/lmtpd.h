@@ -1,8 +1,24 @@
 /* lmtpd.h: the LMTP server's session state, command table and command handlers. */
 #ifndef COFFER_LMTPD_LMTPD_H
 #define COFFER_LMTPD_LMTPD_H
+#include "core/buf.h"
 #include "net/worker.h"
+#include <stddef.h>
+#include <stdint.h>
 #include <time.h>
+
+struct store;
+
+/* One accepted recipient (RCPT TO). */
+struct rcpt {
+    char *addr;             /* the address as given, without the angle brackets */
+    char *user;             /* the user it belongs to, NULL for a shared mailbox */
+    char *detail;           /* "folder" of user+folder, or NULL */
+    char *mailbox;          /* internal name of the default target (INBOX, folder, shared) */
+    int need_inbox;         /* user known to SASL without an INBOX yet: create it first */
+};
+
+#define LMTP_MAX_RCPTS 1000 /* RFC 5321 section 4.5.3.1.8 asks for at least 100 */
 
 struct client {
     struct worker_session *ws;
@@ -11,6 +27,16 @@ struct client {
     char *lhlo_name;                /* what the client called itself (owned) */
     const char *end_reason;         /* set when the session is to end */
     struct timespec started;
+    /* the transaction (RFC 5321 section 3.3), cleared by client_reset */
+    char *mail_from;                /* reverse path without <>, "" for the null sender; NULL
+                                     * before MAIL */
+    long long declared_size;        /* SIZE= of MAIL (RFC 1870), 0 when not given */
+    struct rcpt *rcpts;
+    size_t nrcpts, rcpts_alloc;
+    int spool_fd;                   /* BDAT: the message so far (-1 when none) */
+    uint64_t spool_size;            /* BDAT: message bytes received, headers not counted */
+    int bdat_failed;                /* BDAT: a chunk was refused (too big, local trouble) */
+    const char *bdat_error;         /* BDAT: the reply for every recipient at LAST */
 };
 
 /* A command line: the verb in upper case and everything after the first space. */
@@ -33,6 +59,9 @@ int client_reply(struct client *c, const char *fmt, ...) __attribute__((format(p
 void client_reset(struct client *c);
 
 const char *lmtpd_hostname(void);
+/* lmtpd_store: the worker's store handle, NULL when it could not be opened (deliveries then
+ * get 451 4.3.0). */
+struct store *lmtpd_store(void);
 
 struct command {
     const char *verb;
@@ -50,5 +79,21 @@ void cmd_noop(struct client *c, const struct lmtp_command *cmd);
 void cmd_rset(struct client *c, const struct lmtp_command *cmd);
 void cmd_quit(struct client *c, const struct lmtp_command *cmd);
 void cmd_starttls(struct client *c, const struct lmtp_command *cmd); /* cmd-starttls.c */
+void cmd_mail(struct client *c, const struct lmtp_command *cmd);     /* cmd-mail.c */
+void cmd_rcpt(struct client *c, const struct lmtp_command *cmd);
+void cmd_data(struct client *c, const struct lmtp_command *cmd);     /* cmd-data.c */
+void cmd_bdat(struct client *c, const struct lmtp_command *cmd);
+
+/* acl_grants_anyone: whether the ACL text ("ident\trights\t" pairs, mboxlist.h) gives right
+ * to the identifier "anyone" (RFC 4314 section 2). 1 or 0. (cmd-mail.c) */
+int acl_grants_anyone(const char *acl, char right);
+
+/* spool_new: an unlinked temporary file in configdir/tmp holding the Return-Path and Received
+ * header fields of the current transaction. The fd, or CF_E_IO (logged). (cmd-data.c) */
+int spool_new(struct client *c);
+
+/* lmtp_deliver: file the message in fd (complete, headers added) for every recipient and send
+ * one reply per recipient, in RCPT order (RFC 2033 section 4.2). Runs Sieve. (delivery.c) */
+void lmtp_deliver(struct client *c, int fd);
 
 #endif

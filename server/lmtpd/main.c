@@ -6,13 +6,17 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "net/stream.h"
+#include "auth/sasl.h"
+#include "store/store.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 static char *g_hostname;
+static struct store *g_store;
 
 const char *lmtpd_hostname(void) { return g_hostname ? g_hostname : "localhost"; }
+struct store *lmtpd_store(void) { return g_store; }
 
 static int lmtpd_init(const struct config *cfg, const struct config_service *svc)
 {
@@ -25,6 +29,13 @@ static int lmtpd_init(const struct config *cfg, const struct config_service *svc
     }
     free(g_hostname);
     g_hostname = xstrdup(h);
+    /* one store handle (the Berkeley DB environment) and the SASL library (which users
+     * exist) per worker process, kept across sessions */
+    if (csasl_init(cfg)) return 1;
+    if (store_open(cfg, &g_store)) {
+        log_err("store_unavailable", "service=%s", log_quote(svc->name));
+        g_store = NULL;
+    }
     return 0;
 }
 
@@ -97,6 +108,7 @@ static const struct worker_ops lmtpd_ops = {
 int main(int argc, char **argv)
 {
     int rc = worker_main(argc, argv, &lmtpd_ops);
+    if (g_store) store_close(&g_store);
     free(g_hostname);
     return rc;
 }

@@ -1,0 +1,240 @@
+/* deliver.c: one message into many mailboxes: duplicates, quota, single-instance store. */
+#include "store/deliver.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* The quota hook of mailbox_append/mailbox_copy: runs under the mailbox's write lock. */
+struct quota_rock {
+    struct store *st;
+    const char *root;
+};
+
+static int quota_check(void *rock, const char *uniqueid, uint64_t add_bytes, uint32_t add_msgs)
+{
+    (void)uniqueid;
+    struct quota_rock *qr = rock;
+    struct quota qt;
+    int r = quotadb_get(qr->st->quota, NULL, qr->root, &qt);
+    if (r <= 0) return r;       /* no longer a root: nothing to enforce */
+    return quota_would_exceed(&qt, (int64_t)add_bytes, add_msgs) ? CF_E_QUOTA : 0;
+}
+
+int deliver_quota_full(struct store *st, const char *mailbox, int64_t add_bytes)
+{
+    struct buf root = BUF_INIT;
+    struct quota qt;
+    int r = quotadb_find_root(st->quota, NULL, mailbox, &root);
+    if (r == 1) r = quotadb_get(st->quota, NULL, buf_cstr(&root), &qt);
+    if (r == 1) r = quota_would_exceed(&qt, add_bytes > 0 ? add_bytes : 1, 1);
+    buf_fini(&root);
+    return r;
+}
+
+/* A mailbox already holding the message, kept open so later targets on the same partition
+ * can link to it instead of writing another copy. */
+struct source {
+    char *partition;
+    struct mailbox *mb;
+    uint32_t uid;
+    uint32_t flags;
+    const char *const *keywords;
+};
+
+static int same_keywords(const char *const *a, const char *const *b)
+{
+    if (!a || !*a) return !b || !*b;
+    if (!b) return 0;
+    for (; *a && *b; a++, b++)
+        if (strcmp(*a, *b)) return 0;
+    return !*a && !*b;
+}
+
+static void log_result(const struct deliver_target *t, const char *msgid, uint64_t size)
+{
+    log_set_user(t->user);
+    log_set_mailbox(t->mailbox);
+    if (t->result == DELIVER_OK)
+        log_info("delivered", "uid=%u size=%llu msgid=%s", t->uid, (unsigned long long)size,
+                 log_quote(msgid ? msgid : ""));
+    else if (t->result == DELIVER_DUPLICATE)
+        log_info("duplicate_suppressed", "size=%llu msgid=%s", (unsigned long long)size,
+                 log_quote(msgid ? msgid : ""));
+    else if (t->result == CF_E_QUOTA)
+        log_notice("delivery_overquota", "size=%llu msgid=%s", (unsigned long long)size,
+                   log_quote(msgid ? msgid : ""));
+    else
+        log_warn("delivery_failed", "error=%s size=%llu msgid=%s", log_quote(cf_strerror(t->result)),
+                 (unsigned long long)size, log_quote(msgid ? msgid : ""));
+    log_set_user(NULL);
+    log_set_mailbox(NULL);
+}
+
+/* deliver_one: file m into t->mailbox; sets t->result and t->uid. A mailbox it opened and
+ * filled is handed to srcs (for linking) instead of being closed. */
+static void deliver_one(struct store *st, const struct deliver_msg *m, struct deliver_target *t,
+                        uint64_t size, struct source *srcs, size_t *nsrcs, int64_t now)
+{
+    struct mboxlist_entry e;
+    struct mailbox *mb = NULL;
+    struct buf root = BUF_INIT;
+    mboxlist_entry_init(&e);
+    t->uid = 0;
+    int r;
+    if (m->msgid && !t->no_dupcheck) {
+        r = dupdb_check(st->dup, NULL, m->msgid, t->mailbox, NULL);
+        if (r == 1) {
+            t->result = DELIVER_DUPLICATE;
+            goto done;
+        }
+        /* a broken duplicate database must not stop mail: deliver (logged by dupdb) */
+    }
+    if ((r = store_open_mailbox(st, t->mailbox, &e, &mb)) < 0) {
+        t->result = r;
+        goto done;
+    }
+    struct quota_rock qr = { st, NULL };
+    struct mailbox_quota q = { quota_check, &qr };
+    r = quotadb_find_root(st->quota, NULL, t->mailbox, &root);
+    if (r < 0) {
+        t->result = r;
+        goto done;
+    }
+    qr.root = r == 1 ? buf_cstr(&root) : NULL;
+
+    struct source *src = NULL;
+    for (size_t i = 0; i < *nsrcs; i++)
+        if (!strcmp(srcs[i].partition, e.partition) && srcs[i].flags == t->flags &&
+            same_keywords(srcs[i].keywords, t->keywords)) {
+            src = &srcs[i];
+            break;
+        }
+    if (src) {
+        /* single-instance store: mailbox_copy hard-links the file the first mailbox got */
+        r = mailbox_copy(src->mb, &src->uid, 1, mb, &t->uid, qr.root ? &q : NULL);
+        if (r == 0 && t->uid == 0) r = CF_E_NOTFOUND;   /* expunged from under us: append */
+    }
+    if (!src || r == CF_E_NOTFOUND || r == CF_E_IO) {
+        struct mailbox_msg mm;
+        memset(&mm, 0, sizeof mm);
+        mm.data = m->data;
+        mm.len = m->len;
+        mm.fd = m->fd;
+        mm.internaldate = m->internaldate ? m->internaldate : now;
+        mm.flags = t->flags;
+        mm.keywords = t->keywords;
+        r = mailbox_append(mb, &mm, 1, qr.root ? &q : NULL);
+        t->uid = mm.uid;
+        if (r == 0 && !src) {
+            struct source *s = &srcs[(*nsrcs)++];
+            s->partition = xstrdup(e.partition);
+            s->mb = mb;
+            s->uid = mm.uid;
+            s->flags = t->flags;
+            s->keywords = t->keywords;
+            mb = NULL;
+        }
+    }
+    if (r < 0) {
+        t->result = r;
+        goto done;
+    }
+    t->result = DELIVER_OK;
+    /* the message is durable now; usage and the duplicate mark follow (see deliver.h) */
+    if (qr.root && quotadb_apply_delta(st->quota, NULL, qr.root, (int64_t)size, 1, 0) < 0)
+        log_warn("quota_charge_failed", "root=%s", log_quote(qr.root));
+    if (m->msgid) dupdb_mark(st->dup, NULL, m->msgid, t->mailbox, now);
+done:
+    if (mb) mailbox_close(&mb);
+    mboxlist_entry_fini(&e);
+    buf_fini(&root);
+}
+
+int deliver_message(struct store *st, const struct deliver_msg *m, struct deliver_target *t,
+                    size_t n)
+{
+    struct source *srcs = xzmalloc((n ? n : 1) * sizeof *srcs);
+    size_t nsrcs = 0;
+    int64_t now = (int64_t)time(NULL);
+    uint64_t size = m->len;
+    if (!m->data) {
+        struct stat sb;
+        size = fstat(m->fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    }
+    int ok = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t j;
+        for (j = 0; j < i; j++)
+            if (!strcmp(t[j].mailbox, t[i].mailbox)) break;
+        if (j < i) {
+            /* one copy per mailbox per delivery, whoever asked for it twice */
+            t[i].result = t[j].result;
+            t[i].uid = t[j].uid;
+        } else {
+            deliver_one(st, m, &t[i], size, srcs, &nsrcs, now);
+            log_result(&t[i], m->msgid, size);
+        }
+        if (t[i].result == DELIVER_OK || t[i].result == DELIVER_DUPLICATE) ok++;
+    }
+    for (size_t i = 0; i < nsrcs; i++) {
+        free(srcs[i].partition);
+        mailbox_close(&srcs[i].mb);
+    }
+    free(srcs);
+    return ok;
+}
+
+/* ---- Message-ID ---- */
+
+int deliver_message_id(const char *msg, size_t len, struct buf *out)
+{
+    buf_reset(out);
+    size_t pos = 0;
+    while (pos < len) {
+        size_t eol = pos;
+        while (eol < len && msg[eol] != '\n') eol++;
+        size_t linelen = eol - pos;
+        if (linelen && msg[pos + linelen - 1] == '\r') linelen--;
+        if (linelen == 0) break;                    /* end of the header */
+        if (linelen >= 11 && !strncasecmp(msg + pos, "Message-ID:", 11)) {
+            /* the value, with its continuation lines */
+            struct buf v = BUF_INIT;
+            buf_append(&v, msg + pos + 11, linelen - 11);
+            size_t p = eol + 1;
+            while (p < len && (msg[p] == ' ' || msg[p] == '\t')) {
+                size_t e2 = p;
+                while (e2 < len && msg[e2] != '\n') e2++;
+                size_t l2 = e2 - p;
+                if (l2 && msg[p + l2 - 1] == '\r') l2--;
+                buf_append(&v, msg + p, l2);
+                p = e2 + 1;
+            }
+            const char *s = buf_cstr(&v);
+            const char *lt = strchr(s, '<');
+            const char *gt = lt ? strchr(lt, '>') : NULL;
+            if (lt && gt && gt > lt + 1) {
+                buf_append(out, lt, (size_t)(gt - lt + 1));
+            } else {
+                /* no angle brackets: keep the trimmed text, so it still identifies the message */
+                while (*s == ' ' || *s == '\t') s++;
+                size_t l = strlen(s);
+                while (l && (s[l - 1] == ' ' || s[l - 1] == '\t')) l--;
+                buf_append(out, s, l);
+            }
+            buf_fini(&v);
+            /* strip whitespace inside (folding may have put some there) */
+            size_t w = 0;
+            for (size_t i = 0; i < out->len; i++)
+                if (out->s[i] != ' ' && out->s[i] != '\t') out->s[w++] = out->s[i];
+            buf_truncate(out, w);
+            return out->len > 0;
+        }
+        pos = eol + 1;
+    }
+    return 0;
+}

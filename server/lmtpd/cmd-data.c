@@ -1,0 +1,260 @@
+/* cmd-data.c: DATA (RFC 5321 section 4.1.1.4, RFC 2033 section 4.2) and BDAT (RFC 3030):
+ * the message is spooled to an unlinked temporary file, never held in memory whole. */
+#include "lmtpd.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/fileutil.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "net/stream.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SPOOL_WRITE_CHUNK 65536
+#define DATA_MAX_LINE (1024 * 1024)   /* RFC 5321 says 1000; real mail is longer, not this */
+
+/* safe: s for a header field: control characters become '?'. */
+static void append_safe(struct buf *b, const char *s)
+{
+    for (; *s; s++) buf_putc(b, (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+}
+
+int spool_new(struct client *c)
+{
+    char *dir = xasprintf("%s/tmp", config_str(c->ws->cfg, CFG_CONFIGDIR));
+    char *path = xasprintf("%s/lmtp.XXXXXX", dir);
+    int fd = -1;
+    if (mkdir_p(dir, 0700) < 0 || (fd = mkstemp(path)) < 0) {
+        log_err("spool_failed", "call=mkstemp path=%s error=%s", log_quote(path),
+                log_quote(strerror(errno)));
+        fd = CF_E_IO;
+        goto done;
+    }
+    unlink(path);     /* nothing to clean up after a crash; mailbox_append copies it */
+    struct buf h = BUF_INIT;
+    char date[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+    /* RFC 5321 section 4.4: the delivering server adds Return-Path and its Received line */
+    buf_appends(&h, "Return-Path: <");
+    append_safe(&h, c->mail_from);
+    buf_appends(&h, ">\r\nReceived: from ");
+    append_safe(&h, c->lhlo_name ? c->lhlo_name : "unknown");
+    buf_appends(&h, " (");
+    append_safe(&h, c->ws->peer);
+    buf_printf(&h, ")\r\n\tby %s (Coffer) with %s id %s;\r\n\t%s\r\n", lmtpd_hostname(),
+               stream_is_tls(c->stream) ? "LMTPS" : "LMTP", log_session() ? log_session() : "-",
+               date);
+    if (write_all(fd, h.s, h.len) < 0) {
+        log_err("spool_failed", "call=write error=%s", log_quote(strerror(errno)));
+        close(fd);
+        fd = CF_E_IO;
+    }
+    buf_fini(&h);
+done:
+    free(dir);
+    free(path);
+    return fd;
+}
+
+/* reply_all: the same reply for every recipient (RFC 2033 section 4.2). */
+static void reply_all(struct client *c, const char *code, const char *text)
+{
+    for (size_t i = 0; i < c->nrcpts; i++)
+        client_reply(c, "%s <%s> %s", code, c->rcpts[i].addr, text);
+}
+
+/* read_error: the session ends on a read error in the middle of a message. */
+static void read_error(struct client *c, int r)
+{
+    switch (r) {
+    case CF_E_TIMEOUT:
+        client_reply(c, "421 4.4.2 Idle timeout");
+        c->end_reason = "timeout";
+        break;
+    case CF_E_SHUTDOWN:
+        client_reply(c, "421 4.3.2 Server shutting down");
+        c->end_reason = "shutdown";
+        break;
+    case CF_E_EOF:
+        c->end_reason = "eof";
+        break;
+    case CF_E_TLS:
+        c->end_reason = "tls_error";
+        break;
+    default:
+        c->end_reason = "io";
+        break;
+    }
+}
+
+void cmd_data(struct client *c, const struct lmtp_command *cmd)
+{
+    if (*cmd->args) {
+        client_reply(c, "501 5.5.4 Syntax: DATA takes no parameters");
+        return;
+    }
+    if (!c->mail_from) {
+        client_reply(c, "503 5.5.1 Need MAIL command");
+        return;
+    }
+    if (c->spool_fd >= 0) {
+        client_reply(c, "503 5.5.1 DATA after BDAT");
+        return;
+    }
+    if (!c->nrcpts) {
+        client_reply(c, "503 5.5.1 No valid recipients");   /* RFC 2033 section 4.2 */
+        return;
+    }
+    int fd = spool_new(c);
+    client_reply(c, "354 Start mail input; end with <CRLF>.<CRLF>");
+    if (stream_flush(c->stream) < 0) {
+        c->end_reason = "io";
+        goto done;
+    }
+    uint64_t max = (uint64_t)config_int(c->ws->cfg, CFG_MAX_LITERAL);
+    uint64_t size = 0;
+    int too_big = 0, long_line = 0, write_failed = fd < 0;
+    struct buf line = BUF_INIT, out = BUF_INIT;
+    stream_set_max_line(c->stream, DATA_MAX_LINE);
+    for (;;) {
+        int r = stream_read_line(c->stream, &line);
+        if (r == CF_E_LIMIT) {
+            long_line = 1;
+            continue;
+        }
+        if (r < 0) {
+            read_error(c, r);
+            break;
+        }
+        const char *s = line.s ? line.s : "";
+        size_t n = line.len;
+        if (n && s[0] == '.') {
+            if (n == 1) break;                 /* the end of the message */
+            s++;                               /* RFC 5321 section 4.5.2 */
+            n--;
+        }
+        /* each line, whether it ended in CRLF or a bare LF, is stored with CRLF */
+        size += n + 2;
+        if (size > max) too_big = 1;
+        if (too_big || long_line || write_failed) continue;    /* read on to the dot */
+        buf_append(&out, s, n);
+        buf_append(&out, "\r\n", 2);
+        if (out.len >= SPOOL_WRITE_CHUNK) {
+            if (write_all(fd, out.s, out.len) < 0) {
+                log_err("spool_failed", "call=write error=%s", log_quote(strerror(errno)));
+                write_failed = 1;
+            }
+            buf_reset(&out);
+        }
+    }
+    stream_set_max_line(c->stream, (size_t)config_int(c->ws->cfg, CFG_MAX_LINE));
+    if (!c->end_reason && !too_big && !long_line && !write_failed && out.len &&
+        write_all(fd, out.s, out.len) < 0) {
+        log_err("spool_failed", "call=write error=%s", log_quote(strerror(errno)));
+        write_failed = 1;
+    }
+    buf_fini(&line);
+    buf_fini(&out);
+    if (c->end_reason) goto done;               /* nothing was acknowledged, nothing stored */
+    if (too_big || long_line) {
+        log_info("message_refused", "reason=%s size=%llu", too_big ? "size" : "line",
+                 (unsigned long long)size);
+        reply_all(c, "552 5.3.4", too_big ? "Message size exceeds fixed maximum message size"
+                                          : "Message line too long");
+    } else if (write_failed) {
+        reply_all(c, "451 4.3.0", "Temporary local problem");
+    } else {
+        lmtp_deliver(c, fd);
+    }
+    client_reset(c);
+done:
+    if (fd >= 0) close(fd);
+}
+
+/* BDAT SIZE [LAST] (RFC 3030 section 2): the chunk is taken as it is (no dot-stuffing, line
+ * ends kept); each chunk gets one reply, LAST one reply per recipient. */
+void cmd_bdat(struct client *c, const struct lmtp_command *cmd)
+{
+    char *end;
+    const char *a = cmd->args;
+    if (*a < '0' || *a > '9') {
+        client_reply(c, "501 5.5.4 Syntax: BDAT size [LAST]");
+        return;
+    }
+    errno = 0;
+    unsigned long long n = strtoull(a, &end, 10);
+    int last = 0;
+    if (*end == ' ' && !strcasecmp(end + 1, "LAST")) last = 1;
+    else if (*end || errno) {
+        /* the size cannot be trusted, so neither can the stream: RFC 3030 section 2 */
+        client_reply(c, "501 5.5.4 Syntax: BDAT size [LAST]");
+        c->end_reason = "protocol";
+        return;
+    }
+    const char *refuse = NULL;
+    if (!c->mail_from) refuse = "503 5.5.1 Need MAIL command";
+    else if (!c->nrcpts) refuse = "503 5.5.1 No valid recipients";
+    if (refuse) {
+        /* the chunk follows the command whatever we say: read it past */
+        int r = stream_skip(c->stream, n);
+        if (r < 0) {
+            read_error(c, r);
+            return;
+        }
+        client_reply(c, "%s", refuse);
+        return;
+    }
+    uint64_t max = (uint64_t)config_int(c->ws->cfg, CFG_MAX_LITERAL);
+    if (c->spool_fd < 0 && !c->bdat_failed) {
+        c->spool_fd = spool_new(c);
+        if (c->spool_fd < 0) {
+            c->bdat_failed = 1;
+            c->bdat_error = "451 4.3.0";
+        }
+    }
+    int r;
+    if (c->bdat_failed || c->spool_size + n > max) {
+        if (!c->bdat_failed) {
+            c->bdat_failed = 1;
+            c->bdat_error = "552 5.3.4";
+        }
+        r = stream_skip(c->stream, n);
+    } else {
+        r = stream_read_to_fd(c->stream, n, c->spool_fd);
+        if (r == CF_E_IO && !c->end_reason) {
+            /* a spool write failure; the stream itself may be fine, but we cannot know
+             * how much was read: end the session rather than guess */
+            c->end_reason = "io";
+            return;
+        }
+    }
+    if (r < 0) {
+        read_error(c, r);
+        return;
+    }
+    c->spool_size += n;
+    if (!last) {
+        if (c->bdat_failed)
+            client_reply(c, "%s %s", c->bdat_error,
+                         !strcmp(c->bdat_error, "552 5.3.4") ? "Message too big" : "Temporary local problem");
+        else
+            client_reply(c, "250 2.0.0 %llu octets received", n);
+        return;
+    }
+    if (c->bdat_failed) {
+        if (!strcmp(c->bdat_error, "552 5.3.4"))
+            reply_all(c, "552 5.3.4", "Message size exceeds fixed maximum message size");
+        else
+            reply_all(c, "451 4.3.0", "Temporary local problem");
+    } else {
+        lmtp_deliver(c, c->spool_fd);
+    }
+    client_reset(c);
+}
