@@ -191,7 +191,7 @@ int mime_charset_to_utf8(const char *charset, const char *in, size_t n, struct b
     const char *cs = charset ? charset : "";
     iconv_t cd;
     char *inp, *outp;
-    size_t inleft, outleft;
+    size_t inleft, outleft, start;
     int bad = 0;
 
     /* Normalize: trim, lowercase, drop an RFC 2231 section 5 "*language" suffix. */
@@ -232,6 +232,7 @@ int mime_charset_to_utf8(const char *charset, const char *in, size_t n, struct b
         guess_to_utf8(in, n, out);
         return CF_E_NOTFOUND;
     }
+    start = out->len;
     inp = (char *)in;
     inleft = n;
     while (inleft > 0) {
@@ -255,6 +256,16 @@ int mime_charset_to_utf8(const char *charset, const char *in, size_t n, struct b
         out->len = (size_t)(outp - out->s);
     }
     iconv_close(cd);
+    /* glibc's converters pass some invalid sequences through (code points past U+10FFFF from
+     * a "UTF-8" that was named oddly): check what came out. */
+    if (!utf8_valid(out->s + start, out->len - start)) {
+        char *copy = xmemdup(out->s + start, out->len - start);
+        size_t cl = out->len - start;
+        buf_truncate(out, start);
+        mime_charset_to_utf8("utf-8", copy, cl, out);
+        free(copy);
+        bad = 1;
+    }
     return bad ? CF_E_PARSE : 0;
 }
 
