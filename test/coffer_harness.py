@@ -908,6 +908,17 @@ class Coffer:
             return smtplib.LMTP(self.unix_paths[service], timeout=timeout)
         return smtplib.LMTP(HOST, self.ports[service], timeout=timeout)
 
+    def add_user(self, name, password):
+        """Create a user in sasldb with `coffer -C conf user add NAME -p PASSWORD` (the tool
+        becomes the service user itself when run as root). Raises on failure."""
+        self._chown_tree()
+        r = subprocess.run([os.path.join(self.bindir, "coffer"), "-C", self.conf_path, "user",
+                            "add", name, "-p", password], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=60, env=self.env())
+        if r.returncode != 0:
+            raise RuntimeError("coffer user add %s failed (%d): %s" % (
+                name, r.returncode, r.stdout.decode(errors="replace")))
+
 
 def parse_status(text):
     """{service: {key: int or str}} from status lines (key=value pairs with service=NAME)."""
