@@ -1,8 +1,10 @@
 /* cmd-stls.c: STLS (RFC 2595 section 4). */
 #include "pop3d.h"
+#include "auth/sasl.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "net/stream.h"
+#include <stdlib.h>
 
 void cmd_stls(struct client *c, const struct pop3_command *cmd)
 {
@@ -30,5 +32,10 @@ void cmd_stls(struct client *c, const struct pop3_command *cmd)
         c->end_reason = "tls_failed";
         return;
     }
+    /* RFC 2595 section 4: forget what was said before TLS; SASL is set up anew with the TLS
+     * strength (plaintext mechanisms become available) */
+    free(c->user_arg);
+    c->user_arg = NULL;
+    csasl_free(&c->sasl);
     log_info("starttls", "tls=%s", log_quote(stream_tls_info(c->stream)));
 }

@@ -6,14 +6,17 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "net/stream.h"
+#include "auth/sasl.h"
+#include "store/store.h"
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 static char *g_hostname;
+static struct store *g_store;
 
 const char *pop3d_hostname(void) { return g_hostname ? g_hostname : "localhost"; }
+struct store *pop3d_store(void) { return g_store; }
 
 static int pop3d_init(const struct config *cfg, const struct config_service *svc)
 {
@@ -26,6 +29,12 @@ static int pop3d_init(const struct config *cfg, const struct config_service *svc
     }
     free(g_hostname);
     g_hostname = xstrdup(h);
+    /* one store handle and one SASL library per worker process, kept across sessions */
+    if (csasl_init(cfg)) return 1;
+    if (store_open(cfg, &g_store)) {
+        log_err("store_unavailable", "service=%s", log_quote(svc->name));
+        g_store = NULL;
+    }
     return 0;
 }
 
@@ -35,6 +44,7 @@ static void parse_line(const char *line, struct pop3_command *cmd)
     const char *sp = strchr(line, ' ');
     size_t n = sp ? (size_t)(sp - line) : strlen(line);
     cmd->name = xstrndup(line, n);
+    cmd->rest = sp ? sp + 1 : "";
     for (char *p = cmd->name; *p; p++) if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 32);
     strarr_init(&cmd->args);
     while (sp) {
@@ -50,12 +60,8 @@ static void pop3d_session(struct worker_session *ws)
     stream_set_timeout(c->stream, (int)config_int(ws->cfg, CFG_IDLE_TIMEOUT));
     stream_set_max_line(c->stream, (size_t)config_int(ws->cfg, CFG_MAX_LINE));
 
-    /* RFC 1939 section 7: a timestamp unique to this greeting, <process.clock@host> */
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    client_reply(c, "+OK Coffer POP3 server ready <%d.%lld.%s@%s>", (int)getpid(),
-                 (long long)tv.tv_sec * 1000000 + tv.tv_usec,
-                 log_session() ? log_session() : "0", pop3d_hostname());
+    /* no RFC 1939 section 7 timestamp: it announces APOP, which is not offered */
+    client_reply(c, "+OK Coffer POP3 server ready");
 
     struct buf line = BUF_INIT;
     while (!c->end_reason) {
@@ -115,6 +121,8 @@ static const struct worker_ops pop3d_ops = {
 int main(int argc, char **argv)
 {
     int rc = worker_main(argc, argv, &pop3d_ops);
+    store_close(&g_store);
+    csasl_done();
     free(g_hostname);
     return rc;
 }

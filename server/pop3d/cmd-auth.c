@@ -1,0 +1,279 @@
+/* cmd-auth.c: the AUTHORIZATION state: USER/PASS (RFC 1939 section 7), AUTH (RFC 5034) over
+ * Cyrus SASL, APOP (refused), failed-login pacing, and entering TRANSACTION with the maildrop. */
+#include "pop3d.h"
+#include "auth/sasl.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "net/stream.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char b64chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* b64_encode: append the base64 form of p[0,n) to out. */
+static void b64_encode(const unsigned char *p, size_t n, struct buf *out)
+{
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)p[i] << 16;
+        if (i + 1 < n) v |= (unsigned)p[i + 1] << 8;
+        if (i + 2 < n) v |= p[i + 2];
+        buf_putc(out, b64chars[(v >> 18) & 63]);
+        buf_putc(out, b64chars[(v >> 12) & 63]);
+        buf_putc(out, i + 1 < n ? b64chars[(v >> 6) & 63] : '=');
+        buf_putc(out, i + 2 < n ? b64chars[v & 63] : '=');
+    }
+}
+
+/* b64_decode: strict base64 (RFC 4648 section 4, padding required, no white space) into out
+ * (reset first). 0, or CF_E_PARSE. */
+static int b64_decode(const char *s, size_t n, struct buf *out)
+{
+    buf_reset(out);
+    if (n % 4) return CF_E_PARSE;
+    for (size_t i = 0; i < n; i += 4) {
+        unsigned v = 0;
+        int pad = 0;
+        for (int k = 0; k < 4; k++) {
+            char ch = s[i + k];
+            const char *pos = ch ? strchr(b64chars, ch) : NULL;
+            if (ch == '=' && i + 4 == n && k >= 2) {
+                pad++;
+                v <<= 6;
+                continue;
+            }
+            if (!pos || pad) return CF_E_PARSE;
+            v = v << 6 | (unsigned)(pos - b64chars);
+        }
+        buf_putc(out, (char)(v >> 16));
+        if (pad < 2) buf_putc(out, (char)(v >> 8));
+        if (pad < 1) buf_putc(out, (char)v);
+    }
+    return 0;
+}
+
+/* login_complete: the credentials were good: open the maildrop and enter TRANSACTION, or stay
+ * in AUTHORIZATION with -ERR when the maildrop is busy or unavailable (RFC 1939 section 4). */
+static void login_complete(struct client *c, const char *user, const char *mech)
+{
+    struct store *st = pop3d_store();
+    int r = st ? maildrop_open(st, c->ws->cfg, user, &c->drop) : CF_E_IO;
+    if (r == CF_E_LOCKED) {
+        log_info("login_refused", "user=%s reason=in_use", log_quote(user));
+        client_reply(c, "-ERR [IN-USE] Maildrop is locked by another POP3 session");
+        return;
+    }
+    if (r) {
+        log_err("login_refused", "user=%s reason=%s", log_quote(user), log_quote(cf_strerror(r)));
+        client_reply(c, "-ERR [SYS/TEMP] Maildrop not available, try again later");
+        return;
+    }
+    free(c->user);
+    c->user = xstrdup(user);
+    c->state = CLIENT_TRANSACTION;
+    log_set_user(user);
+    log_set_mailbox("INBOX");
+    uint32_t n;
+    uint64_t octets;
+    maildrop_stat(c->drop, &n, &octets);
+    log_info("login", "mech=%s tls=%d messages=%u", mech, stream_is_tls(c->stream), n);
+    client_reply(c, "+OK Maildrop locked and ready: %u messages (%llu octets)", n,
+                 (unsigned long long)octets);
+}
+
+/* login_failed: log, pause auth_fail_delay, reply; the connection ends after
+ * POP3_MAX_AUTH_FAILURES. r is CF_E_AGAIN for a backend failure (not counted), else a bad
+ * credential. */
+static void login_failed(struct client *c, const char *user, const char *mech, int r)
+{
+    if (r == CF_E_AGAIN) {
+        log_err("login_failed", "user=%s mech=%s reason=backend", log_quote(user ? user : ""),
+                mech);
+        client_reply(c, "-ERR [SYS/TEMP] Authentication is unavailable now, try again later");
+        return;
+    }
+    c->auth_failures++;
+    log_notice("login_failed", "user=%s mech=%s failures=%d", log_quote(user ? user : ""), mech,
+               c->auth_failures);
+    long long delay = config_int(c->ws->cfg, CFG_AUTH_FAIL_DELAY);
+    if (delay > 0) {
+        struct timespec ts = { (time_t)delay, 0 };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !worker_shutdown) {}
+    }
+    if (c->auth_failures >= POP3_MAX_AUTH_FAILURES) {
+        client_reply(c, "-ERR [AUTH] Authentication failed; too many failures, goodbye");
+        c->end_reason = "auth_failures";
+        return;
+    }
+    client_reply(c, "-ERR [AUTH] Authentication failed");
+}
+
+/* plaintext_refused: RFC 8314 section 3 / RFC 2595 section 2: no passwords in the clear. */
+static int plaintext_refused(struct client *c)
+{
+    if (client_plaintext_ok(c)) return 0;
+    client_reply(c, "-ERR [AUTH] Plaintext authentication is disallowed without TLS (use STLS)");
+    return 1;
+}
+
+void cmd_user(struct client *c, const struct pop3_command *cmd)
+{
+    if (plaintext_refused(c)) return;
+    if (cmd->args.count != 1 || !*cmd->args.v[0]) {
+        client_reply(c, "-ERR USER needs exactly one user name");
+        return;
+    }
+    free(c->user_arg);
+    c->user_arg = xstrdup(cmd->args.v[0]);
+    client_reply(c, "+OK Send PASS");
+}
+
+void cmd_pass(struct client *c, const struct pop3_command *cmd)
+{
+    if (plaintext_refused(c)) return;
+    if (!c->user_arg) {
+        client_reply(c, "-ERR Send USER first");
+        return;
+    }
+    char *user = c->user_arg;
+    c->user_arg = NULL;             /* a failed PASS needs a new USER (RFC 1939 section 7) */
+    struct csasl *s = client_sasl(c);
+    int r = s ? csasl_checkpass(s, user, cmd->rest) : CF_E_AGAIN;
+    if (r == 0) login_complete(c, csasl_user(s), "USER");
+    else login_failed(c, user, "USER", r == CF_E_AGAIN ? r : CF_E_PERM);
+    csasl_free(&c->sasl);           /* one exchange per SASL connection */
+    free(user);
+}
+
+/* read_response: one client line of an AUTH exchange. 0 with the line in out; 1 when the
+ * exchange ended and was answered (cancel, bad base64, long line); <0 when the session ends
+ * (end_reason set). */
+static int read_response(struct client *c, struct buf *line, struct buf *out)
+{
+    if (stream_flush(c->stream) < 0) {
+        c->end_reason = "io";
+        return CF_E_IO;
+    }
+    int r = stream_read_line(c->stream, line);
+    switch (r) {
+    case 0:
+        break;
+    case CF_E_LIMIT:
+        client_reply(c, "-ERR Line too long");
+        return 1;
+    case CF_E_TIMEOUT:
+        client_reply(c, "-ERR Autologout; idle for too long");
+        c->end_reason = "timeout";
+        return r;
+    case CF_E_SHUTDOWN:
+        client_reply(c, "-ERR Server shutting down");
+        c->end_reason = "shutdown";
+        return r;
+    case CF_E_EOF:
+        c->end_reason = "eof";
+        return r;
+    case CF_E_TLS:
+        c->end_reason = "tls_error";
+        return r;
+    default:
+        c->end_reason = "io";
+        return r;
+    }
+    if (!strcmp(buf_cstr(line), "*")) {      /* RFC 5034 section 4: the client cancels */
+        client_reply(c, "-ERR Authentication cancelled");
+        return 1;
+    }
+    if (b64_decode(line->s ? line->s : "", line->len, out)) {
+        client_reply(c, "-ERR Invalid base64 data");
+        return 1;
+    }
+    return 0;
+}
+
+/* send_challenge: "+ BASE64" (RFC 5034 section 4; "+ " alone for empty data). */
+static void send_challenge(struct client *c, const char *data, size_t len)
+{
+    struct buf b = BUF_INIT;
+    buf_appends(&b, "+ ");
+    b64_encode((const unsigned char *)data, len, &b);
+    buf_appends(&b, "\r\n");
+    stream_write(c->stream, b.s, b.len);
+    buf_fini(&b);
+}
+
+void cmd_auth(struct client *c, const struct pop3_command *cmd)
+{
+    struct csasl *s = client_sasl(c);
+    if (!s) {
+        client_reply(c, "-ERR [SYS/TEMP] Authentication is unavailable now, try again later");
+        return;
+    }
+    if (cmd->args.count == 0) {
+        /* not in RFC 5034, but widely used by clients to find the mechanisms (RFC 1734 era) */
+        struct buf mechs = BUF_INIT;
+        csasl_mechs(s, "\r\n", &mechs);
+        client_reply(c, "+OK Supported mechanisms follow");
+        if (mechs.len) client_reply(c, "%s", buf_cstr(&mechs));
+        client_reply(c, ".");
+        buf_fini(&mechs);
+        return;
+    }
+    if (cmd->args.count > 2) {
+        client_reply(c, "-ERR AUTH takes a mechanism and an optional initial response");
+        return;
+    }
+    const char *mech = cmd->args.v[0];
+    struct buf line = BUF_INIT, data = BUF_INIT;
+    const char *in = NULL;
+    size_t inlen = 0;
+    if (cmd->args.count == 2) {                 /* RFC 5034 section 4: initial response */
+        const char *ir = cmd->args.v[1];
+        if (strcmp(ir, "=") && b64_decode(ir, strlen(ir), &data)) {
+            client_reply(c, "-ERR Invalid base64 data");
+            goto done;
+        }
+        in = data.s ? data.s : "";
+        inlen = data.len;
+    }
+    const char *out;
+    size_t outlen;
+    int r = csasl_start(s, mech, in, inlen, &out, &outlen);
+    while (r == 1) {
+        send_challenge(c, out, outlen);
+        int rr = read_response(c, &line, &data);
+        if (rr) goto done;
+        r = csasl_step(s, data.s ? data.s : "", data.len, &out, &outlen);
+    }
+    if (r == CF_E_NOTFOUND) {
+        client_reply(c, "-ERR Unsupported authentication mechanism");
+        goto done;
+    }
+    if (r == 0 && outlen) {
+        /* RFC 5034 section 4: data with the outcome goes in a last challenge; the client
+         * answers with an empty line */
+        send_challenge(c, out, outlen);
+        if (read_response(c, &line, &data)) goto done;
+    }
+    char mechname[64];
+    snprintf(mechname, sizeof mechname, "%s", mech);
+    for (char *p = mechname; *p; p++) if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 32);
+    if (r == 0) login_complete(c, csasl_user(s), mechname);
+    else login_failed(c, csasl_authid(s), mechname, r == CF_E_AGAIN ? r : CF_E_PERM);
+done:
+    csasl_free(&c->sasl);
+    buf_fini(&line);
+    buf_fini(&data);
+}
+
+/* APOP (RFC 1939 section 7) needs the plaintext password; the SASL glue offers no digest
+ * check, so it is not offered: the greeting carries no timestamp and CAPA does not list it. */
+void cmd_apop(struct client *c, const struct pop3_command *cmd)
+{
+    (void)cmd;
+    client_reply(c, "-ERR APOP is not supported; use AUTH or USER/PASS");
+}

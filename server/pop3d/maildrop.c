@@ -1,0 +1,298 @@
+/* maildrop.c: a POP3 session's maildrop: the user's INBOX locked against other POP3 sessions,
+ * its message list frozen at login, deletion marks, and the dot-stuffed sending of messages. */
+#include "pop3d.h"
+#include "core/error.h"
+#include "core/fileutil.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "net/stream.h"
+#include "store/mboxname.h"
+#include "store/store.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+struct maildrop {
+    struct mailbox *mb;
+    int lockfd;
+    uint32_t uidvalidity;
+    uint32_t n;                     /* messages in the snapshot */
+    uint32_t *uids;
+    uint64_t *sizes;
+    uint8_t *state;                 /* MD_* bits per message */
+};
+
+/* zarray: n zeroed elements of size bytes (at least one, so n = 0 needs no special case) */
+static void *zarray(size_t n, size_t size)
+{
+    void *p = xreallocarray(NULL, n ? n : 1, size);
+    memset(p, 0, (n ? n : 1) * size);
+    return p;
+}
+
+#define MD_DELETED 0x1              /* DELE'd in this session */
+#define MD_WAS_SEEN 0x2             /* had \Seen at login */
+#define MD_SEEN 0x4                 /* RETR'd: \Seen to be set when the session ends */
+
+/* lock_path: configdir/lock/pop3/USER with bytes outside [A-Za-z0-9._@+-] (and a leading
+ * dot) written as %XX, so any user name is one safe file name. */
+static void lock_path(const struct config *cfg, const char *user, struct buf *dir,
+                      struct buf *path)
+{
+    buf_reset(dir);
+    buf_printf(dir, "%s/lock/pop3", config_str(cfg, CFG_CONFIGDIR));
+    buf_reset(path);
+    buf_printf(path, "%s/", buf_cstr(dir));
+    for (const unsigned char *p = (const unsigned char *)user; *p; p++) {
+        int ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                 (*p >= '0' && *p <= '9') || strchr("_@+-", *p) ||
+                 (*p == '.' && p != (const unsigned char *)user);
+        if (ok) buf_putc(path, (char)*p);
+        else buf_printf(path, "%%%02X", *p);
+    }
+}
+
+/* maildrop_lock: 0 with *fd_r holding the lock, CF_E_LOCKED, or CF_E_IO (logged). */
+static int maildrop_lock(const struct config *cfg, const char *user, int *fd_r)
+{
+    struct buf dir = BUF_INIT, path = BUF_INIT;
+    int r = 0;
+    lock_path(cfg, user, &dir, &path);
+    if (mkdir_p(buf_cstr(&dir), 0700) < 0) {
+        log_err("pop3_lock_failed", "call=mkdir path=%s errno=%s", log_quote(buf_cstr(&dir)),
+                log_quote(strerror(errno)));
+        r = CF_E_IO;
+        goto done;
+    }
+    int fd = open(buf_cstr(&path), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        log_err("pop3_lock_failed", "call=open path=%s errno=%s", log_quote(buf_cstr(&path)),
+                log_quote(strerror(errno)));
+        r = CF_E_IO;
+        goto done;
+    }
+    /* flock, not fcntl: the lock belongs to this open file, so it cannot be lost when some
+     * library closes another descriptor of the same file */
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK) {
+            r = CF_E_LOCKED;
+        } else {
+            log_err("pop3_lock_failed", "call=flock path=%s errno=%s",
+                    log_quote(buf_cstr(&path)), log_quote(strerror(e)));
+            r = CF_E_IO;
+        }
+        goto done;
+    }
+    *fd_r = fd;
+done:
+    buf_fini(&dir);
+    buf_fini(&path);
+    return r;
+}
+
+int maildrop_open(struct store *st, const struct config *cfg, const char *user,
+                  struct maildrop **out)
+{
+    *out = NULL;
+    int fd = -1;
+    struct buf name = BUF_INIT;
+    struct maildrop *d = NULL;
+    int r = maildrop_lock(cfg, user, &fd);
+    if (r) goto fail;
+    r = store_ensure_inbox(st, user);
+    if (r < 0) goto fail;
+    mboxname_user_inbox(user, &name);
+    d = xzmalloc(sizeof *d);
+    d->lockfd = fd;
+    fd = -1;
+    r = store_open_mailbox(st, buf_cstr(&name), NULL, &d->mb);
+    if (r) goto fail;
+
+    /* The snapshot: the session view as opened, read under one shared lock. The view is never
+     * synced afterwards, so later deliveries stay invisible (RFC 1939 section 5 numbering). */
+    r = mailbox_lock_shared(d->mb);
+    if (r) goto fail;
+    d->uidvalidity = mailbox_header(d->mb)->uidvalidity;
+    uint32_t count = mailbox_count(d->mb);
+    d->uids = zarray(count, sizeof *d->uids);
+    d->sizes = zarray(count, sizeof *d->sizes);
+    d->state = zarray(count, 1);
+    for (uint32_t i = 1; i <= count; i++) {
+        struct index_record rec;
+        uint32_t uid = mailbox_uid(d->mb, i);
+        int f = mailbox_record(d->mb, uid, &rec);
+        if (f < 0) {
+            mailbox_unlock(d->mb);
+            r = f;
+            goto fail;
+        }
+        if (f == 0 || (rec.flags & FLAG_EXPUNGED)) continue;   /* gone since the open */
+        d->uids[d->n] = uid;
+        d->sizes[d->n] = rec.size;
+        d->state[d->n] = (rec.flags & FLAG_SEEN) ? MD_WAS_SEEN : 0;
+        d->n++;
+    }
+    mailbox_unlock(d->mb);
+    buf_fini(&name);
+    *out = d;
+    return 0;
+
+fail:
+    if (fd >= 0) close(fd);
+    if (d) maildrop_close(&d);
+    buf_fini(&name);
+    return r;
+}
+
+/* apply_seen: one commit that adds \Seen to every message RETR'd in this session. RETR itself
+ * writes nothing, so a client fetching many messages pays for one index commit, not one each. */
+static void apply_seen(struct maildrop *d)
+{
+    uint32_t *uids = NULL;
+    size_t n = 0;
+    for (uint32_t i = 0; i < d->n; i++) {
+        if ((d->state[i] & (MD_SEEN | MD_WAS_SEEN)) != MD_SEEN) continue;
+        if (!uids) uids = zarray(d->n, sizeof *uids);
+        uids[n++] = d->uids[i];
+    }
+    if (!n) return;
+    struct mailbox_store op = { .op = STORE_ADD, .flags = FLAG_SEEN };
+    int r = mailbox_store(d->mb, uids, n, &op, NULL, NULL);
+    if (r) log_err("pop3_seen_failed", "messages=%zu error=%s", n, log_quote(cf_strerror(r)));
+    for (uint32_t i = 0; i < d->n; i++)
+        if (d->state[i] & MD_SEEN) d->state[i] |= MD_WAS_SEEN;
+    free(uids);
+}
+
+void maildrop_close(struct maildrop **dp)
+{
+    struct maildrop *d = *dp;
+    if (!d) return;
+    if (d->mb) {
+        if (d->state) apply_seen(d);
+        mailbox_close(&d->mb);
+    }
+    if (d->lockfd >= 0) close(d->lockfd);   /* releases the flock */
+    free(d->uids);
+    free(d->sizes);
+    free(d->state);
+    free(d);
+    *dp = NULL;
+}
+
+uint32_t maildrop_count(const struct maildrop *d) { return d->n; }
+uint32_t maildrop_uidvalidity(const struct maildrop *d) { return d->uidvalidity; }
+
+int maildrop_get(const struct maildrop *d, uint32_t n, uint32_t *uid_r, uint64_t *size_r)
+{
+    if (n < 1 || n > d->n) return 0;
+    if (d->state[n - 1] & MD_DELETED) return -1;
+    if (uid_r) *uid_r = d->uids[n - 1];
+    if (size_r) *size_r = d->sizes[n - 1];
+    return 1;
+}
+
+void maildrop_stat(const struct maildrop *d, uint32_t *count_r, uint64_t *octets_r)
+{
+    uint32_t n = 0;
+    uint64_t octets = 0;
+    for (uint32_t i = 0; i < d->n; i++) {
+        if (d->state[i] & MD_DELETED) continue;
+        n++;
+        octets += d->sizes[i];
+    }
+    *count_r = n;
+    *octets_r = octets;
+}
+
+void maildrop_delete(struct maildrop *d, uint32_t n)
+{
+    if (n >= 1 && n <= d->n) d->state[n - 1] |= MD_DELETED;
+}
+
+void maildrop_reset(struct maildrop *d)
+{
+    for (uint32_t i = 0; i < d->n; i++) d->state[i] &= (uint8_t)~MD_DELETED;
+}
+
+/* write_stuffed: p[0,len) as multi-line response data, starting at the beginning of a line:
+ * a "." is put before every line that starts with "." (RFC 1939 section 3). The bytes between
+ * such lines go out in one write each, so a message costs a handful of large writes. */
+static int write_stuffed(struct stream *s, const char *p, size_t len)
+{
+    int r = 0;
+    if (len && p[0] == '.') r = stream_write(s, ".", 1);
+    while (!r && len) {
+        const char *q = memmem(p, len, "\n.", 2);
+        size_t chunk = q ? (size_t)(q - p) + 1 : len;
+        r = stream_write(s, p, chunk);
+        if (!r && q) r = stream_write(s, ".", 1);
+        p += chunk;
+        len -= chunk;
+    }
+    return r;
+}
+
+/* top_length: the bytes of the header, the blank line and the first `lines` body lines. */
+static size_t top_length(const char *p, size_t len, long lines)
+{
+    size_t pos = 0;
+    while (pos < len) {                          /* the header, through its blank line */
+        const char *eol = memchr(p + pos, '\n', len - pos);
+        size_t end = eol ? (size_t)(eol - p) + 1 : len;
+        size_t linelen = end - pos;
+        pos = end;
+        if (linelen == 1 || (linelen == 2 && p[end - 2] == '\r')) break;
+    }
+    for (long i = 0; i < lines && pos < len; i++) {
+        const char *eol = memchr(p + pos, '\n', len - pos);
+        pos = eol ? (size_t)(eol - p) + 1 : len;
+    }
+    return pos;
+}
+
+int maildrop_send(struct maildrop *d, struct stream *s, uint32_t n, long lines, int seen,
+                  const char *ok)
+{
+    const char *p;
+    size_t len;
+    if (n < 1 || n > d->n) return CF_E_NOTFOUND;
+    int r = mailbox_message_map(d->mb, d->uids[n - 1], &p, &len);
+    if (r) return r == CF_E_NOTFOUND ? r : CF_E_AGAIN;   /* never a stream error code */
+    size_t want = lines < 0 ? len : top_length(p, len, lines);
+    r = stream_puts(s, ok);
+    if (!r) r = stream_write(s, "\r\n", 2);
+    if (!r) r = write_stuffed(s, p, want);
+    /* the terminating line must start a line of its own */
+    if (!r && want && p[want - 1] != '\n') r = stream_write(s, "\r\n", 2);
+    if (!r) r = stream_write(s, ".\r\n", 3);
+    mailbox_message_unmap(p, len);
+    if (!r && seen) d->state[n - 1] |= MD_SEEN;
+    return r;
+}
+
+int maildrop_commit(struct maildrop *d, uint32_t *expunged_r)
+{
+    *expunged_r = 0;
+    uint32_t *uids = zarray(d->n, sizeof *uids);
+    size_t n = 0;
+    for (uint32_t i = 0; i < d->n; i++)
+        if (d->state[i] & MD_DELETED) uids[n++] = d->uids[i];
+    int r = 0;
+    if (n) {
+        /* \Deleted then expunge, both limited to these uids: messages an IMAP client marked
+         * \Deleted are left for that client to expunge */
+        struct mailbox_store op = { .op = STORE_ADD, .flags = FLAG_DELETED };
+        r = mailbox_store(d->mb, uids, n, &op, NULL, NULL);
+        if (!r) r = mailbox_expunge(d->mb, uids, n, expunged_r);
+        if (r) log_err("pop3_expunge_failed", "messages=%zu error=%s", n,
+                       log_quote(cf_strerror(r)));
+    }
+    free(uids);
+    return r;
+}
