@@ -256,8 +256,16 @@ static void put_addresses(struct wctx *w, struct buf *out, const struct mime_fie
         case '<':
             p = q;
             if (a.have_angle) break;
+            if (a.have_at) {
+                /* "joe@x.org <joe@x.org>": the addr-spec before '<' is the display name */
+                buf_putc(&a.name, '@');
+                buf_append(&a.name, a.domain.s ? a.domain.s : "", a.domain.len);
+                a.have_at = 0;
+            }
             a.have_angle = 1;
             buf_reset(&a.local);
+            buf_reset(&a.domain);
+            buf_reset(&a.route);
             /* obs-route: "@a,@b:" before the addr-spec (RFC 5322 section 4.4) */
             q = alex(p, end, &t, &a.comment);
             if (t.type == '@') {

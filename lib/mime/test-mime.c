@@ -64,6 +64,11 @@ static const struct { const char *hdr, *env; } env_cases[] = {
     { "From: <>\nTo: John Q. Public <jqp@x.org>, (c) Mary (x) <m@y.org>\n",
       "(NIL NIL NIL NIL NIL ((\"John Q. Public\" NIL \"jqp\" \"x.org\")(\"Mary\" NIL \"m\" "
       "\"y.org\")) NIL NIL NIL NIL)" },
+    /* an addr-spec used as the display name; junk after '>' ignored */
+    { "From: joe@x.org <joe@x.org>\nTo: <a@b> junk, c@d\n",
+      "(NIL NIL ((\"joe@x.org\" NIL \"joe\" \"x.org\")) ((\"joe@x.org\" NIL \"joe\" \"x.org\")) "
+      "((\"joe@x.org\" NIL \"joe\" \"x.org\")) ((NIL NIL \"a\" \"b\")(NIL NIL \"c\" \"d\")) NIL"
+      " NIL NIL NIL)" },
     /* a no-colon line and 8-bit junk are tolerated */
     { "From bounce@x Mon Jan 1\nX-Junk: \xff\xfe\nSubject: ok\n",
       "(NIL \"ok\" NIL NIL NIL NIL NIL NIL NIL NIL)" },
@@ -313,6 +318,18 @@ static void test_sections(void)
     mime_summary_fini(&s);
     free(msg);
 
+    /* a top-level message/rfc822: part 1 is the inner message, 1.1 its body */
+    {
+        size_t l2;
+        char *m2 = crlf("Content-Type: message/rfc822\n\nSubject: in\n\ntext\n", &l2);
+        mime_summary_init(&s);
+        UNIT_EQ_INT(mime_summarize(m2, l2, &s), 0);
+        UNIT_EQ_STR(buf_cstr(&s.sections), "S1\n0 0 32 32 21 R 15\n1 0 32 32 21 R 15\n"
+                                           "1.1 32 15 47 6 - 0\n");
+        UNIT_CHECK(check_imap_body(s.bodystructure.s, s.bodystructure.len, 1));
+        mime_summary_fini(&s);
+        free(m2);
+    }
     /* a non-multipart message has a part 1: its body */
     {
         const char *m = "Subject: a\r\n\r\nbody\r\n";
