@@ -4,6 +4,8 @@
  * Usage: pop3-testfill -C coffer.conf [-F] USER FILE...      one message per file, bytes as is
  *        pop3-testfill -C coffer.conf [-F] -n COUNT -s SIZE USER   COUNT made-up messages of
  *                                                               about SIZE bytes (CRLF lines)
+ *        pop3-testfill -C coffer.conf -l USER      list the INBOX: "uid size flags" per line
+ *                                                 (flags: S seen, D deleted, or -)
  * -F skips fsync (fast fills). Prints the uid of each message, one per line. As root with
  * `user` configured it first becomes that user, so the files belong to the server. */
 #include "core/buf.h"
@@ -49,9 +51,10 @@ int main(int argc, char **argv)
 {
     const char *conf = NULL;
     long count = -1, size = 1000;
-    int nofsync = 0, opt;
-    while ((opt = getopt(argc, argv, "C:Fn:s:")) != -1) {
+    int nofsync = 0, list = 0, opt;
+    while ((opt = getopt(argc, argv, "C:Fln:s:")) != -1) {
         switch (opt) {
+        case 'l': list = 1; break;
         case 'C': conf = optarg; break;
         case 'F': nofsync = 1; break;
         case 'n': count = atol(optarg); break;
@@ -59,7 +62,7 @@ int main(int argc, char **argv)
         default: goto usage;
         }
     }
-    if (!conf || optind >= argc || (count < 0 && optind + 1 >= argc)) goto usage;
+    if (!conf || optind >= argc || (count < 0 && !list && optind + 1 >= argc)) goto usage;
     const char *user = argv[optind];
 
     struct config *cfg = NULL;
@@ -80,7 +83,16 @@ int main(int argc, char **argv)
     mboxname_user_inbox(user, &name);
     if ((r = store_open_mailbox(st, buf_cstr(&name), NULL, &mb))) goto fail;
     mailbox_set_nofsync(mb, nofsync);
-    if (count >= 0) {
+    if (list) {
+        for (uint32_t i = 1; i <= mailbox_count(mb); i++) {
+            struct index_record rec;
+            if ((r = mailbox_record(mb, mailbox_uid(mb, i), &rec)) < 0) goto fail;
+            if (r == 0 || (rec.flags & FLAG_EXPUNGED)) continue;
+            printf("%u %llu %s%s%s\n", rec.uid, (unsigned long long)rec.size,
+                   rec.flags & FLAG_SEEN ? "S" : "", rec.flags & FLAG_DELETED ? "D" : "",
+                   rec.flags & (FLAG_SEEN | FLAG_DELETED) ? "" : "-");
+        }
+    } else if (count >= 0) {
         for (long i = 1; i <= count; i++) {
             make_message(&msg, i, size);
             struct mailbox_msg m = { .data = msg.s, .len = msg.len, .fd = -1 };
@@ -114,6 +126,7 @@ fail:
 
 usage:
     fprintf(stderr, "usage: pop3-testfill -C conf [-F] USER FILE...\n"
+                    "       pop3-testfill -C conf -l USER\n"
                     "       pop3-testfill -C conf [-F] -n COUNT -s SIZE USER\n");
     return 2;
 }

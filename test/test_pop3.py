@@ -1,0 +1,478 @@
+"""test_pop3.py: POP3 end to end (RFC 1939, 2449, 5034, 2595): login, the maildrop snapshot,
+RETR/TOP byte transparency, DELE/RSET/QUIT, [IN-USE], UIDL stability and \\Seen, with poplib and
+raw connections. Messages are put into the INBOX with server/pop3d's pop3-testfill helper."""
+import base64
+import os
+import poplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from coffer_harness import CofferTestCase, SharedCofferTestCase, main  # noqa: E402
+
+PASSWORD = "s3cret pass"        # a space: PASS takes the rest of the line
+
+MSG_DOTS = (b"From: a@coffer.test\r\nTo: b@coffer.test\r\nSubject: dots\r\n\r\n"
+            b".leading dot\r\n..two dots\r\n.\r\nmiddle\r\n.\r\n\r\nlast line\r\n")
+MSG_NO_CRLF = b"From: a@coffer.test\r\nSubject: no final line end\r\n\r\nbody without CRLF"
+MSG_PLAIN = (b"From: a@coffer.test\r\nSubject: plain\r\nX-Long: "
+             + b"v" * 300 + b"\r\n\r\nline 1\r\nline 2\r\nline 3\r\nline 4\r\n")
+
+
+def fill(coffer, user, *messages):
+    """Append messages (bytes) to user's INBOX; returns their uids."""
+    paths = []
+    with tempfile.TemporaryDirectory() as d:
+        for i, m in enumerate(messages):
+            p = os.path.join(d, "m%d" % i)
+            with open(p, "wb") as f:
+                f.write(m)
+            os.chmod(p, 0o644)
+            paths.append(p)
+        os.chmod(d, 0o755)
+        r = subprocess.run([os.path.join(coffer.bindir, "pop3-testfill"), "-C",
+                            coffer.conf_path, user] + paths, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60, env=coffer.env())
+    if r.returncode != 0:
+        raise AssertionError("pop3-testfill failed: %r" % r.stderr)
+    return [int(x) for x in r.stdout.split()]
+
+
+def inbox(coffer, user):
+    """{uid: (size, flags)} of user's INBOX from pop3-testfill -l."""
+    r = subprocess.run([os.path.join(coffer.bindir, "pop3-testfill"), "-C", coffer.conf_path,
+                        "-l", user], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60, env=coffer.env())
+    if r.returncode != 0:
+        raise AssertionError("pop3-testfill -l failed: %r" % r.stderr)
+    out = {}
+    for line in r.stdout.decode().splitlines():
+        uid, size, flags = line.split()
+        out[int(uid)] = (int(size), flags)
+    return out
+
+
+def read_body(conn):
+    """Raw multi-line body after a +OK: bytes up to the terminating CRLF.CRLF, unstuffed."""
+    data = b""
+    while not (data.endswith(b"\r\n.\r\n") or data == b".\r\n"):
+        data += conn.readline()
+    data = data[:-5] if data != b".\r\n" else b""
+    lines = data.split(b"\r\n")
+    return b"\r\n".join(l[1:] if l.startswith(b".") else l for l in lines)
+
+
+class Pop3Test(SharedCofferTestCase):
+    coffer_kwargs = {"global_settings": {"auth_fail_delay": "0"}}
+    users = set()
+
+    def user(self, name):
+        if name not in self.users:
+            self.coffer.add_user(name, PASSWORD)
+            self.users.add(name)
+        return name
+
+    def login(self, name, service="pop3s"):
+        p = self.coffer.pop3(service)
+        if service == "pop3":
+            p.stls(self.coffer.ssl_context())
+        p.user(name)
+        p.pass_(PASSWORD)
+        return p
+
+    def raw_login(self, name):
+        c = self.coffer.connect("pop3s")
+        c.readline()
+        c.cmd("USER " + name)
+        self.assertRegex(c.readline(), rb"^\+OK")
+        c.cmd("PASS " + PASSWORD)
+        self.assertRegex(c.readline(), rb"^\+OK")
+        return c
+
+    # ---- authorization
+
+    def test_plaintext_refused_without_tls(self):
+        u = self.user("plainuser")
+        with self.coffer.connect("pop3") as c:
+            c.readline()
+            c.cmd("CAPA")
+            c.readline()
+            caps = [l.split()[0] for l in c.read_multiline()]
+            self.assertNotIn(b"USER", caps)
+            c.cmd("USER " + u)
+            self.assertRegex(c.readline(), rb"^-ERR \[AUTH\] .*TLS")
+            c.cmd("PASS " + PASSWORD)
+            self.assertRegex(c.readline(), rb"^-ERR \[AUTH\]")
+            c.cmd("AUTH PLAIN " + base64.b64encode(b"\0" + u.encode() + b"\0" +
+                                                   PASSWORD.encode()).decode())
+            self.assertRegex(c.readline(), rb"^-ERR")
+            c.cmd("STLS")
+            self.assertRegex(c.readline(), rb"^\+OK")
+            c.starttls(self.coffer.ssl_context())
+            c.cmd("CAPA")
+            c.readline()
+            caps = c.read_multiline()
+            self.assertIn(b"USER", [l.split()[0] for l in caps])
+            self.assertTrue([l for l in caps if l.startswith(b"SASL ") and b"PLAIN" in l], caps)
+            c.cmd("USER " + u)
+            self.assertRegex(c.readline(), rb"^\+OK")
+            c.cmd("PASS " + PASSWORD)
+            self.assertRegex(c.readline(), rb"^\+OK")
+            c.cmd("QUIT")
+            self.assertRegex(c.readline(), rb"^\+OK")
+
+    def test_login_good_and_bad(self):
+        u = self.user("gooduser")
+        p = self.coffer.pop3("pop3s")
+        p.user(u)
+        with self.assertRaisesRegex(poplib.error_proto, r"\[AUTH\] Authentication failed"):
+            p.pass_("wrong")
+        with self.assertRaisesRegex(poplib.error_proto, "USER first"):
+            p.pass_(PASSWORD)
+        p.user("nosuchuser")
+        with self.assertRaisesRegex(poplib.error_proto, r"\[AUTH\]"):
+            p.pass_(PASSWORD)
+        p.user(u)
+        self.assertTrue(p.pass_(PASSWORD).startswith(b"+OK"))
+        self.assertTrue(p.quit().startswith(b"+OK"))
+        self.coffer.wait_log(r"event=login_failed .*user=nosuchuser")
+
+    def test_three_failures_close(self):
+        with self.coffer.connect("pop3s") as c:
+            c.readline()
+            for i in range(3):
+                c.cmd("USER x%d" % i)
+                self.assertRegex(c.readline(), rb"^\+OK")
+                c.cmd("PASS bad")
+                self.assertRegex(c.readline(), rb"^-ERR \[AUTH\]")
+            self.assertTrue(c.wait_eof(5))
+
+    def test_wrong_state_and_bad_input(self):
+        with self.coffer.connect("pop3s") as c:
+            c.readline()
+            for cmd in ("NOOP", "STAT", "LIST", "RETR 1", "DELE 1", "UIDL", "TOP 1 1", "RSET"):
+                c.cmd(cmd)
+                self.assertRegex(c.readline(), rb"^-ERR .*only allowed after login", cmd)
+            c.cmd("APOP x 0123456789abcdef0123456789abcdef")
+            self.assertRegex(c.readline(), rb"^-ERR APOP is not supported")
+            c.cmd("XYZZY")
+            self.assertRegex(c.readline(), rb"^-ERR Unknown command")
+            c.send(b"USER " + b"x" * 70000 + b"\r\n")
+            self.assertRegex(c.readline(), rb"^-ERR Line too long")
+            c.cmd("QUIT")
+            self.assertRegex(c.readline(), rb"^\+OK")
+        u = self.user("stateuser")
+        fill(self.coffer, u, MSG_PLAIN)
+        c = self.raw_login(u)
+        with c:
+            for cmd in ("USER x", "PASS y", "AUTH PLAIN", "STLS"):
+                c.cmd(cmd)
+                self.assertRegex(c.readline(), rb"^-ERR .*not allowed after login", cmd)
+            for cmd, rx in (("RETR", rb"^-ERR RETR needs a message number"),
+                            ("RETR 0", rb"^-ERR No such message"),
+                            ("RETR 2", rb"^-ERR No such message"),
+                            ("RETR x", rb"^-ERR Invalid message number"),
+                            ("RETR -1", rb"^-ERR Invalid message number"),
+                            ("RETR 99999999999", rb"^-ERR Invalid message number"),
+                            ("RETR 1 2", rb"^-ERR Too many arguments"),
+                            ("TOP 1", rb"^-ERR TOP needs"),
+                            ("TOP 1 x", rb"^-ERR Invalid line count"),
+                            ("STAT 1", rb"^-ERR Too many arguments"),
+                            ("NOOP", rb"^\+OK")):
+                c.cmd(cmd)
+                self.assertRegex(c.readline(), rx, cmd)
+            c.cmd("QUIT")
+            self.assertRegex(c.readline(), rb"^\+OK")
+
+    def test_capa(self):
+        with self.coffer.connect("pop3s") as c:
+            c.readline()
+            c.cmd("CAPA")
+            self.assertRegex(c.readline(), rb"^\+OK")
+            caps = c.read_multiline()
+            for want in (b"TOP", b"UIDL", b"USER", b"RESP-CODES", b"AUTH-RESP-CODE",
+                         b"PIPELINING", b"EXPIRE NEVER", b"LOGIN-DELAY 0",
+                         b"IMPLEMENTATION Coffer"):
+                self.assertIn(want, caps)
+            self.assertFalse([l for l in caps if l == b"STLS"])
+            sasl = [l for l in caps if l.startswith(b"SASL ")]
+            self.assertEqual(len(sasl), 1, caps)
+            self.assertIn(b"PLAIN", sasl[0].split())
+
+    def test_auth_plain(self):
+        u = self.user("authuser")
+        cred = base64.b64encode(b"\0" + u.encode() + b"\0" + PASSWORD.encode()).decode()
+        # initial response (RFC 5034 section 4)
+        with self.coffer.connect("pop3s") as c:
+            c.readline()
+            c.cmd("AUTH PLAIN " + cred)
+            self.assertRegex(c.readline(), rb"^\+OK")
+            c.cmd("STAT")
+            self.assertRegex(c.readline(), rb"^\+OK \d+ \d+")
+            c.cmd("QUIT")
+            self.assertRegex(c.readline(), rb"^\+OK")
+        # without: empty challenge, then the response
+        with self.coffer.connect("pop3s") as c:
+            c.readline()
+            c.cmd("auth plain")
+            self.assertEqual(c.readline(), b"+ \r\n")
+            c.cmd(cred)
+            self.assertRegex(c.readline(), rb"^\+OK")
+            c.cmd("QUIT")
+            self.assertRegex(c.readline(), rb"^\+OK")
+        # cancel, bad base64, bad password, unknown mechanism
+        with self.coffer.connect("pop3s") as c:
+            c.readline()
+            c.cmd("AUTH PLAIN")
+            self.assertEqual(c.readline(), b"+ \r\n")
+            c.cmd("*")
+            self.assertRegex(c.readline(), rb"^-ERR Authentication cancelled")
+            c.cmd("AUTH PLAIN !!!!")
+            self.assertRegex(c.readline(), rb"^-ERR Invalid base64")
+            c.cmd("AUTH PLAIN")
+            c.readline()
+            c.cmd("not base64")
+            self.assertRegex(c.readline(), rb"^-ERR Invalid base64")
+            c.cmd("AUTH PLAIN " + base64.b64encode(b"\0" + u.encode() + b"\0bad").decode())
+            self.assertRegex(c.readline(), rb"^-ERR \[AUTH\] Authentication failed")
+            c.cmd("AUTH X-UNKNOWN")
+            self.assertRegex(c.readline(), rb"^-ERR Unsupported")
+            c.cmd("AUTH")
+            self.assertRegex(c.readline(), rb"^\+OK")
+            self.assertIn(b"PLAIN", c.read_multiline())
+            c.cmd("AUTH PLAIN =")     # an empty initial response: a malformed PLAIN message
+            self.assertRegex(c.readline(), rb"^-ERR \[AUTH\] Authentication failed\r")
+            c.cmd("AUTH PLAIN " + base64.b64encode(b"\0" + u.encode() + b"\0bad2").decode())
+            self.assertRegex(c.readline(), rb"^-ERR \[AUTH\] .*too many failures")
+            # that was the third failure (cancel and bad base64 do not count): it ends
+            self.assertTrue(c.wait_eof(5))
+
+    def test_pipelining(self):
+        u = self.user("pipeuser")
+        fill(self.coffer, u, MSG_PLAIN, MSG_PLAIN)
+        with self.coffer.connect("pop3s") as c:
+            c.readline()
+            c.send(("USER %s\r\nPASS %s\r\nSTAT\r\nLIST\r\nUIDL 2\r\nNOOP\r\nQUIT\r\n" %
+                    (u, PASSWORD)).encode())
+            self.assertRegex(c.readline(), rb"^\+OK")
+            self.assertRegex(c.readline(), rb"^\+OK Maildrop locked")
+            self.assertEqual(c.readline(), b"+OK 2 %d\r\n" % (2 * len(MSG_PLAIN)))
+            self.assertRegex(c.readline(), rb"^\+OK 2 messages")
+            self.assertEqual(len(c.read_multiline()), 2)
+            self.assertRegex(c.readline(), rb"^\+OK 2 \d+\.\d+\r\n")
+            self.assertEqual(c.readline(), b"+OK\r\n")
+            self.assertRegex(c.readline(), rb"^\+OK .*0 messages deleted")
+            self.assertTrue(c.at_eof(5))
+
+    # ---- the maildrop
+
+    def test_stat_list_uidl(self):
+        u = self.user("listuser")
+        msgs = [MSG_PLAIN, MSG_DOTS, MSG_NO_CRLF]
+        uids = fill(self.coffer, u, *msgs)
+        p = self.login(u)
+        self.assertEqual(p.stat(), (3, sum(len(m) for m in msgs)))
+        resp, lines, _ = p.list()
+        self.assertEqual(lines, [b"%d %d" % (i + 1, len(m)) for i, m in enumerate(msgs)])
+        self.assertEqual(p.list(2), b"+OK 2 %d" % len(MSG_DOTS))
+        resp, ul, _ = p.uidl()
+        ids = [l.split()[1] for l in ul]
+        self.assertEqual([int(x.split(b".")[1]) for x in ids], uids)
+        self.assertEqual(len(set(x.split(b".")[0] for x in ids)), 1)
+        self.assertEqual(p.uidl(3), b"+OK 3 " + ids[2])
+        p.quit()
+        # the same ids in a later session, over STLS this time
+        p = self.login(u, "pop3")
+        self.assertEqual([l.split()[1] for l in p.uidl()[1]], ids)
+        p.quit()
+
+    def test_retr_byte_exact(self):
+        u = self.user("retruser")
+        msgs = [MSG_PLAIN, MSG_DOTS, MSG_NO_CRLF, b""]
+        fill(self.coffer, u, *msgs)
+        c = self.raw_login(u)
+        with c:
+            for i, m in enumerate(msgs, 1):
+                c.cmd("RETR %d" % i)
+                self.assertEqual(c.readline(), b"+OK %d octets\r\n" % len(m))
+                want = m[:-2] if m.endswith(b"\r\n") else m
+                self.assertEqual(read_body(c), want, "message %d" % i)
+            # the wire form: dot-stuffed
+            c.cmd("RETR 2")
+            c.readline()
+            wire = b""
+            while not wire.endswith(b"\r\n.\r\n"):
+                wire += c.readline()
+            self.assertIn(b"\r\n..leading dot\r\n...two dots\r\n..\r\nmiddle\r\n..\r\n", wire)
+            c.cmd("QUIT")
+            c.readline()
+        p = self.login(u)
+        for i, m in enumerate(msgs[:2], 1):
+            resp, lines, octets = p.retr(i)
+            self.assertEqual(b"\r\n".join(lines) + b"\r\n", m)
+        p.quit()
+
+    def test_top(self):
+        u = self.user("topuser")
+        fill(self.coffer, u, MSG_PLAIN, MSG_NO_CRLF)
+        header, body = MSG_PLAIN.split(b"\r\n\r\n", 1)
+        p = self.login(u)
+        resp, lines, _ = p.top(1, 0)
+        self.assertEqual(b"\r\n".join(lines), header + b"\r\n")
+        resp, lines, _ = p.top(1, 2)
+        self.assertEqual(b"\r\n".join(lines), header + b"\r\n\r\nline 1\r\nline 2")
+        resp, lines, _ = p.top(1, 100)
+        self.assertEqual(b"\r\n".join(lines) + b"\r\n", MSG_PLAIN)
+        resp, lines, _ = p.top(2, 5)
+        self.assertEqual(b"\r\n".join(lines), MSG_NO_CRLF)
+        p.quit()
+        self.assertEqual([f for s, f in inbox(self.coffer, u).values()], ["-", "-"],
+                         "TOP must not set \\Seen")
+
+    def test_dele_rset_quit(self):
+        u = self.user("deleuser")
+        uids = fill(self.coffer, u, MSG_PLAIN, MSG_DOTS, MSG_NO_CRLF)
+        p = self.login(u)
+        self.assertTrue(p.dele(2).startswith(b"+OK"))
+        with self.assertRaisesRegex(poplib.error_proto, "already deleted"):
+            p.retr(2)
+        with self.assertRaisesRegex(poplib.error_proto, "already deleted"):
+            p.dele(2)
+        self.assertEqual(p.stat(), (2, len(MSG_PLAIN) + len(MSG_NO_CRLF)))
+        self.assertEqual([l.split()[0] for l in p.list()[1]], [b"1", b"3"])
+        self.assertEqual(len(p.uidl()[1]), 2)
+        self.assertTrue(p.rset().startswith(b"+OK Maildrop has 3 messages"))
+        self.assertEqual(p.stat()[0], 3)
+        p.dele(1)
+        p.dele(3)
+        self.assertRegex(p.quit(), rb"^\+OK .*\(2 messages deleted\)")
+        self.assertEqual(sorted(inbox(self.coffer, u)), [uids[1]])
+        p = self.login(u)
+        self.assertEqual(p.stat(), (1, len(MSG_DOTS)))
+        self.assertEqual(int(p.uidl(1).split(b".")[-1]), uids[1])
+        p.quit()
+
+    def test_dele_then_drop_keeps(self):
+        u = self.user("dropuser")
+        uids = fill(self.coffer, u, MSG_PLAIN, MSG_DOTS)
+        c = self.raw_login(u)
+        c.cmd("DELE 1")
+        self.assertRegex(c.readline(), rb"^\+OK")
+        c.cmd("DELE 2")
+        self.assertRegex(c.readline(), rb"^\+OK")
+        c.close()
+        # the maildrop lock goes with the session: wait until a new login gets it
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                p = self.login(u)
+                break
+            except poplib.error_proto:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.assertEqual(p.stat()[0], 2)
+        p.quit()
+        self.assertEqual(sorted(inbox(self.coffer, u)), uids)
+
+    def test_in_use(self):
+        u = self.user("lockuser")
+        fill(self.coffer, u, MSG_PLAIN)
+        p1 = self.login(u)
+        p2 = self.coffer.pop3("pop3s")
+        p2.user(u)
+        with self.assertRaisesRegex(poplib.error_proto, r"^b?'?-ERR \[IN-USE\]"):
+            p2.pass_(PASSWORD)
+        cred = base64.b64encode(b"\0" + u.encode() + b"\0" + PASSWORD.encode())
+        p2.sock.sendall(b"AUTH PLAIN " + cred + b"\r\n")
+        self.assertRegex(p2._getline()[0], rb"^-ERR \[IN-USE\]")
+        p1.quit()
+        p2.user(u)
+        self.assertTrue(p2.pass_(PASSWORD).startswith(b"+OK"))
+        p2.quit()
+
+    def test_delivery_during_session_not_shown(self):
+        u = self.user("snapuser")
+        fill(self.coffer, u, MSG_PLAIN)
+        p = self.login(u)
+        new = fill(self.coffer, u, MSG_DOTS)
+        self.assertEqual(p.stat(), (1, len(MSG_PLAIN)))
+        self.assertEqual(len(p.uidl()[1]), 1)
+        with self.assertRaises(poplib.error_proto):
+            p.retr(2)
+        p.dele(1)
+        p.quit()
+        self.assertEqual(sorted(inbox(self.coffer, u)), new)
+        p = self.login(u)
+        self.assertEqual(p.stat(), (1, len(MSG_DOTS)))
+        p.quit()
+
+    def test_seen_after_retr(self):
+        u = self.user("seenuser")
+        uids = fill(self.coffer, u, MSG_PLAIN, MSG_DOTS)
+        p = self.login(u)
+        p.retr(2)
+        p.quit()
+        box = inbox(self.coffer, u)
+        self.assertEqual(box[uids[0]][1], "-")
+        self.assertEqual(box[uids[1]][1], "S")
+
+    def test_uidl_stable_across_restart(self):
+        u = self.user("restartuser")
+        fill(self.coffer, u, MSG_PLAIN, MSG_PLAIN)
+        p = self.login(u)
+        before = p.uidl()[1]
+        p.quit()
+        fill(self.coffer, u, MSG_DOTS)
+        p = self.login(u)
+        after = p.uidl()[1]
+        p.quit()
+        self.assertEqual(after[:2], before)
+        self.assertEqual(len(after), 3)
+
+
+class Pop3SettingsTest(CofferTestCase):
+    def test_fail_delay_and_seen_off(self):
+        c = self.new_coffer(global_settings={"auth_fail_delay": "1s",
+                                             "pop3_retr_sets_seen": "no",
+                                             "allow_plaintext": "yes"})
+        c.add_user("delayuser", PASSWORD)
+        uids = fill(c, "delayuser", MSG_PLAIN)
+        p = c.pop3("pop3")          # plaintext allowed: no STLS needed
+        self.assertIn("USER", p.capa())
+        p.user("delayuser")
+        t0 = time.monotonic()
+        with self.assertRaises(poplib.error_proto):
+            p.pass_("wrong")
+        self.assertGreaterEqual(time.monotonic() - t0, 0.9)
+        p.user("delayuser")
+        p.pass_(PASSWORD)
+        p.retr(1)
+        p.quit()
+        self.assertEqual(inbox(c, "delayuser")[uids[0]][1], "-")
+        c.wait_log(r"event=login_failed .*user=delayuser")
+
+    def test_restart_keeps_uidl(self):
+        c = self.new_coffer(global_settings={"auth_fail_delay": "0"})
+        c.add_user("u1", PASSWORD)
+        fill(c, "u1", MSG_PLAIN, MSG_DOTS)
+        p = c.pop3("pop3s")
+        p.user("u1")
+        p.pass_(PASSWORD)
+        before = p.uidl()[1]
+        p.quit()
+        c.stop()
+        c.start()
+        p = c.pop3("pop3s")
+        p.user("u1")
+        p.pass_(PASSWORD)
+        self.assertEqual(p.uidl()[1], before)
+        p.quit()
+
+
+if __name__ == "__main__":
+    main()
