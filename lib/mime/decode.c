@@ -160,10 +160,24 @@ static int utf8_valid(const char *in, size_t n)
     return 1;
 }
 
+/* windows-1252 in 0x80-0x9f, where Latin-1 has only C1 controls. Mail labelled iso-8859-1 is
+ * very often windows-1252 (quotes, dashes, the euro), and WHATWG's Encoding Standard maps the
+ * label that way too; the five unassigned bytes stay C1 controls. */
+static const uint16_t cp1252_c1[32] = {
+    0x20ac, 0x0081, 0x201a, 0x0192, 0x201e, 0x2026, 0x2020, 0x2021,
+    0x02c6, 0x2030, 0x0160, 0x2039, 0x0152, 0x008d, 0x017d, 0x008f,
+    0x0090, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022, 0x2013, 0x2014,
+    0x02dc, 0x2122, 0x0161, 0x203a, 0x0153, 0x009d, 0x017e, 0x0178,
+};
+
 static void latin1_to_utf8(const char *in, size_t n, struct buf *out)
 {
     size_t i;
-    for (i = 0; i < n; i++) put_utf8(out, (unsigned char)in[i]);
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c < 0x80) buf_putc(out, (char)c);
+        else put_utf8(out, c < 0xa0 ? cp1252_c1[c - 0x80] : c);
+    }
 }
 
 /* guess_to_utf8: text of unknown charset: UTF-8 if it is valid UTF-8, else Latin-1, which

@@ -20,8 +20,10 @@ int mime_decode_qp(const char *in, size_t n, int header, struct buf *out);
 /* mime_charset_to_utf8: append in[0,n), in the named charset (MIME name, case-insensitive,
  * NUL-terminated), to out as valid UTF-8. Invalid sequences become U+FFFD. For an unknown or
  * empty charset, and for us-ascii with 8-bit bytes, the bytes are kept when they are valid UTF-8
- * and else read as Latin-1. Returns 0, CF_E_NOTFOUND for an unknown charset, or CF_E_PARSE
- * when something was replaced; out is filled in every case. */
+ * and else read as Latin-1. Latin-1 (also when named iso-8859-1) takes 0x80-0x9f from
+ * windows-1252, as mail in the wild needs. Returns 0, CF_E_NOTFOUND for an unknown charset,
+ * or CF_E_PARSE when something was replaced; out is filled in every case. Never blocks (iconv
+ * is opened per call: no state is kept between calls, so any thread may call it). */
 int mime_charset_to_utf8(const char *charset, const char *in, size_t n, struct buf *out);
 
 /* mime_decode_header: append a header field value (raw, possibly folded) to out as UTF-8:

@@ -61,19 +61,16 @@ static void put_sp(struct buf *out) { buf_putc(out, ' '); }
 static void unfold(struct buf *b, const char *p, size_t n)
 {
     const char *end = p + n;
-    size_t start;
     buf_reset(b);
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++;
     while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
         end--;
-    start = b->len;
     if (buf_ensure(b, (size_t)(end - p)) < 0) return;
     for (; p < end; p++) {
         if (*p == '\n') continue;
         if (*p == '\r' && p + 1 < end && p[1] == '\n') continue;
         b->s[b->len++] = *p;
     }
-    (void)start;
 }
 
 /* put_field: the unfolded field as an nstring (NIL when absent). */

@@ -54,9 +54,10 @@ struct mime_section { uint64_t header_off, header_len, body_off, body_len; int i
                       int is_multipart; uint64_t msg_header_len; };
 
 /* mime_section_find: look up an IMAP section part spec ("" = whole message, "1", "1.2",
- * "2.1.3") in a serialized section table; returns 1 found with offsets (from the start of the
- * message) of that part's MIME header and body, 0 not found (also for a malformed table, which
- * it reads with bounds checks: the cache file may be damaged). */
+ * "2.1.3": digits and dots only, the caller strips HEADER, TEXT, MIME and HEADER.FIELDS) in a
+ * serialized section table; returns 1 found with offsets (from the start of the message) of
+ * that part's MIME header and body, 0 not found (also for a malformed table, which it reads
+ * with bounds checks: the cache file may be damaged). Linear in the table; never blocks. */
 int mime_section_find(const char *table, size_t table_len, const char *part,
                       struct mime_section *out);
 

@@ -491,6 +491,9 @@ static void test_decode(void)
     UNIT_EQ_INT(mime_charset_to_utf8("UTF-8", "a\xffz", 3, &b), CF_E_PARSE);
     UNIT_EQ_STR(buf_cstr(&b), "a\xef\xbf\xbdz");
     buf_reset(&b);
+    UNIT_EQ_INT(mime_charset_to_utf8("ISO-8859-1", "\x93hi\x94 \xe9", 6, &b), 0);
+    UNIT_EQ_STR(buf_cstr(&b), "\xe2\x80\x9chi\xe2\x80\x9d \xc3\xa9");
+    buf_reset(&b);
     UNIT_EQ_INT(mime_charset_to_utf8("windows-1252", "\x80 5", 3, &b), 0);
     UNIT_EQ_STR(buf_cstr(&b), "\xe2\x82\xac 5");
     buf_reset(&b);
