@@ -2,8 +2,11 @@
 RETR/TOP byte transparency, DELE/RSET/QUIT, [IN-USE], UIDL stability and \\Seen, with poplib and
 raw connections. Messages are put into the INBOX with server/pop3d's pop3-testfill helper."""
 import base64
+import hashlib
+import hmac
 import os
 import poplib
+import shutil
 import socket
 import subprocess
 import sys
@@ -251,6 +254,43 @@ class Pop3Test(SharedCofferTestCase):
             # that was the third failure (cancel and bad base64 do not count): it ends
             self.assertTrue(c.wait_eof(5))
 
+    def test_auth_scram(self):
+        """SCRAM-SHA-256: several steps and server data with the outcome (RFC 5034 section 4:
+        sent as a last challenge, answered with an empty line)."""
+        u = self.user("scramuser")
+        cnonce = base64.b64encode(os.urandom(18)).decode()
+        first_bare = "n=%s,r=%s" % (u, cnonce)
+        with self.coffer.connect("pop3s") as c:
+            c.readline()
+            c.cmd("AUTH SCRAM-SHA-256 " + base64.b64encode(("n,," + first_bare).encode())
+                  .decode())
+            line = c.readline()
+            self.assertTrue(line.startswith(b"+ "), line)
+            server_first = base64.b64decode(line[2:].strip()).decode()
+            attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
+            self.assertTrue(attrs["r"].startswith(cnonce))
+            salted = hashlib.pbkdf2_hmac("sha256", PASSWORD.encode(),
+                                         base64.b64decode(attrs["s"]), int(attrs["i"]))
+            client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+            stored_key = hashlib.sha256(client_key).digest()
+            without_proof = "c=biws,r=" + attrs["r"]
+            auth_msg = ",".join((first_bare, server_first, without_proof)).encode()
+            sig = hmac.new(stored_key, auth_msg, "sha256").digest()
+            proof = bytes(a ^ b for a, b in zip(client_key, sig))
+            c.cmd(base64.b64encode((without_proof + ",p=" +
+                                    base64.b64encode(proof).decode()).encode()).decode())
+            line = c.readline()
+            self.assertTrue(line.startswith(b"+ "), line)
+            server_final = base64.b64decode(line[2:].strip()).decode()
+            server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+            self.assertEqual(server_final, "v=" + base64.b64encode(
+                hmac.new(server_key, auth_msg, "sha256").digest()).decode())
+            c.cmd("")
+            self.assertRegex(c.readline(), rb"^\+OK Maildrop locked")
+            c.cmd("QUIT")
+            self.assertRegex(c.readline(), rb"^\+OK")
+        self.coffer.wait_log(r"event=login .*mech=SCRAM-SHA-256")
+
     def test_pipelining(self):
         u = self.user("pipeuser")
         fill(self.coffer, u, MSG_PLAIN, MSG_PLAIN)
@@ -472,6 +512,61 @@ class Pop3SettingsTest(CofferTestCase):
         p.pass_(PASSWORD)
         self.assertEqual(p.uidl()[1], before)
         p.quit()
+
+
+FETCHMAIL = shutil.which("fetchmail")
+
+
+@unittest.skipUnless(FETCHMAIL, "fetchmail is not installed (apt-get install fetchmail)")
+class FetchmailTest(CofferTestCase):
+    """A real POP3 client: fetchmail over implicit TLS and over STLS, into an MDA that writes
+    one file per message, deleting from the server as it goes."""
+
+    def run_fetchmail(self, c, service, ssl_lines):
+        home = tempfile.mkdtemp(prefix="fetchmail-")
+        self.addCleanup(shutil.rmtree, home, True)
+        out = os.path.join(home, "out")
+        os.mkdir(out)
+        mda = os.path.join(home, "save.sh")
+        with open(mda, "w") as f:
+            f.write("#!/bin/sh\ncat > %s/m.$$\n" % out)
+        os.chmod(mda, 0o755)
+        rc = os.path.join(home, "fetchmailrc")
+        with open(rc, "w") as f:
+            f.write('set no bouncemail\n'
+                    'poll 127.0.0.1 service %d protocol POP3 auth password\n'
+                    '  user "fmuser" there with password "%s" is "x" here\n'
+                    '  %s\n  sslcertck sslcertfile "%s" sslcommonname localhost\n'
+                    '  mda "%s"\n  fetchall\n' % (c.ports[service], PASSWORD, ssl_lines,
+                                                    c.cert, mda))
+        os.chmod(rc, 0o600)
+        env = dict(os.environ, FETCHMAILHOME=home, HOME=home)
+        r = subprocess.run([FETCHMAIL, "-f", rc, "--nosyslog", "-N", "-v"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout.decode(errors="replace"))
+        got = []
+        for n in os.listdir(out):
+            with open(os.path.join(out, n), "rb") as f:
+                got.append(f.read())
+        return got, r.stdout.decode(errors="replace")
+
+    def test_fetchmail(self):
+        c = self.new_coffer(global_settings={"auth_fail_delay": "0"})
+        c.add_user("fmuser", PASSWORD)
+        for service, ssl_lines in (("pop3s", "ssl"), ("pop3", "sslproto 'tls1.2+'")):
+            with self.subTest(service=service):
+                msgs = [MSG_PLAIN, MSG_DOTS]
+                fill(c, "fmuser", *msgs)
+                got, log = self.run_fetchmail(c, service, ssl_lines)
+                self.assertEqual(len(got), 2, log)
+                if service == "pop3":
+                    self.assertIn("STLS", log)
+                # fetchmail hands the MDA LF line ends and adds a Received: header on top
+                for m in msgs:
+                    want = m.replace(b"\r\n", b"\n").split(b"\n", 1)[1]
+                    self.assertTrue([g for g in got if g.endswith(want)],
+                                    "message %r not delivered intact: %r" % (m[:40], got))
+                self.assertEqual(inbox(c, "fmuser"), {}, "fetchmail deletes what it fetched")
 
 
 if __name__ == "__main__":
