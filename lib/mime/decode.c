@@ -533,40 +533,44 @@ uint32_t mime_casefold(uint32_t c)
     return c;
 }
 
-/* next_folded: the folded code point at s (n > 0); invalid bytes become 0x110000 + byte so they
- * match only themselves. Returns the bytes used. */
-static size_t next_folded(const unsigned char *s, size_t n, uint32_t *cp)
+/* fold_cp: append the folded form of the code point at s (n > 0) to out as UTF-8; returns the
+ * bytes read. An invalid byte becomes U+10FF00 + byte (private use), so it matches only the
+ * same invalid byte, and byte matching of the folded UTF-8 stays aligned to code points. */
+static size_t fold_cp(const unsigned char *s, size_t n, struct buf *out)
 {
-    size_t l = utf8_next(s, n, cp);
-    if (!l) { *cp = 0x110000u + s[0]; return 1; }
-    *cp = mime_casefold(*cp);
+    uint32_t cp;
+    size_t l;
+    if (s[0] < 0x80) {
+        buf_putc(out, (char)(s[0] >= 'A' && s[0] <= 'Z' ? s[0] + 32 : s[0]));
+        return 1;
+    }
+    l = utf8_next(s, n, &cp);
+    if (!l) { put_utf8(out, 0x10ff00u + s[0]); return 1; }
+    put_utf8(out, mime_casefold(cp));
     return l;
 }
 
+/* Matching folds both sides to UTF-8 and uses memmem (linear, so a client's SEARCH cannot make
+ * it quadratic), over the haystack in chunks that overlap by the needle's length, so memory
+ * stays bounded for any body size. */
 int mime_text_contains_n(const char *haystack, size_t hlen, const char *needle, size_t nlen)
 {
     const unsigned char *h = (const unsigned char *)haystack;
     const unsigned char *nd = (const unsigned char *)needle;
-    uint32_t stackbuf[64], *nc = stackbuf, cp;
-    size_t ncount = 0, i, l;
+    struct buf nb = BUF_INIT, hb = BUF_INIT;
+    size_t i, chunk;
     int found = 0;
 
     if (nlen == 0) return 1;
-    if (nlen > 64) nc = xreallocarray(NULL, nlen, sizeof(*nc));
-    for (i = 0; i < nlen; i += l) l = next_folded(nd + i, nlen - i, &nc[ncount++]);
-
-    for (i = 0; i < hlen && !found; i += l) {
-        size_t j, k;
-        l = next_folded(h + i, hlen - i, &cp);
-        if (cp != nc[0]) continue;
-        for (j = i + l, k = 1; k < ncount && j < hlen; k++) {
-            uint32_t c2;
-            j += next_folded(h + j, hlen - j, &c2);
-            if (c2 != nc[k]) break;
-        }
-        if (k == ncount) found = 1;
+    for (i = 0; i < nlen; ) i += fold_cp(nd + i, nlen - i, &nb);
+    chunk = nb.len * 2 > 65536 ? nb.len * 2 : 65536;
+    for (i = 0; i < hlen && !found; ) {
+        while (i < hlen && hb.len < chunk) i += fold_cp(h + i, hlen - i, &hb);
+        if (hb.len >= nb.len && memmem(hb.s, hb.len, nb.s, nb.len)) found = 1;
+        else if (hb.len >= nb.len) buf_consume(&hb, hb.len - (nb.len - 1));
     }
-    if (nc != stackbuf) free(nc);
+    buf_fini(&nb);
+    buf_fini(&hb);
     return found;
 }
 

@@ -560,6 +560,22 @@ static void test_contains(void)
         UNIT_EQ_INT(r, contains_cases[i].found);
         if (r != contains_cases[i].found) fprintf(stderr, "contains case %zu\n", i);
     }
+    /* long inputs: a match across the internal chunk boundary, and no quadratic blow-up */
+    {
+        size_t n = 300000, k;
+        char *h = xmalloc(n + 1), *nd = xmalloc(2001);
+        for (k = 0; k < n; k++) h[k] = 'a';
+        h[n] = '\0';
+        for (k = 0; k < 2000; k++) nd[k] = 'A';
+        nd[2000] = '\0';
+        UNIT_EQ_INT(mime_text_contains(h, nd), 1);
+        nd[1999] = 'B';
+        UNIT_EQ_INT(mime_text_contains(h, nd), 0);
+        memcpy(h + 65530, "N\xc3\x89" "EDLE", 7);
+        UNIT_EQ_INT(mime_text_contains(h, "n\xc3\xa9" "edle"), 1);
+        free(h);
+        free(nd);
+    }
     UNIT_EQ_INT(mime_casefold(0x178), 0xff);
     UNIT_EQ_INT(mime_casefold(0x1e9e), 0xdf);
     UNIT_EQ_INT(mime_casefold(0x4c1), 0x4c2);
