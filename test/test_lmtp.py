@@ -9,8 +9,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from coffer_harness import CofferTestCase, main  # noqa: E402
-from test_lmtp_lib import (LMTP_SERVICES, LmtpCase, add_user, body_of, make_msg,  # noqa: E402
-                           mailbox_list, message, run_tool)
+from test_lmtp_lib import (LMTP_SERVICES, LmtpCase, add_user, body_of, coffer_cmd,  # noqa: E402
+                           make_msg, mailbox_list, message, run_tool)
 
 
 class LmtpProtocol(LmtpCase):
@@ -230,6 +230,27 @@ class LmtpProtocol(LmtpCase):
         self.assertEqual(dr, [(250, [b"2.1.5 <quser2> Delivered"])])
         usage = run_tool(co, "usage", "user/quser").split()
         self.assertEqual(usage[1], b"2")      # q1 and q3 charged (q0 came before the quota)
+
+    def test_coffer_deliver(self):
+        co = self.coffer
+        run_tool(co, "create", "user/carol/inbound", "carol=lrswipkxtea,anyone=p")
+        msg = b"Subject: piped\nMessage-ID: <pipe1@x>\n\n.dot line\nend"
+        r = coffer_cmd(co, "deliver", "-f", "mta@x", "-m", "inbound", "carol", input=msg)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        uid = mailbox_list(co, "user/carol/inbound")[-1][0]
+        stored = message(co, "user/carol/inbound", uid)
+        self.assertTrue(stored.startswith(b"Return-Path: <mta@x>\r\n"), stored[:60])
+        self.assertEqual(body_of(stored),
+                         b"Subject: piped\r\nMessage-ID: <pipe1@x>\r\n\r\n.dot line\r\nend\r\n")
+        r = coffer_cmd(co, "deliver", "nosuchuser", input=msg)
+        self.assertEqual(r.returncode, 67, r.stderr)        # EX_NOUSER
+        self.assertIn(b"550 5.1.1", r.stderr)
+        r = coffer_cmd(co, "deliver", "carol", input=b"x" * 30000)
+        self.assertEqual(r.returncode, 65, r.stderr)        # EX_DATAERR: 552 5.3.4
+        run_tool(co, "quota", "user/erin", "1", "-1")
+        r = coffer_cmd(co, "deliver", "erin", input=b"Subject: q\n\n" + b"e" * 3000)
+        self.assertEqual(r.returncode, 75, r.stderr)        # EX_TEMPFAIL: 452 4.2.2
+        run_tool(co, "quota", "user/erin", "-1", "-1")
 
     def test_swaks(self):
         if not shutil.which("swaks"):

@@ -18,6 +18,7 @@ static const struct subcommand {
     int (*run)(struct tool *t);
     const char *usage;
 } subcommands[] = {
+    { "deliver", cmd_deliver, "deliver [-m folder] [-f sender] USER < msg   hand a message to lmtpd" },
     { "status", cmd_status, "status                        workers per service of the running cofferd" },
     { "user", cmd_user, "user add|passwd|delete|list   users in the SASL password database" },
 };

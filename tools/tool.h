@@ -48,5 +48,6 @@ void tool_error(const struct tool *t, const char *fmt, ...) __attribute__((forma
 /* The subcommands. */
 int cmd_user(struct tool *t);
 int cmd_status(struct tool *t);
+int cmd_deliver(struct tool *t);   /* exit codes: sysexits(3), not enum tool_exit */
 
 #endif
