@@ -1,0 +1,555 @@
+/* test-search.c: table-driven tests of SEARCH programs: parsing every RFC 3501 key, syntax
+ * errors, and evaluation against synthetic messages (encoded words, QP and base64 bodies in
+ * ISO-8859-1 and UTF-8, nested multiparts), plus fast-path versus exact agreement. */
+#include "imap/search.h"
+#include "imap/imap-memsource.h"
+#include "imap/imap-parser.h"
+#include "mime/mime.h"
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/strarr.h"
+#include "core/unit.h"
+#include "core/xmalloc.h"
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- synthetic mailbox ---- */
+
+struct tmsg {
+    uint32_t uid;
+    uint32_t flags;
+    int recent;
+    int64_t idate;
+    uint8_t kw;
+    const char *data;
+    struct mime_summary sum;
+    int summarized;
+};
+
+struct tbox {
+    struct tmsg *m;
+    size_t n;
+    unsigned header_calls, message_calls, section_calls, releases;
+    int no_sections;
+    int fail_message;
+};
+
+static int t_record(void *ctx, uint32_t msgno, struct search_record *r)
+{
+    struct tbox *b = ctx;
+    struct tmsg *m = &b->m[msgno - 1];
+    memset(r, 0, sizeof(*r));
+    r->uid = m->uid;
+    r->flags = m->flags;
+    r->recent = m->recent;
+    r->internaldate = m->idate;
+    r->size = strlen(m->data);
+    r->user_flags = &m->kw;
+    r->user_flags_len = 1;
+    return 0;
+}
+
+static void summarize(struct tmsg *m)
+{
+    if (m->summarized) return;
+    mime_summary_init(&m->sum);
+    mime_summarize(m->data, strlen(m->data), &m->sum);
+    m->summarized = 1;
+}
+
+static int t_header(void *ctx, uint32_t msgno, const char **p, size_t *len)
+{
+    struct tbox *b = ctx;
+    struct tmsg *m = &b->m[msgno - 1];
+    b->header_calls++;
+    summarize(m);
+    *p = m->data;
+    *len = m->sum.header_size;
+    return 0;
+}
+
+static int t_sections(void *ctx, uint32_t msgno, const char **p, size_t *len)
+{
+    struct tbox *b = ctx;
+    struct tmsg *m = &b->m[msgno - 1];
+    b->section_calls++;
+    if (b->no_sections) return CF_E_NOTFOUND;
+    summarize(m);
+    *p = m->sum.sections.s;
+    *len = m->sum.sections.len;
+    return 0;
+}
+
+static int t_message(void *ctx, uint32_t msgno, const char **p, size_t *len)
+{
+    struct tbox *b = ctx;
+    b->message_calls++;
+    if (b->fail_message) return CF_E_IO;
+    *p = b->m[msgno - 1].data;
+    *len = strlen(b->m[msgno - 1].data);
+    return 0;
+}
+
+static void t_release(void *ctx, uint32_t msgno)
+{
+    struct tbox *b = ctx;
+    (void)msgno;
+    b->releases++;
+}
+
+static const struct search_msg_ops tops = { t_record, t_header, t_sections, t_message, t_release };
+
+/* 2024-03-01 00:00:00 UTC */
+#define D0 1709251200LL
+
+static const char msg1[] =
+    "Date: Fri, 01 Mar 2024 08:00:00 -0500\r\n"
+    "From: \"Dana Okafor\" <dana.okafor@example.net>\r\n"
+    "To: fred@example.com,\r\n joe@example.com\r\n"
+    "Cc: carol@example.org\r\n"
+    "Subject: Quarterly report: sales\r\n"
+    "Message-ID: <1@example.net>\r\n"
+    "X-Priority: 1 (Highest)\r\n"
+    "\r\n"
+    "Hello world, the quuxwobbleflarn is here.\r\n";
+
+static const char msg2[] =
+    "Date: 2 Mar 2024 23:30:00 +0900\r\n"
+    "From: =?ISO-8859-1?Q?Andr=E9_M=FCller?= <andre@example.fr>\r\n"
+    "To: fred@example.com\r\n"
+    "Bcc: boss@example.com\r\n"
+    "Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe_aus_K=C3=B6ln?=\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: text/plain; charset=ISO-8859-1\r\n"
+    "Content-Transfer-Encoding: quoted-printable\r\n"
+    "\r\n"
+    "Caf=E9 cr=E8me and a soft line bre=\r\n"
+    "akword here. STRASSE\r\n";
+
+/* Nested: multipart/mixed { multipart/alternative { text/plain base64 UTF-8, text/html QP },
+ * application/octet-stream base64 (holds "secretword"), message/rfc822 { text/plain } }. */
+static const char msg3[] =
+    "From: Zoe <zoe@example.org>\r\n"
+    "To: team@example.org\r\n"
+    "Subject: =?utf-8?B?w5xiZXJzaWNodA==?= quarterly\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=\"outer\"\r\n"
+    "\r\n"
+    "preamble zzpreamble\r\n"
+    "--outer\r\n"
+    "Content-Type: multipart/alternative; boundary=inner\r\n"
+    "\r\n"
+    "--inner\r\n"
+    "Content-Type: text/plain; charset=\"utf-8\"\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "\r\n"
+    /* "Ünïcödé body with needle zebra\r\n" */
+    "w5xuw69jw7Zkw6kgYm9keSB3aXRoIG5lZWRsZSB6ZWJyYQ0K\r\n"
+    "--inner\r\n"
+    "Content-Type: text/html; charset=utf-8\r\n"
+    "Content-Transfer-Encoding: quoted-printable\r\n"
+    "\r\n"
+    "<p>html only giraffe =C3=A9l=C3=A8ve</p>\r\n"
+    "--inner--\r\n"
+    "--outer\r\n"
+    "Content-Type: application/octet-stream; name=\"x.bin\"\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "\r\n"
+    "c2VjcmV0d29yZA==\r\n"
+    "--outer\r\n"
+    "Content-Type: message/rfc822\r\n"
+    "\r\n"
+    "From: inner@example.com\r\n"
+    "Subject: inner subject\r\n"
+    "\r\n"
+    "innerword inside\r\n"
+    "--outer--\r\n";
+
+static const char msg4[] =
+    "Date: Sun, 31 Dec 23 10:00:00 GMT\r\n"
+    "From: Fred <fred@example.com>\r\n"
+    "To: dana.okafor@example.net\r\n"
+    "Subject: =?UTF-8?B?w7w=?= =?UTF-8?B?YmVy?= plain\r\n"
+    "X-Custom: Hello There\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "\r\n"
+    "R\xc3\xa9sum\xc3\xa9 and \xc5\xbfmall long-s word; \xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82 world\r\n"
+    "padding padding padding padding padding padding padding padding padding padding\r\n";
+
+static const char msg5[] =
+    "Subject: no date, utf-16 body\r\n"
+    "Content-Type: text/plain; charset=utf-16le\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "\r\n"
+    /* UTF-16LE "hidden" */
+    "aABpAGQAZABlAG4A\r\n";
+
+static struct tmsg box_msgs[] = {
+    { 10, 0x01, 0, D0 + 12 * 3600, 0x00, msg1, { BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, 0, 0 }, 0 },
+    { 11, 0x02 | 0x04, 1, D0 + 86400 + 3600, 0x01, msg2, { BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, 0, 0 }, 0 },
+    { 15, 0x08 | 0x10, 1, D0 + 2 * 86400, 0x02, msg3, { BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, 0, 0 }, 0 },
+    { 20, 0x01 | 0x02, 0, D0 - 86400, 0x03, msg4, { BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, 0, 0 }, 0 },
+    { 21, 0, 0, D0 + 10 * 86400, 0x00, msg5, { BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, 0, 0 }, 0 },
+};
+
+/* ---- helpers ---- */
+
+/* run: parse "A SEARCH <q>" and evaluate it on the box; the matching message numbers as
+ * "1 3 5" in *out (static), or "BAD <reason>" / "NO BADCHARSET". */
+static const char *run(struct tbox *b, const char *q)
+{
+    static char out[512];
+    struct buf in = BUF_INIT;
+    struct imap_memsource ms;
+    struct imap_source src;
+    struct imap_parser_limits lim;
+    struct imap_parser *p;
+    struct imap_command cmd;
+    struct search_program *prog = NULL;
+    const char *err = NULL;
+    struct strarr kw = STRARR_INIT;
+    int r;
+
+    buf_printf(&in, "A SEARCH%s%s\r\n", *q ? " " : "", q);
+    imap_memsource_init(&ms, in.s, in.len, 0, &src);
+    imap_parser_limits_default(&lim);
+    p = imap_parser_new(&src, &lim);
+    out[0] = '\0';
+    if (imap_parser_read(p, &cmd) < 0) {
+        snprintf(out, sizeof(out), "PARSER %s", imap_parser_error(p));
+        goto done;
+    }
+    r = search_parse(cmd.args, cmd.nargs, &prog, &err);
+    if (r == CF_E_NOTFOUND) { snprintf(out, sizeof(out), "NO BADCHARSET"); goto done; }
+    if (r < 0) { snprintf(out, sizeof(out), "BAD %s", err); goto done; }
+    strarr_add(&kw, "$Work");
+    strarr_add(&kw, "Urgent");
+    search_prepare(prog, (uint32_t)b->n, b->m[b->n - 1].uid, &kw);
+    for (uint32_t i = 1; i <= b->n; i++) {
+        r = search_match(prog, &tops, b, i);
+        if (r < 0) { snprintf(out, sizeof(out), "ERR %d", r); goto done; }
+        if (r) snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%u", out[0] ? " " : "", i);
+    }
+done:
+    search_free(&prog);
+    strarr_fini(&kw);
+    imap_parser_free(&p);
+    buf_fini(&in);
+    return out;
+}
+
+static void test_table(void)
+{
+    static const struct { const char *q, *want; } cases[] = {
+        { "ALL", "1 2 3 4 5" },
+        { "1:3", "1 2 3" },
+        { "2,4:*", "2 4 5" },
+        { "*", "5" },
+        { "9:*", "5" },                     /* "*" ranges contain the last message */
+        { "UID 11,20:21", "2 4 5" },
+        { "UID 16:*", "4 5" },
+        { "UID 99", "" },
+        { "ANSWERED", "2 4" },   { "UNANSWERED", "1 3 5" },
+        { "DELETED", "3" },      { "UNDELETED", "1 2 4 5" },
+        { "DRAFT", "3" },        { "UNDRAFT", "1 2 4 5" },
+        { "FLAGGED", "2" },      { "UNFLAGGED", "1 3 4 5" },
+        { "SEEN", "1 4" },       { "UNSEEN", "2 3 5" },
+        { "seen", "1 4" },
+        { "RECENT", "2 3" },     { "NEW", "2 3" },  { "OLD", "1 4 5" },
+        { "KEYWORD $Work", "2 4" },  { "KEYWORD $work", "2 4" },
+        { "KEYWORD Urgent", "3 4" }, { "UNKEYWORD Urgent", "1 2 5" },
+        { "KEYWORD Nonesuch", "" }, { "UNKEYWORD Nonesuch", "1 2 3 4 5" },
+        { "KEYWORD \\Seen", "1 4" }, { "KEYWORD \\Recent", "2 3" },
+        { "LARGER 500", "3" },      { "SMALLER 500", "1 2 4 5" },
+        { "LARGER 100000", "" },
+        { "BEFORE 1-Mar-2024", "4" },
+        { "ON 1-Mar-2024", "1" },     { "ON \"02-mar-2024\"", "2" },
+        { "SINCE 2-Mar-2024", "2 3 5" },
+        { "SENTBEFORE 1-Mar-2024", "4" },         /* 31 Dec 2023 */
+        { "SENTON 1-Mar-2024", "1" },              /* as written, zone disregarded */
+        { "SENTON 2-Mar-2024", "2" },              /* 23:30 +0900 is still the 2nd */
+        { "SENTSINCE 3-Mar-2024", "3 5" },         /* no Date: internal date */
+        { "SENTON 31-Dec-2023", "4" },             /* two-digit year */
+        { "FROM dana.okafor@example.net", "1" },
+        { "FROM \"Dana Okafor\"", "1" },
+        { "FROM \"dana okafor\"", "1" },
+        { "FROM \"müller\"", "2" },                    /* encoded word, ISO-8859-1 */
+        { "FROM \"MÜLLER\"", "2" },
+        { "TO dana.okafor", "4" },
+        { "TO joe@example.com", "1" },             /* folded address list */
+        { "CC carol", "1" },         { "BCC boss", "2" },
+        { "SUBJECT quarterly", "1 3" },
+        { "SUBJECT \"grüße\"", "2" },     { "SUBJECT \"GRÜSSE\"", "" },   /* no full folding of ß */
+        { "SUBJECT \"aus köln\"", "2" },
+        { "SUBJECT \"übersicht\"", "3" },
+        { "SUBJECT \"über plain\"", "4" },         /* adjacent encoded words joined */
+        { "SUBJECT \"\"", "1 2 3 4 5" },
+        { "HEADER X-Custom \"there\"", "4" },
+        { "HEADER x-custom \"\"", "4" },            /* empty string: field present */
+        { "HEADER Message-ID example.net", "1" },
+        { "HEADER X-Priority highest", "1" },
+        { "BODY quuxwobbleflarn", "1" },
+        { "BODY QUUXWOBBLEFLARN", "1" },
+        { "BODY \"café\"", "2" },                       /* QP, ISO-8859-1 */
+        { "BODY \"CRÈME\"", "2" },
+        { "BODY breakword", "2" },                  /* soft line break */
+        { "BODY strasse", "2" },
+        { "BODY zebra", "3" },                      /* base64 UTF-8 inside alternative */
+        { "BODY \"ünïcödé\"", "3" },
+        { "BODY giraffe", "3" },                    /* html part */
+        { "BODY \"élève\"", "3" },
+        { "BODY secretword", "" },                  /* attachment is not text */
+        { "BODY c2VjcmV0d29yZA", "" },
+        { "BODY innerword", "3" },                  /* text inside message/rfc822 */
+        { "BODY zzpreamble", "" },                  /* preamble is not a part */
+        { "BODY \"inner subject\"", "" },           /* encapsulated header is not body text */
+        { "BODY \"résumé\"", "4" },                     /* 8-bit UTF-8 */
+        { "BODY smALL", "4" },                      /* U+017F folds to s */
+        { "BODY \"привет\"", "4" },
+        { "BODY \"ПРИВЕТ\"", "4" },
+        { "BODY hidden", "5" },                     /* UTF-16 base64 */
+        { "BODY Quarterly", "" },                   /* only in a subject */
+        { "TEXT quarterly", "1 3" },
+        { "TEXT quuxwobbleflarn", "1" },
+        { "TEXT \"subject: quarterly\"", "1" },
+        { "TEXT \"müller\"", "2" },
+        { "TEXT innerword", "3" },
+        { "TEXT hidden", "5" },
+        { "TEXT \"\"", "1 2 3 4 5" },
+        { "NOT SEEN", "2 3 5" },
+        { "NOT NOT SEEN", "1 4" },
+        { "OR SEEN FLAGGED", "1 2 4" },
+        { "OR (SEEN ANSWERED) DELETED", "3 4" },
+        { "SEEN ANSWERED", "4" },
+        { "(SEEN ANSWERED)", "4" },
+        { "(OR FROM dana TO dana) NOT UID 20", "1" },
+        { "OR BODY zebra OR BODY \"café\" BODY \"résumé\"", "2 3 4" },
+        { "NOT (OR 1 2)", "3 4 5" },
+        { "((((SEEN))))", "1 4" },
+        { "CHARSET UTF-8 SUBJECT \"grüße\"", "2" },
+        { "CHARSET utf-8 ALL", "1 2 3 4 5" },
+        { "CHARSET US-ASCII SEEN", "1 4" },
+        { "CHARSET {5}\r\nUTF-8 BODY {5}\r\ncafé", "2" },
+        { "CHARSET ISO-8859-1 ALL", "NO BADCHARSET" },
+        { "CHARSET KOI8-R SUBJECT x", "NO BADCHARSET" },
+        /* syntax errors */
+        { "", "BAD Missing search key" },
+        { "CHARSET", "BAD Missing charset" },
+        { "CHARSET UTF-8", "BAD Missing search key" },
+        { "FOO", "BAD Unknown search key" },
+        { "FROM", "BAD Missing search string" },
+        { "FROM (a)", "BAD Invalid search string" },
+        { "HEADER", "BAD Missing header field name" },
+        { "HEADER X-Custom", "BAD Missing search string" },
+        { "HEADER \"bad name\" x", "BAD Invalid header field name" },
+        { "LARGER", "BAD Missing size" },
+        { "LARGER abc", "BAD Invalid size" },
+        { "SMALLER 99999999999", "BAD Invalid size" },
+        { "BEFORE", "BAD Missing date" },
+        { "BEFORE 1-Foo-2024", "BAD Invalid date" },
+        { "ON 32-Jan-2024", "BAD Invalid date" },
+        { "SINCE 2024-03-01", "BAD Invalid date" },
+        { "SENTON 1-Mar-24", "BAD Invalid date" },
+        { "UID", "BAD Missing UID set" },
+        { "UID abc", "BAD Invalid UID set in search" },
+        { "UID 0", "BAD Invalid UID set in search" },
+        { "1:x", "BAD Invalid sequence set in search" },
+        { "KEYWORD", "BAD Missing keyword" },
+        { "NOT", "BAD Missing search key" },
+        { "OR SEEN", "BAD Missing search key" },
+        { "()", "BAD Empty search key list" },
+        { "(SEEN FOO)", "BAD Unknown search key" },
+        { "\"SEEN\"", "BAD Invalid search key" },
+        { "SEEN )", "PARSER" },
+    };
+    struct tbox b = { box_msgs, sizeof(box_msgs) / sizeof(box_msgs[0]), 0, 0, 0, 0, 0, 0 };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got = run(&b, cases[i].q);
+        if (!strcmp(cases[i].want, "PARSER")) {
+            UNIT_CHECK(!strncmp(got, "PARSER", 6));
+            continue;
+        }
+        if (strcmp(got, cases[i].want))
+            fprintf(stderr, "query [%s]: got [%s], want [%s]\n", cases[i].q, got, cases[i].want);
+        UNIT_EQ_STR(got, cases[i].want);
+    }
+    /* sizes compare strictly (RFC 3501 section 6.4.4: larger/smaller than) */
+    {
+        char q[64];
+        snprintf(q, sizeof(q), "LARGER %zu", strlen(msg2));
+        UNIT_EQ_STR(run(&b, q), "3");
+        snprintf(q, sizeof(q), "LARGER %zu", strlen(msg2) - 1);
+        UNIT_EQ_STR(run(&b, q), "2 3");
+        snprintf(q, sizeof(q), "SMALLER %zu", strlen(msg5));
+        UNIT_EQ_STR(run(&b, q), "");
+        snprintf(q, sizeof(q), "SMALLER %zu", strlen(msg5) + 1);
+        UNIT_EQ_STR(run(&b, q), "5");
+    }
+    /* the same answers without a section table (the exact path everywhere) */
+    b.no_sections = 1;
+    UNIT_EQ_STR(run(&b, "BODY zebra"), "3");
+    UNIT_EQ_STR(run(&b, "BODY secretword"), "");
+    UNIT_EQ_STR(run(&b, "TEXT quuxwobbleflarn"), "1");
+    b.no_sections = 0;
+}
+
+/* Cheap keys decide first: nothing beyond the record is read when they settle the answer. */
+static void test_laziness(void)
+{
+    struct tbox b = { box_msgs, sizeof(box_msgs) / sizeof(box_msgs[0]), 0, 0, 0, 0, 0, 0 };
+    UNIT_EQ_STR(run(&b, "SEEN UNSEEN BODY x"), "");
+    UNIT_EQ_INT(b.message_calls, 0);
+    UNIT_EQ_INT(b.header_calls, 0);
+    UNIT_EQ_INT(b.releases, 0);
+    /* the body key written first still runs last */
+    UNIT_EQ_STR(run(&b, "BODY quuxwobbleflarn FROM dana SEEN"), "1");
+    UNIT_EQ_INT(b.header_calls, 2);     /* only the SEEN messages */
+    UNIT_EQ_INT(b.message_calls, 1);    /* only the one whose From matched */
+    UNIT_EQ_INT(b.releases, 2);
+    b.header_calls = b.message_calls = 0;
+    UNIT_EQ_STR(run(&b, "OR SEEN BODY zebra"), "1 3 4");
+    UNIT_EQ_INT(b.message_calls, 3);
+    /* accessor errors end the search with their code */
+    b.fail_message = 1;
+    UNIT_EQ_STR(run(&b, "BODY x"), "ERR -1");
+    UNIT_EQ_STR(run(&b, "SEEN"), "1 4");
+    b.fail_message = 0;
+}
+
+static void test_dates(void)
+{
+    int64_t d;
+    UNIT_EQ_INT(search_date_parse("1-Jan-1970", 10, &d), 0);
+    UNIT_EQ_INT(d, 0);
+    UNIT_EQ_INT(search_date_parse("29-Feb-2024", 11, &d), 0);
+    UNIT_EQ_INT(d, 19782);
+    UNIT_EQ_INT(search_date_parse("1-Mar-2024", 10, &d), 0);
+    UNIT_EQ_INT(d, D0 / 86400);
+    UNIT_EQ_INT(search_date_parse("1-mar-2024x", 11, &d), CF_E_PARSE);
+    UNIT_EQ_INT(search_date_parse("-Mar-2024", 9, &d), CF_E_PARSE);
+    UNIT_EQ_INT(search_date_parse("111-Mar-2024", 12, &d), CF_E_PARSE);
+    UNIT_EQ_INT(search_sent_day("Tue, 1 Jul 2003 10:52:37 +0200", 30, &d), 1);
+    UNIT_EQ_INT(d, 12234);
+    UNIT_EQ_INT(search_sent_day(" (comment) 1 jul 2003", 21, &d), 1);
+    UNIT_EQ_INT(d, 12234);
+    UNIT_EQ_INT(search_sent_day("1 Jul 03", 8, &d), 1);
+    UNIT_EQ_INT(d, 12234);
+    UNIT_EQ_INT(search_sent_day("yesterday", 9, &d), 0);
+    UNIT_EQ_INT(search_sent_day("", 0, &d), 0);
+}
+
+/* The fast path (section table, byte scans) must agree with the exact path on every message
+ * of the MIME corpus for a set of needles, including every word of each message. */
+static void test_fast_vs_exact(void)
+{
+    DIR *d = opendir(MIME_CORPUS_DIR);
+    struct dirent *de;
+    unsigned files = 0, checks = 0, mismatches = 0;
+    static const char *const fixed[] = {
+        "the", "a", "e", "body", "text", "html", "Content-Type", "=", "--", "s", "k", "é",
+        "\xc3\xa9", "zzznotthere", "part", "message", "From", "subject:",
+    };
+    UNIT_CHECK(d != NULL);
+    if (!d) return;
+    while ((de = readdir(d))) {
+        size_t nl = strlen(de->d_name);
+        char path[1024];
+        FILE *f;
+        struct buf msg = BUF_INIT;
+        struct mime_summary s;
+        struct strarr words = STRARR_INIT;
+        char chunk[4096];
+        size_t got;
+        if (nl < 5 || strcmp(de->d_name + nl - 4, ".eml")) continue;
+        snprintf(path, sizeof(path), "%s/%s", MIME_CORPUS_DIR, de->d_name);
+        if (!(f = fopen(path, "rb"))) continue;
+        while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) buf_append(&msg, chunk, got);
+        fclose(f);
+        files++;
+        mime_summary_init(&s);
+        mime_summarize(msg.s ? msg.s : "", msg.len, &s);
+        for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) strarr_add(&words, fixed[i]);
+        {
+            /* every run of letters and digits in the raw bytes, plus prefixes */
+            size_t i = 0;
+            while (i < msg.len) {
+                size_t st;
+                while (i < msg.len && !((msg.s[i] | 0x20) >= 'a' && (msg.s[i] | 0x20) <= 'z') &&
+                       !(msg.s[i] >= '0' && msg.s[i] <= '9')) i++;
+                st = i;
+                while (i < msg.len && (((msg.s[i] | 0x20) >= 'a' && (msg.s[i] | 0x20) <= 'z') ||
+                                       (msg.s[i] >= '0' && msg.s[i] <= '9'))) i++;
+                if (i > st && words.count < 400) {
+                    char *w = xstrndup(msg.s + st, i - st);
+                    if (strarr_find(&words, w) < 0) strarr_take(&words, w);
+                    else free(w);
+                }
+            }
+        }
+        for (size_t i = 0; i < words.count; i++) {
+            for (int wh = 0; wh < 2; wh++) {
+                const char *w = words.v[i];
+                int fast = search_text_match(msg.s ? msg.s : "", msg.len, s.sections.s,
+                                             s.sections.len, w, strlen(w), wh);
+                int exact = search_text_match_exact(msg.s ? msg.s : "", msg.len, w, strlen(w), wh);
+                checks++;
+                if (fast != exact) {
+                    mismatches++;
+                    fprintf(stderr, "%s: needle \"%s\" with_header %d: fast %d exact %d\n",
+                            de->d_name, w, wh, fast, exact);
+                }
+            }
+        }
+        strarr_fini(&words);
+        mime_summary_fini(&s);
+        buf_fini(&msg);
+    }
+    closedir(d);
+    UNIT_CHECK(files >= 10);
+    UNIT_CHECK(checks > 1000);
+    UNIT_EQ_INT(mismatches, 0);
+}
+
+/* A rough speed check of the byte scan on a large ASCII text part (not a benchmark: just
+ * proof that the fast path does not decode or convert a 7-bit part). */
+static void test_scan_speed(void)
+{
+    struct buf m = BUF_INIT;
+    struct mime_summary s;
+    struct timespec t0, t1;
+    double secs;
+    int hits = 0;
+    buf_appends(&m, "Subject: big\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n");
+    while (m.len < (8u << 20)) buf_appends(&m, "lorem ipsum dolor sit amet, quux wobble flarn\r\n");
+    buf_appends(&m, "the quuxwobbleflarn at the end\r\n");
+    mime_summary_init(&s);
+    mime_summarize(m.s, m.len, &s);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < 4; i++)
+        hits += search_text_match(m.s, m.len, s.sections.s, s.sections.len, "quuxwobbleflarn", 15, 1);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    UNIT_EQ_INT(hits, 4);
+    UNIT_EQ_INT(search_text_match(m.s, m.len, s.sections.s, s.sections.len, "quuxwobbleflarnx", 16, 1), 0);
+    printf("scan: 32 MiB in %.3f s\n", secs);
+    UNIT_CHECK(secs < 20.0);
+    mime_summary_fini(&s);
+    buf_fini(&m);
+}
+
+int main(void)
+{
+    setenv("TZ", "UTC", 1);
+    tzset();
+    test_dates();
+    test_table();
+    test_laziness();
+    test_fast_vs_exact();
+    test_scan_speed();
+    for (size_t i = 0; i < sizeof(box_msgs) / sizeof(box_msgs[0]); i++)
+        if (box_msgs[i].summarized) mime_summary_fini(&box_msgs[i].sum);
+    UNIT_DONE();
+}
