@@ -14,6 +14,7 @@
  * so numbers stay stable for the whole of one command. */
 #ifndef COFFER_IMAPD_SELECTED_H
 #define COFFER_IMAPD_SELECTED_H
+#include "imap/imap-arg.h"
 #include "imap/imap-seqset.h"
 #include "store/mailbox.h"
 #include "core/buf.h"
@@ -35,6 +36,9 @@ struct selected {
     /* what the client was last told */
     uint32_t told_exists;
     uint32_t told_recent;
+    /* uids whose flag changes this command already reported (its own STORE, or \Seen set by
+     * FETCH): the next selected_sync does not report them again, then clears the set */
+    struct imap_seqset skip;
 };
 
 /* selected_open: open internal mailbox `name` in store st, build the view from the index
@@ -71,19 +75,42 @@ void selected_flags_append(struct selected *sel, const struct index_record *rec,
 
 /* Flags for selected_sync. */
 #define SELECTED_SYNC_NO_EXPUNGE 1  /* during FETCH, STORE, SEARCH (RFC 3501 section 7.4.1) */
+#define SELECTED_SYNC_UID 2         /* add UID to FETCH FLAGS updates (during UID commands) */
 
-/* selected_sync: bring the view up to date and send the untagged responses it owes
- * (`* N EXPUNGE` unless SELECTED_SYNC_NO_EXPUNGE, `* N EXISTS`, `* N RECENT`, `* N FETCH
- * (FLAGS ...)` for flags changed by others; with the UID too when uid_in_fetch). Claims
- * \Recent for newly arrived messages in a read-write session. skip (may be NULL) is a set of
- * uids whose flag changes were already reported (this command's own STORE). 0,
- * CF_E_NOTFOUND (mailbox deleted), CF_E_CORRUPT, CF_E_IO: the caller deselects. */
-int selected_sync(struct client *c, unsigned flags, const struct imap_seqset *skip);
+/* selected_sync: bring c->sel's view up to date and send the untagged responses it owes
+ * (`* N EXPUNGE` unless SELECTED_SYNC_NO_EXPUNGE, `* N EXISTS` and `* N RECENT` when messages
+ * arrived, `* N FETCH (FLAGS ...)` for flags changed elsewhere, except uids in sel->skip,
+ * which is cleared). Claims \Recent for newly arrived messages in a read-write session. 0,
+ * CF_E_NOTFOUND (mailbox deleted), CF_E_CORRUPT, CF_E_IO. Blocks on the shared lock. */
+int selected_sync(struct client *c, unsigned flags);
 
-/* selected_sync_after_command: the one hook the command loop calls after every command
- * (and IDLE calls while idling): when a mailbox is selected, sync with or without expunges
- * as the command allows, and on a deleted or damaged mailbox say BYE/deselect. */
-void selected_sync_after_command(struct client *c, const char *cmd_name);
+/* selected_sync_before_tagged: the one hook client_tagged() calls before every tagged
+ * response: when a mailbox is selected, sync (without expunges during FETCH, STORE and
+ * SEARCH; with UIDs during UID commands: c->cmd says which command runs), so every command
+ * ends with the updates the RFC wants before its completion. When the mailbox was deleted or
+ * cannot be read it says BYE and ends the session. */
+void selected_sync_before_tagged(struct client *c);
+
+/* selected_expunge: mailbox_expunge (uids NULL: every \Deleted message) and give the quota
+ * root of the mailbox back what went away. The `* N EXPUNGE` responses follow from the next
+ * selected_sync. 0 or mailbox_expunge's errors. Blocks on the lock and the database. */
+int selected_expunge(struct store *st, struct selected *sel, const uint32_t *uids, size_t n);
+
+/* selected_resolve_name: the internal name (into name) of the mailbox argument arg, checked
+ * with acl_lookup for right; rights (ACL_RIGHTS_SIZE) gets the user's rights. 0, or a negative
+ * code after which the command has been answered with tag (BAD, NO [NONEXISTENT], NO [NOPERM],
+ * NO [SERVERBUG]). Blocks on the database. */
+int selected_resolve_name(struct client *c, const char *tag, const struct imap_arg *arg,
+                          char right, struct buf *name, char *rights);
+
+/* selected_reply_error: the tagged NO for a store error code r: NONEXISTENT, OVERQUOTA, LIMIT,
+ * UNAVAILABLE, else SERVERBUG "Internal error" (the store already logged the detail). */
+void selected_reply_error(struct client *c, const char *tag, int r);
+
+/* selected_sync_failed: after selected_sync returned r < 0: the view can no longer be kept
+ * right, so the session says BYE (NONEXISTENT when the mailbox was deleted, SERVERBUG
+ * otherwise), deselects and sets c->end_reason (clients reconnect; SELECT then reports it). */
+void selected_sync_failed(struct client *c, int r);
 
 /* selected_deselect: close the selected mailbox (if any) and go back to authenticated state. */
 void selected_deselect(struct client *c);

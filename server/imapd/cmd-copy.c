@@ -1,0 +1,187 @@
+/* cmd-copy.c: COPY, MOVE and their UID forms (RFC 3501 section 6.4.7, RFC 6851), with
+ * UIDPLUS COPYUID (RFC 4315 section 3) and quota (RFC 9208 OVERQUOTA). */
+#include "imapd.h"
+#include "selected.h"
+#include "acl-check.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "store/mboxname.h"
+#include "store/store.h"
+#include <stdlib.h>
+#include <string.h>
+
+/* The quota root governing the target, checked under its write lock by mailbox_copy. */
+struct copy_quota {
+    struct store *st;
+    struct buf root;
+    struct quota qt;
+    int has_root;
+    int64_t bytes, msgs;        /* what the copy added, for the charge after the commit */
+};
+
+static int quota_check(void *rock, const char *uniqueid, uint64_t add_bytes, uint32_t add_msgs)
+{
+    struct copy_quota *q = rock;
+    (void)uniqueid;
+    q->bytes = (int64_t)add_bytes;
+    q->msgs = add_msgs;
+    if (!q->has_root) return 0;
+    /* read the usage now, under the target's lock, so parallel copies see each other */
+    int r = quotadb_get(q->st->quota, NULL, buf_cstr(&q->root), &q->qt);
+    if (r < 0) return r;
+    if (r == 0) return 0;
+    return quota_would_exceed(&q->qt, (int64_t)add_bytes, add_msgs) ? CF_E_QUOTA : 0;
+}
+
+/* uidset_pairs_append: the COPYUID source and destination sets, in corresponding order, with
+ * runs that are consecutive in both written as ranges (RFC 4315 section 3 uid-set). */
+static void copyuid_append(const uint32_t *src, const uint32_t *dst, size_t n, struct buf *out)
+{
+    struct buf d = BUF_INIT;
+    int first = 1;
+    for (size_t i = 0; i < n;) {
+        if (!dst[i]) {
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j + 1 < n && dst[j + 1] && src[j + 1] == src[j] + 1 && dst[j + 1] == dst[j] + 1)
+            j++;
+        if (!first) {
+            buf_putc(out, ',');
+            buf_putc(&d, ',');
+        }
+        first = 0;
+        if (j > i) {
+            buf_printf(out, "%u:%u", (unsigned)src[i], (unsigned)src[j]);
+            buf_printf(&d, "%u:%u", (unsigned)dst[i], (unsigned)dst[j]);
+        } else {
+            buf_printf(out, "%u", (unsigned)src[i]);
+            buf_printf(&d, "%u", (unsigned)dst[i]);
+        }
+        i = j + 1;
+    }
+    buf_putc(out, ' ');
+    buf_append(out, d.s ? d.s : "", d.len);
+    buf_fini(&d);
+}
+
+static void do_copy(struct client *c, const struct imap_command *cmd, int move)
+{
+    struct selected *sel = c->sel;
+    int uid_cmd = command_is_uid(cmd);
+    struct imap_seqset msgs = IMAP_SEQSET_INIT;
+    struct buf name = BUF_INIT, b = BUF_INIT;
+    struct copy_quota q = { .st = c->store, .root = BUF_INIT };
+    struct mailbox *dst = NULL;
+    uint32_t *uids = NULL, *dst_uids = NULL;
+    size_t n = 0;
+    const char *err = NULL;
+    int r;
+    const char *ext = cmd->nargs == 2 ? imap_arg_astring(&cmd->args[1]) : NULL;
+    if (!ext || !imap_arg_atom(&cmd->args[0])) {
+        client_tagged(c, cmd->tag, "BAD %s takes a sequence set and a mailbox name", cmd->name);
+        goto out;
+    }
+    if (selected_msgset(sel, cmd->args[0].s, uid_cmd, &msgs, &err) < 0) {
+        client_tagged(c, cmd->tag, "BAD %s", err);
+        goto out;
+    }
+    if (move && sel->readonly) {
+        client_tagged(c, cmd->tag, "NO [READ-ONLY] The mailbox is read-only");
+        goto out;
+    }
+    /* RFC 3501 section 6.4.7: a target that does not exist gets TRYCREATE */
+    if (mboxname_from_imap(c->user, ext, &name) < 0) {
+        client_tagged(c, cmd->tag, "NO [TRYCREATE] No such mailbox");
+        goto out;
+    }
+    r = acl_lookup(c, buf_cstr(&name), NULL, 'i', NULL);
+    if (r == 0) {
+        client_tagged(c, cmd->tag, "NO [TRYCREATE] No such mailbox");
+        goto out;
+    }
+    if (r == CF_E_PERM) {
+        client_tagged(c, cmd->tag, "NO [NOPERM] Permission denied");
+        goto out;
+    }
+    if (r < 0) {
+        selected_reply_error(c, cmd->tag, r);
+        goto out;
+    }
+    uint64_t total = imap_seqset_size(&msgs);
+    uids = xreallocarray(NULL, total ? total : 1, sizeof *uids);
+    dst_uids = xreallocarray(NULL, total ? total : 1, sizeof *dst_uids);
+    for (size_t i = 0; i < msgs.count; i++)
+        for (uint64_t m = msgs.r[i].lo; m <= msgs.r[i].hi; m++) {
+            struct index_record rec;
+            uint32_t uid = selected_uid(sel, (uint32_t)m);
+            /* RFC 2180 section 4.4: a message expunged elsewhere is left out */
+            r = mailbox_record(sel->mb, uid, &rec);
+            if (r < 0) {
+                selected_reply_error(c, cmd->tag, r);
+                goto out;
+            }
+            if (r == 1 && !(rec.flags & FLAG_EXPUNGED)) uids[n++] = uid;
+        }
+    if (!n) {
+        client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
+        goto out;
+    }
+    r = store_open_mailbox(c->store, buf_cstr(&name), NULL, &dst);
+    if (r == CF_E_NOTFOUND) {
+        client_tagged(c, cmd->tag, "NO [TRYCREATE] No such mailbox");
+        goto out;
+    }
+    if (r < 0) {
+        selected_reply_error(c, cmd->tag, r);
+        goto out;
+    }
+    r = quotadb_find_root(c->store->quota, NULL, buf_cstr(&name), &q.root);
+    if (r < 0) {
+        selected_reply_error(c, cmd->tag, r);
+        goto out;
+    }
+    q.has_root = r;
+    struct mailbox_quota mq = { quota_check, &q };
+    r = mailbox_copy(sel->mb, uids, n, dst, dst_uids, &mq);
+    if (r < 0) {
+        selected_reply_error(c, cmd->tag, r);
+        goto out;
+    }
+    if (q.has_root && (q.bytes || q.msgs)) {
+        int qr = quotadb_apply_delta(c->store->quota, NULL, buf_cstr(&q.root), q.bytes, q.msgs, 0);
+        if (qr < 0)
+            log_warn("quota_charge_failed", "root=%s error=%s", log_quote(buf_cstr(&q.root)),
+                     cf_strerror(qr));
+    }
+    buf_printf(&b, "[COPYUID %u ", (unsigned)mailbox_header(dst)->uidvalidity);
+    copyuid_append(uids, dst_uids, n, &b);
+    buf_putc(&b, ']');
+    if (!move) {
+        client_tagged(c, cmd->tag, "OK %s %s completed", buf_cstr(&b), cmd->name);
+        goto out;
+    }
+    /* RFC 6851 section 4.3: COPYUID untagged first, then the EXPUNGEs, then the tagged OK */
+    client_untagged(c, "OK %s Moved", buf_cstr(&b));
+    struct mailbox_store st = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+    r = mailbox_store(sel->mb, uids, n, &st, NULL, NULL);
+    if (r == 0) r = selected_expunge(c->store, sel, uids, n);
+    if (r < 0) {
+        selected_reply_error(c, cmd->tag, r);
+        goto out;
+    }
+    client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
+out:
+    mailbox_close(&dst);
+    free(uids);
+    free(dst_uids);
+    buf_fini(&name);
+    buf_fini(&b);
+    buf_fini(&q.root);
+    imap_seqset_fini(&msgs);
+}
+
+void cmd_copy(struct client *c, const struct imap_command *cmd) { do_copy(c, cmd, 0); }
+void cmd_move(struct client *c, const struct imap_command *cmd) { do_copy(c, cmd, 1); }

@@ -1,0 +1,129 @@
+/* cmd-select.c: SELECT, EXAMINE, CLOSE, UNSELECT and CHECK (RFC 3501 sections 6.3.1, 6.3.2,
+ * 6.4.1, 6.4.2; RFC 3691). */
+#include "imapd.h"
+#include "selected.h"
+#include "acl-check.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "store/mboxname.h"
+#include "store/store.h"
+#include <string.h>
+
+/* The system flags every mailbox supports (RFC 3501 section 2.3.2), in reply order. */
+#define SYSTEM_FLAGS "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
+
+/* keywords_append: " kw1 kw2" for every keyword of the mailbox. */
+static void keywords_append(struct selected *sel, struct buf *out)
+{
+    const struct strarr *kw = mailbox_keywords(sel->mb);
+    for (size_t i = 0; kw && i < kw->count; i++) {
+        buf_putc(out, ' ');
+        buf_appends(out, kw->v[i]);
+    }
+}
+
+/* first_unseen: the message number of the first message without \Seen, 0 if none. */
+static uint32_t first_unseen(struct selected *sel)
+{
+    const struct index_header *h = mailbox_header(sel->mb);
+    if (h->seen >= h->exists) return 0;
+    uint32_t count = selected_count(sel);
+    for (uint32_t m = 1; m <= count; m++) {
+        struct index_record rec;
+        if (mailbox_record(sel->mb, selected_uid(sel, m), &rec) <= 0) continue;
+        if (!(rec.flags & (FLAG_SEEN | FLAG_EXPUNGED))) return m;
+    }
+    return 0;
+}
+
+static void do_select(struct client *c, const struct imap_command *cmd, int examine)
+{
+    struct buf name = BUF_INIT, b = BUF_INIT;
+    char rights[ACL_RIGHTS_SIZE] = "";
+    /* RFC 3501 section 6.3.1: a SELECT, even a failing one, first deselects */
+    selected_deselect(c);
+    if (cmd->nargs != 1) {
+        client_tagged(c, cmd->tag, "BAD %s takes one mailbox name", cmd->name);
+        goto out;
+    }
+    if (!c->store) {
+        client_tagged(c, cmd->tag, "NO [UNAVAILABLE] The mail store is unavailable");
+        goto out;
+    }
+    if (selected_resolve_name(c, cmd->tag, &cmd->args[0], 'r', &name, rights) < 0) goto out;
+    /* RFC 4314 section 4: read-write needs a right that changes something */
+    int readonly = examine || !strpbrk(rights, "stwe");
+    struct selected *sel = NULL;
+    int r = selected_open(c->store, buf_cstr(&name), readonly, &sel);
+    if (r < 0) {
+        selected_reply_error(c, cmd->tag, r);
+        goto out;
+    }
+    c->sel = sel;
+    c->state = CLIENT_SELECTED;
+    log_set_mailbox(sel->name);
+    const struct index_header *h = mailbox_header(sel->mb);
+
+    buf_appends(&b, "FLAGS (" SYSTEM_FLAGS);
+    keywords_append(sel, &b);
+    buf_putc(&b, ')');
+    client_untagged(c, "%s", buf_cstr(&b));
+    buf_reset(&b);
+    if (readonly) {
+        buf_appends(&b, "OK [PERMANENTFLAGS ()] No permanent flags permitted");
+    } else {
+        buf_appends(&b, "OK [PERMANENTFLAGS (" SYSTEM_FLAGS);
+        keywords_append(sel, &b);
+        buf_appends(&b, " \\*)] Flags permitted");
+    }
+    client_untagged(c, "%s", buf_cstr(&b));
+    client_untagged(c, "%u EXISTS", (unsigned)sel->told_exists);
+    client_untagged(c, "%u RECENT", (unsigned)sel->told_recent);
+    uint32_t unseen = first_unseen(sel);
+    if (unseen) client_untagged(c, "OK [UNSEEN %u] First unseen message", (unsigned)unseen);
+    client_untagged(c, "OK [UIDVALIDITY %u] UIDs valid", (unsigned)sel->uidvalidity);
+    client_untagged(c, "OK [UIDNEXT %u] Predicted next UID", (unsigned)h->uidnext);
+    client_tagged(c, cmd->tag, "OK [%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE",
+                  cmd->name);
+out:
+    buf_fini(&name);
+    buf_fini(&b);
+}
+
+void cmd_select(struct client *c, const struct imap_command *cmd) { do_select(c, cmd, 0); }
+void cmd_examine(struct client *c, const struct imap_command *cmd) { do_select(c, cmd, 1); }
+
+static int no_args(struct client *c, const struct imap_command *cmd)
+{
+    if (cmd->nargs == 0) return 1;
+    client_tagged(c, cmd->tag, "BAD %s takes no arguments", cmd->name);
+    return 0;
+}
+
+/* RFC 3501 section 6.4.2: CLOSE expunges silently (not when read-only), then deselects. */
+void cmd_close(struct client *c, const struct imap_command *cmd)
+{
+    if (!no_args(c, cmd)) return;
+    if (!c->sel->readonly) {
+        int r = selected_expunge(c->store, c->sel, NULL, 0);
+        if (r < 0) log_warn("imap_close_expunge_failed", "error=%s", cf_strerror(r));
+    }
+    selected_deselect(c);
+    client_tagged(c, cmd->tag, "OK CLOSE completed");
+}
+
+/* RFC 3691: UNSELECT deselects without expunging. */
+void cmd_unselect(struct client *c, const struct imap_command *cmd)
+{
+    if (!no_args(c, cmd)) return;
+    selected_deselect(c);
+    client_tagged(c, cmd->tag, "OK UNSELECT completed");
+}
+
+/* RFC 3501 section 6.4.1: every change is committed when made, so CHECK only syncs (the
+ * tagged-reply hook does that). */
+void cmd_check(struct client *c, const struct imap_command *cmd)
+{
+    if (!no_args(c, cmd)) return;
+    client_tagged(c, cmd->tag, "OK CHECK completed");
+}

@@ -1,0 +1,305 @@
+/* selected.c: the selected state of an IMAP session: view, \Recent, sequence sets and the
+ * untagged updates owed to the client (RFC 3501 sections 5.2, 7.3.1, 7.3.2, 7.4.1). */
+#include "selected.h"
+#include "imapd.h"
+#include "acl-check.h"
+#include "store/mboxname.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "store/store.h"
+#include <stdlib.h>
+#include <string.h>
+
+int selected_open(struct store *st, const char *name, int readonly, struct selected **sel_r)
+{
+    *sel_r = NULL;
+    struct mailbox *mb = NULL;
+    int r = store_open_mailbox(st, name, NULL, &mb);
+    if (r < 0) return r;
+    struct selected *sel = xzmalloc(sizeof *sel);
+    sel->name = xstrdup(name);
+    sel->mb = mb;
+    sel->readonly = readonly;
+    sel->uidvalidity = mailbox_header(mb)->uidvalidity;
+    imap_seqset_init(&sel->recent);
+    imap_seqset_init(&sel->skip);
+    uint32_t first = 0, end = 0;
+    /* RFC 3501 section 6.3.2: EXAMINE must not take \Recent away from anyone */
+    r = mailbox_claim_recent(mb, !readonly, &first, &end);
+    if (r < 0) {
+        selected_close(&sel);
+        return r;
+    }
+    if (readonly) sel->recent_from = first;
+    else if (end > first) imap_seqset_add(&sel->recent, first, end - 1);
+    sel->told_exists = selected_count(sel);
+    sel->told_recent = selected_recent_count(sel);
+    *sel_r = sel;
+    return 0;
+}
+
+void selected_close(struct selected **selp)
+{
+    struct selected *sel = *selp;
+    if (!sel) return;
+    mailbox_close(&sel->mb);
+    imap_seqset_fini(&sel->recent);
+    imap_seqset_fini(&sel->skip);
+    free(sel->name);
+    free(sel);
+    *selp = NULL;
+}
+
+uint32_t selected_count(const struct selected *sel) { return mailbox_count(sel->mb); }
+uint32_t selected_uid(const struct selected *sel, uint32_t msgno)
+{
+    return mailbox_uid(sel->mb, msgno);
+}
+uint32_t selected_msgno(const struct selected *sel, uint32_t uid)
+{
+    return mailbox_msgno(sel->mb, uid);
+}
+
+/* first_msgno_ge: the smallest message number whose uid is >= uid, or count + 1. */
+static uint32_t first_msgno_ge(const struct selected *sel, uint64_t uid)
+{
+    uint32_t lo = 1, hi = selected_count(sel) + 1;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (mailbox_uid(sel->mb, mid) < uid) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+int selected_is_recent(const struct selected *sel, uint32_t uid)
+{
+    if (sel->readonly) return sel->recent_from && uid >= sel->recent_from;
+    return imap_seqset_contains(&sel->recent, uid);
+}
+
+uint32_t selected_recent_count(const struct selected *sel)
+{
+    uint32_t count = selected_count(sel);
+    if (sel->readonly) {
+        if (!sel->recent_from) return 0;
+        return count + 1 - first_msgno_ge(sel, sel->recent_from);
+    }
+    uint32_t n = 0;
+    for (size_t i = 0; i < sel->recent.count; i++) {
+        uint32_t a = first_msgno_ge(sel, sel->recent.r[i].lo);
+        uint32_t b = first_msgno_ge(sel, (uint64_t)sel->recent.r[i].hi + 1);
+        n += b - a;
+    }
+    return n;
+}
+
+int selected_msgset(const struct selected *sel, const char *text, int uid,
+                    struct imap_seqset *out, const char **err)
+{
+    struct imap_seqset in = IMAP_SEQSET_INIT;
+    imap_seqset_clear(out);
+    int r = imap_seqset_parse(&in, text, strlen(text), err);
+    if (r < 0) goto done;
+    uint32_t count = selected_count(sel);
+    if (!uid) {
+        imap_seqset_resolve(&in, count, out);
+        if (out->count && out->r[out->count - 1].hi > count) {
+            imap_seqset_clear(out);
+            *err = "Invalid message sequence number";
+            r = CF_E_PARSE;
+        }
+        goto done;
+    }
+    struct imap_seqset uids = IMAP_SEQSET_INIT;
+    imap_seqset_resolve(&in, count ? selected_uid(sel, count) : 0, &uids);
+    for (size_t i = 0; i < uids.count; i++) {
+        uint32_t a = first_msgno_ge(sel, uids.r[i].lo);
+        uint32_t b = first_msgno_ge(sel, (uint64_t)uids.r[i].hi + 1);
+        if (b > a) imap_seqset_add(out, a, b - 1);
+    }
+    imap_seqset_fini(&uids);
+done:
+    imap_seqset_fini(&in);
+    return r;
+}
+
+void selected_flags_append(struct selected *sel, const struct index_record *rec,
+                           struct buf *out)
+{
+    static const struct { uint32_t bit; const char *name; } sys[] = {
+        { FLAG_ANSWERED, "\\Answered" }, { FLAG_FLAGGED, "\\Flagged" },
+        { FLAG_DELETED, "\\Deleted" },   { FLAG_SEEN, "\\Seen" },
+        { FLAG_DRAFT, "\\Draft" },
+    };
+    size_t start = out->len;
+    buf_putc(out, '(');
+    for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++) {
+        if (!(rec->flags & sys[i].bit)) continue;
+        if (out->len > start + 1) buf_putc(out, ' ');
+        buf_appends(out, sys[i].name);
+    }
+    const struct strarr *kw = NULL;
+    for (unsigned k = 0; k < INDEX_MAX_KEYWORDS; k++) {
+        if (!index_user_flag_get(rec, k)) continue;
+        if (!kw) kw = mailbox_keywords(sel->mb);
+        if (!kw || k >= kw->count) continue;
+        if (out->len > start + 1) buf_putc(out, ' ');
+        buf_appends(out, kw->v[k]);
+    }
+    if (selected_is_recent(sel, rec->uid)) {
+        if (out->len > start + 1) buf_putc(out, ' ');
+        buf_appends(out, "\\Recent");
+    }
+    buf_putc(out, ')');
+}
+
+int selected_sync(struct client *c, unsigned flags)
+{
+    struct selected *sel = c->sel;
+    struct mailbox_changes ch;
+    mailbox_changes_init(&ch);
+    int r = mailbox_sync(sel->mb, (flags & SELECTED_SYNC_NO_EXPUNGE) ? MAILBOX_SYNC_NO_EXPUNGE : 0,
+                         &ch);
+    if (r < 0) goto out;
+    struct buf b = BUF_INIT;
+    /* RFC 3501 section 7.4.1: each EXPUNGE renumbers the ones after it, so they come in the
+     * order mailbox_sync gives, each number valid when it is sent. */
+    for (size_t i = 0; i < ch.n_expunged; i++)
+        client_untagged(c, "%u EXPUNGE", (unsigned)ch.expunged_msgnos[i]);
+    if (ch.n_new && !sel->readonly) {
+        uint32_t first = 0, end = 0;
+        r = mailbox_claim_recent(sel->mb, 1, &first, &end);
+        if (r < 0) goto out_buf;
+        if (end > first) imap_seqset_add(&sel->recent, first, end - 1);
+    }
+    uint32_t exists = selected_count(sel);
+    if (ch.n_new) {
+        client_untagged(c, "%u EXISTS", (unsigned)exists);
+        uint32_t recent = selected_recent_count(sel);
+        client_untagged(c, "%u RECENT", (unsigned)recent);
+        sel->told_recent = recent;
+    }
+    sel->told_exists = exists;
+    for (size_t i = 0; i < ch.n_changed; i++) {
+        uint32_t uid = ch.changed_uids[i];
+        if (imap_seqset_contains(&sel->skip, uid)) continue;
+        uint32_t msgno = selected_msgno(sel, uid);
+        struct index_record rec;
+        if (!msgno || mailbox_record(sel->mb, uid, &rec) <= 0) continue;
+        if (rec.flags & FLAG_EXPUNGED) continue;
+        buf_reset(&b);
+        buf_printf(&b, "%u FETCH (FLAGS ", (unsigned)msgno);
+        selected_flags_append(sel, &rec, &b);
+        if (flags & SELECTED_SYNC_UID) buf_printf(&b, " UID %u", (unsigned)uid);
+        buf_putc(&b, ')');
+        client_untagged(c, "%s", buf_cstr(&b));
+    }
+out_buf:
+    buf_fini(&b);
+out:
+    imap_seqset_clear(&sel->skip);
+    mailbox_changes_fini(&ch);
+    return r;
+}
+
+void selected_deselect(struct client *c)
+{
+    if (c->sel) selected_close(&c->sel);
+    if (c->state == CLIENT_SELECTED) c->state = CLIENT_AUTH;
+    log_set_mailbox(NULL);
+}
+
+void selected_sync_failed(struct client *c, int r)
+{
+    if (r == CF_E_NOTFOUND)
+        client_untagged(c, "BYE [NONEXISTENT] The selected mailbox was deleted");
+    else
+        client_untagged(c, "BYE [SERVERBUG] Internal error; the mailbox needs repair");
+    log_warn("imap_selected_lost", "error=%s", cf_strerror(r));
+    selected_deselect(c);
+    c->end_reason = r == CF_E_NOTFOUND ? "mailbox_deleted" : "mailbox_error";
+}
+
+void selected_sync_before_tagged(struct client *c)
+{
+    if (!c->sel || c->state != CLIENT_SELECTED || c->end_reason) return;
+    unsigned flags = 0;
+    const char *name = c->cmd ? c->cmd->name : NULL;
+    if (name && (!strcmp(name, "FETCH") || !strcmp(name, "STORE") || !strcmp(name, "SEARCH")))
+        flags |= SELECTED_SYNC_NO_EXPUNGE;   /* RFC 3501 section 7.4.1 */
+    if (name && !strcmp(name, "UID")) flags |= SELECTED_SYNC_UID;
+    int r = selected_sync(c, flags);
+    if (r < 0) selected_sync_failed(c, r);
+}
+
+int selected_resolve_name(struct client *c, const char *tag, const struct imap_arg *arg,
+                          char right, struct buf *name, char *rights)
+{
+    const char *ext = imap_arg_astring(arg);
+    if (!ext) {
+        client_tagged(c, tag, "BAD Mailbox name expected");
+        return CF_E_PARSE;
+    }
+    if (mboxname_from_imap(c->user, ext, name) < 0) {
+        client_tagged(c, tag, "NO [NONEXISTENT] No such mailbox");
+        return CF_E_NOTFOUND;
+    }
+    int r = acl_lookup(c, buf_cstr(name), NULL, right, rights);
+    if (r == 1) return 0;
+    if (r == 0) client_tagged(c, tag, "NO [NONEXISTENT] No such mailbox");
+    else if (r == CF_E_PERM) client_tagged(c, tag, "NO [NOPERM] Permission denied");
+    else selected_reply_error(c, tag, r);
+    return r == 0 ? CF_E_NOTFOUND : r;
+}
+
+void selected_reply_error(struct client *c, const char *tag, int r)
+{
+    switch (r) {
+    case CF_E_NOTFOUND:
+        client_tagged(c, tag, "NO [NONEXISTENT] No such mailbox");
+        break;
+    case CF_E_QUOTA:
+        client_tagged(c, tag, "NO [OVERQUOTA] Quota exceeded");
+        break;
+    case CF_E_LIMIT:
+        client_tagged(c, tag, "NO [LIMIT] Too many keywords in this mailbox");
+        break;
+    case CF_E_AGAIN:
+        client_tagged(c, tag, "NO [UNAVAILABLE] Temporary failure; try again");
+        break;
+    default:
+        /* the store logged the detail (mailbox, call, errno); the client gets no paths */
+        client_tagged(c, tag, "NO [SERVERBUG] Internal error");
+        break;
+    }
+}
+
+int selected_expunge(struct store *st, struct selected *sel, const uint32_t *uids, size_t n)
+{
+    /* what will go: \Deleted messages among uids (all when uids is NULL), read before the
+     * expunge because the records say nothing of it after; a message another session flags
+     * or expunges in between makes the charge a little off, which the quota tool recounts */
+    int64_t bytes = 0;
+    size_t total = uids ? n : selected_count(sel);
+    for (size_t i = 0; i < total; i++) {
+        struct index_record rec;
+        uint32_t uid = uids ? uids[i] : selected_uid(sel, (uint32_t)i + 1);
+        if (mailbox_record(sel->mb, uid, &rec) == 1 &&
+            (rec.flags & (FLAG_DELETED | FLAG_EXPUNGED)) == FLAG_DELETED)
+            bytes += (int64_t)rec.size;
+    }
+    uint32_t count = 0;
+    int r = mailbox_expunge(sel->mb, uids, n, &count);
+    if (r < 0 || !count || !st) return r;
+    struct buf root = BUF_INIT;
+    if (quotadb_find_root(st->quota, NULL, sel->name, &root) == 1) {
+        int qr = quotadb_apply_delta(st->quota, NULL, buf_cstr(&root), -bytes, -(int64_t)count, 0);
+        if (qr < 0 && qr != CF_E_NOTFOUND)
+            log_warn("quota_charge_failed", "root=%s error=%s", log_quote(buf_cstr(&root)),
+                     cf_strerror(qr));
+    }
+    buf_fini(&root);
+    return 0;
+}
