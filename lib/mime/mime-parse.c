@@ -238,27 +238,23 @@ int mime_node_is_text(const struct mime_node *n)
  * boundaries are tried first. */
 static int match_boundary(const struct pctx *c, const char *p, size_t n, int *close)
 {
-    int lvl, pass;
+    int lvl, prefix_lvl = -1, prefix_close = 0;
     if (c->nstack == 0 || n < 2 || p[0] != '-' || p[1] != '-') return -1;
     p += 2; n -= 2;
-    for (pass = 0; pass < 2; pass++) {
-        for (lvl = c->nstack - 1; lvl >= 0; lvl--) {
-            const struct bound *b = &c->stack[lvl];
-            const char *r, *e = p + n;
-            int cl;
-            if (n < b->n || memcmp(p, b->s, b->n)) continue;
-            r = p + b->n;
-            cl = e - r >= 2 && r[0] == '-' && r[1] == '-';
-            if (pass == 0) {
-                const char *q = cl ? r + 2 : r;
-                while (q < e && is_wsp((unsigned char)*q)) q++;
-                if (q < e) continue;
-            }
-            *close = cl;
-            return lvl;
-        }
+    for (lvl = c->nstack - 1; lvl >= 0; lvl--) {
+        const struct bound *b = &c->stack[lvl];
+        const char *r, *q, *e = p + n;
+        int cl;
+        if (n < b->n || memcmp(p, b->s, b->n)) continue;
+        r = p + b->n;
+        cl = e - r >= 2 && r[0] == '-' && r[1] == '-';
+        q = cl ? r + 2 : r;
+        while (q < e && is_wsp((unsigned char)*q)) q++;
+        if (q == e) { *close = cl; return lvl; }       /* exact */
+        if (prefix_lvl < 0) { prefix_lvl = lvl; prefix_close = cl; }
     }
-    return -1;
+    *close = prefix_close;
+    return prefix_lvl;
 }
 
 static size_t line_end(const struct pctx *c, size_t pos)
