@@ -19,6 +19,11 @@ static const struct subcommand {
     const char *usage;
 } subcommands[] = {
     { "deliver", cmd_deliver, "deliver [-m folder] [-f sender] USER < msg   hand a message to lmtpd" },
+    { "acl", cmd_acl, "acl get|set|delete            access control lists of mailboxes" },
+    { "check", cmd_check, "check                         read-only consistency check of the whole store" },
+    { "mailbox", cmd_mailbox, "mailbox list|create|delete|rename   mailboxes (internal names, user/NAME/...)" },
+    { "quota", cmd_quota, "quota get|set|delete|report|fix   quota roots, limits and usage" },
+    { "reconstruct", cmd_reconstruct, "reconstruct [-r] MAILBOX|--user U|--all|--mailboxlist   repair from the files" },
     { "status", cmd_status, "status                        workers per service of the running cofferd" },
     { "user", cmd_user, "user add|passwd|delete|list   users in the SASL password database" },
 };

@@ -49,5 +49,34 @@ void tool_error(const struct tool *t, const char *fmt, ...) __attribute__((forma
 int cmd_user(struct tool *t);
 int cmd_status(struct tool *t);
 int cmd_deliver(struct tool *t);   /* exit codes: sysexits(3), not enum tool_exit */
+int cmd_mailbox(struct tool *t);       /* cmd-mailbox.c */
+int cmd_quota(struct tool *t);         /* cmd-quota.c */
+int cmd_acl(struct tool *t);           /* cmd-acl.c */
+int cmd_reconstruct(struct tool *t);   /* cmd-reconstruct.c */
+int cmd_check(struct tool *t);         /* cmd-check.c */
+int cmd_dump(struct tool *t);          /* cmd-dump.c */
+int cmd_restore(struct tool *t);       /* cmd-dump.c */
+int cmd_expire(struct tool *t);        /* cmd-expire.c */
+int cmd_db(struct tool *t);            /* cmd-db.c */
+
+/* Store helpers of the mailbox-level subcommands (cmd-mailbox.c). */
+struct store;
+/* tool_store_open: open the store of t->cfg (the database environment joined without
+ * recovery, as every service does). 0, or an exit code after printing the error. */
+int tool_store_open(struct tool *t, struct store **st_r);
+/* tool_progress: a progress line on stderr ("coffer SUB: done/total what"), at most one a
+ * second, and always for the last item (done == total). */
+void tool_progress(struct tool *t, size_t done, size_t total, const char *what);
+
+/* Quota usage recounted from the index headers (cmd-quota.c): every quota root with the bytes
+ * and messages of the mailboxes it governs (each mailbox counts under its nearest root). */
+struct tool_quota_usage {
+    struct strarr roots;      /* sorted */
+    long long *bytes, *msgs;  /* parallel to roots */
+};
+/* tool_quota_recount: fill u (fresh; free with tool_quota_usage_fini). 0 or a CF_E_* error.
+ * Blocks for one index header read per mailbox, with a progress line. */
+int tool_quota_recount(struct tool *t, struct store *st, struct tool_quota_usage *u);
+void tool_quota_usage_fini(struct tool_quota_usage *u);
 
 #endif

@@ -318,7 +318,7 @@ static void read_index(struct recon *rc, const unsigned char *map, size_t len)
               (unsigned)nrec);
     }
     /* sort; a salvaged index may hold stale copies of a uid: keep the newest */
-    qsort(rc->items, rc->n, sizeof *rc->items, item_cmp);
+    if (rc->n) qsort(rc->items, rc->n, sizeof *rc->items, item_cmp);
     size_t k = 0;
     for (size_t i = 0; i < rc->n; i++) {
         if (k && rc->items[k - 1].uid == rc->items[i].uid) {
@@ -353,7 +353,7 @@ static int scan_files(struct recon *rc)
         it->file_mtime = (int64_t)sb.st_mtime;
     }
     closedir(d);
-    qsort(rc->items, rc->n, sizeof *rc->items, item_cmp);
+    if (rc->n) qsort(rc->items, rc->n, sizeof *rc->items, item_cmp);
     return 0;
 }
 

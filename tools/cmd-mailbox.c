@@ -1,0 +1,185 @@
+/* cmd-mailbox.c: `coffer mailbox list|create|delete|rename`, over lib/store/store.h, and the
+ * store helpers the other mailbox-level subcommands share (tool_store_open, tool_progress). */
+#include "tool.h"
+#include "core/error.h"
+#include "core/xmalloc.h"
+#include "store/mboxname.h"
+#include "store/store.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int tool_store_open(struct tool *t, struct store **st_r)
+{
+    int r = store_open(t->cfg, st_r);
+    if (r) {
+        tool_error(t, "cannot open the databases in %s/db: %s", config_str(t->cfg, CFG_CONFIGDIR),
+                   cf_strerror(r));
+        return tool_exit_for(r);
+    }
+    return 0;
+}
+
+void tool_progress(struct tool *t, size_t done, size_t total, const char *what)
+{
+    static time_t start, last;
+    static int printed;
+    time_t now = time(NULL);
+    if (!start) start = last = now;
+    /* quiet for runs shorter than a second; then a line a second and one at the end */
+    if (done == total ? !printed : now == last || now == start) return;
+    last = now;
+    printed = 1;
+    (void)t;
+    fprintf(stderr, "coffer: %zu/%zu %s\n", done, total, what);
+}
+
+#define MAILBOX_USAGE \
+    "usage: coffer mailbox list [PATTERN] | create NAME [--partition P] [--special-use FLAGS] |\n" \
+    "       delete [-r] NAME | rename OLD NEW [--partition P]"
+
+struct list_rock {
+    struct store *st;
+    struct table *tab;
+};
+
+static int list_one(const char *extname, size_t matchlen, const char *name,
+                    const struct mboxlist_entry *e, void *rock)
+{
+    struct list_rock *lr = rock;
+    if (matchlen != strlen(extname) || !e) return 0;
+    struct index_header h;
+    char msgs[32] = "?", bytes[32] = "?";
+    if (store_status(lr->st, name, &h) == 0) {
+        snprintf(msgs, sizeof msgs, "%u", (unsigned)h.exists);
+        snprintf(bytes, sizeof bytes, "%llu", (unsigned long long)h.quota_used);
+    }
+    table_add(lr->tab, (const char *const[]){ name, e->partition, e->uniqueid, msgs, bytes, e->flags });
+    return 0;
+}
+
+static void result(struct tool *t, const char *name, const char *what)
+{
+    if (t->json) {
+        struct buf b = BUF_INIT;
+        buf_appends(&b, "{\"mailbox\": ");
+        json_str(&b, name);
+        buf_appends(&b, ", \"result\": ");
+        json_str(&b, what);
+        buf_appends(&b, "}\n");
+        fputs(buf_cstr(&b), stdout);
+        buf_fini(&b);
+    } else {
+        printf("%s %s\n", what, name);
+    }
+}
+
+static const char *why(int r)
+{
+    switch (r) {
+    case CF_E_NOTFOUND: return "no such mailbox (or parent, or partition)";
+    case CF_E_EXISTS: return "it already exists";
+    case CF_E_PARSE: return "invalid mailbox name";
+    case CF_E_PERM: return "not allowed (a mailbox cannot move inside itself)";
+    default: return cf_strerror(r);
+    }
+}
+
+static int collect_child(const char *name, const struct mboxlist_entry *e, void *rock)
+{
+    (void)e;
+    strarr_add(rock, name);
+    return 0;
+}
+
+int cmd_mailbox(struct tool *t)
+{
+    const char *partition = NULL, *special = NULL;
+    int recursive = 0, bad = 0;
+    struct strarr args = STRARR_INIT;   /* the words without the options */
+    for (int i = 0; i < t->argc; i++) {
+        const char *a = t->argv[i];
+        if (!strcmp(a, "--partition") && i + 1 < t->argc) partition = t->argv[++i];
+        else if (!strcmp(a, "--special-use") && i + 1 < t->argc) special = t->argv[++i];
+        else if (!strcmp(a, "-r")) recursive = 1;
+        else if (a[0] == '-' && a[1]) bad = 1;
+        else strarr_add(&args, a);
+    }
+    const char *verb = args.count ? args.v[0] : "";
+    int list = !strcmp(verb, "list") && args.count <= 2;
+    int create = !strcmp(verb, "create") && args.count == 2;
+    int del = !strcmp(verb, "delete") && args.count == 2;
+    int ren = !strcmp(verb, "rename") && args.count == 3;
+    if (bad || (!list && !create && !del && !ren)) {
+        tool_error(t, MAILBOX_USAGE);
+        strarr_fini(&args);
+        return EXIT_USAGE;
+    }
+    if (partition && !config_partition(t->cfg, partition)) {
+        tool_error(t, "no partition '%s' in %s", partition, config_str(t->cfg, CFG_PARTITIONS));
+        strarr_fini(&args);
+        return EXIT_USAGE;
+    }
+    struct store *st;
+    int rc = tool_store_open(t, &st);
+    if (rc) {
+        strarr_fini(&args);
+        return rc;
+    }
+    int r = 0;
+    if (list) {
+        struct table tab;
+        table_init(&tab, (const char *const[]){ "mailbox", "partition", "uniqueid", "messages#",
+                                                "bytes#", "special-use", NULL });
+        struct list_rock lr = { st, &tab };
+        r = mboxlist_list(st->mboxlist, NULL, NULL, args.count == 2 ? args.v[1] : "*", list_one, &lr);
+        if (r < 0) tool_error(t, "cannot list: %s", cf_strerror(r));
+        else table_print(&tab, t->json);
+        table_fini(&tab);
+    } else if (create) {
+        const char *name = args.v[1];
+        r = store_create(st, name, partition, NULL, special, STORE_CREATE_PARENTS);
+        if (r) tool_error(t, "cannot create %s: %s", name, why(r));
+        else result(t, name, "created");
+    } else if (del) {
+        const char *name = args.v[1];
+        struct strarr victims = STRARR_INIT;
+        if (recursive) {
+            char *prefix = xasprintf("%s/", name);
+            mboxlist_foreach(st->mboxlist, NULL, prefix, collect_child, &victims);
+            free(prefix);
+        }
+        /* children first (deepest names sort last) */
+        for (size_t i = victims.count; i-- > 0 && !r;) {
+            r = store_delete(st, victims.v[i]);
+            if (r == CF_E_NOTFOUND) r = 0;   /* deleted meanwhile */
+            if (!r) result(t, victims.v[i], "deleted");
+        }
+        if (!r) r = store_delete(st, name);
+        if (r) tool_error(t, "cannot delete %s: %s", name, why(r));
+        else result(t, name, "deleted");
+        strarr_fini(&victims);
+    } else {
+        r = store_rename(st, args.v[1], args.v[2], partition);
+        if (r < 0) {
+            tool_error(t, "cannot rename %s: %s", args.v[1], why(r));
+        } else if (t->json) {
+            struct buf b = BUF_INIT;
+            buf_appends(&b, "{\"mailbox\": ");
+            json_str(&b, args.v[1]);
+            buf_appends(&b, ", \"result\": \"renamed\", \"to\": ");
+            json_str(&b, args.v[2]);
+            buf_printf(&b, ", \"count\": %d}\n", r);
+            fputs(buf_cstr(&b), stdout);
+            buf_fini(&b);
+            r = 0;
+        } else {
+            printf("renamed %s to %s (%d mailbox%s)\n", args.v[1], args.v[2], r, r == 1 ? "" : "es");
+            r = 0;
+        }
+    }
+    store_close(&st);
+    strarr_fini(&args);
+    return tool_exit_for(r < 0 ? r : 0);
+}
