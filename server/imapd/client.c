@@ -40,6 +40,7 @@ void client_free(struct client **cp)
     struct client *c = *cp;
     if (!c) return;
     imap_parser_free(&c->parser);
+    auth_session_end(c);
     free(c);
     *cp = NULL;
 }
@@ -62,6 +63,10 @@ void client_capabilities(const struct client *c, struct buf *out)
         if (client_tls_available(c)) buf_appends(out, " STARTTLS");
         if (!client_plaintext_ok(c)) buf_appends(out, " LOGINDISABLED");
     }
+    /* cmd-mailbox.c, cmd-append.c, cmd-misc.c; then AUTH=... SASL-IR before login */
+    buf_appends(out, " ID ENABLE NAMESPACE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-STATUS"
+                     " MULTIAPPEND");
+    auth_capabilities(c, out);
 }
 
 static int reply(struct client *c, const char *prefix, const char *fmt, va_list ap)

@@ -14,6 +14,21 @@ static const struct command commands[] = {
     { "NOOP", cmd_noop, 0 },
     /* RFC 3501 section 6.2: not authenticated state */
     { "STARTTLS", cmd_starttls, CMD_NOT_AUTH_ONLY },
+    { "AUTHENTICATE", cmd_authenticate, CMD_NOT_AUTH_ONLY },
+    { "LOGIN", cmd_login, CMD_NOT_AUTH_ONLY },
+    /* RFC 3501 section 6.3: authenticated state (selected state too) */
+    { "CREATE", cmd_create, CMD_NEEDS_AUTH },
+    { "DELETE", cmd_delete, CMD_NEEDS_AUTH },
+    { "RENAME", cmd_rename, CMD_NEEDS_AUTH },
+    { "SUBSCRIBE", cmd_subscribe, CMD_NEEDS_AUTH },
+    { "UNSUBSCRIBE", cmd_unsubscribe, CMD_NEEDS_AUTH },
+    { "LIST", cmd_list, CMD_NEEDS_AUTH },
+    { "LSUB", cmd_lsub, CMD_NEEDS_AUTH },
+    { "STATUS", cmd_status, CMD_NEEDS_AUTH },
+    { "APPEND", cmd_append, CMD_NEEDS_AUTH },
+    { "NAMESPACE", cmd_namespace, CMD_NEEDS_AUTH },     /* RFC 2342 */
+    { "ENABLE", cmd_enable, CMD_NEEDS_AUTH },           /* RFC 5161 */
+    { "ID", cmd_id, 0 },                                /* RFC 2971: any state */
 };
 
 const struct command *command_find(const char *name)

@@ -31,6 +31,7 @@ struct client {
     char *authid;                   /* the authenticated identity (differs for admin proxy) */
     int is_admin;                   /* user is named in `admins` */
     int auth_failures;              /* failed LOGIN/AUTHENTICATE attempts on this connection */
+    int sasl_ssf;                   /* the TLS strength sasl was made with (remade after STARTTLS) */
 
     /* the store, opened once per worker process (imapd_store()); not owned */
     struct store *store;
@@ -97,5 +98,36 @@ void cmd_capability(struct client *c, const struct imap_command *cmd);   /* cmd-
 void cmd_noop(struct client *c, const struct imap_command *cmd);
 void cmd_logout(struct client *c, const struct imap_command *cmd);
 void cmd_starttls(struct client *c, const struct imap_command *cmd);     /* cmd-starttls.c */
+void cmd_login(struct client *c, const struct imap_command *cmd);        /* cmd-auth.c */
+void cmd_authenticate(struct client *c, const struct imap_command *cmd);
+void cmd_create(struct client *c, const struct imap_command *cmd);       /* cmd-mailbox.c */
+void cmd_delete(struct client *c, const struct imap_command *cmd);
+void cmd_rename(struct client *c, const struct imap_command *cmd);
+void cmd_subscribe(struct client *c, const struct imap_command *cmd);
+void cmd_unsubscribe(struct client *c, const struct imap_command *cmd);
+void cmd_list(struct client *c, const struct imap_command *cmd);
+void cmd_lsub(struct client *c, const struct imap_command *cmd);
+void cmd_status(struct client *c, const struct imap_command *cmd);
+void cmd_namespace(struct client *c, const struct imap_command *cmd);
+void cmd_append(struct client *c, const struct imap_command *cmd);       /* cmd-append.c */
+void cmd_id(struct client *c, const struct imap_command *cmd);           /* cmd-misc.c */
+void cmd_enable(struct client *c, const struct imap_command *cmd);
+
+/* auth_capabilities (cmd-auth.c): append the authentication capabilities of the current state
+ * (" AUTH=PLAIN AUTH=SCRAM-SHA-256 ... SASL-IR" before login, nothing after). */
+void auth_capabilities(const struct client *c, struct buf *out);
+
+/* auth_session_end (cmd-auth.c): free what authentication keeps in c (client_free calls it). */
+void auth_session_end(struct client *c);
+
+/* imapd_mailbox_name (cmd-mailbox.c): the internal name (into out) of a mailbox name as the
+ * client sent it (modified UTF-7, c->user's view, INBOX in any case). 0, or a negative code
+ * after which the command has been answered with tag: NO [NONEXISTENT] for a namespace root
+ * or a name that cannot exist, NO [CANNOT] for an invalid name. */
+int imapd_mailbox_name(struct client *c, const char *tag, const char *imapname, struct buf *out);
+
+/* imapd_quote_append (cmd-mailbox.c): s as an IMAP quoted string, or a literal when it holds
+ * CR, LF, NUL or 8-bit bytes (RFC 3501 section 4.3). */
+void imapd_quote_append(struct buf *out, const char *s, size_t len);
 
 #endif

@@ -1,0 +1,42 @@
+/* acl-check.h: what a session may do with a mailbox: the one place imapd turns a mailbox's ACL
+ * text (mboxlist entry, RFC 4314 rights as "ident\trights\t" pairs) into rights for the user.
+ *
+ * The rules (minimal for now; issue 7 completes them):
+ *   - an administrator (config `admins`) has every right everywhere;
+ *   - a user has every right on user/THEIRNAME and every mailbox below it;
+ *   - elsewhere a user has what the ACL grants to their name or to "anyone", minus what it
+ *     takes away with "-name" / "-anyone" entries (RFC 4314 section 2);
+ *   - the obsolete RFC 2086 rights 'c' and 'd' in stored text count as "k x" and "t e x"
+ *     (RFC 4314 section 2.1.1).
+ * A mailbox is visible to a user who has the 'l' right (or the right a command needs): commands
+ * answer as if any other mailbox did not exist (RFC 4314 section 4), so errors never reveal it. */
+#ifndef COFFER_IMAPD_ACL_CHECK_H
+#define COFFER_IMAPD_ACL_CHECK_H
+
+struct client;
+struct mboxlist_entry;
+
+/* Every right of RFC 4314 section 2.1, in canonical order. */
+#define ACL_ALL_RIGHTS "lrswipkxtea"
+/* Size of a rights buffer: the rights and a NUL. */
+#define ACL_RIGHTS_SIZE 16
+
+/* acl_rights: the rights the session's user has on internal mailbox name whose ACL text is
+ * acl_text (may be NULL: none), as letters in ACL_ALL_RIGHTS order, written NUL-terminated to
+ * rights_out (ACL_RIGHTS_SIZE bytes). c->user NULL (not logged in) gets only "anyone" rights.
+ * Returns the number of rights letters. Does not block. */
+int acl_rights(const struct client *c, const char *name, const char *acl_text, char *rights_out);
+
+/* acl_has: 1 when the session's user has right (one letter of ACL_ALL_RIGHTS) on name, else 0. */
+int acl_has(const struct client *c, const char *name, const char *acl_text, char right);
+
+/* acl_lookup: look up internal name in the mailbox list and check right for the session.
+ * Returns 1 when it exists and the user has right (e filled in when not NULL: the caller must
+ * mboxlist_entry_fini it, also after other returns); 0 when it does not exist or the user may
+ * not see it (neither 'l' nor right); CF_E_PERM when the user sees it but lacks right; or a
+ * store error (CF_E_IO, CF_E_CORRUPT, CF_E_AGAIN). rights_out (ACL_RIGHTS_SIZE, may be NULL)
+ * receives the user's rights when the mailbox exists. Blocks on the database. */
+int acl_lookup(struct client *c, const char *name, struct mboxlist_entry *e, char right,
+               char *rights_out);
+
+#endif

@@ -1,0 +1,367 @@
+/* cmd-auth.c: LOGIN and AUTHENTICATE (RFC 3501 sections 6.2.2 and 6.2.3, RFC 4959 SASL-IR),
+ * through Cyrus SASL (lib/auth/sasl.h), and what happens at a successful login. */
+#include "imapd.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "auth/sasl.h"
+#include "net/stream.h"
+#include "store/mboxname.h"
+#include "store/store.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Failed attempts allowed on one connection; the last one is answered with BYE. */
+#define AUTH_MAX_FAILURES 3
+
+/* ---- base64 (RFC 4648 section 4), as AUTHENTICATE exchanges it ---- */
+
+static const char b64chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static void b64_encode(const unsigned char *in, size_t n, struct buf *out)
+{
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)in[i] << 16;
+        if (i + 1 < n) v |= (unsigned)in[i + 1] << 8;
+        if (i + 2 < n) v |= in[i + 2];
+        buf_putc(out, b64chars[(v >> 18) & 63]);
+        buf_putc(out, b64chars[(v >> 12) & 63]);
+        buf_putc(out, i + 1 < n ? b64chars[(v >> 6) & 63] : '=');
+        buf_putc(out, i + 2 < n ? b64chars[v & 63] : '=');
+    }
+}
+
+/* b64_decode: strict: length a multiple of 4, '=' only as the last one or two characters.
+ * RFC 3501 section 6.2.2 asks for BAD on anything else. 0 or CF_E_PARSE. */
+static int b64_decode(const char *in, size_t n, struct buf *out)
+{
+    buf_reset(out);
+    if (n % 4) return CF_E_PARSE;
+    for (size_t i = 0; i < n; i += 4) {
+        unsigned v = 0;
+        int pad = 0;
+        for (size_t j = 0; j < 4; j++) {
+            char ch = in[i + j];
+            const char *at = ch ? strchr(b64chars, ch) : NULL;
+            if (ch == '=' && i + 4 == n && j >= 2) {
+                pad++;
+                v <<= 6;
+                continue;
+            }
+            if (!at || pad) return CF_E_PARSE;
+            v = v << 6 | (unsigned)(at - b64chars);
+        }
+        buf_putc(out, (char)(v >> 16));
+        if (pad < 2) buf_putc(out, (char)(v >> 8 & 0xff));
+        if (pad < 1) buf_putc(out, (char)(v & 0xff));
+    }
+    return 0;
+}
+
+/* ---- the SASL connection of the session ---- */
+
+static int tls_ssf(const struct client *c)
+{
+    /* no cipher strength is exposed by the stream; any TLS we negotiate is at least 128 bits */
+    return stream_is_tls(c->stream) ? 128 : 0;
+}
+
+/* auth_sasl: the session's SASL server exchange, made on first use and made again after
+ * STARTTLS (the mechanisms offered depend on TLS). NULL when SASL failed (logged). */
+static struct csasl *auth_sasl(struct client *c)
+{
+    int ssf = tls_ssf(c);
+    if (c->sasl && c->sasl_ssf == ssf) return c->sasl;
+    csasl_free(&c->sasl);
+    /* worker peer/local are "IP:PORT"; SASL wants "IP;PORT", and only needs them for
+     * mechanisms we do not offer (KERBEROS_V4), so they are left out */
+    if (csasl_new("imap", NULL, NULL, ssf, &c->sasl)) return NULL;
+    c->sasl_ssf = ssf;
+    return c->sasl;
+}
+
+void auth_capabilities(const struct client *c, struct buf *out)
+{
+    if (c->state != CLIENT_NOT_AUTH) return;
+    /* The SASL exchange is a cache of this connection's state, made on first use: building
+     * it here is no change a caller of a const client could notice. */
+    struct csasl *s = auth_sasl((struct client *)c);
+    if (s) {
+        struct buf mechs = BUF_INIT;
+        struct strarr list = STRARR_INIT;
+        csasl_mechs(s, " ", &mechs);
+        strarr_split(&list, buf_cstr(&mechs), " ", 1);
+        for (size_t i = 0; i < list.count; i++) {
+            buf_appends(out, " AUTH=");
+            buf_appends(out, list.v[i]);
+        }
+        strarr_fini(&list);
+        buf_fini(&mechs);
+    }
+    buf_appends(out, " SASL-IR");
+}
+
+void auth_session_end(struct client *c)
+{
+    csasl_free(&c->sasl);
+    free(c->user);
+    free(c->authid);
+    c->user = c->authid = NULL;
+}
+
+/* ---- success and failure ---- */
+
+static int is_admin(const struct client *c, const char *user)
+{
+    const struct strarr *admins = config_list(c->ws->cfg, CFG_ADMINS);
+    return strarr_find(admins, user) >= 0;
+}
+
+/* special_use_flag: the RFC 6154 attribute a folder name in autocreate_special_use stands
+ * for ("Sent" -> "\Sent"), or NULL. */
+static const char *special_use_flag(const char *name)
+{
+    static const char *const flags[] = { "\\All", "\\Archive", "\\Drafts", "\\Flagged",
+                                         "\\Junk", "\\Sent", "\\Trash" };
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+        if (!strcasecmp(flags[i] + 1, name)) return flags[i];
+    return NULL;
+}
+
+/* autocreate: the folders of autocreate_special_use, at the user's first login. Failures are
+ * logged and do not stop the login. */
+static void autocreate(struct client *c)
+{
+    const struct strarr *list = config_list(c->ws->cfg, CFG_AUTOCREATE_SPECIAL_USE);
+    struct buf name = BUF_INIT;
+    for (size_t i = 0; i < list->count; i++) {
+        const char *flag = special_use_flag(list->v[i]);
+        if (!flag) {
+            log_warn("autocreate_skipped", "folder=%s reason=not_special_use",
+                     log_quote(list->v[i]));
+            continue;
+        }
+        buf_reset(&name);
+        buf_printf(&name, "%s%s%c%s", MBOXNAME_USER_PREFIX, c->user, MBOXNAME_SEP, list->v[i]);
+        int r = store_create(c->store, buf_cstr(&name), NULL, NULL, flag, 0);
+        if (r && r != CF_E_EXISTS)
+            log_err("autocreate_failed", "mailbox=%s error=%s", log_quote(buf_cstr(&name)),
+                    log_quote(cf_strerror(r)));
+    }
+    buf_fini(&name);
+}
+
+/* login_ok: the session is now authenticated as the SASL connection's user. */
+static void login_ok(struct client *c, const char *tag, const char *mech)
+{
+    const char *user = csasl_user(c->sasl), *authid = csasl_authid(c->sasl);
+    free(c->user);
+    free(c->authid);
+    c->user = xstrdup(user);
+    c->authid = xstrdup(authid ? authid : user);
+    c->is_admin = is_admin(c, c->user);
+    c->state = CLIENT_AUTH;
+    log_set_user(c->user);
+    if (strcmp(c->user, c->authid))
+        log_info("login", "authid=%s mech=%s tls=%d", log_quote(c->authid), log_quote(mech),
+                 stream_is_tls(c->stream));
+    else
+        log_info("login", "mech=%s tls=%d", log_quote(mech), stream_is_tls(c->stream));
+    if (c->store && mboxname_valid_user(c->user) == 0) {
+        int r = store_ensure_inbox(c->store, c->user);
+        if (r == 1) autocreate(c);
+        else if (r < 0)
+            log_err("inbox_create_failed", "error=%s", log_quote(cf_strerror(r)));
+    }
+    /* RFC 3501 section 6.2.3 / RFC 4959: the new capability list rides on the OK */
+    struct buf caps = BUF_INIT;
+    client_capabilities(c, &caps);
+    client_tagged(c, tag, "OK [CAPABILITY %s] Logged in", buf_cstr(&caps));
+    buf_fini(&caps);
+}
+
+/* fail_delay: sleep auth_fail_delay; a signal (shutdown) cuts it short. */
+static void fail_delay(struct client *c)
+{
+    long long secs = config_int(c->ws->cfg, CFG_AUTH_FAIL_DELAY);
+    if (secs <= 0) return;
+    struct timespec ts = { (time_t)secs, 0 };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !worker_shutdown) {}
+}
+
+/* login_failed: count, log, delay, answer; after AUTH_MAX_FAILURES say BYE and end. */
+static void login_failed(struct client *c, const char *tag, const char *user, const char *mech,
+                         int r)
+{
+    if (r == CF_E_AGAIN) {
+        /* the password backend is down: not the client's fault, not counted */
+        log_err("login_unavailable", "user=%s mech=%s", log_quote(user ? user : ""),
+                log_quote(mech));
+        client_tagged(c, tag, "NO [UNAVAILABLE] Authentication is temporarily unavailable");
+        return;
+    }
+    c->auth_failures++;
+    csasl_free(&c->sasl);       /* the next attempt starts on a fresh exchange */
+    log_notice("login_failed", "user=%s mech=%s attempt=%d", log_quote(user ? user : ""),
+               log_quote(mech), c->auth_failures);
+    fail_delay(c);
+    client_tagged(c, tag, "NO [AUTHENTICATIONFAILED] Authentication failed");
+    if (c->auth_failures >= AUTH_MAX_FAILURES) {
+        client_untagged(c, "BYE Too many failed authentication attempts");
+        c->state = CLIENT_LOGOUT;
+        c->end_reason = "auth_failures";
+    }
+}
+
+/* ---- LOGIN ---- */
+
+/* RFC 3501 section 6.2.3. Refused before TLS unless allow_plaintext (LOGINDISABLED is then
+ * advertised; RFC 5530 section 3 PRIVACYREQUIRED). */
+void cmd_login(struct client *c, const struct imap_command *cmd)
+{
+    const char *user = cmd->nargs == 2 ? imap_arg_astring(&cmd->args[0]) : NULL;
+    const char *pass = cmd->nargs == 2 ? imap_arg_astring(&cmd->args[1]) : NULL;
+    if (!user || !pass) {
+        client_tagged(c, cmd->tag, "BAD LOGIN needs a user name and a password");
+        return;
+    }
+    if (!client_plaintext_ok(c)) {
+        client_tagged(c, cmd->tag, "NO [PRIVACYREQUIRED] LOGIN is disabled before STARTTLS");
+        return;
+    }
+    struct csasl *s = auth_sasl(c);
+    if (!s) {
+        client_tagged(c, cmd->tag, "NO [UNAVAILABLE] Authentication is unavailable");
+        return;
+    }
+    /* a NUL inside a literal would cut the name short: refuse rather than check another one */
+    size_t ulen = cmd->args[0].len, plen = cmd->args[1].len;
+    int r = strlen(user) != ulen || strlen(pass) != plen ? CF_E_PERM
+                                                          : csasl_checkpass(s, user, pass);
+    if (r) {
+        login_failed(c, cmd->tag, user, "LOGIN", r);
+        return;
+    }
+    login_ok(c, cmd->tag, "LOGIN");
+}
+
+/* ---- AUTHENTICATE ---- */
+
+/* read_response: one client line of the exchange, decoded into data. 0, 1 when the client
+ * cancelled with "*", CF_E_PARSE for bad base64, or a stream error (session ends). */
+static int read_response(struct client *c, struct buf *line, struct buf *data)
+{
+    if (stream_flush(c->stream) < 0) return CF_E_IO;
+    int r = stream_read_line(c->stream, line);
+    if (r < 0) return r;
+    if (line->len == 1 && line->s[0] == '*') return 1;
+    return b64_decode(line->s ? line->s : "", line->len, data);
+}
+
+static void send_challenge(struct client *c, const char *out, size_t outlen)
+{
+    struct buf b = BUF_INIT;
+    buf_appends(&b, "+ ");
+    b64_encode((const unsigned char *)out, outlen, &b);
+    buf_appends(&b, "\r\n");
+    stream_write(c->stream, b.s, b.len);
+    buf_fini(&b);
+}
+
+static void stream_gone(struct client *c, int r)
+{
+    c->end_reason = r == CF_E_EOF ? "eof" : r == CF_E_TIMEOUT ? "timeout"
+                  : r == CF_E_SHUTDOWN ? "shutdown" : "io";
+    if (r == CF_E_TIMEOUT) client_untagged(c, "BYE Autologout; idle for too long");
+    else if (r == CF_E_SHUTDOWN) client_untagged(c, "BYE Server shutting down");
+    c->state = CLIENT_LOGOUT;
+}
+
+/* RFC 3501 section 6.2.2, with RFC 4959's optional initial response ("=" for an empty one). */
+void cmd_authenticate(struct client *c, const struct imap_command *cmd)
+{
+    const char *mech = cmd->nargs >= 1 ? imap_arg_atom(&cmd->args[0]) : NULL;
+    const char *ir = cmd->nargs == 2 ? imap_arg_atom(&cmd->args[1]) : NULL;
+    if (!mech || cmd->nargs > 2 || (cmd->nargs == 2 && !ir)) {
+        client_tagged(c, cmd->tag, "BAD AUTHENTICATE needs a mechanism and at most an initial response");
+        return;
+    }
+    struct csasl *s = auth_sasl(c);
+    if (!s) {
+        client_tagged(c, cmd->tag, "NO [UNAVAILABLE] Authentication is unavailable");
+        return;
+    }
+    if (!csasl_mech_allowed(s, mech)) {
+        if (!client_plaintext_ok(c) && (!strcasecmp(mech, "PLAIN") || !strcasecmp(mech, "LOGIN")))
+            client_tagged(c, cmd->tag, "NO [PRIVACYREQUIRED] %s is disabled before STARTTLS",
+                          !strcasecmp(mech, "PLAIN") ? "PLAIN" : "LOGIN");
+        else
+            client_tagged(c, cmd->tag, "NO [CANNOT] Unsupported authentication mechanism");
+        return;
+    }
+    struct buf line = BUF_INIT, data = BUF_INIT;
+    char *mech_up = xstrdup(mech);
+    for (char *p = mech_up; *p; p++)
+        if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 'a' + 'A');
+    const char *out = NULL;
+    size_t outlen = 0;
+    int r;
+    if (ir) {
+        if (!strcmp(ir, "=")) {
+            buf_reset(&data);
+        } else if (b64_decode(ir, strlen(ir), &data)) {
+            client_tagged(c, cmd->tag, "BAD Invalid base64 in the initial response");
+            goto done;
+        }
+        r = csasl_start(s, mech_up, data.s ? data.s : "", data.len, &out, &outlen);
+    } else {
+        r = csasl_start(s, mech_up, NULL, 0, &out, &outlen);
+    }
+    while (r == 1) {
+        send_challenge(c, out, outlen);
+        int rr = read_response(c, &line, &data);
+        if (rr == 1) {
+            client_tagged(c, cmd->tag, "BAD Authentication cancelled");
+            goto done;
+        }
+        if (rr == CF_E_PARSE || rr == CF_E_LIMIT) {
+            client_tagged(c, cmd->tag, "BAD Invalid base64 in the response");
+            goto done;
+        }
+        if (rr < 0) {
+            stream_gone(c, rr);
+            goto done;
+        }
+        r = csasl_step(s, data.s ? data.s : "", data.len, &out, &outlen);
+    }
+    if (r == 0 && outlen) {
+        /* RFC 4422 section 5: IMAP has no data with success, so the server's last data goes
+         * as a challenge and the client answers with an empty line */
+        send_challenge(c, out, outlen);
+        int rr = read_response(c, &line, &data);
+        if (rr == 1) {
+            client_tagged(c, cmd->tag, "BAD Authentication cancelled");
+            goto done;
+        }
+        if (rr < 0 && rr != CF_E_PARSE && rr != CF_E_LIMIT) {
+            stream_gone(c, rr);
+            goto done;
+        }
+        if (rr || data.len) r = CF_E_PARSE;
+    }
+    if (r == 0) {
+        login_ok(c, cmd->tag, mech_up);
+    } else if (r == CF_E_NOTFOUND) {
+        client_tagged(c, cmd->tag, "NO [CANNOT] Unsupported authentication mechanism");
+    } else {
+        login_failed(c, cmd->tag, NULL, mech_up, r == CF_E_AGAIN ? r : CF_E_PERM);
+    }
+done:
+    free(mech_up);
+    buf_fini(&line);
+    buf_fini(&data);
+}

@@ -1,0 +1,676 @@
+/* cmd-mailbox.c: the authenticated-state mailbox commands: CREATE, DELETE, RENAME, SUBSCRIBE,
+ * UNSUBSCRIBE, LIST, LSUB, STATUS (RFC 3501 sections 6.3.3 to 6.3.10), NAMESPACE (RFC 2342),
+ * with CHILDREN (RFC 3348), SPECIAL-USE and CREATE-SPECIAL-USE (RFC 6154) and LIST-STATUS
+ * (RFC 5819).
+ *
+ * Names on the wire are modified UTF-7 in the user's view (store/mboxname.h); INBOX matches in
+ * any case; the hierarchy separator is "/". A mailbox the user may not see (no 'l' right,
+ * acl-check.h) is answered as if it did not exist. */
+#include "imapd.h"
+#include "acl-check.h"
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/strarr.h"
+#include "core/xmalloc.h"
+#include "store/mboxname.h"
+#include "store/store.h"
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- shared helpers ---- */
+
+void imapd_quote_append(struct buf *out, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == 0 || ch == '\r' || ch == '\n' || ch >= 0x80) {
+            buf_printf(out, "{%zu}\r\n", len);
+            buf_append(out, s, len);
+            return;
+        }
+    }
+    buf_putc(out, '"');
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"' || s[i] == '\\') buf_putc(out, '\\');
+        buf_putc(out, s[i]);
+    }
+    buf_putc(out, '"');
+}
+
+int imapd_mailbox_name(struct client *c, const char *tag, const char *imapname, struct buf *out)
+{
+    int r = mboxname_from_imap(c->user, imapname, out);
+    if (!r) return 0;
+    if (r == CF_E_PARSE)
+        client_tagged(c, tag, "NO [CANNOT] Invalid mailbox name");
+    else
+        client_tagged(c, tag, "NO [NONEXISTENT] No such mailbox");
+    return r;
+}
+
+/* reply_error: the tagged NO for a store error (RFC 5530 response codes); internal details
+ * are logged where they happen, the user sees only a short text. */
+static void reply_error(struct client *c, const char *tag, int r)
+{
+    switch (r) {
+    case CF_E_NOTFOUND: client_tagged(c, tag, "NO [NONEXISTENT] No such mailbox"); break;
+    case CF_E_EXISTS: client_tagged(c, tag, "NO [ALREADYEXISTS] Mailbox already exists"); break;
+    case CF_E_PARSE: client_tagged(c, tag, "NO [CANNOT] Invalid mailbox name"); break;
+    case CF_E_PERM: client_tagged(c, tag, "NO [NOPERM] Permission denied"); break;
+    case CF_E_QUOTA: client_tagged(c, tag, "NO [OVERQUOTA] Quota exceeded"); break;
+    case CF_E_LIMIT: client_tagged(c, tag, "NO [LIMIT] Too many"); break;
+    case CF_E_AGAIN: case CF_E_LOCKED:
+        client_tagged(c, tag, "NO [UNAVAILABLE] Temporary failure, try again"); break;
+    case CF_E_CORRUPT: client_tagged(c, tag, "NO [CORRUPTION] Mailbox is damaged"); break;
+    default: client_tagged(c, tag, "NO [SERVERBUG] Internal error"); break;
+    }
+}
+
+static int need_store(struct client *c, const char *tag)
+{
+    if (c->store) return 1;
+    client_tagged(c, tag, "NO [UNAVAILABLE] The mail store is not available");
+    return 0;
+}
+
+/* one_mailbox_arg: the internal name of argument i (an astring) into out; answers BAD or NO
+ * itself and returns 0 when there is none. strip_sep drops one trailing separator (CREATE,
+ * RENAME target: RFC 3501 section 6.3.3). */
+static int one_mailbox_arg(struct client *c, const struct imap_command *cmd, size_t i,
+                           int strip_sep, struct buf *out)
+{
+    const char *s = i < cmd->nargs ? imap_arg_astring(&cmd->args[i]) : NULL;
+    if (!s) {
+        client_tagged(c, cmd->tag, "BAD %s needs a mailbox name", cmd->name);
+        return 0;
+    }
+    size_t len = cmd->args[i].len;
+    if (strlen(s) != len) {
+        client_tagged(c, cmd->tag, "NO [CANNOT] Invalid mailbox name");
+        return 0;
+    }
+    char *copy = xstrdup(s);
+    if (strip_sep && len > 1 && copy[len - 1] == MBOXNAME_SEP) copy[len - 1] = '\0';
+    int r = imapd_mailbox_name(c, cmd->tag, copy, out);
+    free(copy);
+    return r == 0;
+}
+
+static int own_inbox(const struct client *c, const char *name)
+{
+    struct buf inbox = BUF_INIT;
+    mboxname_user_inbox(c->user, &inbox);
+    int same = !strcmp(buf_cstr(&inbox), name);
+    buf_fini(&inbox);
+    return same;
+}
+
+/* may_create: whether the user may create internal name: the 'k' right on the nearest
+ * existing ancestor (RFC 4314 section 4, CREATE), or, when no ancestor exists, the mailbox
+ * lies in the user's own hierarchy or the user is an administrator. 1 yes, 0 no, or an error. */
+static int may_create(struct client *c, const char *name)
+{
+    struct buf parent = BUF_INIT, cur = BUF_INIT;
+    struct mboxlist_entry e;
+    mboxlist_entry_init(&e);
+    int r = 0;
+    buf_appends(&cur, name);
+    for (;;) {
+        if (mboxname_parent(buf_cstr(&cur), &parent) != 1) {
+            r = acl_has(c, name, NULL, 'k');
+            break;
+        }
+        r = store_lookup(c->store, buf_cstr(&parent), &e);
+        if (r < 0) break;
+        if (r == 1) {
+            r = acl_has(c, buf_cstr(&parent), e.acl, 'k');
+            break;
+        }
+        buf_reset(&cur);
+        buf_append(&cur, parent.s, parent.len);
+    }
+    mboxlist_entry_fini(&e);
+    buf_fini(&parent);
+    buf_fini(&cur);
+    return r;
+}
+
+/* RFC 6154 section 2: the special-use attributes. */
+static const char *const special_uses[] = { "\\All", "\\Archive", "\\Drafts", "\\Flagged",
+                                            "\\Junk", "\\Sent", "\\Trash" };
+
+static const char *special_use_canonical(const char *s)
+{
+    for (size_t i = 0; i < sizeof special_uses / sizeof special_uses[0]; i++)
+        if (!strcasecmp(special_uses[i], s)) return special_uses[i];
+    return NULL;
+}
+
+/* ---- CREATE ---- */
+
+/* RFC 3501 section 6.3.3; RFC 6154 section 3: CREATE name (USE (\Sent ...)). Missing parents
+ * are created too. */
+void cmd_create(struct client *c, const struct imap_command *cmd)
+{
+    struct buf name = BUF_INIT, flags = BUF_INIT;
+    if (cmd->nargs < 1 || cmd->nargs > 2) {
+        client_tagged(c, cmd->tag, "BAD CREATE needs a mailbox name");
+        goto done;
+    }
+    if (cmd->nargs == 2) {
+        /* RFC 4466 create-params: ( USE ( attr ... ) ) */
+        const struct imap_arg *p = &cmd->args[1];
+        if (p->type != IMAP_ARG_LIST || p->count != 2 || !imap_arg_atom_eq(&p->list[0], "USE") ||
+            p->list[1].type != IMAP_ARG_LIST) {
+            client_tagged(c, cmd->tag, "BAD Unknown CREATE parameters");
+            goto done;
+        }
+        for (size_t i = 0; i < p->list[1].count; i++) {
+            const char *a = imap_arg_atom(&p->list[1].list[i]);
+            const char *canon = a ? special_use_canonical(a) : NULL;
+            if (!canon) {
+                client_tagged(c, cmd->tag, "NO [USEATTR] Unsupported special-use attribute");
+                goto done;
+            }
+            if (strstr(buf_cstr(&flags), canon)) continue;
+            if (flags.len) buf_putc(&flags, ' ');
+            buf_appends(&flags, canon);
+        }
+    }
+    if (!need_store(c, cmd->tag) || !one_mailbox_arg(c, cmd, 0, 1, &name)) goto done;
+    const char *n = buf_cstr(&name);
+    if (own_inbox(c, n)) {
+        client_tagged(c, cmd->tag, "NO [ALREADYEXISTS] INBOX always exists");
+        goto done;
+    }
+    int r = may_create(c, n);
+    if (r == 0) r = CF_E_PERM;
+    if (r == 1) r = store_lookup(c->store, n, NULL);
+    if (r == 1) r = CF_E_EXISTS;
+    if (r == 0) r = store_create(c->store, n, NULL, NULL, flags.len ? buf_cstr(&flags) : NULL,
+                                 STORE_CREATE_PARENTS);
+    if (r) {
+        reply_error(c, cmd->tag, r);
+        goto done;
+    }
+    client_tagged(c, cmd->tag, "OK CREATE completed");
+done:
+    buf_fini(&name);
+    buf_fini(&flags);
+}
+
+/* ---- DELETE ---- */
+
+/* RFC 3501 section 6.3.4. Only the mailbox goes: its children stay, and LIST shows its name
+ * as a \Noselect parent while they exist (the store has no \Noselect mailboxes, so this is
+ * how "a name with inferiors" looks afterwards). The quota root is charged back. */
+void cmd_delete(struct client *c, const struct imap_command *cmd)
+{
+    struct buf name = BUF_INIT, root = BUF_INIT;
+    struct mboxlist_entry e;
+    mboxlist_entry_init(&e);
+    if (cmd->nargs != 1) {
+        client_tagged(c, cmd->tag, "BAD DELETE needs a mailbox name");
+        goto done;
+    }
+    if (!need_store(c, cmd->tag) || !one_mailbox_arg(c, cmd, 0, 0, &name)) goto done;
+    const char *n = buf_cstr(&name);
+    if (own_inbox(c, n)) {
+        client_tagged(c, cmd->tag, "NO [CANNOT] INBOX cannot be deleted");
+        goto done;
+    }
+    int r = acl_lookup(c, n, &e, 'x', NULL);
+    if (r == 0) r = CF_E_NOTFOUND;
+    struct index_header h;
+    memset(&h, 0, sizeof h);
+    int have_usage = 0;
+    if (r == 1) {
+        have_usage = store_status(c->store, n, &h) == 0;
+        r = store_delete(c->store, n);
+    }
+    if (r < 0) {
+        reply_error(c, cmd->tag, r);
+        goto done;
+    }
+    if (have_usage && (h.exists || h.quota_used) &&
+        quotadb_find_root(c->store->quota, NULL, n, &root) == 1)
+        quotadb_apply_delta(c->store->quota, NULL, buf_cstr(&root), -(int64_t)h.quota_used,
+                            -(int64_t)h.exists, 0);
+    client_tagged(c, cmd->tag, "OK DELETE completed");
+done:
+    mboxlist_entry_fini(&e);
+    buf_fini(&name);
+    buf_fini(&root);
+}
+
+/* ---- RENAME ---- */
+
+/* rename_inbox: RFC 3501 section 6.3.5: renaming INBOX moves all its messages to a new
+ * mailbox and leaves INBOX empty; its inferiors stay. Create, copy, then expunge. */
+static int rename_inbox(struct client *c, const char *inbox, const char *newname)
+{
+    struct mailbox *src = NULL, *dst = NULL;
+    uint32_t *uids = NULL;
+    int r = store_create(c->store, newname, NULL, NULL, NULL, STORE_CREATE_PARENTS);
+    if (r) goto done;
+    r = store_open_mailbox(c->store, inbox, NULL, &src);
+    if (!r) r = store_open_mailbox(c->store, newname, NULL, &dst);
+    if (r) goto done;
+    uint32_t n = mailbox_count(src);
+    if (n) {
+        uids = xmalloc(n * sizeof *uids);
+        for (uint32_t i = 0; i < n; i++) uids[i] = mailbox_uid(src, i + 1);
+        r = mailbox_copy(src, uids, n, dst, NULL, NULL);
+        if (r) goto done;
+        struct mailbox_store st = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+        r = mailbox_store(src, uids, n, &st, NULL, NULL);
+        if (!r) r = mailbox_expunge(src, uids, n, NULL);
+    }
+done:
+    free(uids);
+    mailbox_close(&src);
+    mailbox_close(&dst);
+    return r;
+}
+
+void cmd_rename(struct client *c, const struct imap_command *cmd)
+{
+    struct buf from = BUF_INIT, to = BUF_INIT;
+    if (cmd->nargs != 2) {
+        client_tagged(c, cmd->tag, "BAD RENAME needs two mailbox names");
+        goto done;
+    }
+    if (!need_store(c, cmd->tag) || !one_mailbox_arg(c, cmd, 0, 0, &from) ||
+        !one_mailbox_arg(c, cmd, 1, 1, &to))
+        goto done;
+    const char *f = buf_cstr(&from), *t = buf_cstr(&to);
+    int r = acl_lookup(c, f, NULL, 'x', NULL);
+    if (r == 0) r = CF_E_NOTFOUND;
+    if (r == 1) r = may_create(c, t) == 1 ? 1 : CF_E_PERM;
+    if (r == 1) {
+        r = store_lookup(c->store, t, NULL);
+        if (r == 1) r = CF_E_EXISTS;
+    }
+    if (r == 0 && mboxname_is_descendant(t, f)) r = CF_E_PERM;
+    if (r == 0) {
+        if (own_inbox(c, f)) r = rename_inbox(c, f, t);
+        else if (mboxname_is_inbox(t)) r = CF_E_PARSE;   /* nobody's INBOX by renaming */
+        else {
+            r = store_rename(c->store, f, t, NULL);
+            if (r > 0) r = 0;
+        }
+    }
+    if (r) {
+        if (r == CF_E_PERM && mboxname_is_descendant(t, f))
+            client_tagged(c, cmd->tag, "NO [CANNOT] Cannot rename a mailbox into itself");
+        else
+            reply_error(c, cmd->tag, r);
+        goto done;
+    }
+    if (own_inbox(c, f)) log_info("inbox_renamed", "new=%s", log_quote(t));
+    client_tagged(c, cmd->tag, "OK RENAME completed");
+done:
+    buf_fini(&from);
+    buf_fini(&to);
+}
+
+/* ---- SUBSCRIBE / UNSUBSCRIBE ---- */
+
+/* RFC 3501 sections 6.3.6 and 6.3.7. A name need not exist (the RFC allows either; accepting
+ * it also reveals nothing about mailboxes the user cannot see). */
+static void subscribe(struct client *c, const struct imap_command *cmd, int add)
+{
+    struct buf name = BUF_INIT;
+    if (cmd->nargs != 1) {
+        client_tagged(c, cmd->tag, "BAD %s needs a mailbox name", cmd->name);
+        goto done;
+    }
+    if (!need_store(c, cmd->tag) || !one_mailbox_arg(c, cmd, 0, 0, &name)) goto done;
+    int r = add ? subs_add(c->store->subs, NULL, c->user, buf_cstr(&name))
+                : subs_remove(c->store->subs, NULL, c->user, buf_cstr(&name));
+    if (r) {
+        reply_error(c, cmd->tag, r);
+        goto done;
+    }
+    client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
+done:
+    buf_fini(&name);
+}
+
+void cmd_subscribe(struct client *c, const struct imap_command *cmd) { subscribe(c, cmd, 1); }
+void cmd_unsubscribe(struct client *c, const struct imap_command *cmd) { subscribe(c, cmd, 0); }
+
+/* ---- STATUS ---- */
+
+enum status_item { ST_MESSAGES = 1, ST_RECENT = 2, ST_UIDNEXT = 4, ST_UIDVALIDITY = 8,
+                   ST_UNSEEN = 16 };
+static const struct { const char *name; unsigned bit; } status_items[] = {
+    { "MESSAGES", ST_MESSAGES }, { "RECENT", ST_RECENT }, { "UIDNEXT", ST_UIDNEXT },
+    { "UIDVALIDITY", ST_UIDVALIDITY }, { "UNSEEN", ST_UNSEEN },
+};
+
+/* parse_status_items: the list of RFC 3501 section 6.3.10 items into order[] (as given; at
+ * most 8) and *n. 0 or CF_E_PARSE. */
+static int parse_status_items(const struct imap_arg *a, unsigned *order, size_t *n)
+{
+    *n = 0;
+    if (a->type != IMAP_ARG_LIST || a->count == 0) return CF_E_PARSE;
+    for (size_t i = 0; i < a->count; i++) {
+        unsigned bit = 0;
+        for (size_t k = 0; k < sizeof status_items / sizeof status_items[0]; k++)
+            if (imap_arg_atom_eq(&a->list[i], status_items[k].name)) bit = status_items[k].bit;
+        if (!bit) return CF_E_PARSE;
+        int dup = 0;
+        for (size_t k = 0; k < *n; k++) dup |= order[k] == bit;
+        if (!dup && *n < 8) order[(*n)++] = bit;
+    }
+    return 0;
+}
+
+/* recent_count: messages that would be \Recent for the next session (RFC 3501 section
+ * 2.3.2): those not yet claimed by any session. Opens a session view (the only way to count
+ * them), so it is done only when RECENT is asked for. */
+static int recent_count(struct store *st, const struct mboxlist_entry *e, const char *name,
+                        uint32_t *out)
+{
+    struct mailbox *mb = NULL;
+    *out = 0;
+    const char *path = store_partition_path(st, e->partition);
+    int r = path ? mailbox_open(path, e->uniqueid, name, &mb) : CF_E_NOTFOUND;
+    if (r) return r;
+    uint32_t first = 0, end = 0;
+    r = mailbox_claim_recent(mb, 0, &first, &end);
+    if (!r && first) {
+        for (uint32_t m = mailbox_count(mb); m >= 1 && mailbox_uid(mb, m) >= first; m--)
+            (*out)++;
+    }
+    mailbox_close(&mb);
+    return r;
+}
+
+/* status_append: "STATUS name (ITEM n ...)" (no "* ", no CRLF) for an existing mailbox into out.
+ * UNSEEN comes from the index header's \Seen count (the owner's flags). 0 or a store error. */
+static int status_append(struct store *st, const char *imapname, const char *name,
+                         const struct mboxlist_entry *e, const unsigned *order, size_t n,
+                         struct buf *out)
+{
+    struct index_header h;
+    const char *path = store_partition_path(st, e->partition);
+    int r = path ? mailbox_status(path, e->uniqueid, &h) : CF_E_NOTFOUND;
+    if (r) return r;
+    uint32_t recent = 0;
+    for (size_t i = 0; i < n; i++)
+        if (order[i] == ST_RECENT && (r = recent_count(st, e, name, &recent))) return r;
+    buf_appends(out, "STATUS ");
+    imapd_quote_append(out, imapname, strlen(imapname));
+    buf_appends(out, " (");
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v = 0;
+        const char *item = "";
+        switch (order[i]) {
+        case ST_MESSAGES: item = "MESSAGES"; v = h.exists; break;
+        case ST_RECENT: item = "RECENT"; v = recent; break;
+        case ST_UIDNEXT: item = "UIDNEXT"; v = h.uidnext; break;
+        case ST_UIDVALIDITY: item = "UIDVALIDITY"; v = h.uidvalidity; break;
+        case ST_UNSEEN: item = "UNSEEN"; v = h.exists >= h.seen ? h.exists - h.seen : 0; break;
+        }
+        buf_printf(out, "%s%s %u", i ? " " : "", item, v);
+    }
+    buf_putc(out, ')');
+    return 0;
+}
+
+/* RFC 3501 section 6.3.10 (needs the 'r' right, RFC 4314 section 4). */
+void cmd_status(struct client *c, const struct imap_command *cmd)
+{
+    struct buf name = BUF_INIT, out = BUF_INIT;
+    struct mboxlist_entry e;
+    mboxlist_entry_init(&e);
+    unsigned order[8];
+    size_t n;
+    if (cmd->nargs != 2 || parse_status_items(&cmd->args[1], order, &n)) {
+        client_tagged(c, cmd->tag, "BAD STATUS needs a mailbox name and a list of "
+                      "MESSAGES, RECENT, UIDNEXT, UIDVALIDITY, UNSEEN");
+        goto done;
+    }
+    if (!need_store(c, cmd->tag) || !one_mailbox_arg(c, cmd, 0, 0, &name)) goto done;
+    int r = acl_lookup(c, buf_cstr(&name), &e, 'r', NULL);
+    if (r == 0) r = CF_E_NOTFOUND;
+    if (r == 1) {
+        /* answer with the name as the client sent it (RFC 3501 section 7.2.4 example) */
+        r = status_append(c->store, cmd->args[0].s, buf_cstr(&name), &e, order, n, &out);
+    }
+    if (r) {
+        reply_error(c, cmd->tag, r);
+        goto done;
+    }
+    client_untagged(c, "%s", buf_cstr(&out));
+    client_tagged(c, cmd->tag, "OK STATUS completed");
+done:
+    mboxlist_entry_fini(&e);
+    buf_fini(&name);
+    buf_fini(&out);
+}
+
+/* ---- LIST / LSUB ---- */
+
+struct list_rock {
+    struct client *c;
+    int lsub;
+    const char *pattern;            /* UTF-8, user's view */
+    struct strarr parents;          /* \Noselect parents already sent */
+    const struct strarr *subs;      /* LSUB: the subscribed internal names */
+    unsigned status[8];             /* LIST-STATUS items (RFC 5819) */
+    size_t nstatus;
+    struct buf line, imapname, iname;
+    int err;
+};
+
+/* send_entry: one "* LIST (attrs) "/" name" line (then the STATUS one when asked for). */
+static void send_entry(struct list_rock *l, const char *attrs, const char *extname,
+                       const char *name, const struct mboxlist_entry *e)
+{
+    buf_reset(&l->imapname);
+    if (mboxname_utf8_to_utf7(extname, &l->imapname)) return;
+    buf_reset(&l->line);
+    buf_printf(&l->line, "%s (%s) \"%c\" ", l->lsub ? "LSUB" : "LIST", attrs, MBOXNAME_SEP);
+    imapd_quote_append(&l->line, l->imapname.s, l->imapname.len);
+    client_untagged(l->c, "%s", buf_cstr(&l->line));
+    if (l->nstatus && e && acl_has(l->c, name, e->acl, 'r')) {
+        buf_reset(&l->line);
+        /* a mailbox that vanished meanwhile just gets no STATUS line */
+        if (!status_append(l->c->store, buf_cstr(&l->imapname), name, e, l->status, l->nstatus,
+                           &l->line))
+            client_untagged(l->c, "%s", buf_cstr(&l->line));
+    }
+}
+
+/* send_parent: a \Noselect ancestor, once (RFC 3501 section 6.3.8: "%" shows a level whose
+ * children exist even when the level itself is no mailbox). An existing visible ancestor is
+ * reported on its own instead. */
+static void send_parent(struct list_rock *l, const char *anc)
+{
+    if (strarr_find(&l->parents, anc) >= 0) return;
+    strarr_add(&l->parents, anc);
+    struct mboxlist_entry e;
+    mboxlist_entry_init(&e);
+    int exists = 0;
+    if (!mboxname_from_external(l->c->user, anc, &l->iname)) {
+        if (l->lsub) {
+            exists = strarr_find(l->subs, buf_cstr(&l->iname)) >= 0;
+        } else if (store_lookup(l->c->store, buf_cstr(&l->iname), &e) == 1) {
+            exists = acl_has(l->c, buf_cstr(&l->iname), e.acl, 'l');
+        }
+    }
+    mboxlist_entry_fini(&e);
+    if (!exists) send_entry(l, l->lsub ? "\\Noselect" : "\\Noselect \\HasChildren", anc, NULL,
+                            NULL);
+}
+
+static int list_cb(const char *extname, size_t matchlen, const char *name,
+                   const struct mboxlist_entry *e, void *rock)
+{
+    struct list_rock *l = rock;
+    struct client *c = l->c;
+    if (!acl_has(c, name, e->acl, 'l')) return 0;
+    if (matchlen != strlen(extname)) {
+        char *anc = xstrndup(extname, matchlen);
+        send_parent(l, anc);
+        free(anc);
+        return 0;
+    }
+    struct buf attrs = BUF_INIT;
+    int kids = mboxlist_has_children(c->store->mboxlist, NULL, name);
+    buf_appends(&attrs, kids > 0 ? "\\HasChildren" : "\\HasNoChildren");
+    /* RFC 6154 section 2: special-use attributes from the mailbox list entry */
+    struct strarr words = STRARR_INIT;
+    strarr_split(&words, e->flags ? e->flags : "", " ", 1);
+    for (size_t i = 0; i < words.count; i++) {
+        const char *canon = special_use_canonical(words.v[i]);
+        if (canon) {
+            buf_putc(&attrs, ' ');
+            buf_appends(&attrs, canon);
+        }
+    }
+    strarr_fini(&words);
+    send_entry(l, buf_cstr(&attrs), extname, name, e);
+    buf_fini(&attrs);
+    return 0;
+}
+
+/* lsub_all: RFC 3501 section 6.3.9: the subscribed names matching the pattern, and the
+ * \Noselect levels above subscribed names that "%" stops at. */
+static void lsub_all(struct list_rock *l)
+{
+    struct strarr subs = STRARR_INIT;
+    struct buf ext = BUF_INIT;
+    l->subs = &subs;
+    int r = subs_list(l->c->store->subs, NULL, l->c->user, &subs);
+    if (r) l->err = r;
+    for (size_t i = 0; !r && i < subs.count; i++) {
+        if (mboxname_to_external(l->c->user, subs.v[i], &ext)) continue;
+        const char *x = buf_cstr(&ext);
+        if (mboxname_match(l->pattern, x)) {
+            struct mboxlist_entry e;
+            mboxlist_entry_init(&e);
+            int found = store_lookup(l->c->store, subs.v[i], &e) == 1 &&
+                        acl_has(l->c, subs.v[i], e.acl, 'l');
+            send_entry(l, found ? "" : "\\Noselect", x, NULL, NULL);
+            mboxlist_entry_fini(&e);
+        } else {
+            size_t m = mboxname_match_ancestor(l->pattern, x);
+            if (m) {
+                char *anc = xstrndup(x, m);
+                send_parent(l, anc);
+                free(anc);
+            }
+        }
+    }
+    l->subs = NULL;
+    buf_fini(&ext);
+    strarr_fini(&subs);
+}
+
+/* parse_return: RFC 5258 section 6 return options as far as RFC 5819 needs them:
+ * RETURN (STATUS (items)), with CHILDREN and SPECIAL-USE accepted (always given anyway). */
+static int parse_return(struct list_rock *l, const struct imap_arg *kw, const struct imap_arg *opts)
+{
+    if (!imap_arg_atom_eq(kw, "RETURN") || opts->type != IMAP_ARG_LIST) return CF_E_PARSE;
+    for (size_t i = 0; i < opts->count; i++) {
+        const struct imap_arg *o = &opts->list[i];
+        if (imap_arg_atom_eq(o, "CHILDREN") || imap_arg_atom_eq(o, "SPECIAL-USE")) continue;
+        if (imap_arg_atom_eq(o, "STATUS") && i + 1 < opts->count &&
+            !parse_status_items(&opts->list[i + 1], l->status, &l->nstatus)) {
+            i++;
+            continue;
+        }
+        return CF_E_PARSE;
+    }
+    return 0;
+}
+
+/* RFC 3501 sections 6.3.8 (LIST) and 6.3.9 (LSUB). The reference and the pattern are joined
+ * (RFC 3501 leaves the interpretation to the server; joining is what clients expect:
+ * LIST "Other Users/" "%"). An empty pattern asks for the separator and the root. */
+static void list_or_lsub(struct client *c, const struct imap_command *cmd, int lsub)
+{
+    struct list_rock l;
+    memset(&l, 0, sizeof l);
+    l.c = c;
+    l.lsub = lsub;
+    struct buf pat = BUF_INIT, utf8 = BUF_INIT;
+    size_t a = 0;
+    /* LIST-EXTENDED selection options are not supported, but "()" means none */
+    if (!lsub && cmd->nargs >= 1 && cmd->args[0].type == IMAP_ARG_LIST) {
+        if (cmd->args[0].count) {
+            client_tagged(c, cmd->tag, "BAD LIST selection options are not supported");
+            goto done;
+        }
+        a = 1;
+    }
+    const char *ref = a < cmd->nargs ? imap_arg_astring(&cmd->args[a]) : NULL;
+    const char *mpat = a + 1 < cmd->nargs ? imap_arg_astring(&cmd->args[a + 1]) : NULL;
+    size_t rest = cmd->nargs - a;
+    if (!ref || !mpat || (rest != 2 && (lsub || rest != 4)) ||
+        (rest == 4 && parse_return(&l, &cmd->args[a + 2], &cmd->args[a + 3]))) {
+        client_tagged(c, cmd->tag, "BAD %s needs a reference and a mailbox pattern%s", cmd->name,
+                      lsub ? "" : " (and optionally RETURN (STATUS (...)))");
+        goto done;
+    }
+    if (!need_store(c, cmd->tag)) goto done;
+    if (!*mpat && !lsub) {
+        /* RFC 3501 section 6.3.8: the delimiter, and the root of the reference: a namespace
+         * prefix when the reference is in one, else "" */
+        const char *root = "";
+        if (!strncmp(ref, MBOXNAME_NS_OTHER, strlen(MBOXNAME_NS_OTHER))) root = MBOXNAME_NS_OTHER;
+        if (!strncmp(ref, MBOXNAME_NS_SHARED, strlen(MBOXNAME_NS_SHARED))) root = MBOXNAME_NS_SHARED;
+        client_untagged(c, "LIST (\\Noselect) \"%c\" \"%s\"", MBOXNAME_SEP, root);
+        client_tagged(c, cmd->tag, "OK LIST completed");
+        goto done;
+    }
+    buf_appends(&pat, ref);
+    buf_appends(&pat, mpat);
+    /* a pattern that is no valid modified UTF-7 can match no name */
+    if (!mboxname_utf7_to_utf8(buf_cstr(&pat), &utf8)) {
+        l.pattern = buf_cstr(&utf8);
+        int r;
+        if (lsub) {
+            lsub_all(&l);
+            r = l.err;
+        } else {
+            r = mboxlist_list(c->store->mboxlist, NULL, c->user, l.pattern, list_cb, &l);
+        }
+        if (r < 0) {
+            reply_error(c, cmd->tag, r);
+            goto done;
+        }
+    }
+    client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
+done:
+    strarr_fini(&l.parents);
+    buf_fini(&l.line);
+    buf_fini(&l.imapname);
+    buf_fini(&l.iname);
+    buf_fini(&pat);
+    buf_fini(&utf8);
+}
+
+void cmd_list(struct client *c, const struct imap_command *cmd) { list_or_lsub(c, cmd, 0); }
+void cmd_lsub(struct client *c, const struct imap_command *cmd) { list_or_lsub(c, cmd, 1); }
+
+/* ---- NAMESPACE ---- */
+
+/* RFC 2342 section 5: personal, other users', shared; the prefixes come from mboxname.h. */
+void cmd_namespace(struct client *c, const struct imap_command *cmd)
+{
+    if (cmd->nargs) {
+        client_tagged(c, cmd->tag, "BAD NAMESPACE takes no arguments");
+        return;
+    }
+    client_untagged(c, "NAMESPACE ((\"\" \"%c\")) ((\"%s\" \"%c\")) ((\"%s\" \"%c\"))",
+                    MBOXNAME_SEP, MBOXNAME_NS_OTHER, MBOXNAME_SEP, MBOXNAME_NS_SHARED,
+                    MBOXNAME_SEP);
+    client_tagged(c, cmd->tag, "OK NAMESPACE completed");
+}
