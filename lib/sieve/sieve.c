@@ -1,0 +1,518 @@
+/* sieve.c: running and validating Sieve scripts through libsieve, and the per-user script files. */
+#include "sieve/sieve.h"
+#include "core/error.h"
+#include "core/fileutil.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include <dirent.h>
+#include <errno.h>
+#include <stddef.h>     /* sieve2_error.h uses NULL without including it */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <sieve2.h>
+
+/* The state of one libsieve run. Strings handed to libsieve stay alive until the run ends
+ * (libsieve keeps pointers to them), so they are collected in keep. */
+struct run {
+    const char *script;
+    const struct sieve_input *in;
+    struct sieve_result *r;
+    struct strarr keep;          /* strings handed to libsieve */
+    char ***lists;               /* string lists handed to libsieve */
+    size_t nlists;
+    int parse_errors;
+    struct buf *err;
+};
+
+static char *hold(struct run *u, char *s)
+{
+    strarr_take(&u->keep, s);
+    return s;
+}
+
+static char **hold_list(struct run *u, char **l)
+{
+    u->lists = xrealloc(u->lists, (u->nlists + 1) * sizeof *u->lists);
+    u->lists[u->nlists++] = l;
+    return l;
+}
+
+static void copy_flags(struct strarr *out, char **flags)
+{
+    for (; flags && *flags; flags++) strarr_add(out, *flags);
+}
+
+static int cb_getscript(sieve2_context_t *s, void *rock)
+{
+    struct run *u = rock;
+    const char *path = sieve2_getvalue_string(s, "path");
+    const char *name = sieve2_getvalue_string(s, "name");
+    if ((path && *path) || (name && *name)) return SIEVE2_ERROR_UNSUPPORTED;   /* include */
+    sieve2_setvalue_string(s, "script", (char *)u->script);
+    return SIEVE2_OK;
+}
+
+static int cb_parse_error(sieve2_context_t *s, void *rock)
+{
+    struct run *u = rock;
+    const char *m = sieve2_getvalue_string(s, "message");
+    u->parse_errors++;
+    buf_printf(u->err, "line %d: %s\n", sieve2_getvalue_int(s, "lineno"), m ? m : "error");
+    return SIEVE2_OK;
+}
+
+static int cb_runtime_error(sieve2_context_t *s, void *rock)
+{
+    struct run *u = rock;
+    const char *m = sieve2_getvalue_string(s, "message");
+    u->r->error = 1;
+    buf_printf(&u->r->errors, "runtime: %s\n", m ? m : "error");
+    return SIEVE2_OK;
+}
+
+static int cb_keep(sieve2_context_t *s, void *rock)
+{
+    struct run *u = rock;
+    u->r->keep = 1;
+    copy_flags(&u->r->keep_flags, sieve2_getvalue_stringlist(s, "imapflags"));
+    return SIEVE2_OK;
+}
+
+static int cb_fileinto(sieve2_context_t *s, void *rock)
+{
+    struct run *u = rock;
+    const char *mb = sieve2_getvalue_string(s, "mailbox");
+    if (!mb) return SIEVE2_ERROR_BADARGS;
+    struct sieve_result *r = u->r;
+    r->fileinto = xrealloc(r->fileinto, (r->nfileinto + 1) * sizeof *r->fileinto);
+    struct sieve_fileinto *f = &r->fileinto[r->nfileinto++];
+    f->mailbox = xstrdup(mb);
+    strarr_init(&f->flags);
+    copy_flags(&f->flags, sieve2_getvalue_stringlist(s, "imapflags"));
+    return SIEVE2_OK;
+}
+
+static int cb_redirect(sieve2_context_t *s, void *rock)
+{
+    struct run *u = rock;
+    const char *a = sieve2_getvalue_string(s, "address");
+    if (!a) return SIEVE2_ERROR_BADARGS;
+    strarr_add(&u->r->redirect, a);
+    return SIEVE2_OK;
+}
+
+static int cb_reject(sieve2_context_t *s, void *rock)
+{
+    struct run *u = rock;
+    const char *m = sieve2_getvalue_string(s, "message");
+    free(u->r->reject);
+    u->r->reject = xstrdup(m && *m ? m : "Rejected");
+    return SIEVE2_OK;
+}
+
+static int cb_discard(sieve2_context_t *s, void *rock)
+{
+    (void)s;
+    ((struct run *)rock)->r->discard = 1;
+    return SIEVE2_OK;
+}
+
+static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
+
+static int cb_vacation(sieve2_context_t *s, void *rock)
+{
+    struct sieve_result *r = ((struct run *)rock)->r;
+    const char *addr = sieve2_getvalue_string(s, "address");
+    const char *msg = sieve2_getvalue_string(s, "message");
+    if (!addr || !msg) return SIEVE2_ERROR_BADARGS;
+    r->vacation = 1;
+    free(r->vac_address);
+    free(r->vac_from);
+    free(r->vac_subject);
+    free(r->vac_message);
+    r->vac_address = xstrdup(addr);
+    r->vac_from = dup_or_null(sieve2_getvalue_string(s, "fromaddr"));
+    r->vac_subject = dup_or_null(sieve2_getvalue_string(s, "subject"));
+    r->vac_message = xstrdup(msg);
+    r->vac_days = sieve2_getvalue_int(s, "days");
+    r->vac_mime = sieve2_getvalue_int(s, "mime");
+    return SIEVE2_OK;
+}
+
+/* header_values: the unfolded values of every field called name in the header section. */
+static char **header_values(const char *msg, size_t len, const char *name)
+{
+    struct strarr out = STRARR_INIT;
+    size_t nlen = strlen(name), pos = 0;
+    while (pos < len) {
+        size_t eol = pos;
+        while (eol < len && msg[eol] != '\n') eol++;
+        size_t l = eol - pos;
+        if (l && msg[pos + l - 1] == '\r') l--;
+        if (l == 0) break;
+        int match = l > nlen && msg[pos + nlen] == ':' && !strncasecmp(msg + pos, name, nlen);
+        size_t next = eol + 1;
+        if (match) {
+            struct buf v = BUF_INIT;
+            const char *p = msg + pos + nlen + 1;
+            size_t vl = l - nlen - 1;
+            while (vl && (*p == ' ' || *p == '\t')) p++, vl--;
+            buf_append(&v, p, vl);
+            while (next < len && (msg[next] == ' ' || msg[next] == '\t')) {
+                size_t e2 = next;
+                while (e2 < len && msg[e2] != '\n') e2++;
+                size_t l2 = e2 - next;
+                if (l2 && msg[next + l2 - 1] == '\r') l2--;
+                buf_append(&v, msg + next, l2);
+                next = e2 + 1;
+            }
+            strarr_take(&out, buf_release(&v));
+        } else {
+            while (next < len && (msg[next] == ' ' || msg[next] == '\t')) {
+                while (next < len && msg[next] != '\n') next++;
+                next++;
+            }
+        }
+        pos = next;
+    }
+    if (!out.count) {
+        strarr_fini(&out);
+        return NULL;
+    }
+    char **v = out.v;     /* NULL-terminated; the strings are freed with the run */
+    return v;
+}
+
+static int cb_getheader(sieve2_context_t *s, void *rock)
+{
+    struct run *u = rock;
+    const char *name = sieve2_getvalue_string(s, "header");
+    if (!name) return SIEVE2_ERROR_BADARGS;
+    char **v = header_values(u->in->msg, u->in->len, name);
+    if (v) sieve2_setvalue_stringlist(s, "body", hold_list(u, v));
+    return SIEVE2_OK;
+}
+
+static int cb_getenvelope(sieve2_context_t *s, void *rock)
+{
+    struct run *u = rock;
+    sieve2_setvalue_string(s, "from", hold(u, xstrdup(u->in->env_from ? u->in->env_from : "")));
+    sieve2_setvalue_string(s, "to", hold(u, xstrdup(u->in->env_to ? u->in->env_to : "")));
+    return SIEVE2_OK;
+}
+
+static int cb_getsize(sieve2_context_t *s, void *rock)
+{
+    struct run *u = rock;
+    sieve2_setvalue_int(s, "size", u->in->len > 0x7fffffff ? 0x7fffffff : (int)u->in->len);
+    return SIEVE2_OK;
+}
+
+/* RFC 5233: user+detail@domain; the local part and domain split at the last '@'. */
+static int cb_getsubaddress(sieve2_context_t *s, void *rock)
+{
+    struct run *u = rock;
+    const char *a = sieve2_getvalue_string(s, "address");
+    if (!a) return SIEVE2_ERROR_BADARGS;
+    const char *at = strrchr(a, '@');
+    char *local = hold(u, xstrndup(a, at ? (size_t)(at - a) : strlen(a)));
+    char *plus = strchr(local, '+');
+    sieve2_setvalue_string(s, "localpart", local);
+    sieve2_setvalue_string(s, "domain", hold(u, xstrdup(at ? at + 1 : "")));
+    sieve2_setvalue_string(s, "user", hold(u, xstrndup(local, plus ? (size_t)(plus - local)
+                                                             : strlen(local))));
+    if (plus) sieve2_setvalue_string(s, "detail", hold(u, xstrdup(plus + 1)));
+    return SIEVE2_OK;
+}
+
+static sieve2_callback_t callbacks[] = {
+    { SIEVE2_SCRIPT_GETSCRIPT, cb_getscript },
+    { SIEVE2_ERRCALL_PARSE, cb_parse_error },
+    { SIEVE2_ERRCALL_RUNTIME, cb_runtime_error },
+    { SIEVE2_ACTION_KEEP, cb_keep },
+    { SIEVE2_ACTION_FILEINTO, cb_fileinto },
+    { SIEVE2_ACTION_REDIRECT, cb_redirect },
+    { SIEVE2_ACTION_REJECT, cb_reject },
+    { SIEVE2_ACTION_DISCARD, cb_discard },
+    { SIEVE2_ACTION_VACATION, cb_vacation },
+    { SIEVE2_MESSAGE_GETHEADER, cb_getheader },
+    { SIEVE2_MESSAGE_GETENVELOPE, cb_getenvelope },
+    { SIEVE2_MESSAGE_GETSIZE, cb_getsize },
+    { SIEVE2_MESSAGE_GETSUBADDRESS, cb_getsubaddress },
+    { SIEVE2_VALUE_FIRST, NULL },
+};
+
+void sieve_result_init(struct sieve_result *r)
+{
+    memset(r, 0, sizeof *r);
+    strarr_init(&r->keep_flags);
+    strarr_init(&r->redirect);
+    buf_init(&r->errors);
+}
+
+void sieve_result_fini(struct sieve_result *r)
+{
+    strarr_fini(&r->keep_flags);
+    for (size_t i = 0; i < r->nfileinto; i++) {
+        free(r->fileinto[i].mailbox);
+        strarr_fini(&r->fileinto[i].flags);
+    }
+    free(r->fileinto);
+    free(r->reject);
+    strarr_fini(&r->redirect);
+    free(r->vac_address);
+    free(r->vac_from);
+    free(r->vac_subject);
+    free(r->vac_message);
+    buf_fini(&r->errors);
+    sieve_result_init(r);
+}
+
+static char g_extensions[512];
+
+const char *sieve_extensions(void)
+{
+    if (!g_extensions[0]) {
+        sieve2_context_t *c = NULL;
+        if (sieve2_alloc(&c) == SIEVE2_OK && sieve2_callbacks(c, callbacks) == SIEVE2_OK) {
+            const char *e = sieve2_listextensions(c);
+            size_t n = strlen(e ? e : "");
+            while (n && e[n - 1] == ' ') n--;
+            if (n >= sizeof g_extensions) n = sizeof g_extensions - 1;
+            memcpy(g_extensions, e, n);
+            g_extensions[n] = '\0';
+        }
+        if (c) sieve2_free(&c);
+    }
+    return g_extensions;
+}
+
+/* run: validate (in == NULL) or execute. Returns 0, CF_E_PARSE or CF_E_INTERNAL. */
+static int run(const char *script, const struct sieve_input *in, struct sieve_result *r,
+               struct buf *err)
+{
+    struct run u;
+    memset(&u, 0, sizeof u);
+    u.script = script;
+    u.in = in;
+    u.r = r;
+    u.err = err;
+    strarr_init(&u.keep);
+    sieve2_context_t *c = NULL;
+    int ret = 0;
+    if (sieve2_alloc(&c) != SIEVE2_OK || sieve2_callbacks(c, callbacks) != SIEVE2_OK) {
+        buf_appends(err, "libsieve: cannot set up\n");
+        ret = CF_E_INTERNAL;
+        goto done;
+    }
+    int sr = in ? sieve2_execute(c, &u) : sieve2_validate(c, &u);
+    /* libsieve reports parse errors through the callback and may still return OK */
+    if (u.parse_errors) ret = CF_E_PARSE;
+    else if (sr != SIEVE2_OK) {
+        buf_printf(err, "libsieve: %s\n", sieve2_errstr(sr));
+        ret = sr == SIEVE2_ERROR_PARSE ? CF_E_PARSE : CF_E_INTERNAL;
+    }
+done:
+    if (c) sieve2_free(&c);
+    for (size_t i = 0; i < u.nlists; i++) {
+        for (char **p = u.lists[i]; *p; p++) free(*p);
+        free(u.lists[i]);
+    }
+    free(u.lists);
+    strarr_fini(&u.keep);
+    return ret;
+}
+
+int sieve_check(const char *script, struct buf *err)
+{
+    struct sieve_result r;
+    sieve_result_init(&r);
+    int ret = run(script, NULL, &r, err);
+    sieve_result_fini(&r);
+    return ret;
+}
+
+int sieve_run(const char *script, const struct sieve_input *in, struct sieve_result *r)
+{
+    sieve_result_fini(r);
+    int ret = run(script, in, r, &r->errors);
+    if (ret < 0 || r->error) {
+        /* RFC 5228 section 2.10.6: an error cancels everything and keeps the message */
+        struct buf keep = BUF_INIT;
+        buf_append(&keep, r->errors.s ? r->errors.s : "", r->errors.len);
+        sieve_result_fini(r);
+        r->errors = keep;
+        r->error = 1;
+        r->keep = 1;
+        return ret < 0 ? ret : CF_E_INTERNAL;
+    }
+    if (!r->keep && !r->nfileinto && !r->discard && !r->reject && !r->redirect.count)
+        r->keep = 1;                               /* implicit keep, RFC 5228 section 2.10.2 */
+    return 0;
+}
+
+/* ---- storage ---- */
+
+int sieve_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (!n || n > 128 || name[0] == '.' || !strcmp(name, "active")) return 0;
+    for (const char *p = name; *p; p++)
+        if (*p < 0x20 || *p > 0x7e || *p == '/') return 0;
+    return 1;
+}
+
+static int user_valid(const char *user)
+{
+    return *user && user[0] != '.' && !strchr(user, '/') && strlen(user) < 256;
+}
+
+static char *user_dir(const struct config *cfg, const char *user)
+{
+    return xasprintf("%s/sieve/%s", config_str(cfg, CFG_CONFIGDIR), user);
+}
+
+int sieve_put(const struct config *cfg, const char *user, const char *name, const char *data,
+              size_t len, struct buf *err)
+{
+    if (!user_valid(user) || !sieve_name_valid(name)) {
+        buf_appends(err, "invalid user or script name\n");
+        return CF_E_PARSE;
+    }
+    if (len > SIEVE_MAX_SCRIPT || memchr(data, '\0', len)) {
+        buf_appends(err, "script too big or not text\n");
+        return CF_E_PARSE;
+    }
+    char *text = xstrndup(data, len);
+    int r = sieve_check(text, err);
+    free(text);
+    if (r < 0) return r;
+    char *dir = user_dir(cfg, user);
+    char *path = xasprintf("%s/%s.sieve", dir, name);
+    r = mkdir_p(dir, 0700) < 0 ? CF_E_IO : file_write_atomic(path, data, len, 0600);
+    free(dir);
+    free(path);
+    return r;
+}
+
+int sieve_get(const struct config *cfg, const char *user, const char *name, char **data_r,
+              size_t *len_r)
+{
+    if (!user_valid(user) || !sieve_name_valid(name)) return CF_E_PARSE;
+    char *dir = user_dir(cfg, user);
+    char *path = xasprintf("%s/%s.sieve", dir, name);
+    int r = file_read_all(path, SIEVE_MAX_SCRIPT, data_r, len_r);
+    free(dir);
+    free(path);
+    return r;
+}
+
+/* active_name: the script "active" points to, or NULL. */
+static char *active_name(const char *dir)
+{
+    char *link = xasprintf("%s/active", dir);
+    char target[512];
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    free(link);
+    if (n <= 0) return NULL;
+    target[n] = '\0';
+    size_t tl = (size_t)n;
+    if (tl <= 6 || strcmp(target + tl - 6, ".sieve")) return NULL;
+    target[tl - 6] = '\0';
+    return xstrdup(target);
+}
+
+int sieve_list(const struct config *cfg, const char *user, struct strarr *names,
+               char **active_r)
+{
+    if (active_r) *active_r = NULL;
+    if (!user_valid(user)) return CF_E_PARSE;
+    char *dir = user_dir(cfg, user);
+    DIR *d = opendir(dir);
+    if (!d) {
+        free(dir);
+        return errno == ENOENT ? 0 : CF_E_IO;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (n > 6 && !strcmp(de->d_name + n - 6, ".sieve") && de->d_name[0] != '.')
+            strarr_take(names, xstrndup(de->d_name, n - 6));
+    }
+    closedir(d);
+    strarr_sort(names);
+    if (active_r) *active_r = active_name(dir);
+    free(dir);
+    return 0;
+}
+
+int sieve_activate(const struct config *cfg, const char *user, const char *name)
+{
+    if (!user_valid(user) || !sieve_name_valid(name)) return CF_E_PARSE;
+    char *dir = user_dir(cfg, user);
+    char *path = xasprintf("%s/%s.sieve", dir, name);
+    char *target = xasprintf("%s.sieve", name);
+    char *tmp = xasprintf("%s/active.tmp.%d", dir, (int)getpid());
+    char *link = xasprintf("%s/active", dir);
+    struct stat sb;
+    int r = 0;
+    if (stat(path, &sb) < 0) r = CF_E_NOTFOUND;
+    else {
+        unlink(tmp);
+        /* a new link renamed over the old one: never a moment without an active script */
+        if (symlink(target, tmp) < 0 || rename(tmp, link) < 0 || fsync_dir(dir, 1) < 0) {
+            log_err("sieve_activate_failed", "path=%s error=%s", log_quote(link),
+                    log_quote(strerror(errno)));
+            unlink(tmp);
+            r = CF_E_IO;
+        }
+    }
+    free(dir);
+    free(path);
+    free(target);
+    free(tmp);
+    free(link);
+    return r;
+}
+
+int sieve_deactivate(const struct config *cfg, const char *user)
+{
+    if (!user_valid(user)) return CF_E_PARSE;
+    char *dir = user_dir(cfg, user);
+    char *link = xasprintf("%s/active", dir);
+    int r = unlink(link) < 0 ? (errno == ENOENT ? CF_E_NOTFOUND : CF_E_IO) : 0;
+    free(dir);
+    free(link);
+    return r;
+}
+
+int sieve_delete(const struct config *cfg, const char *user, const char *name)
+{
+    if (!user_valid(user) || !sieve_name_valid(name)) return CF_E_PARSE;
+    char *dir = user_dir(cfg, user);
+    char *path = xasprintf("%s/%s.sieve", dir, name);
+    char *act = active_name(dir);
+    int r = 0;
+    if (act && !strcmp(act, name)) r = CF_E_PERM;          /* deactivate it first */
+    else if (unlink(path) < 0) r = errno == ENOENT ? CF_E_NOTFOUND : CF_E_IO;
+    free(act);
+    free(dir);
+    free(path);
+    return r;
+}
+
+int sieve_active_script(const struct config *cfg, const char *user, char **data_r)
+{
+    *data_r = NULL;
+    if (!user_valid(user)) return 0;
+    char *link = xasprintf("%s/sieve/%s/active", config_str(cfg, CFG_CONFIGDIR), user);
+    size_t len;
+    int r = file_read_all(link, SIEVE_MAX_SCRIPT, data_r, &len);
+    free(link);
+    if (r == CF_E_NOTFOUND) return 0;
+    return r < 0 ? r : 1;
+}

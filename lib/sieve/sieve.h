@@ -1,0 +1,80 @@
+/* sieve.h: Coffer's glue over libsieve (sieve2.h): per-user script storage, validation, and
+ * running a script on one message to get the list of actions (RFC 5228).
+ *
+ * Storage: configdir/sieve/USER/NAME.sieve, one file per script, and "active", a symbolic link
+ * to the active script's file (no link: no active script). Names are 1..128 bytes of
+ * printable ASCII without '/' and not starting with '.'. Files are replaced atomically. */
+#ifndef COFFER_SIEVE_SIEVE_H
+#define COFFER_SIEVE_SIEVE_H
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/strarr.h"
+#include <stddef.h>
+
+#define SIEVE_MAX_SCRIPT (1024 * 1024)
+
+/* The message a script looks at. msg is the whole message (header section used for header,
+ * address and exists tests); env_from / env_to are the envelope (RFC 5228 section 5.4). */
+struct sieve_input {
+    const char *msg;
+    size_t len;
+    const char *env_from;     /* "" for the null sender */
+    const char *env_to;
+};
+
+struct sieve_fileinto {
+    char *mailbox;            /* as the script wrote it (a folder of the user, '/' separated) */
+    struct strarr flags;      /* RFC 5232 flags ("\\Seen", "$label") */
+};
+
+/* What a script decided. With nothing at all decided, keep is set (implicit keep). */
+struct sieve_result {
+    int keep;
+    struct strarr keep_flags;
+    struct sieve_fileinto *fileinto;
+    size_t nfileinto;
+    int discard;
+    char *reject;             /* reason, or NULL */
+    struct strarr redirect;   /* addresses */
+    int vacation;
+    char *vac_address;        /* whom to answer */
+    char *vac_from;           /* :from, or NULL */
+    char *vac_subject;        /* :subject, or NULL */
+    char *vac_message;
+    int vac_days;
+    int vac_mime;
+    int error;                /* the script failed: keep was forced (errors says why) */
+    struct buf errors;
+};
+void sieve_result_init(struct sieve_result *r);
+void sieve_result_fini(struct sieve_result *r);
+
+/* sieve_extensions: libsieve's sieve2_listextensions() for our callbacks (static text). */
+const char *sieve_extensions(void);
+
+/* sieve_check: compile script; 0, or CF_E_PARSE with "line N: message" lines in err. */
+int sieve_check(const char *script, struct buf *err);
+
+/* sieve_run: run script on in. Always fills r (on any error: keep, r->error set, and the
+ * reason in r->errors) and returns 0 or CF_E_PARSE / CF_E_INTERNAL for the error case. */
+int sieve_run(const char *script, const struct sieve_input *in, struct sieve_result *r);
+
+/* Script storage. All return 0 or a CF_E_* code: CF_E_PARSE (bad user or script name, or a
+ * script that does not compile: err gets the lines), CF_E_NOTFOUND, CF_E_IO (logged). */
+int sieve_name_valid(const char *name);          /* 1 or 0 */
+int sieve_put(const struct config *cfg, const char *user, const char *name, const char *data,
+              size_t len, struct buf *err);
+int sieve_get(const struct config *cfg, const char *user, const char *name, char **data_r,
+              size_t *len_r);
+/* sieve_list: script names (sorted) into names; *active_r (caller frees, may be NULL) the
+ * active one's name or NULL. */
+int sieve_list(const struct config *cfg, const char *user, struct strarr *names,
+               char **active_r);
+int sieve_activate(const struct config *cfg, const char *user, const char *name);
+int sieve_deactivate(const struct config *cfg, const char *user);
+int sieve_delete(const struct config *cfg, const char *user, const char *name);
+/* sieve_active_script: the active script's text (*data_r, caller frees). 1 found, 0 none,
+ * or an error. */
+int sieve_active_script(const struct config *cfg, const char *user, char **data_r);
+
+#endif
