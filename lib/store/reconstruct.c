@@ -381,6 +381,88 @@ static int write_cache(const char *dir, const struct buf *data)
     return r;
 }
 
+/* write_mailbox: write the cache and the index for the items that have a file and are not
+ * expunged (the caller holds the write lock): items marked resummarize are read from their
+ * file, their modseq set to modseq when they had none or changed size. Keyword bits keep their
+ * numbers (rc->keywords). The counters of *nh are computed here. 0 or CF_E_IO. */
+static int write_mailbox(struct recon *rc, uint32_t uidvalidity, uint32_t uidnext,
+                         uint64_t modseq, uint64_t generation, struct index_header *nh)
+{
+    struct buf cbuf = BUF_INIT, ibuf = BUF_INIT;
+    int r = 0;
+    memset(nh, 0, sizeof *nh);
+    unsigned char head[CACHE_HEADER_SIZE];
+    cache_header_encode(head);
+    buf_append(&cbuf, head, sizeof head);
+    buf_ensure(&ibuf, INDEX_HEADER_SIZE);
+    memset(ibuf.s, 0, INDEX_HEADER_SIZE);
+    ibuf.len = INDEX_HEADER_SIZE;
+    uint32_t kbytes = 0;
+    for (size_t k = 0; k < rc->keywords.count && k < INDEX_MAX_KEYWORDS; k++) {
+        size_t kl = strlen(rc->keywords.v[k]) + 1;
+        if (kbytes + kl > INDEX_KEYWORD_AREA) break;
+        memcpy(ibuf.s + INDEX_KEYWORD_OFFSET + kbytes, rc->keywords.v[k], kl);
+        kbytes += (uint32_t)kl;
+        nh->keyword_count++;
+    }
+    nh->keyword_bytes = kbytes;
+    nh->keyword_crc = index_crc32(ibuf.s + INDEX_KEYWORD_OFFSET, kbytes);
+    uint32_t maxuid = 0;
+    for (size_t i = 0; i < rc->n; i++) {
+        struct item *it = &rc->items[i];
+        if (!it->have_file || (it->have_rec && (it->rec.flags & FLAG_EXPUNGED))) continue;
+        if (it->resummarize) {
+            char *mp = xasprintf("%s/%u.", rc->dir, (unsigned)it->uid);
+            int sr = summarize_file(mp, it->uid, &it->ce, &it->rec);
+            free(mp);
+            if (sr < 0) {
+                r = sr;
+                goto out;
+            }
+            if (!it->have_rec || it->rec.size != it->file_size) it->rec.modseq = modseq;
+        }
+        /* drop keyword bits with no surviving name */
+        for (unsigned k = (unsigned)nh->keyword_count; k < INDEX_MAX_KEYWORDS; k++)
+            index_user_flag_set(&it->rec, k, 0);
+        it->rec.uid = it->uid;
+        it->rec.flags &= FLAG_SYSTEM_MASK;
+        if (!it->rec.modseq || it->rec.modseq > modseq) it->rec.modseq = modseq;
+        it->ce.uid = it->uid;
+        it->rec.cache_offset = cbuf.len;
+        cache_record_encode(&it->ce, &cbuf);
+        unsigned char raw[INDEX_RECORD_SIZE];
+        index_record_encode(&it->rec, raw);
+        buf_append(&ibuf, raw, sizeof raw);
+        nh->record_count++;
+        nh->exists++;
+        if (it->rec.flags & FLAG_DELETED) nh->deleted++;
+        if (it->rec.flags & FLAG_SEEN) nh->seen++;
+        if (it->rec.flags & FLAG_ANSWERED) nh->answered++;
+        if (it->rec.flags & FLAG_FLAGGED) nh->flagged++;
+        nh->quota_used += it->rec.size;
+        maxuid = it->uid;
+    }
+    nh->version = INDEX_VERSION;
+    nh->header_size = INDEX_HEADER_SIZE;
+    nh->record_size = INDEX_RECORD_SIZE;
+    nh->uidvalidity = uidvalidity;
+    nh->uidnext = uidnext > maxuid ? uidnext : maxuid + 1;
+    nh->prev_count = nh->record_count;
+    nh->highestmodseq = modseq;
+    nh->generation = generation ? generation : 1;
+    nh->commit = 1;
+    index_header_encode(nh, (unsigned char *)ibuf.s + index_slot_offset(nh->commit));
+    /* cache first: the new index points into it */
+    if ((r = write_cache(rc->dir, &cbuf)) < 0) goto out;
+    char *path = xasprintf("%s/%s", rc->dir, INDEX_FILE);
+    r = file_write_atomic(path, ibuf.s, ibuf.len, 0600);
+    free(path);
+out:
+    buf_fini(&cbuf);
+    buf_fini(&ibuf);
+    return r;
+}
+
 int reconstruct_mailbox(const char *partition_path, const char *uniqueid, const char *name,
                         const char *acl, unsigned flags, struct recon_report *rep)
 {
@@ -398,7 +480,6 @@ int reconstruct_mailbox(const char *partition_path, const char *uniqueid, const 
     size_t len = 0;
     int lock_fd = -1, r = 0;
     char *path = NULL;
-    struct buf cbuf = BUF_INIT, ibuf = BUF_INIT;
     int cache_fd = -1;
     struct stat sb;
     rep->mailboxes++;
@@ -557,65 +638,9 @@ int reconstruct_mailbox(const char *partition_path, const char *uniqueid, const 
     }
     if (dry) goto done;
     if (rewrite) {
-        uint64_t modseq = maxmodseq + 1;
-        unsigned char head[CACHE_HEADER_SIZE];
-        cache_header_encode(head);
-        buf_append(&cbuf, head, sizeof head);
-        buf_ensure(&ibuf, INDEX_HEADER_SIZE);
-        memset(ibuf.s, 0, INDEX_HEADER_SIZE);
-        ibuf.len = INDEX_HEADER_SIZE;
-        /* keywords keep their bit numbers, so surviving records need no change */
-        uint32_t kbytes = 0;
-        for (size_t k = 0; k < rc.keywords.count; k++) {
-            size_t kl = strlen(rc.keywords.v[k]) + 1;
-            if (kbytes + kl > INDEX_KEYWORD_AREA) break;
-            memcpy(ibuf.s + INDEX_KEYWORD_OFFSET + kbytes, rc.keywords.v[k], kl);
-            kbytes += (uint32_t)kl;
-            nh.keyword_count++;
-        }
-        nh.keyword_bytes = kbytes;
-        nh.keyword_crc = index_crc32(ibuf.s + INDEX_KEYWORD_OFFSET, kbytes);
-        for (size_t i = 0; i < rc.n; i++) {
-            struct item *it = &rc.items[i];
-            if (!it->have_file || (it->have_rec && (it->rec.flags & FLAG_EXPUNGED))) continue;
-            if (it->resummarize) {
-                char *mp = xasprintf("%s/%u.", rc.dir, (unsigned)it->uid);
-                int sr = summarize_file(mp, it->uid, &it->ce, &it->rec);
-                free(mp);
-                if (sr < 0) {
-                    r = sr;
-                    goto out;
-                }
-                if (!it->have_rec || it->rec.size != it->file_size) it->rec.modseq = modseq;
-            }
-            /* drop keyword bits with no surviving name */
-            for (unsigned k = (unsigned)nh.keyword_count; k < INDEX_MAX_KEYWORDS; k++)
-                index_user_flag_set(&it->rec, k, 0);
-            it->rec.flags &= FLAG_SYSTEM_MASK;
-            if (!it->rec.modseq) it->rec.modseq = modseq;
-            it->ce.uid = it->uid;
-            it->rec.cache_offset = cbuf.len;
-            cache_record_encode(&it->ce, &cbuf);
-            unsigned char raw[INDEX_RECORD_SIZE];
-            index_record_encode(&it->rec, raw);
-            buf_append(&ibuf, raw, sizeof raw);
-            nh.record_count++;
-        }
-        nh.version = INDEX_VERSION;
-        nh.header_size = INDEX_HEADER_SIZE;
-        nh.record_size = INDEX_RECORD_SIZE;
-        nh.uidvalidity = uidvalidity;
-        nh.uidnext = rc.have_slot && rc.old.uidnext > maxuid ? rc.old.uidnext : maxuid + 1;
-        nh.prev_count = nh.record_count;
-        nh.highestmodseq = modseq;
-        nh.generation = rc.old.generation + 1;
-        nh.commit = 1;
-        index_header_encode(&nh, (unsigned char *)ibuf.s + index_slot_offset(nh.commit));
-        /* cache first: the new index points into it */
-        if ((r = write_cache(rc.dir, &cbuf)) < 0) goto out;
-        free(path);
-        path = xasprintf("%s/%s", rc.dir, INDEX_FILE);
-        if ((r = file_write_atomic(path, ibuf.s, ibuf.len, 0600)) < 0) goto out;
+        uint32_t uidnext = rc.have_slot && rc.old.uidnext > maxuid ? rc.old.uidnext : maxuid + 1;
+        if ((r = write_mailbox(&rc, uidvalidity, uidnext, maxmodseq + 1, rc.old.generation + 1, &nh)) < 0)
+            goto out;
     }
     if (header_bad && (name || hr == 0)) {
         struct mbheader nmh = { (char *)(name ? name : mh.name), (char *)uniqueid,
@@ -641,10 +666,90 @@ out:
     if (lock_fd >= 0) close(lock_fd);   /* drops the lock */
     free(map);
     free(path);
-    buf_fini(&cbuf);
-    buf_fini(&ibuf);
     mbheader_fini(&mh);
     recon_fini(&rc);
+    return r;
+}
+
+int reconstruct_lock(const char *partition_path, const char *uniqueid, int *fd_r)
+{
+    *fd_r = -1;
+    if (!partition_uniqueid_valid(uniqueid)) return CF_E_NOTFOUND;
+    char *dir = partition_mailbox_dir(partition_path, uniqueid);
+    char *path = xasprintf("%s/%s", dir, LOCK_FILE);
+    int r = 0;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        r = errno == ENOENT ? CF_E_NOTFOUND : CF_E_IO;
+        if (r == CF_E_IO)
+            log_err("reconstruct_io_error", "call=open path=%s errno=%s", log_quote(path), strerror(errno));
+    } else {
+        while (flock(fd, LOCK_EX) < 0 && errno == EINTR) {}
+        *fd_r = fd;
+    }
+    free(path);
+    free(dir);
+    return r;
+}
+
+int reconstruct_import(const char *partition_path, const char *uniqueid, uint32_t uidvalidity,
+                       uint32_t uidnext, uint64_t highestmodseq, const struct recon_import *msgs,
+                       size_t n)
+{
+    if (!partition_uniqueid_valid(uniqueid)) return CF_E_NOTFOUND;
+    struct recon_report rep;
+    recon_report_init(&rep);
+    struct recon rc;
+    memset(&rc, 0, sizeof rc);
+    strarr_init(&rc.keywords);
+    rc.rep = &rep;
+    rc.dir = partition_mailbox_dir(partition_path, uniqueid);
+    rc.label = rc.dir;
+    struct mbheader mh;
+    mbheader_init(&mh);
+    int r = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct item *it = item_add(&rc, msgs[i].uid);
+        it->have_file = 1;
+        it->resummarize = 1;
+        it->rec.uid = msgs[i].uid;
+        it->rec.flags = msgs[i].flags & FLAG_SYSTEM_MASK;
+        it->rec.internaldate = msgs[i].internaldate;
+        for (size_t k = 0; msgs[i].keywords && msgs[i].keywords[k]; k++) {
+            int bit = strarr_find_case(&rc.keywords, msgs[i].keywords[k]);
+            if (bit < 0) {
+                if (rc.keywords.count >= INDEX_MAX_KEYWORDS) {
+                    r = CF_E_LIMIT;
+                    goto out;
+                }
+                strarr_add(&rc.keywords, msgs[i].keywords[k]);
+                bit = (int)rc.keywords.count - 1;
+            }
+            index_user_flag_set(&it->rec, (unsigned)bit, 1);
+        }
+    }
+    if (rc.n) qsort(rc.items, rc.n, sizeof *rc.items, item_cmp);
+    for (size_t i = 1; i < rc.n; i++)
+        if (rc.items[i].uid == rc.items[i - 1].uid) {
+            r = CF_E_PARSE;
+            goto out;
+        }
+    /* the modseq comes from the caller: a record's file-derived fields are all new */
+    for (size_t i = 0; i < rc.n; i++) rc.items[i].have_rec = 1, rc.items[i].file_size = UINT64_MAX;
+    struct index_header nh;
+    uint64_t modseq = highestmodseq ? highestmodseq : 1;
+    for (size_t i = 0; i < rc.n; i++) rc.items[i].rec.modseq = modseq;
+    r = write_mailbox(&rc, uidvalidity, uidnext, modseq, 1, &nh);
+    if (r < 0) goto out;
+    r = mbheader_read(rc.dir, &mh);
+    if (r == 0 && mh.uidvalidity != uidvalidity) {
+        mh.uidvalidity = uidvalidity;
+        r = mbheader_write(rc.dir, &mh);
+    }
+out:
+    mbheader_fini(&mh);
+    recon_fini(&rc);
+    recon_report_fini(&rep);
     return r;
 }
 

@@ -47,6 +47,28 @@ void recon_report_add(struct recon_report *rep, const char *mailbox, const char 
 int reconstruct_mailbox(const char *partition_path, const char *uniqueid, const char *name,
                         const char *acl, unsigned flags, struct recon_report *rep);
 
+/* reconstruct_lock: take the write lock of the mailbox in PARTITION_PATH/xx/UNIQUEID, as
+ * every writer does (close *fd_r to release it). 0, CF_E_NOTFOUND or CF_E_IO. Blocks. */
+int reconstruct_lock(const char *partition_path, const char *uniqueid, int *fd_r);
+
+/* One message file already in a mailbox directory as "<uid>.", for reconstruct_import. */
+struct recon_import {
+    uint32_t uid;
+    uint32_t flags;                  /* FLAG_* system flags */
+    int64_t internaldate;
+    const char *const *keywords;     /* NULL-terminated names, or NULL */
+};
+
+/* reconstruct_import: with the caller holding the mailbox's write lock (reconstruct_lock),
+ * replace its index and cache by ones describing exactly msgs (any order; each file must exist),
+ * with the given uidvalidity (also written to the header file), uidnext (raised above the
+ * highest uid when lower) and highestmodseq (at least 1; every record gets it). For restoring
+ * a dump with its UIDs (mailbox_append always takes the next UID). 0, CF_E_NOTFOUND (a file is
+ * missing), CF_E_LIMIT (more than INDEX_MAX_KEYWORDS keywords) or CF_E_IO. */
+int reconstruct_import(const char *partition_path, const char *uniqueid, uint32_t uidvalidity,
+                       uint32_t uidnext, uint64_t highestmodseq, const struct recon_import *msgs,
+                       size_t n);
+
 /* reconstruct_mailboxlist: compare the mailbox list with the partitions. A directory whose
  * header names a mailbox missing from the list is added back (partition, uniqueid, ACL from its
  * header; special-use flags are not kept there and are lost); an entry pointing at the wrong

@@ -274,7 +274,56 @@ int main(void)
     free(hp);
     UNIT_EQ_INT(clean(part, uid), 0);
 
-    /* 8. the mailbox list: lost DB, tombstones, unfinished creates */
+    /* 8. import: files with chosen uids, flags and keywords become the mailbox (restore) */
+    {
+        partition_new_uniqueid(uid);
+        UNIT_EQ_INT(mailbox_create(part, "user/imp", uid, "", 0), 0);
+        int lfd;
+        UNIT_EQ_INT(reconstruct_lock(part, uid, &lfd), 0);
+        char *f3 = path_in(part, uid, "3."), *f7 = path_in(part, uid, "7.");
+        char *t3 = msg_text(3), *t7 = msg_text(7);
+        file_write_atomic(f3, t3, strlen(t3), 0600);
+        file_write_atomic(f7, t7, strlen(t7), 0600);
+        const char *kw7[] = { "Work", "$Junk", NULL };
+        struct recon_import im[2] = { { 7, FLAG_SEEN | FLAG_FLAGGED, 777, kw7 },
+                                      { 3, FLAG_ANSWERED, 333, NULL } };
+        UNIT_EQ_INT(reconstruct_import(part, uid, 4242, 20, 9, im, 2), 0);
+        close(lfd);
+        struct mailbox *mb;
+        UNIT_EQ_INT(mailbox_open(part, uid, "user/imp", &mb), 0);
+        UNIT_EQ_INT(mailbox_count(mb), 2);
+        UNIT_EQ_INT(mailbox_uid(mb, 1), 3);
+        UNIT_EQ_INT(mailbox_uid(mb, 2), 7);
+        UNIT_EQ_INT(mailbox_header(mb)->uidvalidity, 4242);
+        UNIT_EQ_INT(mailbox_header(mb)->uidnext, 20);
+        UNIT_EQ_INT(mailbox_header(mb)->highestmodseq, 9);
+        struct index_record r;
+        UNIT_EQ_INT(mailbox_record(mb, 7, &r), 1);
+        UNIT_EQ_INT(r.flags, FLAG_SEEN | FLAG_FLAGGED);
+        UNIT_EQ_INT(r.internaldate, 777);
+        UNIT_EQ_INT(r.size, strlen(t7));
+        const struct strarr *kw = mailbox_keywords(mb);
+        UNIT_EQ_INT(kw->count, 2);
+        UNIT_CHECK(index_user_flag_get(&r, 0) && index_user_flag_get(&r, 1));
+        UNIT_EQ_INT(mailbox_record(mb, 3, &r), 1);
+        UNIT_EQ_INT(r.flags, FLAG_ANSWERED);
+        UNIT_CHECK(!index_user_flag_get(&r, 0));
+        mailbox_close(&mb);
+        struct mbheader ih;
+        mbheader_init(&ih);
+        char *idir = partition_mailbox_dir(part, uid);
+        UNIT_EQ_INT(mbheader_read(idir, &ih), 0);
+        UNIT_EQ_INT(ih.uidvalidity, 4242);
+        mbheader_fini(&ih);
+        free(idir);
+        struct recon_report rep;
+        recon_report_init(&rep);
+        UNIT_EQ_INT(reconstruct_mailbox(part, uid, "user/imp", "", RECON_DRY_RUN, &rep), 0);
+        recon_report_fini(&rep);
+        free(f3); free(f7); free(t3); free(t7);
+    }
+
+    /* 9. the mailbox list: lost DB, tombstones, unfinished creates */
     {
         char *conf = xasprintf("%s/coffer.conf", dir), *parts = xasprintf("%s/partitions.conf", dir);
         const char *text = "configdir = cfg\n";
