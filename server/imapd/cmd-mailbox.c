@@ -293,7 +293,10 @@ void cmd_rename(struct client *c, const struct imap_command *cmd)
         r = store_lookup(c->store, t, NULL);
         if (r == 1) r = CF_E_EXISTS;
     }
-    if (r == 0 && mboxname_is_descendant(t, f)) r = CF_E_PERM;
+    /* the user's folders lie below their INBOX internally, but are its siblings in the user's
+     * view: only other mailboxes cannot move inside themselves */
+    int into_itself = !own_inbox(c, f) && mboxname_is_descendant(t, f);
+    if (r == 0 && into_itself) r = CF_E_PERM;
     if (r == 0) {
         if (own_inbox(c, f)) r = rename_inbox(c, f, t);
         else if (mboxname_is_inbox(t)) r = CF_E_PARSE;   /* nobody's INBOX by renaming */
@@ -303,7 +306,7 @@ void cmd_rename(struct client *c, const struct imap_command *cmd)
         }
     }
     if (r) {
-        if (r == CF_E_PERM && mboxname_is_descendant(t, f))
+        if (r == CF_E_PERM && into_itself)
             client_tagged(c, cmd->tag, "NO [CANNOT] Cannot rename a mailbox into itself");
         else
             reply_error(c, cmd->tag, r);
@@ -522,7 +525,9 @@ static int list_cb(const char *extname, size_t matchlen, const char *name,
         return 0;
     }
     struct buf attrs = BUF_INIT;
-    int kids = mboxlist_has_children(c->store->mboxlist, NULL, name);
+    /* the user's own INBOX has no children in their view: "INBOX/x" cannot exist, and the
+     * folders stored below user/NAME are INBOX's siblings */
+    int kids = own_inbox(c, name) ? 0 : mboxlist_has_children(c->store->mboxlist, NULL, name);
     buf_appends(&attrs, kids > 0 ? "\\HasChildren" : "\\HasNoChildren");
     /* RFC 6154 section 2: special-use attributes from the mailbox list entry */
     struct strarr words = STRARR_INIT;
