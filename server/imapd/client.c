@@ -1,5 +1,6 @@
 /* client.c: the state of one IMAP connection, its capabilities and its replies. */
 #include "imapd.h"
+#include "selected.h"
 #include "core/config.h"
 #include "core/xmalloc.h"
 #include "net/stream.h"
@@ -40,6 +41,7 @@ void client_free(struct client **cp)
     struct client *c = *cp;
     if (!c) return;
     imap_parser_free(&c->parser);
+    selected_close(&c->sel);
     auth_session_end(c);
     free(c);
     *cp = NULL;
@@ -59,6 +61,7 @@ int client_plaintext_ok(const struct client *c)
 void client_capabilities(const struct client *c, struct buf *out)
 {
     buf_appends(out, "IMAP4rev1 LITERAL+");
+    buf_appends(out, " IDLE UIDPLUS MOVE UNSELECT");      /* selected.c and cmd-*.c */
     if (c->state == CLIENT_NOT_AUTH) {
         if (client_tls_available(c)) buf_appends(out, " STARTTLS");
         if (!client_plaintext_ok(c)) buf_appends(out, " LOGINDISABLED");
@@ -83,6 +86,8 @@ static int reply(struct client *c, const char *prefix, const char *fmt, va_list 
 
 int client_tagged(struct client *c, const char *tag, const char *fmt, ...)
 {
+    /* RFC 3501 section 7: the updates a command allows come before its completion */
+    if (c->sel) selected_sync_before_tagged(c);
     va_list ap;
     va_start(ap, fmt);
     int r = reply(c, tag, fmt, ap);

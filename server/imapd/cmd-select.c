@@ -9,19 +9,6 @@
 #include "store/store.h"
 #include <string.h>
 
-/* The system flags every mailbox supports (RFC 3501 section 2.3.2), in reply order. */
-#define SYSTEM_FLAGS "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
-
-/* keywords_append: " kw1 kw2" for every keyword of the mailbox. */
-static void keywords_append(struct selected *sel, struct buf *out)
-{
-    const struct strarr *kw = mailbox_keywords(sel->mb);
-    for (size_t i = 0; kw && i < kw->count; i++) {
-        buf_putc(out, ' ');
-        buf_appends(out, kw->v[i]);
-    }
-}
-
 /* first_unseen: the message number of the first message without \Seen, 0 if none. */
 static uint32_t first_unseen(struct selected *sel)
 {
@@ -64,19 +51,7 @@ static void do_select(struct client *c, const struct imap_command *cmd, int exam
     log_set_mailbox(sel->name);
     const struct index_header *h = mailbox_header(sel->mb);
 
-    buf_appends(&b, "FLAGS (" SYSTEM_FLAGS);
-    keywords_append(sel, &b);
-    buf_putc(&b, ')');
-    client_untagged(c, "%s", buf_cstr(&b));
-    buf_reset(&b);
-    if (readonly) {
-        buf_appends(&b, "OK [PERMANENTFLAGS ()] No permanent flags permitted");
-    } else {
-        buf_appends(&b, "OK [PERMANENTFLAGS (" SYSTEM_FLAGS);
-        keywords_append(sel, &b);
-        buf_appends(&b, " \\*)] Flags permitted");
-    }
-    client_untagged(c, "%s", buf_cstr(&b));
+    selected_flags_responses(c);
     client_untagged(c, "%u EXISTS", (unsigned)sel->told_exists);
     client_untagged(c, "%u RECENT", (unsigned)sel->told_recent);
     uint32_t unseen = first_unseen(sel);

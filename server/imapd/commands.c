@@ -29,6 +29,20 @@ static const struct command commands[] = {
     { "NAMESPACE", cmd_namespace, CMD_NEEDS_AUTH },     /* RFC 2342 */
     { "ENABLE", cmd_enable, CMD_NEEDS_AUTH },           /* RFC 5161 */
     { "ID", cmd_id, 0 },                                /* RFC 2971: any state */
+    { "IDLE", cmd_idle, CMD_NEEDS_AUTH },               /* RFC 2177 */
+    { "SELECT", cmd_select, CMD_NEEDS_AUTH },
+    { "EXAMINE", cmd_examine, CMD_NEEDS_AUTH },
+    /* RFC 3501 section 6.4: selected state */
+    { "CHECK", cmd_check, CMD_NEEDS_SELECTED },
+    { "CLOSE", cmd_close, CMD_NEEDS_SELECTED },
+    { "UNSELECT", cmd_unselect, CMD_NEEDS_SELECTED },   /* RFC 3691 */
+    { "EXPUNGE", cmd_expunge, CMD_NEEDS_SELECTED | CMD_UID },  /* UID EXPUNGE: RFC 4315 */
+    { "FETCH", cmd_fetch, CMD_NEEDS_SELECTED | CMD_UID },
+    { "STORE", cmd_store, CMD_NEEDS_SELECTED | CMD_UID },
+    { "COPY", cmd_copy, CMD_NEEDS_SELECTED | CMD_UID },
+    { "SEARCH", cmd_search, CMD_NEEDS_SELECTED | CMD_UID },
+    { "MOVE", cmd_move, CMD_NEEDS_SELECTED | CMD_UID },        /* RFC 6851 */
+    { "UID", cmd_uid, CMD_NEEDS_SELECTED },
 };
 
 const struct command *command_find(const char *name)
@@ -57,5 +71,7 @@ void command_dispatch(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "BAD Already authenticated");
         return;
     }
+    c->cmd = cmd;   /* for the sync before the tagged reply (selected.h) */
     def->handler(c, cmd);
+    c->cmd = NULL;
 }

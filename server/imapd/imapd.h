@@ -38,6 +38,9 @@ struct client {
 
     /* selected state (cmd-select.c and friends): NULL when no mailbox is selected */
     struct selected *sel;
+    /* the command being run (set by command_dispatch; NULL between commands): the tagged-reply
+     * hook (selected_sync_before_tagged) reads its name */
+    const struct imap_command *cmd;
 
     /* extensions the client turned on with ENABLE (RFC 5161), CLIENT_ENABLED_* bits */
     unsigned enabled;
@@ -80,6 +83,14 @@ enum command_flags {
     CMD_UID = 1 << 3,               /* may follow UID (RFC 3501 section 6.4.8) */
 };
 
+/* command_is_uid: 1 when a handler runs as UID FETCH/STORE/COPY/MOVE/SEARCH/EXPUNGE: the UID
+ * dispatcher (cmd-uid.c) calls the handler with name "UID FETCH" etc. and the arguments after
+ * the sub-command name. */
+static inline int command_is_uid(const struct imap_command *cmd)
+{
+    return cmd->name[0] == 'U' && cmd->name[1] == 'I' && cmd->name[2] == 'D' && cmd->name[3] == ' ';
+}
+
 struct command {
     const char *name;               /* upper case */
     void (*handler)(struct client *c, const struct imap_command *cmd);
@@ -98,6 +109,19 @@ void cmd_capability(struct client *c, const struct imap_command *cmd);   /* cmd-
 void cmd_noop(struct client *c, const struct imap_command *cmd);
 void cmd_logout(struct client *c, const struct imap_command *cmd);
 void cmd_starttls(struct client *c, const struct imap_command *cmd);     /* cmd-starttls.c */
+void cmd_select(struct client *c, const struct imap_command *cmd);       /* cmd-select.c */
+void cmd_examine(struct client *c, const struct imap_command *cmd);
+void cmd_close(struct client *c, const struct imap_command *cmd);
+void cmd_unselect(struct client *c, const struct imap_command *cmd);
+void cmd_check(struct client *c, const struct imap_command *cmd);
+void cmd_fetch(struct client *c, const struct imap_command *cmd);        /* cmd-fetch.c */
+void cmd_store(struct client *c, const struct imap_command *cmd);        /* cmd-store.c */
+void cmd_copy(struct client *c, const struct imap_command *cmd);         /* cmd-copy.c */
+void cmd_move(struct client *c, const struct imap_command *cmd);
+void cmd_expunge(struct client *c, const struct imap_command *cmd);      /* cmd-expunge.c */
+void cmd_idle(struct client *c, const struct imap_command *cmd);         /* cmd-idle.c */
+void cmd_uid(struct client *c, const struct imap_command *cmd);          /* cmd-uid.c */
+void cmd_search(struct client *c, const struct imap_command *cmd);       /* cmd-search.c */
 void cmd_login(struct client *c, const struct imap_command *cmd);        /* cmd-auth.c */
 void cmd_authenticate(struct client *c, const struct imap_command *cmd);
 void cmd_create(struct client *c, const struct imap_command *cmd);       /* cmd-mailbox.c */

@@ -35,6 +35,8 @@ int selected_open(struct store *st, const char *name, int readonly, struct selec
     else if (end > first) imap_seqset_add(&sel->recent, first, end - 1);
     sel->told_exists = selected_count(sel);
     sel->told_recent = selected_recent_count(sel);
+    const struct strarr *kw = mailbox_keywords(mb);
+    sel->told_keywords = kw ? (uint32_t)kw->count : 0;
     *sel_r = sel;
     return 0;
 }
@@ -155,6 +157,29 @@ void selected_flags_append(struct selected *sel, const struct index_record *rec,
     buf_putc(out, ')');
 }
 
+/* The system flags every mailbox supports (RFC 3501 section 2.3.2), in reply order. */
+#define SYSTEM_FLAGS "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
+
+void selected_flags_responses(struct client *c)
+{
+    struct selected *sel = c->sel;
+    const struct strarr *kw = mailbox_keywords(sel->mb);
+    struct buf b = BUF_INIT, k = BUF_INIT;
+    for (size_t i = 0; kw && i < kw->count; i++) {
+        buf_putc(&k, ' ');
+        buf_appends(&k, kw->v[i]);
+    }
+    buf_printf(&b, "FLAGS (" SYSTEM_FLAGS "%s)", buf_cstr(&k));
+    client_untagged(c, "%s", buf_cstr(&b));
+    if (sel->readonly)
+        client_untagged(c, "OK [PERMANENTFLAGS ()] No permanent flags permitted");
+    else
+        client_untagged(c, "OK [PERMANENTFLAGS (" SYSTEM_FLAGS "%s \\*)] Flags permitted",
+                        buf_cstr(&k));
+    buf_fini(&b);
+    buf_fini(&k);
+}
+
 int selected_sync(struct client *c, unsigned flags)
 {
     struct selected *sel = c->sel;
@@ -173,6 +198,12 @@ int selected_sync(struct client *c, unsigned flags)
         r = mailbox_claim_recent(sel->mb, 1, &first, &end);
         if (r < 0) goto out_buf;
         if (end > first) imap_seqset_add(&sel->recent, first, end - 1);
+    }
+    /* RFC 3501 section 7.2.6: a keyword defined since the last FLAGS gets a new FLAGS */
+    const struct strarr *kw = mailbox_keywords(sel->mb);
+    if (kw && kw->count != sel->told_keywords) {
+        selected_flags_responses(c);
+        sel->told_keywords = (uint32_t)kw->count;
     }
     uint32_t exists = selected_count(sel);
     if (ch.n_new) {
@@ -227,6 +258,7 @@ void selected_sync_before_tagged(struct client *c)
     if (!c->sel || c->state != CLIENT_SELECTED || c->end_reason) return;
     unsigned flags = 0;
     const char *name = c->cmd ? c->cmd->name : NULL;
+    if (name && !strcmp(name, "LOGOUT")) return;   /* nothing after BYE but the tagged OK */
     if (name && (!strcmp(name, "FETCH") || !strcmp(name, "STORE") || !strcmp(name, "SEARCH")))
         flags |= SELECTED_SYNC_NO_EXPUNGE;   /* RFC 3501 section 7.4.1 */
     if (name && !strcmp(name, "UID")) flags |= SELECTED_SYNC_UID;

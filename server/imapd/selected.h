@@ -36,6 +36,7 @@ struct selected {
     /* what the client was last told */
     uint32_t told_exists;
     uint32_t told_recent;
+    uint32_t told_keywords;     /* keywords in the last FLAGS response */
     /* uids whose flag changes this command already reported (its own STORE, or \Seen set by
      * FETCH): the next selected_sync does not report them again, then clears the set */
     struct imap_seqset skip;
@@ -72,6 +73,10 @@ int selected_msgset(const struct selected *sel, const char *text, int uid,
  * keyword table (mailbox_keywords). */
 void selected_flags_append(struct selected *sel, const struct index_record *rec,
                            struct buf *out);
+
+/* selected_flags_responses: `* FLAGS (...)` and `* OK [PERMANENTFLAGS (...)]` with the
+ * mailbox's current keywords (SELECT, and after a new keyword appears). */
+void selected_flags_responses(struct client *c);
 
 /* Flags for selected_sync. */
 #define SELECTED_SYNC_NO_EXPUNGE 1  /* during FETCH, STORE, SEARCH (RFC 3501 section 7.4.1) */
