@@ -24,6 +24,7 @@ static const struct subcommand {
     { "mailbox", cmd_mailbox, "mailbox list|create|delete|rename   mailboxes (internal names, user/NAME/...)" },
     { "quota", cmd_quota, "quota get|set|delete|report|fix   quota roots, limits and usage" },
     { "reconstruct", cmd_reconstruct, "reconstruct [-r] MAILBOX|--user U|--all|--mailboxlist   repair from the files" },
+    { "sieve", cmd_sieve, "sieve put|get|list|activate|deactivate|delete|check   Sieve scripts of a user" },
     { "status", cmd_status, "status                        workers per service of the running cofferd" },
     { "user", cmd_user, "user add|passwd|delete|list   users in the SASL password database" },
 };

@@ -49,6 +49,7 @@ void tool_error(const struct tool *t, const char *fmt, ...) __attribute__((forma
 int cmd_user(struct tool *t);
 int cmd_status(struct tool *t);
 int cmd_deliver(struct tool *t);   /* exit codes: sysexits(3), not enum tool_exit */
+int cmd_sieve(struct tool *t);     /* cmd-sieve.c */
 int cmd_mailbox(struct tool *t);       /* cmd-mailbox.c */
 int cmd_quota(struct tool *t);         /* cmd-quota.c */
 int cmd_acl(struct tool *t);           /* cmd-acl.c */

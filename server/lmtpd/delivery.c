@@ -5,12 +5,22 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "sieve/sieve.h"
 #include "store/deliver.h"
+#include "store/mboxname.h"
 #include "store/store.h"
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#define VACATION_DB "vacation.db"
+#define LOOP_HEADER "X-Coffer-Loop"
 
 /* What became of one recipient. */
 struct outcome {
@@ -18,6 +28,153 @@ struct outcome {
     const char *reject;        /* Sieve reject reason (550 5.7.1), or NULL */
     size_t first, count;       /* its targets in the target array */
 };
+
+/* header_has: whether the header section has a field name whose value (trimmed) equals value
+ * (case-insensitive), or any such field when value is NULL. */
+static int header_has(const char *msg, size_t len, const char *name, const char *value)
+{
+    size_t nlen = strlen(name), pos = 0;
+    while (pos < len) {
+        size_t eol = pos;
+        while (eol < len && msg[eol] != '\n') eol++;
+        size_t l = eol - pos;
+        if (l && msg[pos + l - 1] == '\r') l--;
+        if (l == 0) break;
+        if (l > nlen && msg[pos + nlen] == ':' && !strncasecmp(msg + pos, name, nlen)) {
+            if (!value) return 1;
+            const char *v = msg + pos + nlen + 1;
+            size_t vl = l - nlen - 1;
+            while (vl && (*v == ' ' || *v == '\t')) v++, vl--;
+            while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) vl--;
+            if (vl == strlen(value) && !strncasecmp(v, value, vl)) return 1;
+        }
+        pos = eol + 1;
+    }
+    return 0;
+}
+
+/* shell_quote: s in single quotes for /bin/sh. */
+static void shell_quote(struct buf *b, const char *s)
+{
+    buf_putc(b, '\'');
+    for (; *s; s++) {
+        if (*s == '\'') buf_appends(b, "'\\''");
+        else buf_putc(b, *s);
+    }
+    buf_putc(b, '\'');
+}
+
+/* sendmail: pipe head then body to the `sendmail` command with rcpt appended. 0 or CF_E_IO
+ * (logged). Blocks until the command exits. */
+static int sendmail(struct client *c, const char *rcpt, const char *head, const char *body,
+                    size_t blen)
+{
+    struct buf cmd = BUF_INIT;
+    /* "<>" (the null sender of the default "-f <>") is a shell redirection: quote it */
+    struct strarr words = STRARR_INIT;
+    strarr_split(&words, config_str(c->ws->cfg, CFG_SENDMAIL), " ", 1);
+    for (size_t i = 0; i < words.count; i++) {
+        if (!*words.v[i]) continue;
+        buf_appends(&cmd, strcmp(words.v[i], "<>") ? words.v[i] : "'<>'");
+        buf_putc(&cmd, ' ');
+    }
+    strarr_fini(&words);
+    shell_quote(&cmd, rcpt);
+    struct sigaction ign, old;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &ign, &old);       /* a command that exits early must not kill us */
+    int r = 0;
+    FILE *f = popen(buf_cstr(&cmd), "w");
+    if (!f) {
+        r = CF_E_IO;
+    } else {
+        fputs(head, f);
+        if (blen) fwrite(body, 1, blen, f);
+        int st = pclose(f);
+        if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) r = CF_E_IO;
+    }
+    sigaction(SIGPIPE, &old, NULL);
+    if (r < 0)
+        log_err("sendmail_failed", "command=%s rcpt=%s", log_quote(buf_cstr(&cmd)),
+                log_quote(rcpt));
+    buf_fini(&cmd);
+    return r;
+}
+
+/* vacation: RFC 5230: answer the sender at most once per :days, never automatic mail. */
+static void vacation(struct client *c, const struct rcpt *r, const struct sieve_result *sr,
+                     const char *data, size_t len, const char *msgid)
+{
+    const char *sender = c->mail_from;
+    if (!*sender || header_has(data, len, "Auto-Submitted", NULL) ||
+        header_has(data, len, "List-Id", NULL) || header_has(data, len, "Precedence", "bulk") ||
+        header_has(data, len, "Precedence", "list") || header_has(data, len, "Precedence", "junk")) {
+        log_info("vacation_skipped", "user=%s sender=%s", log_quote(r->user), log_quote(sender));
+        return;
+    }
+    static struct kv_db *db;
+    struct store *st = lmtpd_store();
+    if (!db && kv_db_open(st->env, VACATION_DB, KV_TXN_NOSYNC, &db) < 0) {
+        db = NULL;
+        return;
+    }
+    struct buf key = BUF_INIT, val = BUF_INIT;
+    buf_appends(&key, r->user);
+    buf_putc(&key, '\0');
+    buf_appends(&key, sender);
+    int64_t now = (int64_t)time(NULL);
+    int days = sr->vac_days > 0 ? sr->vac_days : 7;
+    if (kv_get(db, NULL, key.s, key.len, &val) == 1 &&
+        now - atoll(buf_cstr(&val)) < (int64_t)days * 86400) {
+        log_info("vacation_suppressed", "user=%s sender=%s", log_quote(r->user),
+                 log_quote(sender));
+        goto done;
+    }
+    struct buf head = BUF_INIT;
+    buf_printf(&head, "From: <%s>\r\nTo: <%s>\r\n", sr->vac_from ? sr->vac_from : r->addr,
+               sr->vac_address ? sr->vac_address : sender);
+    if (sr->vac_subject) buf_printf(&head, "Subject: %s\r\n", sr->vac_subject);
+    else buf_appends(&head, "Subject: Auto: your message\r\n");
+    if (msgid) buf_printf(&head, "In-Reply-To: %s\r\nReferences: %s\r\n", msgid, msgid);
+    buf_appends(&head, "Auto-Submitted: auto-replied (vacation)\r\nPrecedence: bulk\r\n");
+    if (!sr->vac_mime)
+        buf_appends(&head, "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n");
+    /* with :mime the reason carries its own MIME header fields */
+    if (sendmail(c, sender, buf_cstr(&head), sr->vac_message, strlen(sr->vac_message)) == 0) {
+        buf_reset(&val);
+        buf_printf(&val, "%lld", (long long)now);
+        kv_put(db, NULL, key.s, key.len, val.s, val.len);
+        log_info("vacation_sent", "user=%s sender=%s", log_quote(r->user), log_quote(sender));
+    }
+    buf_fini(&head);
+done:
+    buf_fini(&key);
+    buf_fini(&val);
+}
+
+/* flags_of: RFC 5232 flag names to FLAG_* bits and a NULL-terminated keyword array (caller
+ * frees the array, not the strings, which stay in names). */
+static uint32_t flags_of(const struct strarr *names, const char ***kw_r)
+{
+    static const struct { const char *name; uint32_t bit; } sys[] = {
+        { "\\Seen", FLAG_SEEN }, { "\\Answered", FLAG_ANSWERED }, { "\\Flagged", FLAG_FLAGGED },
+        { "\\Deleted", FLAG_DELETED }, { "\\Draft", FLAG_DRAFT },
+    };
+    uint32_t flags = 0;
+    const char **kw = xzmalloc((names->count + 1) * sizeof *kw);
+    size_t nk = 0;
+    for (size_t i = 0; i < names->count; i++) {
+        const char *n = names->v[i];
+        size_t k;
+        for (k = 0; k < sizeof sys / sizeof sys[0]; k++)
+            if (!strcasecmp(n, sys[k].name)) break;
+        if (k < sizeof sys / sizeof sys[0]) flags |= sys[k].bit;
+        else if (*n && *n != '\\') kw[nk++] = n;
+    }
+    *kw_r = kw;
+    return flags;
+}
 
 static void reply_for(struct client *c, const struct rcpt *r, const struct outcome *o,
                       const struct deliver_target *t)
@@ -40,6 +197,23 @@ static void reply_for(struct client *c, const struct rcpt *r, const struct outco
         client_reply(c, "451 4.3.0 <%s> Temporary local problem", r->addr);
 }
 
+static struct deliver_target *add_target(struct deliver_target *t, size_t *n, size_t *alloc,
+                                         const char *mailbox, const char *user, uint32_t flags,
+                                         const char *const *keywords)
+{
+    if (*n == *alloc) {
+        *alloc = *alloc ? *alloc * 2 : 8;
+        t = xrealloc(t, *alloc * sizeof *t);
+    }
+    memset(&t[*n], 0, sizeof *t);
+    t[*n].mailbox = mailbox;
+    t[*n].user = user;
+    t[*n].flags = flags;
+    t[*n].keywords = keywords;
+    (*n)++;
+    return t;
+}
+
 void lmtp_deliver(struct client *c, int fd)
 {
     struct store *st = lmtpd_store();
@@ -48,8 +222,12 @@ void lmtp_deliver(struct client *c, int fd)
     size_t len = 0;
     struct buf msgid = BUF_INIT;
     struct outcome *oc = xzmalloc(c->nrcpts * sizeof *oc);
-    struct deliver_target *t = xzmalloc(c->nrcpts * sizeof *t);
-    size_t nt = 0;
+    struct deliver_target *t = NULL;
+    size_t nt = 0, talloc = 0, nkws = 0;
+    struct sieve_result *srs = xzmalloc(c->nrcpts * sizeof *srs);
+    const char ***kws = NULL;
+    struct strarr names = STRARR_INIT;        /* fileinto mailbox names */
+    for (size_t i = 0; i < c->nrcpts; i++) sieve_result_init(&srs[i]);
     int trouble = 0;
     if (!st || fstat(fd, &sb) < 0) {
         trouble = 1;
@@ -80,9 +258,71 @@ void lmtp_deliver(struct client *c, int fd)
             if (e == 1) log_info("inbox_created", "user=%s", log_quote(r->user));
             r->need_inbox = 0;
         }
-        t[nt].mailbox = r->mailbox;
-        t[nt].user = r->user;
-        nt++;
+        char *script = NULL;
+        struct sieve_result *sr = &srs[i];
+        if (!r->user || sieve_active_script(c->ws->cfg, r->user, &script) != 1) {
+            t = add_target(t, &nt, &talloc, r->mailbox, r->user, 0, NULL);
+            oc[i].count = nt - oc[i].first;
+            continue;
+        }
+        struct sieve_input in = { data, len, c->mail_from, r->addr };
+        if (sieve_run(script, &in, sr) < 0 || sr->error)
+            log_warn("sieve_failed", "user=%s errors=%s", log_quote(r->user),
+                     log_quote(buf_cstr(&sr->errors)));
+        free(script);
+        if (sr->reject) {
+            for (char *p = sr->reject; *p; p++) if (*p == '\r' || *p == '\n') *p = ' ';
+            oc[i].reject = sr->reject;
+            log_info("sieve_rejected", "user=%s reason=%s", log_quote(r->user),
+                     log_quote(sr->reject));
+            continue;
+        }
+        int keep = sr->keep;
+        for (size_t k = 0; k < sr->redirect.count; k++) {
+            if (header_has(data, len, LOOP_HEADER, r->user)) {
+                log_notice("sieve_redirect_loop", "user=%s to=%s", log_quote(r->user),
+                           log_quote(sr->redirect.v[k]));
+                keep = 1;
+                continue;
+            }
+            struct buf head = BUF_INIT;
+            buf_printf(&head, "%s: %s\r\n", LOOP_HEADER, r->user);
+            if (sendmail(c, sr->redirect.v[k], buf_cstr(&head), data, len) < 0) keep = 1;
+            else log_info("sieve_redirected", "user=%s to=%s", log_quote(r->user),
+                          log_quote(sr->redirect.v[k]));
+            buf_fini(&head);
+        }
+        if (sr->vacation) vacation(c, r, sr, data, len, msgid.len ? buf_cstr(&msgid) : NULL);
+        if (keep) {
+            const char **kw;
+            uint32_t fl = flags_of(&sr->keep_flags, &kw);
+            kws = xrealloc(kws, (nkws + 1) * sizeof *kws);
+            kws[nkws++] = kw;
+            t = add_target(t, &nt, &talloc, r->mailbox, r->user, fl, kw);
+        }
+        for (size_t k = 0; k < sr->nfileinto; k++) {
+            struct buf name = BUF_INIT;
+            const char *f = sr->fileinto[k].mailbox;
+            mboxname_user_inbox(r->user, &name);
+            if (strcasecmp(f, "INBOX")) {
+                buf_printf(&name, "/%s", f);
+                if (mboxname_valid(buf_cstr(&name)) < 0 ||
+                    store_lookup(st, buf_cstr(&name), NULL) != 1) {
+                    log_notice("sieve_fileinto_missing", "user=%s folder=%s", log_quote(r->user),
+                               log_quote(f));
+                    buf_reset(&name);
+                    buf_appends(&name, r->mailbox);
+                }
+            }
+            strarr_take(&names, buf_release(&name));
+            const char **kw;
+            uint32_t fl = flags_of(&sr->fileinto[k].flags, &kw);
+            kws = xrealloc(kws, (nkws + 1) * sizeof *kws);
+            kws[nkws++] = kw;
+            t = add_target(t, &nt, &talloc, names.v[names.count - 1], r->user, fl, kw);
+        }
+        if (nt == oc[i].first)
+            log_info("sieve_discarded", "user=%s", log_quote(r->user));
         oc[i].count = nt - oc[i].first;
     }
     struct deliver_msg m = { data, len, -1, msgid.len ? buf_cstr(&msgid) : NULL, 0 };
@@ -91,6 +331,11 @@ void lmtp_deliver(struct client *c, int fd)
 done:
     if (data) munmap((void *)data, len);
     buf_fini(&msgid);
+    for (size_t i = 0; i < c->nrcpts; i++) sieve_result_fini(&srs[i]);
+    free(srs);
+    for (size_t i = 0; i < nkws; i++) free(kws[i]);
+    free(kws);
+    strarr_fini(&names);
     free(oc);
     free(t);
 }
