@@ -1,0 +1,964 @@
+/* cmd-dump.c: `coffer dump USER > FILE` and `coffer restore [--user NEWNAME] < FILE`: a user's
+ * whole account (mailboxes, messages byte for byte with UIDs, flags, keywords and internal
+ * dates, ACLs, special-use flags, quota, subscriptions, Sieve scripts) as a POSIX ustar stream:
+ * manifest.json first, then mailboxes/N/UID.eml and sieve/NAME.sieve. The format is documented
+ * in coffer-dump(8); we write and read the tar stream ourselves (it is 512-byte blocks). */
+#include "tool.h"
+#include "core/error.h"
+#include "core/fileutil.h"
+#include "core/xmalloc.h"
+#include "store/mboxname.h"
+#include "store/partition.h"
+#include "store/reconstruct.h"
+#include "store/store.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DUMP_FORMAT "coffer-dump"
+#define DUMP_VERSION 1
+#define TAR_BLOCK 512
+#define MANIFEST_MAX (512u << 20)
+
+static const struct { uint32_t bit; const char *name; } sysflags[] = {
+    { FLAG_SEEN, "\\Seen" }, { FLAG_ANSWERED, "\\Answered" }, { FLAG_FLAGGED, "\\Flagged" },
+    { FLAG_DELETED, "\\Deleted" }, { FLAG_DRAFT, "\\Draft" },
+};
+
+/* ---- tar (POSIX.1-1988 ustar) ---- */
+
+/* tar_header: one header block for a regular file (name <= 99 bytes). */
+static void tar_header(unsigned char *h, const char *name, uint64_t size, int64_t mtime)
+{
+    memset(h, 0, TAR_BLOCK);
+    snprintf((char *)h, 100, "%s", name);
+    memcpy(h + 100, "0000600", 8);
+    memcpy(h + 108, "0000000", 8);
+    memcpy(h + 116, "0000000", 8);
+    char oct[32];
+    snprintf(oct, sizeof oct, "%011llo", (unsigned long long)size);   /* < 8 GiB: 11 digits */
+    memcpy(h + 124, oct, 12);
+    snprintf(oct, sizeof oct, "%011llo", (unsigned long long)(mtime > 0 && mtime < 077777777777LL ? mtime : 0));
+    memcpy(h + 136, oct, 12);
+    h[156] = '0';
+    memcpy(h + 257, "ustar", 6);
+    memcpy(h + 263, "00", 2);
+    snprintf((char *)h + 265, 32, "coffer");
+    snprintf((char *)h + 297, 32, "coffer");
+    memset(h + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < TAR_BLOCK; i++) sum += h[i];
+    snprintf((char *)h + 148, 8, "%06o", sum);
+    h[155] = ' ';
+}
+
+static int tar_pad(FILE *f, uint64_t size)
+{
+    static const unsigned char zero[TAR_BLOCK];
+    size_t pad = (size_t)((TAR_BLOCK - size % TAR_BLOCK) % TAR_BLOCK);
+    return pad && fwrite(zero, 1, pad, f) != pad ? -1 : 0;
+}
+
+static int tar_put(FILE *f, const char *name, const void *data, size_t len, int64_t mtime)
+{
+    unsigned char h[TAR_BLOCK];
+    tar_header(h, name, len, mtime);
+    if (fwrite(h, 1, TAR_BLOCK, f) != TAR_BLOCK) return -1;
+    if (len && fwrite(data, 1, len, f) != len) return -1;
+    return tar_pad(f, len);
+}
+
+/* tar_put_file: stream the file at path as name. 0, 1 when the file is gone, -1 on error. */
+static int tar_put_file(FILE *f, const char *name, const char *path, int64_t mtime)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT ? 1 : -1;
+    struct stat sb;
+    int r = -1;
+    if (fstat(fd, &sb) < 0) goto out;
+    unsigned char h[TAR_BLOCK];
+    tar_header(h, name, (uint64_t)sb.st_size, mtime);
+    if (fwrite(h, 1, TAR_BLOCK, f) != TAR_BLOCK) goto out;
+    uint64_t left = (uint64_t)sb.st_size;
+    char buf[65536];
+    while (left) {
+        ssize_t n = read(fd, buf, left < sizeof buf ? (size_t)left : sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) goto out;   /* message files never shrink: this is damage */
+        if (fwrite(buf, 1, (size_t)n, f) != (size_t)n) goto out;
+        left -= (uint64_t)n;
+    }
+    r = tar_pad(f, (uint64_t)sb.st_size);
+out:
+    close(fd);
+    return r;
+}
+
+/* One entry read from a tar stream. */
+struct tar_entry {
+    char name[300];
+    uint64_t size;
+    char type;
+};
+
+static int read_block(FILE *f, unsigned char *b)
+{
+    return fread(b, 1, TAR_BLOCK, f) == TAR_BLOCK ? 0 : -1;
+}
+
+/* tar_next: the next header. 1 found, 0 end of archive, -1 malformed. */
+static int tar_next(FILE *f, struct tar_entry *e)
+{
+    unsigned char h[TAR_BLOCK];
+    if (read_block(f, h) < 0) return -1;
+    int zero = 1;
+    for (int i = 0; i < TAR_BLOCK && zero; i++) zero = h[i] == 0;
+    if (zero) return 0;
+    unsigned want = 0, sum = 0;
+    for (int i = 0; i < TAR_BLOCK; i++) sum += (i >= 148 && i < 156) ? ' ' : h[i];
+    char tmp[16];
+    memcpy(tmp, h + 148, 8);
+    tmp[8] = 0;
+    want = (unsigned)strtoul(tmp, NULL, 8);
+    if (want != sum) return -1;
+    char name[101], prefix[156];
+    memcpy(name, h, 100);
+    name[100] = 0;
+    memcpy(prefix, h + 345, 155);
+    prefix[155] = 0;
+    if (!memcmp(h + 257, "ustar", 5) && *prefix) snprintf(e->name, sizeof e->name, "%s/%s", prefix, name);
+    else snprintf(e->name, sizeof e->name, "%s", name);
+    memcpy(tmp, h + 124, 12);
+    tmp[12] = 0;
+    char *end;
+    e->size = strtoull(tmp, &end, 8);
+    e->type = h[156] ? (char)h[156] : '0';
+    return 1;
+}
+
+/* tar_read: the entry's data into out (at most max bytes), padding skipped. 0 or -1. */
+static int tar_read(FILE *f, const struct tar_entry *e, struct buf *out, size_t max)
+{
+    if (e->size > max) return -1;
+    buf_reset(out);
+    buf_ensure(out, (size_t)e->size);
+    if (e->size && fread(out->s, 1, (size_t)e->size, f) != e->size) return -1;
+    out->len = (size_t)e->size;
+    size_t pad = (size_t)((TAR_BLOCK - e->size % TAR_BLOCK) % TAR_BLOCK);
+    unsigned char junk[TAR_BLOCK];
+    return pad && fread(junk, 1, pad, f) != pad ? -1 : 0;
+}
+
+/* tar_copy: the entry's data into fd, padding skipped. 0 or -1. */
+static int tar_copy(FILE *f, const struct tar_entry *e, int fd)
+{
+    uint64_t left = e->size;
+    char buf[65536];
+    while (left) {
+        size_t n = left < sizeof buf ? (size_t)left : sizeof buf;
+        if (fread(buf, 1, n, f) != n) return -1;
+        if (fd >= 0 && write_all(fd, buf, n) < 0) return -1;
+        left -= n;
+    }
+    size_t pad = (size_t)((TAR_BLOCK - e->size % TAR_BLOCK) % TAR_BLOCK);
+    unsigned char junk[TAR_BLOCK];
+    return pad && fread(junk, 1, pad, f) != pad ? -1 : 0;
+}
+
+/* ---- a small JSON reader for the manifest ---- */
+
+enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
+struct jval {
+    enum jtype t;
+    long long num;
+    char *str;
+    struct jval *v;     /* array items or object values */
+    char **keys;        /* object keys */
+    size_t n;
+};
+
+static void jfree(struct jval *j)
+{
+    for (size_t i = 0; i < j->n; i++) {
+        jfree(&j->v[i]);
+        if (j->keys) free(j->keys[i]);
+    }
+    free(j->v);
+    free(j->keys);
+    free(j->str);
+    memset(j, 0, sizeof *j);
+}
+
+struct jparser { const char *p, *end; int depth; };
+
+static void jskip(struct jparser *jp)
+{
+    while (jp->p < jp->end && (*jp->p == ' ' || *jp->p == '\n' || *jp->p == '\r' || *jp->p == '\t')) jp->p++;
+}
+
+static void put_utf8(struct buf *b, unsigned long c)
+{
+    if (c < 0x80) buf_putc(b, (char)c);
+    else if (c < 0x800) { buf_putc(b, (char)(0xc0 | c >> 6)); buf_putc(b, (char)(0x80 | (c & 0x3f))); }
+    else if (c < 0x10000) {
+        buf_putc(b, (char)(0xe0 | c >> 12)); buf_putc(b, (char)(0x80 | ((c >> 6) & 0x3f)));
+        buf_putc(b, (char)(0x80 | (c & 0x3f)));
+    } else {
+        buf_putc(b, (char)(0xf0 | c >> 18)); buf_putc(b, (char)(0x80 | ((c >> 12) & 0x3f)));
+        buf_putc(b, (char)(0x80 | ((c >> 6) & 0x3f))); buf_putc(b, (char)(0x80 | (c & 0x3f)));
+    }
+}
+
+static int jhex4(struct jparser *jp, unsigned long *out)
+{
+    if (jp->end - jp->p < 4) return -1;
+    char t[5];
+    memcpy(t, jp->p, 4);
+    t[4] = 0;
+    char *e;
+    *out = strtoul(t, &e, 16);
+    if (*e) return -1;
+    jp->p += 4;
+    return 0;
+}
+
+static int jstring(struct jparser *jp, char **out)
+{
+    if (jp->p >= jp->end || *jp->p != '"') return -1;
+    jp->p++;
+    struct buf b = BUF_INIT;
+    while (jp->p < jp->end && *jp->p != '"') {
+        unsigned char c = (unsigned char)*jp->p++;
+        if (c < 0x20) goto bad;
+        if (c != '\\') { buf_putc(&b, (char)c); continue; }
+        if (jp->p >= jp->end) goto bad;
+        char esc = *jp->p++;
+        const char *m = strchr("\"\\/bfnrt", esc);
+        if (esc && m) { buf_putc(&b, "\"\\/\b\f\n\r\t"[m - "\"\\/bfnrt"]); continue; }
+        if (esc != 'u') goto bad;
+        unsigned long u, lo;
+        if (jhex4(jp, &u) < 0) goto bad;
+        if (u >= 0xd800 && u < 0xdc00) {
+            if (jp->end - jp->p < 2 || jp->p[0] != '\\' || jp->p[1] != 'u') goto bad;
+            jp->p += 2;
+            if (jhex4(jp, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff) goto bad;
+            u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+        } else if (u >= 0xdc00 && u < 0xe000) {
+            goto bad;
+        }
+        if (!u) goto bad;   /* a NUL cannot live in our C strings */
+        put_utf8(&b, u);
+    }
+    if (jp->p >= jp->end) goto bad;
+    jp->p++;
+    *out = buf_release(&b);
+    if (!*out) *out = xstrdup("");
+    return 0;
+bad:
+    buf_fini(&b);
+    return -1;
+}
+
+static int jvalue(struct jparser *jp, struct jval *j)
+{
+    memset(j, 0, sizeof *j);
+    jskip(jp);
+    if (jp->p >= jp->end || ++jp->depth > 32) return -1;
+    int r = 0;
+    char c = *jp->p;
+    if (c == '"') {
+        j->t = J_STR;
+        r = jstring(jp, &j->str);
+    } else if (c == '[' || c == '{') {
+        int obj = c == '{';
+        j->t = obj ? J_OBJ : J_ARR;
+        jp->p++;
+        size_t alloc = 0;
+        jskip(jp);
+        if (jp->p < jp->end && *jp->p == (obj ? '}' : ']')) { jp->p++; goto done; }
+        for (;;) {
+            if (j->n == alloc) {
+                alloc = alloc ? alloc * 2 : 8;
+                j->v = xreallocarray(j->v, alloc, sizeof *j->v);
+                if (obj) j->keys = xreallocarray(j->keys, alloc, sizeof *j->keys);
+            }
+            if (obj) {
+                jskip(jp);
+                if (jstring(jp, &j->keys[j->n]) < 0) return -1;
+                jskip(jp);
+                if (jp->p >= jp->end || *jp->p++ != ':') { free(j->keys[j->n]); return -1; }
+            }
+            if (jvalue(jp, &j->v[j->n]) < 0) {
+                jfree(&j->v[j->n]);
+                if (obj) free(j->keys[j->n]);
+                return -1;
+            }
+            j->n++;
+            jskip(jp);
+            if (jp->p < jp->end && *jp->p == ',') { jp->p++; continue; }
+            if (jp->p < jp->end && *jp->p == (obj ? '}' : ']')) { jp->p++; break; }
+            return -1;
+        }
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+        j->t = J_NUM;
+        char *e;
+        errno = 0;
+        j->num = strtoll(jp->p, &e, 10);
+        if (errno || e == jp->p || e > jp->end) return -1;
+        jp->p = e;
+    } else if (jp->end - jp->p >= 4 && !memcmp(jp->p, "null", 4)) {
+        jp->p += 4;
+    } else if (jp->end - jp->p >= 4 && !memcmp(jp->p, "true", 4)) {
+        j->t = J_BOOL; j->num = 1; jp->p += 4;
+    } else if (jp->end - jp->p >= 5 && !memcmp(jp->p, "false", 5)) {
+        j->t = J_BOOL; jp->p += 5;
+    } else {
+        r = -1;
+    }
+done:
+    jp->depth--;
+    return r;
+}
+
+static const struct jval *jget(const struct jval *o, const char *key)
+{
+    if (!o || o->t != J_OBJ) return NULL;
+    for (size_t i = 0; i < o->n; i++)
+        if (!strcmp(o->keys[i], key)) return &o->v[i];
+    return NULL;
+}
+
+static long long jnum(const struct jval *o, const char *key, long long def)
+{
+    const struct jval *v = jget(o, key);
+    return v && v->t == J_NUM ? v->num : def;
+}
+
+static const char *jstr(const struct jval *o, const char *key)
+{
+    const struct jval *v = jget(o, key);
+    return v && v->t == J_STR ? v->str : NULL;
+}
+
+/* ---- dump ---- */
+
+struct dump_msg { uint32_t uid; int64_t internaldate; };
+
+struct dump_box {
+    char *name;
+    char *dir;                 /* the mailbox directory, for the message files */
+    struct dump_msg *msgs;
+    size_t n;
+};
+
+static int add_name(const char *name, const struct mboxlist_entry *e, void *rock)
+{
+    (void)e;
+    strarr_add(rock, name);
+    return 0;
+}
+
+/* json_acl: the ACL text as [[ident, rights], ...]. */
+static void json_acl(struct buf *m, const char *acl)
+{
+    struct strarr parts = STRARR_INIT;
+    strarr_split(&parts, acl, "\t", 0);
+    buf_putc(m, '[');
+    for (size_t i = 0; i + 1 < parts.count; i += 2) {
+        buf_appends(m, i ? ", [" : "[");
+        json_str(m, parts.v[i]);
+        buf_appends(m, ", ");
+        json_str(m, parts.v[i + 1]);
+        buf_putc(m, ']');
+    }
+    buf_putc(m, ']');
+    strarr_fini(&parts);
+}
+
+/* dump_mailbox: one mailbox's manifest object into m (a shared-lock snapshot of its index). */
+static int dump_mailbox(struct tool *t, struct store *st, const char *name, size_t idx,
+                        struct buf *m, struct dump_box *box)
+{
+    struct mboxlist_entry e;
+    mboxlist_entry_init(&e);
+    struct mailbox *mb = NULL;
+    int r = store_open_mailbox(st, name, &e, &mb);
+    if (r) {
+        tool_error(t, "%s: %s", name, r == CF_E_CORRUPT ? "damaged (run coffer reconstruct)" : cf_strerror(r));
+        goto out;
+    }
+    if ((r = mailbox_lock_shared(mb)) < 0) goto out;
+    const struct index_header *h = mailbox_header(mb);
+    box->name = xstrdup(name);
+    box->dir = xstrdup(mailbox_dir(mb));
+    buf_appends(m, idx ? ",\n  {\"name\": " : "\n  {\"name\": ");
+    json_str(m, name);
+    buf_printf(m, ", \"dir\": \"mailboxes/%zu\", \"uidvalidity\": %u, \"uidnext\": %u, "
+               "\"highestmodseq\": %llu, \"special_use\": ", idx, (unsigned)h->uidvalidity,
+               (unsigned)h->uidnext, (unsigned long long)h->highestmodseq);
+    json_str(m, e.flags);
+    buf_appends(m, ", \"acl\": ");
+    json_acl(m, e.acl);
+    buf_appends(m, ",\n   \"messages\": [");
+    const struct strarr *kw = mailbox_keywords(mb);
+    uint32_t count = mailbox_count(mb);
+    box->msgs = xreallocarray(NULL, count ? count : 1, sizeof *box->msgs);
+    for (uint32_t i = 1; i <= count; i++) {
+        uint32_t uid = mailbox_uid(mb, i);
+        struct index_record rec;
+        int f = mailbox_record(mb, uid, &rec);
+        if (f < 0) { r = f; break; }
+        if (f == 0 || (rec.flags & FLAG_EXPUNGED)) continue;
+        box->msgs[box->n].uid = uid;
+        box->msgs[box->n].internaldate = rec.internaldate;
+        buf_printf(m, "%s\n    {\"uid\": %u, \"file\": \"mailboxes/%zu/%u.eml\", \"size\": %llu, "
+                   "\"internaldate\": %lld, \"modseq\": %llu, \"flags\": [", box->n ? "," : "",
+                   (unsigned)uid, idx, (unsigned)uid, (unsigned long long)rec.size,
+                   (long long)rec.internaldate, (unsigned long long)rec.modseq);
+        int first = 1;
+        for (size_t k = 0; k < sizeof sysflags / sizeof sysflags[0]; k++) {
+            if (!(rec.flags & sysflags[k].bit)) continue;
+            if (!first) buf_appends(m, ", ");
+            json_str(m, sysflags[k].name);
+            first = 0;
+        }
+        buf_appends(m, "], \"keywords\": [");
+        first = 1;
+        for (size_t k = 0; k < kw->count; k++) {
+            if (!index_user_flag_get(&rec, (unsigned)k)) continue;
+            if (!first) buf_appends(m, ", ");
+            json_str(m, kw->v[k]);
+            first = 0;
+        }
+        buf_appends(m, "]}");
+        box->n++;
+    }
+    mailbox_unlock(mb);
+    buf_appends(m, "]}");
+out:
+    mailbox_close(&mb);
+    mboxlist_entry_fini(&e);
+    return r;
+}
+
+static char *sieve_dir(const struct config *cfg, const char *user)
+{
+    return xasprintf("%s/sieve/%s", config_str(cfg, CFG_CONFIGDIR), user);
+}
+
+int cmd_dump(struct tool *t)
+{
+    if (t->argc != 1) {
+        tool_error(t, "usage: coffer dump USER > FILE");
+        return EXIT_USAGE;
+    }
+    const char *user = t->argv[0];
+    if (mboxname_valid_user(user) != 0 || strchr(user, '/')) {
+        tool_error(t, "'%s' is not a valid user name", user);
+        return EXIT_USAGE;
+    }
+    if (isatty(STDOUT_FILENO)) {
+        tool_error(t, "refusing to write a tar stream to a terminal: redirect it to a file");
+        return EXIT_USAGE;
+    }
+    struct store *st;
+    int rc = tool_store_open(t, &st);
+    if (rc) return rc;
+    struct buf inbox = BUF_INIT, m = BUF_INIT, prefix = BUF_INIT;
+    struct strarr names = STRARR_INIT, subs = STRARR_INIT, scripts = STRARR_INIT;
+    struct dump_box *boxes = NULL;
+    char *sdir = sieve_dir(t->cfg, user);
+    char *active = NULL;
+    int r = 0;
+    size_t vanished = 0, nmsgs = 0;
+    mboxname_user_inbox(user, &inbox);
+    r = store_lookup(st, buf_cstr(&inbox), NULL);
+    if (r == 0) {
+        tool_error(t, "user %s has no INBOX (%s)", user, buf_cstr(&inbox));
+        r = CF_E_NOTFOUND;
+        goto out;
+    }
+    if (r < 0) goto out;
+    strarr_add(&names, buf_cstr(&inbox));
+    buf_printf(&prefix, "%s/", buf_cstr(&inbox));
+    if ((r = mboxlist_foreach(st->mboxlist, NULL, buf_cstr(&prefix), add_name, &names)) < 0) goto out;
+    if ((r = subs_list(st->subs, NULL, user, &subs)) < 0) goto out;
+    /* Sieve scripts: NAME.sieve files and the "active" link (lib/sieve/sieve.h) */
+    DIR *d = opendir(sdir);
+    if (d) {
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            size_t n = strlen(de->d_name);
+            if (n > 6 && n < 90 && de->d_name[0] != '.' && !strcmp(de->d_name + n - 6, ".sieve"))
+                strarr_take(&scripts, xstrndup(de->d_name, n - 6));
+        }
+        closedir(d);
+        strarr_sort(&scripts);
+        char *link = xasprintf("%s/active", sdir);
+        char target[512];
+        ssize_t ln = readlink(link, target, sizeof target - 1);
+        free(link);
+        if (ln > 6 && !strncmp(target + ln - 6, ".sieve", 6)) active = xstrndup(target, (size_t)ln - 6);
+    }
+
+    buf_printf(&m, "{\"format\": \"%s\", \"version\": %d, \"user\": ", DUMP_FORMAT, DUMP_VERSION);
+    json_str(&m, user);
+    buf_printf(&m, ", \"created\": %lld,\n \"quota\": ", (long long)time(NULL));
+    struct quota q;
+    int qr = quotadb_get(st->quota, NULL, buf_cstr(&inbox), &q);
+    if (qr == 1) buf_printf(&m, "{\"storage_kib\": %lld, \"messages\": %lld}", (long long)q.limit_storage_kib,
+                            (long long)q.limit_messages);
+    else buf_appends(&m, "null");
+    buf_appends(&m, ",\n \"subscriptions\": [");
+    for (size_t i = 0; i < subs.count; i++) {
+        if (i) buf_appends(&m, ", ");
+        json_str(&m, subs.v[i]);
+    }
+    buf_appends(&m, "],\n \"sieve\": {\"active\": ");
+    if (active) json_str(&m, active);
+    else buf_appends(&m, "null");
+    buf_appends(&m, ", \"scripts\": [");
+    for (size_t i = 0; i < scripts.count; i++) {
+        if (i) buf_appends(&m, ", ");
+        buf_appends(&m, "{\"name\": ");
+        json_str(&m, scripts.v[i]);
+        buf_appends(&m, ", \"file\": ");
+        char *fn = xasprintf("sieve/%s.sieve", scripts.v[i]);
+        json_str(&m, fn);
+        free(fn);
+        buf_putc(&m, '}');
+    }
+    buf_appends(&m, "]},\n \"mailboxes\": [");
+    boxes = xzmalloc((names.count ? names.count : 1) * sizeof *boxes);
+    for (size_t i = 0; i < names.count; i++) {
+        tool_progress(t, i + 1, names.count, "mailboxes read");
+        if ((r = dump_mailbox(t, st, names.v[i], i, &m, &boxes[i])) < 0) goto out;
+        nmsgs += boxes[i].n;
+    }
+    buf_appends(&m, "\n ]\n}\n");
+
+    /* the stream: manifest, messages, scripts, two zero blocks */
+    FILE *out = stdout;
+    int64_t now = (int64_t)time(NULL);
+    if (tar_put(out, "manifest.json", m.s, m.len, now) < 0) goto write_error;
+    size_t done = 0;
+    for (size_t i = 0; i < names.count; i++) {
+        for (size_t k = 0; k < boxes[i].n; k++) {
+            char *path = xasprintf("%s/%u.", boxes[i].dir, (unsigned)boxes[i].msgs[k].uid);
+            char *an = xasprintf("mailboxes/%zu/%u.eml", i, (unsigned)boxes[i].msgs[k].uid);
+            int w = tar_put_file(out, an, path, boxes[i].msgs[k].internaldate);
+            free(path);
+            free(an);
+            if (w < 0) goto write_error;
+            if (w == 1) vanished++;   /* expunged since the snapshot: restore skips it */
+            tool_progress(t, ++done, nmsgs, "messages written");
+        }
+    }
+    for (size_t i = 0; i < scripts.count; i++) {
+        char *path = xasprintf("%s/%s.sieve", sdir, scripts.v[i]);
+        char *an = xasprintf("sieve/%s.sieve", scripts.v[i]);
+        int w = tar_put_file(out, an, path, now);
+        free(path);
+        free(an);
+        if (w < 0) goto write_error;
+    }
+    static const unsigned char zero[2 * TAR_BLOCK];
+    if (fwrite(zero, 1, sizeof zero, out) != sizeof zero || fflush(out) != 0) goto write_error;
+    fprintf(stderr, "coffer dump: %s: %zu mailbox%s, %zu messages%s, %zu Sieve script%s\n", user,
+            names.count, names.count == 1 ? "" : "es", nmsgs - vanished,
+            vanished ? " (some expunged while dumping)" : "", scripts.count, scripts.count == 1 ? "" : "s");
+    r = 0;
+    goto out;
+write_error:
+    tool_error(t, "cannot write the dump: %s", strerror(errno));
+    r = CF_E_IO;
+out:
+    if (boxes) {
+        for (size_t i = 0; i < names.count; i++) {
+            free(boxes[i].name);
+            free(boxes[i].dir);
+            free(boxes[i].msgs);
+        }
+        free(boxes);
+    }
+    free(sdir);
+    free(active);
+    buf_fini(&inbox);
+    buf_fini(&m);
+    buf_fini(&prefix);
+    strarr_fini(&names);
+    strarr_fini(&subs);
+    strarr_fini(&scripts);
+    store_close(&st);
+    if (r < 0 && r != CF_E_NOTFOUND && r != CF_E_IO) tool_error(t, "dump failed: %s", cf_strerror(r));
+    return tool_exit_for(r);
+}
+
+/* ---- restore ---- */
+
+/* sieve_name_ok: a script name as lib/sieve stores them: 1..128 printable ASCII bytes, no '/',
+ * not starting with '.'. */
+static int sieve_name_ok(const char *n)
+{
+    size_t l = strlen(n);
+    if (!l || l > 128 || n[0] == '.') return 0;
+    for (; *n; n++)
+        if (*n < 0x20 || *n > 0x7e || *n == '/') return 0;
+    return 1;
+}
+
+/* map_name: a name of the dumped user's (user/OLD...) for the new user, into out. */
+static void map_name(const char *name, const char *olduser, const char *newuser, struct buf *out)
+{
+    buf_reset(out);
+    size_t ol = strlen(olduser);
+    if (!strncmp(name, "user/", 5) && !strncmp(name + 5, olduser, ol) &&
+        (name[5 + ol] == '\0' || name[5 + ol] == '/'))
+        buf_printf(out, "user/%s%s", newuser, name + 5 + ol);
+    else
+        buf_appends(out, name);
+}
+
+/* One mailbox of the manifest as it is being restored. */
+struct rbox {
+    const struct jval *j;     /* its manifest object */
+    char *name;               /* the new internal name */
+    char *ppath;              /* partition path, uniqueid, once created */
+    char uniqueid[UNIQUEID_LEN + 1];
+    char *dir;
+    int lock_fd;
+    int done;
+    uint8_t *got;             /* per manifest message: its file arrived */
+};
+
+static int finish_box(struct tool *t, struct rbox *b, size_t *nmsgs, size_t *missing)
+{
+    const struct jval *msgs = jget(b->j, "messages");
+    size_t n = msgs && msgs->t == J_ARR ? msgs->n : 0;
+    struct recon_import *im = xzmalloc((n ? n : 1) * sizeof *im);
+    const char ***kws = xzmalloc((n ? n : 1) * sizeof *kws);
+    size_t k = 0;
+    int r = 0;
+    if (b->lock_fd < 0 && (r = reconstruct_lock(b->ppath, b->uniqueid, &b->lock_fd)) < 0) goto out;
+    for (size_t i = 0; i < n; i++) {
+        const struct jval *mj = &msgs->v[i];
+        if (!b->got[i]) {
+            (*missing)++;
+            continue;
+        }
+        im[k].uid = (uint32_t)jnum(mj, "uid", 0);
+        im[k].internaldate = jnum(mj, "internaldate", 0);
+        const struct jval *fl = jget(mj, "flags");
+        for (size_t f = 0; fl && fl->t == J_ARR && f < fl->n; f++)
+            for (size_t s = 0; s < sizeof sysflags / sizeof sysflags[0]; s++)
+                if (fl->v[f].t == J_STR && !strcasecmp(fl->v[f].str, sysflags[s].name)) im[k].flags |= sysflags[s].bit;
+        const struct jval *kw = jget(mj, "keywords");
+        size_t nk = kw && kw->t == J_ARR ? kw->n : 0;
+        kws[k] = xzmalloc((nk + 1) * sizeof *kws[k]);
+        size_t w = 0;
+        for (size_t x = 0; x < nk; x++)
+            if (kw->v[x].t == J_STR) kws[k][w++] = kw->v[x].str;
+        im[k].keywords = kws[k];
+        k++;
+    }
+    r = reconstruct_import(b->ppath, b->uniqueid, (uint32_t)jnum(b->j, "uidvalidity", 0),
+                           (uint32_t)jnum(b->j, "uidnext", 1), (uint64_t)jnum(b->j, "highestmodseq", 1), im, k);
+    *nmsgs += k;
+out:
+    if (r < 0) tool_error(t, "%s: cannot write its index: %s", b->name, cf_strerror(r));
+    if (b->lock_fd >= 0) close(b->lock_fd);
+    b->lock_fd = -1;
+    b->done = 1;
+    for (size_t i = 0; i < k; i++) free(kws[i]);
+    free(kws);
+    free(im);
+    return r;
+}
+
+/* write_message: the entry's bytes as DIR/<uid>. (the mailbox is locked by us). */
+static int write_message(FILE *in, const struct tar_entry *e, const char *dir, uint32_t uid)
+{
+    char *path = xasprintf("%s/%u.", dir, (unsigned)uid);
+    unlink(path);   /* a leftover of an earlier, interrupted restore */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int r = fd < 0 ? -1 : tar_copy(in, e, fd);
+    if (r == 0 && fsync(fd) < 0) r = -1;
+    if (fd >= 0 && close(fd) < 0) r = -1;
+    if (r < 0) unlink(path);
+    free(path);
+    return r;
+}
+
+int cmd_restore(struct tool *t)
+{
+    const char *newuser = NULL;
+    int bad = 0;
+    for (int i = 0; i < t->argc; i++) {
+        if (!strcmp(t->argv[i], "--user") && i + 1 < t->argc) newuser = t->argv[++i];
+        else bad = 1;
+    }
+    if (bad) {
+        tool_error(t, "usage: coffer restore [--user NEWNAME] < FILE");
+        return EXIT_USAGE;
+    }
+    FILE *in = stdin;
+    struct tar_entry e;
+    struct buf data = BUF_INIT, name = BUF_INIT;
+    struct jval man;
+    memset(&man, 0, sizeof man);
+    struct store *st = NULL;
+    struct rbox *boxes = NULL;
+    size_t nbox = 0, nmsgs = 0, missing = 0, nscripts = 0;
+    int r = 0, rc = EXIT_OK;
+    if (tar_next(in, &e) != 1 || strcmp(e.name, "manifest.json") || tar_read(in, &e, &data, MANIFEST_MAX) < 0) {
+        tool_error(t, "not a coffer dump: the stream does not start with manifest.json");
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    struct jparser jp = { data.s, data.s + data.len, 0 };
+    if (jvalue(&jp, &man) < 0 || man.t != J_OBJ || !jstr(&man, "format") ||
+        strcmp(jstr(&man, "format"), DUMP_FORMAT) || jnum(&man, "version", 0) != DUMP_VERSION ||
+        !jstr(&man, "user")) {
+        tool_error(t, "manifest.json is not a %s version %d manifest", DUMP_FORMAT, DUMP_VERSION);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    const char *olduser = jstr(&man, "user");
+    if (!newuser) newuser = olduser;
+    if (mboxname_valid_user(newuser) != 0 || strchr(newuser, '/')) {
+        tool_error(t, "'%s' is not a valid user name", newuser);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if ((rc = tool_store_open(t, &st))) goto out;
+    const struct jval *mboxes = jget(&man, "mailboxes");
+    nbox = mboxes && mboxes->t == J_ARR ? mboxes->n : 0;
+    boxes = xzmalloc((nbox ? nbox : 1) * sizeof *boxes);
+    /* 1. every target must be new, or an empty mailbox never used (an INBOX made by delivery) */
+    for (size_t i = 0; i < nbox; i++) {
+        struct rbox *b = &boxes[i];
+        b->j = &mboxes->v[i];
+        b->lock_fd = -1;
+        const char *on = jstr(b->j, "name");
+        if (!on || !jstr(b->j, "dir")) {
+            tool_error(t, "manifest.json: mailbox %zu has no name or dir", i);
+            rc = EXIT_USAGE;
+            goto out;
+        }
+        map_name(on, olduser, newuser, &name);
+        b->name = xstrdup(buf_cstr(&name));
+        const struct jval *msgs = jget(b->j, "messages");
+        b->got = xzmalloc(msgs && msgs->t == J_ARR && msgs->n ? msgs->n : 1);
+        struct index_header h;
+        int sr = store_status(st, b->name, &h);
+        if (sr == 0 && (h.exists || h.uidnext != 1)) {
+            tool_error(t, "%s exists and is not empty: restore only into new mailboxes", b->name);
+            rc = EXIT_EXISTS;
+            goto out;
+        }
+        if (sr < 0 && sr != CF_E_NOTFOUND) {
+            tool_error(t, "%s: %s", b->name, cf_strerror(sr));
+            rc = tool_exit_for(sr);
+            goto out;
+        }
+    }
+    /* 2. create them, with their ACL (the old owner's entries become the new owner's) */
+    for (size_t i = 0; i < nbox; i++) {
+        struct rbox *b = &boxes[i];
+        struct buf acl = BUF_INIT, id = BUF_INIT;
+        const struct jval *aj = jget(b->j, "acl");
+        for (size_t k = 0; aj && aj->t == J_ARR && k < aj->n; k++) {
+            const struct jval *pair = &aj->v[k];
+            if (pair->t != J_ARR || pair->n != 2 || pair->v[0].t != J_STR || pair->v[1].t != J_STR) continue;
+            const char *ident = pair->v[0].str;
+            if (!strcmp(ident, olduser)) ident = newuser;
+            if (strpbrk(ident, "\t\r\n") || strpbrk(pair->v[1].str, "\t\r\n")) continue;
+            buf_printf(&acl, "%s\t%s\t", ident, pair->v[1].str);
+        }
+        const char *su = jstr(b->j, "special_use");
+        r = store_create(st, b->name, NULL, buf_cstr(&acl), su && *su ? su : NULL, STORE_CREATE_PARENTS);
+        if (r == CF_E_EXISTS) {
+            /* the empty one checked above: take the dump's ACL and special-use */
+            struct mboxlist_entry me;
+            mboxlist_entry_init(&me);
+            r = store_lookup(st, b->name, &me);
+            if (r == 1) {
+                free(me.acl);
+                me.acl = xstrdup(buf_cstr(&acl));
+                free(me.flags);
+                me.flags = xstrdup(su ? su : "");
+                r = mboxlist_update(st->mboxlist, NULL, b->name, &me);
+            }
+            mboxlist_entry_fini(&me);
+        }
+        buf_fini(&acl);
+        buf_fini(&id);
+        if (r < 0) {
+            tool_error(t, "cannot create %s: %s", b->name, cf_strerror(r));
+            rc = tool_exit_for(r);
+            goto out;
+        }
+        struct mboxlist_entry me;
+        mboxlist_entry_init(&me);
+        r = store_lookup(st, b->name, &me);
+        if (r == 1) {
+            b->ppath = xstrdup(store_partition_path(st, me.partition));
+            memcpy(b->uniqueid, me.uniqueid, sizeof b->uniqueid);
+            b->dir = partition_mailbox_dir(b->ppath, b->uniqueid);
+            r = 0;
+        } else if (r == 0) {
+            r = CF_E_NOTFOUND;
+        }
+        mboxlist_entry_fini(&me);
+        if (r < 0) {
+            tool_error(t, "%s: %s", b->name, cf_strerror(r));
+            rc = tool_exit_for(r);
+            goto out;
+        }
+    }
+    /* 3. the files: messages (mailbox by mailbox, each under its write lock), scripts */
+    const struct jval *sieve = jget(&man, "sieve");
+    char *sdir = sieve_dir(t->cfg, newuser);
+    int cur = -1, tr;
+    while ((tr = tar_next(in, &e)) == 1) {
+        unsigned long bi = 0, uid = 0;
+        char tail[8] = "";
+        if (e.type != '0') {
+            tar_copy(in, &e, -1);   /* directories and the like: nothing of ours */
+            continue;
+        }
+        if (sscanf(e.name, "mailboxes/%lu/%lu.eml%7s", &bi, &uid, tail) == 2 && bi < nbox && uid &&
+            uid < UINT32_MAX) {
+            struct rbox *b = &boxes[bi];
+            if ((int)bi != cur) {
+                if (cur >= 0 && finish_box(t, &boxes[cur], &nmsgs, &missing) < 0) { rc = EXIT_FAIL; break; }
+                if (b->done) {
+                    tool_error(t, "%s: its messages are not together in the stream", e.name);
+                    rc = EXIT_USAGE;
+                    break;
+                }
+                cur = (int)bi;
+                if ((r = reconstruct_lock(b->ppath, b->uniqueid, &b->lock_fd)) < 0) {
+                    tool_error(t, "%s: cannot lock: %s", b->name, cf_strerror(r));
+                    rc = EXIT_FAIL;
+                    break;
+                }
+            }
+            const struct jval *msgs = jget(b->j, "messages");
+            size_t mi = (size_t)-1;
+            for (size_t k = 0; msgs && msgs->t == J_ARR && k < msgs->n; k++)
+                if ((unsigned long)jnum(&msgs->v[k], "uid", 0) == uid) { mi = k; break; }
+            if (mi == (size_t)-1) {
+                fprintf(stderr, "coffer restore: %s is not in the manifest: skipped\n", e.name);
+                tar_copy(in, &e, -1);
+                continue;
+            }
+            if (write_message(in, &e, b->dir, (uint32_t)uid) < 0) {
+                tool_error(t, "%s: cannot write %s: %s", b->name, e.name, strerror(errno));
+                rc = EXIT_FAIL;
+                break;
+            }
+            b->got[mi] = 1;
+            continue;
+        }
+        size_t nl = strlen(e.name);
+        if (!strncmp(e.name, "sieve/", 6) && nl > 12 && !strcmp(e.name + nl - 6, ".sieve") &&
+            !strchr(e.name + 6, '/') && e.name[6] != '.') {
+            if (tar_read(in, &e, &data, 16u << 20) < 0) { rc = EXIT_USAGE; break; }
+            char *path = xasprintf("%s/%s", sdir, e.name + 6);
+            if (mkdir_p(sdir, 0700) < 0 || file_write_atomic(path, data.s ? data.s : "", data.len, 0600) < 0) {
+                tool_error(t, "cannot write %s", path);
+                rc = EXIT_FAIL;
+            }
+            nscripts++;
+            free(path);
+            continue;
+        }
+        fprintf(stderr, "coffer restore: unknown entry %s: skipped\n", e.name);
+        if (tar_copy(in, &e, -1) < 0) { tr = -1; break; }
+    }
+    if (tr < 0 && rc == EXIT_OK) {
+        tool_error(t, "the tar stream is damaged or cut short");
+        rc = EXIT_FAIL;
+    }
+    /* mailboxes without messages in the stream still get their uidvalidity and uidnext */
+    for (size_t i = 0; i < nbox; i++)
+        if (!boxes[i].done && finish_box(t, &boxes[i], &nmsgs, &missing) < 0) rc = EXIT_FAIL;
+    /* 4. Sieve activation, subscriptions, quota */
+    const char *act = jstr(sieve, "active");
+    if (act && nscripts && sieve_name_ok(act)) {
+        char *target = xasprintf("%s.sieve", act), *link = xasprintf("%s/active", sdir);
+        char *tmp = xasprintf("%s/active.tmp.%d", sdir, (int)getpid());
+        unlink(tmp);
+        if (symlink(target, tmp) < 0 || rename(tmp, link) < 0) {
+            tool_error(t, "cannot activate the Sieve script %s: %s", act, strerror(errno));
+            unlink(tmp);
+            rc = EXIT_FAIL;
+        }
+        free(target);
+        free(link);
+        free(tmp);
+    }
+    free(sdir);
+    const struct jval *subs = jget(&man, "subscriptions");
+    for (size_t i = 0; subs && subs->t == J_ARR && i < subs->n; i++) {
+        if (subs->v[i].t != J_STR) continue;
+        map_name(subs->v[i].str, olduser, newuser, &name);
+        if (subs_add(st->subs, NULL, newuser, buf_cstr(&name)) < 0) rc = EXIT_FAIL;
+    }
+    const struct jval *qj = jget(&man, "quota");
+    if (qj && qj->t == J_OBJ) {
+        struct buf inbox = BUF_INIT;
+        mboxname_user_inbox(newuser, &inbox);
+        r = quotadb_set_limits(st->quota, NULL, buf_cstr(&inbox), jnum(qj, "storage_kib", QUOTA_UNLIMITED),
+                               jnum(qj, "messages", QUOTA_UNLIMITED));
+        struct tool_quota_usage u;
+        if (!r && !(r = tool_quota_recount(t, st, &u))) {
+            int k = strarr_find(&u.roots, buf_cstr(&inbox));
+            if (k >= 0) r = quotadb_set_usage(st->quota, NULL, buf_cstr(&inbox), u.bytes[k], u.msgs[k]);
+            tool_quota_usage_fini(&u);
+        }
+        if (r < 0) {
+            tool_error(t, "cannot set the quota of %s: %s", buf_cstr(&inbox), cf_strerror(r));
+            rc = EXIT_FAIL;
+        }
+        buf_fini(&inbox);
+    }
+    struct table tab;
+    table_init(&tab, (const char *const[]){ "mailbox", "messages#", "uidvalidity#", NULL });
+    for (size_t i = 0; i < nbox; i++) {
+        struct index_header h;
+        char n1[32] = "?", n2[32] = "?";
+        if (store_status(st, boxes[i].name, &h) == 0) {
+            snprintf(n1, sizeof n1, "%u", (unsigned)h.exists);
+            snprintf(n2, sizeof n2, "%u", (unsigned)h.uidvalidity);
+        }
+        table_add(&tab, (const char *const[]){ boxes[i].name, n1, n2 });
+    }
+    table_print(&tab, t->json);
+    table_fini(&tab);
+    fprintf(stderr, "coffer restore: %s: %zu mailbox%s, %zu messages, %zu Sieve script%s%s\n", newuser,
+            nbox, nbox == 1 ? "" : "es", nmsgs, nscripts, nscripts == 1 ? "" : "s",
+            missing ? " (messages listed but absent from the stream were skipped)" : "");
+out:
+    for (size_t i = 0; i < nbox && boxes; i++) {
+        if (boxes[i].lock_fd >= 0) close(boxes[i].lock_fd);
+        free(boxes[i].name);
+        free(boxes[i].ppath);
+        free(boxes[i].dir);
+        free(boxes[i].got);
+    }
+    free(boxes);
+    jfree(&man);
+    buf_fini(&data);
+    buf_fini(&name);
+    store_close(&st);
+    return rc;
+}
