@@ -461,6 +461,35 @@ class Pop3Test(SharedCofferTestCase):
         self.assertEqual(box[uids[0]][1], "-")
         self.assertEqual(box[uids[1]][1], "S")
 
+    def test_imap_sees_pop3_expunge(self):
+        """IMAP is not blocked by the POP3 maildrop lock, and a selected IMAP session sees the
+        messages DELE'd over POP3 go at QUIT (and nothing before)."""
+        u = self.user("imapuser")
+        fill(self.coffer, u, MSG_PLAIN, MSG_DOTS, MSG_NO_CRLF)
+        p = self.login(u)
+        self.addCleanup(p.close)
+        m = self.coffer.imap("imaps")
+        self.addCleanup(lambda: m.state != "LOGOUT" and m.shutdown())
+        try:
+            m.login(u, PASSWORD)
+            typ, data = m.select("INBOX")
+        except m.error as e:
+            if "Unknown command" in str(e):
+                self.skipTest("imapd has no LOGIN/SELECT yet: %s" % e)
+            raise
+        self.assertEqual((typ, data), ("OK", [b"3"]))
+        p.dele(1)
+        p.dele(3)
+        m.noop()
+        self.assertEqual(m.response("EXPUNGE"), ("EXPUNGE", [None]))
+        p.quit()
+        typ, data = m.noop()
+        # messages 1 and 3 go: "* 1 EXPUNGE" "* 2 EXPUNGE" or "* 3 EXPUNGE" "* 1 EXPUNGE"
+        self.assertIn(sorted(int(x) for x in m.response("EXPUNGE")[1]), ([1, 2], [1, 3]),
+                      "EXPUNGE responses after POP3 QUIT")
+        self.assertEqual(m.select("INBOX"), ("OK", [b"1"]))
+        m.logout()
+
     def test_uidl_stable_across_restart(self):
         u = self.user("restartuser")
         fill(self.coffer, u, MSG_PLAIN, MSG_PLAIN)
