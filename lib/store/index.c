@@ -228,6 +228,86 @@ const char *index_keyword_get(const unsigned char *area, uint32_t bytes, uint32_
     return NULL;
 }
 
+/* Intent marker layout: byte offsets within it. */
+enum { I_MAGIC = 0, I_GENERATION = 8, I_COMMIT = 16, I_CRC = 28 };
+#define INTENT_MAGIC "COFFERIN"
+
+void index_intent_encode(const struct index_intent *it, unsigned char *out)
+{
+    memset(out, 0, INDEX_INTENT_SIZE);
+    memcpy(out + I_MAGIC, INTENT_MAGIC, 8);
+    le_put64(out + I_GENERATION, it->generation);
+    le_put64(out + I_COMMIT, it->commit);
+    le_put32(out + I_CRC, index_crc32(out, I_CRC));
+}
+
+int index_intent_decode(const unsigned char *in, struct index_intent *it)
+{
+    if (memcmp(in + I_MAGIC, INTENT_MAGIC, 8) != 0) return CF_E_CORRUPT;
+    if (le_get32(in + I_CRC) != index_crc32(in, I_CRC)) return CF_E_CORRUPT;
+    it->generation = le_get64(in + I_GENERATION);
+    it->commit = le_get64(in + I_COMMIT);
+    return 0;
+}
+
+int index_intent_pending(const unsigned char *map, const struct index_header *h)
+{
+    struct index_intent it;
+    if (index_intent_decode(map + INDEX_INTENT_OFFSET, &it) < 0) return 0;
+    return it.generation == h->generation && it.commit == h->commit + 1;
+}
+
+int index_recount(const unsigned char *map, const struct index_header *h,
+                  struct index_header *out)
+{
+    *out = *h;
+    out->exists = out->deleted = out->seen = out->answered = out->flagged = out->expunged = 0;
+    out->quota_used = 0;
+    uint64_t used_lo = 0, used_hi = 0;   /* keyword bits set in some existing record */
+    uint32_t maxuid = 0;
+    for (uint32_t i = 0; i < h->record_count; i++) {
+        const unsigned char *raw = map + index_record_offset(i);
+        uint32_t uid = le_get32(raw + R_UID), flags = le_get32(raw + R_FLAGS);
+        uint64_t modseq = le_get64(raw + R_MODSEQ);
+        if (uid > maxuid) maxuid = uid;
+        if (modseq > out->highestmodseq) out->highestmodseq = modseq;
+        if (flags & FLAG_EXPUNGED) {
+            out->expunged++;
+            continue;
+        }
+        out->exists++;
+        if (flags & FLAG_DELETED) out->deleted++;
+        if (flags & FLAG_SEEN) out->seen++;
+        if (flags & FLAG_ANSWERED) out->answered++;
+        if (flags & FLAG_FLAGGED) out->flagged++;
+        out->quota_used += le_get64(raw + R_SIZE);
+        used_lo |= le_get64(raw + R_USER_FLAGS);
+        used_hi |= le_get64(raw + R_USER_FLAGS + 8);
+    }
+    if (maxuid >= out->uidnext) out->uidnext = maxuid + 1;
+    uint32_t nkw = 0;   /* 1 + the highest keyword bit in use */
+    for (uint32_t k = 0; k < INDEX_MAX_KEYWORDS; k++)   /* bit k is bit k % 64 of a word */
+        if (((k < 64 ? used_lo : used_hi) >> (k % 64)) & 1) nkw = k + 1;
+    /* Bits past keyword_count come from the interrupted commit, which wrote the names of the
+     * keywords it created right after the bytes in use, in bit order, before any record. */
+    const unsigned char *area = map + INDEX_KEYWORD_OFFSET;
+    while (out->keyword_count < nkw) {
+        uint32_t pos = out->keyword_bytes;
+        const unsigned char *nul = pos < INDEX_KEYWORD_AREA
+                                       ? memchr(area + pos, 0, INDEX_KEYWORD_AREA - pos) : NULL;
+        if (!nul || nul == area + pos) return CF_E_CORRUPT;
+        out->keyword_bytes = (uint32_t)(nul - area) + 1;
+        out->keyword_count++;
+    }
+    if (out->keyword_bytes != h->keyword_bytes)
+        out->keyword_crc = index_crc32(area, out->keyword_bytes);
+    return out->exists != h->exists || out->deleted != h->deleted || out->seen != h->seen ||
+           out->answered != h->answered || out->flagged != h->flagged ||
+           out->expunged != h->expunged || out->quota_used != h->quota_used ||
+           out->highestmodseq != h->highestmodseq || out->uidnext != h->uidnext ||
+           out->keyword_count != h->keyword_count;
+}
+
 unsigned char *index_new_file(uint32_t uidvalidity, uint64_t generation, size_t *len_r)
 {
     unsigned char *p = xzmalloc(INDEX_HEADER_SIZE);

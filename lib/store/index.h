@@ -10,6 +10,8 @@
 #define INDEX_SLOT_SIZE 128          /* bytes of one header slot (checksum included) */
 #define INDEX_SLOT0_OFFSET 0
 #define INDEX_SLOT1_OFFSET 512       /* a different disk sector from slot 0 */
+#define INDEX_INTENT_OFFSET 256      /* the in-place change marker (struct index_intent) */
+#define INDEX_INTENT_SIZE 32
 #define INDEX_KEYWORD_OFFSET 1024    /* keyword names area, up to the header size */
 #define INDEX_HEADER_SIZE 8192       /* records start here */
 #define INDEX_RECORD_SIZE 128        /* divides 512 and 4096: a record never straddles a sector */
@@ -124,6 +126,39 @@ static inline void index_user_flag_set(struct index_record *r, unsigned k, int o
     if (on) r->user_flags[k / 8] |= (uint8_t)(1u << (k % 8));
     else r->user_flags[k / 8] &= (uint8_t)~(1u << (k % 8));
 }
+
+/* The intent marker: written (one pwrite, no fsync) by a commit that rewrites records in place
+ * (STORE, EXPUNGE) before its first record write. It names the commit about to be made; once a
+ * header with that commit number is chosen the marker is stale. A marker naming the commit after
+ * the chosen header means a writer died between its record writes and its header write: the
+ * records may be ahead of the header's counters, which must then be recomputed (index_recount).
+ * Layout: magic "COFFERIN" (8), generation (8), commit (8), zero (4), CRC-32 of bytes 0-27 (4). */
+struct index_intent {
+    uint64_t generation;     /* of the file the change was made in */
+    uint64_t commit;         /* the commit number the change would have had */
+};
+
+/* index_intent_encode: fill out[INDEX_INTENT_SIZE]. */
+void index_intent_encode(const struct index_intent *it, unsigned char *out);
+
+/* index_intent_decode: 0, or CF_E_CORRUPT when there is no valid marker (zero bytes in a file
+ * that never had one, or a torn write). */
+int index_intent_decode(const unsigned char *in, struct index_intent *it);
+
+/* index_intent_pending: 1 when the file (map, at least INDEX_HEADER_SIZE bytes) holds a valid
+ * marker for the commit after h in h's generation, else 0. */
+int index_intent_pending(const unsigned char *map, const struct index_header *h);
+
+/* index_recount: recompute from the records [0, h->record_count) of map (which holds them:
+ * index_choose_header checked) every header field that the records determine, into *out (a
+ * copy of *h with those fields replaced): exists, deleted, seen, answered, flagged, expunged,
+ * quota_used; highestmodseq and uidnext are raised to cover the records' modseqs and uids; when
+ * records use keyword bits at or above keyword_count, the names written after the keyword bytes
+ * in use (by the interrupted commit, in bit order) are counted in. Reads the raw fields without
+ * checksums, as the session view does, so the view and the counters always agree. Returns 0 when
+ * *out equals *h, 1 when some field differs, CF_E_CORRUPT when a used keyword bit has no name. */
+int index_recount(const unsigned char *map, const struct index_header *h,
+                  struct index_header *out);
 
 /* index_new_file: the bytes of an empty index (INDEX_HEADER_SIZE of them, caller frees) with
  * commit 1 in slot 1 and slot 0 zeroed. */

@@ -30,6 +30,8 @@ struct mailbox {
     int lock_fd;
     int locked;                 /* 0, LOCK_SH or LOCK_EX */
     int index_fd, cache_fd;
+    int index_rdonly;           /* index_fd could only be opened read-only */
+    int check_counts;           /* recount the records at the next refresh (set by open) */
     dev_t index_dev;
     ino_t index_ino;
     unsigned char *map;
@@ -48,6 +50,13 @@ struct mailbox {
     uint32_t view_records;
     int expunge_pending;
 };
+
+void (*mailbox_fault_hook)(const char *point);
+
+static void fault_point(const char *point)
+{
+    if (mailbox_fault_hook) mailbox_fault_hook(point);
+}
 
 static int corrupt(struct mailbox *mb, const char *what, uint32_t uid)
 {
@@ -101,7 +110,11 @@ static int open_index(struct mailbox *mb)
     if (mb->index_fd >= 0) close(mb->index_fd);
     unmap_index(mb);
     mb->index_fd = open(mb->index_path, O_RDWR | O_CLOEXEC);
-    if (mb->index_fd < 0 && errno == EACCES) mb->index_fd = open(mb->index_path, O_RDONLY | O_CLOEXEC);
+    mb->index_rdonly = 0;
+    if (mb->index_fd < 0 && errno == EACCES) {
+        mb->index_fd = open(mb->index_path, O_RDONLY | O_CLOEXEC);
+        mb->index_rdonly = 1;
+    }
     if (mb->index_fd < 0) {
         if (errno == ENOENT) return CF_E_NOTFOUND;
         return io_error(mb, "open", mb->index_path);
@@ -113,7 +126,51 @@ static int open_index(struct mailbox *mb)
     return map_refresh(mb);
 }
 
-/* refresh: under a lock, follow a repack (new inode), remap, and read the current header. */
+static int write_header(struct mailbox *mb, struct index_header *nh);
+
+/* check_counts: the chosen header's counters may lag behind its records when a STORE or
+ * EXPUNGE died between rewriting records in place and writing its header (the intent marker
+ * says so), or, after a power loss, whenever the kernel wrote records but not the header (the
+ * full recount that open asks for finds that). The records are the truth: recount them and,
+ * under the write lock, commit the repaired header (logged). Under a shared lock (or a
+ * read-only index) mb->hdr gets the repaired counters in memory and 1 is returned: the caller
+ * may take the write lock to store them. 0, 1 or <0. */
+static int check_counts(struct mailbox *mb)
+{
+    int pending = index_intent_pending(mb->map, &mb->hdr);
+    if (!pending && !mb->check_counts) return 0;
+    struct index_header fixed;
+    int diff = index_recount(mb->map, &mb->hdr, &fixed);
+    if (diff < 0) return corrupt(mb, "index_keywords", 0);
+    if (!diff && !pending) {
+        mb->check_counts = 0;
+        return 0;
+    }
+    if (mb->locked != LOCK_EX || mb->index_rdonly) {
+        mb->hdr = fixed;   /* serve the true counters; a writer stores them */
+        return 1;
+    }
+    struct index_header old = mb->hdr;
+    fixed.prev_count = fixed.record_count;   /* adds no record: nothing for check_tail */
+    int r = write_header(mb, &fixed);        /* commit old.commit + 1: the marker is spent */
+    if (r < 0) return r;
+    mb->check_counts = 0;
+    if (diff)
+        log_warn("mailbox_counts_repaired",
+                 "mbox=%s uniqueid=%s reason=%s commit=%llu exists=%u->%u expunged=%u->%u "
+                 "deleted=%u->%u seen=%u->%u highestmodseq=%llu->%llu keywords=%u->%u",
+                 log_quote(mb->name), mb->uniqueid,
+                 pending ? "interrupted_commit" : "count_mismatch",
+                 (unsigned long long)fixed.commit, (unsigned)old.exists, (unsigned)fixed.exists,
+                 (unsigned)old.expunged, (unsigned)fixed.expunged, (unsigned)old.deleted,
+                 (unsigned)fixed.deleted, (unsigned)old.seen, (unsigned)fixed.seen,
+                 (unsigned long long)old.highestmodseq, (unsigned long long)fixed.highestmodseq,
+                 (unsigned)old.keyword_count, (unsigned)fixed.keyword_count);
+    return 0;
+}
+
+/* refresh: under a lock, follow a repack (new inode), remap, read the current header and
+ * check its counters (check_counts). 0, 1 (see check_counts) or <0. */
 static int refresh(struct mailbox *mb)
 {
     struct stat st;
@@ -135,7 +192,7 @@ static int refresh(struct mailbox *mb)
                  log_quote(mb->name), mb->uniqueid, (unsigned long long)h.commit + 1,
                  "ignored (never acknowledged)");
     mb->hdr = h;
-    return 0;
+    return check_counts(mb);
 }
 
 /* lock: take the lock (LOCK_SH or LOCK_EX) and refresh. Returns 1 if taken (the caller
@@ -156,6 +213,27 @@ static int lock(struct mailbox *mb, int op)
     }
     mb->locked = op;
     int r = refresh(mb);
+    if (r == 1 && op == LOCK_SH) {
+        /* The header needs a repair a shared lock cannot write. Take the write lock if nobody
+         * holds the mailbox (never wait: this process may hold another shared lock on it),
+         * repair, and come back to a shared lock; otherwise keep the repaired counters in
+         * memory and leave the write to the next writer. */
+        flock(mb->lock_fd, LOCK_UN);
+        mb->locked = 0;
+        if (flock(mb->lock_fd, LOCK_EX | LOCK_NB) == 0) {
+            mb->locked = LOCK_EX;
+            r = refresh(mb);
+            flock(mb->lock_fd, LOCK_UN);
+            mb->locked = 0;
+            if (r < 0) return r;
+        }
+        while (flock(mb->lock_fd, op) < 0) {
+            if (errno == EINTR) continue;
+            return io_error(mb, "flock", mb->dir);
+        }
+        mb->locked = op;
+        r = refresh(mb);
+    }
     if (r < 0) {
         flock(mb->lock_fd, LOCK_UN);
         mb->locked = 0;
@@ -288,6 +366,7 @@ static int write_header(struct mailbox *mb, struct index_header *nh)
     unsigned char slot[INDEX_SLOT_SIZE];
     nh->commit = mb->hdr.commit + 1;
     index_header_encode(nh, slot);
+    fault_point("commit");
     if (pwrite(mb->index_fd, slot, sizeof slot, (off_t)index_slot_offset(nh->commit)) !=
         (ssize_t)sizeof slot)
         return io_error(mb, "pwrite", mb->index_path);
@@ -309,6 +388,20 @@ static int pwrite_all(int fd, const void *p, size_t n, uint64_t off)
         n -= (size_t)w;
         off += (uint64_t)w;
     }
+    return 0;
+}
+
+/* write_intent: called before a commit's first in-place record write (STORE, EXPUNGE): the
+ * marker naming that commit (index.h), so the next lock notices a crash before the header
+ * write and recounts. One pwrite, no fsync: a process crash keeps the order of the writes; for
+ * a power loss, which does not, open recounts anyway. */
+static int write_intent(struct mailbox *mb)
+{
+    struct index_intent it = { mb->hdr.generation, mb->hdr.commit + 1 };
+    unsigned char raw[INDEX_INTENT_SIZE];
+    index_intent_encode(&it, raw);
+    if (pwrite_all(mb->index_fd, raw, sizeof raw, INDEX_INTENT_OFFSET) < 0)
+        return io_error(mb, "pwrite", mb->index_path);
     return 0;
 }
 
@@ -467,6 +560,7 @@ int mailbox_open(const char *partition, const char *uniqueid, const char *name,
     if (r < 0) goto fail;
     r = open_cache(mb);
     if (r < 0) goto fail;
+    mb->check_counts = 1;   /* one recount per open: it walks the records anyway */
     int took = lock(mb, LOCK_SH);
     if (took < 0) {
         r = took;
@@ -1133,10 +1227,12 @@ int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
         nr.modseq = modseq;
         unsigned char raw[INDEX_RECORD_SIZE];
         index_record_encode(&nr, raw);
+        if (!changed && (r = write_intent(mb)) < 0) goto done;
         if (pwrite_all(mb->index_fd, raw, sizeof raw, index_record_offset((uint32_t)pos)) < 0) {
             r = io_error(mb, "pwrite", mb->index_path);
             goto done;
         }
+        fault_point("record");
         changed = 1;
     }
     if (changed || nh.keyword_count != mb->hdr.keyword_count) {
@@ -1185,10 +1281,12 @@ int mailbox_expunge(struct mailbox *mb, const uint32_t *uids, size_t n, uint32_t
         nh.expunged++;
         unsigned char enc[INDEX_RECORD_SIZE];
         index_record_encode(&rec, enc);
+        if (!ngone && (r = write_intent(mb)) < 0) goto done;
         if (pwrite_all(mb->index_fd, enc, sizeof enc, index_record_offset((uint32_t)pos)) < 0) {
             r = io_error(mb, "pwrite", mb->index_path);
             goto done;
         }
+        fault_point("record");
         push_u32(&gone, &ngone, &agone, rec.uid);
     }
     if (!ngone) goto done;
@@ -1211,10 +1309,16 @@ int mailbox_repack(struct mailbox *mb)
     uint32_t *gone = NULL;
     size_t ngone = 0, agone = 0;
     int r = 0;
-    struct index_header nh = mb->hdr;
+    /* The new header's counters come from the records it keeps, never carried over. */
+    struct index_header nh;
+    if (index_recount(mb->map, &mb->hdr, &nh) < 0) {
+        r = corrupt(mb, "index_keywords", 0);
+        goto done;
+    }
     buf_append(&out, mb->map, INDEX_HEADER_SIZE);
     memset(out.s + INDEX_SLOT0_OFFSET, 0, INDEX_SLOT_SIZE);
     memset(out.s + INDEX_SLOT1_OFFSET, 0, INDEX_SLOT_SIZE);
+    memset(out.s + INDEX_INTENT_OFFSET, 0, INDEX_INTENT_SIZE);
     uint32_t kept = 0;
     for (uint32_t i = 0; i < mb->hdr.record_count; i++) {
         const unsigned char *raw = mb->map + index_record_offset(i);

@@ -186,6 +186,12 @@ int mailbox_delete(const char *partition, const char *uniqueid);
 int mailbox_rename(const char *old_partition, const char *new_partition, const char *uniqueid,
                    const char *new_name);
 
+/* mailbox_fault_hook: for crash tests only, NULL otherwise. When set, a commit calls it at the
+ * points where a kill -9 leaves something to recover from: "record" after each record rewritten
+ * in place (STORE, EXPUNGE) and "commit" just before writing the header slot. A test forks,
+ * makes the hook _exit at the chosen call, and checks what the next opener sees. */
+extern void (*mailbox_fault_hook)(const char *point);
+
 /* mailbox_parse_date: RFC 5322 section 3.3 date-time ("Tue, 1 Jul 2003 10:52:37 +0200",
  * obsolete zones too) to seconds since the epoch; 0 when unparsable. */
 int64_t mailbox_parse_date(const char *s, size_t len);

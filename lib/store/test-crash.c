@@ -52,11 +52,13 @@ static void write_rec(int fd, uint32_t a, uint32_t b, uint32_t c)
     if (write(fd, v, sizeof v) != (ssize_t)sizeof v) _exit(9);
 }
 
-/* Children: loop until killed, reporting on the pipe after each call returned. */
+/* Children: say they are ready (a record of zeros) once the mailbox is open, then loop until
+ * killed, reporting on the pipe after each call returned. */
 static void child_append(int fd, int base)
 {
     struct mailbox *mb;
     if (mailbox_open(part, id, NULL, &mb) < 0) _exit(2);
+    write_rec(fd, 0, 0, 0);
     for (int i = 0;; i++) {
         uint32_t uid;
         if (append_seq(mb, base + i, &uid) < 0) _exit(3);
@@ -68,6 +70,7 @@ static void child_expunge(int fd, unsigned seed)
 {
     struct mailbox *mb;
     if (mailbox_open(part, id, NULL, &mb) < 0) _exit(2);
+    write_rec(fd, 0, 0, 0);
     for (int i = 0;; i++) {
         uint32_t n = mailbox_count(mb);
         if (n < 20) _exit(0);
@@ -91,6 +94,7 @@ static void child_store(int fd, unsigned seed)
     struct mailbox *mb;
     if (mailbox_open(part, id, NULL, &mb) < 0) _exit(2);
     static const char *kws[] = { "k0", "k1", "k2", "k3", "k4" };
+    write_rec(fd, 0, 0, 0);
     for (int i = 0;; i++) {
         uint32_t uid = mailbox_uid(mb, 1 + (uint32_t)rand_r(&seed) % mailbox_count(mb));
         uint32_t pattern = (uint32_t)(i % 32) & ~FLAG_DELETED;   /* no \Deleted: keep them */
@@ -121,12 +125,20 @@ static int verify(int full, struct mailbox **mb_r)
     }
     const struct index_header *h = mailbox_header(mb);
     struct buf want = BUF_INIT;
-    uint32_t found = 0;
+    uint32_t found = 0, expunged = 0, deleted = 0, seen = 0, flagged = 0;
+    uint64_t maxmodseq = 0;
     for (uint32_t u = full ? 1 : checked_upto + 1; u < h->uidnext && u < MAXUID; u++) {
         struct index_record rec;
         int f = mailbox_record(mb, u, &rec);
         if (f < 0) { bad++; continue; }
         int live = f == 1 && !(rec.flags & FLAG_EXPUNGED);
+        if (f == 1 && rec.modseq > maxmodseq) maxmodseq = rec.modseq;
+        if (f == 1 && !live) expunged++;
+        if (live) {
+            deleted += (rec.flags & FLAG_DELETED) != 0;
+            seen += (rec.flags & FLAG_SEEN) != 0;
+            flagged += (rec.flags & FLAG_FLAGGED) != 0;
+        }
         if (gone[u] && live) { fprintf(stderr, "uid %u expunged but present\n", u); bad++; }
         if (!live) {
             if (seq_of[u] >= 0 && !gone[u] && !maybe_gone[u]) {
@@ -157,6 +169,15 @@ static int verify(int full, struct mailbox **mb_r)
     }
     if (full && found != h->exists) { fprintf(stderr, "exists %u, found %u\n", h->exists, found); bad++; }
     if (full && mailbox_count(mb) != h->exists) bad++;
+    /* every counter, not only exists, and no record changed after the header's modseq */
+    if (full && (expunged != h->expunged || deleted != h->deleted || seen != h->seen ||
+                 flagged != h->flagged || maxmodseq > h->highestmodseq)) {
+        fprintf(stderr, "header expunged %u deleted %u seen %u flagged %u highestmodseq %llu, "
+                "records %u %u %u %u %llu\n", h->expunged, h->deleted, h->seen, h->flagged,
+                (unsigned long long)h->highestmodseq, expunged, deleted, seen, flagged,
+                (unsigned long long)maxmodseq);
+        bad++;
+    }
     checked_upto = h->uidnext - 1;
     buf_fini(&want);
     *mb_r = mb;
@@ -178,6 +199,15 @@ static size_t run_child(int kind, int base, unsigned delay_us, uint32_t **recs)
         _exit(0);
     }
     close(p[1]);
+    /* The delay counts from the child's ready record, so that on a loaded machine the kill
+     * still lands among the operations and not in fork or open. */
+    uint32_t ready[3];
+    size_t got = 0;
+    while (got < sizeof ready) {
+        ssize_t n = read(p[0], (char *)ready + got, sizeof ready - got);
+        if (n <= 0) break;   /* the child died before it was ready: reported below */
+        got += (size_t)n;
+    }
     usleep(delay_us);
     kill(pid, SIGKILL);
     int status;
@@ -196,7 +226,7 @@ static size_t run_child(int kind, int base, unsigned delay_us, uint32_t **recs)
     return count;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     log_init("test-crash", 1, LOG_LVL_ERR);
     if (!mkdtemp(tmpdir)) return 2;
@@ -205,7 +235,8 @@ int main(void)
     partition_new_uniqueid(id);
     UNIT_EQ_INT(mailbox_create(part, "user.crash", id, "", 0), 0);
     memset(seq_of, 0xff, sizeof seq_of);
-    unsigned seed = (unsigned)time(NULL);
+    /* a failing run can be replayed (as far as timing allows) with its seed as argument */
+    unsigned seed = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 10) : (unsigned)time(NULL);
     fprintf(stderr, "seed %u\n", seed);
     int seq = 0, bad = 0, acked = 0;
     /* appends */

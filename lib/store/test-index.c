@@ -219,6 +219,89 @@ static void test_choose(void)
     free(f);
 }
 
+/* set_record: re-encode record i of f with flags, modseq and keyword bit kw (-1: none). */
+static void set_record(unsigned char *f, uint32_t i, uint32_t flags, uint64_t modseq, int kw)
+{
+    struct index_record r;
+    UNIT_EQ_INT(index_record_decode(f + index_record_offset(i), &r), 0);
+    r.flags = flags;
+    r.modseq = modseq;
+    if (kw >= 0) index_user_flag_set(&r, (unsigned)kw, 1);
+    index_record_encode(&r, f + index_record_offset(i));
+}
+
+static void test_recount(void)
+{
+    size_t len;
+    struct index_header h, o;
+    unsigned char *f = build_file(10, &len, NULL);
+    UNIT_EQ_INT(index_choose_header(f, len, &h, NULL), 0);
+    h.quota_used = 1000;   /* ten records of 100 bytes */
+    UNIT_EQ_INT(index_recount(f, &h, &o), 0);
+    UNIT_EQ_INT(o.exists, 10);
+    UNIT_CHECK(o.quota_used == 1000);
+    /* records changed in place without their header: an EXPUNGE and a STORE cut short */
+    set_record(f, 3, FLAG_DELETED | FLAG_EXPUNGED, 5, -1);
+    set_record(f, 4, FLAG_SEEN | FLAG_DELETED | FLAG_FLAGGED | FLAG_ANSWERED, 5, -1);
+    UNIT_EQ_INT(index_recount(f, &h, &o), 1);
+    UNIT_EQ_INT(o.exists, 9);
+    UNIT_EQ_INT(o.expunged, 1);
+    UNIT_EQ_INT(o.deleted, 1);
+    UNIT_EQ_INT(o.seen, 1);
+    UNIT_EQ_INT(o.answered, 1);
+    UNIT_EQ_INT(o.flagged, 1);
+    UNIT_CHECK(o.quota_used == 900);
+    UNIT_CHECK(o.highestmodseq == 5);
+    UNIT_EQ_INT(o.uidnext, h.uidnext);
+    UNIT_EQ_INT(o.record_count, h.record_count);
+    UNIT_CHECK(o.commit == h.commit);
+    UNIT_EQ_INT(index_recount(f, &o, &o), 0);   /* the repaired header agrees */
+    /* a record using keyword bit 1 while the header counts one keyword: the name written
+     * after the bytes in use ("work") is taken in */
+    h.keyword_count = 1;
+    h.keyword_bytes = 6;
+    h.keyword_crc = index_crc32(f + INDEX_KEYWORD_OFFSET, 6);
+    set_record(f, 5, 0, 6, 1);
+    UNIT_EQ_INT(index_recount(f, &h, &o), 1);
+    UNIT_EQ_INT(o.keyword_count, 2);
+    UNIT_EQ_INT(o.keyword_bytes, 11);
+    UNIT_EQ_INT(o.keyword_crc, index_crc32(f + INDEX_KEYWORD_OFFSET, 11));
+    UNIT_CHECK(o.highestmodseq == 6);
+    /* bit 2 has no name at all: corrupt */
+    set_record(f, 6, 0, 6, 2);
+    UNIT_EQ_INT(index_recount(f, &h, &o), CF_E_CORRUPT);
+    free(f);
+}
+
+static void test_intent(void)
+{
+    struct index_intent it = { 3, 41 }, d;
+    unsigned char raw[INDEX_INTENT_SIZE];
+    index_intent_encode(&it, raw);
+    UNIT_CHECK(!memcmp(raw, "COFFERIN", 8));
+    UNIT_EQ_INT(index_intent_decode(raw, &d), 0);
+    UNIT_CHECK(d.generation == 3 && d.commit == 41);
+    raw[17] ^= 1;
+    UNIT_EQ_INT(index_intent_decode(raw, &d), CF_E_CORRUPT);
+    size_t len;
+    unsigned char *f = index_new_file(7, 3, &len);
+    struct index_header h;
+    UNIT_EQ_INT(index_choose_header(f, len, &h, NULL), 0);
+    UNIT_EQ_INT(index_intent_pending(f, &h), 0);            /* a new file has none */
+    it.commit = h.commit + 1;
+    index_intent_encode(&it, f + INDEX_INTENT_OFFSET);
+    UNIT_EQ_INT(index_intent_pending(f, &h), 1);            /* the next commit never came */
+    h.commit++;
+    UNIT_EQ_INT(index_intent_pending(f, &h), 0);            /* it came */
+    h.commit--;
+    h.generation++;
+    UNIT_EQ_INT(index_intent_pending(f, &h), 0);            /* left over from before a repack */
+    /* the marker lies between the two slots and before the keyword area */
+    UNIT_CHECK(INDEX_INTENT_OFFSET >= INDEX_SLOT0_OFFSET + INDEX_SLOT_SIZE);
+    UNIT_CHECK(INDEX_INTENT_OFFSET + INDEX_INTENT_SIZE <= INDEX_SLOT1_OFFSET);
+    free(f);
+}
+
 static void test_cache(void)
 {
     struct cache_entry e, d;
@@ -324,6 +407,8 @@ int main(void)
     test_header();
     test_record();
     test_choose();
+    test_recount();
+    test_intent();
     test_cache();
     test_mbheader();
     test_dates();

@@ -750,6 +750,192 @@ static void rm_rf(const char *path)
     free(cmd);
 }
 
+/* ---- a kill -9 in the middle of a commit (the test-crash failure, deterministically) ---- */
+
+static const char *fault_name;
+static int fault_left;
+
+static void fault_exit(const char *point)
+{
+    if (!strcmp(point, fault_name) && --fault_left == 0) _exit(77);   /* as if SIGKILLed here */
+}
+
+/* crash_in_child: in a child with its own handle, run a STORE (st not NULL) or EXPUNGE of
+ * uids and die at the nth call of the fault point. Returns 1 when it died there. */
+static int crash_in_child(const char *id, const uint32_t *uids, size_t n,
+                          const struct mailbox_store *st, const char *point, int nth)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct mailbox *mb;
+        if (mailbox_open(part1, id, NULL, &mb) < 0) _exit(2);
+        fault_name = point;
+        fault_left = nth;
+        mailbox_fault_hook = fault_exit;
+        if (st) mailbox_store(mb, uids, n, st, NULL, NULL);
+        else mailbox_expunge(mb, uids, n, NULL);
+        _exit(3);   /* the fault point was not reached */
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 77;
+}
+
+/* check_counts: through mb, every record against the header's counters; the number of
+ * mismatches (each printed). *maxmodseq_r gets the highest record modseq. */
+static int check_counts(struct mailbox *mb, uint64_t *maxmodseq_r)
+{
+    const struct index_header *h = mailbox_header(mb);
+    uint32_t live = 0, expunged = 0, deleted = 0, seen = 0, flagged = 0, badkw = 0;
+    uint64_t maxmodseq = 0;
+    size_t nkw = mailbox_keywords(mb)->count;
+    for (uint32_t u = 1; u < h->uidnext; u++) {
+        struct index_record r;
+        if (mailbox_record(mb, u, &r) != 1) continue;
+        if (r.modseq > maxmodseq) maxmodseq = r.modseq;
+        if (r.flags & FLAG_EXPUNGED) {
+            expunged++;
+            continue;
+        }
+        live++;
+        deleted += (r.flags & FLAG_DELETED) != 0;
+        seen += (r.flags & FLAG_SEEN) != 0;
+        flagged += (r.flags & FLAG_FLAGGED) != 0;
+        for (unsigned k = (unsigned)nkw; k < INDEX_MAX_KEYWORDS; k++)
+            badkw += index_user_flag_get(&r, k);   /* a bit without a keyword name */
+    }
+    int bad = 0;
+#define CHECK_COUNT(x, y) if ((x) != (y)) { \
+        fprintf(stderr, "%s is %llu, records say %llu\n", #x, (unsigned long long)(x), \
+                (unsigned long long)(y)); bad++; }
+    CHECK_COUNT(h->exists, live);
+    CHECK_COUNT(h->expunged, expunged);
+    CHECK_COUNT(h->deleted, deleted);
+    CHECK_COUNT(h->seen, seen);
+    CHECK_COUNT(h->flagged, flagged);
+    CHECK_COUNT(mailbox_count(mb), live);
+    CHECK_COUNT(badkw, 0);
+    if (h->highestmodseq < maxmodseq) CHECK_COUNT(h->highestmodseq, maxmodseq);
+#undef CHECK_COUNT
+    if (maxmodseq_r) *maxmodseq_r = maxmodseq;
+    return bad;
+}
+
+/* open_ok: open mailbox id of part1 as a check; 0 (and *mb_r NULL) when that failed. */
+static int open_ok(const char *id, struct mailbox **mb_r)
+{
+    int r = mailbox_open(part1, id, NULL, mb_r);
+    UNIT_EQ_INT(r, 0);
+    return r == 0;
+}
+
+static void test_crash_mid_commit(void)
+{
+    char id[UNIQUEID_LEN + 1];
+    struct mailbox *mb = NULL, *writer = NULL, *reader = NULL;
+    char *dir = NULL, *ipath = NULL;
+    struct index_record r2, r5;
+    struct mailbox_changes ch;
+    mailbox_changes_init(&ch);
+    /* 1. EXPUNGE killed after marking the first of three records, before its header: what
+     * test-crash saw as "exists 525, found 524". A session that had the mailbox open before
+     * (writer) then commits a STORE on top, and a reader syncs. */
+    new_mailbox(part1, "user.alice.crash", id);
+    if (!open_ok(id, &writer)) goto out;
+    for (int i = 0; i < 6; i++) UNIT_EQ_INT(append_one(writer, "c", 0, NULL, NULL), 0);
+    uint32_t del[3] = { 2, 3, 4 };
+    struct mailbox_store st_del = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(writer, del, 3, &st_del, NULL, NULL), 0);
+    if (!open_ok(id, &reader)) goto out;
+    UNIT_EQ_INT(mailbox_count(reader), 6);
+    UNIT_CHECK(crash_in_child(id, del, 3, NULL, "record", 1));
+    uint32_t five = 5;
+    struct mailbox_store st_seen = { STORE_ADD, FLAG_SEEN, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(writer, &five, 1, &st_seen, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_record(writer, 2, &r2), 1);
+    UNIT_EQ_INT(mailbox_record(writer, 5, &r5), 1);
+    UNIT_CHECK(r2.flags & FLAG_EXPUNGED);   /* the change went forward, it was never acked */
+    UNIT_CHECK(r5.modseq > r2.modseq);      /* RFC 7162: no modseq given to two changes */
+    UNIT_EQ_INT(mailbox_sync(reader, 0, &ch), 0);
+    UNIT_EQ_INT(ch.n_expunged, 1);
+    UNIT_EQ_INT(ch.exists, mailbox_header(reader)->exists);
+    UNIT_EQ_INT(check_counts(reader, NULL), 0);
+    if (!open_ok(id, &mb)) goto out;
+    UNIT_EQ_INT(check_counts(mb, NULL), 0);
+    UNIT_EQ_INT(mailbox_header(mb)->exists, 5);
+    mailbox_close(&mb);
+    /* 2. The same killed just before the header write: all records marked. A fresh open
+     * repairs the header on disk, so mailbox_status (no recount) agrees afterwards. */
+    UNIT_CHECK(crash_in_child(id, del, 3, NULL, "commit", 1));
+    if (!open_ok(id, &mb)) goto out;
+    UNIT_EQ_INT(check_counts(mb, NULL), 0);
+    UNIT_EQ_INT(mailbox_header(mb)->exists, 3);
+    struct index_header sh;
+    UNIT_EQ_INT(mailbox_status(part1, id, &sh), 0);
+    UNIT_EQ_INT(sh.exists, 3);
+    UNIT_EQ_INT(sh.expunged, 3);
+    UNIT_EQ_INT(mailbox_repack(mb), 0);
+    UNIT_EQ_INT(check_counts(mb, NULL), 0);
+    mailbox_close(&mb);
+    /* 3. STORE of \Flagged and a new keyword killed after the first record: the record uses
+     * a keyword bit the header does not count yet. A keyword created next must not take it. */
+    const char *torn_kw[] = { "$Torn", NULL };
+    struct mailbox_store st_kw = { STORE_ADD, FLAG_FLAGGED, torn_kw, 0 };
+    uint32_t two[2] = { 1, 5 };
+    UNIT_CHECK(crash_in_child(id, two, 2, &st_kw, "record", 1));
+    const char *other_kw[] = { "other", NULL };
+    struct mailbox_store st_other = { STORE_ADD, 0, other_kw, 0 };
+    uint32_t six = 6;
+    UNIT_EQ_INT(mailbox_store(writer, &six, 1, &st_other, NULL, NULL), 0);
+    if (!open_ok(id, &mb)) goto out;
+    UNIT_EQ_INT(check_counts(mb, NULL), 0);
+    UNIT_EQ_INT(mailbox_header(mb)->flagged, 1);
+    const struct strarr *kw = mailbox_keywords(mb);
+    UNIT_EQ_INT(kw->count, 2);
+    struct index_record r1;
+    UNIT_EQ_INT(mailbox_record(mb, 1, &r1), 1);
+    for (unsigned k = 0; k < kw->count; k++)
+        if (index_user_flag_get(&r1, k)) UNIT_EQ_STR(kw->v[k], "$Torn");
+    mailbox_close(&mb);
+    /* 4. As a power loss can leave it: a record rewritten on disk, the header not, and no
+     * intent marker (the kernel orders none of these writes). open's recount repairs it. */
+    mailbox_close(&writer);
+    mailbox_close(&reader);
+    dir = partition_mailbox_dir(part1, id);
+    ipath = xasprintf("%s/index", dir);
+    if (!open_ok(id, &mb)) goto out;
+    uint64_t maxmodseq;
+    UNIT_EQ_INT(check_counts(mb, &maxmodseq), 0);
+    struct index_record r6;
+    UNIT_EQ_INT(mailbox_record(mb, 6, &r6), 1);
+    mailbox_close(&mb);
+    unsigned char intent_zero[32] = { 0 }, raw[INDEX_RECORD_SIZE];
+    r6.flags |= FLAG_EXPUNGED;
+    r6.modseq = maxmodseq + 1;
+    index_record_encode(&r6, raw);
+    int fd = open(ipath, O_RDWR);
+    UNIT_CHECK(fd >= 0);
+    /* record 6 is the last one after the repack above: its position is the count - 1 */
+    struct index_header before;
+    UNIT_EQ_INT(mailbox_status(part1, id, &before), 0);
+    UNIT_EQ_INT(pwrite(fd, intent_zero, sizeof intent_zero, 256), 32);
+    UNIT_EQ_INT(pwrite(fd, raw, sizeof raw, (off_t)index_record_offset(before.record_count - 1)),
+                INDEX_RECORD_SIZE);
+    close(fd);
+    if (!open_ok(id, &mb)) goto out;
+    UNIT_EQ_INT(check_counts(mb, NULL), 0);
+    UNIT_EQ_INT(mailbox_header(mb)->exists, before.exists - 1);
+    UNIT_CHECK(mailbox_header(mb)->highestmodseq >= maxmodseq + 1);
+    mailbox_close(&mb);
+out:
+    mailbox_close(&mb);
+    mailbox_close(&writer);
+    mailbox_close(&reader);
+    mailbox_changes_fini(&ch);
+    free(ipath);
+    free(dir);
+}
+
 int main(void)
 {
     log_init("test-mailbox", 1, LOG_LVL_WARNING);
@@ -767,6 +953,7 @@ int main(void)
     test_delete_rename();
     test_concurrent_append();
     test_reader_sync();
+    test_crash_mid_commit();
     if (!unit_failed) rm_rf(tmpdir);
     else fprintf(stderr, "left %s for inspection\n", tmpdir);
     free(part1);
