@@ -655,6 +655,7 @@ static int finish_box(struct tool *t, struct rbox *b, size_t *nmsgs, size_t *mis
         }
         im[k].uid = (uint32_t)jnum(mj, "uid", 0);
         im[k].internaldate = jnum(mj, "internaldate", 0);
+        im[k].modseq = (uint64_t)jnum(mj, "modseq", 0);
         const struct jval *fl = jget(mj, "flags");
         for (size_t f = 0; fl && fl->t == J_ARR && f < fl->n; f++)
             for (size_t s = 0; s < sizeof sysflags / sizeof sysflags[0]; s++)

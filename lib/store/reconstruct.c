@@ -715,6 +715,7 @@ int reconstruct_import(const char *partition_path, const char *uniqueid, uint32_
         it->rec.uid = msgs[i].uid;
         it->rec.flags = msgs[i].flags & FLAG_SYSTEM_MASK;
         it->rec.internaldate = msgs[i].internaldate;
+        it->rec.modseq = msgs[i].modseq;
         for (size_t k = 0; msgs[i].keywords && msgs[i].keywords[k]; k++) {
             int bit = strarr_find_case(&rc.keywords, msgs[i].keywords[k]);
             if (bit < 0) {
@@ -734,11 +735,24 @@ int reconstruct_import(const char *partition_path, const char *uniqueid, uint32_
             r = CF_E_PARSE;
             goto out;
         }
-    /* the modseq comes from the caller: a record's file-derived fields are all new */
-    for (size_t i = 0; i < rc.n; i++) rc.items[i].have_rec = 1, rc.items[i].file_size = UINT64_MAX;
+    /* modseqs come from the caller (write_mailbox keeps a record's modseq when its size is the
+     * file's): the sizes are taken now */
     struct index_header nh;
     uint64_t modseq = highestmodseq ? highestmodseq : 1;
-    for (size_t i = 0; i < rc.n; i++) rc.items[i].rec.modseq = modseq;
+    for (size_t i = 0; i < rc.n; i++) {
+        struct item *it = &rc.items[i];
+        char *mp = xasprintf("%s/%u.", rc.dir, (unsigned)it->uid);
+        struct stat sb;
+        int st = stat(mp, &sb);
+        free(mp);
+        if (st < 0) {
+            r = CF_E_NOTFOUND;
+            goto out;
+        }
+        it->have_rec = 1;
+        it->file_size = it->rec.size = (uint64_t)sb.st_size;
+        if (!it->rec.modseq || it->rec.modseq > modseq) it->rec.modseq = modseq;
+    }
     r = write_mailbox(&rc, uidvalidity, uidnext, modseq, 1, &nh);
     if (r < 0) goto out;
     r = mbheader_read(rc.dir, &mh);

@@ -57,12 +57,14 @@ struct recon_import {
     uint32_t flags;                  /* FLAG_* system flags */
     int64_t internaldate;
     const char *const *keywords;     /* NULL-terminated names, or NULL */
+    uint64_t modseq;                 /* RFC 7162 mod-sequence; 0 (or above highestmodseq):
+                                      * highestmodseq */
 };
 
 /* reconstruct_import: with the caller holding the mailbox's write lock (reconstruct_lock),
  * replace its index and cache by ones describing exactly msgs (any order; each file must exist),
  * with the given uidvalidity (also written to the header file), uidnext (raised above the
- * highest uid when lower) and highestmodseq (at least 1; every record gets it). For restoring
+ * highest uid when lower) and highestmodseq (at least 1). For restoring
  * a dump with its UIDs (mailbox_append always takes the next UID). 0, CF_E_NOTFOUND (a file is
  * missing), CF_E_LIMIT (more than INDEX_MAX_KEYWORDS keywords) or CF_E_IO. */
 int reconstruct_import(const char *partition_path, const char *uniqueid, uint32_t uidvalidity,
