@@ -39,6 +39,7 @@ struct fetch {
     int set_seen;           /* BODY[...] without PEEK, RFC822, RFC822.TEXT */
     int need_map;           /* body data other than the top-level header */
     int io_failed;          /* writing to the client failed: the session ends */
+    int direct_written;     /* part of this message's response is already out */
     /* per message */
     uint32_t uid;
     struct index_record rec;
@@ -190,6 +191,7 @@ static int emit_literal(struct fetch *f, const char *p, size_t len)
     }
     int r = stream_write(f->c->stream, f->out.s, f->out.len);
     buf_reset(&f->out);
+    f->direct_written = 1;
     if (r == 0) r = stream_write(f->c->stream, p, len);
     if (r < 0) f->io_failed = 1;
     return r;
@@ -382,6 +384,7 @@ static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
     /* map first: a message file that vanished is found before any byte of the reply is out */
     int r = f->need_map ? load_map(f) : 0;
     if (r < 0) return r;
+    f->direct_written = 0;
     buf_reset(&f->out);
     buf_printf(&f->out, "* %u FETCH (", (unsigned)msgno);
     int first = 1;
@@ -531,7 +534,7 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
             }
             r = fetch_one(&f, (uint32_t)m, imap_seqset_contains(&seen_now, f.uid));
             unload(&f);
-            if (r == CF_E_NOTFOUND) {   /* the file went away under us: expunged meanwhile */
+            if (r == CF_E_NOTFOUND && !f.direct_written) {   /* the file went away: expunged */
                 gone = 1;
                 r = 0;
             }
@@ -540,6 +543,13 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
     if (r < 0) {
         if (f.io_failed) {
             c->end_reason = "io";
+            goto out;
+        }
+        if (f.direct_written) {
+            /* half a response is on the wire: no reply can follow it that the client could
+             * parse, so the session ends (the store logged why) */
+            log_warn("imap_fetch_aborted", "uid=%u error=%s", (unsigned)f.uid, cf_strerror(r));
+            c->end_reason = "fetch_error";
             goto out;
         }
         selected_reply_error(c, cmd->tag, r);
