@@ -513,6 +513,55 @@ static void test_fast_vs_exact(void)
     UNIT_EQ_INT(mismatches, 0);
 }
 
+/* Random quoted-printable and base64 bodies (soft breaks, bad escapes, white space at line
+ * ends, split needles): the fast path's own decoding must agree with the exact path. */
+static void test_random_encoded(void)
+{
+    static const char alpha[] = "ab =\r\n\t3D_Fc";
+    static const char nalpha[] = "ab =3c";
+    unsigned seed = 12345, mismatches = 0, hits = 0;
+    struct buf m = BUF_INIT;
+    struct mime_summary s;
+    for (int iter = 0; iter < 3000; iter++) {
+        char needle[6];
+        size_t nl, bl;
+        buf_reset(&m);
+        buf_printf(&m, "Subject: r\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                       "Content-Transfer-Encoding: %s\r\n\r\n",
+                   iter % 3 == 2 ? "base64" : "quoted-printable");
+        seed = seed * 1103515245u + 12345u;
+        bl = 1 + (seed >> 16) % 60;
+        for (size_t i = 0; i < bl; i++) {
+            seed = seed * 1103515245u + 12345u;
+            buf_putc(&m, iter % 3 == 2 ? "YWJj=\r\nZGVm"[(seed >> 16) % 11]
+                                       : alpha[(seed >> 16) % (sizeof(alpha) - 1)]);
+        }
+        seed = seed * 1103515245u + 12345u;
+        nl = 1 + (seed >> 16) % 4;
+        for (size_t i = 0; i < nl; i++) {
+            seed = seed * 1103515245u + 12345u;
+            needle[i] = nalpha[(seed >> 16) % (sizeof(nalpha) - 1)];
+        }
+        needle[nl] = '\0';
+        mime_summary_init(&s);
+        mime_summarize(m.s, m.len, &s);
+        {
+            int fast = search_text_match(m.s, m.len, s.sections.s, s.sections.len, needle, nl, 0);
+            int exact = search_text_match_exact(m.s, m.len, needle, nl, 0);
+            hits += exact;
+            if (fast != exact) {
+                if (mismatches++ < 5)
+                    fprintf(stderr, "random body [%s] needle [%s]: fast %d exact %d\n",
+                            buf_cstr(&m), needle, fast, exact);
+            }
+        }
+        mime_summary_fini(&s);
+    }
+    UNIT_EQ_INT(mismatches, 0);
+    UNIT_CHECK(hits > 300);
+    buf_fini(&m);
+}
+
 /* A rough speed check of the byte scan on a large ASCII text part (not a benchmark: just
  * proof that the fast path does not decode or convert a 7-bit part). */
 static void test_scan_speed(void)
@@ -548,6 +597,7 @@ int main(void)
     test_table();
     test_laziness();
     test_fast_vs_exact();
+    test_random_encoded();
     test_scan_speed();
     for (size_t i = 0; i < sizeof(box_msgs) / sizeof(box_msgs[0]); i++)
         if (box_msgs[i].summarized) mime_summary_fini(&box_msgs[i].sum);
