@@ -4,6 +4,7 @@ exactly one session, and two sessions on one mailbox seeing EXISTS, EXPUNGE and 
 from each other at the points RFC 3501 section 7.4.1 allows; a deleted selected mailbox."""
 import os
 import re
+import subprocess
 import sys
 import unittest
 
@@ -183,6 +184,38 @@ class Select(SharedCofferTestCase):
         self.assertIn(b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft NewKeyword)\r\n",
                       untagged)
         self.assertIn(b"* 1 FETCH (FLAGS (\\Seen NewKeyword))\r\n", untagged)
+
+    def test_rights(self):
+        m = self.coffer.imap()
+        m.login("joe", "joepw")
+        m.create("shr")
+        m.append("shr", None, None, msg(1))
+        m.logout()
+        coffer = os.path.join(self.coffer.bindir, "coffer")
+
+        def acl(rights):
+            r = subprocess.run([coffer, "-C", self.coffer.conf_path, "acl", "set", "user/joe/shr",
+                                "fred", rights], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               timeout=60, env=self.coffer.env())
+            self.assertEqual(r.returncode, 0, r.stdout)
+        acl("lr")
+        c = self.conn()
+        # read rights only: SELECT is read-only (RFC 4314 section 4)
+        self.assertEqual(c.imap("a", 'SELECT "Other Users/joe/shr"')[0],
+                         b"a OK [READ-ONLY] SELECT completed\r\n")
+        acl("lrs")
+        self.assertEqual(c.imap("b", 'SELECT "Other Users/joe/shr"')[0],
+                         b"b OK [READ-WRITE] SELECT completed\r\n")
+        # \Seen may be set, \Deleted (no 't') is dropped; no 'e': no EXPUNGE, no MOVE
+        self.assertEqual(c.imap("c", "STORE 1 +FLAGS (\\Seen \\Deleted)")[1],
+                         [b"* 1 FETCH (FLAGS (\\Seen \\Recent))\r\n"])
+        self.assertEqual(c.imap("d", "EXPUNGE")[0], b"d NO [NOPERM] Permission denied\r\n")
+        self.assertEqual(c.imap("e", "MOVE 1 INBOX")[0], b"e NO [NOPERM] Permission denied\r\n")
+        # COPY out of it into a mailbox of one's own is fine; into it needs 'i'
+        self.assertRegex(c.imap("f", "COPY 1 INBOX")[0], rb"^f OK \[COPYUID")
+        c.imap("g", "SELECT INBOX")
+        self.assertEqual(c.imap("h", 'COPY 1 "Other Users/joe/shr"')[0],
+                         b"h NO [NOPERM] Permission denied\r\n")
 
     def test_deleted_while_selected(self):
         self.mailbox("gone", 1)

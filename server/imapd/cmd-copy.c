@@ -92,6 +92,10 @@ static void do_copy(struct client *c, const struct imap_command *cmd, int move)
         client_tagged(c, cmd->tag, "NO [READ-ONLY] The mailbox is read-only");
         goto out;
     }
+    if (move && (!strchr(sel->rights, 'e') || !strchr(sel->rights, 't'))) {
+        client_tagged(c, cmd->tag, "NO [NOPERM] Permission denied");   /* RFC 6851 section 3.3 */
+        goto out;
+    }
     /* RFC 3501 section 6.4.7: a target that does not exist gets TRYCREATE */
     if (mboxname_from_imap(c->user, ext, &name) < 0) {
         client_tagged(c, cmd->tag, "NO [TRYCREATE] No such mailbox");

@@ -3,6 +3,7 @@
 #include "selected.h"
 #include "core/xmalloc.h"
 #include <stdlib.h>
+#include <string.h>
 
 void cmd_expunge(struct client *c, const struct imap_command *cmd)
 {
@@ -23,6 +24,10 @@ void cmd_expunge(struct client *c, const struct imap_command *cmd)
     }
     if (sel->readonly) {
         client_tagged(c, cmd->tag, "NO [READ-ONLY] The mailbox is read-only");
+        goto out;
+    }
+    if (!strchr(sel->rights, 'e')) {
+        client_tagged(c, cmd->tag, "NO [NOPERM] Permission denied");
         goto out;
     }
     if (uid_cmd) {

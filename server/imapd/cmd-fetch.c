@@ -514,7 +514,8 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
         goto out;
     }
     int r = 0;
-    if (f.set_seen && !f.sel->readonly && (r = mark_seen(&f, &msgs, &seen_now)) < 0) {
+    if (f.set_seen && !f.sel->readonly && strchr(f.sel->rights, 's') &&
+        (r = mark_seen(&f, &msgs, &seen_now)) < 0) {
         selected_reply_error(c, cmd->tag, r);
         goto out;
     }

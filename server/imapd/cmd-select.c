@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "store/mboxname.h"
 #include "store/store.h"
+#include <stdio.h>
 #include <string.h>
 
 /* first_unseen: the message number of the first message without \Seen, 0 if none. */
@@ -46,6 +47,7 @@ static void do_select(struct client *c, const struct imap_command *cmd, int exam
         selected_reply_error(c, cmd->tag, r);
         goto out;
     }
+    snprintf(sel->rights, sizeof sel->rights, "%s", rights);
     c->sel = sel;
     c->state = CLIENT_SELECTED;
     log_set_mailbox(sel->name);
@@ -79,7 +81,7 @@ static int no_args(struct client *c, const struct imap_command *cmd)
 void cmd_close(struct client *c, const struct imap_command *cmd)
 {
     if (!no_args(c, cmd)) return;
-    if (!c->sel->readonly) {
+    if (!c->sel->readonly && strchr(c->sel->rights, 'e')) {
         int r = selected_expunge(c->store, c->sel, NULL, 0);
         if (r < 0) log_warn("imap_close_expunge_failed", "error=%s", cf_strerror(r));
     }

@@ -92,6 +92,14 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "NO [READ-ONLY] The mailbox is read-only");
         goto out;
     }
+    /* RFC 4314 section 4: flags the user has no right to change are left alone */
+    if (!strchr(sel->rights, 's')) sys &= ~FLAG_SEEN;
+    if (!strchr(sel->rights, 't')) sys &= ~FLAG_DELETED;
+    if (!strchr(sel->rights, 'w')) {
+        sys &= FLAG_SEEN | FLAG_DELETED;
+        strarr_fini(&kw);
+        if (op == STORE_SET) op = STORE_ADD;   /* cannot clear what it may not write */
+    }
     uint64_t total = imap_seqset_size(&msgs);
     uids = xreallocarray(NULL, total ? total : 1, sizeof *uids);
     size_t n = 0;

@@ -27,6 +27,7 @@ struct selected {
     char *name;                 /* internal name, e.g. "user/fred/Sent" (owned) */
     struct mailbox *mb;         /* owned; from store_open_mailbox */
     int readonly;               /* EXAMINE, or no write right */
+    char rights[16];            /* the user's RFC 4314 rights on it (ACL_ALL_RIGHTS order) */
     uint32_t uidvalidity;
     /* \Recent (RFC 3501 section 2.3.2): the uids this session claimed (ranges of uids;
      * claimed ones stay recent for this session until it deselects). For a read-only session
