@@ -263,7 +263,10 @@ int main(int argc, char **argv)
         }
     }
     UNIT_EQ_INT(bad, 0);
-    UNIT_CHECK(acked > APPEND_ROUNDS);
+    /* the test must not be vacuous: kills have to land after acknowledged appends. How many
+     * depends on the machine's speed and load (about 3 per round on an idle machine, fewer
+     * under CI's parallel tests), so ask for one per two rounds. */
+    UNIT_CHECK(acked >= APPEND_ROUNDS / 2);
     fprintf(stderr, "%d appends acknowledged before kills\n", acked);
     /* expunges, with repacks */
     int expunged = 0;
