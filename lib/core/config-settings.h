@@ -37,6 +37,7 @@
     X(CFG_DB_CHECKPOINT_INTERVAL, "db_checkpoint_interval", DURATION, "5m", "how often cofferd checkpoints the databases and removes old log files (0: never)") \
     X(CFG_DUPLICATE_LIFETIME, "duplicate_lifetime", DURATION, "3d", "how long delivered Message-IDs are remembered for duplicate suppression") \
     X(CFG_LMTP_AUTOCREATE_INBOX, "lmtp_autocreate_inbox", BOOL, "yes", "lmtpd creates a known user's INBOX on first delivery") \
+    X(CFG_QUOTA_WARN_PERCENT, "quota_warn_percent", INT, "90", "SELECT warns (* NO [ALERT]) when the mailbox's quota root is at least this full (0: never)") \
     X(CFG_LMTP_OVERQUOTA_PERMANENT, "lmtp_overquota_permanent", BOOL, "no", "over-quota deliveries fail with 552 5.2.2 instead of 452 4.2.2") \
     X(CFG_SENDMAIL, "sendmail", STR, "/usr/sbin/sendmail -oi -f <>", "command (run by /bin/sh) that Sieve redirect and vacation hand messages to; recipients are appended") \
     X(CFG_SASL_PWCHECK_METHOD, "sasl_pwcheck_method", ENUM, "auxprop", "auxprop|saslauthd: how Cyrus SASL checks passwords") \
