@@ -17,7 +17,7 @@ deps:
 	@sh scripts/deps.sh
 
 build: deps
-	@$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOFFER_SANITIZE=OFF >/dev/null
 	@$(CMAKE) --build $(BUILD_DIR) -j $(JOBS)
 
 # The test build uses AddressSanitizer and UndefinedBehaviorSanitizer.
