@@ -1,5 +1,6 @@
 /* deliver.c: one message into many mailboxes: duplicates, quota, single-instance store. */
 #include "store/deliver.h"
+#include "store/quotalock.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -83,6 +84,7 @@ static void deliver_one(struct store *st, const struct deliver_msg *m, struct de
     struct mboxlist_entry e;
     struct mailbox *mb = NULL;
     struct buf root = BUF_INIT;
+    int qlock = -1;
     mboxlist_entry_init(&e);
     t->uid = 0;
     int r;
@@ -106,6 +108,8 @@ static void deliver_one(struct store *st, const struct deliver_msg *m, struct de
         goto done;
     }
     qr.root = r == 1 ? buf_cstr(&root) : NULL;
+    /* the root's lock spans check, commit and charge (quotalock.h) */
+    if (qr.root) quotalock_acquire(st, qr.root, &qlock);
 
     struct source *src = NULL;
     for (size_t i = 0; i < *nsrcs; i++)
@@ -148,8 +152,10 @@ static void deliver_one(struct store *st, const struct deliver_msg *m, struct de
     /* the message is durable now; usage and the duplicate mark follow (see deliver.h) */
     if (qr.root && quotadb_apply_delta(st->quota, NULL, qr.root, (int64_t)size, 1, 0) < 0)
         log_warn("quota_charge_failed", "root=%s", log_quote(qr.root));
+    quotalock_release(&qlock);
     if (m->msgid) dupdb_mark(st->dup, NULL, m->msgid, t->mailbox, now);
 done:
+    quotalock_release(&qlock);
     if (mb) mailbox_close(&mb);
     mboxlist_entry_fini(&e);
     buf_fini(&root);

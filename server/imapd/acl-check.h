@@ -1,13 +1,9 @@
 /* acl-check.h: what a session may do with a mailbox: the one place imapd turns a mailbox's ACL
  * text (mboxlist entry, RFC 4314 rights as "ident\trights\t" pairs) into rights for the user.
  *
- * The rules (minimal for now; issue 7 completes them):
- *   - an administrator (config `admins`) has every right everywhere;
- *   - a user has every right on user/THEIRNAME and every mailbox below it;
- *   - elsewhere a user has what the ACL grants to their name or to "anyone", minus what it
- *     takes away with "-name" / "-anyone" entries (RFC 4314 section 2);
- *   - the obsolete RFC 2086 rights 'c' and 'd' in stored text count as "k x" and "t e x"
- *     (RFC 4314 section 2.1.1).
+ * The rules are store/acl.h's (acl_user_rights): administrators have every right, the owner
+ * of a personal mailbox always has 'l' and 'a' and the rest from the ACL, everyone else what
+ * the ACL grants to them or "anyone" minus the negative entries (RFC 4314 section 2).
  * A mailbox is visible to a user who has the 'l' right (or the right a command needs): commands
  * answer as if any other mailbox did not exist (RFC 4314 section 4), so errors never reveal it. */
 #ifndef COFFER_IMAPD_ACL_CHECK_H

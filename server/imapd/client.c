@@ -69,6 +69,8 @@ void client_capabilities(const struct client *c, struct buf *out)
     /* cmd-mailbox.c, cmd-append.c, cmd-misc.c; then AUTH=... SASL-IR before login */
     buf_appends(out, " ID ENABLE NAMESPACE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-STATUS"
                      " MULTIAPPEND");
+    /* cmd-acl.c (RFC 4314), cmd-quota.c (RFC 9208) */
+    buf_appends(out, " ACL RIGHTS=kxte QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE QUOTASET");
     auth_capabilities(c, out);
 }
 

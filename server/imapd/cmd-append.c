@@ -2,6 +2,7 @@
  * (RFC 4315 UIDPLUS) and quota checks (RFC 9208 OVERQUOTA response code, RFC 5530). */
 #include "imapd.h"
 #include "acl-check.h"
+#include "store/quotalock.h"
 #include "core/buf.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -231,8 +232,12 @@ void cmd_append(struct client *c, const struct imap_command *cmd)
         if (have_root < 0) r = have_root;
         qr.root = buf_cstr(&root);
     }
+    /* the root's lock spans check, commit and charge (store/quotalock.h) */
+    int qlock = -1;
+    if (!r && have_root == 1) quotalock_acquire(c->store, qr.root, &qlock);
     if (!r) r = mailbox_append(mb, msgs, n, have_root == 1 ? &q : NULL);
     if (r) {
+        quotalock_release(&qlock);
         switch (r) {
         case CF_E_QUOTA: client_tagged(c, cmd->tag, "NO [OVERQUOTA] Quota exceeded"); break;
         case CF_E_LIMIT: client_tagged(c, cmd->tag, "NO [LIMIT] Too many keywords in the mailbox"); break;
@@ -242,6 +247,7 @@ void cmd_append(struct client *c, const struct imap_command *cmd)
     }
     if (have_root == 1)
         quotadb_apply_delta(c->store->quota, NULL, buf_cstr(&root), (int64_t)total, (int64_t)n, 0);
+    quotalock_release(&qlock);
 
     /* RFC 4315 section 3: APPENDUID uidvalidity uid-set (one commit: consecutive uids) */
     uint32_t uidvalidity = mailbox_header(mb)->uidvalidity;

@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "store/mboxname.h"
+#include "store/quotalock.h"
 #include "store/store.h"
 #include <stdlib.h>
 #include <string.h>
@@ -149,8 +150,12 @@ static void do_copy(struct client *c, const struct imap_command *cmd, int move)
     }
     q.has_root = r;
     struct mailbox_quota mq = { quota_check, &q };
+    /* the root's lock spans check, commit and charge (store/quotalock.h) */
+    int qlock = -1;
+    if (q.has_root) quotalock_acquire(c->store, buf_cstr(&q.root), &qlock);
     r = mailbox_copy(sel->mb, uids, n, dst, dst_uids, &mq);
     if (r < 0) {
+        quotalock_release(&qlock);
         selected_reply_error(c, cmd->tag, r);
         goto out;
     }
@@ -160,6 +165,7 @@ static void do_copy(struct client *c, const struct imap_command *cmd, int move)
             log_warn("quota_charge_failed", "root=%s error=%s", log_quote(buf_cstr(&q.root)),
                      cf_strerror(qr));
     }
+    quotalock_release(&qlock);
     buf_printf(&b, "[COPYUID %u ", (unsigned)mailbox_header(dst)->uidvalidity);
     copyuid_append(uids, dst_uids, n, &b);
     buf_putc(&b, ']');

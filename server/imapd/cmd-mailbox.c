@@ -119,7 +119,10 @@ static int may_create(struct client *c, const char *name)
     buf_appends(&cur, name);
     for (;;) {
         if (mboxname_parent(buf_cstr(&cur), &parent) != 1) {
-            r = acl_has(c, name, NULL, 'k');
+            struct buf owner = BUF_INIT;
+            r = c->is_admin || (mboxname_owner(name, &owner) == 1 &&
+                                !strcmp(buf_cstr(&owner), c->user));
+            buf_fini(&owner);
             break;
         }
         r = store_lookup(c->store, buf_cstr(&parent), &e);

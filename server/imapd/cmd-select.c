@@ -60,6 +60,7 @@ static void do_select(struct client *c, const struct imap_command *cmd, int exam
     if (unseen) client_untagged(c, "OK [UNSEEN %u] First unseen message", (unsigned)unseen);
     client_untagged(c, "OK [UIDVALIDITY %u] UIDs valid", (unsigned)sel->uidvalidity);
     client_untagged(c, "OK [UIDNEXT %u] Predicted next UID", (unsigned)h->uidnext);
+    imapd_quota_warn(c, sel->name);
     client_tagged(c, cmd->tag, "OK [%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE",
                   cmd->name);
 out:

@@ -31,6 +31,15 @@ static const struct command commands[] = {
     { "ID", cmd_id, 0 },                                /* RFC 2971: any state */
     { "IDLE", cmd_idle, CMD_NEEDS_AUTH },               /* RFC 2177 */
     { "SELECT", cmd_select, CMD_NEEDS_AUTH },
+    /* RFC 4314 section 3: ACL (cmd-acl.c); RFC 9208 section 4.1: QUOTA (cmd-quota.c) */
+    { "SETACL", cmd_setacl, CMD_NEEDS_AUTH },
+    { "DELETEACL", cmd_deleteacl, CMD_NEEDS_AUTH },
+    { "GETACL", cmd_getacl, CMD_NEEDS_AUTH },
+    { "LISTRIGHTS", cmd_listrights, CMD_NEEDS_AUTH },
+    { "MYRIGHTS", cmd_myrights, CMD_NEEDS_AUTH },
+    { "GETQUOTA", cmd_getquota, CMD_NEEDS_AUTH },
+    { "GETQUOTAROOT", cmd_getquotaroot, CMD_NEEDS_AUTH },
+    { "SETQUOTA", cmd_setquota, CMD_NEEDS_AUTH },
     { "EXAMINE", cmd_examine, CMD_NEEDS_AUTH },
     /* RFC 3501 section 6.4: selected state */
     { "CHECK", cmd_check, CMD_NEEDS_SELECTED },

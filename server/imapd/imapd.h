@@ -134,8 +134,20 @@ void cmd_lsub(struct client *c, const struct imap_command *cmd);
 void cmd_status(struct client *c, const struct imap_command *cmd);
 void cmd_namespace(struct client *c, const struct imap_command *cmd);
 void cmd_append(struct client *c, const struct imap_command *cmd);       /* cmd-append.c */
+void cmd_setacl(struct client *c, const struct imap_command *cmd);       /* cmd-acl.c */
+void cmd_deleteacl(struct client *c, const struct imap_command *cmd);
+void cmd_getacl(struct client *c, const struct imap_command *cmd);
+void cmd_listrights(struct client *c, const struct imap_command *cmd);
+void cmd_myrights(struct client *c, const struct imap_command *cmd);
+void cmd_getquota(struct client *c, const struct imap_command *cmd);     /* cmd-quota.c */
+void cmd_getquotaroot(struct client *c, const struct imap_command *cmd);
+void cmd_setquota(struct client *c, const struct imap_command *cmd);
 void cmd_id(struct client *c, const struct imap_command *cmd);           /* cmd-misc.c */
 void cmd_enable(struct client *c, const struct imap_command *cmd);
+
+/* imapd_quota_warn (cmd-quota.c): at SELECT of internal name: when its quota root uses at
+ * least quota_warn_percent of a limit, "* NO [ALERT] Mailbox is N% full" and a log line. */
+void imapd_quota_warn(struct client *c, const char *name);
 
 /* auth_capabilities (cmd-auth.c): append the authentication capabilities of the current state
  * (" AUTH=PLAIN AUTH=SCRAM-SHA-256 ... SASL-IR" before login, nothing after). */

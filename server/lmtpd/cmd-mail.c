@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "store/acl.h"
 #include "store/deliver.h"
 #include "store/mboxname.h"
 #include "store/store.h"
@@ -16,20 +17,8 @@
 
 int acl_grants_anyone(const char *acl, char right)
 {
-    /* "ident\trights\tident\trights\t..." */
-    const char *p = acl ? acl : "";
-    while (*p) {
-        const char *tab = strchr(p, '\t');
-        if (!tab) break;
-        const char *rights = tab + 1;
-        const char *end = strchr(rights, '\t');
-        size_t rlen = end ? (size_t)(end - rights) : strlen(rights);
-        if ((size_t)(tab - p) == 6 && !strncmp(p, "anyone", 6) && memchr(rights, right, rlen))
-            return 1;
-        if (!end) break;
-        p = end + 1;
-    }
-    return 0;
+    /* an LMTP sender is nobody logged in: "anyone" and "anonymous" entries apply */
+    return (acl_text_rights(acl, NULL) & acl_right_bit(right)) != 0;
 }
 
 /* parse_path: "<path> params" after "FROM:" or "TO:" (RFC 5321 section 4.1.2). The mailbox

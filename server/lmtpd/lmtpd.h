@@ -85,7 +85,8 @@ void cmd_data(struct client *c, const struct lmtp_command *cmd);     /* cmd-data
 void cmd_bdat(struct client *c, const struct lmtp_command *cmd);
 
 /* acl_grants_anyone: whether the ACL text ("ident\trights\t" pairs, mboxlist.h) gives right
- * to the identifier "anyone" (RFC 4314 section 2). 1 or 0. (cmd-mail.c) */
+ * to a sender who is not logged in: "anyone" or "anonymous" entries, minus negative ones
+ * (RFC 4314 section 2; store/acl.h acl_text_rights). 1 or 0. (cmd-mail.c) */
 int acl_grants_anyone(const char *acl, char right);
 
 /* spool_new: an unlinked temporary file in configdir/tmp holding the Return-Path and Received

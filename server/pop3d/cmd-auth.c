@@ -68,6 +68,11 @@ static void login_complete(struct client *c, const char *user, const char *mech)
         client_reply(c, "-ERR [IN-USE] Maildrop is locked by another POP3 session");
         return;
     }
+    if (r == CF_E_PERM) {
+        log_notice("login_refused", "user=%s reason=no_read_right", log_quote(user));
+        client_reply(c, "-ERR [SYS/PERM] Reading this maildrop is not permitted");
+        return;
+    }
     if (r) {
         log_err("login_refused", "user=%s reason=%s", log_quote(user), log_quote(cf_strerror(r)));
         client_reply(c, "-ERR [SYS/TEMP] Maildrop not available, try again later");

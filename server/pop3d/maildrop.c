@@ -6,6 +6,8 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "net/stream.h"
+#include "core/config.h"
+#include "store/acl.h"
 #include "store/mboxname.h"
 #include "store/store.h"
 #include <errno.h>
@@ -107,6 +109,19 @@ int maildrop_open(struct store *st, const struct config *cfg, const char *user,
     r = store_ensure_inbox(st, user);
     if (r < 0) goto fail;
     mboxname_user_inbox(user, &name);
+    /* RFC 4314 section 4 (and issue 7): POP3 needs the 'r' right on the INBOX */
+    struct mboxlist_entry e;
+    mboxlist_entry_init(&e);
+    r = store_lookup(st, buf_cstr(&name), &e);
+    if (r == 1) {
+        int admin = strarr_find(config_list(cfg, CFG_ADMINS), user) >= 0;
+        unsigned rights = acl_user_rights(e.acl, buf_cstr(&name), user, admin);
+        r = rights & acl_right_bit('r') ? 0 : CF_E_PERM;
+    } else if (r == 0) {
+        r = CF_E_NOTFOUND;
+    }
+    mboxlist_entry_fini(&e);
+    if (r) goto fail;
     d = xzmalloc(sizeof *d);
     d->lockfd = fd;
     fd = -1;

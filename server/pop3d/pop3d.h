@@ -93,7 +93,8 @@ void command_dispatch(struct client *c, const struct pop3_command *cmd);
 
 /* maildrop_open: lock user's maildrop (flock on configdir/lock/pop3/USER, non-blocking),
  * make sure the INBOX exists, open it and take the list of messages as of now. 0,
- * CF_E_LOCKED (another POP3 session holds it), or another error (logged). */
+ * CF_E_LOCKED (another POP3 session holds it), CF_E_PERM (the user lacks the RFC 4314 'r'
+ * right on their INBOX: store/acl.h), or another error (logged). */
 int maildrop_open(struct store *st, const struct config *cfg, const char *user,
                   struct maildrop **out);
 

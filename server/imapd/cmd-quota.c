@@ -1,0 +1,328 @@
+/* cmd-quota.c: GETQUOTA, GETQUOTAROOT and SETQUOTA (RFC 9208 section 4.1; RFC 2087 clients
+ * use the same commands) with the STORAGE (KiB) and MESSAGE resources, and the quota warning
+ * at SELECT.
+ *
+ * Quota roots are mailbox names (store/quotadb.h) and are shown in the user's view like
+ * mailbox names: fred's root "user/fred" is "INBOX" to fred and "Other Users/fred" to an
+ * administrator. A user may read the quota of a root in their own hierarchy or of a mailbox
+ * they can see; only administrators (config `admins`) may SETQUOTA. A root the user may not
+ * read is answered exactly like one that does not exist. */
+#include "imapd.h"
+#include "acl-check.h"
+#include "selected.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "store/acl.h"
+#include "store/mboxname.h"
+#include "store/quotalock.h"
+#include "store/store.h"
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* kib: bytes as KiB, rounded up (RFC 9208 section 5.1: STORAGE is in units of 1024 octets). */
+static int64_t kib(int64_t bytes) { return bytes <= 0 ? 0 : (bytes + 1023) / 1024; }
+
+/* quota_response: "* QUOTA root (STORAGE used limit MESSAGE used limit)"; a resource without a
+ * limit is left out (RFC 9208 section 5.1). */
+static void quota_response(struct client *c, const char *root, const struct quota *qt)
+{
+    struct buf out = BUF_INIT, ext = BUF_INIT;
+    buf_appends(&out, "QUOTA ");
+    if (mboxname_to_imap(c->user, root, &ext) < 0) {
+        buf_reset(&ext);
+        buf_appends(&ext, root);
+    }
+    imapd_quote_append(&out, ext.s ? ext.s : "", ext.len);
+    buf_appends(&out, " (");
+    const char *sep = "";
+    if (qt->limit_storage_kib != QUOTA_UNLIMITED) {
+        buf_printf(&out, "STORAGE %" PRId64 " %" PRId64, kib(qt->used_bytes), qt->limit_storage_kib);
+        sep = " ";
+    }
+    if (qt->limit_messages != QUOTA_UNLIMITED)
+        buf_printf(&out, "%sMESSAGE %" PRId64 " %" PRId64, sep,
+                   qt->used_messages < 0 ? 0 : qt->used_messages, qt->limit_messages);
+    buf_putc(&out, ')');
+    client_untagged(c, "%s", buf_cstr(&out));
+    buf_fini(&out);
+    buf_fini(&ext);
+}
+
+static void store_error(struct client *c, const char *tag, int r)
+{
+    if (r == CF_E_AGAIN)
+        client_tagged(c, tag, "NO [UNAVAILABLE] Temporary failure, try again");
+    else
+        client_tagged(c, tag, "NO [SERVERBUG] Internal error");
+}
+
+/* may_read_root: whether the user may see internal root name: administrators, the owner of a
+ * personal root, or anyone who can see a mailbox of that name. 1, 0, or an error. */
+static int may_read_root(struct client *c, const char *root)
+{
+    if (c->is_admin) return 1;
+    struct buf owner = BUF_INIT;
+    int own = mboxname_owner(root, &owner) == 1 && !strcmp(buf_cstr(&owner), c->user);
+    buf_fini(&owner);
+    if (own) return 1;
+    char rights[ACL_RIGHTS_SIZE];
+    int r = acl_lookup(c, root, NULL, 'r', rights);
+    return r == CF_E_PERM ? 1 : r;
+}
+
+/* root_arg: argument i as an internal quota root name, or 0 after answering. */
+static int root_arg(struct client *c, const struct imap_command *cmd, size_t i, struct buf *root)
+{
+    const char *s = i < cmd->nargs ? imap_arg_astring(&cmd->args[i]) : NULL;
+    if (!s) {
+        client_tagged(c, cmd->tag, "BAD %s needs a quota root", cmd->name);
+        return 0;
+    }
+    if (strlen(s) != cmd->args[i].len || mboxname_from_imap(c->user, s, root) < 0) {
+        client_tagged(c, cmd->tag, "NO [NONEXISTENT] No such quota root");
+        return 0;
+    }
+    return 1;
+}
+
+/* RFC 9208 section 4.1.1: GETQUOTA root. */
+void cmd_getquota(struct client *c, const struct imap_command *cmd)
+{
+    struct buf root = BUF_INIT;
+    if (cmd->nargs != 1) {
+        client_tagged(c, cmd->tag, "BAD GETQUOTA needs a quota root");
+        goto done;
+    }
+    if (!c->store) {
+        client_tagged(c, cmd->tag, "NO [UNAVAILABLE] The mail store is not available");
+        goto done;
+    }
+    if (!root_arg(c, cmd, 0, &root)) goto done;
+    struct quota qt;
+    int r = may_read_root(c, buf_cstr(&root));
+    if (r == 1) r = quotadb_get(c->store->quota, NULL, buf_cstr(&root), &qt);
+    if (r == 0) {
+        client_tagged(c, cmd->tag, "NO [NONEXISTENT] No such quota root");
+        goto done;
+    }
+    if (r < 0) {
+        store_error(c, cmd->tag, r);
+        goto done;
+    }
+    quota_response(c, buf_cstr(&root), &qt);
+    client_tagged(c, cmd->tag, "OK GETQUOTA completed");
+done:
+    buf_fini(&root);
+}
+
+/* RFC 9208 section 4.1.2: GETQUOTAROOT mailbox: "* QUOTAROOT mailbox root" and the QUOTA of
+ * that root (a mailbox has at most one root here: the nearest). Needs any right that makes
+ * the mailbox visible. */
+void cmd_getquotaroot(struct client *c, const struct imap_command *cmd)
+{
+    struct buf name = BUF_INIT, root = BUF_INIT, out = BUF_INIT, ext = BUF_INIT;
+    const char *s = cmd->nargs == 1 ? imap_arg_astring(&cmd->args[0]) : NULL;
+    if (!s) {
+        client_tagged(c, cmd->tag, "BAD GETQUOTAROOT needs a mailbox name");
+        goto done;
+    }
+    if (!c->store) {
+        client_tagged(c, cmd->tag, "NO [UNAVAILABLE] The mail store is not available");
+        goto done;
+    }
+    if (strlen(s) != cmd->args[0].len) {
+        client_tagged(c, cmd->tag, "NO [NONEXISTENT] No such mailbox");
+        goto done;
+    }
+    if (imapd_mailbox_name(c, cmd->tag, s, &name) < 0) goto done;
+    char rights[ACL_RIGHTS_SIZE] = "";
+    int r = acl_lookup(c, buf_cstr(&name), NULL, 'r', rights);
+    if (r == CF_E_PERM) r = 1;
+    if (r == 0) {
+        client_tagged(c, cmd->tag, "NO [NONEXISTENT] No such mailbox");
+        goto done;
+    }
+    struct quota qt;
+    int have = 0;
+    if (r == 1) r = quotadb_find_root(c->store->quota, NULL, buf_cstr(&name), &root);
+    if (r == 1) {
+        r = quotadb_get(c->store->quota, NULL, buf_cstr(&root), &qt);
+        have = r == 1;
+    }
+    if (r < 0) {
+        store_error(c, cmd->tag, r);
+        goto done;
+    }
+    buf_appends(&out, "QUOTAROOT ");
+    imapd_quote_append(&out, cmd->args[0].s, cmd->args[0].len);
+    if (have) {
+        if (mboxname_to_imap(c->user, buf_cstr(&root), &ext) < 0) {
+            buf_reset(&ext);
+            buf_appends(&ext, buf_cstr(&root));
+        }
+        buf_putc(&out, ' ');
+        imapd_quote_append(&out, ext.s ? ext.s : "", ext.len);
+    }
+    client_untagged(c, "%s", buf_cstr(&out));
+    if (have) quota_response(c, buf_cstr(&root), &qt);
+    client_tagged(c, cmd->tag, "OK GETQUOTAROOT completed");
+done:
+    buf_fini(&name);
+    buf_fini(&root);
+    buf_fini(&out);
+    buf_fini(&ext);
+}
+
+/* recount: the usage of root from the index headers of the mailboxes it governs (root and
+ * those below it without a nearer root). */
+struct recount {
+    struct store *st;
+    const char *root;
+    int64_t bytes, msgs;
+    struct buf found;
+};
+
+static int recount_one(const char *name, const struct mboxlist_entry *e, void *rock)
+{
+    struct recount *rc = rock;
+    (void)e;
+    if (strcmp(name, rc->root) && !mboxname_is_descendant(name, rc->root)) return 0;
+    if (quotadb_find_root(rc->st->quota, NULL, name, &rc->found) != 1 ||
+        strcmp(buf_cstr(&rc->found), rc->root))
+        return 0;
+    struct index_header h;
+    if (store_status(rc->st, name, &h) == 0) {
+        rc->bytes += (int64_t)h.quota_used;
+        rc->msgs += h.exists;
+    }
+    return 0;
+}
+
+/* parse_limit: a resource limit number (RFC 9208 section 4.1.3: number64). */
+static int parse_limit(const struct imap_arg *a, int64_t *out)
+{
+    const char *s = imap_arg_atom(a);
+    if (!s || !*s || a->type == IMAP_ARG_NIL) return CF_E_PARSE;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (*end || errno || v < 0 || s[0] == '-' || s[0] == '+') return CF_E_PARSE;
+    *out = v;
+    return 0;
+}
+
+/* RFC 9208 section 4.1.3: SETQUOTA root (resource limit ...). The limits replace the old ones:
+ * a resource not named has no limit, and "()" makes the name no quota root at all. A new root
+ * starts with the usage counted from its mailboxes, under the root's lock so that appends
+ * cannot slip between the count and the store. Administrators only. */
+void cmd_setquota(struct client *c, const struct imap_command *cmd)
+{
+    struct buf root = BUF_INIT;
+    struct recount rc = { .found = BUF_INIT };
+    int lockfd = -1;
+    if (cmd->nargs != 2 || cmd->args[1].type != IMAP_ARG_LIST || cmd->args[1].count % 2) {
+        client_tagged(c, cmd->tag, "BAD SETQUOTA needs a quota root and a list of resource "
+                      "limits");
+        goto done;
+    }
+    int64_t storage = QUOTA_UNLIMITED, messages = QUOTA_UNLIMITED;
+    const struct imap_arg *l = cmd->args[1].list;
+    for (size_t i = 0; i < cmd->args[1].count; i += 2) {
+        int64_t v;
+        if (parse_limit(&l[i + 1], &v) < 0) {
+            client_tagged(c, cmd->tag, "BAD Invalid resource limit");
+            goto done;
+        }
+        if (imap_arg_atom_eq(&l[i], "STORAGE")) storage = v;
+        else if (imap_arg_atom_eq(&l[i], "MESSAGE")) messages = v;
+        else {
+            client_tagged(c, cmd->tag, "NO [CANNOT] Unsupported resource (STORAGE and MESSAGE "
+                          "are)");
+            goto done;
+        }
+    }
+    if (!c->store) {
+        client_tagged(c, cmd->tag, "NO [UNAVAILABLE] The mail store is not available");
+        goto done;
+    }
+    if (!c->is_admin) {
+        /* say nothing about whether the root exists */
+        client_tagged(c, cmd->tag, "NO [NOPERM] Only administrators may set quotas");
+        goto done;
+    }
+    if (!root_arg(c, cmd, 0, &root)) goto done;
+    const char *rn = buf_cstr(&root);
+    struct quota qt;
+    int r;
+    if (!cmd->args[1].count) {
+        r = quotadb_delete(c->store->quota, NULL, rn);
+        if (r == CF_E_NOTFOUND) r = 0;
+        if (r) {
+            store_error(c, cmd->tag, r);
+            goto done;
+        }
+        log_info("quota_removed", "root=%s", log_quote(rn));
+        client_tagged(c, cmd->tag, "OK SETQUOTA completed");
+        goto done;
+    }
+    quotalock_acquire(c->store, rn, &lockfd);
+    r = quotadb_get(c->store->quota, NULL, rn, &qt);
+    int fresh = r == 0;
+    if (r >= 0) r = quotadb_set_limits(c->store->quota, NULL, rn, storage, messages);
+    if (r == 0 && fresh) {
+        rc.st = c->store;
+        rc.root = rn;
+        r = mboxlist_foreach(c->store->mboxlist, NULL, "", recount_one, &rc);
+        if (r == 0) r = quotadb_set_usage(c->store->quota, NULL, rn, rc.bytes, rc.msgs);
+    }
+    if (r == 0) r = quotadb_get(c->store->quota, NULL, rn, &qt) == 1 ? 0 : CF_E_IO;
+    quotalock_release(&lockfd);
+    if (r == CF_E_PARSE) {
+        client_tagged(c, cmd->tag, "NO [CANNOT] Invalid quota root");
+        goto done;
+    }
+    if (r) {
+        store_error(c, cmd->tag, r);
+        goto done;
+    }
+    log_info("quota_set", "root=%s storage_kib=%" PRId64 " messages=%" PRId64, log_quote(rn),
+             storage, messages);
+    quota_response(c, rn, &qt);
+    client_tagged(c, cmd->tag, "OK SETQUOTA completed");
+done:
+    quotalock_release(&lockfd);
+    buf_fini(&root);
+    buf_fini(&rc.found);
+}
+
+void imapd_quota_warn(struct client *c, const char *name)
+{
+    long long pct = config_int(c->ws->cfg, CFG_QUOTA_WARN_PERCENT);
+    if (pct <= 0 || !c->store) return;
+    struct buf root = BUF_INIT;
+    struct quota qt;
+    if (quotadb_find_root(c->store->quota, NULL, name, &root) == 1 &&
+        quotadb_get(c->store->quota, NULL, buf_cstr(&root), &qt) == 1) {
+        int64_t used = 0;
+        if (qt.limit_storage_kib > 0)
+            used = qt.used_bytes * 100 / (qt.limit_storage_kib * 1024);
+        else if (qt.limit_storage_kib == 0 && qt.used_bytes > 0)
+            used = 100;
+        if (qt.limit_messages > 0) {
+            int64_t m = qt.used_messages * 100 / qt.limit_messages;
+            if (m > used) used = m;
+        } else if (qt.limit_messages == 0 && qt.used_messages > 0 && used < 100) {
+            used = 100;
+        }
+        if (used >= pct) {
+            client_untagged(c, "NO [ALERT] Mailbox is %" PRId64 "%% full", used);
+            log_notice("quota_warning", "root=%s percent=%" PRId64, log_quote(buf_cstr(&root)),
+                       used);
+        }
+    }
+    buf_fini(&root);
+}
