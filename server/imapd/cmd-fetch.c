@@ -470,6 +470,7 @@ static int mark_seen(struct fetch *f, const struct imap_seqset *msgs, struct ima
             uint32_t uid = selected_uid(f->sel, (uint32_t)m);
             struct index_record rec;
             if (mailbox_record(f->sel->mb, uid, &rec) <= 0) continue;
+            selected_seen_apply(f->sel, &rec);
             if (rec.flags & (FLAG_SEEN | FLAG_EXPUNGED)) continue;
             if (n == alloc) {
                 alloc = alloc ? alloc * 2 : 64;
@@ -480,7 +481,9 @@ static int mark_seen(struct fetch *f, const struct imap_seqset *msgs, struct ima
     }
     if (n) {
         struct mailbox_store st = { STORE_ADD, FLAG_SEEN, NULL, 0 };
-        r = mailbox_store(f->sel->mb, uids, n, &st, NULL, NULL);
+        /* a shared mailbox keeps \Seen per user (selected.h) */
+        r = f->sel->seen_user ? selected_seen_change(f->sel, uids, n, 1)
+                              : mailbox_store(f->sel->mb, uids, n, &st, NULL, NULL);
         if (r == 0) {
             for (size_t i = 0; i < n; i++) {
                 imap_seqset_add(changed, uids[i], uids[i]);

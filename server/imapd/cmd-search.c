@@ -29,6 +29,7 @@ static int sx_record(void *ctx, uint32_t msgno, struct search_record *r)
     int found;
     x->uid = selected_uid(x->sel, msgno);
     found = mailbox_record(x->sel->mb, x->uid, &x->rec);
+    if (found == 1) selected_seen_apply(x->sel, &x->rec);   /* per-user \Seen (selected.h) */
     if (found < 0) return found;
     /* expunged by another session but still numbered here (RFC 2180 section 4.3): it
      * matches nothing; CF_E_NOTFOUND tells the loop to skip it */

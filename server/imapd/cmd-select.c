@@ -14,11 +14,12 @@
 static uint32_t first_unseen(struct selected *sel)
 {
     const struct index_header *h = mailbox_header(sel->mb);
-    if (h->seen >= h->exists) return 0;
+    if (!sel->seen_user && h->seen >= h->exists) return 0;
     uint32_t count = selected_count(sel);
     for (uint32_t m = 1; m <= count; m++) {
         struct index_record rec;
         if (mailbox_record(sel->mb, selected_uid(sel, m), &rec) <= 0) continue;
+        selected_seen_apply(sel, &rec);
         if (!(rec.flags & (FLAG_SEEN | FLAG_EXPUNGED))) return m;
     }
     return 0;
@@ -48,6 +49,12 @@ static void do_select(struct client *c, const struct imap_command *cmd, int exam
         goto out;
     }
     snprintf(sel->rights, sizeof sel->rights, "%s", rights);
+    r = selected_seen_init(sel, c->store, c->user);
+    if (r < 0) {
+        selected_close(&sel);
+        selected_reply_error(c, cmd->tag, r);
+        goto out;
+    }
     c->sel = sel;
     c->state = CLIENT_SELECTED;
     log_set_mailbox(sel->name);

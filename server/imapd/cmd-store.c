@@ -106,8 +106,16 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
     for (size_t i = 0; i < msgs.count; i++)
         for (uint64_t m = msgs.r[i].lo; m <= msgs.r[i].hi; m++)
             uids[n++] = selected_uid(sel, (uint32_t)m);
+    /* a shared mailbox keeps \Seen per user (selected.h): that part goes to the seen set */
+    int r = 0;
+    if (sel->seen_user && n && strchr(sel->rights, 's') &&
+        (op == STORE_SET || (sys & FLAG_SEEN))) {
+        r = selected_seen_change(sel, uids, n, op != STORE_REMOVE && (sys & FLAG_SEEN));
+        sys &= ~FLAG_SEEN;
+    }
     struct mailbox_store st = { op, sys, kw.count ? (const char *const *)kw.v : NULL, 0 };
-    int r = n ? mailbox_store(sel->mb, uids, n, &st, NULL, NULL) : 0;
+    if (!r && n && (!sel->seen_user || sys || kw.count || op == STORE_SET))
+        r = mailbox_store(sel->mb, uids, n, &st, NULL, NULL);
     if (r < 0) {
         selected_reply_error(c, cmd->tag, r);
         goto out;

@@ -48,9 +48,101 @@ void selected_close(struct selected **selp)
     mailbox_close(&sel->mb);
     imap_seqset_fini(&sel->recent);
     imap_seqset_fini(&sel->skip);
+    imap_seqset_fini(&sel->seen_uids);
+    buf_fini(&sel->seen_text);
+    free(sel->seen_user);
     free(sel->name);
     free(sel);
     *selp = NULL;
+}
+
+/* ---- per-user \Seen of shared mailboxes ---- */
+
+/* seen_load: the user's stored set into set and its text into text. 0 or a database error; a
+ * set that does not parse counts as empty (logged). */
+static int seen_load(struct selected *sel, struct imap_seqset *set, struct buf *text)
+{
+    buf_reset(text);
+    imap_seqset_clear(set);
+    int r = seendb_get(sel->seen_store->seen, NULL, sel->seen_id, sel->seen_user, text);
+    if (r < 0) return r;
+    const char *err = NULL;
+    if (text->len && imap_seqset_parse(set, text->s, text->len, &err) < 0) {
+        log_warn("seen_set_invalid", "user=%s error=%s", log_quote(sel->seen_user), err);
+        imap_seqset_clear(set);
+    }
+    return 0;
+}
+
+int selected_seen_init(struct selected *sel, struct store *st, const char *user)
+{
+    if (!user || !strncmp(sel->name, MBOXNAME_USER_PREFIX, strlen(MBOXNAME_USER_PREFIX)))
+        return 0;
+    struct mboxlist_entry e;
+    mboxlist_entry_init(&e);
+    int r = store_lookup(st, sel->name, &e);
+    if (r == 1) snprintf(sel->seen_id, sizeof sel->seen_id, "%s", e.uniqueid);
+    mboxlist_entry_fini(&e);
+    if (r <= 0) return r ? r : CF_E_NOTFOUND;
+    sel->seen_user = xstrdup(user);
+    sel->seen_store = st;
+    return seen_load(sel, &sel->seen_uids, &sel->seen_text);
+}
+
+void selected_seen_apply(const struct selected *sel, struct index_record *rec)
+{
+    if (!sel->seen_user) return;
+    rec->flags &= ~FLAG_SEEN;
+    if (imap_seqset_contains(&sel->seen_uids, rec->uid)) rec->flags |= FLAG_SEEN;
+}
+
+/* seqset_subtract: out = a minus b (both normalized). */
+static void seqset_subtract(const struct imap_seqset *a, const struct imap_seqset *b,
+                            struct imap_seqset *out)
+{
+    imap_seqset_clear(out);
+    size_t j = 0;
+    for (size_t i = 0; i < a->count; i++) {
+        uint64_t x = a->r[i].lo, hi = a->r[i].hi;
+        while (j < b->count && b->r[j].hi < x) j++;
+        for (size_t k = j; k < b->count && b->r[k].lo <= hi && x <= hi; k++) {
+            if (b->r[k].lo > x) imap_seqset_add(out, (uint32_t)x, b->r[k].lo - 1);
+            if ((uint64_t)b->r[k].hi + 1 > x) x = (uint64_t)b->r[k].hi + 1;
+        }
+        if (x <= hi) imap_seqset_add(out, (uint32_t)x, (uint32_t)hi);
+    }
+}
+
+int selected_seen_change(struct selected *sel, const uint32_t *uids, size_t n, int add)
+{
+    if (!sel->seen_user) return 0;
+    struct imap_seqset cur = IMAP_SEQSET_INIT, change = IMAP_SEQSET_INIT, out = IMAP_SEQSET_INIT;
+    struct buf text = BUF_INIT;
+    int r = seen_load(sel, &cur, &text);
+    if (r < 0) goto done;
+    for (size_t i = 0; i < n; i++)
+        if (uids[i]) imap_seqset_add(add ? &cur : &change, uids[i], uids[i]);
+    if (add) {
+        out = cur;
+        imap_seqset_init(&cur);
+    } else {
+        seqset_subtract(&cur, &change, &out);
+    }
+    buf_reset(&text);
+    imap_seqset_format(&out, &text);
+    r = seendb_set(sel->seen_store->seen, NULL, sel->seen_id, sel->seen_user, buf_cstr(&text));
+    if (r < 0) goto done;
+    imap_seqset_fini(&sel->seen_uids);
+    sel->seen_uids = out;
+    imap_seqset_init(&out);
+    buf_reset(&sel->seen_text);
+    buf_append(&sel->seen_text, text.s ? text.s : "", text.len);
+done:
+    imap_seqset_fini(&cur);
+    imap_seqset_fini(&change);
+    imap_seqset_fini(&out);
+    buf_fini(&text);
+    return r;
 }
 
 uint32_t selected_count(const struct selected *sel) { return mailbox_count(sel->mb); }
@@ -136,9 +228,11 @@ void selected_flags_append(struct selected *sel, const struct index_record *rec,
         { FLAG_DRAFT, "\\Draft" },
     };
     size_t start = out->len;
+    struct index_record mine = *rec;
+    selected_seen_apply(sel, &mine);
     buf_putc(out, '(');
     for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++) {
-        if (!(rec->flags & sys[i].bit)) continue;
+        if (!(mine.flags & sys[i].bit)) continue;
         if (out->len > start + 1) buf_putc(out, ' ');
         buf_appends(out, sys[i].name);
     }
@@ -213,8 +307,37 @@ int selected_sync(struct client *c, unsigned flags)
         sel->told_recent = recent;
     }
     sel->told_exists = exists;
-    for (size_t i = 0; i < ch.n_changed; i++) {
-        uint32_t uid = ch.changed_uids[i];
+    /* the user's \Seen set of a shared mailbox, changed by another session of theirs */
+    struct imap_seqset seen_before = IMAP_SEQSET_INIT, reported = IMAP_SEQSET_INIT;
+    struct buf seen_now = BUF_INIT;
+    int seen_changed = 0;
+    if (sel->seen_user) {
+        seen_before = sel->seen_uids;
+        imap_seqset_init(&sel->seen_uids);
+        if (seen_load(sel, &sel->seen_uids, &seen_now) == 0 &&
+            (seen_now.len != sel->seen_text.len ||
+             (seen_now.len && memcmp(seen_now.s, sel->seen_text.s, seen_now.len)))) {
+            seen_changed = 1;
+            buf_reset(&sel->seen_text);
+            buf_append(&sel->seen_text, seen_now.s ? seen_now.s : "", seen_now.len);
+        } else {
+            imap_seqset_fini(&sel->seen_uids);
+            sel->seen_uids = seen_before;
+            imap_seqset_init(&seen_before);
+        }
+    }
+    for (size_t i = 0; i < ch.n_changed + (seen_changed ? selected_count(sel) : 0); i++) {
+        uint32_t uid;
+        if (i < ch.n_changed) {
+            uid = ch.changed_uids[i];
+            imap_seqset_add(&reported, uid, uid);
+        } else {
+            uid = selected_uid(sel, (uint32_t)(i - ch.n_changed + 1));
+            if (imap_seqset_contains(&reported, uid) ||
+                imap_seqset_contains(&seen_before, uid) ==
+                    imap_seqset_contains(&sel->seen_uids, uid))
+                continue;
+        }
         if (imap_seqset_contains(&sel->skip, uid)) continue;
         uint32_t msgno = selected_msgno(sel, uid);
         struct index_record rec;
@@ -227,6 +350,9 @@ int selected_sync(struct client *c, unsigned flags)
         buf_putc(&b, ')');
         client_untagged(c, "%s", buf_cstr(&b));
     }
+    imap_seqset_fini(&seen_before);
+    imap_seqset_fini(&reported);
+    buf_fini(&seen_now);
 out_buf:
     buf_fini(&b);
 out:

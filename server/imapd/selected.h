@@ -41,6 +41,15 @@ struct selected {
     /* uids whose flag changes this command already reported (its own STORE, or \Seen set by
      * FETCH): the next selected_sync does not report them again, then clears the set */
     struct imap_seqset skip;
+    /* per-user \Seen of a shared mailbox (one not under user/; store/seendb.h): when seen_user
+     * is set, the index's FLAG_SEEN is ignored and a message is \Seen for this session when its
+     * uid is in seen_uids, this user's set. Another user's mailbox shared by ACL keeps the
+     * owner's \Seen in the index (the owner's flags are what the sharing is about). */
+    char *seen_user;            /* owned; NULL for personal mailboxes */
+    struct store *seen_store;   /* not owned */
+    char seen_id[33];           /* the mailbox's unique id (the seendb key) */
+    struct imap_seqset seen_uids;
+    struct buf seen_text;       /* seen_uids as last read or written, to notice other sessions */
 };
 
 /* selected_open: open internal mailbox `name` in store st, build the view from the index
@@ -48,6 +57,20 @@ struct selected {
  * selected_close). 0, CF_E_NOTFOUND, CF_E_CORRUPT, CF_E_IO. Blocks on the mailbox lock. */
 int selected_open(struct store *st, const char *name, int readonly, struct selected **sel_r);
 void selected_close(struct selected **sel);
+
+/* selected_seen_init: for a shared mailbox (not under user/) and a logged-in user, switch the
+ * view to user's own \Seen set, read from the seen database. 0 or a database error. */
+int selected_seen_init(struct selected *sel, struct store *st, const char *user);
+
+/* selected_seen_apply: put this session's \Seen into rec->flags (a no-op for personal
+ * mailboxes). Every reader of records for the client (FETCH, SEARCH, STORE replies, SELECT's
+ * UNSEEN) calls it after mailbox_record. */
+void selected_seen_apply(const struct selected *sel, struct index_record *rec);
+
+/* selected_seen_change: add (add 1) or remove (add 0) \Seen on uids for this user of a shared
+ * mailbox, merged into the set as stored now (another session of the user may have changed
+ * it), and written back. 0 or a database error. */
+int selected_seen_change(struct selected *sel, const uint32_t *uids, size_t n, int add);
 
 /* selected_count: messages in the view (the highest message sequence number). */
 uint32_t selected_count(const struct selected *sel);
