@@ -115,6 +115,9 @@ class Quota(SharedCofferTestCase):
             self.assertIn("4.2.2", str(ctx.exception))
         # room again below the limit: expunging gives usage back, LMTP delivers
         self.ok(q, "STORE 1 +FLAGS.SILENT (\\Deleted)")
+        # RFC 9208 section 4.2.1: STATUS DELETED
+        self.assertEqual(self.ok(q, "STATUS INBOX (MESSAGES DELETED)"),
+                         [b'* STATUS "INBOX" (MESSAGES 2 DELETED 1)\r\n'])
         self.ok(q, "EXPUNGE")
         tagged, untagged = q.imap("s", "SELECT INBOX")
         self.assertNotIn(b"ALERT", b"".join(untagged))

@@ -350,11 +350,12 @@ void cmd_unsubscribe(struct client *c, const struct imap_command *cmd) { subscri
 
 /* ---- STATUS ---- */
 
+/* DELETED: RFC 9208 section 4.2.1 (QUOTA=RES-MESSAGE), read from the index header */
 enum status_item { ST_MESSAGES = 1, ST_RECENT = 2, ST_UIDNEXT = 4, ST_UIDVALIDITY = 8,
-                   ST_UNSEEN = 16 };
+                   ST_UNSEEN = 16, ST_DELETED = 32 };
 static const struct { const char *name; unsigned bit; } status_items[] = {
     { "MESSAGES", ST_MESSAGES }, { "RECENT", ST_RECENT }, { "UIDNEXT", ST_UIDNEXT },
-    { "UIDVALIDITY", ST_UIDVALIDITY }, { "UNSEEN", ST_UNSEEN },
+    { "UIDVALIDITY", ST_UIDVALIDITY }, { "UNSEEN", ST_UNSEEN }, { "DELETED", ST_DELETED },
 };
 
 /* parse_status_items: the list of RFC 3501 section 6.3.10 items into order[] (as given; at
@@ -421,6 +422,7 @@ static int status_append(struct store *st, const char *imapname, const char *nam
         case ST_UIDNEXT: item = "UIDNEXT"; v = h.uidnext; break;
         case ST_UIDVALIDITY: item = "UIDVALIDITY"; v = h.uidvalidity; break;
         case ST_UNSEEN: item = "UNSEEN"; v = h.exists >= h.seen ? h.exists - h.seen : 0; break;
+        case ST_DELETED: item = "DELETED"; v = h.deleted; break;
         }
         buf_printf(out, "%s%s %u", i ? " " : "", item, v);
     }
@@ -438,7 +440,7 @@ void cmd_status(struct client *c, const struct imap_command *cmd)
     size_t n;
     if (cmd->nargs != 2 || parse_status_items(&cmd->args[1], order, &n)) {
         client_tagged(c, cmd->tag, "BAD STATUS needs a mailbox name and a list of "
-                      "MESSAGES, RECENT, UIDNEXT, UIDVALIDITY, UNSEEN");
+                      "MESSAGES, RECENT, UIDNEXT, UIDVALIDITY, UNSEEN, DELETED");
         goto done;
     }
     if (!need_store(c, cmd->tag) || !one_mailbox_arg(c, cmd, 0, 0, &name)) goto done;
