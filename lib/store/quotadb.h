@@ -5,8 +5,10 @@
  * Value, version 1 (text): "1 STORAGE_KIB MESSAGES USED_BYTES USED_MESSAGES", decimal, a limit
  * of -1 meaning none (documented in man/coffer-store.5).
  *
- * Functions taking txn accept NULL (own transaction, deadlocks retried; kv.h). Delivery and
- * APPEND call quotadb_apply_delta inside the transaction that records the message. */
+ * Functions taking txn accept NULL (own transaction, deadlocks retried; kv.h). Delivery,
+ * APPEND, COPY and EXPUNGE apply the usage delta right after the mailbox commit, under the
+ * root's quota lock (quotalock.h), in a transaction that is not fsynced (usage is derived
+ * from the index headers and recounted by `coffer quota fix`). */
 #ifndef COFFER_STORE_QUOTADB_H
 #define COFFER_STORE_QUOTADB_H
 #include "core/buf.h"
@@ -56,7 +58,8 @@ int quotadb_find_root(struct quotadb *q, struct kv_txn *txn, const char *mailbox
  * not (0). Removals (negative numbers) never exceed. */
 int quota_would_exceed(const struct quota *qt, int64_t add_bytes, int64_t add_messages);
 
-/* quotadb_apply_delta: add delta_bytes and delta_messages (either sign) to root's usage. When
+/* quotadb_apply_delta: add delta_bytes and delta_messages (either sign) to root's usage; with
+ * txn NULL the commit is KV_TXN_NOSYNC (see above). When
  * enforce is set and the usage grows past a limit, nothing changes and CF_E_QUOTA is
  * returned. Usage never goes below 0 (clamped and logged: it means a miscount). 0,
  * CF_E_NOTFOUND (no such root), CF_E_QUOTA, or a kv error. */
