@@ -758,7 +758,16 @@ class Coffer:
 
     def workers(self, service=None, program=None):
         """Live children of the master that are service workers (argv has -S SERVICE),
-        optionally only those of one service or program."""
+        optionally only those of one service or program. Zygotes (argv has -Z) are not
+        workers: see zygotes()."""
+        return self._children(service, program, zygotes=False)
+
+    def zygotes(self, service=None, program=None):
+        """Live children of the master that are service zygotes (argv has -S SERVICE -Z):
+        the process each service's workers are forked from."""
+        return self._children(service, program, zygotes=True)
+
+    def _children(self, service, program, zygotes):
         out = []
         if self.proc is None:
             return out
@@ -769,6 +778,8 @@ class Coffer:
             argv = proc_cmdline(pid)
             if "-S" not in argv or argv.index("-S") + 1 >= len(argv):
                 continue            # forked but not yet exec'd, or not a worker
+            if ("-Z" in argv) != zygotes:
+                continue
             w = Worker(pid, os.path.basename(argv[0]), argv[argv.index("-S") + 1], st[1])
             if service is not None and w.service != service:
                 continue

@@ -1,5 +1,6 @@
-/* worker.c: the worker side of cofferd's prefork model: accept on the inherited listeners,
- * report READY/BUSY to the master, serve each connection through the program's ops. */
+/* worker.c: the worker side of cofferd's prefork model: the zygote that forks workers, and the
+ * worker that accepts on the inherited listeners, reports READY/BUSY to the master and serves
+ * each connection through the program's ops. */
 #include "net/worker.h"
 #include "core/error.h"
 #include "core/fileutil.h"
@@ -13,7 +14,9 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <malloc.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -217,6 +220,112 @@ static int inetd_session(const struct worker_ops *ops, const struct config *cfg,
     return 0;
 }
 
+/* ---- the zygote ---- */
+
+/* zygote_send: one int32 record to the master on the control socket; 0 or -1. */
+static int zygote_send(int zfd, int32_t v)
+{
+    ssize_t n;
+    do n = send(zfd, &v, sizeof v, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)sizeof v ? 0 : -1;
+}
+
+/* zygote_adopted: the new worker, just orphaned by its short-lived parent. Waits (bounded)
+ * until the kernel has made the master (a child subreaper) its parent, tells the master its
+ * pid, and asks for SIGTERM should the master die. Exits when anything is off: a worker the
+ * master does not know about must not serve. Returns only in a worker that may go on. */
+static void zygote_adopted(int zfd, pid_t master, char *zflag)
+{
+    for (int i = 0; getppid() != master; i++) {
+        if (i >= 2000) _exit(1);                /* 2 s: the master is gone or not a subreaper */
+        usleep(1000);
+    }
+    /* The pid goes out before the first READY on the status pipe; the master reads the
+     * control sockets before it gives up on a status record from a pid it does not know. */
+    if (zygote_send(zfd, (int32_t)getpid())) _exit(1);
+    close(zfd);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master) _exit(1);          /* the master died before prctl took effect */
+    /* ps and the test harness tell a worker (-W) from its zygote (-Z) by the command line,
+     * which is the argv memory of this process */
+    if (zflag) zflag[1] = 'W';
+    /* Per-process state after fork: the log session id is made per connection
+     * (log_new_session_id reads /dev/urandom); OpenSSL 3 notices the new pid and reseeds its
+     * random generators before their next use; Cyrus SASL seeds a pool per connection
+     * (sasl_server_new), not the one sasl_server_init made; the store is opened on first use
+     * here in the worker. */
+}
+
+/* zygote_fork: make one worker. A short-lived child forks the worker and exits at once, so
+ * the worker is reparented to the master, which then waits for it like any other worker.
+ * Returns 1 in the new worker, 0 in the zygote. */
+static int zygote_fork(int zfd, pid_t master, char *zflag)
+{
+    pid_t mid = fork();
+    if (mid < 0) {
+        log_err("zygote_fork_failed", "error=%s", log_quote(strerror(errno)));
+        zygote_send(zfd, WORKER_ZYGOTE_FAILED);
+        return 0;
+    }
+    if (mid == 0) {
+        pid_t w = fork();
+        if (w != 0) _exit(w < 0 ? 1 : 0);
+        zygote_adopted(zfd, master, zflag);
+        return 1;
+    }
+    int st = 0;
+    while (waitpid(mid, &st, 0) < 0 && errno == EINTR) {}
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        log_err("zygote_fork_failed", "error=\"second fork failed\"");
+        zygote_send(zfd, WORKER_ZYGOTE_FAILED);
+    }
+    return 0;
+}
+
+/* zygote_loop: the zygote's life: announce itself, then fork one worker per request byte
+ * until SIGTERM/SIGUSR2, end of file on the control socket (the master retired it or died)
+ * or the loss of the master. Returns 1 in a new worker (which goes on to the accept loop),
+ * 0 when the zygote should exit, -1 on an error. */
+static int zygote_loop(int zfd, char *zflag)
+{
+    pid_t master = getppid();
+    fcntl(zfd, F_SETFD, FD_CLOEXEC);
+    if (zygote_send(zfd, (int32_t)getpid())) {
+        log_err("zygote_failed", "error=\"control socket: %s\"", strerror(errno));
+        return -1;
+    }
+    sigset_t block, orig;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGUSR2);
+    for (;;) {
+        sigprocmask(SIG_BLOCK, &block, &orig);
+        if (worker_shutdown || worker_retire || getppid() != master) {
+            sigprocmask(SIG_SETMASK, &orig, NULL);
+            return 0;
+        }
+        struct pollfd p = { zfd, POLLIN, 0 };
+        int n = ppoll(&p, 1, NULL, &orig);
+        int e = errno;
+        sigprocmask(SIG_SETMASK, &orig, NULL);
+        if (n < 0) {
+            if (e == EINTR) continue;
+            log_err("zygote_failed", "error=\"poll: %s\"", strerror(e));
+            return -1;
+        }
+        char req[16];
+        ssize_t k = recv(zfd, req, sizeof req, MSG_DONTWAIT);
+        if (k == 0) return 0;
+        if (k < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
+            log_err("zygote_failed", "error=\"control socket: %s\"", strerror(errno));
+            return -1;
+        }
+        if (zygote_fork(zfd, master, zflag)) return 1;
+    }
+}
+
 /* accept_loop: the prefork worker's life. Returns the exit code. */
 static int accept_loop(const struct worker_ops *ops, const struct config *cfg,
                        const struct config_service *svc, struct tls_ctx *tls, int nfds)
@@ -294,6 +403,7 @@ static int accept_loop(const struct worker_ops *ops, const struct config *cfg,
 int worker_main(int argc, char **argv, const struct worker_ops *ops)
 {
     const char *conf = NULL, *svcname = NULL;
+    char *zflag = NULL;
     int inetd = 0, i;
     int under_master = getenv(WORKER_ENV_STATUS_FD) != NULL;
     install_signals(under_master);
@@ -302,13 +412,15 @@ int worker_main(int argc, char **argv, const struct worker_ops *ops)
         if (!strcmp(argv[i], "-C") && i + 1 < argc) conf = argv[++i];
         else if (!strcmp(argv[i], "-S") && i + 1 < argc) svcname = argv[++i];
         else if (!strcmp(argv[i], "-i")) inetd = 1;
+        else if (!strcmp(argv[i], "-Z")) zflag = argv[i];
         else if (!strcmp(argv[i], "--")) { i++; break; }
         else break;
     }
     strarr_fini(&g_args);
     for (; i < argc; i++) strarr_add(&g_args, argv[i]);
     if (!conf) {
-        fprintf(stderr, "usage: %s -C coffer.conf [-S service] [-i] [args...]\n", ops->name);
+        fprintf(stderr, "usage: %s -C coffer.conf [-S service] [-i | -Z] [args...]\n",
+                ops->name);
         return 2;
     }
 
@@ -370,6 +482,20 @@ int worker_main(int argc, char **argv, const struct worker_ops *ops)
     if (nfds <= 0) {
         log_err("worker_failed", "error=\"no listeners: run me from cofferd, or with -i\"");
         goto out;
+    }
+    if (zflag) {
+        int zfd = env_int(WORKER_ENV_ZYGOTE_FD, -1);
+        if (zfd < 0) {
+            log_err("zygote_failed", "error=\"-Z needs %s\"", WORKER_ENV_ZYGOTE_FD);
+            goto out;
+        }
+        /* give back what init freed, so the heap every worker starts from is compact */
+        malloc_trim(0);
+        int z = zygote_loop(zfd, zflag);
+        if (z <= 0) {
+            rc = z < 0;
+            goto out;
+        }
     }
     rc = accept_loop(ops, cfg, svc, tls, nfds);
 out:

@@ -1,11 +1,15 @@
 /* worker.h: the worker side of cofferd's prefork model, shared by imapd, pop3d and lmtpd.
  *
- * cofferd binds the listeners and forks+execs each worker as
- *     PROGRAM -C /path/coffer.conf -S SERVICE
- * with the service's listening sockets as fds 3 .. 3+N-1 (N in $COFFER_LISTEN_FDS) and a status
- * pipe to the master in $COFFER_STATUS_FD. worker_main() loads the config, calls ops->init,
- * then loops: report ready, accept on any listener, report busy, serve the connection with
- * ops->session, until maxuse connections are served or the master says stop.
+ * cofferd binds the listeners and forks+execs one zygote per service as
+ *     PROGRAM -C /path/coffer.conf -S SERVICE -Z
+ * with the service's listening sockets as fds 3 .. 3+N-1 (N in $COFFER_LISTEN_FDS), a status
+ * pipe to the master in $COFFER_STATUS_FD and a control socket in $COFFER_ZYGOTE_FD.
+ * worker_main() loads the config, sets up the log and TLS context and calls ops->init; the
+ * zygote then forks one worker per request from the master (so the workers share its
+ * relocated library pages and loaded state copy-on-write; each is reparented to the master).
+ * A worker loops: report ready, accept on any listener, report busy, serve the connection
+ * with ops->session, until maxuse connections are served or the master says stop. Without
+ * -Z (an older master, or by hand) the process is a worker itself. See man/cofferd.8.
  *
  * For tests and debugging, "PROGRAM -C conf -S SERVICE -i" serves one session on stdin/stdout
  * without a master (inetd style). */
@@ -35,7 +39,11 @@ struct worker_session {
 
 struct worker_ops {
     const char *name;                   /* program name for logs: "imapd" */
-    /* once per process after the config is loaded; non-zero return exits the worker */
+    /* once after the config, log and TLS context are set up, before any connection: under
+     * cofferd in the service's zygote, so what it loads is shared copy-on-write by every
+     * worker forked from it (under -i, in the process itself). It must not open what cannot
+     * cross fork, such as a Berkeley DB environment: open such handles lazily, on first use
+     * in the worker. Non-zero return exits the process. */
     int (*init)(const struct config *cfg, const struct config_service *svc);
     /* serve one connection; the session id, peer and service are already in the log context */
     void (*session)(struct worker_session *ws);
@@ -57,6 +65,12 @@ extern volatile sig_atomic_t worker_retire;
 #define WORKER_FIRST_FD 3
 #define WORKER_ENV_LISTEN_FDS "COFFER_LISTEN_FDS"
 #define WORKER_ENV_STATUS_FD "COFFER_STATUS_FD"
+/* The zygote's control socket (SOCK_SEQPACKET, one end each): the master sends one byte per
+ * worker wanted; the zygote answers each with one int32 record: the new worker's pid (sent by
+ * the worker itself, after it has been reparented to the master), or WORKER_ZYGOTE_FAILED when
+ * the fork failed. The zygote's first record is its own pid: it is ready to fork. */
+#define WORKER_ENV_ZYGOTE_FD "COFFER_ZYGOTE_FD"
+#define WORKER_ZYGOTE_FAILED (-1)
 /* set to 1 by `cofferd -d`: the worker logs to stderr at debug level whatever the config says */
 #define WORKER_ENV_DEBUG "COFFER_DEBUG"
 enum worker_state { WORKER_READY = 1, WORKER_BUSY = 2 };

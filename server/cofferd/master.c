@@ -1,5 +1,5 @@
-/* master.c: cofferd's supervisor loop: prefork workers per service, status pipe, reaping,
- * respawn rate limits, reload on SIGHUP, graceful shutdown, status line and status file. */
+/* master.c: cofferd's supervisor loop: a zygote and prefork workers per service, status pipe,
+ * reaping, respawn rate limits, reload on SIGHUP, graceful shutdown, status line and file. */
 #include "master.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -44,8 +45,28 @@ struct service {
     long long paused_until;     /* monotonic ms; 0 when spawning is allowed */
     long long *exits;           /* times of recent abnormal exits (monotonic ms) */
     size_t nexits;
+    struct zygote *zy;          /* the zygote that forks its workers; NULL until started */
     struct service *next;
 };
+
+/* A service's zygote: the service's program run with -Z. It loads the config, TLS context and
+ * libraries once and forks a worker for each byte the master sends on its control socket; each
+ * worker is reparented to the master (a child subreaper) and announces its pid on that socket.
+ * It is not a worker: not in g_children, not in the status counts. */
+struct zygote {
+    pid_t pid;
+    struct service *svc;
+    int fd;                     /* master's end of the control socket; -1 once closed */
+    int ready;                  /* its first record (its own pid) has arrived */
+    int pending;                /* requests not answered yet; count as idle workers */
+    long long asked;            /* monotonic ms: oldest unanswered request, once ready */
+    int retired;                /* no longer its service's zygote (reload, stuck, shutdown) */
+    int signaled;               /* we sent it a signal, so death by signal is expected */
+    struct zygote *next;
+};
+
+/* a ready zygote that leaves a request unanswered this long is killed and replaced */
+#define ZYGOTE_ANSWER_MS 2000
 
 enum child_state { CH_STARTING, CH_READY, CH_BUSY };
 
@@ -63,6 +84,7 @@ static char *g_conf_path;
 static int g_debug;
 static struct service *g_services;
 static struct child *g_children;
+static struct zygote *g_zygotes;
 static int g_status_rd = -1, g_status_wr = -1;
 static int g_sig_rd = -1, g_sig_wr = -1;
 static int g_stopping, g_killed;
@@ -321,6 +343,12 @@ void master_fini(void)
         g_children = c->next;
         free(c);
     }
+    while (g_zygotes) {
+        struct zygote *z = g_zygotes;
+        g_zygotes = z->next;
+        if (z->fd >= 0) close(z->fd);
+        free(z);
+    }
     int *fds[] = { &g_status_rd, &g_status_wr, &g_sig_rd, &g_sig_wr };
     for (size_t i = 0; i < 4; i++)
         if (*fds[i] >= 0) { close(*fds[i]); *fds[i] = -1; }
@@ -368,16 +396,20 @@ static void build_env(struct strarr *env, size_t nl)
     for (char **e = environ; e && *e; e++)
         if (strncmp(*e, WORKER_ENV_LISTEN_FDS "=", sizeof WORKER_ENV_LISTEN_FDS) &&
             strncmp(*e, WORKER_ENV_STATUS_FD "=", sizeof WORKER_ENV_STATUS_FD) &&
+            strncmp(*e, WORKER_ENV_ZYGOTE_FD "=", sizeof WORKER_ENV_ZYGOTE_FD) &&
             strncmp(*e, WORKER_ENV_DEBUG "=", sizeof WORKER_ENV_DEBUG))
             strarr_add(env, *e);
     if (g_debug) strarr_add(env, WORKER_ENV_DEBUG "=1");
     strarr_take(env, xasprintf("%s=%zu", WORKER_ENV_LISTEN_FDS, nl));
     strarr_take(env, xasprintf("%s=%zu", WORKER_ENV_STATUS_FD, WORKER_FIRST_FD + nl));
+    strarr_take(env, xasprintf("%s=%zu", WORKER_ENV_ZYGOTE_FD, WORKER_FIRST_FD + nl + 1));
 }
 
-/* spawn: fork+exec one worker of s. The child gets the listeners as fds 3.., the status pipe
- * next, nothing else (close_range), default signal handling and an empty mask. 0 or CF_E_IO. */
-static int spawn(struct service *s)
+/* exec_child: fork+exec s's program as its zygote (argv gets -Z) with zfd, the zygote's end
+ * of the control socket. The child gets the listeners as fds 3.., the status pipe next, zfd
+ * after it, nothing else (close_range), default signal handling and an empty mask. Returns
+ * the pid, or -1 (logged). */
+static pid_t exec_child(struct service *s, int zfd)
 {
     struct strarr argv = STRARR_INIT, env = STRARR_INIT;
     strarr_add(&argv, s->program);
@@ -385,6 +417,7 @@ static int spawn(struct service *s)
     strarr_add(&argv, g_conf_path);
     strarr_add(&argv, "-S");
     strarr_add(&argv, s->name);
+    strarr_add(&argv, "-Z");
     strarr_split(&argv, s->args, " \t", 0);
     build_env(&env, s->nl);
     char *failmsg = xasprintf("cofferd: cannot execute %s for service %s\n", s->program, s->name);
@@ -404,17 +437,19 @@ static int spawn(struct service *s)
         for (size_t i = 0; i < sizeof g_handled / sizeof g_handled[0]; i++)
             sigaction(g_handled[i], &sa, NULL);
         sigaction(SIGPIPE, &sa, NULL);
-        /* a worker whose master dies is told to finish, not left serving unsupervised */
+        /* a zygote whose master dies is told to finish (its workers set this again) */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != master) _exit(1);
         /* copy everything above the target range first, so no dup2 overwrites a source */
         size_t n = s->nl;
-        int high = WORKER_FIRST_FD + (int)n + 1;
+        int high = WORKER_FIRST_FD + (int)n + 2;
         for (size_t i = 0; i < n; i++) tmp[i] = fcntl(s->l[i].fd, F_DUPFD_CLOEXEC, high);
         int st = fcntl(g_status_wr, F_DUPFD_CLOEXEC, high);
+        int zf = fcntl(zfd, F_DUPFD_CLOEXEC, high);
         for (size_t i = 0; i < n; i++) dup2(tmp[i], WORKER_FIRST_FD + (int)i);
         dup2(st, WORKER_FIRST_FD + (int)n);       /* dup2 clears close-on-exec on the copy */
-        close_range((unsigned)(WORKER_FIRST_FD + n + 1), ~0U, 0);
+        dup2(zf, WORKER_FIRST_FD + (int)n + 1);
+        close_range((unsigned)(WORKER_FIRST_FD + n + 2), ~0U, 0);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -430,49 +465,112 @@ static int spawn(struct service *s)
     free(tmp);
     strarr_fini(&argv);
     strarr_fini(&env);
-    if (pid < 0) {
+    if (pid < 0)
         log_err("spawn_failed", "service=%s error=%s", log_quote(s->name), log_quote(strerror(e)));
+    return pid;
+}
+
+/* ---- zygotes ---- */
+
+static int count_zygotes_of(const struct service *s)
+{
+    int n = 0;
+    for (struct zygote *z = g_zygotes; z; z = z->next) n += z->svc == s;
+    return n;
+}
+
+/* zygote_start: fork+exec s's zygote with a fresh control socket. 0 or CF_E_IO (logged). */
+static int zygote_start(struct service *s)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        log_err("spawn_failed", "service=%s error=\"socketpair: %s\"", log_quote(s->name),
+                strerror(errno));
         return CF_E_IO;
     }
-    struct child *c = xzmalloc(sizeof *c);
-    c->pid = pid;
-    c->svc = s;
-    c->state = CH_STARTING;
-    c->next = g_children;
-    g_children = c;
-    g_status_dirty = 1;
-    log_debug("spawn", "service=%s pid=%d", log_quote(s->name), (int)pid);
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    pid_t pid = exec_child(s, sv[1]);
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        return CF_E_IO;
+    }
+    struct zygote *z = xzmalloc(sizeof *z);
+    z->pid = pid;
+    z->svc = s;
+    z->fd = sv[0];
+    z->next = g_zygotes;
+    g_zygotes = z;
+    s->zy = z;
+    log_debug("zygote_start", "service=%s pid=%d", log_quote(s->name), (int)pid);
     return 0;
 }
 
-/* spawn_needed: keep max(prefork, 1) idle workers per active service, within maxchild. One idle
- * worker is the floor: with none, nobody would accept. */
-static void spawn_needed(long long now)
+/* zygote_retire: z stops being its service's zygote and is sent sig. Its control socket stays
+ * open until it is reaped, so a worker it forked just before still gets known (and retired). */
+static void zygote_retire(struct zygote *z, int sig)
 {
-    for (struct service *s = g_services; s; s = s->next) {
-        if (!s->active) continue;
-        if (s->paused_until) {
-            if (now < s->paused_until) continue;
-            s->paused_until = 0;
-            log_notice("respawn_resumed", "service=%s", log_quote(s->name));
-        }
-        int total, idle, ready, busy;
-        count_children(s, &total, &idle, &ready, &busy);
-        long long want = s->prefork > 0 ? s->prefork : 1;
-        while (idle < want && total < s->maxchild) {
-            if (spawn(s)) {
-                record_abnormal(s, now);
-                break;
-            }
-            idle++;
-            total++;
-        }
+    if (z->svc->zy == z) z->svc->zy = NULL;
+    z->retired = 1;
+    z->pending = 0;
+    if (!z->signaled) {
+        z->signaled = 1;
+        kill(z->pid, sig);
     }
+}
+
+/* zygote_request: ask s's zygote for one worker. 0, or CF_E_IO when the request could not be
+ * written (the zygote is then retired with SIGKILL and replaced). */
+static int zygote_request(struct service *s, long long now)
+{
+    struct zygote *z = s->zy;
+    char b = 'w';
+    ssize_t n;
+    do n = send(z->fd, &b, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n != 1) {
+        log_warn("zygote_lost", "service=%s pid=%d error=%s", log_quote(s->name), (int)z->pid,
+                 log_quote(n < 0 ? strerror(errno) : "short write"));
+        zygote_retire(z, SIGKILL);
+        return CF_E_IO;
+    }
+    if (!z->pending && z->ready) z->asked = now;
+    z->pending++;
+    return 0;
+}
+
+/* proc_ppid: the parent pid of pid from /proc/PID/stat, or -1 when it is gone. */
+static pid_t proc_ppid(pid_t pid)
+{
+    char path[64], b[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, b, sizeof b - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    b[n] = '\0';
+    /* "pid (comm) state ppid ...": comm may hold spaces and parentheses; the last ')' ends it */
+    char *p = strrchr(b, ')');
+    char state;
+    int ppid;
+    if (!p || sscanf(p + 1, " %c %d", &state, &ppid) != 2) return -1;
+    return (pid_t)ppid;
 }
 
 static struct child *find_child(pid_t pid, struct child ***link_r)
 {
     for (struct child **pp = &g_children; *pp; pp = &(*pp)->next)
+        if ((*pp)->pid == pid) {
+            if (link_r) *link_r = pp;
+            return *pp;
+        }
+    return NULL;
+}
+
+static struct zygote *find_zygote(pid_t pid, struct zygote ***link_r)
+{
+    for (struct zygote **pp = &g_zygotes; *pp; pp = &(*pp)->next)
         if ((*pp)->pid == pid) {
             if (link_r) *link_r = pp;
             return *pp;
@@ -488,9 +586,105 @@ static void retire(struct child *c)
     kill(c->pid, SIGUSR2);
 }
 
-static void read_status(void)
+/* zygote_adopt: a worker z says it forked. It is taken on as a child (STARTING) unless it is
+ * already gone or not ours; one from a retired zygote, or for a retired service, is retired at
+ * once (it carries the old configuration). */
+static void zygote_adopt(struct zygote *z, pid_t pid, long long now)
+{
+    if (z->pending > 0) z->pending--;
+    z->asked = z->pending ? now : 0;
+    if (find_child(pid, NULL)) return;
+    if (kill(pid, 0) < 0 || proc_ppid(pid) != getpid()) {
+        log_debug("worker_gone", "service=%s pid=%d", log_quote(z->svc->name), (int)pid);
+        return;
+    }
+    struct child *c = xzmalloc(sizeof *c);
+    c->pid = pid;
+    c->svc = z->svc;
+    c->state = CH_STARTING;
+    c->next = g_children;
+    g_children = c;
+    g_status_dirty = 1;
+    log_debug("spawn", "service=%s pid=%d zygote=%d", log_quote(z->svc->name), (int)pid,
+              (int)z->pid);
+    if (z->retired || !z->svc->active || g_stopping) retire(c);
+}
+
+/* read_zygote: take every record waiting on z's control socket. */
+static void read_zygote(struct zygote *z, long long now)
+{
+    while (z->fd >= 0) {
+        int32_t v;
+        ssize_t n = recv(z->fd, &v, sizeof v, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (n <= 0) {
+            /* end of file (the zygote and every worker that still held its end are gone) or
+             * an error: the zygote is dying, and reap() will tell how. Its service may start
+             * the next one already. */
+            close(z->fd);
+            z->fd = -1;
+            if (z->svc->zy == z) z->svc->zy = NULL;
+            z->retired = 1;
+            z->pending = 0;
+            return;
+        }
+        if (n != (ssize_t)sizeof v) continue;
+        if (v == (int32_t)z->pid) {
+            z->ready = 1;
+            if (z->pending && !z->asked) z->asked = now;
+        } else if (v == WORKER_ZYGOTE_FAILED) {
+            if (z->pending > 0) z->pending--;
+            z->asked = z->pending ? now : 0;
+            record_abnormal(z->svc, now);
+        } else if (v > 0) {
+            zygote_adopt(z, (pid_t)v, now);
+        }
+    }
+}
+
+static void read_zygotes(long long now)
+{
+    for (struct zygote *z = g_zygotes; z; z = z->next) read_zygote(z, now);
+}
+
+/* spawn_needed: keep max(prefork, 1) idle workers per active service, within maxchild, by
+ * asking its zygote (started here when missing). A request not answered yet counts as an
+ * idle worker, so one slow fork does not make us ask again. One idle worker is the floor:
+ * with none, nobody would accept. */
+static void spawn_needed(long long now)
+{
+    for (struct service *s = g_services; s; s = s->next) {
+        if (!s->active) continue;
+        if (s->paused_until) {
+            if (now < s->paused_until) continue;
+            s->paused_until = 0;
+            log_notice("respawn_resumed", "service=%s", log_quote(s->name));
+        }
+        if (!s->zy && zygote_start(s)) {
+            record_abnormal(s, now);
+            continue;
+        }
+        int total, idle, ready, busy;
+        count_children(s, &total, &idle, &ready, &busy);
+        idle += s->zy->pending;
+        total += s->zy->pending;
+        long long want = s->prefork > 0 ? s->prefork : 1;
+        while (idle < want && total < s->maxchild) {
+            if (zygote_request(s, now)) {
+                record_abnormal(s, now);
+                break;
+            }
+            idle++;
+            total++;
+        }
+    }
+}
+
+static void read_status(long long now)
 {
     unsigned char b[sizeof(struct worker_status) * 256];
+    int drained = 0;
     for (;;) {
         memcpy(b, g_status_carry, g_status_ncarry);
         ssize_t n = read(g_status_rd, b + g_status_ncarry, sizeof b - g_status_ncarry);
@@ -501,7 +695,23 @@ static void read_status(void)
             struct worker_status m;
             memcpy(&m, b + off, sizeof m);
             struct child *c = find_child((pid_t)m.pid, NULL);
-            if (!c) continue;
+            if (!c && !drained) {
+                /* a new worker sends its pid to the master on its zygote's control socket
+                 * before its first report: take those records, then look again */
+                read_zygotes(now);
+                drained = 1;
+                c = find_child((pid_t)m.pid, NULL);
+            }
+            if (!c) {
+                /* one of ours that we do not know (its pid record was lost) must not serve
+                 * unsupervised: retire it */
+                if (m.state == WORKER_READY && m.pid > 0 && !find_zygote((pid_t)m.pid, NULL) &&
+                    proc_ppid((pid_t)m.pid) == getpid()) {
+                    log_warn("worker_unknown", "pid=%d", (int)m.pid);
+                    kill((pid_t)m.pid, SIGUSR2);
+                }
+                continue;
+            }
             if (m.state == WORKER_READY) {
                 c->state = CH_READY;
             } else if (m.state == WORKER_BUSY) {
@@ -524,14 +734,60 @@ static void describe_status(int st, char *out, size_t n)
     else snprintf(out, n, "unknown:%d", st);
 }
 
+/* service_release: free a retired service once no worker or zygote refers to it. */
+static void service_release(struct service *s)
+{
+    if (s->active) return;
+    for (struct child *o = g_children; o; o = o->next)
+        if (o->svc == s) return;
+    if (count_zygotes_of(s)) return;
+    struct service **pp = &g_services;
+    while (*pp != s) pp = &(*pp)->next;
+    *pp = s->next;
+    service_free(s);
+}
+
+/* reap_zygote: z has exited: the service gets a new one in spawn_needed (rate-limited like
+ * workers: an unexpected death counts as an abnormal exit). */
+static void reap_zygote(struct zygote *z, int st, long long now)
+{
+    struct service *s = z->svc;
+    /* workers it forked just before it died may have written their pids */
+    read_zygote(z, now);
+    if (z->fd >= 0) close(z->fd);
+    int normal = (WIFEXITED(st) && WEXITSTATUS(st) == 0) ||
+                 (WIFSIGNALED(st) && z->signaled);
+    char how[48];
+    describe_status(st, how, sizeof how);
+    if (normal) {
+        log_debug("zygote_exit", "service=%s pid=%d status=%s", log_quote(s->name),
+                  (int)z->pid, how);
+    } else {
+        log_warn("zygote_crashed", "service=%s pid=%d status=%s", log_quote(s->name),
+                 (int)z->pid, how);
+        record_abnormal(s, now);
+    }
+    if (s->zy == z) s->zy = NULL;
+    free(z);
+    g_status_dirty = 1;
+    service_release(s);
+}
+
 static void reap(long long now)
 {
     int st;
     pid_t pid;
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        struct zygote **zlink;
+        struct zygote *z = find_zygote(pid, &zlink);
+        if (z) {
+            *zlink = z->next;
+            reap_zygote(z, st, now);
+            continue;
+        }
         struct child **link;
         struct child *c = find_child(pid, &link);
-        if (!c) continue;
+        if (!c) continue;       /* a worker whose pid record we never took, or a stray orphan */
         *link = c->next;
         struct service *s = c->svc;
         int normal = (WIFEXITED(st) && WEXITSTATUS(st) == 0) ||
@@ -551,18 +807,31 @@ static void reap(long long now)
         }
         free(c);
         g_status_dirty = 1;
-        if (!s->active) {
-            int left = 0;
-            for (struct child *o = g_children; o; o = o->next) left += o->svc == s;
-            if (!left) {
-                struct service **pp = &g_services;
-                while (*pp != s) pp = &(*pp)->next;
-                *pp = s->next;
-                service_free(s);
-            }
-        }
+        service_release(s);
     }
 }
+
+/* zygote_deadline: kill and replace a ready zygote that has left a request unanswered for
+ * ZYGOTE_ANSWER_MS; returns the poll timeout until the next such deadline, or cur. */
+static int zygote_deadline(long long now)
+{
+    int timeout = -1;
+    for (struct zygote *z = g_zygotes; z; z = z->next) {
+        if (z->retired || !z->ready || !z->pending || !z->asked) continue;
+        if (now - z->asked >= ZYGOTE_ANSWER_MS) {
+            log_warn("zygote_stuck", "service=%s pid=%d pending=%d", log_quote(z->svc->name),
+                     (int)z->pid, z->pending);
+            record_abnormal(z->svc, now);
+            zygote_retire(z, SIGKILL);
+            timeout = 0;
+            continue;
+        }
+        long long d = z->asked + ZYGOTE_ANSWER_MS - now;
+        if (timeout < 0 || d < timeout) timeout = (int)d;
+    }
+    return timeout;
+}
+
 
 /* ---- status ---- */
 
@@ -676,8 +945,11 @@ static void reload(void)
     }
 
     /* Phase 2: commit. Every running worker is retired (SIGUSR2): it finishes its session
-     * and exits, and its replacement reads the new file. */
+     * and exits. Every zygote is retired too, so the replacements are forked from a new
+     * zygote that has read the new file (and has a new address-space layout). */
     for (struct child *c = g_children; c; c = c->next) retire(c);
+    for (struct zygote *z = g_zygotes; z; z = z->next)
+        if (!z->retired) zygote_retire(z, SIGTERM);
     struct service *newlist = NULL, **ntail = &newlist;
     for (size_t i = 0; i < cfg->nservices; i++) {
         const struct config_service *cs = &cfg->services[i];
@@ -712,7 +984,7 @@ static void reload(void)
             service_close_listeners(s, 1);
             log_info("service_retired", "service=%s", log_quote(s->name));
         }
-        int left = 0;
+        int left = count_zygotes_of(s);
         for (struct child *c = g_children; c; c = c->next) left += c->svc == s;
         if (!left) {
             service_free(s);
@@ -773,6 +1045,8 @@ static void begin_shutdown(int sig, long long now)
         c->signaled = 1;
         kill(c->pid, SIGTERM);
     }
+    for (struct zygote *z = g_zygotes; z; z = z->next)
+        if (!z->retired) zygote_retire(z, SIGTERM);
     g_kill_deadline = now + config_int(g_cfg, CFG_SHUTDOWN_TIMEOUT) * 1000;
     g_status_dirty = 1;
 }
@@ -829,6 +1103,13 @@ static void maintenance(void)
 int master_run(void)
 {
     g_started = time(NULL);
+    /* Workers are forked by the zygotes and orphaned at once; as a child subreaper the master
+     * becomes their parent, so it waits for them and sees how they died, as if it had forked
+     * them itself. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+        log_err("master_failed", "error=\"prctl(PR_SET_CHILD_SUBREAPER): %s\"", strerror(errno));
+        return 1;
+    }
     long long now = now_ms();
     long long interval = config_int(g_cfg, CFG_STATUS_INTERVAL) * 1000;
     g_next_status_log = interval > 0 ? now + interval : 0;
@@ -846,10 +1127,11 @@ int master_run(void)
             next_maint = 0;
         }
         if (!g_stopping) spawn_needed(now);
-        if (g_stopping && !g_children) break;
+        if (g_stopping && !g_children && !g_zygotes) break;
         if (g_stopping && !g_killed && now >= g_kill_deadline) {
             log_warn("shutdown_kill", "workers=%d", count_all_children());
             for (struct child *c = g_children; c; c = c->next) kill(c->pid, SIGKILL);
+            for (struct zygote *z = g_zygotes; z; z = z->next) kill(z->pid, SIGKILL);
             g_killed = 1;
         }
         interval = config_int(g_cfg, CFG_STATUS_INTERVAL) * 1000;
@@ -872,15 +1154,28 @@ int master_run(void)
             if (s->paused_until) timeout = min_timeout(timeout, s->paused_until, now);
         if (g_killed) timeout = min_timeout(timeout, now + 1000, now);
         if (next_maint) timeout = min_timeout(timeout, next_maint, now);
+        int zt = zygote_deadline(now);
+        if (zt >= 0) timeout = min_timeout(timeout, now + zt, now);
 
-        struct pollfd p[2] = { { g_sig_rd, POLLIN, 0 }, { g_status_rd, POLLIN, 0 } };
-        if (poll(p, 2, timeout) < 0 && errno != EINTR) {
+        size_t np = 2;
+        for (struct zygote *z = g_zygotes; z; z = z->next) np += z->fd >= 0;
+        struct pollfd *p = xreallocarray(NULL, np, sizeof *p);
+        p[0] = (struct pollfd){ g_sig_rd, POLLIN, 0 };
+        p[1] = (struct pollfd){ g_status_rd, POLLIN, 0 };
+        np = 2;
+        for (struct zygote *z = g_zygotes; z; z = z->next)
+            if (z->fd >= 0) p[np++] = (struct pollfd){ z->fd, POLLIN, 0 };
+        if (poll(p, (nfds_t)np, timeout) < 0 && errno != EINTR) {
             log_err("master_failed", "error=\"poll: %s\"", strerror(errno));
+            free(p);
             return 1;
         }
+        free(p);
         now = now_ms();
-        /* status first: reports a worker wrote before it exited are already in the pipe */
-        read_status();
+        /* new workers' pids first, then status: reports a worker wrote before it exited are
+         * already in the pipe */
+        read_zygotes(now);
+        read_status(now);
         handle_signals(now);
         reap(now);
     }

@@ -67,8 +67,9 @@ int client_tagged(struct client *c, const char *tag, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int client_untagged(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* imapd_store: the process-wide store handle, opened in the worker's init (NULL if that
- * failed: commands that need it answer "NO [UNAVAILABLE]"). */
+/* imapd_store: the process-wide store handle, opened at the first call in the worker process
+ * (not in init, which runs in the zygote before fork); NULL if that failed (logged; tried
+ * again at the next call): commands that need it answer "NO [UNAVAILABLE]". Not owned. */
 struct store *imapd_store(void);
 
 /* The hostname used in greetings: config hostname, else the system's. */

@@ -16,7 +16,20 @@ static char *g_hostname;
 static struct store *g_store;
 
 const char *imapd_hostname(void) { return g_hostname ? g_hostname : "localhost"; }
-struct store *imapd_store(void) { return g_store; }
+static const struct config *g_cfg;
+static const struct config_service *g_svc;
+
+/* The store is opened on first use, in the worker: init runs in the zygote, and a Berkeley DB
+ * environment must not be opened before fork (its handles are per process). A failed open
+ * is logged and tried again at the next call. */
+struct store *imapd_store(void)
+{
+    if (!g_store && g_cfg && store_open(g_cfg, &g_store)) {
+        log_err("store_unavailable", "service=%s", log_quote(g_svc->name));
+        g_store = NULL;
+    }
+    return g_store;
+}
 
 static int imapd_init(const struct config *cfg, const struct config_service *svc)
 {
@@ -29,12 +42,11 @@ static int imapd_init(const struct config *cfg, const struct config_service *svc
     }
     free(g_hostname);
     g_hostname = xstrdup(h);
-    /* one store handle and one SASL library per worker process, kept across sessions */
+    /* the SASL library, shared by the workers forked from the zygote; the store is
+     * opened per worker (see imapd_store) */
     if (csasl_init(cfg)) return 1;
-    if (store_open(cfg, &g_store)) {
-        log_err("store_unavailable", "service=%s", log_quote(svc->name));
-        g_store = NULL;
-    }
+    g_cfg = cfg;
+    g_svc = svc;
     return 0;
 }
 

@@ -59,8 +59,9 @@ int client_reply(struct client *c, const char *fmt, ...) __attribute__((format(p
 void client_reset(struct client *c);
 
 const char *lmtpd_hostname(void);
-/* lmtpd_store: the worker's store handle, NULL when it could not be opened (deliveries then
- * get 451 4.3.0). */
+/* lmtpd_store: the worker's store handle, opened at the first call in the worker process (not
+ * in init, which runs in the zygote before fork); NULL when it could not be opened (logged;
+ * tried again at the next call; deliveries then get 451 4.3.0). Not owned. */
 struct store *lmtpd_store(void);
 
 struct command {

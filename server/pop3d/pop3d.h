@@ -70,7 +70,9 @@ struct csasl *client_sasl(struct client *c);
 
 const char *pop3d_hostname(void);
 
-/* pop3d_store: the store handle opened once per worker in ops->init; NULL if that failed. */
+/* pop3d_store: the worker's store handle, opened at the first call in the worker process (not
+ * in init, which runs in the zygote before fork); NULL if that failed (logged; tried again at
+ * the next call). Not owned. */
 struct store *pop3d_store(void);
 
 enum command_flags {
