@@ -104,11 +104,13 @@ class Workers(CofferTestCase):
         self.addCleanup(conn.close)
         conn.expect(rb"^\* OK")
         workers = [w.pid for w in wait_for(lambda: c.workers(), 10, what="workers")]
+        # the zygotes hold the listeners too; they must follow their master as well
+        workers += [z.pid for z in c.zygotes()]
         os.kill(c.pid, signal.SIGKILL)
         c.proc.wait(10)
         # PR_SET_PDEATHSIG: every worker is told to stop; the session says goodbye
         wait_for(lambda: not [p for p in workers if pid_alive(p)], RESPAWN_BOUND, 0.1,
-                 "workers to exit after their master was killed")
+                 "workers and zygotes to exit after their master was killed")
         self.assertTrue(conn.wait_eof(10))
         # the stale pid file and UNIX socket do not block a new start
         self.assertTrue(os.path.exists(c.pidfile_path()))
