@@ -111,6 +111,10 @@ class Workers(CofferTestCase):
         # PR_SET_PDEATHSIG: every worker is told to stop; the session says goodbye
         wait_for(lambda: not [p for p in workers if pid_alive(p)], RESPAWN_BOUND, 0.1,
                  "workers and zygotes to exit after their master was killed")
+        # and a worker a zygote was forking at that moment (never known to the master) too:
+        # anything of this instance still alive holds the listeners
+        wait_for(lambda: not c.instance_pids(), RESPAWN_BOUND, 0.1,
+                 "every process of the instance to exit")
         self.assertTrue(conn.wait_eof(10))
         # the stale pid file and UNIX socket do not block a new start
         self.assertTrue(os.path.exists(c.pidfile_path()))

@@ -238,7 +238,9 @@ static int zygote_send(int zfd, int32_t v)
 static void zygote_adopted(int zfd, pid_t master, char *zflag)
 {
     for (int i = 0; getppid() != master; i++) {
-        if (i >= 2000) _exit(1);                /* 2 s: the master is gone or not a subreaper */
+        /* the master is gone (then do not hold its listeners a moment longer), or it is not
+         * a subreaper after 2 s */
+        if (i >= 2000 || (kill(master, 0) < 0 && errno == ESRCH)) _exit(1);
         usleep(1000);
     }
     /* The pid goes out before the first READY on the status pipe; the master reads the

@@ -6,6 +6,7 @@
 #include "core/xmalloc.h"
 #include <db.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,16 @@ static void kv_errcall(const DB_ENV *env, const char *pfx, const char *msg)
     log_err("db_message", "text=%s", log_quote(msg));
 }
 
+/* kv_isalive: Berkeley DB's question, during failchk, whether the process (or thread) that
+ * owns a lock or transaction still exists. Our processes are single-threaded. */
+static int kv_isalive(DB_ENV *env, pid_t pid, db_threadid_t tid, u_int32_t flags)
+{
+    (void)env;
+    (void)tid;
+    (void)flags;
+    return kill(pid, 0) == 0 || errno == EPERM;
+}
+
 /* env_configure: settings that live in the shared region, so the first opener's choice is
  * everybody's: both kv_env_recover (which recreates the region) and kv_env_open apply them. */
 static void env_configure(DB_ENV *env)
@@ -65,6 +76,10 @@ static void env_configure(DB_ENV *env)
     /* Logs are removed once no longer needed for normal recovery; we rely on the text dumps,
      * not on catastrophic recovery from archived logs. */
     env->log_set_config(env, DB_LOG_AUTO_REMOVE, 1);
+    /* Track which process holds what, so kv_failchk can free what a killed worker held
+     * (one slot per process that uses the environment at once). */
+    env->set_thread_count(env, 4096);
+    env->set_isalive(env, kv_isalive);
 }
 
 int kv_env_recover(const char *dir)
@@ -84,6 +99,24 @@ int kv_env_recover(const char *dir)
     }
     env->close(env, 0);
     log_info("db_recovered", "dir=%s", log_quote(dir));
+    return 0;
+}
+
+int kv_failchk(const char *dir)
+{
+    DB_ENV *env = NULL;
+    int e = db_env_create(&env, 0);
+    if (!e) {
+        env_configure(env);
+        e = env->open(env, dir, KV_ENV_FLAGS, 0600);
+    }
+    if (!e) e = env->failchk(env, 0);
+    if (env) env->close(env, 0);
+    if (e) {
+        log_err("db_failchk_failed", "dir=%s error=%s%s", log_quote(dir), log_quote(db_strerror(e)),
+                e == DB_RUNRECOVERY ? " hint=\"restart cofferd to run recovery\"" : "");
+        return CF_E_IO;
+    }
     return 0;
 }
 

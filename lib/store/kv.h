@@ -38,6 +38,14 @@ struct kv_txn;
  * (logged with the reason). */
 int kv_env_recover(const char *dir);
 
+/* kv_failchk: release the locks and abort the transactions of processes that died while
+ * using the environment in dir (a worker killed with SIGKILL in the middle of a transaction),
+ * so that live processes do not wait for them forever. Safe while others use the
+ * environment; cofferd runs it whenever it reaps a worker that did not exit cleanly, and in
+ * its periodic maintenance. 0, or CF_E_IO when the environment needs a full recovery
+ * (logged: restart cofferd). */
+int kv_failchk(const char *dir);
+
 /* kv_env_open: join (or create) the environment in dir, without recovery. *env_r is the
  * caller's, closed with kv_env_close. 0 or CF_E_IO (logged). */
 int kv_env_open(const char *dir, struct kv_env **env_r);

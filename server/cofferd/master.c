@@ -773,8 +773,18 @@ static void reap_zygote(struct zygote *z, int st, long long now)
     service_release(s);
 }
 
+/* db_failchk: free the database locks and transactions of dead workers (kv_failchk), so a
+ * worker killed in the middle of a transaction cannot make the others wait forever. */
+static void db_failchk(void)
+{
+    char *dir = xasprintf("%s/db", config_str(g_cfg, CFG_CONFIGDIR));
+    kv_failchk(dir);
+    free(dir);
+}
+
 static void reap(long long now)
 {
+    int need_failchk = 0;
     int st;
     pid_t pid;
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
@@ -796,6 +806,8 @@ static void reap(long long now)
                        WTERMSIG(st) == SIGKILL));
         char how[48];
         describe_status(st, how, sizeof how);
+        /* a worker that did not exit cleanly may have died inside a database transaction */
+        if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) need_failchk = 1;
         if (normal) {
             log_debug("worker_exit", "service=%s pid=%d status=%s", log_quote(s->name),
                       (int)pid, how);
@@ -809,6 +821,7 @@ static void reap(long long now)
         g_status_dirty = 1;
         service_release(s);
     }
+    if (need_failchk) db_failchk();
 }
 
 /* zygote_deadline: kill and replace a ready zygote that has left a request unanswered for
@@ -1078,12 +1091,14 @@ static int min_timeout(int cur, long long when, long long now)
     return cur < 0 || d < cur ? (int)d : cur;
 }
 
-/* maintenance: checkpoint the database environment (so recovery at the next start replays
- * little and old log files can go) and prune expired duplicate-delivery records. Runs in the
+/* maintenance: free what dead processes left in the database environment, checkpoint it (so
+ * recovery at the next start replays little and old log files can go) and prune expired
+ * duplicate-delivery records. Runs in the
  * master every db_checkpoint_interval; opens and closes the environment each time, so no
  * database handle is held across fork+exec. */
 static void maintenance(void)
 {
+    db_failchk();
     char *dir = xasprintf("%s/db", config_str(g_cfg, CFG_CONFIGDIR));
     struct kv_env *env = NULL;
     struct dupdb *dup = NULL;

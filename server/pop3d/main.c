@@ -12,12 +12,13 @@
 #include <string.h>
 #include <unistd.h>
 
-static char *g_hostname;
 static struct store *g_store;
 
-const char *pop3d_hostname(void) { return g_hostname ? g_hostname : "localhost"; }
 static const struct config *g_cfg;
 static const struct config_service *g_svc;
+
+/* the host name of greetings (config_load fills in the system's when none is set) */
+const char *pop3d_hostname(void) { return g_cfg ? config_str(g_cfg, CFG_HOSTNAME) : "localhost"; }
 
 /* The store is opened on first use, in the worker: init runs in the zygote, and a Berkeley DB
  * environment must not be opened before fork (its handles are per process). A failed open
@@ -33,15 +34,6 @@ struct store *pop3d_store(void)
 
 static int pop3d_init(const struct config *cfg, const struct config_service *svc)
 {
-    const char *h = config_str(cfg, CFG_HOSTNAME);
-    char sys[256];
-    if (!*h) {
-        if (gethostname(sys, sizeof sys) < 0) sys[0] = '\0';
-        sys[sizeof sys - 1] = '\0';
-        h = *sys ? sys : "localhost";
-    }
-    free(g_hostname);
-    g_hostname = xstrdup(h);
     /* the SASL library, shared by the workers forked from the zygote; the store is
      * opened per worker (see pop3d_store) */
     if (csasl_init(cfg)) return 1;
@@ -135,6 +127,5 @@ int main(int argc, char **argv)
     int rc = worker_main(argc, argv, &pop3d_ops);
     store_close(&g_store);
     csasl_done();
-    free(g_hostname);
     return rc;
 }
