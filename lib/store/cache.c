@@ -100,15 +100,24 @@ int cache_record_decode(const unsigned char *in, size_t len, uint32_t uid,
 
 int cache_read(int fd, uint64_t offset, uint32_t uid, struct cache_entry *e)
 {
-    unsigned char head[4];
+    /* One pread brings in the whole record in the common case (a record is a few KiB: the
+     * IMAP texts and a header block of at most 8 KiB); a longer one takes a second read. FETCH
+     * of ENVELOPE/BODYSTRUCTURE for a whole mailbox is one such read per message. */
+    enum { FIRST = 16384 };
+    unsigned char first[FIRST];
     if (offset < CACHE_HEADER_SIZE) return CF_E_CORRUPT;
-    ssize_t r = pread(fd, head, 4, (off_t)offset);
+    ssize_t r;
+    do r = pread(fd, first, FIRST, (off_t)offset);
+    while (r < 0 && errno == EINTR);
     if (r < 0) return CF_E_IO;
     if (r < 4) return CF_E_CORRUPT;
-    size_t n = cache_record_len(head);
+    size_t n = cache_record_len(first);
     if (!n) return CF_E_CORRUPT;
+    if (n <= (size_t)r) return cache_record_decode(first, n, uid, e);
+    if (r < FIRST) return CF_E_CORRUPT;     /* the file ends inside the record */
     unsigned char *p = xmalloc(n);
-    size_t got = 0;
+    memcpy(p, first, FIRST);
+    size_t got = FIRST;
     int ret = 0;
     while (got < n) {
         r = pread(fd, p + got, n - got, (off_t)(offset + got));

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "mime/mime.h"
 
 static char tmpdir[] = "/tmp/coffer-test-mailbox-XXXXXX";
 static char *part1, *part2;
@@ -936,6 +937,40 @@ out:
     free(dir);
 }
 
+/* A cache record longer than cache_read's first read (16 KiB): a message of 400 parts has a
+ * BODYSTRUCTURE and section table far past it. The cached texts must equal a fresh parse. */
+static void test_big_cache_record(void)
+{
+    char id[40];
+    new_mailbox(part1, "user.big", id);
+    struct mailbox *mb;
+    UNIT_EQ_INT(mailbox_open(part1, id, "user.big", &mb), 0);
+    struct buf b = BUF_INIT;
+    buf_appends(&b, "From: a@example.org\r\nSubject: parts\r\nMIME-Version: 1.0\r\n"
+                    "Content-Type: multipart/mixed; boundary=\"xyz\"\r\n\r\n");
+    for (int i = 0; i < 400; i++)
+        buf_printf(&b, "--xyz\r\nContent-Type: text/plain; charset=utf-8; name=\"part%d.txt\"\r\n"
+                       "Content-Disposition: attachment; filename=\"part%d.txt\"\r\n\r\nbody %d\r\n",
+                   i, i, i);
+    buf_appends(&b, "--xyz--\r\n");
+    struct mailbox_msg m = { b.s, b.len, -1, 1000000000, 0, NULL, 0 };
+    UNIT_EQ_INT(mailbox_append(mb, &m, 1, NULL), 0);
+    struct cache_entry e;
+    cache_entry_init(&e);
+    UNIT_EQ_INT(mailbox_cache_fetch(mb, m.uid, &e), 0);
+    struct mime_summary sum;
+    mime_summary_init(&sum);
+    mime_summarize(b.s, b.len, &sum);
+    UNIT_CHECK(sum.bodystructure.len > 16384);
+    UNIT_CHECK(e.present[CACHE_BODYSTRUCTURE] && e.f[CACHE_BODYSTRUCTURE].len == sum.bodystructure.len &&
+               !memcmp(e.f[CACHE_BODYSTRUCTURE].s, sum.bodystructure.s, sum.bodystructure.len));
+    UNIT_CHECK(e.present[CACHE_SECTIONS] && e.f[CACHE_SECTIONS].len == sum.sections.len);
+    mime_summary_fini(&sum);
+    cache_entry_fini(&e);
+    buf_fini(&b);
+    mailbox_close(&mb);
+}
+
 int main(void)
 {
     log_init("test-mailbox", 1, LOG_LVL_WARNING);
@@ -954,6 +989,7 @@ int main(void)
     test_concurrent_append();
     test_reader_sync();
     test_crash_mid_commit();
+    test_big_cache_record();
     if (!unit_failed) rm_rf(tmpdir);
     else fprintf(stderr, "left %s for inspection\n", tmpdir);
     free(part1);
