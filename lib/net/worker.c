@@ -402,6 +402,40 @@ static int accept_loop(const struct worker_ops *ops, const struct config *cfg,
     return 0;
 }
 
+int worker_next_line(struct stream *s, struct buf *line, const struct line_texts *t,
+                     const char **end_reason)
+{
+    if (stream_pending(s) == 0 && stream_flush(s) < 0) {
+        *end_reason = "io";
+        return -1;
+    }
+    int r = worker_shutdown ? CF_E_SHUTDOWN : stream_read_line(s, line);
+    switch (r) {
+    case 0:
+        return 1;
+    case CF_E_LIMIT:
+        stream_printf(s, "%s\r\n", t->too_long);
+        return 0;
+    case CF_E_TIMEOUT:
+        stream_printf(s, "%s\r\n", t->timeout);
+        *end_reason = "timeout";
+        return -1;
+    case CF_E_SHUTDOWN:
+        stream_printf(s, "%s\r\n", t->shutdown);
+        *end_reason = "shutdown";
+        return -1;
+    case CF_E_EOF:
+        *end_reason = "eof";
+        return -1;
+    case CF_E_TLS:
+        *end_reason = "tls_error";
+        return -1;
+    default:
+        *end_reason = "io";
+        return -1;
+    }
+}
+
 int worker_main(int argc, char **argv, const struct worker_ops *ops)
 {
     const char *conf = NULL, *svcname = NULL;

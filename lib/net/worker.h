@@ -83,6 +83,22 @@ struct worker_status {
  * setting), valid after worker_main has started; owned by worker.c. */
 const struct strarr *worker_args(void);
 
+/* The replies a line protocol (POP3, LMTP) gives when a line is refused or the session ends
+ * for the stream's reasons; each is sent followed by CRLF. */
+struct line_texts {
+    const char *too_long;   /* an over-long line; the session goes on */
+    const char *timeout;    /* idle timeout; the session ends */
+    const char *shutdown;   /* the server is stopping; the session ends */
+};
+
+/* worker_next_line: one step of a line protocol's session loop: flush the replies when no
+ * pipelined input is waiting, then read the next line into line. Returns 1 with a line, 0
+ * when an over-long line was refused (reply sent: read again), -1 when the session is over:
+ * *end_reason says why ("eof", "timeout", "shutdown", "tls_error", "io") and the protocol's
+ * goodbye, if any, has been written. */
+int worker_next_line(struct stream *s, struct buf *line, const struct line_texts *t,
+                     const char **end_reason);
+
 /* worker_main: never returns to a caller that should go on; returns the exit code for main. */
 int worker_main(int argc, char **argv, const struct worker_ops *ops);
 

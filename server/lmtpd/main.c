@@ -49,52 +49,22 @@ static void lmtpd_session(struct worker_session *ws)
     stream_set_max_line(c->stream, (size_t)config_int(ws->cfg, CFG_MAX_LINE));
     client_reply(c, "220 %s LMTP Coffer ready", lmtpd_hostname());
 
+    static const struct line_texts texts = {
+        "500 5.5.2 Line too long",   /* RFC 5321 section 4.5.3.1.4 */
+        "421 4.4.2 Idle timeout", "421 4.3.2 Server shutting down",
+    };
     struct buf line = BUF_INIT;
     while (!c->end_reason) {
-        /* PIPELINING (RFC 2920): answer all commands already received, then flush once */
-        if (stream_pending(c->stream) == 0 && stream_flush(c->stream) < 0) {
-            c->end_reason = "io";
-            break;
-        }
-        if (worker_shutdown) {
-            client_reply(c, "421 4.3.2 Server shutting down");
-            c->end_reason = "shutdown";
-            break;
-        }
-        int r = stream_read_line(c->stream, &line);
-        if (r == 0) {
-            const char *text = buf_cstr(&line);
-            const char *sp = strchr(text, ' ');
-            struct lmtp_command cmd;
-            cmd.verb = xstrndup(text, sp ? (size_t)(sp - text) : strlen(text));
-            for (char *p = cmd.verb; *p; p++) if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 32);
-            cmd.args = sp ? sp + 1 : "";
-            command_dispatch(c, &cmd);
-            free(cmd.verb);
-            continue;
-        }
-        switch (r) {
-        case CF_E_LIMIT:
-            client_reply(c, "500 5.5.2 Line too long");     /* RFC 5321 section 4.5.3.1.4 */
-            break;
-        case CF_E_TIMEOUT:
-            client_reply(c, "421 4.4.2 Idle timeout");
-            c->end_reason = "timeout";
-            break;
-        case CF_E_SHUTDOWN:
-            client_reply(c, "421 4.3.2 Server shutting down");
-            c->end_reason = "shutdown";
-            break;
-        case CF_E_EOF:
-            c->end_reason = "eof";
-            break;
-        case CF_E_TLS:
-            c->end_reason = "tls_error";
-            break;
-        default:
-            c->end_reason = "io";
-            break;
-        }
+        int r = worker_next_line(c->stream, &line, &texts, &c->end_reason);
+        if (r <= 0) continue;
+        const char *text = buf_cstr(&line);
+        const char *sp = strchr(text, ' ');
+        struct lmtp_command cmd;
+        cmd.verb = xstrndup(text, sp ? (size_t)(sp - text) : strlen(text));
+        for (char *p = cmd.verb; *p; p++) if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 32);
+        cmd.args = sp ? sp + 1 : "";
+        command_dispatch(c, &cmd);
+        free(cmd.verb);
     }
     buf_fini(&line);
     stream_flush(c->stream);

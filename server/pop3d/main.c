@@ -67,48 +67,18 @@ static void pop3d_session(struct worker_session *ws)
     /* no RFC 1939 section 7 timestamp: it announces APOP, which is not offered */
     client_reply(c, "+OK Coffer POP3 server ready");
 
+    static const struct line_texts texts = {
+        "-ERR Line too long", "-ERR Autologout; idle for too long", "-ERR Server shutting down",
+    };
     struct buf line = BUF_INIT;
     while (!c->end_reason) {
-        if (stream_pending(c->stream) == 0 && stream_flush(c->stream) < 0) {
-            c->end_reason = "io";
-            break;
-        }
-        if (worker_shutdown) {
-            client_reply(c, "-ERR Server shutting down");
-            c->end_reason = "shutdown";
-            break;
-        }
-        int r = stream_read_line(c->stream, &line);
-        if (r == 0) {
-            struct pop3_command cmd;
-            parse_line(buf_cstr(&line), &cmd);
-            command_dispatch(c, &cmd);
-            free(cmd.name);
-            strarr_fini(&cmd.args);
-            continue;
-        }
-        switch (r) {
-        case CF_E_LIMIT:
-            client_reply(c, "-ERR Line too long");
-            break;
-        case CF_E_TIMEOUT:
-            client_reply(c, "-ERR Autologout; idle for too long");
-            c->end_reason = "timeout";
-            break;
-        case CF_E_SHUTDOWN:
-            client_reply(c, "-ERR Server shutting down");
-            c->end_reason = "shutdown";
-            break;
-        case CF_E_EOF:
-            c->end_reason = "eof";
-            break;
-        case CF_E_TLS:
-            c->end_reason = "tls_error";
-            break;
-        default:
-            c->end_reason = "io";
-            break;
-        }
+        int r = worker_next_line(c->stream, &line, &texts, &c->end_reason);
+        if (r <= 0) continue;
+        struct pop3_command cmd;
+        parse_line(buf_cstr(&line), &cmd);
+        command_dispatch(c, &cmd);
+        free(cmd.name);
+        strarr_fini(&cmd.args);
     }
     buf_fini(&line);
     stream_flush(c->stream);
