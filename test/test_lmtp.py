@@ -23,7 +23,8 @@ class LmtpProtocol(LmtpCase):
         code, lines = c.read_smtp_reply()
         self.assertEqual(code, 250)
         self.assertEqual(lines, [b"coffer.test", b"PIPELINING", b"ENHANCEDSTATUSCODES",
-                                 b"8BITMIME", b"CHUNKING", b"SIZE 20480", b"STARTTLS"])
+                                 b"8BITMIME", b"CHUNKING", b"SIZE 20480", b"STARTTLS",
+                                 b"AUTH SCRAM-SHA-256 SCRAM-SHA-1"])
 
     def test_bad_sequences(self):
         c = self.conn(lhlo=False)

@@ -1,5 +1,6 @@
 /* test-core.c: unit tests for buf, strarr, arena, log quoting, file helpers. */
 #include "core/arena.h"
+#include "core/base64.h"
 #include "core/buf.h"
 #include "core/error.h"
 #include "core/fileutil.h"
@@ -140,6 +141,31 @@ static void test_files(void)
     free(cmd); free(pf); free(missing); free(f); free(sub);
 }
 
+static void test_base64(void)
+{
+    static const struct { const char *raw, *enc; } t[] = {
+        { "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" },
+        { "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" }, { "foobar", "Zm9vYmFy" },  /* RFC 4648 10 */
+    };
+    struct buf b = BUF_INIT;
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        buf_reset(&b);
+        base64_encode(t[i].raw, strlen(t[i].raw), &b);
+        UNIT_EQ_STR(buf_cstr(&b), t[i].enc);
+        UNIT_EQ_INT(base64_decode(t[i].enc, strlen(t[i].enc), &b), 0);
+        UNIT_EQ_STR(buf_cstr(&b), t[i].raw);
+    }
+    buf_reset(&b);
+    base64_encode("\0\xff\x10", 3, &b);
+    UNIT_EQ_STR(buf_cstr(&b), "AP8Q");
+    UNIT_EQ_INT(base64_decode("AP8Q", 4, &b), 0);
+    UNIT_CHECK(b.len == 3 && b.s[0] == 0 && (unsigned char)b.s[1] == 0xff && b.s[2] == 0x10);
+    static const char *bad[] = { "Zg=", "Zg", "Z===", "Zm9v\r\n", "Zg==Zg==", "Zm9*", "=Zm9" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        UNIT_EQ_INT(base64_decode(bad[i], strlen(bad[i]), &b), CF_E_PARSE);
+    buf_fini(&b);
+}
+
 int main(void)
 {
     log_init("test-core", 1, LOG_LVL_ERR);
@@ -148,5 +174,6 @@ int main(void)
     test_arena();
     test_log_quote();
     test_files();
+    test_base64();
     UNIT_DONE();
 }

@@ -2,6 +2,7 @@
  * through Cyrus SASL (lib/auth/sasl.h), and what happens at a successful login. */
 #include "imapd.h"
 #include "core/config.h"
+#include "core/base64.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -17,50 +18,6 @@
 /* Failed attempts allowed on one connection; the last one is answered with BYE. */
 #define AUTH_MAX_FAILURES 3
 
-/* ---- base64 (RFC 4648 section 4), as AUTHENTICATE exchanges it ---- */
-
-static const char b64chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static void b64_encode(const unsigned char *in, size_t n, struct buf *out)
-{
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)in[i] << 16;
-        if (i + 1 < n) v |= (unsigned)in[i + 1] << 8;
-        if (i + 2 < n) v |= in[i + 2];
-        buf_putc(out, b64chars[(v >> 18) & 63]);
-        buf_putc(out, b64chars[(v >> 12) & 63]);
-        buf_putc(out, i + 1 < n ? b64chars[(v >> 6) & 63] : '=');
-        buf_putc(out, i + 2 < n ? b64chars[v & 63] : '=');
-    }
-}
-
-/* b64_decode: strict: length a multiple of 4, '=' only as the last one or two characters.
- * RFC 3501 section 6.2.2 asks for BAD on anything else. 0 or CF_E_PARSE. */
-static int b64_decode(const char *in, size_t n, struct buf *out)
-{
-    buf_reset(out);
-    if (n % 4) return CF_E_PARSE;
-    for (size_t i = 0; i < n; i += 4) {
-        unsigned v = 0;
-        int pad = 0;
-        for (size_t j = 0; j < 4; j++) {
-            char ch = in[i + j];
-            const char *at = ch ? strchr(b64chars, ch) : NULL;
-            if (ch == '=' && i + 4 == n && j >= 2) {
-                pad++;
-                v <<= 6;
-                continue;
-            }
-            if (!at || pad) return CF_E_PARSE;
-            v = v << 6 | (unsigned)(at - b64chars);
-        }
-        buf_putc(out, (char)(v >> 16));
-        if (pad < 2) buf_putc(out, (char)(v >> 8 & 0xff));
-        if (pad < 1) buf_putc(out, (char)(v & 0xff));
-    }
-    return 0;
-}
 
 /* ---- the SASL connection of the session ---- */
 
@@ -259,14 +216,14 @@ static int read_response(struct client *c, struct buf *line, struct buf *data)
     int r = stream_read_line(c->stream, line);
     if (r < 0) return r;
     if (line->len == 1 && line->s[0] == '*') return 1;
-    return b64_decode(line->s ? line->s : "", line->len, data);
+    return base64_decode(line->s ? line->s : "", line->len, data);
 }
 
 static void send_challenge(struct client *c, const char *out, size_t outlen)
 {
     struct buf b = BUF_INIT;
     buf_appends(&b, "+ ");
-    b64_encode((const unsigned char *)out, outlen, &b);
+    base64_encode((const unsigned char *)out, outlen, &b);
     buf_appends(&b, "\r\n");
     stream_write(c->stream, b.s, b.len);
     buf_fini(&b);
@@ -313,7 +270,7 @@ void cmd_authenticate(struct client *c, const struct imap_command *cmd)
     if (ir) {
         if (!strcmp(ir, "=")) {
             buf_reset(&data);
-        } else if (b64_decode(ir, strlen(ir), &data)) {
+        } else if (base64_decode(ir, strlen(ir), &data)) {
             client_tagged(c, cmd->tag, "BAD Invalid base64 in the initial response");
             goto done;
         }

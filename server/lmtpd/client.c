@@ -1,5 +1,6 @@
 /* client.c: the state of one LMTP connection and its replies. */
 #include "lmtpd.h"
+#include "auth/sasl.h"
 #include "core/config.h"
 #include "core/xmalloc.h"
 #include "net/stream.h"
@@ -23,6 +24,8 @@ void client_free(struct client **cp)
     struct client *c = *cp;
     if (!c) return;
     client_reset(c);
+    csasl_free(&c->sasl);
+    free(c->auth_user);
     free(c->rcpts);
     free(c->lhlo_name);
     free(c);

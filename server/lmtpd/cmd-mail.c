@@ -65,6 +65,10 @@ void cmd_mail(struct client *c, const struct lmtp_command *cmd)
         client_reply(c, "503 5.5.1 Nested MAIL command");
         return;
     }
+    if (auth_required(c)) {
+        client_reply(c, "530 5.7.0 Authentication required");      /* RFC 4954 section 6 */
+        return;
+    }
     if (strncasecmp(cmd->args, "FROM:", 5)) {
         client_reply(c, "501 5.5.4 Syntax: MAIL FROM:<address>");
         return;

@@ -35,6 +35,9 @@ void cmd_starttls(struct client *c, const struct lmtp_command *cmd)
     log_info("starttls", "tls=%s", log_quote(stream_tls_info(c->stream)));
     client_reset(c);
     c->greeted = 0;
+    /* RFC 3207 section 4.2: forget what the client said before TLS, an AUTH included */
+    free(c->auth_user);
+    c->auth_user = NULL;
     free(c->lhlo_name);
     c->lhlo_name = NULL;
 }

@@ -11,6 +11,7 @@ static const struct command commands[] = {
     { "RSET", cmd_rset },           /* RFC 5321 section 4.1.1.5 */
     { "QUIT", cmd_quit },           /* RFC 5321 section 4.1.1.10 */
     { "STARTTLS", cmd_starttls },   /* RFC 3207 */
+    { "AUTH", cmd_auth },           /* RFC 4954 */
     { "MAIL", cmd_mail },           /* RFC 5321 section 4.1.1.2 */
     { "RCPT", cmd_rcpt },           /* RFC 5321 section 4.1.1.3 */
     { "DATA", cmd_data },           /* RFC 2033 section 4.2 */

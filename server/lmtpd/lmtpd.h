@@ -37,6 +37,10 @@ struct client {
     uint64_t spool_size;            /* BDAT: message bytes received, headers not counted */
     int bdat_failed;                /* BDAT: a chunk was refused (too big, local trouble) */
     const char *bdat_error;         /* BDAT: the reply for every recipient at LAST */
+    /* AUTH (cmd-auth.c, RFC 4954) */
+    struct csasl *sasl;             /* owned; made on first use */
+    int sasl_ssf;                   /* the TLS strength sasl was made for */
+    char *auth_user;                /* the authenticated administrator, NULL before AUTH */
 };
 
 /* A command line: the verb in upper case and everything after the first space. */
@@ -46,6 +50,14 @@ struct lmtp_command {
 };
 
 struct client *client_new(struct worker_session *ws);
+
+/* cmd-auth.c: AUTH (RFC 4954). auth_lhlo_line adds the "AUTH mechanisms" LHLO line when
+ * there is something to offer; auth_required is 1 when MAIL must wait for AUTH
+ * (lmtp_require_auth, TCP connection, not yet authenticated). */
+struct strarr;
+void auth_lhlo_line(struct client *c, struct strarr *lines);
+int auth_required(const struct client *c);
+void cmd_auth(struct client *c, const struct lmtp_command *cmd);
 void client_free(struct client **c);
 
 /* client_tls_available: 1 when STARTTLS may be offered (certificate configured, service not

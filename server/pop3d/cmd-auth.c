@@ -3,6 +3,7 @@
 #include "pop3d.h"
 #include "auth/sasl.h"
 #include "core/config.h"
+#include "core/base64.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -13,49 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-static const char b64chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* b64_encode: append the base64 form of p[0,n) to out. */
-static void b64_encode(const unsigned char *p, size_t n, struct buf *out)
-{
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)p[i] << 16;
-        if (i + 1 < n) v |= (unsigned)p[i + 1] << 8;
-        if (i + 2 < n) v |= p[i + 2];
-        buf_putc(out, b64chars[(v >> 18) & 63]);
-        buf_putc(out, b64chars[(v >> 12) & 63]);
-        buf_putc(out, i + 1 < n ? b64chars[(v >> 6) & 63] : '=');
-        buf_putc(out, i + 2 < n ? b64chars[v & 63] : '=');
-    }
-}
-
-/* b64_decode: strict base64 (RFC 4648 section 4, padding required, no white space) into out
- * (reset first). 0, or CF_E_PARSE. */
-static int b64_decode(const char *s, size_t n, struct buf *out)
-{
-    buf_reset(out);
-    if (n % 4) return CF_E_PARSE;
-    for (size_t i = 0; i < n; i += 4) {
-        unsigned v = 0;
-        int pad = 0;
-        for (int k = 0; k < 4; k++) {
-            char ch = s[i + k];
-            const char *pos = ch ? strchr(b64chars, ch) : NULL;
-            if (ch == '=' && i + 4 == n && k >= 2) {
-                pad++;
-                v <<= 6;
-                continue;
-            }
-            if (!pos || pad) return CF_E_PARSE;
-            v = v << 6 | (unsigned)(pos - b64chars);
-        }
-        buf_putc(out, (char)(v >> 16));
-        if (pad < 2) buf_putc(out, (char)(v >> 8));
-        if (pad < 1) buf_putc(out, (char)v);
-    }
-    return 0;
-}
 
 /* login_complete: the credentials were good: open the maildrop and enter TRANSACTION, or stay
  * in AUTHORIZATION with -ERR when the maildrop is busy or unavailable (RFC 1939 section 4). */
@@ -193,7 +151,7 @@ static int read_response(struct client *c, struct buf *line, struct buf *out)
         client_reply(c, "-ERR Authentication cancelled");
         return 1;
     }
-    if (b64_decode(line->s ? line->s : "", line->len, out)) {
+    if (base64_decode(line->s ? line->s : "", line->len, out)) {
         client_reply(c, "-ERR Invalid base64 data");
         return 1;
     }
@@ -205,7 +163,7 @@ static void send_challenge(struct client *c, const char *data, size_t len)
 {
     struct buf b = BUF_INIT;
     buf_appends(&b, "+ ");
-    b64_encode((const unsigned char *)data, len, &b);
+    base64_encode((const unsigned char *)data, len, &b);
     buf_appends(&b, "\r\n");
     stream_write(c->stream, b.s, b.len);
     buf_fini(&b);
@@ -238,7 +196,7 @@ void cmd_auth(struct client *c, const struct pop3_command *cmd)
     size_t inlen = 0;
     if (cmd->args.count == 2) {                 /* RFC 5034 section 4: initial response */
         const char *ir = cmd->args.v[1];
-        if (strcmp(ir, "=") && b64_decode(ir, strlen(ir), &data)) {
+        if (strcmp(ir, "=") && base64_decode(ir, strlen(ir), &data)) {
             client_reply(c, "-ERR Invalid base64 data");
             goto done;
         }
