@@ -22,7 +22,9 @@ with open(SENDMAIL, "w") as f:
             'chmod 644 "$f"\n' % OUT)
 os.chmod(SENDMAIL, 0o755)
 
-SCRIPT = b'''require ["fileinto", "reject", "vacation", "envelope", "subaddress"];
+SCRIPT = b'''require ["fileinto", "reject", "vacation", "envelope", "subaddress", "imap4flags"];
+if header :contains "subject" "flagme" { addflag "\\\\Flagged"; keep; stop; }
+if header :contains "subject" "seenwork" { keep :flags ["\\\\Seen", "$Work"]; stop; }
 if header :contains "subject" "spam" { discard; stop; }
 if header :contains "subject" "reject me" { reject "not wanted here"; stop; }
 if header :contains "subject" "forward" { redirect "other@example.org"; stop; }
@@ -105,6 +107,15 @@ class LmtpSieve(LmtpCase):
         self.assertEqual(len(mailbox_list(co, "user/sue/Tagged")), 1)
         self.assertEqual(self.deliver("nofolder")[0], 250)     # fileinto a missing folder: INBOX
         self.assertEqual(len(mailbox_list(co, "user/sue")), n + 2)
+
+    def test_imap4flags(self):
+        co = self.coffer
+        self.assertEqual(self.deliver("flagme")[0], 250)
+        uid, _, flags = mailbox_list(co, "user/sue")[-1]
+        self.assertEqual(flags & 0x1f, 0x04)                 # \Flagged from addflag
+        self.assertEqual(self.deliver("seenwork")[0], 250)
+        uid, _, flags = mailbox_list(co, "user/sue")[-1]
+        self.assertEqual(flags & 0x1f, 0x01)                 # \Seen from keep :flags
 
     def test_reject(self):
         self.assertEqual(self.deliver("please reject me"),

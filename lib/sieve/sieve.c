@@ -53,9 +53,28 @@ static char **hold_list(struct run *u, char **l)
     return l;
 }
 
+/* action_flags: the IMAP flags an action carries (RFC 5232). libsieve 2.2 names the value
+ * "flags" (its older imapflags support used "imapflags"); ask for both. */
+static char **action_flags(sieve2_context_t *s)
+{
+    char **f = sieve2_getvalue_stringlist(s, "flags");
+    return f ? f : sieve2_getvalue_stringlist(s, "imapflags");
+}
+
 static void copy_flags(struct strarr *out, char **flags)
 {
-    for (; flags && *flags; flags++) strarr_add(out, *flags);
+    /* libsieve hands the flag strings over with their quoted-string escapes still in them (a
+     * script's "\\\\Seen" arrives as two backslashes, then Seen): undo RFC 5228 section
+     * 2.4.2's escaping here */
+    for (; flags && *flags; flags++) {
+        char *f = xstrdup(*flags), *w = f;
+        for (const char *p = *flags; *p; p++) {
+            if (*p == '\\' && (p[1] == '\\' || p[1] == '"')) p++;
+            *w++ = *p;
+        }
+        *w = '\0';
+        strarr_take(out, f);
+    }
 }
 
 static int cb_getscript(sieve2_context_t *s, void *rock)
@@ -90,7 +109,7 @@ static int cb_keep(sieve2_context_t *s, void *rock)
 {
     struct run *u = rock;
     u->r->keep = 1;
-    copy_flags(&u->r->keep_flags, sieve2_getvalue_stringlist(s, "imapflags"));
+    copy_flags(&u->r->keep_flags, action_flags(s));
     return SIEVE2_OK;
 }
 
@@ -104,7 +123,7 @@ static int cb_fileinto(sieve2_context_t *s, void *rock)
     struct sieve_fileinto *f = &r->fileinto[r->nfileinto++];
     f->mailbox = xstrdup(mb);
     strarr_init(&f->flags);
-    copy_flags(&f->flags, sieve2_getvalue_stringlist(s, "imapflags"));
+    copy_flags(&f->flags, action_flags(s));
     return SIEVE2_OK;
 }
 
