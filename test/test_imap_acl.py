@@ -295,6 +295,11 @@ class Acl(SharedCofferTestCase):
         self.assertIn(b"* OK [UNSEEN 1]", b"".join(j2.imap("e", 'EXAMINE "Shared Folders/news"')[1]))
         self.ok(j, "STORE 1 FLAGS (\\Seen)")
         self.assertNotIn(b"UNSEEN", b"".join(j2.imap("e", 'EXAMINE "Shared Folders/news"')[1]))
+        # STATUS UNSEEN counts each user's own set: joe has seen all three, fred only 3
+        self.assertEqual(self.ok(j2, 'STATUS "Shared Folders/news" (UNSEEN MESSAGES)'),
+                         [b'* STATUS "Shared Folders/news" (UNSEEN 0 MESSAGES 3)\r\n'])
+        self.assertEqual(self.ok(f, 'STATUS "Shared Folders/news" (UNSEEN)'),
+                         [b'* STATUS "Shared Folders/news" (UNSEEN 2)\r\n'])
         # without 's' a session cannot keep \Seen
         self.ok(b, 'SETACL "Shared Folders/news" -sue s')
         s = self.conn("sue")

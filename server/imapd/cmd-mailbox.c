@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/strarr.h"
 #include "core/xmalloc.h"
+#include "imap/imap-seqset.h"
 #include "store/mboxname.h"
 #include "store/store.h"
 #include <stdlib.h>
@@ -397,19 +398,52 @@ static int recent_count(struct store *st, const struct mboxlist_entry *e, const 
     return r;
 }
 
+/* shared_unseen: UNSEEN of a shared mailbox for user, whose \Seen is kept per user in the
+ * seen database (selected.h): the messages not in the user's seen set. Opens a session view
+ * (the uids are needed), so only when UNSEEN is asked of a shared mailbox. */
+static int shared_unseen(struct store *st, const struct mboxlist_entry *e, const char *name,
+                         const char *user, uint32_t *out)
+{
+    struct buf text = BUF_INIT;
+    struct imap_seqset set;
+    imap_seqset_init(&set);
+    struct mailbox *mb = NULL;
+    const char *err = NULL;
+    int r = seendb_get(st->seen, NULL, e->uniqueid, user, &text);
+    if (r >= 0 && text.len && imap_seqset_parse(&set, text.s, text.len, &err) < 0)
+        imap_seqset_clear(&set);                 /* a bad record reads as "nothing seen" */
+    const char *path = store_partition_path(st, e->partition);
+    r = r < 0 ? r : path ? mailbox_open(path, e->uniqueid, name, &mb) : CF_E_NOTFOUND;
+    if (r == 0) {
+        *out = 0;
+        for (uint32_t m = 1; m <= mailbox_count(mb); m++)
+            if (!imap_seqset_contains(&set, mailbox_uid(mb, m))) (*out)++;
+        mailbox_close(&mb);
+    }
+    imap_seqset_fini(&set);
+    buf_fini(&text);
+    return r;
+}
+
 /* status_append: "STATUS name (ITEM n ...)" (no "* ", no CRLF) for an existing mailbox into out.
- * UNSEEN comes from the index header's \Seen count (the owner's flags). 0 or a store error. */
-static int status_append(struct store *st, const char *imapname, const char *name,
-                         const struct mboxlist_entry *e, const unsigned *order, size_t n,
-                         struct buf *out)
+ * UNSEEN comes from the index header's \Seen count (the owner's flags), or for a shared
+ * mailbox from user's own seen set. 0 or a store error. */
+static int status_append(struct store *st, const char *user, const char *imapname,
+                         const char *name, const struct mboxlist_entry *e, const unsigned *order,
+                         size_t n, struct buf *out)
 {
     struct index_header h;
     const char *path = store_partition_path(st, e->partition);
     int r = path ? mailbox_status(path, e->uniqueid, &h) : CF_E_NOTFOUND;
     if (r) return r;
-    uint32_t recent = 0;
-    for (size_t i = 0; i < n; i++)
+    uint32_t recent = 0, unseen = h.exists >= h.seen ? h.exists - h.seen : 0;
+    int shared = strncmp(name, MBOXNAME_USER_PREFIX, strlen(MBOXNAME_USER_PREFIX)) != 0;
+    for (size_t i = 0; i < n; i++) {
         if (order[i] == ST_RECENT && (r = recent_count(st, e, name, &recent))) return r;
+        if (order[i] == ST_UNSEEN && shared && user &&
+            (r = shared_unseen(st, e, name, user, &unseen)))
+            return r;
+    }
     buf_appends(out, "STATUS ");
     imapd_quote_append(out, imapname, strlen(imapname));
     buf_appends(out, " (");
@@ -421,7 +455,7 @@ static int status_append(struct store *st, const char *imapname, const char *nam
         case ST_RECENT: item = "RECENT"; v = recent; break;
         case ST_UIDNEXT: item = "UIDNEXT"; v = h.uidnext; break;
         case ST_UIDVALIDITY: item = "UIDVALIDITY"; v = h.uidvalidity; break;
-        case ST_UNSEEN: item = "UNSEEN"; v = h.exists >= h.seen ? h.exists - h.seen : 0; break;
+        case ST_UNSEEN: item = "UNSEEN"; v = unseen; break;
         case ST_DELETED: item = "DELETED"; v = h.deleted; break;
         }
         buf_printf(out, "%s%s %u", i ? " " : "", item, v);
@@ -448,7 +482,7 @@ void cmd_status(struct client *c, const struct imap_command *cmd)
     if (r == 0) r = CF_E_NOTFOUND;
     if (r == 1) {
         /* answer with the name as the client sent it (RFC 3501 section 7.2.4 example) */
-        r = status_append(c->store, cmd->args[0].s, buf_cstr(&name), &e, order, n, &out);
+        r = status_append(c->store, c->user, cmd->args[0].s, buf_cstr(&name), &e, order, n, &out);
     }
     if (r) {
         reply_error(c, cmd->tag, r);
@@ -489,8 +523,8 @@ static void send_entry(struct list_rock *l, const char *attrs, const char *extna
     if (l->nstatus && e && acl_has(l->c, name, e->acl, 'r')) {
         buf_reset(&l->line);
         /* a mailbox that vanished meanwhile just gets no STATUS line */
-        if (!status_append(l->c->store, buf_cstr(&l->imapname), name, e, l->status, l->nstatus,
-                           &l->line))
+        if (!status_append(l->c->store, l->c->user, buf_cstr(&l->imapname), name, e, l->status,
+                           l->nstatus, &l->line))
             client_untagged(l->c, "%s", buf_cstr(&l->line));
     }
 }
