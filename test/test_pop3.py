@@ -525,6 +525,27 @@ class Pop3SettingsTest(CofferTestCase):
         self.assertEqual(inbox(c, "delayuser")[uids[0]][1], "-")
         c.wait_log(r"event=login_failed .*user=delayuser")
 
+    def test_login_delay(self):
+        c = self.new_coffer(global_settings={"auth_fail_delay": "0", "allow_plaintext": "yes",
+                                             "pop3_login_delay": "3s"})
+        c.add_user("ld", PASSWORD)
+        p = c.pop3("pop3")
+        self.assertEqual(p.capa().get("LOGIN-DELAY"), ["3"])
+        p.user("ld")
+        p.pass_(PASSWORD)                       # the first login is never delayed
+        p.quit()
+        p = c.pop3("pop3")
+        p.user("ld")
+        with self.assertRaises(poplib.error_proto) as e:
+            p.pass_(PASSWORD)
+        self.assertIn(b"[LOGIN-DELAY]", e.exception.args[0])
+        p.quit()
+        time.sleep(3.2)
+        p = c.pop3("pop3")
+        p.user("ld")
+        p.pass_(PASSWORD)
+        p.quit()
+
     def test_restart_keeps_uidl(self):
         c = self.new_coffer(global_settings={"auth_fail_delay": "0"})
         c.add_user("u1", PASSWORD)

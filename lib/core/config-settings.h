@@ -26,6 +26,7 @@
     X(CFG_AUTH_FAIL_DELAY, "auth_fail_delay", DURATION, "2s", "pause before answering a failed login (IMAP, POP3)") \
     X(CFG_AUTOCREATE_SPECIAL_USE, "autocreate_special_use", LIST, "", "folders made with their RFC 6154 special-use flag at a user's first login, e.g. Sent Drafts Trash Junk") \
     X(CFG_POP3_RETR_SETS_SEEN, "pop3_retr_sets_seen", BOOL, "yes", "POP3 RETR sets the Seen flag of the message") \
+    X(CFG_POP3_LOGIN_DELAY, "pop3_login_delay", DURATION, "0", "shortest time between two POP3 logins of one user (RFC 2449 LOGIN-DELAY)") \
     X(CFG_MAX_LINE, "max_line", SIZE, "64K", "longest command line accepted from a client") \
     X(CFG_MAX_LITERAL, "max_literal", SIZE, "64M", "largest IMAP literal or LMTP message accepted") \
     X(CFG_IDLE_TIMEOUT, "idle_timeout", DURATION, "30m", "close a session idle this long (RFC 3501: at least 30 minutes)") \

@@ -26,6 +26,11 @@ static void login_complete(struct client *c, const char *user, const char *mech)
         client_reply(c, "-ERR [IN-USE] Maildrop is locked by another POP3 session");
         return;
     }
+    if (r == CF_E_AGAIN) {
+        log_info("login_refused", "user=%s reason=login_delay", log_quote(user));
+        client_reply(c, "-ERR [LOGIN-DELAY] Minimum time between mail checks not yet over");
+        return;
+    }
     if (r == CF_E_PERM) {
         log_notice("login_refused", "user=%s reason=no_read_right", log_quote(user));
         client_reply(c, "-ERR [SYS/PERM] Reading this maildrop is not permitted");

@@ -1,5 +1,6 @@
 /* cmd-session.c: CAPA, NOOP and QUIT (RFC 2449 section 5, RFC 1939 sections 4-6). */
 #include "pop3d.h"
+#include "core/config.h"
 #include "auth/sasl.h"
 #include "core/log.h"
 
@@ -30,10 +31,10 @@ void cmd_capa(struct client *c, const struct pop3_command *cmd)
     client_reply(c, "AUTH-RESP-CODE");
     client_reply(c, "PIPELINING");
     if (c->state == CLIENT_AUTHORIZATION && client_tls_available(c)) client_reply(c, "STLS");
-    /* RFC 2449 sections 6.5 and 6.7: messages are never removed by the server, and a client
-     * may log in as often as it likes */
+    /* RFC 2449 sections 6.7 and 6.8: the server never removes messages by itself, and a
+     * client must wait pop3_login_delay seconds between logins */
     client_reply(c, "EXPIRE NEVER");
-    client_reply(c, "LOGIN-DELAY 0");
+    client_reply(c, "LOGIN-DELAY %lld", config_int(c->ws->cfg, CFG_POP3_LOGIN_DELAY));
     client_reply(c, "IMPLEMENTATION Coffer");
     client_reply(c, ".");
 }

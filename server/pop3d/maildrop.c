@@ -12,6 +12,8 @@
 #include "store/store.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <time.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -69,7 +71,12 @@ static int maildrop_lock(const struct config *cfg, const char *user, int *fd_r)
         r = CF_E_IO;
         goto done;
     }
-    int fd = open(buf_cstr(&path), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fresh = 1;
+    int fd = open(buf_cstr(&path), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST) {
+        fresh = 0;
+        fd = open(buf_cstr(&path), O_RDWR | O_CLOEXEC);
+    }
     if (fd < 0) {
         log_err("pop3_lock_failed", "call=open path=%s errno=%s", log_quote(buf_cstr(&path)),
                 log_quote(strerror(errno)));
@@ -88,6 +95,14 @@ static int maildrop_lock(const struct config *cfg, const char *user, int *fd_r)
                     log_quote(buf_cstr(&path)), log_quote(strerror(e)));
             r = CF_E_IO;
         }
+        goto done;
+    }
+    /* RFC 2449 section 6.8 LOGIN-DELAY: the lock file's mtime is the last successful login */
+    long long delay = config_int(cfg, CFG_POP3_LOGIN_DELAY);
+    struct stat sb;
+    if (delay > 0 && !fresh && fstat(fd, &sb) == 0 && time(NULL) - sb.st_mtime < delay) {
+        close(fd);
+        r = CF_E_AGAIN;
         goto done;
     }
     *fd_r = fd;
@@ -154,6 +169,7 @@ int maildrop_open(struct store *st, const struct config *cfg, const char *user,
     }
     mailbox_unlock(d->mb);
     buf_fini(&name);
+    futimens(d->lockfd, NULL);    /* this login is the last one now (LOGIN-DELAY) */
     *out = d;
     return 0;
 
