@@ -100,10 +100,11 @@ int cache_record_decode(const unsigned char *in, size_t len, uint32_t uid,
 
 int cache_read(int fd, uint64_t offset, uint32_t uid, struct cache_entry *e)
 {
-    /* One pread brings in the whole record in the common case (a record is a few KiB: the
-     * IMAP texts and a header block of at most 8 KiB); a longer one takes a second read. FETCH
-     * of ENVELOPE/BODYSTRUCTURE for a whole mailbox is one such read per message. */
-    enum { FIRST = 16384 };
+    /* One pread brings in the whole record in the common case (a record is mostly a couple
+     * of KiB: the IMAP texts and the top-level header block); a longer one takes a second
+     * read. FETCH of ENVELOPE/BODYSTRUCTURE for a whole mailbox is one such read per message,
+     * so the first read is kept small: every byte of it is copied out of the page cache. */
+    enum { FIRST = 4096 };
     unsigned char first[FIRST];
     if (offset < CACHE_HEADER_SIZE) return CF_E_CORRUPT;
     ssize_t r;

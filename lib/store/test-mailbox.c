@@ -937,7 +937,7 @@ out:
     free(dir);
 }
 
-/* A cache record longer than cache_read's first read (16 KiB): a message of 400 parts has a
+/* A cache record longer than cache_read's first read (4 KiB): a message of 400 parts has a
  * BODYSTRUCTURE and section table far past it. The cached texts must equal a fresh parse. */
 static void test_big_cache_record(void)
 {
