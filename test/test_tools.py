@@ -16,7 +16,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from coffer_harness import CofferTestCase, SharedCofferTestCase, main  # noqa: E402
+from coffer_harness import CofferTestCase, SharedCofferTestCase, main, wait_for  # noqa: E402
 
 SETTINGS = {"global_settings": {"allow_plaintext": "yes"}}
 
@@ -434,6 +434,33 @@ class Tools(SharedCofferTestCase):
         self.assertEqual(self.run_tool("quota", "get", "user/nosuch")[0], 3)
         self.assertIsInstance(coffer_json(self, self.coffer, "check"), list)
         self.assertIsInstance(coffer_json(self, self.coffer, "quota", "report"), list)
+
+
+class Status(CofferTestCase):
+    """`coffer status`: the running master's workers per service, as a table and as JSON; exit 1
+    once cofferd is gone."""
+
+    def test_status(self):
+        c = self.new_coffer(**SETTINGS)
+        conn = c.connect("imap")
+        self.addCleanup(conn.close)
+        conn.expect(rb"^\* OK")
+        rows = wait_for(lambda: [r for r in coffer_json(self, c, "status")
+                                 if r["service"] == "imap" and r["busy"] >= 1], 10,
+                        what="a busy imap worker in coffer status")
+        self.assertGreaterEqual(rows[0]["workers"], 2)          # the busy one and a ready one
+        services = {r["service"] for r in coffer_json(self, c, "status")}
+        self.assertEqual(services, set(c.services))
+        code, out, err = run_coffer(c, "status")
+        self.assertEqual(code, 0, err)
+        self.assertIn(b"cofferd is running, pid %d" % c.pid, out)
+        self.assertRegex(out, rb"\nservice +workers +ready +busy +served\n")
+        conn.close()
+        c.stop()
+        code, out, err = run_coffer(c, "status")
+        self.assertEqual(code, 1)
+        self.assertIn(b"not running", out)
+        self.assertEqual(coffer_json(self, c, "status", rc=1), {"running": False})
 
 
 class LostMailboxList(CofferTestCase):
