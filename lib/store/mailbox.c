@@ -791,9 +791,8 @@ static void guid_of(const char *p, size_t len, uint8_t out[20])
     EVP_Digest(p, len, out, &n, EVP_sha1(), NULL);
 }
 
-/* summarize: the cache fields and record fields of a message's bytes. */
-static void summarize(const char *p, size_t len, uint32_t uid, struct cache_entry *e,
-                      struct index_record *rec)
+void mailbox_summarize(const char *p, size_t len, uint32_t uid, struct cache_entry *e,
+                       struct index_record *rec)
 {
     struct mime_summary s;
     mime_summary_init(&s);
@@ -861,7 +860,7 @@ int mailbox_cache_fetch(struct mailbox *mb, uint32_t uid, struct cache_entry *e)
     size_t len;
     int r2 = mailbox_message_map(mb, uid, &p, &len);
     if (r2 < 0) return r2;
-    summarize(p, len, uid, e, NULL);
+    mailbox_summarize(p, len, uid, e, NULL);
     mailbox_message_unmap(p, len);
     return 0;
 }
@@ -1065,7 +1064,7 @@ int mailbox_append(struct mailbox *mb, struct mailbox_msg *msgs, size_t n,
                 mapped[i] = 1;
             }
         }
-        summarize(p->data, p->len, 0, &p->ce, &p->rec);
+        mailbox_summarize(p->data, p->len, 0, &p->ce, &p->rec);
         p->have_cache = 1;
         p->rec.internaldate = m->internaldate ? m->internaldate : (int64_t)now;
         p->rec.flags = m->flags & FLAG_SYSTEM_MASK;
@@ -1138,7 +1137,7 @@ int mailbox_copy(struct mailbox *src, const uint32_t *uids, size_t n, struct mai
             const char *data;
             size_t len;
             if (mailbox_message_map(src, uids[i], &data, &len) == 0) {
-                summarize(data, len, uids[i], &p->ce, NULL);
+                mailbox_summarize(data, len, uids[i], &p->ce, NULL);
                 mailbox_message_unmap(data, len);
                 p->have_cache = 1;
             }

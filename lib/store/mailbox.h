@@ -192,6 +192,14 @@ int mailbox_rename(const char *old_partition, const char *new_partition, const c
  * makes the hook _exit at the chosen call, and checks what the next opener sees. */
 extern void (*mailbox_fault_hook)(const char *point);
 
+/* mailbox_summarize: what an append computes from a message's bytes: the cache fields
+ * (ENVELOPE, BODYSTRUCTURE, BODY, section table, header block up to CACHE_HEADER_MAX) into e
+ * (reset first, uid set), and when rec is not NULL its file-derived fields (size, header
+ * size, body lines, sent date from the unfolded Date: field, SHA-1 GUID). Used by append,
+ * the cache rebuild and reconstruct. Never fails: malformed input gets a best-effort summary. */
+void mailbox_summarize(const char *p, size_t len, uint32_t uid, struct cache_entry *e,
+                       struct index_record *rec);
+
 /* mailbox_parse_date: RFC 5322 section 3.3 date-time ("Tue, 1 Jul 2003 10:52:37 +0200",
  * obsolete zones too) to seconds since the epoch; 0 when unparsable. */
 int64_t mailbox_parse_date(const char *s, size_t len);

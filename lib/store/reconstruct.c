@@ -5,14 +5,12 @@
 #include "core/fileutil.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
-#include "mime/mime.h"
 #include "store/mbheader.h"
 #include "store/mboxname.h"
 #include "store/partition.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,58 +105,6 @@ static uint32_t message_uid(const char *fn)
     return v > 0 && v < UINT32_MAX ? (uint32_t)v : 0;
 }
 
-/* summarize: the cache fields and the file-derived record fields of a message's bytes (what
- * an append computes; the Date: field is unfolded per RFC 5322 section 3.6.1). */
-static void summarize(const char *p, size_t len, uint32_t uid, struct cache_entry *e,
-                      struct index_record *rec)
-{
-    struct mime_summary s;
-    mime_summary_init(&s);
-    mime_summarize(p, len, &s);   /* CF_E_LIMIT still leaves a usable summary */
-    cache_entry_fini(e);
-    e->uid = uid;
-    const struct { int id; struct buf *b; } map[] = {
-        { CACHE_ENVELOPE, &s.envelope }, { CACHE_BODYSTRUCTURE, &s.bodystructure },
-        { CACHE_BODY, &s.body }, { CACHE_SECTIONS, &s.sections },
-    };
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
-        if (map[i].b->len) buf_append(&e->f[map[i].id], map[i].b->s, map[i].b->len);
-        e->present[map[i].id] = 1;
-    }
-    size_t hs = s.header_size <= len ? s.header_size : len;
-    if (hs <= CACHE_HEADER_MAX) {
-        if (hs) buf_append(&e->f[CACHE_HEADER], p, hs);
-        e->present[CACHE_HEADER] = 1;
-    }
-    rec->size = len;
-    rec->header_size = (uint32_t)hs;
-    rec->body_lines = s.body_lines;
-    rec->sentdate = 0;
-    for (size_t pos = 0; pos < hs;) {
-        const char *nl = memchr(p + pos, '\n', hs - pos);
-        size_t ll = nl ? (size_t)(nl - (p + pos)) + 1 : hs - pos;
-        if (ll > 5 && !strncasecmp(p + pos, "Date:", 5)) {
-            struct buf v = BUF_INIT;
-            size_t q = pos + 5;
-            for (;;) {
-                const char *e2 = memchr(p + q, '\n', hs - q);
-                size_t end = e2 ? (size_t)(e2 - p) : hs;
-                buf_append(&v, p + q, end - q);
-                buf_putc(&v, ' ');
-                q = end + 1;
-                if (q >= hs || (p[q] != ' ' && p[q] != '\t')) break;
-            }
-            rec->sentdate = mailbox_parse_date(buf_cstr(&v), v.len);
-            buf_fini(&v);
-            break;
-        }
-        pos += ll;
-    }
-    unsigned int glen = sizeof rec->guid;
-    EVP_Digest(p, len, rec->guid, &glen, EVP_sha1(), NULL);
-    mime_summary_fini(&s);
-}
-
 /* summarize_file: summarize the message file at path. 0, CF_E_NOTFOUND or CF_E_IO. */
 static int summarize_file(const char *path, uint32_t uid, struct cache_entry *e,
                           struct index_record *rec)
@@ -170,13 +116,13 @@ static int summarize_file(const char *path, uint32_t uid, struct cache_entry *e,
     if (fstat(fd, &sb) < 0) {
         r = CF_E_IO;
     } else if (sb.st_size == 0) {
-        summarize("", 0, uid, e, rec);
+        mailbox_summarize("", 0, uid, e, rec);
     } else {
         void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
         if (p == MAP_FAILED) {
             r = CF_E_IO;
         } else {
-            summarize(p, (size_t)sb.st_size, uid, e, rec);
+            mailbox_summarize(p, (size_t)sb.st_size, uid, e, rec);
             munmap(p, (size_t)sb.st_size);
         }
     }
