@@ -402,6 +402,23 @@ static int accept_loop(const struct worker_ops *ops, const struct config *cfg,
     return 0;
 }
 
+int worker_starttls(struct worker_session *ws, const char **end_reason)
+{
+    if (stream_flush(ws->stream) < 0) {
+        *end_reason = "io";
+        return -1;
+    }
+    int r = stream_start_tls(ws->stream, ws->tls);
+    if (r < 0) {
+        log_info("starttls_failed", "error=%s", log_quote(stream_tls_error(ws->stream)));
+        *end_reason = "tls_failed";
+        return -1;
+    }
+    log_info("starttls", "tls=%s%s", log_quote(stream_tls_info(ws->stream)),
+             r == 1 ? " discarded_plaintext=1" : "");
+    return 0;
+}
+
 int worker_next_line(struct stream *s, struct buf *line, const struct line_texts *t,
                      const char **end_reason)
 {

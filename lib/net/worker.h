@@ -99,6 +99,12 @@ struct line_texts {
 int worker_next_line(struct stream *s, struct buf *line, const struct line_texts *t,
                      const char **end_reason);
 
+/* worker_starttls: the shared part of STARTTLS/STLS once the protocol's "go ahead" reply is
+ * buffered: flush it, run the handshake (plaintext pipelined after the command is discarded
+ * by the stream: RFC 3207 section 4.2, RFC 2595 section 3.1) and log the result. 0 when the
+ * session is now under TLS; -1 with *end_reason set when it must end. */
+int worker_starttls(struct worker_session *ws, const char **end_reason);
+
 /* worker_main: never returns to a caller that should go on; returns the exit code for main. */
 int worker_main(int argc, char **argv, const struct worker_ops *ops);
 

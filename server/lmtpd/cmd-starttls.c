@@ -20,19 +20,7 @@ void cmd_starttls(struct client *c, const struct lmtp_command *cmd)
         return;
     }
     client_reply(c, "220 2.0.0 Ready to start TLS");
-    if (stream_flush(c->stream) < 0) {
-        c->end_reason = "io";
-        return;
-    }
-    /* plaintext pipelined after STARTTLS may have been injected: the stream discards it
-     * (RFC 3207 section 4.2), and the client must send LHLO again */
-    int r = stream_start_tls(c->stream, c->ws->tls);
-    if (r < 0) {
-        log_info("starttls_failed", "error=%s", log_quote(cf_strerror(r)));
-        c->end_reason = "tls_failed";
-        return;
-    }
-    log_info("starttls", "tls=%s", log_quote(stream_tls_info(c->stream)));
+    if (worker_starttls(c->ws, &c->end_reason) < 0) return;
     client_reset(c);
     c->greeted = 0;
     /* RFC 3207 section 4.2: forget what the client said before TLS, an AUTH included */
