@@ -29,6 +29,10 @@
     X(CFG_POP3_LOGIN_DELAY, "pop3_login_delay", DURATION, "0", "shortest time between two POP3 logins of one user (RFC 2449 LOGIN-DELAY)") \
     X(CFG_MAX_LINE, "max_line", SIZE, "64K", "longest command line accepted from a client") \
     X(CFG_MAX_LITERAL, "max_literal", SIZE, "64M", "largest IMAP literal or LMTP message accepted") \
+    X(CFG_MAX_LITERAL_PREAUTH, "max_literal_preauth", SIZE, "8K", "largest IMAP literal accepted before login") \
+    X(CFG_MAX_COMMAND_PREAUTH, "max_command_preauth", SIZE, "128K", "largest IMAP command (lines and literals) accepted before login") \
+    X(CFG_MAX_ARGS_PREAUTH, "max_args_preauth", INT, "256", "most arguments in one IMAP command before login") \
+    X(CFG_MAX_ARGS, "max_args", INT, "10000", "most arguments in one IMAP command after login") \
     X(CFG_IDLE_TIMEOUT, "idle_timeout", DURATION, "30m", "close a session idle this long (RFC 3501: at least 30 minutes)") \
     X(CFG_SHUTDOWN_TIMEOUT, "shutdown_timeout", DURATION, "10s", "on SIGTERM, how long workers may finish their session before they are killed") \
     X(CFG_RESPAWN_LIMIT, "respawn_limit", INT, "10", "worker exits per service within respawn_window before cofferd pauses respawning") \

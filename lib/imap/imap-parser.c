@@ -33,6 +33,7 @@ struct imap_parser {
     char **lits;                    /* literal bytes of the current command (owned) */
     size_t nlits, alits;
     size_t size;                    /* bytes of the current command so far */
+    size_t nargs;                   /* arguments of the current command so far, at any depth */
     unsigned literals;
     const char *tag, *name;
     char err[200];
@@ -46,7 +47,9 @@ void imap_parser_limits_default(struct imap_parser_limits *lim)
     lim->max_literal = 64 * 1024 * 1024;
     lim->max_command = lim->max_literal + 1024 * 1024;
     lim->max_depth = 16;
+    lim->max_args = 0;
     lim->literal_minus = 0;
+    lim->nonsync_too_big_fatal = 0;
 }
 
 struct imap_parser *imap_parser_new(const struct imap_source *src,
@@ -143,6 +146,16 @@ static const char *describe(int c, char *tmp, size_t n)
 
 /* ---- argument vectors: grown in the heap, copied into the arena when complete ---- */
 
+/* count_arg: one more argument (at any depth, header field names included); CF_E_LIMIT past
+ * max_args. Each argument costs about 80 bytes whatever its size on the wire ("" is 3 bytes),
+ * so the count is capped apart from the command's size (review M3). */
+static int count_arg(struct imap_parser *p)
+{
+    if (p->lim.max_args && ++p->nargs > p->lim.max_args)
+        return fail(p, CF_E_LIMIT, "LIMIT", "Too many arguments (limit %zu)", p->lim.max_args);
+    return 0;
+}
+
 static struct imap_arg *argvec_push(struct argvec *a)
 {
     if (a->n == a->alloc) {
@@ -220,7 +233,7 @@ static int tail_literal(const char *s, size_t len, uint64_t *n, int *nonsync)
  * the client waits for a "+" that never comes (RFC 3501 section 7.5). */
 static int resync(struct imap_parser *p)
 {
-    if (p->tail == TAIL_UNKNOWN) return 0;
+    if (p->tail == TAIL_UNKNOWN || p->fatal) return 0;
     for (;;) {
         uint64_t n;
         int nonsync;
@@ -230,6 +243,10 @@ static int resync(struct imap_parser *p)
             /* not a size any IMAP client can send (RFC 3501 number is 32 bits): we cannot
              * know where the command ends */
             if (nonsync) p->fatal = 1;
+            return 0;
+        }
+        if (n > p->lim.max_literal && p->lim.nonsync_too_big_fatal) {
+            p->fatal = 1;               /* as in parse_literal: not worth reading */
             return 0;
         }
         int r = p->src.skip(p->src.ctx, (size_t)n);
@@ -259,29 +276,41 @@ static int parse_number(struct imap_parser *p, int nz, uint32_t *out, const char
     return 0;
 }
 
+/* parse_quoted: at the opening quote. The string is measured first and then copied into a
+ * block of exactly its size: reserving the rest of the line for each string made a line of
+ * many short strings cost memory quadratic in its length (review H1). */
 static int parse_quoted(struct imap_parser *p, struct imap_arg *arg)
 {
-    p->pos++;                                   /* the opening quote */
-    char *out = arena_alloc(&p->arena, p->line.len - p->pos + 1);
-    size_t n = 0;
-    while (!at_end(p)) {
-        char c = p->line.s[p->pos++];
-        if (c == '"') {
-            out[n] = '\0';
-            arg->type = IMAP_ARG_QUOTED;
-            arg->s = out;
-            arg->len = n;
-            return 0;
+    size_t start = ++p->pos, i = start, n = 0;  /* after the opening quote */
+    const char *s = p->line.s;
+    for (;;) {
+        if (i >= p->line.len) {
+            p->pos = i;
+            return fail(p, CF_E_PARSE, NULL, "Unterminated quoted string");
         }
-        if (c == '\\') {
-            if (at_end(p)) break;
-            c = p->line.s[p->pos++];
-            if (c != '"' && c != '\\')
+        if (s[i] == '"') break;
+        if (s[i] == '\\') {
+            if (++i >= p->line.len) continue;          /* unterminated: reported above */
+            if (s[i] != '"' && s[i] != '\\') {
+                p->pos = i + 1;
                 return fail(p, CF_E_PARSE, NULL, "Invalid escape in quoted string");
+            }
         }
-        out[n++] = c;
+        i++;
+        n++;
     }
-    return fail(p, CF_E_PARSE, NULL, "Unterminated quoted string");
+    char *out = arena_alloc(&p->arena, n + 1);
+    size_t k = 0;
+    for (size_t j = start; j < i; j++) {
+        if (s[j] == '\\') j++;
+        out[k++] = s[j];
+    }
+    out[k] = '\0';
+    p->pos = i + 1;                             /* past the closing quote */
+    arg->type = IMAP_ARG_QUOTED;
+    arg->s = out;
+    arg->len = n;
+    return 0;
 }
 
 static void keep_literal(struct imap_parser *p, char *bytes)
@@ -313,14 +342,20 @@ static int parse_literal(struct imap_parser *p, struct imap_arg *arg)
     if (nonsync && p->lim.literal_minus && n > LITERAL_MINUS_MAX)
         return fail(p, CF_E_LIMIT, "TOOBIG",
                     "Non-synchronizing literal larger than %d bytes", LITERAL_MINUS_MAX);
-    if (n > p->lim.max_literal || n > UINT32_MAX)
-        return fail(p, CF_E_LIMIT, "TOOBIG", "Literal too large (limit %zu bytes)",
-                    p->lim.max_literal);
-    if (p->size + n > p->lim.max_command)
+    if (n > p->lim.max_literal || n > UINT32_MAX || p->size + n > p->lim.max_command) {
+        /* RFC 7888 section 4 lets a server answer a non-synchronizing literal over its limit
+         * with BAD and close the connection instead of reading it: done when the limits ask
+         * (before login, where reading megabytes only to throw them away helps nobody) */
+        if (nonsync && p->lim.nonsync_too_big_fatal) p->fatal = 1;
+        if (n > p->lim.max_literal || n > UINT32_MAX)
+            return fail(p, CF_E_LIMIT, "TOOBIG", "Literal too large (limit %zu bytes)",
+                        p->lim.max_literal);
         return fail(p, CF_E_LIMIT, "TOOBIG", "Command too long");
+    }
     int r;
     if (!nonsync && (r = p->src.go_ahead(p->src.ctx)) < 0) return r;
     struct buf b = BUF_INIT;
+    buf_ensure(&b, (size_t)n);      /* exactly n (+1): growing by doubling would peak at 2n */
     r = p->src.read_exact(p->src.ctx, (size_t)n, &b);
     if (r < 0) {
         buf_fini(&b);
@@ -371,6 +406,7 @@ static int parse_header_list(struct imap_parser *p, unsigned depth, struct imap_
         }
         struct imap_arg a;
         memset(&a, 0, sizeof a);
+        if ((r = count_arg(p))) goto out;
         r = parse_arg(p, depth + 1, &a);
         if (r) goto out;
         const char *s = imap_arg_astring(&a);
@@ -527,7 +563,9 @@ static int parse_items(struct imap_parser *p, unsigned depth, int top, struct ar
         if (c == ' ') return fail(p, CF_E_PARSE, NULL, "Unexpected extra space");
         if (c < 0) return fail(p, CF_E_PARSE, NULL, top ? "Unexpected space at end of line"
                                                          : "Missing ')'");
-        int r = parse_arg(p, depth, argvec_push(vec));
+        int r = count_arg(p);
+        if (r) return r;
+        r = parse_arg(p, depth, argvec_push(vec));
         if (r) return r;
         c = peek(p);
         if (c < 0) {
@@ -609,6 +647,7 @@ int imap_parser_read(struct imap_parser *p, struct imap_command *cmd)
     free_literals(p);
     memset(cmd, 0, sizeof *cmd);
     p->size = 0;
+    p->nargs = 0;
     p->literals = 0;
     p->tag = p->name = NULL;
     p->err[0] = '\0';

@@ -33,11 +33,16 @@ struct imap_parser_limits {
     size_t max_literal;     /* largest literal */
     size_t max_command;     /* all lines (with CRLF) and literals of one command together */
     unsigned max_depth;     /* deepest nesting of parenthesized lists */
+    size_t max_args;        /* arguments of one command at any depth (list items and
+                             * HEADER.FIELDS names count); 0: no limit */
     int literal_minus;      /* RFC 7888 LITERAL- instead of LITERAL+: {N+} only up to 4096 */
+    int nonsync_too_big_fatal;  /* a non-synchronizing literal over max_literal or
+                             * max_command is not read: the error is fatal (RFC 7888 section 4
+                             * allows BAD and closing); 0: it is read and thrown away */
 };
 
 /* imap_parser_limits_default: 64 KiB lines, 64 MiB literals, max_command = max_literal plus
- * 1 MiB, depth 16, LITERAL+. */
+ * 1 MiB, depth 16, no argument limit, LITERAL+, oversized non-synchronizing literals skipped. */
 void imap_parser_limits_default(struct imap_parser_limits *lim);
 
 struct imap_command {
@@ -75,7 +80,8 @@ int imap_parser_read(struct imap_parser *p, struct imap_command *cmd);
 const char *imap_parser_error(const struct imap_parser *p);
 
 /* imap_parser_error_code: the response code for the last error without brackets ("TOOBIG"
- * for a literal or command over its limit, RFC 7888 section 4 / RFC 4469), or NULL. */
+ * for a literal or command over its limit, RFC 7888 section 4 / RFC 4469; "LIMIT" for too
+ * many arguments, RFC 5530 section 3), or NULL. */
 const char *imap_parser_error_code(const struct imap_parser *p);
 
 /* imap_parser_fatal: 1 when the last error left the input unsynchronized. */

@@ -343,6 +343,83 @@ static void test_eof_and_fatal(void)
     }
 }
 
+/* Review M3: the argument cap (at any depth) and an oversized non-synchronizing literal that
+ * ends the connection instead of being read, as imapd sets them before login. Review H1: a
+ * line of many quoted strings parses into exactly its strings. */
+static void test_limits(void)
+{
+    static const struct {
+        const char *in; size_t max_args; int fatal_big;
+        int ret; const char *code; int fatal; unsigned go; const char *next;
+    } cases[] = {
+        { "a X a b\r\n", 2, 0, 0, NULL, 0, 0, "z" },
+        { "a X a b c\r\n", 2, 0, CF_E_LIMIT, "LIMIT", 0, 0, "z" },
+        { "a X (a (b))\r\n", 3, 0, CF_E_LIMIT, "LIMIT", 0, 0, "z" },
+        { "a X (a (b))\r\n", 4, 0, 0, NULL, 0, 0, "z" },
+        { "a FETCH 1 BODY[HEADER.FIELDS (A B C)]\r\n", 3, 0, CF_E_LIMIT, "LIMIT", 0, 0, "z" },
+        /* the rest of a rejected command is still consumed: its {N+} and the next line */
+        { "a X a b c {3+}\r\nxyz d\r\n", 2, 0, CF_E_LIMIT, "LIMIT", 0, 0, "z" },
+        /* over max_literal (100): {N} gets no go-ahead; {N+} is skipped or fatal */
+        { "a X {101}\r\n", 0, 1, CF_E_LIMIT, "TOOBIG", 0, 0, "z" },
+        { "a X {101+}\r\n", 0, 0, CF_E_LIMIT, "TOOBIG", 0, 0, NULL },
+        { "a X {101+}\r\n", 0, 1, CF_E_LIMIT, "TOOBIG", 1, 0, NULL },
+        /* a rejected command whose continuation announces an oversized {N+} */
+        { "a X a b c {200+}\r\n", 2, 1, CF_E_LIMIT, "LIMIT", 1, 0, NULL },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct buf in = BUF_INIT;
+        buf_appends(&in, cases[i].in);
+        if (!cases[i].next && !cases[i].fatal)         /* the 101 bytes of the skipped literal */
+            for (int k = 0; k < 101; k++) buf_putc(&in, 'x');
+        if (!cases[i].next && !cases[i].fatal) buf_appends(&in, "\r\n");
+        buf_appends(&in, "z NOOP\r\n");
+        struct imap_memsource ms;
+        struct imap_source src;
+        imap_memsource_init(&ms, in.s, in.len, 200, &src);
+        struct imap_parser_limits lim = small_limits();
+        lim.max_args = cases[i].max_args;
+        lim.nonsync_too_big_fatal = cases[i].fatal_big;
+        struct imap_parser *p = imap_parser_new(&src, &lim);
+        struct imap_command cmd;
+        int r = imap_parser_read(p, &cmd);
+        const char *code = imap_parser_error_code(p);
+        int ok = r == cases[i].ret && imap_parser_fatal(p) == cases[i].fatal &&
+                 ms.go_aheads == cases[i].go &&
+                 (cases[i].code ? code && !strcmp(code, cases[i].code) : !code);
+        if (!ok) fprintf(stderr, "limits case %zu: r=%d err='%s' fatal=%d go=%u\n", i, r,
+                         imap_parser_error(p), imap_parser_fatal(p), ms.go_aheads);
+        UNIT_CHECK(ok);
+        if (!cases[i].fatal) {
+            r = imap_parser_read(p, &cmd);
+            UNIT_CHECK(r == 0 && !strcmp(cmd.tag, "z"));
+        }
+        imap_parser_free(&p);
+        buf_fini(&in);
+    }
+
+    /* 3000 quoted strings (with escapes) on one line: all there, each with its own bytes */
+    struct buf in = BUF_INIT;
+    buf_appends(&in, "q X");
+    for (int k = 0; k < 3000; k++) buf_appends(&in, k % 2 ? " \"\"" : " \"a\\\"b\\\\\"");
+    buf_appends(&in, "\r\n");
+    struct imap_memsource ms;
+    struct imap_source src;
+    imap_memsource_init(&ms, in.s, in.len, 0, &src);
+    struct imap_parser *p = imap_parser_new(&src, NULL);
+    struct imap_command cmd;
+    UNIT_EQ_INT(imap_parser_read(p, &cmd), 0);
+    UNIT_EQ_INT(cmd.nargs, 3000);
+    int good = 1;
+    for (size_t k = 0; k < cmd.nargs; k++) {
+        const char *want = k % 2 ? "" : "a\"b\\";
+        good = good && cmd.args[k].type == IMAP_ARG_QUOTED && cmd.args[k].len == strlen(want) &&
+               !strcmp(cmd.args[k].s, want);
+    }
+    UNIT_CHECK(good);
+    imap_parser_free(&p);
+    buf_fini(&in);
+}
+
 /* Several commands back to back, as a pipelining client sends them. */
 static void test_pipeline(void)
 {
@@ -453,6 +530,7 @@ int main(void)
     test_bad();
     test_eof_and_fatal();
     test_pipeline();
+    test_limits();
     test_seqset();
     UNIT_DONE();
 }

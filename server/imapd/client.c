@@ -12,6 +12,40 @@
  * and real clients stay far below this. */
 #define IMAPD_MAX_LIST_DEPTH 32
 
+/* client_parser_limits: the parser limits for the connection's state. Before login they are
+ * small (review M3): nobody needs a 64 MiB literal or thousands of arguments to log in, and
+ * every connection reaches this state without a password. */
+static void client_parser_limits(const struct client *c, struct imap_parser_limits *lim)
+{
+    const struct config *cfg = c->ws->cfg;
+    imap_parser_limits_default(lim);
+    lim->max_line = (size_t)config_int(cfg, CFG_MAX_LINE);
+    lim->max_depth = IMAPD_MAX_LIST_DEPTH;
+    lim->literal_minus = 0;                 /* we advertise LITERAL+ */
+    if (c->state == CLIENT_NOT_AUTH) {
+        lim->max_literal = (size_t)config_int(cfg, CFG_MAX_LITERAL_PREAUTH);
+        lim->max_command = (size_t)config_int(cfg, CFG_MAX_COMMAND_PREAUTH);
+        lim->max_args = (size_t)config_int(cfg, CFG_MAX_ARGS_PREAUTH);
+        /* RFC 7888 section 4: BAD and close rather than read an oversized {N+} */
+        lim->nonsync_too_big_fatal = 1;
+    } else {
+        lim->max_literal = (size_t)config_int(cfg, CFG_MAX_LITERAL);
+        /* a command may carry one literal of the largest size plus its lines and extras */
+        lim->max_command = lim->max_literal + 16 * lim->max_line;
+        lim->max_args = (size_t)config_int(cfg, CFG_MAX_ARGS);
+    }
+}
+
+void client_update_limits(struct client *c)
+{
+    int auth = c->state != CLIENT_NOT_AUTH;
+    if (auth == c->parser_limits_auth) return;
+    struct imap_parser_limits lim;
+    client_parser_limits(c, &lim);
+    imap_parser_set_limits(c->parser, &lim);
+    c->parser_limits_auth = auth;
+}
+
 struct client *client_new(struct worker_session *ws)
 {
     struct client *c = xzmalloc(sizeof *c);
@@ -22,17 +56,12 @@ struct client *client_new(struct worker_session *ws)
     clock_gettime(CLOCK_MONOTONIC, &c->started);
 
     struct imap_parser_limits lim;
-    imap_parser_limits_default(&lim);
-    lim.max_line = (size_t)config_int(ws->cfg, CFG_MAX_LINE);
-    lim.max_literal = (size_t)config_int(ws->cfg, CFG_MAX_LITERAL);
-    /* a command may carry one literal of the largest size plus its lines and small extras */
-    lim.max_command = lim.max_literal + 16 * lim.max_line;
-    lim.max_depth = IMAPD_MAX_LIST_DEPTH;
-    lim.literal_minus = 0;                  /* we advertise LITERAL+ */
+    client_parser_limits(c, &lim);
     stream_set_max_line(c->stream, lim.max_line);
     struct imap_source src;
     imap_parser_source_stream(&src, c->stream);
     c->parser = imap_parser_new(&src, &lim);
+    c->parser_limits_auth = 0;
     return c;
 }
 

@@ -32,6 +32,7 @@ struct client {
     int is_admin;                   /* user is named in `admins` */
     int auth_failures;              /* failed LOGIN/AUTHENTICATE attempts on this connection */
     int sasl_ssf;                   /* the TLS strength sasl was made with (remade after STARTTLS) */
+    int parser_limits_auth;         /* the parser has the after-login limits (client.c) */
 
     /* the store, opened once per worker process (imapd_store()); not owned */
     struct store *store;
@@ -49,6 +50,11 @@ struct client {
 /* client_new: the state of one connection; client_free releases it (not the stream). */
 struct client *client_new(struct worker_session *ws);
 void client_free(struct client **c);
+
+/* client_update_limits: give the parser the limits of the current state (smaller before
+ * login: max_literal_preauth, max_command_preauth, max_args_preauth); called before each
+ * command is read. */
+void client_update_limits(struct client *c);
 
 /* client_tls_available: 1 when STARTTLS may be offered: a certificate is configured, the
  * service does not say tls = none, and the connection is not yet under TLS. */

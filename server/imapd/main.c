@@ -74,6 +74,7 @@ static void imapd_session(struct worker_session *ws)
             break;
         }
         struct imap_command cmd;
+        client_update_limits(c);
         int r = imap_parser_read(c->parser, &cmd);
         switch (r) {
         case 0:
@@ -83,7 +84,11 @@ static void imapd_session(struct worker_session *ws)
         case CF_E_LIMIT:
             reply_parse_error(c, &cmd);
             if (imap_parser_fatal(c->parser)) {
-                client_untagged(c, "BYE Cannot find the end of that command");
+                const char *code = imap_parser_error_code(c->parser);
+                if (code && !strcmp(code, "TOOBIG"))    /* an oversized {N+} before login */
+                    client_untagged(c, "BYE [TOOBIG] Non-synchronizing literal too large");
+                else
+                    client_untagged(c, "BYE Cannot find the end of that command");
                 c->end_reason = "protocol_error";
             }
             break;

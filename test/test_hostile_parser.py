@@ -1,0 +1,138 @@
+"""test_hostile_parser.py: the IMAP parser, its limits before login, and CPU/memory
+amplification under hostile input (security review 2026-12: H1, M3, M6, L1, and the address
+search miss from issue 11's stress run). Each test is named after its finding."""
+import os
+import re
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from coffer_harness import SharedCofferTestCase, main  # noqa: E402
+
+IMAP_ONLY = [("imap", "imapd", "starttls", False)]
+
+
+def vm_kib(pid, field):
+    """VmRSS/VmHWM (KiB) of a process from /proc/PID/status."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s for pid %d" % (field, pid))
+
+
+def crlf(s):
+    return s.replace("\n", "\r\n").encode() if isinstance(s, str) else s
+
+
+class Hostile(SharedCofferTestCase):
+    coffer_kwargs = {"services": IMAP_ONLY,
+                     "global_settings": {"allow_plaintext": "yes", "auth_fail_delay": "0"}}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.coffer.add_user("fred", "secret")
+        cls.coffer.add_user("other", "pw")
+
+    def connect(self, login=None):
+        c = self.coffer.connect("imap")
+        self.addCleanup(c.close)
+        c.expect(rb"^\* OK")
+        if login:
+            tagged, _ = c.imap("l", "LOGIN %s %s" % login)
+            self.assertRegex(tagged, rb"^l OK")
+        return c
+
+    def worker_pid(self, conn):
+        w = self.coffer.worker_for(conn)
+        self.assertIsNotNone(w, "no worker found for the connection")
+        return w.pid
+
+    # ------------------------------------------------------------------ H1
+
+    def test_h1_quoted_strings_memory_prelogin(self):
+        """The review's transcript: 63 KB lines of "" continued by {0+} 300 times, before
+        login. The worker's peak RSS must grow by a few MB at most (it was ~100 MB per line),
+        and the command is answered."""
+        c = self.connect()
+        pid = self.worker_pid(c)
+        base = vm_kib(pid, "VmHWM")
+        args = b' ""' * 21000                      # 63,000 bytes, under max_line (64K)
+        limit_kib = 24 * 1024
+        c.send(b"a1 NOOP" + args + b" {0+}\r\n")
+        for i in range(300):
+            c.send(args + b" {0+}\r\n")
+            # stop early when memory runs away, so the old code cannot take the host down
+            grown = vm_kib(pid, "VmRSS") - base
+            self.assertLess(grown, limit_kib, "RSS grew %d KiB after %d lines" % (grown, i + 1))
+        c.send(args + b"\r\n")
+        tagged, _ = c.read_tagged("a1", timeout=60)
+        self.assertRegex(tagged, rb"^a1 (BAD|OK)")
+        grown = vm_kib(pid, "VmHWM") - base
+        self.assertLess(grown, limit_kib, "peak RSS grew by %d KiB" % grown)
+        # the session is still in step
+        self.assertRegex(c.imap("a2", "NOOP")[0], rb"^a2 OK")
+
+    def test_h1_quoted_strings_memory_after_login(self):
+        """After login (no small limits to hide behind): one line of 9,990 empty quoted
+        strings must cost memory linear in the line (it reserved the rest of the line for
+        each string: ~40 MB resident for this 30 KB line)."""
+        c = self.connect(login=("fred", "secret"))
+        pid = self.worker_pid(c)
+        base = vm_kib(pid, "VmHWM")
+        for i in range(3):
+            tagged, _ = c.imap("q%d" % i, "NOOP" + ' ""' * 9990, timeout=60)
+            self.assertRegex(tagged, rb"^q%d BAD" % i)    # NOOP takes no arguments
+        grown = vm_kib(pid, "VmHWM") - base
+        self.assertLess(grown, 16 * 1024, "peak RSS grew by %d KiB" % grown)
+
+    # ------------------------------------------------------------------ M3
+
+    def test_m3_prelogin_literal_limit(self):
+        """Before login a literal may hold at most max_literal_preauth (8K) bytes: {N} over it
+        gets BAD [TOOBIG] and no "+"; {N+} over it gets BAD [TOOBIG], BYE [TOOBIG] and the
+        connection is closed unread (RFC 7888 section 4)."""
+        c = self.connect()
+        c.send(b"a1 LOGIN {9000}\r\n")
+        line = c.readline()
+        self.assertRegex(line, rb"^a1 BAD \[TOOBIG\]")
+        # 8 KiB is still fine: the command is read and goes on to its own checks
+        c.send(b"a2 NOOP {8192}\r\n")
+        c.expect(rb"^\+ ")
+        c.send(b"x" * 8192 + b"\r\n")
+        tagged, _ = c.read_tagged("a2")
+        self.assertRegex(tagged, rb"^a2 BAD NOOP takes no arguments")
+        c.send(b"a3 LOGIN {9000+}\r\n" + b"y" * 100)
+        self.assertRegex(c.readline(), rb"^a3 BAD \[TOOBIG\]")
+        self.assertRegex(c.readline(), rb"^\* BYE \[TOOBIG\]")
+        self.assertTrue(c.wait_eof(10))
+
+    def test_m3_prelogin_args_and_size(self):
+        """Before login at most max_args_preauth (256) arguments and max_command_preauth
+        (128K) bytes per command; after login the same literal and argument counts pass,
+        up to max_args (10000)."""
+        c = self.connect()
+        tagged, _ = c.imap("a1", "NOOP" + " x" * 257)
+        self.assertRegex(tagged, rb"^a1 BAD \[LIMIT\]")
+        tagged, _ = c.imap("a2", "NOOP" + " (x (y))" * 100)    # 300 arguments at depth
+        self.assertRegex(tagged, rb"^a2 BAD \[LIMIT\]")
+        big = b"z" * 60000
+        c.send(b"a3 NOOP " + big + b" {0+}\r\n " + big + b" {0+}\r\n " + big + b"\r\n")
+        tagged, _ = c.read_tagged("a3")
+        self.assertRegex(tagged, rb"^a3 BAD \[TOOBIG\] Command too long")
+        tagged, _ = c.imap("a4", "NOOP" + " x" * 256)
+        self.assertRegex(tagged, rb"^a4 BAD NOOP takes no arguments")
+        # after login: larger literals and more arguments
+        self.assertRegex(c.imap("l", "LOGIN fred secret")[0], rb"^l OK")
+        c.send(b"b1 NOOP {9000+}\r\n" + b"w" * 9000 + b" " + big + b" {0+}\r\n " + big + b"\r\n")
+        self.assertRegex(c.read_tagged("b1")[0], rb"^b1 BAD NOOP takes no arguments")
+        self.assertRegex(c.imap("b2", "NOOP" + " x" * 10000)[0], rb"^b2 BAD NOOP")
+        self.assertRegex(c.imap("b3", "NOOP" + " x" * 10001)[0], rb"^b3 BAD \[LIMIT\]")
+        self.assertRegex(c.imap("b4", "NOOP")[0], rb"^b4 OK")
+
+
+if __name__ == "__main__":
+    main()
