@@ -133,6 +133,61 @@ class Hostile(SharedCofferTestCase):
         self.assertRegex(c.imap("b3", "NOOP" + " x" * 10001)[0], rb"^b3 BAD \[LIMIT\]")
         self.assertRegex(c.imap("b4", "NOOP")[0], rb"^b4 OK")
 
+    # ------------------------------------------------------------------ M6
+
+    def test_m6_list_pattern_limit_and_cost(self):
+        """LIST patterns over 1 KiB get NO [LIMIT]; a 1 KiB pattern built to make matchers
+        backtrack ("a*a*...*b") over many mailboxes answers promptly, and matching is still
+        right."""
+        c = self.connect(login=("fred", "secret"))
+        for i in range(40):
+            self.assertRegex(c.imap("c%d" % i, "CREATE %s/%s" % ("a" * 200, "a" * 200 + str(i)))[0],
+                             rb"^c%d OK" % i)
+        c.send(b'l1 LIST "" {1025+}\r\n' + b"*" * 1024 + b"x\r\n")
+        self.assertRegex(c.read_tagged("l1")[0], rb"^l1 NO \[LIMIT\]")
+        pat = b"a*" * 511 + b"b"
+        self.assertEqual(len(pat), 1023)
+        for tag in ("l2", "l3", "l4"):
+            t0 = time.monotonic()
+            c.send(tag.encode() + b' LIST "" {%d+}\r\n' % len(pat) + pat + b"\r\n")
+            tagged, untagged = c.read_tagged(tag, timeout=30)
+            self.assertRegex(tagged, (tag + " OK").encode())
+            self.assertEqual(untagged, [])
+            self.assertLess(time.monotonic() - t0, 10)
+        # the same shape that does match: every mailbox whose name has 400+ a's and ends in 7
+        pat = b"a*" * 300 + b"7"
+        c.send(b'l5 LIST "" {%d+}\r\n' % len(pat) + pat + b"\r\n")
+        tagged, untagged = c.read_tagged("l5", timeout=30)
+        self.assertRegex(tagged, rb"^l5 OK")
+        self.assertEqual(sorted(u.split(b"/")[-1].strip().strip(b'"')[-2:] for u in untagged),
+                         [b"17", b"27", b"37", b"a7"])
+        self.assertEqual(len(c.imap("l6", 'LIST "" %%/%%')[1]), 40)
+
+    def test_m6_search_needle_limit_and_cost(self):
+        """SEARCH strings over 64 KiB in total get NO [LIMIT]; BODY 'a' * 60000 + 'b' over a
+        2 MiB body of a's is answered in seconds (the naive scan needed ~1e11 steps)."""
+        c = self.connect(login=("fred", "secret"))
+        self.assertRegex(c.imap("s0", "CREATE Big")[0], rb"^s0 OK")
+        msg = b"Subject: big\r\nContent-Type: text/plain\r\n\r\n" + b"a" * (2 << 20) + b"\r\n"
+        c.send(b"s1 APPEND Big {%d+}\r\n" % len(msg) + msg + b"\r\n")
+        self.assertRegex(c.read_tagged("s1", timeout=60)[0], rb"^s1 OK")
+        self.assertRegex(c.imap("s2", "SELECT Big")[0], rb"^s2 OK")
+        c.send(b"s3 SEARCH BODY {40000+}\r\n" + b"x" * 40000 + b" BODY {30000+}\r\n" +
+               b"y" * 30000 + b"\r\n")
+        self.assertRegex(c.read_tagged("s3")[0], rb"^s3 NO \[LIMIT\]")
+        needle = b"a" * 60000 + b"b"
+        for tag, n, want in (("s4", needle, b"* SEARCH\r\n"), ("s5", needle[:-1], b"* SEARCH 1\r\n")):
+            t0 = time.monotonic()
+            c.send(tag.encode() + b" SEARCH BODY {%d+}\r\n" % len(n) + n + b"\r\n")
+            tagged, untagged = c.read_tagged(tag, timeout=60)
+            self.assertRegex(tagged, (tag + " OK").encode())
+            self.assertEqual(untagged, [want])
+            self.assertLess(time.monotonic() - t0, 30)
+        # the header scan too: SUBJECT and TEXT
+        self.assertEqual(c.imap("s6", "SEARCH SUBJECT BIG")[1], [b"* SEARCH 1\r\n"])
+        c.send(b"s7 SEARCH TEXT {%d+}\r\n" % len(needle) + needle + b"\r\n")
+        self.assertEqual(c.read_tagged("s7", timeout=60)[1], [b"* SEARCH\r\n"])
+
 
 if __name__ == "__main__":
     main()

@@ -43,6 +43,8 @@ struct needle {
     char *s;            /* as sent (UTF-8 or ASCII), NUL-terminated */
     size_t len;
     char *lower;        /* ASCII-lowercased copy, for the byte-level scans */
+    uint32_t *border;   /* KMP table of lower: border[k] is the longest proper border of
+                         * lower[0,k) (k = 1..len), so ci_find never re-reads the haystack */
     int ascii;          /* no byte >= 0x80 */
     int has_ws;         /* holds a space, tab, CR or LF */
     int has_colon;
@@ -96,45 +98,55 @@ static int is_ascii(const char *s, size_t n)
     return 1;
 }
 
-/* ci_find: 1 if the ASCII-lowercased needle nl[0,m) occurs in h[0,n) ignoring ASCII case.
- * Scans eight bytes at a time for the first needle byte (letters are found in either case
- * by OR-ing 0x20, which maps exactly 'A'..'Z' onto 'a'..'z' among bytes that can equal a
- * lowercase letter), then compares the rest through the fold table. */
-static int ci_find(const char *h, size_t n, const char *nl, size_t m)
+/* ci_find: 1 if the ASCII-lowercased needle nd->lower occurs in h[0,n) ignoring ASCII case.
+ * A Knuth-Morris-Pratt scan over folded bytes: O(n + m) for any needle and haystack (the
+ * naive compare-at-every-start was O(n * m): 'a' * 16M against 'a' * 16M + 'b' took hours,
+ * review M6). Between partial matches it skips ahead eight bytes at a time for the first
+ * needle byte (letters are found in either case by OR-ing 0x20, which maps exactly 'A'..'Z'
+ * onto 'a'..'z' among bytes that can equal a lowercase letter), so the common case costs
+ * what the old scan did. */
+static int ci_find(const char *h, size_t n, const struct needle *nd)
 {
-    const unsigned char *p = (const unsigned char *)h, *nd = (const unsigned char *)nl;
-    size_t i = 0, last;
+    const unsigned char *p = (const unsigned char *)h, *nl = (const unsigned char *)nd->lower;
+    size_t m = nd->len, i = 0, q = 0;   /* q: needle bytes matched before p[i] */
     unsigned char c0;
     int letter;
     if (m == 0) return 1;
     if (n < m) return 0;
-    c0 = nd[0];
+    c0 = nl[0];
     letter = c0 >= 'a' && c0 <= 'z';
-    last = n - m;          /* last possible start */
-    while (i <= last) {
-        if (!letter) {
-            const unsigned char *q = memchr(p + i, c0, last - i + 1);
-            if (!q) return 0;
-            i = (size_t)(q - p);
-        } else {
-            const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-            const uint64_t pat = ones * c0, low = ones * 0x20;
-            while (i + 8 <= last + 1) {
-                uint64_t w, x;
-                memcpy(&w, p + i, 8);
-                x = (w | low) ^ pat;
-                if ((x - ones) & ~x & highs) break;
-                i += 8;
-            }
-            while (i <= last && (p[i] | 0x20) != c0) i++;
+    while (i < n) {
+        if (q == 0) {
+            /* find the next possible start; none after n - m */
+            size_t last = n - m;
             if (i > last) return 0;
+            if (!letter) {
+                const unsigned char *x = memchr(p + i, c0, last - i + 1);
+                if (!x) return 0;
+                i = (size_t)(x - p);
+            } else {
+                const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+                const uint64_t pat = ones * c0, low = ones * 0x20;
+                while (i + 8 <= last + 1) {
+                    uint64_t w, x;
+                    memcpy(&w, p + i, 8);
+                    x = (w | low) ^ pat;
+                    if ((x - ones) & ~x & highs) break;
+                    i += 8;
+                }
+                while (i <= last && (p[i] | 0x20) != c0) i++;
+                if (i > last) return 0;
+            }
+            q = 1;
+            i++;
+            if (q == m) return 1;
+            continue;
         }
-        {
-            size_t k = 1;
-            while (k < m && lower_tab[p[i + k]] == nd[k]) k++;
-            if (k == m) return 1;
-        }
+        unsigned char c = lower_tab[p[i]];
+        while (q > 0 && nl[q] != c) q = nd->border[q];
+        if (nl[q] == c) q++;
         i++;
+        if (q == m) return 1;
     }
     return 0;
 }
@@ -144,6 +156,7 @@ static void needle_init(struct needle *nd, const char *s, size_t len)
     nd->s = xstrndup(s, len);
     nd->len = len;
     nd->lower = xstrndup(s, len);
+    nd->border = NULL;
     nd->ascii = 1;
     nd->has_ws = nd->has_colon = nd->has_sk = 0;
     for (size_t i = 0; i < len; i++) {
@@ -154,13 +167,27 @@ static void needle_init(struct needle *nd, const char *s, size_t len)
         if (c == ':') nd->has_colon = 1;
         if (lower_tab[c] == 's' || lower_tab[c] == 'k') nd->has_sk = 1;
     }
+    if (len > 1) {
+        /* border[k] for the prefix of length k (k >= 1); border[1] = 0 */
+        const char *l = nd->lower;
+        nd->border = xmalloc((len + 1) * sizeof *nd->border);
+        nd->border[0] = nd->border[1] = 0;
+        uint32_t b = 0;
+        for (size_t k = 1; k < len; k++) {
+            while (b > 0 && l[k] != l[b]) b = nd->border[b];
+            if (l[k] == l[b]) b++;
+            nd->border[k + 1] = b;
+        }
+    }
 }
 
 static void needle_fini(struct needle *nd)
 {
     free(nd->s);
     free(nd->lower);
+    free(nd->border);
     nd->s = nd->lower = NULL;
+    nd->border = NULL;
 }
 
 /* fold_to_ascii_risk: p holds a character outside ASCII that folds to an ASCII letter (U+017F
@@ -276,7 +303,20 @@ static int64_t local_day(int64_t t)
 
 struct pctx {
     const char *err;
+    int limit;              /* the error is SEARCH_MAX_STRINGS, not syntax */
+    size_t strings;         /* bytes of search strings so far */
 };
+
+/* take_string: count a search string against SEARCH_MAX_STRINGS; 0, or -1 with the error
+ * set. Each string is scanned for in every message searched, so their size is the cost. */
+static int take_string(struct pctx *pc, size_t len)
+{
+    pc->strings += len;
+    if (pc->strings <= SEARCH_MAX_STRINGS) return 0;
+    pc->err = "Search strings too long";
+    pc->limit = 1;
+    return -1;
+}
 
 static struct snode *node_new(enum skey key, int cost)
 {
@@ -464,6 +504,7 @@ static struct snode *parse_key(struct pctx *pc, const struct imap_arg *args, siz
         if (imap_arg_atom_eq(a, header_keys[i].name)) {
             if (!(b = parse_need(pc, args, nargs, ip, "Missing search string"))) return NULL;
             if (!(s = arg_string(b, &len))) { pc->err = "Invalid search string"; return NULL; }
+            if (take_string(pc, len)) return NULL;
             n = node_new(K_HEADER, COST_HEADER);
             n->name = xstrdup(header_keys[i].field);
             needle_init(&n->nd, s, len);
@@ -480,6 +521,7 @@ static struct snode *parse_key(struct pctx *pc, const struct imap_arg *args, siz
         }
         if (!(b = parse_need(pc, args, nargs, ip, "Missing search string"))) return NULL;
         if (!(s = arg_string(b, &len))) { pc->err = "Invalid search string"; return NULL; }
+        if (take_string(pc, len + flen)) return NULL;
         n = node_new(K_HEADER, COST_HEADER);
         n->name = xstrndup(f, flen);
         needle_init(&n->nd, s, len);
@@ -489,6 +531,7 @@ static struct snode *parse_key(struct pctx *pc, const struct imap_arg *args, siz
         int text = imap_arg_atom_eq(a, "TEXT");
         if (!(b = parse_need(pc, args, nargs, ip, "Missing search string"))) return NULL;
         if (!(s = arg_string(b, &len))) { pc->err = "Invalid search string"; return NULL; }
+        if (take_string(pc, len)) return NULL;
         n = node_new(text ? K_TEXT : K_BODY, COST_BODY);
         needle_init(&n->nd, s, len);
         return n;
@@ -563,7 +606,7 @@ int search_parse(const struct imap_arg *args, size_t nargs, struct search_progra
         if (!k) {
             node_free(root);
             *err_r = pc.err ? pc.err : "Invalid search program";
-            return CF_E_PARSE;
+            return pc.limit ? CF_E_LIMIT : CF_E_PARSE;
         }
         node_add(root, k);
     }
@@ -616,7 +659,7 @@ static int header_value_match(const char *v, size_t vlen, const struct needle *n
     /* Plain ASCII without encoded-words decodes to itself apart from unfolding, which only
      * touches white space: a needle without white space can be looked for in the raw bytes. */
     if (nd->ascii && !nd->has_ws && is_ascii(v, vlen) && !memmem(v, vlen, "=?", 2))
-        return ci_find(v, vlen, nd->lower, nd->len);
+        return ci_find(v, vlen, nd);
     buf_reset(tmp);
     mime_decode_header(v, vlen, tmp);
     return mime_text_contains_n(tmp->s ? tmp->s : "", tmp->len, nd->s, nd->len);
@@ -664,7 +707,7 @@ static int header_text_match(const char *hdr, size_t hlen, const struct needle *
     struct field_rock fr = { NULL, 0, nd, tmp };
     if (nd->len == 0) return 1;
     if (nd->ascii && !nd->has_ws && !nd->has_colon && is_ascii(hdr, hlen) &&
-        !memmem(hdr, hlen, "=?", 2) && !ci_find(hdr, hlen, nd->lower, nd->len))
+        !memmem(hdr, hlen, "=?", 2) && !ci_find(hdr, hlen, nd))
         return 0;
     return mime_header_foreach(hdr, hlen, any_field_cb, &fr) > 0;
 }
@@ -932,7 +975,7 @@ static int body_fast(const char *msg, size_t len, const char *sec, size_t seclen
             body = tmp->s ? tmp->s : "";
             bodylen = tmp->len;
         }
-        if (ci_find(body, bodylen, nd->lower, nd->len)) return pi.text == 1 ? 1 : -1;
+        if (ci_find(body, bodylen, nd)) return pi.text == 1 ? 1 : -1;
         if (nd->has_sk && fold_to_ascii_risk(body, bodylen)) return -1;
     }
     return 0;

@@ -53,12 +53,18 @@ struct search_program;
 #define SEARCH_NEEDS_HEADER 1       /* a key reads the header block */
 #define SEARCH_NEEDS_BODY   2       /* a key reads the message (BODY, TEXT) */
 
+/* Most bytes of search strings one SEARCH may carry (review M6): every message searched is
+ * scanned for each of them. */
+#define SEARCH_MAX_STRINGS (64 * 1024)
+
 /* search_parse: parse the arguments that follow SEARCH (RFC 3501 section 6.4.4 and the
  * section 9 grammar: an optional CHARSET astring, then one or more search keys, implicitly
  * ANDed). On success *prog_r is the program (free with search_free) and 0 is returned.
  * CF_E_PARSE: malformed; *err_r says why (static text, fit to follow "BAD ").
  * CF_E_NOTFOUND: a CHARSET other than UTF-8 or US-ASCII (answer
- * "NO [BADCHARSET (UTF-8 US-ASCII)]"). The program copies what it needs from args. */
+ * "NO [BADCHARSET (UTF-8 US-ASCII)]"). CF_E_LIMIT: the search strings (and HEADER field
+ * names) add up to more than SEARCH_MAX_STRINGS bytes (answer "NO [LIMIT]").
+ * The program copies what it needs from args. */
 int search_parse(const struct imap_arg *args, size_t nargs, struct search_program **prog_r,
                  const char **err_r);
 void search_free(struct search_program **prog);

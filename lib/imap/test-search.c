@@ -589,6 +589,81 @@ static void test_scan_speed(void)
     buf_fini(&m);
 }
 
+/* naive_ci: the definition, for checking ci_find's KMP: needle (lowercase) in h ignoring
+ * ASCII case. */
+static int naive_ci(const char *h, size_t n, const char *nd, size_t m)
+{
+    for (size_t i = 0; i + m <= n; i++) {
+        size_t k = 0;
+        while (k < m && (h[i + k] >= 'A' && h[i + k] <= 'Z' ? h[i + k] + 32 : h[i + k]) == nd[k]) k++;
+        if (k == m) return 1;
+    }
+    return 0;
+}
+
+/* Review M6: the byte scan is linear. Periodic needles against periodic bodies (where the
+ * KMP table matters) agree with the naive definition; then 'a' * 4 MiB against 'a' * 60000
+ * + 'b', which the old compare-at-every-start scan needed ~2.5e11 steps for. */
+static void test_scan_worst_case(void)
+{
+    struct buf m = BUF_INIT;
+    struct mime_summary s;
+    const char *hdr = "Subject: x\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n";
+    unsigned seed = 99;
+    int bad = 0, hits = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        char needle[16];
+        size_t bl, nl;
+        buf_reset(&m);
+        buf_appends(&m, hdr);
+        size_t body = m.len;
+        seed = seed * 1103515245u + 12345u;
+        bl = (seed >> 16) % 50;
+        for (size_t i = 0; i < bl; i++) {
+            seed = seed * 1103515245u + 12345u;
+            buf_putc(&m, "aAbab"[(seed >> 16) % 5]);
+        }
+        seed = seed * 1103515245u + 12345u;
+        nl = 1 + (seed >> 16) % 9;
+        for (size_t i = 0; i < nl; i++) {
+            seed = seed * 1103515245u + 12345u;
+            needle[i] = "aab"[(seed >> 16) % 3];
+        }
+        needle[nl] = '\0';
+        mime_summary_init(&s);
+        mime_summarize(m.s, m.len, &s);
+        int got = search_text_match(m.s, m.len, s.sections.s, s.sections.len, needle, nl, 0);
+        int want = naive_ci(m.s + body, m.len - body, needle, nl);
+        hits += want;
+        if (got != want && bad++ < 5)
+            fprintf(stderr, "scan: body [%s] needle [%s]: %d, want %d\n", m.s + body, needle,
+                    got, want);
+        mime_summary_fini(&s);
+    }
+    UNIT_EQ_INT(bad, 0);
+    UNIT_CHECK(hits > 300);
+
+    buf_reset(&m);
+    buf_appends(&m, hdr);
+    while (m.len < (4u << 20)) buf_appends(&m, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    char *needle = malloc(60001);
+    memset(needle, 'a', 60000);
+    needle[60000] = 'b';
+    mime_summary_init(&s);
+    mime_summarize(m.s, m.len, &s);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    UNIT_EQ_INT(search_text_match(m.s, m.len, s.sections.s, s.sections.len, needle, 60001, 0), 0);
+    UNIT_EQ_INT(search_text_match(m.s, m.len, s.sections.s, s.sections.len, needle, 60000, 0), 1);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("worst-case scan: 2 x 4 MiB in %.3f s\n", secs);
+    UNIT_CHECK(secs < 10.0);
+    mime_summary_fini(&s);
+    free(needle);
+    buf_fini(&m);
+}
+
 int main(void)
 {
     setenv("TZ", "UTC", 1);
@@ -599,6 +674,7 @@ int main(void)
     test_fast_vs_exact();
     test_random_encoded();
     test_scan_speed();
+    test_scan_worst_case();
     for (size_t i = 0; i < sizeof(box_msgs) / sizeof(box_msgs[0]); i++)
         if (box_msgs[i].summarized) mime_summary_fini(&box_msgs[i].sum);
     UNIT_DONE();

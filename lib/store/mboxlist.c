@@ -359,7 +359,9 @@ int mboxlist_has_children(struct mboxlist *ml, struct kv_txn *txn, const char *n
 enum list_part { LIST_ALL, LIST_PERSONAL, LIST_OTHER, LIST_SHARED };
 
 struct list_ctx {
-    const char *user, *pattern;
+    const char *user;
+    struct mboxname_pattern *pattern;
+    mboxlist_visible_fn *visible;
     mboxlist_list_fn *cb;
     void *rock;
     enum list_part part;
@@ -380,11 +382,14 @@ static int list_one(const char *key, size_t klen, const char *val, size_t vlen, 
     case LIST_OTHER: if (personal || !user) return 0; break;
     case LIST_SHARED: if (user) return 0; break;
     }
-    if (mboxname_to_external(l->user, key, &l->ext)) return 0;  /* not a valid name: skip */
-    size_t m = mboxname_match(l->pattern, l->ext.s) ? l->ext.len
-                                                     : mboxname_match_ancestor(l->pattern, l->ext.s);
-    if (!m) return 0;
+    /* the caller's visibility test first: it is cheaper than matching a long pattern, and
+     * most names on a large server are not the user's to see (review M6) */
     if (decode_logged(key, val, vlen, &l->e)) return 0;
+    if (l->visible && !l->visible(key, &l->e, l->rock)) return 0;
+    if (mboxname_to_external(l->user, key, &l->ext)) return 0;  /* not a valid name: skip */
+    size_t anc = 0;
+    size_t m = mboxname_pattern_run(l->pattern, l->ext.s, &anc) ? l->ext.len : anc;
+    if (!m) return 0;
     return l->cb(l->ext.s, m, key, &l->e, l->rock);
 }
 
@@ -402,11 +407,19 @@ static int ns_compatible(const char *literal, size_t llen, const char *ns, const
 int mboxlist_list(struct mboxlist *ml, struct kv_txn *txn, const char *user, const char *pattern,
                   mboxlist_list_fn *cb, void *rock)
 {
-    struct list_ctx l = { user, pattern, cb, rock, LIST_ALL, BUF_INIT, BUF_INIT, { 0 } };
+    return mboxlist_list_visible(ml, txn, user, pattern, NULL, cb, rock);
+}
+
+int mboxlist_list_visible(struct mboxlist *ml, struct kv_txn *txn, const char *user,
+                          const char *pattern, mboxlist_visible_fn *visible,
+                          mboxlist_list_fn *cb, void *rock)
+{
+    struct list_ctx l = { user, NULL, visible, cb, rock, LIST_ALL, BUF_INIT, BUF_INIT, { 0 } };
     struct buf prefix = BUF_INIT;
     size_t llen = mboxname_pattern_literal(pattern);
     const char *rest;
-    int r = 0;
+    int r = mboxname_pattern_new(pattern, &l.pattern);
+    if (r) return r;
     if (!user) {
         r = kv_foreach(ml->db, txn, pattern, llen, list_one, &l);
         goto done;
@@ -431,6 +444,7 @@ int mboxlist_list(struct mboxlist *ml, struct kv_txn *txn, const char *user, con
         r = kv_foreach(ml->db, txn, rest, rlen, list_one, &l);
     }
 done:
+    mboxname_pattern_free(&l.pattern);
     buf_fini(&prefix);
     buf_fini(&l.inbox);
     buf_fini(&l.ext);

@@ -99,8 +99,18 @@ typedef int mboxlist_list_fn(const char *extname, size_t matchlen, const char *n
  * pattern (UTF-8, '*' and '%' wildcards, mboxname_match) or has a matching ancestor, scanning
  * only the parts of the list the pattern's literal prefix allows. Names are visited personal
  * first, then other users', then shared, each in byte order. Returns 0, cb's value or an
- * error. */
+ * error; CF_E_LIMIT for a pattern over MBOXNAME_PATTERN_MAX. */
 int mboxlist_list(struct mboxlist *ml, struct kv_txn *txn, const char *user, const char *pattern,
                   mboxlist_list_fn *cb, void *rock);
+
+/* mboxlist_visible_fn: 1 when the caller may see mailbox name (entry e), else 0. */
+typedef int mboxlist_visible_fn(const char *name, const struct mboxlist_entry *e, void *rock);
+
+/* mboxlist_list_visible: mboxlist_list that skips, before matching the pattern, every mailbox
+ * visible() refuses (NULL: none), so a long pattern costs time only for mailboxes the caller
+ * can see; neither those mailboxes nor their matching ancestors reach cb. */
+int mboxlist_list_visible(struct mboxlist *ml, struct kv_txn *txn, const char *user,
+                          const char *pattern, mboxlist_visible_fn *visible,
+                          mboxlist_list_fn *cb, void *rock);
 
 #endif

@@ -379,36 +379,135 @@ size_t mboxname_pattern_literal(const char *pattern)
     return strcspn(pattern, "*%");
 }
 
-/* match_run: run the pattern over name and return whether it matches all of name; when
- * anc_r is set, store there the length of the longest proper ancestor it matches. */
-static int match_run(const char *pattern, const char *name, size_t *anc_r)
+/* The matcher is a bit-parallel NFA (review M6). State j means "the first j pattern
+ * characters match what was read"; runs of wildcards are merged first ("**", "%*" and "*%"
+ * are "*", "%%" is "%"), so a wildcard never follows a wildcard and the empty-match closure
+ * is one shift. Each name byte then costs one pass over (m + 64) / 64 words: linear in the
+ * name for any pattern up to MBOXNAME_PATTERN_MAX, with no backtracking and no allocation
+ * per name. */
+struct mboxname_pattern {
+    size_t m;                   /* merged pattern length */
+    size_t words;               /* 64-bit words per state set (states 0..m) */
+    uint64_t *star, *pct;       /* states entered by a '*' / '%' */
+    uint64_t *lit;              /* nlit sets: states entered by byte b, for b = litbyte[k] */
+    uint16_t litidx[256];       /* byte -> index into lit (0: no literal position) */
+    uint64_t *cur, *nxt, *tmp;  /* scratch for one run */
+};
+
+int mboxname_pattern_new(const char *pattern, struct mboxname_pattern **r)
 {
-    char *pat = xstrdup(pattern);
+    *r = NULL;
+    size_t len = strlen(pattern);
+    if (len > MBOXNAME_PATTERN_MAX) return CF_E_LIMIT;
+    char *pat = xmalloc(len + 1);
+    size_t m = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = pattern[i];
+        if (ch == '*' || ch == '%') {
+            if (m && (pat[m - 1] == '*' || pat[m - 1] == '%')) {
+                if (ch == '*') pat[m - 1] = '*';
+                continue;
+            }
+        }
+        pat[m++] = ch;
+    }
+    pat[m] = '\0';
     /* INBOX is case-insensitive (RFC 3501 section 5.1): fold a leading "inbox" word */
     if (!strncasecmp(pat, "INBOX", 5) && strchr("/*%", pat[5])) memcpy(pat, "INBOX", 5);
-    size_t m = strlen(pat), n = strlen(name);
-    unsigned char *cur = xzmalloc(m + 1), *nxt = xzmalloc(m + 1);
+
+    struct mboxname_pattern *p = xzmalloc(sizeof *p);
+    p->m = m;
+    p->words = (m + 1 + 63) / 64;
+    size_t nlit = 1;                            /* set 0 stays empty: bytes not in pattern */
+    for (size_t i = 0; i < m; i++) {
+        unsigned char b = (unsigned char)pat[i];
+        if (b != '*' && b != '%' && !p->litidx[b]) p->litidx[b] = (uint16_t)nlit++;
+    }
+    size_t w = p->words;
+    uint64_t *all = xzmalloc((5 + nlit) * w * sizeof *all);
+    p->star = all;
+    p->pct = all + w;
+    p->cur = all + 2 * w;
+    p->nxt = all + 3 * w;
+    p->tmp = all + 4 * w;
+    p->lit = all + 5 * w;
+    for (size_t i = 0; i < m; i++) {
+        size_t j = i + 1;                       /* the state pattern character i leads to */
+        uint64_t bit = (uint64_t)1 << (j % 64);
+        unsigned char b = (unsigned char)pat[i];
+        if (b == '*') p->star[j / 64] |= bit;
+        else if (b == '%') p->pct[j / 64] |= bit;
+        else p->lit[p->litidx[b] * w + j / 64] |= bit;
+    }
+    free(pat);
+    *r = p;
+    return 0;
+}
+
+void mboxname_pattern_free(struct mboxname_pattern **pp)
+{
+    struct mboxname_pattern *p = *pp;
+    if (!p) return;
+    free(p->star);              /* the one block of every set */
+    free(p);
+    *pp = NULL;
+}
+
+/* shift1: out = in << 1 across words (state j to state j + 1). */
+static void shift1(uint64_t *out, const uint64_t *in, size_t w)
+{
+    uint64_t carry = 0;
+    for (size_t k = 0; k < w; k++) {
+        uint64_t v = in[k];
+        out[k] = (v << 1) | carry;
+        carry = v >> 63;
+    }
+}
+
+int mboxname_pattern_run(struct mboxname_pattern *p, const char *name, size_t *anc_r)
+{
+    size_t w = p->words, m = p->m;
+    uint64_t *cur = p->cur, *nxt = p->nxt, *tmp = p->tmp;
+    const uint64_t wild_m = (uint64_t)1 << (m % 64);
+    memset(cur, 0, w * sizeof *cur);
     cur[0] = 1;
-    for (size_t j = 1; j <= m; j++) cur[j] = cur[j - 1] && (pat[j - 1] == '*' || pat[j - 1] == '%');
+    if (m && (p->star[0] & 2 || p->pct[0] & 2)) cur[0] |= 2;   /* a leading wildcard: empty */
     if (anc_r) *anc_r = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        if (c == MBOXNAME_SEP && anc_r && cur[m] && i > 0) *anc_r = i;
-        nxt[0] = 0;
-        for (size_t j = 1; j <= m; j++) {
-            char p = pat[j - 1];
-            if (p == '*') nxt[j] = cur[j] || nxt[j - 1];
-            else if (p == '%') nxt[j] = (c != MBOXNAME_SEP && cur[j]) || nxt[j - 1];
-            else nxt[j] = cur[j - 1] && p == c;
+    for (size_t i = 0; name[i]; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c == MBOXNAME_SEP && anc_r && i > 0 && (cur[m / 64] & wild_m)) *anc_r = i;
+        const uint64_t *lit = p->lit + p->litidx[c] * w;
+        uint64_t any = 0;
+        shift1(tmp, cur, w);
+        for (size_t k = 0; k < w; k++) {
+            tmp[k] &= lit[k];                   /* a literal matched c */
+            nxt[k] = tmp[k] | (cur[k] & p->star[k]);
+            if (c != MBOXNAME_SEP) nxt[k] |= cur[k] & p->pct[k];
         }
-        unsigned char *t = cur;
+        /* a wildcard right after a literal that just matched matches the empty string */
+        uint64_t carry = 0;
+        for (size_t k = 0; k < w; k++) {
+            uint64_t v = tmp[k];
+            nxt[k] |= ((v << 1) | carry) & (p->star[k] | p->pct[k]);
+            carry = v >> 63;
+            any |= nxt[k];
+        }
+        uint64_t *t = cur;
         cur = nxt;
         nxt = t;
+        if (!any) return 0;                     /* nothing can match any more */
     }
-    int r = cur[m];
-    free(cur);
-    free(nxt);
-    free(pat);
+    return (cur[m / 64] & wild_m) != 0;
+}
+
+/* match_run: compile, run once, free (the one-shot forms below). */
+static int match_run(const char *pattern, const char *name, size_t *anc_r)
+{
+    struct mboxname_pattern *p;
+    if (anc_r) *anc_r = 0;
+    if (mboxname_pattern_new(pattern, &p)) return 0;
+    int r = mboxname_pattern_run(p, name, anc_r);
+    mboxname_pattern_free(&p);
     return r;
 }
 

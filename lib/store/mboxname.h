@@ -81,13 +81,32 @@ int mboxname_is_descendant(const char *name, const char *ancestor);
 /* mboxname_match: IMAP LIST matching (RFC 3501 section 6.3.8) of name against pattern, both
  * UTF-8 in the same view: '*' matches any run of characters, '%' any run without '/'; other
  * characters match themselves (byte for byte) except that a leading "INBOX" in the pattern
- * matches INBOX in any case. 1 match, 0 not. */
+ * matches INBOX in any case. 1 match, 0 not (also for a pattern over MBOXNAME_PATTERN_MAX).
+ * Compiles the pattern at each call: for many names use mboxname_pattern_new. */
 int mboxname_match(const char *pattern, const char *name);
 
 /* mboxname_match_ancestor: the length of the longest proper ancestor of name (a prefix ending
  * just before a '/') that pattern matches, or 0 when none does. LIST uses it to show a parent
  * (\Noselect or \NonExistent) whose children match only below the pattern's level. */
 size_t mboxname_match_ancestor(const char *pattern, const char *name);
+
+/* Longest LIST pattern (reference and mailbox joined) accepted: names are at most 500 bytes,
+ * and matching costs time in proportion to the pattern (review M6). */
+#define MBOXNAME_PATTERN_MAX 1024
+
+/* A LIST pattern compiled once and run over many names (mboxlist_list does). */
+struct mboxname_pattern;
+
+/* mboxname_pattern_new: compile pattern (as for mboxname_match) into *r; 0, or CF_E_LIMIT
+ * when it is longer than MBOXNAME_PATTERN_MAX. Free with mboxname_pattern_free. */
+int mboxname_pattern_new(const char *pattern, struct mboxname_pattern **r);
+void mboxname_pattern_free(struct mboxname_pattern **p);
+
+/* mboxname_pattern_run: 1 when the pattern matches all of name, else 0; with anc_r, also the
+ * length of the longest proper ancestor it matches (as mboxname_match_ancestor) into *anc_r.
+ * Time linear in name (times pattern length / 64); no allocation. Uses scratch space in p,
+ * so one compiled pattern serves one thread at a time. */
+int mboxname_pattern_run(struct mboxname_pattern *p, const char *name, size_t *anc_r);
 
 /* mboxname_pattern_literal: the length of pattern's prefix before the first wildcard. */
 size_t mboxname_pattern_literal(const char *pattern);

@@ -5,6 +5,7 @@
 #include "store/mboxname.h"
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void test_valid(void)
 {
@@ -321,11 +322,116 @@ static void test_match(void)
     UNIT_EQ_INT(mboxname_match(pat, name), 0);
 }
 
+/* ref_match: the plain dynamic-programming definition of LIST matching (what the matcher
+ * replaced), to check the bit-parallel one against; anc as mboxname_match_ancestor. */
+static int ref_match(const char *pat, const char *name, size_t *anc)
+{
+    size_t m = strlen(pat), n = strlen(name);
+    unsigned char cur[64], nxt[64];
+    cur[0] = 1;
+    for (size_t j = 1; j <= m; j++) cur[j] = cur[j - 1] && (pat[j - 1] == '*' || pat[j - 1] == '%');
+    *anc = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (c == '/' && cur[m] && i > 0) *anc = i;
+        nxt[0] = 0;
+        for (size_t j = 1; j <= m; j++) {
+            char p = pat[j - 1];
+            if (p == '*') nxt[j] = cur[j] || nxt[j - 1];
+            else if (p == '%') nxt[j] = (c != '/' && cur[j]) || nxt[j - 1];
+            else nxt[j] = cur[j - 1] && p == c;
+        }
+        memcpy(cur, nxt, m + 1);
+    }
+    return cur[m];
+}
+
+/* Random patterns and names over a small alphabet against ref_match; then the worst cases
+ * for time (review M6): a 1 KiB pattern over a long name, many times. */
+static void test_match_random(void)
+{
+    unsigned seed = 12345;
+    int bad = 0;
+    for (int t = 0; t < 20000 && bad < 5; t++) {
+        char pat[40], name[40];
+        size_t pl, nl;
+        seed = seed * 1103515245 + 12345;
+        pl = (seed >> 16) % 12;
+        seed = seed * 1103515245 + 12345;
+        nl = (seed >> 16) % 14;
+        for (size_t i = 0; i < pl; i++) {
+            seed = seed * 1103515245 + 12345;
+            pat[i] = "ab/*%a"[(seed >> 16) % 6];
+        }
+        pat[pl] = '\0';
+        for (size_t i = 0; i < nl; i++) {
+            seed = seed * 1103515245 + 12345;
+            name[i] = "ab/"[(seed >> 16) % 3];
+        }
+        name[nl] = '\0';
+        size_t ra, a;
+        int rm = ref_match(pat, name, &ra);
+        int mm = mboxname_match(pat, name);
+        a = mboxname_match_ancestor(pat, name);
+        if (rm != mm || ra != a) {
+            fprintf(stderr, "random match: \"%s\" \"%s\": %d/%zu, want %d/%zu\n", pat, name, mm,
+                    a, rm, ra);
+            bad++;
+        }
+    }
+    UNIT_EQ_INT(bad, 0);
+
+    /* states past one 64-bit word, and a literal match carried across a word boundary */
+    char pat[MBOXNAME_PATTERN_MAX + 2], name[501];
+    for (int i = 0; i < 200; i++) pat[i] = 'a';
+    pat[200] = '%';
+    pat[201] = '\0';
+    memset(name, 'a', 200);
+    strcpy(name + 200, "xyz");
+    UNIT_EQ_INT(mboxname_match(pat, name), 1);
+    name[201] = '/';
+    UNIT_EQ_INT(mboxname_match(pat, name), 0);
+    UNIT_EQ_INT(mboxname_match_ancestor(pat, name), 201);
+
+    /* too long: refused when compiled, no match in the one-shot form */
+    memset(pat, '*', MBOXNAME_PATTERN_MAX + 1);
+    pat[MBOXNAME_PATTERN_MAX + 1] = '\0';
+    struct mboxname_pattern *cp = NULL;
+    UNIT_EQ_INT(mboxname_pattern_new(pat, &cp), CF_E_LIMIT);
+    UNIT_CHECK(cp == NULL);
+    UNIT_EQ_INT(mboxname_match(pat, "x"), 0);
+
+    /* "a*a*a*...*b" (1 KiB) against 500 a's, 2,000 times (a LIST over 2,000 mailboxes): a
+     * backtracking matcher never ends; this one takes O(name x pattern / 64) word steps,
+     * about a second in a sanitized debug build */
+    for (int i = 0; i < MBOXNAME_PATTERN_MAX; i++) pat[i] = i % 2 ? '*' : 'a';
+    pat[MBOXNAME_PATTERN_MAX - 1] = 'b';
+    pat[MBOXNAME_PATTERN_MAX] = '\0';
+    memset(name, 'a', 500);
+    name[500] = '\0';
+    UNIT_EQ_INT(mboxname_pattern_new(pat, &cp), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int hits = 0;
+    for (int k = 0; k < 2000; k++) {
+        size_t anc;
+        hits += mboxname_pattern_run(cp, name, &anc);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    UNIT_EQ_INT(hits, 0);
+    if (secs > 5.0) fprintf(stderr, "pattern runs took %.2f s\n", secs);
+    UNIT_CHECK(secs <= 5.0);
+    mboxname_pattern_free(&cp);
+    UNIT_CHECK(cp == NULL);
+}
+
 int main(void)
 {
     test_valid();
     test_utf7();
     test_namespaces();
     test_match();
+    test_match_random();
     UNIT_DONE();
 }

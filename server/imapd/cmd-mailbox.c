@@ -502,6 +502,7 @@ struct list_rock {
     struct client *c;
     int lsub;
     const char *pattern;            /* UTF-8, user's view */
+    struct mboxname_pattern *cpat;  /* LSUB: pattern compiled */
     struct strarr parents;          /* \Noselect parents already sent */
     const struct strarr *subs;      /* LSUB: the subscribed internal names */
     unsigned status[8];             /* LIST-STATUS items (RFC 5819) */
@@ -551,6 +552,14 @@ static void send_parent(struct list_rock *l, const char *anc)
                             NULL);
 }
 
+/* list_visible: LIST shows only what the user has 'l' on (RFC 4314 section 4); tested
+ * before the pattern is matched (mboxlist_list_visible). */
+static int list_visible(const char *name, const struct mboxlist_entry *e, void *rock)
+{
+    struct list_rock *l = rock;
+    return acl_has(l->c, name, e->acl, 'l');
+}
+
 static int list_cb(const char *extname, size_t matchlen, const char *name,
                    const struct mboxlist_entry *e, void *rock)
 {
@@ -596,7 +605,8 @@ static void lsub_all(struct list_rock *l)
     for (size_t i = 0; !r && i < subs.count; i++) {
         if (mboxname_to_external(l->c->user, subs.v[i], &ext)) continue;
         const char *x = buf_cstr(&ext);
-        if (mboxname_match(l->pattern, x)) {
+        size_t m = 0;
+        if (mboxname_pattern_run(l->cpat, x, &m)) {
             struct mboxlist_entry e;
             mboxlist_entry_init(&e);
             int found = store_lookup(l->c->store, subs.v[i], &e) == 1 &&
@@ -604,7 +614,6 @@ static void lsub_all(struct list_rock *l)
             send_entry(l, found ? "" : "\\Noselect", x, NULL, NULL);
             mboxlist_entry_fini(&e);
         } else {
-            size_t m = mboxname_match_ancestor(l->pattern, x);
             if (m) {
                 char *anc = xstrndup(x, m);
                 send_parent(l, anc);
@@ -677,14 +686,24 @@ static void list_or_lsub(struct client *c, const struct imap_command *cmd, int l
     buf_appends(&pat, ref);
     buf_appends(&pat, mpat);
     /* a pattern that is no valid modified UTF-7 can match no name */
-    if (!mboxname_utf7_to_utf8(buf_cstr(&pat), &utf8)) {
+    int utf8_ok = pat.len <= MBOXNAME_PATTERN_MAX && !mboxname_utf7_to_utf8(buf_cstr(&pat), &utf8);
+    /* matching costs time in proportion to the pattern, for every mailbox (review M6) */
+    if (pat.len > MBOXNAME_PATTERN_MAX || (utf8_ok && utf8.len > MBOXNAME_PATTERN_MAX)) {
+        client_tagged(c, cmd->tag, "NO [LIMIT] Mailbox pattern too long (limit %d bytes)",
+                      MBOXNAME_PATTERN_MAX);
+        goto done;
+    }
+    if (utf8_ok) {
         l.pattern = buf_cstr(&utf8);
         int r;
         if (lsub) {
-            lsub_all(&l);
-            r = l.err;
+            r = mboxname_pattern_new(l.pattern, &l.cpat);
+            if (!r) lsub_all(&l);
+            if (!r) r = l.err;
+            mboxname_pattern_free(&l.cpat);
         } else {
-            r = mboxlist_list(c->store->mboxlist, NULL, c->user, l.pattern, list_cb, &l);
+            r = mboxlist_list_visible(c->store->mboxlist, NULL, c->user, l.pattern,
+                                      list_visible, list_cb, &l);
         }
         if (r < 0) {
             reply_error(c, cmd->tag, r);

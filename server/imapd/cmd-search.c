@@ -132,6 +132,10 @@ void cmd_search(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "NO [BADCHARSET (UTF-8 US-ASCII)] %s", err);
         return;
     }
+    if (r == CF_E_LIMIT) {
+        client_tagged(c, cmd->tag, "NO [LIMIT] %s (limit %d bytes)", err, SEARCH_MAX_STRINGS);
+        return;
+    }
     if (r < 0) {
         client_tagged(c, cmd->tag, "BAD %s", err);
         return;
