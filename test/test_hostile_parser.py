@@ -188,6 +188,28 @@ class Hostile(SharedCofferTestCase):
         c.send(b"s7 SEARCH TEXT {%d+}\r\n" % len(needle) + needle + b"\r\n")
         self.assertEqual(c.read_tagged("s7", timeout=60)[1], [b"* SEARCH\r\n"])
 
+    # ------------------------------------------------------------------ L1
+
+    def test_l1_no_raw_echo(self):
+        """Client bytes with CR LF quoted into a response must not start a new response line:
+        SETACL's bad rights (and STORE's unknown item) are shown with '?' for controls."""
+        c = self.connect(login=("fred", "secret"))
+        evil = b"q\r\n* BYE [ALERT] forged\r\nz"
+        c.send(b"a1 SETACL INBOX other {%d+}\r\n" % len(evil) + evil + b"\r\n")
+        tagged, untagged = c.read_tagged("a1")
+        self.assertEqual(untagged, [])
+        self.assertRegex(tagged, rb'^a1 BAD Unknown right in "q\?\?\* BYE \[ALERT\] forged\?\?z"')
+        self.assertRegex(c.imap("a2", "SELECT INBOX")[0], rb"^a2 OK")
+        msg = b"Subject: x\r\n\r\nx\r\n"
+        c.send(b"a3 APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+        self.assertRegex(c.read_tagged("a3")[0], rb"^a3 OK")
+        c.send(b"a4 STORE 1 {%d+}\r\n" % len(evil) + evil + b" (\\Seen)\r\n")
+        tagged, untagged = c.read_tagged("a4")
+        self.assertFalse([u for u in untagged if b"forged" in u], untagged)
+        self.assertRegex(tagged, rb"^a4 BAD")
+        self.assertNotIn(b"\r", tagged[:-2])
+        self.assertRegex(c.imap("a5", "NOOP")[0], rb"^a5 OK")
+
 
 if __name__ == "__main__":
     main()

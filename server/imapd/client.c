@@ -115,14 +115,40 @@ static int reply(struct client *c, const char *prefix, const char *fmt, va_list 
     return r;
 }
 
+const char *client_printable(const char *s, size_t len, char *out, size_t outlen)
+{
+    size_t n = 0;
+    if (!outlen) return "";
+    for (size_t i = 0; i < len && n + 1 < outlen; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        out[n++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    out[n] = '\0';
+    return out;
+}
+
 int client_tagged(struct client *c, const char *tag, const char *fmt, ...)
 {
     /* RFC 3501 section 7: the updates a command allows come before its completion */
     if (c->sel) selected_sync_before_tagged(c);
+    struct buf b = BUF_INIT;
+    buf_appends(&b, tag);
+    buf_putc(&b, ' ');
+    size_t start = b.len;
     va_list ap;
     va_start(ap, fmt);
-    int r = reply(c, tag, fmt, ap);
+    buf_vprintf(&b, fmt, ap);
     va_end(ap);
+    /* A tagged response is one line of resp-text (RFC 3501 section 9: TEXT-CHAR excludes CR
+     * and LF), and no literal. Should a handler put client bytes into it, a CR or LF would
+     * let the client forge further responses (review L1): controls become '?' here. */
+    for (size_t i = start; i < b.len; i++) {
+        unsigned char ch = (unsigned char)b.s[i];
+        if (ch < 0x20 || ch == 0x7f) b.s[i] = '?';
+    }
+    buf_appends(&b, "\r\n");
+    int r = stream_write(c->stream, b.s, b.len);
+    buf_fini(&b);
     return r;
 }
 

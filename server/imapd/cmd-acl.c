@@ -108,8 +108,11 @@ void cmd_setacl(struct client *c, const struct imap_command *cmd)
     else if (*text == '-') mode = ACL_REMOVE, text++;
     unsigned mask = 0;
     if (acl_parse_rights(text, strlen(text), 1, &mask) < 0) {
-        client_tagged(c, cmd->tag, "BAD Unknown right in \"%.40s\" (valid: " ACL_RIGHTS_ALL
-                      " and the obsolete c d)", cmd->args[2].s);
+        /* the rights may be a literal with CR LF in it: never echo them raw (review L1) */
+        char shown[41];
+        client_tagged(c, cmd->tag, "BAD Unknown right in \"%s\" (valid: " ACL_RIGHTS_ALL
+                      " and the obsolete c d)",
+                      client_printable(cmd->args[2].s, cmd->args[2].len, shown, sizeof shown));
         goto done;
     }
     if (!acl_target(c, cmd, 'a', &name, &e, rights)) goto done;

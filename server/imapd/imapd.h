@@ -68,7 +68,13 @@ int client_plaintext_ok(const struct client *c);
  * "IMAP4rev1 LITERAL+ STARTTLS LOGINDISABLED" (RFC 3501 section 7.2.1). */
 void client_capabilities(const struct client *c, struct buf *out);
 
-/* Replies; buffered until the session loop flushes. Returns the stream's result. */
+/* client_printable: s[0,len) fit to quote in a response text: at most outlen - 1 bytes,
+ * every byte outside printable ASCII (CR, LF, controls, 8-bit) as '?'; returns out. */
+const char *client_printable(const char *s, size_t len, char *out, size_t outlen);
+
+/* Replies; buffered until the session loop flushes. Returns the stream's result.
+ * client_tagged turns control characters in its text into '?' (a tagged response is one
+ * line; review L1); client_untagged writes what it is given, literals included. */
 int client_tagged(struct client *c, const char *tag, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int client_untagged(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
