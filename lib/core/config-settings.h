@@ -34,6 +34,9 @@
     X(CFG_MAX_ARGS_PREAUTH, "max_args_preauth", INT, "256", "most arguments in one IMAP command before login") \
     X(CFG_MAX_ARGS, "max_args", INT, "10000", "most arguments in one IMAP command after login") \
     X(CFG_IDLE_TIMEOUT, "idle_timeout", DURATION, "30m", "close a session idle this long (RFC 3501: at least 30 minutes)") \
+    X(CFG_LOGIN_TIMEOUT, "login_timeout", DURATION, "60s", "close a connection not logged in this long after accept, TLS handshake included (LMTP: until LHLO, or AUTH when required; 0: no limit)") \
+    X(CFG_MAX_PREAUTH_PER_IP, "max_preauth_per_ip", INT, "10", "connections to one service from one client address that have not logged in yet (0: no limit)") \
+    X(CFG_MAX_USERIP_CONNECTIONS, "max_userip_connections", INT, "10", "logged-in connections to one service of one user from one client address, IDLE included (0: no limit)") \
     X(CFG_SHUTDOWN_TIMEOUT, "shutdown_timeout", DURATION, "10s", "on SIGTERM, how long workers may finish their session before they are killed") \
     X(CFG_RESPAWN_LIMIT, "respawn_limit", INT, "10", "worker exits per service within respawn_window before cofferd pauses respawning") \
     X(CFG_RESPAWN_WINDOW, "respawn_window", DURATION, "10s", "window for respawn_limit") \

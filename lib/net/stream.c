@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -37,6 +38,7 @@ struct stream {
     int fd;
     int is_socket;          /* send/recv (MSG_NOSIGNAL) rather than write/read */
     int timeout;            /* idle timeout in seconds; 0 = none */
+    long long deadline;     /* now_ms() value no wait may pass (stream_set_deadline); -1 = none */
     size_t max_line;
 
     /* input: rbuf[rpos, rlen) is buffered; line holds the start of an unfinished line, which
@@ -228,6 +230,9 @@ static int io_failed(const char *op, int e)
  * (only when check_interrupt), CF_E_IO. */
 static int wait_fd(struct stream *s, short events, long long deadline, int check_interrupt)
 {
+    /* the session's hard deadline caps every wait: reads, writes and handshakes alike, so a
+     * peer that trickles bytes or reads slowly cannot stretch it */
+    if (s->deadline >= 0 && (deadline < 0 || s->deadline < deadline)) deadline = s->deadline;
     for (;;) {
         if (check_interrupt && interrupted()) return CF_E_SHUTDOWN;
         int slice = STREAM_POLL_SLICE_MS;
@@ -263,6 +268,9 @@ static int fill(struct stream *s, long long deadline)
     if (room == 0) return CF_E_INTERNAL;
     if (s->rerr) return s->rerr;
     if (interrupted()) return CF_E_SHUTDOWN;
+    /* checked before reading too: a peer that keeps the socket full (a flood of commands
+     * before login) would otherwise never make us wait, and so never see the deadline */
+    if (s->deadline >= 0 && now_ms() >= s->deadline) return CF_E_TIMEOUT;
     for (;;) {
         short want = POLLIN;
         if (s->ssl) {
@@ -560,6 +568,7 @@ struct stream *stream_new(int fd)
     struct stream *s = xzmalloc(sizeof *s);
     s->fd = fd;
     s->max_line = STREAM_DEFAULT_MAX_LINE;
+    s->deadline = -1;
     s->rbuf = xmalloc(STREAM_BUFSIZE);
     s->wbuf = xmalloc(STREAM_BUFSIZE);
     buf_init(&s->line);
@@ -610,7 +619,29 @@ void stream_free(struct stream **sp)
     *sp = NULL;
 }
 
-void stream_set_timeout(struct stream *s, int seconds) { s->timeout = seconds > 0 ? seconds : 0; }
+void stream_set_timeout(struct stream *s, long long seconds)
+{
+    /* a duration from the config is a long long; past INT_MAX seconds (68 years) it means
+     * "never" anyway, and a plain cast could turn it negative, i.e. no timeout at all */
+    s->timeout = seconds <= 0 ? 0 : seconds > INT_MAX ? INT_MAX : (int)seconds;
+}
+
+void stream_set_deadline(struct stream *s, long long seconds)
+{
+    if (seconds <= 0) {
+        s->deadline = -1;
+        return;
+    }
+    if (seconds > INT_MAX) seconds = INT_MAX;
+    s->deadline = now_ms() + seconds * 1000;
+}
+
+int stream_has_deadline(const struct stream *s) { return s->deadline >= 0; }
+
+int stream_deadline_passed(const struct stream *s)
+{
+    return s->deadline >= 0 && now_ms() >= s->deadline;
+}
 void stream_set_max_line(struct stream *s, size_t max) { s->max_line = max; }
 int stream_fd(const struct stream *s) { return s->fd; }
 unsigned long long stream_bytes_in(const struct stream *s) { return s->bytes_in; }

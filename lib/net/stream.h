@@ -34,7 +34,17 @@ struct stream *stream_new(int fd);
 void stream_free(struct stream **s);      /* flushes what it can (waiting at most 10 s),
                                            * sends a TLS close_notify, closes the fd; NULLs *s */
 
-void stream_set_timeout(struct stream *s, int seconds);   /* read idle timeout; 0 = none */
+/* stream_set_timeout: read idle timeout in seconds (0 = none), restarted by every byte read;
+ * values past INT_MAX seconds are clamped (a config duration is a long long). */
+void stream_set_timeout(struct stream *s, long long seconds);
+/* stream_set_deadline: a hard deadline seconds from now (0 clears it) that no read, write,
+ * flush or TLS handshake may wait past, whatever the idle timeout and however the peer trickles
+ * its bytes; once it has passed, reads that need bytes from the socket return CF_E_TIMEOUT and
+ * writes go out only as far as the socket takes them without waiting. Used for the pre-login
+ * phase (login_timeout, counted from accept). */
+void stream_set_deadline(struct stream *s, long long seconds);
+int stream_has_deadline(const struct stream *s);
+int stream_deadline_passed(const struct stream *s);   /* a deadline is set and has passed */
 void stream_set_max_line(struct stream *s, size_t max);   /* longest line, CRLF excluded */
 int stream_fd(const struct stream *s);
 

@@ -6,6 +6,7 @@
 #include "core/fileutil.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "net/conntab.h"
 #include "net/listen.h"
 #include "net/stream.h"
 #include <errno.h>
@@ -28,6 +29,7 @@ volatile sig_atomic_t worker_retire;
 
 static struct strarr g_args = STRARR_INIT;
 static int g_status_fd = -1;
+static struct conntab *g_conntab;     /* NULL without a master (inetd mode) */
 static int g_last_state;
 
 const struct strarr *worker_args(void) { return &g_args; }
@@ -95,6 +97,46 @@ static int env_int(const char *name, int def)
     return (int)x;
 }
 
+/* enter_table: count the new connection against max_preauth_per_ip and take its slot.
+ * 0 to serve it, 1 when it must be refused (logged; ws->end_reason set). */
+static int enter_table(struct worker_session *ws, const struct conntab_addr *addr)
+{
+    if (!g_conntab) return 0;
+    long long limit = config_int(ws->cfg, CFG_MAX_PREAUTH_PER_IP);
+    int count = 0;
+    int r = conntab_enter(g_conntab, (int)getpid(), ws->svc->name, addr, limit, &count);
+    if (r > 0) {
+        ws->conn_slot = r;
+        return 0;
+    }
+    if (r == 0) {
+        log_notice("connect_refused", "reason=max_preauth_per_ip peer=%s count=%d limit=%lld",
+                   ws->peer, count, limit);
+        ws->end_reason = "max_preauth_per_ip";
+        return 1;
+    }
+    /* a full table or a failed lock must not lock everybody out: serve, uncounted */
+    log_warn("conntab_unavailable", "error=%s", log_quote(cf_strerror(r)));
+    return 0;
+}
+
+int worker_note_login(struct worker_session *ws, const char *user)
+{
+    if (g_conntab && ws->conn_slot > 0) {
+        long long limit = config_int(ws->cfg, CFG_MAX_USERIP_CONNECTIONS);
+        int count = 0;
+        int r = conntab_login(g_conntab, ws->conn_slot, user, limit, &count);
+        if (r == CF_E_LIMIT) {
+            log_notice("login_refused", "user=%s reason=max_userip_connections peer=%s count=%d "
+                       "limit=%lld", log_quote(user ? user : ""), ws->peer, count, limit);
+            return CF_E_LIMIT;
+        }
+        if (r < 0) log_warn("conntab_unavailable", "error=%s", log_quote(cf_strerror(r)));
+    }
+    stream_set_deadline(ws->stream, 0);
+    return 0;
+}
+
 /* serve: one connection on fd (owned; freed with the stream). */
 static void serve(const struct worker_ops *ops, const struct config *cfg,
                   const struct config_service *svc, struct tls_ctx *tls, int fd)
@@ -107,14 +149,17 @@ static void serve(const struct worker_ops *ops, const struct config *cfg,
 
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
+    struct conntab_addr addr;
     if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
         listen_format((struct sockaddr *)&ss, len, ws.peer, sizeof ws.peer);
         ws.is_unix = ss.ss_family == AF_UNIX;
         ws.is_loopback = listen_is_loopback((struct sockaddr *)&ss);
+        conntab_addr_of(fd, (struct sockaddr *)&ss, len, &addr);
     } else {
         /* not a socket (inetd mode on a pipe is relayed, so this is rare): a local user */
         snprintf(ws.peer, sizeof ws.peer, "unix");
         ws.is_unix = ws.is_loopback = 1;
+        conntab_addr_of(fd, NULL, 0, &addr);
     }
     len = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
@@ -127,7 +172,16 @@ static void serve(const struct worker_ops *ops, const struct config *cfg,
     log_new_session_id();
     log_info("connect", "service=%s peer=%s local=%s", log_quote(svc->name), ws.peer, ws.local);
     ws.stream = stream_new(fd);
-    if (!strcmp(service_str(svc, SVC_TLS), "implicit")) {
+    /* H2: the whole unauthenticated phase, TLS handshake included, has one deadline counted
+     * from accept; a peer that sends nothing, or one byte at a time, gives the worker back
+     * after login_timeout instead of idle_timeout */
+    stream_set_deadline(ws.stream, config_int(cfg, CFG_LOGIN_TIMEOUT));
+    int implicit = !strcmp(service_str(svc, SVC_TLS), "implicit");
+    if (enter_table(&ws, &addr)) {
+        if (ops->too_many && !implicit) stream_printf(ws.stream, "%s\r\n", ops->too_many);
+        goto closed;
+    }
+    if (implicit) {
         int r = stream_start_tls(ws.stream, tls);
         if (r < 0) {
             log_info("disconnect", "reason=tls_failed error=%s in=%llu out=%llu",
@@ -138,6 +192,10 @@ static void serve(const struct worker_ops *ops, const struct config *cfg,
         ws.tls_implicit = 1;
     }
     ops->session(&ws);
+    /* an idle timeout before login is the login deadline */
+    if (ws.end_reason && !strcmp(ws.end_reason, "timeout") && stream_deadline_passed(ws.stream))
+        ws.end_reason = "login_timeout";
+closed:;
     /* the one line that closes every session: its reason comes from the protocol */
     struct timespec end;
     clock_gettime(CLOCK_MONOTONIC, &end);
@@ -148,6 +206,7 @@ static void serve(const struct worker_ops *ops, const struct config *cfg,
              stream_is_tls(ws.stream) ? log_quote(stream_tls_info(ws.stream)) : "");
 done:
     stream_free(&ws.stream);
+    if (g_conntab && ws.conn_slot > 0) conntab_leave(g_conntab, ws.conn_slot);
     log_set_session(NULL);
     log_set_user(NULL);
     log_set_mailbox(NULL);
@@ -408,7 +467,11 @@ int worker_starttls(struct worker_session *ws, const char **end_reason)
         *end_reason = "io";
         return -1;
     }
+    /* the handshake is pre-login work: never let it wait as long as the idle timeout */
+    int temporary = !stream_has_deadline(ws->stream);
+    if (temporary) stream_set_deadline(ws->stream, config_int(ws->cfg, CFG_LOGIN_TIMEOUT));
     int r = stream_start_tls(ws->stream, ws->tls);
+    if (temporary) stream_set_deadline(ws->stream, 0);
     if (r < 0) {
         log_info("starttls_failed", "error=%s", log_quote(stream_tls_error(ws->stream)));
         *end_reason = "tls_failed";
@@ -532,6 +595,14 @@ int worker_main(int argc, char **argv, const struct worker_ops *ops)
     int nfds = env_int(WORKER_ENV_LISTEN_FDS, 0);
     g_status_fd = env_int(WORKER_ENV_STATUS_FD, -1);
     if (g_status_fd >= 0) fcntl(g_status_fd, F_SETFD, FD_CLOEXEC);
+    int ctfd = env_int(WORKER_ENV_CONNTAB_FD, -1);
+    if (ctfd >= 0) {
+        /* mapped here, in the zygote, so every worker inherits the mapping; without it the
+         * limits per address and user are off, which is logged, but the service still runs */
+        fcntl(ctfd, F_SETFD, FD_CLOEXEC);
+        if (conntab_attach(ctfd, &g_conntab))
+            log_err("conntab_unavailable", "error=\"connection limits are off\"");
+    }
     if (nfds <= 0) {
         log_err("worker_failed", "error=\"no listeners: run me from cofferd, or with -i\"");
         goto out;
@@ -552,6 +623,7 @@ int worker_main(int argc, char **argv, const struct worker_ops *ops)
     }
     rc = accept_loop(ops, cfg, svc, tls, nfds);
 out:
+    conntab_free(&g_conntab);
     tls_ctx_free(&tls);
     config_free(&cfg);
     buf_fini(&err);

@@ -35,6 +35,8 @@ struct worker_session {
     int is_loopback;                    /* peer is 127.0.0.0/8, ::1 or UNIX */
     const char *end_reason;             /* set by ops->session: why it ended ("logout",
                                          * "timeout", ...), for the disconnect log line */
+    int conn_slot;                      /* private to worker.c: its slot in the connection
+                                         * table (net/conntab.h), 0 when not counted */
 };
 
 struct worker_ops {
@@ -47,6 +49,10 @@ struct worker_ops {
     int (*init)(const struct config *cfg, const struct config_service *svc);
     /* serve one connection; the session id, peer and service are already in the log context */
     void (*session)(struct worker_session *ws);
+    /* the line (without CRLF) sent to a connection refused because its address already has
+     * max_preauth_per_ip connections that have not logged in; NULL: close without a word.
+     * Never sent on an implicit-TLS service (the refusal must not cost a handshake). */
+    const char *too_many;
 };
 
 /* Set by SIGTERM: the server is shutting down. A session waiting for input gets CF_E_SHUTDOWN
@@ -71,6 +77,10 @@ extern volatile sig_atomic_t worker_retire;
  * the fork failed. The zygote's first record is its own pid: it is ready to fork. */
 #define WORKER_ENV_ZYGOTE_FD "COFFER_ZYGOTE_FD"
 #define WORKER_ZYGOTE_FAILED (-1)
+/* The connection table (net/conntab.h), a memfd made by the master and inherited by every
+ * zygote and worker: its fd number. Without it (inetd mode, an older master) nothing is
+ * counted and only login_timeout applies. */
+#define WORKER_ENV_CONNTAB_FD "COFFER_CONNTAB_FD"
 /* set to 1 by `cofferd -d`: the worker logs to stderr at debug level whatever the config says */
 #define WORKER_ENV_DEBUG "COFFER_DEBUG"
 enum worker_state { WORKER_READY = 1, WORKER_BUSY = 2 };
@@ -101,9 +111,28 @@ int worker_next_line(struct stream *s, struct buf *line, const struct line_texts
 
 /* worker_starttls: the shared part of STARTTLS/STLS once the protocol's "go ahead" reply is
  * buffered: flush it, run the handshake (plaintext pipelined after the command is discarded
- * by the stream: RFC 3207 section 4.2, RFC 2595 section 3.1) and log the result. 0 when the
+ * by the stream: RFC 3207 section 4.2, RFC 2595 section 3.1) and log the result. The
+ * handshake must finish before the login deadline, or within login_timeout when none is
+ * running (LMTP after LHLO), never within the long idle timeout. 0 when the
  * session is now under TLS; -1 with *end_reason set when it must end. */
 int worker_starttls(struct worker_session *ws, const char **end_reason);
+
+/* The pre-login phase. From accept until the session calls worker_note_login, the stream has
+ * a hard deadline of login_timeout (reads, writes and the TLS handshake alike; see
+ * stream_set_deadline), and the connection counts against max_preauth_per_ip of its client
+ * address. When the deadline passes, the read returns CF_E_TIMEOUT, the session says goodbye
+ * as for an idle timeout and the disconnect line says reason=login_timeout.
+ *
+ * worker_note_login: call once the session is authenticated (IMAP LOGIN/AUTHENTICATE, POP3
+ * PASS/AUTH once the maildrop is open; for LMTP, which has no login, the accepted LHLO, or the
+ * AUTH when one is required) with the authorization identity, before anything of the new
+ * state is shown to the client. Counts the user's connections to this service from the same
+ * client address (IDLE sessions included): returns CF_E_LIMIT when max_userip_connections
+ * are already there (logged; the caller refuses the login, IMAP "NO [LIMIT]", POP3
+ * "-ERR [IN-USE]", and the session stays unauthenticated with its deadline running), else 0:
+ * the deadline is lifted and the idle timeout alone applies. user NULL (LMTP) applies no
+ * per-user limit. Never blocks longer than one scan of the table under its lock. */
+int worker_note_login(struct worker_session *ws, const char *user);
 
 /* worker_main: never returns to a caller that should go on; returns the exit code for main. */
 int worker_main(int argc, char **argv, const struct worker_ops *ops);

@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "core/strarr.h"
 #include "core/xmalloc.h"
+#include "net/conntab.h"
 #include "net/listen.h"
 #include "net/worker.h"
 #include "store/dupdb.h"
@@ -92,6 +93,8 @@ static long long g_kill_deadline;
 static int g_status_dirty;
 static long long g_status_written = LLONG_MIN / 2, g_next_status_log;
 static time_t g_started;
+static struct conntab *g_conntab;   /* connections per address and user (net/conntab.h) */
+static int g_conntab_fd = -1;
 static unsigned char g_status_carry[sizeof(struct worker_status)];
 static size_t g_status_ncarry;
 
@@ -313,6 +316,16 @@ int master_setup(struct config *cfg, const char *conf_path, int debug, struct bu
     g_sig_rd = p[0];
     g_sig_wr = p[1];
     install_signals();
+    /* Room for every worker the configuration allows, four times over (reloads can raise
+     * maxchild while retired workers still hold slots). Untouched pages of the memfd cost
+     * nothing. Without a table the limits per address and user are off (logged), but the
+     * server runs. */
+    long long want = 0;
+    for (size_t i = 0; i < cfg->nservices; i++)
+        want += service_int(&cfg->services[i], SVC_MAXCHILD);
+    want = want * 4 < 4096 ? 4096 : want * 4 > (1 << 20) ? (1 << 20) : want * 4;
+    if (conntab_create((size_t)want, &g_conntab, &g_conntab_fd))
+        log_err("conntab_unavailable", "error=\"connection limits are off\"");
 
     struct service **tail = &g_services;
     for (size_t i = 0; i < cfg->nservices; i++) {
@@ -349,8 +362,9 @@ void master_fini(void)
         if (z->fd >= 0) close(z->fd);
         free(z);
     }
-    int *fds[] = { &g_status_rd, &g_status_wr, &g_sig_rd, &g_sig_wr };
-    for (size_t i = 0; i < 4; i++)
+    conntab_free(&g_conntab);
+    int *fds[] = { &g_status_rd, &g_status_wr, &g_sig_rd, &g_sig_wr, &g_conntab_fd };
+    for (size_t i = 0; i < 5; i++)
         if (*fds[i] >= 0) { close(*fds[i]); *fds[i] = -1; }
     config_free(&g_cfg);
     xfree_ptr(&g_conf_path);
@@ -397,17 +411,20 @@ static void build_env(struct strarr *env, size_t nl)
         if (strncmp(*e, WORKER_ENV_LISTEN_FDS "=", sizeof WORKER_ENV_LISTEN_FDS) &&
             strncmp(*e, WORKER_ENV_STATUS_FD "=", sizeof WORKER_ENV_STATUS_FD) &&
             strncmp(*e, WORKER_ENV_ZYGOTE_FD "=", sizeof WORKER_ENV_ZYGOTE_FD) &&
+            strncmp(*e, WORKER_ENV_CONNTAB_FD "=", sizeof WORKER_ENV_CONNTAB_FD) &&
             strncmp(*e, WORKER_ENV_DEBUG "=", sizeof WORKER_ENV_DEBUG))
             strarr_add(env, *e);
     if (g_debug) strarr_add(env, WORKER_ENV_DEBUG "=1");
     strarr_take(env, xasprintf("%s=%zu", WORKER_ENV_LISTEN_FDS, nl));
     strarr_take(env, xasprintf("%s=%zu", WORKER_ENV_STATUS_FD, WORKER_FIRST_FD + nl));
     strarr_take(env, xasprintf("%s=%zu", WORKER_ENV_ZYGOTE_FD, WORKER_FIRST_FD + nl + 1));
+    if (g_conntab_fd >= 0)
+        strarr_take(env, xasprintf("%s=%zu", WORKER_ENV_CONNTAB_FD, WORKER_FIRST_FD + nl + 2));
 }
 
 /* exec_child: fork+exec s's program as its zygote (argv gets -Z) with zfd, the zygote's end
  * of the control socket. The child gets the listeners as fds 3.., the status pipe next, zfd
- * after it, nothing else (close_range), default signal handling and an empty mask. Returns
+ * after it, then the connection table (when there is one), nothing else (close_range), default signal handling and an empty mask. Returns
  * the pid, or -1 (logged). */
 static pid_t exec_child(struct service *s, int zfd)
 {
@@ -442,14 +459,16 @@ static pid_t exec_child(struct service *s, int zfd)
         if (getppid() != master) _exit(1);
         /* copy everything above the target range first, so no dup2 overwrites a source */
         size_t n = s->nl;
-        int high = WORKER_FIRST_FD + (int)n + 2;
+        int high = WORKER_FIRST_FD + (int)n + 3;
         for (size_t i = 0; i < n; i++) tmp[i] = fcntl(s->l[i].fd, F_DUPFD_CLOEXEC, high);
         int st = fcntl(g_status_wr, F_DUPFD_CLOEXEC, high);
         int zf = fcntl(zfd, F_DUPFD_CLOEXEC, high);
+        int ct = g_conntab_fd >= 0 ? fcntl(g_conntab_fd, F_DUPFD_CLOEXEC, high) : -1;
         for (size_t i = 0; i < n; i++) dup2(tmp[i], WORKER_FIRST_FD + (int)i);
         dup2(st, WORKER_FIRST_FD + (int)n);       /* dup2 clears close-on-exec on the copy */
         dup2(zf, WORKER_FIRST_FD + (int)n + 1);
-        close_range((unsigned)(WORKER_FIRST_FD + n + 2), ~0U, 0);
+        if (ct >= 0) dup2(ct, WORKER_FIRST_FD + (int)n + 2);
+        close_range((unsigned)(WORKER_FIRST_FD + n + (ct >= 0 ? 3 : 2)), ~0U, 0);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -788,6 +807,9 @@ static void reap(long long now)
     int st;
     pid_t pid;
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        /* a worker killed in a session never released its slot in the connection table
+         * (also one whose pid record we never took) */
+        if (g_conntab) conntab_clear_pid(g_conntab, (int)pid);
         struct zygote **zlink;
         struct zygote *z = find_zygote(pid, &zlink);
         if (z) {
@@ -869,8 +891,12 @@ static void status_lines(struct strarr *out)
             busy += b;
             served += s->served;
         }
-        strarr_take(out, xasprintf("service=%s workers=%d ready=%d busy=%d served=%llu",
-                                   log_quote(names.v[i]), workers, ready, busy, served));
+        /* connections before and after login, from the connection table (a snapshot) */
+        int preauth = g_conntab ? conntab_count(g_conntab, names.v[i], CONNTAB_PREAUTH) : 0;
+        int authed = g_conntab ? conntab_count(g_conntab, names.v[i], CONNTAB_AUTH) : 0;
+        strarr_take(out, xasprintf("service=%s workers=%d ready=%d busy=%d served=%llu "
+                                   "preauth=%d loggedin=%d", log_quote(names.v[i]), workers,
+                                   ready, busy, served, preauth, authed));
     }
     strarr_fini(&names);
 }

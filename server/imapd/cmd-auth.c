@@ -116,6 +116,13 @@ static void autocreate(struct client *c)
 static void login_ok(struct client *c, const char *tag, const char *mech)
 {
     const char *user = csasl_user(c->sasl), *authid = csasl_authid(c->sasl);
+    /* H2, L8: at most max_userip_connections sessions of one user from one address (RFC 5530
+     * section 3 LIMIT); the session stays unauthenticated, on a fresh SASL exchange */
+    if (worker_note_login(c->ws, user) < 0) {
+        csasl_free(&c->sasl);
+        client_tagged(c, tag, "NO [LIMIT] Too many connections");
+        return;
+    }
     free(c->user);
     free(c->authid);
     c->user = xstrdup(user);

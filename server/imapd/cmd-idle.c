@@ -79,6 +79,7 @@ void cmd_idle(struct client *c, const struct imap_command *cmd)
     }
     int64_t limit = config_int(c->ws->cfg, CFG_IDLE_TIMEOUT);
     if (limit < IDLE_MIN_SECONDS) limit = IDLE_MIN_SECONDS;
+    if (limit > INT32_MAX) limit = INT32_MAX;   /* L13: a huge duration must not overflow */
     int64_t deadline = now_ms() + limit * 1000;
     int wfd = watch_open(c);
     int poll_ms = wfd >= 0 ? IDLE_POLL_MS_INOTIFY : IDLE_POLL_MS_PLAIN;

@@ -54,7 +54,7 @@ static void reply_parse_error(struct client *c, const struct imap_command *cmd)
 static void imapd_session(struct worker_session *ws)
 {
     struct client *c = client_new(ws);
-    stream_set_timeout(c->stream, (int)config_int(ws->cfg, CFG_IDLE_TIMEOUT));
+    stream_set_timeout(c->stream, config_int(ws->cfg, CFG_IDLE_TIMEOUT));
 
     struct buf caps = BUF_INIT;
     client_capabilities(c, &caps);
@@ -120,6 +120,7 @@ static const struct worker_ops imapd_ops = {
     .name = "imapd",
     .init = imapd_init,
     .session = imapd_session,
+    .too_many = "* BYE [UNAVAILABLE] Too many connections from your address",   /* H2: max_preauth_per_ip */
 };
 
 int main(int argc, char **argv)

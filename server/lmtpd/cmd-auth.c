@@ -119,6 +119,8 @@ void cmd_auth(struct client *c, const struct lmtp_command *cmd)
         client_reply(c, "535 5.7.8 Not authorized to deliver mail");
     } else {
         c->auth_user = xstrdup(csasl_authid(s));
+        worker_note_login(c->ws, NULL);     /* H2: end of the pre-login phase; no per-user
+                                             * limit for the MTA's account */
         log_info("login", "service=lmtp authid=%s mech=%s", log_quote(c->auth_user),
                  log_quote(mech));
         client_reply(c, "235 2.7.0 Authentication successful");

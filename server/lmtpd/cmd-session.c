@@ -18,6 +18,9 @@ void cmd_lhlo(struct client *c, const struct lmtp_command *cmd)
     free(c->lhlo_name);
     c->lhlo_name = xstrdup(cmd->args);
     c->greeted = 1;
+    /* H2: LMTP has no login; an accepted LHLO ends the pre-login phase (login_timeout, and
+     * the count against max_preauth_per_ip), unless AUTH is still required, which ends it */
+    if (!auth_required(c)) worker_note_login(c->ws, NULL);
     struct strarr lines = STRARR_INIT;
     strarr_add(&lines, lmtpd_hostname());
     strarr_add(&lines, "PIPELINING");               /* RFC 2920 */

@@ -45,7 +45,7 @@ static int lmtpd_init(const struct config *cfg, const struct config_service *svc
 static void lmtpd_session(struct worker_session *ws)
 {
     struct client *c = client_new(ws);
-    stream_set_timeout(c->stream, (int)config_int(ws->cfg, CFG_IDLE_TIMEOUT));
+    stream_set_timeout(c->stream, config_int(ws->cfg, CFG_IDLE_TIMEOUT));
     stream_set_max_line(c->stream, (size_t)config_int(ws->cfg, CFG_MAX_LINE));
     client_reply(c, "220 %s LMTP Coffer ready", lmtpd_hostname());
 
@@ -76,6 +76,7 @@ static const struct worker_ops lmtpd_ops = {
     .name = "lmtpd",
     .init = lmtpd_init,
     .session = lmtpd_session,
+    .too_many = "421 4.7.0 Too many connections from your address",   /* H2: max_preauth_per_ip */
 };
 
 int main(int argc, char **argv)

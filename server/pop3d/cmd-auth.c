@@ -41,6 +41,12 @@ static void login_complete(struct client *c, const char *user, const char *mech)
         client_reply(c, "-ERR [SYS/TEMP] Maildrop not available, try again later");
         return;
     }
+    /* H2, L8: at most max_userip_connections sessions of one user from one address */
+    if (worker_note_login(c->ws, user) < 0) {
+        maildrop_close(&c->drop);
+        client_reply(c, "-ERR [IN-USE] Too many connections");
+        return;
+    }
     free(c->user);
     c->user = xstrdup(user);
     c->state = CLIENT_TRANSACTION;

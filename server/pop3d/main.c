@@ -61,7 +61,7 @@ static void parse_line(const char *line, struct pop3_command *cmd)
 static void pop3d_session(struct worker_session *ws)
 {
     struct client *c = client_new(ws);
-    stream_set_timeout(c->stream, (int)config_int(ws->cfg, CFG_IDLE_TIMEOUT));
+    stream_set_timeout(c->stream, config_int(ws->cfg, CFG_IDLE_TIMEOUT));
     stream_set_max_line(c->stream, (size_t)config_int(ws->cfg, CFG_MAX_LINE));
 
     /* no RFC 1939 section 7 timestamp: it announces APOP, which is not offered */
@@ -90,6 +90,7 @@ static const struct worker_ops pop3d_ops = {
     .name = "pop3d",
     .init = pop3d_init,
     .session = pop3d_session,
+    .too_many = "-ERR [SYS/TEMP] Too many connections from your address",   /* H2: max_preauth_per_ip */
 };
 
 int main(int argc, char **argv)
