@@ -41,6 +41,7 @@ struct client {
     struct csasl *sasl;             /* owned; made on first use */
     int sasl_ssf;                   /* the TLS strength sasl was made for */
     char *auth_user;                /* the authenticated administrator, NULL before AUTH */
+    int auth_failures;              /* failed AUTH attempts (LMTP_MAX_AUTH_FAILURES ends it) */
 };
 
 /* A command line: the verb in upper case and everything after the first space. */
