@@ -659,8 +659,13 @@ int tls_ctx_new(const char *cert, const char *key, const char *ciphers, const ch
         return tls_ctx_fail(c, err, "cannot set the TLS minimum version %s", min_version);
     /* No compression (CRIME), no renegotiation (a cheap DoS and an old attack surface);
      * an unexpected close without close_notify is plain end of file, as mail clients do it. */
+    /* L12: no stateless session tickets. Their key is made once per SSL_CTX, which lives as
+     * long as the zygote, and is never rotated: one stolen key would decrypt every TLS 1.2
+     * session resumed with it. Without tickets resumption needs the per-process session cache,
+     * which is rare in a prefork server, and a full handshake costs little next to a login. */
     SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                           SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
+                           SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF |
+                           SSL_OP_NO_TICKET);
     SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                         SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_dh_auto(c, 1);
@@ -775,5 +780,13 @@ int stream_start_tls(struct stream *s, struct tls_ctx *ctx)
 }
 
 int stream_is_tls(const struct stream *s) { return s->ssl != NULL; }
+
+int stream_tls_ssf(const struct stream *s)
+{
+    /* L12: the negotiated cipher's secret bits (SASL's "security strength factor") */
+    if (!s->ssl) return 0;
+    int bits = SSL_get_cipher_bits(s->ssl, NULL);
+    return bits > 0 ? bits : 1;
+}
 const char *stream_tls_info(const struct stream *s) { return s->ssl ? s->tls_info : ""; }
 const char *stream_tls_error(const struct stream *s) { return s->tls_error; }

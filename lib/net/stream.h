@@ -108,6 +108,9 @@ void tls_ctx_free(struct tls_ctx **ctx);
  * plaintext). Calling it on a stream that is already TLS returns CF_E_TLS. */
 int stream_start_tls(struct stream *s, struct tls_ctx *ctx);
 int stream_is_tls(const struct stream *s);
+/* stream_tls_ssf: the strength in bits of the negotiated TLS cipher (SSL_get_cipher_bits, e.g.
+ * 128 or 256) for SASL's external SSF; 0 without TLS. */
+int stream_tls_ssf(const struct stream *s);
 const char *stream_tls_info(const struct stream *s);   /* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "" */
 
 /* stream_tls_error: why the last TLS handshake or record operation failed, as OpenSSL's
