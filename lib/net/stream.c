@@ -45,6 +45,7 @@ struct stream {
     size_t rpos, rlen;
     struct buf line;
     int discarding;         /* inside an over-long line: drop bytes up to its LF */
+    int bare_lf;            /* the last line read ended in a bare LF, not CRLF */
     int rerr;               /* sticky read error: CF_E_EOF after end of file, CF_E_TLS */
     int bio_eof;            /* the TLS BIO saw end of file (for BIO_CTRL_EOF) */
 
@@ -324,7 +325,8 @@ static int finish_line(struct stream *s, const char *p, size_t n, struct buf *ou
         p = s->line.s;
         n = s->line.len;
     }
-    if (n && p[n - 1] == '\r') n--;
+    s->bare_lf = !(n && p[n - 1] == '\r');
+    if (!s->bare_lf) n--;
     if (s->discarding || n > s->max_line) {
         r = CF_E_LIMIT;
     } else {
@@ -780,6 +782,7 @@ int stream_start_tls(struct stream *s, struct tls_ctx *ctx)
 }
 
 int stream_is_tls(const struct stream *s) { return s->ssl != NULL; }
+int stream_line_bare_lf(const struct stream *s) { return s->bare_lf; }
 
 int stream_tls_ssf(const struct stream *s)
 {

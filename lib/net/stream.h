@@ -55,6 +55,10 @@ void stream_set_interrupt_flag(volatile sig_atomic_t *flag);
  * (consumed, out left empty). A bare CR inside a line is kept as data. */
 int stream_read_line(struct stream *s, struct buf *out);
 
+/* stream_line_bare_lf: 1 when the last line stream_read_line returned ended in a bare LF
+ * rather than CRLF (LMTP's end of data must be CRLF.CRLF), else 0. */
+int stream_line_bare_lf(const struct stream *s);
+
 /* stream_read_exact: append exactly n bytes to out (out's cap, if any, is respected:
  * CF_E_LIMIT). Same errors as stream_read_line. On CF_E_LIMIT nothing is consumed (the caller
  * may stream_skip the bytes); on any other error out is restored to its old length and the

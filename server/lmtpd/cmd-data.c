@@ -124,23 +124,31 @@ void cmd_data(struct client *c, const struct lmtp_command *cmd)
     int too_big = 0, long_line = 0, write_failed = fd < 0;
     struct buf line = BUF_INIT, out = BUF_INIT;
     stream_set_max_line(c->stream, DATA_MAX_LINE);
+    int prev_bare_lf = 0;           /* the 354 reply counts as the CRLF before a first "." */
     for (;;) {
         int r = stream_read_line(c->stream, &line);
         if (r == CF_E_LIMIT) {
             long_line = 1;
+            prev_bare_lf = 1;          /* whatever it ended with, it was no CRLF "." CRLF */
             continue;
         }
         if (r < 0) {
             read_error(c, r);
             break;
         }
+        int bare_lf = stream_line_bare_lf(c->stream);
         const char *s = line.s ? line.s : "";
         size_t n = line.len;
-        if (n && s[0] == '.') {
+        if (n == 1 && s[0] == '.' && (bare_lf || prev_bare_lf)) {
+            /* L11: only CRLF "." CRLF ends the data (RFC 5321 section 4.1.1.4). A dot line
+             * next to a bare LF is data, so that a message cannot end early for us while the
+             * MTA before us read on (SMTP smuggling); it is stored as it came, a lone dot */
+        } else if (n && s[0] == '.') {
             if (n == 1) break;                 /* the end of the message */
             s++;                               /* RFC 5321 section 4.5.2 */
             n--;
         }
+        prev_bare_lf = bare_lf;
         /* each line, whether it ended in CRLF or a bare LF, is stored with CRLF */
         size += n + 2;
         if (size > max) too_big = 1;
