@@ -127,7 +127,7 @@ class LmtpSieve(LmtpCase):
         sent = self.sent()
         self.assertEqual(len(sent), before + 1)
         new = [m for m in sent if b"fwd1@x" in m][0]
-        self.assertTrue(new.startswith(b"ARGS: -oi -f <> other@example.org\n"), new[:80])
+        self.assertTrue(new.startswith(b"ARGS: -oi -f <> -- other@example.org\n"), new[:80])
         self.assertIn(b"X-Coffer-Loop: sue\r\n", new)
         # a message that went through sue's redirect already is kept instead
         n = len(mailbox_list(self.coffer, "user/sue"))
@@ -141,7 +141,7 @@ class LmtpSieve(LmtpCase):
         self.assertEqual(self.deliver("away again", sender="friend@example.org")[0], 250)
         sent = self.sent()[before:]
         self.assertEqual(len(sent), 1)
-        self.assertIn(b"ARGS: -oi -f <> friend@example.org", sent[0])
+        self.assertIn(b"ARGS: -oi -f <> -- friend@example.org", sent[0])
         self.assertIn(b"Subject: I am away\r\n", sent[0])
         self.assertIn(b"In-Reply-To: <v1@x>\r\n", sent[0])
         self.assertIn(b"Back soon.", sent[0])

@@ -50,11 +50,22 @@ static int cb_log(void *context, int level, const char *message)
     return SASL_OK;
 }
 
-static int is_admin(const char *user, size_t len)
+/* is_admin_canonical: whether SASL's canonical identity auth ("user@realm") is one of admins.
+ * M10: the whole name counts: an entry of admins is "name@<sasl_realm>" (or a bare "name",
+ * for a backend that appends no realm), never the part before the first '@' of any realm. */
+static int is_admin_canonical(const char *auth, size_t alen)
 {
     const struct strarr *admins = config_list(g_cfg, CFG_ADMINS);
-    for (size_t i = 0; i < admins->count; i++)
-        if (strlen(admins->v[i]) == len && !memcmp(admins->v[i], user, len)) return 1;
+    const char *realm = config_str(g_cfg, CFG_SASL_REALM);
+    size_t rlen = strlen(realm);
+    int has_at = memchr(auth, '@', alen) != NULL;
+    for (size_t i = 0; i < admins->count; i++) {
+        size_t n = strlen(admins->v[i]);
+        if (n > alen || memcmp(admins->v[i], auth, n)) continue;
+        if (n == alen && !has_at) return 1;
+        if (*realm && alen == n + 1 + rlen && auth[n] == '@' && !memcmp(auth + n + 1, realm, rlen))
+            return 1;
+    }
     return 0;
 }
 
@@ -65,9 +76,7 @@ static int cb_proxy(sasl_conn_t *conn, void *context, const char *requested, uns
 {
     (void)context; (void)def_realm; (void)urlen; (void)propctx;
     if (rlen == alen && !memcmp(requested, auth, rlen)) return SASL_OK;
-    const char *at = memchr(auth, '@', alen);
-    size_t base = at ? (size_t)(at - auth) : alen;
-    if (is_admin(auth, base)) return SASL_OK;
+    if (is_admin_canonical(auth, alen)) return SASL_OK;
     sasl_seterror(conn, 0, "not authorized to act as another user");
     return SASL_BADAUTH;
 }
@@ -166,15 +175,35 @@ static char *strip_realm(const char *u)
     return xstrdup(u);
 }
 
+/* name_acceptable: M2: a name Coffer can use as a session identity as it is: not empty, not
+ * too long, no white space, control characters or DEL (SASL would strip or keep them, and the
+ * session would then not be the account), and no '@' left after our realm was stripped (Coffer
+ * has one realm: "user@other.realm" is not a user of it). */
+static int name_acceptable(const char *u)
+{
+    size_t n = strlen(u);
+    if (n == 0 || n > CSASL_MAX_NAME) return 0;
+    for (const unsigned char *p = (const unsigned char *)u; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f || *p == '@') return 0;
+    return 1;
+}
+
 static int finish(struct csasl *s)
 {
     const void *user = NULL, *authid = NULL;
     if (sasl_getprop(s->conn, SASL_USERNAME, &user) != SASL_OK || !user) return CF_E_INTERNAL;
     sasl_getprop(s->conn, SASL_AUTHUSER, &authid);
+    char *u = strip_realm(user), *a = strip_realm(authid ? authid : user);
+    if (!name_acceptable(u) || !name_acceptable(a)) {
+        log_notice("sasl_identity_refused", "user=%s authid=%s", log_quote(u), log_quote(a));
+        free(u);
+        free(a);
+        return CF_E_PERM;
+    }
     free(s->user);
     free(s->authid);
-    s->user = strip_realm(user);
-    s->authid = strip_realm(authid ? authid : user);
+    s->user = u;
+    s->authid = a;
     return 0;
 }
 
@@ -212,19 +241,41 @@ int csasl_step(struct csasl *s, const char *in, size_t inlen, const char **out, 
     return map_result(s, r);
 }
 
-int csasl_checkpass(struct csasl *s, const char *user, const char *pass)
+int csasl_checkpass(struct csasl *s, const char *user, size_t ulen, const char *pass,
+                    size_t plen)
 {
-    if (!*user || strchr(user, '\0') != user + strlen(user)) return CF_E_PERM;
-    int r = sasl_checkpass(s->conn, user, (unsigned)strlen(user), pass, (unsigned)strlen(pass));
+    /* L2: a NUL inside either would make SASL check a shorter name or password than given */
+    if (memchr(user, '\0', ulen) || memchr(pass, '\0', plen)) return CF_E_PERM;
+    /* M2: a name SASL would change (" user", "user\t") is refused before SASL sees it, with
+     * the same failure as a wrong password; "user@<sasl_realm>" is "user" */
+    char *given = strip_realm(user);
+    int r = CF_E_PERM;
+    if (!name_acceptable(given)) goto done;
+    r = sasl_checkpass(s->conn, user, (unsigned)ulen, pass, (unsigned)plen);
     if (r != SASL_OK) {
-        if (r == SASL_TRYAGAIN || r == SASL_UNAVAIL) return CF_E_AGAIN;
-        return CF_E_PERM;
+        r = r == SASL_TRYAGAIN || r == SASL_UNAVAIL ? CF_E_AGAIN : CF_E_PERM;
+        goto done;
     }
-    free(s->user);
-    free(s->authid);
-    s->user = strip_realm(user);
-    s->authid = xstrdup(s->user);
-    return 0;
+    /* the session is SASL's canonical name, never the input (M2); the two must agree, or
+     * "User" and "user" on a case-blind backend would be two identities of one account */
+    r = finish(s);
+    if (r == 0 && strcmp(s->user, given)) {
+        log_notice("sasl_identity_refused", "given=%s canonical=%s", log_quote(given),
+                   log_quote(s->user));
+        r = CF_E_PERM;
+    }
+    if (r == 0) {
+        free(s->authid);
+        s->authid = xstrdup(s->user);
+    } else {
+        free(s->user);
+        free(s->authid);
+        s->user = s->authid = NULL;
+        if (r != CF_E_AGAIN) r = CF_E_PERM;
+    }
+done:
+    free(given);
+    return r;
 }
 
 const char *csasl_user(const struct csasl *s) { return s->user; }

@@ -38,9 +38,17 @@ int csasl_start(struct csasl *s, const char *mech, const char *in, size_t inlen,
                 const char **out, size_t *outlen);
 int csasl_step(struct csasl *s, const char *in, size_t inlen, const char **out, size_t *outlen);
 
-/* csasl_checkpass: a plaintext password check (IMAP LOGIN, POP3 USER/PASS). 0 ok (the session
- * is then authenticated as user), CF_E_PERM bad credentials, CF_E_AGAIN backend trouble. */
-int csasl_checkpass(struct csasl *s, const char *user, const char *pass);
+/* The longest user name accepted (without realm). */
+#define CSASL_MAX_NAME 255
+
+/* csasl_checkpass: a plaintext password check (IMAP LOGIN, POP3 USER/PASS) of ulen bytes of
+ * user and plen bytes of pass (either may hold a NUL, which fails). 0 ok: the session is then
+ * SASL's canonical name of user (csasl_user), which must equal user without "@<sasl_realm>";
+ * a name SASL would change (white space, control characters, '@' of another realm, empty or
+ * longer than CSASL_MAX_NAME) fails like a wrong password: CF_E_PERM. CF_E_AGAIN: backend
+ * trouble. Exchanges (csasl_start/step) apply the same name rules to their identities. */
+int csasl_checkpass(struct csasl *s, const char *user, size_t ulen, const char *pass,
+                    size_t plen);
 
 /* After success: the authorized user (authzid, or the authid) and the authenticated identity,
  * both without realm. NULL before success. */

@@ -23,6 +23,47 @@ static int plain(struct csasl *s, const char *authz, const char *authc, const ch
     return csasl_start(s, "PLAIN", msg, n, &out, &outlen);
 }
 
+static int checkpass(struct csasl *s, const char *user, const char *pass)
+{
+    return csasl_checkpass(s, user, strlen(user), pass, strlen(pass));
+}
+
+/* M2/L2: a name SASL would canonicalize into another one, or bytes past a NUL, never log in */
+static void test_identity_variants(void)
+{
+    static const char *const bad[] = { " alice", "alice ", "\talice", "alice\t", "Alice",
+                                       "alice@other.realm", "al ice", "", "..", "a/b",
+                                       "alice\r" };
+    struct csasl *s;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        UNIT_EQ_INT(csasl_new("imap", NULL, NULL, 256, &s), 0);
+        UNIT_EQ_INT(checkpass(s, bad[i], "secret"), CF_E_PERM);
+        UNIT_CHECK(csasl_user(s) == NULL);
+        csasl_free(&s);
+    }
+    char longname[CSASL_MAX_NAME + 2];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    UNIT_EQ_INT(csasl_new("imap", NULL, NULL, 256, &s), 0);
+    UNIT_EQ_INT(checkpass(s, longname, "secret"), CF_E_PERM);
+    csasl_free(&s);
+    /* NUL in the name or the password */
+    UNIT_EQ_INT(csasl_new("imap", NULL, NULL, 256, &s), 0);
+    UNIT_EQ_INT(csasl_checkpass(s, "alice\0x", 7, "secret", 6), CF_E_PERM);
+    UNIT_EQ_INT(csasl_checkpass(s, "alice", 5, "secret\0junk", 11), CF_E_PERM);
+    csasl_free(&s);
+    /* our own realm is the same user, and the session is the bare canonical name */
+    UNIT_EQ_INT(csasl_new("imap", NULL, NULL, 256, &s), 0);
+    UNIT_EQ_INT(checkpass(s, "alice@test.example", "secret"), 0);
+    UNIT_EQ_STR(csasl_user(s), "alice");
+    UNIT_EQ_STR(csasl_authid(s), "alice");
+    csasl_free(&s);
+    /* the SASL exchange path: a padded authzid is canonicalized by SASL, not kept */
+    UNIT_EQ_INT(csasl_new("imap", NULL, NULL, 256, &s), 0);
+    UNIT_EQ_INT(plain(s, "", " alice", "secret") == 0 ? strcmp(csasl_user(s), "alice") : 0, 0);
+    csasl_free(&s);
+}
+
 int main(void)
 {
     log_init("test-sasl", 1, LOG_LVL_ERR);
@@ -72,10 +113,13 @@ int main(void)
     UNIT_EQ_INT(csasl_new("imap", NULL, NULL, 256, &s), 0);
     csasl_mechs(s, " ", &mechs);
     UNIT_CHECK(strstr(buf_cstr(&mechs), "PLAIN") != NULL);
-    UNIT_EQ_INT(csasl_checkpass(s, "alice", "wrong"), CF_E_PERM);
-    UNIT_EQ_INT(csasl_checkpass(s, "nosuch", "secret"), CF_E_PERM);
-    UNIT_EQ_INT(csasl_checkpass(s, "alice", "secret"), 0);
+    UNIT_EQ_INT(checkpass(s, "alice", "wrong"), CF_E_PERM);
+    UNIT_EQ_INT(checkpass(s, "nosuch", "secret"), CF_E_PERM);
+    UNIT_EQ_INT(checkpass(s, "alice", "secret"), 0);
     UNIT_EQ_STR(csasl_user(s), "alice");
+    csasl_free(&s);
+    test_identity_variants();
+    UNIT_EQ_INT(csasl_new("imap", NULL, NULL, 256, &s), 0);
     csasl_free(&s);
 
     UNIT_EQ_INT(csasl_new("imap", NULL, NULL, 256, &s), 0);
@@ -105,14 +149,14 @@ int main(void)
     /* password change and delete */
     UNIT_EQ_INT(csasl_setpass("alice", "newpw", 0), 0);
     UNIT_EQ_INT(csasl_new("pop", NULL, NULL, 256, &s), 0);
-    UNIT_EQ_INT(csasl_checkpass(s, "alice", "secret"), CF_E_PERM);
-    UNIT_EQ_INT(csasl_checkpass(s, "alice", "newpw"), 0);
+    UNIT_EQ_INT(checkpass(s, "alice", "secret"), CF_E_PERM);
+    UNIT_EQ_INT(checkpass(s, "alice", "newpw"), 0);
     csasl_free(&s);
     UNIT_EQ_INT(csasl_deluser("alice"), 0);
     UNIT_EQ_INT(csasl_deluser("alice"), CF_E_NOTFOUND);
     UNIT_EQ_INT(csasl_user_exists("alice"), 0);
     UNIT_EQ_INT(csasl_new("pop", NULL, NULL, 256, &s), 0);
-    UNIT_EQ_INT(csasl_checkpass(s, "alice", "newpw"), CF_E_PERM);
+    UNIT_EQ_INT(checkpass(s, "alice", "newpw"), CF_E_PERM);
     csasl_free(&s);
     UNIT_EQ_INT(csasl_user_exists("bob"), 1);
 

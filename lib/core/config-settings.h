@@ -19,7 +19,7 @@
     X(CFG_HOSTNAME, "hostname", STR, "", "name used in greetings and Received headers (default: the system host name)") \
     X(CFG_TLS_CERT, "tls_cert", PATH, "", "PEM certificate chain for STARTTLS and implicit TLS") \
     X(CFG_TLS_KEY, "tls_key", PATH, "", "PEM private key for tls_cert") \
-    X(CFG_TLS_CIPHERS, "tls_ciphers", STR, "", "OpenSSL cipher list for TLS 1.2 (default: OpenSSL's)") \
+    X(CFG_TLS_CIPHERS, "tls_ciphers", STR, "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20", "OpenSSL cipher list for TLS 1.2 (default: AEAD ciphers with forward secrecy only)") \
     X(CFG_TLS_MIN_VERSION, "tls_min_version", ENUM, "1.2", "1.2|1.3: oldest TLS version accepted") \
     X(CFG_ALLOW_PLAINTEXT, "allow_plaintext", BOOL, "no", "allow passwords over connections without TLS") \
     X(CFG_ADMINS, "admins", LIST, "", "users with administrator rights") \
@@ -47,8 +47,8 @@
     X(CFG_LMTP_AUTOCREATE_INBOX, "lmtp_autocreate_inbox", BOOL, "yes", "lmtpd creates a known user's INBOX on first delivery") \
     X(CFG_QUOTA_WARN_PERCENT, "quota_warn_percent", INT, "90", "SELECT warns (* NO [ALERT]) when the mailbox's quota root is at least this full (0: never)") \
     X(CFG_LMTP_OVERQUOTA_PERMANENT, "lmtp_overquota_permanent", BOOL, "no", "over-quota deliveries fail with 552 5.2.2 instead of 452 4.2.2") \
-    X(CFG_LMTP_REQUIRE_AUTH, "lmtp_require_auth", BOOL, "no", "LMTP over TCP accepts MAIL only after AUTH as an administrator (UNIX sockets are exempt)") \
-    X(CFG_SENDMAIL, "sendmail", STR, "/usr/sbin/sendmail -oi -f <>", "command (run by /bin/sh) that Sieve redirect and vacation hand messages to; recipients are appended") \
+    X(CFG_LMTP_REQUIRE_AUTH, "lmtp_require_auth", BOOL, "no", "LMTP over TCP accepts MAIL only after AUTH as an administrator (UNIX sockets: the file permissions decide, see socket_mode)") \
+    X(CFG_SENDMAIL, "sendmail", STR, "/usr/sbin/sendmail -oi -f <>", "command (absolute path and arguments, no shell) that Sieve redirect and vacation hand messages to; -- and the recipient are appended") \
     X(CFG_SASL_PWCHECK_METHOD, "sasl_pwcheck_method", ENUM, "auxprop", "auxprop|saslauthd: how Cyrus SASL checks passwords") \
     X(CFG_SASL_MECH_LIST, "sasl_mech_list", STR, "SCRAM-SHA-256 SCRAM-SHA-1 PLAIN LOGIN", "SASL mechanisms offered") \
     X(CFG_SASL_DBPATH, "sasl_dbpath", PATH, "", "the sasldb password database (default: configdir/sasldb2)") \
@@ -59,6 +59,8 @@
     X(SVC_PROGRAM, "program", STR, "", "worker program: imapd, pop3d or lmtpd (a bare name is looked up in the directory of cofferd)") \
     X(SVC_LISTEN, "listen", LIST, "", "addresses: HOST:PORT, [IPv6]:PORT or an absolute UNIX socket path") \
     X(SVC_TLS, "tls", ENUM, "starttls", "starttls|implicit|none: TLS on this service") \
+    X(SVC_SOCKET_MODE, "socket_mode", STR, "", "octal mode of this service's UNIX sockets, never giving others access (default: 0600, or 0660 with socket_group)") \
+    X(SVC_SOCKET_GROUP, "socket_group", STR, "", "group of this service's UNIX sockets, e.g. the MTA's (default: cofferd's own group)") \
     X(SVC_PREFORK, "prefork", INT, "1", "idle workers kept ready") \
     X(SVC_MAXCHILD, "maxchild", INT, "100", "most workers at once; further connections wait in the listen queue") \
     X(SVC_MAXUSE, "maxuse", INT, "250", "connections a worker serves before it exits and is replaced") \

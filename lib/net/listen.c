@@ -148,7 +148,49 @@ static int unix_path_is_stale(const struct listen_addr *a)
     return e == ECONNREFUSED ? 1 : 0;
 }
 
-int listen_bind(const struct listen_addr *a, int *fd_r, struct buf *err)
+/* unix_bind: bind fd to the UNIX path with the file created as mode perm->mode and group
+ * perm->gid from the start. H4: the path is never chmod'ed or chown'ed afterwards, because
+ * between bind and a call on the path, whoever can write to the directory could replace it
+ * (with a symlink to a file of theirs, which root would then chmod). On Linux the socket file
+ * takes its mode from the umask at bind time (fchmod on the socket fd before bind changes the
+ * socket inode, not the file) and its group from the effective gid (unless the directory is
+ * set-group-ID), so both are set around bind and restored at once. Returns bind's result with
+ * errno; setegid failing (not root, and gid neither our real nor saved gid) gives -1 too. */
+static int unix_bind(int fd, const struct listen_addr *a, const struct listen_unix_perm *perm)
+{
+    unsigned mode = perm ? perm->mode & 0777 : LISTEN_UNIX_MODE;
+    gid_t old_gid = getegid();
+    int set_gid = perm && perm->gid >= 0 && (gid_t)perm->gid != old_gid;
+    if (set_gid && setegid((gid_t)perm->gid) < 0) return -1;
+    mode_t old_mask = umask((mode_t)(~mode & 0777));
+    int r = bind(fd, (const struct sockaddr *)&a->sa, a->salen);
+    int e = errno;
+    umask(old_mask);
+    if (set_gid && setegid(old_gid) < 0) {
+        /* cannot happen when the first setegid worked; never go on with the wrong gid */
+        abort();
+    }
+    errno = e;
+    return r;
+}
+
+/* unix_check_group: after bind, whether the file got the group asked for (a set-group-ID
+ * directory overrides the effective gid). Only looks, never changes the path. */
+static int unix_check_group(const struct listen_addr *a, const struct listen_unix_perm *perm)
+{
+    if (!perm || perm->gid < 0) return 0;
+    const struct sockaddr_un *un = (const struct sockaddr_un *)&a->sa;
+    struct stat st;
+    if (lstat(un->sun_path, &st) < 0) return -1;
+    if (st.st_gid != (gid_t)perm->gid) {
+        errno = EPERM;
+        return -1;
+    }
+    return 0;
+}
+
+int listen_bind(const struct listen_addr *a, const struct listen_unix_perm *perm, int *fd_r,
+                struct buf *err)
 {
     *fd_r = -1;
     int fd = socket(a->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -163,33 +205,43 @@ int listen_bind(const struct listen_addr *a, int *fd_r, struct buf *err)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
         return fail(err, a, fd, errno, NULL);
 
-    if (bind(fd, (const struct sockaddr *)&a->sa, a->salen) < 0) {
+    int is_unix = a->family == AF_UNIX;
+    int r = is_unix ? unix_bind(fd, a, perm) : bind(fd, (const struct sockaddr *)&a->sa, a->salen);
+    if (r < 0) {
         int e = errno;
-        if (a->family != AF_UNIX || e != EADDRINUSE) return fail(err, a, fd, e, NULL);
+        if (!is_unix || e != EADDRINUSE) return fail(err, a, fd, e, NULL);
         int stale = unix_path_is_stale(a);
         if (stale < 0) return fail(err, a, fd, e, " (the path exists and is not a socket)");
         if (stale == 0) return fail(err, a, fd, e, NULL);
         const struct sockaddr_un *un = (const struct sockaddr_un *)&a->sa;
         if (unlink(un->sun_path) < 0 && errno != ENOENT) return fail(err, a, fd, errno, NULL);
-        if (bind(fd, (const struct sockaddr *)&a->sa, a->salen) < 0)
-            return fail(err, a, fd, errno, NULL);
+        if (unix_bind(fd, a, perm) < 0) return fail(err, a, fd, errno, NULL);
     }
-    if (a->family == AF_UNIX) {
+    if (is_unix && unix_check_group(a, perm) < 0) {
+        int e = errno;
         const struct sockaddr_un *un = (const struct sockaddr_un *)&a->sa;
-        if (chmod(un->sun_path, 0666) < 0) return fail(err, a, fd, errno, NULL);
+        unlink(un->sun_path);
+        return fail(err, a, fd, e, " (the socket file did not get socket_group; is the "
+                                   "directory set-group-ID?)");
     }
     if (listen(fd, LISTEN_BACKLOG) < 0) return fail(err, a, fd, errno, NULL);
     *fd_r = fd;
     return 0;
 }
 
-int listen_open(const char *spec, int *fd_r, struct buf *err)
+int listen_open_perm(const char *spec, const struct listen_unix_perm *perm, int *fd_r,
+                     struct buf *err)
 {
     struct listen_addr a;
     *fd_r = -1;
     int r = listen_parse(spec, &a, err);
     if (r) return r;
-    return listen_bind(&a, fd_r, err);
+    return listen_bind(&a, perm, fd_r, err);
+}
+
+int listen_open(const char *spec, int *fd_r, struct buf *err)
+{
+    return listen_open_perm(spec, NULL, fd_r, err);
 }
 
 void listen_format(const struct sockaddr *sa, socklen_t len, char *out, size_t n)

@@ -24,14 +24,27 @@ struct listen_addr {
  * block, except that a host name is resolved (no resolution for numeric addresses). */
 int listen_parse(const char *spec, struct listen_addr *out, struct buf *err);
 
+/* Who may connect to a UNIX socket: the file's mode (permission bits only) and group (-1:
+ * the creator's effective group). Connecting needs write permission on the file. */
+struct listen_unix_perm {
+    unsigned mode;
+    long gid;
+};
+#define LISTEN_UNIX_MODE 0600           /* the mode when no listen_unix_perm is given */
+
 /* listen_bind: a new listening socket (SOCK_CLOEXEC and SOCK_NONBLOCK set, SO_REUSEADDR for TCP,
  * IPV6_V6ONLY for IPv6, backlog LISTEN_BACKLOG) in *fd_r, owned by the caller. A UNIX socket path
  * left over by a dead process (nobody accepts on it) is unlinked first; a live one is "in use";
- * the new socket file gets mode 0666, so access is controlled by its directory.
+ * the new socket file is created with perm's mode and group (perm NULL: LISTEN_UNIX_MODE, the
+ * creator's group), set atomically at bind time (umask and effective gid around bind; a group
+ * other than our own needs root). perm is ignored for TCP.
  * Returns 0, or CF_E_IO with "cannot listen on SPEC: ERRNO TEXT" in err. */
-int listen_bind(const struct listen_addr *a, int *fd_r, struct buf *err);
+int listen_bind(const struct listen_addr *a, const struct listen_unix_perm *perm, int *fd_r,
+                struct buf *err);
 
-/* listen_open: listen_parse then listen_bind. */
+/* listen_open_perm: listen_parse then listen_bind; listen_open: the same with perm NULL. */
+int listen_open_perm(const char *spec, const struct listen_unix_perm *perm, int *fd_r,
+                     struct buf *err);
 int listen_open(const char *spec, int *fd_r, struct buf *err);
 
 /* listen_format: sa as "127.0.0.1:143", "[::1]:143", or "unix" (UNIX peers have no useful

@@ -47,6 +47,7 @@ struct stream {
     size_t rpos, rlen;
     struct buf line;
     int discarding;         /* inside an over-long line: drop bytes up to its LF */
+    int bare_lf;            /* the last line read ended in a bare LF, not CRLF */
     int rerr;               /* sticky read error: CF_E_EOF after end of file, CF_E_TLS */
     int bio_eof;            /* the TLS BIO saw end of file (for BIO_CTRL_EOF) */
 
@@ -332,7 +333,8 @@ static int finish_line(struct stream *s, const char *p, size_t n, struct buf *ou
         p = s->line.s;
         n = s->line.len;
     }
-    if (n && p[n - 1] == '\r') n--;
+    s->bare_lf = !(n && p[n - 1] == '\r');
+    if (!s->bare_lf) n--;
     if (s->discarding || n > s->max_line) {
         r = CF_E_LIMIT;
     } else {
@@ -690,8 +692,13 @@ int tls_ctx_new(const char *cert, const char *key, const char *ciphers, const ch
         return tls_ctx_fail(c, err, "cannot set the TLS minimum version %s", min_version);
     /* No compression (CRIME), no renegotiation (a cheap DoS and an old attack surface);
      * an unexpected close without close_notify is plain end of file, as mail clients do it. */
+    /* L12: no stateless session tickets. Their key is made once per SSL_CTX, which lives as
+     * long as the zygote, and is never rotated: one stolen key would decrypt every TLS 1.2
+     * session resumed with it. Without tickets resumption needs the per-process session cache,
+     * which is rare in a prefork server, and a full handshake costs little next to a login. */
     SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                           SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
+                           SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF |
+                           SSL_OP_NO_TICKET);
     SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                         SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_dh_auto(c, 1);
@@ -806,5 +813,14 @@ int stream_start_tls(struct stream *s, struct tls_ctx *ctx)
 }
 
 int stream_is_tls(const struct stream *s) { return s->ssl != NULL; }
+int stream_line_bare_lf(const struct stream *s) { return s->bare_lf; }
+
+int stream_tls_ssf(const struct stream *s)
+{
+    /* L12: the negotiated cipher's secret bits (SASL's "security strength factor") */
+    if (!s->ssl) return 0;
+    int bits = SSL_get_cipher_bits(s->ssl, NULL);
+    return bits > 0 ? bits : 1;
+}
 const char *stream_tls_info(const struct stream *s) { return s->ssl ? s->tls_info : ""; }
 const char *stream_tls_error(const struct stream *s) { return s->tls_error; }

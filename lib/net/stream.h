@@ -65,6 +65,10 @@ void stream_set_interrupt_flag(volatile sig_atomic_t *flag);
  * (consumed, out left empty). A bare CR inside a line is kept as data. */
 int stream_read_line(struct stream *s, struct buf *out);
 
+/* stream_line_bare_lf: 1 when the last line stream_read_line returned ended in a bare LF
+ * rather than CRLF (LMTP's end of data must be CRLF.CRLF), else 0. */
+int stream_line_bare_lf(const struct stream *s);
+
 /* stream_read_exact: append exactly n bytes to out (out's cap, if any, is respected:
  * CF_E_LIMIT). Same errors as stream_read_line. On CF_E_LIMIT nothing is consumed (the caller
  * may stream_skip the bytes); on any other error out is restored to its old length and the
@@ -118,6 +122,9 @@ void tls_ctx_free(struct tls_ctx **ctx);
  * plaintext). Calling it on a stream that is already TLS returns CF_E_TLS. */
 int stream_start_tls(struct stream *s, struct tls_ctx *ctx);
 int stream_is_tls(const struct stream *s);
+/* stream_tls_ssf: the strength in bits of the negotiated TLS cipher (SSL_get_cipher_bits, e.g.
+ * 128 or 256) for SASL's external SSF; 0 without TLS. */
+int stream_tls_ssf(const struct stream *s);
 const char *stream_tls_info(const struct stream *s);   /* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "" */
 
 /* stream_tls_error: why the last TLS handshake or record operation failed, as OpenSSL's

@@ -12,6 +12,7 @@
 #include "store/kv.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -122,6 +123,43 @@ char *master_resolve_program(const struct config *cfg, const char *program)
     return xasprintf("%s/%s", exe, program);
 }
 
+/* unix_perm: a service's socket_mode and socket_group as a listen_unix_perm (H4). The mode is
+ * octal, at most 0777, and never gives others any right; without socket_mode it is 0600, or
+ * 0660 with socket_group. 0, or CF_E_PARSE with the reason in why. */
+static int unix_perm(const struct config_service *cs, struct listen_unix_perm *perm,
+                     struct buf *why)
+{
+    const char *mode = service_str(cs, SVC_SOCKET_MODE);
+    const char *group = service_str(cs, SVC_SOCKET_GROUP);
+    perm->gid = -1;
+    if (*group) {
+        struct group *g = getgrnam(group);
+        if (!g) {
+            buf_printf(why, "socket_group %s: no such group\n", group);
+            return CF_E_PARSE;
+        }
+        perm->gid = (long)g->gr_gid;
+    }
+    perm->mode = *group ? 0660 : LISTEN_UNIX_MODE;
+    if (*mode) {
+        char *end;
+        errno = 0;
+        unsigned long m = strtoul(mode, &end, 8);
+        if (*end || errno || m > 0777 || mode[0] == '-') {
+            buf_printf(why, "socket_mode %s: not an octal mode such as 0660\n", mode);
+            return CF_E_PARSE;
+        }
+        /* connecting needs write permission on the file: a mode that lets others write
+         * would undo H4, so it is refused rather than honoured */
+        if (m & 0007) {
+            buf_printf(why, "socket_mode %s: gives others access; use socket_group\n", mode);
+            return CF_E_PARSE;
+        }
+        perm->mode = (unsigned)m;
+    }
+    return 0;
+}
+
 int master_validate(const struct config *cfg, struct buf *err)
 {
     int r = 0;
@@ -150,6 +188,14 @@ int master_validate(const struct config *cfg, struct buf *err)
                     }
             }
         }
+        struct listen_unix_perm perm;
+        struct buf why = BUF_INIT;
+        if (unix_perm(s, &perm, &why)) {
+            buf_printf(err, "%s:%d: service '%s': %s", cfg->path, s->line, s->name,
+                       buf_cstr(&why));
+            r = CF_E_PARSE;
+        }
+        buf_fini(&why);
         char *prog = master_resolve_program(cfg, service_str(s, SVC_PROGRAM));
         if (access(prog, X_OK) < 0) {
             buf_printf(err, "%s:%d: service '%s': program %s: %s\n", cfg->path, s->line, s->name,
@@ -223,6 +269,8 @@ static struct service *service_new(const struct config *cfg, const struct config
     s->maxchild = service_int(cs, SVC_MAXCHILD);
     s->active = 1;
     s->l = xreallocarray(NULL, ls->count, sizeof *s->l);
+    struct listen_unix_perm perm;
+    if (unix_perm(cs, &perm, err)) goto fail;
     for (size_t i = 0; i < ls->count; i++) {
         struct listener *l = &s->l[s->nl];
         l->spec = xstrdup(ls->v[i]);
@@ -236,7 +284,7 @@ static struct service *service_new(const struct config *cfg, const struct config
                 buf_printf(err, "cannot listen on %s: %s\n", ls->v[i], strerror(errno));
                 goto fail;
             }
-        } else if (listen_open(ls->v[i], &l->fd, err)) {
+        } else if (listen_open_perm(ls->v[i], &perm, &l->fd, err)) {
             goto fail;
         } else {
             log_info("listening", "service=%s address=%s", log_quote(s->name),

@@ -23,8 +23,7 @@
 
 static int tls_ssf(const struct client *c)
 {
-    /* no cipher strength is exposed by the stream; any TLS we negotiate is at least 128 bits */
-    return stream_is_tls(c->stream) ? 128 : 0;
+    return stream_tls_ssf(c->stream);   /* L12: the negotiated cipher's strength */
 }
 
 /* auth_sasl: the session's SASL server exchange, made on first use and made again after
@@ -202,10 +201,9 @@ void cmd_login(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "NO [UNAVAILABLE] Authentication is unavailable");
         return;
     }
-    /* a NUL inside a literal would cut the name short: refuse rather than check another one */
-    size_t ulen = cmd->args[0].len, plen = cmd->args[1].len;
-    int r = strlen(user) != ulen || strlen(pass) != plen ? CF_E_PERM
-                                                          : csasl_checkpass(s, user, pass);
+    /* a NUL inside a literal fails in csasl_checkpass, and the session is SASL's canonical
+     * name, never the argument (M2) */
+    int r = csasl_checkpass(s, user, cmd->args[0].len, pass, cmd->args[1].len);
     if (r) {
         login_failed(c, cmd->tag, user, "LOGIN", r);
         return;

@@ -1,6 +1,9 @@
 /* cmd-auth.c: AUTH (RFC 4954) for LMTP: an MTA proves who it is with SASL. With
- * lmtp_require_auth set, TCP connections must authenticate as an administrator before MAIL;
- * UNIX-socket connections are trusted through the socket's file permissions. */
+ * lmtp_require_auth set, TCP connections must authenticate as an administrator before MAIL.
+ * UNIX-socket connections are trusted through the socket's file permissions (socket_mode,
+ * socket_group), so AUTH is neither offered nor accepted there (H4). Failures are paced and
+ * counted like IMAP's and POP3's logins, and a good password of a user who may not deliver gets
+ * the same answer as a wrong one, so AUTH is no faster password oracle than LOGIN (M1). */
 #include "lmtpd.h"
 #include "auth/sasl.h"
 #include "core/base64.h"
@@ -10,14 +13,20 @@
 #include "core/strarr.h"
 #include "core/xmalloc.h"
 #include "net/stream.h"
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* Failed attempts allowed on one connection, as in imapd and pop3d: the third ends it, so the
+ * pauses below hold a worker for at most LMTP_MAX_AUTH_FAILURES * auth_fail_delay. */
+#define LMTP_MAX_AUTH_FAILURES 3
 
 /* client_sasl: the session's SASL exchange, made on first use (and again after STARTTLS, which
  * changes what may be offered). NULL when the SASL library refused. */
 static struct csasl *client_sasl(struct client *c)
 {
-    int ssf = stream_is_tls(c->stream) ? 128 : 0;
+    int ssf = stream_tls_ssf(c->stream);
     if (c->sasl && c->sasl_ssf != ssf) csasl_free(&c->sasl);
     if (!c->sasl && csasl_new("lmtp", NULL, NULL, ssf, &c->sasl) == 0) c->sasl_ssf = ssf;
     return c->sasl;
@@ -25,7 +34,7 @@ static struct csasl *client_sasl(struct client *c)
 
 void auth_lhlo_line(struct client *c, struct strarr *lines)
 {
-    if (c->auth_user) return;
+    if (c->auth_user || c->ws->is_unix) return;
     struct csasl *s = client_sasl(c);
     struct buf mechs = BUF_INIT;
     if (s && csasl_mechs(s, " ", &mechs) == 0 && mechs.len)
@@ -43,9 +52,64 @@ static int is_admin(const struct client *c, const char *user)
     return strarr_find(config_list(c->ws->cfg, CFG_ADMINS), user) >= 0;
 }
 
+/* fail_delay: sleep auth_fail_delay; a signal (shutdown) cuts it short. */
+static void fail_delay(struct client *c)
+{
+    long long secs = config_int(c->ws->cfg, CFG_AUTH_FAIL_DELAY);
+    if (secs <= 0) return;
+    struct timespec ts = { (time_t)secs, 0 };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !worker_shutdown) {}
+}
+
+/* auth_failed: count, log, pause, answer. A wrong password and a right one of a user who is
+ * not an administrator get the same words after the same pause (M1); the log tells them
+ * apart. The last allowed failure ends the session (421, RFC 5321 section 3.8). */
+static void auth_failed(struct client *c, const char *mech, const char *authid,
+                        const char *reason)
+{
+    c->auth_failures++;
+    log_notice("auth_failed", "service=lmtp mech=%s authid=%s reason=%s attempt=%d",
+               log_quote(mech), log_quote(authid ? authid : ""), reason, c->auth_failures);
+    fail_delay(c);
+    if (c->auth_failures >= LMTP_MAX_AUTH_FAILURES) {
+        client_reply(c, "421 4.7.0 Too many failed authentication attempts, closing connection");
+        c->end_reason = "auth_failures";
+        return;
+    }
+    client_reply(c, "535 5.7.8 Authentication credentials invalid");
+}
+
+/* read_response: one client line of the exchange, decoded into in. 0; 1 when the exchange
+ * ended and was answered (cancelled, bad base64); <0 when the session ends. */
+static int read_response(struct client *c, struct buf *line, struct buf *in)
+{
+    int r = stream_flush(c->stream);
+    if (r == 0) r = stream_read_line(c->stream, line);
+    if (r < 0) {
+        c->end_reason = r == CF_E_EOF ? "eof" : r == CF_E_TIMEOUT ? "timeout" : "io";
+        return r;
+    }
+    if (!strcmp(buf_cstr(line), "*")) {
+        client_reply(c, "501 5.0.0 Authentication cancelled");
+        return 1;
+    }
+    if (memchr(line->s ? line->s : "", '\0', line->len) ||
+        base64_decode(line->s ? line->s : "", line->len, in)) {
+        client_reply(c, "501 5.5.2 Cannot decode the response");
+        return 1;
+    }
+    return 0;
+}
+
 /* AUTH mechanism [initial-response] (RFC 4954 section 4). */
 void cmd_auth(struct client *c, const struct lmtp_command *cmd)
 {
+    if (c->ws->is_unix) {
+        /* H4: the socket's file permissions already decided; a password would add nothing
+         * but a place to guess passwords at */
+        client_reply(c, "502 5.5.1 AUTH is not offered on this socket");
+        return;
+    }
     if (!c->greeted) {
         client_reply(c, "503 5.5.1 Send LHLO first");
         return;
@@ -89,19 +153,20 @@ void cmd_auth(struct client *c, const struct lmtp_command *cmd)
         buf_reset(&out);
         base64_encode(resp, resplen, &out);
         client_reply(c, "334 %s", buf_cstr(&out));
-        if (stream_flush(c->stream) < 0 || stream_read_line(c->stream, &line) < 0) {
-            c->end_reason = "io";
-            goto done;
-        }
-        if (!strcmp(buf_cstr(&line), "*")) {
-            client_reply(c, "501 5.0.0 Authentication cancelled");
-            goto done;
-        }
-        if (base64_decode(line.s ? line.s : "", line.len, &in)) {
-            client_reply(c, "501 5.5.2 Cannot decode the response");
-            goto done;
-        }
+        int rr = read_response(c, &line, &in);
+        if (rr) goto done;
         r = csasl_step(s, in.s ? in.s : "", in.len, &resp, &resplen);
+    }
+    if (r == 0 && resplen) {
+        /* RFC 4954 section 4: 235 carries no data, so the server's last data (SCRAM's
+         * "v=" signature, which lets the client check the server) goes as one more 334
+         * challenge, and the client answers it with an empty line */
+        buf_reset(&out);
+        base64_encode(resp, resplen, &out);
+        client_reply(c, "334 %s", buf_cstr(&out));
+        int rr = read_response(c, &line, &in);
+        if (rr) goto done;
+        if (in.len) r = CF_E_PARSE;
     }
     if (r == CF_E_NOTFOUND) {
         client_reply(c, "504 5.5.4 Unrecognized or unavailable authentication mechanism");
@@ -110,13 +175,10 @@ void cmd_auth(struct client *c, const struct lmtp_command *cmd)
     } else if (r == CF_E_PARSE) {
         client_reply(c, "501 5.5.2 Malformed authentication exchange");
     } else if (r < 0) {
-        log_notice("auth_failed", "service=lmtp mech=%s peer=%s", log_quote(mech), c->ws->peer);
-        client_reply(c, "535 5.7.8 Authentication credentials invalid");
+        auth_failed(c, mech, csasl_authid(s), "credentials");
     } else if (!is_admin(c, csasl_authid(s))) {
         /* only the MTA's account may hand over mail for everybody */
-        log_notice("auth_refused", "service=lmtp authid=%s reason=not_admin",
-                   log_quote(csasl_authid(s)));
-        client_reply(c, "535 5.7.8 Not authorized to deliver mail");
+        auth_failed(c, mech, csasl_authid(s), "not_admin");
     } else {
         c->auth_user = xstrdup(csasl_authid(s));
         worker_note_login(c->ws, NULL);     /* H2: end of the pre-login phase; no per-user
@@ -126,6 +188,8 @@ void cmd_auth(struct client *c, const struct lmtp_command *cmd)
         client_reply(c, "235 2.7.0 Authentication successful");
     }
 done:
+    /* the next attempt starts on a fresh exchange (a failed one cannot be reused) */
+    if (!c->auth_user) csasl_free(&c->sasl);
     strarr_fini(&args);
     buf_fini(&in);
     buf_fini(&out);

@@ -16,6 +16,7 @@
 
 #define SPOOL_WRITE_CHUNK 65536
 #define DATA_MAX_LINE (1024 * 1024)   /* RFC 5321 says 1000; real mail is longer, not this */
+#define BDAT_MAX_DIGITS 20            /* 18446744073709551615 */
 
 /* safe: s for a header field: control characters become '?'. */
 static void append_safe(struct buf *b, const char *s)
@@ -123,23 +124,31 @@ void cmd_data(struct client *c, const struct lmtp_command *cmd)
     int too_big = 0, long_line = 0, write_failed = fd < 0;
     struct buf line = BUF_INIT, out = BUF_INIT;
     stream_set_max_line(c->stream, DATA_MAX_LINE);
+    int prev_bare_lf = 0;           /* the 354 reply counts as the CRLF before a first "." */
     for (;;) {
         int r = stream_read_line(c->stream, &line);
         if (r == CF_E_LIMIT) {
             long_line = 1;
+            prev_bare_lf = 1;          /* whatever it ended with, it was no CRLF "." CRLF */
             continue;
         }
         if (r < 0) {
             read_error(c, r);
             break;
         }
+        int bare_lf = stream_line_bare_lf(c->stream);
         const char *s = line.s ? line.s : "";
         size_t n = line.len;
-        if (n && s[0] == '.') {
+        if (n == 1 && s[0] == '.' && (bare_lf || prev_bare_lf)) {
+            /* L11: only CRLF "." CRLF ends the data (RFC 5321 section 4.1.1.4). A dot line
+             * next to a bare LF is data, so that a message cannot end early for us while the
+             * MTA before us read on (SMTP smuggling); it is stored as it came, a lone dot */
+        } else if (n && s[0] == '.') {
             if (n == 1) break;                 /* the end of the message */
             s++;                               /* RFC 5321 section 4.5.2 */
             n--;
         }
+        prev_bare_lf = bare_lf;
         /* each line, whether it ended in CRLF or a bare LF, is stored with CRLF */
         size += n + 2;
         if (size > max) too_big = 1;
@@ -188,13 +197,25 @@ void cmd_bdat(struct client *c, const struct lmtp_command *cmd)
         client_reply(c, "501 5.5.4 Syntax: BDAT size [LAST]");
         return;
     }
+    size_t digits = strspn(a, "0123456789");
     errno = 0;
     unsigned long long n = strtoull(a, &end, 10);
     int last = 0;
-    if (*end == ' ' && !strcasecmp(end + 1, "LAST")) last = 1;
+    /* more than 20 digits cannot be a 64-bit size, whatever strtoull makes of it */
+    if (digits > BDAT_MAX_DIGITS) errno = ERANGE;
+    if (!errno && *end == ' ' && !strcasecmp(end + 1, "LAST")) last = 1;
     else if (*end || errno) {
         /* the size cannot be trusted, so neither can the stream: RFC 3030 section 2 */
         client_reply(c, "501 5.5.4 Syntax: BDAT size [LAST]");
+        c->end_reason = "protocol";
+        return;
+    }
+    uint64_t max = (uint64_t)config_int(c->ws->cfg, CFG_MAX_LITERAL);
+    if (n > max) {
+        /* H5: a chunk larger than any message we accept cannot be read past at a bounded
+         * cost (2^64-1 octets would take forever), so the session ends here */
+        log_info("message_refused", "reason=size chunk=%llu", n);
+        client_reply(c, "421 4.3.4 Chunk exceeds the maximum message size; closing connection");
         c->end_reason = "protocol";
         return;
     }
@@ -211,7 +232,6 @@ void cmd_bdat(struct client *c, const struct lmtp_command *cmd)
         client_reply(c, "%s", refuse);
         return;
     }
-    uint64_t max = (uint64_t)config_int(c->ws->cfg, CFG_MAX_LITERAL);
     if (c->spool_fd < 0 && !c->bdat_failed) {
         c->spool_fd = spool_new(c);
         if (c->spool_fd < 0) {
@@ -220,7 +240,9 @@ void cmd_bdat(struct client *c, const struct lmtp_command *cmd)
         }
     }
     int r;
-    if (c->bdat_failed || c->spool_size + n > max) {
+    /* written as a subtraction: spool_size + n could wrap around (H5); n <= max here and
+     * spool_size never exceeds max, because a chunk that would pass it is skipped */
+    if (c->bdat_failed || c->spool_size > max - n) {
         if (!c->bdat_failed) {
             c->bdat_failed = 1;
             c->bdat_error = "552 5.3.4";
@@ -239,7 +261,7 @@ void cmd_bdat(struct client *c, const struct lmtp_command *cmd)
         read_error(c, r);
         return;
     }
-    c->spool_size += n;
+    if (!c->bdat_failed) c->spool_size += n;
     if (!last) {
         if (c->bdat_failed)
             client_reply(c, "%s %s", c->bdat_error,

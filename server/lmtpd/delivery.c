@@ -9,7 +9,10 @@
 #include "store/deliver.h"
 #include "store/mboxname.h"
 #include "store/store.h"
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
+
+extern char **environ;
 
 #define VACATION_DB "vacation.db"
 #define LOOP_HEADER "X-Coffer-Loop"
@@ -53,52 +59,95 @@ static int header_has(const char *msg, size_t len, const char *name, const char 
     return 0;
 }
 
-/* shell_quote: s in single quotes for /bin/sh. */
-static void shell_quote(struct buf *b, const char *s)
+/* write_pipe: all of p to fd; 0 or -1 (the command stopped reading). */
+static int write_pipe(int fd, const char *p, size_t n)
 {
-    buf_putc(b, '\'');
-    for (; *s; s++) {
-        if (*s == '\'') buf_appends(b, "'\\''");
-        else buf_putc(b, *s);
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p += w;
+        n -= (size_t)w;
     }
-    buf_putc(b, '\'');
+    return 0;
 }
 
-/* sendmail: pipe head then body to the `sendmail` command with rcpt appended. 0 or CF_E_IO
- * (logged). Blocks until the command exits. */
+/* sendmail: pipe head then body to the `sendmail` command, run without a shell: the setting is
+ * split on spaces into the program and its arguments, then "--" and rcpt are appended (M9: an
+ * address such as "-X/path" or "-C..." must never be read as an option; every sendmail
+ * clone ends its options at "--"). An address starting with '-' is refused all the same, as
+ * no real mailbox has one. 0, or CF_E_IO (logged). Blocks until the command exits. */
 static int sendmail(struct client *c, const char *rcpt, const char *head, const char *body,
                     size_t blen)
 {
-    struct buf cmd = BUF_INIT;
-    /* "<>" (the null sender of the default "-f <>") is a shell redirection: quote it */
-    struct strarr words = STRARR_INIT;
-    strarr_split(&words, config_str(c->ws->cfg, CFG_SENDMAIL), " ", 1);
-    for (size_t i = 0; i < words.count; i++) {
-        if (!*words.v[i]) continue;
-        buf_appends(&cmd, strcmp(words.v[i], "<>") ? words.v[i] : "'<>'");
-        buf_putc(&cmd, ' ');
+    struct strarr argv = STRARR_INIT;
+    strarr_split(&argv, config_str(c->ws->cfg, CFG_SENDMAIL), " ", 1);
+    for (size_t i = argv.count; i-- > 0;)
+        if (!*argv.v[i]) strarr_remove(&argv, i);
+    int r = CF_E_IO, fds[2] = { -1, -1 };
+    pid_t pid = -1;
+    const char *why = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    int have_fa = 0, have_attr = 0;
+    if (!argv.count || argv.v[0][0] != '/') {
+        why = "sendmail must start with an absolute path";
+        goto done;
     }
-    strarr_fini(&words);
-    shell_quote(&cmd, rcpt);
+    if (rcpt[0] == '-' || !rcpt[0]) {
+        why = "address starts with '-'";
+        goto done;
+    }
+    strarr_add(&argv, "--");
+    strarr_add(&argv, rcpt);
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        why = strerror(errno);
+        goto done;
+    }
+    if (posix_spawn_file_actions_init(&fa) != 0) goto done;
+    have_fa = 1;
+    if (posix_spawnattr_init(&attr) != 0) goto done;
+    have_attr = 1;
+    /* the worker ignores SIGPIPE and blocks some signals; the command gets the defaults */
+    sigset_t none, pipe_only;
+    sigemptyset(&none);
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &pipe_only);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawn_file_actions_adddup2(&fa, fds[0], 0);
+    int e = posix_spawn(&pid, argv.v[0], &fa, &attr, argv.v, environ);
+    close(fds[0]);
+    fds[0] = -1;
+    if (e) {
+        pid = -1;
+        why = strerror(e);
+        goto done;
+    }
     struct sigaction ign, old;
     memset(&ign, 0, sizeof ign);
     ign.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &ign, &old);       /* a command that exits early must not kill us */
-    int r = 0;
-    FILE *f = popen(buf_cstr(&cmd), "w");
-    if (!f) {
-        r = CF_E_IO;
-    } else {
-        fputs(head, f);
-        if (blen) fwrite(body, 1, blen, f);
-        int st = pclose(f);
-        if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) r = CF_E_IO;
-    }
+    int wr = write_pipe(fds[1], head, strlen(head));
+    if (wr == 0 && blen) wr = write_pipe(fds[1], body, blen);
     sigaction(SIGPIPE, &old, NULL);
+    close(fds[1]);
+    fds[1] = -1;
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    if (wr == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0) r = 0;
+    else why = "the command failed";
+done:
+    if (have_fa) posix_spawn_file_actions_destroy(&fa);
+    if (have_attr) posix_spawnattr_destroy(&attr);
+    if (fds[0] >= 0) close(fds[0]);
+    if (fds[1] >= 0) close(fds[1]);
     if (r < 0)
-        log_err("sendmail_failed", "command=%s rcpt=%s", log_quote(buf_cstr(&cmd)),
-                log_quote(rcpt));
-    buf_fini(&cmd);
+        log_err("sendmail_failed", "command=%s rcpt=%s error=%s",
+                log_quote(config_str(c->ws->cfg, CFG_SENDMAIL)), log_quote(rcpt),
+                log_quote(why ? why : "spawn failed"));
+    strarr_fini(&argv);
     return r;
 }
 

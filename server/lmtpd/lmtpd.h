@@ -41,6 +41,7 @@ struct client {
     struct csasl *sasl;             /* owned; made on first use */
     int sasl_ssf;                   /* the TLS strength sasl was made for */
     char *auth_user;                /* the authenticated administrator, NULL before AUTH */
+    int auth_failures;              /* failed AUTH attempts (LMTP_MAX_AUTH_FAILURES ends it) */
 };
 
 /* A command line: the verb in upper case and everything after the first space. */
@@ -64,7 +65,8 @@ void client_free(struct client **c);
  * tls = none, not yet under TLS). */
 int client_tls_available(const struct client *c);
 
-/* client_reply: one reply line plus CRLF, buffered until the session loop flushes. */
+/* client_reply: one reply line plus CRLF, buffered until the session loop flushes; control
+ * characters in the formatted text are sent as '?' (L1). */
 int client_reply(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* client_reset: forget the current transaction (RSET, LHLO, STARTTLS). */

@@ -57,6 +57,11 @@ static void lmtpd_session(struct worker_session *ws)
     while (!c->end_reason) {
         int r = worker_next_line(c->stream, &line, &texts, &c->end_reason);
         if (r <= 0) continue;
+        if (memchr(line.s, '\0', line.len)) {
+            /* L2: a NUL would silently cut the command (an address) short */
+            client_reply(c, "500 5.5.2 NUL is not allowed in a command line");
+            continue;
+        }
         const char *text = buf_cstr(&line);
         const char *sp = strchr(text, ' ');
         struct lmtp_command cmd;

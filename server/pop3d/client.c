@@ -65,7 +65,7 @@ struct csasl *client_sasl(struct client *c)
     }
     /* Stream TLS always uses a strong cipher (TLS 1.2+ with OpenSSL defaults): claim 128 bits,
      * which is all SASL needs to know to allow plaintext mechanisms. */
-    int ssf = stream_is_tls(c->stream) ? 128 : 0;
+    int ssf = stream_tls_ssf(c->stream);   /* L12 */
     if (csasl_new("pop", outs[0], outs[1], ssf, &c->sasl)) c->sasl = NULL;
     return c->sasl;
 }

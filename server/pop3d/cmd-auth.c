@@ -117,7 +117,7 @@ void cmd_pass(struct client *c, const struct pop3_command *cmd)
     char *user = c->user_arg;
     c->user_arg = NULL;             /* a failed PASS needs a new USER (RFC 1939 section 7) */
     struct csasl *s = client_sasl(c);
-    int r = s ? csasl_checkpass(s, user, cmd->rest) : CF_E_AGAIN;
+    int r = s ? csasl_checkpass(s, user, strlen(user), cmd->rest, strlen(cmd->rest)) : CF_E_AGAIN;
     if (r == 0) login_complete(c, csasl_user(s), "USER");
     else login_failed(c, user, "USER", r == CF_E_AGAIN ? r : CF_E_PERM);
     csasl_free(&c->sasl);           /* one exchange per SASL connection */

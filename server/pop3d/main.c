@@ -74,6 +74,11 @@ static void pop3d_session(struct worker_session *ws)
     while (!c->end_reason) {
         int r = worker_next_line(c->stream, &line, &texts, &c->end_reason);
         if (r <= 0) continue;
+        if (memchr(line.s, '\0', line.len)) {
+            /* L2: a NUL would silently cut the line (a name or password) short */
+            client_reply(c, "-ERR NUL is not allowed in a command line");
+            continue;
+        }
         struct pop3_command cmd;
         parse_line(buf_cstr(&line), &cmd);
         command_dispatch(c, &cmd);
