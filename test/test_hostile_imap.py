@@ -245,6 +245,72 @@ class HostileImap(SharedCofferTestCase):
         root = self.conn("root")
         self.ok(root, 'CREATE "Other Users/lim/ByAdmin"')
 
+    # ---- L4 ----
+
+    def test_l4_copy_keeps_only_permitted_flags(self):
+        carol = self.conn("carol")
+        self.ok(carol, "CREATE L4Drop")
+        self.ok(carol, "SETACL L4Drop alice li")
+        self.ok(carol, "CREATE L4Seen")
+        self.ok(carol, "SETACL L4Seen alice lis")
+        alice = self.conn("alice")
+        self.ok(alice, "CREATE L4Src")
+        self.append(alice, "L4Src", "flags1", flags="\\Seen \\Deleted \\Flagged $Junk")
+        self.append(alice, "L4Src", "flags2", flags="\\Seen \\Deleted \\Flagged $Junk")
+        self.ok(alice, "SELECT L4Src")
+        self.ok(alice, 'COPY 1 "Other Users/carol/L4Drop"')
+        self.ok(alice, 'COPY 1 "Other Users/carol/L4Seen"')
+        self.ok(alice, 'MOVE 2 "Other Users/carol/L4Drop"')
+        self.ok(carol, "EXAMINE L4Drop")
+        fl = b"".join(self.ok(carol, "FETCH 1:* FLAGS"))
+        for f in (b"\\Seen", b"\\Deleted", b"\\Flagged", b"$Junk"):
+            self.assertNotIn(f, fl)
+        self.assertEqual(fl.count(b"FETCH"), 2)
+        self.ok(carol, "EXAMINE L4Seen")
+        fl = b"".join(self.ok(carol, "FETCH 1 FLAGS"))
+        self.assertIn(b"\\Seen", fl)
+        for f in (b"\\Deleted", b"\\Flagged", b"$Junk"):
+            self.assertNotIn(f, fl)
+        # into one's own mailbox every flag is kept
+        self.ok(alice, "CREATE L4Own")
+        self.ok(alice, "COPY 1 L4Own")
+        self.ok(alice, "EXAMINE L4Own")
+        fl = b"".join(self.ok(alice, "FETCH 1 FLAGS"))
+        for f in (b"\\Seen", b"\\Deleted", b"\\Flagged", b"$Junk"):
+            self.assertIn(f, fl)
+
+    # ---- L3 ----
+
+    def test_l3_revoked_rights_reach_open_sessions(self):
+        carol = self.conn("carol")
+        self.ok(carol, "CREATE L3Box")
+        self.append(carol, "L3Box", "one")
+        self.append(carol, "L3Box", "two")
+        self.ok(carol, "SETACL L3Box alice lrswt")
+        alice = self.conn("alice")
+        self.ok(alice, 'SELECT "Other Users/carol/L3Box"')
+        self.ok(alice, "STORE 1 +FLAGS (\\Flagged)")
+        # 'w' taken away: the next STORE no longer changes other flags
+        self.ok(carol, "SETACL L3Box alice lrst")
+        self.ok(alice, "STORE 2 +FLAGS (\\Flagged)")
+        fl = b"".join(self.ok(alice, "FETCH 2 FLAGS"))
+        self.assertNotIn(b"\\Flagged", fl)
+        # 'r' taken away from an idling session: it is told and disconnected
+        alice.send(b"i IDLE\r\n")
+        alice.expect(rb"^\+ ")
+        self.ok(carol, "SETACL L3Box alice l")
+        line = alice.expect(rb"^\* BYE \[NOPERM\]", timeout=15)
+        self.assertTrue(alice.wait_eof(timeout=10))
+        # a session that is not idling is stopped at its next command
+        self.ok(carol, "SETACL L3Box alice lr")
+        a2 = self.conn("alice")
+        self.ok(a2, 'EXAMINE "Other Users/carol/L3Box"')
+        self.ok(carol, "DELETEACL L3Box alice")
+        a2.send(b"f FETCH 1 BODY[]\r\n")
+        line = a2.readline()
+        self.assertRegex(line, rb"^\* BYE \[NOPERM\]")
+        self.assertTrue(a2.wait_eof(timeout=10))
+
 
 if __name__ == "__main__":
     main()
