@@ -1095,6 +1095,13 @@ done:
 int mailbox_copy(struct mailbox *src, const uint32_t *uids, size_t n, struct mailbox *dst,
                  uint32_t *dst_uids_r, const struct mailbox_quota *q)
 {
+    return mailbox_copy_flags(src, uids, n, dst, dst_uids_r, q, MAILBOX_COPY_ALL_FLAGS, 1);
+}
+
+int mailbox_copy_flags(struct mailbox *src, const uint32_t *uids, size_t n, struct mailbox *dst,
+                       uint32_t *dst_uids_r, const struct mailbox_quota *q, uint32_t keep_flags,
+                       int keep_keywords)
+{
     struct pending *pm = xzmalloc((n ? n : 1) * sizeof *pm);
     const char **kwnames = xzmalloc((n ? n : 1) * (INDEX_MAX_KEYWORDS + 1) * sizeof *kwnames);
     const char *const **kw = xzmalloc((n ? n : 1) * sizeof *kw);
@@ -1122,9 +1129,10 @@ int mailbox_copy(struct mailbox *src, const uint32_t *uids, size_t n, struct mai
         struct pending *p = &pm[np];
         if ((r = read_record(src, (uint32_t)pos, &p->rec)) < 0) break;
         if (p->rec.flags & FLAG_EXPUNGED) continue;
+        p->rec.flags &= ~(MAILBOX_COPY_ALL_FLAGS & ~keep_flags);
         const char **kl = kwnames + np * (INDEX_MAX_KEYWORDS + 1);
         size_t nk = 0;
-        for (unsigned k = 0; k < INDEX_MAX_KEYWORDS && k < srckw.count; k++)
+        for (unsigned k = 0; keep_keywords && k < INDEX_MAX_KEYWORDS && k < srckw.count; k++)
             if (index_user_flag_get(&p->rec, k)) kl[nk++] = srckw.v[k];
         kl[nk] = NULL;
         memset(p->rec.user_flags, 0, sizeof p->rec.user_flags);

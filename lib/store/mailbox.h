@@ -65,6 +65,16 @@ int mailbox_append(struct mailbox *mb, struct mailbox_msg *msgs, size_t n,
 int mailbox_copy(struct mailbox *src, const uint32_t *uids, size_t n, struct mailbox *dst,
                  uint32_t *dst_uids_r, const struct mailbox_quota *q);
 
+/* The system flags mailbox_copy_flags can keep or drop. */
+#define MAILBOX_COPY_ALL_FLAGS (FLAG_SEEN | FLAG_ANSWERED | FLAG_FLAGGED | FLAG_DELETED | FLAG_DRAFT)
+
+/* mailbox_copy_flags: mailbox_copy keeping on the copies only the system flags in keep_flags
+ * and, when keep_keywords is 0, no keyword: a user copies only the flags they may set on dst
+ * (RFC 4314 section 4, COPY and MOVE as APPEND). Same returns. */
+int mailbox_copy_flags(struct mailbox *src, const uint32_t *uids, size_t n, struct mailbox *dst,
+                       uint32_t *dst_uids_r, const struct mailbox_quota *q, uint32_t keep_flags,
+                       int keep_keywords);
+
 enum mailbox_store_op { STORE_SET, STORE_ADD, STORE_REMOVE };
 
 /* What mailbox_store does: op with system flags and keywords. unchangedsince, when not 0, is

@@ -170,6 +170,8 @@ struct write_args {
     const char *name, *newname;
     struct mboxlist_entry *e;
     const struct mboxlist_entry *ce;
+    mboxlist_rename_check_fn *check;    /* rename: asked about each mailbox that moves */
+    void *check_rock;
 };
 
 static int run(struct mboxlist *ml, struct kv_txn *txn, int (*fn)(struct kv_txn *, void *),
@@ -212,7 +214,7 @@ int mboxlist_create(struct mboxlist *ml, struct kv_txn *txn, const char *name,
     if (mboxname_valid(name) || !partition_ok(e->partition)) return CF_E_PARSE;
     if (!e->uniqueid[0]) mboxlist_new_uniqueid(e->uniqueid);
     if (!e->ctime) e->ctime = (int64_t)time(NULL);
-    struct write_args a = { ml, name, NULL, e, NULL };
+    struct write_args a = { ml, name, NULL, e, NULL, NULL, NULL };
     return run(ml, txn, create_fn, &a);
 }
 
@@ -230,7 +232,7 @@ int mboxlist_update(struct mboxlist *ml, struct kv_txn *txn, const char *name,
 {
     if (!partition_ok(e->partition) || strlen(e->uniqueid) != MBOXLIST_UNIQUEID_LEN)
         return CF_E_PARSE;
-    struct write_args a = { ml, name, NULL, NULL, e };
+    struct write_args a = { ml, name, NULL, NULL, e, NULL, NULL };
     return run(ml, txn, update_fn, &a);
 }
 
@@ -269,6 +271,22 @@ static int rename_fn(struct kv_txn *txn, void *rock)
     buf_printf(&prefix, "%s/", a->name);
     r = kv_foreach(a->ml->db, txn, prefix.s, prefix.len, collect_cb, &c);
     if (r) goto done;
+    /* the caller's permission check sees exactly the set that moves, in this transaction, so
+     * a child created or an ACL changed meanwhile cannot slip past it */
+    if (a->check) {
+        struct mboxlist_entry ce;
+        mboxlist_entry_init(&ce);
+        for (size_t i = 0; i < c.names.count && !r; i++) {
+            buf_reset(&nn);
+            buf_appends(&nn, a->newname);
+            buf_appends(&nn, c.names.v[i] + oldlen);
+            r = decode_logged(c.names.v[i], c.values.v[i], strlen(c.values.v[i]), &ce);
+            if (!r) r = a->check(txn, c.names.v[i], buf_cstr(&nn), &ce, a->check_rock);
+            if (r > 0) r = CF_E_PERM;
+        }
+        mboxlist_entry_fini(&ce);
+        if (r) goto done;
+    }
     /* Delete first, then add: a new name may be one of the old ones ("a/b" -> "a" makes
      * "a/b/b" -> "a/b"). */
     for (size_t i = 0; i < c.names.count; i++) {
@@ -302,10 +320,16 @@ done:
 int mboxlist_rename(struct mboxlist *ml, struct kv_txn *txn, const char *oldname,
                     const char *newname)
 {
+    return mboxlist_rename_checked(ml, txn, oldname, newname, NULL, NULL);
+}
+
+int mboxlist_rename_checked(struct mboxlist *ml, struct kv_txn *txn, const char *oldname,
+                            const char *newname, mboxlist_rename_check_fn *check, void *rock)
+{
     if (mboxname_valid(newname)) return CF_E_PARSE;
     if (!strcmp(oldname, newname)) return CF_E_EXISTS;
     if (mboxname_is_descendant(newname, oldname)) return CF_E_PERM;
-    struct write_args a = { ml, oldname, newname, NULL, NULL };
+    struct write_args a = { ml, oldname, newname, NULL, NULL, check, rock };
     int r = run(ml, txn, rename_fn, &a);
     if (r > 0) log_info("mailbox_renamed", "old=%s new=%s count=%d", log_quote(oldname),
                         log_quote(newname), r);

@@ -76,6 +76,22 @@ int mboxlist_delete(struct mboxlist *ml, struct kv_txn *txn, const char *name);
 int mboxlist_rename(struct mboxlist *ml, struct kv_txn *txn, const char *oldname,
                     const char *newname);
 
+/* mboxlist_rename_check_fn: asked, inside the rename's transaction and before anything is
+ * written, about each mailbox that would move (oldname, its entry e, and the name it would
+ * get); txn is that transaction, for lookups that must see the same state (never use another
+ * transaction from here: it would wait on this one). Return 0 to allow, a negative code (or
+ * > 0, taken as CF_E_PERM) to refuse the whole rename. May run more than once (deadlock
+ * retries), so it must have no other effects. */
+typedef int mboxlist_rename_check_fn(struct kv_txn *txn, const char *oldname, const char *newname,
+                                     const struct mboxlist_entry *e, void *rock);
+
+/* mboxlist_rename_checked: mboxlist_rename, refused as a whole (nothing written) when check
+ * (may be NULL) refuses one of the mailboxes that move: the caller's permission check (RFC
+ * 4314 section 4, RENAME) sees exactly the set of mailboxes moved. Returns as mboxlist_rename,
+ * or check's error. */
+int mboxlist_rename_checked(struct mboxlist *ml, struct kv_txn *txn, const char *oldname,
+                            const char *newname, mboxlist_rename_check_fn *check, void *rock);
+
 /* mboxlist_foreach_fn: one mailbox; return 0 to go on, > 0 to stop, < 0 for an error. */
 typedef int mboxlist_foreach_fn(const char *name, const struct mboxlist_entry *e, void *rock);
 

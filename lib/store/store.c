@@ -226,12 +226,20 @@ static int fix_header(const char *name, const struct mboxlist_entry *e, void *ro
 int store_rename(struct store *st, const char *oldname, const char *newname,
                  const char *new_partition)
 {
+    return store_rename_checked(st, oldname, newname, new_partition, NULL, NULL);
+}
+
+int store_rename_checked(struct store *st, const char *oldname, const char *newname,
+                         const char *new_partition, mboxlist_rename_check_fn *check, void *rock)
+{
     struct mboxlist_entry e;
     mboxlist_entry_init(&e);
     int r = mboxlist_lookup(st->mboxlist, NULL, oldname, &e);
     if (r == 0) r = CF_E_NOTFOUND;
     if (r < 0) goto out;
     if (new_partition && !store_partition_path(st, new_partition)) { r = CF_E_NOTFOUND; goto out; }
+    /* a partition move changes files before the list: it is for tools, which need no check */
+    if (check && new_partition && strcmp(new_partition, e.partition)) { r = CF_E_PERM; goto out; }
     if (new_partition && strcmp(new_partition, e.partition)) {
         /* move the files first; the entry follows (store_open_mailbox repairs the entry if we
          * crash between the two) */
@@ -244,7 +252,7 @@ int store_rename(struct store *st, const char *oldname, const char *newname,
         r = mboxlist_update(st->mboxlist, NULL, oldname, &e);
         if (r) goto out;
     }
-    r = mboxlist_rename(st->mboxlist, NULL, oldname, newname);
+    r = mboxlist_rename_checked(st->mboxlist, NULL, oldname, newname, check, rock);
     if (r < 0) goto out;
     int n = r;
     struct rename_rock rr = { st };

@@ -60,6 +60,13 @@ int store_delete(struct store *st, const char *name);
 int store_rename(struct store *st, const char *oldname, const char *newname,
                  const char *new_partition);
 
+/* store_rename_checked: store_rename with mboxlist_rename_checked's check (asked in the list's
+ * transaction about every mailbox that moves; a refusal leaves everything as it was). With a
+ * check, new_partition must be NULL or the current one (else CF_E_PERM): files would move
+ * before the check could run. */
+int store_rename_checked(struct store *st, const char *oldname, const char *newname,
+                         const char *new_partition, mboxlist_rename_check_fn *check, void *rock);
+
 /* store_lookup: mboxlist_lookup without a transaction. */
 int store_lookup(struct store *st, const char *name, struct mboxlist_entry *e);
 

@@ -103,6 +103,19 @@ static void test_entry_format(void)
     buf_fini(&b);
 }
 
+/* refuse_one: a rename check refusing one name and counting what it was asked about. */
+struct check_rock { const char *refuse; int seen; };
+static int refuse_one(struct kv_txn *txn, const char *oldname, const char *newname,
+                      const struct mboxlist_entry *e, void *rock)
+{
+    struct check_rock *cr = rock;
+    (void)txn;
+    (void)newname;
+    (void)e;
+    cr->seen++;
+    return strcmp(oldname, cr->refuse) ? 0 : CF_E_PERM;
+}
+
 static void test_mboxlist(struct kv_env *env)
 {
     struct mboxlist *ml = NULL;
@@ -182,6 +195,16 @@ static void test_mboxlist(struct kv_env *env)
     UNIT_EQ_INT(create(ml, "t/a/b/b"), 0);
     UNIT_EQ_INT(mboxlist_rename(ml, NULL, "t/a/b", "t/a"), 2);
     UNIT_EQ_STR(all_names(ml, &n, "t/"), "t/a;t/a/b;");
+    /* a check that refuses one child refuses the whole rename; it sees every mailbox */
+    struct check_rock cr = { "t/a/b", 0 };
+    UNIT_EQ_INT(mboxlist_rename_checked(ml, NULL, "t/a", "v", refuse_one, &cr), CF_E_PERM);
+    UNIT_EQ_STR(all_names(ml, &n, "t/"), "t/a;t/a/b;");
+    UNIT_EQ_INT(mboxlist_lookup(ml, NULL, "v", NULL), 0);
+    cr.refuse = "nothing";
+    cr.seen = 0;
+    UNIT_EQ_INT(mboxlist_rename_checked(ml, NULL, "t/a", "v", refuse_one, &cr), 2);
+    UNIT_EQ_INT(cr.seen, 2);
+    UNIT_EQ_INT(mboxlist_rename(ml, NULL, "v", "t/a"), 2);
     /* inside a caller's transaction, aborted */
     struct kv_txn *t = NULL;
     UNIT_EQ_INT(kv_txn_begin(env, 0, &t), 0);

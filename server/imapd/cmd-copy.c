@@ -102,7 +102,8 @@ static void do_copy(struct client *c, const struct imap_command *cmd, int move)
         client_tagged(c, cmd->tag, "NO [TRYCREATE] No such mailbox");
         goto out;
     }
-    r = acl_lookup(c, buf_cstr(&name), NULL, 'i', NULL);
+    char drights[ACL_RIGHTS_SIZE] = "";
+    r = acl_lookup(c, buf_cstr(&name), NULL, 'i', drights);
     if (r == 0) {
         client_tagged(c, cmd->tag, "NO [TRYCREATE] No such mailbox");
         goto out;
@@ -153,7 +154,13 @@ static void do_copy(struct client *c, const struct imap_command *cmd, int move)
     /* the root's lock spans check, commit and charge (store/quotalock.h) */
     int qlock = -1;
     if (q.has_root) quotalock_acquire(c->store, buf_cstr(&q.root), &qlock);
-    r = mailbox_copy(sel->mb, uids, n, dst, dst_uids, &mq);
+    /* L4 of the 2026-12 review, RFC 4314 section 4: the copies keep only the flags the user
+     * may set on the target, as APPEND does (\Seen needs s, \Deleted t, the others w) */
+    uint32_t keep = 0;
+    if (strchr(drights, 's')) keep |= FLAG_SEEN;
+    if (strchr(drights, 't')) keep |= FLAG_DELETED;
+    if (strchr(drights, 'w')) keep |= FLAG_ANSWERED | FLAG_FLAGGED | FLAG_DRAFT;
+    r = mailbox_copy_flags(sel->mb, uids, n, dst, dst_uids, &mq, keep, strchr(drights, 'w') != NULL);
     if (r < 0) {
         quotalock_release(&qlock);
         selected_reply_error(c, cmd->tag, r);

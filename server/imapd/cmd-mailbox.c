@@ -9,6 +9,7 @@
 #include "imapd.h"
 #include "acl-check.h"
 #include "core/buf.h"
+#include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/strarr.h"
@@ -108,10 +109,11 @@ static int own_inbox(const struct client *c, const char *name)
     return same;
 }
 
-/* may_create: whether the user may create internal name: the 'k' right on the nearest
+/* may_create_in: whether the user may create internal name: the 'k' right on the nearest
  * existing ancestor (RFC 4314 section 4, CREATE), or, when no ancestor exists, the mailbox
- * lies in the user's own hierarchy or the user is an administrator. 1 yes, 0 no, or an error. */
-static int may_create(struct client *c, const char *name)
+ * lies in the user's own hierarchy or the user is an administrator. The list is read through
+ * txn (NULL: each lookup on its own). 1 yes, 0 no, or an error. */
+static int may_create_in(struct client *c, struct kv_txn *txn, const char *name)
 {
     struct buf parent = BUF_INIT, cur = BUF_INIT;
     struct mboxlist_entry e;
@@ -126,7 +128,7 @@ static int may_create(struct client *c, const char *name)
             buf_fini(&owner);
             break;
         }
-        r = store_lookup(c->store, buf_cstr(&parent), &e);
+        r = mboxlist_lookup(c->store->mboxlist, txn, buf_cstr(&parent), &e);
         if (r < 0) break;
         if (r == 1) {
             r = acl_has(c, buf_cstr(&parent), e.acl, 'k');
@@ -138,6 +140,91 @@ static int may_create(struct client *c, const char *name)
     mboxlist_entry_fini(&e);
     buf_fini(&parent);
     buf_fini(&cur);
+    return r;
+}
+
+static int may_create(struct client *c, const char *name)
+{
+    return may_create_in(c, NULL, name);
+}
+
+/* taken_error: what CREATE or RENAME answers when its target name exists: ALREADYEXISTS when
+ * the user has some right on that mailbox, else the same NOPERM as a missing 'k' right, so
+ * that a mailbox the user may not see is not revealed (RFC 4314 section 4 hides it everywhere
+ * else; RFC 5530 ALREADYEXISTS would tell). The lookup itself can fail: then its error. */
+static int taken_error(struct client *c, const char *name)
+{
+    struct mboxlist_entry e;
+    mboxlist_entry_init(&e);
+    char rights[ACL_RIGHTS_SIZE];
+    int r = store_lookup(c->store, name, &e);
+    if (r == 1) r = acl_rights(c, name, e.acl, rights) > 0 ? CF_E_EXISTS : CF_E_PERM;
+    else if (r == 0) r = CF_E_PERM;   /* gone meanwhile, or a child's new name that is hidden */
+    mboxlist_entry_fini(&e);
+    return r;
+}
+
+/* same_owner: 1 when a and b lie in one user's hierarchy, or are both shared. */
+static int same_owner(const char *a, const char *b)
+{
+    struct buf oa = BUF_INIT, ob = BUF_INIT;
+    int same = mboxname_owner(a, &oa) == mboxname_owner(b, &ob) && !strcmp(buf_cstr(&oa),
+                                                                           buf_cstr(&ob));
+    buf_fini(&oa);
+    buf_fini(&ob);
+    return same;
+}
+
+struct count_rock { long long n, stop; };
+
+static int count_cb(const char *name, const struct mboxlist_entry *e, void *rock)
+{
+    struct count_rock *cr = rock;
+    (void)name;
+    (void)e;
+    return ++cr->n >= cr->stop ? 1 : 0;
+}
+
+/* check_mailbox_limit: L8 of the 2026-12 review: CF_E_LIMIT when creating name (and its
+ * missing ancestors) would put more than max_mailboxes_per_user mailboxes in its owner's
+ * hierarchy, else 0 (or a database error). Administrators and shared mailboxes have no limit.
+ * Not in the create's transaction: two sessions racing can pass it by a few, which is all
+ * the limit needs (it bounds the inodes one user can take, not an exact count). */
+static int check_mailbox_limit(struct client *c, const char *name)
+{
+    long long max = config_int(c->ws->cfg, CFG_MAX_MAILBOXES_PER_USER);
+    struct buf owner = BUF_INIT, inbox = BUF_INIT, anc = BUF_INIT;
+    int r = 0;
+    if (c->is_admin || max <= 0 || mboxname_owner(name, &owner) != 1) goto done;
+    mboxname_user_inbox(buf_cstr(&owner), &inbox);
+    /* the mailboxes this create makes: name and every missing ancestor below "user" */
+    long long adding = 0;
+    buf_appends(&anc, name);
+    for (;;) {
+        int found = store_lookup(c->store, buf_cstr(&anc), NULL);
+        if (found < 0) { r = found; goto done; }
+        if (found) break;
+        adding++;
+        struct buf up = BUF_INIT;
+        int more = mboxname_parent(buf_cstr(&anc), &up) == 1;
+        buf_reset(&anc);
+        buf_append(&anc, up.s ? up.s : "", up.len);
+        buf_fini(&up);
+        if (!more) break;
+    }
+    struct count_rock cr = { 0, max + 1 };
+    r = store_lookup(c->store, buf_cstr(&inbox), NULL);
+    if (r < 0) goto done;
+    cr.n = r;
+    buf_putc(&inbox, MBOXNAME_SEP);
+    r = mboxlist_foreach(c->store->mboxlist, NULL, buf_cstr(&inbox), count_cb, &cr);
+    if (r < 0) goto done;
+    r = cr.n + adding > max ? CF_E_LIMIT : 0;
+    if (r) log_notice("mailbox_limit", "owner=%s limit=%lld", log_quote(buf_cstr(&owner)), max);
+done:
+    buf_fini(&owner);
+    buf_fini(&inbox);
+    buf_fini(&anc);
     return r;
 }
 
@@ -192,9 +279,11 @@ void cmd_create(struct client *c, const struct imap_command *cmd)
     int r = may_create(c, n);
     if (r == 0) r = CF_E_PERM;
     if (r == 1) r = store_lookup(c->store, n, NULL);
-    if (r == 1) r = CF_E_EXISTS;
+    if (r == 1) r = taken_error(c, n);
+    if (r == 0) r = check_mailbox_limit(c, n);
     if (r == 0) r = store_create(c->store, n, NULL, NULL, flags.len ? buf_cstr(&flags) : NULL,
                                  STORE_CREATE_PARENTS);
+    if (r == CF_E_EXISTS) r = taken_error(c, n);   /* created meanwhile */
     if (r) {
         reply_error(c, cmd->tag, r);
         goto done;
@@ -279,6 +368,30 @@ done:
     return r;
 }
 
+/* rename_check: the mboxlist_rename_checked hook of RENAME (H3 of the 2026-12 review): every
+ * mailbox that moves needs 'x' (RFC 4314 section 4: RENAME needs 'x' on the source; a child
+ * moves with it, so it is a source too, and a child the user cannot see must not be carried
+ * off), and the new name of the top one needs 'k' on its new parent. Run inside the rename's
+ * transaction, so the rights checked are the rights in force when the list changes. */
+struct rename_check { struct client *c; const char *top; };
+
+static int rename_check(struct kv_txn *txn, const char *oldname, const char *newname,
+                        const struct mboxlist_entry *e, void *rock)
+{
+    struct rename_check *rc = rock;
+    if (!acl_has(rc->c, oldname, e->acl, 'x')) return CF_E_PERM;
+    if (!strcmp(oldname, rc->top)) {
+        int r = may_create_in(rc->c, txn, newname);
+        if (r <= 0) return r ? r : CF_E_PERM;
+    }
+    return 0;
+}
+
+/* RFC 3501 section 6.3.5, RFC 4314 section 4. Ownership comes from the name (a user's
+ * mailboxes are those under user/NAME, store/acl.h), so a move between hierarchies would hand
+ * the mailbox and its subtree to the new owner: only administrators may do that (an account
+ * rename). For everyone else source and target must have the same owner (both shared counts),
+ * else NO [NOPERM]. ACL entries move unchanged with each mailbox; the move grants nothing. */
 void cmd_rename(struct client *c, const struct imap_command *cmd)
 {
     struct buf from = BUF_INIT, to = BUF_INIT;
@@ -292,22 +405,28 @@ void cmd_rename(struct client *c, const struct imap_command *cmd)
     const char *f = buf_cstr(&from), *t = buf_cstr(&to);
     int r = acl_lookup(c, f, NULL, 'x', NULL);
     if (r == 0) r = CF_E_NOTFOUND;
+    if (r == 1 && !c->is_admin && !same_owner(f, t)) r = CF_E_PERM;
     if (r == 1) r = may_create(c, t) == 1 ? 1 : CF_E_PERM;
     if (r == 1) {
         r = store_lookup(c->store, t, NULL);
-        if (r == 1) r = CF_E_EXISTS;
+        if (r == 1) r = taken_error(c, t);
     }
     /* the user's folders lie below their INBOX internally, but are its siblings in the user's
      * view: only other mailboxes cannot move inside themselves */
     int into_itself = !own_inbox(c, f) && mboxname_is_descendant(t, f);
     if (r == 0 && into_itself) r = CF_E_PERM;
     if (r == 0) {
-        if (own_inbox(c, f)) r = rename_inbox(c, f, t);
-        else if (mboxname_is_inbox(t)) r = CF_E_PARSE;   /* nobody's INBOX by renaming */
-        else {
-            r = store_rename(c->store, f, t, NULL);
+        if (own_inbox(c, f)) {
+            r = check_mailbox_limit(c, t);
+            if (!r) r = rename_inbox(c, f, t);
+        } else if (mboxname_is_inbox(t)) {
+            r = CF_E_PARSE;   /* nobody's INBOX by renaming */
+        } else {
+            struct rename_check rc = { c, f };
+            r = store_rename_checked(c->store, f, t, NULL, rename_check, &rc);
             if (r > 0) r = 0;
         }
+        if (r == CF_E_EXISTS) r = taken_error(c, t);
     }
     if (r) {
         if (r == CF_E_PERM && into_itself)
@@ -335,7 +454,17 @@ static void subscribe(struct client *c, const struct imap_command *cmd, int add)
         goto done;
     }
     if (!need_store(c, cmd->tag) || !one_mailbox_arg(c, cmd, 0, 0, &name)) goto done;
-    int r = add ? subs_add(c->store->subs, NULL, c->user, buf_cstr(&name))
+    int r = 0;
+    long long max = config_int(c->ws->cfg, CFG_MAX_SUBSCRIPTIONS_PER_USER);
+    if (add && max > 0 && subs_is_subscribed(c->store->subs, NULL, c->user, buf_cstr(&name)) == 0) {
+        /* L8 of the 2026-12 review: a bounded list (LSUB reads it whole) */
+        struct strarr subs = STRARR_INIT;
+        r = subs_list(c->store->subs, NULL, c->user, &subs);
+        if (!r && (long long)subs.count >= max) r = CF_E_LIMIT;
+        strarr_fini(&subs);
+    }
+    if (!r)
+        r = add ? subs_add(c->store->subs, NULL, c->user, buf_cstr(&name))
                 : subs_remove(c->store->subs, NULL, c->user, buf_cstr(&name));
     if (r) {
         reply_error(c, cmd->tag, r);

@@ -5,6 +5,8 @@
  * file; UID FETCH/STORE/COPY/SEARCH/EXPUNGE will come as a UID entry whose handler looks up
  * its first argument among the entries flagged CMD_UID. */
 #include "imapd.h"
+#include "selected.h"
+#include "core/error.h"
 #include <string.h>
 
 static const struct command commands[] = {
@@ -78,6 +80,14 @@ void command_dispatch(struct client *c, const struct imap_command *cmd)
     }
     if ((def->flags & CMD_NOT_AUTH_ONLY) && c->state != CLIENT_NOT_AUTH) {
         client_tagged(c, cmd->tag, "BAD Already authenticated");
+        return;
+    }
+    /* L3 of the 2026-12 review: the rights of the selected mailbox as they are now, not as
+     * they were at SELECT; commands that only leave the mailbox need none */
+    if (c->state == CLIENT_SELECTED && c->sel && strcmp(def->name, "LOGOUT") &&
+        strcmp(def->name, "SELECT") && strcmp(def->name, "EXAMINE") &&
+        strcmp(def->name, "UNSELECT") && selected_rights_check(c) < 0) {
+        selected_sync_failed(c, CF_E_PERM);
         return;
     }
     c->cmd = cmd;   /* for the sync before the tagged reply (selected.h) */

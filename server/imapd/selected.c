@@ -50,6 +50,7 @@ void selected_close(struct selected **selp)
     imap_seqset_fini(&sel->skip);
     imap_seqset_fini(&sel->seen_uids);
     buf_fini(&sel->seen_text);
+    free(sel->acl);
     free(sel->seen_user);
     free(sel->name);
     free(sel);
@@ -274,12 +275,39 @@ void selected_flags_responses(struct client *c)
     buf_fini(&k);
 }
 
+int selected_rights_check(struct client *c)
+{
+    struct selected *sel = c->sel;
+    if (!sel || !c->store) return 0;
+    struct mboxlist_entry e;
+    mboxlist_entry_init(&e);
+    int r = 0;
+    if (store_lookup(c->store, sel->name, &e) != 1) goto done;   /* keep; sync sees deletion */
+    if (sel->acl_uniqueid[0] && strcmp(sel->acl_uniqueid, e.uniqueid)) goto done;
+    if (sel->acl && !strcmp(sel->acl, e.acl)) goto done;
+    snprintf(sel->acl_uniqueid, sizeof sel->acl_uniqueid, "%s", e.uniqueid);
+    free(sel->acl);
+    sel->acl = xstrdup(e.acl);
+    char rights[ACL_RIGHTS_SIZE];
+    acl_rights(c, sel->name, e.acl, rights);
+    if (strcmp(rights, sel->rights))
+        log_info("imap_rights_changed", "old=%s new=%s", sel->rights, rights);
+    snprintf(sel->rights, sizeof sel->rights, "%s", rights);
+    if (!strchr(rights, 'r')) r = CF_E_PERM;
+done:
+    mboxlist_entry_fini(&e);
+    return r;
+}
+
 int selected_sync(struct client *c, unsigned flags)
 {
     struct selected *sel = c->sel;
     struct mailbox_changes ch;
     mailbox_changes_init(&ch);
-    int r = mailbox_sync(sel->mb, (flags & SELECTED_SYNC_NO_EXPUNGE) ? MAILBOX_SYNC_NO_EXPUNGE : 0,
+    /* a revoked ACL reaches open and idling sessions here (selected_rights_check) */
+    int r = selected_rights_check(c);
+    if (r < 0) goto out;
+    r = mailbox_sync(sel->mb, (flags & SELECTED_SYNC_NO_EXPUNGE) ? MAILBOX_SYNC_NO_EXPUNGE : 0,
                          &ch);
     if (r < 0) goto out;
     struct buf b = BUF_INIT;
@@ -372,11 +400,15 @@ void selected_sync_failed(struct client *c, int r)
 {
     if (r == CF_E_NOTFOUND)
         client_untagged(c, "BYE [NONEXISTENT] The selected mailbox was deleted");
+    else if (r == CF_E_PERM)
+        client_untagged(c, "BYE [NOPERM] The right to read the selected mailbox was revoked");
     else
         client_untagged(c, "BYE [SERVERBUG] Internal error; the mailbox needs repair");
     log_warn("imap_selected_lost", "error=%s", cf_strerror(r));
     selected_deselect(c);
-    c->end_reason = r == CF_E_NOTFOUND ? "mailbox_deleted" : "mailbox_error";
+    c->end_reason = r == CF_E_NOTFOUND ? "mailbox_deleted"
+                    : r == CF_E_PERM   ? "rights_revoked"
+                                       : "mailbox_error";
 }
 
 void selected_sync_before_tagged(struct client *c)

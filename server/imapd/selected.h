@@ -28,6 +28,8 @@ struct selected {
     struct mailbox *mb;         /* owned; from store_open_mailbox */
     int readonly;               /* EXAMINE, or no write right */
     char rights[16];            /* the user's RFC 4314 rights on it (ACL_ALL_RIGHTS order) */
+    char *acl;                  /* the ACL text rights was computed from (owned; NULL: not yet) */
+    char acl_uniqueid[33];      /* the mailbox list entry it came from ("" until then) */
     uint32_t uidvalidity;
     /* \Recent (RFC 3501 section 2.3.2): the uids this session claimed (ranges of uids;
      * claimed ones stay recent for this session until it deselects). For a read-only session
@@ -113,6 +115,15 @@ void selected_flags_responses(struct client *c);
  * CF_E_NOTFOUND (mailbox deleted), CF_E_CORRUPT, CF_E_IO. Blocks on the shared lock. */
 int selected_sync(struct client *c, unsigned flags);
 
+/* selected_rights_check: re-read the selected mailbox's ACL from the mailbox list (one
+ * database read) and, when it changed since SELECT or the last check, recompute sel->rights,
+ * so that a revoked right stops working for open sessions too (L3 of the 2026-12 review).
+ * CF_E_PERM when the user lost 'r' (the caller ends the selection: selected_sync_failed says
+ * BYE [NOPERM]); else 0. A failed read, or a name that now belongs to another mailbox (renamed
+ * away), keeps the rights as they were. selected_sync calls it first; command_dispatch before
+ * each command. Blocks on the database. */
+int selected_rights_check(struct client *c);
+
 /* selected_sync_before_tagged: the one hook client_tagged() calls before every tagged
  * response: when a mailbox is selected, sync (without expunges during FETCH, STORE and
  * SEARCH; with UIDs during UID commands: c->cmd says which command runs), so every command
@@ -137,8 +148,8 @@ int selected_resolve_name(struct client *c, const char *tag, const struct imap_a
 void selected_reply_error(struct client *c, const char *tag, int r);
 
 /* selected_sync_failed: after selected_sync returned r < 0: the view can no longer be kept
- * right, so the session says BYE (NONEXISTENT when the mailbox was deleted, SERVERBUG
- * otherwise), deselects and sets c->end_reason (clients reconnect; SELECT then reports it). */
+ * right, so the session says BYE (NONEXISTENT when the mailbox was deleted, NOPERM when the
+ * user lost the 'r' right on it, SERVERBUG otherwise), deselects and sets c->end_reason (clients reconnect; SELECT then reports it). */
 void selected_sync_failed(struct client *c, int r);
 
 /* selected_deselect: close the selected mailbox (if any) and go back to authenticated state. */
