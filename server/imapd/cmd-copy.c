@@ -152,7 +152,11 @@ static void do_copy(struct client *c, const struct imap_command *cmd, int move)
     struct mailbox_quota mq = { quota_check, &q };
     /* the root's lock spans check, commit and charge (store/quotalock.h) */
     int qlock = -1;
-    if (q.has_root) quotalock_acquire(c->store, buf_cstr(&q.root), &qlock);
+    if (q.has_root && (r = quotalock_acquire(c->store, buf_cstr(&q.root), &qlock)) < 0) {
+        /* L14: without the lock the check and the charge are not one step; copy nothing */
+        client_tagged(c, cmd->tag, "NO [SERVERBUG] Internal error");
+        goto out;
+    }
     r = mailbox_copy(sel->mb, uids, n, dst, dst_uids, &mq);
     if (r < 0) {
         quotalock_release(&qlock);
