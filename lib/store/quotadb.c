@@ -55,7 +55,8 @@ static int num(const char **p, int64_t *out, int last)
     }
     if (*s < '0' || *s > '9') return -1;
     for (; *s >= '0' && *s <= '9'; s++) {
-        if (v > (INT64_MAX - 9) / 10) return -1;
+        /* exact overflow test: INT64_MAX itself (a valid RFC 9208 number64) decodes (L6) */
+        if (v > (INT64_MAX - (*s - '0')) / 10) return -1;
         v = v * 10 + (*s - '0');
     }
     if (neg && v != 1) return -1;
