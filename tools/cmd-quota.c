@@ -133,6 +133,18 @@ static int fix_all(struct tool *t, struct store *st)
         int g = quotadb_get(st->quota, NULL, u.roots.v[i], &q);
         if (g <= 0) continue;   /* removed meanwhile */
         if (q.used_bytes == u.bytes[i] && q.used_messages == u.msgs[i]) continue;
+        /* The count above ran without locks; a session may have been between its commit and
+         * its usage delta. Count this root again under its lock, where none can be. */
+        g = store_quota_fix(st, u.roots.v[i], &q);
+        if (g == 0 || g == CF_E_NOTFOUND) continue;   /* right after all, or removed */
+        if (g < 0) {
+            r = g;
+            break;
+        }
+        struct quota now_q;
+        if (quotadb_get(st->quota, NULL, u.roots.v[i], &now_q) != 1) continue;
+        u.bytes[i] = now_q.used_bytes;
+        u.msgs[i] = now_q.used_messages;
         char was[32], now[32];
         if (q.used_bytes != u.bytes[i]) {
             snprintf(was, sizeof was, "%lld", (long long)q.used_bytes);
@@ -144,7 +156,6 @@ static int fix_all(struct tool *t, struct store *st)
             snprintf(now, sizeof now, "%lld", u.msgs[i]);
             table_add(&tab, (const char *const[]){ u.roots.v[i], "messages", was, now });
         }
-        r = quotadb_set_usage(st->quota, NULL, u.roots.v[i], u.bytes[i], u.msgs[i]);
         fixed++;
     }
     if (r) tool_error(t, "cannot write quota.db: %s", cf_strerror(r));
@@ -177,6 +188,12 @@ int cmd_quota(struct tool *t)
     int64_t sl = QUOTA_UNLIMITED, ml = QUOTA_UNLIMITED;
     if ((storage || messages) && !set) bad = 1;
     if (storage && parse_limit(storage, &sl) < 0) bad = 1;
+    if (storage && !bad && sl > QUOTA_STORAGE_KIB_MAX) {
+        /* L6: the limit in bytes must fit in 63 bits */
+        tool_error(t, "--storage %s: at most %lld KiB", storage, (long long)QUOTA_STORAGE_KIB_MAX);
+        strarr_fini(&args);
+        return EXIT_USAGE;
+    }
     if (messages && parse_limit(messages, &ml) < 0) bad = 1;
     if (bad || !(get || set || del || report || fix)) {
         tool_error(t, QUOTA_USAGE);
@@ -215,14 +232,9 @@ int cmd_quota(struct tool *t)
             if (r) tool_error(t, "cannot set the quota of %s: %s", root, cf_strerror(r));
         }
         if (!r && g == 0) {
-            /* a new root starts at 0: count what its mailboxes already hold */
-            struct tool_quota_usage u;
-            r = tool_quota_recount(t, st, &u);
-            if (!r) {
-                int k = strarr_find(&u.roots, root);
-                if (k >= 0) r = quotadb_set_usage(st->quota, NULL, root, u.bytes[k], u.msgs[k]);
-                tool_quota_usage_fini(&u);
-            }
+            /* a new root starts at 0: count what its mailboxes already hold, under its lock */
+            r = store_quota_fix(st, root, NULL);
+            if (r > 0) r = 0;
             if (r) tool_error(t, "cannot count the usage of %s: %s", root, cf_strerror(r));
         }
         if (!r && quotadb_get(st->quota, NULL, root, &q) == 1) {

@@ -32,8 +32,8 @@ static int one(struct tool *t, struct store *st, const char *name, unsigned flag
                       "mailboxes found on the partitions)", name);
         r = CF_E_NOTFOUND;
     } else if (r > 0) {
-        const char *pp = store_partition_path(st, e.partition);
-        r = pp ? reconstruct_mailbox(pp, e.uniqueid, name, e.acl, flags, rep) : CF_E_NOTFOUND;
+        /* the store keeps the quota root in step with records dropped or adopted */
+        r = store_reconstruct(st, name, &e, flags, rep);
         if (r == CF_E_NOTFOUND) {
             recon_report_add(rep, name, "directory_missing", "%s on partition %s", e.uniqueid,
                              e.partition);
@@ -80,7 +80,7 @@ int cmd_reconstruct(struct tool *t)
     recon_report_init(&rep);
     int r = 0, failed = 0;
     if (mlist || all) {
-        r = reconstruct_mailboxlist(st, flags, &rep);
+        r = store_reconstruct_mailboxlist(st, flags, &rep);
         if (r < 0) {
             tool_error(t, "cannot rebuild the mailbox list: %s", cf_strerror(r));
             failed = 1;
@@ -131,8 +131,8 @@ int cmd_reconstruct(struct tool *t)
                 (unsigned)rep.messages, (unsigned)rep.adopted, (unsigned)rep.dropped,
                 (unsigned)rep.fixed, rep.what.count, rep.what.count == 1 ? "" : "s",
                 (flags & RECON_DRY_RUN) ? " (dry run: nothing written)" : "");
-    if (rep.adopted || rep.dropped)
-        fprintf(stderr, "coffer reconstruct: message counts changed: run `coffer quota fix`\n");
+    if ((rep.adopted || rep.dropped) && !(flags & RECON_DRY_RUN) && !t->json)
+        fprintf(stderr, "coffer reconstruct: message counts changed; quota usage follows\n");
     recon_report_fini(&rep);
     strarr_fini(&todo);
     strarr_fini(&names);

@@ -109,7 +109,10 @@ static void deliver_one(struct store *st, const struct deliver_msg *m, struct de
     }
     qr.root = r == 1 ? buf_cstr(&root) : NULL;
     /* the root's lock spans check, commit and charge (quotalock.h) */
-    if (qr.root) quotalock_acquire(st, qr.root, &qlock);
+    if (qr.root && (r = quotalock_acquire(st, qr.root, &qlock)) < 0) {
+        t->result = r;   /* L14: a temporary failure (4.3.0), not an unchecked delivery */
+        goto done;
+    }
 
     struct source *src = NULL;
     for (size_t i = 0; i < *nsrcs; i++)

@@ -1264,10 +1264,18 @@ out:
 
 int mailbox_expunge(struct mailbox *mb, const uint32_t *uids, size_t n, uint32_t *count_r)
 {
+    return mailbox_expunge_sized(mb, uids, n, count_r, NULL);
+}
+
+int mailbox_expunge_sized(struct mailbox *mb, const uint32_t *uids, size_t n, uint32_t *count_r,
+                          uint64_t *bytes_r)
+{
     uint32_t *gone = NULL;
     size_t ngone = 0, agone = 0;
+    uint64_t bytes = 0;
     int r = 0;
     if (count_r) *count_r = 0;
+    if (bytes_r) *bytes_r = 0;
     int took = lock(mb, LOCK_EX);
     if (took < 0) return took;
     struct index_header nh = mb->hdr;
@@ -1283,6 +1291,7 @@ int mailbox_expunge(struct mailbox *mb, const uint32_t *uids, size_t n, uint32_t
         struct index_record rec;
         if ((r = read_record(mb, (uint32_t)pos, &rec)) < 0) goto done;
         count_record(&nh, &rec, 0);
+        bytes += rec.size;
         rec.flags |= FLAG_EXPUNGED;
         rec.modseq = modseq;
         nh.expunged++;
@@ -1302,6 +1311,7 @@ int mailbox_expunge(struct mailbox *mb, const uint32_t *uids, size_t n, uint32_t
     /* Only after the commit: a crash before leaves files nobody points to, never the reverse. */
     unlink_messages(mb, gone, ngone);
     if (count_r) *count_r = (uint32_t)ngone;
+    if (bytes_r) *bytes_r = bytes;
 done:
     unlock(mb, took);
     free(gone);

@@ -100,6 +100,12 @@ int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
  * CF_E_IO. */
 int mailbox_expunge(struct mailbox *mb, const uint32_t *uids, size_t n, uint32_t *count_r);
 
+/* mailbox_expunge_sized: mailbox_expunge that also gives the summed size of the records it
+ * expunged (*bytes_r, may be NULL), counted under the write lock from the records themselves:
+ * what the quota root must be credited (store_expunge in store.h; services call that). */
+int mailbox_expunge_sized(struct mailbox *mb, const uint32_t *uids, size_t n, uint32_t *count_r,
+                          uint64_t *bytes_r);
+
 /* mailbox_repack: rewrite the index without its expunged records (temp file, fsync, rename,
  * fsync dir), bumping the generation; files of expunged records still present are unlinked.
  * Sessions elsewhere notice at their next sync. 0, CF_E_CORRUPT or CF_E_IO. */

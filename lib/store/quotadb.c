@@ -55,7 +55,8 @@ static int num(const char **p, int64_t *out, int last)
     }
     if (*s < '0' || *s > '9') return -1;
     for (; *s >= '0' && *s <= '9'; s++) {
-        if (v > (INT64_MAX - 9) / 10) return -1;
+        /* exact overflow test: INT64_MAX itself (a valid RFC 9208 number64) decodes (L6) */
+        if (v > (INT64_MAX - (*s - '0')) / 10) return -1;
         v = v * 10 + (*s - '0');
     }
     if (neg && v != 1) return -1;
@@ -129,6 +130,7 @@ int quotadb_set_limits(struct quotadb *q, struct kv_txn *txn, const char *root,
 {
     if (mboxname_valid(root) || storage_kib < QUOTA_UNLIMITED || messages < QUOTA_UNLIMITED)
         return CF_E_PARSE;
+    if (storage_kib > QUOTA_STORAGE_KIB_MAX) return CF_E_LIMIT;   /* L6: bytes would overflow */
     struct args a = { q, root, storage_kib, messages, 0 };
     return run(q, txn, set_limits_fn, &a);
 }
@@ -184,15 +186,50 @@ int quotadb_find_root(struct quotadb *q, struct kv_txn *txn, const char *mailbox
     return 0;
 }
 
+/* limit_bytes: the storage limit in bytes, at most INT64_MAX (L6: KiB * 1024 overflowed). */
+static int64_t limit_bytes(int64_t kib)
+{
+    return kib > QUOTA_STORAGE_KIB_MAX ? INT64_MAX : kib * 1024;
+}
+
+/* passes: whether used + add > limit, without computing an overflowing sum */
+static int passes(int64_t used, int64_t add, int64_t limit)
+{
+    if (used > limit) return 1;
+    return add > limit - used;
+}
+
 int quota_would_exceed(const struct quota *qt, int64_t add_bytes, int64_t add_messages)
 {
     if (add_bytes > 0 && qt->limit_storage_kib != QUOTA_UNLIMITED &&
-        qt->used_bytes + add_bytes > qt->limit_storage_kib * 1024)
+        passes(qt->used_bytes, add_bytes, limit_bytes(qt->limit_storage_kib)))
         return 1;
     if (add_messages > 0 && qt->limit_messages != QUOTA_UNLIMITED &&
-        qt->used_messages + add_messages > qt->limit_messages)
+        passes(qt->used_messages, add_messages, qt->limit_messages))
         return 1;
     return 0;
+}
+
+/* percent_of: used in percent of limit (limit >= 0, used >= 0); 100 when limit is 0 and
+ * something is used. Through long double: no product can overflow, and a warning threshold
+ * needs no more precision than that. */
+static int64_t percent_of(int64_t used, int64_t limit)
+{
+    if (limit == 0) return used > 0 ? 100 : 0;
+    long double p = (long double)used * 100.0L / (long double)limit;
+    return p >= 1e15L ? (int64_t)1e15 : (int64_t)p;
+}
+
+int64_t quota_percent(const struct quota *qt)
+{
+    int64_t pct = 0;
+    if (qt->limit_storage_kib >= 0)
+        pct = percent_of(qt->used_bytes, limit_bytes(qt->limit_storage_kib));
+    if (qt->limit_messages >= 0) {
+        int64_t m = percent_of(qt->used_messages, qt->limit_messages);
+        if (m > pct) pct = m;
+    }
+    return pct;
 }
 
 static int delta_fn(struct kv_txn *txn, void *rock)
@@ -203,8 +240,10 @@ static int delta_fn(struct kv_txn *txn, void *rock)
     if (r < 0) return r;
     if (r == 0) return CF_E_NOTFOUND;
     if (a->enforce && quota_would_exceed(&qt, a->a, a->b)) return CF_E_QUOTA;
-    qt.used_bytes += a->a;
-    qt.used_messages += a->b;
+    /* a sum past INT64_MAX can only come of a corrupt record: keep the maximum (L6) */
+    if (__builtin_add_overflow(qt.used_bytes, a->a, &qt.used_bytes)) qt.used_bytes = INT64_MAX;
+    if (__builtin_add_overflow(qt.used_messages, a->b, &qt.used_messages))
+        qt.used_messages = INT64_MAX;
     if (qt.used_bytes < 0 || qt.used_messages < 0) {
         log_warn("quota_usage_negative", "root=%s bytes=%" PRId64 " messages=%" PRId64
                  " hint=\"run the quota tool to recount\"", log_quote(a->root), qt.used_bytes,

@@ -17,6 +17,9 @@
 
 #define QUOTADB_DB "quota.db"
 #define QUOTA_UNLIMITED (-1)
+/* The largest STORAGE limit: its byte count must fit in int64_t (RFC 9208 section 4.1.3 limits
+ * are 63-bit numbers of KiB, which would not). quotadb_set_limits refuses more. */
+#define QUOTA_STORAGE_KIB_MAX (INT64_MAX / 1024)
 
 struct quotadb;
 
@@ -38,7 +41,8 @@ int quotadb_get(struct quotadb *q, struct kv_txn *txn, const char *root, struct 
 
 /* quotadb_set_limits: make root a quota root with these limits (QUOTA_UNLIMITED for none),
  * keeping its usage (0 for a new root: run the quota tool to count existing messages). 0,
- * CF_E_PARSE (invalid root name or negative limit other than -1), or a kv error. */
+ * CF_E_PARSE (invalid root name or negative limit other than -1), CF_E_LIMIT (storage_kib
+ * above QUOTA_STORAGE_KIB_MAX), or a kv error. */
 int quotadb_set_limits(struct quotadb *q, struct kv_txn *txn, const char *root,
                        int64_t storage_kib, int64_t messages);
 
@@ -55,8 +59,13 @@ int quotadb_find_root(struct quotadb *q, struct kv_txn *txn, const char *mailbox
                       struct buf *root);
 
 /* quota_would_exceed: whether adding add_bytes and add_messages to qt passes a limit (1) or
- * not (0). Removals (negative numbers) never exceed. */
+ * not (0). Removals (negative numbers) never exceed. Overflow-checked: a limit too large for
+ * its byte count (a record written before QUOTA_STORAGE_KIB_MAX) counts as that maximum. */
 int quota_would_exceed(const struct quota *qt, int64_t add_bytes, int64_t add_messages);
+
+/* quota_percent: how full qt is, in percent of its fuller resource (0 with no limit; 100 for
+ * any usage of a limit 0), computed without overflow for any stored numbers. */
+int64_t quota_percent(const struct quota *qt);
 
 /* quotadb_apply_delta: add delta_bytes and delta_messages (either sign) to root's usage; with
  * txn NULL the commit is KV_TXN_NOSYNC (see above). When

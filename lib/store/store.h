@@ -51,12 +51,16 @@ int store_create(struct store *st, const char *name, const char *partition, cons
                  const char *flags, unsigned opts);
 
 /* store_delete: delete one mailbox (not its children) and its messages, subscriptions stay
- * (RFC 3501 section 6.3.4), seen state goes. 0, CF_E_NOTFOUND, or an error. */
+ * (RFC 3501 section 6.3.4), seen state goes. Its quota root is credited with what the index
+ * header held, under the root's lock (see "Quota accounting" below). 0, CF_E_NOTFOUND, or an
+ * error (CF_E_IO when the quota lock cannot be taken: nothing was deleted). */
 int store_delete(struct store *st, const char *name);
 
 /* store_rename: rename oldname and every mailbox below it; when new_partition is given (and
- * differs) the mailbox oldname itself moves there (its children stay where they are). Returns
- * the number renamed (>= 1) or mboxlist_rename's errors. */
+ * differs) the mailbox oldname itself moves there (its children stay where they are). A
+ * mailbox whose governing quota root changes with its name takes its usage along (credited to
+ * the old root, charged to the new one, never refused for being over the limit), under both
+ * roots' locks. Returns the number renamed (>= 1) or mboxlist_rename's errors. */
 int store_rename(struct store *st, const char *oldname, const char *newname,
                  const char *new_partition);
 
@@ -79,6 +83,60 @@ int store_open_mailbox(struct store *st, const char *name, struct mboxlist_entry
 
 /* store_status: the index header of a mailbox without a session. */
 int store_status(struct store *st, const char *name, struct index_header *h);
+
+/* ---- Quota accounting ----
+ * quota.db's usage of a root is the sum of quota_used and exists over the index headers of
+ * the mailboxes it governs. Every change of those sums goes through this file (or, for APPEND,
+ * COPY and delivery, through the callers of quotalock_acquire) and is applied right after the
+ * index commit, under the root's lock (quotalock.h), so that a recount under the same lock
+ * (SETQUOTA, `coffer quota fix`) sees no change half done. A crash between the commit and the
+ * delta leaves the usage too high after a removal and too low after an addition; `coffer
+ * check` reports it and `coffer quota fix` recounts. */
+
+/* store_quota_lock: find the quota root governing mailbox name into root and take its lock
+ * (*fd_r, -1 when none; release with quotalock_release). 1 root found and locked, 0 no root
+ * (no lock), or an error (CF_E_IO when the lock failed, logged). Take it before any mailbox
+ * lock, never while one is held. */
+int store_quota_lock(struct store *st, const char *name, struct buf *root, int *fd_r);
+
+/* store_expunge: expunge the \Deleted messages among uids (uids NULL: all of them) of mb, the
+ * open mailbox called name (mailbox_expunge), and credit its quota root with exactly what
+ * went, under the root's lock. No credit when the mailbox was deleted or replaced since mb
+ * was opened (store_delete credited all of it). *count_r (may be NULL): how many went. 0,
+ * CF_E_IO (quota lock: nothing expunged), or mailbox_expunge's errors. Blocks on both locks. */
+int store_expunge(struct store *st, struct mailbox *mb, const char *name, const uint32_t *uids,
+                  size_t n, uint32_t *count_r);
+
+/* store_quota_charge: add bytes and messages (either sign) to root's usage, not enforced; the
+ * caller holds root's lock. A root deleted meanwhile is no error; other failures are logged
+ * (usage is derived data: `coffer quota fix` recounts). */
+void store_quota_charge(struct store *st, const char *root, int64_t bytes, int64_t messages);
+
+/* store_quota_recount: the usage of root counted from the index headers of the mailboxes it
+ * governs (root itself and those below it without a nearer root). The caller holds root's
+ * lock for a count that no session changes meanwhile. 0 or an error (CF_E_CORRUPT: an index
+ * that cannot be read; run reconstruct). */
+int store_quota_recount(struct store *st, const char *root, int64_t *bytes_r,
+                        int64_t *messages_r);
+
+/* store_quota_fix: under root's lock, recount it and store the count when it differs. *was_r
+ * (may be NULL) gets the usage before. 1 corrected, 0 it was right, or an error. */
+int store_quota_fix(struct store *st, const char *root, struct quota *was_r);
+
+struct recon_report;
+
+/* store_reconstruct: reconstruct_mailbox (reconstruct.h) of the listed mailbox name (entry e)
+ * with flags and rep as there; without RECON_DRY_RUN its quota root follows the records
+ * dropped or adopted: credited or charged the change of the index header's usage, under the
+ * root's lock (recounted when the old header could not be read). Returns as
+ * reconstruct_mailbox. */
+int store_reconstruct(struct store *st, const char *name, const struct mboxlist_entry *e,
+                      unsigned flags, struct recon_report *rep);
+
+/* store_reconstruct_mailboxlist: reconstruct_mailboxlist; when it changed something (a
+ * mailbox adopted back, a delete finished), every quota root is recounted (store_quota_fix):
+ * which roots an adopted mailbox falls under is only known afterwards. */
+int store_reconstruct_mailboxlist(struct store *st, unsigned flags, struct recon_report *rep);
 
 /* store_ensure_inbox: create user's INBOX (user/NAME) when missing. 1 created, 0 existed,
  * or an error. */

@@ -234,7 +234,8 @@ void cmd_append(struct client *c, const struct imap_command *cmd)
     }
     /* the root's lock spans check, commit and charge (store/quotalock.h) */
     int qlock = -1;
-    if (!r && have_root == 1) quotalock_acquire(c->store, qr.root, &qlock);
+    /* L14: when the lock fails, the check and the charge would not be one step: refuse */
+    if (!r && have_root == 1) r = quotalock_acquire(c->store, qr.root, &qlock);
     if (!r) r = mailbox_append(mb, msgs, n, have_root == 1 ? &q : NULL);
     if (r) {
         quotalock_release(&qlock);

@@ -153,7 +153,11 @@ static void do_copy(struct client *c, const struct imap_command *cmd, int move)
     struct mailbox_quota mq = { quota_check, &q };
     /* the root's lock spans check, commit and charge (store/quotalock.h) */
     int qlock = -1;
-    if (q.has_root) quotalock_acquire(c->store, buf_cstr(&q.root), &qlock);
+    if (q.has_root && (r = quotalock_acquire(c->store, buf_cstr(&q.root), &qlock)) < 0) {
+        /* L14: without the lock the check and the charge are not one step; copy nothing */
+        client_tagged(c, cmd->tag, "NO [SERVERBUG] Internal error");
+        goto out;
+    }
     /* L4 of the 2026-12 review, RFC 4314 section 4: the copies keep only the flags the user
      * may set on the target, as APPEND does (\Seen needs s, \Deleted t, the others w) */
     uint32_t keep = 0;

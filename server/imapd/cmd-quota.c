@@ -24,7 +24,7 @@
 #include <string.h>
 
 /* kib: bytes as KiB, rounded up (RFC 9208 section 5.1: STORAGE is in units of 1024 octets). */
-static int64_t kib(int64_t bytes) { return bytes <= 0 ? 0 : (bytes + 1023) / 1024; }
+static int64_t kib(int64_t bytes) { return bytes <= 0 ? 0 : bytes / 1024 + (bytes % 1024 != 0); }
 
 /* quota_response: "* QUOTA root (STORAGE used limit MESSAGE used limit)"; a resource without a
  * limit is left out (RFC 9208 section 5.1). */
@@ -237,6 +237,12 @@ void cmd_setquota(struct client *c, const struct imap_command *cmd)
             client_tagged(c, cmd->tag, "BAD Invalid resource limit");
             goto done;
         }
+        if (imap_arg_atom_eq(&l[i], "STORAGE") && v > QUOTA_STORAGE_KIB_MAX) {
+            /* L6: its byte count would not fit in 63 bits */
+            client_tagged(c, cmd->tag, "NO [LIMIT] STORAGE limit too large (at most %" PRId64
+                          " KiB)", (int64_t)QUOTA_STORAGE_KIB_MAX);
+            goto done;
+        }
         if (imap_arg_atom_eq(&l[i], "STORAGE")) storage = v;
         else if (imap_arg_atom_eq(&l[i], "MESSAGE")) messages = v;
         else {
@@ -269,7 +275,12 @@ void cmd_setquota(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "OK SETQUOTA completed");
         goto done;
     }
-    quotalock_acquire(c->store, rn, &lockfd);
+    /* L14: the recount of a new root is only right under the root's lock */
+    r = quotalock_acquire(c->store, rn, &lockfd);
+    if (r < 0) {
+        store_error(c, cmd->tag, r);
+        goto done;
+    }
     r = quotadb_get(c->store->quota, NULL, rn, &qt);
     int fresh = r == 0;
     if (r >= 0) r = quotadb_set_limits(c->store->quota, NULL, rn, storage, messages);
@@ -307,17 +318,7 @@ void imapd_quota_warn(struct client *c, const char *name)
     struct quota qt;
     if (quotadb_find_root(c->store->quota, NULL, name, &root) == 1 &&
         quotadb_get(c->store->quota, NULL, buf_cstr(&root), &qt) == 1) {
-        int64_t used = 0;
-        if (qt.limit_storage_kib > 0)
-            used = qt.used_bytes * 100 / (qt.limit_storage_kib * 1024);
-        else if (qt.limit_storage_kib == 0 && qt.used_bytes > 0)
-            used = 100;
-        if (qt.limit_messages > 0) {
-            int64_t m = qt.used_messages * 100 / qt.limit_messages;
-            if (m > used) used = m;
-        } else if (qt.limit_messages == 0 && qt.used_messages > 0 && used < 100) {
-            used = 100;
-        }
+        int64_t used = quota_percent(&qt);   /* L6: no overflow, no division by zero */
         if (used >= pct) {
             client_untagged(c, "NO [ALERT] Mailbox is %" PRId64 "%% full", used);
             log_notice("quota_warning", "root=%s percent=%" PRId64, log_quote(buf_cstr(&root)),

@@ -468,28 +468,7 @@ void selected_reply_error(struct client *c, const char *tag, int r)
 
 int selected_expunge(struct store *st, struct selected *sel, const uint32_t *uids, size_t n)
 {
-    /* what will go: \Deleted messages among uids (all when uids is NULL), read before the
-     * expunge because the records say nothing of it after; a message another session flags
-     * or expunges in between makes the charge a little off, which the quota tool recounts */
-    int64_t bytes = 0;
-    size_t total = uids ? n : selected_count(sel);
-    for (size_t i = 0; i < total; i++) {
-        struct index_record rec;
-        uint32_t uid = uids ? uids[i] : selected_uid(sel, (uint32_t)i + 1);
-        if (mailbox_record(sel->mb, uid, &rec) == 1 &&
-            (rec.flags & (FLAG_DELETED | FLAG_EXPUNGED)) == FLAG_DELETED)
-            bytes += (int64_t)rec.size;
-    }
-    uint32_t count = 0;
-    int r = mailbox_expunge(sel->mb, uids, n, &count);
-    if (r < 0 || !count || !st) return r;
-    struct buf root = BUF_INIT;
-    if (quotadb_find_root(st->quota, NULL, sel->name, &root) == 1) {
-        int qr = quotadb_apply_delta(st->quota, NULL, buf_cstr(&root), -bytes, -(int64_t)count, 0);
-        if (qr < 0 && qr != CF_E_NOTFOUND)
-            log_warn("quota_charge_failed", "root=%s error=%s", log_quote(buf_cstr(&root)),
-                     cf_strerror(qr));
-    }
-    buf_fini(&root);
-    return 0;
+    /* the store credits the quota root with exactly what went, under the root's lock */
+    if (!st) return mailbox_expunge(sel->mb, uids, n, NULL);
+    return store_expunge(st, sel->mb, sel->name, uids, n, NULL);
 }

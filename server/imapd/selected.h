@@ -131,9 +131,9 @@ int selected_rights_check(struct client *c);
  * cannot be read it says BYE and ends the session. */
 void selected_sync_before_tagged(struct client *c);
 
-/* selected_expunge: mailbox_expunge (uids NULL: every \Deleted message) and give the quota
- * root of the mailbox back what went away. The `* N EXPUNGE` responses follow from the next
- * selected_sync. 0 or mailbox_expunge's errors. Blocks on the lock and the database. */
+/* selected_expunge: store_expunge (uids NULL: every \Deleted message), which gives the quota
+ * root of the mailbox back exactly what went away. The `* N EXPUNGE` responses follow from the
+ * next selected_sync. 0 or store_expunge's errors. Blocks on the locks and the database. */
 int selected_expunge(struct store *st, struct selected *sel, const uint32_t *uids, size_t n);
 
 /* selected_resolve_name: the internal name (into name) of the mailbox argument arg, checked

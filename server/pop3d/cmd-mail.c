@@ -143,6 +143,12 @@ void cmd_dele(struct client *c, const struct pop3_command *cmd)
     uint32_t n, uid;
     uint64_t size;
     if (!arg_count(c, cmd, 1, 1) || !message_arg(c, cmd, 0, &n, &uid, &size)) return;
+    /* M8: DELE marks \Deleted and QUIT expunges: RFC 4314 section 4 rights 't' and 'e'.
+     * Refused here, where the client can still keep the session, not at QUIT. */
+    if (!maildrop_may(c->drop, 't') || !maildrop_may(c->drop, 'e')) {
+        client_reply(c, "-ERR [SYS/PERM] Deleting messages from this maildrop is not permitted");
+        return;
+    }
     maildrop_delete(c->drop, n);
     client_reply(c, "+OK Message %u deleted", n);
 }

@@ -20,6 +20,9 @@
 #include <unistd.h>
 
 struct maildrop {
+    struct store *st;               /* the worker's store, outlives the maildrop */
+    char *name;                     /* the INBOX's internal name */
+    unsigned rights;                /* the user's rights on it at login (acl_right_bit) */
     struct mailbox *mb;
     int lockfd;
     uint32_t uidvalidity;
@@ -127,10 +130,11 @@ int maildrop_open(struct store *st, const struct config *cfg, const char *user,
     /* RFC 4314 section 4 (and issue 7): POP3 needs the 'r' right on the INBOX */
     struct mboxlist_entry e;
     mboxlist_entry_init(&e);
+    unsigned rights = 0;
     r = store_lookup(st, buf_cstr(&name), &e);
     if (r == 1) {
         int admin = strarr_find(config_list(cfg, CFG_ADMINS), user) >= 0;
-        unsigned rights = acl_user_rights(e.acl, buf_cstr(&name), user, admin);
+        rights = acl_user_rights(e.acl, buf_cstr(&name), user, admin);
         r = rights & acl_right_bit('r') ? 0 : CF_E_PERM;
     } else if (r == 0) {
         r = CF_E_NOTFOUND;
@@ -138,6 +142,9 @@ int maildrop_open(struct store *st, const struct config *cfg, const char *user,
     mboxlist_entry_fini(&e);
     if (r) goto fail;
     d = xzmalloc(sizeof *d);
+    d->st = st;
+    d->name = xstrdup(buf_cstr(&name));
+    d->rights = rights;
     d->lockfd = fd;
     fd = -1;
     r = store_open_mailbox(st, buf_cstr(&name), NULL, &d->mb);
@@ -209,11 +216,17 @@ void maildrop_close(struct maildrop **dp)
         mailbox_close(&d->mb);
     }
     if (d->lockfd >= 0) close(d->lockfd);   /* releases the flock */
+    free(d->name);
     free(d->uids);
     free(d->sizes);
     free(d->state);
     free(d);
     *dp = NULL;
+}
+
+int maildrop_may(const struct maildrop *d, char right)
+{
+    return (d->rights & acl_right_bit(right)) != 0;
 }
 
 uint32_t maildrop_count(const struct maildrop *d) { return d->n; }
@@ -303,7 +316,8 @@ int maildrop_send(struct maildrop *d, struct stream *s, uint32_t n, long lines, 
     if (!r && want && p[want - 1] != '\n') r = stream_write(s, "\r\n", 2);
     if (!r) r = stream_write(s, ".\r\n", 3);
     mailbox_message_unmap(p, len);
-    if (!r && seen) d->state[n - 1] |= MD_SEEN;
+    /* RFC 4314 section 4: \Seen needs 's' (without it RETR still reads, as FETCH does) */
+    if (!r && seen && maildrop_may(d, 's')) d->state[n - 1] |= MD_SEEN;
     return r;
 }
 
@@ -317,10 +331,11 @@ int maildrop_commit(struct maildrop *d, uint32_t *expunged_r)
     int r = 0;
     if (n) {
         /* \Deleted then expunge, both limited to these uids: messages an IMAP client marked
-         * \Deleted are left for that client to expunge */
+         * \Deleted are left for that client to expunge. The store gives the quota root back
+         * what went (M8: this called mailbox_expunge and kept the bytes charged). */
         struct mailbox_store op = { .op = STORE_ADD, .flags = FLAG_DELETED };
         r = mailbox_store(d->mb, uids, n, &op, NULL, NULL);
-        if (!r) r = mailbox_expunge(d->mb, uids, n, expunged_r);
+        if (!r) r = store_expunge(d->st, d->mb, d->name, uids, n, expunged_r);
         if (r) log_err("pop3_expunge_failed", "messages=%zu error=%s", n,
                        log_quote(cf_strerror(r)));
     }

@@ -103,6 +103,10 @@ int maildrop_open(struct store *st, const struct config *cfg, const char *user,
 /* maildrop_close: apply pending \Seen flags, unlock and free. Expunges nothing. */
 void maildrop_close(struct maildrop **d);
 
+/* maildrop_may: whether the user had right (an RFC 4314 letter) on the INBOX at login: DELE
+ * needs 't' and 'e' (the marks are expunged at QUIT), RETR sets \Seen only with 's'. */
+int maildrop_may(const struct maildrop *d, char right);
+
 /* Message numbers are 1..maildrop_count(), fixed for the session (RFC 1939 section 5). */
 uint32_t maildrop_count(const struct maildrop *d);
 
