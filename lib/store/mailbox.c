@@ -38,6 +38,8 @@ struct mailbox {
     size_t map_len;
     struct index_header hdr;    /* as of the last refresh */
     int nofsync;
+    int dir_fd;                 /* the mailbox directory, for its fsync (opened on first use) */
+    int commit_uncertain;       /* a failed commit could not restore its header slot durably */
     struct strarr keywords;     /* names, loaded lazily */
     uint32_t kw_loaded_bytes;
     uint64_t kw_loaded_gen;
@@ -51,11 +53,13 @@ struct mailbox {
     int expunge_pending;
 };
 
-void (*mailbox_fault_hook)(const char *point);
+int (*mailbox_fault_hook)(const char *point);
+struct mailbox_sync_stats mailbox_sync_stats;
 
-static void fault_point(const char *point)
+/* fault_point: 0, or the errno a crash test wants the operation at point to fail with. */
+static int fault_point(const char *point)
 {
-    if (mailbox_fault_hook) mailbox_fault_hook(point);
+    return mailbox_fault_hook ? mailbox_fault_hook(point) : 0;
 }
 
 static int corrupt(struct mailbox *mb, const char *what, uint32_t uid)
@@ -77,7 +81,25 @@ static int io_error(struct mailbox *mb, const char *call, const char *path)
 static int do_fsync(struct mailbox *mb, int fd, int data_only)
 {
     if (mb->nofsync) return 0;
+    if (data_only) mailbox_sync_stats.index++;
+    else mailbox_sync_stats.file++;
     return data_only ? fdatasync(fd) : fsync(fd);
+}
+
+/* sync_dir: make the entries created (or linked) in the mailbox directory durable. A new
+ * message file's contents are fsynced, but its name lives in the directory, and POSIX does not
+ * order the directory's write before the index's: without this an acknowledged message could
+ * come back after a power loss as a record without a file. 0 or CF_E_IO (logged). */
+static int sync_dir(struct mailbox *mb)
+{
+    if (mb->nofsync) return 0;
+    if (mb->dir_fd < 0) {
+        mb->dir_fd = open(mb->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (mb->dir_fd < 0) return io_error(mb, "open", mb->dir);
+    }
+    mailbox_sync_stats.dir++;
+    if (fsync(mb->dir_fd) < 0) return io_error(mb, "fsync", mb->dir);
+    return 0;
 }
 
 /* ---- index file mapping and locking ---- */
@@ -359,20 +381,55 @@ static int read_record(struct mailbox *mb, uint32_t pos, struct index_record *r)
     return 0;
 }
 
+/* index_sync: fdatasync the index, or fail as a crash test asks at point. */
+static int index_sync(struct mailbox *mb, const char *point)
+{
+    int e = fault_point(point);
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    return do_fsync(mb, mb->index_fd, 1);
+}
+
 /* write_header: the commit. Writes nh (with the next commit number) into its slot and flushes
- * the index: records and keyword bytes written before reach the disk with it. */
+ * the index: records and keyword bytes written before reach the disk with it. When the write
+ * or the flush fails, the slot gets its previous bytes back before anything else can happen
+ * under our lock: other sessions read the slot through the page cache, and must never adopt a
+ * commit that was refused (its message files are about to be removed). The previous bytes are
+ * then flushed; if that fails too, what the disk holds is unknown, mb->commit_uncertain is set
+ * and the caller must keep the files this commit refers to (above the committed uidnext they
+ * are removed later by a writer that has flushed the index first: remove_uncommitted). 0 or
+ * CF_E_IO (logged). */
 static int write_header(struct mailbox *mb, struct index_header *nh)
 {
-    unsigned char slot[INDEX_SLOT_SIZE];
+    unsigned char slot[INDEX_SLOT_SIZE], prev[INDEX_SLOT_SIZE];
     nh->commit = mb->hdr.commit + 1;
+    off_t off = (off_t)index_slot_offset(nh->commit);
     index_header_encode(nh, slot);
+    memcpy(prev, mb->map + off, sizeof prev);   /* the mapping always covers the header area */
+    mb->commit_uncertain = 0;
     fault_point("commit");
-    if (pwrite(mb->index_fd, slot, sizeof slot, (off_t)index_slot_offset(nh->commit)) !=
-        (ssize_t)sizeof slot)
-        return io_error(mb, "pwrite", mb->index_path);
-    if (do_fsync(mb, mb->index_fd, 1) < 0) return io_error(mb, "fdatasync", mb->index_path);
+    int r;
+    if (pwrite(mb->index_fd, slot, sizeof slot, off) != (ssize_t)sizeof slot) {
+        r = io_error(mb, "pwrite", mb->index_path);
+        goto undo;
+    }
+    if (index_sync(mb, "index_sync") < 0) {
+        r = io_error(mb, "fdatasync", mb->index_path);
+        goto undo;
+    }
     mb->hdr = *nh;
     return map_refresh(mb);
+undo:
+    if (pwrite(mb->index_fd, prev, sizeof prev, off) != (ssize_t)sizeof prev ||
+        index_sync(mb, "restore_sync") < 0) {
+        mb->commit_uncertain = 1;
+        log_err("mailbox_commit_uncertain", "mbox=%s uniqueid=%s commit=%llu errno=%s "
+                "action=%s", log_quote(mb->name), mb->uniqueid, (unsigned long long)nh->commit,
+                strerror(errno), "files kept until the index can be flushed");
+    }
+    return r;
 }
 
 static int pwrite_all(int fd, const void *p, size_t n, uint64_t off)
@@ -472,7 +529,7 @@ static struct mailbox *mailbox_alloc(const char *partition, const char *uniqueid
     mb->name = xstrdup(name ? name : uniqueid);
     mb->dir = partition_mailbox_dir(partition, uniqueid);
     mb->index_path = xasprintf("%s/%s", mb->dir, INDEX_FILE);
-    mb->lock_fd = mb->index_fd = mb->cache_fd = -1;
+    mb->lock_fd = mb->index_fd = mb->cache_fd = mb->dir_fd = -1;
     strarr_init(&mb->keywords);
     return mb;
 }
@@ -484,6 +541,7 @@ void mailbox_close(struct mailbox **pmb)
     unmap_index(mb);
     if (mb->index_fd >= 0) close(mb->index_fd);
     if (mb->cache_fd >= 0) close(mb->cache_fd);
+    if (mb->dir_fd >= 0) close(mb->dir_fd);
     if (mb->lock_fd >= 0) close(mb->lock_fd);  /* drops any lock */
     strarr_fini(&mb->keywords);
     free(mb->view);
@@ -908,6 +966,52 @@ static void unlink_messages(struct mailbox *mb, const uint32_t *uids, size_t n)
     }
 }
 
+/* message_file_uid: the uid of a message file name "<uid>.", or 0. */
+static uint32_t message_file_uid(const char *fn)
+{
+    size_t n = strlen(fn);
+    if (n < 2 || n > 11 || fn[n - 1] != '.' || fn[0] == '0') return 0;
+    uint64_t v = 0;
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (fn[i] < '0' || fn[i] > '9') return 0;
+        v = v * 10 + (unsigned)(fn[i] - '0');
+    }
+    return v < UINT32_MAX ? (uint32_t)v : 0;
+}
+
+/* remove_uncommitted: under the write lock, before an append: remove the message files at or
+ * above the committed uidnext. Every append writes its files and commits (or removes them)
+ * while holding the write lock, so with the lock held such files belong to no append in
+ * progress: they are what an append killed before its commit left behind, never acknowledged
+ * (the MTA or the client will send the message again). A killed append starts at uidnext, so
+ * one stat of "<uidnext>." tells whether there is anything to do; only then is the directory
+ * read. The index is flushed first, so that the header these files are judged by is the one
+ * on disk (after a failed commit it may not be: write_header). 0 or CF_E_IO. */
+static int remove_uncommitted(struct mailbox *mb)
+{
+    char *path = mailbox_message_path(mb, mb->hdr.uidnext);
+    struct stat st;
+    int there = lstat(path, &st) == 0;
+    free(path);
+    if (!there) return 0;
+    if (index_sync(mb, "index_sync") < 0) return io_error(mb, "fdatasync", mb->index_path);
+    DIR *d = opendir(mb->dir);
+    if (!d) return io_error(mb, "opendir", mb->dir);
+    unsigned removed = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        uint32_t uid = message_file_uid(de->d_name);
+        if (!uid || uid < mb->hdr.uidnext) continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) == 0) removed++;
+        else if (errno != ENOENT) io_error(mb, "unlink", de->d_name);
+    }
+    closedir(d);
+    /* no directory fsync: a removal lost in a crash leaves garbage to remove again */
+    log_notice("mailbox_uncommitted_removed", "mbox=%s uniqueid=%s uidnext=%u files=%u",
+               log_quote(mb->name), mb->uniqueid, (unsigned)mb->hdr.uidnext, removed);
+    return 0;
+}
+
 /* set_keywords: the user-flag bits of names into rec (creating keywords in nh). */
 static int set_keywords(struct mailbox *mb, struct index_header *nh, const char *const *names,
                         struct index_record *rec)
@@ -945,8 +1049,10 @@ static int add_messages(struct mailbox *mb, struct pending *pm, size_t n,
     int r;
     nh.prev_count = nh.record_count;
     uint64_t modseq = nh.highestmodseq + 1;
+    mb->commit_uncertain = 0;
     for (size_t i = 0; i < n; i++) bytes += pm[i].rec.size;
     if (q && q->check && (r = q->check(q->rock, mb->uniqueid, bytes, (uint32_t)n)) < 0) goto done;
+    if ((r = remove_uncommitted(mb)) < 0) goto done;
     if ((r = cache_end(mb, &cend)) < 0) goto done;
     for (size_t i = 0; i < n; i++) {
         struct pending *m = &pm[i];
@@ -1015,11 +1121,15 @@ static int add_messages(struct mailbox *mb, struct pending *pm, size_t n,
         r = io_error(mb, "pwrite", mb->index_path);
         goto done;
     }
+    /* Every new name must be durable before the header that points to it: one directory
+     * fsync for the whole commit, however many files it made. */
+    if ((r = sync_dir(mb)) < 0) goto done;
     nh.highestmodseq = modseq;
     r = write_header(mb, &nh);
 done:
     if (r < 0) {
-        unlink_messages(mb, made, nmade);
+        /* after an uncertain commit the files stay: the header on disk may point to them */
+        if (!mb->commit_uncertain) unlink_messages(mb, made, nmade);
         for (size_t i = 0; i < n; i++) uids_r[i] = 0;
     }
     free(made);
@@ -1411,7 +1521,9 @@ int mailbox_create(const char *partition, const char *name, const char *uniqueid
     /* The header goes last: a directory without one is an unfinished create. */
     struct mbheader h = { (char *)name, (char *)uniqueid, (char *)(acl ? acl : ""), uidvalidity };
     if ((r = mbheader_write(dir, &h)) < 0) goto done;
-    r = fsync_dir(parent, 1);
+    /* the new name in xx/, and xx/ itself in the partition when mkdir_p just made it */
+    if ((r = fsync_dir(parent, 1)) < 0) goto done;
+    r = fsync_dir(parent, 0);
 done:
     free(idx);
     free(path);
@@ -1550,6 +1662,7 @@ int mailbox_rename(const char *old_partition, const char *new_partition, const c
     if ((r = fsync_dir(ndir, 1)) < 0) goto done;
     if ((r = mbheader_write(ndir, &h)) < 0) goto done;   /* the new copy is now complete */
     if ((r = fsync_dir(nparent, 1)) < 0) goto done;
+    if ((r = fsync_dir(nparent, 0)) < 0) goto done;   /* xx/ when mkdir_p just made it */
     made = 0;
     r = remove_dir(odir);
 done:

@@ -203,10 +203,21 @@ int mailbox_rename(const char *old_partition, const char *new_partition, const c
                    const char *new_name);
 
 /* mailbox_fault_hook: for crash tests only, NULL otherwise. When set, a commit calls it at the
- * points where a kill -9 leaves something to recover from: "record" after each record rewritten
- * in place (STORE, EXPUNGE) and "commit" just before writing the header slot. A test forks,
- * makes the hook _exit at the chosen call, and checks what the next opener sees. */
-extern void (*mailbox_fault_hook)(const char *point);
+ * points where a kill -9 or an I/O error leaves something to recover from: "record" after each
+ * record rewritten in place (STORE, EXPUNGE), "commit" just before writing the header slot,
+ * "index_sync" in place of the index flush that makes a commit durable, and "restore_sync" in
+ * place of the flush after a failed commit put the previous header slot back. The hook
+ * returns 0, or an errno value that makes the flush at an "..._sync" point fail with it. A test
+ * forks, makes the hook _exit at the chosen call (or fail it), and checks what the next opener
+ * sees. */
+extern int (*mailbox_fault_hook)(const char *point);
+
+/* mailbox_sync_stats: the fsync/fdatasync calls this process made for mailboxes (message
+ * files, mailbox directories, index files), for tests and for measuring group commit. */
+struct mailbox_sync_stats {
+    uint64_t file, dir, index;
+};
+extern struct mailbox_sync_stats mailbox_sync_stats;
 
 /* mailbox_summarize: what an append computes from a message's bytes: the cache fields
  * (ENVELOPE, BODYSTRUCTURE, BODY, section table, header block up to CACHE_HEADER_MAX) into e
