@@ -69,13 +69,27 @@ const char *log_new_session_id(void)
     return g_session;
 }
 
+/* quote_into: the quoting of log_quote, into out (LOG_QUOTE_SLOT bytes). */
+enum { LOG_QUOTE_SLOT = 512, LOG_QUOTE_SLOTS = 32 };
+static void quote_into(char *out, const char *v);
+
+/* The ring used to have 4 slots and log_vevent took two of them for user= and mailbox=, so an
+ * event with three quoted arguments logged one of them with another's value (review L9). Now
+ * the event builder quotes into its own stack buffer and the ring is long enough for any one
+ * event: the arguments of a call are all evaluated before the call. */
 const char *log_quote(const char *v)
 {
-    static char slots[4][512];
-    static int next;
-    char *out = slots[next];
-    next = (next + 1) & 3;
+    static char slots[LOG_QUOTE_SLOTS][LOG_QUOTE_SLOT];
+    static unsigned next;
     if (!v) return "-";
+    char *out = slots[next];
+    next = (next + 1) % LOG_QUOTE_SLOTS;
+    quote_into(out, v);
+    return out;
+}
+
+static void quote_into(char *out, const char *v)
+{
     int bare = *v != '\0';
     for (const unsigned char *p = (const unsigned char *)v; *p; p++)
         if (*p <= ' ' || *p == '"' || *p == '=' || *p == '\\' || *p == 0x7f) { bare = 0; break; }
@@ -85,7 +99,7 @@ const char *log_quote(const char *v)
         if (n > max) n = max;
         memcpy(out, v, n);
         out[n] = '\0';
-        return out;
+        return;
     }
     out[o++] = '"';
     for (const unsigned char *p = (const unsigned char *)v; *p && o < max; p++) {
@@ -95,7 +109,6 @@ const char *log_quote(const char *v)
     }
     out[o++] = '"';
     out[o] = '\0';
-    return out;
 }
 
 void log_vevent(enum log_level lvl, const char *event, const char *fmt, va_list ap)
@@ -106,8 +119,15 @@ void log_vevent(enum log_level lvl, const char *event, const char *fmt, va_list 
     struct buf b = BUF_INIT;
     buf_printf(&b, "event=%s", event);
     if (g_session) buf_printf(&b, " session=%s", g_session);
-    if (g_user) buf_printf(&b, " user=%s", log_quote(g_user));
-    if (g_mailbox) buf_printf(&b, " mailbox=%s", log_quote(g_mailbox));
+    char q[LOG_QUOTE_SLOT];
+    if (g_user) {
+        quote_into(q, g_user);
+        buf_printf(&b, " user=%s", q);
+    }
+    if (g_mailbox) {
+        quote_into(q, g_mailbox);
+        buf_printf(&b, " mailbox=%s", q);
+    }
     if (fmt && *fmt) {
         buf_putc(&b, ' ');
         buf_vprintf(&b, fmt, ap);

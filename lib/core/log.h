@@ -33,8 +33,9 @@ void log_vevent(enum log_level lvl, const char *event, const char *fmt, va_list 
 #define log_err(ev, ...)    log_event(LOG_LVL_ERR, ev, __VA_ARGS__)
 
 /* log_quote: v as a log value: bare if it has no space, quote, '=' or control character, else
- * in double quotes with \" \\ and \xNN escapes. Returns a static buffer (valid until next call
- * on this slot, 4 slots rotate), truncated at 200 bytes. */
+ * in double quotes with \" \\ and \xNN escapes, truncated at 200 bytes. Returns a static buffer
+ * from a ring of 32 that log_event itself does not use: valid until 32 more calls, so one event
+ * may quote up to 32 arguments. */
 const char *log_quote(const char *v);
 
 #endif

@@ -9,6 +9,7 @@
 #include "core/unit.h"
 #include "core/xmalloc.h"
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -109,6 +110,36 @@ static void test_log_quote(void)
     UNIT_EQ_INT(log_level_parse("loud", &l), CF_E_PARSE);
 }
 
+/* L9: an event with user= and mailbox= set and five quoted arguments logs each argument with
+ * its own value (a ring of 4 slots shared with the event builder used to mix them up). */
+static void test_log_many_quoted(void)
+{
+    char path[] = "/tmp/test-core-log.XXXXXX";
+    int fd = mkstemp(path);
+    UNIT_CHECK(fd >= 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    log_set_level(LOG_LVL_INFO);
+    log_set_user("some user");
+    log_set_mailbox("the box");
+    log_info("many", "a=%s b=%s c=%s d=%s e=%s", log_quote("one 1"), log_quote("two 2"),
+             log_quote("three 3"), log_quote("four 4"), log_quote("five 5"));
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    log_set_user(NULL);
+    log_set_mailbox(NULL);
+    log_set_level(LOG_LVL_ERR);
+    char *text = NULL;
+    UNIT_EQ_INT(file_read_all(path, 65536, &text, NULL), 0);
+    UNIT_CHECK(strstr(text, "user=\"some user\" mailbox=\"the box\" a=\"one 1\" b=\"two 2\" "
+                             "c=\"three 3\" d=\"four 4\" e=\"five 5\"") != NULL);
+    free(text);
+    close(fd);
+    unlink(path);
+}
+
 static void test_files(void)
 {
     char dir[] = "/tmp/coffer-test-XXXXXX";
@@ -134,8 +165,27 @@ static void test_files(void)
     pid_t pid = 0;
     UNIT_EQ_INT(pidfile_read(pf, &pid), 0);
     UNIT_EQ_INT(pidfile_write(pf, getpid()), 0);
+    /* a pid file nobody holds locked is stale, whatever pid it names */
+    UNIT_EQ_INT(pidfile_read(pf, &pid), 0);
+    int lfd = -1, lfd2 = -1;
+    pid_t holder = 0;
+    UNIT_EQ_INT(pidfile_lock(pf, &lfd, &holder), 0);
+    UNIT_EQ_INT(pidfile_update(lfd, 4242), 0);
     UNIT_EQ_INT(pidfile_read(pf, &pid), 1);
-    UNIT_EQ_INT(pid, getpid());
+    UNIT_EQ_INT(pid, 4242);
+    /* the lock belongs to the open file, so even this process cannot take it twice */
+    UNIT_EQ_INT(pidfile_lock(pf, &lfd2, &holder), CF_E_LOCKED);
+    UNIT_EQ_INT(holder, 4242);
+    close(lfd);
+    UNIT_EQ_INT(pidfile_read(pf, &pid), 0);
+    /* never through a symlink */
+    char *link = xasprintf("%s/pidlink", dir);
+    UNIT_EQ_INT(symlink(f, link), 0);
+    UNIT_EQ_INT(pidfile_lock(link, &lfd2, &holder), CF_E_IO);
+    UNIT_EQ_INT(file_read_all(f, 100, &data, &len), 0);
+    UNIT_EQ_STR(data, "second");
+    free(data);
+    free(link);
     char *cmd = xasprintf("rm -rf %s", dir);
     UNIT_EQ_INT(system(cmd), 0);
     free(cmd); free(pf); free(missing); free(f); free(sub);
@@ -173,6 +223,7 @@ int main(void)
     test_strarr();
     test_arena();
     test_log_quote();
+    test_log_many_quoted();
     test_files();
     test_base64();
     UNIT_DONE();

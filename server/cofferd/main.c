@@ -30,6 +30,11 @@ enum { EXIT_CLEAN = 0, EXIT_OTHER = 1, EXIT_CONFIG = 2, EXIT_BIND = 3, EXIT_RUNN
  * send (so `cofferd -C ...` in a script still gets the start-up exit code); -1 otherwise. */
 static int g_notify = -1;
 
+/* g_pidfile/g_pidfd: once the pid file is ours, a failed start removes it again (die). */
+static const char *g_pidfile;
+static int g_pidfd = -1;
+static void pidfile_remove(const char *pidfile, int pidfd);
+
 static void notify_parent(int code)
 {
     if (g_notify < 0) return;
@@ -60,6 +65,7 @@ static void die(int code, const char *fmt, ...)
     }
     fflush(stderr);
     buf_fini(&b);
+    if (g_pidfd >= 0) pidfile_remove(g_pidfile, g_pidfd);
     notify_parent(code);
     exit(code);
 }
@@ -72,20 +78,6 @@ static void usage(void)
                     "  -d       log to stderr at debug level\n"
                     "  -t       check the configuration and exit (0 ok, 2 bad)\n");
     exit(EXIT_OTHER);
-}
-
-/* pid_is_cofferd: does pid run a program called cofferd? A pid file whose pid was reused by
- * an unrelated process after a crash must not block a restart. */
-static int pid_is_cofferd(pid_t pid)
-{
-    char path[64], comm[64] = "";
-    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return 1;   /* no /proc: trust the pid file */
-    if (!fgets(comm, sizeof comm, f)) comm[0] = '\0';
-    fclose(f);
-    comm[strcspn(comm, "\n")] = '\0';
-    return !strcmp(comm, "cofferd");
 }
 
 /* user_check: the rules for `user`. Returns the account to switch to (NULL: stay as we are). */
@@ -105,30 +97,80 @@ static const struct passwd *user_check(const struct config *cfg)
     return pw;
 }
 
+/* dir_trusted: may root follow a symbolic link found in the open directory dfd? Only when the
+ * directory belongs to root and nobody else can write it: in a directory the service user can
+ * write, that user could have replaced a partition with a link to /etc, and root would then
+ * make /etc private to the service user (review M4). */
+static int dir_trusted(int dfd)
+{
+    struct stat st;
+    if (fstat(dfd, &st) < 0) return 0;
+    return st.st_uid == 0 && !(st.st_mode & (S_IWGRP | S_IWOTH));
+}
+
 /* make_dir: create dir and any missing parents (mode 0700); every directory created here,
- * not only the last, belongs to the service user, or it could not reach its own files. */
+ * not only the last, belongs to the service user, or it could not reach its own files. The walk
+ * is done one component at a time with openat and O_NOFOLLOW, and the modes and owners are set
+ * on descriptors (fchmod, fchown), so nothing the service user renames or links while cofferd
+ * runs as root can redirect them. A symbolic link is followed only in a directory dir_trusted
+ * accepts (so /var/run -> /run still works); any other is fatal. Not root: no privilege to
+ * misuse, and links are followed as before. */
 static void make_dir(const char *dir, const struct passwd *pw)
 {
-    char *p = xstrdup(dir);
-    for (char *s = p + 1; ; s++) {
-        if (*s != '/' && *s != '\0') continue;
-        char c = *s;
-        *s = '\0';
-        if (mkdir(p, 0700) == 0) {
-            if (pw && chown(p, pw->pw_uid, pw->pw_gid) < 0)
-                die(EXIT_OTHER, "cannot chown %s to %s: %s", p, pw->pw_name, strerror(errno));
-        } else if (errno != EEXIST) {
-            die(EXIT_OTHER, "cannot create directory %s: %s", p, strerror(errno));
+    int strict = geteuid() == 0;
+    int dfd = open(dir[0] == '/' ? "/" : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) die(EXIT_OTHER, "cannot open directory %s: %s", dir, strerror(errno));
+    char *p = xstrdup(dir), *save = NULL;
+    struct buf sofar = BUF_INIT;
+    if (dir[0] == '/') buf_putc(&sofar, '/');
+    for (char *name = strtok_r(p, "/", &save); name; name = strtok_r(NULL, "/", &save)) {
+        if (sofar.len && sofar.s[sofar.len - 1] != '/') buf_putc(&sofar, '/');
+        buf_appends(&sofar, name);
+        const char *here = buf_cstr(&sofar);
+        int created = mkdirat(dfd, name, 0700) == 0;
+        if (!created && errno != EEXIST)
+            die(EXIT_OTHER, "cannot create directory %s: %s", here, strerror(errno));
+        int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+            struct stat lst;
+            if (fstatat(dfd, name, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(lst.st_mode)) {
+                if (strict && !dir_trusted(dfd))
+                    die(EXIT_OTHER, "%s is a symbolic link in a directory that is not owned by "
+                        "root or that others can write: refusing to follow it as root (the "
+                        "directories above configdir and the partitions must belong to root; "
+                        "see SECURITY in cofferd(8))", here);
+                fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            } else {
+                errno = ENOTDIR;
+            }
         }
-        *s = c;
-        if (!c) break;
+        if (fd < 0) die(EXIT_OTHER, "cannot open directory %s: %s", here, strerror(errno));
+        if (created && pw && fchown(fd, pw->pw_uid, pw->pw_gid) < 0)
+            die(EXIT_OTHER, "cannot chown %s to %s: %s", here, pw->pw_name, strerror(errno));
+        close(dfd);
+        dfd = fd;
     }
-    free(p);
     /* private to Coffer, even when it existed with a looser mode */
-    if (chmod(dir, 0700) < 0)
+    if (fchmod(dfd, 0700) < 0)
         die(EXIT_OTHER, "cannot chmod %s: %s", dir, strerror(errno));
-    if (pw && chown(dir, pw->pw_uid, pw->pw_gid) < 0)
+    if (pw && fchown(dfd, pw->pw_uid, pw->pw_gid) < 0)
         die(EXIT_OTHER, "cannot chown %s to %s: %s", dir, pw->pw_name, strerror(errno));
+    close(dfd);
+    buf_fini(&sofar);
+    free(p);
+}
+
+/* warn_owner: as root, say when a file that decides what root does (coffer.conf, the
+ * partitions file) can be changed by someone other than root. */
+static void warn_owner(const char *path)
+{
+    struct stat st;
+    if (geteuid() != 0 || stat(path, &st) < 0) return;
+    if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)))
+        log_warn("insecure_owner", "path=%s uid=%d mode=%04o hint=%s", log_quote(path),
+                 (int)st.st_uid, (unsigned)(st.st_mode & 07777),
+                 log_quote("cofferd starts as root: this file should belong to root and be "
+                           "writable by root only (SECURITY in cofferd(8))"));
 }
 
 static void drop_privileges(const struct passwd *pw)
@@ -170,6 +212,17 @@ static void stdio_to_null(int keep_stderr)
     dup2(fd, 1);
     if (!keep_stderr) dup2(fd, 2);
     if (fd > 2) close(fd);
+}
+
+/* pidfile_remove: unlink our pid file if the path still names the file we locked (and that
+ * we may: in a root-owned directory the service user cannot, and a stale unlocked file does no
+ * harm). The lock goes with the descriptor, closed at exit. */
+static void pidfile_remove(const char *pidfile, int pidfd)
+{
+    struct stat a, b;
+    if (fstat(pidfd, &a) == 0 && lstat(pidfile, &b) == 0 && a.st_dev == b.st_dev &&
+        a.st_ino == b.st_ino)
+        unlink(pidfile);
 }
 
 int main(int argc, char **argv)
@@ -215,11 +268,34 @@ int main(int argc, char **argv)
     log_init("cofferd", to_stderr, debug ? LOG_LVL_DEBUG : lvl);
 
     char *pidfile = config_pidfile(cfg);
-    pid_t other;
-    if (pidfile_read(pidfile, &other) == 1 && other != getpid() && pid_is_cofferd(other))
-        die(EXIT_RUNNING, "already running as pid %d (pid file %s)", (int)other, pidfile);
-
     char *configdir = xstrdup(config_str(cfg, CFG_CONFIGDIR));
+    warn_owner(conf);
+    warn_owner(config_str(cfg, CFG_PARTITIONS));
+    umask(077);
+    /* the pid file usually lives in configdir */
+    make_dir(configdir, pw);
+    /* The lock on the pid file, not the pid in it, says whether a cofferd runs: the kernel
+     * drops it the moment the master dies, so a crashed server restarts at once (fileutil.h). */
+    int pidfd = -1;
+    pid_t other = 0;
+    int pr = pidfile_lock(pidfile, &pidfd, &other);
+    if (pr == CF_E_LOCKED) {
+        if (other > 0)
+            die(EXIT_RUNNING, "already running as pid %d (pid file %s is locked)", (int)other,
+                pidfile);
+        die(EXIT_RUNNING, "already running (pid file %s is locked)", pidfile);
+    }
+    if (pr) die(EXIT_OTHER, "cannot open pid file %s: %s", pidfile, strerror(errno));
+    g_pidfile = pidfile;
+    g_pidfd = pidfd;
+    /* no stale pid in it from here on */
+    if (pidfile_update(pidfd, getpid()))
+        die(EXIT_OTHER, "cannot write pid file %s: %s", pidfile, strerror(errno));
+    /* root's, readable by all (coffer status): were it the service user's, that user could
+     * write another pid in it for an administrator's `kill $(cat pidfile)` */
+    if (geteuid() == 0 && (fchown(pidfd, 0, 0) < 0 || fchmod(pidfd, 0644) < 0))
+        die(EXIT_OTHER, "cannot set the owner of pid file %s: %s", pidfile, strerror(errno));
+
     struct passwd pwcopy;
     char *pwname = NULL;
     if (pw) {
@@ -237,15 +313,12 @@ int main(int argc, char **argv)
     if (r) die(EXIT_OTHER, "%s", buf_cstr(&err));
     const struct config *mc = master_config();
 
-    umask(077);
-    make_dir(configdir, pw);
     for (size_t i = 0; i < mc->npartitions; i++) make_dir(mc->partitions[i].path, pw);
 
+    /* the daemon shares the locked open file with the parent, which exits */
     if (!foreground) daemonize();
-    if (pidfile_write(pidfile, getpid()))
+    if (pidfile_update(pidfd, getpid()))
         die(EXIT_OTHER, "cannot write pid file %s: %s", pidfile, strerror(errno));
-    if (pw && chown(pidfile, pw->pw_uid, pw->pw_gid) < 0)
-        log_warn("chown_failed", "path=%s error=%s", log_quote(pidfile), log_quote(strerror(errno)));
     if (pw) drop_privileges(pw);
     /* every worker re-reads the configuration as this user: better to fail here, clearly */
     if (access(conf, R_OK) < 0 || access(mc->v[CFG_PARTITIONS].s, R_OK) < 0)
@@ -256,7 +329,6 @@ int main(int argc, char **argv)
      * user so the files it creates belong to that user. */
     char *dbdir = xasprintf("%s/db", configdir);
     if (kv_env_recover(dbdir)) {
-        unlink(pidfile);
         die(EXIT_OTHER, "database recovery in %s failed (the reason is in the log)", dbdir);
     }
     struct passwd *me = getpwuid(geteuid());
@@ -267,8 +339,8 @@ int main(int argc, char **argv)
 
     int rc = master_run();
 
-    pid_t inpid;
-    if (pidfile_read(pidfile, &inpid) == 1 && inpid == getpid()) unlink(pidfile);
+    pidfile_remove(pidfile, pidfd);
+    g_pidfd = -1;
     log_notice("stopped", "pid=%d exit=%d", (int)getpid(), rc);
     master_fini();
     free(dbdir);
