@@ -17,6 +17,10 @@ int lmtp_parse_path(const char *s, struct buf *path, const char **rest)
     int quoted = 0;
     for (; *s; s++) {
         if (quoted && *s == '\\' && s[1]) {
+            /* quoted-pairSMTP is a backslash and a printable character (RFC 5321 section
+             * 4.1.2): an escaped control character would reach the Return-Path header
+             * field and the replies that echo the address */
+            if ((unsigned char)s[1] < 0x20 || s[1] == 0x7f) return CF_E_PARSE;
             buf_putc(path, *s++);
             buf_putc(path, *s);
             continue;
