@@ -193,12 +193,20 @@ int jvalue(struct jparser *jp, struct jval *j)
             return -1;
         }
     } else if (c == '-' || (c >= '0' && c <= '9')) {
+        /* the bytes are not NUL-terminated (tar_read leaves them as they came), so strtoll
+         * gets a copy of the digits: given jp->p it could read past the end */
         j->t = J_NUM;
-        char *e;
+        char num[24], *e;
+        size_t k = 0;
+        const char *q = jp->p;
+        if (*q == '-') num[k++] = *q++;
+        while (q < jp->end && *q >= '0' && *q <= '9' && k < sizeof num - 1) num[k++] = *q++;
+        if (q < jp->end && *q >= '0' && *q <= '9') return -1;  /* too long for a long long */
+        num[k] = '\0';
         errno = 0;
-        j->num = strtoll(jp->p, &e, 10);
-        if (errno || e == jp->p || e > jp->end) return -1;
-        jp->p = e;
+        j->num = strtoll(num, &e, 10);
+        if (errno || e == num || *e) return -1;
+        jp->p = q;
     } else if (jp->end - jp->p >= 4 && !memcmp(jp->p, "null", 4)) {
         jp->p += 4;
     } else if (jp->end - jp->p >= 4 && !memcmp(jp->p, "true", 4)) {
