@@ -167,10 +167,12 @@ static void strip_comment(char *s)
         if (*p == '#' && (p == s || isspace((unsigned char)p[-1]))) { *p = '\0'; return; }
 }
 
-static int load_partitions(struct config *c, struct buf *err)
+/* load_partitions: read the partitions file from pf, or (pf NULL) from the file the
+ * partitions setting names. */
+static int load_partitions(struct config *c, FILE *pf, struct buf *err)
 {
     const char *file = c->v[CFG_PARTITIONS].s;
-    FILE *f = fopen(file, "r");
+    FILE *f = pf ? pf : fopen(file, "r");
     if (!f) {
         buf_printf(err, "%s: cannot open partitions file: %s\n", file, strerror(errno));
         return CF_E_IO;
@@ -218,7 +220,7 @@ static int load_partitions(struct config *c, struct buf *err)
         c->npartitions++;
     }
     free(line);
-    fclose(f);
+    if (!pf) fclose(f);
     if (!r && c->npartitions == 0) {
         buf_printf(err, "%s: no partitions defined\n", file);
         r = CF_E_PARSE;
@@ -263,6 +265,15 @@ int config_load(const char *path, struct config **out, struct buf *err)
         buf_printf(err, "%s: cannot open: %s\n", path, strerror(errno));
         return CF_E_IO;
     }
+    int r = config_load_streams(f, path, NULL, out, err);
+    fclose(f);
+    return r;
+}
+
+int config_load_streams(FILE *f, const char *path, FILE *pf, struct config **out,
+                        struct buf *err)
+{
+    *out = NULL;
     struct config *c = xzmalloc(sizeof *c);
     c->path = xstrdup(path);
     const char *slash = strrchr(path, '/');
@@ -341,7 +352,6 @@ int config_load(const char *path, struct config **out, struct buf *err)
         }
     }
     free(line);
-    fclose(f);
 
     for (size_t i = 0; i < c->nservices; i++) {
         struct config_service *sv = &c->services[i];
@@ -360,7 +370,7 @@ int config_load(const char *path, struct config **out, struct buf *err)
         }
     }
     derive_defaults(c);
-    if (!r) r = load_partitions(c, err);
+    if (!r) r = load_partitions(c, pf, err);
     if (r) {
         config_free(&c);
         return r;

@@ -4,6 +4,7 @@
 #include "core/buf.h"
 #include "core/config-settings.h"
 #include "core/strarr.h"
+#include <stdio.h>
 
 #define X(id, name, type, def, doc) id,
 enum config_id { COFFER_GLOBAL_SETTINGS(X) CFG__COUNT };
@@ -43,6 +44,11 @@ struct config {
 /* config_load: parse path and the partitions file it names. On error returns CF_E_PARSE (or
  * CF_E_IO) with one "file:line: message" line per problem in err, and *out NULL. */
 int config_load(const char *path, struct config **out, struct buf *err);
+/* config_load_streams: config_load over open streams: f holds path's text (path names it in
+ * messages and anchors relative paths), pf the partitions file's (NULL: open the file the
+ * partitions setting names). Neither stream is closed. For tests and the fuzz targets. */
+int config_load_streams(FILE *f, const char *path, FILE *pf, struct config **out,
+                        struct buf *err);
 void config_free(struct config **c);
 
 const char *config_str(const struct config *c, enum config_id id);   /* never NULL */

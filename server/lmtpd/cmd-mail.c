@@ -1,6 +1,7 @@
 /* cmd-mail.c: MAIL FROM and RCPT TO (RFC 5321 sections 4.1.1.2 and 4.1.1.3, RFC 2033), and
  * how a recipient address becomes a mailbox: user, user+folder, +shared. */
 #include "lmtpd.h"
+#include "lmtp-parse.h"
 #include "auth/sasl.h"
 #include "core/config.h"
 #include "core/error.h"
@@ -19,40 +20,6 @@ int acl_grants_anyone(const char *acl, char right)
 {
     /* an LMTP sender is nobody logged in: "anyone" and "anonymous" entries apply */
     return (acl_text_rights(acl, NULL) & acl_right_bit(right)) != 0;
-}
-
-/* parse_path: "<path> params" after "FROM:" or "TO:" (RFC 5321 section 4.1.2). The mailbox
- * (source route dropped) into path, the rest after the '>' in *rest. 0 or CF_E_PARSE. */
-static int parse_path(const char *s, struct buf *path, const char **rest)
-{
-    buf_reset(path);
-    while (*s == ' ') s++;             /* "MAIL FROM: <x>" is common enough to allow */
-    if (*s != '<') return CF_E_PARSE;
-    s++;
-    if (*s == '@') {                   /* obsolete source route "@a,@b:" */
-        const char *colon = strchr(s, ':');
-        if (!colon) return CF_E_PARSE;
-        s = colon + 1;
-    }
-    int quoted = 0;
-    for (; *s; s++) {
-        if (quoted && *s == '\\' && s[1]) {
-            buf_putc(path, *s++);
-            buf_putc(path, *s);
-            continue;
-        }
-        if (*s == '"') quoted = !quoted;
-        else if (!quoted && *s == '>') break;
-        else if ((unsigned char)*s < 0x20 || *s == 0x7f) return CF_E_PARSE;
-        buf_putc(path, *s);
-    }
-    if (*s != '>') return CF_E_PARSE;
-    s++;
-    if (*s && *s != ' ') return CF_E_PARSE;
-    while (*s == ' ') s++;
-    *rest = s;
-    buf_cstr(path);
-    return 0;
 }
 
 void cmd_mail(struct client *c, const struct lmtp_command *cmd)
@@ -75,7 +42,7 @@ void cmd_mail(struct client *c, const struct lmtp_command *cmd)
     }
     struct buf path = BUF_INIT;
     const char *rest;
-    if (parse_path(cmd->args + 5, &path, &rest) < 0) {
+    if (lmtp_parse_path(cmd->args + 5, &path, &rest) < 0) {
         client_reply(c, "501 5.1.7 Bad sender address syntax");
         goto done;
     }
@@ -153,17 +120,8 @@ static int postable(struct store *st, const char *name)
 static int resolve(struct client *c, struct store *st, const char *addr, struct rcpt *r)
 {
     struct buf local = BUF_INIT, name = BUF_INIT;
-    const char *at = strrchr(addr, '@');
-    size_t llen = at ? (size_t)(at - addr) : strlen(addr);
     int ret = 0;
-    if (llen >= 2 && addr[0] == '"' && addr[llen - 1] == '"') {   /* quoted local part */
-        for (size_t i = 1; i + 1 < llen; i++) {
-            if (addr[i] == '\\' && i + 2 < llen) i++;
-            buf_putc(&local, addr[i]);
-        }
-    } else {
-        buf_append(&local, addr, llen);
-    }
+    lmtp_local_part(addr, &local);
     const char *lp = buf_cstr(&local);
     if (!*lp) goto done;
     if (lp[0] == '+') {
@@ -223,7 +181,7 @@ void cmd_rcpt(struct client *c, const struct lmtp_command *cmd)
     const char *rest;
     struct rcpt r;
     memset(&r, 0, sizeof r);
-    if (parse_path(cmd->args + 3, &path, &rest) < 0 || !path.len) {
+    if (lmtp_parse_path(cmd->args + 3, &path, &rest) < 0 || !path.len) {
         client_reply(c, "501 5.1.3 Bad recipient address syntax");
         goto done;
     }

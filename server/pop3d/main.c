@@ -42,22 +42,6 @@ static int pop3d_init(const struct config *cfg, const struct config_service *svc
     return 0;
 }
 
-/* parse_line: keyword and arguments, separated by single spaces. */
-static void parse_line(const char *line, struct pop3_command *cmd)
-{
-    const char *sp = strchr(line, ' ');
-    size_t n = sp ? (size_t)(sp - line) : strlen(line);
-    cmd->name = xstrndup(line, n);
-    cmd->rest = sp ? sp + 1 : "";
-    for (char *p = cmd->name; *p; p++) if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 32);
-    strarr_init(&cmd->args);
-    while (sp) {
-        const char *a = sp + 1;
-        sp = strchr(a, ' ');
-        strarr_take(&cmd->args, xstrndup(a, sp ? (size_t)(sp - a) : strlen(a)));
-    }
-}
-
 static void pop3d_session(struct worker_session *ws)
 {
     struct client *c = client_new(ws);
@@ -80,7 +64,7 @@ static void pop3d_session(struct worker_session *ws)
             continue;
         }
         struct pop3_command cmd;
-        parse_line(buf_cstr(&line), &cmd);
+        pop3_parse_line(buf_cstr(&line), &cmd);
         command_dispatch(c, &cmd);
         free(cmd.name);
         strarr_fini(&cmd.args);

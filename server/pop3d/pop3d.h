@@ -4,6 +4,7 @@
 #include "core/buf.h"
 #include "core/strarr.h"
 #include "net/worker.h"
+#include "pop3-parse.h"   /* struct pop3_command */
 #include <stdint.h>
 #include <time.h>
 
@@ -36,15 +37,6 @@ struct client {
 
     /* transaction state (maildrop.c): the INBOX as it was at login; NULL before */
     struct maildrop *drop;
-};
-
-/* A command line split at single spaces (RFC 1939 section 3, RFC 2449 section 3). */
-struct pop3_command {
-    char *name;                     /* the keyword in upper case */
-    struct strarr args;
-    const char *rest;               /* the line after the keyword and its space ("" if none);
-                                     * PASS takes it whole, spaces included (RFC 1939
-                                     * section 7) */
 };
 
 struct client *client_new(struct worker_session *ws);

@@ -1,0 +1,58 @@
+/* fuzz-lmtp.c: fuzz target for LMTP command parsing: each input line is split into verb and
+ * arguments as lmtpd's session loop does, and the paths of MAIL FROM and RCPT TO go through
+ * lmtp_parse_path and lmtp_local_part (server/lmtpd/lmtp-parse.c). Properties: a parsed path
+ * holds no control character (it ends up in a Return-Path header field and in replies), and
+ * the rest pointer stays inside the line. */
+#include "fuzz-util.h"
+#include "core/buf.h"
+#include "core/error.h"
+#include "lmtpd/lmtp-parse.h"
+#include <strings.h>
+
+static void check_path(const char *s)
+{
+    struct buf path = BUF_INIT, local = BUF_INIT;
+    const char *rest = NULL;
+    int r = lmtp_parse_path(s, &path, &rest);
+    FUZZ_ASSERT(r == 0 || r == CF_E_PARSE);
+    if (r == 0) {
+        FUZZ_ASSERT(rest >= s && rest <= s + strlen(s));
+        FUZZ_ASSERT(*rest != ' ');
+        for (size_t i = 0; i < path.len; i++)
+            FUZZ_ASSERT((unsigned char)path.s[i] >= 0x20 && path.s[i] != 0x7f);
+        FUZZ_ASSERT(strlen(buf_cstr(&path)) == path.len);
+        lmtp_local_part(buf_cstr(&path), &local);
+        FUZZ_ASSERT(local.len <= path.len);
+    }
+    buf_fini(&path);
+    buf_fini(&local);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *text = fuzz_cstr(data, size);
+    char *line = text;
+    while (line) {
+        char *nl = strchr(line, '\n');
+        if (nl) {
+            *nl = '\0';
+            if (nl > line && nl[-1] == '\r') nl[-1] = '\0';
+        }
+        const char *sp = strchr(line, ' ');
+        const char *args = sp ? sp + 1 : "";
+        size_t vlen = sp ? (size_t)(sp - line) : strlen(line);
+        if (vlen == 4 && !strncasecmp(line, "MAIL", 4) && !strncasecmp(args, "FROM:", 5))
+            check_path(args + 5);
+        else if (vlen == 4 && !strncasecmp(line, "RCPT", 4) && !strncasecmp(args, "TO:", 3))
+            check_path(args + 3);
+        else
+            check_path(line);          /* any text: the parser must not care where it is */
+        struct buf local = BUF_INIT;
+        lmtp_local_part(line, &local);
+        FUZZ_ASSERT(local.len <= strlen(line));
+        buf_fini(&local);
+        line = nl ? nl + 1 : NULL;
+    }
+    free(text);
+    return 0;
+}
