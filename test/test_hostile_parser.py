@@ -87,7 +87,8 @@ class Hostile(SharedCofferTestCase):
             tagged, _ = c.imap("q%d" % i, "NOOP" + ' ""' * 9990, timeout=60)
             self.assertRegex(tagged, rb"^q%d BAD" % i)    # NOOP takes no arguments
         grown = vm_kib(pid, "VmHWM") - base
-        self.assertLess(grown, 16 * 1024, "peak RSS grew by %d KiB" % grown)
+        # ~8 MB in a sanitized build (redzones, quarantine); the old code: ~240 MB
+        self.assertLess(grown, 32 * 1024, "peak RSS grew by %d KiB" % grown)
 
     # ------------------------------------------------------------------ M3
 
