@@ -63,6 +63,7 @@ struct snode {
     char *name;             /* keyword or header field name */
     int kwidx;              /* K_KEYWORD/K_UNKEYWORD: bit, or -1 (never set) */
     int kwsys;              /* the keyword names a system flag (flag) or \Recent (-1) */
+    int addr;               /* K_HEADER of FROM/TO/CC/BCC: also match the parsed addresses */
     struct needle nd;
 };
 
@@ -356,8 +357,9 @@ static const struct { const char *name; uint32_t flag; int set; } flag_keys[] = 
     { "SEEN", SF_SEEN, 1 },         { "UNSEEN", SF_SEEN, 0 },
 };
 
-static const struct { const char *name; const char *field; } header_keys[] = {
-    { "BCC", "Bcc" }, { "CC", "Cc" }, { "FROM", "From" }, { "SUBJECT", "Subject" }, { "TO", "To" },
+static const struct { const char *name; const char *field; int addr; } header_keys[] = {
+    { "BCC", "Bcc", 1 }, { "CC", "Cc", 1 }, { "FROM", "From", 1 }, { "SUBJECT", "Subject", 0 },
+    { "TO", "To", 1 },
 };
 
 static const struct { const char *name; enum skey key; } date_keys[] = {
@@ -507,6 +509,7 @@ static struct snode *parse_key(struct pctx *pc, const struct imap_arg *args, siz
             if (take_string(pc, len)) return NULL;
             n = node_new(K_HEADER, COST_HEADER);
             n->name = xstrdup(header_keys[i].field);
+            n->addr = header_keys[i].addr;
             needle_init(&n->nd, s, len);
             return n;
         }
@@ -670,22 +673,75 @@ struct field_rock {
     size_t name_len;
     const struct needle *nd;
     struct buf *tmp;
+    int addr;
 };
+
+/* addr_text_may_differ: whether the parsed addresses of an address field can hold text that
+ * its decoded value does not: only comments, quoted-pairs, a quoted local part, or white
+ * space (folding included) next to the '@' or a '.' of an address change the text. Most
+ * fields have none, and the parse is skipped. */
+static int addr_text_may_differ(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = v[i];
+        if (c == '(' || c == '\\') return 1;
+        if (c == '"' && i + 1 < n && v[i + 1] == '@') return 1;
+        if ((c == '@' || c == '.') &&
+            ((i > 0 && strchr(" \t\r\n", v[i - 1])) || (i + 1 < n && strchr(" \t\r\n", v[i + 1]))))
+            return 1;
+    }
+    return 0;
+}
+
+struct addr_rock {
+    const struct needle *nd;
+    struct buf text;
+};
+
+/* addr_cb: the needle in "mailbox@domain" or in the (RFC 2047 decoded) display name. */
+static int addr_cb(void *rock, int kind, const struct mime_address *a)
+{
+    struct addr_rock *ar = rock;
+    if (kind == MIME_ADDRESS_GROUP_END) return 0;
+    buf_reset(&ar->text);
+    if (kind == MIME_ADDRESS) {
+        buf_append(&ar->text, a->mailbox, a->mailbox_len);
+        if (a->domain_len) {
+            buf_putc(&ar->text, '@');
+            buf_append(&ar->text, a->domain, a->domain_len);
+        }
+        if (mime_text_contains_n(buf_cstr(&ar->text), ar->text.len, ar->nd->s, ar->nd->len))
+            return 1;
+        buf_reset(&ar->text);
+    }
+    if (!a->name_len) return 0;
+    mime_decode_header(a->name, a->name_len, &ar->text);
+    return mime_text_contains_n(buf_cstr(&ar->text), ar->text.len, ar->nd->s, ar->nd->len);
+}
 
 static int field_cb(void *rock, const char *name, size_t name_len, const char *value,
                     size_t value_len)
 {
     struct field_rock *fr = rock;
     if (name_len != fr->name_len || strncasecmp(name, fr->name, name_len)) return 0;
-    return header_value_match(value, value_len, fr->nd, fr->tmp);
+    if (header_value_match(value, value_len, fr->nd, fr->tmp)) return 1;
+    /* FROM/TO/CC/BCC: "user@domain.org" must find "<user (c)@ (c) domain.org>", as the
+     * address ENVELOPE shows (RFC 3501 section 6.4.4 leaves address matching open; clients
+     * search for what they display) */
+    if (!fr->addr || !addr_text_may_differ(value, value_len)) return 0;
+    struct addr_rock ar = { fr->nd, BUF_INIT };
+    int r = mime_address_foreach(value, value_len, addr_cb, &ar);
+    buf_fini(&ar.text);
+    return r > 0;
 }
 
 /* header_field_match: 1 when some field called name has needle in its decoded value (an
- * empty needle: when the field is present, RFC 3501 section 6.4.4 HEADER). */
-static int header_field_match(const char *hdr, size_t hlen, const char *name,
+ * empty needle: when the field is present, RFC 3501 section 6.4.4 HEADER); with addr also
+ * when it is in one of the field's parsed addresses or display names. */
+static int header_field_match(const char *hdr, size_t hlen, const char *name, int addr,
                               const struct needle *nd, struct buf *tmp)
 {
-    struct field_rock fr = { name, strlen(name), nd, tmp };
+    struct field_rock fr = { name, strlen(name), nd, tmp, addr };
     return mime_header_foreach(hdr, hlen, field_cb, &fr) > 0;
 }
 
@@ -704,7 +760,7 @@ static int any_field_cb(void *rock, const char *name, size_t name_len, const cha
 static int header_text_match(const char *hdr, size_t hlen, const struct needle *nd,
                              struct buf *tmp)
 {
-    struct field_rock fr = { NULL, 0, nd, tmp };
+    struct field_rock fr = { NULL, 0, nd, tmp, 0 };
     if (nd->len == 0) return 1;
     if (nd->ascii && !nd->has_ws && !nd->has_colon && is_ascii(hdr, hlen) &&
         !memmem(hdr, hlen, "=?", 2) && !ci_find(hdr, hlen, nd))
@@ -1035,6 +1091,7 @@ int search_text_match_exact(const char *msg, size_t len, const char *needle, siz
     needle_init(&nd, needle, needle_len);
     fr.name = NULL;
     fr.name_len = 0;
+    fr.addr = 0;
     fr.nd = &nd;
     fr.tmp = &tmp;
     if (with_header)
@@ -1172,7 +1229,7 @@ static int eval(struct snode *n, struct mstate *m)
     case K_UID: return imap_seqset_contains(&n->resolved, m->rec.uid);
     case K_HEADER:
         if ((r = need_header(m)) < 0) return r;
-        return header_field_match(m->hdr, m->hdr_len, n->name, &n->nd, m->tmp);
+        return header_field_match(m->hdr, m->hdr_len, n->name, n->addr, &n->nd, m->tmp);
     case K_TEXT:
         if ((r = need_header(m)) < 0) return r;
         if (header_text_match(m->hdr, m->hdr_len, &n->nd, m->tmp)) return 1;

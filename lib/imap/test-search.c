@@ -181,6 +181,9 @@ static const char msg4[] =
 
 static const char msg5[] =
     "Subject: no date, utf-16 body\r\n"
+    "From: <user-from (comment)@ (comment) domain.org>\r\n"
+    "To: \"Jay \\\"JJ\\\" Doe\" <jay.doe@example.com>\r\n"
+    "Cc: ann\r\n @example.com\r\n"
     "Content-Type: text/plain; charset=utf-16le\r\n"
     "Content-Transfer-Encoding: base64\r\n"
     "\r\n"
@@ -280,6 +283,15 @@ static void test_table(void)
         { "FROM \"MÜLLER\"", "2" },
         { "TO dana.okafor", "4" },
         { "TO joe@example.com", "1" },             /* folded address list */
+        /* addresses as ENVELOPE parses them: comments, quoted-pairs and folding removed */
+        { "FROM user-from@domain.org", "5" },
+        { "FROM \"USER-FROM@domain\"", "5" },
+        { "FROM \"user-from@domain.org \"", "" },
+        { "HEADER From user-from@domain.org", "" },   /* HEADER: the field's text only */
+        { "TO \"Jay \\\"JJ\\\" Doe\"", "5" },
+        { "TO \"jj\"", "5" },
+        { "CC ann@example.com", "5" },
+        { "CC ann@example.net", "" },
         { "CC carol", "1" },         { "BCC boss", "2" },
         { "SUBJECT quarterly", "1 3" },
         { "SUBJECT \"grüße\"", "2" },     { "SUBJECT \"GRÜSSE\"", "" },   /* no full folding of ß */

@@ -166,17 +166,13 @@ static void addr_reset(struct addr *a)
     a->have_angle = a->have_at = a->have_words = 0;
 }
 
-static void put_buf_nstring(struct buf *out, const struct buf *b)
-{
-    if (!b->len) put_nil(out);
-    else put_string(out, b->s, b->len);
-}
-
-/* addr_emit: write the address collected in a, if any; returns 1 if written. */
-static int addr_emit(struct buf *out, struct addr *a)
+/* addr_finish: report the address collected in a, if any, to cb; returns cb's value (0 when
+ * there was nothing to report). */
+static int addr_finish(struct addr *a, mime_address_fn *cb, void *rock)
 {
     const struct buf *name = NULL;
     const struct buf *mbox;
+    struct mime_address ma;
     if (a->have_angle) {
         name = a->name.len ? &a->name : NULL;
         mbox = &a->local;
@@ -189,16 +185,15 @@ static int addr_emit(struct buf *out, struct addr *a)
         return 0;
     }
     if (!mbox->len && !a->domain.len && !a->route.len) return 0;   /* "<>" */
-    buf_putc(out, '(');
-    if (name) put_string(out, name->s, name->len); else put_nil(out);
-    put_sp(out);
-    put_buf_nstring(out, &a->route);
-    put_sp(out);
-    put_string(out, mbox->s ? mbox->s : "", mbox->len);
-    put_sp(out);
-    put_buf_nstring(out, &a->domain);   /* missing domain: NIL host (RFC 3501 section 7.4.2) */
-    buf_putc(out, ')');
-    return 1;
+    ma.name = name ? name->s : NULL;
+    ma.name_len = name ? name->len : 0;
+    ma.route = a->route.s ? a->route.s : "";
+    ma.route_len = a->route.len;
+    ma.mailbox = mbox->s ? mbox->s : "";
+    ma.mailbox_len = mbox->len;
+    ma.domain = a->domain.s ? a->domain.s : "";
+    ma.domain_len = a->domain.len;
+    return cb(rock, MIME_ADDRESS, &ma);
 }
 
 /* add_word: a phrase word, joined to the name with one space where the source had white space,
@@ -225,111 +220,170 @@ static const char *read_domain(const char *p, const char *end, struct atok *t, s
     }
 }
 
-/* put_addresses: an env-from style address list for the field, or NIL. */
-static void put_addresses(struct wctx *w, struct buf *out, const struct mime_field *f)
+/* walk_addresses: the address list p[0,n) reported to cb (see mime_address_foreach), with
+ * a's buffers as scratch. Returns the first non-zero value of cb, else 0. */
+static int walk_addresses(const char *p, size_t n, struct addr *a, mime_address_fn *cb,
+                          void *rock)
 {
-    const char *p, *end, *q;
+    const char *end = p + n, *q;
     struct atok t;
-    struct addr a;
-    size_t mark;
-    int count = 0, in_group = 0;
+    int in_group = 0, r = 0;
+    struct mime_address grp;
 
-    if (!f->p) { put_nil(out); return; }
-    memset(&a, 0, sizeof(a));
-    a.name = w->s1; a.local = w->s2; a.domain = w->s3; a.route = w->s4;
-    buf_init(&a.comment);
-    addr_reset(&a);
-    mark = out->len;
-    buf_putc(out, '(');
-    p = f->p;
-    end = f->p + f->n;
+    addr_reset(a);
     for (;;) {
-        q = alex(p, end, &t, &a.comment);
+        q = alex(p, end, &t, &a->comment);
         switch (t.type) {
         case AT_ATOM: case AT_QUOTED: case AT_DLIT:
-            if (!a.have_angle && !a.have_at) add_word(&a, &t);
+            if (!a->have_angle && !a->have_at) add_word(a, &t);
             p = q;
             break;
         case '<':
             p = q;
-            if (a.have_angle) break;
-            if (a.have_at) {
+            if (a->have_angle) break;
+            if (a->have_at) {
                 /* "joe@x.org <joe@x.org>": the addr-spec before '<' is the display name */
-                buf_putc(&a.name, '@');
-                buf_append(&a.name, a.domain.s ? a.domain.s : "", a.domain.len);
-                a.have_at = 0;
+                buf_putc(&a->name, '@');
+                buf_append(&a->name, a->domain.s ? a->domain.s : "", a->domain.len);
+                a->have_at = 0;
             }
-            a.have_angle = 1;
-            buf_reset(&a.local);
-            buf_reset(&a.domain);
-            buf_reset(&a.route);
+            a->have_angle = 1;
+            buf_reset(&a->local);
+            buf_reset(&a->domain);
+            buf_reset(&a->route);
             /* obs-route: "@a,@b:" before the addr-spec (RFC 5322 section 4.4) */
-            q = alex(p, end, &t, &a.comment);
+            q = alex(p, end, &t, &a->comment);
             if (t.type == '@') {
                 while (t.type != AT_END && t.type != ':' && t.type != '>') {
                     if (t.type == AT_ATOM || t.type == AT_DLIT || t.type == '@' ||
                         t.type == ',')
-                        append_text(&a.route, t.s, t.n, 0);
+                        append_text(&a->route, t.s, t.n, 0);
                     p = q;
-                    q = alex(p, end, &t, &a.comment);
+                    q = alex(p, end, &t, &a->comment);
                 }
                 if (t.type == ':') p = q;
             }
             for (;;) {                                 /* local part */
-                q = alex(p, end, &t, &a.comment);
+                q = alex(p, end, &t, &a->comment);
                 if (t.type != AT_ATOM && t.type != AT_QUOTED) break;
-                append_text(&a.local, t.s, t.n, t.type == AT_QUOTED);
+                append_text(&a->local, t.s, t.n, t.type == AT_QUOTED);
                 p = q;
             }
-            if (t.type == '@') p = read_domain(q, end, &t, &a.domain, &a.comment);
-            q = alex(p, end, &t, &a.comment);
+            if (t.type == '@') p = read_domain(q, end, &t, &a->domain, &a->comment);
+            q = alex(p, end, &t, &a->comment);
             if (t.type == '>') p = q;
             break;
         case '@':
             p = q;
-            if (a.have_angle || a.have_at) break;
-            a.have_at = 1;
-            buf_reset(&a.comment);
-            p = read_domain(p, end, &t, &a.domain, &a.comment);
+            if (a->have_angle || a->have_at) break;
+            a->have_at = 1;
+            buf_reset(&a->comment);
+            p = read_domain(p, end, &t, &a->domain, &a->comment);
             break;
         case ':':
             p = q;
-            if (in_group || a.have_angle || a.have_at) break;
-            /* group start: (NIL NIL "name" NIL), RFC 3501 section 7.4.2 */
-            buf_append(out, "(NIL NIL ", 9);
-            put_string(out, a.name.s ? a.name.s : "", a.name.len);
-            buf_append(out, " NIL)", 5);
-            count++;
+            if (in_group || a->have_angle || a->have_at) break;
+            /* group start: its display name */
+            memset(&grp, 0, sizeof grp);
+            grp.name = a->name.s ? a->name.s : "";
+            grp.name_len = a->name.len;
+            if ((r = cb(rock, MIME_ADDRESS_GROUP_START, &grp))) return r;
             in_group = 1;
-            addr_reset(&a);
+            addr_reset(a);
             break;
         case ';':
             p = q;
-            count += addr_emit(out, &a);
-            addr_reset(&a);
+            if ((r = addr_finish(a, cb, rock))) return r;
+            addr_reset(a);
             if (in_group) {
-                buf_append(out, "(NIL NIL NIL NIL)", 17);
+                memset(&grp, 0, sizeof grp);
+                if ((r = cb(rock, MIME_ADDRESS_GROUP_END, &grp))) return r;
                 in_group = 0;
             }
             break;
         case ',':
             p = q;
-            count += addr_emit(out, &a);
-            addr_reset(&a);
+            if ((r = addr_finish(a, cb, rock))) return r;
+            addr_reset(a);
             break;
         case AT_END:
-            count += addr_emit(out, &a);
-            if (in_group) buf_append(out, "(NIL NIL NIL NIL)", 17);
-            goto done;
+            if ((r = addr_finish(a, cb, rock))) return r;
+            if (in_group) {
+                memset(&grp, 0, sizeof grp);
+                r = cb(rock, MIME_ADDRESS_GROUP_END, &grp);
+            }
+            return r;
         default:                                       /* stray '>', ']', '\\', ')' */
             p = q;
             break;
         }
     }
-done:
+}
+
+int mime_address_foreach(const char *value, size_t len, mime_address_fn *cb, void *rock)
+{
+    struct addr a;
+    memset(&a, 0, sizeof a);
+    buf_init(&a.name); buf_init(&a.local); buf_init(&a.domain); buf_init(&a.route);
+    buf_init(&a.comment);
+    int r = walk_addresses(value, len, &a, cb, rock);
+    buf_fini(&a.name); buf_fini(&a.local); buf_fini(&a.domain); buf_fini(&a.route);
+    buf_fini(&a.comment);
+    return r;
+}
+
+struct env_rock {
+    struct buf *out;
+    int count;
+};
+
+/* env_address: one address (or group marker) in ENVELOPE form, RFC 3501 section 7.4.2. */
+static int env_address(void *rock, int kind, const struct mime_address *ma)
+{
+    struct env_rock *er = rock;
+    struct buf *out = er->out;
+    er->count++;
+    if (kind == MIME_ADDRESS_GROUP_START) {          /* (NIL NIL "name" NIL) */
+        buf_append(out, "(NIL NIL ", 9);
+        put_string(out, ma->name, ma->name_len);
+        buf_append(out, " NIL)", 5);
+        return 0;
+    }
+    if (kind == MIME_ADDRESS_GROUP_END) {
+        er->count--;                                 /* as before: only starts count */
+        buf_append(out, "(NIL NIL NIL NIL)", 17);
+        return 0;
+    }
+    buf_putc(out, '(');
+    if (ma->name) put_string(out, ma->name, ma->name_len); else put_nil(out);
+    put_sp(out);
+    if (ma->route_len) put_string(out, ma->route, ma->route_len); else put_nil(out);
+    put_sp(out);
+    put_string(out, ma->mailbox, ma->mailbox_len);
+    put_sp(out);
+    /* missing domain: NIL host (RFC 3501 section 7.4.2) */
+    if (ma->domain_len) put_string(out, ma->domain, ma->domain_len); else put_nil(out);
+    buf_putc(out, ')');
+    return 0;
+}
+
+/* put_addresses: an env-from style address list for the field, or NIL. */
+static void put_addresses(struct wctx *w, struct buf *out, const struct mime_field *f)
+{
+    struct addr a;
+    struct env_rock er = { out, 0 };
+    size_t mark;
+
+    if (!f->p) { put_nil(out); return; }
+    memset(&a, 0, sizeof(a));
+    a.name = w->s1; a.local = w->s2; a.domain = w->s3; a.route = w->s4;
+    buf_init(&a.comment);
+    mark = out->len;
+    buf_putc(out, '(');
+    walk_addresses(f->p, f->n, &a, env_address, &er);
     w->s1 = a.name; w->s2 = a.local; w->s3 = a.domain; w->s4 = a.route;
     buf_fini(&a.comment);
-    if (count == 0) {
+    if (er.count == 0) {
         buf_truncate(out, mark);
         put_nil(out);
     } else {

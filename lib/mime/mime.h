@@ -61,4 +61,26 @@ struct mime_section { uint64_t header_off, header_len, body_off, body_len; int i
 int mime_section_find(const char *table, size_t table_len, const char *part,
                       struct mime_section *out);
 
+/* One address of an address header field (From, To, Cc, ...), as ENVELOPE shows it: comments
+ * and folding removed, quoted-pairs resolved, white space between tokens dropped. The strings
+ * are not NUL-terminated and live until the callback returns. */
+struct mime_address {
+    const char *name;       /* display name (or the comment after a bare addr-spec); NULL if none */
+    size_t name_len;
+    const char *route, *mailbox, *domain;   /* obs-route ("" if none), local part, domain */
+    size_t route_len, mailbox_len, domain_len;
+};
+
+enum { MIME_ADDRESS, MIME_ADDRESS_GROUP_START, MIME_ADDRESS_GROUP_END };
+
+/* mime_address_fn: kind is MIME_ADDRESS, or a group's start (its display name in name) or
+ * end (all empty). Return non-zero to stop the walk. */
+typedef int mime_address_fn(void *rock, int kind, const struct mime_address *a);
+
+/* mime_address_foreach: parse the raw (possibly folded) value of an address field (RFC 5322
+ * section 3.4 with the obsolete forms of section 4.4, as tolerant as ENVELOPE) and call cb for
+ * each address and group marker in order. Returns the first non-zero value of cb, else 0.
+ * Encoded words (RFC 2047) in names are left encoded. Never blocks. */
+int mime_address_foreach(const char *value, size_t len, mime_address_fn *cb, void *rock);
+
 #endif

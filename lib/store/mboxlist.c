@@ -406,14 +406,23 @@ static int list_one(const char *key, size_t klen, const char *val, size_t vlen, 
     case LIST_OTHER: if (personal || !user) return 0; break;
     case LIST_SHARED: if (user) return 0; break;
     }
-    /* the caller's visibility test first: it is cheaper than matching a long pattern, and
-     * most names on a large server are not the user's to see (review M6) */
-    if (decode_logged(key, val, vlen, &l->e)) return 0;
-    if (l->visible && !l->visible(key, &l->e, l->rock)) return 0;
+    /* A long pattern costs more to match than decoding the entry and asking the caller
+     * whether the user may see it, and most names on a large server are not the user's to
+     * see (review M6): then visibility comes first. A short pattern (one word of states)
+     * is matched first, so entries it rules out are never decoded. */
+    int visible_first = l->visible && mboxname_pattern_length(l->pattern) >= 64;
+    if (visible_first) {
+        if (decode_logged(key, val, vlen, &l->e)) return 0;
+        if (!l->visible(key, &l->e, l->rock)) return 0;
+    }
     if (mboxname_to_external(l->user, key, &l->ext)) return 0;  /* not a valid name: skip */
     size_t anc = 0;
     size_t m = mboxname_pattern_run(l->pattern, l->ext.s, &anc) ? l->ext.len : anc;
     if (!m) return 0;
+    if (!visible_first) {
+        if (decode_logged(key, val, vlen, &l->e)) return 0;
+        if (l->visible && !l->visible(key, &l->e, l->rock)) return 0;
+    }
     return l->cb(l->ext.s, m, key, &l->e, l->rock);
 }
 

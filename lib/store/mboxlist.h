@@ -122,9 +122,10 @@ int mboxlist_list(struct mboxlist *ml, struct kv_txn *txn, const char *user, con
 /* mboxlist_visible_fn: 1 when the caller may see mailbox name (entry e), else 0. */
 typedef int mboxlist_visible_fn(const char *name, const struct mboxlist_entry *e, void *rock);
 
-/* mboxlist_list_visible: mboxlist_list that skips, before matching the pattern, every mailbox
- * visible() refuses (NULL: none), so a long pattern costs time only for mailboxes the caller
- * can see; neither those mailboxes nor their matching ancestors reach cb. */
+/* mboxlist_list_visible: mboxlist_list that skips every mailbox visible() refuses (NULL:
+ * none): neither it nor its matching ancestors reach cb. With a long pattern (64 bytes or
+ * more) visible() is asked before matching, so the pattern costs time only for mailboxes
+ * the caller can see; a short one is matched first. */
 int mboxlist_list_visible(struct mboxlist *ml, struct kv_txn *txn, const char *user,
                           const char *pattern, mboxlist_visible_fn *visible,
                           mboxlist_list_fn *cb, void *rock);

@@ -453,6 +453,11 @@ void mboxname_pattern_free(struct mboxname_pattern **pp)
     *pp = NULL;
 }
 
+size_t mboxname_pattern_length(const struct mboxname_pattern *p)
+{
+    return p->m;
+}
+
 /* shift1: out = in << 1 across words (state j to state j + 1). */
 static void shift1(uint64_t *out, const uint64_t *in, size_t w)
 {

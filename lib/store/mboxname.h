@@ -108,6 +108,10 @@ void mboxname_pattern_free(struct mboxname_pattern **p);
  * so one compiled pattern serves one thread at a time. */
 int mboxname_pattern_run(struct mboxname_pattern *p, const char *name, size_t *anc_r);
 
+/* mboxname_pattern_length: the compiled pattern's length once runs of wildcards are merged;
+ * matching costs about length / 64 word steps per name byte. */
+size_t mboxname_pattern_length(const struct mboxname_pattern *p);
+
 /* mboxname_pattern_literal: the length of pattern's prefix before the first wildcard. */
 size_t mboxname_pattern_literal(const char *pattern);
 

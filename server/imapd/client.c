@@ -22,14 +22,19 @@ static void client_parser_limits(const struct client *c, struct imap_parser_limi
     lim->max_line = (size_t)config_int(cfg, CFG_MAX_LINE);
     lim->max_depth = IMAPD_MAX_LIST_DEPTH;
     lim->literal_minus = 0;                 /* we advertise LITERAL+ */
+    size_t max_literal = (size_t)config_int(cfg, CFG_MAX_LITERAL);
     if (c->state == CLIENT_NOT_AUTH) {
-        lim->max_literal = (size_t)config_int(cfg, CFG_MAX_LITERAL_PREAUTH);
-        lim->max_command = (size_t)config_int(cfg, CFG_MAX_COMMAND_PREAUTH);
+        /* never more than after login */
+        size_t pre = (size_t)config_int(cfg, CFG_MAX_LITERAL_PREAUTH);
+        size_t cmd = (size_t)config_int(cfg, CFG_MAX_COMMAND_PREAUTH);
+        lim->max_literal = pre < max_literal ? pre : max_literal;
+        lim->max_command = cmd < max_literal + 16 * lim->max_line ? cmd
+                                                                 : max_literal + 16 * lim->max_line;
         lim->max_args = (size_t)config_int(cfg, CFG_MAX_ARGS_PREAUTH);
         /* RFC 7888 section 4: BAD and close rather than read an oversized {N+} */
         lim->nonsync_too_big_fatal = 1;
     } else {
-        lim->max_literal = (size_t)config_int(cfg, CFG_MAX_LITERAL);
+        lim->max_literal = max_literal;
         /* a command may carry one literal of the largest size plus its lines and extras */
         lim->max_command = lim->max_literal + 16 * lim->max_line;
         lim->max_args = (size_t)config_int(cfg, CFG_MAX_ARGS);

@@ -85,7 +85,8 @@ static void imapd_session(struct worker_session *ws)
             reply_parse_error(c, &cmd);
             if (imap_parser_fatal(c->parser)) {
                 const char *code = imap_parser_error_code(c->parser);
-                if (code && !strcmp(code, "TOOBIG"))    /* an oversized {N+} before login */
+                /* before login an oversized {N+} is not read (client_update_limits) */
+                if (c->state == CLIENT_NOT_AUTH && code && !strcmp(code, "TOOBIG"))
                     client_untagged(c, "BYE [TOOBIG] Non-synchronizing literal too large");
                 else
                     client_untagged(c, "BYE Cannot find the end of that command");

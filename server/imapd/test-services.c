@@ -167,7 +167,9 @@ static void test_imapd(void)
     expect(&p, "+ Ready for literal data");
     send_str(&p, "fred {6+}\r\nsecret\r\n");
     expect(&p, "b1 NO [PRIVACYREQUIRED] LOGIN is disabled before STARTTLS");
-    /* too large: refused before "+"; the non-synchronizing one is skipped with its command */
+    /* too large: refused before "+"; before login a non-synchronizing one is not read at
+     * all: BAD, BYE and close (RFC 7888 section 4; after login it is skipped with its
+     * command, test_hostile_parser.py) */
     send_str(&p, "b2 APPEND INBOX {1001}\r\n");
     expect(&p, "b2 BAD [TOOBIG] Literal too large (limit 1000 bytes)");
     struct buf big = BUF_INIT;
@@ -175,7 +177,12 @@ static void test_imapd(void)
     for (int i = 0; i < 1001; i++) buf_putc(&big, 'x');
     buf_appends(&big, " (and more)\r\nb4 NOOP\r\n");
     send_str(&p, buf_cstr(&big));
-    expect(&p, "b3 BAD [TOOBIG] Literal too large (limit 1000 bytes)\nb4 OK NOOP completed");
+    expect(&p, "b3 BAD [TOOBIG] Literal too large (limit 1000 bytes)\n"
+               "* BYE [TOOBIG] Non-synchronizing literal too large");
+    expect_eof(&p);
+    finish(&p);
+    start(&p, prog_imapd, "coffer.conf", "imap");
+    expect_prefix(&p, "* OK [CAPABILITY IMAP4rev1 ");
     /* an overlong line, then syntax errors; the session goes on */
     buf_reset(&big);
     buf_appends(&big, "c1 NOOP ");
