@@ -109,6 +109,25 @@ static void test_quota_accounting(struct store *st)
         UNIT_EQ_INT(store_expunge(st, a, "user/ann/y", NULL, 0, NULL) <= 0, 1);
     mailbox_close(&a);
     usage_is(st, "user/ann", 10, 1);
+    /* a quota root renamed with its mailbox keeps limits and usage under the new name */
+    UNIT_EQ_INT(store_rename(st, "user/ann/arch", "user/ann/old", NULL), 1);
+    UNIT_EQ_INT(quotadb_get(st->quota, NULL, "user/ann/arch", NULL), 0);
+    usage_is(st, "user/ann/old", 10, 1);
+    usage_is(st, "user/ann", 10, 1);
+    /* a user renamed: the root follows, with the mailboxes below it */
+    UNIT_EQ_INT(store_rename(st, "user/ann", "user/bea", NULL), 2);
+    UNIT_EQ_INT(quotadb_get(st->quota, NULL, "user/ann", NULL), 0);
+    usage_is(st, "user/bea", 10, 1);
+    usage_is(st, "user/bea/old", 10, 1);
+    struct quota q;
+    UNIT_EQ_INT(quotadb_get(st->quota, NULL, "user/bea", &q), 1);
+    UNIT_EQ_INT(q.limit_storage_kib, 1000);
+    /* onto a name that is a root already: that root keeps its own, the usage moves */
+    UNIT_EQ_INT(quotadb_set_limits(st->quota, NULL, "user/bea/new2", 5, 5), 0);
+    UNIT_EQ_INT(store_rename(st, "user/bea/old", "user/bea/new2", NULL), 1);
+    usage_is(st, "user/bea/new2", 10, 1);
+    UNIT_EQ_INT(quotadb_get(st->quota, NULL, "user/bea/old", &q), 1);
+    UNIT_EQ_INT(q.used_bytes, 0);
 }
 
 int main(void)
