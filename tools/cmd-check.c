@@ -3,6 +3,7 @@
  * quota usage against a recount. Exit status 0 only when everything is clean. */
 #include "tool.h"
 #include "core/error.h"
+#include "store/quotalock.h"
 #include "store/reconstruct.h"
 #include "store/store.h"
 #include <stdio.h>
@@ -68,6 +69,18 @@ int cmd_check(struct tool *t)
             for (size_t i = 0; i < u.roots.count; i++) {
                 struct quota q;
                 if (quotadb_get(st->quota, NULL, u.roots.v[i], &q) != 1) continue;
+                if (q.used_bytes == u.bytes[i] && q.used_messages == u.msgs[i]) continue;
+                /* a session may have been between its commit and its usage change: look
+                 * again under the root's lock (reading only), where none can be */
+                int fd = -1;
+                int64_t b = u.bytes[i], m = u.msgs[i];
+                if (quotalock_acquire(st, u.roots.v[i], &fd) == 0 &&
+                    quotadb_get(st->quota, NULL, u.roots.v[i], &q) == 1 &&
+                    store_quota_recount(st, u.roots.v[i], &b, &m) == 0) {
+                    u.bytes[i] = b;
+                    u.msgs[i] = m;
+                }
+                quotalock_release(&fd);
                 if (q.used_bytes != u.bytes[i] || q.used_messages != u.msgs[i])
                     recon_report_add(&rep, u.roots.v[i], "quota_usage",
                                      "quota.db says %lld bytes in %lld messages, the mailboxes hold "

@@ -669,23 +669,21 @@ int cmd_restore(struct tool *t)
         if (subs_add(st->subs, NULL, newuser, buf_cstr(&name)) < 0) rc = EXIT_FAIL;
     }
     const struct jval *qj = jget(&man, "quota");
-    if (qj && qj->t == J_OBJ) {
-        struct buf inbox = BUF_INIT;
-        mboxname_user_inbox(newuser, &inbox);
+    struct buf inbox = BUF_INIT;
+    mboxname_user_inbox(newuser, &inbox);
+    r = 0;
+    if (qj && qj->t == J_OBJ)
         r = quotadb_set_limits(st->quota, NULL, buf_cstr(&inbox), jnum(qj, "storage_kib", QUOTA_UNLIMITED),
                                jnum(qj, "messages", QUOTA_UNLIMITED));
-        struct tool_quota_usage u;
-        if (!r && !(r = tool_quota_recount(t, st, &u))) {
-            int k = strarr_find(&u.roots, buf_cstr(&inbox));
-            if (k >= 0) r = quotadb_set_usage(st->quota, NULL, buf_cstr(&inbox), u.bytes[k], u.msgs[k]);
-            tool_quota_usage_fini(&u);
-        }
-        if (r < 0) {
-            tool_error(t, "cannot set the quota of %s: %s", buf_cstr(&inbox), cf_strerror(r));
-            rc = EXIT_FAIL;
-        }
-        buf_fini(&inbox);
+    /* the imported messages bypassed the quota: recount the user's root (whether the dump
+     * made it or it was there already) under its lock */
+    if (!r && quotadb_get(st->quota, NULL, buf_cstr(&inbox), NULL) == 1)
+        r = store_quota_fix(st, buf_cstr(&inbox), NULL);
+    if (r < 0) {
+        tool_error(t, "cannot set the quota of %s: %s", buf_cstr(&inbox), cf_strerror(r));
+        rc = EXIT_FAIL;
     }
+    buf_fini(&inbox);
     struct table tab;
     table_init(&tab, (const char *const[]){ "mailbox", "messages#", "uidvalidity#", NULL });
     for (size_t i = 0; i < nbox; i++) {

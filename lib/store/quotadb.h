@@ -6,9 +6,10 @@
  * of -1 meaning none (documented in man/coffer-store.5).
  *
  * Functions taking txn accept NULL (own transaction, deadlocks retried; kv.h). Delivery,
- * APPEND, COPY and EXPUNGE apply the usage delta right after the mailbox commit, under the
- * root's quota lock (quotalock.h), in a transaction that is not fsynced (usage is derived
- * from the index headers and recounted by `coffer quota fix`). */
+ * APPEND and COPY apply the usage delta right after the mailbox commit, under the root's
+ * quota lock (quotalock.h), in a transaction that is not fsynced (usage is derived from the
+ * index headers and recounted by `coffer quota fix`); every removal goes through store.h
+ * (store_expunge, store_delete, store_rename, store_reconstruct), which does the same. */
 #ifndef COFFER_STORE_QUOTADB_H
 #define COFFER_STORE_QUOTADB_H
 #include "core/buf.h"

@@ -14,8 +14,10 @@
 struct store;
 
 /* quotalock_acquire: take root's lock for the process, blocking until it is free. *fd_r gets
- * the descriptor (-1 on failure). 0 or CF_E_IO (logged; callers go on without the lock:
- * a quota off by one append beats refusing mail). */
+ * the descriptor (-1 on failure). 0 or CF_E_IO (logged). Callers do nothing without the lock
+ * (security review L14): IMAP answers NO [SERVERBUG], LMTP a temporary 451, so the message is
+ * retried rather than stored unchecked or left charged. Never take a root's lock twice in one
+ * process (flock on a second descriptor waits for the first). */
 int quotalock_acquire(struct store *st, const char *root, int *fd_r);
 
 /* quotalock_release: drop the lock (closing *fd, which becomes -1); -1 is a no-op. */

@@ -247,6 +247,30 @@ static int fix_header(const char *name, const struct mboxlist_entry *e, void *ro
     return 0;
 }
 
+/* quota_move_root: root `from` becomes root `to` (limits and usage), in one transaction. */
+struct move_root_rock { struct store *st; const char *from, *to; };
+
+static int move_root_fn(struct kv_txn *txn, void *rock)
+{
+    struct move_root_rock *m = rock;
+    struct quota q;
+    int r = quotadb_get(m->st->quota, txn, m->from, &q);
+    if (r == 0) return CF_E_NOTFOUND;
+    if (r < 0) return r;
+    r = quotadb_set_limits(m->st->quota, txn, m->to, q.limit_storage_kib, q.limit_messages);
+    if (!r) r = quotadb_set_usage(m->st->quota, txn, m->to, q.used_bytes, q.used_messages);
+    if (!r) r = quotadb_delete(m->st->quota, txn, m->from);
+    return r;
+}
+
+static int quota_move_root(struct store *st, const char *from, const char *to)
+{
+    struct move_root_rock m = { st, from, to };
+    int r = kv_txn_run(st->env, 0, move_root_fn, &m);
+    if (!r) log_info("quota_root_renamed", "from=%s to=%s", log_quote(from), log_quote(to));
+    return r;
+}
+
 /* One mailbox a rename moves from one quota root to another, with the usage it takes along. */
 struct rename_move {
     char *oldroot, *newroot;   /* "" for none */
@@ -262,18 +286,50 @@ static int collect_name(const char *name, const struct mboxlist_entry *e, void *
     return 0;
 }
 
-/* rename_plan_quota: the mailboxes of the subtree oldname whose quota root changes with the
- * rename (*moves_r, *nmoves_r) and the sorted, distinct roots to lock (locks). */
+/* Roots that are the renamed mailbox or below it: one whose new name is no root yet moves
+ * with it (limits and usage), as a user's quota follows the user's renamed INBOX. */
+struct root_rock {
+    struct store *st;
+    const char *oldname, *newname;
+    struct strarr *from, *to;
+};
+
+static int collect_moving_root(const char *root, const struct quota *qt, void *rock)
+{
+    struct root_rock *rr = rock;
+    (void)qt;
+    if (strcmp(root, rr->oldname) && !mboxname_is_descendant(root, rr->oldname)) return 0;
+    char *to = xasprintf("%s%s", rr->newname, root + strlen(rr->oldname));
+    int r = quotadb_get(rr->st->quota, NULL, to, NULL);
+    if (r == 0) {
+        strarr_add(rr->from, root);
+        strarr_add(rr->to, to);
+    }
+    free(to);
+    return r < 0 ? r : 0;
+}
+
+/* rename_plan_quota: the roots that move with the rename (roots_from[i] becomes roots_to[i]),
+ * the mailboxes of the subtree oldname whose quota root changes with it (*moves_r, *nmoves_r),
+ * and the sorted, distinct roots to lock (locks). */
 static int rename_plan_quota(struct store *st, const char *oldname, const char *newname,
+                             struct strarr *roots_from, struct strarr *roots_to,
                              struct rename_move **moves_r, size_t *nmoves_r, struct strarr *locks)
 {
     struct strarr names = STRARR_INIT;
     struct buf oroot = BUF_INIT, nroot = BUF_INIT, nname = BUF_INIT;
     struct rename_move *moves = NULL;
     size_t nmoves = 0;
+    struct root_rock rr = { st, oldname, newname, roots_from, roots_to };
+    int r = quotadb_foreach(st->quota, NULL, oldname, collect_moving_root, &rr);
+    for (size_t i = 0; !r && i < roots_from->count; i++) {
+        /* never one name twice: a second flock of one file in one process waits forever */
+        if (strarr_find(locks, roots_from->v[i]) < 0) strarr_add(locks, roots_from->v[i]);
+        if (strarr_find(locks, roots_to->v[i]) < 0) strarr_add(locks, roots_to->v[i]);
+    }
     strarr_add(&names, oldname);
     char *prefix = xasprintf("%s/", oldname);
-    int r = mboxlist_foreach(st->mboxlist, NULL, prefix, collect_name, &names);
+    if (!r) r = mboxlist_foreach(st->mboxlist, NULL, prefix, collect_name, &names);
     free(prefix);
     if (r > 0) r = 0;
     for (size_t i = 0; !r && i < names.count; i++) {
@@ -281,8 +337,13 @@ static int rename_plan_quota(struct store *st, const char *oldname, const char *
         buf_appends(&nname, newname);
         buf_appends(&nname, names.v[i] + strlen(oldname));
         int fo = quotadb_find_root(st->quota, NULL, names.v[i], &oroot);
+        if (fo < 0) { r = fo; break; }
+        /* governed by a root that moves along: its usage stays there */
+        if (fo && strarr_find(roots_from, buf_cstr(&oroot)) >= 0) continue;
+        /* otherwise no moving root can govern its new name (it would have governed the old
+         * one), so the roots as they are now tell */
         int fn = quotadb_find_root(st->quota, NULL, buf_cstr(&nname), &nroot);
-        if (fo < 0 || fn < 0) { r = fo < 0 ? fo : fn; break; }
+        if (fn < 0) { r = fn; break; }
         if (!strcmp(buf_cstr(&oroot), buf_cstr(&nroot))) continue;
         moves = xreallocarray(moves, nmoves + 1, sizeof *moves);
         struct rename_move *m = &moves[nmoves++];
@@ -315,11 +376,12 @@ int store_rename_checked(struct store *st, const char *oldname, const char *newn
 {
     struct mboxlist_entry e;
     mboxlist_entry_init(&e);
-    struct strarr locks = STRARR_INIT;
+    struct strarr locks = STRARR_INIT, roots_from = STRARR_INIT, roots_to = STRARR_INIT;
     struct rename_move *moves = NULL;
     size_t nmoves = 0, nlocked = 0;
     int *lockfds = NULL;
-    int r = rename_plan_quota(st, oldname, newname, &moves, &nmoves, &locks);
+    int r = rename_plan_quota(st, oldname, newname, &roots_from, &roots_to, &moves, &nmoves,
+                              &locks);
     if (r < 0) goto out;
     lockfds = xreallocarray(NULL, locks.count ? locks.count : 1, sizeof *lockfds);
     for (; nlocked < locks.count; nlocked++) {
@@ -356,7 +418,15 @@ int store_rename_checked(struct store *st, const char *oldname, const char *newn
     r = mboxlist_rename_checked(st->mboxlist, NULL, oldname, newname, check, rock);
     if (r < 0) goto out;
     int n = r;
-    /* the usage follows the mailboxes, right after the list commit */
+    /* the roots that move along, then the usage of the mailboxes that change roots, right
+     * after the list commit */
+    for (size_t i = 0; i < roots_from.count; i++) {
+        int m = quota_move_root(st, roots_from.v[i], roots_to.v[i]);
+        if (m < 0)
+            log_warn("quota_root_move_failed", "from=%s to=%s error=%s",
+                     log_quote(roots_from.v[i]), log_quote(roots_to.v[i]),
+                     log_quote(cf_strerror(m)));
+    }
     int recount = 0;
     for (size_t i = 0; i < nmoves; i++) {
         if (!moves[i].counted) { recount = 1; continue; }
@@ -386,6 +456,8 @@ out:
     }
     free(moves);
     strarr_fini(&locks);
+    strarr_fini(&roots_from);
+    strarr_fini(&roots_to);
     mboxlist_entry_fini(&e);
     return r;
 }

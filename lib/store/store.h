@@ -57,10 +57,12 @@ int store_create(struct store *st, const char *name, const char *partition, cons
 int store_delete(struct store *st, const char *name);
 
 /* store_rename: rename oldname and every mailbox below it; when new_partition is given (and
- * differs) the mailbox oldname itself moves there (its children stay where they are). A
- * mailbox whose governing quota root changes with its name takes its usage along (credited to
- * the old root, charged to the new one, never refused for being over the limit), under both
- * roots' locks. Returns the number renamed (>= 1) or mboxlist_rename's errors. */
+ * differs) the mailbox oldname itself moves there (its children stay where they are). A quota
+ * root that is oldname or below it is renamed with it (limits and usage) unless its new name
+ * is a root already. A mailbox whose governing quota root otherwise changes with its name
+ * takes its usage along (credited to the old root, charged to the new one, never refused for
+ * being over the limit), under both roots' locks. Returns the number renamed (>= 1) or
+ * mboxlist_rename's errors. */
 int store_rename(struct store *st, const char *oldname, const char *newname,
                  const char *new_partition);
 

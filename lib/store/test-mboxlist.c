@@ -358,6 +358,25 @@ static void test_quota(struct kv_env *env)
     UNIT_EQ_STR(buf_cstr(&v), "1 200 1000 7 1");
     UNIT_EQ_INT(kv_put(quotadb_kv(q), NULL, "user/bad", 8, "1 2 x", 5), 0);
     UNIT_EQ_INT(quotadb_get(q, NULL, "user/bad", &qt), CF_E_CORRUPT);
+    /* L6: 63-bit limits: INT64_MAX decodes, a storage limit whose bytes overflow is refused,
+     * and the checks on a record holding one (written before) neither wrap nor divide by 0 */
+    UNIT_EQ_INT(quotadb_set_limits(q, NULL, "user/big", QUOTA_STORAGE_KIB_MAX + 1, 1), CF_E_LIMIT);
+    UNIT_EQ_INT(quotadb_set_limits(q, NULL, "user/big", QUOTA_STORAGE_KIB_MAX, INT64_MAX), 0);
+    UNIT_EQ_INT(quotadb_get(q, NULL, "user/big", &qt), 1);
+    UNIT_EQ_INT(qt.limit_messages == INT64_MAX, 1);
+    UNIT_EQ_INT(quotadb_apply_delta(q, NULL, "user/big", INT64_MAX / 2, 1, 1), 0);
+    UNIT_EQ_INT(quotadb_apply_delta(q, NULL, "user/big", INT64_MAX / 2 + 100, 1, 1), CF_E_QUOTA);
+    UNIT_EQ_INT(kv_put(quotadb_kv(q), NULL, "user/old", 8, "1 9223372036854775807 0 5 1", 27), 0);
+    UNIT_EQ_INT(quotadb_get(q, NULL, "user/old", &qt), 1);
+    UNIT_EQ_INT(quota_would_exceed(&qt, 1000, 0), 0);
+    UNIT_EQ_INT(quota_would_exceed(&qt, INT64_MAX, 0), 1);
+    UNIT_EQ_INT(quota_percent(&qt) >= 100, 1);    /* the message limit 0, 1 used */
+    struct quota pq = { QUOTA_STORAGE_KIB_MAX, QUOTA_UNLIMITED, INT64_MAX / 2, 0 };
+    UNIT_EQ_INT((int)quota_percent(&pq), 50);
+    pq.limit_storage_kib = 0;
+    UNIT_EQ_INT((int)quota_percent(&pq), 100);
+    pq.used_bytes = 0;
+    UNIT_EQ_INT((int)quota_percent(&pq), 0);
     buf_fini(&v);
     buf_fini(&root);
     quotadb_close(&q);

@@ -1,6 +1,7 @@
 /* test-store.c: mailbox-level operations (store.c) over real Berkeley DB and real directories. */
 #include "store/store.h"
 #include "store/mbheader.h"
+#include "store/quotalock.h"
 #include "core/error.h"
 #include "core/fileutil.h"
 #include "core/log.h"
@@ -28,6 +29,105 @@ static char *mbdir(struct store *st, const char *name)
         d = xasprintf("%s/%.2s/%s", store_partition_path(st, e.partition), e.uniqueid, e.uniqueid);
     mboxlist_entry_fini(&e);
     return d;
+}
+
+/* usage_is: root's usage in quota.db is bytes/msgs, and so is a recount from the headers */
+static void usage_is(struct store *st, const char *root, int64_t bytes, int64_t msgs)
+{
+    struct quota q;
+    int64_t b = -1, m = -1;
+    UNIT_EQ_INT(quotadb_get(st->quota, NULL, root, &q), 1);
+    UNIT_EQ_INT(q.used_bytes, bytes);
+    UNIT_EQ_INT(q.used_messages, msgs);
+    UNIT_EQ_INT(store_quota_recount(st, root, &b, &m), 0);
+    UNIT_EQ_INT(b, bytes);
+    UNIT_EQ_INT(m, msgs);
+}
+
+/* put: append n messages of 10, 20, ... bytes to name and charge its root, as APPEND does */
+static void put(struct store *st, const char *name, int n)
+{
+    struct mailbox *mb;
+    UNIT_EQ_INT(store_open_mailbox(st, name, NULL, &mb), 0);
+    static const char fill[] = "0123456789012345678901234567890123456789012345678901234567890";
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        struct mailbox_msg m = { fill, (size_t)(10 * (i + 1)), -1, 0, 0, NULL, 0 };
+        UNIT_EQ_INT(mailbox_append(mb, &m, 1, NULL), 0);
+        total += 10 * (i + 1);
+    }
+    struct buf root = BUF_INIT;
+    int fd = -1;
+    UNIT_EQ_INT(store_quota_lock(st, name, &root, &fd), 1);
+    store_quota_charge(st, buf_cstr(&root), total, n);
+    quotalock_release(&fd);
+    buf_fini(&root);
+    mailbox_close(&mb);
+}
+
+/* M8: every removal path of the store credits the quota root exactly once */
+static void test_quota_accounting(struct store *st)
+{
+    UNIT_EQ_INT(store_ensure_inbox(st, "ann"), 1);
+    UNIT_EQ_INT(store_create(st, "user/ann/x", NULL, NULL, NULL, 0), 0);
+    UNIT_EQ_INT(store_create(st, "user/ann/arch", NULL, NULL, NULL, 0), 0);
+    UNIT_EQ_INT(quotadb_set_limits(st->quota, NULL, "user/ann", 1000, 100), 0);
+    UNIT_EQ_INT(quotadb_set_limits(st->quota, NULL, "user/ann/arch", 1000, 100), 0);
+    put(st, "user/ann/x", 3);            /* 10 + 20 + 30 */
+    put(st, "user/ann/arch", 1);         /* 10 */
+    usage_is(st, "user/ann", 60, 3);
+    usage_is(st, "user/ann/arch", 10, 1);
+    /* expunge from two handles: the message goes once, is credited once */
+    struct mailbox *a, *b;
+    UNIT_EQ_INT(store_open_mailbox(st, "user/ann/x", NULL, &a), 0);
+    UNIT_EQ_INT(store_open_mailbox(st, "user/ann/x", NULL, &b), 0);
+    uint32_t uid1 = mailbox_uid(a, 1), n = 9;
+    struct mailbox_store del = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(a, &uid1, 1, &del, NULL, NULL), 0);
+    UNIT_EQ_INT(store_expunge(st, a, "user/ann/x", NULL, 0, &n), 0);
+    UNIT_EQ_INT(n, 1);
+    UNIT_EQ_INT(store_expunge(st, b, "user/ann/x", &uid1, 1, &n), 0);
+    UNIT_EQ_INT(n, 0);
+    usage_is(st, "user/ann", 50, 2);
+    mailbox_close(&a);
+    mailbox_close(&b);
+    /* rename into the other root and back: the usage follows */
+    UNIT_EQ_INT(store_rename(st, "user/ann/x", "user/ann/arch/x", NULL), 1);
+    usage_is(st, "user/ann", 0, 0);
+    usage_is(st, "user/ann/arch", 60, 3);
+    UNIT_EQ_INT(store_rename(st, "user/ann/arch/x", "user/ann/y", NULL), 1);
+    usage_is(st, "user/ann", 50, 2);
+    usage_is(st, "user/ann/arch", 10, 1);
+    /* delete credits what the header held; a stale handle's expunge afterwards credits
+     * nothing (it would show: the root still holds other usage) */
+    put(st, "user/ann", 1);
+    UNIT_EQ_INT(store_open_mailbox(st, "user/ann/y", NULL, &a), 0);
+    UNIT_EQ_INT(store_delete(st, "user/ann/y"), 0);
+    usage_is(st, "user/ann", 10, 1);
+    uint32_t all[2] = { mailbox_uid(a, 1), mailbox_uid(a, 2) };
+    if (mailbox_store(a, all, 2, &del, NULL, NULL) == 0)
+        UNIT_EQ_INT(store_expunge(st, a, "user/ann/y", NULL, 0, NULL) <= 0, 1);
+    mailbox_close(&a);
+    usage_is(st, "user/ann", 10, 1);
+    /* a quota root renamed with its mailbox keeps limits and usage under the new name */
+    UNIT_EQ_INT(store_rename(st, "user/ann/arch", "user/ann/old", NULL), 1);
+    UNIT_EQ_INT(quotadb_get(st->quota, NULL, "user/ann/arch", NULL), 0);
+    usage_is(st, "user/ann/old", 10, 1);
+    usage_is(st, "user/ann", 10, 1);
+    /* a user renamed: the root follows, with the mailboxes below it */
+    UNIT_EQ_INT(store_rename(st, "user/ann", "user/bea", NULL), 2);
+    UNIT_EQ_INT(quotadb_get(st->quota, NULL, "user/ann", NULL), 0);
+    usage_is(st, "user/bea", 10, 1);
+    usage_is(st, "user/bea/old", 10, 1);
+    struct quota q;
+    UNIT_EQ_INT(quotadb_get(st->quota, NULL, "user/bea", &q), 1);
+    UNIT_EQ_INT(q.limit_storage_kib, 1000);
+    /* onto a name that is a root already: that root keeps its own, the usage moves */
+    UNIT_EQ_INT(quotadb_set_limits(st->quota, NULL, "user/bea/new2", 5, 5), 0);
+    UNIT_EQ_INT(store_rename(st, "user/bea/old", "user/bea/new2", NULL), 1);
+    usage_is(st, "user/bea/new2", 10, 1);
+    UNIT_EQ_INT(quotadb_get(st->quota, NULL, "user/bea/old", &q), 1);
+    UNIT_EQ_INT(q.used_bytes, 0);
 }
 
 int main(void)
@@ -130,6 +230,8 @@ int main(void)
     UNIT_EQ_INT(store_lookup(st, "user/fred/z", NULL), 0);
     UNIT_EQ_INT(store_lookup(st, "user/fred/z/b", NULL), 1);
     UNIT_EQ_INT(store_delete(st, "user/fred/z"), CF_E_NOTFOUND);
+
+    test_quota_accounting(st);
 
     mboxlist_entry_fini(&e);
     store_close(&st);
