@@ -424,8 +424,8 @@ static void build_env(struct strarr *env, size_t nl)
 
 /* exec_child: fork+exec s's program as its zygote (argv gets -Z) with zfd, the zygote's end
  * of the control socket. The child gets the listeners as fds 3.., the status pipe next, zfd
- * after it, then the connection table (when there is one), nothing else (close_range), default signal handling and an empty mask. Returns
- * the pid, or -1 (logged). */
+ * after it, then the connection table (when there is one), nothing else (close_range),
+ * default signal handling and an empty mask. Returns the pid, or -1 (logged). */
 static pid_t exec_child(struct service *s, int zfd)
 {
     struct strarr argv = STRARR_INIT, env = STRARR_INIT;
