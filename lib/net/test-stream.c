@@ -989,6 +989,56 @@ static void test_tls_handshake_timeout(void)
     tls_ctx_free(&ctx);
 }
 
+/* stream_set_deadline: a hard deadline that trickled bytes, a flood of complete lines and
+ * a long idle timeout cannot stretch; it caps the TLS handshake too; cleared, it is gone */
+static void test_deadline(void)
+{
+    int sv[2];
+    make_pair(sv);
+    struct stream *s = stream_new(sv[0]);
+    struct buf b = BUF_INIT;
+    stream_set_timeout(s, 60);
+    stream_set_deadline(s, 1);
+    UNIT_CHECK(stream_has_deadline(s) && !stream_deadline_passed(s));
+    long long t0 = ms_now();
+    int r = 0;
+    while (r == 0 || r == CF_E_LIMIT) {
+        /* a line every 100 ms: data is always just about to arrive */
+        UNIT_EQ_INT(write_all(sv[1], "x\r\n", 3), 0);
+        r = stream_read_line(s, &b);
+        usleep(100000);
+        if (ms_now() - t0 > 5000) break;
+    }
+    long long el = ms_now() - t0;
+    UNIT_EQ_INT(r, CF_E_TIMEOUT);
+    UNIT_CHECK(el >= 900 && el < 2500);
+    UNIT_CHECK(stream_deadline_passed(s));
+    /* writes still go out as far as the socket takes them */
+    UNIT_EQ_INT(stream_puts(s, "bye\r\n"), 0);
+    UNIT_EQ_INT(stream_flush(s), 0);
+    stream_set_deadline(s, 0);
+    UNIT_CHECK(!stream_has_deadline(s));
+    UNIT_EQ_INT(write_all(sv[1], "later\n", 6), 0);
+    UNIT_EQ_INT(stream_read_line(s, &b), 0);
+    close(sv[1]);
+    stream_free(&s);
+
+    struct tls_ctx *ctx = NULL;
+    UNIT_EQ_INT(tls_ctx_new(g_cert, g_key, "", "1.2", &ctx, NULL), 0);
+    make_pair(sv);
+    s = stream_new(sv[0]);
+    stream_set_timeout(s, 60);
+    stream_set_deadline(s, 1);
+    t0 = ms_now();
+    UNIT_EQ_INT(stream_start_tls(s, ctx), CF_E_TLS);
+    el = ms_now() - t0;
+    UNIT_CHECK(el >= 900 && el < 2500);
+    close(sv[1]);
+    stream_free(&s);
+    tls_ctx_free(&ctx);
+    buf_fini(&b);
+}
+
 /* a TLS peer that disappears: writes fail with an error, not SIGPIPE */
 static void test_tls_peer_gone(void)
 {
@@ -1042,6 +1092,7 @@ int main(void)
     test_starttls();
     test_tls_versions();
     test_tls_handshake_timeout();
+    test_deadline();
     test_tls_peer_gone();
     remove_certificates();
     UNIT_DONE();

@@ -472,8 +472,8 @@ static void build_env(struct strarr *env, size_t nl)
 
 /* exec_child: fork+exec s's program as its zygote (argv gets -Z) with zfd, the zygote's end
  * of the control socket. The child gets the listeners as fds 3.., the status pipe next, zfd
- * after it, then the connection table (when there is one), nothing else (close_range), default signal handling and an empty mask. Returns
- * the pid, or -1 (logged). */
+ * after it, then the connection table (when there is one), nothing else (close_range),
+ * default signal handling and an empty mask. Returns the pid, or -1 (logged). */
 static pid_t exec_child(struct service *s, int zfd)
 {
     struct strarr argv = STRARR_INIT, env = STRARR_INIT;
@@ -920,8 +920,9 @@ static int zygote_deadline(long long now)
 
 /* status_lines: one line per service name, aggregated over its current record and records
  * being retired (after a reload), in configuration order; removed services still running
- * workers come last. */
-static void status_lines(struct strarr *out)
+ * workers come last. conns adds the connections before and after login (the status file has
+ * them; the log line keeps its old shape). */
+static void status_lines(struct strarr *out, int conns)
 {
     struct strarr names = STRARR_INIT;
     for (int pass = 0; pass < 2; pass++)
@@ -939,12 +940,16 @@ static void status_lines(struct strarr *out)
             busy += b;
             served += s->served;
         }
+        struct buf line = BUF_INIT;
+        buf_printf(&line, "service=%s workers=%d ready=%d busy=%d served=%llu",
+                   log_quote(names.v[i]), workers, ready, busy, served);
         /* connections before and after login, from the connection table (a snapshot) */
-        int preauth = g_conntab ? conntab_count(g_conntab, names.v[i], CONNTAB_PREAUTH) : 0;
-        int authed = g_conntab ? conntab_count(g_conntab, names.v[i], CONNTAB_AUTH) : 0;
-        strarr_take(out, xasprintf("service=%s workers=%d ready=%d busy=%d served=%llu "
-                                   "preauth=%d loggedin=%d", log_quote(names.v[i]), workers,
-                                   ready, busy, served, preauth, authed));
+        if (conns && g_conntab)
+            buf_printf(&line, " preauth=%d loggedin=%d",
+                       conntab_count(g_conntab, names.v[i], CONNTAB_PREAUTH),
+                       conntab_count(g_conntab, names.v[i], CONNTAB_AUTH));
+        strarr_add(out, buf_cstr(&line));
+        buf_fini(&line);
     }
     strarr_fini(&names);
 }
@@ -956,7 +961,7 @@ static void write_status_file(long long now)
 {
     struct strarr lines = STRARR_INIT;
     struct buf b = BUF_INIT;
-    status_lines(&lines);
+    status_lines(&lines, 1);
     buf_printf(&b, "pid=%d started=%lld updated=%lld state=%s\n", (int)getpid(),
                (long long)g_started, (long long)time(NULL), g_stopping ? "stopping" : "running");
     for (size_t i = 0; i < lines.count; i++) buf_printf(&b, "%s\n", lines.v[i]);
@@ -981,7 +986,7 @@ static void write_status_file(long long now)
 static void log_status(long long now)
 {
     struct strarr lines = STRARR_INIT;
-    status_lines(&lines);
+    status_lines(&lines, 0);
     for (size_t i = 0; i < lines.count; i++) log_info("status", "%s", lines.v[i]);
     strarr_fini(&lines);
     write_status_file(now);

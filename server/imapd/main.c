@@ -121,7 +121,8 @@ static const struct worker_ops imapd_ops = {
     .name = "imapd",
     .init = imapd_init,
     .session = imapd_session,
-    .too_many = "* BYE [UNAVAILABLE] Too many connections from your address",   /* H2: max_preauth_per_ip */
+    /* H2: over max_preauth_per_ip */
+    .too_many = "* BYE [UNAVAILABLE] Too many connections from your address",
 };
 
 int main(int argc, char **argv)

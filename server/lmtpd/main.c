@@ -81,7 +81,8 @@ static const struct worker_ops lmtpd_ops = {
     .name = "lmtpd",
     .init = lmtpd_init,
     .session = lmtpd_session,
-    .too_many = "421 4.7.0 Too many connections from your address",   /* H2: max_preauth_per_ip */
+    /* H2: over max_preauth_per_ip */
+    .too_many = "421 4.7.0 Too many connections from your address",
 };
 
 int main(int argc, char **argv)

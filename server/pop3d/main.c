@@ -79,7 +79,8 @@ static const struct worker_ops pop3d_ops = {
     .name = "pop3d",
     .init = pop3d_init,
     .session = pop3d_session,
-    .too_many = "-ERR [SYS/TEMP] Too many connections from your address",   /* H2: max_preauth_per_ip */
+    /* H2: over max_preauth_per_ip */
+    .too_many = "-ERR [SYS/TEMP] Too many connections from your address",
 };
 
 int main(int argc, char **argv)
