@@ -393,6 +393,21 @@ class HostileImap(SharedCofferTestCase):
         res = b"".join(self.ok(c, "SEARCH KEYWORD NIL"))
         self.assertIn(b"SEARCH 1", res)
 
+    def test_uidvalidity_rises_per_name(self):
+        """DELETE and CREATE of one name within a second: UIDVALIDITY still rises."""
+        c = self.conn("erin")
+        seen = []
+        for i in range(4):
+            self.ok(c, "CREATE UidvBox")
+            st = b"".join(self.ok(c, "STATUS UidvBox (UIDVALIDITY)"))
+            seen.append(int(re.search(rb"UIDVALIDITY (\d+)", st).group(1)))
+            self.ok(c, "DELETE UidvBox")
+        self.assertEqual(seen, sorted(set(seen)), seen)
+        # another name made now is above them all too (one counter for the whole list)
+        self.ok(c, "CREATE UidvOther")
+        st = b"".join(self.ok(c, "STATUS UidvOther (UIDVALIDITY)"))
+        self.assertGreater(int(re.search(rb"UIDVALIDITY (\d+)", st).group(1)), seen[-1])
+
 
 if __name__ == "__main__":
     main()
