@@ -118,6 +118,9 @@ class HostileImap(SharedCofferTestCase):
         self.assertNotIn(b"FromAlice", b"".join(untagged))
         self.no(alice, 'MYRIGHTS "Daves"', "NONEXISTENT")
         self.no(alice, 'MYRIGHTS "Mine"', "NONEXISTENT")
+        # nor does 'x' on it let her delete the account's INBOX
+        self.no(alice, 'DELETE "Other Users/dave"', "NOPERM")
+        self.ok(dave, "STATUS INBOX (MESSAGES)")
 
     def test_h3_takeover_every_command(self):
         """Another user's mailbox with no rights, with partial rights, and as admin."""
