@@ -118,6 +118,9 @@ class HostileImap(SharedCofferTestCase):
         self.assertNotIn(b"FromAlice", b"".join(untagged))
         self.no(alice, 'MYRIGHTS "Daves"', "NONEXISTENT")
         self.no(alice, 'MYRIGHTS "Mine"', "NONEXISTENT")
+        # nor does 'x' on it let her delete the account's INBOX
+        self.no(alice, 'DELETE "Other Users/dave"', "NOPERM")
+        self.ok(dave, "STATUS INBOX (MESSAGES)")
 
     def test_h3_takeover_every_command(self):
         """Another user's mailbox with no rights, with partial rights, and as admin."""
@@ -310,6 +313,103 @@ class HostileImap(SharedCofferTestCase):
         line = a2.readline()
         self.assertRegex(line, rb"^\* BYE \[NOPERM\]")
         self.assertTrue(a2.wait_eof(timeout=10))
+
+    # ---- the issue's extra findings ----
+
+    def imaplib_login(self, user):
+        m = self.coffer.imap()
+        self.addCleanup(self._logout, m)
+        m.login(user, USERS[user])
+        return m
+
+    @staticmethod
+    def _logout(m):
+        try:
+            m.logout()
+        except Exception:
+            pass
+
+    def test_rfc2180_expunged_fetch_store_ok(self):
+        """FETCH and STORE of messages another session expunged: OK, not NO."""
+        a = self.imaplib_login("dave")
+        a.create("X2180")
+        for i in range(4):
+            a.append("X2180", None, None, msg("e%d" % i, i))
+        b = self.imaplib_login("dave")
+        self.assertEqual(a.select("X2180")[0], "OK")
+        self.assertEqual(b.select("X2180")[0], "OK")
+        a.store("2,4", "+FLAGS.SILENT", "(\\Deleted)")
+        a.expunge()
+        typ, data = b.fetch("1:4", "(UID)")
+        self.assertEqual(typ, "OK", data)
+        uids = [d for d in data if d]
+        self.assertEqual(len(uids), 2, data)
+        typ, data = b.store("1:4", "+FLAGS", "(\\Deleted)")
+        self.assertEqual(typ, "OK", data)
+        typ, data = b.store("2", "+FLAGS", "(\\Seen)")
+        self.assertEqual(typ, "OK", data)
+        typ, data = b.uid("FETCH", "1:*", "(FLAGS)")
+        self.assertEqual(typ, "OK", data)
+        # NOOP then delivers the expunges
+        b.noop()
+
+    def test_rfc3501_7_2_6_flags_before_new_keyword(self):
+        """A keyword made by another session is announced by FLAGS before any FETCH names it."""
+        a = self.conn("erin")
+        self.ok(a, "CREATE Kw726")
+        self.append(a, "Kw726", "k1")
+        self.append(a, "Kw726", "k2")
+        b = self.conn("erin")
+        self.ok(a, "SELECT Kw726")
+        self.ok(b, "SELECT Kw726")
+        self.ok(a, "STORE 1 +FLAGS ($Brandnew)")
+        for cmd in ("STORE 1 +FLAGS (\\Flagged)", "FETCH 1 BODY[]"):
+            untagged = self.ok(b, cmd)
+            flags_at = [i for i, u in enumerate(untagged) if u.startswith(b"* FLAGS")]
+            named_at = [i for i, u in enumerate(untagged)
+                        if b"FETCH" in u and b"$Brandnew" in u]
+            if named_at:
+                self.assertTrue(flags_at and flags_at[0] < named_at[0], untagged)
+                self.assertIn(b"$Brandnew", untagged[flags_at[0]])
+                perm = [u for u in untagged if b"PERMANENTFLAGS" in u]
+                self.assertTrue(perm and b"$Brandnew" in perm[0], untagged)
+            self.ok(a, "STORE 1 +FLAGS ($Another%d)" % len(cmd))
+        # and the session's own new keyword is announced before its STORE reply too
+        untagged = self.ok(b, "STORE 2 +FLAGS ($MineNew)")
+        flags_at = [i for i, u in enumerate(untagged) if u.startswith(b"* FLAGS")]
+        named_at = [i for i, u in enumerate(untagged) if b"FETCH" in u and b"$MineNew" in u]
+        self.assertTrue(named_at and flags_at and flags_at[0] < named_at[0], untagged)
+
+    def test_nil_is_a_keyword(self):
+        c = self.conn("erin")
+        self.ok(c, "CREATE NilKw")
+        m = msg("nil")
+        self.ok(c, 'APPEND NilKw (NIL \\Seen) {%d+}\r\n%s' % (len(m), m.decode()))
+        self.ok(c, "SELECT NilKw")
+        fl = b"".join(self.ok(c, "FETCH 1 FLAGS"))
+        self.assertRegex(fl, rb"FLAGS \([^)]*\bNIL\b")
+        self.ok(c, "STORE 1 -FLAGS NIL")
+        self.assertNotRegex(b"".join(self.ok(c, "FETCH 1 FLAGS")), rb"\bNIL\b")
+        self.ok(c, "STORE 1 +FLAGS NIL")
+        self.assertRegex(b"".join(self.ok(c, "FETCH 1 FLAGS")), rb"\bNIL\b")
+        self.ok(c, "STORE 1 +FLAGS (NIL)")
+        res = b"".join(self.ok(c, "SEARCH KEYWORD NIL"))
+        self.assertIn(b"SEARCH 1", res)
+
+    def test_uidvalidity_rises_per_name(self):
+        """DELETE and CREATE of one name within a second: UIDVALIDITY still rises."""
+        c = self.conn("erin")
+        seen = []
+        for i in range(4):
+            self.ok(c, "CREATE UidvBox")
+            st = b"".join(self.ok(c, "STATUS UidvBox (UIDVALIDITY)"))
+            seen.append(int(re.search(rb"UIDVALIDITY (\d+)", st).group(1)))
+            self.ok(c, "DELETE UidvBox")
+        self.assertEqual(seen, sorted(set(seen)), seen)
+        # another name made now is above them all too (one counter for the whole list)
+        self.ok(c, "CREATE UidvOther")
+        st = b"".join(self.ok(c, "STATUS UidvOther (UIDVALIDITY)"))
+        self.assertGreater(int(re.search(rb"UIDVALIDITY (\d+)", st).group(1)), seen[-1])
 
 
 if __name__ == "__main__":

@@ -111,6 +111,12 @@ int cmd_reconstruct(struct tool *t)
             free(prefix);
         }
     }
+    /* a mailbox that lost its UIDVALIDITY gets one above every value given out so far, and
+     * the counter stays above every value on disk afterwards (never lowered) */
+    uint32_t last_uidv = 0;
+    if (todo.count && !(flags & RECON_DRY_RUN) &&
+        mboxlist_raise_uidvalidity(st->mboxlist, NULL, 0, &last_uidv) == 0)
+        rep.uidvalidity_next = last_uidv + 1;
     for (size_t i = 0; i < todo.count; i++) {
         tool_progress(t, i + 1, todo.count, "mailboxes");
         int x = one(t, st, todo.v[i], flags, &rep);
@@ -118,6 +124,11 @@ int cmd_reconstruct(struct tool *t)
             failed = 1;
             r = x;
         }
+    }
+    if (!(flags & RECON_DRY_RUN) && rep.uidvalidity_max &&
+        mboxlist_raise_uidvalidity(st->mboxlist, NULL, rep.uidvalidity_max, NULL) < 0) {
+        tool_error(t, "cannot update the UIDVALIDITY counter");
+        failed = 1;
     }
     struct table tab;
     table_init(&tab, (const char *const[]){ "mailbox", "change", "detail", NULL });

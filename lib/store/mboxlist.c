@@ -15,6 +15,16 @@ struct mboxlist {
     struct kv_db *db;
 };
 
+/* The record holding the last UIDVALIDITY given out (decimal text). Its key starts with a
+ * control character, which no mailbox name may hold (mboxname_valid), and every scan below
+ * skips it; a dump of the database (coffer db) carries it like any record. */
+#define UIDVALIDITY_KEY "\001uidvalidity"
+
+static int internal_key(const char *key)
+{
+    return key[0] == '\001';
+}
+
 void mboxlist_entry_init(struct mboxlist_entry *e)
 {
     memset(e, 0, sizeof *e);
@@ -336,6 +346,66 @@ int mboxlist_rename_checked(struct mboxlist *ml, struct kv_txn *txn, const char 
     return r;
 }
 
+/* ---- UIDVALIDITY ---- */
+
+struct uidv_args {
+    struct mboxlist *ml;
+    int take;           /* 1: give out a new value; 0: raise to floor (at least) */
+    uint32_t floor;
+    uint32_t *out;
+};
+
+static int uidv_fn(struct kv_txn *txn, void *rock)
+{
+    struct uidv_args *a = rock;
+    struct buf v = BUF_INIT;
+    uint32_t last = 0, next;
+    int r = kv_get(a->ml->db, txn, UIDVALIDITY_KEY, strlen(UIDVALIDITY_KEY), &v);
+    if (r < 0) goto done;
+    if (r == 1) {
+        char *end = NULL;
+        unsigned long long n = strtoull(buf_cstr(&v), &end, 10);
+        if (!v.len || *end || n > UINT32_MAX) {
+            /* a damaged counter: the clock below still keeps values rising across seconds */
+            log_err("uidvalidity_counter_corrupt", "value=%s", log_quote(buf_cstr(&v)));
+            n = 0;
+        }
+        last = (uint32_t)n;
+    }
+    if (a->take) {
+        uint32_t now = (uint32_t)time(NULL);
+        if (last == UINT32_MAX) { r = CF_E_LIMIT; goto done; }
+        next = now > last ? now : last + 1;
+    } else {
+        next = a->floor > last ? a->floor : last;
+    }
+    r = 0;
+    if (next != last) {
+        buf_reset(&v);
+        buf_printf(&v, "%u", (unsigned)next);
+        r = kv_put(a->ml->db, txn, UIDVALIDITY_KEY, strlen(UIDVALIDITY_KEY), v.s, v.len);
+    }
+    if (r == 0 && a->out) *a->out = next;
+done:
+    buf_fini(&v);
+    return r;
+}
+
+int mboxlist_next_uidvalidity(struct mboxlist *ml, struct kv_txn *txn, uint32_t *out)
+{
+    struct uidv_args a = { ml, 1, 0, out };
+    if (txn) return uidv_fn(txn, &a);
+    return kv_txn_run(kv_db_env(ml->db), 0, uidv_fn, &a);
+}
+
+int mboxlist_raise_uidvalidity(struct mboxlist *ml, struct kv_txn *txn, uint32_t seen,
+                               uint32_t *last_r)
+{
+    struct uidv_args a = { ml, 0, seen, last_r };
+    if (txn) return uidv_fn(txn, &a);
+    return kv_txn_run(kv_db_env(ml->db), 0, uidv_fn, &a);
+}
+
 /* ---- scans ---- */
 
 struct foreach_ctx {
@@ -348,6 +418,7 @@ static int foreach_one(const char *key, size_t klen, const char *val, size_t vle
 {
     struct foreach_ctx *f = rock;
     (void)klen;
+    if (internal_key(key)) return 0;
     if (decode_logged(key, val, vlen, &f->e)) return 0;  /* skip it; reconstruct repairs */
     return f->cb(key, &f->e, f->rock);
 }
@@ -400,6 +471,7 @@ static int list_one(const char *key, size_t klen, const char *val, size_t vlen, 
                    (key[l->inbox.len] == '\0' || key[l->inbox.len] == MBOXNAME_SEP);
     int user = !strncmp(key, MBOXNAME_USER_PREFIX, strlen(MBOXNAME_USER_PREFIX));
     (void)klen;
+    if (internal_key(key)) return 0;
     switch (l->part) {
     case LIST_ALL: break;
     case LIST_PERSONAL: if (!personal) return 0; break;

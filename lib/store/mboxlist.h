@@ -92,6 +92,20 @@ typedef int mboxlist_rename_check_fn(struct kv_txn *txn, const char *oldname, co
 int mboxlist_rename_checked(struct mboxlist *ml, struct kv_txn *txn, const char *oldname,
                             const char *newname, mboxlist_rename_check_fn *check, void *rock);
 
+/* mboxlist_next_uidvalidity: a new UIDVALIDITY for a mailbox about to be created:
+ * max(now, last + 1), where last is the value given out before (kept in the list database,
+ * so it survives restarts; dumps carry it), and store it as the new last. So a name deleted
+ * and created again, even within one second, never gets an old value back (RFC 3501 section
+ * 2.3.1.1: UIDVALIDITY must rise whenever UIDs are not kept). 0 and *out, CF_E_LIMIT (the
+ * 32-bit range is used up), or a kv error. */
+int mboxlist_next_uidvalidity(struct mboxlist *ml, struct kv_txn *txn, uint32_t *out);
+
+/* mboxlist_raise_uidvalidity: make the stored last UIDVALIDITY at least seen (a value found on
+ * disk by reconstruct, or restored from a dump), so that later values are above it; it is
+ * never lowered. The stored value after the call into *last_r (may be NULL). 0 or an error. */
+int mboxlist_raise_uidvalidity(struct mboxlist *ml, struct kv_txn *txn, uint32_t seen,
+                               uint32_t *last_r);
+
 /* mboxlist_foreach_fn: one mailbox; return 0 to go on, > 0 to stop, < 0 for an error. */
 typedef int mboxlist_foreach_fn(const char *name, const struct mboxlist_entry *e, void *rock);
 

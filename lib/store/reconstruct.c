@@ -583,9 +583,11 @@ int reconstruct_mailbox(const char *partition_path, const char *uniqueid, const 
     /* 6. write */
     uint32_t uidvalidity = rc.have_slot ? rc.old.uidvalidity : hr == 0 ? mh.uidvalidity : 0;
     if (!uidvalidity) {
-        uidvalidity = (uint32_t)time(NULL);
+        uint32_t now = (uint32_t)time(NULL);
+        uidvalidity = rep->uidvalidity_next > now ? rep->uidvalidity_next : now;
         found(&rc, "uidvalidity_new", "no uidvalidity survives: clients will resynchronize");
     }
+    if (uidvalidity > rep->uidvalidity_max) rep->uidvalidity_max = uidvalidity;
     if (hr == 0 && mh.uidvalidity != uidvalidity && !header_bad) {
         found(&rc, "header_wrong", "the header file says uidvalidity %u, the index %u",
               (unsigned)mh.uidvalidity, (unsigned)uidvalidity);
@@ -864,6 +866,7 @@ static int one_dir(struct store *st, const struct partition *part, const char *x
         r = hr;
         goto out;
     }
+    if (h.uidvalidity > rep->uidvalidity_max) rep->uidvalidity_max = h.uidvalidity;
     struct listed *x = by_name(l, h.name);
     if (!x) {
         struct listed *y = by_uniqueid(l, fn);
@@ -994,6 +997,11 @@ int reconstruct_mailboxlist(struct store *st, unsigned flags, struct recon_repor
             n++;
         }
         free(dir);
+    }
+    /* the counter of new UIDVALIDITYs must stay above every one on disk (mboxlist.h) */
+    if (!(flags & RECON_DRY_RUN) && rep->uidvalidity_max) {
+        int ur = mboxlist_raise_uidvalidity(st->mboxlist, NULL, rep->uidvalidity_max, NULL);
+        if (ur < 0) r = ur;
     }
 out:
     for (size_t i = 0; i < l.n; i++) {

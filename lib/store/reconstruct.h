@@ -24,6 +24,12 @@ struct recon_report {
     uint32_t fixed;           /* records rewritten from their file (bad checksum, size) */
     uint32_t messages;        /* messages in the mailboxes looked at, after the repair */
     uint32_t mailboxes;       /* mailboxes looked at */
+    /* UIDVALIDITY (mboxlist_next_uidvalidity): in: when not 0, what a mailbox none of whose
+     * UIDVALIDITY survives gets instead of the clock (the list's counter + 1, so it is above
+     * every value the name ever had); out: the highest UIDVALIDITY of the mailboxes looked
+     * at, for mboxlist_raise_uidvalidity (reconstruct_mailboxlist raises it itself) */
+    uint32_t uidvalidity_next;
+    uint32_t uidvalidity_max;
 };
 
 void recon_report_init(struct recon_report *rep);

@@ -119,8 +119,13 @@ static int create_one(struct store *st, const char *name, const char *partition,
     e.partition = xstrdup(partition);
     e.acl = xstrdup(acl);
     e.flags = xstrdup(flags ? flags : "");
+    /* UIDVALIDITY from the list's counter, committed before the directory is written with it:
+     * a create that fails later only skips a value, and none is ever given twice */
+    uint32_t uidvalidity = 0;
+    r = mboxlist_next_uidvalidity(st->mboxlist, NULL, &uidvalidity);
+    if (r) { mboxlist_entry_fini(&e); goto out; }
     /* directory first: a crash before the list entry leaves an orphan that reconstruct adopts */
-    r = mailbox_create(ppath, name, e.uniqueid, acl, 0);
+    r = mailbox_create(ppath, name, e.uniqueid, acl, uidvalidity);
     if (!r) {
         r = mboxlist_create(st->mboxlist, NULL, name, &e);
         if (r) mailbox_delete(ppath, e.uniqueid);

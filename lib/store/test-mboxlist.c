@@ -11,6 +11,7 @@
 #include "store/subs.h"
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static char tmpdir[] = "/tmp/coffer-test-mboxlist-XXXXXX";
 
@@ -213,6 +214,22 @@ static void test_mboxlist(struct kv_env *env)
     kv_txn_abort(&t);
     UNIT_EQ_STR(all_names(ml, &n, "t/"), "t/a;t/a/b;");
     UNIT_EQ_INT(mboxlist_lookup(ml, NULL, "u", NULL), 0);
+
+    /* UIDVALIDITY: strictly rising within one second, never lowered, invisible to scans */
+    const char *before = all_names(ml, &n, "");
+    char *names_before = xstrdup(before);
+    uint32_t u1 = 0, u2 = 0, u3 = 0, last = 0;
+    UNIT_EQ_INT(mboxlist_next_uidvalidity(ml, NULL, &u1), 0);
+    UNIT_EQ_INT(mboxlist_next_uidvalidity(ml, NULL, &u2), 0);
+    UNIT_CHECK(u1 >= (uint32_t)time(NULL) - 5 && u2 > u1);
+    UNIT_EQ_INT(mboxlist_raise_uidvalidity(ml, NULL, u2 + 1000, &last), 0);
+    UNIT_EQ_INT((int)(last - u2), 1000);
+    UNIT_EQ_INT(mboxlist_raise_uidvalidity(ml, NULL, 5, &last), 0);
+    UNIT_EQ_INT((int)(last - u2), 1000);
+    UNIT_EQ_INT(mboxlist_next_uidvalidity(ml, NULL, &u3), 0);
+    UNIT_EQ_INT((int)(u3 - u2), 1001);
+    UNIT_EQ_STR(all_names(ml, &n, ""), names_before);
+    free(names_before);
 
     /* delete */
     UNIT_EQ_INT(mboxlist_delete(ml, NULL, "t/a"), 0);
@@ -472,7 +489,9 @@ static void test_mboxlist_dump(struct kv_env *env)
     FILE *f = open_memstream(&s1, &n1);
     UNIT_EQ_INT(kv_dump(mboxlist_kv(ml), f), 0);
     fclose(f);
-    UNIT_CHECK(!strncmp(s1, "coffer-kv-dump 1 mailboxes.db\nnews/a 1%20default%20", 51));
+    /* the UIDVALIDITY counter (its key sorts first) is dumped and loaded like any record */
+    UNIT_CHECK(!strncmp(s1, "coffer-kv-dump 1 mailboxes.db\n%01uidvalidity ", 45));
+    UNIT_CHECK(strstr(s1, "\nnews/a 1%20default%20") != NULL);
     UNIT_EQ_INT(kv_env_open(dir2, &env2), 0);
     UNIT_EQ_INT(mboxlist_open(env2, &ml2), 0);
     f = fmemopen(s1, n1, "r");

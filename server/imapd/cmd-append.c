@@ -82,7 +82,7 @@ static int parse_flags(const struct imap_arg *list, const char *rights, uint32_t
     };
     for (size_t i = 0; i < list->count; i++) {
         const char *f = imap_arg_atom(&list->list[i]);
-        if (!f || list->list[i].type == IMAP_ARG_NIL) return CF_E_PARSE;
+        if (!f) return CF_E_PARSE;   /* NIL counts: flag-keyword = atom (RFC 3501 section 9) */
         if (*f == '\\') {
             size_t k;
             for (k = 0; k < sizeof sys / sizeof sys[0]; k++)

@@ -384,6 +384,7 @@ static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
     /* map first: a message file that vanished is found before any byte of the reply is out */
     int r = f->need_map ? load_map(f) : 0;
     if (r < 0) return r;
+    if (flags_changed || f->has_flags) selected_keywords_announce(f->c);
     f->direct_written = 0;
     buf_reset(&f->out);
     buf_printf(&f->out, "* %u FETCH (", (unsigned)msgno);
@@ -558,7 +559,9 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
         }
         selected_reply_error(c, cmd->tag, r);
     } else if (gone) {
-        client_tagged(c, cmd->tag, "NO [EXPUNGEISSUED] Some messages were expunged");
+        /* RFC 2180 section 4.1.1: what could be returned was, so the command succeeded */
+        client_tagged(c, cmd->tag, "OK [EXPUNGEISSUED] %s completed; some messages were expunged",
+                      cmd->name);
     } else {
         client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
     }

@@ -317,6 +317,9 @@ void cmd_delete(struct client *c, const struct imap_command *cmd)
     }
     int r = acl_lookup(c, n, &e, 'x', NULL);
     if (r == 0) r = CF_E_NOTFOUND;
+    /* another user's INBOX is their account, not a folder shared with 'x': only an
+     * administrator deletes it (as RENAME never moves it out of its owner's hierarchy) */
+    if (r == 1 && !c->is_admin && mboxname_is_inbox(n)) r = CF_E_PERM;
     if (r == 1) r = store_delete(c->store, n);   /* credits the quota root itself */
     if (r < 0) {
         reply_error(c, cmd->tag, r);

@@ -38,7 +38,8 @@ static const char *parse_flag_list(const struct imap_arg *args, size_t n, uint32
 {
     for (size_t i = 0; i < n; i++) {
         const char *s = imap_arg_atom(&args[i]);
-        if (!s || args[i].type == IMAP_ARG_NIL) return "Flags must be atoms";
+        /* NIL is an atom like any other here (RFC 3501 section 9: flag-keyword = atom) */
+        if (!s) return "Flags must be atoms";
         if (s[0] == '\\') {
             if (!strcasecmp(s, "\\Recent")) return "\\Recent cannot be stored";
             uint32_t bit = flag_system(s);
@@ -122,18 +123,16 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
     }
     /* RFC 3501 section 6.4.6: the new flags of each message, unless .SILENT; either way the
      * next sync does not report this command's own changes again */
-    int gone = 0;
     size_t k = 0;
     for (size_t i = 0; i < msgs.count; i++) {
         for (uint64_t m = msgs.r[i].lo; m <= msgs.r[i].hi; m++, k++) {
             imap_seqset_add(&sel->skip, uids[k], uids[k]);
             struct index_record rec;
             int rr = mailbox_record(sel->mb, uids[k], &rec);
-            if (rr <= 0 || (rec.flags & FLAG_EXPUNGED)) {
-                gone = 1;
-                continue;
-            }
+            /* RFC 2180 section 4.2.1: one expunged elsewhere is skipped silently */
+            if (rr <= 0 || (rec.flags & FLAG_EXPUNGED)) continue;
             if (silent) continue;
+            selected_keywords_announce(c);
             buf_reset(&b);
             buf_printf(&b, "%u FETCH (FLAGS ", (unsigned)m);
             selected_flags_append(sel, &rec, &b);
@@ -142,8 +141,7 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
             client_untagged(c, "%s", buf_cstr(&b));
         }
     }
-    if (gone) client_tagged(c, cmd->tag, "NO [EXPUNGEISSUED] Some messages were expunged");
-    else client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
+    client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
 out:
     free(uids);
     buf_fini(&b);

@@ -275,6 +275,16 @@ void selected_flags_responses(struct client *c)
     buf_fini(&k);
 }
 
+void selected_keywords_announce(struct client *c)
+{
+    struct selected *sel = c->sel;
+    const struct strarr *kw = mailbox_keywords(sel->mb);
+    if (kw && kw->count != sel->told_keywords) {
+        selected_flags_responses(c);
+        sel->told_keywords = (uint32_t)kw->count;
+    }
+}
+
 int selected_rights_check(struct client *c)
 {
     struct selected *sel = c->sel;
@@ -321,12 +331,7 @@ int selected_sync(struct client *c, unsigned flags)
         if (r < 0) goto out_buf;
         if (end > first) imap_seqset_add(&sel->recent, first, end - 1);
     }
-    /* RFC 3501 section 7.2.6: a keyword defined since the last FLAGS gets a new FLAGS */
-    const struct strarr *kw = mailbox_keywords(sel->mb);
-    if (kw && kw->count != sel->told_keywords) {
-        selected_flags_responses(c);
-        sel->told_keywords = (uint32_t)kw->count;
-    }
+    selected_keywords_announce(c);
     uint32_t exists = selected_count(sel);
     if (ch.n_new) {
         client_untagged(c, "%u EXISTS", (unsigned)exists);

@@ -104,6 +104,12 @@ void selected_flags_append(struct selected *sel, const struct index_record *rec,
  * mailbox's current keywords (SELECT, and after a new keyword appears). */
 void selected_flags_responses(struct client *c);
 
+/* selected_keywords_announce: RFC 3501 section 7.2.6: when the mailbox's keyword table has
+ * changed since the last FLAGS response (another session made a keyword), send FLAGS and
+ * PERMANENTFLAGS again. Every writer of a `* N FETCH (FLAGS ...)` response calls it before it
+ * starts the response, so a client never meets a keyword it was not told about. */
+void selected_keywords_announce(struct client *c);
+
 /* Flags for selected_sync. */
 #define SELECTED_SYNC_NO_EXPUNGE 1  /* during FETCH, STORE, SEARCH (RFC 3501 section 7.4.1) */
 #define SELECTED_SYNC_UID 2         /* add UID to FETCH FLAGS updates (during UID commands) */
