@@ -93,11 +93,15 @@ static int cb_canon(sasl_conn_t *conn, void *context, const char *in, unsigned i
 {
     (void)context; (void)flags; (void)user_realm;
     const char *realm = config_str(g_cfg, CFG_SASL_REALM);
+    /* sasldb compares names exactly, but saslauthd's backends (PAM, LDAP) mostly ignore case,
+     * and "User" would then be a second identity of "user": there, upper case is refused */
+    int no_upper = !strcmp(config_str(g_cfg, CFG_SASL_PWCHECK_METHOD), "saslauthd");
     const char *at = NULL;
     int bad = inlen > CSASL_MAX_NAME + 1 + strlen(realm);
     for (unsigned i = 0; i < inlen && !bad; i++) {
         unsigned char ch = (unsigned char)in[i];
         if (ch <= 0x20 || ch == 0x7f || (ch == '@' && at)) bad = 1;
+        else if (no_upper && ch >= 'A' && ch <= 'Z') bad = 1;
         else if (ch == '@') at = in + i;
     }
     if (!bad && at && ((size_t)(in + inlen - at - 1) != strlen(realm) ||
