@@ -121,6 +121,11 @@ class HostileLmtp(LmtpCase):
         c.cmd("NOOP")
         code, lines = c.read_smtp_reply()
         self.assertEqual(code, 250, lines)
+        stored = [message(self.coffer, "user/alice", m[0])
+                  for m in mailbox_list(self.coffer, "user/alice")]
+        hit = [s for s in stored if b"Subject: l11b\r\n" in s]
+        self.assertEqual(len(hit), 1, stored)
+        self.assertIn(b"\r\nx\r\n.\r\nRSET\r\n", hit[0])     # RSET was data, not a command
 
     def test_l1_no_control_characters_echoed(self):
         c = self.conn()
@@ -188,11 +193,11 @@ class SocketAccess(CofferTestCase):
         co.add_service("lmtpunix", "lmtpd", "none", True, socket_mode="0666")
         rc, out = co.run_cofferd(args=("-t",))
         self.assertEqual(rc, 2, out)
-        self.assertIn("socket_mode", out)
+        self.assertIn("socket_mode 0666: gives others access", out)
         co.set_service("lmtpunix", socket_mode="0640", socket_group="no-such-group-xyz")
         rc, out = co.run_cofferd(args=("-t",))
         self.assertEqual(rc, 2, out)
-        self.assertIn("socket_group", out)
+        self.assertIn("socket_group no-such-group-xyz: no such group", out)
 
 
 class Sendmail(LmtpCase):
