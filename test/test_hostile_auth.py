@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import os
 import pwd
-import re
 import subprocess
 import sys
 import time

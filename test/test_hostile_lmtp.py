@@ -13,7 +13,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from coffer_harness import CofferTestCase, main  # noqa: E402
-from test_lmtp_lib import (LMTP_SERVICES, LmtpCase, add_user, coffer_cmd, mailbox_list,  # noqa: E402
+from test_lmtp_lib import (LMTP_SERVICES, LmtpCase, coffer_cmd, mailbox_list,  # noqa: E402
                            message, run_tool)
 
 MAX = 65536     # max_literal of these tests: small, so that limits are cheap to reach
