@@ -91,7 +91,9 @@ class LmtpProtocol(LmtpCase):
                 b"cr \r inside\r\n"           # a bare CR is data
                 b". \r\n"                     # not the end: stored as " "
                 b"\xff\xfe 8bit\r\n"
-                b"last line no crlf\n"
+                b"last line bare lf\n"
+                b".\r\n"                      # after a bare LF: data, not the end (L11)
+                b"end\r\n"
                 b".\r\n")
         c.send(wire)
         self.assertEqual(c.read_smtp_reply(), (250, [b"2.1.5 <frank> Delivered"]))
@@ -100,7 +102,7 @@ class LmtpProtocol(LmtpCase):
         self.assertEqual(body_of(stored),
                          b"Subject: dots\r\nMessage-ID: <dots@x>\r\n\r\n.leading dot\r\n..two\r\n"
                          b"bare lf line\r\ncr \r inside\r\n \r\n\xff\xfe 8bit\r\n"
-                         b"last line no crlf\r\n")
+                         b"last line bare lf\r\n.\r\nend\r\n")
         self.assertTrue(stored.startswith(
             b"Return-Path: <s@x>\r\nReceived: from mta.test (127.0.0.1:"), stored[:120])
         self.assertIn(b")\r\n\tby coffer.test (Coffer) with LMTP id ", stored)

@@ -81,7 +81,45 @@ static int cb_proxy(sasl_conn_t *conn, void *context, const char *requested, uns
     return SASL_BADAUTH;
 }
 
+/* cb_canon: M2: every name a client gives SASL (LOGIN and USER/PASS, and the authentication
+ * and authorization identities of every mechanism) must already be in canonical form: SASL's
+ * own canonicalization would strip white space, so " user" would authenticate as "user" while
+ * meaning another string. Names with white space, control characters or DEL, with more than
+ * one '@', or with a realm other than sasl_realm fail like bad credentials; a good name goes on
+ * unchanged to SASL's canonicalization, which appends the realm. */
+static int cb_canon(sasl_conn_t *conn, void *context, const char *in, unsigned inlen,
+                    unsigned flags, const char *user_realm, char *out, unsigned out_max,
+                    unsigned *out_len)
+{
+    (void)context; (void)flags; (void)user_realm;
+    const char *realm = config_str(g_cfg, CFG_SASL_REALM);
+    /* sasldb compares names exactly, but saslauthd's backends (PAM, LDAP) mostly ignore case,
+     * and "User" would then be a second identity of "user": there, upper case is refused */
+    int no_upper = !strcmp(config_str(g_cfg, CFG_SASL_PWCHECK_METHOD), "saslauthd");
+    const char *at = NULL;
+    int bad = inlen > CSASL_MAX_NAME + 1 + strlen(realm);
+    for (unsigned i = 0; i < inlen && !bad; i++) {
+        unsigned char ch = (unsigned char)in[i];
+        if (ch <= 0x20 || ch == 0x7f || (ch == '@' && at)) bad = 1;
+        else if (no_upper && ch >= 'A' && ch <= 'Z') bad = 1;
+        else if (ch == '@') at = in + i;
+    }
+    if (!bad && at && ((size_t)(in + inlen - at - 1) != strlen(realm) ||
+                       memcmp(at + 1, realm, strlen(realm)) || at == in))
+        bad = 1;
+    if (bad) {
+        sasl_seterror(conn, 0, "user name is not in canonical form");
+        return SASL_BADAUTH;
+    }
+    if (inlen >= out_max) return SASL_BUFOVER;
+    memmove(out, in, inlen);        /* in and out may be the same buffer */
+    out[inlen] = '\0';
+    *out_len = inlen;
+    return SASL_OK;
+}
+
 static sasl_callback_t g_callbacks[] = {
+    { SASL_CB_CANON_USER, (int (*)(void))(void *)cb_canon, NULL },
     { SASL_CB_GETOPT, (int (*)(void))(void *)cb_getopt, NULL },
     { SASL_CB_LOG, (int (*)(void))(void *)cb_log, NULL },
     { SASL_CB_PROXY_POLICY, (int (*)(void))(void *)cb_proxy, NULL },

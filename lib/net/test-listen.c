@@ -226,6 +226,18 @@ static void test_unix(void)
     UNIT_CHECK(S_ISREG(st.st_mode));
     unlink(path);
 
+    /* H4: mode and group given at bind time; a leftover umask of ours does not matter */
+    struct listen_unix_perm perm = { 0640, (long)getegid() };
+    mode_t old_mask = umask(0);
+    buf_reset(&err);
+    UNIT_EQ_INT(listen_open_perm(path, &perm, &fd, &err), 0);
+    UNIT_EQ_INT(umask(old_mask), 0);          /* restored after bind */
+    UNIT_EQ_INT(lstat(path, &st), 0);
+    UNIT_EQ_INT(st.st_mode & 0777, 0640);
+    UNIT_EQ_INT((long)st.st_gid, (long)getegid());
+    if (fd >= 0) close(fd);
+    unlink(path);
+
     /* a directory that does not exist */
     char *nodir = xasprintf("%s/nodir/s.sock", dir);
     buf_reset(&err);

@@ -232,6 +232,7 @@ void cmd_auth(struct client *c, const struct pop3_command *cmd)
          * answers with an empty line */
         send_challenge(c, out, outlen);
         if (read_response(c, &line, &data)) goto done;
+        if (data.len) r = CF_E_PERM;    /* the answer to final data must be empty */
     }
     char mechname[64];
     snprintf(mechname, sizeof mechname, "%s", mech);
