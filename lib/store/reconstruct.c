@@ -5,6 +5,7 @@
 #include "core/fileutil.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "store/mailbox.h"
 #include "store/mbheader.h"
 #include "store/mboxname.h"
 #include "store/partition.h"
@@ -521,8 +522,9 @@ int reconstruct_mailbox(const char *partition_path, const char *uniqueid, const 
         }
         if (!it->have_rec && rc.have_header && !rc.index_bad && it->uid >= rc.old.uidnext) {
             /* Above the committed uidnext of an intact index: the file of an append killed
-             * before its commit, never acknowledged (it will be delivered again). Adopting it
-             * would make a duplicate; the mailbox's next writer removes it, and so do we. */
+             * before its commit, never acknowledged (it will be delivered again), or of one
+             * in progress. Adopting it would make a duplicate; the mailbox's next writer
+             * removes it, and so do we unless an append still claims it. */
             it->have_file = 0;
             it->uncommitted = 1;
             continue;
@@ -606,7 +608,8 @@ int reconstruct_mailbox(const char *partition_path, const char *uniqueid, const 
     }
     /* files of appends that never committed: nothing refers to them (no index rewrite needed) */
     for (size_t i = 0; i < rc.n; i++) {
-        if (!rc.items[i].uncommitted) continue;
+        /* an append in progress elsewhere (it stages its files before taking the lock) */
+        if (!rc.items[i].uncommitted || mailbox_uid_staged(lock_fd, rc.items[i].uid)) continue;
         char *mp = xasprintf("%s/%u.", rc.dir, (unsigned)rc.items[i].uid);
         if (unlink(mp) < 0 && errno != ENOENT)
             log_warn("reconstruct_unlink_failed", "path=%s errno=%s", log_quote(mp), strerror(errno));

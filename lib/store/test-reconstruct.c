@@ -253,7 +253,8 @@ int main(void)
         mailbox_close(&mb);
     }
     UNIT_EQ_INT(clean(part, uid), 0);
-    /* the mailbox's next writer removes such a file too, before its own append */
+    /* the mailbox's next writer skips such a file at uidnext and removes it; one further up
+     * stays (ignored by the check) until a commit reaches it or reconstruct runs */
     file_write_atomic(p9, t9, strlen(t9), 0600);
     char *p6 = path_in(part, uid, "6.");
     file_write_atomic(p6, t9, strlen(t9), 0600);
@@ -262,10 +263,10 @@ int main(void)
         UNIT_EQ_INT(mailbox_open(part, uid, "user/fred", &mb), 0);
         struct mailbox_msg m = { "x\r\n\r\ny\r\n", 8, -1, 0, 0, NULL, 0 };
         UNIT_EQ_INT(mailbox_append(mb, &m, 1, NULL), 0);
-        UNIT_EQ_INT(m.uid, 6);
+        UNIT_EQ_INT(m.uid, 7);
         mailbox_close(&mb);
     }
-    UNIT_CHECK(access(p9, F_OK) < 0);
+    UNIT_CHECK(access(p6, F_OK) < 0);
     UNIT_EQ_INT(clean(part, uid), 0);
     free(p6);
     free(p9);
