@@ -449,8 +449,9 @@ class Status(CofferTestCase):
         self.addCleanup(conn.close)
         conn.expect(rb"^\* OK")
         rows = wait_for(lambda: [r for r in coffer_json(self, c, "status")
-                                 if r["service"] == "imap" and r["busy"] >= 1], 10,
-                        what="a busy imap worker in coffer status")
+                                 if r["service"] == "imap" and r["busy"] >= 1
+                                 and r["workers"] >= 2], 10,
+                        what="a busy imap worker and a ready one in coffer status")
         self.assertGreaterEqual(rows[0]["workers"], 2)          # the busy one and a ready one
         services = {r["service"] for r in coffer_json(self, c, "status")}
         self.assertEqual(services, set(c.services))
