@@ -38,6 +38,10 @@ struct mailbox {
     size_t map_len;
     struct index_header hdr;    /* as of the last refresh */
     int nofsync;
+    int dir_fd;                 /* the mailbox directory, for its fsync (opened on first use) */
+    int commit_uncertain;       /* a failed commit could not restore its header slot durably */
+    uint64_t *sync_map;         /* the lock file's shared ticket word (group commit) */
+    int sync_map_failed;
     struct strarr keywords;     /* names, loaded lazily */
     uint32_t kw_loaded_bytes;
     uint64_t kw_loaded_gen;
@@ -51,11 +55,13 @@ struct mailbox {
     int expunge_pending;
 };
 
-void (*mailbox_fault_hook)(const char *point);
+int (*mailbox_fault_hook)(const char *point);
+struct mailbox_sync_stats mailbox_sync_stats;
 
-static void fault_point(const char *point)
+/* fault_point: 0, or the errno a crash test wants the operation at point to fail with. */
+static int fault_point(const char *point)
 {
-    if (mailbox_fault_hook) mailbox_fault_hook(point);
+    return mailbox_fault_hook ? mailbox_fault_hook(point) : 0;
 }
 
 static int corrupt(struct mailbox *mb, const char *what, uint32_t uid)
@@ -77,7 +83,25 @@ static int io_error(struct mailbox *mb, const char *call, const char *path)
 static int do_fsync(struct mailbox *mb, int fd, int data_only)
 {
     if (mb->nofsync) return 0;
+    if (data_only) mailbox_sync_stats.index++;
+    else mailbox_sync_stats.file++;
     return data_only ? fdatasync(fd) : fsync(fd);
+}
+
+/* sync_dir: make the entries created (or linked) in the mailbox directory durable. A new
+ * message file's contents are fsynced, but its name lives in the directory, and POSIX does not
+ * order the directory's write before the index's: without this an acknowledged message could
+ * come back after a power loss as a record without a file. 0 or CF_E_IO (logged). */
+static int sync_dir(struct mailbox *mb)
+{
+    if (mb->nofsync) return 0;
+    if (mb->dir_fd < 0) {
+        mb->dir_fd = open(mb->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (mb->dir_fd < 0) return io_error(mb, "open", mb->dir);
+    }
+    mailbox_sync_stats.dir++;
+    if (fsync(mb->dir_fd) < 0) return io_error(mb, "fsync", mb->dir);
+    return 0;
 }
 
 /* ---- index file mapping and locking ---- */
@@ -359,20 +383,55 @@ static int read_record(struct mailbox *mb, uint32_t pos, struct index_record *r)
     return 0;
 }
 
+/* index_sync: fdatasync the index, or fail as a crash test asks at point. */
+static int index_sync(struct mailbox *mb, const char *point)
+{
+    int e = fault_point(point);
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    return do_fsync(mb, mb->index_fd, 1);
+}
+
 /* write_header: the commit. Writes nh (with the next commit number) into its slot and flushes
- * the index: records and keyword bytes written before reach the disk with it. */
+ * the index: records and keyword bytes written before reach the disk with it. When the write
+ * or the flush fails, the slot gets its previous bytes back before anything else can happen
+ * under our lock: other sessions read the slot through the page cache, and must never adopt a
+ * commit that was refused (its message files are about to be removed). The previous bytes are
+ * then flushed; if that fails too, what the disk holds is unknown, mb->commit_uncertain is set
+ * and the caller must keep the files this commit refers to (above the committed uidnext they
+ * are removed later by a writer that has flushed the index first: remove_uncommitted). 0 or
+ * CF_E_IO (logged). */
 static int write_header(struct mailbox *mb, struct index_header *nh)
 {
-    unsigned char slot[INDEX_SLOT_SIZE];
+    unsigned char slot[INDEX_SLOT_SIZE], prev[INDEX_SLOT_SIZE];
     nh->commit = mb->hdr.commit + 1;
+    off_t off = (off_t)index_slot_offset(nh->commit);
     index_header_encode(nh, slot);
+    memcpy(prev, mb->map + off, sizeof prev);   /* the mapping always covers the header area */
+    mb->commit_uncertain = 0;
     fault_point("commit");
-    if (pwrite(mb->index_fd, slot, sizeof slot, (off_t)index_slot_offset(nh->commit)) !=
-        (ssize_t)sizeof slot)
-        return io_error(mb, "pwrite", mb->index_path);
-    if (do_fsync(mb, mb->index_fd, 1) < 0) return io_error(mb, "fdatasync", mb->index_path);
+    int r;
+    if (pwrite(mb->index_fd, slot, sizeof slot, off) != (ssize_t)sizeof slot) {
+        r = io_error(mb, "pwrite", mb->index_path);
+        goto undo;
+    }
+    if (index_sync(mb, "index_sync") < 0) {
+        r = io_error(mb, "fdatasync", mb->index_path);
+        goto undo;
+    }
     mb->hdr = *nh;
     return map_refresh(mb);
+undo:
+    if (pwrite(mb->index_fd, prev, sizeof prev, off) != (ssize_t)sizeof prev ||
+        index_sync(mb, "restore_sync") < 0) {
+        mb->commit_uncertain = 1;
+        log_err("mailbox_commit_uncertain", "mbox=%s uniqueid=%s commit=%llu errno=%s "
+                "action=%s", log_quote(mb->name), mb->uniqueid, (unsigned long long)nh->commit,
+                strerror(errno), "files kept until the index can be flushed");
+    }
+    return r;
 }
 
 static int pwrite_all(int fd, const void *p, size_t n, uint64_t off)
@@ -472,7 +531,7 @@ static struct mailbox *mailbox_alloc(const char *partition, const char *uniqueid
     mb->name = xstrdup(name ? name : uniqueid);
     mb->dir = partition_mailbox_dir(partition, uniqueid);
     mb->index_path = xasprintf("%s/%s", mb->dir, INDEX_FILE);
-    mb->lock_fd = mb->index_fd = mb->cache_fd = -1;
+    mb->lock_fd = mb->index_fd = mb->cache_fd = mb->dir_fd = -1;
     strarr_init(&mb->keywords);
     return mb;
 }
@@ -484,6 +543,8 @@ void mailbox_close(struct mailbox **pmb)
     unmap_index(mb);
     if (mb->index_fd >= 0) close(mb->index_fd);
     if (mb->cache_fd >= 0) close(mb->cache_fd);
+    if (mb->dir_fd >= 0) close(mb->dir_fd);
+    if (mb->sync_map) munmap(mb->sync_map, sizeof *mb->sync_map);
     if (mb->lock_fd >= 0) close(mb->lock_fd);  /* drops any lock */
     strarr_fini(&mb->keywords);
     free(mb->view);
@@ -867,35 +928,171 @@ int mailbox_cache_fetch(struct mailbox *mb, uint32_t uid, struct cache_entry *e)
 
 /* ---- append ---- */
 
-/* create_message_file: write the message file of uid with O_EXCL and fsync it. A file already
- * there is an orphan of a crashed append (above uidnext, never acknowledged, never indexed):
- * it is removed and replaced. */
-static int create_message_file(struct mailbox *mb, uint32_t uid, const char *p, size_t len)
+/* Group commit of the directory fsync, and message files written outside the mailbox lock.
+ *
+ * An append first stages its message files, without the mailbox lock: it claims a uid by
+ * taking an OFD write lock on byte LOCK_UID_BASE + uid of the lock file (never blocking: a
+ * claimed uid is skipped), creates "<uid>." with O_EXCL (an existing file is skipped too),
+ * writes and fsyncs it. The byte lock stays until the commit is done or undone, and the
+ * kernel drops it when the process dies: a message file at or above the committed uidnext
+ * whose byte is not locked belongs to no append in progress (it was killed before its commit,
+ * never acknowledged) and is garbage.
+ *
+ * The new names must be durable before the header that points to them, but one directory
+ * fsync covers every name created before it started. The first 8 bytes of the lock file,
+ * mapped shared, hold a ticket word: issued (high 32 bits) and done (low 32 bits). A writer
+ * reads `issued` as its mark right after creating its last file; to fsync the directory it
+ * takes ticket = ++issued first and, once the fsync returned, raises done to its ticket. A
+ * ticket above the mark was taken after the mark was read, so that fsync started after the
+ * file was created: when done > mark the writer's names are already durable and it skips its
+ * own fsync. Both halves live in one aligned word, so no crash can make done pass issued.
+ * The check is made under the write lock just before the header is written: while a writer
+ * waited for the lock, the one ahead of it fsynced the directory after the waiting writer's
+ * files were made, so concurrent deliveries to one mailbox mostly skip theirs. The index
+ * fdatasync is not shared: a header must not be seen by other sessions before it is durable
+ * (nor put back after they saw it), so it is written and flushed under the lock, one commit
+ * at a time.
+ *
+ * Then, under the write lock, the commit: files below its first uid and at or above uidnext
+ * are waited for (byte locked: another append in progress, which started first) or removed
+ * (garbage); staged uids that fell below uidnext meanwhile (another append committed higher
+ * uids first) are moved up by link + unlink (a new name: a new mark); then the records, the
+ * directory sync and the header. Waiting only for lower uids, while holding no mailbox
+ * lock, cannot deadlock: the append waited for only ever waits for uids lower still. */
+#define LOCK_UID_BASE 4096
+
+/* sync_word: the shared ticket word (mapped on first use), or NULL (then every writer
+ * fsyncs the directory itself). */
+static uint64_t *sync_word(struct mailbox *mb)
 {
-    char *path = mailbox_message_path(mb, uid);
-    int r = 0, fd = -1;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd >= 0 || errno != EEXIST) break;
-        log_notice("mailbox_orphan_removed", "mbox=%s uid=%u", log_quote(mb->name), (unsigned)uid);
-        unlink(path);
+    if (mb->sync_map || mb->sync_map_failed) return mb->sync_map;
+    struct stat st;
+    mb->sync_map_failed = 1;
+    if (fstat(mb->lock_fd, &st) < 0) return NULL;
+    if (st.st_size < (off_t)sizeof(uint64_t) && ftruncate(mb->lock_fd, sizeof(uint64_t)) < 0)
+        return NULL;
+    void *p = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, mb->lock_fd, 0);
+    if (p == MAP_FAILED) return NULL;
+    mb->sync_map = p;
+    mb->sync_map_failed = 0;
+    return mb->sync_map;
+}
+
+/* dirsync_mark: the mark to take right after creating (or linking) a message file. */
+static uint32_t dirsync_mark(struct mailbox *mb)
+{
+    uint64_t *w = sync_word(mb);
+    return w ? (uint32_t)(__atomic_load_n(w, __ATOMIC_SEQ_CST) >> 32) : 0;
+}
+
+/* dirsync: make the names created before mark was taken durable: skip when a directory
+ * fsync that started after it has completed, else fsync the directory. 0 or CF_E_IO. */
+static int dirsync(struct mailbox *mb, uint32_t mark)
+{
+    if (mb->nofsync) return 0;
+    uint64_t *w = sync_word(mb);
+    uint32_t ticket = 0;
+    if (w) {
+        uint64_t v = __atomic_load_n(w, __ATOMIC_SEQ_CST), nv;
+        if ((int32_t)((uint32_t)v - mark) > 0) {
+            mailbox_sync_stats.dir_shared++;
+            return 0;
+        }
+        do {
+            nv = v + (UINT64_C(1) << 32);
+        } while (!__atomic_compare_exchange_n(w, &v, nv, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+        ticket = (uint32_t)(nv >> 32);
     }
-    if (fd < 0) {
-        r = io_error(mb, "open", path);
-        goto done;
+    int r = sync_dir(mb);
+    if (r == 0 && w) {
+        uint64_t v = __atomic_load_n(w, __ATOMIC_SEQ_CST), nv;
+        do {
+            if ((int32_t)((uint32_t)v - ticket) >= 0) break;
+            nv = (v & ~UINT64_C(0xffffffff)) | ticket;
+        } while (!__atomic_compare_exchange_n(w, &v, nv, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
     }
+    return r;
+}
+
+/* uid_lock: take (F_WRLCK) or drop (F_UNLCK) the claim on uid; wait or not. 0 or -1 (errno:
+ * EAGAIN/EACCES when another open file holds it). */
+static int uid_lock(int lock_fd, uint32_t uid, short type, int wait)
+{
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = (off_t)LOCK_UID_BASE + (off_t)uid;
+    fl.l_len = 1;
+    int r;
+    while ((r = fcntl(lock_fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl)) < 0 && errno == EINTR) {}
+    return r;
+}
+
+int mailbox_uid_staged(int lock_fd, uint32_t uid)
+{
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = (off_t)LOCK_UID_BASE + (off_t)uid;
+    fl.l_len = 1;
+    if (fcntl(lock_fd, F_OFD_GETLK, &fl) < 0) return 1;   /* unknown: treat as in progress */
+    return fl.l_type != F_UNLCK;
+}
+
+/* claim_uid: the first uid >= *next that no append claims and no file uses: claimed (byte
+ * lock) and, when create, its file created (O_EXCL, *fd_r) or, when link_src, linked to
+ * link_src. *next moves past it. 0, 1 when link_src is gone (nothing claimed), CF_E_LIMIT,
+ * CF_E_IO; -EXDEV style failures of link come back as CF_E_PERM (copy the file instead). */
+static int claim_uid(struct mailbox *mb, uint32_t *next, const char *link_src, int *fd_r,
+                     uint32_t *uid_r)
+{
+    for (;; (*next)++) {
+        if (*next >= UINT32_MAX - 1) {
+            log_err("mailbox_uid_exhausted", "mbox=%s", log_quote(mb->name));
+            return CF_E_LIMIT;
+        }
+        uint32_t uid = *next;
+        if (uid_lock(mb->lock_fd, uid, F_WRLCK, 0) < 0) {
+            if (errno == EAGAIN || errno == EACCES) continue;
+            return io_error(mb, "fcntl", mb->dir);
+        }
+        char *path = mailbox_message_path(mb, uid);
+        int ok, e;
+        if (link_src) {
+            ok = link(link_src, path) == 0;
+        } else {
+            *fd_r = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            ok = *fd_r >= 0;
+        }
+        e = errno;
+        free(path);
+        if (ok) {
+            *uid_r = uid;
+            (*next)++;
+            return 0;
+        }
+        uid_lock(mb->lock_fd, uid, F_UNLCK, 0);
+        if (e == EEXIST) continue;   /* committed, staged and done, or garbage: not ours */
+        errno = e;
+        if (link_src && e == ENOENT) return 1;
+        if (link_src && (e == EXDEV || e == EMLINK || e == EPERM)) return CF_E_PERM;
+        return io_error(mb, link_src ? "link" : "open", link_src ? link_src : mb->dir);
+    }
+}
+
+/* write_message_file: write and fsync the new file fd of uid; closes fd. 0 or CF_E_IO. */
+static int write_message_file(struct mailbox *mb, int fd, uint32_t uid, const char *p,
+                              size_t len)
+{
+    int r = 0;
     if (write_all(fd, p, len) < 0 || do_fsync(mb, fd, 0) < 0) {
+        char *path = mailbox_message_path(mb, uid);
         r = io_error(mb, "write", path);
-        close(fd);
-        unlink(path);
-        goto done;
+        free(path);
     }
-    if (close(fd) < 0) {
-        r = io_error(mb, "close", path);
-        unlink(path);
-    }
-done:
-    free(path);
+    if (close(fd) < 0 && r == 0) r = io_error(mb, "close", mb->dir);
     return r;
 }
 
@@ -903,7 +1100,7 @@ static void unlink_messages(struct mailbox *mb, const uint32_t *uids, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char *path = mailbox_message_path(mb, uids[i]);
-        if (unlink(path) < 0 && errno != ENOENT) io_error(mb, "unlink", path);
+        if (uids[i] && unlink(path) < 0 && errno != ENOENT) io_error(mb, "unlink", path);
         free(path);
     }
 }
@@ -928,65 +1125,164 @@ struct pending {
     struct index_record rec;
     struct cache_entry ce;
     int have_cache;
+    uint32_t uid;           /* staged under this uid (byte locked), 0 when not staged */
 };
 
-/* add_messages: the common tail of append and copy, under the write lock: quota check,
- * message files, cache records, index records, commit. Sets uids_r[i] (0 for a copy whose
- * source vanished). kw[i] lists keyword names of message i. */
-static int add_messages(struct mailbox *mb, struct pending *pm, size_t n,
-                        const char *const *const *kw, const struct mailbox_quota *q,
-                        uint32_t *uids_r)
+/* stage_messages: without the mailbox lock, claim a uid for each message and write its file
+ * (or link it, for a copy; a copy whose source is gone gets uid 0). *mark_r gets the
+ * directory-sync mark taken after the last name was made. 0, CF_E_LIMIT, CF_E_IO, or <0
+ * from the lock; the caller removes the files and drops the claims (unstage). */
+static int stage_messages(struct mailbox *mb, struct pending *pm, size_t n, uint32_t *mark_r)
 {
-    struct index_header nh = mb->hdr;
-    struct buf cbuf = BUF_INIT, rbuf = BUF_INIT;
-    uint32_t *made = xzmalloc((n ? n : 1) * sizeof *made);
-    size_t nmade = 0;
-    uint64_t cend = 0, bytes = 0;
-    int r;
-    nh.prev_count = nh.record_count;
-    uint64_t modseq = nh.highestmodseq + 1;
-    for (size_t i = 0; i < n; i++) bytes += pm[i].rec.size;
-    if (q && q->check && (r = q->check(q->rock, mb->uniqueid, bytes, (uint32_t)n)) < 0) goto done;
-    if ((r = cache_end(mb, &cend)) < 0) goto done;
+    int took = lock(mb, LOCK_SH);   /* where to start looking: the current uidnext */
+    if (took < 0) return took;
+    uint32_t next = mb->hdr.uidnext, mark = 0;
+    unlock(mb, took);
+    int r = 0;
     for (size_t i = 0; i < n; i++) {
         struct pending *m = &pm[i];
-        uids_r[i] = 0;
-        if (nh.uidnext >= UINT32_MAX - 1) {
-            log_err("mailbox_uid_exhausted", "mbox=%s", log_quote(mb->name));
-            r = CF_E_LIMIT;
-            goto done;
-        }
-        uint32_t uid = nh.uidnext;
+        int fd = -1;
+        m->uid = 0;
         if (m->src_path) {
-            /* copy: hard link when possible (single-instance store), else a real copy */
-            char *dst = mailbox_message_path(mb, uid);
-            int lr = link(m->src_path, dst);
-            if (lr < 0 && errno == EEXIST) {
-                log_notice("mailbox_orphan_removed", "mbox=%s uid=%u", log_quote(mb->name), (unsigned)uid);
-                unlink(dst);
-                lr = link(m->src_path, dst);
+            r = claim_uid(mb, &next, m->src_path, NULL, &m->uid);
+            if (r == 1) {           /* expunged since we looked */
+                r = 0;
+                continue;
             }
-            int lerr = errno;
-            free(dst);
-            if (lr < 0 && lerr == ENOENT) continue;   /* expunged since we looked */
-            if (lr < 0 && lerr != EXDEV && lerr != EMLINK && lerr != EPERM) {
-                errno = lerr;
-                r = io_error(mb, "link", m->src_path);
-                goto done;
-            }
-            if (lr < 0) {
+            if (r == CF_E_PERM) {   /* another file system: a real copy */
                 char *text = NULL;
                 size_t tlen = 0;
                 r = file_read_all(m->src_path, (size_t)-1 / 2, &text, &tlen);
-                if (r == CF_E_NOTFOUND) continue;
-                if (r == 0) r = create_message_file(mb, uid, text, tlen);
+                if (r == CF_E_NOTFOUND) {
+                    r = 0;
+                    continue;
+                }
+                if (r == 0) r = claim_uid(mb, &next, NULL, &fd, &m->uid);
+                if (r == 0) {
+                    mark = dirsync_mark(mb);
+                    r = write_message_file(mb, fd, m->uid, text, tlen);
+                }
                 free(text);
-                if (r < 0) goto done;
+            } else if (r == 0) {
+                mark = dirsync_mark(mb);
             }
         } else {
-            if ((r = create_message_file(mb, uid, m->data, m->len)) < 0) goto done;
+            r = claim_uid(mb, &next, NULL, &fd, &m->uid);
+            if (r == 0) {
+                mark = dirsync_mark(mb);
+                r = write_message_file(mb, fd, m->uid, m->data, m->len);
+            }
         }
-        made[nmade++] = uid;
+        if (r < 0) break;
+    }
+    *mark_r = mark;
+    return r;
+}
+
+/* unstage: drop the claims of pm (after the commit, or removing the files first). */
+static void unstage(struct mailbox *mb, struct pending *pm, size_t n, int remove_files)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!pm[i].uid) continue;
+        if (remove_files) unlink_messages(mb, &pm[i].uid, 1);
+        uid_lock(mb->lock_fd, pm[i].uid, F_UNLCK, 0);
+        pm[i].uid = 0;
+    }
+}
+
+/* clear_below: under the write lock, the uids in [uidnext, first): another append's claim
+ * (its file may be half written or not created yet) makes us wait for it (*wait_r set, 1 returned: unlock, wait on its claim, retry);
+ * others are garbage of a killed append and removed, after an index flush (so that the
+ * header they are judged by is the one on disk: see write_header). 0, 1 or CF_E_IO. */
+static int clear_below(struct mailbox *mb, uint32_t first, uint32_t *wait_r)
+{
+    int flushed = 0;
+    unsigned removed = 0;
+    for (uint32_t u = mb->hdr.uidnext; u < first; u++) {
+        /* the claim first: its file may not be created yet */
+        if (mailbox_uid_staged(mb->lock_fd, u)) {
+            *wait_r = u;
+            return 1;
+        }
+        char *path = mailbox_message_path(mb, u);
+        struct stat st;
+        int there = lstat(path, &st) == 0;
+        int r = 0;
+        if (there) {
+            if (!flushed && index_sync(mb, "index_sync") < 0)
+                r = io_error(mb, "fdatasync", mb->index_path);
+            flushed = 1;
+            if (r == 0 && unlink(path) == 0) removed++;
+        }
+        free(path);
+        if (r) return r;
+    }
+    /* no directory fsync: a removal lost in a crash leaves garbage to remove again */
+    if (removed)
+        log_notice("mailbox_uncommitted_removed", "mbox=%s uniqueid=%s uidnext=%u files=%u",
+                   log_quote(mb->name), mb->uniqueid, (unsigned)mb->hdr.uidnext, removed);
+    return 0;
+}
+
+/* rehome: under the write lock, move staged files whose uid is not above the last uid that
+ * counts (another append committed higher uids first) to fresh uids, in order; *mark is
+ * renewed after each new name. 0 or <0. */
+static int rehome(struct mailbox *mb, struct pending *pm, size_t n, uint32_t *mark)
+{
+    uint32_t prev = mb->hdr.uidnext - 1, next = mb->hdr.uidnext;
+    for (size_t i = 0; i < n; i++) {
+        if (!pm[i].uid) continue;
+        if (pm[i].uid > prev) {
+            prev = pm[i].uid;
+            continue;
+        }
+        char *old = mailbox_message_path(mb, pm[i].uid);
+        uint32_t uid = 0;
+        if (next <= prev) next = prev + 1;
+        int r = claim_uid(mb, &next, old, NULL, &uid);
+        if (r == 0) {
+            *mark = dirsync_mark(mb);
+            if (unlink(old) < 0) io_error(mb, "unlink", old);
+            uid_lock(mb->lock_fd, pm[i].uid, F_UNLCK, 0);
+            pm[i].uid = prev = uid;
+        }
+        free(old);
+        if (r != 0) return r < 0 ? r : CF_E_IO;
+    }
+    return 0;
+}
+
+/* commit_messages: the common tail of append and copy, under the write lock, after
+ * stage_messages: quota check, garbage and order (clear_below, rehome), cache records, index
+ * records, commit. Sets uids_r[i] (0 for a copy whose source vanished). kw[i] lists keyword
+ * names of message i. Returns 1 with *wait_r set when an earlier append must finish first. */
+static int commit_messages(struct mailbox *mb, struct pending *pm, size_t n,
+                           const char *const *const *kw, const struct mailbox_quota *q,
+                           uint32_t mark, uint32_t *uids_r, uint32_t *wait_r)
+{
+    struct index_header nh = mb->hdr;
+    struct buf cbuf = BUF_INIT, rbuf = BUF_INIT;
+    uint64_t cend = 0, bytes = 0;
+    uint32_t first = 0, added = 0;
+    int r;
+    nh.prev_count = nh.record_count;
+    uint64_t modseq = nh.highestmodseq + 1;
+    for (size_t i = 0; i < n; i++) {
+        uids_r[i] = 0;
+        if (!pm[i].uid) continue;
+        bytes += pm[i].rec.size;
+        added++;
+        if (!first) first = pm[i].uid;
+    }
+    if (!added) return 0;
+    if ((r = clear_below(mb, first, wait_r)) != 0) goto done;
+    if (q && q->check && (r = q->check(q->rock, mb->uniqueid, bytes, added)) < 0) goto done;
+    if ((r = rehome(mb, pm, n, &mark)) < 0) goto done;
+    if ((r = cache_end(mb, &cend)) < 0) goto done;
+    for (size_t i = 0; i < n; i++) {
+        struct pending *m = &pm[i];
+        if (!m->uid) continue;
+        uint32_t uid = m->uid;
         nh.uidnext = uid + 1;
         m->rec.uid = uid;
         m->rec.modseq = modseq;
@@ -1003,9 +1299,7 @@ static int add_messages(struct mailbox *mb, struct pending *pm, size_t n,
         buf_append(&rbuf, raw, sizeof raw);
         count_record(&nh, &m->rec, 1);
         nh.record_count++;
-        uids_r[i] = uid;
     }
-    if (!nmade) goto done;
     /* The cache is not fsynced: a record lost in a crash fails its check and is rebuilt. */
     if (cbuf.len && pwrite_all(mb->cache_fd, cbuf.s, cbuf.len, cend) < 0) {
         r = io_error(mb, "pwrite", "cache");
@@ -1015,16 +1309,50 @@ static int add_messages(struct mailbox *mb, struct pending *pm, size_t n,
         r = io_error(mb, "pwrite", mb->index_path);
         goto done;
     }
+    /* Every new name durable before the header that points to it. Checked this late on
+     * purpose: while we waited for the lock, the writer ahead of us fsynced the directory
+     * after our files were made, so under load this is mostly skipped. */
+    if ((r = dirsync(mb, mark)) < 0) goto done;
     nh.highestmodseq = modseq;
     r = write_header(mb, &nh);
+    if (r == 0)
+        for (size_t i = 0; i < n; i++) uids_r[i] = pm[i].uid;
 done:
-    if (r < 0) {
-        unlink_messages(mb, made, nmade);
-        for (size_t i = 0; i < n; i++) uids_r[i] = 0;
-    }
-    free(made);
     buf_fini(&cbuf);
     buf_fini(&rbuf);
+    return r;
+}
+
+/* add_messages: stage, then commit under the write lock (waiting for earlier appends when
+ * commit_messages asks), then drop the claims; on failure the files go too, unless the
+ * commit's outcome on disk is uncertain (write_header). */
+static int add_messages(struct mailbox *mb, struct pending *pm, size_t n,
+                        const char *const *const *kw, const struct mailbox_quota *q,
+                        uint32_t *uids_r)
+{
+    mb->commit_uncertain = 0;
+    for (size_t i = 0; i < n; i++) uids_r[i] = 0;
+    uint32_t mark = 0;
+    int r = stage_messages(mb, pm, n, &mark);
+    while (r == 0) {
+        int took = lock(mb, LOCK_EX);
+        if (took < 0) {
+            r = took;
+            break;
+        }
+        uint32_t wait = 0;
+        r = commit_messages(mb, pm, n, kw, q, mark, uids_r, &wait);
+        unlock(mb, took);
+        if (r != 1) break;
+        if (took == 0) {   /* cannot let go of a lock we did not take: never happens */
+            r = CF_E_INTERNAL;
+            break;
+        }
+        uid_lock(mb->lock_fd, wait, F_WRLCK, 1);   /* until that append is done or dead */
+        uid_lock(mb->lock_fd, wait, F_UNLCK, 0);
+        r = 0;
+    }
+    unstage(mb, pm, n, r < 0 && !mb->commit_uncertain);
     return r;
 }
 
@@ -1036,7 +1364,7 @@ int mailbox_append(struct mailbox *mb, struct mailbox_msg *msgs, size_t n,
     const char *const **kw = xzmalloc(n * sizeof *kw);
     uint32_t *uids = xzmalloc(n * sizeof *uids);
     int *mapped = xzmalloc(n * sizeof *mapped);
-    int r = 0, took = 0;
+    int r = 0;
     time_t now = time(NULL);
     for (size_t i = 0; i < n; i++) cache_entry_init(&pm[i].ce);
     /* Everything that needs no lock first: reading, parsing and hashing the messages. */
@@ -1070,13 +1398,7 @@ int mailbox_append(struct mailbox *mb, struct mailbox_msg *msgs, size_t n,
         p->rec.flags = m->flags & FLAG_SYSTEM_MASK;
         kw[i] = m->keywords;
     }
-    took = lock(mb, LOCK_EX);
-    if (took < 0) {
-        r = took;
-        goto done;
-    }
     r = add_messages(mb, pm, n, kw, q, uids);
-    unlock(mb, took);
     for (size_t i = 0; i < n; i++) msgs[i].uid = uids[i];
 done:
     for (size_t i = 0; i < n; i++) {
@@ -1146,14 +1468,8 @@ int mailbox_copy(struct mailbox *src, const uint32_t *uids, size_t n, struct mai
     }
     unlock(src, took);
     if (r < 0 || !np) goto done;
-    /* 2. Under the destination's write lock: link or copy, append, commit. */
-    took = lock(dst, LOCK_EX);
-    if (took < 0) {
-        r = took;
-        goto done;
-    }
+    /* 2. Link (or copy) into the destination, then commit under its write lock. */
     r = add_messages(dst, pm, np, kw, q, newuids);
-    unlock(dst, took);
     if (r == 0 && dst_uids_r)
         for (size_t i = 0; i < np; i++) dst_uids_r[from[i]] = newuids[i];
 done:
@@ -1393,7 +1709,9 @@ int mailbox_create(const char *partition, const char *name, const char *uniqueid
     /* The header goes last: a directory without one is an unfinished create. */
     struct mbheader h = { (char *)name, (char *)uniqueid, (char *)(acl ? acl : ""), uidvalidity };
     if ((r = mbheader_write(dir, &h)) < 0) goto done;
-    r = fsync_dir(parent, 1);
+    /* the new name in xx/, and xx/ itself in the partition when mkdir_p just made it */
+    if ((r = fsync_dir(parent, 1)) < 0) goto done;
+    r = fsync_dir(parent, 0);
 done:
     free(idx);
     free(path);
@@ -1532,6 +1850,7 @@ int mailbox_rename(const char *old_partition, const char *new_partition, const c
     if ((r = fsync_dir(ndir, 1)) < 0) goto done;
     if ((r = mbheader_write(ndir, &h)) < 0) goto done;   /* the new copy is now complete */
     if ((r = fsync_dir(nparent, 1)) < 0) goto done;
+    if ((r = fsync_dir(nparent, 0)) < 0) goto done;   /* xx/ when mkdir_p just made it */
     made = 0;
     r = remove_dir(odir);
 done:

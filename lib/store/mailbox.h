@@ -10,8 +10,9 @@
 
 struct mailbox;
 
-/* Quota hook for append and copy: called under the mailbox's write lock before anything is
- * written, with the bytes and messages about to be added. Returns 0 to allow, CF_E_QUOTA to
+/* Quota hook for append and copy: called under the mailbox's write lock before the commit
+ * (the message files are already written, and removed on refusal), with the bytes and
+ * messages about to be added. Returns 0 to allow, CF_E_QUOTA to
  * refuse (or another CF_E_*, passed through). */
 struct mailbox_quota {
     int (*check)(void *rock, const char *uniqueid, uint64_t add_bytes, uint32_t add_msgs);
@@ -50,8 +51,10 @@ void mailbox_close(struct mailbox **mb);
 void mailbox_set_nofsync(struct mailbox *mb, int on);
 
 /* mailbox_append: append n messages in one commit: each message file is written (O_EXCL) and
- * fsynced, cache records and index records are appended, then the index header is written and
- * the index fsynced. Sets msgs[i].uid. Does not change the session view: the next
+ * fsynced before the write lock is taken, then under it the mailbox directory is fsynced
+ * (unless a concurrent writer's fsync already covered the new names: group commit, see
+ * mailbox.c), cache records and index records are appended, the index header is written and
+ * the index fdatasynced. UIDs are ascending but may have gaps. Sets msgs[i].uid. Does not change the session view: the next
  * mailbox_sync reports the new messages. q may be NULL. 0, CF_E_QUOTA, CF_E_LIMIT (more than
  * INDEX_MAX_KEYWORDS keywords), CF_E_CORRUPT or CF_E_IO; on failure nothing was committed. */
 int mailbox_append(struct mailbox *mb, struct mailbox_msg *msgs, size_t n,
@@ -187,10 +190,27 @@ int mailbox_rename(const char *old_partition, const char *new_partition, const c
                    const char *new_name);
 
 /* mailbox_fault_hook: for crash tests only, NULL otherwise. When set, a commit calls it at the
- * points where a kill -9 leaves something to recover from: "record" after each record rewritten
- * in place (STORE, EXPUNGE) and "commit" just before writing the header slot. A test forks,
- * makes the hook _exit at the chosen call, and checks what the next opener sees. */
-extern void (*mailbox_fault_hook)(const char *point);
+ * points where a kill -9 or an I/O error leaves something to recover from: "record" after each
+ * record rewritten in place (STORE, EXPUNGE), "commit" just before writing the header slot,
+ * "index_sync" in place of the index flush that makes a commit durable, and "restore_sync" in
+ * place of the flush after a failed commit put the previous header slot back. The hook
+ * returns 0, or an errno value that makes the flush at an "..._sync" point fail with it. A test
+ * forks, makes the hook _exit at the chosen call (or fail it), and checks what the next opener
+ * sees. */
+extern int (*mailbox_fault_hook)(const char *point);
+
+/* mailbox_sync_stats: the fsync/fdatasync calls this process made for mailboxes (message
+ * files, mailbox directories, index files), for tests and for measuring group commit. */
+struct mailbox_sync_stats {
+    uint64_t file, dir, index;
+    uint64_t dir_shared;     /* directory fsyncs skipped: another writer's covered the names */
+};
+
+/* mailbox_uid_staged: 1 when an append in progress (in any process) has claimed uid of the
+ * mailbox whose lock file is open as lock_fd: its message file may exist above uidnext and
+ * must be left alone; 0 when not (such a file is garbage of a killed append). */
+int mailbox_uid_staged(int lock_fd, uint32_t uid);
+extern struct mailbox_sync_stats mailbox_sync_stats;
 
 /* mailbox_summarize: what an append computes from a message's bytes: the cache fields
  * (ENVELOPE, BODYSTRUCTURE, BODY, section table, header block up to CACHE_HEADER_MAX) into e

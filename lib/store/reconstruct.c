@@ -5,6 +5,7 @@
 #include "core/fileutil.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "store/mailbox.h"
 #include "store/mbheader.h"
 #include "store/mboxname.h"
 #include "store/partition.h"
@@ -70,6 +71,7 @@ struct item {
     int64_t file_mtime;
     int resummarize;           /* the record's file-derived fields must be recomputed */
     int cache_ok;              /* the old cache record is good (entry below) */
+    int uncommitted;           /* a file at or above the committed uidnext: removed */
     struct cache_entry ce;
 };
 
@@ -518,6 +520,15 @@ int reconstruct_mailbox(const char *partition_path, const char *uniqueid, const 
             rewrite = 1;
             continue;
         }
+        if (!it->have_rec && rc.have_header && !rc.index_bad && it->uid >= rc.old.uidnext) {
+            /* Above the committed uidnext of an intact index: the file of an append killed
+             * before its commit, never acknowledged (it will be delivered again), or of one
+             * in progress. Adopting it would make a duplicate; the mailbox's next writer
+             * removes it, and so do we unless an append still claims it. */
+            it->have_file = 0;
+            it->uncommitted = 1;
+            continue;
+        }
         if (!it->have_rec) {
             found(&rc, "message_adopted", "uid %u: message file without a record (%llu bytes)",
                   (unsigned)it->uid, (unsigned long long)it->file_size);
@@ -592,6 +603,18 @@ int reconstruct_mailbox(const char *partition_path, const char *uniqueid, const 
         struct mbheader nmh = { (char *)(name ? name : mh.name), (char *)uniqueid,
                                 (char *)(acl ? acl : hr == 0 ? mh.acl : ""), uidvalidity };
         if ((r = mbheader_write(rc.dir, &nmh)) < 0) goto out;
+    }
+    /* files of appends that never committed: nothing refers to them (no index rewrite needed) */
+    for (size_t i = 0; i < rc.n; i++) {
+        /* an append in progress elsewhere (it stages its files before taking the lock) */
+        if (!rc.items[i].uncommitted || mailbox_uid_staged(lock_fd, rc.items[i].uid)) continue;
+        char *mp = xasprintf("%s/%u.", rc.dir, (unsigned)rc.items[i].uid);
+        if (unlink(mp) < 0 && errno != ENOENT)
+            log_warn("reconstruct_unlink_failed", "path=%s errno=%s", log_quote(mp), strerror(errno));
+        else
+            log_notice("reconstruct_uncommitted_removed", "mbox=%s uid=%u", log_quote(rc.label),
+                       (unsigned)rc.items[i].uid);
+        free(mp);
     }
     /* files of expunged records go last, after the index no longer needs them */
     for (size_t i = 0; i < rc.n; i++) {

@@ -1,6 +1,7 @@
 /* store.c: mailbox-level operations over the mailbox list and the mailbox directories. */
 #include "store/store.h"
 #include "core/error.h"
+#include "core/fileutil.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "store/mboxname.h"
@@ -190,10 +191,14 @@ int store_delete(struct store *st, const char *name)
      * back if we crash after the list entry is gone; then the entry, then the files. */
     char *dir = xasprintf("%s/%.2s/%s", ppath, e.uniqueid, e.uniqueid);
     char *tomb = xasprintf("%s.deleted", dir);
-    if (rename(dir, tomb) < 0 && errno != ENOENT) {
+    int renamed = rename(dir, tomb) == 0;
+    if (!renamed && errno != ENOENT) {
         log_err("mailbox_delete_failed", "name=%s error=%s", log_quote(name), log_quote(strerror(errno)));
         r = CF_E_IO;
     }
+    /* The rename must be durable before the list entry goes (M7): else a crash could keep
+     * the old name on disk without its entry, and reconstruct would bring it back. */
+    if (renamed) r = fsync_dir(dir, 0);
     if (!r) r = mboxlist_delete(st->mboxlist, NULL, name);
     if (!r) {
         remove_tombstone(tomb);

@@ -11,6 +11,7 @@
 #include "core/unit.h"
 #include "core/xmalloc.h"
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -477,10 +478,11 @@ static void test_orphan_corrupt(void)
     close(fd);
     uint32_t uid;
     UNIT_EQ_INT(append_one(mb, "o2", 0, NULL, &uid), 0);
-    UNIT_EQ_INT(uid, 2);
+    UNIT_EQ_INT(uid, 3);   /* the orphan's uid is skipped, and the orphan removed */
+    UNIT_CHECK(access(op, F_OK) < 0);
     const char *p;
     size_t len;
-    UNIT_EQ_INT(mailbox_message_map(mb, 2, &p, &len), 0);
+    UNIT_EQ_INT(mailbox_message_map(mb, 3, &p, &len), 0);
     UNIT_CHECK(len > 5 && memmem(p, len, "this is o2", 10));
     mailbox_message_unmap(p, len);
     free(op);
@@ -603,6 +605,60 @@ static void test_concurrent_append(void)
     for (int c = 0; c < 2; c++)
         for (int k = 0; k < PER_CHILD; k++) once += seen[c][k] == 1;
     UNIT_EQ_INT(once, 2 * PER_CHILD);
+    mailbox_close(&mb);
+}
+
+/* Group commit (M7): concurrent appenders with fsync on. Every commit either fsynced the
+ * directory or found that another writer's fsync, started after its file was made, covered
+ * it; UIDs stay unique, ascending and (single-message appends) without gaps. */
+static void test_group_commit(void)
+{
+    char id[UNIQUEID_LEN + 1];
+    new_mailbox(part1, "user.alice.group", id);
+    enum { CHILDREN = 4, PER_CHILD = 25 };
+    int p[2];
+    UNIT_CHECK(pipe(p) == 0);
+    pid_t pids[CHILDREN];
+    for (int c = 0; c < CHILDREN; c++) {
+        pids[c] = fork();
+        if (pids[c] == 0) {
+            close(p[0]);
+            struct mailbox *mb;
+            if (mailbox_open(part1, id, NULL, &mb) < 0) _exit(2);
+            uint32_t last = 0;
+            for (int i = 0; i < PER_CHILD; i++) {
+                char tag[32];
+                uint32_t uid;
+                snprintf(tag, sizeof tag, "g%d-%d", c, i);
+                if (append_one(mb, tag, 0, NULL, &uid) < 0 || uid <= last) _exit(3);
+                last = uid;
+            }
+            uint64_t st[2] = { mailbox_sync_stats.dir, mailbox_sync_stats.dir_shared };
+            if (write(p[1], st, sizeof st) != (ssize_t)sizeof st) _exit(4);
+            mailbox_close(&mb);
+            _exit(0);
+        }
+    }
+    close(p[1]);
+    uint64_t dir = 0, shared = 0, st[2];
+    while (read(p[0], st, sizeof st) == (ssize_t)sizeof st) {
+        dir += st[0];
+        shared += st[1];
+    }
+    close(p[0]);
+    for (int c = 0; c < CHILDREN; c++) {
+        int status;
+        waitpid(pids[c], &status, 0);
+        UNIT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    UNIT_EQ_INT(dir + shared, CHILDREN * PER_CHILD);
+    fprintf(stderr, "group commit: %llu directory fsyncs for %d appends (%llu shared)\n",
+            (unsigned long long)dir, CHILDREN * PER_CHILD, (unsigned long long)shared);
+    struct mailbox *mb;
+    UNIT_EQ_INT(mailbox_open(part1, id, NULL, &mb), 0);
+    UNIT_EQ_INT(mailbox_count(mb), CHILDREN * PER_CHILD);
+    for (uint32_t i = 1; i <= mailbox_count(mb); i++) UNIT_EQ_INT(mailbox_uid(mb, i), i);
+    UNIT_EQ_INT(count_files(mailbox_dir(mb)), CHILDREN * PER_CHILD);
     mailbox_close(&mb);
 }
 
@@ -756,9 +812,10 @@ static void rm_rf(const char *path)
 static const char *fault_name;
 static int fault_left;
 
-static void fault_exit(const char *point)
+static int fault_exit(const char *point)
 {
     if (!strcmp(point, fault_name) && --fault_left == 0) _exit(77);   /* as if SIGKILLed here */
+    return 0;
 }
 
 /* crash_in_child: in a child with its own handle, run a STORE (st not NULL) or EXPUNGE of
@@ -939,6 +996,86 @@ out:
 
 /* A cache record longer than cache_read's first read (4 KiB): a message of 400 parts has a
  * BODYSTRUCTURE and section table far past it. The cached texts must equal a fresh parse. */
+/* fail_sync: the fault hook of test_failed_commit: the flushes named in fail_points fail
+ * with EIO (ENOSPC on thin or network storage behaves the same). */
+static const char *fail_points[3];
+static int fail_sync(const char *point)
+{
+    for (size_t i = 0; i < 3 && fail_points[i]; i++)
+        if (!strcmp(point, fail_points[i])) return EIO;
+    return 0;
+}
+
+/* M7: a commit whose index flush fails is refused, and leaves nothing another session could
+ * adopt: the previous header slot is put back before the new files go. When even that cannot
+ * be flushed, the files stay (the disk may hold either header) until the next writer has
+ * flushed the index and finds them above uidnext. One directory fsync per commit. */
+static void test_failed_commit(void)
+{
+    char id[UNIQUEID_LEN + 1];
+    new_mailbox(part1, "user.alice.eio", id);
+    struct mailbox *mb, *other;
+    UNIT_EQ_INT(mailbox_open(part1, id, NULL, &mb), 0);
+    UNIT_EQ_INT(mailbox_open(part1, id, NULL, &other), 0);
+    /* two messages in one commit: two file fsyncs, one directory fsync, one index flush */
+    struct buf b1 = BUF_INIT, b2 = BUF_INIT;
+    make_msg(&b1, "e1");
+    make_msg(&b2, "e2");
+    struct mailbox_msg two[2] = { { b1.s, b1.len, -1, 0, 0, NULL, 0 },
+                                  { b2.s, b2.len, -1, 0, 0, NULL, 0 } };
+    struct mailbox_sync_stats before = mailbox_sync_stats;
+    UNIT_EQ_INT(mailbox_append(mb, two, 2, NULL), 0);
+    UNIT_EQ_INT(mailbox_sync_stats.file - before.file, 2);
+    UNIT_EQ_INT(mailbox_sync_stats.dir - before.dir, 1);
+    UNIT_EQ_INT(mailbox_sync_stats.index - before.index, 1);
+    buf_fini(&b1);
+    buf_fini(&b2);
+    uint64_t commit = mailbox_header(mb)->commit;
+    struct mailbox_changes ch;
+    mailbox_changes_init(&ch);
+    UNIT_EQ_INT(mailbox_sync(other, 0, &ch), 0);
+    UNIT_EQ_INT(ch.n_new, 2);
+    /* the flush fails: NO to the client, no file, and the other session sees nothing new */
+    fail_points[0] = "index_sync";
+    mailbox_fault_hook = fail_sync;
+    fprintf(stderr, "(mailbox_io_error log lines expected)\n");
+    uint32_t uid = 99;
+    UNIT_EQ_INT(append_one(mb, "e3", 0, NULL, &uid), CF_E_IO);
+    UNIT_EQ_INT(uid, 0);
+    mailbox_fault_hook = NULL;
+    UNIT_EQ_INT(count_files(mailbox_dir(mb)), 2);
+    UNIT_EQ_INT(mailbox_sync(other, 0, &ch), 0);
+    UNIT_EQ_INT(ch.n_new, 0);
+    UNIT_EQ_INT(mailbox_header(other)->uidnext, 3);
+    UNIT_EQ_INT(mailbox_header(other)->commit, commit);
+    UNIT_EQ_INT(append_one(mb, "e3", 0, NULL, &uid), 0);
+    UNIT_EQ_INT(uid, 3);
+    /* the restore cannot be flushed either: the file stays, nobody adopts it */
+    fail_points[0] = "index_sync";
+    fail_points[1] = "restore_sync";
+    mailbox_fault_hook = fail_sync;
+    fprintf(stderr, "(mailbox_commit_uncertain log line expected)\n");
+    UNIT_EQ_INT(append_one(mb, "e4", 0, NULL, &uid), CF_E_IO);
+    mailbox_fault_hook = NULL;
+    fail_points[0] = fail_points[1] = NULL;
+    UNIT_EQ_INT(count_files(mailbox_dir(mb)), 4);
+    UNIT_EQ_INT(mailbox_sync(other, 0, &ch), 0);
+    UNIT_EQ_INT(ch.n_new, 1);   /* e3 only */
+    UNIT_EQ_INT(mailbox_header(other)->uidnext, 4);
+    /* the next writer flushes the index and removes the leftover (its uid is skipped) */
+    UNIT_EQ_INT(append_one(other, "e5", 0, NULL, &uid), 0);
+    UNIT_EQ_INT(uid, 5);
+    const char *p;
+    size_t len;
+    UNIT_EQ_INT(mailbox_message_map(other, 5, &p, &len), 0);
+    UNIT_CHECK(len > 10 && memmem(p, len, "this is e5", 10));
+    mailbox_message_unmap(p, len);
+    UNIT_EQ_INT(count_files(mailbox_dir(mb)), 4);
+    mailbox_changes_fini(&ch);
+    mailbox_close(&other);
+    mailbox_close(&mb);
+}
+
 static void test_big_cache_record(void)
 {
     char id[40];
@@ -987,8 +1124,10 @@ int main(void)
     test_orphan_corrupt();
     test_delete_rename();
     test_concurrent_append();
+    test_group_commit();
     test_reader_sync();
     test_crash_mid_commit();
+    test_failed_commit();
     test_big_cache_record();
     if (!unit_failed) rm_rf(tmpdir);
     else fprintf(stderr, "left %s for inspection\n", tmpdir);

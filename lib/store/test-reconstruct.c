@@ -220,7 +220,9 @@ int main(void)
     UNIT_EQ_INT(clean(part, uid), 0);
     free(ip);
 
-    /* 6. orphan file and a missing file, plus a damaged cache */
+    /* 6. a file above uidnext (an append killed before its commit: never acknowledged) and a
+     * missing file, plus a damaged cache: the file is not adopted (that would duplicate a
+     * message the MTA delivers again) nor reported by a dry run; reconstruct removes it */
     partition_new_uniqueid(uid);
     fill(part, uid, 0);
     char *p9 = path_in(part, uid, "9.");
@@ -230,28 +232,43 @@ int main(void)
     unlink(p4);
     char *cp = path_in(part, uid, "cache");
     flip(cp, CACHE_HEADER_SIZE + 10);
-    UNIT_EQ_INT(clean(part, uid), 3);   /* adopted, dropped, cache */
-    UNIT_EQ_INT(fix(part, uid, "message_adopted"), 3);
+    UNIT_EQ_INT(clean(part, uid), 2);   /* dropped, cache */
+    UNIT_EQ_INT(fix(part, uid, "record_dropped"), 2);
+    UNIT_CHECK(access(p9, F_OK) < 0);
     {
         struct mailbox *mb;
         UNIT_EQ_INT(mailbox_open(part, uid, "user/fred", &mb), 0);
-        UNIT_EQ_INT(mailbox_count(mb), 4);
+        UNIT_EQ_INT(mailbox_count(mb), 3);
         UNIT_EQ_INT(mailbox_uid(mb, 3), 5);
-        UNIT_EQ_INT(mailbox_uid(mb, 4), 9);
-        UNIT_EQ_INT(mailbox_header(mb)->uidnext, 10);
+        UNIT_EQ_INT(mailbox_header(mb)->uidnext, 6);
         struct index_record r;
-        UNIT_EQ_INT(mailbox_record(mb, 9, &r), 1);
-        UNIT_EQ_INT(r.size, strlen(t9));
+        UNIT_EQ_INT(mailbox_record(mb, 9, &r), 0);
         uint64_t want = 0;
         for (uint32_t u = 1; u <= 9; u++) {
             struct index_record r2;
             if (mailbox_record(mb, u, &r2) == 1 && !(r2.flags & FLAG_EXPUNGED)) want += r2.size;
         }
         UNIT_EQ_INT(mailbox_header(mb)->quota_used, want);
-        UNIT_EQ_INT(mailbox_header(mb)->exists, 4);
+        UNIT_EQ_INT(mailbox_header(mb)->exists, 3);
         mailbox_close(&mb);
     }
     UNIT_EQ_INT(clean(part, uid), 0);
+    /* the mailbox's next writer skips such a file at uidnext and removes it; one further up
+     * stays (ignored by the check) until a commit reaches it or reconstruct runs */
+    file_write_atomic(p9, t9, strlen(t9), 0600);
+    char *p6 = path_in(part, uid, "6.");
+    file_write_atomic(p6, t9, strlen(t9), 0600);
+    {
+        struct mailbox *mb;
+        UNIT_EQ_INT(mailbox_open(part, uid, "user/fred", &mb), 0);
+        struct mailbox_msg m = { "x\r\n\r\ny\r\n", 8, -1, 0, 0, NULL, 0 };
+        UNIT_EQ_INT(mailbox_append(mb, &m, 1, NULL), 0);
+        UNIT_EQ_INT(m.uid, 7);
+        mailbox_close(&mb);
+    }
+    UNIT_CHECK(access(p6, F_OK) < 0);
+    UNIT_EQ_INT(clean(part, uid), 0);
+    free(p6);
     free(p9);
     free(t9);
     free(p4);

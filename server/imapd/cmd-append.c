@@ -241,6 +241,8 @@ void cmd_append(struct client *c, const struct imap_command *cmd)
         switch (r) {
         case CF_E_QUOTA: client_tagged(c, cmd->tag, "NO [OVERQUOTA] Quota exceeded"); break;
         case CF_E_LIMIT: client_tagged(c, cmd->tag, "NO [LIMIT] Too many keywords in the mailbox"); break;
+        /* RFC 5530 section 3: a write or flush failed (EIO, ENOSPC); nothing was committed */
+        case CF_E_IO: client_tagged(c, cmd->tag, "NO [UNAVAILABLE] The mail store could not write; try again"); break;
         default: client_tagged(c, cmd->tag, "NO [SERVERBUG] Internal error"); break;
         }
         goto done;

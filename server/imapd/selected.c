@@ -427,6 +427,10 @@ void selected_reply_error(struct client *c, const char *tag, int r)
     case CF_E_AGAIN:
         client_tagged(c, tag, "NO [UNAVAILABLE] Temporary failure; try again");
         break;
+    case CF_E_IO:
+        /* RFC 5530 section 3: a write or flush failed (EIO, ENOSPC); nothing was committed */
+        client_tagged(c, tag, "NO [UNAVAILABLE] The mail store could not write; try again");
+        break;
     default:
         /* the store logged the detail (mailbox, call, errno); the client gets no paths */
         client_tagged(c, tag, "NO [SERVERBUG] Internal error");
