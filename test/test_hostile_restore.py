@@ -141,7 +141,7 @@ class HostileRestore(SharedCofferTestCase):
 
     def test_m5_tar_entries(self):
         """'..', absolute names, symlinks, hard links and devices are refused; the mailbox
-        the manifest made is removed again."""
+        the manifest made and the Sieve script written before the bad entry are removed."""
         man = manifest("t1", [box("user/t1", 1, [["t1", ALL]], 0)])
         good = ({"name": "mailboxes/0/1.eml"}, message(1))
         bad = [
@@ -156,7 +156,9 @@ class HostileRestore(SharedCofferTestCase):
         ]
         for entry in bad:
             with self.subTest(entry=entry[0]["name"]):
-                dump = make_tar(man, [(dict(good[0]), good[1]), (dict(entry[0]), entry[1])])
+                dump = make_tar(man, [(dict(good[0]), good[1]),
+                                      ({"name": "sieve/fine.sieve"}, b"keep;\n"),
+                                      (dict(entry[0]), entry[1])])
                 self.assert_refused(dump, "t1", r"refused")
         self.assertFalse(os.path.exists("/tmp/coffer-restore-escape"))
         self.assertFalse(os.path.exists("/tmp/coffer-restore-abs"))

@@ -788,6 +788,7 @@ int cmd_restore(struct tool *t)
     FILE *in = stdin;
     struct tar_entry e;
     struct buf data = BUF_INIT, name = BUF_INIT, acltext = BUF_INIT;
+    struct strarr new_scripts = STRARR_INIT;    /* Sieve scripts this run created */
     struct jval man;
     memset(&man, 0, sizeof man);
     struct store *st = NULL;
@@ -1015,11 +1016,13 @@ int cmd_restore(struct tool *t)
             }
             buf_fini(&serr);
             char *path = xasprintf("%s/%s", sdir, e.name + 6);
+            int had = access(path, F_OK) == 0;
             if (mkdir_p(sdir, 0700) < 0 || file_write_atomic(path, data.s ? data.s : "", data.len, 0600) < 0) {
                 tool_error(t, "cannot write %s", path);
                 rc = EXIT_FAIL;
             } else {
                 nscripts++;
+                if (!had) strarr_add(&new_scripts, path);
             }
             free(path);
             continue;
@@ -1033,6 +1036,7 @@ int cmd_restore(struct tool *t)
     }
     if (refused) {
         restore_undo(st, boxes, nbox);
+        for (size_t i = 0; i < new_scripts.count; i++) unlink(new_scripts.v[i]);
         free(sdir);
         goto out;
     }
@@ -1109,6 +1113,7 @@ out:
     }
     free(boxes);
     buf_fini(&acltext);
+    strarr_fini(&new_scripts);
     jfree(&man);
     buf_fini(&data);
     buf_fini(&name);
