@@ -11,8 +11,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from coffer_harness import main, wait_for  # noqa: E402
-from test_lmtp_lib import (LMTP_SERVICES, LmtpCase, coffer_cmd, dotstuff, make_msg,  # noqa: E402
-                           mailbox_list, message)
+from test_lmtp_lib import (LMTP_SERVICES, LmtpCase, add_user, coffer_cmd, dotstuff,  # noqa: E402
+                           make_msg, mailbox_list, message)
 
 
 def mailbox_dir(spool, name):
@@ -98,6 +98,72 @@ class HostileCrash(LmtpCase):
         self.assertEqual(message_files(d), sorted(u for u, _, _ in got))
         r = coffer_cmd(co, "reconstruct", box)
         self.assertEqual(len(mailbox_list(co, box)), warm + acked + 1)
+        r = coffer_cmd(co, "check")
+        self.assertEqual(r.returncode, 0, r.stdout.decode() + r.stderr.decode())
+
+
+IMAP_SERVICES = [("imap", "imapd", "starttls", False)]
+
+
+class HostileCrashImap(LmtpCase):
+    coffer_kwargs = {"services": IMAP_SERVICES,
+                     "global_settings": {"respawn_limit": "1000", "respawn_pause": "1s",
+                                         "allow_plaintext": "yes"}}
+    users = ("appender",)
+
+    def login(self):
+        c = self.coffer.connect("imap", timeout=60)
+        self.addCleanup(c.close)
+        c.readline()
+        tagged, _ = c.imap("a1", "LOGIN appender secret")
+        self.assertIn(b"OK", tagged)
+        return c
+
+    def test_m7_killed_imap_append_leaves_no_duplicate(self):
+        co = self.coffer
+        box = "user/appender"
+        c = self.login()
+        msg = make_msg("first@x", subject="first")
+        c.send(b"a2 APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+        self.assertIn(b"OK", c.read_tagged("a2")[0])
+        d = wait_for(lambda: mailbox_dir(co.spool, box), 5, what="mailbox directory")
+        body = (b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-+\r\n") * 300000
+        killed_msg = None
+        acked = 0
+        for attempt in range(6):
+            msg = make_msg("big%d@x" % attempt, subject="big %d" % attempt, body=body)
+            before = set(message_files(d))
+            c = self.login()
+            w = wait_for(lambda: co.worker_for(c), 5, what="worker of connection")
+            # LITERAL+ (RFC 7888): the whole command in one go, no continuation to wait for
+            c.send(b"a3 APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+            deadline = time.monotonic() + 60
+            new = set()
+            while time.monotonic() < deadline and not new:
+                new = set(message_files(d)) - before
+            os.kill(w.pid, signal.SIGKILL)
+            try:
+                tagged, _ = c.read_tagged("a3", timeout=10)
+            except (AssertionError, EOFError, OSError):
+                tagged = None
+            if tagged and b"OK" in tagged:
+                acked += 1
+                continue
+            self.assertTrue(new, "no message file appeared before the kill")
+            killed_msg = msg
+            break
+        self.assertIsNotNone(killed_msg, "every kill came after the reply")
+        co.stop()
+        co.start()
+        r = coffer_cmd(co, "check")
+        self.assertEqual(r.returncode, 0, r.stdout.decode() + r.stderr.decode())
+        # the client, told nothing, appends it again: stored once
+        c = self.login()
+        c.send(b"a4 APPEND INBOX {%d+}\r\n" % len(killed_msg) + killed_msg + b"\r\n")
+        self.assertIn(b"OK", c.read_tagged("a4", timeout=60)[0])
+        got = mailbox_list(co, box)
+        self.assertEqual(len(got), 1 + acked + 1)
+        self.assertEqual(message_files(d), sorted(u for u, _, _ in got))
         r = coffer_cmd(co, "check")
         self.assertEqual(r.returncode, 0, r.stdout.decode() + r.stderr.decode())
 

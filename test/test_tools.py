@@ -213,7 +213,10 @@ class Tools(SharedCofferTestCase):
         self.chown(orphan)
         os.unlink(os.path.join(d, "2."))
         probs = self.problems()
-        self.assertIn(("user/t4", "message_adopted"), probs)
+        # 50 is above the committed uidnext of an intact index: the file of an append killed
+        # before its commit, never acknowledged; not adopted (it would be a duplicate of the
+        # redelivery) nor a problem, and reconstruct removes it (M7)
+        self.assertNotIn(("user/t4", "message_adopted"), probs)
         self.assertIn(("user/t4", "record_dropped"), probs)
         # a live session sees the repair
         live = self.coffer.imap()
@@ -221,19 +224,19 @@ class Tools(SharedCofferTestCase):
         live.select("INBOX")
         changes = self.reconstruct("--user", "t4")
         self.assertEqual({(r["change"], r["detail"].split(":")[0]) for r in changes},
-                         {("message_adopted", "uid 50"), ("record_dropped", "uid 2")})
+                         {("record_dropped", "uid 2")})
+        self.assertFalse(os.path.exists(orphan))
         typ, data = live.noop()
         self.assertEqual(typ, "OK")
         typ, data = live.uid("FETCH", "1:*", "(UID)")
         self.assertEqual(sorted(int(re.search(rb"UID (\d+)", x).group(1)) for x in data),
-                         [1, 4, 5, 6, 50])
+                         [1, 4, 5, 6])
         live.logout()
         self.assert_clean()
         after = snapshot(self.coffer, "t4")
         b = dict(before["INBOX"][1])
         del b[2]
         a = dict(after["INBOX"][1])
-        self.assertEqual(a.pop(50)[2], body)
         self.assertEqual(a, b)
         self.assertEqual(after["Work"], before["Work"])
 

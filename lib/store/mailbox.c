@@ -1488,6 +1488,29 @@ done:
 
 /* ---- store ---- */
 
+/* save_record: remember record pos as it is now (its raw bytes), to put back if the commit
+ * that rewrites it in place fails. */
+static void save_record(struct mailbox *mb, struct buf *undo, uint32_t pos)
+{
+    unsigned char p[4];
+    le_put32(p, pos);
+    buf_append(undo, p, sizeof p);
+    buf_append(undo, mb->map + index_record_offset(pos), INDEX_RECORD_SIZE);
+}
+
+/* undo_records: after a failed commit (write_header put the header slot back), put back the
+ * records it had rewritten in place, so that nothing of a change the client was refused
+ * shows (the intent marker would otherwise make the next lock recount and commit them). Best
+ * effort: a record that cannot be written back stays changed, and is counted in. */
+static void undo_records(struct mailbox *mb, const struct buf *undo)
+{
+    for (size_t off = 0; off + 4 + INDEX_RECORD_SIZE <= undo->len; off += 4 + INDEX_RECORD_SIZE) {
+        const unsigned char *e = (const unsigned char *)undo->s + off;
+        if (pwrite_all(mb->index_fd, e + 4, INDEX_RECORD_SIZE, index_record_offset(le_get32(e))) < 0)
+            io_error(mb, "pwrite", mb->index_path);
+    }
+}
+
 int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
                   const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r)
 {
@@ -1496,6 +1519,7 @@ int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
     int kbits[INDEX_MAX_KEYWORDS];
     size_t nk = 0;
     int r = 0, changed = 0;
+    struct buf undo = BUF_INIT;
     int took = lock(mb, LOCK_EX);
     if (took < 0) {
         r = took;
@@ -1543,6 +1567,7 @@ int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
         unsigned char raw[INDEX_RECORD_SIZE];
         index_record_encode(&nr, raw);
         if (!changed && (r = write_intent(mb)) < 0) goto done;
+        save_record(mb, &undo, (uint32_t)pos);
         if (pwrite_all(mb->index_fd, raw, sizeof raw, index_record_offset((uint32_t)pos)) < 0) {
             r = io_error(mb, "pwrite", mb->index_path);
             goto done;
@@ -1555,6 +1580,8 @@ int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
         r = write_header(mb, &nh);
     }
 done:
+    if (r < 0) undo_records(mb, &undo);
+    buf_fini(&undo);
     unlock(mb, took);
 out:
     if (r < 0) {
@@ -1575,6 +1602,7 @@ int mailbox_expunge(struct mailbox *mb, const uint32_t *uids, size_t n, uint32_t
     uint32_t *gone = NULL;
     size_t ngone = 0, agone = 0;
     int r = 0;
+    struct buf undo = BUF_INIT;
     if (count_r) *count_r = 0;
     int took = lock(mb, LOCK_EX);
     if (took < 0) return took;
@@ -1597,6 +1625,7 @@ int mailbox_expunge(struct mailbox *mb, const uint32_t *uids, size_t n, uint32_t
         unsigned char enc[INDEX_RECORD_SIZE];
         index_record_encode(&rec, enc);
         if (!ngone && (r = write_intent(mb)) < 0) goto done;
+        save_record(mb, &undo, (uint32_t)pos);
         if (pwrite_all(mb->index_fd, enc, sizeof enc, index_record_offset((uint32_t)pos)) < 0) {
             r = io_error(mb, "pwrite", mb->index_path);
             goto done;
@@ -1611,6 +1640,8 @@ int mailbox_expunge(struct mailbox *mb, const uint32_t *uids, size_t n, uint32_t
     unlink_messages(mb, gone, ngone);
     if (count_r) *count_r = (uint32_t)ngone;
 done:
+    if (r < 0) undo_records(mb, &undo);
+    buf_fini(&undo);
     unlock(mb, took);
     free(gone);
     return r;

@@ -625,6 +625,7 @@ static void test_group_commit(void)
             close(p[0]);
             struct mailbox *mb;
             if (mailbox_open(part1, id, NULL, &mb) < 0) _exit(2);
+            memset(&mailbox_sync_stats, 0, sizeof mailbox_sync_stats);   /* the parent's */
             uint32_t last = 0;
             for (int i = 0; i < PER_CHILD; i++) {
                 char tag[32];
@@ -1070,6 +1071,29 @@ static void test_failed_commit(void)
     UNIT_EQ_INT(mailbox_message_map(other, 5, &p, &len), 0);
     UNIT_CHECK(len > 10 && memmem(p, len, "this is e5", 10));
     mailbox_message_unmap(p, len);
+    UNIT_EQ_INT(count_files(mailbox_dir(mb)), 4);
+    /* STORE and EXPUNGE rewrite records in place: a failed flush puts them back too */
+    uint32_t one = 1;
+    struct mailbox_store del = { STORE_ADD, FLAG_DELETED | FLAG_SEEN, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(mb, &one, 1, &del, NULL, NULL), 0);
+    uint64_t modseq = mailbox_header(mb)->highestmodseq;
+    fail_points[0] = "index_sync";
+    mailbox_fault_hook = fail_sync;
+    struct mailbox_store flag = { STORE_ADD, FLAG_FLAGGED, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(mb, &one, 1, &flag, NULL, NULL), CF_E_IO);
+    uint32_t count = 99;
+    UNIT_EQ_INT(mailbox_expunge(mb, &one, 1, &count), CF_E_IO);
+    mailbox_fault_hook = NULL;
+    fail_points[0] = NULL;
+    mailbox_close(&other);
+    UNIT_EQ_INT(mailbox_open(part1, id, NULL, &other), 0);
+    struct index_record rec;
+    UNIT_EQ_INT(mailbox_record(other, 1, &rec), 1);
+    UNIT_EQ_INT(rec.flags, FLAG_DELETED | FLAG_SEEN);
+    UNIT_EQ_INT(rec.modseq, modseq);
+    UNIT_EQ_INT(mailbox_header(other)->exists, 4);
+    UNIT_EQ_INT(mailbox_header(other)->flagged, 0);
+    UNIT_EQ_INT(mailbox_header(other)->highestmodseq, modseq);
     UNIT_EQ_INT(count_files(mailbox_dir(mb)), 4);
     mailbox_changes_fini(&ch);
     mailbox_close(&other);

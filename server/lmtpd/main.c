@@ -7,6 +7,7 @@
 #include "core/xmalloc.h"
 #include "net/stream.h"
 #include "auth/sasl.h"
+#include "store/mailbox.h"
 #include "store/store.h"
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ static int lmtpd_init(const struct config *cfg, const struct config_service *svc
 static void lmtpd_session(struct worker_session *ws)
 {
     struct client *c = client_new(ws);
+    const struct mailbox_sync_stats s0 = mailbox_sync_stats;
     stream_set_timeout(c->stream, (int)config_int(ws->cfg, CFG_IDLE_TIMEOUT));
     stream_set_max_line(c->stream, (size_t)config_int(ws->cfg, CFG_MAX_LINE));
     client_reply(c, "220 %s LMTP Coffer ready", lmtpd_hostname());
@@ -68,6 +70,13 @@ static void lmtpd_session(struct worker_session *ws)
     }
     buf_fini(&line);
     stream_flush(c->stream);
+    /* what durability cost the session's deliveries (coffer-store(5), Crash safety): file
+     * fsyncs, directory fsyncs made and skipped (group commit), index flushes */
+    const struct mailbox_sync_stats *s1 = &mailbox_sync_stats;
+    log_debug("session_syncs", "file=%llu dir=%llu dir_shared=%llu index=%llu",
+              (unsigned long long)(s1->file - s0.file), (unsigned long long)(s1->dir - s0.dir),
+              (unsigned long long)(s1->dir_shared - s0.dir_shared),
+              (unsigned long long)(s1->index - s0.index));
     ws->end_reason = c->end_reason;   /* worker_main logs the disconnect line */
     client_free(&c);
 }
