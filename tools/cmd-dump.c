@@ -8,6 +8,8 @@
 #include "core/error.h"
 #include "core/fileutil.h"
 #include "core/xmalloc.h"
+#include "sieve/sieve.h"
+#include "store/acl.h"
 #include "store/mboxname.h"
 #include "store/partition.h"
 #include "store/reconstruct.h"
@@ -26,6 +28,12 @@
 #define DUMP_FORMAT "coffer-dump"
 #define DUMP_VERSION 1
 #define MANIFEST_MAX (512u << 20)
+/* Restore takes a dump from anywhere, so every count in the manifest is bounded (review M5):
+ * far above what a real account holds, far below what exhausts memory. */
+#define RESTORE_MAX_BOXES 100000
+#define RESTORE_MAX_MSGS 50000000
+#define RESTORE_MAX_ACL 256
+#define RESTORE_MAX_SUBS 100000
 
 static const struct { uint32_t bit; const char *name; } sysflags[] = {
     { FLAG_SEEN, "\\Seen" }, { FLAG_ANSWERED, "\\Answered" }, { FLAG_FLAGGED, "\\Flagged" },
@@ -368,16 +376,66 @@ static int sieve_name_ok(const char *n)
     return 1;
 }
 
-/* map_name: a name of the dumped user's (user/OLD...) for the new user, into out. */
-static void map_name(const char *name, const char *olduser, const char *newuser, struct buf *out)
+/* map_name: a name of the dumped user's (user/OLD...) for the new user, into out. Returns 1
+ * when it was one of the dumped user's (mapped), 0 otherwise (out holds name unchanged). */
+static int map_name(const char *name, const char *olduser, const char *newuser, struct buf *out)
 {
     buf_reset(out);
     size_t ol = strlen(olduser);
     if (!strncmp(name, "user/", 5) && !strncmp(name + 5, olduser, ol) &&
-        (name[5 + ol] == '\0' || name[5 + ol] == '/'))
+        (name[5 + ol] == '\0' || name[5 + ol] == '/')) {
         buf_printf(out, "user/%s%s", newuser, name + 5 + ol);
-    else
-        buf_appends(out, name);
+        return 1;
+    }
+    buf_appends(out, name);
+    return 0;
+}
+
+/* restore_acl: the manifest's ACL of one mailbox as ACL text (acl.h) into out, the dumped
+ * user's entries given to newuser. Every identifier and every rights string is checked as
+ * SETACL would (a tab or an odd identifier would corrupt the stored text). 0, or -1 with the
+ * reason in why. */
+static int restore_acl(const struct jval *aj, const char *olduser, const char *newuser,
+                       struct buf *out, const char **why)
+{
+    buf_reset(out);
+    if (!aj || aj->t == J_NULL) return 0;
+    if (aj->t != J_ARR) { *why = "the ACL is not a list"; return -1; }
+    if (aj->n > RESTORE_MAX_ACL) { *why = "the ACL has too many entries"; return -1; }
+    for (size_t k = 0; k < aj->n; k++) {
+        const struct jval *pair = &aj->v[k];
+        if (pair->t != J_ARR || pair->n != 2 || pair->v[0].t != J_STR || pair->v[1].t != J_STR) {
+            *why = "an ACL entry is not a pair of strings";
+            return -1;
+        }
+        const char *ident = pair->v[0].str;
+        int neg = ident[0] == '-';
+        ident += neg;
+        if (!strcmp(ident, olduser)) ident = newuser;
+        unsigned mask = 0;
+        const char *rights = pair->v[1].str;
+        if (!acl_ident_valid(ident) || strlen(rights) > 64 ||
+            acl_parse_rights(rights, strlen(rights), 1, &mask) < 0) {
+            *why = "an ACL entry has an invalid identifier or rights";
+            return -1;
+        }
+        char letters[16];
+        buf_printf(out, "%s%s\t%s\t", neg ? "-" : "", ident, acl_format_rights(mask, letters));
+    }
+    return 0;
+}
+
+/* entry_name_ok: a tar entry name restore may look at: relative, no ".." component. */
+static int entry_name_ok(const char *n)
+{
+    if (n[0] == '/') return 0;
+    for (const char *p = n; *p; ) {
+        size_t l = strcspn(p, "/");
+        if (l == 2 && p[0] == '.' && p[1] == '.') return 0;
+        p += l;
+        if (*p == '/') p++;
+    }
+    return 1;
 }
 
 /* One mailbox of the manifest as it is being restored. */
@@ -389,10 +447,13 @@ struct rbox {
     char *dir;
     int lock_fd;
     int done;
+    int existed;              /* the empty mailbox was there before: never changed but filled */
+    int created;              /* made by this restore: removed again if the restore is refused */
     uint8_t *got;             /* per manifest message: its file arrived */
 };
 
-static int finish_box(struct tool *t, struct rbox *b, size_t *nmsgs, size_t *missing)
+static int finish_box(struct tool *t, struct store *st, struct rbox *b, size_t *nmsgs,
+                      size_t *missing)
 {
     const struct jval *msgs = jget(b->j, "messages");
     size_t n = msgs && msgs->t == J_ARR ? msgs->n : 0;
@@ -425,6 +486,11 @@ static int finish_box(struct tool *t, struct rbox *b, size_t *nmsgs, size_t *mis
     }
     r = reconstruct_import(b->ppath, b->uniqueid, (uint32_t)jnum(b->j, "uidvalidity", 0),
                            (uint32_t)jnum(b->j, "uidnext", 1), (uint64_t)jnum(b->j, "highestmodseq", 1), im, k);
+    /* UIDVALIDITY only ever rises per name: later creates must stay above the restored value */
+    if (r == 0) {
+        int u = mboxlist_raise_uidvalidity(st->mboxlist, NULL, (uint32_t)jnum(b->j, "uidvalidity", 0), NULL);
+        if (u < 0) tool_error(t, "%s: cannot raise the UIDVALIDITY counter: %s", b->name, cf_strerror(u));
+    }
     *nmsgs += k;
 out:
     if (r < 0) tool_error(t, "%s: cannot write its index: %s", b->name, cf_strerror(r));
@@ -451,6 +517,17 @@ static int write_message(FILE *in, const struct tar_entry *e, const char *dir, u
     return r;
 }
 
+/* restore_undo: a refused dump leaves nothing behind: the mailboxes it created are deleted
+ * (children first: they come after their parents in the manifest). */
+static void restore_undo(struct store *st, struct rbox *boxes, size_t nbox)
+{
+    for (size_t i = nbox; i-- > 0; ) {
+        if (boxes[i].lock_fd >= 0) close(boxes[i].lock_fd);
+        boxes[i].lock_fd = -1;
+        if (boxes[i].created) store_delete(st, boxes[i].name);
+    }
+}
+
 int cmd_restore(struct tool *t)
 {
     const char *newuser = NULL;
@@ -465,7 +542,8 @@ int cmd_restore(struct tool *t)
     }
     FILE *in = stdin;
     struct tar_entry e;
-    struct buf data = BUF_INIT, name = BUF_INIT;
+    struct buf data = BUF_INIT, name = BUF_INIT, acltext = BUF_INIT;
+    struct strarr new_scripts = STRARR_INIT;    /* Sieve scripts this run created */
     struct jval man;
     memset(&man, 0, sizeof man);
     struct store *st = NULL;
@@ -477,6 +555,8 @@ int cmd_restore(struct tool *t)
         rc = EXIT_USAGE;
         goto out;
     }
+    /* jvalue's strtoll reads until a non-digit: the NUL stops it at the end of the buffer */
+    buf_cstr(&data);
     struct jparser jp = { data.s, data.s + data.len, 0 };
     if (jvalue(&jp, &man) < 0 || man.t != J_OBJ || !jstr(&man, "format") ||
         strcmp(jstr(&man, "format"), DUMP_FORMAT) || jnum(&man, "version", 0) != DUMP_VERSION ||
@@ -486,6 +566,11 @@ int cmd_restore(struct tool *t)
         goto out;
     }
     const char *olduser = jstr(&man, "user");
+    if (mboxname_valid_user(olduser) != 0 || strchr(olduser, '/')) {
+        tool_error(t, "manifest.json: '%s' is not a valid user name", olduser);
+        rc = EXIT_USAGE;
+        goto out;
+    }
     if (!newuser) newuser = olduser;
     if (mboxname_valid_user(newuser) != 0 || strchr(newuser, '/')) {
         tool_error(t, "'%s' is not a valid user name", newuser);
@@ -495,22 +580,56 @@ int cmd_restore(struct tool *t)
     if ((rc = tool_store_open(t, &st))) goto out;
     const struct jval *mboxes = jget(&man, "mailboxes");
     nbox = mboxes && mboxes->t == J_ARR ? mboxes->n : 0;
+    const struct jval *subs = jget(&man, "subscriptions");
+    if (nbox > RESTORE_MAX_BOXES || (subs && subs->t == J_ARR && subs->n > RESTORE_MAX_SUBS)) {
+        tool_error(t, "manifest.json: more than %d mailboxes or subscriptions", RESTORE_MAX_BOXES);
+        rc = EXIT_USAGE;
+        goto out;
+    }
     boxes = xzmalloc((nbox ? nbox : 1) * sizeof *boxes);
-    /* 1. every target must be new, or an empty mailbox never used (an INBOX made by delivery) */
+    for (size_t i = 0; i < nbox; i++) boxes[i].lock_fd = -1;
+    /* 1. Check everything before changing anything. Every name must be one of the dumped
+     * user's, restored under user/NEWUSER: a dump is data from outside, and may not create
+     * mailboxes in other users' or the shared namespace (review M5). Every target must be new,
+     * or an empty mailbox never used (an INBOX made by delivery). */
+    size_t total_msgs = 0;
     for (size_t i = 0; i < nbox; i++) {
         struct rbox *b = &boxes[i];
         b->j = &mboxes->v[i];
-        b->lock_fd = -1;
         const char *on = jstr(b->j, "name");
         if (!on || !jstr(b->j, "dir")) {
             tool_error(t, "manifest.json: mailbox %zu has no name or dir", i);
             rc = EXIT_USAGE;
             goto out;
         }
-        map_name(on, olduser, newuser, &name);
+        if (!map_name(on, olduser, newuser, &name) || mboxname_valid(buf_cstr(&name)) != 0) {
+            tool_error(t, "manifest.json: mailbox '%s' is not one of user %s's: a dump restores "
+                       "only into user/%s (nothing was restored)", on, olduser, newuser);
+            rc = EXIT_USAGE;
+            goto out;
+        }
         b->name = xstrdup(buf_cstr(&name));
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(boxes[k].name, b->name)) {
+                tool_error(t, "manifest.json: mailbox %s is listed twice", b->name);
+                rc = EXIT_USAGE;
+                goto out;
+            }
+        const char *why = NULL;
+        if (restore_acl(jget(b->j, "acl"), olduser, newuser, &acltext, &why) < 0) {
+            tool_error(t, "manifest.json: mailbox %s: %s (nothing was restored)", b->name, why);
+            rc = EXIT_USAGE;
+            goto out;
+        }
         const struct jval *msgs = jget(b->j, "messages");
-        b->got = xzmalloc(msgs && msgs->t == J_ARR && msgs->n ? msgs->n : 1);
+        size_t nm = msgs && msgs->t == J_ARR ? msgs->n : 0;
+        total_msgs += nm;
+        if (total_msgs > RESTORE_MAX_MSGS) {
+            tool_error(t, "manifest.json: more than %d messages", RESTORE_MAX_MSGS);
+            rc = EXIT_USAGE;
+            goto out;
+        }
+        b->got = xzmalloc(nm ? nm : 1);
         struct index_header h;
         int sr = store_status(st, b->name, &h);
         if (sr == 0 && (h.exists || h.uidnext != 1)) {
@@ -518,43 +637,29 @@ int cmd_restore(struct tool *t)
             rc = EXIT_EXISTS;
             goto out;
         }
+        b->existed = sr == 0;
         if (sr < 0 && sr != CF_E_NOTFOUND) {
             tool_error(t, "%s: %s", b->name, cf_strerror(sr));
             rc = tool_exit_for(sr);
             goto out;
         }
     }
-    /* 2. create them, with their ACL (the old owner's entries become the new owner's) */
+    /* 2. create them, with their ACL (the old owner's entries become the new owner's). An
+     * empty mailbox that exists (an INBOX made by delivery) keeps its own ACL and flags: the
+     * dump's ACL replaced it before, so a crafted dump could grant a stranger all rights on a
+     * new account's INBOX (review M5). */
     for (size_t i = 0; i < nbox; i++) {
         struct rbox *b = &boxes[i];
-        struct buf acl = BUF_INIT, id = BUF_INIT;
-        const struct jval *aj = jget(b->j, "acl");
-        for (size_t k = 0; aj && aj->t == J_ARR && k < aj->n; k++) {
-            const struct jval *pair = &aj->v[k];
-            if (pair->t != J_ARR || pair->n != 2 || pair->v[0].t != J_STR || pair->v[1].t != J_STR) continue;
-            const char *ident = pair->v[0].str;
-            if (!strcmp(ident, olduser)) ident = newuser;
-            if (strpbrk(ident, "\t\r\n") || strpbrk(pair->v[1].str, "\t\r\n")) continue;
-            buf_printf(&acl, "%s\t%s\t", ident, pair->v[1].str);
-        }
+        const char *why = NULL;
+        restore_acl(jget(b->j, "acl"), olduser, newuser, &acltext, &why);
         const char *su = jstr(b->j, "special_use");
-        r = store_create(st, b->name, NULL, buf_cstr(&acl), su && *su ? su : NULL, STORE_CREATE_PARENTS);
-        if (r == CF_E_EXISTS) {
-            /* the empty one checked above: take the dump's ACL and special-use */
-            struct mboxlist_entry me;
-            mboxlist_entry_init(&me);
-            r = store_lookup(st, b->name, &me);
-            if (r == 1) {
-                free(me.acl);
-                me.acl = xstrdup(buf_cstr(&acl));
-                free(me.flags);
-                me.flags = xstrdup(su ? su : "");
-                r = mboxlist_update(st->mboxlist, NULL, b->name, &me);
-            }
-            mboxlist_entry_fini(&me);
+        if (b->existed) {
+            r = 0;
+        } else {
+            r = store_create(st, b->name, NULL, buf_cstr(&acltext), su && *su ? su : NULL,
+                             STORE_CREATE_PARENTS);
+            if (r == 0) b->created = 1;
         }
-        buf_fini(&acl);
-        buf_fini(&id);
         if (r < 0) {
             tool_error(t, "cannot create %s: %s", b->name, cf_strerror(r));
             rc = tool_exit_for(r);
@@ -581,10 +686,20 @@ int cmd_restore(struct tool *t)
     /* 3. the files: messages (mailbox by mailbox, each under its write lock), scripts */
     const struct jval *sieve = jget(&man, "sieve");
     char *sdir = sieve_dir(t->cfg, newuser);
-    int cur = -1, tr;
+    int cur = -1, tr, refused = 0;
+    uint64_t max_msg = (uint64_t)config_int(t->cfg, CFG_MAX_LITERAL);
     while ((tr = tar_next(in, &e)) == 1) {
         unsigned long bi = 0, uid = 0;
         char tail[8] = "";
+        /* Names are never used as paths (files go to paths made from numbers), but a dump
+         * with absolute names, "..", links or devices was not written by coffer dump. */
+        if (!entry_name_ok(e.name) || strchr("1234567", e.type)) {
+            tool_error(t, "%s: a link, device, absolute name or '..' in the dump: refused "
+                       "(nothing was restored)", e.name);
+            rc = EXIT_USAGE;
+            refused = 1;
+            break;
+        }
         if (e.type != '0') {
             tar_copy(in, &e, -1);   /* directories and the like: nothing of ours */
             continue;
@@ -593,7 +708,7 @@ int cmd_restore(struct tool *t)
             uid < UINT32_MAX) {
             struct rbox *b = &boxes[bi];
             if ((int)bi != cur) {
-                if (cur >= 0 && finish_box(t, &boxes[cur], &nmsgs, &missing) < 0) { rc = EXIT_FAIL; break; }
+                if (cur >= 0 && finish_box(t, st, &boxes[cur], &nmsgs, &missing) < 0) { rc = EXIT_FAIL; break; }
                 if (b->done) {
                     tool_error(t, "%s: its messages are not together in the stream", e.name);
                     rc = EXIT_USAGE;
@@ -615,6 +730,14 @@ int cmd_restore(struct tool *t)
                 tar_copy(in, &e, -1);
                 continue;
             }
+            if (e.size > max_msg) {
+                tool_error(t, "%s: %llu bytes, more than max_literal (%llu): refused (nothing "
+                           "was restored)", e.name, (unsigned long long)e.size,
+                           (unsigned long long)max_msg);
+                rc = EXIT_USAGE;
+                refused = 1;
+                break;
+            }
             if (write_message(in, &e, b->dir, (uint32_t)uid) < 0) {
                 tool_error(t, "%s: cannot write %s: %s", b->name, e.name, strerror(errno));
                 rc = EXIT_FAIL;
@@ -626,13 +749,36 @@ int cmd_restore(struct tool *t)
         size_t nl = strlen(e.name);
         if (!strncmp(e.name, "sieve/", 6) && nl > 12 && !strcmp(e.name + nl - 6, ".sieve") &&
             !strchr(e.name + 6, '/') && e.name[6] != '.') {
-            if (tar_read(in, &e, &data, 16u << 20) < 0) { rc = EXIT_USAGE; break; }
+            char *stem = xstrndup(e.name + 6, nl - 12);
+            int ok = sieve_name_ok(stem);
+            free(stem);
+            if (!ok || e.size > SIEVE_MAX_SCRIPT) {
+                tool_error(t, "%s: not a valid Sieve script name, or larger than %d bytes: "
+                           "refused (nothing was restored)", e.name, SIEVE_MAX_SCRIPT);
+                rc = EXIT_USAGE;
+                refused = 1;
+                break;
+            }
+            if (tar_read(in, &e, &data, SIEVE_MAX_SCRIPT) < 0) { tr = -1; break; }
+            /* as PUTSCRIPT would: lmtpd runs it for every delivery */
+            struct buf serr = BUF_INIT;
+            if (memchr(data.s ? data.s : "", '\0', data.len) ||
+                sieve_check(buf_cstr(&data), &serr) < 0) {
+                tool_error(t, "%s: not a valid Sieve script, skipped: %s", e.name, buf_cstr(&serr));
+                buf_fini(&serr);
+                rc = EXIT_FAIL;
+                continue;
+            }
+            buf_fini(&serr);
             char *path = xasprintf("%s/%s", sdir, e.name + 6);
+            int had = access(path, F_OK) == 0;
             if (mkdir_p(sdir, 0700) < 0 || file_write_atomic(path, data.s ? data.s : "", data.len, 0600) < 0) {
                 tool_error(t, "cannot write %s", path);
                 rc = EXIT_FAIL;
+            } else {
+                nscripts++;
+                if (!had) strarr_add(&new_scripts, path);
             }
-            nscripts++;
             free(path);
             continue;
         }
@@ -643,12 +789,20 @@ int cmd_restore(struct tool *t)
         tool_error(t, "the tar stream is damaged or cut short");
         rc = EXIT_FAIL;
     }
+    if (refused) {
+        restore_undo(st, boxes, nbox);
+        for (size_t i = 0; i < new_scripts.count; i++) unlink(new_scripts.v[i]);
+        free(sdir);
+        goto out;
+    }
     /* mailboxes without messages in the stream still get their uidvalidity and uidnext */
     for (size_t i = 0; i < nbox; i++)
-        if (!boxes[i].done && finish_box(t, &boxes[i], &nmsgs, &missing) < 0) rc = EXIT_FAIL;
+        if (!boxes[i].done && finish_box(t, st, &boxes[i], &nmsgs, &missing) < 0) rc = EXIT_FAIL;
     /* 4. Sieve activation, subscriptions, quota */
     const char *act = jstr(sieve, "active");
-    if (act && nscripts && sieve_name_ok(act)) {
+    char *act_path = act ? xasprintf("%s/%s.sieve", sdir, act) : NULL;
+    /* only a script that was restored (and so passed sieve_check) */
+    if (act && nscripts && sieve_name_ok(act) && access(act_path, F_OK) == 0) {
         char *target = xasprintf("%s.sieve", act), *link = xasprintf("%s/active", sdir);
         char *tmp = xasprintf("%s/active.tmp.%d", sdir, (int)getpid());
         unlink(tmp);
@@ -661,11 +815,13 @@ int cmd_restore(struct tool *t)
         free(link);
         free(tmp);
     }
+    free(act_path);
     free(sdir);
-    const struct jval *subs = jget(&man, "subscriptions");
     for (size_t i = 0; subs && subs->t == J_ARR && i < subs->n; i++) {
         if (subs->v[i].t != J_STR) continue;
+        /* a subscription grants nothing: one to another user's shared folder stays */
         map_name(subs->v[i].str, olduser, newuser, &name);
+        if (mboxname_valid(buf_cstr(&name)) != 0) continue;
         if (subs_add(st->subs, NULL, newuser, buf_cstr(&name)) < 0) rc = EXIT_FAIL;
     }
     const struct jval *qj = jget(&man, "quota");
@@ -709,6 +865,8 @@ out:
         free(boxes[i].got);
     }
     free(boxes);
+    buf_fini(&acltext);
+    strarr_fini(&new_scripts);
     jfree(&man);
     buf_fini(&data);
     buf_fini(&name);

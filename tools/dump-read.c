@@ -35,8 +35,13 @@ int tar_next(FILE *f, struct tar_entry *e)
     else snprintf(e->name, sizeof e->name, "%s", name);
     memcpy(tmp, h + 124, 12);
     tmp[12] = 0;
+    /* plain octal only (no base-256 sizes): padded with spaces or NULs (review M5) */
+    size_t d = 0;
+    while (d < 12 && tmp[d] == ' ') d++;
+    if (d == 12 || tmp[d] < '0' || tmp[d] > '7') return -1;
     char *end;
-    e->size = strtoull(tmp, &end, 8);
+    e->size = strtoull(tmp + d, &end, 8);
+    if (*end && *end != ' ') return -1;
     e->type = h[156] ? (char)h[156] : '0';
     return 1;
 }
