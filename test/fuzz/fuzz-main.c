@@ -15,15 +15,19 @@
  * separated by ':'). Files named
  * on the command line are run as they are (a crash reproducer from `make fuzz`, for example).
  * The rounds default to FUZZ_ROUNDS (or 200000) and the time to FUZZ_SECONDS (or 1.5): a
- * different budget per run only changes how far the same sequence gets. */
+ * different budget per run only changes how far the same sequence gets. An input that kills
+ * the target is saved as crash-NAME in the current directory. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef FUZZ_ROUNDS
 #define FUZZ_ROUNDS 200000
@@ -119,13 +123,45 @@ static int load_dir(const char *dir)
     return r;
 }
 
+/* The input being run, written to crash-NAME in the current directory when the target dies
+ * (a sanitizer report, or a failed FUZZ_ASSERT's abort), to be replayed as `fuzz-NAME FILE`. */
+static const uint8_t *cur_data;
+static size_t cur_len;
+static char crash_file[300];
+
+static void save_input(void)
+{
+    if (!cur_data) return;
+    int fd = open(crash_file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return;
+    ssize_t w = write(fd, cur_data, cur_len);
+    close(fd);
+    static const char msg[] = "fuzz: the input is saved as ";
+    if (w >= 0 && write(2, msg, sizeof msg - 1) > 0 && write(2, crash_file, strlen(crash_file)) > 0)
+        w = write(2, "\n", 1);
+    (void)w;
+}
+
+static void on_abort(int sig)
+{
+    save_input();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Provided by the sanitizer runtimes: called before they end the process on an error. */
+void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
+
 /* run: pass a private copy, so that reading past the end is caught by the sanitizers. */
 static void run(const uint8_t *data, size_t len)
 {
     uint8_t *copy = malloc(len ? len : 1);
     if (!copy) abort();
     if (len) memcpy(copy, data, len);
+    cur_data = copy;
+    cur_len = len;
     LLVMFuzzerTestOneInput(copy, len);
+    cur_data = NULL;
     free(copy);
 }
 
@@ -210,6 +246,10 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "-s") && i + 1 < argc) rng = strtoull(argv[++i], NULL, 0) | 1;
         else break;
     }
+    snprintf(crash_file, sizeof crash_file, "crash-%s", name);
+    signal(SIGABRT, on_abort);
+    signal(SIGSEGV, on_abort);
+    if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(save_input);
     if (LLVMFuzzerInitialize) LLVMFuzzerInitialize(&argc, &argv);
     for (; i < argc; i++) {
         struct stat st;
