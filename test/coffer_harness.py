@@ -81,9 +81,19 @@ def wait_for(pred, timeout, interval=0.05, what="condition"):
 def free_port(host=HOST):
     """A TCP port on host that was free a moment ago (bind port 0, close). Callers must cope
     with a race: Coffer.start() retries with fresh ports when cofferd exits 3."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    # never the same port twice in one test process: two services of one config given the
+    # same port make cofferd refuse the config (exit 2), which start() does not retry
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            break
+    _ports_given.add(port)
+    return port
+
+
+_ports_given = set()
 
 
 def _path_world_executable(path):

@@ -80,7 +80,9 @@ class Zygote(CofferTestCase):
         finally:
             for conn in conns:
                 conn.close()
-        self.assertEqual([z.pid for z in c.zygotes("imap")], [new.pid])
+        # a worker just forked by the zygote looks like one until it is reparented: wait
+        wait_for(lambda: [z.pid for z in c.zygotes("imap")] == [new.pid], 10,
+                 what="the new zygote alone")
 
     def test_stuck_zygote_is_replaced(self):
         c = self.new_coffer(service_settings={"pop3": {"prefork": 1}})
