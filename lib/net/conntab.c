@@ -157,8 +157,11 @@ static void user_digest(const char *user, unsigned char out[16])
     memset(out, 0, 16);
     if (EVP_Digest(user, strlen(user), md, &n, EVP_sha256(), NULL) == 1 && n >= 16)
         memcpy(out, md, 16);
-    else
-        strncpy((char *)out, user, 16);
+    else {
+        /* the digest cannot fail in practice; the name's first bytes are a fallback key */
+        size_t l = strlen(user);
+        memcpy(out, user, l < 16 ? l : 16);
+    }
 }
 
 static int lock(struct conntab *t, short type)
