@@ -72,8 +72,14 @@ if ! python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1",
     sed -i "s/ \[::1\]:$IMAP_PORT//" "$VAR/coffer.conf"
 fi
 
-# Everything under var/ belongs to the service user when started as root.
-[ -n "$USER_LINE" ] && chown -R coffer "$VAR"
+# Started as root, what the server writes under var/ belongs to the service user, but var/
+# itself and the two configuration files stay root's (SECURITY in cofferd(8): the service
+# user must not be able to change what root reads at start).
+if [ -n "$USER_LINE" ]; then
+    chown -R coffer "$VAR"
+    chown root "$VAR" "$VAR/coffer.conf" "$VAR/partitions.conf"
+    chmod 0711 "$VAR"
+fi
 "$BIN/cofferd" -C "$VAR/coffer.conf" -t
 
 # Demo accounts in the SASL password database (configdir/sasldb2); coffer switches to the
