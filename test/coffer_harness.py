@@ -1035,6 +1035,39 @@ class SharedCofferTestCase(unittest.TestCase):
             type(self)._any_failed = True
 
 
+class ImapUsersTestCase(SharedCofferTestCase):
+    """A shared instance with the accounts in cls.users (name -> password) and the IMAP
+    helpers the ACL, quota and hostile suites share: conn() logs a user in, ok() and no()
+    check a command's tagged answer."""
+
+    users = {}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        for u, p in cls.users.items():
+            cls.coffer.add_user(u, p)
+
+    def conn(self, user):
+        c = self.coffer.connect("imap")
+        self.addCleanup(c.close)
+        c.expect(rb"^\* OK")
+        self.assertRegex(c.imap("l", "LOGIN %s %s" % (user, self.users[user]))[0], rb"^l OK")
+        return c
+
+    def ok(self, c, text, tag="t"):
+        tagged, untagged = c.imap(tag, text)
+        self.assertRegex(tagged, rb"^" + tag.encode() + rb" OK", (text, tagged, untagged))
+        return untagged
+
+    def no(self, c, text, code, tag="t"):
+        """code: the response code expected in brackets (a regex)."""
+        tagged, untagged = c.imap(tag, text)
+        self.assertRegex(tagged, rb"^" + tag.encode() + rb" NO \[" + code.encode() + rb"\]",
+                         (text, tagged, untagged))
+        return untagged
+
+
 def check_binaries():
     """Exit 0 when cofferd, imapd, pop3d and lmtpd exist in bin_dir(), else list what is
     missing and exit 1 (the ctest fixture that gates the end-to-end tests)."""

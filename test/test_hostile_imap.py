@@ -10,7 +10,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from coffer_harness import SharedCofferTestCase, main  # noqa: E402
+from coffer_harness import ImapUsersTestCase, main  # noqa: E402
 
 USERS = {"bob": "bobpw", "alice": "alicepw", "carol": "carolpw", "root": "rootpw",
          "lim": "limpw", "dave": "davepw", "erin": "erinpw"}
@@ -22,36 +22,13 @@ def msg(subject, n=0):
             % (subject.encode(), n, subject.encode(), subject.encode()))
 
 
-class HostileImap(SharedCofferTestCase):
+class HostileImap(ImapUsersTestCase):
+    users = USERS
     coffer_kwargs = {"global_settings": {"allow_plaintext": "yes", "auth_fail_delay": "0",
                                          "admins": "root", "max_mailboxes_per_user": "12",
                                          "max_subscriptions_per_user": "5"}}
 
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        for u, p in USERS.items():
-            cls.coffer.add_user(u, p)
-
     # ---- helpers ----
-
-    def conn(self, user):
-        c = self.coffer.connect("imap")
-        self.addCleanup(c.close)
-        c.expect(rb"^\* OK")
-        self.assertRegex(c.imap("l", "LOGIN %s %s" % (user, USERS[user]))[0], rb"^l OK")
-        return c
-
-    def ok(self, c, text, tag="t"):
-        tagged, untagged = c.imap(tag, text)
-        self.assertRegex(tagged, rb"^" + tag.encode() + rb" OK", (text, tagged, untagged))
-        return untagged
-
-    def no(self, c, text, code, tag="t"):
-        tagged, untagged = c.imap(tag, text)
-        self.assertRegex(tagged, rb"^" + tag.encode() + rb" NO \[" + code.encode() + rb"\]",
-                         (text, tagged, untagged))
-        return untagged
 
     def append(self, c, box, subject, n=0, flags=""):
         m = msg(subject, n)

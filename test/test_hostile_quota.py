@@ -19,7 +19,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from coffer_harness import SharedCofferTestCase, main  # noqa: E402
+from coffer_harness import ImapUsersTestCase, main  # noqa: E402
 
 USERS = {"qx": "qxpw", "qp": "qppw", "qr": "qrpw", "qk": "qkpw", "qc": "qcpw", "boss": "bosspw"}
 
@@ -30,29 +30,12 @@ def msg(i, pad=0):
             % (i, i, pad, i)) + b"y" * pad + b"\r\n"
 
 
-class HostileQuota(SharedCofferTestCase):
+class HostileQuota(ImapUsersTestCase):
+    users = USERS
     coffer_kwargs = {"global_settings": {"allow_plaintext": "yes", "auth_fail_delay": "0",
                                          "admins": "boss"}}
 
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        for u, p in USERS.items():
-            cls.coffer.add_user(u, p)
-
     # ---- helpers
-
-    def conn(self, user):
-        c = self.coffer.connect("imap")
-        self.addCleanup(c.close)
-        c.expect(rb"^\* OK")
-        self.assertRegex(c.imap("l", "LOGIN %s %s" % (user, USERS[user]))[0], rb"^l OK")
-        return c
-
-    def ok(self, c, text, tag="t"):
-        tagged, untagged = c.imap(tag, text)
-        self.assertRegex(tagged, rb"^" + tag.encode() + rb" OK", (text, tagged, untagged))
-        return untagged
 
     def append(self, c, box, data):
         tagged = c.imap("a", 'APPEND "%s" {%d+}\r\n%s' % (box, len(data), data.decode()))[0]

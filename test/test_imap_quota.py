@@ -12,7 +12,7 @@ import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from coffer_harness import SharedCofferTestCase, main  # noqa: E402
+from coffer_harness import ImapUsersTestCase, main  # noqa: E402
 
 USERS = {"qa": "qapw", "qb": "qbpw", "qc": "qcpw", "qd": "qdpw", "boss": "bosspw"}
 
@@ -22,27 +22,10 @@ def msg(i, pad=0):
             b"Message-ID: <quota%d@example.com>\r\n\r\nbody %d\r\n" % (i, i, i)) + b"x" * pad
 
 
-class Quota(SharedCofferTestCase):
+class Quota(ImapUsersTestCase):
+    users = USERS
     coffer_kwargs = {"global_settings": {"allow_plaintext": "yes", "auth_fail_delay": "0",
                                          "admins": "boss"}}
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        for u, p in USERS.items():
-            cls.coffer.add_user(u, p)
-
-    def conn(self, user):
-        c = self.coffer.connect("imap")
-        self.addCleanup(c.close)
-        c.expect(rb"^\* OK")
-        self.assertRegex(c.imap("l", "LOGIN %s %s" % (user, USERS[user]))[0], rb"^l OK")
-        return c
-
-    def ok(self, c, text, tag="t"):
-        tagged, untagged = c.imap(tag, text)
-        self.assertRegex(tagged, rb"^" + tag.encode() + rb" OK", (text, tagged, untagged))
-        return untagged
 
     def append(self, c, box, data, tag="a"):
         return c.imap(tag, 'APPEND "%s" {%d+}\r\n%s' % (box, len(data), data.decode()))[0]
