@@ -78,6 +78,19 @@ def wait_for(pred, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def run_coffer(c, *args, input=None, json_out=False):
+    """(exit status, stdout bytes, stderr text) of `coffer -C conf [--json] ARGS`."""
+    cmd = [os.path.join(c.bindir, "coffer"), "-C", c.conf_path]
+    if json_out:
+        cmd.append("--json")
+    r = subprocess.run(cmd + list(args), input=input, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=120, env=c.env())
+    err = r.stderr.decode(errors="replace")
+    if "Sanitizer" in err or "runtime error" in err:
+        raise AssertionError("sanitizer report from coffer %s:\n%s" % (" ".join(args), err))
+    return r.returncode, r.stdout, err
+
+
 def free_port(host=HOST):
     """A TCP port on host that was free a moment ago (bind port 0, close). Callers must cope
     with a race: Coffer.start() retries with fresh ports when cofferd exits 3."""

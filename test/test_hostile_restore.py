@@ -6,27 +6,13 @@ were."""
 import io
 import json
 import os
-import subprocess
 import sys
 import tarfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from coffer_harness import SharedCofferTestCase, main  # noqa: E402
+from coffer_harness import SharedCofferTestCase, main, run_coffer  # noqa: E402
 
 ALL = "lrswipkxtea"
-
-
-def run_coffer(c, *args, input=None, json_out=False):
-    """(exit status, stdout bytes, stderr text) of `coffer -C conf [--json] ARGS`."""
-    cmd = [os.path.join(c.bindir, "coffer"), "-C", c.conf_path]
-    if json_out:
-        cmd.append("--json")
-    r = subprocess.run(cmd + list(args), input=input, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=120, env=c.env())
-    err = r.stderr.decode(errors="replace")
-    if "Sanitizer" in err or "runtime error" in err:
-        raise AssertionError("sanitizer report from coffer %s:\n%s" % (" ".join(args), err))
-    return r.returncode, r.stdout, err
 
 
 def manifest(user, boxes, **extra):

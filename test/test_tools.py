@@ -16,7 +16,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from coffer_harness import CofferTestCase, SharedCofferTestCase, main, wait_for  # noqa: E402
+from coffer_harness import (CofferTestCase, SharedCofferTestCase, main, run_coffer,  # noqa: E402
+                            wait_for)
 
 SETTINGS = {"global_settings": {"allow_plaintext": "yes"}}
 
@@ -26,19 +27,6 @@ def msg(user, box, i):
             b"Message-ID: <%s.%s.%d@example.com>\r\n\r\nbody of message %d\r\n" % (
                 i, user.encode(), user.encode(), box.encode(), i, user.encode(),
                 box.encode(), i, i))
-
-
-def run_coffer(c, *args, input=None, json_out=False):
-    """(exit status, stdout bytes, stderr text) of `coffer -C conf [--json] ARGS`."""
-    cmd = [os.path.join(c.bindir, "coffer"), "-C", c.conf_path]
-    if json_out:
-        cmd.append("--json")
-    r = subprocess.run(cmd + list(args), input=input, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=120, env=c.env())
-    err = r.stderr.decode(errors="replace")
-    if "Sanitizer" in err or "runtime error" in err:
-        raise AssertionError("sanitizer report from coffer %s:\n%s" % (" ".join(args), err))
-    return r.returncode, r.stdout, err
 
 
 def coffer_json(t, c, *args, rc=0):
