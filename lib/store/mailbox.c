@@ -1014,9 +1014,8 @@ static int dirsync(struct mailbox *mb, uint32_t mark)
     return r;
 }
 
-/* uid_lock: take (F_WRLCK) or drop (F_UNLCK) the claim on uid; wait or not. 0 or -1 (errno:
- * EAGAIN/EACCES when another open file holds it). */
-static int uid_lock(int lock_fd, uint32_t uid, short type, int wait)
+/* uid_flock: the lock file's byte that stands for a claim on uid */
+static struct flock uid_flock(uint32_t uid, short type)
 {
     struct flock fl;
     memset(&fl, 0, sizeof fl);
@@ -1024,6 +1023,14 @@ static int uid_lock(int lock_fd, uint32_t uid, short type, int wait)
     fl.l_whence = SEEK_SET;
     fl.l_start = (off_t)LOCK_UID_BASE + (off_t)uid;
     fl.l_len = 1;
+    return fl;
+}
+
+/* uid_lock: take (F_WRLCK) or drop (F_UNLCK) the claim on uid; wait or not. 0 or -1 (errno:
+ * EAGAIN/EACCES when another open file holds it). */
+static int uid_lock(int lock_fd, uint32_t uid, short type, int wait)
+{
+    struct flock fl = uid_flock(uid, type);
     int r;
     while ((r = fcntl(lock_fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl)) < 0 && errno == EINTR) {}
     return r;
@@ -1031,12 +1038,7 @@ static int uid_lock(int lock_fd, uint32_t uid, short type, int wait)
 
 int mailbox_uid_staged(int lock_fd, uint32_t uid)
 {
-    struct flock fl;
-    memset(&fl, 0, sizeof fl);
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
-    fl.l_start = (off_t)LOCK_UID_BASE + (off_t)uid;
-    fl.l_len = 1;
+    struct flock fl = uid_flock(uid, F_WRLCK);
     if (fcntl(lock_fd, F_OFD_GETLK, &fl) < 0) return 1;   /* unknown: treat as in progress */
     return fl.l_type != F_UNLCK;
 }
