@@ -91,18 +91,18 @@ void service_free(struct service *s);
 
 /* ---- zygote.c ---- */
 
-int count_zygotes_of(const struct service *s);
+int zygote_count_of(const struct service *s);
 /* zygote_retire: z stops being its service's zygote and is sent sig. */
 void zygote_retire(struct zygote *z, int sig);
 /* proc_ppid: the parent pid of pid from /proc/PID/stat, or -1 when it is gone. */
 pid_t proc_ppid(pid_t pid);
-struct zygote *find_zygote(pid_t pid, struct zygote ***link_r);
-/* read_zygotes: take every record waiting on every zygote's control socket. */
-void read_zygotes(long long now);
+struct zygote *zygote_find(pid_t pid, struct zygote ***link_r);
+/* zygote_read_all: take every record waiting on every zygote's control socket. */
+void zygote_read_all(long long now);
 /* spawn_needed: ask the zygotes for the idle workers each active service lacks. */
 void spawn_needed(long long now);
-/* reap_zygote: z (already unlinked from g_zygotes) exited with wait status st; frees z. */
-void reap_zygote(struct zygote *z, int st, long long now);
+/* zygote_reap: z (already unlinked from g_zygotes) exited with wait status st; frees z. */
+void zygote_reap(struct zygote *z, int st, long long now);
 /* zygote_deadline: replace stuck zygotes; the poll timeout until the next deadline, or -1. */
 int zygote_deadline(long long now);
 
@@ -126,11 +126,11 @@ void reap(long long now);
 
 /* ---- status.c ---- */
 
-/* read_status: take the workers' READY/BUSY reports from the status pipe. */
-void read_status(long long now);
-/* write_status_file: configdir/cofferd.status, now. */
-void write_status_file(long long now);
-/* log_status: a status line per service in the log, and the status file. */
-void log_status(long long now);
+/* status_read: take the workers' READY/BUSY reports from the status pipe. */
+void status_read(long long now);
+/* status_write_file: configdir/cofferd.status, now. */
+void status_write_file(long long now);
+/* status_log: a status line per service in the log, and the status file. */
+void status_log(long long now);
 
 #endif

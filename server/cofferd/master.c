@@ -447,7 +447,7 @@ static void reload_commit(const struct config *cfg, struct service *fresh, struc
             service_close_listeners(s, 1);
             log_info("service_retired", "service=%s", log_quote(s->name));
         }
-        int left = count_zygotes_of(s);
+        int left = zygote_count_of(s);
         for (struct child *c = g_children; c; c = c->next) left += c->svc == s;
         if (!left) {
             service_free(s);
@@ -543,7 +543,7 @@ static void handle_signals(long long now)
         }
     if (term) begin_shutdown(term, now);
     if (hup && !g_stopping) reload();
-    if (usr1) log_status(now);
+    if (usr1) status_log(now);
 }
 
 static int min_timeout(int cur, long long when, long long now)
@@ -602,13 +602,13 @@ static void run_status(long long now)
     if (interval > 0) {
         if (!g_next_status_log) g_next_status_log = now + interval;
         if (now >= g_next_status_log) {
-            log_status(now);
+            status_log(now);
             g_next_status_log = now + interval;
         }
     } else {
         g_next_status_log = 0;
     }
-    if (g_status_dirty && now - g_status_written >= 1000) write_status_file(now);
+    if (g_status_dirty && now - g_status_written >= 1000) status_write_file(now);
 }
 
 /* poll_timeout: milliseconds until the next thing the loop must do on its own (-1: none). */
@@ -678,8 +678,8 @@ int master_run(void)
         now = now_ms();
         /* new workers' pids first, then status: reports a worker wrote before it exited are
          * already in the pipe */
-        read_zygotes(now);
-        read_status(now);
+        zygote_read_all(now);
+        status_read(now);
         handle_signals(now);
         reap(now);
     }

@@ -78,7 +78,7 @@ void service_release(struct service *s)
     if (s->active) return;
     for (struct child *o = g_children; o; o = o->next)
         if (o->svc == s) return;
-    if (count_zygotes_of(s)) return;
+    if (zygote_count_of(s)) return;
     struct service **pp = &g_services;
     while (*pp != s) pp = &(*pp)->next;
     *pp = s->next;
@@ -104,10 +104,10 @@ void reap(long long now)
          * (also one whose pid record we never took) */
         if (g_conntab) conntab_clear_pid(g_conntab, (int)pid);
         struct zygote **zlink;
-        struct zygote *z = find_zygote(pid, &zlink);
+        struct zygote *z = zygote_find(pid, &zlink);
         if (z) {
             *zlink = z->next;
-            reap_zygote(z, st, now);
+            zygote_reap(z, st, now);
             continue;
         }
         struct child **link;

@@ -17,7 +17,7 @@
 static unsigned char g_status_carry[sizeof(struct worker_status)];
 static size_t g_status_ncarry;
 
-void read_status(long long now)
+void status_read(long long now)
 {
     unsigned char b[sizeof(struct worker_status) * 256];
     int drained = 0;
@@ -34,14 +34,14 @@ void read_status(long long now)
             if (!c && !drained) {
                 /* a new worker sends its pid to the master on its zygote's control socket
                  * before its first report: take those records, then look again */
-                read_zygotes(now);
+                zygote_read_all(now);
                 drained = 1;
                 c = find_child((pid_t)m.pid, NULL);
             }
             if (!c) {
                 /* one of ours that we do not know (its pid record was lost) must not serve
                  * unsupervised: retire it */
-                if (m.state == WORKER_READY && m.pid > 0 && !find_zygote((pid_t)m.pid, NULL) &&
+                if (m.state == WORKER_READY && m.pid > 0 && !zygote_find((pid_t)m.pid, NULL) &&
                     proc_ppid((pid_t)m.pid) == getpid()) {
                     log_warn("worker_unknown", "pid=%d", (int)m.pid);
                     kill((pid_t)m.pid, SIGUSR2);
@@ -97,10 +97,10 @@ static void status_lines(struct strarr *out, int conns)
     strarr_fini(&names);
 }
 
-/* write_status_file: configdir/cofferd.status, replaced with rename so a reader never sees a
+/* status_write_file: configdir/cofferd.status, replaced with rename so a reader never sees a
  * half-written file. No fsync: it describes the running process only and is worthless after a
  * crash, and an fsync a second would stall the supervisor on a busy disk. */
-void write_status_file(long long now)
+void status_write_file(long long now)
 {
     struct strarr lines = STRARR_INIT;
     struct buf b = BUF_INIT;
@@ -126,11 +126,11 @@ void write_status_file(long long now)
     g_status_written = now;
 }
 
-void log_status(long long now)
+void status_log(long long now)
 {
     struct strarr lines = STRARR_INIT;
     status_lines(&lines, 0);
     for (size_t i = 0; i < lines.count; i++) log_info("status", "%s", lines.v[i]);
     strarr_fini(&lines);
-    write_status_file(now);
+    status_write_file(now);
 }

@@ -104,7 +104,7 @@ static pid_t exec_child(struct service *s, int zfd)
     return pid;
 }
 
-int count_zygotes_of(const struct service *s)
+int zygote_count_of(const struct service *s)
 {
     int n = 0;
     for (struct zygote *z = g_zygotes; z; z = z->next) n += z->svc == s;
@@ -190,7 +190,7 @@ pid_t proc_ppid(pid_t pid)
     return (pid_t)ppid;
 }
 
-struct zygote *find_zygote(pid_t pid, struct zygote ***link_r)
+struct zygote *zygote_find(pid_t pid, struct zygote ***link_r)
 {
     for (struct zygote **pp = &g_zygotes; *pp; pp = &(*pp)->next)
         if ((*pp)->pid == pid) {
@@ -257,7 +257,7 @@ static void read_zygote(struct zygote *z, long long now)
     }
 }
 
-void read_zygotes(long long now)
+void zygote_read_all(long long now)
 {
     for (struct zygote *z = g_zygotes; z; z = z->next) read_zygote(z, now);
 }
@@ -295,9 +295,9 @@ void spawn_needed(long long now)
     }
 }
 
-/* reap_zygote: z has exited: the service gets a new one in spawn_needed (rate-limited like
+/* zygote_reap: z has exited: the service gets a new one in spawn_needed (rate-limited like
  * workers: an unexpected death counts as an abnormal exit). */
-void reap_zygote(struct zygote *z, int st, long long now)
+void zygote_reap(struct zygote *z, int st, long long now)
 {
     struct service *s = z->svc;
     /* workers it forked just before it died may have written their pids */
