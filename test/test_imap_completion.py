@@ -24,7 +24,7 @@ def msg(i):
 
 
 class Completion(ImapUsersTestCase):
-    users = {"cu": "cupw", "boss": "bosspw"}
+    users = {"cu": "cupw", "cq": "cqpw", "boss": "bosspw"}
     coffer_kwargs = {"global_settings": {"allow_plaintext": "yes", "auth_fail_delay": "0",
                                          "admins": "boss"}}
 
@@ -113,19 +113,21 @@ class Completion(ImapUsersTestCase):
         with open(os.path.join(self.mailbox_dir("user/cu/dmg"), "index"), "r+b") as f:
             f.truncate(16)                # no header left to choose
         a = self.conn("cu")
-        self.no(a, "STATUS dmg (MESSAGES)", "CORRUPTION", tag="s")
-        self.no(a, "SELECT dmg", "CORRUPTION", tag="t")
-        self.no(a, "EXAMINE dmg", "CORRUPTION", tag="e")
-        self.tool("reconstruct", "user/cu/dmg")
+        try:
+            self.no(a, "STATUS dmg (MESSAGES)", "CORRUPTION", tag="s")
+            self.no(a, "SELECT dmg", "CORRUPTION", tag="t")
+            self.no(a, "EXAMINE dmg", "CORRUPTION", tag="e")
+        finally:
+            self.tool("reconstruct", "user/cu/dmg")
         self.ok(a, "SELECT dmg")
 
     def test_quota_lock_failure_same_code(self):
-        a = self.conn("cu")
+        a = self.conn("cq")
         self.mailbox(a, "ql", 1)
         self.ok(a, "CREATE qlother")
-        self.tool("quota", "set", "user/cu", "--storage", "100000", "--messages", "1000")
+        self.tool("quota", "set", "user/cq", "--storage", "100000", "--messages", "1000")
         h = 0xcbf29ce484222325      # CONFIGDIR/lock/quota/<FNV-1a 64 of the root>
-        for ch in b"user/cu":
+        for ch in b"user/cq":
             h = ((h ^ ch) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
         path = os.path.join(self.coffer.configdir, "lock", "quota", "%016x" % h)
         if os.path.exists(path):
@@ -141,7 +143,7 @@ class Completion(ImapUsersTestCase):
             self.ok(a, "STORE 1 +FLAGS.SILENT (\\Deleted)")
             codes.add(a.imap("a", "EXPUNGE")[0].split(b"]")[0])
             b = self.conn("boss")
-            codes.add(b.imap("a", 'SETQUOTA "Other Users/cu" (STORAGE 5)')[0].split(b"]")[0])
+            codes.add(b.imap("a", 'SETQUOTA "Other Users/cq" (STORAGE 5)')[0].split(b"]")[0])
             self.assertEqual(codes, {b"a NO [UNAVAILABLE"})
         finally:
             os.rmdir(path)
