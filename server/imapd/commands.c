@@ -7,8 +7,9 @@
  * looks up its first argument among the entries flagged CMD_UID.
  *
  * Handlers record their tagged response (client_tagged); command_dispatch writes it after the
- * untagged updates the command's flags allow, the way Dovecot's COMMAND_FLAG_USES_SEQS and
- * COMMAND_FLAG_BREAKS_SEQS decide it (dovecot/core src/imap/imap-commands.h). */
+ * untagged updates the command's flags allow, as Dovecot's COMMAND_FLAG_USES_SEQS decides it
+ * (dovecot/core src/imap/imap-commands.h). Its COMMAND_FLAG_BREAKS_SEQS has no counterpart:
+ * it is for running pipelined commands in parallel, and here they run one at a time. */
 #include "imapd.h"
 #include "selected.h"
 #include "core/error.h"
