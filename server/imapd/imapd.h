@@ -68,7 +68,7 @@ struct client {
 };
 
 /* client_new: the state of one connection; client_free releases it (not the stream, and not
- * the selected mailbox: the session loop deselects first, so client.c needs no store). */
+ * the selected mailbox: the session loop closes that first, so client.c needs no store). */
 struct client *client_new(struct worker_session *ws);
 void client_free(struct client **c);
 
