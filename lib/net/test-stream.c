@@ -68,7 +68,7 @@ static int wait_child(pid_t pid)
     return 128 + WTERMSIG(st);
 }
 
-/* feeder: a child that writes data to fd in chunks of `chunk` bytes, then exits (closing fd). */
+/* feeder_start: a child that writes data to fd in chunks of `chunk` bytes, then exits (closing fd). */
 static pid_t feeder_start(int fd, int other, const void *data, size_t len, size_t chunk)
 {
     pid_t pid = fork();

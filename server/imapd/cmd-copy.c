@@ -35,7 +35,7 @@ static int quota_check(void *rock, const char *uniqueid, uint64_t add_bytes, uin
     return quota_would_exceed(&q->qt, (int64_t)add_bytes, add_msgs) ? CF_E_QUOTA : 0;
 }
 
-/* uidset_pairs_append: the COPYUID source and destination sets, in corresponding order, with
+/* copyuid_append: the COPYUID source and destination sets, in corresponding order, with
  * runs that are consecutive in both written as ranges (RFC 4315 section 3 uid-set). */
 static void copyuid_append(const uint32_t *src, const uint32_t *dst, size_t n, struct buf *out)
 {

@@ -257,7 +257,7 @@ static void header_filter(const struct imap_section *sec, const char *h, size_t 
     buf_appends(out, "\r\n");
 }
 
-/* emit_header_text: header text (a top-level header, or an encapsulated message's) per the
+/* emit_header_part: header text (a top-level header, or an encapsulated message's) per the
  * section: all of it (HEADER) or filtered. */
 static int emit_header_part(struct fetch *f, const struct imap_section *sec, const char *h,
                             size_t len)
