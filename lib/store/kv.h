@@ -1,5 +1,9 @@
-/* kv.h: Coffer's small key-value API over a transactional Berkeley DB environment. Nothing
- * outside lib/store/kv.c includes db.h, so the engine can change without touching callers.
+/* kv.h: Coffer's small key-value API over a transactional Berkeley DB environment. Coffer's
+ * own databases reach Berkeley DB only through kv.c, so the engine can change without touching
+ * callers. The one other file that includes db.h is lib/auth/sasl.c: it reads (and, to delete
+ * a user, edits) Cyrus SASL's sasldb, a Berkeley DB hash file that SASL's own plugin writes
+ * without an environment, because SASL has no API to list users. That file is SASL's, not
+ * one of ours, and its format is fixed by the plugin, so it does not go through kv.
  *
  * The environment is a directory (configdir/db). cofferd runs recovery once at start, before
  * any worker opens it (kv_env_recover); everybody else opens it without recovery. Several
