@@ -1,5 +1,6 @@
 /* deliver.c: one message into many mailboxes: duplicates, quota, single-instance store. */
 #include "store/deliver.h"
+#include "store/store-int.h"
 #include "store/quotalock.h"
 #include "core/error.h"
 #include "core/log.h"

@@ -1,5 +1,6 @@
 /* reconstruct.c: rebuilding a mailbox's index and cache from its files, the mailbox list from
  * the partitions' header files, and finishing interrupted deletes (see reconstruct.h). */
+#include "store/store-int.h"
 #include "store/reconstruct.h"
 #include "core/error.h"
 #include "core/fileutil.h"

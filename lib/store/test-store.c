@@ -1,5 +1,6 @@
 /* test-store.c: mailbox-level operations (store.c) over real Berkeley DB and real directories. */
 #include "store/store.h"
+#include "store/store-int.h"
 #include "store/mbheader.h"
 #include "store/quotalock.h"
 #include "core/error.h"
