@@ -14,7 +14,6 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
-#include "store/quotalock.h"
 #include "store/store.h"
 #include <grp.h>
 #include <pwd.h>
@@ -70,16 +69,7 @@ int main(int argc, char **argv)
                          STORE_CREATE_PARENTS);
         buf_fini(&acl);
     } else if (!strcmp(op, "quota") && argc == 6) {
-        /* limits only: a new root starts at 0 here, without the count store_quota_set
-         * makes (test_lmtp's quota test delivers a message before the root exists and
-         * expects it uncharged) */
-        struct quota q;
-        int had = store_quota_get(st, name, NULL);
-        r = had < 0 ? had : store_quota_set(st, name, atoll(argv[4]), atoll(argv[5]), &q);
-        int fd = -1;
-        if (r == 0 && had == 0 && (r = quotalock_acquire(st, name, &fd)) == 0)
-            store_quota_charge(st, name, -q.used_bytes, -q.used_messages);
-        quotalock_release(&fd);
+        r = store_quota_set(st, name, atoll(argv[4]), atoll(argv[5]), NULL);
     } else if (!strcmp(op, "usage")) {
         struct quota q;
         r = store_quota_get(st, name, &q);
