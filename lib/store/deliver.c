@@ -1,10 +1,10 @@
 /* deliver.c: one message into many mailboxes: duplicates, quota, single-instance store. */
 #include "store/deliver.h"
-#include "store/store-int.h"
 #include "store/quotalock.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "store/store-int.h"
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>

@@ -1,6 +1,5 @@
 /* test-store.c: mailbox-level operations (store.c) over real Berkeley DB and real directories. */
 #include "store/store.h"
-#include "store/store-int.h"
 #include "store/mbheader.h"
 #include "store/quotalock.h"
 #include "core/error.h"
@@ -8,6 +7,7 @@
 #include "core/log.h"
 #include "core/unit.h"
 #include "core/xmalloc.h"
+#include "store/store-int.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
