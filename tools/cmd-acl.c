@@ -5,16 +5,11 @@
 #include "cmd.h"
 #include "core/error.h"
 #include "core/xmalloc.h"
-#include "store/mbheader.h"
-#include "store/partition.h"
+#include "store/acl.h"
 #include "store/store.h"
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #define ACL_USAGE "usage: coffer acl get NAME | set NAME IDENTIFIER [+|-]RIGHTS | delete NAME IDENTIFIER"
 
@@ -53,51 +48,6 @@ static int ident_valid(const char *id)
     for (const unsigned char *p = (const unsigned char *)id; *p; p++)
         if (*p < 0x20 || *p == 0x7f || *p == ' ') return 0;
     return 1;
-}
-
-/* acl_split: the pairs of an ACL text into ids/rights. */
-static void acl_split(const char *acl, struct strarr *ids, struct strarr *rights)
-{
-    struct strarr parts = STRARR_INIT;
-    strarr_split(&parts, acl, "\t", 0);
-    for (size_t i = 0; i + 1 < parts.count; i += 2) {
-        strarr_add(ids, parts.v[i]);
-        strarr_add(rights, parts.v[i + 1]);
-    }
-    strarr_fini(&parts);
-}
-
-/* write_header_acl: copy the ACL into the mailbox's header file, under its write lock. */
-static int write_header_acl(struct tool *t, struct store *st, const char *name,
-                            const struct mboxlist_entry *e)
-{
-    const char *pp = store_partition_path(st, e->partition);
-    if (!pp) return CF_E_NOTFOUND;
-    char *dir = partition_mailbox_dir(pp, e->uniqueid);
-    char *lock = xasprintf("%s/lock", dir);
-    struct mbheader h;
-    mbheader_init(&h);
-    int r = 0;
-    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        r = errno == ENOENT ? CF_E_NOTFOUND : CF_E_IO;
-        goto out;
-    }
-    while (flock(fd, LOCK_EX) < 0 && errno == EINTR) {}
-    r = mbheader_read(dir, &h);
-    if (r == 0) {
-        free(h.acl);
-        h.acl = xstrdup(e->acl);
-        r = mbheader_write(dir, &h);
-    }
-out:
-    if (r) tool_error(t, "%s: the list is updated but its header file is not (%s); run coffer "
-                      "reconstruct %s", name, cf_strerror(r), name);
-    if (fd >= 0) close(fd);
-    mbheader_fini(&h);
-    free(lock);
-    free(dir);
-    return r;
 }
 
 int cmd_acl(struct tool *t)
@@ -169,12 +119,13 @@ int cmd_acl(struct tool *t)
         for (size_t i = 0; i < ids.count; i++) buf_printf(&acl, "%s\t%s\t", ids.v[i], rs.v[i]);
         free(e.acl);
         e.acl = buf_release(&acl);
-        r = mboxlist_update(st->mboxlist, NULL, name, &e);
+        /* the list entry, then the header file's copy for reconstruct (store/acl.h) */
+        r = acl_mailbox_update(st, name, &e);
         if (r) {
-            tool_error(t, "cannot update %s: %s", name, cf_strerror(r));
+            tool_error(t, "cannot update %s: %s (see the log; coffer reconstruct %s repairs "
+                          "the header file)", name, cf_strerror(r), name);
             goto out;
         }
-        r = write_header_acl(t, st, name, &e);
     }
     struct table tab;
     table_init(&tab, (const char *const[]){ "mailbox", "identifier", "rights", NULL });

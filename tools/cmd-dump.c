@@ -35,7 +35,7 @@ struct dump {
     struct buf inbox;          /* user/USER */
     struct buf m;              /* the manifest */
     struct strarr names;       /* the mailboxes, INBOX first */
-    struct strarr subs;
+    struct strarr subscribed;  /* the user's subscriptions */
     struct strarr scripts;     /* Sieve script names, without .sieve */
     char *sdir;                /* the user's Sieve directory */
     char *active;              /* the active script's name, or NULL */
@@ -130,8 +130,8 @@ static int dump_collect(struct dump *d)
     if (r < 0) goto out;
     strarr_add(&d->names, buf_cstr(&d->inbox));
     buf_printf(&prefix, "%s/", buf_cstr(&d->inbox));
-    if ((r = mboxlist_foreach(d->st->mboxlist, NULL, buf_cstr(&prefix), add_name, &d->names)) < 0) goto out;
-    if ((r = subs_list(d->st->subs, NULL, d->user, &d->subs)) < 0) goto out;
+    if ((r = store_mailbox_foreach(d->st, buf_cstr(&prefix), add_name, &d->names)) < 0) goto out;
+    if ((r = store_subscriptions(d->st, d->user, &d->subscribed)) < 0) goto out;
     dump_sieve(d);
     r = 0;
 out:
@@ -144,8 +144,8 @@ out:
 static int dump_manifest(struct dump *d)
 {
     struct quota q;
-    int qr = quotadb_get(d->st->quota, NULL, buf_cstr(&d->inbox), &q);
-    dump_json_head(&d->m, d->user, (long long)time(NULL), qr == 1 ? &q : NULL, &d->subs, d->active,
+    int qr = store_quota_get(d->st, buf_cstr(&d->inbox), &q);
+    dump_json_head(&d->m, d->user, (long long)time(NULL), qr == 1 ? &q : NULL, &d->subscribed, d->active,
                    &d->scripts);
     d->boxes = xzmalloc((d->names.count ? d->names.count : 1) * sizeof *d->boxes);
     for (size_t i = 0; i < d->names.count; i++) {
@@ -204,7 +204,7 @@ static void dump_fini(struct dump *d)
     buf_fini(&d->inbox);
     buf_fini(&d->m);
     strarr_fini(&d->names);
-    strarr_fini(&d->subs);
+    strarr_fini(&d->subscribed);
     strarr_fini(&d->scripts);
     store_close(&d->st);
 }
@@ -229,7 +229,7 @@ int cmd_dump(struct tool *t)
     if (rc) return rc;
     struct dump d = {
         .t = t, .st = st, .user = user, .inbox = BUF_INIT, .m = BUF_INIT, .names = STRARR_INIT,
-        .subs = STRARR_INIT, .scripts = STRARR_INIT, .sdir = dump_sieve_dir(t->cfg, user),
+        .subscribed = STRARR_INIT, .scripts = STRARR_INIT, .sdir = dump_sieve_dir(t->cfg, user),
     };
     int r = dump_collect(&d);
     if (r == 0) r = dump_manifest(&d);

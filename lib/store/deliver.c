@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "store/store-int.h"
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>

@@ -1,5 +1,6 @@
 /* reconstruct-list.c: rebuilding the mailbox list from the partitions' header files, and
  * finishing interrupted deletes (reconstruct_mailboxlist, see reconstruct.h). */
+#include "store/store-int.h"
 #include "store/reconstruct.h"
 #include "store/reconstruct-int.h"
 #include "core/error.h"

@@ -1,5 +1,6 @@
 /* store.c: mailbox-level operations over the mailbox list and the mailbox directories. */
 #include "store/store.h"
+#include "store/store-int.h"
 #include "core/error.h"
 #include "core/fileutil.h"
 #include "core/log.h"

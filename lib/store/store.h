@@ -1,5 +1,6 @@
-/* store.h: the mail store as the services and tools see it: one handle on the database
- * environment and its databases, and mailbox-level operations (create with parents, delete,
+/* store.h: the mail store as the services and tools see it: one opaque handle on the
+ * database environment and its databases (the fields are lib/store's, store-int.h; the
+ * databases are reached through store-db.h), and mailbox-level operations (create with parents, delete,
  * rename, open, status) that keep the mailbox list and the mailbox directories in step.
  *
  * Crash ordering (coffer-store(5)): create makes the directory first, then the list entry;
@@ -10,23 +11,11 @@
 #ifndef COFFER_STORE_STORE_H
 #define COFFER_STORE_STORE_H
 #include "core/config.h"
-#include "store/dupdb.h"
-#include "store/kv.h"
 #include "store/mailbox.h"
-#include "store/mboxlist.h"
-#include "store/quotadb.h"
-#include "store/seendb.h"
-#include "store/subs.h"
+#include "store/mboxlist.h"   /* struct mboxlist_entry, handed out by the lookups */
+#include "store/quotadb.h"    /* struct quota, QUOTA_UNLIMITED */
 
-struct store {
-    const struct config *cfg;   /* not owned; outlives the store */
-    struct kv_env *env;
-    struct mboxlist *mboxlist;
-    struct quotadb *quota;
-    struct subsdb *subs;
-    struct seendb *seen;
-    struct dupdb *dup;
-};
+struct store;
 
 /* The rights of an owner on a new personal mailbox (RFC 4314 section 2.1: every right). */
 #define STORE_OWNER_RIGHTS "lrswipkxtea"
@@ -65,13 +54,6 @@ int store_delete(struct store *st, const char *name);
  * mboxlist_rename's errors. */
 int store_rename(struct store *st, const char *oldname, const char *newname,
                  const char *new_partition);
-
-/* store_rename_checked: store_rename with mboxlist_rename_checked's check (asked in the list's
- * transaction about every mailbox that moves; a refusal leaves everything as it was). With a
- * check, new_partition must be NULL or the current one (else CF_E_PERM): files would move
- * before the check could run. */
-int store_rename_checked(struct store *st, const char *oldname, const char *newname,
-                         const char *new_partition, mboxlist_rename_check_fn *check, void *rock);
 
 /* store_lookup: mboxlist_lookup without a transaction. */
 int store_lookup(struct store *st, const char *name, struct mboxlist_entry *e);
@@ -143,5 +125,7 @@ int store_reconstruct_mailboxlist(struct store *st, unsigned flags, struct recon
 /* store_ensure_inbox: create user's INBOX (user/NAME) when missing. 1 created, 0 existed,
  * or an error. */
 int store_ensure_inbox(struct store *st, const char *user);
+
+#include "store/store-db.h"
 
 #endif

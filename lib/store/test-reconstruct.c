@@ -1,6 +1,7 @@
 /* test-reconstruct.c: reconstruct.c over real mailbox directories and a real Berkeley DB:
  * damaged, truncated and missing indexes, orphan and missing message files, damaged caches,
  * a lost mailbox list and interrupted deletes. */
+#include "store/store-int.h"
 #include "store/reconstruct.h"
 #include "store/mbheader.h"
 #include "store/partition.h"

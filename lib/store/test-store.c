@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/unit.h"
 #include "core/xmalloc.h"
+#include "store/store-int.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
