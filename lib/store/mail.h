@@ -14,12 +14,14 @@
  * - Every pointer handed out (record, cache texts, header, message bytes) is owned by the
  *   handle and stays valid until the next mail_set_uid, mail_set_record, mail_reset or
  *   mail_free on it. Message bytes are a read-only mapping of the message file.
- * - Nothing is locked: the record is read as mailbox_record reads it (checksum, retry under
- *   the shared lock), the message file is immutable once written.
+ * - No lock is held: the record is read as mailbox_record reads it (from the index mapping,
+ *   checksum checked), the cache record with one pread, and a message file never changes once
+ *   written. The loading functions block on disk reads, and on the shared lock only when a
+ *   record's checksum fails (mailbox_record's retry).
  *
  * Errors: the loading functions return 0 (or 1 where said), CF_E_NOTFOUND when the message is
  * gone (no record, an expunged record, or its message file vanished), CF_E_CORRUPT (damaged
- * index record, logged) or CF_E_IO (logged). None blocks on a lock; they block on disk reads. */
+ * index record, logged) or CF_E_IO (logged). */
 #ifndef COFFER_STORE_MAIL_H
 #define COFFER_STORE_MAIL_H
 #include <stddef.h>
