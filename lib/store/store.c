@@ -503,6 +503,8 @@ int store_open_mailbox(struct store *st, const char *name, struct mboxlist_entry
     if (r == CF_E_NOTFOUND)
         log_err("mailbox_missing", "name=%s uniqueid=%s partition=%s", log_quote(name),
                 e.uniqueid, log_quote(e.partition));
+    if (r == 0)   /* expunge_mode (coffer.conf(5)): expunged files wait for coffer expire */
+        mailbox_set_expunge_delayed(*mb_r, strcmp(config_str(st->cfg, CFG_EXPUNGE_MODE), "immediate") != 0);
 out:
     if (e_out && r == 0) {
         mboxlist_entry_fini(e_out);
