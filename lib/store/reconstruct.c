@@ -1,6 +1,7 @@
 /* reconstruct.c: rebuilding a mailbox's index and cache from its files, the mailbox list from
  * the partitions' header files, and finishing interrupted deletes (see reconstruct.h). */
 #include "store/reconstruct.h"
+#include "store/store-deleted.h"
 #include "core/error.h"
 #include "core/fileutil.h"
 #include "core/log.h"
@@ -843,6 +844,15 @@ static int dir_exists(const char *p)
     return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
+/* deleted_side_file: whether dir holds the side file of a delayed delete. */
+static int deleted_side_file(const char *dir)
+{
+    char *p = xasprintf("%s/%s", dir, DELETED_FILE);
+    int there = access(p, F_OK) == 0;
+    free(p);
+    return there;
+}
+
 /* one_dir: a directory PPATH/xx/FN found while scanning partition part. */
 static int one_dir(struct store *st, const struct partition *part, const char *xxdir,
                    const char *fn, struct listing *l, unsigned flags, struct recon_report *rep)
@@ -858,6 +868,12 @@ static int one_dir(struct store *st, const struct partition *part, const char *x
         if (x && !strcmp(x->e.partition, part->name) && !dir_exists(live)) {
             recon_report_add(rep, x->name, "tombstone_restored", "%s: the delete never removed the list entry", dir);
             if (!dry && rename(dir, live) < 0) r = CF_E_IO;
+        } else if (deleted_side_file(dir)) {
+            /* a delayed delete (store-deleted.h) cut short before it hid the directory */
+            char *held = xasprintf("%s%s", live, DELETED_SUFFIX);
+            recon_report_add(rep, x ? x->name : dir, "tombstone_hidden", "%s: an interrupted delayed delete", dir);
+            if (!dry && rename(dir, held) < 0) r = CF_E_IO;
+            free(held);
         } else {
             recon_report_add(rep, x ? x->name : dir, "tombstone_removed", "%s: an interrupted delete", dir);
             if (!dry) r = remove_files_dir(dir);

@@ -8,6 +8,7 @@
 #include "store/partition.h"
 #include "store/quotalock.h"
 #include "store/reconstruct.h"
+#include "store/store-deleted.h"
 #include <inttypes.h>
 #include <dirent.h>
 #include <errno.h>
@@ -205,6 +206,17 @@ int store_delete(struct store *st, const char *name)
     if (!ppath) { r = CF_E_NOTFOUND; goto out; }
     struct index_header h;
     int counted = has_root == 1 && mailbox_status(ppath, e.uniqueid, &h) == 0;
+    if (strcmp(config_str(st->cfg, CFG_DELETE_MODE), "immediate")) {
+        /* delete_mode delayed: hidden, not removed (store-deleted.h); credited all the same */
+        char *mdir = partition_mailbox_dir(ppath, e.uniqueid);
+        r = store_delete_hidden(st, name, &e, mdir);
+        free(mdir);
+        if (!r && counted && (h.quota_used || h.exists))
+            store_quota_charge(st, buf_cstr(&root), -(int64_t)h.quota_used, -(int64_t)h.exists);
+        else if (!r && has_root == 1 && !counted)
+            quota_fix_locked(st, buf_cstr(&root), NULL);
+        goto out;
+    }
     /* Tombstone first: rename the directory so that reconstruct never brings the mailbox
      * back if we crash after the list entry is gone; then the entry, then the files. */
     char *dir = xasprintf("%s/%.2s/%s", ppath, e.uniqueid, e.uniqueid);
