@@ -14,6 +14,7 @@ enum tool_exit {
     EXIT_NOTFOUND = 3,   /* the named user, mailbox, ... does not exist */
     EXIT_EXISTS = 4,     /* it already exists */
     EXIT_TEMPFAIL = 5,   /* try again (server busy, lock held, ...) */
+    EXIT_QUOTA = 6,      /* refused: it would exceed a quota (unexpunge, undelete) */
 };
 
 struct tool {
@@ -58,6 +59,8 @@ int cmd_check(struct tool *t);         /* cmd-check.c */
 int cmd_dump(struct tool *t);          /* cmd-dump.c */
 int cmd_restore(struct tool *t);       /* cmd-dump.c */
 int cmd_expire(struct tool *t);        /* cmd-expire.c */
+int cmd_unexpunge(struct tool *t);     /* cmd-unexpunge.c */
+int cmd_undelete(struct tool *t);      /* cmd-unexpunge.c */
 int cmd_db(struct tool *t);            /* cmd-db.c */
 
 /* Store helpers of the mailbox-level subcommands (cmd-mailbox.c). */

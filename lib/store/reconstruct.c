@@ -1,7 +1,7 @@
 /* reconstruct.c: rebuilding a mailbox's index and cache from its files, the mailbox list from
  * the partitions' header files, and finishing interrupted deletes (see reconstruct.h). */
 #include "store/reconstruct.h"
-#include "store/store-deleted.h"
+#include "store/store-retained.h"
 #include "core/error.h"
 #include "core/fileutil.h"
 #include "core/log.h"
@@ -869,7 +869,7 @@ static int one_dir(struct store *st, const struct partition *part, const char *x
             recon_report_add(rep, x->name, "tombstone_restored", "%s: the delete never removed the list entry", dir);
             if (!dry && rename(dir, live) < 0) r = CF_E_IO;
         } else if (deleted_side_file(dir)) {
-            /* a delayed delete (store-deleted.h) cut short before it hid the directory */
+            /* a delayed delete (store-retained.h) cut short before it hid the directory */
             char *held = xasprintf("%s%s", live, DELETED_SUFFIX);
             recon_report_add(rep, x ? x->name : dir, "tombstone_hidden", "%s: an interrupted delayed delete", dir);
             if (!dry && rename(dir, held) < 0) r = CF_E_IO;

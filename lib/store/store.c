@@ -8,7 +8,7 @@
 #include "store/partition.h"
 #include "store/quotalock.h"
 #include "store/reconstruct.h"
-#include "store/store-deleted.h"
+#include "store/store-retained.h"
 #include <inttypes.h>
 #include <dirent.h>
 #include <errno.h>
@@ -207,7 +207,7 @@ int store_delete(struct store *st, const char *name)
     struct index_header h;
     int counted = has_root == 1 && mailbox_status(ppath, e.uniqueid, &h) == 0;
     if (strcmp(config_str(st->cfg, CFG_DELETE_MODE), "immediate")) {
-        /* delete_mode delayed: hidden, not removed (store-deleted.h); credited all the same */
+        /* delete_mode delayed: hidden, not removed (store-retained.h); credited all the same */
         char *mdir = partition_mailbox_dir(ppath, e.uniqueid);
         r = store_delete_hidden(st, name, &e, mdir);
         free(mdir);

@@ -1,5 +1,7 @@
-/* store-deleted.h: delayed delete (delete_mode = delayed, coffer.conf(5)): a deleted mailbox
- * kept hidden with its messages, flags and ACL until coffer expire removes it, and undelete.
+/* store-retained.h: what delayed expunge and delayed delete keep (expunge_mode, delete_mode,
+ * expunge_retention in coffer.conf(5)), and bringing it back: unexpunge with its quota, and
+ * hidden mailboxes -- a deleted mailbox kept with its messages, flags and ACL until coffer
+ * expire removes it -- with undelete.
  *
  * A hidden mailbox is its directory renamed to PARTITION/xx/UNIQUEID.held, out of the mailbox
  * list (so no client can list, select or reach it, and its name is free at once), holding a
@@ -10,8 +12,8 @@
  *     line 4: its mailbox list record (mboxlist.h, version 1: partition, uniqueid, ctime,
  *             flags, ACL)
  * Its quota root was credited at the delete. Layout and crash order: coffer-store(5). */
-#ifndef COFFER_STORE_STORE_DELETED_H
-#define COFFER_STORE_STORE_DELETED_H
+#ifndef COFFER_STORE_STORE_RETAINED_H
+#define COFFER_STORE_STORE_RETAINED_H
 #include "store/store.h"
 #include <stdint.h>
 
@@ -56,5 +58,16 @@ int store_undelete(struct store *st, const struct store_deleted *d, const char *
 /* store_deleted_expire: remove hidden mailbox d for good (directory renamed to its tombstone,
  * then its files and the directory; its seen state goes). 0 or CF_E_IO. */
 int store_deleted_expire(struct store *st, const struct store_deleted *d);
+
+/* store_unexpunge: mailbox_unexpunge of recs (from mailbox_retained) in mb, the open mailbox
+ * called name, under its quota root's lock: refused with CF_E_QUOTA (nothing changed) when
+ * the root's usage plus their sizes would pass a limit, unless force; the root is charged
+ * with what came back. new_uids_r as for mailbox_unexpunge. Returns how many came back, or
+ * an error. Blocks on both locks. */
+int store_unexpunge(struct store *st, struct mailbox *mb, const char *name,
+                    const struct index_record *recs, size_t n, int force, uint32_t *new_uids_r);
+
+/* store_expunge_retention: expunge_retention of the store's config, in seconds. */
+int64_t store_expunge_retention(const struct store *st);
 
 #endif

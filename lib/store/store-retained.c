@@ -1,6 +1,7 @@
-/* store-deleted.c: delayed delete: hiding a deleted mailbox, listing, undeleting and expiring
- * hidden mailboxes (store-deleted.h). */
-#include "store/store-deleted.h"
+/* store-retained.c: bringing back what delayed expunge and delete keep: unexpunge with its
+ * quota; hiding a deleted mailbox, listing, undeleting and expiring hidden mailboxes
+ * (store-retained.h). */
+#include "store/store-retained.h"
 #include "store/mbheader.h"
 #include "store/mboxname.h"
 #include "store/partition.h"
@@ -333,5 +334,39 @@ int store_deleted_expire(struct store *st, const struct store_deleted *d)
     }
     free(base);
     free(tomb);
+    return r;
+}
+
+int64_t store_expunge_retention(const struct store *st)
+{
+    return config_int(st->cfg, CFG_EXPUNGE_RETENTION);
+}
+
+int store_unexpunge(struct store *st, struct mailbox *mb, const char *name,
+                    const struct index_record *recs, size_t n, int force, uint32_t *new_uids_r)
+{
+    struct buf root = BUF_INIT;
+    int qlock = -1;
+    uint64_t want = 0;
+    for (size_t i = 0; i < n; i++) want += recs[i].size;
+    int has_root = store_quota_lock(st, name, &root, &qlock);
+    int r = has_root < 0 ? has_root : 0;
+    if (has_root == 1) r = quota_admit(st, buf_cstr(&root), want, (uint32_t)n, force);
+    if (r < 0) goto out;
+    uint32_t *nu = xreallocarray(NULL, n ? n : 1, sizeof *nu);
+    r = mailbox_unexpunge(mb, recs, n, NULL, nu);
+    if (r > 0 && has_root == 1) {
+        uint64_t got = 0;
+        for (size_t i = 0; i < n; i++)
+            if (nu[i]) got += recs[i].size;
+        store_quota_charge(st, buf_cstr(&root), (int64_t)got, r);
+    }
+    if (r >= 0 && new_uids_r) memcpy(new_uids_r, nu, n * sizeof *nu);
+    free(nu);
+    if (r >= 0)
+        log_info("mailbox_unexpunged", "name=%s messages=%d", log_quote(name), r);
+out:
+    quotalock_release(&qlock);
+    buf_fini(&root);
     return r;
 }
