@@ -274,6 +274,22 @@ done:
     return r;
 }
 
+int mailbox_expunged_due(struct mailbox *mb, int64_t cutoff, uint32_t *due_r, uint32_t *kept_r)
+{
+    *due_r = *kept_r = 0;
+    int took = mbi_lock(mb, LOCK_SH);
+    if (took < 0) return took;
+    int r = 0;
+    for (uint32_t i = 0; i < mb->hdr.record_count; i++) {
+        struct index_record rec;
+        if ((r = mbi_read_record(mb, i, &rec)) < 0) break;
+        if (repack_drops(&rec, cutoff)) (*due_r)++;
+        else if (rec.flags & FLAG_EXPUNGED) (*kept_r)++;
+    }
+    mbi_unlock(mb, took);
+    return r;
+}
+
 int mailbox_repack(struct mailbox *mb)
 {
     return repack(mb, INT64_MAX, 1, NULL);

@@ -126,6 +126,10 @@ void mailbox_set_expunge_delayed(struct mailbox *mb, int on);
  * CF_E_CORRUPT or CF_E_IO. */
 int mailbox_repack_expired(struct mailbox *mb, int64_t cutoff, uint32_t *removed_r);
 
+/* mailbox_expunged_due: how many expunged records mailbox_repack_expired with cutoff would
+ * drop (*due_r) and keep for unexpunge (*kept_r), under the shared lock. 0 or an error. */
+int mailbox_expunged_due(struct mailbox *mb, int64_t cutoff, uint32_t *due_r, uint32_t *kept_r);
+
 /* mailbox_retained: the expunged records whose files were retained and that mailbox_unexpunge
  * would bring back (uids NULL: all of them, else only those among the n uids): a record whose
  * GUID and internal date match a live message is left out (already there: a restore cut
