@@ -186,7 +186,7 @@ int cmd_unexpunge(struct tool *t)
     }
     struct buf name = BUF_INIT, tmp = BUF_INIT, fl = BUF_INIT;
     int rc = 0;
-    if (!mboxname_valid_user(pos.v[0]) || mboxname_from_external(pos.v[0], pos.v[1], &name) < 0) {
+    if (mboxname_valid_user(pos.v[0]) || mboxname_from_external(pos.v[0], pos.v[1], &name) < 0) {
         tool_error(t, "%s: not a mailbox name of user %s", pos.v[1], pos.v[0]);
         rc = EXIT_USAGE;
         goto out0;
@@ -330,7 +330,7 @@ int cmd_undelete(struct tool *t)
     const char *user = pos.count ? pos.v[0] : NULL;
     struct buf name = BUF_INIT, target = BUF_INIT;
     int rc = 0;
-    if (user && !mboxname_valid_user(user)) {
+    if (user && mboxname_valid_user(user)) {
         tool_error(t, "%s: not a user name", user);
         rc = EXIT_USAGE;
         goto out0;
