@@ -19,9 +19,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from coffer_harness import (CofferTestCase, SharedCofferTestCase, main, run_coffer,  # noqa: E402
                             wait_for)
 
-# expunge_retention 0: coffer expire removes expunged messages and deleted mailboxes at once
-# (delayed expunge and delete have their own suite, test_unexpunge.py)
-SETTINGS = {"global_settings": {"allow_plaintext": "yes", "expunge_retention": "0"}}
+# expunge_mode immediate: reconstruct from message files alone (a deleted index) cannot tell
+# the files delayed expunge keeps from live ones; expunge_retention 0: coffer expire removes
+# deleted mailboxes at once (delayed expunge and delete have their own suite,
+# test_unexpunge.py)
+SETTINGS = {"global_settings": {"allow_plaintext": "yes", "expunge_mode": "immediate",
+                                "expunge_retention": "0"}}
 
 
 def msg(user, box, i):
