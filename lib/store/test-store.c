@@ -221,6 +221,40 @@ static void test_delayed_delete(struct store *st)
     UNIT_EQ_INT(n, base);
     for (size_t i = 0; i < n; i++) store_deleted_fini(&v[i]);
     free(v);
+    /* crash states, as reconstruct finds them: (1) an undelete killed between moving the
+     * directory back and adding the entry: adopted under its (new) name, once; (2) a delayed
+     * delete killed after the entry went, before the directory was hidden: hidden */
+    UNIT_EQ_INT(store_create(st, "user/dan/c", NULL, NULL, NULL, 0), 0);
+    put(st, "user/dan/c", 1);
+    char *cdir = mbdir(st, "user/dan/c");
+    char *chold = xasprintf("%s%s", cdir, DELETED_SUFFIX);
+    char *ctomb = xasprintf("%s.deleted", cdir);
+    UNIT_EQ_INT(store_delete(st, "user/dan/c"), 0);
+    UNIT_EQ_INT(rename(chold, cdir), 0);          /* (1) */
+    recon_report_init(&rep);
+    UNIT_CHECK(store_reconstruct_mailboxlist(st, 0, &rep) > 0);
+    recon_report_fini(&rep);
+    UNIT_EQ_INT(store_lookup(st, "user/dan/c", NULL), 1);
+    usage_is(st, "user/dan", 20, 2);              /* recounted: charged again */
+    UNIT_EQ_INT(store_deleted_list(st, &v, &n), 0);
+    UNIT_EQ_INT(n, base);
+    for (size_t i = 0; i < n; i++) store_deleted_fini(&v[i]);
+    free(v);
+    UNIT_EQ_INT(store_delete(st, "user/dan/c"), 0);
+    UNIT_EQ_INT(rename(chold, ctomb), 0);         /* (2) */
+    recon_report_init(&rep);
+    UNIT_CHECK(store_reconstruct_mailboxlist(st, 0, &rep) > 0);
+    UNIT_CHECK(strarr_find(&rep.what, "tombstone_hidden") >= 0);
+    recon_report_fini(&rep);
+    UNIT_CHECK(exists(chold) && !exists(ctomb) && !exists(cdir));
+    UNIT_EQ_INT(store_lookup(st, "user/dan/c", NULL), 0);
+    UNIT_EQ_INT(store_deleted_list(st, &v, &n), 0);
+    UNIT_EQ_INT(n, base + 1);
+    for (size_t i = 0; i < n; i++) store_deleted_fini(&v[i]);
+    free(v);
+    free(cdir);
+    free(chold);
+    free(ctomb);
     mboxlist_entry_fini(&e);
     free(live);
     free(held);
