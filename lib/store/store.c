@@ -206,9 +206,13 @@ int store_delete(struct store *st, const char *name)
     if (!ppath) { r = CF_E_NOTFOUND; goto out; }
     struct index_header h;
     int counted = has_root == 1 && mailbox_status(ppath, e.uniqueid, &h) == 0;
-    if (strcmp(config_str(st->cfg, CFG_DELETE_MODE), "immediate")) {
-        /* delete_mode delayed: hidden, not removed (store-retained.h); credited all the same */
-        char *mdir = partition_mailbox_dir(ppath, e.uniqueid);
+    char *mdir = partition_mailbox_dir(ppath, e.uniqueid);
+    struct stat msb;
+    int hide = strcmp(config_str(st->cfg, CFG_DELETE_MODE), "immediate") && stat(mdir, &msb) == 0;
+    if (!hide) free(mdir);
+    if (hide) {
+        /* delete_mode delayed: hidden, not removed (store-retained.h); credited all the same.
+         * (A listed mailbox without a directory has nothing to keep: the path below.) */
         r = store_delete_hidden(st, name, &e, mdir);
         free(mdir);
         if (!r && counted && (h.quota_used || h.exists))
