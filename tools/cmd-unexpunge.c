@@ -160,6 +160,44 @@ static void flag_names(const struct index_record *r, const struct strarr *kw, st
     buf_cstr(out);
 }
 
+/* print_messages: the table of what unexpunge brings back (dry: would bring back), recs[0..k)
+ * with their new uids nu (a 0 in a real run: gone meanwhile, not listed). */
+static void print_messages(struct tool *t, struct mailbox *mb, struct index_record *recs,
+                           size_t k, const uint32_t *nu, int dry)
+{
+    struct buf tmp = BUF_INIT, fl = BUF_INIT;
+    struct table tab;
+    if (dry)
+        table_init(&tab, (const char *const[]){ "uid#", "date", "expunged", "size#", "flags", "subject", NULL });
+    else
+        table_init(&tab, (const char *const[]){ "uid#", "new_uid#", "date", "expunged", "size#", "flags", "subject", NULL });
+    const struct strarr *kw = mailbox_keywords(mb);
+    struct strarr kwc = STRARR_INIT;
+    for (size_t i = 0; i < kw->count; i++) strarr_add(&kwc, kw->v[i]);
+    for (size_t i = 0; i < k; i++) {
+        if (!dry && !nu[i]) continue;   /* gone meanwhile */
+        char uid[16], nuid[16], date[32], exp[32], size[32];
+        snprintf(uid, sizeof uid, "%u", (unsigned)recs[i].uid);
+        snprintf(nuid, sizeof nuid, "%u", (unsigned)nu[i]);
+        snprintf(size, sizeof size, "%llu", (unsigned long long)recs[i].size);
+        iso_time(recs[i].internaldate, date);
+        iso_time(recs[i].expunged_at, exp);
+        recs[i].flags &= ~FLAG_DELETED;
+        flag_names(&recs[i], &kwc, &fl);
+        /* dry run: the retained file; else the restored copy (same bytes) */
+        subject(mb, dry ? recs[i].uid : nu[i], &tmp);
+        if (dry)
+            table_add(&tab, (const char *const[]){ uid, date, exp, size, buf_cstr(&fl), buf_cstr(&tmp) });
+        else
+            table_add(&tab, (const char *const[]){ uid, nuid, date, exp, size, buf_cstr(&fl), buf_cstr(&tmp) });
+    }
+    strarr_fini(&kwc);
+    table_print(&tab, t->json);
+    table_fini(&tab);
+    buf_fini(&tmp);
+    buf_fini(&fl);
+}
+
 int cmd_unexpunge(struct tool *t)
 {
     int dry = 0, force = 0, bad = 0, have_since = 0;
@@ -184,7 +222,7 @@ int cmd_unexpunge(struct tool *t)
         free(set.r);
         return EXIT_USAGE;
     }
-    struct buf name = BUF_INIT, tmp = BUF_INIT, fl = BUF_INIT;
+    struct buf name = BUF_INIT;
     int rc = 0;
     if (mboxname_valid_user(pos.v[0]) || mboxname_from_external(pos.v[0], pos.v[1], &name) < 0) {
         tool_error(t, "%s: not a mailbox name of user %s", pos.v[1], pos.v[0]);
@@ -229,34 +267,7 @@ int cmd_unexpunge(struct tool *t)
             goto out;
         }
     }
-    struct table tab;
-    if (dry)
-        table_init(&tab, (const char *const[]){ "uid#", "date", "expunged", "size#", "flags", "subject", NULL });
-    else
-        table_init(&tab, (const char *const[]){ "uid#", "new_uid#", "date", "expunged", "size#", "flags", "subject", NULL });
-    const struct strarr *kw = mailbox_keywords(mb);
-    struct strarr kwc = STRARR_INIT;
-    for (size_t i = 0; i < kw->count; i++) strarr_add(&kwc, kw->v[i]);
-    for (size_t i = 0; i < k; i++) {
-        if (!dry && !nu[i]) continue;   /* gone meanwhile */
-        char uid[16], nuid[16], date[32], exp[32], size[32];
-        snprintf(uid, sizeof uid, "%u", (unsigned)recs[i].uid);
-        snprintf(nuid, sizeof nuid, "%u", (unsigned)nu[i]);
-        snprintf(size, sizeof size, "%llu", (unsigned long long)recs[i].size);
-        iso_time(recs[i].internaldate, date);
-        iso_time(recs[i].expunged_at, exp);
-        recs[i].flags &= ~FLAG_DELETED;
-        flag_names(&recs[i], &kwc, &fl);
-        /* dry run: the retained file; else the restored copy (same bytes) */
-        subject(mb, dry ? recs[i].uid : nu[i], &tmp);
-        if (dry)
-            table_add(&tab, (const char *const[]){ uid, date, exp, size, buf_cstr(&fl), buf_cstr(&tmp) });
-        else
-            table_add(&tab, (const char *const[]){ uid, nuid, date, exp, size, buf_cstr(&fl), buf_cstr(&tmp) });
-    }
-    strarr_fini(&kwc);
-    table_print(&tab, t->json);
-    table_fini(&tab);
+    print_messages(t, mb, recs, k, nu, dry);
     if (!t->json)
         fprintf(stderr, "coffer unexpunge: %s%zu message%s, %llu bytes%s\n", dry ? "dry run: " : "",
                 k, k == 1 ? "" : "s", (unsigned long long)bytes,
@@ -270,8 +281,6 @@ out:
     store_close(&st);
 out0:
     buf_fini(&name);
-    buf_fini(&tmp);
-    buf_fini(&fl);
     strarr_fini(&pos);
     free(set.r);
     return rc;

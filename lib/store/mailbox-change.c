@@ -1,4 +1,5 @@
-/* mailbox-change.c: changing messages in place: flag store, expunge and repack. */
+/* mailbox-change.c: changing messages in place: flag store, expunge (immediate or delayed),
+ * repack by retention, and unexpunge of what delayed expunge kept. */
 #include "store/mailbox-int.h"
 #include "store/mailbox.h"
 #include "store/mbheader.h"
