@@ -1,9 +1,12 @@
 /* cmd-expire.c: `coffer expire`: prune the duplicate-delivery database (duplicate_lifetime),
- * the Sieve vacation database (answers older than --vacation-days), and repack mailboxes that
- * still carry expunged records, reporting what went. */
+ * the Sieve vacation database (answers older than --vacation-days), repack mailboxes that
+ * carry expunged records past expunge_retention (or whose files are gone), and remove
+ * mailboxes hidden by delayed delete past it, reporting what went. */
 #include "tool.h"
 #include "cmd.h"
 #include "core/error.h"
+#include "core/xmalloc.h"
+#include "store/store-retained.h"
 #include "store/store.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,29 +69,59 @@ int cmd_expire(struct tool *t)
         }
     }
 
-    /* 3. expunged records still in indexes (and their files, if a crash left any) */
+    /* 3. expunged records still in indexes whose files are gone or past expunge_retention
+     * (and their files); records younger than that stay for coffer unexpunge */
+    int64_t retention = store_expunge_retention(st), cutoff = now - retention;
     struct strarr names = STRARR_INIT;
-    long long recs = 0, boxes = 0;
+    long long recs = 0, boxes = 0, kept = 0;
     if (r >= 0) r = store_mailbox_foreach(st, "", add_name, &names);
     for (size_t i = 0; r >= 0 && i < names.count; i++) {
         tool_progress(t, i + 1, names.count, "mailboxes");
         struct index_header h;
         if (store_status(st, names.v[i], &h) < 0 || !h.expunged) continue;
-        recs += h.expunged;
-        boxes++;
-        if (dry) continue;
         struct mailbox *mb;
         int x = store_open_mailbox(st, names.v[i], NULL, &mb);
-        if (!x) x = mailbox_repack(mb);
+        uint32_t due = 0, keep = 0;
+        if (!x) x = mailbox_expunged_due(mb, cutoff, &due, &keep);
+        if (!x && due && !dry) x = mailbox_repack_expired(mb, cutoff, &due);
         mailbox_close(&mb);
         if (x < 0 && x != CF_E_NOTFOUND) {
             tool_error(t, "%s: cannot repack: %s", names.v[i], cf_strerror(x));
             r = x;
         }
+        if (x < 0) continue;
+        recs += due;
+        kept += keep;
+        if (due) boxes++;
     }
     snprintf(num, sizeof num, "%lld", recs);
-    snprintf(detail, sizeof detail, "expunged index records in %lld mailbox%s", boxes, boxes == 1 ? "" : "es");
+    snprintf(detail, sizeof detail, "expunged messages in %lld mailbox%s; %lld younger than %llds kept",
+             boxes, boxes == 1 ? "" : "es", kept, (long long)retention);
     table_add(&tab, (const char *const[]){ "expunged", num, detail });
+
+    /* 4. mailboxes hidden by delayed delete past expunge_retention */
+    struct store_deleted *dv = NULL;
+    size_t nd = 0;
+    long long gone = 0, held = 0;
+    if (r >= 0) r = store_deleted_list(st, &dv, &nd);
+    for (size_t i = 0; r >= 0 && i < nd; i++) {
+        if (dv[i].deleted_at > cutoff) {
+            held++;
+            continue;
+        }
+        int x = dry ? 0 : store_deleted_expire(st, &dv[i]);
+        if (x < 0 && x != CF_E_NOTFOUND) {
+            tool_error(t, "%s: cannot remove the deleted mailbox %s: %s", dv[i].name, dv[i].dir, cf_strerror(x));
+            r = x;
+        } else {
+            gone++;
+        }
+    }
+    for (size_t i = 0; i < nd; i++) store_deleted_fini(&dv[i]);
+    free(dv);
+    snprintf(num, sizeof num, "%lld", gone);
+    snprintf(detail, sizeof detail, "deleted mailboxes; %lld younger than %llds kept", held, (long long)retention);
+    table_add(&tab, (const char *const[]){ "deleted", num, detail });
     strarr_fini(&names);
     table_print(&tab, t->json);
     if (dry && !t->json) fprintf(stderr, "coffer expire: dry run: nothing was removed\n");

@@ -21,6 +21,7 @@ int tool_exit_for(int err)
     case CF_E_EXISTS: return EXIT_EXISTS;
     case CF_E_AGAIN: case CF_E_LOCKED: return EXIT_TEMPFAIL;
     case CF_E_PARSE: return EXIT_USAGE;
+    case CF_E_QUOTA: return EXIT_QUOTA;
     default: return EXIT_FAIL;
     }
 }

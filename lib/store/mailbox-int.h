@@ -24,6 +24,7 @@ struct mailbox {
     size_t map_len;
     struct index_header hdr;    /* as of the last refresh */
     int nofsync;
+    int expunge_delayed;        /* expunge keeps the message files (mailbox_set_expunge_delayed) */
     int dir_fd;                 /* the mailbox directory, for its fsync (opened on first use) */
     int commit_uncertain;       /* a failed commit could not restore its header slot durably */
     uint64_t *sync_map;         /* the lock file's shared ticket word (group commit) */

@@ -40,7 +40,9 @@ int store_create(struct store *st, const char *name, const char *partition, cons
                  const char *flags, unsigned opts);
 
 /* store_delete: delete one mailbox (not its children) and its messages, subscriptions stay
- * (RFC 3501 section 6.3.4), seen state goes. Its quota root is credited with what the index
+ * (RFC 3501 section 6.3.4), seen state goes (with delete_mode delayed: the mailbox is hidden
+ * instead, store-retained.h, and its seen state goes when coffer expire removes it). Its
+ * quota root is credited with what the index
  * header held, under the root's lock (see "Quota accounting" below). 0, CF_E_NOTFOUND, or an
  * error (CF_E_IO when the quota lock cannot be taken: nothing was deleted). */
 int store_delete(struct store *st, const char *name);
