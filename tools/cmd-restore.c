@@ -191,7 +191,7 @@ static void restore_undo(struct store *st, struct rbox *boxes, size_t nbox)
     for (size_t i = nbox; i-- > 0; ) {
         if (boxes[i].lock_fd >= 0) close(boxes[i].lock_fd);
         boxes[i].lock_fd = -1;
-        if (boxes[i].created) store_delete(st, boxes[i].name);
+        if (boxes[i].created) store_delete_opts(st, boxes[i].name, STORE_DELETE_NOW);
     }
 }
 

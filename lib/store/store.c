@@ -191,6 +191,11 @@ static void remove_tombstone(const char *dir)
 
 int store_delete(struct store *st, const char *name)
 {
+    return store_delete_opts(st, name, 0);
+}
+
+int store_delete_opts(struct store *st, const char *name, unsigned opts)
+{
     struct mboxlist_entry e;
     mboxlist_entry_init(&e);
     struct buf root = BUF_INIT;
@@ -209,7 +214,8 @@ int store_delete(struct store *st, const char *name)
     int counted = has_root == 1 && mailbox_status(ppath, e.uniqueid, &h) == 0;
     char *mdir = partition_mailbox_dir(ppath, e.uniqueid);
     struct stat msb;
-    int hide = strcmp(config_str(st->cfg, CFG_DELETE_MODE), "immediate") && stat(mdir, &msb) == 0;
+    int hide = !(opts & STORE_DELETE_NOW) &&
+               strcmp(config_str(st->cfg, CFG_DELETE_MODE), "immediate") && stat(mdir, &msb) == 0;
     if (!hide) free(mdir);
     if (hide) {
         /* delete_mode delayed: hidden, not removed (store-retained.h); credited all the same.

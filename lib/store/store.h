@@ -47,6 +47,12 @@ int store_create(struct store *st, const char *name, const char *partition, cons
  * error (CF_E_IO when the quota lock cannot be taken: nothing was deleted). */
 int store_delete(struct store *st, const char *name);
 
+#define STORE_DELETE_NOW 0x1   /* remove at once whatever delete_mode says */
+
+/* store_delete_opts: store_delete with options: STORE_DELETE_NOW for a mailbox its own caller
+ * created moments ago and now takes back (a refused restore): nothing to keep for undelete. */
+int store_delete_opts(struct store *st, const char *name, unsigned opts);
+
 /* store_rename: rename oldname and every mailbox below it; when new_partition is given (and
  * differs) the mailbox oldname itself moves there (its children stay where they are). A quota
  * root that is oldname or below it is renamed with it (limits and usage) unless its new name
