@@ -1,17 +1,19 @@
 /* search.c: IMAP SEARCH programs (RFC 3501 section 6.4.4): parsing search keys into a tree and
  * evaluating it, cheapest keys first, against messages reached through struct search_msg_ops. */
 #include "imap/search.h"
+#include "imap/imap-date.h"
 #include "imap/imap-seqset.h"
+#include "mime/date.h"
 #include "mime/decode.h"
 #include "mime/mime.h"
 #include "core/buf.h"
+#include "core/date.h"
 #include "core/error.h"
 #include "core/xmalloc.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 /* System flag bits, the same values as store/index.h's FLAG_* (the engine does not link the
  * store; search.h documents the values). */
@@ -198,108 +200,6 @@ static int fold_to_ascii_risk(const char *p, size_t n)
     return memmem(p, n, "\xc5\xbf", 2) || memmem(p, n, "\xe2\x84\xaa", 3);
 }
 
-/* ---- dates ---- */
-
-/* days_from_civil: days since 1970-01-01 of a proleptic Gregorian date. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    int64_t era, yoe, doy, doe;
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = y - era * 400;
-    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static const char *const months[12] = {
-    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"
-};
-
-static int month_index(const char *s, size_t n)
-{
-    if (n != 3) return -1;
-    for (int i = 0; i < 12; i++)
-        if (strncasecmp(s, months[i], 3) == 0) return i;
-    return -1;
-}
-
-int search_date_parse(const char *s, size_t len, int64_t *day_r)
-{
-    size_t i = 0, ds;
-    unsigned day = 0, year = 0;
-    int mon;
-    while (i < len && i < 2 && s[i] >= '0' && s[i] <= '9') day = day * 10 + (unsigned)(s[i++] - '0');
-    if (i == 0 || i >= len || s[i] != '-' || day < 1 || day > 31) return CF_E_PARSE;
-    i++;
-    if (len - i < 4) return CF_E_PARSE;
-    mon = month_index(s + i, 3);
-    if (mon < 0 || s[i + 3] != '-') return CF_E_PARSE;
-    i += 4;
-    ds = i;
-    while (i < len && s[i] >= '0' && s[i] <= '9') year = year * 10 + (unsigned)(s[i++] - '0');
-    if (i != len || i - ds != 4) return CF_E_PARSE;
-    *day_r = days_from_civil(year, (unsigned)mon + 1, day);
-    return 0;
-}
-
-/* skip_cfws: skip white space and (nested) comments. */
-static size_t skip_cfws(const char *s, size_t len, size_t i)
-{
-    for (;;) {
-        while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++;
-        if (i < len && s[i] == '(') {
-            int depth = 0;
-            for (; i < len; i++) {
-                if (s[i] == '\\' && i + 1 < len) { i++; continue; }
-                if (s[i] == '(') depth++;
-                else if (s[i] == ')' && --depth == 0) { i++; break; }
-            }
-            continue;
-        }
-        return i;
-    }
-}
-
-int search_sent_day(const char *s, size_t len, int64_t *day_r)
-{
-    size_t i = skip_cfws(s, len, 0), st;
-    unsigned day = 0, year = 0;
-    int mon;
-    /* optional day-of-week "," */
-    if (i < len && ((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z'))) {
-        while (i < len && ((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z'))) i++;
-        i = skip_cfws(s, len, i);
-        if (i < len && s[i] == ',') i++;
-        i = skip_cfws(s, len, i);
-    }
-    st = i;
-    while (i < len && i - st < 2 && s[i] >= '0' && s[i] <= '9') day = day * 10 + (unsigned)(s[i++] - '0');
-    if (i == st || day < 1 || day > 31) return 0;
-    i = skip_cfws(s, len, i);
-    if (i < len && s[i] == '-') i++;      /* tolerate "1-Jul-2003" */
-    if (len - i < 3 || (mon = month_index(s + i, 3)) < 0) return 0;
-    i = skip_cfws(s, len, i + 3);
-    if (i < len && s[i] == '-') i++;
-    st = i;
-    while (i < len && i - st < 4 && s[i] >= '0' && s[i] <= '9') year = year * 10 + (unsigned)(s[i++] - '0');
-    if (i - st < 2) return 0;
-    if (i - st == 2) year += year < 50 ? 2000 : 1900;        /* RFC 5322 section 4.3 */
-    else if (i - st == 3) year += 1900;
-    *day_r = days_from_civil(year, (unsigned)mon + 1, day);
-    return 1;
-}
-
-/* local_day: the day number of t in the server's time zone. */
-static int64_t local_day(int64_t t)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (!localtime_r(&tt, &tm)) return t / 86400;
-    return days_from_civil((int64_t)tm.tm_year + 1900, (unsigned)tm.tm_mon + 1,
-                           (unsigned)tm.tm_mday);
-}
-
 /* ---- parsing ---- */
 
 struct pctx {
@@ -481,7 +381,7 @@ static struct snode *parse_key(struct pctx *pc, const struct imap_arg *args, siz
             enum skey k = date_keys[i].key;
             if (!(b = parse_need(pc, args, nargs, ip, "Missing date"))) return NULL;
             if ((b->type != IMAP_ARG_ATOM && b->type != IMAP_ARG_QUOTED) ||
-                search_date_parse(b->s, b->len, &day) < 0) {
+                imap_date_parse(b->s, b->len, &day) < 0) {
                 pc->err = "Invalid date";
                 return NULL;
             }
@@ -1159,7 +1059,7 @@ static int date_cb(void *rock, const char *name, size_t name_len, const char *va
 {
     struct date_rock *dr = rock;
     if (!ieq(name, name_len, "Date")) return 0;
-    dr->found = search_sent_day(value, value_len, &dr->day);
+    dr->found = mime_date_day(value, value_len, &dr->day);
     return 1;
 }
 
@@ -1172,7 +1072,7 @@ static int sent_day(struct mstate *m, int64_t *day)
         struct date_rock dr = { 0, 0 };
         if ((r = need_header(m)) < 0) return r;
         mime_header_foreach(m->hdr, m->hdr_len, date_cb, &dr);
-        m->sent_day = dr.found ? dr.day : local_day(m->rec.internaldate);
+        m->sent_day = dr.found ? dr.day : date_local_day(m->rec.internaldate);
         m->sent_known = 1;
     }
     *day = m->sent_day;
@@ -1215,9 +1115,9 @@ static int eval(struct snode *n, struct mstate *m)
         return n->key == K_KEYWORD ? r : !r;
     case K_LARGER: return m->rec.size > n->num;
     case K_SMALLER: return m->rec.size < n->num;
-    case K_BEFORE: return local_day(m->rec.internaldate) < n->day;
-    case K_ON: return local_day(m->rec.internaldate) == n->day;
-    case K_SINCE: return local_day(m->rec.internaldate) >= n->day;
+    case K_BEFORE: return date_local_day(m->rec.internaldate) < n->day;
+    case K_ON: return date_local_day(m->rec.internaldate) == n->day;
+    case K_SINCE: return date_local_day(m->rec.internaldate) >= n->day;
     case K_SENTBEFORE:
     case K_SENTON:
     case K_SENTSINCE:

@@ -6,13 +6,13 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "imap/imap-date.h"
 #include "mime/mime.h"
 #include "net/stream.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 /* Body data at least this long is written straight from the message mapping to the stream
  * instead of being copied into the response buffer. */
@@ -348,24 +348,6 @@ static int emit_section(struct fetch *f, const struct imap_section *sec)
     return emit_partial(f, sec, f->map + off, (size_t)len);
 }
 
-/* internaldate_append: "17-Jul-1996 02:44:25 -0700" (RFC 3501 section 9 date-time), local time. */
-static void internaldate_append(int64_t t, struct buf *out)
-{
-    static const char mon[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (!localtime_r(&tt, &tm)) {
-        tt = 0;
-        gmtime_r(&tt, &tm);
-    }
-    long off = tm.tm_gmtoff / 60;
-    char sign = off < 0 ? '-' : '+';
-    if (off < 0) off = -off;
-    buf_printf(out, "\"%2d-%s-%04d %02d:%02d:%02d %c%02ld%02ld\"", tm.tm_mday, mon[tm.tm_mon],
-               tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, sign, off / 60, off % 60);
-}
-
 static int cache_field(struct fetch *f, enum cache_field id, const char *name)
 {
     int r = load_cache(f);
@@ -412,7 +394,7 @@ static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
             break;
         case FA_INTERNALDATE:
             buf_appends(&f->out, "INTERNALDATE ");
-            internaldate_append(f->rec.internaldate, &f->out);
+            imap_datetime_append(f->rec.internaldate, &f->out);
             break;
         case FA_SIZE:
             buf_printf(&f->out, "RFC822.SIZE %llu", (unsigned long long)f->rec.size);
