@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "imap/imap-date.h"
+#include "mime/decode.h"
 #include "mime/mime.h"
 #include "net/stream.h"
 #include <stdio.h>
@@ -224,36 +225,25 @@ static int field_match(const struct imap_section *sec, const char *name, size_t 
     return 0;
 }
 
+struct filter_rock { const struct imap_section *sec; int not; struct buf *out; };
+
+static int filter_cb(void *rock, const char *name, size_t name_len, const char *field,
+                     size_t field_len)
+{
+    struct filter_rock *fr = rock;
+    if (!name || field_match(fr->sec, name, name_len) == fr->not) return 0;
+    buf_append(fr->out, field, field_len);
+    if (field[field_len - 1] != '\n') buf_appends(fr->out, "\r\n");   /* the last, cut short */
+    return 0;
+}
+
 /* header_filter: the fields of header block h whose names are (not, for .NOT) among the
  * section's, raw and in message order, then the empty line (RFC 3501 section 6.4.5). */
 static void header_filter(const struct imap_section *sec, const char *h, size_t len,
                           struct buf *out)
 {
-    int not = sec->text == IMAP_SECTION_HEADER_FIELDS_NOT;
-    const char *p = h, *end = h + len;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        const char *next = eol ? eol + 1 : end;
-        if (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n')) break;   /* empty line */
-        /* a field: this line and its continuation lines */
-        const char *fend = next;
-        while (fend < end && (*fend == ' ' || *fend == '\t')) {
-            const char *e2 = memchr(fend, '\n', (size_t)(end - fend));
-            fend = e2 ? e2 + 1 : end;
-        }
-        const char *colon = memchr(p, ':', (size_t)(next - p));
-        int keep = 0;
-        if (colon) {
-            const char *ne = colon;
-            while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t')) ne--;
-            keep = field_match(sec, p, (size_t)(ne - p)) != not;
-        }
-        if (keep) {
-            buf_append(out, p, (size_t)(fend - p));
-            if (fend == end && (fend == p || fend[-1] != '\n')) buf_appends(out, "\r\n");
-        }
-        p = fend;
-    }
+    struct filter_rock fr = { sec, sec->text == IMAP_SECTION_HEADER_FIELDS_NOT, out };
+    mime_header_foreach_raw(h, len, filter_cb, &fr);
     buf_appends(out, "\r\n");
 }
 
