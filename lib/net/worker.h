@@ -96,10 +96,16 @@ const struct strarr *worker_args(void);
 /* The replies a line protocol (POP3, LMTP) gives when a line is refused or the session ends
  * for the stream's reasons; each is sent followed by CRLF. */
 struct line_texts {
-    const char *too_long;   /* an over-long line; the session goes on */
+    const char *too_long;   /* an over-long line; the session goes on (worker_next_line only) */
     const char *timeout;    /* idle timeout; the session ends */
     const char *shutdown;   /* the server is stopping; the session ends */
 };
+
+/* worker_read_end: the end reason of a session whose read failed with r ("timeout",
+ * "shutdown", "eof", "tls_error", "io"), after writing the protocol's goodbye from t (a line;
+ * CRLF is added) for a timeout or a shutdown. For every service and every read that can end
+ * a session: the command loop, IDLE, a SASL exchange, an LMTP message. */
+const char *worker_read_end(struct stream *s, int r, const struct line_texts *t);
 
 /* worker_next_line: one step of a line protocol's session loop: flush the replies when no
  * pipelined input is waiting, then read the next line into line. Returns 1 with a line, 0

@@ -15,6 +15,10 @@
 /* client_parser_limits: the parser limits for the connection's state. Before login they are
  * small (review M3): nobody needs a 64 MiB literal or thousands of arguments to log in, and
  * every connection reaches this state without a password. */
+const struct line_texts client_texts = {
+    NULL, "* BYE Autologout; idle for too long", "* BYE Server shutting down",
+};
+
 static void client_parser_limits(const struct client *c, struct imap_parser_limits *lim)
 {
     const struct config *cfg = c->ws->cfg;

@@ -236,10 +236,7 @@ static void send_challenge(struct client *c, const char *out, size_t outlen)
 
 static void stream_gone(struct client *c, int r)
 {
-    c->end_reason = r == CF_E_EOF ? "eof" : r == CF_E_TIMEOUT ? "timeout"
-                  : r == CF_E_SHUTDOWN ? "shutdown" : "io";
-    if (r == CF_E_TIMEOUT) client_untagged(c, "BYE Autologout; idle for too long");
-    else if (r == CF_E_SHUTDOWN) client_untagged(c, "BYE Server shutting down");
+    c->end_reason = worker_read_end(c->stream, r, &client_texts);
     c->state = CLIENT_LOGOUT;
 }
 

@@ -19,6 +19,11 @@ struct client *client_new(struct worker_session *ws)
     return c;
 }
 
+const struct line_texts client_texts = {
+    "500 5.5.2 Line too long",   /* RFC 5321 section 4.5.3.1.4 */
+    "421 4.4.2 Idle timeout", "421 4.3.2 Server shutting down",
+};
+
 void client_free(struct client **cp)
 {
     struct client *c = *cp;

@@ -19,6 +19,10 @@ struct client *client_new(struct worker_session *ws)
     return c;
 }
 
+const struct line_texts client_texts = {
+    "-ERR Line too long", "-ERR Autologout; idle for too long", "-ERR Server shutting down",
+};
+
 void client_free(struct client **cp)
 {
     struct client *c = *cp;

@@ -140,22 +140,8 @@ static int read_response(struct client *c, struct buf *line, struct buf *out)
     case CF_E_LIMIT:
         client_reply(c, "-ERR Line too long");
         return 1;
-    case CF_E_TIMEOUT:
-        client_reply(c, "-ERR Autologout; idle for too long");
-        c->end_reason = "timeout";
-        return r;
-    case CF_E_SHUTDOWN:
-        client_reply(c, "-ERR Server shutting down");
-        c->end_reason = "shutdown";
-        return r;
-    case CF_E_EOF:
-        c->end_reason = "eof";
-        return r;
-    case CF_E_TLS:
-        c->end_reason = "tls_error";
-        return r;
     default:
-        c->end_reason = "io";
+        c->end_reason = worker_read_end(c->stream, r, &client_texts);
         return r;
     }
     if (!strcmp(buf_cstr(line), "*")) {      /* RFC 5034 section 4: the client cancels */

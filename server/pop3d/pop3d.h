@@ -45,6 +45,10 @@ struct client *client_new(struct worker_session *ws);
  * deletes nothing, RFC 1939 section 6), the SASL exchange and the client. */
 void client_free(struct client **c);
 
+/* client_texts: the goodbyes (and over-long line reply) of the session, for worker_next_line
+ * and worker_read_end. */
+extern const struct line_texts client_texts;
+
 /* client_tls_available: 1 when STLS may be offered: a certificate is configured, the service
  * does not say tls = none, and the connection is not yet under TLS. */
 int client_tls_available(const struct client *c);
