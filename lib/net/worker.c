@@ -482,6 +482,16 @@ int worker_starttls(struct worker_session *ws, const char **end_reason)
     return 0;
 }
 
+int worker_tls_available(const struct worker_session *ws)
+{
+    return ws->tls && strcmp(service_str(ws->svc, SVC_TLS), "none") && !stream_is_tls(ws->stream);
+}
+
+int worker_plaintext_ok(const struct worker_session *ws)
+{
+    return stream_is_tls(ws->stream) || config_int(ws->cfg, CFG_ALLOW_PLAINTEXT);
+}
+
 const char *worker_read_end(struct stream *s, int r, const struct line_texts *t)
 {
     switch (r) {

@@ -101,6 +101,16 @@ struct line_texts {
     const char *shutdown;   /* the server is stopping; the session ends */
 };
 
+/* worker_tls_available: 1 when STARTTLS (POP3 STLS) may be offered on the session: a
+ * certificate is configured, the service does not say tls = none, and the connection is not
+ * yet under TLS. */
+int worker_tls_available(const struct worker_session *ws);
+
+/* worker_plaintext_ok: 1 when passwords may be sent in the clear on the session: under TLS,
+ * or allow_plaintext = yes (RFC 8314 section 3, RFC 2595 section 2). Loopback connections are
+ * deliberately not special. */
+int worker_plaintext_ok(const struct worker_session *ws);
+
 /* worker_read_end: the end reason of a session whose read failed with r ("timeout",
  * "shutdown", "eof", "tls_error", "io"), after writing the protocol's goodbye from t (a line;
  * CRLF is added) for a timeout or a shutdown. For every service and every read that can end

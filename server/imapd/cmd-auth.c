@@ -184,7 +184,7 @@ void cmd_login(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "BAD LOGIN needs a user name and a password");
         return;
     }
-    if (!client_plaintext_ok(c)) {
+    if (!worker_plaintext_ok(c->ws)) {
         client_tagged(c, cmd->tag, "NO [PRIVACYREQUIRED] LOGIN is disabled before STARTTLS");
         return;
     }
@@ -220,7 +220,7 @@ void cmd_authenticate(struct client *c, const struct imap_command *cmd)
         return;
     }
     if (!csasl_mech_allowed(s, mech)) {
-        if (!client_plaintext_ok(c) && (!strcasecmp(mech, "PLAIN") || !strcasecmp(mech, "LOGIN")))
+        if (!worker_plaintext_ok(c->ws) && (!strcasecmp(mech, "PLAIN") || !strcasecmp(mech, "LOGIN")))
             client_tagged(c, cmd->tag, "NO [PRIVACYREQUIRED] %s is disabled before STARTTLS",
                           !strcasecmp(mech, "PLAIN") ? "PLAIN" : "LOGIN");
         else

@@ -57,12 +57,6 @@ void client_reset(struct client *c)
     c->bdat_error = NULL;
 }
 
-int client_tls_available(const struct client *c)
-{
-    return c->ws->tls && strcmp(service_str(c->ws->svc, SVC_TLS), "none") &&
-           !stream_is_tls(c->stream);
-}
-
 int client_reply(struct client *c, const char *fmt, ...)
 {
     struct buf b = BUF_INIT;

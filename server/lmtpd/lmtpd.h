@@ -65,10 +65,6 @@ void client_free(struct client **c);
  * and worker_read_end. */
 extern const struct line_texts client_texts;
 
-/* client_tls_available: 1 when STARTTLS may be offered (certificate configured, service not
- * tls = none, not yet under TLS). */
-int client_tls_available(const struct client *c);
-
 /* client_reply: one reply line plus CRLF, buffered until the session loop flushes; control
  * characters in the formatted text are sent as '?' (L1). */
 int client_reply(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -35,17 +35,6 @@ void client_free(struct client **cp)
     *cp = NULL;
 }
 
-int client_tls_available(const struct client *c)
-{
-    return c->ws->tls && strcmp(service_str(c->ws->svc, SVC_TLS), "none") &&
-           !stream_is_tls(c->stream);
-}
-
-int client_plaintext_ok(const struct client *c)
-{
-    return stream_is_tls(c->stream) || config_int(c->ws->cfg, CFG_ALLOW_PLAINTEXT);
-}
-
 struct csasl *client_sasl(struct client *c)
 {
     if (c->sasl) return c->sasl;

@@ -89,7 +89,7 @@ static void login_failed(struct client *c, const char *user, const char *mech, i
 /* plaintext_refused: RFC 8314 section 3 / RFC 2595 section 2: no passwords in the clear. */
 static int plaintext_refused(struct client *c)
 {
-    if (client_plaintext_ok(c)) return 0;
+    if (worker_plaintext_ok(c->ws)) return 0;
     client_reply(c, "-ERR [AUTH] Plaintext authentication is disallowed without TLS (use STLS)");
     return 1;
 }

@@ -49,14 +49,6 @@ void client_free(struct client **c);
  * and worker_read_end. */
 extern const struct line_texts client_texts;
 
-/* client_tls_available: 1 when STLS may be offered: a certificate is configured, the service
- * does not say tls = none, and the connection is not yet under TLS. */
-int client_tls_available(const struct client *c);
-
-/* client_plaintext_ok: 1 when passwords may be sent: under TLS, or allow_plaintext = yes
- * (RFC 8314 section 3, RFC 2595 section 2). */
-int client_plaintext_ok(const struct client *c);
-
 /* client_reply: write one line plus CRLF (buffered until the session loop flushes). */
 int client_reply(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
