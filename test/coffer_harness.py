@@ -1082,9 +1082,11 @@ class ImapUsersTestCase(SharedCofferTestCase):
 
 
 def check_binaries():
-    """Exit 0 when cofferd, imapd, pop3d and lmtpd exist in bin_dir(), else list what is
-    missing and exit 1 (the ctest fixture that gates the end-to-end tests)."""
-    missing = [p for p in ("cofferd", "imapd", "pop3d", "lmtpd")
+    """Exit 0 when cofferd, imapd, pop3d and lmtpd, coffer and the test helpers
+    (test/helpers/) exist in bin_dir(), else list what is missing and exit 1 (the ctest
+    fixture that gates the end-to-end tests)."""
+    missing = [p for p in ("cofferd", "imapd", "pop3d", "lmtpd", "coffer", "pop3-testfill",
+                           "lmtp-testtool")
                if not os.access(os.path.join(bin_dir(), p), os.X_OK)]
     if missing:
         sys.stderr.write("missing in %s: %s (build the default target first)\n" % (

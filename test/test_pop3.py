@@ -1,6 +1,6 @@
 """test_pop3.py: POP3 end to end (RFC 1939, 2449, 5034, 2595): login, the maildrop snapshot,
 RETR/TOP byte transparency, DELE/RSET/QUIT, [IN-USE], UIDL stability and \\Seen, with poplib and
-raw connections. Messages are put into the INBOX with server/pop3d's pop3-testfill helper."""
+raw connections. Messages are put into the INBOX with the pop3-testfill helper (test/helpers/)."""
 import base64
 import hashlib
 import hmac

@@ -2,6 +2,7 @@
  * the mailbox list entry as "ident\trights\t" pairs and copied into the mailbox's header file,
  * so that reconstruct --mailboxlist brings the ACL back with the mailbox. */
 #include "tool.h"
+#include "cmd.h"
 #include "core/error.h"
 #include "store/acl.h"
 #include "store/store.h"

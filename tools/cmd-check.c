@@ -2,6 +2,7 @@
  * list against the partitions, each mailbox's header file, index, message files and cache, and
  * quota usage against a recount. Exit status 0 only when everything is clean. */
 #include "tool.h"
+#include "cmd.h"
 #include "core/error.h"
 #include "store/quotalock.h"
 #include "store/reconstruct.h"

@@ -2,6 +2,7 @@
  * configdir/db (the format of kv_dump in lib/store/kv.h), so that data survives a Berkeley DB
  * upgrade, and an inspection aid. */
 #include "tool.h"
+#include "cmd.h"
 #include "core/error.h"
 #include "core/xmalloc.h"
 #include "store/store.h"

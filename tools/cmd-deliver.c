@@ -2,6 +2,7 @@
  * the running lmtpd over LMTP (RFC 2033), for MTAs that deliver by piping to a command. The
  * exit code follows sysexits(3), which MTAs understand. */
 #include "tool.h"
+#include "cmd.h"
 #include "core/error.h"
 #include "core/xmalloc.h"
 #include "net/stream.h"

@@ -2,6 +2,7 @@
  * the Sieve vacation database (answers older than --vacation-days), and repack mailboxes that
  * still carry expunged records, reporting what went. */
 #include "tool.h"
+#include "cmd.h"
 #include "core/error.h"
 #include "core/xmalloc.h"
 #include "store/store.h"

@@ -1,6 +1,6 @@
-/* cmd-mailbox.c: `coffer mailbox list|create|delete|rename`, over lib/store/store.h, and the
- * store helpers the other mailbox-level subcommands share (tool_store_open, tool_progress). */
+/* cmd-mailbox.c: `coffer mailbox list|create|delete|rename`, over lib/store/store.h. */
 #include "tool.h"
+#include "cmd.h"
 #include "core/error.h"
 #include "core/xmalloc.h"
 #include "store/mboxname.h"
@@ -8,32 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-int tool_store_open(struct tool *t, struct store **st_r)
-{
-    int r = store_open(t->cfg, st_r);
-    if (r) {
-        tool_error(t, "cannot open the databases in %s/db: %s", config_str(t->cfg, CFG_CONFIGDIR),
-                   cf_strerror(r));
-        return tool_exit_for(r);
-    }
-    return 0;
-}
-
-void tool_progress(struct tool *t, size_t done, size_t total, const char *what)
-{
-    static time_t start, last;
-    static int printed;
-    time_t now = time(NULL);
-    if (!start) start = last = now;
-    /* quiet for runs shorter than a second; then a line a second and one at the end */
-    if (done == total ? !printed : now == last || now == start) return;
-    last = now;
-    printed = 1;
-    (void)t;
-    fprintf(stderr, "coffer: %zu/%zu %s\n", done, total, what);
-}
 
 #define MAILBOX_USAGE \
     "usage: coffer mailbox list [PATTERN] | create NAME [--partition P] [--special-use FLAGS] |\n" \

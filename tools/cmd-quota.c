@@ -1,6 +1,7 @@
 /* cmd-quota.c: `coffer quota get|set|delete|report|fix`: quota roots in quota.db, and usage
  * recounted from the mailboxes' index headers (RFC 9208 resources STORAGE and MESSAGE). */
 #include "tool.h"
+#include "cmd.h"
 #include "core/error.h"
 #include "core/xmalloc.h"
 #include "store/store.h"
@@ -12,68 +13,6 @@
 #define QUOTA_USAGE \
     "usage: coffer quota get ROOT | set ROOT [--storage KIB] [--messages N] | delete ROOT |\n" \
     "       report | fix"
-
-void tool_quota_usage_fini(struct tool_quota_usage *u)
-{
-    strarr_fini(&u->roots);
-    free(u->bytes);
-    free(u->msgs);
-    memset(u, 0, sizeof *u);
-}
-
-static int add_root(const char *root, const struct quota *qt, void *rock)
-{
-    (void)qt;
-    strarr_add(rock, root);
-    return 0;
-}
-
-static int add_name(const char *name, const struct mboxlist_entry *e, void *rock)
-{
-    (void)e;
-    strarr_add(rock, name);
-    return 0;
-}
-
-int tool_quota_recount(struct tool *t, struct store *st, struct tool_quota_usage *u)
-{
-    memset(u, 0, sizeof *u);
-    strarr_init(&u->roots);
-    struct strarr names = STRARR_INIT;
-    int r = quotadb_foreach(st->quota, NULL, "", add_root, &u->roots);
-    if (!r) r = mboxlist_foreach(st->mboxlist, NULL, "", add_name, &names);
-    if (r < 0) goto out;
-    r = 0;
-    strarr_sort(&u->roots);
-    size_t n = u->roots.count ? u->roots.count : 1;
-    u->bytes = xzmalloc(n * sizeof *u->bytes);
-    u->msgs = xzmalloc(n * sizeof *u->msgs);
-    struct buf root = BUF_INIT;
-    for (size_t i = 0; i < names.count && u->roots.count; i++) {
-        tool_progress(t, i + 1, names.count, "mailboxes counted");
-        int f = quotadb_find_root(st->quota, NULL, names.v[i], &root);
-        if (f < 0) { r = f; break; }
-        if (!f) continue;
-        int k = strarr_find(&u->roots, buf_cstr(&root));
-        if (k < 0) continue;
-        struct index_header h;
-        int sr = store_status(st, names.v[i], &h);
-        if (sr == CF_E_NOTFOUND) continue;   /* deleted meanwhile */
-        if (sr < 0) {
-            tool_error(t, "%s: cannot read its index (%s); run coffer reconstruct", names.v[i],
-                       cf_strerror(sr));
-            r = sr;
-            break;
-        }
-        u->bytes[k] += (long long)h.quota_used;
-        u->msgs[k] += h.exists;
-    }
-    buf_fini(&root);
-out:
-    strarr_fini(&names);
-    if (r < 0) tool_quota_usage_fini(u);
-    return r;
-}
 
 static void limit_text(char *out, size_t n, int64_t v)
 {

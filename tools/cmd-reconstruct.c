@@ -2,6 +2,7 @@
  * message files, and the mailbox list from the partitions (lib/store/reconstruct.h), printing
  * every change it made. */
 #include "tool.h"
+#include "cmd.h"
 #include "core/error.h"
 #include "core/xmalloc.h"
 #include "store/reconstruct.h"

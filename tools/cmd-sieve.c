@@ -1,6 +1,7 @@
 /* cmd-sieve.c: `coffer sieve put|get|list|activate|deactivate|delete|check`: a user's Sieve
  * scripts (lib/sieve), until ManageSieve exists. */
 #include "tool.h"
+#include "cmd.h"
 #include "core/error.h"
 #include "core/xmalloc.h"
 #include "sieve/sieve.h"

@@ -1,6 +1,7 @@
 /* cmd-status.c: `coffer status`: is cofferd running, and its workers per service, from the
  * status file it keeps (configdir/cofferd.status: key=value lines, one per service). */
 #include "tool.h"
+#include "cmd.h"
 #include "core/error.h"
 #include "core/fileutil.h"
 #include "core/xmalloc.h"

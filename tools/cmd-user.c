@@ -1,5 +1,6 @@
 /* cmd-user.c: `coffer user add|passwd|delete|list`: users in the SASL password database. */
 #include "tool.h"
+#include "cmd.h"
 #include "auth/sasl.h"
 #include "core/error.h"
 #include <stdio.h>

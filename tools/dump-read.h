@@ -1,5 +1,5 @@
 /* dump-read.h: reading what `coffer dump` writes: the POSIX ustar stream and the manifest's
- * JSON. Apart from cmd-dump.c (restore) so that the fuzz targets test/fuzz/fuzz-dump-tar.c and
+ * JSON. Apart from cmd-restore.c so that the fuzz targets test/fuzz/fuzz-dump-tar.c and
  * fuzz-dump-manifest.c reach the same code. Nothing here touches the store. */
 #ifndef COFFER_TOOLS_DUMP_READ_H
 #define COFFER_TOOLS_DUMP_READ_H

@@ -1,5 +1,6 @@
-/* tool.h: shared plumbing of the `coffer` administration command: global options, config,
- * output as a human table or JSON, and exit codes. */
+/* tool.h: shared plumbing of the `coffer` administration command (tool.c): global options,
+ * config, output as a human table or JSON, exit codes, and the store helpers of the
+ * mailbox-level subcommands. The subcommands themselves are in cmd.h. */
 #ifndef COFFER_TOOLS_TOOL_H
 #define COFFER_TOOLS_TOOL_H
 #include "core/buf.h"
@@ -19,6 +20,7 @@ enum tool_exit {
 struct tool {
     const char *conf_path;
     struct config *cfg;
+    const char *sub;     /* the subcommand's name, for messages */
     int json;            /* --json given */
     int argc;            /* the subcommand's arguments, options removed */
     char **argv;
@@ -45,22 +47,7 @@ void json_str(struct buf *b, const char *s);
 /* tool_error: print "coffer SUB: message" to stderr (or {"error": ...} with --json to stdout). */
 void tool_error(const struct tool *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* The subcommands. */
-int cmd_user(struct tool *t);
-int cmd_status(struct tool *t);
-int cmd_deliver(struct tool *t);   /* exit codes: sysexits(3), not enum tool_exit */
-int cmd_sieve(struct tool *t);     /* cmd-sieve.c */
-int cmd_mailbox(struct tool *t);       /* cmd-mailbox.c */
-int cmd_quota(struct tool *t);         /* cmd-quota.c */
-int cmd_acl(struct tool *t);           /* cmd-acl.c */
-int cmd_reconstruct(struct tool *t);   /* cmd-reconstruct.c */
-int cmd_check(struct tool *t);         /* cmd-check.c */
-int cmd_dump(struct tool *t);          /* cmd-dump.c */
-int cmd_restore(struct tool *t);       /* cmd-dump.c */
-int cmd_expire(struct tool *t);        /* cmd-expire.c */
-int cmd_db(struct tool *t);            /* cmd-db.c */
-
-/* Store helpers of the mailbox-level subcommands (cmd-mailbox.c). */
+/* Store helpers of the mailbox-level subcommands. */
 struct store;
 /* tool_store_open: open the store of t->cfg (the database environment joined without
  * recovery, as every service does). 0, or an exit code after printing the error. */
@@ -69,7 +56,7 @@ int tool_store_open(struct tool *t, struct store **st_r);
  * second, and always for the last item (done == total). */
 void tool_progress(struct tool *t, size_t done, size_t total, const char *what);
 
-/* Quota usage recounted from the index headers (cmd-quota.c): every quota root with the bytes
+/* Quota usage recounted from the index headers (`quota fix`, `check`): every quota root with the bytes
  * and messages of the mailboxes it governs (each mailbox counts under its nearest root). */
 struct tool_quota_usage {
     struct strarr roots;      /* sorted */

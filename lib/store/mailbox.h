@@ -7,7 +7,6 @@
 #include "store/cache.h"
 #include "store/index.h"
 #include "core/strarr.h"
-#include "mime/date.h"
 
 struct mailbox;
 
@@ -236,11 +235,5 @@ extern struct mailbox_sync_stats mailbox_sync_stats;
  * the cache rebuild and reconstruct. Never fails: malformed input gets a best-effort summary. */
 void mailbox_summarize(const char *p, size_t len, uint32_t uid, struct cache_entry *e,
                        struct index_record *rec);
-
-/* mailbox_parse_date: mime_parse_date (lib/mime/date.h) under its old name. */
-static inline int64_t mailbox_parse_date(const char *s, size_t len)
-{
-    return mime_parse_date(s, len);
-}
 
 #endif

@@ -218,6 +218,44 @@ static void pidfile_remove(const char *pidfile, int pidfd)
         unlink(pidfile);
 }
 
+/* absolute_conf: the configuration path made absolute (caller frees): workers get -C, and
+ * SIGHUP re-reads it after chdir("/"). */
+static char *absolute_conf(const char *conf_arg)
+{
+    if (conf_arg[0] == '/') return xstrdup(conf_arg);
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) die(EXIT_OTHER, "getcwd: %s", strerror(errno));
+    return xasprintf("%s/%s", cwd, conf_arg);
+}
+
+/* pidfile_take: lock the pid file and write our pid in it; dies when another cofferd holds
+ * it. The lock, not the pid in the file, says whether a cofferd runs: the kernel drops it the
+ * moment the master dies, so a crashed server restarts at once (fileutil.h). Returns the
+ * descriptor, which holds the lock. */
+static int pidfile_take(const char *pidfile)
+{
+    int pidfd = -1;
+    pid_t other = 0;
+    int pr = pidfile_lock(pidfile, &pidfd, &other);
+    if (pr == CF_E_LOCKED) {
+        if (other > 0)
+            die(EXIT_RUNNING, "already running as pid %d (pid file %s is locked)", (int)other,
+                pidfile);
+        die(EXIT_RUNNING, "already running (pid file %s is locked)", pidfile);
+    }
+    if (pr) die(EXIT_OTHER, "cannot open pid file %s: %s", pidfile, strerror(errno));
+    g_pidfile = pidfile;
+    g_pidfd = pidfd;
+    /* no stale pid in it from here on */
+    if (pidfile_update(pidfd, getpid()))
+        die(EXIT_OTHER, "cannot write pid file %s: %s", pidfile, strerror(errno));
+    /* root's, readable by all (coffer status): were it the service user's, that user could
+     * write another pid in it for an administrator's `kill $(cat pidfile)` */
+    if (geteuid() == 0 && (fchown(pidfd, 0, 0) < 0 || fchmod(pidfd, 0644) < 0))
+        die(EXIT_OTHER, "cannot set the owner of pid file %s: %s", pidfile, strerror(errno));
+    return pidfd;
+}
+
 int main(int argc, char **argv)
 {
     const char *conf_arg = COFFER_DEFAULT_CONF;
@@ -233,15 +271,7 @@ int main(int argc, char **argv)
     }
     if (optind != argc) usage();
 
-    /* workers get -C and SIGHUP re-reads it after chdir("/"): make it absolute */
-    char *conf;
-    if (conf_arg[0] == '/') {
-        conf = xstrdup(conf_arg);
-    } else {
-        char cwd[PATH_MAX];
-        if (!getcwd(cwd, sizeof cwd)) die(EXIT_OTHER, "getcwd: %s", strerror(errno));
-        conf = xasprintf("%s/%s", cwd, conf_arg);
-    }
+    char *conf = absolute_conf(conf_arg);
 
     struct config *cfg = NULL;
     struct buf err = BUF_INIT;
@@ -267,27 +297,7 @@ int main(int argc, char **argv)
     umask(077);
     /* the pid file usually lives in configdir */
     make_dir(configdir, pw);
-    /* The lock on the pid file, not the pid in it, says whether a cofferd runs: the kernel
-     * drops it the moment the master dies, so a crashed server restarts at once (fileutil.h). */
-    int pidfd = -1;
-    pid_t other = 0;
-    int pr = pidfile_lock(pidfile, &pidfd, &other);
-    if (pr == CF_E_LOCKED) {
-        if (other > 0)
-            die(EXIT_RUNNING, "already running as pid %d (pid file %s is locked)", (int)other,
-                pidfile);
-        die(EXIT_RUNNING, "already running (pid file %s is locked)", pidfile);
-    }
-    if (pr) die(EXIT_OTHER, "cannot open pid file %s: %s", pidfile, strerror(errno));
-    g_pidfile = pidfile;
-    g_pidfd = pidfd;
-    /* no stale pid in it from here on */
-    if (pidfile_update(pidfd, getpid()))
-        die(EXIT_OTHER, "cannot write pid file %s: %s", pidfile, strerror(errno));
-    /* root's, readable by all (coffer status): were it the service user's, that user could
-     * write another pid in it for an administrator's `kill $(cat pidfile)` */
-    if (geteuid() == 0 && (fchown(pidfd, 0, 0) < 0 || fchmod(pidfd, 0644) < 0))
-        die(EXIT_OTHER, "cannot set the owner of pid file %s: %s", pidfile, strerror(errno));
+    int pidfd = pidfile_take(pidfile);
 
     struct passwd pwcopy;
     char *pwname = NULL;

@@ -1,6 +1,7 @@
-/* client.c: the state of one IMAP connection, its capabilities and its replies. */
+/* client.c: the state of one IMAP connection, its capabilities and its replies. It writes
+ * and records; the mailbox updates that precede a tagged response are the dispatcher's
+ * (commands.c), so nothing here touches the store. */
 #include "imapd.h"
-#include "selected.h"
 #include "core/config.h"
 #include "core/xmalloc.h"
 #include "net/stream.h"
@@ -79,7 +80,8 @@ void client_free(struct client **cp)
     struct client *c = *cp;
     if (!c) return;
     imap_parser_free(&c->parser);
-    selected_close(&c->sel);
+    buf_fini(&c->reply.line);
+    buf_fini(&c->reply.after);
     auth_session_end(c);
     free(c);
     *cp = NULL;
@@ -127,34 +129,71 @@ const char *client_printable(const char *s, size_t len, char *out, size_t outlen
 
 int client_tagged(struct client *c, const char *tag, const char *fmt, ...)
 {
-    /* RFC 3501 section 7: the updates a command allows come before its completion */
-    if (c->sel) selected_sync_before_tagged(c);
-    struct buf b = BUF_INIT;
-    buf_appends(&b, tag);
-    buf_putc(&b, ' ');
-    size_t start = b.len;
+    /* a handler that answers twice gets both lines, in order, as it always did */
+    if (c->reply.done != CLIENT_DONE_NONE) client_reply_flush(c);
+    struct buf *b = &c->reply.line;
+    buf_reset(b);
+    buf_appends(b, tag);
+    buf_putc(b, ' ');
+    size_t start = b->len;
     va_list ap;
     va_start(ap, fmt);
-    buf_vprintf(&b, fmt, ap);
+    buf_vprintf(b, fmt, ap);
     va_end(ap);
     /* A tagged response is one line of resp-text (RFC 3501 section 9: TEXT-CHAR excludes CR
      * and LF), and no literal. Should a handler put client bytes into it, a CR or LF would
      * let the client forge further responses (review L1): controls become '?' here. */
-    for (size_t i = start; i < b.len; i++) {
-        unsigned char ch = (unsigned char)b.s[i];
-        if (ch < 0x20 || ch == 0x7f) b.s[i] = '?';
+    for (size_t i = start; i < b->len; i++) {
+        unsigned char ch = (unsigned char)b->s[i];
+        if (ch < 0x20 || ch == 0x7f) b->s[i] = '?';
     }
-    buf_appends(&b, "\r\n");
-    int r = stream_write(c->stream, b.s, b.len);
-    buf_fini(&b);
-    return r;
+    const char *text = b->s + start;
+    if (!strncmp(text, "OK", 2)) c->reply.done = CLIENT_DONE_OK;
+    else if (!strncmp(text, "NO", 2)) c->reply.done = CLIENT_DONE_NO;
+    else c->reply.done = CLIENT_DONE_BAD;
+    buf_appends(b, "\r\n");
+    return 0;
 }
 
 int client_untagged(struct client *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int r = reply(c, "*", fmt, ap);
+    int r = 0;
+    if (c->reply.done != CLIENT_DONE_NONE) {
+        /* after the tagged response in the handler's order: held until it is written */
+        buf_appends(&c->reply.after, "* ");
+        buf_vprintf(&c->reply.after, fmt, ap);
+        buf_appends(&c->reply.after, "\r\n");
+    } else {
+        r = reply(c, "*", fmt, ap);
+    }
     va_end(ap);
     return r;
+}
+
+void client_reply_take(struct client *c, struct client_reply *out)
+{
+    *out = c->reply;
+    c->reply.done = CLIENT_DONE_NONE;
+    buf_init(&c->reply.line);
+    buf_init(&c->reply.after);
+}
+
+int client_reply_write(struct client *c, struct client_reply *rp)
+{
+    int r = 0;
+    if (rp->done != CLIENT_DONE_NONE) r = stream_write(c->stream, rp->line.s, rp->line.len);
+    if (rp->after.len && r == 0) r = stream_write(c->stream, rp->after.s, rp->after.len);
+    buf_fini(&rp->line);
+    buf_fini(&rp->after);
+    rp->done = CLIENT_DONE_NONE;
+    return r;
+}
+
+int client_reply_flush(struct client *c)
+{
+    struct client_reply rp;
+    client_reply_take(c, &rp);
+    return client_reply_write(c, &rp);
 }

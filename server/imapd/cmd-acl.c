@@ -44,12 +44,8 @@ static int acl_target(struct client *c, const struct imap_command *cmd, char rig
     if (r == 1) return 1;
     if (r == 0)
         client_tagged(c, cmd->tag, "NO [NONEXISTENT] No such mailbox");
-    else if (r == CF_E_PERM)
-        client_tagged(c, cmd->tag, "NO [NOPERM] Permission denied");
-    else if (r == CF_E_AGAIN)
-        client_tagged(c, cmd->tag, "NO [UNAVAILABLE] Temporary failure, try again");
     else
-        client_tagged(c, cmd->tag, "NO [SERVERBUG] Internal error");
+        imapd_reply_error(c, cmd->tag, r);   /* NOPERM, UNAVAILABLE, ... */
     return 0;
 }
 
@@ -72,12 +68,8 @@ static void update_acl(struct client *c, const struct imap_command *cmd, const c
     free(e->acl);
     e->acl = new_acl;
     int r = acl_mailbox_update(c->store, name, e);
-    if (r == CF_E_NOTFOUND) {
-        client_tagged(c, cmd->tag, "NO [NONEXISTENT] No such mailbox");
-        return;
-    }
     if (r) {
-        client_tagged(c, cmd->tag, "NO [SERVERBUG] Internal error");
+        imapd_reply_error(c, cmd->tag, r);   /* NONEXISTENT when it went meanwhile */
         return;
     }
     log_info("acl_changed", "mailbox=%s acl=%s", log_quote(name), log_quote(new_acl));

@@ -108,8 +108,7 @@ void cmd_append(struct client *c, const struct imap_command *cmd)
         goto done;
     }
     if (r < 0) {
-        client_tagged(c, cmd->tag, r == CF_E_PERM ? "NO [NOPERM] Permission denied"
-                                                  : "NO [SERVERBUG] Internal error");
+        imapd_reply_error(c, cmd->tag, r);
         goto done;
     }
 
@@ -186,13 +185,7 @@ void cmd_append(struct client *c, const struct imap_command *cmd)
     if (!r) r = mailbox_append(mb, msgs, n, have_root == 1 ? &q : NULL);
     if (r) {
         quotalock_release(&qlock);
-        switch (r) {
-        case CF_E_QUOTA: client_tagged(c, cmd->tag, "NO [OVERQUOTA] Quota exceeded"); break;
-        case CF_E_LIMIT: client_tagged(c, cmd->tag, "NO [LIMIT] Too many keywords in the mailbox"); break;
-        /* RFC 5530 section 3: a write or flush failed (EIO, ENOSPC); nothing was committed */
-        case CF_E_IO: client_tagged(c, cmd->tag, "NO [UNAVAILABLE] The mail store could not write; try again"); break;
-        default: client_tagged(c, cmd->tag, "NO [SERVERBUG] Internal error"); break;
-        }
+        imapd_reply_error(c, cmd->tag, r);   /* OVERQUOTA, LIMIT, UNAVAILABLE, ... */
         goto done;
     }
     if (have_root == 1)

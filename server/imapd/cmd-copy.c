@@ -113,7 +113,7 @@ static void do_copy(struct client *c, const struct imap_command *cmd, int move)
         goto out;
     }
     if (r < 0) {
-        selected_reply_error(c, cmd->tag, r);
+        imapd_reply_error(c, cmd->tag, r);
         goto out;
     }
     uint64_t total = imap_seqset_size(&msgs);
@@ -126,7 +126,7 @@ static void do_copy(struct client *c, const struct imap_command *cmd, int move)
             /* RFC 2180 section 4.4: a message expunged elsewhere is left out */
             r = mailbox_record(sel->mb, uid, &rec);
             if (r < 0) {
-                selected_reply_error(c, cmd->tag, r);
+                imapd_reply_error(c, cmd->tag, r);
                 goto out;
             }
             if (r == 1 && !(rec.flags & FLAG_EXPUNGED)) uids[n++] = uid;
@@ -141,12 +141,12 @@ static void do_copy(struct client *c, const struct imap_command *cmd, int move)
         goto out;
     }
     if (r < 0) {
-        selected_reply_error(c, cmd->tag, r);
+        imapd_reply_error(c, cmd->tag, r);
         goto out;
     }
     r = quotadb_find_root(c->store->quota, NULL, buf_cstr(&name), &q.root);
     if (r < 0) {
-        selected_reply_error(c, cmd->tag, r);
+        imapd_reply_error(c, cmd->tag, r);
         goto out;
     }
     q.has_root = r;
@@ -155,7 +155,7 @@ static void do_copy(struct client *c, const struct imap_command *cmd, int move)
     int qlock = -1;
     if (q.has_root && (r = quotalock_acquire(c->store, buf_cstr(&q.root), &qlock)) < 0) {
         /* L14: without the lock the check and the charge are not one step; copy nothing */
-        client_tagged(c, cmd->tag, "NO [SERVERBUG] Internal error");
+        imapd_reply_error(c, cmd->tag, r);
         goto out;
     }
     /* L4 of the 2026-12 review, RFC 4314 section 4: the copies keep only the flags the user
@@ -167,7 +167,7 @@ static void do_copy(struct client *c, const struct imap_command *cmd, int move)
     r = mailbox_copy_flags(sel->mb, uids, n, dst, dst_uids, &mq, keep, strchr(drights, 'w') != NULL);
     if (r < 0) {
         quotalock_release(&qlock);
-        selected_reply_error(c, cmd->tag, r);
+        imapd_reply_error(c, cmd->tag, r);
         goto out;
     }
     if (q.has_root && (q.bytes || q.msgs)) {
@@ -190,7 +190,7 @@ static void do_copy(struct client *c, const struct imap_command *cmd, int move)
     r = mailbox_store(sel->mb, uids, n, &st, NULL, NULL);
     if (r == 0) r = selected_expunge(c->store, sel, uids, n);
     if (r < 0) {
-        selected_reply_error(c, cmd->tag, r);
+        imapd_reply_error(c, cmd->tag, r);
         goto out;
     }
     client_tagged(c, cmd->tag, "OK %s completed", cmd->name);

@@ -39,10 +39,10 @@ void cmd_expunge(struct client *c, const struct imap_command *cmd)
     }
     int r = (!uid_cmd || n) ? selected_expunge(c->store, sel, uids, n) : 0;
     if (r < 0) {
-        selected_reply_error(c, cmd->tag, r);
+        imapd_reply_error(c, cmd->tag, r);
         goto out;
     }
-    /* the `* N EXPUNGE` responses come from the sync that precedes every tagged reply */
+    /* the `* N EXPUNGE` responses come from command_dispatch's sync before the tagged OK */
     client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
 out:
     free(uids);

@@ -492,7 +492,7 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
     int r = 0;
     if (f.set_seen && !f.sel->readonly && strchr(f.sel->rights, 's') &&
         (r = mark_seen(&f, &msgs, &seen_now)) < 0) {
-        selected_reply_error(c, cmd->tag, r);
+        imapd_reply_error(c, cmd->tag, r);
         goto out;
     }
     int gone = 0;
@@ -529,7 +529,7 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
             c->end_reason = "fetch_error";
             goto out;
         }
-        selected_reply_error(c, cmd->tag, r);
+        imapd_reply_error(c, cmd->tag, r);
     } else if (gone) {
         /* RFC 2180 section 4.1.1: what could be returned was, so the command succeeded */
         client_tagged(c, cmd->tag, "OK [EXPUNGEISSUED] %s completed; some messages were expunged",

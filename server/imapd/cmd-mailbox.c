@@ -22,55 +22,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* ---- shared helpers ---- */
-
-void imapd_quote_append(struct buf *out, const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == 0 || ch == '\r' || ch == '\n' || ch >= 0x80) {
-            buf_printf(out, "{%zu}\r\n", len);
-            buf_append(out, s, len);
-            return;
-        }
-    }
-    buf_putc(out, '"');
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '"' || s[i] == '\\') buf_putc(out, '\\');
-        buf_putc(out, s[i]);
-    }
-    buf_putc(out, '"');
-}
-
-int imapd_mailbox_name(struct client *c, const char *tag, const char *imapname, struct buf *out)
-{
-    int r = mboxname_from_imap(c->user, imapname, out);
-    if (!r) return 0;
-    if (r == CF_E_PARSE)
-        client_tagged(c, tag, "NO [CANNOT] Invalid mailbox name");
-    else
-        client_tagged(c, tag, "NO [NONEXISTENT] No such mailbox");
-    return r;
-}
-
-/* reply_error: the tagged NO for a store error (RFC 5530 response codes); internal details
- * are logged where they happen, the user sees only a short text. */
-static void reply_error(struct client *c, const char *tag, int r)
-{
-    switch (r) {
-    case CF_E_NOTFOUND: client_tagged(c, tag, "NO [NONEXISTENT] No such mailbox"); break;
-    case CF_E_EXISTS: client_tagged(c, tag, "NO [ALREADYEXISTS] Mailbox already exists"); break;
-    case CF_E_PARSE: client_tagged(c, tag, "NO [CANNOT] Invalid mailbox name"); break;
-    case CF_E_PERM: client_tagged(c, tag, "NO [NOPERM] Permission denied"); break;
-    case CF_E_QUOTA: client_tagged(c, tag, "NO [OVERQUOTA] Quota exceeded"); break;
-    case CF_E_LIMIT: client_tagged(c, tag, "NO [LIMIT] Too many"); break;
-    case CF_E_AGAIN: case CF_E_LOCKED:
-        client_tagged(c, tag, "NO [UNAVAILABLE] Temporary failure, try again"); break;
-    case CF_E_CORRUPT: client_tagged(c, tag, "NO [CORRUPTION] Mailbox is damaged"); break;
-    default: client_tagged(c, tag, "NO [SERVERBUG] Internal error"); break;
-    }
-}
-
 static int need_store(struct client *c, const char *tag)
 {
     if (c->store) return 1;
@@ -286,7 +237,7 @@ void cmd_create(struct client *c, const struct imap_command *cmd)
                                  STORE_CREATE_PARENTS);
     if (r == CF_E_EXISTS) r = taken_error(c, n);   /* created meanwhile */
     if (r) {
-        reply_error(c, cmd->tag, r);
+        imapd_reply_error(c, cmd->tag, r);
         goto done;
     }
     client_tagged(c, cmd->tag, "OK CREATE completed");
@@ -322,7 +273,7 @@ void cmd_delete(struct client *c, const struct imap_command *cmd)
     if (r == 1 && !c->is_admin && mboxname_is_inbox(n)) r = CF_E_PERM;
     if (r == 1) r = store_delete(c->store, n);   /* credits the quota root itself */
     if (r < 0) {
-        reply_error(c, cmd->tag, r);
+        imapd_reply_error(c, cmd->tag, r);
         goto done;
     }
     client_tagged(c, cmd->tag, "OK DELETE completed");
@@ -447,7 +398,7 @@ void cmd_rename(struct client *c, const struct imap_command *cmd)
         if (r == CF_E_PERM && into_itself)
             client_tagged(c, cmd->tag, "NO [CANNOT] Cannot rename a mailbox into itself");
         else
-            reply_error(c, cmd->tag, r);
+            imapd_reply_error(c, cmd->tag, r);
         goto done;
     }
     if (own_inbox(c, f)) log_info("inbox_renamed", "new=%s", log_quote(t));
@@ -482,7 +433,7 @@ static void subscribe(struct client *c, const struct imap_command *cmd, int add)
         r = add ? subs_add(c->store->subs, NULL, c->user, buf_cstr(&name))
                 : subs_remove(c->store->subs, NULL, c->user, buf_cstr(&name));
     if (r) {
-        reply_error(c, cmd->tag, r);
+        imapd_reply_error(c, cmd->tag, r);
         goto done;
     }
     client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
@@ -629,7 +580,7 @@ void cmd_status(struct client *c, const struct imap_command *cmd)
         r = status_append(c->store, c->user, cmd->args[0].s, buf_cstr(&name), &e, order, n, &out);
     }
     if (r) {
-        reply_error(c, cmd->tag, r);
+        imapd_reply_error(c, cmd->tag, r);
         goto done;
     }
     client_untagged(c, "%s", buf_cstr(&out));
@@ -850,7 +801,7 @@ static void list_or_lsub(struct client *c, const struct imap_command *cmd, int l
                                       list_visible, list_cb, &l);
         }
         if (r < 0) {
-            reply_error(c, cmd->tag, r);
+            imapd_reply_error(c, cmd->tag, r);
             goto done;
         }
     }

@@ -1,6 +1,6 @@
 /* cmd-quota.c: GETQUOTA, GETQUOTAROOT and SETQUOTA (RFC 9208 section 4.1; RFC 2087 clients
- * use the same commands) with the STORAGE (KiB) and MESSAGE resources, and the quota warning
- * at SELECT.
+ * use the same commands) with the STORAGE (KiB) and MESSAGE resources. The quota warning at
+ * SELECT is imapd_quota_warn (reply.c).
  *
  * Quota roots are mailbox names (store/quotadb.h) and are shown in the user's view like
  * mailbox names: fred's root "user/fred" is "INBOX" to fred and "Other Users/fred" to an
@@ -50,14 +50,6 @@ static void quota_response(struct client *c, const char *root, const struct quot
     client_untagged(c, "%s", buf_cstr(&out));
     buf_fini(&out);
     buf_fini(&ext);
-}
-
-static void store_error(struct client *c, const char *tag, int r)
-{
-    if (r == CF_E_AGAIN)
-        client_tagged(c, tag, "NO [UNAVAILABLE] Temporary failure, try again");
-    else
-        client_tagged(c, tag, "NO [SERVERBUG] Internal error");
 }
 
 /* may_read_root: whether the user may see internal root name: administrators, the owner of a
@@ -110,7 +102,7 @@ void cmd_getquota(struct client *c, const struct imap_command *cmd)
         goto done;
     }
     if (r < 0) {
-        store_error(c, cmd->tag, r);
+        imapd_reply_error(c, cmd->tag, r);
         goto done;
     }
     quota_response(c, buf_cstr(&root), &qt);
@@ -154,7 +146,7 @@ void cmd_getquotaroot(struct client *c, const struct imap_command *cmd)
         have = r == 1;
     }
     if (r < 0) {
-        store_error(c, cmd->tag, r);
+        imapd_reply_error(c, cmd->tag, r);
         goto done;
     }
     buf_appends(&out, "QUOTAROOT ");
@@ -268,7 +260,7 @@ void cmd_setquota(struct client *c, const struct imap_command *cmd)
         r = quotadb_delete(c->store->quota, NULL, rn);
         if (r == CF_E_NOTFOUND) r = 0;
         if (r) {
-            store_error(c, cmd->tag, r);
+            imapd_reply_error(c, cmd->tag, r);
             goto done;
         }
         log_info("quota_removed", "root=%s", log_quote(rn));
@@ -278,7 +270,7 @@ void cmd_setquota(struct client *c, const struct imap_command *cmd)
     /* L14: the recount of a new root is only right under the root's lock */
     r = quotalock_acquire(c->store, rn, &lockfd);
     if (r < 0) {
-        store_error(c, cmd->tag, r);
+        imapd_reply_error(c, cmd->tag, r);
         goto done;
     }
     r = quotadb_get(c->store->quota, NULL, rn, &qt);
@@ -297,7 +289,7 @@ void cmd_setquota(struct client *c, const struct imap_command *cmd)
         goto done;
     }
     if (r) {
-        store_error(c, cmd->tag, r);
+        imapd_reply_error(c, cmd->tag, r);
         goto done;
     }
     log_info("quota_set", "root=%s storage_kib=%" PRId64 " messages=%" PRId64, log_quote(rn),
@@ -308,22 +300,4 @@ done:
     quotalock_release(&lockfd);
     buf_fini(&root);
     buf_fini(&rc.found);
-}
-
-void imapd_quota_warn(struct client *c, const char *name)
-{
-    long long pct = config_int(c->ws->cfg, CFG_QUOTA_WARN_PERCENT);
-    if (pct <= 0 || !c->store) return;
-    struct buf root = BUF_INIT;
-    struct quota qt;
-    if (quotadb_find_root(c->store->quota, NULL, name, &root) == 1 &&
-        quotadb_get(c->store->quota, NULL, buf_cstr(&root), &qt) == 1) {
-        int64_t used = quota_percent(&qt);   /* L6: no overflow, no division by zero */
-        if (used >= pct) {
-            client_untagged(c, "NO [ALERT] Mailbox is %" PRId64 "%% full", used);
-            log_notice("quota_warning", "root=%s percent=%" PRId64, log_quote(buf_cstr(&root)),
-                       used);
-        }
-    }
-    buf_fini(&root);
 }

@@ -160,7 +160,7 @@ void cmd_search(struct client *c, const struct imap_command *cmd)
     cache_entry_fini(&x.ce);
     search_free(&prog);
     if (r < 0 && r != CF_E_NOTFOUND) {
-        selected_reply_error(c, cmd->tag, r);
+        imapd_reply_error(c, cmd->tag, r);
     } else {
         client_untagged(c, "%s", buf_cstr(&out));
         client_tagged(c, cmd->tag, "OK %s completed", cmd->name);

@@ -45,14 +45,14 @@ static void do_select(struct client *c, const struct imap_command *cmd, int exam
     struct selected *sel = NULL;
     int r = selected_open(c->store, buf_cstr(&name), readonly, &sel);
     if (r < 0) {
-        selected_reply_error(c, cmd->tag, r);
+        imapd_reply_error(c, cmd->tag, r);
         goto out;
     }
     snprintf(sel->rights, sizeof sel->rights, "%s", rights);
     r = selected_seen_init(sel, c->store, c->user);
     if (r < 0) {
         selected_close(&sel);
-        selected_reply_error(c, cmd->tag, r);
+        imapd_reply_error(c, cmd->tag, r);
         goto out;
     }
     c->sel = sel;
@@ -105,8 +105,8 @@ void cmd_unselect(struct client *c, const struct imap_command *cmd)
     client_tagged(c, cmd->tag, "OK UNSELECT completed");
 }
 
-/* RFC 3501 section 6.4.1: every change is committed when made, so CHECK only syncs (the
- * tagged-reply hook does that). */
+/* RFC 3501 section 6.4.1: every change is committed when made, so CHECK only syncs
+ * (command_dispatch does that before the tagged response). */
 void cmd_check(struct client *c, const struct imap_command *cmd)
 {
     if (!no_args(c, cmd)) return;

@@ -19,5 +19,7 @@ void cmd_starttls(struct client *c, const struct imap_command *cmd)
         return;
     }
     client_tagged(c, cmd->tag, "OK Begin TLS negotiation now");
+    /* the OK goes out in clear before the handshake (RFC 3501 section 6.2.1) */
+    client_reply_flush(c);
     if (worker_starttls(c->ws, &c->end_reason) < 0) return;
 }

@@ -118,7 +118,7 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
     if (!r && n && (!sel->seen_user || sys || kw.count || op == STORE_SET))
         r = mailbox_store(sel->mb, uids, n, &st, NULL, NULL);
     if (r < 0) {
-        selected_reply_error(c, cmd->tag, r);
+        imapd_reply_error(c, cmd->tag, r);
         goto out;
     }
     /* RFC 3501 section 6.4.6: the new flags of each message, unless .SILENT; either way the

@@ -20,6 +20,10 @@ void cmd_uid(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "BAD Unknown UID command %s", name + 4);
         return;
     }
+    /* RFC 3501 section 6.4.8, RFC 9051 section 7.5.1: UID FETCH, UID STORE and UID SEARCH are
+     * other commands than FETCH, STORE and SEARCH; they name messages by UID, so EXPUNGE may
+     * precede their completion, and FETCH updates carry the UID */
+    c->cmd_flags = (def->flags & ~CMD_USES_SEQS) | CMD_UID_FORM;
     /* handlers see "UID FETCH" and the arguments after the sub-command (command_is_uid) */
     struct imap_command uc = *cmd;
     uc.name = name;

@@ -1,6 +1,7 @@
 /* imapd.h: the IMAP server's session state, command table and command handlers. */
 #ifndef COFFER_IMAPD_IMAPD_H
 #define COFFER_IMAPD_IMAPD_H
+#include "core/buf.h"
 #include "imap/imap-parser.h"
 #include "net/worker.h"
 #include <time.h>
@@ -16,6 +17,23 @@ enum client_state {
 struct store;
 struct csasl;
 struct selected;
+
+/* How a command completed, as client_tagged recorded it. */
+enum client_done {
+    CLIENT_DONE_NONE,               /* no tagged response yet */
+    CLIENT_DONE_OK,
+    CLIENT_DONE_NO,
+    CLIENT_DONE_BAD,
+};
+
+/* A command's tagged response, recorded by client_tagged and written by the dispatcher after
+ * the untagged updates the command allows (RFC 3501 section 7: they come before the tagged
+ * response). */
+struct client_reply {
+    enum client_done done;
+    struct buf line;                /* "tag OK text\r\n" */
+    struct buf after;               /* untagged responses the handler wrote after it (a BYE) */
+};
 
 struct client {
     struct worker_session *ws;
@@ -39,15 +57,18 @@ struct client {
 
     /* selected state (cmd-select.c and friends): NULL when no mailbox is selected */
     struct selected *sel;
-    /* the command being run (set by command_dispatch; NULL between commands): the tagged-reply
-     * hook (selected_sync_before_tagged) reads its name */
-    const struct imap_command *cmd;
+    /* the CMD_* flags of the command being run (command_dispatch sets them, cmd_uid those of
+     * its sub-command; 0 between commands) */
+    unsigned cmd_flags;
+    /* the running command's tagged response until command_dispatch writes it */
+    struct client_reply reply;
 
     /* extensions the client turned on with ENABLE (RFC 5161), CLIENT_ENABLED_* bits */
     unsigned enabled;
 };
 
-/* client_new: the state of one connection; client_free releases it (not the stream). */
+/* client_new: the state of one connection; client_free releases it (not the stream, and not
+ * the selected mailbox: the session loop closes that first, so client.c needs no store). */
 struct client *client_new(struct worker_session *ws);
 void client_free(struct client **c);
 
@@ -68,12 +89,32 @@ void client_capabilities(const struct client *c, struct buf *out);
  * every byte outside printable ASCII (CR, LF, controls, 8-bit) as '?'; returns out. */
 const char *client_printable(const char *s, size_t len, char *out, size_t outlen);
 
-/* Replies; buffered until the session loop flushes. Returns the stream's result.
- * client_tagged turns control characters in its text into '?' (a tagged response is one
- * line; review L1); client_untagged writes what it is given, literals included. */
+/* client_tagged: record the tagged response ("tag OK ...", "tag NO ...", "tag BAD ...") of
+ * the running command in c->reply; command_dispatch writes it after the untagged updates
+ * (client_reply_take / client_reply_write). Control characters in the text become '?' (a
+ * tagged response is one line; review L1). A second call in one command writes the first
+ * response out before recording (the old order). Never blocks, does no mailbox I/O. 0. */
 int client_tagged(struct client *c, const char *tag, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* client_untagged: write "* text" (buffered until the session loop flushes); the text may
+ * hold literals. Written after a recorded tagged response (a BYE after a failed login), it is
+ * held in c->reply.after and follows the tagged line. Returns the stream's result. */
 int client_untagged(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* client_reply_take: move the recorded response out of c into *out (c->reply is empty again,
+ * so what is written next goes straight to the stream). out is the caller's; written and
+ * released with client_reply_write. */
+void client_reply_take(struct client *c, struct client_reply *out);
+
+/* client_reply_write: write r's tagged line, then what was held after it, and release r.
+ * Returns the stream's result. */
+int client_reply_write(struct client *c, struct client_reply *r);
+
+/* client_reply_flush: write the recorded tagged response now (take + write), for completions
+ * that must be on the wire before the command goes on (STARTTLS before the handshake) and for
+ * parser errors, which no handler runs for. No-op when nothing was recorded. */
+int client_reply_flush(struct client *c);
 
 /* imapd_store: the process-wide store handle, opened at the first call in the worker process
  * (not in init, which runs in the zygote before fork); NULL if that failed (logged; tried
@@ -90,6 +131,18 @@ enum command_flags {
     CMD_NEEDS_SELECTED = 1 << 1,    /* selected state (RFC 3501 section 6.4) */
     CMD_NOT_AUTH_ONLY = 1 << 2,     /* not authenticated state only (RFC 3501 section 6.2) */
     CMD_UID = 1 << 3,               /* may follow UID (RFC 3501 section 6.4.8) */
+    /* message sequence numbers in its arguments or responses: no `* N EXPUNGE` before its
+     * tagged response (RFC 3501 section 7.4.1, RFC 9051 section 7.5.1: not during FETCH, STORE
+     * or SEARCH); its UID form is a different command and may have them (cmd_uid drops it) */
+    CMD_USES_SEQS = 1 << 4,
+    /* no mailbox updates before its tagged response (LOGOUT: nothing after BYE but the OK) */
+    CMD_NO_SYNC = 1 << 5,
+    /* leaves the selected mailbox (SELECT, EXAMINE, UNSELECT, LOGOUT): runs without the rights
+     * check of the selected mailbox (review L3) */
+    CMD_LEAVES_MAILBOX = 1 << 6,
+    /* set by cmd_uid on the sub-command's flags: untagged FETCH updates carry UID (RFC 3501
+     * section 6.4.8) */
+    CMD_UID_FORM = 1 << 7,
 };
 
 /* command_is_uid: 1 when a handler runs as UID FETCH/STORE/COPY/MOVE/SEARCH/EXPUNGE: the UID
@@ -109,8 +162,14 @@ struct command {
 /* command_find: the table entry for name (upper case), or NULL. */
 const struct command *command_find(const char *name);
 
-/* command_dispatch: check the state the command needs, then run its handler; answers
- * "BAD Unknown command NAME" for names not in the table. */
+/* command_dispatch: run one parsed command: check the state it needs ("BAD Unknown command
+ * NAME" for names not in the table), run its handler, which records its tagged response with
+ * client_tagged, then complete it: after an OK or NO of a command without CMD_NO_SYNC in
+ * selected state, sync the mailbox and write the untagged updates its flags allow (no EXPUNGE
+ * for CMD_USES_SEQS, UID in FETCH for CMD_UID_FORM); then write the tagged response. A BAD
+ * gets no updates (the command never ran). When the mailbox can no longer be kept in view
+ * (deleted, 'r' revoked, damaged) it says BYE first and ends the session. Blocks on the
+ * mailbox. */
 void command_dispatch(struct client *c, const struct imap_command *cmd);
 
 /* ---- handlers, one file per family ---- */
@@ -154,10 +213,6 @@ void cmd_setquota(struct client *c, const struct imap_command *cmd);
 void cmd_id(struct client *c, const struct imap_command *cmd);           /* cmd-misc.c */
 void cmd_enable(struct client *c, const struct imap_command *cmd);
 
-/* imapd_quota_warn (cmd-quota.c): at SELECT of internal name: when its quota root uses at
- * least quota_warn_percent of a limit, "* NO [ALERT] Mailbox is N% full" and a log line. */
-void imapd_quota_warn(struct client *c, const char *name);
-
 /* auth_capabilities (cmd-auth.c): append the authentication capabilities of the current state
  * (" AUTH=PLAIN AUTH=SCRAM-SHA-256 ... SASL-IR" before login, nothing after). */
 void auth_capabilities(const struct client *c, struct buf *out);
@@ -165,13 +220,29 @@ void auth_capabilities(const struct client *c, struct buf *out);
 /* auth_session_end (cmd-auth.c): free what authentication keeps in c (client_free calls it). */
 void auth_session_end(struct client *c);
 
-/* imapd_mailbox_name (cmd-mailbox.c): the internal name (into out) of a mailbox name as the
+/* ---- reply.c: shared by the command files (which never call each other) ---- */
+
+/* imapd_error_reply: the reply text for store error r: "NO [CODE] text" with the RFC 5530
+ * code (NONEXISTENT, ALREADYEXISTS, CANNOT, NOPERM, OVERQUOTA, LIMIT, INUSE, UNAVAILABLE,
+ * CORRUPTION; SERVERBUG for the rest). Static. */
+const char *imapd_error_reply(int r);
+
+/* imapd_reply_error: client_tagged(tag, imapd_error_reply(r)): the one mapping every command
+ * uses for a store error (the store already logged the detail). */
+void imapd_reply_error(struct client *c, const char *tag, int r);
+
+/* imapd_quota_warn: at SELECT of internal name: when its quota root uses at least
+ * quota_warn_percent of a limit, "* NO [ALERT] Mailbox is N% full" and a log line. Blocks on
+ * the quota database. */
+void imapd_quota_warn(struct client *c, const char *name);
+
+/* imapd_mailbox_name: the internal name (into out) of a mailbox name as the
  * client sent it (modified UTF-7, c->user's view, INBOX in any case). 0, or a negative code
  * after which the command has been answered with tag: NO [NONEXISTENT] for a namespace root
  * or a name that cannot exist, NO [CANNOT] for an invalid name. */
 int imapd_mailbox_name(struct client *c, const char *tag, const char *imapname, struct buf *out);
 
-/* imapd_quote_append (cmd-mailbox.c): s as an IMAP quoted string, or a literal when it holds
+/* imapd_quote_append: s as an IMAP quoted string, or a literal when it holds
  * CR, LF, NUL or 8-bit bytes (RFC 3501 section 4.3). */
 void imapd_quote_append(struct buf *out, const char *s, size_t len);
 

@@ -1,6 +1,7 @@
 /* main.c: imapd, the IMAP4rev1 server (RFC 3501): greeting, then the command loop of one
  * session, run by cofferd's prefork worker (lib/net/worker.h). */
 #include "imapd.h"
+#include "selected.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -42,13 +43,15 @@ static int imapd_init(const struct config *cfg, const struct config_service *svc
     return 0;
 }
 
-/* reply_parse_error: BAD for a command the parser rejected, tagged when it read a tag. */
+/* reply_parse_error: BAD for a command the parser rejected, tagged when it read a tag. No
+ * handler ran, so it is written at once, with no mailbox updates before it. */
 static void reply_parse_error(struct client *c, const struct imap_command *cmd)
 {
     const char *code = imap_parser_error_code(c->parser);
     const char *text = imap_parser_error(c->parser);
     client_tagged(c, cmd->tag ? cmd->tag : "*", "BAD %s%s%s%s", code ? "[" : "", code ? code : "",
                   code ? "] " : "", text);
+    client_reply_flush(c);
 }
 
 static void imapd_session(struct worker_session *ws)
@@ -100,6 +103,7 @@ static void imapd_session(struct worker_session *ws)
     }
     stream_flush(c->stream);
     ws->end_reason = c->end_reason;   /* worker_main logs the disconnect line */
+    selected_close(&c->sel);          /* the mailbox is the session's, not client.c's */
     client_free(&c);
 }
 

@@ -407,6 +407,8 @@ void selected_sync_failed(struct client *c, int r)
         client_untagged(c, "BYE [NONEXISTENT] The selected mailbox was deleted");
     else if (r == CF_E_PERM)
         client_untagged(c, "BYE [NOPERM] The right to read the selected mailbox was revoked");
+    else if (r == CF_E_CORRUPT)   /* RFC 5530 section 3, as imapd_error_reply says it */
+        client_untagged(c, "BYE [CORRUPTION] The selected mailbox is damaged and needs repair");
     else
         client_untagged(c, "BYE [SERVERBUG] Internal error; the mailbox needs repair");
     log_warn("imap_selected_lost", "error=%s", cf_strerror(r));
@@ -414,19 +416,6 @@ void selected_sync_failed(struct client *c, int r)
     c->end_reason = r == CF_E_NOTFOUND ? "mailbox_deleted"
                     : r == CF_E_PERM   ? "rights_revoked"
                                        : "mailbox_error";
-}
-
-void selected_sync_before_tagged(struct client *c)
-{
-    if (!c->sel || c->state != CLIENT_SELECTED || c->end_reason) return;
-    unsigned flags = 0;
-    const char *name = c->cmd ? c->cmd->name : NULL;
-    if (name && !strcmp(name, "LOGOUT")) return;   /* nothing after BYE but the tagged OK */
-    if (name && (!strcmp(name, "FETCH") || !strcmp(name, "STORE") || !strcmp(name, "SEARCH")))
-        flags |= SELECTED_SYNC_NO_EXPUNGE;   /* RFC 3501 section 7.4.1 */
-    if (name && !strcmp(name, "UID")) flags |= SELECTED_SYNC_UID;
-    int r = selected_sync(c, flags);
-    if (r < 0) selected_sync_failed(c, r);
 }
 
 int selected_resolve_name(struct client *c, const char *tag, const struct imap_arg *arg,
@@ -445,34 +434,8 @@ int selected_resolve_name(struct client *c, const char *tag, const struct imap_a
     if (r == 1) return 0;
     if (r == 0) client_tagged(c, tag, "NO [NONEXISTENT] No such mailbox");
     else if (r == CF_E_PERM) client_tagged(c, tag, "NO [NOPERM] Permission denied");
-    else selected_reply_error(c, tag, r);
+    else imapd_reply_error(c, tag, r);
     return r == 0 ? CF_E_NOTFOUND : r;
-}
-
-void selected_reply_error(struct client *c, const char *tag, int r)
-{
-    switch (r) {
-    case CF_E_NOTFOUND:
-        client_tagged(c, tag, "NO [NONEXISTENT] No such mailbox");
-        break;
-    case CF_E_QUOTA:
-        client_tagged(c, tag, "NO [OVERQUOTA] Quota exceeded");
-        break;
-    case CF_E_LIMIT:
-        client_tagged(c, tag, "NO [LIMIT] Too many keywords in this mailbox");
-        break;
-    case CF_E_AGAIN:
-        client_tagged(c, tag, "NO [UNAVAILABLE] Temporary failure; try again");
-        break;
-    case CF_E_IO:
-        /* RFC 5530 section 3: a write or flush failed (EIO, ENOSPC); nothing was committed */
-        client_tagged(c, tag, "NO [UNAVAILABLE] The mail store could not write; try again");
-        break;
-    default:
-        /* the store logged the detail (mailbox, call, errno); the client gets no paths */
-        client_tagged(c, tag, "NO [SERVERBUG] Internal error");
-        break;
-    }
 }
 
 int selected_expunge(struct store *st, struct selected *sel, const uint32_t *uids, size_t n)

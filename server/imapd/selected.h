@@ -10,8 +10,9 @@
  *       ... rec.flags & FLAG_EXPUNGED: expunged by another session, still numbered here ...
  *       selected_is_recent(sel, uid), mailbox_keywords(sel->mb), mailbox_cache_fetch(...)
  *   }
- * The view changes only in selected_sync(), which the command loop calls between commands,
- * so numbers stay stable for the whole of one command. */
+ * The view changes only in selected_sync(), which command_dispatch (commands.c) calls after a
+ * command's handler and before its tagged response, and IDLE while it waits, so numbers stay
+ * stable for the whole of one command. */
 #ifndef COFFER_IMAPD_SELECTED_H
 #define COFFER_IMAPD_SELECTED_H
 #include "imap/imap-arg.h"
@@ -111,8 +112,8 @@ void selected_flags_responses(struct client *c);
 void selected_keywords_announce(struct client *c);
 
 /* Flags for selected_sync. */
-#define SELECTED_SYNC_NO_EXPUNGE 1  /* during FETCH, STORE, SEARCH (RFC 3501 section 7.4.1) */
-#define SELECTED_SYNC_UID 2         /* add UID to FETCH FLAGS updates (during UID commands) */
+#define SELECTED_SYNC_NO_EXPUNGE 1  /* after FETCH, STORE, SEARCH (CMD_USES_SEQS) */
+#define SELECTED_SYNC_UID 2         /* add UID to FETCH FLAGS updates (after UID commands) */
 
 /* selected_sync: bring c->sel's view up to date and send the untagged responses it owes
  * (`* N EXPUNGE` unless SELECTED_SYNC_NO_EXPUNGE, `* N EXISTS` and `* N RECENT` when messages
@@ -130,13 +131,6 @@ int selected_sync(struct client *c, unsigned flags);
  * each command. Blocks on the database. */
 int selected_rights_check(struct client *c);
 
-/* selected_sync_before_tagged: the one hook client_tagged() calls before every tagged
- * response: when a mailbox is selected, sync (without expunges during FETCH, STORE and
- * SEARCH; with UIDs during UID commands: c->cmd says which command runs), so every command
- * ends with the updates the RFC wants before its completion. When the mailbox was deleted or
- * cannot be read it says BYE and ends the session. */
-void selected_sync_before_tagged(struct client *c);
-
 /* selected_expunge: store_expunge (uids NULL: every \Deleted message), which gives the quota
  * root of the mailbox back exactly what went away. The `* N EXPUNGE` responses follow from the
  * next selected_sync. 0 or store_expunge's errors. Blocks on the locks and the database. */
@@ -145,17 +139,14 @@ int selected_expunge(struct store *st, struct selected *sel, const uint32_t *uid
 /* selected_resolve_name: the internal name (into name) of the mailbox argument arg, checked
  * with acl_lookup for right; rights (ACL_RIGHTS_SIZE) gets the user's rights. 0, or a negative
  * code after which the command has been answered with tag (BAD, NO [NONEXISTENT], NO [NOPERM],
- * NO [SERVERBUG]). Blocks on the database. */
+ * else imapd_reply_error). Blocks on the database. */
 int selected_resolve_name(struct client *c, const char *tag, const struct imap_arg *arg,
                           char right, struct buf *name, char *rights);
 
-/* selected_reply_error: the tagged NO for a store error code r: NONEXISTENT, OVERQUOTA, LIMIT,
- * UNAVAILABLE, else SERVERBUG "Internal error" (the store already logged the detail). */
-void selected_reply_error(struct client *c, const char *tag, int r);
-
 /* selected_sync_failed: after selected_sync returned r < 0: the view can no longer be kept
  * right, so the session says BYE (NONEXISTENT when the mailbox was deleted, NOPERM when the
- * user lost the 'r' right on it, SERVERBUG otherwise), deselects and sets c->end_reason (clients reconnect; SELECT then reports it). */
+ * user lost the 'r' right on it, CORRUPTION when its index is damaged, SERVERBUG otherwise),
+ * deselects and sets c->end_reason (clients reconnect; SELECT then reports it). */
 void selected_sync_failed(struct client *c, int r);
 
 /* selected_deselect: close the selected mailbox (if any) and go back to authenticated state. */

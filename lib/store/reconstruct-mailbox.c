@@ -1,6 +1,8 @@
-/* reconstruct.c: rebuilding a mailbox's index and cache from its files, the mailbox list from
- * the partitions' header files, and finishing interrupted deletes (see reconstruct.h). */
+/* reconstruct-mailbox.c: rebuilding one mailbox's index and cache from its files, in phases
+ * (reconstruct_mailbox), importing restored messages (reconstruct_import), and the report
+ * (see reconstruct.h). The mailbox list's part is reconstruct-list.c. */
 #include "store/reconstruct.h"
+#include "store/reconstruct-int.h"
 #include "core/error.h"
 #include "core/fileutil.h"
 #include "core/log.h"
@@ -27,7 +29,6 @@
 #define LOCK_FILE "lock"
 #define INDEX_FILE "index"
 #define CACHE_FILE "cache"
-#define TOMBSTONE_SUFFIX ".deleted"
 
 void recon_report_init(struct recon_report *rep)
 {
@@ -58,8 +59,6 @@ void recon_report_add(struct recon_report *rep, const char *mailbox, const char 
     strarr_add(&rep->detail, buf_cstr(&d));
     buf_fini(&d);
 }
-
-/* ---- one mailbox ---- */
 
 /* One UID as found in the old index and in the directory. */
 struct item {
@@ -94,8 +93,7 @@ static struct item *item_find(struct item *v, size_t n, uint32_t uid)
     return NULL;
 }
 
-/* message_uid: the uid of a message file name "<uid>.", or 0. */
-static uint32_t message_uid(const char *fn)
+uint32_t recon_message_uid(const char *fn)
 {
     size_t n = strlen(fn);
     if (n < 2 || n > 11 || fn[n - 1] != '.' || fn[0] == '0') return 0;
@@ -290,7 +288,7 @@ static int scan_files(struct recon *rc)
     size_t nold = rc->n;   /* items past nold are unsorted until the end */
     struct dirent *de;
     while ((de = readdir(d))) {
-        uint32_t uid = message_uid(de->d_name);
+        uint32_t uid = recon_message_uid(de->d_name);
         if (!uid) continue;
         struct stat sb;
         if (fstatat(dirfd(d), de->d_name, &sb, 0) < 0 || !S_ISREG(sb.st_mode)) continue;
@@ -411,6 +409,260 @@ out:
     return r;
 }
 
+/* What the checks of one reconstruct_mailbox run found, for its write phase. */
+struct recon_pass {
+    struct mbheader mh;        /* the header file, when hr == 0 */
+    int hr;                    /* what mbheader_read said */
+    int header_bad;            /* the header file is to be rewritten */
+    int cache_fd;              /* the old cache file, or -1 */
+    int cache_header_ok;
+    int rewrite;               /* the index and the cache are to be rewritten */
+    uint32_t maxuid;
+    uint64_t maxmodseq;
+    struct index_header nh;    /* the counts of the rebuilt index */
+};
+
+/* lock_dir: the mailbox's lock (flock on DIR/lock, shared for a dry run) into *lock_fd_r
+ * (which the caller closes, also on failure). 0, CF_E_NOTFOUND (no directory) or CF_E_IO. */
+static int lock_dir(const struct recon *rc, int dry, int *lock_fd_r)
+{
+    struct stat sb;
+    if (stat(rc->dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) return CF_E_NOTFOUND;
+    char *path = xasprintf("%s/%s", rc->dir, LOCK_FILE);
+    int r = 0;
+    int lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd < 0) lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+    *lock_fd_r = lock_fd;
+    if (lock_fd < 0) {
+        log_err("reconstruct_io_error", "call=open path=%s errno=%s", log_quote(path), strerror(errno));
+        r = CF_E_IO;
+        goto out;
+    }
+    while (flock(lock_fd, dry ? LOCK_SH : LOCK_EX) < 0) {
+        if (errno == EINTR) continue;
+        r = CF_E_IO;
+        goto out;
+    }
+out:
+    free(path);
+    return r;
+}
+
+/* check_header: 1. the header file: there, readable, and naming this mailbox (uniqueid, and
+ * name and acl when given). */
+static void check_header(struct recon *rc, const char *uniqueid, const char *name,
+                         const char *acl, struct recon_pass *ps)
+{
+    ps->hr = mbheader_read(rc->dir, &ps->mh);
+    if (ps->hr == CF_E_NOTFOUND) {
+        found(rc, "header_missing", "no header file");
+        ps->header_bad = 1;
+    } else if (ps->hr < 0) {
+        found(rc, "header_corrupt", "the header file cannot be parsed");
+        ps->header_bad = 1;
+    } else {
+        if (strcmp(ps->mh.uniqueid, uniqueid)) {
+            found(rc, "header_wrong", "the header file has uniqueid %s", ps->mh.uniqueid);
+            ps->header_bad = 1;
+        }
+        if (name && strcmp(ps->mh.name, name)) {
+            found(rc, "header_wrong", "the header file names %s", ps->mh.name);
+            ps->header_bad = 1;
+        }
+        if (acl && strcmp(ps->mh.acl, acl)) {
+            found(rc, "header_acl", "the header file's ACL differs from the mailbox list");
+            ps->header_bad = 1;
+        }
+    }
+}
+
+/* load_index: 2. the old index, read whole into *map (the caller frees it) and taken apart
+ * (read_index). 0, or CF_E_IO when it cannot be read. */
+static int load_index(struct recon *rc, unsigned char **map, size_t *len)
+{
+    char *path = xasprintf("%s/%s", rc->dir, INDEX_FILE);
+    int ir = file_read_all(path, (size_t)-1 / 2, (char **)map, len);
+    free(path);
+    if (ir == CF_E_NOTFOUND) {
+        found(rc, "index_missing", "no index file");
+        rc->index_bad = 1;
+    } else if (ir < 0) {
+        return ir;
+    } else {
+        read_index(rc, *map, *len);
+    }
+    return 0;
+}
+
+/* open_cache: 4. the old cache, and whether its header is sound. */
+static void open_cache(struct recon *rc, struct recon_pass *ps)
+{
+    char *path = xasprintf("%s/%s", rc->dir, CACHE_FILE);
+    ps->cache_fd = open(path, O_RDONLY | O_CLOEXEC);
+    free(path);
+    if (ps->cache_fd >= 0) {
+        unsigned char head[CACHE_HEADER_SIZE];
+        ps->cache_header_ok = pread(ps->cache_fd, head, sizeof head, 0) == (ssize_t)sizeof head &&
+                              cache_header_check(head, sizeof head) == 0;
+    }
+    if (!ps->cache_header_ok)
+        found(rc, "cache_damaged", ps->cache_fd < 0 ? "no cache file" : "bad cache file header");
+}
+
+/* compare_item: 5. one uid: its record against its file (and its cache record); the
+ * survivors are counted into ps->nh. */
+static void compare_item(struct recon *rc, struct item *it, struct recon_pass *ps,
+                         uint32_t *cache_bad)
+{
+    struct recon_report *rep = rc->rep;
+    if (it->have_rec && (it->rec.flags & FLAG_EXPUNGED)) {
+        if (it->have_file) found(rc, "expunged_file", "uid %u: the file of an expunged message is still there", (unsigned)it->uid);
+        return;
+    }
+    if (it->have_rec && !it->have_file) {
+        found(rc, "record_dropped", "uid %u: message file missing", (unsigned)it->uid);
+        rep->dropped++;
+        ps->rewrite = 1;
+        return;
+    }
+    if (!it->have_rec && rc->have_header && !rc->index_bad && it->uid >= rc->old.uidnext) {
+        /* Above the committed uidnext of an intact index: the file of an append killed
+         * before its commit, never acknowledged (it will be delivered again), or of one
+         * in progress. Adopting it would make a duplicate; the mailbox's next writer
+         * removes it, and so do we unless an append still claims it. */
+        it->have_file = 0;
+        it->uncommitted = 1;
+        return;
+    }
+    if (!it->have_rec) {
+        found(rc, "message_adopted", "uid %u: message file without a record (%llu bytes)",
+              (unsigned)it->uid, (unsigned long long)it->file_size);
+        rep->adopted++;
+        it->rec.uid = it->uid;
+        it->rec.internaldate = it->file_mtime;
+        it->resummarize = 1;
+        ps->rewrite = 1;
+    } else if (it->rec.size != it->file_size) {
+        found(rc, "size_fixed", "uid %u: index says %llu bytes, the file has %llu",
+              (unsigned)it->uid, (unsigned long long)it->rec.size, (unsigned long long)it->file_size);
+        rep->fixed++;
+        it->resummarize = 1;
+        ps->rewrite = 1;
+    } else if (ps->cache_header_ok && it->rec.cache_offset &&
+               cache_read(ps->cache_fd, it->rec.cache_offset, it->uid, &it->ce) == 0) {
+        it->cache_ok = 1;
+    } else {
+        (*cache_bad)++;
+        it->resummarize = 1;
+    }
+    if (it->rec.modseq > ps->maxmodseq) ps->maxmodseq = it->rec.modseq;
+    if (it->uid > ps->maxuid) ps->maxuid = it->uid;
+    struct index_header *nh = &ps->nh;
+    nh->exists++;
+    if (it->rec.flags & FLAG_DELETED) nh->deleted++;
+    if (it->rec.flags & FLAG_SEEN) nh->seen++;
+    if (it->rec.flags & FLAG_ANSWERED) nh->answered++;
+    if (it->rec.flags & FLAG_FLAGGED) nh->flagged++;
+    nh->quota_used += it->file_size;
+}
+
+/* compare: 5. every uid (compare_item), then the old header's counts and uidnext against
+ * what was found: ps->rewrite says whether the index must be written. */
+static void compare(struct recon *rc, struct recon_pass *ps)
+{
+    uint32_t cache_bad = 0;
+    ps->rewrite = rc->index_bad;
+    ps->maxmodseq = rc->old.highestmodseq;
+    for (size_t i = 0; i < rc->n; i++) compare_item(rc, &rc->items[i], ps, &cache_bad);
+    if (cache_bad && ps->cache_header_ok) {
+        found(rc, "cache_damaged", "%u cache records missing or damaged", (unsigned)cache_bad);
+        ps->rewrite = 1;
+    }
+    if (!ps->cache_header_ok) ps->rewrite = 1;
+    const struct index_header *nh = &ps->nh;
+    if (rc->have_header && !ps->rewrite) {
+        const struct index_header *o = &rc->old;
+        uint32_t old_exists = o->exists;
+        if (o->exists != nh->exists || o->deleted != nh->deleted || o->seen != nh->seen ||
+            o->answered != nh->answered || o->flagged != nh->flagged || o->quota_used != nh->quota_used) {
+            found(rc, "counts_fixed", "exists %u->%u deleted %u->%u seen %u->%u bytes %llu->%llu",
+                  (unsigned)old_exists, (unsigned)nh->exists, (unsigned)o->deleted, (unsigned)nh->deleted,
+                  (unsigned)o->seen, (unsigned)nh->seen, (unsigned long long)o->quota_used,
+                  (unsigned long long)nh->quota_used);
+            ps->rewrite = 1;
+        }
+        if (o->uidnext <= ps->maxuid) {
+            found(rc, "uidnext_fixed", "uidnext %u is not above uid %u", (unsigned)o->uidnext, (unsigned)ps->maxuid);
+            ps->rewrite = 1;
+        }
+    }
+    rc->rep->messages += nh->exists;
+}
+
+/* choose_uidvalidity: 6. the old index's UIDVALIDITY, else the header file's, else a new one
+ * (above the list's counter); a header file that disagrees is to be rewritten. */
+static uint32_t choose_uidvalidity(struct recon *rc, struct recon_pass *ps)
+{
+    struct recon_report *rep = rc->rep;
+    uint32_t uidvalidity = rc->have_slot ? rc->old.uidvalidity : ps->hr == 0 ? ps->mh.uidvalidity : 0;
+    if (!uidvalidity) {
+        uint32_t now = (uint32_t)time(NULL);
+        uidvalidity = rep->uidvalidity_next > now ? rep->uidvalidity_next : now;
+        found(rc, "uidvalidity_new", "no uidvalidity survives: clients will resynchronize");
+    }
+    if (uidvalidity > rep->uidvalidity_max) rep->uidvalidity_max = uidvalidity;
+    if (ps->hr == 0 && ps->mh.uidvalidity != uidvalidity && !ps->header_bad) {
+        found(rc, "header_wrong", "the header file says uidvalidity %u, the index %u",
+              (unsigned)ps->mh.uidvalidity, (unsigned)uidvalidity);
+        ps->header_bad = 1;
+    }
+    return uidvalidity;
+}
+
+/* write_changes: 6. the new index and cache, and the header file, where they are needed. 0
+ * or CF_E_IO. */
+static int write_changes(struct recon *rc, struct recon_pass *ps, const char *uniqueid,
+                         const char *name, const char *acl, uint32_t uidvalidity)
+{
+    int r;
+    if (ps->rewrite) {
+        uint32_t uidnext = rc->have_slot && rc->old.uidnext > ps->maxuid ? rc->old.uidnext : ps->maxuid + 1;
+        if ((r = write_mailbox(rc, uidvalidity, uidnext, ps->maxmodseq + 1, rc->old.generation + 1, &ps->nh)) < 0)
+            return r;
+    }
+    if (ps->header_bad && (name || ps->hr == 0)) {
+        struct mbheader nmh = { (char *)(name ? name : ps->mh.name), (char *)uniqueid,
+                                (char *)(acl ? acl : ps->hr == 0 ? ps->mh.acl : ""), uidvalidity };
+        if ((r = mbheader_write(rc->dir, &nmh)) < 0) return r;
+    }
+    return 0;
+}
+
+/* remove_leftovers: 6. the files nothing refers to any more: of appends that never
+ * committed (unless one is in progress: it stages its files before taking the lock), then
+ * of expunged records, after the index no longer needs them. */
+static void remove_leftovers(struct recon *rc, int lock_fd)
+{
+    for (size_t i = 0; i < rc->n; i++) {
+        if (!rc->items[i].uncommitted || mailbox_uid_staged(lock_fd, rc->items[i].uid)) continue;
+        char *mp = xasprintf("%s/%u.", rc->dir, (unsigned)rc->items[i].uid);
+        if (unlink(mp) < 0 && errno != ENOENT)
+            log_warn("reconstruct_unlink_failed", "path=%s errno=%s", log_quote(mp), strerror(errno));
+        else
+            log_notice("reconstruct_uncommitted_removed", "mbox=%s uid=%u", log_quote(rc->label),
+                       (unsigned)rc->items[i].uid);
+        free(mp);
+    }
+    for (size_t i = 0; i < rc->n; i++) {
+        struct item *it = &rc->items[i];
+        if (!(it->have_rec && (it->rec.flags & FLAG_EXPUNGED) && it->have_file)) continue;
+        char *mp = xasprintf("%s/%u.", rc->dir, (unsigned)it->uid);
+        if (unlink(mp) < 0 && errno != ENOENT)
+            log_warn("reconstruct_unlink_failed", "path=%s errno=%s", log_quote(mp), strerror(errno));
+        free(mp);
+    }
+}
+
 int reconstruct_mailbox(const char *partition_path, const char *uniqueid, const char *name,
                         const char *acl, unsigned flags, struct recon_report *rep)
 {
@@ -422,222 +674,34 @@ int reconstruct_mailbox(const char *partition_path, const char *uniqueid, const 
     rc.rep = rep;
     rc.dir = partition_mailbox_dir(partition_path, uniqueid);
     rc.label = name ? name : rc.dir;
-    struct mbheader mh;
-    mbheader_init(&mh);
+    struct recon_pass ps;
+    memset(&ps, 0, sizeof ps);
+    mbheader_init(&ps.mh);
+    ps.cache_fd = -1;
     unsigned char *map = NULL;
     size_t len = 0;
-    int lock_fd = -1, r = 0;
-    char *path = NULL;
-    int cache_fd = -1;
-    struct stat sb;
+    int lock_fd = -1, r;
     rep->mailboxes++;
-    if (stat(rc.dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
-        r = CF_E_NOTFOUND;
-        goto out;
+    if ((r = lock_dir(&rc, dry, &lock_fd)) < 0) goto out;
+    check_header(&rc, uniqueid, name, acl, &ps);                /* 1. */
+    if ((r = load_index(&rc, &map, &len)) < 0) goto out;        /* 2. */
+    if ((r = scan_files(&rc)) < 0) goto out;                    /* 3. the message files */
+    open_cache(&rc, &ps);                                       /* 4. */
+    compare(&rc, &ps);                                          /* 5. */
+    uint32_t uidvalidity = choose_uidvalidity(&rc, &ps);        /* 6. write */
+    if (!dry) {
+        if ((r = write_changes(&rc, &ps, uniqueid, name, acl, uidvalidity)) < 0) goto out;
+        remove_leftovers(&rc, lock_fd);
+        if (rc.findings)
+            log_notice("mailbox_reconstructed", "mbox=%s uniqueid=%s findings=%d messages=%u",
+                       log_quote(rc.label), uniqueid, rc.findings, (unsigned)ps.nh.exists);
     }
-    path = xasprintf("%s/%s", rc.dir, LOCK_FILE);
-    lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (lock_fd < 0) lock_fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (lock_fd < 0) {
-        log_err("reconstruct_io_error", "call=open path=%s errno=%s", log_quote(path), strerror(errno));
-        r = CF_E_IO;
-        goto out;
-    }
-    while (flock(lock_fd, dry ? LOCK_SH : LOCK_EX) < 0) {
-        if (errno == EINTR) continue;
-        r = CF_E_IO;
-        goto out;
-    }
-
-    /* 1. the header file */
-    int hr = mbheader_read(rc.dir, &mh);
-    int header_bad = 0;
-    if (hr == CF_E_NOTFOUND) {
-        found(&rc, "header_missing", "no header file");
-        header_bad = 1;
-    } else if (hr < 0) {
-        found(&rc, "header_corrupt", "the header file cannot be parsed");
-        header_bad = 1;
-    } else {
-        if (strcmp(mh.uniqueid, uniqueid)) {
-            found(&rc, "header_wrong", "the header file has uniqueid %s", mh.uniqueid);
-            header_bad = 1;
-        }
-        if (name && strcmp(mh.name, name)) {
-            found(&rc, "header_wrong", "the header file names %s", mh.name);
-            header_bad = 1;
-        }
-        if (acl && strcmp(mh.acl, acl)) {
-            found(&rc, "header_acl", "the header file's ACL differs from the mailbox list");
-            header_bad = 1;
-        }
-    }
-
-    /* 2. the old index */
-    free(path);
-    path = xasprintf("%s/%s", rc.dir, INDEX_FILE);
-    int ir = file_read_all(path, (size_t)-1 / 2, (char **)&map, &len);
-    if (ir == CF_E_NOTFOUND) {
-        found(&rc, "index_missing", "no index file");
-        rc.index_bad = 1;
-    } else if (ir < 0) {
-        r = ir;
-        goto out;
-    } else {
-        read_index(&rc, map, len);
-    }
-
-    /* 3. the message files */
-    if ((r = scan_files(&rc)) < 0) goto out;
-
-    /* 4. the old cache */
-    free(path);
-    path = xasprintf("%s/%s", rc.dir, CACHE_FILE);
-    cache_fd = open(path, O_RDONLY | O_CLOEXEC);
-    int cache_header_ok = 0;
-    if (cache_fd >= 0) {
-        unsigned char head[CACHE_HEADER_SIZE];
-        cache_header_ok = pread(cache_fd, head, sizeof head, 0) == (ssize_t)sizeof head &&
-                          cache_header_check(head, sizeof head) == 0;
-    }
-    if (!cache_header_ok) found(&rc, "cache_damaged", cache_fd < 0 ? "no cache file" : "bad cache file header");
-
-    /* 5. compare */
-    int rewrite = rc.index_bad;
-    uint32_t maxuid = 0, cache_bad = 0;
-    uint64_t maxmodseq = rc.old.highestmodseq;
-    struct index_header nh;
-    memset(&nh, 0, sizeof nh);
-    for (size_t i = 0; i < rc.n; i++) {
-        struct item *it = &rc.items[i];
-        if (it->have_rec && (it->rec.flags & FLAG_EXPUNGED)) {
-            if (it->have_file) found(&rc, "expunged_file", "uid %u: the file of an expunged message is still there", (unsigned)it->uid);
-            continue;
-        }
-        if (it->have_rec && !it->have_file) {
-            found(&rc, "record_dropped", "uid %u: message file missing", (unsigned)it->uid);
-            rep->dropped++;
-            rewrite = 1;
-            continue;
-        }
-        if (!it->have_rec && rc.have_header && !rc.index_bad && it->uid >= rc.old.uidnext) {
-            /* Above the committed uidnext of an intact index: the file of an append killed
-             * before its commit, never acknowledged (it will be delivered again), or of one
-             * in progress. Adopting it would make a duplicate; the mailbox's next writer
-             * removes it, and so do we unless an append still claims it. */
-            it->have_file = 0;
-            it->uncommitted = 1;
-            continue;
-        }
-        if (!it->have_rec) {
-            found(&rc, "message_adopted", "uid %u: message file without a record (%llu bytes)",
-                  (unsigned)it->uid, (unsigned long long)it->file_size);
-            rep->adopted++;
-            it->rec.uid = it->uid;
-            it->rec.internaldate = it->file_mtime;
-            it->resummarize = 1;
-            rewrite = 1;
-        } else if (it->rec.size != it->file_size) {
-            found(&rc, "size_fixed", "uid %u: index says %llu bytes, the file has %llu",
-                  (unsigned)it->uid, (unsigned long long)it->rec.size, (unsigned long long)it->file_size);
-            rep->fixed++;
-            it->resummarize = 1;
-            rewrite = 1;
-        } else if (cache_header_ok && it->rec.cache_offset &&
-                   cache_read(cache_fd, it->rec.cache_offset, it->uid, &it->ce) == 0) {
-            it->cache_ok = 1;
-        } else {
-            cache_bad++;
-            it->resummarize = 1;
-        }
-        if (it->rec.modseq > maxmodseq) maxmodseq = it->rec.modseq;
-        if (it->uid > maxuid) maxuid = it->uid;
-        nh.exists++;
-        if (it->rec.flags & FLAG_DELETED) nh.deleted++;
-        if (it->rec.flags & FLAG_SEEN) nh.seen++;
-        if (it->rec.flags & FLAG_ANSWERED) nh.answered++;
-        if (it->rec.flags & FLAG_FLAGGED) nh.flagged++;
-        nh.quota_used += it->file_size;
-    }
-    if (cache_bad && cache_header_ok) {
-        found(&rc, "cache_damaged", "%u cache records missing or damaged", (unsigned)cache_bad);
-        rewrite = 1;
-    }
-    if (!cache_header_ok) rewrite = 1;
-    if (rc.have_header && !rewrite) {
-        const struct index_header *o = &rc.old;
-        uint32_t old_exists = o->exists;
-        if (o->exists != nh.exists || o->deleted != nh.deleted || o->seen != nh.seen ||
-            o->answered != nh.answered || o->flagged != nh.flagged || o->quota_used != nh.quota_used) {
-            found(&rc, "counts_fixed", "exists %u->%u deleted %u->%u seen %u->%u bytes %llu->%llu",
-                  (unsigned)old_exists, (unsigned)nh.exists, (unsigned)o->deleted, (unsigned)nh.deleted,
-                  (unsigned)o->seen, (unsigned)nh.seen, (unsigned long long)o->quota_used,
-                  (unsigned long long)nh.quota_used);
-            rewrite = 1;
-        }
-        if (o->uidnext <= maxuid) {
-            found(&rc, "uidnext_fixed", "uidnext %u is not above uid %u", (unsigned)o->uidnext, (unsigned)maxuid);
-            rewrite = 1;
-        }
-    }
-    rep->messages += nh.exists;
-
-    /* 6. write */
-    uint32_t uidvalidity = rc.have_slot ? rc.old.uidvalidity : hr == 0 ? mh.uidvalidity : 0;
-    if (!uidvalidity) {
-        uint32_t now = (uint32_t)time(NULL);
-        uidvalidity = rep->uidvalidity_next > now ? rep->uidvalidity_next : now;
-        found(&rc, "uidvalidity_new", "no uidvalidity survives: clients will resynchronize");
-    }
-    if (uidvalidity > rep->uidvalidity_max) rep->uidvalidity_max = uidvalidity;
-    if (hr == 0 && mh.uidvalidity != uidvalidity && !header_bad) {
-        found(&rc, "header_wrong", "the header file says uidvalidity %u, the index %u",
-              (unsigned)mh.uidvalidity, (unsigned)uidvalidity);
-        header_bad = 1;
-    }
-    if (dry) goto done;
-    if (rewrite) {
-        uint32_t uidnext = rc.have_slot && rc.old.uidnext > maxuid ? rc.old.uidnext : maxuid + 1;
-        if ((r = write_mailbox(&rc, uidvalidity, uidnext, maxmodseq + 1, rc.old.generation + 1, &nh)) < 0)
-            goto out;
-    }
-    if (header_bad && (name || hr == 0)) {
-        struct mbheader nmh = { (char *)(name ? name : mh.name), (char *)uniqueid,
-                                (char *)(acl ? acl : hr == 0 ? mh.acl : ""), uidvalidity };
-        if ((r = mbheader_write(rc.dir, &nmh)) < 0) goto out;
-    }
-    /* files of appends that never committed: nothing refers to them (no index rewrite needed) */
-    for (size_t i = 0; i < rc.n; i++) {
-        /* an append in progress elsewhere (it stages its files before taking the lock) */
-        if (!rc.items[i].uncommitted || mailbox_uid_staged(lock_fd, rc.items[i].uid)) continue;
-        char *mp = xasprintf("%s/%u.", rc.dir, (unsigned)rc.items[i].uid);
-        if (unlink(mp) < 0 && errno != ENOENT)
-            log_warn("reconstruct_unlink_failed", "path=%s errno=%s", log_quote(mp), strerror(errno));
-        else
-            log_notice("reconstruct_uncommitted_removed", "mbox=%s uid=%u", log_quote(rc.label),
-                       (unsigned)rc.items[i].uid);
-        free(mp);
-    }
-    /* files of expunged records go last, after the index no longer needs them */
-    for (size_t i = 0; i < rc.n; i++) {
-        struct item *it = &rc.items[i];
-        if (!(it->have_rec && (it->rec.flags & FLAG_EXPUNGED) && it->have_file)) continue;
-        char *mp = xasprintf("%s/%u.", rc.dir, (unsigned)it->uid);
-        if (unlink(mp) < 0 && errno != ENOENT)
-            log_warn("reconstruct_unlink_failed", "path=%s errno=%s", log_quote(mp), strerror(errno));
-        free(mp);
-    }
-    if (rc.findings)
-        log_notice("mailbox_reconstructed", "mbox=%s uniqueid=%s findings=%d messages=%u",
-                   log_quote(rc.label), uniqueid, rc.findings, (unsigned)nh.exists);
-done:
     r = rc.findings;
 out:
-    if (cache_fd >= 0) close(cache_fd);
+    if (ps.cache_fd >= 0) close(ps.cache_fd);
     if (lock_fd >= 0) close(lock_fd);   /* drops the lock */
     free(map);
-    free(path);
-    mbheader_fini(&mh);
+    mbheader_fini(&ps.mh);
     recon_fini(&rc);
     return r;
 }
@@ -736,281 +800,4 @@ out:
     recon_fini(&rc);
     recon_report_fini(&rep);
     return r;
-}
-
-/* ---- the mailbox list ---- */
-
-/* What the list says: one entry per mailbox. */
-struct listed {
-    char *name;
-    struct mboxlist_entry e;
-    int seen_dir;     /* its directory was found on some partition */
-};
-
-struct listing {
-    struct listed *v;
-    size_t n, alloc;
-};
-
-static int collect(const char *name, const struct mboxlist_entry *e, void *rock)
-{
-    struct listing *l = rock;
-    if (l->n == l->alloc) {
-        l->alloc = l->alloc ? l->alloc * 2 : 64;
-        l->v = xreallocarray(l->v, l->alloc, sizeof *l->v);
-    }
-    struct listed *x = &l->v[l->n++];
-    memset(x, 0, sizeof *x);
-    x->name = xstrdup(name);
-    mboxlist_entry_init(&x->e);
-    x->e.partition = xstrdup(e->partition);
-    memcpy(x->e.uniqueid, e->uniqueid, sizeof x->e.uniqueid);
-    x->e.acl = xstrdup(e->acl);
-    x->e.flags = xstrdup(e->flags);
-    x->e.ctime = e->ctime;
-    return 0;
-}
-
-static struct listed *by_uniqueid(struct listing *l, const char *uniqueid)
-{
-    for (size_t i = 0; i < l->n; i++)
-        if (!strcmp(l->v[i].e.uniqueid, uniqueid)) return &l->v[i];
-    return NULL;
-}
-
-static struct listed *by_name(struct listing *l, const char *name)
-{
-    for (size_t i = 0; i < l->n; i++)
-        if (!strcmp(l->v[i].name, name)) return &l->v[i];
-    return NULL;
-}
-
-/* has_messages: whether dir holds a message file. */
-static int has_messages(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    struct dirent *de;
-    int any = 0;
-    while (!any && (de = readdir(d))) any = message_uid(de->d_name) != 0;
-    closedir(d);
-    return any;
-}
-
-/* remove_files_dir: unlink every file in dir, then dir. 0 or CF_E_IO. */
-static int remove_files_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return CF_E_IO;
-    struct dirent *de;
-    int r = 0;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT) r = CF_E_IO;
-    }
-    closedir(d);
-    if (!r && rmdir(dir) < 0) r = CF_E_IO;
-    if (r) log_err("reconstruct_io_error", "call=remove path=%s errno=%s", log_quote(dir), strerror(errno));
-    return r;
-}
-
-static int dir_exists(const char *p)
-{
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
-/* one_dir: a directory PPATH/xx/FN found while scanning partition part. */
-static int one_dir(struct store *st, const struct partition *part, const char *xxdir,
-                   const char *fn, struct listing *l, unsigned flags, struct recon_report *rep)
-{
-    int dry = flags & RECON_DRY_RUN;
-    int n = 0, r = 0;
-    char *dir = xasprintf("%s/%s", xxdir, fn);
-    size_t fl = strlen(fn), tl = strlen(TOMBSTONE_SUFFIX);
-    if (fl == UNIQUEID_LEN + tl && !strcmp(fn + UNIQUEID_LEN, TOMBSTONE_SUFFIX)) {
-        char *uid = xstrndup(fn, UNIQUEID_LEN);
-        char *live = xstrndup(dir, strlen(dir) - tl);
-        struct listed *x = by_uniqueid(l, uid);
-        if (x && !strcmp(x->e.partition, part->name) && !dir_exists(live)) {
-            recon_report_add(rep, x->name, "tombstone_restored", "%s: the delete never removed the list entry", dir);
-            if (!dry && rename(dir, live) < 0) r = CF_E_IO;
-        } else {
-            recon_report_add(rep, x ? x->name : dir, "tombstone_removed", "%s: an interrupted delete", dir);
-            if (!dry) r = remove_files_dir(dir);
-        }
-        n++;
-        free(uid);
-        free(live);
-        goto out;
-    }
-    if (!partition_uniqueid_valid(fn)) goto out;
-    struct mbheader h;
-    mbheader_init(&h);
-    int hr = mbheader_read(dir, &h);
-    if (hr == CF_E_NOTFOUND || hr == CF_E_CORRUPT) {
-        struct listed *x = by_uniqueid(l, fn);
-        if (x) {
-            x->seen_dir = 1;   /* the mailbox check rewrites its header */
-        } else if (!has_messages(dir)) {
-            recon_report_add(rep, dir, "unfinished_create", "a directory without %s header and no messages",
-                             hr == CF_E_NOTFOUND ? "a" : "a readable");
-            if (!dry) r = remove_files_dir(dir);
-            n++;
-        } else {
-            recon_report_add(rep, dir, "orphan_directory", "messages but no readable header: name unknown, left alone");
-            n++;
-        }
-        mbheader_fini(&h);
-        goto out;
-    }
-    if (hr < 0) {
-        mbheader_fini(&h);
-        r = hr;
-        goto out;
-    }
-    if (h.uidvalidity > rep->uidvalidity_max) rep->uidvalidity_max = h.uidvalidity;
-    struct listed *x = by_name(l, h.name);
-    if (!x) {
-        struct listed *y = by_uniqueid(l, fn);
-        if (y) {
-            /* listed under another name: a rename whose header update was lost */
-            y->seen_dir = 1;
-        } else if (mboxname_valid(h.name) == 0) {
-            recon_report_add(rep, h.name, "mailbox_added", "from %s on partition %s", fn, part->name);
-            n++;
-            if (!dry) {
-                struct mboxlist_entry e;
-                mboxlist_entry_init(&e);
-                memcpy(e.uniqueid, fn, UNIQUEID_LEN + 1);
-                e.partition = xstrdup(part->name);
-                e.acl = xstrdup(h.acl);
-                e.flags = xstrdup("");
-                r = mboxlist_create(st->mboxlist, NULL, h.name, &e);
-                if (!r) {
-                    collect(h.name, &e, l);
-                    l->v[l->n - 1].seen_dir = 1;
-                }
-                mboxlist_entry_fini(&e);
-            }
-        } else {
-            recon_report_add(rep, dir, "orphan_directory", "its header names an invalid mailbox name");
-            n++;
-        }
-    } else if (!strcmp(x->e.uniqueid, fn)) {
-        if (strcmp(x->e.partition, part->name)) {
-            const char *lp = store_partition_path(st, x->e.partition);
-            char *ldir = lp ? partition_mailbox_dir(lp, fn) : NULL;
-            if (!ldir || !dir_exists(ldir)) {
-                recon_report_add(rep, x->name, "entry_partition_fixed", "%s -> %s", x->e.partition, part->name);
-                n++;
-                if (!dry) {
-                    free(x->e.partition);
-                    x->e.partition = xstrdup(part->name);
-                    r = mboxlist_update(st->mboxlist, NULL, x->name, &x->e);
-                }
-                x->seen_dir = 1;
-            } else {
-                recon_report_add(rep, x->name, "duplicate_directory",
-                                 "also on partition %s (a move cut short); the list names %s", part->name, x->e.partition);
-                n++;
-            }
-            free(ldir);
-        } else {
-            x->seen_dir = 1;
-        }
-    } else {
-        const char *lp = store_partition_path(st, x->e.partition);
-        char *ldir = lp ? partition_mailbox_dir(lp, x->e.uniqueid) : NULL;
-        if (ldir && dir_exists(ldir)) {
-            recon_report_add(rep, x->name, "orphan_directory", "%s also claims this name; left alone", dir);
-            n++;
-        } else {
-            recon_report_add(rep, x->name, "entry_uniqueid_fixed", "%s -> %s", x->e.uniqueid, fn);
-            n++;
-            if (!dry) {
-                memcpy(x->e.uniqueid, fn, UNIQUEID_LEN + 1);
-                free(x->e.partition);
-                x->e.partition = xstrdup(part->name);
-                r = mboxlist_update(st->mboxlist, NULL, x->name, &x->e);
-            }
-            x->seen_dir = 1;
-        }
-        free(ldir);
-    }
-    mbheader_fini(&h);
-out:
-    free(dir);
-    return r < 0 ? r : n;
-}
-
-int reconstruct_mailboxlist(struct store *st, unsigned flags, struct recon_report *rep)
-{
-    struct listing l = { NULL, 0, 0 };
-    int r = mboxlist_foreach(st->mboxlist, NULL, "", collect, &l);
-    int n = 0;
-    if (r < 0) goto out;
-    r = 0;
-    for (size_t p = 0; p < st->cfg->npartitions && r >= 0; p++) {
-        const struct partition *part = &st->cfg->partitions[p];
-        DIR *pd = opendir(part->path);
-        if (!pd) {
-            if (errno != ENOENT) {
-                recon_report_add(rep, "", "partition_unreadable", "%s: %s", part->path, strerror(errno));
-                n++;
-            }
-            continue;
-        }
-        struct dirent *de;
-        while (r >= 0 && (de = readdir(pd))) {
-            if (strlen(de->d_name) != 2 || de->d_name[0] == '.') continue;
-            char *xx = xasprintf("%s/%s", part->path, de->d_name);
-            DIR *xd = opendir(xx);
-            if (xd) {
-                /* names first: one_dir may remove entries of the directory */
-                struct strarr names = STRARR_INIT;
-                struct dirent *e2;
-                while ((e2 = readdir(xd)))
-                    if (e2->d_name[0] != '.') strarr_add(&names, e2->d_name);
-                closedir(xd);
-                strarr_sort(&names);
-                for (size_t i = 0; i < names.count && r >= 0; i++) {
-                    r = one_dir(st, part, xx, names.v[i], &l, flags, rep);
-                    if (r > 0) n += r;
-                }
-                strarr_fini(&names);
-                if (!(flags & RECON_DRY_RUN)) rmdir(xx);   /* only when it became empty */
-            }
-            free(xx);
-        }
-        closedir(pd);
-    }
-    if (r < 0) goto out;
-    r = 0;
-    for (size_t i = 0; i < l.n; i++) {
-        struct listed *x = &l.v[i];
-        if (x->seen_dir) continue;
-        const char *pp = store_partition_path(st, x->e.partition);
-        char *dir = pp ? partition_mailbox_dir(pp, x->e.uniqueid) : NULL;
-        if (!dir) {
-            recon_report_add(rep, x->name, "entry_unknown_partition", "partition %s is not configured", x->e.partition);
-            n++;
-        } else if (!dir_exists(dir)) {
-            recon_report_add(rep, x->name, "entry_without_directory", "%s does not exist", dir);
-            n++;
-        }
-        free(dir);
-    }
-    /* the counter of new UIDVALIDITYs must stay above every one on disk (mboxlist.h) */
-    if (!(flags & RECON_DRY_RUN) && rep->uidvalidity_max) {
-        int ur = mboxlist_raise_uidvalidity(st->mboxlist, NULL, rep->uidvalidity_max, NULL);
-        if (ur < 0) r = ur;
-    }
-out:
-    for (size_t i = 0; i < l.n; i++) {
-        free(l.v[i].name);
-        mboxlist_entry_fini(&l.v[i].e);
-    }
-    free(l.v);
-    return r < 0 ? r : n;
 }

@@ -1,0 +1,66 @@
+/* mailbox-int.h: private to the lib/store/mailbox*.c files: struct mailbox and the helpers
+ * they share. Nothing outside those files includes it. */
+#ifndef COFFER_STORE_MAILBOX_INT_H
+#define COFFER_STORE_MAILBOX_INT_H
+#include "store/mailbox.h"
+#include "store/index.h"
+#include <stdint.h>
+#include <sys/types.h>
+
+#define LOCK_FILE "lock"
+#define INDEX_FILE "index"
+#define CACHE_FILE "cache"
+
+struct mailbox {
+    char *partition, *uniqueid, *dir, *name, *index_path;
+    int lock_fd;
+    int locked;                 /* 0, LOCK_SH or LOCK_EX */
+    int index_fd, cache_fd;
+    int index_rdonly;           /* index_fd could only be opened read-only */
+    int check_counts;           /* recount the records at the next refresh (set by open) */
+    dev_t index_dev;
+    ino_t index_ino;
+    unsigned char *map;
+    size_t map_len;
+    struct index_header hdr;    /* as of the last refresh */
+    int nofsync;
+    int dir_fd;                 /* the mailbox directory, for its fsync (opened on first use) */
+    int commit_uncertain;       /* a failed commit could not restore its header slot durably */
+    uint64_t *sync_map;         /* the lock file's shared ticket word (group commit) */
+    int sync_map_failed;
+    struct strarr keywords;     /* names, loaded lazily */
+    uint32_t kw_loaded_bytes;
+    uint64_t kw_loaded_gen;
+    int kw_loaded;
+    /* the session view: uids in ascending order, message number = position + 1 */
+    uint32_t *view;
+    uint32_t nview, aview;
+    uint32_t view_maxuid;
+    uint64_t view_modseq, view_generation;
+    uint32_t view_records;
+    int expunge_pending;
+};
+
+int mbi_fault_point(const char *point);
+int mbi_corrupt(struct mailbox *mb, const char *what, uint32_t uid);
+int mbi_io_error(struct mailbox *mb, const char *call, const char *path);
+int mbi_do_fsync(struct mailbox *mb, int fd, int data_only);
+int mbi_sync_dir(struct mailbox *mb);
+int mbi_refresh(struct mailbox *mb);
+int mbi_lock(struct mailbox *mb, int op);
+void mbi_unlock(struct mailbox *mb, int took);
+long mbi_find_pos(const struct mailbox *mb, uint32_t uid);
+int mbi_read_record(struct mailbox *mb, uint32_t pos, struct index_record *r);
+int mbi_index_sync(struct mailbox *mb, const char *point);
+int mbi_write_header(struct mailbox *mb, struct index_header *nh);
+int mbi_pwrite_all(int fd, const void *p, size_t n, uint64_t off);
+int mbi_write_intent(struct mailbox *mb);
+int mbi_keyword_get(struct mailbox *mb, struct index_header *nh, const char *name, int create);
+void mbi_count_record(struct index_header *h, const struct index_record *r, int add);
+struct mailbox *mbi_mailbox_alloc(const char *partition, const char *uniqueid, const char *name);
+int mbi_open_lock_file(const char *dir, int *fd_r);
+int mbi_cache_end(struct mailbox *mb, uint64_t *end_r);
+void mbi_push_u32(uint32_t **v, size_t *n, size_t *alloc, uint32_t x);
+void mbi_unlink_messages(struct mailbox *mb, const uint32_t *uids, size_t n);
+
+#endif

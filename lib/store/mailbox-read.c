@@ -1,0 +1,165 @@
+/* mailbox-read.c: reading a mailbox: index records, message files (open, map) and their
+ * cache entries, and the summary (ENVELOPE, BODYSTRUCTURE, GUID, date) made at append. */
+#include "store/mailbox-int.h"
+#include "store/mailbox.h"
+#include "store/mbheader.h"
+#include "store/partition.h"
+#include "core/error.h"
+#include "core/fileutil.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "mime/date.h"
+#include "mime/decode.h"
+#include "mime/mime.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- reading ---- */
+
+int mailbox_record(struct mailbox *mb, uint32_t uid, struct index_record *r)
+{
+    long pos = mbi_find_pos(mb, uid);
+    if (pos < 0) return 0;
+    if (index_record_decode(mb->map + index_record_offset((uint32_t)pos), r) == 0) return 1;
+    /* Maybe a writer was changing it under us: look again under the shared lock. */
+    int took = mbi_lock(mb, LOCK_SH);
+    if (took < 0) return took;
+    int ret = 0;
+    pos = mbi_find_pos(mb, uid);
+    if (pos >= 0) ret = mbi_read_record(mb, (uint32_t)pos, r) < 0 ? CF_E_CORRUPT : 1;
+    mbi_unlock(mb, took);
+    return ret;
+}
+
+char *mailbox_message_path(const struct mailbox *mb, uint32_t uid)
+{
+    return xasprintf("%s/%u.", mb->dir, (unsigned)uid);
+}
+
+int mailbox_message_open(struct mailbox *mb, uint32_t uid, int *fd_r, uint64_t *size_r)
+{
+    char *path = mailbox_message_path(mb, uid);
+    int r = 0;
+    *fd_r = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd_r < 0) {
+        r = errno == ENOENT ? CF_E_NOTFOUND : mbi_io_error(mb, "open", path);
+        goto done;
+    }
+    if (size_r) {
+        struct stat st;
+        if (fstat(*fd_r, &st) < 0) {
+            r = mbi_io_error(mb, "fstat", path);
+            close(*fd_r);
+            *fd_r = -1;
+            goto done;
+        }
+        *size_r = (uint64_t)st.st_size;
+    }
+done:
+    free(path);
+    return r;
+}
+
+int mailbox_message_map(struct mailbox *mb, uint32_t uid, const char **p_r, size_t *len_r)
+{
+    int fd;
+    uint64_t size;
+    *p_r = NULL;
+    *len_r = 0;
+    int r = mailbox_message_open(mb, uid, &fd, &size);
+    if (r < 0) return r;
+    if (size == 0) {
+        *p_r = "";
+    } else {
+        void *p = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED) {
+            r = mbi_io_error(mb, "mmap", "message");
+        } else {
+            *p_r = p;
+            *len_r = (size_t)size;
+        }
+    }
+    close(fd);
+    return r;
+}
+
+void mailbox_message_unmap(const char *p, size_t len)
+{
+    if (p && len) munmap((void *)p, len);
+}
+
+/* ---- message summaries ---- */
+
+static void guid_of(const char *p, size_t len, uint8_t out[20])
+{
+    unsigned int n = 20;
+    EVP_Digest(p, len, out, &n, EVP_sha1(), NULL);
+}
+
+void mailbox_summarize(const char *p, size_t len, uint32_t uid, struct cache_entry *e,
+                       struct index_record *rec)
+{
+    struct mime_summary s;
+    mime_summary_init(&s);
+    mime_summarize(p, len, &s);   /* CF_E_LIMIT still leaves a usable summary */
+    cache_entry_fini(e);
+    e->uid = uid;
+    struct { int id; struct buf *b; } map[] = {
+        { CACHE_ENVELOPE, &s.envelope }, { CACHE_BODYSTRUCTURE, &s.bodystructure },
+        { CACHE_BODY, &s.body }, { CACHE_SECTIONS, &s.sections },
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        buf_reset(&e->f[map[i].id]);
+        if (map[i].b->len) buf_append(&e->f[map[i].id], map[i].b->s, map[i].b->len);
+        e->present[map[i].id] = 1;
+    }
+    size_t hs = s.header_size <= len ? s.header_size : len;
+    buf_reset(&e->f[CACHE_HEADER]);
+    if (hs <= CACHE_HEADER_MAX) {
+        if (hs) buf_append(&e->f[CACHE_HEADER], p, hs);
+        e->present[CACHE_HEADER] = 1;
+    }
+    if (rec) {
+        rec->size = len;
+        rec->header_size = (uint32_t)hs;
+        rec->body_lines = s.body_lines;
+        rec->sentdate = 0;
+        /* the first Date: field (RFC 5322 section 3.6.1); its folding is white space to the
+         * date parser */
+        const char *date;
+        size_t date_len;
+        if (mime_header_find(p, hs, "Date", &date, &date_len))
+            rec->sentdate = mime_parse_date(date, date_len);
+        guid_of(p, len, rec->guid);
+    }
+    mime_summary_fini(&s);
+}
+
+int mailbox_cache_fetch(struct mailbox *mb, uint32_t uid, struct cache_entry *e)
+{
+    struct index_record r;
+    int found = mailbox_record(mb, uid, &r);
+    if (found < 0) return found;
+    if (!found || (r.flags & FLAG_EXPUNGED)) return CF_E_NOTFOUND;
+    int cr = r.cache_offset ? cache_read(mb->cache_fd, r.cache_offset, uid, e) : CF_E_CORRUPT;
+    if (cr == 0) return 0;
+    log_warn("mailbox_cache_rebuild", "mbox=%s uid=%u reason=%s", log_quote(mb->name),
+             (unsigned)uid, cr == CF_E_IO ? "io" : "damaged");
+    const char *p;
+    size_t len;
+    int r2 = mailbox_message_map(mb, uid, &p, &len);
+    if (r2 < 0) return r2;
+    mailbox_summarize(p, len, uid, e, NULL);
+    mailbox_message_unmap(p, len);
+    return 0;
+}
