@@ -482,6 +482,18 @@ int worker_starttls(struct worker_session *ws, const char **end_reason)
     return 0;
 }
 
+int worker_vreply(struct stream *s, const char *fmt, va_list ap)
+{
+    struct buf b = BUF_INIT;
+    buf_vprintf(&b, fmt, ap);
+    for (size_t i = 0; i < b.len; i++)
+        if ((unsigned char)b.s[i] < 0x20 || b.s[i] == 0x7f) b.s[i] = '?';
+    buf_appends(&b, "\r\n");
+    int r = stream_write(s, b.s, b.len);
+    buf_fini(&b);
+    return r;
+}
+
 int worker_tls_available(const struct worker_session *ws)
 {
     return ws->tls && strcmp(service_str(ws->svc, SVC_TLS), "none") && !stream_is_tls(ws->stream);

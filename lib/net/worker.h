@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/strarr.h"
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 
 struct stream;
@@ -100,6 +101,12 @@ struct line_texts {
     const char *timeout;    /* idle timeout; the session ends */
     const char *shutdown;   /* the server is stopping; the session ends */
 };
+
+/* worker_vreply: one reply line to s, buffered until the session flushes: fmt formatted, every
+ * control character as '?' (review L1: a reply may quote the client or a Sieve reason, and a
+ * bare CR or a NUL must never reach the peer, which could read it as the end of the reply),
+ * then CRLF. For the line protocols' client_reply (LMTP, POP3). stream_write's result. */
+int worker_vreply(struct stream *s, const char *fmt, va_list ap);
 
 /* worker_tls_available: 1 when STARTTLS (POP3 STLS) may be offered on the session: a
  * certificate is configured, the service does not say tls = none, and the connection is not

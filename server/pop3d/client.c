@@ -44,13 +44,9 @@ struct csasl *client_sasl(struct client *c)
 
 int client_reply(struct client *c, const char *fmt, ...)
 {
-    struct buf b = BUF_INIT;
     va_list ap;
     va_start(ap, fmt);
-    buf_vprintf(&b, fmt, ap);
+    int r = worker_vreply(c->stream, fmt, ap);   /* L1: one line, controls as '?' */
     va_end(ap);
-    buf_appends(&b, "\r\n");
-    int r = stream_write(c->stream, b.s, b.len);
-    buf_fini(&b);
     return r;
 }

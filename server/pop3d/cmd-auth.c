@@ -133,10 +133,13 @@ void cmd_auth(struct client *c, const struct pop3_command *cmd)
     if (cmd->args.count == 0) {
         /* not in RFC 5034, but widely used by clients to find the mechanisms (RFC 1734 era) */
         struct buf mechs = BUF_INIT;
-        csasl_mechs(s, "\r\n", &mechs);
+        struct strarr names = STRARR_INIT;
+        csasl_mechs(s, " ", &mechs);
+        strarr_split(&names, buf_cstr(&mechs), " ", 0);
         client_reply(c, "+OK Supported mechanisms follow");
-        if (mechs.len) client_reply(c, "%s", buf_cstr(&mechs));
+        for (size_t i = 0; i < names.count; i++) client_reply(c, "%s", names.v[i]);
         client_reply(c, ".");
+        strarr_fini(&names);
         buf_fini(&mechs);
         return;
     }

@@ -49,7 +49,8 @@ void client_free(struct client **c);
  * and worker_read_end. */
 extern const struct line_texts client_texts;
 
-/* client_reply: write one line plus CRLF (buffered until the session loop flushes). */
+/* client_reply: one reply line plus CRLF, buffered until the session loop flushes; control
+ * characters in the formatted text are sent as '?' (worker_vreply, L1). */
 int client_reply(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* client_sasl: the session's SASL exchange, made on first use with service "pop" and the TLS
