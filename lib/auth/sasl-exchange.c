@@ -48,7 +48,7 @@ static enum csasl_outcome read_response(struct stream *st, struct buf *line, str
 {
     int r = stream_flush(st);
     if (r == 0) r = stream_read_line(st, line);
-    if (r == CF_E_LIMIT) return CSASL_BAD_RESPONSE;
+    if (r == CF_E_LIMIT) return CSASL_TOO_LONG;
     if (r < 0) {
         *result_r = r;
         return CSASL_READ_FAILED;

@@ -19,7 +19,9 @@ enum csasl_outcome {
                              * CF_E_PERM, CF_E_PARSE, CF_E_NOTFOUND or CF_E_AGAIN */
     CSASL_BAD_INITIAL,      /* the initial response is not base64 */
     CSASL_CANCELLED,        /* the client answered a challenge with "*" */
-    CSASL_BAD_RESPONSE,     /* a response was not base64 or was an over-long line */
+    CSASL_BAD_RESPONSE,     /* a response was not base64 */
+    CSASL_TOO_LONG,         /* a response was longer than the stream's line limit (the
+                             * line is skipped) */
     CSASL_READ_FAILED,      /* reading a response failed: *result_r is the stream's error
                              * (worker_read_end turns it into the end reason) */
 };

@@ -241,6 +241,7 @@ void cmd_authenticate(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "BAD Authentication cancelled");
         goto done;
     case CSASL_BAD_RESPONSE:
+    case CSASL_TOO_LONG:
         client_tagged(c, cmd->tag, "BAD Invalid base64 in the response");
         goto done;
     case CSASL_READ_FAILED:

@@ -125,6 +125,9 @@ void cmd_auth(struct client *c, const struct lmtp_command *cmd)
     case CSASL_BAD_RESPONSE:
         client_reply(c, "501 5.5.2 Cannot decode the response");
         goto done;
+    case CSASL_TOO_LONG:
+        client_reply(c, "500 5.5.2 Line too long");   /* RFC 5321 section 4.5.3.1.4 */
+        goto done;
     case CSASL_READ_FAILED:
         c->end_reason = worker_read_end(c->stream, r, &client_texts);
         goto done;

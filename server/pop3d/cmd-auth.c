@@ -161,7 +161,10 @@ void cmd_auth(struct client *c, const struct pop3_command *cmd)
         client_reply(c, "-ERR Authentication cancelled");
         goto done;
     case CSASL_BAD_RESPONSE:
-        client_reply(c, "-ERR Invalid base64 data or line too long");
+        client_reply(c, "-ERR Invalid base64 data");
+        goto done;
+    case CSASL_TOO_LONG:
+        client_reply(c, "-ERR Line too long");
         goto done;
     case CSASL_READ_FAILED:
         c->end_reason = worker_read_end(c->stream, r, &client_texts);
