@@ -72,8 +72,7 @@ static void imapd_session(struct worker_session *ws)
             break;
         }
         if (worker_shutdown) {
-            client_untagged(c, "BYE Server shutting down");
-            c->end_reason = "shutdown";
+            c->end_reason = worker_read_end(c->stream, CF_E_SHUTDOWN, &client_texts);
             break;
         }
         struct imap_command cmd;
