@@ -39,7 +39,7 @@ int cmd_check(struct tool *t)
         err = r;
     }
     struct strarr names = STRARR_INIT;
-    r = mboxlist_foreach(st->mboxlist, NULL, "", add_name, &names);
+    r = store_mailbox_foreach(st, "", add_name, &names);
     if (r < 0) {
         tool_error(t, "cannot read the mailbox list: %s", cf_strerror(r));
         err = r;
@@ -69,14 +69,14 @@ int cmd_check(struct tool *t)
         } else {
             for (size_t i = 0; i < u.roots.count; i++) {
                 struct quota q;
-                if (quotadb_get(st->quota, NULL, u.roots.v[i], &q) != 1) continue;
+                if (store_quota_get(st, u.roots.v[i], &q) != 1) continue;
                 if (q.used_bytes == u.bytes[i] && q.used_messages == u.msgs[i]) continue;
                 /* a session may have been between its commit and its usage change: look
                  * again under the root's lock (reading only), where none can be */
                 int fd = -1;
                 int64_t b = u.bytes[i], m = u.msgs[i];
                 if (quotalock_acquire(st, u.roots.v[i], &fd) == 0 &&
-                    quotadb_get(st->quota, NULL, u.roots.v[i], &q) == 1 &&
+                    store_quota_get(st, u.roots.v[i], &q) == 1 &&
                     store_quota_recount(st, u.roots.v[i], &b, &m) == 0) {
                     u.bytes[i] = b;
                     u.msgs[i] = m;

@@ -1,5 +1,5 @@
 /* cmd-db.c: `coffer db list|dump|load`: a plain-text dump and load of every database in
- * configdir/db (the format of kv_dump in lib/store/kv.h), so that data survives a Berkeley DB
+ * configdir/db (the "Dump format" of coffer-store(5), store_db_dump), so that data survives a Berkeley DB
  * upgrade, and an inspection aid. */
 #include "tool.h"
 #include "cmd.h"
@@ -27,29 +27,6 @@ static char *db_name(const char *n)
             return NULL;
     }
     return xasprintf("%.*s.db", (int)l, n);
-}
-
-/* open_db: the store's own handle for its databases, else a new one (*own set; close it). */
-static int open_db(struct store *st, const char *name, struct kv_db **db, int *own)
-{
-    *own = 0;
-    if (!strcmp(name, MBOXLIST_DB)) *db = mboxlist_kv(st->mboxlist);
-    else if (!strcmp(name, QUOTADB_DB)) *db = quotadb_kv(st->quota);
-    else if (!strcmp(name, SUBS_DB)) *db = subs_kv(st->subs);
-    else if (!strcmp(name, SEENDB_DB)) *db = seendb_kv(st->seen);
-    else if (!strcmp(name, DUPDB_DB)) *db = dupdb_kv(st->dup);
-    else {
-        *own = 1;
-        return kv_db_open(st->env, name, 0, db);
-    }
-    return 0;
-}
-
-static int count_one(const char *k, size_t kl, const char *v, size_t vl, void *rock)
-{
-    (void)k; (void)kl; (void)v; (void)vl;
-    (*(long long *)rock)++;
-    return 0;
 }
 
 int cmd_db(struct tool *t)
@@ -91,12 +68,8 @@ int cmd_db(struct tool *t)
         if (d) closedir(d);
         strarr_sort(&files);
         for (size_t i = 0; i < files.count && !r; i++) {
-            struct kv_db *db;
-            int own;
             long long n = 0;
-            if ((r = open_db(st, files.v[i], &db, &own)) < 0) break;
-            r = kv_foreach(db, NULL, "", 0, count_one, &n);
-            if (own) kv_db_close(&db);
+            if ((r = store_db_count(st, files.v[i], &n)) < 0) break;
             struct stat sb;
             char *p = xasprintf("%s/%s", dbdir, files.v[i]);
             char cn[32], cb[32];
@@ -117,20 +90,15 @@ int cmd_db(struct tool *t)
             r = CF_E_NOTFOUND;
         }
         free(path);
-        struct kv_db *db = NULL;
-        int own = 0;
-        if (!r) r = open_db(st, name, &db, &own);
         if (!r && dump) {
-            r = kv_dump(db, stdout);
+            r = store_db_dump(st, name, stdout);
             if (!r && fflush(stdout) != 0) r = CF_E_IO;
             if (r) tool_error(t, "cannot dump %s: %s", name, cf_strerror(r));
         } else if (!r) {
-            if (replace && (r = kv_del_prefix(db, NULL, "", 0)) >= 0) r = 0;
-            if (!r) r = kv_load(db, stdin);
+            r = store_db_load(st, name, stdin, replace);
             if (r) tool_error(t, "cannot load %s: %s", name, r == CF_E_PARSE ? "malformed dump (see the log line)" : cf_strerror(r));
             else if (!t->json) fprintf(stderr, "coffer db: loaded %s\n", name);
         }
-        if (own && db) kv_db_close(&db);
     }
     rc = tool_exit_for(r < 0 ? r : 0);
 out:

@@ -8,6 +8,7 @@
 #include "dump.h"
 #include "core/error.h"
 #include "core/xmalloc.h"
+#include "store/mail.h"
 #include "store/mboxname.h"
 #include "store/store.h"
 #include <dirent.h>
@@ -22,7 +23,7 @@ struct dump_msg { uint32_t uid; int64_t internaldate; };
 
 struct dump_box {
     char *name;
-    char *dir;                 /* the mailbox directory, for the message files */
+    char *ppath, *uniqueid;    /* where the mailbox is, to open it again for its messages */
     struct dump_msg *msgs;
     size_t n;
 };
@@ -35,7 +36,7 @@ struct dump {
     struct buf inbox;          /* user/USER */
     struct buf m;              /* the manifest */
     struct strarr names;       /* the mailboxes, INBOX first */
-    struct strarr subs;
+    struct strarr subscribed;  /* the user's subscriptions */
     struct strarr scripts;     /* Sieve script names, without .sieve */
     char *sdir;                /* the user's Sieve directory */
     char *active;              /* the active script's name, or NULL */
@@ -70,7 +71,9 @@ static int dump_mailbox(struct tool *t, struct store *st, const char *name, size
     if ((r = mailbox_lock_shared(mb)) < 0) goto out;
     const struct index_header *h = mailbox_header(mb);
     box->name = xstrdup(name);
-    box->dir = xstrdup(mailbox_dir(mb));
+    const char *ppath = store_partition_path(st, e.partition);
+    box->ppath = xstrdup(ppath ? ppath : "");
+    box->uniqueid = xstrdup(mailbox_uniqueid(mb));
     dump_json_mailbox(m, idx, name, h, e.flags, e.acl);
     const struct strarr *kw = mailbox_keywords(mb);
     uint32_t count = mailbox_count(mb);
@@ -130,8 +133,8 @@ static int dump_collect(struct dump *d)
     if (r < 0) goto out;
     strarr_add(&d->names, buf_cstr(&d->inbox));
     buf_printf(&prefix, "%s/", buf_cstr(&d->inbox));
-    if ((r = mboxlist_foreach(d->st->mboxlist, NULL, buf_cstr(&prefix), add_name, &d->names)) < 0) goto out;
-    if ((r = subs_list(d->st->subs, NULL, d->user, &d->subs)) < 0) goto out;
+    if ((r = store_mailbox_foreach(d->st, buf_cstr(&prefix), add_name, &d->names)) < 0) goto out;
+    if ((r = store_subscriptions(d->st, d->user, &d->subscribed)) < 0) goto out;
     dump_sieve(d);
     r = 0;
 out:
@@ -144,8 +147,8 @@ out:
 static int dump_manifest(struct dump *d)
 {
     struct quota q;
-    int qr = quotadb_get(d->st->quota, NULL, buf_cstr(&d->inbox), &q);
-    dump_json_head(&d->m, d->user, (long long)time(NULL), qr == 1 ? &q : NULL, &d->subs, d->active,
+    int qr = store_quota_get(d->st, buf_cstr(&d->inbox), &q);
+    dump_json_head(&d->m, d->user, (long long)time(NULL), qr == 1 ? &q : NULL, &d->subscribed, d->active,
                    &d->scripts);
     d->boxes = xzmalloc((d->names.count ? d->names.count : 1) * sizeof *d->boxes);
     for (size_t i = 0; i < d->names.count; i++) {
@@ -158,25 +161,62 @@ static int dump_manifest(struct dump *d)
     return 0;
 }
 
-/* dump_stream: the tar stream to out: manifest, messages, scripts, two zero blocks. 0, or -1
- * on a write error (errno set). */
+/* dump_box_messages: the messages of the idx'th mailbox into out, read through the message
+ * handle (store/mail.h) of the mailbox opened again; a message (or the whole mailbox) gone
+ * since the snapshot is counted in d->vanished and left out (restore skips it). 0, or a
+ * CF_E_* error (reported). */
+static int dump_box_messages(struct dump *d, FILE *out, size_t idx, size_t *done)
+{
+    const struct dump_box *b = &d->boxes[idx];
+    struct mailbox *mb = NULL;
+    int r = b->n ? mailbox_open(b->ppath, b->uniqueid, b->name, &mb) : 0;
+    if (r == CF_E_NOTFOUND) {   /* deleted since the snapshot */
+        d->vanished += b->n;
+        *done += b->n;
+        return 0;
+    }
+    if (r < 0) {
+        tool_error(d->t, "%s: %s", b->name,
+                   r == CF_E_CORRUPT ? "damaged (run coffer reconstruct)" : cf_strerror(r));
+        return r;
+    }
+    struct mail *m = mb ? mail_new(mb) : NULL;
+    for (size_t k = 0; k < b->n && r == 0; k++) {
+        const char *p;
+        size_t len;
+        mail_set_uid(m, b->msgs[k].uid);
+        r = mail_message(m, &p, &len);
+        if (r == CF_E_NOTFOUND) {
+            d->vanished++;
+            r = 0;
+        } else if (r < 0) {
+            tool_error(d->t, "%s: message %u: %s", b->name, (unsigned)b->msgs[k].uid,
+                       cf_strerror(r));
+        } else {
+            char *an = xasprintf("mailboxes/%zu/%u.eml", idx, (unsigned)b->msgs[k].uid);
+            if (tar_put(out, an, p, len, b->msgs[k].internaldate) < 0) {
+                tool_error(d->t, "cannot write the dump: %s", strerror(errno));
+                r = CF_E_IO;
+            }
+            free(an);
+        }
+        tool_progress(d->t, ++*done, d->nmsgs, "messages written");
+    }
+    mail_free(&m);
+    mailbox_close(&mb);
+    return r;
+}
+
+/* dump_stream: the tar stream to out: manifest, messages, scripts, two zero blocks. 0, or a
+ * CF_E_* error (reported: CF_E_IO for a write error). */
 static int dump_stream(struct dump *d, FILE *out)
 {
     int64_t now = (int64_t)time(NULL);
-    if (tar_put(out, "manifest.json", d->m.s, d->m.len, now) < 0) return -1;
+    if (tar_put(out, "manifest.json", d->m.s, d->m.len, now) < 0) goto write_error;
     size_t done = 0;
     for (size_t i = 0; i < d->names.count; i++) {
-        const struct dump_box *b = &d->boxes[i];
-        for (size_t k = 0; k < b->n; k++) {
-            char *path = xasprintf("%s/%u.", b->dir, (unsigned)b->msgs[k].uid);
-            char *an = xasprintf("mailboxes/%zu/%u.eml", i, (unsigned)b->msgs[k].uid);
-            int w = tar_put_file(out, an, path, b->msgs[k].internaldate);
-            free(path);
-            free(an);
-            if (w < 0) return -1;
-            if (w == 1) d->vanished++;   /* expunged since the snapshot: restore skips it */
-            tool_progress(d->t, ++done, d->nmsgs, "messages written");
-        }
+        int r = dump_box_messages(d, out, i, &done);
+        if (r < 0) return r;
     }
     for (size_t i = 0; i < d->scripts.count; i++) {
         char *path = xasprintf("%s/%s.sieve", d->sdir, d->scripts.v[i]);
@@ -184,9 +224,13 @@ static int dump_stream(struct dump *d, FILE *out)
         int w = tar_put_file(out, an, path, now);
         free(path);
         free(an);
-        if (w < 0) return -1;
+        if (w < 0) goto write_error;
     }
-    return tar_end(out);
+    if (tar_end(out) < 0) goto write_error;
+    return 0;
+write_error:
+    tool_error(d->t, "cannot write the dump: %s", strerror(errno));
+    return CF_E_IO;
 }
 
 static void dump_fini(struct dump *d)
@@ -194,7 +238,8 @@ static void dump_fini(struct dump *d)
     if (d->boxes) {
         for (size_t i = 0; i < d->names.count; i++) {
             free(d->boxes[i].name);
-            free(d->boxes[i].dir);
+            free(d->boxes[i].ppath);
+            free(d->boxes[i].uniqueid);
             free(d->boxes[i].msgs);
         }
         free(d->boxes);
@@ -204,7 +249,7 @@ static void dump_fini(struct dump *d)
     buf_fini(&d->inbox);
     buf_fini(&d->m);
     strarr_fini(&d->names);
-    strarr_fini(&d->subs);
+    strarr_fini(&d->subscribed);
     strarr_fini(&d->scripts);
     store_close(&d->st);
 }
@@ -229,14 +274,11 @@ int cmd_dump(struct tool *t)
     if (rc) return rc;
     struct dump d = {
         .t = t, .st = st, .user = user, .inbox = BUF_INIT, .m = BUF_INIT, .names = STRARR_INIT,
-        .subs = STRARR_INIT, .scripts = STRARR_INIT, .sdir = dump_sieve_dir(t->cfg, user),
+        .subscribed = STRARR_INIT, .scripts = STRARR_INIT, .sdir = dump_sieve_dir(t->cfg, user),
     };
     int r = dump_collect(&d);
     if (r == 0) r = dump_manifest(&d);
-    if (r == 0 && dump_stream(&d, stdout) < 0) {
-        tool_error(t, "cannot write the dump: %s", strerror(errno));
-        r = CF_E_IO;
-    }
+    if (r == 0) r = dump_stream(&d, stdout);
     if (r == 0)
         fprintf(stderr, "coffer dump: %s: %zu mailbox%s, %zu messages%s, %zu Sieve script%s\n", user,
                 d.names.count, d.names.count == 1 ? "" : "es", d.nmsgs - d.vanished,

@@ -1,53 +1,19 @@
 /* cmd-expire.c: `coffer expire`: prune the duplicate-delivery database (duplicate_lifetime),
- * the Sieve vacation database (answers older than --vacation-days), and repack mailboxes that
- * still carry expunged records, reporting what went. */
+ * the Sieve vacation database (answers older than --vacation-days), repack mailboxes that
+ * carry expunged records past expunge_retention (or whose files are gone), and remove
+ * mailboxes hidden by delayed delete past it, reporting what went. */
 #include "tool.h"
 #include "cmd.h"
 #include "core/error.h"
 #include "core/xmalloc.h"
+#include "store/store-retained.h"
 #include "store/store.h"
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
-/* The database lmtpd's vacation action keeps (server/lmtpd/delivery.c): key USER NUL SENDER,
- * value the decimal time the last answer went to SENDER. */
-#define VACATION_DB "vacation.db"
 #define VACATION_DAYS_DEFAULT 30
-
-struct older_rock {
-    int64_t before;
-    int dup;        /* dup.db values are "1 TIME"; vacation.db values "TIME" */
-    long long n;
-};
-
-/* older: a record whose time is before the cut (or that cannot be read: nothing uses it). */
-static int older(const char *key, size_t klen, const char *val, size_t vlen, void *rock)
-{
-    struct older_rock *o = rock;
-    (void)key;
-    (void)klen;
-    (void)vlen;
-    const char *p = val;
-    if (o->dup) {
-        if (strncmp(p, "1 ", 2)) return 1;
-        p += 2;
-    }
-    char *end;
-    errno = 0;
-    long long when = strtoll(p, &end, 10);
-    return errno || end == p || when < o->before ? 1 : 0;
-}
-
-static int count_older(const char *key, size_t klen, const char *val, size_t vlen, void *rock)
-{
-    struct older_rock *o = rock;
-    if (older(key, klen, val, vlen, rock)) o->n++;
-    return 0;
-}
 
 static int add_name(const char *name, const struct mboxlist_entry *e, void *rock)
 {
@@ -83,54 +49,79 @@ int cmd_expire(struct tool *t)
 
     /* 1. duplicate suppression records past duplicate_lifetime */
     long long life = config_int(t->cfg, CFG_DUPLICATE_LIFETIME);
-    struct older_rock o = { now - life, 1, 0 };
-    if (dry) r = kv_foreach(dupdb_kv(st->dup), NULL, "", 0, count_older, &o);
-    else if ((r = dupdb_prune(st->dup, now - life)) >= 0) o.n = r;
-    if (r < 0) tool_error(t, "cannot prune %s: %s", DUPDB_DB, cf_strerror(r));
-    snprintf(num, sizeof num, "%lld", o.n);
-    snprintf(detail, sizeof detail, "%s: deliveries older than %llds", DUPDB_DB, life);
+    r = store_dup_expire(st, now - life, dry);
+    if (r < 0) tool_error(t, "cannot prune dup.db: %s", cf_strerror(r));
+    snprintf(num, sizeof num, "%d", r < 0 ? 0 : r);
+    snprintf(detail, sizeof detail, "dup.db: deliveries older than %llds", life);
     table_add(&tab, (const char *const[]){ "duplicates", num, detail });
 
     /* 2. vacation answers: only when lmtpd ever made the database */
-    char *vpath = xasprintf("%s/db/%s", config_str(t->cfg, CFG_CONFIGDIR), VACATION_DB);
-    struct stat sb;
-    if (r >= 0 && stat(vpath, &sb) == 0) {
-        struct kv_db *vdb = NULL;
-        struct older_rock v = { now - vdays * 86400, 0, 0 };
-        r = kv_db_open(st->env, VACATION_DB, KV_TXN_NOSYNC, &vdb);
-        if (!r && dry) r = kv_foreach(vdb, NULL, "", 0, count_older, &v);
-        else if (!r && (r = kv_del_if(vdb, "", 0, older, &v)) >= 0) v.n = r;
-        if (r < 0) tool_error(t, "cannot prune %s: %s", VACATION_DB, cf_strerror(r));
-        snprintf(num, sizeof num, "%lld", v.n);
-        snprintf(detail, sizeof detail, "%s: answers older than %lld days", VACATION_DB, vdays);
-        table_add(&tab, (const char *const[]){ "vacation", num, detail });
-        if (vdb) kv_db_close(&vdb);
+    if (r >= 0) {
+        r = store_vacation_expire(st, now - vdays * 86400, dry);
+        if (r < 0 && r != CF_E_NOTFOUND)
+            tool_error(t, "cannot prune vacation.db: %s", cf_strerror(r));
+        if (r != CF_E_NOTFOUND) {
+            snprintf(num, sizeof num, "%d", r < 0 ? 0 : r);
+            snprintf(detail, sizeof detail, "vacation.db: answers older than %lld days", vdays);
+            table_add(&tab, (const char *const[]){ "vacation", num, detail });
+        } else {
+            r = 0;
+        }
     }
-    free(vpath);
 
-    /* 3. expunged records still in indexes (and their files, if a crash left any) */
+    /* 3. expunged records still in indexes whose files are gone or past expunge_retention
+     * (and their files); records younger than that stay for coffer unexpunge */
+    int64_t retention = store_expunge_retention(st), cutoff = now - retention;
     struct strarr names = STRARR_INIT;
-    long long recs = 0, boxes = 0;
-    if (r >= 0) r = mboxlist_foreach(st->mboxlist, NULL, "", add_name, &names);
+    long long recs = 0, boxes = 0, kept = 0;
+    if (r >= 0) r = store_mailbox_foreach(st, "", add_name, &names);
     for (size_t i = 0; r >= 0 && i < names.count; i++) {
         tool_progress(t, i + 1, names.count, "mailboxes");
         struct index_header h;
         if (store_status(st, names.v[i], &h) < 0 || !h.expunged) continue;
-        recs += h.expunged;
-        boxes++;
-        if (dry) continue;
         struct mailbox *mb;
         int x = store_open_mailbox(st, names.v[i], NULL, &mb);
-        if (!x) x = mailbox_repack(mb);
+        uint32_t due = 0, keep = 0;
+        if (!x) x = mailbox_expunged_due(mb, cutoff, &due, &keep);
+        if (!x && due && !dry) x = mailbox_repack_expired(mb, cutoff, &due);
         mailbox_close(&mb);
         if (x < 0 && x != CF_E_NOTFOUND) {
             tool_error(t, "%s: cannot repack: %s", names.v[i], cf_strerror(x));
             r = x;
         }
+        if (x < 0) continue;
+        recs += due;
+        kept += keep;
+        if (due) boxes++;
     }
     snprintf(num, sizeof num, "%lld", recs);
-    snprintf(detail, sizeof detail, "expunged index records in %lld mailbox%s", boxes, boxes == 1 ? "" : "es");
+    snprintf(detail, sizeof detail, "expunged messages in %lld mailbox%s; %lld younger than %llds kept",
+             boxes, boxes == 1 ? "" : "es", kept, (long long)retention);
     table_add(&tab, (const char *const[]){ "expunged", num, detail });
+
+    /* 4. mailboxes hidden by delayed delete past expunge_retention */
+    struct store_deleted *dv = NULL;
+    size_t nd = 0;
+    long long gone = 0, held = 0;
+    if (r >= 0) r = store_deleted_list(st, &dv, &nd);
+    for (size_t i = 0; r >= 0 && i < nd; i++) {
+        if (dv[i].deleted_at > cutoff) {
+            held++;
+            continue;
+        }
+        int x = dry ? 0 : store_deleted_expire(st, &dv[i]);
+        if (x < 0 && x != CF_E_NOTFOUND) {
+            tool_error(t, "%s: cannot remove the deleted mailbox %s: %s", dv[i].name, dv[i].dir, cf_strerror(x));
+            r = x;
+        } else {
+            gone++;
+        }
+    }
+    for (size_t i = 0; i < nd; i++) store_deleted_fini(&dv[i]);
+    free(dv);
+    snprintf(num, sizeof num, "%lld", gone);
+    snprintf(detail, sizeof detail, "deleted mailboxes; %lld younger than %llds kept", held, (long long)retention);
+    table_add(&tab, (const char *const[]){ "deleted", num, detail });
     strarr_fini(&names);
     table_print(&tab, t->json);
     if (dry && !t->json) fprintf(stderr, "coffer expire: dry run: nothing was removed\n");

@@ -107,7 +107,7 @@ int cmd_mailbox(struct tool *t)
         table_init(&tab, (const char *const[]){ "mailbox", "partition", "uniqueid", "messages#",
                                                 "bytes#", "special-use", NULL });
         struct list_rock lr = { st, &tab };
-        r = mboxlist_list(st->mboxlist, NULL, NULL, args.count == 2 ? args.v[1] : "*", list_one, &lr);
+        r = store_list(st, NULL, args.count == 2 ? args.v[1] : "*", NULL, list_one, &lr);
         if (r < 0) tool_error(t, "cannot list: %s", cf_strerror(r));
         else table_print(&tab, t->json);
         table_fini(&tab);
@@ -121,7 +121,7 @@ int cmd_mailbox(struct tool *t)
         struct strarr victims = STRARR_INIT;
         if (recursive) {
             char *prefix = xasprintf("%s/", name);
-            mboxlist_foreach(st->mboxlist, NULL, prefix, collect_child, &victims);
+            store_mailbox_foreach(st, prefix, collect_child, &victims);
             free(prefix);
         }
         /* children first (deepest names sort last) */

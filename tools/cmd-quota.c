@@ -69,7 +69,7 @@ static int fix_all(struct tool *t, struct store *st)
     size_t fixed = 0;
     for (size_t i = 0; i < u.roots.count && !r; i++) {
         struct quota q;
-        int g = quotadb_get(st->quota, NULL, u.roots.v[i], &q);
+        int g = store_quota_get(st, u.roots.v[i], &q);
         if (g <= 0) continue;   /* removed meanwhile */
         if (q.used_bytes == u.bytes[i] && q.used_messages == u.msgs[i]) continue;
         /* The count above ran without locks; a session may have been between its commit and
@@ -81,7 +81,7 @@ static int fix_all(struct tool *t, struct store *st)
             break;
         }
         struct quota now_q;
-        if (quotadb_get(st->quota, NULL, u.roots.v[i], &now_q) != 1) continue;
+        if (store_quota_get(st, u.roots.v[i], &now_q) != 1) continue;
         u.bytes[i] = now_q.used_bytes;
         u.msgs[i] = now_q.used_messages;
         char was[32], now[32];
@@ -151,13 +151,13 @@ int cmd_quota(struct tool *t)
     const char *root = args.count > 1 ? args.v[1] : "";
     if (get) {
         struct quota q;
-        r = quotadb_get(st->quota, NULL, root, &q);
+        r = store_quota_get(st, root, &q);
         if (r == 0) r = CF_E_NOTFOUND;
         if (r < 0) tool_error(t, "%s: %s", root, r == CF_E_NOTFOUND ? "not a quota root" : cf_strerror(r));
         else { quota_row(&tab, root, &q); table_print(&tab, t->json); r = 0; }
     } else if (set) {
         struct quota q;
-        int g = quotadb_get(st->quota, NULL, root, &q);
+        int g = store_quota_get(st, root, &q);
         if (g < 0) r = g;
         if (!r && g == 1) {   /* keep what was not given */
             if (!storage) sl = q.limit_storage_kib;
@@ -167,21 +167,16 @@ int cmd_quota(struct tool *t)
             tool_error(t, "%s: no such mailbox", root);
             r = CF_E_NOTFOUND;
         } else {
-            if (!r) r = quotadb_set_limits(st->quota, NULL, root, sl, ml);
+            /* a new root starts with what its mailboxes already hold, counted under its lock */
+            if (!r) r = store_quota_set(st, root, sl, ml, &q);
             if (r) tool_error(t, "cannot set the quota of %s: %s", root, cf_strerror(r));
         }
-        if (!r && g == 0) {
-            /* a new root starts at 0: count what its mailboxes already hold, under its lock */
-            r = store_quota_fix(st, root, NULL);
-            if (r > 0) r = 0;
-            if (r) tool_error(t, "cannot count the usage of %s: %s", root, cf_strerror(r));
-        }
-        if (!r && quotadb_get(st->quota, NULL, root, &q) == 1) {
+        if (!r) {
             quota_row(&tab, root, &q);
             table_print(&tab, t->json);
         }
     } else if (del) {
-        r = quotadb_delete(st->quota, NULL, root);
+        r = store_quota_delete(st, root);
         if (r) tool_error(t, "%s: %s", root, r == CF_E_NOTFOUND ? "not a quota root" : cf_strerror(r));
         else if (t->json) {
             struct buf b = BUF_INIT;
@@ -193,7 +188,7 @@ int cmd_quota(struct tool *t)
         }
         else printf("%s is no longer a quota root\n", root);
     } else if (report) {
-        r = quotadb_foreach(st->quota, NULL, "", report_one, &tab);
+        r = store_quota_foreach(st, "", report_one, &tab);
         if (r < 0) tool_error(t, "cannot read quota.db: %s", cf_strerror(r));
         else table_print(&tab, t->json);
     } else {

@@ -90,13 +90,13 @@ int cmd_reconstruct(struct tool *t)
     /* the mailboxes to rebuild */
     struct strarr todo = STRARR_INIT;
     if (all) {
-        mboxlist_foreach(st->mboxlist, NULL, "", add_name, &todo);
+        store_mailbox_foreach(st, "", add_name, &todo);
     } else if (user) {
         struct buf inbox = BUF_INIT;
         buf_printf(&inbox, "user/%s", user);
         if (store_lookup(st, buf_cstr(&inbox), NULL) == 1) strarr_add(&todo, buf_cstr(&inbox));
         buf_putc(&inbox, '/');
-        mboxlist_foreach(st->mboxlist, NULL, buf_cstr(&inbox), add_name, &todo);
+        store_mailbox_foreach(st, buf_cstr(&inbox), add_name, &todo);
         if (!todo.count) {
             tool_error(t, "user %s has no mailboxes", user);
             failed = 1;
@@ -108,7 +108,7 @@ int cmd_reconstruct(struct tool *t)
             strarr_add(&todo, names.v[i]);
             if (!recursive) continue;
             char *prefix = xasprintf("%s/", names.v[i]);
-            mboxlist_foreach(st->mboxlist, NULL, prefix, add_name, &todo);
+            store_mailbox_foreach(st, prefix, add_name, &todo);
             free(prefix);
         }
     }
@@ -116,7 +116,7 @@ int cmd_reconstruct(struct tool *t)
      * the counter stays above every value on disk afterwards (never lowered) */
     uint32_t last_uidv = 0;
     if (todo.count && !(flags & RECON_DRY_RUN) &&
-        mboxlist_raise_uidvalidity(st->mboxlist, NULL, 0, &last_uidv) == 0)
+        store_raise_uidvalidity(st, 0, &last_uidv) == 0)
         rep.uidvalidity_next = last_uidv + 1;
     for (size_t i = 0; i < todo.count; i++) {
         tool_progress(t, i + 1, todo.count, "mailboxes");
@@ -127,7 +127,7 @@ int cmd_reconstruct(struct tool *t)
         }
     }
     if (!(flags & RECON_DRY_RUN) && rep.uidvalidity_max &&
-        mboxlist_raise_uidvalidity(st->mboxlist, NULL, rep.uidvalidity_max, NULL) < 0) {
+        store_raise_uidvalidity(st, rep.uidvalidity_max, NULL) < 0) {
         tool_error(t, "cannot update the UIDVALIDITY counter");
         failed = 1;
     }

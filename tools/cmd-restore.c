@@ -155,7 +155,7 @@ static int finish_box(struct tool *t, struct store *st, struct rbox *b, size_t *
                            (uint32_t)jnum(b->j, "uidnext", 1), (uint64_t)jnum(b->j, "highestmodseq", 1), im, k);
     /* UIDVALIDITY only ever rises per name: later creates must stay above the restored value */
     if (r == 0) {
-        int u = mboxlist_raise_uidvalidity(st->mboxlist, NULL, (uint32_t)jnum(b->j, "uidvalidity", 0), NULL);
+        int u = store_raise_uidvalidity(st, (uint32_t)jnum(b->j, "uidvalidity", 0), NULL);
         if (u < 0) tool_error(t, "%s: cannot raise the UIDVALIDITY counter: %s", b->name, cf_strerror(u));
     }
     *nmsgs += k;
@@ -191,7 +191,7 @@ static void restore_undo(struct store *st, struct rbox *boxes, size_t nbox)
     for (size_t i = nbox; i-- > 0; ) {
         if (boxes[i].lock_fd >= 0) close(boxes[i].lock_fd);
         boxes[i].lock_fd = -1;
-        if (boxes[i].created) store_delete(st, boxes[i].name);
+        if (boxes[i].created) store_delete_opts(st, boxes[i].name, STORE_DELETE_NOW);
     }
 }
 
@@ -515,18 +515,18 @@ static void restore_settings(struct restore *rs)
         /* a subscription grants nothing: one to another user's shared folder stays */
         map_name(subs->v[i].str, rs->olduser, rs->newuser, &rs->name);
         if (mboxname_valid(buf_cstr(&rs->name)) != 0) continue;
-        if (subs_add(rs->st->subs, NULL, rs->newuser, buf_cstr(&rs->name)) < 0) rs->rc = EXIT_FAIL;
+        if (store_subscribe(rs->st, rs->newuser, buf_cstr(&rs->name), 0) < 0) rs->rc = EXIT_FAIL;
     }
     const struct jval *qj = jget(&rs->man, "quota");
     struct buf inbox = BUF_INIT;
     mboxname_user_inbox(rs->newuser, &inbox);
     int r = 0;
     if (qj && qj->t == J_OBJ)
-        r = quotadb_set_limits(rs->st->quota, NULL, buf_cstr(&inbox), jnum(qj, "storage_kib", QUOTA_UNLIMITED),
-                               jnum(qj, "messages", QUOTA_UNLIMITED));
+        r = store_quota_set(rs->st, buf_cstr(&inbox), jnum(qj, "storage_kib", QUOTA_UNLIMITED),
+                            jnum(qj, "messages", QUOTA_UNLIMITED), NULL);
     /* the imported messages bypassed the quota: recount the user's root (whether the dump
      * made it or it was there already) under its lock */
-    if (!r && quotadb_get(rs->st->quota, NULL, buf_cstr(&inbox), NULL) == 1)
+    if (!r && store_quota_get(rs->st, buf_cstr(&inbox), NULL) == 1)
         r = store_quota_fix(rs->st, buf_cstr(&inbox), NULL);
     if (r < 0) {
         tool_error(rs->t, "cannot set the quota of %s: %s", buf_cstr(&inbox), cf_strerror(r));

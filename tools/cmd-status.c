@@ -10,8 +10,8 @@
 #include <string.h>
 #include <sys/types.h>
 
-/* kv_field: the value of key in a line of key=value words, or "" (into a static slot). */
-static const char *kv_field(const char *line, const char *key, char *out, size_t outsz)
+/* line_field: the value of key in a line of key=value words, or "" (into a static slot). */
+static const char *line_field(const char *line, const char *key, char *out, size_t outsz)
 {
     size_t kl = strlen(key);
     out[0] = '\0';
@@ -56,11 +56,11 @@ int cmd_status(struct tool *t)
     table_init(&tab, (const char *const[]){ "service", "workers#", "ready#", "busy#", "served#", NULL });
     char f[5][128];
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-        if (!*kv_field(line, "service", f[0], sizeof f[0])) continue;
-        kv_field(line, "workers", f[1], sizeof f[1]);
-        kv_field(line, "ready", f[2], sizeof f[2]);
-        kv_field(line, "busy", f[3], sizeof f[3]);
-        kv_field(line, "served", f[4], sizeof f[4]);
+        if (!*line_field(line, "service", f[0], sizeof f[0])) continue;
+        line_field(line, "workers", f[1], sizeof f[1]);
+        line_field(line, "ready", f[2], sizeof f[2]);
+        line_field(line, "busy", f[3], sizeof f[3]);
+        line_field(line, "served", f[4], sizeof f[4]);
         table_add(&tab, (const char *const[]){ f[0], f[1], f[2], f[3], f[4] });
     }
     if (!t->json) printf("cofferd is running, pid %d\n\n", (int)pid);

@@ -16,6 +16,8 @@ int cmd_check(struct tool *t);         /* cmd-check.c */
 int cmd_dump(struct tool *t);          /* cmd-dump.c */
 int cmd_restore(struct tool *t);       /* cmd-restore.c */
 int cmd_expire(struct tool *t);        /* cmd-expire.c */
+int cmd_unexpunge(struct tool *t);     /* cmd-unexpunge.c */
+int cmd_undelete(struct tool *t);      /* cmd-unexpunge.c */
 int cmd_db(struct tool *t);            /* cmd-db.c */
 
 #endif

@@ -21,13 +21,15 @@ static const struct subcommand {
     { "check", cmd_check, "check                         read-only consistency check of the whole store" },
     { "db", cmd_db, "db list|dump|load NAME       plain-text dump and load of the databases" },
     { "dump", cmd_dump, "dump USER > FILE              a user's whole account as a tar stream" },
-    { "expire", cmd_expire, "expire [--dry-run]            prune duplicate and vacation records, repack" },
+    { "expire", cmd_expire, "expire [--dry-run]            prune records, repack, remove expunged/deleted past retention" },
     { "mailbox", cmd_mailbox, "mailbox list|create|delete|rename   mailboxes (internal names, user/NAME/...)" },
     { "quota", cmd_quota, "quota get|set|delete|report|fix   quota roots, limits and usage" },
     { "reconstruct", cmd_reconstruct, "reconstruct [-r] MAILBOX|--user U|--all|--mailboxlist   repair from the files" },
     { "restore", cmd_restore, "restore [--user NEW] < FILE   recreate an account from a dump" },
     { "sieve", cmd_sieve, "sieve put|get|list|activate|deactivate|delete|check   Sieve scripts of a user" },
     { "status", cmd_status, "status                        workers per service of the running cofferd" },
+    { "undelete", cmd_undelete, "undelete USER MAILBOX [--as NEW] | --list   bring back a deleted mailbox" },
+    { "unexpunge", cmd_unexpunge, "unexpunge USER MAILBOX [--since D] [--uid SET]   bring back expunged messages" },
     { "user", cmd_user, "user add|passwd|delete|list   users in the SASL password database" },
 };
 

@@ -21,6 +21,7 @@ int tool_exit_for(int err)
     case CF_E_EXISTS: return EXIT_EXISTS;
     case CF_E_AGAIN: case CF_E_LOCKED: return EXIT_TEMPFAIL;
     case CF_E_PARSE: return EXIT_USAGE;
+    case CF_E_QUOTA: return EXIT_QUOTA;
     default: return EXIT_FAIL;
     }
 }
@@ -198,8 +199,8 @@ int tool_quota_recount(struct tool *t, struct store *st, struct tool_quota_usage
     memset(u, 0, sizeof *u);
     strarr_init(&u->roots);
     struct strarr names = STRARR_INIT;
-    int r = quotadb_foreach(st->quota, NULL, "", add_root, &u->roots);
-    if (!r) r = mboxlist_foreach(st->mboxlist, NULL, "", add_name, &names);
+    int r = store_quota_foreach(st, "", add_root, &u->roots);
+    if (!r) r = store_mailbox_foreach(st, "", add_name, &names);
     if (r < 0) goto out;
     r = 0;
     strarr_sort(&u->roots);
@@ -209,7 +210,7 @@ int tool_quota_recount(struct tool *t, struct store *st, struct tool_quota_usage
     struct buf root = BUF_INIT;
     for (size_t i = 0; i < names.count && u->roots.count; i++) {
         tool_progress(t, i + 1, names.count, "mailboxes counted");
-        int f = quotadb_find_root(st->quota, NULL, names.v[i], &root);
+        int f = store_quota_root(st, names.v[i], &root);
         if (f < 0) { r = f; break; }
         if (!f) continue;
         int k = strarr_find(&u->roots, buf_cstr(&root));

@@ -15,6 +15,7 @@ enum tool_exit {
     EXIT_NOTFOUND = 3,   /* the named user, mailbox, ... does not exist */
     EXIT_EXISTS = 4,     /* it already exists */
     EXIT_TEMPFAIL = 5,   /* try again (server busy, lock held, ...) */
+    EXIT_QUOTA = 6,      /* refused: it would exceed a quota (unexpunge, undelete) */
 };
 
 struct tool {

@@ -379,7 +379,8 @@ static int sasldb_open(DB **dbp, int write)
     return 0;
 }
 
-/* each_user_key: call fn for every key of our realm; fn gets the user name. */
+/* scan: walk the sasldb keys of our realm: add each user name once to users (sorted at the
+ * end), or with delete, remove the keys of only_user (CF_E_NOTFOUND when it had none). */
 static int scan(const char *only_user, struct strarr *users, int delete)
 {
     DB *db;

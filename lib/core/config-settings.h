@@ -43,6 +43,9 @@
     X(CFG_RESPAWN_PAUSE, "respawn_pause", DURATION, "5s", "how long respawning of a crashing service is paused") \
     X(CFG_STATUS_INTERVAL, "status_interval", DURATION, "0", "log a status line of workers per service this often (0: only on SIGUSR1)") \
     X(CFG_DB_CHECKPOINT_INTERVAL, "db_checkpoint_interval", DURATION, "5m", "how often cofferd checkpoints the databases and removes old log files (0: never)") \
+    X(CFG_EXPUNGE_MODE, "expunge_mode", ENUM, "delayed", "delayed|immediate: delayed keeps expunged messages' files for coffer unexpunge until coffer expire runs after expunge_retention; immediate removes them at once") \
+    X(CFG_EXPUNGE_RETENTION, "expunge_retention", DURATION, "7d", "how long delayed expunge keeps expunged messages, and delayed delete deleted mailboxes, before coffer expire removes them") \
+    X(CFG_DELETE_MODE, "delete_mode", ENUM, "delayed", "delayed|immediate: delayed keeps a deleted mailbox hidden for coffer undelete until coffer expire runs after expunge_retention; immediate removes it at once") \
     X(CFG_DUPLICATE_LIFETIME, "duplicate_lifetime", DURATION, "3d", "how long delivered Message-IDs are remembered for duplicate suppression") \
     X(CFG_LMTP_AUTOCREATE_INBOX, "lmtp_autocreate_inbox", BOOL, "yes", "lmtpd creates a known user's INBOX on first delivery") \
     X(CFG_QUOTA_WARN_PERCENT, "quota_warn_percent", INT, "90", "SELECT warns (* NO [ALERT]) when the mailbox's quota root is at least this full (0: never)") \

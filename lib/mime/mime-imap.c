@@ -20,9 +20,9 @@ struct wctx {
 
 /* ---- strings ---- */
 
-/* put_string: an IMAP string (RFC 3501 section 4.3): quoted when it can be, with \" and \\
+/* put_string_x: an IMAP string (RFC 3501 section 4.3): quoted when it can be, with \" and \\
  * escaped; a literal when it holds 8-bit bytes, CR or LF. NUL bytes, which no IMAP string can
- * carry (CHAR8 excludes them), are dropped. */
+ * carry (CHAR8 excludes them), are dropped. With upper, a-z go out as A-Z (put_upper). */
 static void put_string_x(struct buf *out, const char *p, size_t n, int upper)
 {
     size_t i, nnul = 0, quotes = 0;

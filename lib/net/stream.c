@@ -50,6 +50,8 @@ struct stream {
     int bare_lf;            /* the last line read ended in a bare LF, not CRLF */
     int rerr;               /* sticky read error: CF_E_EOF after end of file, CF_E_TLS */
     int bio_eof;            /* the TLS BIO saw end of file (for BIO_CTRL_EOF) */
+    short rwant;            /* what the last read waited for: POLLIN, or POLLOUT when TLS
+                             * must write before it can read on */
 
     /* output */
     char *wbuf;
@@ -317,6 +319,7 @@ static int fill(struct stream *s, long long deadline)
             }
             if (errno != EAGAIN && errno != EWOULDBLOCK) return io_failed("read", errno);
         }
+        s->rwant = want;
         int r = wait_fd(s, want, deadline, 1);
         if (r < 0) return r;
     }
@@ -454,12 +457,35 @@ int stream_skip(struct stream *s, size_t n)
     return 0;
 }
 
-int stream_wait_readable(struct stream *s, int timeout_ms)
+int stream_wait_readable(struct stream *s, int extra_fd, int timeout_ms)
 {
-    if (stream_pending(s)) return 1;
-    int r = fill(s, timeout_ms < 0 ? -1 : now_ms() + timeout_ms);
-    if (r > 0) return 1;
-    return r == CF_E_TIMEOUT ? 0 : r;
+    if (stream_pending(s)) return STREAM_WAIT_INPUT;
+    long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    int ready = 0, polled = 0;
+    for (;;) {
+        /* a read that does not wait (deadline 0 has passed) comes first, every time: poll()
+         * cannot see bytes OpenSSL already holds (a second record read with the first, or the
+         * rest of one larger than our buffer), only a read finds them */
+        int r = fill(s, 0);
+        if (r > 0) return ready | STREAM_WAIT_INPUT;
+        if (r != CF_E_TIMEOUT) return r;
+        if (ready) return ready;
+        long long now = now_ms();
+        if (s->deadline >= 0 && (deadline < 0 || s->deadline < deadline)) deadline = s->deadline;
+        int slice = STREAM_POLL_SLICE_MS;
+        if (deadline >= 0) {
+            if (deadline <= now && polled) return 0;   /* timeout 0 still looks once */
+            if (deadline - now < slice) slice = deadline > now ? (int)(deadline - now) : 0;
+        }
+        polled = 1;
+        struct pollfd pf[2] = { { .fd = s->fd, .events = s->rwant ? s->rwant : POLLIN },
+                                { .fd = extra_fd, .events = POLLIN } };
+        int n = poll(pf, extra_fd >= 0 ? 2 : 1, slice);
+        if (n < 0 && errno != EINTR) return io_failed("poll", errno);
+        /* any revents on the extra fd (POLLERR too) is the caller's to look at */
+        if (n > 0 && extra_fd >= 0 && pf[1].revents) ready = STREAM_WAIT_EXTRA;
+        /* the loop's read sees the interrupt flag, the socket's input or its error */
+    }
 }
 
 /* ---- writing ---- */

@@ -87,9 +87,18 @@ int stream_skip(struct stream *s, size_t n);
 /* stream_pending: bytes already read from the socket and buffered, not yet consumed. */
 size_t stream_pending(const struct stream *s);
 
-/* stream_wait_readable: 1 when input is buffered or arrives within timeout_ms (-1: forever),
- * 0 on timeout, CF_E_SHUTDOWN when interrupted, CF_E_IO/CF_E_EOF on error. For IDLE. */
-int stream_wait_readable(struct stream *s, int timeout_ms);
+/* stream_wait_readable: wait, for at most timeout_ms (-1: forever; 0: just look), until the
+ * stream has input or extra_fd (-1: none; the caller's, e.g. a mailbox watch for IDLE) polls
+ * readable. Returns a mask: STREAM_WAIT_INPUT when input is buffered in the stream (TLS bytes
+ * OpenSSL had already read included) or has arrived, STREAM_WAIT_EXTRA when extra_fd polled
+ * readable (or in error), or both; 0 on timeout (or when the stream's deadline has passed);
+ * CF_E_SHUTDOWN when the interrupt flag is set, CF_E_EOF, CF_E_IO, CF_E_TLS. Input already
+ * buffered returns STREAM_WAIT_INPUT at once, without looking at extra_fd. Input is read into
+ * the stream's buffer, never consumed; extra_fd is only polled: the caller drains it, or the
+ * next call returns at once. For IDLE. */
+#define STREAM_WAIT_INPUT 1
+#define STREAM_WAIT_EXTRA 2
+int stream_wait_readable(struct stream *s, int extra_fd, int timeout_ms);
 
 /* Writing: 0, or (when the buffer had to be flushed) stream_flush's sticky error. May block
  * only when the buffer is full or the data is larger than it. */

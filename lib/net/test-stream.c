@@ -68,7 +68,7 @@ static int wait_child(pid_t pid)
     return 128 + WTERMSIG(st);
 }
 
-/* feeder: a child that writes data to fd in chunks of `chunk` bytes, then exits (closing fd). */
+/* feeder_start: a child that writes data to fd in chunks of `chunk` bytes, then exits (closing fd). */
 static pid_t feeder_start(int fd, int other, const void *data, size_t len, size_t chunk)
 {
     pid_t pid = fork();
@@ -334,7 +334,7 @@ static void test_lines(void)
     make_pair(sv);
     s = stream_new(sv[0]);
     UNIT_EQ_INT(write_all(sv[1], "spl", 3), 0);
-    UNIT_EQ_INT(stream_wait_readable(s, 1000), 1);
+    UNIT_EQ_INT(stream_wait_readable(s, -1, 1000), 1);
     UNIT_EQ_INT(write_all(sv[1], "it\r", 3), 0);
     pid_t pid = fork();
     if (pid == 0) {
@@ -522,16 +522,16 @@ static void test_timeout(void)
     UNIT_EQ_STR(buf_cstr(&b), "partial");
 
     /* stream_wait_readable: buffered input, timeout, arriving input */
-    UNIT_EQ_INT(stream_wait_readable(s, 0), 1);
+    UNIT_EQ_INT(stream_wait_readable(s, -1, 0), 1);
     buf_reset(&b);
     UNIT_EQ_INT(stream_read_exact(s, 2, &b), 0);
     UNIT_EQ_STR(buf_cstr(&b), "xy");
     t0 = ms_now();
-    UNIT_EQ_INT(stream_wait_readable(s, 200), 0);
+    UNIT_EQ_INT(stream_wait_readable(s, -1, 200), 0);
     el = ms_now() - t0;
     UNIT_CHECK(el >= 150 && el < 1500);
     UNIT_EQ_INT(write_all(sv[1], "z", 1), 0);
-    UNIT_EQ_INT(stream_wait_readable(s, -1), 1);
+    UNIT_EQ_INT(stream_wait_readable(s, -1, -1), 1);
 
     /* an exact read after an unfinished line */
     UNIT_EQ_INT(write_all(sv[1], "bc", 2), 0);
@@ -542,9 +542,147 @@ static void test_timeout(void)
     UNIT_EQ_INT(stream_pending(s), 1);
     close(sv[1]);
     UNIT_EQ_INT(stream_read_line(s, &b), CF_E_EOF);
-    UNIT_EQ_INT(stream_wait_readable(s, 100), CF_E_EOF);
+    UNIT_EQ_INT(stream_wait_readable(s, -1, 100), CF_E_EOF);
     stream_free(&s);
     buf_fini(&b);
+}
+
+/* stream_wait_readable with an extra fd (IDLE's mailbox watch) over a socketpair */
+static void test_wait_extra(void)
+{
+    int sv[2], pp[2];
+    make_pair(sv);
+    UNIT_EQ_INT(pipe(pp), 0);
+    struct stream *s = stream_new(sv[0]);
+    struct buf b = BUF_INIT;
+    char c;
+
+    /* nothing on either side: the timeout */
+    long long t0 = ms_now();
+    UNIT_EQ_INT(stream_wait_readable(s, pp[0], 200), 0);
+    long long el = ms_now() - t0;
+    UNIT_CHECK(el >= 150 && el < 1500);
+
+    /* the extra fd alone; not drained, it is reported again at once */
+    UNIT_EQ_INT(write_all(pp[1], "x", 1), 0);
+    UNIT_EQ_INT(stream_wait_readable(s, pp[0], -1), STREAM_WAIT_EXTRA);
+    UNIT_EQ_INT(stream_wait_readable(s, pp[0], 0), STREAM_WAIT_EXTRA);
+
+    /* input waiting in the socket, or buffered, is returned first */
+    UNIT_EQ_INT(write_all(sv[1], "one\r\ntwo\r\n", 10), 0);
+    UNIT_EQ_INT(stream_wait_readable(s, pp[0], -1), STREAM_WAIT_INPUT);
+    UNIT_EQ_INT(stream_pending(s), 10);                /* read in, not consumed */
+    UNIT_EQ_INT(stream_read_line(s, &b), 0);
+    UNIT_EQ_STR(buf_cstr(&b), "one");
+    UNIT_EQ_INT(stream_wait_readable(s, pp[0], -1), STREAM_WAIT_INPUT);
+    UNIT_EQ_INT(stream_read_line(s, &b), 0);
+    UNIT_EQ_STR(buf_cstr(&b), "two");
+    UNIT_EQ_INT(read(pp[0], &c, 1), 1);
+
+    /* input arriving during the wait wakes it */
+    pid_t pid = fork();
+    if (pid == 0) {
+        usleep(100000);
+        _exit(write_all(sv[1], "three\r\n", 7) < 0);
+    }
+    t0 = ms_now();
+    UNIT_EQ_INT(stream_wait_readable(s, pp[0], 5000), STREAM_WAIT_INPUT);
+    UNIT_CHECK(ms_now() - t0 < 2000);
+    UNIT_EQ_INT(wait_child(pid), 0);
+    UNIT_EQ_INT(stream_read_line(s, &b), 0);
+    UNIT_EQ_STR(buf_cstr(&b), "three");
+
+    /* so does the extra fd */
+    pid = fork();
+    if (pid == 0) {
+        usleep(100000);
+        _exit(write_all(pp[1], "y", 1) < 0);
+    }
+    t0 = ms_now();
+    UNIT_EQ_INT(stream_wait_readable(s, pp[0], 5000), STREAM_WAIT_EXTRA);
+    UNIT_CHECK(ms_now() - t0 < 2000);
+    UNIT_EQ_INT(wait_child(pid), 0);
+    UNIT_EQ_INT(read(pp[0], &c, 1), 1);
+
+    /* a partial line is input too (the caller's read then waits for the rest) */
+    UNIT_EQ_INT(write_all(sv[1], "DO", 2), 0);
+    UNIT_EQ_INT(stream_wait_readable(s, pp[0], 1000), STREAM_WAIT_INPUT);
+
+    /* end of file while waiting */
+    close(sv[1]);
+    UNIT_EQ_INT(stream_read_line(s, &b), CF_E_EOF);
+    UNIT_EQ_INT(stream_wait_readable(s, pp[0], 1000), CF_E_EOF);
+    stream_free(&s);
+    close(pp[0]);
+    close(pp[1]);
+    buf_fini(&b);
+}
+
+/* stream_wait_readable over TLS: a record without application data (a TLS 1.3 KeyUpdate)
+ * makes the socket readable but is no input; records and close_notify are read through
+ * OpenSSL. The child signals each step on a pipe that is also the extra fd. */
+static void test_wait_extra_tls(void)
+{
+    struct tls_ctx *ctx = NULL;
+    UNIT_EQ_INT(tls_ctx_new(g_cert, g_key, "", "1.3", &ctx, NULL), 0);
+    int sv[2], ack[2], go[2];
+    make_pair(sv);
+    UNIT_EQ_INT(pipe(ack), 0);
+    UNIT_EQ_INT(pipe(go), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        SSL *ssl = client_tls(sv[1], 0);
+        char c;
+        if (!ssl) _exit(10);
+        if (read(go[0], &c, 1) != 1) _exit(11);
+        if (SSL_key_update(ssl, SSL_KEY_UPDATE_NOT_REQUESTED) != 1 || SSL_do_handshake(ssl) != 1)
+            _exit(12);
+        if (write_all(ack[1], "k", 1) < 0) _exit(13);
+        if (read(go[0], &c, 1) != 1) _exit(14);
+        if (ssl_puts(ssl, "line\r\n") < 0 || ssl_puts(ssl, "a\r\n") < 0 || ssl_puts(ssl, "b\r\n") < 0)
+            _exit(15);
+        if (read(go[0], &c, 1) != 1) _exit(16);
+        SSL_shutdown(ssl);
+        _exit(0);
+    }
+    close(sv[1]);
+    struct stream *s = stream_new(sv[0]);
+    stream_set_timeout(s, 10);
+    UNIT_EQ_INT(stream_start_tls(s, ctx), 0);
+    struct buf b = BUF_INIT;
+    char c;
+
+    UNIT_EQ_INT(write_all(go[1], "1", 1), 0);
+    UNIT_EQ_INT(stream_wait_readable(s, ack[0], 5000), STREAM_WAIT_EXTRA);
+    UNIT_EQ_INT(read(ack[0], &c, 1), 1);
+    UNIT_EQ_INT(stream_wait_readable(s, ack[0], 200), 0);  /* the KeyUpdate was no input */
+    UNIT_EQ_INT(stream_pending(s), 0);
+
+    UNIT_EQ_INT(write_all(go[1], "2", 1), 0);
+    UNIT_EQ_INT(stream_wait_readable(s, ack[0], 5000), STREAM_WAIT_INPUT);
+    UNIT_EQ_INT(stream_read_line(s, &b), 0);
+    UNIT_EQ_STR(buf_cstr(&b), "line");
+    /* the next records: buffered or still in the socket, found without waiting */
+    for (int i = 0; i < 50 && stream_wait_readable(s, ack[0], 0) != STREAM_WAIT_INPUT; i++)
+        usleep(10000);
+    UNIT_EQ_INT(stream_wait_readable(s, ack[0], 0), STREAM_WAIT_INPUT);
+    UNIT_EQ_INT(stream_read_line(s, &b), 0);
+    UNIT_EQ_STR(buf_cstr(&b), "a");
+    UNIT_EQ_INT(stream_wait_readable(s, ack[0], 2000), STREAM_WAIT_INPUT);
+    UNIT_EQ_INT(stream_read_line(s, &b), 0);
+    UNIT_EQ_STR(buf_cstr(&b), "b");
+
+    UNIT_EQ_INT(write_all(go[1], "3", 1), 0);
+    UNIT_EQ_INT(stream_wait_readable(s, ack[0], 5000), CF_E_EOF);   /* close_notify */
+    UNIT_EQ_INT(wait_child(pid), 0);
+    stream_free(&s);
+    for (int i = 0; i < 2; i++) {
+        close(ack[i]);
+        close(go[i]);
+    }
+    buf_fini(&b);
+    tls_ctx_free(&ctx);
 }
 
 static void on_alarm(int sig) { (void)sig; g_flag = 1; }
@@ -585,7 +723,14 @@ static void test_interrupt(void)
     /* a signal during stream_wait_readable(-1) */
     g_flag = 0;
     setitimer(ITIMER_REAL, &it, NULL);
-    UNIT_EQ_INT(stream_wait_readable(s, -1), CF_E_SHUTDOWN);
+    UNIT_EQ_INT(stream_wait_readable(s, -1, -1), CF_E_SHUTDOWN);
+    int pp[2];                                 /* and with an extra fd */
+    UNIT_EQ_INT(pipe(pp), 0);
+    g_flag = 0;
+    setitimer(ITIMER_REAL, &it, NULL);
+    UNIT_EQ_INT(stream_wait_readable(s, pp[0], -1), CF_E_SHUTDOWN);
+    close(pp[0]);
+    close(pp[1]);
 
     /* the flag set with no signal at all: seen within the one-second poll slice */
     g_flag = 0;
@@ -1083,6 +1228,7 @@ int main(void)
     test_long_lines();
     test_exact_large();
     test_timeout();
+    test_wait_extra();
     test_interrupt();
     test_big_writes();
     test_sigpipe();
@@ -1094,6 +1240,7 @@ int main(void)
     test_tls_handshake_timeout();
     test_deadline();
     test_tls_peer_gone();
+    test_wait_extra_tls();
     remove_certificates();
     UNIT_DONE();
 }

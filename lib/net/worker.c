@@ -212,7 +212,7 @@ done:
     log_set_mailbox(NULL);
 }
 
-/* relay: inetd mode when fd 0 is not a socket (a terminal or pipes): the session gets one end
+/* relay_start: inetd mode when fd 0 is not a socket (a terminal or pipes): the session gets one end
  * of a socketpair and a child process copies stdin to it and it to stdout, so the stream
  * always sits on a socket (it sets O_NONBLOCK, which must not leak onto a terminal).
  * Returns the session's fd and the relay's pid in *pid_r, or -1. */

@@ -1,5 +1,6 @@
 /* acl.c: RFC 4314 ACL text: parsing, editing, and a user's rights from it; see acl.h. */
 #include "store/acl.h"
+#include "store/store-int.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"

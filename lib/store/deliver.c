@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "mime/decode.h"
+#include "store/store-int.h"
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>

@@ -1,6 +1,7 @@
-/* deliver.h: filing one incoming message into several mailboxes at once, as lmtpd and the
- * tools do: duplicate suppression (dupdb), quota (quotadb), and a single-instance store (the
- * message file is written once per partition and hard-linked into the other mailboxes).
+/* deliver.h: filing one incoming message into several mailboxes at once, for lmtpd (the only
+ * user: `coffer deliver` hands its message to lmtpd over LMTP): duplicate suppression (dupdb),
+ * quota (quotadb), and a single-instance store (the message file is written once per partition
+ * and hard-linked into the other mailboxes).
  *
  * Order per mailbox: duplicate check, then the append (or copy) with the quota checked under
  * the mailbox's write lock, which commits and fsyncs; only then the quota usage is charged

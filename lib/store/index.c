@@ -104,8 +104,10 @@ int index_header_decode(const unsigned char *in, struct index_header *h)
     h->generation = le_get64(in + H_GENERATION);
     h->keyword_crc = le_get32(in + H_KEYWORD_CRC);
     h->expunged = le_get32(in + H_EXPUNGED);
-    /* This version reads only its own layout; a later version must bump INDEX_VERSION. */
-    if (h->version != INDEX_VERSION || h->header_size != INDEX_HEADER_SIZE ||
+    /* Version 1 differs only in records: bytes 96-103 were zero (expunged_at 0, "file
+     * gone"), so it reads as is; the next commit writes version 2. A later layout must bump
+     * INDEX_VERSION. */
+    if (h->version < INDEX_VERSION_MIN || h->version > INDEX_VERSION || h->header_size != INDEX_HEADER_SIZE ||
         h->record_size != INDEX_RECORD_SIZE)
         return CF_E_CORRUPT;
     if (h->prev_count > h->record_count || h->keyword_count > INDEX_MAX_KEYWORDS ||
@@ -119,7 +121,7 @@ int index_header_decode(const unsigned char *in, struct index_header *h)
 enum {
     R_UID = 0, R_FLAGS = 4, R_INTERNALDATE = 8, R_SENTDATE = 16, R_SIZE = 24, R_MODSEQ = 32,
     R_CACHE_OFFSET = 40, R_HEADER_SIZE = 48, R_BODY_LINES = 52, R_USER_FLAGS = 56, R_GUID = 72,
-    R_CRC = 124
+    R_EXPUNGED_AT = 96, R_CRC = 124
 };
 
 void index_record_encode(const struct index_record *r, unsigned char *out)
@@ -136,6 +138,7 @@ void index_record_encode(const struct index_record *r, unsigned char *out)
     le_put32(out + R_BODY_LINES, r->body_lines);
     memcpy(out + R_USER_FLAGS, r->user_flags, sizeof r->user_flags);
     memcpy(out + R_GUID, r->guid, sizeof r->guid);
+    le_put64(out + R_EXPUNGED_AT, (uint64_t)r->expunged_at);
     le_put32(out + R_CRC, index_crc32(out, R_CRC));
 }
 
@@ -153,6 +156,7 @@ int index_record_decode(const unsigned char *in, struct index_record *r)
     r->body_lines = le_get32(in + R_BODY_LINES);
     memcpy(r->user_flags, in + R_USER_FLAGS, sizeof r->user_flags);
     memcpy(r->guid, in + R_GUID, sizeof r->guid);
+    r->expunged_at = (int64_t)le_get64(in + R_EXPUNGED_AT);
     if (r->uid == 0) return CF_E_CORRUPT;
     return 0;
 }

@@ -6,7 +6,8 @@
 #include <stdint.h>
 
 #define INDEX_MAGIC "COFFERIX"
-#define INDEX_VERSION 1
+#define INDEX_VERSION 2           /* written; version 1 (no expunged_at) is still read */
+#define INDEX_VERSION_MIN 1
 #define INDEX_SLOT_SIZE 128          /* bytes of one header slot (checksum included) */
 #define INDEX_SLOT0_OFFSET 0
 #define INDEX_SLOT1_OFFSET 512       /* a different disk sector from slot 0 */
@@ -25,7 +26,7 @@
 #define FLAG_DELETED   0x08u
 #define FLAG_DRAFT     0x10u
 #define FLAG_SYSTEM_MASK 0x1fu
-#define FLAG_EXPUNGED  0x80000000u   /* internal: removed, waiting for a repack */
+#define FLAG_EXPUNGED  0x80000000u   /* internal: removed, waiting for a repack (expunged_at) */
 
 struct index_header {
     uint32_t version;
@@ -59,6 +60,10 @@ struct index_record {
     uint32_t body_lines;
     uint8_t user_flags[INDEX_MAX_KEYWORDS / 8]; /* bit k (byte k/8, bit k%8) = keyword k */
     uint8_t guid[20];        /* SHA-1 of the message bytes */
+    int64_t expunged_at;     /* with FLAG_EXPUNGED: when, seconds since the epoch, if the
+                              * message file was kept for unexpunge (expunge_mode delayed);
+                              * 0 when the file is gone (immediate mode, an unexpunged
+                              * original, or a record written by index version 1) */
 };
 
 /* Little-endian helpers, also used by the cache file. */

@@ -82,10 +82,39 @@ static void env_configure(DB_ENV *env)
     env->set_isalive(env, kv_isalive);
 }
 
+void kv_version_built(int *major_r, int *minor_r)
+{
+    *major_r = DB_VERSION_MAJOR;
+    *minor_r = DB_VERSION_MINOR;
+}
+
+int kv_version_check(int major, int minor)
+{
+    /* the environment's region files, log records and the DB_ENV/DB method tables this build
+     * was compiled against are specific to a major.minor release: a different library could
+     * misread them or crash in a method call, so refuse before touching anything */
+    if (major == DB_VERSION_MAJOR && minor == DB_VERSION_MINOR) return 0;
+    log_err("db_version_mismatch",
+            "built=%d.%d running=%d.%d hint=\"rebuild coffer against the installed Berkeley DB, "
+            "or install libdb %d.%d\"",
+            DB_VERSION_MAJOR, DB_VERSION_MINOR, major, minor, DB_VERSION_MAJOR, DB_VERSION_MINOR);
+    return CF_E_IO;
+}
+
+/* version_check: kv_version_check for the library this process has loaded. */
+static int version_check(void)
+{
+    int major = 0, minor = 0;
+    db_version(&major, &minor, NULL);
+    return kv_version_check(major, minor);
+}
+
 int kv_env_recover(const char *dir)
 {
     DB_ENV *env = NULL;
-    int r = mkdir_p(dir, 0700);
+    int r = version_check();
+    if (r) return r;
+    r = mkdir_p(dir, 0700);
     if (r) return r;
     int e = db_env_create(&env, 0);
     if (!e) {
@@ -105,6 +134,7 @@ int kv_env_recover(const char *dir)
 int kv_failchk(const char *dir)
 {
     DB_ENV *env = NULL;
+    if (version_check()) return CF_E_IO;
     int e = db_env_create(&env, 0);
     if (!e) {
         env_configure(env);
@@ -124,7 +154,9 @@ int kv_env_open(const char *dir, struct kv_env **env_r)
 {
     DB_ENV *env = NULL;
     *env_r = NULL;
-    int r = mkdir_p(dir, 0700);
+    int r = version_check();
+    if (r) return r;
+    r = mkdir_p(dir, 0700);
     if (r) return r;
     int e = db_env_create(&env, 0);
     if (!e) {

@@ -1,5 +1,9 @@
-/* kv.h: Coffer's small key-value API over a transactional Berkeley DB environment. Nothing
- * outside lib/store/kv.c includes db.h, so the engine can change without touching callers.
+/* kv.h: Coffer's small key-value API over a transactional Berkeley DB environment. Coffer's
+ * own databases reach Berkeley DB only through kv.c, so the engine can change without touching
+ * callers. The one other file that includes db.h is lib/auth/sasl.c: it reads (and, to delete
+ * a user, edits) Cyrus SASL's sasldb, a Berkeley DB hash file that SASL's own plugin writes
+ * without an environment, because SASL has no API to list users. That file is SASL's, not
+ * one of ours, and its format is fixed by the plugin, so it does not go through kv.
  *
  * The environment is a directory (configdir/db). cofferd runs recovery once at start, before
  * any worker opens it (kv_env_recover); everybody else opens it without recovery. Several
@@ -33,6 +37,15 @@ struct kv_txn;
 /* How many times kv_txn_run and KV_RETRY try a transaction that keeps deadlocking. */
 #define KV_RETRY_MAX 200
 
+/* kv_version_check: 0 when a Berkeley DB library of run-time version major.minor matches the
+ * db.h this build was compiled with (major and minor equal; the patch level may differ), else
+ * CF_E_IO, logged with both versions (db_version_mismatch). kv_env_recover, kv_failchk and
+ * kv_env_open make this check on the library actually loaded (db_version()) and fail with
+ * CF_E_IO before touching the environment. */
+int kv_version_check(int major, int minor);
+/* kv_version_built: the major.minor of the db.h this build was compiled with. */
+void kv_version_built(int *major_r, int *minor_r);
+
 /* kv_env_recover: run Berkeley DB normal recovery on the environment in dir (created, mode
  * 0700, if missing). Must run with no other process using the environment. 0 or CF_E_IO
  * (logged with the reason). */
@@ -47,7 +60,8 @@ int kv_env_recover(const char *dir);
 int kv_failchk(const char *dir);
 
 /* kv_env_open: join (or create) the environment in dir, without recovery. *env_r is the
- * caller's, closed with kv_env_close. 0 or CF_E_IO (logged). */
+ * caller's, closed with kv_env_close. 0 or CF_E_IO (logged; also when the loaded Berkeley DB
+ * library is not the version this build was compiled with: kv_version_check). */
 int kv_env_open(const char *dir, struct kv_env **env_r);
 
 /* kv_env_close: close every database still open on env, then env; sets *envp to NULL. */

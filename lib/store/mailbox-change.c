@@ -1,4 +1,5 @@
-/* mailbox-change.c: changing messages in place: flag store, expunge and repack. */
+/* mailbox-change.c: changing messages in place: flag store, expunge (immediate or delayed),
+ * repack by retention, and unexpunge of what delayed expunge kept. */
 #include "store/mailbox-int.h"
 #include "store/mailbox.h"
 #include "store/mbheader.h"
@@ -153,6 +154,8 @@ int mailbox_expunge_sized(struct mailbox *mb, const uint32_t *uids, size_t n, ui
     nh.prev_count = nh.record_count;
     uint64_t modseq = nh.highestmodseq + 1;
     size_t total = uids ? n : mb->hdr.record_count;
+    int64_t now = (int64_t)time(NULL);
+    if (now <= 0) now = 1;   /* 0 means "file gone" */
     for (size_t i = 0; i < total; i++) {
         long pos = uids ? mbi_find_pos(mb, uids[i]) : (long)i;
         if (pos < 0) continue;
@@ -165,6 +168,7 @@ int mailbox_expunge_sized(struct mailbox *mb, const uint32_t *uids, size_t n, ui
         bytes += rec.size;
         rec.flags |= FLAG_EXPUNGED;
         rec.modseq = modseq;
+        rec.expunged_at = mb->expunge_delayed ? now : 0;
         nh.expunged++;
         unsigned char enc[INDEX_RECORD_SIZE];
         index_record_encode(&rec, enc);
@@ -180,8 +184,9 @@ int mailbox_expunge_sized(struct mailbox *mb, const uint32_t *uids, size_t n, ui
     if (!ngone) goto done;
     nh.highestmodseq = modseq;
     if ((r = mbi_write_header(mb, &nh)) < 0) goto done;
-    /* Only after the commit: a crash before leaves files nobody points to, never the reverse. */
-    mbi_unlink_messages(mb, gone, ngone);
+    /* Only after the commit: a crash before leaves files nobody points to, never the reverse.
+     * Delayed mode keeps them for unexpunge until mailbox_repack_expired. */
+    if (!mb->expunge_delayed) mbi_unlink_messages(mb, gone, ngone);
     if (count_r) *count_r = (uint32_t)ngone;
     if (bytes_r) *bytes_r = bytes;
 done:
@@ -192,8 +197,22 @@ done:
     return r;
 }
 
-int mailbox_repack(struct mailbox *mb)
+void mailbox_set_expunge_delayed(struct mailbox *mb, int on)
 {
+    mb->expunge_delayed = on ? 1 : 0;
+}
+
+/* repack_drops: whether a repack with this cutoff drops the record raw (encoded). */
+static int repack_drops(const struct index_record *rec, int64_t cutoff)
+{
+    return (rec->flags & FLAG_EXPUNGED) && (!rec->expunged_at || rec->expunged_at <= cutoff);
+}
+
+/* repack: mailbox_repack_expired; always rewrites when force (mailbox_repack), else only
+ * when some record goes. */
+static int repack(struct mailbox *mb, int64_t cutoff, int force, uint32_t *removed_r)
+{
+    if (removed_r) *removed_r = 0;
     int took = mbi_lock(mb, LOCK_EX);
     if (took < 0) return took;
     struct buf out = BUF_INIT;
@@ -210,20 +229,24 @@ int mailbox_repack(struct mailbox *mb)
     memset(out.s + INDEX_SLOT0_OFFSET, 0, INDEX_SLOT_SIZE);
     memset(out.s + INDEX_SLOT1_OFFSET, 0, INDEX_SLOT_SIZE);
     memset(out.s + INDEX_INTENT_OFFSET, 0, INDEX_INTENT_SIZE);
-    uint32_t kept = 0;
+    uint32_t kept = 0, retained = 0;
     for (uint32_t i = 0; i < mb->hdr.record_count; i++) {
-        const unsigned char *raw = mb->map + index_record_offset(i);
         struct index_record rec;
         if ((r = mbi_read_record(mb, i, &rec)) < 0) goto done;
-        if (rec.flags & FLAG_EXPUNGED) {
+        if (repack_drops(&rec, cutoff)) {
             mbi_push_u32(&gone, &ngone, &agone, rec.uid);
             continue;
         }
-        buf_append(&out, raw, INDEX_RECORD_SIZE);
+        /* re-encoded: a version 1 record becomes a version 2 one (the same bytes) */
+        unsigned char raw[INDEX_RECORD_SIZE];
+        index_record_encode(&rec, raw);
+        buf_append(&out, raw, sizeof raw);
+        if (rec.flags & FLAG_EXPUNGED) retained++;
         kept++;
     }
+    if (!ngone && !force) goto done;
     nh.record_count = nh.prev_count = kept;
-    nh.expunged = 0;
+    nh.expunged = retained;
     nh.generation++;
     nh.commit = 1;   /* a new file: its first commit, complete before it is renamed in */
     index_header_encode(&nh, (unsigned char *)out.s + index_slot_offset(nh.commit));
@@ -238,13 +261,248 @@ int mailbox_repack(struct mailbox *mb)
         r = file_write_atomic(mb->index_path, out.s, out.len, 0600);
     }
     if (r < 0) goto done;
+    /* the files go after the new index no longer names them */
     mbi_unlink_messages(mb, gone, ngone);
     r = mbi_refresh(mb);   /* follow our own rename */
-    log_info("mailbox_repacked", "mbox=%s records=%u removed=%zu generation=%llu",
-             log_quote(mb->name), (unsigned)kept, ngone, (unsigned long long)nh.generation);
+    if (removed_r) *removed_r = (uint32_t)ngone;
+    log_info("mailbox_repacked", "mbox=%s records=%u removed=%zu retained=%u generation=%llu",
+             log_quote(mb->name), (unsigned)kept, ngone, (unsigned)retained,
+             (unsigned long long)nh.generation);
 done:
     mbi_unlock(mb, took);
     buf_fini(&out);
     free(gone);
+    return r;
+}
+
+int mailbox_expunged_due(struct mailbox *mb, int64_t cutoff, uint32_t *due_r, uint32_t *kept_r)
+{
+    *due_r = *kept_r = 0;
+    int took = mbi_lock(mb, LOCK_SH);
+    if (took < 0) return took;
+    int r = 0;
+    for (uint32_t i = 0; i < mb->hdr.record_count; i++) {
+        struct index_record rec;
+        if ((r = mbi_read_record(mb, i, &rec)) < 0) break;
+        if (repack_drops(&rec, cutoff)) (*due_r)++;
+        else if (rec.flags & FLAG_EXPUNGED) (*kept_r)++;
+    }
+    mbi_unlock(mb, took);
+    return r;
+}
+
+int mailbox_repack(struct mailbox *mb)
+{
+    return repack(mb, INT64_MAX, 1, NULL);
+}
+
+int mailbox_repack_expired(struct mailbox *mb, int64_t cutoff, uint32_t *removed_r)
+{
+    return repack(mb, cutoff, 0, removed_r);
+}
+
+/* ---- unexpunge ---- */
+
+/* A message's identity for "already there": content and internal date. */
+struct msg_key {
+    uint8_t guid[20];
+    int64_t internaldate;
+    uint32_t uid;
+};
+
+static int key_cmp(const void *a, const void *b)
+{
+    const struct msg_key *x = a, *y = b;
+    int c = memcmp(x->guid, y->guid, sizeof x->guid);
+    if (c) return c;
+    if (x->internaldate != y->internaldate) return x->internaldate < y->internaldate ? -1 : 1;
+    /* newest first among equals: the latest expunged copy is the one kept */
+    return x->uid > y->uid ? -1 : x->uid < y->uid;
+}
+
+/* retained_locked: under a lock, the retained expunged records (uids NULL: all; else those
+ * among uids) that unexpunge would bring back: not when a live record has the same GUID and
+ * internal date (brought back before, by a run cut short), and of several alike only the one
+ * with the highest uid. *recs_r in uid order (caller frees). 0 or CF_E_CORRUPT. */
+static int retained_locked(struct mailbox *mb, const uint32_t *uids, size_t n,
+                           struct index_record **recs_r, size_t *n_r)
+{
+    struct msg_key *live = NULL, *cand = NULL;
+    size_t nlive = 0, ncand = 0;
+    struct index_record *out = NULL;
+    size_t nout = 0;
+    int r = 0;
+    uint32_t count = mb->hdr.record_count;
+    live = xreallocarray(NULL, count ? count : 1, sizeof *live);
+    cand = xreallocarray(NULL, count ? count : 1, sizeof *cand);
+    for (uint32_t i = 0; i < count; i++) {
+        struct index_record rec;
+        if ((r = mbi_read_record(mb, i, &rec)) < 0) goto out;
+        struct msg_key k;
+        memcpy(k.guid, rec.guid, sizeof k.guid);
+        k.internaldate = rec.internaldate;
+        k.uid = rec.uid;
+        if (!(rec.flags & FLAG_EXPUNGED)) live[nlive++] = k;
+        else if (rec.expunged_at) {
+            if (uids) {
+                size_t j = 0;
+                while (j < n && uids[j] != rec.uid) j++;
+                if (j == n) continue;
+            }
+            cand[ncand++] = k;
+        }
+    }
+    qsort(live, nlive, sizeof *live, key_cmp);
+    qsort(cand, ncand, sizeof *cand, key_cmp);
+    out = xreallocarray(NULL, ncand ? ncand : 1, sizeof *out);
+    for (size_t i = 0; i < ncand; i++) {
+        if (i > 0 && !memcmp(cand[i].guid, cand[i - 1].guid, sizeof cand[i].guid) &&
+            cand[i].internaldate == cand[i - 1].internaldate)
+            continue;   /* an older copy of the same message */
+        int present = 0;
+        size_t lo = 0, hi = nlive;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            int c = memcmp(live[mid].guid, cand[i].guid, sizeof cand[i].guid);
+            if (!c) c = live[mid].internaldate < cand[i].internaldate ? -1 :
+                        live[mid].internaldate > cand[i].internaldate;
+            if (!c) { present = 1; break; }
+            if (c < 0) lo = mid + 1;
+            else hi = mid;
+        }
+        if (present) continue;
+        long pos = mbi_find_pos(mb, cand[i].uid);
+        if (pos < 0 || (r = mbi_read_record(mb, (uint32_t)pos, &out[nout])) < 0) {
+            if (!r) r = mbi_corrupt(mb, "index_record", cand[i].uid);
+            goto out;
+        }
+        nout++;
+    }
+    /* back to uid order */
+    for (size_t i = 1; i < nout; i++)
+        for (size_t j = i; j > 0 && out[j - 1].uid > out[j].uid; j--) {
+            struct index_record t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+out:
+    free(live);
+    free(cand);
+    if (r < 0) {
+        free(out);
+        out = NULL;
+        nout = 0;
+    }
+    *recs_r = out;
+    *n_r = nout;
+    return r;
+}
+
+int mailbox_retained(struct mailbox *mb, const uint32_t *uids, size_t n,
+                     struct index_record **recs_r, size_t *n_r)
+{
+    *recs_r = NULL;
+    *n_r = 0;
+    int took = mbi_lock(mb, LOCK_SH);
+    if (took < 0) return took;
+    int r = retained_locked(mb, uids, n, recs_r, n_r);
+    mbi_unlock(mb, took);
+    return r;
+}
+
+/* forget_originals: after their copies committed, mark the originals (uids) as expunged with
+ * no file (expunged_at 0) in one commit, then unlink their files. A crash before the commit
+ * leaves them retained, and retained_locked skips them as present. */
+static int forget_originals(struct mailbox *mb, const uint32_t *uids, size_t n)
+{
+    struct buf undo = BUF_INIT;
+    uint32_t *gone = NULL;
+    size_t ngone = 0, agone = 0;
+    int r = 0;
+    int took = mbi_lock(mb, LOCK_EX);
+    if (took < 0) return took;
+    struct index_header nh = mb->hdr;
+    nh.prev_count = nh.record_count;
+    for (size_t i = 0; i < n; i++) {
+        long pos = mbi_find_pos(mb, uids[i]);
+        if (pos < 0) continue;
+        struct index_record rec;
+        if ((r = mbi_read_record(mb, (uint32_t)pos, &rec)) < 0) goto done;
+        if (!(rec.flags & FLAG_EXPUNGED) || !rec.expunged_at) continue;
+        rec.expunged_at = 0;
+        unsigned char enc[INDEX_RECORD_SIZE];
+        index_record_encode(&rec, enc);
+        if (!ngone && (r = mbi_write_intent(mb)) < 0) goto done;
+        save_record(mb, &undo, (uint32_t)pos);
+        if (mbi_pwrite_all(mb->index_fd, enc, sizeof enc, index_record_offset((uint32_t)pos)) < 0) {
+            r = mbi_io_error(mb, "pwrite", mb->index_path);
+            goto done;
+        }
+        mbi_fault_point("record");
+        mbi_push_u32(&gone, &ngone, &agone, rec.uid);
+    }
+    if (!ngone) goto done;
+    if ((r = mbi_write_header(mb, &nh)) < 0) goto done;
+    mbi_unlink_messages(mb, gone, ngone);
+done:
+    if (r < 0) undo_records(mb, &undo);
+    buf_fini(&undo);
+    mbi_unlock(mb, took);
+    free(gone);
+    return r;
+}
+
+int mailbox_unexpunge(struct mailbox *mb, const struct index_record *recs, size_t n,
+                      const struct mailbox_quota *q, uint32_t *new_uids_r)
+{
+    struct mailbox_msg *msgs = xreallocarray(NULL, n ? n : 1, sizeof *msgs);
+    const char **kwv = xreallocarray(NULL, n * (INDEX_MAX_KEYWORDS + 1) + 1, sizeof *kwv);
+    uint32_t *orig = xreallocarray(NULL, n ? n : 1, sizeof *orig);
+    struct strarr kw = STRARR_INIT;
+    size_t nm = 0;
+    int r = 0;
+    if (new_uids_r)
+        for (size_t i = 0; i < n; i++) new_uids_r[i] = 0;
+    const struct strarr *names = mailbox_keywords(mb);
+    for (size_t k = 0; k < names->count; k++) strarr_add(&kw, names->v[k]);
+    for (size_t i = 0; i < n; i++) {
+        struct index_record cur;
+        int f = mailbox_record(mb, recs[i].uid, &cur);
+        if (f < 0) { r = f; goto out; }
+        /* gone meanwhile (repacked, or restored by another run) */
+        if (!f || !(cur.flags & FLAG_EXPUNGED) || !cur.expunged_at) continue;
+        struct mailbox_msg *m = &msgs[nm];
+        memset(m, 0, sizeof *m);
+        int fd;
+        if ((f = mailbox_message_open(mb, cur.uid, &fd, NULL)) < 0) {
+            if (f == CF_E_NOTFOUND) continue;
+            r = f;
+            goto out;
+        }
+        m->fd = fd;
+        m->internaldate = cur.internaldate;
+        m->flags = cur.flags & FLAG_SYSTEM_MASK & ~FLAG_DELETED;
+        const char **kl = kwv + nm * (INDEX_MAX_KEYWORDS + 1);
+        size_t nk = 0;
+        for (unsigned k = 0; k < INDEX_MAX_KEYWORDS && k < kw.count; k++)
+            if (index_user_flag_get(&cur, k)) kl[nk++] = kw.v[k];
+        kl[nk] = NULL;
+        m->keywords = kl;
+        orig[nm++] = cur.uid;
+    }
+    if (!nm) goto out;
+    if ((r = mailbox_append(mb, msgs, nm, q)) < 0) goto out;
+    if (new_uids_r)
+        for (size_t i = 0, j = 0; i < n && j < nm; i++)
+            if (recs[i].uid == orig[j]) new_uids_r[i] = msgs[j++].uid;
+    /* the copies are committed: only now may the originals go */
+    r = forget_originals(mb, orig, nm);
+    if (r == 0) r = (int)nm;
+out:
+    for (size_t i = 0; i < nm; i++) close(msgs[i].fd);
+    strarr_fini(&kw);
+    free(msgs);
+    free(kwv);
+    free(orig);
     return r;
 }

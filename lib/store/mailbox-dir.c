@@ -83,7 +83,7 @@ int mailbox_status(const char *partition, const char *uniqueid, struct index_hea
     return r;
 }
 
-/* remove_dir_files: unlink every entry of dir (no subdirectories expected), then dir. */
+/* remove_dir: unlink every entry of dir (no subdirectories expected), then dir. */
 static int remove_dir(const char *dir)
 {
     DIR *d = opendir(dir);

@@ -1,5 +1,5 @@
-/* mailbox-int.h: private to the lib/store/mailbox*.c files: struct mailbox and the helpers
- * they share. Nothing outside those files includes it. */
+/* mailbox-int.h: private to the lib/store/mailbox*.c files and mail.c: struct mailbox and the
+ * helpers they share. Nothing outside those files includes it. */
 #ifndef COFFER_STORE_MAILBOX_INT_H
 #define COFFER_STORE_MAILBOX_INT_H
 #include "store/mailbox.h"
@@ -24,6 +24,7 @@ struct mailbox {
     size_t map_len;
     struct index_header hdr;    /* as of the last refresh */
     int nofsync;
+    int expunge_delayed;        /* expunge keeps the message files (mailbox_set_expunge_delayed) */
     int dir_fd;                 /* the mailbox directory, for its fsync (opened on first use) */
     int commit_uncertain;       /* a failed commit could not restore its header slot durably */
     uint64_t *sync_map;         /* the lock file's shared ticket word (group commit) */
@@ -62,5 +63,10 @@ int mbi_open_lock_file(const char *dir, int *fd_r);
 int mbi_cache_end(struct mailbox *mb, uint64_t *end_r);
 void mbi_push_u32(uint32_t **v, size_t *n, size_t *alloc, uint32_t x);
 void mbi_unlink_messages(struct mailbox *mb, const uint32_t *uids, size_t n);
+/* mbi_cache_read: the cache record of the message whose index record is r (not read again)
+ * into e. 0, or CF_E_CORRUPT when it is missing, damaged or unreadable (logged as
+ * mailbox_cache_rebuild): the caller rebuilds it from the message file (mailbox_summarize).
+ * Blocks on a disk read. */
+int mbi_cache_read(struct mailbox *mb, const struct index_record *r, struct cache_entry *e);
 
 #endif

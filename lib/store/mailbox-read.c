@@ -145,16 +145,22 @@ void mailbox_summarize(const char *p, size_t len, uint32_t uid, struct cache_ent
     mime_summary_fini(&s);
 }
 
+int mbi_cache_read(struct mailbox *mb, const struct index_record *r, struct cache_entry *e)
+{
+    int cr = r->cache_offset ? cache_read(mb->cache_fd, r->cache_offset, r->uid, e) : CF_E_CORRUPT;
+    if (cr == 0) return 0;
+    log_warn("mailbox_cache_rebuild", "mbox=%s uid=%u reason=%s", log_quote(mb->name),
+             (unsigned)r->uid, cr == CF_E_IO ? "io" : "damaged");
+    return CF_E_CORRUPT;
+}
+
 int mailbox_cache_fetch(struct mailbox *mb, uint32_t uid, struct cache_entry *e)
 {
     struct index_record r;
     int found = mailbox_record(mb, uid, &r);
     if (found < 0) return found;
     if (!found || (r.flags & FLAG_EXPUNGED)) return CF_E_NOTFOUND;
-    int cr = r.cache_offset ? cache_read(mb->cache_fd, r.cache_offset, uid, e) : CF_E_CORRUPT;
-    if (cr == 0) return 0;
-    log_warn("mailbox_cache_rebuild", "mbox=%s uid=%u reason=%s", log_quote(mb->name),
-             (unsigned)uid, cr == CF_E_IO ? "io" : "damaged");
+    if (mbi_cache_read(mb, &r, e) == 0) return 0;
     const char *p;
     size_t len;
     int r2 = mailbox_message_map(mb, uid, &p, &len);

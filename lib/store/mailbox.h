@@ -98,9 +98,11 @@ int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
                   const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r);
 
 /* mailbox_expunge: expunge the records with FLAG_DELETED among uids (uids NULL: all of them):
- * mark them expunged with a new modseq and commit, then unlink their files. *count_r (may be
- * NULL) gets how many. The records stay in the index until mailbox_repack. 0, CF_E_CORRUPT or
- * CF_E_IO. */
+ * mark them expunged with a new modseq and commit, then unlink their files -- unless the
+ * handle is in delayed mode (mailbox_set_expunge_delayed): then the records get expunged_at
+ * (now) and the files stay for mailbox_unexpunge until mailbox_repack_expired. Either way
+ * the messages leave every view, count and quota at once. *count_r (may be NULL) gets how
+ * many. The records stay in the index until a repack. 0, CF_E_CORRUPT or CF_E_IO. */
 int mailbox_expunge(struct mailbox *mb, const uint32_t *uids, size_t n, uint32_t *count_r);
 
 /* mailbox_expunge_sized: mailbox_expunge that also gives the summed size of the records it
@@ -113,6 +115,38 @@ int mailbox_expunge_sized(struct mailbox *mb, const uint32_t *uids, size_t n, ui
  * fsync dir), bumping the generation; files of expunged records still present are unlinked.
  * Sessions elsewhere notice at their next sync. 0, CF_E_CORRUPT or CF_E_IO. */
 int mailbox_repack(struct mailbox *mb);
+
+/* mailbox_set_expunge_delayed: on (store_open_mailbox sets it from expunge_mode): expunges
+ * through this handle keep the message files (see mailbox_expunge). Off by default. */
+void mailbox_set_expunge_delayed(struct mailbox *mb, int on);
+
+/* mailbox_repack_expired: mailbox_repack that keeps the expunged records whose file was
+ * retained (expunged_at set) after cutoff (seconds since the epoch; INT64_MAX drops all), and
+ * rewrites only when some record goes. *removed_r (may be NULL): how many went. 0,
+ * CF_E_CORRUPT or CF_E_IO. */
+int mailbox_repack_expired(struct mailbox *mb, int64_t cutoff, uint32_t *removed_r);
+
+/* mailbox_expunged_due: how many expunged records mailbox_repack_expired with cutoff would
+ * drop (*due_r) and keep for unexpunge (*kept_r), under the shared lock. 0 or an error. */
+int mailbox_expunged_due(struct mailbox *mb, int64_t cutoff, uint32_t *due_r, uint32_t *kept_r);
+
+/* mailbox_retained: the expunged records whose files were retained and that mailbox_unexpunge
+ * would bring back (uids NULL: all of them, else only those among the n uids): a record whose
+ * GUID and internal date match a live message is left out (already there: a restore cut
+ * short before it dropped the original), and of several alike only the highest uid counts.
+ * *recs_r (caller frees) in uid order, *n_r of them. 0, CF_E_CORRUPT or CF_E_IO. */
+int mailbox_retained(struct mailbox *mb, const uint32_t *uids, size_t n,
+                     struct index_record **recs_r, size_t *n_r);
+
+/* mailbox_unexpunge: bring back the retained expunged messages recs (from mailbox_retained) as
+ * new messages in one append (new uids, their system flags but \Deleted, keywords and
+ * internal date; q as for mailbox_append), then, in a second commit, mark the originals as
+ * having no file and unlink their files. A crash between the two leaves the originals hidden
+ * and left out by mailbox_retained: never a duplicate, never a loss. new_uids_r (n slots, may
+ * be NULL) gets each new uid, 0 for one no longer retained. Returns how many came back (>= 0),
+ * or mailbox_append's errors (nothing came back). */
+int mailbox_unexpunge(struct mailbox *mb, const struct index_record *recs, size_t n,
+                      const struct mailbox_quota *q, uint32_t *new_uids_r);
 
 /* What changed since the session's last sync (see mailbox_sync). */
 struct mailbox_changes {

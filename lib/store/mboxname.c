@@ -180,7 +180,7 @@ int mboxname_utf7_to_utf8(const char *in, struct buf *out)
     return 0;
 }
 
-/* b64_flush: emit the whole 6-bit groups of *bits (and, when final, the rest padded with 0). */
+/* b64_emit: emit the whole 6-bit groups of *bits (and, when final, the rest padded with 0). */
 static void b64_emit(struct buf *out, uint32_t *bits, int *nbits, int final)
 {
     while (*nbits >= 6) {

@@ -1,5 +1,6 @@
 /* quotalock.c: per-quota-root flock; see quotalock.h. */
 #include "store/quotalock.h"
+#include "store/store-int.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/fileutil.h"

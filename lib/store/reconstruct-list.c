@@ -1,7 +1,9 @@
 /* reconstruct-list.c: rebuilding the mailbox list from the partitions' header files, and
  * finishing interrupted deletes (reconstruct_mailboxlist, see reconstruct.h). */
+#include "store/store-int.h"
 #include "store/reconstruct.h"
 #include "store/reconstruct-int.h"
+#include "store/store-retained.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -99,6 +101,15 @@ static int dir_exists(const char *p)
     return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
+/* deleted_side_file: whether dir holds the side file of a delayed delete. */
+static int deleted_side_file(const char *dir)
+{
+    char *p = xasprintf("%s/%s", dir, DELETED_FILE);
+    int there = access(p, F_OK) == 0;
+    free(p);
+    return there;
+}
+
 /* one_tombstone: DIR is UNIQUEID.deleted, left by a delete: the mailbox is restored when the
  * list still names it on this partition and it has no live directory, else the tombstone is
  * removed. 0 or CF_E_IO. */
@@ -113,6 +124,12 @@ static int one_tombstone(const struct partition *part, const char *dir, const ch
     if (x && !strcmp(x->e.partition, part->name) && !dir_exists(live)) {
         recon_report_add(rep, x->name, "tombstone_restored", "%s: the delete never removed the list entry", dir);
         if (!dry && rename(dir, live) < 0) r = CF_E_IO;
+    } else if (deleted_side_file(dir)) {
+        /* a delayed delete (store-retained.h) cut short before it hid the directory */
+        char *held = xasprintf("%s%s", live, DELETED_SUFFIX);
+        recon_report_add(rep, x ? x->name : dir, "tombstone_hidden", "%s: an interrupted delayed delete", dir);
+        if (!dry && rename(dir, held) < 0) r = CF_E_IO;
+        free(held);
     } else {
         recon_report_add(rep, x ? x->name : dir, "tombstone_removed", "%s: an interrupted delete", dir);
         if (!dry) r = remove_files_dir(dir);

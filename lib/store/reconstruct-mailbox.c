@@ -3,6 +3,7 @@
  * (see reconstruct.h). The mailbox list's part is reconstruct-list.c. */
 #include "store/reconstruct.h"
 #include "store/reconstruct-int.h"
+#include "store/store-retained.h"
 #include "core/error.h"
 #include "core/fileutil.h"
 #include "core/log.h"
@@ -73,6 +74,13 @@ struct item {
     int uncommitted;           /* a file at or above the committed uidnext: removed */
     struct cache_entry ce;
 };
+
+/* retained: an expunged record whose file delayed expunge keeps for unexpunge: kept as it is,
+ * never adopted as a live message, its file never removed here (coffer expire does). */
+static int retained(const struct item *it)
+{
+    return it->have_rec && (it->rec.flags & FLAG_EXPUNGED) && it->rec.expunged_at && it->have_file;
+}
 
 static int item_cmp(const void *a, const void *b)
 {
@@ -356,6 +364,18 @@ static int write_mailbox(struct recon *rc, uint32_t uidvalidity, uint32_t uidnex
     uint32_t maxuid = 0;
     for (size_t i = 0; i < rc->n; i++) {
         struct item *it = &rc->items[i];
+        if (retained(it)) {
+            for (unsigned k = (unsigned)nh->keyword_count; k < INDEX_MAX_KEYWORDS; k++)
+                index_user_flag_set(&it->rec, k, 0);
+            it->rec.cache_offset = 0;   /* not in the new cache; rebuilt if ever read */
+            unsigned char raw[INDEX_RECORD_SIZE];
+            index_record_encode(&it->rec, raw);
+            buf_append(&ibuf, raw, sizeof raw);
+            nh->record_count++;
+            nh->expunged++;
+            if (it->uid > maxuid) maxuid = it->uid;
+            continue;
+        }
         if (!it->have_file || (it->have_rec && (it->rec.flags & FLAG_EXPUNGED))) continue;
         if (it->resummarize) {
             char *mp = xasprintf("%s/%u.", rc->dir, (unsigned)it->uid);
@@ -516,6 +536,10 @@ static void compare_item(struct recon *rc, struct item *it, struct recon_pass *p
 {
     struct recon_report *rep = rc->rep;
     if (it->have_rec && (it->rec.flags & FLAG_EXPUNGED)) {
+        if (retained(it)) {
+            if (it->uid > ps->maxuid) ps->maxuid = it->uid;
+            return;
+        }
         if (it->have_file) found(rc, "expunged_file", "uid %u: the file of an expunged message is still there", (unsigned)it->uid);
         return;
     }
@@ -655,7 +679,7 @@ static void remove_leftovers(struct recon *rc, int lock_fd)
     }
     for (size_t i = 0; i < rc->n; i++) {
         struct item *it = &rc->items[i];
-        if (!(it->have_rec && (it->rec.flags & FLAG_EXPUNGED) && it->have_file)) continue;
+        if (!(it->have_rec && (it->rec.flags & FLAG_EXPUNGED) && it->have_file) || retained(it)) continue;
         char *mp = xasprintf("%s/%u.", rc->dir, (unsigned)it->uid);
         if (unlink(mp) < 0 && errno != ENOENT)
             log_warn("reconstruct_unlink_failed", "path=%s errno=%s", log_quote(mp), strerror(errno));

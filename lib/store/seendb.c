@@ -33,7 +33,7 @@ struct kv_db *seendb_kv(struct seendb *s)
     return s->db;
 }
 
-/* key: "UNIQUEID\0USER"; with user NULL, the prefix "UNIQUEID\0". */
+/* make_key: "UNIQUEID\0USER"; with user NULL, the prefix "UNIQUEID\0". */
 static int make_key(struct buf *k, const char *uniqueid, const char *user)
 {
     if (!uniqueid || !*uniqueid) return CF_E_PARSE;

@@ -1,6 +1,7 @@
 /* store.c: mailbox-level operations over the mailbox list and the mailbox directories. */
 #include "store/store.h"
 #include "store/acl.h"
+#include "store/store-int.h"
 #include "core/error.h"
 #include "core/fileutil.h"
 #include "core/log.h"
@@ -9,6 +10,7 @@
 #include "store/partition.h"
 #include "store/quotalock.h"
 #include "store/reconstruct.h"
+#include "store/store-retained.h"
 #include <inttypes.h>
 #include <dirent.h>
 #include <errno.h>
@@ -190,6 +192,11 @@ static void remove_tombstone(const char *dir)
 
 int store_delete(struct store *st, const char *name)
 {
+    return store_delete_opts(st, name, 0);
+}
+
+int store_delete_opts(struct store *st, const char *name, unsigned opts)
+{
     struct mboxlist_entry e;
     mboxlist_entry_init(&e);
     struct buf root = BUF_INIT;
@@ -206,6 +213,22 @@ int store_delete(struct store *st, const char *name)
     if (!ppath) { r = CF_E_NOTFOUND; goto out; }
     struct index_header h;
     int counted = has_root == 1 && mailbox_status(ppath, e.uniqueid, &h) == 0;
+    char *mdir = partition_mailbox_dir(ppath, e.uniqueid);
+    struct stat msb;
+    int hide = !(opts & STORE_DELETE_NOW) &&
+               strcmp(config_str(st->cfg, CFG_DELETE_MODE), "immediate") && stat(mdir, &msb) == 0;
+    if (!hide) free(mdir);
+    if (hide) {
+        /* delete_mode delayed: hidden, not removed (store-retained.h); credited all the same.
+         * (A listed mailbox without a directory has nothing to keep: the path below.) */
+        r = store_delete_hidden(st, name, &e, mdir);
+        free(mdir);
+        if (!r && counted && (h.quota_used || h.exists))
+            store_quota_charge(st, buf_cstr(&root), -(int64_t)h.quota_used, -(int64_t)h.exists);
+        else if (!r && has_root == 1 && !counted)
+            quota_fix_locked(st, buf_cstr(&root), NULL);
+        goto out;
+    }
     /* Tombstone first: rename the directory so that reconstruct never brings the mailbox
      * back if we crash after the list entry is gone; then the entry, then the files. */
     char *dir = xasprintf("%s/%.2s/%s", ppath, e.uniqueid, e.uniqueid);
@@ -504,6 +527,8 @@ int store_open_mailbox(struct store *st, const char *name, struct mboxlist_entry
     if (r == CF_E_NOTFOUND)
         log_err("mailbox_missing", "name=%s uniqueid=%s partition=%s", log_quote(name),
                 e.uniqueid, log_quote(e.partition));
+    if (r == 0)   /* expunge_mode (coffer.conf(5)): expunged files wait for coffer expire */
+        mailbox_set_expunge_delayed(*mb_r, strcmp(config_str(st->cfg, CFG_EXPUNGE_MODE), "immediate") != 0);
 out:
     if (e_out && r == 0) {
         mboxlist_entry_fini(e_out);

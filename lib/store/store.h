@@ -1,5 +1,6 @@
-/* store.h: the mail store as the services and tools see it: one handle on the database
- * environment and its databases, and mailbox-level operations (create with parents, delete,
+/* store.h: the mail store as the services and tools see it: one opaque handle on the
+ * database environment and its databases (the fields are lib/store's, store-int.h; the
+ * databases are reached through store-db.h), and mailbox-level operations (create with parents, delete,
  * rename, open, status) that keep the mailbox list and the mailbox directories in step.
  *
  * Crash ordering (coffer-store(5)): create makes the directory first, then the list entry;
@@ -10,23 +11,11 @@
 #ifndef COFFER_STORE_STORE_H
 #define COFFER_STORE_STORE_H
 #include "core/config.h"
-#include "store/dupdb.h"
-#include "store/kv.h"
 #include "store/mailbox.h"
-#include "store/mboxlist.h"
-#include "store/quotadb.h"
-#include "store/seendb.h"
-#include "store/subs.h"
+#include "store/mboxlist.h"   /* struct mboxlist_entry, handed out by the lookups */
+#include "store/quotadb.h"    /* struct quota, QUOTA_UNLIMITED */
 
-struct store {
-    const struct config *cfg;   /* not owned; outlives the store */
-    struct kv_env *env;
-    struct mboxlist *mboxlist;
-    struct quotadb *quota;
-    struct subsdb *subs;
-    struct seendb *seen;
-    struct dupdb *dup;
-};
+struct store;
 
 /* store_open: open configdir/db and every database. 0 or CF_E_IO (logged). */
 int store_open(const struct config *cfg, struct store **st_r);
@@ -48,10 +37,18 @@ int store_create(struct store *st, const char *name, const char *partition, cons
                  const char *flags, unsigned opts);
 
 /* store_delete: delete one mailbox (not its children) and its messages, subscriptions stay
- * (RFC 3501 section 6.3.4), seen state goes. Its quota root is credited with what the index
+ * (RFC 3501 section 6.3.4), seen state goes (with delete_mode delayed: the mailbox is hidden
+ * instead, store-retained.h, and its seen state goes when coffer expire removes it). Its
+ * quota root is credited with what the index
  * header held, under the root's lock (see "Quota accounting" below). 0, CF_E_NOTFOUND, or an
  * error (CF_E_IO when the quota lock cannot be taken: nothing was deleted). */
 int store_delete(struct store *st, const char *name);
+
+#define STORE_DELETE_NOW 0x1   /* remove at once whatever delete_mode says */
+
+/* store_delete_opts: store_delete with options: STORE_DELETE_NOW for a mailbox its own caller
+ * created moments ago and now takes back (a refused restore): nothing to keep for undelete. */
+int store_delete_opts(struct store *st, const char *name, unsigned opts);
 
 /* store_rename: rename oldname and every mailbox below it; when new_partition is given (and
  * differs) the mailbox oldname itself moves there (its children stay where they are). A quota
@@ -62,13 +59,6 @@ int store_delete(struct store *st, const char *name);
  * mboxlist_rename's errors. */
 int store_rename(struct store *st, const char *oldname, const char *newname,
                  const char *new_partition);
-
-/* store_rename_checked: store_rename with mboxlist_rename_checked's check (asked in the list's
- * transaction about every mailbox that moves; a refusal leaves everything as it was). With a
- * check, new_partition must be NULL or the current one (else CF_E_PERM): files would move
- * before the check could run. */
-int store_rename_checked(struct store *st, const char *oldname, const char *newname,
-                         const char *new_partition, mboxlist_rename_check_fn *check, void *rock);
 
 /* store_lookup: mboxlist_lookup without a transaction. */
 int store_lookup(struct store *st, const char *name, struct mboxlist_entry *e);
@@ -140,5 +130,7 @@ int store_reconstruct_mailboxlist(struct store *st, unsigned flags, struct recon
 /* store_ensure_inbox: create user's INBOX (user/NAME) when missing. 1 created, 0 existed,
  * or an error. */
 int store_ensure_inbox(struct store *st, const char *user);
+
+#include "store/store-db.h"
 
 #endif

@@ -34,7 +34,7 @@ struct kv_db *subs_kv(struct subsdb *s)
     return s->db;
 }
 
-/* key: "USER\0MAILBOX"; with mailbox NULL, the prefix "USER\0" of all of user's records. */
+/* make_key: "USER\0MAILBOX"; with mailbox NULL, the prefix "USER\0" of all of user's records. */
 static int make_key(struct buf *k, const char *user, const char *mailbox)
 {
     if (!user || !*user) return CF_E_PARSE;

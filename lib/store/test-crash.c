@@ -255,6 +255,121 @@ static size_t run_child(int kind, int base, unsigned delay_us, uint32_t **recs)
     return count;
 }
 
+/* ---- unexpunge killed at each of its commit points ---- */
+
+static int kill_at, kill_calls;
+static int kill_hook(const char *point)
+{
+    (void)point;
+    if (++kill_calls == kill_at) _exit(0);
+    return 0;
+}
+
+/* unexpunge_state: per message seq 0..n-1 of the mailbox, live copies and retained copies
+ * unexpunge would still offer (by Subject "crash SEQ"). */
+static void unexpunge_state(struct mailbox *mb, int n, int *live, int *offered)
+{
+    memset(live, 0, sizeof(int) * (size_t)n);
+    memset(offered, 0, sizeof(int) * (size_t)n);
+    struct mailbox_changes ch;
+    mailbox_changes_init(&ch);
+    UNIT_EQ_INT(mailbox_sync(mb, 0, &ch), 0);
+    mailbox_changes_fini(&ch);
+    for (uint32_t i = 1; i <= mailbox_count(mb); i++) {
+        const char *p;
+        size_t len;
+        int seq;
+        if (mailbox_message_map(mb, mailbox_uid(mb, i), &p, &len) < 0) continue;
+        const char *sp = memmem(p, len, "Subject: crash ", 15);
+        if (sp && sscanf(sp + 15, "%d", &seq) == 1 && seq >= 0 && seq < n) live[seq]++;
+        mailbox_message_unmap(p, len);
+    }
+    struct index_record *recs;
+    size_t nr;
+    UNIT_EQ_INT(mailbox_retained(mb, NULL, 0, &recs, &nr), 0);
+    for (size_t i = 0; i < nr; i++) {
+        const char *p;
+        size_t len;
+        int seq;
+        if (mailbox_message_map(mb, recs[i].uid, &p, &len) < 0) continue;
+        const char *sp = memmem(p, len, "Subject: crash ", 15);
+        if (sp && sscanf(sp + 15, "%d", &seq) == 1 && seq >= 0 && seq < n) offered[seq]++;
+        mailbox_message_unmap(p, len);
+    }
+    free(recs);
+}
+
+/* A child unexpunges everything and is killed at its k-th commit point (record writes, header
+ * commits, flushes), for every k until it finishes: after each kill every message is live or
+ * offered again, never both, never twice; a second run then brings back each exactly once. */
+static int test_unexpunge_crash(void)
+{
+    enum { N = 6 };
+    int bad = 0, k;
+    for (k = 1; k < 200; k++) {
+        char uid[UNIQUEID_LEN + 1];
+        partition_new_uniqueid(uid);
+        if (mailbox_create(part, "user.unexp", uid, "", 0) < 0) return 1;
+        struct mailbox *mb;
+        if (mailbox_open(part, uid, NULL, &mb) < 0) return 1;
+        mailbox_set_expunge_delayed(mb, 1);
+        uint32_t uids[N], u;
+        for (int i = 0; i < N; i++) {
+            if (append_seq(mb, i, &u) < 0) return 1;
+            uids[i] = u;
+        }
+        struct mailbox_store del = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+        UNIT_EQ_INT(mailbox_store(mb, uids, N - 1, &del, NULL, NULL), 0);   /* the last stays */
+        UNIT_EQ_INT(mailbox_expunge(mb, NULL, 0, NULL), 0);
+        mailbox_close(&mb);
+        pid_t pid = fork();
+        if (pid == 0) {
+            struct mailbox *cm;
+            if (mailbox_open(part, uid, NULL, &cm) < 0) _exit(3);
+            struct index_record *recs;
+            size_t nr;
+            if (mailbox_retained(cm, NULL, 0, &recs, &nr) < 0) _exit(4);
+            kill_at = k;
+            mailbox_fault_hook = kill_hook;
+            int r = mailbox_unexpunge(cm, recs, nr, NULL, NULL);
+            _exit(r == (int)nr ? 7 : 5);   /* 7: finished before the k-th point */
+        }
+        int status;
+        waitpid(pid, &status, 0);
+        int finished = WIFEXITED(status) && WEXITSTATUS(status) == 7;
+        if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0 && !finished)) {
+            fprintf(stderr, "unexpunge child at point %d: status %#x\n", k, status);
+            bad++;
+        }
+        if (mailbox_open(part, uid, NULL, &mb) < 0) return 1;
+        int live[N], offered[N];
+        unexpunge_state(mb, N, live, offered);
+        for (int i = 0; i < N; i++)
+            if (live[i] + offered[i] != 1) {
+                fprintf(stderr, "point %d: message %d live %d offered %d\n", k, i, live[i], offered[i]);
+                bad++;
+            }
+        /* a second run completes what was left */
+        struct index_record *recs;
+        size_t nr;
+        UNIT_EQ_INT(mailbox_retained(mb, NULL, 0, &recs, &nr), 0);
+        UNIT_EQ_INT(mailbox_unexpunge(mb, recs, nr, NULL, NULL), (int)nr);
+        free(recs);
+        unexpunge_state(mb, N, live, offered);
+        for (int i = 0; i < N; i++)
+            if (live[i] != 1 || offered[i]) {
+                fprintf(stderr, "point %d, rerun: message %d live %d offered %d\n", k, i, live[i], offered[i]);
+                bad++;
+            }
+        mailbox_close(&mb);
+        if (finished) break;
+    }
+    mailbox_fault_hook = NULL;
+    fprintf(stderr, "unexpunge killed at %d points\n", k - 1);
+    UNIT_CHECK(k > 3);
+    return bad;
+}
+
 int main(int argc, char **argv)
 {
     log_init("test-crash", 1, LOG_LVL_ERR);
@@ -397,6 +512,7 @@ int main(int argc, char **argv)
     struct mailbox *mb;
     UNIT_EQ_INT(verify(1, &mb), 0);
     mailbox_close(&mb);
+    UNIT_EQ_INT(test_unexpunge_crash(), 0);
     if (!unit_failed) {
         char *cmd = xasprintf("rm -rf '%s'", tmpdir);
         if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");

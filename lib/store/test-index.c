@@ -79,7 +79,7 @@ static void test_header(void)
     }
     UNIT_EQ_INT(caught, INDEX_SLOT_SIZE * 8);
     /* wrong version with a right checksum */
-    le_put32(slot + 8, 2);
+    le_put32(slot + 8, INDEX_VERSION + 1);
     le_put32(slot + 124, index_crc32(slot, 124));
     UNIT_EQ_INT(index_header_decode(slot, &d), CF_E_CORRUPT);
 }

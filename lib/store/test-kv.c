@@ -606,6 +606,20 @@ static void test_checkpoint(void)
     free(dir);
 }
 
+/* the Berkeley DB version check: the library this test runs with passed it (every
+ * kv_env_open above), and any other major or minor version is refused */
+static void test_version(void)
+{
+    int major = 0, minor = 0;
+    kv_version_built(&major, &minor);
+    UNIT_CHECK(major >= 4);
+    UNIT_EQ_INT(kv_version_check(major, minor), 0);
+    UNIT_EQ_INT(kv_version_check(major + 1, minor), CF_E_IO);   /* logged */
+    UNIT_EQ_INT(kv_version_check(major, minor + 1), CF_E_IO);
+    UNIT_EQ_INT(kv_version_check(major - 1, minor), CF_E_IO);
+    UNIT_EQ_INT(kv_version_check(0, 0), CF_E_IO);
+}
+
 int main(void)
 {
     log_init("test-kv", 1, LOG_LVL_WARNING);
@@ -622,6 +636,7 @@ int main(void)
     test_recover();
     test_checkpoint();
     test_failchk();
+    test_version();
     rm_rf(tmpdir);
     UNIT_DONE();
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include "mime/mime.h"
 
@@ -372,6 +373,158 @@ static void test_store_expunge(void)
     mailbox_changes_fini(&ch);
     mailbox_close(&a);
     mailbox_close(&b);
+}
+
+static int file_there(struct mailbox *mb, uint32_t uid)
+{
+    char *p = mailbox_message_path(mb, uid);
+    int there = access(p, F_OK) == 0;
+    free(p);
+    return there;
+}
+
+/* set_slot_version: rewrite the chosen header slot of the index in dir with version v. */
+static void set_slot_version(const char *dir, uint32_t v)
+{
+    char *path = xasprintf("%s/index", dir);
+    int fd = open(path, O_RDWR);
+    UNIT_CHECK(fd >= 0);
+    unsigned char head[INDEX_HEADER_SIZE];
+    UNIT_EQ_INT(pread(fd, head, sizeof head, 0), (ssize_t)sizeof head);
+    struct index_header h;
+    int slot = -1;
+    struct stat sb;
+    UNIT_EQ_INT(fstat(fd, &sb), 0);
+    unsigned char *all = xmalloc((size_t)sb.st_size);
+    UNIT_EQ_INT(pread(fd, all, (size_t)sb.st_size, 0), (ssize_t)sb.st_size);
+    UNIT_CHECK(index_choose_header(all, (size_t)sb.st_size, &h, &slot) >= 0);
+    unsigned char *sp = head + index_slot_offset(h.commit);
+    le_put32(sp + 8, v);
+    le_put32(sp + 124, index_crc32(sp, 124));
+    UNIT_EQ_INT(pwrite(fd, sp, INDEX_SLOT_SIZE, (off_t)index_slot_offset(h.commit)), INDEX_SLOT_SIZE);
+    free(all);
+    close(fd);
+    free(path);
+}
+
+static void test_delayed_expunge(void)
+{
+    char id[UNIQUEID_LEN + 1];
+    new_mailbox(part1, "user.alice.delayed", id);
+    struct mailbox *a, *b;
+    UNIT_EQ_INT(mailbox_open(part1, id, NULL, &a), 0);
+    mailbox_set_expunge_delayed(a, 1);
+    const char *kw[] = { "Work", NULL };
+    UNIT_EQ_INT(append_one(a, "d1", FLAG_SEEN, kw, NULL), 0);
+    UNIT_EQ_INT(append_one(a, "d2", FLAG_FLAGGED, NULL, NULL), 0);
+    UNIT_EQ_INT(append_one(a, "d3", 0, NULL, NULL), 0);
+    UNIT_EQ_INT(append_one(a, "d4", 0, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_open(part1, id, NULL, &b), 0);
+    uint64_t all_bytes = mailbox_header(a)->quota_used;
+    struct index_record r4;
+    UNIT_EQ_INT(mailbox_record(a, 4, &r4), 1);
+    struct mailbox_store del = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+    uint32_t d[] = { 1, 2, 3 };
+    UNIT_EQ_INT(mailbox_store(a, d, 3, &del, NULL, NULL), 0);
+    uint32_t n;
+    uint64_t bytes;
+    time_t before = time(NULL);
+    UNIT_EQ_INT(mailbox_expunge_sized(a, NULL, 0, &n, &bytes), 0);
+    UNIT_EQ_INT(n, 3);
+    UNIT_EQ_INT(bytes, all_bytes - r4.size);   /* credited at once */
+    UNIT_EQ_INT(mailbox_header(a)->exists, 1);
+    UNIT_EQ_INT(mailbox_header(a)->expunged, 3);
+    UNIT_EQ_INT(mailbox_header(a)->quota_used, r4.size);
+    UNIT_CHECK(file_there(a, 1) && file_there(a, 2) && file_there(a, 3));
+    struct index_record r;
+    UNIT_EQ_INT(mailbox_record(a, 2, &r), 1);
+    UNIT_CHECK((r.flags & FLAG_EXPUNGED) && r.expunged_at >= before);
+    /* other sessions see them gone */
+    struct mailbox_changes ch;
+    mailbox_changes_init(&ch);
+    UNIT_EQ_INT(mailbox_sync(b, 0, &ch), 0);
+    UNIT_EQ_INT(ch.n_expunged, 3);
+    UNIT_EQ_INT(mailbox_count(b), 1);
+    UNIT_EQ_INT(mailbox_uid(b, 1), 4);
+    /* within the retention a repack keeps them, and rewrites nothing */
+    uint32_t due, kept;
+    UNIT_EQ_INT(mailbox_expunged_due(a, before - 3600, &due, &kept), 0);
+    UNIT_EQ_INT(due, 0);
+    UNIT_EQ_INT(kept, 3);
+    uint64_t gen = mailbox_header(a)->generation;
+    UNIT_EQ_INT(mailbox_repack_expired(a, before - 3600, &due), 0);
+    UNIT_EQ_INT(due, 0);
+    UNIT_EQ_INT(mailbox_header(a)->generation, gen);
+    UNIT_CHECK(file_there(a, 1) && file_there(a, 3));
+    /* what would come back */
+    struct index_record *recs;
+    size_t nr;
+    UNIT_EQ_INT(mailbox_retained(a, NULL, 0, &recs, &nr), 0);
+    UNIT_EQ_INT(nr, 3);
+    UNIT_EQ_INT(recs[0].uid, 1);
+    UNIT_EQ_INT(recs[2].uid, 3);
+    /* bring back 1 and 2: new uids, flags without \Deleted, keyword, date */
+    uint32_t nu[2];
+    UNIT_EQ_INT(mailbox_unexpunge(a, recs, 2, NULL, nu), 2);
+    UNIT_EQ_INT(nu[0], 5);
+    UNIT_EQ_INT(nu[1], 6);
+    free(recs);
+    UNIT_EQ_INT(mailbox_record(a, 5, &r), 1);
+    UNIT_EQ_INT(r.flags, FLAG_SEEN);
+    UNIT_CHECK(index_user_flag_get(&r, 0));
+    UNIT_EQ_INT(r.internaldate, 1000000000);
+    UNIT_EQ_INT(mailbox_record(a, 6, &r), 1);
+    UNIT_EQ_INT(r.flags, FLAG_FLAGGED);
+    UNIT_EQ_INT(mailbox_header(a)->exists, 3);
+    /* the originals have no file any more: never brought back twice */
+    UNIT_EQ_INT(mailbox_record(a, 1, &r), 1);
+    UNIT_CHECK((r.flags & FLAG_EXPUNGED) && r.expunged_at == 0);
+    UNIT_CHECK(!file_there(a, 1) && !file_there(a, 2) && file_there(a, 3));
+    UNIT_EQ_INT(mailbox_sync(b, 0, &ch), 0);
+    UNIT_EQ_INT(ch.n_new, 2);
+    /* a restore cut short after its append (the copy of 3 is there, the original still
+     * retained): 3 is not offered again */
+    UNIT_EQ_INT(append_one(a, "d3", 0, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_retained(a, NULL, 0, &recs, &nr), 0);
+    UNIT_EQ_INT(nr, 0);
+    free(recs);
+    /* past the retention: records and files go */
+    UNIT_EQ_INT(mailbox_repack_expired(a, (int64_t)time(NULL) + 1, &due), 0);
+    UNIT_EQ_INT(due, 3);
+    UNIT_EQ_INT(mailbox_header(a)->expunged, 0);
+    UNIT_EQ_INT(mailbox_header(a)->record_count, 4);
+    UNIT_CHECK(!file_there(a, 3));
+    UNIT_EQ_INT(count_files(mailbox_dir(a)), 4);
+    /* immediate mode: the files go at once */
+    mailbox_set_expunge_delayed(a, 0);
+    uint32_t d4[] = { 4 };
+    UNIT_EQ_INT(mailbox_store(a, d4, 1, &del, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_expunge(a, d4, 1, &n), 0);
+    UNIT_EQ_INT(n, 1);
+    UNIT_CHECK(!file_there(a, 4));
+    UNIT_EQ_INT(mailbox_record(a, 4, &r), 1);
+    UNIT_EQ_INT(r.expunged_at, 0);
+    UNIT_EQ_INT(mailbox_retained(a, NULL, 0, &recs, &nr), 0);
+    UNIT_EQ_INT(nr, 0);
+    free(recs);
+    mailbox_changes_fini(&ch);
+    mailbox_close(&b);
+    /* an index of version 1 is read, and written as version 2 at its next commit */
+    char *dir = xstrdup(mailbox_dir(a));
+    mailbox_close(&a);
+    set_slot_version(dir, 1);
+    UNIT_EQ_INT(mailbox_open(part1, id, NULL, &a), 0);
+    UNIT_EQ_INT(mailbox_header(a)->version, 1);
+    UNIT_EQ_INT(mailbox_count(a), 3);
+    UNIT_EQ_INT(mailbox_record(a, 5, &r), 1);
+    UNIT_EQ_INT(r.flags, FLAG_SEEN);
+    UNIT_EQ_INT(append_one(a, "d5", 0, NULL, NULL), 0);
+    mailbox_close(&a);
+    struct index_header h;
+    UNIT_EQ_INT(mailbox_status(part1, id, &h), 0);
+    UNIT_EQ_INT(h.version, INDEX_VERSION);
+    UNIT_EQ_INT(h.exists, 4);
+    free(dir);
 }
 
 static int quota_calls;
@@ -1144,6 +1297,7 @@ int main(void)
     test_create_open();
     test_append_read();
     test_store_expunge();
+    test_delayed_expunge();
     test_copy();
     test_orphan_corrupt();
     test_delete_rename();

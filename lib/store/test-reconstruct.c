@@ -1,6 +1,7 @@
 /* test-reconstruct.c: reconstruct.c over real mailbox directories and a real Berkeley DB:
  * damaged, truncated and missing indexes, orphan and missing message files, damaged caches,
  * a lost mailbox list and interrupted deletes. */
+#include "store/store-int.h"
 #include "store/reconstruct.h"
 #include "store/mbheader.h"
 #include "store/partition.h"
@@ -420,6 +421,46 @@ int main(void)
         config_free(&cfg);
         buf_fini(&err);
         free(dbdir); free(conf); free(parts); free(ptext);
+    }
+
+    /* 9. delayed expunge: the kept file of an expunged record is no finding, and a rewrite
+     * (here for a damaged record of another message) keeps the record as it is: never
+     * adopted as a live message, its file never removed */
+    {
+        partition_new_uniqueid(uid);
+        fill(part, uid, 1);
+        struct mailbox *mb;
+        UNIT_EQ_INT(mailbox_open(part, uid, "user/fred", &mb), 0);
+        mailbox_set_expunge_delayed(mb, 1);
+        uint32_t u = 3;
+        struct mailbox_store ds = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+        UNIT_EQ_INT(mailbox_store(mb, &u, 1, &ds, NULL, NULL), 0);
+        UNIT_EQ_INT(mailbox_expunge(mb, &u, 1, NULL), 0);
+        struct index_record r3;
+        UNIT_EQ_INT(mailbox_record(mb, 3, &r3), 1);
+        mailbox_close(&mb);
+        UNIT_EQ_INT(clean(part, uid), 0);
+        char *ip9 = path_in(part, uid, "index");
+        flip(ip9, (off_t)index_record_offset(1) + 30);
+        UNIT_CHECK(fix(part, uid, "record_corrupt") > 0);
+        verify(part, uid, all4, 2);
+        char *f3 = path_in(part, uid, "3.");
+        UNIT_CHECK(file_size(f3) > 0);
+        UNIT_EQ_INT(mailbox_open(part, uid, "user/fred", &mb), 0);
+        struct index_record r;
+        UNIT_EQ_INT(mailbox_record(mb, 3, &r), 1);
+        UNIT_CHECK(r.flags & FLAG_EXPUNGED);
+        UNIT_EQ_INT(r.expunged_at, r3.expunged_at);
+        UNIT_EQ_INT(mailbox_header(mb)->expunged, 1);
+        struct index_record *recs;
+        size_t nr;
+        UNIT_EQ_INT(mailbox_retained(mb, NULL, 0, &recs, &nr), 0);
+        UNIT_EQ_INT(nr, 1);
+        free(recs);
+        mailbox_close(&mb);
+        UNIT_EQ_INT(clean(part, uid), 0);
+        free(f3);
+        free(ip9);
     }
 
     char *cmd = xasprintf("rm -rf %s", dir);

@@ -7,7 +7,7 @@
 #include "core/log.h"
 #include "core/priv.h"
 #include "core/xmalloc.h"
-#include "store/kv.h"
+#include "store/store.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -331,9 +331,8 @@ int main(int argc, char **argv)
 
     /* Recovery needs the environment to itself: no worker exists yet. It runs as the service
      * user so the files it creates belong to that user. */
-    char *dbdir = xasprintf("%s/db", configdir);
-    if (kv_env_recover(dbdir)) {
-        die(EXIT_OTHER, "database recovery in %s failed (the reason is in the log)", dbdir);
+    if (store_db_recover(mc)) {
+        die(EXIT_OTHER, "database recovery in %s/db failed (the reason is in the log)", configdir);
     }
     struct passwd *me = getpwuid(geteuid());
     log_notice("started", "pid=%d config=%s services=%zu user=%s", (int)getpid(),
@@ -347,7 +346,6 @@ int main(int argc, char **argv)
     g_pidfd = -1;
     log_notice("stopped", "pid=%d exit=%d", (int)getpid(), rc);
     master_fini();
-    free(dbdir);
     free(pidfile);
     free(configdir);
     free(pwname);

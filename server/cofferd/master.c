@@ -7,8 +7,7 @@
 #include "core/xmalloc.h"
 #include "net/conntab.h"
 #include "net/listen.h"
-#include "store/dupdb.h"
-#include "store/kv.h"
+#include "store/store.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -562,20 +561,8 @@ static int min_timeout(int cur, long long when, long long now)
 static void maintenance(void)
 {
     db_failchk();
-    char *dir = xasprintf("%s/db", config_str(g_cfg, CFG_CONFIGDIR));
-    struct kv_env *env = NULL;
-    struct dupdb *dup = NULL;
-    if (kv_env_open(dir, &env) == 0) {
-        if (kv_checkpoint(env)) log_warn("checkpoint_failed", "dir=%s", log_quote(dir));
-        if (dupdb_open(env, &dup) == 0) {
-            int64_t before = (int64_t)time(NULL) - config_int(g_cfg, CFG_DUPLICATE_LIFETIME);
-            int n = dupdb_prune(dup, before);
-            if (n > 0) log_info("duplicates_pruned", "count=%d", n);
-            dupdb_close(&dup);
-        }
-        kv_env_close(&env);
-    }
-    free(dir);
+    int n = store_db_maintain(g_cfg);
+    if (n > 0) log_info("duplicates_pruned", "count=%d", n);
 }
 
 /* run_maintenance: maintenance() every db_checkpoint_interval (not while stopping);

@@ -5,7 +5,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "net/conntab.h"
-#include "store/kv.h"
+#include "store/store.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,13 +85,11 @@ void service_release(struct service *s)
     service_free(s);
 }
 
-/* db_failchk: free the database locks and transactions of dead workers (kv_failchk), so a
- * worker killed in the middle of a transaction cannot make the others wait forever. */
+/* db_failchk: free the database locks and transactions of dead workers (store_db_failchk),
+ * so a worker killed in the middle of a transaction cannot make the others wait forever. */
 void db_failchk(void)
 {
-    char *dir = xasprintf("%s/db", config_str(g_cfg, CFG_CONFIGDIR));
-    kv_failchk(dir);
-    free(dir);
+    store_db_failchk(g_cfg);
 }
 
 void reap(long long now)

@@ -47,7 +47,7 @@ static int parse_flags(const struct imap_arg *list, const char *rights, uint32_t
 }
 
 struct quota_rock {
-    struct quotadb *q;
+    struct store *st;
     const char *root;
 };
 
@@ -57,7 +57,7 @@ static int quota_check(void *rock, const char *uniqueid, uint64_t add_bytes, uin
     struct quota_rock *qr = rock;
     struct quota qt;
     (void)uniqueid;
-    int r = quotadb_get(qr->q, NULL, qr->root, &qt);
+    int r = store_quota_get(qr->st, qr->root, &qt);
     if (r < 0) return r;
     if (r == 1 && quota_would_exceed(&qt, (int64_t)add_bytes, (int64_t)add_msgs)) return CF_E_QUOTA;
     return 0;
@@ -171,10 +171,10 @@ void cmd_append(struct client *c, const struct imap_command *cmd)
         goto done;
     }
     int have_root = 0;
-    struct quota_rock qr = { c->store->quota, NULL };
+    struct quota_rock qr = { c->store, NULL };
     struct mailbox_quota q = { quota_check, &qr };
     if (!r) {
-        have_root = quotadb_find_root(c->store->quota, NULL, buf_cstr(&name), &root);
+        have_root = store_quota_root(c->store, buf_cstr(&name), &root);
         if (have_root < 0) r = have_root;
         qr.root = buf_cstr(&root);
     }
@@ -189,7 +189,7 @@ void cmd_append(struct client *c, const struct imap_command *cmd)
         goto done;
     }
     if (have_root == 1)
-        quotadb_apply_delta(c->store->quota, NULL, buf_cstr(&root), (int64_t)total, (int64_t)n, 0);
+        store_quota_charge(c->store, buf_cstr(&root), (int64_t)total, (int64_t)n);
     quotalock_release(&qlock);
 
     /* RFC 4315 section 3: APPENDUID uidvalidity uid-set (one commit: consecutive uids) */

@@ -29,13 +29,13 @@ static int quota_check(void *rock, const char *uniqueid, uint64_t add_bytes, uin
     q->msgs = add_msgs;
     if (!q->has_root) return 0;
     /* read the usage now, under the target's lock, so parallel copies see each other */
-    int r = quotadb_get(q->st->quota, NULL, buf_cstr(&q->root), &q->qt);
+    int r = store_quota_get(q->st, buf_cstr(&q->root), &q->qt);
     if (r < 0) return r;
     if (r == 0) return 0;
     return quota_would_exceed(&q->qt, (int64_t)add_bytes, add_msgs) ? CF_E_QUOTA : 0;
 }
 
-/* uidset_pairs_append: the COPYUID source and destination sets, in corresponding order, with
+/* copyuid_append: the COPYUID source and destination sets, in corresponding order, with
  * runs that are consecutive in both written as ranges (RFC 4315 section 3 uid-set). */
 static void copyuid_append(const uint32_t *src, const uint32_t *dst, size_t n, struct buf *out)
 {
@@ -144,7 +144,7 @@ static void do_copy(struct client *c, const struct imap_command *cmd, int move)
         imapd_reply_error(c, cmd->tag, r);
         goto out;
     }
-    r = quotadb_find_root(c->store->quota, NULL, buf_cstr(&name), &q.root);
+    r = store_quota_root(c->store, buf_cstr(&name), &q.root);
     if (r < 0) {
         imapd_reply_error(c, cmd->tag, r);
         goto out;
@@ -170,12 +170,7 @@ static void do_copy(struct client *c, const struct imap_command *cmd, int move)
         imapd_reply_error(c, cmd->tag, r);
         goto out;
     }
-    if (q.has_root && (q.bytes || q.msgs)) {
-        int qr = quotadb_apply_delta(c->store->quota, NULL, buf_cstr(&q.root), q.bytes, q.msgs, 0);
-        if (qr < 0)
-            log_warn("quota_charge_failed", "root=%s error=%s", log_quote(buf_cstr(&q.root)),
-                     cf_strerror(qr));
-    }
+    if (q.has_root) store_quota_charge(c->store, buf_cstr(&q.root), q.bytes, q.msgs);
     quotalock_release(&qlock);
     buf_printf(&b, "[COPYUID %u ", (unsigned)mailbox_header(dst)->uidvalidity);
     copyuid_append(uids, dst_uids, n, &b);

@@ -1,6 +1,6 @@
 /* cmd-fetch.c: FETCH and UID FETCH (RFC 3501 sections 6.4.5, 6.4.8, 7.4.2): every data item,
- * answered from the index record and the cache file, reading the message file only for body
- * data, which is streamed from its mapping. */
+ * answered through the message handle (store/mail.h: index record and cache entry, the message
+ * file only for body data), which is streamed from its mapping. */
 #include "imapd.h"
 #include "selected.h"
 #include "core/error.h"
@@ -10,6 +10,7 @@
 #include "mime/decode.h"
 #include "mime/mime.h"
 #include "net/stream.h"
+#include "store/mail.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,19 +37,14 @@ struct fetch {
     size_t n, alloc;
     int uid_cmd;
     int has_flags, has_uid;
-    int need_cache;         /* ENVELOPE, BODY, BODYSTRUCTURE, or a section with part numbers */
     int set_seen;           /* BODY[...] without PEEK, RFC822, RFC822.TEXT */
     int need_map;           /* body data other than the top-level header */
     int io_failed;          /* writing to the client failed: the session ends */
     int direct_written;     /* part of this message's response is already out */
-    /* per message */
+    /* per message: the handle is re-pointed at each one (its buffers are reused) */
     uint32_t uid;
-    struct index_record rec;
-    struct cache_entry ce;
-    int have_cache;
-    const char *map;
-    size_t map_len;
-    int mapped;
+    struct mail *mail;
+    const struct index_record *rec;
     struct buf out;
 };
 
@@ -64,10 +60,8 @@ static void att_add(struct fetch *f, enum fetch_kind kind, const struct imap_sec
     switch (kind) {
     case FA_FLAGS: f->has_flags = 1; break;
     case FA_UID: f->has_uid = 1; break;
-    case FA_ENVELOPE: case FA_BODY: case FA_BODYSTRUCTURE: f->need_cache = 1; break;
     case FA_RFC822: case FA_RFC822_TEXT: f->set_seen = f->need_map = 1; break;
     case FA_SECTION:
-        if (sec->nparts) f->need_cache = 1;
         if (sec->nparts || sec->text == IMAP_SECTION_NONE || sec->text == IMAP_SECTION_TEXT)
             f->need_map = 1;
         if (strcmp(sec->name, "BODY.PEEK")) f->set_seen = 1;
@@ -125,62 +119,6 @@ static const char *parse_atts(struct fetch *f, const struct imap_arg *a)
 }
 
 /* ---- data of one message ---- */
-
-static int load_map(struct fetch *f)
-{
-    if (f->mapped) return 0;
-    int r = mailbox_message_map(f->sel->mb, f->uid, &f->map, &f->map_len);
-    if (r < 0) return r;
-    f->mapped = 1;
-    return 0;
-}
-
-static void unload(struct fetch *f)
-{
-    if (f->mapped) mailbox_message_unmap(f->map, f->map_len);
-    f->mapped = 0;
-    f->map = NULL;
-    f->map_len = 0;
-    if (f->have_cache) cache_entry_fini(&f->ce);
-    f->have_cache = 0;
-}
-
-static int load_cache(struct fetch *f)
-{
-    if (f->have_cache) return 0;
-    cache_entry_init(&f->ce);
-    f->have_cache = 1;
-    return mailbox_cache_fetch(f->sel->mb, f->uid, &f->ce);
-}
-
-/* top_header: the message's top-level header block (with its empty line): from the cache when
- * it holds it whole, else from the message file. */
-static int top_header(struct fetch *f, const char **p, size_t *len)
-{
-    if (f->need_cache && f->have_cache && f->ce.present[CACHE_HEADER] &&
-        f->ce.f[CACHE_HEADER].len == f->rec.header_size) {
-        *p = f->ce.f[CACHE_HEADER].s;
-        *len = f->ce.f[CACHE_HEADER].len;
-        return 0;
-    }
-    if (!f->need_cache || !f->have_cache) {
-        /* only load the cache for the header when the message file is not mapped anyway */
-        if (!f->mapped && f->rec.header_size <= CACHE_HEADER_MAX) {
-            int r = load_cache(f);
-            if (r < 0) return r;
-            if (f->ce.present[CACHE_HEADER] && f->ce.f[CACHE_HEADER].len == f->rec.header_size) {
-                *p = f->ce.f[CACHE_HEADER].s;
-                *len = f->ce.f[CACHE_HEADER].len;
-                return 0;
-            }
-        }
-    }
-    int r = load_map(f);
-    if (r < 0) return r;
-    *p = f->map;
-    *len = f->rec.header_size <= f->map_len ? f->rec.header_size : f->map_len;
-    return 0;
-}
 
 /* emit_literal: {N} CRLF and the bytes; long data goes straight to the stream. */
 static int emit_literal(struct fetch *f, const char *p, size_t len)
@@ -247,7 +185,7 @@ static void header_filter(const struct imap_section *sec, const char *h, size_t 
     buf_appends(out, "\r\n");
 }
 
-/* emit_header_text: header text (a top-level header, or an encapsulated message's) per the
+/* emit_header_part: header text (a top-level header, or an encapsulated message's) per the
  * section: all of it (HEADER) or filtered. */
 static int emit_header_part(struct fetch *f, const struct imap_section *sec, const char *h,
                             size_t len)
@@ -262,6 +200,8 @@ static int emit_header_part(struct fetch *f, const struct imap_section *sec, con
 
 static int emit_section(struct fetch *f, const struct imap_section *sec)
 {
+    const char *p;
+    size_t len;
     int r;
     imap_section_format(sec, 1, &f->out);
     buf_putc(&f->out, ' ');
@@ -272,38 +212,34 @@ static int emit_section(struct fetch *f, const struct imap_section *sec)
         case IMAP_SECTION_HEADER_FIELDS_NOT: {
             const char *h;
             size_t hl;
-            if ((r = top_header(f, &h, &hl)) < 0) return r;
+            if ((r = mail_header(f->mail, &h, &hl)) < 0) return r;
             return emit_header_part(f, sec, h, hl);
         }
         case IMAP_SECTION_TEXT:
-            if ((r = load_map(f)) < 0) return r;
-            if (f->rec.header_size > f->map_len) return emit_partial(f, sec, "", 0);
-            return emit_partial(f, sec, f->map + f->rec.header_size,
-                                f->map_len - f->rec.header_size);
+            if ((r = mail_body(f->mail, &p, &len)) < 0) return r;
+            return emit_partial(f, sec, p, len);
         default:
-            if ((r = load_map(f)) < 0) return r;
-            return emit_partial(f, sec, f->map, f->map_len);
+            if ((r = mail_message(f->mail, &p, &len)) < 0) return r;
+            return emit_partial(f, sec, p, len);
         }
     }
-    if ((r = load_cache(f)) < 0) return r;
     char spec[16 * 11 + 1];
     size_t sl = 0;
     for (size_t i = 0; i < sec->nparts && sl < sizeof spec - 12; i++)
         sl += (size_t)snprintf(spec + sl, sizeof spec - sl, "%s%u", i ? "." : "",
                                (unsigned)sec->parts[i]);
     struct mime_section ms;
-    const struct buf *tab = &f->ce.f[CACHE_SECTIONS];
-    if (sec->nparts > 16 || !f->ce.present[CACHE_SECTIONS] ||
-        !mime_section_find(tab->s, tab->len, spec, &ms)) {
+    if (sec->nparts > 16 || (r = mail_section_find(f->mail, spec, &ms)) == 0) {
         buf_appends(&f->out, "NIL");
         return 0;
     }
-    if ((r = load_map(f)) < 0) return r;
-    uint64_t off, len;
+    if (r < 0) return r;
+    if ((r = mail_message(f->mail, &p, &len)) < 0) return r;
+    uint64_t off, plen;
     switch (sec->text) {
     case IMAP_SECTION_MIME:
         off = ms.header_off;
-        len = ms.header_len;
+        plen = ms.header_len;
         break;
     case IMAP_SECTION_HEADER:
     case IMAP_SECTION_HEADER_FIELDS:
@@ -315,36 +251,39 @@ static int emit_section(struct fetch *f, const struct imap_section *sec)
         }
         if (sec->text == IMAP_SECTION_TEXT) {
             off = ms.body_off + ms.msg_header_len;
-            len = ms.body_len >= ms.msg_header_len ? ms.body_len - ms.msg_header_len : 0;
+            plen = ms.body_len >= ms.msg_header_len ? ms.body_len - ms.msg_header_len : 0;
         } else {
             off = ms.body_off;
-            len = ms.msg_header_len;
+            plen = ms.msg_header_len;
         }
         break;
     default:
         off = ms.body_off;
-        len = ms.body_len;
+        plen = ms.body_len;
         break;
     }
     /* the table comes from the cache file, which may be damaged or stale: check bounds */
-    if (off > f->map_len || len > f->map_len - off) {
+    if (off > len || plen > len - off) {
         log_warn("imap_fetch_bad_section", "uid=%u part=%s", (unsigned)f->uid, spec);
         buf_appends(&f->out, "NIL");
         return 0;
     }
     if (sec->text == IMAP_SECTION_HEADER_FIELDS || sec->text == IMAP_SECTION_HEADER_FIELDS_NOT ||
         sec->text == IMAP_SECTION_HEADER)
-        return emit_header_part(f, sec, f->map + off, (size_t)len);
-    return emit_partial(f, sec, f->map + off, (size_t)len);
+        return emit_header_part(f, sec, p + off, (size_t)plen);
+    return emit_partial(f, sec, p + off, (size_t)plen);
 }
 
-static int cache_field(struct fetch *f, enum cache_field id, const char *name)
+/* cached_text: "NAME text" with the IMAP text the store computed at append, or NIL. */
+static int cached_text(struct fetch *f, enum mail_field field, const char *name)
 {
-    int r = load_cache(f);
+    const char *p;
+    size_t len;
+    int r = mail_field(f->mail, field, &p, &len);
     if (r < 0) return r;
     buf_appends(&f->out, name);
     buf_putc(&f->out, ' ');
-    if (f->ce.present[id] && f->ce.f[id].len) buf_append(&f->out, f->ce.f[id].s, f->ce.f[id].len);
+    if (len) buf_append(&f->out, p, len);
     else buf_appends(&f->out, "NIL");
     return 0;
 }
@@ -354,7 +293,9 @@ static int cache_field(struct fetch *f, enum cache_field id, const char *name)
 static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
 {
     /* map first: a message file that vanished is found before any byte of the reply is out */
-    int r = f->need_map ? load_map(f) : 0;
+    const char *p;
+    size_t len;
+    int r = f->need_map ? mail_message(f->mail, &p, &len) : 0;
     if (r < 0) return r;
     if (flags_changed || f->has_flags) selected_keywords_announce(f->c);
     f->direct_written = 0;
@@ -369,7 +310,7 @@ static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
     if (flags_changed && !f->has_flags) {
         SEP();
         buf_appends(&f->out, "FLAGS ");
-        selected_flags_append(f->sel, &f->rec, &f->out);
+        selected_flags_append(f->sel, f->rec, &f->out);
     }
     for (size_t i = 0; i < f->n && r == 0; i++) {
         const struct fetch_att *a = &f->atts[i];
@@ -377,44 +318,38 @@ static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
         switch (a->kind) {
         case FA_FLAGS:
             buf_appends(&f->out, "FLAGS ");
-            selected_flags_append(f->sel, &f->rec, &f->out);
+            selected_flags_append(f->sel, f->rec, &f->out);
             break;
         case FA_UID:
             buf_printf(&f->out, "UID %u", (unsigned)f->uid);
             break;
         case FA_INTERNALDATE:
             buf_appends(&f->out, "INTERNALDATE ");
-            imap_datetime_append(f->rec.internaldate, &f->out);
+            imap_datetime_append(f->rec->internaldate, &f->out);
             break;
         case FA_SIZE:
-            buf_printf(&f->out, "RFC822.SIZE %llu", (unsigned long long)f->rec.size);
+            buf_printf(&f->out, "RFC822.SIZE %llu", (unsigned long long)f->rec->size);
             break;
         case FA_ENVELOPE:
-            r = cache_field(f, CACHE_ENVELOPE, "ENVELOPE");
+            r = cached_text(f, MAIL_ENVELOPE, "ENVELOPE");
             break;
         case FA_BODY:
-            r = cache_field(f, CACHE_BODY, "BODY");
+            r = cached_text(f, MAIL_BODY, "BODY");
             break;
         case FA_BODYSTRUCTURE:
-            r = cache_field(f, CACHE_BODYSTRUCTURE, "BODYSTRUCTURE");
+            r = cached_text(f, MAIL_BODYSTRUCTURE, "BODYSTRUCTURE");
             break;
         case FA_RFC822:
             buf_appends(&f->out, "RFC822 ");
-            if ((r = load_map(f)) == 0) r = emit_literal(f, f->map, f->map_len);
+            if ((r = mail_message(f->mail, &p, &len)) == 0) r = emit_literal(f, p, len);
             break;
-        case FA_RFC822_HEADER: {
-            const char *h;
-            size_t hl;
+        case FA_RFC822_HEADER:
             buf_appends(&f->out, "RFC822.HEADER ");
-            if ((r = top_header(f, &h, &hl)) == 0) r = emit_literal(f, h, hl);
+            if ((r = mail_header(f->mail, &p, &len)) == 0) r = emit_literal(f, p, len);
             break;
-        }
         case FA_RFC822_TEXT:
             buf_appends(&f->out, "RFC822.TEXT ");
-            if ((r = load_map(f)) == 0) {
-                size_t hs = f->rec.header_size <= f->map_len ? f->rec.header_size : f->map_len;
-                r = emit_literal(f, f->map + hs, f->map_len - hs);
-            }
+            if ((r = mail_body(f->mail, &p, &len)) == 0) r = emit_literal(f, p, len);
             break;
         case FA_SECTION:
             r = emit_section(f, a->sec);
@@ -496,21 +431,22 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
         goto out;
     }
     int gone = 0;
+    f.mail = mail_new(f.sel->mb);
     for (size_t i = 0; i < msgs.count && r == 0; i++) {
         for (uint64_t m = msgs.r[i].lo; m <= msgs.r[i].hi && r == 0; m++) {
             f.uid = selected_uid(f.sel, (uint32_t)m);
-            int rr = mailbox_record(f.sel->mb, f.uid, &f.rec);
+            mail_set_uid(f.mail, f.uid);
+            int rr = mail_record(f.mail, &f.rec);
             if (rr < 0) {
                 r = rr;
                 break;
             }
             /* RFC 2180 section 4.1: expunged elsewhere but still numbered here */
-            if (rr == 0 || (f.rec.flags & FLAG_EXPUNGED)) {
+            if (rr == 0) {
                 gone = 1;
                 continue;
             }
             r = fetch_one(&f, (uint32_t)m, imap_seqset_contains(&seen_now, f.uid));
-            unload(&f);
             if (r == CF_E_NOTFOUND && !f.direct_written) {   /* the file went away: expunged */
                 gone = 1;
                 r = 0;
@@ -538,7 +474,7 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
     }
 out:
-    unload(&f);
+    mail_free(&f.mail);
     buf_fini(&f.out);
     free(f.atts);
     imap_seqset_fini(&msgs);

@@ -1,7 +1,6 @@
 /* cmd-idle.c: IDLE (RFC 2177): push the selected mailbox's changes as they happen until the
- * client says DONE. Changes are noticed through inotify on the mailbox directory (a commit
- * rewrites the index there), with a periodic sync as the fallback when inotify is missing or
- * an event is lost. */
+ * client says DONE. Commits are noticed through the store's mailbox watch, with a periodic
+ * sync as the fallback when the watch cannot be had or an event is lost. */
 #include "imapd.h"
 #include "selected.h"
 #include "core/config.h"
@@ -9,20 +8,17 @@
 #include "core/log.h"
 #include "net/stream.h"
 #include "net/worker.h"
-#include <errno.h>
-#include <poll.h>
+#include "store/mailbox-watch.h"
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/inotify.h>
 #include <time.h>
-#include <unistd.h>
 
 /* How long IDLE may last without DONE: RFC 2177 asks clients to re-issue it every 29 minutes,
  * so the session's own idle timeout is stretched to at least 31 minutes. */
 #define IDLE_MIN_SECONDS (31 * 60)
-/* Periodic sync: with inotify a safety net; without it, how late an update may come. */
-#define IDLE_POLL_MS_INOTIFY 5000
+/* Periodic sync: with the watch a safety net; without it, how late an update may come. */
+#define IDLE_POLL_MS_WATCH 5000
 #define IDLE_POLL_MS_PLAIN 300
 
 static int64_t now_ms(void)
@@ -30,27 +26,6 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* watch_open: an inotify fd watching the selected mailbox's directory, or -1. */
-static int watch_open(struct client *c)
-{
-    if (!c->sel) return -1;
-    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (fd < 0) return -1;
-    if (inotify_add_watch(fd, mailbox_dir(c->sel->mb),
-                          IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE_SELF |
-                              IN_MOVE_SELF) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static void watch_drain(int fd)
-{
-    char b[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-    while (read(fd, b, sizeof b) > 0) {}
 }
 
 /* push: sync and send what changed, then flush. 0, or <0 when the session must end. */
@@ -81,25 +56,26 @@ void cmd_idle(struct client *c, const struct imap_command *cmd)
     if (limit < IDLE_MIN_SECONDS) limit = IDLE_MIN_SECONDS;
     if (limit > INT32_MAX) limit = INT32_MAX;   /* L13: a huge duration must not overflow */
     int64_t deadline = now_ms() + limit * 1000;
-    int wfd = watch_open(c);
-    int poll_ms = wfd >= 0 ? IDLE_POLL_MS_INOTIFY : IDLE_POLL_MS_PLAIN;
+    struct mailbox_watch *watch = NULL;
+    if (c->sel && mailbox_watch_open(c->sel->mb, &watch) < 0) watch = NULL;
+    int poll_ms = watch ? IDLE_POLL_MS_WATCH : IDLE_POLL_MS_PLAIN;
     struct buf line = BUF_INIT;
     stream_puts(c->stream, "+ idling\r\n");
     if (push(c) < 0) goto out;
     for (;;) {
-        int r = stream_wait_readable(c->stream, 0);
+        /* the first look does not wait: input already there is read before anything is pushed */
+        int r = stream_wait_readable(c->stream, -1, 0);
         if (r == 0) {
             if (worker_shutdown) r = CF_E_SHUTDOWN;
             else if (now_ms() >= deadline) r = CF_E_TIMEOUT;
         }
         if (r == 0) {
-            struct pollfd pf[2] = { { stream_fd(c->stream), POLLIN, 0 }, { wfd, POLLIN, 0 } };
-            int pr = poll(pf, wfd >= 0 ? 2 : 1, poll_ms);
-            if (pr < 0 && errno != EINTR) r = CF_E_IO;
-            if (pr > 0 && wfd >= 0 && (pf[1].revents & POLLIN)) watch_drain(wfd);
-            if (r == 0 && push(c) < 0) goto out;
-            if (pr > 0 && (pf[0].revents & (POLLIN | POLLHUP | POLLERR))) r = 1;
-            if (r == 0) continue;
+            r = stream_wait_readable(c->stream, watch ? mailbox_watch_fd(watch) : -1, poll_ms);
+            int changed = r > 0 && (r & STREAM_WAIT_EXTRA) ? mailbox_watch_changed(watch) : 0;
+            /* a timeout is the periodic sync; a watch event that was no commit needs none */
+            if ((r == 0 || changed) && push(c) < 0) goto out;
+            if (r >= 0 && !(r & STREAM_WAIT_INPUT)) continue;
+            if (r > 0) r = 1;
         }
         if (r == 1) {
             r = stream_read_line(c->stream, &line);
@@ -120,6 +96,6 @@ void cmd_idle(struct client *c, const struct imap_command *cmd)
         break;
     }
 out:
-    if (wfd >= 0) close(wfd);
+    mailbox_watch_close(&watch);
     buf_fini(&line);
 }

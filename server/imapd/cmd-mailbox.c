@@ -65,7 +65,7 @@ static int own_inbox(const struct client *c, const char *name)
  * existing ancestor (RFC 4314 section 4, CREATE), or, when no ancestor exists, the mailbox
  * lies in the user's own hierarchy or the user is an administrator. The list is read through
  * txn (NULL: each lookup on its own). 1 yes, 0 no, or an error. */
-static int may_create_in(struct client *c, struct kv_txn *txn, const char *name)
+static int may_create_in(struct client *c, struct store_txn *txn, const char *name)
 {
     struct buf parent = BUF_INIT, cur = BUF_INIT;
     struct mboxlist_entry e;
@@ -80,7 +80,7 @@ static int may_create_in(struct client *c, struct kv_txn *txn, const char *name)
             buf_fini(&owner);
             break;
         }
-        r = mboxlist_lookup(c->store->mboxlist, txn, buf_cstr(&parent), &e);
+        r = store_lookup_in(c->store, txn, buf_cstr(&parent), &e);
         if (r < 0) break;
         if (r == 1) {
             r = acl_has(c, buf_cstr(&parent), e.acl, 'k');
@@ -169,7 +169,7 @@ static int check_mailbox_limit(struct client *c, const char *name)
     if (r < 0) goto done;
     cr.n = r;
     buf_putc(&inbox, MBOXNAME_SEP);
-    r = mboxlist_foreach(c->store->mboxlist, NULL, buf_cstr(&inbox), count_cb, &cr);
+    r = store_mailbox_foreach(c->store, buf_cstr(&inbox), count_cb, &cr);
     if (r < 0) goto done;
     r = cr.n + adding > max ? CF_E_LIMIT : 0;
     if (r) log_notice("mailbox_limit", "owner=%s limit=%lld", log_quote(buf_cstr(&owner)), max);
@@ -334,14 +334,14 @@ done:
     return r;
 }
 
-/* rename_check: the mboxlist_rename_checked hook of RENAME (H3 of the 2026-12 review): every
+/* rename_check: the store_rename_with_check hook of RENAME (H3 of the 2026-12 review): every
  * mailbox that moves needs 'x' (RFC 4314 section 4: RENAME needs 'x' on the source; a child
  * moves with it, so it is a source too, and a child the user cannot see must not be carried
  * off), and the new name of the top one needs 'k' on its new parent. Run inside the rename's
  * transaction, so the rights checked are the rights in force when the list changes. */
 struct rename_check { struct client *c; const char *top; };
 
-static int rename_check(struct kv_txn *txn, const char *oldname, const char *newname,
+static int rename_check(struct store_txn *txn, const char *oldname, const char *newname,
                         const struct mboxlist_entry *e, void *rock)
 {
     struct rename_check *rc = rock;
@@ -389,7 +389,7 @@ void cmd_rename(struct client *c, const struct imap_command *cmd)
             r = CF_E_PARSE;   /* nobody's INBOX by renaming */
         } else {
             struct rename_check rc = { c, f };
-            r = store_rename_checked(c->store, f, t, NULL, rename_check, &rc);
+            r = store_rename_with_check(c->store, f, t, rename_check, &rc);
             if (r > 0) r = 0;
         }
         if (r == CF_E_EXISTS) r = taken_error(c, t);
@@ -420,18 +420,9 @@ static void subscribe(struct client *c, const struct imap_command *cmd, int add)
         goto done;
     }
     if (!need_store(c, cmd->tag) || !one_mailbox_arg(c, cmd, 0, 0, &name)) goto done;
-    int r = 0;
-    long long max = config_int(c->ws->cfg, CFG_MAX_SUBSCRIPTIONS_PER_USER);
-    if (add && max > 0 && subs_is_subscribed(c->store->subs, NULL, c->user, buf_cstr(&name)) == 0) {
-        /* L8 of the 2026-12 review: a bounded list (LSUB reads it whole) */
-        struct strarr subs = STRARR_INIT;
-        r = subs_list(c->store->subs, NULL, c->user, &subs);
-        if (!r && (long long)subs.count >= max) r = CF_E_LIMIT;
-        strarr_fini(&subs);
-    }
-    if (!r)
-        r = add ? subs_add(c->store->subs, NULL, c->user, buf_cstr(&name))
-                : subs_remove(c->store->subs, NULL, c->user, buf_cstr(&name));
+    /* max_subscriptions_per_user bounds the list (L8 of the 2026-12 review: LSUB reads it whole) */
+    int r = add ? store_subscribe(c->store, c->user, buf_cstr(&name), 1)
+                : store_unsubscribe(c->store, c->user, buf_cstr(&name));
     if (r) {
         imapd_reply_error(c, cmd->tag, r);
         goto done;
@@ -504,7 +495,7 @@ static int shared_unseen(struct store *st, const struct mboxlist_entry *e, const
     imap_seqset_init(&set);
     struct mailbox *mb = NULL;
     const char *err = NULL;
-    int r = seendb_get(st->seen, NULL, e->uniqueid, user, &text);
+    int r = store_seen_get(st, e->uniqueid, user, &text);
     if (r >= 0 && text.len && imap_seqset_parse(&set, text.s, text.len, &err) < 0)
         imap_seqset_clear(&set);                 /* a bad record reads as "nothing seen" */
     const char *path = store_partition_path(st, e->partition);
@@ -599,7 +590,7 @@ struct list_rock {
     const char *pattern;            /* UTF-8, user's view */
     struct mboxname_pattern *cpat;  /* LSUB: pattern compiled */
     struct strarr parents;          /* \Noselect parents already sent */
-    const struct strarr *subs;      /* LSUB: the subscribed internal names */
+    const struct strarr *subscribed; /* LSUB: the subscribed internal names */
     unsigned status[8];             /* LIST-STATUS items (RFC 5819) */
     size_t nstatus;
     struct buf line, imapname, iname;
@@ -637,7 +628,7 @@ static void send_parent(struct list_rock *l, const char *anc)
     int exists = 0;
     if (!mboxname_from_external(l->c->user, anc, &l->iname)) {
         if (l->lsub) {
-            exists = strarr_find(l->subs, buf_cstr(&l->iname)) >= 0;
+            exists = strarr_find(l->subscribed, buf_cstr(&l->iname)) >= 0;
         } else if (store_lookup(l->c->store, buf_cstr(&l->iname), &e) == 1) {
             exists = acl_has(l->c, buf_cstr(&l->iname), e.acl, 'l');
         }
@@ -648,7 +639,7 @@ static void send_parent(struct list_rock *l, const char *anc)
 }
 
 /* list_visible: LIST shows only what the user has 'l' on (RFC 4314 section 4); tested
- * before the pattern is matched (mboxlist_list_visible). */
+ * before the pattern is matched (store_list). */
 static int list_visible(const char *name, const struct mboxlist_entry *e, void *rock)
 {
     struct list_rock *l = rock;
@@ -670,7 +661,7 @@ static int list_cb(const char *extname, size_t matchlen, const char *name,
     struct buf attrs = BUF_INIT;
     /* the user's own INBOX has no children in their view: "INBOX/x" cannot exist, and the
      * folders stored below user/NAME are INBOX's siblings */
-    int kids = own_inbox(c, name) ? 0 : mboxlist_has_children(c->store->mboxlist, NULL, name);
+    int kids = own_inbox(c, name) ? 0 : store_has_children(c->store, name);
     buf_appends(&attrs, kids > 0 ? "\\HasChildren" : "\\HasNoChildren");
     /* RFC 6154 section 2: special-use attributes from the mailbox list entry */
     struct strarr words = STRARR_INIT;
@@ -694,8 +685,8 @@ static void lsub_all(struct list_rock *l)
 {
     struct strarr subs = STRARR_INIT;
     struct buf ext = BUF_INIT;
-    l->subs = &subs;
-    int r = subs_list(l->c->store->subs, NULL, l->c->user, &subs);
+    l->subscribed = &subs;
+    int r = store_subscriptions(l->c->store, l->c->user, &subs);
     if (r) l->err = r;
     for (size_t i = 0; !r && i < subs.count; i++) {
         if (mboxname_to_external(l->c->user, subs.v[i], &ext)) continue;
@@ -716,7 +707,7 @@ static void lsub_all(struct list_rock *l)
             }
         }
     }
-    l->subs = NULL;
+    l->subscribed = NULL;
     buf_fini(&ext);
     strarr_fini(&subs);
 }
@@ -797,8 +788,7 @@ static void list_or_lsub(struct client *c, const struct imap_command *cmd, int l
             if (!r) r = l.err;
             mboxname_pattern_free(&l.cpat);
         } else {
-            r = mboxlist_list_visible(c->store->mboxlist, NULL, c->user, l.pattern,
-                                      list_visible, list_cb, &l);
+            r = store_list(c->store, c->user, l.pattern, list_visible, list_cb, &l);
         }
         if (r < 0) {
             imapd_reply_error(c, cmd->tag, r);

@@ -16,7 +16,6 @@
 #include "core/xmalloc.h"
 #include "store/acl.h"
 #include "store/mboxname.h"
-#include "store/quotalock.h"
 #include "store/store.h"
 #include <errno.h>
 #include <inttypes.h>
@@ -96,7 +95,7 @@ void cmd_getquota(struct client *c, const struct imap_command *cmd)
     if (!root_arg(c, cmd, 0, &root)) goto done;
     struct quota qt;
     int r = may_read_root(c, buf_cstr(&root));
-    if (r == 1) r = quotadb_get(c->store->quota, NULL, buf_cstr(&root), &qt);
+    if (r == 1) r = store_quota_get(c->store, buf_cstr(&root), &qt);
     if (r == 0) {
         client_tagged(c, cmd->tag, "NO [NONEXISTENT] No such quota root");
         goto done;
@@ -140,9 +139,8 @@ void cmd_getquotaroot(struct client *c, const struct imap_command *cmd)
     }
     struct quota qt;
     int have = 0;
-    if (r == 1) r = quotadb_find_root(c->store->quota, NULL, buf_cstr(&name), &root);
     if (r == 1) {
-        r = quotadb_get(c->store->quota, NULL, buf_cstr(&root), &qt);
+        r = store_quota_of(c->store, buf_cstr(&name), &root, &qt);
         have = r == 1;
     }
     if (r < 0) {
@@ -169,31 +167,6 @@ done:
     buf_fini(&ext);
 }
 
-/* recount: the usage of root from the index headers of the mailboxes it governs (root and
- * those below it without a nearer root). */
-struct recount {
-    struct store *st;
-    const char *root;
-    int64_t bytes, msgs;
-    struct buf found;
-};
-
-static int recount_one(const char *name, const struct mboxlist_entry *e, void *rock)
-{
-    struct recount *rc = rock;
-    (void)e;
-    if (strcmp(name, rc->root) && !mboxname_is_descendant(name, rc->root)) return 0;
-    if (quotadb_find_root(rc->st->quota, NULL, name, &rc->found) != 1 ||
-        strcmp(buf_cstr(&rc->found), rc->root))
-        return 0;
-    struct index_header h;
-    if (store_status(rc->st, name, &h) == 0) {
-        rc->bytes += (int64_t)h.quota_used;
-        rc->msgs += h.exists;
-    }
-    return 0;
-}
-
 /* parse_limit: a resource limit number (RFC 9208 section 4.1.3: number64). */
 static int parse_limit(const struct imap_arg *a, int64_t *out)
 {
@@ -214,8 +187,6 @@ static int parse_limit(const struct imap_arg *a, int64_t *out)
 void cmd_setquota(struct client *c, const struct imap_command *cmd)
 {
     struct buf root = BUF_INIT;
-    struct recount rc = { .found = BUF_INIT };
-    int lockfd = -1;
     if (cmd->nargs != 2 || cmd->args[1].type != IMAP_ARG_LIST || cmd->args[1].count % 2) {
         client_tagged(c, cmd->tag, "BAD SETQUOTA needs a quota root and a list of resource "
                       "limits");
@@ -257,7 +228,7 @@ void cmd_setquota(struct client *c, const struct imap_command *cmd)
     struct quota qt;
     int r;
     if (!cmd->args[1].count) {
-        r = quotadb_delete(c->store->quota, NULL, rn);
+        r = store_quota_delete(c->store, rn);
         if (r == CF_E_NOTFOUND) r = 0;
         if (r) {
             imapd_reply_error(c, cmd->tag, r);
@@ -267,23 +238,8 @@ void cmd_setquota(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "OK SETQUOTA completed");
         goto done;
     }
-    /* L14: the recount of a new root is only right under the root's lock */
-    r = quotalock_acquire(c->store, rn, &lockfd);
-    if (r < 0) {
-        imapd_reply_error(c, cmd->tag, r);
-        goto done;
-    }
-    r = quotadb_get(c->store->quota, NULL, rn, &qt);
-    int fresh = r == 0;
-    if (r >= 0) r = quotadb_set_limits(c->store->quota, NULL, rn, storage, messages);
-    if (r == 0 && fresh) {
-        rc.st = c->store;
-        rc.root = rn;
-        r = mboxlist_foreach(c->store->mboxlist, NULL, "", recount_one, &rc);
-        if (r == 0) r = quotadb_set_usage(c->store->quota, NULL, rn, rc.bytes, rc.msgs);
-    }
-    if (r == 0) r = quotadb_get(c->store->quota, NULL, rn, &qt) == 1 ? 0 : CF_E_IO;
-    quotalock_release(&lockfd);
+    /* a new root is counted under its lock (L14), inside store_quota_set */
+    r = store_quota_set(c->store, rn, storage, messages, &qt);
     if (r == CF_E_PARSE) {
         client_tagged(c, cmd->tag, "NO [CANNOT] Invalid quota root");
         goto done;
@@ -297,7 +253,5 @@ void cmd_setquota(struct client *c, const struct imap_command *cmd)
     quota_response(c, rn, &qt);
     client_tagged(c, cmd->tag, "OK SETQUOTA completed");
 done:
-    quotalock_release(&lockfd);
     buf_fini(&root);
-    buf_fini(&rc.found);
 }

@@ -84,8 +84,7 @@ void imapd_quota_warn(struct client *c, const char *name)
     if (pct <= 0 || !c->store) return;
     struct buf root = BUF_INIT;
     struct quota qt;
-    if (quotadb_find_root(c->store->quota, NULL, name, &root) == 1 &&
-        quotadb_get(c->store->quota, NULL, buf_cstr(&root), &qt) == 1) {
+    if (store_quota_of(c->store, name, &root, &qt) == 1) {
         int64_t used = quota_percent(&qt);   /* L6: no overflow, no division by zero */
         if (used >= pct) {
             client_untagged(c, "NO [ALERT] Mailbox is %" PRId64 "%% full", used);

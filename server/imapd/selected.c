@@ -65,7 +65,7 @@ static int seen_load(struct selected *sel, struct imap_seqset *set, struct buf *
 {
     buf_reset(text);
     imap_seqset_clear(set);
-    int r = seendb_get(sel->seen_store->seen, NULL, sel->seen_id, sel->seen_user, text);
+    int r = store_seen_get(sel->seen_store, sel->seen_id, sel->seen_user, text);
     if (r < 0) return r;
     const char *err = NULL;
     if (text->len && imap_seqset_parse(set, text->s, text->len, &err) < 0) {
@@ -131,7 +131,7 @@ int selected_seen_change(struct selected *sel, const uint32_t *uids, size_t n, i
     }
     buf_reset(&text);
     imap_seqset_format(&out, &text);
-    r = seendb_set(sel->seen_store->seen, NULL, sel->seen_id, sel->seen_user, buf_cstr(&text));
+    r = store_seen_set(sel->seen_store, sel->seen_id, sel->seen_user, buf_cstr(&text));
     if (r < 0) goto done;
     imap_seqset_fini(&sel->seen_uids);
     sel->seen_uids = out;

@@ -3,13 +3,15 @@
  * client (RFC 3501 sections 5.2, 6.3.1, 7.4.1).
  *
  * Other command families (SEARCH) read the view through this header:
+ *   struct mail *m = mail_new(sel->mb);                       (store/mail.h)
  *   for (uint32_t msgno = 1; msgno <= selected_count(sel); msgno++) {
- *       uint32_t uid = selected_uid(sel, msgno);
- *       struct index_record rec;
- *       if (mailbox_record(sel->mb, uid, &rec) <= 0) ...   (1 found, 0 gone, <0 corrupt)
- *       ... rec.flags & FLAG_EXPUNGED: expunged by another session, still numbered here ...
- *       selected_is_recent(sel, uid), mailbox_keywords(sel->mb), mailbox_cache_fetch(...)
+ *       mail_set_uid(m, selected_uid(sel, msgno));
+ *       const struct index_record *rec;
+ *       if (mail_record(m, &rec) <= 0) ...   (1 found, 0 gone: expunged by another session
+ *                                             but still numbered here, <0 corrupt)
+ *       selected_is_recent(sel, uid), mailbox_keywords(sel->mb), mail_header(m, ...)
  *   }
+ *   mail_free(&m);
  * The view changes only in selected_sync(), which command_dispatch (commands.c) calls after a
  * command's handler and before its tagged response, and IDLE while it waits, so numbers stay
  * stable for the whole of one command. */

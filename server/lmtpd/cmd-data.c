@@ -18,7 +18,7 @@
 #define DATA_MAX_LINE (1024 * 1024)   /* RFC 5321 says 1000; real mail is longer, not this */
 #define BDAT_MAX_DIGITS 20            /* 18446744073709551615 */
 
-/* safe: s for a header field: control characters become '?'. */
+/* append_safe: append s for a header field: control characters become '?'. */
 static void append_safe(struct buf *b, const char *s)
 {
     for (; *s; s++) buf_putc(b, (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);

@@ -26,7 +26,6 @@
 
 extern char **environ;
 
-#define VACATION_DB "vacation.db"
 #define LOOP_HEADER "X-Coffer-Loop"
 
 /* What became of one recipient. */
@@ -165,23 +164,15 @@ static void vacation(struct client *c, const struct rcpt *r, const struct sieve_
         log_info("vacation_skipped", "user=%s sender=%s", log_quote(r->user), log_quote(sender));
         return;
     }
-    static struct kv_db *db;
     struct store *st = lmtpd_store();
-    if (!db && kv_db_open(st->env, VACATION_DB, KV_TXN_NOSYNC, &db) < 0) {
-        db = NULL;
-        return;
-    }
-    struct buf key = BUF_INIT, val = BUF_INIT;
-    buf_appends(&key, r->user);
-    buf_putc(&key, '\0');
-    buf_appends(&key, sender);
     int64_t now = (int64_t)time(NULL);
     int days = sr->vac_days > 0 ? sr->vac_days : 7;
-    if (kv_get(db, NULL, key.s, key.len, &val) == 1 &&
-        now - atoll(buf_cstr(&val)) < (int64_t)days * 86400) {
+    int answered = store_vacation_check(st, r->user, sender, days, now);
+    if (answered < 0) return;   /* no database: no answer rather than one per message */
+    if (answered) {
         log_info("vacation_suppressed", "user=%s sender=%s", log_quote(r->user),
                  log_quote(sender));
-        goto done;
+        return;
     }
     struct buf head = BUF_INIT;
     buf_printf(&head, "From: <%s>\r\nTo: <%s>\r\n", sr->vac_from ? sr->vac_from : r->addr,
@@ -194,15 +185,10 @@ static void vacation(struct client *c, const struct rcpt *r, const struct sieve_
         buf_appends(&head, "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n");
     /* with :mime the reason carries its own MIME header fields */
     if (sendmail(c, sender, buf_cstr(&head), sr->vac_message, strlen(sr->vac_message)) == 0) {
-        buf_reset(&val);
-        buf_printf(&val, "%lld", (long long)now);
-        kv_put(db, NULL, key.s, key.len, val.s, val.len);
+        store_vacation_mark(st, r->user, sender, now);
         log_info("vacation_sent", "user=%s sender=%s", log_quote(r->user), log_quote(sender));
     }
     buf_fini(&head);
-done:
-    buf_fini(&key);
-    buf_fini(&val);
 }
 
 /* flags_of: RFC 5232 flag names to FLAG_* bits and a NULL-terminated keyword array (caller

@@ -8,6 +8,7 @@
 #include "net/stream.h"
 #include "core/config.h"
 #include "store/acl.h"
+#include "store/mail.h"
 #include "store/mboxname.h"
 #include "store/store.h"
 #include <errno.h>
@@ -306,8 +307,13 @@ int maildrop_send(struct maildrop *d, struct stream *s, uint32_t n, long lines, 
     const char *p;
     size_t len;
     if (n < 1 || n > d->n) return CF_E_NOTFOUND;
-    int r = mailbox_message_map(d->mb, d->uids[n - 1], &p, &len);
-    if (r) return r == CF_E_NOTFOUND ? r : CF_E_AGAIN;   /* never a stream error code */
+    struct mail *m = mail_new(d->mb);
+    mail_set_uid(m, d->uids[n - 1]);
+    int r = mail_message(m, &p, &len);
+    if (r) {
+        mail_free(&m);
+        return r == CF_E_NOTFOUND ? r : CF_E_AGAIN;   /* never a stream error code */
+    }
     size_t want = lines < 0 ? len : top_length(p, len, lines);
     r = stream_puts(s, ok);
     if (!r) r = stream_write(s, "\r\n", 2);
@@ -315,7 +321,7 @@ int maildrop_send(struct maildrop *d, struct stream *s, uint32_t n, long lines, 
     /* the terminating line must start a line of its own */
     if (!r && want && p[want - 1] != '\n') r = stream_write(s, "\r\n", 2);
     if (!r) r = stream_write(s, ".\r\n", 3);
-    mailbox_message_unmap(p, len);
+    mail_free(&m);
     /* RFC 4314 section 4: \Seen needs 's' (without it RETR still reads, as FETCH does) */
     if (!r && seen && maildrop_may(d, 's')) d->state[n - 1] |= MD_SEEN;
     return r;

@@ -57,10 +57,10 @@ int main(int argc, char **argv)
                          STORE_CREATE_PARENTS);
         buf_fini(&acl);
     } else if (!strcmp(op, "quota") && argc == 6) {
-        r = quotadb_set_limits(st->quota, NULL, name, atoll(argv[4]), atoll(argv[5]));
+        r = store_quota_set(st, name, atoll(argv[4]), atoll(argv[5]), NULL);
     } else if (!strcmp(op, "usage")) {
         struct quota q;
-        r = quotadb_get(st->quota, NULL, name, &q);
+        r = store_quota_get(st, name, &q);
         if (r == 1) printf("%lld %lld\n", (long long)q.used_bytes, (long long)q.used_messages);
         r = r == 1 ? 0 : CF_E_NOTFOUND;
     } else if (!strcmp(op, "list") || !strcmp(op, "cat") || !strcmp(op, "inode")) {

@@ -1,0 +1,208 @@
+/* mail.c: the message handle of mail.h: a message's index record, cache entry and mapping,
+ * each loaded on first use and kept until the handle moves to another message. */
+#include "store/mail.h"
+#include "store/mailbox-int.h"
+#include "store/cache.h"
+#include "core/error.h"
+#include "core/xmalloc.h"
+#include <stdlib.h>
+#include <string.h>
+
+struct mail_stats mail_stats;
+
+enum rec_state { REC_UNREAD, REC_LIVE, REC_GONE };
+
+struct mail {
+    struct mailbox *mb;
+    uint32_t uid;
+    enum rec_state rec_state;
+    struct index_record rec;
+    int have_cache;
+    struct cache_entry ce;      /* its buffers are kept from message to message */
+    int mapped;
+    const char *map;
+    size_t map_len;
+};
+
+struct mail *mail_new(struct mailbox *mb)
+{
+    struct mail *m = xzmalloc(sizeof *m);
+    m->mb = mb;
+    cache_entry_init(&m->ce);
+    return m;
+}
+
+void mail_reset(struct mail *m)
+{
+    if (m->mapped) mailbox_message_unmap(m->map, m->map_len);
+    m->mapped = 0;
+    m->map = NULL;
+    m->map_len = 0;
+    m->have_cache = 0;
+    m->rec_state = REC_UNREAD;
+    m->uid = 0;
+}
+
+void mail_free(struct mail **mp)
+{
+    struct mail *m = *mp;
+    if (!m) return;
+    mail_reset(m);
+    cache_entry_fini(&m->ce);
+    free(m);
+    *mp = NULL;
+}
+
+void mail_set_uid(struct mail *m, uint32_t uid)
+{
+    mail_reset(m);
+    m->uid = uid;
+}
+
+void mail_set_record(struct mail *m, const struct index_record *rec)
+{
+    mail_reset(m);
+    m->uid = rec->uid;
+    m->rec = *rec;
+    m->rec_state = (rec->flags & FLAG_EXPUNGED) ? REC_GONE : REC_LIVE;
+}
+
+uint32_t mail_uid(const struct mail *m)
+{
+    return m->uid;
+}
+
+/* need_record: 0 when the record is loaded and live, CF_E_NOTFOUND when the message is gone,
+ * or CF_E_CORRUPT. */
+static int need_record(struct mail *m)
+{
+    if (m->rec_state == REC_UNREAD) {
+        if (!m->uid) return CF_E_NOTFOUND;
+        int found = mailbox_record(m->mb, m->uid, &m->rec);
+        if (found < 0) return found;
+        mail_stats.records++;
+        m->rec_state = found && !(m->rec.flags & FLAG_EXPUNGED) ? REC_LIVE : REC_GONE;
+    }
+    return m->rec_state == REC_LIVE ? 0 : CF_E_NOTFOUND;
+}
+
+int mail_record(struct mail *m, const struct index_record **rec_r)
+{
+    int r = need_record(m);
+    if (r == CF_E_NOTFOUND) return 0;
+    if (r < 0) return r;
+    *rec_r = &m->rec;
+    return 1;
+}
+
+uint64_t mail_size(const struct mail *m) { return m->rec.size; }
+int64_t mail_internaldate(const struct mail *m) { return m->rec.internaldate; }
+uint32_t mail_flags(const struct mail *m) { return m->rec.flags; }
+const uint8_t *mail_guid(const struct mail *m) { return m->rec.guid; }
+
+int mail_message(struct mail *m, const char **p_r, size_t *len_r)
+{
+    if (!m->mapped) {
+        if (!m->uid) return CF_E_NOTFOUND;
+        int r = mailbox_message_map(m->mb, m->uid, &m->map, &m->map_len);
+        if (r < 0) return r;
+        mail_stats.maps++;
+        m->mapped = 1;
+    }
+    *p_r = m->map;
+    *len_r = m->map_len;
+    return 0;
+}
+
+/* need_cache: the cache entry, read once (without reading the record again); a damaged or
+ * missing cache record is rebuilt from the message file, which then stays mapped. */
+static int need_cache(struct mail *m)
+{
+    if (m->have_cache) return 0;
+    int r = need_record(m);
+    if (r < 0) return r;
+    if (mbi_cache_read(m->mb, &m->rec, &m->ce) == 0) {
+        mail_stats.caches++;
+    } else {
+        const char *p;
+        size_t len;
+        if ((r = mail_message(m, &p, &len)) < 0) return r;
+        mailbox_summarize(p, len, m->uid, &m->ce, NULL);
+        mail_stats.cache_rebuilds++;
+    }
+    m->have_cache = 1;
+    return 0;
+}
+
+int mail_field(struct mail *m, enum mail_field field, const char **p_r, size_t *len_r)
+{
+    static const int ids[] = { [MAIL_ENVELOPE] = CACHE_ENVELOPE,
+                               [MAIL_BODYSTRUCTURE] = CACHE_BODYSTRUCTURE,
+                               [MAIL_BODY] = CACHE_BODY };
+    int r = need_cache(m);
+    if (r < 0) return r;
+    int id = ids[field];
+    if (m->ce.present[id] && m->ce.f[id].len) {
+        *p_r = m->ce.f[id].s;
+        *len_r = m->ce.f[id].len;
+    } else {
+        *p_r = "";
+        *len_r = 0;
+    }
+    return 0;
+}
+
+int mail_header(struct mail *m, const char **p_r, size_t *len_r)
+{
+    int r = need_record(m);
+    if (r < 0) return r;
+    /* read the cache for the header only when the file is not mapped anyway and the cache can
+     * hold it (it keeps headers up to CACHE_HEADER_MAX) */
+    if (!m->have_cache && !m->mapped && m->rec.header_size <= CACHE_HEADER_MAX &&
+        (r = need_cache(m)) < 0)
+        return r;
+    if (m->have_cache && m->ce.present[CACHE_HEADER] &&
+        m->ce.f[CACHE_HEADER].len == m->rec.header_size) {
+        *p_r = m->ce.f[CACHE_HEADER].s ? m->ce.f[CACHE_HEADER].s : "";
+        *len_r = m->ce.f[CACHE_HEADER].len;
+        return 0;
+    }
+    const char *p;
+    size_t len;
+    if ((r = mail_message(m, &p, &len)) < 0) return r;
+    *p_r = p;
+    *len_r = m->rec.header_size <= len ? m->rec.header_size : len;
+    return 0;
+}
+
+int mail_body(struct mail *m, const char **p_r, size_t *len_r)
+{
+    int r = need_record(m);
+    if (r < 0) return r;
+    const char *p;
+    size_t len;
+    if ((r = mail_message(m, &p, &len)) < 0) return r;
+    size_t hs = m->rec.header_size <= len ? m->rec.header_size : len;
+    *p_r = p + hs;
+    *len_r = len - hs;
+    return 0;
+}
+
+int mail_sections(struct mail *m, const char **p_r, size_t *len_r)
+{
+    int r = need_cache(m);
+    if (r < 0) return r;
+    if (!m->ce.present[CACHE_SECTIONS]) return CF_E_NOTFOUND;
+    *p_r = m->ce.f[CACHE_SECTIONS].s ? m->ce.f[CACHE_SECTIONS].s : "";
+    *len_r = m->ce.f[CACHE_SECTIONS].len;
+    return 0;
+}
+
+int mail_section_find(struct mail *m, const char *spec, struct mime_section *out)
+{
+    int r = need_cache(m);
+    if (r < 0) return r;
+    if (!m->ce.present[CACHE_SECTIONS]) return 0;
+    const struct buf *tab = &m->ce.f[CACHE_SECTIONS];
+    return mime_section_find(tab->s ? tab->s : "", tab->len, spec, out);
+}

@@ -1,0 +1,207 @@
+/* store-db.h: the store's databases as the services and tools use them: the mailbox list,
+ * subscriptions, per-user \Seen of shared mailboxes, quota roots and limits, duplicate
+ * delivery, the Sieve vacation answers, and whole-database dump/load/checkpoint. Included by
+ * store.h; nothing outside lib/store opens a database or sees a transaction.
+ *
+ * Every call is its own transaction (deadlocks retried inside) and blocks on the database
+ * (and, where said, on the disk or a quota root's lock). Errors are CF_E_* codes (core/error.h),
+ * logged where they happen. Quota usage (charge, recount, fix) is in store.h. */
+#ifndef COFFER_STORE_STORE_DB_H
+#define COFFER_STORE_STORE_DB_H
+#include "core/buf.h"
+#include "core/strarr.h"
+#include <stdint.h>
+#include <stdio.h>
+
+struct config;
+struct mboxlist_entry;
+struct quota;
+struct store;
+struct store_txn;
+
+/* ---- mailbox list ---- */
+
+/* store_mailbox_fn: one mailbox (name, its entry e, both valid during the call only); return
+ * 0 to go on, > 0 to stop, < 0 for an error. */
+typedef int store_mailbox_fn(const char *name, const struct mboxlist_entry *e, void *rock);
+
+/* store_mailbox_foreach: cb for every mailbox whose internal name starts with prefix ("" all,
+ * "a/b/" the mailboxes below a/b), in byte order. Not a snapshot: cb runs with no lock held
+ * and may call the store. 0, cb's value, or an error. */
+int store_mailbox_foreach(struct store *st, const char *prefix, store_mailbox_fn *cb,
+                          void *rock);
+
+/* store_has_children: 1 when some mailbox lies below name, 0 when none, or an error. */
+int store_has_children(struct store *st, const char *name);
+
+/* store_list_fn: a mailbox for LIST (mboxlist_list_fn in mboxlist.h: extname is user's view
+ * of name; when matchlen < strlen(extname) only the ancestor extname[0..matchlen) matched). */
+typedef int store_list_fn(const char *extname, size_t matchlen, const char *name,
+                          const struct mboxlist_entry *e, void *rock);
+/* store_visible_fn: 1 when the caller may see mailbox name (entry e), else 0. */
+typedef int store_visible_fn(const char *name, const struct mboxlist_entry *e, void *rock);
+
+/* store_list: every mailbox whose external name for user (NULL: internal names) matches the
+ * LIST pattern (UTF-8, '*' and '%'), or has a matching ancestor, skipping those visible()
+ * refuses (visible NULL: none), as mboxlist_list_visible. 0, cb's value, CF_E_LIMIT for a
+ * pattern over MBOXNAME_PATTERN_MAX, or an error. */
+int store_list(struct store *st, const char *user, const char *pattern,
+               store_visible_fn *visible, store_list_fn *cb, void *rock);
+
+/* store_lookup_in: store_lookup (store.h) read through txn, the transaction a rename check
+ * runs in (txn NULL: a transaction of its own). 1 and e (may be NULL) when name exists, 0 when
+ * not, or an error; inside txn CF_E_AGAIN, which the check must return as it is. */
+int store_lookup_in(struct store *st, struct store_txn *txn, const char *name,
+                    struct mboxlist_entry *e);
+
+/* store_rename_check_fn: asked, inside the rename's transaction and before anything is
+ * written, about each mailbox that would move (oldname, its entry e, the name it would get).
+ * Lookups that must see the same state go through store_lookup_in(st, txn, ...), never a
+ * transaction of their own (it would wait on this one). 0 allows; a negative code (or > 0,
+ * taken as CF_E_PERM) refuses the whole rename. May run more than once (deadlock retries), so
+ * it must have no other effects. */
+typedef int store_rename_check_fn(struct store_txn *txn, const char *oldname,
+                                  const char *newname, const struct mboxlist_entry *e,
+                                  void *rock);
+
+/* store_rename_with_check: store_rename (store.h) in the mailbox's own partition, refused as a
+ * whole (nothing written) when check refuses one of the mailboxes that move: the permission
+ * check sees exactly the set moved (RFC 4314 section 4, RENAME). Returns as store_rename, or
+ * check's error. Blocks on the quota roots' locks, the database and the disk. */
+int store_rename_with_check(struct store *st, const char *oldname, const char *newname,
+                            store_rename_check_fn *check, void *rock);
+
+/* store_raise_uidvalidity: make the list's last given-out UIDVALIDITY at least seen (a value
+ * found on disk, or restored from a dump), so later mailboxes get higher ones; never lowered.
+ * seen 0 only reads it. The value after the call into *last_r (may be NULL). 0 or an error. */
+int store_raise_uidvalidity(struct store *st, uint32_t seen, uint32_t *last_r);
+
+/* ---- subscriptions (RFC 3501 section 6.3.6) ---- */
+
+/* store_subscribe: subscribe user to mailbox (which need not exist). With limited set, a new
+ * subscription past max_subscriptions_per_user (when > 0) is CF_E_LIMIT: LSUB reads the list
+ * whole. 0 (also when already subscribed), CF_E_LIMIT, CF_E_PARSE (invalid user or name), or
+ * an error. */
+int store_subscribe(struct store *st, const char *user, const char *mailbox, int limited);
+
+/* store_unsubscribe: 0 (also when not subscribed), CF_E_PARSE, or an error. */
+int store_unsubscribe(struct store *st, const char *user, const char *mailbox);
+
+/* store_subscriptions: append user's subscribed internal names to out (the caller's), in byte
+ * order. 0 or an error. */
+int store_subscriptions(struct store *st, const char *user, struct strarr *out);
+
+/* ---- per-user \Seen of shared mailboxes (RFC 3501 section 2.3.2) ---- */
+
+/* store_seen_get: user's \Seen set of the mailbox with unique id uniqueid, as IMAP sequence
+ * set text, into seqset (reset first). 1 stored, 0 none (seqset empty), or an error
+ * (CF_E_CORRUPT for a bad record, logged). */
+int store_seen_get(struct store *st, const char *uniqueid, const char *user, struct buf *seqset);
+
+/* store_seen_set: store user's set (printable ASCII without spaces, "" for none); not fsynced
+ * (a crash may only make messages unseen again). 0, CF_E_PARSE, or an error. */
+int store_seen_set(struct store *st, const char *uniqueid, const char *user, const char *seqset);
+
+/* ---- quota roots and limits (RFC 9208); usage accounting is in store.h ---- */
+
+/* store_quota_get: 1 and *qt (may be NULL) when root is a quota root, 0 when not, or an error
+ * (CF_E_CORRUPT for a bad record, logged). */
+int store_quota_get(struct store *st, const char *root, struct quota *qt);
+
+/* store_quota_root: the quota root governing mailbox (the nearest of itself and its ancestors)
+ * into root (reset first). 1 found, 0 none, or an error. */
+int store_quota_root(struct store *st, const char *mailbox, struct buf *root);
+
+/* store_quota_of: store_quota_root and store_quota_get in one: 1 with root and *qt filled, 0
+ * when mailbox has no root, or an error. */
+int store_quota_of(struct store *st, const char *mailbox, struct buf *root, struct quota *qt);
+
+/* store_quota_set: make root a quota root with these limits (QUOTA_UNLIMITED for none),
+ * keeping the usage of an existing root; a new root starts with the usage counted from its
+ * mailboxes, under the root's lock, so no append slips between the count and the store.
+ * *qt_r (may be NULL) gets the root as stored. 0, CF_E_PARSE (invalid root name or limit),
+ * CF_E_LIMIT (storage_kib above QUOTA_STORAGE_KIB_MAX), CF_E_IO (the lock), or an error.
+ * Blocks on the root's lock and, for a new root, on reading the index headers. */
+int store_quota_set(struct store *st, const char *root, int64_t storage_kib, int64_t messages,
+                    struct quota *qt_r);
+
+/* store_quota_delete: root stops being a quota root (its mailboxes then count against the
+ * next root up, if any, whose usage `coffer quota fix` recounts). 0, CF_E_NOTFOUND, or an
+ * error. */
+int store_quota_delete(struct store *st, const char *root);
+
+/* store_quota_fn: one root and its record (valid during the call); 0 goes on, > 0 stops,
+ * < 0 is an error. */
+typedef int store_quota_fn(const char *root, const struct quota *qt, void *rock);
+
+/* store_quota_foreach: cb for every quota root starting with prefix ("" all), in byte order.
+ * 0, cb's value, or an error. */
+int store_quota_foreach(struct store *st, const char *prefix, store_quota_fn *cb, void *rock);
+
+/* ---- duplicate delivery (dupdb.h) ---- */
+
+/* store_dup_check: 1 and the earlier delivery's time in *when (may be NULL) when msgid (as
+ * normalised by the caller) was delivered to mailbox, 0 when not, CF_E_PARSE (empty msgid or
+ * mailbox), or an error. */
+int store_dup_check(struct store *st, const char *msgid, const char *mailbox, int64_t *when);
+
+/* store_dup_mark: record the delivery of msgid to mailbox at time when (not fsynced: a crash
+ * at worst lets a duplicate through). 0, CF_E_PARSE, or an error. */
+int store_dup_mark(struct store *st, const char *msgid, const char *mailbox, int64_t when);
+
+/* store_dup_expire: remove the records of deliveries before `before` (and undecodable ones),
+ * in small batches so deliveries are not held up; with dry_run only count them. The count
+ * (>= 0) or an error. */
+int store_dup_expire(struct store *st, int64_t before, int dry_run);
+
+/* ---- Sieve vacation answers (RFC 5230), "vacation.db" ---- */
+
+/* store_vacation_check: 1 when user's vacation action answered sender less than days days
+ * before now (so it must not answer again), 0 when not (or no answer recorded), or an error.
+ * The database is created on first use. */
+int store_vacation_check(struct store *st, const char *user, const char *sender, int days,
+                         int64_t now);
+
+/* store_vacation_mark: record that user's vacation action answered sender at now (not
+ * fsynced: a crash may at worst answer twice). 0 or an error. */
+int store_vacation_mark(struct store *st, const char *user, const char *sender, int64_t now);
+
+/* store_vacation_expire: remove the answers recorded before `before` (and unreadable ones);
+ * with dry_run only count them. The count (>= 0), CF_E_NOTFOUND when lmtpd never made the
+ * database (nothing is created), or an error. */
+int store_vacation_expire(struct store *st, int64_t before, int dry_run);
+
+/* ---- whole databases, for `coffer db` and cofferd ----
+ * name is a file name in configdir/db ("mailboxes.db"); the store's own databases are used
+ * through its handles, any other (vacation.db, or a name being restored) is opened, and
+ * created if missing, for the call. Formats: man/coffer-store.5, "Dump format". */
+
+/* store_db_count: the number of records of database name into *n_r. 0 or an error. */
+int store_db_count(struct store *st, const char *name, long long *n_r);
+
+/* store_db_dump: write database name to f as text (kv_dump: read in batches outside a
+ * transaction, so stop writers for an exact copy). 0 or an error (CF_E_IO: f). */
+int store_db_dump(struct store *st, const char *name, FILE *f);
+
+/* store_db_load: read a text dump of database name from f into it, adding records and
+ * replacing those with the same key; with replace, every record is removed first. Committed
+ * in batches: a failed load leaves part of it. 0, CF_E_PARSE (logged with the line number), or
+ * an error. */
+int store_db_load(struct store *st, const char *name, FILE *f, int replace);
+
+/* store_db_recover: Berkeley DB recovery of configdir/db (created if missing); only with no
+ * other process using it (cofferd at start). 0 or CF_E_IO (logged). */
+int store_db_recover(const struct config *cfg);
+
+/* store_db_failchk: release the locks and transactions of processes that died inside one
+ * (kv_failchk), so live ones do not wait forever. Safe while others use the databases. 0 or
+ * CF_E_IO (logged: a full recovery, i.e. a cofferd restart, is needed). */
+int store_db_failchk(const struct config *cfg);
+
+/* store_db_maintain: cofferd's periodic work: a checkpoint of the environment (so recovery
+ * replays little and old logs go) and the expiry of duplicate-delivery records past
+ * duplicate_lifetime. Opens and closes the environment itself (no handle crosses a fork).
+ * The number of duplicate records removed, or an error (logged). Blocks on the disk. */
+int store_db_maintain(const struct config *cfg);
+
+#endif

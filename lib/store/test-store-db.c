@@ -1,0 +1,263 @@
+/* test-store-db.c: the store's database accessors (store-db.c) through the public API only,
+ * as services and tools see them (no store-int.h), over real Berkeley DB. */
+#include "store/store.h"
+#include "core/error.h"
+#include "core/fileutil.h"
+#include "core/log.h"
+#include "core/unit.h"
+#include "core/xmalloc.h"
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/coffer-storedbtest-XXXXXX";
+
+static int count_cb(const char *name, const struct mboxlist_entry *e, void *rock)
+{
+    (void)name;
+    (void)e;
+    (*(int *)rock)++;
+    return 0;
+}
+
+static int list_cb(const char *extname, size_t matchlen, const char *name,
+                   const struct mboxlist_entry *e, void *rock)
+{
+    (void)name;
+    (void)e;
+    if (matchlen == strlen(extname)) strarr_add(rock, extname);
+    return 0;
+}
+
+static int hide_b(const char *name, const struct mboxlist_entry *e, void *rock)
+{
+    (void)e;
+    (void)rock;
+    return strstr(name, "/b") == NULL;
+}
+
+/* refuse: a rename check that looks the target's parent up in the rename's transaction and
+ * refuses any mailbox called ".../x/c" */
+static int refuse(struct store_txn *txn, const char *oldname, const char *newname,
+                  const struct mboxlist_entry *e, void *rock)
+{
+    (void)newname;
+    (void)e;
+    struct store *st = rock;
+    int r = store_lookup_in(st, txn, "user/dan", NULL);
+    if (r != 1) return r < 0 ? r : CF_E_NOTFOUND;
+    return strstr(oldname, "/x/c") ? CF_E_PERM : 0;
+}
+
+static int root_cb(const char *root, const struct quota *qt, void *rock)
+{
+    (void)qt;
+    strarr_add(rock, root);
+    return 0;
+}
+
+static void test_mailbox_list(struct store *st)
+{
+    UNIT_EQ_INT(store_ensure_inbox(st, "dan"), 1);
+    UNIT_EQ_INT(store_create(st, "user/dan/a", NULL, NULL, NULL, 0), 0);
+    UNIT_EQ_INT(store_create(st, "user/dan/b", NULL, NULL, NULL, 0), 0);
+    UNIT_EQ_INT(store_create(st, "user/dan/x/c", NULL, NULL, NULL, STORE_CREATE_PARENTS), 0);
+    int n = 0;
+    UNIT_EQ_INT(store_mailbox_foreach(st, "user/dan/", count_cb, &n), 0);
+    UNIT_EQ_INT(n, 4);
+    UNIT_EQ_INT(store_has_children(st, "user/dan/x"), 1);
+    UNIT_EQ_INT(store_has_children(st, "user/dan/a"), 0);
+    struct strarr seen = STRARR_INIT;
+    UNIT_EQ_INT(store_list(st, "dan", "%", hide_b, list_cb, &seen), 0);
+    UNIT_CHECK(strarr_find(&seen, "INBOX") >= 0);
+    UNIT_CHECK(strarr_find(&seen, "a") >= 0);
+    UNIT_CHECK(strarr_find(&seen, "b") < 0);   /* refused by visible() */
+    strarr_fini(&seen);
+
+    /* a refused check leaves everything as it was; an allowing one renames the subtree */
+    UNIT_EQ_INT(store_rename_with_check(st, "user/dan/x", "user/dan/y", refuse, st), CF_E_PERM);
+    UNIT_EQ_INT(store_lookup(st, "user/dan/x/c", NULL), 1);
+    UNIT_EQ_INT(store_rename_with_check(st, "user/dan/a", "user/dan/z", refuse, st), 1);
+    UNIT_EQ_INT(store_lookup(st, "user/dan/z", NULL), 1);
+    UNIT_EQ_INT(store_lookup_in(st, NULL, "user/dan/a", NULL), 0);
+
+    uint32_t last = 0;
+    UNIT_EQ_INT(store_raise_uidvalidity(st, 0, &last), 0);
+    UNIT_CHECK(last > 0);
+    UNIT_EQ_INT(store_raise_uidvalidity(st, last + 100, &last), 0);
+    uint32_t now = 0;
+    UNIT_EQ_INT(store_raise_uidvalidity(st, 5, &now), 0);   /* never lowered */
+    UNIT_EQ_INT(now, last);
+}
+
+static void test_subscriptions(struct store *st)
+{
+    /* max_subscriptions_per_user = 2 (main) */
+    UNIT_EQ_INT(store_subscribe(st, "dan", "user/dan", 1), 0);
+    UNIT_EQ_INT(store_subscribe(st, "dan", "user/dan/z", 1), 0);
+    UNIT_EQ_INT(store_subscribe(st, "dan", "user/dan/z", 1), 0);          /* already */
+    UNIT_EQ_INT(store_subscribe(st, "dan", "nosuch", 1), CF_E_LIMIT);
+    UNIT_EQ_INT(store_subscribe(st, "dan", "nosuch", 0), 0);              /* a restore */
+    struct strarr subs = STRARR_INIT;
+    UNIT_EQ_INT(store_subscriptions(st, "dan", &subs), 0);
+    UNIT_EQ_INT(subs.count, 3);
+    UNIT_EQ_INT(store_unsubscribe(st, "dan", "nosuch"), 0);
+    UNIT_EQ_INT(store_unsubscribe(st, "dan", "nosuch"), 0);
+    strarr_fini(&subs);
+    UNIT_EQ_INT(store_subscriptions(st, "dan", &subs), 0);
+    UNIT_EQ_INT(subs.count, 2);
+    UNIT_EQ_STR(subs.v[0], "user/dan");
+    strarr_fini(&subs);
+}
+
+static void test_seen(struct store *st)
+{
+    struct mboxlist_entry e;
+    mboxlist_entry_init(&e);
+    UNIT_EQ_INT(store_create(st, "shared", NULL, "anyone\tlrs\t", NULL, 0), 0);
+    UNIT_EQ_INT(store_lookup(st, "shared", &e), 1);
+    struct buf set = BUF_INIT;
+    UNIT_EQ_INT(store_seen_get(st, e.uniqueid, "dan", &set), 0);
+    UNIT_EQ_INT(set.len, 0);
+    UNIT_EQ_INT(store_seen_set(st, e.uniqueid, "dan", "1:3,7"), 0);
+    UNIT_EQ_INT(store_seen_get(st, e.uniqueid, "dan", &set), 1);
+    UNIT_EQ_STR(buf_cstr(&set), "1:3,7");
+    UNIT_EQ_INT(store_seen_get(st, e.uniqueid, "eve", &set), 0);
+    UNIT_EQ_INT(store_seen_set(st, e.uniqueid, "dan", "1 2"), CF_E_PARSE);
+    buf_fini(&set);
+    mboxlist_entry_fini(&e);
+}
+
+static void test_quota(struct store *st)
+{
+    /* a message in user/dan/z before the root exists: a new root counts it */
+    struct mailbox *mb;
+    UNIT_EQ_INT(store_open_mailbox(st, "user/dan/z", NULL, &mb), 0);
+    struct mailbox_msg m = { .data = "Subject: q\r\n\r\nbody\r\n", .len = 20, .fd = -1 };
+    UNIT_EQ_INT(mailbox_append(mb, &m, 1, NULL), 0);
+    mailbox_close(&mb);
+    struct quota q;
+    UNIT_EQ_INT(store_quota_get(st, "user/dan", &q), 0);
+    UNIT_EQ_INT(store_quota_set(st, "user/dan", 100, QUOTA_UNLIMITED, &q), 0);
+    UNIT_EQ_INT(q.limit_storage_kib, 100);
+    UNIT_EQ_INT(q.limit_messages, QUOTA_UNLIMITED);
+    UNIT_EQ_INT(q.used_bytes, 20);
+    UNIT_EQ_INT(q.used_messages, 1);
+    /* new limits keep the usage */
+    UNIT_EQ_INT(store_quota_set(st, "user/dan", 50, 10, NULL), 0);
+    UNIT_EQ_INT(store_quota_get(st, "user/dan", &q), 1);
+    UNIT_EQ_INT(q.limit_messages, 10);
+    UNIT_EQ_INT(q.used_messages, 1);
+    UNIT_EQ_INT(store_quota_set(st, "user/dan", -5, 10, NULL), CF_E_PARSE);
+    UNIT_EQ_INT(store_quota_set(st, "user/dan", QUOTA_STORAGE_KIB_MAX + 1, 10, NULL), CF_E_LIMIT);
+    struct buf root = BUF_INIT;
+    UNIT_EQ_INT(store_quota_root(st, "user/dan/x/c", &root), 1);
+    UNIT_EQ_STR(buf_cstr(&root), "user/dan");
+    UNIT_EQ_INT(store_quota_of(st, "user/dan/z", &root, &q), 1);
+    UNIT_EQ_INT(q.used_bytes, 20);
+    UNIT_EQ_INT(store_quota_of(st, "shared", &root, &q), 0);
+    UNIT_EQ_INT(store_quota_set(st, "shared", 1, 1, NULL), 0);
+    struct strarr roots = STRARR_INIT;
+    UNIT_EQ_INT(store_quota_foreach(st, "", root_cb, &roots), 0);
+    UNIT_EQ_INT(roots.count, 2);
+    strarr_fini(&roots);
+    UNIT_EQ_INT(store_quota_delete(st, "shared"), 0);
+    UNIT_EQ_INT(store_quota_delete(st, "shared"), CF_E_NOTFOUND);
+    UNIT_EQ_INT(store_quota_foreach(st, "", root_cb, &roots), 0);
+    UNIT_EQ_INT(roots.count, 1);
+    strarr_fini(&roots);
+    buf_fini(&root);
+}
+
+static void test_dup_and_vacation(struct store *st)
+{
+    int64_t when = 0;
+    UNIT_EQ_INT(store_dup_check(st, "<a@x>", "user/dan", &when), 0);
+    UNIT_EQ_INT(store_dup_mark(st, "<a@x>", "user/dan", 1000), 0);
+    UNIT_EQ_INT(store_dup_mark(st, "<b@x>", "user/dan", 3000), 0);
+    UNIT_EQ_INT(store_dup_check(st, "<a@x>", "user/dan", &when), 1);
+    UNIT_EQ_INT(when, 1000);
+    UNIT_EQ_INT(store_dup_mark(st, "", "user/dan", 1), CF_E_PARSE);
+    UNIT_EQ_INT(store_dup_expire(st, 2000, 1), 1);   /* dry run: counted, kept */
+    UNIT_EQ_INT(store_dup_check(st, "<a@x>", "user/dan", NULL), 1);
+    UNIT_EQ_INT(store_dup_expire(st, 2000, 0), 1);
+    UNIT_EQ_INT(store_dup_check(st, "<a@x>", "user/dan", NULL), 0);
+    UNIT_EQ_INT(store_dup_check(st, "<b@x>", "user/dan", NULL), 1);
+
+    /* vacation.db: not made by an expiry, made by the first use */
+    UNIT_EQ_INT(store_vacation_expire(st, 1 << 30, 1), CF_E_NOTFOUND);
+    UNIT_EQ_INT(store_vacation_check(st, "dan", "s@x", 7, 100000), 0);
+    UNIT_EQ_INT(store_vacation_mark(st, "dan", "s@x", 100000), 0);
+    UNIT_EQ_INT(store_vacation_mark(st, "dan", "old@x", 10), 0);
+    UNIT_EQ_INT(store_vacation_check(st, "dan", "s@x", 7, 100000 + 86400), 1);
+    UNIT_EQ_INT(store_vacation_check(st, "dan", "s@x", 1, 100000 + 86400), 0);   /* a day on */
+    UNIT_EQ_INT(store_vacation_check(st, "eve", "s@x", 7, 100000), 0);
+    UNIT_EQ_INT(store_vacation_expire(st, 5000, 1), 1);
+    UNIT_EQ_INT(store_vacation_expire(st, 5000, 0), 1);
+    UNIT_EQ_INT(store_vacation_expire(st, 5000, 1), 0);
+    UNIT_EQ_INT(store_vacation_check(st, "dan", "s@x", 7, 100000), 1);
+}
+
+static void test_whole_databases(struct store *st)
+{
+    long long n = -1;
+    UNIT_EQ_INT(store_db_count(st, "subs.db", &n), 0);
+    UNIT_EQ_INT(n, 2);
+    UNIT_EQ_INT(store_db_count(st, "vacation.db", &n), 0);
+    UNIT_EQ_INT(n, 1);
+    FILE *f = tmpfile();
+    UNIT_CHECK(f != NULL);
+    if (!f) return;
+    UNIT_EQ_INT(store_db_dump(st, "subs.db", f), 0);
+    UNIT_EQ_INT(store_unsubscribe(st, "dan", "user/dan"), 0);
+    UNIT_EQ_INT(store_subscribe(st, "dan", "other", 0), 0);
+    rewind(f);
+    UNIT_EQ_INT(store_db_load(st, "subs.db", f, 1), 0);   /* replace: back to the dump */
+    struct strarr subs = STRARR_INIT;
+    UNIT_EQ_INT(store_subscriptions(st, "dan", &subs), 0);
+    UNIT_EQ_INT(subs.count, 2);
+    UNIT_CHECK(strarr_find(&subs, "other") < 0);
+    strarr_fini(&subs);
+    /* a dump names its database: loading it into another is refused */
+    rewind(f);
+    UNIT_EQ_INT(store_db_load(st, "seen.db", f, 0), CF_E_PARSE);
+    fclose(f);
+}
+
+int main(void)
+{
+    log_init("test-store-db", 1, LOG_LVL_ERR);
+    if (!mkdtemp(dir)) return 2;
+    char *conf = xasprintf("%s/coffer.conf", dir), *parts = xasprintf("%s/partitions.conf", dir);
+    const char *text = "configdir = cfg\nmax_subscriptions_per_user = 2\n";
+    file_write_atomic(conf, text, strlen(text), 0600);
+    const char *ptext = "default p1\n";
+    file_write_atomic(parts, ptext, strlen(ptext), 0600);
+    struct config *cfg;
+    struct buf err = BUF_INIT;
+    UNIT_EQ_INT(config_load(conf, &cfg, &err), 0);
+    UNIT_EQ_INT(store_db_recover(cfg), 0);
+    struct store *st;
+    UNIT_EQ_INT(store_open(cfg, &st), 0);
+
+    test_mailbox_list(st);
+    test_subscriptions(st);
+    test_seen(st);
+    test_quota(st);
+    test_dup_and_vacation(st);
+    test_whole_databases(st);
+    store_close(&st);
+
+    /* cofferd's periodic work over the same environment */
+    UNIT_EQ_INT(store_db_failchk(cfg), 0);
+    UNIT_CHECK(store_db_maintain(cfg) >= 0);
+
+    config_free(&cfg);
+    buf_fini(&err);
+    char *cmd = xasprintf("rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+    free(cmd);
+    free(conf);
+    free(parts);
+    UNIT_DONE();
+}
