@@ -4,51 +4,12 @@
 #include "tool.h"
 #include "cmd.h"
 #include "core/error.h"
-#include "core/xmalloc.h"
 #include "store/acl.h"
 #include "store/store.h"
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define ACL_USAGE "usage: coffer acl get NAME | set NAME IDENTIFIER [+|-]RIGHTS | delete NAME IDENTIFIER"
-
-/* RFC 4314 section 2.1: the rights in their canonical order; digits are for local use. */
-static const char acl_order[] = "lrswipkxtea0123456789";
-
-/* rights_parse: add the letters of s to have[] (indexed by position in acl_order); the obsolete
- * RFC 2086 rights map as RFC 4314 section 2.1.1 says: "c" is the create set (k x), "d" the
- * delete set (x t e). 0, or -1 for an unknown letter. */
-static int rights_parse(const char *s, int *have)
-{
-    for (; *s; s++) {
-        const char *m = *s == 'c' ? "kx" : *s == 'd' ? "xte" : NULL;
-        if (!m) {
-            const char *p = strchr(acl_order, *s);
-            if (!p) return -1;
-            have[p - acl_order] = 1;
-            continue;
-        }
-        for (; *m; m++) have[strchr(acl_order, *m) - acl_order] = 1;
-    }
-    return 0;
-}
-
-static void rights_text(const int *have, struct buf *out)
-{
-    for (size_t i = 0; acl_order[i]; i++)
-        if (have[i]) buf_putc(out, acl_order[i]);
-}
-
-/* ident_valid: an identifier ("fred", "anyone", "-fred" for negative rights) that the ACL text
- * can hold: no tab, CR, LF or other control characters, not empty. */
-static int ident_valid(const char *id)
-{
-    if (!*id || !strcmp(id, "-") || strlen(id) > 255) return 0;
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-        if (*p < 0x20 || *p == 0x7f || *p == ' ') return 0;
-    return 1;
-}
 
 int cmd_acl(struct tool *t)
 {
@@ -63,17 +24,17 @@ int cmd_acl(struct tool *t)
     const char *name = t->argv[1];
     const char *ident = t->argc > 2 ? t->argv[2] : NULL;
     const char *rights = set ? t->argv[3] : "";
-    int mode = 0;   /* 0 replace, '+' add, '-' remove (RFC 4314 section 3.1) */
-    int want[sizeof acl_order] = { 0 };
+    enum acl_mode mode = ACL_REPLACE;   /* RFC 4314 section 3.1: a leading '+' or '-' */
+    unsigned want = 0;
     if (set) {
-        if (*rights == '+' || *rights == '-') mode = *rights++;
-        if (rights_parse(rights, want) < 0) {
-            tool_error(t, "'%s' holds a letter that is no RFC 4314 right (valid: %s, c, d)", rights,
-                       acl_order);
+        if (*rights == '+' || *rights == '-') mode = *rights++ == '+' ? ACL_ADD : ACL_REMOVE;
+        if (acl_parse_rights(rights, strlen(rights), 1, &want) < 0) {
+            tool_error(t, "'%s' holds a letter that is no RFC 4314 right (valid: "
+                       ACL_RIGHTS_ALL ", c, d)", rights);
             return EXIT_USAGE;
         }
     }
-    if (ident && !ident_valid(ident)) {
+    if (ident && !acl_ident_valid(ident + (ident[0] == '-'))) {
         tool_error(t, "'%s' is not a valid identifier", ident);
         return EXIT_USAGE;
     }
@@ -90,43 +51,29 @@ int cmd_acl(struct tool *t)
         goto out;
     }
     r = 0;
-    acl_split(e.acl, &ids, &rs);
     if (set || del) {
-        int k = strarr_find(&ids, ident);
-        if (del && k < 0) {
+        char *acl = NULL;
+        if (set) {
+            r = acl_modify(e.acl, ident, mode, want, &acl);
+        } else if (!acl_remove_ident(e.acl, ident, &acl)) {
             tool_error(t, "%s has no ACL entry for %s", name, ident);
             r = CF_E_NOTFOUND;
+        }
+        if (r) {
+            free(acl);
             goto out;
         }
-        int have[sizeof acl_order] = { 0 };
-        if (k >= 0 && mode) rights_parse(rs.v[k], have);
-        for (size_t i = 0; i < sizeof acl_order; i++) {
-            if (mode == '-') have[i] = have[i] && !want[i];
-            else have[i] = have[i] || want[i];
-        }
-        struct buf txt = BUF_INIT;
-        if (set) rights_text(have, &txt);
-        if (k >= 0) {
-            strarr_remove(&ids, (size_t)k);
-            strarr_remove(&rs, (size_t)k);
-        }
-        if (txt.len) {   /* empty rights: the identifier goes (RFC 4314 section 3.1) */
-            strarr_add(&ids, ident);
-            strarr_add(&rs, buf_cstr(&txt));
-        }
-        buf_fini(&txt);
-        struct buf acl = BUF_INIT;
-        for (size_t i = 0; i < ids.count; i++) buf_printf(&acl, "%s\t%s\t", ids.v[i], rs.v[i]);
         free(e.acl);
-        e.acl = buf_release(&acl);
-        /* the list entry, then the header file's copy for reconstruct (store/acl.h) */
+        e.acl = acl;
         r = acl_mailbox_update(st, name, &e);
         if (r) {
-            tool_error(t, "cannot update %s: %s (see the log; coffer reconstruct %s repairs "
-                          "the header file)", name, cf_strerror(r), name);
+            tool_error(t, "cannot update the ACL of %s: %s (when only its header file failed, "
+                       "the list has the new ACL: coffer reconstruct %s copies it)", name,
+                       cf_strerror(r), name);
             goto out;
         }
     }
+    acl_split(e.acl, &ids, &rs);
     struct table tab;
     table_init(&tab, (const char *const[]){ "mailbox", "identifier", "rights", NULL });
     for (size_t i = 0; i < ids.count; i++) table_add(&tab, (const char *const[]){ name, ids.v[i], rs.v[i] });

@@ -4,9 +4,8 @@
 #include "cmd.h"
 #include "auth/sasl.h"
 #include "core/log.h"
+#include "core/priv.h"
 #include "core/xmalloc.h"
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,18 +46,11 @@ static void usage(FILE *f)
  * creates belongs to the server. */
 static int drop_privileges(const struct config *cfg)
 {
-    const char *name = config_str(cfg, CFG_USER);
-    if (geteuid() != 0 || !*name) return 0;
-    struct passwd *pw = getpwnam(name);
-    if (!pw) {
-        fprintf(stderr, "coffer: service user '%s' does not exist\n", name);
-        return -1;
-    }
-    if (setgid(pw->pw_gid) < 0 || initgroups(name, pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-        perror("coffer: cannot switch to the service user");
-        return -1;
-    }
-    return 0;
+    struct buf err = BUF_INIT;
+    int r = priv_drop(config_str(cfg, CFG_USER), &err);
+    if (r) fprintf(stderr, "coffer: service %s\n", buf_cstr(&err));
+    buf_fini(&err);
+    return r ? -1 : 0;
 }
 
 int main(int argc, char **argv)

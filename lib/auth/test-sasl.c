@@ -1,5 +1,8 @@
-/* test-sasl.c: unit tests for the SASL glue against a real sasldb file. */
+/* test-sasl.c: unit tests for the SASL glue against a real sasldb file, and of the exchange
+ * loop the services share (csasl_exchange) over a socket pair. */
 #include "auth/sasl.h"
+#include "auth/sasl-exchange.h"
+#include "core/base64.h"
 #include "core/error.h"
 #include "core/fileutil.h"
 #include "core/log.h"
@@ -7,6 +10,8 @@
 #include "core/xmalloc.h"
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static char dir[] = "/tmp/coffer-sasltest-XXXXXX";
 
@@ -72,6 +77,53 @@ static void test_identity_variants(void)
     UNIT_EQ_INT(plain(s, "", "alice@test.example", "secret"), 0);
     UNIT_EQ_STR(csasl_user(s), "alice");
     csasl_free(&s);
+}
+
+/* Table: one exchange of PLAIN: the initial response, what the client has sent beforehand
+ * (NULL: it has hung up), the outcome and result, and the challenges the server wrote. */
+static const struct {
+    const char *ir, *client;
+    enum csasl_outcome o;
+    int r;
+    const char *server;
+} exchange_cases[] = {
+    { "AGJvYgBib2Jwdw==", "", CSASL_FINISHED, 0, "" },                    /* \0bob\0bobpw */
+    { NULL, "AGJvYgBib2Jwdw==\r\n", CSASL_FINISHED, 0, "+ \r\n" },
+    { NULL, "AGJvYgB3cm9uZw==\r\n", CSASL_FINISHED, CF_E_PERM, "+ \r\n" },  /* \0bob\0wrong */
+    { "!!!", "", CSASL_BAD_INITIAL, 0, "" },
+    { NULL, "*\r\n", CSASL_CANCELLED, 0, "+ \r\n" },
+    { NULL, "@@@\r\n", CSASL_BAD_RESPONSE, 0, "+ \r\n" },
+    { NULL, "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB\r\n", CSASL_TOO_LONG, 0, "+ \r\n" },
+    { NULL, NULL, CSASL_READ_FAILED, CF_E_EOF, "+ \r\n" },
+};
+
+static void test_exchange(void)
+{
+    for (size_t i = 0; i < sizeof exchange_cases / sizeof exchange_cases[0]; i++) {
+        int sv[2];
+        UNIT_EQ_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        const char *cl = exchange_cases[i].client;
+        if (cl && *cl) UNIT_EQ_INT(write(sv[1], cl, strlen(cl)), (long)strlen(cl));
+        if (!cl) shutdown(sv[1], SHUT_WR);
+        struct stream *st = stream_new(sv[0]);
+        stream_set_timeout(st, 5);
+        stream_set_max_line(st, 32);
+        struct csasl *s;
+        UNIT_EQ_INT(csasl_new("imap", NULL, NULL, 256, &s), 0);
+        int r = 0;
+        enum csasl_outcome o = csasl_exchange(s, st, "+ ", "PLAIN", exchange_cases[i].ir, &r);
+        if (o != exchange_cases[i].o) fprintf(stderr, "exchange case %zu\n", i);
+        UNIT_EQ_INT(o, exchange_cases[i].o);
+        if (o == CSASL_FINISHED || o == CSASL_READ_FAILED) UNIT_EQ_INT(r, exchange_cases[i].r);
+        if (o == CSASL_FINISHED && !r) UNIT_EQ_STR(csasl_user(s), "bob");
+        stream_free(&st);
+        char got[256];
+        ssize_t n = read(sv[1], got, sizeof got - 1);
+        got[n > 0 ? n : 0] = '\0';
+        UNIT_EQ_STR(got, exchange_cases[i].server);
+        close(sv[1]);
+        csasl_free(&s);
+    }
 }
 
 int main(void)
@@ -169,6 +221,7 @@ int main(void)
     UNIT_EQ_INT(checkpass(s, "alice", "newpw"), CF_E_PERM);
     csasl_free(&s);
     UNIT_EQ_INT(csasl_user_exists("bob"), 1);
+    test_exchange();
 
     buf_fini(&mechs);
     buf_fini(&err);

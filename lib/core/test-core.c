@@ -5,13 +5,16 @@
 #include "core/error.h"
 #include "core/fileutil.h"
 #include "core/log.h"
+#include "core/priv.h"
 #include "core/strarr.h"
 #include "core/unit.h"
 #include "core/xmalloc.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void test_buf(void)
@@ -216,10 +219,43 @@ static void test_base64(void)
     buf_fini(&b);
 }
 
+/* priv_child: priv_drop(user) in a child (the switch is for good); its result, then whether
+ * root could be regained, as the exit status: 0 dropped and locked out, 1 refused. */
+static int priv_child(const char *user)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (priv_drop(user, NULL)) _exit(1);
+        _exit(getuid() != 0 && geteuid() != 0 && setuid(0) < 0 ? 0 : 2);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_priv(void)
+{
+    struct buf err = BUF_INIT;
+    UNIT_EQ_INT(priv_drop("", &err), 0);                 /* no user: nothing to do */
+    UNIT_EQ_INT(priv_drop(NULL, &err), 0);
+    UNIT_EQ_INT(err.len, 0);
+    if (geteuid() != 0) {                                /* not root: nothing to do either */
+        UNIT_EQ_INT(priv_drop("no-such-coffer-user", &err), 0);
+        buf_fini(&err);
+        return;
+    }
+    UNIT_EQ_INT(priv_drop("no-such-coffer-user", &err), CF_E_NOTFOUND);
+    UNIT_CHECK(err.len > 0);
+    UNIT_EQ_INT(priv_child("root"), 1);                  /* root can be regained: refused */
+    if (getpwnam("nobody")) UNIT_EQ_INT(priv_child("nobody"), 0);
+    buf_fini(&err);
+}
+
 int main(void)
 {
     log_init("test-core", 1, LOG_LVL_ERR);
     test_buf();
+    test_priv();
     test_strarr();
     test_arena();
     test_log_quote();

@@ -2,7 +2,9 @@
  * once, the header, section table and message fetched through struct search_msg_ops only when
  * a key still needs them, cheapest keys first (search-parse.c ordered them). */
 #include "imap/search-int.h"
+#include "mime/date.h"
 #include "mime/decode.h"
+#include "core/date.h"
 #include "core/error.h"
 
 /* The state of one message while a program runs on it: what has been fetched so far. */
@@ -60,7 +62,7 @@ static int date_cb(void *rock, const char *name, size_t name_len, const char *va
 {
     struct date_rock *dr = rock;
     if (!ieq(name, name_len, "Date")) return 0;
-    dr->found = search_sent_day(value, value_len, &dr->day);
+    dr->found = mime_date_day(value, value_len, &dr->day);
     return 1;
 }
 
@@ -73,7 +75,7 @@ static int sent_day(struct mstate *m, int64_t *day)
         struct date_rock dr = { 0, 0 };
         if ((r = need_header(m)) < 0) return r;
         mime_header_foreach(m->hdr, m->hdr_len, date_cb, &dr);
-        m->sent_day = dr.found ? dr.day : local_day(m->rec.internaldate);
+        m->sent_day = dr.found ? dr.day : date_local_day(m->rec.internaldate);
         m->sent_known = 1;
     }
     *day = m->sent_day;
@@ -116,9 +118,9 @@ static int eval(struct snode *n, struct mstate *m)
         return n->key == K_KEYWORD ? r : !r;
     case K_LARGER: return m->rec.size > n->num;
     case K_SMALLER: return m->rec.size < n->num;
-    case K_BEFORE: return local_day(m->rec.internaldate) < n->day;
-    case K_ON: return local_day(m->rec.internaldate) == n->day;
-    case K_SINCE: return local_day(m->rec.internaldate) >= n->day;
+    case K_BEFORE: return date_local_day(m->rec.internaldate) < n->day;
+    case K_ON: return date_local_day(m->rec.internaldate) == n->day;
+    case K_SINCE: return date_local_day(m->rec.internaldate) >= n->day;
     case K_SENTBEFORE:
     case K_SENTON:
     case K_SENTSINCE:

@@ -1,6 +1,7 @@
 /* search-int.h: what the parts of the SEARCH engine (search.h) share: the program tree and
  * the needles. search-parse.c builds the tree, search-eval.c runs it on one message,
- * search-text.c holds the string matching (headers, bodies), search-date.c the dates. */
+ * search-text.c holds the string matching (headers, bodies). The dates are imap/imap-date.h
+ * (SINCE, BEFORE, ON) and mime/date.h (the SENT* keys' Date: field). */
 #ifndef COFFER_IMAP_SEARCH_INT_H
 #define COFFER_IMAP_SEARCH_INT_H
 #include "imap/search.h"
@@ -92,10 +93,5 @@ int header_text_match(const char *hdr, size_t hlen, const struct needle *nd, str
  * NULL). */
 int body_match(const char *msg, size_t len, const char *sec, size_t seclen,
                const struct needle *nd, struct buf *tmp);
-
-/* ---- search-date.c ---- */
-
-/* local_day: the day number (days since 1970-01-01) of t in the server's time zone. */
-int64_t local_day(int64_t t);
 
 #endif

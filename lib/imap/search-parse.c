@@ -2,6 +2,7 @@
  * grammar) into a program tree (search-int.h), one parser per search key in a table, and
  * binding the tree to a mailbox view (search_prepare). */
 #include "imap/search-int.h"
+#include "imap/imap-date.h"
 #include "core/error.h"
 #include "core/xmalloc.h"
 #include <stdlib.h>
@@ -160,7 +161,7 @@ static struct snode *parse_date(struct pctx *pc, const struct key_def *kd,
     int64_t day;
     if (!(b = parse_need(pc, args, nargs, ip, "Missing date"))) return NULL;
     if ((b->type != IMAP_ARG_ATOM && b->type != IMAP_ARG_QUOTED) ||
-        search_date_parse(b->s, b->len, &day) < 0) {
+        imap_date_parse(b->s, b->len, &day) < 0) {
         pc->err = "Invalid date";
         return NULL;
     }

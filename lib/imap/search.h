@@ -86,14 +86,6 @@ unsigned search_needs(const struct search_program *prog);
 int search_match(struct search_program *prog, const struct search_msg_ops *ops, void *ctx,
                  uint32_t msgno);
 
-/* search_date_parse: RFC 3501 date-text ("1-Feb-1994", day 1 or 2 digits, month in any case)
- * to a day number (days since 1970-01-01). 0 and *day_r, or CF_E_PARSE. */
-int search_date_parse(const char *s, size_t len, int64_t *day_r);
-
-/* search_sent_day: the day of an RFC 5322 date-time as written in the header (time and zone
- * disregarded, RFC 3501 section 6.4.4), as a day number. 1 and *day_r, or 0 when unparsable. */
-int search_sent_day(const char *value, size_t len, int64_t *day_r);
-
 /* search_text_match: the BODY/TEXT test on its own: 1 when needle (UTF-8) occurs, ignoring
  * case, in the decoded text parts of msg (base64/quoted-printable decoded, charsets converted
  * to UTF-8), or with with_header set also in its decoded header fields ("Name: value");

@@ -431,28 +431,6 @@ static void test_laziness(void)
     b.fail_message = 0;
 }
 
-static void test_dates(void)
-{
-    int64_t d;
-    UNIT_EQ_INT(search_date_parse("1-Jan-1970", 10, &d), 0);
-    UNIT_EQ_INT(d, 0);
-    UNIT_EQ_INT(search_date_parse("29-Feb-2024", 11, &d), 0);
-    UNIT_EQ_INT(d, 19782);
-    UNIT_EQ_INT(search_date_parse("1-Mar-2024", 10, &d), 0);
-    UNIT_EQ_INT(d, D0 / 86400);
-    UNIT_EQ_INT(search_date_parse("1-mar-2024x", 11, &d), CF_E_PARSE);
-    UNIT_EQ_INT(search_date_parse("-Mar-2024", 9, &d), CF_E_PARSE);
-    UNIT_EQ_INT(search_date_parse("111-Mar-2024", 12, &d), CF_E_PARSE);
-    UNIT_EQ_INT(search_sent_day("Tue, 1 Jul 2003 10:52:37 +0200", 30, &d), 1);
-    UNIT_EQ_INT(d, 12234);
-    UNIT_EQ_INT(search_sent_day(" (comment) 1 jul 2003", 21, &d), 1);
-    UNIT_EQ_INT(d, 12234);
-    UNIT_EQ_INT(search_sent_day("1 Jul 03", 8, &d), 1);
-    UNIT_EQ_INT(d, 12234);
-    UNIT_EQ_INT(search_sent_day("yesterday", 9, &d), 0);
-    UNIT_EQ_INT(search_sent_day("", 0, &d), 0);
-}
-
 /* The fast path (section table, byte scans) must agree with the exact path on every message
  * of the MIME corpus for a set of needles, including every word of each message. */
 static void test_fast_vs_exact(void)
@@ -680,7 +658,6 @@ int main(void)
 {
     setenv("TZ", "UTC", 1);
     tzset();
-    test_dates();
     test_table();
     test_laziness();
     test_fast_vs_exact();

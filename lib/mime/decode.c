@@ -376,37 +376,80 @@ int mime_decode_header(const char *value, size_t n, struct buf *out)
 
 /* ---- walking a message ---- */
 
+int mime_header_foreach_raw(const char *msg, size_t len, mime_header_cb *cb, void *rock)
+{
+    const char *p = msg, *end = msg + len;
+    int r;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *next = eol ? eol + 1 : end;
+        if (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n')) break;   /* empty line */
+        const char *fend = next;                   /* this line and its continuation lines */
+        while (fend < end && (*fend == ' ' || *fend == '\t')) {
+            const char *e2 = memchr(fend, '\n', (size_t)(end - fend));
+            fend = e2 ? e2 + 1 : end;
+        }
+        const char *colon = memchr(p, ':', (size_t)(next - p)), *ne = colon;
+        if (colon)
+            while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t')) ne--;
+        if ((r = cb(rock, colon ? p : NULL, colon ? (size_t)(ne - p) : 0, p, (size_t)(fend - p))))
+            return r;
+        p = fend;
+    }
+    return 0;
+}
+
+struct foreach_rock { mime_header_cb *cb; void *rock; };
+
+/* foreach_cb: a raw field to mime_header_foreach's callback: well-formed ones only, the value
+ * without the final line break. */
+static int foreach_cb(void *rock, const char *name, size_t name_len, const char *field,
+                      size_t field_len)
+{
+    struct foreach_rock *fr = rock;
+    if (!name || !name_len || *name == ' ' || *name == '\t') return 0;
+    const char *val = memchr(field, ':', field_len) + 1;
+    size_t vl = (size_t)(field + field_len - val);
+    if (vl && val[vl - 1] == '\n') vl--;
+    if (vl && val[vl - 1] == '\r') vl--;
+    return fr->cb(fr->rock, name, name_len, val, vl);
+}
+
 int mime_header_foreach(const char *msg, size_t len, mime_header_cb *cb, void *rock)
 {
-    size_t pos = 0;
-    const char *name = NULL, *val = NULL;
-    size_t name_len = 0, val_len = 0;
-    int r;
-    while (pos < len) {
-        const char *line = msg + pos, *nl = memchr(line, '\n', len - pos);
-        size_t le = nl ? (size_t)(nl - msg) + 1 : len, cl = le - pos;
-        if (cl && line[cl - 1] == '\n') cl--;
-        if (cl && line[cl - 1] == '\r') cl--;
-        if (cl == 0) break;
-        if (line[0] == ' ' || line[0] == '\t') {
-            if (name) val_len = (size_t)(line + cl - val);
-        } else {
-            const char *colon = memchr(line, ':', cl), *ne;
-            if (name && (r = cb(rock, name, name_len, val, val_len))) return r;
-            name = NULL;
-            if (colon) {
-                ne = colon;
-                while (ne > line && (ne[-1] == ' ' || ne[-1] == '\t')) ne--;
-                if (ne > line) {
-                    name = line; name_len = (size_t)(ne - line);
-                    val = colon + 1; val_len = (size_t)(line + cl - val);
-                }
-            }
-        }
-        pos = le;
-    }
-    if (name && (r = cb(rock, name, name_len, val, val_len))) return r;
-    return 0;
+    struct foreach_rock fr = { cb, rock };
+    return mime_header_foreach_raw(msg, len, foreach_cb, &fr);
+}
+
+struct find_rock { const char *name; const char *value; size_t value_len; };
+
+static int find_cb(void *rock, const char *name, size_t name_len, const char *value,
+                   size_t value_len)
+{
+    struct find_rock *fr = rock;
+    if (!mime_ieq(name, name_len, fr->name)) return 0;
+    fr->value = value;
+    fr->value_len = value_len;
+    return 1;
+}
+
+int mime_header_find(const char *msg, size_t len, const char *name, const char **value_r,
+                     size_t *value_len_r)
+{
+    struct find_rock fr = { name, NULL, 0 };
+    if (!mime_header_foreach(msg, len, find_cb, &fr)) return 0;
+    *value_r = fr.value;
+    *value_len_r = fr.value_len;
+    return 1;
+}
+
+void mime_header_unfold(const char *value, size_t n, struct buf *out)
+{
+    size_t i = 0;
+    while (i < n && (value[i] == ' ' || value[i] == '\t' || value[i] == '\r' || value[i] == '\n'))
+        i++;
+    for (; i < n; i++)
+        if (value[i] != '\r' && value[i] != '\n') buf_putc(out, value[i]);
 }
 
 int mime_foreach_text(const char *msg, size_t len, mime_text_cb *cb, void *rock)

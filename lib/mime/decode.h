@@ -39,6 +39,22 @@ typedef int mime_header_cb(void *rock, const char *name, size_t name_len,
                            const char *value, size_t value_len);
 int mime_header_foreach(const char *msg, size_t len, mime_header_cb *cb, void *rock);
 
+/* mime_header_foreach_raw: the same walk, for callers that copy fields as they stand (FETCH
+ * BODY[HEADER.FIELDS]): cb gets each field's name (trimmed before the colon; possibly empty or
+ * starting with white space in a malformed header; NULL when its first line has no colon) and,
+ * in place of the value, the whole field: its first line, continuation lines and the line
+ * break that ends it (absent only at the end of msg). Malformed fields are passed too. */
+int mime_header_foreach_raw(const char *msg, size_t len, mime_header_cb *cb, void *rock);
+
+/* mime_header_find: the first field of the top-level header of msg called name (ASCII case
+ * ignored): 1 with its raw value (as mime_header_foreach gives it, pointing into msg), or 0. */
+int mime_header_find(const char *msg, size_t len, const char *name, const char **value_r,
+                     size_t *value_len_r);
+
+/* mime_header_unfold: append a raw field value to out unfolded (RFC 5322 section 2.2.3: the
+ * CR and LF of folding removed) with its leading white space dropped. */
+void mime_header_unfold(const char *value, size_t n, struct buf *out);
+
 /* mime_foreach_text: call cb with the decoded UTF-8 body of every text/<any> leaf part of msg,
  * including those inside attached messages, in message order. subtype is uppercase ("PLAIN",
  * "HTML"); text is only valid during the call. A non-zero return from cb stops the walk and is

@@ -536,6 +536,57 @@ static void test_header_foreach(void)
     buf_fini(&b);
 }
 
+static int raw_cb(void *rock, const char *name, size_t nl, const char *f, size_t fl)
+{
+    struct buf *b = rock;
+    if (name) buf_append(b, name, nl);
+    else buf_appends(b, "(none)");
+    buf_putc(b, '=');
+    buf_append(b, f, fl);
+    buf_putc(b, '|');
+    return 0;
+}
+
+/* Table: a header, what mime_header_foreach and mime_header_foreach_raw see ("name=value|"). */
+static const struct { const char *m, *fields, *raw; } header_cases[] = {
+    { "A: 1\r\nB : two\r\n  more\r\njunk\r\nA: 3\r\n\r\nC: body\r\n",
+      "A= 1|B= two\r\n  more|A= 3|",
+      "A=A: 1\r\n|B=B : two\r\n  more\r\n|(none)=junk\r\n|A=A: 3\r\n|" },
+    { "A: 1\nB: 2", "A= 1|B= 2|", "A=A: 1\n|B=B: 2|" },                 /* bare LF, no end */
+    { " x: 1\r\n\tmore\r\n: 2\r\nA: 3\r\n", "A= 3|",              /* malformed fields */
+      " x= x: 1\r\n\tmore\r\n|=: 2\r\n|A=A: 3\r\n|" },
+    { "\r\nA: 1\r\n", "", "" },
+    { "", "", "" },
+};
+
+static void test_header_walks(void)
+{
+    struct buf b = BUF_INIT;
+    for (size_t i = 0; i < sizeof header_cases / sizeof header_cases[0]; i++) {
+        const char *m = header_cases[i].m;
+        buf_reset(&b);
+        UNIT_EQ_INT(mime_header_foreach(m, strlen(m), hdr_cb, &b), 0);
+        UNIT_EQ_STR(buf_cstr(&b), header_cases[i].fields);
+        buf_reset(&b);
+        UNIT_EQ_INT(mime_header_foreach_raw(m, strlen(m), raw_cb, &b), 0);
+        UNIT_EQ_STR(buf_cstr(&b), header_cases[i].raw);
+    }
+    const char *m = "Subject: a\r\nmessage-id :\r\n <x@y>\r\nMessage-ID: <2>\r\n\r\nDate: no\r\n";
+    const char *v = NULL;
+    size_t vl = 0;
+    UNIT_EQ_INT(mime_header_find(m, strlen(m), "Message-ID", &v, &vl), 1);
+    buf_reset(&b);
+    mime_header_unfold(v, vl, &b);
+    UNIT_EQ_STR(buf_cstr(&b), "<x@y>");
+    UNIT_EQ_INT(mime_header_find(m, strlen(m), "Date", &v, &vl), 0);
+    UNIT_EQ_INT(mime_header_find(m, strlen(m), "Subjec", &v, &vl), 0);
+    buf_reset(&b);
+    mime_header_unfold(" a\r\n b\r\n\tc ", 11, &b);
+    UNIT_EQ_INT(b.len, 6);
+    UNIT_EQ_STR(buf_cstr(&b), "a b\tc ");
+    buf_fini(&b);
+}
+
 static const struct { const char *h, *n; int found; } contains_cases[] = {
     { "Hello World", "WORLD", 1 },
     { "Hello World", "worlds", 0 },
@@ -591,6 +642,7 @@ int main(void)
     test_speed();
     test_decode();
     test_header_foreach();
+    test_header_walks();
     test_contains();
     UNIT_DONE();
 }

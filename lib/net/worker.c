@@ -482,6 +482,46 @@ int worker_starttls(struct worker_session *ws, const char **end_reason)
     return 0;
 }
 
+int worker_vreply(struct stream *s, const char *fmt, va_list ap)
+{
+    struct buf b = BUF_INIT;
+    buf_vprintf(&b, fmt, ap);
+    for (size_t i = 0; i < b.len; i++)
+        if ((unsigned char)b.s[i] < 0x20 || b.s[i] == 0x7f) b.s[i] = '?';
+    buf_appends(&b, "\r\n");
+    int r = stream_write(s, b.s, b.len);
+    buf_fini(&b);
+    return r;
+}
+
+int worker_tls_available(const struct worker_session *ws)
+{
+    return ws->tls && strcmp(service_str(ws->svc, SVC_TLS), "none") && !stream_is_tls(ws->stream);
+}
+
+int worker_plaintext_ok(const struct worker_session *ws)
+{
+    return stream_is_tls(ws->stream) || config_int(ws->cfg, CFG_ALLOW_PLAINTEXT);
+}
+
+const char *worker_read_end(struct stream *s, int r, const struct line_texts *t)
+{
+    switch (r) {
+    case CF_E_TIMEOUT:
+        stream_printf(s, "%s\r\n", t->timeout);
+        return "timeout";
+    case CF_E_SHUTDOWN:
+        stream_printf(s, "%s\r\n", t->shutdown);
+        return "shutdown";
+    case CF_E_EOF:
+        return "eof";
+    case CF_E_TLS:
+        return "tls_error";
+    default:
+        return "io";
+    }
+}
+
 int worker_next_line(struct stream *s, struct buf *line, const struct line_texts *t,
                      const char **end_reason)
 {
@@ -490,30 +530,13 @@ int worker_next_line(struct stream *s, struct buf *line, const struct line_texts
         return -1;
     }
     int r = worker_shutdown ? CF_E_SHUTDOWN : stream_read_line(s, line);
-    switch (r) {
-    case 0:
-        return 1;
-    case CF_E_LIMIT:
+    if (r == 0) return 1;
+    if (r == CF_E_LIMIT) {
         stream_printf(s, "%s\r\n", t->too_long);
         return 0;
-    case CF_E_TIMEOUT:
-        stream_printf(s, "%s\r\n", t->timeout);
-        *end_reason = "timeout";
-        return -1;
-    case CF_E_SHUTDOWN:
-        stream_printf(s, "%s\r\n", t->shutdown);
-        *end_reason = "shutdown";
-        return -1;
-    case CF_E_EOF:
-        *end_reason = "eof";
-        return -1;
-    case CF_E_TLS:
-        *end_reason = "tls_error";
-        return -1;
-    default:
-        *end_reason = "io";
-        return -1;
     }
+    *end_reason = worker_read_end(s, r, t);
+    return -1;
 }
 
 int worker_main(int argc, char **argv, const struct worker_ops *ops)

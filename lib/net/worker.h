@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/strarr.h"
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 
 struct stream;
@@ -96,10 +97,32 @@ const struct strarr *worker_args(void);
 /* The replies a line protocol (POP3, LMTP) gives when a line is refused or the session ends
  * for the stream's reasons; each is sent followed by CRLF. */
 struct line_texts {
-    const char *too_long;   /* an over-long line; the session goes on */
+    const char *too_long;   /* an over-long line; the session goes on (worker_next_line only) */
     const char *timeout;    /* idle timeout; the session ends */
     const char *shutdown;   /* the server is stopping; the session ends */
 };
+
+/* worker_vreply: one reply line to s, buffered until the session flushes: fmt formatted, every
+ * control character as '?' (review L1: a reply may quote the client or a Sieve reason, and a
+ * bare CR or a NUL must never reach the peer, which could read it as the end of the reply),
+ * then CRLF. For the line protocols' client_reply (LMTP, POP3). stream_write's result. */
+int worker_vreply(struct stream *s, const char *fmt, va_list ap);
+
+/* worker_tls_available: 1 when STARTTLS (POP3 STLS) may be offered on the session: a
+ * certificate is configured, the service does not say tls = none, and the connection is not
+ * yet under TLS. */
+int worker_tls_available(const struct worker_session *ws);
+
+/* worker_plaintext_ok: 1 when passwords may be sent in the clear on the session: under TLS,
+ * or allow_plaintext = yes (RFC 8314 section 3, RFC 2595 section 2). Loopback connections are
+ * deliberately not special. */
+int worker_plaintext_ok(const struct worker_session *ws);
+
+/* worker_read_end: the end reason of a session whose read failed with r ("timeout",
+ * "shutdown", "eof", "tls_error", "io"), after writing the protocol's goodbye from t (a line;
+ * CRLF is added) for a timeout or a shutdown. For every service and every read that can end
+ * a session: the command loop, IDLE, a SASL exchange, an LMTP message. */
+const char *worker_read_end(struct stream *s, int r, const struct line_texts *t);
 
 /* worker_next_line: one step of a line protocol's session loop: flush the replies when no
  * pipelined input is waiting, then read the next line into line. Returns 1 with a line, 0

@@ -4,6 +4,7 @@
 #include "core/fileutil.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "mime/decode.h"
 #include <dirent.h>
 #include <errno.h>
 #include <stddef.h>     /* sieve2_error.h uses NULL without including it */
@@ -174,48 +175,31 @@ static int cb_vacation(sieve2_context_t *s, void *rock)
     return SIEVE2_OK;
 }
 
-/* header_values: the unfolded values of every field called name in the header section. */
+struct values_rock { const char *name; struct strarr out; };
+
+static int values_cb(void *rock, const char *name, size_t name_len, const char *value,
+                     size_t value_len)
+{
+    struct values_rock *vr = rock;
+    if (name_len == strlen(vr->name) && !strncasecmp(name, vr->name, name_len)) {
+        struct buf v = BUF_INIT;
+        mime_header_unfold(value, value_len, &v);
+        strarr_take(&vr->out, buf_release(&v));
+    }
+    return 0;
+}
+
+/* header_values: the unfolded values of every field called name in the header section, as a
+ * NULL-terminated array (freed with the run), or NULL when there is none. */
 static char **header_values(const char *msg, size_t len, const char *name)
 {
-    struct strarr out = STRARR_INIT;
-    size_t nlen = strlen(name), pos = 0;
-    while (pos < len) {
-        size_t eol = pos;
-        while (eol < len && msg[eol] != '\n') eol++;
-        size_t l = eol - pos;
-        if (l && msg[pos + l - 1] == '\r') l--;
-        if (l == 0) break;
-        int match = l > nlen && msg[pos + nlen] == ':' && !strncasecmp(msg + pos, name, nlen);
-        size_t next = eol + 1;
-        if (match) {
-            struct buf v = BUF_INIT;
-            const char *p = msg + pos + nlen + 1;
-            size_t vl = l - nlen - 1;
-            while (vl && (*p == ' ' || *p == '\t')) p++, vl--;
-            buf_append(&v, p, vl);
-            while (next < len && (msg[next] == ' ' || msg[next] == '\t')) {
-                size_t e2 = next;
-                while (e2 < len && msg[e2] != '\n') e2++;
-                size_t l2 = e2 - next;
-                if (l2 && msg[next + l2 - 1] == '\r') l2--;
-                buf_append(&v, msg + next, l2);
-                next = e2 + 1;
-            }
-            strarr_take(&out, buf_release(&v));
-        } else {
-            while (next < len && (msg[next] == ' ' || msg[next] == '\t')) {
-                while (next < len && msg[next] != '\n') next++;
-                next++;
-            }
-        }
-        pos = next;
-    }
-    if (!out.count) {
-        strarr_fini(&out);
+    struct values_rock vr = { name, STRARR_INIT };
+    mime_header_foreach(msg, len, values_cb, &vr);
+    if (!vr.out.count) {
+        strarr_fini(&vr.out);
         return NULL;
     }
-    char **v = out.v;     /* NULL-terminated; the strings are freed with the run */
-    return v;
+    return vr.out.v;
 }
 
 static int cb_getheader(sieve2_context_t *s, void *rock)

@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "mime/decode.h"
 #include "store/store-int.h"
 #include <stdlib.h>
 #include <string.h>
@@ -203,48 +204,28 @@ int deliver_message(struct store *st, const struct deliver_msg *m, struct delive
 
 int deliver_message_id(const char *msg, size_t len, struct buf *out)
 {
+    const char *raw;
+    size_t raw_len;
     buf_reset(out);
-    size_t pos = 0;
-    while (pos < len) {
-        size_t eol = pos;
-        while (eol < len && msg[eol] != '\n') eol++;
-        size_t linelen = eol - pos;
-        if (linelen && msg[pos + linelen - 1] == '\r') linelen--;
-        if (linelen == 0) break;                    /* end of the header */
-        if (linelen >= 11 && !strncasecmp(msg + pos, "Message-ID:", 11)) {
-            /* the value, with its continuation lines */
-            struct buf v = BUF_INIT;
-            buf_append(&v, msg + pos + 11, linelen - 11);
-            size_t p = eol + 1;
-            while (p < len && (msg[p] == ' ' || msg[p] == '\t')) {
-                size_t e2 = p;
-                while (e2 < len && msg[e2] != '\n') e2++;
-                size_t l2 = e2 - p;
-                if (l2 && msg[p + l2 - 1] == '\r') l2--;
-                buf_append(&v, msg + p, l2);
-                p = e2 + 1;
-            }
-            const char *s = buf_cstr(&v);
-            const char *lt = strchr(s, '<');
-            const char *gt = lt ? strchr(lt, '>') : NULL;
-            if (lt && gt && gt > lt + 1) {
-                buf_append(out, lt, (size_t)(gt - lt + 1));
-            } else {
-                /* no angle brackets: keep the trimmed text, so it still identifies the message */
-                while (*s == ' ' || *s == '\t') s++;
-                size_t l = strlen(s);
-                while (l && (s[l - 1] == ' ' || s[l - 1] == '\t')) l--;
-                buf_append(out, s, l);
-            }
-            buf_fini(&v);
-            /* strip whitespace inside (folding may have put some there) */
-            size_t w = 0;
-            for (size_t i = 0; i < out->len; i++)
-                if (out->s[i] != ' ' && out->s[i] != '\t') out->s[w++] = out->s[i];
-            buf_truncate(out, w);
-            return out->len > 0;
-        }
-        pos = eol + 1;
+    if (!mime_header_find(msg, len, "Message-ID", &raw, &raw_len)) return 0;
+    struct buf v = BUF_INIT;
+    mime_header_unfold(raw, raw_len, &v);
+    const char *s = buf_cstr(&v);
+    const char *lt = strchr(s, '<');
+    const char *gt = lt ? strchr(lt, '>') : NULL;
+    if (lt && gt && gt > lt + 1) {
+        buf_append(out, lt, (size_t)(gt - lt + 1));
+    } else {
+        /* no angle brackets: keep the trimmed text, so it still identifies the message */
+        size_t l = strlen(s);
+        while (l && (s[l - 1] == ' ' || s[l - 1] == '\t')) l--;
+        buf_append(out, s, l);
     }
-    return 0;
+    buf_fini(&v);
+    /* strip whitespace inside (folding may have put some there) */
+    size_t w = 0;
+    for (size_t i = 0; i < out->len; i++)
+        if (out->s[i] != ' ' && out->s[i] != '\t') out->s[w++] = out->s[i];
+    buf_truncate(out, w);
+    return out->len > 0;
 }

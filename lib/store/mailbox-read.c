@@ -8,6 +8,8 @@
 #include "core/fileutil.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "mime/date.h"
+#include "mime/decode.h"
 #include "mime/mime.h"
 #include <dirent.h>
 #include <errno.h>
@@ -132,28 +134,12 @@ void mailbox_summarize(const char *p, size_t len, uint32_t uid, struct cache_ent
         rec->header_size = (uint32_t)hs;
         rec->body_lines = s.body_lines;
         rec->sentdate = 0;
-        /* the Date: header field, unfolded (RFC 5322 section 3.6.1) */
-        for (size_t pos = 0; pos < hs;) {
-            const char *line = p + pos;
-            const char *nl = memchr(line, '\n', hs - pos);
-            size_t ll = nl ? (size_t)(nl - line) + 1 : hs - pos;
-            if (ll > 5 && !strncasecmp(line, "Date:", 5)) {
-                struct buf v = BUF_INIT;
-                size_t q = pos + 5;
-                for (;;) {
-                    const char *e2 = memchr(p + q, '\n', hs - q);
-                    size_t end = e2 ? (size_t)(e2 - p) : hs;
-                    buf_append(&v, p + q, end - q);
-                    buf_putc(&v, ' ');
-                    q = end + 1;
-                    if (q >= hs || (p[q] != ' ' && p[q] != '\t')) break;
-                }
-                rec->sentdate = mailbox_parse_date(buf_cstr(&v), v.len);
-                buf_fini(&v);
-                break;
-            }
-            pos += ll;
-        }
+        /* the first Date: field (RFC 5322 section 3.6.1); its folding is white space to the
+         * date parser */
+        const char *date;
+        size_t date_len;
+        if (mime_header_find(p, hs, "Date", &date, &date_len))
+            rec->sentdate = mime_parse_date(date, date_len);
         guid_of(p, len, rec->guid);
     }
     mime_summary_fini(&s);

@@ -270,8 +270,4 @@ extern struct mailbox_sync_stats mailbox_sync_stats;
 void mailbox_summarize(const char *p, size_t len, uint32_t uid, struct cache_entry *e,
                        struct index_record *rec);
 
-/* mailbox_parse_date: RFC 5322 section 3.3 date-time ("Tue, 1 Jul 2003 10:52:37 +0200",
- * obsolete zones too) to seconds since the epoch; 0 when unparsable. */
-int64_t mailbox_parse_date(const char *s, size_t len);
-
 #endif

@@ -1,5 +1,6 @@
 /* store.c: mailbox-level operations over the mailbox list and the mailbox directories. */
 #include "store/store.h"
+#include "store/acl.h"
 #include "store/store-int.h"
 #include "core/error.h"
 #include "core/fileutil.h"
@@ -77,7 +78,7 @@ static char *default_acl(const char *name)
 {
     struct buf owner = BUF_INIT;
     char *acl;
-    if (mboxname_owner(name, &owner) == 1) acl = xasprintf("%s\t%s\t", buf_cstr(&owner), STORE_OWNER_RIGHTS);
+    if (mboxname_owner(name, &owner) == 1) acl = xasprintf("%s\t%s\t", buf_cstr(&owner), ACL_RIGHTS_ALL);
     else acl = xstrdup("");
     buf_fini(&owner);
     return acl;

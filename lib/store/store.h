@@ -17,9 +17,6 @@
 
 struct store;
 
-/* The rights of an owner on a new personal mailbox (RFC 4314 section 2.1: every right). */
-#define STORE_OWNER_RIGHTS "lrswipkxtea"
-
 /* store_open: open configdir/db and every database. 0 or CF_E_IO (logged). */
 int store_open(const struct config *cfg, struct store **st_r);
 void store_close(struct store **stp);
@@ -32,7 +29,7 @@ const char *store_partition_path(const struct store *st, const char *partition);
 
 /* store_create: create the mailbox with internal name `name`. partition NULL: the parent's
  * partition when the parent exists, else partition_select(). acl NULL: the default (the owner
- * of a personal mailbox gets STORE_OWNER_RIGHTS; a new child inherits its parent's ACL).
+ * of a personal mailbox gets every right, ACL_RIGHTS_ALL; a new child inherits its parent's ACL).
  * flags: RFC 6154 special-use words or NULL. 0, CF_E_EXISTS, CF_E_PARSE (invalid name),
  * CF_E_NOTFOUND (unknown partition, or a missing parent without STORE_CREATE_PARENTS), or
  * an I/O / database error. */

@@ -366,26 +366,6 @@ static void test_mbheader(void)
     buf_fini(&b);
 }
 
-static void test_dates(void)
-{
-    static const struct { const char *s; int64_t t; } cases[] = {
-        { "Thu, 13 Feb 1969 23:32:54 -0330", -27723426 },
-        { "Fri, 21 Nov 1997 09:55:06 -0600", 880127706 },
-        { "21 Nov 1997 09:55:06 GMT", 880106106 },
-        { " Tue, 1 Jul 2003 10:52:37 +0200 (CEST)", 1057049557 },
-        { "1 Jan 70 00:00 +0000", 0 },   /* 0 also means unparsable, both fine */
-        { "Mon, 07 Feb 2022 12:00:00 PST", 1644264000 },
-        { "Sat, 29 Feb 2020 00:00:01 +0000", 1582934401 },
-        { "garbage", 0 },
-        { "Mon, 32 Jan 2020 00:00:00 +0000", 0 },
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int64_t t = mailbox_parse_date(cases[i].s, strlen(cases[i].s));
-        if (t != cases[i].t) fprintf(stderr, "date case %zu: %s\n", i, cases[i].s);
-        UNIT_EQ_INT(t, cases[i].t);
-    }
-}
-
 static void test_partition(void)
 {
     char id[UNIQUEID_LEN + 1], id2[UNIQUEID_LEN + 1];
@@ -411,7 +391,6 @@ int main(void)
     test_intent();
     test_cache();
     test_mbheader();
-    test_dates();
     test_partition();
     UNIT_DONE();
 }

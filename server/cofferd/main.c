@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/fileutil.h"
 #include "core/log.h"
+#include "core/priv.h"
 #include "core/xmalloc.h"
 #include "store/store.h"
 #include <errno.h>
@@ -173,14 +174,6 @@ static void warn_owner(const char *path)
                            "writable by root only (SECURITY in cofferd(8))"));
 }
 
-static void drop_privileges(const struct passwd *pw)
-{
-    if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
-        setuid(pw->pw_uid) < 0)
-        die(EXIT_OTHER, "cannot switch to user %s: %s", pw->pw_name, strerror(errno));
-    if (setuid(0) == 0) die(EXIT_OTHER, "could regain root after switching to %s", pw->pw_name);
-}
-
 /* daemonize: fork; the parent waits for the child's start-up verdict and exits with it. The
  * child starts a new session and leaves the directory it was started in. */
 static void daemonize(void)
@@ -329,7 +322,8 @@ int main(int argc, char **argv)
     if (!foreground) daemonize();
     if (pidfile_update(pidfd, getpid()))
         die(EXIT_OTHER, "cannot write pid file %s: %s", pidfile, strerror(errno));
-    if (pw) drop_privileges(pw);
+    buf_reset(&err);
+    if (pw && priv_drop(pw->pw_name, &err)) die(EXIT_OTHER, "%s", buf_cstr(&err));
     /* every worker re-reads the configuration as this user: better to fail here, clearly */
     if (access(conf, R_OK) < 0 || access(mc->v[CFG_PARTITIONS].s, R_OK) < 0)
         die(EXIT_OTHER, "%s or %s is not readable by uid %d, which the workers run as: %s",

@@ -8,22 +8,21 @@
  * answer as if any other mailbox did not exist (RFC 4314 section 4), so errors never reveal it. */
 #ifndef COFFER_IMAPD_ACL_CHECK_H
 #define COFFER_IMAPD_ACL_CHECK_H
+#include "store/acl.h"     /* ACL_RIGHTS_ALL */
 
 struct client;
 struct mboxlist_entry;
 
-/* Every right of RFC 4314 section 2.1, in canonical order. */
-#define ACL_ALL_RIGHTS "lrswipkxtea"
 /* Size of a rights buffer: the rights and a NUL. */
 #define ACL_RIGHTS_SIZE 16
 
 /* acl_rights: the rights the session's user has on internal mailbox name whose ACL text is
- * acl_text (may be NULL: none), as letters in ACL_ALL_RIGHTS order, written NUL-terminated to
+ * acl_text (may be NULL: none), as letters in ACL_RIGHTS_ALL order, written NUL-terminated to
  * rights_out (ACL_RIGHTS_SIZE bytes). c->user NULL (not logged in) gets only "anyone" rights.
  * Returns the number of rights letters. Does not block. */
 int acl_rights(const struct client *c, const char *name, const char *acl_text, char *rights_out);
 
-/* acl_has: 1 when the session's user has right (one letter of ACL_ALL_RIGHTS) on name, else 0. */
+/* acl_has: 1 when the session's user has right (one letter of ACL_RIGHTS_ALL) on name, else 0. */
 int acl_has(const struct client *c, const char *name, const char *acl_text, char right);
 
 /* acl_lookup: look up internal name in the mailbox list and check right for the session.

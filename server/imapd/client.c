@@ -16,6 +16,10 @@
 /* client_parser_limits: the parser limits for the connection's state. Before login they are
  * small (review M3): nobody needs a 64 MiB literal or thousands of arguments to log in, and
  * every connection reaches this state without a password. */
+const struct line_texts client_texts = {
+    NULL, "* BYE Autologout; idle for too long", "* BYE Server shutting down",
+};
+
 static void client_parser_limits(const struct client *c, struct imap_parser_limits *lim)
 {
     const struct config *cfg = c->ws->cfg;
@@ -83,24 +87,13 @@ void client_free(struct client **cp)
     *cp = NULL;
 }
 
-int client_tls_available(const struct client *c)
-{
-    return c->ws->tls && strcmp(service_str(c->ws->svc, SVC_TLS), "none") &&
-           !stream_is_tls(c->stream);
-}
-
-int client_plaintext_ok(const struct client *c)
-{
-    return stream_is_tls(c->stream) || config_int(c->ws->cfg, CFG_ALLOW_PLAINTEXT);
-}
-
 void client_capabilities(const struct client *c, struct buf *out)
 {
     buf_appends(out, "IMAP4rev1 LITERAL+");
     buf_appends(out, " IDLE UIDPLUS MOVE UNSELECT");      /* selected.c and cmd-*.c */
     if (c->state == CLIENT_NOT_AUTH) {
-        if (client_tls_available(c)) buf_appends(out, " STARTTLS");
-        if (!client_plaintext_ok(c)) buf_appends(out, " LOGINDISABLED");
+        if (worker_tls_available(c->ws)) buf_appends(out, " STARTTLS");
+        if (!worker_plaintext_ok(c->ws)) buf_appends(out, " LOGINDISABLED");
     }
     /* cmd-mailbox.c, cmd-append.c, cmd-misc.c; then AUTH=... SASL-IR before login */
     buf_appends(out, " ID ENABLE NAMESPACE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-STATUS"

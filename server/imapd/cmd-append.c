@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "imap/imap-date.h"
 #include "store/mboxname.h"
 #include "store/store.h"
 #include <stdlib.h>
@@ -16,59 +17,6 @@
 /* Messages one APPEND may carry (RFC 3502 sets no limit; this keeps a runaway client from
  * building a huge commit). */
 #define APPEND_MAX_MESSAGES 1000
-
-/* days_from_civil: days since 1970-01-01 of a proleptic Gregorian date. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static int digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-/* parse_date_time: RFC 3501 section 9 date-time without its quotes:
- * "dd-Mon-yyyy hh:mm:ss +zzzz", the day as two digits or a space and one digit (a bare single
- * digit is accepted too, as many clients send it). Seconds since the epoch, or -1. */
-static int64_t parse_date_time(const char *s)
-{
-    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    int day, year, hh, mm, ss, zh, zm;
-    if (*s == ' ') s++;
-    size_t dl = s[0] >= '0' && s[0] <= '9' && s[1] == '-' ? 1 : 2;
-    if (digits(s, (int)dl, &day) || s[dl] != '-') return -1;
-    s += dl + 1;
-    const char *mon = NULL;
-    for (int i = 0; i < 12; i++)
-        if (!strncasecmp(s, months + 3 * i, 3)) mon = months + 3 * i;
-    if (!mon || s[3] != '-') return -1;
-    unsigned month = (unsigned)((mon - months) / 3 + 1);
-    s += 4;
-    if (digits(s, 4, &year) || s[4] != ' ' || digits(s + 5, 2, &hh) || s[7] != ':' ||
-        digits(s + 8, 2, &mm) || s[10] != ':' || digits(s + 11, 2, &ss) || s[13] != ' ' ||
-        (s[14] != '+' && s[14] != '-') || digits(s + 15, 2, &zh) || digits(s + 17, 2, &zm) ||
-        s[19])
-        return -1;
-    static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-    if (day < 1 || day > mdays[month - 1] || hh > 23 || mm > 59 || ss > 60 || zm > 59)
-        return -1;
-    int64_t t = days_from_civil(year, month, (unsigned)day) * 86400 + hh * 3600 + mm * 60 + ss;
-    int64_t zone = (zh * 60 + zm) * 60;
-    t += s[14] == '+' ? -zone : zone;
-    return t < 0 ? -1 : t;
-}
 
 /* parse_flags: a flag list into system flags and keywords (pointing into the arguments). A
  * missing right drops the flag silently (RFC 4314 section 4, APPEND). 0 or CF_E_PARSE. */
@@ -187,8 +135,7 @@ void cmd_append(struct client *c, const struct imap_command *cmd)
             i++;
         }
         if (i < cmd->nargs && cmd->args[i].type == IMAP_ARG_QUOTED) {
-            one->date = parse_date_time(cmd->args[i].s);
-            if (one->date < 0) {
+            if (imap_datetime_parse(cmd->args[i].s, &one->date) < 0) {
                 client_tagged(c, cmd->tag, "BAD Invalid date-time in APPEND");
                 goto done;
             }

@@ -2,11 +2,10 @@
  * through Cyrus SASL (lib/auth/sasl.h), and what happens at a successful login. */
 #include "imapd.h"
 #include "core/config.h"
-#include "core/base64.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
-#include "auth/sasl.h"
+#include "auth/sasl-exchange.h"
 #include "net/stream.h"
 #include "store/mboxname.h"
 #include "store/store.h"
@@ -21,21 +20,14 @@
 
 /* ---- the SASL connection of the session ---- */
 
-static int tls_ssf(const struct client *c)
-{
-    return stream_tls_ssf(c->stream);   /* L12: the negotiated cipher's strength */
-}
-
 /* auth_sasl: the session's SASL server exchange, made on first use and made again after
  * STARTTLS (the mechanisms offered depend on TLS). NULL when SASL failed (logged). */
 static struct csasl *auth_sasl(struct client *c)
 {
-    int ssf = tls_ssf(c);
+    int ssf = stream_tls_ssf(c->stream);
     if (c->sasl && c->sasl_ssf == ssf) return c->sasl;
     csasl_free(&c->sasl);
-    /* worker peer/local are "IP:PORT"; SASL wants "IP;PORT", and only needs them for
-     * mechanisms we do not offer (KERBEROS_V4), so they are left out */
-    if (csasl_new("imap", NULL, NULL, ssf, &c->sasl)) return NULL;
+    if (csasl_session_new("imap", c->ws, &c->sasl)) return NULL;
     c->sasl_ssf = ssf;
     return c->sasl;
 }
@@ -192,7 +184,7 @@ void cmd_login(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "BAD LOGIN needs a user name and a password");
         return;
     }
-    if (!client_plaintext_ok(c)) {
+    if (!worker_plaintext_ok(c->ws)) {
         client_tagged(c, cmd->tag, "NO [PRIVACYREQUIRED] LOGIN is disabled before STARTTLS");
         return;
     }
@@ -213,36 +205,6 @@ void cmd_login(struct client *c, const struct imap_command *cmd)
 
 /* ---- AUTHENTICATE ---- */
 
-/* read_response: one client line of the exchange, decoded into data. 0, 1 when the client
- * cancelled with "*", CF_E_PARSE for bad base64, or a stream error (session ends). */
-static int read_response(struct client *c, struct buf *line, struct buf *data)
-{
-    if (stream_flush(c->stream) < 0) return CF_E_IO;
-    int r = stream_read_line(c->stream, line);
-    if (r < 0) return r;
-    if (line->len == 1 && line->s[0] == '*') return 1;
-    return base64_decode(line->s ? line->s : "", line->len, data);
-}
-
-static void send_challenge(struct client *c, const char *out, size_t outlen)
-{
-    struct buf b = BUF_INIT;
-    buf_appends(&b, "+ ");
-    base64_encode((const unsigned char *)out, outlen, &b);
-    buf_appends(&b, "\r\n");
-    stream_write(c->stream, b.s, b.len);
-    buf_fini(&b);
-}
-
-static void stream_gone(struct client *c, int r)
-{
-    c->end_reason = r == CF_E_EOF ? "eof" : r == CF_E_TIMEOUT ? "timeout"
-                  : r == CF_E_SHUTDOWN ? "shutdown" : "io";
-    if (r == CF_E_TIMEOUT) client_untagged(c, "BYE Autologout; idle for too long");
-    else if (r == CF_E_SHUTDOWN) client_untagged(c, "BYE Server shutting down");
-    c->state = CLIENT_LOGOUT;
-}
-
 /* RFC 3501 section 6.2.2, with RFC 4959's optional initial response ("=" for an empty one). */
 void cmd_authenticate(struct client *c, const struct imap_command *cmd)
 {
@@ -258,62 +220,34 @@ void cmd_authenticate(struct client *c, const struct imap_command *cmd)
         return;
     }
     if (!csasl_mech_allowed(s, mech)) {
-        if (!client_plaintext_ok(c) && (!strcasecmp(mech, "PLAIN") || !strcasecmp(mech, "LOGIN")))
+        if (!worker_plaintext_ok(c->ws) && (!strcasecmp(mech, "PLAIN") || !strcasecmp(mech, "LOGIN")))
             client_tagged(c, cmd->tag, "NO [PRIVACYREQUIRED] %s is disabled before STARTTLS",
                           !strcasecmp(mech, "PLAIN") ? "PLAIN" : "LOGIN");
         else
             client_tagged(c, cmd->tag, "NO [CANNOT] Unsupported authentication mechanism");
         return;
     }
-    struct buf line = BUF_INIT, data = BUF_INIT;
     char *mech_up = xstrdup(mech);
     for (char *p = mech_up; *p; p++)
         if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 'a' + 'A');
-    const char *out = NULL;
-    size_t outlen = 0;
-    int r;
-    if (ir) {
-        if (!strcmp(ir, "=")) {
-            buf_reset(&data);
-        } else if (base64_decode(ir, strlen(ir), &data)) {
-            client_tagged(c, cmd->tag, "BAD Invalid base64 in the initial response");
-            goto done;
-        }
-        r = csasl_start(s, mech_up, data.s ? data.s : "", data.len, &out, &outlen);
-    } else {
-        r = csasl_start(s, mech_up, NULL, 0, &out, &outlen);
-    }
-    while (r == 1) {
-        send_challenge(c, out, outlen);
-        int rr = read_response(c, &line, &data);
-        if (rr == 1) {
-            client_tagged(c, cmd->tag, "BAD Authentication cancelled");
-            goto done;
-        }
-        if (rr == CF_E_PARSE || rr == CF_E_LIMIT) {
-            client_tagged(c, cmd->tag, "BAD Invalid base64 in the response");
-            goto done;
-        }
-        if (rr < 0) {
-            stream_gone(c, rr);
-            goto done;
-        }
-        r = csasl_step(s, data.s ? data.s : "", data.len, &out, &outlen);
-    }
-    if (r == 0 && outlen) {
-        /* RFC 4422 section 5: IMAP has no data with success, so the server's last data goes
-         * as a challenge and the client answers with an empty line */
-        send_challenge(c, out, outlen);
-        int rr = read_response(c, &line, &data);
-        if (rr == 1) {
-            client_tagged(c, cmd->tag, "BAD Authentication cancelled");
-            goto done;
-        }
-        if (rr < 0 && rr != CF_E_PARSE && rr != CF_E_LIMIT) {
-            stream_gone(c, rr);
-            goto done;
-        }
-        if (rr || data.len) r = CF_E_PARSE;
+    int r = CF_E_PERM;
+    switch (csasl_exchange(s, c->stream, "+ ", mech_up, ir, &r)) {
+    case CSASL_FINISHED:
+        break;
+    case CSASL_BAD_INITIAL:
+        client_tagged(c, cmd->tag, "BAD Invalid base64 in the initial response");
+        goto done;
+    case CSASL_CANCELLED:
+        client_tagged(c, cmd->tag, "BAD Authentication cancelled");
+        goto done;
+    case CSASL_BAD_RESPONSE:
+    case CSASL_TOO_LONG:
+        client_tagged(c, cmd->tag, "BAD Invalid base64 in the response");
+        goto done;
+    case CSASL_READ_FAILED:
+        c->end_reason = worker_read_end(c->stream, r, &client_texts);
+        c->state = CLIENT_LOGOUT;
+        goto done;
     }
     if (r == 0) {
         login_ok(c, cmd->tag, mech_up);
@@ -324,6 +258,4 @@ void cmd_authenticate(struct client *c, const struct imap_command *cmd)
     }
 done:
     free(mech_up);
-    buf_fini(&line);
-    buf_fini(&data);
 }

@@ -6,6 +6,8 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "imap/imap-date.h"
+#include "mime/decode.h"
 #include "mime/mime.h"
 #include "net/stream.h"
 #include "store/mail.h"
@@ -13,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 /* Body data at least this long is written straight from the message mapping to the stream
  * instead of being copied into the response buffer. */
@@ -162,36 +163,25 @@ static int field_match(const struct imap_section *sec, const char *name, size_t 
     return 0;
 }
 
+struct filter_rock { const struct imap_section *sec; int not; struct buf *out; };
+
+static int filter_cb(void *rock, const char *name, size_t name_len, const char *field,
+                     size_t field_len)
+{
+    struct filter_rock *fr = rock;
+    if (!name || field_match(fr->sec, name, name_len) == fr->not) return 0;
+    buf_append(fr->out, field, field_len);
+    if (field[field_len - 1] != '\n') buf_appends(fr->out, "\r\n");   /* the last, cut short */
+    return 0;
+}
+
 /* header_filter: the fields of header block h whose names are (not, for .NOT) among the
  * section's, raw and in message order, then the empty line (RFC 3501 section 6.4.5). */
 static void header_filter(const struct imap_section *sec, const char *h, size_t len,
                           struct buf *out)
 {
-    int not = sec->text == IMAP_SECTION_HEADER_FIELDS_NOT;
-    const char *p = h, *end = h + len;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        const char *next = eol ? eol + 1 : end;
-        if (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n')) break;   /* empty line */
-        /* a field: this line and its continuation lines */
-        const char *fend = next;
-        while (fend < end && (*fend == ' ' || *fend == '\t')) {
-            const char *e2 = memchr(fend, '\n', (size_t)(end - fend));
-            fend = e2 ? e2 + 1 : end;
-        }
-        const char *colon = memchr(p, ':', (size_t)(next - p));
-        int keep = 0;
-        if (colon) {
-            const char *ne = colon;
-            while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t')) ne--;
-            keep = field_match(sec, p, (size_t)(ne - p)) != not;
-        }
-        if (keep) {
-            buf_append(out, p, (size_t)(fend - p));
-            if (fend == end && (fend == p || fend[-1] != '\n')) buf_appends(out, "\r\n");
-        }
-        p = fend;
-    }
+    struct filter_rock fr = { sec, sec->text == IMAP_SECTION_HEADER_FIELDS_NOT, out };
+    mime_header_foreach_raw(h, len, filter_cb, &fr);
     buf_appends(out, "\r\n");
 }
 
@@ -284,24 +274,6 @@ static int emit_section(struct fetch *f, const struct imap_section *sec)
     return emit_partial(f, sec, p + off, (size_t)plen);
 }
 
-/* internaldate_append: "17-Jul-1996 02:44:25 -0700" (RFC 3501 section 9 date-time), local time. */
-static void internaldate_append(int64_t t, struct buf *out)
-{
-    static const char mon[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (!localtime_r(&tt, &tm)) {
-        tt = 0;
-        gmtime_r(&tt, &tm);
-    }
-    long off = tm.tm_gmtoff / 60;
-    char sign = off < 0 ? '-' : '+';
-    if (off < 0) off = -off;
-    buf_printf(out, "\"%2d-%s-%04d %02d:%02d:%02d %c%02ld%02ld\"", tm.tm_mday, mon[tm.tm_mon],
-               tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, sign, off / 60, off % 60);
-}
-
 /* cached_text: "NAME text" with the IMAP text the store computed at append, or NIL. */
 static int cached_text(struct fetch *f, enum mail_field field, const char *name)
 {
@@ -353,7 +325,7 @@ static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
             break;
         case FA_INTERNALDATE:
             buf_appends(&f->out, "INTERNALDATE ");
-            internaldate_append(f->rec->internaldate, &f->out);
+            imap_datetime_append(f->rec->internaldate, &f->out);
             break;
         case FA_SIZE:
             buf_printf(&f->out, "RFC822.SIZE %llu", (unsigned long long)f->rec->size);

@@ -88,25 +88,11 @@ void cmd_idle(struct client *c, const struct imap_command *cmd)
                 break;
             }
         }
-        switch (r) {
-        case CF_E_TIMEOUT:
-            client_untagged(c, "BYE Autologout; idle for too long");
-            c->end_reason = "timeout";
-            break;
-        case CF_E_SHUTDOWN:
-            client_untagged(c, "BYE Server shutting down");
-            c->end_reason = "shutdown";
-            break;
-        case CF_E_EOF:
-            c->end_reason = "eof";
-            break;
-        case CF_E_LIMIT:
+        if (r == CF_E_LIMIT) {
             client_tagged(c, cmd->tag, "BAD Line too long");
             goto out;
-        default:
-            c->end_reason = "io";
-            break;
         }
+        c->end_reason = worker_read_end(c->stream, r, &client_texts);
         break;
     }
 out:

@@ -14,7 +14,7 @@ void cmd_starttls(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "BAD TLS is already active");
         return;
     }
-    if (!client_tls_available(c)) {
+    if (!worker_tls_available(c->ws)) {
         client_tagged(c, cmd->tag, "BAD STARTTLS is not available");
         return;
     }

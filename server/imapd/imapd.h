@@ -77,13 +77,9 @@ void client_free(struct client **c);
  * command is read. */
 void client_update_limits(struct client *c);
 
-/* client_tls_available: 1 when STARTTLS may be offered: a certificate is configured, the
- * service does not say tls = none, and the connection is not yet under TLS. */
-int client_tls_available(const struct client *c);
-
-/* client_plaintext_ok: 1 when passwords may be sent: under TLS, or allow_plaintext = yes.
- * Loopback connections are deliberately not special. */
-int client_plaintext_ok(const struct client *c);
+/* client_texts: the untagged BYE for a timeout and a shutdown, for worker_read_end (too_long
+ * is NULL: the IMAP parser answers over-long lines itself). */
+extern const struct line_texts client_texts;
 
 /* client_capabilities: append the capability list for the current state to out, e.g.
  * "IMAP4rev1 LITERAL+ STARTTLS LOGINDISABLED" (RFC 3501 section 7.2.1). */

@@ -72,8 +72,7 @@ static void imapd_session(struct worker_session *ws)
             break;
         }
         if (worker_shutdown) {
-            client_untagged(c, "BYE Server shutting down");
-            c->end_reason = "shutdown";
+            c->end_reason = worker_read_end(c->stream, CF_E_SHUTDOWN, &client_texts);
             break;
         }
         struct imap_command cmd;
@@ -96,22 +95,8 @@ static void imapd_session(struct worker_session *ws)
                 c->end_reason = "protocol_error";
             }
             break;
-        case CF_E_TIMEOUT:
-            client_untagged(c, "BYE Autologout; idle for too long");
-            c->end_reason = "timeout";
-            break;
-        case CF_E_SHUTDOWN:
-            client_untagged(c, "BYE Server shutting down");
-            c->end_reason = "shutdown";
-            break;
-        case CF_E_EOF:
-            c->end_reason = "eof";
-            break;
-        case CF_E_TLS:
-            c->end_reason = "tls_error";
-            break;
         default:
-            c->end_reason = "io";
+            c->end_reason = worker_read_end(c->stream, r, &client_texts);
             break;
         }
     }

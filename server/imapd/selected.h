@@ -30,7 +30,7 @@ struct selected {
     char *name;                 /* internal name, e.g. "user/fred/Sent" (owned) */
     struct mailbox *mb;         /* owned; from store_open_mailbox */
     int readonly;               /* EXAMINE, or no write right */
-    char rights[16];            /* the user's RFC 4314 rights on it (ACL_ALL_RIGHTS order) */
+    char rights[16];            /* the user's RFC 4314 rights on it (ACL_RIGHTS_ALL order) */
     char *acl;                  /* the ACL text rights was computed from (owned; NULL: not yet) */
     char acl_uniqueid[33];      /* the mailbox list entry it came from ("" until then) */
     uint32_t uidvalidity;

@@ -19,6 +19,11 @@ struct client *client_new(struct worker_session *ws)
     return c;
 }
 
+const struct line_texts client_texts = {
+    "500 5.5.2 Line too long",   /* RFC 5321 section 4.5.3.1.4 */
+    "421 4.4.2 Idle timeout", "421 4.3.2 Server shutting down",
+};
+
 void client_free(struct client **cp)
 {
     struct client *c = *cp;
@@ -52,26 +57,11 @@ void client_reset(struct client *c)
     c->bdat_error = NULL;
 }
 
-int client_tls_available(const struct client *c)
-{
-    return c->ws->tls && strcmp(service_str(c->ws->svc, SVC_TLS), "none") &&
-           !stream_is_tls(c->stream);
-}
-
 int client_reply(struct client *c, const char *fmt, ...)
 {
-    struct buf b = BUF_INIT;
     va_list ap;
     va_start(ap, fmt);
-    buf_vprintf(&b, fmt, ap);
+    int r = worker_vreply(c->stream, fmt, ap);   /* L1: one line, controls as '?' */
     va_end(ap);
-    /* L1: a reply may quote the client (a parameter, a verb) or a Sieve reject reason; a
-     * control character there (a bare CR, a NUL) must never reach the peer as such, which
-     * could read it as the end of the reply. Every reply is one line. */
-    for (size_t i = 0; i < b.len; i++)
-        if ((unsigned char)b.s[i] < 0x20 || b.s[i] == 0x7f) b.s[i] = '?';
-    buf_appends(&b, "\r\n");
-    int r = stream_write(c->stream, b.s, b.len);
-    buf_fini(&b);
     return r;
 }

@@ -5,8 +5,7 @@
  * counted like IMAP's and POP3's logins, and a good password of a user who may not deliver gets
  * the same answer as a wrong one, so AUTH is no faster password oracle than LOGIN (M1). */
 #include "lmtpd.h"
-#include "auth/sasl.h"
-#include "core/base64.h"
+#include "auth/sasl-exchange.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -28,7 +27,7 @@ static struct csasl *client_sasl(struct client *c)
 {
     int ssf = stream_tls_ssf(c->stream);
     if (c->sasl && c->sasl_ssf != ssf) csasl_free(&c->sasl);
-    if (!c->sasl && csasl_new("lmtp", NULL, NULL, ssf, &c->sasl) == 0) c->sasl_ssf = ssf;
+    if (!c->sasl && csasl_session_new("lmtp", c->ws, &c->sasl) == 0) c->sasl_ssf = ssf;
     return c->sasl;
 }
 
@@ -79,28 +78,6 @@ static void auth_failed(struct client *c, const char *mech, const char *authid,
     client_reply(c, "535 5.7.8 Authentication credentials invalid");
 }
 
-/* read_response: one client line of the exchange, decoded into in. 0; 1 when the exchange
- * ended and was answered (cancelled, bad base64); <0 when the session ends. */
-static int read_response(struct client *c, struct buf *line, struct buf *in)
-{
-    int r = stream_flush(c->stream);
-    if (r == 0) r = stream_read_line(c->stream, line);
-    if (r < 0) {
-        c->end_reason = r == CF_E_EOF ? "eof" : r == CF_E_TIMEOUT ? "timeout" : "io";
-        return r;
-    }
-    if (!strcmp(buf_cstr(line), "*")) {
-        client_reply(c, "501 5.0.0 Authentication cancelled");
-        return 1;
-    }
-    if (memchr(line->s ? line->s : "", '\0', line->len) ||
-        base64_decode(line->s ? line->s : "", line->len, in)) {
-        client_reply(c, "501 5.5.2 Cannot decode the response");
-        return 1;
-    }
-    return 0;
-}
-
 /* AUTH mechanism [initial-response] (RFC 4954 section 4). */
 void cmd_auth(struct client *c, const struct lmtp_command *cmd)
 {
@@ -124,7 +101,6 @@ void cmd_auth(struct client *c, const struct lmtp_command *cmd)
     }
     struct strarr args = STRARR_INIT;
     strarr_split(&args, cmd->args, " ", 0);
-    struct buf in = BUF_INIT, out = BUF_INIT, line = BUF_INIT;
     struct csasl *s = client_sasl(c);
     if (args.count < 1 || args.count > 2) {
         client_reply(c, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
@@ -135,38 +111,26 @@ void cmd_auth(struct client *c, const struct lmtp_command *cmd)
         goto done;
     }
     const char *mech = args.v[0];
-    const char *resp;
-    size_t resplen;
-    int r;
-    if (args.count == 2) {
-        /* "=" is an empty initial response (RFC 4954 section 4) */
-        const char *ir = strcmp(args.v[1], "=") ? args.v[1] : "";
-        if (base64_decode(ir, strlen(ir), &in)) {
-            client_reply(c, "501 5.5.2 Cannot decode the initial response");
-            goto done;
-        }
-        r = csasl_start(s, mech, in.s ? in.s : "", in.len, &resp, &resplen);
-    } else {
-        r = csasl_start(s, mech, NULL, 0, &resp, &resplen);
-    }
-    while (r == 1) {
-        buf_reset(&out);
-        base64_encode(resp, resplen, &out);
-        client_reply(c, "334 %s", buf_cstr(&out));
-        int rr = read_response(c, &line, &in);
-        if (rr) goto done;
-        r = csasl_step(s, in.s ? in.s : "", in.len, &resp, &resplen);
-    }
-    if (r == 0 && resplen) {
-        /* RFC 4954 section 4: 235 carries no data, so the server's last data (SCRAM's
-         * "v=" signature, which lets the client check the server) goes as one more 334
-         * challenge, and the client answers it with an empty line */
-        buf_reset(&out);
-        base64_encode(resp, resplen, &out);
-        client_reply(c, "334 %s", buf_cstr(&out));
-        int rr = read_response(c, &line, &in);
-        if (rr) goto done;
-        if (in.len) r = CF_E_PARSE;
+    int r = CF_E_PERM;
+    /* RFC 4954 section 4: "334 " challenges, "*" cancels, "=" is an empty initial response */
+    switch (csasl_exchange(s, c->stream, "334 ", mech, args.count == 2 ? args.v[1] : NULL, &r)) {
+    case CSASL_FINISHED:
+        break;
+    case CSASL_BAD_INITIAL:
+        client_reply(c, "501 5.5.2 Cannot decode the initial response");
+        goto done;
+    case CSASL_CANCELLED:
+        client_reply(c, "501 5.0.0 Authentication cancelled");
+        goto done;
+    case CSASL_BAD_RESPONSE:
+        client_reply(c, "501 5.5.2 Cannot decode the response");
+        goto done;
+    case CSASL_TOO_LONG:
+        client_reply(c, "500 5.5.2 Line too long");   /* RFC 5321 section 4.5.3.1.4 */
+        goto done;
+    case CSASL_READ_FAILED:
+        c->end_reason = worker_read_end(c->stream, r, &client_texts);
+        goto done;
     }
     if (r == CF_E_NOTFOUND) {
         client_reply(c, "504 5.5.4 Unrecognized or unavailable authentication mechanism");
@@ -191,7 +155,4 @@ done:
     /* the next attempt starts on a fresh exchange (a failed one cannot be reused) */
     if (!c->auth_user) csasl_free(&c->sasl);
     strarr_fini(&args);
-    buf_fini(&in);
-    buf_fini(&out);
-    buf_fini(&line);
 }

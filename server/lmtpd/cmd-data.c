@@ -71,30 +71,6 @@ static void reply_all(struct client *c, const char *code, const char *text)
         client_reply(c, "%s <%s> %s", code, c->rcpts[i].addr, text);
 }
 
-/* read_error: the session ends on a read error in the middle of a message. */
-static void read_error(struct client *c, int r)
-{
-    switch (r) {
-    case CF_E_TIMEOUT:
-        client_reply(c, "421 4.4.2 Idle timeout");
-        c->end_reason = "timeout";
-        break;
-    case CF_E_SHUTDOWN:
-        client_reply(c, "421 4.3.2 Server shutting down");
-        c->end_reason = "shutdown";
-        break;
-    case CF_E_EOF:
-        c->end_reason = "eof";
-        break;
-    case CF_E_TLS:
-        c->end_reason = "tls_error";
-        break;
-    default:
-        c->end_reason = "io";
-        break;
-    }
-}
-
 void cmd_data(struct client *c, const struct lmtp_command *cmd)
 {
     if (*cmd->args) {
@@ -133,7 +109,7 @@ void cmd_data(struct client *c, const struct lmtp_command *cmd)
             continue;
         }
         if (r < 0) {
-            read_error(c, r);
+            c->end_reason = worker_read_end(c->stream, r, &client_texts);
             break;
         }
         int bare_lf = stream_line_bare_lf(c->stream);
@@ -226,7 +202,7 @@ void cmd_bdat(struct client *c, const struct lmtp_command *cmd)
         /* the chunk follows the command whatever we say: read it past */
         int r = stream_skip(c->stream, n);
         if (r < 0) {
-            read_error(c, r);
+            c->end_reason = worker_read_end(c->stream, r, &client_texts);
             return;
         }
         client_reply(c, "%s", refuse);
@@ -258,7 +234,7 @@ void cmd_bdat(struct client *c, const struct lmtp_command *cmd)
         }
     }
     if (r < 0) {
-        read_error(c, r);
+        c->end_reason = worker_read_end(c->stream, r, &client_texts);
         return;
     }
     if (!c->bdat_failed) c->spool_size += n;

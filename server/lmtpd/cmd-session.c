@@ -29,7 +29,7 @@ void cmd_lhlo(struct client *c, const struct lmtp_command *cmd)
     strarr_add(&lines, "CHUNKING");                 /* RFC 3030 */
     char *size = xasprintf("SIZE %lld", config_int(c->ws->cfg, CFG_MAX_LITERAL));  /* RFC 1870 */
     strarr_take(&lines, size);
-    if (client_tls_available(c)) strarr_add(&lines, "STARTTLS");   /* RFC 3207 */
+    if (worker_tls_available(c->ws)) strarr_add(&lines, "STARTTLS");   /* RFC 3207 */
     auth_lhlo_line(c, &lines);
     for (size_t i = 0; i < lines.count; i++)
         client_reply(c, "250%c%s", i + 1 < lines.count ? '-' : ' ', lines.v[i]);

@@ -15,7 +15,7 @@ void cmd_starttls(struct client *c, const struct lmtp_command *cmd)
         client_reply(c, "503 5.5.1 TLS is already active");
         return;
     }
-    if (!client_tls_available(c)) {
+    if (!worker_tls_available(c->ws)) {
         client_reply(c, "454 4.7.0 TLS not available");
         return;
     }

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "mime/decode.h"
 #include "sieve/sieve.h"
 #include "store/deliver.h"
 #include "store/mboxname.h"
@@ -34,28 +35,30 @@ struct outcome {
     size_t first, count;       /* its targets in the target array */
 };
 
-/* header_has: whether the header section has a field name whose value (trimmed) equals value
- * (case-insensitive), or any such field when value is NULL. */
+struct has_rock { const char *name, *value; };
+
+static int has_cb(void *rock, const char *name, size_t name_len, const char *value,
+                  size_t value_len)
+{
+    struct has_rock *hr = rock;
+    if (name_len != strlen(hr->name) || strncasecmp(name, hr->name, name_len)) return 0;
+    if (!hr->value) return 1;
+    struct buf v = BUF_INIT;
+    mime_header_unfold(value, value_len, &v);
+    size_t vl = v.len;
+    while (vl && (v.s[vl - 1] == ' ' || v.s[vl - 1] == '\t')) vl--;
+    buf_truncate(&v, vl);
+    int eq = !strcasecmp(buf_cstr(&v), hr->value);
+    buf_fini(&v);
+    return eq;
+}
+
+/* header_has: whether the header section has a field name whose value (unfolded, trimmed)
+ * equals value (case-insensitive), or any such field when value is NULL. */
 static int header_has(const char *msg, size_t len, const char *name, const char *value)
 {
-    size_t nlen = strlen(name), pos = 0;
-    while (pos < len) {
-        size_t eol = pos;
-        while (eol < len && msg[eol] != '\n') eol++;
-        size_t l = eol - pos;
-        if (l && msg[pos + l - 1] == '\r') l--;
-        if (l == 0) break;
-        if (l > nlen && msg[pos + nlen] == ':' && !strncasecmp(msg + pos, name, nlen)) {
-            if (!value) return 1;
-            const char *v = msg + pos + nlen + 1;
-            size_t vl = l - nlen - 1;
-            while (vl && (*v == ' ' || *v == '\t')) v++, vl--;
-            while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) vl--;
-            if (vl == strlen(value) && !strncasecmp(v, value, vl)) return 1;
-        }
-        pos = eol + 1;
-    }
-    return 0;
+    struct has_rock hr = { name, value };
+    return mime_header_foreach(msg, len, has_cb, &hr);
 }
 
 /* write_pipe: all of p to fd; 0 or -1 (the command stopped reading). */

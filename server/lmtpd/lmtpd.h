@@ -61,9 +61,9 @@ int auth_required(const struct client *c);
 void cmd_auth(struct client *c, const struct lmtp_command *cmd);
 void client_free(struct client **c);
 
-/* client_tls_available: 1 when STARTTLS may be offered (certificate configured, service not
- * tls = none, not yet under TLS). */
-int client_tls_available(const struct client *c);
+/* client_texts: the goodbyes (and over-long line reply) of the session, for worker_next_line
+ * and worker_read_end. */
+extern const struct line_texts client_texts;
 
 /* client_reply: one reply line plus CRLF, buffered until the session loop flushes; control
  * characters in the formatted text are sent as '?' (L1). */

@@ -51,13 +51,9 @@ static void lmtpd_session(struct worker_session *ws)
     stream_set_max_line(c->stream, (size_t)config_int(ws->cfg, CFG_MAX_LINE));
     client_reply(c, "220 %s LMTP Coffer ready", lmtpd_hostname());
 
-    static const struct line_texts texts = {
-        "500 5.5.2 Line too long",   /* RFC 5321 section 4.5.3.1.4 */
-        "421 4.4.2 Idle timeout", "421 4.3.2 Server shutting down",
-    };
     struct buf line = BUF_INIT;
     while (!c->end_reason) {
-        int r = worker_next_line(c->stream, &line, &texts, &c->end_reason);
+        int r = worker_next_line(c->stream, &line, &client_texts, &c->end_reason);
         if (r <= 0) continue;
         if (memchr(line.s, '\0', line.len)) {
             /* L2: a NUL would silently cut the command (an address) short */

@@ -1,9 +1,8 @@
 /* cmd-auth.c: the AUTHORIZATION state: USER/PASS (RFC 1939 section 7), AUTH (RFC 5034) over
  * Cyrus SASL, APOP (refused), failed-login pacing, and entering TRANSACTION with the maildrop. */
 #include "pop3d.h"
-#include "auth/sasl.h"
+#include "auth/sasl-exchange.h"
 #include "core/config.h"
-#include "core/base64.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -90,7 +89,7 @@ static void login_failed(struct client *c, const char *user, const char *mech, i
 /* plaintext_refused: RFC 8314 section 3 / RFC 2595 section 2: no passwords in the clear. */
 static int plaintext_refused(struct client *c)
 {
-    if (client_plaintext_ok(c)) return 0;
+    if (worker_plaintext_ok(c->ws)) return 0;
     client_reply(c, "-ERR [AUTH] Plaintext authentication is disallowed without TLS (use STLS)");
     return 1;
 }
@@ -124,62 +123,6 @@ void cmd_pass(struct client *c, const struct pop3_command *cmd)
     free(user);
 }
 
-/* read_response: one client line of an AUTH exchange. 0 with the line in out; 1 when the
- * exchange ended and was answered (cancel, bad base64, long line); <0 when the session ends
- * (end_reason set). */
-static int read_response(struct client *c, struct buf *line, struct buf *out)
-{
-    if (stream_flush(c->stream) < 0) {
-        c->end_reason = "io";
-        return CF_E_IO;
-    }
-    int r = stream_read_line(c->stream, line);
-    switch (r) {
-    case 0:
-        break;
-    case CF_E_LIMIT:
-        client_reply(c, "-ERR Line too long");
-        return 1;
-    case CF_E_TIMEOUT:
-        client_reply(c, "-ERR Autologout; idle for too long");
-        c->end_reason = "timeout";
-        return r;
-    case CF_E_SHUTDOWN:
-        client_reply(c, "-ERR Server shutting down");
-        c->end_reason = "shutdown";
-        return r;
-    case CF_E_EOF:
-        c->end_reason = "eof";
-        return r;
-    case CF_E_TLS:
-        c->end_reason = "tls_error";
-        return r;
-    default:
-        c->end_reason = "io";
-        return r;
-    }
-    if (!strcmp(buf_cstr(line), "*")) {      /* RFC 5034 section 4: the client cancels */
-        client_reply(c, "-ERR Authentication cancelled");
-        return 1;
-    }
-    if (base64_decode(line->s ? line->s : "", line->len, out)) {
-        client_reply(c, "-ERR Invalid base64 data");
-        return 1;
-    }
-    return 0;
-}
-
-/* send_challenge: "+ BASE64" (RFC 5034 section 4; "+ " alone for empty data). */
-static void send_challenge(struct client *c, const char *data, size_t len)
-{
-    struct buf b = BUF_INIT;
-    buf_appends(&b, "+ ");
-    base64_encode((const unsigned char *)data, len, &b);
-    buf_appends(&b, "\r\n");
-    stream_write(c->stream, b.s, b.len);
-    buf_fini(&b);
-}
-
 void cmd_auth(struct client *c, const struct pop3_command *cmd)
 {
     struct csasl *s = client_sasl(c);
@@ -190,10 +133,13 @@ void cmd_auth(struct client *c, const struct pop3_command *cmd)
     if (cmd->args.count == 0) {
         /* not in RFC 5034, but widely used by clients to find the mechanisms (RFC 1734 era) */
         struct buf mechs = BUF_INIT;
-        csasl_mechs(s, "\r\n", &mechs);
+        struct strarr names = STRARR_INIT;
+        csasl_mechs(s, " ", &mechs);
+        strarr_split(&names, buf_cstr(&mechs), " ", 0);
         client_reply(c, "+OK Supported mechanisms follow");
-        if (mechs.len) client_reply(c, "%s", buf_cstr(&mechs));
+        for (size_t i = 0; i < names.count; i++) client_reply(c, "%s", names.v[i]);
         client_reply(c, ".");
+        strarr_fini(&names);
         buf_fini(&mechs);
         return;
     }
@@ -202,37 +148,31 @@ void cmd_auth(struct client *c, const struct pop3_command *cmd)
         return;
     }
     const char *mech = cmd->args.v[0];
-    struct buf line = BUF_INIT, data = BUF_INIT;
-    const char *in = NULL;
-    size_t inlen = 0;
-    if (cmd->args.count == 2) {                 /* RFC 5034 section 4: initial response */
-        const char *ir = cmd->args.v[1];
-        if (strcmp(ir, "=") && base64_decode(ir, strlen(ir), &data)) {
-            client_reply(c, "-ERR Invalid base64 data");
-            goto done;
-        }
-        in = data.s ? data.s : "";
-        inlen = data.len;
-    }
-    const char *out;
-    size_t outlen;
-    int r = csasl_start(s, mech, in, inlen, &out, &outlen);
-    while (r == 1) {
-        send_challenge(c, out, outlen);
-        int rr = read_response(c, &line, &data);
-        if (rr) goto done;
-        r = csasl_step(s, data.s ? data.s : "", data.len, &out, &outlen);
+    int r = CF_E_PERM;
+    /* RFC 5034 section 4: "+ " challenges, "*" cancels, an optional initial response */
+    switch (csasl_exchange(s, c->stream, "+ ", mech, cmd->args.count == 2 ? cmd->args.v[1] : NULL,
+                           &r)) {
+    case CSASL_FINISHED:
+        break;
+    case CSASL_BAD_INITIAL:
+        client_reply(c, "-ERR Invalid base64 data");
+        goto done;
+    case CSASL_CANCELLED:
+        client_reply(c, "-ERR Authentication cancelled");
+        goto done;
+    case CSASL_BAD_RESPONSE:
+        client_reply(c, "-ERR Invalid base64 data");
+        goto done;
+    case CSASL_TOO_LONG:
+        client_reply(c, "-ERR Line too long");
+        goto done;
+    case CSASL_READ_FAILED:
+        c->end_reason = worker_read_end(c->stream, r, &client_texts);
+        goto done;
     }
     if (r == CF_E_NOTFOUND) {
         client_reply(c, "-ERR Unsupported authentication mechanism");
         goto done;
-    }
-    if (r == 0 && outlen) {
-        /* RFC 5034 section 4: data with the outcome goes in a last challenge; the client
-         * answers with an empty line */
-        send_challenge(c, out, outlen);
-        if (read_response(c, &line, &data)) goto done;
-        if (data.len) r = CF_E_PERM;    /* the answer to final data must be empty */
     }
     char mechname[64];
     snprintf(mechname, sizeof mechname, "%s", mech);
@@ -241,8 +181,6 @@ void cmd_auth(struct client *c, const struct pop3_command *cmd)
     else login_failed(c, csasl_authid(s), mechname, r == CF_E_AGAIN ? r : CF_E_PERM);
 done:
     csasl_free(&c->sasl);
-    buf_fini(&line);
-    buf_fini(&data);
 }
 
 /* APOP (RFC 1939 section 7) needs the plaintext password; the SASL glue offers no digest

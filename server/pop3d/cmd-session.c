@@ -20,7 +20,7 @@ void cmd_capa(struct client *c, const struct pop3_command *cmd)
     client_reply(c, "TOP");
     client_reply(c, "UIDL");
     if (c->state == CLIENT_AUTHORIZATION) {
-        if (client_plaintext_ok(c)) client_reply(c, "USER");
+        if (worker_plaintext_ok(c->ws)) client_reply(c, "USER");
         struct csasl *s = client_sasl(c);
         struct buf mechs = BUF_INIT;
         if (s && csasl_mechs(s, " ", &mechs) == 0 && mechs.len)
@@ -30,7 +30,7 @@ void cmd_capa(struct client *c, const struct pop3_command *cmd)
     client_reply(c, "RESP-CODES");
     client_reply(c, "AUTH-RESP-CODE");
     client_reply(c, "PIPELINING");
-    if (c->state == CLIENT_AUTHORIZATION && client_tls_available(c)) client_reply(c, "STLS");
+    if (c->state == CLIENT_AUTHORIZATION && worker_tls_available(c->ws)) client_reply(c, "STLS");
     /* RFC 2449 sections 6.7 and 6.8: the server never removes messages by itself, and a
      * client must wait pop3_login_delay seconds between logins */
     client_reply(c, "EXPIRE NEVER");

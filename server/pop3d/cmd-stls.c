@@ -16,7 +16,7 @@ void cmd_stls(struct client *c, const struct pop3_command *cmd)
         client_reply(c, "-ERR TLS is already active");
         return;
     }
-    if (!client_tls_available(c)) {
+    if (!worker_tls_available(c->ws)) {
         client_reply(c, "-ERR TLS is not available");
         return;
     }

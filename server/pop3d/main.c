@@ -51,12 +51,9 @@ static void pop3d_session(struct worker_session *ws)
     /* no RFC 1939 section 7 timestamp: it announces APOP, which is not offered */
     client_reply(c, "+OK Coffer POP3 server ready");
 
-    static const struct line_texts texts = {
-        "-ERR Line too long", "-ERR Autologout; idle for too long", "-ERR Server shutting down",
-    };
     struct buf line = BUF_INIT;
     while (!c->end_reason) {
-        int r = worker_next_line(c->stream, &line, &texts, &c->end_reason);
+        int r = worker_next_line(c->stream, &line, &client_texts, &c->end_reason);
         if (r <= 0) continue;
         if (memchr(line.s, '\0', line.len)) {
             /* L2: a NUL would silently cut the line (a name or password) short */

@@ -45,15 +45,12 @@ struct client *client_new(struct worker_session *ws);
  * deletes nothing, RFC 1939 section 6), the SASL exchange and the client. */
 void client_free(struct client **c);
 
-/* client_tls_available: 1 when STLS may be offered: a certificate is configured, the service
- * does not say tls = none, and the connection is not yet under TLS. */
-int client_tls_available(const struct client *c);
+/* client_texts: the goodbyes (and over-long line reply) of the session, for worker_next_line
+ * and worker_read_end. */
+extern const struct line_texts client_texts;
 
-/* client_plaintext_ok: 1 when passwords may be sent: under TLS, or allow_plaintext = yes
- * (RFC 8314 section 3, RFC 2595 section 2). */
-int client_plaintext_ok(const struct client *c);
-
-/* client_reply: write one line plus CRLF (buffered until the session loop flushes). */
+/* client_reply: one reply line plus CRLF, buffered until the session loop flushes; control
+ * characters in the formatted text are sent as '?' (worker_vreply, L1). */
 int client_reply(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* client_sasl: the session's SASL exchange, made on first use with service "pop" and the TLS

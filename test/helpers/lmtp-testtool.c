@@ -13,26 +13,14 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/priv.h"
 #include "core/xmalloc.h"
 #include "store/store.h"
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static int drop(const struct config *cfg)
-{
-    const char *name = config_str(cfg, CFG_USER);
-    if (geteuid() != 0 || !*name) return 0;
-    struct passwd *pw = getpwnam(name);
-    if (!pw || setgid(pw->pw_gid) < 0 || initgroups(name, pw->pw_gid) < 0 ||
-        setuid(pw->pw_uid) < 0)
-        return -1;
-    return 0;
-}
 
 int main(int argc, char **argv)
 {
@@ -48,7 +36,7 @@ int main(int argc, char **argv)
     }
     buf_fini(&err);
     log_init("lmtp-testtool", 1, LOG_LVL_WARNING);
-    if (drop(cfg) < 0) return 2;
+    if (priv_drop(config_str(cfg, CFG_USER), NULL) < 0) return 2;
     struct store *st = NULL;
     if (store_open(cfg, &st) < 0) return 1;
     const char *op = argv[2], *name = argv[3];

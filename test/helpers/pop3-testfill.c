@@ -13,28 +13,14 @@
 #include "core/error.h"
 #include "core/fileutil.h"
 #include "core/log.h"
+#include "core/priv.h"
 #include "core/xmalloc.h"
 #include "store/mboxname.h"
 #include "store/store.h"
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int drop_privileges(const struct config *cfg)
-{
-    const char *name = config_str(cfg, CFG_USER);
-    if (geteuid() != 0 || !*name) return 0;
-    struct passwd *pw = getpwnam(name);
-    if (!pw || setgid(pw->pw_gid) < 0 || initgroups(name, pw->pw_gid) < 0 ||
-        setuid(pw->pw_uid) < 0) {
-        fprintf(stderr, "pop3-testfill: cannot become %s\n", name);
-        return -1;
-    }
-    return 0;
-}
 
 /* make_message: a plain message of about size bytes, numbered i, with CRLF lines. */
 static void make_message(struct buf *b, long i, long size)
@@ -72,7 +58,10 @@ int main(int argc, char **argv)
         return 1;
     }
     buf_fini(&err);
-    if (drop_privileges(cfg)) return 1;
+    if (priv_drop(config_str(cfg, CFG_USER), NULL)) {
+        fprintf(stderr, "pop3-testfill: cannot become %s\n", config_str(cfg, CFG_USER));
+        return 1;
+    }
     log_init("pop3-testfill", 1, LOG_LVL_WARNING);
 
     struct store *st = NULL;
