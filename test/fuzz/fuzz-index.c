@@ -78,6 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             index_header_encode(&h2, enc);
             struct index_header h3;
             FUZZ_ASSERT(index_header_decode(enc, &h3) == 0);
+            h2.version = INDEX_VERSION;   /* a version-1 slot is written back as the current one */
             FUZZ_ASSERT(!memcmp(&h2, &h3, sizeof h2));
         }
     int slot = -1;
