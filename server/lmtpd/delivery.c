@@ -235,21 +235,134 @@ static void reply_for(struct client *c, const struct rcpt *r, const struct outco
         client_reply(c, "451 4.3.0 <%s> Temporary local problem", r->addr);
 }
 
-static struct deliver_target *add_target(struct deliver_target *t, size_t *n, size_t *alloc,
-                                         const char *mailbox, const char *user, uint32_t flags,
-                                         const char *const *keywords)
+/* The delivery plan of one message: every target of every recipient, in recipient order, and
+ * what the targets point into (keyword arrays, fileinto mailbox names). */
+struct plan {
+    struct deliver_target *t;
+    size_t nt, talloc;
+    const char ***kws;          /* keyword arrays from flags_of, one per target that has one */
+    size_t nkws;
+    struct strarr names;        /* fileinto mailbox names */
+};
+
+static void plan_fini(struct plan *p)
 {
-    if (*n == *alloc) {
-        *alloc = *alloc ? *alloc * 2 : 8;
-        t = xrealloc(t, *alloc * sizeof *t);
+    for (size_t i = 0; i < p->nkws; i++) free(p->kws[i]);
+    free(p->kws);
+    strarr_fini(&p->names);
+    free(p->t);
+}
+
+/* plan_add: a target mailbox for user with the Sieve flags names (NULL: none). mailbox must
+ * outlive the plan. */
+static void plan_add(struct plan *p, const char *mailbox, const char *user,
+                     const struct strarr *names)
+{
+    uint32_t flags = 0;
+    const char **kw = NULL;
+    if (names) {
+        flags = flags_of(names, &kw);
+        p->kws = xrealloc(p->kws, (p->nkws + 1) * sizeof *p->kws);
+        p->kws[p->nkws++] = kw;
     }
-    memset(&t[*n], 0, sizeof *t);
-    t[*n].mailbox = mailbox;
-    t[*n].user = user;
-    t[*n].flags = flags;
-    t[*n].keywords = keywords;
-    (*n)++;
-    return t;
+    if (p->nt == p->talloc) {
+        p->talloc = p->talloc ? p->talloc * 2 : 8;
+        p->t = xrealloc(p->t, p->talloc * sizeof *p->t);
+    }
+    struct deliver_target *t = &p->t[p->nt++];
+    memset(t, 0, sizeof *t);
+    t->mailbox = mailbox;
+    t->user = user;
+    t->flags = flags;
+    t->keywords = kw;
+}
+
+/* redirect_all: send the message on to every Sieve redirect address of r; 1 when it must be
+ * kept as well (a loop, or a redirect that could not be sent), else 0. */
+static int redirect_all(struct client *c, const struct rcpt *r, const struct sieve_result *sr,
+                        const char *data, size_t len)
+{
+    int keep = 0;
+    for (size_t k = 0; k < sr->redirect.count; k++) {
+        if (header_has(data, len, LOOP_HEADER, r->user)) {
+            log_notice("sieve_redirect_loop", "user=%s to=%s", log_quote(r->user),
+                       log_quote(sr->redirect.v[k]));
+            keep = 1;
+            continue;
+        }
+        struct buf head = BUF_INIT;
+        buf_printf(&head, "%s: %s\r\n", LOOP_HEADER, r->user);
+        if (sendmail(c, sr->redirect.v[k], buf_cstr(&head), data, len) < 0) keep = 1;
+        else log_info("sieve_redirected", "user=%s to=%s", log_quote(r->user),
+                      log_quote(sr->redirect.v[k]));
+        buf_fini(&head);
+    }
+    return keep;
+}
+
+/* fileinto_target: the mailbox a Sieve fileinto folder f of r means (user/NAME/f), or r's own
+ * mailbox when that folder does not exist (RFC 5228 section 4.1: the message is never lost);
+ * the name is kept in the plan. */
+static const char *fileinto_target(struct store *st, struct plan *p, const struct rcpt *r,
+                                   const char *f)
+{
+    struct buf name = BUF_INIT;
+    mboxname_user_inbox(r->user, &name);
+    if (strcasecmp(f, "INBOX")) {
+        buf_printf(&name, "/%s", f);
+        if (mboxname_valid(buf_cstr(&name)) < 0 || store_lookup(st, buf_cstr(&name), NULL) != 1) {
+            log_notice("sieve_fileinto_missing", "user=%s folder=%s", log_quote(r->user),
+                       log_quote(f));
+            buf_reset(&name);
+            buf_appends(&name, r->mailbox);
+        }
+    }
+    strarr_take(&p->names, buf_release(&name));
+    return p->names.v[p->names.count - 1];
+}
+
+/* plan_recipient: the targets of recipient r: its INBOX (created when missing), or what its
+ * active Sieve script says (keep, fileinto, redirect, vacation, reject into o->reject, which
+ * points into sr). Errors go to o->error. */
+static void plan_recipient(struct client *c, struct store *st, struct rcpt *r,
+                           struct sieve_result *sr, const char *data, size_t len,
+                           const char *msgid, struct plan *p, struct outcome *o)
+{
+    o->first = p->nt;
+    if (r->need_inbox) {
+        int e = store_ensure_inbox(st, r->user);
+        if (e < 0) {
+            o->error = e;
+            return;
+        }
+        if (e == 1) log_info("inbox_created", "user=%s", log_quote(r->user));
+        r->need_inbox = 0;
+    }
+    char *script = NULL;
+    if (!r->user || sieve_active_script(c->ws->cfg, r->user, &script) != 1) {
+        plan_add(p, r->mailbox, r->user, NULL);
+        o->count = p->nt - o->first;
+        return;
+    }
+    struct sieve_input in = { data, len, c->mail_from, r->addr };
+    if (sieve_run(script, &in, sr) < 0 || sr->error)
+        log_warn("sieve_failed", "user=%s errors=%s", log_quote(r->user),
+                 log_quote(buf_cstr(&sr->errors)));
+    free(script);
+    if (sr->reject) {
+        for (char *q = sr->reject; *q; q++) if (*q == '\r' || *q == '\n') *q = ' ';
+        o->reject = sr->reject;
+        log_info("sieve_rejected", "user=%s reason=%s", log_quote(r->user), log_quote(sr->reject));
+        return;
+    }
+    int keep = sr->keep | redirect_all(c, r, sr, data, len);
+    if (sr->vacation) vacation(c, r, sr, data, len, msgid);
+    if (keep) plan_add(p, r->mailbox, r->user, &sr->keep_flags);
+    for (size_t k = 0; k < sr->nfileinto; k++)
+        plan_add(p, fileinto_target(st, p, r, sr->fileinto[k].mailbox), r->user,
+                 &sr->fileinto[k].flags);
+    if (p->nt == o->first) log_info("sieve_discarded", "user=%s", log_quote(r->user));
+    o->count = p->nt - o->first;
 }
 
 void lmtp_deliver(struct client *c, int fd)
@@ -260,120 +373,38 @@ void lmtp_deliver(struct client *c, int fd)
     size_t len = 0;
     struct buf msgid = BUF_INIT;
     struct outcome *oc = xzmalloc(c->nrcpts * sizeof *oc);
-    struct deliver_target *t = NULL;
-    size_t nt = 0, talloc = 0, nkws = 0;
     struct sieve_result *srs = xzmalloc(c->nrcpts * sizeof *srs);
-    const char ***kws = NULL;
-    struct strarr names = STRARR_INIT;        /* fileinto mailbox names */
+    struct plan p = { .names = STRARR_INIT };
     for (size_t i = 0; i < c->nrcpts; i++) sieve_result_init(&srs[i]);
     int trouble = 0;
     if (!st || fstat(fd, &sb) < 0) {
         trouble = 1;
     } else if (sb.st_size > 0) {
         len = (size_t)sb.st_size;
-        void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p == MAP_FAILED) trouble = 1;
-        else data = p;
+        void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED) trouble = 1;
+        else data = m;
     }
     if (trouble) {
         log_err("delivery_failed", "error=%s", st ? "spool" : "store_unavailable");
         for (size_t i = 0; i < c->nrcpts; i++) {
             oc[i].error = CF_E_IO;
-            reply_for(c, &c->rcpts[i], &oc[i], t);
+            reply_for(c, &c->rcpts[i], &oc[i], NULL);
         }
         goto done;
     }
     deliver_message_id(data, len, &msgid);
-    for (size_t i = 0; i < c->nrcpts; i++) {
-        struct rcpt *r = &c->rcpts[i];
-        oc[i].first = nt;
-        if (r->need_inbox) {
-            int e = store_ensure_inbox(st, r->user);
-            if (e < 0) {
-                oc[i].error = e;
-                continue;
-            }
-            if (e == 1) log_info("inbox_created", "user=%s", log_quote(r->user));
-            r->need_inbox = 0;
-        }
-        char *script = NULL;
-        struct sieve_result *sr = &srs[i];
-        if (!r->user || sieve_active_script(c->ws->cfg, r->user, &script) != 1) {
-            t = add_target(t, &nt, &talloc, r->mailbox, r->user, 0, NULL);
-            oc[i].count = nt - oc[i].first;
-            continue;
-        }
-        struct sieve_input in = { data, len, c->mail_from, r->addr };
-        if (sieve_run(script, &in, sr) < 0 || sr->error)
-            log_warn("sieve_failed", "user=%s errors=%s", log_quote(r->user),
-                     log_quote(buf_cstr(&sr->errors)));
-        free(script);
-        if (sr->reject) {
-            for (char *p = sr->reject; *p; p++) if (*p == '\r' || *p == '\n') *p = ' ';
-            oc[i].reject = sr->reject;
-            log_info("sieve_rejected", "user=%s reason=%s", log_quote(r->user),
-                     log_quote(sr->reject));
-            continue;
-        }
-        int keep = sr->keep;
-        for (size_t k = 0; k < sr->redirect.count; k++) {
-            if (header_has(data, len, LOOP_HEADER, r->user)) {
-                log_notice("sieve_redirect_loop", "user=%s to=%s", log_quote(r->user),
-                           log_quote(sr->redirect.v[k]));
-                keep = 1;
-                continue;
-            }
-            struct buf head = BUF_INIT;
-            buf_printf(&head, "%s: %s\r\n", LOOP_HEADER, r->user);
-            if (sendmail(c, sr->redirect.v[k], buf_cstr(&head), data, len) < 0) keep = 1;
-            else log_info("sieve_redirected", "user=%s to=%s", log_quote(r->user),
-                          log_quote(sr->redirect.v[k]));
-            buf_fini(&head);
-        }
-        if (sr->vacation) vacation(c, r, sr, data, len, msgid.len ? buf_cstr(&msgid) : NULL);
-        if (keep) {
-            const char **kw;
-            uint32_t fl = flags_of(&sr->keep_flags, &kw);
-            kws = xrealloc(kws, (nkws + 1) * sizeof *kws);
-            kws[nkws++] = kw;
-            t = add_target(t, &nt, &talloc, r->mailbox, r->user, fl, kw);
-        }
-        for (size_t k = 0; k < sr->nfileinto; k++) {
-            struct buf name = BUF_INIT;
-            const char *f = sr->fileinto[k].mailbox;
-            mboxname_user_inbox(r->user, &name);
-            if (strcasecmp(f, "INBOX")) {
-                buf_printf(&name, "/%s", f);
-                if (mboxname_valid(buf_cstr(&name)) < 0 ||
-                    store_lookup(st, buf_cstr(&name), NULL) != 1) {
-                    log_notice("sieve_fileinto_missing", "user=%s folder=%s", log_quote(r->user),
-                               log_quote(f));
-                    buf_reset(&name);
-                    buf_appends(&name, r->mailbox);
-                }
-            }
-            strarr_take(&names, buf_release(&name));
-            const char **kw;
-            uint32_t fl = flags_of(&sr->fileinto[k].flags, &kw);
-            kws = xrealloc(kws, (nkws + 1) * sizeof *kws);
-            kws[nkws++] = kw;
-            t = add_target(t, &nt, &talloc, names.v[names.count - 1], r->user, fl, kw);
-        }
-        if (nt == oc[i].first)
-            log_info("sieve_discarded", "user=%s", log_quote(r->user));
-        oc[i].count = nt - oc[i].first;
-    }
-    struct deliver_msg m = { data, len, -1, msgid.len ? buf_cstr(&msgid) : NULL, 0 };
-    deliver_message(st, &m, t, nt);
-    for (size_t i = 0; i < c->nrcpts; i++) reply_for(c, &c->rcpts[i], &oc[i], t);
+    const char *id = msgid.len ? buf_cstr(&msgid) : NULL;
+    for (size_t i = 0; i < c->nrcpts; i++)
+        plan_recipient(c, st, &c->rcpts[i], &srs[i], data, len, id, &p, &oc[i]);
+    struct deliver_msg m = { data, len, -1, id, 0 };
+    deliver_message(st, &m, p.t, p.nt);
+    for (size_t i = 0; i < c->nrcpts; i++) reply_for(c, &c->rcpts[i], &oc[i], p.t);
 done:
     if (data) munmap((void *)data, len);
     buf_fini(&msgid);
     for (size_t i = 0; i < c->nrcpts; i++) sieve_result_fini(&srs[i]);
     free(srs);
-    for (size_t i = 0; i < nkws; i++) free(kws[i]);
-    free(kws);
-    strarr_fini(&names);
+    plan_fini(&p);
     free(oc);
-    free(t);
 }
