@@ -8,6 +8,7 @@
 #include "store/partition.h"
 #include "store/quotalock.h"
 #include "store/reconstruct.h"
+#include "store/store-quota-int.h"
 #include <inttypes.h>
 #include <dirent.h>
 #include <errno.h>
@@ -18,8 +19,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-static int quota_fix_locked(struct store *st, const char *root, struct quota *was_r);
 
 int store_open(const struct config *cfg, struct store **st_r)
 {
@@ -222,7 +221,7 @@ int store_delete(struct store *st, const char *name)
         if (counted && (h.quota_used || h.exists))
             store_quota_charge(st, buf_cstr(&root), -(int64_t)h.quota_used, -(int64_t)h.exists);
         else if (has_root == 1 && !counted)
-            quota_fix_locked(st, buf_cstr(&root), NULL);   /* unreadable index: count the rest */
+            store_quota_fix_locked(st, buf_cstr(&root), NULL);   /* unreadable index: count the rest */
         remove_tombstone(tomb);
         seendb_delete_mailbox(st->seen, NULL, e.uniqueid);
         log_info("mailbox_deleted", "name=%s uniqueid=%s", log_quote(name), e.uniqueid);
@@ -441,7 +440,7 @@ int store_rename_checked(struct store *st, const char *oldname, const char *newn
         if (*moves[i].newroot)
             store_quota_charge(st, moves[i].newroot, moves[i].bytes, moves[i].msgs);
     }
-    for (size_t i = 0; recount && i < locks.count; i++) quota_fix_locked(st, locks.v[i], NULL);
+    for (size_t i = 0; recount && i < locks.count; i++) store_quota_fix_locked(st, locks.v[i], NULL);
     struct rename_rock rr = { st };
     fix_header(newname, &e, &rr);
     char *prefix = xasprintf("%s/", newname);
@@ -545,174 +544,3 @@ int store_ensure_inbox(struct store *st, const char *user)
     return r;
 }
 
-/* ---- quota accounting (store.h) ---- */
-
-int store_quota_lock(struct store *st, const char *name, struct buf *root, int *fd_r)
-{
-    *fd_r = -1;
-    int r = quotadb_find_root(st->quota, NULL, name, root);
-    if (r <= 0) return r;
-    r = quotalock_acquire(st, buf_cstr(root), fd_r);
-    return r < 0 ? r : 1;
-}
-
-void store_quota_charge(struct store *st, const char *root, int64_t bytes, int64_t messages)
-{
-    if (!bytes && !messages) return;
-    int r = quotadb_apply_delta(st->quota, NULL, root, bytes, messages, 0);
-    if (r < 0 && r != CF_E_NOTFOUND)
-        log_warn("quota_charge_failed", "root=%s bytes=%" PRId64 " messages=%" PRId64
-                 " error=%s hint=\"coffer quota fix recounts\"", log_quote(root), bytes,
-                 messages, log_quote(cf_strerror(r)));
-}
-
-/* still_listed: whether name is still the mailbox mb was opened as (0 only when certain it
- * is not: deleted, or replaced by another mailbox of the same name). */
-static int still_listed(struct store *st, const char *name, const struct mailbox *mb)
-{
-    struct mboxlist_entry e;
-    mboxlist_entry_init(&e);
-    int r = mboxlist_lookup(st->mboxlist, NULL, name, &e);
-    int listed = r < 0 || (r == 1 && !strcmp(e.uniqueid, mailbox_uniqueid(mb)));
-    mboxlist_entry_fini(&e);
-    return listed;
-}
-
-int store_expunge(struct store *st, struct mailbox *mb, const char *name, const uint32_t *uids,
-                  size_t n, uint32_t *count_r)
-{
-    struct buf root = BUF_INIT;
-    int qlock = -1;
-    uint32_t count = 0;
-    uint64_t bytes = 0;
-    if (count_r) *count_r = 0;
-    int has_root = store_quota_lock(st, name, &root, &qlock);
-    int r = has_root < 0 ? has_root : mailbox_expunge_sized(mb, uids, n, &count, &bytes);
-    if (r < 0) goto out;
-    /* right after the index commit, still under the root's lock: exact even beside other
-     * sessions, whose expunges of the same messages find them gone and count nothing */
-    if (has_root == 1 && count && still_listed(st, name, mb))
-        store_quota_charge(st, buf_cstr(&root), -(int64_t)bytes, -(int64_t)count);
-    if (count_r) *count_r = count;
-out:
-    quotalock_release(&qlock);
-    buf_fini(&root);
-    return r;
-}
-
-struct recount_rock {
-    struct store *st;
-    const char *root;
-    struct buf found;
-    int64_t bytes, msgs;
-};
-
-static int recount_one(const char *name, const struct mboxlist_entry *e, void *rock)
-{
-    struct recount_rock *rc = rock;
-    (void)e;
-    if (strcmp(name, rc->root) && !mboxname_is_descendant(name, rc->root)) return 0;
-    int r = quotadb_find_root(rc->st->quota, NULL, name, &rc->found);
-    if (r < 0) return r;
-    if (r == 0 || strcmp(buf_cstr(&rc->found), rc->root)) return 0;   /* a nearer root */
-    struct index_header h;
-    r = store_status(rc->st, name, &h);
-    if (r == CF_E_NOTFOUND) return 0;   /* no directory: holds nothing */
-    if (r < 0) return r;
-    rc->bytes += (int64_t)h.quota_used;
-    rc->msgs += h.exists;
-    return 0;
-}
-
-int store_quota_recount(struct store *st, const char *root, int64_t *bytes_r,
-                        int64_t *messages_r)
-{
-    struct recount_rock rc = { st, root, BUF_INIT, 0, 0 };
-    /* the prefix also matches "user/fredrick" for "user/fred": recount_one filters */
-    int r = mboxlist_foreach(st->mboxlist, NULL, root, recount_one, &rc);
-    buf_fini(&rc.found);
-    if (r < 0) return r;
-    *bytes_r = rc.bytes;
-    *messages_r = rc.msgs;
-    return 0;
-}
-
-static int quota_fix_locked(struct store *st, const char *root, struct quota *was_r)
-{
-    struct quota q;
-    int64_t bytes, msgs;
-    int r = quotadb_get(st->quota, NULL, root, &q);
-    if (r == 0) r = CF_E_NOTFOUND;
-    if (r < 0) return r;
-    if (was_r) *was_r = q;
-    r = store_quota_recount(st, root, &bytes, &msgs);
-    if (r < 0) return r;
-    if (q.used_bytes == bytes && q.used_messages == msgs) return 0;
-    r = quotadb_set_usage(st->quota, NULL, root, bytes, msgs);
-    if (r < 0) return r;
-    log_notice("quota_recounted", "root=%s bytes=%" PRId64 "->%" PRId64 " messages=%" PRId64
-               "->%" PRId64, log_quote(root), q.used_bytes, bytes, q.used_messages, msgs);
-    return 1;
-}
-
-int store_quota_fix(struct store *st, const char *root, struct quota *was_r)
-{
-    int fd = -1;
-    int r = quotalock_acquire(st, root, &fd);
-    if (r == 0) r = quota_fix_locked(st, root, was_r);
-    quotalock_release(&fd);
-    return r;
-}
-
-int store_reconstruct(struct store *st, const char *name, const struct mboxlist_entry *e,
-                      unsigned flags, struct recon_report *rep)
-{
-    const char *ppath = store_partition_path(st, e->partition);
-    if (!ppath) return CF_E_NOTFOUND;
-    if (flags & RECON_DRY_RUN) return reconstruct_mailbox(ppath, e->uniqueid, name, e->acl, flags, rep);
-    struct buf root = BUF_INIT;
-    int qlock = -1;
-    int has_root = store_quota_lock(st, name, &root, &qlock);
-    if (has_root < 0) {
-        buf_fini(&root);
-        return has_root;
-    }
-    struct index_header before, after;
-    int counted = has_root == 1 && mailbox_status(ppath, e->uniqueid, &before) == 0;
-    int r = reconstruct_mailbox(ppath, e->uniqueid, name, e->acl, flags, rep);
-    if (r > 0 && has_root == 1) {
-        /* records dropped or adopted change the header's usage: the root follows it */
-        if (counted && mailbox_status(ppath, e->uniqueid, &after) == 0)
-            store_quota_charge(st, buf_cstr(&root),
-                               (int64_t)after.quota_used - (int64_t)before.quota_used,
-                               (int64_t)after.exists - (int64_t)before.exists);
-        else
-            quota_fix_locked(st, buf_cstr(&root), NULL);
-    }
-    quotalock_release(&qlock);
-    buf_fini(&root);
-    return r;
-}
-
-static int collect_root(const char *root, const struct quota *qt, void *rock)
-{
-    (void)qt;
-    strarr_add(rock, root);
-    return 0;
-}
-
-int store_reconstruct_mailboxlist(struct store *st, unsigned flags, struct recon_report *rep)
-{
-    int r = reconstruct_mailboxlist(st, flags, rep);
-    if (r <= 0 || (flags & RECON_DRY_RUN)) return r;
-    struct strarr roots = STRARR_INIT;
-    quotadb_foreach(st->quota, NULL, "", collect_root, &roots);
-    for (size_t i = 0; i < roots.count; i++) {
-        int f = store_quota_fix(st, roots.v[i], NULL);
-        if (f < 0)
-            log_warn("quota_recount_failed", "root=%s error=%s", log_quote(roots.v[i]),
-                     log_quote(cf_strerror(f)));
-    }
-    strarr_fini(&roots);
-    return r;
-}
