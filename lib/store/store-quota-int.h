@@ -7,4 +7,17 @@
 /* store_quota_fix_locked: store_quota_fix with root's lock already held by the caller. */
 int store_quota_fix_locked(struct store *st, const char *root, struct quota *was_r);
 
+/* store_quota_settle_locked: the ledger protocol's settle (store.h "Quota accounting"): with
+ * root's lock held, make the usage root counts for mailbox uniqueid what header h holds (h
+ * NULL: nothing, the mailbox is gone); a root without a complete ledger is recounted instead.
+ * before: called before a change (logs what it rolls forward). 0 (also when root is no root
+ * any more) or an error (logged; the next settle or a recount repairs it). */
+int store_quota_settle_locked(struct store *st, const char *root, const char *uniqueid,
+                              const struct index_header *h, int before);
+
+/* store_quota_settle_mailbox: settle open mailbox mb, listed as name, with its header re-read
+ * under a shared lock; nothing when name is no longer mb (deleted). Root's lock held. */
+int store_quota_settle_mailbox(struct store *st, const char *root, const char *name,
+                               struct mailbox *mb, int before);
+
 #endif

@@ -9,6 +9,7 @@
 #include "store/quotalock.h"
 #include "store/reconstruct.h"
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 
@@ -43,6 +44,39 @@ static int still_listed(struct store *st, const char *name, const struct mailbox
     return listed;
 }
 
+int store_quota_settle_locked(struct store *st, const char *root, const char *uniqueid,
+                              const struct index_header *h, int before)
+{
+    int64_t db = 0, dm = 0;
+    int r = quotadb_settle(st->quota, root, uniqueid, h ? (int64_t)h->quota_used : 0,
+                           h ? (int64_t)h->exists : 0, &db, &dm);
+    if (r == 1) {
+        /* no ledger yet (an existing store, a new or changed root): count it once */
+        r = store_quota_fix_locked(st, root, NULL);
+    } else if (r == 0 && before && (db || dm)) {
+        /* an earlier operation committed its index but died before settling */
+        log_notice("quota_rolled_forward", "root=%s uniqueid=%s bytes=%+" PRId64
+                   " messages=%+" PRId64, log_quote(root), uniqueid, db, dm);
+    }
+    if (r == CF_E_NOTFOUND) return 0;   /* no longer a root: nothing to count */
+    if (r < 0)
+        log_warn("quota_settle_failed", "root=%s uniqueid=%s error=%s hint=\"the next "
+                 "operation on the mailbox or coffer quota fix repairs it\"", log_quote(root),
+                 uniqueid, log_quote(cf_strerror(r)));
+    return r < 0 ? r : 0;
+}
+
+int store_quota_settle_mailbox(struct store *st, const char *root, const char *name,
+                               struct mailbox *mb, int before)
+{
+    if (!still_listed(st, name, mb)) return 0;   /* deleted: store_delete settled it */
+    /* the header as committed now: nothing changes its usage while we hold root's lock */
+    int r = mailbox_lock_shared(mb);
+    if (r < 0) return r;
+    mailbox_unlock(mb);
+    return store_quota_settle_locked(st, root, mailbox_uniqueid(mb), mailbox_header(mb), before);
+}
+
 int store_expunge(struct store *st, struct mailbox *mb, const char *name, const uint32_t *uids,
                   size_t n, uint32_t *count_r)
 {
@@ -54,10 +88,9 @@ int store_expunge(struct store *st, struct mailbox *mb, const char *name, const 
     int has_root = store_quota_lock(st, name, &root, &qlock);
     int r = has_root < 0 ? has_root : mailbox_expunge_sized(mb, uids, n, &count, &bytes);
     if (r < 0) goto out;
-    /* right after the index commit, still under the root's lock: exact even beside other
-     * sessions, whose expunges of the same messages find them gone and count nothing */
-    if (has_root == 1 && count && still_listed(st, name, mb))
-        store_quota_charge(st, buf_cstr(&root), -(int64_t)bytes, -(int64_t)count);
+    /* right after the index commit, still under the root's lock: the root counts what the
+     * header now holds (exact beside other sessions' expunges of the same messages) */
+    if (has_root == 1) store_quota_settle_mailbox(st, buf_cstr(&root), name, mb, 0);
     if (count_r) *count_r = count;
 out:
     quotalock_release(&qlock);
@@ -70,12 +103,13 @@ struct recount_rock {
     const char *root;
     struct buf found;
     int64_t bytes, msgs;
+    struct quotadb_applied *v;    /* per mailbox, uniqueids owned */
+    size_t n;
 };
 
 static int recount_one(const char *name, const struct mboxlist_entry *e, void *rock)
 {
     struct recount_rock *rc = rock;
-    (void)e;
     if (strcmp(name, rc->root) && !mboxname_is_descendant(name, rc->root)) return 0;
     int r = quotadb_find_root(rc->st->quota, NULL, name, &rc->found);
     if (r < 0) return r;
@@ -86,16 +120,27 @@ static int recount_one(const char *name, const struct mboxlist_entry *e, void *r
     if (r < 0) return r;
     rc->bytes += (int64_t)h.quota_used;
     rc->msgs += h.exists;
+    rc->v = xreallocarray(rc->v, rc->n + 1, sizeof *rc->v);
+    rc->v[rc->n].uniqueid = xstrdup(e->uniqueid);
+    rc->v[rc->n].bytes = (int64_t)h.quota_used;
+    rc->v[rc->n++].messages = h.exists;
     return 0;
+}
+
+static void recount_fini(struct recount_rock *rc)
+{
+    for (size_t i = 0; i < rc->n; i++) free((char *)rc->v[i].uniqueid);
+    free(rc->v);
+    buf_fini(&rc->found);
 }
 
 int store_quota_recount(struct store *st, const char *root, int64_t *bytes_r,
                         int64_t *messages_r)
 {
-    struct recount_rock rc = { st, root, BUF_INIT, 0, 0 };
+    struct recount_rock rc = { st, root, BUF_INIT, 0, 0, NULL, 0 };
     /* the prefix also matches "user/fredrick" for "user/fred": recount_one filters */
     int r = mboxlist_foreach(st->mboxlist, NULL, root, recount_one, &rc);
-    buf_fini(&rc.found);
+    recount_fini(&rc);
     if (r < 0) return r;
     *bytes_r = rc.bytes;
     *messages_r = rc.msgs;
@@ -105,19 +150,25 @@ int store_quota_recount(struct store *st, const char *root, int64_t *bytes_r,
 int store_quota_fix_locked(struct store *st, const char *root, struct quota *was_r)
 {
     struct quota q;
-    int64_t bytes, msgs;
+    struct recount_rock rc = { st, root, BUF_INIT, 0, 0, NULL, 0 };
     int r = quotadb_get(st->quota, NULL, root, &q);
     if (r == 0) r = CF_E_NOTFOUND;
-    if (r < 0) return r;
+    if (r < 0) goto out;
     if (was_r) *was_r = q;
-    r = store_quota_recount(st, root, &bytes, &msgs);
-    if (r < 0) return r;
-    if (q.used_bytes == bytes && q.used_messages == msgs) return 0;
-    r = quotadb_set_usage(st->quota, NULL, root, bytes, msgs);
-    if (r < 0) return r;
+    r = mboxlist_foreach(st->mboxlist, NULL, root, recount_one, &rc);
+    if (r < 0) goto out;
+    int right = q.used_bytes == rc.bytes && q.used_messages == rc.msgs;
+    /* the usage and the ledger it is the sum of (quotadb.h), in one transaction */
+    r = right ? quotadb_ledger_matches(st->quota, root, rc.v, rc.n) : 0;
+    if (r == 0) r = quotadb_set_ledger(st->quota, root, rc.v, rc.n);
+    else if (r == 1) r = 0;
+    if (r < 0 || right) goto out;
     log_notice("quota_recounted", "root=%s bytes=%" PRId64 "->%" PRId64 " messages=%" PRId64
-               "->%" PRId64, log_quote(root), q.used_bytes, bytes, q.used_messages, msgs);
-    return 1;
+               "->%" PRId64, log_quote(root), q.used_bytes, rc.bytes, q.used_messages, rc.msgs);
+    r = 1;
+out:
+    recount_fini(&rc);
+    return r;
 }
 
 int store_quota_fix(struct store *st, const char *root, struct quota *was_r)
@@ -142,15 +193,12 @@ int store_reconstruct(struct store *st, const char *name, const struct mboxlist_
         buf_fini(&root);
         return has_root;
     }
-    struct index_header before, after;
-    int counted = has_root == 1 && mailbox_status(ppath, e->uniqueid, &before) == 0;
+    struct index_header after;
     int r = reconstruct_mailbox(ppath, e->uniqueid, name, e->acl, flags, rep);
     if (r > 0 && has_root == 1) {
         /* records dropped or adopted change the header's usage: the root follows it */
-        if (counted && mailbox_status(ppath, e->uniqueid, &after) == 0)
-            store_quota_charge(st, buf_cstr(&root),
-                               (int64_t)after.quota_used - (int64_t)before.quota_used,
-                               (int64_t)after.exists - (int64_t)before.exists);
+        if (mailbox_status(ppath, e->uniqueid, &after) == 0)
+            store_quota_settle_locked(st, buf_cstr(&root), e->uniqueid, &after, 0);
         else
             store_quota_fix_locked(st, buf_cstr(&root), NULL);
     }

@@ -202,8 +202,6 @@ int store_delete(struct store *st, const char *name)
     r = 0;
     const char *ppath = store_partition_path(st, e.partition);
     if (!ppath) { r = CF_E_NOTFOUND; goto out; }
-    struct index_header h;
-    int counted = has_root == 1 && mailbox_status(ppath, e.uniqueid, &h) == 0;
     /* Tombstone first: rename the directory so that reconstruct never brings the mailbox
      * back if we crash after the list entry is gone; then the entry, then the files. */
     char *dir = xasprintf("%s/%.2s/%s", ppath, e.uniqueid, e.uniqueid);
@@ -218,10 +216,8 @@ int store_delete(struct store *st, const char *name)
     if (renamed) r = fsync_dir(dir, 0);
     if (!r) r = mboxlist_delete(st->mboxlist, NULL, name);
     if (!r) {
-        if (counted && (h.quota_used || h.exists))
-            store_quota_charge(st, buf_cstr(&root), -(int64_t)h.quota_used, -(int64_t)h.exists);
-        else if (has_root == 1 && !counted)
-            store_quota_fix_locked(st, buf_cstr(&root), NULL);   /* unreadable index: count the rest */
+        /* the root stops counting it: exactly what its ledger record says (quotadb.h) */
+        if (has_root == 1) store_quota_settle_locked(st, buf_cstr(&root), e.uniqueid, NULL, 0);
         remove_tombstone(tomb);
         seendb_delete_mailbox(st->seen, NULL, e.uniqueid);
         log_info("mailbox_deleted", "name=%s uniqueid=%s", log_quote(name), e.uniqueid);
@@ -279,8 +275,6 @@ static int quota_move_root(struct store *st, const char *from, const char *to)
 struct rename_move {
     char *oldroot, *newroot;   /* "" for none */
     char *name;                /* its old name */
-    int64_t bytes, msgs;
-    int counted;               /* 0: its index could not be read (recount both roots) */
 };
 
 static int collect_name(const char *name, const struct mboxlist_entry *e, void *rock)
@@ -392,15 +386,6 @@ int store_rename_checked(struct store *st, const char *oldname, const char *newn
         r = quotalock_acquire(st, locks.v[nlocked], &lockfds[nlocked]);
         if (r < 0) goto out;
     }
-    /* what each moving mailbox holds, read under the locks: nothing changes it until we are done */
-    for (size_t i = 0; i < nmoves; i++) {
-        struct index_header h;
-        if (store_status(st, moves[i].name, &h) == 0) {
-            moves[i].counted = 1;
-            moves[i].bytes = (int64_t)h.quota_used;
-            moves[i].msgs = h.exists;
-        }
-    }
     r = mboxlist_lookup(st->mboxlist, NULL, oldname, &e);
     if (r == 0) r = CF_E_NOTFOUND;
     if (r < 0) goto out;
@@ -431,16 +416,27 @@ int store_rename_checked(struct store *st, const char *oldname, const char *newn
                      log_quote(roots_from.v[i]), log_quote(roots_to.v[i]),
                      log_quote(cf_strerror(m)));
     }
-    int recount = 0;
+    /* each mailbox that changes roots leaves the old root's ledger and is settled on the new
+     * one with what its header holds (read under the locks: nothing changes it meanwhile) */
+    struct buf nname = BUF_INIT;
     for (size_t i = 0; i < nmoves; i++) {
-        if (!moves[i].counted) { recount = 1; continue; }
-        if (!moves[i].bytes && !moves[i].msgs) continue;
-        if (*moves[i].oldroot)
-            store_quota_charge(st, moves[i].oldroot, -moves[i].bytes, -moves[i].msgs);
-        if (*moves[i].newroot)
-            store_quota_charge(st, moves[i].newroot, moves[i].bytes, moves[i].msgs);
+        struct mboxlist_entry me;
+        struct index_header h;
+        mboxlist_entry_init(&me);
+        buf_reset(&nname);
+        buf_appends(&nname, newname);
+        buf_appends(&nname, moves[i].name + strlen(oldname));
+        if (store_lookup(st, buf_cstr(&nname), &me) == 1) {
+            if (*moves[i].oldroot)
+                store_quota_settle_locked(st, moves[i].oldroot, me.uniqueid, NULL, 0);
+            if (*moves[i].newroot && store_status(st, buf_cstr(&nname), &h) == 0)
+                store_quota_settle_locked(st, moves[i].newroot, me.uniqueid, &h, 0);
+            else if (*moves[i].newroot)
+                store_quota_fix_locked(st, moves[i].newroot, NULL);   /* unreadable index */
+        }
+        mboxlist_entry_fini(&me);
     }
-    for (size_t i = 0; recount && i < locks.count; i++) store_quota_fix_locked(st, locks.v[i], NULL);
+    buf_fini(&nname);
     struct rename_rock rr = { st };
     fix_header(newname, &e, &rr);
     char *prefix = xasprintf("%s/", newname);
