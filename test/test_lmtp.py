@@ -214,12 +214,12 @@ class LmtpProtocol(LmtpCase):
         co = self.coffer
         add_user(co, "quser")
         add_user(co, "quser2")
-        # first delivery creates the INBOX, then it gets a quota of 2 KiB and 2 messages
-        # (usage starts at 0: q0 is not counted)
+        # first delivery creates the INBOX, then it gets a quota of 2 KiB and 3 messages
+        # (a new root counts what its mailboxes already hold at its first settle: q0 too)
         self.assertEqual(self.transact(["quser"], make_msg("q0@x"))[1][0][0], 250)
-        run_tool(co, "quota", "user/quser", "2", "2")
+        run_tool(co, "quota", "user/quser", "2", "3")
         self.assertEqual(self.transact(["quser"], make_msg("q1@x"))[1][0][0], 250)
-        self.assertEqual(run_tool(co, "usage", "user/quser").split()[1], b"1")
+        self.assertEqual(run_tool(co, "usage", "user/quser").split()[1], b"2")
         # too big for the storage limit at DATA: this recipient only
         big = make_msg("q2@x", body=b"b" * 2500 + b"\r\n")
         rr, dr = self.transact(["quser", "quser2"], big)
@@ -232,7 +232,7 @@ class LmtpProtocol(LmtpCase):
         self.assertEqual(rr[0], (452, [b"4.2.2 <quser> Mailbox over quota"]))
         self.assertEqual(dr, [(250, [b"2.1.5 <quser2> Delivered"])])
         usage = run_tool(co, "usage", "user/quser").split()
-        self.assertEqual(usage[1], b"2")      # q1 and q3 charged (q0 came before the quota)
+        self.assertEqual(usage[1], b"3")      # q0, q1 and q3
 
     def test_coffer_deliver(self):
         co = self.coffer

@@ -134,8 +134,6 @@ int store_move(struct store *st, struct mailbox *src, const char *src_name, cons
 {
     struct txn_roots t;
     roots_init(&t);
-    uint32_t count = 0;
-    uint64_t bytes = 0;
     if (expunged_r) *expunged_r = 0;
     int r = roots_lock(st, src_name, dst_name, &t);
     if (r < 0) goto out;
@@ -150,10 +148,8 @@ int store_move(struct store *st, struct mailbox *src, const char *src_name, cons
      * +FLAGS.SILENT \Deleted and EXPUNGE of just these) */
     struct mailbox_store del = { STORE_ADD, FLAG_DELETED, NULL, 0 };
     r = mailbox_store(src, uids, n, &del, NULL, NULL);
-    if (!r) r = mailbox_expunge_sized(src, uids, n, &count, &bytes);
-    if (t.has[0]) store_quota_settle_mailbox(st, t.root[0].s, src_name, src, 0);
-    if (r < 0) goto out;
-    if (expunged_r) *expunged_r = count;
+    if (!r) r = store_expunge_locked(st, src, src_name, t.has[0] ? t.root[0].s : NULL, uids, n,
+                                     expunged_r);
 out:
     roots_release(&t);
     return r;

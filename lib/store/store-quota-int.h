@@ -20,4 +20,9 @@ int store_quota_settle_locked(struct store *st, const char *root, const char *un
 int store_quota_settle_mailbox(struct store *st, const char *root, const char *name,
                                struct mailbox *mb, int before);
 
+/* store_expunge_locked: the expunge of store_expunge with root's lock held (root NULL: the
+ * mailbox has none): expunge, then settle. Also the second half of store_move. */
+int store_expunge_locked(struct store *st, struct mailbox *mb, const char *name,
+                         const char *root, const uint32_t *uids, size_t n, uint32_t *count_r);
+
 #endif

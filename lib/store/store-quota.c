@@ -77,22 +77,29 @@ int store_quota_settle_mailbox(struct store *st, const char *root, const char *n
     return store_quota_settle_locked(st, root, mailbox_uniqueid(mb), mailbox_header(mb), before);
 }
 
+int store_expunge_locked(struct store *st, struct mailbox *mb, const char *name,
+                         const char *root, const uint32_t *uids, size_t n, uint32_t *count_r)
+{
+    uint32_t count = 0;
+    uint64_t bytes = 0;
+    int r = mailbox_expunge_sized(mb, uids, n, &count, &bytes);
+    /* right after the index commit, still under the root's lock: the root counts what the
+     * header now holds (exact beside other sessions' expunges of the same messages) */
+    if (root) store_quota_settle_mailbox(st, root, name, mb, 0);
+    if (count_r) *count_r = r < 0 ? 0 : count;
+    return r;
+}
+
 int store_expunge(struct store *st, struct mailbox *mb, const char *name, const uint32_t *uids,
                   size_t n, uint32_t *count_r)
 {
     struct buf root = BUF_INIT;
     int qlock = -1;
-    uint32_t count = 0;
-    uint64_t bytes = 0;
     if (count_r) *count_r = 0;
     int has_root = store_quota_lock(st, name, &root, &qlock);
-    int r = has_root < 0 ? has_root : mailbox_expunge_sized(mb, uids, n, &count, &bytes);
-    if (r < 0) goto out;
-    /* right after the index commit, still under the root's lock: the root counts what the
-     * header now holds (exact beside other sessions' expunges of the same messages) */
-    if (has_root == 1) store_quota_settle_mailbox(st, buf_cstr(&root), name, mb, 0);
-    if (count_r) *count_r = count;
-out:
+    int r = has_root < 0 ? has_root
+                         : store_expunge_locked(st, mb, name, has_root ? buf_cstr(&root) : NULL,
+                                                uids, n, count_r);
     quotalock_release(&qlock);
     buf_fini(&root);
     return r;
@@ -214,18 +221,29 @@ static int collect_root(const char *root, const struct quota *qt, void *rock)
     return 0;
 }
 
+int store_quota_fix_all(struct store *st, int *fixed_r)
+{
+    struct strarr roots = STRARR_INIT;
+    int fixed = 0, failed = 0;
+    int r = quotadb_foreach(st->quota, NULL, "", collect_root, &roots);
+    for (size_t i = 0; r >= 0 && i < roots.count; i++) {
+        int f = store_quota_fix(st, roots.v[i], NULL);
+        if (f == 1) fixed++;
+        if (f < 0 && f != CF_E_NOTFOUND) {
+            failed = f;
+            log_warn("quota_recount_failed", "root=%s error=%s", log_quote(roots.v[i]),
+                     log_quote(cf_strerror(f)));
+        }
+    }
+    strarr_fini(&roots);
+    if (fixed_r) *fixed_r = fixed;
+    return r < 0 ? r : failed;
+}
+
 int store_reconstruct_mailboxlist(struct store *st, unsigned flags, struct recon_report *rep)
 {
     int r = reconstruct_mailboxlist(st, flags, rep);
     if (r <= 0 || (flags & RECON_DRY_RUN)) return r;
-    struct strarr roots = STRARR_INIT;
-    quotadb_foreach(st->quota, NULL, "", collect_root, &roots);
-    for (size_t i = 0; i < roots.count; i++) {
-        int f = store_quota_fix(st, roots.v[i], NULL);
-        if (f < 0)
-            log_warn("quota_recount_failed", "root=%s error=%s", log_quote(roots.v[i]),
-                     log_quote(cf_strerror(f)));
-    }
-    strarr_fini(&roots);
+    store_quota_fix_all(st, NULL);
     return r;
 }
