@@ -1,6 +1,7 @@
 /* master.c: cofferd's supervisor loop: a zygote and prefork workers per service, status pipe,
  * reaping, respawn rate limits, reload on SIGHUP, graceful shutdown, status line and file. */
 #include "master.h"
+#include "settle.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/strarr.h"
@@ -857,6 +858,13 @@ static void reap(long long now)
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
         /* a worker killed in a session never released its slot in the connection table
          * (also one whose pid record we never took) */
+        if (g_conntab && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+            /* the quota roots it was changing (settle.h), before its slots are freed */
+            struct strarr notes = STRARR_INIT;
+            conntab_notes_of(g_conntab, (int)pid, &notes);
+            for (size_t i = 0; i < notes.count; i++) settle_note(notes.v[i]);
+            strarr_fini(&notes);
+        }
         if (g_conntab) conntab_clear_pid(g_conntab, (int)pid);
         struct zygote **zlink;
         struct zygote *z = find_zygote(pid, &zlink);
@@ -892,6 +900,8 @@ static void reap(long long now)
         service_release(s);
     }
     if (need_failchk) db_failchk();
+    /* after failchk: the recount must not wait on database locks of the dead */
+    if (settle_pending()) settle_spawn(g_cfg);
 }
 
 /* zygote_deadline: kill and replace a ready zygote that has left a request unanswered for
@@ -1208,6 +1218,7 @@ int master_run(void)
     long long interval = config_int(g_cfg, CFG_STATUS_INTERVAL) * 1000;
     g_next_status_log = interval > 0 ? now + interval : 0;
     long long next_maint = 0;
+    settle_start(g_cfg);
     for (;;) {
         now = now_ms();
         long long maint = config_int(g_cfg, CFG_DB_CHECKPOINT_INTERVAL) * 1000;
@@ -1276,5 +1287,6 @@ int master_run(void)
     char *path = xasprintf("%s/cofferd.status", config_str(g_cfg, CFG_CONFIGDIR));
     unlink(path);
     free(path);
+    settle_stop(g_cfg, !g_killed);
     return 0;
 }
