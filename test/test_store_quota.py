@@ -3,9 +3,10 @@ operations (issue 12, part 1), also with concurrent sessions and kill -9 in the 
 
 Every scenario works on users with quota roots. Afterwards the test counts, on its own, what
 each root governs: every mailbox under user/NAME (from `coffer mailbox list`), each message's
-RFC822.SIZE read over IMAP by an administrator, grouped by the nearest quota root. That count must equal the
-exact usage in quota.db (`coffer quota report`), and GETQUOTA over IMAP; then `coffer quota fix`
-must correct nothing and `coffer check` must find no problem in those mailboxes. A kill -9 is
+RFC822.SIZE read over IMAP by an administrator, grouped by the nearest quota root. That count
+must equal the exact usage in quota.db (`coffer quota report`), and GETQUOTA over IMAP; then
+`coffer quota fix` must correct nothing and `coffer check` must find no problem in those
+mailboxes. A kill -9 is
 followed by the master reaping the worker and one ordinary operation (a SELECT), never by a
 repair, before the assertion: the usage must be exact after a crash too.
 
