@@ -228,21 +228,16 @@ int cmd_quota(struct tool *t)
             tool_error(t, "%s: no such mailbox", root);
             r = CF_E_NOTFOUND;
         } else {
-            if (!r) r = quotadb_set_limits(st->quota, NULL, root, sl, ml);
+            /* a new root counts its mailboxes at once, and so does the root that had them */
+            if (!r) r = store_quota_set(st, root, sl, ml, NULL);
             if (r) tool_error(t, "cannot set the quota of %s: %s", root, cf_strerror(r));
-        }
-        if (!r && g == 0) {
-            /* a new root starts at 0: count what its mailboxes already hold, under its lock */
-            r = store_quota_fix(st, root, NULL);
-            if (r > 0) r = 0;
-            if (r) tool_error(t, "cannot count the usage of %s: %s", root, cf_strerror(r));
         }
         if (!r && quotadb_get(st->quota, NULL, root, &q) == 1) {
             quota_row(&tab, root, &q);
             table_print(&tab, t->json);
         }
     } else if (del) {
-        r = quotadb_delete(st->quota, NULL, root);
+        r = store_quota_delete(st, root);
         if (r) tool_error(t, "%s: %s", root, r == CF_E_NOTFOUND ? "not a quota root" : cf_strerror(r));
         else if (t->json) {
             struct buf b = BUF_INIT;

@@ -221,6 +221,62 @@ static int collect_root(const char *root, const struct quota *qt, void *rock)
     return 0;
 }
 
+/* enclosing_lock: the root governing root's parent (root's mailboxes belong to it when root is
+ * no root) into enc and its lock into *fd (-1 none). Sorts before root: locking it first keeps
+ * the one global name order (store-mail.c, store_rename). 1 found and locked, 0 none, error. */
+static int enclosing_lock(struct store *st, const char *root, struct buf *enc, int *fd)
+{
+    *fd = -1;
+    const char *slash = strrchr(root, '/');
+    if (!slash) return 0;
+    char *parent = xstrndup(root, (size_t)(slash - root));
+    int r = store_quota_lock(st, parent, enc, fd);
+    free(parent);
+    return r;
+}
+
+int store_quota_set(struct store *st, const char *root, int64_t storage_kib, int64_t messages,
+                    struct quota *q_r)
+{
+    struct buf enc = BUF_INIT;
+    int efd = -1, fd = -1;
+    int has_enc = enclosing_lock(st, root, &enc, &efd);
+    int r = has_enc < 0 ? has_enc : quotalock_acquire(st, root, &fd);
+    if (r < 0) goto out;
+    int fresh = quotadb_get(st->quota, NULL, root, NULL);
+    r = fresh < 0 ? fresh : quotadb_set_limits(st->quota, NULL, root, storage_kib, messages);
+    if (r == 0 && fresh == 0) {
+        /* a new root counts what its mailboxes hold, and the root that had them lets go */
+        r = store_quota_fix_locked(st, root, NULL);
+        if (r >= 0 && has_enc == 1) r = store_quota_fix_locked(st, buf_cstr(&enc), NULL);
+        if (r > 0) r = 0;
+    }
+    if (r == 0 && q_r && quotadb_get(st->quota, NULL, root, q_r) != 1) r = CF_E_NOTFOUND;
+out:
+    quotalock_release(&fd);
+    quotalock_release(&efd);
+    buf_fini(&enc);
+    return r;
+}
+
+int store_quota_delete(struct store *st, const char *root)
+{
+    struct buf enc = BUF_INIT;
+    int efd = -1, fd = -1;
+    int has_enc = enclosing_lock(st, root, &enc, &efd);
+    int r = has_enc < 0 ? has_enc : quotalock_acquire(st, root, &fd);
+    if (r == 0) r = quotadb_delete(st->quota, NULL, root);
+    /* its mailboxes go back to the enclosing root: count them there at once */
+    if (r == 0 && has_enc == 1) {
+        r = store_quota_fix_locked(st, buf_cstr(&enc), NULL);
+        if (r > 0) r = 0;
+    }
+    quotalock_release(&fd);
+    quotalock_release(&efd);
+    buf_fini(&enc);
+    return r;
+}
+
 int store_quota_fix_all(struct store *st, int *fixed_r)
 {
     struct strarr roots = STRARR_INIT;

@@ -138,6 +138,19 @@ int store_quota_recount(struct store *st, const char *root, int64_t *bytes_r,
  * 0 it was right (a missing or stale ledger is rewritten silently), or an error. */
 int store_quota_fix(struct store *st, const char *root, struct quota *was_r);
 
+/* store_quota_set: make root (a mailbox name) a quota root with these limits (QUOTA_UNLIMITED
+ * for none) or change an existing root's. A new root counts what its mailboxes hold at once,
+ * and the root that governed them until then recounts, under both roots' locks (the
+ * enclosing one first). *q_r (may be NULL): the root afterwards. 0, CF_E_PARSE, CF_E_LIMIT
+ * (quotadb_set_limits), CF_E_IO (a lock), or a database error. */
+int store_quota_set(struct store *st, const char *root, int64_t storage_kib, int64_t messages,
+                    struct quota *q_r);
+
+/* store_quota_delete: root stops being a quota root; the enclosing root, which governs its
+ * mailboxes again, recounts at once, under both locks. 0, CF_E_NOTFOUND (no such root),
+ * CF_E_IO, or a database error. */
+int store_quota_delete(struct store *st, const char *root);
+
 /* store_quota_fix_all: store_quota_fix of every root (failures logged, the others still
  * done). *fixed_r (may be NULL): how many were corrected. 0 or the last error. */
 int store_quota_fix_all(struct store *st, int *fixed_r);

@@ -137,12 +137,17 @@ static void test_mail_ops(struct store *st)
     UNIT_CHECK(rec.flags & FLAG_SEEN);                    /* kept by the move */
 
     /* a root made or removed below another: both recount, exactly */
-    UNIT_EQ_INT(quotadb_set_limits(st->quota, NULL, "user/cat/sub", QUOTA_UNLIMITED, 100), 0);
     put(st, "user/cat/sub", 1);
+    usage_is(st, "user/cat", 810, 4);
+    UNIT_EQ_INT(store_quota_set(st, "user/cat/sub", QUOTA_UNLIMITED, 100, NULL), 0);
+    usage_is(st, "user/cat", 800, 3);                     /* at once, both roots */
+    nothing_to_fix(st, "user/cat");
     usage_is(st, "user/cat/sub", 10, 1);
     put(st, "user/cat", 1);
     usage_is(st, "user/cat", 810, 4);
-    UNIT_EQ_INT(quotadb_delete(st->quota, NULL, "user/cat/sub"), 0);
+    UNIT_EQ_INT(store_quota_delete(st, "user/cat/sub"), 0);
+    usage_is(st, "user/cat", 820, 5);
+    nothing_to_fix(st, "user/cat");
     struct mailbox_store del = { STORE_ADD, FLAG_DELETED, NULL, 0 };
     uint32_t one = lost.uid;
     UNIT_EQ_INT(store_set_flags(st, in, &one, 1, &del, NULL, NULL), 0);

@@ -16,7 +16,6 @@
 #include "core/xmalloc.h"
 #include "store/acl.h"
 #include "store/mboxname.h"
-#include "store/quotalock.h"
 #include "store/store.h"
 #include <errno.h>
 #include <inttypes.h>
@@ -177,31 +176,6 @@ done:
     buf_fini(&ext);
 }
 
-/* recount: the usage of root from the index headers of the mailboxes it governs (root and
- * those below it without a nearer root). */
-struct recount {
-    struct store *st;
-    const char *root;
-    int64_t bytes, msgs;
-    struct buf found;
-};
-
-static int recount_one(const char *name, const struct mboxlist_entry *e, void *rock)
-{
-    struct recount *rc = rock;
-    (void)e;
-    if (strcmp(name, rc->root) && !mboxname_is_descendant(name, rc->root)) return 0;
-    if (quotadb_find_root(rc->st->quota, NULL, name, &rc->found) != 1 ||
-        strcmp(buf_cstr(&rc->found), rc->root))
-        return 0;
-    struct index_header h;
-    if (store_status(rc->st, name, &h) == 0) {
-        rc->bytes += (int64_t)h.quota_used;
-        rc->msgs += h.exists;
-    }
-    return 0;
-}
-
 /* parse_limit: a resource limit number (RFC 9208 section 4.1.3: number64). */
 static int parse_limit(const struct imap_arg *a, int64_t *out)
 {
@@ -217,13 +191,10 @@ static int parse_limit(const struct imap_arg *a, int64_t *out)
 
 /* RFC 9208 section 4.1.3: SETQUOTA root (resource limit ...). The limits replace the old ones:
  * a resource not named has no limit, and "()" makes the name no quota root at all. A new root
- * starts with the usage counted from its mailboxes, under the root's lock so that appends
- * cannot slip between the count and the store. Administrators only. */
+ * starts with the usage counted from its mailboxes (store_quota_set). Administrators only. */
 void cmd_setquota(struct client *c, const struct imap_command *cmd)
 {
     struct buf root = BUF_INIT;
-    struct recount rc = { .found = BUF_INIT };
-    int lockfd = -1;
     if (cmd->nargs != 2 || cmd->args[1].type != IMAP_ARG_LIST || cmd->args[1].count % 2) {
         client_tagged(c, cmd->tag, "BAD SETQUOTA needs a quota root and a list of resource "
                       "limits");
@@ -265,7 +236,7 @@ void cmd_setquota(struct client *c, const struct imap_command *cmd)
     struct quota qt;
     int r;
     if (!cmd->args[1].count) {
-        r = quotadb_delete(c->store->quota, NULL, rn);
+        r = store_quota_delete(c->store, rn);
         if (r == CF_E_NOTFOUND) r = 0;
         if (r) {
             store_error(c, cmd->tag, r);
@@ -275,23 +246,9 @@ void cmd_setquota(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "OK SETQUOTA completed");
         goto done;
     }
-    /* L14: the recount of a new root is only right under the root's lock */
-    r = quotalock_acquire(c->store, rn, &lockfd);
-    if (r < 0) {
-        store_error(c, cmd->tag, r);
-        goto done;
-    }
-    r = quotadb_get(c->store->quota, NULL, rn, &qt);
-    int fresh = r == 0;
-    if (r >= 0) r = quotadb_set_limits(c->store->quota, NULL, rn, storage, messages);
-    if (r == 0 && fresh) {
-        rc.st = c->store;
-        rc.root = rn;
-        r = mboxlist_foreach(c->store->mboxlist, NULL, "", recount_one, &rc);
-        if (r == 0) r = quotadb_set_usage(c->store->quota, NULL, rn, rc.bytes, rc.msgs);
-    }
-    if (r == 0) r = quotadb_get(c->store->quota, NULL, rn, &qt) == 1 ? 0 : CF_E_IO;
-    quotalock_release(&lockfd);
+    /* a new root counts its mailboxes (and the root that had them lets go) under the roots'
+     * locks, so that no append slips between the count and the store (store.h) */
+    r = store_quota_set(c->store, rn, storage, messages, &qt);
     if (r == CF_E_PARSE) {
         client_tagged(c, cmd->tag, "NO [CANNOT] Invalid quota root");
         goto done;
@@ -305,9 +262,7 @@ void cmd_setquota(struct client *c, const struct imap_command *cmd)
     quota_response(c, rn, &qt);
     client_tagged(c, cmd->tag, "OK SETQUOTA completed");
 done:
-    quotalock_release(&lockfd);
     buf_fini(&root);
-    buf_fini(&rc.found);
 }
 
 void imapd_quota_warn(struct client *c, const char *name)
