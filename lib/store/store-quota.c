@@ -1,5 +1,6 @@
 /* store-quota.c: quota accounting of the store (store.h "Quota accounting"): the root lock,
- * charges, recounts, and the operations that credit what they remove (expunge, reconstruct). */
+ * settle, recounts, root governance (set, delete), and the operations that remove what they
+ * settle (expunge, reconstruct). */
 #include "store/store.h"
 #include "store/store-quota-int.h"
 #include "core/error.h"
@@ -12,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 int store_quota_lock(struct store *st, const char *name, struct buf *root, int *fd_r)
 {
     *fd_r = -1;
@@ -20,16 +20,6 @@ int store_quota_lock(struct store *st, const char *name, struct buf *root, int *
     if (r <= 0) return r;
     r = quotalock_acquire(st, buf_cstr(root), fd_r);
     return r < 0 ? r : 1;
-}
-
-void store_quota_charge(struct store *st, const char *root, int64_t bytes, int64_t messages)
-{
-    if (!bytes && !messages) return;
-    int r = quotadb_apply_delta(st->quota, NULL, root, bytes, messages, 0);
-    if (r < 0 && r != CF_E_NOTFOUND)
-        log_warn("quota_charge_failed", "root=%s bytes=%" PRId64 " messages=%" PRId64
-                 " error=%s hint=\"coffer quota fix recounts\"", log_quote(root), bytes,
-                 messages, log_quote(cf_strerror(r)));
 }
 
 /* still_listed: whether name is still the mailbox mb was opened as (0 only when certain it

@@ -120,12 +120,6 @@ int store_quota_lock(struct store *st, const char *name, struct buf *root, int *
 int store_expunge(struct store *st, struct mailbox *mb, const char *name, const uint32_t *uids,
                   size_t n, uint32_t *count_r);
 
-/* store_quota_charge: add bytes and messages (either sign) to root's usage outside the ledger
- * (which is dropped: the next settle recounts), not enforced; the caller holds root's lock.
- * For repairs and tests; store operations settle instead. A root deleted meanwhile is no
- * error; other failures are logged. */
-void store_quota_charge(struct store *st, const char *root, int64_t bytes, int64_t messages);
-
 /* store_quota_recount: the usage of root counted from the index headers of the mailboxes it
  * governs (root itself and those below it without a nearer root). The caller holds root's
  * lock for a count that no session changes meanwhile. 0 or an error (CF_E_CORRUPT: an index
