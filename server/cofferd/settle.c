@@ -16,6 +16,9 @@
 
 #define SETTLE_ALL CONNTAB_NOTE_OVERFLOW   /* "*": every root */
 #define CLEAN_MARKER "cofferd.clean"
+/* A recount that takes longer is stuck (a database that needs recovery after a worker died
+ * inside it: db_failchk_failed): the child dies rather than hold a root's lock for ever. */
+#define SETTLE_MAX_SECONDS 300
 
 static struct strarr g_pending = STRARR_INIT;   /* roots to recount, or SETTLE_ALL */
 
@@ -73,6 +76,7 @@ void settle_spawn(const struct config *cfg)
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         close_range(3, ~0U, 0);
+        alarm(SETTLE_MAX_SECONDS);
         settle_child(cfg, &g_pending);
     }
     int e = errno;
