@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -72,6 +73,29 @@ class StoreQuota(ImapUsersTestCase):
         if ok:
             self.assertEqual(rc, 0, (args, out[:2000], err[-2000:]))
         return json.loads(out.decode() or "null")
+
+    def spawn_tool(self, *args):
+        """`coffer --json ARGS` started in the background; collect() waits for it."""
+        cmd = [os.path.join(self.coffer.bindir, "coffer"), "-C", self.coffer.conf_path, "--json"]
+        p = subprocess.Popen(cmd + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=self.coffer.env())
+        p.args_ = args
+        return p
+
+    def collect(self, p, ok=False):
+        """(exit status, stdout bytes, stderr text) of a spawn_tool() process."""
+        try:
+            out, err = p.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            raise
+        err = err.decode(errors="replace")
+        if "Sanitizer" in err or "runtime error" in err:
+            raise AssertionError("sanitizer report from coffer %s:\n%s" % (p.args_, err))
+        if ok:
+            self.assertEqual(p.returncode, 0, (p.args_, out[:2000], err[-2000:]))
+        return p.returncode, out, err
 
     def setquota(self, root, kib=BIG, messages=100000):
         self.tool("quota", "set", root, "--storage", str(kib), "--messages", str(messages))
@@ -173,7 +197,12 @@ class StoreQuota(ImapUsersTestCase):
         if isinstance(users, str):
             users = [users]
         problems = []
-        have = self.roots_of(users)
+        # the two read-only tools run beside the IMAP count; the fix comes last
+        report = self.spawn_tool("quota", "report")
+        check = self.spawn_tool("check")
+        have = {row["root"]: (int(row["used_bytes"]), int(row["messages"]))
+                for row in json.loads(self.collect(report, ok=True)[1].decode())
+                if self.owned(row["root"], users)}
         if not have:
             problems.append("%s: no quota root for %s" % (what, users))
         want = {r: (0, 0) for r in have}
@@ -217,10 +246,10 @@ class StoreQuota(ImapUsersTestCase):
             c.imap("z", "LOGOUT")
         finally:
             c.close()
+        rc, out, err = self.collect(check)
         fixed = [r for r in self.tool_json("quota", "fix") if self.owned(r["root"], users)]
         if fixed:
             problems.append("%s: coffer quota fix corrected %s" % (what, fixed))
-        rc, out, err = run_coffer(self.coffer, "check", json_out=True)
         rows = json.loads(out.decode() or "[]")
         found = [r for r in rows if self.owned(r["mailbox"], users)]
         if found:
