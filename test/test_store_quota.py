@@ -824,6 +824,11 @@ class StoreQuota(ImapUsersTestCase):
             p = self.exactness(users, "%s, round %d, killed %s" % (what, r, self._kill_what))
             bad += bool(p)
             self.problems += p
+            if p:
+                # after the assertion: repair what check found, so the next round's report
+                # is its own (the quota was repaired by the fix inside exactness)
+                for u in users:
+                    self.tool("reconstruct", "--user", u)
         self.assertEqual(self.problems, [], "%d of %d rounds not exact after kill -9:\n%s" % (
             bad, n, "\n".join(self.problems)))
 
