@@ -2,7 +2,7 @@
 operations (issue 12, part 1), also with concurrent sessions and kill -9 in the middle.
 
 Every scenario works on users with quota roots. Afterwards the test counts, on its own, what
-each root governs: every mailbox under user/NAME (from `coffer mailbox list`), each message's
+each root governs: every mailbox under user/NAME (LIST as an administrator), each message's
 RFC822.SIZE read over IMAP by an administrator, grouped by the nearest quota root. That count
 must equal the exact usage in quota.db (`coffer quota report`), and GETQUOTA over IMAP; then
 `coffer quota fix` must correct nothing and `coffer check` must find no problem in those
@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -72,6 +73,29 @@ class StoreQuota(ImapUsersTestCase):
         if ok:
             self.assertEqual(rc, 0, (args, out[:2000], err[-2000:]))
         return json.loads(out.decode() or "null")
+
+    def spawn_tool(self, *args):
+        """`coffer --json ARGS` started in the background; collect() waits for it."""
+        cmd = [os.path.join(self.coffer.bindir, "coffer"), "-C", self.coffer.conf_path, "--json"]
+        p = subprocess.Popen(cmd + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=self.coffer.env())
+        p.args_ = args
+        return p
+
+    def collect(self, p, ok=False):
+        """(exit status, stdout bytes, stderr text) of a spawn_tool() process."""
+        try:
+            out, err = p.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            raise
+        err = err.decode(errors="replace")
+        if "Sanitizer" in err or "runtime error" in err:
+            raise AssertionError("sanitizer report from coffer %s:\n%s" % (p.args_, err))
+        if ok:
+            self.assertEqual(p.returncode, 0, (p.args_, out[:2000], err[-2000:]))
+        return p.returncode, out, err
 
     def setquota(self, root, kib=BIG, messages=100000):
         self.tool("quota", "set", root, "--storage", str(kib), "--messages", str(messages))
@@ -173,23 +197,30 @@ class StoreQuota(ImapUsersTestCase):
         if isinstance(users, str):
             users = [users]
         problems = []
-        have = self.roots_of(users)
+        # the two read-only tools run beside the IMAP count; the fix comes last
+        report = self.spawn_tool("quota", "report")
+        check = self.spawn_tool("check")
+        have = {row["root"]: (int(row["used_bytes"]), int(row["messages"]))
+                for row in json.loads(self.collect(report, ok=True)[1].decode())
+                if self.owned(row["root"], users)}
         if not have:
             problems.append("%s: no quota root for %s" % (what, users))
         want = {r: (0, 0) for r in have}
-        boxes = {r["mailbox"]: r for r in self.tool_json("mailbox", "list")
-                 if self.owned(r["mailbox"], users)}
         c = self.raw_login("boss")
         try:
+            boxes = set()
+            for u in users:
+                for line in self.ok(c, 'LIST "" "Other Users/%s*"' % u, "l"):
+                    m = re.match(rb'\* LIST \(([^)]*)\) "/" "?Other Users/([^"\r\n]*)"?\r\n',
+                                 line)
+                    if m and b"\\Noselect" not in m.group(1):
+                        name = "user/" + m.group(2).decode()
+                        if self.owned(name, users):
+                            boxes.add(name)
             for box in sorted(boxes):
                 got = self.count_mailbox(c, self.admin_name(box))
                 if got is None:
                     continue
-                row = boxes[box]
-                if (int(row["bytes"]), int(row["messages"])) != got:
-                    problems.append("%s: %s index header says %s bytes in %s messages, its "
-                                    "records %d in %d" % (what, box, row["bytes"],
-                                                          row["messages"], got[0], got[1]))
                 gov = [r for r in have if box == r or box.startswith(r + "/")]
                 if gov:
                     r = max(gov, key=len)
@@ -215,10 +246,10 @@ class StoreQuota(ImapUsersTestCase):
             c.imap("z", "LOGOUT")
         finally:
             c.close()
+        rc, out, err = self.collect(check)
         fixed = [r for r in self.tool_json("quota", "fix") if self.owned(r["root"], users)]
         if fixed:
             problems.append("%s: coffer quota fix corrected %s" % (what, fixed))
-        rc, out, err = run_coffer(self.coffer, "check", json_out=True)
         rows = json.loads(out.decode() or "[]")
         found = [r for r in rows if self.owned(r["mailbox"], users)]
         if found:
@@ -744,25 +775,69 @@ class StoreQuota(ImapUsersTestCase):
         c.close()
 
     KILL_DELAYS = [0.0, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.03, 0.06]
+    AFTER_COMMIT = [0.0, 0.0001, 0.00005, 0.0002, 0.0, 0.0003]
+
+    @staticmethod
+    def index_stat(index_path):
+        """The two header slots of a mailbox index (offsets 0 and 512, coffer-store(5)): a
+        commit is the write of one of them."""
+        try:
+            with open(index_path, "rb") as f:
+                head = f.read(640)
+        except FileNotFoundError:
+            return None
+        return head[0:128] + head[512:640]
+
+    def arm(self, index_path):
+        """Before sending the command to be cut: what the mailbox index looks like now."""
+        return index_path, self.index_stat(index_path)
+
+    def fire(self, w, armed):
+        """SIGKILL worker w in this round's way: odd rounds aim at the window between the
+        index commit and the quota change (spin until a header slot of the index changes,
+        then wait a few hundred microseconds at most); even rounds kill after a plain
+        delay."""
+        targeted, delay = self._kill_mode
+        if targeted:
+            path, before = armed
+            deadline = time.monotonic() + 10
+            while self.index_stat(path) == before and time.monotonic() < deadline:
+                pass
+            self._kill_what = "%.2f ms after the index commit" % (delay * 1000)
+        else:
+            self._kill_what = "%.1f ms after the command" % (delay * 1000)
+        if delay:
+            time.sleep(delay)
+        self.kill(w)
 
     def kill_rounds(self, users, scenario, what):
-        """Run scenario(round, delay) 2*ROUNDS times, delay (seconds between sending the
-        command and the SIGKILL) growing; after each round check exactness, with nothing in
-        between but the master reaping the worker, the service greeting again and one
-        SELECT of the mailbox (touch), never a repair. Fails at the end with the problems of
-        every round."""
+        """Run scenario(round) 2*ROUNDS times; each sends a command and cuts it with fire().
+        After each round check exactness, with nothing in between but the master reaping the
+        worker, the service greeting again and one SELECT of the mailbox (touch), never a
+        repair. Fails at the end with the problems of every round."""
         rnd = random.Random(what)
         n = 2 * ROUNDS
         bad = 0
         for r in range(n):
-            delay = self.KILL_DELAYS[r % len(self.KILL_DELAYS)] * (0.5 + rnd.random())
-            scenario(r, delay)
-            p = self.exactness(users, "%s, round %d, kill after %.1f ms" % (
-                what, r, delay * 1000))
+            if r % 2:
+                self._kill_mode = (True, self.AFTER_COMMIT[(r // 2) % len(self.AFTER_COMMIT)])
+            else:
+                self._kill_mode = (False, self.KILL_DELAYS[(r // 2) % len(self.KILL_DELAYS)]
+                                   * (0.5 + rnd.random()))
+            scenario(r)
+            p = self.exactness(users, "%s, round %d, killed %s" % (what, r, self._kill_what))
             bad += bool(p)
             self.problems += p
+            if p:
+                # after the assertion: repair what check found, so the next round's report
+                # is its own (the quota was repaired by the fix inside exactness)
+                for u in users:
+                    self.tool("reconstruct", "--user", u)
         self.assertEqual(self.problems, [], "%d of %d rounds not exact after kill -9:\n%s" % (
             bad, n, "\n".join(self.problems)))
+
+    def index_path(self, name):
+        return os.path.join(self.mailbox_dir(name), "index")
 
     @staticmethod
     def multiappend_text(box, parts):
@@ -774,22 +849,24 @@ class StoreQuota(ImapUsersTestCase):
         self.ok(setup, "CREATE f")
         self.setquota("user/" + u)
         self.append(setup, "INBOX", msg(uniq("k"), 10))
+        index = {"f": self.index_path("user/%s/f" % u), "INBOX": self.index_path("user/" + u)}
 
-        def scenario(r, delay):
+        def scenario(r):
             c = self.raw_login(u)
-            if r % 2:
+            box = "f" if (r // 2) % 2 else "INBOX"
+            if box == "f":
                 data = self.multiappend_text("f", [msg(uniq("ka"), 3000 + 100 * k)
                                                    for k in range(20)]).encode()
             else:
                 one = msg(uniq("ka"), 200000)
                 data = b'APPEND INBOX {%d+}\r\n' % len(one) + one
             w = self.worker_of(c)
+            armed = self.arm(index[box])
             c.send(b"a " + data + b"\r\n")
-            time.sleep(delay)
-            self.kill(w)
+            self.fire(w, armed)
             c.close()
             self.wait_service("imap")
-            self.touch(u, "f" if r % 2 else "INBOX")
+            self.touch(u, box)
 
         self.kill_rounds([u], scenario, "kill -9 mid-APPEND")
 
@@ -798,14 +875,16 @@ class StoreQuota(ImapUsersTestCase):
         setup = self.login(u)
         self.ok(setup, "CREATE t")
         self.setquota("user/" + u)
+        index = {"t": self.index_path("user/%s/t" % u), "INBOX": self.index_path("user/" + u)}
 
-        def scenario(r, delay):
-            box = ("INBOX", "t")[r % 2]
+        def scenario(r):
+            box = ("INBOX", "t")[(r // 2) % 2]
             self.ok(setup, self.multiappend_text(box, [msg(uniq("ke"), 50 * k)
                                                        for k in range(40)]))
             c = self.raw_login(u, box)
             self.ok(c, "STORE 1:* +FLAGS.SILENT (\\Deleted)")
             w = self.worker_of(c)
+            armed = self.arm(index[box])
             kind = r % 3
             if kind == 0:
                 c.send(b"x EXPUNGE\r\n")
@@ -813,8 +892,7 @@ class StoreQuota(ImapUsersTestCase):
                 c.send(b"x CLOSE\r\n")
             else:
                 c.send(b"x MOVE 1:* %s\r\n" % (b"t" if box == "INBOX" else b"INBOX"))
-            time.sleep(delay)
-            self.kill(w)
+            self.fire(w, armed)
             c.close()
             self.wait_service("imap")
             self.touch(u, box)
@@ -825,8 +903,9 @@ class StoreQuota(ImapUsersTestCase):
         u = "skp"
         self.login(u)
         self.setquota("user/" + u)
+        index = self.index_path("user/" + u)
 
-        def scenario(r, delay):
+        def scenario(r):
             for k in range(3):
                 rc, dc = self.lmtp_raw([u], msg(uniq("kp"), 20 * k))
             setup = self.login(u)
@@ -844,9 +923,9 @@ class StoreQuota(ImapUsersTestCase):
             for k in range(1, 31):
                 c.expect(rb"^\+OK")
             w = self.worker_of(c)
+            armed = self.arm(index)
             c.cmd("QUIT")
-            time.sleep(delay)
-            self.kill(w)
+            self.fire(w, armed)
             c.close()
             self.wait_service("pop3")
             self.touch(u, "INBOX")
@@ -859,13 +938,14 @@ class StoreQuota(ImapUsersTestCase):
         self.login(v)
         self.setquota("user/" + u)
         self.setquota("user/" + v)
+        index = self.index_path("user/" + u)
 
-        def scenario(r, delay):
+        def scenario(r):
             c = self.coffer.connect("lmtp")
             c.read_smtp_reply()
             c.cmd("LHLO kill.test")
             c.read_smtp_reply()
-            rcpts = [u, v] if r % 2 else [u]
+            rcpts = [u, v] if (r // 2) % 2 else [u]
             c.cmd("MAIL FROM:<k@example.com>")
             for x in rcpts:
                 c.cmd("RCPT TO:<%s>" % x)
@@ -874,9 +954,9 @@ class StoreQuota(ImapUsersTestCase):
                 c.read_smtp_reply()
             body = msg(uniq("kl"), 60000 + 1000 * r) + b".\r\n"
             w = self.worker_of(c)
+            armed = self.arm(index)
             c.send(body)
-            time.sleep(delay)
-            self.kill(w)
+            self.fire(w, armed)
             c.close()
             self.wait_service("lmtp")
             self.touch(u, "INBOX")
