@@ -28,6 +28,7 @@ struct conntab_slot {
     uint64_t service;             /* FNV-1a of the service name */
     unsigned char addr[17];       /* struct conntab_addr */
     unsigned char user[16];       /* first half of SHA-256(user name), after login */
+    char note[CONNTAB_NOTE_MAX];  /* what the owner is in the middle of (conntab_note) */
 };
 
 struct conntab {
@@ -218,6 +219,7 @@ int conntab_enter(struct conntab *t, int pid, const char *service, const struct 
     s->service = svc;
     memcpy(s->addr, addr->b, sizeof s->addr);
     memset(s->user, 0, sizeof s->user);
+    s->note[0] = '\0';
     atomic_store(&s->state, CONNTAB_PREAUTH);
     atomic_store(&s->pid, pid);         /* last: the slot is taken from here on */
     unlock(t);
@@ -263,6 +265,32 @@ void conntab_leave(struct conntab *t, int slot)
     struct conntab_slot *s = &t->slot[slot - 1];
     atomic_store(&s->state, CONNTAB_FREE);
     atomic_store(&s->pid, 0);
+}
+
+void conntab_note(struct conntab *t, int slot, const char *text)
+{
+    if (slot <= 0 || (uint32_t)slot > t->hdr->slots) return;
+    struct conntab_slot *s = &t->slot[slot - 1];
+    size_t n = strlen(text);
+    if (n >= sizeof s->note) {
+        memcpy(s->note, CONNTAB_NOTE_OVERFLOW, sizeof CONNTAB_NOTE_OVERFLOW);
+        return;
+    }
+    memcpy(s->note, text, n + 1);
+}
+
+void conntab_notes_of(const struct conntab *t, int pid, struct strarr *out)
+{
+    uint32_t h = high(t);
+    for (uint32_t i = 0; i < h; i++) {
+        const struct conntab_slot *s = &t->slot[i];
+        if (atomic_load(&s->pid) != pid || !s->note[0]) continue;
+        /* the owner is dead: nobody writes the note any more; copy at most its size */
+        char tmp[CONNTAB_NOTE_MAX];
+        memcpy(tmp, s->note, sizeof tmp);
+        tmp[sizeof tmp - 1] = '\0';
+        strarr_add(out, tmp);
+    }
 }
 
 int conntab_clear_pid(struct conntab *t, int pid)

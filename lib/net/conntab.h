@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include "core/strarr.h"
 
 struct conntab;
 
@@ -66,6 +67,20 @@ int conntab_login(struct conntab *t, int slot, const char *user, long long limit
 /* conntab_leave: release slot (the connection has closed). No lock needed: the owner alone
  * writes a claimed slot, and freeing it is one atomic store. */
 void conntab_leave(struct conntab *t, int slot);
+
+/* A note per slot: what the worker holding it is in the middle of, for the master to finish
+ * when the worker dies (the store's quota roots being changed: quotalock.h). */
+#define CONNTAB_NOTE_MAX 512
+#define CONNTAB_NOTE_OVERFLOW "*"   /* the note did not fit: the reader must assume anything */
+
+/* conntab_note: set slot's note to text ("" for none; longer than CONNTAB_NOTE_MAX - 1 bytes
+ * becomes CONNTAB_NOTE_OVERFLOW). No lock: the owner alone writes its slot, and the master
+ * reads it only after the owner died. A new connection's slot starts with none. */
+void conntab_note(struct conntab *t, int slot, const char *text);
+
+/* conntab_notes_of: the master, after reaping pid and before conntab_clear_pid: add the
+ * non-empty notes of pid's slots to out. */
+void conntab_notes_of(const struct conntab *t, int pid, struct strarr *out);
 
 /* conntab_clear_pid: the master, after reaping pid: free every slot it still held. Returns
  * how many were freed. */

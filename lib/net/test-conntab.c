@@ -83,6 +83,27 @@ static void test_limits(void)
     UNIT_CHECK(s > 0);
     UNIT_EQ_INT(conntab_login(t, s, "fred", 2, &count), 0);
 
+    /* notes: what a worker is in the middle of, read by the master after it died */
+    conntab_note(t, slot[1], "user/fred\nuser/barney\n");
+    struct strarr notes = STRARR_INIT;
+    conntab_notes_of(t, 101, &notes);
+    UNIT_EQ_INT(notes.count, 1);
+    UNIT_EQ_STR(notes.v[0], "user/fred\nuser/barney\n");
+    char big[CONNTAB_NOTE_MAX + 10];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    conntab_note(t, slot[1], big);                   /* too long: "anything" */
+    strarr_fini(&notes);
+    conntab_notes_of(t, 101, &notes);
+    UNIT_EQ_STR(notes.v[0], CONNTAB_NOTE_OVERFLOW);
+    strarr_fini(&notes);
+    conntab_notes_of(t, 999, &notes);               /* no slot of that pid */
+    UNIT_EQ_INT(notes.count, 0);
+    conntab_note(t, slot[1], "");
+    conntab_notes_of(t, 101, &notes);               /* cleared */
+    UNIT_EQ_INT(notes.count, 0);
+    strarr_fini(&notes);
+
     /* the master reaps pid 101 (fred's second session) that never released its slot */
     UNIT_EQ_INT(conntab_clear_pid(t, 101), 1);
     UNIT_EQ_INT(conntab_clear_pid(t, 101), 0);

@@ -30,6 +30,7 @@ volatile sig_atomic_t worker_retire;
 static struct strarr g_args = STRARR_INIT;
 static int g_status_fd = -1;
 static struct conntab *g_conntab;     /* NULL without a master (inetd mode) */
+static int g_note_slot;               /* the current connection's slot, for worker_note */
 static int g_last_state;
 
 const struct strarr *worker_args(void) { return &g_args; }
@@ -106,7 +107,7 @@ static int enter_table(struct worker_session *ws, const struct conntab_addr *add
     int count = 0;
     int r = conntab_enter(g_conntab, (int)getpid(), ws->svc->name, addr, limit, &count);
     if (r > 0) {
-        ws->conn_slot = r;
+        ws->conn_slot = g_note_slot = r;
         return 0;
     }
     if (r == 0) {
@@ -135,6 +136,11 @@ int worker_note_login(struct worker_session *ws, const char *user)
     }
     stream_set_deadline(ws->stream, 0);
     return 0;
+}
+
+void worker_note(const char *text)
+{
+    if (g_conntab && g_note_slot > 0) conntab_note(g_conntab, g_note_slot, text);
 }
 
 /* serve: one connection on fd (owned; freed with the stream). */
@@ -207,6 +213,7 @@ closed:;
 done:
     stream_free(&ws.stream);
     if (g_conntab && ws.conn_slot > 0) conntab_leave(g_conntab, ws.conn_slot);
+    g_note_slot = 0;
     log_set_session(NULL);
     log_set_user(NULL);
     log_set_mailbox(NULL);

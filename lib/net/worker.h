@@ -157,6 +157,12 @@ int worker_starttls(struct worker_session *ws, const char **end_reason);
  * per-user limit. Never blocks longer than one scan of the table under its lock. */
 int worker_note_login(struct worker_session *ws, const char *user);
 
+/* worker_note: record text as what this worker is in the middle of, in its connection's slot
+ * of the master's table (conntab_note; "" clears it). When the worker dies by a signal, the
+ * master finishes it: for the store's quota roots (quotalock_set_note, quotalock.h) it
+ * recounts them. Without a master or a slot, nothing. Never blocks: a store to shared memory. */
+void worker_note(const char *text);
+
 /* worker_main: never returns to a caller that should go on; returns the exit code for main. */
 int worker_main(int argc, char **argv, const struct worker_ops *ops);
 

@@ -1,6 +1,6 @@
 /* deliver.c: one message into many mailboxes: duplicates, quota, single-instance store. */
 #include "store/deliver.h"
-#include "store/quotalock.h"
+#include "store/store-mail.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -11,22 +11,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
-
-/* The quota hook of mailbox_append/mailbox_copy: runs under the mailbox's write lock. */
-struct quota_rock {
-    struct store *st;
-    const char *root;
-};
-
-static int quota_check(void *rock, const char *uniqueid, uint64_t add_bytes, uint32_t add_msgs)
-{
-    (void)uniqueid;
-    struct quota_rock *qr = rock;
-    struct quota qt;
-    int r = quotadb_get(qr->st->quota, NULL, qr->root, &qt);
-    if (r <= 0) return r;       /* no longer a root: nothing to enforce */
-    return quota_would_exceed(&qt, (int64_t)add_bytes, add_msgs) ? CF_E_QUOTA : 0;
-}
 
 int deliver_quota_full(struct store *st, const char *mailbox, int64_t add_bytes)
 {
@@ -81,12 +65,10 @@ static void log_result(const struct deliver_target *t, const char *msgid, uint64
 /* deliver_one: file m into t->mailbox; sets t->result and t->uid. A mailbox it opened and
  * filled is handed to srcs (for linking) instead of being closed. */
 static void deliver_one(struct store *st, const struct deliver_msg *m, struct deliver_target *t,
-                        uint64_t size, struct source *srcs, size_t *nsrcs, int64_t now)
+                        struct source *srcs, size_t *nsrcs, int64_t now)
 {
     struct mboxlist_entry e;
     struct mailbox *mb = NULL;
-    struct buf root = BUF_INIT;
-    int qlock = -1;
     mboxlist_entry_init(&e);
     t->uid = 0;
     int r;
@@ -102,20 +84,6 @@ static void deliver_one(struct store *st, const struct deliver_msg *m, struct de
         t->result = r;
         goto done;
     }
-    struct quota_rock qr = { st, NULL };
-    struct mailbox_quota q = { quota_check, &qr };
-    r = quotadb_find_root(st->quota, NULL, t->mailbox, &root);
-    if (r < 0) {
-        t->result = r;
-        goto done;
-    }
-    qr.root = r == 1 ? buf_cstr(&root) : NULL;
-    /* the root's lock spans check, commit and charge (quotalock.h) */
-    if (qr.root && (r = quotalock_acquire(st, qr.root, &qlock)) < 0) {
-        t->result = r;   /* L14: a temporary failure (4.3.0), not an unchecked delivery */
-        goto done;
-    }
-
     struct source *src = NULL;
     for (size_t i = 0; i < *nsrcs; i++)
         if (!strcmp(srcs[i].partition, e.partition) && srcs[i].flags == t->flags &&
@@ -123,9 +91,12 @@ static void deliver_one(struct store *st, const struct deliver_msg *m, struct de
             src = &srcs[i];
             break;
         }
+    /* each is one store transaction: quota lock, check, commit, settle (store-mail.h); a
+     * failed lock is a temporary failure (L14: 4.3.0), never an unchecked delivery */
     if (src) {
-        /* single-instance store: mailbox_copy hard-links the file the first mailbox got */
-        r = mailbox_copy(src->mb, &src->uid, 1, mb, &t->uid, qr.root ? &q : NULL);
+        /* single-instance store: the copy hard-links the file the first mailbox got */
+        r = store_copy(st, src->mb, &src->uid, 1, mb, t->mailbox, MAILBOX_COPY_ALL_FLAGS, 1,
+                       &t->uid, 0);
         if (r == 0 && t->uid == 0) r = CF_E_NOTFOUND;   /* expunged from under us: append */
     }
     if (!src || r == CF_E_NOTFOUND || r == CF_E_IO) {
@@ -137,7 +108,7 @@ static void deliver_one(struct store *st, const struct deliver_msg *m, struct de
         mm.internaldate = m->internaldate ? m->internaldate : now;
         mm.flags = t->flags;
         mm.keywords = t->keywords;
-        r = mailbox_append(mb, &mm, 1, qr.root ? &q : NULL);
+        r = store_append(st, mb, t->mailbox, &mm, 1);
         t->uid = mm.uid;
         if (r == 0 && !src) {
             struct source *s = &srcs[(*nsrcs)++];
@@ -154,16 +125,11 @@ static void deliver_one(struct store *st, const struct deliver_msg *m, struct de
         goto done;
     }
     t->result = DELIVER_OK;
-    /* the message is durable now; usage and the duplicate mark follow (see deliver.h) */
-    if (qr.root && quotadb_apply_delta(st->quota, NULL, qr.root, (int64_t)size, 1, 0) < 0)
-        log_warn("quota_charge_failed", "root=%s", log_quote(qr.root));
-    quotalock_release(&qlock);
+    /* the message is durable and counted; the duplicate mark follows (see deliver.h) */
     if (m->msgid) dupdb_mark(st->dup, NULL, m->msgid, t->mailbox, now);
 done:
-    quotalock_release(&qlock);
     if (mb) mailbox_close(&mb);
     mboxlist_entry_fini(&e);
-    buf_fini(&root);
 }
 
 int deliver_message(struct store *st, const struct deliver_msg *m, struct deliver_target *t,
@@ -187,7 +153,7 @@ int deliver_message(struct store *st, const struct deliver_msg *m, struct delive
             t[i].result = t[j].result;
             t[i].uid = t[j].uid;
         } else {
-            deliver_one(st, m, &t[i], size, srcs, &nsrcs, now);
+            deliver_one(st, m, &t[i], srcs, &nsrcs, now);
             log_result(&t[i], m->msgid, size);
         }
         if (t[i].result == DELIVER_OK || t[i].result == DELIVER_DUPLICATE) ok++;

@@ -3,10 +3,12 @@
  * quota (quotadb), and a single-instance store (the message file is written once per partition
  * and hard-linked into the other mailboxes).
  *
- * Order per mailbox: duplicate check, then the append (or copy) with the quota checked under
- * the mailbox's write lock, which commits and fsyncs; only then the quota usage is charged
- * and the duplicate record written. A crash between the commit and those two leaves usage a
- * little low (the quota tool recounts) and lets one duplicate through: never a lost message. */
+ * Order per mailbox: duplicate check, then store_append (or store_copy) which checks the
+ * quota under the root's and the mailbox's locks, commits and fsyncs, and settles the root's
+ * usage from the index header (store-mail.h); then the duplicate record is written. A crash
+ * between the commit and the settle is rolled forward by the next settle of that mailbox
+ * (store.h "Quota accounting"); one between the commit and the duplicate record lets one
+ * duplicate through: never a lost message. */
 #ifndef COFFER_STORE_DELIVER_H
 #define COFFER_STORE_DELIVER_H
 #include "core/buf.h"

@@ -114,12 +114,219 @@ static int run(struct quotadb *q, struct kv_txn *txn, int (*fn)(struct kv_txn *,
     return kv_txn_run(kv_db_env(q->db), 0, fn, a);
 }
 
+/* ---- the ledger (quotadb.h) ---- */
+
+static void ledger_key(struct buf *k, const char *root, const char *uniqueid)
+{
+    buf_reset(k);
+    buf_appends(k, root);
+    buf_putc(k, '\0');
+    if (uniqueid) buf_appends(k, uniqueid);
+}
+
+/* ledger_drop: forget root's ledger (its records and its marker); the next settle recounts. */
+static int ledger_drop(struct quotadb *q, struct kv_txn *txn, const char *root)
+{
+    struct buf k = BUF_INIT;
+    ledger_key(&k, root, NULL);
+    int r = kv_del_prefix(q->db, txn, k.s, k.len);
+    buf_fini(&k);
+    return r < 0 ? r : 0;
+}
+
+/* drop_enclosing: forget the ledger of the root governing root's parent (a root appearing or
+ * going below it changes which mailboxes it governs). */
+static int drop_enclosing(struct quotadb *q, struct kv_txn *txn, const char *root)
+{
+    const char *slash = strrchr(root, MBOXNAME_SEP);
+    if (!slash) return 0;
+    char *parent = xstrndup(root, (size_t)(slash - root));
+    struct buf enc = BUF_INIT;
+    int r = quotadb_find_root(q, txn, parent, &enc);
+    if (r == 1) r = ledger_drop(q, txn, buf_cstr(&enc));
+    buf_fini(&enc);
+    free(parent);
+    return r < 0 ? r : 0;
+}
+
+/* ledger_get: the usage applied for uniqueid to root (0, 0 when none). 1 found, 0 none, error. */
+static int ledger_get(struct quotadb *q, struct kv_txn *txn, const char *root,
+                      const char *uniqueid, int64_t *bytes, int64_t *msgs)
+{
+    struct buf k = BUF_INIT, v = BUF_INIT;
+    *bytes = *msgs = 0;
+    ledger_key(&k, root, uniqueid);
+    int r = kv_get(q->db, txn, k.s, k.len, &v);
+    if (r == 1) {
+        const char *p = buf_cstr(&v) + 2;
+        if (strncmp(buf_cstr(&v), "1 ", 2) || num(&p, bytes, 0) || num(&p, msgs, 1) ||
+            *bytes < 0 || *msgs < 0) {
+            log_err("quota_corrupt_ledger", "root=%s uniqueid=%s value=%s", log_quote(root),
+                    log_quote(uniqueid), log_quote(buf_cstr(&v)));
+            r = CF_E_CORRUPT;
+        }
+    }
+    buf_fini(&k);
+    buf_fini(&v);
+    return r;
+}
+
+static int ledger_put(struct quotadb *q, struct kv_txn *txn, const char *root,
+                      const char *uniqueid, int64_t bytes, int64_t msgs)
+{
+    struct buf k = BUF_INIT, v = BUF_INIT;
+    ledger_key(&k, root, uniqueid);
+    int r;
+    if (!bytes && !msgs) {
+        r = kv_del(q->db, txn, k.s, k.len);
+    } else {
+        buf_printf(&v, "1 %" PRId64 " %" PRId64, bytes, msgs);
+        r = kv_put(q->db, txn, k.s, k.len, v.s, v.len);
+    }
+    buf_fini(&k);
+    buf_fini(&v);
+    return r < 0 ? r : 0;
+}
+
+/* the marker: ROOT NUL -> "1", present when the ledger holds every mailbox of root */
+static int ledger_complete(struct quotadb *q, struct kv_txn *txn, const char *root)
+{
+    struct buf k = BUF_INIT, v = BUF_INIT;
+    ledger_key(&k, root, NULL);
+    int r = kv_get(q->db, txn, k.s, k.len, &v);
+    buf_fini(&k);
+    buf_fini(&v);
+    return r;
+}
+
+struct settle_args {
+    struct quotadb *q;
+    const char *root, *uniqueid;
+    int64_t bytes, msgs;
+    int64_t dbytes, dmsgs;    /* out */
+};
+
+static int settle_fn(struct kv_txn *txn, void *rock)
+{
+    struct settle_args *a = rock;
+    struct quota qt;
+    int64_t ab, am;
+    a->dbytes = a->dmsgs = 0;
+    int r = quotadb_get(a->q, txn, a->root, &qt);
+    if (r == 0) return CF_E_NOTFOUND;
+    if (r < 0) return r;
+    r = ledger_complete(a->q, txn, a->root);
+    if (r <= 0) return r < 0 ? r : 1;
+    r = ledger_get(a->q, txn, a->root, a->uniqueid, &ab, &am);
+    if (r < 0) return r;
+    a->dbytes = a->bytes - ab;
+    a->dmsgs = a->msgs - am;
+    if (!a->dbytes && !a->dmsgs) return 0;
+    if (__builtin_add_overflow(qt.used_bytes, a->dbytes, &qt.used_bytes)) qt.used_bytes = INT64_MAX;
+    if (__builtin_add_overflow(qt.used_messages, a->dmsgs, &qt.used_messages))
+        qt.used_messages = INT64_MAX;
+    if (qt.used_bytes < 0 || qt.used_messages < 0) {
+        /* cannot happen while root's usage is the sum of its records: recount */
+        log_warn("quota_usage_negative", "root=%s bytes=%" PRId64 " messages=%" PRId64,
+                 log_quote(a->root), qt.used_bytes, qt.used_messages);
+        return 1;
+    }
+    r = put(a->q, txn, a->root, &qt);
+    if (!r) r = ledger_put(a->q, txn, a->root, a->uniqueid, a->bytes, a->msgs);
+    return r;
+}
+
+int quotadb_settle(struct quotadb *q, const char *root, const char *uniqueid, int64_t bytes,
+                   int64_t messages, int64_t *dbytes_r, int64_t *dmessages_r)
+{
+    if (bytes < 0 || messages < 0) return CF_E_PARSE;
+    struct settle_args a = { q, root, uniqueid, bytes, messages, 0, 0 };
+    /* not fsynced, like every usage change: the index headers are the truth and the next
+     * settle (or a recount) rolls the ledger forward from them */
+    int r = kv_txn_run(kv_db_env(q->db), KV_TXN_NOSYNC, settle_fn, &a);
+    if (r == 1) a.dbytes = a.dmsgs = 0;
+    if (dbytes_r) *dbytes_r = a.dbytes;
+    if (dmessages_r) *dmessages_r = a.dmsgs;
+    return r;
+}
+
+struct ledger_args {
+    struct quotadb *q;
+    const char *root;
+    const struct quotadb_applied *v;
+    size_t n;
+};
+
+static int set_ledger_fn(struct kv_txn *txn, void *rock)
+{
+    struct ledger_args *a = rock;
+    struct quota qt;
+    int r = quotadb_get(a->q, txn, a->root, &qt);
+    if (r == 0) return CF_E_NOTFOUND;
+    if (r < 0) return r;
+    if ((r = ledger_drop(a->q, txn, a->root)) < 0) return r;
+    qt.used_bytes = qt.used_messages = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        qt.used_bytes += a->v[i].bytes;
+        qt.used_messages += a->v[i].messages;
+        r = ledger_put(a->q, txn, a->root, a->v[i].uniqueid, a->v[i].bytes, a->v[i].messages);
+        if (r < 0) return r;
+    }
+    struct buf k = BUF_INIT;
+    ledger_key(&k, a->root, NULL);
+    r = kv_put(a->q->db, txn, k.s, k.len, "1", 1);
+    buf_fini(&k);
+    return r < 0 ? r : put(a->q, txn, a->root, &qt);
+}
+
+int quotadb_set_ledger(struct quotadb *q, const char *root, const struct quotadb_applied *v,
+                       size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].bytes < 0 || v[i].messages < 0) return CF_E_PARSE;
+    struct ledger_args a = { q, root, v, n };
+    return kv_txn_run(kv_db_env(q->db), 0, set_ledger_fn, &a);
+}
+
+static int count_record(const char *key, size_t klen, const char *val, size_t vlen, void *rock)
+{
+    (void)val;
+    (void)vlen;
+    if (klen && key[klen - 1] != '\0') (*(size_t *)rock)++;   /* not the marker */
+    return 0;
+}
+
+int quotadb_ledger_matches(struct quotadb *q, const char *root,
+                           const struct quotadb_applied *v, size_t n)
+{
+    int r = ledger_complete(q, NULL, root);
+    size_t want = 0, have = 0;
+    for (size_t i = 0; r == 1 && i < n; i++) {
+        if (!v[i].bytes && !v[i].messages) continue;
+        want++;
+        int64_t b, m;
+        r = ledger_get(q, NULL, root, v[i].uniqueid, &b, &m);
+        if (r == 1 && (b != v[i].bytes || m != v[i].messages)) r = 0;
+    }
+    if (r == 1) {
+        struct buf k = BUF_INIT;
+        ledger_key(&k, root, NULL);
+        int f = kv_foreach(q->db, NULL, k.s, k.len, count_record, &have);
+        buf_fini(&k);
+        if (f < 0) return f;
+        r = have == want;
+    }
+    return r;
+}
+
 static int set_limits_fn(struct kv_txn *txn, void *rock)
 {
     struct args *a = rock;
     struct quota qt = { 0, 0, 0, 0 };
     int r = quotadb_get(a->q, txn, a->root, &qt);
     if (r < 0) return r;
+    /* a new root takes mailboxes from the root that governed them until now */
+    if (r == 0 && (r = drop_enclosing(a->q, txn, a->root)) < 0) return r;
     qt.limit_storage_kib = a->a;
     qt.limit_messages = a->b;
     return put(a->q, txn, a->root, &qt);
@@ -144,7 +351,9 @@ static int set_usage_fn(struct kv_txn *txn, void *rock)
     if (r == 0) return CF_E_NOTFOUND;
     qt.used_bytes = a->a;
     qt.used_messages = a->b;
-    return put(a->q, txn, a->root, &qt);
+    /* a usage set from outside the ledger: the next settle recounts and rebuilds it */
+    r = ledger_drop(a->q, txn, a->root);
+    return r < 0 ? r : put(a->q, txn, a->root, &qt);
 }
 
 int quotadb_set_usage(struct quotadb *q, struct kv_txn *txn, const char *root, int64_t bytes,
@@ -155,11 +364,22 @@ int quotadb_set_usage(struct quotadb *q, struct kv_txn *txn, const char *root, i
     return run(q, txn, set_usage_fn, &a);
 }
 
+static int delete_fn(struct kv_txn *txn, void *rock)
+{
+    struct args *a = rock;
+    int r = kv_del(a->q->db, txn, a->root, strlen(a->root));
+    if (r < 0) return r;
+    if (r == 0) return CF_E_NOTFOUND;
+    /* its mailboxes go back to the enclosing root, if any */
+    r = ledger_drop(a->q, txn, a->root);
+    if (r >= 0) r = drop_enclosing(a->q, txn, a->root);
+    return r < 0 ? r : 0;
+}
+
 int quotadb_delete(struct quotadb *q, struct kv_txn *txn, const char *root)
 {
-    int r = kv_del(q->db, txn, root, strlen(root));
-    if (r < 0) return r;
-    return r ? 0 : CF_E_NOTFOUND;
+    struct args a = { q, root, 0, 0, 0 };
+    return run(q, txn, delete_fn, &a);
 }
 
 int quotadb_find_root(struct quotadb *q, struct kv_txn *txn, const char *mailbox,
@@ -240,6 +460,8 @@ static int delta_fn(struct kv_txn *txn, void *rock)
     if (r < 0) return r;
     if (r == 0) return CF_E_NOTFOUND;
     if (a->enforce && quota_would_exceed(&qt, a->a, a->b)) return CF_E_QUOTA;
+    /* a change from outside the ledger: the next settle recounts and rebuilds it */
+    if ((a->a || a->b) && (r = ledger_drop(a->q, txn, a->root)) < 0) return r;
     /* a sum past INT64_MAX can only come of a corrupt record: keep the maximum (L6) */
     if (__builtin_add_overflow(qt.used_bytes, a->a, &qt.used_bytes)) qt.used_bytes = INT64_MAX;
     if (__builtin_add_overflow(qt.used_messages, a->b, &qt.used_messages))
@@ -275,8 +497,8 @@ static int foreach_one(const char *key, size_t klen, const char *val, size_t vle
 {
     struct foreach_ctx *f = rock;
     struct quota qt;
-    (void)klen;
     (void)vlen;
+    if (memchr(key, '\0', klen)) return 0;   /* a ledger record (ROOT NUL UNIQUEID) */
     if (decode(key, val, &qt)) return 0;
     return f->cb(key, &qt, f->rock);
 }

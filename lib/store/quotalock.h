@@ -23,4 +23,13 @@ int quotalock_acquire(struct store *st, const char *root, int *fd_r);
 /* quotalock_release: drop the lock (closing *fd, which becomes -1); -1 is a no-op. */
 void quotalock_release(int *fd);
 
+/* Crash recovery: a process killed while it holds a root's lock may have committed an index
+ * without settling the root's usage (store.h "Quota accounting"). A note function, when set,
+ * is told the roots this process is about to hold or holds, one per line ("" for none):
+ * before each lock is taken and after each is released, so a process that dies holding one
+ * is always noted. cofferd's workers set worker_note (net/worker.h); the master recounts the
+ * noted roots of a worker killed by a signal (store_quota_fix). */
+typedef void quotalock_note_fn(const char *roots);
+void quotalock_set_note(quotalock_note_fn *fn);
+
 #endif

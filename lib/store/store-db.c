@@ -123,37 +123,6 @@ int store_quota_of(struct store *st, const char *mailbox, struct buf *root, stru
     return r;
 }
 
-int store_quota_set(struct store *st, const char *root, int64_t storage_kib, int64_t messages,
-                    struct quota *qt_r)
-{
-    int fd = -1;
-    /* L14: the count of a new root is only right under the root's lock */
-    int r = quotalock_acquire(st, root, &fd);
-    if (r < 0) return r;
-    r = quotadb_get(st->quota, NULL, root, NULL);
-    int fresh = r == 0;
-    if (r >= 0) r = quotadb_set_limits(st->quota, NULL, root, storage_kib, messages);
-    if (r == 0 && fresh) {
-        int64_t bytes = 0, msgs = 0;
-        int c = store_quota_recount(st, root, &bytes, &msgs);
-        if (c < 0)   /* the limits hold; the usage stays 0 until a recount succeeds */
-            log_warn("quota_count_failed", "root=%s error=%s hint=\"coffer quota fix recounts\"",
-                     log_quote(root), log_quote(cf_strerror(c)));
-        else
-            r = quotadb_set_usage(st->quota, NULL, root, bytes, msgs);
-    }
-    struct quota qt;
-    if (r == 0) r = quotadb_get(st->quota, NULL, root, &qt) == 1 ? 0 : CF_E_IO;
-    quotalock_release(&fd);
-    if (r == 0 && qt_r) *qt_r = qt;
-    return r;
-}
-
-int store_quota_delete(struct store *st, const char *root)
-{
-    return quotadb_delete(st->quota, NULL, root);
-}
-
 int store_quota_foreach(struct store *st, const char *prefix, store_quota_fn *cb, void *rock)
 {
     return quotadb_foreach(st->quota, NULL, prefix, cb, rock);

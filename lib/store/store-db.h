@@ -116,19 +116,7 @@ int store_quota_root(struct store *st, const char *mailbox, struct buf *root);
  * when mailbox has no root, or an error. */
 int store_quota_of(struct store *st, const char *mailbox, struct buf *root, struct quota *qt);
 
-/* store_quota_set: make root a quota root with these limits (QUOTA_UNLIMITED for none),
- * keeping the usage of an existing root; a new root starts with the usage counted from its
- * mailboxes, under the root's lock, so no append slips between the count and the store.
- * *qt_r (may be NULL) gets the root as stored. 0, CF_E_PARSE (invalid root name or limit),
- * CF_E_LIMIT (storage_kib above QUOTA_STORAGE_KIB_MAX), CF_E_IO (the lock), or an error.
- * Blocks on the root's lock and, for a new root, on reading the index headers. */
-int store_quota_set(struct store *st, const char *root, int64_t storage_kib, int64_t messages,
-                    struct quota *qt_r);
-
-/* store_quota_delete: root stops being a quota root (its mailboxes then count against the
- * next root up, if any, whose usage `coffer quota fix` recounts). 0, CF_E_NOTFOUND, or an
- * error. */
-int store_quota_delete(struct store *st, const char *root);
+/* store_quota_set, store_quota_delete: in store.h (they move usage between roots). */
 
 /* store_quota_fn: one root and its record (valid during the call); 0 goes on, > 0 stops,
  * < 0 is an error. */

@@ -3,6 +3,7 @@
  * (store-retained.h). */
 #include "store/store-int.h"
 #include "store/store-retained.h"
+#include "store/store-quota-int.h"
 #include "store/mbheader.h"
 #include "store/mboxname.h"
 #include "store/partition.h"
@@ -294,11 +295,15 @@ int store_undelete(struct store *st, const struct store_deleted *d, const char *
     r = mboxlist_create(st->mboxlist, NULL, name, &e);
     mboxlist_entry_fini(&e);
     if (r < 0) goto back;
-    if (has_root == 1 && counted)
-        store_quota_charge(st, buf_cstr(&root), (int64_t)bytes, (int64_t)msgs);
-    else if (has_root == 1)
-        log_warn("quota_charge_failed", "root=%s name=%s hint=\"unreadable index: coffer quota fix recounts\"",
-                 log_quote(buf_cstr(&root)), log_quote(name));
+    if (has_root == 1) {
+        /* the root counts it again: its ledger record from the index header (a recount of
+         * the root when the header cannot be read) */
+        struct index_header ih;
+        if (mailbox_status(ppath, d->e.uniqueid, &ih) == 0)
+            store_quota_settle_locked(st, buf_cstr(&root), d->e.uniqueid, &ih, 0);
+        else
+            store_quota_fix_locked(st, buf_cstr(&root), NULL);
+    }
     char *side = xasprintf("%s/%s", live, DELETED_FILE);
     unlink(side);
     free(side);
@@ -352,16 +357,14 @@ int store_unexpunge(struct store *st, struct mailbox *mb, const char *name,
     for (size_t i = 0; i < n; i++) want += recs[i].size;
     int has_root = store_quota_lock(st, name, &root, &qlock);
     int r = has_root < 0 ? has_root : 0;
-    if (has_root == 1) r = quota_admit(st, buf_cstr(&root), want, (uint32_t)n, force);
+    if (has_root == 1) {
+        store_quota_settle_mailbox(st, buf_cstr(&root), name, mb, 1);   /* roll a crash forward */
+        r = quota_admit(st, buf_cstr(&root), want, (uint32_t)n, force);
+    }
     if (r < 0) goto out;
     uint32_t *nu = xreallocarray(NULL, n ? n : 1, sizeof *nu);
     r = mailbox_unexpunge(mb, recs, n, NULL, nu);
-    if (r > 0 && has_root == 1) {
-        uint64_t got = 0;
-        for (size_t i = 0; i < n; i++)
-            if (nu[i]) got += recs[i].size;
-        store_quota_charge(st, buf_cstr(&root), (int64_t)got, r);
-    }
+    if (r > 0 && has_root == 1) store_quota_settle_mailbox(st, buf_cstr(&root), name, mb, 0);
     if (r >= 0 && new_uids_r) memcpy(new_uids_r, nu, n * sizeof *nu);
     free(nu);
     if (r >= 0)

@@ -11,6 +11,7 @@
 #include "store/quotalock.h"
 #include "store/reconstruct.h"
 #include "store/store-retained.h"
+#include "store/store-quota-int.h"
 #include <inttypes.h>
 #include <dirent.h>
 #include <errno.h>
@@ -21,8 +22,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-static int quota_fix_locked(struct store *st, const char *root, struct quota *was_r);
 
 int store_open(const struct config *cfg, struct store **st_r)
 {
@@ -211,22 +210,18 @@ int store_delete_opts(struct store *st, const char *name, unsigned opts)
     r = 0;
     const char *ppath = store_partition_path(st, e.partition);
     if (!ppath) { r = CF_E_NOTFOUND; goto out; }
-    struct index_header h;
-    int counted = has_root == 1 && mailbox_status(ppath, e.uniqueid, &h) == 0;
     char *mdir = partition_mailbox_dir(ppath, e.uniqueid);
     struct stat msb;
     int hide = !(opts & STORE_DELETE_NOW) &&
                strcmp(config_str(st->cfg, CFG_DELETE_MODE), "immediate") && stat(mdir, &msb) == 0;
     if (!hide) free(mdir);
     if (hide) {
-        /* delete_mode delayed: hidden, not removed (store-retained.h); credited all the same.
+        /* delete_mode delayed: hidden, not removed (store-retained.h); its root stops
+         * counting it all the same (its ledger record goes with its usage).
          * (A listed mailbox without a directory has nothing to keep: the path below.) */
         r = store_delete_hidden(st, name, &e, mdir);
         free(mdir);
-        if (!r && counted && (h.quota_used || h.exists))
-            store_quota_charge(st, buf_cstr(&root), -(int64_t)h.quota_used, -(int64_t)h.exists);
-        else if (!r && has_root == 1 && !counted)
-            quota_fix_locked(st, buf_cstr(&root), NULL);
+        if (!r && has_root == 1) store_quota_settle_locked(st, buf_cstr(&root), e.uniqueid, NULL, 0);
         goto out;
     }
     /* Tombstone first: rename the directory so that reconstruct never brings the mailbox
@@ -243,10 +238,8 @@ int store_delete_opts(struct store *st, const char *name, unsigned opts)
     if (renamed) r = fsync_dir(dir, 0);
     if (!r) r = mboxlist_delete(st->mboxlist, NULL, name);
     if (!r) {
-        if (counted && (h.quota_used || h.exists))
-            store_quota_charge(st, buf_cstr(&root), -(int64_t)h.quota_used, -(int64_t)h.exists);
-        else if (has_root == 1 && !counted)
-            quota_fix_locked(st, buf_cstr(&root), NULL);   /* unreadable index: count the rest */
+        /* the root stops counting it: exactly what its ledger record says (quotadb.h) */
+        if (has_root == 1) store_quota_settle_locked(st, buf_cstr(&root), e.uniqueid, NULL, 0);
         remove_tombstone(tomb);
         seendb_delete_mailbox(st->seen, NULL, e.uniqueid);
         log_info("mailbox_deleted", "name=%s uniqueid=%s", log_quote(name), e.uniqueid);
@@ -304,8 +297,6 @@ static int quota_move_root(struct store *st, const char *from, const char *to)
 struct rename_move {
     char *oldroot, *newroot;   /* "" for none */
     char *name;                /* its old name */
-    int64_t bytes, msgs;
-    int counted;               /* 0: its index could not be read (recount both roots) */
 };
 
 static int collect_name(const char *name, const struct mboxlist_entry *e, void *rock)
@@ -417,15 +408,6 @@ int store_rename_checked(struct store *st, const char *oldname, const char *newn
         r = quotalock_acquire(st, locks.v[nlocked], &lockfds[nlocked]);
         if (r < 0) goto out;
     }
-    /* what each moving mailbox holds, read under the locks: nothing changes it until we are done */
-    for (size_t i = 0; i < nmoves; i++) {
-        struct index_header h;
-        if (store_status(st, moves[i].name, &h) == 0) {
-            moves[i].counted = 1;
-            moves[i].bytes = (int64_t)h.quota_used;
-            moves[i].msgs = h.exists;
-        }
-    }
     r = mboxlist_lookup(st->mboxlist, NULL, oldname, &e);
     if (r == 0) r = CF_E_NOTFOUND;
     if (r < 0) goto out;
@@ -456,16 +438,27 @@ int store_rename_checked(struct store *st, const char *oldname, const char *newn
                      log_quote(roots_from.v[i]), log_quote(roots_to.v[i]),
                      log_quote(cf_strerror(m)));
     }
-    int recount = 0;
+    /* each mailbox that changes roots leaves the old root's ledger and is settled on the new
+     * one with what its header holds (read under the locks: nothing changes it meanwhile) */
+    struct buf nname = BUF_INIT;
     for (size_t i = 0; i < nmoves; i++) {
-        if (!moves[i].counted) { recount = 1; continue; }
-        if (!moves[i].bytes && !moves[i].msgs) continue;
-        if (*moves[i].oldroot)
-            store_quota_charge(st, moves[i].oldroot, -moves[i].bytes, -moves[i].msgs);
-        if (*moves[i].newroot)
-            store_quota_charge(st, moves[i].newroot, moves[i].bytes, moves[i].msgs);
+        struct mboxlist_entry me;
+        struct index_header h;
+        mboxlist_entry_init(&me);
+        buf_reset(&nname);
+        buf_appends(&nname, newname);
+        buf_appends(&nname, moves[i].name + strlen(oldname));
+        if (store_lookup(st, buf_cstr(&nname), &me) == 1) {
+            if (*moves[i].oldroot)
+                store_quota_settle_locked(st, moves[i].oldroot, me.uniqueid, NULL, 0);
+            if (*moves[i].newroot && store_status(st, buf_cstr(&nname), &h) == 0)
+                store_quota_settle_locked(st, moves[i].newroot, me.uniqueid, &h, 0);
+            else if (*moves[i].newroot)
+                store_quota_fix_locked(st, moves[i].newroot, NULL);   /* unreadable index */
+        }
+        mboxlist_entry_fini(&me);
     }
-    for (size_t i = 0; recount && i < locks.count; i++) quota_fix_locked(st, locks.v[i], NULL);
+    buf_fini(&nname);
     struct rename_rock rr = { st };
     fix_header(newname, &e, &rr);
     char *prefix = xasprintf("%s/", newname);
@@ -571,174 +564,3 @@ int store_ensure_inbox(struct store *st, const char *user)
     return r;
 }
 
-/* ---- quota accounting (store.h) ---- */
-
-int store_quota_lock(struct store *st, const char *name, struct buf *root, int *fd_r)
-{
-    *fd_r = -1;
-    int r = quotadb_find_root(st->quota, NULL, name, root);
-    if (r <= 0) return r;
-    r = quotalock_acquire(st, buf_cstr(root), fd_r);
-    return r < 0 ? r : 1;
-}
-
-void store_quota_charge(struct store *st, const char *root, int64_t bytes, int64_t messages)
-{
-    if (!bytes && !messages) return;
-    int r = quotadb_apply_delta(st->quota, NULL, root, bytes, messages, 0);
-    if (r < 0 && r != CF_E_NOTFOUND)
-        log_warn("quota_charge_failed", "root=%s bytes=%" PRId64 " messages=%" PRId64
-                 " error=%s hint=\"coffer quota fix recounts\"", log_quote(root), bytes,
-                 messages, log_quote(cf_strerror(r)));
-}
-
-/* still_listed: whether name is still the mailbox mb was opened as (0 only when certain it
- * is not: deleted, or replaced by another mailbox of the same name). */
-static int still_listed(struct store *st, const char *name, const struct mailbox *mb)
-{
-    struct mboxlist_entry e;
-    mboxlist_entry_init(&e);
-    int r = mboxlist_lookup(st->mboxlist, NULL, name, &e);
-    int listed = r < 0 || (r == 1 && !strcmp(e.uniqueid, mailbox_uniqueid(mb)));
-    mboxlist_entry_fini(&e);
-    return listed;
-}
-
-int store_expunge(struct store *st, struct mailbox *mb, const char *name, const uint32_t *uids,
-                  size_t n, uint32_t *count_r)
-{
-    struct buf root = BUF_INIT;
-    int qlock = -1;
-    uint32_t count = 0;
-    uint64_t bytes = 0;
-    if (count_r) *count_r = 0;
-    int has_root = store_quota_lock(st, name, &root, &qlock);
-    int r = has_root < 0 ? has_root : mailbox_expunge_sized(mb, uids, n, &count, &bytes);
-    if (r < 0) goto out;
-    /* right after the index commit, still under the root's lock: exact even beside other
-     * sessions, whose expunges of the same messages find them gone and count nothing */
-    if (has_root == 1 && count && still_listed(st, name, mb))
-        store_quota_charge(st, buf_cstr(&root), -(int64_t)bytes, -(int64_t)count);
-    if (count_r) *count_r = count;
-out:
-    quotalock_release(&qlock);
-    buf_fini(&root);
-    return r;
-}
-
-struct recount_rock {
-    struct store *st;
-    const char *root;
-    struct buf found;
-    int64_t bytes, msgs;
-};
-
-static int recount_one(const char *name, const struct mboxlist_entry *e, void *rock)
-{
-    struct recount_rock *rc = rock;
-    (void)e;
-    if (strcmp(name, rc->root) && !mboxname_is_descendant(name, rc->root)) return 0;
-    int r = quotadb_find_root(rc->st->quota, NULL, name, &rc->found);
-    if (r < 0) return r;
-    if (r == 0 || strcmp(buf_cstr(&rc->found), rc->root)) return 0;   /* a nearer root */
-    struct index_header h;
-    r = store_status(rc->st, name, &h);
-    if (r == CF_E_NOTFOUND) return 0;   /* no directory: holds nothing */
-    if (r < 0) return r;
-    rc->bytes += (int64_t)h.quota_used;
-    rc->msgs += h.exists;
-    return 0;
-}
-
-int store_quota_recount(struct store *st, const char *root, int64_t *bytes_r,
-                        int64_t *messages_r)
-{
-    struct recount_rock rc = { st, root, BUF_INIT, 0, 0 };
-    /* the prefix also matches "user/fredrick" for "user/fred": recount_one filters */
-    int r = mboxlist_foreach(st->mboxlist, NULL, root, recount_one, &rc);
-    buf_fini(&rc.found);
-    if (r < 0) return r;
-    *bytes_r = rc.bytes;
-    *messages_r = rc.msgs;
-    return 0;
-}
-
-static int quota_fix_locked(struct store *st, const char *root, struct quota *was_r)
-{
-    struct quota q;
-    int64_t bytes, msgs;
-    int r = quotadb_get(st->quota, NULL, root, &q);
-    if (r == 0) r = CF_E_NOTFOUND;
-    if (r < 0) return r;
-    if (was_r) *was_r = q;
-    r = store_quota_recount(st, root, &bytes, &msgs);
-    if (r < 0) return r;
-    if (q.used_bytes == bytes && q.used_messages == msgs) return 0;
-    r = quotadb_set_usage(st->quota, NULL, root, bytes, msgs);
-    if (r < 0) return r;
-    log_notice("quota_recounted", "root=%s bytes=%" PRId64 "->%" PRId64 " messages=%" PRId64
-               "->%" PRId64, log_quote(root), q.used_bytes, bytes, q.used_messages, msgs);
-    return 1;
-}
-
-int store_quota_fix(struct store *st, const char *root, struct quota *was_r)
-{
-    int fd = -1;
-    int r = quotalock_acquire(st, root, &fd);
-    if (r == 0) r = quota_fix_locked(st, root, was_r);
-    quotalock_release(&fd);
-    return r;
-}
-
-int store_reconstruct(struct store *st, const char *name, const struct mboxlist_entry *e,
-                      unsigned flags, struct recon_report *rep)
-{
-    const char *ppath = store_partition_path(st, e->partition);
-    if (!ppath) return CF_E_NOTFOUND;
-    if (flags & RECON_DRY_RUN) return reconstruct_mailbox(ppath, e->uniqueid, name, e->acl, flags, rep);
-    struct buf root = BUF_INIT;
-    int qlock = -1;
-    int has_root = store_quota_lock(st, name, &root, &qlock);
-    if (has_root < 0) {
-        buf_fini(&root);
-        return has_root;
-    }
-    struct index_header before, after;
-    int counted = has_root == 1 && mailbox_status(ppath, e->uniqueid, &before) == 0;
-    int r = reconstruct_mailbox(ppath, e->uniqueid, name, e->acl, flags, rep);
-    if (r > 0 && has_root == 1) {
-        /* records dropped or adopted change the header's usage: the root follows it */
-        if (counted && mailbox_status(ppath, e->uniqueid, &after) == 0)
-            store_quota_charge(st, buf_cstr(&root),
-                               (int64_t)after.quota_used - (int64_t)before.quota_used,
-                               (int64_t)after.exists - (int64_t)before.exists);
-        else
-            quota_fix_locked(st, buf_cstr(&root), NULL);
-    }
-    quotalock_release(&qlock);
-    buf_fini(&root);
-    return r;
-}
-
-static int collect_root(const char *root, const struct quota *qt, void *rock)
-{
-    (void)qt;
-    strarr_add(rock, root);
-    return 0;
-}
-
-int store_reconstruct_mailboxlist(struct store *st, unsigned flags, struct recon_report *rep)
-{
-    int r = reconstruct_mailboxlist(st, flags, rep);
-    if (r <= 0 || (flags & RECON_DRY_RUN)) return r;
-    struct strarr roots = STRARR_INIT;
-    quotadb_foreach(st->quota, NULL, "", collect_root, &roots);
-    for (size_t i = 0; i < roots.count; i++) {
-        int f = store_quota_fix(st, roots.v[i], NULL);
-        if (f < 0)
-            log_warn("quota_recount_failed", "root=%s error=%s", log_quote(roots.v[i]),
-                     log_quote(cf_strerror(f)));
-    }
-    strarr_fini(&roots);
-    return r;
-}

@@ -39,8 +39,8 @@ int store_create(struct store *st, const char *name, const char *partition, cons
 /* store_delete: delete one mailbox (not its children) and its messages, subscriptions stay
  * (RFC 3501 section 6.3.4), seen state goes (with delete_mode delayed: the mailbox is hidden
  * instead, store-retained.h, and its seen state goes when coffer expire removes it). Its
- * quota root is credited with what the index
- * header held, under the root's lock (see "Quota accounting" below). 0, CF_E_NOTFOUND, or an
+ * quota root stops counting it (its ledger record goes with its usage), under the root's
+ * lock (see "Quota accounting" below). 0, CF_E_NOTFOUND, or an
  * error (CF_E_IO when the quota lock cannot be taken: nothing was deleted). */
 int store_delete(struct store *st, const char *name);
 
@@ -75,12 +75,23 @@ int store_status(struct store *st, const char *name, struct index_header *h);
 
 /* ---- Quota accounting ----
  * quota.db's usage of a root is the sum of quota_used and exists over the index headers of
- * the mailboxes it governs. Every change of those sums goes through this file (or, for APPEND,
- * COPY and delivery, through the callers of quotalock_acquire) and is applied right after the
- * index commit, under the root's lock (quotalock.h), so that a recount under the same lock
- * (SETQUOTA, `coffer quota fix`) sees no change half done. A crash between the commit and the
- * delta leaves the usage too high after a removal and too low after an addition; `coffer
- * check` reports it and `coffer quota fix` recounts. */
+ * the mailboxes it governs, and always the sum of the root's ledger records (quotadb.h): what
+ * it counts for each mailbox, changed with the usage in one transaction.
+ *
+ * The settle protocol: every operation that changes a mailbox's usage (store_append,
+ * store_copy, store_move in store-mail.h; store_expunge, store_delete, store_rename,
+ * store_reconstruct here) takes the root's lock (quotalock.h; before any mailbox lock), settles
+ * the mailbox (reads its index header and applies header - ledger record to the root) before
+ * its quota check, commits the index, and settles again. A recount under the same lock
+ * (store_quota_fix: SETQUOTA, `coffer quota fix`) sees no change half done and rewrites the
+ * ledger. The index header is the truth and the ledger rolls forward from it:
+ *  - a process killed between its commit and its settle leaves the root behind by exactly
+ *    that change, which the next settle of the mailbox applies before its check;
+ *  - cofferd recounts the roots a worker killed by a signal had noted (quotalock_set_note),
+ *    and every root after an unclean stop (server/cofferd/settle.h);
+ *  - usage commits are not fsynced: a power loss loses only what that recount restores.
+ * After any mix of operations and kill -9 of workers reaped by cofferd, a recount finds
+ * nothing to correct. */
 
 /* store_quota_lock: find the quota root governing mailbox name into root and take its lock
  * (*fd_r, -1 when none; release with quotalock_release). 1 root found and locked, 0 no root
@@ -89,17 +100,12 @@ int store_status(struct store *st, const char *name, struct index_header *h);
 int store_quota_lock(struct store *st, const char *name, struct buf *root, int *fd_r);
 
 /* store_expunge: expunge the \Deleted messages among uids (uids NULL: all of them) of mb, the
- * open mailbox called name (mailbox_expunge), and credit its quota root with exactly what
- * went, under the root's lock. No credit when the mailbox was deleted or replaced since mb
- * was opened (store_delete credited all of it). *count_r (may be NULL): how many went. 0,
+ * open mailbox called name (mailbox_expunge), and settle its quota root, under the root's
+ * lock. Nothing is counted when the mailbox was deleted or replaced since mb was opened
+ * (store_delete settled it). *count_r (may be NULL): how many went. 0,
  * CF_E_IO (quota lock: nothing expunged), or mailbox_expunge's errors. Blocks on both locks. */
 int store_expunge(struct store *st, struct mailbox *mb, const char *name, const uint32_t *uids,
                   size_t n, uint32_t *count_r);
-
-/* store_quota_charge: add bytes and messages (either sign) to root's usage, not enforced; the
- * caller holds root's lock. A root deleted meanwhile is no error; other failures are logged
- * (usage is derived data: `coffer quota fix` recounts). */
-void store_quota_charge(struct store *st, const char *root, int64_t bytes, int64_t messages);
 
 /* store_quota_recount: the usage of root counted from the index headers of the mailboxes it
  * governs (root itself and those below it without a nearer root). The caller holds root's
@@ -108,9 +114,27 @@ void store_quota_charge(struct store *st, const char *root, int64_t bytes, int64
 int store_quota_recount(struct store *st, const char *root, int64_t *bytes_r,
                         int64_t *messages_r);
 
-/* store_quota_fix: under root's lock, recount it and store the count when it differs. *was_r
- * (may be NULL) gets the usage before. 1 corrected, 0 it was right, or an error. */
+/* store_quota_fix: under root's lock, recount it; store the count and rewrite the ledger
+ * when either differs. *was_r (may be NULL) gets the usage before. 1 the usage was corrected,
+ * 0 it was right (a missing or stale ledger is rewritten silently), or an error. */
 int store_quota_fix(struct store *st, const char *root, struct quota *was_r);
+
+/* store_quota_set: make root (a mailbox name) a quota root with these limits (QUOTA_UNLIMITED
+ * for none) or change an existing root's. A new root counts what its mailboxes hold at once,
+ * and the root that governed them until then recounts, under both roots' locks (the
+ * enclosing one first). *q_r (may be NULL): the root afterwards. 0, CF_E_PARSE, CF_E_LIMIT
+ * (quotadb_set_limits), CF_E_IO (a lock), or a database error. */
+int store_quota_set(struct store *st, const char *root, int64_t storage_kib, int64_t messages,
+                    struct quota *q_r);
+
+/* store_quota_delete: root stops being a quota root; the enclosing root, which governs its
+ * mailboxes again, recounts at once, under both locks. 0, CF_E_NOTFOUND (no such root),
+ * CF_E_IO, or a database error. */
+int store_quota_delete(struct store *st, const char *root);
+
+/* store_quota_fix_all: store_quota_fix of every root (failures logged, the others still
+ * done). *fixed_r (may be NULL): how many were corrected. 0 or the last error. */
+int store_quota_fix_all(struct store *st, int *fixed_r);
 
 struct recon_report;
 

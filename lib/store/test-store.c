@@ -1,5 +1,6 @@
 /* test-store.c: mailbox-level operations (store.c) over real Berkeley DB and real directories. */
 #include "store/store.h"
+#include "store/store-mail.h"
 #include "store/mbheader.h"
 #include "store/quotalock.h"
 #include "store/reconstruct.h"
@@ -47,25 +48,118 @@ static void usage_is(struct store *st, const char *root, int64_t bytes, int64_t 
     UNIT_EQ_INT(m, msgs);
 }
 
-/* put: append n messages of 10, 20, ... bytes to name and charge its root, as APPEND does */
+/* put: append n messages of 10, 20, ... bytes to name, one store transaction each */
 static void put(struct store *st, const char *name, int n)
 {
     struct mailbox *mb;
     UNIT_EQ_INT(store_open_mailbox(st, name, NULL, &mb), 0);
     static const char fill[] = "0123456789012345678901234567890123456789012345678901234567890";
-    int64_t total = 0;
     for (int i = 0; i < n; i++) {
         struct mailbox_msg m = { fill, (size_t)(10 * (i + 1)), -1, 0, 0, NULL, 0 };
-        UNIT_EQ_INT(mailbox_append(mb, &m, 1, NULL), 0);
-        total += 10 * (i + 1);
+        UNIT_EQ_INT(store_append(st, mb, name, &m, 1), 0);
     }
-    struct buf root = BUF_INIT;
-    int fd = -1;
-    UNIT_EQ_INT(store_quota_lock(st, name, &root, &fd), 1);
-    store_quota_charge(st, buf_cstr(&root), total, n);
-    quotalock_release(&fd);
-    buf_fini(&root);
     mailbox_close(&mb);
+}
+
+/* nothing_to_fix: `coffer quota fix` of root would change nothing */
+static void nothing_to_fix(struct store *st, const char *root)
+{
+    UNIT_EQ_INT(store_quota_fix(st, root, NULL), 0);
+}
+
+/* store-mail.h: append, copy and move as store transactions, with the quota inside */
+static void test_mail_ops(struct store *st)
+{
+    static const char fill[1000] = { 'x' };
+    struct mailbox *in, *sub, *dan;
+    UNIT_EQ_INT(store_ensure_inbox(st, "cat"), 1);
+    UNIT_EQ_INT(store_ensure_inbox(st, "dan"), 1);
+    UNIT_EQ_INT(store_create(st, "user/cat/sub", NULL, NULL, NULL, 0), 0);
+    UNIT_EQ_INT(quotadb_set_limits(st->quota, NULL, "user/cat", 1, 4), 0);   /* 1 KiB, 4 msgs */
+    UNIT_EQ_INT(quotadb_set_limits(st->quota, NULL, "user/dan", QUOTA_UNLIMITED, 100), 0);
+    UNIT_EQ_INT(store_open_mailbox(st, "user/cat", NULL, &in), 0);
+    UNIT_EQ_INT(store_open_mailbox(st, "user/cat/sub", NULL, &sub), 0);
+    UNIT_EQ_INT(store_open_mailbox(st, "user/dan", NULL, &dan), 0);
+
+    /* MULTIAPPEND: one commit, all counted */
+    struct mailbox_msg two[2] = { { fill, 100, -1, 0, FLAG_SEEN, NULL, 0 },
+                                  { fill, 200, -1, 0, 0, NULL, 0 } };
+    UNIT_EQ_INT(store_append(st, in, "user/cat", two, 2), 0);
+    UNIT_EQ_INT(two[1].uid, two[0].uid + 1);
+    usage_is(st, "user/cat", 300, 2);
+    /* over the storage limit: refused, nothing stored or counted */
+    struct mailbox_msg big = { fill, 800, -1, 0, 0, NULL, 0 };
+    UNIT_EQ_INT(store_append(st, in, "user/cat", &big, 1), CF_E_QUOTA);
+    usage_is(st, "user/cat", 300, 2);
+    /* all or nothing: the second of two would pass the limit */
+    struct mailbox_msg pair[2] = { { fill, 100, -1, 0, 0, NULL, 0 }, big };
+    UNIT_EQ_INT(store_append(st, in, "user/cat", pair, 2), CF_E_QUOTA);
+    usage_is(st, "user/cat", 300, 2);
+
+    /* copy within the root: charged */
+    uint32_t uids[2] = { two[0].uid, two[1].uid }, dst[2] = { 0, 0 };
+    UNIT_EQ_INT(store_copy(st, in, uids, 2, sub, "user/cat/sub", MAILBOX_COPY_ALL_FLAGS, 1, dst,
+                           0), 0);
+    UNIT_CHECK(dst[0] && dst[1]);
+    usage_is(st, "user/cat", 600, 4);
+    /* a fifth message is one too many; unless nothing is checked */
+    UNIT_EQ_INT(store_copy(st, in, uids, 1, sub, "user/cat/sub", MAILBOX_COPY_ALL_FLAGS, 1,
+                           NULL, 0), CF_E_QUOTA);
+    usage_is(st, "user/cat", 600, 4);
+    /* move within the full root: nothing added overall, so allowed, and still exact */
+    uint32_t moved = 0;
+    UNIT_EQ_INT(store_move(st, sub, "user/cat/sub", dst, 2, in, "user/cat",
+                           MAILBOX_COPY_ALL_FLAGS, 1, NULL, 0, &moved), 0);
+    UNIT_EQ_INT(moved, 2);
+    usage_is(st, "user/cat", 600, 4);
+    /* move to another root: charged there, credited here */
+    UNIT_EQ_INT(store_move(st, in, "user/cat", uids, 2, dan, "user/dan", MAILBOX_COPY_ALL_FLAGS,
+                           1, dst, 0, &moved), 0);
+    UNIT_EQ_INT(moved, 2);
+    usage_is(st, "user/cat", 300, 2);
+    usage_is(st, "user/dan", 300, 2);
+
+    /* a commit whose settle never ran (kill -9 between the two): the next transaction on the
+     * mailbox rolls it forward before its check, so the check sees the real usage */
+    struct mailbox_msg lost = { fill, 500, -1, 0, 0, NULL, 0 };
+    UNIT_EQ_INT(mailbox_append(in, &lost, 1, NULL), 0);
+    struct quota q;
+    UNIT_EQ_INT(quotadb_get(st->quota, NULL, "user/cat", &q), 1);
+    UNIT_EQ_INT(q.used_bytes, 300);                       /* not counted yet */
+    struct mailbox_msg more = { fill, 300, -1, 0, 0, NULL, 0 };
+    UNIT_EQ_INT(store_append(st, in, "user/cat", &more, 1), CF_E_QUOTA);   /* 800 + 300 */
+    usage_is(st, "user/cat", 800, 3);
+    nothing_to_fix(st, "user/cat");
+    nothing_to_fix(st, "user/dan");
+
+    /* flags hold no quota */
+    struct mailbox_store fl = { STORE_ADD, FLAG_FLAGGED, NULL, 0 };
+    UNIT_EQ_INT(store_set_flags(st, dan, dst, 2, &fl, NULL, NULL), 0);
+    struct index_record rec;
+    UNIT_EQ_INT(mailbox_record(dan, dst[0], &rec), 1);
+    UNIT_CHECK(rec.flags & FLAG_FLAGGED);
+    UNIT_CHECK(rec.flags & FLAG_SEEN);                    /* kept by the move */
+
+    /* a root made or removed below another: both recount, exactly */
+    put(st, "user/cat/sub", 1);
+    usage_is(st, "user/cat", 810, 4);
+    UNIT_EQ_INT(store_quota_set(st, "user/cat/sub", QUOTA_UNLIMITED, 100, NULL), 0);
+    usage_is(st, "user/cat", 800, 3);                     /* at once, both roots */
+    nothing_to_fix(st, "user/cat");
+    usage_is(st, "user/cat/sub", 10, 1);
+    put(st, "user/cat", 1);
+    usage_is(st, "user/cat", 810, 4);
+    UNIT_EQ_INT(store_quota_delete(st, "user/cat/sub"), 0);
+    usage_is(st, "user/cat", 820, 5);
+    nothing_to_fix(st, "user/cat");
+    struct mailbox_store del = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+    uint32_t one = lost.uid;
+    UNIT_EQ_INT(store_set_flags(st, in, &one, 1, &del, NULL, NULL), 0);
+    UNIT_EQ_INT(store_expunge(st, in, "user/cat", &one, 1, NULL), 0);
+    nothing_to_fix(st, "user/cat");
+    mailbox_close(&in);
+    mailbox_close(&sub);
+    mailbox_close(&dan);
 }
 
 /* M8: every removal path of the store credits the quota root exactly once */
@@ -364,6 +458,7 @@ int main(void)
 
     test_quota_accounting(st);
     test_delayed_delete(st);
+    test_mail_ops(st);
 
     mboxlist_entry_fini(&e);
     store_close(&st);

@@ -2,6 +2,7 @@
  * listeners, signals, reload on SIGHUP, graceful shutdown and the loop. The zygotes are in
  * zygote.c, worker bookkeeping and reaping in reap.c, the status pipe and file in status.c. */
 #include "master-int.h"
+#include "settle.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -649,6 +650,7 @@ int master_run(void)
     long long interval = config_int(g_cfg, CFG_STATUS_INTERVAL) * 1000;
     g_next_status_log = interval > 0 ? now + interval : 0;
     long long next_maint = 0;
+    settle_start(g_cfg);
     for (;;) {
         now = now_ms();
         run_maintenance(now, &next_maint);
@@ -673,5 +675,6 @@ int master_run(void)
     char *path = xasprintf("%s/cofferd.status", config_str(g_cfg, CFG_CONFIGDIR));
     unlink(path);
     free(path);
+    settle_stop(g_cfg, !g_killed);
     return 0;
 }

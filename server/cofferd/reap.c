@@ -2,6 +2,7 @@
  * respawn rate limits, and reaping exited workers and zygotes (with the database failchk a
  * crashed worker calls for). */
 #include "master-int.h"
+#include "settle.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "net/conntab.h"
@@ -100,6 +101,13 @@ void reap(long long now)
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
         /* a worker killed in a session never released its slot in the connection table
          * (also one whose pid record we never took) */
+        if (g_conntab && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+            /* the quota roots it was changing (settle.h), before its slots are freed */
+            struct strarr notes = STRARR_INIT;
+            conntab_notes_of(g_conntab, (int)pid, &notes);
+            for (size_t i = 0; i < notes.count; i++) settle_note(notes.v[i]);
+            strarr_fini(&notes);
+        }
         if (g_conntab) conntab_clear_pid(g_conntab, (int)pid);
         struct zygote **zlink;
         struct zygote *z = zygote_find(pid, &zlink);
@@ -135,6 +143,8 @@ void reap(long long now)
         service_release(s);
     }
     if (need_failchk) db_failchk();
+    /* after failchk: the recount must not wait on database locks of the dead */
+    if (settle_pending()) settle_spawn(g_cfg);
 }
 
 int count_all_children(void)

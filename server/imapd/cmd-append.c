@@ -2,14 +2,13 @@
  * (RFC 4315 UIDPLUS) and quota checks (RFC 9208 OVERQUOTA response code, RFC 5530). */
 #include "imapd.h"
 #include "acl-check.h"
-#include "store/quotalock.h"
 #include "core/buf.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "imap/imap-date.h"
 #include "store/mboxname.h"
-#include "store/store.h"
+#include "store/store-mail.h"
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -46,23 +45,6 @@ static int parse_flags(const struct imap_arg *list, const char *rights, uint32_t
     return 0;
 }
 
-struct quota_rock {
-    struct store *st;
-    const char *root;
-};
-
-/* quota_check: the mailbox_append hook, under the mailbox's write lock. */
-static int quota_check(void *rock, const char *uniqueid, uint64_t add_bytes, uint32_t add_msgs)
-{
-    struct quota_rock *qr = rock;
-    struct quota qt;
-    (void)uniqueid;
-    int r = store_quota_get(qr->st, qr->root, &qt);
-    if (r < 0) return r;
-    if (r == 1 && quota_would_exceed(&qt, (int64_t)add_bytes, (int64_t)add_msgs)) return CF_E_QUOTA;
-    return 0;
-}
-
 struct one_msg {
     uint32_t flags;
     struct strarr keywords;
@@ -70,15 +52,75 @@ struct one_msg {
     const struct imap_arg *literal;
 };
 
+/* parse_messages: the messages of an APPEND into *m_r (grown; *n_r of them, each to be freed
+ * by the caller even on failure). 0, or -1 after answering the command. */
+static int parse_messages(struct client *c, const struct imap_command *cmd, const char *rights,
+                          struct one_msg **m_r, size_t *n_r)
+{
+    size_t cap = 0;
+    /* RFC 3502 section 6: append-message *( SP append-message ), each
+     * [flag-list SP] [date-time SP] literal */
+    for (size_t i = 1; i < cmd->nargs;) {
+        if (*n_r == cap) {
+            cap = cap ? 2 * cap : 4;
+            *m_r = xrealloc(*m_r, cap * sizeof **m_r);
+        }
+        if (*n_r == APPEND_MAX_MESSAGES) {
+            client_tagged(c, cmd->tag, "NO [LIMIT] At most %d messages per APPEND",
+                          APPEND_MAX_MESSAGES);
+            return -1;
+        }
+        struct one_msg *one = &(*m_r)[(*n_r)++];
+        memset(one, 0, sizeof *one);
+        strarr_init(&one->keywords);
+        if (cmd->args[i].type == IMAP_ARG_LIST) {
+            if (parse_flags(&cmd->args[i], rights, &one->flags, &one->keywords)) {
+                client_tagged(c, cmd->tag, "BAD Invalid flag in APPEND");
+                return -1;
+            }
+            i++;
+        }
+        if (i < cmd->nargs && cmd->args[i].type == IMAP_ARG_QUOTED) {
+            if (imap_datetime_parse(cmd->args[i].s, &one->date) < 0) {
+                client_tagged(c, cmd->tag, "BAD Invalid date-time in APPEND");
+                return -1;
+            }
+            i++;
+        }
+        if (i >= cmd->nargs || cmd->args[i].type != IMAP_ARG_LITERAL) {
+            client_tagged(c, cmd->tag, "BAD APPEND needs the message as a literal");
+            return -1;
+        }
+        one->literal = &cmd->args[i++];
+        if (one->literal->len == 0) {
+            client_tagged(c, cmd->tag, "NO [CANNOT] An empty message cannot be appended");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* uid_set: the RFC 4315 uid-set of the appended messages (one commit: mostly one range). */
+static void uid_set(const struct mailbox_msg *msgs, size_t n, struct buf *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t j = i;
+        while (j + 1 < n && msgs[j + 1].uid == msgs[j].uid + 1) j++;
+        buf_printf(out, "%s%u", out->len ? "," : "", msgs[i].uid);
+        if (j > i) buf_printf(out, ":%u", msgs[j].uid);
+        i = j;
+    }
+}
+
 void cmd_append(struct client *c, const struct imap_command *cmd)
 {
-    struct buf name = BUF_INIT, root = BUF_INIT, uids = BUF_INIT;
+    struct buf name = BUF_INIT, uids = BUF_INIT;
     struct mboxlist_entry e;
     mboxlist_entry_init(&e);
     struct mailbox *mb = NULL;
     struct one_msg *m = NULL;
     struct mailbox_msg *msgs = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0;
     char rights[ACL_RIGHTS_SIZE] = "";
 
     const char *mbox = cmd->nargs >= 1 ? imap_arg_astring(&cmd->args[0]) : NULL;
@@ -112,45 +154,7 @@ void cmd_append(struct client *c, const struct imap_command *cmd)
         goto done;
     }
 
-    /* RFC 3502 section 6: append-message *( SP append-message ), each
-     * [flag-list SP] [date-time SP] literal */
-    for (size_t i = 1; i < cmd->nargs;) {
-        if (n == cap) {
-            cap = cap ? 2 * cap : 4;
-            m = xrealloc(m, cap * sizeof *m);
-        }
-        if (n == APPEND_MAX_MESSAGES) {
-            client_tagged(c, cmd->tag, "NO [LIMIT] At most %d messages per APPEND",
-                          APPEND_MAX_MESSAGES);
-            goto done;
-        }
-        struct one_msg *one = &m[n++];
-        memset(one, 0, sizeof *one);
-        strarr_init(&one->keywords);
-        if (cmd->args[i].type == IMAP_ARG_LIST) {
-            if (parse_flags(&cmd->args[i], rights, &one->flags, &one->keywords)) {
-                client_tagged(c, cmd->tag, "BAD Invalid flag in APPEND");
-                goto done;
-            }
-            i++;
-        }
-        if (i < cmd->nargs && cmd->args[i].type == IMAP_ARG_QUOTED) {
-            if (imap_datetime_parse(cmd->args[i].s, &one->date) < 0) {
-                client_tagged(c, cmd->tag, "BAD Invalid date-time in APPEND");
-                goto done;
-            }
-            i++;
-        }
-        if (i >= cmd->nargs || cmd->args[i].type != IMAP_ARG_LITERAL) {
-            client_tagged(c, cmd->tag, "BAD APPEND needs the message as a literal");
-            goto done;
-        }
-        one->literal = &cmd->args[i++];
-        if (one->literal->len == 0) {
-            client_tagged(c, cmd->tag, "NO [CANNOT] An empty message cannot be appended");
-            goto done;
-        }
-    }
+    if (parse_messages(c, cmd, rights, &m, &n) < 0) goto done;
 
     /* the literals stay in the parser's buffer: no copy on the way to the message files */
     msgs = xzmalloc(n * sizeof *msgs);
@@ -170,37 +174,16 @@ void cmd_append(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "NO [TRYCREATE] No such mailbox");
         goto done;
     }
-    int have_root = 0;
-    struct quota_rock qr = { c->store, NULL };
-    struct mailbox_quota q = { quota_check, &qr };
-    if (!r) {
-        have_root = store_quota_root(c->store, buf_cstr(&name), &root);
-        if (have_root < 0) r = have_root;
-        qr.root = buf_cstr(&root);
-    }
-    /* the root's lock spans check, commit and charge (store/quotalock.h) */
-    int qlock = -1;
-    /* L14: when the lock fails, the check and the charge would not be one step: refuse */
-    if (!r && have_root == 1) r = quotalock_acquire(c->store, qr.root, &qlock);
-    if (!r) r = mailbox_append(mb, msgs, n, have_root == 1 ? &q : NULL);
+    /* one store transaction: quota lock, check, commit, settle (store/store-mail.h) */
+    if (!r) r = store_append(c->store, mb, buf_cstr(&name), msgs, n);
     if (r) {
-        quotalock_release(&qlock);
         imapd_reply_error(c, cmd->tag, r);   /* OVERQUOTA, LIMIT, UNAVAILABLE, ... */
         goto done;
     }
-    if (have_root == 1)
-        store_quota_charge(c->store, buf_cstr(&root), (int64_t)total, (int64_t)n);
-    quotalock_release(&qlock);
 
     /* RFC 4315 section 3: APPENDUID uidvalidity uid-set (one commit: consecutive uids) */
     uint32_t uidvalidity = mailbox_header(mb)->uidvalidity;
-    for (size_t i = 0; i < n; i++) {
-        size_t j = i;
-        while (j + 1 < n && msgs[j + 1].uid == msgs[j].uid + 1) j++;
-        buf_printf(&uids, "%s%u", uids.len ? "," : "", msgs[i].uid);
-        if (j > i) buf_printf(&uids, ":%u", msgs[j].uid);
-        i = j;
-    }
+    uid_set(msgs, n, &uids);
     log_info("append", "mailbox=%s uids=%s messages=%zu size=%llu", log_quote(buf_cstr(&name)),
              buf_cstr(&uids), n, (unsigned long long)total);
     client_tagged(c, cmd->tag, "OK [APPENDUID %u %s] APPEND completed", uidvalidity,
@@ -212,6 +195,5 @@ done:
     free(msgs);
     mboxlist_entry_fini(&e);
     buf_fini(&name);
-    buf_fini(&root);
     buf_fini(&uids);
 }

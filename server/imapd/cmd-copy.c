@@ -7,33 +7,9 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "store/mboxname.h"
-#include "store/quotalock.h"
-#include "store/store.h"
+#include "store/store-mail.h"
 #include <stdlib.h>
 #include <string.h>
-
-/* The quota root governing the target, checked under its write lock by mailbox_copy. */
-struct copy_quota {
-    struct store *st;
-    struct buf root;
-    struct quota qt;
-    int has_root;
-    int64_t bytes, msgs;        /* what the copy added, for the charge after the commit */
-};
-
-static int quota_check(void *rock, const char *uniqueid, uint64_t add_bytes, uint32_t add_msgs)
-{
-    struct copy_quota *q = rock;
-    (void)uniqueid;
-    q->bytes = (int64_t)add_bytes;
-    q->msgs = add_msgs;
-    if (!q->has_root) return 0;
-    /* read the usage now, under the target's lock, so parallel copies see each other */
-    int r = store_quota_get(q->st, buf_cstr(&q->root), &q->qt);
-    if (r < 0) return r;
-    if (r == 0) return 0;
-    return quota_would_exceed(&q->qt, (int64_t)add_bytes, add_msgs) ? CF_E_QUOTA : 0;
-}
 
 /* copyuid_append: the COPYUID source and destination sets, in corresponding order, with
  * runs that are consecutive in both written as ranges (RFC 4315 section 3 uid-set). */
@@ -68,13 +44,32 @@ static void copyuid_append(const uint32_t *src, const uint32_t *dst, size_t n, s
     buf_fini(&d);
 }
 
+/* collect_uids: the uids of msgs (numbers or UIDs as the command gave them, resolved by
+ * selected_msgset) that still exist; a message expunged elsewhere is left out (RFC 2180
+ * section 4.4). *uids_r (caller frees) and *n_r. 0 or mailbox_record's error. */
+static int collect_uids(struct selected *sel, const struct imap_seqset *msgs, uint32_t **uids_r,
+                        size_t *n_r)
+{
+    uint64_t total = imap_seqset_size(msgs);
+    uint32_t *uids = *uids_r = xreallocarray(NULL, total ? total : 1, sizeof *uids);
+    *n_r = 0;
+    for (size_t i = 0; i < msgs->count; i++)
+        for (uint64_t m = msgs->r[i].lo; m <= msgs->r[i].hi; m++) {
+            struct index_record rec;
+            uint32_t uid = selected_uid(sel, (uint32_t)m);
+            int r = mailbox_record(sel->mb, uid, &rec);
+            if (r < 0) return r;
+            if (r == 1 && !(rec.flags & FLAG_EXPUNGED)) uids[(*n_r)++] = uid;
+        }
+    return 0;
+}
+
 static void do_copy(struct client *c, const struct imap_command *cmd, int move)
 {
     struct selected *sel = c->sel;
     int uid_cmd = command_is_uid(cmd);
     struct imap_seqset msgs = IMAP_SEQSET_INIT;
     struct buf name = BUF_INIT, b = BUF_INIT;
-    struct copy_quota q = { .st = c->store, .root = BUF_INIT };
     struct mailbox *dst = NULL;
     uint32_t *uids = NULL, *dst_uids = NULL;
     size_t n = 0;
@@ -116,21 +111,12 @@ static void do_copy(struct client *c, const struct imap_command *cmd, int move)
         imapd_reply_error(c, cmd->tag, r);
         goto out;
     }
-    uint64_t total = imap_seqset_size(&msgs);
-    uids = xreallocarray(NULL, total ? total : 1, sizeof *uids);
-    dst_uids = xreallocarray(NULL, total ? total : 1, sizeof *dst_uids);
-    for (size_t i = 0; i < msgs.count; i++)
-        for (uint64_t m = msgs.r[i].lo; m <= msgs.r[i].hi; m++) {
-            struct index_record rec;
-            uint32_t uid = selected_uid(sel, (uint32_t)m);
-            /* RFC 2180 section 4.4: a message expunged elsewhere is left out */
-            r = mailbox_record(sel->mb, uid, &rec);
-            if (r < 0) {
-                imapd_reply_error(c, cmd->tag, r);
-                goto out;
-            }
-            if (r == 1 && !(rec.flags & FLAG_EXPUNGED)) uids[n++] = uid;
-        }
+    r = collect_uids(sel, &msgs, &uids, &n);
+    if (r < 0) {
+        imapd_reply_error(c, cmd->tag, r);
+        goto out;
+    }
+    dst_uids = xreallocarray(NULL, n ? n : 1, sizeof *dst_uids);
     if (!n) {
         client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
         goto out;
@@ -144,34 +130,21 @@ static void do_copy(struct client *c, const struct imap_command *cmd, int move)
         imapd_reply_error(c, cmd->tag, r);
         goto out;
     }
-    r = store_quota_root(c->store, buf_cstr(&name), &q.root);
-    if (r < 0) {
-        imapd_reply_error(c, cmd->tag, r);
-        goto out;
-    }
-    q.has_root = r;
-    struct mailbox_quota mq = { quota_check, &q };
-    /* the root's lock spans check, commit and charge (store/quotalock.h) */
-    int qlock = -1;
-    if (q.has_root && (r = quotalock_acquire(c->store, buf_cstr(&q.root), &qlock)) < 0) {
-        /* L14: without the lock the check and the charge are not one step; copy nothing */
-        imapd_reply_error(c, cmd->tag, r);
-        goto out;
-    }
     /* L4 of the 2026-12 review, RFC 4314 section 4: the copies keep only the flags the user
      * may set on the target, as APPEND does (\Seen needs s, \Deleted t, the others w) */
     uint32_t keep = 0;
     if (strchr(drights, 's')) keep |= FLAG_SEEN;
     if (strchr(drights, 't')) keep |= FLAG_DELETED;
     if (strchr(drights, 'w')) keep |= FLAG_ANSWERED | FLAG_FLAGGED | FLAG_DRAFT;
-    r = mailbox_copy_flags(sel->mb, uids, n, dst, dst_uids, &mq, keep, strchr(drights, 'w') != NULL);
+    int kw = strchr(drights, 'w') != NULL;
+    /* one store transaction each: quota locks, check, commit, settle (store/store-mail.h) */
+    r = move ? store_move(c->store, sel->mb, sel->name, uids, n, dst, buf_cstr(&name), keep, kw,
+                          dst_uids, 0, NULL)
+             : store_copy(c->store, sel->mb, uids, n, dst, buf_cstr(&name), keep, kw, dst_uids, 0);
     if (r < 0) {
-        quotalock_release(&qlock);
         imapd_reply_error(c, cmd->tag, r);
         goto out;
     }
-    if (q.has_root) store_quota_charge(c->store, buf_cstr(&q.root), q.bytes, q.msgs);
-    quotalock_release(&qlock);
     buf_printf(&b, "[COPYUID %u ", (unsigned)mailbox_header(dst)->uidvalidity);
     copyuid_append(uids, dst_uids, n, &b);
     buf_putc(&b, ']');
@@ -179,15 +152,9 @@ static void do_copy(struct client *c, const struct imap_command *cmd, int move)
         client_tagged(c, cmd->tag, "OK %s %s completed", buf_cstr(&b), cmd->name);
         goto out;
     }
-    /* RFC 6851 section 4.3: COPYUID untagged first, then the EXPUNGEs, then the tagged OK */
+    /* RFC 6851 section 4.3: COPYUID untagged first, then the EXPUNGEs (from the sync before
+     * the tagged reply), then the tagged OK */
     client_untagged(c, "OK %s Moved", buf_cstr(&b));
-    struct mailbox_store st = { STORE_ADD, FLAG_DELETED, NULL, 0 };
-    r = mailbox_store(sel->mb, uids, n, &st, NULL, NULL);
-    if (r == 0) r = selected_expunge(c->store, sel, uids, n);
-    if (r < 0) {
-        imapd_reply_error(c, cmd->tag, r);
-        goto out;
-    }
     client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
 out:
     mailbox_close(&dst);
@@ -195,7 +162,6 @@ out:
     free(dst_uids);
     buf_fini(&name);
     buf_fini(&b);
-    buf_fini(&q.root);
     imap_seqset_fini(&msgs);
 }
 

@@ -9,6 +9,7 @@
 #include "imap/imap-date.h"
 #include "mime/decode.h"
 #include "mime/mime.h"
+#include "store/store-mail.h"
 #include "net/stream.h"
 #include "store/mail.h"
 #include <stdio.h>
@@ -390,8 +391,9 @@ static int mark_seen(struct fetch *f, const struct imap_seqset *msgs, struct ima
     if (n) {
         struct mailbox_store st = { STORE_ADD, FLAG_SEEN, NULL, 0 };
         /* a shared mailbox keeps \Seen per user (selected.h) */
-        r = f->sel->seen_user ? selected_seen_change(f->sel, uids, n, 1)
-                              : mailbox_store(f->sel->mb, uids, n, &st, NULL, NULL);
+        r = f->sel->seen_user
+                ? selected_seen_change(f->sel, uids, n, 1)
+                : store_set_flags(f->c->store, f->sel->mb, uids, n, &st, NULL, NULL);
         if (r == 0) {
             for (size_t i = 0; i < n; i++) {
                 imap_seqset_add(changed, uids[i], uids[i]);

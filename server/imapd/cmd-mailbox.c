@@ -16,8 +16,7 @@
 #include "core/xmalloc.h"
 #include "imap/imap-seqset.h"
 #include "store/mboxname.h"
-#include "store/quotalock.h"
-#include "store/store.h"
+#include "store/store-mail.h"
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -285,15 +284,12 @@ done:
 /* ---- RENAME ---- */
 
 /* rename_inbox: RFC 3501 section 6.3.5: renaming INBOX moves all its messages to a new
- * mailbox and leaves INBOX empty; its inferiors stay. Create, copy, then expunge. The copy is
- * charged to the new mailbox's root (not enforced: nothing is added overall) under its lock,
- * and store_expunge credits the INBOX's root. */
+ * mailbox and leaves INBOX empty; its inferiors stay. Create, then one store_move (the new
+ * mailbox's root charged, INBOX's credited, never refused: nothing is added overall). */
 static int rename_inbox(struct client *c, const char *inbox, const char *newname)
 {
     struct mailbox *src = NULL, *dst = NULL;
     uint32_t *uids = NULL;
-    struct buf root = BUF_INIT;
-    int qlock = -1;
     int r = store_create(c->store, newname, NULL, NULL, NULL, STORE_CREATE_PARENTS);
     if (r) goto done;
     r = store_open_mailbox(c->store, inbox, NULL, &src);
@@ -303,31 +299,10 @@ static int rename_inbox(struct client *c, const char *inbox, const char *newname
     if (n) {
         uids = xmalloc(n * sizeof *uids);
         for (uint32_t i = 0; i < n; i++) uids[i] = mailbox_uid(src, i + 1);
-        int has_root = store_quota_lock(c->store, newname, &root, &qlock);
-        if (has_root < 0) { r = has_root; goto done; }
-        /* dst's header after the copy less before it: exactly what it took (nobody else adds
-         * to it while we hold its root's lock; with no root nothing is charged) */
-        struct mailbox_changes ch;
-        mailbox_changes_init(&ch);
-        r = mailbox_sync(dst, 0, &ch);
-        uint64_t before = mailbox_header(dst)->quota_used;
-        uint32_t before_n = mailbox_header(dst)->exists;
-        if (!r) r = mailbox_copy(src, uids, n, dst, NULL, NULL);
-        if (!r) r = mailbox_sync(dst, 0, &ch);
-        mailbox_changes_fini(&ch);
-        if (r) goto done;
-        if (has_root == 1)
-            store_quota_charge(c->store, buf_cstr(&root),
-                               (int64_t)mailbox_header(dst)->quota_used - (int64_t)before,
-                               (int64_t)mailbox_header(dst)->exists - (int64_t)before_n);
-        quotalock_release(&qlock);
-        struct mailbox_store st = { STORE_ADD, FLAG_DELETED, NULL, 0 };
-        r = mailbox_store(src, uids, n, &st, NULL, NULL);
-        if (!r) r = store_expunge(c->store, src, inbox, uids, n, NULL);
+        r = store_move(c->store, src, inbox, uids, n, dst, newname, MAILBOX_COPY_ALL_FLAGS, 1,
+                       NULL, STORE_NO_QUOTA_CHECK, NULL);
     }
 done:
-    quotalock_release(&qlock);
-    buf_fini(&root);
     free(uids);
     mailbox_close(&src);
     mailbox_close(&dst);

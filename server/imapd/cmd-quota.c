@@ -182,8 +182,7 @@ static int parse_limit(const struct imap_arg *a, int64_t *out)
 
 /* RFC 9208 section 4.1.3: SETQUOTA root (resource limit ...). The limits replace the old ones:
  * a resource not named has no limit, and "()" makes the name no quota root at all. A new root
- * starts with the usage counted from its mailboxes, under the root's lock so that appends
- * cannot slip between the count and the store. Administrators only. */
+ * starts with the usage counted from its mailboxes (store_quota_set). Administrators only. */
 void cmd_setquota(struct client *c, const struct imap_command *cmd)
 {
     struct buf root = BUF_INIT;
@@ -238,7 +237,8 @@ void cmd_setquota(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "OK SETQUOTA completed");
         goto done;
     }
-    /* a new root is counted under its lock (L14), inside store_quota_set */
+    /* a new root counts its mailboxes (and the root that had them lets go) under the roots'
+     * locks, so that no append slips between the count and the store (store.h) */
     r = store_quota_set(c->store, rn, storage, messages, &qt);
     if (r == CF_E_PARSE) {
         client_tagged(c, cmd->tag, "NO [CANNOT] Invalid quota root");

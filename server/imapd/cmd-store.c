@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/strarr.h"
 #include "core/xmalloc.h"
+#include "store/store-mail.h"
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -116,7 +117,7 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
     }
     struct mailbox_store st = { op, sys, kw.count ? (const char *const *)kw.v : NULL, 0 };
     if (!r && n && (!sel->seen_user || sys || kw.count || op == STORE_SET))
-        r = mailbox_store(sel->mb, uids, n, &st, NULL, NULL);
+        r = store_set_flags(c->store, sel->mb, uids, n, &st, NULL, NULL);
     if (r < 0) {
         imapd_reply_error(c, cmd->tag, r);
         goto out;

@@ -10,7 +10,7 @@
 #include "store/acl.h"
 #include "store/mail.h"
 #include "store/mboxname.h"
-#include "store/store.h"
+#include "store/store-mail.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <time.h>
@@ -201,7 +201,7 @@ static void apply_seen(struct maildrop *d)
     }
     if (!n) return;
     struct mailbox_store op = { .op = STORE_ADD, .flags = FLAG_SEEN };
-    int r = mailbox_store(d->mb, uids, n, &op, NULL, NULL);
+    int r = store_set_flags(d->st, d->mb, uids, n, &op, NULL, NULL);
     if (r) log_err("pop3_seen_failed", "messages=%zu error=%s", n, log_quote(cf_strerror(r)));
     for (uint32_t i = 0; i < d->n; i++)
         if (d->state[i] & MD_SEEN) d->state[i] |= MD_WAS_SEEN;
@@ -340,7 +340,7 @@ int maildrop_commit(struct maildrop *d, uint32_t *expunged_r)
          * \Deleted are left for that client to expunge. The store gives the quota root back
          * what went (M8: this called mailbox_expunge and kept the bytes charged). */
         struct mailbox_store op = { .op = STORE_ADD, .flags = FLAG_DELETED };
-        r = mailbox_store(d->mb, uids, n, &op, NULL, NULL);
+        r = store_set_flags(d->st, d->mb, uids, n, &op, NULL, NULL);
         if (!r) r = store_expunge(d->st, d->mb, d->name, uids, n, expunged_r);
         if (r) log_err("pop3_expunge_failed", "messages=%zu error=%s", n,
                        log_quote(cf_strerror(r)));

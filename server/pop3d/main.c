@@ -7,6 +7,8 @@
 #include "core/xmalloc.h"
 #include "net/stream.h"
 #include "auth/sasl.h"
+#include "net/worker.h"
+#include "store/quotalock.h"
 #include "store/store.h"
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,9 @@ static int pop3d_init(const struct config *cfg, const struct config_service *svc
      * opened per worker (see pop3d_store) */
     if (csasl_init(cfg)) return 1;
     g_cfg = cfg;
+    /* the quota roots a worker is changing go to its connection slot: cofferd recounts them
+     * if the worker is killed (store/quotalock.h) */
+    quotalock_set_note(worker_note);
     g_svc = svc;
     return 0;
 }
