@@ -231,15 +231,15 @@ static void test_quota_accounting(struct store *st)
  * flags), expiry; reconstruct leaves hidden mailboxes alone */
 static void test_delayed_delete(struct store *st)
 {
-    UNIT_EQ_INT(store_ensure_inbox(st, "dan"), 1);
-    UNIT_EQ_INT(store_create(st, "user/dan/f", NULL, "dan\tlrswipkxtea\tjoe\tlr\t", "\\Archive", 0), 0);
-    UNIT_EQ_INT(quotadb_set_limits(st->quota, NULL, "user/dan", 1000, 100), 0);
-    put(st, "user/dan/f", 2);             /* 10 + 20 */
-    usage_is(st, "user/dan", 30, 2);
-    char *live = mbdir(st, "user/dan/f");
-    UNIT_EQ_INT(store_delete(st, "user/dan/f"), 0);
-    usage_is(st, "user/dan", 0, 0);       /* credited at once */
-    UNIT_EQ_INT(store_lookup(st, "user/dan/f", NULL), 0);
+    UNIT_EQ_INT(store_ensure_inbox(st, "dora"), 1);
+    UNIT_EQ_INT(store_create(st, "user/dora/f", NULL, "dora\tlrswipkxtea\tjoe\tlr\t", "\\Archive", 0), 0);
+    UNIT_EQ_INT(quotadb_set_limits(st->quota, NULL, "user/dora", 1000, 100), 0);
+    put(st, "user/dora/f", 2);             /* 10 + 20 */
+    usage_is(st, "user/dora", 30, 2);
+    char *live = mbdir(st, "user/dora/f");
+    UNIT_EQ_INT(store_delete(st, "user/dora/f"), 0);
+    usage_is(st, "user/dora", 0, 0);       /* credited at once */
+    UNIT_EQ_INT(store_lookup(st, "user/dora/f", NULL), 0);
     char *held = xasprintf("%s%s", live, DELETED_SUFFIX);
     UNIT_CHECK(!exists(live) && exists(held));
     struct store_deleted *v;
@@ -249,15 +249,15 @@ static void test_delayed_delete(struct store *st)
     size_t base = n - 1;
     UNIT_CHECK(n >= 1);
     for (size_t i = 1; i < n; i++)   /* ours first */
-        if (!strcmp(v[i].name, "user/dan/f")) {
+        if (!strcmp(v[i].name, "user/dora/f")) {
             struct store_deleted t = v[0];
             v[0] = v[i];
             v[i] = t;
         }
-    UNIT_EQ_STR(v[0].name, "user/dan/f");
+    UNIT_EQ_STR(v[0].name, "user/dora/f");
     UNIT_EQ_INT(v[0].messages, 2);
     UNIT_EQ_INT(v[0].bytes, 30);
-    UNIT_EQ_STR(v[0].e.acl, "dan\tlrswipkxtea\tjoe\tlr\t");
+    UNIT_EQ_STR(v[0].e.acl, "dora\tlrswipkxtea\tjoe\tlr\t");
     UNIT_CHECK(v[0].deleted_at > 0);
     /* reconstruct of the list neither adopts nor removes it */
     struct recon_report rep;
@@ -265,31 +265,31 @@ static void test_delayed_delete(struct store *st)
     UNIT_EQ_INT(store_reconstruct_mailboxlist(st, 0, &rep), 0);
     recon_report_fini(&rep);
     UNIT_CHECK(exists(held));
-    UNIT_EQ_INT(store_lookup(st, "user/dan/f", NULL), 0);
+    UNIT_EQ_INT(store_lookup(st, "user/dora/f", NULL), 0);
     /* the name is free at once */
-    UNIT_EQ_INT(store_create(st, "user/dan/f", NULL, NULL, NULL, 0), 0);
+    UNIT_EQ_INT(store_create(st, "user/dora/f", NULL, NULL, NULL, 0), 0);
     UNIT_EQ_INT(store_undelete(st, &v[0], NULL, 0), CF_E_EXISTS);
     /* over the limit: refused, nothing changed; forced: charged */
-    put(st, "user/dan", 1);
-    UNIT_EQ_INT(quotadb_set_limits(st->quota, NULL, "user/dan", 1000, 2), 0);
-    UNIT_EQ_INT(store_undelete(st, &v[0], "user/dan/g", 0), CF_E_QUOTA);
+    put(st, "user/dora", 1);
+    UNIT_EQ_INT(quotadb_set_limits(st->quota, NULL, "user/dora", 1000, 2), 0);
+    UNIT_EQ_INT(store_undelete(st, &v[0], "user/dora/g", 0), CF_E_QUOTA);
     UNIT_CHECK(exists(held));
-    usage_is(st, "user/dan", 10, 1);
-    UNIT_EQ_INT(store_undelete(st, &v[0], "user/dan/g", 1), 0);
-    usage_is(st, "user/dan", 40, 3);
+    usage_is(st, "user/dora", 10, 1);
+    UNIT_EQ_INT(store_undelete(st, &v[0], "user/dora/g", 1), 0);
+    usage_is(st, "user/dora", 40, 3);
     UNIT_CHECK(exists(live) && !exists(held));
     struct mboxlist_entry e;
     mboxlist_entry_init(&e);
-    UNIT_EQ_INT(store_lookup(st, "user/dan/g", &e), 1);
-    UNIT_EQ_STR(e.acl, "dan\tlrswipkxtea\tjoe\tlr\t");
+    UNIT_EQ_INT(store_lookup(st, "user/dora/g", &e), 1);
+    UNIT_EQ_STR(e.acl, "dora\tlrswipkxtea\tjoe\tlr\t");
     UNIT_EQ_STR(e.flags, "\\Archive");
     struct mbheader h;
     mbheader_init(&h);
     UNIT_EQ_INT(mbheader_read(live, &h), 0);
-    UNIT_EQ_STR(h.name, "user/dan/g");
+    UNIT_EQ_STR(h.name, "user/dora/g");
     mbheader_fini(&h);
     struct index_header ih;
-    UNIT_EQ_INT(store_status(st, "user/dan/g", &ih), 0);
+    UNIT_EQ_INT(store_status(st, "user/dora/g", &ih), 0);
     UNIT_EQ_INT(ih.exists, 2);
     char *side = xasprintf("%s/%s", live, DELETED_FILE);
     UNIT_CHECK(!exists(side));
@@ -301,12 +301,12 @@ static void test_delayed_delete(struct store *st)
     for (size_t i = 0; i < n; i++) store_deleted_fini(&v[i]);
     free(v);
     /* delete again, then expire: gone for good */
-    UNIT_EQ_INT(store_delete(st, "user/dan/g"), 0);
-    usage_is(st, "user/dan", 10, 1);
+    UNIT_EQ_INT(store_delete(st, "user/dora/g"), 0);
+    usage_is(st, "user/dora", 10, 1);
     UNIT_EQ_INT(store_deleted_list(st, &v, &n), 0);
     UNIT_EQ_INT(n, base + 1);
     size_t k = 0;
-    while (k < n && strcmp(v[k].name, "user/dan/g")) k++;
+    while (k < n && strcmp(v[k].name, "user/dora/g")) k++;
     UNIT_CHECK(k < n);
     if (k < n) UNIT_EQ_INT(store_deleted_expire(st, &v[k]), 0);
     UNIT_CHECK(!exists(held) && !exists(live));
@@ -319,30 +319,30 @@ static void test_delayed_delete(struct store *st)
     /* crash states, as reconstruct finds them: (1) an undelete killed between moving the
      * directory back and adding the entry: adopted under its (new) name, once; (2) a delayed
      * delete killed after the entry went, before the directory was hidden: hidden */
-    UNIT_EQ_INT(store_create(st, "user/dan/c", NULL, NULL, NULL, 0), 0);
-    put(st, "user/dan/c", 1);
-    char *cdir = mbdir(st, "user/dan/c");
+    UNIT_EQ_INT(store_create(st, "user/dora/c", NULL, NULL, NULL, 0), 0);
+    put(st, "user/dora/c", 1);
+    char *cdir = mbdir(st, "user/dora/c");
     char *chold = xasprintf("%s%s", cdir, DELETED_SUFFIX);
     char *ctomb = xasprintf("%s.deleted", cdir);
-    UNIT_EQ_INT(store_delete(st, "user/dan/c"), 0);
+    UNIT_EQ_INT(store_delete(st, "user/dora/c"), 0);
     UNIT_EQ_INT(rename(chold, cdir), 0);          /* (1) */
     recon_report_init(&rep);
     UNIT_CHECK(store_reconstruct_mailboxlist(st, 0, &rep) > 0);
     recon_report_fini(&rep);
-    UNIT_EQ_INT(store_lookup(st, "user/dan/c", NULL), 1);
-    usage_is(st, "user/dan", 20, 2);              /* recounted: charged again */
+    UNIT_EQ_INT(store_lookup(st, "user/dora/c", NULL), 1);
+    usage_is(st, "user/dora", 20, 2);              /* recounted: charged again */
     UNIT_EQ_INT(store_deleted_list(st, &v, &n), 0);
     UNIT_EQ_INT(n, base);
     for (size_t i = 0; i < n; i++) store_deleted_fini(&v[i]);
     free(v);
-    UNIT_EQ_INT(store_delete(st, "user/dan/c"), 0);
+    UNIT_EQ_INT(store_delete(st, "user/dora/c"), 0);
     UNIT_EQ_INT(rename(chold, ctomb), 0);         /* (2) */
     recon_report_init(&rep);
     UNIT_CHECK(store_reconstruct_mailboxlist(st, 0, &rep) > 0);
     UNIT_CHECK(strarr_find(&rep.what, "tombstone_hidden") >= 0);
     recon_report_fini(&rep);
     UNIT_CHECK(exists(chold) && !exists(ctomb) && !exists(cdir));
-    UNIT_EQ_INT(store_lookup(st, "user/dan/c", NULL), 0);
+    UNIT_EQ_INT(store_lookup(st, "user/dora/c", NULL), 0);
     UNIT_EQ_INT(store_deleted_list(st, &v, &n), 0);
     UNIT_EQ_INT(n, base + 1);
     for (size_t i = 0; i < n; i++) store_deleted_fini(&v[i]);
@@ -457,8 +457,8 @@ int main(void)
     UNIT_EQ_INT(store_delete(st, "user/fred/z"), CF_E_NOTFOUND);
 
     test_quota_accounting(st);
-    test_delayed_delete(st);
     test_mail_ops(st);
+    test_delayed_delete(st);
 
     mboxlist_entry_fini(&e);
     store_close(&st);
