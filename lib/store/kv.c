@@ -144,10 +144,17 @@ int kv_failchk(const char *dir)
     if (env) env->close(env, 0);
     if (e) {
         log_err("db_failchk_failed", "dir=%s error=%s%s", log_quote(dir), log_quote(db_strerror(e)),
-                e == DB_RUNRECOVERY ? " hint=\"restart cofferd to run recovery\"" : "");
-        return CF_E_IO;
+                e == DB_RUNRECOVERY ? " hint=\"recovery needed\"" : "");
+        return e == DB_RUNRECOVERY ? CF_E_CORRUPT : CF_E_IO;
     }
     return 0;
+}
+
+int kv_env_panic(struct kv_env *env)
+{
+    int e = env->env->set_flags(env->env, DB_PANIC_ENVIRONMENT, 1);
+    if (e) log_err("db_panic_failed", "dir=%s error=%s", log_quote(env->dir), log_quote(db_strerror(e)));
+    return e ? CF_E_IO : 0;
 }
 
 int kv_env_open(const char *dir, struct kv_env **env_r)

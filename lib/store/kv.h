@@ -55,8 +55,9 @@ int kv_env_recover(const char *dir);
  * using the environment in dir (a worker killed with SIGKILL in the middle of a transaction),
  * so that live processes do not wait for them forever. Safe while others use the
  * environment; cofferd runs it whenever it reaps a worker that did not exit cleanly, and in
- * its periodic maintenance. 0, or CF_E_IO when the environment needs a full recovery
- * (logged: restart cofferd). */
+ * its periodic maintenance. 0, CF_E_CORRUPT when the environment needs a full recovery (a
+ * process died inside the library where failchk cannot undo it: DB_RUNRECOVERY; cofferd then
+ * stops every worker and runs kv_env_recover), or CF_E_IO (both logged). */
 int kv_failchk(const char *dir);
 
 /* kv_env_open: join (or create) the environment in dir, without recovery. *env_r is the
@@ -66,6 +67,11 @@ int kv_env_open(const char *dir, struct kv_env **env_r);
 
 /* kv_env_close: close every database still open on env, then env; sets *envp to NULL. */
 void kv_env_close(struct kv_env **envp);
+
+/* kv_env_panic: mark env as needing recovery (DB_PANIC_ENVIRONMENT), the state a process
+ * dying inside the library can leave: every process then gets DB_RUNRECOVERY. For crash
+ * tests (test/helpers/lmtp-testtool). 0 or CF_E_IO. */
+int kv_env_panic(struct kv_env *env);
 
 /* kv_env_dir: the directory env was opened on (owned by env). */
 const char *kv_env_dir(const struct kv_env *env);

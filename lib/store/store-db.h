@@ -182,7 +182,8 @@ int store_db_load(struct store *st, const char *name, FILE *f, int replace);
 int store_db_recover(const struct config *cfg);
 
 /* store_db_failchk: release the locks and transactions of processes that died inside one
- * (kv_failchk), so live ones do not wait forever. Safe while others use the databases. 0 or
+ * (kv_failchk), so live ones do not wait forever. Safe while others use the databases.
+ * CF_E_CORRUPT: only a recovery with nobody attached can help (kv_failchk). 0 or
  * CF_E_IO (logged: a full recovery, i.e. a cofferd restart, is needed). */
 int store_db_failchk(const struct config *cfg);
 

@@ -60,6 +60,18 @@ static void settle_child(const struct config *cfg, const struct strarr *roots)
     _exit(failed ? 1 : 0);
 }
 
+static pid_t g_settle_pid;     /* the last recount child (may be gone already) */
+static struct strarr g_last;   /* its roots, to recount again if it is killed */
+
+int settle_kill(void)
+{
+    if (g_settle_pid <= 0 || kill(g_settle_pid, 0) < 0) return 0;
+    kill(g_settle_pid, SIGKILL);
+    for (size_t i = 0; i < g_last.count; i++)
+        if (strarr_find(&g_pending, g_last.v[i]) < 0) strarr_add(&g_pending, g_last.v[i]);
+    return (int)g_settle_pid;
+}
+
 void settle_spawn(const struct config *cfg)
 {
     if (!g_pending.count) return;
@@ -88,7 +100,10 @@ void settle_spawn(const struct config *cfg)
     else
         log_notice("quota_settle", "pid=%d roots=%zu%s", (int)pid, g_pending.count,
                    strarr_find(&g_pending, SETTLE_ALL) >= 0 ? " all=1" : "");
-    strarr_fini(&g_pending);
+    g_settle_pid = pid;
+    strarr_fini(&g_last);
+    g_last = g_pending;
+    strarr_init(&g_pending);
 }
 
 /* marker_path: CONFIGDIR/cofferd.clean (caller frees) */

@@ -17,6 +17,10 @@ int settle_pending(void);
  * list. Call after the dead workers' database locks were freed (kv_failchk). Never blocks. */
 void settle_spawn(const struct config *cfg);
 
+/* settle_kill: SIGKILL the recount child if one runs (the databases are about to be
+ * recovered); its pid (to wait for) or 0. Its roots are recounted again later. */
+int settle_kill(void);
+
 /* settle_start: at start, before any worker: when the clean-stop marker is missing, recount
  * every root (in a child); remove the marker either way. */
 void settle_start(const struct config *cfg);

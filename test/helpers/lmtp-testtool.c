@@ -8,6 +8,8 @@
  *   lmtp-testtool CONF list NAME               "UID SIZE FLAGS" per message, in uid order
  *   lmtp-testtool CONF cat NAME UID            the message bytes
  *   lmtp-testtool CONF inode NAME UID          the message file's inode number
+ *   lmtp-testtool CONF panic -                 mark the database environment as needing
+ *                                              recovery (kv_env_panic), for crash tests
  *
  * As root with `user` configured it acts as that user, like coffer(8). */
 #include "core/config.h"
@@ -15,6 +17,7 @@
 #include "core/log.h"
 #include "core/priv.h"
 #include "core/xmalloc.h"
+#include "store/kv.h"
 #include "store/store.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +40,15 @@ int main(int argc, char **argv)
     buf_fini(&err);
     log_init("lmtp-testtool", 1, LOG_LVL_WARNING);
     if (priv_drop(config_str(cfg, CFG_USER), NULL) < 0) return 2;
+    if (!strcmp(argv[2], "panic")) {
+        struct kv_env *env = NULL;
+        char *dir = xasprintf("%s/db", config_str(cfg, CFG_CONFIGDIR));
+        int pr = kv_env_open(dir, &env);
+        if (!pr) pr = kv_env_panic(env);
+        free(dir);
+        kv_env_close(&env);   /* its handles go; the environment stays marked */
+        return pr ? 1 : 0;
+    }
     struct store *st = NULL;
     if (store_open(cfg, &st) < 0) return 1;
     const char *op = argv[2], *name = argv[3];
