@@ -56,8 +56,7 @@ static int atom_char(unsigned char c)
     return c > 0x20 && c < 0x7f && !strchr("(){%*\"\\]", c);
 }
 
-/* string_append: s as a quoted string, or as a literal when quoting cannot carry it. */
-static void string_append(struct buf *out, const char *s, size_t len)
+void imap_string_append(struct buf *out, const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -81,7 +80,7 @@ void imap_astring_append(struct buf *out, const char *s, size_t len)
     for (size_t i = 0; bare && i < len; i++)
         if (!atom_char((unsigned char)s[i])) bare = 0;
     if (bare) buf_append(out, s, len);
-    else string_append(out, s, len);
+    else imap_string_append(out, s, len);
 }
 
 void imap_section_format(const struct imap_section *sec, int for_response, struct buf *out)
@@ -125,7 +124,7 @@ void imap_arg_format(const struct imap_arg *a, struct buf *out)
         buf_append(out, a->s, a->len);
         break;
     case IMAP_ARG_QUOTED: case IMAP_ARG_LITERAL:
-        string_append(out, a->s, a->len);
+        imap_string_append(out, a->s, a->len);
         break;
     case IMAP_ARG_LIST:
         buf_putc(out, '(');

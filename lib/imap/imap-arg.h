@@ -78,6 +78,10 @@ void imap_section_format(const struct imap_section *sec, int for_response, struc
  * debugging and echoing. */
 void imap_arg_format(const struct imap_arg *a, struct buf *out);
 
+/* imap_string_append: s as a quoted string, or as a literal when it holds CR, LF, NUL or
+ * 8-bit bytes, which quoting cannot carry (RFC 3501 section 4.3). */
+void imap_string_append(struct buf *out, const char *s, size_t len);
+
 /* imap_astring_append: append s as an astring: bare atom when safe, else quoted, else a
  * literal (when it holds CR, LF, NUL or 8-bit bytes). */
 void imap_astring_append(struct buf *out, const char *s, size_t len);

@@ -187,17 +187,28 @@ static struct snode *parse_uid(struct pctx *pc, const struct key_def *kd,
     return n;
 }
 
+/* need_string: the next argument as a search string into *s_r and *len_r, counted against the
+ * search's string budget (with extra bytes more). 0, or -1 with pc->err set. */
+static int need_string(struct pctx *pc, const struct imap_arg *args, size_t nargs, size_t *ip,
+                       size_t extra, const char **s_r, size_t *len_r)
+{
+    const struct imap_arg *b = parse_need(pc, args, nargs, ip, "Missing search string");
+    if (!b) return -1;
+    if (!(*s_r = arg_string(b, len_r))) {
+        pc->err = "Invalid search string";
+        return -1;
+    }
+    return take_string(pc, *len_r + extra) ? -1 : 0;
+}
+
 /* parse_field: BCC, CC, FROM, SUBJECT, TO string: HEADER with the field name given. */
 static struct snode *parse_field(struct pctx *pc, const struct key_def *kd,
                                  const struct imap_arg *args, size_t nargs, size_t *ip,
                                  unsigned depth)
 {
-    const struct imap_arg *b;
     const char *s;
     size_t len;
-    if (!(b = parse_need(pc, args, nargs, ip, "Missing search string"))) return NULL;
-    if (!(s = arg_string(b, &len))) { pc->err = "Invalid search string"; return NULL; }
-    if (take_string(pc, len)) return NULL;
+    if (need_string(pc, args, nargs, ip, 0, &s, &len)) return NULL;
     struct snode *n = node_new(kd->key, kd->cost);
     n->name = xstrdup(kd->field);
     n->addr = kd->addr;
@@ -218,9 +229,7 @@ static struct snode *parse_header(struct pctx *pc, const struct key_def *kd,
         pc->err = "Invalid header field name";
         return NULL;
     }
-    if (!(b = parse_need(pc, args, nargs, ip, "Missing search string"))) return NULL;
-    if (!(s = arg_string(b, &len))) { pc->err = "Invalid search string"; return NULL; }
-    if (take_string(pc, len + flen)) return NULL;
+    if (need_string(pc, args, nargs, ip, flen, &s, &len)) return NULL;
     struct snode *n = node_new(kd->key, kd->cost);
     n->name = xstrndup(f, flen);
     needle_init(&n->nd, s, len);
@@ -232,12 +241,9 @@ static struct snode *parse_text(struct pctx *pc, const struct key_def *kd,
                                 const struct imap_arg *args, size_t nargs, size_t *ip,
                                 unsigned depth)
 {
-    const struct imap_arg *b;
     const char *s;
     size_t len;
-    if (!(b = parse_need(pc, args, nargs, ip, "Missing search string"))) return NULL;
-    if (!(s = arg_string(b, &len))) { pc->err = "Invalid search string"; return NULL; }
-    if (take_string(pc, len)) return NULL;
+    if (need_string(pc, args, nargs, ip, 0, &s, &len)) return NULL;
     struct snode *n = node_new(kd->key, kd->cost);
     needle_init(&n->nd, s, len);
     return n;

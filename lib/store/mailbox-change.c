@@ -47,6 +47,22 @@ static void undo_records(struct mailbox *mb, const struct buf *undo)
     }
 }
 
+/* rewrite_record: write rec in place at pos, before the commit: the intent marker first when
+ * this is the change's first record (first), the old bytes kept in undo. 0 or CF_E_IO. */
+static int rewrite_record(struct mailbox *mb, struct buf *undo, uint32_t pos,
+                          const struct index_record *rec, int first)
+{
+    unsigned char raw[INDEX_RECORD_SIZE];
+    index_record_encode(rec, raw);
+    int r;
+    if (first && (r = mbi_write_intent(mb)) < 0) return r;
+    save_record(mb, undo, pos);
+    if (mbi_pwrite_all(mb->index_fd, raw, sizeof raw, index_record_offset(pos)) < 0)
+        return mbi_io_error(mb, "pwrite", mb->index_path);
+    mbi_fault_point("record");
+    return 0;
+}
+
 int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
                   const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r)
 {
@@ -100,15 +116,7 @@ int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
         mbi_count_record(&nh, &rec, 0);
         mbi_count_record(&nh, &nr, 1);
         nr.modseq = modseq;
-        unsigned char raw[INDEX_RECORD_SIZE];
-        index_record_encode(&nr, raw);
-        if (!changed && (r = mbi_write_intent(mb)) < 0) goto done;
-        save_record(mb, &undo, (uint32_t)pos);
-        if (mbi_pwrite_all(mb->index_fd, raw, sizeof raw, index_record_offset((uint32_t)pos)) < 0) {
-            r = mbi_io_error(mb, "pwrite", mb->index_path);
-            goto done;
-        }
-        mbi_fault_point("record");
+        if ((r = rewrite_record(mb, &undo, (uint32_t)pos, &nr, !changed)) < 0) goto done;
         changed = 1;
     }
     if (changed || nh.keyword_count != mb->hdr.keyword_count) {
@@ -170,15 +178,7 @@ int mailbox_expunge_sized(struct mailbox *mb, const uint32_t *uids, size_t n, ui
         rec.modseq = modseq;
         rec.expunged_at = mb->expunge_delayed ? now : 0;
         nh.expunged++;
-        unsigned char enc[INDEX_RECORD_SIZE];
-        index_record_encode(&rec, enc);
-        if (!ngone && (r = mbi_write_intent(mb)) < 0) goto done;
-        save_record(mb, &undo, (uint32_t)pos);
-        if (mbi_pwrite_all(mb->index_fd, enc, sizeof enc, index_record_offset((uint32_t)pos)) < 0) {
-            r = mbi_io_error(mb, "pwrite", mb->index_path);
-            goto done;
-        }
-        mbi_fault_point("record");
+        if ((r = rewrite_record(mb, &undo, (uint32_t)pos, &rec, !ngone)) < 0) goto done;
         mbi_push_u32(&gone, &ngone, &agone, rec.uid);
     }
     if (!ngone) goto done;
@@ -430,15 +430,7 @@ static int forget_originals(struct mailbox *mb, const uint32_t *uids, size_t n)
         if ((r = mbi_read_record(mb, (uint32_t)pos, &rec)) < 0) goto done;
         if (!(rec.flags & FLAG_EXPUNGED) || !rec.expunged_at) continue;
         rec.expunged_at = 0;
-        unsigned char enc[INDEX_RECORD_SIZE];
-        index_record_encode(&rec, enc);
-        if (!ngone && (r = mbi_write_intent(mb)) < 0) goto done;
-        save_record(mb, &undo, (uint32_t)pos);
-        if (mbi_pwrite_all(mb->index_fd, enc, sizeof enc, index_record_offset((uint32_t)pos)) < 0) {
-            r = mbi_io_error(mb, "pwrite", mb->index_path);
-            goto done;
-        }
-        mbi_fault_point("record");
+        if ((r = rewrite_record(mb, &undo, (uint32_t)pos, &rec, !ngone)) < 0) goto done;
         mbi_push_u32(&gone, &ngone, &agone, rec.uid);
     }
     if (!ngone) goto done;

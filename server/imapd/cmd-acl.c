@@ -163,16 +163,16 @@ void cmd_getacl(struct client *c, const struct imap_command *cmd)
     if (!acl_target(c, cmd, 'a', &name, &e, rights)) goto done;
     acl_split(e.acl, &ids, &rs);
     buf_appends(&out, "ACL ");
-    imapd_quote_append(&out, cmd->args[0].s, cmd->args[0].len);
+    imap_string_append(&out, cmd->args[0].s, cmd->args[0].len);
     for (size_t i = 0; i < ids.count; i++) {
         unsigned m = 0;
         char letters[16];
         acl_parse_rights(rs.v[i], strlen(rs.v[i]), 0, &m);
         buf_putc(&out, ' ');
-        imapd_quote_append(&out, ids.v[i], strlen(ids.v[i]));
+        imap_string_append(&out, ids.v[i], strlen(ids.v[i]));
         buf_putc(&out, ' ');
         acl_format_rights(m, letters);
-        imapd_quote_append(&out, letters, strlen(letters));
+        imap_string_append(&out, letters, strlen(letters));
     }
     client_untagged(c, "%s", buf_cstr(&out));
     client_tagged(c, cmd->tag, "OK GETACL completed");
@@ -206,11 +206,11 @@ void cmd_listrights(struct client *c, const struct imap_command *cmd)
     else if (mboxname_owner(buf_cstr(&name), &owner) == 1 && !strcmp(buf_cstr(&owner), ident))
         required = ACL_OWNER_IMPLICIT;
     buf_appends(&out, "LISTRIGHTS ");
-    imapd_quote_append(&out, cmd->args[0].s, cmd->args[0].len);
+    imap_string_append(&out, cmd->args[0].s, cmd->args[0].len);
     buf_putc(&out, ' ');
-    imapd_quote_append(&out, ident, strlen(ident));
+    imap_string_append(&out, ident, strlen(ident));
     buf_putc(&out, ' ');
-    imapd_quote_append(&out, required, strlen(required));
+    imap_string_append(&out, required, strlen(required));
     for (const char *p = ACL_RIGHTS_ALL; *p; p++)
         if (!strchr(required, *p)) buf_printf(&out, " %c", *p);
     client_untagged(c, "%s", buf_cstr(&out));
@@ -235,9 +235,9 @@ void cmd_myrights(struct client *c, const struct imap_command *cmd)
     }
     if (!acl_target(c, cmd, 0, &name, &e, rights)) goto done;
     buf_appends(&out, "MYRIGHTS ");
-    imapd_quote_append(&out, cmd->args[0].s, cmd->args[0].len);
+    imap_string_append(&out, cmd->args[0].s, cmd->args[0].len);
     buf_putc(&out, ' ');
-    imapd_quote_append(&out, rights, strlen(rights));
+    imap_string_append(&out, rights, strlen(rights));
     client_untagged(c, "%s", buf_cstr(&out));
     client_tagged(c, cmd->tag, "OK MYRIGHTS completed");
 done:

@@ -506,7 +506,7 @@ static int status_append(struct store *st, const char *user, const char *imapnam
             return r;
     }
     buf_appends(out, "STATUS ");
-    imapd_quote_append(out, imapname, strlen(imapname));
+    imap_string_append(out, imapname, strlen(imapname));
     buf_appends(out, " (");
     for (size_t i = 0; i < n; i++) {
         uint32_t v = 0;
@@ -580,7 +580,7 @@ static void send_entry(struct list_rock *l, const char *attrs, const char *extna
     if (mboxname_utf8_to_utf7(extname, &l->imapname)) return;
     buf_reset(&l->line);
     buf_printf(&l->line, "%s (%s) \"%c\" ", l->lsub ? "LSUB" : "LIST", attrs, MBOXNAME_SEP);
-    imapd_quote_append(&l->line, l->imapname.s, l->imapname.len);
+    imap_string_append(&l->line, l->imapname.s, l->imapname.len);
     client_untagged(l->c, "%s", buf_cstr(&l->line));
     if (l->nstatus && e && acl_has(l->c, name, e->acl, 'r')) {
         buf_reset(&l->line);

@@ -35,7 +35,7 @@ static void quota_response(struct client *c, const char *root, const struct quot
         buf_reset(&ext);
         buf_appends(&ext, root);
     }
-    imapd_quote_append(&out, ext.s ? ext.s : "", ext.len);
+    imap_string_append(&out, ext.s ? ext.s : "", ext.len);
     buf_appends(&out, " (");
     const char *sep = "";
     if (qt->limit_storage_kib != QUOTA_UNLIMITED) {
@@ -148,14 +148,14 @@ void cmd_getquotaroot(struct client *c, const struct imap_command *cmd)
         goto done;
     }
     buf_appends(&out, "QUOTAROOT ");
-    imapd_quote_append(&out, cmd->args[0].s, cmd->args[0].len);
+    imap_string_append(&out, cmd->args[0].s, cmd->args[0].len);
     if (have) {
         if (mboxname_to_imap(c->user, buf_cstr(&root), &ext) < 0) {
             buf_reset(&ext);
             buf_appends(&ext, buf_cstr(&root));
         }
         buf_putc(&out, ' ');
-        imapd_quote_append(&out, ext.s ? ext.s : "", ext.len);
+        imap_string_append(&out, ext.s ? ext.s : "", ext.len);
     }
     client_untagged(c, "%s", buf_cstr(&out));
     if (have) quota_response(c, buf_cstr(&root), &qt);

@@ -242,8 +242,5 @@ void imapd_quota_warn(struct client *c, const char *name);
  * or a name that cannot exist, NO [CANNOT] for an invalid name. */
 int imapd_mailbox_name(struct client *c, const char *tag, const char *imapname, struct buf *out);
 
-/* imapd_quote_append: s as an IMAP quoted string, or a literal when it holds
- * CR, LF, NUL or 8-bit bytes (RFC 3501 section 4.3). */
-void imapd_quote_append(struct buf *out, const char *s, size_t len);
 
 #endif

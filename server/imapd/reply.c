@@ -60,24 +60,6 @@ int imapd_mailbox_name(struct client *c, const char *tag, const char *imapname, 
     return r;
 }
 
-void imapd_quote_append(struct buf *out, const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == 0 || ch == '\r' || ch == '\n' || ch >= 0x80) {
-            buf_printf(out, "{%zu}\r\n", len);
-            buf_append(out, s, len);
-            return;
-        }
-    }
-    buf_putc(out, '"');
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '"' || s[i] == '\\') buf_putc(out, '\\');
-        buf_putc(out, s[i]);
-    }
-    buf_putc(out, '"');
-}
-
 void imapd_quota_warn(struct client *c, const char *name)
 {
     long long pct = config_int(c->ws->cfg, CFG_QUOTA_WARN_PERCENT);
