@@ -67,6 +67,29 @@ class Acl(ImapUsersTestCase):
         self.assertEqual(self.ok(c, "GETACL inherit/kid"),
                          [b'* ACL "inherit/kid" "fred" "lrswipkxtea" "joe" "lr"\r\n'])
 
+    def test_admin_rename_to_another_user_hands_over_ownership(self):
+        """An administrator moving user/fred/x to user/joe/y: joe gets what fred's entry gave
+        (every right here), fred's entry goes, other entries stay, on children too."""
+        self.make_box("fred", "handme")
+        self.make_box("fred", "handme/kid", n=1)
+        f = self.conn("fred")
+        self.setacl(f, "handme", "sue", "lr")
+        f.imap("z", "LOGOUT")
+        b = self.conn("boss")
+        self.ok(b, 'RENAME "Other Users/fred/handme" "Other Users/joe/got"')
+        acl = b"".join(self.ok(b, 'GETACL "Other Users/joe/got"'))
+        self.assertIn(b'"joe" "lrswipkxtea"', acl)
+        self.assertIn(b'"sue" "lr"', acl)
+        self.assertNotIn(b'"fred"', acl)
+        kid = b"".join(self.ok(b, 'GETACL "Other Users/joe/got/kid"'))
+        self.assertIn(b'"joe" "lrswipkxtea"', kid)
+        self.assertNotIn(b'"fred"', kid)
+        j = self.conn("joe")
+        self.assertIn(b"* 2 EXISTS", b"".join(self.ok(j, 'SELECT "got"')))
+        self.ok(j, 'STORE 1 +FLAGS (\\Deleted)')
+        f = self.conn("fred")
+        self.no(f, 'SELECT "Other Users/joe/got"', "NONEXISTENT")
+
     def test_setacl_forms(self):
         c = self.conn("fred")
         self.ok(c, "CREATE forms")

@@ -255,8 +255,40 @@ out:
     return r;
 }
 
-/* rewrite the header file of every renamed mailbox so it names itself correctly */
-struct rename_rock { struct store *st; };
+/* rewrite the header file of every renamed mailbox so it names itself correctly; when the
+ * rename gave the mailboxes another owner (an administrator moving user/a/x to user/b/y), the
+ * old owner's ACL entry becomes the new owner's: the new owner has what the old one had, and
+ * the old one keeps nothing by ownership */
+struct rename_rock {
+    struct store *st;
+    struct buf oldowner, newowner;   /* both set only when the owner changes */
+};
+
+/* owner_handover: e's ACL with rr's old owner's entry given to the new owner, stored (list
+ * and header). Nothing when the old owner had no entry. */
+static void owner_handover(struct rename_rock *rr, const char *name, const struct mboxlist_entry *e)
+{
+    struct strarr ids = STRARR_INIT, rights = STRARR_INIT;
+    acl_split(e->acl, &ids, &rights);
+    int i = strarr_find(&ids, buf_cstr(&rr->oldowner));
+    unsigned mask = 0;
+    char *without = NULL, *acl = NULL;
+    if (i >= 0 && acl_parse_rights(rights.v[i], strlen(rights.v[i]), 0, &mask) == 0 &&
+        acl_remove_ident(e->acl, buf_cstr(&rr->oldowner), &without) == 1 &&
+        acl_modify(without, buf_cstr(&rr->newowner), ACL_ADD, mask, &acl) == 0) {
+        struct mboxlist_entry ne = *e;
+        ne.acl = acl;
+        int r = acl_mailbox_update(rr->st, name, &ne);
+        log_info("mailbox_owner_changed", "name=%s from=%s to=%s%s", log_quote(name),
+                 log_quote(buf_cstr(&rr->oldowner)), log_quote(buf_cstr(&rr->newowner)),
+                 r ? " error=acl_update" : "");
+    }
+    free(without);
+    free(acl);
+    strarr_fini(&ids);
+    strarr_fini(&rights);
+}
+
 static int fix_header(const char *name, const struct mboxlist_entry *e, void *rock)
 {
     struct rename_rock *rr = rock;
@@ -266,6 +298,7 @@ static int fix_header(const char *name, const struct mboxlist_entry *e, void *ro
     if (r && r != CF_E_NOTFOUND)
         log_warn("mailbox_header_stale", "name=%s uniqueid=%s error=%s", log_quote(name),
                  e->uniqueid, log_quote(cf_strerror(r)));
+    if (rr->newowner.len) owner_handover(rr, name, e);
     return 0;
 }
 
@@ -459,11 +492,16 @@ int store_rename_checked(struct store *st, const char *oldname, const char *newn
         mboxlist_entry_fini(&me);
     }
     buf_fini(&nname);
-    struct rename_rock rr = { st };
+    struct rename_rock rr = { st, BUF_INIT, BUF_INIT };
+    if (mboxname_owner(oldname, &rr.oldowner) != 1 || mboxname_owner(newname, &rr.newowner) != 1 ||
+        !strcmp(buf_cstr(&rr.oldowner), buf_cstr(&rr.newowner)))
+        buf_reset(&rr.newowner);
     fix_header(newname, &e, &rr);
     char *prefix = xasprintf("%s/", newname);
     mboxlist_foreach(st->mboxlist, NULL, prefix, fix_header, &rr);
     free(prefix);
+    buf_fini(&rr.oldowner);
+    buf_fini(&rr.newowner);
     log_info("mailbox_renamed", "old=%s new=%s count=%d%s%s", log_quote(oldname),
              log_quote(newname), n, new_partition ? " partition=" : "",
              new_partition ? log_quote(new_partition) : "");
