@@ -158,12 +158,13 @@ class HostileImap(ImapUsersTestCase):
         untagged = b"".join(self.ok(erin, "STATUS H3All/Child (MESSAGES)"))
         self.assertIn(b"MESSAGES 1", untagged)
 
-        # the administrator may rename across owners: ACLs move unchanged
+        # the administrator may rename across owners: the old owner's entry becomes the new
+        # owner's (store.c owner_handover), other entries stay
         root = self.conn("root")
         self.ok(root, 'RENAME "Other Users/erin/H3All/Child" "Other Users/carol/FromErin"')
         acl = self.getacl(root, "Other Users/carol/FromErin")
-        self.assertIn(b'"erin" "lrswipkxtea"', acl)
-        self.assertNotIn(b'"carol"', acl)
+        self.assertIn(b'"carol" "lrswipkxtea"', acl)
+        self.assertNotIn(b'"erin"', acl)
         self.ok(root, 'RENAME "Other Users/carol/FromErin" "Other Users/erin/H3Back"')
         untagged = b"".join(self.ok(erin, "STATUS H3Back (MESSAGES)"))
         self.assertIn(b"MESSAGES 1", untagged)
