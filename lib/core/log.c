@@ -124,13 +124,21 @@ void log_vevent(enum log_level lvl, const char *event, const char *fmt, va_list 
         quote_into(q, g_user);
         buf_printf(&b, " user=%s", q);
     }
+    size_t ctx = b.len;
     if (g_mailbox) {
         quote_into(q, g_mailbox);
         buf_printf(&b, " mailbox=%s", q);
     }
+    size_t fields = b.len;
     if (fmt && *fmt) {
         buf_putc(&b, ' ');
         buf_vprintf(&b, fmt, ap);
+    }
+    /* an event whose first field names its own mailbox (APPEND to another one, SETACL) says it
+     * once: its field wins over the selected mailbox of the session */
+    if (g_mailbox && b.len > fields + 8 && !strncmp(buf_cstr(&b) + fields + 1, "mailbox=", 8)) {
+        memmove(b.s + ctx, b.s + fields, b.len - fields + 1);   /* with the NUL buf_cstr put */
+        b.len -= fields - ctx;
     }
     /* never let a newline from data split one event over two lines */
     for (size_t i = 0; i < b.len; i++)

@@ -128,6 +128,8 @@ static void test_log_many_quoted(void)
     log_set_mailbox("the box");
     log_info("many", "a=%s b=%s c=%s d=%s e=%s", log_quote("one 1"), log_quote("two 2"),
              log_quote("three 3"), log_quote("four 4"), log_quote("five 5"));
+    /* an event that names its own mailbox first: one mailbox= field, the event's */
+    log_info("own", "mailbox=%s n=1", log_quote("other box"));
     fflush(stderr);
     dup2(saved, 2);
     close(saved);
@@ -138,6 +140,8 @@ static void test_log_many_quoted(void)
     UNIT_EQ_INT(file_read_all(path, 65536, &text, NULL), 0);
     UNIT_CHECK(strstr(text, "user=\"some user\" mailbox=\"the box\" a=\"one 1\" b=\"two 2\" "
                              "c=\"three 3\" d=\"four 4\" e=\"five 5\"") != NULL);
+    UNIT_CHECK(strstr(text, " user=\"some user\" mailbox=\"other box\" n=1\n") != NULL);
+    UNIT_CHECK(strstr(text, "\"the box\" mailbox=") == NULL);
     free(text);
     close(fd);
     unlink(path);
