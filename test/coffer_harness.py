@@ -1068,6 +1068,21 @@ class ImapUsersTestCase(SharedCofferTestCase):
         self.assertRegex(c.imap("l", "LOGIN %s %s" % (user, self.users[user]))[0], rb"^l OK")
         return c
 
+    def conn_settled(self, user, timeout=30):
+        """conn(user) once the server serves again after a kill -9: a worker killed inside
+        Berkeley DB can make cofferd stop every worker, recover the databases and start the
+        pools again (cofferd(8)), which closes every session. Retries until a login works."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                c = self.conn(user)
+                self.ok(c, "NOOP", "n")
+                return c
+            except (OSError, EOFError, AssertionError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
     def ok(self, c, text, tag="t"):
         tagged, untagged = c.imap(tag, text)
         self.assertRegex(tagged, rb"^" + tag.encode() + rb" OK", (text, tagged, untagged))
