@@ -20,6 +20,7 @@ void imap_seqset_clear(struct imap_seqset *set)
 {
     set->count = 0;
     set->star = 0;
+    set->saved = 0;
     set->star_lo = set->star_hi = 0;
 }
 
@@ -108,6 +109,14 @@ int imap_seqset_parse(struct imap_seqset *set, const char *text, size_t len, con
         *err = "Empty sequence set";
         return CF_E_PARSE;
     }
+    if (text[0] == '$') {
+        if (len == 1) {
+            set->saved = 1;
+            return 0;
+        }
+        *err = "$ must be the whole sequence set";
+        return CF_E_PARSE;
+    }
     for (;;) {
         uint32_t a, b;
         if (seq_number(text, len, &pos, &a, err)) goto bad;
@@ -157,6 +166,10 @@ uint64_t imap_seqset_size(const struct imap_seqset *set)
 
 void imap_seqset_format(const struct imap_seqset *set, struct buf *out)
 {
+    if (set->saved) {
+        buf_putc(out, '$');
+        return;
+    }
     for (size_t i = 0; i < set->count; i++) {
         if (i) buf_putc(out, ',');
         if (set->r[i].lo == set->r[i].hi) buf_printf(out, "%u", (unsigned)set->r[i].lo);

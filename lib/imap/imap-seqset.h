@@ -20,15 +20,19 @@ struct imap_seqset {
     size_t count, alloc;
     int star;
     uint32_t star_lo, star_hi;
+    /* RFC 5182 seq-last-command: the set was "$" alone (the saved search result, which the
+     * caller substitutes); then it holds no ranges and no "*" */
+    int saved;
 };
 
-#define IMAP_SEQSET_INIT { NULL, 0, 0, 0, 0, 0 }
+#define IMAP_SEQSET_INIT { NULL, 0, 0, 0, 0, 0, 0 }
 
 void imap_seqset_init(struct imap_seqset *set);
 void imap_seqset_fini(struct imap_seqset *set);
 void imap_seqset_clear(struct imap_seqset *set);
 
-/* imap_seqset_parse: replace set with the parsed text ("1:4,7,9:*", "5:2"). Returns 0, or
+/* imap_seqset_parse: replace set with the parsed text ("1:4,7,9:*", "5:2", or "$" alone,
+ * which sets saved: RFC 5182 allows "$" only as the whole set). Returns 0, or
  * CF_E_PARSE with a reason in *err (static text) and set emptied. */
 int imap_seqset_parse(struct imap_seqset *set, const char *text, size_t len, const char **err);
 
@@ -46,7 +50,7 @@ int imap_seqset_contains(const struct imap_seqset *set, uint32_t n);
 uint64_t imap_seqset_size(const struct imap_seqset *set);
 
 /* imap_seqset_format: append the set in its shortest text form ("1:3,5,7:*"); "*" ranges are
- * written last. Appends nothing for an empty set. */
+ * written last; "$" for a saved-result set. Appends nothing for an empty set. */
 void imap_seqset_format(const struct imap_seqset *set, struct buf *out);
 
 #endif

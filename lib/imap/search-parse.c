@@ -338,6 +338,17 @@ static struct snode *parse_key(struct pctx *pc, const struct imap_arg *args, siz
         return n;
     }
     if (a->type != IMAP_ARG_ATOM) { pc->err = "Invalid search key"; return NULL; }
+    if (a->s[0] == '$') {
+        /* RFC 5182 section 2.1: the saved result, a set of uids (search_set_saved) */
+        const char *e = NULL;
+        n = node_new(K_UID, COST_RECORD);
+        if (imap_seqset_parse(&n->set, a->s, a->len, &e) < 0) {
+            pc->err = "Invalid sequence set in search";
+            node_free(n);
+            return NULL;
+        }
+        return n;
+    }
     if ((a->s[0] >= '0' && a->s[0] <= '9') || a->s[0] == '*') {
         const char *e = NULL;
         n = node_new(K_SEQ, COST_RECORD);
@@ -440,6 +451,21 @@ static void prepare_node(struct snode *n, uint32_t exists, uint32_t max_uid,
     else if (n->key == K_UID) imap_seqset_resolve(&n->set, max_uid, &n->resolved);
     else if ((n->key == K_KEYWORD || n->key == K_UNKEYWORD) && !n->kwsys)
         n->kwidx = keywords ? strarr_find_case(keywords, n->name) : -1;
+}
+
+static void saved_node(struct snode *n, const struct imap_seqset *uids)
+{
+    for (size_t i = 0; i < n->nkids; i++) saved_node(n->kids[i], uids);
+    if ((n->key != K_SEQ && n->key != K_UID) || !n->set.saved) return;
+    imap_seqset_clear(&n->set);
+    n->set.saved = 1;
+    for (size_t i = 0; uids && i < uids->count; i++)
+        imap_seqset_add(&n->set, uids->r[i].lo, uids->r[i].hi);
+}
+
+void search_set_saved(struct search_program *prog, const struct imap_seqset *uids)
+{
+    saved_node(prog->root, uids);
 }
 
 void search_prepare(struct search_program *prog, uint32_t exists, uint32_t max_uid,

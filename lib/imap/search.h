@@ -8,6 +8,7 @@
 #ifndef COFFER_IMAP_SEARCH_H
 #define COFFER_IMAP_SEARCH_H
 #include "imap/imap-arg.h"
+#include "imap/imap-seqset.h"
 #include "core/strarr.h"
 #include <stddef.h>
 #include <stdint.h>
@@ -76,6 +77,11 @@ void search_free(struct search_program **prog);
  * changed view. */
 void search_prepare(struct search_program *prog, uint32_t exists, uint32_t max_uid,
                     const struct strarr *keywords);
+
+/* search_set_saved: give the "$" keys of the program (RFC 5182 section 2.1, the saved search
+ * result) their uids: concrete uid ranges (NULL or empty: "$" matches nothing, as before any
+ * SAVE). Call before search_prepare. */
+void search_set_saved(struct search_program *prog, const struct imap_seqset *uids);
 
 /* search_needs: SEARCH_NEEDS_* bits of what the program reads beyond the record. */
 unsigned search_needs(const struct search_program *prog);

@@ -458,6 +458,8 @@ static void test_seqset(void)
         { "0", NULL }, { "01", NULL }, { "1,", NULL }, { ",1", NULL }, { "1::2", NULL },
         { "", NULL }, { "a", NULL }, { "1:", NULL }, { "4294967296", NULL }, { "1 2", NULL },
         { "**", NULL }, { "1:0", NULL }, { "-1", NULL }, { "1,,2", NULL },
+        { "$", "$" }, { "$,1", NULL }, { "1,$", NULL }, { "$$", NULL }, { "1:$", NULL },
+        { "$:1", NULL },
     };
     struct imap_seqset set = IMAP_SEQSET_INIT;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -471,6 +473,7 @@ static void test_seqset(void)
             continue;
         }
         UNIT_EQ_INT(r, 0);
+        UNIT_EQ_INT(set.saved, strcmp(cases[i].in, "$") == 0);
         struct buf b = BUF_INIT;
         imap_seqset_format(&set, &b);
         UNIT_EQ_STR(buf_cstr(&b), cases[i].want);

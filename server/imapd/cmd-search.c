@@ -75,6 +75,48 @@ static const struct search_msg_ops sx_ops = {
     sx_record, sx_header, sx_sections, sx_message, sx_release,
 };
 
+/* RFC 4731 section 3.1 result options, and RFC 5182 SAVE */
+enum {
+    RET_MIN = 1 << 0, RET_MAX = 1 << 1, RET_ALL = 1 << 2, RET_COUNT = 1 << 3, RET_SAVE = 1 << 4,
+};
+
+/* parse_return: the RETURN (...) list of an extended SEARCH into RET_* bits in *ret (empty
+ * list: ALL, RFC 4731 section 3.1). 0, or CF_E_PARSE with a reason in *err. */
+static int parse_return(const struct imap_arg *a, unsigned *ret, const char **err)
+{
+    static const struct { const char *name; unsigned bit; } opts[] = {
+        { "MIN", RET_MIN }, { "MAX", RET_MAX }, { "ALL", RET_ALL }, { "COUNT", RET_COUNT },
+        { "SAVE", RET_SAVE },
+    };
+    *ret = 0;
+    if (a->type != IMAP_ARG_LIST) {
+        *err = "RETURN needs a list of result options";
+        return CF_E_PARSE;
+    }
+    for (size_t i = 0; i < a->count; i++) {
+        size_t k;
+        for (k = 0; k < sizeof opts / sizeof opts[0]; k++)
+            if (imap_arg_atom_eq(&a->list[i], opts[k].name)) break;
+        if (k == sizeof opts / sizeof opts[0]) {
+            *err = "Unknown SEARCH result option";
+            return CF_E_PARSE;
+        }
+        *ret |= opts[k].bit;
+    }
+    if (!*ret) *ret = RET_ALL;
+    return 0;
+}
+
+/* has_save: 1 when the RETURN list (well formed or not) names SAVE: a failed SEARCH that
+ * asked to save empties the saved result (RFC 5182 section 2.1). */
+static int has_save(const struct imap_arg *a)
+{
+    if (a->type != IMAP_ARG_LIST) return 0;
+    for (size_t i = 0; i < a->count; i++)
+        if (imap_arg_atom_eq(&a->list[i], "SAVE")) return 1;
+    return 0;
+}
+
 void cmd_search(struct client *c, const struct imap_command *cmd)
 {
     struct selected *sel = c->sel;
@@ -84,9 +126,30 @@ void cmd_search(struct client *c, const struct imap_command *cmd)
     struct buf out = BUF_INIT;
     const char *err = NULL;
     uint32_t n, msgno;
+    const struct imap_arg *args = cmd->args;
+    size_t nargs = cmd->nargs;
+    int extended = 0, save_asked = 0;
+    unsigned ret = 0;
     int r;
 
-    r = search_parse(cmd->args, cmd->nargs, &prog, &err);
+    if (nargs >= 1 && imap_arg_atom_eq(&args[0], "RETURN")) {
+        /* RFC 4731 section 3.1: SEARCH RETURN (options) [CHARSET x] keys */
+        extended = 1;
+        if (nargs < 2) {
+            client_tagged(c, cmd->tag, "BAD RETURN needs a list of result options");
+            return;
+        }
+        save_asked = has_save(&args[1]);
+        if (parse_return(&args[1], &ret, &err) < 0) {
+            if (save_asked) imap_seqset_clear(&sel->saved);
+            client_tagged(c, cmd->tag, "BAD %s", err);
+            return;
+        }
+        args += 2;
+        nargs -= 2;
+    }
+    r = search_parse(args, nargs, &prog, &err);
+    if (r < 0 && save_asked) imap_seqset_clear(&sel->saved);
     if (r == CF_E_NOTFOUND) {
         /* RFC 3501 section 6.4.4: NO with the charsets we do take */
         client_tagged(c, cmd->tag, "NO [BADCHARSET (UTF-8 US-ASCII)] %s", err);
@@ -104,8 +167,13 @@ void cmd_search(struct client *c, const struct imap_command *cmd)
     x.sel = sel;
     x.mail = mail_new(sel->mb);
     n = selected_count(sel);
+    search_set_saved(prog, &sel->saved);
     search_prepare(prog, n, n ? selected_uid(sel, n) : 0, mailbox_keywords(sel->mb));
 
+    /* extended: the matches as numbers of the command's kind, and as uids for SAVE */
+    struct imap_seqset all = IMAP_SEQSET_INIT, uids = IMAP_SEQSET_INIT;
+    uint32_t first = 0, last = 0, first_uid = 0, last_uid = 0;
+    uint64_t count = 0;
     buf_appends(&out, "SEARCH");
     for (msgno = 1; msgno <= n; msgno++) {
         r = search_match(prog, &sx_ops, &x, msgno);
@@ -114,15 +182,61 @@ void cmd_search(struct client *c, const struct imap_command *cmd)
             continue;
         }
         if (r < 0) break;
-        if (r) buf_printf(&out, " %u", uid_cmd ? x.uid : msgno);
+        if (!r) continue;
+        uint32_t num = uid_cmd ? x.uid : msgno;
+        if (!extended) {
+            buf_printf(&out, " %u", num);
+            continue;
+        }
+        if (!count) { first = num; first_uid = x.uid; }
+        last = num;
+        last_uid = x.uid;
+        count++;
+        if (ret & RET_ALL) imap_seqset_add(&all, num, num);
+        if ((ret & RET_SAVE) && (ret & (RET_ALL | RET_COUNT) || !(ret & (RET_MIN | RET_MAX))))
+            imap_seqset_add(&uids, x.uid, x.uid);
     }
     mail_free(&x.mail);
     search_free(&prog);
     if (r < 0 && r != CF_E_NOTFOUND) {
+        if (save_asked) imap_seqset_clear(&sel->saved);
         imapd_reply_error(c, cmd->tag, r);
-    } else {
+    } else if (!extended) {
         client_untagged(c, "%s", buf_cstr(&out));
         client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
+    } else {
+        if (ret & RET_SAVE) {
+            /* RFC 5182 section 2.4: with MIN and/or MAX but neither ALL nor COUNT, only
+             * those are saved */
+            if (count && (ret & (RET_MIN | RET_MAX)) && !(ret & (RET_ALL | RET_COUNT))) {
+                if (ret & RET_MIN) imap_seqset_add(&uids, first_uid, first_uid);
+                if (ret & RET_MAX) imap_seqset_add(&uids, last_uid, last_uid);
+            }
+            imap_seqset_fini(&sel->saved);
+            sel->saved = uids;
+            imap_seqset_init(&uids);
+        }
+        /* RFC 5182 section 2.1: SAVE alone gives no ESEARCH response */
+        if (ret & ~(unsigned)RET_SAVE) {
+            buf_reset(&out);
+            buf_appends(&out, "ESEARCH (TAG \"");
+            for (const char *t = cmd->tag; *t; t++) {
+                if (*t == '"' || *t == '\\') buf_putc(&out, '\\');
+                buf_putc(&out, *t);
+            }
+            buf_printf(&out, "\")%s", uid_cmd ? " UID" : "");
+            if (count && (ret & RET_MIN)) buf_printf(&out, " MIN %u", first);
+            if (count && (ret & RET_MAX)) buf_printf(&out, " MAX %u", last);
+            if (count && (ret & RET_ALL)) {
+                buf_appends(&out, " ALL ");
+                imap_seqset_format(&all, &out);
+            }
+            if (ret & RET_COUNT) buf_printf(&out, " COUNT %llu", (unsigned long long)count);
+            client_untagged(c, "%s", buf_cstr(&out));
+        }
+        client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
     }
+    imap_seqset_fini(&all);
+    imap_seqset_fini(&uids);
     buf_fini(&out);
 }

@@ -24,6 +24,7 @@ int selected_open(struct store *st, const char *name, int readonly, struct selec
     sel->uidvalidity = mailbox_header(mb)->uidvalidity;
     imap_seqset_init(&sel->recent);
     imap_seqset_init(&sel->skip);
+    imap_seqset_init(&sel->saved);
     uint32_t first = 0, end = 0;
     /* RFC 3501 section 6.3.2: EXAMINE must not take \Recent away from anyone */
     r = mailbox_claim_recent(mb, !readonly, &first, &end);
@@ -48,6 +49,7 @@ void selected_close(struct selected **selp)
     mailbox_close(&sel->mb);
     imap_seqset_fini(&sel->recent);
     imap_seqset_fini(&sel->skip);
+    imap_seqset_fini(&sel->saved);
     imap_seqset_fini(&sel->seen_uids);
     buf_fini(&sel->seen_text);
     free(sel->acl);
@@ -198,6 +200,15 @@ int selected_msgset(const struct selected *sel, const char *text, int uid,
     int r = imap_seqset_parse(&in, text, strlen(text), err);
     if (r < 0) goto done;
     uint32_t count = selected_count(sel);
+    if (in.saved) {
+        /* RFC 5182 section 2.1: the saved uids still in the view, for both forms */
+        for (size_t i = 0; i < sel->saved.count; i++) {
+            uint32_t a = first_msgno_ge(sel, sel->saved.r[i].lo);
+            uint32_t b = first_msgno_ge(sel, (uint64_t)sel->saved.r[i].hi + 1);
+            if (b > a) imap_seqset_add(out, a, b - 1);
+        }
+        goto done;
+    }
     if (!uid) {
         imap_seqset_resolve(&in, count, out);
         if (out->count && out->r[out->count - 1].hi > count) {

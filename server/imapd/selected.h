@@ -55,6 +55,9 @@ struct selected {
     char seen_id[33];           /* the mailbox's unique id (the seendb key) */
     struct imap_seqset seen_uids;
     struct buf seen_text;       /* seen_uids as last read or written, to notice other sessions */
+    /* SEARCHRES (RFC 5182): the result last saved by SEARCH RETURN (SAVE), as uids, so that
+     * expunged messages drop out; empty until a SAVE and in every newly selected mailbox */
+    struct imap_seqset saved;
 };
 
 /* selected_open: open internal mailbox `name` in store st, build the view from the index
@@ -92,7 +95,8 @@ uint32_t selected_recent_count(const struct selected *sel);
  * uid 0: text is a set of message numbers; a number past selected_count() (or any number in
  * an empty mailbox unless it is only "*") is an error (RFC 3501 section 6.4.5: BAD).
  * uid 1: text is a set of UIDs; "*" is the highest uid in the view, uids not in the view are
- * silently skipped (RFC 3501 section 6.4.8). out (cleared first) gets message numbers.
+ * silently skipped (RFC 3501 section 6.4.8). "$" (either form) is the saved search result,
+ * sel->saved, less the uids no longer in the view (RFC 5182). out (cleared first) gets message numbers.
  * 0, or CF_E_PARSE with a reason in *err (static text). */
 int selected_msgset(const struct selected *sel, const char *text, int uid,
                     struct imap_seqset *out, const char **err);
