@@ -1,7 +1,7 @@
 """test_imap_esearch.py: ESEARCH (RFC 4731) and SEARCHRES (RFC 5182) end to end: every
 RETURN option (MIN MAX ALL COUNT SAVE, and RETURN () meaning ALL), the UID form, CHARSET after
 RETURN, an empty result, ALL as a compact sequence set, SAVE and "$" in FETCH, STORE, COPY,
-SEARCH and their UID forms, "$" after another session's expunge, "$" reset by SELECT and
+MOVE, SEARCH, UID EXPUNGE and their UID forms, "$" after another session's expunge, "$" reset by SELECT and
 UNSELECT, SAVE with MIN/MAX, a failed SEARCH emptying "$", BAD for unknown return options, and
 the r right still needed to search."""
 import os
@@ -153,6 +153,22 @@ class Esearch(ImapUsersTestCase):
         # a SEARCH that uses $ and saves over it
         self.assertIsNone(self.esearch(c, "SEARCH RETURN (SAVE) $ 1:4"))
         self.assertEqual(self.ok(c, "SEARCH $"), [b"* SEARCH 2 4\r\n"])
+
+    def test_move_and_uid_expunge(self):
+        c, u = self.box("movebox")
+        self.ok(c, "CREATE movedest")
+        self.esearch(c, "SEARCH RETURN (SAVE) SUBJECT odd")
+        untagged = self.ok(c, "MOVE $ movedest")
+        self.assertEqual(len([x for x in untagged if x.endswith(b" EXPUNGE\r\n")]), 4)
+        self.assertIn(b"MESSAGES 4", b"".join(self.ok(c, "STATUS movedest (MESSAGES)")))
+        # the moved messages are gone: $ is empty now
+        self.assertEqual(self.fetch_uids(c, "FETCH $ UID"), [])
+        self.esearch(c, "UID SEARCH RETURN (SAVE) 1:2")
+        self.ok(c, "STORE 1:2 +FLAGS.SILENT (\\Deleted)")
+        self.ok(c, "STORE 3 +FLAGS.SILENT (\\Deleted)")
+        self.ok(c, "UID EXPUNGE $")
+        # only the saved uids u[1], u[3] went; u[5] keeps \Deleted
+        self.assertEqual(self.fetch_uids(c, "FETCH 1:* UID"), [u[5], u[7]])
 
     def test_save_min_max(self):
         c, u = self.box("minmax")
