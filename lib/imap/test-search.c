@@ -200,6 +200,9 @@ static struct tmsg box_msgs[] = {
 
 /* ---- helpers ---- */
 
+/* the uids "$" stands for in run() (search_set_saved); NULL: not given */
+static const struct imap_seqset *run_saved;
+
 /* run: parse "A SEARCH <q>" and evaluate it on the box; the matching message numbers as
  * "1 3 5" in *out (static), or "BAD <reason>" / "NO BADCHARSET". */
 static const char *run(struct tbox *b, const char *q)
@@ -230,6 +233,7 @@ static const char *run(struct tbox *b, const char *q)
     if (r < 0) { snprintf(out, sizeof(out), "BAD %s", err); goto done; }
     strarr_add(&kw, "$Work");
     strarr_add(&kw, "Urgent");
+    if (run_saved) search_set_saved(prog, run_saved);
     search_prepare(prog, (uint32_t)b->n, b->m[b->n - 1].uid, &kw);
     for (uint32_t i = 1; i <= b->n; i++) {
         r = search_match(prog, &tops, b, i);
@@ -654,11 +658,36 @@ static void test_scan_worst_case(void)
     buf_fini(&m);
 }
 
+/* RFC 5182 "$": the saved uids, empty until given, usable under NOT and beside other keys */
+static void test_saved(void)
+{
+    struct tbox box = { box_msgs, sizeof(box_msgs) / sizeof(box_msgs[0]), 0, 0, 0, 0, 0, 0 };
+    struct tbox *b = &box;
+    struct imap_seqset saved = IMAP_SEQSET_INIT;
+    run_saved = NULL;
+    UNIT_EQ_STR(run(b, "$"), "");
+    UNIT_EQ_STR(run(b, "NOT $"), "1 2 3 4 5");
+    run_saved = &saved;
+    UNIT_EQ_STR(run(b, "$"), "");
+    imap_seqset_add(&saved, 11, 11);
+    imap_seqset_add(&saved, 20, 20);
+    imap_seqset_add(&saved, 99, 99);            /* gone from the mailbox: drops out */
+    UNIT_EQ_STR(run(b, "$"), "2 4");
+    UNIT_EQ_STR(run(b, "NOT $"), "1 3 5");
+    UNIT_EQ_STR(run(b, "$ 1:3"), "2");
+    UNIT_EQ_STR(run(b, "OR $ 1"), "1 2 4");
+    UNIT_EQ_STR(run(b, "$,1"), "BAD Invalid sequence set in search");
+    UNIT_EQ_STR(run(b, "1:$"), "BAD Invalid sequence set in search");
+    run_saved = NULL;
+    imap_seqset_fini(&saved);
+}
+
 int main(void)
 {
     setenv("TZ", "UTC", 1);
     tzset();
     test_table();
+    test_saved();
     test_laziness();
     test_fast_vs_exact();
     test_random_encoded();
