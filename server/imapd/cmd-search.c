@@ -1,7 +1,9 @@
-/* cmd-search.c: SEARCH and UID SEARCH (RFC 3501 sections 6.4.4, 6.4.8, 7.2.5): the search
- * program of lib/imap/search.h run over the selected view through the message handle
- * (store/mail.h): index records first, the header block when a header key needs it (cached
- * where it fits), and the message file only for BODY/TEXT. */
+/* cmd-search.c: SEARCH and UID SEARCH (RFC 3501 sections 6.4.4, 6.4.8, 7.2.5), with
+ * RETURN (MIN MAX ALL COUNT) answered by ESEARCH (RFC 4731) and SAVE keeping the result for
+ * "$" (SEARCHRES, RFC 5182; selected.h saved): the search program of lib/imap/search.h run
+ * over the selected view through the message handle (store/mail.h): index records first,
+ * the header block when a header key needs it (cached where it fits), and the message file
+ * only for BODY/TEXT. */
 #include "imapd.h"
 #include "selected.h"
 #include "imap/search.h"
