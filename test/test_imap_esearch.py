@@ -3,7 +3,8 @@ RETURN option (MIN MAX ALL COUNT SAVE, and RETURN () meaning ALL), the UID form,
 RETURN, an empty result, ALL as a compact sequence set, SAVE and "$" in FETCH, STORE, COPY,
 MOVE, SEARCH, UID EXPUNGE and their UID forms, "$" after another session's expunge, "$" reset by SELECT and
 UNSELECT, SAVE with MIN/MAX, a failed SEARCH emptying "$", BAD for unknown return options, and
-the r right still needed to search."""
+the r right still needed to search; WITHIN (RFC 5032): OLDER and YOUNGER against internal dates
+far in the past and now, and BAD for a missing or invalid interval."""
 import os
 import re
 import sys
@@ -64,6 +65,40 @@ class Esearch(ImapUsersTestCase):
         caps = b"".join(c.imap("c", "CAPABILITY")[1])
         self.assertIn(b" ESEARCH", caps)
         self.assertIn(b" SEARCHRES", caps)
+
+    def test_within(self):
+        c = self.conn("fred")
+        caps = b"".join(c.imap("c", "CAPABILITY")[1])
+        self.assertIn(b" WITHIN", caps)
+        self.ok(c, 'CREATE "within"')
+        # messages 1 and 3 from 2001, 2 and 4 appended now (no date: the internal date is now)
+        for i in range(1, 5):
+            m = msg(i).decode()
+            date = ' "01-Jan-2001 12:00:00 +0000"' if i % 2 else ""
+            self.ok(c, 'APPEND "within"%s {%d+}\r\n%s' % (date, len(m), m))
+        self.ok(c, 'SELECT "within"')
+        uids = [int(x) for x in re.findall(rb"UID (\d+)", b"".join(self.ok(c, "FETCH 1:* UID")))]
+
+        def search(text):
+            untagged = self.ok(c, text)
+            line = [u for u in untagged if u.startswith(b"* SEARCH")]
+            self.assertEqual(len(line), 1, untagged)
+            return [int(x) for x in line[0].split()[2:]]
+
+        self.assertEqual(search("SEARCH YOUNGER 3600"), [2, 4])
+        self.assertEqual(search("SEARCH OLDER 3600"), [1, 3])
+        self.assertEqual(search("SEARCH older 86400 SUBJECT odd"), [1, 3])
+        self.assertEqual(search("SEARCH NOT YOUNGER 3600"), [1, 3])
+        self.assertEqual(search("SEARCH OR OLDER 4294967295 YOUNGER 3600"), [2, 4])
+        self.assertEqual(search("UID SEARCH YOUNGER 3600"), [uids[1], uids[3]])
+        self.assertEqual(self.esearch(c, "SEARCH RETURN (COUNT MIN) YOUNGER 3600", "w1"),
+                         '* ESEARCH (TAG "w1") MIN 2 COUNT 2')
+        for text in ("SEARCH OLDER", "SEARCH YOUNGER 0", "SEARCH YOUNGER abc",
+                     "SEARCH OLDER -10", "SEARCH OLDER 99999999999", "SEARCH (YOUNGER)"):
+            with self.subTest(text=text):
+                tagged, _ = c.imap("b", text)
+                self.assertRegex(tagged, rb"^b BAD ")
+        self.assertEqual(search("SEARCH YOUNGER 3600"), [2, 4])
 
     def test_return_options(self):
         c, u = self.box("opts")

@@ -121,6 +121,8 @@ static int eval(struct snode *n, struct mstate *m)
     case K_BEFORE: return date_local_day(m->rec.internaldate) < n->day;
     case K_ON: return date_local_day(m->rec.internaldate) == n->day;
     case K_SINCE: return date_local_day(m->rec.internaldate) >= n->day;
+    case K_OLDER: return m->rec.internaldate < n->day;
+    case K_YOUNGER: return m->rec.internaldate >= n->day;
     case K_SENTBEFORE:
     case K_SENTON:
     case K_SENTSINCE:

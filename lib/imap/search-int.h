@@ -27,6 +27,7 @@ enum skey {
     K_LARGER, K_SMALLER,
     K_BEFORE, K_ON, K_SINCE,        /* internal date */
     K_SENTBEFORE, K_SENTON, K_SENTSINCE,
+    K_OLDER, K_YOUNGER,             /* internal date against now (RFC 5032 WITHIN) */
     K_SEQ, K_UID,
     K_HEADER,                       /* HEADER, FROM, TO, CC, BCC, SUBJECT */
     K_BODY, K_TEXT,
@@ -54,7 +55,8 @@ struct snode {
     size_t nkids;
     uint32_t flag;          /* K_FLAG/K_UNFLAG, K_KEYWORD on a system flag name */
     uint64_t num;           /* K_LARGER/K_SMALLER */
-    int64_t day;            /* date keys */
+    int64_t day;            /* date keys; K_OLDER/K_YOUNGER: the cutoff, seconds since the
+                             * epoch (now - interval, taken when the program is parsed) */
     struct imap_seqset set, resolved;  /* K_SEQ/K_UID */
     char *name;             /* keyword or header field name */
     int kwidx;              /* K_KEYWORD/K_UNKEYWORD: bit, or -1 (never set) */

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/xmalloc.h"
 #include <stdlib.h>
+#include <time.h>
 
 #define MAX_DEPTH 64        /* nesting of NOT/OR/parentheses; deeper is refused as BAD */
 
@@ -170,6 +171,21 @@ static struct snode *parse_date(struct pctx *pc, const struct key_def *kd,
     return n;
 }
 
+/* parse_within: OLDER/YOUNGER interval (RFC 5032: an nz-number of seconds); the cutoff is
+ * now minus the interval. */
+static struct snode *parse_within(struct pctx *pc, const struct key_def *kd,
+                                  const struct imap_arg *args, size_t nargs, size_t *ip,
+                                  unsigned depth)
+{
+    const struct imap_arg *b;
+    uint32_t v;
+    if (!(b = parse_need(pc, args, nargs, ip, "Missing interval"))) return NULL;
+    if (imap_arg_number(b, &v) < 0 || v == 0) { pc->err = "Invalid interval"; return NULL; }
+    struct snode *n = node_new(kd->key, kd->cost);
+    n->day = (int64_t)time(NULL) - (int64_t)v;
+    return n;
+}
+
 /* parse_uid: UID sequence-set. */
 static struct snode *parse_uid(struct pctx *pc, const struct key_def *kd,
                                const struct imap_arg *args, size_t nargs, size_t *ip,
@@ -297,6 +313,8 @@ static const struct key_def key_defs[] = {
     { "BEFORE", K_BEFORE, COST_RECORD, parse_date, 0, NULL, 0 },
     { "ON", K_ON, COST_RECORD, parse_date, 0, NULL, 0 },
     { "SINCE", K_SINCE, COST_RECORD, parse_date, 0, NULL, 0 },
+    { "OLDER", K_OLDER, COST_RECORD, parse_within, 0, NULL, 0 },
+    { "YOUNGER", K_YOUNGER, COST_RECORD, parse_within, 0, NULL, 0 },
     /* the sent date is read from the header's Date: field */
     { "SENTBEFORE", K_SENTBEFORE, COST_HEADER, parse_date, 0, NULL, 0 },
     { "SENTON", K_SENTON, COST_HEADER, parse_date, 0, NULL, 0 },

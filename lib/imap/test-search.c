@@ -369,6 +369,13 @@ static void test_table(void)
         { "ON 32-Jan-2024", "BAD Invalid date" },
         { "SINCE 2024-03-01", "BAD Invalid date" },
         { "SENTON 1-Mar-24", "BAD Invalid date" },
+        { "OLDER", "BAD Missing interval" },
+        { "YOUNGER", "BAD Missing interval" },
+        { "OLDER 0", "BAD Invalid interval" },
+        { "YOUNGER -5", "BAD Invalid interval" },
+        { "OLDER abc", "BAD Invalid interval" },
+        { "YOUNGER 99999999999", "BAD Invalid interval" },
+        { "OLDER \"60\"", "BAD Invalid interval" },
         { "UID", "BAD Missing UID set" },
         { "UID abc", "BAD Invalid UID set in search" },
         { "UID 0", "BAD Invalid UID set in search" },
@@ -659,6 +666,36 @@ static void test_scan_worst_case(void)
 }
 
 /* RFC 5182 "$": the saved uids, empty until given, usable under NOT and beside other keys */
+/* test_within: OLDER/YOUNGER (RFC 5032) against internal dates set relative to now: a
+ * message is OLDER n exactly when it is not YOUNGER n. */
+static void test_within(void)
+{
+    int64_t now = (int64_t)time(NULL);
+    struct tmsg m[] = {
+        { 1, 0, 0, now - 10, 0, msg1, { BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, 0, 0 }, 0 },
+        { 2, 0, 0, now - 3600, 0, msg1, { BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, 0, 0 }, 0 },
+        { 3, 0, 0, now - 86400 * 400, 0, msg1, { BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, 0, 0 }, 0 },
+        { 4, 0, 0, now + 3600, 0, msg1, { BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, 0, 0 }, 0 },
+    };
+    static const struct { const char *q, *want; } cases[] = {
+        { "YOUNGER 600", "1 4" },           { "OLDER 600", "2 3" },
+        { "YOUNGER 86400", "1 2 4" },       { "OLDER 86400", "3" },
+        { "younger 4294967295", "1 2 3 4" }, { "OLDER 4294967295", "" },
+        { "OLDER 1800 YOUNGER 7200", "2" },
+        { "OR OLDER 86400 YOUNGER 60", "1 3 4" },
+        { "NOT YOUNGER 600", "2 3" },
+    };
+    struct tbox b = { m, sizeof(m) / sizeof(m[0]), 0, 0, 0, 0, 0, 0 };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got = run(&b, cases[i].q);
+        if (strcmp(got, cases[i].want))
+            fprintf(stderr, "query [%s]: got [%s], want [%s]\n", cases[i].q, got, cases[i].want);
+        UNIT_EQ_STR(got, cases[i].want);
+    }
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+        if (m[i].summarized) mime_summary_fini(&m[i].sum);
+}
+
 static void test_saved(void)
 {
     struct tbox box = { box_msgs, sizeof(box_msgs) / sizeof(box_msgs[0]), 0, 0, 0, 0, 0, 0 };
@@ -687,6 +724,7 @@ int main(void)
     setenv("TZ", "UTC", 1);
     tzset();
     test_table();
+    test_within();
     test_saved();
     test_laziness();
     test_fast_vs_exact();
