@@ -139,15 +139,27 @@ static struct snode *parse_keyword(struct pctx *pc, const struct key_def *kd,
     return n;
 }
 
+/* need_number: the next argument as a number of at least min into *v_r. 0, or -1 with
+ * pc->err set to missing or invalid. */
+static int need_number(struct pctx *pc, const struct imap_arg *args, size_t nargs, size_t *ip,
+                       const char *missing, const char *invalid, uint32_t min, uint32_t *v_r)
+{
+    const struct imap_arg *b = parse_need(pc, args, nargs, ip, missing);
+    if (!b) return -1;
+    if (imap_arg_number(b, v_r) < 0 || *v_r < min) {
+        pc->err = invalid;
+        return -1;
+    }
+    return 0;
+}
+
 /* parse_size: LARGER/SMALLER n. */
 static struct snode *parse_size(struct pctx *pc, const struct key_def *kd,
                                 const struct imap_arg *args, size_t nargs, size_t *ip,
                                 unsigned depth)
 {
-    const struct imap_arg *b;
     uint32_t v;
-    if (!(b = parse_need(pc, args, nargs, ip, "Missing size"))) return NULL;
-    if (imap_arg_number(b, &v) < 0) { pc->err = "Invalid size"; return NULL; }
+    if (need_number(pc, args, nargs, ip, "Missing size", "Invalid size", 0, &v)) return NULL;
     struct snode *n = node_new(kd->key, kd->cost);
     n->num = v;
     return n;
@@ -177,10 +189,8 @@ static struct snode *parse_within(struct pctx *pc, const struct key_def *kd,
                                   const struct imap_arg *args, size_t nargs, size_t *ip,
                                   unsigned depth)
 {
-    const struct imap_arg *b;
     uint32_t v;
-    if (!(b = parse_need(pc, args, nargs, ip, "Missing interval"))) return NULL;
-    if (imap_arg_number(b, &v) < 0 || v == 0) { pc->err = "Invalid interval"; return NULL; }
+    if (need_number(pc, args, nargs, ip, "Missing interval", "Invalid interval", 1, &v)) return NULL;
     struct snode *n = node_new(kd->key, kd->cost);
     n->day = (int64_t)time(NULL) - (int64_t)v;
     return n;
