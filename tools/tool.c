@@ -153,6 +153,15 @@ int tool_store_open(struct tool *t, struct store **st_r)
                    cf_strerror(r));
         return tool_exit_for(r);
     }
+    /* cofferd stops its own workers before it recovers the databases; a tool it cannot stop
+     * leaves instead of waiting on the old environment or writing through it */
+    r = store_db_guard(*st_r, EXIT_TEMPFAIL);
+    if (r) {
+        store_close(st_r);
+        tool_error(t, "cannot watch the databases in %s/db: %s", config_str(t->cfg, CFG_CONFIGDIR),
+                   cf_strerror(r));
+        return tool_exit_for(r);
+    }
     return 0;
 }
 

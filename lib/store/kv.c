@@ -8,8 +8,10 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -146,6 +148,57 @@ int kv_failchk(const char *dir)
         log_err("db_failchk_failed", "dir=%s error=%s%s", log_quote(dir), log_quote(db_strerror(e)),
                 e == DB_RUNRECOVERY ? " hint=\"recovery needed\"" : "");
         return e == DB_RUNRECOVERY ? CF_E_CORRUPT : CF_E_IO;
+    }
+    return 0;
+}
+
+/* the region kv_env_guard watches, set once (a process guards one environment) */
+static char g_guard_path[4096];
+static dev_t g_guard_dev;
+static ino_t g_guard_ino;
+static int g_guard_exit;
+
+/* guard_tick: SIGALRM: only async-signal-safe calls (stat, write, _exit). */
+static void guard_tick(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    struct stat sb;
+    if (stat(g_guard_path, &sb) == 0 && sb.st_dev == g_guard_dev && sb.st_ino == g_guard_ino) {
+        errno = saved;
+        return;
+    }
+    static const char msg[] = "coffer: the databases were recovered by cofferd while this "
+                              "command ran (a process died inside Berkeley DB); nothing it "
+                              "did after that was kept: run it again\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(g_guard_exit);
+}
+
+int kv_env_guard(struct kv_env *env, int exit_code)
+{
+    struct stat sb;
+    int n = snprintf(g_guard_path, sizeof g_guard_path, "%s/__db.001", env->dir);
+    if (n < 0 || (size_t)n >= sizeof g_guard_path || stat(g_guard_path, &sb) < 0) {
+        log_err("db_guard_failed", "dir=%s error=%s", log_quote(env->dir),
+                log_quote(n < 0 || (size_t)n >= sizeof g_guard_path ? "path too long"
+                                                                     : strerror(errno)));
+        return CF_E_IO;
+    }
+    g_guard_dev = sb.st_dev;
+    g_guard_ino = sb.st_ino;
+    g_guard_exit = exit_code;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = guard_tick;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    struct itimerval it = { { KV_GUARD_SECONDS, 0 }, { KV_GUARD_SECONDS, 0 } };
+    if (sigaction(SIGALRM, &sa, NULL) < 0 || setitimer(ITIMER_REAL, &it, NULL) < 0) {
+        log_err("db_guard_failed", "dir=%s error=%s", log_quote(env->dir),
+                log_quote(strerror(errno)));
+        return CF_E_IO;
     }
     return 0;
 }

@@ -68,6 +68,15 @@ int kv_env_open(const char *dir, struct kv_env **env_r);
 /* kv_env_close: close every database still open on env, then env; sets *envp to NULL. */
 void kv_env_close(struct kv_env **envp);
 
+/* kv_env_guard: until this process exits, check every KV_GUARD_SECONDS that env's shared
+ * region is still the one it joined. When cofferd has recovered the environment meanwhile (a
+ * process died inside Berkeley DB: cofferd(8)), the process exits at once with exit_code and
+ * a line on standard error: its cache is stale, and it may be waiting for ever on a mutex of
+ * the old region. For the admin tools, which cofferd cannot stop itself. Uses SIGALRM and
+ * ITIMER_REAL (with SA_RESTART). 0, or CF_E_IO when the region cannot be found. */
+#define KV_GUARD_SECONDS 2
+int kv_env_guard(struct kv_env *env, int exit_code);
+
 /* kv_env_panic: mark env as needing recovery (DB_PANIC_ENVIRONMENT), the state a process
  * dying inside the library can leave: every process then gets DB_RUNRECOVERY. For crash
  * tests (test/helpers/lmtp-testtool). 0 or CF_E_IO. */

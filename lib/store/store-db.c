@@ -324,6 +324,11 @@ int store_db_failchk(const struct config *cfg)
     return r;
 }
 
+int store_db_guard(struct store *st, int exit_code)
+{
+    return kv_env_guard(st->env, exit_code);
+}
+
 int store_db_maintain(const struct config *cfg)
 {
     char *dir = xasprintf("%s/db", config_str(cfg, CFG_CONFIGDIR));

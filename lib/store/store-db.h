@@ -187,6 +187,10 @@ int store_db_recover(const struct config *cfg);
  * CF_E_IO (logged: a full recovery, i.e. a cofferd restart, is needed). */
 int store_db_failchk(const struct config *cfg);
 
+/* store_db_guard: kv_env_guard for st's environment: exit with exit_code as soon as cofferd
+ * recovers the databases under this process (the admin tools). 0 or CF_E_IO (logged). */
+int store_db_guard(struct store *st, int exit_code);
+
 /* store_db_maintain: cofferd's periodic work: a checkpoint of the environment (so recovery
  * replays little and old logs go) and the expiry of duplicate-delivery records past
  * duplicate_lifetime. Opens and closes the environment itself (no handle crosses a fork).

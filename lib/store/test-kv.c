@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static char tmpdir[] = "/tmp/coffer-test-kv-XXXXXX";
@@ -562,6 +563,43 @@ static void test_failchk(void)
     free(dir);
 }
 
+/* ---- a process attached when the environment is recovered leaves ---- */
+
+/* cofferd recovers the environment after a process died inside Berkeley DB; a tool it cannot
+ * stop is still attached to the old region (and may be waiting on a dead mutex there). With
+ * kv_env_guard it exits with the code it gave, within about KV_GUARD_SECONDS. */
+static void test_guard(void)
+{
+    char *dir = subdir("guard");
+    UNIT_EQ_INT(kv_env_recover(dir), 0);
+    int p[2];
+    UNIT_EQ_INT(pipe(p), 0);
+    pid_t kid = fork();
+    if (kid == 0) {
+        struct kv_env *e2 = NULL;
+        close(p[0]);
+        signal(SIGALRM, SIG_DFL);
+        if (kv_env_open(dir, &e2) || kv_env_guard(e2, 7)) _exit(2);
+        if (write(p[1], "x", 1) != 1) _exit(3);
+        for (int i = 0; i < 5 * KV_GUARD_SECONDS; i++) sleep(1);
+        _exit(0);                              /* never noticed */
+    }
+    close(p[1]);
+    char ch = 0;
+    UNIT_EQ_INT(read(p[0], &ch, 1), 1);
+    close(p[0]);
+    /* the same region for a while: the guard lets it be */
+    struct timespec pause = { KV_GUARD_SECONDS, 500 * 1000 * 1000 };
+    nanosleep(&pause, NULL);
+    int st = 0;
+    UNIT_EQ_INT(waitpid(kid, &st, WNOHANG), 0);
+    UNIT_EQ_INT(kv_env_recover(dir), 0);         /* what cofferd's recovery restart does */
+    UNIT_EQ_INT(waitpid(kid, &st, 0), kid);
+    UNIT_CHECK(WIFEXITED(st));
+    UNIT_EQ_INT(WEXITSTATUS(st), 7);
+    free(dir);
+}
+
 /* ---- checkpoints remove old log files ---- */
 
 static int count_logs(const char *dir)
@@ -636,6 +674,7 @@ int main(void)
     test_recover();
     test_checkpoint();
     test_failchk();
+    test_guard();
     test_version();
     rm_rf(tmpdir);
     UNIT_DONE();

@@ -119,10 +119,30 @@ void retire(struct child *c);
 void describe_status(int st, char *out, size_t n);
 /* service_release: free a retired service once no worker or zygote refers to it. */
 void service_release(struct service *s);
-/* db_failchk: free the database locks and transactions of dead workers. */
-void db_failchk(void);
 /* reap: wait for every exited child (zygotes and workers), without blocking. */
 void reap(long long now);
+
+/* ---- dbjob.c ---- */
+
+/* fork_helper: fork a child of the master that must not act as the master: default signal
+ * handlers, nothing blocked, no descriptor above 2. 0 in the child, its pid in the master,
+ * -1 (errno set) on failure. */
+pid_t fork_helper(void);
+/* dbjob_request_failchk: free what dead workers left in the database environment, soon, in
+ * a child; one that cannot (a dead process inside Berkeley DB, or a failchk that does not
+ * answer) makes cofferd stop every worker, recover and start the pools again. */
+void dbjob_request_failchk(void);
+/* dbjob_request_maintenance: a failchk, and a checkpoint plus duplicate pruning, in children. */
+void dbjob_request_maintenance(void);
+/* dbjob_reaped: 1 if pid was a job child (its exit st handled), else 0. */
+int dbjob_reaped(pid_t pid, int st);
+/* dbjob_run: after reaping: recover if a job said so or stuck, start the jobs wanted, and
+ * the quota recount once the failchk before it is done. */
+void dbjob_run(long long now);
+/* dbjob_deadline: ms until a running job counts as stuck, or -1. */
+int dbjob_deadline(long long now);
+/* g_recovering: set while db_recover_all kills and reaps every child. */
+extern int g_recovering;
 
 /* ---- status.c ---- */
 

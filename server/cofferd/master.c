@@ -554,18 +554,6 @@ static int min_timeout(int cur, long long when, long long now)
     return cur < 0 || d < cur ? (int)d : cur;
 }
 
-/* maintenance: free what dead processes left in the database environment, checkpoint it (so
- * recovery at the next start replays little and old log files can go) and prune expired
- * duplicate-delivery records. Runs in the
- * master every db_checkpoint_interval; opens and closes the environment each time, so no
- * database handle is held across fork+exec. */
-static void maintenance(void)
-{
-    db_failchk();
-    int n = store_db_maintain(g_cfg);
-    if (n > 0) log_info("duplicates_pruned", "count=%d", n);
-}
-
 /* run_maintenance: maintenance() every db_checkpoint_interval (not while stopping);
  * *next_maint is when it runs next (0: never). */
 static void run_maintenance(long long now, long long *next_maint)
@@ -574,7 +562,10 @@ static void run_maintenance(long long now, long long *next_maint)
     if (maint > 0 && !g_stopping) {
         if (!*next_maint || *next_maint > now + maint) *next_maint = now + maint;
         if (now >= *next_maint) {
-            maintenance();
+            /* free what dead processes left in the database environment, checkpoint it
+             * (so recovery at the next start replays little and old log files can go) and
+             * prune expired duplicate-delivery records: in children (dbjob.c) */
+            dbjob_request_maintenance();
             *next_maint = now_ms() + maint;
         }
     } else {
@@ -610,6 +601,8 @@ static int poll_timeout(long long now, long long next_maint)
         if (s->paused_until) timeout = min_timeout(timeout, s->paused_until, now);
     if (g_killed) timeout = min_timeout(timeout, now + 1000, now);
     if (next_maint) timeout = min_timeout(timeout, next_maint, now);
+    int dt = dbjob_deadline(now);
+    if (dt >= 0) timeout = min_timeout(timeout, now + dt, now);
     int zt = zygote_deadline(now);
     if (zt >= 0) timeout = min_timeout(timeout, now + zt, now);
     return timeout;
@@ -671,6 +664,7 @@ int master_run(void)
         status_read(now);
         handle_signals(now);
         reap(now);
+        dbjob_run(now);
     }
     char *path = xasprintf("%s/cofferd.status", config_str(g_cfg, CFG_CONFIGDIR));
     unlink(path);

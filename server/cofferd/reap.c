@@ -1,6 +1,6 @@
 /* reap.c: cofferd's worker bookkeeping (master-int.h): counts per service, retiring,
- * respawn rate limits, and reaping exited workers and zygotes (with the database failchk a
- * crashed worker calls for). */
+ * respawn rate limits, and reaping exited workers and zygotes (asking dbjob.c for the database
+ * failchk a crashed worker calls for). */
 #include "master-int.h"
 #include "settle.h"
 #include "core/error.h"
@@ -88,58 +88,6 @@ void service_release(struct service *s)
     service_free(s);
 }
 
-/* db_failchk: free the database locks and transactions of dead workers (store_db_failchk),
- * so a worker killed in the middle of a transaction cannot make the others wait forever. */
-static int g_recovering;   /* db_recover_all is waiting for every child to go */
-
-/* db_recover_all: the environment needs recovery (kv_failchk said so: a process died inside
- * Berkeley DB where failchk cannot undo it, and every database call would now fail or hang).
- * Recovery must run with nobody attached, so every worker, zygote and recount child is killed
- * and reaped (at most RECOVER_WAIT_MS), recovery runs, and the pools start again through the
- * main loop. Sessions in progress are cut; nothing acknowledged is lost (commits are durable
- * before their replies, and the quota roots of the killed are recounted). */
-#define RECOVER_WAIT_MS 10000
-static void db_recover_all(void)
-{
-    g_recovering = 1;
-    log_err("db_recovery_restart", "reason=\"a process died inside Berkeley DB\" "
-            "action=\"stop every worker, recover, start again\"");
-    for (struct child *c = g_children; c; c = c->next) {
-        c->signaled = 1;
-        kill(c->pid, SIGKILL);
-    }
-    for (struct zygote *z = g_zygotes; z; z = z->next) {
-        z->signaled = 1;
-        kill(z->pid, SIGKILL);
-    }
-    pid_t spid = (pid_t)settle_kill();
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        reap(0);
-        if (!g_children && !g_zygotes && (spid <= 0 || kill(spid, 0) < 0)) break;
-        struct timespec t1, pause = { 0, 10 * 1000 * 1000 };
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        if ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 > RECOVER_WAIT_MS) {
-            log_err("db_recovery_wait", "hint=\"a child did not die; recovering anyway\"");
-            break;
-        }
-        nanosleep(&pause, NULL);
-    }
-    int r = store_db_recover(g_cfg);
-    if (r) log_err("db_recovery_failed", "error=%s hint=\"stop cofferd and start it again\"",
-                   log_quote(cf_strerror(r)));
-    else log_notice("db_recovered", "workers=restarting");
-    g_status_dirty = 1;
-    g_recovering = 0;
-}
-
-void db_failchk(void)
-{
-    if (g_recovering) return;
-    if (store_db_failchk(g_cfg) == CF_E_CORRUPT) db_recover_all();
-}
-
 void reap(long long now)
 {
     int need_failchk = 0;
@@ -163,6 +111,7 @@ void reap(long long now)
             zygote_reap(z, st, now);
             continue;
         }
+        if (dbjob_reaped(pid, st)) continue;
         struct child **link;
         struct child *c = find_child(pid, &link);
         if (!c) continue;       /* a worker whose pid record we never took, or a stray orphan */
@@ -189,9 +138,7 @@ void reap(long long now)
         g_status_dirty = 1;
         service_release(s);
     }
-    if (need_failchk) db_failchk();
-    /* after failchk: the recount must not wait on database locks of the dead */
-    if (settle_pending() && !g_recovering) settle_spawn(g_cfg);
+    if (need_failchk) dbjob_request_failchk();
 }
 
 int count_all_children(void)

@@ -1,6 +1,7 @@
 /* settle.c: cofferd's part of the quota ledger protocol (store.h "Quota accounting"): recount
  * the quota roots a worker was changing when it died, and every root after an unclean stop. */
 #include "settle.h"
+#include "master-int.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/strarr.h"
@@ -75,24 +76,12 @@ int settle_kill(void)
 void settle_spawn(const struct config *cfg)
 {
     if (!g_pending.count) return;
-    sigset_t all, old;
-    sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, &old);
-    pid_t pid = fork();
+    pid_t pid = fork_helper();
     if (pid == 0) {
-        /* the master's handlers write to its signal pipe: not ours. Its listeners must not
-         * stay open in us either (a restart could not bind them again while we run). */
-        for (int sig = 1; sig < NSIG; sig++)
-            if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        close_range(3, ~0U, 0);
         alarm(SETTLE_MAX_SECONDS);
         settle_child(cfg, &g_pending);
     }
     int e = errno;
-    sigprocmask(SIG_SETMASK, &old, NULL);
     /* the master reaps it as a process it does not track; its own log line says how it went */
     if (pid < 0)
         log_warn("quota_settle_failed", "error=\"fork: %s\" hint=\"coffer quota fix recounts\"",
