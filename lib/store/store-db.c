@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "store/quotalock.h"
+#include <openssl/rand.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -244,6 +245,137 @@ int store_vacation_expire(struct store *st, int64_t before, int dry_run)
     return kv_del_if(st->vacation, "", 0, older, &v);
 }
 
+/* ---- URLAUTH access keys ---- */
+
+/* urlauth_db: the store's handle, opened (creating the database) on first use; keys are
+ * committed durably (a lost key only invalidates URLs, but a key seen must stay) */
+static int urlauth_db(struct store *st, int create)
+{
+    if (st->urlauth) return 0;
+    if (!create) {
+        char *path = xasprintf("%s/%s", kv_env_dir(st->env), STORE_URLAUTH_DB);
+        struct stat sb;
+        int there = stat(path, &sb) == 0;
+        free(path);
+        if (!there) return CF_E_NOTFOUND;
+    }
+    return kv_db_open(st->env, STORE_URLAUTH_DB, 0, &st->urlauth);
+}
+
+static void urlauth_dbkey(struct buf *key, const char *user, const char *uniqueid)
+{
+    buf_appends(key, user);
+    buf_putc(key, '\0');
+    if (uniqueid) buf_appends(key, uniqueid);
+}
+
+/* urlauth_decode: "1 " and 2 * STORE_URLAUTH_KEY_LEN hex digits into key; 0 or CF_E_CORRUPT */
+static int urlauth_decode(const struct buf *val, unsigned char *key)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (val->len != 2 + 2 * STORE_URLAUTH_KEY_LEN || strncmp(val->s, "1 ", 2)) return CF_E_CORRUPT;
+    for (size_t i = 0; i < STORE_URLAUTH_KEY_LEN; i++) {
+        const char *h = strchr(hex, val->s[2 + 2 * i]), *l = strchr(hex, val->s[3 + 2 * i]);
+        if (!h || !l || !*h || !*l) return CF_E_CORRUPT;
+        key[i] = (unsigned char)((h - hex) * 16 + (l - hex));
+    }
+    return 0;
+}
+
+static int urlauth_new(struct buf *val, unsigned char *key)
+{
+    if (RAND_bytes(key, STORE_URLAUTH_KEY_LEN) != 1) {
+        log_err("urlauth_rand_failed", "error=%s", log_quote("RAND_bytes"));
+        return CF_E_IO;
+    }
+    buf_reset(val);
+    buf_appends(val, "1 ");
+    for (size_t i = 0; i < STORE_URLAUTH_KEY_LEN; i++) buf_printf(val, "%02x", key[i]);
+    return 0;
+}
+
+struct urlauth_rock {
+    struct store *st;
+    struct buf key, val;
+    int create, replace, found;
+    unsigned char *out;
+};
+
+static int urlauth_txn(struct kv_txn *txn, void *rock)
+{
+    struct urlauth_rock *u = rock;
+    int r = u->replace ? 0 : kv_get(u->st->urlauth, txn, u->key.s, u->key.len, &u->val);
+    if (r < 0) return r;
+    if (r == 1) {
+        u->found = 1;
+        if (urlauth_decode(&u->val, u->out) == 0) return 0;
+        log_err("urlauth_record_corrupt", "user=%s", log_quote(u->key.s));
+        if (!u->create) return CF_E_CORRUPT;
+    }
+    if (!u->create && !u->replace) {
+        u->found = 0;
+        return 0;
+    }
+    if ((r = urlauth_new(&u->val, u->out)) < 0) return r;
+    u->found = 1;
+    return kv_put(u->st->urlauth, txn, u->key.s, u->key.len, u->val.s, u->val.len);
+}
+
+static int urlauth_run(struct store *st, const char *user, const char *uniqueid, int create,
+                       int replace, unsigned char *key)
+{
+    int r = urlauth_db(st, create || replace);
+    if (r == CF_E_NOTFOUND) return 0;
+    if (r < 0) return r;
+    unsigned char scratch[STORE_URLAUTH_KEY_LEN];
+    struct urlauth_rock u = { st, BUF_INIT, BUF_INIT, create, replace, 0, key ? key : scratch };
+    urlauth_dbkey(&u.key, user, uniqueid);
+    r = kv_txn_run(st->env, 0, urlauth_txn, &u);
+    buf_fini(&u.key);
+    buf_fini(&u.val);
+    return r < 0 ? r : u.found;
+}
+
+int store_urlauth_key(struct store *st, const char *user, const char *uniqueid, int create,
+                      unsigned char *key)
+{
+    return urlauth_run(st, user, uniqueid, create, 0, key);
+}
+
+int store_urlauth_reset(struct store *st, const char *user, const char *uniqueid)
+{
+    if (uniqueid) {
+        int r = urlauth_run(st, user, uniqueid, 0, 1, NULL);
+        return r < 0 ? r : 0;
+    }
+    int r = urlauth_db(st, 0);
+    if (r == CF_E_NOTFOUND) return 0;
+    if (r < 0) return r;
+    struct buf prefix = BUF_INIT;
+    urlauth_dbkey(&prefix, user, NULL);
+    r = kv_del_prefix(st->urlauth, NULL, prefix.s, prefix.len);
+    buf_fini(&prefix);
+    return r < 0 ? r : 0;
+}
+
+/* urlauth_of: 1 for a record of the mailbox (key ends in NUL UNIQUEID) */
+static int urlauth_of(const char *key, size_t klen, const char *val, size_t vlen, void *rock)
+{
+    (void)val;
+    (void)vlen;
+    const char *uid = rock;
+    size_t n = strlen(uid);
+    return klen > n && key[klen - n - 1] == '\0' && !memcmp(key + klen - n, uid, n);
+}
+
+int store_urlauth_forget(struct store *st, const char *uniqueid)
+{
+    int r = urlauth_db(st, 0);
+    if (r == CF_E_NOTFOUND) return 0;
+    if (r < 0) return r;
+    return kv_del_if(st->urlauth, "", 0, urlauth_of, (void *)uniqueid);
+}
+
 /* ---- whole databases ---- */
 
 /* db_handle: the store's own handle for name, else a new one (*own set: close it) */
@@ -256,6 +388,7 @@ static int db_handle(struct store *st, const char *name, struct kv_db **db, int 
     else if (!strcmp(name, SEENDB_DB)) *db = seendb_kv(st->seen);
     else if (!strcmp(name, DUPDB_DB)) *db = dupdb_kv(st->dup);
     else if (st->vacation && !strcmp(name, STORE_VACATION_DB)) *db = st->vacation;
+    else if (st->urlauth && !strcmp(name, STORE_URLAUTH_DB)) *db = st->urlauth;
     else {
         *own = 1;
         return kv_db_open(st->env, name, 0, db);

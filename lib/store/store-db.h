@@ -159,6 +159,29 @@ int store_vacation_mark(struct store *st, const char *user, const char *sender, 
  * database (nothing is created), or an error. */
 int store_vacation_expire(struct store *st, int64_t before, int dry_run);
 
+/* ---- URLAUTH mailbox access keys (RFC 4467 section 3), "urlauth.db" ---- */
+
+/* Bytes of a mailbox access key (RFC 4467 section 7: at least 128 bits). */
+#define STORE_URLAUTH_KEY_LEN 32
+
+/* store_urlauth_key: user's access key for the mailbox with unique id uniqueid into key
+ * (STORE_URLAUTH_KEY_LEN bytes). With create, a missing key is made (OpenSSL RAND_bytes) in
+ * the same transaction as the lookup, so two sessions never make two. 1 found (or made), 0
+ * none, or an error (CF_E_CORRUPT for an unreadable record, logged). The database is created
+ * on first use. */
+int store_urlauth_key(struct store *st, const char *user, const char *uniqueid, int create,
+                      unsigned char *key);
+
+/* store_urlauth_reset: replace user's key for uniqueid by a new random one (RESETKEY
+ * mailbox: every URL made with the old key fails); uniqueid NULL removes all of user's keys
+ * (RESETKEY without arguments). 0 or an error. */
+int store_urlauth_reset(struct store *st, const char *user, const char *uniqueid);
+
+/* store_urlauth_forget: remove every user's key for the mailbox with unique id uniqueid (the
+ * mailbox is deleted; a rename keeps the unique id, so the keys stay valid). The number
+ * removed or an error; nothing is created when no key was ever made. */
+int store_urlauth_forget(struct store *st, const char *uniqueid);
+
 /* ---- whole databases, for `coffer db` and cofferd ----
  * name is a file name in configdir/db ("mailboxes.db"); the store's own databases are used
  * through its handles, any other (vacation.db, or a name being restored) is opened, and

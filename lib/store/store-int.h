@@ -20,6 +20,7 @@ struct store {
     struct seendb *seen;
     struct dupdb *dup;
     struct kv_db *vacation;     /* opened on first use (store-db.c); belongs to env */
+    struct kv_db *urlauth;      /* URLAUTH access keys, opened on first use (store-db.c) */
 };
 
 /* store_txn: the mailbox list's transaction as store_rename_with_check hands it to its
@@ -32,6 +33,10 @@ struct store_txn {
 /* The lmtpd Sieve vacation database: key USER NUL SENDER, value the decimal time of the last
  * answer to SENDER (man/coffer-store.5). */
 #define STORE_VACATION_DB "vacation.db"
+
+/* The URLAUTH mailbox access keys (RFC 4467 section 3): key USER NUL UNIQUEID, value
+ * "1 " and the key in hex (man/coffer-store.5). */
+#define STORE_URLAUTH_DB "urlauth.db"
 
 /* store_rename_checked: store_rename with mboxlist_rename_checked's check (asked in the list's
  * transaction about every mailbox that moves; a refusal leaves everything as it was). With a

@@ -242,6 +242,7 @@ int store_delete_opts(struct store *st, const char *name, unsigned opts)
         if (has_root == 1) store_quota_settle_locked(st, buf_cstr(&root), e.uniqueid, NULL, 0);
         remove_tombstone(tomb);
         seendb_delete_mailbox(st->seen, NULL, e.uniqueid);
+        store_urlauth_forget(st, e.uniqueid);     /* RFC 4467 access keys (store-db.h) */
         log_info("mailbox_deleted", "name=%s uniqueid=%s", log_quote(name), e.uniqueid);
     } else {
         rename(tomb, dir);  /* the entry is still there: put the directory back */

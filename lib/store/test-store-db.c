@@ -198,6 +198,34 @@ static void test_dup_and_vacation(struct store *st)
     UNIT_EQ_INT(store_vacation_check(st, "dan", "s@x", 7, 100000), 1);
 }
 
+/* urlauth.db: keys made on demand, one per (user, mailbox), replaced, removed per user and
+ * per mailbox (RFC 4467 RESETKEY, mailbox deletion) */
+static void test_urlauth(struct store *st)
+{
+    unsigned char k1[STORE_URLAUTH_KEY_LEN], k2[STORE_URLAUTH_KEY_LEN], k3[STORE_URLAUTH_KEY_LEN];
+    const char *id1 = "0123456789abcdef0123456789abcdef", *id2 = "fedcba9876543210fedcba9876543210";
+    UNIT_EQ_INT(store_urlauth_forget(st, id1), 0);            /* no database yet: nothing made */
+    UNIT_EQ_INT(store_urlauth_key(st, "dan", id1, 0, k1), 0);
+    UNIT_EQ_INT(store_urlauth_key(st, "dan", id1, 1, k1), 1);
+    UNIT_EQ_INT(store_urlauth_key(st, "dan", id1, 0, k2), 1);
+    UNIT_CHECK(!memcmp(k1, k2, sizeof k1));                   /* made once, then kept */
+    UNIT_EQ_INT(store_urlauth_key(st, "eve", id1, 1, k3), 1);
+    UNIT_CHECK(memcmp(k1, k3, sizeof k1) != 0);               /* per user */
+    UNIT_EQ_INT(store_urlauth_key(st, "dan", id2, 1, k3), 1);
+    UNIT_CHECK(memcmp(k1, k3, sizeof k1) != 0);               /* per mailbox */
+    UNIT_EQ_INT(store_urlauth_reset(st, "dan", id1), 0);
+    UNIT_EQ_INT(store_urlauth_key(st, "dan", id1, 0, k2), 1);
+    UNIT_CHECK(memcmp(k1, k2, sizeof k1) != 0);               /* replaced */
+    UNIT_EQ_INT(store_urlauth_forget(st, id1), 2);            /* dan's and eve's */
+    UNIT_EQ_INT(store_urlauth_key(st, "eve", id1, 0, k2), 0);
+    UNIT_EQ_INT(store_urlauth_key(st, "dan", id2, 0, k2), 1);
+    UNIT_EQ_INT(store_urlauth_reset(st, "dan", NULL), 0);     /* all of dan's */
+    UNIT_EQ_INT(store_urlauth_key(st, "dan", id2, 0, k2), 0);
+    long long n = -1;
+    UNIT_EQ_INT(store_db_count(st, "urlauth.db", &n), 0);
+    UNIT_EQ_INT(n, 0);
+}
+
 static void test_whole_databases(struct store *st)
 {
     long long n = -1;
@@ -245,6 +273,7 @@ int main(void)
     test_seen(st);
     test_quota(st);
     test_dup_and_vacation(st);
+    test_urlauth(st);
     test_whole_databases(st);
     store_close(&st);
 

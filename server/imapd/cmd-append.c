@@ -1,12 +1,16 @@
-/* cmd-append.c: APPEND (RFC 3501 section 6.3.11) with MULTIAPPEND (RFC 3502), APPENDUID
- * (RFC 4315 UIDPLUS) and quota checks (RFC 9208 OVERQUOTA response code, RFC 5530). */
+/* cmd-append.c: APPEND (RFC 3501 section 6.3.11) with MULTIAPPEND (RFC 3502), CATENATE
+ * (RFC 4469), APPENDUID (RFC 4315 UIDPLUS) and quota checks (RFC 9208 OVERQUOTA response
+ * code, RFC 5530). */
 #include "imapd.h"
 #include "acl-check.h"
 #include "core/buf.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/config.h"
 #include "core/xmalloc.h"
 #include "imap/imap-date.h"
+#include "imapurl.h"
+#include "selected.h"
 #include "store/mboxname.h"
 #include "store/store-mail.h"
 #include <stdlib.h>
@@ -50,7 +54,82 @@ struct one_msg {
     struct strarr keywords;
     int64_t date;
     const struct imap_arg *literal;
+    const struct imap_arg *catenate;    /* CATENATE's list of parts, else NULL */
+    struct buf cat;                     /* the catenated message (catenate_build) */
 };
+
+/* catenate_check: 1 when list is a valid RFC 4469 section 5 part list:
+ * cat-part *(SP cat-part), cat-part = "TEXT" SP literal / "URL" SP astring */
+static int catenate_check(const struct imap_arg *list)
+{
+    if (!list->count || list->count % 2) return 0;
+    for (size_t k = 0; k < list->count; k += 2) {
+        const struct imap_arg *v = &list->list[k + 1];
+        if (imap_arg_atom_eq(&list->list[k], "TEXT")) {
+            if (v->type != IMAP_ARG_LITERAL) return 0;
+        } else if (imap_arg_atom_eq(&list->list[k], "URL")) {
+            if (!imap_arg_astring(v) || v->type == IMAP_ARG_NIL) return 0;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* catenate_build: the message of one CATENATE into one->cat: the TEXT literals as they are,
+ * each URL's data read with the rights FETCH needs ('r', RFC 4469 section 3); a relative URL
+ * is relative to the selected mailbox; a URLAUTH URL must be valid for this session and reads
+ * as its owner (RFC 4469 section 3). Nothing is stored here: the caller appends all messages
+ * in one commit or none. 0, or -1 after answering (NO [BADURL url], NO [TOOBIG]). */
+static int catenate_build(struct client *c, const struct imap_command *cmd, struct one_msg *one,
+                          uint64_t max)
+{
+    const struct imap_arg *list = one->catenate;
+    for (size_t k = 0; k < list->count; k += 2) {
+        const struct imap_arg *v = &list->list[k + 1];
+        if (v->type == IMAP_ARG_LITERAL && imap_arg_atom_eq(&list->list[k], "TEXT")) {
+            buf_append(&one->cat, v->s, v->len);
+        } else {
+            const char *text = imap_arg_astring(v);
+            struct imap_url u;
+            int r = imap_url_parse(text, v->len, &u);
+            if (r == 0 && u.access != IMAP_URL_ACCESS_NONE) {
+                /* a URLAUTH URL: only when it is valid for this session, as its owner */
+                if (!imapurl_authorized(c, &u, text, v->len)) r = CF_E_NOTFOUND;
+                else r = imapurl_fetch(c, &u, u.user,
+                                       strarr_find(config_list(c->ws->cfg, CFG_ADMINS), u.user) >= 0,
+                                       NULL, IMAPURL_RAW, &one->cat, NULL);
+            } else if (r == 0) {
+                r = imapurl_fetch(c, &u, c->user, c->is_admin, c->sel ? c->sel->name : NULL,
+                                  IMAPURL_RAW, &one->cat, NULL);
+            }
+            imap_url_fini(&u);
+            if (r == CF_E_PARSE || r == CF_E_LIMIT || r == CF_E_NOTFOUND) {
+                struct buf b = BUF_INIT;
+                imap_url_printable(text, v->len, &b);
+                /* RFC 4469 section 5 (erratum 4046): the URL bare in the code */
+                client_tagged(c, cmd->tag, "NO [BADURL %s] CATENATE cannot use this URL",
+                              buf_cstr(&b));
+                buf_fini(&b);
+                return -1;
+            }
+            if (r < 0) {
+                imapd_reply_error(c, cmd->tag, r);
+                return -1;
+            }
+        }
+        /* RFC 4469 section 3: TOOBIG when the result is larger than the server accepts */
+        if (one->cat.len > max) {
+            client_tagged(c, cmd->tag, "NO [TOOBIG] The catenated message is too large");
+            return -1;
+        }
+    }
+    if (one->cat.len == 0) {
+        client_tagged(c, cmd->tag, "NO [CANNOT] An empty message cannot be appended");
+        return -1;
+    }
+    return 0;
+}
 
 /* parse_messages: the messages of an APPEND into *m_r (grown; *n_r of them, each to be freed
  * by the caller even on failure). 0, or -1 after answering the command. */
@@ -73,6 +152,7 @@ static int parse_messages(struct client *c, const struct imap_command *cmd, cons
         struct one_msg *one = &(*m_r)[(*n_r)++];
         memset(one, 0, sizeof *one);
         strarr_init(&one->keywords);
+        buf_init(&one->cat);
         if (cmd->args[i].type == IMAP_ARG_LIST) {
             if (parse_flags(&cmd->args[i], rights, &one->flags, &one->keywords)) {
                 client_tagged(c, cmd->tag, "BAD Invalid flag in APPEND");
@@ -86,6 +166,17 @@ static int parse_messages(struct client *c, const struct imap_command *cmd, cons
                 return -1;
             }
             i++;
+        }
+        /* RFC 4469 section 5: append-data =/ "CATENATE" SP "(" cat-part *(SP cat-part) ")" */
+        if (i + 1 < cmd->nargs && imap_arg_atom_eq(&cmd->args[i], "CATENATE") &&
+            cmd->args[i + 1].type == IMAP_ARG_LIST) {
+            if (!catenate_check(&cmd->args[i + 1])) {
+                client_tagged(c, cmd->tag, "BAD Invalid CATENATE part list");
+                return -1;
+            }
+            one->catenate = &cmd->args[i + 1];
+            i += 2;
+            continue;
         }
         if (i >= cmd->nargs || cmd->args[i].type != IMAP_ARG_LITERAL) {
             client_tagged(c, cmd->tag, "BAD APPEND needs the message as a literal");
@@ -155,18 +246,22 @@ void cmd_append(struct client *c, const struct imap_command *cmd)
     }
 
     if (parse_messages(c, cmd, rights, &m, &n) < 0) goto done;
+    /* every CATENATE resolved before anything is stored: one bad URL appends nothing */
+    uint64_t max = (uint64_t)config_int(c->ws->cfg, CFG_MAX_LITERAL);
+    for (size_t i = 0; i < n; i++)
+        if (m[i].catenate && catenate_build(c, cmd, &m[i], max) < 0) goto done;
 
     /* the literals stay in the parser's buffer: no copy on the way to the message files */
     msgs = xzmalloc(n * sizeof *msgs);
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
-        msgs[i].data = m[i].literal->s;
-        msgs[i].len = m[i].literal->len;
+        msgs[i].data = m[i].catenate ? m[i].cat.s : m[i].literal->s;
+        msgs[i].len = m[i].catenate ? m[i].cat.len : m[i].literal->len;
         msgs[i].fd = -1;
         msgs[i].internaldate = m[i].date;
         msgs[i].flags = m[i].flags;
         msgs[i].keywords = m[i].keywords.count ? (const char *const *)m[i].keywords.v : NULL;
-        total += m[i].literal->len;
+        total += msgs[i].len;
     }
 
     r = store_open_mailbox(c->store, buf_cstr(&name), NULL, &mb);
@@ -190,7 +285,10 @@ void cmd_append(struct client *c, const struct imap_command *cmd)
                   buf_cstr(&uids));
 done:
     mailbox_close(&mb);
-    for (size_t i = 0; i < n; i++) strarr_fini(&m[i].keywords);
+    for (size_t i = 0; i < n; i++) {
+        strarr_fini(&m[i].keywords);
+        buf_fini(&m[i].cat);
+    }
     free(m);
     free(msgs);
     mboxlist_entry_fini(&e);

@@ -60,6 +60,10 @@ static const struct command commands[] = {
     { "SEARCH", cmd_search, CMD_NEEDS_SELECTED | CMD_UID | CMD_USES_SEQS },
     { "MOVE", cmd_move, CMD_NEEDS_SELECTED | CMD_UID },        /* RFC 6851 */
     { "UID", cmd_uid, CMD_NEEDS_SELECTED },
+    /* RFC 4467 URLAUTH, RFC 5524 URLAUTH=BINARY (cmd-urlauth.c) */
+    { "GENURLAUTH", cmd_genurlauth, CMD_NEEDS_AUTH },
+    { "RESETKEY", cmd_resetkey, CMD_NEEDS_AUTH },
+    { "URLFETCH", cmd_urlfetch, CMD_NEEDS_AUTH },
 };
 
 const struct command *command_find(const char *name)

@@ -212,6 +212,9 @@ void cmd_getquotaroot(struct client *c, const struct imap_command *cmd);
 void cmd_setquota(struct client *c, const struct imap_command *cmd);
 void cmd_id(struct client *c, const struct imap_command *cmd);           /* cmd-misc.c */
 void cmd_enable(struct client *c, const struct imap_command *cmd);
+void cmd_genurlauth(struct client *c, const struct imap_command *cmd);   /* cmd-urlauth.c */
+void cmd_resetkey(struct client *c, const struct imap_command *cmd);
+void cmd_urlfetch(struct client *c, const struct imap_command *cmd);
 
 /* auth_capabilities (cmd-auth.c): append the authentication capabilities of the current state
  * (" AUTH=PLAIN AUTH=SCRAM-SHA-256 ... SASL-IR" before login, nothing after). */
