@@ -130,8 +130,10 @@ void mailbox_watchset_changed(struct mailbox_watchset *ws, mailbox_watchset_fn *
         if (n <= 0) break;
         for (ssize_t off = 0; off + (ssize_t)sizeof(struct inotify_event) <= n;) {
             const struct inotify_event *ev = (const struct inotify_event *)(b + off);
+            /* IN_IGNORED ends a watch (removed, or its directory gone after IN_DELETE_SELF,
+             * which was reported): nothing new to look at */
             if (ev->mask & IN_Q_OVERFLOW) cb(-1, rock);
-            else if (is_commit(ev)) cb(ev->wd, rock);
+            else if (!(ev->mask & IN_IGNORED) && is_commit(ev)) cb(ev->wd, rock);
             off += (ssize_t)sizeof(struct inotify_event) + ev->len;
         }
     }

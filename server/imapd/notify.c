@@ -474,7 +474,7 @@ static int deliver(struct client *c, int tell, int force_scan)
     }
     for (size_t i = 0; i < n->nboxes; i++) {
         struct nbox *bx = &n->boxes[i];
-        if (!(bx->dirty || n->all_dirty) || bx->wd < 0) continue;
+        if (!(bx->dirty || n->all_dirty) || bx->wd < 0 || !bx->readable) continue;
         bx->dirty = 0;
         uint32_t v[4];
         if (read_counters(c, bx, v) < 0) continue;
