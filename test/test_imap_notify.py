@@ -169,6 +169,16 @@ class Notify(SharedCofferTestCase):
         self.assertEqual(tagged, b"i OK IDLE terminated\r\n")
         # the command's completion still reports the selected mailbox (RFC 3501)
         self.assertIn(b"* 1 EXISTS\r\n", untagged + self.ok(c, "NOOP"))
+        # with a SELECTED filter IDLE reports the selected mailbox too
+        self.ok(c, "NOTIFY SET (selected (MessageNew MessageExpunge)) (personal %s)" % ALL_MSG)
+        c.cmd("j IDLE")
+        c.expect(rb"^\+ ")
+        self.append("joe", "INBOX", 3)
+        c.expect(rb"^\* 2 EXISTS", timeout=2)
+        self.append("joe", "Work", 4)
+        c.expect(rb'^\* STATUS "Work" \(MESSAGES 2 ', timeout=2)
+        c.cmd("DONE")
+        self.assertEqual(c.read_tagged("j")[0], b"j OK IDLE terminated\r\n")
 
     def test_selected_and_fetch_atts(self):
         c = self.conn("ann", "INBOX")

@@ -148,6 +148,7 @@ static int match(const struct client *c, const struct notify *n, const char *inb
 struct collect {
     struct strarr *names;
     const char *inbox;              /* NULL: every name under the prefix */
+    size_t cap;                     /* stop (CF_E_LIMIT) past this many names; 0: no cap */
 };
 
 static int collect_cb(const char *name, const struct mboxlist_entry *e, void *rock)
@@ -156,7 +157,9 @@ static int collect_cb(const char *name, const struct mboxlist_entry *e, void *ro
     (void)e;
     if (!k->inbox || !strcmp(name, k->inbox) || mboxname_is_descendant(name, k->inbox))
         strarr_add(k->names, name);
-    return 0;
+    /* a SUBTREE over other users' or shared folders must not make every scan walk the whole
+     * mailbox list: past the cap the request is too expensive (RFC 5465 section 3.1) */
+    return k->cap && k->names->count > k->cap ? CF_E_LIMIT : 0;
 }
 
 /* candidates: every internal name a filter may match, sorted and unique; subs gets the
@@ -168,9 +171,13 @@ static int candidates(struct client *c, const struct notify *n, const char *inbo
     if (r < 0) return r;
     strarr_sort(subs);
     struct buf prefix = BUF_INIT;
+    int64_t limit = config_int(c->ws->cfg, CFG_NOTIFY_MAX_MAILBOXES);
+    /* names only looked at (MailboxName, NONE) cost a lookup each per scan: bounded too,
+     * with room for a personal hierarchy of max_mailboxes_per_user */
+    size_t cap = limit > 0 ? (size_t)limit * 10 + 1000 : 0;
     for (size_t i = 0; i < n->nfilters && r >= 0; i++) {
         const struct nfilter *f = &n->filters[i];
-        struct collect k = { out, NULL };
+        struct collect k = { out, NULL, cap };
         switch (f->filter) {
         case NOTIFY_INBOXES:
             strarr_add(out, inbox);
@@ -299,6 +306,7 @@ static int scan(struct client *c, struct notify *n, int tell, int first)
     int64_t limit = config_int(c->ws->cfg, CFG_NOTIFY_MAX_MAILBOXES);
     mboxname_user_inbox(c->user, &inbox);
     int r = candidates(c, n, buf_cstr(&inbox), &names, &subs);
+    if (r == 0 && limit > 0 && names.count > (size_t)limit * 10 + 1000) r = CF_E_LIMIT;
     if (r < 0) goto out;
     nb = xreallocarray(NULL, names.count + 1, sizeof *nb);
     for (size_t i = 0; i < names.count; i++) {
