@@ -280,6 +280,20 @@ static void overflow(struct client *c)
     notify_free(&c->notify);
 }
 
+/* sorted_has: 1 when s is in a (sorted with strarr_sort). */
+static int sorted_has(const struct strarr *a, const char *s)
+{
+    size_t lo = 0, hi = a->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int cmp = strcmp(a->v[mid], s);
+        if (!cmp) return 1;
+        if (cmp < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return 0;
+}
+
 static struct nbox *find_uid(struct nbox *b, size_t n, const char *uniqueid)
 {
     for (size_t i = 0; i < n; i++)
@@ -311,7 +325,7 @@ static int scan(struct client *c, struct notify *n, int tell, int first)
     nb = xreallocarray(NULL, names.count + 1, sizeof *nb);
     for (size_t i = 0; i < names.count; i++) {
         const char *name = names.v[i];
-        int subscribed = strarr_find(&subs, name) >= 0;
+        int subscribed = sorted_has(&subs, name);
         unsigned ev = 0;
         if (!match(c, n, buf_cstr(&inbox), name, subscribed, &ev)) continue;
         if (subscribed && (ev & NOTIFY_EV_SUBSCRIPTION_CHANGE)) strarr_add(&newsubs, name);
@@ -412,10 +426,10 @@ static int scan(struct client *c, struct notify *n, int tell, int first)
         }
         /* RFC 5465 section 5.5: SubscriptionChange, \Subscribed iff subscribed now */
         for (size_t i = 0; i < newsubs.count; i++)
-            if (strarr_find(&n->subs, newsubs.v[i]) < 0)
+            if (!sorted_has(&n->subs, newsubs.v[i]))
                 send_list(c, "\\Subscribed", newsubs.v[i], NULL);
         for (size_t i = 0; i < n->subs.count; i++) {
-            if (strarr_find(&newsubs, n->subs.v[i]) >= 0) continue;
+            if (sorted_has(&newsubs, n->subs.v[i])) continue;
             struct mboxlist_entry e;
             mboxlist_entry_init(&e);
             int exists = store_lookup(c->store, n->subs.v[i], &e) == 1 &&
