@@ -52,6 +52,7 @@
     X(CFG_QUOTA_WARN_PERCENT, "quota_warn_percent", INT, "90", "SELECT warns (* NO [ALERT]) when the mailbox's quota root is at least this full (0: never)") \
     X(CFG_MAX_MAILBOXES_PER_USER, "max_mailboxes_per_user", INT, "1000", "most mailboxes in one user's hierarchy (INBOX included) that CREATE and RENAME make for non-administrators (0: no limit)") \
     X(CFG_MAX_SUBSCRIPTIONS_PER_USER, "max_subscriptions_per_user", INT, "1000", "most subscriptions one user may hold (0: no limit)") \
+    X(CFG_NOTIFY_MAX_MAILBOXES, "notify_max_mailboxes", INT, "200", "most mailboxes one IMAP session may watch for message events with NOTIFY (RFC 5465); more is refused or ends with NOTIFICATIONOVERFLOW") \
     X(CFG_LMTP_OVERQUOTA_PERMANENT, "lmtp_overquota_permanent", BOOL, "no", "over-quota deliveries fail with 552 5.2.2 instead of 452 4.2.2") \
     X(CFG_LMTP_REQUIRE_AUTH, "lmtp_require_auth", BOOL, "no", "LMTP over TCP accepts MAIL only after AUTH as an administrator (UNIX sockets: the file permissions decide, see socket_mode)") \
     X(CFG_SENDMAIL, "sendmail", STR, "/usr/sbin/sendmail -oi -f <>", "command (absolute path and arguments, no shell) that Sieve redirect and vacation hand messages to; -- and the recipient are appended") \

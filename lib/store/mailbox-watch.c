@@ -1,5 +1,6 @@
 /* mailbox-watch.c: inotify on a mailbox directory, reduced to "a commit happened" (IDLE). */
 #include "store/mailbox-watch.h"
+#include "store/partition.h"
 #include "mailbox-int.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -79,4 +80,69 @@ void mailbox_watch_close(struct mailbox_watch **w)
     close((*w)->fd);
     free(*w);
     *w = NULL;
+}
+
+/* ---- the set ---- */
+
+struct mailbox_watchset {
+    int fd;
+};
+
+int mailbox_watchset_new(struct mailbox_watchset **ws_r)
+{
+    *ws_r = NULL;
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0) {
+        log_debug("mailbox_watch", "call=inotify_init1 error=\"%s\"", strerror(errno));
+        return CF_E_IO;
+    }
+    struct mailbox_watchset *ws = xmalloc(sizeof *ws);
+    ws->fd = fd;
+    *ws_r = ws;
+    return 0;
+}
+
+int mailbox_watchset_add(struct mailbox_watchset *ws, const char *partition_path,
+                         const char *uniqueid)
+{
+    char *dir = partition_mailbox_dir(partition_path, uniqueid);
+    int wd = inotify_add_watch(ws->fd, dir, WATCH_MASK);
+    if (wd < 0)
+        log_debug("mailbox_watch", "call=inotify_add_watch path=%s error=\"%s\"", dir,
+                  strerror(errno));
+    free(dir);
+    return wd < 0 ? CF_E_IO : wd;
+}
+
+void mailbox_watchset_remove(struct mailbox_watchset *ws, int id)
+{
+    if (id >= 0) inotify_rm_watch(ws->fd, id);   /* EINVAL when already gone: nothing to do */
+}
+
+int mailbox_watchset_fd(const struct mailbox_watchset *ws) { return ws->fd; }
+
+void mailbox_watchset_changed(struct mailbox_watchset *ws, mailbox_watchset_fn *cb, void *rock)
+{
+    char b[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    for (;;) {
+        ssize_t n = read(ws->fd, b, sizeof b);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        for (ssize_t off = 0; off + (ssize_t)sizeof(struct inotify_event) <= n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)(b + off);
+            /* IN_IGNORED ends a watch (removed, or its directory gone after IN_DELETE_SELF,
+             * which was reported): nothing new to look at */
+            if (ev->mask & IN_Q_OVERFLOW) cb(-1, rock);
+            else if (!(ev->mask & IN_IGNORED) && is_commit(ev)) cb(ev->wd, rock);
+            off += (ssize_t)sizeof(struct inotify_event) + ev->len;
+        }
+    }
+}
+
+void mailbox_watchset_free(struct mailbox_watchset **ws)
+{
+    if (!*ws) return;
+    close((*ws)->fd);
+    free(*ws);
+    *ws = NULL;
 }

@@ -27,4 +27,37 @@ int mailbox_watch_changed(struct mailbox_watch *w);
 /* mailbox_watch_close: stop watching, close the fd, free *w and set it to NULL (NULL is fine). */
 void mailbox_watch_close(struct mailbox_watch **w);
 
+/* ---- a set of watched mailboxes on one descriptor (IMAP NOTIFY) ---- */
+
+struct mailbox_watchset;
+
+/* mailbox_watchset_new: an empty set (one inotify instance). 0 with *ws_r set (free with
+ * mailbox_watchset_free), or CF_E_IO when the kernel refuses (logged at debug level). */
+int mailbox_watchset_new(struct mailbox_watchset **ws_r);
+
+/* mailbox_watchset_add: watch the directory of the mailbox with uniqueid on the partition at
+ * partition_path for commits (as mailbox_watch_open does), without opening the mailbox. The
+ * id (>= 0) names it in mailbox_watchset_changed and mailbox_watchset_remove; adding the same
+ * mailbox twice gives the same id. CF_E_IO when the kernel refuses (out of watches, no such
+ * directory: logged at debug level). Does not block. */
+int mailbox_watchset_add(struct mailbox_watchset *ws, const char *partition_path,
+                         const char *uniqueid);
+
+/* mailbox_watchset_remove: stop watching id (unknown ids are ignored). */
+void mailbox_watchset_remove(struct mailbox_watchset *ws, int id);
+
+/* mailbox_watchset_fd: polls readable (POLLIN) when something happened in a watched directory. */
+int mailbox_watchset_fd(const struct mailbox_watchset *ws);
+
+/* mailbox_watchset_fn: a commit (or a delete or move) in the mailbox of id; id -1 when events
+ * were lost (every mailbox must be looked at). */
+typedef void mailbox_watchset_fn(int id, void *rock);
+
+/* mailbox_watchset_changed: read what the kernel queued, without blocking, calling cb for each
+ * event that is a commit (an id may come more than once). */
+void mailbox_watchset_changed(struct mailbox_watchset *ws, mailbox_watchset_fn *cb, void *rock);
+
+/* mailbox_watchset_free: close the set and free *ws, setting it to NULL (NULL is fine). */
+void mailbox_watchset_free(struct mailbox_watchset **ws);
+
 #endif

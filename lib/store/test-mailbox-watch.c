@@ -94,6 +94,53 @@ static void test_watch(const char *part)
     mailbox_watch_close(&w);                      /* NULL is fine */
 }
 
+struct seen_ids { int ids[8]; int n; };
+
+static void note_id(int id, void *rock)
+{
+    struct seen_ids *s = rock;
+    if (s->n < 8) s->ids[s->n++] = id;
+}
+
+/* test_watchset: two mailboxes on one descriptor; a commit names the right one. */
+static void test_watchset(const char *part)
+{
+    char a[UNIQUEID_LEN + 1], b[UNIQUEID_LEN + 1];
+    partition_new_uniqueid(a);
+    partition_new_uniqueid(b);
+    UNIT_EQ_INT(mailbox_create(part, "user.bob", a, "bob\tlrswipkxtecda", 0), 0);
+    UNIT_EQ_INT(mailbox_create(part, "user.bob.x", b, "bob\tlrswipkxtecda", 0), 0);
+    struct mailbox_watchset *ws = NULL;
+    UNIT_EQ_INT(mailbox_watchset_new(&ws), 0);
+    if (!ws) return;
+    int ia = mailbox_watchset_add(ws, part, a), ib = mailbox_watchset_add(ws, part, b);
+    UNIT_CHECK(ia >= 0 && ib >= 0 && ia != ib);
+    UNIT_EQ_INT(mailbox_watchset_add(ws, part, a), ia);       /* same mailbox, same id */
+    UNIT_CHECK(mailbox_watchset_add(ws, part, "00nosuchmailbox") < 0);
+    struct mailbox *mb = NULL;
+    UNIT_EQ_INT(mailbox_open(part, b, "user.bob.x", &mb), 0);
+    uint32_t uid = 0;
+    UNIT_EQ_INT(append_one(mb, 0, &uid), 0);
+    struct pollfd pf = { .fd = mailbox_watchset_fd(ws), .events = POLLIN, .revents = 0 };
+    UNIT_EQ_INT(poll(&pf, 1, 1000), 1);
+    struct seen_ids s = { { 0 }, 0 };
+    mailbox_watchset_changed(ws, note_id, &s);
+    UNIT_CHECK(s.n >= 1);
+    for (int i = 0; i < s.n; i++) UNIT_EQ_INT(s.ids[i], ib);
+    /* removed: its commits are no longer reported */
+    mailbox_watchset_remove(ws, ib);
+    s.n = 0;
+    mailbox_watchset_changed(ws, note_id, &s);   /* IN_IGNORED of the removal: not a commit */
+    UNIT_EQ_INT(s.n, 0);
+    UNIT_EQ_INT(append_one(mb, 0, &uid), 0);
+    mailbox_watchset_changed(ws, note_id, &s);
+    UNIT_EQ_INT(s.n, 0);
+    mailbox_close(&mb);
+    mailbox_watchset_free(&ws);
+    UNIT_CHECK(ws == NULL);
+    mailbox_watchset_free(&ws);
+}
+
 static void rm_rf(const char *path)
 {
     char *cmd = xasprintf("rm -rf '%s'", path);
@@ -108,6 +155,7 @@ int main(void)
     char *part = xasprintf("%s/part", tmpdir);
     UNIT_EQ_INT(partition_prepare(part), 0);
     test_watch(part);
+    test_watchset(part);
     if (!unit_failed) rm_rf(tmpdir);
     else fprintf(stderr, "left %s for inspection\n", tmpdir);
     free(part);

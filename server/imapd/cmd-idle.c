@@ -3,6 +3,7 @@
  * sync as the fallback when the watch cannot be had or an event is lost. */
 #include "imapd.h"
 #include "selected.h"
+#include "notify.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -31,6 +32,8 @@ static int64_t now_ms(void)
 /* push: sync and send what changed, then flush. 0, or <0 when the session must end. */
 static int push(struct client *c)
 {
+    /* RFC 5465 section 4: with NOTIFY, IDLE sends what NOTIFY asked for, nothing else */
+    if (notify_active(c)) return notify_idle_push(c);
     if (c->sel && c->state == CLIENT_SELECTED) {
         int r = selected_sync(c, 0);
         if (r < 0) {
@@ -57,8 +60,9 @@ void cmd_idle(struct client *c, const struct imap_command *cmd)
     if (limit > INT32_MAX) limit = INT32_MAX;   /* L13: a huge duration must not overflow */
     int64_t deadline = now_ms() + limit * 1000;
     struct mailbox_watch *watch = NULL;
-    if (c->sel && mailbox_watch_open(c->sel->mb, &watch) < 0) watch = NULL;
+    if (c->sel && !notify_active(c) && mailbox_watch_open(c->sel->mb, &watch) < 0) watch = NULL;
     int poll_ms = watch ? IDLE_POLL_MS_WATCH : IDLE_POLL_MS_PLAIN;
+    if (notify_active(c)) poll_ms = NOTIFY_SCAN_MS;
     struct buf line = BUF_INIT;
     stream_puts(c->stream, "+ idling\r\n");
     if (push(c) < 0) goto out;
@@ -70,8 +74,10 @@ void cmd_idle(struct client *c, const struct imap_command *cmd)
             else if (now_ms() >= deadline) r = CF_E_TIMEOUT;
         }
         if (r == 0) {
-            r = stream_wait_readable(c->stream, watch ? mailbox_watch_fd(watch) : -1, poll_ms);
-            int changed = r > 0 && (r & STREAM_WAIT_EXTRA) ? mailbox_watch_changed(watch) : 0;
+            int nfd = notify_idle_fd(c);     /* NOTIFY's watches replace the mailbox's own */
+            r = stream_wait_readable(c->stream, watch ? mailbox_watch_fd(watch) : nfd, poll_ms);
+            int changed = r > 0 && (r & STREAM_WAIT_EXTRA)
+                              ? (watch ? mailbox_watch_changed(watch) : 1) : 0;
             /* a timeout is the periodic sync; a watch event that was no commit needs none */
             if ((r == 0 || changed) && push(c) < 0) goto out;
             if (r >= 0 && !(r & STREAM_WAIT_INPUT)) continue;

@@ -12,6 +12,7 @@
  * it is for running pipelined commands in parallel, and here they run one at a time. */
 #include "imapd.h"
 #include "selected.h"
+#include "notify.h"
 #include "core/error.h"
 #include <string.h>
 
@@ -38,6 +39,7 @@ static const struct command commands[] = {
     { "ENABLE", cmd_enable, CMD_NEEDS_AUTH },           /* RFC 5161 */
     { "ID", cmd_id, 0 },                                /* RFC 2971: any state */
     { "IDLE", cmd_idle, CMD_NEEDS_AUTH },               /* RFC 2177 */
+    { "NOTIFY", cmd_notify, CMD_NEEDS_AUTH },           /* RFC 5465 (notify.c) */
     { "SELECT", cmd_select, CMD_NEEDS_AUTH | CMD_LEAVES_MAILBOX },
     /* RFC 4314 section 3: ACL (cmd-acl.c); RFC 9208 section 4.1: QUOTA (cmd-quota.c) */
     { "SETACL", cmd_setacl, CMD_NEEDS_AUTH },
@@ -118,7 +120,9 @@ void command_dispatch(struct client *c, const struct imap_command *cmd)
         goto done;
     }
     c->cmd_flags = def->flags;
+    notify_before_command(c);         /* NOTIFY: others' changes first (notify.h) */
     def->handler(c, cmd);
+    notify_after_command(c, cmd);     /* NOTIFY: the command's own changes, untold */
     /* the updates go to the stream before the recorded tagged line: take it out first */
     struct client_reply reply;
     client_reply_take(c, &reply);

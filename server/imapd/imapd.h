@@ -17,6 +17,7 @@ enum client_state {
 struct store;
 struct csasl;
 struct selected;
+struct notify;
 
 /* How a command completed, as client_tagged recorded it. */
 enum client_done {
@@ -65,6 +66,9 @@ struct client {
 
     /* extensions the client turned on with ENABLE (RFC 5161), CLIENT_ENABLED_* bits */
     unsigned enabled;
+
+    /* NOTIFY SET state (notify.c), NULL without it; freed by the session loop */
+    struct notify *notify;
 };
 
 /* client_new: the state of one connection; client_free releases it (not the stream, and not
@@ -215,6 +219,7 @@ void cmd_enable(struct client *c, const struct imap_command *cmd);
 void cmd_genurlauth(struct client *c, const struct imap_command *cmd);   /* cmd-urlauth.c */
 void cmd_resetkey(struct client *c, const struct imap_command *cmd);
 void cmd_urlfetch(struct client *c, const struct imap_command *cmd);
+void cmd_notify(struct client *c, const struct imap_command *cmd);       /* notify.c */
 
 /* auth_capabilities (cmd-auth.c): append the authentication capabilities of the current state
  * (" AUTH=PLAIN AUTH=SCRAM-SHA-256 ... SASL-IR" before login, nothing after). */

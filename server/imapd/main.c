@@ -2,6 +2,7 @@
  * session, run by cofferd's prefork worker (lib/net/worker.h). */
 #include "imapd.h"
 #include "selected.h"
+#include "notify.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -80,6 +81,8 @@ static void imapd_session(struct worker_session *ws)
             c->end_reason = worker_read_end(c->stream, CF_E_SHUTDOWN, &client_texts);
             break;
         }
+        /* NOTIFY (RFC 5465): notifications while the client is quiet */
+        if (notify_wait_input(c) < 0) break;
         struct imap_command cmd;
         client_update_limits(c);
         int r = imap_parser_read(c->parser, &cmd);
@@ -108,6 +111,7 @@ static void imapd_session(struct worker_session *ws)
     stream_flush(c->stream);
     ws->end_reason = c->end_reason;   /* worker_main logs the disconnect line */
     selected_close(&c->sel);          /* the mailbox is the session's, not client.c's */
+    notify_free(&c->notify);
     client_free(&c);
 }
 
