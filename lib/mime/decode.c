@@ -104,6 +104,38 @@ int mime_decode_qp(const char *in, size_t n, int header, struct buf *out)
     return bad ? CF_E_PARSE : 0;
 }
 
+enum mime_cte mime_cte_parse(const char *value, size_t n)
+{
+    const char *end = value + n, *p = mime_skip_cfws(value, end), *e;
+    if (p >= end) return MIME_CTE_IDENTITY;         /* empty: as if absent (7bit) */
+    e = mime_token(p, end);
+    if (e == p) return MIME_CTE_UNKNOWN;        /* what follows the token is not looked at */
+    if (mime_ieq(p, (size_t)(e - p), "base64")) return MIME_CTE_BASE64;
+    if (mime_ieq(p, (size_t)(e - p), "quoted-printable")) return MIME_CTE_QP;
+    if (mime_ieq(p, (size_t)(e - p), "7bit") || mime_ieq(p, (size_t)(e - p), "8bit") ||
+        mime_ieq(p, (size_t)(e - p), "binary"))
+        return MIME_CTE_IDENTITY;
+    return MIME_CTE_UNKNOWN;
+}
+
+enum mime_cte mime_cte_of_header(const char *h, size_t n)
+{
+    const char *v;
+    size_t vl;
+    if (!mime_header_find(h, n, "Content-Transfer-Encoding", &v, &vl)) return MIME_CTE_IDENTITY;
+    return mime_cte_parse(v, vl);
+}
+
+int mime_cte_decode(enum mime_cte cte, const char *in, size_t n, struct buf *out)
+{
+    switch (cte) {
+    case MIME_CTE_BASE64: return mime_decode_base64(in, n, out);
+    case MIME_CTE_QP: return mime_decode_qp(in, n, 0, out);
+    case MIME_CTE_IDENTITY: buf_append(out, in, n); return 0;
+    default: return CF_E_NOTFOUND;
+    }
+}
+
 /* ---- UTF-8 ---- */
 
 /* utf8_next: decode one code point at s (n > 0 bytes); returns its length, or 0 when the bytes
@@ -462,7 +494,7 @@ int mime_foreach_text(const char *msg, size_t len, mime_text_cb *cb, void *rock)
     for (i = 0; i < t.count && !r; i++) {
         const struct mime_node *n = &t.nodes[i];
         const struct mime_field *cte = &n->hdr[MH_CONTENT_TRANSFER_ENCODING];
-        const char *body = msg + n->boff, *p, *e, *tt, *st, *params;
+        const char *body = msg + n->boff, *tt, *st, *params;
         size_t tl, sl, k;
         char subtype[64];
         if (!mime_node_is_text(n)) continue;
@@ -474,14 +506,9 @@ int mime_foreach_text(const char *msg, size_t len, mime_text_cb *cb, void *rock)
                             "charset", &cs);
         buf_reset(&raw);
         buf_reset(&utf);
-        p = cte->p ? mime_skip_cfws(cte->p, cte->p + cte->n) : NULL;
-        e = p ? mime_token(p, cte->p + cte->n) : NULL;
-        if (p && mime_ieq(p, (size_t)(e - p), "base64")) {
-            mime_decode_base64(body, n->blen, &raw);
-            body = raw.s ? raw.s : "";
-            mime_charset_to_utf8(buf_cstr(&cs), body, raw.len, &utf);
-        } else if (p && mime_ieq(p, (size_t)(e - p), "quoted-printable")) {
-            mime_decode_qp(body, n->blen, 0, &raw);
+        enum mime_cte how = cte->p ? mime_cte_parse(cte->p, cte->n) : MIME_CTE_IDENTITY;
+        if (how == MIME_CTE_BASE64 || how == MIME_CTE_QP) {
+            mime_cte_decode(how, body, n->blen, &raw);
             body = raw.s ? raw.s : "";
             mime_charset_to_utf8(buf_cstr(&cs), body, raw.len, &utf);
         } else {
