@@ -224,6 +224,11 @@ class Binary(ImapUsersTestCase):
             tagged, untagged = self.tagged(c, "FETCH 1 %s" % item)
             self.assertRegex(tagged, rb"^f NO \[UNKNOWN-CTE\]", item)
             self.assertFalse([u for u in untagged if b"BINARY" in u[0]], untagged)
+        # the failed BINARY[3.2] set no flag
+        self.assertNotIn(b"\\Seen", self.flags(c))
+        tagged, _ = self.tagged(c, "FETCH 1 (BODY[4] BINARY[5])")
+        self.assertRegex(tagged, rb"^f NO \[UNKNOWN-CTE\]")
+        self.assertNotIn(b"\\Seen", self.flags(c))
         # the body as sent is still there
         r = self.fetch(c, "FETCH 1 BODY.PEEK[3.2]")[0]
         self.assertTrue(r["BODY[3.2]"][1].startswith(b"begin 644"))

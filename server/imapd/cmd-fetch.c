@@ -346,9 +346,10 @@ static struct binary_part *binary_find(struct fetch *f, const char *spec)
     return NULL;
 }
 
-/* binary_decode: fill bp (spec set) from the current message. 0 (found or not), CF_E_PARSE
- * with f->unknown_cte for an encoding that cannot be removed, or a store error. */
-static int binary_decode(struct fetch *f, struct binary_part *bp)
+/* binary_decode: fill bp (spec set) from the current message; with check_only, only look at
+ * its encoding. 0 (found or not), CF_E_PARSE with f->unknown_cte for an encoding that cannot
+ * be removed, or a store error. */
+static int binary_decode(struct fetch *f, struct binary_part *bp, int check_only)
 {
     const char *p;
     size_t len;
@@ -381,6 +382,7 @@ static int binary_decode(struct fetch *f, struct binary_part *bp)
         f->unknown_cte = 1;
         return CF_E_PARSE;
     }
+    if (check_only) return 0;
     bp->found = 1;
     if (cte == MIME_CTE_IDENTITY) {
         bp->data = p + ms.body_off;
@@ -397,10 +399,11 @@ static int binary_decode(struct fetch *f, struct binary_part *bp)
     return 0;
 }
 
-/* binary_prepare: decode every part the BINARY items of the FETCH name, before any byte of the
- * message's response is built, so that an unknown encoding fails the command cleanly
- * (RFC 3516 section 4.3: NO [UNKNOWN-CTE]). 0 or an error. */
-static int binary_prepare(struct fetch *f)
+/* binary_prepare: decode every part the BINARY items of the FETCH name (with check_only:
+ * look at their encodings), before any byte of the message's response is built, so that an
+ * unknown encoding fails the command cleanly (RFC 3516 section 4.3: NO [UNKNOWN-CTE]). 0 or
+ * an error. */
+static int binary_prepare(struct fetch *f, int check_only)
 {
     f->nbin = 0;
     for (size_t i = 0; i < f->n; i++) {
@@ -411,7 +414,7 @@ static int binary_prepare(struct fetch *f)
         if (!f->bin) f->bin = xzmalloc(f->n * sizeof *f->bin);   /* at most one per item */
         struct binary_part *bp = &f->bin[f->nbin++];
         memcpy(bp->spec, spec, sizeof spec);
-        int r = binary_decode(f, bp);
+        int r = binary_decode(f, bp, check_only);
         if (r < 0) return r;
     }
     return 0;
@@ -487,7 +490,7 @@ static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
     int r = f->need_map ? mail_message(f->mail, &p, &len) : 0;
     if (r < 0) return r;
     if (f->bin || has_binary(f)) {
-        if ((r = binary_prepare(f)) < 0) return r;
+        if ((r = binary_prepare(f, 0)) < 0) return r;
     }
     if (flags_changed || f->has_flags) selected_keywords_announce(f->c);
     f->direct_written = 0;
@@ -560,6 +563,33 @@ static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
     return r;
 }
 
+/* binary_precheck: when the FETCH is about to set \Seen and has BINARY items, look at the
+ * encodings of their parts in every message first (no decoding), so that a FETCH failing
+ * with NO [UNKNOWN-CTE] leaves the flags as they were. -1 for such a part (f->unknown_cte),
+ * else 0: other errors are left for the FETCH itself to meet. */
+static int binary_precheck(struct fetch *f, const struct imap_seqset *msgs)
+{
+    if (!f->set_seen || f->sel->readonly || !strchr(f->sel->rights, 's') || !has_binary(f))
+        return 0;
+    struct mail *keep = f->mail;
+    int r = 0;
+    f->mail = mail_new(f->sel->mb);
+    for (size_t i = 0; i < msgs->count && !f->unknown_cte; i++) {
+        for (uint64_t m = msgs->r[i].lo; m <= msgs->r[i].hi && !f->unknown_cte; m++) {
+            const struct index_record *rec;
+            f->uid = selected_uid(f->sel, (uint32_t)m);
+            mail_set_uid(f->mail, f->uid);
+            if (mail_record(f->mail, &rec) <= 0) continue;
+            binary_prepare(f, 1);
+        }
+    }
+    if (f->unknown_cte) r = -1;
+    mail_free(&f->mail);
+    f->mail = keep;
+    f->nbin = 0;
+    return r;
+}
+
 /* mark_seen: set \Seen on the messages of the set that lack it (one commit), before any
  * response is built, so FETCH reports the new flags (RFC 3501 section 6.4.5). The uids
  * changed go into changed (and sel->skip: their FETCH already shows the flags). */
@@ -618,6 +648,11 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
     }
     if (selected_msgset(f.sel, cmd->args[0].s, f.uid_cmd, &msgs, &err) < 0) {
         client_tagged(c, cmd->tag, "BAD %s", err);
+        goto out;
+    }
+    if (binary_precheck(&f, &msgs) < 0) {
+        client_tagged(c, cmd->tag, "NO [UNKNOWN-CTE] Cannot decode the "
+                      "Content-Transfer-Encoding of a part (RFC 3516)");
         goto out;
     }
     int r = 0;
