@@ -1,5 +1,6 @@
 /* imap-parser.h: an incremental reader of IMAP commands (RFC 3501 section 9, RFC 7888
- * LITERAL+ and LITERAL-): it reads a line, then each literal the line announces, asking the
+ * LITERAL+ and LITERAL-, RFC 3516 literal8 ~{N} in APPEND only): it reads a line, then each
+ * literal the line announces, asking the
  * session to send "+ Ready for literal data" before a synchronizing literal, and returns the
  * tag, the command name and the arguments as typed tokens.
  *
