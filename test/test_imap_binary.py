@@ -284,6 +284,18 @@ class Binary(ImapUsersTestCase):
         r = self.fetch(c, "FETCH 3 BINARY.PEEK[1]")[0]
         self.assertEqual(r["BINARY[1]"], (b"~{", b"\x00\x01\x02\x03\x04"))
         self.assertIn(b"\\Flagged", self.flags(c, 2))
+        # larger than what the server copies into its response buffer (written straight
+        # from the message file)
+        big = msg + bytes((i * 7) % 256 for i in range(40000))
+        c.send(b'e APPEND "l8" ~{%d+}\r\n%s\r\n' % (len(big), big))
+        tagged, _ = read_response(c, "e")
+        self.assertRegex(tagged, rb"^e OK ")
+        self.ok(c, "NOOP")
+        r = self.fetch(c, "FETCH 4 (BINARY.PEEK[] BODY.PEEK[] BINARY.PEEK[1]<30000.20000>)")[0]
+        self.assertEqual(r["BINARY[]"], (b"~{", big))
+        self.assertEqual(r["BODY[]"], (b"{", big.replace(b"\x00", b"\x80")))
+        body_big = big[len(msg) - len(body):]
+        self.assertEqual(r["BINARY[1]<30000>"], (b"~{", body_big[30000:50000]))
 
     def test_literal8_elsewhere_is_bad(self):
         c = self.conn("fred")
