@@ -333,7 +333,7 @@ class Fetch(SharedCofferTestCase):
         tagged, untagged = command(c, "u5", "FETCH *:3 UID")
         self.assertEqual([fetch_items(r)[0] for r in untagged], [3, 4])
         # message numbers that do not exist: BAD (RFC 3501 section 6.4.5)
-        for i, bad in enumerate(("5", "1:5", "0", "x", "1 (FLAGS", "1 NOSUCH", "1 BINARY[1]")):
+        for i, bad in enumerate(("5", "1:5", "0", "x", "1 (FLAGS", "1 NOSUCH", "1 BINARY[1.TEXT]")):
             tagged, _ = command(c, "b%d" % i, "FETCH " + bad)
             self.assertRegex(tagged, rb"^b%d BAD" % i, bad)
         self.assertRegex(command(c, "b9", "UID FETCH")[0], rb"^b9 BAD")

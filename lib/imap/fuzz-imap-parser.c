@@ -7,6 +7,7 @@
 #include "imap/imap-parser.h"
 #include "imap/imap-seqset.h"
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -34,6 +35,17 @@ static size_t walk(const struct imap_arg *a, struct imap_seqset *set, struct buf
     return sum;
 }
 
+/* check_literals: a literal holds NUL only when it is a literal8, and a literal8 is only
+ * ever returned in APPEND (RFC 3516 section 4.4); the string accessors refuse it. */
+static void check_literals(const struct imap_arg *a, int append)
+{
+    if (a->type == IMAP_ARG_LITERAL) {
+        if (!a->literal8 && a->len && memchr(a->s, '\0', a->len)) abort();
+        if (a->literal8 && (!append || imap_arg_astring(a) || imap_arg_string(a))) abort();
+    }
+    for (size_t i = 0; i < a->count; i++) check_literals(&a->list[i], append);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct imap_memsource ms;
@@ -56,6 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (r == 0) {
             for (size_t i = 0; i < cmd.nargs; i++) {
                 sink += walk(&cmd.args[i], &set, &out);
+                check_literals(&cmd.args[i], !strcmp(cmd.name, "APPEND"));
                 imap_arg_format(&cmd.args[i], &out);
             }
             sink += strlen(cmd.tag) + strlen(cmd.name);

@@ -7,7 +7,9 @@
 const char *imap_arg_astring(const struct imap_arg *a)
 {
     switch (a->type) {
-    case IMAP_ARG_ATOM: case IMAP_ARG_QUOTED: case IMAP_ARG_LITERAL: case IMAP_ARG_NIL:
+    case IMAP_ARG_LITERAL:
+        return a->literal8 ? NULL : a->s;
+    case IMAP_ARG_ATOM: case IMAP_ARG_QUOTED: case IMAP_ARG_NIL:
         return a->s;
     default:
         return NULL;
@@ -16,13 +18,17 @@ const char *imap_arg_astring(const struct imap_arg *a)
 
 const char *imap_arg_string(const struct imap_arg *a)
 {
-    return (a->type == IMAP_ARG_QUOTED || a->type == IMAP_ARG_LITERAL) ? a->s : NULL;
+    return (a->type == IMAP_ARG_QUOTED || (a->type == IMAP_ARG_LITERAL && !a->literal8))
+               ? a->s : NULL;
 }
 
 int imap_arg_nstring(const struct imap_arg *a, const char **out)
 {
     if (a->type == IMAP_ARG_NIL) { *out = NULL; return 1; }
-    if (a->type == IMAP_ARG_QUOTED || a->type == IMAP_ARG_LITERAL) { *out = a->s; return 1; }
+    if (a->type == IMAP_ARG_QUOTED || (a->type == IMAP_ARG_LITERAL && !a->literal8)) {
+        *out = a->s;
+        return 1;
+    }
     return 0;
 }
 
@@ -124,7 +130,12 @@ void imap_arg_format(const struct imap_arg *a, struct buf *out)
         buf_append(out, a->s, a->len);
         break;
     case IMAP_ARG_QUOTED: case IMAP_ARG_LITERAL:
-        imap_string_append(out, a->s, a->len);
+        if (a->literal8) {
+            buf_printf(out, "~{%zu}\r\n", a->len);
+            buf_append(out, a->s, a->len);
+        } else {
+            imap_string_append(out, a->s, a->len);
+        }
         break;
     case IMAP_ARG_LIST:
         buf_putc(out, '(');

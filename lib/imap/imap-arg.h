@@ -10,7 +10,8 @@ enum imap_arg_type {
     IMAP_ARG_ATOM,      /* an atom; also flags (\Seen), numbers, sequence sets, list wildcards
                          * and astring characters such as ']' */
     IMAP_ARG_QUOTED,    /* "..." with its \" and \\ escapes removed */
-    IMAP_ARG_LITERAL,   /* {N} or {N+} and its N bytes (RFC 3501 section 4.3, RFC 7888) */
+    IMAP_ARG_LITERAL,   /* {N} or {N+} and its N bytes (RFC 3501 section 4.3, RFC 7888);
+                         * also ~{N} / ~{N+}, literal8 (RFC 3516 section 4.4): literal8 set */
     IMAP_ARG_NIL,       /* the atom NIL, any case; s still holds the text as sent */
     IMAP_ARG_LIST,      /* ( ... ) */
     IMAP_ARG_SECTION,   /* BODY[..]<..>, BODY.PEEK[..], BINARY[..], BINARY.PEEK[..], BINARY.SIZE[..] */
@@ -46,16 +47,21 @@ struct imap_arg {
     size_t count;                   /* LIST: number of elements */
     const struct imap_section *section;  /* SECTION only */
     int nonsync;                    /* LITERAL: sent as {N+} */
+    int literal8;                   /* LITERAL: sent as ~{N}; may hold NUL bytes. Only the
+                                     * parser's APPEND arguments can be literal8, and the
+                                     * string accessors below refuse it (NULL / 0): only
+                                     * message data may be binary */
 };
 
 /* imap_arg_astring: the text of an astring (atom, quoted, literal, or the atom NIL, which is
- * a valid mailbox name), or NULL for a list or section. Points into the argument. */
+ * a valid mailbox name), or NULL for a list, section or literal8. Points into the argument. */
 const char *imap_arg_astring(const struct imap_arg *a);
 
-/* imap_arg_string: the text of a string (quoted or literal), else NULL. */
+/* imap_arg_string: the text of a string (quoted or literal, not literal8), else NULL. */
 const char *imap_arg_string(const struct imap_arg *a);
 
-/* imap_arg_nstring: 1 and *out = text for a string, 1 and *out = NULL for NIL, 0 otherwise. */
+/* imap_arg_nstring: 1 and *out = text for a string, 1 and *out = NULL for NIL, 0 otherwise
+ * (literal8 included). */
 int imap_arg_nstring(const struct imap_arg *a, const char **out);
 
 /* imap_arg_atom: the text of an atom (including NIL), else NULL. */

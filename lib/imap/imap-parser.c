@@ -208,7 +208,7 @@ static int next_line(struct imap_parser *p)
     return take_line(p);
 }
 
-/* tail_literal: 1 when line ends with {N} or {N+} (*n, *nonsync set), 0 when not, -1 when
+/* tail_literal: 1 when line ends with {N} or {N+} (also literal8 ~{N}: *n, *nonsync set), 0 when not, -1 when
  * it does but N does not fit in 64 bits. */
 static int tail_literal(const char *s, size_t len, uint64_t *n, int *nonsync)
 {
@@ -322,10 +322,12 @@ static void keep_literal(struct imap_parser *p, char *bytes)
     p->lits[p->nlits++] = bytes;
 }
 
-/* parse_literal: at "{". The announcement must end the line; then the bytes are read (after a
- * go-ahead for a synchronizing literal) and the next line becomes current. */
-static int parse_literal(struct imap_parser *p, struct imap_arg *arg)
+/* parse_literal: at "{" (or at "~{" with literal8: RFC 3516 section 4.4, whose bytes may
+ * include NUL). The announcement must end the line; then the bytes are read (after a go-ahead
+ * for a synchronizing literal) and the next line becomes current. */
+static int parse_literal(struct imap_parser *p, struct imap_arg *arg, int literal8)
 {
+    if (literal8) p->pos++;                     /* "~" */
     p->pos++;
     uint64_t n = 0;
     size_t start = p->pos;
@@ -370,10 +372,11 @@ static int parse_literal(struct imap_parser *p, struct imap_arg *arg)
     arg->s = bytes;
     arg->len = len;
     arg->nonsync = nonsync;
+    arg->literal8 = literal8;
     r = next_line(p);
     if (r < 0) return r;
-    /* RFC 3501 section 9: literal is *CHAR8, and CHAR8 excludes NUL */
-    if (len && memchr(bytes, '\0', len))
+    /* RFC 3501 section 9: literal is *CHAR8, and CHAR8 excludes NUL (literal8 is *OCTET) */
+    if (!literal8 && len && memchr(bytes, '\0', len))
         return fail(p, CF_E_PARSE, NULL, "NUL character in literal");
     return 0;
 }
@@ -601,7 +604,18 @@ static int parse_arg(struct imap_parser *p, unsigned depth, struct imap_arg *arg
     case '"':
         return parse_quoted(p, arg);
     case '{':
-        return parse_literal(p, arg);
+        return parse_literal(p, arg, 0);
+    case '~':
+        if (p->pos + 1 < p->line.len && p->line.s[p->pos + 1] == '{') {
+            /* RFC 3516 section 4.4: literal8 is only for the message data of APPEND (and
+             * its CATENATE parts, RFC 4469); the command checks the position (the string
+             * accessors of imap-arg.h refuse literal8). Refused before the go-ahead, so a
+             * synchronizing literal8 is never sent. */
+            if (!p->name || strcmp(p->name, "APPEND"))
+                return fail(p, CF_E_PARSE, NULL, "literal8 is only allowed in APPEND");
+            return parse_literal(p, arg, 1);
+        }
+        return parse_atom(p, depth, arg);
     default:
         return parse_atom(p, depth, arg);
     }

@@ -352,15 +352,12 @@ static void parse_ctype(const char *v, size_t n, struct part_info *pi)
     }
 }
 
+/* parse_cte: the encoding as FETCH BINARY and the exact path see it (mime_cte_parse);
+ * unknown ones are searched as they stand. */
 static void parse_cte(const char *v, size_t n, struct part_info *pi)
 {
-    size_t i = skip_ws(v, n, 0), s;
-    if (i < n && v[i] == '(') { pi->unsure = 1; return; }
-    s = i;
-    while (i < n && !is_tspecial_or_end((unsigned char)v[i])) i++;
-    if (ieq(v + s, i - s, "base64")) pi->cte = 1;
-    else if (ieq(v + s, i - s, "quoted-printable")) pi->cte = 2;
-    else pi->cte = 0;
+    enum mime_cte cte = mime_cte_parse(v, n);
+    pi->cte = cte == MIME_CTE_BASE64 ? 1 : cte == MIME_CTE_QP ? 2 : 0;
 }
 
 static int part_header_cb(void *rock, const char *name, size_t name_len, const char *value,
@@ -375,67 +372,6 @@ static int part_header_cb(void *rock, const char *name, size_t name_len, const c
         else parse_cte(value, value_len, pi);
     }
     return 0;
-}
-
-static int hexdigit(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
-/* qp_decode: append in[0,n) quoted-printable-decoded to out, byte for byte what
- * mime_decode_qp(in, n, 0, out) appends (soft breaks, "=XY", bad "=" kept, white space
- * dropped at line ends), but writing into one reserved block instead of a call per byte:
- * the decoder is most of the cost of BODY/TEXT on HTML mail. */
-static void qp_decode(const char *in, size_t n, struct buf *out)
-{
-    char *o, *ls;
-    size_t i = 0;
-    buf_ensure(out, n);                 /* every input byte yields at most one output byte */
-    o = out->s + out->len;
-    ls = o;
-    while (i < n) {
-        unsigned char c = (unsigned char)in[i];
-        if (c != '=' && c != '\n') {
-            *o++ = (char)c;
-            i++;
-            continue;
-        }
-        if (c == '=') {
-            size_t j = i + 1;
-            int h1, h2;
-            if (j + 1 < n && (h1 = hexdigit((unsigned char)in[j])) >= 0 &&
-                (h2 = hexdigit((unsigned char)in[j + 1])) >= 0) {
-                *o++ = (char)(h1 * 16 + h2);
-                i += 3;
-                continue;
-            }
-            while (j < n && (in[j] == ' ' || in[j] == '\t')) j++;
-            if (j == n) { i = n; continue; }
-            if (in[j] == '\n' || (in[j] == '\r' && j + 1 < n && in[j + 1] == '\n')) {
-                i = (in[j] == '\r' ? j + 1 : j) + 1;
-                continue;
-            }
-            *o++ = '=';
-            i++;
-            continue;
-        }
-        {
-            /* line end: drop the white space before it (RFC 2045 section 6.7 rule 3) */
-            char *e = o;
-            int cr = 0;
-            if (e > ls && e[-1] == '\r') { e--; cr = 1; }
-            while (e > ls && (e[-1] == ' ' || e[-1] == '\t')) e--;
-            if (e < o && cr) { o = e; *o++ = '\r'; }
-            else if (e < o) o = e;
-            *o++ = '\n';
-            ls = o;
-            i++;
-        }
-    }
-    out->len = (size_t)(o - out->s);
 }
 
 static int parse_u64(const char **pp, const char *end, uint64_t *v)
@@ -498,8 +434,7 @@ static int body_fast(const char *msg, size_t len, const char *sec, size_t seclen
         bodylen = (size_t)blen;
         if (pi.cte) {
             buf_reset(tmp);
-            if (pi.cte == 1) mime_decode_base64(body, bodylen, tmp);
-            else qp_decode(body, bodylen, tmp);
+            mime_cte_decode(pi.cte == 1 ? MIME_CTE_BASE64 : MIME_CTE_QP, body, bodylen, tmp);
             body = tmp->s ? tmp->s : "";
             bodylen = tmp->len;
         }

@@ -66,6 +66,11 @@ static void test_good(void)
         { "c1 APPEND INBOX (\\Seen) \"1-Jan-2024 10:00:00 +0000\" {5}\r\nhello\r\n", 0,
           "c1|APPEND|INBOX (\\Seen) \"1-Jan-2024 10:00:00 +0000\" \"hello\"", 1 },
         { "c2 X ({1}\r\n))\r\n", 0, "c2|X|(\")\")", 1 },
+        /* literal8 (RFC 3516 section 4.4): APPEND only, NUL allowed, ~{N+} with LITERAL+ */
+        { "c6 APPEND INBOX ~{5}\r\na\0b\0c\r\n", 29, "c6|APPEND|INBOX ~{5}\r\na\0b\0c", 1 },
+        { "c7 append INBOX (\\Seen) ~{3+}\r\nx\0y ~{0}\r\n\r\n", 43,
+          "c7|APPEND|INBOX (\\Seen) ~{3}\r\nx\0y ~{0}\r\n", 1 },
+        { "c8 APPEND INBOX ~x\r\n", 0, "c8|APPEND|INBOX ~x", 0 },
         { "c4 X {2}\r\n\r\n\r\n", 0, "c4|X|{2}\r\n\r\n", 1 },
         { "c5 X a]b *\r\n", 0, "c5|X|a]b *", 0 },
     };
@@ -150,9 +155,9 @@ static void test_types(void)
     UNIT_EQ_INT(ms.go_aheads, 0);
     imap_parser_free(&p);
 
-    struct imap_arg big = { IMAP_ARG_ATOM, "4294967296", 10, NULL, 0, NULL, 0 };
+    struct imap_arg big = { IMAP_ARG_ATOM, "4294967296", 10, NULL, 0, NULL, 0, 0 };
     UNIT_EQ_INT(imap_arg_number(&big, &n), CF_E_PARSE);
-    struct imap_arg max = { IMAP_ARG_ATOM, "4294967295", 10, NULL, 0, NULL, 0 };
+    struct imap_arg max = { IMAP_ARG_ATOM, "4294967295", 10, NULL, 0, NULL, 0, 0 };
     UNIT_EQ_INT(imap_arg_number(&max, &n), 0);
     UNIT_EQ_INT(n, 4294967295u);
     struct buf b = BUF_INIT;
@@ -254,6 +259,17 @@ static void test_bad(void)
         { "a FETCH 1 BODY[]x\r\n", 0, CF_E_PARSE, "a", "Invalid characters after section", NULL, 0, 0 },
         { "a FETCH 1 BINARY[TEXT]\r\n", 0, CF_E_PARSE, "a", "Invalid BINARY section", NULL, 0, 0 },
         { "a FETCH 1 BINARY.SIZE[1]<0.5>\r\n", 0, CF_E_PARSE, "a", "BINARY.SIZE takes no partial range", NULL, 0, 0 },
+        /* literal8 outside APPEND: refused before the go-ahead; {N+} skipped */
+        { "a LOGIN ~{3}\r\n", 0, CF_E_PARSE, "a", "literal8 is only allowed in APPEND", NULL, 0, 0 },
+        { "a SEARCH TEXT ~{3+}\r\na\0b\r\n", 26, CF_E_PARSE, "a", "literal8 is only allowed in APPEND", NULL, 0, 0 },
+        { "a X (~{2+}\r\nab)\r\n", 0, CF_E_PARSE, "a", "literal8 is only allowed in APPEND", NULL, 0, 0 },
+        /* literal8 in APPEND: the same limits as a literal */
+        { "a APPEND INBOX ~{101}\r\n", 0, CF_E_LIMIT, "a", "Literal too large (limit 100 bytes)", "TOOBIG", 0, 0 },
+        { "a APPEND INBOX ~{abc}\r\n", 0, CF_E_PARSE, "a", "Invalid literal size", NULL, 0, 0 },
+        { "a APPEND INBOX ~{3}x\r\n", 0, CF_E_PARSE, "a", "Literal size must end the line", NULL, 0, 0 },
+        { "a APPEND INBOX ~{4}\r\na\0b\0\r\n", 27, 0, NULL, NULL, NULL, 1, 0 },
+        { "a APPEND INBOX ~{3}\r\nabc\0\r\n", 27, CF_E_PARSE, "a", "NUL character in command line", NULL, 1, 0 },
+        { NULL, 0, CF_E_LIMIT, "a", "Non-synchronizing literal larger than 4096 bytes", "TOOBIG", 0, 1 },
     };
     /* the cases whose input is built here */
     struct buf b0 = BUF_INIT, b1 = BUF_INIT, b2 = BUF_INIT, b3 = BUF_INIT, b4 = BUF_INIT,
@@ -269,15 +285,24 @@ static void test_bad(void)
     buf_appends(&b6, "a X {4097+}\r\n");
     for (int k = 0; k < 4097; k++) buf_putc(&b6, 'x');
     buf_appends(&b6, "\r\n");
+    struct buf b7 = BUF_INIT;
+    buf_appends(&b7, "a APPEND INBOX ~{4097+}\r\n");
+    for (int k = 0; k < 4097; k++) buf_putc(&b7, '\0');
+    buf_appends(&b7, "\r\n");
     const char *built[] = { buf_cstr(&b0), buf_cstr(&b1), buf_cstr(&b6), buf_cstr(&b2),
-                            buf_cstr(&b3), buf_cstr(&b4), buf_cstr(&b5) };
+                            buf_cstr(&b3), buf_cstr(&b4), buf_cstr(&b5), buf_cstr(&b7) };
+    size_t built_len[] = { 0, 0, 0, 0, 0, 0, 0, b7.len };
     size_t nbuilt = 0;
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *in = cases[i].in;
-        if (!in) in = built[nbuilt++];
+        size_t inlen = cases[i].inlen;
+        if (!in) {
+            inlen = built_len[nbuilt];
+            in = built[nbuilt++];
+        }
         struct buf buf = BUF_INIT;
-        buf_append(&buf, in, cases[i].inlen ? cases[i].inlen : strlen(in));
+        buf_append(&buf, in, inlen ? inlen : strlen(in));
         buf_appends(&buf, "z NOOP\r\n");
         struct imap_memsource ms;
         struct imap_source src;
@@ -313,6 +338,40 @@ static void test_bad(void)
         buf_fini(&buf);
     }
     buf_fini(&b0); buf_fini(&b1); buf_fini(&b2); buf_fini(&b3); buf_fini(&b4); buf_fini(&b5); buf_fini(&b6);
+    buf_fini(&b7);
+}
+
+/* literal8: the flag, the bytes with their NULs, and the accessors that refuse it where a
+ * string is wanted (an APPEND mailbox name sent as literal8 is then BAD). */
+static void test_literal8(void)
+{
+    static const char in[] = "t APPEND ~{3}\r\nbox ~{4+}\r\n\0a\0b {2}\r\nok\r\n";
+    struct imap_memsource ms;
+    struct imap_source src;
+    imap_memsource_init(&ms, in, sizeof in - 1, 0, &src);
+    struct imap_parser *p = imap_parser_new(&src, NULL);
+    struct imap_command cmd;
+    UNIT_EQ_INT(imap_parser_read(p, &cmd), 0);
+    UNIT_EQ_INT(cmd.nargs, 3);
+    UNIT_EQ_INT(cmd.literals, 3);
+    UNIT_EQ_INT(ms.go_aheads, 2);
+    UNIT_EQ_INT(cmd.size, sizeof in - 1);
+    if (cmd.nargs == 3) {
+        const char *s = "x";
+        UNIT_EQ_INT(cmd.args[0].type, IMAP_ARG_LITERAL);
+        UNIT_EQ_INT(cmd.args[0].literal8, 1);
+        UNIT_CHECK(imap_arg_astring(&cmd.args[0]) == NULL);
+        UNIT_CHECK(imap_arg_string(&cmd.args[0]) == NULL);
+        UNIT_EQ_INT(imap_arg_nstring(&cmd.args[0], &s), 0);
+        UNIT_EQ_INT(cmd.args[1].literal8, 1);
+        UNIT_EQ_INT(cmd.args[1].nonsync, 1);
+        UNIT_EQ_INT(cmd.args[1].len, 4);
+        UNIT_CHECK(!memcmp(cmd.args[1].s, "\0a\0b", 4));
+        UNIT_EQ_INT(cmd.args[2].literal8, 0);
+        UNIT_EQ_STR(imap_arg_astring(&cmd.args[2]), "ok");
+    }
+    UNIT_EQ_INT(imap_parser_read(p, &cmd), CF_E_EOF);
+    imap_parser_free(&p);
 }
 
 /* End of input in the middle of a command, and a literal size no client could mean. */
@@ -531,6 +590,7 @@ int main(void)
     test_good();
     test_types();
     test_bad();
+    test_literal8();
     test_eof_and_fatal();
     test_pipeline();
     test_limits();

@@ -57,51 +57,88 @@ static int hexval(unsigned char c)
     return -1;
 }
 
+/* mime_decode_qp writes into one reserved block (every input byte yields at most one output
+ * byte) instead of a call per byte: it is most of the cost of SEARCH BODY/TEXT on HTML mail
+ * and of FETCH BINARY on quoted-printable parts. */
 int mime_decode_qp(const char *in, size_t n, int header, struct buf *out)
 {
-    size_t i, line_start = out->len;
+    char *o, *ls;
+    size_t i = 0;
     int bad = 0;
-    for (i = 0; i < n; i++) {
+    if (buf_ensure(out, n) < 0) return CF_E_LIMIT;
+    o = out->s + out->len;
+    ls = o;                                 /* where the current output line starts */
+    while (i < n) {
         unsigned char c = (unsigned char)in[i];
         if (c == '=') {
             size_t j = i + 1;
             int h1, h2;
-            if (j + 1 < n &&
-                (h1 = hexval((unsigned char)in[j])) >= 0 &&
+            if (j + 1 < n && (h1 = hexval((unsigned char)in[j])) >= 0 &&
                 (h2 = hexval((unsigned char)in[j + 1])) >= 0) {
-                buf_putc(out, (char)(h1 * 16 + h2));
-                i += 2;
+                *o++ = (char)(h1 * 16 + h2);
+                i += 3;
                 continue;
             }
             /* soft line break: "=" then optional white space then the line end */
             while (j < n && (in[j] == ' ' || in[j] == '\t')) j++;
-            if (j == n) { i = j; continue; }
+            if (j == n) { i = n; continue; }
             if (in[j] == '\n' || (in[j] == '\r' && j + 1 < n && in[j + 1] == '\n')) {
-                i = in[j] == '\r' ? j + 1 : j;
+                i = (in[j] == '\r' ? j + 1 : j) + 1;
                 continue;
             }
             bad = 1;
-            buf_putc(out, '=');
-        } else if (c == '_' && header) {
-            buf_putc(out, ' ');
+            *o++ = '=';
+            i++;
         } else if (c == '\n' && !header) {
-            /* RFC 2045 section 6.7 rule 3: white space at a line end was added in transit. */
-            size_t e = out->len;
-            if (e > line_start && out->s[e - 1] == '\r') e--;
-            while (e > line_start && (out->s[e - 1] == ' ' || out->s[e - 1] == '\t')) e--;
-            if (e < out->len && out->s[out->len - 1] == '\r') {
-                buf_truncate(out, e);
-                buf_putc(out, '\r');
-            } else {
-                buf_truncate(out, e);
-            }
-            buf_putc(out, '\n');
-            line_start = out->len;
+            /* RFC 2045 section 6.7 rule 3: white space at a line end was added in transit */
+            char *e = o;
+            int cr = 0;
+            if (e > ls && e[-1] == '\r') { e--; cr = 1; }
+            while (e > ls && (e[-1] == ' ' || e[-1] == '\t')) e--;
+            if (e < o && cr) { o = e; *o++ = '\r'; }
+            else if (e < o) o = e;
+            *o++ = '\n';
+            ls = o;
+            i++;
         } else {
-            buf_putc(out, (char)c);
+            *o++ = c == '_' && header ? ' ' : (char)c;
+            i++;
         }
     }
+    out->len = (size_t)(o - out->s);
     return bad ? CF_E_PARSE : 0;
+}
+
+enum mime_cte mime_cte_parse(const char *value, size_t n)
+{
+    const char *end = value + n, *p = mime_skip_cfws(value, end), *e;
+    if (p >= end) return MIME_CTE_IDENTITY;         /* empty: as if absent (7bit) */
+    e = mime_token(p, end);
+    if (e == p) return MIME_CTE_UNKNOWN;        /* what follows the token is not looked at */
+    if (mime_ieq(p, (size_t)(e - p), "base64")) return MIME_CTE_BASE64;
+    if (mime_ieq(p, (size_t)(e - p), "quoted-printable")) return MIME_CTE_QP;
+    if (mime_ieq(p, (size_t)(e - p), "7bit") || mime_ieq(p, (size_t)(e - p), "8bit") ||
+        mime_ieq(p, (size_t)(e - p), "binary"))
+        return MIME_CTE_IDENTITY;
+    return MIME_CTE_UNKNOWN;
+}
+
+enum mime_cte mime_cte_of_header(const char *h, size_t n)
+{
+    const char *v;
+    size_t vl;
+    if (!mime_header_find(h, n, "Content-Transfer-Encoding", &v, &vl)) return MIME_CTE_IDENTITY;
+    return mime_cte_parse(v, vl);
+}
+
+int mime_cte_decode(enum mime_cte cte, const char *in, size_t n, struct buf *out)
+{
+    switch (cte) {
+    case MIME_CTE_BASE64: return mime_decode_base64(in, n, out);
+    case MIME_CTE_QP: return mime_decode_qp(in, n, 0, out);
+    case MIME_CTE_IDENTITY: buf_append(out, in, n); return 0;
+    default: return CF_E_NOTFOUND;
+    }
 }
 
 /* ---- UTF-8 ---- */
@@ -462,7 +499,7 @@ int mime_foreach_text(const char *msg, size_t len, mime_text_cb *cb, void *rock)
     for (i = 0; i < t.count && !r; i++) {
         const struct mime_node *n = &t.nodes[i];
         const struct mime_field *cte = &n->hdr[MH_CONTENT_TRANSFER_ENCODING];
-        const char *body = msg + n->boff, *p, *e, *tt, *st, *params;
+        const char *body = msg + n->boff, *tt, *st, *params;
         size_t tl, sl, k;
         char subtype[64];
         if (!mime_node_is_text(n)) continue;
@@ -474,14 +511,9 @@ int mime_foreach_text(const char *msg, size_t len, mime_text_cb *cb, void *rock)
                             "charset", &cs);
         buf_reset(&raw);
         buf_reset(&utf);
-        p = cte->p ? mime_skip_cfws(cte->p, cte->p + cte->n) : NULL;
-        e = p ? mime_token(p, cte->p + cte->n) : NULL;
-        if (p && mime_ieq(p, (size_t)(e - p), "base64")) {
-            mime_decode_base64(body, n->blen, &raw);
-            body = raw.s ? raw.s : "";
-            mime_charset_to_utf8(buf_cstr(&cs), body, raw.len, &utf);
-        } else if (p && mime_ieq(p, (size_t)(e - p), "quoted-printable")) {
-            mime_decode_qp(body, n->blen, 0, &raw);
+        enum mime_cte how = cte->p ? mime_cte_parse(cte->p, cte->n) : MIME_CTE_IDENTITY;
+        if (how == MIME_CTE_BASE64 || how == MIME_CTE_QP) {
+            mime_cte_decode(how, body, n->blen, &raw);
             body = raw.s ? raw.s : "";
             mime_charset_to_utf8(buf_cstr(&cs), body, raw.len, &utf);
         } else {

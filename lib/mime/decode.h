@@ -17,6 +17,30 @@ int mime_decode_base64(const char *in, size_t n, struct buf *out);
  * bad "=XY" sequences are kept as they are. Returns 0, or CF_E_PARSE after bad sequences. */
 int mime_decode_qp(const char *in, size_t n, int header, struct buf *out);
 
+/* Content-Transfer-Encodings (RFC 2045 section 6.1), as decoding sees them. */
+enum mime_cte {
+    MIME_CTE_IDENTITY,      /* 7bit, 8bit, binary, or no (or an empty) field: bytes as they are */
+    MIME_CTE_BASE64,
+    MIME_CTE_QP,            /* quoted-printable */
+    MIME_CTE_UNKNOWN,       /* anything else (x-uuencode, garbage): cannot be decoded */
+};
+
+/* mime_cte_parse: the encoding a raw Content-Transfer-Encoding field value names (comments
+ * and folding allowed around the token, case ignored). Never blocks. */
+enum mime_cte mime_cte_parse(const char *value, size_t n);
+
+/* mime_cte_of_header: the encoding the first Content-Transfer-Encoding field of the header
+ * block h[0,n) (a message's or a MIME part's header, up to the first empty line) names;
+ * MIME_CTE_IDENTITY when there is none. */
+enum mime_cte mime_cte_of_header(const char *h, size_t n);
+
+/* mime_cte_decode: append in[0,n) with encoding cte removed to out: mime_decode_base64 or
+ * mime_decode_qp (body form), or the bytes as they are. The one decoder behind SEARCH's body
+ * text and FETCH BINARY (RFC 3516). Returns 0, CF_E_PARSE when bad input was skipped or kept
+ * (the output is complete all the same), CF_E_NOTFOUND for MIME_CTE_UNKNOWN (out unchanged).
+ * Never blocks. */
+int mime_cte_decode(enum mime_cte cte, const char *in, size_t n, struct buf *out);
+
 /* mime_charset_to_utf8: append in[0,n), in the named charset (MIME name, case-insensitive,
  * NUL-terminated), to out as valid UTF-8. Invalid sequences become U+FFFD. For an unknown or
  * empty charset, and for us-ascii with 8-bit bytes, the bytes are kept when they are valid UTF-8

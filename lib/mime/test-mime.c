@@ -632,6 +632,51 @@ static void test_contains(void)
     UNIT_EQ_INT(mime_casefold(0x4c1), 0x4c2);
 }
 
+/* The shared Content-Transfer-Encoding decoder (FETCH BINARY, SEARCH body text). */
+static void test_cte(void)
+{
+    static const struct { const char *value; enum mime_cte want; } names[] = {
+        { "base64", MIME_CTE_BASE64 }, { " BASE64\r\n", MIME_CTE_BASE64 },
+        { "(c) base64 (trailing)", MIME_CTE_BASE64 }, { "Quoted-Printable", MIME_CTE_QP },
+        { "7bit", MIME_CTE_IDENTITY }, { "8BIT", MIME_CTE_IDENTITY },
+        { "binary", MIME_CTE_IDENTITY }, { "", MIME_CTE_IDENTITY }, { "  ", MIME_CTE_IDENTITY },
+        { "x-uuencode", MIME_CTE_UNKNOWN }, { "base65", MIME_CTE_UNKNOWN },
+        { "\"base64\"", MIME_CTE_UNKNOWN }, { "quoted", MIME_CTE_UNKNOWN },
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (mime_cte_parse(names[i].value, strlen(names[i].value)) != names[i].want)
+            fprintf(stderr, "cte case %zu: %s\n", i, names[i].value);
+        UNIT_EQ_INT(mime_cte_parse(names[i].value, strlen(names[i].value)), names[i].want);
+    }
+    static const char h1[] = "Content-Type: text/plain\r\nContent-Transfer-Encoding:\r\n"
+                             " base64\r\nContent-Transfer-Encoding: 7bit\r\n\r\nbody";
+    UNIT_EQ_INT(mime_cte_of_header(h1, sizeof h1 - 1), MIME_CTE_BASE64);   /* the first */
+    static const char h2[] = "Content-Type: text/plain\r\n\r\nContent-Transfer-Encoding: base64\r\n";
+    UNIT_EQ_INT(mime_cte_of_header(h2, sizeof h2 - 1), MIME_CTE_IDENTITY); /* in the body */
+    UNIT_EQ_INT(mime_cte_of_header("", 0), MIME_CTE_IDENTITY);
+
+    struct buf b = BUF_INIT;
+    /* base64 with line breaks, a stray character, NULs in the output */
+    UNIT_EQ_INT(mime_cte_decode(MIME_CTE_BASE64, "AAEC\r\n/w*A=", 12, &b), CF_E_PARSE);
+    UNIT_EQ_INT(b.len, 5);
+    UNIT_CHECK(b.len == 5 && !memcmp(b.s, "\0\1\2\377\0", 5));
+    buf_reset(&b);
+    UNIT_EQ_INT(mime_cte_decode(MIME_CTE_BASE64, "AAEC\r\n/wA=\r\n", 14, &b), 0);
+    UNIT_EQ_INT(b.len, 5);
+    /* quoted-printable: soft break, =00, trailing white space, a bad "=" kept */
+    buf_reset(&b);
+    static const char qp[] = "a=\r\nb=00c  \r\nd=ZZ";
+    UNIT_EQ_INT(mime_cte_decode(MIME_CTE_QP, qp, sizeof qp - 1, &b), CF_E_PARSE);
+    UNIT_CHECK(b.len == 10 && !memcmp(b.s, "ab\0c\r\nd=ZZ", 10));
+    buf_reset(&b);
+    UNIT_EQ_INT(mime_cte_decode(MIME_CTE_IDENTITY, "x\0y", 3, &b), 0);
+    UNIT_CHECK(b.len == 3 && !memcmp(b.s, "x\0y", 3));
+    buf_reset(&b);
+    UNIT_EQ_INT(mime_cte_decode(MIME_CTE_UNKNOWN, "abc", 3, &b), CF_E_NOTFOUND);
+    UNIT_EQ_INT(b.len, 0);
+    buf_fini(&b);
+}
+
 int main(void)
 {
     test_envelope();
@@ -641,6 +686,7 @@ int main(void)
     test_limits();
     test_speed();
     test_decode();
+    test_cte();
     test_header_foreach();
     test_header_walks();
     test_contains();

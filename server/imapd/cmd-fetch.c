@@ -24,6 +24,7 @@
 enum fetch_kind {
     FA_FLAGS, FA_INTERNALDATE, FA_SIZE, FA_ENVELOPE, FA_BODY, FA_BODYSTRUCTURE, FA_UID,
     FA_RFC822, FA_RFC822_HEADER, FA_RFC822_TEXT, FA_SECTION,
+    FA_BINARY,              /* BINARY[..], BINARY.PEEK[..], BINARY.SIZE[..] (RFC 3516) */
 };
 
 struct fetch_att {
@@ -47,6 +48,11 @@ struct fetch {
     struct mail *mail;
     const struct index_record *rec;
     struct buf out;
+    /* BINARY (RFC 3516): the decoded parts of the current message, and why it failed */
+    struct binary_part *bin;
+    size_t nbin;
+    int unknown_cte;        /* a part's Content-Transfer-Encoding cannot be decoded */
+    int literal8;           /* emit_literal may send NULs: a literal8 is being written */
 };
 
 static void att_add(struct fetch *f, enum fetch_kind kind, const struct imap_section *sec)
@@ -67,8 +73,23 @@ static void att_add(struct fetch *f, enum fetch_kind kind, const struct imap_sec
             f->need_map = 1;
         if (strcmp(sec->name, "BODY.PEEK")) f->set_seen = 1;
         break;
+    case FA_BINARY:
+        f->need_map = 1;
+        if (!strcmp(sec->name, "BINARY")) f->set_seen = 1;    /* RFC 3516 section 4.2 */
+        break;
     default: break;
     }
+}
+
+/* parse_binary_att: BINARY[section-binary]<partial>, BINARY.PEEK[..]<..>, BINARY.SIZE[..]
+ * (RFC 3516 section 4.2). The parser already refused anything but part numbers in the section
+ * (HEADER, TEXT, MIME: BAD) and a partial range on BINARY.SIZE. NULL, or a reason for BAD. */
+static const char *parse_binary_att(struct fetch *f, const struct imap_section *sec)
+{
+    if (sec->text != IMAP_SECTION_NONE) return "BINARY takes only part numbers";
+    if (sec->has_partial && sec->partial_count == 0) return "Partial length must not be 0";
+    att_add(f, FA_BINARY, sec);
+    return NULL;
 }
 
 /* parse_att: one fetch-att (RFC 3501 section 9). NULL, or a reason for BAD. */
@@ -82,8 +103,9 @@ static const char *parse_att(struct fetch *f, const struct imap_arg *a)
     };
     if (a->type == IMAP_ARG_SECTION) {
         const struct imap_section *sec = a->section;
+        if (!strncmp(sec->name, "BINARY", 6)) return parse_binary_att(f, sec);
         if (strcmp(sec->name, "BODY") && strcmp(sec->name, "BODY.PEEK"))
-            return "BINARY is not supported";
+            return "Invalid fetch attribute";
         if (sec->text == IMAP_SECTION_MIME && !sec->nparts) return "MIME needs a part number";
         if (sec->has_partial && sec->partial_count == 0) return "Partial length must not be 0";
         att_add(f, FA_SECTION, sec);
@@ -121,9 +143,12 @@ static const char *parse_atts(struct fetch *f, const struct imap_arg *a)
 
 /* ---- data of one message ---- */
 
+static int emit_without_nul(struct fetch *f, const char *p, size_t len);
+
 /* emit_literal: {N} CRLF and the bytes; long data goes straight to the stream. */
 static int emit_literal(struct fetch *f, const char *p, size_t len)
 {
+    if (!f->literal8 && len && memchr(p, '\0', len)) return emit_without_nul(f, p, len);
     buf_printf(&f->out, "{%zu}\r\n", len);
     if (len < FETCH_DIRECT_MIN) {
         buf_append(&f->out, p, len);
@@ -134,6 +159,20 @@ static int emit_literal(struct fetch *f, const char *p, size_t len)
     f->direct_written = 1;
     if (r == 0) r = stream_write(f->c->stream, p, len);
     if (r < 0) f->io_failed = 1;
+    return r;
+}
+
+/* emit_without_nul: a literal of data holding NUL bytes, which only binary content APPENDed
+ * as literal8 can have (RFC 3516 section 4.4; the store keeps it as sent). A literal cannot
+ * carry NUL (RFC 3501 section 9, CHAR8), and a client that fetches BODY[] has not asked for
+ * literal8: each NUL is sent as 0x80, which keeps the size RFC822.SIZE announced. BINARY[]
+ * returns the bytes as stored. */
+static int emit_without_nul(struct fetch *f, const char *p, size_t len)
+{
+    char *copy = xmalloc(len);
+    for (size_t i = 0; i < len; i++) copy[i] = p[i] ? p[i] : (char)0x80;
+    int r = emit_literal(f, copy, len);
+    free(copy);
     return r;
 }
 
@@ -275,6 +314,150 @@ static int emit_section(struct fetch *f, const struct imap_section *sec)
     return emit_partial(f, sec, p + off, (size_t)plen);
 }
 
+/* ---- BINARY (RFC 3516) ---- */
+
+/* One section of the current message with its Content-Transfer-Encoding removed. The items
+ * of one FETCH that name the same part (BINARY[1] BINARY.SIZE[1]) share it: a part is decoded
+ * once per message, and BINARY.SIZE is the length of what BINARY[] sends. */
+struct binary_part {
+    char spec[16 * 11 + 1];     /* the part numbers, "1.2"; "" for the whole message */
+    int found;                  /* 0: no such part (BINARY gives NIL, BINARY.SIZE 0) */
+    const char *data;           /* the decoded bytes: into the mapping, or buf */
+    size_t len;
+    struct buf buf;
+};
+
+/* binary_spec: the part numbers of sec as "1.2" into spec; 0, or -1 when there are more than
+ * a section table can hold. */
+static int binary_spec(const struct imap_section *sec, char *spec, size_t size)
+{
+    size_t sl = 0;
+    spec[0] = '\0';
+    if (sec->nparts > 16) return -1;
+    for (size_t i = 0; i < sec->nparts; i++)
+        sl += (size_t)snprintf(spec + sl, size - sl, "%s%u", i ? "." : "", (unsigned)sec->parts[i]);
+    return 0;
+}
+
+static struct binary_part *binary_find(struct fetch *f, const char *spec)
+{
+    for (size_t i = 0; i < f->nbin; i++)
+        if (!strcmp(f->bin[i].spec, spec)) return &f->bin[i];
+    return NULL;
+}
+
+/* binary_decode: fill bp (spec set) from the current message; with check_only, only look at
+ * its encoding. 0 (found or not), CF_E_PARSE with f->unknown_cte for an encoding that cannot
+ * be removed, or a store error. */
+static int binary_decode(struct fetch *f, struct binary_part *bp, int check_only)
+{
+    const char *p;
+    size_t len;
+    int r = mail_message(f->mail, &p, &len);
+    if (r < 0) return r;
+    bp->found = 0;
+    if (!bp->spec[0]) {
+        /* BINARY[]: the whole message, an entity of type message/rfc822, whose only
+         * encodings are the identities (RFC 2045 section 6.4) */
+        bp->found = 1;
+        bp->data = p;
+        bp->len = len;
+        return 0;
+    }
+    struct mime_section ms;
+    if ((r = mail_section_find(f->mail, bp->spec, &ms)) <= 0) return r;
+    /* the table comes from the cache file, which may be damaged or stale: check bounds */
+    if (ms.header_off > len || ms.header_len > len - ms.header_off || ms.body_off > len ||
+        ms.body_len > len - ms.body_off) {
+        log_warn("imap_fetch_bad_section", "uid=%u part=%s", (unsigned)f->uid, bp->spec);
+        return 0;
+    }
+    enum mime_cte cte = MIME_CTE_IDENTITY;
+    /* a multipart or message/rfc822 part (not a leaf) is sent as it is, boundaries and
+     * headers included: composite types cannot be encoded (RFC 2045 section 6.4), so their
+     * decoded form is their body */
+    if (!ms.is_multipart && !ms.is_message_rfc822)
+        cte = mime_cte_of_header(p + ms.header_off, (size_t)ms.header_len);
+    if (cte == MIME_CTE_UNKNOWN) {
+        f->unknown_cte = 1;
+        return CF_E_PARSE;
+    }
+    if (check_only) return 0;
+    bp->found = 1;
+    if (cte == MIME_CTE_IDENTITY) {
+        bp->data = p + ms.body_off;
+        bp->len = (size_t)ms.body_len;
+        return 0;
+    }
+    /* RFC 2045 section 6.8: bytes outside the base64 alphabet are ignored; a bad "=XY" in
+     * quoted-printable is kept as it stands (section 6.7 note 1): the data is sent as decoded
+     * so far rather than failing the FETCH */
+    buf_reset(&bp->buf);
+    mime_cte_decode(cte, p + ms.body_off, (size_t)ms.body_len, &bp->buf);
+    bp->data = bp->buf.s ? bp->buf.s : "";
+    bp->len = bp->buf.len;
+    return 0;
+}
+
+/* binary_prepare: decode every part the BINARY items of the FETCH name (with check_only:
+ * look at their encodings), before any byte of the message's response is built, so that an
+ * unknown encoding fails the command cleanly (RFC 3516 section 4.3: NO [UNKNOWN-CTE]). 0 or
+ * an error. */
+static int binary_prepare(struct fetch *f, int check_only)
+{
+    f->nbin = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        const struct fetch_att *a = &f->atts[i];
+        char spec[sizeof f->bin[0].spec];
+        if (a->kind != FA_BINARY) continue;
+        if (binary_spec(a->sec, spec, sizeof spec) < 0 || binary_find(f, spec)) continue;
+        if (!f->bin) f->bin = xzmalloc(f->n * sizeof *f->bin);   /* at most one per item */
+        struct binary_part *bp = &f->bin[f->nbin++];
+        memcpy(bp->spec, spec, sizeof spec);
+        int r = binary_decode(f, bp, check_only);
+        if (r < 0) return r;
+    }
+    return 0;
+}
+
+/* emit_binary: BINARY[part]<offset> with the decoded data (a literal8 when it holds NUL,
+ * else a literal: RFC 3516 section 4.3), NIL for a part that does not exist, or
+ * BINARY.SIZE[part] with its decoded length. */
+static int emit_binary(struct fetch *f, const struct imap_section *sec)
+{
+    char spec[sizeof f->bin[0].spec];
+    const struct binary_part *bp =
+        binary_spec(sec, spec, sizeof spec) < 0 ? NULL : binary_find(f, spec);
+    imap_section_format(sec, 1, &f->out);
+    buf_putc(&f->out, ' ');
+    if (!strcmp(sec->name, "BINARY.SIZE")) {
+        buf_printf(&f->out, "%zu", bp && bp->found ? bp->len : 0);
+        return 0;
+    }
+    if (!bp || !bp->found) {
+        buf_appends(&f->out, "NIL");
+        return 0;
+    }
+    const char *p = bp->data;
+    size_t len = bp->len;
+    if (sec->has_partial) {                         /* the offset is into the decoded data */
+        size_t off = sec->partial_offset;
+        if (off >= len) {
+            p = "";
+            len = 0;
+        } else {
+            p += off;
+            len -= off;
+            if (len > sec->partial_count) len = sec->partial_count;
+        }
+    }
+    if (len && memchr(p, '\0', len)) buf_putc(&f->out, '~');
+    f->literal8 = 1;
+    int r = emit_literal(f, p, len);
+    f->literal8 = 0;
+    return r;
+}
+
 /* cached_text: "NAME text" with the IMAP text the store computed at append, or NIL. */
 static int cached_text(struct fetch *f, enum mail_field field, const char *name)
 {
@@ -289,6 +472,14 @@ static int cached_text(struct fetch *f, enum mail_field field, const char *name)
     return 0;
 }
 
+/* has_binary: whether the FETCH has a BINARY item. */
+static int has_binary(const struct fetch *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (f->atts[i].kind == FA_BINARY) return 1;
+    return 0;
+}
+
 /* fetch_one: the FETCH response of one message; flags_changed adds FLAGS when \Seen was just
  * set. 0, or an error (CF_E_NOTFOUND: the message vanished). */
 static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
@@ -298,6 +489,9 @@ static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
     size_t len;
     int r = f->need_map ? mail_message(f->mail, &p, &len) : 0;
     if (r < 0) return r;
+    if (f->bin || has_binary(f)) {
+        if ((r = binary_prepare(f, 0)) < 0) return r;
+    }
     if (flags_changed || f->has_flags) selected_keywords_announce(f->c);
     f->direct_written = 0;
     buf_reset(&f->out);
@@ -355,6 +549,9 @@ static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
         case FA_SECTION:
             r = emit_section(f, a->sec);
             break;
+        case FA_BINARY:
+            r = emit_binary(f, a->sec);
+            break;
         }
     }
 #undef SEP
@@ -363,6 +560,33 @@ static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
         r = stream_write(f->c->stream, f->out.s, f->out.len);
         if (r < 0) f->io_failed = 1;
     }
+    return r;
+}
+
+/* binary_precheck: when the FETCH is about to set \Seen and has BINARY items, look at the
+ * encodings of their parts in every message first (no decoding), so that a FETCH failing
+ * with NO [UNKNOWN-CTE] leaves the flags as they were. -1 for such a part (f->unknown_cte),
+ * else 0: other errors are left for the FETCH itself to meet. */
+static int binary_precheck(struct fetch *f, const struct imap_seqset *msgs)
+{
+    if (!f->set_seen || f->sel->readonly || !strchr(f->sel->rights, 's') || !has_binary(f))
+        return 0;
+    struct mail *keep = f->mail;
+    int r = 0;
+    f->mail = mail_new(f->sel->mb);
+    for (size_t i = 0; i < msgs->count && !f->unknown_cte; i++) {
+        for (uint64_t m = msgs->r[i].lo; m <= msgs->r[i].hi && !f->unknown_cte; m++) {
+            const struct index_record *rec;
+            f->uid = selected_uid(f->sel, (uint32_t)m);
+            mail_set_uid(f->mail, f->uid);
+            if (mail_record(f->mail, &rec) <= 0) continue;
+            binary_prepare(f, 1);
+        }
+    }
+    if (f->unknown_cte) r = -1;
+    mail_free(&f->mail);
+    f->mail = keep;
+    f->nbin = 0;
     return r;
 }
 
@@ -426,6 +650,11 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "BAD %s", err);
         goto out;
     }
+    if (binary_precheck(&f, &msgs) < 0) {
+        client_tagged(c, cmd->tag, "NO [UNKNOWN-CTE] Cannot decode the "
+                      "Content-Transfer-Encoding of a part (RFC 3516)");
+        goto out;
+    }
     int r = 0;
     if (f.set_seen && !f.sel->readonly && strchr(f.sel->rights, 's') &&
         (r = mark_seen(&f, &msgs, &seen_now)) < 0) {
@@ -467,7 +696,11 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
             c->end_reason = "fetch_error";
             goto out;
         }
-        imapd_reply_error(c, cmd->tag, r);
+        if (f.unknown_cte)
+            client_tagged(c, cmd->tag, "NO [UNKNOWN-CTE] Cannot decode the "
+                          "Content-Transfer-Encoding of a part (RFC 3516)");
+        else
+            imapd_reply_error(c, cmd->tag, r);
     } else if (gone) {
         /* RFC 2180 section 4.1.1: what could be returned was, so the command succeeded */
         client_tagged(c, cmd->tag, "OK [EXPUNGEISSUED] %s completed; some messages were expunged",
@@ -477,6 +710,8 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
     }
 out:
     mail_free(&f.mail);
+    for (size_t i = 0; f.bin && i < f.n; i++) buf_fini(&f.bin[i].buf);
+    free(f.bin);
     buf_fini(&f.out);
     free(f.atts);
     imap_seqset_fini(&msgs);
