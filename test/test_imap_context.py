@@ -37,8 +37,9 @@ def seqset(nums):
 
 
 class Context(ImapUsersTestCase):
-    users = {"fred": "fredpw", "joe": "joepw"}
-    coffer_kwargs = {"global_settings": {"allow_plaintext": "yes", "auth_fail_delay": "0"}}
+    users = {"fred": "fredpw", "joe": "joepw", "boss": "bosspw"}
+    coffer_kwargs = {"global_settings": {"allow_plaintext": "yes", "auth_fail_delay": "0",
+                                         "admins": "boss"}}
 
     def append(self, c, box, i):
         m = msg(i)
@@ -324,6 +325,41 @@ class Context(ImapUsersTestCase):
         self.ok(c, 'SETACL "cxshare" joe "l"')
         j.cmd("n NOOP")
         j.expect(rb'^\* BYE \[NOPERM\]')
+
+    def test_per_user_seen(self):
+        """A shared folder (per-user \\Seen): fred's live UNSEEN search moves with fred's
+        \\Seen, set by this session or by another of his, and not with joe's."""
+        b = self.conn("boss")
+        self.ok(b, 'CREATE "Shared Folders/cxnews"')
+        for i in range(1, 5):
+            self.append(b, "Shared Folders/cxnews", i)
+        self.ok(b, 'SETACL "Shared Folders/cxnews" anyone lrs')
+        f, f2, j = self.conn("fred"), self.conn("fred"), self.conn("joe")
+        for c in (f, f2, j):
+            self.ok(c, 'SELECT "Shared Folders/cxnews"')
+        u = [int(x) for x in re.findall(rb"UID (\d+)", b"".join(self.ok(f, "FETCH 1:* UID")))]
+        self.assertEqual(self.one(f, "UID SEARCH RETURN (UPDATE) UNSEEN", "P1"),
+                         '* ESEARCH (TAG "P1") UID ALL %s' % seqset(u))
+        self.ok(j, "STORE 1 +FLAGS (\\Seen)")
+        self.assertEqual(self.esearch(self.ok(f, "NOOP")), [])
+        self.ok(f2, "STORE 2 +FLAGS (\\Seen)")
+        self.assertEqual(self.esearch(self.ok(f, "NOOP")),
+                         ['* ESEARCH (TAG "P1") UID REMOVEFROM (2 %d)' % u[1]])
+        self.assertEqual(self.esearch(self.ok(f, "STORE 3 +FLAGS (\\Seen)")),
+                         ['* ESEARCH (TAG "P1") UID REMOVEFROM (2 %d)' % u[2]])
+        self.assertEqual(self.esearch(self.ok(f, "STORE 2 -FLAGS (\\Seen)")),
+                         ['* ESEARCH (TAG "P1") UID ADDTO (2 %d)' % u[1]])
+
+    def test_update_during_idle(self):
+        c, u = self.box("upidle")
+        d = self.other("upidle")
+        self.one(c, "UID SEARCH RETURN (UPDATE) FLAGGED", "I1")
+        c.cmd("i IDLE")
+        c.expect(rb"^\+ ")
+        self.ok(d, "STORE 3 +FLAGS (\\Flagged)")
+        c.expect(rb'^\* ESEARCH \(TAG "I1"\) UID ADDTO \(1 %d\)\r\n' % u[2])
+        c.send("DONE\r\n")
+        self.assertRegex(c.read_tagged("i")[0], rb"^i OK")
 
 
 if __name__ == "__main__":
