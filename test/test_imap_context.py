@@ -211,6 +211,26 @@ class Context(ImapUsersTestCase):
         self.assertEqual(self.esearch(self.ok(c, "NOOP")), [])
         self.bad(c, 'CANCELUPDATE "U1"')
 
+    def test_update_runs(self):
+        """Neighbours in the list share one pair; a gap starts another."""
+        c, u = self.box("upruns")
+        d = self.other("upruns")
+        self.one(c, "UID SEARCH RETURN (UPDATE) UNSEEN", "R1")
+        self.ok(d, "STORE 1:* +FLAGS (\\Seen)")
+        self.assertEqual(self.esearch(self.ok(c, "NOOP")),
+                         ['* ESEARCH (TAG "R1") UID REMOVEFROM (1 %s)' % seqset(u)])
+        self.ok(d, "STORE 2,3,5,8 -FLAGS (\\Seen)")
+        # all four are neighbours in the new list: one pair
+        self.assertEqual(self.esearch(self.ok(c, "NOOP")),
+                         ['* ESEARCH (TAG "R1") UID ADDTO (1 %s)'
+                          % seqset([u[1], u[2], u[4], u[7]])])
+        # 2 3 5 8 -> remove 3 and 5 (neighbours: one pair), add 1 and 7
+        self.ok(d, "STORE 3,5 +FLAGS (\\Seen)")
+        self.ok(d, "STORE 1,7 -FLAGS (\\Seen)")
+        self.assertEqual(self.esearch(self.ok(c, "NOOP")),
+                         ['* ESEARCH (TAG "R1") UID REMOVEFROM (2 %d,%d) ADDTO (1 %d 3 %d)'
+                          % (u[2], u[4], u[0], u[6])])
+
     def test_update_msgno(self):
         c, u = self.box("upseq")
         d = self.other("upseq")

@@ -270,7 +270,7 @@ void cmd_search(struct client *c, const struct imap_command *cmd)
     }
     mail_free(&x.mail);
     /* RFC 5267 section 4.3: keep the search live, or say why not (the search still answers) */
-    if (r >= 0 && (ret & RET_UPDATE)) {
+    if ((r >= 0 || r == CF_E_NOTFOUND) && (ret & RET_UPDATE)) {
         unsigned want = 0;
         if (ret & RET_MIN) want |= SEARCH_UPDATE_MIN;
         if (ret & RET_MAX) want |= SEARCH_UPDATE_MAX;

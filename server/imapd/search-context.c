@@ -120,13 +120,23 @@ void search_context_touch(struct selected *sel, uint32_t uid)
     if (cx && cx->n && uid) imap_seqset_add(&cx->touched, uid, uid);
 }
 
-/* rank: how many elements of s are below x. O(ranges). */
-static uint64_t rank(const struct imap_seqset *s, uint32_t x)
+/* A walk over a set answering "how many elements are below x" for x that never decrease,
+ * in time linear in the set's ranges over the whole walk. */
+struct ranker {
+    const struct imap_seqset *s;
+    size_t i;                       /* first range not wholly below the last x */
+    uint64_t below;                 /* elements in the ranges before i */
+};
+
+static uint64_t rank_next(struct ranker *k, uint32_t x)
 {
-    uint64_t n = 0;
-    for (size_t i = 0; i < s->count && s->r[i].lo < x; i++)
-        n += (uint64_t)(s->r[i].hi < x ? s->r[i].hi : x - 1) - s->r[i].lo + 1;
-    return n;
+    const struct imap_seqset *s = k->s;
+    while (k->i < s->count && s->r[k->i].hi < x) {
+        k->below += (uint64_t)s->r[k->i].hi - s->r[k->i].lo + 1;
+        k->i++;
+    }
+    if (k->i < s->count && s->r[k->i].lo < x) return k->below + (x - s->r[k->i].lo);
+    return k->below;
 }
 
 /* minus: out = a without the elements of b (both normalized; out cleared first). */
@@ -227,13 +237,14 @@ static void update_one(struct client *c, struct search_update *u,
      * p, p+1, ... is sent as "p - done set" */
     int first = 1;
     uint64_t done = 0;
+    struct ranker old_rank = { &u->result, 0, 0 }, new_rank = { &now, 0, 0 };
     for (size_t i = 0; i < gone.count; i++)
         for (uint64_t uid = gone.r[i].lo; uid <= gone.r[i].hi; uid++, done++) {
             if (imap_seqset_contains(&silent, (uint32_t)uid)) {
                 run_flush(&run, &rm, &first);
                 continue;
             }
-            uint64_t old = rank(&u->result, (uint32_t)uid) + 1;
+            uint64_t old = rank_next(&old_rank, (uint32_t)uid) + 1;
             run_put(&run, old, old - done, number(sel, u, (uint32_t)uid), &rm, &first);
         }
     run_flush(&run, &rm, &first);
@@ -246,7 +257,7 @@ static void update_one(struct client *c, struct search_update *u,
     first = 1;
     for (size_t i = 0; i < added.count; i++)
         for (uint64_t uid = added.r[i].lo; uid <= added.r[i].hi; uid++) {
-            uint64_t pos = rank(&now, (uint32_t)uid) + 1;
+            uint64_t pos = rank_next(&new_rank, (uint32_t)uid) + 1;
             run_put(&run, pos, pos, number(sel, u, (uint32_t)uid), &add, &first);
         }
     run_flush(&run, &add, &first);
