@@ -1,4 +1,4 @@
-/* imap-partial.c: PARTIAL ranges (imap-partial.h; RFC 5267 section 4.4, RFC 9394 section 3.1). */
+/* imap-partial.c: PARTIAL ranges (imap-partial.h; RFC 5267 section 4.4, RFC 9394). */
 #include "imap/imap-partial.h"
 #include "core/error.h"
 

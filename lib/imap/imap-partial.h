@@ -1,7 +1,7 @@
 /* imap-partial.h: the PARTIAL range of a SEARCH/SORT result (RFC 5267 section 4.4, with the
- * negative ranges of RFC 9394 section 3.1): "m:n" picks results m through n counted from the
+ * negative ranges of RFC 9394): "m:n" picks results m through n counted from the
  * first, "-m:-n" results m through n counted from the last. A range given reversed
- * ("500:400", "-500:-400") means the same as its ordered form (RFC 9394 section 3.1). */
+ * ("500:400", "-500:-400") means the same as its ordered form (RFC 9394). */
 #ifndef COFFER_IMAP_IMAP_PARTIAL_H
 #define COFFER_IMAP_IMAP_PARTIAL_H
 #include "core/buf.h"

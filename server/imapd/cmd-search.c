@@ -296,7 +296,7 @@ void cmd_search(struct client *c, const struct imap_command *cmd)
         if (ret & RET_PARTIAL) imap_partial_window(&partial, count, &pfirst, &pend);
         if (ret & RET_SAVE) {
             /* RFC 5182 section 2.4: with MIN and/or MAX but neither ALL nor COUNT, only
-             * those are saved; PARTIAL likewise saves its window (RFC 9394 section 3.1) */
+             * those are saved; PARTIAL, read the same way, saves its window (and MIN/MAX) */
             if ((ret & (RET_MIN | RET_MAX | RET_PARTIAL)) && !(ret & (RET_ALL | RET_COUNT))) {
                 struct imap_seqset part = IMAP_SEQSET_INIT;
                 if (ret & RET_PARTIAL) seqset_slice(&uids, pfirst, pend, &part);
