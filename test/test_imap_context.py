@@ -211,6 +211,21 @@ class Context(ImapUsersTestCase):
         self.assertEqual(self.esearch(self.ok(c, "NOOP")), [])
         self.bad(c, 'CANCELUPDATE "U1"')
 
+    def test_update_new_keyword(self):
+        """A keyword that did not exist when the search ran matches once another session
+        makes it (after the new FLAGS response)."""
+        c, u = self.box("upkw")
+        d = self.other("upkw")
+        self.assertEqual(self.one(c, "UID SEARCH RETURN (UPDATE) KEYWORD $Later", "K1"),
+                         '* ESEARCH (TAG "K1") UID')
+        self.ok(d, "STORE 2,4 +FLAGS ($Later)")
+        untagged = self.ok(c, "NOOP")
+        self.assertEqual(self.esearch(untagged),
+                         ['* ESEARCH (TAG "K1") UID ADDTO (1 %d,%d)' % (u[1], u[3])])
+        flags = [i for i, x in enumerate(untagged) if x.startswith(b"* FLAGS")]
+        esearch = [i for i, x in enumerate(untagged) if x.startswith(b"* ESEARCH")]
+        self.assertTrue(flags and flags[0] < esearch[0], untagged)
+
     def test_update_runs(self):
         """Neighbours in the list share one pair; a gap starts another."""
         c, u = self.box("upruns")
