@@ -125,10 +125,10 @@ int selected_seen_change(struct selected *sel, const uint32_t *uids, size_t n, i
     struct buf text = BUF_INIT;
     int r = seen_load(sel, &cur, &text);
     if (r < 0) goto done;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         if (uids[i]) imap_seqset_add(add ? &cur : &change, uids[i], uids[i]);
-        search_context_touch(sel, uids[i]);     /* this session's own \Seen change */
-    }
+    /* this session's own \Seen change: RFC 5267 live searches look again */
+    for (size_t i = 0; i < n; i++) search_context_touch(sel, uids[i]);
     if (add) {
         out = cur;
         imap_seqset_init(&cur);
