@@ -501,3 +501,34 @@ void search_prepare(struct search_program *prog, uint32_t exists, uint32_t max_u
 {
     prepare_node(prog->root, exists, max_uid, keywords);
 }
+
+static void pin_node(struct snode *n, uint32_t exists,
+                     uint32_t (*uid_of)(void *ctx, uint32_t msgno), void *ctx)
+{
+    for (size_t i = 0; i < n->nkids; i++) pin_node(n->kids[i], exists, uid_of, ctx);
+    if (n->key != K_SEQ && n->key != K_UID) return;
+    struct imap_seqset uids = IMAP_SEQSET_INIT;
+    if (n->key == K_SEQ) {
+        for (size_t i = 0; i < n->resolved.count; i++)
+            for (uint64_t m = n->resolved.r[i].lo; m <= n->resolved.r[i].hi && m <= exists;
+                 m++) {
+                uint32_t uid = uid_of(ctx, (uint32_t)m);
+                if (uid) imap_seqset_add(&uids, uid, uid);
+            }
+    } else {
+        for (size_t i = 0; i < n->resolved.count; i++)
+            imap_seqset_add(&uids, n->resolved.r[i].lo, n->resolved.r[i].hi);
+    }
+    n->key = K_UID;
+    imap_seqset_fini(&n->set);
+    n->set = uids;
+    imap_seqset_clear(&n->resolved);
+    for (size_t i = 0; i < n->set.count; i++)
+        imap_seqset_add(&n->resolved, n->set.r[i].lo, n->set.r[i].hi);
+}
+
+void search_pin(struct search_program *prog, uint32_t exists,
+                uint32_t (*uid_of)(void *ctx, uint32_t msgno), void *ctx)
+{
+    pin_node(prog->root, exists, uid_of, ctx);
+}

@@ -83,6 +83,14 @@ void search_prepare(struct search_program *prog, uint32_t exists, uint32_t max_u
  * SAVE). Call before search_prepare. */
 void search_set_saved(struct search_program *prog, const struct imap_seqset *uids);
 
+/* search_pin: for a search kept live (RFC 5267 section 4.3, UPDATE): after search_prepare,
+ * turn the message-number keys into the uids they matched then (uid_of maps a message number
+ * of the view to its uid) and fix "*" of UID keys at the view's highest uid, so that later
+ * search_prepare calls (for a changed view: new keywords) keep the meaning the keys had when
+ * the search ran. exists: the view's highest message number. */
+void search_pin(struct search_program *prog, uint32_t exists,
+                uint32_t (*uid_of)(void *ctx, uint32_t msgno), void *ctx);
+
 /* search_needs: SEARCH_NEEDS_* bits of what the program reads beyond the record. */
 unsigned search_needs(const struct search_program *prog);
 

@@ -719,6 +719,73 @@ static void test_saved(void)
     imap_seqset_fini(&saved);
 }
 
+/* pin_uid: uid of message msgno of the tbox, for search_pin. */
+static uint32_t pin_uid(void *ctx, uint32_t msgno)
+{
+    struct tbox *b = ctx;
+    return msgno >= 1 && msgno <= b->n ? b->m[msgno - 1].uid : 0;
+}
+
+/* pinned: the matches (message numbers) of q in view `after` once pinned (search_pin) in
+ * view `before`, as run() writes them. */
+static const char *pinned(struct tbox *before, struct tbox *after, const char *q)
+{
+    static char out[256];
+    struct buf in = BUF_INIT;
+    struct imap_memsource ms;
+    struct imap_source src;
+    struct imap_parser_limits lim;
+    struct imap_command cmd;
+    struct search_program *prog = NULL;
+    const char *err = NULL;
+    out[0] = '\0';
+    buf_printf(&in, "A SEARCH %s\r\n", q);
+    imap_memsource_init(&ms, in.s, in.len, 0, &src);
+    imap_parser_limits_default(&lim);
+    struct imap_parser *p = imap_parser_new(&src, &lim);
+    if (imap_parser_read(p, &cmd) < 0 || search_parse(cmd.args, cmd.nargs, &prog, &err) < 0) {
+        snprintf(out, sizeof(out), "BAD");
+        goto done;
+    }
+    search_prepare(prog, (uint32_t)before->n, before->m[before->n - 1].uid, NULL);
+    search_pin(prog, (uint32_t)before->n, pin_uid, before);
+    search_prepare(prog, (uint32_t)after->n, after->m[after->n - 1].uid, NULL);
+    for (uint32_t i = 1; i <= after->n; i++) {
+        int r = search_match(prog, &tops, after, i);
+        if (r > 0)
+            snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%u", out[0] ? " " : "", i);
+    }
+done:
+    search_free(&prog);
+    imap_parser_free(&p);
+    buf_fini(&in);
+    return out;
+}
+
+/* test_pin: a live search (RFC 5267 UPDATE) keeps the messages its sequence keys named when
+ * it ran: after message 1 is expunged and a message with uid 30 arrives, "2:*" still means
+ * uids 11 15 20 21 (now messages 1-4), "UID 20:*" still stops at 21. */
+static void test_pin(void)
+{
+    struct tbox before = { box_msgs, 5, 0, 0, 0, 0, 0, 0 };
+    struct tmsg later[5];
+    memcpy(later, box_msgs + 1, 4 * sizeof later[0]);
+    later[4] = box_msgs[4];
+    later[4].uid = 30;
+    for (size_t i = 0; i < 5; i++) later[i].summarized = 0;     /* own summaries */
+    struct tbox after = { later, 5, 0, 0, 0, 0, 0, 0 };
+    UNIT_EQ_STR(pinned(&before, &after, "2:*"), "1 2 3 4");
+    UNIT_EQ_STR(pinned(&before, &after, "UID 20:*"), "3 4");
+    UNIT_EQ_STR(pinned(&before, &after, "NOT 1:2"), "2 3 4 5");   /* not uids 10 11 */
+    UNIT_EQ_STR(pinned(&before, &after, "OR 5 UID 10:11"), "1 4");
+    UNIT_EQ_STR(pinned(&before, &after, "1:100"), "1 2 3 4");
+    /* without pinning, the same keys follow the view */
+    UNIT_EQ_STR(run(&after, "2:*"), "2 3 4 5");
+    UNIT_EQ_STR(run(&after, "UID 20:*"), "3 4 5");
+    for (size_t i = 0; i < 5; i++)
+        if (later[i].summarized) mime_summary_fini(&later[i].sum);
+}
+
 int main(void)
 {
     setenv("TZ", "UTC", 1);
@@ -726,6 +793,7 @@ int main(void)
     test_table();
     test_within();
     test_saved();
+    test_pin();
     test_laziness();
     test_fast_vs_exact();
     test_random_encoded();

@@ -3,10 +3,14 @@
  * "$" (SEARCHRES, RFC 5182; selected.h saved): the search program of lib/imap/search.h run
  * over the selected view through the message handle (store/mail.h): index records first,
  * the header block when a header key needs it (cached where it fits), and the message file
- * only for BODY/TEXT. */
+ * only for BODY/TEXT. CONTEXT=SEARCH (RFC 5267 section 4): RETURN (PARTIAL m:n) answers a
+ * window of the result (negative ranges count from the end, RFC 9394), RETURN (UPDATE)
+ * keeps the search live (search-context.c), CONTEXT is a hint taken as such. */
 #include "imapd.h"
 #include "selected.h"
 #include "imap/search.h"
+#include "imap/imap-partial.h"
+#include "search-context.h"
 #include "core/buf.h"
 #include "core/error.h"
 #include "store/index.h"
@@ -77,18 +81,59 @@ static const struct search_msg_ops sx_ops = {
     sx_record, sx_header, sx_sections, sx_message, sx_release,
 };
 
+int cmd_search_match(struct selected *sel, struct search_program *prog, struct mail *mail,
+                     uint32_t msgno)
+{
+    struct search_ctx x = { sel, 0, mail };
+    int r = search_match(prog, &sx_ops, &x, msgno);
+    if (r == CF_E_NOTFOUND) {           /* expunged meanwhile: not a match */
+        sx_release(&x, msgno);
+        return 0;
+    }
+    return r;
+}
+
+/* view_uid: selected_uid for search_pin. */
+static uint32_t view_uid(void *ctx, uint32_t msgno)
+{
+    return selected_uid(ctx, msgno);
+}
+
+/* seqset_slice: out gets the elements of in at indices [first, end) (0-based, ascending). */
+static void seqset_slice(const struct imap_seqset *in, uint64_t first, uint64_t end,
+                         struct imap_seqset *out)
+{
+    uint64_t at = 0;
+    for (size_t i = 0; i < in->count && at < end; i++) {
+        uint64_t n = (uint64_t)in->r[i].hi - in->r[i].lo + 1;
+        if (at + n > first) {
+            uint64_t a = first > at ? first - at : 0;
+            uint64_t b = end < at + n ? end - at : n;
+            imap_seqset_add(out, (uint32_t)(in->r[i].lo + a), (uint32_t)(in->r[i].lo + b - 1));
+        }
+        at += n;
+    }
+}
+
 /* RFC 4731 section 3.1 result options, and RFC 5182 SAVE */
 enum {
     RET_MIN = 1 << 0, RET_MAX = 1 << 1, RET_ALL = 1 << 2, RET_COUNT = 1 << 3, RET_SAVE = 1 << 4,
+    /* RFC 5267 section 4 */
+    RET_CONTEXT = 1 << 5, RET_UPDATE = 1 << 6, RET_PARTIAL = 1 << 7,
 };
+/* the options that ask for a result (without any, RETURN means ALL) */
+#define RET_RESULTS (RET_MIN | RET_MAX | RET_ALL | RET_COUNT | RET_SAVE | RET_PARTIAL)
 
 /* parse_return: the RETURN (...) list of an extended SEARCH into RET_* bits in *ret (empty
- * list: ALL, RFC 4731 section 3.1). 0, or CF_E_PARSE with a reason in *err. */
-static int parse_return(const struct imap_arg *a, unsigned *ret, const char **err)
+ * list: ALL, RFC 4731 section 3.1), the range of PARTIAL into *partial. 0, or CF_E_PARSE with
+ * a reason in *err. */
+static int parse_return(const struct imap_arg *a, unsigned *ret, struct imap_partial *partial,
+                        const char **err)
 {
     static const struct { const char *name; unsigned bit; } opts[] = {
         { "MIN", RET_MIN }, { "MAX", RET_MAX }, { "ALL", RET_ALL }, { "COUNT", RET_COUNT },
-        { "SAVE", RET_SAVE },
+        { "SAVE", RET_SAVE }, { "CONTEXT", RET_CONTEXT }, { "UPDATE", RET_UPDATE },
+        { "PARTIAL", RET_PARTIAL },
     };
     *ret = 0;
     if (a->type != IMAP_ARG_LIST) {
@@ -103,9 +148,26 @@ static int parse_return(const struct imap_arg *a, unsigned *ret, const char **er
             *err = "Unknown SEARCH result option";
             return CF_E_PARSE;
         }
+        if ((opts[k].bit & (RET_UPDATE | RET_PARTIAL)) && (*ret & opts[k].bit)) {
+            *err = "UPDATE and PARTIAL may be given only once";
+            return CF_E_PARSE;
+        }
         *ret |= opts[k].bit;
+        if (opts[k].bit != RET_PARTIAL) continue;
+        /* RFC 5267 section 4.4: PARTIAL takes a range (RFC 9394: negative ones too) */
+        const char *text = ++i < a->count ? imap_arg_atom(&a->list[i]) : NULL;
+        if (!text || imap_partial_parse(text, a->list[i].len, partial, err) < 0) {
+            *err = "PARTIAL needs a range m:n or -m:-n of nonzero numbers";
+            return CF_E_PARSE;
+        }
     }
-    if (!*ret) *ret = RET_ALL;
+    /* PARTIAL and ALL ask for the same list twice, whole and in part: refused, as Dovecot
+     * does, rather than guessing which one the client meant */
+    if ((*ret & RET_PARTIAL) && (*ret & RET_ALL)) {
+        *err = "PARTIAL and ALL cannot be combined";
+        return CF_E_PARSE;
+    }
+    if (!(*ret & RET_RESULTS)) *ret |= RET_ALL;
     return 0;
 }
 
@@ -132,6 +194,7 @@ void cmd_search(struct client *c, const struct imap_command *cmd)
     size_t nargs = cmd->nargs;
     int extended = 0, save_asked = 0;
     unsigned ret = 0;
+    struct imap_partial partial = { 0, 0, 0 };
     int r;
 
     if (nargs >= 1 && imap_arg_atom_eq(&args[0], "RETURN")) {
@@ -142,13 +205,19 @@ void cmd_search(struct client *c, const struct imap_command *cmd)
             return;
         }
         save_asked = has_save(&args[1]);
-        if (parse_return(&args[1], &ret, &err) < 0) {
+        if (parse_return(&args[1], &ret, &partial, &err) < 0) {
             if (save_asked) imap_seqset_clear(&sel->saved);
             client_tagged(c, cmd->tag, "BAD %s", err);
             return;
         }
         args += 2;
         nargs -= 2;
+        /* RFC 5267 section 4.3: an update is named by its tag, which must be unambiguous */
+        if ((ret & RET_UPDATE) && search_context_find(sel, cmd->tag)) {
+            if (save_asked) imap_seqset_clear(&sel->saved);
+            client_tagged(c, cmd->tag, "BAD A search update with this tag is active");
+            return;
+        }
     }
     r = search_parse(args, nargs, &prog, &err);
     if (r < 0 && save_asked) imap_seqset_clear(&sel->saved);
@@ -171,6 +240,8 @@ void cmd_search(struct client *c, const struct imap_command *cmd)
     n = selected_count(sel);
     search_set_saved(prog, &sel->saved);
     search_prepare(prog, n, n ? selected_uid(sel, n) : 0, mailbox_keywords(sel->mb));
+    /* a live search keeps the messages its sequence keys meant now (search.h search_pin) */
+    if (ret & RET_UPDATE) search_pin(prog, n, view_uid, sel);
 
     /* extended: the matches as numbers of the command's kind, and as uids for SAVE */
     struct imap_seqset all = IMAP_SEQSET_INIT, uids = IMAP_SEQSET_INIT;
@@ -194,11 +265,25 @@ void cmd_search(struct client *c, const struct imap_command *cmd)
         last = num;
         last_uid = x.uid;
         count++;
-        if (ret & RET_ALL) imap_seqset_add(&all, num, num);
-        if ((ret & RET_SAVE) && (ret & (RET_ALL | RET_COUNT) || !(ret & (RET_MIN | RET_MAX))))
-            imap_seqset_add(&uids, x.uid, x.uid);
+        if (ret & (RET_ALL | RET_PARTIAL)) imap_seqset_add(&all, num, num);
+        if (ret & (RET_SAVE | RET_UPDATE)) imap_seqset_add(&uids, x.uid, x.uid);
     }
     mail_free(&x.mail);
+    /* RFC 5267 section 4.3: keep the search live, or say why not (the search still answers) */
+    if ((r >= 0 || r == CF_E_NOTFOUND) && (ret & RET_UPDATE)) {
+        unsigned want = 0;
+        if (ret & RET_MIN) want |= SEARCH_UPDATE_MIN;
+        if (ret & RET_MAX) want |= SEARCH_UPDATE_MAX;
+        if (ret & RET_COUNT) want |= SEARCH_UPDATE_COUNT;
+        if ((ret & (RET_ALL | RET_PARTIAL)) || !want) want |= SEARCH_UPDATE_LIST;
+        if (search_context_add(sel, cmd->tag, uid_cmd, want, &prog, &uids) < 0) {
+            struct buf q = BUF_INIT;
+            imap_string_append(&q, cmd->tag, strlen(cmd->tag));
+            client_untagged(c, "NO [NOUPDATE %s] Too many search updates (limit %d)",
+                            buf_cstr(&q), SEARCH_CONTEXT_MAX);
+            buf_fini(&q);
+        }
+    }
     search_free(&prog);
     if (r < 0 && r != CF_E_NOTFOUND) {
         if (save_asked) imap_seqset_clear(&sel->saved);
@@ -207,19 +292,26 @@ void cmd_search(struct client *c, const struct imap_command *cmd)
         client_untagged(c, "%s", buf_cstr(&out));
         client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
     } else {
+        uint64_t pfirst = 0, pend = 0;
+        if (ret & RET_PARTIAL) imap_partial_window(&partial, count, &pfirst, &pend);
         if (ret & RET_SAVE) {
             /* RFC 5182 section 2.4: with MIN and/or MAX but neither ALL nor COUNT, only
-             * those are saved */
-            if (count && (ret & (RET_MIN | RET_MAX)) && !(ret & (RET_ALL | RET_COUNT))) {
-                if (ret & RET_MIN) imap_seqset_add(&uids, first_uid, first_uid);
-                if (ret & RET_MAX) imap_seqset_add(&uids, last_uid, last_uid);
+             * those are saved; PARTIAL, read the same way, saves its window (and MIN/MAX) */
+            if ((ret & (RET_MIN | RET_MAX | RET_PARTIAL)) && !(ret & (RET_ALL | RET_COUNT))) {
+                struct imap_seqset part = IMAP_SEQSET_INIT;
+                if (ret & RET_PARTIAL) seqset_slice(&uids, pfirst, pend, &part);
+                if (count && (ret & RET_MIN)) imap_seqset_add(&part, first_uid, first_uid);
+                if (count && (ret & RET_MAX)) imap_seqset_add(&part, last_uid, last_uid);
+                imap_seqset_fini(&uids);
+                uids = part;
             }
             imap_seqset_fini(&sel->saved);
             sel->saved = uids;
             imap_seqset_init(&uids);
         }
-        /* RFC 5182 section 2.1: SAVE alone gives no ESEARCH response */
-        if (ret & ~(unsigned)RET_SAVE) {
+        /* RFC 5182 section 2.1: SAVE alone gives no ESEARCH response (CONTEXT and UPDATE
+         * ask for none either) */
+        if (ret & ~(unsigned)(RET_SAVE | RET_CONTEXT | RET_UPDATE)) {
             buf_reset(&out);
             buf_appends(&out, "ESEARCH (TAG \"");
             for (const char *t = cmd->tag; *t; t++) {
@@ -232,6 +324,18 @@ void cmd_search(struct client *c, const struct imap_command *cmd)
             if (count && (ret & RET_ALL)) {
                 buf_appends(&out, " ALL ");
                 imap_seqset_format(&all, &out);
+            }
+            if (ret & RET_PARTIAL) {
+                /* RFC 5267 section 4.4: PARTIAL (range set-or-NIL), the range echoed */
+                struct imap_seqset part = IMAP_SEQSET_INIT;
+                seqset_slice(&all, pfirst, pend, &part);
+                buf_appends(&out, " PARTIAL (");
+                imap_partial_format(&partial, &out);
+                buf_putc(&out, ' ');
+                if (part.count) imap_seqset_format(&part, &out);
+                else buf_appends(&out, "NIL");
+                buf_putc(&out, ')');
+                imap_seqset_fini(&part);
             }
             if (ret & RET_COUNT) buf_printf(&out, " COUNT %llu", (unsigned long long)count);
             client_untagged(c, "%s", buf_cstr(&out));

@@ -61,6 +61,7 @@ static const struct command commands[] = {
     { "COPY", cmd_copy, CMD_NEEDS_SELECTED | CMD_UID },
     { "SEARCH", cmd_search, CMD_NEEDS_SELECTED | CMD_UID | CMD_USES_SEQS },
     { "MOVE", cmd_move, CMD_NEEDS_SELECTED | CMD_UID },        /* RFC 6851 */
+    { "CANCELUPDATE", cmd_cancelupdate, CMD_NEEDS_SELECTED },  /* RFC 5267 */
     { "UID", cmd_uid, CMD_NEEDS_SELECTED },
     /* RFC 4467 URLAUTH, RFC 5524 URLAUTH=BINARY (cmd-urlauth.c) */
     { "GENURLAUTH", cmd_genurlauth, CMD_NEEDS_AUTH },

@@ -194,6 +194,7 @@ void cmd_expunge(struct client *c, const struct imap_command *cmd);      /* cmd-
 void cmd_idle(struct client *c, const struct imap_command *cmd);         /* cmd-idle.c */
 void cmd_uid(struct client *c, const struct imap_command *cmd);          /* cmd-uid.c */
 void cmd_search(struct client *c, const struct imap_command *cmd);       /* cmd-search.c */
+void cmd_cancelupdate(struct client *c, const struct imap_command *cmd); /* search-context.c */
 void cmd_login(struct client *c, const struct imap_command *cmd);        /* cmd-auth.c */
 void cmd_authenticate(struct client *c, const struct imap_command *cmd);
 void cmd_create(struct client *c, const struct imap_command *cmd);       /* cmd-mailbox.c */

@@ -3,6 +3,7 @@
 #include "selected.h"
 #include "imapd.h"
 #include "acl-check.h"
+#include "search-context.h"
 #include "store/mboxname.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -46,6 +47,7 @@ void selected_close(struct selected **selp)
 {
     struct selected *sel = *selp;
     if (!sel) return;
+    search_context_free(sel);
     mailbox_close(&sel->mb);
     imap_seqset_fini(&sel->recent);
     imap_seqset_fini(&sel->skip);
@@ -125,6 +127,8 @@ int selected_seen_change(struct selected *sel, const uint32_t *uids, size_t n, i
     if (r < 0) goto done;
     for (size_t i = 0; i < n; i++)
         if (uids[i]) imap_seqset_add(add ? &cur : &change, uids[i], uids[i]);
+    /* this session's own \Seen change: RFC 5267 live searches look again */
+    for (size_t i = 0; i < n; i++) search_context_touch(sel, uids[i]);
     if (add) {
         out = cur;
         imap_seqset_init(&cur);
@@ -382,6 +386,7 @@ int selected_sync(struct client *c, unsigned flags)
                     imap_seqset_contains(&sel->seen_uids, uid))
                 continue;
         }
+        search_context_touch(sel, uid);     /* RFC 5267 live searches look again */
         if (imap_seqset_contains(&sel->skip, uid)) continue;
         uint32_t msgno = selected_msgno(sel, uid);
         struct index_record rec;
@@ -394,6 +399,7 @@ int selected_sync(struct client *c, unsigned flags)
         buf_putc(&b, ')');
         client_untagged(c, "%s", buf_cstr(&b));
     }
+    search_context_sync(c, &ch);            /* RFC 5267 ADDTO/REMOVEFROM, after the rest */
     imap_seqset_fini(&seen_before);
     imap_seqset_fini(&reported);
     buf_fini(&seen_now);

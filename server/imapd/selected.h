@@ -25,6 +25,7 @@
 
 struct client;
 struct store;
+struct search_contexts;
 
 struct selected {
     char *name;                 /* internal name, e.g. "user/fred/Sent" (owned) */
@@ -58,6 +59,9 @@ struct selected {
     /* SEARCHRES (RFC 5182): the result last saved by SEARCH RETURN (SAVE), as uids, so that
      * expunged messages drop out; empty until a SAVE and in every newly selected mailbox */
     struct imap_seqset saved;
+    /* CONTEXT=SEARCH (RFC 5267): the live searches of SEARCH RETURN (UPDATE) (owned; NULL
+     * until the first; search-context.h) */
+    struct search_contexts *contexts;
 };
 
 /* selected_open: open internal mailbox `name` in store st, build the view from the index

@@ -1,0 +1,350 @@
+/* search-context.c: live SEARCH results (RFC 5267 section 4, CONTEXT=SEARCH; search-context.h):
+ * the searches SEARCH RETURN (UPDATE) left, kept up to date from each selected_sync by
+ * searching only the messages that changed, and CANCELUPDATE. */
+#include "search-context.h"
+#include "imapd.h"
+#include "selected.h"
+#include "imap/search.h"
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "store/mail.h"
+#include <stdlib.h>
+#include <string.h>
+
+struct search_update {
+    char *tag;                      /* owned */
+    int uid;                        /* numbers sent are uids (UID SEARCH), else msgnos */
+    unsigned want;                  /* SEARCH_UPDATE_* */
+    struct search_program *prog;    /* owned; pinned (search_pin) */
+    struct imap_seqset result;      /* the matching uids */
+    uint32_t sent_min, sent_max;    /* MIN/MAX as last sent (0: none sent) */
+    uint64_t sent_count;            /* COUNT as last sent */
+};
+
+struct search_contexts {
+    struct search_update *v;
+    size_t n;
+    struct imap_seqset touched;     /* uids to search again at the next sync */
+};
+
+static struct search_update *find(const struct selected *sel, const char *tag)
+{
+    struct search_contexts *cx = sel->contexts;
+    for (size_t i = 0; cx && i < cx->n; i++)
+        if (!strcmp(cx->v[i].tag, tag)) return &cx->v[i];
+    return NULL;
+}
+
+int search_context_find(const struct selected *sel, const char *tag)
+{
+    return find(sel, tag) != NULL;
+}
+
+/* first_last: the first and last element of a nonempty set; 0 when empty. */
+static uint32_t set_first(const struct imap_seqset *s) { return s->count ? s->r[0].lo : 0; }
+static uint32_t set_last(const struct imap_seqset *s)
+{
+    return s->count ? s->r[s->count - 1].hi : 0;
+}
+
+/* number: what the client calls uid in update u. */
+static uint32_t number(const struct selected *sel, const struct search_update *u, uint32_t uid)
+{
+    return u->uid ? uid : selected_msgno(sel, uid);
+}
+
+int search_context_add(struct selected *sel, const char *tag, int uid, unsigned want,
+                       struct search_program **prog, const struct imap_seqset *result)
+{
+    struct search_contexts *cx = sel->contexts;
+    if (!cx) {
+        cx = sel->contexts = xzmalloc(sizeof *cx);
+        imap_seqset_init(&cx->touched);
+    }
+    if (cx->n >= SEARCH_CONTEXT_MAX) return CF_E_LIMIT;
+    cx->v = xrealloc(cx->v, (cx->n + 1) * sizeof *cx->v);
+    struct search_update *u = &cx->v[cx->n++];
+    memset(u, 0, sizeof *u);
+    u->tag = xstrdup(tag);
+    u->uid = uid;
+    u->want = want;
+    u->prog = *prog;
+    *prog = NULL;
+    imap_seqset_init(&u->result);
+    for (size_t i = 0; i < result->count; i++)
+        imap_seqset_add(&u->result, result->r[i].lo, result->r[i].hi);
+    /* the initial ESEARCH sent these (cmd-search.c) */
+    if (u->result.count) {
+        u->sent_min = number(sel, u, set_first(&u->result));
+        u->sent_max = number(sel, u, set_last(&u->result));
+    }
+    u->sent_count = imap_seqset_size(&u->result);
+    return 0;
+}
+
+static void update_fini(struct search_update *u)
+{
+    free(u->tag);
+    search_free(&u->prog);
+    imap_seqset_fini(&u->result);
+}
+
+int search_context_cancel(struct selected *sel, const char *tag)
+{
+    struct search_contexts *cx = sel->contexts;
+    struct search_update *u = find(sel, tag);
+    if (!u) return 0;
+    update_fini(u);
+    size_t i = (size_t)(u - cx->v);
+    memmove(&cx->v[i], &cx->v[i + 1], (cx->n - i - 1) * sizeof *cx->v);
+    cx->n--;
+    return 1;
+}
+
+void search_context_free(struct selected *sel)
+{
+    struct search_contexts *cx = sel->contexts;
+    if (!cx) return;
+    for (size_t i = 0; i < cx->n; i++) update_fini(&cx->v[i]);
+    free(cx->v);
+    imap_seqset_fini(&cx->touched);
+    free(cx);
+    sel->contexts = NULL;
+}
+
+void search_context_touch(struct selected *sel, uint32_t uid)
+{
+    struct search_contexts *cx = sel->contexts;
+    if (cx && cx->n && uid) imap_seqset_add(&cx->touched, uid, uid);
+}
+
+/* A walk over a set answering "how many elements are below x" for x that never decrease,
+ * in time linear in the set's ranges over the whole walk. */
+struct ranker {
+    const struct imap_seqset *s;
+    size_t i;                       /* first range not wholly below the last x */
+    uint64_t below;                 /* elements in the ranges before i */
+};
+
+static uint64_t rank_next(struct ranker *k, uint32_t x)
+{
+    const struct imap_seqset *s = k->s;
+    while (k->i < s->count && s->r[k->i].hi < x) {
+        k->below += (uint64_t)s->r[k->i].hi - s->r[k->i].lo + 1;
+        k->i++;
+    }
+    if (k->i < s->count && s->r[k->i].lo < x) return k->below + (x - s->r[k->i].lo);
+    return k->below;
+}
+
+/* minus: out = a without the elements of b (both normalized; out cleared first). */
+static void minus(const struct imap_seqset *a, const struct imap_seqset *b,
+                  struct imap_seqset *out)
+{
+    imap_seqset_clear(out);
+    size_t j = 0;
+    for (size_t i = 0; i < a->count; i++) {
+        uint64_t x = a->r[i].lo, hi = a->r[i].hi;
+        while (j < b->count && b->r[j].hi < x) j++;
+        for (size_t k = j; k < b->count && b->r[k].lo <= hi && x <= hi; k++) {
+            if (b->r[k].lo > x) imap_seqset_add(out, (uint32_t)x, b->r[k].lo - 1);
+            if ((uint64_t)b->r[k].hi + 1 > x) x = (uint64_t)b->r[k].hi + 1;
+        }
+        if (x <= hi) imap_seqset_add(out, (uint32_t)x, (uint32_t)hi);
+    }
+}
+
+/* A run of the update being written: messages next to each other in the list. */
+struct run {
+    uint64_t pos, next;             /* position sent for the run; key that would extend it */
+    struct imap_seqset nums;        /* their numbers as the client knows them */
+    int open;
+};
+
+/* run_flush: write the run as "pos set" into out (with a separating space). */
+static void run_flush(struct run *r, struct buf *out, int *first)
+{
+    if (!r->open) return;
+    if (!*first) buf_putc(out, ' ');
+    *first = 0;
+    buf_printf(out, "%llu ", (unsigned long long)r->pos);
+    imap_seqset_format(&r->nums, out);
+    imap_seqset_clear(&r->nums);
+    r->open = 0;
+}
+
+/* run_put: the message numbered num at place key of the list (keys of neighbours differ by
+ * one), sent at position pos when it starts a run. */
+static void run_put(struct run *r, uint64_t key, uint64_t pos, uint32_t num, struct buf *out,
+                    int *first)
+{
+    if (r->open && key != r->next) run_flush(r, out, first);
+    if (!r->open) {
+        r->open = 1;
+        r->pos = pos;
+    }
+    r->next = key + 1;
+    imap_seqset_add(&r->nums, num, num);
+}
+
+/* update_one: search the candidates again for u and send what changed. */
+static void update_one(struct client *c, struct search_update *u,
+                       const struct mailbox_changes *ch, const struct imap_seqset *cand,
+                       struct mail *mail, int *logged)
+{
+    struct selected *sel = c->sel;
+    struct imap_seqset gone = IMAP_SEQSET_INIT, silent = IMAP_SEQSET_INIT;
+    struct imap_seqset added = IMAP_SEQSET_INIT, kept = IMAP_SEQSET_INIT;
+    struct imap_seqset now = IMAP_SEQSET_INIT;
+    struct buf line = BUF_INIT, rm = BUF_INIT, add = BUF_INIT;
+    struct run run = { 0, 0, IMAP_SEQSET_INIT, 0 };
+    uint32_t exists = selected_count(sel);
+
+    /* RFC 5267 section 4.3: expunged results leave. In a message-number search the EXPUNGE
+     * responses already took them out of the client's list (and renumbered it), so they are
+     * dropped silently there; a UID search is told with REMOVEFROM. */
+    for (size_t i = 0; i < ch->n_expunged; i++) {
+        uint32_t uid = ch->expunged_uids[i];
+        if (!imap_seqset_contains(&u->result, uid)) continue;
+        imap_seqset_add(&gone, uid, uid);
+        if (!u->uid) imap_seqset_add(&silent, uid, uid);
+    }
+    /* the keyword table may have grown; the sequence keys were pinned (search_pin) */
+    search_prepare(u->prog, exists, exists ? selected_uid(sel, exists) : 0,
+                   mailbox_keywords(sel->mb));
+    for (size_t i = 0; i < cand->count; i++)
+        for (uint64_t uid = cand->r[i].lo; uid <= cand->r[i].hi; uid++) {
+            if (imap_seqset_contains(&gone, (uint32_t)uid)) continue;
+            uint32_t msgno = selected_msgno(sel, (uint32_t)uid);
+            if (!msgno) continue;                   /* not in the view (expunged) */
+            int r = cmd_search_match(sel, u->prog, mail, msgno);
+            if (r < 0) {
+                if (!(*logged)++)
+                    log_warn("imap_search_update_failed", "tag=%s uid=%u error=%s",
+                             log_quote(u->tag), (unsigned)uid, cf_strerror(r));
+                r = 0;
+            }
+            int in = imap_seqset_contains(&u->result, (uint32_t)uid);
+            if (r && !in) imap_seqset_add(&added, (uint32_t)uid, (uint32_t)uid);
+            if (!r && in) imap_seqset_add(&gone, (uint32_t)uid, (uint32_t)uid);
+        }
+
+    /* REMOVEFROM: in ascending order, each pair's position counted in the list as the client
+     * has it when it reaches that pair: the ones before are removed already (by an earlier
+     * pair, or by EXPUNGE for the silent ones), so a run of neighbours at old positions
+     * p, p+1, ... is sent as "p - done set" */
+    int first = 1;
+    uint64_t done = 0;
+    struct ranker old_rank = { &u->result, 0, 0 }, new_rank = { &now, 0, 0 };
+    for (size_t i = 0; i < gone.count; i++)
+        for (uint64_t uid = gone.r[i].lo; uid <= gone.r[i].hi; uid++, done++) {
+            if (imap_seqset_contains(&silent, (uint32_t)uid)) {
+                run_flush(&run, &rm, &first);
+                continue;
+            }
+            uint64_t old = rank_next(&old_rank, (uint32_t)uid) + 1;
+            run_put(&run, old, old - done, number(sel, u, (uint32_t)uid), &rm, &first);
+        }
+    run_flush(&run, &rm, &first);
+    /* ADDTO: in ascending order, each at its position in the new list */
+    minus(&u->result, &gone, &kept);
+    imap_seqset_fini(&now);
+    now = kept;
+    imap_seqset_init(&kept);
+    for (size_t i = 0; i < added.count; i++) imap_seqset_add(&now, added.r[i].lo, added.r[i].hi);
+    first = 1;
+    for (size_t i = 0; i < added.count; i++)
+        for (uint64_t uid = added.r[i].lo; uid <= added.r[i].hi; uid++) {
+            uint64_t pos = rank_next(&new_rank, (uint32_t)uid) + 1;
+            run_put(&run, pos, pos, number(sel, u, (uint32_t)uid), &add, &first);
+        }
+    run_flush(&run, &add, &first);
+
+    buf_appends(&line, "ESEARCH (TAG \"");
+    for (const char *t = u->tag; *t; t++) {
+        if (*t == '"' || *t == '\\') buf_putc(&line, '\\');
+        buf_putc(&line, *t);
+    }
+    buf_printf(&line, "\")%s", u->uid ? " UID" : "");
+    size_t bare = line.len;
+    if ((u->want & SEARCH_UPDATE_LIST) && rm.len)
+        buf_printf(&line, " REMOVEFROM (%s)", buf_cstr(&rm));
+    if ((u->want & SEARCH_UPDATE_LIST) && add.len)
+        buf_printf(&line, " ADDTO (%s)", buf_cstr(&add));
+    uint32_t mn = now.count ? number(sel, u, set_first(&now)) : 0;
+    uint32_t mx = now.count ? number(sel, u, set_last(&now)) : 0;
+    uint64_t count = imap_seqset_size(&now);
+    if ((u->want & SEARCH_UPDATE_MIN) && mn && mn != u->sent_min)
+        buf_printf(&line, " MIN %u", (unsigned)mn);
+    if ((u->want & SEARCH_UPDATE_MAX) && mx && mx != u->sent_max)
+        buf_printf(&line, " MAX %u", (unsigned)mx);
+    if ((u->want & SEARCH_UPDATE_COUNT) && count != u->sent_count)
+        buf_printf(&line, " COUNT %llu", (unsigned long long)count);
+    u->sent_min = mn;
+    u->sent_max = mx;
+    u->sent_count = count;
+    if (line.len > bare) client_untagged(c, "%s", buf_cstr(&line));
+    imap_seqset_fini(&u->result);
+    u->result = now;
+    imap_seqset_init(&now);
+
+    imap_seqset_fini(&run.nums);
+    imap_seqset_fini(&gone);
+    imap_seqset_fini(&silent);
+    imap_seqset_fini(&added);
+    imap_seqset_fini(&kept);
+    imap_seqset_fini(&now);
+    buf_fini(&line);
+    buf_fini(&rm);
+    buf_fini(&add);
+}
+
+void search_context_sync(struct client *c, const struct mailbox_changes *ch)
+{
+    struct selected *sel = c->sel;
+    struct search_contexts *cx = sel->contexts;
+    if (!cx) return;
+    if (!cx->n) {
+        imap_seqset_clear(&cx->touched);
+        return;
+    }
+    /* the candidates: messages whose flags changed, and the new ones (the last n_new of the
+     * view); every other message keeps its answer */
+    uint32_t exists = selected_count(sel);
+    for (uint32_t m = exists - (ch->n_new < exists ? ch->n_new : exists) + 1; m <= exists; m++)
+        imap_seqset_add(&cx->touched, selected_uid(sel, m), selected_uid(sel, m));
+    if (!cx->touched.count && !ch->n_expunged) return;
+    struct imap_seqset cand = cx->touched;
+    imap_seqset_init(&cx->touched);
+    struct mail *mail = mail_new(sel->mb);
+    int logged = 0;
+    for (size_t i = 0; i < cx->n; i++) update_one(c, &cx->v[i], ch, &cand, mail, &logged);
+    mail_free(&mail);
+    imap_seqset_fini(&cand);
+}
+
+void cmd_cancelupdate(struct client *c, const struct imap_command *cmd)
+{
+    /* RFC 5267 section 4.2 and section 6: "CANCELUPDATE" 1*(SP quoted). Every tag must name
+     * a live search, or none is cancelled. */
+    if (cmd->nargs == 0) {
+        client_tagged(c, cmd->tag, "BAD CANCELUPDATE needs the tag of a search");
+        return;
+    }
+    for (size_t i = 0; i < cmd->nargs; i++) {
+        const char *tag = imap_arg_string(&cmd->args[i]);
+        if (!tag) {
+            client_tagged(c, cmd->tag, "BAD CANCELUPDATE takes quoted tags");
+            return;
+        }
+        if (!search_context_find(c->sel, tag)) {
+            client_tagged(c, cmd->tag, "BAD No search update with that tag");
+            return;
+        }
+    }
+    for (size_t i = 0; i < cmd->nargs; i++)
+        search_context_cancel(c->sel, imap_arg_string(&cmd->args[i]));
+    client_tagged(c, cmd->tag, "OK CANCELUPDATE completed");
+}
