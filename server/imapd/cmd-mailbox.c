@@ -626,6 +626,7 @@ struct list_rock {
     const struct strarr *subscribed; /* LSUB: the subscribed internal names */
     unsigned status[STATUS_ITEMS_MAX]; /* LIST-STATUS items (RFC 5819) */
     size_t nstatus;
+    struct strarr *collect;         /* collect_special_use: where the names go */
     struct buf line, imapname, iname;
     int err;
 };
@@ -688,6 +689,25 @@ static size_t special_use_attrs(const struct mboxlist_entry *e, struct buf *attr
     return n;
 }
 
+/* visible_children: 1 when some mailbox below internal name is one the user may see (RFC 5258
+ * section 4: no \HasChildren for children the user cannot access), 0 when none, or an error.
+ * Stops at the first visible one. */
+static int kids_cb(const char *name, const struct mboxlist_entry *e, void *rock)
+{
+    return acl_has(rock, name, e->acl, 'l') ? 1 : 0;
+}
+
+static int visible_children(struct list_rock *l, const char *name)
+{
+    if (l->c->is_admin) return store_has_children(l->c->store, name);
+    struct buf prefix = BUF_INIT;
+    buf_appends(&prefix, name);
+    buf_putc(&prefix, MBOXNAME_SEP);
+    int r = store_mailbox_foreach(l->c->store, buf_cstr(&prefix), kids_cb, l->c);
+    buf_fini(&prefix);
+    return r;
+}
+
 /* mailbox_attrs: the attributes of a mailbox the user sees (internal name, entry e) into
  * attrs: \HasChildren or \HasNoChildren (RFC 3348; RFC 5258 CHILDREN, given always), its
  * special-use attributes (RFC 6154, always) and, with the SUBSCRIBED return option,
@@ -697,7 +717,7 @@ static void mailbox_attrs(struct list_rock *l, const char *name, const struct mb
 {
     /* the user's own INBOX has no children in their view: "INBOX/x" cannot exist, and the
      * folders stored below user/NAME are INBOX's siblings */
-    int kids = own_inbox(l->c, name) ? 0 : store_has_children(l->c->store, name);
+    int kids = own_inbox(l->c, name) ? 0 : visible_children(l, name);
     buf_appends(attrs, kids > 0 ? "\\HasChildren" : "\\HasNoChildren");
     special_use_attrs(e, attrs);
     if ((l->ret & RET_SUBSCRIBED) && is_subscribed(l, name)) buf_appends(attrs, " \\Subscribed");
@@ -709,7 +729,7 @@ static void mailbox_attrs(struct list_rock *l, const char *name, const struct mb
 static void absent_attrs(struct list_rock *l, const char *name, int kids, struct buf *attrs)
 {
     buf_appends(attrs, l->extended ? "\\NonExistent" : "\\Noselect");
-    if (kids < 0) kids = name ? store_has_children(l->c->store, name) > 0 : 0;
+    if (kids < 0) kids = name ? visible_children(l, name) > 0 : 0;
     if (kids) buf_appends(attrs, " \\HasChildren");
     if (name && (l->ret & RET_SUBSCRIBED) && is_subscribed(l, name))
         buf_appends(attrs, " \\Subscribed");
@@ -855,15 +875,13 @@ static int match_any(struct list_rock *l, const char *extname)
 }
 
 /* collect_special_use: the visible mailboxes with a special-use attribute (the SPECIAL-USE
- * selection option alone), their external names into the strarr rock. */
-struct collect_rock { struct list_rock *l; struct strarr *out; };
-
+ * selection option alone), their external names into l->collect. */
 static int collect_special_use(const char *extname, size_t matchlen, const char *name,
                                const struct mboxlist_entry *e, void *rock)
 {
-    struct collect_rock *cr = rock;
+    struct list_rock *l = rock;
     (void)name;
-    if (matchlen == strlen(extname) && special_use_attrs(e, NULL)) strarr_add(cr->out, extname);
+    if (matchlen == strlen(extname) && special_use_attrs(e, NULL)) strarr_add(l->collect, extname);
     return 0;
 }
 
@@ -892,8 +910,9 @@ static int list_selected(struct list_rock *l)
             strarr_add(&qual, buf_cstr(&ext));
         }
     } else {
-        struct collect_rock cr = { l, &qual };
-        r = store_list(l->c->store, l->c->user, "*", list_visible, collect_special_use, &cr);
+        l->collect = &qual;
+        r = store_list(l->c->store, l->c->user, "*", list_visible, collect_special_use, l);
+        l->collect = NULL;
         if (r < 0) goto done;
         r = 0;
     }
