@@ -1,7 +1,8 @@
 /* cmd-mailbox.c: the authenticated-state mailbox commands: CREATE, DELETE, RENAME, SUBSCRIBE,
  * UNSUBSCRIBE, LIST, LSUB, STATUS (RFC 3501 sections 6.3.3 to 6.3.10), NAMESPACE (RFC 2342),
- * with CHILDREN (RFC 3348), SPECIAL-USE and CREATE-SPECIAL-USE (RFC 6154) and LIST-STATUS
- * (RFC 5819).
+ * with CHILDREN (RFC 3348), SPECIAL-USE and CREATE-SPECIAL-USE (RFC 6154), LIST-STATUS
+ * (RFC 5819), LIST-EXTENDED (RFC 5258) and the STATUS items SIZE (RFC 8438), DELETED and
+ * DELETED-STORAGE (RFC 9208) and HIGHESTMODSEQ (RFC 7162).
  *
  * Names on the wire are modified UTF-7 in the user's view (store/mboxname.h); INBOX matches in
  * any case; the hierarchy separator is "/". A mailbox the user may not see (no 'l' right,
