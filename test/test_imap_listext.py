@@ -6,6 +6,7 @@ SPECIAL-USE (RFC 6154), the return options SUBSCRIBED, CHILDREN, SPECIAL-USE and
 (section 3), LSUB unchanged, other users' mailboxes shown only with the l right, and modified
 UTF-7 and quoted names."""
 import os
+import random
 import re
 import sys
 import unittest
@@ -17,7 +18,7 @@ LIST_RX = re.compile(rb'^\* (LIST|LSUB) \(([^)]*)\) "/" "((?:[^"\\]|\\.)*)"(?: (
 MSG = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: hi\r\n\r\nbody\r\n"
 
 USERS = {u: u + "pw" for u in ("fred", "ex", "multi", "su", "gone", "owner", "viewer", "admin",
-                               "utf", "stat", "bad")}
+                               "utf", "stat", "bad", "rnd")}
 
 
 def parse_list(untagged, verb=b"LIST"):
@@ -281,6 +282,57 @@ class ListExtended(ImapUsersTestCase):
         self.bad(c, 'LSUB "" * RETURN (CHILDREN)')
         # the empty option lists are fine, and the session goes on
         self.ok(c, 'LIST () "" * RETURN ()')
+        self.ok(c, "NOOP")
+
+    def test_random_option_lists(self):
+        """A seeded fuzz of the option parser: random selection lists, pattern forms and
+        return lists, each answered OK exactly when a model of RFC 5258 section 6 says it is
+        valid, else BAD, with every LIST line well formed and the session alive."""
+        c = self.fruit("rnd")
+        sel_words = ["SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE", "subscribed",
+                     "BOGUS", '"REMOTE"', "(SUBSCRIBED)", "NIL"]
+        ret_words = ["SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS (MESSAGES SIZE)",
+                     "STATUS (DELETED-STORAGE HIGHESTMODSEQ UNSEEN)", "STATUS", "STATUS ()",
+                     "STATUS (BOGUS)", "RECURSIVEMATCH", "BOGUS", "children"]
+        patterns = [("*", True), ("%", True), ("Fruit/%", True), ('""', True),
+                    ('("Fruit*" "Veg*")', True), ('("%")', True), ("()", False),
+                    ('(("a"))', False), ("&Jjo", True), ('("a" NIL)', True)]
+        line_rx = re.compile(rb'^\* (LIST \([^)]*\) "/" "(?:[^"\\]|\\.)*"'
+                             rb'(?: \("CHILDINFO" \("[A-Z-]+"(?: "[A-Z-]+")?\)\))?'
+                             rb'|STATUS "(?:[^"\\]|\\.)*" \([A-Z0-9 -]*\))\r\n$')
+        rng = random.Random(5258)
+        for _ in range(300):
+            valid = True
+            parts = ["LIST"]
+            sel = None
+            if rng.random() < 0.7:
+                sel = [rng.choice(sel_words) for _ in range(rng.randint(0, 3))]
+                parts.append("(%s)" % " ".join(sel))
+                known = {w.upper() for w in sel if w.upper() == w.upper().strip('"()') and
+                         not w.startswith(('"', "(")) and w.upper() in
+                         ("SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE")}
+                if len(known) != len({w.upper() for w in sel}) or \
+                        any(w.startswith(('"', "(")) or w == "NIL" or w == "BOGUS" for w in sel):
+                    valid = False
+                if "RECURSIVEMATCH" in known and not known & {"SUBSCRIBED", "SPECIAL-USE"}:
+                    valid = False
+            parts.append('""')
+            pat, pat_ok = rng.choice(patterns)
+            parts.append(pat)
+            valid &= pat_ok
+            if rng.random() < 0.6:
+                ret = [rng.choice(ret_words) for _ in range(rng.randint(0, 3))]
+                parts.append("RETURN (%s)" % " ".join(ret))
+                good = ("SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS (MESSAGES SIZE)",
+                        "STATUS (DELETED-STORAGE HIGHESTMODSEQ UNSEEN)", "children")
+                if any(w not in good for w in ret) or \
+                        len([w for w in ret if w.startswith("STATUS")]) > 1:
+                    valid = False
+            text = " ".join(parts)
+            tagged, untagged = c.imap("r", text)
+            self.assertRegex(tagged, rb"^r OK " if valid else rb"^r BAD ", text)
+            for line in untagged:
+                self.assertRegex(line, line_rx, text)
         self.ok(c, "NOOP")
 
 
