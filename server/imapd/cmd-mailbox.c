@@ -920,27 +920,32 @@ static int list_selected(struct list_rock *l)
     for (size_t i = 0; i < qual.count; i++) {
         const char *q = qual.v[i];
         if (match_any(l, q)) {
-            sorted_add(&hit, q);
+            strarr_add(&hit, q);
             continue;
         }
         if (!(l->sel & SEL_RECURSIVEMATCH)) continue;
         char *anc = xstrdup(q);
         for (char *p = strrchr(anc, MBOXNAME_SEP); p; p = strrchr(anc, MBOXNAME_SEP)) {
             *p = '\0';
-            if (*anc && match_any(l, anc)) sorted_add(&info, anc);
+            if (*anc && match_any(l, anc)) strarr_add(&info, anc);
         }
         free(anc);
     }
-    /* the union of hit and info, in order */
+    /* the union of hit and info, in order, each name once (sorted once: the lists can hold
+     * every special-use mailbox an administrator sees) */
+    strarr_sort(&hit);
+    strarr_sort(&info);
     size_t a = 0, b = 0;
+    const char *last = NULL;
     while (a < hit.count || b < info.count) {
         int cmp = a == hit.count ? 1 : b == info.count ? -1 : strcmp(hit.v[a], info.v[b]);
-        if (cmp < 0) send_named(l, hit.v[a++], 0);
-        else if (cmp > 0) send_named(l, info.v[b++], 1);
-        else {
-            send_named(l, hit.v[a++], 1);
-            b++;
-        }
+        const char *name = cmp <= 0 ? hit.v[a] : info.v[b];
+        int childinfo = cmp >= 0;
+        if (cmp <= 0) a++;
+        if (cmp >= 0) b++;
+        if (last && !strcmp(last, name)) continue;   /* a repeat within hit or info */
+        last = name;
+        send_named(l, name, childinfo);
     }
 done:
     buf_fini(&ext);
