@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/strarr.h"
 #include "core/xmalloc.h"
+#include "imap/imap-listopts.h"
 #include "imap/imap-seqset.h"
 #include "store/mboxname.h"
 #include "store/store-mail.h"
@@ -413,37 +414,8 @@ void cmd_unsubscribe(struct client *c, const struct imap_command *cmd) { subscri
 
 /* ---- STATUS ---- */
 
-/* DELETED: RFC 9208 section 4.2.1 (QUOTA=RES-MESSAGE), read from the index header;
- * DELETED-STORAGE: RFC 9208 section 4.2.2 (required with QUOTA=RES-STORAGE); SIZE: RFC 8438;
- * HIGHESTMODSEQ: RFC 7162 section 3.1.1 (the CONDSTORE STATUS item). */
-enum status_item { ST_MESSAGES = 1, ST_RECENT = 2, ST_UIDNEXT = 4, ST_UIDVALIDITY = 8,
-                   ST_UNSEEN = 16, ST_DELETED = 32, ST_SIZE = 64, ST_DELETED_STORAGE = 128,
-                   ST_HIGHESTMODSEQ = 256 };
-static const struct { const char *name; unsigned bit; } status_items[] = {
-    { "MESSAGES", ST_MESSAGES }, { "RECENT", ST_RECENT }, { "UIDNEXT", ST_UIDNEXT },
-    { "UIDVALIDITY", ST_UIDVALIDITY }, { "UNSEEN", ST_UNSEEN }, { "DELETED", ST_DELETED },
-    { "SIZE", ST_SIZE }, { "DELETED-STORAGE", ST_DELETED_STORAGE },
-    { "HIGHESTMODSEQ", ST_HIGHESTMODSEQ },
-};
-#define STATUS_ITEMS_MAX (sizeof status_items / sizeof status_items[0])
-
-/* parse_status_items: the list of RFC 3501 section 6.3.10 items into order[] (as given,
- * duplicates dropped: at most STATUS_ITEMS_MAX) and *n. 0 or CF_E_PARSE. */
-static int parse_status_items(const struct imap_arg *a, unsigned *order, size_t *n)
-{
-    *n = 0;
-    if (a->type != IMAP_ARG_LIST || a->count == 0) return CF_E_PARSE;
-    for (size_t i = 0; i < a->count; i++) {
-        unsigned bit = 0;
-        for (size_t k = 0; k < sizeof status_items / sizeof status_items[0]; k++)
-            if (imap_arg_atom_eq(&a->list[i], status_items[k].name)) bit = status_items[k].bit;
-        if (!bit) return CF_E_PARSE;
-        int dup = 0;
-        for (size_t k = 0; k < *n; k++) dup |= order[k] == bit;
-        if (!dup && *n < STATUS_ITEMS_MAX) order[(*n)++] = bit;
-    }
-    return 0;
-}
+/* The STATUS items (RFC 3501; DELETED, DELETED-STORAGE: RFC 9208 section 4.2; SIZE: RFC
+ * 8438; HIGHESTMODSEQ: RFC 7162) and their parser are in imap/imap-listopts.h. */
 
 /* recent_count: messages that would be \Recent for the next session (RFC 3501 section
  * 2.3.2): those not yet claimed by any session. Opens a session view (the only way to count
@@ -535,11 +507,11 @@ static int status_append(struct store *st, const char *user, const char *imapnam
     uint64_t delstorage = 0;
     int shared = strncmp(name, MBOXNAME_USER_PREFIX, strlen(MBOXNAME_USER_PREFIX)) != 0;
     for (size_t i = 0; i < n; i++) {
-        if (order[i] == ST_RECENT && (r = recent_count(st, e, name, &recent))) return r;
-        if (order[i] == ST_UNSEEN && shared && user &&
+        if (order[i] == IMAP_STATUS_RECENT && (r = recent_count(st, e, name, &recent))) return r;
+        if (order[i] == IMAP_STATUS_UNSEEN && shared && user &&
             (r = shared_unseen(st, e, name, user, &unseen)))
             return r;
-        if (order[i] == ST_DELETED_STORAGE && h.deleted &&
+        if (order[i] == IMAP_STATUS_DELETED_STORAGE && h.deleted &&
             (r = deleted_storage(st, e, name, &delstorage)))
             return r;
     }
@@ -550,18 +522,18 @@ static int status_append(struct store *st, const char *user, const char *imapnam
         uint64_t v = 0;
         const char *item = "";
         switch (order[i]) {
-        case ST_MESSAGES: item = "MESSAGES"; v = h.exists; break;
-        case ST_RECENT: item = "RECENT"; v = recent; break;
-        case ST_UIDNEXT: item = "UIDNEXT"; v = h.uidnext; break;
-        case ST_UIDVALIDITY: item = "UIDVALIDITY"; v = h.uidvalidity; break;
-        case ST_UNSEEN: item = "UNSEEN"; v = unseen; break;
-        case ST_DELETED: item = "DELETED"; v = h.deleted; break;
+        case IMAP_STATUS_MESSAGES: item = "MESSAGES"; v = h.exists; break;
+        case IMAP_STATUS_RECENT: item = "RECENT"; v = recent; break;
+        case IMAP_STATUS_UIDNEXT: item = "UIDNEXT"; v = h.uidnext; break;
+        case IMAP_STATUS_UIDVALIDITY: item = "UIDVALIDITY"; v = h.uidvalidity; break;
+        case IMAP_STATUS_UNSEEN: item = "UNSEEN"; v = unseen; break;
+        case IMAP_STATUS_DELETED: item = "DELETED"; v = h.deleted; break;
         /* RFC 8438: the sum of the RFC822.SIZEs, which the header keeps */
-        case ST_SIZE: item = "SIZE"; v = h.quota_used; break;
-        case ST_DELETED_STORAGE: item = "DELETED-STORAGE"; v = delstorage; break;
+        case IMAP_STATUS_SIZE: item = "SIZE"; v = h.quota_used; break;
+        case IMAP_STATUS_DELETED_STORAGE: item = "DELETED-STORAGE"; v = delstorage; break;
         /* RFC 7162 section 3.1.1: 0 would mean "no persistent mod-sequences"; a mailbox
          * nothing was ever stored in has 0 in its header, and reports 1 */
-        case ST_HIGHESTMODSEQ:
+        case IMAP_STATUS_HIGHESTMODSEQ:
             item = "HIGHESTMODSEQ";
             v = h.highestmodseq ? h.highestmodseq : 1;
             break;
@@ -578,9 +550,9 @@ void cmd_status(struct client *c, const struct imap_command *cmd)
     struct buf name = BUF_INIT, out = BUF_INIT;
     struct mboxlist_entry e;
     mboxlist_entry_init(&e);
-    unsigned order[STATUS_ITEMS_MAX];
+    unsigned order[IMAP_STATUS_ITEMS_MAX];
     size_t n;
-    if (cmd->nargs != 2 || parse_status_items(&cmd->args[1], order, &n)) {
+    if (cmd->nargs != 2 || imap_status_items_parse(&cmd->args[1], order, &n)) {
         client_tagged(c, cmd->tag, "BAD STATUS needs a mailbox name and a list of "
                       "MESSAGES, RECENT, UIDNEXT, UIDVALIDITY, UNSEEN, DELETED, "
                       "DELETED-STORAGE, SIZE, HIGHESTMODSEQ");
@@ -607,26 +579,16 @@ done:
 
 /* ---- LIST / LSUB ---- */
 
-/* LIST-EXTENDED (RFC 5258 section 3) selection options, with SPECIAL-USE (RFC 6154 section
- * 3), and return options (RFC 5258 section 3, STATUS of RFC 5819, SPECIAL-USE of RFC 6154). */
-enum { SEL_SUBSCRIBED = 1, SEL_REMOTE = 2, SEL_RECURSIVEMATCH = 4, SEL_SPECIAL_USE = 8 };
-enum { RET_SUBSCRIBED = 1, RET_CHILDREN = 2, RET_SPECIAL_USE = 4, RET_STATUS = 8 };
-
-/* Patterns in one LIST ("a" "b" ...): each is matched against every visible mailbox. */
-#define LIST_PATTERNS_MAX 16
-
+/* LIST-EXTENDED (RFC 5258) options: imap/imap-listopts.h parses them. */
 struct list_rock {
     struct client *c;
     int lsub;
-    int extended;                   /* LIST-EXTENDED syntax used: \NonExistent for \Noselect */
-    unsigned sel, ret;              /* SEL_*, RET_* */
-    struct mboxname_pattern *cpat[LIST_PATTERNS_MAX];  /* compiled, UTF-8, reference joined */
+    struct imap_list_opts o;        /* o.extended: \NonExistent for \Noselect */
+    struct mboxname_pattern *cpat[IMAP_LIST_PATTERNS_MAX];  /* compiled, UTF-8, ref joined */
     size_t ncpat;
     struct strarr parents;          /* sorted: ancestor levels already sent */
     struct strarr subs;             /* sorted: subscribed internal names (when needed) */
     const struct strarr *subscribed; /* LSUB: the subscribed internal names */
-    unsigned status[STATUS_ITEMS_MAX]; /* LIST-STATUS items (RFC 5819) */
-    size_t nstatus;
     struct strarr *collect;         /* collect_special_use: where the names go */
     struct buf line, imapname, iname;
     int err;
@@ -721,7 +683,7 @@ static void mailbox_attrs(struct list_rock *l, const char *name, const struct mb
     int kids = own_inbox(l->c, name) ? 0 : visible_children(l, name);
     buf_appends(attrs, kids > 0 ? "\\HasChildren" : "\\HasNoChildren");
     special_use_attrs(e, attrs);
-    if ((l->ret & RET_SUBSCRIBED) && is_subscribed(l, name)) buf_appends(attrs, " \\Subscribed");
+    if ((l->o.ret & IMAP_LIST_RET_SUBSCRIBED) && is_subscribed(l, name)) buf_appends(attrs, " \\Subscribed");
 }
 
 /* absent_attrs: the attributes of a name that is no mailbox the user sees (internal name, NULL
@@ -729,10 +691,10 @@ static void mailbox_attrs(struct list_rock *l, const char *name, const struct mb
  * section 3: it implies \Noselect); \HasChildren when kids (-1: look it up); \Subscribed. */
 static void absent_attrs(struct list_rock *l, const char *name, int kids, struct buf *attrs)
 {
-    buf_appends(attrs, l->extended ? "\\NonExistent" : "\\Noselect");
+    buf_appends(attrs, l->o.extended ? "\\NonExistent" : "\\Noselect");
     if (kids < 0) kids = name ? visible_children(l, name) > 0 : 0;
     if (kids) buf_appends(attrs, " \\HasChildren");
-    if (name && (l->ret & RET_SUBSCRIBED) && is_subscribed(l, name))
+    if (name && (l->o.ret & IMAP_LIST_RET_SUBSCRIBED) && is_subscribed(l, name))
         buf_appends(attrs, " \\Subscribed");
 }
 
@@ -750,19 +712,19 @@ static void send_entry(struct list_rock *l, const char *attrs, const char *extna
     if (childinfo) {
         buf_appends(&l->line, " (\"CHILDINFO\" (");
         const char *sep = "";
-        if (l->sel & SEL_SUBSCRIBED) {
+        if (l->o.sel & IMAP_LIST_SEL_SUBSCRIBED) {
             buf_appends(&l->line, "\"SUBSCRIBED\"");
             sep = " ";
         }
-        if (l->sel & SEL_SPECIAL_USE) buf_printf(&l->line, "%s\"SPECIAL-USE\"", sep);
+        if (l->o.sel & IMAP_LIST_SEL_SPECIAL_USE) buf_printf(&l->line, "%s\"SPECIAL-USE\"", sep);
         buf_appends(&l->line, "))");
     }
     client_untagged(l->c, "%s", buf_cstr(&l->line));
-    if (l->nstatus && e && acl_has(l->c, name, e->acl, 'r')) {
+    if (l->o.nstatus && e && acl_has(l->c, name, e->acl, 'r')) {
         buf_reset(&l->line);
         /* a mailbox that vanished meanwhile just gets no STATUS line */
-        if (!status_append(l->c->store, l->c->user, buf_cstr(&l->imapname), name, e, l->status,
-                           l->nstatus, &l->line))
+        if (!status_append(l->c->store, l->c->user, buf_cstr(&l->imapname), name, e, l->o.status,
+                           l->o.nstatus, &l->line))
             client_untagged(l->c, "%s", buf_cstr(&l->line));
     }
 }
@@ -897,10 +859,10 @@ static int list_selected(struct list_rock *l)
     struct strarr qual = STRARR_INIT, hit = STRARR_INIT, info = STRARR_INIT;
     struct buf ext = BUF_INIT;
     int r = 0;
-    if (l->sel & SEL_SUBSCRIBED) {
+    if (l->o.sel & IMAP_LIST_SEL_SUBSCRIBED) {
         for (size_t i = 0; i < l->subs.count; i++) {
             if (mboxname_to_external(l->c->user, l->subs.v[i], &ext)) continue;
-            if (l->sel & SEL_SPECIAL_USE) {
+            if (l->o.sel & IMAP_LIST_SEL_SPECIAL_USE) {
                 struct mboxlist_entry e;
                 mboxlist_entry_init(&e);
                 int ok = store_lookup(l->c->store, l->subs.v[i], &e) == 1 &&
@@ -923,7 +885,7 @@ static int list_selected(struct list_rock *l)
             strarr_add(&hit, q);
             continue;
         }
-        if (!(l->sel & SEL_RECURSIVEMATCH)) continue;
+        if (!(l->o.sel & IMAP_LIST_SEL_RECURSIVEMATCH)) continue;
         char *anc = xstrdup(q);
         for (char *p = strrchr(anc, MBOXNAME_SEP); p; p = strrchr(anc, MBOXNAME_SEP)) {
             *p = '\0';
@@ -988,97 +950,6 @@ static void lsub_all(struct list_rock *l)
     strarr_fini(&subs);
 }
 
-/* parse_select: RFC 5258 section 6 list-select-opts "(" [option *(SP option)] ")". Unknown
- * options are BAD (section 3: "the server MUST return a tagged BAD"), and so is RECURSIVEMATCH
- * without another selection option than REMOTE (section 3.1). 0 or CF_E_PARSE. */
-static int parse_select(struct list_rock *l, const struct imap_arg *opts)
-{
-    static const struct { const char *name; unsigned bit; } sel[] = {
-        { "SUBSCRIBED", SEL_SUBSCRIBED }, { "REMOTE", SEL_REMOTE },
-        { "RECURSIVEMATCH", SEL_RECURSIVEMATCH }, { "SPECIAL-USE", SEL_SPECIAL_USE },
-    };
-    for (size_t i = 0; i < opts->count; i++) {
-        unsigned bit = 0;
-        for (size_t k = 0; k < sizeof sel / sizeof sel[0]; k++)
-            if (imap_arg_atom_eq(&opts->list[i], sel[k].name)) bit = sel[k].bit;
-        if (!bit) return CF_E_PARSE;
-        l->sel |= bit;
-    }
-    if ((l->sel & SEL_RECURSIVEMATCH) && !(l->sel & (SEL_SUBSCRIBED | SEL_SPECIAL_USE)))
-        return CF_E_PARSE;
-    /* section 3.1: SUBSCRIBED selection implies the SUBSCRIBED return option */
-    if (l->sel & SEL_SUBSCRIBED) l->ret |= RET_SUBSCRIBED;
-    return 0;
-}
-
-/* parse_return: RFC 5258 section 6 list-return-opts: RETURN (SUBSCRIBED CHILDREN
- * SPECIAL-USE STATUS (items)); unknown options are BAD. 0 or CF_E_PARSE. */
-static int parse_return(struct list_rock *l, const struct imap_arg *kw, const struct imap_arg *opts)
-{
-    if (!imap_arg_atom_eq(kw, "RETURN") || opts->type != IMAP_ARG_LIST) return CF_E_PARSE;
-    for (size_t i = 0; i < opts->count; i++) {
-        const struct imap_arg *o = &opts->list[i];
-        if (imap_arg_atom_eq(o, "SUBSCRIBED")) l->ret |= RET_SUBSCRIBED;
-        else if (imap_arg_atom_eq(o, "CHILDREN")) l->ret |= RET_CHILDREN;
-        else if (imap_arg_atom_eq(o, "SPECIAL-USE")) l->ret |= RET_SPECIAL_USE;
-        else if (imap_arg_atom_eq(o, "STATUS") && !(l->ret & RET_STATUS) && i + 1 < opts->count &&
-                 !parse_status_items(&opts->list[i + 1], l->status, &l->nstatus)) {
-            l->ret |= RET_STATUS;
-            i++;
-        } else {
-            return CF_E_PARSE;
-        }
-    }
-    return 0;
-}
-
-/* parse_list: LIST's arguments (RFC 5258 section 6; RFC 3501 LIST is the form without any
- * option): [(select-opts)] reference (pattern / (pattern ...)) [RETURN (return-opts)], into
- * l, *ref and the pattern arguments *pats / *npats (pointing into cmd). Marks l->extended
- * when an option or a pattern list was given. 0, or CF_E_PARSE with *why, the BAD text. */
-static int parse_list(struct list_rock *l, const struct imap_command *cmd, const char **ref,
-                      const struct imap_arg **pats, size_t *npats, const char **why)
-{
-    size_t a = 0;
-    *why = "LIST needs a reference and a mailbox pattern";
-    if (cmd->nargs >= 1 && cmd->args[0].type == IMAP_ARG_LIST) {
-        if (parse_select(l, &cmd->args[0])) {
-            *why = "Unknown LIST selection option, or RECURSIVEMATCH without another one";
-            return CF_E_PARSE;
-        }
-        if (cmd->args[0].count) l->extended = 1;
-        a = 1;
-    }
-    size_t rest = cmd->nargs - a;
-    if (rest != 2 && rest != 4) return CF_E_PARSE;
-    *ref = imap_arg_astring(&cmd->args[a]);
-    if (!*ref) return CF_E_PARSE;
-    const struct imap_arg *p = &cmd->args[a + 1];
-    if (p->type == IMAP_ARG_LIST) {
-        if (!p->count || p->count > LIST_PATTERNS_MAX) {
-            *why = "LIST needs 1 to 16 mailbox patterns in its list";
-            return CF_E_PARSE;
-        }
-        for (size_t i = 0; i < p->count; i++)
-            if (!imap_arg_astring(&p->list[i])) return CF_E_PARSE;
-        *pats = p->list;
-        *npats = p->count;
-        l->extended = 1;
-    } else {
-        if (!imap_arg_astring(p)) return CF_E_PARSE;
-        *pats = p;
-        *npats = 1;
-    }
-    if (rest == 4) {
-        if (parse_return(l, &cmd->args[a + 2], &cmd->args[a + 3])) {
-            *why = "Unknown or invalid LIST return option";
-            return CF_E_PARSE;
-        }
-        l->extended = 1;
-    }
-    return 0;
-}
-
 /* RFC 3501 sections 6.3.8 (LIST) and 6.3.9 (LSUB), RFC 5258 (LIST-EXTENDED). The reference
  * and each pattern are joined (RFC 3501 leaves the interpretation to the server; joining is
  * what clients expect: LIST "Other Users/" "%"). An empty pattern asks for the separator and
@@ -1102,9 +973,13 @@ static void list_or_lsub(struct client *c, const struct imap_command *cmd, int l
             client_tagged(c, cmd->tag, "BAD LSUB needs a reference and a mailbox pattern");
             goto done;
         }
-    } else if (parse_list(&l, cmd, &ref, &pats, &npats, &why)) {
+    } else if (imap_list_opts_parse(cmd->args, cmd->nargs, &l.o, &why)) {
         client_tagged(c, cmd->tag, "BAD %s", why);
         goto done;
+    } else {
+        ref = l.o.ref;
+        pats = l.o.pats;
+        npats = l.o.npats;
     }
     if (!need_store(c, cmd->tag)) goto done;
     if (npats == 1 && !*imap_arg_astring(pats) && !lsub) {
@@ -1138,7 +1013,7 @@ static void list_or_lsub(struct client *c, const struct imap_command *cmd, int l
         l.ncpat++;
         if (npats == 1) single = buf_cstr(&utf8);
     }
-    if (l.ncpat && (l.ret & RET_SUBSCRIBED)) {
+    if (l.ncpat && (l.o.ret & IMAP_LIST_RET_SUBSCRIBED)) {
         r = store_subscriptions(c->store, c->user, &l.subs);
         if (r) goto fail;
         strarr_sort(&l.subs);
@@ -1148,7 +1023,7 @@ static void list_or_lsub(struct client *c, const struct imap_command *cmd, int l
     } else if (lsub) {
         lsub_all(&l);
         r = l.err;
-    } else if (l.sel & (SEL_SUBSCRIBED | SEL_SPECIAL_USE)) {
+    } else if (l.o.sel & (IMAP_LIST_SEL_SUBSCRIBED | IMAP_LIST_SEL_SPECIAL_USE)) {
         r = list_selected(&l);
     } else if (single) {
         r = store_list(c->store, c->user, single, list_visible, list_cb, &l);
