@@ -137,7 +137,7 @@ class Mailboxes(SharedCofferTestCase):
         tagged, untagged = c.read_tagged("T")
         self.assertEqual(len(parse_list(untagged)), 4)
         self.assertEqual(set(parse_list(self.ok(c, 'LIST () "" Private'))), {"Private"})
-        self.assertRegex(c.imap("T", 'LIST (SUBSCRIBED) "" *')[0], rb"^T BAD")
+        self.assertRegex(c.imap("T", 'LIST (BOGUS) "" *')[0], rb"^T BAD")
         self.assertRegex(c.imap("T", 'LIST ""')[0], rb"^T BAD")
 
     def test_utf7_names(self):

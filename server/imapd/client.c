@@ -105,6 +105,7 @@ void client_capabilities(const struct client *c, struct buf *out)
     /* cmd-acl.c (RFC 4314), cmd-quota.c (RFC 9208) */
     buf_appends(out, " ACL RIGHTS=kxte QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE QUOTASET");
     buf_appends(out, " CATENATE URLAUTH URLAUTH=BINARY");     /* cmd-append.c, cmd-urlauth.c */
+    buf_appends(out, " LIST-EXTENDED STATUS=SIZE");          /* cmd-mailbox.c (RFC 5258, 8438) */
     auth_capabilities(c, out);
 }
 

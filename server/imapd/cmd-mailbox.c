@@ -1,7 +1,8 @@
 /* cmd-mailbox.c: the authenticated-state mailbox commands: CREATE, DELETE, RENAME, SUBSCRIBE,
  * UNSUBSCRIBE, LIST, LSUB, STATUS (RFC 3501 sections 6.3.3 to 6.3.10), NAMESPACE (RFC 2342),
- * with CHILDREN (RFC 3348), SPECIAL-USE and CREATE-SPECIAL-USE (RFC 6154) and LIST-STATUS
- * (RFC 5819).
+ * with CHILDREN (RFC 3348), SPECIAL-USE and CREATE-SPECIAL-USE (RFC 6154), LIST-STATUS
+ * (RFC 5819), LIST-EXTENDED (RFC 5258) and the STATUS items SIZE (RFC 8438), DELETED and
+ * DELETED-STORAGE (RFC 9208) and HIGHESTMODSEQ (RFC 7162).
  *
  * Names on the wire are modified UTF-7 in the user's view (store/mboxname.h); INBOX matches in
  * any case; the hierarchy separator is "/". A mailbox the user may not see (no 'l' right,
@@ -14,6 +15,7 @@
 #include "core/log.h"
 #include "core/strarr.h"
 #include "core/xmalloc.h"
+#include "imap/imap-listopts.h"
 #include "imap/imap-seqset.h"
 #include "store/mboxname.h"
 #include "store/store-mail.h"
@@ -412,31 +414,8 @@ void cmd_unsubscribe(struct client *c, const struct imap_command *cmd) { subscri
 
 /* ---- STATUS ---- */
 
-/* DELETED: RFC 9208 section 4.2.1 (QUOTA=RES-MESSAGE), read from the index header */
-enum status_item { ST_MESSAGES = 1, ST_RECENT = 2, ST_UIDNEXT = 4, ST_UIDVALIDITY = 8,
-                   ST_UNSEEN = 16, ST_DELETED = 32 };
-static const struct { const char *name; unsigned bit; } status_items[] = {
-    { "MESSAGES", ST_MESSAGES }, { "RECENT", ST_RECENT }, { "UIDNEXT", ST_UIDNEXT },
-    { "UIDVALIDITY", ST_UIDVALIDITY }, { "UNSEEN", ST_UNSEEN }, { "DELETED", ST_DELETED },
-};
-
-/* parse_status_items: the list of RFC 3501 section 6.3.10 items into order[] (as given; at
- * most 8) and *n. 0 or CF_E_PARSE. */
-static int parse_status_items(const struct imap_arg *a, unsigned *order, size_t *n)
-{
-    *n = 0;
-    if (a->type != IMAP_ARG_LIST || a->count == 0) return CF_E_PARSE;
-    for (size_t i = 0; i < a->count; i++) {
-        unsigned bit = 0;
-        for (size_t k = 0; k < sizeof status_items / sizeof status_items[0]; k++)
-            if (imap_arg_atom_eq(&a->list[i], status_items[k].name)) bit = status_items[k].bit;
-        if (!bit) return CF_E_PARSE;
-        int dup = 0;
-        for (size_t k = 0; k < *n; k++) dup |= order[k] == bit;
-        if (!dup && *n < 8) order[(*n)++] = bit;
-    }
-    return 0;
-}
+/* The STATUS items (RFC 3501; DELETED, DELETED-STORAGE: RFC 9208 section 4.2; SIZE: RFC
+ * 8438; HIGHESTMODSEQ: RFC 7162) and their parser are in imap/imap-listopts.h. */
 
 /* recent_count: messages that would be \Recent for the next session (RFC 3501 section
  * 2.3.2): those not yet claimed by any session. Opens a session view (the only way to count
@@ -486,6 +465,33 @@ static int shared_unseen(struct store *st, const struct mboxlist_entry *e, const
     return r;
 }
 
+/* deleted_storage: RFC 9208 section 4.2.2: the KiB (rounded up, as the STORAGE usage of
+ * cmd-quota.c) that expunging the \Deleted messages would give back: the sum of their sizes
+ * from a walk of the index records (no message file is read). Opens a session view, so only
+ * when DELETED-STORAGE is asked for and the header counts some \Deleted message. */
+static int deleted_storage(struct store *st, const struct mboxlist_entry *e, const char *name,
+                           uint64_t *out)
+{
+    struct mailbox *mb = NULL;
+    *out = 0;
+    const char *path = store_partition_path(st, e->partition);
+    int r = path ? mailbox_open(path, e->uniqueid, name, &mb) : CF_E_NOTFOUND;
+    if (r) return r;
+    uint64_t bytes = 0;
+    struct index_record rec;
+    for (uint32_t m = 1; m <= mailbox_count(mb); m++) {
+        int f = mailbox_record(mb, mailbox_uid(mb, m), &rec);
+        if (f < 0) {
+            r = f;
+            break;
+        }
+        if (f == 1 && (rec.flags & FLAG_DELETED) && !(rec.flags & FLAG_EXPUNGED)) bytes += rec.size;
+    }
+    mailbox_close(&mb);
+    if (!r) *out = bytes / 1024 + (bytes % 1024 != 0);
+    return r;
+}
+
 /* status_append: "STATUS name (ITEM n ...)" (no "* ", no CRLF) for an existing mailbox into out.
  * UNSEEN comes from the index header's \Seen count (the owner's flags), or for a shared
  * mailbox from user's own seen set. 0 or a store error. */
@@ -498,28 +504,41 @@ static int status_append(struct store *st, const char *user, const char *imapnam
     int r = path ? mailbox_status(path, e->uniqueid, &h) : CF_E_NOTFOUND;
     if (r) return r;
     uint32_t recent = 0, unseen = h.exists >= h.seen ? h.exists - h.seen : 0;
+    uint64_t delstorage = 0;
     int shared = strncmp(name, MBOXNAME_USER_PREFIX, strlen(MBOXNAME_USER_PREFIX)) != 0;
     for (size_t i = 0; i < n; i++) {
-        if (order[i] == ST_RECENT && (r = recent_count(st, e, name, &recent))) return r;
-        if (order[i] == ST_UNSEEN && shared && user &&
+        if (order[i] == IMAP_STATUS_RECENT && (r = recent_count(st, e, name, &recent))) return r;
+        if (order[i] == IMAP_STATUS_UNSEEN && shared && user &&
             (r = shared_unseen(st, e, name, user, &unseen)))
+            return r;
+        if (order[i] == IMAP_STATUS_DELETED_STORAGE && h.deleted &&
+            (r = deleted_storage(st, e, name, &delstorage)))
             return r;
     }
     buf_appends(out, "STATUS ");
     imap_string_append(out, imapname, strlen(imapname));
     buf_appends(out, " (");
     for (size_t i = 0; i < n; i++) {
-        uint32_t v = 0;
+        uint64_t v = 0;
         const char *item = "";
         switch (order[i]) {
-        case ST_MESSAGES: item = "MESSAGES"; v = h.exists; break;
-        case ST_RECENT: item = "RECENT"; v = recent; break;
-        case ST_UIDNEXT: item = "UIDNEXT"; v = h.uidnext; break;
-        case ST_UIDVALIDITY: item = "UIDVALIDITY"; v = h.uidvalidity; break;
-        case ST_UNSEEN: item = "UNSEEN"; v = unseen; break;
-        case ST_DELETED: item = "DELETED"; v = h.deleted; break;
+        case IMAP_STATUS_MESSAGES: item = "MESSAGES"; v = h.exists; break;
+        case IMAP_STATUS_RECENT: item = "RECENT"; v = recent; break;
+        case IMAP_STATUS_UIDNEXT: item = "UIDNEXT"; v = h.uidnext; break;
+        case IMAP_STATUS_UIDVALIDITY: item = "UIDVALIDITY"; v = h.uidvalidity; break;
+        case IMAP_STATUS_UNSEEN: item = "UNSEEN"; v = unseen; break;
+        case IMAP_STATUS_DELETED: item = "DELETED"; v = h.deleted; break;
+        /* RFC 8438: the sum of the RFC822.SIZEs, which the header keeps */
+        case IMAP_STATUS_SIZE: item = "SIZE"; v = h.quota_used; break;
+        case IMAP_STATUS_DELETED_STORAGE: item = "DELETED-STORAGE"; v = delstorage; break;
+        /* RFC 7162 section 3.1.1: 0 would mean "no persistent mod-sequences"; a mailbox
+         * nothing was ever stored in has 0 in its header, and reports 1 */
+        case IMAP_STATUS_HIGHESTMODSEQ:
+            item = "HIGHESTMODSEQ";
+            v = h.highestmodseq ? h.highestmodseq : 1;
+            break;
         }
-        buf_printf(out, "%s%s %u", i ? " " : "", item, v);
+        buf_printf(out, "%s%s %llu", i ? " " : "", item, (unsigned long long)v);
     }
     buf_putc(out, ')');
     return 0;
@@ -531,11 +550,12 @@ void cmd_status(struct client *c, const struct imap_command *cmd)
     struct buf name = BUF_INIT, out = BUF_INIT;
     struct mboxlist_entry e;
     mboxlist_entry_init(&e);
-    unsigned order[8];
+    unsigned order[IMAP_STATUS_ITEMS_MAX];
     size_t n;
-    if (cmd->nargs != 2 || parse_status_items(&cmd->args[1], order, &n)) {
+    if (cmd->nargs != 2 || imap_status_items_parse(&cmd->args[1], order, &n)) {
         client_tagged(c, cmd->tag, "BAD STATUS needs a mailbox name and a list of "
-                      "MESSAGES, RECENT, UIDNEXT, UIDVALIDITY, UNSEEN, DELETED");
+                      "MESSAGES, RECENT, UIDNEXT, UIDVALIDITY, UNSEEN, DELETED, "
+                      "DELETED-STORAGE, SIZE, HIGHESTMODSEQ");
         goto done;
     }
     if (!need_store(c, cmd->tag) || !one_mailbox_arg(c, cmd, 0, 0, &name)) goto done;
@@ -559,36 +579,175 @@ done:
 
 /* ---- LIST / LSUB ---- */
 
+/* LIST-EXTENDED (RFC 5258) options: imap/imap-listopts.h parses them. */
 struct list_rock {
     struct client *c;
     int lsub;
-    const char *pattern;            /* UTF-8, user's view */
-    struct mboxname_pattern *cpat;  /* LSUB: pattern compiled */
-    struct strarr parents;          /* \Noselect parents already sent */
+    struct imap_list_opts o;        /* o.extended: \NonExistent for \Noselect */
+    struct mboxname_pattern *cpat[IMAP_LIST_PATTERNS_MAX];  /* compiled, UTF-8, ref joined */
+    size_t ncpat;
+    struct strarr parents;          /* sorted: ancestor levels already sent */
+    struct strarr subs;             /* sorted: subscribed internal names (when needed) */
     const struct strarr *subscribed; /* LSUB: the subscribed internal names */
-    unsigned status[8];             /* LIST-STATUS items (RFC 5819) */
-    size_t nstatus;
+    struct strarr *collect;         /* collect_special_use: where the names go */
     struct buf line, imapname, iname;
     int err;
 };
 
-/* send_entry: one "* LIST (attrs) "/" name" line (then the STATUS one when asked for). */
+/* sorted_find: where s is, or belongs, in the strcmp-sorted a; *found 1 when it is there. */
+static size_t sorted_find(const struct strarr *a, const char *s, int *found)
+{
+    size_t lo = 0, hi = a->count;
+    *found = 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int cmp = strcmp(a->v[mid], s);
+        if (!cmp) {
+            *found = 1;
+            return mid;
+        }
+        if (cmp < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* sorted_add: s (copied) into the sorted a; 1 when added, 0 when it was there already. */
+static int sorted_add(struct strarr *a, const char *s)
+{
+    int found;
+    size_t at = sorted_find(a, s, &found);
+    if (found) return 0;
+    strarr_add(a, s);
+    char *p = a->v[a->count - 1];
+    memmove(&a->v[at + 1], &a->v[at], (a->count - 1 - at) * sizeof *a->v);
+    a->v[at] = p;
+    return 1;
+}
+
+static int is_subscribed(const struct list_rock *l, const char *name)
+{
+    int found;
+    sorted_find(&l->subs, name, &found);
+    return found;
+}
+
+/* special_use_attrs: the RFC 6154 section 2 attributes kept in the mailbox list entry's flags,
+ * each appended to attrs after a space (attrs NULL: only counted). Returns how many. */
+static size_t special_use_attrs(const struct mboxlist_entry *e, struct buf *attrs)
+{
+    struct strarr words = STRARR_INIT;
+    size_t n = 0;
+    strarr_split(&words, e->flags ? e->flags : "", " ", 1);
+    for (size_t i = 0; i < words.count; i++) {
+        const char *canon = special_use_canonical(words.v[i]);
+        if (!canon) continue;
+        n++;
+        if (attrs) {
+            buf_putc(attrs, ' ');
+            buf_appends(attrs, canon);
+        }
+    }
+    strarr_fini(&words);
+    return n;
+}
+
+/* visible_children: 1 when some mailbox below internal name is one the user may see (RFC 5258
+ * section 4: no \HasChildren for children the user cannot access), 0 when none, or an error.
+ * Stops at the first visible one. */
+static int kids_cb(const char *name, const struct mboxlist_entry *e, void *rock)
+{
+    return acl_has(rock, name, e->acl, 'l') ? 1 : 0;
+}
+
+static int visible_children(struct list_rock *l, const char *name)
+{
+    if (l->c->is_admin) return store_has_children(l->c->store, name);
+    struct buf prefix = BUF_INIT;
+    buf_appends(&prefix, name);
+    buf_putc(&prefix, MBOXNAME_SEP);
+    int r = store_mailbox_foreach(l->c->store, buf_cstr(&prefix), kids_cb, l->c);
+    buf_fini(&prefix);
+    return r;
+}
+
+/* mailbox_attrs: the attributes of a mailbox the user sees (internal name, entry e) into
+ * attrs: \HasChildren or \HasNoChildren (RFC 3348; RFC 5258 CHILDREN, given always), its
+ * special-use attributes (RFC 6154, always) and, with the SUBSCRIBED return option,
+ * \Subscribed. */
+static void mailbox_attrs(struct list_rock *l, const char *name, const struct mboxlist_entry *e,
+                          struct buf *attrs)
+{
+    /* the user's own INBOX has no children in their view: "INBOX/x" cannot exist, and the
+     * folders stored below user/NAME are INBOX's siblings */
+    int kids = own_inbox(l->c, name) ? 0 : visible_children(l, name);
+    buf_appends(attrs, kids > 0 ? "\\HasChildren" : "\\HasNoChildren");
+    special_use_attrs(e, attrs);
+    if ((l->o.ret & IMAP_LIST_RET_SUBSCRIBED) && is_subscribed(l, name)) buf_appends(attrs, " \\Subscribed");
+}
+
+/* absent_attrs: the attributes of a name that is no mailbox the user sees (internal name, NULL
+ * when it has none): \Noselect, or \NonExistent once LIST-EXTENDED syntax was used (RFC 5258
+ * section 3: it implies \Noselect); \HasChildren when kids (-1: look it up); \Subscribed. */
+static void absent_attrs(struct list_rock *l, const char *name, int kids, struct buf *attrs)
+{
+    buf_appends(attrs, l->o.extended ? "\\NonExistent" : "\\Noselect");
+    if (kids < 0) kids = name ? visible_children(l, name) > 0 : 0;
+    if (kids) buf_appends(attrs, " \\HasChildren");
+    if (name && (l->o.ret & IMAP_LIST_RET_SUBSCRIBED) && is_subscribed(l, name))
+        buf_appends(attrs, " \\Subscribed");
+}
+
+/* send_entry: one "* LIST (attrs) "/" name" line, with childinfo the RFC 5258 section 3.5
+ * CHILDINFO extended data item naming the selection criteria (then the STATUS line when
+ * asked for and e is a mailbox the user may read). */
 static void send_entry(struct list_rock *l, const char *attrs, const char *extname,
-                       const char *name, const struct mboxlist_entry *e)
+                       const char *name, const struct mboxlist_entry *e, int childinfo)
 {
     buf_reset(&l->imapname);
     if (mboxname_utf8_to_utf7(extname, &l->imapname)) return;
     buf_reset(&l->line);
     buf_printf(&l->line, "%s (%s) \"%c\" ", l->lsub ? "LSUB" : "LIST", attrs, MBOXNAME_SEP);
     imap_string_append(&l->line, l->imapname.s, l->imapname.len);
+    if (childinfo) {
+        buf_appends(&l->line, " (\"CHILDINFO\" (");
+        const char *sep = "";
+        if (l->o.sel & IMAP_LIST_SEL_SUBSCRIBED) {
+            buf_appends(&l->line, "\"SUBSCRIBED\"");
+            sep = " ";
+        }
+        if (l->o.sel & IMAP_LIST_SEL_SPECIAL_USE) buf_printf(&l->line, "%s\"SPECIAL-USE\"", sep);
+        buf_appends(&l->line, "))");
+    }
     client_untagged(l->c, "%s", buf_cstr(&l->line));
-    if (l->nstatus && e && acl_has(l->c, name, e->acl, 'r')) {
+    if (l->o.nstatus && e && acl_has(l->c, name, e->acl, 'r')) {
         buf_reset(&l->line);
         /* a mailbox that vanished meanwhile just gets no STATUS line */
-        if (!status_append(l->c->store, l->c->user, buf_cstr(&l->imapname), name, e, l->status,
-                           l->nstatus, &l->line))
+        if (!status_append(l->c->store, l->c->user, buf_cstr(&l->imapname), name, e, l->o.status,
+                           l->o.nstatus, &l->line))
             client_untagged(l->c, "%s", buf_cstr(&l->line));
     }
+}
+
+/* send_named: the LIST line of extname, whatever it is: a mailbox the user may see, with its
+ * attributes (and STATUS), else a name that is no mailbox (absent_attrs). */
+static void send_named(struct list_rock *l, const char *extname, int childinfo)
+{
+    struct mboxlist_entry e;
+    mboxlist_entry_init(&e);
+    struct buf attrs = BUF_INIT;
+    char *name = NULL;
+    int exists = 0;
+    if (!mboxname_from_external(l->c->user, extname, &l->iname)) {
+        name = xstrdup(buf_cstr(&l->iname));
+        exists = store_lookup(l->c->store, name, &e) == 1 && acl_has(l->c, name, e.acl, 'l');
+    }
+    if (exists) mailbox_attrs(l, name, &e, &attrs);
+    else absent_attrs(l, name, -1, &attrs);
+    send_entry(l, buf_cstr(&attrs), extname, name, exists ? &e : NULL, childinfo);
+    buf_fini(&attrs);
+    free(name);
+    mboxlist_entry_fini(&e);
 }
 
 /* send_parent: a \Noselect ancestor, once (RFC 3501 section 6.3.8: "%" shows a level whose
@@ -596,12 +755,12 @@ static void send_entry(struct list_rock *l, const char *attrs, const char *extna
  * reported on its own instead. */
 static void send_parent(struct list_rock *l, const char *anc)
 {
-    if (strarr_find(&l->parents, anc) >= 0) return;
-    strarr_add(&l->parents, anc);
+    if (!sorted_add(&l->parents, anc)) return;
     struct mboxlist_entry e;
     mboxlist_entry_init(&e);
-    int exists = 0;
+    int exists = 0, named = 0;
     if (!mboxname_from_external(l->c->user, anc, &l->iname)) {
+        named = 1;
         if (l->lsub) {
             exists = strarr_find(l->subscribed, buf_cstr(&l->iname)) >= 0;
         } else if (store_lookup(l->c->store, buf_cstr(&l->iname), &e) == 1) {
@@ -609,8 +768,17 @@ static void send_parent(struct list_rock *l, const char *anc)
         }
     }
     mboxlist_entry_fini(&e);
-    if (!exists) send_entry(l, l->lsub ? "\\Noselect" : "\\Noselect \\HasChildren", anc, NULL,
-                            NULL);
+    if (exists) return;
+    if (l->lsub) {
+        send_entry(l, "\\Noselect", anc, NULL, NULL, 0);
+        return;
+    }
+    struct buf attrs = BUF_INIT;
+    char *name = named ? xstrdup(buf_cstr(&l->iname)) : NULL;
+    absent_attrs(l, name, 1, &attrs);
+    send_entry(l, buf_cstr(&attrs), anc, NULL, NULL, 0);
+    free(name);
+    buf_fini(&attrs);
 }
 
 /* list_visible: LIST shows only what the user has 'l' on (RFC 4314 section 4); tested
@@ -634,24 +802,119 @@ static int list_cb(const char *extname, size_t matchlen, const char *name,
         return 0;
     }
     struct buf attrs = BUF_INIT;
-    /* the user's own INBOX has no children in their view: "INBOX/x" cannot exist, and the
-     * folders stored below user/NAME are INBOX's siblings */
-    int kids = own_inbox(c, name) ? 0 : store_has_children(c->store, name);
-    buf_appends(&attrs, kids > 0 ? "\\HasChildren" : "\\HasNoChildren");
-    /* RFC 6154 section 2: special-use attributes from the mailbox list entry */
-    struct strarr words = STRARR_INIT;
-    strarr_split(&words, e->flags ? e->flags : "", " ", 1);
-    for (size_t i = 0; i < words.count; i++) {
-        const char *canon = special_use_canonical(words.v[i]);
-        if (canon) {
-            buf_putc(&attrs, ' ');
-            buf_appends(&attrs, canon);
-        }
-    }
-    strarr_fini(&words);
-    send_entry(l, buf_cstr(&attrs), extname, name, e);
+    mailbox_attrs(l, name, e, &attrs);
+    send_entry(l, buf_cstr(&attrs), extname, name, e, 0);
     buf_fini(&attrs);
     return 0;
+}
+
+/* list_multi_cb: LIST with several patterns (RFC 5258 section 3): every visible mailbox comes
+ * here once (pattern "*"), and is sent when some pattern matches it; the levels above it that
+ * patterns stop at are sent once each (send_parent). */
+static int list_multi_cb(const char *extname, size_t matchlen, const char *name,
+                         const struct mboxlist_entry *e, void *rock)
+{
+    struct list_rock *l = rock;
+    int full = 0;
+    (void)matchlen;
+    for (size_t i = 0; i < l->ncpat; i++) {
+        size_t anc = 0;
+        if (mboxname_pattern_run(l->cpat[i], extname, &anc)) {
+            full = 1;
+        } else if (anc) {
+            char *a = xstrndup(extname, anc);
+            send_parent(l, a);
+            free(a);
+        }
+    }
+    return full ? list_cb(extname, strlen(extname), name, e, rock) : 0;
+}
+
+static int match_any(struct list_rock *l, const char *extname)
+{
+    for (size_t i = 0; i < l->ncpat; i++)
+        if (mboxname_pattern_run(l->cpat[i], extname, NULL)) return 1;
+    return 0;
+}
+
+/* collect_special_use: the visible mailboxes with a special-use attribute (the SPECIAL-USE
+ * selection option alone), their external names into l->collect. */
+static int collect_special_use(const char *extname, size_t matchlen, const char *name,
+                               const struct mboxlist_entry *e, void *rock)
+{
+    struct list_rock *l = rock;
+    (void)name;
+    if (matchlen == strlen(extname) && special_use_attrs(e, NULL)) strarr_add(l->collect, extname);
+    return 0;
+}
+
+/* list_selected: LIST with the selection options SUBSCRIBED and/or SPECIAL-USE (RFC 5258
+ * section 3.1, RFC 6154 section 3): the names meeting every criterion that a pattern matches
+ * (a subscribed name that is no visible mailbox as \NonExistent), without the levels above
+ * them; with RECURSIVEMATCH (section 3.5) also each matching ancestor of a name that meets
+ * the criteria but matches no pattern, with CHILDINFO (an ancestor meeting the criteria
+ * itself gets it too). Sent in byte order of the external names. 0 or an error. */
+static int list_selected(struct list_rock *l)
+{
+    struct strarr qual = STRARR_INIT, hit = STRARR_INIT, info = STRARR_INIT;
+    struct buf ext = BUF_INIT;
+    int r = 0;
+    if (l->o.sel & IMAP_LIST_SEL_SUBSCRIBED) {
+        for (size_t i = 0; i < l->subs.count; i++) {
+            if (mboxname_to_external(l->c->user, l->subs.v[i], &ext)) continue;
+            if (l->o.sel & IMAP_LIST_SEL_SPECIAL_USE) {
+                struct mboxlist_entry e;
+                mboxlist_entry_init(&e);
+                int ok = store_lookup(l->c->store, l->subs.v[i], &e) == 1 &&
+                         acl_has(l->c, l->subs.v[i], e.acl, 'l') && special_use_attrs(&e, NULL);
+                mboxlist_entry_fini(&e);
+                if (!ok) continue;
+            }
+            strarr_add(&qual, buf_cstr(&ext));
+        }
+    } else {
+        l->collect = &qual;
+        r = store_list(l->c->store, l->c->user, "*", list_visible, collect_special_use, l);
+        l->collect = NULL;
+        if (r < 0) goto done;
+        r = 0;
+    }
+    for (size_t i = 0; i < qual.count; i++) {
+        const char *q = qual.v[i];
+        if (match_any(l, q)) {
+            strarr_add(&hit, q);
+            continue;
+        }
+        if (!(l->o.sel & IMAP_LIST_SEL_RECURSIVEMATCH)) continue;
+        char *anc = xstrdup(q);
+        for (char *p = strrchr(anc, MBOXNAME_SEP); p; p = strrchr(anc, MBOXNAME_SEP)) {
+            *p = '\0';
+            if (*anc && match_any(l, anc)) strarr_add(&info, anc);
+        }
+        free(anc);
+    }
+    /* the union of hit and info, in order, each name once (sorted once: the lists can hold
+     * every special-use mailbox an administrator sees) */
+    strarr_sort(&hit);
+    strarr_sort(&info);
+    size_t a = 0, b = 0;
+    const char *last = NULL;
+    while (a < hit.count || b < info.count) {
+        int cmp = a == hit.count ? 1 : b == info.count ? -1 : strcmp(hit.v[a], info.v[b]);
+        const char *name = cmp <= 0 ? hit.v[a] : info.v[b];
+        int childinfo = cmp >= 0;
+        if (cmp <= 0) a++;
+        if (cmp >= 0) b++;
+        if (last && !strcmp(last, name)) continue;   /* a repeat within hit or info */
+        last = name;
+        send_named(l, name, childinfo);
+    }
+done:
+    buf_fini(&ext);
+    strarr_fini(&qual);
+    strarr_fini(&hit);
+    strarr_fini(&info);
+    return r;
 }
 
 /* lsub_all: RFC 3501 section 6.3.9: the subscribed names matching the pattern, and the
@@ -667,12 +930,12 @@ static void lsub_all(struct list_rock *l)
         if (mboxname_to_external(l->c->user, subs.v[i], &ext)) continue;
         const char *x = buf_cstr(&ext);
         size_t m = 0;
-        if (mboxname_pattern_run(l->cpat, x, &m)) {
+        if (mboxname_pattern_run(l->cpat[0], x, &m)) {
             struct mboxlist_entry e;
             mboxlist_entry_init(&e);
             int found = store_lookup(l->c->store, subs.v[i], &e) == 1 &&
                         acl_has(l->c, subs.v[i], e.acl, 'l');
-            send_entry(l, found ? "" : "\\Noselect", x, NULL, NULL);
+            send_entry(l, found ? "" : "\\Noselect", x, NULL, NULL, 0);
             mboxlist_entry_fini(&e);
         } else {
             if (m) {
@@ -687,27 +950,10 @@ static void lsub_all(struct list_rock *l)
     strarr_fini(&subs);
 }
 
-/* parse_return: RFC 5258 section 6 return options as far as RFC 5819 needs them:
- * RETURN (STATUS (items)), with CHILDREN and SPECIAL-USE accepted (always given anyway). */
-static int parse_return(struct list_rock *l, const struct imap_arg *kw, const struct imap_arg *opts)
-{
-    if (!imap_arg_atom_eq(kw, "RETURN") || opts->type != IMAP_ARG_LIST) return CF_E_PARSE;
-    for (size_t i = 0; i < opts->count; i++) {
-        const struct imap_arg *o = &opts->list[i];
-        if (imap_arg_atom_eq(o, "CHILDREN") || imap_arg_atom_eq(o, "SPECIAL-USE")) continue;
-        if (imap_arg_atom_eq(o, "STATUS") && i + 1 < opts->count &&
-            !parse_status_items(&opts->list[i + 1], l->status, &l->nstatus)) {
-            i++;
-            continue;
-        }
-        return CF_E_PARSE;
-    }
-    return 0;
-}
-
-/* RFC 3501 sections 6.3.8 (LIST) and 6.3.9 (LSUB). The reference and the pattern are joined
- * (RFC 3501 leaves the interpretation to the server; joining is what clients expect:
- * LIST "Other Users/" "%"). An empty pattern asks for the separator and the root. */
+/* RFC 3501 sections 6.3.8 (LIST) and 6.3.9 (LSUB), RFC 5258 (LIST-EXTENDED). The reference
+ * and each pattern are joined (RFC 3501 leaves the interpretation to the server; joining is
+ * what clients expect: LIST "Other Users/" "%"). An empty pattern asks for the separator and
+ * the root. */
 static void list_or_lsub(struct client *c, const struct imap_command *cmd, int lsub)
 {
     struct list_rock l;
@@ -715,26 +961,28 @@ static void list_or_lsub(struct client *c, const struct imap_command *cmd, int l
     l.c = c;
     l.lsub = lsub;
     struct buf pat = BUF_INIT, utf8 = BUF_INIT;
-    size_t a = 0;
-    /* LIST-EXTENDED selection options are not supported, but "()" means none */
-    if (!lsub && cmd->nargs >= 1 && cmd->args[0].type == IMAP_ARG_LIST) {
-        if (cmd->args[0].count) {
-            client_tagged(c, cmd->tag, "BAD LIST selection options are not supported");
+    const char *ref = NULL, *why = NULL;
+    const struct imap_arg *pats = NULL;
+    size_t npats = 0;
+    int r = 0;
+    if (lsub) {
+        ref = cmd->nargs == 2 ? imap_arg_astring(&cmd->args[0]) : NULL;
+        pats = &cmd->args[1];
+        npats = 1;
+        if (!ref || !imap_arg_astring(pats)) {
+            client_tagged(c, cmd->tag, "BAD LSUB needs a reference and a mailbox pattern");
             goto done;
         }
-        a = 1;
-    }
-    const char *ref = a < cmd->nargs ? imap_arg_astring(&cmd->args[a]) : NULL;
-    const char *mpat = a + 1 < cmd->nargs ? imap_arg_astring(&cmd->args[a + 1]) : NULL;
-    size_t rest = cmd->nargs - a;
-    if (!ref || !mpat || (rest != 2 && (lsub || rest != 4)) ||
-        (rest == 4 && parse_return(&l, &cmd->args[a + 2], &cmd->args[a + 3]))) {
-        client_tagged(c, cmd->tag, "BAD %s needs a reference and a mailbox pattern%s", cmd->name,
-                      lsub ? "" : " (and optionally RETURN (STATUS (...)))");
+    } else if (imap_list_opts_parse(cmd->args, cmd->nargs, &l.o, &why)) {
+        client_tagged(c, cmd->tag, "BAD %s", why);
         goto done;
+    } else {
+        ref = l.o.ref;
+        pats = l.o.pats;
+        npats = l.o.npats;
     }
     if (!need_store(c, cmd->tag)) goto done;
-    if (!*mpat && !lsub) {
+    if (npats == 1 && !*imap_arg_astring(pats) && !lsub) {
         /* RFC 3501 section 6.3.8: the delimiter, and the root of the reference: a namespace
          * prefix when the reference is in one, else "" */
         const char *root = "";
@@ -744,35 +992,54 @@ static void list_or_lsub(struct client *c, const struct imap_command *cmd, int l
         client_tagged(c, cmd->tag, "OK LIST completed");
         goto done;
     }
-    buf_appends(&pat, ref);
-    buf_appends(&pat, mpat);
-    /* a pattern that is no valid modified UTF-7 can match no name */
-    int utf8_ok = pat.len <= MBOXNAME_PATTERN_MAX && !mboxname_utf7_to_utf8(buf_cstr(&pat), &utf8);
-    /* matching costs time in proportion to the pattern, for every mailbox (review M6) */
-    if (pat.len > MBOXNAME_PATTERN_MAX || (utf8_ok && utf8.len > MBOXNAME_PATTERN_MAX)) {
-        client_tagged(c, cmd->tag, "NO [LIMIT] Mailbox pattern too long (limit %d bytes)",
-                      MBOXNAME_PATTERN_MAX);
-        goto done;
-    }
-    if (utf8_ok) {
-        l.pattern = buf_cstr(&utf8);
-        int r;
-        if (lsub) {
-            r = mboxname_pattern_new(l.pattern, &l.cpat);
-            if (!r) lsub_all(&l);
-            if (!r) r = l.err;
-            mboxname_pattern_free(&l.cpat);
-        } else {
-            r = store_list(c->store, c->user, l.pattern, list_visible, list_cb, &l);
-        }
-        if (r < 0) {
-            imapd_reply_error(c, cmd->tag, r);
+    const char *single = NULL;   /* the one valid pattern, UTF-8 */
+    for (size_t i = 0; i < npats; i++) {
+        buf_reset(&pat);
+        buf_reset(&utf8);
+        buf_appends(&pat, ref);
+        buf_appends(&pat, imap_arg_astring(&pats[i]));
+        /* a pattern that is no valid modified UTF-7 can match no name */
+        int utf8_ok = pat.len <= MBOXNAME_PATTERN_MAX &&
+                      !mboxname_utf7_to_utf8(buf_cstr(&pat), &utf8);
+        /* matching costs time in proportion to the pattern, for every mailbox (review M6) */
+        if (pat.len > MBOXNAME_PATTERN_MAX || (utf8_ok && utf8.len > MBOXNAME_PATTERN_MAX)) {
+            client_tagged(c, cmd->tag, "NO [LIMIT] Mailbox pattern too long (limit %d bytes)",
+                          MBOXNAME_PATTERN_MAX);
             goto done;
         }
+        if (!utf8_ok) continue;
+        r = mboxname_pattern_new(buf_cstr(&utf8), &l.cpat[l.ncpat]);
+        if (r) goto fail;
+        l.ncpat++;
+        if (npats == 1) single = buf_cstr(&utf8);
+    }
+    if (l.ncpat && (l.o.ret & IMAP_LIST_RET_SUBSCRIBED)) {
+        r = store_subscriptions(c->store, c->user, &l.subs);
+        if (r) goto fail;
+        strarr_sort(&l.subs);
+    }
+    if (!l.ncpat) {
+        r = 0;
+    } else if (lsub) {
+        lsub_all(&l);
+        r = l.err;
+    } else if (l.o.sel & (IMAP_LIST_SEL_SUBSCRIBED | IMAP_LIST_SEL_SPECIAL_USE)) {
+        r = list_selected(&l);
+    } else if (single) {
+        r = store_list(c->store, c->user, single, list_visible, list_cb, &l);
+    } else {
+        r = store_list(c->store, c->user, "*", list_visible, list_multi_cb, &l);
+    }
+fail:
+    if (r < 0) {
+        imapd_reply_error(c, cmd->tag, r);
+        goto done;
     }
     client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
 done:
+    for (size_t i = 0; i < l.ncpat; i++) mboxname_pattern_free(&l.cpat[i]);
     strarr_fini(&l.parents);
+    strarr_fini(&l.subs);
     buf_fini(&l.line);
     buf_fini(&l.imapname);
     buf_fini(&l.iname);
