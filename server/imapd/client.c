@@ -101,8 +101,8 @@ void client_capabilities(const struct client *c, struct buf *out)
                      " MULTIAPPEND");
     /* cmd-acl.c (RFC 4314), cmd-quota.c (RFC 9208) */
     buf_appends(out, " ACL RIGHTS=kxte QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE QUOTASET");
-    /* cmd-compress.c (RFC 4978): only while not yet compressing */
-    if (c->state != CLIENT_NOT_AUTH && !stream_is_compressed(c->stream))
+    /* cmd-compress.c (RFC 4978): in every state (the command needs a login), until it is on */
+    if (!stream_is_compressed(c->stream))
         buf_appends(out, " COMPRESS=DEFLATE");
     auth_capabilities(c, out);
 }
