@@ -123,7 +123,8 @@ int zlayer_inflate(struct zlayer *z, char *out, size_t room)
                      z->in.msg ? z->in.msg : r == Z_NEED_DICT ? "dictionary requested"
                                                               : "inflate failed");
             z->ierr = CF_E_CORRUPT;
-            return z->ierr;
+            /* what came out before the damage is good data: hand it over first */
+            return produced ? (int)produced : z->ierr;
         }
         /* inflate stops when the output is full or the input is used up; progress without
          * output (block headers only) with input left is not expected, but loop on it rather

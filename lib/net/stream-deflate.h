@@ -25,7 +25,8 @@ size_t zlayer_in_pending(const struct zlayer *z);    /* compressed bytes not yet
  * the input would expand, so a decompression bomb costs one bounded buffer per call. Returns
  * the number of bytes written (> 0); 0 when more compressed input is needed; CF_E_EOF once the
  * peer ended the deflate stream (a final block: nothing can follow it); CF_E_CORRUPT for a
- * corrupt stream (sticky; zlayer_error says why). */
+ * corrupt stream (sticky; zlayer_error says why; bytes decoded before the damage are returned
+ * first). */
 int zlayer_inflate(struct zlayer *z, char *out, size_t room);
 const char *zlayer_error(const struct zlayer *z);    /* "" when none */
 
