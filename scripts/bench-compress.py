@@ -203,7 +203,8 @@ def fill(args):
     lm = smtplib.LMTP(args.host, args.lmtp_port, timeout=120)
     t0 = time.monotonic()
     for i in range(have, args.messages):
-        lm.sendmail("bench@example.com", ["%s@%s" % (args.user, args.domain)],
+        rcpt = "%s@%s" % (args.user, args.domain) if args.domain else args.user
+        lm.sendmail("bench@example.com", [rcpt],
                     make_message(rng, i, args.user))
     lm.quit()
     print("filled %d messages in %.1f s" % (args.messages - have, time.monotonic() - t0),
@@ -242,7 +243,7 @@ def main():
                     help="master pid: its and its descendants' CPU is measured")
     ap.add_argument("--user", default="user99")
     ap.add_argument("--password", default="pw")
-    ap.add_argument("--domain", default="localhost", help="LMTP recipient domain")
+    ap.add_argument("--domain", default="localhost", help="LMTP recipient domain ('' for a bare user name, as Dovecot's passwd-file wants)")
     ap.add_argument("--messages", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--label", default="server")

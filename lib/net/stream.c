@@ -608,15 +608,19 @@ static int out_write(struct stream *s, const char *p, size_t n, int flush, int t
     return zlayer_deflate(s->z, p, n, flush, zsink, &a);
 }
 
-int stream_flush(struct stream *s)
+/* drain: write out the buffer; sync flush the deflate layer only when flush (a full buffer in
+ * the middle of a response needs none: the response's own stream_flush follows). */
+static int drain(struct stream *s, int flush)
 {
     if (s->werr) return s->werr;
-    if (!s->wlen && !(s->z && zlayer_unflushed(s->z))) return 0;
-    int r = out_write(s, s->wbuf, s->wlen, 1, write_timeout(s));
+    if (!s->wlen && !(flush && s->z && zlayer_unflushed(s->z))) return 0;
+    int r = out_write(s, s->wbuf, s->wlen, flush, write_timeout(s));
     s->wlen = 0;
     if (r < 0) s->werr = r;
     return r;
 }
+
+int stream_flush(struct stream *s) { return drain(s, 1); }
 
 int stream_write(struct stream *s, const void *p, size_t n)
 {
@@ -627,7 +631,7 @@ int stream_write(struct stream *s, const void *p, size_t n)
         s->wlen += n;
         return 0;
     }
-    int r = stream_flush(s);
+    int r = drain(s, 0);
     if (r < 0) return r;
     if (n < STREAM_BUFSIZE) {
         memcpy(s->wbuf, p, n);
