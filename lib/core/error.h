@@ -15,7 +15,8 @@ enum cf_error {
     CF_E_TIMEOUT = -8,    /* peer idle longer than the configured timeout */
     CF_E_EOF = -9,        /* peer closed the connection */
     CF_E_TLS = -10,       /* TLS handshake or record failure */
-    CF_E_CORRUPT = -11,   /* a stored file failed a magic, size or checksum check */
+    CF_E_CORRUPT = -11,   /* a stored file failed a magic, size or checksum check; or a
+                           * corrupt compressed stream from a peer (stream_start_deflate) */
     CF_E_QUOTA = -12,     /* over quota */
     CF_E_LOCKED = -13,    /* in use by another session */
     CF_E_SHUTDOWN = -14,  /* the server is shutting down */

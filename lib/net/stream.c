@@ -1,5 +1,6 @@
 /* stream.c: buffered, size-limited, timed socket I/O with TLS (implicit or STARTTLS). */
 #include "net/stream.h"
+#include "net/stream-deflate.h"
 #include "core/buf.h"
 #include "core/error.h"
 #include "core/fileutil.h"
@@ -63,6 +64,10 @@ struct stream {
     char tls_error[256];
 
     unsigned long long bytes_in, bytes_out;
+
+    /* COMPRESS=DEFLATE (stream-deflate.c), between the buffers above and the transport: fill
+     * inflates into rbuf, flushing deflates wbuf; NULL when not active */
+    struct zlayer *z;
 };
 
 static volatile sig_atomic_t *g_interrupt;
@@ -256,8 +261,77 @@ static int wait_fd(struct stream *s, short events, long long deadline, int check
 
 /* ---- reading ---- */
 
-/* fill: read what the peer has sent (waiting until deadline) into rbuf after rlen.
- * Returns the number of bytes added (> 0) or CF_E_*. */
+/* transport_read: read what the transport (TLS or the socket) has into p[0, room) without
+ * waiting. Returns the number of bytes (> 0), 0 when nothing is there yet (*want says what to
+ * poll for), or CF_E_*. */
+static int transport_read(struct stream *s, char *p, size_t room, short *want)
+{
+    if (room > INT_MAX) room = INT_MAX;
+    for (;;) {
+        *want = POLLIN;
+        if (s->ssl) {
+            size_t got = 0;
+            ERR_clear_error();
+            errno = 0;
+            int r = SSL_read_ex(s->ssl, p, room, &got);
+            if (r > 0) {
+                s->bytes_in += got;
+                return (int)got;
+            }
+            int saved = errno;
+            int e = SSL_get_error(s->ssl, r);
+            if (e == SSL_ERROR_WANT_READ) {
+                *want = POLLIN;
+            } else if (e == SSL_ERROR_WANT_WRITE) {
+                *want = POLLOUT;
+            } else if (e == SSL_ERROR_ZERO_RETURN) {
+                s->rerr = CF_E_EOF;
+                return CF_E_EOF;
+            } else if (e == SSL_ERROR_SYSCALL && saved == 0 && ERR_peek_error() == 0) {
+                s->rerr = CF_E_EOF;  /* closed without close_notify */
+                return CF_E_EOF;
+            } else {
+                s->rerr = tls_failed(s, "read", e, saved);
+                return s->rerr;
+            }
+            return 0;
+        }
+        ssize_t n = sock_read(s, p, room);
+        if (n > 0) {
+            s->bytes_in += (unsigned long long)n;
+            return (int)n;
+        }
+        if (n == 0) {
+            s->rerr = CF_E_EOF;
+            return CF_E_EOF;
+        }
+        if (errno == EINTR) {
+            if (interrupted()) return CF_E_SHUTDOWN;
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return io_failed("read", errno);
+        return 0;
+    }
+}
+
+/* inflate_more: with compression active, decompress what the layer holds into rbuf. Returns
+ * the bytes added (> 0), 0 when the layer needs more compressed input, or a sticky CF_E_*:
+ * CF_E_CORRUPT for a corrupt stream (logged), CF_E_EOF when the client ended it. */
+static int inflate_more(struct stream *s, size_t room)
+{
+    int k = zlayer_inflate(s->z, s->rbuf + s->rlen, room);
+    if (k > 0) {
+        s->rlen += (size_t)k;
+        return k;
+    }
+    if (k == CF_E_CORRUPT)
+        log_notice("compress_failed", "op=inflate reason=%s", log_quote(zlayer_error(s->z)));
+    if (k < 0) s->rerr = k;
+    return k;
+}
+
+/* fill: read what the peer has sent (waiting until deadline) into rbuf after rlen, through
+ * the deflate layer when it is active. Returns the number of bytes added (> 0) or CF_E_*. */
 static int fill(struct stream *s, long long deadline)
 {
     if (s->rpos == s->rlen) {
@@ -270,58 +344,37 @@ static int fill(struct stream *s, long long deadline)
     size_t room = STREAM_BUFSIZE - s->rlen;
     if (room == 0) return CF_E_INTERNAL;
     if (s->rerr) return s->rerr;
+    /* input the layer already holds is decompressed before anything else: at most room bytes
+     * at a time, so a small input that expands enormously still meets the line limits in
+     * 64 KiB steps, exactly as plain input would */
+    if (s->z) {
+        int k = inflate_more(s, room);
+        if (k != 0) return k;
+    }
     if (interrupted()) return CF_E_SHUTDOWN;
     /* checked before reading too: a peer that keeps the socket full (a flood of commands
      * before login) would otherwise never make us wait, and so never see the deadline */
     if (s->deadline >= 0 && now_ms() >= s->deadline) return CF_E_TIMEOUT;
     for (;;) {
         short want = POLLIN;
-        if (s->ssl) {
-            size_t got = 0;
-            ERR_clear_error();
-            errno = 0;
-            int r = SSL_read_ex(s->ssl, s->rbuf + s->rlen, room, &got);
-            if (r > 0) {
-                s->rlen += got;
-                s->bytes_in += got;
-                return (int)got;
-            }
-            int saved = errno;
-            int e = SSL_get_error(s->ssl, r);
-            if (e == SSL_ERROR_WANT_READ) {
-                want = POLLIN;
-            } else if (e == SSL_ERROR_WANT_WRITE) {
-                want = POLLOUT;
-            } else if (e == SSL_ERROR_ZERO_RETURN) {
-                s->rerr = CF_E_EOF;
-                return CF_E_EOF;
-            } else if (e == SSL_ERROR_SYSCALL && saved == 0 && ERR_peek_error() == 0) {
-                s->rerr = CF_E_EOF;  /* closed without close_notify */
-                return CF_E_EOF;
-            } else {
-                s->rerr = tls_failed(s, "read", e, saved);
-                return s->rerr;
-            }
-        } else {
-            ssize_t n = sock_read(s, s->rbuf + s->rlen, room);
-            if (n > 0) {
-                s->rlen += (size_t)n;
-                s->bytes_in += (unsigned long long)n;
-                return (int)n;
-            }
-            if (n == 0) {
-                s->rerr = CF_E_EOF;
-                return CF_E_EOF;
-            }
-            if (errno == EINTR) {
-                if (interrupted()) return CF_E_SHUTDOWN;
-                continue;
-            }
-            if (errno != EAGAIN && errno != EWOULDBLOCK) return io_failed("read", errno);
+        char *p = s->rbuf + s->rlen;
+        size_t n = room;
+        if (s->z) n = zlayer_in_room(s->z, &p);
+        int r = transport_read(s, p, n, &want);
+        if (r < 0) return r;
+        if (r > 0 && !s->z) {
+            s->rlen += (size_t)r;
+            return r;
+        }
+        if (r > 0) {
+            zlayer_in_added(s->z, (size_t)r);
+            int k = inflate_more(s, room);
+            if (k != 0) return k;
+            continue;   /* a piece of a block: read on before waiting */
         }
         s->rwant = want;
-        int r = wait_fd(s, want, deadline, 1);
-        if (r < 0) return r;
+        int w = wait_fd(s, want, deadline, 1);
+        if (w < 0) return w;
     }
 }
 
@@ -534,15 +587,40 @@ static int raw_write(struct stream *s, const char *p, size_t n, int timeout)
     return 0;
 }
 
-int stream_flush(struct stream *s)
+struct zsink_arg {
+    struct stream *s;
+    int timeout;
+};
+
+static int zsink(void *arg, const char *p, size_t n)
+{
+    struct zsink_arg *a = arg;
+    return raw_write(a->s, p, n, a->timeout);
+}
+
+/* out_write: p[0, n) to the transport, through the deflate layer when it is active; flush
+ * ends with a sync flush there, so the client can read every byte written so far (RFC 4978
+ * section 4: a response, e.g. an IDLE update or a tagged reply, must not wait for more). */
+static int out_write(struct stream *s, const char *p, size_t n, int flush, int timeout)
+{
+    if (!s->z) return n ? raw_write(s, p, n, timeout) : 0;
+    struct zsink_arg a = { s, timeout };
+    return zlayer_deflate(s->z, p, n, flush, zsink, &a);
+}
+
+/* drain: write out the buffer; sync flush the deflate layer only when flush (a full buffer in
+ * the middle of a response needs none: the response's own stream_flush follows). */
+static int drain(struct stream *s, int flush)
 {
     if (s->werr) return s->werr;
-    if (!s->wlen) return 0;
-    int r = raw_write(s, s->wbuf, s->wlen, write_timeout(s));
+    if (!s->wlen && !(flush && s->z && zlayer_unflushed(s->z))) return 0;
+    int r = out_write(s, s->wbuf, s->wlen, flush, write_timeout(s));
     s->wlen = 0;
     if (r < 0) s->werr = r;
     return r;
 }
+
+int stream_flush(struct stream *s) { return drain(s, 1); }
 
 int stream_write(struct stream *s, const void *p, size_t n)
 {
@@ -553,14 +631,14 @@ int stream_write(struct stream *s, const void *p, size_t n)
         s->wlen += n;
         return 0;
     }
-    int r = stream_flush(s);
+    int r = drain(s, 0);
     if (r < 0) return r;
     if (n < STREAM_BUFSIZE) {
         memcpy(s->wbuf, p, n);
         s->wlen = n;
         return 0;
     }
-    r = raw_write(s, p, n, write_timeout(s));   /* bigger than the buffer: straight out */
+    r = out_write(s, p, n, 0, write_timeout(s));   /* bigger than the buffer: straight out */
     if (r < 0) s->werr = r;
     return r;
 }
@@ -626,10 +704,12 @@ void stream_free(struct stream **sp)
 {
     struct stream *s = *sp;
     if (!s) return;
-    if (s->wlen && !s->werr) {
+    if ((s->wlen || (s->z && zlayer_unflushed(s->z))) && !s->werr) {
         int t = write_timeout(s);
-        raw_write(s, s->wbuf, s->wlen, t < STREAM_FREE_FLUSH_TIMEOUT ? t : STREAM_FREE_FLUSH_TIMEOUT);
+        out_write(s, s->wbuf, s->wlen, 1,
+                  t < STREAM_FREE_FLUSH_TIMEOUT ? t : STREAM_FREE_FLUSH_TIMEOUT);
     }
+    zlayer_free(&s->z);
     if (s->ssl) {
         /* one non-blocking attempt to send close_notify; we do not wait for the peer's */
         if (!s->werr && SSL_is_init_finished(s->ssl)) {
@@ -770,8 +850,9 @@ static int tls_dead(struct stream *s)
 int stream_start_tls(struct stream *s, struct tls_ctx *ctx)
 {
     s->tls_error[0] = '\0';
-    if (s->ssl) {
-        snprintf(s->tls_error, sizeof s->tls_error, "TLS is already active");
+    if (s->ssl || s->z) {
+        snprintf(s->tls_error, sizeof s->tls_error,
+                 s->ssl ? "TLS is already active" : "TLS cannot start under compression");
         return CF_E_TLS;
     }
     if (s->rerr || s->werr) {
@@ -850,3 +931,41 @@ int stream_tls_ssf(const struct stream *s)
 }
 const char *stream_tls_info(const struct stream *s) { return s->ssl ? s->tls_info : ""; }
 const char *stream_tls_error(const struct stream *s) { return s->tls_error; }
+
+/* ---- COMPRESS=DEFLATE (the layer is stream-deflate.c) ---- */
+
+int stream_start_deflate(struct stream *s)
+{
+    if (s->z) return CF_E_EXISTS;
+    if (s->rerr) return s->rerr;
+    int r = stream_flush(s);   /* the tagged OK goes out uncompressed (RFC 4978 section 3) */
+    if (r < 0) return r;
+    s->z = zlayer_new();
+    if (!s->z) {
+        log_err("compress_failed", "op=init reason=%s", log_quote("zlib cannot allocate"));
+        return CF_E_INTERNAL;
+    }
+    /* whatever the client sent after the COMPRESS command line is already compressed: it
+     * moves, in stream order, into the layer's input */
+    if (!s->discarding) zlayer_in_push(s->z, s->line.s, s->line.len);
+    zlayer_in_push(s->z, s->rbuf + s->rpos, s->rlen - s->rpos);
+    buf_reset(&s->line);
+    s->discarding = 0;
+    s->rpos = s->rlen = 0;
+    return 0;
+}
+
+int stream_is_compressed(const struct stream *s) { return s->z != NULL; }
+
+int stream_compress_stats(const struct stream *s, unsigned long long *plain_in,
+                          unsigned long long *wire_in, unsigned long long *plain_out,
+                          unsigned long long *wire_out)
+{
+    struct zlayer_stats st = { 0, 0, 0, 0 };
+    if (s->z) zlayer_stats(s->z, &st);
+    *plain_in = st.plain_in;
+    *wire_in = st.wire_in;
+    *plain_out = st.plain_out;
+    *wire_out = st.wire_out;
+    return s->z != NULL;
+}

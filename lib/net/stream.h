@@ -140,8 +140,26 @@ const char *stream_tls_info(const struct stream *s);   /* "TLSv1.3 TLS_AES_256_G
  * readable reasons ("unsupported protocol"); "" when none. Owned by the stream. */
 const char *stream_tls_error(const struct stream *s);
 
+/* stream_start_deflate: COMPRESS=DEFLATE (RFC 4978): flushes buffered output uncompressed
+ * (the tagged OK), then compresses everything written after it (raw deflate, a sync flush at
+ * every stream_flush) and decompresses everything read, input already buffered after the
+ * command line included. Over TLS when TLS is active (compress, then encrypt). Line and
+ * literal limits apply to the decompressed bytes, read in bounded steps. A corrupt compressed
+ * stream makes every later read return CF_E_CORRUPT (logged once as compress_failed); writes
+ * still work, so the caller can say BYE. 0; CF_E_EXISTS when already active; a flush error;
+ * CF_E_INTERNAL when zlib cannot start. The layer itself is lib/net/stream-deflate.c. */
+int stream_start_deflate(struct stream *s);
+int stream_is_compressed(const struct stream *s);
+/* stream_compress_stats: bytes since compression started, plain (uncompressed) and on the
+ * wire (compressed, before TLS) each way; all 0 and returns 0 when compression is not on,
+ * else 1. */
+int stream_compress_stats(const struct stream *s, unsigned long long *plain_in,
+                          unsigned long long *wire_in, unsigned long long *plain_out,
+                          unsigned long long *wire_out);
+
 /* Counters for logging: application bytes (plaintext, after TLS decryption) received from
- * and sent to the peer, including input later discarded by STARTTLS or over-long lines. */
+ * and sent to the peer, including input later discarded by STARTTLS or over-long lines. With
+ * compression on they count the compressed bytes (what crossed the transport). */
 unsigned long long stream_bytes_in(const struct stream *s);
 unsigned long long stream_bytes_out(const struct stream *s);
 

@@ -206,10 +206,18 @@ closed:;
     struct timespec end;
     clock_gettime(CLOCK_MONOTONIC, &end);
     double secs = (double)(end.tv_sec - start.tv_sec) + (end.tv_nsec - start.tv_nsec) / 1e9;
-    log_info("disconnect", "reason=%s peer=%s in=%llu out=%llu duration=%.3f%s%s",
+    /* with COMPRESS (RFC 4978) in/out are the compressed bytes; the deflate fields give the
+     * plain and compressed bytes since it started, so the ratio is wire/plain */
+    char zinfo[160] = "";
+    unsigned long long zpi, zwi, zpo, zwo;
+    if (stream_compress_stats(ws.stream, &zpi, &zwi, &zpo, &zwo))
+        snprintf(zinfo, sizeof zinfo,
+                 " deflate_in=%llu/%llu deflate_out=%llu/%llu deflate_ratio_out=%.3f", zwi, zpi,
+                 zwo, zpo, zpo ? (double)zwo / (double)zpo : 1.0);
+    log_info("disconnect", "reason=%s peer=%s in=%llu out=%llu duration=%.3f%s%s%s",
              ws.end_reason ? ws.end_reason : "closed", ws.peer, stream_bytes_in(ws.stream),
              stream_bytes_out(ws.stream), secs, stream_is_tls(ws.stream) ? " tls=" : "",
-             stream_is_tls(ws.stream) ? log_quote(stream_tls_info(ws.stream)) : "");
+             stream_is_tls(ws.stream) ? log_quote(stream_tls_info(ws.stream)) : "", zinfo);
 done:
     stream_free(&ws.stream);
     if (g_conntab && ws.conn_slot > 0) conntab_leave(g_conntab, ws.conn_slot);

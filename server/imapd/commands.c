@@ -40,6 +40,7 @@ static const struct command commands[] = {
     { "ID", cmd_id, 0 },                                /* RFC 2971: any state */
     { "IDLE", cmd_idle, CMD_NEEDS_AUTH },               /* RFC 2177 */
     { "NOTIFY", cmd_notify, CMD_NEEDS_AUTH },           /* RFC 5465 (notify.c) */
+    { "COMPRESS", cmd_compress, CMD_NEEDS_AUTH | CMD_NO_SYNC },   /* RFC 4978 */
     { "SELECT", cmd_select, CMD_NEEDS_AUTH | CMD_LEAVES_MAILBOX },
     /* RFC 4314 section 3: ACL (cmd-acl.c); RFC 9208 section 4.1: QUOTA (cmd-quota.c) */
     { "SETACL", cmd_setacl, CMD_NEEDS_AUTH },

@@ -181,6 +181,7 @@ void cmd_capability(struct client *c, const struct imap_command *cmd);   /* cmd-
 void cmd_noop(struct client *c, const struct imap_command *cmd);
 void cmd_logout(struct client *c, const struct imap_command *cmd);
 void cmd_starttls(struct client *c, const struct imap_command *cmd);     /* cmd-starttls.c */
+void cmd_compress(struct client *c, const struct imap_command *cmd);     /* cmd-compress.c */
 void cmd_select(struct client *c, const struct imap_command *cmd);       /* cmd-select.c */
 void cmd_examine(struct client *c, const struct imap_command *cmd);
 void cmd_close(struct client *c, const struct imap_command *cmd);

@@ -103,6 +103,12 @@ static void imapd_session(struct worker_session *ws)
                 c->end_reason = "protocol_error";
             }
             break;
+        case CF_E_CORRUPT:
+            /* only the deflate layer (COMPRESS) fails a read this way: a corrupt compressed
+             * stream; our own output still works, so say why (compressed) */
+            client_untagged(c, "BYE Corrupt compressed input");
+            c->end_reason = "compress_error";
+            break;
         default:
             c->end_reason = worker_read_end(c->stream, r, &client_texts);
             break;
