@@ -334,8 +334,17 @@ int selected_sync(struct client *c, unsigned flags)
     struct buf b = BUF_INIT;
     /* RFC 3501 section 7.4.1: each EXPUNGE renumbers the ones after it, so they come in the
      * order mailbox_sync gives, each number valid when it is sent. */
-    for (size_t i = 0; i < ch.n_expunged; i++)
-        client_untagged(c, "%u EXPUNGE", (unsigned)ch.expunged_msgnos[i]);
+    if (c->enabled & CLIENT_ENABLED_QRESYNC) {
+        /* RFC 7162 section 3.2.10: with QRESYNC, expunges are told as VANISHED (uids) */
+        struct imap_seqset gone = IMAP_SEQSET_INIT;
+        for (size_t i = 0; i < ch.n_expunged; i++)
+            imap_seqset_add(&gone, ch.expunged_uids[i], ch.expunged_uids[i]);
+        selected_vanished(c, &gone, 0);
+        imap_seqset_fini(&gone);
+    } else {
+        for (size_t i = 0; i < ch.n_expunged; i++)
+            client_untagged(c, "%u EXPUNGE", (unsigned)ch.expunged_msgnos[i]);
+    }
     if (ch.n_new && !sel->readonly) {
         uint32_t first = 0, end = 0;
         r = mailbox_claim_recent(sel->mb, 1, &first, &end);
@@ -387,11 +396,9 @@ int selected_sync(struct client *c, unsigned flags)
         struct index_record rec;
         if (!msgno || mailbox_record(sel->mb, uid, &rec) <= 0) continue;
         if (rec.flags & FLAG_EXPUNGED) continue;
-        buf_reset(&b);
-        buf_printf(&b, "%u FETCH (FLAGS ", (unsigned)msgno);
-        selected_flags_append(sel, &rec, &b);
-        if (flags & SELECTED_SYNC_UID) buf_printf(&b, " UID %u", (unsigned)uid);
-        buf_putc(&b, ')');
+        selected_fetch_line(c, msgno, &rec,
+                            SELECTED_FETCH_FLAGS |
+                                ((flags & SELECTED_SYNC_UID) ? SELECTED_FETCH_UID : 0), &b);
         client_untagged(c, "%s", buf_cstr(&b));
     }
     imap_seqset_fini(&seen_before);

@@ -158,4 +158,45 @@ void selected_sync_failed(struct client *c, int r);
 /* selected_deselect: close the selected mailbox (if any) and go back to authenticated state. */
 void selected_deselect(struct client *c);
 
+/* ---- CONDSTORE and QRESYNC (RFC 7162): condstore.c ---- */
+
+struct imap_qresync;
+struct mailbox_modseq_scan;
+
+/* selected_highestmodseq: the HIGHESTMODSEQ this session shows (at least 1). */
+uint64_t selected_highestmodseq(const struct selected *sel);
+
+/* selected_modseq: the MODSEQ this session shows for rec (at least 1). */
+uint64_t selected_modseq(const struct selected *sel, const struct index_record *rec);
+
+/* What selected_fetch_line puts in an untagged FETCH. UID is added anyway with QRESYNC
+ * enabled, MODSEQ anyway with CONDSTORE enabled (RFC 7162 sections 3.1.4, 3.2.4). */
+#define SELECTED_FETCH_UID 1
+#define SELECTED_FETCH_FLAGS 2
+#define SELECTED_FETCH_MODSEQ 4
+
+/* selected_fetch_line: "N FETCH (UID u FLAGS (...) MODSEQ (m))" for rec (message number
+ * msgno) into b (reset first), for client_untagged. */
+void selected_fetch_line(struct client *c, uint32_t msgno, const struct index_record *rec,
+                         unsigned what, struct buf *b);
+
+/* selected_vanished: "* VANISHED [(EARLIER)] uid-set" for the uids (concrete), in lines of
+ * bounded length; nothing for an empty set. */
+void selected_vanished(struct client *c, const struct imap_seqset *uids, int earlier);
+
+/* selected_vanished_since: into out, the uids expunged after modseq since, from scan
+ * (mailbox_modseq_scan with since), restricted to within (NULL: all). When the index no
+ * longer holds every expunge after since (since < scan->vanished_modseq), RFC 7162 section
+ * 3.2.5.2: every uid of within (NULL: 1 .. uidnext-1) from exact_from on that is not a live
+ * message of the view. 0. */
+int selected_vanished_since(struct selected *sel, uint64_t since, const struct imap_seqset *within,
+                            uint32_t exact_from, const struct mailbox_modseq_scan *scan,
+                            struct imap_seqset *out);
+
+/* selected_qresync: the QRESYNC part of SELECT/EXAMINE (RFC 7162 section 3.2.5), after the
+ * usual responses: when q's UIDVALIDITY matches, "* VANISHED (EARLIER)" for the expunges
+ * since q->modseq (within the known uids) and an untagged FETCH (UID FLAGS MODSEQ) for every
+ * message changed since. 0 or a store error. Blocks on the shared lock. */
+int selected_qresync(struct client *c, const struct imap_qresync *q);
+
 #endif
