@@ -319,13 +319,6 @@ static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
         buf_appends(&f->out, "FLAGS ");
         selected_flags_append(f->sel, f->rec, &f->out);
     }
-    /* RFC 7162 section 3.1.4: a flag change reported with CONDSTORE on carries MODSEQ, and
-     * CHANGEDSINCE implies the MODSEQ item (section 3.1.4.1) */
-    if (!f->has_modseq && (f->changedsince ||
-                           (flags_changed && (f->c->enabled & CLIENT_ENABLED_CONDSTORE)))) {
-        SEP();
-        buf_printf(&f->out, "MODSEQ (%llu)", (unsigned long long)selected_modseq(f->sel, f->rec));
-    }
     for (size_t i = 0; i < f->n && r == 0; i++) {
         const struct fetch_att *a = &f->atts[i];
         SEP();
@@ -372,6 +365,13 @@ static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
             buf_printf(&f->out, "MODSEQ (%llu)", (unsigned long long)selected_modseq(f->sel, f->rec));
             break;
         }
+    }
+    /* RFC 7162 section 3.1.4: a flag change reported with CONDSTORE on carries MODSEQ, and
+     * CHANGEDSINCE implies the MODSEQ item (section 3.1.4.1) */
+    if (r == 0 && !f->has_modseq && (f->changedsince ||
+                           (flags_changed && (f->c->enabled & CLIENT_ENABLED_CONDSTORE)))) {
+        SEP();
+        buf_printf(&f->out, "MODSEQ (%llu)", (unsigned long long)selected_modseq(f->sel, f->rec));
     }
 #undef SEP
     if (r == 0) {
@@ -429,7 +429,7 @@ static int fetch_vanished(struct fetch *f, const char *set_text)
     struct imap_seqset in = IMAP_SEQSET_INIT, uids = IMAP_SEQSET_INIT, gone = IMAP_SEQSET_INIT;
     struct mailbox_modseq_scan scan;
     const char *err;
-    int r = mailbox_modseq_scan(f->sel->mb, f->changedsince, &scan);
+    int r = mailbox_modseq_scan(f->sel->mb, selected_modseq_raw(f->sel, f->changedsince), &scan);
     if (r < 0) goto out;
     if (imap_seqset_parse(&in, set_text, strlen(set_text), &err) < 0) goto out;
     uint32_t uidnext = mailbox_header(f->sel->mb)->uidnext;

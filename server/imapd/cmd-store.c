@@ -164,7 +164,7 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
     /* UNCHANGEDSINCE 0 refuses every message (all have a mod-sequence), handled above; the
      * store's unchangedsince 0 means "no condition" */
     struct mailbox_store st = { op, sys, kw.count ? (const char *const *)kw.v : NULL,
-                                has_unchangedsince ? unchangedsince : 0 };
+                                has_unchangedsince ? selected_modseq_raw(sel, unchangedsince) : 0 };
     if (!r && nlive && (!sel->seen_user || sys || kw.count || op == STORE_SET))
         r = store_set_flags(c->store, sel->mb, live, nlive, &st,
                             has_unchangedsince ? &failed : NULL,

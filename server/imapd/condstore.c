@@ -4,6 +4,7 @@
 #include "imapd.h"
 #include "selected.h"
 #include "core/error.h"
+#include "store/store-db.h"
 #include "core/xmalloc.h"
 #include "imap/imap-condstore.h"
 #include <stdlib.h>
@@ -16,9 +17,138 @@ void condstore_enable(struct client *c, unsigned bits)
     c->enabled |= bits;
 }
 
+/* ---- per-user \Seen mod-sequences (selected.h seen_hist) ---- */
+
+/* One step of a user's \Seen history: the uids changed with view mod-sequence modseq. */
+struct seen_hist {
+    uint64_t modseq;
+    struct imap_seqset uids;
+};
+
+/* At most this many steps are kept apart; older ones merge (selected.h). */
+#define SEEN_HIST_MAX 16
+
+/* The seen database entry of the history: the user's name and this suffix (no user name
+ * holds a control character), value "MODSEQ:SET/MODSEQ:SET..." newest first. */
+#define SEEN_HIST_SUFFIX "\x01modseq"
+
+void selected_seen_hist_free(struct selected *sel)
+{
+    for (size_t i = 0; i < sel->n_seen_hist; i++) imap_seqset_fini(&sel->seen_hist[i].uids);
+    free(sel->seen_hist);
+    sel->seen_hist = NULL;
+    sel->n_seen_hist = 0;
+}
+
+int selected_seen_hist_load(struct selected *sel)
+{
+    selected_seen_hist_free(sel);
+    if (!sel->seen_user) return 0;
+    struct buf text = BUF_INIT;
+    char *key = xasprintf("%s" SEEN_HIST_SUFFIX, sel->seen_user);
+    int r = store_seen_get(sel->seen_store, sel->seen_id, key, &text);
+    free(key);
+    if (r == CF_E_CORRUPT) r = 0;   /* logged; an empty history only over-reports nothing */
+    if (r <= 0) goto out;
+    r = 0;
+    const char *p = buf_cstr(&text);
+    while (*p && sel->n_seen_hist < SEEN_HIST_MAX) {
+        const char *colon = strchr(p, ':'), *end = strchr(p, '/');
+        if (!end) end = p + strlen(p);
+        uint64_t m;
+        const char *err;
+        struct imap_seqset set = IMAP_SEQSET_INIT;
+        if (!colon || colon > end || imap_modseq_parse(p, (size_t)(colon - p), 0, &m) < 0 ||
+            imap_seqset_parse(&set, colon + 1, (size_t)(end - colon - 1), &err) < 0) {
+            imap_seqset_fini(&set);
+            break;
+        }
+        sel->seen_hist = xreallocarray(sel->seen_hist, sel->n_seen_hist + 1,
+                                       sizeof *sel->seen_hist);
+        sel->seen_hist[sel->n_seen_hist].modseq = m;
+        sel->seen_hist[sel->n_seen_hist++].uids = set;
+        p = *end ? end + 1 : end;
+    }
+out:
+    buf_fini(&text);
+    return r;
+}
+
+int selected_seen_hist_add(struct selected *sel, const uint32_t *uids, size_t n)
+{
+    if (!sel->seen_user || !n) return 0;
+    /* the index as it is now: a \Seen change sorts after every index change made so far */
+    int r = mailbox_lock_shared(sel->mb);
+    if (r < 0) return r;
+    mailbox_unlock(sel->mb);
+    uint64_t base = mailbox_header(sel->mb)->highestmodseq << SEEN_MODSEQ_SHIFT;
+    uint64_t m = base + 1;
+    if (sel->n_seen_hist && sel->seen_hist[0].modseq >= m) m = sel->seen_hist[0].modseq + 1;
+    /* 65535 changes of one user while the index stood still: the value would reach the next
+     * index modseq's, so it stays (those changes share one value; documented in imapd(8)) */
+    if (m >= base + ((uint64_t)1 << SEEN_MODSEQ_SHIFT)) m = sel->seen_hist[0].modseq;
+    struct imap_seqset set = IMAP_SEQSET_INIT, rest = IMAP_SEQSET_INIT;
+    for (size_t i = 0; i < n; i++) imap_seqset_add(&set, uids[i], uids[i]);
+    /* the uids leave their older steps */
+    for (size_t i = 0; i < sel->n_seen_hist; i++) {
+        struct imap_seqset *u = &sel->seen_hist[i].uids;
+        imap_seqset_clear(&rest);
+        for (size_t k = 0; k < u->count; k++)
+            for (uint64_t x = u->r[k].lo; x <= u->r[k].hi; x++)
+                if (!imap_seqset_contains(&set, (uint32_t)x)) imap_seqset_add(&rest, (uint32_t)x, (uint32_t)x);
+        struct imap_seqset t = *u;
+        *u = rest;
+        rest = t;
+    }
+    imap_seqset_fini(&rest);
+    sel->seen_hist = xreallocarray(sel->seen_hist, sel->n_seen_hist + 1, sizeof *sel->seen_hist);
+    memmove(sel->seen_hist + 1, sel->seen_hist, sel->n_seen_hist * sizeof *sel->seen_hist);
+    sel->seen_hist[0].modseq = m;
+    sel->seen_hist[0].uids = set;
+    sel->n_seen_hist++;
+    /* drop emptied steps; past SEEN_HIST_MAX the two oldest merge under the newer value */
+    size_t k = 0;
+    for (size_t i = 0; i < sel->n_seen_hist; i++) {
+        if (!sel->seen_hist[i].uids.count) {
+            imap_seqset_fini(&sel->seen_hist[i].uids);
+            continue;
+        }
+        sel->seen_hist[k++] = sel->seen_hist[i];
+    }
+    sel->n_seen_hist = k;
+    while (sel->n_seen_hist > SEEN_HIST_MAX) {
+        struct seen_hist *a = &sel->seen_hist[sel->n_seen_hist - 2];
+        struct seen_hist *b = &sel->seen_hist[sel->n_seen_hist - 1];
+        for (size_t i = 0; i < b->uids.count; i++)
+            imap_seqset_add(&a->uids, b->uids.r[i].lo, b->uids.r[i].hi);
+        imap_seqset_fini(&b->uids);
+        sel->n_seen_hist--;
+    }
+    struct buf text = BUF_INIT;
+    for (size_t i = 0; i < sel->n_seen_hist; i++) {
+        if (i) buf_putc(&text, '/');
+        buf_printf(&text, "%llu:", (unsigned long long)sel->seen_hist[i].modseq);
+        imap_seqset_format(&sel->seen_hist[i].uids, &text);
+    }
+    char *key = xasprintf("%s" SEEN_HIST_SUFFIX, sel->seen_user);
+    r = store_seen_set(sel->seen_store, sel->seen_id, key, buf_cstr(&text));
+    free(key);
+    buf_fini(&text);
+    return r;
+}
+
+uint64_t selected_modseq_raw(const struct selected *sel, uint64_t v)
+{
+    return sel->seen_user ? v >> SEEN_MODSEQ_SHIFT : v;
+}
+
 uint64_t selected_highestmodseq(const struct selected *sel)
 {
     uint64_t m = mailbox_header(sel->mb)->highestmodseq;
+    if (sel->seen_user) {
+        m <<= SEEN_MODSEQ_SHIFT;
+        if (sel->n_seen_hist && sel->seen_hist[0].modseq > m) m = sel->seen_hist[0].modseq;
+    }
     /* RFC 7162 section 7: a mod-sequence value is at least 1; an index that never changed
      * says 0 (the first change gets 1, and clients fetch new messages by UID anyway) */
     return m ? m : 1;
@@ -26,8 +156,16 @@ uint64_t selected_highestmodseq(const struct selected *sel)
 
 uint64_t selected_modseq(const struct selected *sel, const struct index_record *rec)
 {
-    (void)sel;
-    return rec->modseq ? rec->modseq : 1;
+    uint64_t m = rec->modseq;
+    if (sel->seen_user) {
+        m <<= SEEN_MODSEQ_SHIFT;
+        for (size_t i = 0; i < sel->n_seen_hist; i++) {
+            if (!imap_seqset_contains(&sel->seen_hist[i].uids, rec->uid)) continue;
+            if (sel->seen_hist[i].modseq > m) m = sel->seen_hist[i].modseq;
+            break;
+        }
+    }
+    return m ? m : 1;
 }
 
 /* VANISHED lines are cut at about this many bytes of set text (a response line has no hard
@@ -89,7 +227,7 @@ int selected_vanished_since(struct selected *sel, uint64_t since, const struct i
                             struct imap_seqset *out)
 {
     imap_seqset_clear(out);
-    if (since >= scan->vanished_modseq) {
+    if (selected_modseq_raw(sel, since) >= scan->vanished_modseq) {
         /* every expunge after since is still in the index (index.h vanished_modseq) */
         for (size_t i = 0; i < scan->n_expunged; i++) {
             uint32_t u = scan->expunged[i];
@@ -151,7 +289,7 @@ int selected_qresync(struct client *c, const struct imap_qresync *q)
      * more is sent (the UIDVALIDITY response already told it) */
     if (q->uidvalidity != sel->uidvalidity) return 0;
     struct mailbox_modseq_scan scan;
-    int r = mailbox_modseq_scan(sel->mb, q->modseq, &scan);
+    int r = mailbox_modseq_scan(sel->mb, selected_modseq_raw(sel, q->modseq), &scan);
     if (r < 0) goto out;
     struct imap_seqset gone = IMAP_SEQSET_INIT;
     uint32_t from = q->has_match ? match_floor(sel, q) : 1;
@@ -159,18 +297,29 @@ int selected_qresync(struct client *c, const struct imap_qresync *q)
                             &scan, &gone);
     if (gone.count) selected_vanished(c, &gone, 1);
     imap_seqset_fini(&gone);
+    /* the changed messages: index changes, and this user's own \Seen changes */
+    struct imap_seqset changed = IMAP_SEQSET_INIT;
+    for (size_t i = 0; i < scan.n_changed; i++)
+        imap_seqset_add(&changed, scan.changed[i], scan.changed[i]);
+    for (size_t i = 0; i < sel->n_seen_hist; i++) {
+        if (sel->seen_hist[i].modseq <= q->modseq) continue;
+        for (size_t k = 0; k < sel->seen_hist[i].uids.count; k++)
+            imap_seqset_add(&changed, sel->seen_hist[i].uids.r[k].lo, sel->seen_hist[i].uids.r[k].hi);
+    }
     struct buf b = BUF_INIT;
-    for (size_t i = 0; i < scan.n_changed; i++) {
-        uint32_t uid = scan.changed[i], msgno = selected_msgno(sel, uid);
+    for (size_t i = 0; i < changed.count && r == 0; i++) for (uint64_t u = changed.r[i].lo; u <= changed.r[i].hi; u++) {
+        uint32_t uid = (uint32_t)u, msgno = selected_msgno(sel, uid);
         struct index_record rec;
         if (!msgno) continue;
         if ((r = mailbox_record(sel->mb, uid, &rec)) < 0) break;
         r = 0;
+        if ((rec.flags & FLAG_EXPUNGED) || selected_modseq(sel, &rec) <= q->modseq) continue;
         selected_keywords_announce(c);
         selected_fetch_line(c, msgno, &rec,
                             SELECTED_FETCH_UID | SELECTED_FETCH_FLAGS | SELECTED_FETCH_MODSEQ, &b);
         client_untagged(c, "%s", buf_cstr(&b));
     }
+    imap_seqset_fini(&changed);
     buf_fini(&b);
 out:
     mailbox_modseq_scan_fini(&scan);

@@ -52,6 +52,7 @@ void selected_close(struct selected **selp)
     imap_seqset_fini(&sel->saved);
     imap_seqset_fini(&sel->seen_uids);
     buf_fini(&sel->seen_text);
+    selected_seen_hist_free(sel);
     free(sel->acl);
     free(sel->seen_user);
     free(sel->name);
@@ -74,7 +75,7 @@ static int seen_load(struct selected *sel, struct imap_seqset *set, struct buf *
         log_warn("seen_set_invalid", "user=%s error=%s", log_quote(sel->seen_user), err);
         imap_seqset_clear(set);
     }
-    return 0;
+    return selected_seen_hist_load(sel);
 }
 
 int selected_seen_init(struct selected *sel, struct store *st, const char *user)
@@ -123,6 +124,12 @@ int selected_seen_change(struct selected *sel, const uint32_t *uids, size_t n, i
     struct buf text = BUF_INIT;
     int r = seen_load(sel, &cur, &text);
     if (r < 0) goto done;
+    /* the uids whose \Seen really changes get a new mod-sequence (RFC 7162 section 3.1.3: a
+     * STORE that changes nothing leaves it) */
+    uint32_t *moved = xreallocarray(NULL, n ? n : 1, sizeof *moved);
+    size_t nmoved = 0;
+    for (size_t i = 0; i < n; i++)
+        if (uids[i] && imap_seqset_contains(&cur, uids[i]) != !!add) moved[nmoved++] = uids[i];
     for (size_t i = 0; i < n; i++)
         if (uids[i]) imap_seqset_add(add ? &cur : &change, uids[i], uids[i]);
     if (add) {
@@ -134,6 +141,13 @@ int selected_seen_change(struct selected *sel, const uint32_t *uids, size_t n, i
     buf_reset(&text);
     imap_seqset_format(&out, &text);
     r = store_seen_set(sel->seen_store, sel->seen_id, sel->seen_user, buf_cstr(&text));
+    if (r < 0) {
+        free(moved);
+        goto done;
+    }
+    r = nmoved ? selected_seen_hist_add(sel, moved, nmoved) : 0;
+    free(moved);
+    moved = NULL;
     if (r < 0) goto done;
     imap_seqset_fini(&sel->seen_uids);
     sel->seen_uids = out;

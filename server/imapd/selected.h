@@ -55,6 +55,15 @@ struct selected {
     char seen_id[33];           /* the mailbox's unique id (the seendb key) */
     struct imap_seqset seen_uids;
     struct buf seen_text;       /* seen_uids as last read or written, to notice other sessions */
+    /* RFC 7162 for per-user \Seen (condstore.c): this user's \Seen changes get mod-sequences
+     * of their own, so the session shows every mod-sequence scaled: an index modseq m is
+     * m << SEEN_MODSEQ_SHIFT, a \Seen change made while the index stood at m gets
+     * (m << SEEN_MODSEQ_SHIFT) + k (k = 1, 2, ... until the index moves on). seen_hist holds
+     * the user's latest changes, newest first, each the uids changed with that value; the
+     * oldest entries merge into one (taking the newer value: a client may be told of a change
+     * twice, never not at all). Stored beside the \Seen set in the seen database. */
+    struct seen_hist *seen_hist;
+    size_t n_seen_hist;
     /* SEARCHRES (RFC 5182): the result last saved by SEARCH RETURN (SAVE), as uids, so that
      * expunged messages drop out; empty until a SAVE and in every newly selected mailbox */
     struct imap_seqset saved;
@@ -74,6 +83,24 @@ int selected_seen_init(struct selected *sel, struct store *st, const char *user)
  * mailboxes). Every reader of records for the client (FETCH, SEARCH, STORE replies, SELECT's
  * UNSEEN) calls it after mailbox_record. */
 void selected_seen_apply(const struct selected *sel, struct index_record *rec);
+
+/* selected_seen_hist_load: read this user's \Seen mod-sequence history (condstore.c) of a
+ * shared mailbox into sel (a missing or damaged one is empty). 0 or a database error. */
+int selected_seen_hist_load(struct selected *sel);
+
+/* selected_seen_hist_add: give the n uids whose \Seen this user just changed a new
+ * mod-sequence of this user's view and store the history. 0 or a database error. */
+int selected_seen_hist_add(struct selected *sel, const uint32_t *uids, size_t n);
+
+/* selected_seen_hist_free: release the history. */
+void selected_seen_hist_free(struct selected *sel);
+
+/* selected_modseq_raw: the index mod-sequence bound that a client's view value v stands for
+ * (v itself for personal mailboxes; v >> SEEN_MODSEQ_SHIFT with per-user \Seen): an index
+ * modseq m shows as above v exactly when m > selected_modseq_raw(v). */
+uint64_t selected_modseq_raw(const struct selected *sel, uint64_t v);
+
+#define SEEN_MODSEQ_SHIFT 16
 
 /* selected_seen_change: add (add 1) or remove (add 0) \Seen on uids for this user of a shared
  * mailbox, merged into the set as stored now (another session of the user may have changed
