@@ -5,6 +5,7 @@
 #include "selected.h"
 #include "core/error.h"
 #include "store/store-db.h"
+#include "store/mboxname.h"
 #include "core/xmalloc.h"
 #include "imap/imap-condstore.h"
 #include <stdlib.h>
@@ -135,6 +136,25 @@ int selected_seen_hist_add(struct selected *sel, const uint32_t *uids, size_t n)
     free(key);
     buf_fini(&text);
     return r;
+}
+
+uint64_t condstore_status_highestmodseq(struct client *c, const char *name, const char *uniqueid,
+                                        uint64_t highestmodseq)
+{
+    /* the same rule as selected_seen_init: per-user \Seen for mailboxes not under user/ */
+    if (!c->user || !c->store || !strncmp(name, MBOXNAME_USER_PREFIX, strlen(MBOXNAME_USER_PREFIX)))
+        return highestmodseq ? highestmodseq : 1;
+    uint64_t m = highestmodseq << SEEN_MODSEQ_SHIFT, first = 0;
+    struct buf text = BUF_INIT;
+    char *key = xasprintf("%s" SEEN_HIST_SUFFIX, c->user);
+    if (store_seen_get(c->store, uniqueid, key, &text) == 1) {
+        const char *p = buf_cstr(&text), *colon = strchr(p, ':');
+        if (colon && imap_modseq_parse(p, (size_t)(colon - p), 0, &first) == 0 && first > m)
+            m = first;
+    }
+    free(key);
+    buf_fini(&text);
+    return m ? m : 1;
 }
 
 uint64_t selected_modseq_raw(const struct selected *sel, uint64_t v)
