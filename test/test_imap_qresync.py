@@ -116,8 +116,9 @@ class Qresync(ImapUsersTestCase):
         # VANISHED (EARLIER) comes before the FETCHes, and both before the tagged OK
         kinds = [b"V" if b"VANISHED" in x else b"F" for x in u if b"VANISHED" in x or b"FETCH" in x]
         self.assertEqual(kinds, sorted(kinds, reverse=True))
-        # up to date: nothing
+        # up to date: nothing; [CLOSED] first (RFC 7162 section 3.2.11)
         u = self.ok(q, 'SELECT "resel" (QRESYNC (%d %d))' % (uv, new_hms))
+        self.assertRegex(u[0], rb"^\* OK \[CLOSED\]")
         self.assertEqual((vanished(u, True), fetched(u)), (set(), {}))
         # known uids restrict VANISHED
         u = self.ok(q, 'SELECT "resel" (QRESYNC (%d %d %d:%d))' % (uv, hms, uids[3], uids[-1]))

@@ -32,7 +32,10 @@ static void do_select(struct client *c, const struct imap_command *cmd, int exam
     char rights[ACL_RIGHTS_SIZE] = "";
     struct imap_select_params params;
     imap_select_params_init(&params);
-    /* RFC 3501 section 6.3.1: a SELECT, even a failing one, first deselects */
+    /* RFC 3501 section 6.3.1: a SELECT, even a failing one, first deselects; RFC 7162
+     * section 3.2.11: with QRESYNC on, [CLOSED] marks where the old mailbox's responses end */
+    if (c->sel && (c->enabled & CLIENT_ENABLED_QRESYNC))
+        client_untagged(c, "OK [CLOSED] Previous mailbox closed");
     selected_deselect(c);
     if (cmd->nargs != 1 && cmd->nargs != 2) {
         client_tagged(c, cmd->tag, "BAD %s takes one mailbox name", cmd->name);
