@@ -96,7 +96,7 @@ class Select(SharedCofferTestCase):
         self.assertRegex(c.imap("d", 'SELECT "Other Users/joe/private"')[0],
                          rb"^d NO \[NONEXISTENT\]")
         self.assertRegex(c.imap("e", "SELECT")[0], rb"^e BAD")
-        self.assertRegex(c.imap("f", "SELECT ne1 (CONDSTORE)")[0], rb"^f BAD")
+        self.assertRegex(c.imap("f", "SELECT ne1 (X-UNKNOWN-PARAM)")[0], rb"^f BAD")
         # selected-state commands need a selection
         for i, cmd in enumerate(("CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "UID FETCH 1 FLAGS")):
             self.assertRegex(c.imap("g%d" % i, cmd)[0], rb"^g%d BAD" % i)

@@ -117,6 +117,7 @@ static int eval(struct snode *n, struct mstate *m)
         else r = has_keyword(&m->rec, n->kwidx);
         return n->key == K_KEYWORD ? r : !r;
     case K_LARGER: return m->rec.size > n->num;
+    case K_MODSEQ: return m->rec.modseq >= n->num;
     case K_SMALLER: return m->rec.size < n->num;
     case K_BEFORE: return date_local_day(m->rec.internaldate) < n->day;
     case K_ON: return date_local_day(m->rec.internaldate) == n->day;

@@ -31,6 +31,7 @@ enum skey {
     K_SEQ, K_UID,
     K_HEADER,                       /* HEADER, FROM, TO, CC, BCC, SUBJECT */
     K_BODY, K_TEXT,
+    K_MODSEQ,                       /* RFC 7162 section 3.1.5: mod-sequence >= num */
 };
 
 /* Cost classes: what a key reads beyond the record. */
@@ -68,6 +69,7 @@ struct snode {
 struct search_program {
     struct snode *root;
     unsigned needs;
+    int uses_modseq;        /* a MODSEQ key somewhere (search_uses_modseq) */
     struct buf tmp;         /* scratch for decoding, reused from message to message */
 };
 

@@ -2,6 +2,7 @@
  * grammar) into a program tree (search-int.h), one parser per search key in a table, and
  * binding the tree to a mailbox view (search_prepare). */
 #include "imap/search-int.h"
+#include "imap/imap-condstore.h"
 #include "imap/imap-date.h"
 #include "core/error.h"
 #include "core/xmalloc.h"
@@ -160,6 +161,42 @@ static struct snode *parse_size(struct pctx *pc, const struct key_def *kd,
 {
     uint32_t v;
     if (need_number(pc, args, nargs, ip, "Missing size", "Invalid size", 0, &v)) return NULL;
+    struct snode *n = node_new(kd->key, kd->cost);
+    n->num = v;
+    return n;
+}
+
+/* parse_modseq: RFC 7162 section 3.1.5: MODSEQ ["/flags/" attr-flag SP ("priv" / "shared" /
+ * "all")] SP mod-sequence-valzer. The mod-sequence of a message is one for all its flags, so
+ * the entry name and type are checked and then compare the same value. */
+static struct snode *parse_modseq(struct pctx *pc, const struct key_def *kd,
+                                  const struct imap_arg *args, size_t nargs, size_t *ip,
+                                  unsigned depth)
+{
+    const struct imap_arg *b;
+    (void)depth;
+    if (!(b = parse_need(pc, args, nargs, ip, "Missing mod-sequence"))) return NULL;
+    if (b->type == IMAP_ARG_QUOTED || b->type == IMAP_ARG_LITERAL) {
+        /* entry-flag-name = DQUOTE "/flags/" attr-flag DQUOTE */
+        if (b->len <= 7 || strncasecmp(b->s, "/flags/", 7) != 0) {
+            pc->err = "Invalid MODSEQ entry name";
+            return NULL;
+        }
+        const struct imap_arg *t = parse_need(pc, args, nargs, ip, "Missing MODSEQ entry type");
+        if (!t) return NULL;
+        if (t->type != IMAP_ARG_ATOM ||
+            (!ieq(t->s, t->len, "priv") && !ieq(t->s, t->len, "shared") &&
+             !ieq(t->s, t->len, "all"))) {
+            pc->err = "Invalid MODSEQ entry type";
+            return NULL;
+        }
+        if (!(b = parse_need(pc, args, nargs, ip, "Missing mod-sequence"))) return NULL;
+    }
+    uint64_t v;
+    if (imap_modseq_arg(b, 1, &v) < 0) {
+        pc->err = "Invalid mod-sequence";
+        return NULL;
+    }
     struct snode *n = node_new(kd->key, kd->cost);
     n->num = v;
     return n;
@@ -330,6 +367,7 @@ static const struct key_def key_defs[] = {
     { "SENTON", K_SENTON, COST_HEADER, parse_date, 0, NULL, 0 },
     { "SENTSINCE", K_SENTSINCE, COST_HEADER, parse_date, 0, NULL, 0 },
     { "UID", K_UID, COST_RECORD, parse_uid, 0, NULL, 0 },
+    { "MODSEQ", K_MODSEQ, COST_RECORD, parse_modseq, 0, NULL, 0 },   /* RFC 7162 */
     { "BCC", K_HEADER, COST_HEADER, parse_field, 0, "Bcc", 1 },
     { "CC", K_HEADER, COST_HEADER, parse_field, 0, "Cc", 1 },
     { "FROM", K_HEADER, COST_HEADER, parse_field, 0, "From", 1 },
@@ -408,6 +446,17 @@ static void order_by_cost(struct snode *n)
     }
 }
 
+/* has_modseq_key: 1 when n or a node below it is a MODSEQ key. */
+static int has_modseq_key(const struct snode *n)
+{
+    if (n->key == K_MODSEQ) return 1;
+    for (size_t i = 0; i < n->nkids; i++)
+        if (has_modseq_key(n->kids[i])) return 1;
+    return 0;
+}
+
+int search_uses_modseq(const struct search_program *prog) { return prog->uses_modseq; }
+
 int search_parse(const struct imap_arg *args, size_t nargs, struct search_program **prog_r,
                  const char **err_r)
 {
@@ -452,6 +501,7 @@ int search_parse(const struct imap_arg *args, size_t nargs, struct search_progra
     *prog_r = xzmalloc(sizeof(**prog_r));
     (*prog_r)->root = root;
     buf_init(&(*prog_r)->tmp);
+    (*prog_r)->uses_modseq = has_modseq_key(root);
     (*prog_r)->needs = root->cost >= COST_BODY ? SEARCH_NEEDS_HEADER | SEARCH_NEEDS_BODY :
                        root->cost >= COST_HEADER ? SEARCH_NEEDS_HEADER : 0;
     return 0;

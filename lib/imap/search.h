@@ -25,6 +25,7 @@ struct search_record {
     const uint8_t *user_flags;  /* keyword bitmap (bit k = byte k/8, bit k%8 = keyword k of the
                                  * list given to search_prepare); NULL = none */
     size_t user_flags_len;      /* bytes in user_flags */
+    uint64_t modseq;            /* the message's mod-sequence as the session shows it (RFC 7162) */
 };
 
 /* The accessors, all for one message number at a time. Each returns 0 or a negative CF_E_*
@@ -90,6 +91,9 @@ void search_set_saved(struct search_program *prog, const struct imap_seqset *uid
  * the search ran. exists: the view's highest message number. */
 void search_pin(struct search_program *prog, uint32_t exists,
                 uint32_t (*uid_of)(void *ctx, uint32_t msgno), void *ctx);
+/* search_uses_modseq: 1 when the program has a MODSEQ key (RFC 7162 section 3.1.5: the
+ * SEARCH response then carries the highest mod-sequence of the matches). */
+int search_uses_modseq(const struct search_program *prog);
 
 /* search_needs: SEARCH_NEEDS_* bits of what the program reads beyond the record. */
 unsigned search_needs(const struct search_program *prog);

@@ -49,7 +49,7 @@ enum {
     H_UIDNEXT = 24, H_RECORD_COUNT = 28, H_PREV_COUNT = 32, H_EXISTS = 36, H_DELETED = 40,
     H_SEEN = 44, H_ANSWERED = 48, H_FLAGGED = 52, H_KEYWORD_COUNT = 56, H_KEYWORD_BYTES = 60,
     H_COMMIT = 64, H_HIGHESTMODSEQ = 72, H_QUOTA_USED = 80, H_GENERATION = 88,
-    H_KEYWORD_CRC = 96, H_EXPUNGED = 100, H_CRC = 124
+    H_KEYWORD_CRC = 96, H_EXPUNGED = 100, H_VANISHED_MODSEQ = 104, H_CRC = 124
 };
 
 void index_header_encode(const struct index_header *h, unsigned char *out)
@@ -76,6 +76,7 @@ void index_header_encode(const struct index_header *h, unsigned char *out)
     le_put64(out + H_GENERATION, h->generation);
     le_put32(out + H_KEYWORD_CRC, h->keyword_crc);
     le_put32(out + H_EXPUNGED, h->expunged);
+    le_put64(out + H_VANISHED_MODSEQ, h->vanished_modseq);
     le_put32(out + H_CRC, index_crc32(out, H_CRC));
 }
 
@@ -104,6 +105,7 @@ int index_header_decode(const unsigned char *in, struct index_header *h)
     h->generation = le_get64(in + H_GENERATION);
     h->keyword_crc = le_get32(in + H_KEYWORD_CRC);
     h->expunged = le_get32(in + H_EXPUNGED);
+    h->vanished_modseq = le_get64(in + H_VANISHED_MODSEQ);
     /* Version 1 differs only in records: bytes 96-103 were zero (expunged_at 0, "file
      * gone"), so it reads as is; the next commit writes version 2. A later layout must bump
      * INDEX_VERSION. */

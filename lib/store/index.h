@@ -46,6 +46,12 @@ struct index_header {
     uint64_t highestmodseq;
     uint64_t quota_used;     /* sum of the sizes of the existing records */
     uint64_t generation;     /* bumped by every repack */
+    /* RFC 7162 VANISHED: the highest modseq of an expunged record that a repack (or a
+     * reconstruct) dropped from the file; 0 when none ever was. Expunges with a higher
+     * modseq are all still in the file, so "what vanished since modseq m" has an exact answer
+     * for m >= vanished_modseq (mailbox_modseq_scan). Bytes 104-111 of the slot (zero in
+     * files written before the field existed; coffer-store(5)). */
+    uint64_t vanished_modseq;
 };
 
 struct index_record {

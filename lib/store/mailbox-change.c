@@ -235,6 +235,8 @@ static int repack(struct mailbox *mb, int64_t cutoff, int force, uint32_t *remov
         if ((r = mbi_read_record(mb, i, &rec)) < 0) goto done;
         if (repack_drops(&rec, cutoff)) {
             mbi_push_u32(&gone, &ngone, &agone, rec.uid);
+            /* VANISHED (EARLIER) can no longer be exact at or below this modseq */
+            if (rec.modseq > nh.vanished_modseq) nh.vanished_modseq = rec.modseq;
             continue;
         }
         /* re-encoded: a version 1 record becomes a version 2 one (the same bytes) */

@@ -41,6 +41,36 @@ int mailbox_record(struct mailbox *mb, uint32_t uid, struct index_record *r)
     return ret;
 }
 
+void mailbox_modseq_scan_fini(struct mailbox_modseq_scan *s)
+{
+    free(s->changed);
+    free(s->expunged);
+    memset(s, 0, sizeof *s);
+}
+
+int mailbox_modseq_scan(struct mailbox *mb, uint64_t since, struct mailbox_modseq_scan *s)
+{
+    memset(s, 0, sizeof *s);
+    int took = mbi_lock(mb, LOCK_SH);
+    if (took < 0) return took;
+    size_t ac = 0, ae = 0;
+    s->highestmodseq = mb->hdr.highestmodseq;
+    s->vanished_modseq = mb->hdr.vanished_modseq;
+    /* the raw fields only (uid, flags, modseq): one pass over the mapping, no checksum;
+     * callers read the few records they report with mailbox_record, which checks it */
+    for (uint32_t i = 0; i < mb->hdr.record_count; i++) {
+        const unsigned char *raw = mb->map + index_record_offset(i);
+        if (le_get64(raw + 32) <= since) continue;
+        uint32_t uid = index_record_uid(raw);
+        if (le_get32(raw + 4) & FLAG_EXPUNGED)
+            mbi_push_u32(&s->expunged, &s->n_expunged, &ae, uid);
+        else
+            mbi_push_u32(&s->changed, &s->n_changed, &ac, uid);
+    }
+    mbi_unlock(mb, took);
+    return 0;
+}
+
 char *mailbox_message_path(const struct mailbox *mb, uint32_t uid)
 {
     return xasprintf("%s/%u.", mb->dir, (unsigned)uid);

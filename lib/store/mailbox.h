@@ -183,6 +183,24 @@ const struct index_header *mailbox_header(const struct mailbox *mb);
  * FLAG_EXPUNGED set. */
 int mailbox_record(struct mailbox *mb, uint32_t uid, struct index_record *r);
 
+/* What changed after a modseq (RFC 7162 CHANGEDSINCE, QRESYNC), from mailbox_modseq_scan. */
+struct mailbox_modseq_scan {
+    uint32_t *changed;          /* uids of live records with a higher modseq, ascending */
+    size_t n_changed;
+    uint32_t *expunged;         /* uids of expunged records still in the file with a higher
+                                 * modseq (expunged after it), ascending */
+    size_t n_expunged;
+    uint64_t highestmodseq;     /* of the index at the scan */
+    uint64_t vanished_modseq;   /* expunged is complete only when since >= this (index.h) */
+};
+
+/* mailbox_modseq_scan: one pass over the index records under the shared lock: the records
+ * whose modseq is above since, live ones and expunged ones apart (*s, released with
+ * mailbox_modseq_scan_fini even on error). Reads only the uid, flags and modseq of each
+ * record (no checksum, no cache, no message file). 0, CF_E_CORRUPT or CF_E_IO. */
+int mailbox_modseq_scan(struct mailbox *mb, uint64_t since, struct mailbox_modseq_scan *s);
+void mailbox_modseq_scan_fini(struct mailbox_modseq_scan *s);
+
 /* mailbox_keywords: the mailbox's keyword names, index k = user flag bit k. Owned by mb,
  * valid until the next call into mb. */
 const struct strarr *mailbox_keywords(struct mailbox *mb);

@@ -415,6 +415,9 @@ static int write_mailbox(struct recon *rc, uint32_t uidvalidity, uint32_t uidnex
     nh->uidnext = uidnext > maxuid ? uidnext : maxuid + 1;
     nh->prev_count = nh->record_count;
     nh->highestmodseq = modseq;
+    /* expunged records without their file are not carried over: VANISHED below the new
+     * highest modseq is answered from the client's known uids (coffer-store(5)) */
+    nh->vanished_modseq = modseq;
     nh->generation = generation ? generation : 1;
     nh->commit = 1;
     index_header_encode(nh, (unsigned char *)ibuf.s + index_slot_offset(nh->commit));

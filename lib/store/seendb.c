@@ -98,8 +98,14 @@ static int user_doomed(const char *key, size_t klen, const char *val, size_t vle
 {
     (void)val;
     (void)vlen;
-    size_t idlen = strlen(key);
-    return idlen + 1 < klen && !strcmp(key + idlen + 1, rock);
+    size_t idlen = strlen(key), ulen = strlen(rock);
+    if (idlen + 1 >= klen) return 0;
+    const char *u = key + idlen + 1;
+    size_t left = klen - idlen - 1;
+    /* the user's set, and imapd's "USER\x01..." entries beside it (RFC 7162 per-user \Seen
+     * mod-sequences, server/imapd/condstore.c) */
+    if (left < ulen || memcmp(u, rock, ulen)) return 0;
+    return left == ulen || u[ulen] == '\0' || u[ulen] == '\x01';
 }
 
 int seendb_delete_user(struct seendb *s, const char *user)

@@ -1285,6 +1285,57 @@ static void test_big_cache_record(void)
     mailbox_close(&mb);
 }
 
+/* RFC 7162: mailbox_modseq_scan gives what changed and what was expunged after a modseq;
+ * a repack that drops expunged records raises vanished_modseq past them. */
+static void test_modseq_scan(void)
+{
+    char id[UNIQUEID_LEN + 1];
+    new_mailbox(part1, "user.alice.modseq", id);
+    struct mailbox *a;
+    UNIT_EQ_INT(mailbox_open(part1, id, NULL, &a), 0);
+    for (int i = 0; i < 6; i++) {
+        char tag[16];
+        snprintf(tag, sizeof tag, "m%d", i);
+        UNIT_EQ_INT(append_one(a, tag, 0, NULL, NULL), 0);
+    }
+    uint64_t m0 = mailbox_header(a)->highestmodseq;
+    uint32_t flag[] = { 2, 5 }, del[] = { 3, 4 };
+    struct mailbox_store st = { STORE_ADD, FLAG_FLAGGED, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(a, flag, 2, &st, NULL, NULL), 0);
+    struct mailbox_store sd = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(a, del, 2, &sd, NULL, NULL), 0);
+    uint64_t m1 = mailbox_header(a)->highestmodseq;
+    UNIT_EQ_INT(mailbox_expunge(a, del, 1, NULL), 0);     /* only 3 */
+    struct mailbox_modseq_scan s;
+    UNIT_EQ_INT(mailbox_modseq_scan(a, m0, &s), 0);
+    UNIT_EQ_INT(s.n_changed, 3);                           /* 2, 4 (\Deleted), 5 */
+    UNIT_EQ_INT(s.n_expunged, 1);
+    UNIT_EQ_INT(s.n_expunged ? s.expunged[0] : 0, 3);
+    UNIT_EQ_INT(s.vanished_modseq, 0);
+    UNIT_CHECK(s.highestmodseq > m1);
+    mailbox_modseq_scan_fini(&s);
+    UNIT_EQ_INT(mailbox_modseq_scan(a, m1, &s), 0);
+    UNIT_EQ_INT(s.n_changed, 0);
+    UNIT_EQ_INT(s.n_expunged, 1);
+    mailbox_modseq_scan_fini(&s);
+    uint64_t m2 = mailbox_header(a)->highestmodseq;
+    UNIT_EQ_INT(mailbox_repack(a), 0);
+    UNIT_EQ_INT(mailbox_modseq_scan(a, m0, &s), 0);
+    UNIT_EQ_INT(s.n_expunged, 0);                          /* the record is gone ... */
+    UNIT_CHECK(s.vanished_modseq == m2);                   /* ... and the index says so */
+    mailbox_modseq_scan_fini(&s);
+    /* it survives later commits and is read back by a new handle */
+    UNIT_EQ_INT(mailbox_expunge(a, del + 1, 1, NULL), 0);
+    struct mailbox *b;
+    UNIT_EQ_INT(mailbox_open(part1, id, NULL, &b), 0);
+    UNIT_CHECK(mailbox_header(b)->vanished_modseq == m2);
+    UNIT_EQ_INT(mailbox_modseq_scan(b, m2, &s), 0);
+    UNIT_EQ_INT(s.n_expunged, 1);
+    mailbox_modseq_scan_fini(&s);
+    mailbox_close(&b);
+    mailbox_close(&a);
+}
+
 int main(void)
 {
     log_init("test-mailbox", 1, LOG_LVL_WARNING);
@@ -1297,6 +1348,7 @@ int main(void)
     test_create_open();
     test_append_read();
     test_store_expunge();
+    test_modseq_scan();
     test_delayed_expunge();
     test_copy();
     test_orphan_corrupt();

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "imap/imap-condstore.h"
 #include "imap/imap-date.h"
 #include "mime/decode.h"
 #include "mime/mime.h"
@@ -25,6 +26,7 @@ enum fetch_kind {
     FA_FLAGS, FA_INTERNALDATE, FA_SIZE, FA_ENVELOPE, FA_BODY, FA_BODYSTRUCTURE, FA_UID,
     FA_RFC822, FA_RFC822_HEADER, FA_RFC822_TEXT, FA_SECTION,
     FA_BINARY,              /* BINARY[..], BINARY.PEEK[..], BINARY.SIZE[..] (RFC 3516) */
+    FA_MODSEQ,                          /* RFC 7162 section 3.1.4.1 */
 };
 
 struct fetch_att {
@@ -39,9 +41,11 @@ struct fetch {
     size_t n, alloc;
     int uid_cmd;
     int has_flags, has_uid;
+    int has_modseq;         /* MODSEQ asked, or CHANGEDSINCE (RFC 7162 section 3.1.4.1) */
     int set_seen;           /* BODY[...] without PEEK, RFC822, RFC822.TEXT */
     int need_map;           /* body data other than the top-level header */
     int io_failed;          /* writing to the client failed: the session ends */
+    uint64_t changedsince;  /* RFC 7162 CHANGEDSINCE modifier; 0 when absent */
     int direct_written;     /* part of this message's response is already out */
     /* per message: the handle is re-pointed at each one (its buffers are reused) */
     uint32_t uid;
@@ -67,6 +71,7 @@ static void att_add(struct fetch *f, enum fetch_kind kind, const struct imap_sec
     switch (kind) {
     case FA_FLAGS: f->has_flags = 1; break;
     case FA_UID: f->has_uid = 1; break;
+    case FA_MODSEQ: f->has_modseq = 1; break;
     case FA_RFC822: case FA_RFC822_TEXT: f->set_seen = f->need_map = 1; break;
     case FA_SECTION:
         if (sec->nparts || sec->text == IMAP_SECTION_NONE || sec->text == IMAP_SECTION_TEXT)
@@ -99,7 +104,7 @@ static const char *parse_att(struct fetch *f, const struct imap_arg *a)
         { "FLAGS", FA_FLAGS }, { "INTERNALDATE", FA_INTERNALDATE }, { "RFC822.SIZE", FA_SIZE },
         { "ENVELOPE", FA_ENVELOPE }, { "BODY", FA_BODY }, { "BODYSTRUCTURE", FA_BODYSTRUCTURE },
         { "UID", FA_UID }, { "RFC822", FA_RFC822 }, { "RFC822.HEADER", FA_RFC822_HEADER },
-        { "RFC822.TEXT", FA_RFC822_TEXT },
+        { "RFC822.TEXT", FA_RFC822_TEXT }, { "MODSEQ", FA_MODSEQ },
     };
     if (a->type == IMAP_ARG_SECTION) {
         const struct imap_section *sec = a->section;
@@ -498,7 +503,8 @@ static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
     buf_printf(&f->out, "* %u FETCH (", (unsigned)msgno);
     int first = 1;
 #define SEP() do { if (!first) buf_putc(&f->out, ' '); first = 0; } while (0)
-    if (f->uid_cmd && !f->has_uid) {
+    /* RFC 7162 section 3.2.4: with QRESYNC every untagged FETCH carries the UID */
+    if ((f->uid_cmd || (f->c->enabled & CLIENT_ENABLED_QRESYNC)) && !f->has_uid) {
         SEP();
         buf_printf(&f->out, "UID %u", (unsigned)f->uid);
     }
@@ -552,7 +558,17 @@ static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
         case FA_BINARY:
             r = emit_binary(f, a->sec);
             break;
+        case FA_MODSEQ:
+            buf_printf(&f->out, "MODSEQ (%llu)", (unsigned long long)selected_modseq(f->sel, f->rec));
+            break;
         }
+    }
+    /* RFC 7162 section 3.1.4: a flag change reported with CONDSTORE on carries MODSEQ, and
+     * CHANGEDSINCE implies the MODSEQ item (section 3.1.4.1) */
+    if (r == 0 && !f->has_modseq && (f->changedsince ||
+                           (flags_changed && (f->c->enabled & CLIENT_ENABLED_CONDSTORE)))) {
+        SEP();
+        buf_printf(&f->out, "MODSEQ (%llu)", (unsigned long long)selected_modseq(f->sel, f->rec));
     }
 #undef SEP
     if (r == 0) {
@@ -629,6 +645,34 @@ static int mark_seen(struct fetch *f, const struct imap_seqset *msgs, struct ima
     return r;
 }
 
+/* fetch_vanished: RFC 7162 section 3.2.6: UID FETCH ... (CHANGEDSINCE m VANISHED): "*
+ * VANISHED (EARLIER)" for the uids of the set (as sent, not only those in the view) expunged
+ * after m, before the FETCH responses. 0 or a store error. */
+static int fetch_vanished(struct fetch *f, const char *set_text)
+{
+    struct imap_seqset in = IMAP_SEQSET_INIT, uids = IMAP_SEQSET_INIT, gone = IMAP_SEQSET_INIT;
+    struct mailbox_modseq_scan scan;
+    const char *err;
+    int r = mailbox_modseq_scan(f->sel->mb, selected_modseq_raw(f->sel, f->changedsince), &scan);
+    if (r < 0) goto out;
+    if (imap_seqset_parse(&in, set_text, strlen(set_text), &err) < 0) goto out;
+    uint32_t uidnext = mailbox_header(f->sel->mb)->uidnext;
+    if (in.saved) {
+        for (size_t i = 0; i < f->sel->saved.count; i++)
+            imap_seqset_add(&uids, f->sel->saved.r[i].lo, f->sel->saved.r[i].hi);
+    } else {
+        imap_seqset_resolve(&in, uidnext > 1 ? uidnext - 1 : 0, &uids);
+    }
+    selected_vanished_since(f->sel, f->changedsince, &uids, 1, &scan, &gone);
+    selected_vanished(f->c, &gone, 1);
+out:
+    mailbox_modseq_scan_fini(&scan);
+    imap_seqset_fini(&in);
+    imap_seqset_fini(&uids);
+    imap_seqset_fini(&gone);
+    return r;
+}
+
 void cmd_fetch(struct client *c, const struct imap_command *cmd)
 {
     struct fetch f;
@@ -638,12 +682,24 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
     f.uid_cmd = command_is_uid(cmd);
     struct imap_seqset msgs = IMAP_SEQSET_INIT, seen_now = IMAP_SEQSET_INIT;
     const char *err = NULL;
-    if (cmd->nargs != 2 || !imap_arg_atom(&cmd->args[0])) {
+    int vanished = 0;
+    if ((cmd->nargs != 2 && cmd->nargs != 3) || !imap_arg_atom(&cmd->args[0])) {
         client_tagged(c, cmd->tag, "BAD %s takes a sequence set and fetch items", cmd->name);
         goto out;
     }
     if ((err = parse_atts(&f, &cmd->args[1])) != NULL) {
         client_tagged(c, cmd->tag, "BAD %s", err);
+        goto out;
+    }
+    /* RFC 4466 section 2.4 fetch modifiers: CHANGEDSINCE and VANISHED (RFC 7162) */
+    if (cmd->nargs == 3 &&
+        imap_fetch_modifiers_parse(&cmd->args[2], &f.changedsince, &vanished, &err) < 0) {
+        client_tagged(c, cmd->tag, "BAD %s", err);
+        goto out;
+    }
+    /* RFC 7162 section 3.2.6: VANISHED only in UID FETCH, with QRESYNC enabled */
+    if (vanished && (!f.uid_cmd || !(c->enabled & CLIENT_ENABLED_QRESYNC))) {
+        client_tagged(c, cmd->tag, "BAD VANISHED needs UID FETCH and ENABLE QRESYNC");
         goto out;
     }
     if (selected_msgset(f.sel, cmd->args[0].s, f.uid_cmd, &msgs, &err) < 0) {
@@ -655,7 +711,13 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
                       "Content-Transfer-Encoding of a part (RFC 3516)");
         goto out;
     }
+    /* RFC 7162 section 3.1: FETCH MODSEQ and CHANGEDSINCE are CONDSTORE-enabling */
+    if (f.has_modseq || f.changedsince) condstore_enable(c, CLIENT_ENABLED_CONDSTORE);
     int r = 0;
+    if (vanished && (r = fetch_vanished(&f, cmd->args[0].s)) < 0) {
+        imapd_reply_error(c, cmd->tag, r);
+        goto out;
+    }
     if (f.set_seen && !f.sel->readonly && strchr(f.sel->rights, 's') &&
         (r = mark_seen(&f, &msgs, &seen_now)) < 0) {
         imapd_reply_error(c, cmd->tag, r);
@@ -677,6 +739,11 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
                 gone = 1;
                 continue;
             }
+            /* RFC 7162 section 3.1.4.1: only messages changed after CHANGEDSINCE (a \Seen set
+             * by this FETCH is such a change) */
+            if (f.changedsince && selected_modseq(f.sel, f.rec) <= f.changedsince &&
+                !imap_seqset_contains(&seen_now, f.uid))
+                continue;
             r = fetch_one(&f, (uint32_t)m, imap_seqset_contains(&seen_now, f.uid));
             if (r == CF_E_NOTFOUND && !f.direct_written) {   /* the file went away: expunged */
                 gone = 1;

@@ -495,10 +495,12 @@ static int deleted_storage(struct store *st, const struct mboxlist_entry *e, con
 /* status_append: "STATUS name (ITEM n ...)" (no "* ", no CRLF) for an existing mailbox into out.
  * UNSEEN comes from the index header's \Seen count (the owner's flags), or for a shared
  * mailbox from user's own seen set. 0 or a store error. */
-static int status_append(struct store *st, const char *user, const char *imapname,
-                         const char *name, const struct mboxlist_entry *e, const unsigned *order,
-                         size_t n, struct buf *out)
+static int status_append(struct client *c, const char *imapname, const char *name,
+                         const struct mboxlist_entry *e, const unsigned *order, size_t n,
+                         struct buf *out)
 {
+    struct store *st = c->store;
+    const char *user = c->user;
     struct index_header h;
     const char *path = store_partition_path(st, e->partition);
     int r = path ? mailbox_status(path, e->uniqueid, &h) : CF_E_NOTFOUND;
@@ -531,11 +533,11 @@ static int status_append(struct store *st, const char *user, const char *imapnam
         /* RFC 8438: the sum of the RFC822.SIZEs, which the header keeps */
         case IMAP_STATUS_SIZE: item = "SIZE"; v = h.quota_used; break;
         case IMAP_STATUS_DELETED_STORAGE: item = "DELETED-STORAGE"; v = delstorage; break;
-        /* RFC 7162 section 3.1.1: 0 would mean "no persistent mod-sequences"; a mailbox
-         * nothing was ever stored in has 0 in its header, and reports 1 */
+        /* RFC 7162 section 3.1.7: the value a SELECT would show (at least 1; in a shared
+         * mailbox with per-user \Seen, the user's own scale: condstore.c) */
         case IMAP_STATUS_HIGHESTMODSEQ:
             item = "HIGHESTMODSEQ";
-            v = h.highestmodseq ? h.highestmodseq : 1;
+            v = condstore_status_highestmodseq(c, name, e->uniqueid, h.highestmodseq);
             break;
         }
         buf_printf(out, "%s%s %llu", i ? " " : "", item, (unsigned long long)v);
@@ -563,7 +565,7 @@ void cmd_status(struct client *c, const struct imap_command *cmd)
     if (r == 0) r = CF_E_NOTFOUND;
     if (r == 1) {
         /* answer with the name as the client sent it (RFC 3501 section 7.2.4 example) */
-        r = status_append(c->store, c->user, cmd->args[0].s, buf_cstr(&name), &e, order, n, &out);
+        r = status_append(c, cmd->args[0].s, buf_cstr(&name), &e, order, n, &out);
     }
     if (r) {
         imapd_reply_error(c, cmd->tag, r);
@@ -723,7 +725,7 @@ static void send_entry(struct list_rock *l, const char *attrs, const char *extna
     if (l->o.nstatus && e && acl_has(l->c, name, e->acl, 'r')) {
         buf_reset(&l->line);
         /* a mailbox that vanished meanwhile just gets no STATUS line */
-        if (!status_append(l->c->store, l->c->user, buf_cstr(&l->imapname), name, e, l->o.status,
+        if (!status_append(l->c, buf_cstr(&l->imapname), name, e, l->o.status,
                            l->o.nstatus, &l->line))
             client_untagged(l->c, "%s", buf_cstr(&l->line));
     }

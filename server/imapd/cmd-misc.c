@@ -54,9 +54,9 @@ done:
     buf_fini(&logline);
 }
 
-/* RFC 5161 section 3.1: ENABLE capability... in authenticated state. No extension Coffer
- * supports needs enabling yet, so every name is accepted and none is reported enabled
- * (section 3.1: unknown ones are ignored). */
+/* RFC 5161 section 3.1: ENABLE capability... in authenticated state. CONDSTORE and QRESYNC
+ * (RFC 7162 section 3.2.3; QRESYNC brings CONDSTORE) are really turned on; `* ENABLED` lists
+ * those this command enabled (not ones already on); unknown names are ignored. */
 void cmd_enable(struct client *c, const struct imap_command *cmd)
 {
     if (cmd->nargs == 0) {
@@ -69,6 +69,17 @@ void cmd_enable(struct client *c, const struct imap_command *cmd)
             return;
         }
     }
-    client_untagged(c, "ENABLED");
+    struct buf list = BUF_INIT;
+    for (size_t i = 0; i < cmd->nargs; i++) {
+        /* condstore.c: RFC 7162 */
+        unsigned bit = imap_arg_atom_eq(&cmd->args[i], "CONDSTORE") ? CLIENT_ENABLED_CONDSTORE
+                       : imap_arg_atom_eq(&cmd->args[i], "QRESYNC") ? CLIENT_ENABLED_QRESYNC
+                                                                     : 0;
+        if (!bit || (c->enabled & bit)) continue;
+        condstore_enable(c, bit);
+        buf_appends(&list, bit == CLIENT_ENABLED_QRESYNC ? " QRESYNC" : " CONDSTORE");
+    }
+    client_untagged(c, "ENABLED%s", buf_cstr(&list));
+    buf_fini(&list);
     client_tagged(c, cmd->tag, "OK ENABLE completed");
 }

@@ -23,6 +23,7 @@ struct search_ctx {
     struct selected *sel;
     uint32_t uid;
     struct mail *mail;
+    uint64_t modseq;        /* of the message last given to the engine (RFC 7162) */
 };
 
 static int sx_record(void *ctx, uint32_t msgno, struct search_record *r)
@@ -46,6 +47,7 @@ static int sx_record(void *ctx, uint32_t msgno, struct search_record *r)
     r->size = rec.size;
     r->user_flags = mrec->user_flags;    /* owned by the handle until sx_release */
     r->user_flags_len = sizeof(mrec->user_flags);
+    r->modseq = x->modseq = selected_modseq(x->sel, &rec);
     return 0;
 }
 
@@ -247,6 +249,11 @@ void cmd_search(struct client *c, const struct imap_command *cmd)
     struct imap_seqset all = IMAP_SEQSET_INIT, uids = IMAP_SEQSET_INIT;
     uint32_t first = 0, last = 0, first_uid = 0, last_uid = 0;
     uint64_t count = 0;
+    /* RFC 7162 sections 3.1.5, 3.1.6: a MODSEQ key makes the response carry the highest
+     * mod-sequence of the matches (of MIN/MAX only when only those are returned) */
+    int with_modseq = search_uses_modseq(prog);
+    uint64_t modseq_all = 0, modseq_first = 0, modseq_last = 0;
+    if (with_modseq) condstore_enable(c, CLIENT_ENABLED_CONDSTORE);   /* section 3.1 */
     buf_appends(&out, "SEARCH");
     for (msgno = 1; msgno <= n; msgno++) {
         r = search_match(prog, &sx_ops, &x, msgno);
@@ -257,6 +264,9 @@ void cmd_search(struct client *c, const struct imap_command *cmd)
         if (r < 0) break;
         if (!r) continue;
         uint32_t num = uid_cmd ? x.uid : msgno;
+        if (x.modseq > modseq_all) modseq_all = x.modseq;
+        if (!modseq_first) modseq_first = x.modseq;
+        modseq_last = x.modseq;
         if (!extended) {
             buf_printf(&out, " %u", num);
             continue;
@@ -289,6 +299,8 @@ void cmd_search(struct client *c, const struct imap_command *cmd)
         if (save_asked) imap_seqset_clear(&sel->saved);
         imapd_reply_error(c, cmd->tag, r);
     } else if (!extended) {
+        if (with_modseq && modseq_all)
+            buf_printf(&out, " (MODSEQ %llu)", (unsigned long long)modseq_all);
         client_untagged(c, "%s", buf_cstr(&out));
         client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
     } else {
@@ -338,6 +350,15 @@ void cmd_search(struct client *c, const struct imap_command *cmd)
                 imap_seqset_fini(&part);
             }
             if (ret & RET_COUNT) buf_printf(&out, " COUNT %llu", (unsigned long long)count);
+            if (with_modseq && count) {
+                uint64_t m = modseq_all;
+                if (!(ret & (RET_ALL | RET_COUNT))) {
+                    m = 0;
+                    if ((ret & RET_MIN) && modseq_first > m) m = modseq_first;
+                    if ((ret & RET_MAX) && modseq_last > m) m = modseq_last;
+                }
+                if (m) buf_printf(&out, " MODSEQ %llu", (unsigned long long)m);
+            }
             client_untagged(c, "%s", buf_cstr(&out));
         }
         client_tagged(c, cmd->tag, "OK %s completed", cmd->name);

@@ -5,6 +5,7 @@
 #include "acl-check.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "imap/imap-condstore.h"
 #include "store/mboxname.h"
 #include "store/store.h"
 #include <stdio.h>
@@ -29,11 +30,31 @@ static void do_select(struct client *c, const struct imap_command *cmd, int exam
 {
     struct buf name = BUF_INIT, b = BUF_INIT;
     char rights[ACL_RIGHTS_SIZE] = "";
-    /* RFC 3501 section 6.3.1: a SELECT, even a failing one, first deselects */
+    struct imap_select_params params;
+    imap_select_params_init(&params);
+    /* RFC 3501 section 6.3.1: a SELECT, even a failing one, first deselects; RFC 7162
+     * section 3.2.11: with QRESYNC on, [CLOSED] marks where the old mailbox's responses end */
+    if (c->sel && (c->enabled & CLIENT_ENABLED_QRESYNC))
+        client_untagged(c, "OK [CLOSED] Previous mailbox closed");
     selected_deselect(c);
-    if (cmd->nargs != 1) {
+    if (cmd->nargs != 1 && cmd->nargs != 2) {
         client_tagged(c, cmd->tag, "BAD %s takes one mailbox name", cmd->name);
         goto out;
+    }
+    /* RFC 4466 section 2.1 select parameters: CONDSTORE and QRESYNC (RFC 7162) */
+    if (cmd->nargs == 2) {
+        const char *perr = NULL;
+        if (imap_select_params_parse(&cmd->args[1], &params, &perr) < 0) {
+            client_tagged(c, cmd->tag, "BAD %s", perr);
+            goto out;
+        }
+        /* RFC 7162 section 3.2.5: QRESYNC only after ENABLE QRESYNC */
+        if (params.qresync && !(c->enabled & CLIENT_ENABLED_QRESYNC)) {
+            client_tagged(c, cmd->tag, "BAD QRESYNC was not enabled (ENABLE QRESYNC first)");
+            goto out;
+        }
+        /* RFC 7162 section 3.1: SELECT (CONDSTORE) is a CONDSTORE-enabling command */
+        if (params.condstore) condstore_enable(c, CLIENT_ENABLED_CONDSTORE);
     }
     if (!c->store) {
         client_tagged(c, cmd->tag, "NO [UNAVAILABLE] The mail store is unavailable");
@@ -67,10 +88,19 @@ static void do_select(struct client *c, const struct imap_command *cmd, int exam
     if (unseen) client_untagged(c, "OK [UNSEEN %u] First unseen message", (unsigned)unseen);
     client_untagged(c, "OK [UIDVALIDITY %u] UIDs valid", (unsigned)sel->uidvalidity);
     client_untagged(c, "OK [UIDNEXT %u] Predicted next UID", (unsigned)h->uidnext);
+    /* RFC 7162 section 3.1.2.1: every index keeps mod-sequences, so HIGHESTMODSEQ always */
+    client_untagged(c, "OK [HIGHESTMODSEQ %llu] Highest",
+                    (unsigned long long)selected_highestmodseq(sel));
     imapd_quota_warn(c, sel->name);
+    if (params.qresync && (r = selected_qresync(c, &params.q)) < 0) {
+        selected_deselect(c);
+        imapd_reply_error(c, cmd->tag, r);
+        goto out;
+    }
     client_tagged(c, cmd->tag, "OK [%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE",
                   cmd->name);
 out:
+    imap_select_params_fini(&params);
     buf_fini(&name);
     buf_fini(&b);
 }

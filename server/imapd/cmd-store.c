@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/strarr.h"
 #include "core/xmalloc.h"
+#include "imap/imap-condstore.h"
 #include "store/store-mail.h"
 #include <stdlib.h>
 #include <string.h>
@@ -62,31 +63,53 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
     struct strarr kw = STRARR_INIT;
     struct buf b = BUF_INIT;
     uint32_t *uids = NULL;
+    struct imap_arg *shifted = NULL;
     const char *err = NULL;
-    if (cmd->nargs < 3 || !imap_arg_atom(&cmd->args[0]) || !imap_arg_atom(&cmd->args[1])) {
+    struct imap_seqset modified = IMAP_SEQSET_INIT;
+    uint32_t *failed = NULL;
+    size_t nfailed = 0;
+    /* RFC 7162 section 3.1.3: STORE set (UNCHANGEDSINCE n) item flags; the modifier list is
+     * the second argument (RFC 4466 section 2.5 store-modifiers) */
+    uint64_t unchangedsince = 0;
+    int has_unchangedsince = 0;
+    const struct imap_arg *args = cmd->args;
+    size_t nargs = cmd->nargs;
+    if (nargs >= 4 && args[1].type == IMAP_ARG_LIST) {
+        if (imap_store_modifiers_parse(&args[1], &unchangedsince, &has_unchangedsince, &err) < 0) {
+            client_tagged(c, cmd->tag, "BAD %s", err);
+            goto out;
+        }
+        /* shift the modifier out: args[0] stays the set, args[1..] item and flags */
+        struct imap_arg *copy = xreallocarray(NULL, nargs - 1, sizeof *copy);
+        copy[0] = args[0];
+        memcpy(copy + 1, args + 2, (nargs - 2) * sizeof *copy);
+        args = shifted = copy;
+        nargs--;
+    }
+    if (nargs < 3 || !imap_arg_atom(&args[0]) || !imap_arg_atom(&args[1])) {
         client_tagged(c, cmd->tag, "BAD %s takes a sequence set, an item and flags", cmd->name);
         goto out;
     }
-    const char *item = cmd->args[1].s;
+    const char *item = args[1].s;
     enum mailbox_store_op op = STORE_SET;
     if (*item == '+') op = STORE_ADD, item++;
     else if (*item == '-') op = STORE_REMOVE, item++;
     int silent = 0;
     if (!strcasecmp(item, "FLAGS.SILENT")) silent = 1;
     else if (strcasecmp(item, "FLAGS")) {
-        client_tagged(c, cmd->tag, "BAD Unknown STORE item %.40s", cmd->args[1].s);
+        client_tagged(c, cmd->tag, "BAD Unknown STORE item %.40s", args[1].s);
         goto out;
     }
     uint32_t sys = 0;
-    if (cmd->nargs == 3 && cmd->args[2].type == IMAP_ARG_LIST)
-        err = parse_flag_list(cmd->args[2].list, cmd->args[2].count, &sys, &kw);
+    if (nargs == 3 && args[2].type == IMAP_ARG_LIST)
+        err = parse_flag_list(args[2].list, args[2].count, &sys, &kw);
     else
-        err = parse_flag_list(cmd->args + 2, cmd->nargs - 2, &sys, &kw);
+        err = parse_flag_list(args + 2, nargs - 2, &sys, &kw);
     if (err) {
         client_tagged(c, cmd->tag, "BAD %s", err);
         goto out;
     }
-    if (selected_msgset(sel, cmd->args[0].s, uid_cmd, &msgs, &err) < 0) {
+    if (selected_msgset(sel, args[0].s, uid_cmd, &msgs, &err) < 0) {
         client_tagged(c, cmd->tag, "BAD %s", err);
         goto out;
     }
@@ -102,49 +125,100 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
         strarr_fini(&kw);
         if (op == STORE_SET) op = STORE_ADD;   /* cannot clear what it may not write */
     }
+    /* RFC 7162 section 3.1: STORE UNCHANGEDSINCE is CONDSTORE-enabling */
+    if (has_unchangedsince) condstore_enable(c, CLIENT_ENABLED_CONDSTORE);
     uint64_t total = imap_seqset_size(&msgs);
     uids = xreallocarray(NULL, total ? total : 1, sizeof *uids);
     size_t n = 0;
-    for (size_t i = 0; i < msgs.count; i++)
-        for (uint64_t m = msgs.r[i].lo; m <= msgs.r[i].hi; m++)
-            uids[n++] = selected_uid(sel, (uint32_t)m);
+    for (size_t i = 0; i < msgs.count; i++) {
+        for (uint64_t m = msgs.r[i].lo; m <= msgs.r[i].hi; m++) {
+            uint32_t uid = selected_uid(sel, (uint32_t)m);
+            if (has_unchangedsince) {
+                /* RFC 7162 section 3.1.3: a message changed after n is left alone and
+                 * listed in MODIFIED (as this session sees its mod-sequence); the store
+                 * checks again under its lock (failed below) */
+                struct index_record rec;
+                int rr = mailbox_record(sel->mb, uid, &rec);
+                if (rr == 1 && !(rec.flags & FLAG_EXPUNGED) &&
+                    selected_modseq(sel, &rec) > unchangedsince) {
+                    imap_seqset_add(&modified, uid_cmd ? uid : (uint32_t)m,
+                                    uid_cmd ? uid : (uint32_t)m);
+                    uid = 0;
+                }
+            }
+            uids[n++] = uid;
+        }
+    }
+    /* the uids that may change (0 marks one refused above) */
+    uint32_t *live = xreallocarray(NULL, n ? n : 1, sizeof *live);
+    size_t nlive = 0;
+    for (size_t i = 0; i < n; i++)
+        if (uids[i]) live[nlive++] = uids[i];
     /* a shared mailbox keeps \Seen per user (selected.h): that part goes to the seen set */
     int r = 0;
-    if (sel->seen_user && n && strchr(sel->rights, 's') &&
+    if (sel->seen_user && nlive && strchr(sel->rights, 's') &&
         (op == STORE_SET || (sys & FLAG_SEEN))) {
-        r = selected_seen_change(sel, uids, n, op != STORE_REMOVE && (sys & FLAG_SEEN));
+        r = selected_seen_change(sel, live, nlive, op != STORE_REMOVE && (sys & FLAG_SEEN));
         sys &= ~FLAG_SEEN;
     }
-    struct mailbox_store st = { op, sys, kw.count ? (const char *const *)kw.v : NULL, 0 };
-    if (!r && n && (!sel->seen_user || sys || kw.count || op == STORE_SET))
-        r = store_set_flags(c->store, sel->mb, uids, n, &st, NULL, NULL);
+    /* UNCHANGEDSINCE 0 refuses every message (all have a mod-sequence), handled above; the
+     * store's unchangedsince 0 means "no condition" */
+    struct mailbox_store st = { op, sys, kw.count ? (const char *const *)kw.v : NULL,
+                                has_unchangedsince ? selected_modseq_raw(sel, unchangedsince) : 0 };
+    if (!r && nlive && (!sel->seen_user || sys || kw.count || op == STORE_SET))
+        r = store_set_flags(c->store, sel->mb, live, nlive, &st,
+                            has_unchangedsince ? &failed : NULL,
+                            has_unchangedsince ? &nfailed : NULL);
+    free(live);
     if (r < 0) {
         imapd_reply_error(c, cmd->tag, r);
         goto out;
     }
+    /* refused by the store under its lock (changed between our check and the commit) */
+    for (size_t i = 0; i < nfailed; i++) {
+        uint32_t msgno = selected_msgno(sel, failed[i]);
+        if (!msgno) continue;
+        uint32_t v = uid_cmd ? failed[i] : msgno;
+        imap_seqset_add(&modified, v, v);
+        for (size_t k = 0; k < n; k++)
+            if (uids[k] == failed[i]) uids[k] = 0;
+    }
     /* RFC 3501 section 6.4.6: the new flags of each message, unless .SILENT; either way the
-     * next sync does not report this command's own changes again */
+     * next sync does not report this command's own changes again. RFC 7162 section 3.1.3:
+     * with CONDSTORE on they carry MODSEQ, and .SILENT still sends MODSEQ alone; refused
+     * messages get no FETCH */
+    int condstore = (c->enabled & CLIENT_ENABLED_CONDSTORE) != 0;
     size_t k = 0;
     for (size_t i = 0; i < msgs.count; i++) {
         for (uint64_t m = msgs.r[i].lo; m <= msgs.r[i].hi; m++, k++) {
+            if (!uids[k]) continue;
             imap_seqset_add(&sel->skip, uids[k], uids[k]);
             struct index_record rec;
             int rr = mailbox_record(sel->mb, uids[k], &rec);
             /* RFC 2180 section 4.2.1: one expunged elsewhere is skipped silently */
             if (rr <= 0 || (rec.flags & FLAG_EXPUNGED)) continue;
-            if (silent) continue;
-            selected_keywords_announce(c);
-            buf_reset(&b);
-            buf_printf(&b, "%u FETCH (FLAGS ", (unsigned)m);
-            selected_flags_append(sel, &rec, &b);
-            if (uid_cmd) buf_printf(&b, " UID %u", (unsigned)uids[k]);
-            buf_putc(&b, ')');
+            if (silent && !condstore) continue;
+            if (!silent) selected_keywords_announce(c);
+            selected_fetch_line(c, (uint32_t)m, &rec,
+                                (silent ? 0 : SELECTED_FETCH_FLAGS) |
+                                    (uid_cmd ? SELECTED_FETCH_UID : 0),
+                                &b);
             client_untagged(c, "%s", buf_cstr(&b));
         }
+    }
+    if (modified.count) {
+        buf_reset(&b);
+        imap_seqset_format(&modified, &b);
+        client_tagged(c, cmd->tag, "OK [MODIFIED %s] Conditional %s failed for some messages",
+                      buf_cstr(&b), cmd->name);
+        goto out;
     }
     client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
 out:
     free(uids);
+    free(failed);
+    free(shifted);
+    imap_seqset_fini(&modified);
     buf_fini(&b);
     strarr_fini(&kw);
     imap_seqset_fini(&msgs);

@@ -71,6 +71,23 @@ struct client {
     struct notify *notify;
 };
 
+/* CLIENT_ENABLED_* bits of c->enabled (condstore.c: RFC 7162) */
+#define CLIENT_ENABLED_CONDSTORE 0x1u   /* ENABLE CONDSTORE or a CONDSTORE-enabling command */
+#define CLIENT_ENABLED_QRESYNC 0x2u     /* ENABLE QRESYNC (implies CONDSTORE) */
+
+/* condstore_enable (condstore.c): turn on CLIENT_ENABLED_* bits; QRESYNC brings CONDSTORE
+ * (RFC 7162 section 3.2.3). A CONDSTORE-enabling command (section 3.1) calls it with
+ * CLIENT_ENABLED_CONDSTORE. */
+void condstore_enable(struct client *c, unsigned bits);
+
+/* condstore_status_highestmodseq (condstore.c): the HIGHESTMODSEQ c's user sees for mailbox
+ * name (internal) with uniqueid whose index says highestmodseq: the same value a SELECT would
+ * show (for STATUS HIGHESTMODSEQ, RFC 7162 section 3.1.7): in a shared mailbox with per-user
+ * \Seen it is scaled and includes the user's own \Seen changes (imapd(8)). Blocks on the seen
+ * database. */
+uint64_t condstore_status_highestmodseq(struct client *c, const char *name, const char *uniqueid,
+                                        uint64_t highestmodseq);
+
 /* client_new: the state of one connection; client_free releases it (not the stream, and not
  * the selected mailbox: the session loop closes that first, so client.c needs no store). */
 struct client *client_new(struct worker_session *ws);

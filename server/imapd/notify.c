@@ -240,16 +240,25 @@ static void send_list(struct client *c, const char *attrs, const char *name, con
     buf_fini(&b);
 }
 
-/* send_status: "* STATUS name (MESSAGES n UIDNEXT n UIDVALIDITY n UNSEEN n)" from the box's
- * counters (RFC 5465 sections 5.1-5.3 ask for at least UIDNEXT and MESSAGES; UIDVALIDITY
+/* send_status: "* STATUS name (MESSAGES n UIDNEXT n UIDVALIDITY n UNSEEN n [HIGHESTMODSEQ n])"
+ * from the box's counters (RFC 5465 sections 5.1-5.3 ask for at least UIDNEXT and MESSAGES; UIDVALIDITY
  * with STATUS at NOTIFY SET, section 3.1). */
 static void send_status(struct client *c, const struct nbox *bx)
 {
     struct buf b = BUF_INIT;
     buf_appends(&b, "STATUS ");
     imapname_append(c, bx->name, &b);
-    buf_printf(&b, " (MESSAGES %u UIDNEXT %u UIDVALIDITY %u UNSEEN %u)", (unsigned)bx->messages,
+    buf_printf(&b, " (MESSAGES %u UIDNEXT %u UIDVALIDITY %u UNSEEN %u", (unsigned)bx->messages,
                (unsigned)bx->uidnext, (unsigned)bx->uidvalidity, (unsigned)bx->unseen);
+    /* RFC 5465 sections 5.2 and 5.3: with CONDSTORE enabled, HIGHESTMODSEQ too (the value a
+     * SELECT would show: condstore.c) */
+    struct index_header h;
+    const char *path = store_partition_path(c->store, bx->partition);
+    if ((c->enabled & CLIENT_ENABLED_CONDSTORE) && path &&
+        mailbox_status(path, bx->uniqueid, &h) == 0)
+        buf_printf(&b, " HIGHESTMODSEQ %llu", (unsigned long long)condstore_status_highestmodseq(
+                                                   c, bx->name, bx->uniqueid, h.highestmodseq));
+    buf_putc(&b, ')');
     client_untagged(c, "%s", buf_cstr(&b));
     buf_fini(&b);
 }

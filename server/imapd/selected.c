@@ -54,6 +54,7 @@ void selected_close(struct selected **selp)
     imap_seqset_fini(&sel->saved);
     imap_seqset_fini(&sel->seen_uids);
     buf_fini(&sel->seen_text);
+    selected_seen_hist_free(sel);
     free(sel->acl);
     free(sel->seen_user);
     free(sel->name);
@@ -76,7 +77,7 @@ static int seen_load(struct selected *sel, struct imap_seqset *set, struct buf *
         log_warn("seen_set_invalid", "user=%s error=%s", log_quote(sel->seen_user), err);
         imap_seqset_clear(set);
     }
-    return 0;
+    return selected_seen_hist_load(sel);
 }
 
 int selected_seen_init(struct selected *sel, struct store *st, const char *user)
@@ -125,6 +126,12 @@ int selected_seen_change(struct selected *sel, const uint32_t *uids, size_t n, i
     struct buf text = BUF_INIT;
     int r = seen_load(sel, &cur, &text);
     if (r < 0) goto done;
+    /* the uids whose \Seen really changes get a new mod-sequence (RFC 7162 section 3.1.3: a
+     * STORE that changes nothing leaves it) */
+    uint32_t *moved = xreallocarray(NULL, n ? n : 1, sizeof *moved);
+    size_t nmoved = 0;
+    for (size_t i = 0; i < n; i++)
+        if (uids[i] && imap_seqset_contains(&cur, uids[i]) != !!add) moved[nmoved++] = uids[i];
     for (size_t i = 0; i < n; i++)
         if (uids[i]) imap_seqset_add(add ? &cur : &change, uids[i], uids[i]);
     /* this session's own \Seen change: RFC 5267 live searches look again */
@@ -138,6 +145,13 @@ int selected_seen_change(struct selected *sel, const uint32_t *uids, size_t n, i
     buf_reset(&text);
     imap_seqset_format(&out, &text);
     r = store_seen_set(sel->seen_store, sel->seen_id, sel->seen_user, buf_cstr(&text));
+    if (r < 0) {
+        free(moved);
+        goto done;
+    }
+    r = nmoved ? selected_seen_hist_add(sel, moved, nmoved) : 0;
+    free(moved);
+    moved = NULL;
     if (r < 0) goto done;
     imap_seqset_fini(&sel->seen_uids);
     sel->seen_uids = out;
@@ -338,8 +352,17 @@ int selected_sync(struct client *c, unsigned flags)
     struct buf b = BUF_INIT;
     /* RFC 3501 section 7.4.1: each EXPUNGE renumbers the ones after it, so they come in the
      * order mailbox_sync gives, each number valid when it is sent. */
-    for (size_t i = 0; i < ch.n_expunged; i++)
-        client_untagged(c, "%u EXPUNGE", (unsigned)ch.expunged_msgnos[i]);
+    if (c->enabled & CLIENT_ENABLED_QRESYNC) {
+        /* RFC 7162 section 3.2.10: with QRESYNC, expunges are told as VANISHED (uids) */
+        struct imap_seqset gone = IMAP_SEQSET_INIT;
+        for (size_t i = 0; i < ch.n_expunged; i++)
+            imap_seqset_add(&gone, ch.expunged_uids[i], ch.expunged_uids[i]);
+        selected_vanished(c, &gone, 0);
+        imap_seqset_fini(&gone);
+    } else {
+        for (size_t i = 0; i < ch.n_expunged; i++)
+            client_untagged(c, "%u EXPUNGE", (unsigned)ch.expunged_msgnos[i]);
+    }
     if (ch.n_new && !sel->readonly) {
         uint32_t first = 0, end = 0;
         r = mailbox_claim_recent(sel->mb, 1, &first, &end);
@@ -392,11 +415,9 @@ int selected_sync(struct client *c, unsigned flags)
         struct index_record rec;
         if (!msgno || mailbox_record(sel->mb, uid, &rec) <= 0) continue;
         if (rec.flags & FLAG_EXPUNGED) continue;
-        buf_reset(&b);
-        buf_printf(&b, "%u FETCH (FLAGS ", (unsigned)msgno);
-        selected_flags_append(sel, &rec, &b);
-        if (flags & SELECTED_SYNC_UID) buf_printf(&b, " UID %u", (unsigned)uid);
-        buf_putc(&b, ')');
+        selected_fetch_line(c, msgno, &rec,
+                            SELECTED_FETCH_FLAGS |
+                                ((flags & SELECTED_SYNC_UID) ? SELECTED_FETCH_UID : 0), &b);
         client_untagged(c, "%s", buf_cstr(&b));
     }
     search_context_sync(c, &ch);            /* RFC 5267 ADDTO/REMOVEFROM, after the rest */

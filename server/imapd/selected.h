@@ -56,6 +56,15 @@ struct selected {
     char seen_id[33];           /* the mailbox's unique id (the seendb key) */
     struct imap_seqset seen_uids;
     struct buf seen_text;       /* seen_uids as last read or written, to notice other sessions */
+    /* RFC 7162 for per-user \Seen (condstore.c): this user's \Seen changes get mod-sequences
+     * of their own, so the session shows every mod-sequence scaled: an index modseq m is
+     * m << SEEN_MODSEQ_SHIFT, a \Seen change made while the index stood at m gets
+     * (m << SEEN_MODSEQ_SHIFT) + k (k = 1, 2, ... until the index moves on). seen_hist holds
+     * the user's latest changes, newest first, each the uids changed with that value; the
+     * oldest entries merge into one (taking the newer value: a client may be told of a change
+     * twice, never not at all). Stored beside the \Seen set in the seen database. */
+    struct seen_hist *seen_hist;
+    size_t n_seen_hist;
     /* SEARCHRES (RFC 5182): the result last saved by SEARCH RETURN (SAVE), as uids, so that
      * expunged messages drop out; empty until a SAVE and in every newly selected mailbox */
     struct imap_seqset saved;
@@ -78,6 +87,24 @@ int selected_seen_init(struct selected *sel, struct store *st, const char *user)
  * mailboxes). Every reader of records for the client (FETCH, SEARCH, STORE replies, SELECT's
  * UNSEEN) calls it after mailbox_record. */
 void selected_seen_apply(const struct selected *sel, struct index_record *rec);
+
+/* selected_seen_hist_load: read this user's \Seen mod-sequence history (condstore.c) of a
+ * shared mailbox into sel (a missing or damaged one is empty). 0 or a database error. */
+int selected_seen_hist_load(struct selected *sel);
+
+/* selected_seen_hist_add: give the n uids whose \Seen this user just changed a new
+ * mod-sequence of this user's view and store the history. 0 or a database error. */
+int selected_seen_hist_add(struct selected *sel, const uint32_t *uids, size_t n);
+
+/* selected_seen_hist_free: release the history. */
+void selected_seen_hist_free(struct selected *sel);
+
+/* selected_modseq_raw: the index mod-sequence bound that a client's view value v stands for
+ * (v itself for personal mailboxes; v >> SEEN_MODSEQ_SHIFT with per-user \Seen): an index
+ * modseq m shows as above v exactly when m > selected_modseq_raw(v). */
+uint64_t selected_modseq_raw(const struct selected *sel, uint64_t v);
+
+#define SEEN_MODSEQ_SHIFT 16
 
 /* selected_seen_change: add (add 1) or remove (add 0) \Seen on uids for this user of a shared
  * mailbox, merged into the set as stored now (another session of the user may have changed
@@ -161,5 +188,46 @@ void selected_sync_failed(struct client *c, int r);
 
 /* selected_deselect: close the selected mailbox (if any) and go back to authenticated state. */
 void selected_deselect(struct client *c);
+
+/* ---- CONDSTORE and QRESYNC (RFC 7162): condstore.c ---- */
+
+struct imap_qresync;
+struct mailbox_modseq_scan;
+
+/* selected_highestmodseq: the HIGHESTMODSEQ this session shows (at least 1). */
+uint64_t selected_highestmodseq(const struct selected *sel);
+
+/* selected_modseq: the MODSEQ this session shows for rec (at least 1). */
+uint64_t selected_modseq(const struct selected *sel, const struct index_record *rec);
+
+/* What selected_fetch_line puts in an untagged FETCH. UID is added anyway with QRESYNC
+ * enabled, MODSEQ anyway with CONDSTORE enabled (RFC 7162 sections 3.1.4, 3.2.4). */
+#define SELECTED_FETCH_UID 1
+#define SELECTED_FETCH_FLAGS 2
+#define SELECTED_FETCH_MODSEQ 4
+
+/* selected_fetch_line: "N FETCH (UID u FLAGS (...) MODSEQ (m))" for rec (message number
+ * msgno) into b (reset first), for client_untagged. */
+void selected_fetch_line(struct client *c, uint32_t msgno, const struct index_record *rec,
+                         unsigned what, struct buf *b);
+
+/* selected_vanished: "* VANISHED [(EARLIER)] uid-set" for the uids (concrete), in lines of
+ * bounded length; nothing for an empty set. */
+void selected_vanished(struct client *c, const struct imap_seqset *uids, int earlier);
+
+/* selected_vanished_since: into out, the uids expunged after modseq since, from scan
+ * (mailbox_modseq_scan with since), restricted to within (NULL: all). When the index no
+ * longer holds every expunge after since (since < scan->vanished_modseq), RFC 7162 section
+ * 3.2.5.2: every uid of within (NULL: 1 .. uidnext-1) from exact_from on that is not a live
+ * message of the view. 0. */
+int selected_vanished_since(struct selected *sel, uint64_t since, const struct imap_seqset *within,
+                            uint32_t exact_from, const struct mailbox_modseq_scan *scan,
+                            struct imap_seqset *out);
+
+/* selected_qresync: the QRESYNC part of SELECT/EXAMINE (RFC 7162 section 3.2.5), after the
+ * usual responses: when q's UIDVALIDITY matches, "* VANISHED (EARLIER)" for the expunges
+ * since q->modseq (within the known uids) and an untagged FETCH (UID FLAGS MODSEQ) for every
+ * message changed since. 0 or a store error. Blocks on the shared lock. */
+int selected_qresync(struct client *c, const struct imap_qresync *q);
 
 #endif
