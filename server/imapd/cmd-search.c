@@ -86,7 +86,7 @@ static const struct search_msg_ops sx_ops = {
 int cmd_search_match(struct selected *sel, struct search_program *prog, struct mail *mail,
                      uint32_t msgno)
 {
-    struct search_ctx x = { sel, 0, mail };
+    struct search_ctx x = { sel, 0, mail, 0 };
     int r = search_match(prog, &sx_ops, &x, msgno);
     if (r == CF_E_NOTFOUND) {           /* expunged meanwhile: not a match */
         sx_release(&x, msgno);
