@@ -92,6 +92,7 @@ void client_capabilities(const struct client *c, struct buf *out)
     buf_appends(out, "IMAP4rev1 LITERAL+");
     buf_appends(out, " IDLE UIDPLUS MOVE UNSELECT");      /* selected.c and cmd-*.c */
     buf_appends(out, " ESEARCH SEARCHRES WITHIN");        /* cmd-search.c, lib/imap/search */
+    buf_appends(out, " SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES"); /* cmd-sort.c */
     if (c->state == CLIENT_NOT_AUTH) {
         if (worker_tls_available(c->ws)) buf_appends(out, " STARTTLS");
         if (!worker_plaintext_ok(c->ws)) buf_appends(out, " LOGINDISABLED");
