@@ -186,6 +186,13 @@ class Sort(ImapUsersTestCase):
         # SAVE with MIN only: the first in sort order
         self.esearch(c, "SORT RETURN (SAVE MIN) (REVERSE ARRIVAL) UTF-8 ALL", "e7")
         self.assertEqual(self.sort(c, "SORT (DATE) UTF-8 $"), [1])
+        # a failed SORT that asked to SAVE empties "$" (RFC 5182 section 2.1)
+        self.bad(c, "SORT RETURN (SAVE) (FOO) UTF-8 ALL")
+        self.assertEqual(self.sort(c, "SORT (DATE) UTF-8 $"), [])
+        self.esearch(c, "SORT RETURN (SAVE) (DATE) UTF-8 FROM bob", "e8")
+        self.assertEqual(self.sort(c, "SORT (DATE) UTF-8 $"), [2])
+        self.no(c, "SORT RETURN (SAVE) (DATE) KOI8-R ALL", r"BADCHARSET \(US-ASCII UTF-8\)")
+        self.assertEqual(self.sort(c, "SORT (DATE) UTF-8 $"), [])
         self.bad(c, "SORT RETURN (FOO) (DATE) UTF-8 ALL")
         self.bad(c, "SORT RETURN MIN (DATE) UTF-8 ALL")
         self.bad(c, "SORT RETURN")

@@ -329,14 +329,17 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
     const char *err = NULL;
     uint32_t *msgnos = NULL;
     unsigned ret = 0;
-    int extended = 0, r;
+    int extended = 0, save_asked = 0, r;
 
     if (nargs >= 1 && imap_arg_atom_eq(&args[0], "RETURN")) {
         /* RFC 5267 section 3: SORT RETURN (options) (keys) charset criteria */
         extended = 1;
+        if (nargs >= 2 && args[1].type == IMAP_ARG_LIST)
+            for (size_t i = 0; i < args[1].count; i++)
+                if (imap_arg_atom_eq(&args[1].list[i], "SAVE")) save_asked = 1;
         if (nargs < 2 || parse_sort_return(&args[1], &ret) < 0) {
             client_tagged(c, cmd->tag, "BAD RETURN needs a list of MIN, MAX, ALL, COUNT, SAVE");
-            return;
+            goto failed;
         }
         args += 2;
         nargs -= 2;
@@ -344,29 +347,28 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
     if (nargs < 3) {
         client_tagged(c, cmd->tag, "BAD %s needs (sort keys), a charset and search criteria",
                       cmd->name);
-        return;
+        goto failed;
     }
     if (parse_sort_keys(&args[0], crit, &ncrit, &err) < 0) {
         client_tagged(c, cmd->tag, "BAD %s", err);
-        return;
+        goto failed;
     }
     if (!imap_arg_astring(&args[1])) {
         client_tagged(c, cmd->tag, "BAD %s needs a charset", cmd->name);
-        return;
+        goto failed;
     }
-    if (parse_criteria(c, cmd, args + 2, nargs - 2, &prog) < 0) return;
+    if (parse_criteria(c, cmd, args + 2, nargs - 2, &prog) < 0) goto failed;
     if (!check_charset(&args[1])) {
         /* RFC 5256 section 3: NO with the charsets we do take */
         search_free(&prog);
         client_tagged(c, cmd->tag, "NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset");
-        return;
+        goto failed;
     }
     r = search_run_selected(sel, prog, &msgnos, &n);
     search_free(&prog);
     if (r < 0) {
-        if (ret & RET_SAVE) imap_seqset_clear(&sel->saved);
         imapd_reply_error(c, cmd->tag, r);
-        return;
+        goto failed;
     }
 
     /* the keys */
@@ -415,7 +417,7 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
     mail_free(&g.mail);
     free(msgnos);
     if (r < 0) {
-        if (ret & RET_SAVE) imap_seqset_clear(&sel->saved);
+        if (save_asked) imap_seqset_clear(&sel->saved);
         imapd_reply_error(c, cmd->tag, r);
     } else {
         g_pool = g.pool.s ? g.pool.s : "";
@@ -455,6 +457,10 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
     buf_fini(&g.pool);
     buf_fini(&g.tmp);
     buf_fini(&g.tmp2);
+    return;
+failed:
+    /* RFC 5182 section 2.1: a failed command that asked to SAVE empties "$" */
+    if (save_asked) imap_seqset_clear(&sel->saved);
 }
 
 void cmd_thread(struct client *c, const struct imap_command *cmd)
