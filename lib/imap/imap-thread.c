@@ -363,7 +363,6 @@ static void print_forest(const struct forest *f, int32_t root, struct buf *out)
             /* several children: pushed backwards so the first comes out first */
             size_t k = 0;
             for (int32_t c = n->first; c != NONE; c = f->nodes[c].next) k++;
-            size_t base = sp;
             for (size_t i = 0; i < k; i++) { PUSH(0); PUSH(0); PUSH(0); }
             size_t at = sp;
             for (int32_t c = n->first; c != NONE; c = f->nodes[c].next) {
@@ -371,7 +370,6 @@ static void print_forest(const struct forest *f, int32_t root, struct buf *out)
                 stack[--at] = (int64_t)c * 2;
                 stack[--at] = LIT_CLOSE;
             }
-            (void)base;
             if (n->msg != NONE) PUSH(LIT_SPACE);
         }
     }
