@@ -15,6 +15,7 @@
 struct node {
     int32_t parent, first, last, next;
     int32_t msg;            /* index into msgs, or NONE for a dummy (and the root) */
+    int32_t pos;            /* step 6: the index in the root list */
 };
 
 struct forest {
@@ -46,6 +47,7 @@ static int32_t node_new(struct forest *f, int32_t msg)
     struct node *n = &f->nodes[f->count];
     n->parent = n->first = n->last = n->next = NONE;
     n->msg = msg;
+    n->pos = NONE;
     f->ids[f->count] = NULL;
     f->idlens[f->count] = 0;
     return (int32_t)f->count++;
@@ -261,7 +263,10 @@ static void merge_subjects(struct forest *f, int32_t root)
     if (nroots < 2) return;
     int32_t *roots = xreallocarray(NULL, nroots, sizeof(*roots));
     size_t k = 0;
-    for (int32_t c = f->nodes[root].first; c != NONE; c = f->nodes[c].next) roots[k++] = c;
+    for (int32_t c = f->nodes[root].first; c != NONE; c = f->nodes[c].next) {
+        f->nodes[c].pos = (int32_t)k;
+        roots[k++] = c;
+    }
     struct subjtab t;
     t.nslots = 16;
     while (t.nslots < nroots * 2) t.nslots *= 2;
@@ -303,14 +308,13 @@ static void merge_subjects(struct forest *f, int32_t root)
             child_append(f, o, x);
         } else if (xd || (orr && !xr)) {
             /* (not reached after step C, which prefers these) */
-            for (size_t j = 0; j < nroots; j++)
-                if (roots[j] == o) roots[j] = NONE;
+            roots[f->nodes[o].pos] = NONE;
             child_append(f, x, o);
             *slot = x + 1;
         } else {
             int32_t d = node_new(f, NONE);
-            for (size_t j = 0; j < nroots; j++)
-                if (roots[j] == o) roots[j] = d;
+            f->nodes[d].pos = f->nodes[o].pos;
+            roots[f->nodes[d].pos] = d;
             roots[i] = NONE;
             child_append(f, d, o);
             child_append(f, d, x);

@@ -218,6 +218,16 @@ static void test_threads(void)
     got = thread_run(deep, DEEP, 1);
     UNIT_CHECK(!strncmp(got, "(1 (2)(3)", 9) && strstr(got, "(20000))") != NULL);
     free(got);
+    /* 10,000 subjects with two originals each: one dummy per subject, in linear time */
+    for (size_t i = 0; i < DEEP; i++) {
+        snprintf(ids[i], sizeof ids[i], "s%zu", i / 2);
+        deep[i].subject = ids[i];
+        deep[i].id = NULL;
+        deep[i].refs = NULL;
+    }
+    got = thread_run(deep, DEEP, 1);
+    UNIT_CHECK(!strncmp(got, "((1)(2))((3)(4))", 16) && strstr(got, "((19999)(20000))") != NULL);
+    free(got);
     free(ids);
     free(deep);
 }
