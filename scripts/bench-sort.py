@@ -239,6 +239,10 @@ def main():
         print("  %.1f s" % (time.perf_counter() - t), flush=True)
     elif have > a.messages:
         print("note: INBOX of %s holds %d messages (more than --messages)" % (a.user, have))
+    # a new session: the first may have outlived the server's idle timeout while filling
+    im.close()
+    im = Imap(a.host, a.port)
+    im.cmd("LOGIN %s %s" % (a.user, a.password))
     tagged, untagged, _, _ = im.cmd("SELECT INBOX")
     for l in untagged:
         if l.split()[2:3] == [b"EXISTS"]:
