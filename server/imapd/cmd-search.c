@@ -16,6 +16,8 @@
 #include "store/index.h"
 #include "store/mail.h"
 #include "store/mailbox.h"
+#include "core/xmalloc.h"
+#include <stdlib.h>
 #include <string.h>
 
 /* The accessors' state: the message handle, re-pointed at each message. */
@@ -366,4 +368,40 @@ void cmd_search(struct client *c, const struct imap_command *cmd)
     imap_seqset_fini(&all);
     imap_seqset_fini(&uids);
     buf_fini(&out);
+}
+
+/* ---- for SORT and THREAD (cmd-sort.c) ---- */
+
+int search_run_selected(struct selected *sel, struct search_program *prog, uint32_t **msgnos_r,
+                        size_t *n_r)
+{
+    struct search_ctx x;
+    uint32_t n = selected_count(sel), *out = NULL;
+    size_t k = 0;
+    int r = 0;
+    memset(&x, 0, sizeof(x));
+    x.sel = sel;
+    x.mail = mail_new(sel->mb);
+    search_set_saved(prog, &sel->saved);
+    search_prepare(prog, n, n ? selected_uid(sel, n) : 0, mailbox_keywords(sel->mb));
+    if (n) out = xreallocarray(NULL, n, sizeof(*out));
+    for (uint32_t msgno = 1; msgno <= n; msgno++) {
+        r = search_match(prog, &sx_ops, &x, msgno);
+        if (r == CF_E_NOTFOUND) {       /* expunged meanwhile: not a match */
+            sx_release(&x, msgno);
+            r = 0;
+            continue;
+        }
+        if (r < 0) break;
+        if (r) out[k++] = msgno;
+        r = 0;
+    }
+    mail_free(&x.mail);
+    if (r < 0) {
+        free(out);
+        return r;
+    }
+    *msgnos_r = out;
+    *n_r = k;
+    return 0;
 }

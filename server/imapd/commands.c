@@ -63,6 +63,9 @@ static const struct command commands[] = {
     { "SEARCH", cmd_search, CMD_NEEDS_SELECTED | CMD_UID | CMD_USES_SEQS },
     { "MOVE", cmd_move, CMD_NEEDS_SELECTED | CMD_UID },        /* RFC 6851 */
     { "CANCELUPDATE", cmd_cancelupdate, CMD_NEEDS_SELECTED },  /* RFC 5267 */
+    /* RFC 5256, RFC 5957, RFC 5267 section 3 (cmd-sort.c) */
+    { "SORT", cmd_sort, CMD_NEEDS_SELECTED | CMD_UID | CMD_USES_SEQS },
+    { "THREAD", cmd_thread, CMD_NEEDS_SELECTED | CMD_UID | CMD_USES_SEQS },
     { "UID", cmd_uid, CMD_NEEDS_SELECTED },
     /* RFC 4467 URLAUTH, RFC 5524 URLAUTH=BINARY (cmd-urlauth.c) */
     { "GENURLAUTH", cmd_genurlauth, CMD_NEEDS_AUTH },

@@ -213,6 +213,15 @@ void cmd_idle(struct client *c, const struct imap_command *cmd);         /* cmd-
 void cmd_uid(struct client *c, const struct imap_command *cmd);          /* cmd-uid.c */
 void cmd_search(struct client *c, const struct imap_command *cmd);       /* cmd-search.c */
 void cmd_cancelupdate(struct client *c, const struct imap_command *cmd); /* search-context.c */
+/* search_run_selected: the message numbers of the selected view that prog matches, in
+ * order, in *msgnos_r (malloc'ed, NULL when none; the caller frees) and *n_r; messages
+ * expunged meanwhile do not match. 0 or a CF_E_* code. Blocks on the mailbox files. For
+ * SORT and THREAD (cmd-sort.c). */
+struct search_program;
+int search_run_selected(struct selected *sel, struct search_program *prog, uint32_t **msgnos_r,
+                        size_t *n_r);
+void cmd_sort(struct client *c, const struct imap_command *cmd);         /* cmd-sort.c */
+void cmd_thread(struct client *c, const struct imap_command *cmd);
 void cmd_login(struct client *c, const struct imap_command *cmd);        /* cmd-auth.c */
 void cmd_authenticate(struct client *c, const struct imap_command *cmd);
 void cmd_create(struct client *c, const struct imap_command *cmd);       /* cmd-mailbox.c */
