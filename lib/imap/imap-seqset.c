@@ -181,3 +181,19 @@ void imap_seqset_format(const struct imap_seqset *set, struct buf *out)
     else if (set->star_lo == set->star_hi) buf_printf(out, "%u:*", (unsigned)set->star_lo);
     else buf_printf(out, "%u:*,%u:*", (unsigned)set->star_lo, (unsigned)set->star_hi);
 }
+
+void imap_seqset_subtract(const struct imap_seqset *a, const struct imap_seqset *b,
+                          struct imap_seqset *out)
+{
+    imap_seqset_clear(out);
+    size_t j = 0;
+    for (size_t i = 0; i < a->count; i++) {
+        uint64_t x = a->r[i].lo, hi = a->r[i].hi;
+        while (j < b->count && b->r[j].hi < x) j++;
+        for (size_t k = j; k < b->count && b->r[k].lo <= hi && x <= hi; k++) {
+            if (b->r[k].lo > x) imap_seqset_add(out, (uint32_t)x, b->r[k].lo - 1);
+            if ((uint64_t)b->r[k].hi + 1 > x) x = (uint64_t)b->r[k].hi + 1;
+        }
+        if (x <= hi) imap_seqset_add(out, (uint32_t)x, (uint32_t)hi);
+    }
+}

@@ -39,6 +39,11 @@ int imap_seqset_parse(struct imap_seqset *set, const char *text, size_t len, con
 /* imap_seqset_add: add lo..hi (either order; both >= 1), keeping the set normalized. */
 void imap_seqset_add(struct imap_seqset *set, uint32_t lo, uint32_t hi);
 
+/* imap_seqset_subtract: out = a without the elements of b (a and b normalized; out is cleared
+ * first and must be neither). */
+void imap_seqset_subtract(const struct imap_seqset *a, const struct imap_seqset *b,
+                          struct imap_seqset *out);
+
 /* imap_seqset_resolve: out (cleared first) = in with "*" replaced by max. With max 0 (an
  * empty mailbox) the ranges involving "*" match nothing. */
 void imap_seqset_resolve(const struct imap_seqset *in, uint32_t max, struct imap_seqset *out);

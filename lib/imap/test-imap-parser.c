@@ -556,6 +556,24 @@ static void test_seqset(void)
         buf_fini(&b);
     }
 
+    /* imap_seqset_subtract */
+    static const struct { const char *a, *b, *want; } sub[] = {
+        { "1:10", "3:4,7", "1:2,5:6,8:10" }, { "1:10", "1:10", "" }, { "1:10", "11:20", "1:10" },
+        { "5", "1:4,6:9", "5" }, { "1:3,8:9", "2:8", "1,9" }, { "1:4294967295", "4294967295", "1:4294967294" },
+    };
+    struct imap_seqset bset = IMAP_SEQSET_INIT;
+    for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) {
+        const char *err;
+        UNIT_EQ_INT(imap_seqset_parse(&set, sub[i].a, strlen(sub[i].a), &err), 0);
+        UNIT_EQ_INT(imap_seqset_parse(&bset, sub[i].b, strlen(sub[i].b), &err), 0);
+        imap_seqset_subtract(&set, &bset, &out);
+        struct buf b = BUF_INIT;
+        imap_seqset_format(&out, &b);
+        UNIT_EQ_STR(buf_cstr(&b), sub[i].want);
+        buf_fini(&b);
+    }
+    imap_seqset_fini(&bset);
+
     imap_seqset_clear(&out);
     imap_seqset_add(&out, 1, 1);
     imap_seqset_add(&out, 3, 3);

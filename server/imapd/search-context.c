@@ -139,23 +139,6 @@ static uint64_t rank_next(struct ranker *k, uint32_t x)
     return k->below;
 }
 
-/* minus: out = a without the elements of b (both normalized; out cleared first). */
-static void minus(const struct imap_seqset *a, const struct imap_seqset *b,
-                  struct imap_seqset *out)
-{
-    imap_seqset_clear(out);
-    size_t j = 0;
-    for (size_t i = 0; i < a->count; i++) {
-        uint64_t x = a->r[i].lo, hi = a->r[i].hi;
-        while (j < b->count && b->r[j].hi < x) j++;
-        for (size_t k = j; k < b->count && b->r[k].lo <= hi && x <= hi; k++) {
-            if (b->r[k].lo > x) imap_seqset_add(out, (uint32_t)x, b->r[k].lo - 1);
-            if ((uint64_t)b->r[k].hi + 1 > x) x = (uint64_t)b->r[k].hi + 1;
-        }
-        if (x <= hi) imap_seqset_add(out, (uint32_t)x, (uint32_t)hi);
-    }
-}
-
 /* A run of the update being written: messages next to each other in the list. */
 struct run {
     uint64_t pos, next;             /* position sent for the run; key that would extend it */
@@ -249,7 +232,7 @@ static void update_one(struct client *c, struct search_update *u,
         }
     run_flush(&run, &rm, &first);
     /* ADDTO: in ascending order, each at its position in the new list */
-    minus(&u->result, &gone, &kept);
+    imap_seqset_subtract(&u->result, &gone, &kept);
     imap_seqset_fini(&now);
     now = kept;
     imap_seqset_init(&kept);

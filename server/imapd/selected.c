@@ -102,23 +102,6 @@ void selected_seen_apply(const struct selected *sel, struct index_record *rec)
     if (imap_seqset_contains(&sel->seen_uids, rec->uid)) rec->flags |= FLAG_SEEN;
 }
 
-/* seqset_subtract: out = a minus b (both normalized). */
-static void seqset_subtract(const struct imap_seqset *a, const struct imap_seqset *b,
-                            struct imap_seqset *out)
-{
-    imap_seqset_clear(out);
-    size_t j = 0;
-    for (size_t i = 0; i < a->count; i++) {
-        uint64_t x = a->r[i].lo, hi = a->r[i].hi;
-        while (j < b->count && b->r[j].hi < x) j++;
-        for (size_t k = j; k < b->count && b->r[k].lo <= hi && x <= hi; k++) {
-            if (b->r[k].lo > x) imap_seqset_add(out, (uint32_t)x, b->r[k].lo - 1);
-            if ((uint64_t)b->r[k].hi + 1 > x) x = (uint64_t)b->r[k].hi + 1;
-        }
-        if (x <= hi) imap_seqset_add(out, (uint32_t)x, (uint32_t)hi);
-    }
-}
-
 int selected_seen_change(struct selected *sel, const uint32_t *uids, size_t n, int add)
 {
     if (!sel->seen_user) return 0;
@@ -140,7 +123,7 @@ int selected_seen_change(struct selected *sel, const uint32_t *uids, size_t n, i
         out = cur;
         imap_seqset_init(&cur);
     } else {
-        seqset_subtract(&cur, &change, &out);
+        imap_seqset_subtract(&cur, &change, &out);
     }
     buf_reset(&text);
     imap_seqset_format(&out, &text);
