@@ -165,11 +165,11 @@ def server_cpu(pid):
         ppid = int(fields[1])
         children.setdefault(ppid, []).append(int(d))
         ticks[int(d)] = int(fields[11]) + int(fields[12])
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
         total += ticks.get(p, 0)
-        todo.extend(children.get(p, []))
+        stack.extend(children.get(p, []))
     return total / tick
 
 

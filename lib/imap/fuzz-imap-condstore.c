@@ -4,8 +4,7 @@
  * parser. Seeds in test/fuzz/corpus/imap-condstore. */
 #include "core/error.h"
 #include "imap/imap-condstore.h"
-#include "imap/imap-memsource.h"
-#include "imap/imap-parser.h"
+#include "imap/fuzz-commands.h"
 #include <stdint.h>
 #include <string.h>
 
@@ -29,31 +28,15 @@ static uint64_t try_all(const struct imap_arg *a)
     return sum;
 }
 
+static void one_command(const struct imap_command *cmd, void *ctx)
+{
+    volatile uint64_t *sink = ctx;
+    for (size_t i = 0; i < cmd->nargs; i++) *sink += try_all(&cmd->args[i]);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct imap_memsource ms;
-    struct imap_source src;
-    struct imap_parser_limits lim;
-    imap_parser_limits_default(&lim);
-    lim.max_line = 512;
-    lim.max_literal = 1024;
-    lim.max_command = 4096;
-    lim.max_depth = 8;
-    imap_memsource_init(&ms, data, size, lim.max_line, &src);
-    struct imap_parser *p = imap_parser_new(&src, &lim);
     volatile uint64_t sink = 0;
-    for (int n = 0; n < 1000; n++) {
-        struct imap_command cmd;
-        int r = imap_parser_read(p, &cmd);
-        if (r == 0) {
-            for (size_t i = 0; i < cmd.nargs; i++) sink += try_all(&cmd.args[i]);
-        } else if (r == CF_E_PARSE || r == CF_E_LIMIT) {
-            if (imap_parser_fatal(p)) break;
-        } else {
-            break;                      /* end of input */
-        }
-    }
-    (void)sink;
-    imap_parser_free(&p);
+    fuzz_each_command(data, size, 1024, 4096, 1000, one_command, (void *)&sink);
     return 0;
 }

@@ -4,8 +4,7 @@
  * test/fuzz/corpus/imap-listopts; the driver is libFuzzer (make fuzz) or test/fuzz/fuzz-main.c. */
 #include "core/error.h"
 #include "imap/imap-listopts.h"
-#include "imap/imap-memsource.h"
-#include "imap/imap-parser.h"
+#include "imap/fuzz-commands.h"
 #include <stdint.h>
 #include <string.h>
 
@@ -24,40 +23,24 @@ static size_t statuses(const struct imap_arg *a)
     return sum;
 }
 
+static void one_command(const struct imap_command *cmd, void *ctx)
+{
+    volatile size_t *sink = ctx;
+    struct imap_list_opts o;
+    const char *why = NULL;
+    if (!imap_list_opts_parse(cmd->args, cmd->nargs, &o, &why)) {
+        /* everything it points at must be readable */
+        *sink += strlen(o.ref) + o.nstatus + o.sel + o.ret;
+        for (size_t i = 0; i < o.npats; i++) *sink += strlen(imap_arg_astring(&o.pats[i]));
+    } else {
+        *sink += strlen(why);
+    }
+    for (size_t i = 0; i < cmd->nargs; i++) *sink += statuses(&cmd->args[i]);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct imap_memsource ms;
-    struct imap_source src;
-    struct imap_parser_limits lim;
-    imap_parser_limits_default(&lim);
-    lim.max_line = 512;
-    lim.max_literal = 1024;
-    lim.max_command = 4096;
-    lim.max_depth = 8;
-    imap_memsource_init(&ms, data, size, lim.max_line, &src);
-    struct imap_parser *p = imap_parser_new(&src, &lim);
     volatile size_t sink = 0;
-    for (int k = 0; k < 10000; k++) {
-        struct imap_command cmd;
-        int r = imap_parser_read(p, &cmd);
-        if (r == 0) {
-            struct imap_list_opts o;
-            const char *why = NULL;
-            if (!imap_list_opts_parse(cmd.args, cmd.nargs, &o, &why)) {
-                /* everything it points at must be readable */
-                sink += strlen(o.ref) + o.nstatus + o.sel + o.ret;
-                for (size_t i = 0; i < o.npats; i++) sink += strlen(imap_arg_astring(&o.pats[i]));
-            } else {
-                sink += strlen(why);
-            }
-            for (size_t i = 0; i < cmd.nargs; i++) sink += statuses(&cmd.args[i]);
-        } else if (r == CF_E_PARSE || r == CF_E_LIMIT) {
-            if (imap_parser_fatal(p)) break;
-        } else {
-            break;                      /* end of input */
-        }
-    }
-    (void)sink;
-    imap_parser_free(&p);
+    fuzz_each_command(data, size, 1024, 4096, 10000, one_command, (void *)&sink);
     return 0;
 }
