@@ -90,6 +90,7 @@ void client_free(struct client **cp)
 void client_capabilities(const struct client *c, struct buf *out)
 {
     buf_appends(out, "IMAP4rev1 LITERAL+");
+    buf_appends(out, " IMAP4rev2 UTF8=ACCEPT");             /* rev2.c (RFC 9051, RFC 6855) */
     buf_appends(out, " IDLE UIDPLUS MOVE UNSELECT");      /* selected.c and cmd-*.c */
     buf_appends(out, " ESEARCH SEARCHRES WITHIN");        /* cmd-search.c, lib/imap/search */
     buf_appends(out, " NOTIFY");                          /* notify.c (RFC 5465) */

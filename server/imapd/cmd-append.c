@@ -178,6 +178,27 @@ static int parse_messages(struct client *c, const struct imap_command *cmd, cons
             i += 2;
             continue;
         }
+        /* RFC 6855 section 4: append-data =/ "UTF8" SP "(" literal8 ")", a message that may
+         * hold UTF-8 header fields; only after ENABLE UTF8=ACCEPT (rev2.c) */
+        if (i < cmd->nargs && imap_arg_atom_eq(&cmd->args[i], "UTF8")) {
+            const struct imap_arg *u = i + 1 < cmd->nargs ? &cmd->args[i + 1] : NULL;
+            if (!(c->enabled & CLIENT_ENABLED_UTF8ACCEPT)) {
+                client_tagged(c, cmd->tag, "BAD APPEND UTF8 needs ENABLE UTF8=ACCEPT first");
+                return -1;
+            }
+            if (!u || u->type != IMAP_ARG_LIST || u->count != 1 ||
+                u->list[0].type != IMAP_ARG_LITERAL || !u->list[0].literal8) {
+                client_tagged(c, cmd->tag, "BAD APPEND UTF8 needs a literal8: UTF8 (~{n}...)");
+                return -1;
+            }
+            one->literal = &u->list[0];
+            i += 2;
+            if (one->literal->len == 0) {
+                client_tagged(c, cmd->tag, "NO [CANNOT] An empty message cannot be appended");
+                return -1;
+            }
+            continue;
+        }
         if (i >= cmd->nargs || cmd->args[i].type != IMAP_ARG_LITERAL) {
             client_tagged(c, cmd->tag, "BAD APPEND needs the message as a literal");
             return -1;
@@ -227,7 +248,7 @@ void cmd_append(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "NO [CANNOT] Invalid mailbox name");
         goto done;
     }
-    int r = mboxname_from_imap(c->user, mbox, &name);
+    int r = rev2_name_from_wire(c, mbox, &name);
     /* RFC 3501 section 6.3.11: NO [TRYCREATE] when the mailbox does not exist (a client
      * may then CREATE it); an invalid name can never be created */
     if (r == CF_E_PARSE) {

@@ -93,7 +93,7 @@ static void do_copy(struct client *c, const struct imap_command *cmd, int move)
         goto out;
     }
     /* RFC 3501 section 6.4.7: a target that does not exist gets TRYCREATE */
-    if (mboxname_from_imap(c->user, ext, &name) < 0) {
+    if (rev2_name_from_wire(c, ext, &name) < 0) {
         client_tagged(c, cmd->tag, "NO [TRYCREATE] No such mailbox");
         goto out;
     }

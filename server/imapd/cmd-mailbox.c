@@ -4,7 +4,8 @@
  * (RFC 5819), LIST-EXTENDED (RFC 5258) and the STATUS items SIZE (RFC 8438), DELETED and
  * DELETED-STORAGE (RFC 9208) and HIGHESTMODSEQ (RFC 7162).
  *
- * Names on the wire are modified UTF-7 in the user's view (store/mboxname.h); INBOX matches in
+ * Names on the wire are modified UTF-7 in the user's view (store/mboxname.h), or UTF-8 once the
+ * session enabled IMAP4rev2 or UTF8=ACCEPT (rev2.c does the conversion); INBOX matches in
  * any case; the hierarchy separator is "/". A mailbox the user may not see (no 'l' right,
  * acl-check.h) is answered as if it did not exist. */
 #include "imapd.h"
@@ -249,6 +250,8 @@ done:
 
 /* ---- DELETE ---- */
 
+static int delete_has_children(struct client *c, const char *name);
+
 /* RFC 3501 section 6.3.4. Only the mailbox goes: its children stay, and LIST shows its name
  * as a \Noselect parent while they exist (the store has no \Noselect mailboxes, so this is
  * how "a name with inferiors" looks afterwards). The quota root is charged back. */
@@ -268,6 +271,13 @@ void cmd_delete(struct client *c, const struct imap_command *cmd)
         goto done;
     }
     int r = acl_lookup(c, n, &e, 'x', NULL);
+    /* RFC 9051 section 6.3.5: a name that is no mailbox but has children (a \Noselect level)
+     * cannot be deleted; rev2 names the reason with its HASCHILDREN code (rev2.c) */
+    if (r == 0 && rev2_on(c) && store_lookup(c->store, n, NULL) == 0 &&
+        delete_has_children(c, n) > 0) {
+        client_tagged(c, cmd->tag, "NO [HASCHILDREN] Only the mailboxes below this name exist");
+        goto done;
+    }
     if (r == 0) r = CF_E_NOTFOUND;
     /* another user's INBOX is their account, not a folder shared with 'x': only an
      * administrator deletes it (as RENAME never moves it out of its owner's hierarchy) */
@@ -560,6 +570,11 @@ void cmd_status(struct client *c, const struct imap_command *cmd)
                       "DELETED-STORAGE, SIZE, HIGHESTMODSEQ");
         goto done;
     }
+    /* RFC 9051 section 6.3.11: rev2 has no RECENT status item (rev2.c) */
+    if (!rev2_status_items_ok(c, order, n)) {
+        client_tagged(c, cmd->tag, "BAD STATUS RECENT is not part of IMAP4rev2");
+        goto done;
+    }
     if (!need_store(c, cmd->tag) || !one_mailbox_arg(c, cmd, 0, 0, &name)) goto done;
     int r = acl_lookup(c, buf_cstr(&name), &e, 'r', NULL);
     if (r == 0) r = CF_E_NOTFOUND;
@@ -673,6 +688,15 @@ static int visible_children(struct list_rock *l, const char *name)
     return r;
 }
 
+/* delete_has_children: visible_children for DELETE (no LIST state). */
+static int delete_has_children(struct client *c, const char *name)
+{
+    struct list_rock l;
+    memset(&l, 0, sizeof l);
+    l.c = c;
+    return visible_children(&l, name);
+}
+
 /* mailbox_attrs: the attributes of a mailbox the user sees (internal name, entry e) into
  * attrs: \HasChildren or \HasNoChildren (RFC 3348; RFC 5258 CHILDREN, given always), its
  * special-use attributes (RFC 6154, always) and, with the SUBSCRIBED return option,
@@ -707,7 +731,7 @@ static void send_entry(struct list_rock *l, const char *attrs, const char *extna
                        const char *name, const struct mboxlist_entry *e, int childinfo)
 {
     buf_reset(&l->imapname);
-    if (mboxname_utf8_to_utf7(extname, &l->imapname)) return;
+    if (rev2_ext_to_wire(l->c, extname, &l->imapname)) return;
     buf_reset(&l->line);
     buf_printf(&l->line, "%s (%s) \"%c\" ", l->lsub ? "LSUB" : "LIST", attrs, MBOXNAME_SEP);
     imap_string_append(&l->line, l->imapname.s, l->imapname.len);
@@ -978,6 +1002,9 @@ static void list_or_lsub(struct client *c, const struct imap_command *cmd, int l
     } else if (imap_list_opts_parse(cmd->args, cmd->nargs, &l.o, &why)) {
         client_tagged(c, cmd->tag, "BAD %s", why);
         goto done;
+    } else if (!rev2_status_items_ok(c, l.o.status, l.o.nstatus)) {
+        client_tagged(c, cmd->tag, "BAD STATUS RECENT is not part of IMAP4rev2");
+        goto done;
     } else {
         ref = l.o.ref;
         pats = l.o.pats;
@@ -1002,7 +1029,7 @@ static void list_or_lsub(struct client *c, const struct imap_command *cmd, int l
         buf_appends(&pat, imap_arg_astring(&pats[i]));
         /* a pattern that is no valid modified UTF-7 can match no name */
         int utf8_ok = pat.len <= MBOXNAME_PATTERN_MAX &&
-                      !mboxname_utf7_to_utf8(buf_cstr(&pat), &utf8);
+                      !rev2_pattern_from_wire(c, buf_cstr(&pat), &utf8);
         /* matching costs time in proportion to the pattern, for every mailbox (review M6) */
         if (pat.len > MBOXNAME_PATTERN_MAX || (utf8_ok && utf8.len > MBOXNAME_PATTERN_MAX)) {
             client_tagged(c, cmd->tag, "NO [LIMIT] Mailbox pattern too long (limit %d bytes)",

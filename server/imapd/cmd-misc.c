@@ -71,6 +71,8 @@ void cmd_enable(struct client *c, const struct imap_command *cmd)
     }
     struct buf list = BUF_INIT;
     for (size_t i = 0; i < cmd->nargs; i++) {
+        /* rev2.c: IMAP4rev2 (RFC 9051), UTF8=ACCEPT (RFC 6855) */
+        if (rev2_enable(c, &cmd->args[i], &list)) continue;
         /* condstore.c: RFC 7162 */
         unsigned bit = imap_arg_atom_eq(&cmd->args[i], "CONDSTORE") ? CLIENT_ENABLED_CONDSTORE
                        : imap_arg_atom_eq(&cmd->args[i], "QRESYNC") ? CLIENT_ENABLED_QRESYNC

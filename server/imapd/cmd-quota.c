@@ -31,7 +31,7 @@ static void quota_response(struct client *c, const char *root, const struct quot
 {
     struct buf out = BUF_INIT, ext = BUF_INIT;
     buf_appends(&out, "QUOTA ");
-    if (mboxname_to_imap(c->user, root, &ext) < 0) {
+    if (rev2_name_to_wire(c, root, &ext) < 0) {
         buf_reset(&ext);
         buf_appends(&ext, root);
     }
@@ -73,7 +73,7 @@ static int root_arg(struct client *c, const struct imap_command *cmd, size_t i, 
         client_tagged(c, cmd->tag, "BAD %s needs a quota root", cmd->name);
         return 0;
     }
-    if (strlen(s) != cmd->args[i].len || mboxname_from_imap(c->user, s, root) < 0) {
+    if (strlen(s) != cmd->args[i].len || rev2_name_from_wire(c, s, root) < 0) {
         client_tagged(c, cmd->tag, "NO [NONEXISTENT] No such quota root");
         return 0;
     }
@@ -150,7 +150,7 @@ void cmd_getquotaroot(struct client *c, const struct imap_command *cmd)
     buf_appends(&out, "QUOTAROOT ");
     imap_string_append(&out, cmd->args[0].s, cmd->args[0].len);
     if (have) {
-        if (mboxname_to_imap(c->user, buf_cstr(&root), &ext) < 0) {
+        if (rev2_name_to_wire(c, buf_cstr(&root), &ext) < 0) {
             buf_reset(&ext);
             buf_appends(&ext, buf_cstr(&root));
         }

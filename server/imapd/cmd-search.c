@@ -223,6 +223,20 @@ void cmd_search(struct client *c, const struct imap_command *cmd)
             return;
         }
     }
+    /* RFC 6855 section 3: after ENABLE UTF8=ACCEPT every string is UTF-8, and a CHARSET
+     * label would conflict with that (rev2.c) */
+    if (nargs >= 1 && imap_arg_atom_eq(&args[0], "CHARSET") &&
+        (c->enabled & CLIENT_ENABLED_UTF8ACCEPT)) {
+        if (save_asked) imap_seqset_clear(&sel->saved);
+        client_tagged(c, cmd->tag, "BAD No CHARSET after ENABLE UTF8=ACCEPT");
+        return;
+    }
+    /* RFC 9051 section 6.4.4: IMAP4rev2 answers SEARCH with ESEARCH only, as RETURN (ALL)
+     * (rev2.c) */
+    if (!extended && rev2_on(c)) {
+        extended = 1;
+        ret = RET_ALL;
+    }
     r = search_parse(args, nargs, &prog, &err);
     if (r < 0 && save_asked) imap_seqset_clear(&sel->saved);
     if (r == CF_E_NOTFOUND) {

@@ -34,7 +34,7 @@ static void do_select(struct client *c, const struct imap_command *cmd, int exam
     imap_select_params_init(&params);
     /* RFC 3501 section 6.3.1: a SELECT, even a failing one, first deselects; RFC 7162
      * section 3.2.11: with QRESYNC on, [CLOSED] marks where the old mailbox's responses end */
-    if (c->sel && (c->enabled & CLIENT_ENABLED_QRESYNC))
+    if (c->sel && (c->enabled & (CLIENT_ENABLED_QRESYNC | CLIENT_ENABLED_IMAP4REV2)))
         client_untagged(c, "OK [CLOSED] Previous mailbox closed");
     selected_deselect(c);
     if (cmd->nargs != 1 && cmd->nargs != 2) {
@@ -64,7 +64,7 @@ static void do_select(struct client *c, const struct imap_command *cmd, int exam
     /* RFC 4314 section 4: read-write needs a right that changes something */
     int readonly = examine || !strpbrk(rights, "stwe");
     struct selected *sel = NULL;
-    int r = selected_open(c->store, buf_cstr(&name), readonly, &sel);
+    int r = selected_open_view(c->store, buf_cstr(&name), readonly, rev2_on(c), &sel);
     if (r < 0) {
         imapd_reply_error(c, cmd->tag, r);
         goto out;
@@ -83,14 +83,16 @@ static void do_select(struct client *c, const struct imap_command *cmd, int exam
 
     selected_flags_responses(c);
     client_untagged(c, "%u EXISTS", (unsigned)sel->told_exists);
-    client_untagged(c, "%u RECENT", (unsigned)sel->told_recent);
-    uint32_t unseen = first_unseen(sel);
+    /* RFC 9051 appendix E: a rev2 session gets no RECENT and no UNSEEN code (rev2.c) */
+    if (!rev2_on(c)) client_untagged(c, "%u RECENT", (unsigned)sel->told_recent);
+    uint32_t unseen = rev2_on(c) ? 0 : first_unseen(sel);
     if (unseen) client_untagged(c, "OK [UNSEEN %u] First unseen message", (unsigned)unseen);
     client_untagged(c, "OK [UIDVALIDITY %u] UIDs valid", (unsigned)sel->uidvalidity);
     client_untagged(c, "OK [UIDNEXT %u] Predicted next UID", (unsigned)h->uidnext);
     /* RFC 7162 section 3.1.2.1: every index keeps mod-sequences, so HIGHESTMODSEQ always */
     client_untagged(c, "OK [HIGHESTMODSEQ %llu] Highest",
                     (unsigned long long)selected_highestmodseq(sel));
+    if (rev2_on(c)) rev2_select_list(c, sel->name);
     imapd_quota_warn(c, sel->name);
     if (params.qresync && (r = selected_qresync(c, &params.q)) < 0) {
         selected_deselect(c);

@@ -220,8 +220,10 @@ void selected_fetch_line(struct client *c, uint32_t msgno, const struct index_re
         buf_appends(b, "FLAGS ");
         selected_flags_append(sel, rec, b);
     }
-    /* RFC 7162 section 3.2.4: with QRESYNC every untagged FETCH carries the UID */
-    if ((what & SELECTED_FETCH_UID) || (c->enabled & CLIENT_ENABLED_QRESYNC)) {
+    /* RFC 7162 section 3.2.4: with QRESYNC every untagged FETCH carries the UID; so it does
+     * for IMAP4rev2 (RFC 9051 section 7.5.2, rev2.c) */
+    if ((what & SELECTED_FETCH_UID) ||
+        (c->enabled & (CLIENT_ENABLED_QRESYNC | CLIENT_ENABLED_IMAP4REV2))) {
         if (b->len > start) buf_putc(b, ' ');
         buf_printf(b, "UID %u", (unsigned)rec->uid);
     }

@@ -74,6 +74,9 @@ struct client {
 /* CLIENT_ENABLED_* bits of c->enabled (condstore.c: RFC 7162) */
 #define CLIENT_ENABLED_CONDSTORE 0x1u   /* ENABLE CONDSTORE or a CONDSTORE-enabling command */
 #define CLIENT_ENABLED_QRESYNC 0x2u     /* ENABLE QRESYNC (implies CONDSTORE) */
+/* rev2.c: RFC 9051 section 6.3.1, RFC 6855 section 3 */
+#define CLIENT_ENABLED_IMAP4REV2 0x4u   /* ENABLE IMAP4rev2: UTF-8 names, no \Recent, ESEARCH */
+#define CLIENT_ENABLED_UTF8ACCEPT 0x8u  /* ENABLE UTF8=ACCEPT: UTF-8 names, UTF8 APPEND item */
 
 /* condstore_enable (condstore.c): turn on CLIENT_ENABLED_* bits; QRESYNC brings CONDSTORE
  * (RFC 7162 section 3.2.3). A CONDSTORE-enabling command (section 3.1) calls it with
@@ -273,10 +276,50 @@ void imapd_reply_error(struct client *c, const char *tag, int r);
 void imapd_quota_warn(struct client *c, const char *name);
 
 /* imapd_mailbox_name: the internal name (into out) of a mailbox name as the
- * client sent it (modified UTF-7, c->user's view, INBOX in any case). 0, or a negative code
+ * client sent it (modified UTF-7, or UTF-8 after ENABLE IMAP4rev2 / UTF8=ACCEPT: rev2.c;
+ * c->user's view, INBOX in any case). 0, or a negative code
  * after which the command has been answered with tag: NO [NONEXISTENT] for a namespace root
  * or a name that cannot exist, NO [CANNOT] for an invalid name. */
 int imapd_mailbox_name(struct client *c, const char *tag, const char *imapname, struct buf *out);
 
+/* ---- rev2.c: IMAP4rev2 (RFC 9051) and UTF8=ACCEPT (RFC 6855) per session ---- */
+
+/* rev2_on: 1 when the session enabled IMAP4rev2. */
+static inline int rev2_on(const struct client *c)
+{
+    return (c->enabled & CLIENT_ENABLED_IMAP4REV2) != 0;
+}
+
+/* rev2_utf8_names: 1 when mailbox names on the wire are UTF-8 (IMAP4rev2 or UTF8=ACCEPT
+ * enabled), 0 when they are modified UTF-7 (RFC 3501 section 5.1.3). */
+int rev2_utf8_names(const struct client *c);
+
+/* rev2_name_from_wire: the internal name (into out, reset first) of a mailbox name as the
+ * client sent it, in the session's form (mboxname_from_imap or, with UTF-8 names,
+ * mboxname_from_external; U+2028 and U+2029 refused). Its codes: 0, CF_E_PARSE, CF_E_NOTFOUND,
+ * CF_E_PERM. */
+int rev2_name_from_wire(const struct client *c, const char *wire, struct buf *out);
+
+/* rev2_name_to_wire: internal name as the session shows it (into out, reset first; not yet
+ * quoted). 0 or CF_E_PARSE. */
+int rev2_name_to_wire(const struct client *c, const char *name, struct buf *out);
+
+/* rev2_ext_to_wire / rev2_pattern_from_wire: a name or LIST pattern in the user's view between
+ * UTF-8 and the session's wire form, appended to out. 0 or CF_E_PARSE (not valid in the
+ * source form). */
+int rev2_ext_to_wire(const struct client *c, const char *extname, struct buf *out);
+int rev2_pattern_from_wire(const struct client *c, const char *wire, struct buf *out);
+
+/* rev2_enable: ENABLE of IMAP4rev2 or UTF8=ACCEPT (atom a): turns it on and appends " NAME"
+ * to list when it was off. Returns its CLIENT_ENABLED_* bit, 0 for other names. */
+unsigned rev2_enable(struct client *c, const struct imap_arg *a, struct buf *list);
+
+/* rev2_status_items_ok: 0 when a rev2 session asked STATUS for RECENT (gone from RFC 9051's
+ * status-att), else 1. items are IMAP_STATUS_* values (imap/imap-listopts.h). */
+int rev2_status_items_ok(const struct client *c, const unsigned *items, size_t n);
+
+/* rev2_select_list: RFC 9051 section 6.3.2: the untagged LIST response naming the mailbox
+ * just selected (internal name), which SELECT and EXAMINE send to a rev2 session. */
+void rev2_select_list(struct client *c, const char *name);
 
 #endif

@@ -55,8 +55,12 @@ static void reply_parse_error(struct client *c, const struct imap_command *cmd)
 {
     const char *code = imap_parser_error_code(c->parser);
     const char *text = imap_parser_error(c->parser);
-    client_tagged(c, cmd->tag ? cmd->tag : "*", "BAD %s%s%s%s", code ? "[" : "", code ? code : "",
-                  code ? "] " : "", text);
+    /* RFC 9051 section 7.1 (TOOBIG): a message over the limit fails the APPEND with a NO in
+     * an IMAP4rev2 session (rev2.c); IMAP4rev1 sessions keep the BAD they always got */
+    const char *verdict = rev2_on(c) && code && !strcmp(code, "TOOBIG") && cmd->name &&
+                                  !strcmp(cmd->name, "APPEND") ? "NO" : "BAD";
+    client_tagged(c, cmd->tag ? cmd->tag : "*", "%s %s%s%s%s", verdict, code ? "[" : "",
+                  code ? code : "", code ? "] " : "", text);
     client_reply_flush(c);
 }
 

@@ -219,7 +219,7 @@ static int candidates(struct client *c, const struct notify *n, const char *inbo
 static void imapname_append(const struct client *c, const char *name, struct buf *out)
 {
     struct buf b = BUF_INIT;
-    if (mboxname_to_imap(c->user, name, &b) == 0) imap_string_append(out, b.s, b.len);
+    if (rev2_name_to_wire(c, name, &b) == 0) imap_string_append(out, b.s, b.len);
     else imap_string_append(out, name, strlen(name));
     buf_fini(&b);
 }
@@ -702,7 +702,7 @@ static struct notify *setup(struct client *c, const char *tag, const struct noti
             buf_reset(&name);
             /* a name that cannot be a mailbox is ignored, like one that does not exist
              * (RFC 5465 section 6.6) */
-            if (mboxname_from_imap(c->user, imap_arg_astring(&g->names[k]), &name) == 0)
+            if (rev2_name_from_wire(c, imap_arg_astring(&g->names[k]), &name) == 0)
                 strarr_add(&f->names, buf_cstr(&name));
         }
     }

@@ -51,7 +51,7 @@ void imapd_reply_error(struct client *c, const char *tag, int r)
 
 int imapd_mailbox_name(struct client *c, const char *tag, const char *imapname, struct buf *out)
 {
-    int r = mboxname_from_imap(c->user, imapname, out);
+    int r = rev2_name_from_wire(c, imapname, out);
     if (!r) return 0;
     if (r == CF_E_PARSE)
         client_tagged(c, tag, "NO [CANNOT] Invalid mailbox name");

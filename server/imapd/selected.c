@@ -14,6 +14,12 @@
 
 int selected_open(struct store *st, const char *name, int readonly, struct selected **sel_r)
 {
+    return selected_open_view(st, name, readonly, 0, sel_r);
+}
+
+int selected_open_view(struct store *st, const char *name, int readonly, int no_recent,
+                       struct selected **sel_r)
+{
     *sel_r = NULL;
     struct mailbox *mb = NULL;
     int r = store_open_mailbox(st, name, NULL, &mb);
@@ -22,18 +28,20 @@ int selected_open(struct store *st, const char *name, int readonly, struct selec
     sel->name = xstrdup(name);
     sel->mb = mb;
     sel->readonly = readonly;
+    sel->no_recent = no_recent;
     sel->uidvalidity = mailbox_header(mb)->uidvalidity;
     imap_seqset_init(&sel->recent);
     imap_seqset_init(&sel->skip);
     imap_seqset_init(&sel->saved);
     uint32_t first = 0, end = 0;
     /* RFC 3501 section 6.3.2: EXAMINE must not take \Recent away from anyone */
-    r = mailbox_claim_recent(mb, !readonly, &first, &end);
+    r = mailbox_claim_recent(mb, !readonly && !no_recent, &first, &end);
     if (r < 0) {
         selected_close(&sel);
         return r;
     }
-    if (readonly) sel->recent_from = first;
+    if (no_recent) sel->recent_from = 0;
+    else if (readonly) sel->recent_from = first;
     else if (end > first) imap_seqset_add(&sel->recent, first, end - 1);
     sel->told_exists = selected_count(sel);
     sel->told_recent = selected_recent_count(sel);
@@ -173,6 +181,7 @@ static uint32_t first_msgno_ge(const struct selected *sel, uint64_t uid)
 
 int selected_is_recent(const struct selected *sel, uint32_t uid)
 {
+    if (sel->no_recent) return 0;
     if (sel->readonly) return sel->recent_from && uid >= sel->recent_from;
     return imap_seqset_contains(&sel->recent, uid);
 }
@@ -180,6 +189,7 @@ int selected_is_recent(const struct selected *sel, uint32_t uid)
 uint32_t selected_recent_count(const struct selected *sel)
 {
     uint32_t count = selected_count(sel);
+    if (sel->no_recent) return 0;
     if (sel->readonly) {
         if (!sel->recent_from) return 0;
         return count + 1 - first_msgno_ge(sel, sel->recent_from);
@@ -346,7 +356,7 @@ int selected_sync(struct client *c, unsigned flags)
         for (size_t i = 0; i < ch.n_expunged; i++)
             client_untagged(c, "%u EXPUNGE", (unsigned)ch.expunged_msgnos[i]);
     }
-    if (ch.n_new && !sel->readonly) {
+    if (ch.n_new && !sel->readonly && !sel->no_recent) {
         uint32_t first = 0, end = 0;
         r = mailbox_claim_recent(sel->mb, 1, &first, &end);
         if (r < 0) goto out_buf;
@@ -357,7 +367,8 @@ int selected_sync(struct client *c, unsigned flags)
     if (ch.n_new) {
         client_untagged(c, "%u EXISTS", (unsigned)exists);
         uint32_t recent = selected_recent_count(sel);
-        client_untagged(c, "%u RECENT", (unsigned)recent);
+        /* RFC 9051 appendix E: no RECENT response for an IMAP4rev2 session */
+        if (!sel->no_recent) client_untagged(c, "%u RECENT", (unsigned)recent);
         sel->told_recent = recent;
     }
     sel->told_exists = exists;
@@ -447,7 +458,7 @@ int selected_resolve_name(struct client *c, const char *tag, const struct imap_a
         client_tagged(c, tag, "BAD Mailbox name expected");
         return CF_E_PARSE;
     }
-    if (mboxname_from_imap(c->user, ext, name) < 0) {
+    if (rev2_name_from_wire(c, ext, name) < 0) {
         client_tagged(c, tag, "NO [NONEXISTENT] No such mailbox");
         return CF_E_NOTFOUND;
     }

@@ -40,6 +40,9 @@ struct selected {
      * nothing is claimed and recent_from says which uids are unclaimed (>= recent_from). */
     struct imap_seqset recent;
     uint32_t recent_from;       /* read-only: uids >= this count as recent; 0 = none */
+    /* an IMAP4rev2 session (rev2.c): no message is \Recent for it, and it claims none, so
+     * IMAP4rev1 sessions of the same mailbox keep theirs (RFC 9051 appendix E) */
+    int no_recent;
     /* what the client was last told */
     uint32_t told_exists;
     uint32_t told_recent;
@@ -77,6 +80,10 @@ struct selected {
  * alone and claim \Recent for a read-write session. *sel_r is owned by the caller (free with
  * selected_close). 0, CF_E_NOTFOUND, CF_E_CORRUPT, CF_E_IO. Blocks on the mailbox lock. */
 int selected_open(struct store *st, const char *name, int readonly, struct selected **sel_r);
+/* selected_open_view: selected_open, with no_recent for an IMAP4rev2 session: nothing is
+ * claimed and nothing shows as \Recent (sel->no_recent). */
+int selected_open_view(struct store *st, const char *name, int readonly, int no_recent,
+                       struct selected **sel_r);
 void selected_close(struct selected **sel);
 
 /* selected_seen_init: for a shared mailbox (not under user/) and a logged-in user, switch the
