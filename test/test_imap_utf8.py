@@ -5,9 +5,11 @@ APPEND with the UTF8 data item (section 4: literal8 in parentheses; BAD before E
 plain literal or no parentheses, an empty message refused, several in one MULTIAPPEND, flags
 and date before it), SEARCH with a CHARSET refused with BAD after ENABLE (section 3) and UTF-8
 search strings without one, \\Recent and SEARCH responses kept (UTF8=ACCEPT is not IMAP4rev2),
-what a session without UTF8=ACCEPT sees of a message with UTF-8 header fields (section 7: the
-bytes, in literals, never quoted 8-bit; the commands succeed), and rights: another user's
+what a session without UTF8=ACCEPT sees of a message with UTF-8 header fields (section 7:
+ENVELOPE and BODYSTRUCTURE strings as RFC 2047 encoded-words; the raw header as stored; the
+commands succeed), and rights: another user's
 mailbox without rights, without the i right, and an administrator."""
+import base64
 import os
 import re
 import sys
@@ -151,25 +153,38 @@ class Utf8Accept(ImapUsersTestCase):
         self.assertIn(b"* SEARCH 2\r\n", self.ok(c, "SEARCH SUBJECT plain"))
 
     def test_downconversion(self):
-        """A session without UTF8=ACCEPT fetching a message with UTF-8 header fields: the
-        commands succeed and 8-bit strings come as literals, never as quoted strings."""
+        """A session without UTF8=ACCEPT fetching a message with UTF-8 header fields (section
+        7, RFC 6857 section 3): ENVELOPE and BODYSTRUCTURE strings come as RFC 2047
+        encoded-words, never as 8-bit bytes; the raw header is the bytes as stored; the
+        commands succeed. A UTF8=ACCEPT or IMAP4rev2 session gets the UTF-8 itself."""
         c = self.utf8()
         self.ok(c, "CREATE u8down")
         self.assertRegex(self.raw(c, "a", b"APPEND u8down " + utf8_item(UMSG))[0], rb"^a OK")
         d = self.conn("fred")
         self.ok(d, "SELECT u8down")
-        for item in ("ENVELOPE", "BODYSTRUCTURE", "BODY.PEEK[HEADER]", "RFC822.SIZE",
+        for item in ("ENVELOPE", "BODYSTRUCTURE", "BODY", "BODY.PEEK[HEADER]", "RFC822.SIZE",
                      "BINARY.PEEK[1]", "BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)]"):
             with self.subTest(item=item):
                 tagged, untagged = d.imap("f", "FETCH 1 %s" % item)
                 self.assertRegex(tagged, rb"^f OK")
-        tagged, untagged = d.imap("f", "FETCH 1 ENVELOPE")
-        text = self.joined(untagged)
-        subj = SUBJECT.encode()
-        self.assertIn(b"{%d}\r\n" % len(subj) + subj, text)
-        # no quoted string holds an 8-bit byte
-        for q in re.findall(rb'"((?:[^"\\\r\n]|\\.)*)"', text):
-            self.assertFalse(any(b >= 0x80 for b in q), q)
+        text = self.joined(d.imap("f", "FETCH 1 (ENVELOPE BODYSTRUCTURE)")[1])
+        self.assertFalse(any(b >= 0x80 for b in text), text)
+        words = re.findall(rb"=\?UTF-8\?B\?([A-Za-z0-9+/=]+)\?=", text)
+        decoded = [base64.b64decode(w).decode() for w in words]
+        self.assertIn(SUBJECT, decoded)
+        self.assertIn("J\u00f6rg", decoded)
+        # the raw header is the stored bytes
+        self.assertIn(SUBJECT.encode(), self.joined(
+            self.ok(d, "FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]")))
+        # the sessions that enabled UTF-8 get it unchanged
+        for mode in ("UTF8=ACCEPT", "IMAP4rev2"):
+            with self.subTest(mode=mode):
+                e = self.conn("fred")
+                self.ok(e, "ENABLE " + mode)
+                self.ok(e, "EXAMINE u8down")
+                text = self.joined(self.ok(e, "FETCH 1 ENVELOPE"))
+                self.assertIn(SUBJECT.encode(), text)
+                self.assertNotIn(b"=?UTF-8?", text)
 
     def test_rights(self):
         j = self.conn("joe")

@@ -2,6 +2,7 @@
  * answered through the message handle (store/mail.h: index record and cache entry, the message
  * file only for body data), which is streamed from its mapping. */
 #include "imapd.h"
+#include "imap/imap-downconvert.h"
 #include "selected.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -472,7 +473,10 @@ static int cached_text(struct fetch *f, enum mail_field field, const char *name)
     if (r < 0) return r;
     buf_appends(&f->out, name);
     buf_putc(&f->out, ' ');
-    if (len) buf_append(&f->out, p, len);
+    /* RFC 6855 section 7: UTF-8 header text as encoded-words for a session that enabled
+     * neither UTF8=ACCEPT nor IMAP4rev2 (rev2.c, imap/imap-downconvert.h) */
+    if (len && !rev2_utf8_names(f->c)) imap_downconvert_append(p, len, &f->out);
+    else if (len) buf_append(&f->out, p, len);
     else buf_appends(&f->out, "NIL");
     return 0;
 }

@@ -52,8 +52,8 @@
  *     name (reply.c imapd_mailbox_name, cmd-mailbox.c LIST/LSUB/STATUS, cmd-append.c,
  *     cmd-copy.c, cmd-quota.c, notify.c, selected.c). Names with U+2028, U+2029 or controls
  *     are refused (NO [CANNOT]). 8-bit names go out as literals, which both grammars allow.
- * 14. UTF-8 in message headers: stored and sent as they are. A rev2 or UTF8=ACCEPT session
- *     gets them unchanged; for other sessions see "Down-conversion" below.
+ * 14. UTF-8 in message headers: stored as they are. A rev2 or UTF8=ACCEPT session gets them
+ *     unchanged; for other sessions see "Down-conversion" below.
  * 15. All unsolicited FETCH responses carry UID in a rev2 session: condstore.c
  *     selected_fetch_line (as with QRESYNC).
  * 16. LSUB is deprecated but still answered (cmd-mailbox.c), in both modes.
@@ -80,7 +80,9 @@
  *     UNKNOWN-CTE; AUTHORIZATIONFAILED and CLIENTBUG are not produced (a refused authorization
  *     identity is an AUTHENTICATIONFAILED, as RFC 5530 section 3 allows, to tell nothing).
  * 23. TLS rules of RFC 8314/7817/8996: lib/net (unchanged).
- * 24. tagged-ext-simple with bare number64: lib/imap/imap-parser.c reads numbers of any size.
+ * 24. tagged-ext-simple with a bare number64: the parser reads any number as an atom
+ *     (lib/imap/imap-parser.c) and each extension converts it (64-bit where it needs it:
+ *     MODSEQ, lib/imap/imap-condstore.c); nothing parses tagged-ext values generically.
  * 25. $MDNSent, $Forwarded, $Junk, $NotJunk, $Phishing: PERMANENTFLAGS \* takes any keyword.
  * 26. The "$" marker of SEARCHRES in COPY, MOVE, FETCH, STORE: selected_msgset (selected.c).
  * 27. The literal rules: non-synchronizing literals of any size after login ({n+}), up to
@@ -92,11 +94,14 @@
  * (cmd-append.c: BAD before); SEARCH with a CHARSET after it is a BAD (section 3). It does not
  * switch off \Recent (that is rev2 only).
  *
- * Down-conversion (RFC 6855 section 7, RFC 6857): messages are stored byte for byte, so a
- * session that enabled neither mode and fetches a message with UTF-8 header fields gets the
- * bytes as they are: ENVELOPE and BODYSTRUCTURE strings holding 8-bit bytes are sent as
- * literals (never as quoted strings), BODY[HEADER] is a literal anyway. Nothing is converted
- * to encoded-words; no command fails because of it. Mailbox names are always converted. */
+ * Down-conversion (RFC 6855 section 7, RFC 6857 section 3): messages are stored byte for
+ * byte. A session that enabled neither mode gets the strings of ENVELOPE, BODY and
+ * BODYSTRUCTURE that hold UTF-8 as RFC 2047 encoded-words (cmd-fetch.c cached_text,
+ * lib/imap/imap-downconvert.c; addresses included: their local part and domain become
+ * encoded-words too, which keeps the response ASCII rather than making a valid address);
+ * strings in another 8-bit charset stay literals as before. BODY[...], BINARY[...] and RFC822*
+ * are the stored bytes, sizes unchanged. No command fails because of UTF-8 headers. Mailbox
+ * names are always converted (item 13). */
 #include "imapd.h"
 #include "selected.h"
 #include "core/buf.h"
