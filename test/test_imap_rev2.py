@@ -131,6 +131,10 @@ class Rev2(ImapUsersTestCase):
         self.assertIn(b"* LIST () \"/\" \"sel2\"", untagged)
         self.assertNotIn(b"\\Recent", untagged)
         self.assertNotIn(b"\\Recent", self.joined(self.ok(c, "FETCH 1:* FLAGS")))
+        # the keys of \Recent: nothing is recent for this session
+        self.assertIn(b'* ESEARCH (TAG "r1")\r\n', self.ok(c, "SEARCH RECENT", "r1"))
+        self.assertIn(b'* ESEARCH (TAG "r2")\r\n', self.ok(c, "SEARCH NEW", "r2"))
+        self.assertIn(b'* ESEARCH (TAG "r3") ALL 1:3\r\n', self.ok(c, "SEARCH OLD", "r3"))
         # SELECT of INBOX in any case: the LIST names it as the server knows it
         untagged = self.joined(self.ok(c, "EXAMINE inbox", "s2"))
         # section 7.1: [CLOSED] ends the responses of the mailbox left behind
@@ -273,6 +277,12 @@ class Rev2(ImapUsersTestCase):
         # LSUB is deprecated but answers
         self.ok(c, "SUBSCRIBE ue2")
         self.assertIn(b'* LSUB () "/" "ue2"', self.joined(self.ok(c, 'LSUB "" "ue*"')))
+        # a subscribed name that is no mailbox: \NonExistent (RFC 9051 section 6.3.9)
+        self.ok(c, "CREATE ue2gone")
+        self.ok(c, "SUBSCRIBE ue2gone")
+        self.ok(c, "DELETE ue2gone")
+        lst = self.joined(self.ok(c, 'LIST (SUBSCRIBED) "" "ue2*"'))
+        self.assertRegex(lst, rb'\* LIST \(\\NonExistent \\Subscribed\) "/" "ue2gone"')
 
     def test_unsolicited_fetch_has_uid(self):
         c = self.rev2()
