@@ -163,7 +163,7 @@ void cmd_getacl(struct client *c, const struct imap_command *cmd)
     if (!acl_target(c, cmd, 'a', &name, &e, rights)) goto done;
     acl_split(e.acl, &ids, &rs);
     buf_appends(&out, "ACL ");
-    imap_string_append(&out, cmd->args[0].s, cmd->args[0].len);
+    rev2_string_append(c, cmd->args[0].s, cmd->args[0].len, &out);
     for (size_t i = 0; i < ids.count; i++) {
         unsigned m = 0;
         char letters[16];
@@ -206,7 +206,7 @@ void cmd_listrights(struct client *c, const struct imap_command *cmd)
     else if (mboxname_owner(buf_cstr(&name), &owner) == 1 && !strcmp(buf_cstr(&owner), ident))
         required = ACL_OWNER_IMPLICIT;
     buf_appends(&out, "LISTRIGHTS ");
-    imap_string_append(&out, cmd->args[0].s, cmd->args[0].len);
+    rev2_string_append(c, cmd->args[0].s, cmd->args[0].len, &out);
     buf_putc(&out, ' ');
     imap_string_append(&out, ident, strlen(ident));
     buf_putc(&out, ' ');
@@ -235,7 +235,7 @@ void cmd_myrights(struct client *c, const struct imap_command *cmd)
     }
     if (!acl_target(c, cmd, 0, &name, &e, rights)) goto done;
     buf_appends(&out, "MYRIGHTS ");
-    imap_string_append(&out, cmd->args[0].s, cmd->args[0].len);
+    rev2_string_append(c, cmd->args[0].s, cmd->args[0].len, &out);
     buf_putc(&out, ' ');
     imap_string_append(&out, rights, strlen(rights));
     client_untagged(c, "%s", buf_cstr(&out));

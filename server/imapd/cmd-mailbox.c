@@ -528,7 +528,7 @@ static int status_append(struct client *c, const char *imapname, const char *nam
             return r;
     }
     buf_appends(out, "STATUS ");
-    imap_string_append(out, imapname, strlen(imapname));
+    rev2_string_append(c, imapname, strlen(imapname), out);
     buf_appends(out, " (");
     for (size_t i = 0; i < n; i++) {
         uint64_t v = 0;
@@ -734,7 +734,7 @@ static void send_entry(struct list_rock *l, const char *attrs, const char *extna
     if (rev2_ext_to_wire(l->c, extname, &l->imapname)) return;
     buf_reset(&l->line);
     buf_printf(&l->line, "%s (%s) \"%c\" ", l->lsub ? "LSUB" : "LIST", attrs, MBOXNAME_SEP);
-    imap_string_append(&l->line, l->imapname.s, l->imapname.len);
+    rev2_string_append(l->c, l->imapname.s, l->imapname.len, &l->line);
     if (childinfo) {
         buf_appends(&l->line, " (\"CHILDINFO\" (");
         const char *sep = "";

@@ -35,7 +35,7 @@ static void quota_response(struct client *c, const char *root, const struct quot
         buf_reset(&ext);
         buf_appends(&ext, root);
     }
-    imap_string_append(&out, ext.s ? ext.s : "", ext.len);
+    rev2_string_append(c, ext.s ? ext.s : "", ext.len, &out);
     buf_appends(&out, " (");
     const char *sep = "";
     if (qt->limit_storage_kib != QUOTA_UNLIMITED) {
@@ -148,14 +148,14 @@ void cmd_getquotaroot(struct client *c, const struct imap_command *cmd)
         goto done;
     }
     buf_appends(&out, "QUOTAROOT ");
-    imap_string_append(&out, cmd->args[0].s, cmd->args[0].len);
+    rev2_string_append(c, cmd->args[0].s, cmd->args[0].len, &out);
     if (have) {
         if (rev2_name_to_wire(c, buf_cstr(&root), &ext) < 0) {
             buf_reset(&ext);
             buf_appends(&ext, buf_cstr(&root));
         }
         buf_putc(&out, ' ');
-        imap_string_append(&out, ext.s ? ext.s : "", ext.len);
+        rev2_string_append(c, ext.s ? ext.s : "", ext.len, &out);
     }
     client_untagged(c, "%s", buf_cstr(&out));
     if (have) quota_response(c, buf_cstr(&root), &qt);

@@ -318,6 +318,12 @@ unsigned rev2_enable(struct client *c, const struct imap_arg *a, struct buf *lis
  * status-att), else 1. items are IMAP_STATUS_* values (imap/imap-listopts.h). */
 int rev2_status_items_ok(const struct client *c, const unsigned *items, size_t n);
 
+/* rev2_string_append: a mailbox name (as rev2_name_to_wire gives it, or as the client sent
+ * it) as an IMAP string: with UTF-8 names, valid UTF-8 without controls as a quoted string
+ * (RFC 9051 QUOTED-CHAR, RFC 6855 section 3); else as imap_string_append does (a literal for
+ * 8-bit bytes). */
+void rev2_string_append(const struct client *c, const char *s, size_t len, struct buf *out);
+
 /* rev2_select_list: RFC 9051 section 6.3.2: the untagged LIST response naming the mailbox
  * just selected (internal name), which SELECT and EXAMINE send to a rev2 session. */
 void rev2_select_list(struct client *c, const char *name);

@@ -219,7 +219,7 @@ static int candidates(struct client *c, const struct notify *n, const char *inbo
 static void imapname_append(const struct client *c, const char *name, struct buf *out)
 {
     struct buf b = BUF_INIT;
-    if (rev2_name_to_wire(c, name, &b) == 0) imap_string_append(out, b.s, b.len);
+    if (rev2_name_to_wire(c, name, &b) == 0) rev2_string_append(c, b.s, b.len, out);
     else imap_string_append(out, name, strlen(name));
     buf_fini(&b);
 }

@@ -51,7 +51,8 @@
  *     rev2_ext_to_wire, rev2_pattern_from_wire, used by every command that takes or shows a
  *     name (reply.c imapd_mailbox_name, cmd-mailbox.c LIST/LSUB/STATUS, cmd-append.c,
  *     cmd-copy.c, cmd-quota.c, notify.c, selected.c). Names with U+2028, U+2029 or controls
- *     are refused (NO [CANNOT]). 8-bit names go out as literals, which both grammars allow.
+ *     are refused (NO [CANNOT]). UTF-8 names go out as quoted strings (RFC 9051's
+ *     QUOTED-CHAR and RFC 6855 section 3 allow UTF-8 there once enabled): rev2_string_append.
  * 14. UTF-8 in message headers: stored as they are. A rev2 or UTF8=ACCEPT session gets them
  *     unchanged; for other sessions see "Down-conversion" below.
  * 15. All unsolicited FETCH responses carry UID in a rev2 session: condstore.c
@@ -106,6 +107,7 @@
 #include "selected.h"
 #include "core/buf.h"
 #include "core/error.h"
+#include "imap/imap-downconvert.h"
 #include "imap/imap-listopts.h"
 #include "store/mboxname.h"
 #include <string.h>
@@ -179,12 +181,29 @@ int rev2_status_items_ok(const struct client *c, const unsigned *items, size_t n
     return 1;
 }
 
+void rev2_string_append(const struct client *c, const char *s, size_t len, struct buf *out)
+{
+    int quote = rev2_utf8_names(c) && imap_downconvert_utf8((const unsigned char *)s, len);
+    for (size_t i = 0; quote && i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) quote = 0;
+    if (!quote) {
+        imap_string_append(out, s, len);
+        return;
+    }
+    buf_putc(out, '"');
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"' || s[i] == '\\') buf_putc(out, '\\');
+        buf_putc(out, s[i]);
+    }
+    buf_putc(out, '"');
+}
+
 void rev2_select_list(struct client *c, const char *name)
 {
     struct buf wire = BUF_INIT, line = BUF_INIT;
     if (rev2_name_to_wire(c, name, &wire) == 0) {
         buf_printf(&line, "LIST () \"%c\" ", MBOXNAME_SEP);
-        imap_string_append(&line, wire.s, wire.len);
+        rev2_string_append(c, wire.s, wire.len, &line);
         client_untagged(c, "%s", buf_cstr(&line));
     }
     buf_fini(&wire);
