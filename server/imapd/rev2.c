@@ -67,9 +67,11 @@
  *     grammar allows), not with its own envelope: the structure is computed once at delivery
  *     for every session, and rev1's grammar knows only message/rfc822 as an encapsulation.
  * 20. BINARY FETCH: cmd-fetch.c, NO [UNKNOWN-CTE] for an encoding it cannot decode.
- * 21. APPEND limits: an oversized literal is refused with NO [TOOBIG] by the parser
- *     (lib/imap/imap-parser.c, max_literal), CATENATE results too (cmd-append.c); quota with
- *     NO [OVERQUOTA] (reply.c). APPENDLIMIT itself is another extension (not here).
+ * 21. APPEND limits: a literal over max_literal is refused by the parser with [TOOBIG]
+ *     (lib/imap/imap-parser.c; a synchronizing one before the go-ahead), answered NO [TOOBIG]
+ *     for APPEND in a rev2 session (RFC 9051 section 7.1, main.c reply_parse_error) and BAD
+ *     [TOOBIG] as always in rev1; a CATENATE result over it gets NO [TOOBIG] (cmd-append.c);
+ *     quota NO [OVERQUOTA] (reply.c). APPENDLIMIT itself is another extension (not here).
  * 22. Response codes of RFC 9051 section 7.1: ALERT, ALREADYEXISTS, APPENDUID, AUTHENTICATIONFAILED
  *     (cmd-auth.c), BADCHARSET (cmd-search.c), CANNOT, CAPABILITY, CLOSED, CONTACTADMIN (not
  *     produced: no situation calls for it), COPYUID, CORRUPTION, EXPIRED (not produced: no
