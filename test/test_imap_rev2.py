@@ -10,6 +10,7 @@ OLDNAME in UTF-8, NAMESPACE, LSUB, UNSELECT, CLOSE, BINARY; a rev1 and a rev2 se
 mailbox at once (\\Recent for the rev1 session only, which keeps it even when the rev2 session
 selected first; names in modified UTF-7 vs UTF-8); rights: another user's mailbox without rights,
 with l only, and an administrator."""
+import base64
 import os
 import re
 import sys
@@ -39,7 +40,6 @@ def utf7(name):
     def flush():
         if run:
             b = "".join(run).encode("utf-16-be")
-            import base64
             out.append("&" + base64.b64encode(b).decode().rstrip("=").replace("/", ",") + "-")
             run.clear()
     for ch in name:
@@ -361,9 +361,11 @@ class Rev2(ImapUsersTestCase):
         self.assertNotIn(b"\\Recent", self.joined(self.ok(r2, "FETCH 1:2 FLAGS")))
         # flags set by one show in the other
         self.ok(r2, "STORE 2 +FLAGS.SILENT (\\Seen)")
-        self.assertRegex(self.joined(self.ok(r1, "NOOP")), rb"\* 2 FETCH \(FLAGS \(\\Seen \\Recent\)\)")
+        self.assertRegex(self.joined(self.ok(r1, "NOOP")),
+                         rb"\* 2 FETCH \(FLAGS \(\\Seen \\Recent\)\)")
         self.ok(r1, "STORE 1 +FLAGS.SILENT (\\Answered)")
-        self.assertRegex(self.joined(self.ok(r2, "NOOP")), rb"\* 1 FETCH \(FLAGS \(\\Answered\) UID \d+\)")
+        self.assertRegex(self.joined(self.ok(r2, "NOOP")),
+                         rb"\* 1 FETCH \(FLAGS \(\\Answered\) UID \d+\)")
         # the same mailbox by name in each form
         self.assertIn("B\u00fcro".encode(), self.joined(self.ok(r2, 'LIST "" "B*"')))
         self.assertIn(utf7("B\u00fcro").encode(), self.joined(self.ok(r1, 'LIST "" "B*"')))
