@@ -17,7 +17,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from coffer_harness import ImapUsersTestCase, main  # noqa: E402
 
-USERS = {"fred": "fredpw", "joe": "joepw"}
+USERS = {"fred": "fredpw", "joe": "joepw", "boss": "bosspw"}
 
 BIN = bytes(range(256))                     # holds NUL: must come back as literal8
 
@@ -101,7 +101,7 @@ def items(resp):
 class Binary(ImapUsersTestCase):
     users = USERS
     coffer_kwargs = {"global_settings": {"allow_plaintext": "yes", "auth_fail_delay": "0",
-                                         "max_literal": "200K"}}
+                                         "max_literal": "200K", "admins": "boss"}}
 
     def append(self, c, box, data):
         c.send(b'p APPEND "%s" {%d+}\r\n%s\r\n' % (box.encode(), len(data), data))
@@ -351,6 +351,24 @@ class Binary(ImapUsersTestCase):
         joe2 = self.conn("joe")
         tagged, _ = self.tagged(joe2, "SELECT %s" % box)
         self.assertRegex(tagged, rb"^f NO ")
+
+    def test_rights_none_and_admin(self):
+        self.fresh("private")
+        # no rights at all: the mailbox does not exist for joe, and nothing is selected
+        joe = self.conn("joe")
+        box = '"Other Users/fred/private"'
+        tagged, untagged = self.tagged(joe, "EXAMINE %s" % box)
+        self.assertRegex(tagged, rb"^f NO \[NONEXISTENT\] ")
+        tagged, untagged = self.tagged(joe, "FETCH 1 BINARY.PEEK[2]")
+        self.assertRegex(tagged, rb"^f BAD ")
+        self.assertEqual(untagged, [])
+        # an administrator has every right (imapd(8)): the decoded part and its size
+        boss = self.conn("boss")
+        self.ok(boss, "SELECT %s" % box)
+        r = self.fetch(boss, "FETCH 1 (BINARY.PEEK[2] BINARY.SIZE[2])")[0]
+        self.assertEqual(r["BINARY[2]"], (b"~{", BIN))
+        self.assertIn(b"BINARY.SIZE[2] 256", r["text"])
+        self.assertNotIn(b"\\Seen", self.flags(boss))
 
 
 if __name__ == "__main__":
