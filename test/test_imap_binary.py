@@ -330,6 +330,40 @@ class Binary(ImapUsersTestCase):
         self.ok(c, "NOOP")
         self.assertRegex(b"".join(self.ok(c, 'STATUS INBOX (MESSAGES)')), rb"MESSAGES 0")
 
+    def test_size_from_cache(self):
+        """BINARY.SIZE of an encoded part comes from the cache (computed at append), not from
+        decoding again: after the message file's base64 is damaged in place (same length, so
+        the cache stays valid), BINARY.SIZE alone still says 256, while BINARY[] in the same
+        FETCH decodes the bytes there now and BINARY.SIZE then matches what it sends."""
+        marker = b"X-Size-Test: %d\r\n" % os.getpid()
+        c = self.fresh("sizecache", (marker + MULTI,))
+        t = self.fetch(c, "FETCH 1 (BINARY.SIZE[2] BINARY.SIZE[1] BINARY.SIZE[3.1])")[0]["text"]
+        self.assertIn(b"BINARY.SIZE[2] 256", t)
+        self.assertIn(b"BINARY.SIZE[1] %d" % len(QP_DECODED), t)
+        self.assertIn(b"BINARY.SIZE[3.1] 11", t)
+        found = []
+        for d, _, files in os.walk(self.coffer.spool):
+            for name in files:
+                path = os.path.join(d, name)
+                if not os.path.isfile(path):
+                    continue
+                with open(path, "rb") as fh:
+                    if fh.read(len(marker)) == marker:
+                        found.append(path)
+        self.assertEqual(len(found), 1, found)
+        with open(found[0], "r+b") as fh:
+            data = fh.read()
+            at = data.index(b64_lines(BIN)[:40])
+            fh.seek(at)
+            fh.write(b"!" * 40)                 # 30 bytes fewer once decoded
+        t = self.fetch(c, "FETCH 1 BINARY.SIZE[2]")[0]["text"]
+        self.assertIn(b"BINARY.SIZE[2] 256", t)
+        r = self.fetch(c, "FETCH 1 (BINARY.SIZE[2] BINARY.PEEK[2])")[0]
+        self.assertEqual(r["BINARY[2]"][1], BIN[30:])
+        self.assertIn(b"BINARY.SIZE[2] 226", r["text"])
+        # parts without an encoding to remove are not in the cache: still right
+        self.assertIn(b"BINARY.SIZE[4] 11", self.fetch(c, "FETCH 1 BINARY.SIZE[4]")[0]["text"])
+
     # ---- rights
 
     def test_rights(self):
