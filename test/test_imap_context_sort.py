@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from coffer_harness import ImapUsersTestCase, main  # noqa: E402
 
 SEARCH_CONTEXT_MAX = 16     # server/imapd/search-context.h
+SORT_CONTEXT_MAX = 4        # of them live SORTs
 
 # message i has subject SUBJECTS[i - 1]: SORT (SUBJECT) gives 4 6 2 8 7 3 5 1
 SUBJECTS = ["h", "c", "f", "a", "g", "b", "e", "d"]
@@ -357,19 +358,30 @@ class ContextSort(ImapUsersTestCase):
         self.bad(c, "SORT RETURN (UPDATE) (ARRIVAL) UTF-8 ALL", "T2")
         # a tag without UPDATE is no conflict
         self.one(c, "SORT RETURN (COUNT) (SUBJECT) UTF-8 ALL", "T2")
-        # the limit is shared with live searches: beyond it NO [NOUPDATE], the answer stands
-        for i in range(3, SEARCH_CONTEXT_MAX + 1):
+        # at most SORT_CONTEXT_MAX live SORTs (their keys stay in memory): beyond that NO
+        # [NOUPDATE], and the answer stands
+        for i in range(3, SORT_CONTEXT_MAX + 2):
             self.one(c, "SORT RETURN (UPDATE COUNT) (SUBJECT) UTF-8 ALL", "T%d" % i)
+        noupdate = (b'* NO [NOUPDATE "T99"] Too many search updates (limit 16, of them 4 SORTs)'
+                    b"\r\n")
         untagged = self.ok(c, "SORT RETURN (UPDATE COUNT) (SUBJECT) UTF-8 ALL", "T99")
-        self.assertEqual(untagged[0], b'* NO [NOUPDATE "T99"] Too many search updates (limit 16)'
-                                      b"\r\n")
+        self.assertEqual(untagged[0], noupdate)
         self.assertEqual(self.esearch(untagged), ['* ESEARCH (TAG "T99") COUNT 8'])
+        # the limit of live searches counts SORTs too
+        self.ok(c, 'CANCELUPDATE "T3"')
+        for i in range(SORT_CONTEXT_MAX + 2, SEARCH_CONTEXT_MAX + 2):     # one was cancelled
+            self.one(c, "SEARCH RETURN (UPDATE COUNT) ALL", "T%d" % i)
+        untagged = self.ok(c, "SORT RETURN (UPDATE COUNT) (SUBJECT) UTF-8 ALL", "T99")
+        self.assertEqual(untagged[0], noupdate)
+        untagged = self.ok(c, "SEARCH RETURN (UPDATE COUNT) ALL", "T98")
+        self.assertRegex(untagged[0], rb'^\* NO \[NOUPDATE "T98"\] ')
         self.ok(d, "STORE 1 +FLAGS (\\Seen)")
         lines = self.esearch(self.ok(c, "NOOP"))
         self.assertIn('* ESEARCH (TAG "T1") REMOVEFROM (1 1)', lines)
         self.assertNotIn("T99", " ".join(lines))
         # CANCELUPDATE ends SEARCH and SORT contexts alike; UNSELECT ends them all
         self.ok(c, 'CANCELUPDATE "T1" "T2"')
+        self.one(c, "SORT RETURN (UPDATE COUNT) (SUBJECT) UTF-8 ALL", "T97")
         self.ok(c, "UNSELECT")
         self.ok(c, 'SELECT "uplim"')
         self.ok(d, "STORE 1 -FLAGS (\\Seen)")

@@ -717,8 +717,8 @@ static void sort_keep(struct client *c, const struct imap_command *cmd, int uid_
     if (search_context_add_sort(c->sel, cmd->tag, uid_cmd, w, prog, &uids, &s) < 0) {
         struct buf q = BUF_INIT;
         imap_string_append(&q, cmd->tag, strlen(cmd->tag));
-        client_untagged(c, "NO [NOUPDATE %s] Too many search updates (limit %d)",
-                        buf_cstr(&q), SEARCH_CONTEXT_MAX);
+        client_untagged(c, "NO [NOUPDATE %s] Too many search updates (limit %d, of them %d "
+                        "SORTs)", buf_cstr(&q), SEARCH_CONTEXT_MAX, SORT_CONTEXT_MAX);
         buf_fini(&q);
         search_free(prog);
         sort_context_free(&s);

@@ -102,6 +102,10 @@ int search_context_add_sort(struct selected *sel, const char *tag, int uid, unsi
                             struct search_program **prog, const struct imap_seqset *result,
                             struct sort_context **sort)
 {
+    struct search_contexts *have = sel->contexts;
+    size_t sorts = 0;
+    for (size_t i = 0; have && i < have->n; i++) sorts += have->v[i].sort != NULL;
+    if (sorts >= SORT_CONTEXT_MAX) return CF_E_LIMIT;
     int r = search_context_add(sel, tag, uid, want, prog, result);
     if (r < 0) return r;
     struct search_contexts *cx = sel->contexts;

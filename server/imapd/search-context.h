@@ -26,6 +26,9 @@ struct mail;
  * says `* NO [NOUPDATE "tag"]` and keeps nothing (RFC 5267 section 4.3). Each one costs a
  * search of every changed message at each sync. */
 #define SEARCH_CONTEXT_MAX 16
+/* Of those, most live SORTs: each keeps its result's sort keys in memory (about 80 bytes and
+ * the key strings per message), so a 100,000-message result costs about 10 MB. */
+#define SORT_CONTEXT_MAX 4
 
 /* What a live search reports, from its RETURN options. */
 #define SEARCH_UPDATE_LIST  1u      /* ADDTO/REMOVEFROM (ALL, PARTIAL, or no MIN/MAX/COUNT) */
@@ -46,7 +49,8 @@ int search_context_add(struct selected *sel, const char *tag, int uid, unsigned 
 struct sort_context;
 
 /* search_context_add_sort: search_context_add for a live SORT: *sort (taken: set to NULL)
- * holds the result in sort order. Same returns (on CF_E_LIMIT nothing is taken). */
+ * holds the result in sort order. Same returns (on CF_E_LIMIT nothing is taken), CF_E_LIMIT
+ * also when SORT_CONTEXT_MAX live SORTs are held. */
 int search_context_add_sort(struct selected *sel, const char *tag, int uid, unsigned want,
                             struct search_program **prog, const struct imap_seqset *result,
                             struct sort_context **sort);
