@@ -17,7 +17,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from coffer_harness import ImapUsersTestCase, main  # noqa: E402
 
-USERS = {"fred": "fredpw", "joe": "joepw"}
+USERS = {"fred": "fredpw", "joe": "joepw", "boss": "bosspw"}
 
 BIN = bytes(range(256))                     # holds NUL: must come back as literal8
 
@@ -101,7 +101,7 @@ def items(resp):
 class Binary(ImapUsersTestCase):
     users = USERS
     coffer_kwargs = {"global_settings": {"allow_plaintext": "yes", "auth_fail_delay": "0",
-                                         "max_literal": "200K"}}
+                                         "max_literal": "200K", "admins": "boss"}}
 
     def append(self, c, box, data):
         c.send(b'p APPEND "%s" {%d+}\r\n%s\r\n' % (box.encode(), len(data), data))
@@ -330,6 +330,40 @@ class Binary(ImapUsersTestCase):
         self.ok(c, "NOOP")
         self.assertRegex(b"".join(self.ok(c, 'STATUS INBOX (MESSAGES)')), rb"MESSAGES 0")
 
+    def test_size_from_cache(self):
+        """BINARY.SIZE of an encoded part comes from the cache (computed at append), not from
+        decoding again: after the message file's base64 is damaged in place (same length, so
+        the cache stays valid), BINARY.SIZE alone still says 256, while BINARY[] in the same
+        FETCH decodes the bytes there now and BINARY.SIZE then matches what it sends."""
+        marker = b"X-Size-Test: %d\r\n" % os.getpid()
+        c = self.fresh("sizecache", (marker + MULTI,))
+        t = self.fetch(c, "FETCH 1 (BINARY.SIZE[2] BINARY.SIZE[1] BINARY.SIZE[3.1])")[0]["text"]
+        self.assertIn(b"BINARY.SIZE[2] 256", t)
+        self.assertIn(b"BINARY.SIZE[1] %d" % len(QP_DECODED), t)
+        self.assertIn(b"BINARY.SIZE[3.1] 11", t)
+        found = []
+        for d, _, files in os.walk(self.coffer.spool):
+            for name in files:
+                path = os.path.join(d, name)
+                if not os.path.isfile(path):
+                    continue
+                with open(path, "rb") as fh:
+                    if fh.read(len(marker)) == marker:
+                        found.append(path)
+        self.assertEqual(len(found), 1, found)
+        with open(found[0], "r+b") as fh:
+            data = fh.read()
+            at = data.index(b64_lines(BIN)[:40])
+            fh.seek(at)
+            fh.write(b"!" * 40)                 # 30 bytes fewer once decoded
+        t = self.fetch(c, "FETCH 1 BINARY.SIZE[2]")[0]["text"]
+        self.assertIn(b"BINARY.SIZE[2] 256", t)
+        r = self.fetch(c, "FETCH 1 (BINARY.SIZE[2] BINARY.PEEK[2])")[0]
+        self.assertEqual(r["BINARY[2]"][1], BIN[30:])
+        self.assertIn(b"BINARY.SIZE[2] 226", r["text"])
+        # parts without an encoding to remove are not in the cache: still right
+        self.assertIn(b"BINARY.SIZE[4] 11", self.fetch(c, "FETCH 1 BINARY.SIZE[4]")[0]["text"])
+
     # ---- rights
 
     def test_rights(self):
@@ -351,6 +385,24 @@ class Binary(ImapUsersTestCase):
         joe2 = self.conn("joe")
         tagged, _ = self.tagged(joe2, "SELECT %s" % box)
         self.assertRegex(tagged, rb"^f NO ")
+
+    def test_rights_none_and_admin(self):
+        self.fresh("private")
+        # no rights at all: the mailbox does not exist for joe, and nothing is selected
+        joe = self.conn("joe")
+        box = '"Other Users/fred/private"'
+        tagged, untagged = self.tagged(joe, "EXAMINE %s" % box)
+        self.assertRegex(tagged, rb"^f NO \[NONEXISTENT\] ")
+        tagged, untagged = self.tagged(joe, "FETCH 1 BINARY.PEEK[2]")
+        self.assertRegex(tagged, rb"^f BAD ")
+        self.assertEqual(untagged, [])
+        # an administrator has every right (imapd(8)): the decoded part and its size
+        boss = self.conn("boss")
+        self.ok(boss, "SELECT %s" % box)
+        r = self.fetch(boss, "FETCH 1 (BINARY.PEEK[2] BINARY.SIZE[2])")[0]
+        self.assertEqual(r["BINARY[2]"], (b"~{", BIN))
+        self.assertIn(b"BINARY.SIZE[2] 256", r["text"])
+        self.assertNotIn(b"\\Seen", self.flags(boss))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def lit(data):
 
 class Catenate(SharedCofferTestCase):
     coffer_kwargs = {"global_settings": {"allow_plaintext": "yes", "auth_fail_delay": "0",
-                                         "max_literal": "8K"}}
+                                         "max_literal": "8K", "admins": "boss"}}
     made = set()
 
     def login(self, user):
@@ -180,6 +180,33 @@ class Catenate(SharedCofferTestCase):
         # appending needs i on the target, as for APPEND
         tagged, _ = self.send(c, "A", b'APPEND "Other Users/owner" CATENATE (URL ' + url + b")")
         self.assertRegex(tagged, rb"^A NO ")
+
+    def test_admin_reads_and_appends_anywhere(self):
+        owner = self.login("owner2")
+        _, uid = self.put(owner, "INBOX")
+        self.assertEqual(self.count(owner, "INBOX"), 1)
+        url = b'"/Other%%20Users/owner2/;UID=%d/;SECTION=1"' % uid
+        # no rights: another user gets BADURL and nothing is appended
+        c = self.login("reader2")
+        tagged, _ = self.send(c, "A", b"APPEND INBOX CATENATE (URL " + url + b")")
+        self.assertRegex(tagged, rb"^A NO \[BADURL /Other%20Users/owner2/;UID=\d+/;SECTION=1\] ")
+        tagged, _ = self.send(c, "A", b'APPEND "Other Users/owner2" CATENATE (TEXT ' + lit(MSG) + b")")
+        self.assertRegex(tagged, rb"^A NO \[TRYCREATE\] ")
+        self.assertEqual(self.count(c, "INBOX"), 0)
+        # an administrator has every right (imapd(8)): reads owner2's part by URL and
+        # appends to owner2's INBOX
+        boss = self.login("boss")
+        tagged, _ = self.send(boss, "A", b"APPEND INBOX CATENATE (URL " + url + b")")
+        m = re.match(APPENDUID_RX, tagged)
+        self.assertTrue(m, tagged)
+        self.assertEqual(self.body(boss, "INBOX", int(m.group(2))), PART1)
+        tagged, _ = self.send(boss, "A", b'APPEND "Other Users/owner2" CATENATE (URL ' + url +
+                              b" TEXT " + lit(b"\r\n-- added by boss") + b")")
+        m = re.match(APPENDUID_RX, tagged)
+        self.assertTrue(m, tagged)
+        self.assertEqual(self.count(owner, "INBOX"), 2)
+        self.assertEqual(self.body(owner, "INBOX", int(m.group(2))),
+                         PART1 + b"\r\n-- added by boss")
 
     def test_multiappend_all_or_nothing(self):
         c = self.login("multi")

@@ -16,7 +16,7 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from coffer_harness import ImapUsersTestCase, main  # noqa: E402
 
-USERS = {"fred": "fredpw", "joe": "joepw"}
+USERS = {"fred": "fredpw", "joe": "joepw", "boss": "bosspw"}
 
 BODY = b"".join(b"Line %d of a message that compresses well, as mail text does.\r\n" % i
                 for i in range(200))
@@ -68,7 +68,7 @@ def caps_of(untagged):
 class Compress(ImapUsersTestCase):
     users = USERS
     coffer_kwargs = {"global_settings": {"allow_plaintext": "yes", "auth_fail_delay": "0",
-                                         "max_literal": "1M"}}
+                                         "max_literal": "1M", "admins": "boss"}}
 
     @classmethod
     def setUpClass(cls):
@@ -180,6 +180,34 @@ class Compress(ImapUsersTestCase):
         line = self.coffer.wait_log(r"event=disconnect .*deflate_in=\d+/\d+ deflate_out=\d+/\d+ "
                                     r"deflate_ratio_out=0\.\d+", since=since)
         self.assertTrue(line)
+
+    def test_rights_through_compression(self):
+        # rights are the same in a compressed session: no rights, l only, administrator
+        m = self.coffer.imap()
+        m.login("joe", "joepw")
+        m.create("rights")
+        m.append("rights", None, None, MSG % (7, 7))
+        m.logout()
+        box = '"Other Users/joe/rights"'
+        c = self.conn("fred")
+        self.compress(c)
+        tagged, untagged = c.imap("o", "SELECT " + box)
+        self.assertRegex(tagged, rb"^o NO \[NONEXISTENT\] ")
+        self.assertEqual(untagged, [])
+        j = self.conn("joe")
+        self.assertRegex(j.imap("a", 'SETACL "rights" fred l')[0], rb"^a OK")
+        tagged, untagged = c.imap("o", "SELECT " + box)
+        self.assertRegex(tagged, rb"^o NO \[NOPERM\] ")
+        self.assertNotIn(b"EXISTS", b"".join(untagged))
+        b = self.conn("boss")
+        self.compress(b)
+        tagged, untagged = b.imap("o", "EXAMINE " + box)
+        self.assertRegex(tagged, rb"^o OK \[READ-ONLY\]")
+        self.assertIn(b"* 1 EXISTS\r\n", untagged)
+        b.cmd("f FETCH 1 BODY.PEEK[TEXT]")
+        b.expect(rb"^\* 1 FETCH \(BODY\[TEXT\] \{%d\}\r\n$" % len(BODY))
+        self.assertEqual(b.read_exact(len(BODY)), BODY)
+        self.assertRegex(b.read_tagged("f")[0], rb"^f OK")
 
     def test_pipelined_after_compress(self):
         """Bytes the client sends right behind the COMPRESS line are compressed input."""

@@ -231,6 +231,36 @@ class Condstore(ImapUsersTestCase):
         # reading mod-sequences needs only r
         self.assertEqual(len(modseqs(self.ok(j, "FETCH 1:* MODSEQ"))), N)
 
+    def test_rights_none_and_admin(self):
+        c = self.box("csprivate")
+        box = '"Other Users/fred/csprivate"'
+        # no rights at all: no such mailbox, for SELECT (CONDSTORE) and STATUS HIGHESTMODSEQ
+        j = self.conn("joe")
+        tagged, untagged = j.imap("s", "SELECT %s (CONDSTORE)" % box)
+        self.assertRegex(tagged, rb"^s NO \[NONEXISTENT\] ")
+        self.assertEqual(untagged, [])
+        tagged, untagged = j.imap("s", "STATUS %s (HIGHESTMODSEQ)" % box)
+        self.assertRegex(tagged, rb"^s NO \[NONEXISTENT\] ")
+        self.assertEqual(untagged, [])
+        # an administrator has every right (imapd(8)): selects read-write, reads modseqs,
+        # and a conditional STORE succeeds or reports MODIFIED as for the owner
+        b = self.conn("boss")
+        tagged, u = b.imap("s", "SELECT %s (CONDSTORE)" % box)
+        self.assertRegex(tagged, rb"^s OK \[READ-WRITE\]")
+        hms = self.hms(u)
+        ms = modseqs(self.ok(b, "FETCH 1:* MODSEQ"))
+        self.assertEqual(len(ms), N)
+        tagged, untagged = b.imap("s", "STORE 1 (UNCHANGEDSINCE %d) +FLAGS (\\Flagged)" % ms[1])
+        self.assertRegex(tagged, rb"^s OK")
+        self.assertGreater(modseqs(untagged)[1], hms)
+        tagged, _ = b.imap("s", "STORE 1 (UNCHANGEDSINCE %d) -FLAGS (\\Flagged)" % ms[1])
+        self.assertRegex(tagged, rb"^s OK \[MODIFIED 1\]")
+        st = b"".join(self.ok(b, "STATUS %s (HIGHESTMODSEQ)" % box))
+        self.assertRegex(st, rb"HIGHESTMODSEQ %d\)" % modseqs(untagged)[1])
+        # the owner sees the administrator's change
+        self.ok(c, 'SELECT "csprivate"')
+        self.assertIn(b"\\Flagged", b"".join(self.ok(c, "FETCH 1 FLAGS")))
+
     def test_shared_per_user_seen(self):
         b = self.conn("boss")
         self.ok(b, 'CREATE "Shared Folders/cs"')

@@ -23,12 +23,12 @@ ALL_MSG = "(MessageNew MessageExpunge FlagChange)"
 
 class Notify(SharedCofferTestCase):
     coffer_kwargs = {"global_settings": {"allow_plaintext": "yes", "auth_fail_delay": "0",
-                                         "notify_max_mailboxes": "6"}}
+                                         "notify_max_mailboxes": "6", "admins": "boss"}}
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        for u in ("fred", "joe", "ann", "sue"):
+        for u in ("fred", "joe", "ann", "sue", "boss"):
             cls.coffer.add_user(u, "secret")
 
     def conn(self, user="fred", select=None):
@@ -273,6 +273,26 @@ class Notify(SharedCofferTestCase):
         self.ok(c, 'NOTIFY SET STATUS (mailboxes "Other Users/joe/listonly" %s)' % ALL_MSG)
         self.append("joe", "listonly", 4)
         self.quiet(c)
+
+    def test_rights_admin(self):
+        owner = self.conn("sue")
+        self.ok(owner, "CREATE private")
+        # an administrator has every right (imapd(8)): STATUS at NOTIFY SET and on delivery
+        b = self.conn("boss")
+        untagged = self.ok(b, 'NOTIFY SET STATUS (mailboxes "Other Users/sue/private" %s)'
+                           % ALL_MSG)
+        lines = b"".join(untagged)
+        self.assertIn(b'* STATUS "Other Users/sue/private" (MESSAGES 0 ', lines)
+        self.assertNotIn(b"\\NoAccess", lines)
+        self.append("sue", "private", 5)
+        b.expect(rb'^\* STATUS "Other Users/sue/private" \(MESSAGES 1 ', timeout=2)
+        # the same mailbox, for a user without any right: nothing at all
+        f = self.conn("ann")
+        self.assertEqual(self.ok(f, 'NOTIFY SET STATUS (mailboxes "Other Users/sue/private" %s)'
+                                 % ALL_MSG), [])
+        self.append("sue", "private", 6)
+        b.expect(rb'^\* STATUS "Other Users/sue/private" \(MESSAGES 2 ', timeout=2)
+        self.quiet(f)
 
 
 if __name__ == "__main__":

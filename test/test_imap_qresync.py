@@ -17,7 +17,7 @@ from coffer_harness import ImapUsersTestCase, main, run_coffer  # noqa: E402
 
 MSG = (b"From: a@example.com\r\nTo: b@example.com\r\nSubject: qr %d\r\n"
        b"Message-ID: <qr%d@example.com>\r\n\r\nbody %d\r\n")
-USERS = {"fred": "fredpw", "joe": "joepw"}
+USERS = {"fred": "fredpw", "joe": "joepw", "boss": "bosspw"}
 
 
 def vanished(untagged, earlier):
@@ -51,7 +51,7 @@ def fetched(untagged):
 class Qresync(ImapUsersTestCase):
     users = USERS
     coffer_kwargs = {"global_settings": {"allow_plaintext": "yes", "auth_fail_delay": "0",
-                                         "expunge_mode": "immediate"}}
+                                         "expunge_mode": "immediate", "admins": "boss"}}
 
     def box(self, name, n, user="fred"):
         c = self.conn(user)
@@ -250,6 +250,39 @@ class Qresync(ImapUsersTestCase):
         self.assertEqual(vanished(u, True), {uids[1], uids[2], uids[4]})
         u = self.ok(q, 'SELECT "compact" (QRESYNC (%d %d))' % (uv, hms2))
         self.assertTrue({uids[4]} <= vanished(u, True) <= {uids[1], uids[2], uids[4]})
+
+    def test_rights(self):
+        f = self.box("qrights", 4)
+        uv, hms, uids = self.state(f, "qrights")
+        self.ok(f, "STORE 1 +FLAGS (\\Flagged)")
+        self.ok(f, "STORE 4 +FLAGS (\\Deleted)")
+        self.ok(f, "EXPUNGE")
+        box = '"Other Users/fred/qrights"'
+        qs = "SELECT %s (QRESYNC (%d %d 1:%d))" % (box, uv, hms, uids[-1])
+        # no rights at all: no such mailbox, and no VANISHED or FETCH data
+        j = self.conn("joe")
+        self.ok(j, "ENABLE QRESYNC")
+        tagged, untagged = j.imap("q", qs)
+        self.assertRegex(tagged, rb"^q NO \[NONEXISTENT\] ")
+        self.assertEqual(untagged, [])
+        # l without r: NOPERM, still nothing
+        self.ok(f, 'SETACL "qrights" joe l')
+        tagged, untagged = j.imap("q", qs)
+        self.assertRegex(tagged, rb"^q NO \[NOPERM\] ")
+        self.assertEqual(vanished(untagged, True), set())
+        self.assertEqual(fetched(untagged), {})
+        # l r: another user's mailbox resyncs read-only
+        self.ok(f, 'SETACL "qrights" joe lr')
+        u = self.ok(j, qs.replace("SELECT", "EXAMINE"))
+        self.assertEqual(vanished(u, True), {uids[3]})
+        self.assertEqual(set(fetched(u)), {uids[0]})
+        # an administrator has every right (imapd(8)): the same answer, read-write
+        b = self.conn("boss")
+        self.ok(b, "ENABLE QRESYNC")
+        tagged, u = b.imap("q", qs)
+        self.assertRegex(tagged, rb"^q OK \[READ-WRITE\]")
+        self.assertEqual(vanished(u, True), {uids[3]})
+        self.assertEqual(fetched(u)[uids[0]][0], b"\\Flagged")
 
 
 if __name__ == "__main__":

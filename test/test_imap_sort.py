@@ -13,7 +13,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from coffer_harness import ImapUsersTestCase, main  # noqa: E402
 
-USERS = {"fred": "fredpw", "joe": "joepw"}
+USERS = {"fred": "fredpw", "joe": "joepw", "boss": "bosspw"}
 
 # (internal date, header lines); the comments give the sort keys
 MSGS = [
@@ -50,7 +50,8 @@ def message(i):
 
 class Sort(ImapUsersTestCase):
     users = USERS
-    coffer_kwargs = {"global_settings": {"allow_plaintext": "yes", "auth_fail_delay": "0"}}
+    coffer_kwargs = {"global_settings": {"allow_plaintext": "yes", "auth_fail_delay": "0",
+                                         "admins": "boss"}}
 
     def make_box(self, name, msgs):
         """msgs: (internal date or None, message text) pairs."""
@@ -235,6 +236,24 @@ class Sort(ImapUsersTestCase):
         self.ok(f, 'SETACL "noread" joe "l"')
         j.cmd("r SORT (SUBJECT) UTF-8 ALL")
         self.assertRegex(j.readline(), rb"^\* BYE \[NOPERM\]")
+
+    def test_rights_none_and_admin(self):
+        self.make_box("private", [(None, message(i)) for i in (1, 2)])
+        # no rights at all: the mailbox does not exist for joe, and nothing is selected
+        j = self.conn("joe")
+        self.no(j, 'EXAMINE "Other Users/fred/private"', "NONEXISTENT")
+        self.bad(j, "SORT (SUBJECT) UTF-8 ALL")
+        self.bad(j, "SORT RETURN (ALL) (SUBJECT) UTF-8 ALL")
+        # an administrator has every right (imapd(8)), whatever the ACL says (a negative entry
+        # naming him included: coffer.conf(5)): reads and sorts fred's mailbox
+        f = self.conn("fred")
+        self.ok(f, 'SETACL "private" -boss lr')
+        b = self.conn("boss")
+        self.ok(b, 'EXAMINE "Other Users/fred/private"')
+        self.assertEqual(self.sort(b, "SORT (SUBJECT) UTF-8 ALL"), [2, 1])
+        self.assertEqual(self.sort(b, "SORT (REVERSE SUBJECT) UTF-8 ALL"), [1, 2])
+        untagged = self.ok(b, "SORT RETURN (ALL COUNT) (SUBJECT) UTF-8 ALL", tag="e")
+        self.assertEqual(untagged, [b'* ESEARCH (TAG "e") ALL 2,1 COUNT 2\r\n'])
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from coffer_harness import ImapUsersTestCase, main  # noqa: E402
 
-USERS = {"fred": "fredpw", "joe": "joepw"}
+USERS = {"fred": "fredpw", "joe": "joepw", "boss": "bosspw"}
 
 # (subject, Date:, Message-ID, References, In-Reply-To)
 MSGS = [
@@ -45,7 +45,8 @@ def message(i):
 
 class Thread(ImapUsersTestCase):
     users = USERS
-    coffer_kwargs = {"global_settings": {"allow_plaintext": "yes", "auth_fail_delay": "0"}}
+    coffer_kwargs = {"global_settings": {"allow_plaintext": "yes", "auth_fail_delay": "0",
+                                         "admins": "boss"}}
 
     def make_box(self, name, msgs):
         c = self.conn("fred")
@@ -135,6 +136,18 @@ class Thread(ImapUsersTestCase):
         self.ok(f, 'SETACL "noread" joe "lr"')
         self.ok(j, 'EXAMINE "Other Users/fred/noread"')
         self.assertEqual(self.thread(j, "THREAD REFERENCES UTF-8 ALL"), "(1 2)")
+
+    def test_rights_none_and_admin(self):
+        self.make_box("private", [message(1), message(2)])
+        # no rights at all: the mailbox does not exist for joe, and nothing is selected
+        j = self.conn("joe")
+        self.no(j, 'EXAMINE "Other Users/fred/private"', "NONEXISTENT")
+        self.bad(j, "THREAD REFERENCES UTF-8 ALL")
+        # an administrator has every right (imapd(8)): threads fred's mailbox
+        b = self.conn("boss")
+        self.ok(b, 'EXAMINE "Other Users/fred/private"')
+        self.assertEqual(self.thread(b, "THREAD REFERENCES UTF-8 ALL"), "(1 2)")
+        self.assertEqual(self.thread(b, "UID THREAD REFERENCES UTF-8 ALL"), "(1 2)")
 
 
 if __name__ == "__main__":

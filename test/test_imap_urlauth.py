@@ -30,7 +30,7 @@ def lit(data):
 class Urlauth(SharedCofferTestCase):
     coffer_kwargs = {"global_settings": {"allow_plaintext": "yes", "auth_fail_delay": "0",
                                          "urlauth_submit_servers": "submitter",
-                                         "delete_mode": "immediate"}}
+                                         "delete_mode": "immediate", "admins": "boss"}}
     made = set()
 
     def login(self, user):
@@ -227,6 +227,32 @@ class Urlauth(SharedCofferTestCase):
         user.cmd('G GENURLAUTH "imap://sharer@localhost/Other%%20Users/shareowner/;UID=%d'
                  ';URLAUTH=authuser" INTERNAL' % uid)
         self.assertRegex(self.responses(user, "G")[0], rb"^G NO \[BADURL ")
+
+    def test_no_rights_and_admin(self):
+        owner = self.login("adminowner")
+        uid = self.put(owner)
+        rump = ("imap://%s@localhost/Other%%20Users/adminowner/;UID=%d;URLAUTH=authuser")
+        # no rights at all: GENURLAUTH and RESETKEY see no such mailbox
+        stranger = self.login("stranger")
+        stranger.cmd('G GENURLAUTH "%s" INTERNAL' % (rump % ("stranger", uid)))
+        tagged, untagged = self.responses(stranger, "G")
+        self.assertRegex(tagged, rb"^G NO \[BADURL ")
+        self.assertEqual(untagged, [])
+        self.assertRegex(stranger.imap("R", 'RESETKEY "Other Users/adminowner"')[0],
+                         rb"^R NO \[NONEXISTENT\] ")
+        # an administrator has every right (imapd(8)): his URL to adminowner's message
+        # works for another user, until he resets his key for that mailbox
+        boss = self.login("boss")
+        url = self.genurlauth(boss, rump % ("boss", uid))
+        reader = self.login("reader9")
+        self.assertEqual(self.urlfetch(reader, url), MSG)
+        self.assertRegex(boss.imap("R", 'RESETKEY "Other Users/adminowner"')[0], rb"^R OK")
+        self.assertIsNone(self.urlfetch(reader, url))
+        # the owner's own URLs are not touched by the administrator's reset
+        own = self.genurlauth(owner, "imap://adminowner@localhost/INBOX/;UID=%d"
+                              ";URLAUTH=authuser" % uid)
+        self.assertRegex(boss.imap("R", 'RESETKEY "Other Users/adminowner"')[0], rb"^R OK")
+        self.assertEqual(self.urlfetch(reader, own), MSG)
 
     def test_extended_urlfetch(self):
         fred = self.login("binary")

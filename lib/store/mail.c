@@ -5,6 +5,7 @@
 #include "store/cache.h"
 #include "core/error.h"
 #include "core/xmalloc.h"
+#include "mime/binsize.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,6 +197,15 @@ int mail_sections(struct mail *m, const char **p_r, size_t *len_r)
     *p_r = m->ce.f[CACHE_SECTIONS].s ? m->ce.f[CACHE_SECTIONS].s : "";
     *len_r = m->ce.f[CACHE_SECTIONS].len;
     return 0;
+}
+
+int mail_binary_size(struct mail *m, const char *spec, uint64_t *size_r)
+{
+    int r = need_cache(m);
+    if (r < 0) return r;
+    if (!m->ce.present[CACHE_BINSIZE]) return 0;
+    const struct buf *tab = &m->ce.f[CACHE_BINSIZE];
+    return mime_binary_size_find(tab->s ? tab->s : "", tab->len, spec, size_r);
 }
 
 int mail_section_find(struct mail *m, const char *spec, struct mime_section *out)

@@ -89,6 +89,12 @@ int mail_sections(struct mail *m, const char **p_r, size_t *len_r);
  * check them against the mapped length), 0 no such part (or no table), or an error. */
 int mail_section_find(struct mail *m, const char *spec, struct mime_section *out);
 
+/* mail_binary_size: the decoded size of encoded part spec kept in the cache (RFC 3516
+ * BINARY.SIZE: mime_binary_size_find over cache field 7). 1 with *size_r, 0 when the cache
+ * does not list it (an identity, unknown or composite encoding, or a record written before
+ * the field existed: then decode the part), or an error. */
+int mail_binary_size(struct mail *m, const char *spec, uint64_t *size_r);
+
 /* mail_stats: what handles loaded in this process, for tests and benchmarks: index records
  * read, cache records read, cache records rebuilt from the file, message files mapped. */
 struct mail_stats {

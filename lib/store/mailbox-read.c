@@ -8,6 +8,7 @@
 #include "core/fileutil.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "mime/binsize.h"
 #include "mime/date.h"
 #include "mime/decode.h"
 #include "mime/mime.h"
@@ -153,6 +154,9 @@ void mailbox_summarize(const char *p, size_t len, uint32_t uid, struct cache_ent
         if (map[i].b->len) buf_append(&e->f[map[i].id], map[i].b->s, map[i].b->len);
         e->present[map[i].id] = 1;
     }
+    /* RFC 3516 BINARY.SIZE of the encoded parts, so FETCH need not decode them again */
+    mime_binary_sizes(p, len, s.sections.s, s.sections.len, &e->f[CACHE_BINSIZE]);
+    e->present[CACHE_BINSIZE] = 1;
     size_t hs = s.header_size <= len ? s.header_size : len;
     buf_reset(&e->f[CACHE_HEADER]);
     if (hs <= CACHE_HEADER_MAX) {

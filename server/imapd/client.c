@@ -96,6 +96,7 @@ void client_capabilities(const struct client *c, struct buf *out)
     buf_appends(out, " NOTIFY");                          /* notify.c (RFC 5465) */
     buf_appends(out, " BINARY");                          /* cmd-fetch.c, lib/imap/imap-parser.c */
     buf_appends(out, " CONTEXT=SEARCH");                  /* cmd-search.c, search-context.c */
+    buf_appends(out, " CONTEXT=SORT");                    /* cmd-sort.c, search-context.c */
     buf_appends(out, " CONDSTORE QRESYNC");               /* condstore.c, cmd-select/fetch/store.c */
     buf_appends(out, " SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES"); /* cmd-sort.c */
     if (c->state == CLIENT_NOT_AUTH) {

@@ -405,6 +405,28 @@ static int binary_decode(struct fetch *f, struct binary_part *bp, int check_only
     return 0;
 }
 
+/* binary_cached_size: when the FETCH names part spec only in BINARY.SIZE items and the cache
+ * keeps its decoded size (computed at append: lib/mime/binsize.h), fill bp from it without
+ * decoding the part. 1 done, 0 decode it (an identity, unknown or composite encoding, an old
+ * cache record, or a BINARY[] of the same part that needs the bytes anyway). */
+static int binary_cached_size(struct fetch *f, struct binary_part *bp)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        const struct fetch_att *a = &f->atts[i];
+        char spec[sizeof f->bin[0].spec];
+        if (a->kind != FA_BINARY || binary_spec(a->sec, spec, sizeof spec) < 0) continue;
+        if (!strcmp(spec, bp->spec) && strcmp(a->sec->name, "BINARY.SIZE")) return 0;
+    }
+    uint64_t size;
+    if (!bp->spec[0] || mail_binary_size(f->mail, bp->spec, &size) != 1 || size > SIZE_MAX)
+        return 0;
+    /* listed only when its encoding was base64 or quoted-printable: a known one */
+    bp->found = 1;
+    bp->data = NULL;
+    bp->len = (size_t)size;
+    return 1;
+}
+
 /* binary_prepare: decode every part the BINARY items of the FETCH name (with check_only:
  * look at their encodings), before any byte of the message's response is built, so that an
  * unknown encoding fails the command cleanly (RFC 3516 section 4.3: NO [UNKNOWN-CTE]). 0 or
@@ -420,6 +442,7 @@ static int binary_prepare(struct fetch *f, int check_only)
         if (!f->bin) f->bin = xzmalloc(f->n * sizeof *f->bin);   /* at most one per item */
         struct binary_part *bp = &f->bin[f->nbin++];
         memcpy(bp->spec, spec, sizeof spec);
+        if (binary_cached_size(f, bp)) continue;
         int r = binary_decode(f, bp, check_only);
         if (r < 0) return r;
     }

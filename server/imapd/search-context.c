@@ -1,6 +1,7 @@
-/* search-context.c: live SEARCH results (RFC 5267 section 4, CONTEXT=SEARCH; search-context.h):
- * the searches SEARCH RETURN (UPDATE) left, kept up to date from each selected_sync by
- * searching only the messages that changed, and CANCELUPDATE. */
+/* search-context.c: live SEARCH and SORT results (RFC 5267 section 4, CONTEXT=SEARCH and
+ * CONTEXT=SORT; search-context.h): the searches SEARCH/SORT RETURN (UPDATE) left, kept up to
+ * date from each selected_sync by searching only the messages that changed, and
+ * CANCELUPDATE. The sort order of a live SORT is kept in cmd-sort.c (sort_context_apply). */
 #include "search-context.h"
 #include "imapd.h"
 #include "selected.h"
@@ -21,6 +22,7 @@ struct search_update {
     struct imap_seqset result;      /* the matching uids */
     uint32_t sent_min, sent_max;    /* MIN/MAX as last sent (0: none sent) */
     uint64_t sent_count;            /* COUNT as last sent */
+    struct sort_context *sort;      /* owned; a live SORT (cmd-sort.c), else NULL */
 };
 
 struct search_contexts {
@@ -84,8 +86,110 @@ int search_context_add(struct selected *sel, const char *tag, int uid, unsigned 
     return 0;
 }
 
+/* A live SORT's numbering callback (sort_context_apply): uid as the client calls it. */
+struct numbering {
+    const struct selected *sel;
+    const struct search_update *u;
+};
+
+static uint32_t numbering_num(void *ctx, uint32_t uid)
+{
+    struct numbering *nb = ctx;
+    return number(nb->sel, nb->u, uid);
+}
+
+int search_context_add_sort(struct selected *sel, const char *tag, int uid, unsigned want,
+                            struct search_program **prog, const struct imap_seqset *result,
+                            struct sort_context **sort)
+{
+    struct search_contexts *have = sel->contexts;
+    size_t sorts = 0;
+    for (size_t i = 0; have && i < have->n; i++) sorts += have->v[i].sort != NULL;
+    if (sorts >= SORT_CONTEXT_MAX) return CF_E_LIMIT;
+    int r = search_context_add(sel, tag, uid, want, prog, result);
+    if (r < 0) return r;
+    struct search_contexts *cx = sel->contexts;
+    struct search_update *u = &cx->v[cx->n - 1];
+    u->sort = *sort;
+    *sort = NULL;
+    /* ESORT's MIN and MAX are the first and last in sort order (RFC 5267 section 3.1) */
+    uint32_t first = 0, last = 0;
+    struct buf rm = BUF_INIT, add = BUF_INIT;
+    struct imap_seqset none = IMAP_SEQSET_INIT;
+    struct numbering nb = { sel, u };
+    int logged = 0;
+    sort_context_apply(sel, u->sort, &none, &none, numbering_num, &nb, &rm, &add, &first, &last,
+                       &logged);
+    u->sent_min = first ? number(sel, u, first) : 0;
+    u->sent_max = last ? number(sel, u, last) : 0;
+    buf_fini(&rm);
+    buf_fini(&add);
+    return 0;
+}
+
+/* line_start: "ESEARCH (TAG "tag") [UID]" of u into out. */
+static void line_start(const struct search_update *u, struct buf *out)
+{
+    buf_appends(out, "ESEARCH (TAG \"");
+    for (const char *t = u->tag; *t; t++) {
+        if (*t == '"' || *t == '\\') buf_putc(out, '\\');
+        buf_putc(out, *t);
+    }
+    buf_printf(out, "\")%s", u->uid ? " UID" : "");
+}
+
+/* The client's message numbers before the EXPUNGE responses of a sync: expunged_uids and
+ * expunged_msgnos come in ascending order, each msgno counted after the earlier ones went. */
+static uint32_t expunge_num(void *ctx, uint32_t uid)
+{
+    const struct mailbox_changes *ch = ctx;
+    size_t lo = 0, hi = ch->n_expunged;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ch->expunged_uids[mid] < uid) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < ch->n_expunged ? ch->expunged_msgnos[lo] + (uint32_t)lo : 0;
+}
+
+void search_context_expunge(struct client *c, const struct mailbox_changes *ch)
+{
+    struct selected *sel = c->sel;
+    struct search_contexts *cx = sel->contexts;
+    if (!cx || !ch->n_expunged) return;
+    for (size_t k = 0; k < cx->n; k++) {
+        struct search_update *u = &cx->v[k];
+        if (!u->sort || u->uid) continue;
+        struct imap_seqset gone = IMAP_SEQSET_INIT, none = IMAP_SEQSET_INIT;
+        struct imap_seqset kept = IMAP_SEQSET_INIT;
+        for (size_t i = 0; i < ch->n_expunged; i++)
+            if (imap_seqset_contains(&u->result, ch->expunged_uids[i]))
+                imap_seqset_add(&gone, ch->expunged_uids[i], ch->expunged_uids[i]);
+        if (gone.count) {
+            struct buf line = BUF_INIT, rm = BUF_INIT, add = BUF_INIT;
+            uint32_t first, last;
+            int logged = 0;
+            sort_context_apply(sel, u->sort, &gone, &none, expunge_num, (void *)ch, &rm, &add,
+                               &first, &last, &logged);
+            imap_seqset_subtract(&u->result, &gone, &kept);
+            imap_seqset_fini(&u->result);
+            u->result = kept;
+            if ((u->want & SEARCH_UPDATE_LIST) && rm.len) {
+                line_start(u, &line);
+                buf_printf(&line, " REMOVEFROM (%s)", buf_cstr(&rm));
+                client_untagged(c, "%s", buf_cstr(&line));
+            }
+            buf_fini(&line);
+            buf_fini(&rm);
+            buf_fini(&add);
+        }
+        imap_seqset_fini(&gone);
+    }
+}
+
 static void update_fini(struct search_update *u)
 {
+    sort_context_free(&u->sort);
     free(u->tag);
     search_free(&u->prog);
     imap_seqset_fini(&u->result);
@@ -221,7 +325,14 @@ static void update_one(struct client *c, struct search_update *u,
     int first = 1;
     uint64_t done = 0;
     struct ranker old_rank = { &u->result, 0, 0 }, new_rank = { &now, 0, 0 };
-    for (size_t i = 0; i < gone.count; i++)
+    /* a live SORT: the positions are in sort order (cmd-sort.c), the loops below skipped */
+    uint32_t sort_first = 0, sort_last = 0;
+    if (u->sort) {
+        struct numbering nb = { sel, u };
+        sort_context_apply(sel, u->sort, &gone, &added, numbering_num, &nb, &rm, &add,
+                           &sort_first, &sort_last, logged);
+    }
+    for (size_t i = 0; !u->sort && i < gone.count; i++)
         for (uint64_t uid = gone.r[i].lo; uid <= gone.r[i].hi; uid++, done++) {
             if (imap_seqset_contains(&silent, (uint32_t)uid)) {
                 run_flush(&run, &rm, &first);
@@ -238,7 +349,7 @@ static void update_one(struct client *c, struct search_update *u,
     imap_seqset_init(&kept);
     for (size_t i = 0; i < added.count; i++) imap_seqset_add(&now, added.r[i].lo, added.r[i].hi);
     first = 1;
-    for (size_t i = 0; i < added.count; i++)
+    for (size_t i = 0; !u->sort && i < added.count; i++)
         for (uint64_t uid = added.r[i].lo; uid <= added.r[i].hi; uid++) {
             uint64_t pos = rank_next(&new_rank, (uint32_t)uid) + 1;
             run_put(&run, pos, pos, number(sel, u, (uint32_t)uid), &add, &first);
@@ -258,6 +369,10 @@ static void update_one(struct client *c, struct search_update *u,
         buf_printf(&line, " ADDTO (%s)", buf_cstr(&add));
     uint32_t mn = now.count ? number(sel, u, set_first(&now)) : 0;
     uint32_t mx = now.count ? number(sel, u, set_last(&now)) : 0;
+    if (u->sort) {
+        mn = sort_first ? number(sel, u, sort_first) : 0;
+        mx = sort_last ? number(sel, u, sort_last) : 0;
+    }
     uint64_t count = imap_seqset_size(&now);
     if ((u->want & SEARCH_UPDATE_MIN) && mn && mn != u->sent_min)
         buf_printf(&line, " MIN %u", (unsigned)mn);

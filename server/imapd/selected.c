@@ -343,6 +343,7 @@ int selected_sync(struct client *c, unsigned flags)
                          &ch);
     if (r < 0) goto out;
     struct buf b = BUF_INIT;
+    search_context_expunge(c, &ch);         /* RFC 5267 REMOVEFROM of live SORTs, before */
     /* RFC 3501 section 7.4.1: each EXPUNGE renumbers the ones after it, so they come in the
      * order mailbox_sync gives, each number valid when it is sent. */
     if (c->enabled & CLIENT_ENABLED_QRESYNC) {
