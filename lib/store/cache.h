@@ -18,7 +18,8 @@ enum cache_field {
     CACHE_BODY = 3,
     CACHE_SECTIONS = 4,
     CACHE_HEADER = 5,     /* the raw top-level header block, when at most CACHE_HEADER_MAX */
-    CACHE_NFIELDS = 6     /* one past the last id */
+    CACHE_PREVIEW = 6,    /* RFC 8970 preview text (UTF-8, possibly empty; mime_preview) */
+    CACHE_NFIELDS = 7     /* one past the last id */
 };
 
 /* One decoded cache record; f[id] holds field id (f[0] unused). An absent field is empty with
