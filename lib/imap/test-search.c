@@ -100,7 +100,8 @@ static void t_release(void *ctx, uint32_t msgno)
     b->releases++;
 }
 
-static const struct search_msg_ops tops = { t_record, t_header, t_sections, t_message, t_release };
+static const struct search_msg_ops tops = { t_record, t_header, t_sections, t_message, t_release,
+                                            NULL };
 
 /* 2024-03-01 00:00:00 UTC */
 #define D0 1709251200LL
