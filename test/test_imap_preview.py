@@ -164,7 +164,7 @@ class Preview(ImapUsersTestCase):
         strip_preview(mailbox_dir(self.coffer, mid))
         c = self.conn("sam")
         self.ok(c, "SELECT oldcache")
-        # RFC 8970 section 3.2: LAZY may answer NIL when the preview is not at hand
+        # RFC 8970: LAZY may answer NIL when the preview is not at hand
         self.assertEqual(self.previews(c, "(UID PREVIEW (LAZY))"), {1: None, 2: None})
         self.assertEqual(self.previews(c), {1: CORPUS[1][2], 2: CORPUS[3][2]})
         # other cached data is still used (the cache record is intact)

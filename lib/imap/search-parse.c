@@ -395,7 +395,7 @@ static const struct key_def key_defs[] = {
     { "SENTSINCE", K_SENTSINCE, COST_HEADER, parse_date, 0, NULL, 0 },
     { "UID", K_UID, COST_RECORD, parse_uid, 0, NULL, 0 },
     { "MODSEQ", K_MODSEQ, COST_RECORD, parse_modseq, 0, NULL, 0 },   /* RFC 7162 */
-    /* RFC 8514 section 4.2 (SAVEDATE) */
+    /* RFC 8514 (SAVEDATE) search keys */
     { "SAVEDBEFORE", K_SAVEDBEFORE, COST_RECORD, parse_date, 0, NULL, 0 },
     { "SAVEDON", K_SAVEDON, COST_RECORD, parse_date, 0, NULL, 0 },
     { "SAVEDSINCE", K_SAVEDSINCE, COST_RECORD, parse_date, 0, NULL, 0 },

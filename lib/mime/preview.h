@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include "core/buf.h"
 
-#define MIME_PREVIEW_MAX_CHARS 256        /* RFC 8970 section 3.1: at most 256 characters */
+#define MIME_PREVIEW_MAX_CHARS 256        /* RFC 8970 section 4: at most 256 characters */
 #define MIME_PREVIEW_MAX_BYTES (MIME_PREVIEW_MAX_CHARS * 4)
 #define MIME_PREVIEW_SCAN_MAX (256u << 10) /* bytes of one part's body that are decoded */
 

@@ -27,8 +27,8 @@ enum fetch_kind {
     FA_RFC822, FA_RFC822_HEADER, FA_RFC822_TEXT, FA_SECTION,
     FA_BINARY,              /* BINARY[..], BINARY.PEEK[..], BINARY.SIZE[..] (RFC 3516) */
     FA_MODSEQ,                          /* RFC 7162 section 3.1.4.1 */
-    FA_SAVEDATE,                        /* RFC 8514 section 4.1 */
-    FA_PREVIEW,                         /* RFC 8970 section 3 */
+    FA_SAVEDATE,                        /* RFC 8514 */
+    FA_PREVIEW,                         /* RFC 8970 */
     FA_EMAILID, FA_THREADID,            /* RFC 8474 section 5 */
 };
 
@@ -133,7 +133,7 @@ static const char *parse_att(struct fetch *f, const struct imap_arg *a)
     return "Unknown fetch attribute";
 }
 
-/* parse_preview_mods: the modifier list after PREVIEW (RFC 8970 section 5: "(" preview-mod
+/* parse_preview_mods: the modifier list after PREVIEW (RFC 8970 formal syntax: "(" preview-mod
  * *(SP preview-mod) ")", preview-mod = "LAZY") for the item just added. NULL, or a reason for
  * BAD. */
 static const char *parse_preview_mods(struct fetch *f, const struct imap_arg *a)
@@ -501,7 +501,7 @@ static int cached_text(struct fetch *f, enum mail_field field, const char *name)
     return 0;
 }
 
-/* emit_savedate: RFC 8514 section 4.1: "SAVEDATE" and the date the message was stored in
+/* emit_savedate: RFC 8514: "SAVEDATE" and the date the message was stored in
  * this mailbox, NIL when it is not known (a record from before index version 3). */
 static void emit_savedate(struct fetch *f)
 {
@@ -528,7 +528,7 @@ static int emit_objectid(struct fetch *f, enum fetch_kind kind)
     return 0;
 }
 
-/* emit_preview: RFC 8970 section 3: "PREVIEW" and the preview text kept in the cache, as a
+/* emit_preview: RFC 8970: "PREVIEW" and the preview text kept in the cache, as a
  * quoted string when it is plain ASCII, else a literal (UTF-8); NIL for LAZY when the cache
  * record predates previews (computed from the message otherwise). 0 or a store error. */
 static int emit_preview(struct fetch *f, int lazy)
@@ -762,7 +762,7 @@ out:
 }
 
 /* preview_mods_arg: 1 when the fetch items are the single item PREVIEW followed by its own
- * modifier list ("FETCH 1 PREVIEW (LAZY)", RFC 8970 section 5), which then sits where fetch
+ * modifier list ("FETCH 1 PREVIEW (LAZY)", RFC 8970 formal syntax), which then sits where fetch
  * modifiers would (told apart by its first word, a preview-mod); else 0. */
 static size_t preview_mods_arg(const struct imap_command *cmd)
 {
