@@ -190,7 +190,16 @@ void mime_html_to_text(const char *in, size_t n, struct buf *out)
         "dt", "body", "html",
     };
     const char *p = in, *end = in + n;
+    /* the next '<' and '&' at or after p (end: none) */
+    const char *lt = n ? memchr(in, '<', n) : NULL, *amp = n ? memchr(in, '&', n) : NULL;
+    if (!lt) lt = end;
+    if (!amp) amp = end;
     while (p < end) {
+        /* found again only once passed, so the text between markup is scanned once */
+        if (lt < p) lt = memchr(p, '<', (size_t)(end - p));
+        if (!lt) lt = end;
+        if (amp < p) amp = memchr(p, '&', (size_t)(end - p));
+        if (!amp) amp = end;
         if (*p == '&') {
             size_t k = entity(p, end, out);
             if (k) { p += k; continue; }
@@ -199,10 +208,7 @@ void mime_html_to_text(const char *in, size_t n, struct buf *out)
             continue;
         }
         if (*p != '<') {
-            const char *lt = memchr(p, '<', (size_t)(end - p));
-            const char *amp = memchr(p, '&', (size_t)(end - p));
-            const char *stop = lt ? lt : end;
-            if (amp && amp < stop) stop = amp;
+            const char *stop = lt < amp ? lt : amp;
             buf_append(out, p, (size_t)(stop - p));
             p = stop;
             continue;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "core/buf.h"
 #include "core/unit.h"
 #include "mime/preview.h"
@@ -129,6 +130,24 @@ static void test_html(void)
     buf_fini(&out);
 }
 
+/* test_linear: HTML that alternates text and '&' (or '<') many times is converted in linear
+ * time: the search for the next markup is not repeated for every run of text. */
+static void test_linear(void)
+{
+    struct buf m = BUF_INIT, out = BUF_INIT;
+    buf_appends(&m, "Content-Type: text/html\r\n\r\n");
+    for (int i = 0; i < 100000; i++) buf_appends(&m, "a&b");
+    buf_appends(&m, "<p>");
+    for (int i = 0; i < 50000; i++) buf_appends(&m, "x< ");
+    clock_t t0 = clock();
+    mime_preview(m.s, m.len, &out);
+    double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    UNIT_CHECK(secs < 2.0);
+    UNIT_CHECK(out.len > 0 && !strncmp(out.s, "a&ba&b", 6));
+    buf_fini(&m);
+    buf_fini(&out);
+}
+
 static void test_thread_root(void)
 {
     static const struct { const char *hdr, *want; } t[] = {
@@ -155,6 +174,7 @@ int main(void)
     test_cases();
     test_cut();
     test_html();
+    test_linear();
     test_thread_root();
     UNIT_DONE();
 }
