@@ -6,6 +6,7 @@
 #include "mime/decode.h"
 #include "core/date.h"
 #include "core/error.h"
+#include <stdio.h>
 
 /* The state of one message while a program runs on it: what has been fetched so far. */
 struct mstate {
@@ -88,6 +89,35 @@ static int has_keyword(const struct search_record *rec, int idx)
     return (rec->user_flags[idx / 8] >> (idx % 8)) & 1;
 }
 
+/* saved_day: the day of the save date (RFC 8514); the internal date's when the save date is
+ * not known (a message stored before save dates were kept). */
+static int64_t saved_day(const struct mstate *m)
+{
+    return date_local_day(m->rec.savedate ? m->rec.savedate : m->rec.internaldate);
+}
+
+/* objectid_match: EMAILID/THREADID: 1 when the message's id is n->name (RFC 8474 ids are
+ * compared as they are, case-sensitively), 0 when not, or an accessor's error. */
+static int objectid_match(struct snode *n, struct mstate *m)
+{
+    char id[48];
+    if (n->key == K_EMAILID) {
+        if (!m->rec.guid) return 0;
+        id[0] = 'E';
+        for (int i = 0; i < 20; i++) snprintf(id + 1 + 2 * i, 3, "%02x", m->rec.guid[i]);
+        return strcmp(id, n->name) == 0;
+    }
+    uint64_t t = m->rec.threadid;
+    if (!t) {
+        if (!m->ops->threadid) return 0;
+        m->touched = 1;
+        int r = m->ops->threadid(m->ctx, m->msgno, &t);
+        if (r < 0) return r;
+    }
+    snprintf(id, sizeof id, "T%016llx", (unsigned long long)t);
+    return strcmp(id, n->name) == 0;
+}
+
 static int eval(struct snode *n, struct mstate *m)
 {
     int r;
@@ -131,6 +161,13 @@ static int eval(struct snode *n, struct mstate *m)
         if (n->key == K_SENTBEFORE) return d < n->day;
         if (n->key == K_SENTON) return d == n->day;
         return d >= n->day;
+    case K_SAVEDBEFORE: return saved_day(m) < n->day;
+    case K_SAVEDON: return saved_day(m) == n->day;
+    case K_SAVEDSINCE: return saved_day(m) >= n->day;
+    case K_SAVEDATESUPPORTED: return 1;     /* every mailbox keeps save dates */
+    case K_EMAILID:
+    case K_THREADID:
+        return objectid_match(n, m);
     case K_SEQ: return imap_seqset_contains(&n->resolved, m->msgno);
     case K_UID: return imap_seqset_contains(&n->resolved, m->rec.uid);
     case K_HEADER:

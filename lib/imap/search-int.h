@@ -32,6 +32,9 @@ enum skey {
     K_HEADER,                       /* HEADER, FROM, TO, CC, BCC, SUBJECT */
     K_BODY, K_TEXT,
     K_MODSEQ,                       /* RFC 7162 section 3.1.5: mod-sequence >= num */
+    K_SAVEDBEFORE, K_SAVEDON, K_SAVEDSINCE, /* RFC 8514: the save date */
+    K_SAVEDATESUPPORTED,
+    K_EMAILID, K_THREADID,          /* RFC 8474 section 6: name holds the objectid */
 };
 
 /* Cost classes: what a key reads beyond the record. */

@@ -338,6 +338,33 @@ static struct snode *parse_or(struct pctx *pc, const struct key_def *kd,
     return n;
 }
 
+/* parse_objectid: EMAILID/THREADID objectid (RFC 8474 section 7: 1*255 of ALPHA, DIGIT, "_"
+ * and "-"). An id of the right form that names nothing simply matches nothing. */
+static struct snode *parse_objectid(struct pctx *pc, const struct key_def *kd,
+                                    const struct imap_arg *args, size_t nargs, size_t *ip,
+                                    unsigned depth)
+{
+    const struct imap_arg *b;
+    const char *s;
+    size_t len;
+    if (!(b = parse_need(pc, args, nargs, ip, "Missing object id"))) return NULL;
+    if (!(s = arg_string(b, &len)) || len == 0 || len > 255) {
+        pc->err = "Invalid object id";
+        return NULL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-')) {
+            pc->err = "Invalid object id";
+            return NULL;
+        }
+    }
+    struct snode *n = node_new(kd->key, kd->cost);
+    n->name = xstrndup(s, len);
+    return n;
+}
+
 static const struct key_def key_defs[] = {
     { "ALL", K_ALL, COST_RECORD, parse_plain, 0, NULL, 0 },
     { "ANSWERED", K_FLAG, COST_RECORD, parse_plain, SF_ANSWERED, NULL, 0 },
@@ -368,6 +395,14 @@ static const struct key_def key_defs[] = {
     { "SENTSINCE", K_SENTSINCE, COST_HEADER, parse_date, 0, NULL, 0 },
     { "UID", K_UID, COST_RECORD, parse_uid, 0, NULL, 0 },
     { "MODSEQ", K_MODSEQ, COST_RECORD, parse_modseq, 0, NULL, 0 },   /* RFC 7162 */
+    /* RFC 8514 (SAVEDATE) search keys */
+    { "SAVEDBEFORE", K_SAVEDBEFORE, COST_RECORD, parse_date, 0, NULL, 0 },
+    { "SAVEDON", K_SAVEDON, COST_RECORD, parse_date, 0, NULL, 0 },
+    { "SAVEDSINCE", K_SAVEDSINCE, COST_RECORD, parse_date, 0, NULL, 0 },
+    { "SAVEDATESUPPORTED", K_SAVEDATESUPPORTED, COST_RECORD, parse_plain, 0, NULL, 0 },
+    /* RFC 8474 section 6 (OBJECTID); a THREADID may need the header of an old record */
+    { "EMAILID", K_EMAILID, COST_RECORD, parse_objectid, 0, NULL, 0 },
+    { "THREADID", K_THREADID, COST_HEADER, parse_objectid, 0, NULL, 0 },
     { "BCC", K_HEADER, COST_HEADER, parse_field, 0, "Bcc", 1 },
     { "CC", K_HEADER, COST_HEADER, parse_field, 0, "Cc", 1 },
     { "FROM", K_HEADER, COST_HEADER, parse_field, 0, "From", 1 },

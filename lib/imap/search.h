@@ -26,6 +26,11 @@ struct search_record {
                                  * list given to search_prepare); NULL = none */
     size_t user_flags_len;      /* bytes in user_flags */
     uint64_t modseq;            /* the message's mod-sequence as the session shows it (RFC 7162) */
+    int64_t savedate;           /* RFC 8514 save date, seconds since the epoch; 0 = unknown */
+    const uint8_t *guid;        /* 20 bytes, the EMAILID of RFC 8474 ("E" and them in hex);
+                                 * NULL = none */
+    uint64_t threadid;          /* RFC 8474 THREADID number ("T" and 16 hex digits); 0 = not
+                                 * known yet: the threadid accessor is asked */
 };
 
 /* The accessors, all for one message number at a time. Each returns 0 or a negative CF_E_*
@@ -47,6 +52,9 @@ struct search_msg_ops {
     /* release: the engine is done with this message (unmap, free the cache entry). May be
      * NULL. */
     void (*release)(void *ctx, uint32_t msgno);
+    /* threadid: the THREADID number of a message whose record gave 0 (computed from its
+     * header). May be NULL: such a message matches no THREADID key. */
+    int (*threadid)(void *ctx, uint32_t msgno, uint64_t *id);
 };
 
 struct search_program;

@@ -37,6 +37,10 @@ struct tbox {
     int fail_message;
 };
 
+/* The RFC 8514 / 8474 fields of the messages of one test (NULL: none), by message number. */
+struct tobj { int64_t savedate; uint8_t guid[20]; uint64_t threadid; };
+static const struct tobj *run_obj;
+
 static int t_record(void *ctx, uint32_t msgno, struct search_record *r)
 {
     struct tbox *b = ctx;
@@ -49,6 +53,11 @@ static int t_record(void *ctx, uint32_t msgno, struct search_record *r)
     r->size = strlen(m->data);
     r->user_flags = &m->kw;
     r->user_flags_len = 1;
+    if (run_obj) {
+        r->savedate = run_obj[msgno - 1].savedate;
+        r->guid = run_obj[msgno - 1].guid;
+        r->threadid = run_obj[msgno - 1].threadid;
+    }
     return 0;
 }
 
@@ -100,7 +109,8 @@ static void t_release(void *ctx, uint32_t msgno)
     b->releases++;
 }
 
-static const struct search_msg_ops tops = { t_record, t_header, t_sections, t_message, t_release };
+static const struct search_msg_ops tops = { t_record, t_header, t_sections, t_message, t_release,
+                                            NULL };
 
 /* 2024-03-01 00:00:00 UTC */
 #define D0 1709251200LL
@@ -696,6 +706,59 @@ static void test_within(void)
         if (m[i].summarized) mime_summary_fini(&m[i].sum);
 }
 
+/* test_savedate_objectid: SAVEDBEFORE/SAVEDON/SAVEDSINCE (RFC 8514: the save date, or the
+ * internal date when it is unknown), SAVEDATESUPPORTED, EMAILID and THREADID (RFC 8474: exact
+ * ids; a record without a thread number and no accessor matches no THREADID) and their syntax. */
+static void test_savedate_objectid(void)
+{
+    int64_t d1 = 1709251200LL;                  /* 2024-03-01 00:00:00 UTC */
+    struct tmsg m[] = {
+        { 1, 0, 0, d1, 0, msg1, { BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, 0, 0 }, 0 },
+        { 2, 0, 0, d1, 0, msg1, { BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, 0, 0 }, 0 },
+        { 3, 0, 0, d1 + 86400 * 10, 0, msg1, { BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, 0, 0 }, 0 },
+    };
+    static const struct tobj obj[] = {
+        { 1709251200LL + 86400 * 5 + 3600, { 0xab, 1 }, 0x1122334455667788ULL },
+        { 1709251200LL + 86400 * 5, { 0xab, 2 }, 0x1122334455667788ULL },
+        { 0, { 0xcd }, 0 },     /* save date unknown: its internal date, 2024-03-11 */
+    };
+    static const struct { const char *q, *want; } cases[] = {
+        { "SAVEDON 6-Mar-2024", "1 2" },          { "SAVEDON 1-Mar-2024", "" },
+        { "ON 1-Mar-2024", "1 2" },               { "SAVEDON 11-Mar-2024", "3" },
+        { "SAVEDBEFORE 7-Mar-2024", "1 2" },      { "SAVEDSINCE 7-Mar-2024", "3" },
+        { "SAVEDSINCE 6-Mar-2024", "1 2 3" },     { "savedatesupported", "1 2 3" },
+        { "NOT SAVEDATESUPPORTED", "" },
+        { "EMAILID Eab01000000000000000000000000000000000000", "1" },
+        { "EMAILID EAB01000000000000000000000000000000000000", "" },
+        { "EMAILID Eab01", "" },
+        { "OR EMAILID Ecd00000000000000000000000000000000000000 "
+          "EMAILID Eab02000000000000000000000000000000000000", "2 3" },
+        { "THREADID T1122334455667788", "1 2" },  { "THREADID T0000000000000000", "" },
+        { "NOT THREADID T1122334455667788", "3" },
+        { "EMAILID", "BAD Missing object id" },   { "THREADID a.b", "BAD Invalid object id" },
+        { "EMAILID \"\"", "BAD Invalid object id" },
+        { "THREADID (T1)", "BAD Invalid object id" },
+        { "SAVEDON", "BAD Missing date" },        { "SAVEDSINCE 1-Foo-2024", "BAD Invalid date" },
+    };
+    struct tbox b = { m, sizeof(m) / sizeof(m[0]), 0, 0, 0, 0, 0, 0 };
+    run_obj = obj;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got = run(&b, cases[i].q);
+        if (strcmp(got, cases[i].want))
+            fprintf(stderr, "query [%s]: got [%s], want [%s]\n", cases[i].q, got, cases[i].want);
+        UNIT_EQ_STR(got, cases[i].want);
+    }
+    /* an id of 255 characters is an id, 256 are not */
+    char q[300];
+    snprintf(q, sizeof q, "EMAILID %0255d", 0);
+    UNIT_EQ_STR(run(&b, q), "");
+    snprintf(q, sizeof q, "EMAILID %0256d", 0);
+    UNIT_EQ_STR(run(&b, q), "BAD Invalid object id");
+    run_obj = NULL;
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+        if (m[i].summarized) mime_summary_fini(&m[i].sum);
+}
+
 static void test_saved(void)
 {
     struct tbox box = { box_msgs, sizeof(box_msgs) / sizeof(box_msgs[0]), 0, 0, 0, 0, 0, 0 };
@@ -792,6 +855,7 @@ int main(void)
     tzset();
     test_table();
     test_within();
+    test_savedate_objectid();
     test_saved();
     test_pin();
     test_laziness();

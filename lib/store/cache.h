@@ -18,7 +18,7 @@ enum cache_field {
     CACHE_BODY = 3,
     CACHE_SECTIONS = 4,
     CACHE_HEADER = 5,     /* the raw top-level header block, when at most CACHE_HEADER_MAX */
-    /* 6 is left for the RFC 8970 preview (issue 14, merged separately) */
+    CACHE_PREVIEW = 6,    /* RFC 8970 preview text (UTF-8, possibly empty; mime_preview) */
     CACHE_BINSIZE = 7,    /* decoded sizes of the encoded parts (lib/mime/binsize.h) */
     CACHE_NFIELDS = 8     /* one past the last id */
 };

@@ -107,8 +107,9 @@ int index_header_decode(const unsigned char *in, struct index_header *h)
     h->expunged = le_get32(in + H_EXPUNGED);
     h->vanished_modseq = le_get64(in + H_VANISHED_MODSEQ);
     /* Version 1 differs only in records: bytes 96-103 were zero (expunged_at 0, "file
-     * gone"), so it reads as is; the next commit writes version 2. A later layout must bump
-     * INDEX_VERSION. */
+     * gone"), so it reads as is; the next commit writes version 2. Version 2 records have
+     * zero in bytes 104-119 (savedate and threadid 0: unknown), so it reads as is too. A later
+     * layout must bump INDEX_VERSION. */
     if (h->version < INDEX_VERSION_MIN || h->version > INDEX_VERSION || h->header_size != INDEX_HEADER_SIZE ||
         h->record_size != INDEX_RECORD_SIZE)
         return CF_E_CORRUPT;
@@ -123,7 +124,7 @@ int index_header_decode(const unsigned char *in, struct index_header *h)
 enum {
     R_UID = 0, R_FLAGS = 4, R_INTERNALDATE = 8, R_SENTDATE = 16, R_SIZE = 24, R_MODSEQ = 32,
     R_CACHE_OFFSET = 40, R_HEADER_SIZE = 48, R_BODY_LINES = 52, R_USER_FLAGS = 56, R_GUID = 72,
-    R_EXPUNGED_AT = 96, R_CRC = 124
+    R_EXPUNGED_AT = 96, R_SAVEDATE = 104, R_THREADID = 112, R_CRC = 124
 };
 
 void index_record_encode(const struct index_record *r, unsigned char *out)
@@ -141,6 +142,8 @@ void index_record_encode(const struct index_record *r, unsigned char *out)
     memcpy(out + R_USER_FLAGS, r->user_flags, sizeof r->user_flags);
     memcpy(out + R_GUID, r->guid, sizeof r->guid);
     le_put64(out + R_EXPUNGED_AT, (uint64_t)r->expunged_at);
+    le_put64(out + R_SAVEDATE, (uint64_t)r->savedate);
+    le_put64(out + R_THREADID, r->threadid);
     le_put32(out + R_CRC, index_crc32(out, R_CRC));
 }
 
@@ -159,6 +162,8 @@ int index_record_decode(const unsigned char *in, struct index_record *r)
     memcpy(r->user_flags, in + R_USER_FLAGS, sizeof r->user_flags);
     memcpy(r->guid, in + R_GUID, sizeof r->guid);
     r->expunged_at = (int64_t)le_get64(in + R_EXPUNGED_AT);
+    r->savedate = (int64_t)le_get64(in + R_SAVEDATE);
+    r->threadid = le_get64(in + R_THREADID);
     if (r->uid == 0) return CF_E_CORRUPT;
     return 0;
 }

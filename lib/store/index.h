@@ -6,7 +6,8 @@
 #include <stdint.h>
 
 #define INDEX_MAGIC "COFFERIX"
-#define INDEX_VERSION 2           /* written; version 1 (no expunged_at) is still read */
+#define INDEX_VERSION 3           /* written; versions 1 (no expunged_at) and 2 (no savedate,
+                                   * threadid) are still read */
 #define INDEX_VERSION_MIN 1
 #define INDEX_SLOT_SIZE 128          /* bytes of one header slot (checksum included) */
 #define INDEX_SLOT0_OFFSET 0
@@ -70,6 +71,13 @@ struct index_record {
                               * message file was kept for unexpunge (expunge_mode delayed);
                               * 0 when the file is gone (immediate mode, an unexpunged
                               * original, or a record written by index version 1) */
+    int64_t savedate;        /* RFC 8514: when the message was stored in this mailbox (append,
+                              * delivery, copy, move), seconds since the epoch; 0 = unknown
+                              * (records written before index version 3) */
+    uint64_t threadid;       /* RFC 8474 THREADID: the first 8 bytes of the SHA-1 of the
+                              * thread root's Message-ID (mime_thread_root), or of the GUID when
+                              * the message names none; never 0 once set; 0 = not computed
+                              * (records written before index version 3) */
 };
 
 /* Little-endian helpers, also used by the cache file. */

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/xmalloc.h"
 #include "mime/binsize.h"
+#include "mime/preview.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,6 +101,21 @@ uint64_t mail_size(const struct mail *m) { return m->rec.size; }
 int64_t mail_internaldate(const struct mail *m) { return m->rec.internaldate; }
 uint32_t mail_flags(const struct mail *m) { return m->rec.flags; }
 const uint8_t *mail_guid(const struct mail *m) { return m->rec.guid; }
+int64_t mail_savedate(const struct mail *m) { return m->rec.savedate; }
+
+int mail_threadid(struct mail *m, uint64_t *id_r)
+{
+    int r = need_record(m);
+    if (r < 0) return r;
+    if (!m->rec.threadid) {
+        const char *h;
+        size_t hl;
+        if ((r = mail_header(m, &h, &hl)) < 0) return r;
+        m->rec.threadid = mailbox_threadid(h, hl, m->rec.guid);
+    }
+    *id_r = m->rec.threadid;
+    return 0;
+}
 
 int mail_message(struct mail *m, const char **p_r, size_t *len_r)
 {
@@ -186,6 +202,24 @@ int mail_body(struct mail *m, const char **p_r, size_t *len_r)
     size_t hs = m->rec.header_size <= len ? m->rec.header_size : len;
     *p_r = p + hs;
     *len_r = len - hs;
+    return 0;
+}
+
+int mail_preview(struct mail *m, int lazy, const char **p_r, size_t *len_r)
+{
+    int r = need_cache(m);
+    if (r < 0) return r;
+    if (!m->ce.present[CACHE_PREVIEW]) {
+        if (lazy) return 1;
+        const char *p;
+        size_t len;
+        if ((r = mail_message(m, &p, &len)) < 0) return r;
+        buf_reset(&m->ce.f[CACHE_PREVIEW]);
+        mime_preview(p, len, &m->ce.f[CACHE_PREVIEW]);
+        m->ce.present[CACHE_PREVIEW] = 1;
+    }
+    *p_r = m->ce.f[CACHE_PREVIEW].s ? m->ce.f[CACHE_PREVIEW].s : "";
+    *len_r = m->ce.f[CACHE_PREVIEW].len;
     return 0;
 }
 

@@ -59,6 +59,18 @@ uint64_t mail_size(const struct mail *m);           /* bytes of the message file
 int64_t mail_internaldate(const struct mail *m);    /* seconds since the epoch */
 uint32_t mail_flags(const struct mail *m);          /* FLAG_*, as stored (no per-user \Seen) */
 const uint8_t *mail_guid(const struct mail *m);     /* 20 bytes, SHA-1 of the message */
+int64_t mail_savedate(const struct mail *m);        /* RFC 8514 save date; 0 = unknown */
+
+/* mail_threadid: the RFC 8474 THREADID number (index_record.threadid); for a record written
+ * before index version 3 it is computed from the header (mail_header) each time. 0 or an
+ * error. */
+int mail_threadid(struct mail *m, uint64_t *id_r);
+
+/* mail_preview: the RFC 8970 preview text (UTF-8, at most 256 characters, possibly empty)
+ * from the cache entry. A cache record written before the preview existed has none: with
+ * lazy set, 1 is returned (the caller answers NIL); else the preview is computed from the
+ * message file (mime_preview, kept in the handle only). 0, 1 or an error. */
+int mail_preview(struct mail *m, int lazy, const char **p_r, size_t *len_r);
 
 /* The IMAP texts the cache holds, computed at append by lib/mime. */
 enum mail_field { MAIL_ENVELOPE, MAIL_BODYSTRUCTURE, MAIL_BODY };

@@ -376,6 +376,9 @@ static int commit_messages(struct mailbox *mb, struct pending *pm, size_t n,
     if (q && q->check && (r = q->check(q->rock, mb->uniqueid, bytes, added)) < 0) goto done;
     if ((r = rehome(mb, pm, n, &mark)) < 0) goto done;
     if ((r = mbi_cache_end(mb, &cend)) < 0) goto done;
+    /* RFC 8514: the save date is when the message entered this mailbox, whatever the internal
+     * date (an APPEND's, or a copy's kept one) says */
+    int64_t saved = (int64_t)time(NULL);
     for (size_t i = 0; i < n; i++) {
         struct pending *m = &pm[i];
         if (!m->uid) continue;
@@ -383,6 +386,7 @@ static int commit_messages(struct mailbox *mb, struct pending *pm, size_t n,
         nh.uidnext = uid + 1;
         m->rec.uid = uid;
         m->rec.modseq = modseq;
+        m->rec.savedate = saved;
         m->rec.flags &= FLAG_SYSTEM_MASK;
         if ((r = set_keywords(mb, &nh, kw ? kw[i] : NULL, &m->rec)) < 0) goto done;
         m->rec.cache_offset = 0;
@@ -569,6 +573,12 @@ int mailbox_copy_flags(struct mailbox *src, const uint32_t *uids, size_t n, stru
                 p->have_cache = 1;
             }
         }
+        /* a record from before index version 3 has no THREADID yet: the copy gets it from the
+         * cached header when there is one (else it is computed when asked for) */
+        if (!p->rec.threadid && p->have_cache && p->ce.present[CACHE_HEADER] &&
+            p->ce.f[CACHE_HEADER].len)
+            p->rec.threadid = mailbox_threadid(p->ce.f[CACHE_HEADER].s,
+                                               p->ce.f[CACHE_HEADER].len, p->rec.guid);
         from[np++] = i;
     }
     mbi_unlock(src, took);

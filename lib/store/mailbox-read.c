@@ -12,6 +12,7 @@
 #include "mime/date.h"
 #include "mime/decode.h"
 #include "mime/mime.h"
+#include "mime/preview.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -175,8 +176,26 @@ void mailbox_summarize(const char *p, size_t len, uint32_t uid, struct cache_ent
         if (mime_header_find(p, hs, "Date", &date, &date_len))
             rec->sentdate = mime_parse_date(date, date_len);
         guid_of(p, len, rec->guid);
+        rec->threadid = mailbox_threadid(p, hs, rec->guid);
     }
+    buf_reset(&e->f[CACHE_PREVIEW]);
+    mime_preview(p, len, &e->f[CACHE_PREVIEW]);
+    e->present[CACHE_PREVIEW] = 1;
     mime_summary_fini(&s);
+}
+
+uint64_t mailbox_threadid(const char *hdr, size_t len, const uint8_t guid[20])
+{
+    struct buf root = BUF_INIT;
+    unsigned char d[20];
+    const unsigned char *src = guid;
+    if (mime_thread_root(hdr, len, &root)) {
+        guid_of(root.s, root.len, d);
+        src = d;
+    }
+    uint64_t v = le_get64(src);
+    buf_fini(&root);
+    return v ? v : 1;
 }
 
 int mbi_cache_read(struct mailbox *mb, const struct index_record *r, struct cache_entry *e)

@@ -287,5 +287,12 @@ extern struct mailbox_sync_stats mailbox_sync_stats;
  * the cache rebuild and reconstruct. Never fails: malformed input gets a best-effort summary. */
 void mailbox_summarize(const char *p, size_t len, uint32_t uid, struct cache_entry *e,
                        struct index_record *rec);
+/* (mailbox_summarize also fills the cache's RFC 8970 preview field (mime_preview, possibly
+ * empty) and the record's threadid (mailbox_threadid).) */
+
+/* mailbox_threadid: the RFC 8474 THREADID number of a message from its top-level header block
+ * hdr[0,len) and its GUID: the first 8 bytes (little-endian) of the SHA-1 of its thread root
+ * Message-ID (mime_thread_root), or of the GUID when the header names none; never 0. */
+uint64_t mailbox_threadid(const char *hdr, size_t len, const uint8_t guid[20]);
 
 #endif

@@ -567,6 +567,7 @@ static void compare_item(struct recon *rc, struct item *it, struct recon_pass *p
         rep->adopted++;
         it->rec.uid = it->uid;
         it->rec.internaldate = it->file_mtime;
+        it->rec.savedate = it->file_mtime;     /* RFC 8514: when the file was stored */
         it->resummarize = 1;
         ps->rewrite = 1;
     } else if (it->rec.size != it->file_size) {

@@ -102,6 +102,8 @@ static void test_record(void)
     index_user_flag_set(&r, 64, 1);
     index_user_flag_set(&r, 64, 0);
     for (int i = 0; i < 20; i++) r.guid[i] = (uint8_t)(i * 13);
+    r.savedate = -7;                        /* version 3: bytes 104-111 */
+    r.threadid = 0x8877665544332211ull;     /* bytes 112-119 */
     unsigned char raw[INDEX_RECORD_SIZE];
     index_record_encode(&r, raw);
     UNIT_EQ_INT(index_record_uid(raw), 4000000000u);
@@ -120,6 +122,11 @@ static void test_record(void)
     UNIT_CHECK(!index_user_flag_get(&d, 64));
     UNIT_CHECK(!index_user_flag_get(&d, 1));
     UNIT_CHECK(!memcmp(d.guid, r.guid, 20));
+    UNIT_EQ_INT(d.savedate, -7);
+    UNIT_CHECK(d.threadid == 0x8877665544332211ull);
+    UNIT_EQ_INT(raw[112], 0x11);
+    UNIT_EQ_INT(raw[119], 0x88);
+    UNIT_EQ_INT(raw[120], 0);     /* bytes 120-123 reserved */
     UNIT_EQ_INT(raw[56], 1);      /* keyword 0 is bit 0 of byte 56 */
     UNIT_EQ_INT(raw[71], 0x80);   /* keyword 127 is bit 7 of byte 71 */
     int caught = 0;
@@ -313,6 +320,8 @@ static void test_cache(void)
     e.present[CACHE_BODY] = 1;   /* present but empty */
     buf_appends(&e.f[CACHE_HEADER], "Subject: hi\r\n\r\n");
     e.present[CACHE_HEADER] = 1;
+    buf_appends(&e.f[CACHE_PREVIEW], "hi \xc3\xa9");
+    e.present[CACHE_PREVIEW] = 1;
     struct buf out = BUF_INIT;
     buf_append(&out, "junk", 4);
     size_t start = out.len;
@@ -326,6 +335,7 @@ static void test_cache(void)
     UNIT_CHECK(d.present[CACHE_BODY] && d.f[CACHE_BODY].len == 0);
     UNIT_CHECK(!d.present[CACHE_BODYSTRUCTURE]);
     UNIT_EQ_STR(buf_cstr(&d.f[CACHE_HEADER]), "Subject: hi\r\n\r\n");
+    UNIT_EQ_STR(buf_cstr(&d.f[CACHE_PREVIEW]), "hi \xc3\xa9");
     UNIT_EQ_INT(cache_record_decode(rec, rlen, 18, &d), CF_E_CORRUPT);   /* wrong uid */
     UNIT_EQ_INT(cache_record_decode(rec, rlen - 1, 17, &d), CF_E_CORRUPT); /* cut short */
     int caught = 0;

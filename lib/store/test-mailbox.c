@@ -617,6 +617,52 @@ static void test_copy(void)
     mailbox_close(&oth);
 }
 
+/* test_savedate_preview_threadid: what an append records for RFC 8514, 8970 and 8474 (save
+ * date now though the internal date is old, the thread number of the root Message-ID, the
+ * preview in the cache) and what a copy keeps (thread number, preview) and changes (save
+ * date). */
+static void test_savedate_preview_threadid(void)
+{
+    char s[UNIQUEID_LEN + 1], d[UNIQUEID_LEN + 1];
+    new_mailbox(part1, "user.alice.sp", s);
+    new_mailbox(part1, "user.alice.sp2", d);
+    struct mailbox *src, *dst;
+    UNIT_EQ_INT(mailbox_open(part1, s, NULL, &src), 0);
+    UNIT_EQ_INT(mailbox_open(part1, d, NULL, &dst), 0);
+    const char *reply = "Message-ID: <r2@x>\r\nReferences: <root@x> <r1@x>\r\n\r\nthe   reply\r\n";
+    const char *root = "Message-ID: <root@x>\r\n\r\nthe root\r\n";
+    struct mailbox_msg m[] = { { reply, strlen(reply), -1, 1000000000, 0, NULL, 0 },
+                               { root, strlen(root), -1, 1000000000, 0, NULL, 0 } };
+    int64_t before = (int64_t)time(NULL);
+    UNIT_EQ_INT(mailbox_append(src, m, 2, NULL), 0);
+    struct index_record r1, r2;
+    UNIT_EQ_INT(mailbox_record(src, 1, &r1), 1);
+    UNIT_EQ_INT(mailbox_record(src, 2, &r2), 1);
+    UNIT_EQ_INT(r1.internaldate, 1000000000);
+    UNIT_CHECK(r1.savedate >= before && r1.savedate <= (int64_t)time(NULL));
+    UNIT_CHECK(r1.threadid != 0 && r1.threadid == r2.threadid);
+    UNIT_CHECK(r1.threadid == mailbox_threadid(root, strlen(root), r2.guid));
+    struct cache_entry e;
+    cache_entry_init(&e);
+    UNIT_EQ_INT(mailbox_cache_fetch(src, 1, &e), 0);
+    UNIT_CHECK(e.present[CACHE_PREVIEW]);
+    UNIT_EQ_STR(buf_cstr(&e.f[CACHE_PREVIEW]), "the reply");
+    sleep(1);
+    uint32_t uid = 1, out = 0;
+    UNIT_EQ_INT(mailbox_copy(src, &uid, 1, dst, &out, NULL), 0);
+    struct index_record c;
+    UNIT_EQ_INT(mailbox_record(dst, out, &c), 1);
+    UNIT_CHECK(c.savedate > r1.savedate);
+    UNIT_EQ_INT(c.internaldate, 1000000000);
+    UNIT_CHECK(c.threadid == r1.threadid);
+    UNIT_CHECK(!memcmp(c.guid, r1.guid, 20));
+    UNIT_EQ_INT(mailbox_cache_fetch(dst, out, &e), 0);
+    UNIT_EQ_STR(buf_cstr(&e.f[CACHE_PREVIEW]), "the reply");
+    cache_entry_fini(&e);
+    mailbox_close(&src);
+    mailbox_close(&dst);
+}
+
 static void test_orphan_corrupt(void)
 {
     char id[UNIQUEID_LEN + 1];
@@ -1351,6 +1397,7 @@ int main(void)
     test_modseq_scan();
     test_delayed_expunge();
     test_copy();
+    test_savedate_preview_threadid();
     test_orphan_corrupt();
     test_delete_rename();
     test_concurrent_append();

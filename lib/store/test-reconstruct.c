@@ -73,6 +73,9 @@ static void verify(const char *part, const char *uniqueid, const uint32_t *want,
         int lost = uid == flags_lost;
         UNIT_EQ_INT(r.flags, lost ? 0 : msg_flags[uid - 1]);
         if (!lost) UNIT_EQ_INT(r.internaldate, 1000000 + (int64_t)uid - 1);
+        /* a kept record keeps its save date, an adopted file gets its mtime (RFC 8514) */
+        UNIT_CHECK(r.savedate > 0);
+        UNIT_CHECK(r.threadid != 0);
         const struct strarr *kw = mailbox_keywords(mb);
         int has = 0;
         for (size_t k = 0; k < kw->count; k++)

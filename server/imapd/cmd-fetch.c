@@ -28,11 +28,15 @@ enum fetch_kind {
     FA_RFC822, FA_RFC822_HEADER, FA_RFC822_TEXT, FA_SECTION,
     FA_BINARY,              /* BINARY[..], BINARY.PEEK[..], BINARY.SIZE[..] (RFC 3516) */
     FA_MODSEQ,                          /* RFC 7162 section 3.1.4.1 */
+    FA_SAVEDATE,                        /* RFC 8514 */
+    FA_PREVIEW,                         /* RFC 8970 */
+    FA_EMAILID, FA_THREADID,            /* RFC 8474 section 5 */
 };
 
 struct fetch_att {
     enum fetch_kind kind;
     const struct imap_section *sec;     /* FA_SECTION */
+    int lazy;                           /* FA_PREVIEW with the LAZY modifier (RFC 8970) */
 };
 
 struct fetch {
@@ -68,6 +72,7 @@ static void att_add(struct fetch *f, enum fetch_kind kind, const struct imap_sec
     }
     f->atts[f->n].kind = kind;
     f->atts[f->n].sec = sec;
+    f->atts[f->n].lazy = 0;
     f->n++;
     switch (kind) {
     case FA_FLAGS: f->has_flags = 1; break;
@@ -106,6 +111,8 @@ static const char *parse_att(struct fetch *f, const struct imap_arg *a)
         { "ENVELOPE", FA_ENVELOPE }, { "BODY", FA_BODY }, { "BODYSTRUCTURE", FA_BODYSTRUCTURE },
         { "UID", FA_UID }, { "RFC822", FA_RFC822 }, { "RFC822.HEADER", FA_RFC822_HEADER },
         { "RFC822.TEXT", FA_RFC822_TEXT }, { "MODSEQ", FA_MODSEQ },
+        { "SAVEDATE", FA_SAVEDATE }, { "PREVIEW", FA_PREVIEW },        /* RFC 8514, 8970 */
+        { "EMAILID", FA_EMAILID }, { "THREADID", FA_THREADID },        /* RFC 8474 */
     };
     if (a->type == IMAP_ARG_SECTION) {
         const struct imap_section *sec = a->section;
@@ -127,6 +134,19 @@ static const char *parse_att(struct fetch *f, const struct imap_arg *a)
     return "Unknown fetch attribute";
 }
 
+/* parse_preview_mods: the modifier list after PREVIEW (RFC 8970 formal syntax: "(" preview-mod
+ * *(SP preview-mod) ")", preview-mod = "LAZY") for the item just added. NULL, or a reason for
+ * BAD. */
+static const char *parse_preview_mods(struct fetch *f, const struct imap_arg *a)
+{
+    if (!a->count) return "Empty PREVIEW modifier list";
+    for (size_t i = 0; i < a->count; i++) {
+        if (!imap_arg_atom_eq(&a->list[i], "LAZY")) return "Unknown PREVIEW modifier";
+        f->atts[f->n - 1].lazy = 1;
+    }
+    return NULL;
+}
+
 /* parse_atts: the fetch items argument: a macro, one item, or a list (RFC 3501 section 6.4.5). */
 static const char *parse_atts(struct fetch *f, const struct imap_arg *a)
 {
@@ -143,6 +163,10 @@ static const char *parse_atts(struct fetch *f, const struct imap_arg *a)
     for (size_t i = 0; i < a->count; i++) {
         const char *err = parse_att(f, &a->list[i]);
         if (err) return err;
+        if (imap_arg_atom_eq(&a->list[i], "PREVIEW") && i + 1 < a->count &&
+            a->list[i + 1].type == IMAP_ARG_LIST &&
+            (err = parse_preview_mods(f, &a->list[++i])) != NULL)
+            return err;
     }
     return NULL;
 }
@@ -504,6 +528,60 @@ static int cached_text(struct fetch *f, enum mail_field field, const char *name)
     return 0;
 }
 
+/* emit_savedate: RFC 8514: "SAVEDATE" and the date the message was stored in
+ * this mailbox, NIL when it is not known (a record from before index version 3). */
+static void emit_savedate(struct fetch *f)
+{
+    buf_appends(&f->out, "SAVEDATE ");
+    if (f->rec->savedate) imap_datetime_append(f->rec->savedate, &f->out);
+    else buf_appends(&f->out, "NIL");
+}
+
+/* emit_objectid: RFC 8474 section 5.1 and 5.2: EMAILID, "E" and the 40 hex digits of the
+ * GUID (the SHA-1 of the message, so copies share it); THREADID, "T" and 16 hex digits of the
+ * thread number (mailbox_threadid). 0 or a store error. */
+static int emit_objectid(struct fetch *f, enum fetch_kind kind)
+{
+    if (kind == FA_EMAILID) {
+        buf_appends(&f->out, "EMAILID (E");
+        for (int i = 0; i < 20; i++) buf_printf(&f->out, "%02x", f->rec->guid[i]);
+        buf_putc(&f->out, ')');
+        return 0;
+    }
+    uint64_t tid;
+    int r = mail_threadid(f->mail, &tid);
+    if (r < 0) return r;
+    buf_printf(&f->out, "THREADID (T%016llx)", (unsigned long long)tid);
+    return 0;
+}
+
+/* emit_preview: RFC 8970: "PREVIEW" and the preview text kept in the cache, as a
+ * quoted string when it is plain ASCII, else a literal (UTF-8); NIL for LAZY when the cache
+ * record predates previews (computed from the message otherwise). 0 or a store error. */
+static int emit_preview(struct fetch *f, int lazy)
+{
+    const char *p;
+    size_t len;
+    int r = mail_preview(f->mail, lazy, &p, &len);
+    if (r < 0) return r;
+    buf_appends(&f->out, "PREVIEW ");
+    if (r == 1) {
+        buf_appends(&f->out, "NIL");
+        return 0;
+    }
+    int quotable = 1;
+    for (size_t i = 0; i < len && quotable; i++)
+        if ((unsigned char)p[i] >= 0x80 || (unsigned char)p[i] < 0x20) quotable = 0;
+    if (!quotable) return emit_literal(f, p, len);
+    buf_putc(&f->out, '"');
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] == '"' || p[i] == '\\') buf_putc(&f->out, '\\');
+        buf_putc(&f->out, p[i]);
+    }
+    buf_putc(&f->out, '"');
+    return 0;
+}
+
 /* has_binary: whether the FETCH has a BINARY item. */
 static int has_binary(const struct fetch *f)
 {
@@ -587,6 +665,16 @@ static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
             break;
         case FA_MODSEQ:
             buf_printf(&f->out, "MODSEQ (%llu)", (unsigned long long)selected_modseq(f->sel, f->rec));
+            break;
+        case FA_SAVEDATE:
+            emit_savedate(f);
+            break;
+        case FA_PREVIEW:
+            r = emit_preview(f, a->lazy);
+            break;
+        case FA_EMAILID:
+        case FA_THREADID:
+            r = emit_objectid(f, a->kind);
             break;
         }
     }
@@ -700,6 +788,16 @@ out:
     return r;
 }
 
+/* preview_mods_arg: 1 when the fetch items are the single item PREVIEW followed by its own
+ * modifier list ("FETCH 1 PREVIEW (LAZY)", RFC 8970 formal syntax), which then sits where fetch
+ * modifiers would (told apart by its first word, a preview-mod); else 0. */
+static size_t preview_mods_arg(const struct imap_command *cmd)
+{
+    return cmd->nargs >= 3 && imap_arg_atom_eq(&cmd->args[1], "PREVIEW") &&
+           cmd->args[2].type == IMAP_ARG_LIST && cmd->args[2].count &&
+           imap_arg_atom_eq(&cmd->args[2].list[0], "LAZY");
+}
+
 void cmd_fetch(struct client *c, const struct imap_command *cmd)
 {
     struct fetch f;
@@ -710,17 +808,19 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
     struct imap_seqset msgs = IMAP_SEQSET_INIT, seen_now = IMAP_SEQSET_INIT;
     const char *err = NULL;
     int vanished = 0;
-    if ((cmd->nargs != 2 && cmd->nargs != 3) || !imap_arg_atom(&cmd->args[0])) {
+    size_t mods = preview_mods_arg(cmd);
+    if ((cmd->nargs != 2 + mods && cmd->nargs != 3 + mods) || !imap_arg_atom(&cmd->args[0])) {
         client_tagged(c, cmd->tag, "BAD %s takes a sequence set and fetch items", cmd->name);
         goto out;
     }
-    if ((err = parse_atts(&f, &cmd->args[1])) != NULL) {
+    if ((err = parse_atts(&f, &cmd->args[1])) != NULL ||
+        (mods && (err = parse_preview_mods(&f, &cmd->args[2])) != NULL)) {
         client_tagged(c, cmd->tag, "BAD %s", err);
         goto out;
     }
     /* RFC 4466 section 2.4 fetch modifiers: CHANGEDSINCE and VANISHED (RFC 7162) */
-    if (cmd->nargs == 3 &&
-        imap_fetch_modifiers_parse(&cmd->args[2], &f.changedsince, &vanished, &err) < 0) {
+    if (cmd->nargs == 3 + mods &&
+        imap_fetch_modifiers_parse(&cmd->args[2 + mods], &f.changedsince, &vanished, &err) < 0) {
         client_tagged(c, cmd->tag, "BAD %s", err);
         goto out;
     }

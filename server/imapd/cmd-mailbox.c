@@ -197,6 +197,19 @@ static const char *special_use_canonical(const char *s)
 
 /* RFC 3501 section 6.3.3; RFC 6154 section 3: CREATE name (USE (\Sent ...)). Missing parents
  * are created too. */
+/* create_ok: the tagged OK of CREATE with the new mailbox's RFC 8474 section 4.1 MAILBOXID
+ * response code (plain OK if the entry is gone again already). */
+static void create_ok(struct client *c, const char *tag, const char *name)
+{
+    struct mboxlist_entry e;
+    mboxlist_entry_init(&e);
+    if (store_lookup(c->store, name, &e) == 1)
+        client_tagged(c, tag, "OK [MAILBOXID (F%s)] CREATE completed", e.uniqueid);
+    else
+        client_tagged(c, tag, "OK CREATE completed");
+    mboxlist_entry_fini(&e);
+}
+
 void cmd_create(struct client *c, const struct imap_command *cmd)
 {
     struct buf name = BUF_INIT, flags = BUF_INIT;
@@ -242,7 +255,7 @@ void cmd_create(struct client *c, const struct imap_command *cmd)
         imapd_reply_error(c, cmd->tag, r);
         goto done;
     }
-    client_tagged(c, cmd->tag, "OK CREATE completed");
+    create_ok(c, cmd->tag, n);
 done:
     buf_fini(&name);
     buf_fini(&flags);
@@ -502,6 +515,14 @@ static int deleted_storage(struct store *st, const struct mboxlist_entry *e, con
     return r;
 }
 
+/* status_mailboxid: RFC 8474 section 4.2: "MAILBOXID (id)" (after a space unless it is the
+ * first item i == 0). The id is "F" and the mailbox's uniqueid, which a rename keeps and a
+ * new mailbox never reuses (mboxlist.h). */
+static void status_mailboxid(struct buf *out, size_t i, const struct mboxlist_entry *e)
+{
+    buf_printf(out, "%sMAILBOXID (F%s)", i ? " " : "", e->uniqueid);
+}
+
 /* status_append: "STATUS name (ITEM n ...)" (no "* ", no CRLF) for an existing mailbox into out.
  * UNSEEN comes from the index header's \Seen count (the owner's flags), or for a shared
  * mailbox from user's own seen set. 0 or a store error. */
@@ -531,6 +552,10 @@ static int status_append(struct client *c, const char *imapname, const char *nam
     rev2_string_append(c, imapname, strlen(imapname), out);
     buf_appends(out, " (");
     for (size_t i = 0; i < n; i++) {
+        if (order[i] == IMAP_STATUS_MAILBOXID) {
+            status_mailboxid(out, i, e);
+            continue;
+        }
         uint64_t v = 0;
         const char *item = "";
         switch (order[i]) {

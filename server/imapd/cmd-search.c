@@ -50,7 +50,18 @@ static int sx_record(void *ctx, uint32_t msgno, struct search_record *r)
     r->user_flags = mrec->user_flags;    /* owned by the handle until sx_release */
     r->user_flags_len = sizeof(mrec->user_flags);
     r->modseq = x->modseq = selected_modseq(x->sel, &rec);
+    r->savedate = mrec->savedate;        /* RFC 8514 */
+    r->guid = mrec->guid;                /* RFC 8474 EMAILID */
+    r->threadid = mrec->threadid;
     return 0;
+}
+
+/* sx_threadid: RFC 8474 THREADID of a record from before index version 3 (mail_threadid). */
+static int sx_threadid(void *ctx, uint32_t msgno, uint64_t *id)
+{
+    struct search_ctx *x = ctx;
+    (void)msgno;
+    return mail_threadid(x->mail, id);
 }
 
 static int sx_message(void *ctx, uint32_t msgno, const char **p, size_t *len)
@@ -82,7 +93,7 @@ static void sx_release(void *ctx, uint32_t msgno)
 }
 
 static const struct search_msg_ops sx_ops = {
-    sx_record, sx_header, sx_sections, sx_message, sx_release,
+    sx_record, sx_header, sx_sections, sx_message, sx_release, sx_threadid,
 };
 
 int cmd_search_match(struct selected *sel, struct search_program *prog, struct mail *mail,

@@ -89,6 +89,8 @@ static void do_select(struct client *c, const struct imap_command *cmd, int exam
     if (unseen) client_untagged(c, "OK [UNSEEN %u] First unseen message", (unsigned)unseen);
     client_untagged(c, "OK [UIDVALIDITY %u] UIDs valid", (unsigned)sel->uidvalidity);
     client_untagged(c, "OK [UIDNEXT %u] Predicted next UID", (unsigned)h->uidnext);
+    /* RFC 8474 section 4.1 (cmd-mailbox.c status_mailboxid has the form) */
+    client_untagged(c, "OK [MAILBOXID (F%s)] Ok", mailbox_uniqueid(sel->mb));
     /* RFC 7162 section 3.1.2.1: every index keeps mod-sequences, so HIGHESTMODSEQ always */
     client_untagged(c, "OK [HIGHESTMODSEQ %llu] Highest",
                     (unsigned long long)selected_highestmodseq(sel));
