@@ -9,6 +9,7 @@ static const struct { const char *name; unsigned bit; } status_items[IMAP_STATUS
     { "UNSEEN", IMAP_STATUS_UNSEEN }, { "DELETED", IMAP_STATUS_DELETED },
     { "SIZE", IMAP_STATUS_SIZE }, { "DELETED-STORAGE", IMAP_STATUS_DELETED_STORAGE },
     { "HIGHESTMODSEQ", IMAP_STATUS_HIGHESTMODSEQ },
+    { "APPENDLIMIT", IMAP_STATUS_APPENDLIMIT },
 };
 
 int imap_status_items_parse(const struct imap_arg *a, unsigned order[IMAP_STATUS_ITEMS_MAX],

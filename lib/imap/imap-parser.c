@@ -39,6 +39,7 @@ struct imap_parser {
     char err[200];
     const char *err_code;
     int fatal;
+    int refused_sync;               /* the error refused a {N} for its size, before any "+" */
 };
 
 void imap_parser_limits_default(struct imap_parser_limits *lim)
@@ -90,6 +91,7 @@ void imap_parser_set_limits(struct imap_parser *p, const struct imap_parser_limi
 const char *imap_parser_error(const struct imap_parser *p) { return p->err; }
 const char *imap_parser_error_code(const struct imap_parser *p) { return p->err_code; }
 int imap_parser_fatal(const struct imap_parser *p) { return p->fatal; }
+int imap_parser_refused_literal(const struct imap_parser *p) { return p->refused_sync; }
 
 /* fail: record why the command is rejected; returns err (CF_E_PARSE or CF_E_LIMIT). */
 static int fail(struct imap_parser *p, int err, const char *code, const char *fmt, ...)
@@ -349,6 +351,8 @@ static int parse_literal(struct imap_parser *p, struct imap_arg *arg, int litera
          * with BAD and close the connection instead of reading it: done when the limits ask
          * (before login, where reading megabytes only to throw them away helps nobody) */
         if (nonsync && p->lim.nonsync_too_big_fatal) p->fatal = 1;
+        /* a synchronizing one was never sent: APPEND may say NO [TOOBIG] (RFC 7889 section 4) */
+        if (!nonsync) p->refused_sync = 1;
         if (n > p->lim.max_literal || n > UINT32_MAX)
             return fail(p, CF_E_LIMIT, "TOOBIG", "Literal too large (limit %zu bytes)",
                         p->lim.max_literal);
@@ -667,6 +671,7 @@ int imap_parser_read(struct imap_parser *p, struct imap_command *cmd)
     p->err[0] = '\0';
     p->err_code = NULL;
     p->fatal = 0;
+    p->refused_sync = 0;
     int r;
     do {
         buf_reset(&p->line);        /* a source may leave line untouched on CF_E_LIMIT */

@@ -539,6 +539,12 @@ static int status_append(struct client *c, const char *imapname, const char *nam
             item = "HIGHESTMODSEQ";
             v = condstore_status_highestmodseq(c, name, e->uniqueid, h.highestmodseq);
             break;
+        /* RFC 7889 section 3.1: the largest message APPEND takes here, max_literal for every
+         * mailbox (section 3.3: no ACL or quota in it); the capability says the same */
+        case IMAP_STATUS_APPENDLIMIT:
+            item = "APPENDLIMIT";
+            v = (uint64_t)config_int(c->ws->cfg, CFG_MAX_LITERAL);
+            break;
         }
         buf_printf(out, "%s%s %llu", i ? " " : "", item, (unsigned long long)v);
     }
@@ -557,7 +563,7 @@ void cmd_status(struct client *c, const struct imap_command *cmd)
     if (cmd->nargs != 2 || imap_status_items_parse(&cmd->args[1], order, &n)) {
         client_tagged(c, cmd->tag, "BAD STATUS needs a mailbox name and a list of "
                       "MESSAGES, RECENT, UIDNEXT, UIDVALIDITY, UNSEEN, DELETED, "
-                      "DELETED-STORAGE, SIZE, HIGHESTMODSEQ");
+                      "DELETED-STORAGE, SIZE, HIGHESTMODSEQ, APPENDLIMIT");
         goto done;
     }
     if (!need_store(c, cmd->tag) || !one_mailbox_arg(c, cmd, 0, 0, &name)) goto done;

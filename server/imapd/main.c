@@ -55,8 +55,16 @@ static void reply_parse_error(struct client *c, const struct imap_command *cmd)
 {
     const char *code = imap_parser_error_code(c->parser);
     const char *text = imap_parser_error(c->parser);
-    client_tagged(c, cmd->tag ? cmd->tag : "*", "BAD %s%s%s%s", code ? "[" : "", code ? code : "",
-                  code ? "] " : "", text);
+    /* APPENDLIMIT (RFC 7889 section 4): a message over the limit in a synchronizing literal
+     * is refused before the "+" with NO [TOOBIG]; the command itself was fine. An oversized
+     * {N+} stays BAD (RFC 7888 section 5 names BAD [TOOBIG]: the client sent it anyway). */
+    const char *kind = cmd->tag && imap_parser_refused_literal(c->parser) && cmd->name &&
+                               (!strcmp(cmd->name, "APPEND") || !strcmp(cmd->name, "REPLACE") ||
+                                !strcmp(cmd->name, "UID"))
+                           ? "NO"
+                           : "BAD";
+    client_tagged(c, cmd->tag ? cmd->tag : "*", "%s %s%s%s%s", kind, code ? "[" : "",
+                  code ? code : "", code ? "] " : "", text);
     client_reply_flush(c);
 }
 
