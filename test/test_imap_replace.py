@@ -238,6 +238,19 @@ class Replace(ImapUsersTestCase):
         self.assertRegex(c.read_tagged("n6")[0], rb"^n6 NO \[READ-ONLY\]")
         self.assertEqual(self.fetch_all("fritz", "Errs"), {uid: ([], draft(1))})
 
+    def test_expunged_meanwhile(self):
+        """The message was expunged by another session before the REPLACE (still in this
+        session's view): NO [EXPUNGEISSUED] (RFC 5530), nothing appended."""
+        c, uids = self.select_with("fritz", "Gone", 2)
+        other = self.conn("fritz")
+        self.ok(other, "SELECT Gone", "o")
+        self.ok(other, "UID STORE %d +FLAGS.SILENT (\\Deleted)" % uids[0], "o2")
+        self.ok(other, "EXPUNGE", "o3")
+        c.send(b"g UID REPLACE %d Gone " % uids[0] + lit(draft(7)) + b"\r\n")
+        tagged, untagged = c.read_tagged("g")
+        self.assertRegex(tagged, rb"^g NO \[EXPUNGEISSUED\]")
+        self.assertEqual(sorted(self.fetch_all("fritz", "Gone")), [uids[1]])
+
     def test_quota_is_net(self):
         """Section 3.4: within one quota root only the net change counts: at the message
         limit APPEND is OVERQUOTA but REPLACE works; into another root it is checked in full

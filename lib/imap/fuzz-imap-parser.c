@@ -73,6 +73,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             sink += strlen(cmd.tag) + strlen(cmd.name);
         } else if (r == CF_E_PARSE || r == CF_E_LIMIT) {
+            /* a refused {N} (NO [TOOBIG] for APPEND) is a TOOBIG limit that kept the input
+             * in step: never a parse error, never fatal */
+            if (imap_parser_refused_literal(p) &&
+                (r != CF_E_LIMIT || imap_parser_fatal(p) || !imap_parser_error_code(p) ||
+                 strcmp(imap_parser_error_code(p), "TOOBIG")))
+                abort();
             sink += strlen(imap_parser_error(p));
             if (cmd.tag) sink += strlen(cmd.tag);
             if (imap_parser_fatal(p)) break;
