@@ -146,6 +146,23 @@ class Replace(ImapUsersTestCase):
         self.assertRegex(tagged, rb"^b1 NO \[BADURL")
         self.assertEqual(untagged, [])
 
+    def test_literal8(self):
+        """Section 3.4: what extends APPEND extends REPLACE: the BINARY literal8 ~{N}
+        (RFC 3516 section 4.4, RFC 4466 append-data), synchronizing and not."""
+        c, uids = self.select_with("fritz", "Bin8", 2)
+        body = b"From: a@example.com\r\nSubject: binary\r\n\r\nnul \x00 here\r\n"
+        c.cmd("b1 REPLACE 1 Bin8 ~{%d}" % len(body))
+        c.expect(rb"^\+ ")
+        c.send(body + b"\r\n")
+        tagged, untagged = c.read_tagged("b1")
+        self.assertRegex(tagged, rb"^b1 OK")
+        c.send(b"b2 UID REPLACE %d Bin8 ~{%d+}\r\n%s\r\n" % (uids[1], len(body), body))
+        self.assertRegex(c.read_tagged("b2")[0], rb"^b2 OK")
+        self.assertEqual(sorted(self.fetch_all("fritz", "Bin8")), [uids[1] + 1, uids[1] + 2])
+        # but not in other UID commands
+        c.send(b"b3 UID FETCH ~{3+}\r\nabc\r\n")
+        self.assertRegex(c.read_tagged("b3")[0], rb"^b3 BAD")
+
     def test_other_target_and_qresync(self):
         """Section 3.4: from Drafts to Sent: the selected mailbox only loses the message; with
         QRESYNC enabled (section 4.5) the expunge is a VANISHED."""

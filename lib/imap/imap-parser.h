@@ -1,8 +1,8 @@
 /* imap-parser.h: an incremental reader of IMAP commands (RFC 3501 section 9, RFC 7888
- * LITERAL+ and LITERAL-, RFC 3516 literal8 ~{N} in APPEND only): it reads a line, then each
- * literal the line announces, asking the session to send "+ Ready for literal data" before a
- * synchronizing literal, and returns the tag, the command name and the arguments as typed
- * tokens.
+ * LITERAL+ and LITERAL-, RFC 3516 literal8 ~{N} in APPEND and REPLACE only): it reads a line,
+ * then each literal the line announces, asking the session to send "+ Ready for literal data"
+ * before a synchronizing literal, and returns the tag, the command name and the arguments as
+ * typed tokens.
  *
  * The bytes come from a struct imap_source: imap_parser_source_stream() wraps a struct stream
  * (imap-parser-stream.c, needs coffer_net), imap_memsource (imap-memsource.h) wraps a buffer

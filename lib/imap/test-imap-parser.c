@@ -261,6 +261,12 @@ static void test_bad(void)
         { "a FETCH 1 BINARY.SIZE[1]<0.5>\r\n", 0, CF_E_PARSE, "a", "BINARY.SIZE takes no partial range", NULL, 0, 0 },
         /* literal8 outside APPEND: refused before the go-ahead; {N+} skipped */
         { "a LOGIN ~{3}\r\n", 0, CF_E_PARSE, "a", "literal8 is only allowed in APPEND", NULL, 0, 0 },
+        /* REPLACE and UID REPLACE take it like APPEND (RFC 8508 section 3.4); other UID
+         * commands do not */
+        { "a UID FETCH ~{3}\r\n", 0, CF_E_PARSE, "a", "literal8 is only allowed in APPEND", NULL, 0, 0 },
+        { "a UID REPLACEX ~{3}\r\n", 0, CF_E_PARSE, "a", "literal8 is only allowed in APPEND", NULL, 0, 0 },
+        { "a REPLACE 1 INBOX ~{4}\r\na\0b\0\r\n", 30, 0, NULL, NULL, NULL, 1, 0 },
+        { "a uid replace 1 INBOX ~{4}\r\na\0b\0\r\n", 34, 0, NULL, NULL, NULL, 1, 0 },
         { "a SEARCH TEXT ~{3+}\r\na\0b\r\n", 26, CF_E_PARSE, "a", "literal8 is only allowed in APPEND", NULL, 0, 0 },
         { "a X (~{2+}\r\nab)\r\n", 0, CF_E_PARSE, "a", "literal8 is only allowed in APPEND", NULL, 0, 0 },
         /* literal8 in APPEND: the same limits as a literal */
