@@ -8,11 +8,12 @@ QRESYNC), saved search, NOTIFY or IDLE updates of the first user leak through; T
 the connection; and COMPRESS, which cannot be ended, answered with BYE (section 3)."""
 import os
 import re
+import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from coffer_harness import ImapUsersTestCase, main  # noqa: E402
+from coffer_harness import Conn, CofferTestCase, ImapUsersTestCase, main  # noqa: E402
 from test_imap_compress import ZSock  # noqa: E402
 
 USERS = {"ann": "annpw", "bob": "bobpw", "adm": "admpw", "eve": "evepw"}
@@ -232,6 +233,44 @@ class Unauthenticate(ImapUsersTestCase):
         since = self.coffer.log_size()
         self.unauth(c)
         self.coffer.wait_log(r"event=unauthenticate .*tls=0", since=since)
+
+
+
+class UserIpLimit(CofferTestCase):
+    """After UNAUTHENTICATE the connection no longer counts as the user's
+    (max_userip_connections) and is before login again in the connection table."""
+
+    def connect_from(self, co, source):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.bind((source, 0))
+        s.connect(co.address("imap"))
+        c = Conn(s, 10)
+        self.addCleanup(c.close)
+        self.assertRegex(c.readline(), rb"^\* OK")
+        return c
+
+    def test_slot_released(self):
+        co = self.new_coffer(global_settings={"allow_plaintext": "yes", "auth_fail_delay": "0",
+                                              "max_userip_connections": "1"})
+        co.add_user("ann", "annpw")
+        co.add_user("bob", "bobpw")
+        a = self.connect_from(co, "127.0.0.5")
+        self.assertRegex(a.imap("l", "LOGIN ann annpw")[0], rb"^l OK")
+        b = self.connect_from(co, "127.0.0.5")
+        self.assertEqual(b.imap("l", "LOGIN ann annpw")[0], b"l NO [LIMIT] Too many connections\r\n")
+        st = co.status()["imap"]
+        self.assertEqual((st["loggedin"], st["preauth"]), (1, 1), st)
+        self.assertRegex(a.imap("u", "UNAUTHENTICATE")[0], rb"^u OK")
+        st = co.status()["imap"]
+        self.assertEqual((st["loggedin"], st["preauth"]), (0, 2), st)
+        # ann's place is free: b logs in as ann, and a can no longer be ann
+        self.assertRegex(b.imap("l2", "LOGIN ann annpw")[0], rb"^l2 OK")
+        self.assertEqual(a.imap("l2", "LOGIN ann annpw")[0],
+                         b"l2 NO [LIMIT] Too many connections\r\n")
+        self.assertRegex(a.imap("l3", "LOGIN bob bobpw")[0], rb"^l3 OK")
+        st = co.status()["imap"]
+        self.assertEqual((st["loggedin"], st["preauth"]), (2, 0), st)
 
 
 if __name__ == "__main__":
