@@ -195,7 +195,8 @@ class Unauthenticate(ImapUsersTestCase):
         self.addCleanup(c.close)
         c.readline()
         for i in range(2):
-            self.assertRegex(c.imap("f%d" % i, "LOGIN ann wrong")[0], rb"NO \[AUTHENTICATIONFAILED\]")
+            self.assertRegex(c.imap("f%d" % i, "LOGIN ann wrong")[0],
+                             rb"NO \[AUTHENTICATIONFAILED\]")
         self.login(c, "ann")
         c.cmd("big NOOP {9000}")
         c.expect(rb"^\+ ")
@@ -258,7 +259,8 @@ class UserIpLimit(CofferTestCase):
         a = self.connect_from(co, "127.0.0.5")
         self.assertRegex(a.imap("l", "LOGIN ann annpw")[0], rb"^l OK")
         b = self.connect_from(co, "127.0.0.5")
-        self.assertEqual(b.imap("l", "LOGIN ann annpw")[0], b"l NO [LIMIT] Too many connections\r\n")
+        self.assertEqual(b.imap("l", "LOGIN ann annpw")[0],
+                         b"l NO [LIMIT] Too many connections\r\n")
         st = co.status()["imap"]
         self.assertEqual((st["loggedin"], st["preauth"]), (1, 1), st)
         self.assertRegex(a.imap("u", "UNAUTHENTICATE")[0], rb"^u OK")

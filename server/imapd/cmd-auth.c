@@ -291,7 +291,8 @@ void cmd_unauthenticate(struct client *c, const struct imap_command *cmd)
     }
     if (stream_is_compressed(c->stream)) {
         log_info("unauthenticate", "result=bye reason=compress");
-        client_untagged(c, "BYE [UNAVAILABLE] UNAUTHENTICATE cannot end COMPRESS; please reconnect");
+        client_untagged(c, "BYE [UNAVAILABLE] UNAUTHENTICATE cannot end COMPRESS; "
+                           "please reconnect");
         selected_deselect(c);
         c->state = CLIENT_LOGOUT;
         c->end_reason = "unauthenticate_compress";
