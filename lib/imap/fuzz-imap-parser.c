@@ -36,7 +36,8 @@ static size_t walk(const struct imap_arg *a, struct imap_seqset *set, struct buf
 }
 
 /* check_literals: a literal holds NUL only when it is a literal8, and a literal8 is only
- * ever returned in APPEND (RFC 3516 section 4.4); the string accessors refuse it. */
+ * ever returned in APPEND (RFC 3516 section 4.4) and REPLACE (RFC 8508 section 3.4); the
+ * string accessors refuse it. */
 static void check_literals(const struct imap_arg *a, int append)
 {
     if (a->type == IMAP_ARG_LITERAL) {
@@ -68,11 +69,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (r == 0) {
             for (size_t i = 0; i < cmd.nargs; i++) {
                 sink += walk(&cmd.args[i], &set, &out);
-                check_literals(&cmd.args[i], !strcmp(cmd.name, "APPEND"));
+                check_literals(&cmd.args[i], !strcmp(cmd.name, "APPEND") ||
+                                                 !strcmp(cmd.name, "REPLACE") ||
+                                                 (!strcmp(cmd.name, "UID") && cmd.nargs &&
+                                                  imap_arg_atom_eq(&cmd.args[0], "REPLACE")));
                 imap_arg_format(&cmd.args[i], &out);
             }
             sink += strlen(cmd.tag) + strlen(cmd.name);
         } else if (r == CF_E_PARSE || r == CF_E_LIMIT) {
+            /* a refused {N} (NO [TOOBIG] for APPEND) is a TOOBIG limit that kept the input
+             * in step: never a parse error, never fatal */
+            if (imap_parser_refused_literal(p) &&
+                (r != CF_E_LIMIT || imap_parser_fatal(p) || !imap_parser_error_code(p) ||
+                 strcmp(imap_parser_error_code(p), "TOOBIG")))
+                abort();
             sink += strlen(imap_parser_error(p));
             if (cmd.tag) sink += strlen(cmd.tag);
             if (imap_parser_fatal(p)) break;

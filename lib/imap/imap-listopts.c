@@ -10,6 +10,7 @@ static const struct { const char *name; unsigned bit; } status_items[IMAP_STATUS
     { "SIZE", IMAP_STATUS_SIZE }, { "DELETED-STORAGE", IMAP_STATUS_DELETED_STORAGE },
     { "HIGHESTMODSEQ", IMAP_STATUS_HIGHESTMODSEQ },
     { "MAILBOXID", IMAP_STATUS_MAILBOXID },
+    { "APPENDLIMIT", IMAP_STATUS_APPENDLIMIT },
 };
 
 int imap_status_items_parse(const struct imap_arg *a, unsigned order[IMAP_STATUS_ITEMS_MAX],

@@ -13,9 +13,10 @@ enum imap_status_item {
     IMAP_STATUS_MESSAGES = 1, IMAP_STATUS_RECENT = 2, IMAP_STATUS_UIDNEXT = 4,
     IMAP_STATUS_UIDVALIDITY = 8, IMAP_STATUS_UNSEEN = 16, IMAP_STATUS_DELETED = 32,
     IMAP_STATUS_SIZE = 64, IMAP_STATUS_DELETED_STORAGE = 128, IMAP_STATUS_HIGHESTMODSEQ = 256,
-    IMAP_STATUS_MAILBOXID = 512         /* RFC 8474 section 4.2 */
+    IMAP_STATUS_MAILBOXID = 512,        /* RFC 8474 section 4.2 */
+    IMAP_STATUS_APPENDLIMIT = 0x4000,   /* RFC 7889 section 3.1 */
 };
-#define IMAP_STATUS_ITEMS_MAX 10
+#define IMAP_STATUS_ITEMS_MAX 11
 
 /* imap_status_items_parse: a non-empty list of status item atoms (any case) into order[] in
  * the order given, a repeated item once, and *n. 0, or CF_E_PARSE for anything else. */

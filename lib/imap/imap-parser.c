@@ -39,6 +39,8 @@ struct imap_parser {
     char err[200];
     const char *err_code;
     int fatal;
+    int refused_sync;               /* the error refused a {N} for its size, before any "+" */
+    int literal8_ok;                /* APPEND, REPLACE or UID REPLACE: literal8 is allowed */
 };
 
 void imap_parser_limits_default(struct imap_parser_limits *lim)
@@ -90,6 +92,7 @@ void imap_parser_set_limits(struct imap_parser *p, const struct imap_parser_limi
 const char *imap_parser_error(const struct imap_parser *p) { return p->err; }
 const char *imap_parser_error_code(const struct imap_parser *p) { return p->err_code; }
 int imap_parser_fatal(const struct imap_parser *p) { return p->fatal; }
+int imap_parser_refused_literal(const struct imap_parser *p) { return p->refused_sync; }
 
 /* fail: record why the command is rejected; returns err (CF_E_PARSE or CF_E_LIMIT). */
 static int fail(struct imap_parser *p, int err, const char *code, const char *fmt, ...)
@@ -349,6 +352,8 @@ static int parse_literal(struct imap_parser *p, struct imap_arg *arg, int litera
          * with BAD and close the connection instead of reading it: done when the limits ask
          * (before login, where reading megabytes only to throw them away helps nobody) */
         if (nonsync && p->lim.nonsync_too_big_fatal) p->fatal = 1;
+        /* a synchronizing one was never sent: APPEND may say NO [TOOBIG] (RFC 7889 section 4) */
+        if (!nonsync) p->refused_sync = 1;
         if (n > p->lim.max_literal || n > UINT32_MAX)
             return fail(p, CF_E_LIMIT, "TOOBIG", "Literal too large (limit %zu bytes)",
                         p->lim.max_literal);
@@ -611,7 +616,7 @@ static int parse_arg(struct imap_parser *p, unsigned depth, struct imap_arg *arg
              * its CATENATE parts, RFC 4469); the command checks the position (the string
              * accessors of imap-arg.h refuse literal8). Refused before the go-ahead, so a
              * synchronizing literal8 is never sent. */
-            if (!p->name || strcmp(p->name, "APPEND"))
+            if (!p->literal8_ok)
                 return fail(p, CF_E_PARSE, NULL, "literal8 is only allowed in APPEND");
             return parse_literal(p, arg, 1);
         }
@@ -646,6 +651,11 @@ static int parse_command(struct imap_parser *p, struct imap_command *cmd)
     if (!at_end(p) && peek(p) != ' ')
         return fail(p, CF_E_PARSE, NULL, "Invalid character %s in command name",
                     describe(peek(p), tmp, sizeof tmp));
+    /* RFC 8508 section 3.4: REPLACE takes APPEND's append-message, literal8 included (RFC
+     * 4466 append-data); UID REPLACE is told by the atom after UID */
+    p->literal8_ok = !strcmp(name, "APPEND") || !strcmp(name, "REPLACE") ||
+                     (!strcmp(name, "UID") && p->line.len - p->pos >= 9 &&
+                      !strncasecmp(p->line.s + p->pos, " REPLACE ", 9));
     struct argvec vec = { NULL, 0, 0 };
     if (!at_end(p)) {
         p->pos++;
@@ -667,6 +677,8 @@ int imap_parser_read(struct imap_parser *p, struct imap_command *cmd)
     p->err[0] = '\0';
     p->err_code = NULL;
     p->fatal = 0;
+    p->refused_sync = 0;
+    p->literal8_ok = 0;
     int r;
     do {
         buf_reset(&p->line);        /* a source may leave line untouched on CF_E_LIMIT */

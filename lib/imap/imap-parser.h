@@ -1,8 +1,8 @@
 /* imap-parser.h: an incremental reader of IMAP commands (RFC 3501 section 9, RFC 7888
- * LITERAL+ and LITERAL-, RFC 3516 literal8 ~{N} in APPEND only): it reads a line, then each
- * literal the line announces, asking the session to send "+ Ready for literal data" before a
- * synchronizing literal, and returns the tag, the command name and the arguments as typed
- * tokens.
+ * LITERAL+ and LITERAL-, RFC 3516 literal8 ~{N} in APPEND and REPLACE only): it reads a line,
+ * then each literal the line announces, asking the session to send "+ Ready for literal data"
+ * before a synchronizing literal, and returns the tag, the command name and the arguments as
+ * typed tokens.
  *
  * The bytes come from a struct imap_source: imap_parser_source_stream() wraps a struct stream
  * (imap-parser-stream.c, needs coffer_net), imap_memsource (imap-memsource.h) wraps a buffer
@@ -87,6 +87,13 @@ const char *imap_parser_error_code(const struct imap_parser *p);
 
 /* imap_parser_fatal: 1 when the last error left the input unsynchronized. */
 int imap_parser_fatal(const struct imap_parser *p);
+
+/* imap_parser_refused_literal: 1 when the last error (CF_E_LIMIT, "TOOBIG") refused a
+ * synchronizing literal for its size (over max_literal, or the command over max_command)
+ * before the go-ahead, so none of its bytes were sent: the command was understood and can
+ * be answered NO [TOOBIG] rather than BAD (APPEND: RFC 7889 section 4, RFC 4469). 0 for
+ * every other error, including an oversized non-synchronizing literal. */
+int imap_parser_refused_literal(const struct imap_parser *p);
 
 /* imap_parser_set_limits: change the limits from the next command on. */
 void imap_parser_set_limits(struct imap_parser *p, const struct imap_parser_limits *lim);

@@ -106,7 +106,7 @@ static void test_status_items(void)
     struct imap_arg items[IMAP_STATUS_ITEMS_MAX + 1];
     static const char *const names[] = { "messages", "RECENT", "UIDNEXT", "UIDVALIDITY",
                                          "UNSEEN", "DELETED", "SIZE", "DELETED-STORAGE",
-                                         "HIGHESTMODSEQ", "mailboxid", "SIZE" };
+                                         "HIGHESTMODSEQ", "mailboxid", "appendlimit", "SIZE" };
     for (size_t i = 0; i < IMAP_STATUS_ITEMS_MAX + 1; i++) {
         memset(&items[i], 0, sizeof items[i]);
         items[i].type = IMAP_ARG_ATOM;
@@ -125,6 +125,8 @@ static void test_status_items(void)
     UNIT_EQ_INT(order[0], IMAP_STATUS_MESSAGES);
     UNIT_EQ_INT(order[8], IMAP_STATUS_HIGHESTMODSEQ);
     UNIT_EQ_INT(order[9], IMAP_STATUS_MAILBOXID);          /* RFC 8474 */
+    UNIT_EQ_INT(order[10], IMAP_STATUS_APPENDLIMIT);
+    UNIT_EQ_STR(imap_status_item_name(IMAP_STATUS_APPENDLIMIT), "APPENDLIMIT");
     UNIT_EQ_STR(imap_status_item_name(order[7]), "DELETED-STORAGE");
     UNIT_EQ_STR(imap_status_item_name(3), "");
     list.count = 0;

@@ -261,6 +261,12 @@ static void test_bad(void)
         { "a FETCH 1 BINARY.SIZE[1]<0.5>\r\n", 0, CF_E_PARSE, "a", "BINARY.SIZE takes no partial range", NULL, 0, 0 },
         /* literal8 outside APPEND: refused before the go-ahead; {N+} skipped */
         { "a LOGIN ~{3}\r\n", 0, CF_E_PARSE, "a", "literal8 is only allowed in APPEND", NULL, 0, 0 },
+        /* REPLACE and UID REPLACE take it like APPEND (RFC 8508 section 3.4); other UID
+         * commands do not */
+        { "a UID FETCH ~{3}\r\n", 0, CF_E_PARSE, "a", "literal8 is only allowed in APPEND", NULL, 0, 0 },
+        { "a UID REPLACEX ~{3}\r\n", 0, CF_E_PARSE, "a", "literal8 is only allowed in APPEND", NULL, 0, 0 },
+        { "a REPLACE 1 INBOX ~{4}\r\na\0b\0\r\n", 30, 0, NULL, NULL, NULL, 1, 0 },
+        { "a uid replace 1 INBOX ~{4}\r\na\0b\0\r\n", 34, 0, NULL, NULL, NULL, 1, 0 },
         { "a SEARCH TEXT ~{3+}\r\na\0b\r\n", 26, CF_E_PARSE, "a", "literal8 is only allowed in APPEND", NULL, 0, 0 },
         { "a X (~{2+}\r\nab)\r\n", 0, CF_E_PARSE, "a", "literal8 is only allowed in APPEND", NULL, 0, 0 },
         /* literal8 in APPEND: the same limits as a literal */
@@ -603,6 +609,58 @@ static void test_seqset(void)
     imap_seqset_fini(&set);
 }
 
+/* imap_parser_refused_literal: set only when a synchronizing literal was refused for its size
+ * before the go-ahead (APPENDLIMIT: NO [TOOBIG]), never for an oversized {N+}, the LITERAL-
+ * limit or other errors; cleared by the next command. */
+static void test_refused_literal(void)
+{
+    static const struct {
+        const char *in; int literal_minus; int ret; int refused;
+    } cases[] = {
+        { "a APPEND INBOX {101}\r\n", 0, CF_E_LIMIT, 1 },
+        { "a APPEND INBOX ~{101}\r\n", 0, CF_E_LIMIT, 1 },
+        { "a APPEND INBOX {3+}\r\nabc {101}\r\n", 0, CF_E_LIMIT, 1 },
+        { "a X {100}\r\n", 0, 0, 0 },
+        { "a APPEND INBOX {5000+}\r\n", 1, CF_E_LIMIT, 0 },     /* LITERAL- */
+        { "a X {abc}\r\n", 0, CF_E_PARSE, 0 },
+        { "a X (\r\n", 0, CF_E_PARSE, 0 },
+        { "a X {99999999999999999999999}\r\n", 0, CF_E_LIMIT, 0 },   /* no size at all */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct buf in = BUF_INIT;
+        buf_appends(&in, cases[i].in);
+        if (cases[i].literal_minus)
+            for (int k = 0; k < 5000; k++) buf_putc(&in, 'x');
+        if (cases[i].literal_minus) buf_appends(&in, "\r\n");
+        if (!strcmp(cases[i].in, "a X {100}\r\n")) {
+            for (int k = 0; k < 100; k++) buf_putc(&in, 'x');
+            buf_appends(&in, "\r\n");
+        }
+        buf_appends(&in, "z NOOP\r\n");
+        struct imap_memsource ms;
+        struct imap_source src;
+        imap_memsource_init(&ms, in.s, in.len, 0, &src);
+        struct imap_parser_limits lim = small_limits();
+        lim.max_literal = cases[i].literal_minus ? 10000 : 100;
+        lim.max_command = 20000;
+        lim.literal_minus = cases[i].literal_minus;
+        struct imap_parser *p = imap_parser_new(&src, &lim);
+        struct imap_command cmd;
+        int r = imap_parser_read(p, &cmd);
+        if (r != cases[i].ret || imap_parser_refused_literal(p) != cases[i].refused)
+            fprintf(stderr, "refused case %zu: r=%d refused=%d err='%s'\n", i, r,
+                    imap_parser_refused_literal(p), imap_parser_error(p));
+        UNIT_EQ_INT(r, cases[i].ret);
+        UNIT_EQ_INT(imap_parser_refused_literal(p), cases[i].refused);
+        /* the next command clears it */
+        UNIT_EQ_INT(imap_parser_read(p, &cmd), 0);
+        UNIT_EQ_STR(cmd.tag, "z");
+        UNIT_EQ_INT(imap_parser_refused_literal(p), 0);
+        imap_parser_free(&p);
+        buf_fini(&in);
+    }
+}
+
 int main(void)
 {
     test_good();
@@ -613,5 +671,6 @@ int main(void)
     test_pipeline();
     test_limits();
     test_seqset();
+    test_refused_literal();
     UNIT_DONE();
 }

@@ -259,6 +259,17 @@ int conntab_login(struct conntab *t, int slot, const char *user, long long limit
     return 0;
 }
 
+void conntab_logout(struct conntab *t, int slot)
+{
+    if (slot <= 0 || (uint32_t)slot > t->hdr->slots) return;
+    struct conntab_slot *me = &t->slot[slot - 1];
+    /* under the lock, as conntab_login writes: a counting login never sees half a change */
+    int locked = lock(t, F_WRLCK) == 0;
+    atomic_store(&me->state, CONNTAB_PREAUTH);
+    memset(me->user, 0, sizeof me->user);
+    if (locked) unlock(t);
+}
+
 void conntab_leave(struct conntab *t, int slot)
 {
     if (slot <= 0 || (uint32_t)slot > t->hdr->slots) return;

@@ -64,6 +64,10 @@ int conntab_enter(struct conntab *t, int pid, const char *service, const struct 
  * the slot logged in. */
 int conntab_login(struct conntab *t, int slot, const char *user, long long limit, int *count_r);
 
+/* conntab_logout: slot is back before login (IMAP UNAUTHENTICATE, RFC 8437): it counts for
+ * nobody's user limit until the next conntab_login. */
+void conntab_logout(struct conntab *t, int slot);
+
 /* conntab_leave: release slot (the connection has closed). No lock needed: the owner alone
  * writes a claimed slot, and freeing it is one atomic store. */
 void conntab_leave(struct conntab *t, int slot);

@@ -138,6 +138,12 @@ int worker_note_login(struct worker_session *ws, const char *user)
     return 0;
 }
 
+void worker_note_logout(struct worker_session *ws)
+{
+    if (g_conntab && ws->conn_slot > 0) conntab_logout(g_conntab, ws->conn_slot);
+    stream_set_deadline(ws->stream, config_int(ws->cfg, CFG_LOGIN_TIMEOUT));
+}
+
 void worker_note(const char *text)
 {
     if (g_conntab && g_note_slot > 0) conntab_note(g_conntab, g_note_slot, text);

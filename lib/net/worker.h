@@ -157,6 +157,11 @@ int worker_starttls(struct worker_session *ws, const char **end_reason);
  * per-user limit. Never blocks longer than one scan of the table under its lock. */
 int worker_note_login(struct worker_session *ws, const char *user);
 
+/* worker_note_logout: the session is back in its pre-login phase (IMAP UNAUTHENTICATE, RFC
+ * 8437): its slot counts for no user (until the next worker_note_login), and a login_timeout
+ * deadline runs again from now. Never blocks longer than taking the table's lock. */
+void worker_note_logout(struct worker_session *ws);
+
 /* worker_note: record text as what this worker is in the middle of, in its connection's slot
  * of the master's table (conntab_note; "" clears it). When the worker dies by a signal, the
  * master finishes it: for the store's quota roots (quotalock_set_note, quotalock.h) it

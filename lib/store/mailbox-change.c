@@ -146,8 +146,10 @@ int mailbox_expunge(struct mailbox *mb, const uint32_t *uids, size_t n, uint32_t
     return mailbox_expunge_sized(mb, uids, n, count_r, NULL);
 }
 
-int mailbox_expunge_sized(struct mailbox *mb, const uint32_t *uids, size_t n, uint32_t *count_r,
-                          uint64_t *bytes_r)
+/* expunge_sized: mailbox_expunge_sized; with any_flags the records among uids go whether or
+ * not they carry \Deleted (mailbox_expunge_replaced). */
+static int expunge_sized(struct mailbox *mb, const uint32_t *uids, size_t n, int any_flags,
+                         uint32_t *count_r, uint64_t *bytes_r)
 {
     uint32_t *gone = NULL;
     size_t ngone = 0, agone = 0;
@@ -169,7 +171,7 @@ int mailbox_expunge_sized(struct mailbox *mb, const uint32_t *uids, size_t n, ui
         if (pos < 0) continue;
         const unsigned char *raw = mb->map + index_record_offset((uint32_t)pos);
         uint32_t f = le_get32(raw + 4);
-        if ((f & FLAG_EXPUNGED) || !(f & FLAG_DELETED)) continue;
+        if ((f & FLAG_EXPUNGED) || (!any_flags && !(f & FLAG_DELETED))) continue;
         struct index_record rec;
         if ((r = mbi_read_record(mb, (uint32_t)pos, &rec)) < 0) goto done;
         mbi_count_record(&nh, &rec, 0);
@@ -195,6 +197,19 @@ done:
     mbi_unlock(mb, took);
     free(gone);
     return r;
+}
+
+int mailbox_expunge_sized(struct mailbox *mb, const uint32_t *uids, size_t n, uint32_t *count_r,
+                          uint64_t *bytes_r)
+{
+    return expunge_sized(mb, uids, n, 0, count_r, bytes_r);
+}
+
+int mailbox_expunge_replaced(struct mailbox *mb, const uint32_t *uids, size_t n,
+                             uint32_t *count_r, uint64_t *bytes_r)
+{
+    if (!uids) return CF_E_INTERNAL;    /* never "every message" */
+    return expunge_sized(mb, uids, n, 1, count_r, bytes_r);
 }
 
 void mailbox_set_expunge_delayed(struct mailbox *mb, int on)

@@ -111,6 +111,12 @@ int mailbox_expunge(struct mailbox *mb, const uint32_t *uids, size_t n, uint32_t
 int mailbox_expunge_sized(struct mailbox *mb, const uint32_t *uids, size_t n, uint32_t *count_r,
                           uint64_t *bytes_r);
 
+/* mailbox_expunge_replaced: mailbox_expunge_sized of exactly the records uids (never NULL:
+ * CF_E_INTERNAL), \Deleted or not, in one commit: the second half of REPLACE (RFC 8508
+ * section 3.4: the replaced message never shows \Deleted; store_replace in store-mail.h). */
+int mailbox_expunge_replaced(struct mailbox *mb, const uint32_t *uids, size_t n,
+                             uint32_t *count_r, uint64_t *bytes_r);
+
 /* mailbox_repack: rewrite the index without its expunged records (temp file, fsync, rename,
  * fsync dir), bumping the generation; files of expunged records still present are unlinked.
  * Sessions elsewhere notice at their next sync. 0, CF_E_CORRUPT or CF_E_IO. */

@@ -70,6 +70,9 @@ static int roots_lock(struct store *st, const char *src_name, const char *dst_na
 struct check_rock {
     struct store *st;
     const char *root;
+    /* what leaves the root in the same transaction (store_replace: the replaced message, RFC
+     * 8508 section 3.4 "only the net quota consumption"); 0 for the others */
+    int64_t credit_bytes, credit_msgs;
 };
 
 static int quota_check(void *rock, const char *uniqueid, uint64_t add_bytes, uint32_t add_msgs)
@@ -79,7 +82,8 @@ static int quota_check(void *rock, const char *uniqueid, uint64_t add_bytes, uin
     (void)uniqueid;
     int r = quotadb_get(cr->st->quota, NULL, cr->root, &qt);
     if (r <= 0) return r;   /* no longer a root: nothing to enforce */
-    return quota_would_exceed(&qt, (int64_t)add_bytes, (int64_t)add_msgs) ? CF_E_QUOTA : 0;
+    return quota_would_exceed(&qt, (int64_t)add_bytes - cr->credit_bytes,
+                              (int64_t)add_msgs - cr->credit_msgs) ? CF_E_QUOTA : 0;
 }
 
 int store_append(struct store *st, struct mailbox *mb, const char *name, struct mailbox_msg *msgs,
@@ -89,7 +93,7 @@ int store_append(struct store *st, struct mailbox *mb, const char *name, struct 
     roots_init(&t);
     int r = roots_lock(st, NULL, name, &t);
     if (r < 0) goto out;
-    struct check_rock cr = { st, t.root[1].s };
+    struct check_rock cr = { st, t.root[1].s, 0, 0 };
     struct mailbox_quota q = { quota_check, &cr };
     /* a crash after an earlier commit is rolled forward before the check relies on usage */
     if (t.has[1]) store_quota_settle_mailbox(st, t.root[1].s, name, mb, 1);
@@ -105,7 +109,7 @@ static int copy_locked(struct store *st, struct mailbox *src, const uint32_t *ui
                        struct mailbox *dst, const char *dst_name, uint32_t keep_flags,
                        int keep_keywords, uint32_t *dst_uids_r, int check, struct txn_roots *t)
 {
-    struct check_rock cr = { st, t->root[1].s };
+    struct check_rock cr = { st, t->root[1].s, 0, 0 };
     struct mailbox_quota q = { quota_check, &cr };
     if (t->has[1]) store_quota_settle_mailbox(st, t->root[1].s, dst_name, dst, 1);
     int r = mailbox_copy_flags(src, uids, n, dst, dst_uids_r, t->has[1] && check ? &q : NULL,
@@ -161,4 +165,43 @@ int store_set_flags(struct store *st, struct mailbox *mb, const uint32_t *uids, 
 {
     (void)st;   /* flags hold no quota; the store is the caller's handle for what comes */
     return mailbox_store(mb, uids, n, op, failed_r, nfailed_r);
+}
+
+int store_replace(struct store *st, struct mailbox *src, const char *src_name, uint32_t uid,
+                  struct mailbox *dst, const char *dst_name, struct mailbox_msg *msg,
+                  uint32_t *expunged_r)
+{
+    struct txn_roots t;
+    roots_init(&t);
+    if (expunged_r) *expunged_r = 0;
+    int r = roots_lock(st, src_name, dst_name, &t);
+    if (r < 0) goto out;
+    if (t.has[0]) store_quota_settle_mailbox(st, t.root[0].s, src_name, src, 1);
+    if (t.has[1]) store_quota_settle_mailbox(st, t.root[1].s, dst_name, dst, 1);
+    struct index_record old;
+    r = mailbox_record(src, uid, &old);
+    if (r == 0 || (r == 1 && (old.flags & FLAG_EXPUNGED))) r = CF_E_NOTFOUND;
+    if (r < 0) goto out;
+    msg->uid = 0;
+    /* RFC 8508 section 3.4: the quota sees the net change; within one root the old message's
+     * bytes and count are credited (it leaves in the second commit, under the same lock) */
+    struct check_rock cr = { st, t.root[1].s, 0, 0 };
+    if (same_root(&t)) {
+        cr.credit_bytes = (int64_t)old.size;
+        cr.credit_msgs = 1;
+    }
+    struct mailbox_quota q = { quota_check, &cr };
+    r = mailbox_append(dst, msg, 1, t.has[1] ? &q : NULL);
+    if (r < 0) {
+        msg->uid = 0;                           /* nothing changed */
+        goto out;
+    }
+    if (t.has[1]) store_quota_settle_mailbox(st, t.root[1].s, dst_name, dst, 0);
+    /* the new message is committed (fsynced); now the old one goes, \Deleted never shown.
+     * Killed in between: both stay, the old one unchanged (never neither) */
+    r = mailbox_expunge_replaced(src, &uid, 1, expunged_r, NULL);
+    if (t.has[0]) store_quota_settle_mailbox(st, t.root[0].s, src_name, src, 0);
+out:
+    roots_release(&t);
+    return r;
 }

@@ -44,6 +44,21 @@ int store_move(struct store *st, struct mailbox *src, const char *src_name, cons
                size_t n, struct mailbox *dst, const char *dst_name, uint32_t keep_flags,
                int keep_keywords, uint32_t *dst_uids_r, unsigned opts, uint32_t *expunged_r);
 
+/* store_replace: RFC 8508 REPLACE: append msg (one message; msg->uid is set once it is
+ * committed, else 0) to dst (listed as
+ * dst_name), then expunge message uid of src (listed as src_name; may be the same mailbox as
+ * dst, through another handle), whether \Deleted or not, as store_move does its two halves:
+ * both roots locked in name order; within one root the quota check counts only the net
+ * change (the old message's bytes and count are credited). Two commits, append first: a crash
+ * between them leaves both messages (the old one unchanged), never neither, and the client
+ * got no OK. *expunged_r (may be NULL): 1 when the old message went (0: another session
+ * expunged it meanwhile). 0; CF_E_NOTFOUND (uid is not, or no longer, in src: nothing
+ * appended); CF_E_QUOTA, CF_E_IO or mailbox_append's errors (nothing appended); or the
+ * expunge's error after the append committed (the new message stays). */
+int store_replace(struct store *st, struct mailbox *src, const char *src_name, uint32_t uid,
+                  struct mailbox *dst, const char *dst_name, struct mailbox_msg *msg,
+                  uint32_t *expunged_r);
+
 /* store_set_flags: mailbox_store (mailbox.h): change flags of the given uids in one commit with
  * one new modseq. Flags hold no quota: no root lock is taken. *failed_r (caller frees, may be
  * NULL) and *nfailed_r: uids refused by UNCHANGEDSINCE. 0, CF_E_LIMIT, CF_E_CORRUPT, CF_E_IO. */

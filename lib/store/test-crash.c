@@ -370,6 +370,77 @@ static int test_unexpunge_crash(void)
     return bad;
 }
 
+/* RFC 8508 REPLACE at the mailbox level, as store_replace does it (store-mail.h): append the
+ * new message, then mailbox_expunge_replaced of the old one. A child is killed at its k-th
+ * commit point for every k until it finishes: after each kill the old message or the new one
+ * is live (never neither), the old one never shows \Deleted, a check finds nothing but the
+ * old message's file when the kill fell inside its expunge (as for any expunge), and a
+ * finished replace has only the new one. */
+static int test_replace_crash(void)
+{
+    int bad = 0, k;
+    for (k = 1; k < 200; k++) {
+        char uid[UNIQUEID_LEN + 1];
+        partition_new_uniqueid(uid);
+        if (mailbox_create(part, "user.repl", uid, "", 0) < 0) return 1;
+        struct mailbox *mb;
+        if (mailbox_open(part, uid, NULL, &mb) < 0) return 1;
+        uint32_t old;
+        if (append_seq(mb, 0, &old) < 0) return 1;
+        mailbox_close(&mb);
+        pid_t pid = fork();
+        if (pid == 0) {
+            struct mailbox *cm;
+            if (mailbox_open(part, uid, NULL, &cm) < 0) _exit(3);
+            kill_at = k;
+            mailbox_fault_hook = kill_hook;
+            uint32_t nu, count = 0;
+            if (append_seq(cm, 1, &nu) < 0) _exit(4);
+            if (mailbox_expunge_replaced(cm, &old, 1, &count, NULL) < 0 || count != 1) _exit(5);
+            _exit(7);                       /* finished before the k-th point */
+        }
+        int status;
+        waitpid(pid, &status, 0);
+        int finished = WIFEXITED(status) && WEXITSTATUS(status) == 7;
+        if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0 && !finished)) {
+            fprintf(stderr, "replace child at point %d: status %#x\n", k, status);
+            bad++;
+        }
+        if (mailbox_open(part, uid, NULL, &mb) < 0) return 1;
+        int live[2], offered[2];
+        unexpunge_state(mb, 2, live, offered);
+        struct index_record rec;
+        int f = mailbox_record(mb, old, &rec);
+        if (f == 1 && (rec.flags & FLAG_DELETED)) {
+            fprintf(stderr, "point %d: the replaced message shows \\Deleted\n", k);
+            bad++;
+        }
+        if (live[0] + live[1] < 1 || live[0] > 1 || live[1] > 1 ||
+            (finished && (live[0] || !live[1]))) {
+            fprintf(stderr, "point %d: old live %d, new live %d, finished %d\n", k, live[0],
+                    live[1], finished);
+            bad++;
+        }
+        mailbox_close(&mb);
+        struct recon_report rep;
+        recon_report_init(&rep);
+        reconstruct_mailbox(part, uid, "user.repl", NULL, RECON_DRY_RUN, &rep);
+        /* the one finding allowed is the file of the old message, left when the kill came
+         * after its expunge was written and before the unlink, as for any expunge */
+        for (size_t i = 0; i < rep.what.count; i++) {
+            if (!strcmp(rep.what.v[i], "expunged_file")) continue;
+            fprintf(stderr, "point %d: check: %s %s\n", k, rep.what.v[i], rep.detail.v[i]);
+            bad++;
+        }
+        recon_report_fini(&rep);
+        if (finished) break;
+    }
+    mailbox_fault_hook = NULL;
+    fprintf(stderr, "replace killed at %d points\n", k - 1);
+    UNIT_CHECK(k > 2);
+    return bad;
+}
+
 int main(int argc, char **argv)
 {
     log_init("test-crash", 1, LOG_LVL_ERR);
@@ -519,6 +590,7 @@ int main(int argc, char **argv)
     UNIT_EQ_INT(verify(1, &mb), 0);
     mailbox_close(&mb);
     UNIT_EQ_INT(test_unexpunge_crash(), 0);
+    UNIT_EQ_INT(test_replace_crash(), 0);
     if (!unit_failed) {
         char *cmd = xasprintf("rm -rf '%s'", tmpdir);
         if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");

@@ -162,6 +162,75 @@ static void test_mail_ops(struct store *st)
     mailbox_close(&dan);
 }
 
+/* store_replace (RFC 8508): append then expunge the old message, never shown \Deleted; the
+ * quota counts the net change within one root and the whole message under another; a refusal
+ * or a message already gone changes nothing */
+static void test_replace(struct store *st)
+{
+    static const char fill[1000] = { 'r' };
+    struct mailbox *in, *other;
+    UNIT_EQ_INT(store_ensure_inbox(st, "rita"), 1);
+    UNIT_EQ_INT(store_ensure_inbox(st, "sam"), 1);
+    UNIT_EQ_INT(quotadb_set_limits(st->quota, NULL, "user/rita", 1, 2), 0);   /* 1 KiB, 2 msgs */
+    UNIT_EQ_INT(quotadb_set_limits(st->quota, NULL, "user/sam", QUOTA_UNLIMITED, 0), 0);
+    UNIT_EQ_INT(store_open_mailbox(st, "user/rita", NULL, &in), 0);
+    UNIT_EQ_INT(store_open_mailbox(st, "user/sam", NULL, &other), 0);
+    struct mailbox_msg two[2] = { { fill, 100, -1, 0, FLAG_FLAGGED, NULL, 0 },
+                                  { fill, 200, -1, 0, 0, NULL, 0 } };
+    UNIT_EQ_INT(store_append(st, in, "user/rita", two, 2), 0);
+    usage_is(st, "user/rita", 300, 2);
+    struct mailbox_msg third = { fill, 150, -1, 0, 0, NULL, 0 };
+    UNIT_EQ_INT(store_append(st, in, "user/rita", &third, 1), CF_E_QUOTA);
+    /* at the message limit, a replace in the same root is net zero messages */
+    struct mailbox *in2;
+    UNIT_EQ_INT(store_open_mailbox(st, "user/rita", NULL, &in2), 0);
+    uint32_t gone = 0;
+    UNIT_EQ_INT(store_replace(st, in, "user/rita", two[0].uid, in2, "user/rita", &third, &gone), 0);
+    UNIT_EQ_INT(gone, 1);
+    UNIT_EQ_INT(third.uid, two[1].uid + 1);
+    usage_is(st, "user/rita", 350, 2);
+    struct index_record rec;
+    UNIT_EQ_INT(mailbox_record(in, two[0].uid, &rec), 1);
+    UNIT_CHECK(rec.flags & FLAG_EXPUNGED);
+    UNIT_CHECK(!(rec.flags & FLAG_DELETED));          /* never \Deleted, not even at the end */
+    UNIT_EQ_INT(mailbox_record(in, third.uid, &rec), 1);
+    UNIT_CHECK(!(rec.flags & (FLAG_FLAGGED | FLAG_EXPUNGED)));   /* nothing inherited */
+    /* the net change must still fit: 350 - 200 + 900 is over 1 KiB */
+    struct mailbox_msg huge = { fill, 900, -1, 0, 0, NULL, 0 };
+    UNIT_EQ_INT(store_replace(st, in, "user/rita", two[1].uid, in2, "user/rita", &huge, &gone),
+                CF_E_QUOTA);
+    UNIT_EQ_INT(huge.uid, 0);
+    UNIT_EQ_INT(mailbox_record(in, two[1].uid, &rec), 1);
+    UNIT_CHECK(!(rec.flags & FLAG_EXPUNGED));
+    /* another root is charged the whole message: sam takes none */
+    struct mailbox_msg small = { fill, 10, -1, 0, 0, NULL, 0 };
+    UNIT_EQ_INT(store_replace(st, in, "user/rita", two[1].uid, other, "user/sam", &small, &gone),
+                CF_E_QUOTA);
+    UNIT_EQ_INT(small.uid, 0);
+    usage_is(st, "user/rita", 350, 2);
+    usage_is(st, "user/sam", 0, 0);
+    /* a message already expunged (or never there): nothing appended */
+    UNIT_EQ_INT(store_replace(st, in, "user/rita", two[0].uid, in2, "user/rita", &small, &gone),
+                CF_E_NOTFOUND);
+    UNIT_EQ_INT(store_replace(st, in, "user/rita", 999, in2, "user/rita", &small, &gone),
+                CF_E_NOTFOUND);
+    usage_is(st, "user/rita", 350, 2);
+    /* the expunge half alone refuses "every message" */
+    UNIT_EQ_INT(mailbox_expunge_replaced(in, NULL, 0, NULL, NULL), CF_E_INTERNAL);
+    /* into another root with room: credited here, charged there */
+    UNIT_EQ_INT(quotadb_set_limits(st->quota, NULL, "user/sam", QUOTA_UNLIMITED, 5), 0);
+    UNIT_EQ_INT(store_replace(st, in, "user/rita", two[1].uid, other, "user/sam", &small, &gone),
+                0);
+    UNIT_EQ_INT(gone, 1);
+    usage_is(st, "user/rita", 150, 1);
+    usage_is(st, "user/sam", 10, 1);
+    nothing_to_fix(st, "user/rita");
+    nothing_to_fix(st, "user/sam");
+    mailbox_close(&in2);
+    mailbox_close(&in);
+    mailbox_close(&other);
+}
+
 /* M8: every removal path of the store credits the quota root exactly once */
 static void test_quota_accounting(struct store *st)
 {
@@ -458,6 +527,7 @@ int main(void)
 
     test_quota_accounting(st);
     test_mail_ops(st);
+    test_replace(st);
     test_delayed_delete(st);
 
     mboxlist_entry_fini(&e);

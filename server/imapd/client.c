@@ -111,6 +111,10 @@ void client_capabilities(const struct client *c, struct buf *out)
     buf_appends(out, " CATENATE URLAUTH URLAUTH=BINARY");     /* cmd-append.c, cmd-urlauth.c */
     buf_appends(out, " LIST-EXTENDED STATUS=SIZE");          /* cmd-mailbox.c (RFC 5258, 8438) */
     buf_appends(out, " SAVEDATE PREVIEW OBJECTID");   /* cmd-fetch.c, search-*.c, cmd-mailbox.c */
+    /* RFC 7889: one limit for every mailbox, max_literal (cmd-mailbox.c STATUS, main.c
+     * NO [TOOBIG]); RFC 8508 (cmd-append.c); RFC 8437 (cmd-auth.c) */
+    buf_printf(out, " APPENDLIMIT=%lld REPLACE UNAUTHENTICATE",
+               config_int(c->ws->cfg, CFG_MAX_LITERAL));
     /* cmd-compress.c (RFC 4978): in every state (the command needs a login), until it is on */
     if (!stream_is_compressed(c->stream))
         buf_appends(out, " COMPRESS=DEFLATE");

@@ -1,6 +1,6 @@
 /* cmd-append.c: APPEND (RFC 3501 section 6.3.11) with MULTIAPPEND (RFC 3502), CATENATE
  * (RFC 4469), APPENDUID (RFC 4315 UIDPLUS) and quota checks (RFC 9208 OVERQUOTA response
- * code, RFC 5530). */
+ * code, RFC 5530); REPLACE and UID REPLACE (RFC 8508). */
 #include "imapd.h"
 #include "acl-check.h"
 #include "core/buf.h"
@@ -315,4 +315,170 @@ done:
     mboxlist_entry_fini(&e);
     buf_fini(&name);
     buf_fini(&uids);
+}
+
+/* ---- REPLACE (RFC 8508) ---- */
+
+/* replace_target: the message REPLACE names (args[0], one seq-number: a number or "*", RFC
+ * 8508 section 5) as its uid in the view into *uid_r. 0; -1 after answering: BAD for a bad or
+ * out-of-range message number (RFC 3501 section 6.4.5), NO [NONEXISTENT] for a UID not in the
+ * view, NO [EXPUNGEISSUED] for a message another session expunged (RFC 5530). */
+static int replace_target(struct client *c, const struct imap_command *cmd, int uid_cmd,
+                          uint32_t *uid_r)
+{
+    struct selected *sel = c->sel;
+    struct imap_seqset set = IMAP_SEQSET_INIT;
+    const char *err = NULL;
+    const char *text = imap_arg_atom(&cmd->args[0]);
+    int ret = -1;
+    /* one seq-number: no set, no range, not "$" */
+    if (!text || cmd->args[0].type == IMAP_ARG_NIL || strpbrk(text, ",:$")) {
+        client_tagged(c, cmd->tag, "BAD %s needs one message %s", cmd->name,
+                      uid_cmd ? "UID" : "sequence number");
+        goto out;
+    }
+    if (selected_msgset(sel, text, uid_cmd, &set, &err) < 0) {
+        client_tagged(c, cmd->tag, "BAD %s", err);
+        goto out;
+    }
+    if (imap_seqset_size(&set) != 1) {
+        /* a UID not in the view (section 3.2: "can't remove specified message") */
+        client_tagged(c, cmd->tag, "NO [NONEXISTENT] No message with that UID");
+        goto out;
+    }
+    uint32_t uid = selected_uid(sel, (uint32_t)set.r[0].lo);
+    struct index_record rec;
+    int r = mailbox_record(sel->mb, uid, &rec);
+    if (r < 0) {
+        imapd_reply_error(c, cmd->tag, r);
+        goto out;
+    }
+    if (r == 0 || (rec.flags & FLAG_EXPUNGED)) {
+        client_tagged(c, cmd->tag, "NO [EXPUNGEISSUED] The message has been expunged");
+        goto out;
+    }
+    *uid_r = uid;
+    ret = 0;
+out:
+    imap_seqset_fini(&set);
+    return ret;
+}
+
+/* RFC 8508 section 3: REPLACE seq-number mailbox append-message, UID REPLACE uid ..., in
+ * selected state only (section 3.5). The message is appended to the named mailbox (any
+ * mailbox the user may insert into, section 3.4), then the old one leaves the selected
+ * mailbox: store_replace, two commits in that order, so a crash can leave both but never
+ * neither. Rights (section 4.1): 'i' on the target as APPEND; 't' and 'e' on the selected
+ * mailbox as UID STORE \Deleted and UID EXPUNGE. Responses (sections 3.2 and 4.3): APPENDUID
+ * in an untagged OK first, then EXISTS/EXPUNGE (VANISHED under QRESYNC, section 4.5) from the
+ * dispatcher's sync, then the tagged OK; on any error nothing has changed (no EXPUNGE is
+ * sent). One message only (section 4.7); CATENATE as in APPEND (section 4.2). */
+void cmd_replace(struct client *c, const struct imap_command *cmd)
+{
+    struct selected *sel = c->sel;
+    int uid_cmd = command_is_uid(cmd);
+    struct buf name = BUF_INIT;
+    struct mboxlist_entry e;
+    mboxlist_entry_init(&e);
+    struct mailbox *dst = NULL;
+    struct one_msg *m = NULL;
+    size_t n = 0;
+    char rights[ACL_RIGHTS_SIZE] = "";
+    uint32_t old_uid = 0;
+
+    const char *mbox = cmd->nargs >= 3 ? imap_arg_astring(&cmd->args[1]) : NULL;
+    if (!mbox) {
+        client_tagged(c, cmd->tag, "BAD %s needs a message, a mailbox name and a message literal",
+                      cmd->name);
+        goto done;
+    }
+    if (replace_target(c, cmd, uid_cmd, &old_uid) < 0) goto done;
+    if (sel->readonly) {
+        client_tagged(c, cmd->tag, "NO [READ-ONLY] The mailbox is read-only");
+        goto done;
+    }
+    if (!strchr(sel->rights, 't') || !strchr(sel->rights, 'e')) {
+        client_tagged(c, cmd->tag, "NO [NOPERM] Permission denied");
+        goto done;
+    }
+    if (!c->store) {
+        client_tagged(c, cmd->tag, "NO [UNAVAILABLE] The mail store is not available");
+        goto done;
+    }
+    if (strlen(mbox) != cmd->args[1].len) {
+        client_tagged(c, cmd->tag, "NO [CANNOT] Invalid mailbox name");
+        goto done;
+    }
+    /* the target as APPEND finds it (section 3.4: TRYCREATE and the other codes as APPEND) */
+    int r = mboxname_from_imap(c->user, mbox, &name);
+    if (r == CF_E_PARSE) {
+        client_tagged(c, cmd->tag, "NO [CANNOT] Invalid mailbox name");
+        goto done;
+    }
+    r = r == 0 ? acl_lookup(c, buf_cstr(&name), &e, 'i', rights) : 0;
+    if (r == 0) {
+        client_tagged(c, cmd->tag, "NO [TRYCREATE] No such mailbox");
+        goto done;
+    }
+    if (r < 0) {
+        imapd_reply_error(c, cmd->tag, r);
+        goto done;
+    }
+    /* append-message as APPEND parses it: the arguments from the mailbox name on */
+    struct imap_command sub = *cmd;
+    sub.args = cmd->args + 1;
+    sub.nargs = cmd->nargs - 1;
+    if (parse_messages(c, &sub, rights, &m, &n) < 0) goto done;
+    if (n != 1) {
+        client_tagged(c, cmd->tag, "BAD %s takes exactly one message", cmd->name);
+        goto done;
+    }
+    uint64_t max = (uint64_t)config_int(c->ws->cfg, CFG_MAX_LITERAL);
+    if (m[0].catenate && catenate_build(c, cmd, &m[0], max) < 0) goto done;
+    struct mailbox_msg msg;
+    memset(&msg, 0, sizeof msg);
+    msg.data = m[0].catenate ? m[0].cat.s : m[0].literal->s;
+    msg.len = m[0].catenate ? m[0].cat.len : m[0].literal->len;
+    msg.fd = -1;
+    msg.internaldate = m[0].date;
+    msg.flags = m[0].flags;
+    msg.keywords = m[0].keywords.count ? (const char *const *)m[0].keywords.v : NULL;
+
+    r = store_open_mailbox(c->store, buf_cstr(&name), NULL, &dst);
+    if (r == CF_E_NOTFOUND) {
+        client_tagged(c, cmd->tag, "NO [TRYCREATE] No such mailbox");
+        goto done;
+    }
+    uint32_t expunged = 0;
+    if (!r) r = store_replace(c->store, sel->mb, sel->name, old_uid, dst, buf_cstr(&name), &msg,
+                              &expunged);
+    if (r == CF_E_NOTFOUND) {
+        /* expunged by another session since replace_target: nothing was appended */
+        client_tagged(c, cmd->tag, "NO [EXPUNGEISSUED] The message has been expunged");
+        goto done;
+    }
+    if (r < 0 && !msg.uid) {
+        imapd_reply_error(c, cmd->tag, r);     /* OVERQUOTA, LIMIT, UNAVAILABLE, ...: no change */
+        goto done;
+    }
+    uint32_t uidvalidity = mailbox_header(dst)->uidvalidity;
+    log_info("replace", "mailbox=%s uid=%u old_mailbox=%s old_uid=%u size=%zu",
+             log_quote(buf_cstr(&name)), msg.uid, log_quote(sel->name), old_uid, msg.len);
+    /* section 4.3: APPENDUID untagged, before the EXPUNGE the sync writes */
+    client_untagged(c, "OK [APPENDUID %u %u] Replacement Message ready", uidvalidity, msg.uid);
+    if (r < 0) {
+        /* the new message is stored but the old one could not go: say so, never OK */
+        imapd_reply_error(c, cmd->tag, r);
+        goto done;
+    }
+    client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
+done:
+    mailbox_close(&dst);
+    for (size_t i = 0; i < n; i++) {
+        strarr_fini(&m[i].keywords);
+        buf_fini(&m[i].cat);
+    }
+    free(m);
+    mboxlist_entry_fini(&e);
+    buf_fini(&name);
 }

@@ -1,6 +1,9 @@
 /* cmd-auth.c: LOGIN and AUTHENTICATE (RFC 3501 sections 6.2.2 and 6.2.3, RFC 4959 SASL-IR),
- * through Cyrus SASL (lib/auth/sasl.h), and what happens at a successful login. */
+ * through Cyrus SASL (lib/auth/sasl.h), what happens at a successful login, and
+ * UNAUTHENTICATE (RFC 8437), which undoes it. */
 #include "imapd.h"
+#include "notify.h"
+#include "selected.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -258,4 +261,52 @@ void cmd_authenticate(struct client *c, const struct imap_command *cmd)
     }
 done:
     free(mech_up);
+}
+
+/* ---- UNAUTHENTICATE ---- */
+
+/* RFC 8437 section 3: back to not authenticated state, every per-user part of the session
+ * reset and the TLS layer kept. An imapd worker is bound to no user: it runs as the service
+ * account and keeps only the process-wide store handle (imapd_store), which holds no user
+ * state, so resetting the session (struct client) is the whole reset:
+ *  - the selected mailbox is closed without expunge responses (its SEARCHRES result and
+ *    CONTEXT=SEARCH contexts go with it: RFC 8437 section 4.1);
+ *  - NOTIFY SET is cancelled (section 4.1), ENABLEd extensions (CONDSTORE, QRESYNC) are off;
+ *  - the user, the authentication identity, the admin flag and the SASL exchange are dropped
+ *    (rights are computed from the ACL text and the user at each check: no cached group
+ *    memberships to reset);
+ *  - the parser gets the pre-login limits again (client_update_limits), the connection's slot
+ *    counts for no user and the login_timeout deadline runs again (worker_note_logout).
+ * Kept: TLS (section 3), the ID the client sent (only logged; section 3 leaves it to the
+ * implementation), and the count of failed logins, so that UNAUTHENTICATE cannot reset the
+ * brute-force limit of one connection. No SASL security layer is ever negotiated (sasl.c:
+ * max_ssf 0), so there is none to end. An active COMPRESS layer cannot be ended here
+ * (section 4.1 wants it ended after the OK), and NO is not permitted (section 3): the session
+ * says BYE instead, which section 3 allows. */
+void cmd_unauthenticate(struct client *c, const struct imap_command *cmd)
+{
+    if (cmd->nargs) {
+        client_tagged(c, cmd->tag, "BAD UNAUTHENTICATE takes no arguments");
+        return;
+    }
+    if (stream_is_compressed(c->stream)) {
+        log_info("unauthenticate", "result=bye reason=compress");
+        client_untagged(c, "BYE [UNAVAILABLE] UNAUTHENTICATE cannot end COMPRESS; "
+                           "please reconnect");
+        selected_deselect(c);
+        c->state = CLIENT_LOGOUT;
+        c->end_reason = "unauthenticate_compress";
+        return;
+    }
+    selected_deselect(c);
+    notify_free(&c->notify);
+    c->enabled = 0;
+    log_info("unauthenticate", "tls=%d", stream_is_tls(c->stream));
+    auth_session_end(c);
+    c->is_admin = 0;
+    c->sasl_ssf = 0;
+    c->state = CLIENT_NOT_AUTH;
+    log_set_user(NULL);
+    worker_note_logout(c->ws);
+    client_tagged(c, cmd->tag, "OK Completed, now in not authenticated state");
 }

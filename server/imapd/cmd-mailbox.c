@@ -574,6 +574,12 @@ static int status_append(struct client *c, const char *imapname, const char *nam
             item = "HIGHESTMODSEQ";
             v = condstore_status_highestmodseq(c, name, e->uniqueid, h.highestmodseq);
             break;
+        /* RFC 7889 section 3.1: the largest message APPEND takes here, max_literal for every
+         * mailbox (section 3.3: no ACL or quota in it); the capability says the same */
+        case IMAP_STATUS_APPENDLIMIT:
+            item = "APPENDLIMIT";
+            v = (uint64_t)config_int(c->ws->cfg, CFG_MAX_LITERAL);
+            break;
         }
         buf_printf(out, "%s%s %llu", i ? " " : "", item, (unsigned long long)v);
     }
@@ -592,7 +598,7 @@ void cmd_status(struct client *c, const struct imap_command *cmd)
     if (cmd->nargs != 2 || imap_status_items_parse(&cmd->args[1], order, &n)) {
         client_tagged(c, cmd->tag, "BAD STATUS needs a mailbox name and a list of "
                       "MESSAGES, RECENT, UIDNEXT, UIDVALIDITY, UNSEEN, DELETED, "
-                      "DELETED-STORAGE, SIZE, HIGHESTMODSEQ");
+                      "DELETED-STORAGE, SIZE, HIGHESTMODSEQ, APPENDLIMIT");
         goto done;
     }
     /* RFC 9051 section 6.3.11: rev2 has no RECENT status item (rev2.c) */

@@ -2,6 +2,7 @@
 #include "imapd.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/version.h"
 #include <string.h>
 
 /* RFC 2971 section 3.3: at most 30 field-value pairs, fields at most 30 octets, values at
@@ -11,7 +12,7 @@
 #define ID_MAX_VALUE 1024
 
 /* RFC 2971 section 3.1: ID ( "field" "value" ... ) or ID NIL, in any state. The client's
- * fields are logged (one line); the answer names the server. */
+ * fields are logged (one line); the answer names the server and its version. */
 void cmd_id(struct client *c, const struct imap_command *cmd)
 {
     if (cmd->nargs != 1 ||
@@ -48,7 +49,10 @@ void cmd_id(struct client *c, const struct imap_command *cmd)
         }
     }
     log_info("client_id", "%s", logline.len ? buf_cstr(&logline) : "id=NIL");
-    client_untagged(c, "ID (\"name\" \"Coffer\" \"version\" \"0.1\")");
+    /* RFC 2971 section 3.3: name and version only (COFFER_VERSION, from project() in
+     * CMakeLists.txt); nothing of the host, the OS, the build or the configuration, which
+     * section 7 warns would help an attacker */
+    client_untagged(c, "ID (\"name\" \"Coffer\" \"version\" \"%s\")", COFFER_VERSION);
     client_tagged(c, cmd->tag, "OK ID completed");
 done:
     buf_fini(&logline);

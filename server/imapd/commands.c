@@ -25,6 +25,8 @@ static const struct command commands[] = {
     { "STARTTLS", cmd_starttls, CMD_NOT_AUTH_ONLY },
     { "AUTHENTICATE", cmd_authenticate, CMD_NOT_AUTH_ONLY },
     { "LOGIN", cmd_login, CMD_NOT_AUTH_ONLY },
+    /* RFC 8437 (cmd-auth.c): back to not authenticated state; no updates before its OK */
+    { "UNAUTHENTICATE", cmd_unauthenticate, CMD_NEEDS_AUTH | CMD_NO_SYNC | CMD_LEAVES_MAILBOX },
     /* RFC 3501 section 6.3: authenticated state (selected state too) */
     { "CREATE", cmd_create, CMD_NEEDS_AUTH },
     { "DELETE", cmd_delete, CMD_NEEDS_AUTH },
@@ -62,6 +64,7 @@ static const struct command commands[] = {
     { "COPY", cmd_copy, CMD_NEEDS_SELECTED | CMD_UID },
     { "SEARCH", cmd_search, CMD_NEEDS_SELECTED | CMD_UID | CMD_USES_SEQS },
     { "MOVE", cmd_move, CMD_NEEDS_SELECTED | CMD_UID },        /* RFC 6851 */
+    { "REPLACE", cmd_replace, CMD_NEEDS_SELECTED | CMD_UID },  /* RFC 8508 (cmd-append.c) */
     { "CANCELUPDATE", cmd_cancelupdate, CMD_NEEDS_SELECTED },  /* RFC 5267 */
     /* RFC 5256, RFC 5957, RFC 5267 section 3 (cmd-sort.c) */
     { "SORT", cmd_sort, CMD_NEEDS_SELECTED | CMD_UID | CMD_USES_SEQS },

@@ -227,6 +227,7 @@ void cmd_sort(struct client *c, const struct imap_command *cmd);         /* cmd-
 void cmd_thread(struct client *c, const struct imap_command *cmd);
 void cmd_login(struct client *c, const struct imap_command *cmd);        /* cmd-auth.c */
 void cmd_authenticate(struct client *c, const struct imap_command *cmd);
+void cmd_unauthenticate(struct client *c, const struct imap_command *cmd); /* RFC 8437 */
 void cmd_create(struct client *c, const struct imap_command *cmd);       /* cmd-mailbox.c */
 void cmd_delete(struct client *c, const struct imap_command *cmd);
 void cmd_rename(struct client *c, const struct imap_command *cmd);
@@ -237,6 +238,7 @@ void cmd_lsub(struct client *c, const struct imap_command *cmd);
 void cmd_status(struct client *c, const struct imap_command *cmd);
 void cmd_namespace(struct client *c, const struct imap_command *cmd);
 void cmd_append(struct client *c, const struct imap_command *cmd);       /* cmd-append.c */
+void cmd_replace(struct client *c, const struct imap_command *cmd);      /* RFC 8508 */
 void cmd_setacl(struct client *c, const struct imap_command *cmd);       /* cmd-acl.c */
 void cmd_deleteacl(struct client *c, const struct imap_command *cmd);
 void cmd_getacl(struct client *c, const struct imap_command *cmd);

@@ -56,10 +56,19 @@ static void reply_parse_error(struct client *c, const struct imap_command *cmd)
     const char *code = imap_parser_error_code(c->parser);
     const char *text = imap_parser_error(c->parser);
     /* RFC 9051 section 7.1 (TOOBIG): a message over the limit fails the APPEND with a NO in
-     * an IMAP4rev2 session (rev2.c); IMAP4rev1 sessions keep the BAD they always got */
-    const char *verdict = rev2_on(c) && code && !strcmp(code, "TOOBIG") && cmd->name &&
-                                  !strcmp(cmd->name, "APPEND") ? "NO" : "BAD";
-    client_tagged(c, cmd->tag ? cmd->tag : "*", "%s %s%s%s%s", verdict, code ? "[" : "",
+     * an IMAP4rev2 session (rev2.c); IMAP4rev1 sessions keep the BAD they always got, except
+     * for the case below.
+     * APPENDLIMIT (RFC 7889 section 4): a message over the limit in a synchronizing literal
+     * is refused before the "+" with NO [TOOBIG]; the command itself was fine. An oversized
+     * {N+} stays BAD (RFC 7888 section 5 names BAD [TOOBIG]: the client sent it anyway). */
+    const char *kind = cmd->tag && imap_parser_refused_literal(c->parser) && cmd->name &&
+                               (!strcmp(cmd->name, "APPEND") || !strcmp(cmd->name, "REPLACE") ||
+                                !strcmp(cmd->name, "UID"))
+                           ? "NO"
+                           : "BAD";
+    if (rev2_on(c) && code && !strcmp(code, "TOOBIG") && cmd->name && !strcmp(cmd->name, "APPEND"))
+        kind = "NO";
+    client_tagged(c, cmd->tag ? cmd->tag : "*", "%s %s%s%s%s", kind, code ? "[" : "",
                   code ? code : "", code ? "] " : "", text);
     client_reply_flush(c);
 }

@@ -615,6 +615,7 @@ void notify_after_command(struct client *c, const struct imap_command *cmd)
     static const char *const changers[] = {
         "APPEND", "COPY", "MOVE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE",
         "SETACL", "DELETEACL", "EXPUNGE", "STORE", "CLOSE",
+        "REPLACE",      /* RFC 8508 (cmd-append.c) */
     };
     if (!c->notify || !cmd->name) return;
     const char *name = cmd->name;
