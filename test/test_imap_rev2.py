@@ -319,10 +319,13 @@ class Rev2(ImapUsersTestCase):
         c.cmd("T1 APPEND INBOX {200000}")
         self.assertRegex(c.readline(), rb"^T1 NO \[TOOBIG\]")
         self.ok(c, "NOOP")
-        # a rev1 session: the BAD it always got
+        # a rev1 session: a synchronizing literal over the limit is refused before the "+"
+        # with NO [TOOBIG] too (APPENDLIMIT, RFC 7889 section 4); an oversized
+        # non-synchronizing one stays BAD [TOOBIG] (RFC 7888 section 5)
         d = self.conn("fred")
         d.cmd("T2 APPEND INBOX {200000}")
-        self.assertRegex(d.readline(), rb"^T2 BAD \[TOOBIG\]")
+        self.assertRegex(d.readline(), rb"^T2 NO \[TOOBIG\]")
+        self.ok(d, "NOOP")
 
     def test_notify_oldname_utf8(self):
         c = self.rev2()
