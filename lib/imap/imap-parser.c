@@ -611,7 +611,8 @@ static int parse_arg(struct imap_parser *p, unsigned depth, struct imap_arg *arg
              * its CATENATE parts, RFC 4469); the command checks the position (the string
              * accessors of imap-arg.h refuse literal8). Refused before the go-ahead, so a
              * synchronizing literal8 is never sent. */
-            if (!p->name || strcmp(p->name, "APPEND"))
+            /* RFC 5464 section 5: SETMETADATA values may be literal8 too */
+            if (!p->name || (strcmp(p->name, "APPEND") && strcmp(p->name, "SETMETADATA")))
                 return fail(p, CF_E_PARSE, NULL, "literal8 is only allowed in APPEND");
             return parse_literal(p, arg, 1);
         }
