@@ -108,6 +108,7 @@ void client_capabilities(const struct client *c, struct buf *out)
     buf_appends(out, " ACL RIGHTS=kxte QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE QUOTASET");
     buf_appends(out, " CATENATE URLAUTH URLAUTH=BINARY");     /* cmd-append.c, cmd-urlauth.c */
     buf_appends(out, " LIST-EXTENDED STATUS=SIZE");          /* cmd-mailbox.c (RFC 5258, 8438) */
+    buf_appends(out, " METADATA METADATA-SERVER");           /* cmd-metadata.c (RFC 5464) */
     /* cmd-compress.c (RFC 4978): in every state (the command needs a login), until it is on */
     if (!stream_is_compressed(c->stream))
         buf_appends(out, " COMPRESS=DEFLATE");
