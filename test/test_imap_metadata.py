@@ -226,6 +226,11 @@ class Metadata(ImapUsersTestCase):
         self.ok(j, 'SETMETADATA %s (/shared/comment "joe shared")' % box)
         self.assertEqual(self.get(f, "share /shared/comment"),
                          b'* METADATA share (/shared/comment "joe shared")\r\n')
+        # lw: private entries yes, shared ones neither read nor written without r
+        self.ok(f, "SETACL share joe lw")
+        self.ok(j, 'SETMETADATA %s (/private/comment "joe private")' % box)
+        self.no(j, "GETMETADATA %s /shared/comment" % box, "NOPERM")
+        self.no(j, 'SETMETADATA %s (/shared/comment "x")' % box, "NOPERM")
         # w without l: still nothing
         self.ok(f, "SETACL share joe rw")
         self.no(j, 'SETMETADATA %s (/shared/comment "x")' % box, "NOPERM")

@@ -4,7 +4,7 @@
  *
  * Rights (RFC 5464 section 3.3, with RFC 4314): a mailbox's annotations, private or shared,
  * are read and written only by a user with the "l" right and one of "r", "s", "w", "i" or
- * "p"; reading /shared entries needs "r" besides, writing them "w". Without "l" (nor "r")
+ * "p"; reading /shared entries needs "r" besides, writing them "r" and "w". Without "l" (nor "r")
  * the mailbox is answered as not existing (RFC 4314 section 4). The server's entries: any
  * user reads the shared ones and keeps private ones of their own; only administrators
  * (`admins`) write the shared ones. Administrators have every right on every mailbox
@@ -78,7 +78,8 @@ static int target_open(struct client *c, const char *tag, const char *mailbox, s
     int any = strchr(rights, 'l') && strpbrk(rights, "rswip");
     t->read_private = t->write_private = any;
     t->read_shared = any && strchr(rights, 'r');
-    t->write_shared = any && strchr(rights, 'w');
+    /* writing a shared value needs reading it too (the "l r w"; Cyrus does the same) */
+    t->write_shared = any && strchr(rights, 'r') && strchr(rights, 'w');
     return 1;
 }
 
