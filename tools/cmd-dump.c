@@ -1,8 +1,9 @@
 /* cmd-dump.c: `coffer dump USER > FILE`: a user's whole account (mailboxes, messages byte for
  * byte with UIDs, flags, keywords and internal dates, ACLs, special-use flags, quota,
  * subscriptions, Sieve scripts, RFC 5464 annotations) as a POSIX ustar stream: manifest.json
- * first, then mailboxes/N/UID.eml and sieve/NAME.sieve. The format is documented in coffer-dump(8); the
- * stream is written by dump-tar.c and dump-json.c, and read back by cmd-restore.c. */
+ * first, then mailboxes/N/UID.eml and sieve/NAME.sieve. The format is documented in
+ * coffer-dump(8); the stream is written by dump-tar.c and dump-json.c, and read back by
+ * cmd-restore.c. */
 #include "tool.h"
 #include "cmd.h"
 #include "dump.h"
@@ -68,7 +69,8 @@ static int add_meta(const char *entry, const char *val, size_t len, void *rock)
 static int dump_metadata(struct store *st, const char *uniqueid, const char *user,
                          struct strarr *meta)
 {
-    int r = *uniqueid ? store_metadata_foreach(st, uniqueid, NULL, "/shared", -1, add_meta, meta) : 0;
+    int r = 0;
+    if (*uniqueid) r = store_metadata_foreach(st, uniqueid, NULL, "/shared", -1, add_meta, meta);
     if (r >= 0) r = store_metadata_foreach(st, uniqueid, user, "/private", -1, add_meta, meta);
     return r < 0 ? r : 0;
 }

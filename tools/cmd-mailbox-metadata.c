@@ -98,11 +98,13 @@ int cmd_mailbox_metadata(struct tool *t)
         table_init(&tab, (const char *const[]){ "entry", "bytes#", "value", NULL });
         if (args.count <= 2) {
             r = store_metadata_foreach(st, uid, NULL, "/shared", -1, add_row, &tab);
-            if (r >= 0 && user) r = store_metadata_foreach(st, uid, user, "/private", -1, add_row, &tab);
+            if (r >= 0 && user)
+                r = store_metadata_foreach(st, uid, user, "/private", -1, add_row, &tab);
         }
         for (size_t i = 2; i < args.count && r >= 0; i++) {
             r = store_metadata_foreach(st, uid, user, args.v[i], -1, add_row, &tab);
-            if (r == CF_E_PARSE) tool_error(t, "not an entry under /shared or /private: %s", args.v[i]);
+            if (r == CF_E_PARSE)
+                tool_error(t, "not an entry under /shared or /private: %s", args.v[i]);
         }
         if (r >= 0) table_print(&tab, t->json);
         else if (r != CF_E_PARSE) tool_error(t, "cannot read the annotations: %s", cf_strerror(r));
@@ -122,7 +124,8 @@ int cmd_mailbox_metadata(struct tool *t)
             tool_error(t, "not an entry below /shared or /private%s: %s",
                        user ? "" : " (private entries need --user)", entry);
         } else if (r == CF_E_LIMIT) {
-            if (maxsize > 0) tool_error(t, "the value is over metadata_max_entry_size (%lld)", maxsize);
+            if (maxsize > 0)
+                tool_error(t, "the value is over metadata_max_entry_size (%lld)", maxsize);
             else tool_error(t, "too many annotations (metadata_max_entries, metadata_max_size or "
                                "metadata_max_entries_per_user)");
         } else if (r < 0) {
@@ -137,7 +140,8 @@ int cmd_mailbox_metadata(struct tool *t)
             fputs(buf_cstr(&b), stdout);
             buf_fini(&b);
         } else {
-            printf("%s %s on %s\n", set ? "set" : "deleted", entry, *mailbox ? mailbox : "the server");
+            printf("%s %s on %s\n", set ? "set" : "deleted", entry,
+                   *mailbox ? mailbox : "the server");
         }
     }
 out:

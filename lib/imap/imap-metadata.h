@@ -15,9 +15,10 @@
 
 /* imap_metadata_entry_valid: 1 when s[0,len) is an entry name a client may use (RFC 5464
  * section 3.2 and the "entry" rule of section 5): "/shared" or "/private", optionally followed
- * by "/"-separated non-empty parts of printable ASCII other than '*' and '%' or UTF-8, with no
- * trailing "/", at most IMAP_METADATA_ENTRY_MAX bytes. With for_set the bare scope is refused
- * (only entries below it hold values). 0 otherwise. Scope names ignore ASCII case. */
+ * by "/"-separated non-empty parts of printable ASCII other than space, '*' and '%' or UTF-8
+ * (RFC 5464 forbids wildcards and controls; spaces are refused too, as no client uses them),
+ * with no trailing "/", at most IMAP_METADATA_ENTRY_MAX bytes. With for_set the bare scope is
+ * refused (only entries below it hold values). 0 otherwise. Scope names ignore ASCII case. */
 int imap_metadata_entry_valid(const char *s, size_t len, int for_set);
 
 /* GETMETADATA [options] mailbox entries (section 4.2). */
