@@ -325,8 +325,32 @@ class Metadata(ImapUsersTestCase):
         self.assertEqual(self.get(c, "INBOX /private/specialuse"),
                          b"* METADATA INBOX (/private/specialuse NIL)\r\n")
         self.assertIn(b"/private/specialuse", self.get(c, "(DEPTH 1) Sent /private"))
-        self.no(c, 'SETMETADATA Sent (/private/specialuse "\\\\Trash")', "CANNOT")
-        self.assertIn(b"\\\\Sent", self.get(c, "Sent /private/specialuse"))
+        # RFC 6154 section 4: setting it changes the mailbox's attributes, as LIST shows them
+        self.ok(c, "CREATE Bin")
+        self.ok(c, 'SETMETADATA Bin (/private/specialuse "\\\\trash")')
+        self.assertEqual(self.get(c, "Bin /private/specialuse"),
+                         b'* METADATA Bin (/private/specialuse "\\\\Trash")\r\n')
+        self.assertIn(b"\\Trash", b"".join(self.ok(c, 'LIST "" Bin')))
+        self.no(c, 'SETMETADATA Bin (/private/specialuse "\\\\Bogus")', "USEATTR")
+        # all or nothing with the other entries of the command
+        self.ok(c, 'SETMETADATA Bin (/shared/a "1" /shared/b "2" /shared/c "3" /shared/d "4" '
+                   '/shared/e "5" /shared/f "6")')
+        self.no(c, 'SETMETADATA Bin (/private/specialuse NIL /shared/g "7")', "METADATA TOOMANY")
+        self.assertIn(b"\\\\Trash", self.get(c, "Bin /private/specialuse"))
+        self.ok(c, "SETMETADATA Bin (/private/specialuse NIL)")
+        self.assertEqual(self.get(c, "Bin /private/specialuse"),
+                         b"* METADATA Bin (/private/specialuse NIL)\r\n")
+        self.assertNotIn(b"\\Trash", b"".join(self.ok(c, 'LIST "" Bin')))
+        # only the owner (and administrators): not another user with every other right
+        self.ok(c, "SETACL Bin joe lrswipkxte")
+        j = self.conn("joe")
+        self.no(j, 'SETMETADATA "Other Users/su/Bin" (/private/specialuse "\\\\Junk")', "NOPERM")
+        b = self.conn("boss")
+        self.ok(b, 'SETMETADATA "Other Users/su/Bin" (/private/specialuse "\\\\Junk")')
+        self.assertIn(b"\\\\Junk", self.get(c, "Bin /private/specialuse"))
+        # on the server it is an entry like any other
+        self.ok(c, 'SETMETADATA "" (/private/specialuse "anything")')
+        self.ok(c, 'SETMETADATA "" (/private/specialuse NIL)')
 
     # ---- the administration tool and dump/restore
 

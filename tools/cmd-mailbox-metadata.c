@@ -119,7 +119,7 @@ int cmd_mailbox_metadata(struct tool *t)
             it.len = value.len;
         }
         long long maxsize = 0;
-        if (!r) r = store_metadata_set(st, uid, user, &it, 1, &maxsize);
+        if (!r) r = store_metadata_set(st, mailbox, user, &it, 1, &maxsize);
         if (r == CF_E_PARSE) {
             tool_error(t, "not an entry below /shared or /private%s: %s",
                        user ? "" : " (private entries need --user)", entry);

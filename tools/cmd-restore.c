@@ -507,11 +507,12 @@ static void restore_sieve_active(struct restore *rs)
     free(act_path);
 }
 
-/* restore_metadata: the annotations of one mailbox (uniqueid; "" the server) from the
+/* restore_metadata: the annotations of one mailbox (internal name; "" the server) from the
  * manifest's [[ENTRY, BASE64], ...] list: shared ones (not on the server) and private ones,
- * which become the new user's. Entries a client could not set are skipped with a warning;
- * the limits apply as to SETMETADATA. 0 or an error (reported). */
-static int restore_metadata(struct restore *rs, const char *what, const char *uniqueid,
+ * which become the new user's (never /private/specialuse: the special_use field has that).
+ * Entries a client could not set are skipped with a warning; the limits apply as to
+ * SETMETADATA. 0 or an error (reported). */
+static int restore_metadata(struct restore *rs, const char *what, const char *mailbox,
                             const struct jval *list)
 {
     int r = 0;
@@ -522,7 +523,8 @@ static int restore_metadata(struct restore *rs, const char *what, const char *un
         const char *b64 = entry && p->v[1].t == J_STR ? p->v[1].str : NULL;
         buf_reset(&val);
         if (!b64 || !imap_metadata_entry_valid(entry, strlen(entry), 1) ||
-            (!*uniqueid && !strncasecmp(entry, "/shared", 7)) ||
+            (!*mailbox && !strncasecmp(entry, "/shared", 7)) ||
+            !strcasecmp(entry, STORE_METADATA_SPECIALUSE) ||
             base64_decode(b64, strlen(b64), &val) < 0) {
             fprintf(stderr, "coffer restore: %s: annotation %zu is not one coffer dump writes: "
                     "skipped\n", what, i);
@@ -530,7 +532,7 @@ static int restore_metadata(struct restore *rs, const char *what, const char *un
         }
         long long maxsize = 0;
         struct store_metadata_item it = { entry, val.s ? val.s : "", val.len };
-        int sr = store_metadata_set(rs->st, uniqueid, rs->newuser, &it, 1, &maxsize);
+        int sr = store_metadata_set(rs->st, mailbox, rs->newuser, &it, 1, &maxsize);
         if (sr < 0) {
             tool_error(rs->t, "%s: cannot restore the annotation %s: %s", what, entry,
                        sr == CF_E_LIMIT ? "over a metadata_max_* limit" : cf_strerror(sr));
@@ -545,7 +547,7 @@ static int restore_metadata(struct restore *rs, const char *what, const char *un
 static void restore_settings(struct restore *rs)
 {
     for (size_t i = 0; i < rs->nbox; i++)
-        if (restore_metadata(rs, rs->boxes[i].name, rs->boxes[i].uniqueid,
+        if (restore_metadata(rs, rs->boxes[i].name, rs->boxes[i].name,
                              jget(rs->boxes[i].j, "metadata")) < 0)
             rs->rc = EXIT_FAIL;
     if (restore_metadata(rs, "the server", STORE_METADATA_SERVER,

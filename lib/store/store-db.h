@@ -197,15 +197,23 @@ struct store_metadata_item {
     size_t len;
 };
 
-/* store_metadata_set: apply items to uniqueid's entries (private ones as user's; user may be
- * NULL when there are none) in one transaction, all or none. Refused with CF_E_LIMIT when a
+/* The entry that stands for a mailbox's RFC 6154 special-use flags (RFC 6154 section 4): not
+ * kept in metadata.db; setting it replaces the flags of the mailbox list entry. */
+#define STORE_METADATA_SPECIALUSE "/private/specialuse"
+
+/* store_metadata_set: apply items to the entries of mailbox (internal name, looked up in the
+ * change's own transaction: CF_E_NOTFOUND when it does not exist; STORE_METADATA_SERVER for
+ * the server), private ones as user's (user may be NULL when there are none), in one
+ * transaction, all or none. An item STORE_METADATA_SPECIALUSE of a mailbox replaces its
+ * special-use flags in the same transaction (value: RFC 6154 words separated by spaces, as the
+ * caller checked them; NULL or "" for none). Refused with CF_E_LIMIT when a
  * value is over metadata_max_entry_size (*maxsize_r set to it: RFC 5464 section 4.3, MAXSIZE),
  * or when the change would raise a scope's entry count or value bytes past
  * metadata_max_entries or metadata_max_size, or user's private entries past
  * metadata_max_entries_per_user (*maxsize_r 0: TOOMANY). Removing or shrinking is never
  * refused. 0, CF_E_LIMIT, CF_E_PARSE (an entry outside /shared and /private, or a private one
  * without user), or an error. Blocks on the database (a durable commit). */
-int store_metadata_set(struct store *st, const char *uniqueid, const char *user,
+int store_metadata_set(struct store *st, const char *mailbox, const char *user,
                        const struct store_metadata_item *items, size_t n, long long *maxsize_r);
 
 /* store_metadata_get: 1 and the value in val (reset first) when uniqueid has the entry (a

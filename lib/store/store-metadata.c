@@ -4,6 +4,8 @@
 #include "store/store-int.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -25,11 +27,36 @@ static int split_entry(const char *entry, int *private_r, const char **path_r)
 
 struct set_rock {
     struct store *st;
-    const char *uniqueid, *user;
+    const char *mailbox, *user;
     const struct store_metadata_item *items;
     size_t n;
     int touches[2];     /* a change in the shared [0] / private [1] scope */
+    const struct store_metadata_item *specialuse;   /* the last STORE_METADATA_SPECIALUSE */
+    struct mboxlist_entry e;   /* the mailbox's list entry, read in the transaction */
+    const char *uniqueid;      /* e's, or STORE_METADATA_SERVER */
 };
+
+/* is_specialuse: 1 for the entry that stands for the mailbox's special-use flags */
+static int is_specialuse(const struct set_rock *s, const char *entry)
+{
+    return *s->mailbox && !strcasecmp(entry, STORE_METADATA_SPECIALUSE);
+}
+
+/* set_specialuse: the mailbox's special-use flags replaced by the item's value, in txn */
+static int set_specialuse(struct set_rock *s, struct kv_txn *txn)
+{
+    const struct store_metadata_item *it = s->specialuse;
+    struct buf v = BUF_INIT;
+    if (it->value) buf_append(&v, it->value, it->len);
+    if (memchr(buf_cstr(&v), '\0', v.len)) {
+        buf_fini(&v);
+        return CF_E_PARSE;
+    }
+    free(s->e.flags);
+    s->e.flags = buf_release(&v);
+    if (!s->e.flags) s->e.flags = xstrdup("");
+    return mboxlist_update(s->st->mboxlist, txn, s->mailbox, &s->e);
+}
 
 /* over: 1 when a limit (0: none) is passed by after and after grew past before */
 static int over(long long limit, long long before, long long after)
@@ -45,12 +72,23 @@ static int set_fn(struct kv_txn *txn, void *rock)
     long long count[2][2] = { { 0, 0 }, { 0, 0 } }, bytes[2][2] = { { 0, 0 }, { 0, 0 } };
     long long ucount[2] = { 0, 0 };
     int r = 0;
+    /* the mailbox as it is now: a change never lands on one deleted meanwhile */
+    s->uniqueid = STORE_METADATA_SERVER;
+    if (*s->mailbox) {
+        r = mboxlist_lookup(s->st->mboxlist, txn, s->mailbox, &s->e);
+        if (r == 0) return CF_E_NOTFOUND;
+        if (r < 0) return r;
+        s->uniqueid = s->e.uniqueid;
+        r = 0;
+    }
+    if (s->specialuse && (r = set_specialuse(s, txn)) < 0) return r;
     /* usage before [0] and after [1] the change, of each scope it touches */
     for (int when = 0; when < 2 && !r; when++) {
         if (when == 1) {
             for (size_t i = 0; i < s->n && !r; i++) {
                 int priv;
                 const char *path;
+                if (is_specialuse(s, s->items[i].entry)) continue;
                 r = split_entry(s->items[i].entry, &priv, &path);
                 if (!r && !*path) r = CF_E_PARSE;
                 if (!r)
@@ -78,16 +116,26 @@ static int set_fn(struct kv_txn *txn, void *rock)
     return 0;
 }
 
-int store_metadata_set(struct store *st, const char *uniqueid, const char *user,
+int store_metadata_set(struct store *st, const char *mailbox, const char *user,
                        const struct store_metadata_item *items, size_t n, long long *maxsize_r)
 {
-    struct set_rock s = { st, uniqueid ? uniqueid : STORE_METADATA_SERVER, user, items, n,
-                          { 0, 0 } };
+    struct set_rock s;
+    memset(&s, 0, sizeof s);
+    s.st = st;
+    s.mailbox = mailbox ? mailbox : STORE_METADATA_SERVER;
+    s.user = user;
+    s.items = items;
+    s.n = n;
+    mboxlist_entry_init(&s.e);
     long long max_value = config_int(st->cfg, CFG_METADATA_MAX_ENTRY_SIZE);
     *maxsize_r = 0;
     for (size_t i = 0; i < n; i++) {
         int priv;
         const char *path;
+        if (is_specialuse(&s, items[i].entry)) {
+            s.specialuse = &items[i];
+            continue;
+        }
         if (split_entry(items[i].entry, &priv, &path) || !*path || (priv && (!user || !*user)))
             return CF_E_PARSE;
         if (items[i].value && max_value > 0 && (long long)items[i].len > max_value) {
@@ -98,8 +146,9 @@ int store_metadata_set(struct store *st, const char *uniqueid, const char *user,
     }
     int r = kv_txn_run(st->env, 0, set_fn, &s);
     if (r == CF_E_LIMIT)
-        log_info("metadata_limit", "uniqueid=%s user=%s", log_quote(s.uniqueid),
+        log_info("metadata_limit", "mailbox=%s user=%s", log_quote(s.mailbox),
                  log_quote(user ? user : ""));
+    mboxlist_entry_fini(&s.e);
     return r < 0 ? r : 0;
 }
 

@@ -10,9 +10,11 @@
  * (`admins`) write the shared ones. Administrators have every right on every mailbox
  * (acl-check.h).
  *
- * /private/specialuse of a mailbox (RFC 6154 section 4) is not stored here: it reads the
- * mailbox's SPECIAL-USE attributes from the mailbox list (as LIST shows them) and cannot be
- * set through SETMETADATA (use CREATE ... USE, or `coffer mailbox create --special-use`).
+ * /private/specialuse of a mailbox (RFC 6154 section 4) is not kept with the annotations: it
+ * is the mailbox's SPECIAL-USE attributes in the mailbox list (as LIST shows them, to every
+ * user who sees the mailbox). Setting it changes them, in the same transaction as the other
+ * entries of the command; only the mailbox's owner and administrators may, as for CREATE ...
+ * USE, and only with the attributes of RFC 6154 section 2 (else NO [USEATTR]).
  *
  * No unsolicited METADATA responses are sent (section 4.4.2 makes them optional). */
 #include "imapd.h"
@@ -24,12 +26,13 @@
 #include "imap/imap-metadata.h"
 #include "net/stream.h"
 #include "store/mboxlist.h"
+#include "store/mboxname.h"
 #include "store/store.h"
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define SPECIALUSE_ENTRY "/private/specialuse"
+#define SPECIALUSE_ENTRY STORE_METADATA_SPECIALUSE
 
 /* The mailbox (or the server) a command names, and what the user may do there. */
 struct target {
@@ -38,6 +41,18 @@ struct target {
     struct mboxlist_entry e;         /* its list entry */
     int read_private, read_shared, write_private, write_shared;
 };
+
+/* The special-use attributes of RFC 6154 section 2, as LIST writes them. */
+static const char *const special_uses[] = { "\\All", "\\Archive", "\\Drafts", "\\Flagged",
+                                            "\\Junk", "\\Sent", "\\Trash" };
+
+/* special_use_canonical: the attribute s names (ASCII case ignored), or NULL */
+static const char *special_use_canonical(const char *s)
+{
+    for (size_t k = 0; k < sizeof special_uses / sizeof special_uses[0]; k++)
+        if (!strcasecmp(s, special_uses[k])) return special_uses[k];
+    return NULL;
+}
 
 static void target_fini(struct target *t)
 {
@@ -92,20 +107,51 @@ static int is_private(const char *entry)
  * any, else 0 */
 static int specialuse_value(const struct target *t, struct buf *out)
 {
-    static const char *const uses[] = { "\\All", "\\Archive", "\\Drafts", "\\Flagged",
-                                        "\\Junk", "\\Sent", "\\Trash" };
     buf_reset(out);
     if (t->server || !t->e.flags) return 0;
     struct strarr words = STRARR_INIT;
     strarr_split(&words, t->e.flags, " ", 0);
-    for (size_t i = 0; i < words.count; i++)
-        for (size_t k = 0; k < sizeof uses / sizeof uses[0]; k++)
-            if (!strcasecmp(words.v[i], uses[k])) {
-                if (out->len) buf_putc(out, ' ');
-                buf_appends(out, uses[k]);
-            }
+    for (size_t i = 0; i < words.count; i++) {
+        const char *canon = special_use_canonical(words.v[i]);
+        if (!canon) continue;
+        if (out->len) buf_putc(out, ' ');
+        buf_appends(out, canon);
+    }
     strarr_fini(&words);
     return out->len > 0;
+}
+
+/* specialuse_parse: a /private/specialuse value (attributes separated by spaces; NULL or ""
+ * for none) as the canonical words into out. 0, or -1 for a word that is no attribute. */
+static int specialuse_parse(const char *v, size_t len, struct buf *out)
+{
+    buf_reset(out);
+    if (!v) return 0;
+    if (memchr(v, '\0', len)) return -1;
+    struct strarr words = STRARR_INIT;
+    strarr_split(&words, v, " ", 0);
+    int r = 0;
+    for (size_t i = 0; i < words.count && !r; i++) {
+        if (!*words.v[i]) continue;
+        const char *canon = special_use_canonical(words.v[i]);
+        if (!canon) r = -1;
+        else if (!strstr(buf_cstr(out), canon)) {
+            if (out->len) buf_putc(out, ' ');
+            buf_appends(out, canon);
+        }
+    }
+    strarr_fini(&words);
+    return r;
+}
+
+/* may_set_specialuse: the mailbox's owner or an administrator (as CREATE ... USE) */
+static int may_set_specialuse(const struct client *c, const char *name)
+{
+    if (c->is_admin) return 1;
+    struct buf owner = BUF_INIT;
+    int own = mboxname_owner(name, &owner) == 1 && !strcmp(buf_cstr(&owner), c->user);
+    buf_fini(&owner);
+    return own;
 }
 
 /* What GETMETADATA collects for its one METADATA response. */
@@ -231,6 +277,7 @@ void cmd_setmetadata(struct client *c, const struct imap_command *cmd)
     struct imap_metadata_set req;
     struct target t;
     struct store_metadata_item *items = NULL;
+    struct buf uses = BUF_INIT;
     const char *why;
     int opened = 0;
     if (imap_metadata_parse_set(cmd->args, cmd->nargs, &req, &why)) {
@@ -247,17 +294,26 @@ void cmd_setmetadata(struct client *c, const struct imap_command *cmd)
             client_tagged(c, cmd->tag, "NO [NOPERM] Permission denied");
             goto done;
         }
-        if (!t.server && !strcasecmp(entry, SPECIALUSE_ENTRY)) {
-            client_tagged(c, cmd->tag, "NO [CANNOT] " SPECIALUSE_ENTRY " shows the mailbox's"
-                          " SPECIAL-USE attributes and cannot be set");
-            goto done;
-        }
         items[i].entry = entry;
         items[i].value = req.items[i].value;
         items[i].len = req.items[i].len;
+        if (!t.server && !strcasecmp(entry, SPECIALUSE_ENTRY)) {
+            /* RFC 6154 section 4: the mailbox's attributes (the last one given counts) */
+            if (!may_set_specialuse(c, buf_cstr(&t.name))) {
+                client_tagged(c, cmd->tag, "NO [NOPERM] Only the owner sets special-use"
+                              " attributes");
+                goto done;
+            }
+            if (specialuse_parse(req.items[i].value, req.items[i].len, &uses) < 0) {
+                client_tagged(c, cmd->tag, "NO [USEATTR] Unsupported special-use attribute");
+                goto done;
+            }
+            items[i].value = buf_cstr(&uses);
+            items[i].len = uses.len;
+        }
     }
     long long maxsize = 0;
-    int r = store_metadata_set(c->store, t.server ? STORE_METADATA_SERVER : t.e.uniqueid,
+    int r = store_metadata_set(c->store, t.server ? STORE_METADATA_SERVER : buf_cstr(&t.name),
                                c->user, items, req.n, &maxsize);
     if (r == CF_E_LIMIT && maxsize > 0)
         client_tagged(c, cmd->tag, "NO [METADATA MAXSIZE %lld] Value too large", maxsize);
@@ -271,6 +327,7 @@ void cmd_setmetadata(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "OK SETMETADATA completed");
 done:
     free(items);
+    buf_fini(&uses);
     if (opened) target_fini(&t);
     imap_metadata_set_fini(&req);
 }
