@@ -11,13 +11,15 @@ import os
 import re
 import sys
 import tarfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from coffer_harness import ImapUsersTestCase, main, run_coffer  # noqa: E402
 
 USERS = {"fred": "fredpw", "joe": "joepw", "boss": "bosspw", "lim": "limpw", "mv": "mvpw",
-         "du": "dupw", "du2": "du2pw", "su": "supw", "tl": "tlpw", "cs": "cspw"}
+         "du": "dupw", "du2": "du2pw", "su": "supw", "tl": "tlpw", "cs": "cspw",
+         "nt": "ntpw"}
 
 
 def meta_line(untagged):
@@ -351,6 +353,38 @@ class Metadata(ImapUsersTestCase):
         # on the server it is an entry like any other
         self.ok(c, 'SETMETADATA "" (/private/specialuse "anything")')
         self.ok(c, 'SETMETADATA "" (/private/specialuse NIL)')
+
+    # ---- NOTIFY (RFC 5465 sections 5.7 and 5.8: required with METADATA)
+
+    def test_notify_metadata_changes(self):
+        a = self.conn("nt")
+        b = self.conn("nt")
+        boss = self.conn("boss")
+        joe = self.conn("joe")
+        self.ok(a, "CREATE watched")
+        self.ok(a, "CREATE quiet")
+        self.ok(a, "NOTIFY SET (mailboxes watched (MailboxMetadataChange)) "
+                   "(personal (ServerMetadataChange))")
+        # another session's change: the entry names, unsolicited (RFC 5464 section 4.4.2)
+        self.ok(b, 'SETMETADATA watched (/shared/comment "y" /private/comment "x")')
+        a.expect(rb'^\* METADATA "watched" /private/comment /shared/comment\r\n', timeout=15)
+        self.ok(b, 'SETMETADATA watched (/shared/comment NIL)')
+        a.expect(rb'^\* METADATA "watched" /shared/comment\r\n', timeout=15)
+        # the server's entries: shared ones by an administrator, the user's own private ones
+        self.ok(boss, 'SETMETADATA "" (/shared/motd "hello")')
+        a.expect(rb'^\* METADATA "" /shared/motd\r\n', timeout=15)
+        self.ok(b, 'SETMETADATA "" (/private/x "1")')
+        a.expect(rb'^\* METADATA "" /private/x\r\n', timeout=15)
+        # not: another user's private server entry, a mailbox without the event, own changes
+        self.ok(joe, 'SETMETADATA "" (/private/joes "1")')
+        self.ok(b, 'SETMETADATA quiet (/shared/comment "q")')
+        self.ok(a, 'SETMETADATA watched (/private/own "1")')
+        self.ok(a, 'SETMETADATA "" (/private/own "1")')
+        time.sleep(4.5)   # two scans (NOTIFY_SCAN_MS)
+        untagged = self.ok(a, "NOOP")
+        self.assertFalse([u for u in untagged if b"METADATA" in u], untagged)
+        self.ok(boss, 'SETMETADATA "" (/shared/motd NIL)')
+        self.ok(joe, 'SETMETADATA "" (/private/joes NIL)')
 
     # ---- the administration tool and dump/restore
 

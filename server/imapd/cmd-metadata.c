@@ -16,7 +16,8 @@
  * entries of the command; only the mailbox's owner and administrators may, as for CREATE ...
  * USE, and only with the attributes of RFC 6154 section 2 (else NO [USEATTR]).
  *
- * No unsolicited METADATA responses are sent (section 4.4.2 makes them optional). */
+ * Unsolicited METADATA responses (section 4.4.2) go only to sessions that asked with NOTIFY
+ * (notify.c: MailboxMetadataChange, ServerMetadataChange). */
 #include "imapd.h"
 #include "acl-check.h"
 #include "core/error.h"
