@@ -190,7 +190,7 @@ static int get_entry(struct client *c, const struct target *t, const char *entry
     struct buf v = BUF_INIT;
     int r = 0;
     if (!strcasecmp(entry, SPECIALUSE_ENTRY) && !t->server) {
-        /* RFC 6154 section 4: the mailbox list's attributes, read only */
+        /* RFC 6154 section 4: the mailbox list's attributes, not an annotation */
         int has = specialuse_value(t, &v);
         get_add(g, SPECIALUSE_ENTRY, has ? v.s : NULL, v.len);
     } else if (depth == 0) {
