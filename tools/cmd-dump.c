@@ -1,8 +1,9 @@
 /* cmd-dump.c: `coffer dump USER > FILE`: a user's whole account (mailboxes, messages byte for
  * byte with UIDs, flags, keywords and internal dates, ACLs, special-use flags, quota,
- * subscriptions, Sieve scripts) as a POSIX ustar stream: manifest.json first, then
- * mailboxes/N/UID.eml and sieve/NAME.sieve. The format is documented in coffer-dump(8); the
- * stream is written by dump-tar.c and dump-json.c, and read back by cmd-restore.c. */
+ * subscriptions, Sieve scripts, RFC 5464 annotations) as a POSIX ustar stream: manifest.json
+ * first, then mailboxes/N/UID.eml and sieve/NAME.sieve. The format is documented in
+ * coffer-dump(8); the stream is written by dump-tar.c and dump-json.c, and read back by
+ * cmd-restore.c. */
 #include "tool.h"
 #include "cmd.h"
 #include "dump.h"
@@ -56,9 +57,27 @@ static int add_name(const char *name, const struct mboxlist_entry *e, void *rock
     return 0;
 }
 
+static int add_meta(const char *entry, const char *val, size_t len, void *rock)
+{
+    dump_json_metadata_add(rock, entry, val, len);
+    return 0;
+}
+
+/* dump_metadata: the RFC 5464 annotations of uniqueid ("" the server) into meta: the shared
+ * ones (not for the server: they are the administrators', not the user's) and user's private
+ * ones. 0 or an error. */
+static int dump_metadata(struct store *st, const char *uniqueid, const char *user,
+                         struct strarr *meta)
+{
+    int r = 0;
+    if (*uniqueid) r = store_metadata_foreach(st, uniqueid, NULL, "/shared", -1, add_meta, meta);
+    if (r >= 0) r = store_metadata_foreach(st, uniqueid, user, "/private", -1, add_meta, meta);
+    return r < 0 ? r : 0;
+}
+
 /* dump_mailbox: one mailbox's manifest object into m (a shared-lock snapshot of its index). */
-static int dump_mailbox(struct tool *t, struct store *st, const char *name, size_t idx,
-                        struct buf *m, struct dump_box *box)
+static int dump_mailbox(struct tool *t, struct store *st, const char *user, const char *name,
+                        size_t idx, struct buf *m, struct dump_box *box)
 {
     struct mboxlist_entry e;
     mboxlist_entry_init(&e);
@@ -90,7 +109,10 @@ static int dump_mailbox(struct tool *t, struct store *st, const char *name, size
         box->n++;
     }
     mailbox_unlock(mb);
-    dump_json_mailbox_end(m);
+    struct strarr meta = STRARR_INIT;
+    if (!r) r = dump_metadata(st, e.uniqueid, user, &meta);
+    dump_json_mailbox_end(m, &meta);
+    strarr_fini(&meta);
 out:
     mailbox_close(&mb);
     mboxlist_entry_fini(&e);
@@ -153,12 +175,15 @@ static int dump_manifest(struct dump *d)
     d->boxes = xzmalloc((d->names.count ? d->names.count : 1) * sizeof *d->boxes);
     for (size_t i = 0; i < d->names.count; i++) {
         tool_progress(d->t, i + 1, d->names.count, "mailboxes read");
-        int r = dump_mailbox(d->t, d->st, d->names.v[i], i, &d->m, &d->boxes[i]);
+        int r = dump_mailbox(d->t, d->st, d->user, d->names.v[i], i, &d->m, &d->boxes[i]);
         if (r < 0) return r;
         d->nmsgs += d->boxes[i].n;
     }
-    dump_json_end(&d->m);
-    return 0;
+    struct strarr server_meta = STRARR_INIT;
+    int r = dump_metadata(d->st, STORE_METADATA_SERVER, d->user, &server_meta);
+    dump_json_end(&d->m, &server_meta);
+    strarr_fini(&server_meta);
+    return r;
 }
 
 /* dump_box_messages: the messages of the idx'th mailbox into out, read through the message

@@ -1,4 +1,5 @@
-/* cmd-mailbox.c: `coffer mailbox list|create|delete|rename`, over lib/store/store.h. */
+/* cmd-mailbox.c: `coffer mailbox list|create|delete|rename` (and `metadata`,
+ * cmd-mailbox-metadata.c), over lib/store/store.h. */
 #include "tool.h"
 #include "cmd.h"
 #include "core/error.h"
@@ -11,7 +12,8 @@
 
 #define MAILBOX_USAGE \
     "usage: coffer mailbox list [PATTERN] | create NAME [--partition P] [--special-use FLAGS] |\n" \
-    "       delete [-r] NAME | rename OLD NEW [--partition P]"
+    "       delete [-r] NAME | rename OLD NEW [--partition P] |\n" \
+    "       metadata MAILBOX [get [ENTRY...] | set ENTRY VALUE|- | delete ENTRY] [--user USER]"
 
 struct list_rock {
     struct store *st;
@@ -69,6 +71,8 @@ static int collect_child(const char *name, const struct mboxlist_entry *e, void 
 
 int cmd_mailbox(struct tool *t)
 {
+    /* RFC 5464 annotations: its own options (cmd-mailbox-metadata.c) */
+    if (t->argc >= 1 && !strcmp(t->argv[0], "metadata")) return cmd_mailbox_metadata(t);
     const char *partition = NULL, *special = NULL;
     int recursive = 0, bad = 0;
     struct strarr args = STRARR_INIT;   /* the words without the options */

@@ -9,7 +9,9 @@
 #include "dump-read.h"
 #include "core/error.h"
 #include "core/fileutil.h"
+#include "core/base64.h"
 #include "core/xmalloc.h"
+#include "imap/imap-metadata.h"
 #include "sieve/sieve.h"
 #include "store/acl.h"
 #include "store/mboxname.h"
@@ -505,9 +507,52 @@ static void restore_sieve_active(struct restore *rs)
     free(act_path);
 }
 
-/* restore_settings: 4. Sieve activation, subscriptions, quota. */
+/* restore_metadata: the annotations of one mailbox (internal name; "" the server) from the
+ * manifest's [[ENTRY, BASE64], ...] list: shared ones (not on the server) and private ones,
+ * which become the new user's (never /private/specialuse: the special_use field has that).
+ * Entries a client could not set are skipped with a warning; the limits apply as to
+ * SETMETADATA. 0 or an error (reported). */
+static int restore_metadata(struct restore *rs, const char *what, const char *mailbox,
+                            const struct jval *list)
+{
+    int r = 0;
+    struct buf val = BUF_INIT;
+    for (size_t i = 0; list && list->t == J_ARR && i < list->n; i++) {
+        const struct jval *p = &list->v[i];
+        const char *entry = p->t == J_ARR && p->n == 2 && p->v[0].t == J_STR ? p->v[0].str : NULL;
+        const char *b64 = entry && p->v[1].t == J_STR ? p->v[1].str : NULL;
+        buf_reset(&val);
+        if (!b64 || !imap_metadata_entry_valid(entry, strlen(entry), 1) ||
+            (!*mailbox && !strncasecmp(entry, "/shared", 7)) ||
+            !strcasecmp(entry, STORE_METADATA_SPECIALUSE) ||
+            base64_decode(b64, strlen(b64), &val) < 0) {
+            fprintf(stderr, "coffer restore: %s: annotation %zu is not one coffer dump writes: "
+                    "skipped\n", what, i);
+            continue;
+        }
+        long long maxsize = 0;
+        struct store_metadata_item it = { entry, val.s ? val.s : "", val.len };
+        int sr = store_metadata_set(rs->st, mailbox, rs->newuser, &it, 1, &maxsize);
+        if (sr < 0) {
+            tool_error(rs->t, "%s: cannot restore the annotation %s: %s", what, entry,
+                       sr == CF_E_LIMIT ? "over a metadata_max_* limit" : cf_strerror(sr));
+            r = sr;
+        }
+    }
+    buf_fini(&val);
+    return r;
+}
+
+/* restore_settings: 4. Sieve activation, subscriptions, quota, annotations. */
 static void restore_settings(struct restore *rs)
 {
+    for (size_t i = 0; i < rs->nbox; i++)
+        if (restore_metadata(rs, rs->boxes[i].name, rs->boxes[i].name,
+                             jget(rs->boxes[i].j, "metadata")) < 0)
+            rs->rc = EXIT_FAIL;
+    if (restore_metadata(rs, "the server", STORE_METADATA_SERVER,
+                         jget(&rs->man, "server_metadata")) < 0)
+        rs->rc = EXIT_FAIL;
     restore_sieve_active(rs);
     const struct jval *subs = jget(&rs->man, "subscriptions");
     for (size_t i = 0; subs && subs->t == J_ARR && i < subs->n; i++) {

@@ -9,6 +9,7 @@ int cmd_status(struct tool *t);        /* cmd-status.c */
 int cmd_deliver(struct tool *t);       /* cmd-deliver.c; exit codes: sysexits(3), not enum tool_exit */
 int cmd_sieve(struct tool *t);         /* cmd-sieve.c */
 int cmd_mailbox(struct tool *t);       /* cmd-mailbox.c */
+int cmd_mailbox_metadata(struct tool *t);   /* cmd-mailbox-metadata.c: `mailbox metadata` */
 int cmd_quota(struct tool *t);         /* cmd-quota.c */
 int cmd_acl(struct tool *t);           /* cmd-acl.c */
 int cmd_reconstruct(struct tool *t);   /* cmd-reconstruct.c */

@@ -3,6 +3,7 @@
  * The reader is dump-read.c; coffer-dump(8) describes every field. */
 #include "dump.h"
 #include "tool.h"
+#include "core/base64.h"
 #include "core/xmalloc.h"
 #include "store/index.h"
 #include "store/quotadb.h"
@@ -101,12 +102,39 @@ void dump_json_message(struct buf *m, size_t nth, size_t idx, uint32_t uid,
     buf_appends(m, "]}");
 }
 
-void dump_json_mailbox_end(struct buf *m)
+/* json_pairs: meta (entry, value alternating) as [[entry, value], ...] */
+static void json_pairs(struct buf *m, const struct strarr *meta)
 {
-    buf_appends(m, "]}");
+    buf_putc(m, '[');
+    for (size_t i = 0; meta && i + 1 < meta->count; i += 2) {
+        buf_appends(m, i ? ", [" : "[");
+        json_str(m, meta->v[i]);
+        buf_appends(m, ", ");
+        json_str(m, meta->v[i + 1]);
+        buf_putc(m, ']');
+    }
+    buf_putc(m, ']');
 }
 
-void dump_json_end(struct buf *m)
+void dump_json_metadata_add(struct strarr *meta, const char *entry, const char *val, size_t len)
 {
-    buf_appends(m, "\n ]\n}\n");
+    struct buf b64 = BUF_INIT;
+    base64_encode(val, len, &b64);
+    strarr_add(meta, entry);
+    strarr_add(meta, buf_cstr(&b64));
+    buf_fini(&b64);
+}
+
+void dump_json_mailbox_end(struct buf *m, const struct strarr *meta)
+{
+    buf_appends(m, "],\n   \"metadata\": ");
+    json_pairs(m, meta);
+    buf_putc(m, '}');
+}
+
+void dump_json_end(struct buf *m, const struct strarr *server_meta)
+{
+    buf_appends(m, "\n ],\n \"server_metadata\": ");
+    json_pairs(m, server_meta);
+    buf_appends(m, "\n}\n");
 }

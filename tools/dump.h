@@ -50,8 +50,14 @@ void dump_json_mailbox(struct buf *m, size_t idx, const char *name, const struct
 /* dump_json_message: the nth message (0-based) of the idx'th mailbox; kw its keyword names. */
 void dump_json_message(struct buf *m, size_t nth, size_t idx, uint32_t uid,
                        const struct index_record *rec, const struct strarr *kw);
-void dump_json_mailbox_end(struct buf *m);
-/* dump_json_end: close the mailbox list and the manifest. */
-void dump_json_end(struct buf *m);
+/* dump_json_mailbox_end: close the message list, then the mailbox's RFC 5464 annotations as
+ * "metadata": [[ENTRY, BASE64-VALUE], ...] (meta: entry and base64 value alternating: the
+ * shared ones and the dumped user's private ones), and the object. */
+void dump_json_mailbox_end(struct buf *m, const struct strarr *meta);
+/* dump_json_end: close the mailbox list, add the user's private annotations of the server
+ * ("server_metadata", as "metadata" above), and close the manifest. */
+void dump_json_end(struct buf *m, const struct strarr *server_meta);
+/* dump_json_metadata_add: one annotation for the meta lists above (the value base64-encoded). */
+void dump_json_metadata_add(struct strarr *meta, const char *entry, const char *val, size_t len);
 
 #endif

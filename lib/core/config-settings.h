@@ -52,6 +52,10 @@
     X(CFG_QUOTA_WARN_PERCENT, "quota_warn_percent", INT, "90", "SELECT warns (* NO [ALERT]) when the mailbox's quota root is at least this full (0: never)") \
     X(CFG_MAX_MAILBOXES_PER_USER, "max_mailboxes_per_user", INT, "1000", "most mailboxes in one user's hierarchy (INBOX included) that CREATE and RENAME make for non-administrators (0: no limit)") \
     X(CFG_MAX_SUBSCRIPTIONS_PER_USER, "max_subscriptions_per_user", INT, "1000", "most subscriptions one user may hold (0: no limit)") \
+    X(CFG_METADATA_MAX_ENTRY_SIZE, "metadata_max_entry_size", SIZE, "64K", "largest value in bytes of one METADATA entry (RFC 5464); a larger one is refused with [METADATA MAXSIZE n]") \
+    X(CFG_METADATA_MAX_ENTRIES, "metadata_max_entries", INT, "100", "most METADATA entries one mailbox (or the server) holds in one scope: its shared entries, or one user's private entries on it; more is refused with [METADATA TOOMANY] (0: no limit)") \
+    X(CFG_METADATA_MAX_SIZE, "metadata_max_size", SIZE, "1M", "most bytes of values one mailbox (or the server) holds in one scope, as metadata_max_entries counts; more is refused with [METADATA TOOMANY] (0: no limit)") \
+    X(CFG_METADATA_MAX_ENTRIES_PER_USER, "metadata_max_entries_per_user", INT, "1000", "most private METADATA entries one user holds on all mailboxes and the server together; more is refused with [METADATA TOOMANY] (0: no limit)") \
     X(CFG_NOTIFY_MAX_MAILBOXES, "notify_max_mailboxes", INT, "200", "most mailboxes one IMAP session may watch for message events with NOTIFY (RFC 5465); more is refused or ends with NOTIFICATIONOVERFLOW") \
     X(CFG_LMTP_OVERQUOTA_PERMANENT, "lmtp_overquota_permanent", BOOL, "no", "over-quota deliveries fail with 552 5.2.2 instead of 452 4.2.2") \
     X(CFG_LMTP_REQUIRE_AUTH, "lmtp_require_auth", BOOL, "no", "LMTP over TCP accepts MAIL only after AUTH as an administrator (UNIX sockets: the file permissions decide, see socket_mode)") \

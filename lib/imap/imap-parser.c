@@ -652,8 +652,10 @@ static int parse_command(struct imap_parser *p, struct imap_command *cmd)
         return fail(p, CF_E_PARSE, NULL, "Invalid character %s in command name",
                     describe(peek(p), tmp, sizeof tmp));
     /* RFC 8508 section 3.4: REPLACE takes APPEND's append-message, literal8 included (RFC
-     * 4466 append-data); UID REPLACE is told by the atom after UID */
+     * 4466 append-data); UID REPLACE is told by the atom after UID. RFC 5464 section 5:
+     * SETMETADATA values may be literal8 too. */
     p->literal8_ok = !strcmp(name, "APPEND") || !strcmp(name, "REPLACE") ||
+                     !strcmp(name, "SETMETADATA") ||
                      (!strcmp(name, "UID") && p->line.len - p->pos >= 9 &&
                       !strncasecmp(p->line.s + p->pos, " REPLACE ", 9));
     struct argvec vec = { NULL, 0, 0 };

@@ -387,6 +387,7 @@ static int db_handle(struct store *st, const char *name, struct kv_db **db, int 
     else if (!strcmp(name, SUBS_DB)) *db = subs_kv(st->subs);
     else if (!strcmp(name, SEENDB_DB)) *db = seendb_kv(st->seen);
     else if (!strcmp(name, DUPDB_DB)) *db = dupdb_kv(st->dup);
+    else if (!strcmp(name, METADB_DB)) *db = metadb_kv(st->meta);
     else if (st->vacation && !strcmp(name, STORE_VACATION_DB)) *db = st->vacation;
     else if (st->urlauth && !strcmp(name, STORE_URLAUTH_DB)) *db = st->urlauth;
     else {

@@ -182,6 +182,63 @@ int store_urlauth_reset(struct store *st, const char *user, const char *uniqueid
  * removed or an error; nothing is created when no key was ever made. */
 int store_urlauth_forget(struct store *st, const char *uniqueid);
 
+/* ---- annotations of mailboxes and the server (RFC 5464 METADATA), "metadata.db" ----
+ * Entries are named in full ("/shared/comment", "/private/vendor/x/y"), matched without regard
+ * to ASCII case and reported lower-cased. A mailbox is named by its unique id (mboxlist.h):
+ * a rename keeps its annotations, store_delete and the expiry of a hidden mailbox remove them.
+ * The server's own annotations have the unique id STORE_METADATA_SERVER. Entry names are the
+ * caller's to validate (lib/imap/imap-metadata.h); private entries need a user. */
+#define STORE_METADATA_SERVER ""
+
+/* One change of store_metadata_set: value NULL removes the entry (RFC 5464 section 4.3). */
+struct store_metadata_item {
+    const char *entry;
+    const void *value;
+    size_t len;
+};
+
+/* The entry that stands for a mailbox's RFC 6154 special-use flags (RFC 6154 section 4): not
+ * kept in metadata.db; setting it replaces the flags of the mailbox list entry. */
+#define STORE_METADATA_SPECIALUSE "/private/specialuse"
+
+/* store_metadata_set: apply items to the entries of mailbox (internal name, looked up in the
+ * change's own transaction: CF_E_NOTFOUND when it does not exist; STORE_METADATA_SERVER for
+ * the server), private ones as user's (user may be NULL when there are none), in one
+ * transaction, all or none. An item STORE_METADATA_SPECIALUSE of a mailbox replaces its
+ * special-use flags in the same transaction (value: RFC 6154 words separated by spaces, as the
+ * caller checked them; NULL or "" for none). Refused with CF_E_LIMIT when a
+ * value is over metadata_max_entry_size (*maxsize_r set to it: RFC 5464 section 4.3, MAXSIZE),
+ * or when the change would raise a scope's entry count or value bytes past
+ * metadata_max_entries or metadata_max_size, or user's private entries past
+ * metadata_max_entries_per_user (*maxsize_r 0: TOOMANY). Removing or shrinking is never
+ * refused. 0, CF_E_LIMIT, CF_E_PARSE (an entry outside /shared and /private, or a private one
+ * without user), or an error. Blocks on the database (a durable commit). */
+int store_metadata_set(struct store *st, const char *mailbox, const char *user,
+                       const struct store_metadata_item *items, size_t n, long long *maxsize_r);
+
+/* store_metadata_get: 1 and the value in val (reset first) when uniqueid has the entry (a
+ * private one as user's), 0 when not, or an error. */
+int store_metadata_get(struct store *st, const char *uniqueid, const char *user,
+                       const char *entry, struct buf *val);
+
+/* store_metadata_fn: one entry (full name, lower-cased) and its value (NUL-terminated), valid
+ * during the call; 0 goes on, > 0 stops, < 0 is an error. */
+typedef int store_metadata_fn(const char *entry, const char *val, size_t len, void *rock);
+
+/* store_metadata_foreach: cb for entry itself and, with depth 1, the entries one level below
+ * it, with depth -1 all below it (RFC 5464 section 4.2.2, DEPTH 0 / 1 / infinity), in byte
+ * order; entry may also be "/shared" or "/private" (only their descendants exist). Private
+ * entries are user's (user NULL: none are reported). 0, cb's value, or an error. */
+int store_metadata_foreach(struct store *st, const char *uniqueid, const char *user,
+                           const char *entry, int depth, store_metadata_fn *cb, void *rock);
+
+/* store_metadata_forget_mailbox: remove every entry of the mailbox uniqueid (deleted).
+ * Count removed or an error (logged). */
+int store_metadata_forget_mailbox(struct store *st, const char *uniqueid);
+
+/* store_metadata_forget_user: remove user's private entries everywhere. Count or an error. */
+int store_metadata_forget_user(struct store *st, const char *user);
+
 /* ---- whole databases, for `coffer db` and cofferd ----
  * name is a file name in configdir/db ("mailboxes.db"); the store's own databases are used
  * through its handles, any other (vacation.db, or a name being restored) is opened, and

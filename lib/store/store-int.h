@@ -5,6 +5,7 @@
 #define COFFER_STORE_STORE_INT_H
 #include "store/dupdb.h"
 #include "store/kv.h"
+#include "store/metadb.h"
 #include "store/mboxlist.h"
 #include "store/quotadb.h"
 #include "store/seendb.h"
@@ -21,6 +22,7 @@ struct store {
     struct dupdb *dup;
     struct kv_db *vacation;     /* opened on first use (store-db.c); belongs to env */
     struct kv_db *urlauth;      /* URLAUTH access keys, opened on first use (store-db.c) */
+    struct metadb *meta;        /* RFC 5464 annotations (metadb.h) */
 };
 
 /* store_txn: the mailbox list's transaction as store_rename_with_check hands it to its

@@ -336,6 +336,7 @@ int store_deleted_expire(struct store *st, const struct store_deleted *d)
         fsync_dir(tomb, 0);
         seendb_delete_mailbox(st->seen, NULL, d->e.uniqueid);
         store_urlauth_forget(st, d->e.uniqueid);  /* RFC 4467 access keys (store-db.h) */
+        store_metadata_forget_mailbox(st, d->e.uniqueid);   /* RFC 5464 annotations */
         log_info("deleted_mailbox_expired", "name=%s uniqueid=%s deleted_at=%" PRId64,
                  log_quote(d->name), d->e.uniqueid, d->deleted_at);
     }

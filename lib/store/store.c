@@ -35,6 +35,7 @@ int store_open(const struct config *cfg, struct store **st_r)
     if (!r) r = subs_open(st->env, &st->subs);
     if (!r) r = seendb_open(st->env, &st->seen);
     if (!r) r = dupdb_open(st->env, &st->dup);
+    if (!r) r = metadb_open(st->env, &st->meta);
     if (r) {
         log_err("store_open_failed", "dir=%s error=%s", log_quote(dir), log_quote(cf_strerror(r)));
         free(dir);
@@ -50,6 +51,7 @@ void store_close(struct store **stp)
 {
     struct store *st = *stp;
     if (!st) return;
+    metadb_close(&st->meta);
     dupdb_close(&st->dup);
     seendb_close(&st->seen);
     subs_close(&st->subs);
@@ -243,6 +245,7 @@ int store_delete_opts(struct store *st, const char *name, unsigned opts)
         remove_tombstone(tomb);
         seendb_delete_mailbox(st->seen, NULL, e.uniqueid);
         store_urlauth_forget(st, e.uniqueid);     /* RFC 4467 access keys (store-db.h) */
+        store_metadata_forget_mailbox(st, e.uniqueid);   /* RFC 5464 annotations */
         log_info("mailbox_deleted", "name=%s uniqueid=%s", log_quote(name), e.uniqueid);
     } else {
         rename(tomb, dir);  /* the entry is still there: put the directory back */

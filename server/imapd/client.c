@@ -115,6 +115,7 @@ void client_capabilities(const struct client *c, struct buf *out)
      * NO [TOOBIG]); RFC 8508 (cmd-append.c); RFC 8437 (cmd-auth.c) */
     buf_printf(out, " APPENDLIMIT=%lld REPLACE UNAUTHENTICATE",
                config_int(c->ws->cfg, CFG_MAX_LITERAL));
+    buf_appends(out, " METADATA METADATA-SERVER");           /* cmd-metadata.c (RFC 5464) */
     /* cmd-compress.c (RFC 4978): in every state (the command needs a login), until it is on */
     if (!stream_is_compressed(c->stream))
         buf_appends(out, " COMPRESS=DEFLATE");

@@ -74,6 +74,9 @@ static const struct command commands[] = {
     { "GENURLAUTH", cmd_genurlauth, CMD_NEEDS_AUTH },
     { "RESETKEY", cmd_resetkey, CMD_NEEDS_AUTH },
     { "URLFETCH", cmd_urlfetch, CMD_NEEDS_AUTH },
+    /* RFC 5464 METADATA, METADATA-SERVER (cmd-metadata.c) */
+    { "GETMETADATA", cmd_getmetadata, CMD_NEEDS_AUTH },
+    { "SETMETADATA", cmd_setmetadata, CMD_NEEDS_AUTH },
 };
 
 const struct command *command_find(const char *name)

@@ -252,6 +252,8 @@ void cmd_enable(struct client *c, const struct imap_command *cmd);
 void cmd_genurlauth(struct client *c, const struct imap_command *cmd);   /* cmd-urlauth.c */
 void cmd_resetkey(struct client *c, const struct imap_command *cmd);
 void cmd_urlfetch(struct client *c, const struct imap_command *cmd);
+void cmd_getmetadata(struct client *c, const struct imap_command *cmd);   /* cmd-metadata.c */
+void cmd_setmetadata(struct client *c, const struct imap_command *cmd);
 void cmd_notify(struct client *c, const struct imap_command *cmd);       /* notify.c */
 
 /* auth_capabilities (cmd-auth.c): append the authentication capabilities of the current state

@@ -3,8 +3,9 @@
  * there and the counters last told. Commits to those mailboxes are noticed through one
  * inotify instance (store/mailbox-watch.h: the index header, never the message files), and
  * then only their index headers are read; the mailbox list, the subscriptions and the rights
- * (MailboxName, SubscriptionChange, ACL changes: section 5.9) are looked at again at most
- * every NOTIFY_SCAN_MS. Notifications go out between commands, at command boundaries and
+ * (MailboxName, SubscriptionChange, ACL changes: section 5.9) and the annotations
+ * (MailboxMetadataChange, ServerMetadataChange: sections 5.7 and 5.8, required with METADATA)
+ * are looked at again at most every NOTIFY_SCAN_MS. Notifications go out between commands, at command boundaries and
  * during IDLE; the selected mailbox keeps its own updates (selected.c). */
 #include "notify.h"
 #include "imapd.h"
@@ -31,9 +32,10 @@
 /* The events this server delivers (RFC 5465 section 3.1: BADEVENT lists them). */
 #define SUPPORTED_EVENTS (NOTIFY_EV_MESSAGE_NEW | NOTIFY_EV_MESSAGE_EXPUNGE | \
                           NOTIFY_EV_FLAG_CHANGE | NOTIFY_EV_MAILBOX_NAME | \
-                          NOTIFY_EV_SUBSCRIPTION_CHANGE)
+                          NOTIFY_EV_SUBSCRIPTION_CHANGE | NOTIFY_EV_MAILBOX_METADATA_CHANGE | \
+                          NOTIFY_EV_SERVER_METADATA_CHANGE)
 #define BADEVENT_TEXT "BADEVENT (MessageNew MessageExpunge FlagChange MailboxName " \
-                      "SubscriptionChange)"
+                      "SubscriptionChange MailboxMetadataChange ServerMetadataChange)"
 
 /* One filter of NOTIFY SET, with its names made internal. */
 struct nfilter {
@@ -53,6 +55,9 @@ struct nbox {
     int dirty;                      /* a commit was seen since the counters were read */
     int known;                      /* the counters below were read */
     uint32_t messages, uidnext, uidvalidity, unseen;
+    char rights[ACL_RIGHTS_SIZE];   /* the user's rights when last scanned */
+    struct strarr meta;             /* MailboxMetadataChange: "ENTRY\tDIGEST", sorted */
+    int meta_known;                 /* meta was read */
 };
 
 struct notify {
@@ -70,6 +75,9 @@ struct notify {
     char *sel_name;
     int64_t next_scan;
     int all_dirty;                  /* events were lost: read every counter */
+    int server_meta_events;         /* a filter asked for ServerMetadataChange */
+    struct strarr server_meta;      /* the server's entries the user reads, as nbox.meta */
+    int server_meta_known;
 };
 
 static int64_t now_ms(void)
@@ -84,6 +92,7 @@ static void boxes_free(struct nbox *b, size_t n)
     for (size_t i = 0; i < n; i++) {
         free(b[i].name);
         free(b[i].partition);
+        strarr_fini(&b[i].meta);
     }
     free(b);
 }
@@ -97,6 +106,7 @@ void notify_free(struct notify **np)
     free(n->fetch_atts);
     boxes_free(n->boxes, n->nboxes);
     strarr_fini(&n->subs);
+    strarr_fini(&n->server_meta);
     mailbox_watchset_free(&n->ws);
     free(n->sel_name);
     free(n);
@@ -315,6 +325,94 @@ static int is_selected(const struct client *c, const char *name)
     return c->sel && c->state == CLIENT_SELECTED && !strcmp(c->sel->name, name);
 }
 
+/* ---- annotations (RFC 5465 sections 5.7 and 5.8) ---- */
+
+/* meta_one: "ENTRY\tLEN.HASH" for one entry: its value's length and FNV-1a hash tell a change
+ * without keeping the value */
+static int meta_one(const char *entry, const char *val, size_t len, void *rock)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)val[i];
+        h *= 1099511628211ULL;
+    }
+    strarr_take(rock, xasprintf("%s\t%zu.%016llx", entry, len, (unsigned long long)h));
+    return 0;
+}
+
+/* meta_snapshot: the entries of uniqueid the user may read with rights (NULL: the server's,
+ * shared and the user's own private ones), sorted, into out (reset first). The rights rule is
+ * cmd-metadata.c's: "l" and one of "r s w i p", "r" for shared entries. 0 or a store error. */
+static int meta_snapshot(struct client *c, const char *uniqueid, const char *rights,
+                         struct strarr *out)
+{
+    strarr_fini(out);
+    int any = !rights || (strchr(rights, 'l') && strpbrk(rights, "rswip"));
+    int shared = !rights || (any && strchr(rights, 'r'));
+    int r = shared ? store_metadata_foreach(c->store, uniqueid, NULL, "/shared", -1, meta_one, out)
+                   : 0;
+    if (r >= 0 && any)
+        r = store_metadata_foreach(c->store, uniqueid, c->user, "/private", -1, meta_one, out);
+    strarr_sort(out);
+    return r < 0 ? r : 0;
+}
+
+/* meta_tell: "* METADATA name ENTRY ..." with the entries that differ between old and now
+ * (RFC 5464 section 4.4.2, entry names only); nothing when none does. name NULL: the server. */
+static void meta_tell(struct client *c, const char *name, const struct strarr *old,
+                      const struct strarr *now)
+{
+    struct strarr changed = STRARR_INIT;
+    for (int pass = 0; pass < 2; pass++) {
+        const struct strarr *a = pass ? now : old, *b = pass ? old : now;
+        for (size_t i = 0; i < a->count; i++) {
+            if (sorted_has(b, a->v[i])) continue;
+            const char *tab = strchr(a->v[i], '\t');
+            char *entry = xstrndup(a->v[i], tab ? (size_t)(tab - a->v[i]) : strlen(a->v[i]));
+            if (strarr_find(&changed, entry) < 0) strarr_take(&changed, entry);
+            else free(entry);
+        }
+    }
+    if (changed.count) {
+        struct buf b = BUF_INIT;
+        buf_appends(&b, "METADATA ");
+        if (name) imapname_append(c, name, &b);
+        else buf_appends(&b, "\"\"");
+        strarr_sort(&changed);
+        for (size_t i = 0; i < changed.count; i++) {
+            buf_putc(&b, ' ');
+            imap_astring_append(&b, changed.v[i], strlen(changed.v[i]));
+        }
+        client_untagged(c, "%s", buf_cstr(&b));
+        buf_fini(&b);
+    }
+    strarr_fini(&changed);
+}
+
+/* meta_scan: the annotations of the mailboxes in nb that ask for MailboxMetadataChange and of
+ * the server, compared with what the last scan (old boxes) saw, told when tell */
+static void meta_scan(struct client *c, struct notify *n, struct nbox *nb, size_t nn, int tell)
+{
+    for (size_t i = 0; i < nn; i++) {
+        struct nbox *bx = &nb[i];
+        if (!(bx->events & NOTIFY_EV_MAILBOX_METADATA_CHANGE)) continue;
+        if (meta_snapshot(c, bx->uniqueid, bx->rights, &bx->meta) < 0) continue;
+        bx->meta_known = 1;
+        struct nbox *old = find_uid(n->boxes, n->nboxes, bx->uniqueid);
+        if (tell && old && old->meta_known) meta_tell(c, bx->name, &old->meta, &bx->meta);
+    }
+    if (!n->server_meta_events) return;
+    struct strarr now = STRARR_INIT;
+    if (meta_snapshot(c, STORE_METADATA_SERVER, NULL, &now) == 0) {
+        if (tell && n->server_meta_known) meta_tell(c, NULL, &n->server_meta, &now);
+        strarr_fini(&n->server_meta);
+        n->server_meta = now;
+        n->server_meta_known = 1;
+    } else {
+        strarr_fini(&now);
+    }
+}
+
 /* scan: the mailboxes and subscriptions as they are now into n; with tell, LIST responses for
  * the mailbox names and subscriptions that changed since the last scan (first: none, but
  * \NoAccess for listable mailboxes without 'r', and STATUS for each with status). 0; CF_E_LIMIT
@@ -353,6 +451,8 @@ static int scan(struct client *c, struct notify *n, int tell, int first)
             bx->partition = xstrdup(e.partition);
             bx->events = ev;
             bx->readable = strchr(rights, 'r') != NULL;
+            snprintf(bx->rights, sizeof bx->rights, "%s", rights);
+            strarr_init(&bx->meta);
             bx->wd = -1;
             if (bx->readable && (ev & NOTIFY_EV_MESSAGE)) watched++;
             if (first && !bx->readable && (ev & NOTIFY_EV_MESSAGE))
@@ -447,6 +547,7 @@ static int scan(struct client *c, struct notify *n, int tell, int first)
             send_list(c, exists ? "" : "\\NonExistent", n->subs.v[i], NULL);
         }
     }
+    meta_scan(c, n, nb, nn, tell && !first);
     boxes_free(n->boxes, n->nboxes);
     n->boxes = nb;
     n->nboxes = nn;
@@ -614,7 +715,7 @@ void notify_after_command(struct client *c, const struct imap_command *cmd)
 {
     static const char *const changers[] = {
         "APPEND", "COPY", "MOVE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE",
-        "SETACL", "DELETEACL", "EXPUNGE", "STORE", "CLOSE",
+        "SETACL", "DELETEACL", "EXPUNGE", "STORE", "CLOSE", "SETMETADATA",
         "REPLACE",      /* RFC 8508 (cmd-append.c) */
     };
     if (!c->notify || !cmd->name) return;
@@ -628,7 +729,7 @@ void notify_after_command(struct client *c, const struct imap_command *cmd)
     int list = !strcasecmp(name, "CREATE") || !strcasecmp(name, "DELETE") ||
                !strcasecmp(name, "RENAME") || !strcasecmp(name, "SUBSCRIBE") ||
                !strcasecmp(name, "UNSUBSCRIBE") || !strcasecmp(name, "SETACL") ||
-               !strcasecmp(name, "DELETEACL");
+               !strcasecmp(name, "DELETEACL") || !strcasecmp(name, "SETMETADATA");
     deliver(c, 0, list);
 }
 
@@ -680,6 +781,7 @@ static struct notify *setup(struct client *c, const char *tag, const struct noti
     struct notify *n = xzmalloc(sizeof *n);
     n->sel_wd = -1;
     strarr_init(&n->subs);
+    strarr_init(&n->server_meta);
     n->status = req->status;
     n->filters = xreallocarray(NULL, req->ngroups + 1, sizeof *n->filters);
     struct buf name = BUF_INIT;
@@ -698,6 +800,8 @@ static struct notify *setup(struct client *c, const char *tag, const struct noti
         struct nfilter *f = &n->filters[n->nfilters++];
         f->filter = g->filter;
         f->events = g->events;
+        /* the server's annotations belong to no mailbox: any filter asks for them */
+        if (g->events & NOTIFY_EV_SERVER_METADATA_CHANGE) n->server_meta_events = 1;
         strarr_init(&f->names);
         for (size_t k = 0; k < g->nnames; k++) {
             buf_reset(&name);
