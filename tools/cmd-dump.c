@@ -56,9 +56,10 @@ static int add_name(const char *name, const struct mboxlist_entry *e, void *rock
     return 0;
 }
 
-/* dump_mailbox: one mailbox's manifest object into m (a shared-lock snapshot of its index). */
-static int dump_mailbox(struct tool *t, struct store *st, const char *name, size_t idx,
-                        struct buf *m, struct dump_box *box)
+/* dump_mailbox: one mailbox's manifest object into m (a shared-lock snapshot of its index),
+ * with user's URLAUTH access key for it when there is one. */
+static int dump_mailbox(struct tool *t, struct store *st, const char *user, const char *name,
+                        size_t idx, struct buf *m, struct dump_box *box)
 {
     struct mboxlist_entry e;
     mboxlist_entry_init(&e);
@@ -74,7 +75,16 @@ static int dump_mailbox(struct tool *t, struct store *st, const char *name, size
     const char *ppath = store_partition_path(st, e.partition);
     box->ppath = xstrdup(ppath ? ppath : "");
     box->uniqueid = xstrdup(mailbox_uniqueid(mb));
-    dump_json_mailbox(m, idx, name, h, e.flags, e.acl);
+    /* the key URLs made before the dump were signed with (store-db.h); restore gives it
+     * back, for the messages dumped only */
+    unsigned char key[STORE_URLAUTH_KEY_LEN];
+    char hex[2 * STORE_URLAUTH_KEY_LEN + 1];
+    int kr = store_urlauth_key(st, user, box->uniqueid, 0, key);
+    if (kr == 1)
+        for (size_t i = 0; i < STORE_URLAUTH_KEY_LEN; i++) snprintf(hex + 2 * i, 3, "%02x", key[i]);
+    else if (kr < 0)
+        tool_error(t, "%s: its URLAUTH key is unreadable (%s): left out", name, cf_strerror(kr));
+    dump_json_mailbox(m, idx, name, h, e.flags, e.acl, kr == 1 ? hex : NULL);
     const struct strarr *kw = mailbox_keywords(mb);
     uint32_t count = mailbox_count(mb);
     box->msgs = xreallocarray(NULL, count ? count : 1, sizeof *box->msgs);
@@ -153,7 +163,7 @@ static int dump_manifest(struct dump *d)
     d->boxes = xzmalloc((d->names.count ? d->names.count : 1) * sizeof *d->boxes);
     for (size_t i = 0; i < d->names.count; i++) {
         tool_progress(d->t, i + 1, d->names.count, "mailboxes read");
-        int r = dump_mailbox(d->t, d->st, d->names.v[i], i, &d->m, &d->boxes[i]);
+        int r = dump_mailbox(d->t, d->st, d->user, d->names.v[i], i, &d->m, &d->boxes[i]);
         if (r < 0) return r;
         d->nmsgs += d->boxes[i].n;
     }
