@@ -1,6 +1,7 @@
 """test_hostile_restore.py: `coffer restore` against crafted dumps (review M5): names outside
 user/NEWUSER (other users, the shared namespace), '..', absolute names, links, oversize
-entries, bad ACL identifiers, bad Sieve scripts, and an ACL aimed at an existing empty INBOX.
+entries, bad ACL identifiers, bad Sieve scripts, damaged URLAUTH keys, and an ACL aimed at an
+existing empty INBOX.
 Every refused dump exits non-zero and leaves the mailbox list, the ACLs and the files as they
 were."""
 import io
@@ -167,6 +168,26 @@ class HostileRestore(SharedCofferTestCase):
             with self.subTest(ident=ident, rights=rights):
                 dump = make_tar(manifest("t3", [box("user/t3", 0, [[ident, rights]], 0)]))
                 self.assert_refused(dump, "t3", r"invalid identifier or rights")
+
+    def test_urlauth_key_checked(self):
+        """A mailbox's urlauth_key must be what coffer dump writes (64 lower-case hex digits):
+        anything else refuses the whole dump, before anything is created."""
+        for key in ("zz" * 32, "AB" * 32, "ab" * 31, "ab" * 33, "ab" * 31 + "a\n", 12,
+                    ["ab" * 32], {"key": "ab" * 32}, ""):
+            with self.subTest(key=key):
+                b = box("user/t5", 1, None, 0)
+                b["urlauth_key"] = key
+                dump = make_tar(manifest("t5", [b]),
+                                [({"name": "mailboxes/0/1.eml"}, message(1))])
+                self.assert_refused(dump, "t5", r"user/t5: its urlauth_key is not 64 lower-case "
+                                                r"hex digits \(nothing was restored\)")
+        # the same dump with a well-formed key (or null) restores
+        for key, name in (("0123456789abcdef" * 4, "t5"), (None, "t6")):
+            b = box("user/%s" % name, 1, None, 0)
+            b["urlauth_key"] = key
+            dump = make_tar(manifest(name, [b]), [({"name": "mailboxes/0/1.eml"}, message(1))])
+            code, out, err = self.tool("restore", input=dump)
+            self.assertEqual(code, 0, err)
 
     def test_m5_acl_of_existing_empty_inbox(self):
         """newbie's INBOX exists (made by delivery) and is empty: a dump may fill it, but

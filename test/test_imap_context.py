@@ -2,7 +2,8 @@
 (section 4.4) positive, negative (RFC 9394), reversed, past the end and over an empty result,
 with MIN/MAX/COUNT and SAVE, in both numberings; SEARCH RETURN (UPDATE) kept live while a
 second session appends, expunges and changes flags (ADDTO/REMOVEFROM content and positions,
-UID and message-number forms, the session's own STORE, MIN/COUNT updates), CANCELUPDATE,
+UID and message-number forms, REMOVEFROM of an expunged match before the EXPUNGE (or
+VANISHED) in a message-number search, the session's own STORE, MIN/COUNT updates), CANCELUPDATE,
 updates ending at UNSELECT, the per-session limit (NO [NOUPDATE]), UPDATE with SAVE, another
 user's shared mailbox with rights, and BAD for malformed options and tags."""
 import os
@@ -34,6 +35,46 @@ def seqset(nums):
         out.append(str(nums[i]) if i == j else "%d:%d" % (nums[i], nums[j]))
         i = j + 1
     return ",".join(out)
+
+
+class ClientList:
+    """What a client keeps of a live message-number SEARCH: the list, changed only by
+    REMOVEFROM/ADDTO (RFC 5267 section 4.3) and renumbered by EXPUNGE, which must not name
+    a message still in it (section 4.3.4: REMOVEFROM first)."""
+
+    def __init__(self, tc, tag, nums):
+        self.tc, self.tag, self.list = tc, tag, list(nums)
+
+    def apply(self, untagged):
+        for line in untagged:
+            line = line.rstrip(b"\r\n").decode()
+            m = re.match(r"^\* (\d+) EXPUNGE$", line)
+            if m:
+                n = int(m.group(1))
+                self.tc.assertNotIn(n, self.list, "REMOVEFROM must come before EXPUNGE")
+                self.list = [x - 1 if x > n else x for x in self.list]
+                continue
+            if not line.startswith('* ESEARCH (TAG "%s")' % self.tag):
+                continue
+            for kind, payload in re.findall(r"(ADDTO|REMOVEFROM) \(([^)]*)\)", line):
+                items = payload.split()
+                for k in range(0, len(items), 2):
+                    pos, nums = int(items[k]), expand(items[k + 1])
+                    if kind == "ADDTO":
+                        self.list[pos - 1:pos - 1] = nums
+                    else:
+                        self.tc.assertEqual(self.list[pos - 1:pos - 1 + len(nums)], nums,
+                                            (line, self.list))
+                        del self.list[pos - 1:pos - 1 + len(nums)]
+
+
+def expand(text):
+    """The numbers of a sequence set, in order."""
+    out = []
+    for part in text.split(","):
+        lo, _, hi = part.partition(":")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
 
 
 class Context(ImapUsersTestCase):
@@ -251,27 +292,83 @@ class Context(ImapUsersTestCase):
         d = self.other("upseq")
         self.assertEqual(self.one(c, "SEARCH RETURN (UPDATE) SUBJECT odd UNFLAGGED", "M1"),
                          '* ESEARCH (TAG "M1") ALL 1,3,5,7')
-        # an expunge of a result in a message-number search: EXPUNGE alone says it
+        cl = ClientList(self, "M1", [1, 3, 5, 7])
+        # RFC 5267 section 4.3.4: an expunged result of a message-number search is removed
+        # with REMOVEFROM, numbered as the client still has it, before the EXPUNGE response
         self.ok(d, "STORE 3 +FLAGS (\\Deleted)")
         self.ok(d, "EXPUNGE")
         untagged = self.ok(c, "NOOP")
-        self.assertIn(b"* 3 EXPUNGE\r\n", untagged)
-        self.assertEqual(self.esearch(untagged), [])
+        self.assertEqual(untagged, [b'* ESEARCH (TAG "M1") REMOVEFROM (2 3)\r\n',
+                                    b"* 3 EXPUNGE\r\n"])
+        cl.apply(untagged)
+        self.assertEqual(cl.list, [1, 4, 6])
         # now 1,4,6 (old 5 and 7 renumbered); flag the new 4: REMOVEFROM at position 2
         self.ok(d, "STORE 4 +FLAGS (\\Flagged)")
-        self.assertEqual(self.esearch(self.ok(c, "NOOP")), ['* ESEARCH (TAG "M1") REMOVEFROM (2 4)'])
-        # an expunge and a flag change in one sync: positions count the EXPUNGEd as gone
+        untagged = self.ok(c, "NOOP")
+        self.assertEqual(self.esearch(untagged), ['* ESEARCH (TAG "M1") REMOVEFROM (2 4)'])
+        cl.apply(untagged)
+        # an expunge and a flag change in one sync: the expunged one before its EXPUNGE, the
+        # flag change after, counted in the renumbered list
         self.ok(d, "STORE 1 +FLAGS (\\Deleted)")
         self.ok(d, "EXPUNGE")
         self.ok(d, "STORE 5 +FLAGS (\\Flagged)")
         untagged = self.ok(c, "NOOP")
-        self.assertIn(b"* 1 EXPUNGE\r\n", untagged)
-        self.assertEqual(self.esearch(untagged), ['* ESEARCH (TAG "M1") REMOVEFROM (1 5)'])
+        self.assertEqual(self.esearch(untagged), ['* ESEARCH (TAG "M1") REMOVEFROM (1 1)',
+                                                  '* ESEARCH (TAG "M1") REMOVEFROM (1 5)'])
+        self.assertLess(untagged.index(b'* ESEARCH (TAG "M1") REMOVEFROM (1 1)\r\n'),
+                        untagged.index(b"* 1 EXPUNGE\r\n"))
+        self.assertLess(untagged.index(b"* 1 EXPUNGE\r\n"),
+                        untagged.index(b'* ESEARCH (TAG "M1") REMOVEFROM (1 5)\r\n'))
+        cl.apply(untagged)
+        self.assertEqual(cl.list, [])
         # an arrival that matches (six left, the new one is 7), in message numbers
         self.append(d, "upseq", 9)
         untagged = self.ok(c, "NOOP")
         self.assertIn(b"* 7 EXISTS\r\n", untagged)
         self.assertEqual(self.esearch(untagged), ['* ESEARCH (TAG "M1") ADDTO (1 7)'])
+        cl.apply(untagged)
+        self.assertEqual(cl.list, self.fresh(c, "SEARCH SUBJECT odd UNFLAGGED"))
+
+    def fresh(self, c, text):
+        """The message numbers a new SEARCH gives."""
+        got = [x for x in self.ok(c, text) if x.startswith(b"* SEARCH")]
+        self.assertEqual(len(got), 1, got)
+        return [int(x) for x in got[0].split()[2:]]
+
+    def test_update_msgno_expunge_runs(self):
+        c, u = self.box("upxruns")
+        d = self.other("upxruns")
+        self.assertEqual(self.one(c, "SEARCH RETURN (UPDATE) SUBJECT odd", "E1"),
+                         '* ESEARCH (TAG "E1") ALL 1,3,5,7')
+        self.assertEqual(self.one(c, "SEARCH RETURN (UPDATE COUNT) SUBJECT odd", "E2"),
+                         '* ESEARCH (TAG "E2") COUNT 4')
+        self.assertEqual(self.one(c, "UID SEARCH RETURN (UPDATE) SUBJECT odd", "E3"),
+                         '* ESEARCH (TAG "E3") UID ALL %s' % seqset(u[0::2]))
+        cl = ClientList(self, "E1", [1, 3, 5, 7])
+        # neighbours 3 and 5 (and 2, no match) in one sync: one pair, all before the first
+        # EXPUNGE; COUNT and the UID search after, as before
+        self.ok(d, "STORE 2,3,5 +FLAGS (\\Deleted)")
+        self.ok(d, "EXPUNGE")
+        untagged = self.ok(c, "NOOP")
+        self.assertEqual(untagged[0], b'* ESEARCH (TAG "E1") REMOVEFROM (2 3,5)\r\n', untagged)
+        self.assertEqual(untagged[1:4], [b"* 2 EXPUNGE\r\n"] * 2 + [b"* 3 EXPUNGE\r\n"])
+        self.assertEqual(self.esearch(untagged, "E2"), ['* ESEARCH (TAG "E2") COUNT 2'])
+        self.assertEqual(self.esearch(untagged, "E3"),
+                         ['* ESEARCH (TAG "E3") UID REMOVEFROM (2 %s)' % seqset([u[2], u[4]])])
+        cl.apply(untagged)
+        self.assertEqual(cl.list, [1, 4])
+        self.assertEqual(cl.list, self.fresh(c, "SEARCH SUBJECT odd"))
+        # with QRESYNC the expunges are VANISHED: the REMOVEFROM still comes first
+        e = self.conn("fred")
+        self.ok(e, "ENABLE QRESYNC")
+        self.ok(e, 'SELECT "upxruns"')
+        self.assertEqual(self.one(e, "SEARCH RETURN (UPDATE) SUBJECT odd", "Q1"),
+                         '* ESEARCH (TAG "Q1") ALL 1,4')
+        self.ok(d, "STORE 1 +FLAGS (\\Deleted)")
+        self.ok(d, "EXPUNGE")
+        untagged = self.ok(e, "NOOP")
+        self.assertEqual(untagged, [b'* ESEARCH (TAG "Q1") REMOVEFROM (1 1)\r\n',
+                                    b"* VANISHED %d\r\n" % u[0]])
 
     def test_update_min_count(self):
         c, u = self.box("upmin")

@@ -1,11 +1,13 @@
 """test_imap_notify.py: NOTIFY (RFC 5465) end to end with two sessions: STATUS for non-selected
-mailboxes on delivery (LMTP and APPEND), flag changes and expunges; LIST for MailboxName
+mailboxes on delivery (LMTP and APPEND), flag changes (any flag or keyword, HIGHESTMODSEQ with
+CONDSTORE) and expunges; LIST for MailboxName
 (CREATE, RENAME with OLDNAME, DELETE with \\NonExistent) and SubscriptionChange; NOTIFY NONE
 stops them; delivery during IDLE and between commands; SELECTED with fetch attributes and
 SELECTED-DELAYED (no EXPUNGE between commands); rights (a mailbox shared without 'r' gets
 \\NoAccess and no STATUS, a revoked right stops them); BAD for syntax and composition errors,
 NO [BADEVENT] for unsupported events, NO [NOTIFICATIONOVERFLOW] past notify_max_mailboxes."""
 import os
+import re
 import sys
 import time
 import unittest
@@ -28,7 +30,7 @@ class Notify(SharedCofferTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        for u in ("fred", "joe", "ann", "sue", "boss"):
+        for u in ("fred", "joe", "ann", "sue", "boss", "kim"):
             cls.coffer.add_user(u, "secret")
 
     def conn(self, user="fred", select=None):
@@ -154,6 +156,45 @@ class Notify(SharedCofferTestCase):
         self.append("fred", "Lists", 6)
         self.quiet(c, 1.0)
         self.assertEqual(c.imap("n", "NOOP"), (b"n OK NOOP completed\r\n", []))
+
+    def test_flag_change_any_flag(self):
+        # RFC 5465 section 5.2: FlagChange in a mailbox other than the selected one is told as
+        # STATUS for any flag or keyword, not only when UNSEEN moves; with CONDSTORE the
+        # HIGHESTMODSEQ in it grows (sections 5.2, 5.3)
+        c = self.conn("kim")
+        self.ok(c, "CREATE Flags")
+        self.append("kim", "Flags", 1)
+        self.ok(c, "ENABLE CONDSTORE")
+        lines = b"".join(self.ok(c, "NOTIFY SET STATUS (mailboxes Flags %s)" % ALL_MSG))
+        m = re.search(rb'\* STATUS "Flags" \(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+ UNSEEN 1 '
+                      rb'HIGHESTMODSEQ (\d+)\)', lines)
+        self.assertTrue(m, lines)
+        before = int(m.group(1))
+        o = self.conn("kim", "Flags")
+        self.ok(o, "STORE 1 +FLAGS (\\Flagged)")
+        m = c.expect(rb'^\* STATUS "Flags" \(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+ UNSEEN 1 '
+                     rb'HIGHESTMODSEQ (\d+)\)', timeout=2)
+        self.assertGreater(int(m.group(1)), before)
+        before = int(m.group(1))
+        # a keyword, and a flag taken away
+        self.ok(o, "STORE 1 +FLAGS ($Label1)")
+        m = c.expect(rb'^\* STATUS "Flags" \(.* HIGHESTMODSEQ (\d+)\)', timeout=2)
+        self.assertGreater(int(m.group(1)), before)
+        self.ok(o, "STORE 1 -FLAGS (\\Flagged)")
+        c.expect(rb'^\* STATUS "Flags" \(MESSAGES 1 ', timeout=2)
+        # a STORE that changes nothing is no flag change
+        self.ok(o, "STORE 1 -FLAGS (\\Flagged)")
+        self.quiet(c)
+        # without FlagChange a flag change is not told
+        self.ok(c, "NOTIFY SET (mailboxes Flags (MessageNew MessageExpunge))")
+        self.ok(o, "STORE 1 +FLAGS (\\Answered)")
+        self.quiet(c)
+        # without CONDSTORE the line has no HIGHESTMODSEQ
+        d = self.conn("kim")
+        self.ok(d, "NOTIFY SET (mailboxes Flags %s)" % ALL_MSG)
+        self.ok(o, "STORE 1 +FLAGS (\\Draft)")
+        d.expect(rb'^\* STATUS "Flags" \(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+ UNSEEN 1\)\r\n',
+                 timeout=2)
 
     def test_during_idle(self):
         c = self.conn("joe", "INBOX")

@@ -3,16 +3,22 @@ INTERNAL mechanism, URLFETCH by the access identifiers anonymous, authuser, user
 (only a user named in urlauth_submit_servers), NIL for a forged, altered, expired or revoked
 URL (RESETKEY with and without a mailbox), the owner's rights checked at fetch time, partial
 ranges, the extended URLFETCH (BODY, BINARY with content-transfer decoding, BODYPARTSTRUCTURE),
-a URLAUTH URL in CATENATE, and the keys leaving urlauth.db with their mailbox."""
+a URLAUTH URL in CATENATE, the keys leaving urlauth.db with their mailbox, and carried by
+coffer dump and restore (URLs made before work after, for the restored messages only)."""
+import hashlib
+import hmac
+import io
+import json
 import os
 import re
 import subprocess
+import tarfile
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from coffer_harness import SharedCofferTestCase, main  # noqa: E402
+from coffer_harness import SharedCofferTestCase, main, run_coffer  # noqa: E402
 
 MSG = (b"From: a@example.com\r\nTo: b@example.com\r\nSubject: urlauth test\r\n"
        b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n"
@@ -324,6 +330,62 @@ class Urlauth(SharedCofferTestCase):
         self.assertRegex(fred.imap("D", "DELETE Box2")[0], rb"^D OK")
         self.assertEqual(self.dump_count(), before)
         self.assertIsNone(self.urlfetch(fred, url))
+
+
+    def test_dump_restore_keeps_urls(self):
+        """coffer dump carries the user's access key of each mailbox, and restore gives it
+        back to the new mailbox (new unique id) for the restored messages only."""
+        mover, other = self.login("mover"), self.login("bystander")
+        uid = self.put(mover)
+        rump = "imap://mover@localhost/INBOX/;UID=%d;URLAUTH=anonymous" % uid
+        url = self.genurlauth(mover, rump)
+        self.assertEqual(self.urlfetch(other, url), MSG)
+        code, dump, err = run_coffer(self.coffer, "dump", "mover")
+        self.assertEqual(code, 0, err)
+        with tarfile.open(fileobj=io.BytesIO(dump)) as t:
+            man = json.loads(t.extractfile("manifest.json").read())
+        inbox = [b for b in man["mailboxes"] if b["name"] == "user/mover"][0]
+        key = bytes.fromhex(inbox["urlauth_key"])
+        self.assertEqual(url.rsplit(":", 1)[1], token(key, rump))
+        # gone with its mailbox, back with the restore
+        self.assertEqual(run_coffer(self.coffer, "mailbox", "delete", "-r", "user/mover")[0], 0)
+        self.assertIsNone(self.urlfetch(other, url))
+        code, _, err = run_coffer(self.coffer, "restore", input=dump)
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.urlfetch(other, url), MSG)
+        # the dumped key signs nothing the dump did not hold: a URL for later mail made with
+        # it (whoever has the dump knows it) is refused
+        mover = self.login("mover")
+        later = self.put(mover)
+        forged = "imap://mover@localhost/INBOX/;UID=%d;URLAUTH=anonymous" % later
+        self.assertIsNone(self.urlfetch(other, forged + ":INTERNAL:" + token(key, forged)))
+        # new URLs come from a fresh key, and work
+        url2 = self.genurlauth(mover, rump)
+        self.assertNotEqual(url2, url)
+        self.assertEqual(self.urlfetch(other, url2), MSG)
+        self.assertIsNotNone(self.urlfetch(other, self.genurlauth(mover, forged)))
+        # a second dump carries the current key (not the restored one)
+        code, dump2, err = run_coffer(self.coffer, "dump", "mover")
+        with tarfile.open(fileobj=io.BytesIO(dump2)) as t:
+            man2 = json.loads(t.extractfile("manifest.json").read())
+        self.assertNotEqual(man2["mailboxes"][0]["urlauth_key"], inbox["urlauth_key"])
+        # RESETKEY ends the restored key as well
+        self.assertRegex(mover.imap("R", "RESETKEY INBOX INTERNAL")[0], rb"^R OK")
+        self.assertIsNone(self.urlfetch(other, url))
+        self.assertIsNone(self.urlfetch(other, url2))
+        # under another user name a URL names the old user: the keys stay behind
+        code, _, err = run_coffer(self.coffer, "restore", "--user", "mover2", input=dump)
+        self.assertEqual(code, 0, err)
+        self.assertIn("URLAUTH keys of 1 mailbox are not carried", err)
+        code, dump3, err = run_coffer(self.coffer, "dump", "mover2")
+        with tarfile.open(fileobj=io.BytesIO(dump3)) as t:
+            man3 = json.loads(t.extractfile("manifest.json").read())
+        self.assertNotIn("urlauth_key", man3["mailboxes"][0])
+
+
+def token(key, rump):
+    """The INTERNAL mechanism's token: HMAC-SHA1 of the rump with the access key."""
+    return hmac.new(key, rump.encode(), hashlib.sha1).hexdigest()
 
 
 if __name__ == "__main__":

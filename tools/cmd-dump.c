@@ -75,7 +75,8 @@ static int dump_metadata(struct store *st, const char *uniqueid, const char *use
     return r < 0 ? r : 0;
 }
 
-/* dump_mailbox: one mailbox's manifest object into m (a shared-lock snapshot of its index). */
+/* dump_mailbox: one mailbox's manifest object into m (a shared-lock snapshot of its index),
+ * with user's URLAUTH access key for it when there is one, and its annotations. */
 static int dump_mailbox(struct tool *t, struct store *st, const char *user, const char *name,
                         size_t idx, struct buf *m, struct dump_box *box)
 {
@@ -93,7 +94,16 @@ static int dump_mailbox(struct tool *t, struct store *st, const char *user, cons
     const char *ppath = store_partition_path(st, e.partition);
     box->ppath = xstrdup(ppath ? ppath : "");
     box->uniqueid = xstrdup(mailbox_uniqueid(mb));
-    dump_json_mailbox(m, idx, name, h, e.flags, e.acl);
+    /* the key URLs made before the dump were signed with (store-db.h); restore gives it
+     * back, for the messages dumped only */
+    unsigned char key[STORE_URLAUTH_KEY_LEN];
+    char hex[2 * STORE_URLAUTH_KEY_LEN + 1];
+    int kr = store_urlauth_key(st, user, box->uniqueid, 0, key);
+    if (kr == 1)
+        for (size_t i = 0; i < STORE_URLAUTH_KEY_LEN; i++) snprintf(hex + 2 * i, 3, "%02x", key[i]);
+    else if (kr < 0)
+        tool_error(t, "%s: its URLAUTH key is unreadable (%s): left out", name, cf_strerror(kr));
+    dump_json_mailbox(m, idx, name, h, e.flags, e.acl, kr == 1 ? hex : NULL);
     const struct strarr *kw = mailbox_keywords(mb);
     uint32_t count = mailbox_count(mb);
     box->msgs = xreallocarray(NULL, count ? count : 1, sizeof *box->msgs);

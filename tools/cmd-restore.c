@@ -93,6 +93,22 @@ static int restore_acl(const struct jval *aj, const char *olduser, const char *n
     return 0;
 }
 
+/* urlauth_key_parse: the manifest's "urlauth_key" of a mailbox (absent or null: none) into
+ * key. 1 when there is one, 0 none, -1 when it is not 2 * STORE_URLAUTH_KEY_LEN lower-case
+ * hex digits, as coffer dump writes it. */
+static int urlauth_key_parse(const struct jval *kj, unsigned char *key)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (!kj || kj->t == J_NULL) return 0;
+    if (kj->t != J_STR || strlen(kj->str) != 2 * STORE_URLAUTH_KEY_LEN) return -1;
+    for (size_t i = 0; i < STORE_URLAUTH_KEY_LEN; i++) {
+        const char *h = strchr(hex, kj->str[2 * i]), *l = strchr(hex, kj->str[2 * i + 1]);
+        if (!h || !l || !*h || !*l) return -1;
+        key[i] = (unsigned char)((h - hex) * 16 + (l - hex));
+    }
+    return 1;
+}
+
 /* entry_name_ok: a tar entry name restore may look at: relative, no ".." component. */
 static int entry_name_ok(const char *n)
 {
@@ -266,6 +282,10 @@ static int restore_check_box(struct restore *rs, size_t i, size_t *total_msgs)
     const char *why = NULL;
     if (restore_acl(jget(b->j, "acl"), rs->olduser, rs->newuser, &rs->acltext, &why) < 0)
         return RESTORE_REFUSE(rs, "manifest.json: mailbox %s: %s (nothing was restored)", b->name, why);
+    unsigned char key[STORE_URLAUTH_KEY_LEN];
+    if (urlauth_key_parse(jget(b->j, "urlauth_key"), key) < 0)
+        return RESTORE_REFUSE(rs, "manifest.json: mailbox %s: its urlauth_key is not %d lower-case "
+                              "hex digits (nothing was restored)", b->name, 2 * STORE_URLAUTH_KEY_LEN);
     const struct jval *msgs = jget(b->j, "messages");
     size_t nm = msgs && msgs->t == J_ARR ? msgs->n : 0;
     *total_msgs += nm;
@@ -543,7 +563,37 @@ static int restore_metadata(struct restore *rs, const char *what, const char *ma
     return r;
 }
 
-/* restore_settings: 4. Sieve activation, subscriptions, quota, annotations. */
+/* restore_urlauth: the dumped URLAUTH access keys (checked in step 1), each as the restored
+ * key of its mailbox, bounded to the messages restored (store_urlauth_restore: whoever holds
+ * the dump knows it, so it never signs URLs for later mail). A URL names its user, so under
+ * another user name they would verify nothing: kept only when the name stays. */
+static void restore_urlauth(struct restore *rs)
+{
+    size_t skipped = 0;
+    for (size_t i = 0; i < rs->nbox; i++) {
+        struct rbox *b = &rs->boxes[i];
+        unsigned char key[STORE_URLAUTH_KEY_LEN];
+        if (urlauth_key_parse(jget(b->j, "urlauth_key"), key) != 1) continue;
+        if (strcmp(rs->olduser, rs->newuser)) {
+            skipped++;
+            continue;
+        }
+        struct index_header h;
+        int r = store_status(rs->st, b->name, &h);
+        if (r == 0 && h.uidnext > 1)
+            r = store_urlauth_restore(rs->st, rs->newuser, b->uniqueid, key, h.uidvalidity,
+                                      h.uidnext);
+        if (r < 0) {
+            tool_error(rs->t, "%s: cannot restore its URLAUTH key: %s", b->name, cf_strerror(r));
+            rs->rc = EXIT_FAIL;
+        }
+    }
+    if (skipped)
+        fprintf(stderr, "coffer restore: the URLAUTH keys of %zu mailbox%s are not carried to "
+                "another user name\n", skipped, skipped == 1 ? "" : "es");
+}
+
+/* restore_settings: 4. Sieve activation, subscriptions, quota, annotations, URLAUTH keys. */
 static void restore_settings(struct restore *rs)
 {
     for (size_t i = 0; i < rs->nbox; i++)
@@ -554,6 +604,7 @@ static void restore_settings(struct restore *rs)
                          jget(&rs->man, "server_metadata")) < 0)
         rs->rc = EXIT_FAIL;
     restore_sieve_active(rs);
+    restore_urlauth(rs);
     const struct jval *subs = jget(&rs->man, "subscriptions");
     for (size_t i = 0; subs && subs->t == J_ARR && i < subs->n; i++) {
         if (subs->v[i].t != J_STR) continue;

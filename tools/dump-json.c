@@ -64,7 +64,7 @@ void dump_json_head(struct buf *m, const char *user, long long created, const st
 }
 
 void dump_json_mailbox(struct buf *m, size_t idx, const char *name, const struct index_header *h,
-                       const char *special_use, const char *acl)
+                       const char *special_use, const char *acl, const char *urlauth_key)
 {
     buf_appends(m, idx ? ",\n  {\"name\": " : "\n  {\"name\": ");
     json_str(m, name);
@@ -74,6 +74,10 @@ void dump_json_mailbox(struct buf *m, size_t idx, const char *name, const struct
     json_str(m, special_use);
     buf_appends(m, ", \"acl\": ");
     json_acl(m, acl);
+    if (urlauth_key) {
+        buf_appends(m, ", \"urlauth_key\": ");
+        json_str(m, urlauth_key);
+    }
     buf_appends(m, ",\n   \"messages\": [");
 }
 

@@ -44,9 +44,10 @@ struct index_record;
 void dump_json_head(struct buf *m, const char *user, long long created, const struct quota *q,
                     const struct strarr *subs, const char *active, const struct strarr *scripts);
 /* dump_json_mailbox: the idx'th mailbox's object up to its message list; acl is the ACL text
- * (acl.h), special_use the mailbox list's flags. End it with dump_json_mailbox_end. */
+ * (acl.h), special_use the mailbox list's flags, urlauth_key the user's URLAUTH access key
+ * as hex digits (NULL: none). End it with dump_json_mailbox_end. */
 void dump_json_mailbox(struct buf *m, size_t idx, const char *name, const struct index_header *h,
-                       const char *special_use, const char *acl);
+                       const char *special_use, const char *acl, const char *urlauth_key);
 /* dump_json_message: the nth message (0-based) of the idx'th mailbox; kw its keyword names. */
 void dump_json_message(struct buf *m, size_t nth, size_t idx, uint32_t uid,
                        const struct index_record *rec, const struct strarr *kw);

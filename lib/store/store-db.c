@@ -269,17 +269,60 @@ static void urlauth_dbkey(struct buf *key, const char *user, const char *uniquei
     if (uniqueid) buf_appends(key, uniqueid);
 }
 
-/* urlauth_decode: "1 " and 2 * STORE_URLAUTH_KEY_LEN hex digits into key; 0 or CF_E_CORRUPT */
-static int urlauth_decode(const struct buf *val, unsigned char *key)
+/* urlauth_hex: 2 * STORE_URLAUTH_KEY_LEN lower-case hex digits at s into key; 0 or
+ * CF_E_CORRUPT */
+static int urlauth_hex(const char *s, unsigned char *key)
 {
     static const char hex[] = "0123456789abcdef";
-    if (val->len != 2 + 2 * STORE_URLAUTH_KEY_LEN || strncmp(val->s, "1 ", 2)) return CF_E_CORRUPT;
     for (size_t i = 0; i < STORE_URLAUTH_KEY_LEN; i++) {
-        const char *h = strchr(hex, val->s[2 + 2 * i]), *l = strchr(hex, val->s[3 + 2 * i]);
+        const char *h = strchr(hex, s[2 * i]), *l = strchr(hex, s[2 * i + 1]);
         if (!h || !l || !*h || !*l) return CF_E_CORRUPT;
         key[i] = (unsigned char)((h - hex) * 16 + (l - hex));
     }
     return 0;
+}
+
+/* The restored part of a version 2 record (coffer-store(5)): " OLDHEX UIDVALIDITY UIDLIMIT". */
+struct urlauth_restored {
+    unsigned char key[STORE_URLAUTH_KEY_LEN];
+    uint32_t uidvalidity, uidlimit;
+};
+
+/* urlauth_decode2: a record, "1 HEX" or "2 HEX OLDHEX UIDVALIDITY UIDLIMIT", its current key
+ * into key and (version 2, old not NULL) the restored one into *old. 1 for version 2, 0 for
+ * version 1, or CF_E_CORRUPT. */
+static int urlauth_decode2(const struct buf *val, unsigned char *key,
+                           struct urlauth_restored *old)
+{
+    const size_t hl = 2 * STORE_URLAUTH_KEY_LEN;
+    if (val->len == 2 + hl && !strncmp(val->s, "1 ", 2)) return urlauth_hex(val->s + 2, key);
+    if (val->len < 2 + hl + 1 + hl + 4 || val->len > 2 + hl + 1 + hl + 22 ||
+        strncmp(val->s, "2 ", 2) || val->s[2 + hl] != ' ' || val->s[3 + 2 * hl] != ' ')
+        return CF_E_CORRUPT;
+    struct urlauth_restored r;
+    char tail[24];
+    memcpy(tail, val->s + 4 + 2 * hl, val->len - 4 - 2 * hl);
+    tail[val->len - 4 - 2 * hl] = '\0';
+    unsigned long uv, lim;
+    char *end;
+    if (urlauth_hex(val->s + 2, key) < 0 || urlauth_hex(val->s + 3 + hl, r.key) < 0 ||
+        tail[0] < '1' || tail[0] > '9')
+        return CF_E_CORRUPT;
+    uv = strtoul(tail, &end, 10);
+    if (*end != ' ' || end[1] < '1' || end[1] > '9' || uv > UINT32_MAX) return CF_E_CORRUPT;
+    lim = strtoul(end + 1, &end, 10);
+    if (*end || lim > UINT32_MAX) return CF_E_CORRUPT;
+    r.uidvalidity = (uint32_t)uv;
+    r.uidlimit = (uint32_t)lim;
+    if (old) *old = r;
+    return 1;
+}
+
+/* urlauth_decode: a record's current key into key; 0 or CF_E_CORRUPT */
+static int urlauth_decode(const struct buf *val, unsigned char *key)
+{
+    int r = urlauth_decode2(val, key, NULL);
+    return r < 0 ? r : 0;
 }
 
 static int urlauth_new(struct buf *val, unsigned char *key)
@@ -366,6 +409,71 @@ static int urlauth_of(const char *key, size_t klen, const char *val, size_t vlen
     const char *uid = rock;
     size_t n = strlen(uid);
     return klen > n && key[klen - n - 1] == '\0' && !memcmp(key + klen - n, uid, n);
+}
+
+/* The restore transaction: the record's current key kept (a fresh one when there is none),
+ * the restored one set beside it. */
+struct urlauth_restore_rock {
+    struct store *st;
+    struct buf key, val;
+    const unsigned char *old;
+    uint32_t uidvalidity, uidlimit;
+};
+
+static int urlauth_restore_txn(struct kv_txn *txn, void *rock)
+{
+    struct urlauth_restore_rock *u = rock;
+    unsigned char cur[STORE_URLAUTH_KEY_LEN];
+    int r = kv_get(u->st->urlauth, txn, u->key.s, u->key.len, &u->val);
+    if (r < 0) return r;
+    if (r == 0 || urlauth_decode(&u->val, cur) < 0) {
+        if ((r = urlauth_new(&u->val, cur)) < 0) return r;
+    }
+    buf_reset(&u->val);
+    buf_appends(&u->val, "2 ");
+    for (size_t i = 0; i < STORE_URLAUTH_KEY_LEN; i++) buf_printf(&u->val, "%02x", cur[i]);
+    buf_putc(&u->val, ' ');
+    for (size_t i = 0; i < STORE_URLAUTH_KEY_LEN; i++) buf_printf(&u->val, "%02x", u->old[i]);
+    buf_printf(&u->val, " %u %u", (unsigned)u->uidvalidity, (unsigned)u->uidlimit);
+    return kv_put(u->st->urlauth, txn, u->key.s, u->key.len, u->val.s, u->val.len);
+}
+
+int store_urlauth_restore(struct store *st, const char *user, const char *uniqueid,
+                          const unsigned char *old, uint32_t uidvalidity, uint32_t uidlimit)
+{
+    if (!uidvalidity || !uidlimit) return CF_E_PARSE;
+    int r = urlauth_db(st, 1);
+    if (r < 0) return r;
+    struct urlauth_restore_rock u = { st, BUF_INIT, BUF_INIT, old, uidvalidity, uidlimit };
+    urlauth_dbkey(&u.key, user, uniqueid);
+    r = kv_txn_run(st->env, 0, urlauth_restore_txn, &u);
+    buf_fini(&u.key);
+    buf_fini(&u.val);
+    return r < 0 ? r : 0;
+}
+
+int store_urlauth_restored(struct store *st, const char *user, const char *uniqueid,
+                           unsigned char *old, uint32_t *uidvalidity, uint32_t *uidlimit)
+{
+    int r = urlauth_db(st, 0);
+    if (r == CF_E_NOTFOUND) return 0;
+    if (r < 0) return r;
+    struct buf key = BUF_INIT, val = BUF_INIT;
+    urlauth_dbkey(&key, user, uniqueid);
+    r = kv_get(st->urlauth, NULL, key.s, key.len, &val);
+    if (r == 1) {
+        unsigned char cur[STORE_URLAUTH_KEY_LEN];
+        struct urlauth_restored o;
+        r = urlauth_decode2(&val, cur, &o);
+        if (r == 1) {
+            memcpy(old, o.key, sizeof o.key);
+            *uidvalidity = o.uidvalidity;
+            *uidlimit = o.uidlimit;
+        }
+    }
+    buf_fini(&key);
+    buf_fini(&val);
+    return r;
 }
 
 int store_urlauth_forget(struct store *st, const char *uniqueid)

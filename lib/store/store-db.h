@@ -177,6 +177,19 @@ int store_urlauth_key(struct store *st, const char *user, const char *uniqueid, 
  * (RESETKEY without arguments). 0 or an error. */
 int store_urlauth_reset(struct store *st, const char *user, const char *uniqueid);
 
+/* store_urlauth_restore: give user's record for uniqueid (a mailbox `coffer restore` made)
+ * the key old (STORE_URLAUTH_KEY_LEN bytes) of the dumped mailbox as its restored key, which
+ * verifies URLs only for UIDs below uidlimit while the mailbox's UIDVALIDITY is uidvalidity
+ * (the messages the dump held: whoever has the dump knows old). The current key, used for
+ * every new URL, stays or is made fresh. 0 or an error (CF_E_PARSE for a zero bound). */
+int store_urlauth_restore(struct store *st, const char *user, const char *uniqueid,
+                          const unsigned char *old, uint32_t uidvalidity, uint32_t uidlimit);
+
+/* store_urlauth_restored: user's restored key for uniqueid into old, with its bounds. 1 when
+ * there is one, 0 none, or an error (CF_E_CORRUPT for an unreadable record). */
+int store_urlauth_restored(struct store *st, const char *user, const char *uniqueid,
+                           unsigned char *old, uint32_t *uidvalidity, uint32_t *uidlimit);
+
 /* store_urlauth_forget: remove every user's key for the mailbox with unique id uniqueid (the
  * mailbox is deleted; a rename keeps the unique id, so the keys stay valid). The number
  * removed or an error; nothing is created when no key was ever made. */

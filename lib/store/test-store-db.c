@@ -226,6 +226,78 @@ static void test_urlauth(struct store *st)
     UNIT_EQ_INT(n, 0);
 }
 
+/* load_urlauth: one urlauth.db record (dan, id) with value val, through a text dump. */
+static void load_urlauth(struct store *st, const char *id, const char *val)
+{
+    FILE *f = tmpfile();
+    UNIT_CHECK(f != NULL);
+    if (!f) return;
+    fprintf(f, "coffer-kv-dump 1 urlauth.db\ndan%%00%s ", id);
+    for (const char *p = val; *p; p++) {
+        if (*p > 0x20 && *p < 0x7f && *p != '%') fputc(*p, f);
+        else fprintf(f, "%%%02X", (unsigned char)*p);
+    }
+    fprintf(f, "\ncoffer-kv-end 1\n");
+    rewind(f);
+    UNIT_EQ_INT(store_db_load(st, "urlauth.db", f, 0), 0);
+    fclose(f);
+}
+
+/* urlauth.db version 2 records: a restored key beside the current one, with its bounds
+ * (coffer restore); RESETKEY drops it; damaged records are refused */
+static void test_urlauth_restored(struct store *st)
+{
+    unsigned char old[STORE_URLAUTH_KEY_LEN], k1[STORE_URLAUTH_KEY_LEN];
+    unsigned char k2[STORE_URLAUTH_KEY_LEN], got[STORE_URLAUTH_KEY_LEN];
+    const char *id1 = "aaaa456789abcdef0123456789abcdef", *id2 = "bbbb456789abcdef0123456789abcdef";
+    uint32_t uv = 0, lim = 0;
+    memset(old, 0x5a, sizeof old);
+    UNIT_EQ_INT(store_urlauth_restored(st, "dan", id1, got, &uv, &lim), 0);
+    UNIT_EQ_INT(store_urlauth_restore(st, "dan", id1, old, 0, 5), CF_E_PARSE);
+    /* a new mailbox: a fresh current key, the old one kept apart */
+    UNIT_EQ_INT(store_urlauth_restore(st, "dan", id1, old, 77, 5), 0);
+    UNIT_EQ_INT(store_urlauth_key(st, "dan", id1, 0, k1), 1);
+    UNIT_CHECK(memcmp(k1, old, sizeof old) != 0);
+    UNIT_EQ_INT(store_urlauth_restored(st, "dan", id1, got, &uv, &lim), 1);
+    UNIT_CHECK(!memcmp(got, old, sizeof old));
+    UNIT_EQ_INT(uv, 77);
+    UNIT_EQ_INT(lim, 5);
+    /* GENURLAUTH's lookup keeps both */
+    UNIT_EQ_INT(store_urlauth_key(st, "dan", id1, 1, k2), 1);
+    UNIT_CHECK(!memcmp(k1, k2, sizeof k1));
+    UNIT_EQ_INT(store_urlauth_restored(st, "dan", id1, got, &uv, &lim), 1);
+    /* an existing current key stays when a restore adds the old one */
+    UNIT_EQ_INT(store_urlauth_key(st, "dan", id2, 1, k1), 1);
+    UNIT_EQ_INT(store_urlauth_restore(st, "dan", id2, old, 1, 4294967295u), 0);
+    UNIT_EQ_INT(store_urlauth_key(st, "dan", id2, 0, k2), 1);
+    UNIT_CHECK(!memcmp(k1, k2, sizeof k1));
+    UNIT_EQ_INT(store_urlauth_restored(st, "dan", id2, got, &uv, &lim), 1);
+    UNIT_EQ_INT(lim, 4294967295u);
+    /* RESETKEY: a fresh version 1 record, the restored key gone */
+    UNIT_EQ_INT(store_urlauth_reset(st, "dan", id1), 0);
+    UNIT_EQ_INT(store_urlauth_restored(st, "dan", id1, got, &uv, &lim), 0);
+    UNIT_EQ_INT(store_urlauth_key(st, "dan", id1, 0, k2), 1);
+    /* damaged version 2 records: unreadable, never half read */
+    char hex[2 * STORE_URLAUTH_KEY_LEN + 1];
+    for (size_t i = 0; i < STORE_URLAUTH_KEY_LEN; i++) snprintf(hex + 2 * i, 3, "%02x", (unsigned)i);
+    const char *bad[] = { "2 %s %s 0 5", "2 %s %s 7 0", "2 %s %s 7", "2 %s %s 7 5 ", "2 %s %s -7 5",
+                          "2 %s %s 4294967296 5", "2 %s %s 07 5", "2 %s %sX 7 5", "3 %s %s 7 5" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char val[256];
+        snprintf(val, sizeof val, bad[i], hex, hex);
+        load_urlauth(st, id2, val);
+        UNIT_EQ_INT(store_urlauth_restored(st, "dan", id2, got, &uv, &lim), CF_E_CORRUPT);
+        UNIT_EQ_INT(store_urlauth_key(st, "dan", id2, 0, k2), CF_E_CORRUPT);
+    }
+    char val[256];
+    snprintf(val, sizeof val, "2 %s %s 7 5", hex, hex);
+    load_urlauth(st, id2, val);
+    UNIT_EQ_INT(store_urlauth_restored(st, "dan", id2, got, &uv, &lim), 1);
+    UNIT_EQ_INT(store_urlauth_key(st, "dan", id2, 0, k2), 1);
+    UNIT_EQ_INT(k2[3], 3);
+    UNIT_EQ_INT(store_urlauth_reset(st, "dan", NULL), 0);
+}
+
 static void test_whole_databases(struct store *st)
 {
     long long n = -1;
@@ -274,6 +346,7 @@ int main(void)
     test_quota(st);
     test_dup_and_vacation(st);
     test_urlauth(st);
+    test_urlauth_restored(st);
     test_whole_databases(st);
     store_close(&st);
 

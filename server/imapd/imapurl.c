@@ -277,6 +277,30 @@ int imapurl_owner_key(struct client *c, const struct imap_url *u, int create, un
     return r;
 }
 
+/* restored_key: the URL owner's restored key of u's mailbox (store_urlauth_restored: the key
+ * a `coffer restore` carried over from the dump) into key, when it may verify u: u's UID
+ * below its bound (a message the dump held) and the mailbox's UIDVALIDITY still the restored
+ * one. 1, else 0. */
+static int restored_key(struct client *c, const struct imap_url *u, unsigned char *key)
+{
+    if (!c->store || !u->user || !u->mailbox || !u->uid) return 0;
+    struct buf name = BUF_INIT;
+    struct mboxlist_entry e;
+    mboxlist_entry_init(&e);
+    uint32_t uidvalidity = 0, limit = 0;
+    int ok = 0;
+    if (url_mailbox(u, u->user, NULL, &name) == 0 &&
+        store_lookup(c->store, buf_cstr(&name), &e) == 1 &&
+        store_urlauth_restored(c->store, u->user, e.uniqueid, key, &uidvalidity, &limit) == 1 &&
+        u->uid < limit && (!u->uidvalidity || u->uidvalidity == uidvalidity)) {
+        struct index_header h;
+        ok = store_status(c->store, buf_cstr(&name), &h) == 0 && h.uidvalidity == uidvalidity;
+    }
+    mboxlist_entry_fini(&e);
+    buf_fini(&name);
+    return ok;
+}
+
 int imapurl_authorized(struct client *c, const struct imap_url *u, const char *text, size_t len)
 {
     (void)len;
@@ -313,5 +337,9 @@ int imapurl_authorized(struct client *c, const struct imap_url *u, const char *t
         char ch = u->token[i];
         got[i] = ch >= 'A' && ch <= 'F' ? (char)(ch - 'A' + 'a') : ch;
     }
+    if (CRYPTO_memcmp(got, hex, 40) == 0) return 1;
+    /* a URL made before the mailbox was dumped and restored (coffer-dump(8)) */
+    if (!restored_key(c, u, key)) return 0;
+    imapurl_token(key, text, u->rump_len, hex);
     return CRYPTO_memcmp(got, hex, 40) == 0;
 }

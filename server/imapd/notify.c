@@ -58,6 +58,7 @@ struct nbox {
     char rights[ACL_RIGHTS_SIZE];   /* the user's rights when last scanned */
     struct strarr meta;             /* MailboxMetadataChange: "ENTRY\tDIGEST", sorted */
     int meta_known;                 /* meta was read */
+    uint64_t modseq;                /* the index header's highestmodseq (FlagChange) */
 };
 
 struct notify {
@@ -274,8 +275,9 @@ static void send_status(struct client *c, const struct nbox *bx)
 }
 
 /* read_counters: the box's counters from its index header (and, for a shared mailbox, the
- * user's own \Seen set). 0 or a store error (the mailbox vanished: the next scan sees it). */
-static int read_counters(struct client *c, struct nbox *bx, uint32_t *v)
+ * user's own \Seen set), and its highestmodseq into *modseq. 0 or a store error (the mailbox
+ * vanished: the next scan sees it). */
+static int read_counters(struct client *c, struct nbox *bx, uint32_t *v, uint64_t *modseq)
 {
     struct index_header h;
     const char *path = store_partition_path(c->store, bx->partition);
@@ -285,6 +287,7 @@ static int read_counters(struct client *c, struct nbox *bx, uint32_t *v)
     v[1] = h.uidnext;
     v[2] = h.uidvalidity;
     v[3] = h.exists >= h.seen ? h.exists - h.seen : 0;
+    *modseq = h.highestmodseq;
     return 0;
 }
 
@@ -481,6 +484,7 @@ static int scan(struct client *c, struct notify *n, int tell, int first)
             bx->uidnext = old->uidnext;
             bx->uidvalidity = old->uidvalidity;
             bx->unseen = old->unseen;
+            bx->modseq = old->modseq;
         }
         if (want && bx->wd < 0) {
             const char *path = store_partition_path(c->store, bx->partition);
@@ -494,7 +498,7 @@ static int scan(struct client *c, struct notify *n, int tell, int first)
         }
         if (want && !bx->known) {
             uint32_t v[4];
-            if (read_counters(c, bx, v) == 0) {
+            if (read_counters(c, bx, v, &bx->modseq) == 0) {
                 bx->known = 1;
                 bx->messages = v[0];
                 bx->uidnext = v[1];
@@ -609,18 +613,26 @@ static int deliver(struct client *c, int tell, int force_scan)
         if (!(bx->dirty || n->all_dirty) || bx->wd < 0 || !bx->readable) continue;
         bx->dirty = 0;
         uint32_t v[4];
-        if (read_counters(c, bx, v) < 0) continue;
+        uint64_t modseq = 0;
+        if (read_counters(c, bx, v, &modseq) < 0) continue;
         int counts = v[0] != bx->messages || v[1] != bx->uidnext || v[2] != bx->uidvalidity;
-        int seen = v[3] != bx->unseen;
+        /* RFC 5465 section 5.2: FlagChange in a mailbox other than the selected one is told
+         * as STATUS. Every STORE that changes flags or keywords raises the highestmodseq of
+         * the index header (RFC 7162 section 3.1), so a change of it with the same counts is
+         * a flag change (an expunge or an arrival changes the counts and is MessageNew's or
+         * MessageExpunge's, which FlagChange always comes with: section 5); a change of
+         * UNSEEN still counts as one when the counts changed too. */
+        int flags = v[3] != bx->unseen || (!counts && modseq != bx->modseq);
         bx->messages = v[0];
         bx->uidnext = v[1];
         bx->uidvalidity = v[2];
         bx->unseen = v[3];
+        bx->modseq = modseq;
         bx->known = 1;
         /* the selected mailbox has its own updates (RFC 5465 section 6.1) */
         if (!tell || is_selected(c, bx->name)) continue;
         if ((counts && (bx->events & NOTIFY_EV_MESSAGE_NEW)) ||
-            (seen && (bx->events & NOTIFY_EV_FLAG_CHANGE)))
+            (flags && (bx->events & NOTIFY_EV_FLAG_CHANGE)))
             send_status(c, bx);
     }
     n->all_dirty = 0;

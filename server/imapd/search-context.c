@@ -152,6 +152,11 @@ static uint32_t expunge_num(void *ctx, uint32_t uid)
     return lo < ch->n_expunged ? ch->expunged_msgnos[lo] + (uint32_t)lo : 0;
 }
 
+/* expunge_removefrom (below): the REMOVEFROM pairs of a live message-number SEARCH for its
+ * results in gone, numbered by num. */
+static void expunge_removefrom(const struct search_update *u, const struct imap_seqset *gone,
+                               uint32_t (*num)(void *, uint32_t), void *ctx, struct buf *rm);
+
 void search_context_expunge(struct client *c, const struct mailbox_changes *ch)
 {
     struct selected *sel = c->sel;
@@ -159,7 +164,7 @@ void search_context_expunge(struct client *c, const struct mailbox_changes *ch)
     if (!cx || !ch->n_expunged) return;
     for (size_t k = 0; k < cx->n; k++) {
         struct search_update *u = &cx->v[k];
-        if (!u->sort || u->uid) continue;
+        if (u->uid) continue;
         struct imap_seqset gone = IMAP_SEQSET_INIT, none = IMAP_SEQSET_INIT;
         struct imap_seqset kept = IMAP_SEQSET_INIT;
         for (size_t i = 0; i < ch->n_expunged; i++)
@@ -169,8 +174,11 @@ void search_context_expunge(struct client *c, const struct mailbox_changes *ch)
             struct buf line = BUF_INIT, rm = BUF_INIT, add = BUF_INIT;
             uint32_t first, last;
             int logged = 0;
-            sort_context_apply(sel, u->sort, &gone, &none, expunge_num, (void *)ch, &rm, &add,
-                               &first, &last, &logged);
+            if (u->sort)
+                sort_context_apply(sel, u->sort, &gone, &none, expunge_num, (void *)ch, &rm,
+                                   &add, &first, &last, &logged);
+            else
+                expunge_removefrom(u, &gone, expunge_num, (void *)ch, &rm);
             imap_seqset_subtract(&u->result, &gone, &kept);
             imap_seqset_fini(&u->result);
             u->result = kept;
@@ -276,27 +284,44 @@ static void run_put(struct run *r, uint64_t key, uint64_t pos, uint32_t num, str
     imap_seqset_add(&r->nums, num, num);
 }
 
+static void expunge_removefrom(const struct search_update *u, const struct imap_seqset *gone,
+                               uint32_t (*num)(void *, uint32_t), void *ctx, struct buf *rm)
+{
+    /* the result is in ascending message-number order, so the pairs are those of
+     * update_one's removals: a run of neighbours at old positions p, p+1, ... is "p - done
+     * set", done the ones removed by the earlier pairs */
+    struct ranker rank = { &u->result, 0, 0 };
+    struct run run = { 0, 0, IMAP_SEQSET_INIT, 0 };
+    int first = 1;
+    uint64_t done = 0;
+    for (size_t i = 0; i < gone->count; i++)
+        for (uint64_t uid = gone->r[i].lo; uid <= gone->r[i].hi; uid++, done++) {
+            uint64_t old = rank_next(&rank, (uint32_t)uid) + 1;
+            run_put(&run, old, old - done, num(ctx, (uint32_t)uid), rm, &first);
+        }
+    run_flush(&run, rm, &first);
+    imap_seqset_fini(&run.nums);
+}
+
 /* update_one: search the candidates again for u and send what changed. */
 static void update_one(struct client *c, struct search_update *u,
                        const struct mailbox_changes *ch, const struct imap_seqset *cand,
                        struct mail *mail, int *logged)
 {
     struct selected *sel = c->sel;
-    struct imap_seqset gone = IMAP_SEQSET_INIT, silent = IMAP_SEQSET_INIT;
+    struct imap_seqset gone = IMAP_SEQSET_INIT;
     struct imap_seqset added = IMAP_SEQSET_INIT, kept = IMAP_SEQSET_INIT;
     struct imap_seqset now = IMAP_SEQSET_INIT;
     struct buf line = BUF_INIT, rm = BUF_INIT, add = BUF_INIT;
     struct run run = { 0, 0, IMAP_SEQSET_INIT, 0 };
     uint32_t exists = selected_count(sel);
 
-    /* RFC 5267 section 4.3: expunged results leave. In a message-number search the EXPUNGE
-     * responses already took them out of the client's list (and renumbered it), so they are
-     * dropped silently there; a UID search is told with REMOVEFROM. */
+    /* RFC 5267 section 4.3.4: expunged results leave. A message-number search was told
+     * before the EXPUNGE responses (search_context_expunge, which took them out of the
+     * result); a UID search is told here with REMOVEFROM. */
     for (size_t i = 0; i < ch->n_expunged; i++) {
         uint32_t uid = ch->expunged_uids[i];
-        if (!imap_seqset_contains(&u->result, uid)) continue;
-        imap_seqset_add(&gone, uid, uid);
-        if (!u->uid) imap_seqset_add(&silent, uid, uid);
+        if (imap_seqset_contains(&u->result, uid)) imap_seqset_add(&gone, uid, uid);
     }
     /* the keyword table may have grown; the sequence keys were pinned (search_pin) */
     search_prepare(u->prog, exists, exists ? selected_uid(sel, exists) : 0,
@@ -319,8 +344,8 @@ static void update_one(struct client *c, struct search_update *u,
         }
 
     /* REMOVEFROM: in ascending order, each pair's position counted in the list as the client
-     * has it when it reaches that pair: the ones before are removed already (by an earlier
-     * pair, or by EXPUNGE for the silent ones), so a run of neighbours at old positions
+     * has it when it reaches that pair: the ones before are removed already by an earlier
+     * pair, so a run of neighbours at old positions
      * p, p+1, ... is sent as "p - done set" */
     int first = 1;
     uint64_t done = 0;
@@ -334,10 +359,6 @@ static void update_one(struct client *c, struct search_update *u,
     }
     for (size_t i = 0; !u->sort && i < gone.count; i++)
         for (uint64_t uid = gone.r[i].lo; uid <= gone.r[i].hi; uid++, done++) {
-            if (imap_seqset_contains(&silent, (uint32_t)uid)) {
-                run_flush(&run, &rm, &first);
-                continue;
-            }
             uint64_t old = rank_next(&old_rank, (uint32_t)uid) + 1;
             run_put(&run, old, old - done, number(sel, u, (uint32_t)uid), &rm, &first);
         }
@@ -390,7 +411,6 @@ static void update_one(struct client *c, struct search_update *u,
 
     imap_seqset_fini(&run.nums);
     imap_seqset_fini(&gone);
-    imap_seqset_fini(&silent);
     imap_seqset_fini(&added);
     imap_seqset_fini(&kept);
     imap_seqset_fini(&now);

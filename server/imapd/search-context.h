@@ -56,9 +56,9 @@ int search_context_add_sort(struct selected *sel, const char *tag, int uid, unsi
                             struct sort_context **sort);
 
 /* search_context_expunge: before the EXPUNGE (or VANISHED) responses of a sync: each live
- * message-number SORT sends REMOVEFROM for its expunged results, numbered as the client
- * still numbers them (RFC 5267 section 4.3.4: "MUST be sent prior to the expunge
- * notification"). Live SEARCHes drop them silently at search_context_sync (imapd(8)). */
+ * message-number SEARCH or SORT sends REMOVEFROM for its expunged results, numbered as the
+ * client still numbers them (RFC 5267 section 4.3.4: "MUST be sent prior to the expunge
+ * notification"), and forgets them. UID ones are told at search_context_sync. */
 void search_context_expunge(struct client *c, const struct mailbox_changes *ch);
 
 /* search_context_cancel: end the live search of tag; 1 when there was one, else 0. */
