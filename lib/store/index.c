@@ -328,3 +328,19 @@ unsigned char *index_new_file(uint32_t uidvalidity, uint64_t generation, size_t 
     *len_r = INDEX_HEADER_SIZE;
     return p;
 }
+
+void index_record_decode_unchecked(const unsigned char *in, struct index_record *r)
+{
+    r->uid = le_get32(in + R_UID);
+    r->flags = le_get32(in + R_FLAGS);
+    r->internaldate = (int64_t)le_get64(in + R_INTERNALDATE);
+    r->sentdate = (int64_t)le_get64(in + R_SENTDATE);
+    r->size = le_get64(in + R_SIZE);
+    r->modseq = le_get64(in + R_MODSEQ);
+    r->cache_offset = le_get64(in + R_CACHE_OFFSET);
+    r->header_size = le_get32(in + R_HEADER_SIZE);
+    r->body_lines = le_get32(in + R_BODY_LINES);
+    memcpy(r->user_flags, in + R_USER_FLAGS, sizeof r->user_flags);
+    memcpy(r->guid, in + R_GUID, sizeof r->guid);
+    r->expunged_at = (int64_t)le_get64(in + R_EXPUNGED_AT);
+}

@@ -1,23 +1,23 @@
 /* cmd-sort.c: SORT and THREAD (RFC 5256), SORT=DISPLAY (RFC 5957), ESORT (RFC 5267 section
  * 3) and their UID forms. The search criteria run through the SEARCH engine
- * (search_run_selected in cmd-search.c); then each match's keys are computed once into flat
- * arrays and one string pool (dates, sizes from the index record; Subject, From, To, Cc,
- * Date, Message-ID, References, In-Reply-To from the header block, which the message handle
- * serves from the cache: store/mail.h mail_header), so the comparator never allocates or
- * parses, and the sort is one qsort of n fixed-size items. Strings are compared in their
- * i;unicode-casemap form (lib/imap/imap-sort.h), which is i;ascii-casemap on ASCII. */
+ * (search_run_selected in cmd-search.c); then each match's keys are gathered into flat arrays
+ * without parsing a message: arrival, sent date and size from one walk of the mapped index
+ * (store/mailbox-sort.h mailbox_sort_records), the string keys and the threading ids from the
+ * mailbox's sort key file, where imap_sortkeys_encode (lib/imap/imap-sortkeys.h) left them
+ * when the message was first sorted or threaded. Numeric sorts are a stable radix sort; sorts
+ * with a string key one qsort of n fixed-size items whose comparator never allocates or
+ * parses. Strings are compared in their i;unicode-casemap form (lib/imap/imap-sort.h), which
+ * is i;ascii-casemap on ASCII. */
 #include "imapd.h"
 #include "selected.h"
 #include "imap/imap-sort.h"
+#include "imap/imap-sortkeys.h"
 #include "imap/imap-thread.h"
 #include "imap/search.h"
 #include "core/buf.h"
 #include "core/error.h"
 #include "core/xmalloc.h"
-#include "mime/date.h"
-#include "mime/decode.h"
-#include "mime/mime.h"
-#include "store/mail.h"
+#include "store/mailbox-sort.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,133 +41,77 @@ struct sort_item {
     uint32_t msgno, uid;
     int64_t arrival, date;
     uint64_t size;
-    uint32_t off[SK_NSTR], len[SK_NSTR];   /* casemapped keys in the pool */
+    const char *str[SK_NSTR];       /* casemapped keys (in the key blobs) */
+    uint32_t len[SK_NSTR];
 };
 
-/* Header fields read for the keys; the first of each name counts. */
-enum { HF_DATE, HF_SUBJECT, HF_FROM, HF_TO, HF_CC, HF_MSGID, HF_REFS, HF_IRT, HF_COUNT };
-static const char *const hf_names[HF_COUNT] = {
-    "Date", "Subject", "From", "To", "Cc", "Message-ID", "References", "In-Reply-To",
-};
-
-struct fields {
-    const char *v[HF_COUNT];
-    size_t len[HF_COUNT];
-    unsigned want;                  /* 1 << HF_* */
-};
-
-static int fields_cb(void *rock, const char *name, size_t name_len, const char *value,
-                     size_t value_len)
+/* sent_date: RFC 5256 section 2.2: the Date: field in UTC, else the internal date. The index
+ * keeps the first one (mailbox_summarize parses the first Date: field; 0 when there is none
+ * or it does not parse). */
+static int64_t sent_date(const struct mailbox_sortrec *r)
 {
-    struct fields *f = rock;
-    for (int i = 0; i < HF_COUNT; i++) {
-        if (!(f->want & (1u << i)) || f->v[i]) continue;
-        if (strlen(hf_names[i]) == name_len && !strncasecmp(name, hf_names[i], name_len)) {
-            f->v[i] = value;
-            f->len[i] = value_len;
-        }
-    }
+    return r->sentdate ? r->sentdate : r->internaldate;
+}
+
+static const struct mailbox_sortkeys_ops sortkeys_ops = {
+    IMAP_SORTKEYS_VERSION, imap_sortkeys_encode, NULL,
+};
+
+/* only_all: the search criteria args[0,nargs) are the single key ALL. */
+static int only_all(const struct imap_arg *args, size_t nargs)
+{
+    return nargs == 1 && imap_arg_atom_eq(&args[0], "ALL");
+}
+
+/* run_search: the matching message numbers, ascending (*msgnos_r, caller frees). For ALL
+ * alone, every message of the view without a record read per message: gather drops the ones
+ * expunged meanwhile, as the search engine would (RFC 2180 section 4.3). */
+static int run_search(struct selected *sel, struct search_program *prog, int all,
+                      uint32_t **msgnos_r, size_t *n_r)
+{
+    if (!all) return search_run_selected(sel, prog, msgnos_r, n_r);
+    uint32_t n = selected_count(sel);
+    *msgnos_r = n ? xreallocarray(NULL, n, sizeof(**msgnos_r)) : NULL;
+    for (uint32_t i = 0; i < n; i++) (*msgnos_r)[i] = i + 1;
+    *n_r = n;
     return 0;
 }
 
-/* The state of one SORT or THREAD while it gathers keys. */
-struct gather {
-    struct mail *mail;
-    struct buf pool;        /* every string key, casemapped */
-    struct buf tmp, tmp2;   /* scratch */
-};
-
-/* load_fields: the index record and the wanted header fields of uid. 1 when the message is
- * there (*arrival, *size filled; f filled as far as found), 0 when it is gone, or an error. */
-static int load_fields(struct gather *g, uint32_t uid, struct fields *f, int64_t *arrival,
-                       uint64_t *size)
+/* gather: the uids of msgnos[0,*n) into uids, their index fields into recs (with drop_gone,
+ * the messages without a live record are removed from all three arrays and *n), and, when
+ * keys is not NULL, the key blobs (mailbox_sortkeys_get; *keys released by the caller). 0 or
+ * an error. */
+static int gather(struct selected *sel, uint32_t *msgnos, size_t *n, int drop_gone,
+                  uint32_t *uids, struct mailbox_sortrec *recs, struct mailbox_sortkeys *keys)
 {
-    const struct index_record *rec;
-    const char *h;
-    size_t hl;
-    unsigned want = f->want;
-    memset(f, 0, sizeof(*f));
-    f->want = want;
-    *arrival = 0;
-    *size = 0;
-    mail_set_uid(g->mail, uid);
-    int r = mail_record(g->mail, &rec);
-    if (r <= 0) return r;
-    *arrival = rec->internaldate;
-    *size = rec->size;
-    if (!want) return 1;
-    r = mail_header(g->mail, &h, &hl);
-    if (r == CF_E_NOTFOUND) return 1;
-    if (r < 0) return r;
-    mime_header_foreach(h, hl, fields_cb, f);
-    return 1;
-}
-
-/* sent_date: RFC 5256 section 2.2: the Date: field in UTC, else the internal date. */
-static int64_t sent_date(const struct fields *f, int64_t arrival)
-{
-    int64_t d = f->v[HF_DATE] ? mime_parse_date(f->v[HF_DATE], f->len[HF_DATE]) : 0;
-    return d ? d : arrival;
-}
-
-/* The first address of an address field (group markers skipped). */
-struct first_addr {
-    int found;
-    struct buf *out;        /* what was asked for, appended */
-    int display;
-};
-
-static int first_addr_cb(void *rock, int kind, const struct mime_address *a)
-{
-    struct first_addr *fa = rock;
-    if (kind != MIME_ADDRESS) return 0;
-    fa->found = 1;
-    if (fa->display && a->name && a->name_len) {
-        /* RFC 5957 section 3: the display-name, RFC 2047 decoded */
-        size_t at = fa->out->len;
-        mime_decode_header(a->name, a->name_len, fa->out);
-        for (size_t i = at; i < fa->out->len; i++)
-            if (fa->out->s[i] != ' ') return 1;
-        buf_truncate(fa->out, at);  /* only blanks: as if there were none */
-    }
-    if (fa->display) {
-        /* no display-name: the addr-spec */
-        buf_append(fa->out, a->mailbox, a->mailbox_len);
-        if (a->domain_len) {
-            buf_putc(fa->out, '@');
-            buf_append(fa->out, a->domain, a->domain_len);
+    for (size_t i = 0; i < *n; i++) uids[i] = selected_uid(sel, msgnos[i]);
+    mailbox_sort_records(sel->mb, uids, *n, recs);
+    if (drop_gone) {
+        size_t k = 0;
+        for (size_t i = 0; i < *n; i++) {
+            if (!recs[i].found || recs[i].expunged) continue;
+            msgnos[k] = msgnos[i];
+            uids[k] = uids[i];
+            recs[k++] = recs[i];
         }
-        return 1;
+        *n = k;
     }
-    /* RFC 5256 section 3: the addr-mailbox (local part) of the first address */
-    buf_append(fa->out, a->mailbox, a->mailbox_len);
-    return 1;
+    if (!keys) return 0;
+    return mailbox_sortkeys_get(sel->mb, &sortkeys_ops, uids, recs, *n, keys);
 }
 
-/* pool_put: the casemapped form of s[0,n) appended to the pool; its offset and length. */
-static void pool_put(struct gather *g, const char *s, size_t n, uint32_t *off, uint32_t *len)
+/* put_num: append v in decimal after a space (printf per number would cost more than the
+ * sort). */
+static void put_num(struct buf *out, uint32_t v)
 {
-    *off = (uint32_t)g->pool.len;
-    imap_casemap(s, n, &g->pool);
-    *len = (uint32_t)(g->pool.len - *off);
-}
-
-static void address_key(struct gather *g, const struct fields *f, int field, int display,
-                        uint32_t *off, uint32_t *len)
-{
-    struct first_addr fa = { 0, &g->tmp, display };
-    buf_reset(&g->tmp);
-    if (f->v[field]) mime_address_foreach(f->v[field], f->len[field], first_addr_cb, &fa);
-    pool_put(g, g->tmp.s ? g->tmp.s : "", g->tmp.len, off, len);
-}
-
-static void subject_key(struct gather *g, const struct fields *f, uint32_t *off, uint32_t *len,
-                        int *reply)
-{
-    buf_reset(&g->tmp);
-    *reply = 0;
-    if (f->v[HF_SUBJECT]) imap_base_subject(f->v[HF_SUBJECT], f->len[HF_SUBJECT], &g->tmp, reply);
-    pool_put(g, g->tmp.s ? g->tmp.s : "", g->tmp.len, off, len);
+    char t[12];
+    size_t i = sizeof t;
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    t[--i] = ' ';
+    buf_append(out, t + i, sizeof t - i);
 }
 
 /* check_charset: 1 when the charset argument is one SORT and THREAD take. */
@@ -205,8 +149,7 @@ static int parse_criteria(struct client *c, const struct imap_command *cmd,
     return 0;
 }
 
-static const char *g_pool;          /* the comparator's view of the pool (one sort at a time) */
-static const struct sort_crit *g_crit;
+static const struct sort_crit *g_crit;     /* the comparator's criteria (one sort at a time) */
 static size_t g_ncrit;
 
 static int item_cmp(const void *pa, const void *pb)
@@ -221,7 +164,7 @@ static int item_cmp(const void *pa, const void *pb)
         default: {
             size_t k = g_crit[i].key - SK_FIRST_STR;
             uint32_t la = a->len[k], lb = b->len[k];
-            c = memcmp(g_pool + a->off[k], g_pool + b->off[k], la < lb ? la : lb);
+            c = la && lb ? memcmp(a->str[k], b->str[k], la < lb ? la : lb) : 0;
             if (!c) c = (la > lb) - (la < lb);
             break;
         }
@@ -230,6 +173,60 @@ static int item_cmp(const void *pa, const void *pb)
     }
     /* RFC 5256 section 3: exact matches in mailbox order */
     return (a->msgno > b->msgno) - (a->msgno < b->msgno);
+}
+
+/* numeric_key: the 64-bit unsigned key of a numeric criterion whose ascending order is the
+ * criterion's order (REVERSE included). */
+static uint64_t numeric_key(const struct sort_item *it, const struct sort_crit *c)
+{
+    uint64_t k;
+    switch (c->key) {
+    case SK_ARRIVAL: k = (uint64_t)it->arrival ^ (1ull << 63); break;
+    case SK_DATE: k = (uint64_t)it->date ^ (1ull << 63); break;
+    default: k = it->size; break;
+    }
+    return c->reverse ? ~k : k;
+}
+
+struct radix_kv {
+    uint64_t k;
+    uint32_t i;
+};
+
+/* radix_order: the order of items[0,n) (given in mailbox order) under numeric criteria only,
+ * into order[0,n): a stable LSD radix sort per criterion, the last criterion first, so ties
+ * stay in mailbox order as RFC 5256 section 3 wants. O(n) per criterion: qsort's comparator
+ * calls dominated a 100,000-message SORT. */
+static void radix_order(const struct sort_item *items, size_t n, const struct sort_crit *crit,
+                        size_t ncrit, uint32_t *order)
+{
+    struct radix_kv *a = xreallocarray(NULL, n, sizeof(*a)), *b = xreallocarray(NULL, n, sizeof(*b));
+    for (size_t i = 0; i < n; i++) order[i] = (uint32_t)i;
+    for (size_t c = ncrit; c-- > 0;) {
+        size_t count[8][256];
+        memset(count, 0, sizeof count);
+        for (size_t i = 0; i < n; i++) {
+            a[i].i = order[i];
+            a[i].k = numeric_key(&items[order[i]], &crit[c]);
+            for (int d = 0; d < 8; d++) count[d][(a[i].k >> (8 * d)) & 0xff]++;
+        }
+        for (int d = 0; d < 8; d++) {
+            size_t *cnt = count[d], sum = 0;
+            if (cnt[(a[0].k >> (8 * d)) & 0xff] == n) continue;    /* one bucket: no-op */
+            for (int v = 0; v < 256; v++) {
+                size_t t = cnt[v];
+                cnt[v] = sum;
+                sum += t;
+            }
+            for (size_t i = 0; i < n; i++) b[cnt[(a[i].k >> (8 * d)) & 0xff]++] = a[i];
+            struct radix_kv *t = a;
+            a = b;
+            b = t;
+        }
+        for (size_t i = 0; i < n; i++) order[i] = a[i].i;
+    }
+    free(a);
+    free(b);
 }
 
 /* RFC 5267 section 3 (ESORT) result options, and RFC 5182 SAVE */
@@ -364,73 +361,64 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset");
         goto failed;
     }
-    r = search_run_selected(sel, prog, &msgnos, &n);
+    int all = only_all(args + 2, nargs - 2);
+    r = run_search(sel, prog, all, &msgnos, &n);
     search_free(&prog);
     if (r < 0) {
         imapd_reply_error(c, cmd->tag, r);
         goto failed;
     }
 
-    /* the keys */
-    unsigned want = 0;
-    for (size_t i = 0; i < ncrit; i++) {
-        switch (crit[i].key) {
-        case SK_DATE: want |= 1u << HF_DATE; break;
-        case SK_SUBJECT: want |= 1u << HF_SUBJECT; break;
-        case SK_FROM: case SK_DISPLAYFROM: want |= 1u << HF_FROM; break;
-        case SK_TO: case SK_DISPLAYTO: want |= 1u << HF_TO; break;
-        case SK_CC: want |= 1u << HF_CC; break;
-        default: break;
-        }
-    }
-    struct gather g;
-    memset(&g, 0, sizeof(g));
-    g.mail = mail_new(sel->mb);
-    struct sort_item *items = n ? xreallocarray(NULL, n, sizeof(*items)) : NULL;
+    /* the keys: numbers from the index records, strings from the key file */
+    int strings = 0;
+    for (size_t i = 0; i < ncrit; i++)
+        if (crit[i].key >= SK_FIRST_STR) strings = 1;
+    uint32_t *uidv = n ? xreallocarray(NULL, n, sizeof(*uidv)) : NULL;
+    struct mailbox_sortrec *recs = n ? xreallocarray(NULL, n, sizeof(*recs)) : NULL;
+    struct mailbox_sortkeys keys;
+    memset(&keys, 0, sizeof(keys));
+    r = gather(sel, msgnos, &n, all, uidv, recs, strings ? &keys : NULL);
+    struct sort_item *items = n && r >= 0 ? xreallocarray(NULL, n, sizeof(*items)) : NULL;
     for (size_t i = 0; i < n && r >= 0; i++) {
         struct sort_item *it = &items[i];
-        struct fields f;
-        memset(it, 0, sizeof(*it));
         it->msgno = msgnos[i];
-        it->uid = selected_uid(sel, msgnos[i]);
-        f.want = want;
-        r = load_fields(&g, it->uid, &f, &it->arrival, &it->size);
-        if (r < 0) break;
-        it->date = sent_date(&f, it->arrival);
-        for (size_t k = 0; k < ncrit; k++) {
-            size_t s = crit[k].key - SK_FIRST_STR;
-            int reply;
-            if (crit[k].key < SK_FIRST_STR || it->len[s] || it->off[s]) continue;
-            switch (crit[k].key) {
-            case SK_SUBJECT: subject_key(&g, &f, &it->off[s], &it->len[s], &reply); break;
-            case SK_FROM: address_key(&g, &f, HF_FROM, 0, &it->off[s], &it->len[s]); break;
-            case SK_TO: address_key(&g, &f, HF_TO, 0, &it->off[s], &it->len[s]); break;
-            case SK_CC: address_key(&g, &f, HF_CC, 0, &it->off[s], &it->len[s]); break;
-            case SK_DISPLAYFROM: address_key(&g, &f, HF_FROM, 1, &it->off[s], &it->len[s]); break;
-            case SK_DISPLAYTO: address_key(&g, &f, HF_TO, 1, &it->off[s], &it->len[s]); break;
-            default: break;
-            }
+        it->uid = uidv[i];
+        it->arrival = recs[i].internaldate;
+        it->date = sent_date(&recs[i]);
+        it->size = recs[i].size;
+        if (!strings) continue;
+        struct imap_sortkeys k;
+        imap_sortkeys_decode(keys.blob[i], keys.len[i], &k);
+        for (size_t s = 0; s < SK_NSTR; s++) {
+            /* enum sort_key's strings are in enum imap_sortkey_str's order */
+            it->str[s] = k.str[s];
+            it->len[s] = k.len[s];
         }
-        mail_reset(g.mail);
-        r = 0;
     }
-    mail_free(&g.mail);
     free(msgnos);
+    free(uidv);
+    free(recs);
     if (r < 0) {
         if (save_asked) imap_seqset_clear(&sel->saved);
         imapd_reply_error(c, cmd->tag, r);
     } else {
-        g_pool = g.pool.s ? g.pool.s : "";
-        g_crit = crit;
-        g_ncrit = ncrit;
-        if (n > 1) qsort(items, n, sizeof(*items), item_cmp);
-        g_pool = NULL;
+        uint32_t *order = n ? xreallocarray(NULL, n, sizeof(*order)) : NULL;
+        if (strings) {
+            g_crit = crit;
+            g_ncrit = ncrit;
+            if (n > 1) qsort(items, n, sizeof(*items), item_cmp);
+            for (size_t i = 0; i < n; i++) order[i] = (uint32_t)i;
+        } else if (n) {
+            radix_order(items, n, crit, ncrit, order);
+        }
         uint32_t *nums = n ? xreallocarray(NULL, n, sizeof(*nums)) : NULL;
-        for (size_t i = 0; i < n; i++) nums[i] = uid_cmd ? items[i].uid : items[i].msgno;
+        for (size_t i = 0; i < n; i++)
+            nums[i] = uid_cmd ? items[order[i]].uid : items[order[i]].msgno;
         if (!extended) {
             struct buf out = BUF_INIT;
+            buf_ensure(&out, 4 + n * 7);
             buf_appends(&out, "SORT");
-            for (size_t i = 0; i < n; i++) buf_printf(&out, " %u", nums[i]);
+            for (size_t i = 0; i < n; i++) put_num(&out, nums[i]);
             client_untagged(c, "%s", buf_cstr(&out));
             buf_fini(&out);
         } else {
@@ -443,7 +431,7 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
                     if (only_ends && !((i == 0 && (ret & RET_MIN)) ||
                                        (i == n - 1 && (ret & RET_MAX))))
                         continue;
-                    imap_seqset_add(&uids, items[i].uid, items[i].uid);
+                    imap_seqset_add(&uids, items[order[i]].uid, items[order[i]].uid);
                 }
                 imap_seqset_fini(&sel->saved);
                 sel->saved = uids;
@@ -451,12 +439,11 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
             if (ret & ~(unsigned)RET_SAVE) esort_reply(c, cmd, uid_cmd, ret, nums, n);
         }
         free(nums);
+        free(order);
         client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
     }
     free(items);
-    buf_fini(&g.pool);
-    buf_fini(&g.tmp);
-    buf_fini(&g.tmp2);
+    mailbox_sortkeys_fini(&keys);
     return;
 failed:
     /* RFC 5182 section 2.1: a failed command that asked to SAVE empties "$" */
@@ -494,79 +481,51 @@ void cmd_thread(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset");
         return;
     }
-    r = search_run_selected(sel, prog, &msgnos, &n);
+    int all = only_all(args + 2, nargs - 2);
+    r = run_search(sel, prog, all, &msgnos, &n);
     search_free(&prog);
     if (r < 0) {
         imapd_reply_error(c, cmd->tag, r);
         return;
     }
 
-    /* the keys: strings as pool offsets first (the pool moves as it grows), pointers after */
-    struct gather g;
-    memset(&g, 0, sizeof(g));
-    g.mail = mail_new(sel->mb);
-    struct thread_msg *tm = n ? xreallocarray(NULL, n, sizeof(*tm)) : NULL;
-    unsigned want = (1u << HF_DATE) | (1u << HF_SUBJECT);
-    if (references) want |= (1u << HF_MSGID) | (1u << HF_REFS) | (1u << HF_IRT);
-    /* offsets of msgid, refs, irt (subject_len etc. hold lengths meanwhile) */
-    size_t *offs = n ? xreallocarray(NULL, n * 4, sizeof(*offs)) : NULL;
+    /* the keys: dates from the index records, subjects and ids from the key file */
+    uint32_t *uids = n ? xreallocarray(NULL, n, sizeof(*uids)) : NULL;
+    struct mailbox_sortrec *recs = n ? xreallocarray(NULL, n, sizeof(*recs)) : NULL;
+    struct mailbox_sortkeys keys;
+    r = gather(sel, msgnos, &n, all, uids, recs, &keys);
+    struct thread_msg *tm = n && r >= 0 ? xreallocarray(NULL, n, sizeof(*tm)) : NULL;
     for (size_t i = 0; i < n && r >= 0; i++) {
         struct thread_msg *m = &tm[i];
-        struct fields f;
-        int64_t arrival;
-        uint64_t size;
-        uint32_t off, len;
+        struct imap_sortkeys k;
         memset(m, 0, sizeof(*m));
+        imap_sortkeys_decode(keys.blob[i], keys.len[i], &k);
         m->seq = msgnos[i];
-        m->num = uid_cmd ? selected_uid(sel, msgnos[i]) : msgnos[i];
-        f.want = want;
-        r = load_fields(&g, selected_uid(sel, msgnos[i]), &f, &arrival, &size);
-        if (r < 0) break;
-        m->date = sent_date(&f, arrival);
-        subject_key(&g, &f, &off, &len, &m->reply);
-        offs[i * 4] = off;
-        m->subject_len = len;
-        if (references) {
-            static const int hf[3] = { HF_MSGID, HF_REFS, HF_IRT };
-            size_t *lens[3] = { &m->msgid_len, &m->refs_len, &m->irt_len };
-            for (int k = 0; k < 3; k++) {
-                offs[i * 4 + 1 + k] = g.pool.len;
-                *lens[k] = f.v[hf[k]] ? f.len[hf[k]] : (size_t)-1;
-                if (f.v[hf[k]]) buf_append(&g.pool, f.v[hf[k]], f.len[hf[k]]);
-            }
-        }
-        mail_reset(g.mail);
-        r = 0;
+        m->num = uid_cmd ? uids[i] : msgnos[i];
+        m->date = sent_date(&recs[i]);
+        m->subject = k.str[ISK_SUBJECT];
+        m->subject_len = k.len[ISK_SUBJECT];
+        m->reply = k.reply;
+        m->has_id = k.has_msgid;
+        m->id_hash = k.msgid;
+        m->parents = k.parents;
+        m->nparents = k.nparents;
     }
-    mail_free(&g.mail);
     free(msgnos);
+    free(uids);
+    free(recs);
     if (r < 0) {
         imapd_reply_error(c, cmd->tag, r);
     } else {
-        const char *pool = g.pool.s ? g.pool.s : "";
-        for (size_t i = 0; i < n; i++) {
-            struct thread_msg *m = &tm[i];
-            m->subject = pool + offs[i * 4];
-            if (!references) continue;
-            const char **ps[3] = { &m->msgid, &m->refs, &m->irt };
-            size_t *lens[3] = { &m->msgid_len, &m->refs_len, &m->irt_len };
-            for (int k = 0; k < 3; k++) {
-                if (*lens[k] == (size_t)-1) { *ps[k] = NULL; *lens[k] = 0; }
-                else *ps[k] = pool + offs[i * 4 + 1 + k];
-            }
-        }
         struct buf out = BUF_INIT;
         buf_appends(&out, "THREAD");
         if (n) buf_putc(&out, ' ');
-        if (references) thread_references(tm, n, &out);
+        if (references) thread_references_hashed(tm, n, &out);
         else thread_orderedsubject(tm, n, &out);
         client_untagged(c, "%s", buf_cstr(&out));
         buf_fini(&out);
         client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
     }
-    free(offs);
     free(tm);
-    buf_fini(&g.pool);
-    buf_fini(&g.tmp);
-    buf_fini(&g.tmp2);
+    mailbox_sortkeys_fini(&keys);
 }
