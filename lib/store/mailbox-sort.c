@@ -372,6 +372,7 @@ int mailbox_sortkeys_get(struct mailbox *mb, const struct mailbox_sortkeys_ops *
      * them when it is rewritten), so the file never has gaps the next command would refill */
     if (writable) {
         const uint64_t gen = mb->hdr.generation;
+        const unsigned char *map0 = mb->map;
         uint32_t count = mb->hdr.record_count, pos = 0;
         size_t wi = 0, fj = 0;
         if (rewrite) {
@@ -382,7 +383,8 @@ int mailbox_sortkeys_get(struct mailbox *mb, const struct mailbox_sortkeys_ops *
             find_from(mb->map, count, 0, last_uid, &pos);
         }
         for (; pos < count && r >= 0; pos++) {
-            if (!mb->map || mb->hdr.generation != gen || mb->hdr.record_count != count) {
+            if (!mb->map || mb->map != map0 || mb->hdr.generation != gen ||
+                mb->hdr.record_count != count) {
                 /* the index was refreshed under us (a record read took the lock): give up
                  * writing this time */
                 writable = 0;
