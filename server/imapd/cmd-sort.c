@@ -44,7 +44,19 @@ struct sort_item {
     uint64_t size;
     const char *str[SK_NSTR];       /* casemapped keys (in the key blobs) */
     uint32_t len[SK_NSTR];
+    uint64_t pfx[SK_NSTR];          /* their first 8 bytes, big-endian, zero-padded */
 };
+
+/* str_prefix: the first 8 bytes of s[0,n) as a big-endian number, zero-padded. Prefixes that
+ * differ order two keys as memcmp-then-length does (a shorter key's padding is below any
+ * byte the longer one has there, unless that byte is zero too, and then they are equal), so
+ * the comparator reads the strings only on equal prefixes. */
+static uint64_t str_prefix(const char *s, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8; i++) v = (v << 8) | (i < n ? (unsigned char)s[i] : 0);
+    return v;
+}
 
 /* sent_date: RFC 5256 section 2.2: the Date: field in UTC, else the internal date. The index
  * keeps the first one (mailbox_summarize parses the first Date: field; 0 when there is none
@@ -179,6 +191,10 @@ static int item_cmp(const void *pa, const void *pb)
         case SK_SIZE: c = (a->size > b->size) - (a->size < b->size); break;
         default: {
             size_t k = g_crit[i].key - SK_FIRST_STR;
+            if (a->pfx[k] != b->pfx[k]) {
+                c = a->pfx[k] < b->pfx[k] ? -1 : 1;
+                break;
+            }
             uint32_t la = a->len[k], lb = b->len[k];
             c = la && lb ? memcmp(a->str[k], b->str[k], la < lb ? la : lb) : 0;
             if (!c) c = (la > lb) - (la < lb);
@@ -409,6 +425,7 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
             /* enum sort_key's strings are in enum imap_sortkey_str's order */
             it->str[s] = k.str[s];
             it->len[s] = k.len[s];
+            it->pfx[s] = str_prefix(k.str[s], k.len[s]);
         }
     }
     free(msgnos);
