@@ -238,9 +238,11 @@ static void prune(struct forest *f, int32_t root)
     free(stack);
 }
 
-/* The subject table of step 6: slots hold node index + 1. */
+/* The subject table of step 6: slots hold node index + 1, and beside each the hash of its
+ * subject, so a probe reads another root's subject only when the hashes agree. */
 struct subjtab {
     int32_t *slots;
+    uint64_t *hashes;
     size_t nslots;
 };
 
@@ -250,16 +252,21 @@ static const struct thread_msg *root_subject_msg(const struct forest *f, int32_t
     return x == NONE || f->nodes[x].msg == NONE ? NULL : &f->msgs[f->nodes[x].msg];
 }
 
-static int32_t *subj_slot(struct subjtab *t, const struct forest *f, const struct thread_msg *m)
+static int32_t *subj_slot(struct subjtab *t, const struct forest *f, const struct thread_msg *m,
+                          uint64_t hv)
 {
-    size_t h = (size_t)hash_bytes(m->subject, m->subject_len) & (t->nslots - 1);
+    size_t h = (size_t)hv & (t->nslots - 1);
     while (t->slots[h]) {
-        const struct thread_msg *o = root_subject_msg(f, t->slots[h] - 1);
-        if (o && o->subject_len == m->subject_len &&
-            memcmp(o->subject, m->subject, m->subject_len) == 0)
-            break;
+        if (t->hashes[h] == hv) {
+            const struct thread_msg *o = root_subject_msg(f, t->slots[h] - 1);
+            if (o && o->subject_len == m->subject_len &&
+                memcmp(o->subject, m->subject, m->subject_len) == 0)
+                break;
+        }
         h = (h + 1) & (t->nslots - 1);
     }
+    /* an empty slot gets the hash now: the caller may fill it, and one of this subject only */
+    if (!t->slots[h]) t->hashes[h] = hv;
     return &t->slots[h];
 }
 
@@ -279,12 +286,19 @@ static void merge_subjects(struct forest *f, int32_t root)
     t.nslots = 16;
     while (t.nslots < nroots * 2) t.nslots *= 2;
     t.slots = xzmalloc(t.nslots * sizeof(*t.slots));
+    t.hashes = xreallocarray(NULL, t.nslots, sizeof(*t.hashes));
+    /* each root's subject hashed once, for both passes */
+    uint64_t *rh = xreallocarray(NULL, nroots, sizeof(*rh));
+    for (size_t i = 0; i < nroots; i++) {
+        const struct thread_msg *m = root_subject_msg(f, roots[i]);
+        rh[i] = m ? hash_bytes(m->subject, m->subject_len) : 0;
+    }
     /* C: the container each subject is merged into */
     for (size_t i = 0; i < nroots; i++) {
         int32_t x = roots[i];
         const struct thread_msg *m = root_subject_msg(f, x);
         if (!m || !m->subject_len) continue;
-        int32_t *slot = subj_slot(&t, f, m);
+        int32_t *slot = subj_slot(&t, f, m, rh[i]);
         if (!*slot) { *slot = x + 1; continue; }
         int32_t o = *slot - 1;
         int xd = f->nodes[x].msg == NONE, od = f->nodes[o].msg == NONE;
@@ -298,7 +312,7 @@ static void merge_subjects(struct forest *f, int32_t root)
         if (x == NONE) continue;
         const struct thread_msg *m = root_subject_msg(f, x);
         if (!m || !m->subject_len) continue;
-        int32_t *slot = subj_slot(&t, f, m);
+        int32_t *slot = subj_slot(&t, f, m, rh[i]);
         int32_t o = *slot - 1;
         if (o == x) continue;
         int xd = f->nodes[x].msg == NONE, od = f->nodes[o].msg == NONE;
@@ -337,6 +351,8 @@ static void merge_subjects(struct forest *f, int32_t root)
         child_append(f, root, roots[i]);
     }
     free(t.slots);
+    free(t.hashes);
+    free(rh);
     free(roots);
 }
 
