@@ -22,10 +22,12 @@ struct forest {
     const struct thread_msg *msgs;
     struct node *nodes;
     size_t count, alloc;
-    /* message-id table: slots hold node index + 1 (0 empty) */
+    /* message-id table: slots hold node index + 1 (0 empty); an id is its hash and, unless
+     * the ids are hashes only (thread_references_hashed), its bytes */
     int32_t *slots;
     const char **ids;
     size_t *idlens;
+    uint64_t *hashes;
     size_t nslots, used;
 };
 
@@ -43,6 +45,7 @@ static int32_t node_new(struct forest *f, int32_t msg)
         f->nodes = xreallocarray(f->nodes, f->alloc, sizeof(*f->nodes));
         f->ids = xreallocarray(f->ids, f->alloc, sizeof(*f->ids));
         f->idlens = xreallocarray(f->idlens, f->alloc, sizeof(*f->idlens));
+        f->hashes = xreallocarray(f->hashes, f->alloc, sizeof(*f->hashes));
     }
     struct node *n = &f->nodes[f->count];
     n->parent = n->first = n->last = n->next = NONE;
@@ -50,6 +53,7 @@ static int32_t node_new(struct forest *f, int32_t msg)
     n->pos = NONE;
     f->ids[f->count] = NULL;
     f->idlens[f->count] = 0;
+    f->hashes[f->count] = 0;
     return (int32_t)f->count++;
 }
 
@@ -60,7 +64,7 @@ static void table_grow(struct forest *f)
     for (size_t i = 0; i < f->nslots; i++) {
         int32_t v = f->slots[i];
         if (!v) continue;
-        size_t h = (size_t)hash_bytes(f->ids[v - 1], f->idlens[v - 1]) & (nn - 1);
+        size_t h = (size_t)f->hashes[v - 1] & (nn - 1);
         while (ns[h]) h = (h + 1) & (nn - 1);
         ns[h] = v;
     }
@@ -69,21 +73,25 @@ static void table_grow(struct forest *f)
     f->nslots = nn;
 }
 
-/* id_find: the container of id; created (as a dummy) when create is set and there is none.
- * NONE when absent and not created. */
-static int32_t id_find(struct forest *f, const char *id, size_t len, int create)
+/* id_find: the container of the id with hash hv and bytes id[0,len) (id NULL: the hash alone
+ * names it); created (as a dummy) when create is set and there is none. NONE when absent and
+ * not created. */
+static int32_t id_find(struct forest *f, const char *id, size_t len, uint64_t hv, int create)
 {
     if (f->used * 2 >= f->nslots) table_grow(f);
-    size_t h = (size_t)hash_bytes(id, len) & (f->nslots - 1);
+    size_t h = (size_t)hv & (f->nslots - 1);
     while (f->slots[h]) {
         int32_t v = f->slots[h] - 1;
-        if (f->idlens[v] == len && memcmp(f->ids[v], id, len) == 0) return v;
+        if (f->hashes[v] == hv &&
+            (!id || (f->idlens[v] == len && memcmp(f->ids[v], id, len) == 0)))
+            return v;
         h = (h + 1) & (f->nslots - 1);
     }
     if (!create) return NONE;
     int32_t v = node_new(f, NONE);
     f->ids[v] = id;
     f->idlens[v] = len;
+    f->hashes[v] = hv;
     f->slots[h] = v + 1;
     f->used++;
     return v;
@@ -230,9 +238,11 @@ static void prune(struct forest *f, int32_t root)
     free(stack);
 }
 
-/* The subject table of step 6: slots hold node index + 1. */
+/* The subject table of step 6: slots hold node index + 1, and beside each the hash of its
+ * subject, so a probe reads another root's subject only when the hashes agree. */
 struct subjtab {
     int32_t *slots;
+    uint64_t *hashes;
     size_t nslots;
 };
 
@@ -242,16 +252,21 @@ static const struct thread_msg *root_subject_msg(const struct forest *f, int32_t
     return x == NONE || f->nodes[x].msg == NONE ? NULL : &f->msgs[f->nodes[x].msg];
 }
 
-static int32_t *subj_slot(struct subjtab *t, const struct forest *f, const struct thread_msg *m)
+static int32_t *subj_slot(struct subjtab *t, const struct forest *f, const struct thread_msg *m,
+                          uint64_t hv)
 {
-    size_t h = (size_t)hash_bytes(m->subject, m->subject_len) & (t->nslots - 1);
+    size_t h = (size_t)hv & (t->nslots - 1);
     while (t->slots[h]) {
-        const struct thread_msg *o = root_subject_msg(f, t->slots[h] - 1);
-        if (o && o->subject_len == m->subject_len &&
-            memcmp(o->subject, m->subject, m->subject_len) == 0)
-            break;
+        if (t->hashes[h] == hv) {
+            const struct thread_msg *o = root_subject_msg(f, t->slots[h] - 1);
+            if (o && o->subject_len == m->subject_len &&
+                memcmp(o->subject, m->subject, m->subject_len) == 0)
+                break;
+        }
         h = (h + 1) & (t->nslots - 1);
     }
+    /* an empty slot gets the hash now: the caller may fill it, and one of this subject only */
+    if (!t->slots[h]) t->hashes[h] = hv;
     return &t->slots[h];
 }
 
@@ -271,12 +286,19 @@ static void merge_subjects(struct forest *f, int32_t root)
     t.nslots = 16;
     while (t.nslots < nroots * 2) t.nslots *= 2;
     t.slots = xzmalloc(t.nslots * sizeof(*t.slots));
+    t.hashes = xreallocarray(NULL, t.nslots, sizeof(*t.hashes));
+    /* each root's subject hashed once, for both passes */
+    uint64_t *rh = xreallocarray(NULL, nroots, sizeof(*rh));
+    for (size_t i = 0; i < nroots; i++) {
+        const struct thread_msg *m = root_subject_msg(f, roots[i]);
+        rh[i] = m ? hash_bytes(m->subject, m->subject_len) : 0;
+    }
     /* C: the container each subject is merged into */
     for (size_t i = 0; i < nroots; i++) {
         int32_t x = roots[i];
         const struct thread_msg *m = root_subject_msg(f, x);
         if (!m || !m->subject_len) continue;
-        int32_t *slot = subj_slot(&t, f, m);
+        int32_t *slot = subj_slot(&t, f, m, rh[i]);
         if (!*slot) { *slot = x + 1; continue; }
         int32_t o = *slot - 1;
         int xd = f->nodes[x].msg == NONE, od = f->nodes[o].msg == NONE;
@@ -290,7 +312,7 @@ static void merge_subjects(struct forest *f, int32_t root)
         if (x == NONE) continue;
         const struct thread_msg *m = root_subject_msg(f, x);
         if (!m || !m->subject_len) continue;
-        int32_t *slot = subj_slot(&t, f, m);
+        int32_t *slot = subj_slot(&t, f, m, rh[i]);
         int32_t o = *slot - 1;
         if (o == x) continue;
         int xd = f->nodes[x].msg == NONE, od = f->nodes[o].msg == NONE;
@@ -329,6 +351,8 @@ static void merge_subjects(struct forest *f, int32_t root)
         child_append(f, root, roots[i]);
     }
     free(t.slots);
+    free(t.hashes);
+    free(rh);
     free(roots);
 }
 
@@ -337,6 +361,20 @@ static void merge_subjects(struct forest *f, int32_t root)
  * ("1 (2)(3)"); a dummy prints nothing of its own. Iterative: items on the stack are node
  * indexes (bit 0 of the value: a space goes before the number) or the literals below. */
 enum { LIT_OPEN = -1, LIT_CLOSE = -2, LIT_SPACE = -3 };
+
+/* put_num: v in decimal, after a space when space is set (a printf per number costs more
+ * than the threading of a 100,000-message mailbox). */
+static void put_num(struct buf *out, int space, uint32_t v)
+{
+    char t[12];
+    size_t i = sizeof t;
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (space) t[--i] = ' ';
+    buf_append(out, t + i, sizeof t - i);
+}
 
 static void print_forest(const struct forest *f, int32_t root, struct buf *out)
 {
@@ -358,7 +396,7 @@ static void print_forest(const struct forest *f, int32_t root, struct buf *out)
             int32_t x = (int32_t)(v / 2);
             const struct node *n = &f->nodes[x];
             if (n->msg != NONE)
-                buf_printf(out, "%s%u", (v & 1) ? " " : "", f->msgs[n->msg].num);
+                put_num(out, (v & 1) != 0, f->msgs[n->msg].num);
             if (n->first == NONE) continue;
             if (n->first == n->last) {
                 PUSH((int64_t)n->first * 2 + (n->msg != NONE));
@@ -386,20 +424,52 @@ static void forest_fini(struct forest *f)
     free(f->nodes);
     free(f->ids);
     free(f->idlens);
+    free(f->hashes);
     free(f->slots);
 }
 
-void thread_references(const struct thread_msg *msgs, size_t n, struct buf *out)
+static void references_run(const struct thread_msg *msgs, size_t n, int hashed,
+                           struct buf *out)
 {
     struct forest f;
     memset(&f, 0, sizeof(f));
     f.msgs = msgs;
-    table_grow(&f);
+    /* sized for the common case up front (a message and a referenced id or two each), so
+     * neither the node arrays nor the id table grow while 100,000 messages go in */
+    f.alloc = 2 * n + 64;
+    f.nodes = xreallocarray(NULL, f.alloc, sizeof(*f.nodes));
+    f.ids = xreallocarray(NULL, f.alloc, sizeof(*f.ids));
+    f.idlens = xreallocarray(NULL, f.alloc, sizeof(*f.idlens));
+    f.hashes = xreallocarray(NULL, f.alloc, sizeof(*f.hashes));
+    f.nslots = 1024;
+    while (f.nslots < 4 * n) f.nslots *= 2;
+    f.slots = xzmalloc(f.nslots * sizeof(*f.slots));
     int32_t root = node_new(&f, NONE);
     for (size_t i = 0; i < n; i++) {
         const struct thread_msg *m = &msgs[i];
         const char *myid = NULL, *id, *p, *end;
         size_t mylen = 0, len;
+        if (hashed) {
+            /* the same steps over ids the caller extracted and hashed */
+            int32_t prev = NONE, me = NONE;
+            for (uint32_t k = 0; k < m->nparents; k++) {
+                uint64_t hv = 0;
+                for (int b = 7; b >= 0; b--) hv = (hv << 8) | m->parents[k * 8 + (unsigned)b];
+                int32_t c = id_find(&f, NULL, 0, hv, 1);
+                if (prev != NONE && f.nodes[c].parent == NONE && !would_loop(&f, prev, c))
+                    child_append(&f, prev, c);
+                prev = c;
+            }
+            if (m->has_id) {
+                me = id_find(&f, NULL, 0, m->id_hash, 1);
+                if (f.nodes[me].msg != NONE) me = NONE;
+            }
+            if (me == NONE) me = node_new(&f, (int32_t)i);
+            else f.nodes[me].msg = (int32_t)i;
+            child_unlink(&f, me);
+            if (prev != NONE && !would_loop(&f, prev, me)) child_append(&f, prev, me);
+            continue;
+        }
         if (m->msgid) {
             p = m->msgid;
             if (!imap_msgid_next(&p, m->msgid + m->msgid_len, &myid, &mylen)) myid = NULL;
@@ -415,7 +485,7 @@ void thread_references(const struct thread_msg *msgs, size_t n, struct buf *out)
             end = p + (pass ? m->irt_len : m->refs_len);
             while (imap_msgid_next(&p, end, &id, &len)) {
                 if (myid && len == mylen && memcmp(id, myid, len) == 0) continue;
-                int32_t c = id_find(&f, id, len, 1);
+                int32_t c = id_find(&f, id, len, hash_bytes(id, len), 1);
                 any = 1;
                 if (prev != NONE && f.nodes[c].parent == NONE && !would_loop(&f, prev, c))
                     child_append(&f, prev, c);
@@ -426,7 +496,7 @@ void thread_references(const struct thread_msg *msgs, size_t n, struct buf *out)
         /* step 1B: the message's container (a fresh one for no id or a duplicate id) */
         int32_t me = NONE;
         if (myid) {
-            me = id_find(&f, myid, mylen, 1);
+            me = id_find(&f, myid, mylen, hash_bytes(myid, mylen), 1);
             if (f.nodes[me].msg != NONE) me = NONE;
         }
         if (me == NONE) me = node_new(&f, (int32_t)i);
@@ -445,6 +515,16 @@ void thread_references(const struct thread_msg *msgs, size_t n, struct buf *out)
     sort_all(&f, root);
     print_forest(&f, root, out);
     forest_fini(&f);
+}
+
+void thread_references(const struct thread_msg *msgs, size_t n, struct buf *out)
+{
+    references_run(msgs, n, 0, out);
+}
+
+void thread_references_hashed(const struct thread_msg *msgs, size_t n, struct buf *out)
+{
+    references_run(msgs, n, 1, out);
 }
 
 static int subj_date_cmp(const void *pa, const void *pb)

@@ -22,6 +22,12 @@ struct thread_msg {
     size_t refs_len;
     const char *irt;        /* raw In-Reply-To value (NULL: none) */
     size_t irt_len;
+    /* thread_references_hashed reads these instead of msgid, refs and irt: the message's id
+     * and the ids step 1A links (imap-sortkeys.h), as 64-bit hashes */
+    int has_id;
+    uint64_t id_hash;
+    const unsigned char *parents;   /* nparents 8-byte little-endian hashes */
+    uint32_t nparents;
 };
 
 /* thread_orderedsubject / thread_references: append the threads of msgs[0,n) to out as the
@@ -30,5 +36,10 @@ struct thread_msg {
  * memory O(n + references). msgs is not changed. Never blocks. */
 void thread_orderedsubject(const struct thread_msg *msgs, size_t n, struct buf *out);
 void thread_references(const struct thread_msg *msgs, size_t n, struct buf *out);
+
+/* thread_references_hashed: thread_references over the hashed ids (has_id, id_hash, parents)
+ * in place of the raw fields: two ids are the same when their hashes are, so the hashes must
+ * be keyed (imap_sortkeys_hash) for a sender not to be able to make them collide. */
+void thread_references_hashed(const struct thread_msg *msgs, size_t n, struct buf *out);
 
 #endif

@@ -150,20 +150,7 @@ void index_record_encode(const struct index_record *r, unsigned char *out)
 int index_record_decode(const unsigned char *in, struct index_record *r)
 {
     if (le_get32(in + R_CRC) != index_crc32(in, R_CRC)) return CF_E_CORRUPT;
-    r->uid = le_get32(in + R_UID);
-    r->flags = le_get32(in + R_FLAGS);
-    r->internaldate = (int64_t)le_get64(in + R_INTERNALDATE);
-    r->sentdate = (int64_t)le_get64(in + R_SENTDATE);
-    r->size = le_get64(in + R_SIZE);
-    r->modseq = le_get64(in + R_MODSEQ);
-    r->cache_offset = le_get64(in + R_CACHE_OFFSET);
-    r->header_size = le_get32(in + R_HEADER_SIZE);
-    r->body_lines = le_get32(in + R_BODY_LINES);
-    memcpy(r->user_flags, in + R_USER_FLAGS, sizeof r->user_flags);
-    memcpy(r->guid, in + R_GUID, sizeof r->guid);
-    r->expunged_at = (int64_t)le_get64(in + R_EXPUNGED_AT);
-    r->savedate = (int64_t)le_get64(in + R_SAVEDATE);
-    r->threadid = le_get64(in + R_THREADID);
+    index_record_decode_unchecked(in, r);
     if (r->uid == 0) return CF_E_CORRUPT;
     return 0;
 }
@@ -332,4 +319,22 @@ unsigned char *index_new_file(uint32_t uidvalidity, uint64_t generation, size_t 
     index_header_encode(&h, p + index_slot_offset(h.commit));
     *len_r = INDEX_HEADER_SIZE;
     return p;
+}
+
+void index_record_decode_unchecked(const unsigned char *in, struct index_record *r)
+{
+    r->uid = le_get32(in + R_UID);
+    r->flags = le_get32(in + R_FLAGS);
+    r->internaldate = (int64_t)le_get64(in + R_INTERNALDATE);
+    r->sentdate = (int64_t)le_get64(in + R_SENTDATE);
+    r->size = le_get64(in + R_SIZE);
+    r->modseq = le_get64(in + R_MODSEQ);
+    r->cache_offset = le_get64(in + R_CACHE_OFFSET);
+    r->header_size = le_get32(in + R_HEADER_SIZE);
+    r->body_lines = le_get32(in + R_BODY_LINES);
+    memcpy(r->user_flags, in + R_USER_FLAGS, sizeof r->user_flags);
+    memcpy(r->guid, in + R_GUID, sizeof r->guid);
+    r->expunged_at = (int64_t)le_get64(in + R_EXPUNGED_AT);
+    r->savedate = (int64_t)le_get64(in + R_SAVEDATE);
+    r->threadid = le_get64(in + R_THREADID);
 }

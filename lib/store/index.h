@@ -102,6 +102,10 @@ void index_record_encode(const struct index_record *r, unsigned char *out);
 /* index_record_decode: 0, or CF_E_CORRUPT when the checksum does not match (or uid is 0). */
 int index_record_decode(const unsigned char *in, struct index_record *r);
 
+/* index_record_decode_unchecked: every field of an encoded record, without the checksum test
+ * (for reads of fields that never change in place, as the session view's walks do). */
+void index_record_decode_unchecked(const unsigned char *in, struct index_record *r);
+
 /* index_record_uid: the uid field of an encoded record, without checking anything. */
 static inline uint32_t index_record_uid(const unsigned char *in)
 {

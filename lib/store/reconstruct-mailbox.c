@@ -3,6 +3,7 @@
  * (see reconstruct.h). The mailbox list's part is reconstruct-list.c. */
 #include "store/reconstruct.h"
 #include "store/reconstruct-int.h"
+#include "store/mailbox-sort.h"
 #include "store/store-retained.h"
 #include "core/error.h"
 #include "core/fileutil.h"
@@ -426,6 +427,14 @@ static int write_mailbox(struct recon *rc, uint32_t uidvalidity, uint32_t uidnex
     char *path = xasprintf("%s/%s", rc->dir, INDEX_FILE);
     r = file_write_atomic(path, ibuf.s, ibuf.len, 0600);
     free(path);
+    if (r == 0) {
+        /* the sort key file follows the index: the next SORT or THREAD rebuilds it
+         * (mailbox-sort.h; its records are checked against the index anyway) */
+        char *sk = xasprintf("%s/%s", rc->dir, SORTKEYS_FILE);
+        if (unlink(sk) < 0 && errno != ENOENT)
+            log_warn("reconstruct_unlink_failed", "path=%s errno=%s", log_quote(sk), strerror(errno));
+        free(sk);
+    }
 out:
     buf_fini(&cbuf);
     buf_fini(&ibuf);

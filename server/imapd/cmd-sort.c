@@ -1,11 +1,13 @@
 /* cmd-sort.c: SORT and THREAD (RFC 5256), SORT=DISPLAY (RFC 5957), ESORT (RFC 5267 section
  * 3) and their UID forms. The search criteria run through the SEARCH engine
- * (search_run_selected in cmd-search.c); then each match's keys are computed once into flat
- * arrays and one string pool (dates, sizes from the index record; Subject, From, To, Cc,
- * Date, Message-ID, References, In-Reply-To from the header block, which the message handle
- * serves from the cache: store/mail.h mail_header), so the comparator never allocates or
- * parses, and the sort is one qsort of n fixed-size items. Strings are compared in their
- * i;unicode-casemap form (lib/imap/imap-sort.h), which is i;ascii-casemap on ASCII.
+ * (search_run_selected in cmd-search.c); then each match's keys are gathered into flat arrays
+ * without parsing a message: arrival, sent date and size from one walk of the mapped index
+ * (store/mailbox-sort.h mailbox_sort_records), the string keys and the threading ids from the
+ * mailbox's sort key file, where imap_sortkeys_encode (lib/imap/imap-sortkeys.h) left them
+ * when the message was first sorted or threaded. Numeric sorts are a stable radix sort; sorts
+ * with a string key one qsort of n fixed-size items whose comparator never allocates or
+ * parses. Strings are compared in their i;unicode-casemap form (lib/imap/imap-sort.h), which
+ * is i;ascii-casemap on ASCII.
  * CONTEXT=SORT (RFC 5267 section 4): ESORT's RETURN (PARTIAL m:n) answers a window of the
  * sorted result; RETURN (UPDATE) keeps the SORT live (search-context.c) with its result in
  * sort order and each message's keys (struct sort_context, at the end of this file), so
@@ -15,16 +17,15 @@
 #include "selected.h"
 #include "imap/imap-partial.h"
 #include "imap/imap-sort.h"
+#include "imap/imap-sortkeys.h"
 #include "imap/imap-thread.h"
 #include "imap/search.h"
 #include "core/buf.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
-#include "mime/date.h"
-#include "mime/decode.h"
-#include "mime/mime.h"
-#include "store/mail.h"
+#include "store/mailbox-sort.h"
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,165 +49,104 @@ struct sort_item {
     uint32_t msgno, uid;
     int64_t arrival, date;
     uint64_t size;
-    uint32_t off[SK_NSTR], len[SK_NSTR];   /* casemapped keys in the pool */
+    const char *str[SK_NSTR];       /* casemapped keys (in the key blobs) */
+    uint32_t len[SK_NSTR];
+    uint64_t pfx[SK_NSTR];          /* their first 8 bytes, big-endian, zero-padded */
 };
 
-/* Header fields read for the keys; the first of each name counts. */
-enum { HF_DATE, HF_SUBJECT, HF_FROM, HF_TO, HF_CC, HF_MSGID, HF_REFS, HF_IRT, HF_COUNT };
-static const char *const hf_names[HF_COUNT] = {
-    "Date", "Subject", "From", "To", "Cc", "Message-ID", "References", "In-Reply-To",
-};
-
-struct fields {
-    const char *v[HF_COUNT];
-    size_t len[HF_COUNT];
-    unsigned want;                  /* 1 << HF_* */
-};
-
-static int fields_cb(void *rock, const char *name, size_t name_len, const char *value,
-                     size_t value_len)
+/* str_prefix: the first 8 bytes of s[0,n) as a big-endian number, zero-padded. Prefixes that
+ * differ order two keys as memcmp-then-length does (a shorter key's padding is below any
+ * byte the longer one has there, unless that byte is zero too, and then they are equal), so
+ * the comparator reads the strings only on equal prefixes. */
+static uint64_t str_prefix(const char *s, size_t n)
 {
-    struct fields *f = rock;
-    for (int i = 0; i < HF_COUNT; i++) {
-        if (!(f->want & (1u << i)) || f->v[i]) continue;
-        if (strlen(hf_names[i]) == name_len && !strncasecmp(name, hf_names[i], name_len)) {
-            f->v[i] = value;
-            f->len[i] = value_len;
-        }
-    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8; i++) v = (v << 8) | (i < n ? (unsigned char)s[i] : 0);
+    return v;
+}
+
+/* sent_date: RFC 5256 section 2.2: the Date: field in UTC, else the internal date. The index
+ * keeps the first one (mailbox_summarize parses the first Date: field; 0 when there is none
+ * or it does not parse). */
+static int64_t sent_date(const struct mailbox_sortrec *r)
+{
+    return r->sentdate ? r->sentdate : r->internaldate;
+}
+
+static const struct mailbox_sortkeys_ops sortkeys_ops = {
+    IMAP_SORTKEYS_VERSION, imap_sortkeys_encode, NULL,
+};
+
+/* keep_heap: from the first SORT or THREAD on, this process keeps freed heap memory (up to
+ * 64 MiB) and serves big arrays from the heap rather than fresh mappings: a command on a
+ * 100,000-message mailbox allocates some 30 MB of arrays, and giving them back to the
+ * kernel after each command made the next one fault every page in again (measured: the
+ * largest single cost of a warm THREAD). The memory stays reusable by any later command. */
+static void keep_heap(void)
+{
+    static int done;
+    if (done) return;
+    done = 1;
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+}
+
+/* only_all: the search criteria args[0,nargs) are the single key ALL. */
+static int only_all(const struct imap_arg *args, size_t nargs)
+{
+    return nargs == 1 && imap_arg_atom_eq(&args[0], "ALL");
+}
+
+/* run_search: the matching message numbers, ascending (*msgnos_r, caller frees). For ALL
+ * alone, every message of the view without a record read per message: gather drops the ones
+ * expunged meanwhile, as the search engine would (RFC 2180 section 4.3). */
+static int run_search(struct selected *sel, struct search_program *prog, int all,
+                      uint32_t **msgnos_r, size_t *n_r)
+{
+    if (!all) return search_run_selected(sel, prog, msgnos_r, n_r);
+    uint32_t n = selected_count(sel);
+    *msgnos_r = n ? xreallocarray(NULL, n, sizeof(**msgnos_r)) : NULL;
+    for (uint32_t i = 0; i < n; i++) (*msgnos_r)[i] = i + 1;
+    *n_r = n;
     return 0;
 }
 
-/* The state of one SORT or THREAD while it gathers keys. */
-struct gather {
-    struct mail *mail;
-    struct buf pool;        /* every string key, casemapped */
-    struct buf tmp, tmp2;   /* scratch */
-};
-
-/* load_fields: the index record and the wanted header fields of uid. 1 when the message is
- * there (*arrival, *size filled; f filled as far as found), 0 when it is gone, or an error. */
-static int load_fields(struct gather *g, uint32_t uid, struct fields *f, int64_t *arrival,
-                       uint64_t *size)
+/* gather: the uids of msgnos[0,*n) into uids, their index fields into recs (with drop_gone,
+ * the messages without a live record are removed from all three arrays and *n), and, when
+ * keys is not NULL, the key blobs (mailbox_sortkeys_get; *keys released by the caller). 0 or
+ * an error. */
+static int gather(struct selected *sel, uint32_t *msgnos, size_t *n, int drop_gone,
+                  uint32_t *uids, struct mailbox_sortrec *recs, struct mailbox_sortkeys *keys)
 {
-    const struct index_record *rec;
-    const char *h;
-    size_t hl;
-    unsigned want = f->want;
-    memset(f, 0, sizeof(*f));
-    f->want = want;
-    *arrival = 0;
-    *size = 0;
-    mail_set_uid(g->mail, uid);
-    int r = mail_record(g->mail, &rec);
-    if (r <= 0) return r;
-    *arrival = rec->internaldate;
-    *size = rec->size;
-    if (!want) return 1;
-    r = mail_header(g->mail, &h, &hl);
-    if (r == CF_E_NOTFOUND) return 1;
-    if (r < 0) return r;
-    mime_header_foreach(h, hl, fields_cb, f);
-    return 1;
-}
-
-/* sent_date: RFC 5256 section 2.2: the Date: field in UTC, else the internal date. */
-static int64_t sent_date(const struct fields *f, int64_t arrival)
-{
-    int64_t d = f->v[HF_DATE] ? mime_parse_date(f->v[HF_DATE], f->len[HF_DATE]) : 0;
-    return d ? d : arrival;
-}
-
-/* The first address of an address field (group markers skipped). */
-struct first_addr {
-    int found;
-    struct buf *out;        /* what was asked for, appended */
-    int display;
-};
-
-static int first_addr_cb(void *rock, int kind, const struct mime_address *a)
-{
-    struct first_addr *fa = rock;
-    if (kind != MIME_ADDRESS) return 0;
-    fa->found = 1;
-    if (fa->display && a->name && a->name_len) {
-        /* RFC 5957 section 3: the display-name, RFC 2047 decoded */
-        size_t at = fa->out->len;
-        mime_decode_header(a->name, a->name_len, fa->out);
-        for (size_t i = at; i < fa->out->len; i++)
-            if (fa->out->s[i] != ' ') return 1;
-        buf_truncate(fa->out, at);  /* only blanks: as if there were none */
-    }
-    if (fa->display) {
-        /* no display-name: the addr-spec */
-        buf_append(fa->out, a->mailbox, a->mailbox_len);
-        if (a->domain_len) {
-            buf_putc(fa->out, '@');
-            buf_append(fa->out, a->domain, a->domain_len);
+    keep_heap();
+    for (size_t i = 0; i < *n; i++) uids[i] = selected_uid(sel, msgnos[i]);
+    mailbox_sort_records(sel->mb, uids, *n, recs);
+    if (drop_gone) {
+        size_t k = 0;
+        for (size_t i = 0; i < *n; i++) {
+            if (!recs[i].found || recs[i].expunged) continue;
+            msgnos[k] = msgnos[i];
+            uids[k] = uids[i];
+            recs[k++] = recs[i];
         }
-        return 1;
+        *n = k;
     }
-    /* RFC 5256 section 3: the addr-mailbox (local part) of the first address */
-    buf_append(fa->out, a->mailbox, a->mailbox_len);
-    return 1;
+    if (!keys) return 0;
+    return mailbox_sortkeys_get(sel->mb, &sortkeys_ops, uids, recs, *n, keys);
 }
 
-/* pool_put: the casemapped form of s[0,n) appended to the pool; its offset and length. */
-static void pool_put(struct gather *g, const char *s, size_t n, uint32_t *off, uint32_t *len)
+/* put_num: append v in decimal after a space (printf per number would cost more than the
+ * sort). */
+static void put_num(struct buf *out, uint32_t v)
 {
-    *off = (uint32_t)g->pool.len;
-    imap_casemap(s, n, &g->pool);
-    *len = (uint32_t)(g->pool.len - *off);
-}
-
-static void address_key(struct gather *g, const struct fields *f, int field, int display,
-                        uint32_t *off, uint32_t *len)
-{
-    struct first_addr fa = { 0, &g->tmp, display };
-    buf_reset(&g->tmp);
-    if (f->v[field]) mime_address_foreach(f->v[field], f->len[field], first_addr_cb, &fa);
-    pool_put(g, g->tmp.s ? g->tmp.s : "", g->tmp.len, off, len);
-}
-
-static void subject_key(struct gather *g, const struct fields *f, uint32_t *off, uint32_t *len,
-                        int *reply)
-{
-    buf_reset(&g->tmp);
-    *reply = 0;
-    if (f->v[HF_SUBJECT]) imap_base_subject(f->v[HF_SUBJECT], f->len[HF_SUBJECT], &g->tmp, reply);
-    pool_put(g, g->tmp.s ? g->tmp.s : "", g->tmp.len, off, len);
-}
-
-/* item_keys: the keys of message uid (numbered msgno, the mailbox-order tie-break) into *it
- * (cleared first), string keys appended to g's pool; want: the header fields crit reads
- * (1 << HF_*). 1, 0 when the message is gone (keys empty), or an error (keys as far as
- * read). */
-static int item_keys(struct gather *g, const struct sort_crit *crit, size_t ncrit,
-                     unsigned want, uint32_t msgno, uint32_t uid, struct sort_item *it)
-{
-    struct fields f;
-    memset(it, 0, sizeof(*it));
-    it->msgno = msgno;
-    it->uid = uid;
-    f.want = want;
-    int r = load_fields(g, uid, &f, &it->arrival, &it->size);
-    if (r < 0) return r;
-    it->date = sent_date(&f, it->arrival);
-    for (size_t k = 0; k < ncrit; k++) {
-        size_t s = crit[k].key - SK_FIRST_STR;
-        int reply;
-        if (crit[k].key < SK_FIRST_STR || it->len[s] || it->off[s]) continue;
-        switch (crit[k].key) {
-        case SK_SUBJECT: subject_key(g, &f, &it->off[s], &it->len[s], &reply); break;
-        case SK_FROM: address_key(g, &f, HF_FROM, 0, &it->off[s], &it->len[s]); break;
-        case SK_TO: address_key(g, &f, HF_TO, 0, &it->off[s], &it->len[s]); break;
-        case SK_CC: address_key(g, &f, HF_CC, 0, &it->off[s], &it->len[s]); break;
-        case SK_DISPLAYFROM: address_key(g, &f, HF_FROM, 1, &it->off[s], &it->len[s]); break;
-        case SK_DISPLAYTO: address_key(g, &f, HF_TO, 1, &it->off[s], &it->len[s]); break;
-        default: break;
-        }
-    }
-    return r;
+    char t[12];
+    size_t i = sizeof t;
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    t[--i] = ' ';
+    buf_append(out, t + i, sizeof t - i);
 }
 
 /* check_charset: 1 when the charset argument is one SORT and THREAD take. */
@@ -244,8 +184,7 @@ static int parse_criteria(struct client *c, const struct imap_command *cmd,
     return 0;
 }
 
-static const char *g_pool;          /* the comparator's view of the pool (one sort at a time) */
-static const struct sort_crit *g_crit;
+static const struct sort_crit *g_crit;     /* the comparator's criteria (one sort at a time) */
 static size_t g_ncrit;
 
 static int item_cmp(const void *pa, const void *pb)
@@ -259,8 +198,12 @@ static int item_cmp(const void *pa, const void *pb)
         case SK_SIZE: c = (a->size > b->size) - (a->size < b->size); break;
         default: {
             size_t k = g_crit[i].key - SK_FIRST_STR;
+            if (a->pfx[k] != b->pfx[k]) {
+                c = a->pfx[k] < b->pfx[k] ? -1 : 1;
+                break;
+            }
             uint32_t la = a->len[k], lb = b->len[k];
-            c = memcmp(g_pool + a->off[k], g_pool + b->off[k], la < lb ? la : lb);
+            c = la && lb ? memcmp(a->str[k], b->str[k], la < lb ? la : lb) : 0;
             if (!c) c = (la > lb) - (la < lb);
             break;
         }
@@ -269,6 +212,60 @@ static int item_cmp(const void *pa, const void *pb)
     }
     /* RFC 5256 section 3: exact matches in mailbox order */
     return (a->msgno > b->msgno) - (a->msgno < b->msgno);
+}
+
+/* numeric_key: the 64-bit unsigned key of a numeric criterion whose ascending order is the
+ * criterion's order (REVERSE included). */
+static uint64_t numeric_key(const struct sort_item *it, const struct sort_crit *c)
+{
+    uint64_t k;
+    switch (c->key) {
+    case SK_ARRIVAL: k = (uint64_t)it->arrival ^ (1ull << 63); break;
+    case SK_DATE: k = (uint64_t)it->date ^ (1ull << 63); break;
+    default: k = it->size; break;
+    }
+    return c->reverse ? ~k : k;
+}
+
+struct radix_kv {
+    uint64_t k;
+    uint32_t i;
+};
+
+/* radix_order: the order of items[0,n) (given in mailbox order) under numeric criteria only,
+ * into order[0,n): a stable LSD radix sort per criterion, the last criterion first, so ties
+ * stay in mailbox order as RFC 5256 section 3 wants. O(n) per criterion: qsort's comparator
+ * calls dominated a 100,000-message SORT. */
+static void radix_order(const struct sort_item *items, size_t n, const struct sort_crit *crit,
+                        size_t ncrit, uint32_t *order)
+{
+    struct radix_kv *a = xreallocarray(NULL, n, sizeof(*a)), *b = xreallocarray(NULL, n, sizeof(*b));
+    for (size_t i = 0; i < n; i++) order[i] = (uint32_t)i;
+    for (size_t c = ncrit; c-- > 0;) {
+        size_t count[8][256];
+        memset(count, 0, sizeof count);
+        for (size_t i = 0; i < n; i++) {
+            a[i].i = order[i];
+            a[i].k = numeric_key(&items[order[i]], &crit[c]);
+            for (int d = 0; d < 8; d++) count[d][(a[i].k >> (8 * d)) & 0xff]++;
+        }
+        for (int d = 0; d < 8; d++) {
+            size_t *cnt = count[d], sum = 0;
+            if (cnt[(a[0].k >> (8 * d)) & 0xff] == n) continue;    /* one bucket: no-op */
+            for (int v = 0; v < 256; v++) {
+                size_t t = cnt[v];
+                cnt[v] = sum;
+                sum += t;
+            }
+            for (size_t i = 0; i < n; i++) b[cnt[(a[i].k >> (8 * d)) & 0xff]++] = a[i];
+            struct radix_kv *t = a;
+            a = b;
+            b = t;
+        }
+        for (size_t i = 0; i < n; i++) order[i] = a[i].i;
+    }
+    free(a);
+    free(b);
 }
 
 /* RFC 5267 section 3 (ESORT) result options, RFC 5182 SAVE, and RFC 5267 section 4
@@ -413,8 +410,43 @@ static void esort_reply(struct client *c, const struct imap_command *cmd, int ui
 
 static void sort_keep(struct client *c, const struct imap_command *cmd, int uid_cmd,
                       unsigned ret, struct search_program **prog, const struct sort_crit *crit,
-                      size_t ncrit, unsigned want, const struct sort_item *items, size_t n,
-                      struct buf *pool);
+                      size_t ncrit, const struct sort_item *items, const uint32_t *order,
+                      size_t n);
+
+/* fill_items: items[0,n) from the gathered uids, index fields and (strings: the key file's)
+ * key blobs; msgno_of[i] is the number items[i] sorts by when keys tie (its message number,
+ * or for a live SORT its uid). The string keys point into keys. */
+static void fill_items(struct sort_item *items, size_t n, const uint32_t *msgno_of,
+                       const uint32_t *uidv, const struct mailbox_sortrec *recs,
+                       const struct mailbox_sortkeys *keys, int strings)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct sort_item *it = &items[i];
+        memset(it, 0, sizeof(*it));
+        it->msgno = msgno_of[i];
+        it->uid = uidv[i];
+        it->arrival = recs[i].internaldate;
+        it->date = sent_date(&recs[i]);
+        it->size = recs[i].size;
+        if (!strings) continue;
+        struct imap_sortkeys k;
+        imap_sortkeys_decode(keys->blob[i], keys->len[i], &k);
+        for (size_t s = 0; s < SK_NSTR; s++) {
+            /* enum sort_key's strings are in enum imap_sortkey_str's order */
+            it->str[s] = k.str[s];
+            it->len[s] = k.len[s];
+            it->pfx[s] = str_prefix(k.str[s], k.len[s]);
+        }
+    }
+}
+
+/* crit_has_strings: 1 when one of crit[0,ncrit) is a string key. */
+static int crit_has_strings(const struct sort_crit *crit, size_t ncrit)
+{
+    for (size_t i = 0; i < ncrit; i++)
+        if (crit[i].key >= SK_FIRST_STR) return 1;
+    return 0;
+}
 
 void cmd_sort(struct client *c, const struct imap_command *cmd)
 {
@@ -472,7 +504,8 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset");
         goto failed;
     }
-    r = search_run_selected(sel, prog, &msgnos, &n);
+    int all = only_all(args + 2, nargs - 2);
+    r = run_search(sel, prog, all, &msgnos, &n);
     /* a live SORT keeps the messages its sequence keys meant now (search.h search_pin) */
     if (r >= 0 && (ret & RET_UPDATE))
         search_pin(prog, selected_count(sel), sort_view_uid, sel);
@@ -483,46 +516,40 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
         goto failed;
     }
 
-    /* the keys */
-    unsigned want = 0;
-    for (size_t i = 0; i < ncrit; i++) {
-        switch (crit[i].key) {
-        case SK_DATE: want |= 1u << HF_DATE; break;
-        case SK_SUBJECT: want |= 1u << HF_SUBJECT; break;
-        case SK_FROM: case SK_DISPLAYFROM: want |= 1u << HF_FROM; break;
-        case SK_TO: case SK_DISPLAYTO: want |= 1u << HF_TO; break;
-        case SK_CC: want |= 1u << HF_CC; break;
-        default: break;
-        }
-    }
-    struct gather g;
-    memset(&g, 0, sizeof(g));
-    g.mail = mail_new(sel->mb);
-    struct sort_item *items = n ? xreallocarray(NULL, n, sizeof(*items)) : NULL;
-    for (size_t i = 0; i < n && r >= 0; i++) {
-        r = item_keys(&g, crit, ncrit, want, msgnos[i], selected_uid(sel, msgnos[i]), &items[i]);
-        if (r < 0) break;
-        mail_reset(g.mail);
-        r = 0;
-    }
-    mail_free(&g.mail);
+    /* the keys: numbers from the index records, strings from the key file */
+    int strings = crit_has_strings(crit, ncrit);
+    uint32_t *uidv = n ? xreallocarray(NULL, n, sizeof(*uidv)) : NULL;
+    struct mailbox_sortrec *recs = n ? xreallocarray(NULL, n, sizeof(*recs)) : NULL;
+    struct mailbox_sortkeys keys;
+    memset(&keys, 0, sizeof(keys));
+    r = gather(sel, msgnos, &n, all, uidv, recs, strings ? &keys : NULL);
+    struct sort_item *items = n && r >= 0 ? xreallocarray(NULL, n, sizeof(*items)) : NULL;
+    if (r >= 0) fill_items(items, n, msgnos, uidv, recs, &keys, strings);
     free(msgnos);
+    free(uidv);
+    free(recs);
     if (r < 0) {
         search_free(&prog);
         if (save_asked) imap_seqset_clear(&sel->saved);
         imapd_reply_error(c, cmd->tag, r);
     } else {
-        g_pool = g.pool.s ? g.pool.s : "";
-        g_crit = crit;
-        g_ncrit = ncrit;
-        if (n > 1) qsort(items, n, sizeof(*items), item_cmp);
-        g_pool = NULL;
+        uint32_t *order = n ? xreallocarray(NULL, n, sizeof(*order)) : NULL;
+        if (strings) {
+            g_crit = crit;
+            g_ncrit = ncrit;
+            if (n > 1) qsort(items, n, sizeof(*items), item_cmp);
+            for (size_t i = 0; i < n; i++) order[i] = (uint32_t)i;
+        } else if (n) {
+            radix_order(items, n, crit, ncrit, order);
+        }
         uint32_t *nums = n ? xreallocarray(NULL, n, sizeof(*nums)) : NULL;
-        for (size_t i = 0; i < n; i++) nums[i] = uid_cmd ? items[i].uid : items[i].msgno;
+        for (size_t i = 0; i < n; i++)
+            nums[i] = uid_cmd ? items[order[i]].uid : items[order[i]].msgno;
         if (!extended) {
             struct buf out = BUF_INIT;
+            buf_ensure(&out, 4 + n * 7);
             buf_appends(&out, "SORT");
-            for (size_t i = 0; i < n; i++) buf_printf(&out, " %u", nums[i]);
+            for (size_t i = 0; i < n; i++) put_num(&out, nums[i]);
             client_untagged(c, "%s", buf_cstr(&out));
             buf_fini(&out);
         } else {
@@ -539,26 +566,25 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
                                        (i == n - 1 && (ret & RET_MAX)) ||
                                        (i >= pfirst && i < pend)))
                         continue;
-                    imap_seqset_add(&uids, items[i].uid, items[i].uid);
+                    imap_seqset_add(&uids, items[order[i]].uid, items[order[i]].uid);
                 }
                 imap_seqset_fini(&sel->saved);
                 sel->saved = uids;
             }
-            if (ret & RET_UPDATE) sort_keep(c, cmd, uid_cmd, ret, &prog, crit, ncrit, want,
-                                            items, n, &g.pool);
+            if (ret & RET_UPDATE) sort_keep(c, cmd, uid_cmd, ret, &prog, crit, ncrit, items,
+                                            order, n);
             /* RFC 5182 section 2.1: SAVE alone gives no ESEARCH response (CONTEXT and UPDATE
              * ask for none either) */
             if (ret & ~(unsigned)(RET_SAVE | RET_CONTEXT | RET_UPDATE))
                 esort_reply(c, cmd, uid_cmd, ret, &partial, nums, n);
         }
         free(nums);
+        free(order);
         search_free(&prog);
         client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
     }
     free(items);
-    buf_fini(&g.pool);
-    buf_fini(&g.tmp);
-    buf_fini(&g.tmp2);
+    mailbox_sortkeys_fini(&keys);
     return;
 failed:
     /* RFC 5182 section 2.1: a failed command that asked to SAVE empties "$" */
@@ -596,81 +622,53 @@ void cmd_thread(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset");
         return;
     }
-    r = search_run_selected(sel, prog, &msgnos, &n);
+    int all = only_all(args + 2, nargs - 2);
+    r = run_search(sel, prog, all, &msgnos, &n);
     search_free(&prog);
     if (r < 0) {
         imapd_reply_error(c, cmd->tag, r);
         return;
     }
 
-    /* the keys: strings as pool offsets first (the pool moves as it grows), pointers after */
-    struct gather g;
-    memset(&g, 0, sizeof(g));
-    g.mail = mail_new(sel->mb);
-    struct thread_msg *tm = n ? xreallocarray(NULL, n, sizeof(*tm)) : NULL;
-    unsigned want = (1u << HF_DATE) | (1u << HF_SUBJECT);
-    if (references) want |= (1u << HF_MSGID) | (1u << HF_REFS) | (1u << HF_IRT);
-    /* offsets of msgid, refs, irt (subject_len etc. hold lengths meanwhile) */
-    size_t *offs = n ? xreallocarray(NULL, n * 4, sizeof(*offs)) : NULL;
+    /* the keys: dates from the index records, subjects and ids from the key file */
+    uint32_t *uids = n ? xreallocarray(NULL, n, sizeof(*uids)) : NULL;
+    struct mailbox_sortrec *recs = n ? xreallocarray(NULL, n, sizeof(*recs)) : NULL;
+    struct mailbox_sortkeys keys;
+    r = gather(sel, msgnos, &n, all, uids, recs, &keys);
+    struct thread_msg *tm = n && r >= 0 ? xreallocarray(NULL, n, sizeof(*tm)) : NULL;
     for (size_t i = 0; i < n && r >= 0; i++) {
         struct thread_msg *m = &tm[i];
-        struct fields f;
-        int64_t arrival;
-        uint64_t size;
-        uint32_t off, len;
+        struct imap_sortkeys k;
         memset(m, 0, sizeof(*m));
+        imap_sortkeys_decode(keys.blob[i], keys.len[i], &k);
         m->seq = msgnos[i];
-        m->num = uid_cmd ? selected_uid(sel, msgnos[i]) : msgnos[i];
-        f.want = want;
-        r = load_fields(&g, selected_uid(sel, msgnos[i]), &f, &arrival, &size);
-        if (r < 0) break;
-        m->date = sent_date(&f, arrival);
-        subject_key(&g, &f, &off, &len, &m->reply);
-        offs[i * 4] = off;
-        m->subject_len = len;
-        if (references) {
-            static const int hf[3] = { HF_MSGID, HF_REFS, HF_IRT };
-            size_t *lens[3] = { &m->msgid_len, &m->refs_len, &m->irt_len };
-            for (int k = 0; k < 3; k++) {
-                offs[i * 4 + 1 + k] = g.pool.len;
-                *lens[k] = f.v[hf[k]] ? f.len[hf[k]] : (size_t)-1;
-                if (f.v[hf[k]]) buf_append(&g.pool, f.v[hf[k]], f.len[hf[k]]);
-            }
-        }
-        mail_reset(g.mail);
-        r = 0;
+        m->num = uid_cmd ? uids[i] : msgnos[i];
+        m->date = sent_date(&recs[i]);
+        m->subject = k.str[ISK_SUBJECT];
+        m->subject_len = k.len[ISK_SUBJECT];
+        m->reply = k.reply;
+        m->has_id = k.has_msgid;
+        m->id_hash = k.msgid;
+        m->parents = k.parents;
+        m->nparents = k.nparents;
     }
-    mail_free(&g.mail);
     free(msgnos);
+    free(uids);
+    free(recs);
     if (r < 0) {
         imapd_reply_error(c, cmd->tag, r);
     } else {
-        const char *pool = g.pool.s ? g.pool.s : "";
-        for (size_t i = 0; i < n; i++) {
-            struct thread_msg *m = &tm[i];
-            m->subject = pool + offs[i * 4];
-            if (!references) continue;
-            const char **ps[3] = { &m->msgid, &m->refs, &m->irt };
-            size_t *lens[3] = { &m->msgid_len, &m->refs_len, &m->irt_len };
-            for (int k = 0; k < 3; k++) {
-                if (*lens[k] == (size_t)-1) { *ps[k] = NULL; *lens[k] = 0; }
-                else *ps[k] = pool + offs[i * 4 + 1 + k];
-            }
-        }
         struct buf out = BUF_INIT;
         buf_appends(&out, "THREAD");
         if (n) buf_putc(&out, ' ');
-        if (references) thread_references(tm, n, &out);
+        if (references) thread_references_hashed(tm, n, &out);
         else thread_orderedsubject(tm, n, &out);
         client_untagged(c, "%s", buf_cstr(&out));
         buf_fini(&out);
         client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
     }
-    free(offs);
     free(tm);
-    buf_fini(&g.pool);
-    buf_fini(&g.tmp);
-    buf_fini(&g.tmp2);
+    mailbox_sortkeys_fini(&keys);
 }
 
 /* ---- CONTEXT=SORT (RFC 5267 section 4): a live SORT's result in sort order ---- */
@@ -678,35 +676,58 @@ void cmd_thread(struct client *c, const struct imap_command *cmd)
 struct sort_context {
     struct sort_crit crit[SORT_MAX_CRITERIA];
     size_t ncrit;
-    unsigned want;                  /* the header fields the keys read (1 << HF_*) */
     struct sort_item *items;        /* the result in sort order; each msgno field holds the
                                      * uid, the mailbox-order tie-break (uids grow as message
                                      * numbers do, and do not change on expunge) */
     size_t n;
-    struct buf pool;                /* the items' string keys */
+    char *pool;                     /* the items' string keys (their str point here) */
+    size_t pool_len;
 };
 
+/* sort_repool: copy the string keys of s's items into a new pool of their own and point the
+ * items there (they may point into a key file mapping about to go, or into the old pool,
+ * which is freed). O(total key bytes). */
+static void sort_repool(struct sort_context *s)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < s->n; i++)
+        for (size_t k = 0; k < SK_NSTR; k++) total += s->items[i].len[k];
+    char *pool = total ? xmalloc(total) : NULL, *p = pool;
+    for (size_t i = 0; i < s->n; i++)
+        for (size_t k = 0; k < SK_NSTR; k++) {
+            struct sort_item *it = &s->items[i];
+            if (!it->len[k]) {
+                it->str[k] = NULL;
+                continue;
+            }
+            memcpy(p, it->str[k], it->len[k]);
+            it->str[k] = p;
+            p += it->len[k];
+        }
+    free(s->pool);
+    s->pool = pool;
+    s->pool_len = total;
+}
+
 /* sort_keep: keep the SORT just answered live (RETURN (UPDATE)): *prog (taken), the keys
- * items[0,n) in sort order over *pool (taken). Past SEARCH_CONTEXT_MAX, * NO [NOUPDATE]. */
+ * items[order[0,n)] in sort order (copied). Past SEARCH_CONTEXT_MAX, * NO [NOUPDATE]. */
 static void sort_keep(struct client *c, const struct imap_command *cmd, int uid_cmd,
                       unsigned ret, struct search_program **prog, const struct sort_crit *crit,
-                      size_t ncrit, unsigned want, const struct sort_item *items, size_t n,
-                      struct buf *pool)
+                      size_t ncrit, const struct sort_item *items, const uint32_t *order,
+                      size_t n)
 {
     struct sort_context *s = xzmalloc(sizeof(*s));
     memcpy(s->crit, crit, ncrit * sizeof(*crit));
     s->ncrit = ncrit;
-    s->want = want;
     s->n = n;
     s->items = n ? xreallocarray(NULL, n, sizeof(*s->items)) : NULL;
     struct imap_seqset uids = IMAP_SEQSET_INIT;
     for (size_t i = 0; i < n; i++) {
-        s->items[i] = items[i];
-        s->items[i].msgno = items[i].uid;
-        imap_seqset_add(&uids, items[i].uid, items[i].uid);
+        s->items[i] = items[order[i]];
+        s->items[i].msgno = s->items[i].uid;
+        imap_seqset_add(&uids, s->items[i].uid, s->items[i].uid);
     }
-    s->pool = *pool;
-    buf_init(pool);
+    sort_repool(s);
     unsigned w = 0;
     if (ret & RET_MIN) w |= SEARCH_UPDATE_MIN;
     if (ret & RET_MAX) w |= SEARCH_UPDATE_MAX;
@@ -764,26 +785,6 @@ static void sort_run_put(struct sort_run *r, size_t idx, uint64_t pos, uint32_t 
     r->nums[r->n++] = num;
 }
 
-/* sort_pool_compact: copy the live string keys to a new pool once removals left more
- * garbage than keys (a long-lived context would otherwise grow with every re-entry). */
-static void sort_pool_compact(struct sort_context *s)
-{
-    size_t live = 0;
-    for (size_t i = 0; i < s->n; i++)
-        for (size_t k = 0; k < SK_NSTR; k++) live += s->items[i].len[k];
-    if (s->pool.len < 65536 || live * 2 > s->pool.len) return;
-    struct buf pool = BUF_INIT;
-    for (size_t i = 0; i < s->n; i++)
-        for (size_t k = 0; k < SK_NSTR; k++) {
-            struct sort_item *it = &s->items[i];
-            uint32_t off = (uint32_t)pool.len;
-            if (it->len[k]) buf_append(&pool, s->pool.s + it->off[k], it->len[k]);
-            it->off[k] = off;
-        }
-    buf_fini(&s->pool);
-    s->pool = pool;
-}
-
 void sort_context_apply(struct selected *sel, struct sort_context *s,
                         const struct imap_seqset *gone, const struct imap_seqset *added,
                         uint32_t (*num)(void *ctx, uint32_t uid), void *ctx, struct buf *rm,
@@ -807,38 +808,44 @@ void sort_context_apply(struct selected *sel, struct sort_context *s,
         }
         sort_run_flush(&run, rm);
         s->n = w;
-        sort_pool_compact(s);
+        /* the removed keys stay in the pool until it is mostly garbage */
+        size_t live = 0;
+        for (size_t i = 0; i < s->n; i++)
+            for (size_t j = 0; j < SK_NSTR; j++) live += s->items[i].len[j];
+        if (s->pool_len >= 65536 && live * 2 < s->pool_len) sort_repool(s);
     }
     /* RFC 5267 section 4.3.3: ADDTO in list order, each at its position in the new list
      * (the additions before it already inserted); the new messages' keys are read once,
      * sorted among themselves, and merged into the list */
     uint64_t k = imap_seqset_size(added);
     if (k) {
-        struct gather g;
-        memset(&g, 0, sizeof(g));
-        g.mail = mail_new(sel->mb);
-        g.pool = s->pool;
-        struct sort_item *nw = xreallocarray(NULL, (size_t)k, sizeof(*nw));
-        size_t m = 0;
-        for (size_t i = 0; i < added->count; i++)
-            for (uint64_t uid = added->r[i].lo; uid <= added->r[i].hi; uid++) {
-                int r = item_keys(&g, s->crit, s->ncrit, s->want, (uint32_t)uid, (uint32_t)uid,
-                                  &nw[m++]);
-                if (r < 0 && !(*logged)++)
-                    log_warn("imap_sort_update_failed", "uid=%u error=%s", (unsigned)uid,
-                             cf_strerror(r));
-                mail_reset(g.mail);
-            }
-        mail_free(&g.mail);
-        s->pool = g.pool;
-        buf_fini(&g.tmp);
-        buf_fini(&g.tmp2);
-        g_pool = s->pool.s ? s->pool.s : "";
+        size_t m = (size_t)k, i = 0, j = 0, o = 0;
+        uint32_t *uidv = xreallocarray(NULL, m, sizeof(*uidv));
+        for (size_t a = 0; a < added->count; a++)
+            for (uint64_t uid = added->r[a].lo; uid <= added->r[a].hi; uid++)
+                uidv[i++] = (uint32_t)uid;
+        struct mailbox_sortrec *recs = xreallocarray(NULL, m, sizeof(*recs));
+        struct mailbox_sortkeys keys;
+        memset(&keys, 0, sizeof(keys));
+        int strings = crit_has_strings(s->crit, s->ncrit);
+        mailbox_sort_records(sel->mb, uidv, m, recs);
+        int r = strings ? mailbox_sortkeys_get(sel->mb, &sortkeys_ops, uidv, recs, m, &keys) : 0;
+        if (r < 0) {
+            /* the new matches sort with empty string keys: logged, the list stays whole */
+            if (!(*logged)++)
+                log_warn("imap_sort_update_failed", "uid=%u error=%s", (unsigned)uidv[0],
+                         cf_strerror(r));
+            strings = 0;
+        }
+        struct sort_item *nw = xreallocarray(NULL, m, sizeof(*nw));
+        fill_items(nw, m, uidv, uidv, recs, &keys, strings);
+        free(uidv);
+        free(recs);
         g_crit = s->crit;
         g_ncrit = s->ncrit;
         if (m > 1) qsort(nw, m, sizeof(*nw), item_cmp);
         struct sort_item *out = xreallocarray(NULL, s->n + m, sizeof(*out));
-        size_t i = 0, j = 0, o = 0;
+        i = 0;
         while (i < s->n || j < m) {
             if (j < m && (i == s->n || item_cmp(&nw[j], &s->items[i]) < 0)) {
                 out[o] = nw[j++];
@@ -848,12 +855,13 @@ void sort_context_apply(struct selected *sel, struct sort_context *s,
             }
             o++;
         }
-        g_pool = NULL;
         sort_run_flush(&run, add);
         free(s->items);
         free(nw);
         s->items = out;
         s->n = o;
+        sort_repool(s);     /* the new keys point into the key file: copy them */
+        mailbox_sortkeys_fini(&keys);
     }
     free(run.nums);
     *first_r = s->n ? s->items[0].msgno : 0;
@@ -864,7 +872,7 @@ void sort_context_free(struct sort_context **s)
 {
     if (!*s) return;
     free((*s)->items);
-    buf_fini(&(*s)->pool);
+    free((*s)->pool);
     free(*s);
     *s = NULL;
 }

@@ -1,0 +1,461 @@
+/* mailbox-sort.c: the index walk and the sort key file of mailbox-sort.h. The key file is a
+ * header and an append-only run of records in ascending uid order; it is never truncated in
+ * place (a reader may have it mapped): it grows by appends under its own flock, and is
+ * replaced as a whole (temp file, rename) when it must shrink or is damaged. No fsync: it is
+ * a cache that a reader checks record by record and rebuilds when it does not fit. */
+#include "store/mailbox-sort.h"
+#include "store/mailbox-int.h"
+#include "store/index.h"
+#include "store/mail.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct mailbox_sortkeys_stats mailbox_sortkeys_stats;
+
+/* Header layout (byte offsets). */
+enum {
+    SH_MAGIC = 0, SH_VERSION = 8, SH_HEADER_SIZE = 12, SH_UIDVALIDITY = 16,
+    SH_CONTENT_VERSION = 20, SH_KEY = 24, SH_CRC = 60
+};
+/* Record layout: length (of the whole record), uid, GUID prefix, blob, checksum of the rest
+ * (mailbox_sortkeys_sum). */
+enum { SR_LEN = 0, SR_UID = 4, SR_GUID = 8, SR_BLOB = 16 };
+#define SR_OVERHEAD (SR_BLOB + 4)
+
+/* find_from: the position of uid among the records [pos, count) of the mapped index, or -1;
+ * *pos_r is where the next (greater) uid's search may start. */
+static long find_from(const unsigned char *map, uint32_t count, uint32_t pos, uint32_t uid,
+                      uint32_t *pos_r)
+{
+    /* the uids asked for are usually dense: look a few records ahead before bisecting */
+    for (int k = 0; k < 4 && pos < count; k++, pos++) {
+        uint32_t u = index_record_uid(map + index_record_offset(pos));
+        if (u == uid) { *pos_r = pos + 1; return (long)pos; }
+        if (u > uid) { *pos_r = pos; return -1; }
+    }
+    uint32_t lo = pos, hi = count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        uint32_t u = index_record_uid(map + index_record_offset(mid));
+        if (u == uid) { *pos_r = mid + 1; return (long)mid; }
+        if (u < uid) lo = mid + 1;
+        else hi = mid;
+    }
+    *pos_r = lo;
+    return -1;
+}
+
+void mailbox_sort_records(struct mailbox *mb, const uint32_t *uids, size_t n,
+                          struct mailbox_sortrec *out)
+{
+    const unsigned char *map = mb->map;
+    uint32_t count = mb->hdr.record_count, pos = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct mailbox_sortrec *o = &out[i];
+        memset(o, 0, sizeof *o);
+        long p = map ? find_from(map, count, pos, uids[i], &pos) : -1;
+        if (p < 0) continue;
+        struct index_record r;
+        index_record_decode_unchecked(map + index_record_offset((uint32_t)p), &r);
+        o->internaldate = r.internaldate;
+        o->sentdate = r.sentdate;
+        o->size = r.size;
+        memcpy(o->guid, r.guid, SORTKEYS_GUID_LEN);
+        o->found = 1;
+        o->expunged = (r.flags & FLAG_EXPUNGED) != 0;
+    }
+}
+
+/* ---- the key file ---- */
+
+static inline uint32_t get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+uint32_t mailbox_sortkeys_sum(const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w = (uint64_t)get32(p + i) | (uint64_t)get32(p + i + 4) << 32;
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    if (i < n) {
+        uint64_t w = 0;
+        for (size_t k = 0; i + k < n; k++) w |= (uint64_t)p[i + k] << (8 * k);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    h ^= h >> 29;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 32;
+    return (uint32_t)h;
+}
+
+static void header_encode(unsigned char *h, uint32_t uidvalidity, uint32_t version,
+                          const unsigned char *key)
+{
+    memset(h, 0, SORTKEYS_HEADER_SIZE);
+    memcpy(h + SH_MAGIC, SORTKEYS_MAGIC, 8);
+    le_put32(h + SH_VERSION, SORTKEYS_VERSION);
+    le_put32(h + SH_HEADER_SIZE, SORTKEYS_HEADER_SIZE);
+    le_put32(h + SH_UIDVALIDITY, uidvalidity);
+    le_put32(h + SH_CONTENT_VERSION, version);
+    memcpy(h + SH_KEY, key, SORTKEYS_KEY_LEN);
+    le_put32(h + SH_CRC, index_crc32(h, SH_CRC));
+}
+
+/* header_ok: the mapped file starts with a header of this format, mailbox and content
+ * version (its key into key). */
+static int header_ok(const unsigned char *m, size_t len, uint32_t uidvalidity, uint32_t version,
+                     unsigned char *key)
+{
+    if (len < SORTKEYS_HEADER_SIZE || memcmp(m + SH_MAGIC, SORTKEYS_MAGIC, 8) != 0) return 0;
+    if (le_get32(m + SH_CRC) != index_crc32(m, SH_CRC)) return 0;
+    if (le_get32(m + SH_VERSION) != SORTKEYS_VERSION ||
+        le_get32(m + SH_HEADER_SIZE) != SORTKEYS_HEADER_SIZE ||
+        le_get32(m + SH_UIDVALIDITY) != uidvalidity ||
+        le_get32(m + SH_CONTENT_VERSION) != version)
+        return 0;
+    memcpy(key, m + SH_KEY, SORTKEYS_KEY_LEN);
+    return 1;
+}
+
+static void record_put(struct buf *wb, uint32_t uid, const uint8_t *guid, const void *blob,
+                       size_t len)
+{
+    unsigned char h[SR_BLOB], c[4];
+    size_t at = wb->len;
+    le_put32(h + SR_LEN, (uint32_t)(len + SR_OVERHEAD));
+    le_put32(h + SR_UID, uid);
+    memcpy(h + SR_GUID, guid, SORTKEYS_GUID_LEN);
+    buf_append(wb, h, sizeof h);
+    if (len) buf_append(wb, blob, len);
+    le_put32(c, mailbox_sortkeys_sum(wb->s + at, SR_BLOB + len));
+    buf_append(wb, c, 4);
+}
+
+/* A record of the file that looks whole (its checksum is tested only when it is used). */
+struct frec {
+    uint32_t uid, len;
+    size_t off;
+};
+
+/* frec_usable: the record's checksum holds and it belongs to the message with this GUID. */
+static int frec_usable(const unsigned char *m, const struct frec *f, const uint8_t *guid)
+{
+    const unsigned char *p = m + f->off;
+    return memcmp(p + SR_GUID, guid, SORTKEYS_GUID_LEN) == 0 &&
+           get32(p + f->len - 4) == mailbox_sortkeys_sum(p, f->len - 4);
+}
+
+static char *sk_path(struct mailbox *mb, const char *suffix)
+{
+    size_t n = strlen(mb->dir) + strlen(SORTKEYS_FILE) + strlen(suffix) + 2;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s/%s%s", mb->dir, SORTKEYS_FILE, suffix);
+    return p;
+}
+
+/* same_file: path still names the file open as fd, with size bytes. */
+static int same_file(const char *path, int fd, off_t size)
+{
+    struct stat a, b;
+    return stat(path, &a) == 0 && fstat(fd, &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino && b.st_size == size;
+}
+
+static int write_all(int fd, const char *p, size_t n, off_t off)
+{
+    while (n) {
+        ssize_t w = pwrite(fd, p, n, off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p += w;
+        n -= (size_t)w;
+        off += w;
+    }
+    return 0;
+}
+
+/* sk_append: add the records wb to the end of the file open as fd, when it is still the file
+ * at path with size bytes (else another session changed it first: nothing is written). */
+static void sk_append(struct mailbox *mb, const char *path, int fd, off_t size,
+                      const struct buf *wb)
+{
+    while (flock(fd, LOCK_EX) < 0)
+        if (errno != EINTR) return;
+    if (same_file(path, fd, size)) {
+        if (write_all(fd, wb->s, wb->len, size) < 0) {
+            log_warn("sortkeys_write_failed", "mbox=%s error=%s", log_quote(mb->name),
+                     log_quote(strerror(errno)));
+            /* the torn tail fails its checks: the next reader rewrites the file */
+        } else {
+            mailbox_sortkeys_stats.appends++;
+        }
+    }
+    flock(fd, LOCK_UN);
+}
+
+/* sk_replace: the whole file becomes wb (header and records): a temp file renamed over path.
+ * When fd is open on the old file, only while it is still the file at path with size bytes. */
+static void sk_replace(struct mailbox *mb, const char *path, int fd, off_t size,
+                       const struct buf *wb)
+{
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, ".tmp.%ld", (long)getpid());
+    char *tmp = sk_path(mb, suffix);
+    if (fd >= 0) {
+        while (flock(fd, LOCK_EX) < 0)
+            if (errno != EINTR) goto done;
+        if (!same_file(path, fd, size)) goto unlock;
+    }
+    int tfd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (tfd < 0 || write_all(tfd, wb->s, wb->len, 0) < 0 || close(tfd) < 0 ||
+        rename(tmp, path) < 0) {
+        log_warn("sortkeys_write_failed", "mbox=%s error=%s", log_quote(mb->name),
+                 log_quote(strerror(errno)));
+        if (tfd >= 0) unlink(tmp);
+    } else {
+        mailbox_sortkeys_stats.rewrites++;
+    }
+unlock:
+    if (fd >= 0) flock(fd, LOCK_UN);
+done:
+    free(tmp);
+}
+
+void mailbox_sortkeys_fini(struct mailbox_sortkeys *k)
+{
+    free(k->blob);
+    free(k->len);
+    if (k->map) munmap(k->map, k->map_len);
+    buf_fini(&k->extra);
+    memset(k, 0, sizeof *k);
+}
+
+/* compute: the blob of the message whose index record is rec (NULL: none) appended to
+ * k->extra; its offset. */
+static int compute(struct mailbox_sortkeys *k, const struct mailbox_sortkeys_ops *ops,
+                   struct mail *m, const struct index_record *rec, size_t *off_r)
+{
+    const char *h = "";
+    size_t hl = 0;
+    *off_r = k->extra.len;
+    mailbox_sortkeys_stats.computed++;
+    if (rec) {
+        mail_set_record(m, rec);
+        int r = mail_header(m, &h, &hl);
+        if (r == CF_E_NOTFOUND) {
+            h = "";
+            hl = 0;
+        } else if (r < 0) {
+            return r;
+        }
+    }
+    ops->encode(ops->rock, k->key, h, hl, &k->extra);
+    return 0;
+}
+
+#define NO_OFF ((size_t)-1)
+
+int mailbox_sortkeys_get(struct mailbox *mb, const struct mailbox_sortkeys_ops *ops,
+                         const uint32_t *uids, const struct mailbox_sortrec *recs, size_t n,
+                         struct mailbox_sortkeys *k)
+{
+    char *path = sk_path(mb, "");
+    int fd = -1, writable = 1, rewrite = 0, r = 0;
+    off_t size = 0;
+    struct frec *fr = NULL;
+    size_t nfr = 0, afr = 0, *xoff = NULL;
+    struct buf wb = BUF_INIT;
+    struct mail *m = mail_new(mb);
+    uint32_t last_uid = 0;
+
+    memset(k, 0, sizeof *k);
+    k->blob = n ? xreallocarray(NULL, n, sizeof *k->blob) : NULL;
+    k->len = n ? xreallocarray(NULL, n, sizeof *k->len) : NULL;
+    xoff = n ? xreallocarray(NULL, n, sizeof *xoff) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        k->blob[i] = NULL;
+        xoff[i] = NO_OFF;
+    }
+
+    /* the file as it is */
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0 && (errno == EACCES || errno == EROFS || errno == EPERM)) {
+        writable = 0;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    if (fd < 0 && errno != ENOENT) writable = 0;
+    if (fd >= 0) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && st.st_size >= SORTKEYS_HEADER_SIZE) {
+            size = st.st_size;
+            /* populated at once: a command reads most of it, and one call costs less than a
+             * page fault per 4 KiB */
+            void *p = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+            if (p != MAP_FAILED) {
+                k->map = p;
+                k->map_len = (size_t)size;
+            }
+        } else if (fstat(fd, &st) == 0) {
+            size = st.st_size;
+        }
+    }
+    if (!k->map || !header_ok(k->map, k->map_len, mb->hdr.uidvalidity, ops->version, k->key)) {
+        /* none, damaged, or of another format: a new file with a new key */
+        if (k->map) {
+            munmap(k->map, k->map_len);
+            k->map = NULL;
+            k->map_len = 0;
+        }
+        rewrite = 1;
+        if (getrandom(k->key, sizeof k->key, 0) != (ssize_t)sizeof k->key) {
+            /* cannot happen on Linux >= 3.17; a weaker key only weakens the hashes' keying */
+            for (size_t i = 0; i < sizeof k->key; i++) k->key[i] = (unsigned char)rand();
+        }
+    } else {
+        /* the records that look whole, in ascending uid order; the first that does not ends
+         * the walk (a torn append: the file gets rewritten) */
+        size_t off = SORTKEYS_HEADER_SIZE;
+        while (k->map_len - off >= SR_OVERHEAD) {
+            const unsigned char *p = k->map + off;
+            uint32_t len = get32(p + SR_LEN), uid = get32(p + SR_UID);
+            if (len < SR_OVERHEAD || len > SORTKEYS_MAX_RECORD || len > k->map_len - off ||
+                uid <= last_uid)
+                break;
+            if (nfr == afr) {
+                afr = afr ? afr * 2 : 1024;
+                fr = xreallocarray(fr, afr, sizeof *fr);
+            }
+            fr[nfr].uid = uid;
+            fr[nfr].len = len;
+            fr[nfr++].off = off;
+            last_uid = uid;
+            off += len;
+        }
+        if (off != k->map_len) rewrite = 1;
+        /* more than half of it for expunged messages: time to shrink */
+        if (nfr > 2 * (size_t)mb->hdr.exists + 64) rewrite = 1;
+    }
+
+    /* the blobs the file holds for the uids asked for */
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        while (j < nfr && fr[j].uid < uids[i]) j++;
+        if (j == nfr || fr[j].uid != uids[i] || !recs[i].found) continue;
+        if (!frec_usable(k->map, &fr[j], recs[i].guid)) {
+            rewrite = 1;       /* damaged, or of another message under this uid */
+            continue;
+        }
+        k->blob[i] = k->map + fr[j].off + SR_BLOB;
+        k->len[i] = fr[j].len - SR_OVERHEAD;
+        mailbox_sortkeys_stats.hits++;
+    }
+
+    /* what the file should get: every live message of the index after its last uid (all of
+     * them when it is rewritten), so the file never has gaps the next command would refill */
+    if (writable) {
+        const uint64_t gen = mb->hdr.generation;
+        const unsigned char *map0 = mb->map;
+        uint32_t count = mb->hdr.record_count, pos = 0;
+        size_t wi = 0, fj = 0;
+        if (rewrite) {
+            unsigned char h[SORTKEYS_HEADER_SIZE];
+            header_encode(h, mb->hdr.uidvalidity, ops->version, k->key);
+            buf_append(&wb, h, sizeof h);
+        } else if (mb->map) {
+            find_from(mb->map, count, 0, last_uid, &pos);
+        }
+        for (; pos < count && r >= 0; pos++) {
+            if (!mb->map || mb->map != map0 || mb->hdr.generation != gen ||
+                mb->hdr.record_count != count) {
+                /* the index was refreshed under us (a record read took the lock): give up
+                 * writing this time */
+                writable = 0;
+                break;
+            }
+            struct index_record rec;
+            index_record_decode_unchecked(mb->map + index_record_offset(pos), &rec);
+            if (rec.flags & FLAG_EXPUNGED) continue;
+            if (!rewrite && rec.uid <= last_uid) continue;
+            while (wi < n && uids[wi] < rec.uid) wi++;
+            int wanted = wi < n && uids[wi] == rec.uid;
+            const void *blob = NULL;
+            size_t blen = 0;
+            if (wanted && k->blob[wi] && !memcmp(recs[wi].guid, rec.guid, SORTKEYS_GUID_LEN)) {
+                blob = k->blob[wi];
+                blen = k->len[wi];
+            } else if (!wanted && rewrite) {
+                while (fj < nfr && fr[fj].uid < rec.uid) fj++;
+                if (fj < nfr && fr[fj].uid == rec.uid && frec_usable(k->map, &fr[fj], rec.guid)) {
+                    blob = k->map + fr[fj].off + SR_BLOB;
+                    blen = fr[fj].len - SR_OVERHEAD;
+                }
+            }
+            if (!blob) {
+                size_t xo;
+                r = compute(k, ops, m, &rec, &xo);
+                if (r < 0) break;
+                if (wanted && !k->blob[wi]) {
+                    xoff[wi] = xo;
+                    k->len[wi] = (uint32_t)(k->extra.len - xo);
+                }
+                blob = k->extra.s + xo;
+                blen = k->extra.len - xo;
+            }
+            record_put(&wb, rec.uid, rec.guid, blob, blen);
+        }
+    }
+
+    /* the rest (no file to write, a gap, a message being expunged) computed in memory */
+    for (size_t i = 0; i < n && r >= 0; i++) {
+        if (k->blob[i] || xoff[i] != NO_OFF) continue;
+        struct index_record rec;
+        int have = 0;
+        if (recs[i].found && mb->map) {
+            uint32_t pos;
+            long p = find_from(mb->map, mb->hdr.record_count, 0, uids[i], &pos);
+            if (p >= 0) {
+                index_record_decode_unchecked(mb->map + index_record_offset((uint32_t)p), &rec);
+                have = 1;
+            }
+        }
+        r = compute(k, ops, m, have ? &rec : NULL, &xoff[i]);
+        k->len[i] = (uint32_t)(k->extra.len - xoff[i]);
+    }
+    if (r < 0) goto out;
+
+    if (writable && rewrite) {
+        sk_replace(mb, path, fd, size, &wb);
+    } else if (writable && wb.len) {
+        sk_append(mb, path, fd, size, &wb);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (xoff[i] == NO_OFF) continue;
+        k->blob[i] = (const unsigned char *)k->extra.s + xoff[i];
+    }
+out:
+    mail_free(&m);
+    if (fd >= 0) close(fd);
+    free(path);
+    free(fr);
+    free(xoff);
+    buf_fini(&wb);
+    return r;
+}

@@ -1,0 +1,373 @@
+/* test-mailbox-sort.c: unit tests of mailbox-sort.h on real mailbox files: the index walk
+ * (sent date as RFC 5256 wants it, sizes, expunged records), and the sort key file: built on
+ * first use, served from the file after, appended for new messages, never stale after an
+ * expunge, a repack, a damaged record, a torn tail, another content version or a replaced
+ * message under the same uid, shrunk when mostly expunged, and rebuilt after reconstruct. */
+#include "store/mailbox-sort.h"
+#include "store/mailbox.h"
+#include "store/partition.h"
+#include "store/reconstruct.h"
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/unit.h"
+#include "core/xmalloc.h"
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmpdir[] = "/tmp/coffer-test-mbsort-XXXXXX";
+static char *part;
+
+/* The test encoder: the blob is "K" + the key's first byte + the Subject value, so a test
+ * sees which header (and which file key) a blob came from. */
+static int encode_calls;
+static void test_encode(void *rock, const unsigned char *key, const char *hdr, size_t hlen,
+                        struct buf *out)
+{
+    (void)rock;
+    encode_calls++;
+    buf_putc(out, 'K');
+    buf_putc(out, (char)key[0]);
+    const char *s = NULL;
+    for (size_t i = 0; i + 9 <= hlen; i++) {
+        if ((i == 0 || hdr[i - 1] == '\n') && !strncmp(hdr + i, "Subject: ", 9)) {
+            s = hdr + i + 9;
+            break;
+        }
+    }
+    if (!s) return;
+    const char *e = s;
+    while (e < hdr + hlen && *e != '\r') e++;
+    buf_append(out, s, (size_t)(e - s));
+}
+
+static struct mailbox_sortkeys_ops ops = { 7, test_encode, NULL };
+
+static uint32_t append_subject(struct mailbox *mb, const char *subject, const char *date,
+                               int64_t internaldate)
+{
+    char *msg = xasprintf("From: a@example.org\r\nSubject: %s\r\n%s%s%s\r\nbody\r\n",
+                          subject, date ? "Date: " : "", date ? date : "", date ? "\r\n" : "");
+    struct mailbox_msg m = { msg, strlen(msg), -1, internaldate, 0, NULL, 0 };
+    UNIT_EQ_INT(mailbox_append(mb, &m, 1, NULL), 0);
+    free(msg);
+    return m.uid;
+}
+
+static char *sk_path(struct mailbox *mb)
+{
+    return xasprintf("%s/%s", mailbox_dir(mb), SORTKEYS_FILE);
+}
+
+/* get: the blobs of every message of the view, as strings without the key byte, joined by
+ * '|'; *key0 gets the file key's first byte. */
+static char *get_all(struct mailbox *mb, unsigned char *key0)
+{
+    uint32_t n = mailbox_count(mb);
+    uint32_t *uids = xreallocarray(NULL, n + 1, sizeof *uids);
+    struct mailbox_sortrec *recs = xreallocarray(NULL, n + 1, sizeof *recs);
+    for (uint32_t i = 0; i < n; i++) uids[i] = mailbox_uid(mb, i + 1);
+    mailbox_sort_records(mb, uids, n, recs);
+    struct mailbox_sortkeys k;
+    UNIT_EQ_INT(mailbox_sortkeys_get(mb, &ops, uids, recs, n, &k), 0);
+    struct buf b = BUF_INIT;
+    for (uint32_t i = 0; i < n; i++) {
+        UNIT_CHECK(k.len[i] >= 2 && k.blob[i][0] == 'K');
+        UNIT_CHECK(k.blob[i][1] == k.key[0]);
+        if (i) buf_putc(&b, '|');
+        if (k.len[i] > 2) buf_append(&b, k.blob[i] + 2, k.len[i] - 2);
+    }
+    if (key0) *key0 = k.key[0];
+    mailbox_sortkeys_fini(&k);
+    free(uids);
+    free(recs);
+    return buf_release(&b);
+}
+
+static void flip_byte(const char *path, off_t off)
+{
+    int fd = open(path, O_RDWR);
+    UNIT_CHECK(fd >= 0);
+    unsigned char c;
+    UNIT_EQ_INT(pread(fd, &c, 1, off), 1);
+    c ^= 0x40;
+    UNIT_EQ_INT(pwrite(fd, &c, 1, off), 1);
+    close(fd);
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+static void expunge_uid(struct mailbox *mb, uint32_t uid)
+{
+    struct mailbox_store st = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(mb, &uid, 1, &st, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_expunge(mb, &uid, 1, NULL), 0);
+}
+
+static void sync_view(struct mailbox *mb)
+{
+    struct mailbox_changes ch;
+    mailbox_changes_init(&ch);
+    UNIT_EQ_INT(mailbox_sync(mb, 0, &ch), 0);
+    mailbox_changes_fini(&ch);
+}
+
+static void test_records(void)
+{
+    char id[UNIQUEID_LEN + 1];
+    partition_new_uniqueid(id);
+    UNIT_EQ_INT(mailbox_create(part, "user.rec", id, "rec\tlrswipkxtecda", 0), 0);
+    struct mailbox *mb;
+    UNIT_EQ_INT(mailbox_open(part, id, NULL, &mb), 0);
+    mailbox_set_nofsync(mb, 1);
+    /* RFC 5256 section 2.2: the Date: field in UTC; the internal date when there is none or
+     * it does not parse (the index keeps 0 then) */
+    uint32_t u1 = append_subject(mb, "one", "Fri, 21 Nov 1997 09:55:06 -0600", 1000);
+    uint32_t u2 = append_subject(mb, "two", NULL, 2000);
+    uint32_t u3 = append_subject(mb, "three", "not a date", 3000);
+    uint32_t u4 = append_subject(mb, "four", "Sat, 1 Jan 2000 00:00:00 +0100", 4000);
+    expunge_uid(mb, u4);
+    uint32_t uids[5] = { u1, u2, u3, u4, u4 + 10 };
+    struct mailbox_sortrec r[5];
+    mailbox_sort_records(mb, uids, 5, r);
+    UNIT_CHECK(r[0].found && !r[0].expunged);
+    UNIT_EQ_INT(r[0].sentdate, 880127706);
+    UNIT_EQ_INT(r[0].internaldate, 1000);
+    UNIT_EQ_INT(r[1].sentdate, 0);
+    UNIT_EQ_INT(r[2].sentdate, 0);
+    UNIT_EQ_INT(r[2].internaldate, 3000);
+    UNIT_CHECK(r[3].found && r[3].expunged);
+    UNIT_EQ_INT(r[3].sentdate, 946681200);
+    UNIT_CHECK(!r[4].found);
+    UNIT_CHECK(r[1].size > 0);
+    /* a sparse list: the walk bisects past the gap */
+    uint32_t two[2] = { u1, u3 };
+    mailbox_sort_records(mb, two, 2, r);
+    UNIT_CHECK(r[0].found && r[1].found);
+    UNIT_EQ_INT(r[1].internaldate, 3000);
+    mailbox_close(&mb);
+}
+
+static void test_keyfile(void)
+{
+    char id[UNIQUEID_LEN + 1];
+    partition_new_uniqueid(id);
+    UNIT_EQ_INT(mailbox_create(part, "user.keys", id, "keys\tlrswipkxtecda", 0), 0);
+    struct mailbox *mb;
+    UNIT_EQ_INT(mailbox_open(part, id, NULL, &mb), 0);
+    mailbox_set_nofsync(mb, 1);
+    char *path = sk_path(mb);
+    uint32_t u[8];
+    u[0] = append_subject(mb, "alpha", NULL, 1);
+    u[1] = append_subject(mb, "beta", NULL, 2);
+    u[2] = append_subject(mb, "gamma", NULL, 3);
+    sync_view(mb);
+
+    /* first use: computed, the file written whole */
+    struct mailbox_sortkeys_stats s0 = mailbox_sortkeys_stats;
+    unsigned char key0, key1;
+    char *got = get_all(mb, &key0);
+    UNIT_EQ_STR(got, "alpha|beta|gamma");
+    free(got);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.computed - s0.computed, 3);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.rewrites - s0.rewrites, 1);
+    UNIT_CHECK(file_size(path) > SORTKEYS_HEADER_SIZE);
+
+    /* second use: all from the file, nothing written */
+    s0 = mailbox_sortkeys_stats;
+    got = get_all(mb, &key1);
+    UNIT_EQ_STR(got, "alpha|beta|gamma");
+    free(got);
+    UNIT_EQ_INT(key0, key1);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.hits - s0.hits, 3);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.computed - s0.computed, 0);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.appends + mailbox_sortkeys_stats.rewrites -
+                s0.appends - s0.rewrites, 0);
+
+    /* new messages: computed once, appended */
+    u[3] = append_subject(mb, "delta", NULL, 4);
+    u[4] = append_subject(mb, "epsilon", NULL, 5);
+    sync_view(mb);
+    s0 = mailbox_sortkeys_stats;
+    got = get_all(mb, NULL);
+    UNIT_EQ_STR(got, "alpha|beta|gamma|delta|epsilon");
+    free(got);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.computed - s0.computed, 2);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.appends - s0.appends, 1);
+    s0 = mailbox_sortkeys_stats;
+    got = get_all(mb, NULL);
+    free(got);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.hits - s0.hits, 5);
+
+    /* a subset asked for in a mailbox with new messages: the file gets all of them, so it
+     * has no gaps */
+    u[5] = append_subject(mb, "zeta", NULL, 6);
+    u[6] = append_subject(mb, "eta", NULL, 7);
+    sync_view(mb);
+    {
+        uint32_t one = u[6];
+        struct mailbox_sortrec rec;
+        struct mailbox_sortkeys k;
+        mailbox_sort_records(mb, &one, 1, &rec);
+        s0 = mailbox_sortkeys_stats;
+        UNIT_EQ_INT(mailbox_sortkeys_get(mb, &ops, &one, &rec, 1, &k), 0);
+        UNIT_CHECK(k.len[0] == 5 && !memcmp(k.blob[0] + 2, "eta", 3));
+        mailbox_sortkeys_fini(&k);
+        UNIT_EQ_INT(mailbox_sortkeys_stats.computed - s0.computed, 2);
+        s0 = mailbox_sortkeys_stats;
+        got = get_all(mb, NULL);
+        UNIT_EQ_STR(got, "alpha|beta|gamma|delta|epsilon|zeta|eta");
+        free(got);
+        UNIT_EQ_INT(mailbox_sortkeys_stats.computed - s0.computed, 0);
+    }
+
+    /* expunge and repack: the keys of the others stay right */
+    expunge_uid(mb, u[1]);
+    sync_view(mb);
+    got = get_all(mb, NULL);
+    UNIT_EQ_STR(got, "alpha|gamma|delta|epsilon|zeta|eta");
+    free(got);
+    UNIT_EQ_INT(mailbox_repack(mb), 0);
+    sync_view(mb);
+    s0 = mailbox_sortkeys_stats;
+    got = get_all(mb, NULL);
+    UNIT_EQ_STR(got, "alpha|gamma|delta|epsilon|zeta|eta");
+    free(got);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.computed - s0.computed, 0);
+
+    /* a damaged record: not used, recomputed, the file rewritten */
+    flip_byte(path, SORTKEYS_HEADER_SIZE + 16 + 2);   /* in the first record's blob */
+    s0 = mailbox_sortkeys_stats;
+    got = get_all(mb, NULL);
+    UNIT_EQ_STR(got, "alpha|gamma|delta|epsilon|zeta|eta");
+    free(got);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.computed - s0.computed, 1);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.rewrites - s0.rewrites, 1);
+    s0 = mailbox_sortkeys_stats;
+    got = get_all(mb, NULL);
+    free(got);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.computed - s0.computed, 0);
+
+    /* a torn tail (half a record): ignored, and the file rewritten */
+    {
+        int fd = open(path, O_WRONLY | O_APPEND);
+        UNIT_CHECK(fd >= 0);
+        unsigned char junk[10] = { 200, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 1, 2 };
+        UNIT_EQ_INT(write(fd, junk, sizeof junk), (int)sizeof junk);
+        close(fd);
+        off_t before = file_size(path);
+        s0 = mailbox_sortkeys_stats;
+        got = get_all(mb, NULL);
+        UNIT_EQ_STR(got, "alpha|gamma|delta|epsilon|zeta|eta");
+        free(got);
+        UNIT_EQ_INT(mailbox_sortkeys_stats.rewrites - s0.rewrites, 1);
+        UNIT_EQ_INT(file_size(path), before - (off_t)sizeof junk);
+    }
+
+    /* another content version: rebuilt with a new key */
+    ops.version = 8;
+    s0 = mailbox_sortkeys_stats;
+    got = get_all(mb, NULL);
+    UNIT_EQ_STR(got, "alpha|gamma|delta|epsilon|zeta|eta");
+    free(got);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.computed - s0.computed, 6);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.rewrites - s0.rewrites, 1);
+    ops.version = 7;
+    got = get_all(mb, NULL);
+    free(got);
+
+    /* mostly expunged: shrunk to the live messages */
+    for (int i = 0; i < 140; i++) {
+        char subj[16];
+        snprintf(subj, sizeof subj, "x%d", i);
+        append_subject(mb, subj, NULL, 10 + i);
+    }
+    sync_view(mb);
+    got = get_all(mb, NULL);
+    free(got);
+    off_t big = file_size(path);
+    {
+        struct mailbox_store st = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+        uint32_t n = mailbox_count(mb);
+        uint32_t *all = xreallocarray(NULL, n, sizeof *all);
+        for (uint32_t i = 0; i < n; i++) all[i] = mailbox_uid(mb, i + 1);
+        /* keep the first two */
+        UNIT_EQ_INT(mailbox_store(mb, all + 2, n - 2, &st, NULL, NULL), 0);
+        UNIT_EQ_INT(mailbox_expunge(mb, all + 2, n - 2, NULL), 0);
+        free(all);
+    }
+    sync_view(mb);
+    s0 = mailbox_sortkeys_stats;
+    got = get_all(mb, NULL);
+    UNIT_EQ_STR(got, "alpha|gamma");
+    free(got);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.rewrites - s0.rewrites, 1);
+    UNIT_CHECK(file_size(path) < big / 10);
+
+    /* reconstruct: the file is dropped with the index rewrite, and rebuilt on next use */
+    mailbox_close(&mb);
+    {
+        char *ip = NULL;
+        UNIT_EQ_INT(mailbox_open(part, id, NULL, &mb), 0);
+        ip = xasprintf("%s/index", mailbox_dir(mb));
+        mailbox_close(&mb);
+        UNIT_EQ_INT(unlink(ip), 0);       /* a lost index: reconstruct rebuilds it */
+        free(ip);
+        struct recon_report rep;
+        recon_report_init(&rep);
+        UNIT_CHECK(reconstruct_mailbox(part, id, "user.keys", NULL, 0, &rep) >= 0);
+        recon_report_fini(&rep);
+    }
+    UNIT_CHECK(file_size(path) < 0);
+    UNIT_EQ_INT(mailbox_open(part, id, NULL, &mb), 0);
+    got = get_all(mb, NULL);
+    UNIT_EQ_STR(got, "alpha|gamma");
+    free(got);
+    UNIT_CHECK(file_size(path) > SORTKEYS_HEADER_SIZE);
+
+    /* a record whose GUID does not match the message under that uid (a file restored from
+     * elsewhere): not used */
+    {
+        char *other = xasprintf("%s.copy", path);
+        char *cmd = xasprintf("cp '%s' '%s'", path, other);
+        UNIT_EQ_INT(system(cmd), 0);
+        free(cmd);
+        flip_byte(path, SORTKEYS_HEADER_SIZE + 8);   /* the first record's GUID */
+        s0 = mailbox_sortkeys_stats;
+        got = get_all(mb, NULL);
+        UNIT_EQ_STR(got, "alpha|gamma");
+        free(got);
+        UNIT_EQ_INT(mailbox_sortkeys_stats.computed - s0.computed, 1);
+        unlink(other);
+        free(other);
+    }
+    free(path);
+    mailbox_close(&mb);
+}
+
+int main(void)
+{
+    log_init("test-mailbox-sort", 1, LOG_LVL_ERR);
+    if (!mkdtemp(tmpdir)) return 2;
+    part = xasprintf("%s/part", tmpdir);
+    UNIT_EQ_INT(partition_prepare(part), 0);
+    test_records();
+    test_keyfile();
+    if (!unit_failed) {
+        char *cmd = xasprintf("rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
+        free(cmd);
+    } else {
+        fprintf(stderr, "left %s for inspection\n", tmpdir);
+    }
+    free(part);
+    UNIT_DONE();
+}
