@@ -789,20 +789,26 @@ struct rec_reader {
     struct mailbox *mb;
     unsigned char *buf;   /* NULL: read the mapping */
     uint32_t lo, hi;      /* records in buf */
+    uint32_t chunk;       /* records of the next read, doubling up to RR_CHUNK */
 };
 
-static void rr_init(struct rec_reader *rr, struct mailbox *mb, uint32_t pos, uint32_t end)
+/* rr_init: a reader of [pos, end); first is the records of the first read (RR_CHUNK when the
+ * whole run will be read, less when the reader may stop early). */
+static void rr_init(struct rec_reader *rr, struct mailbox *mb, uint32_t pos, uint32_t end,
+                    uint32_t first)
 {
     rr->mb = mb;
     rr->buf = end - pos >= RR_MIN_RUN ? xmalloc((size_t)RR_CHUNK * INDEX_RECORD_SIZE) : NULL;
     rr->lo = rr->hi = 0;
+    rr->chunk = first;
 }
 
 /* rr_get: record pos (read in order) as raw bytes. */
 static const unsigned char *rr_get(struct rec_reader *rr, uint32_t pos, uint32_t end)
 {
     if (rr->buf && (pos < rr->lo || pos >= rr->hi)) {
-        uint32_t n = end - pos < RR_CHUNK ? end - pos : RR_CHUNK;
+        uint32_t n = end - pos < rr->chunk ? end - pos : rr->chunk;
+        if (rr->chunk < RR_CHUNK) rr->chunk *= 2;
         size_t want = (size_t)n * INDEX_RECORD_SIZE;
         ssize_t got = pread(rr->mb->index_fd, rr->buf, want, (off_t)index_record_offset(pos));
         if (got != (ssize_t)want) {   /* never expected: keep to the mapping */
@@ -882,7 +888,7 @@ static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_change
     j = first_pos_after(mb, mb->view_maxuid);
     uint64_t *msum = j == 0 ? mbi_msum_begin(mb) : NULL;
     struct rec_reader rr;
-    rr_init(&rr, mb, j, count);
+    rr_init(&rr, mb, j, count, RR_CHUNK);
     for (; j < count; j++) {
         const unsigned char *raw = rr_get(&rr, j, count);
         uint32_t u = index_record_uid(raw);
@@ -911,6 +917,28 @@ static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_change
     mb->view_records = count;
     ch->exists = mb->nview;
     return 0;
+}
+
+int mailbox_first_unseen(struct mailbox *mb)
+{
+    int took = mbi_lock(mb, LOCK_SH);
+    if (took < 0) return took;
+    uint32_t count = mb->hdr.record_count, k = 0, msgno = 0;
+    struct rec_reader rr;
+    rr_init(&rr, mb, 0, count, 32);
+    for (uint32_t j = 0; j < count && k < mb->nview; j++) {
+        const unsigned char *raw = rr_get(&rr, j, count);
+        if (le_get32(raw + 4) & (FLAG_SEEN | FLAG_EXPUNGED)) continue;
+        uint32_t u = index_record_uid(raw);
+        while (k < mb->nview && mb->view[k] < u) k++;   /* records and view: uid order */
+        if (k < mb->nview && mb->view[k] == u) {
+            msgno = k + 1;
+            break;
+        }
+    }
+    rr_fini(&rr);
+    mbi_unlock(mb, took);
+    return (int)msgno;
 }
 
 int mailbox_sync(struct mailbox *mb, unsigned flags, struct mailbox_changes *ch)

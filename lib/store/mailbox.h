@@ -184,6 +184,11 @@ uint32_t mailbox_count(const struct mailbox *mb);
 uint32_t mailbox_uid(const struct mailbox *mb, uint32_t msgno);   /* 0 if out of range */
 uint32_t mailbox_msgno(const struct mailbox *mb, uint32_t uid);   /* 0 if not in the view */
 
+/* mailbox_first_unseen: the message number of the first message of the view whose record has
+ * neither \Seen nor EXPUNGED now (RFC 3501 [UNSEEN]), 0 if none, or <0 (lock error). Reads the
+ * records in order under the shared lock and stops at the first: costs what precedes it. */
+int mailbox_first_unseen(struct mailbox *mb);
+
 /* mailbox_header: the index header as of the last lock (open, sync or a change). */
 const struct index_header *mailbox_header(const struct mailbox *mb);
 

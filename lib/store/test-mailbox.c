@@ -1467,6 +1467,24 @@ static void test_verified_reuse(void)
         if (mailbox_msgno(f, u)) UNIT_EQ_INT(found, 1);
         if (u == 10 || u >= mailbox_header(f)->uidnext) UNIT_EQ_INT(found, 0);
     }
+    /* 7. mailbox_first_unseen equals a walk of the view with a lookup each; then with every
+     * message but the last one seen (the read goes past its first chunk) */
+    for (int round = 0; round < 2; round++) {
+        uint32_t want = 0;
+        for (uint32_t m = 1; m <= mailbox_count(f) && !want; m++) {
+            struct index_record rec;
+            if (mailbox_record(f, mailbox_uid(f, m), &rec) == 1 &&
+                !(rec.flags & (FLAG_SEEN | FLAG_EXPUNGED)))
+                want = m;
+        }
+        UNIT_CHECK(want > 0);
+        UNIT_EQ_INT(mailbox_first_unseen(f), (int)want);
+        uint32_t n = mailbox_count(f) - 1, *all = xreallocarray(NULL, n, sizeof *all);
+        for (uint32_t m = 1; m <= n; m++) all[m - 1] = mailbox_uid(f, m);
+        struct mailbox_store ss = { STORE_ADD, FLAG_SEEN, NULL, 0 };
+        UNIT_EQ_INT(mailbox_store(w, all, n, &ss, NULL, NULL), 0);
+        free(all);
+    }
 out:
     mailbox_boot_id_hook = NULL;
     free(v1);
@@ -1476,6 +1494,65 @@ out:
     mailbox_close(&f);
     mailbox_close(&p);
     mailbox_close(&r);
+    mailbox_close(&w);
+}
+
+/* A mailbox of more records than the record reader reads through the mapping (RR_MIN_RUN):
+ * the view built through pread, the modseq summary's blocks, mailbox_first_unseen past its
+ * first chunks and the record lookup agree with what the records say. */
+static void test_big_view(void)
+{
+    enum { N = 2600 };
+    char id[UNIQUEID_LEN + 1];
+    new_mailbox(part1, "user.alice.bigview", id);
+    struct mailbox *w = NULL, *f = NULL;
+    struct mailbox_msg *msgs = xzmalloc(N * sizeof *msgs);
+    static const char body[] = "Subject: big\r\n\r\nbody\r\n";
+    for (int i = 0; i < N; i++) {
+        struct mailbox_msg m = { body, sizeof body - 1, -1, 1000000000, FLAG_SEEN, NULL, 0 };
+        msgs[i] = m;
+    }
+    msgs[N - 5].flags = 0;   /* the only unseen one */
+    if (!open_ok(id, &w)) goto out;
+    mailbox_set_nofsync(w, 1);
+    UNIT_EQ_INT(mailbox_append(w, msgs, N, NULL), 0);
+    uint64_t m0 = mailbox_header(w)->highestmodseq;
+    uint32_t gone[] = { 3, 1500, N - 1 }, flag[] = { 7, 2049, 2500 };
+    struct mailbox_store sd = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+    struct mailbox_store sf = { STORE_ADD, FLAG_FLAGGED, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(w, gone, 3, &sd, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_expunge(w, gone, 3, NULL), 0);
+    UNIT_EQ_INT(mailbox_store(w, flag, 3, &sf, NULL, NULL), 0);
+    if (!open_ok(id, &f)) goto out;
+    UNIT_EQ_INT(mailbox_count(f), N - 3);
+    for (uint32_t m = 1, u = 1; m <= mailbox_count(f); m++, u++) {
+        while (u == 3 || u == 1500 || u == N - 1) u++;
+        if (mailbox_uid(f, m) != u) {
+            UNIT_EQ_INT(mailbox_uid(f, m), u);
+            break;
+        }
+    }
+    UNIT_EQ_INT(mailbox_first_unseen(f), (int)mailbox_msgno(f, N - 4));
+    struct mailbox_modseq_scan s;
+    for (int pass = 0; pass < 2; pass++) {   /* the summary from the open, before and after
+                                              * a STORE that changes nothing */
+        UNIT_EQ_INT(mailbox_modseq_scan(f, m0, &s), 0);
+        UNIT_EQ_INT(s.n_changed, 3);
+        UNIT_EQ_INT(s.n_expunged, 3);
+        for (size_t i = 0; i < 3 && i < s.n_changed && i < s.n_expunged; i++) {
+            UNIT_EQ_INT(s.changed[i], flag[i]);
+            UNIT_EQ_INT(s.expunged[i], gone[i]);
+        }
+        mailbox_modseq_scan_fini(&s);
+        UNIT_EQ_INT(mailbox_store(w, flag, 1, &sf, NULL, NULL), 0);   /* no change: no modseq */
+    }
+    struct index_record rec;
+    UNIT_EQ_INT(mailbox_record(f, 2049, &rec), 1);
+    UNIT_EQ_INT(rec.uid, 2049);
+    UNIT_EQ_INT(mailbox_record(f, N + 1, &rec), 0);
+out:
+    free(msgs);
+    mailbox_close(&f);
     mailbox_close(&w);
 }
 
@@ -1503,6 +1580,7 @@ int main(void)
     test_failed_commit();
     test_big_cache_record();
     test_verified_reuse();
+    test_big_view();
     if (!unit_failed) rm_rf(tmpdir);
     else fprintf(stderr, "left %s for inspection\n", tmpdir);
     free(part1);
