@@ -217,6 +217,21 @@ int index_choose_header(const unsigned char *map, size_t len, struct index_heade
     return CF_E_CORRUPT;
 }
 
+int index_header_unchanged(const unsigned char *map, size_t len, uint64_t commit, uint32_t crc,
+                           struct index_header *h)
+{
+    if (!commit || len < INDEX_HEADER_SIZE) return CF_E_CORRUPT;
+    const unsigned char *cur = map + index_slot_offset(commit);
+    struct index_header other;
+    if (le_get32(cur + H_CRC) != crc || index_header_decode(cur, h) < 0 || h->commit != commit)
+        return CF_E_CORRUPT;
+    if (index_header_decode(map + index_slot_offset(commit + 1), &other) == 0 &&
+        other.commit > commit)
+        return CF_E_CORRUPT;
+    if (len < index_record_offset(h->record_count)) return CF_E_CORRUPT;
+    return 0;
+}
+
 const char *index_keyword_get(const unsigned char *area, uint32_t bytes, uint32_t k,
                               size_t *len_r)
 {

@@ -111,6 +111,14 @@ static inline uint32_t index_record_uid(const unsigned char *in)
 int index_choose_header(const unsigned char *map, size_t len, struct index_header *h,
                         int *slot_r);
 
+/* index_header_unchanged: 0 with *h set when the slot of commit (map, len) still holds the
+ * header that had slot checksum crc, the other slot holds no valid header of a later commit,
+ * and the file holds its records: the header index_choose_header picked before, with its
+ * checks still good (a commit's records do not change without a later commit). CF_E_CORRUPT
+ * otherwise: choose again. */
+int index_header_unchanged(const unsigned char *map, size_t len, uint64_t commit, uint32_t crc,
+                           struct index_header *h);
+
 /* index_slot_offset: file offset of the slot a header with this commit number lives in. */
 static inline size_t index_slot_offset(uint64_t commit)
 {

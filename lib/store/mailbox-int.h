@@ -24,6 +24,8 @@ struct mailbox {
     unsigned char *map;
     size_t map_len;
     struct index_header hdr;    /* as of the last refresh */
+    uint64_t chosen_commit;     /* the header index_choose_header last picked in this file */
+    uint32_t chosen_crc;        /* and its slot checksum (index_header_unchanged) */
     int nofsync;
     int expunge_delayed;        /* expunge keeps the message files (mailbox_set_expunge_delayed) */
     int dir_fd;                 /* the mailbox directory, for its fsync (opened on first use) */
