@@ -547,6 +547,7 @@ static int relocate(struct store *st, const char *name, struct mboxlist_entry *e
 void store_park_mailbox(struct store *st, struct mailbox **mbp)
 {
     mailbox_close(&st->parked);
+    if (!mbp) return;
     st->parked = *mbp;
     *mbp = NULL;
 }
