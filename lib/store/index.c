@@ -209,6 +209,21 @@ int index_choose_header(const unsigned char *map, size_t len, struct index_heade
     return CF_E_CORRUPT;
 }
 
+int index_header_unchanged(const unsigned char *map, size_t len, uint64_t commit, uint32_t crc,
+                           struct index_header *h)
+{
+    if (!commit || len < INDEX_HEADER_SIZE) return CF_E_CORRUPT;
+    const unsigned char *cur = map + index_slot_offset(commit);
+    struct index_header other;
+    if (le_get32(cur + H_CRC) != crc || index_header_decode(cur, h) < 0 || h->commit != commit)
+        return CF_E_CORRUPT;
+    if (index_header_decode(map + index_slot_offset(commit + 1), &other) == 0 &&
+        other.commit > commit)
+        return CF_E_CORRUPT;
+    if (len < index_record_offset(h->record_count)) return CF_E_CORRUPT;
+    return 0;
+}
+
 const char *index_keyword_get(const unsigned char *area, uint32_t bytes, uint32_t k,
                               size_t *len_r)
 {
@@ -253,6 +268,37 @@ int index_intent_pending(const unsigned char *map, const struct index_header *h)
     struct index_intent it;
     if (index_intent_decode(map + INDEX_INTENT_OFFSET, &it) < 0) return 0;
     return it.generation == h->generation && it.commit == h->commit + 1;
+}
+
+/* Verified marker layout: byte offsets within it. */
+enum { V_MAGIC = 0, V_BOOT_ID = 8, V_GENERATION = 24, V_COMMIT = 32, V_SLOT_CRC = 40, V_CRC = 60 };
+#define VERIFIED_MAGIC "COFFERV1"
+
+void index_verified_encode(const struct index_verified *v, unsigned char *out)
+{
+    memset(out, 0, INDEX_VERIFIED_SIZE);
+    memcpy(out + V_MAGIC, VERIFIED_MAGIC, 8);
+    memcpy(out + V_BOOT_ID, v->boot_id, sizeof v->boot_id);
+    le_put64(out + V_GENERATION, v->generation);
+    le_put64(out + V_COMMIT, v->commit);
+    le_put32(out + V_SLOT_CRC, v->slot_crc);
+    le_put32(out + V_CRC, index_crc32(out, V_CRC));
+}
+
+int index_verified_decode(const unsigned char *in, struct index_verified *v)
+{
+    if (memcmp(in + V_MAGIC, VERIFIED_MAGIC, 8) != 0) return CF_E_CORRUPT;
+    if (le_get32(in + V_CRC) != index_crc32(in, V_CRC)) return CF_E_CORRUPT;
+    memcpy(v->boot_id, in + V_BOOT_ID, sizeof v->boot_id);
+    v->generation = le_get64(in + V_GENERATION);
+    v->commit = le_get64(in + V_COMMIT);
+    v->slot_crc = le_get32(in + V_SLOT_CRC);
+    return 0;
+}
+
+uint32_t index_slot_crc(const unsigned char *map, const struct index_header *h)
+{
+    return le_get32(map + index_slot_offset(h->commit) + H_CRC);
 }
 
 int index_recount(const unsigned char *map, const struct index_header *h,

@@ -14,6 +14,8 @@
 #define INDEX_SLOT1_OFFSET 512       /* a different disk sector from slot 0 */
 #define INDEX_INTENT_OFFSET 256      /* the in-place change marker (struct index_intent) */
 #define INDEX_INTENT_SIZE 32
+#define INDEX_VERIFIED_OFFSET 320    /* the verified-counts marker (struct index_verified) */
+#define INDEX_VERIFIED_SIZE 64
 #define INDEX_KEYWORD_OFFSET 1024    /* keyword names area, up to the header size */
 #define INDEX_HEADER_SIZE 8192       /* records start here */
 #define INDEX_RECORD_SIZE 128        /* divides 512 and 4096: a record never straddles a sector */
@@ -121,6 +123,14 @@ static inline uint32_t index_record_uid(const unsigned char *in)
 int index_choose_header(const unsigned char *map, size_t len, struct index_header *h,
                         int *slot_r);
 
+/* index_header_unchanged: 0 with *h set when the slot of commit (map, len) still holds the
+ * header that had slot checksum crc, the other slot holds no valid header of a later commit,
+ * and the file holds its records: the header index_choose_header picked before, with its
+ * checks still good (a commit's records do not change without a later commit). CF_E_CORRUPT
+ * otherwise: choose again. */
+int index_header_unchanged(const unsigned char *map, size_t len, uint64_t commit, uint32_t crc,
+                           struct index_header *h);
+
 /* index_slot_offset: file offset of the slot a header with this commit number lives in. */
 static inline size_t index_slot_offset(uint64_t commit)
 {
@@ -171,6 +181,33 @@ int index_intent_decode(const unsigned char *in, struct index_intent *it);
 /* index_intent_pending: 1 when the file (map, at least INDEX_HEADER_SIZE bytes) holds a valid
  * marker for the commit after h in h's generation, else 0. */
 int index_intent_pending(const unsigned char *map, const struct index_header *h);
+
+/* The verified-counts marker: says that the records were found to agree with the header of one
+ * commit (slot checksum included) during one boot of the machine. Written without fsync by
+ * whoever recounted and found no difference, and by every commit after it (a commit keeps the
+ * counters right under the write lock). Within one boot the page cache keeps the order of every
+ * process's writes, so the records can only get ahead of a header through an interrupted
+ * in-place commit, which leaves a pending intent marker; a power loss or a kernel crash, which
+ * keep no order, change the boot id. An open that finds the marker for its header and this boot,
+ * and no pending intent, therefore skips the recount (coffer-store(5)).
+ * Layout: magic "COFFERV1" (8), boot id (16), generation (8), commit (8), slot crc (4), zero
+ * (16), CRC-32 of bytes 0-59 (4). */
+struct index_verified {
+    uint8_t boot_id[16];     /* the kernel's boot id (random/boot_id) when it was written */
+    uint64_t generation;
+    uint64_t commit;
+    uint32_t slot_crc;       /* the crc field of the header slot holding that commit */
+};
+
+/* index_verified_encode: fill out[INDEX_VERIFIED_SIZE]. */
+void index_verified_encode(const struct index_verified *v, unsigned char *out);
+
+/* index_verified_decode: 0, or CF_E_CORRUPT when there is no valid marker (zero bytes in a file
+ * written before it existed, a torn write). */
+int index_verified_decode(const unsigned char *in, struct index_verified *v);
+
+/* index_slot_crc: the stored checksum of the slot that holds h (the file map holds it). */
+uint32_t index_slot_crc(const unsigned char *map, const struct index_header *h);
 
 /* index_recount: recompute from the records [0, h->record_count) of map (which holds them:
  * index_choose_header checked) every header field that the records determine, into *out (a

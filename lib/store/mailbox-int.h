@@ -17,12 +17,15 @@ struct mailbox {
     int locked;                 /* 0, LOCK_SH or LOCK_EX */
     int index_fd, cache_fd;
     int index_rdonly;           /* index_fd could only be opened read-only */
-    int check_counts;           /* recount the records at the next refresh (set by open) */
+    int check_counts;           /* check the counters at the next refresh (set by open): 1
+                                 * unless verified (index.h), 2 recount in any case */
     dev_t index_dev;
     ino_t index_ino;
     unsigned char *map;
     size_t map_len;
     struct index_header hdr;    /* as of the last refresh */
+    uint64_t chosen_commit;     /* the header index_choose_header last picked in this file */
+    uint32_t chosen_crc;        /* and its slot checksum (index_header_unchanged) */
     int nofsync;
     int expunge_delayed;        /* expunge keeps the message files (mailbox_set_expunge_delayed) */
     int dir_fd;                 /* the mailbox directory, for its fsync (opened on first use) */
@@ -40,7 +43,21 @@ struct mailbox {
     uint64_t view_modseq, view_generation;
     uint32_t view_records;
     int expunge_pending;
+    /* the highest modseq of each block of MSUM_BLOCK records (one page of them), so that
+     * mailbox_modseq_scan reads only the blocks that changed: valid while the header has
+     * msum_generation, msum_modseq and msum_records (every change raises highestmodseq) */
+    uint64_t *msum;
+    uint32_t msum_records;
+    uint64_t msum_generation, msum_modseq;
 };
+
+#define MSUM_BLOCK 32u   /* 32 records of 128 bytes: one 4 KiB page */
+
+/* mbi_msum_note: record position pos's modseq in the summary being built (msum_build). */
+static inline void mbi_msum_note(uint64_t *msum, uint32_t pos, uint64_t modseq)
+{
+    if (modseq > msum[pos / MSUM_BLOCK]) msum[pos / MSUM_BLOCK] = modseq;
+}
 
 int mbi_fault_point(const char *point);
 int mbi_corrupt(struct mailbox *mb, const char *what, uint32_t uid);
@@ -56,6 +73,11 @@ int mbi_index_sync(struct mailbox *mb, const char *point);
 int mbi_write_header(struct mailbox *mb, struct index_header *nh);
 int mbi_pwrite_all(int fd, const void *p, size_t n, uint64_t off);
 int mbi_write_intent(struct mailbox *mb);
+void mbi_write_verified(struct mailbox *mb);
+/* mbi_msum_begin: a zeroed summary array for the current header's records, to be filled with
+ * mbi_msum_note for every record [0, record_count) and handed to mbi_msum_end. */
+uint64_t *mbi_msum_begin(struct mailbox *mb);
+void mbi_msum_end(struct mailbox *mb, uint64_t *msum);
 int mbi_keyword_get(struct mailbox *mb, struct index_header *nh, const char *name, int create);
 void mbi_count_record(struct index_header *h, const struct index_record *r, int add);
 struct mailbox *mbi_mailbox_alloc(const char *partition, const char *uniqueid, const char *name);

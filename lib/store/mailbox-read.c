@@ -46,8 +46,28 @@ int mailbox_record(struct mailbox *mb, uint32_t uid, struct index_record *r)
 void mailbox_modseq_scan_fini(struct mailbox_modseq_scan *s)
 {
     free(s->changed);
+    free(s->changed_recs);
     free(s->expunged);
     memset(s, 0, sizeof *s);
+}
+
+/* scan_push: report the record at raw if its modseq is above since (a changed one with its
+ * decoded record: the caller reports it without looking it up again, which on a fresh
+ * session costs a page of the mapping or more each). */
+static void scan_push(struct mailbox_modseq_scan *s, const unsigned char *raw, uint64_t since,
+                      size_t *ac, size_t *ae)
+{
+    if (le_get64(raw + 32) <= since) return;
+    uint32_t uid = index_record_uid(raw);
+    if (le_get32(raw + 4) & FLAG_EXPUNGED) {
+        mbi_push_u32(&s->expunged, &s->n_expunged, ae, uid);
+        return;
+    }
+    size_t had = *ac;
+    mbi_push_u32(&s->changed, &s->n_changed, ac, uid);
+    if (*ac != had) s->changed_recs = xreallocarray(s->changed_recs, *ac, sizeof *s->changed_recs);
+    struct index_record *r = &s->changed_recs[s->n_changed - 1];
+    if (index_record_decode(raw, r) < 0) memset(r, 0, sizeof *r);
 }
 
 int mailbox_modseq_scan(struct mailbox *mb, uint64_t since, struct mailbox_modseq_scan *s)
@@ -56,18 +76,38 @@ int mailbox_modseq_scan(struct mailbox *mb, uint64_t since, struct mailbox_modse
     int took = mbi_lock(mb, LOCK_SH);
     if (took < 0) return took;
     size_t ac = 0, ae = 0;
-    s->highestmodseq = mb->hdr.highestmodseq;
-    s->vanished_modseq = mb->hdr.vanished_modseq;
-    /* the raw fields only (uid, flags, modseq): one pass over the mapping, no checksum;
-     * callers read the few records they report with mailbox_record, which checks it */
-    for (uint32_t i = 0; i < mb->hdr.record_count; i++) {
-        const unsigned char *raw = mb->map + index_record_offset(i);
-        if (le_get64(raw + 32) <= since) continue;
-        uint32_t uid = index_record_uid(raw);
-        if (le_get32(raw + 4) & FLAG_EXPUNGED)
-            mbi_push_u32(&s->expunged, &s->n_expunged, &ae, uid);
-        else
-            mbi_push_u32(&s->changed, &s->n_changed, &ac, uid);
+    const struct index_header *h = &mb->hdr;
+    s->highestmodseq = h->highestmodseq;
+    s->vanished_modseq = h->vanished_modseq;
+    /* the raw fields only (uid, flags, modseq), no checksum; callers read the few records
+     * they report with mailbox_record, which checks it */
+    if (mb->msum && mb->msum_generation == h->generation && mb->msum_modseq == h->highestmodseq &&
+        mb->msum_records == h->record_count) {
+        /* no record changed since the summary was made: only the blocks holding a modseq
+         * above since can hold one */
+        for (uint32_t b = 0; b * MSUM_BLOCK < h->record_count; b++) {
+            if (mb->msum[b] <= since) continue;
+            uint32_t first = b * MSUM_BLOCK, end = first + MSUM_BLOCK;
+            if (end > h->record_count) end = h->record_count;
+            /* a copy through pread costs less than touching the mapping's page (the
+             * record reader in mailbox.c says why) */
+            unsigned char blk[MSUM_BLOCK * INDEX_RECORD_SIZE];
+            size_t want = (size_t)(end - first) * INDEX_RECORD_SIZE;
+            int copied = pread(mb->index_fd, blk, want, (off_t)index_record_offset(first)) ==
+                         (ssize_t)want;
+            for (uint32_t i = first; i < end; i++)
+                scan_push(s, copied ? blk + (size_t)(i - first) * INDEX_RECORD_SIZE
+                                    : mb->map + index_record_offset(i), since, &ac, &ae);
+        }
+    } else {
+        /* one pass over the mapping, which makes the summary for the next scan */
+        uint64_t *msum = mbi_msum_begin(mb);
+        for (uint32_t i = 0; i < h->record_count; i++) {
+            const unsigned char *raw = mb->map + index_record_offset(i);
+            mbi_msum_note(msum, i, le_get64(raw + 32));
+            scan_push(s, raw, since, &ac, &ae);
+        }
+        mbi_msum_end(mb, msum);
     }
     mbi_unlock(mb, took);
     return 0;

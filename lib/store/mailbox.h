@@ -39,6 +39,15 @@ struct mailbox_msg {
 int mailbox_create(const char *partition, const char *name, const char *uniqueid,
                    const char *acl, uint32_t uidvalidity);
 
+/* mailbox_reuse: make mb, an open session on some mailbox that nothing uses any more, what
+ * mailbox_open(partition, uniqueid, name) would return now: CF_E_NOTFOUND (mb unchanged) when
+ * it is on another mailbox; else, under the shared lock, the header read again and the view
+ * brought up to date with the records (rebuilt when a repack changed the file), the changes
+ * it would report dropped. Costs what changed since mb last looked, not the mailbox's size.
+ * 0 or an error of mailbox_open (then mb must be closed). */
+int mailbox_reuse(struct mailbox *mb, const char *partition, const char *uniqueid,
+                  const char *name);
+
 /* mailbox_open: open the mailbox for a session and build its view (all existing messages) from
  * the index alone: one mmap, no message file is touched. name is used in log lines (may be
  * NULL: the uniqueid is logged). On success *mb_r is the handle (free with mailbox_close).
@@ -181,6 +190,11 @@ uint32_t mailbox_count(const struct mailbox *mb);
 uint32_t mailbox_uid(const struct mailbox *mb, uint32_t msgno);   /* 0 if out of range */
 uint32_t mailbox_msgno(const struct mailbox *mb, uint32_t uid);   /* 0 if not in the view */
 
+/* mailbox_first_unseen: the message number of the first message of the view whose record has
+ * neither \Seen nor EXPUNGED now (RFC 3501 [UNSEEN]), 0 if none, or <0 (lock error). Reads the
+ * records in order under the shared lock and stops at the first: costs what precedes it. */
+int mailbox_first_unseen(struct mailbox *mb);
+
 /* mailbox_header: the index header as of the last lock (open, sync or a change). */
 const struct index_header *mailbox_header(const struct mailbox *mb);
 
@@ -193,6 +207,8 @@ int mailbox_record(struct mailbox *mb, uint32_t uid, struct index_record *r);
 struct mailbox_modseq_scan {
     uint32_t *changed;          /* uids of live records with a higher modseq, ascending */
     size_t n_changed;
+    struct index_record *changed_recs;   /* their records as scanned (checksum checked);
+                                          * uid 0 where the check failed: read it again */
     uint32_t *expunged;         /* uids of expunged records still in the file with a higher
                                  * modseq (expunged after it), ascending */
     size_t n_expunged;
@@ -272,6 +288,16 @@ int mailbox_rename(const char *old_partition, const char *new_partition, const c
  * forks, makes the hook _exit at the chosen call (or fail it), and checks what the next opener
  * sees. */
 extern int (*mailbox_fault_hook)(const char *point);
+
+/* mailbox_boot_id_hook: for tests only, NULL otherwise. When set, it gives the boot id that
+ * the index's verified-counts marker is compared with and written with (index.h) instead of
+ * the kernel's: a test simulates the reboot after a power loss by changing it. It fills id and
+ * returns 0, or returns -1 for "unknown" (then every open recounts, as without a marker). */
+extern int (*mailbox_boot_id_hook)(uint8_t id[16]);
+
+/* mailbox_recounts: how many full recounts of the records (index_recount) this process did,
+ * for tests and benchmarks. */
+extern uint64_t mailbox_recounts;
 
 /* mailbox_sync_stats: the fsync/fdatasync calls this process made for mailboxes (message
  * files, mailbox directories, index files), for tests and for measuring group commit. */

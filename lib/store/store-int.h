@@ -23,6 +23,7 @@ struct store {
     struct kv_db *vacation;     /* opened on first use (store-db.c); belongs to env */
     struct kv_db *urlauth;      /* URLAUTH access keys, opened on first use (store-db.c) */
     struct metadb *meta;        /* RFC 5464 annotations (metadb.h) */
+    struct mailbox *parked;     /* the last session closed with store_park_mailbox */
 };
 
 /* store_txn: the mailbox list's transaction as store_rename_with_check hands it to its

@@ -52,6 +52,7 @@ void store_close(struct store **stp)
     struct store *st = *stp;
     if (!st) return;
     metadb_close(&st->meta);
+    mailbox_close(&st->parked);
     dupdb_close(&st->dup);
     seendb_close(&st->seen);
     subs_close(&st->subs);
@@ -546,6 +547,14 @@ static int relocate(struct store *st, const char *name, struct mboxlist_entry *e
     return 0;
 }
 
+void store_park_mailbox(struct store *st, struct mailbox **mbp)
+{
+    mailbox_close(&st->parked);
+    if (!mbp) return;
+    st->parked = *mbp;
+    *mbp = NULL;
+}
+
 int store_open_mailbox(struct store *st, const char *name, struct mboxlist_entry *e_out,
                        struct mailbox **mb_r)
 {
@@ -556,7 +565,16 @@ int store_open_mailbox(struct store *st, const char *name, struct mboxlist_entry
     if (r == 0) r = CF_E_NOTFOUND;
     if (r < 0) goto out;
     const char *ppath = store_partition_path(st, e.partition);
-    r = ppath ? mailbox_open(ppath, e.uniqueid, name, mb_r) : CF_E_NOTFOUND;
+    struct mailbox *parked = st->parked;
+    st->parked = NULL;
+    r = CF_E_NOTFOUND;
+    if (parked && ppath && mailbox_reuse(parked, ppath, e.uniqueid, name) == 0) {
+        *mb_r = parked;
+        r = 0;
+    } else {
+        mailbox_close(&parked);
+        if (ppath) r = mailbox_open(ppath, e.uniqueid, name, mb_r);
+    }
     if (r == CF_E_NOTFOUND && relocate(st, name, &e) == 1)
         r = mailbox_open(store_partition_path(st, e.partition), e.uniqueid, name, mb_r);
     if (r == CF_E_NOTFOUND)

@@ -70,6 +70,15 @@ int store_lookup(struct store *st, const char *name, struct mboxlist_entry *e);
 int store_open_mailbox(struct store *st, const char *name, struct mboxlist_entry *e,
                        struct mailbox **mb_r);
 
+/* store_park_mailbox: end the session *mbp (set to NULL) but keep it, in place of any kept
+ * before, for store_open_mailbox: opening the same mailbox next reuses it (mailbox_reuse)
+ * instead of building the session view again, so a repeat SELECT costs what changed since,
+ * not what the mailbox holds. The kept session holds its files open and its view in memory
+ * until the next open of another mailbox, store_close, or store_park_mailbox(st, NULL), which
+ * only closes the kept one (a service ends each client session with it: a store outlives its
+ * sessions in a worker). */
+void store_park_mailbox(struct store *st, struct mailbox **mbp);
+
 /* store_status: the index header of a mailbox without a session. */
 int store_status(struct store *st, const char *name, struct index_header *h);
 

@@ -309,6 +309,39 @@ static void test_intent(void)
     free(f);
 }
 
+/* The verified marker's encoding and place, and index_header_unchanged: the same header
+ * while its slot keeps its bytes and no later commit exists. */
+static void test_verified(void)
+{
+    struct index_verified v = { { 1, 2, 3 }, 5, 77, 0xdeadbeef }, d;
+    unsigned char raw[INDEX_VERIFIED_SIZE];
+    index_verified_encode(&v, raw);
+    UNIT_CHECK(!memcmp(raw, "COFFERV1", 8));
+    UNIT_EQ_INT(index_verified_decode(raw, &d), 0);
+    UNIT_CHECK(d.generation == 5 && d.commit == 77 && d.slot_crc == 0xdeadbeef &&
+               !memcmp(d.boot_id, v.boot_id, 16));
+    raw[40] ^= 1;
+    UNIT_EQ_INT(index_verified_decode(raw, &d), CF_E_CORRUPT);
+    unsigned char zero[INDEX_VERIFIED_SIZE] = { 0 };
+    UNIT_EQ_INT(index_verified_decode(zero, &d), CF_E_CORRUPT);   /* older files */
+    UNIT_CHECK(INDEX_VERIFIED_OFFSET >= INDEX_INTENT_OFFSET + INDEX_INTENT_SIZE);
+    UNIT_CHECK(INDEX_VERIFIED_OFFSET + INDEX_VERIFIED_SIZE <= INDEX_SLOT1_OFFSET);
+    size_t len;
+    unsigned char *f = index_new_file(7, 3, &len);
+    struct index_header h, u;
+    UNIT_EQ_INT(index_choose_header(f, len, &h, NULL), 0);
+    uint32_t crc = index_slot_crc(f, &h);
+    UNIT_EQ_INT(index_header_unchanged(f, len, h.commit, crc, &u), 0);
+    UNIT_CHECK(u.commit == h.commit && u.uidnext == h.uidnext);
+    UNIT_EQ_INT(index_header_unchanged(f, len, h.commit, crc ^ 1, &u), CF_E_CORRUPT);
+    UNIT_EQ_INT(index_header_unchanged(f, len, 0, crc, &u), CF_E_CORRUPT);
+    struct index_header next = h;                 /* a later commit in the other slot */
+    next.commit++;
+    index_header_encode(&next, f + index_slot_offset(next.commit));
+    UNIT_EQ_INT(index_header_unchanged(f, len, h.commit, crc, &u), CF_E_CORRUPT);
+    free(f);
+}
+
 static void test_cache(void)
 {
     struct cache_entry e, d;
@@ -399,6 +432,7 @@ int main(void)
     test_choose();
     test_recount();
     test_intent();
+    test_verified();
     test_cache();
     test_mbheader();
     test_partition();

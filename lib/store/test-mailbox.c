@@ -1080,6 +1080,14 @@ static int check_counts(struct mailbox *mb, uint64_t *maxmodseq_r)
 }
 
 /* open_ok: open mailbox id of part1 as a check; 0 (and *mb_r NULL) when that failed. */
+/* fake_boot_id: mailbox_boot_id_hook for tests: a boot id of 16 bytes fake_boot_byte. */
+static uint8_t fake_boot_byte;
+static int fake_boot_id(uint8_t id[16])
+{
+    memset(id, fake_boot_byte, 16);
+    return 0;
+}
+
 static int open_ok(const char *id, struct mailbox **mb_r)
 {
     int r = mailbox_open(part1, id, NULL, mb_r);
@@ -1180,7 +1188,11 @@ static void test_crash_mid_commit(void)
     UNIT_EQ_INT(pwrite(fd, raw, sizeof raw, (off_t)index_record_offset(before.record_count - 1)),
                 INDEX_RECORD_SIZE);
     close(fd);
+    /* the machine came back: another boot, so the verified marker counts for nothing */
+    fake_boot_byte = 0x5a;
+    mailbox_boot_id_hook = fake_boot_id;
     if (!open_ok(id, &mb)) goto out;
+    mailbox_boot_id_hook = NULL;
     UNIT_EQ_INT(check_counts(mb, NULL), 0);
     UNIT_EQ_INT(mailbox_header(mb)->exists, before.exists - 1);
     UNIT_CHECK(mailbox_header(mb)->highestmodseq >= maxmodseq + 1);
@@ -1382,6 +1394,214 @@ static void test_modseq_scan(void)
     mailbox_close(&a);
 }
 
+/* view_uids: the uids of mb's view, as a fresh string "1,2,5" for comparisons. */
+static char *view_uids(struct mailbox *mb)
+{
+    struct buf b = BUF_INIT;
+    for (uint32_t m = 1; m <= mailbox_count(mb); m++)
+        buf_printf(&b, "%s%u", m > 1 ? "," : "", (unsigned)mailbox_uid(mb, m));
+    char *s = xstrdup(b.s ? b.s : "");
+    buf_fini(&b);
+    return s;
+}
+
+/* The verified-counts marker (index.h): an open in the boot that verified the header skips
+ * the recount; a reboot, a rewritten header slot or a pending intent do not. The modseq
+ * summary of mailbox_modseq_scan, the record lookup and mailbox_reuse give what a fresh open
+ * and a full pass give. */
+static void test_verified_reuse(void)
+{
+    char id[UNIQUEID_LEN + 1];
+    new_mailbox(part1, "user.alice.verified", id);
+    struct mailbox *w = NULL, *r = NULL, *p = NULL, *f = NULL;
+    char *ipath = NULL, *dir = NULL, *v1 = NULL, *v2 = NULL;
+    if (!open_ok(id, &w)) goto out;
+    for (int i = 0; i < 100; i++) {
+        char tag[16];
+        snprintf(tag, sizeof tag, "v%d", i);
+        UNIT_EQ_INT(append_one(w, tag, i % 3 ? 0 : FLAG_SEEN, NULL, NULL), 0);
+    }
+    /* 1. every commit of w stamped the marker: opens in this boot do not recount */
+    uint64_t n0 = mailbox_recounts;
+    if (!open_ok(id, &r)) goto out;
+    UNIT_EQ_INT(mailbox_recounts, n0);
+    UNIT_EQ_INT(check_counts(r, NULL), 0);
+    mailbox_close(&r);
+    /* 2. another boot: one recount, which stamps the marker for that boot */
+    fake_boot_byte = 0x11;
+    mailbox_boot_id_hook = fake_boot_id;
+    if (!open_ok(id, &r)) goto out;
+    UNIT_EQ_INT(mailbox_recounts, n0 + 1);
+    mailbox_close(&r);
+    if (!open_ok(id, &r)) goto out;
+    UNIT_EQ_INT(mailbox_recounts, n0 + 1);
+    mailbox_close(&r);
+    mailbox_boot_id_hook = NULL;
+    if (!open_ok(id, &r)) goto out;
+    UNIT_EQ_INT(mailbox_recounts, n0 + 2);
+    mailbox_close(&r);
+    /* 3. the header slot rewritten (checksum right, a counter wrong): the marker names other
+     * slot bytes, so the open recounts and repairs */
+    dir = partition_mailbox_dir(part1, id);
+    ipath = xasprintf("%s/index", dir);
+    struct index_header h;
+    UNIT_EQ_INT(mailbox_status(part1, id, &h), 0);
+    uint32_t seen = h.seen;
+    h.seen += 7;
+    unsigned char slot[INDEX_SLOT_SIZE];
+    index_header_encode(&h, slot);
+    int fd = open(ipath, O_RDWR);
+    UNIT_CHECK(fd >= 0);
+    UNIT_EQ_INT(pwrite(fd, slot, sizeof slot, (off_t)index_slot_offset(h.commit)), INDEX_SLOT_SIZE);
+    close(fd);
+    if (!open_ok(id, &r)) goto out;
+    UNIT_CHECK(mailbox_recounts >= n0 + 3);
+    UNIT_EQ_INT(mailbox_header(r)->seen, seen);
+    UNIT_EQ_INT(check_counts(r, NULL), 0);
+    mailbox_close(&r);
+    /* 4. the modseq summary: r's open made it; w's changes make it stale (a full pass), the
+     * next scan uses it, and both find the same */
+    if (!open_ok(id, &r)) goto out;
+    if (!open_ok(id, &p)) goto out;
+    uint64_t m0 = mailbox_header(r)->highestmodseq;
+    uint32_t flag[] = { 50, 90 }, gone = 10;
+    struct mailbox_store st = { STORE_ADD, FLAG_FLAGGED, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(w, flag, 2, &st, NULL, NULL), 0);
+    struct mailbox_store sd = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(w, &gone, 1, &sd, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_expunge(w, &gone, 1, NULL), 0);
+    for (int pass = 0; pass < 2; pass++) {
+        struct mailbox_modseq_scan s;
+        UNIT_EQ_INT(mailbox_modseq_scan(r, m0, &s), 0);
+        UNIT_EQ_INT(s.n_changed, 2);
+        UNIT_EQ_INT(s.n_expunged, 1);
+        for (size_t i = 0; i < s.n_changed && i < 2; i++) {
+            UNIT_EQ_INT(s.changed[i], flag[i]);
+            UNIT_EQ_INT(s.changed_recs[i].uid, flag[i]);
+            UNIT_CHECK(s.changed_recs[i].flags & FLAG_FLAGGED);
+        }
+        UNIT_EQ_INT(s.n_expunged ? s.expunged[0] : 0, gone);
+        mailbox_modseq_scan_fini(&s);
+    }
+    /* 5. mailbox_reuse: p (opened before the changes) equals a fresh open, also after a new
+     * message and after a repack; it refuses another mailbox */
+    UNIT_EQ_INT(append_one(w, "late", 0, NULL, NULL), 0);
+    for (int round = 0; round < 2; round++) {
+        UNIT_EQ_INT(mailbox_reuse(p, part1, id, NULL), 0);
+        if (!open_ok(id, &f)) goto out;
+        v1 = view_uids(p);
+        v2 = view_uids(f);
+        UNIT_EQ_STR(v1, v2);
+        UNIT_EQ_INT(mailbox_header(p)->highestmodseq, mailbox_header(f)->highestmodseq);
+        free(v1);
+        free(v2);
+        v1 = v2 = NULL;
+        mailbox_close(&f);
+        uint32_t more[2][3] = { { 20, 21, 60 }, { 30, 31, 70 } };
+        UNIT_EQ_INT(mailbox_store(w, more[round], 3, &sd, NULL, NULL), 0);
+        UNIT_EQ_INT(mailbox_expunge(w, more[round], 3, NULL), 0);
+        if (round == 0) UNIT_EQ_INT(mailbox_repack(w), 0);
+    }
+    UNIT_EQ_INT(mailbox_reuse(p, part2, id, NULL), CF_E_NOTFOUND);
+    /* 6. the record lookup across the holes a repack left: every uid found or not, exactly */
+    if (!open_ok(id, &f)) goto out;
+    for (uint32_t u = 1; u < mailbox_header(f)->uidnext + 3; u++) {
+        struct index_record rec;
+        int found = mailbox_record(f, u, &rec);
+        UNIT_CHECK(found >= 0);
+        if (found == 1) UNIT_EQ_INT(rec.uid, u);
+        if (mailbox_msgno(f, u)) UNIT_EQ_INT(found, 1);
+        if (u == 10 || u >= mailbox_header(f)->uidnext) UNIT_EQ_INT(found, 0);
+    }
+    /* 7. mailbox_first_unseen equals a walk of the view with a lookup each; then with every
+     * message but the last one seen (the read goes past its first chunk) */
+    for (int round = 0; round < 2; round++) {
+        uint32_t want = 0;
+        for (uint32_t m = 1; m <= mailbox_count(f) && !want; m++) {
+            struct index_record rec;
+            if (mailbox_record(f, mailbox_uid(f, m), &rec) == 1 &&
+                !(rec.flags & (FLAG_SEEN | FLAG_EXPUNGED)))
+                want = m;
+        }
+        UNIT_CHECK(want > 0);
+        UNIT_EQ_INT(mailbox_first_unseen(f), (int)want);
+        uint32_t n = mailbox_count(f) - 1, *all = xreallocarray(NULL, n, sizeof *all);
+        for (uint32_t m = 1; m <= n; m++) all[m - 1] = mailbox_uid(f, m);
+        struct mailbox_store ss = { STORE_ADD, FLAG_SEEN, NULL, 0 };
+        UNIT_EQ_INT(mailbox_store(w, all, n, &ss, NULL, NULL), 0);
+        free(all);
+    }
+out:
+    mailbox_boot_id_hook = NULL;
+    free(v1);
+    free(v2);
+    free(ipath);
+    free(dir);
+    mailbox_close(&f);
+    mailbox_close(&p);
+    mailbox_close(&r);
+    mailbox_close(&w);
+}
+
+/* A mailbox of more records than the record reader reads through the mapping (RR_MIN_RUN):
+ * the view built through pread, the modseq summary's blocks, mailbox_first_unseen past its
+ * first chunks and the record lookup agree with what the records say. */
+static void test_big_view(void)
+{
+    enum { N = 2600 };
+    char id[UNIQUEID_LEN + 1];
+    new_mailbox(part1, "user.alice.bigview", id);
+    struct mailbox *w = NULL, *f = NULL;
+    struct mailbox_msg *msgs = xzmalloc(N * sizeof *msgs);
+    static const char body[] = "Subject: big\r\n\r\nbody\r\n";
+    for (int i = 0; i < N; i++) {
+        struct mailbox_msg m = { body, sizeof body - 1, -1, 1000000000, FLAG_SEEN, NULL, 0 };
+        msgs[i] = m;
+    }
+    msgs[N - 5].flags = 0;   /* the only unseen one */
+    if (!open_ok(id, &w)) goto out;
+    mailbox_set_nofsync(w, 1);
+    UNIT_EQ_INT(mailbox_append(w, msgs, N, NULL), 0);
+    uint64_t m0 = mailbox_header(w)->highestmodseq;
+    uint32_t gone[] = { 3, 1500, N - 1 }, flag[] = { 7, 2049, 2500 };
+    struct mailbox_store sd = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+    struct mailbox_store sf = { STORE_ADD, FLAG_FLAGGED, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(w, gone, 3, &sd, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_expunge(w, gone, 3, NULL), 0);
+    UNIT_EQ_INT(mailbox_store(w, flag, 3, &sf, NULL, NULL), 0);
+    if (!open_ok(id, &f)) goto out;
+    UNIT_EQ_INT(mailbox_count(f), N - 3);
+    for (uint32_t m = 1, u = 1; m <= mailbox_count(f); m++, u++) {
+        while (u == 3 || u == 1500 || u == N - 1) u++;
+        if (mailbox_uid(f, m) != u) {
+            UNIT_EQ_INT(mailbox_uid(f, m), u);
+            break;
+        }
+    }
+    UNIT_EQ_INT(mailbox_first_unseen(f), (int)mailbox_msgno(f, N - 4));
+    struct mailbox_modseq_scan s;
+    for (int pass = 0; pass < 2; pass++) {   /* the summary from the open, before and after
+                                              * a STORE that changes nothing */
+        UNIT_EQ_INT(mailbox_modseq_scan(f, m0, &s), 0);
+        UNIT_EQ_INT(s.n_changed, 3);
+        UNIT_EQ_INT(s.n_expunged, 3);
+        for (size_t i = 0; i < 3 && i < s.n_changed && i < s.n_expunged; i++) {
+            UNIT_EQ_INT(s.changed[i], flag[i]);
+            UNIT_EQ_INT(s.expunged[i], gone[i]);
+        }
+        mailbox_modseq_scan_fini(&s);
+        UNIT_EQ_INT(mailbox_store(w, flag, 1, &sf, NULL, NULL), 0);   /* no change: no modseq */
+    }
+    struct index_record rec;
+    UNIT_EQ_INT(mailbox_record(f, 2049, &rec), 1);
+    UNIT_EQ_INT(rec.uid, 2049);
+    UNIT_EQ_INT(mailbox_record(f, N + 1, &rec), 0);
+out:
+    free(msgs);
+    mailbox_close(&f);
+    mailbox_close(&w);
+}
+
 int main(void)
 {
     log_init("test-mailbox", 1, LOG_LVL_WARNING);
@@ -1406,6 +1626,8 @@ int main(void)
     test_crash_mid_commit();
     test_failed_commit();
     test_big_cache_record();
+    test_verified_reuse();
+    test_big_view();
     if (!unit_failed) rm_rf(tmpdir);
     else fprintf(stderr, "left %s for inspection\n", tmpdir);
     free(part1);

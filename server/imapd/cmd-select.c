@@ -16,6 +16,10 @@ static uint32_t first_unseen(struct selected *sel)
 {
     const struct index_header *h = mailbox_header(sel->mb);
     if (!sel->seen_user && h->seen >= h->exists) return 0;
+    if (!sel->seen_user) {   /* the flags are the records': one ordered read up to it */
+        int m = mailbox_first_unseen(sel->mb);
+        return m > 0 ? (uint32_t)m : 0;
+    }
     uint32_t count = selected_count(sel);
     for (uint32_t m = 1; m <= count; m++) {
         struct index_record rec;

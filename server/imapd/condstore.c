@@ -304,6 +304,24 @@ static uint32_t match_floor(struct selected *sel, const struct imap_qresync *q)
     return floor;
 }
 
+/* scanned_record: 1 with *rec set when the scan read uid's record (a change after its
+ * modseq), else 0. */
+static int scanned_record(const struct mailbox_modseq_scan *scan, uint32_t uid,
+                          struct index_record *rec)
+{
+    size_t lo = 0, hi = scan->n_changed;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (scan->changed[mid] < uid) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo == scan->n_changed || scan->changed[lo] != uid || !scan->changed_recs ||
+        scan->changed_recs[lo].uid != uid)
+        return 0;
+    *rec = scan->changed_recs[lo];
+    return 1;
+}
+
 int selected_qresync(struct client *c, const struct imap_qresync *q)
 {
     struct selected *sel = c->sel;
@@ -333,8 +351,10 @@ int selected_qresync(struct client *c, const struct imap_qresync *q)
         uint32_t uid = (uint32_t)u, msgno = selected_msgno(sel, uid);
         struct index_record rec;
         if (!msgno) continue;
-        if ((r = mailbox_record(sel->mb, uid, &rec)) < 0) break;
-        r = 0;
+        if (!scanned_record(&scan, uid, &rec)) {
+            if ((r = mailbox_record(sel->mb, uid, &rec)) < 0) break;
+            r = 0;
+        }
         if ((rec.flags & FLAG_EXPUNGED) || selected_modseq(sel, &rec) <= q->modseq) continue;
         selected_keywords_announce(c);
         selected_fetch_line(c, msgno, &rec,

@@ -130,6 +130,7 @@ static void imapd_session(struct worker_session *ws)
     stream_flush(c->stream);
     ws->end_reason = c->end_reason;   /* worker_main logs the disconnect line */
     selected_close(&c->sel);          /* the mailbox is the session's, not client.c's */
+    if (c->store) store_park_mailbox(c->store, NULL);   /* and so is one kept for reselect */
     notify_free(&c->notify);
     client_free(&c);
 }

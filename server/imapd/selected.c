@@ -429,6 +429,9 @@ out:
 
 void selected_deselect(struct client *c)
 {
+    /* the mailbox session stays with the store for a repeat SELECT of the same mailbox, which
+     * then costs what changed since (store_park_mailbox) */
+    if (c->sel && c->store) store_park_mailbox(c->store, &c->sel->mb);
     if (c->sel) selected_close(&c->sel);
     if (c->state == CLIENT_SELECTED) c->state = CLIENT_AUTH;
     log_set_mailbox(NULL);
