@@ -167,11 +167,12 @@ static void test_imapd(void)
     expect(&p, "+ Ready for literal data");
     send_str(&p, "fred {6+}\r\nsecret\r\n");
     expect(&p, "b1 NO [PRIVACYREQUIRED] LOGIN is disabled before STARTTLS");
-    /* too large: refused before "+"; before login a non-synchronizing one is not read at
-     * all: BAD, BYE and close (RFC 7888 section 4; after login it is skipped with its
-     * command, test_hostile_parser.py) */
+    /* too large: a synchronizing APPEND literal is refused before "+" with NO [TOOBIG]
+     * (RFC 7889 section 4); before login a non-synchronizing one is not read at all: BAD,
+     * BYE and close (RFC 7888 section 4; after login it is skipped with its command,
+     * test_hostile_parser.py) */
     send_str(&p, "b2 APPEND INBOX {1001}\r\n");
-    expect(&p, "b2 BAD [TOOBIG] Literal too large (limit 1000 bytes)");
+    expect(&p, "b2 NO [TOOBIG] Literal too large (limit 1000 bytes)");
     struct buf big = BUF_INIT;
     buf_appends(&big, "b3 APPEND INBOX {1001+}\r\n");
     for (int i = 0; i < 1001; i++) buf_putc(&big, 'x');
