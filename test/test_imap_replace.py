@@ -125,6 +125,32 @@ class Replace(ImapUsersTestCase):
         self.assertIn(b"* 4 EXPUNGE\r\n", untagged)
         self.assertEqual(sorted(self.fetch_all("fritz", "Drafts33")), uids[:3] + [uids[3] + 1])
 
+    def test_utf8_target(self):
+        """The target is named as in APPEND: in UTF-8 after ENABLE UTF8=ACCEPT (RFC 6855
+        section 3), in modified UTF-7 otherwise; either way the same mailbox."""
+        c = self.conn("fritz")
+        self.assertIn(b"* ENABLED UTF8=ACCEPT\r\n", self.ok(c, "ENABLE UTF8=ACCEPT", "en"))
+        self.ok(c, 'CREATE "Entw\u00fcrfe"', "cr")
+        uid = self.put(c, "Entw\u00fcrfe", draft(1))
+        self.ok(c, 'SELECT "Entw\u00fcrfe"', "se")
+        c.send(b'r UID REPLACE %d "Entw\xc3\xbcrfe" ' % uid + lit(EXAMPLE) + b"\r\n")
+        tagged, untagged = c.read_tagged("r")
+        self.assertRegex(tagged, rb"^r OK", untagged)
+        self.assertRegex(untagged[0], rb"^\* OK \[APPENDUID \d+ %d\]" % (uid + 1))
+        # the modified UTF-7 spelling is no name of a UTF-8 session (NO, nothing changes)
+        c.send(b'r2 UID REPLACE %d "Entw&APw-rfe" ' % (uid + 1) + lit(EXAMPLE) + b"\r\n")
+        tagged, _ = c.read_tagged("r2")
+        self.assertRegex(tagged, rb"^r2 NO \[TRYCREATE\]")
+        d = self.conn("fritz")
+        self.ok(d, 'SELECT "Entw&APw-rfe"', "se")
+        d.send(b'r3 UID REPLACE %d "Entw&APw-rfe" ' % (uid + 1) + lit(draft(3)) + b"\r\n")
+        tagged, untagged = d.read_tagged("r3")
+        self.assertRegex(tagged, rb"^r3 OK")
+        self.assertRegex(untagged[0], rb"^\* OK \[APPENDUID \d+ %d\]" % (uid + 2))
+        msgs = self.fetch_all("fritz", "Entw&APw-rfe")
+        self.assertEqual(list(msgs), [uid + 2])
+        self.assertEqual(msgs[uid + 2][1], draft(3))
+
     def test_section_4_2_catenate(self):
         """UID REPLACE 3002 Drafts CATENATE (TEXT {71} URL "/Drafts/;UID=3002"): the new
         message is the text and then the message it replaces."""

@@ -224,6 +224,53 @@ static void uid_set(const struct mailbox_msg *msgs, size_t n, struct buf *out)
     }
 }
 
+/* append_target: the mailbox an APPEND or REPLACE stores into, named by arg, into name (the
+ * internal name, decoded as the session's names are: modified UTF-7 or UTF-8), e and rights
+ * (the caller's, which must include 'i'). 0, or -1 after answering: RFC 3501 section 6.3.11
+ * NO [TRYCREATE] when the mailbox does not exist (a client may then CREATE it), NO [CANNOT]
+ * for a name that can never be created. */
+static int append_target(struct client *c, const struct imap_command *cmd,
+                         const struct imap_arg *arg, struct buf *name, struct mboxlist_entry *e,
+                         char *rights)
+{
+    const char *mbox = imap_arg_astring(arg);
+    if (!c->store) {
+        client_tagged(c, cmd->tag, "NO [UNAVAILABLE] The mail store is not available");
+        return -1;
+    }
+    if (!mbox || strlen(mbox) != arg->len) {
+        client_tagged(c, cmd->tag, "NO [CANNOT] Invalid mailbox name");
+        return -1;
+    }
+    int r = rev2_name_from_wire(c, mbox, name);
+    if (r == CF_E_PARSE) {
+        client_tagged(c, cmd->tag, "NO [CANNOT] Invalid mailbox name");
+        return -1;
+    }
+    r = r == 0 ? acl_lookup(c, buf_cstr(name), e, 'i', rights) : 0;
+    if (r == 0) {
+        client_tagged(c, cmd->tag, "NO [TRYCREATE] No such mailbox");
+        return -1;
+    }
+    if (r < 0) {
+        imapd_reply_error(c, cmd->tag, r);
+        return -1;
+    }
+    return 0;
+}
+
+/* one_msg_to_store: the store's view of a parsed message; the bytes stay where they are (the
+ * parser's literal or the CATENATE result): no copy on the way to the message file. */
+static void one_msg_to_store(const struct one_msg *one, struct mailbox_msg *msg)
+{
+    msg->data = one->catenate ? one->cat.s : one->literal->s;
+    msg->len = one->catenate ? one->cat.len : one->literal->len;
+    msg->fd = -1;
+    msg->internaldate = one->date;
+    msg->flags = one->flags;
+    msg->keywords = one->keywords.count ? (const char *const *)one->keywords.v : NULL;
+}
+
 void cmd_append(struct client *c, const struct imap_command *cmd)
 {
     struct buf name = BUF_INIT, uids = BUF_INIT;
@@ -240,31 +287,7 @@ void cmd_append(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "BAD APPEND needs a mailbox name and a message literal");
         goto done;
     }
-    if (!c->store) {
-        client_tagged(c, cmd->tag, "NO [UNAVAILABLE] The mail store is not available");
-        goto done;
-    }
-    if (strlen(mbox) != cmd->args[0].len) {
-        client_tagged(c, cmd->tag, "NO [CANNOT] Invalid mailbox name");
-        goto done;
-    }
-    int r = rev2_name_from_wire(c, mbox, &name);
-    /* RFC 3501 section 6.3.11: NO [TRYCREATE] when the mailbox does not exist (a client
-     * may then CREATE it); an invalid name can never be created */
-    if (r == CF_E_PARSE) {
-        client_tagged(c, cmd->tag, "NO [CANNOT] Invalid mailbox name");
-        goto done;
-    }
-    if (r == 0) r = acl_lookup(c, buf_cstr(&name), &e, 'i', rights);
-    else r = 0;
-    if (r == 0) {
-        client_tagged(c, cmd->tag, "NO [TRYCREATE] No such mailbox");
-        goto done;
-    }
-    if (r < 0) {
-        imapd_reply_error(c, cmd->tag, r);
-        goto done;
-    }
+    if (append_target(c, cmd, &cmd->args[0], &name, &e, rights) < 0) goto done;
 
     if (parse_messages(c, cmd, rights, &m, &n) < 0) goto done;
     /* every CATENATE resolved before anything is stored: one bad URL appends nothing */
@@ -276,16 +299,11 @@ void cmd_append(struct client *c, const struct imap_command *cmd)
     msgs = xzmalloc(n * sizeof *msgs);
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
-        msgs[i].data = m[i].catenate ? m[i].cat.s : m[i].literal->s;
-        msgs[i].len = m[i].catenate ? m[i].cat.len : m[i].literal->len;
-        msgs[i].fd = -1;
-        msgs[i].internaldate = m[i].date;
-        msgs[i].flags = m[i].flags;
-        msgs[i].keywords = m[i].keywords.count ? (const char *const *)m[i].keywords.v : NULL;
+        one_msg_to_store(&m[i], &msgs[i]);
         total += msgs[i].len;
     }
 
-    r = store_open_mailbox(c->store, buf_cstr(&name), NULL, &mb);
+    int r = store_open_mailbox(c->store, buf_cstr(&name), NULL, &mb);
     if (r == CF_E_NOTFOUND) {
         client_tagged(c, cmd->tag, "NO [TRYCREATE] No such mailbox");
         goto done;
@@ -401,29 +419,8 @@ void cmd_replace(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "NO [NOPERM] Permission denied");
         goto done;
     }
-    if (!c->store) {
-        client_tagged(c, cmd->tag, "NO [UNAVAILABLE] The mail store is not available");
-        goto done;
-    }
-    if (strlen(mbox) != cmd->args[1].len) {
-        client_tagged(c, cmd->tag, "NO [CANNOT] Invalid mailbox name");
-        goto done;
-    }
     /* the target as APPEND finds it (section 3.4: TRYCREATE and the other codes as APPEND) */
-    int r = mboxname_from_imap(c->user, mbox, &name);
-    if (r == CF_E_PARSE) {
-        client_tagged(c, cmd->tag, "NO [CANNOT] Invalid mailbox name");
-        goto done;
-    }
-    r = r == 0 ? acl_lookup(c, buf_cstr(&name), &e, 'i', rights) : 0;
-    if (r == 0) {
-        client_tagged(c, cmd->tag, "NO [TRYCREATE] No such mailbox");
-        goto done;
-    }
-    if (r < 0) {
-        imapd_reply_error(c, cmd->tag, r);
-        goto done;
-    }
+    if (append_target(c, cmd, &cmd->args[1], &name, &e, rights) < 0) goto done;
     /* append-message as APPEND parses it: the arguments from the mailbox name on */
     struct imap_command sub = *cmd;
     sub.args = cmd->args + 1;
@@ -437,14 +434,9 @@ void cmd_replace(struct client *c, const struct imap_command *cmd)
     if (m[0].catenate && catenate_build(c, cmd, &m[0], max) < 0) goto done;
     struct mailbox_msg msg;
     memset(&msg, 0, sizeof msg);
-    msg.data = m[0].catenate ? m[0].cat.s : m[0].literal->s;
-    msg.len = m[0].catenate ? m[0].cat.len : m[0].literal->len;
-    msg.fd = -1;
-    msg.internaldate = m[0].date;
-    msg.flags = m[0].flags;
-    msg.keywords = m[0].keywords.count ? (const char *const *)m[0].keywords.v : NULL;
+    one_msg_to_store(&m[0], &msg);
 
-    r = store_open_mailbox(c->store, buf_cstr(&name), NULL, &dst);
+    int r = store_open_mailbox(c->store, buf_cstr(&name), NULL, &dst);
     if (r == CF_E_NOTFOUND) {
         client_tagged(c, cmd->tag, "NO [TRYCREATE] No such mailbox");
         goto done;
