@@ -66,6 +66,17 @@ int buf_putc(struct buf *b, char c)
     return buf_append(b, &c, 1);
 }
 
+int buf_putu32(struct buf *b, uint32_t v)
+{
+    char t[10];
+    size_t i = sizeof t;
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return buf_append(b, t + i, sizeof t - i);
+}
+
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
     va_list ap2;

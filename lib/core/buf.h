@@ -4,6 +4,7 @@
 #define COFFER_CORE_BUF_H
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct buf {
     char *s;        /* the bytes (NULL until the first append) */
@@ -24,6 +25,8 @@ void buf_truncate(struct buf *b, size_t len); /* len = min(len, b->len) */
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_appends(struct buf *b, const char *s);
 int buf_putc(struct buf *b, char c);
+/* buf_putu32: v in decimal (no printf: for responses that are mostly numbers) */
+int buf_putu32(struct buf *b, uint32_t v);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 

@@ -28,6 +28,11 @@ static void test_buf(void)
     UNIT_EQ_STR(buf_cstr(&b), "42 x");
     buf_truncate(&b, 2);
     UNIT_EQ_STR(buf_cstr(&b), "42");
+    buf_putu32(&b, 0);
+    buf_putc(&b, ' ');
+    buf_putu32(&b, 4294967295u);
+    UNIT_EQ_STR(buf_cstr(&b), "420 4294967295");
+    buf_truncate(&b, 2);
     buf_truncate(&b, 99);
     UNIT_EQ_INT(b.len, 2);
     /* binary data with NULs */

@@ -366,14 +366,8 @@ enum { LIT_OPEN = -1, LIT_CLOSE = -2, LIT_SPACE = -3 };
  * than the threading of a 100,000-message mailbox). */
 static void put_num(struct buf *out, int space, uint32_t v)
 {
-    char t[12];
-    size_t i = sizeof t;
-    do {
-        t[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    if (space) t[--i] = ' ';
-    buf_append(out, t + i, sizeof t - i);
+    if (space) buf_putc(out, ' ');
+    buf_putu32(out, v);
 }
 
 static void print_forest(const struct forest *f, int32_t root, struct buf *out)

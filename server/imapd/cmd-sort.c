@@ -135,20 +135,6 @@ static int gather(struct selected *sel, uint32_t *msgnos, size_t *n, int drop_go
     return mailbox_sortkeys_get(sel->mb, &sortkeys_ops, uids, recs, *n, keys);
 }
 
-/* put_num: append v in decimal after a space (printf per number would cost more than the
- * sort). */
-static void put_num(struct buf *out, uint32_t v)
-{
-    char t[12];
-    size_t i = sizeof t;
-    do {
-        t[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    t[--i] = ' ';
-    buf_append(out, t + i, sizeof t - i);
-}
-
 /* check_charset: 1 when the charset argument is one SORT and THREAD take. */
 static int check_charset(const struct imap_arg *a)
 {
@@ -549,7 +535,10 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
             struct buf out = BUF_INIT;
             buf_ensure(&out, 4 + n * 7);
             buf_appends(&out, "SORT");
-            for (size_t i = 0; i < n; i++) put_num(&out, nums[i]);
+            for (size_t i = 0; i < n; i++) {
+                buf_putc(&out, ' ');      /* no printf: it would cost more than the sort */
+                buf_putu32(&out, nums[i]);
+            }
             client_untagged(c, "%s", buf_cstr(&out));
             buf_fini(&out);
         } else {
