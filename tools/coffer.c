@@ -5,6 +5,7 @@
 #include "auth/sasl.h"
 #include "core/fileutil.h"
 #include "core/log.h"
+#include "core/paths.h"
 #include "core/priv.h"
 #include "core/xmalloc.h"
 #include <stdio.h>
@@ -61,7 +62,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: coffer [-C coffer.conf] [--json] SUBCOMMAND [ARGS]\n\nsubcommands:\n");
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
         fprintf(f, "  %s\n", subcommands[i].usage);
-    fprintf(f, "\nThe configuration is -C, else $COFFER_CONF, else /etc/coffer/coffer.conf.\n"
+    fprintf(f, "\nThe configuration is -C, else $COFFER_CONF, else " COFFER_DEFAULT_CONF ".\n"
                "See coffer(8).\n");
 }
 
@@ -105,7 +106,7 @@ int main(int argc, char **argv)
     struct tool t;
     memset(&t, 0, sizeof t);
     t.conf_path = getenv("COFFER_CONF");
-    if (!t.conf_path) t.conf_path = "/etc/coffer/coffer.conf";
+    if (!t.conf_path) t.conf_path = COFFER_DEFAULT_CONF;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "-C") && i + 1 < argc) t.conf_path = argv[++i];

@@ -1,10 +1,12 @@
 /* main.c: cofferd's command line and start-up: config check, pid file, binding, directories,
  * daemonizing, dropping root, database recovery; then the supervisor loop of master.c. */
 #include "master.h"
+#include "notify.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/fileutil.h"
 #include "core/log.h"
+#include "core/paths.h"
 #include "core/priv.h"
 #include "core/xmalloc.h"
 #include "store/store.h"
@@ -20,9 +22,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#ifndef COFFER_DEFAULT_CONF
-#define COFFER_DEFAULT_CONF "/etc/coffer/coffer.conf"
-#endif
 
 /* Exit codes, documented in cofferd(8). */
 enum { EXIT_CLEAN = 0, EXIT_OTHER = 1, EXIT_CONFIG = 2, EXIT_BIND = 3, EXIT_RUNNING = 4 };
@@ -314,6 +313,8 @@ int main(int argc, char **argv)
     }
     if (optind != argc) usage(0);
 
+    /* before anything is forked: no worker may inherit NOTIFY_SOCKET */
+    notify_init();
     char *conf = absolute_conf(conf_arg);
 
     struct config *cfg = NULL;
@@ -383,6 +384,9 @@ int main(int argc, char **argv)
                log_quote(conf), mc->nservices, log_quote(me ? me->pw_name : "?"));
     notify_parent(EXIT_CLEAN);
     if (!foreground) stdio_to_null(to_stderr);
+    /* listeners bound, databases recovered: connections are queued from here on, and the
+     * workers the loop starts first thing take them */
+    notify_send("READY=1\nMAINPID=%d\nSTATUS=started, starting workers", (int)getpid());
 
     int rc = master_run();
 
