@@ -6,7 +6,8 @@
 # When another apt-get or dpkg holds the package lock (unattended-upgrades, a second make),
 # apt-get waits for it up to COFFER_APT_LOCK_TIMEOUT seconds (default 600) instead of failing.
 PKGS="build-essential cmake pkg-config libdb5.3-dev libssl-dev openssl libsasl2-dev \
-libsasl2-modules sasl2-bin libsieve2-dev zlib1g-dev python3 curl swaks fetchmail procps"
+libsasl2-modules sasl2-bin libsieve2-dev zlib1g-dev python3 curl swaks fetchmail procps \
+postfix"
 [ "${1:-}" = fuzz ] && PKGS="clang libclang-rt-14-dev"
 [ "${1:-}" = deb ] && PKGS="dpkg-dev fakeroot"
 missing=""
@@ -17,6 +18,11 @@ done
 if [ "$(id -u)" = 0 ]; then
     echo "deps: installing$missing"
     export DEBIAN_FRONTEND=noninteractive
+    # postfix is for test/test_postfix.py, which runs a private instance of its own: installed
+    # with "No configuration", the system's Postfix gets no main.cf and is never started
+    case " $missing " in *" postfix "*)
+        echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    esac
     wait_s=${COFFER_APT_LOCK_TIMEOUT:-600}
     # DPkg::Lock::Timeout makes apt-get wait for the dpkg lock; `apt-get update` does not
     # honour it for the lists lock, so that one is retried here until the same bound. The
