@@ -141,6 +141,49 @@ class PackageTest(unittest.TestCase):
 
     # ---- the tests
 
+    def test_0_install_destdir(self):
+        """`cmake --install` with DESTDIR (what `make install` runs): the FHS layout, a
+        relocatable tree (cofferd finds its workers in ../libexec/coffer), and an existing
+        coffer.conf kept on a second install."""
+        dest = os.path.join(self.tmp, "stage")
+        env = {"DESTDIR": dest}
+        build = os.path.dirname(bin_dir())
+        _, out = sh(["cmake", "--install", build], env=env)
+        prefix = None
+        for line in out.splitlines():
+            m = re.search(r"Installing: %s(/.*)/sbin/cofferd$" % re.escape(dest), line)
+            if m:
+                prefix = m.group(1)
+        self.assertIsNotNone(prefix, out)
+        top = dest + prefix
+        for f in ("sbin/cofferd", "sbin/coffer", "libexec/coffer/imapd", "libexec/coffer/pop3d",
+                  "libexec/coffer/lmtpd", "lib/systemd/system/coffer.service",
+                  "lib/tmpfiles.d/coffer.conf", "share/man/man8/coffer.8",
+                  "share/man/man5/coffer-store.5"):
+            self.assertTrue(os.path.exists(os.path.join(top, f)), f)
+        with open(os.path.join(top, "lib/systemd/system/coffer.service")) as f:
+            self.assertIn("ExecStart=%s/sbin/cofferd " % prefix, f.read())
+        conf = os.path.join(dest, CONF)
+        self.assertTrue(os.path.exists(conf))
+        # the staged cofferd validates a configuration naming its workers by bare name
+        test_conf = os.path.join(self.tmp, "stage.conf")
+        user = service_user()   # as root, cofferd insists on one
+        with open(test_conf, "w") as f:
+            f.write("%sconfigdir = %s/state\npartitions = %s/parts\n[service imap]\n"
+                    "program = imapd\nlisten = 127.0.0.1:%d\n" % (
+                        "user = %s\n" % user if user else "", self.tmp, self.tmp, free_port()))
+        with open(os.path.join(self.tmp, "parts"), "w") as f:
+            f.write("default %s/spool\n" % self.tmp)
+        rc, out = sh([os.path.join(top, "sbin/cofferd"), "-C", test_conf, "-t"], check=False)
+        self.assertEqual(rc, 0, out)
+        # a second install keeps the administrator's file
+        with open(conf, "a") as f:
+            f.write("# changed by the administrator\n")
+        _, out = sh(["cmake", "--install", build], env=env)
+        self.assertIn("Kept: %s" % conf, out)
+        with open(conf) as f:
+            self.assertTrue(f.read().endswith("# changed by the administrator\n"))
+
     def test_1_contents(self):
         _, info = sh(["dpkg-deb", "-I", self.deb])
         for want in ("Package: coffer", "Section: mail", "Depends: passwd, openssl"):

@@ -122,11 +122,12 @@ static void access_check(const struct config *cfg, const char *conf, const struc
 {
     struct path_who who;
     if (!pw || path_who_user(&who, pw->pw_name)) path_who_self(&who);
-    int dir_want = geteuid() == 0 ? 0 : R_OK | W_OK | X_OK;
+    /* as root, cofferd makes the missing directories itself and gives them to `user` */
+    int root = geteuid() == 0, dir_want = root ? 0 : R_OK | W_OK | X_OK;
     struct buf why = BUF_INIT;
-    int bad = access_one(config_str(cfg, CFG_CONFIGDIR), dir_want, 1, &who, &why);
+    int bad = access_one(config_str(cfg, CFG_CONFIGDIR), dir_want, !root, &who, &why);
     for (size_t i = 0; i < cfg->npartitions; i++)
-        bad |= access_one(cfg->partitions[i].path, dir_want, 1, &who, &why);
+        bad |= access_one(cfg->partitions[i].path, dir_want, !root, &who, &why);
     const char *files[] = { conf, config_str(cfg, CFG_PARTITIONS), config_str(cfg, CFG_TLS_CERT),
                             config_str(cfg, CFG_TLS_KEY) };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
