@@ -2,14 +2,14 @@
 # deps.sh: install the Debian packages Coffer needs to build, run and test, if any are missing.
 # As root it runs apt-get; otherwise it prints the one apt-get line to run and fails.
 # `deps.sh fuzz`: what `make fuzz` needs besides: clang and its libFuzzer runtime.
-# `deps.sh deb`: what `make deb` needs besides (dpkg-deb, fakeroot).
+# `deps.sh deb`: what `make deb` needs besides (dpkg-shlibdeps; cpack comes with cmake).
 # When another apt-get or dpkg holds the package lock (unattended-upgrades, a second make),
 # apt-get waits for it up to COFFER_APT_LOCK_TIMEOUT seconds (default 600) instead of failing.
 PKGS="build-essential cmake pkg-config libdb5.3-dev libssl-dev openssl libsasl2-dev \
 libsasl2-modules sasl2-bin libsieve2-dev zlib1g-dev python3 curl swaks fetchmail procps \
 postfix"
 [ "${1:-}" = fuzz ] && PKGS="clang libclang-rt-14-dev"
-[ "${1:-}" = deb ] && PKGS="dpkg-dev fakeroot"
+[ "${1:-}" = deb ] && PKGS="dpkg-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
