@@ -158,8 +158,8 @@ class PackageTest(unittest.TestCase):
         top = dest + prefix
         for f in ("sbin/cofferd", "sbin/coffer", "libexec/coffer/imapd", "libexec/coffer/pop3d",
                   "libexec/coffer/lmtpd", "lib/systemd/system/coffer.service",
-                  "lib/tmpfiles.d/coffer.conf", "share/man/man8/coffer.8",
-                  "share/man/man5/coffer-store.5"):
+                  "lib/tmpfiles.d/coffer.conf", "share/man/man8/coffer.8.gz",
+                  "share/man/man5/coffer-store.5.gz"):
             self.assertTrue(os.path.exists(os.path.join(top, f)), f)
         with open(os.path.join(top, "lib/systemd/system/coffer.service")) as f:
             self.assertIn("ExecStart=%s/sbin/cofferd " % prefix, f.read())
@@ -199,7 +199,7 @@ class PackageTest(unittest.TestCase):
         for want in ("usr/sbin/cofferd", "usr/sbin/coffer", "usr/libexec/coffer/imapd",
                      "usr/libexec/coffer/pop3d", "usr/libexec/coffer/lmtpd",
                      "usr/lib/systemd/system/coffer.service", "usr/lib/tmpfiles.d/coffer.conf",
-                     "usr/share/man/man8/cofferd.8", "usr/share/man/man5/coffer.conf.5",
+                     "usr/share/man/man8/cofferd.8.gz", "usr/share/man/man5/coffer.conf.5.gz",
                      "etc/coffer/coffer.conf", "etc/coffer/partitions.conf"):
             self.assertIn(want, files)
         # nothing of the mail store's own is shipped: the package makes it, owned by coffer
