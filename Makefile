@@ -10,8 +10,10 @@ POP3S_PORT     ?= 1995
 LMTP_PORT      ?= 2424
 FUZZ_BUILD_DIR ?= build-fuzz
 FUZZ_SECONDS   ?= 60
+PREFIX         ?= /usr/local
+DEB_BUILD_DIR  ?= build-deb
 
-.PHONY: all deps build test fuzz run clean
+.PHONY: all deps build test fuzz run clean install deb
 
 all: build
 
@@ -39,5 +41,23 @@ fuzz: deps
 run: build
 	@IMAP_PORT=$(IMAP_PORT) IMAPS_PORT=$(IMAPS_PORT) POP3_PORT=$(POP3_PORT) POP3S_PORT=$(POP3S_PORT) LMTP_PORT=$(LMTP_PORT) sh scripts/demo.sh $(BUILD_DIR)
 
+# Install under PREFIX (programs in sbin and libexec/coffer, man pages, the unit); the
+# configuration goes to /etc/coffer for PREFIX /usr or /usr/local, else PREFIX/etc/coffer,
+# and an existing coffer.conf or partitions.conf is never replaced. DESTDIR stages it.
+install: deps
+	@$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOFFER_SANITIZE=OFF \
+		-DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@$(CMAKE) --build $(BUILD_DIR) -j $(JOBS)
+	DESTDIR=$(DESTDIR) $(CMAKE) --install $(BUILD_DIR)
+
+# The Debian package (CPack; see dist/CMakeLists.txt): $(DEB_BUILD_DIR)/deb/coffer_VERSION_ARCH.deb
+deb: deps
+	@sh scripts/deps.sh deb
+	@$(CMAKE) -S . -B $(DEB_BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOFFER_SANITIZE=OFF \
+		-DCMAKE_INSTALL_PREFIX=/usr >/dev/null
+	@$(CMAKE) --build $(DEB_BUILD_DIR) -j $(JOBS)
+	cd $(DEB_BUILD_DIR) && cpack -G DEB
+	@ls $(DEB_BUILD_DIR)/deb/*.deb
+
 clean:
-	rm -rf $(BUILD_DIR) $(TEST_BUILD_DIR) $(FUZZ_BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(TEST_BUILD_DIR) $(FUZZ_BUILD_DIR) $(DEB_BUILD_DIR)

@@ -3,7 +3,9 @@
 #include "tool.h"
 #include "cmd.h"
 #include "auth/sasl.h"
+#include "core/fileutil.h"
 #include "core/log.h"
+#include "core/paths.h"
 #include "core/priv.h"
 #include "core/xmalloc.h"
 #include <stdio.h>
@@ -33,12 +35,34 @@ static const struct subcommand {
     { "user", cmd_user, "user add|passwd|delete|list   users in the SASL password database" },
 };
 
+/* sub_usage: `coffer SUB --help`: the subcommand's line and its manual page. Needs no
+ * configuration, so it works on a machine where coffer.conf does not exist yet. */
+static void sub_usage(const struct subcommand *sub)
+{
+    /* undelete is described with unexpunge, restore with dump */
+    const char *page = !strcmp(sub->name, "undelete") ? "unexpunge"
+                     : !strcmp(sub->name, "restore") ? "dump" : sub->name;
+    printf("usage: coffer [-C coffer.conf] [--json] %s\n\nSee coffer-%s(8) and coffer(8).\n",
+           sub->usage, page);
+}
+
+/* wants_help: -h or --help among a subcommand's words, except as the value of -p (a password
+ * may be anything). */
+static int wants_help(int argc, char **argv, int first)
+{
+    for (int k = first; k < argc; k++)
+        if ((!strcmp(argv[k], "-h") || !strcmp(argv[k], "--help")) &&
+            !(k > first && !strcmp(argv[k - 1], "-p")))
+            return 1;
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: coffer [-C coffer.conf] [--json] SUBCOMMAND [ARGS]\n\nsubcommands:\n");
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
         fprintf(f, "  %s\n", subcommands[i].usage);
-    fprintf(f, "\nThe configuration is -C, else $COFFER_CONF, else /etc/coffer/coffer.conf.\n"
+    fprintf(f, "\nThe configuration is -C, else $COFFER_CONF, else " COFFER_DEFAULT_CONF ".\n"
                "See coffer(8).\n");
 }
 
@@ -53,12 +77,36 @@ static int drop_privileges(const struct config *cfg)
     return r ? -1 : 0;
 }
 
+/* reachable: can we (after the privilege drop) use configdir, the sasldb and the partitions
+ * the subcommand works on? Else one line per path naming it and the missing permission, and
+ * -1: the libraries underneath would only say "I/O error". deliver talks to the server over
+ * its socket and needs none of them; status only reads configdir. */
+static int reachable(const struct tool *t)
+{
+    if (!strcmp(t->sub, "deliver")) return 0;
+    int status = !strcmp(t->sub, "status"), user = !strcmp(t->sub, "user");
+    struct path_who who;
+    path_who_self(&who);
+    struct buf why = BUF_INIT;
+    int bad = path_check_access(config_str(t->cfg, CFG_CONFIGDIR),
+                                status ? R_OK | X_OK : R_OK | W_OK | X_OK, 0, &who, &why) != 0;
+    if (!bad && user)
+        bad = path_check_access(config_str(t->cfg, CFG_SASL_DBPATH), R_OK | W_OK, 1, &who,
+                                &why) != 0;
+    for (size_t i = 0; !bad && !status && !user && i < t->cfg->npartitions; i++)
+        bad = path_check_access(t->cfg->partitions[i].path, R_OK | W_OK | X_OK, 0, &who,
+                                &why) != 0;
+    if (bad) tool_error(t, "%s", buf_cstr(&why));
+    buf_fini(&why);
+    return bad ? -1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     struct tool t;
     memset(&t, 0, sizeof t);
     t.conf_path = getenv("COFFER_CONF");
-    if (!t.conf_path) t.conf_path = "/etc/coffer/coffer.conf";
+    if (!t.conf_path) t.conf_path = COFFER_DEFAULT_CONF;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "-C") && i + 1 < argc) t.conf_path = argv[++i];
@@ -76,6 +124,7 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     t.sub = sub->name;
+    if (wants_help(argc, argv, i + 1)) { sub_usage(sub); return 0; }
     /* the rest: subcommand words and options; --json may appear anywhere */
     struct strarr rest = STRARR_INIT;
     for (int k = i + 1; k < argc; k++) {
@@ -95,7 +144,7 @@ int main(int argc, char **argv)
     }
     buf_fini(&err);
     int rc;
-    if (drop_privileges(t.cfg) < 0) rc = EXIT_FAIL;
+    if (drop_privileges(t.cfg) < 0 || reachable(&t) < 0) rc = EXIT_FAIL;
     else rc = sub->run(&t);
     config_free(&t.cfg);
     strarr_fini(&rest);

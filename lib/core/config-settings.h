@@ -67,7 +67,7 @@
     X(CFG_SASL_SASLAUTHD_PATH, "sasl_saslauthd_path", PATH, "", "saslauthd socket directory when sasl_pwcheck_method = saslauthd (default: SASL's)")
 
 #define COFFER_SERVICE_SETTINGS(X) \
-    X(SVC_PROGRAM, "program", STR, "", "worker program: imapd, pop3d or lmtpd (a bare name is looked up in the directory of cofferd)") \
+    X(SVC_PROGRAM, "program", STR, "", "worker program: imapd, pop3d or lmtpd (a bare name is looked up beside cofferd, else in ../libexec/coffer from it)") \
     X(SVC_LISTEN, "listen", LIST, "", "addresses: HOST:PORT, [IPv6]:PORT or an absolute UNIX socket path") \
     X(SVC_TLS, "tls", ENUM, "starttls", "starttls|implicit|none: TLS on this service") \
     X(SVC_SOCKET_MODE, "socket_mode", STR, "", "octal mode of this service's UNIX sockets, never giving others access (default: 0600, or 0660 with socket_group)") \

@@ -4,7 +4,9 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -248,5 +250,134 @@ int pidfile_read(const char *path, pid_t *pid)
         }
     }
     close(fd);
+    return r;
+}
+
+/* ---- whether a user can reach a path ---- */
+
+void path_who_self(struct path_who *w)
+{
+    memset(w, 0, sizeof *w);
+    w->uid = geteuid();
+    w->gid = getegid();
+    int n = getgroups((int)(sizeof w->groups / sizeof w->groups[0]), w->groups);
+    w->ngroups = n < 0 ? 0 : n;
+    struct passwd *pw = getpwuid(w->uid);
+    snprintf(w->name, sizeof w->name, "%s", pw ? pw->pw_name : "?");
+}
+
+int path_who_user(struct path_who *w, const char *user)
+{
+    /* user may point into getpwnam's own static record: copy it before the lookup */
+    char name[sizeof w->name];
+    snprintf(name, sizeof name, "%s", user);
+    memset(w, 0, sizeof *w);
+    struct passwd *pw = getpwnam(name);
+    if (!pw) return CF_E_NOTFOUND;
+    w->uid = pw->pw_uid;
+    w->gid = pw->pw_gid;
+    snprintf(w->name, sizeof w->name, "%s", pw->pw_name);
+    int n = (int)(sizeof w->groups / sizeof w->groups[0]);
+    /* more groups than fit: the first 64 (a false "no permission" at worst, never a false yes) */
+    if (getgrouplist(pw->pw_name, pw->pw_gid, w->groups, &n) < 0)
+        n = (int)(sizeof w->groups / sizeof w->groups[0]);
+    w->ngroups = n;
+    return 0;
+}
+
+static int who_in_group(const struct path_who *w, gid_t g)
+{
+    if (w->gid == g) return 1;
+    for (int i = 0; i < w->ngroups; i++)
+        if (w->groups[i] == g) return 1;
+    return 0;
+}
+
+/* missing_perm: the bits of want (R_OK|W_OK|X_OK) the mode of st does not grant who. */
+static int missing_perm(const struct stat *st, int want, const struct path_who *w)
+{
+    if (w->uid == 0) return 0;
+    int shift = st->st_uid == w->uid ? 6 : who_in_group(w, st->st_gid) ? 3 : 0;
+    int have = (int)(st->st_mode >> shift) & 7;   /* R_OK 4, W_OK 2, X_OK 1: the same bits */
+    return want & ~have;
+}
+
+static void perm_words(struct buf *b, int bits, int is_dir)
+{
+    const char *sep = "";
+    if (bits & R_OK) { buf_printf(b, "%sread (r)", sep); sep = " and "; }
+    if (bits & W_OK) { buf_printf(b, "%swrite (w)", sep); sep = " and "; }
+    if (bits & X_OK) buf_printf(b, "%s%s", sep, is_dir ? "search (x)" : "execute (x)");
+}
+
+static void explain(struct buf *why, const struct path_who *w, int bits, const char *path,
+                    const struct stat *st, const char *purpose)
+{
+    struct passwd *pw = getpwuid(st->st_uid);
+    struct group *gr = getgrgid(st->st_gid);
+    int is_dir = S_ISDIR(st->st_mode);
+    buf_printf(why, "user %s (uid %d) has no ", w->name, (int)w->uid);
+    perm_words(why, bits, is_dir);
+    size_t plen = strlen(path);
+    if (plen > 1 && path[plen - 1] == '/') plen--;   /* "/srv/" was stat'ed as a directory */
+    buf_printf(why, " permission on %s %.*s (mode %04o, owner %s:%s)%s",
+               is_dir ? "directory" : "file", (int)plen, path, (unsigned)(st->st_mode & 07777), pw ? pw->pw_name : "?",
+               gr ? gr->gr_name : "?", purpose);
+}
+
+/* check_one: who needs want on the existing path (stat in st): 0, or 1 with why. */
+static int check_one(const char *path, const struct stat *st, int want, const struct path_who *w,
+                     const char *purpose, const char *target, struct buf *why)
+{
+    int miss = missing_perm(st, want, w);
+    if (!miss) return 0;
+    explain(why, w, miss, path, st, purpose);
+    buf_appends(why, target);
+    return 1;
+}
+
+int path_check_access(const char *path, int want, int create, const struct path_who *who,
+                      struct buf *why)
+{
+    char *p = xstrdup(path);
+    size_t len = strlen(p);
+    struct stat st;
+    int r = 0;
+    /* every ancestor, from the root down ("/", "/srv", "/srv/coffer"), needs search */
+    for (size_t i = 0; i < len && !r; i++) {
+        if (p[i] != '/' || i + 1 == len) continue;
+        char keep = p[i + 1];
+        p[i + 1] = '\0';   /* keeps the slash: "/" for the root, "/srv/" for the others */
+        if (stat(p, &st) < 0) {
+            p[i + 1] = keep;
+            if (errno == ENOENT) break;   /* missing from here on: below */
+            goto stat_failed;
+        }
+        r = check_one(p, &st, X_OK, who, ", which is on the way to ", path, why);
+        p[i + 1] = keep;
+    }
+    if (r) goto out;
+    if (stat(path, &st) == 0) {
+        r = check_one(path, &st, want, who, "", "", why);
+        goto out;
+    }
+    if (errno != ENOENT) goto stat_failed;
+    if (!create) goto out;
+    /* the nearest existing ancestor must let who create what is missing */
+    for (char *cut; (cut = strrchr(p, '/')); ) {
+        cut[cut == p] = '\0';   /* "/srv/x" -> "/srv", "/srv" -> "/" */
+        if (stat(p, &st) == 0) {
+            r = check_one(p, &st, W_OK | X_OK, who, ", needed to create ", path, why);
+            goto out;
+        }
+        if (errno != ENOENT) goto stat_failed;
+        if (cut == p) break;
+    }
+    goto out;
+stat_failed:
+    buf_printf(why, "cannot stat %s: %s", path, strerror(errno));
+    r = CF_E_IO;
+out:
+    free(p);
     return r;
 }

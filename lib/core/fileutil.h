@@ -1,6 +1,7 @@
 /* fileutil.h: careful file writing (temp file, fsync, rename, fsync directory) and small helpers. */
 #ifndef COFFER_CORE_FILEUTIL_H
 #define COFFER_CORE_FILEUTIL_H
+#include "core/buf.h"
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -36,5 +37,30 @@ int pidfile_update(int fd, pid_t pid);
  * stale file), <0 on error. Takes no lock itself. */
 int pidfile_write(const char *path, pid_t pid);
 int pidfile_read(const char *path, pid_t *pid);
+
+/* Who a permission check is for: the running process (path_who_self) or the service account
+ * cofferd and the tools switch to (path_who_user), with its supplementary groups. */
+struct path_who {
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[64];
+    int ngroups;
+    char name[64];
+};
+void path_who_self(struct path_who *w);
+/* path_who_user: the account named user (as initgroups would set it up). 0, or CF_E_NOTFOUND. */
+int path_who_user(struct path_who *w, const char *user);
+
+/* path_check_access: can who reach path? Every directory above path needs search (x)
+ * permission; path itself, when it exists, needs want (R_OK, W_OK, X_OK or'ed; 0: reaching it
+ * is enough); when it does not exist and create is set, its nearest existing ancestor needs
+ * write and search (to create it); a missing path without create is fine (the caller reports
+ * its absence its own way). Only mode bits count (no ACLs); uid 0 passes. Returns 0 when who
+ * can; 1 with one sentence appended to why that names the file or directory, the missing
+ * permission, its mode and owner (e.g. "user nobody (uid 65534) has no search (x) permission
+ * on directory /srv/x (mode 0700, owner root:root)"); CF_E_IO with the stat error in why. Does
+ * not block beyond stat(2). */
+int path_check_access(const char *path, int want, int create, const struct path_who *who,
+                      struct buf *why);
 
 #endif

@@ -260,6 +260,84 @@ static void test_priv(void)
     buf_fini(&err);
 }
 
+/* path_check_access: a table of paths under dirs with chosen modes, judged for a made-up
+ * account (uid 54321, group 54321) that owns nothing, and for the directory's owner. */
+static void test_path_access(void)
+{
+    char top[] = "/tmp/coffer-test-access-XXXXXX";
+    UNIT_CHECK(mkdtemp(top) != NULL);
+    chmod(top, 0755);
+    char *closed = xasprintf("%s/closed", top), *open_ = xasprintf("%s/open", top);
+    char *ro = xasprintf("%s/open/ro", top), *file = xasprintf("%s/open/file", top);
+    mkdir(closed, 0700);
+    mkdir(open_, 0755);
+    mkdir(ro, 0555);
+    FILE *f = fopen(file, "w");
+    if (f) fclose(f);
+    chmod(file, 0600);
+    struct path_who other = { .uid = 54321, .gid = 54321, .ngroups = 0, .name = "other" }, me;
+    path_who_self(&me);
+    me.uid = getuid() ? getuid() : 54322;   /* root would pass everything: be the owner */
+    if (!getuid()) {
+        me.gid = 54322;
+        if (chown(closed, me.uid, me.gid) || chown(open_, me.uid, me.gid) ||
+            chown(ro, me.uid, me.gid) || chown(file, me.uid, me.gid))
+            UNIT_CHECK(!"chown");
+        if (chown(top, me.uid, me.gid)) UNIT_CHECK(!"chown");
+    }
+    static const struct {
+        const char *rel;
+        int want, create, who_other;
+        int expect;
+        const char *words;   /* in the explanation */
+    } cases[] = {
+        { "closed", R_OK | W_OK | X_OK, 0, 0, 0, NULL },
+        { "closed", R_OK, 0, 1, 1, "no read (r) permission on directory" },
+        { "closed/db", 0, 1, 1, 1, "no search (x) permission on directory" },
+        { "closed/db", 0, 1, 0, 0, NULL },
+        { "open/missing/deeper", 0, 0, 1, 0, NULL },             /* absent, no create */
+        { "open/missing/deeper", 0, 1, 1, 1, "needed to create" },
+        { "open/missing/deeper", 0, 1, 0, 0, NULL },
+        { "open/ro/new", 0, 1, 0, 1, "no write (w) permission" },
+        { "open/ro", R_OK | X_OK, 0, 1, 0, NULL },
+        { "open/file", R_OK, 0, 1, 1, "no read (r) permission on file" },
+        { "open/file", R_OK | W_OK, 0, 0, 0, NULL },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *path = xasprintf("%s/%s", top, cases[i].rel);
+        struct buf why = BUF_INIT;
+        int r = path_check_access(path, cases[i].want, cases[i].create,
+                                  cases[i].who_other ? &other : &me, &why);
+        if (r != cases[i].expect)
+            fprintf(stderr, "case %zu (%s): %d, expected %d: %s\n", i, cases[i].rel, r,
+                    cases[i].expect, buf_cstr(&why));
+        UNIT_EQ_INT(r, cases[i].expect);
+        if (cases[i].words) UNIT_CHECK(strstr(buf_cstr(&why), cases[i].words) != NULL);
+        if (!cases[i].expect) UNIT_EQ_INT(why.len, 0);
+        buf_fini(&why);
+        free(path);
+    }
+    /* the sentence names who, the directory, its mode */
+    struct buf why = BUF_INIT;
+    char *db = xasprintf("%s/db", closed);
+    path_check_access(db, R_OK, 0, &other, &why);
+    char *want = xasprintf("user other (uid 54321) has no search (x) permission on directory %s "
+                           "(mode 0700, owner ", closed);
+    UNIT_CHECK(strncmp(buf_cstr(&why), want, strlen(want)) == 0);
+    free(want);
+    free(db);
+    buf_fini(&why);
+    unlink(file);
+    rmdir(ro);
+    rmdir(open_);
+    rmdir(closed);
+    rmdir(top);
+    free(closed);
+    free(open_);
+    free(ro);
+    free(file);
+}
+
 int main(void)
 {
     log_init("test-core", 1, LOG_LVL_ERR);
@@ -271,5 +349,6 @@ int main(void)
     test_log_many_quoted();
     test_files();
     test_base64();
+    test_path_access();
     UNIT_DONE();
 }

@@ -1,10 +1,12 @@
 /* main.c: cofferd's command line and start-up: config check, pid file, binding, directories,
  * daemonizing, dropping root, database recovery; then the supervisor loop of master.c. */
 #include "master.h"
+#include "notify.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/fileutil.h"
 #include "core/log.h"
+#include "core/paths.h"
 #include "core/priv.h"
 #include "core/xmalloc.h"
 #include "store/store.h"
@@ -20,9 +22,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#ifndef COFFER_DEFAULT_CONF
-#define COFFER_DEFAULT_CONF "/etc/coffer/coffer.conf"
-#endif
 
 /* Exit codes, documented in cofferd(8). */
 enum { EXIT_CLEAN = 0, EXIT_OTHER = 1, EXIT_CONFIG = 2, EXIT_BIND = 3, EXIT_RUNNING = 4 };
@@ -71,14 +70,18 @@ static void die(int code, const char *fmt, ...)
     exit(code);
 }
 
-static void usage(void)
+/* usage: to stdout and exit 0 when asked for (-h, --help), else to stderr and exit 1. Never
+ * reads the configuration. */
+static void usage(int asked)
 {
-    fprintf(stderr, "usage: cofferd [-C coffer.conf] [-f] [-d] [-t]\n"
+    fprintf(asked ? stdout : stderr, "usage: cofferd [-C coffer.conf] [-f] [-d] [-t]\n"
                     "  -C FILE  configuration (default " COFFER_DEFAULT_CONF ")\n"
                     "  -f       stay in the foreground\n"
                     "  -d       log to stderr at debug level\n"
-                    "  -t       check the configuration and exit (0 ok, 2 bad)\n");
-    exit(EXIT_OTHER);
+                    "  -t       check the configuration and exit (0 ok, 2 bad)\n"
+                    "  -h       this help\n"
+                    "See cofferd(8).\n");
+    exit(asked ? EXIT_CLEAN : EXIT_OTHER);
 }
 
 /* user_check: the rules for `user`. Returns the account to switch to (NULL: stay as we are). */
@@ -96,6 +99,43 @@ static const struct passwd *user_check(const struct config *cfg)
     if (pw->pw_uid == 0) die(EXIT_CONFIG, "%s: user '%s' is root: pick an unprivileged account",
                              cfg->path, user);
     return pw;
+}
+
+/* access_check: can the account the workers run as (pw, or ourselves) reach what they need:
+ * configdir and every partition (cofferd creates and chowns them at start when root, so only
+ * the directories above need search permission then; otherwise the directories themselves
+ * need rwx, or their nearest existing parent must let us create them), and read coffer.conf,
+ * the partitions file and the TLS files. Dies with one line per problem naming the path and
+ * the missing permission (a 0700 parent directory otherwise surfaces much later as an "I/O
+ * error" from whichever tool or worker meets it first). Run by -t and by every start. */
+static int access_one(const char *path, int want, int create, const struct path_who *who,
+                      struct buf *all)
+{
+    struct buf one = BUF_INIT;
+    int r = path_check_access(path, want, create, who, &one);
+    if (r) buf_printf(all, "%s%s", all->len ? "\n" : "", buf_cstr(&one));
+    buf_fini(&one);
+    return r != 0;
+}
+
+static void access_check(const struct config *cfg, const char *conf, const struct passwd *pw)
+{
+    struct path_who who;
+    if (!pw || path_who_user(&who, pw->pw_name)) path_who_self(&who);
+    /* as root, cofferd makes the missing directories itself and gives them to `user` */
+    int root = geteuid() == 0, dir_want = root ? 0 : R_OK | W_OK | X_OK;
+    struct buf why = BUF_INIT;
+    int bad = access_one(config_str(cfg, CFG_CONFIGDIR), dir_want, !root, &who, &why);
+    for (size_t i = 0; i < cfg->npartitions; i++)
+        bad |= access_one(cfg->partitions[i].path, dir_want, !root, &who, &why);
+    const char *files[] = { conf, config_str(cfg, CFG_PARTITIONS), config_str(cfg, CFG_TLS_CERT),
+                            config_str(cfg, CFG_TLS_KEY) };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        if (*files[i]) bad |= access_one(files[i], R_OK, 0, &who, &why);
+    if (bad)
+        die(EXIT_CONFIG, "%s\nthe workers run as %s: give that account the permission named "
+            "(see FILES in cofferd(8))", buf_cstr(&why), who.name);
+    buf_fini(&why);
 }
 
 /* dir_trusted: may root follow a symbolic link found in the open directory dfd? Only when the
@@ -260,17 +300,22 @@ int main(int argc, char **argv)
 {
     const char *conf_arg = COFFER_DEFAULT_CONF;
     int foreground = 0, debug = 0, check = 0, opt;
+    for (int k = 1; k < argc; k++)
+        if (!strcmp(argv[k], "--help")) usage(1);
     while ((opt = getopt(argc, argv, "C:fdth")) != -1) {
         switch (opt) {
         case 'C': conf_arg = optarg; break;
         case 'f': foreground = 1; break;
         case 'd': debug = 1; break;
         case 't': check = 1; break;
-        default: usage();
+        case 'h': usage(1); break;
+        default: usage(0);
         }
     }
-    if (optind != argc) usage();
+    if (optind != argc) usage(0);
 
+    /* before anything is forked: no worker may inherit NOTIFY_SOCKET */
+    notify_init();
     char *conf = absolute_conf(conf_arg);
 
     struct config *cfg = NULL;
@@ -278,6 +323,7 @@ int main(int argc, char **argv)
     if (config_load(conf, &cfg, &err) || master_validate(cfg, &err))
         die(EXIT_CONFIG, "%s", buf_cstr(&err));
     const struct passwd *pw = user_check(cfg);
+    access_check(cfg, conf, pw);
     if (check) {
         printf("cofferd: %s: configuration OK\n", conf);
         config_free(&cfg);
@@ -339,6 +385,9 @@ int main(int argc, char **argv)
                log_quote(conf), mc->nservices, log_quote(me ? me->pw_name : "?"));
     notify_parent(EXIT_CLEAN);
     if (!foreground) stdio_to_null(to_stderr);
+    /* listeners bound, databases recovered: connections are queued from here on, and the
+     * workers the loop starts first thing take them */
+    notify_send("READY=1\nMAINPID=%d\nSTATUS=started, starting workers", (int)getpid());
 
     int rc = master_run();
 

@@ -2,9 +2,11 @@
  * listeners, signals, reload on SIGHUP, graceful shutdown and the loop. The zygotes are in
  * zygote.c, worker bookkeeping and reaping in reap.c, the status pipe and file in status.c. */
 #include "master-int.h"
+#include "notify.h"
 #include "settle.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/paths.h"
 #include "core/xmalloc.h"
 #include "net/conntab.h"
 #include "net/listen.h"
@@ -58,7 +60,12 @@ char *master_resolve_program(const struct config *cfg, const char *program)
     exe[n] = '\0';
     char *slash = strrchr(exe, '/');
     if (slash) *slash = '\0';
-    return xasprintf("%s/%s", exe, program);
+    /* beside cofferd (the build tree), else in the installed libexec directory, found from
+     * cofferd's own place so that an installed tree can be moved as a whole */
+    char *beside = xasprintf("%s/%s", exe, program);
+    if (access(beside, X_OK) == 0) return beside;
+    free(beside);
+    return xasprintf("%s/%s/%s", exe, COFFER_LIBEXEC_REL, program);
 }
 
 /* unix_perm: a service's socket_mode and socket_group as a listen_unix_perm (H4). The mode is
@@ -486,6 +493,9 @@ static void reload(void)
     struct service *fresh = NULL, *kept[256];
     size_t nkept = 0;
     log_notice("reload", "config=%s", log_quote(g_conf_path));
+    /* MONOTONIC_USEC lets a Type=notify-reload manager match this to its own SIGHUP */
+    notify_send("RELOADING=1\nMONOTONIC_USEC=%lld\nSTATUS=reloading %s", now_ms() * 1000,
+                g_conf_path);
     if (config_load(g_conf_path, &cfg, &err) || master_validate(cfg, &err)) goto fail;
     reload_warn_restart_only(cfg);
     if (reload_build(cfg, &fresh, kept, &nkept, &err)) goto fail;
@@ -496,12 +506,16 @@ static void reload(void)
     g_status_dirty = 1;
     g_next_status_log = 0;
     log_notice("reloaded", "services=%zu", g_cfg->nservices);
+    notify_send("READY=1\nSTATUS=reloaded");
     buf_fini(&err);
     return;
 fail:
     reload_fail(fresh, &err);
     config_free(&cfg);
     buf_fini(&err);
+    /* still serving, with the old configuration */
+    notify_send("READY=1\nSTATUS=reload failed, running the previous configuration (see the "
+                "log)");
 }
 
 static void begin_shutdown(int sig, long long now)
@@ -512,6 +526,7 @@ static void begin_shutdown(int sig, long long now)
         return;
     }
     g_stopping = 1;
+    notify_send("STOPPING=1\nSTATUS=stopping: workers finish their sessions");
     log_notice("shutdown", "signal=%s workers=%d", sigabbrev_np(sig), count_all_children());
     for (struct service *s = g_services; s; s = s->next) {
         s->active = 0;

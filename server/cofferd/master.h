@@ -10,7 +10,8 @@
 int master_validate(const struct config *cfg, struct buf *err);
 
 /* master_resolve_program: the path exec'd for a service's program: a bare name is looked up
- * in the directory of the running cofferd (/proc/self/exe), a relative path with a slash is
+ * in the directory of the running cofferd (/proc/self/exe), else in the installed workers'
+ * directory relative to it (COFFER_LIBEXEC_REL, core/paths.h), a relative path with a slash is
  * taken from the directory of coffer.conf (like every other path setting), an absolute one
  * as is. Caller frees. */
 char *master_resolve_program(const struct config *cfg, const char *program);

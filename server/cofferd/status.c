@@ -1,6 +1,7 @@
 /* status.c: what cofferd knows of its workers' state (master-int.h): the READY/BUSY reports
  * on the status pipe, the periodic status log line and configdir/cofferd.status. */
 #include "master-int.h"
+#include "notify.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "net/conntab.h"
@@ -124,6 +125,7 @@ void status_write_file(long long now)
     strarr_fini(&lines);
     g_status_dirty = 0;
     g_status_written = now;
+    notify_status();
 }
 
 void status_log(long long now)

@@ -6,7 +6,8 @@
  * mailbox names: fred's root "user/fred" is "INBOX" to fred and "Other Users/fred" to an
  * administrator. A user may read the quota of a root in their own hierarchy or of a mailbox
  * they can see; only administrators (config `admins`) may SETQUOTA. A root the user may not
- * read is answered exactly like one that does not exist. */
+ * read is answered exactly like one that does not exist. Administrators may also write
+ * another user's root the conventional way, "user/fred" (admin_conventional_root). */
 #include "imapd.h"
 #include "acl-check.h"
 #include "selected.h"
@@ -65,6 +66,31 @@ static int may_read_root(struct client *c, const char *root)
     return r == CF_E_PERM ? 1 : r;
 }
 
+/* admin_conventional_root: an administrator's "user/fred/..." (the internal spelling, which
+ * Cyrus administrators type) would otherwise be "user/ADMIN/user/fred/..." in the
+ * administrator's own namespace, silently making a new root there. When that name is neither
+ * a mailbox nor a quota root of the administrator's, it means fred's: root becomes the name
+ * "Other Users/fred/..." stands for, which is also how the QUOTA answer shows it. 0 (root
+ * possibly replaced), or an error. */
+static int admin_conventional_root(struct client *c, const char *wire, struct buf *root)
+{
+    struct quota qt;
+    int r = store_lookup(c->store, buf_cstr(root), NULL);
+    if (r == 0) r = store_quota_get(c->store, buf_cstr(root), &qt);
+    if (r != 0) return r < 0 ? r : 0;   /* the administrator's own name exists: keep it */
+    char *other = xasprintf("%s%s", MBOXNAME_NS_OTHER, wire + 5);
+    struct buf theirs = BUF_INIT;
+    if (rev2_name_from_wire(c, other, &theirs) == 0) {
+        log_info("quota_root_conventional", "given=%s root=%s", log_quote(wire),
+                 log_quote(buf_cstr(&theirs)));
+        buf_reset(root);
+        buf_appends(root, buf_cstr(&theirs));
+    }
+    buf_fini(&theirs);
+    free(other);
+    return 0;
+}
+
 /* root_arg: argument i as an internal quota root name, or 0 after answering. */
 static int root_arg(struct client *c, const struct imap_command *cmd, size_t i, struct buf *root)
 {
@@ -76,6 +102,13 @@ static int root_arg(struct client *c, const struct imap_command *cmd, size_t i, 
     if (strlen(s) != cmd->args[i].len || rev2_name_from_wire(c, s, root) < 0) {
         client_tagged(c, cmd->tag, "NO [NONEXISTENT] No such quota root");
         return 0;
+    }
+    if (c->is_admin && !strncmp(s, "user/", 5) && s[5]) {
+        int r = admin_conventional_root(c, s, root);
+        if (r < 0) {
+            imapd_reply_error(c, cmd->tag, r);
+            return 0;
+        }
     }
     return 1;
 }
