@@ -9,11 +9,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* tar_header: one header block for a regular file (name <= 99 bytes). */
+/* tar_header: one header block for a regular file. A name over 99 bytes is split at a '/'
+ * into the ustar prefix (<= 154 bytes) and name fields, as POSIX.1-1988 allows (a Sieve
+ * script's sieve/NAME.sieve); tar_put never gets a longer one (dump.h). */
 static void tar_header(unsigned char *h, const char *name, uint64_t size, int64_t mtime)
 {
     memset(h, 0, TAR_BLOCK);
-    snprintf((char *)h, 100, "%s", name);
+    size_t len = strlen(name);
+    const char *slash = len > 99 ? memchr(name, '/', len) : NULL;
+    if (slash && (size_t)(slash - name) <= 154 && len - (size_t)(slash - name) - 1 <= 99) {
+        memcpy(h + 345, name, (size_t)(slash - name));
+        snprintf((char *)h, 100, "%s", slash + 1);
+    } else {
+        snprintf((char *)h, 100, "%s", name);
+    }
     memcpy(h + 100, "0000600", 8);
     memcpy(h + 108, "0000000", 8);
     memcpy(h + 116, "0000000", 8);

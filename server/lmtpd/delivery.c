@@ -338,17 +338,20 @@ static void plan_recipient(struct client *c, struct store *st, struct rcpt *r,
         if (e == 1) log_info("inbox_created", "user=%s", log_quote(r->user));
         r->need_inbox = 0;
     }
-    char *script = NULL;
-    if (!r->user || sieve_active_script(c->ws->cfg, r->user, &script) != 1) {
+    char *script = NULL, *sname = NULL;
+    if (!r->user || sieve_active_script(c->ws->cfg, r->user, &script, &sname) != 1) {
         plan_add(p, r->mailbox, r->user, NULL);
         o->count = p->nt - o->first;
         return;
     }
-    struct sieve_input in = { data, len, c->mail_from, r->addr };
+    struct sieve_input in = { data, len, c->mail_from, r->addr,
+                              (int)config_int(c->ws->cfg, CFG_SIEVE_MAX_REDIRECTS) };
+    /* RFC 5228 section 2.10.6: a failed run keeps the message (sieve_run forces keep) */
     if (sieve_run(script, &in, sr) < 0 || sr->error)
-        log_warn("sieve_failed", "user=%s errors=%s", log_quote(r->user),
-                 log_quote(buf_cstr(&sr->errors)));
+        log_warn("sieve_failed", "user=%s script=%s action=keep errors=%s", log_quote(r->user),
+                 log_quote(sname ? sname : "?"), log_quote(buf_cstr(&sr->errors)));
     free(script);
+    free(sname);
     if (sr->reject) {
         for (char *q = sr->reject; *q; q++) if (*q == '\r' || *q == '\n') *q = ' ';
         o->reject = sr->reject;
