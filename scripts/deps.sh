@@ -3,7 +3,8 @@
 # As root it runs apt-get; otherwise it prints the one apt-get line to run and fails.
 # `deps.sh fuzz`: what `make fuzz` needs besides: clang and its libFuzzer runtime.
 PKGS="build-essential cmake pkg-config libdb5.3-dev libssl-dev openssl libsasl2-dev \
-libsasl2-modules sasl2-bin libsieve2-dev zlib1g-dev python3 curl swaks fetchmail procps"
+libsasl2-modules sasl2-bin libsieve2-dev zlib1g-dev python3 curl swaks fetchmail procps \
+sieve-connect"
 [ "${1:-}" = fuzz ] && PKGS="clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
