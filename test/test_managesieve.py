@@ -25,6 +25,15 @@ from test_hostile_auth import ScramClient  # noqa: E402
 from test_lmtp_lib import LMTP_SERVICES, LmtpCase, coffer_cmd, mailbox_list, run_tool  # noqa: E402
 
 SERVICES = LMTP_SERVICES + [SIEVE_SERVICE]
+
+# the sendmail command of the Delivery instance: writes what it gets to OUT/mail.*
+OUT = tempfile.mkdtemp(prefix="coffer-ms-sendmail-")
+os.chmod(OUT, 0o777)
+SENDMAIL = os.path.join(OUT, "sendmail.sh")
+with open(SENDMAIL, "w") as f:
+    f.write('#!/bin/sh\nf=%s/mail.$(date +%%s%%N).$$\necho "ARGS: $*" > "$f"\ncat >> "$f"\n'
+            'chmod 644 "$f"\n' % OUT)
+os.chmod(SENDMAIL, 0o755)
 PW = "secret"           # the password test_lmtp_lib.add_user gives
 
 
@@ -481,14 +490,75 @@ class Delivery(Base, LmtpCase):
     """Scripts uploaded over ManageSieve run on LMTP delivery."""
     coffer_kwargs = {"services": SERVICES,
                      "global_settings": {"auth_fail_delay": "0", "sieve_max_redirects": "2",
-                                         "sendmail": "/bin/false"}}
-    users = ("sue", "tom", "ann")
+                                         "sendmail": SENDMAIL + " -oi -f <>",
+                                         "sieve_notify_interval": "1h"}}
+    users = ("sue", "tom", "ann", "nat")
 
-    def deliver(self, rcpt, subject):
-        msg = ("From: joe@example.org\r\nTo: %s\r\nSubject: %s\r\n\r\nbody\r\n" % (
-            rcpt, subject)).encode()
-        rr, dr = self.transact([rcpt], msg)
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        shutil.rmtree(OUT, ignore_errors=True)
+
+    def sent(self):
+        out = []
+        for p in sorted(os.listdir(OUT)):
+            if p.startswith("mail."):
+                with open(os.path.join(OUT, p), "rb") as f:
+                    out.append(f.read())
+        return out
+
+    def deliver(self, rcpt, subject, sender="joe@example.org", extra=""):
+        msg = ("From: %s\r\nTo: %s\r\nSubject: %s\r\n%s\r\nbody text here\r\n" % (
+            sender, rcpt, subject, extra)).encode()
+        rr, dr = self.transact([rcpt], msg, sender=sender)
         self.assertEqual(dr[0][0], 250, dr)
+
+    def test_notify(self):
+        """notify :method "mailto" through the sendmail command: the variables filled in, at
+        most one per sieve_notify_interval, never to the sender of a list message."""
+        co = self.coffer
+        run_tool(co, "create", "user/nat")
+        m = self.user_ms("nat")
+        self.assertEqual(m.greeting["NOTIFY"], "mailto")
+        r = m.cmd("CAPABILITY")
+        self.assertEqual(m.caps(r)["NOTIFY"], "mailto")
+        self.assertIn("notify", m.caps(r)["SIEVE"].split())
+        script = ('require "notify";\n'
+                  'if header :contains "list-id" "" {\n'
+                  '  notify :method "mailto" :options "lister@example.org" :message "L";\n'
+                  '} else {\n'
+                  '  notify :method "mailto" :options ["pager@example.org"] :high\n'
+                  '         :message "From $from$ ($env-from$): $subject$ [$text[4]$]";\n'
+                  '}\n')
+        self.assertEqual(self.put(m, "n", script).status, "OK")
+        self.assertEqual(m.cmd('SETACTIVE "n"').status, "OK")
+        before = len(self.sent())
+        self.deliver("nat@example.org", "lunch?")
+        sent = self.sent()
+        self.assertEqual(len(sent), before + 1)
+        note = sent[-1]
+        self.assertTrue(note.startswith(b"ARGS: -oi -f <> -- pager@example.org\n"), note[:80])
+        self.assertIn(b"Subject: From joe@example.org (joe@example.org): lunch? [body]\r\n", note)
+        self.assertIn(b"Auto-Submitted: auto-notified\r\n", note)
+        self.assertIn(b"Importance: high\r\n", note)
+        self.assertEqual(len(mailbox_list(co, "user/nat")), 1)      # implicit keep
+        # rate limit: not again within sieve_notify_interval
+        self.deliver("nat@example.org", "again")
+        self.assertEqual(len(self.sent()), before + 1)
+        co.wait_log(r"event=sieve_notify_limited .*user=nat")
+        # a list message from lister@: never notify its sender (the limit is lifted first)
+        os.unlink(os.path.join(co.configdir, "sieve", "nat", ".notify"))
+        self.deliver("nat@example.org", "digest", sender="lister@example.org",
+                     extra="List-Id: <l.example.org>\r\n")
+        self.assertEqual(len(self.sent()), before + 1)
+        co.wait_log(r"event=sieve_notify_skipped .*user=nat to=lister@example.org")
+        self.assertEqual(len(mailbox_list(co, "user/nat")), 3)
+        # a method other than mailto: a runtime error at delivery, the message kept
+        self.assertEqual(self.put(m, "n", 'require "notify";\nnotify :method "xmpp" '
+                                          ':options "a@b";\n').status, "OK")
+        self.deliver("nat@example.org", "x")
+        self.assertEqual(len(mailbox_list(co, "user/nat")), 4)
+        co.wait_log(r"event=sieve_failed .*user=nat script=n action=keep .*xmpp")
 
     def test_sieve_connect(self):
         """The Debian sieve-connect client: upload, list, activate, download, delete over

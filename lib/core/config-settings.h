@@ -62,6 +62,7 @@
     X(CFG_SENDMAIL, "sendmail", STR, "/usr/sbin/sendmail -oi -f <>", "command (absolute path and arguments, no shell) that Sieve redirect and vacation hand messages to; -- and the recipient are appended") \
     X(CFG_SIEVE_MAX_SCRIPTS, "sieve_max_scripts", INT, "20", "most Sieve scripts one user may store through ManageSieve or coffer sieve put (0: no limit)") \
     X(CFG_SIEVE_MAX_SCRIPT_SIZE, "sieve_max_script_size", SIZE, "256K", "largest Sieve script a user may store (at most 1M)") \
+    X(CFG_SIEVE_NOTIFY_INTERVAL, "sieve_notify_interval", DURATION, "5m", "shortest time between two Sieve notify messages to one user's addresses (0: no limit)") \
     X(CFG_SIEVE_MAX_REDIRECTS, "sieve_max_redirects", INT, "5", "most redirect actions one run of a Sieve script may take; more is a runtime error (the message is kept)") \
     X(CFG_SASL_PWCHECK_METHOD, "sasl_pwcheck_method", ENUM, "auxprop", "auxprop|saslauthd: how Cyrus SASL checks passwords") \
     X(CFG_SASL_MECH_LIST, "sasl_mech_list", STR, "SCRAM-SHA-256 SCRAM-SHA-1 PLAIN LOGIN", "SASL mechanisms offered") \

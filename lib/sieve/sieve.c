@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <sieve2.h>
 
@@ -165,6 +166,85 @@ static int cb_discard(sieve2_context_t *s, void *rock)
 
 static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
 
+/* first_header: the unfolded, decoded value of the first field name into out (empty when
+ * there is none). */
+static void first_header(const struct sieve_input *in, const char *name, struct buf *out)
+{
+    const char *v;
+    size_t n;
+    if (!mime_header_find(in->msg, in->len, name, &v, &n)) return;
+    struct buf raw = BUF_INIT;
+    mime_header_unfold(v, n, &raw);
+    mime_decode_header(raw.s ? raw.s : "", raw.len, out);
+    buf_fini(&raw);
+}
+
+/* notify_text: tmpl with draft-martin-sieve-notify-01 section 3.5's variables filled in:
+ * $from$, $env-from$, $subject$, $text$ and $text[n]$ (the first n bytes of the body, 256
+ * without n); control characters become spaces, and the text is cut at 1000 bytes. */
+static char *notify_text(const char *tmpl, const struct sieve_input *in)
+{
+    struct buf out = BUF_INIT;
+    for (const char *p = tmpl; *p;) {
+        const char *end;
+        size_t textn = 0;
+        if (*p == '$' && !strncmp(p, "$from$", 6)) {
+            first_header(in, "From", &out);
+            p += 6;
+        } else if (*p == '$' && !strncmp(p, "$env-from$", 10)) {
+            buf_appends(&out, in->env_from ? in->env_from : "");
+            p += 10;
+        } else if (*p == '$' && !strncmp(p, "$subject$", 9)) {
+            first_header(in, "Subject", &out);
+            p += 9;
+        } else if (*p == '$' && (!strncmp(p, "$text$", 6) ||
+                   (!strncmp(p, "$text[", 6) && (textn = strtoul(p + 6, (char **)&end, 10)) &&
+                    !strncmp(end, "]$", 2)))) {
+            const char *body = memmem(in->msg, in->len, "\r\n\r\n", 4);
+            size_t off = body ? (size_t)(body - in->msg) + 4 : in->len;
+            size_t n = textn ? textn : 256;
+            if (n > in->len - off) n = in->len - off;
+            buf_append(&out, in->msg + off, n);
+            p = textn ? end + 2 : p + 6;
+        } else {
+            buf_putc(&out, *p++);
+        }
+        if (out.len > 1000) break;
+    }
+    if (out.len > 1000) buf_truncate(&out, 1000);
+    for (size_t i = 0; i < out.len; i++)
+        if ((unsigned char)out.s[i] < 0x20 || out.s[i] == 0x7f) out.s[i] = ' ';
+    return buf_release(&out);
+}
+
+static int cb_notify(sieve2_context_t *s, void *rock)
+{
+    struct run *u = rock;
+    const char *method = sieve2_getvalue_string(s, "method");
+    char **to = sieve2_getvalue_stringlist(s, "options");
+    if (!method || strcasecmp(method, "mailto") || !to || !*to) {
+        /* a runtime error: the upload cannot tell, libsieve parses any method */
+        u->r->error = 1;
+        buf_printf(&u->r->errors, "runtime: notify needs :method \"mailto\" and an address "
+                   "in :options (got method %s)\n", method ? method : "none");
+        return SIEVE2_ERROR_FAIL;
+    }
+    struct sieve_result *r = u->r;
+    r->notify = xrealloc(r->notify, (r->nnotify + 1) * sizeof *r->notify);
+    struct sieve_notify *n = &r->notify[r->nnotify++];
+    strarr_init(&n->to);
+    for (; *to; to++) {
+        /* mailto:addr is the form RFC 5436 uses; the draft gives the bare address */
+        const char *a = !strncasecmp(*to, "mailto:", 7) ? *to + 7 : *to;
+        strarr_add(&n->to, a);
+    }
+    const char *prio = sieve2_getvalue_string(s, "priority");
+    const char *msg = sieve2_getvalue_string(s, "message");
+    n->priority = xstrdup(prio ? prio : "normal");
+    n->message = notify_text(msg ? msg : "$from$: $subject$", u->in);
+    return SIEVE2_OK;
+}
+
 static int cb_vacation(sieve2_context_t *s, void *rock)
 {
     struct sieve_result *r = ((struct run *)rock)->r;
@@ -264,6 +344,7 @@ static sieve2_callback_t callbacks[] = {
     { SIEVE2_ACTION_REJECT, cb_reject },
     { SIEVE2_ACTION_DISCARD, cb_discard },
     { SIEVE2_ACTION_VACATION, cb_vacation },
+    { SIEVE2_ACTION_NOTIFY, cb_notify },
     { SIEVE2_MESSAGE_GETHEADER, cb_getheader },
     { SIEVE2_MESSAGE_GETENVELOPE, cb_getenvelope },
     { SIEVE2_MESSAGE_GETSIZE, cb_getsize },
@@ -293,6 +374,12 @@ void sieve_result_fini(struct sieve_result *r)
     free(r->vac_from);
     free(r->vac_subject);
     free(r->vac_message);
+    for (size_t i = 0; i < r->nnotify; i++) {
+        strarr_fini(&r->notify[i].to);
+        free(r->notify[i].priority);
+        free(r->notify[i].message);
+    }
+    free(r->notify);
     buf_fini(&r->errors);
     sieve_result_init(r);
 }
@@ -680,6 +767,36 @@ int sieve_rename(const struct config *cfg, const char *user, const char *oldname
     free(dir);
     free(from);
     free(to);
+    return r;
+}
+
+int sieve_notify_allowed(const struct config *cfg, const char *user, long long now)
+{
+    if (!user_valid(user)) return CF_E_PARSE;
+    char *dir = user_dir(cfg, user);
+    char *path = xasprintf("%s/.notify", dir);
+    long long interval = config_int(cfg, CFG_SIEVE_NOTIFY_INTERVAL);
+    int fd = -1, r = store_lock(dir, &fd);
+    struct stat sb;
+    if (r) {
+    } else if (interval > 0 && stat(path, &sb) == 0 && now - (long long)sb.st_mtime < interval &&
+               now >= (long long)sb.st_mtime) {
+        r = 0;
+    } else {
+        int f = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        struct timespec ts[2] = { { (time_t)now, 0 }, { (time_t)now, 0 } };
+        if (f < 0 || futimens(f, ts) < 0) {
+            log_err("sieve_store_failed", "call=notify_stamp path=%s error=%s",
+                    log_quote(path), log_quote(strerror(errno)));
+            r = CF_E_IO;
+        } else {
+            r = 1;
+        }
+        if (f >= 0) close(f);
+    }
+    if (fd >= 0) close(fd);
+    free(dir);
+    free(path);
     return r;
 }
 

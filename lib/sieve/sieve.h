@@ -30,6 +30,14 @@ struct sieve_fileinto {
     struct strarr flags;      /* RFC 5232 flags ("\\Seen", "$label") */
 };
 
+/* A notify action (draft-martin-sieve-notify-01, libsieve's "notify"): method mailto only. */
+struct sieve_notify {
+    struct strarr to;         /* the addresses of :options */
+    char *priority;           /* "low", "normal" or "high" */
+    char *message;            /* :message with $from$, $env-from$, $subject$ and $text[n]$
+                               * filled in from the message (one line, no controls) */
+};
+
 /* What a script decided. With nothing at all decided, keep is set (implicit keep). */
 struct sieve_result {
     int keep;
@@ -46,6 +54,8 @@ struct sieve_result {
     char *vac_message;
     int vac_days;
     int vac_mime;
+    struct sieve_notify *notify;
+    size_t nnotify;
     int error;                /* the script failed: keep was forced (errors says why) */
     struct buf errors;
 };
@@ -108,6 +118,11 @@ int sieve_delete(const struct config *cfg, const char *user, const char *name);
  * active script stays active under the new name, and deliveries meanwhile find it. */
 int sieve_rename(const struct config *cfg, const char *user, const char *oldname,
                  const char *newname);
+/* sieve_notify_allowed: whether user may be sent a notification now: 1 when the last one was
+ * at least sieve_notify_interval ago (and the time of now is recorded), 0 when not yet, or
+ * CF_E_IO. The record is the hidden file .notify in the user's script directory. */
+int sieve_notify_allowed(const struct config *cfg, const char *user, long long now);
+
 /* sieve_active_script: the active script's text (*data_r, caller frees) read through one open
  * of the link, and its name (*name_r, caller frees; name_r may be NULL). 1 found, 0 none, or
  * an error. */
