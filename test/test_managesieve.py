@@ -172,7 +172,7 @@ class ManageSieve(Base, SharedCofferTestCase):
                                          "max_literal_preauth": "1K",
                                          "max_literal": "64K",
                                          "sasl_mech_list": "SCRAM-SHA-256 PLAIN LOGIN"}}
-    users = ("alice", "bob", "carol", "dave", "erin", "admin")
+    users = ("alice", "bob", "carol", "dave", "erin", "fred", "admin")
 
     @classmethod
     def setUpClass(cls):
@@ -377,6 +377,31 @@ class ManageSieve(Base, SharedCofferTestCase):
         self.assertEqual(r.status, "NO")
         r = m.cmd("LISTSCRIPTS")
         self.assertEqual(r.lines, [])
+
+    def test_warnings_for_missing_folders(self):
+        co = self.coffer
+        run_tool(co, "create", "user/fred")
+        run_tool(co, "create", "user/fred/Work")
+        m = self.user_ms("fred")
+        script = ('require ["fileinto", "imap4flags"];\n'
+                  '# fileinto "InAComment";\n'
+                  'if header :contains "subject" "a" { fileinto "Work"; }\n'
+                  'elsif header :contains "subject" "b" { fileinto "inbox"; }\n'
+                  'else { fileinto :flags ["\\\\Seen"] "Nope"; }\n')
+        r = self.put(m, "w", script)
+        self.assertEqual((r.status, r.code), ("OK", "WARNINGS"), r)
+        self.assertIn('line 5: fileinto "Nope"', r.text)
+        self.assertNotIn("Work", r.text)
+        self.assertNotIn("InAComment", r.text)
+        self.assertNotIn("inbox", r.text)
+        r = m.cmd('GETSCRIPT "w"')                       # stored all the same
+        self.assertEqual(r.lines, [[script.encode()]])
+        r = m.cmd(b"CHECKSCRIPT " + lit(b'require "fileinto";\nfileinto "Gone";\n'))
+        self.assertEqual((r.status, r.code), ("OK", "WARNINGS"), r)
+        self.assertIn('line 2: fileinto "Gone"', r.text)
+        r = m.cmd(b"CHECKSCRIPT " + lit(b'require "fileinto";\nfileinto "Work";\n'))
+        self.assertEqual((r.status, r.code), ("OK", None), r)
+        self.assertEqual(m.cmd('DELETESCRIPT "w"').status, "OK")
 
     def test_limits(self):
         m = self.user_ms("carol")

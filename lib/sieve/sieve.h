@@ -68,6 +68,12 @@ const char *sieve_extensions(void);
 /* sieve_check: compile script; 0, or CF_E_PARSE with "line N: message" lines in err. */
 int sieve_check(const char *script, struct buf *err);
 
+/* sieve_scan_fileinto: call cb with each folder a fileinto command of script names (as a
+ * string literal: decoded) and the line it is on, by a lexical walk (sieve-scan.c) that
+ * never fails and never judges the script. For warnings about folders that do not exist. */
+typedef void sieve_fileinto_cb(void *rock, const char *folder, int line);
+void sieve_scan_fileinto(const char *script, size_t len, sieve_fileinto_cb *cb, void *rock);
+
 /* sieve_run: run script on in. Always fills r (on any error: keep, r->error set, and the
  * reason in r->errors) and returns 0 or CF_E_PARSE / CF_E_INTERNAL for the error case. */
 int sieve_run(const char *script, const struct sieve_input *in, struct sieve_result *r);

@@ -8,8 +8,49 @@
 #include "core/xmalloc.h"
 #include "net/stream.h"
 #include "sieve/sieve.h"
+#include "store/mboxname.h"
+#include "store/store.h"
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#define MAX_WARNINGS 20
+
+struct warn_rock {
+    struct client *c;
+    struct store *st;
+    struct buf text;              /* the warning lines */
+    int count;
+};
+
+/* warn_folder: a fileinto folder of the script that does not exist among the user's folders:
+ * lmtpd would put the message into the INBOX instead (lmtpd(8)). */
+static void warn_folder(void *rock, const char *folder, int line)
+{
+    struct warn_rock *w = rock;
+    if (!strcasecmp(folder, "INBOX") || w->count >= MAX_WARNINGS) return;
+    struct buf name = BUF_INIT;
+    mboxname_user_inbox(w->c->user, &name);
+    buf_printf(&name, "/%s", folder);
+    int r = mboxname_valid(buf_cstr(&name)) < 0 ? 0 : store_lookup(w->st, buf_cstr(&name), NULL);
+    if (r == 0) {
+        buf_printf(&w->text, "%sline %d: fileinto \"%s\": there is no such folder; messages "
+                   "would go to the INBOX", w->count ? "\n" : "", line, folder);
+        w->count++;
+    }
+    buf_fini(&name);
+}
+
+/* script_ok: OK for a script that compiled, as OK (WARNINGS) with the lines of its fileinto
+ * commands whose folders do not exist (RFC 5804 section 1.3). */
+static void script_ok(struct client *c, const struct msieve_arg *script, const char *text)
+{
+    struct warn_rock w = { c, sieved_store(), BUF_INIT, 0 };
+    if (w.st) sieve_scan_fileinto(script->s, script->len, warn_folder, &w);
+    if (w.count) client_status(c, "OK", "WARNINGS", "%s", buf_cstr(&w.text));
+    else client_status(c, "OK", NULL, "%s", text);
+    buf_fini(&w.text);
+}
 
 /* name_arg: args[i] as a script name: its text when it is valid (and holds no NUL), else NULL
  * after answering NO. */
@@ -55,7 +96,7 @@ void cmd_putscript(struct client *c, const struct msieve_command *cmd)
         client_error(c, r);
     } else {
         log_info("sieve_put", "script=%s size=%zu", log_quote(name), a->len);
-        client_status(c, "OK", NULL, "Script stored");
+        script_ok(c, a, "Script stored");
     }
     buf_fini(&err);
 }
@@ -67,7 +108,7 @@ void cmd_checkscript(struct client *c, const struct msieve_command *cmd)
     if (a->len > sieve_max_size(c->ws->cfg)) client_error(c, SIEVE_E_MAXSIZE);
     else if (strlen(a->s) != a->len) client_status(c, "NO", NULL, "A script holds no NUL byte");
     else if (sieve_check(a->s, &err) < 0) compile_error(c, &err);
-    else client_status(c, "OK", NULL, "Script is valid");
+    else script_ok(c, a, "Script is valid");
     buf_fini(&err);
 }
 

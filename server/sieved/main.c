@@ -7,11 +7,28 @@
 #include "net/stream.h"
 #include "net/worker.h"
 #include "sieve/sieve.h"
+#include "store/store.h"
 #include <string.h>
+
+static const struct config *g_cfg;
+static struct store *g_store;
+
+/* The store (for the folder names of fileinto warnings) is opened on first use, in the worker:
+ * init runs in the zygote, and a Berkeley DB environment must not cross fork. A failed open is
+ * logged and tried again at the next call. */
+struct store *sieved_store(void)
+{
+    if (!g_store && g_cfg && store_open(g_cfg, &g_store)) {
+        log_err("store_unavailable", "service=sieved");
+        g_store = NULL;
+    }
+    return g_store;
+}
 
 static int sieved_init(const struct config *cfg, const struct config_service *svc)
 {
     (void)svc;
+    g_cfg = cfg;
     /* asked once in the zygote, so every worker shares the answer */
     sieve_extensions();
     return csasl_init(cfg) ? 1 : 0;
@@ -62,6 +79,7 @@ static const struct worker_ops sieved_ops = {
 int main(int argc, char **argv)
 {
     int rc = worker_main(argc, argv, &sieved_ops);
+    store_close(&g_store);
     csasl_done();
     return rc;
 }

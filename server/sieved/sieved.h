@@ -7,6 +7,11 @@
 #include <stddef.h>
 
 struct csasl;
+struct store;
+
+/* sieved_store: the worker's store handle (opened at the first call in the worker, not in the
+ * zygote); NULL when that failed (logged, tried again next time). Not owned. */
+struct store *sieved_store(void);
 
 /* Failed AUTHENTICATE attempts after which the connection is closed (BYE). */
 #define SIEVED_MAX_AUTH_FAILURES 3
