@@ -517,7 +517,7 @@ class Delivery(Base, LmtpCase):
                      "global_settings": {"auth_fail_delay": "0", "sieve_max_redirects": "2",
                                          "sendmail": SENDMAIL + " -oi -f <>",
                                          "sieve_notify_interval": "1h"}}
-    users = ("sue", "tom", "ann", "nat")
+    users = ("sue", "tom", "ann", "nat", "kim")
 
     @classmethod
     def tearDownClass(cls):
@@ -639,6 +639,28 @@ class Delivery(Base, LmtpCase):
         sc("--delete", "--remotesieve", "work")
         self.assertNotIn("work", sc("--list"))
         co.wait_log(r"event=login .*user=sue mech=PLAIN tls=1")
+
+    def test_dump_restore_same_store(self):
+        """Scripts uploaded over ManageSieve (the longest UTF-8 name included) go through
+        coffer dump and restore, active one and all."""
+        co = self.coffer
+        run_tool(co, "create", "user/kim")
+        m = self.user_ms("kim")
+        long_name = "\u00e9" * 46 + "x"                    # 93 bytes, the longest name
+        self.assertEqual(len(long_name.encode()), 93)
+        self.assertEqual(self.put(m, long_name, "keep;\n").status, "OK")
+        self.assertEqual(self.put(m, "plain", "discard;\n").status, "OK")
+        self.assertEqual(m.cmd(('SETACTIVE "%s"' % long_name).encode()).status, "OK")
+        self.assertEqual(self.put(m, long_name + "y", "keep;\n").status, "NO")   # 94 bytes
+        d = coffer_cmd(co, "dump", "kim")
+        self.assertEqual(d.returncode, 0, d.stderr)
+        r = coffer_cmd(co, "restore", "--user", "kim2", input=d.stdout)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = coffer_cmd(co, "sieve", "list", "kim2", "--json")
+        rows = {row["name"]: row["active"] for row in __import__("json").loads(out.stdout)}
+        self.assertEqual(rows, {long_name: "yes", "plain": "no"})
+        got = coffer_cmd(co, "sieve", "get", "kim2", "plain")
+        self.assertEqual(got.stdout, b"discard;\n")
 
     def test_activation_swapped_during_deliveries(self):
         """A delivery running while the active script is replaced uses the old or the new
