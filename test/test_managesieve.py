@@ -578,12 +578,15 @@ class Delivery(Base, LmtpCase):
         self.assertEqual(len(self.sent()), before + 1)
         co.wait_log(r"event=sieve_notify_skipped .*user=nat to=lister@example.org")
         self.assertEqual(len(mailbox_list(co, "user/nat")), 3)
-        # a method other than mailto: a runtime error at delivery, the message kept
-        self.assertEqual(self.put(m, "n", 'require "notify";\nnotify :method "xmpp" '
-                                          ':options "a@b";\n').status, "OK")
+        # a method other than mailto: refused at upload with the line
+        r = self.put(m, "n", 'require "notify";\nkeep;\nnotify :options "a@b" :method "xmpp";\n')
+        self.assertEqual(r.status, "NO")
+        self.assertIn('line 3: notify :method "xmpp"', r.text)
+        # without :method libsieve says mailto; without :options the run fails: kept, logged
+        self.assertEqual(self.put(m, "n", 'require "notify";\nnotify :message "x";\n').status, "OK")
         self.deliver("nat@example.org", "x")
         self.assertEqual(len(mailbox_list(co, "user/nat")), 4)
-        co.wait_log(r"event=sieve_failed .*user=nat script=n action=keep .*xmpp")
+        co.wait_log(r"event=sieve_failed .*user=nat script=n action=keep errors=.*notify")
 
     def test_sieve_connect(self):
         """The Debian sieve-connect client: upload, list, activate, download, delete over

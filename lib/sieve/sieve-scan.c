@@ -1,5 +1,6 @@
 /* sieve-scan.c: a lexical walk over a Sieve script (RFC 5228 section 8.1) that finds the
- * folders its fileinto commands name, for ManageSieve's warnings. libsieve compiles the script;
+ * folders its fileinto commands name, for ManageSieve's warnings, and the methods of its
+ * notify commands, which libsieve parses whatever they are. libsieve compiles the script;
  * this only reads tokens, so it never decides whether a script is valid. */
 #include "sieve/sieve.h"
 #include "core/buf.h"
@@ -130,6 +131,26 @@ void sieve_scan_fileinto(const char *script, size_t len, sieve_fileinto_cb *cb, 
             } else {
                 break;
             }
+        }
+    }
+    buf_fini(&text);
+}
+
+void sieve_scan_notify(const char *script, size_t len, sieve_fileinto_cb *cb, void *rock)
+{
+    struct lex l = { script, script + len, 1 };
+    struct buf text = BUF_INIT;
+    char punct = 0;
+    int line;
+    enum tok t;
+    while ((t = next(&l, &text, &punct, &line)) != T_EOF) {
+        if (t != T_IDENT || strcasecmp(buf_cstr(&text), "notify")) continue;
+        /* notify [:method string] [:id string] [:options string-list] [:low / :normal /
+         * :high] [:message string]: up to the ';' that ends it */
+        while ((t = next(&l, &text, &punct, &line)) != T_EOF && !(t == T_PUNCT && punct == ';')) {
+            if (t != T_TAG || strcasecmp(buf_cstr(&text), ":method")) continue;
+            if ((t = next(&l, &text, &punct, &line)) == T_STRING) cb(rock, buf_cstr(&text), line);
+            if (t == T_EOF || (t == T_PUNCT && punct == ';')) break;
         }
     }
     buf_fini(&text);

@@ -222,8 +222,9 @@ static int cb_notify(sieve2_context_t *s, void *rock)
     struct run *u = rock;
     const char *method = sieve2_getvalue_string(s, "method");
     char **to = sieve2_getvalue_stringlist(s, "options");
-    if (!method || strcasecmp(method, "mailto") || !to || !*to) {
-        /* a runtime error: the upload cannot tell, libsieve parses any method */
+    /* without :method, mailto: the only one there is (draft-martin-sieve-notify-01 leaves
+     * the default to the implementation); sieve_check refuses any other at upload */
+    if ((method && strcasecmp(method, "mailto")) || !to || !*to) {
         u->r->error = 1;
         buf_printf(&u->r->errors, "runtime: notify needs :method \"mailto\" and an address "
                    "in :options (got method %s)\n", method ? method : "none");
@@ -443,12 +444,28 @@ done:
     return ret;
 }
 
+struct method_rock { struct buf *err; int bad; };
+
+static void check_method(void *rock, const char *method, int line)
+{
+    struct method_rock *m = rock;
+    if (!strcasecmp(method, "mailto")) return;
+    buf_printf(m->err, "line %d: notify :method \"%s\" is not supported (only \"mailto\")\n",
+               line, method);
+    m->bad = 1;
+}
+
 int sieve_check(const char *script, struct buf *err)
 {
     struct sieve_result r;
     sieve_result_init(&r);
     int ret = run(script, NULL, &r, err);
     sieve_result_fini(&r);
+    if (ret == 0) {
+        struct method_rock m = { err, 0 };
+        sieve_scan_notify(script, strlen(script), check_method, &m);
+        if (m.bad) ret = CF_E_PARSE;
+    }
     return ret;
 }
 

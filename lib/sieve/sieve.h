@@ -65,7 +65,9 @@ void sieve_result_fini(struct sieve_result *r);
 /* sieve_extensions: libsieve's sieve2_listextensions() for our callbacks (static text). */
 const char *sieve_extensions(void);
 
-/* sieve_check: compile script; 0, or CF_E_PARSE with "line N: message" lines in err. */
+/* sieve_check: compile script; 0, or CF_E_PARSE with "line N: message" lines in err. Besides
+ * what libsieve refuses, a notify :method other than "mailto" is refused here (libsieve would
+ * take it, and every run would then fail). */
 int sieve_check(const char *script, struct buf *err);
 
 /* sieve_scan_fileinto: call cb with each folder a fileinto command of script names (as a
@@ -73,6 +75,8 @@ int sieve_check(const char *script, struct buf *err);
  * never fails and never judges the script. For warnings about folders that do not exist. */
 typedef void sieve_fileinto_cb(void *rock, const char *folder, int line);
 void sieve_scan_fileinto(const char *script, size_t len, sieve_fileinto_cb *cb, void *rock);
+/* sieve_scan_notify: the same for the :method string of each notify command. */
+void sieve_scan_notify(const char *script, size_t len, sieve_fileinto_cb *cb, void *rock);
 
 /* sieve_run: run script on in. Always fills r (on any error: keep, r->error set, and the
  * reason in r->errors) and returns 0 or CF_E_PARSE / CF_E_INTERNAL for the error case. */
