@@ -13,7 +13,6 @@
 #include "store/mboxname.h"
 #include "store/store.h"
 #include "sieve/sieve.h"
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,11 +3,7 @@
  * end. The reader is dump-read.c. */
 #include "dump.h"
 #include "dump-read.h"
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* tar_header: one header block for a regular file. A name over 99 bytes is split at a '/'
  * into the ustar prefix (<= 154 bytes) and name fields, as POSIX.1-1988 allows (a Sieve
@@ -57,31 +53,6 @@ int tar_put(FILE *f, const char *name, const void *data, size_t len, int64_t mti
     if (fwrite(h, 1, TAR_BLOCK, f) != TAR_BLOCK) return -1;
     if (len && fwrite(data, 1, len, f) != len) return -1;
     return tar_pad(f, len);
-}
-
-int tar_put_file(FILE *f, const char *name, const char *path, int64_t mtime)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno == ENOENT ? 1 : -1;
-    struct stat sb;
-    int r = -1;
-    if (fstat(fd, &sb) < 0) goto out;
-    unsigned char h[TAR_BLOCK];
-    tar_header(h, name, (uint64_t)sb.st_size, mtime);
-    if (fwrite(h, 1, TAR_BLOCK, f) != TAR_BLOCK) goto out;
-    uint64_t left = (uint64_t)sb.st_size;
-    char buf[65536];
-    while (left) {
-        ssize_t n = read(fd, buf, left < sizeof buf ? (size_t)left : sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) goto out;   /* message files never shrink: this is damage */
-        if (fwrite(buf, 1, (size_t)n, f) != (size_t)n) goto out;
-        left -= (uint64_t)n;
-    }
-    r = tar_pad(f, (uint64_t)sb.st_size);
-out:
-    close(fd);
-    return r;
 }
 
 int tar_end(FILE *f)

@@ -26,8 +26,6 @@ extern const size_t dump_nsysflags;
 /* tar_put: one regular file entry name (<= 99 bytes, or DIR/NAME with DIR <= 154 and NAME
  * <= 99 bytes) holding data. */
 int tar_put(FILE *f, const char *name, const void *data, size_t len, int64_t mtime);
-/* tar_put_file: stream the file at path as name. 0, 1 when the file is gone, -1 on error. */
-int tar_put_file(FILE *f, const char *name, const char *path, int64_t mtime);
 /* tar_end: the two zero blocks that end the archive, then flush f. */
 int tar_end(FILE *f);
 

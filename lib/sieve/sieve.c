@@ -720,8 +720,10 @@ int sieve_deactivate(const struct config *cfg, const char *user)
     if (!user_valid(user)) return CF_E_PARSE;
     char *dir = user_dir(cfg, user);
     char *link = xasprintf("%s/active", dir);
-    int r = unlink(link) < 0 ? (errno == ENOENT ? CF_E_NOTFOUND : CF_E_IO) : 0;
+    int fd = -1, r = store_lock(dir, &fd);
+    if (!r) r = unlink(link) < 0 ? (errno == ENOENT ? CF_E_NOTFOUND : CF_E_IO) : 0;
     if (!r) fsync_dir(dir, 1);
+    if (fd >= 0) close(fd);
     free(dir);
     free(link);
     return r;
