@@ -3,8 +3,8 @@
 # with the same contract as the bench's peers/ scripts: builds Coffer if needed (release build
 # in ./build), writes its whole configuration into DIR, creates users user0..user99 (BENCH_USERS)
 # and admin with password "pw", listens on 127.0.0.1 only (IMAP=BASEPORT, POP3=BASEPORT+1,
-# LMTP=BASEPORT+2), waits until the three greet, and prints one line
-#     imap=PORT pop3=PORT lmtp=PORT pid=PID
+# LMTP=BASEPORT+2, ManageSieve=BASEPORT+3), waits until they greet, and prints one line
+#     imap=PORT pop3=PORT lmtp=PORT sieve=PORT pid=PID
 # (also in DIR/peer.ports; the master pid in DIR/peer.pid). Stop it with the bench's
 # peers/peer-stop DIR.
 set -euo pipefail
@@ -12,7 +12,7 @@ usage() { echo "usage: $0 DIR BASEPORT" >&2; exit 2; }
 [ $# -eq 2 ] || usage
 DIR=$1; BASE=$2
 case "$BASE" in ''|*[!0-9]*) usage;; esac
-IMAP=$BASE; POP3=$((BASE+1)); LMTP=$((BASE+2))
+IMAP=$BASE; POP3=$((BASE+1)); LMTP=$((BASE+2)); SIEVE=$((BASE+3))
 NUSERS=${BENCH_USERS:-100}
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 log() { echo "coffer-start: $*" >&2; }
@@ -68,6 +68,11 @@ program = lmtpd
 listen = 127.0.0.1:$LMTP
 tls = none
 prefork = 2
+
+[service sieve]
+program = sieved
+listen = 127.0.0.1:$SIEVE
+tls = none
 CONF
 "$BIN/cofferd" -C "$DIR/coffer.conf" -t >&2
 for i in $(seq 0 $((NUSERS - 1))) admin; do
@@ -78,5 +83,20 @@ done
 "$BIN/cofferd" -C "$DIR/coffer.conf" >>"$DIR/coffer.log" 2>&1
 WAIT=$TOP/../shared/bench/peers/waitports.py
 python3 "$WAIT" 127.0.0.1 "imap:$IMAP" "pop3:$POP3" "lmtp:$LMTP" >&2
+# waitports.py knows no ManageSieve: its greeting begins with "IMPLEMENTATION" (RFC 5804)
+python3 - "$SIEVE" >&2 <<'PY'
+import socket, sys, time
+deadline = time.time() + 60
+while True:
+    try:
+        with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3) as s:
+            if s.recv(200).startswith(b'"IMPLEMENTATION"'):
+                break
+    except OSError:
+        pass
+    if time.time() > deadline:
+        sys.exit("bench-start: the sieve port did not greet")
+    time.sleep(0.2)
+PY
 PID=$(cat "$DIR/peer.pid")
-echo "imap=$IMAP pop3=$POP3 lmtp=$LMTP pid=$PID" | tee "$DIR/peer.ports"
+echo "imap=$IMAP pop3=$POP3 lmtp=$LMTP sieve=$SIEVE pid=$PID" | tee "$DIR/peer.ports"

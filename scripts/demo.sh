@@ -1,6 +1,6 @@
 #!/bin/sh
 # demo.sh BUILD_DIR: run a demo Coffer instance under ./var in the foreground, on loopback.
-# Ports can be changed with IMAP_PORT, IMAPS_PORT, POP3_PORT, POP3S_PORT, LMTP_PORT.
+# Ports can be changed with IMAP_PORT, IMAPS_PORT, POP3_PORT, POP3S_PORT, LMTP_PORT, SIEVE_PORT.
 set -eu
 BUILD=${1:-build}
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,6 +10,7 @@ IMAPS_PORT=${IMAPS_PORT:-1993}
 POP3_PORT=${POP3_PORT:-1110}
 POP3S_PORT=${POP3S_PORT:-1995}
 LMTP_PORT=${LMTP_PORT:-2424}
+SIEVE_PORT=${SIEVE_PORT:-4190}
 BIN=$TOP/$BUILD/bin
 
 mkdir -p "$VAR/tls"
@@ -66,6 +67,10 @@ tls = implicit
 program = lmtpd
 listen = 127.0.0.1:$LMTP_PORT
 tls = none
+
+[service sieve]
+program = sieved
+listen = 127.0.0.1:$SIEVE_PORT
 CONF
 # [::1] may be missing on some machines: listen on IPv4 only then.
 if ! python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1",0))' 2>/dev/null; then
@@ -98,6 +103,8 @@ cat <<MSG
     IMAP   127.0.0.1:$IMAP_PORT  (STARTTLS)     IMAPS  127.0.0.1:$IMAPS_PORT
     POP3   127.0.0.1:$POP3_PORT  (STLS)         POP3S  127.0.0.1:$POP3S_PORT
     LMTP   127.0.0.1:$LMTP_PORT
+    SIEVE  127.0.0.1:$SIEVE_PORT  (ManageSieve, STARTTLS)
+           sieve-connect -s 127.0.0.1 -p $SIEVE_PORT -u demo --notlsverify --list
     users  demo / demo,  admin / admin (administrator)
     data   $VAR  (config: $VAR/coffer.conf)
 

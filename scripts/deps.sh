@@ -7,7 +7,7 @@
 # apt-get waits for it up to COFFER_APT_LOCK_TIMEOUT seconds (default 600) instead of failing.
 PKGS="build-essential cmake pkg-config libdb5.3-dev libssl-dev openssl libsasl2-dev \
 libsasl2-modules sasl2-bin libsieve2-dev zlib1g-dev python3 curl swaks fetchmail procps \
-postfix"
+postfix sieve-connect"
 [ "${1:-}" = fuzz ] && PKGS="clang libclang-rt-14-dev"
 [ "${1:-}" = deb ] && PKGS="dpkg-dev"
 missing=""

@@ -37,8 +37,9 @@ HOSTNAME = "coffer.test"        # `hostname` in coffer.conf: appears in greeting
 READY_TIMEOUT = 20.0            # bound on waiting for every port to greet
 IO_TIMEOUT = 15.0               # default bound on one network read
 
-GREETING = {"imap": rb"^\* OK", "pop3": rb"^\+OK", "lmtp": rb"^220 "}
-PROTOCOL_OF = {"imapd": "imap", "pop3d": "pop3", "lmtpd": "lmtp"}
+GREETING = {"imap": rb"^\* OK", "pop3": rb"^\+OK", "lmtp": rb"^220 ",
+            "sieve": rb'^"IMPLEMENTATION" '}
+PROTOCOL_OF = {"imapd": "imap", "pop3d": "pop3", "lmtpd": "lmtp", "sieved": "sieve"}
 
 # (name, program, tls, unix socket?)  -- the services every instance gets by default
 DEFAULT_SERVICES = [
@@ -49,10 +50,13 @@ DEFAULT_SERVICES = [
     ("lmtp", "lmtpd", "starttls", False),
     ("lmtpunix", "lmtpd", "none", True),
 ]
+# ManageSieve (sieved): not in every instance; tests that want it add it:
+#     Coffer(services=DEFAULT_SERVICES + [SIEVE_SERVICE])
+SIEVE_SERVICE = ("sieve", "sieved", "starttls", False)
 
 
 def bin_dir():
-    """The directory holding cofferd, imapd, pop3d, lmtpd: $COFFER_BIN, else ../build/bin."""
+    """The directory holding cofferd, imapd, pop3d, lmtpd, sieved: $COFFER_BIN, else ../build/bin."""
     d = os.environ.get("COFFER_BIN")
     if not d:
         d = os.path.join(src_dir(), "build", "bin")
@@ -662,7 +666,7 @@ class Coffer:
             if not re.match(GREETING[proto], line):
                 raise AssertionError("%s greeted with %r" % (service, line))
             try:
-                c.cmd({"imap": "z LOGOUT", "pop3": "QUIT", "lmtp": "QUIT"}[proto])
+                c.cmd({"imap": "z LOGOUT", "pop3": "QUIT", "lmtp": "QUIT", "sieve": "LOGOUT"}[proto])
                 c.wait_eof(timeout=timeout)
             except (OSError, socket.timeout, ssl.SSLError):
                 pass
@@ -1097,10 +1101,10 @@ class ImapUsersTestCase(SharedCofferTestCase):
 
 
 def check_binaries():
-    """Exit 0 when cofferd, imapd, pop3d and lmtpd, coffer and the test helpers
+    """Exit 0 when cofferd, imapd, pop3d, lmtpd, sieved, coffer and the test helpers
     (test/helpers/) exist in bin_dir(), else list what is missing and exit 1 (the ctest
     fixture that gates the end-to-end tests)."""
-    missing = [p for p in ("cofferd", "imapd", "pop3d", "lmtpd", "coffer", "pop3-testfill",
+    missing = [p for p in ("cofferd", "imapd", "pop3d", "lmtpd", "sieved", "coffer", "pop3-testfill",
                            "lmtp-testtool")
                if not os.access(os.path.join(bin_dir(), p), os.X_OK)]
     if missing:

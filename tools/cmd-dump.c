@@ -12,7 +12,7 @@
 #include "store/mail.h"
 #include "store/mboxname.h"
 #include "store/store.h"
-#include <dirent.h>
+#include "sieve/sieve.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,16 +39,11 @@ struct dump {
     struct strarr names;       /* the mailboxes, INBOX first */
     struct strarr subscribed;  /* the user's subscriptions */
     struct strarr scripts;     /* Sieve script names, without .sieve */
-    char *sdir;                /* the user's Sieve directory */
     char *active;              /* the active script's name, or NULL */
     struct dump_box *boxes;    /* parallel to names */
     size_t nmsgs, vanished;
 };
 
-char *dump_sieve_dir(const struct config *cfg, const char *user)
-{
-    return xasprintf("%s/sieve/%s", config_str(cfg, CFG_CONFIGDIR), user);
-}
 
 static int add_name(const char *name, const struct mboxlist_entry *e, void *rock)
 {
@@ -129,25 +124,13 @@ out:
     return r;
 }
 
-/* dump_sieve: the user's Sieve scripts (NAME.sieve files) and the "active" link
- * (lib/sieve/sieve.h); none when the directory is missing. */
+/* dump_sieve: the user's Sieve scripts and the active one's name, from the script store
+ * (lib/sieve/sieve.h); none when the user has none. */
 static void dump_sieve(struct dump *d)
 {
-    DIR *dir = opendir(d->sdir);
-    if (!dir) return;
-    struct dirent *de;
-    while ((de = readdir(dir))) {
-        size_t n = strlen(de->d_name);
-        if (n > 6 && n < 90 && de->d_name[0] != '.' && !strcmp(de->d_name + n - 6, ".sieve"))
-            strarr_take(&d->scripts, xstrndup(de->d_name, n - 6));
-    }
-    closedir(dir);
-    strarr_sort(&d->scripts);
-    char *link = xasprintf("%s/active", d->sdir);
-    char target[512];
-    ssize_t ln = readlink(link, target, sizeof target - 1);
-    free(link);
-    if (ln > 6 && !strncmp(target + ln - 6, ".sieve", 6)) d->active = xstrndup(target, (size_t)ln - 6);
+    char *active = NULL;
+    if (sieve_list(d->t->cfg, d->user, &d->scripts, &active) < 0) return;
+    d->active = active;
 }
 
 /* dump_collect: what the account holds: its mailboxes (the INBOX must exist), subscriptions
@@ -254,12 +237,18 @@ static int dump_stream(struct dump *d, FILE *out)
         if (r < 0) return r;
     }
     for (size_t i = 0; i < d->scripts.count; i++) {
-        char *path = xasprintf("%s/%s.sieve", d->sdir, d->scripts.v[i]);
-        char *an = xasprintf("sieve/%s.sieve", d->scripts.v[i]);
-        int w = tar_put_file(out, an, path, now);
-        free(path);
+        char *data = NULL, *an = xasprintf("sieve/%s.sieve", d->scripts.v[i]);
+        size_t len = 0;
+        int g = sieve_get(d->t->cfg, d->user, d->scripts.v[i], &data, &len);
+        int w = g < 0 ? 0 : tar_put(out, an, data, len, now);
+        free(data);
         free(an);
         if (w < 0) goto write_error;
+        if (g < 0) {
+            tool_error(d->t, "cannot read the Sieve script %s: %s", d->scripts.v[i],
+                       cf_strerror(g));
+            return g;
+        }
     }
     if (tar_end(out) < 0) goto write_error;
     return 0;
@@ -279,7 +268,6 @@ static void dump_fini(struct dump *d)
         }
         free(d->boxes);
     }
-    free(d->sdir);
     free(d->active);
     buf_fini(&d->inbox);
     buf_fini(&d->m);
@@ -309,7 +297,7 @@ int cmd_dump(struct tool *t)
     if (rc) return rc;
     struct dump d = {
         .t = t, .st = st, .user = user, .inbox = BUF_INIT, .m = BUF_INIT, .names = STRARR_INIT,
-        .subscribed = STRARR_INIT, .scripts = STRARR_INIT, .sdir = dump_sieve_dir(t->cfg, user),
+        .subscribed = STRARR_INIT, .scripts = STRARR_INIT,
     };
     int r = dump_collect(&d);
     if (r == 0) r = dump_manifest(&d);

@@ -33,17 +33,6 @@
 #define RESTORE_MAX_ACL 256
 #define RESTORE_MAX_SUBS 100000
 
-/* sieve_name_ok: a script name as lib/sieve stores them: 1..128 printable ASCII bytes, no '/',
- * not starting with '.'. */
-static int sieve_name_ok(const char *n)
-{
-    size_t l = strlen(n);
-    if (!l || l > 128 || n[0] == '.') return 0;
-    for (; *n; n++)
-        if (*n < 0x20 || *n > 0x7e || *n == '/') return 0;
-    return 1;
-}
-
 /* map_name: a name of the dumped user's (user/OLD...) for the new user, into out. Returns 1
  * when it was one of the dumped user's (mapped), 0 otherwise (out holds name unchanged). */
 static int map_name(const char *name, const char *olduser, const char *newuser, struct buf *out)
@@ -226,7 +215,6 @@ struct restore {
     struct strarr new_scripts;    /* Sieve scripts this run created */
     struct rbox *boxes;
     size_t nbox, nmsgs, missing, nscripts;
-    char *sdir;                   /* the new user's Sieve directory */
     uint64_t max_msg;             /* max_literal: the largest message taken */
     int cur;                      /* the mailbox whose messages are arriving, or -1 */
     int refused;                  /* the stream holds what coffer dump never writes */
@@ -424,36 +412,38 @@ static enum restore_next restore_script(struct restore *rs, const struct tar_ent
 {
     size_t nl = strlen(e->name);
     char *stem = xstrndup(e->name + 6, nl - 12);
-    int ok = sieve_name_ok(stem);
-    free(stem);
-    if (!ok || e->size > SIEVE_MAX_SCRIPT) {
+    if (!sieve_name_valid(stem) || e->size > SIEVE_MAX_SCRIPT) {
+        free(stem);
         RESTORE_REFUSE(rs, "%s: not a valid Sieve script name, or larger than %d bytes: "
                        "refused (nothing was restored)", e->name, SIEVE_MAX_SCRIPT);
         rs->refused = 1;
         return ENTRY_STOP;
     }
-    if (tar_read(rs->in, e, &rs->data, SIEVE_MAX_SCRIPT) < 0) return ENTRY_DAMAGED;
-    /* as PUTSCRIPT would: lmtpd runs it for every delivery */
-    struct buf serr = BUF_INIT;
-    if (memchr(rs->data.s ? rs->data.s : "", '\0', rs->data.len) ||
-        sieve_check(buf_cstr(&rs->data), &serr) < 0) {
-        tool_error(rs->t, "%s: not a valid Sieve script, skipped: %s", e->name, buf_cstr(&serr));
-        buf_fini(&serr);
-        rs->rc = EXIT_FAIL;
-        return ENTRY_NEXT;
+    if (tar_read(rs->in, e, &rs->data, SIEVE_MAX_SCRIPT) < 0) {
+        free(stem);
+        return ENTRY_DAMAGED;
     }
-    buf_fini(&serr);
-    char *path = xasprintf("%s/%s", rs->sdir, e->name + 6);
-    int had = access(path, F_OK) == 0;
-    if (mkdir_p(rs->sdir, 0700) < 0 ||
-        file_write_atomic(path, rs->data.s ? rs->data.s : "", rs->data.len, 0600) < 0) {
-        tool_error(rs->t, "cannot write %s", path);
+    /* the script store checks it as PUTSCRIPT would (lmtpd runs it for every delivery); the
+     * user's limits do not apply: the account comes back as it was dumped */
+    char *old = NULL;
+    size_t oldlen;
+    int had = sieve_get(rs->t->cfg, rs->newuser, stem, &old, &oldlen) == 0;
+    free(old);
+    struct buf serr = BUF_INIT;
+    int r = sieve_put(rs->t->cfg, rs->newuser, stem, rs->data.s ? rs->data.s : "", rs->data.len,
+                      0, &serr);
+    if (r == CF_E_PARSE) {
+        tool_error(rs->t, "%s: not a valid Sieve script, skipped: %s", e->name, buf_cstr(&serr));
+        rs->rc = EXIT_FAIL;
+    } else if (r < 0) {
+        tool_error(rs->t, "cannot store %s: %s", e->name, cf_strerror(r));
         rs->rc = EXIT_FAIL;
     } else {
         rs->nscripts++;
-        if (!had) strarr_add(&rs->new_scripts, path);
+        if (!had) strarr_add(&rs->new_scripts, stem);
     }
-    free(path);
+    buf_fini(&serr);
+    free(stem);
     return ENTRY_NEXT;
 }
 
@@ -510,21 +500,17 @@ static void restore_files(struct restore *rs)
 static void restore_sieve_active(struct restore *rs)
 {
     const char *act = jstr(jget(&rs->man, "sieve"), "active");
-    char *act_path = act ? xasprintf("%s/%s.sieve", rs->sdir, act) : NULL;
-    if (act && rs->nscripts && sieve_name_ok(act) && access(act_path, F_OK) == 0) {
-        char *target = xasprintf("%s.sieve", act), *link = xasprintf("%s/active", rs->sdir);
-        char *tmp = xasprintf("%s/active.tmp.%d", rs->sdir, (int)getpid());
-        unlink(tmp);
-        if (symlink(target, tmp) < 0 || rename(tmp, link) < 0) {
-            tool_error(rs->t, "cannot activate the Sieve script %s: %s", act, strerror(errno));
-            unlink(tmp);
+    if (!act || !rs->nscripts || !sieve_name_valid(act)) return;
+    char *data = NULL;
+    size_t len;
+    if (sieve_get(rs->t->cfg, rs->newuser, act, &data, &len) == 0) {
+        int r = sieve_activate(rs->t->cfg, rs->newuser, act);
+        if (r < 0) {
+            tool_error(rs->t, "cannot activate the Sieve script %s: %s", act, cf_strerror(r));
             rs->rc = EXIT_FAIL;
         }
-        free(target);
-        free(link);
-        free(tmp);
     }
-    free(act_path);
+    free(data);
 }
 
 /* restore_metadata: the annotations of one mailbox (internal name; "" the server) from the
@@ -662,7 +648,6 @@ static void restore_fini(struct restore *rs)
         free(rs->boxes[i].got);
     }
     free(rs->boxes);
-    free(rs->sdir);
     buf_fini(&rs->acltext);
     strarr_fini(&rs->new_scripts);
     jfree(&rs->man);
@@ -692,11 +677,11 @@ int cmd_restore(struct tool *t)
     if (restore_manifest(&rs) || (rs.rc = tool_store_open(t, &rs.st)) || restore_check(&rs) ||
         restore_create(&rs))
         goto out;
-    rs.sdir = dump_sieve_dir(t->cfg, rs.newuser);
     restore_files(&rs);
     if (rs.refused) {
         restore_undo(rs.st, rs.boxes, rs.nbox);
-        for (size_t i = 0; i < rs.new_scripts.count; i++) unlink(rs.new_scripts.v[i]);
+        for (size_t i = 0; i < rs.new_scripts.count; i++)
+            sieve_delete(t->cfg, rs.newuser, rs.new_scripts.v[i]);
         goto out;
     }
     /* mailboxes without messages in the stream still get their uidvalidity and uidnext */

@@ -1,5 +1,5 @@
-/* cmd-sieve.c: `coffer sieve put|get|list|activate|deactivate|delete|check`: a user's Sieve
- * scripts (lib/sieve), until ManageSieve exists. */
+/* cmd-sieve.c: `coffer sieve put|get|list|activate|deactivate|delete|rename|check`: a user's Sieve
+ * scripts (lib/sieve, the store sieved and coffer dump/restore use too). */
 #include "tool.h"
 #include "cmd.h"
 #include "core/error.h"
@@ -31,7 +31,12 @@ int cmd_sieve(struct tool *t)
         if ((r = read_stdin(&in)) == 0) r = sieve_check(buf_cstr(&in), &err);
     } else if (!strcmp(op, "put") && name && t->argc == 3) {
         if ((r = read_stdin(&in)) == 0) r = sieve_put(t->cfg, user, name, in.s ? in.s : "",
-                                                      in.len, &err);
+                                                      in.len, SIEVE_PUT_LIMITS, &err);
+        if (r == SIEVE_E_MAXSIZE)
+            tool_error(t, "the script is larger than sieve_max_script_size (%zu bytes)",
+                       sieve_max_size(t->cfg));
+        if (r == SIEVE_E_MAXSCRIPTS)
+            tool_error(t, "%s already has sieve_max_scripts scripts", user);
     } else if (!strcmp(op, "get") && name && t->argc == 3) {
         char *data;
         size_t len;
@@ -56,6 +61,9 @@ int cmd_sieve(struct tool *t)
         }
         free(active);
         strarr_fini(&names);
+    } else if (!strcmp(op, "rename") && t->argc == 4) {
+        r = sieve_rename(t->cfg, user, name, t->argv[3]);
+        if (r == CF_E_EXISTS) tool_error(t, "%s already exists", t->argv[3]);
     } else if (!strcmp(op, "activate") && name && t->argc == 3) {
         r = sieve_activate(t->cfg, user, name);
     } else if (!strcmp(op, "deactivate") && user && t->argc == 2) {
@@ -64,14 +72,15 @@ int cmd_sieve(struct tool *t)
         r = sieve_delete(t->cfg, user, name);
         if (r == CF_E_PERM) tool_error(t, "%s is the active script: deactivate it first", name);
     } else {
-        tool_error(t, "usage: coffer sieve put|get|delete|activate USER NAME | list|deactivate "
-                      "USER | check < script");
+        tool_error(t, "usage: coffer sieve put|get|delete|activate USER NAME | rename USER OLD "
+                      "NEW | list|deactivate USER | check < script");
         r = CF_E_PARSE;
         goto done;
     }
     if (r < 0 && err.len) {
         fputs(buf_cstr(&err), stderr);
-    } else if (r < 0 && r != CF_E_PERM) {
+    } else if (r < 0 && r != CF_E_PERM && r != SIEVE_E_MAXSIZE && r != SIEVE_E_MAXSCRIPTS &&
+               r != CF_E_EXISTS) {
         tool_error(t, "%s", cf_strerror(r));
     }
 done:

@@ -28,7 +28,7 @@ static const struct subcommand {
     { "quota", cmd_quota, "quota get|set|delete|report|fix   quota roots, limits and usage" },
     { "reconstruct", cmd_reconstruct, "reconstruct [-r] MAILBOX|--user U|--all|--mailboxlist   repair from the files" },
     { "restore", cmd_restore, "restore [--user NEW] < FILE   recreate an account from a dump" },
-    { "sieve", cmd_sieve, "sieve put|get|list|activate|deactivate|delete|check   Sieve scripts of a user" },
+    { "sieve", cmd_sieve, "sieve put|get|list|activate|deactivate|delete|rename|check   Sieve scripts of a user" },
     { "status", cmd_status, "status                        workers per service of the running cofferd" },
     { "undelete", cmd_undelete, "undelete USER MAILBOX [--as NEW] | --list   bring back a deleted mailbox" },
     { "unexpunge", cmd_unexpunge, "unexpunge USER MAILBOX [--since D] [--uid SET]   bring back expunged messages" },

@@ -3,17 +3,22 @@
  * end. The reader is dump-read.c. */
 #include "dump.h"
 #include "dump-read.h"
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-/* tar_header: one header block for a regular file (name <= 99 bytes). */
+/* tar_header: one header block for a regular file. A name over 99 bytes is split at a '/'
+ * into the ustar prefix (<= 154 bytes) and name fields, as POSIX.1-1988 allows (a Sieve
+ * script's sieve/NAME.sieve); tar_put never gets a longer one (dump.h). */
 static void tar_header(unsigned char *h, const char *name, uint64_t size, int64_t mtime)
 {
     memset(h, 0, TAR_BLOCK);
-    snprintf((char *)h, 100, "%s", name);
+    size_t len = strlen(name);
+    const char *slash = len > 99 ? memchr(name, '/', len) : NULL;
+    if (slash && (size_t)(slash - name) <= 154 && len - (size_t)(slash - name) - 1 <= 99) {
+        memcpy(h + 345, name, (size_t)(slash - name));
+        snprintf((char *)h, 100, "%s", slash + 1);
+    } else {
+        snprintf((char *)h, 100, "%s", name);
+    }
     memcpy(h + 100, "0000600", 8);
     memcpy(h + 108, "0000000", 8);
     memcpy(h + 116, "0000000", 8);
@@ -48,31 +53,6 @@ int tar_put(FILE *f, const char *name, const void *data, size_t len, int64_t mti
     if (fwrite(h, 1, TAR_BLOCK, f) != TAR_BLOCK) return -1;
     if (len && fwrite(data, 1, len, f) != len) return -1;
     return tar_pad(f, len);
-}
-
-int tar_put_file(FILE *f, const char *name, const char *path, int64_t mtime)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno == ENOENT ? 1 : -1;
-    struct stat sb;
-    int r = -1;
-    if (fstat(fd, &sb) < 0) goto out;
-    unsigned char h[TAR_BLOCK];
-    tar_header(h, name, (uint64_t)sb.st_size, mtime);
-    if (fwrite(h, 1, TAR_BLOCK, f) != TAR_BLOCK) goto out;
-    uint64_t left = (uint64_t)sb.st_size;
-    char buf[65536];
-    while (left) {
-        ssize_t n = read(fd, buf, left < sizeof buf ? (size_t)left : sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) goto out;   /* message files never shrink: this is damage */
-        if (fwrite(buf, 1, (size_t)n, f) != (size_t)n) goto out;
-        left -= (uint64_t)n;
-    }
-    r = tar_pad(f, (uint64_t)sb.st_size);
-out:
-    close(fd);
-    return r;
 }
 
 int tar_end(FILE *f)

@@ -20,16 +20,12 @@ struct dump_sysflag { uint32_t bit; const char *name; };
 extern const struct dump_sysflag dump_sysflags[];
 extern const size_t dump_nsysflags;
 
-/* dump_sieve_dir: a user's Sieve directory, configdir/sieve/USER (lib/sieve/sieve.h); the
- * caller frees it (cmd-dump.c). */
-char *dump_sieve_dir(const struct config *cfg, const char *user);
 
 /* ---- dump-tar.c: writing POSIX.1-1988 ustar; all return 0, or -1 on a write error ---- */
 
-/* tar_put: one regular file entry name (<= 99 bytes) holding data. */
+/* tar_put: one regular file entry name (<= 99 bytes, or DIR/NAME with DIR <= 154 and NAME
+ * <= 99 bytes) holding data. */
 int tar_put(FILE *f, const char *name, const void *data, size_t len, int64_t mtime);
-/* tar_put_file: stream the file at path as name. 0, 1 when the file is gone, -1 on error. */
-int tar_put_file(FILE *f, const char *name, const char *path, int64_t mtime);
 /* tar_end: the two zero blocks that end the archive, then flush f. */
 int tar_end(FILE *f);
 

@@ -60,6 +60,10 @@
     X(CFG_LMTP_OVERQUOTA_PERMANENT, "lmtp_overquota_permanent", BOOL, "no", "over-quota deliveries fail with 552 5.2.2 instead of 452 4.2.2") \
     X(CFG_LMTP_REQUIRE_AUTH, "lmtp_require_auth", BOOL, "no", "LMTP over TCP accepts MAIL only after AUTH as an administrator (UNIX sockets: the file permissions decide, see socket_mode)") \
     X(CFG_SENDMAIL, "sendmail", STR, "/usr/sbin/sendmail -oi -f <>", "command (absolute path and arguments, no shell) that Sieve redirect and vacation hand messages to; -- and the recipient are appended") \
+    X(CFG_SIEVE_MAX_SCRIPTS, "sieve_max_scripts", INT, "20", "most Sieve scripts one user may store through ManageSieve or coffer sieve put (0: no limit)") \
+    X(CFG_SIEVE_MAX_SCRIPT_SIZE, "sieve_max_script_size", SIZE, "256K", "largest Sieve script a user may store (at most 1M)") \
+    X(CFG_SIEVE_NOTIFY_INTERVAL, "sieve_notify_interval", DURATION, "5m", "shortest time between two Sieve notify messages to one user's addresses (0: no limit)") \
+    X(CFG_SIEVE_MAX_REDIRECTS, "sieve_max_redirects", INT, "5", "most redirect actions one run of a Sieve script may take; more is a runtime error (the message is kept)") \
     X(CFG_SASL_PWCHECK_METHOD, "sasl_pwcheck_method", ENUM, "auxprop", "auxprop|saslauthd: how Cyrus SASL checks passwords") \
     X(CFG_SASL_MECH_LIST, "sasl_mech_list", STR, "SCRAM-SHA-256 SCRAM-SHA-1 PLAIN LOGIN", "SASL mechanisms offered") \
     X(CFG_SASL_DBPATH, "sasl_dbpath", PATH, "", "the sasldb password database (default: configdir/sasldb2)") \
@@ -67,7 +71,7 @@
     X(CFG_SASL_SASLAUTHD_PATH, "sasl_saslauthd_path", PATH, "", "saslauthd socket directory when sasl_pwcheck_method = saslauthd (default: SASL's)")
 
 #define COFFER_SERVICE_SETTINGS(X) \
-    X(SVC_PROGRAM, "program", STR, "", "worker program: imapd, pop3d or lmtpd (a bare name is looked up beside cofferd, else in ../libexec/coffer from it)") \
+    X(SVC_PROGRAM, "program", STR, "", "worker program: imapd, pop3d, lmtpd or sieved (a bare name is looked up beside cofferd, else in ../libexec/coffer from it)") \
     X(SVC_LISTEN, "listen", LIST, "", "addresses: HOST:PORT, [IPv6]:PORT or an absolute UNIX socket path") \
     X(SVC_TLS, "tls", ENUM, "starttls", "starttls|implicit|none: TLS on this service") \
     X(SVC_SOCKET_MODE, "socket_mode", STR, "", "octal mode of this service's UNIX sockets, never giving others access (default: 0600, or 0660 with socket_group)") \

@@ -1,4 +1,5 @@
-/* worker.h: the worker side of cofferd's prefork model, shared by imapd, pop3d and lmtpd.
+/* worker.h: the worker side of cofferd's prefork model, shared by imapd, pop3d, lmtpd
+ * and sieved.
  *
  * cofferd binds the listeners and forks+execs one zygote per service as
  *     PROGRAM -C /path/coffer.conf -S SERVICE -Z

@@ -7,12 +7,15 @@
 #include "mime/decode.h"
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>     /* sieve2_error.h uses NULL without including it */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <sieve2.h>
 
@@ -101,8 +104,10 @@ static int cb_runtime_error(sieve2_context_t *s, void *rock)
 {
     struct run *u = rock;
     const char *m = sieve2_getvalue_string(s, "message");
+    int line = sieve2_getvalue_int(s, "lineno");
     u->r->error = 1;
-    buf_printf(&u->r->errors, "runtime: %s\n", m ? m : "error");
+    if (line > 0) buf_printf(&u->r->errors, "line %d: runtime: %s\n", line, m ? m : "error");
+    else buf_printf(&u->r->errors, "runtime: %s\n", m ? m : "error");
     return SIEVE2_OK;
 }
 
@@ -133,6 +138,12 @@ static int cb_redirect(sieve2_context_t *s, void *rock)
     struct run *u = rock;
     const char *a = sieve2_getvalue_string(s, "address");
     if (!a) return SIEVE2_ERROR_BADARGS;
+    if (u->in->max_redirects > 0 && u->r->redirect.count >= (size_t)u->in->max_redirects) {
+        u->r->error = 1;
+        buf_printf(&u->r->errors, "runtime: more than %d redirect actions\n",
+                   u->in->max_redirects);
+        return SIEVE2_ERROR_FAIL;
+    }
     strarr_add(&u->r->redirect, a);
     return SIEVE2_OK;
 }
@@ -154,6 +165,86 @@ static int cb_discard(sieve2_context_t *s, void *rock)
 }
 
 static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
+
+/* first_header: the unfolded, decoded value of the first field name into out (empty when
+ * there is none). */
+static void first_header(const struct sieve_input *in, const char *name, struct buf *out)
+{
+    const char *v;
+    size_t n;
+    if (!mime_header_find(in->msg, in->len, name, &v, &n)) return;
+    struct buf raw = BUF_INIT;
+    mime_header_unfold(v, n, &raw);
+    mime_decode_header(raw.s ? raw.s : "", raw.len, out);
+    buf_fini(&raw);
+}
+
+/* notify_text: tmpl with draft-martin-sieve-notify-01 section 3.5's variables filled in:
+ * $from$, $env-from$, $subject$, $text$ and $text[n]$ (the first n bytes of the body, 256
+ * without n); control characters become spaces, and the text is cut at 1000 bytes. */
+static char *notify_text(const char *tmpl, const struct sieve_input *in)
+{
+    struct buf out = BUF_INIT;
+    for (const char *p = tmpl; *p;) {
+        const char *end;
+        size_t textn = 0;
+        if (*p == '$' && !strncmp(p, "$from$", 6)) {
+            first_header(in, "From", &out);
+            p += 6;
+        } else if (*p == '$' && !strncmp(p, "$env-from$", 10)) {
+            buf_appends(&out, in->env_from ? in->env_from : "");
+            p += 10;
+        } else if (*p == '$' && !strncmp(p, "$subject$", 9)) {
+            first_header(in, "Subject", &out);
+            p += 9;
+        } else if (*p == '$' && (!strncmp(p, "$text$", 6) ||
+                   (!strncmp(p, "$text[", 6) && (textn = strtoul(p + 6, (char **)&end, 10)) &&
+                    !strncmp(end, "]$", 2)))) {
+            const char *body = memmem(in->msg, in->len, "\r\n\r\n", 4);
+            size_t off = body ? (size_t)(body - in->msg) + 4 : in->len;
+            size_t n = textn ? textn : 256;
+            if (n > in->len - off) n = in->len - off;
+            buf_append(&out, in->msg + off, n);
+            p = textn ? end + 2 : p + 6;
+        } else {
+            buf_putc(&out, *p++);
+        }
+        if (out.len > 1000) break;
+    }
+    if (out.len > 1000) buf_truncate(&out, 1000);
+    for (size_t i = 0; i < out.len; i++)
+        if ((unsigned char)out.s[i] < 0x20 || out.s[i] == 0x7f) out.s[i] = ' ';
+    return buf_release(&out);
+}
+
+static int cb_notify(sieve2_context_t *s, void *rock)
+{
+    struct run *u = rock;
+    const char *method = sieve2_getvalue_string(s, "method");
+    char **to = sieve2_getvalue_stringlist(s, "options");
+    /* without :method, mailto: the only one there is (draft-martin-sieve-notify-01 leaves
+     * the default to the implementation); sieve_check refuses any other at upload */
+    if ((method && strcasecmp(method, "mailto")) || !to || !*to) {
+        u->r->error = 1;
+        buf_printf(&u->r->errors, "runtime: notify needs :method \"mailto\" and an address "
+                   "in :options (got method %s)\n", method ? method : "none");
+        return SIEVE2_ERROR_FAIL;
+    }
+    struct sieve_result *r = u->r;
+    r->notify = xrealloc(r->notify, (r->nnotify + 1) * sizeof *r->notify);
+    struct sieve_notify *n = &r->notify[r->nnotify++];
+    strarr_init(&n->to);
+    for (; *to; to++) {
+        /* mailto:addr is the form RFC 5436 uses; the draft gives the bare address */
+        const char *a = !strncasecmp(*to, "mailto:", 7) ? *to + 7 : *to;
+        strarr_add(&n->to, a);
+    }
+    const char *prio = sieve2_getvalue_string(s, "priority");
+    const char *msg = sieve2_getvalue_string(s, "message");
+    n->priority = xstrdup(prio ? prio : "normal");
+    n->message = notify_text(msg ? msg : "$from$: $subject$", u->in);
+    return SIEVE2_OK;
+}
 
 static int cb_vacation(sieve2_context_t *s, void *rock)
 {
@@ -254,6 +345,7 @@ static sieve2_callback_t callbacks[] = {
     { SIEVE2_ACTION_REJECT, cb_reject },
     { SIEVE2_ACTION_DISCARD, cb_discard },
     { SIEVE2_ACTION_VACATION, cb_vacation },
+    { SIEVE2_ACTION_NOTIFY, cb_notify },
     { SIEVE2_MESSAGE_GETHEADER, cb_getheader },
     { SIEVE2_MESSAGE_GETENVELOPE, cb_getenvelope },
     { SIEVE2_MESSAGE_GETSIZE, cb_getsize },
@@ -283,6 +375,12 @@ void sieve_result_fini(struct sieve_result *r)
     free(r->vac_from);
     free(r->vac_subject);
     free(r->vac_message);
+    for (size_t i = 0; i < r->nnotify; i++) {
+        strarr_fini(&r->notify[i].to);
+        free(r->notify[i].priority);
+        free(r->notify[i].message);
+    }
+    free(r->notify);
     buf_fini(&r->errors);
     sieve_result_init(r);
 }
@@ -346,12 +444,28 @@ done:
     return ret;
 }
 
+struct method_rock { struct buf *err; int bad; };
+
+static void check_method(void *rock, const char *method, int line)
+{
+    struct method_rock *m = rock;
+    if (!strcasecmp(method, "mailto")) return;
+    buf_printf(m->err, "line %d: notify :method \"%s\" is not supported (only \"mailto\")\n",
+               line, method);
+    m->bad = 1;
+}
+
 int sieve_check(const char *script, struct buf *err)
 {
     struct sieve_result r;
     sieve_result_init(&r);
     int ret = run(script, NULL, &r, err);
     sieve_result_fini(&r);
+    if (ret == 0) {
+        struct method_rock m = { err, 0 };
+        sieve_scan_notify(script, strlen(script), check_method, &m);
+        if (m.bad) ret = CF_E_PARSE;
+    }
     return ret;
 }
 
@@ -376,12 +490,36 @@ int sieve_run(const char *script, const struct sieve_input *in, struct sieve_res
 
 /* ---- storage ---- */
 
+/* utf8_char: the code point of the UTF-8 sequence at p (at most n bytes) and its length in
+ * *len_r, or -1 for a malformed, overlong or surrogate sequence. */
+static long utf8_char(const unsigned char *p, size_t n, size_t *len_r)
+{
+    static const long min[] = { 0, 0, 0x80, 0x800, 0x10000 };
+    size_t len = p[0] < 0x80 ? 1 : (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3
+               : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (!len || len > n) return -1;
+    long c = len == 1 ? p[0] : p[0] & (0x7f >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) return -1;
+        c = (c << 6) | (p[i] & 0x3f);
+    }
+    if (c < min[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return -1;
+    *len_r = len;
+    return c;
+}
+
 int sieve_name_valid(const char *name)
 {
     size_t n = strlen(name);
-    if (!n || n > 128 || name[0] == '.' || !strcmp(name, "active")) return 0;
-    for (const char *p = name; *p; p++)
-        if (*p < 0x20 || *p > 0x7e || *p == '/') return 0;
+    if (!n || n > SIEVE_MAX_NAME || name[0] == '.' || !strcmp(name, "active")) return 0;
+    const unsigned char *p = (const unsigned char *)name;
+    for (size_t i = 0, len; i < n; i += len) {
+        long c = utf8_char(p + i, n - i, &len);
+        /* RFC 5804 section 1.6: no control characters (Cc), no line or paragraph separator;
+         * '/' is ours: a name is one file name */
+        if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x2028 || c == 0x2029 || c == '/')
+            return 0;
+    }
     return 1;
 }
 
@@ -395,15 +533,81 @@ static char *user_dir(const struct config *cfg, const char *user)
     return xasprintf("%s/sieve/%s", config_str(cfg, CFG_CONFIGDIR), user);
 }
 
+/* store_lock: the user's directory (made when missing), flock'ed exclusively, so that two
+ * sessions changing one user's scripts (count limit, rename, delete of the active one) see
+ * each other's changes whole. Readers (lmtpd) take no lock: every change they can see is one
+ * rename. *fd_r is closed by the caller (which drops the lock). 0 or CF_E_IO (logged). */
+static int store_lock(const char *dir, int *fd_r)
+{
+    if (mkdir_p(dir, 0700) < 0) {
+        log_err("sieve_store_failed", "call=mkdir path=%s error=%s", log_quote(dir),
+                log_quote(strerror(errno)));
+        return CF_E_IO;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+        log_err("sieve_store_failed", "call=lock path=%s error=%s", log_quote(dir),
+                log_quote(strerror(errno)));
+        if (fd >= 0) close(fd);
+        return CF_E_IO;
+    }
+    *fd_r = fd;
+    return 0;
+}
+
+/* script_count: how many NAME.sieve files dir holds; *has_r: whether name is one of them. */
+static size_t script_count(const char *dir, const char *name, int *has_r)
+{
+    *has_r = 0;
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    size_t count = 0;
+    while (d && (de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (n <= 6 || strcmp(de->d_name + n - 6, ".sieve") || de->d_name[0] == '.') continue;
+        count++;
+        if (name && n - 6 == strlen(name) && !memcmp(de->d_name, name, n - 6)) *has_r = 1;
+    }
+    if (d) closedir(d);
+    return count;
+}
+
+size_t sieve_max_size(const struct config *cfg)
+{
+    long long m = config_int(cfg, CFG_SIEVE_MAX_SCRIPT_SIZE);
+    return m <= 0 || m > SIEVE_MAX_SCRIPT ? SIEVE_MAX_SCRIPT : (size_t)m;
+}
+
+/* space: the limits check of a put of name (size bytes) into dir, under the lock. */
+static int space(const struct config *cfg, const char *dir, const char *name, size_t size)
+{
+    if (size > sieve_max_size(cfg)) return SIEVE_E_MAXSIZE;
+    long long max = config_int(cfg, CFG_SIEVE_MAX_SCRIPTS);
+    int has;
+    size_t n = script_count(dir, name, &has);
+    if (max > 0 && !has && n >= (size_t)max) return SIEVE_E_MAXSCRIPTS;
+    return 0;
+}
+
+int sieve_havespace(const struct config *cfg, const char *user, const char *name, size_t size)
+{
+    if (!user_valid(user) || !sieve_name_valid(name)) return CF_E_PARSE;
+    char *dir = user_dir(cfg, user);
+    int r = space(cfg, dir, name, size);
+    free(dir);
+    return r;
+}
+
 int sieve_put(const struct config *cfg, const char *user, const char *name, const char *data,
-              size_t len, struct buf *err)
+              size_t len, unsigned flags, struct buf *err)
 {
     if (!user_valid(user) || !sieve_name_valid(name)) {
         buf_appends(err, "invalid user or script name\n");
         return CF_E_PARSE;
     }
-    if (len > SIEVE_MAX_SCRIPT || memchr(data, '\0', len)) {
-        buf_appends(err, "script too big or not text\n");
+    if (len > SIEVE_MAX_SCRIPT) return SIEVE_E_MAXSIZE;
+    if (memchr(data, '\0', len)) {
+        buf_appends(err, "a script is text: it holds no NUL byte\n");
         return CF_E_PARSE;
     }
     char *text = xstrndup(data, len);
@@ -412,7 +616,12 @@ int sieve_put(const struct config *cfg, const char *user, const char *name, cons
     if (r < 0) return r;
     char *dir = user_dir(cfg, user);
     char *path = xasprintf("%s/%s.sieve", dir, name);
-    r = mkdir_p(dir, 0700) < 0 ? CF_E_IO : file_write_atomic(path, data, len, 0600);
+    int fd = -1;
+    r = store_lock(dir, &fd);
+    if (!r && (flags & SIEVE_PUT_LIMITS)) r = space(cfg, dir, name, len);
+    /* a new file renamed over the old one: a delivery reads the old script or the new one */
+    if (!r) r = file_write_atomic(path, data, len, 0600);
+    if (fd >= 0) close(fd);
     free(dir);
     free(path);
     return r;
@@ -453,8 +662,9 @@ int sieve_list(const struct config *cfg, const char *user, struct strarr *names,
     char *dir = user_dir(cfg, user);
     DIR *d = opendir(dir);
     if (!d) {
+        int e = errno;
         free(dir);
-        return errno == ENOENT ? 0 : CF_E_IO;
+        return e == ENOENT ? 0 : CF_E_IO;
     }
     struct dirent *de;
     while ((de = readdir(d))) {
@@ -469,32 +679,39 @@ int sieve_list(const struct config *cfg, const char *user, struct strarr *names,
     return 0;
 }
 
+/* set_active: point dir/active at NAME.sieve: a new link renamed over the old one, so there is
+ * never a moment without an active script. 0 or CF_E_IO (logged). */
+static int set_active(const char *dir, const char *name)
+{
+    char *target = xasprintf("%s.sieve", name);
+    char *tmp = xasprintf("%s/active.tmp.%d", dir, (int)getpid());
+    char *link = xasprintf("%s/active", dir);
+    int r = 0;
+    unlink(tmp);
+    if (symlink(target, tmp) < 0 || rename(tmp, link) < 0 || fsync_dir(dir, 1) < 0) {
+        log_err("sieve_activate_failed", "path=%s error=%s", log_quote(link),
+                log_quote(strerror(errno)));
+        unlink(tmp);
+        r = CF_E_IO;
+    }
+    free(target);
+    free(tmp);
+    free(link);
+    return r;
+}
+
 int sieve_activate(const struct config *cfg, const char *user, const char *name)
 {
     if (!user_valid(user) || !sieve_name_valid(name)) return CF_E_PARSE;
     char *dir = user_dir(cfg, user);
     char *path = xasprintf("%s/%s.sieve", dir, name);
-    char *target = xasprintf("%s.sieve", name);
-    char *tmp = xasprintf("%s/active.tmp.%d", dir, (int)getpid());
-    char *link = xasprintf("%s/active", dir);
+    int fd = -1, r = store_lock(dir, &fd);
     struct stat sb;
-    int r = 0;
-    if (stat(path, &sb) < 0) r = CF_E_NOTFOUND;
-    else {
-        unlink(tmp);
-        /* a new link renamed over the old one: never a moment without an active script */
-        if (symlink(target, tmp) < 0 || rename(tmp, link) < 0 || fsync_dir(dir, 1) < 0) {
-            log_err("sieve_activate_failed", "path=%s error=%s", log_quote(link),
-                    log_quote(strerror(errno)));
-            unlink(tmp);
-            r = CF_E_IO;
-        }
-    }
+    if (!r && stat(path, &sb) < 0) r = CF_E_NOTFOUND;
+    if (!r) r = set_active(dir, name);
+    if (fd >= 0) close(fd);
     free(dir);
     free(path);
-    free(target);
-    free(tmp);
-    free(link);
     return r;
 }
 
@@ -503,7 +720,10 @@ int sieve_deactivate(const struct config *cfg, const char *user)
     if (!user_valid(user)) return CF_E_PARSE;
     char *dir = user_dir(cfg, user);
     char *link = xasprintf("%s/active", dir);
-    int r = unlink(link) < 0 ? (errno == ENOENT ? CF_E_NOTFOUND : CF_E_IO) : 0;
+    int fd = -1, r = store_lock(dir, &fd);
+    if (!r) r = unlink(link) < 0 ? (errno == ENOENT ? CF_E_NOTFOUND : CF_E_IO) : 0;
+    if (!r) fsync_dir(dir, 1);
+    if (fd >= 0) close(fd);
     free(dir);
     free(link);
     return r;
@@ -514,24 +734,105 @@ int sieve_delete(const struct config *cfg, const char *user, const char *name)
     if (!user_valid(user) || !sieve_name_valid(name)) return CF_E_PARSE;
     char *dir = user_dir(cfg, user);
     char *path = xasprintf("%s/%s.sieve", dir, name);
-    char *act = active_name(dir);
-    int r = 0;
-    if (act && !strcmp(act, name)) r = CF_E_PERM;          /* deactivate it first */
-    else if (unlink(path) < 0) r = errno == ENOENT ? CF_E_NOTFOUND : CF_E_IO;
+    int fd = -1, r = store_lock(dir, &fd);
+    char *act = r ? NULL : active_name(dir);
+    if (r) {
+    } else if (act && !strcmp(act, name)) {
+        r = CF_E_PERM;                                     /* deactivate it first */
+    } else if (unlink(path) < 0) {
+        r = errno == ENOENT ? CF_E_NOTFOUND : CF_E_IO;
+    } else {
+        fsync_dir(dir, 1);
+    }
+    if (fd >= 0) close(fd);
     free(act);
     free(dir);
     free(path);
     return r;
 }
 
-int sieve_active_script(const struct config *cfg, const char *user, char **data_r)
+int sieve_rename(const struct config *cfg, const char *user, const char *oldname,
+                 const char *newname)
+{
+    if (!user_valid(user) || !sieve_name_valid(oldname) || !sieve_name_valid(newname))
+        return CF_E_PARSE;
+    char *dir = user_dir(cfg, user);
+    char *from = xasprintf("%s/%s.sieve", dir, oldname);
+    char *to = xasprintf("%s/%s.sieve", dir, newname);
+    int fd = -1, r = store_lock(dir, &fd);
+    char *act = r ? NULL : active_name(dir);
+    struct stat sb;
+    if (r) {
+    } else if (stat(from, &sb) < 0) {
+        r = CF_E_NOTFOUND;
+    } else if (link(from, to) < 0) {
+        /* link, not rename: it never replaces an existing script (RFC 5804 section 2.11.1) */
+        if (errno == EEXIST) r = CF_E_EXISTS;
+        else {
+            log_err("sieve_rename_failed", "path=%s error=%s", log_quote(to),
+                    log_quote(strerror(errno)));
+            r = CF_E_IO;
+        }
+    } else {
+        /* the active script stays active under its new name: both names exist until the link
+         * has moved, so a delivery finds the script throughout */
+        if (act && !strcmp(act, oldname)) r = set_active(dir, newname);
+        if (!r && unlink(from) < 0) r = CF_E_IO;
+        if (r) unlink(to);
+        else fsync_dir(dir, 1);
+    }
+    if (fd >= 0) close(fd);
+    free(act);
+    free(dir);
+    free(from);
+    free(to);
+    return r;
+}
+
+int sieve_notify_allowed(const struct config *cfg, const char *user, long long now)
+{
+    if (!user_valid(user)) return CF_E_PARSE;
+    char *dir = user_dir(cfg, user);
+    char *path = xasprintf("%s/.notify", dir);
+    long long interval = config_int(cfg, CFG_SIEVE_NOTIFY_INTERVAL);
+    int fd = -1, r = store_lock(dir, &fd);
+    struct stat sb;
+    if (r) {
+    } else if (interval > 0 && stat(path, &sb) == 0 && now - (long long)sb.st_mtime < interval &&
+               now >= (long long)sb.st_mtime) {
+        r = 0;
+    } else {
+        int f = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        struct timespec ts[2] = { { (time_t)now, 0 }, { (time_t)now, 0 } };
+        if (f < 0 || futimens(f, ts) < 0) {
+            log_err("sieve_store_failed", "call=notify_stamp path=%s error=%s",
+                    log_quote(path), log_quote(strerror(errno)));
+            r = CF_E_IO;
+        } else {
+            r = 1;
+        }
+        if (f >= 0) close(f);
+    }
+    if (fd >= 0) close(fd);
+    free(dir);
+    free(path);
+    return r;
+}
+
+int sieve_active_script(const struct config *cfg, const char *user, char **data_r,
+                        char **name_r)
 {
     *data_r = NULL;
+    if (name_r) *name_r = NULL;
     if (!user_valid(user)) return 0;
-    char *link = xasprintf("%s/sieve/%s/active", config_str(cfg, CFG_CONFIGDIR), user);
+    char *dir = user_dir(cfg, user);
+    char *link = xasprintf("%s/active", dir);
     size_t len;
+    /* one open through the link: the whole text of the script it pointed to at that moment */
     int r = file_read_all(link, SIEVE_MAX_SCRIPT, data_r, &len);
+    if (r == 0 && name_r) *name_r = active_name(dir);
     free(link);
+    free(dir);
     if (r == CF_E_NOTFOUND) return 0;
     return r < 0 ? r : 1;
 }

@@ -153,14 +153,22 @@ done:
     return r;
 }
 
+/* automatic_message: mail no person sent: Auto-Submitted (RFC 3834), a mailing list
+ * (List-Id, RFC 2919) or Precedence bulk/list/junk. */
+static int automatic_message(const char *data, size_t len)
+{
+    return header_has(data, len, "Auto-Submitted", NULL) || header_has(data, len, "List-Id", NULL) ||
+           header_has(data, len, "Precedence", "bulk") ||
+           header_has(data, len, "Precedence", "list") ||
+           header_has(data, len, "Precedence", "junk");
+}
+
 /* vacation: RFC 5230: answer the sender at most once per :days, never automatic mail. */
 static void vacation(struct client *c, const struct rcpt *r, const struct sieve_result *sr,
                      const char *data, size_t len, const char *msgid)
 {
     const char *sender = c->mail_from;
-    if (!*sender || header_has(data, len, "Auto-Submitted", NULL) ||
-        header_has(data, len, "List-Id", NULL) || header_has(data, len, "Precedence", "bulk") ||
-        header_has(data, len, "Precedence", "list") || header_has(data, len, "Precedence", "junk")) {
+    if (!*sender || automatic_message(data, len)) {
         log_info("vacation_skipped", "user=%s sender=%s", log_quote(r->user), log_quote(sender));
         return;
     }
@@ -189,6 +197,60 @@ static void vacation(struct client *c, const struct rcpt *r, const struct sieve_
         log_info("vacation_sent", "user=%s sender=%s", log_quote(r->user), log_quote(sender));
     }
     buf_fini(&head);
+}
+
+/* is_sender: whether addr is the message's envelope sender or appears in its From field. */
+static int is_sender(struct client *c, const char *data, size_t len, const char *addr)
+{
+    if (*c->mail_from && !strcasecmp(addr, c->mail_from)) return 1;
+    const char *v;
+    size_t n;
+    if (!*addr || !mime_header_find(data, len, "From", &v, &n)) return 0;
+    struct buf from = BUF_INIT;
+    mime_header_unfold(v, n, &from);
+    int found = strcasestr(buf_cstr(&from), addr) != NULL;
+    buf_fini(&from);
+    return found;
+}
+
+/* notify: the Sieve notify actions of r (method mailto, libsieve's draft-martin-sieve-notify
+ * syntax): a short message to each address through the sendmail command, at most one round
+ * per sieve_notify_interval for the user, and never to the sender of an automatic (bulk,
+ * list, auto-submitted) message, which could answer it in a loop. */
+static void notify(struct client *c, const struct rcpt *r, const struct sieve_result *sr,
+                   const char *data, size_t len)
+{
+    if (!sr->nnotify) return;
+    int allowed = sieve_notify_allowed(c->ws->cfg, r->user, (long long)time(NULL));
+    if (allowed <= 0) {
+        if (allowed == 0) log_info("sieve_notify_limited", "user=%s", log_quote(r->user));
+        return;
+    }
+    int automatic = automatic_message(data, len);
+    for (size_t i = 0; i < sr->nnotify; i++) {
+        const struct sieve_notify *n = &sr->notify[i];
+        for (size_t k = 0; k < n->to.count; k++) {
+            const char *to = n->to.v[k];
+            if (automatic && is_sender(c, data, len, to)) {
+                log_info("sieve_notify_skipped", "user=%s to=%s reason=automatic_sender",
+                         log_quote(r->user), log_quote(to));
+                continue;
+            }
+            struct buf head = BUF_INIT;
+            buf_printf(&head, "From: <%s>\r\nTo: <%s>\r\nSubject: %.200s\r\n", r->addr, to,
+                       n->message);
+            /* RFC 5436 section 2.7 / RFC 3834: never answered automatically */
+            buf_appends(&head, "Auto-Submitted: auto-notified\r\nPrecedence: bulk\r\n");
+            if (!strcmp(n->priority, "high")) buf_appends(&head, "Importance: high\r\n");
+            if (!strcmp(n->priority, "low")) buf_appends(&head, "Importance: low\r\n");
+            buf_appends(&head, "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8"
+                               "\r\n\r\n");
+            buf_printf(&head, "%s\r\n", n->message);
+            if (sendmail(c, to, buf_cstr(&head), "", 0) == 0)
+                log_info("sieve_notified", "user=%s to=%s", log_quote(r->user), log_quote(to));
+            buf_fini(&head);
+        }
+    }
 }
 
 /* flags_of: RFC 5232 flag names to FLAG_* bits and a NULL-terminated keyword array (caller
@@ -338,17 +400,20 @@ static void plan_recipient(struct client *c, struct store *st, struct rcpt *r,
         if (e == 1) log_info("inbox_created", "user=%s", log_quote(r->user));
         r->need_inbox = 0;
     }
-    char *script = NULL;
-    if (!r->user || sieve_active_script(c->ws->cfg, r->user, &script) != 1) {
+    char *script = NULL, *sname = NULL;
+    if (!r->user || sieve_active_script(c->ws->cfg, r->user, &script, &sname) != 1) {
         plan_add(p, r->mailbox, r->user, NULL);
         o->count = p->nt - o->first;
         return;
     }
-    struct sieve_input in = { data, len, c->mail_from, r->addr };
+    struct sieve_input in = { data, len, c->mail_from, r->addr,
+                              (int)config_int(c->ws->cfg, CFG_SIEVE_MAX_REDIRECTS) };
+    /* RFC 5228 section 2.10.6: a failed run keeps the message (sieve_run forces keep) */
     if (sieve_run(script, &in, sr) < 0 || sr->error)
-        log_warn("sieve_failed", "user=%s errors=%s", log_quote(r->user),
-                 log_quote(buf_cstr(&sr->errors)));
+        log_warn("sieve_failed", "user=%s script=%s action=keep errors=%s", log_quote(r->user),
+                 log_quote(sname ? sname : "?"), log_quote(buf_cstr(&sr->errors)));
     free(script);
+    free(sname);
     if (sr->reject) {
         for (char *q = sr->reject; *q; q++) if (*q == '\r' || *q == '\n') *q = ' ';
         o->reject = sr->reject;
@@ -357,6 +422,7 @@ static void plan_recipient(struct client *c, struct store *st, struct rcpt *r,
     }
     int keep = sr->keep | redirect_all(c, r, sr, data, len);
     if (sr->vacation) vacation(c, r, sr, data, len, msgid);
+    notify(c, r, sr, data, len);
     if (keep) plan_add(p, r->mailbox, r->user, &sr->keep_flags);
     for (size_t k = 0; k < sr->nfileinto; k++)
         plan_add(p, fileinto_target(st, p, r, sr->fileinto[k].mailbox), r->user,
