@@ -110,7 +110,7 @@ static void t_release(void *ctx, uint32_t msgno)
 }
 
 static const struct search_msg_ops tops = { t_record, t_header, t_sections, t_message, t_release,
-                                            NULL };
+                                            NULL, NULL };
 
 /* 2024-03-01 00:00:00 UTC */
 #define D0 1709251200LL
