@@ -4,7 +4,7 @@ delivery, so rounds can alternate between servers quickly), with mailbench's own
 when ../shared/bench/mailbench.py is there (--mailbench), else imaplib/poplib directly.
 Python stdlib only.
 
-Workloads, on the INBOX of --user (password "pw"):
+Workloads, on --mailbox (INBOX) of --user (password "pw"):
     fetch     FETCH 1:* BODY.PEEK[] through an imaplib client (MB/s of message bytes)
     rawfetch  the same command, the answer only counted (what the server can send when the
               client does not parse)
@@ -28,6 +28,7 @@ p.add_argument("--host", default="127.0.0.1")
 p.add_argument("--imap-port", type=int, required=True)
 p.add_argument("--pop3-port", type=int)
 p.add_argument("--user", default="user0")
+p.add_argument("--mailbox", default="INBOX", help="for fetch, rawfetch and search (POP3: INBOX)")
 p.add_argument("--server-pid", type=int)
 p.add_argument("--repeat", type=int, default=9)
 # the bench sits in ../shared/bench beside the main checkout (one level more from a worktree)
@@ -72,7 +73,7 @@ def rawfetch():
     until(b"* OK")
     s.sendall(b"a LOGIN %s pw\r\n" % a.user.encode())
     until(b"a ")
-    s.sendall(b"b SELECT INBOX\r\n")
+    s.sendall(b"b SELECT %s\r\n" % a.mailbox.encode())
     until(b"b ")
     buf = memoryview(bytearray(4 << 20))
     total, tail = 0, b""
@@ -94,7 +95,7 @@ def rawfetch():
 for w in a.what:
     if w == "fetch":
         m = mb.imap_login(Cfg, a.user)
-        n = mb.select_count(m)
+        n = mb.select_count(m, a.mailbox)
         (typ, dat), t, c = span(lambda: m.fetch("1:*", "(BODY.PEEK[])"))
         payload = sum(len(x[1]) for x in dat if isinstance(x, tuple))
         print(f"fetch n={n} {payload / t / 1e6:.1f} MB/s wall={t:.3f} s srvcpu={c:.2f} s")
@@ -103,7 +104,7 @@ for w in a.what:
         rawfetch()
     elif w == "search":
         m = mb.imap_login(Cfg, a.user)
-        mb.select_count(m)
+        mb.select_count(m, a.mailbox)
         for q in (f'FROM "{mb.FROM_TARGET}"', f'SUBJECT "{mb.SUBJECT_WORD}"',
                   f'TEXT "{mb.RARE_WORD}"'):
             reps = 3 if q.startswith("TEXT") else a.repeat
