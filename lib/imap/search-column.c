@@ -108,8 +108,15 @@ void search_column_encode(void *rock, const unsigned char *key, const char *hdr,
     (void)key;
     memset(&e, 0, sizeof e);
     mime_header_foreach(hdr, hlen, field_cb, &e);
-    buf_putc(out, (char)e.flags);
+    size_t total = 0;
+    for (int i = 0; i < SCOL_N; i++) total += e.val[i].len + e.addr[i].len;
+    int too_big = total > SEARCH_COLUMN_MAX;
+    buf_putc(out, (char)(too_big ? SCOL_UNSURE : e.flags));
     for (int i = 0; i < SCOL_N; i++) {
+        if (too_big) {
+            e.count[i] = 0;
+            e.val[i].len = e.addr[i].len = 0;
+        }
         put32(out, e.count[i]);
         put32(out, (uint32_t)e.val[i].len);
         if (e.val[i].len) buf_append(out, e.val[i].s, e.val[i].len);

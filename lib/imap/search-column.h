@@ -22,6 +22,11 @@ enum search_column_field { SCOL_FROM, SCOL_TO, SCOL_CC, SCOL_BCC, SCOL_SUBJECT, 
  * byte scan and the decoded text differ): the caller reads the header instead. */
 #define SCOL_UNSURE 1u
 
+/* The most text one blob keeps: a header whose fields fold to more (a To: of thousands of
+ * addresses) gets a blob flagged SCOL_UNSURE with empty fields, so the key file's records stay
+ * far below its record limit and such a message is searched in its header as before. */
+#define SEARCH_COLUMN_MAX (256u * 1024)
+
 /* search_column_field: the column field of header field name (ASCII case ignored), or -1. */
 int search_column_field(const char *name);
 
