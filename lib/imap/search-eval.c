@@ -2,6 +2,7 @@
  * once, the header, section table and message fetched through struct search_msg_ops only when
  * a key still needs them, cheapest keys first (search-parse.c ordered them). */
 #include "imap/search-int.h"
+#include "imap/search-column.h"
 #include "mime/date.h"
 #include "mime/decode.h"
 #include "core/date.h"
@@ -14,7 +15,9 @@ struct mstate {
     void *ctx;
     uint32_t msgno;
     struct search_record rec;
-    int have_header, have_msg, have_sections, sent_known, touched;
+    int have_header, have_msg, have_sections, have_col, sent_known, touched;
+    const unsigned char *col;
+    size_t col_len;
     const char *hdr, *msg, *sec;
     size_t hdr_len, msg_len, sec_len;
     int64_t sent_day;
@@ -54,6 +57,29 @@ static int need_sections(struct mstate *m)
     r = m->ops->sections(m->ctx, m->msgno, &m->sec, &m->sec_len);
     if (r == CF_E_NOTFOUND) { m->sec = NULL; return 0; }
     return r < 0 ? r : 0;
+}
+
+/* column_match: key n (K_HEADER on a column field) decided from the header search column:
+ * 1 or 0 exactly as header_field_match would answer on the header; CF_E_NOTFOUND when the
+ * column cannot tell (no blob, a malformed one, or one flagged SCOL_UNSURE): read the header. */
+static int column_match(struct mstate *m, const struct snode *n)
+{
+    if (!m->have_col) {
+        m->have_col = 1;
+        m->col = NULL;
+        if (m->ops->column) {
+            int r = m->ops->column(m->ctx, m->msgno, &m->col, &m->col_len);
+            if (r == CF_E_NOTFOUND) m->col = NULL;
+            else if (r < 0) return r;
+        }
+    }
+    if (!m->col) return CF_E_NOTFOUND;
+    struct search_column_value v;
+    int fl = search_column_get(m->col, m->col_len, (enum search_column_field)n->col, &v);
+    if (fl < 0 || (fl & SCOL_UNSURE)) return CF_E_NOTFOUND;
+    if (n->nd.len == 0) return v.count > 0;     /* HEADER name "": the field is present */
+    if (v.val_len && memmem(v.val, v.val_len, n->nd.folded, n->nd.folded_len)) return 1;
+    return n->addr && v.addr_len && memmem(v.addr, v.addr_len, n->nd.folded, n->nd.folded_len);
 }
 
 struct date_rock { int found; int64_t day; };
@@ -171,6 +197,7 @@ static int eval(struct snode *n, struct mstate *m)
     case K_SEQ: return imap_seqset_contains(&n->resolved, m->msgno);
     case K_UID: return imap_seqset_contains(&n->resolved, m->rec.uid);
     case K_HEADER:
+        if (n->col >= 0 && (r = column_match(m, n)) != CF_E_NOTFOUND) return r;
         if ((r = need_header(m)) < 0) return r;
         return header_field_match(m->hdr, m->hdr_len, n->name, n->addr, &n->nd, m->tmp);
     case K_TEXT:

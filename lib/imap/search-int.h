@@ -50,6 +50,8 @@ struct needle {
     int has_ws;         /* holds a space, tab, CR or LF */
     int has_colon;
     int has_sk;         /* holds s or k, which U+017F and U+212A fold to */
+    char *folded;       /* mime_text_fold of s, for the header search column */
+    size_t folded_len;
 };
 
 struct snode {
@@ -66,6 +68,7 @@ struct snode {
     int kwidx;              /* K_KEYWORD/K_UNKEYWORD: bit, or -1 (never set) */
     int kwsys;              /* the keyword names a system flag (flag) or \Recent (-1) */
     int addr;               /* K_HEADER of FROM/TO/CC/BCC: also match the parsed addresses */
+    int col;                /* K_HEADER: the header search column field of name, or -1 */
     struct needle nd;
 };
 
@@ -94,6 +97,9 @@ void needle_fini(struct needle *nd);
  * addr also in its parsed addresses), else 0. tmp is scratch. */
 int header_field_match(const char *hdr, size_t hlen, const char *name, int addr,
                        const struct needle *nd, struct buf *tmp);
+/* addr_text_may_differ: whether the parsed addresses of address field value v[0,n) can hold
+ * text its decoded value does not (then header_field_match parses them). */
+int addr_text_may_differ(const char *v, size_t n);
 /* header_text_match: 1 when nd occurs in any decoded field ("Name: value") of the block. */
 int header_text_match(const char *hdr, size_t hlen, const struct needle *nd, struct buf *tmp);
 /* body_match: 1 when nd occurs in the decoded text parts of msg (sec: its section table, or

@@ -2,6 +2,7 @@
  * grammar) into a program tree (search-int.h), one parser per search key in a table, and
  * binding the tree to a mailbox view (search_prepare). */
 #include "imap/search-int.h"
+#include "imap/search-column.h"
 #include "imap/imap-condstore.h"
 #include "imap/imap-date.h"
 #include "core/error.h"
@@ -32,6 +33,7 @@ static struct snode *node_new(enum skey key, int cost)
 {
     struct snode *n = xzmalloc(sizeof(*n));
     n->key = key;
+    n->col = -1;
     n->cost = cost;
     n->kwidx = -1;
     imap_seqset_init(&n->set);
@@ -275,6 +277,7 @@ static struct snode *parse_field(struct pctx *pc, const struct key_def *kd,
     struct snode *n = node_new(kd->key, kd->cost);
     n->name = xstrdup(kd->field);
     n->addr = kd->addr;
+    n->col = search_column_field(n->name);
     needle_init(&n->nd, s, len);
     return n;
 }
@@ -295,6 +298,7 @@ static struct snode *parse_header(struct pctx *pc, const struct key_def *kd,
     if (need_string(pc, args, nargs, ip, flen, &s, &len)) return NULL;
     struct snode *n = node_new(kd->key, kd->cost);
     n->name = xstrndup(f, flen);
+    n->col = search_column_field(n->name);
     needle_init(&n->nd, s, len);
     return n;
 }
@@ -491,6 +495,19 @@ static int has_modseq_key(const struct snode *n)
 }
 
 int search_uses_modseq(const struct search_program *prog) { return prog->uses_modseq; }
+
+static int uses_column(const struct snode *n)
+{
+    if (n->key == K_HEADER && n->col >= 0) return 1;
+    for (size_t i = 0; i < n->nkids; i++)
+        if (uses_column(n->kids[i])) return 1;
+    return 0;
+}
+
+int search_uses_column(const struct search_program *prog)
+{
+    return prog->root && uses_column(prog->root);
+}
 
 int search_parse(const struct imap_arg *args, size_t nargs, struct search_program **prog_r,
                  const char **err_r)

@@ -88,6 +88,10 @@ void needle_init(struct needle *nd, const char *s, size_t len)
     nd->border = NULL;
     nd->ascii = 1;
     nd->has_ws = nd->has_colon = nd->has_sk = 0;
+    struct buf fb = BUF_INIT;
+    mime_text_fold(s, len, &fb);
+    nd->folded_len = fb.len;
+    nd->folded = fb.s ? buf_release(&fb) : xstrdup("");
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         nd->lower[i] = (char)lower_tab[c];
@@ -115,6 +119,8 @@ void needle_fini(struct needle *nd)
     free(nd->s);
     free(nd->lower);
     free(nd->border);
+    free(nd->folded);
+    nd->folded = NULL;
     nd->s = nd->lower = NULL;
     nd->border = NULL;
 }
@@ -152,7 +158,7 @@ struct field_rock {
  * its decoded value does not: only comments, quoted-pairs, a quoted local part, or white
  * space (folding included) next to the '@' or a '.' of an address change the text. Most
  * fields have none, and the parse is skipped. */
-static int addr_text_may_differ(const char *v, size_t n)
+int addr_text_may_differ(const char *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char c = v[i];

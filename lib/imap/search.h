@@ -55,6 +55,9 @@ struct search_msg_ops {
     /* threadid: the THREADID number of a message whose record gave 0 (computed from its
      * header). May be NULL: such a message matches no THREADID key. */
     int (*threadid)(void *ctx, uint32_t msgno, uint64_t *id);
+    /* column: the message's header search column blob (imap/search-column.h), or
+     * CF_E_NOTFOUND when there is none (the header is read instead). May be NULL. */
+    int (*column)(void *ctx, uint32_t msgno, const unsigned char **p, size_t *len);
 };
 
 struct search_program;
@@ -102,6 +105,11 @@ void search_pin(struct search_program *prog, uint32_t exists,
 /* search_uses_modseq: 1 when the program has a MODSEQ key (RFC 7162 section 3.1.5: the
  * SEARCH response then carries the highest mod-sequence of the matches). */
 int search_uses_modseq(const struct search_program *prog);
+
+/* search_uses_column: 1 when a key of the program (FROM, TO, CC, BCC, SUBJECT, or HEADER on
+ * one of those fields) can be answered from the header search column (search-column.h), so
+ * the caller may fetch the blobs for the messages ahead and offer ops->column. */
+int search_uses_column(const struct search_program *prog);
 
 /* search_needs: SEARCH_NEEDS_* bits of what the program reads beyond the record. */
 unsigned search_needs(const struct search_program *prog);

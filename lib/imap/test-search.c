@@ -2,6 +2,7 @@
  * errors, and evaluation against synthetic messages (encoded words, QP and base64 bodies in
  * ISO-8859-1 and UTF-8, nested multiparts), plus fast-path versus exact agreement. */
 #include "imap/search.h"
+#include "imap/search-column.h"
 #include "imap/imap-memsource.h"
 #include "imap/imap-parser.h"
 #include "mime/mime.h"
@@ -10,6 +11,7 @@
 #include "core/strarr.h"
 #include "core/unit.h"
 #include "core/xmalloc.h"
+#include <ctype.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,7 +112,7 @@ static void t_release(void *ctx, uint32_t msgno)
 }
 
 static const struct search_msg_ops tops = { t_record, t_header, t_sections, t_message, t_release,
-                                            NULL };
+                                            NULL, NULL };
 
 /* 2024-03-01 00:00:00 UTC */
 #define D0 1709251200LL
@@ -849,6 +851,294 @@ static void test_pin(void)
         if (later[i].summarized) mime_summary_fini(&later[i].sum);
 }
 
+/* ---- the header search column against the header path ---- */
+
+/* A box whose messages also have header search column blobs (search-column.h). */
+struct cbox {
+    struct tbox b;
+    struct buf *blob;       /* blob[i] for message i + 1 */
+    unsigned column_calls;
+};
+
+static int c_record(void *ctx, uint32_t msgno, struct search_record *r)
+{
+    return t_record(&((struct cbox *)ctx)->b, msgno, r);
+}
+static int c_header(void *ctx, uint32_t msgno, const char **p, size_t *len)
+{
+    return t_header(&((struct cbox *)ctx)->b, msgno, p, len);
+}
+static int c_sections(void *ctx, uint32_t msgno, const char **p, size_t *len)
+{
+    return t_sections(&((struct cbox *)ctx)->b, msgno, p, len);
+}
+static int c_message(void *ctx, uint32_t msgno, const char **p, size_t *len)
+{
+    return t_message(&((struct cbox *)ctx)->b, msgno, p, len);
+}
+static int c_column(void *ctx, uint32_t msgno, const unsigned char **p, size_t *len)
+{
+    struct cbox *cb = ctx;
+    cb->column_calls++;
+    *p = (const unsigned char *)cb->blob[msgno - 1].s;
+    *len = cb->blob[msgno - 1].len;
+    return 0;
+}
+static const struct search_msg_ops cops = { c_record, c_header, c_sections, c_message, NULL,
+                                            NULL, c_column };
+
+/* parse_q: the program of "SEARCH CHARSET UTF-8 <key> {n+} needle" (HEADER keys: key holds
+ * "HEADER Name"). NULL on a parse error. */
+static struct search_program *parse_q(const char *key, const char *needle)
+{
+    struct buf in = BUF_INIT;
+    struct imap_memsource ms;
+    struct imap_source src;
+    struct imap_parser_limits lim;
+    struct imap_command cmd;
+    struct search_program *prog = NULL;
+    const char *err = NULL;
+    buf_printf(&in, "A SEARCH CHARSET UTF-8 %s {%zu+}\r\n%s\r\n", key, strlen(needle), needle);
+    imap_memsource_init(&ms, in.s, in.len, 0, &src);
+    imap_parser_limits_default(&lim);
+    struct imap_parser *p = imap_parser_new(&src, &lim);
+    if (imap_parser_read(p, &cmd) == 0 && search_parse(cmd.args, cmd.nargs, &prog, &err) < 0)
+        prog = NULL;
+    imap_parser_free(&p);
+    buf_fini(&in);
+    return prog;
+}
+
+static const char *const col_msgs[] = {
+    /* two From fields, two addresses, encoded display names (Latin-1 Q, UTF-8 B), comments */
+    "From: =?iso-8859-1?q?Andr=E9?= Müller <andre@example.org>, \"Okafor, Dana\" "
+    "<dana.okafor@example.net>\r\n"
+    "From: =?utf-8?b?w4lsb2TDrWU=?= <elodie@exämple.fr> (the (nested) comment)\r\n"
+    "To: undisclosed-recipients:;\r\n"
+    "Subject: =?utf-8?q?Quarterly_report?= =?utf-8?q?_=E2=80=94_Stra=C3=9Fe?=\r\n\r\nbody\r\n",
+    /* no To, Cc, Bcc or Subject at all */
+    "From: nobody@example.com\r\nDate: 1 Jan 2024 00:00:00 +0000\r\n\r\nx\r\n",
+    /* address text differs from the value: comments and spaces around @ and dots */
+    "From: user (c)@ (c) domain.org, \"quoted\"@example.com, a . b @ c . d\r\n"
+    "Cc: Team: joe@example.com, =?utf-8?q?J=C3=B6rg?= <jorg@example.de>;, x\\@y@z\r\n"
+    "Bcc: hidden@example.net\r\nSubject:\r\n\r\n",
+    /* folding, tabs, Kelvin sign and long s (fold to k and s), Greek final sigma */
+    "fRoM: Kelvin \xe2\x84\xaa <k@example.com>,\r\n\tLong \xc5\xbf <s@example.com>\r\n"
+    "SUBJECT: \xce\xa3\xce\xbf\xcf\x86\xce\xaf\xce\xb1 \xcf\x82 KELVIN\r\n\r\n",
+    /* raw 8-bit Latin-1 (not UTF-8) and an unknown charset label */
+    "From: \xc9milie <emilie@example.fr>\r\nSubject: caf\xe9 =?x-unknown?q?caf=E9?=\r\n"
+    "To: =?utf-16?b?AGEAYgBj?= <u16@example.com>\r\n\r\n",
+    /* bare CR and bare LF inside values: the column must not decide these */
+    "From: ab\rcd@example.com\r\nSubject: ab\ncd ef\r\nTo: ok@example.com\r\n\r\n",
+    /* encoded words whose decoding holds CR LF, and an empty encoded word */
+    "Subject: =?utf-8?q?line1=0D=0Aline2?= =?utf-8?q?" "?= tail\r\nCc: \r\n\r\n",
+    /* invalid UTF-8 in an encoded word, and an address without domain */
+    "From: =?utf-8?b?/w==?= <local>\r\nTo: \"a\\\"b\" <ab@example.com>\r\n\r\n",
+};
+
+/* words: the needles to try on hdr: fixed ones, every run of letters and digits and their
+ * two-byte prefixes, and every run of non-space bytes. */
+static void words_of(const char *hdr, struct strarr *w)
+{
+    static const char *const fixed[] = {
+        "", " ", "@", ".", ",", "é", "É", "ß", "ss", "SS", "k", "K", "s", "\xe2\x84\xaa",
+        "\xc5\xbf", "σ", "Σ", "ς", "Andr\xc3\xa9", "andré müller", "okafor, dana",
+        "Élodíe", "élodíe", "user@domain.org", "quoted@example.com", "a.b@c.d", "j\xc3\xb6rg",
+        "team", "x@y", "x\\@y", "abcd", "ab cd", "ab", "cd", "line1", "line1\r\nline2", "stra\xc3\x9f" "e",
+        "straSSe", "quarterly report —", "=?", "café", "\xc3\x89milie", "abc", "tail", "\xef\xbf\xbd",
+        "local", "a\"b", "nested", "comment", "kelvin k", "undisclosed",
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (strarr_find(w, fixed[i]) < 0) strarr_add(w, fixed[i]);
+    for (int pass = 0; pass < 2; pass++) {
+        size_t i = 0, n = strlen(hdr);
+        while (i < n) {
+            while (i < n && (pass ? strchr(" \t\r\n", hdr[i]) != NULL
+                                  : !((unsigned char)hdr[i] >= 0x80 || isalnum((unsigned char)hdr[i]))))
+                i++;
+            size_t st = i;
+            while (i < n && (pass ? strchr(" \t\r\n", hdr[i]) == NULL
+                                  : ((unsigned char)hdr[i] >= 0x80 || isalnum((unsigned char)hdr[i]))))
+                i++;
+            if (i == st) continue;
+            for (size_t l = i - st; l >= 1; l = l > 2 ? 2 : 0) {
+                char *x = xstrndup(hdr + st, l);
+                if (strarr_find(w, x) < 0) strarr_take(w, x);
+                else free(x);
+                if (l <= 2) break;
+            }
+        }
+    }
+}
+
+/* check_column_box: every column key and needle of words on every message of cb: the
+ * column's answer equals the header path's. Returns the mismatches. */
+static unsigned check_column_box(struct cbox *cb, const struct strarr *words, unsigned *checks)
+{
+    static const char *const keys[] = {
+        "FROM", "TO", "CC", "BCC", "SUBJECT", "HEADER From", "HEADER sUbJeCt", "HEADER To",
+        "NOT FROM", "OR SUBJECT x FROM",
+    };
+    unsigned bad = 0;
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+        for (size_t w = 0; w < words->count; w++) {
+            struct search_program *prog = parse_q(keys[k], words->v[w]);
+            if (!prog) continue;   /* a needle the parser refuses: neither path sees it */
+            UNIT_CHECK(search_uses_column(prog));
+            search_prepare(prog, (uint32_t)cb->b.n, cb->b.m[cb->b.n - 1].uid, NULL);
+            for (uint32_t i = 1; i <= cb->b.n; i++) {
+                int slow = search_match(prog, &tops, &cb->b, i);
+                int fast = search_match(prog, &cops, cb, i);
+                (*checks)++;
+                if (slow != fast && bad++ < 10)
+                    fprintf(stderr, "column: msg %u key %s needle [%s]: header %d column %d\n",
+                            (unsigned)i, keys[k], words->v[w], slow, fast);
+            }
+            search_free(&prog);
+        }
+    return bad;
+}
+
+static void cbox_init(struct cbox *cb, struct tmsg *m, size_t n)
+{
+    memset(cb, 0, sizeof *cb);
+    cb->b.m = m;
+    cb->b.n = n;
+    cb->blob = xzmalloc(n * sizeof *cb->blob);
+    for (size_t i = 0; i < n; i++) {
+        const char *h;
+        size_t hl;
+        t_header(&cb->b, (uint32_t)i + 1, &h, &hl);
+        search_column_encode(NULL, NULL, h, hl, &cb->blob[i]);
+    }
+}
+
+static void cbox_fini(struct cbox *cb)
+{
+    for (size_t i = 0; i < cb->b.n; i++) {
+        buf_fini(&cb->blob[i]);
+        if (cb->b.m[i].summarized) mime_summary_fini(&cb->b.m[i].sum);
+    }
+    free(cb->blob);
+}
+
+static void test_column_crafted(void)
+{
+    size_t n = sizeof col_msgs / sizeof col_msgs[0];
+    struct tmsg *m = xzmalloc(n * sizeof *m);
+    struct strarr words = STRARR_INIT;
+    for (size_t i = 0; i < n; i++) {
+        m[i].uid = (uint32_t)i + 1;
+        m[i].data = col_msgs[i];
+        words_of(col_msgs[i], &words);
+    }
+    struct cbox cb;
+    cbox_init(&cb, m, n);
+    unsigned checks = 0;
+    UNIT_EQ_INT(check_column_box(&cb, &words, &checks), 0);
+    UNIT_CHECK(checks > 5000);
+    /* the column was asked, and decided: a FROM on the clean messages reads no header */
+    struct search_program *prog = parse_q("FROM", "example");
+    UNIT_CHECK(prog != NULL);
+    search_prepare(prog, (uint32_t)n, (uint32_t)n, NULL);
+    cb.b.header_calls = 0;
+    cb.column_calls = 0;
+    for (uint32_t i = 1; i <= 5; i++) search_match(prog, &cops, &cb, i);
+    UNIT_EQ_INT(cb.column_calls, 5);
+    UNIT_EQ_INT(cb.b.header_calls, 0);
+    /* the bare CR message is flagged and read from its header */
+    search_match(prog, &cops, &cb, 6);
+    UNIT_EQ_INT(cb.b.header_calls, 1);
+    search_free(&prog);
+    /* a malformed blob (cut short) falls back to the header too, with the same answer */
+    prog = parse_q("SUBJECT", "quarterly");
+    search_prepare(prog, (uint32_t)n, (uint32_t)n, NULL);
+    cb.blob[0].len = 7;
+    UNIT_EQ_INT(search_match(prog, &cops, &cb, 1), 1);
+    search_free(&prog);
+    cbox_fini(&cb);
+    strarr_fini(&words);
+    free(m);
+
+    /* a header whose fields would make a huge blob: a small blob that defers to the header */
+    struct buf big = BUF_INIT, blob = BUF_INIT;
+    buf_appends(&big, "Subject: big\r\nTo: ");
+    for (int i = 0; i < 20000; i++) buf_printf(&big, "%sperson%d@example.com", i ? ",\r\n " : "", i);
+    buf_appends(&big, "\r\n\r\n");
+    search_column_encode(NULL, NULL, big.s, big.len, &blob);
+    UNIT_CHECK(blob.len < 100);
+    struct search_column_value v;
+    UNIT_EQ_INT(search_column_get((const unsigned char *)blob.s, blob.len, SCOL_TO, &v),
+                SCOL_UNSURE);
+    struct tmsg bm = { 1, 0, 0, 0, 0, NULL, { BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, 0, 0 }, 0 };
+    bm.data = buf_cstr(&big);
+    struct cbox bb;
+    cbox_init(&bb, &bm, 1);
+    prog = parse_q("TO", "person19999@");
+    search_prepare(prog, 1, 1, NULL);
+    bb.b.header_calls = 0;
+    UNIT_EQ_INT(search_match(prog, &cops, &bb, 1), 1);
+    UNIT_EQ_INT(bb.b.header_calls, 1);
+    search_free(&prog);
+    cbox_fini(&bb);
+    buf_fini(&blob);
+    buf_fini(&big);
+}
+
+/* The MIME corpus: the headers of real-world shaped messages, every word of them. */
+static void test_column_corpus(void)
+{
+    DIR *d = opendir(MIME_CORPUS_DIR);
+    struct dirent *de;
+    struct tmsg *m = NULL;
+    struct buf *data = NULL;
+    size_t n = 0;
+    UNIT_CHECK(d != NULL);
+    if (!d) return;
+    while ((de = readdir(d))) {
+        size_t nl = strlen(de->d_name);
+        char path[1024], chunk[4096];
+        size_t got;
+        if (nl < 5 || strcmp(de->d_name + nl - 4, ".eml")) continue;
+        snprintf(path, sizeof(path), "%s/%s", MIME_CORPUS_DIR, de->d_name);
+        FILE *f = fopen(path, "rb");
+        if (!f) continue;
+        m = xreallocarray(m, n + 1, sizeof *m);
+        data = xreallocarray(data, n + 1, sizeof *data);
+        memset(&m[n], 0, sizeof m[n]);
+        buf_init(&data[n]);
+        while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) buf_append(&data[n], chunk, got);
+        fclose(f);
+        m[n].uid = (uint32_t)n + 1;
+        m[n].data = buf_cstr(&data[n]);
+        n++;
+    }
+    closedir(d);
+    UNIT_CHECK(n >= 10);
+    struct cbox cb;
+    cbox_init(&cb, m, n);
+    unsigned checks = 0, bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct strarr words = STRARR_INIT;
+        const char *h;
+        size_t hl;
+        t_header(&cb.b, (uint32_t)i + 1, &h, &hl);
+        char *hdr = xstrndup(h, hl);
+        words_of(hdr, &words);
+        free(hdr);
+        struct strarr some = words;     /* the first 150 needles (a view, not freed) */
+        if (some.count > 150) some.count = 150;
+        bad += check_column_box(&cb, &some, &checks);
+        strarr_fini(&words);
+    }
+    UNIT_EQ_INT(bad, 0);
+    UNIT_CHECK(checks > 10000);
+    cbox_fini(&cb);
+    for (size_t i = 0; i < n; i++) buf_fini(&data[i]);
+    free(data);
+    free(m);
+}
+
 int main(void)
 {
     setenv("TZ", "UTC", 1);
@@ -863,6 +1153,8 @@ int main(void)
     test_random_encoded();
     test_scan_speed();
     test_scan_worst_case();
+    test_column_crafted();
+    test_column_corpus();
     for (size_t i = 0; i < sizeof(box_msgs) / sizeof(box_msgs[0]); i++)
         if (box_msgs[i].summarized) mime_summary_fini(&box_msgs[i].sum);
     UNIT_DONE();

@@ -625,6 +625,12 @@ static size_t fold_cp(const unsigned char *s, size_t n, struct buf *out)
     return l;
 }
 
+void mime_text_fold(const char *s, size_t n, struct buf *out)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n; ) i += fold_cp(u + i, n - i, out);
+}
+
 /* Matching folds both sides to UTF-8 and uses memmem (linear, so a client's SEARCH cannot make
  * it quadratic), over the haystack in chunks that overlap by the needle's length, so memory
  * stays bounded for any body size. */

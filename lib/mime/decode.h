@@ -96,4 +96,11 @@ uint32_t mime_casefold(uint32_t cp);
 int mime_text_contains(const char *haystack, const char *needle);
 int mime_text_contains_n(const char *haystack, size_t hlen, const char *needle, size_t nlen);
 
+/* mime_text_fold: append the folded form mime_text_contains compares (each code point
+ * mime_casefold-ed, as UTF-8; an invalid byte becomes a private-use code point of its own)
+ * of s[0,n) to out. The result is valid UTF-8 (so it never holds the byte 0xFF), and
+ * mime_text_contains_n(h, needle) is exactly "fold(needle) occurs in fold(h)": folding is
+ * done code point by code point, without context. */
+void mime_text_fold(const char *s, size_t n, struct buf *out);
+
 #endif

@@ -7,8 +7,17 @@
 #include "core/xmalloc.h"
 #include "mime/binsize.h"
 #include "mime/preview.h"
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* Messages up to this size are read into the handle's buffer (kept from message to message);
+ * bigger ones are mapped. A FETCH 1:* or a POP3 session that mapped and unmapped every
+ * message spent more than a quarter of its CPU in munmap's TLB shootdowns (inter-processor
+ * interrupts, dear under a hypervisor) and page faults: one pread into a warm buffer costs a
+ * copy that the first touch of a fresh mapping paid anyway (docs/perf/fetch-search.md). */
+#define MAIL_READ_MAX (1u << 20)
 
 struct mail_stats mail_stats;
 
@@ -21,9 +30,11 @@ struct mail {
     struct index_record rec;
     int have_cache;
     struct cache_entry ce;      /* its buffers are kept from message to message */
-    int mapped;
+    int mapped;                 /* map/map_len are valid: mapped, or read into data */
+    int is_map;                 /* map is an mmap of the file (else it points into data) */
     const char *map;
     size_t map_len;
+    struct buf data;            /* a message read whole; kept from message to message */
 };
 
 struct mail *mail_new(struct mailbox *mb)
@@ -36,8 +47,8 @@ struct mail *mail_new(struct mailbox *mb)
 
 void mail_reset(struct mail *m)
 {
-    if (m->mapped) mailbox_message_unmap(m->map, m->map_len);
-    m->mapped = 0;
+    if (m->mapped && m->is_map) mailbox_message_unmap(m->map, m->map_len);
+    m->mapped = m->is_map = 0;
     m->map = NULL;
     m->map_len = 0;
     m->have_cache = 0;
@@ -51,6 +62,7 @@ void mail_free(struct mail **mp)
     if (!m) return;
     mail_reset(m);
     cache_entry_fini(&m->ce);
+    buf_fini(&m->data);
     free(m);
     *mp = NULL;
 }
@@ -117,12 +129,49 @@ int mail_threadid(struct mail *m, uint64_t *id_r)
     return 0;
 }
 
+/* read_whole: the file open as fd, size bytes by its fstat, into m->data (m->map points at
+ * it). A file found shorter (it never should be: message files are not changed once written)
+ * gives what it holds, as a mapping would up to its end. 0 or CF_E_IO (logged). */
+static int read_whole(struct mail *m, int fd, size_t size)
+{
+    buf_reset(&m->data);
+    buf_ensure(&m->data, size);
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = pread(fd, m->data.s + got, size - got, (off_t)got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            char *path = mailbox_message_path(m->mb, m->uid);
+            int r = mbi_io_error(m->mb, "read", path);
+            free(path);
+            return r;
+        }
+        if (n == 0) break;
+        got += (size_t)n;
+    }
+    m->data.len = got;
+    m->map = got ? m->data.s : "";
+    m->map_len = got;
+    return 0;
+}
+
 int mail_message(struct mail *m, const char **p_r, size_t *len_r)
 {
     if (!m->mapped) {
         if (!m->uid) return CF_E_NOTFOUND;
-        int r = mailbox_message_map(m->mb, m->uid, &m->map, &m->map_len);
+        int fd;
+        uint64_t size;
+        int r = mailbox_message_open(m->mb, m->uid, &fd, &size);
         if (r < 0) return r;
+        if (size > MAIL_READ_MAX) {
+            close(fd);
+            if ((r = mailbox_message_map(m->mb, m->uid, &m->map, &m->map_len)) < 0) return r;
+            m->is_map = 1;
+        } else {
+            r = read_whole(m, fd, (size_t)size);
+            close(fd);
+            if (r < 0) return r;
+        }
         mail_stats.maps++;
         m->mapped = 1;
     }

@@ -13,7 +13,9 @@
  *   nothing per message.
  * - Every pointer handed out (record, cache texts, header, message bytes) is owned by the
  *   handle and stays valid until the next mail_set_uid, mail_set_record, mail_reset or
- *   mail_free on it. Message bytes are a read-only mapping of the message file.
+ *   mail_free on it. Message bytes are read-only: a message up to 1 MiB is read whole into
+ *   a buffer the handle keeps from message to message (no mmap/munmap per message), a
+ *   bigger one is a mapping of the file.
  * - No lock is held: the record is read as mailbox_record reads it (from the index mapping,
  *   checksum checked), the cache record with one pread, and a message file never changes once
  *   written. The loading functions block on disk reads, and on the shared lock only when a
@@ -84,8 +86,8 @@ int mail_field(struct mail *m, enum mail_field field, const char **p_r, size_t *
  * already), else from the message file. 0 or an error. */
 int mail_header(struct mail *m, const char **p_r, size_t *len_r);
 
-/* mail_message: the whole message, mapped (at most once per message). An empty file is ""
- * with length 0. 0 or an error (CF_E_NOTFOUND: the file vanished). */
+/* mail_message: the whole message, read or mapped (at most once per message). An empty
+ * file is "" with length 0. 0 or an error (CF_E_NOTFOUND: the file vanished). */
 int mail_message(struct mail *m, const char **p_r, size_t *len_r);
 
 /* mail_body: the message after its top-level header (mapped); empty when the record's header

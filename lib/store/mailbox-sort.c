@@ -163,12 +163,9 @@ static int frec_usable(const unsigned char *m, const struct frec *f, const uint8
            get32(p + f->len - 4) == mailbox_sortkeys_sum(p, f->len - 4);
 }
 
-static char *sk_path(struct mailbox *mb, const char *suffix)
+static char *sk_path(struct mailbox *mb, const char *file, const char *suffix)
 {
-    size_t n = strlen(mb->dir) + strlen(SORTKEYS_FILE) + strlen(suffix) + 2;
-    char *p = xmalloc(n);
-    snprintf(p, n, "%s/%s%s", mb->dir, SORTKEYS_FILE, suffix);
-    return p;
+    return xasprintf("%s/%s%s", mb->dir, file, suffix);
 }
 
 /* same_file: path still names the file open as fd, with size bytes. */
@@ -213,12 +210,12 @@ static void sk_append(struct mailbox *mb, const char *path, int fd, off_t size,
 
 /* sk_replace: the whole file becomes wb (header and records): a temp file renamed over path.
  * When fd is open on the old file, only while it is still the file at path with size bytes. */
-static void sk_replace(struct mailbox *mb, const char *path, int fd, off_t size,
-                       const struct buf *wb)
+static void sk_replace(struct mailbox *mb, const char *file, const char *path, int fd,
+                       off_t size, const struct buf *wb)
 {
     char suffix[32];
     snprintf(suffix, sizeof suffix, ".tmp.%ld", (long)getpid());
-    char *tmp = sk_path(mb, suffix);
+    char *tmp = sk_path(mb, file, suffix);
     if (fd >= 0) {
         while (flock(fd, LOCK_EX) < 0)
             if (errno != EINTR) goto done;
@@ -277,7 +274,8 @@ int mailbox_sortkeys_get(struct mailbox *mb, const struct mailbox_sortkeys_ops *
                          const uint32_t *uids, const struct mailbox_sortrec *recs, size_t n,
                          struct mailbox_sortkeys *k)
 {
-    char *path = sk_path(mb, "");
+    const char *file = ops->file ? ops->file : SORTKEYS_FILE;
+    char *path = sk_path(mb, file, "");
     int fd = -1, writable = 1, rewrite = 0, r = 0;
     off_t size = 0;
     struct frec *fr = NULL;
@@ -442,7 +440,7 @@ int mailbox_sortkeys_get(struct mailbox *mb, const struct mailbox_sortkeys_ops *
     if (r < 0) goto out;
 
     if (writable && rewrite) {
-        sk_replace(mb, path, fd, size, &wb);
+        sk_replace(mb, file, path, fd, size, &wb);
     } else if (writable && wb.len) {
         sk_append(mb, path, fd, size, &wb);
     }

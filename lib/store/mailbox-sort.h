@@ -16,6 +16,7 @@
 #include "store/mailbox.h"
 
 #define SORTKEYS_FILE "sortkeys"
+#define SEARCHKEYS_FILE "searchkeys"    /* the header search column, same format */
 #define SORTKEYS_MAGIC "COFFERSK"
 #define SORTKEYS_VERSION 1
 #define SORTKEYS_HEADER_SIZE 64
@@ -44,12 +45,15 @@ void mailbox_sort_records(struct mailbox *mb, const uint32_t *uids, size_t n,
 /* The keys a caller keeps in the key file: encode computes the blob of one message from its
  * top-level header block (hdr[0,hlen), with the empty line) and appends it to out; key is the
  * file's SORTKEYS_KEY_LEN-byte random key, for keyed hashes. version names the blob format:
- * a file written with another version is rebuilt. */
+ * a file written with another version is rebuilt. file names the key file in the mailbox
+ * directory (NULL: SORTKEYS_FILE; SEARCHKEYS_FILE keeps the header search column, one file
+ * per kind of blob so that neither command reads the other's bytes). */
 struct mailbox_sortkeys_ops {
     uint32_t version;
     void (*encode)(void *rock, const unsigned char *key, const char *hdr, size_t hlen,
                    struct buf *out);
     void *rock;
+    const char *file;
 };
 
 /* The blobs of one mailbox_sortkeys_get: blob[i], len[i] for uids[i]; they point into a

@@ -428,12 +428,16 @@ static int write_mailbox(struct recon *rc, uint32_t uidvalidity, uint32_t uidnex
     r = file_write_atomic(path, ibuf.s, ibuf.len, 0600);
     free(path);
     if (r == 0) {
-        /* the sort key file follows the index: the next SORT or THREAD rebuilds it
-         * (mailbox-sort.h; its records are checked against the index anyway) */
-        char *sk = xasprintf("%s/%s", rc->dir, SORTKEYS_FILE);
-        if (unlink(sk) < 0 && errno != ENOENT)
-            log_warn("reconstruct_unlink_failed", "path=%s errno=%s", log_quote(sk), strerror(errno));
-        free(sk);
+        /* the key files follow the index: the next SORT/THREAD or header SEARCH rebuilds
+         * them (mailbox-sort.h; their records are checked against the index anyway) */
+        static const char *const keyfiles[] = { SORTKEYS_FILE, SEARCHKEYS_FILE };
+        for (size_t i = 0; i < sizeof keyfiles / sizeof keyfiles[0]; i++) {
+            char *sk = xasprintf("%s/%s", rc->dir, keyfiles[i]);
+            if (unlink(sk) < 0 && errno != ENOENT)
+                log_warn("reconstruct_unlink_failed", "path=%s errno=%s", log_quote(sk),
+                         strerror(errno));
+            free(sk);
+        }
     }
 out:
     buf_fini(&cbuf);

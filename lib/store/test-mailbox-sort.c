@@ -45,7 +45,7 @@ static void test_encode(void *rock, const unsigned char *key, const char *hdr, s
     buf_append(out, s, (size_t)(e - s));
 }
 
-static struct mailbox_sortkeys_ops ops = { 7, test_encode, NULL };
+static struct mailbox_sortkeys_ops ops = { 7, test_encode, NULL, NULL };
 
 static uint32_t append_subject(struct mailbox *mb, const char *subject, const char *date,
                                int64_t internaldate)

@@ -9,6 +9,7 @@
 #include "imapd.h"
 #include "selected.h"
 #include "imap/search.h"
+#include "imap/search-column.h"
 #include "imap/imap-partial.h"
 #include "search-context.h"
 #include "core/buf.h"
@@ -16,6 +17,7 @@
 #include "store/index.h"
 #include "store/mail.h"
 #include "store/mailbox.h"
+#include "store/mailbox-sort.h"
 #include "core/xmalloc.h"
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +28,47 @@ struct search_ctx {
     uint32_t uid;
     struct mail *mail;
     uint64_t modseq;        /* of the message last given to the engine (RFC 7162) */
+    struct mailbox_sortkeys col;    /* header search column blobs of messages 1..ncol */
+    uint32_t ncol;                  /* 0: none fetched (sx_column says so) */
 };
+
+static const struct mailbox_sortkeys_ops column_ops = {
+    SEARCH_COLUMN_VERSION, search_column_encode, NULL, SEARCHKEYS_FILE,
+};
+
+/* column_load: when prog has keys the header search column answers, the blobs of every
+ * message of the view (n of them) from the mailbox's searchkeys file, which
+ * mailbox_sortkeys_get brings up to date first (messages it lacks are encoded from their
+ * header and appended). A blob counts only for its uid and GUID, so it cannot be stale; a
+ * failure leaves x->ncol 0 and the search reads headers as before. */
+static void column_load(struct search_ctx *x, struct search_program *prog, uint32_t n)
+{
+    if (!n || !search_uses_column(prog)) return;
+    uint32_t *uids = xreallocarray(NULL, n, sizeof *uids);
+    struct mailbox_sortrec *recs = xreallocarray(NULL, n, sizeof *recs);
+    for (uint32_t i = 0; i < n; i++) uids[i] = selected_uid(x->sel, i + 1);
+    mailbox_sort_records(x->sel->mb, uids, n, recs);
+    if (mailbox_sortkeys_get(x->sel->mb, &column_ops, uids, recs, n, &x->col) == 0) x->ncol = n;
+    else mailbox_sortkeys_fini(&x->col);
+    free(uids);
+    free(recs);
+}
+
+static void column_unload(struct search_ctx *x)
+{
+    if (x->ncol) mailbox_sortkeys_fini(&x->col);
+    x->ncol = 0;
+}
+
+/* sx_column: the blob of msgno, when column_load fetched them. */
+static int sx_column(void *ctx, uint32_t msgno, const unsigned char **p, size_t *len)
+{
+    struct search_ctx *x = ctx;
+    if (msgno < 1 || msgno > x->ncol || !x->col.blob[msgno - 1]) return CF_E_NOTFOUND;
+    *p = x->col.blob[msgno - 1];
+    *len = x->col.len[msgno - 1];
+    return 0;
+}
 
 static int sx_record(void *ctx, uint32_t msgno, struct search_record *r)
 {
@@ -93,13 +135,16 @@ static void sx_release(void *ctx, uint32_t msgno)
 }
 
 static const struct search_msg_ops sx_ops = {
-    sx_record, sx_header, sx_sections, sx_message, sx_release, sx_threadid,
+    sx_record, sx_header, sx_sections, sx_message, sx_release, sx_threadid, sx_column,
 };
 
 int cmd_search_match(struct selected *sel, struct search_program *prog, struct mail *mail,
                      uint32_t msgno)
 {
-    struct search_ctx x = { sel, 0, mail, 0 };
+    struct search_ctx x;
+    memset(&x, 0, sizeof x);
+    x.sel = sel;
+    x.mail = mail;
     int r = search_match(prog, &sx_ops, &x, msgno);
     if (r == CF_E_NOTFOUND) {           /* expunged meanwhile: not a match */
         sx_release(&x, msgno);
@@ -281,6 +326,7 @@ void cmd_search(struct client *c, const struct imap_command *cmd)
     int with_modseq = search_uses_modseq(prog);
     uint64_t modseq_all = 0, modseq_first = 0, modseq_last = 0;
     if (with_modseq) condstore_enable(c, CLIENT_ENABLED_CONDSTORE);   /* section 3.1 */
+    column_load(&x, prog, n);
     buf_appends(&out, "SEARCH");
     for (msgno = 1; msgno <= n; msgno++) {
         r = search_match(prog, &sx_ops, &x, msgno);
@@ -305,6 +351,7 @@ void cmd_search(struct client *c, const struct imap_command *cmd)
         if (ret & (RET_ALL | RET_PARTIAL)) imap_seqset_add(&all, num, num);
         if (ret & (RET_SAVE | RET_UPDATE)) imap_seqset_add(&uids, x.uid, x.uid);
     }
+    column_unload(&x);
     mail_free(&x.mail);
     /* RFC 5267 section 4.3: keep the search live, or say why not (the search still answers) */
     if ((r >= 0 || r == CF_E_NOTFOUND) && (ret & RET_UPDATE)) {
@@ -410,6 +457,7 @@ int search_run_selected(struct selected *sel, struct search_program *prog, uint3
     search_set_saved(prog, &sel->saved);
     search_prepare(prog, n, n ? selected_uid(sel, n) : 0, mailbox_keywords(sel->mb));
     if (n) out = xreallocarray(NULL, n, sizeof(*out));
+    column_load(&x, prog, n);
     for (uint32_t msgno = 1; msgno <= n; msgno++) {
         r = search_match(prog, &sx_ops, &x, msgno);
         if (r == CF_E_NOTFOUND) {       /* expunged meanwhile: not a match */
@@ -421,6 +469,7 @@ int search_run_selected(struct selected *sel, struct search_program *prog, uint3
         if (r) out[k++] = msgno;
         r = 0;
     }
+    column_unload(&x);
     mail_free(&x.mail);
     if (r < 0) {
         free(out);

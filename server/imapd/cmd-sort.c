@@ -74,7 +74,7 @@ static int64_t sent_date(const struct mailbox_sortrec *r)
 }
 
 static const struct mailbox_sortkeys_ops sortkeys_ops = {
-    IMAP_SORTKEYS_VERSION, imap_sortkeys_encode, NULL,
+    IMAP_SORTKEYS_VERSION, imap_sortkeys_encode, NULL, SORTKEYS_FILE,
 };
 
 /* keep_heap: from the first SORT or THREAD on, this process keeps freed heap memory (up to

@@ -31,6 +31,7 @@ struct maildrop {
     uint32_t *uids;
     uint64_t *sizes;
     uint8_t *state;                 /* MD_* bits per message */
+    struct mail *mail;              /* RETR/TOP's handle, kept: its read buffer is reused */
 };
 
 /* zarray: n zeroed elements of size bytes (at least one, so n = 0 needs no special case) */
@@ -212,6 +213,7 @@ void maildrop_close(struct maildrop **dp)
 {
     struct maildrop *d = *dp;
     if (!d) return;
+    mail_free(&d->mail);            /* before its mailbox is closed */
     if (d->mb) {
         if (d->state) apply_seen(d);
         mailbox_close(&d->mb);
@@ -307,11 +309,12 @@ int maildrop_send(struct maildrop *d, struct stream *s, uint32_t n, long lines, 
     const char *p;
     size_t len;
     if (n < 1 || n > d->n) return CF_E_NOTFOUND;
-    struct mail *m = mail_new(d->mb);
+    if (!d->mail) d->mail = mail_new(d->mb);
+    struct mail *m = d->mail;
     mail_set_uid(m, d->uids[n - 1]);
     int r = mail_message(m, &p, &len);
     if (r) {
-        mail_free(&m);
+        mail_reset(m);
         return r == CF_E_NOTFOUND ? r : CF_E_AGAIN;   /* never a stream error code */
     }
     size_t want = lines < 0 ? len : top_length(p, len, lines);
@@ -321,7 +324,7 @@ int maildrop_send(struct maildrop *d, struct stream *s, uint32_t n, long lines, 
     /* the terminating line must start a line of its own */
     if (!r && want && p[want - 1] != '\n') r = stream_write(s, "\r\n", 2);
     if (!r) r = stream_write(s, ".\r\n", 3);
-    mail_free(&m);
+    mail_reset(m);
     /* RFC 4314 section 4: \Seen needs 's' (without it RETR still reads, as FETCH does) */
     if (!r && seen && maildrop_may(d, 's')) d->state[n - 1] |= MD_SEEN;
     return r;
