@@ -81,7 +81,12 @@ for i in $(seq 0 $((NUSERS - 1))) admin; do
         "$BIN/coffer" -C "$DIR/coffer.conf" user passwd "$u" -p pw >/dev/null
 done
 "$BIN/cofferd" -C "$DIR/coffer.conf" >>"$DIR/coffer.log" 2>&1
-WAIT=$TOP/../shared/bench/peers/waitports.py
+# the workplace's bench tools sit beside the main checkout (a worktree finds it through git)
+WAIT=${COFFER_WAITPORTS:-$TOP/../shared/bench/peers/waitports.py}
+if [ ! -f "$WAIT" ]; then
+    MAIN=$(cd "$TOP" && cd "$(git rev-parse --git-common-dir 2>/dev/null)/.." 2>/dev/null && pwd)
+    WAIT=${MAIN:-$TOP}/../shared/bench/peers/waitports.py
+fi
 python3 "$WAIT" 127.0.0.1 "imap:$IMAP" "pop3:$POP3" "lmtp:$LMTP" >&2
 # waitports.py knows no ManageSieve: its greeting begins with "IMPLEMENTATION" (RFC 5804)
 python3 - "$SIEVE" >&2 <<'PY'
