@@ -4,6 +4,7 @@
 #include "store/reconstruct.h"
 #include "store/reconstruct-int.h"
 #include "store/mailbox-sort.h"
+#include "store/uidcol.h"
 #include "store/store-retained.h"
 #include "core/error.h"
 #include "core/fileutil.h"
@@ -428,12 +429,17 @@ static int write_mailbox(struct recon *rc, uint32_t uidvalidity, uint32_t uidnex
     r = file_write_atomic(path, ibuf.s, ibuf.len, 0600);
     free(path);
     if (r == 0) {
-        /* the sort key file follows the index: the next SORT or THREAD rebuilds it
-         * (mailbox-sort.h; its records are checked against the index anyway) */
-        char *sk = xasprintf("%s/%s", rc->dir, SORTKEYS_FILE);
-        if (unlink(sk) < 0 && errno != ENOENT)
-            log_warn("reconstruct_unlink_failed", "path=%s errno=%s", log_quote(sk), strerror(errno));
-        free(sk);
+        /* the sort key file and the uid column follow the index: the next SORT or THREAD,
+         * and the next open, rebuild them (mailbox-sort.h, uidcol.h; both are checked
+         * against the index anyway) */
+        static const char *const derived[] = { SORTKEYS_FILE, UIDCOL_FILE };
+        for (size_t i = 0; i < sizeof derived / sizeof derived[0]; i++) {
+            char *sk = xasprintf("%s/%s", rc->dir, derived[i]);
+            if (unlink(sk) < 0 && errno != ENOENT)
+                log_warn("reconstruct_unlink_failed", "path=%s errno=%s", log_quote(sk),
+                         strerror(errno));
+            free(sk);
+        }
     }
 out:
     buf_fini(&cbuf);
