@@ -13,7 +13,7 @@
 #define UIDCOL_HEADER_SIZE 64
 #define UIDCOL_BLOCK 32u            /* records per block: the index's pages (MSUM_BLOCK) */
 #define UIDCOL_ENTRY_SIZE 8         /* uid (4), flags (4) */
-#define UIDCOL_BLOCK_SIZE 272       /* 32 entries, max modseq (8), zero (4), CRC-32 (4) */
+#define UIDCOL_BLOCK_SIZE 272       /* 32 entries, max modseq (8), zero (4), checksum (4) */
 
 /* The header: magic (8), version (4), header size (4), boot id (16), generation (8), commit
  * (8), slot crc (4), record count (4), zero (4), CRC-32 of bytes 0-59 (4). It names the index
