@@ -59,7 +59,8 @@ class UidColumn(SharedCofferTestCase):
     def fill(self, c, box, first, n):
         """MULTIAPPEND (RFC 3502) of messages first..first+n-1, 100 at a time (LITERAL+)."""
         for lo in range(first, first + n, 100):
-            parts = [b"{%d+}\r\n%s" % (len(msg(i)), msg(i)) for i in range(lo, min(lo + 100, first + n))]
+            parts = [b"{%d+}\r\n%s" % (len(msg(i)), msg(i))
+                     for i in range(lo, min(lo + 100, first + n))]
             c.send(b"t APPEND " + box.encode() + b" " + b" ".join(parts) + b"\r\n")
             self.assertRegex(c.read_tagged("t")[0], rb"^t OK")
 

@@ -24,7 +24,9 @@ enum {
     C_COMMIT = 40, C_SLOT_CRC = 48, C_RECORD_COUNT = 52, C_CRC = 60
 };
 /* Block layout: the entries, then these. */
-enum { B_MAXMODSEQ = UIDCOL_BLOCK * UIDCOL_ENTRY_SIZE, B_ZERO = B_MAXMODSEQ + 8, B_CRC = B_ZERO + 4 };
+enum {
+    B_MAXMODSEQ = UIDCOL_BLOCK * UIDCOL_ENTRY_SIZE, B_ZERO = B_MAXMODSEQ + 8, B_CRC = B_ZERO + 4
+};
 
 void uidcol_header_encode(const struct uidcol_header *h, unsigned char *out)
 {
@@ -153,7 +155,8 @@ int mbi_uidcol_view(struct mailbox *mb, struct uidcol_view *v)
     v->uids = xreallocarray(NULL, h->exists ? h->exists : 1, sizeof *v->uids);
     v->msum = xzmalloc(nb * sizeof *v->msum);
     buf = xmalloc((size_t)READ_BLOCKS * UIDCOL_BLOCK_SIZE);
-    uint32_t first_uid = 0, prev = 0, live = 0, expunged = 0, seen = 0, deleted = 0, answered = 0, flagged = 0;
+    uint32_t first_uid = 0, prev = 0, live = 0, expunged = 0;
+    uint32_t seen = 0, deleted = 0, answered = 0, flagged = 0;
     for (uint32_t b0 = 0; b0 < nb; b0 += READ_BLOCKS) {
         uint32_t n = nb - b0 < READ_BLOCKS ? nb - b0 : READ_BLOCKS;
         size_t want = (size_t)n * UIDCOL_BLOCK_SIZE;

@@ -1831,7 +1831,8 @@ static void test_uidcol(void)
             uidcol_block_seal(blk);
         }
         if (damage < 2)
-            UNIT_EQ_INT(pwrite(fd, blk, sizeof blk, (off_t)uidcol_block_offset(0)), (int)sizeof blk);
+            UNIT_EQ_INT(pwrite(fd, blk, sizeof blk, (off_t)uidcol_block_offset(0)),
+                        (int)sizeof blk);
         else
             UNIT_EQ_INT(pwrite(fd, "XX", 2, 20), 2);
         close(fd);

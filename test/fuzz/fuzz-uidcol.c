@@ -59,8 +59,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     uint32_t gone[] = { 3, 40, 77 }, flag[] = { 1, 33, 64, 99 };
     struct mailbox_store sd = { STORE_ADD, FLAG_DELETED, NULL, 0 };
     struct mailbox_store sf = { STORE_ADD, FLAG_FLAGGED, NULL, 0 };
-    if (mailbox_append(mb, msgs, 100, NULL) < 0 || mailbox_store(mb, gone, 3, &sd, NULL, NULL) < 0 ||
-        mailbox_expunge(mb, gone, 3, NULL) < 0 || mailbox_store(mb, flag, 4, &sf, NULL, NULL) < 0)
+    if (mailbox_append(mb, msgs, 100, NULL) < 0 ||
+        mailbox_store(mb, gone, 3, &sd, NULL, NULL) < 0 || mailbox_expunge(mb, gone, 3, NULL) < 0 ||
+        mailbox_store(mb, flag, 4, &sf, NULL, NULL) < 0)
         abort();
     mailbox_close(&mb);
     if (mailbox_open(part, id, NULL, &mb) < 0) abort();   /* writes the column */
