@@ -415,6 +415,7 @@ static int commit_messages(struct mailbox *mb, struct pending *pm, size_t n,
      * after our files were made, so under load this is mostly skipped. */
     if ((r = dirsync(mb, mark)) < 0) goto done;
     nh.highestmodseq = modseq;
+    mb->col_track = 1;   /* the uid column gets the added records' blocks */
     r = mbi_write_header(mb, &nh);
     if (r == 0)
         for (size_t i = 0; i < n; i++) uids_r[i] = pm[i].uid;

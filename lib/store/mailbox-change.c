@@ -57,6 +57,7 @@ static int rewrite_record(struct mailbox *mb, struct buf *undo, uint32_t pos,
     int r;
     if (first && (r = mbi_write_intent(mb)) < 0) return r;
     save_record(mb, undo, pos);
+    mbi_uidcol_note(mb, pos);
     if (mbi_pwrite_all(mb->index_fd, raw, sizeof raw, index_record_offset(pos)) < 0)
         return mbi_io_error(mb, "pwrite", mb->index_path);
     mbi_fault_point("record");

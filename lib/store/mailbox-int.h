@@ -4,7 +4,9 @@
 #define COFFER_STORE_MAILBOX_INT_H
 #include "store/mailbox.h"
 #include "store/index.h"
+#include "store/uidcol.h"
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #define LOCK_FILE "lock"
@@ -49,6 +51,16 @@ struct mailbox {
     uint64_t *msum;
     uint32_t msum_records;
     uint64_t msum_generation, msum_modseq;
+    int hdr_fallback;           /* the last refresh fell back from a torn commit */
+    /* the uid column (mailbox-uidcol.c): the positions the commit being made rewrote in
+     * place, and whether that commit may bring the column forward (col_track) */
+    uint32_t *col_pos;
+    size_t col_npos, col_apos;
+    int col_track;
+    /* the first unseen message of the view as the column said (mailbox_first_unseen): 0
+     * unknown; valid while the header has first_unseen_modseq and the view's record count */
+    uint32_t first_unseen;
+    uint64_t first_unseen_modseq, first_unseen_generation;
 };
 
 #define MSUM_BLOCK 32u   /* 32 records of 128 bytes: one 4 KiB page */
@@ -78,6 +90,55 @@ void mbi_write_verified(struct mailbox *mb);
  * mbi_msum_note for every record [0, record_count) and handed to mbi_msum_end. */
 uint64_t *mbi_msum_begin(struct mailbox *mb);
 void mbi_msum_end(struct mailbox *mb, uint64_t *msum);
+/* mbi_boot_id: this boot's id (16 bytes): 0, or -1 when it cannot be known. */
+int mbi_boot_id(uint8_t id[16]);
+/* mbi_verified: 1 when the verified marker (index.h) names mb->hdr and this boot. */
+int mbi_verified(const struct mailbox *mb);
+
+/* ---- the uid column (uidcol.h, mailbox-uidcol.c) ---- */
+
+/* mbi_uidcol_usable: 1 when the current header is one a column may be trusted for or built
+ * from: big enough, verified in this boot, no pending intent, no torn fallback. */
+int mbi_uidcol_usable(struct mailbox *mb);
+/* A view read from the column: uids of the existing messages (n of them, ascending), the
+ * highest uid of any record, the modseq summary (a block each) and the message number of
+ * the first unseen message (0 none). The caller owns uids and msum. */
+struct uidcol_view {
+    uint32_t *uids;
+    uint32_t n, maxuid, first_unseen;
+    uint64_t *msum;
+};
+/* mbi_uidcol_view: under a lock, the view from the column when it names the current header
+ * and passes its checks: 1, else 0 (a damaged one logged) and the caller reads the records. */
+int mbi_uidcol_view(struct mailbox *mb, struct uidcol_view *v);
+/* A column being made from the records by a full pass (the view build): buf NULL when none
+ * is to be written. mbi_uidcol_build_note for every record, then mbi_uidcol_build_end with the
+ * pass's modseq summary (NULL: give up). */
+struct uidcol_build {
+    unsigned char *buf;
+    uint32_t nb;
+};
+void mbi_uidcol_build_begin(struct mailbox *mb, struct uidcol_build *b);
+static inline void mbi_uidcol_build_note(struct uidcol_build *b, uint32_t pos,
+                                         const unsigned char *raw)
+{
+    if (b->buf)   /* uid and flags, as the record has them (little-endian) */
+        memcpy(b->buf + uidcol_block_offset(pos / UIDCOL_BLOCK) +
+               (pos % UIDCOL_BLOCK) * UIDCOL_ENTRY_SIZE, raw, UIDCOL_ENTRY_SIZE);
+}
+void mbi_uidcol_build_end(struct mailbox *mb, struct uidcol_build *b, const uint64_t *msum);
+/* mbi_uidcol_note: the commit being made rewrites record pos in place. */
+void mbi_uidcol_note(struct mailbox *mb, uint32_t pos);
+/* mbi_uidcol_forget: drop what mbi_uidcol_note gathered (a commit not made, or one whose
+ * changes are not known, such as a repair). */
+void mbi_uidcol_forget(struct mailbox *mb);
+/* mbi_uidcol_commit: after commit mb->hdr was made over old (its slot checksum old_crc;
+ * old_trusted: it was a header a column may name), bring the column forward when it named
+ * old: the blocks of the noted positions and of the added records made again from the
+ * records, then its header. Any failure leaves it naming old, so it is not used. No fsync. */
+void mbi_uidcol_commit(struct mailbox *mb, const struct index_header *old, uint32_t old_crc,
+                       int old_trusted);
+
 int mbi_keyword_get(struct mailbox *mb, struct index_header *nh, const char *name, int create);
 void mbi_count_record(struct index_header *h, const struct index_record *r, int add);
 struct mailbox *mbi_mailbox_alloc(const char *partition, const char *uniqueid, const char *name);

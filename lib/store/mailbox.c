@@ -122,9 +122,10 @@ static int open_index(struct mailbox *mb)
 }
 
 
-/* boot_id: this boot's id (the kernel's random/boot_id, a UUID, as 16 bytes) in id: 0, or -1
- * when it cannot be known (then no verified marker is trusted or written). Read once. */
-static int boot_id(uint8_t id[16])
+/* mbi_boot_id: this boot's id (the kernel's random/boot_id, a UUID, as 16 bytes) in id: 0, or
+ * -1 when it cannot be known (then no verified marker or uid column is trusted or written).
+ * Read once. */
+int mbi_boot_id(uint8_t id[16])
 {
     static uint8_t cached[16];
     static int state;   /* 0 not read yet, 1 known, -1 unknown */
@@ -150,13 +151,13 @@ static int boot_id(uint8_t id[16])
     return 0;
 }
 
-/* verified: 1 when the index holds a verified-counts marker (index.h) for mb->hdr, its slot
- * bytes as they are now, and this boot; else 0. */
-static int verified(const struct mailbox *mb)
+/* mbi_verified: 1 when the index holds a verified-counts marker (index.h) for mb->hdr, its
+ * slot bytes as they are now, and this boot; else 0. */
+int mbi_verified(const struct mailbox *mb)
 {
     struct index_verified v;
     uint8_t id[16];
-    if (index_verified_decode(mb->map + INDEX_VERIFIED_OFFSET, &v) < 0 || boot_id(id) < 0)
+    if (index_verified_decode(mb->map + INDEX_VERIFIED_OFFSET, &v) < 0 || mbi_boot_id(id) < 0)
         return 0;
     return !memcmp(v.boot_id, id, sizeof id) && v.generation == mb->hdr.generation &&
            v.commit == mb->hdr.commit && v.slot_crc == index_slot_crc(mb->map, &mb->hdr);
@@ -170,7 +171,7 @@ void mbi_write_verified(struct mailbox *mb)
 {
     struct index_verified v;
     unsigned char raw[INDEX_VERIFIED_SIZE];
-    if (mb->index_rdonly || boot_id(v.boot_id) < 0) return;
+    if (mb->index_rdonly || mbi_boot_id(v.boot_id) < 0) return;
     v.generation = mb->hdr.generation;
     v.commit = mb->hdr.commit;
     v.slot_crc = index_slot_crc(mb->map, &mb->hdr);
@@ -193,7 +194,7 @@ static int check_counts(struct mailbox *mb)
     int pending = index_intent_pending(mb->map, &mb->hdr);
     if (!pending && !mb->check_counts) return 0;
     /* the open's check: a marker says this header was verified in this boot (index.h) */
-    if (!pending && mb->check_counts == 1 && verified(mb)) {
+    if (!pending && mb->check_counts == 1 && mbi_verified(mb)) {
         mb->check_counts = 0;
         return 0;
     }
@@ -212,6 +213,7 @@ static int check_counts(struct mailbox *mb)
     }
     struct index_header old = mb->hdr;
     fixed.prev_count = fixed.record_count;   /* adds no record: nothing for check_tail */
+    mbi_uidcol_forget(mb);   /* what changed is not known: the uid column is rebuilt */
     int r = mbi_write_header(mb, &fixed);        /* commit old.commit + 1: the marker is spent */
     if (r < 0) return r;
     mb->check_counts = 0;
@@ -256,6 +258,7 @@ int mbi_refresh(struct mailbox *mb)
         mb->chosen_crc = index_slot_crc(mb->map, &h);
     }
     if (r == 1 && mb->check_counts) mb->check_counts = 2;   /* torn: trust no marker */
+    mb->hdr_fallback = r == 1;
     if (r == 1 && h.commit != mb->hdr.commit)
         log_warn("mailbox_torn_commit", "mbox=%s uniqueid=%s commit=%llu action=%s",
                  log_quote(mb->name), mb->uniqueid, (unsigned long long)h.commit + 1,
@@ -281,6 +284,7 @@ int mbi_lock(struct mailbox *mb, int op)
         return mbi_io_error(mb, "flock", mb->dir);
     }
     mb->locked = op;
+    mbi_uidcol_forget(mb);   /* nothing of an earlier lock's commit that was not made */
     int r = mbi_refresh(mb);
     if (r == 1 && op == LOCK_SH) {
         /* The header needs a repair a shared lock cannot write. Take the write lock if nobody
@@ -472,6 +476,10 @@ int mbi_write_header(struct mailbox *mb, struct index_header *nh)
     index_header_encode(nh, slot);
     memcpy(prev, mb->map + off, sizeof prev);   /* the mapping always covers the header area */
     mb->commit_uncertain = 0;
+    /* the uid column may be brought forward only from a header it could name */
+    struct index_header old = mb->hdr;
+    uint32_t old_crc = index_slot_crc(mb->map, &mb->hdr);
+    int old_trusted = !mb->hdr_fallback && !mb->check_counts && mbi_verified(mb);
     mbi_fault_point("commit");
     int r;
     if (pwrite(mb->index_fd, slot, sizeof slot, off) != (ssize_t)sizeof slot) {
@@ -487,8 +495,11 @@ int mbi_write_header(struct mailbox *mb, struct index_header *nh)
     /* every lock since this handle's open checked the counters (open recounted or found
      * them verified, later locks looked for pending intents): the commit keeps them right */
     if (r == 0) mbi_write_verified(mb);
+    if (r == 0) mbi_uidcol_commit(mb, &old, old_crc, old_trusted);
+    else mbi_uidcol_forget(mb);
     return r;
 undo:
+    mbi_uidcol_forget(mb);
     if (pwrite(mb->index_fd, prev, sizeof prev, off) != (ssize_t)sizeof prev ||
         mbi_index_sync(mb, "restore_sync") < 0) {
         mb->commit_uncertain = 1;
@@ -614,6 +625,7 @@ void mailbox_close(struct mailbox **pmb)
     strarr_fini(&mb->keywords);
     free(mb->view);
     free(mb->msum);
+    free(mb->col_pos);
     free(mb->partition);
     free(mb->uniqueid);
     free(mb->name);
@@ -838,6 +850,26 @@ static void rr_fini(struct rec_reader *rr)
     rr->buf = NULL;
 }
 
+/* view_from_column: a first build of the view (empty) from the uid column: 1 when it was
+ * usable (view, highest uid, modseq summary and first-unseen hint set, ch->n_new counted),
+ * else 0 and nothing changed. */
+static int view_from_column(struct mailbox *mb, struct mailbox_changes *ch)
+{
+    struct uidcol_view cv;
+    if (!mbi_uidcol_view(mb, &cv)) return 0;
+    free(mb->view);
+    mb->view = cv.uids;
+    mb->nview = cv.n;
+    mb->aview = cv.n ? cv.n : 1;
+    mb->view_maxuid = cv.maxuid;
+    ch->n_new += cv.n;
+    mbi_msum_end(mb, cv.msum);
+    mb->first_unseen = cv.first_unseen;
+    mb->first_unseen_modseq = mb->hdr.highestmodseq;
+    mb->first_unseen_generation = mb->hdr.generation;
+    return 1;
+}
+
 /* view_update: under a lock, compare the view with the records and apply the differences. */
 static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_changes *ch)
 {
@@ -894,8 +926,15 @@ static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_change
      * record (the first build), note their modseqs for mailbox_modseq_scan on the way: the
      * same cache line, so it costs nothing. */
     uint32_t prev = mb->view_maxuid;
-    j = first_pos_after(mb, mb->view_maxuid);
+    /* (a first build needs no search: each probe is a page of a fresh mapping) */
+    j = mb->view_maxuid ? first_pos_after(mb, mb->view_maxuid) : 0;
+    if (j == 0 && mb->nview == 0 && count > 0 && view_from_column(mb, ch)) {
+        prev = mb->view_maxuid;
+        j = count;
+    }
     uint64_t *msum = j == 0 ? mbi_msum_begin(mb) : NULL;
+    struct uidcol_build cb = { NULL, 0 };
+    if (msum && count > 0) mbi_uidcol_build_begin(mb, &cb);   /* the column was not usable */
     struct rec_reader rr;
     rr_init(&rr, mb, j, count, RR_CHUNK);
     for (; j < count; j++) {
@@ -903,11 +942,13 @@ static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_change
         uint32_t u = index_record_uid(raw);
         if (u <= prev || u >= h->uidnext) {
             free(msum);
+            mbi_uidcol_build_end(mb, &cb, NULL);
             rr_fini(&rr);
             return mbi_corrupt(mb, "index_order", u);
         }
         prev = u;
         if (msum) mbi_msum_note(msum, j, le_get64(raw + 32));
+        mbi_uidcol_build_note(&cb, j, raw);
         if (le_get32(raw + 4) & FLAG_EXPUNGED) continue;
         if (mb->nview == mb->aview) {
             mb->aview = mb->aview ? mb->aview + mb->aview / 2 : (count > 16 ? count : 16);
@@ -918,6 +959,7 @@ static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_change
     }
     rr_fini(&rr);
     if (prev > mb->view_maxuid) mb->view_maxuid = prev;
+    mbi_uidcol_build_end(mb, &cb, msum);
     if (msum) mbi_msum_end(mb, msum);
     if (!mb->view) mb->view = xmalloc(sizeof *mb->view);  /* marks the view as built */
     mb->expunge_pending = pending;
@@ -932,6 +974,14 @@ int mailbox_first_unseen(struct mailbox *mb)
 {
     int took = mbi_lock(mb, LOCK_SH);
     if (took < 0) return took;
+    const struct index_header *h = &mb->hdr;
+    if (mb->first_unseen_modseq && mb->first_unseen_modseq == h->highestmodseq &&
+        mb->first_unseen_generation == h->generation && mb->view_modseq == h->highestmodseq &&
+        mb->view_records == h->record_count && mb->view_generation == h->generation) {
+        /* nothing changed since the view was read from the column, which said */
+        mbi_unlock(mb, took);
+        return (int)mb->first_unseen;
+    }
     uint32_t count = mb->hdr.record_count, k = 0, msgno = 0;
     struct rec_reader rr;
     rr_init(&rr, mb, 0, count, 32);

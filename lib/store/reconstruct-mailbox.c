@@ -4,6 +4,7 @@
 #include "store/reconstruct.h"
 #include "store/reconstruct-int.h"
 #include "store/mailbox-sort.h"
+#include "store/uidcol.h"
 #include "store/store-retained.h"
 #include "core/error.h"
 #include "core/fileutil.h"
@@ -428,11 +429,12 @@ static int write_mailbox(struct recon *rc, uint32_t uidvalidity, uint32_t uidnex
     r = file_write_atomic(path, ibuf.s, ibuf.len, 0600);
     free(path);
     if (r == 0) {
-        /* the key files follow the index: the next SORT/THREAD or header SEARCH rebuilds
-         * them (mailbox-sort.h; their records are checked against the index anyway) */
-        static const char *const keyfiles[] = { SORTKEYS_FILE, SEARCHKEYS_FILE };
-        for (size_t i = 0; i < sizeof keyfiles / sizeof keyfiles[0]; i++) {
-            char *sk = xasprintf("%s/%s", rc->dir, keyfiles[i]);
+        /* the derived files follow the index: the next SORT/THREAD or header SEARCH, and the
+         * next open, rebuild them (mailbox-sort.h, uidcol.h; all are checked against the
+         * index anyway) */
+        static const char *const derived[] = { SORTKEYS_FILE, SEARCHKEYS_FILE, UIDCOL_FILE };
+        for (size_t i = 0; i < sizeof derived / sizeof derived[0]; i++) {
+            char *sk = xasprintf("%s/%s", rc->dir, derived[i]);
             if (unlink(sk) < 0 && errno != ENOENT)
                 log_warn("reconstruct_unlink_failed", "path=%s errno=%s", log_quote(sk),
                          strerror(errno));

@@ -3,6 +3,7 @@
 #include "store/mailbox.h"
 #include "store/mbheader.h"
 #include "store/partition.h"
+#include "store/uidcol.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/fileutil.h"
@@ -1602,6 +1603,277 @@ out:
     mailbox_close(&w);
 }
 
+/* ---- the uid column (uidcol.h) ---- */
+
+/* column_state: the column file of mailbox id against its records (read through a fresh
+ * handle that does not use the column): 1 when it names the current index header and every
+ * entry and block maximum equals what the records say, 0 when it is missing or names another
+ * header (it will not be used), -1 when it names the current header but differs (a session
+ * would be served wrong uids: the failure this guards against). */
+static int column_state(const char *id)
+{
+    uint32_t min = uidcol_min_records;
+    uidcol_min_records = UINT32_MAX;   /* this handle reads the records */
+    struct mailbox *mb = NULL;
+    int r = mailbox_open(part1, id, NULL, &mb);
+    uidcol_min_records = min;
+    UNIT_EQ_INT(r, 0);
+    if (r < 0) return -1;
+    char *path = xasprintf("%s/%s", mailbox_dir(mb), UIDCOL_FILE);
+    char *bytes = NULL;
+    size_t len = 0;
+    int state = 0;
+    struct uidcol_header c;
+    const struct index_header *h = mailbox_header(mb);
+    if (file_read_all(path, (size_t)1 << 30, &bytes, &len) < 0 || len < UIDCOL_HEADER_SIZE ||
+        uidcol_header_decode((unsigned char *)bytes, &c) < 0 || c.generation != h->generation ||
+        c.commit != h->commit || c.record_count != h->record_count)
+        goto out;
+    state = -1;
+    uint32_t nb = (h->record_count + UIDCOL_BLOCK - 1) / UIDCOL_BLOCK;
+    if (len < uidcol_block_offset(nb)) goto out;
+    uint32_t pos = 0;
+    uint64_t maxm = 0;
+    for (uint32_t u = 1; u < h->uidnext; u++) {
+        struct index_record rec;
+        if (mailbox_record(mb, u, &rec) != 1) continue;
+        const unsigned char *blk = (unsigned char *)bytes + uidcol_block_offset(pos / UIDCOL_BLOCK);
+        const unsigned char *e = blk + (pos % UIDCOL_BLOCK) * UIDCOL_ENTRY_SIZE;
+        if (uidcol_block_check(blk) < 0 || le_get32(e) != rec.uid || le_get32(e + 4) != rec.flags) {
+            fprintf(stderr, "column entry %u: uid %u flags %x, record uid %u flags %x\n",
+                    (unsigned)pos, (unsigned)le_get32(e), (unsigned)le_get32(e + 4),
+                    (unsigned)rec.uid, (unsigned)rec.flags);
+            goto out;
+        }
+        if (rec.modseq > maxm) maxm = rec.modseq;
+        pos++;
+        if (pos % UIDCOL_BLOCK == 0 || pos == h->record_count) {
+            if (le_get64(blk + UIDCOL_BLOCK * UIDCOL_ENTRY_SIZE) != maxm) {
+                fprintf(stderr, "column block %u: max modseq %llu, records %llu\n",
+                        (unsigned)((pos - 1) / UIDCOL_BLOCK),
+                        (unsigned long long)le_get64(blk + UIDCOL_BLOCK * UIDCOL_ENTRY_SIZE),
+                        (unsigned long long)maxm);
+                goto out;
+            }
+            maxm = 0;
+        }
+    }
+    if (pos == h->record_count) state = 1;
+out:
+    free(bytes);
+    free(path);
+    mailbox_close(&mb);
+    return state;
+}
+
+/* fresh_equals_records: a fresh open (which may use the column: *loaded_r says whether it
+ * did) has the view, first unseen message and QRESYNC answer since m0 of one that reads the
+ * records. */
+static void fresh_equals_records(const char *id, uint64_t m0, int *loaded_r)
+{
+    struct mailbox *f = NULL, *g = NULL;
+    char *v1 = NULL, *v2 = NULL;
+    uint64_t loads = uidcol_stats.loads;
+    if (!open_ok(id, &f)) goto out;
+    *loaded_r = uidcol_stats.loads > loads;
+    uint32_t min = uidcol_min_records;
+    uidcol_min_records = UINT32_MAX;
+    int r = mailbox_open(part1, id, NULL, &g);
+    uidcol_min_records = min;
+    UNIT_EQ_INT(r, 0);
+    if (r < 0) goto out;
+    v1 = view_uids(f);
+    v2 = view_uids(g);
+    UNIT_EQ_STR(v1, v2);
+    UNIT_EQ_INT(mailbox_first_unseen(f), mailbox_first_unseen(g));
+    UNIT_EQ_INT(check_counts(f, NULL), 0);
+    struct mailbox_modseq_scan a, b;
+    UNIT_EQ_INT(mailbox_modseq_scan(f, m0, &a), 0);
+    UNIT_EQ_INT(mailbox_modseq_scan(g, m0, &b), 0);
+    UNIT_EQ_INT(a.n_changed, b.n_changed);
+    UNIT_EQ_INT(a.n_expunged, b.n_expunged);
+    if (a.n_changed == b.n_changed && a.n_changed)
+        UNIT_CHECK(!memcmp(a.changed, b.changed, a.n_changed * sizeof *a.changed));
+    if (a.n_expunged == b.n_expunged && a.n_expunged)
+        UNIT_CHECK(!memcmp(a.expunged, b.expunged, a.n_expunged * sizeof *a.expunged));
+    mailbox_modseq_scan_fini(&a);
+    mailbox_modseq_scan_fini(&b);
+out:
+    free(v1);
+    free(v2);
+    mailbox_close(&f);
+    mailbox_close(&g);
+}
+
+/* crash_append_in_child: as crash_in_child, for an append of one message. */
+static int crash_append_in_child(const char *id, const char *point)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct mailbox *mb;
+        if (mailbox_open(part1, id, NULL, &mb) < 0) _exit(2);
+        fault_name = point;
+        fault_left = 1;
+        mailbox_fault_hook = fault_exit;
+        append_one(mb, "crash", 0, NULL, NULL);
+        _exit(3);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 77;
+}
+
+/* The uid column equals the records after appends, flag stores, expunges and a repack; a
+ * commit that died (before its header, between the column's blocks and its header), another
+ * boot and a damaged file make it unused and rebuilt, never trusted; a fresh open through it
+ * equals one that reads the records. */
+static void test_uidcol(void)
+{
+    char id[UNIQUEID_LEN + 1];
+    new_mailbox(part1, "user.alice.uidcol", id);
+    struct mailbox *w = NULL, *r = NULL;
+    char *path = NULL;
+    uint32_t min = uidcol_min_records;
+    uidcol_min_records = 0;
+    int loaded = 0;
+    if (!open_ok(id, &w)) goto out;
+    mailbox_set_nofsync(w, 1);
+    for (int i = 0; i < 30; i++) {
+        char tag[16];
+        snprintf(tag, sizeof tag, "u%d", i);
+        UNIT_EQ_INT(append_one(w, tag, i < 20 ? FLAG_SEEN : 0, NULL, NULL), 0);
+    }
+    uint64_t m0 = mailbox_header(w)->highestmodseq;
+    /* 1. w opened the mailbox empty: no column yet. The first open makes it, the next reads it */
+    UNIT_EQ_INT(column_state(id), 0);
+    uint64_t rebuilds = uidcol_stats.rebuilds;
+    fresh_equals_records(id, m0, &loaded);
+    UNIT_EQ_INT(loaded, 0);
+    UNIT_EQ_INT(uidcol_stats.rebuilds, rebuilds + 1);
+    UNIT_EQ_INT(column_state(id), 1);
+    fresh_equals_records(id, m0, &loaded);
+    UNIT_EQ_INT(loaded, 1);
+    /* 2. every kind of commit brings it forward: appends (one, then 50 across blocks), flag
+     * stores, expunges, a keyword; each time a fresh open reads it and equals the records */
+    {
+        struct mailbox_msg msgs[50];
+        static const char body[] = "Subject: many\r\n\r\nbody\r\n";
+        for (int i = 0; i < 50; i++) {
+            struct mailbox_msg m = { body, sizeof body - 1, -1, 1000000000, 0, NULL, 0 };
+            msgs[i] = m;
+        }
+        UNIT_EQ_INT(append_one(w, "one", 0, NULL, NULL), 0);
+        UNIT_EQ_INT(column_state(id), 1);
+        UNIT_EQ_INT(mailbox_append(w, msgs, 50, NULL), 0);
+        UNIT_EQ_INT(column_state(id), 1);
+    }
+    uint32_t flag[] = { 2, 33, 64, 80 }, gone[] = { 5, 31, 32, 70 }, seen[] = { 21, 22 };
+    const char *kw[] = { "$Col", NULL };
+    struct mailbox_store sf = { STORE_ADD, FLAG_FLAGGED, kw, 0 };
+    struct mailbox_store sd = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+    struct mailbox_store ss = { STORE_ADD, FLAG_SEEN, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(w, flag, 4, &sf, NULL, NULL), 0);
+    UNIT_EQ_INT(column_state(id), 1);
+    UNIT_EQ_INT(mailbox_store(w, gone, 4, &sd, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_expunge(w, gone, 4, NULL), 0);
+    UNIT_EQ_INT(column_state(id), 1);
+    UNIT_EQ_INT(mailbox_store(w, seen, 2, &ss, NULL, NULL), 0);
+    UNIT_EQ_INT(column_state(id), 1);
+    fresh_equals_records(id, m0, &loaded);
+    UNIT_EQ_INT(loaded, 1);
+    /* 3. killed before its header (the intent is pending) and between the column's blocks and
+     * its header: the column is not used, the expunge is seen, the next open rebuilds */
+    uint32_t more[] = { 40, 41 };
+    UNIT_EQ_INT(mailbox_store(w, more, 2, &sd, NULL, NULL), 0);
+    UNIT_CHECK(crash_in_child(id, more, 2, NULL, "commit", 1));
+    UNIT_EQ_INT(column_state(id), 0);
+    fresh_equals_records(id, m0, &loaded);
+    UNIT_EQ_INT(loaded, 0);
+    UNIT_EQ_INT(column_state(id), 1);
+    UNIT_EQ_INT(mailbox_store(w, more, 2, &sf, NULL, NULL), 0);   /* w follows the repair */
+    UNIT_EQ_INT(column_state(id), 1);
+    uint32_t last[] = { 42 };
+    UNIT_EQ_INT(mailbox_store(w, last, 1, &sd, NULL, NULL), 0);
+    UNIT_CHECK(crash_in_child(id, last, 1, NULL, "uidcol", 1));
+    UNIT_EQ_INT(column_state(id), 0);
+    fresh_equals_records(id, m0, &loaded);
+    UNIT_EQ_INT(loaded, 0);
+    UNIT_EQ_INT(column_state(id), 1);
+    UNIT_CHECK(crash_append_in_child(id, "uidcol"));
+    UNIT_EQ_INT(column_state(id), 0);
+    fresh_equals_records(id, m0, &loaded);
+    UNIT_EQ_INT(loaded, 0);
+    /* 4. another boot: not trusted, rebuilt for that boot; back in this one, rebuilt again */
+    fake_boot_byte = 0x33;
+    mailbox_boot_id_hook = fake_boot_id;
+    fresh_equals_records(id, m0, &loaded);
+    UNIT_EQ_INT(loaded, 0);
+    fresh_equals_records(id, m0, &loaded);
+    UNIT_EQ_INT(loaded, 1);
+    mailbox_boot_id_hook = NULL;
+    fresh_equals_records(id, m0, &loaded);
+    UNIT_EQ_INT(loaded, 0);
+    UNIT_EQ_INT(column_state(id), 1);
+    /* 5. damaged: a uid changed (block checksum), then an expunged entry shown as existing
+     * with its checksum made right (the counts), then the header: each is rebuilt */
+    path = xasprintf("%s/%s", mailbox_dir(w), UIDCOL_FILE);
+    for (int damage = 0; damage < 3; damage++) {
+        int fd = open(path, O_RDWR);
+        UNIT_CHECK(fd >= 0);
+        unsigned char blk[UIDCOL_BLOCK_SIZE];
+        UNIT_EQ_INT(pread(fd, blk, sizeof blk, (off_t)uidcol_block_offset(0)), (int)sizeof blk);
+        if (damage == 0) {
+            blk[3 * UIDCOL_ENTRY_SIZE] ^= 1;
+        } else if (damage == 1) {
+            /* entry 4 is uid 5, expunged in part 2 */
+            UNIT_CHECK(le_get32(blk + 4 * UIDCOL_ENTRY_SIZE + 4) & FLAG_EXPUNGED);
+            le_put32(blk + 4 * UIDCOL_ENTRY_SIZE + 4, 0);
+            uidcol_block_seal(blk);
+        }
+        if (damage < 2)
+            UNIT_EQ_INT(pwrite(fd, blk, sizeof blk, (off_t)uidcol_block_offset(0)),
+                        (int)sizeof blk);
+        else
+            UNIT_EQ_INT(pwrite(fd, "XX", 2, 20), 2);
+        close(fd);
+        UNIT_CHECK(column_state(id) != 1);
+        fresh_equals_records(id, m0, &loaded);
+        UNIT_EQ_INT(loaded, 0);
+        UNIT_EQ_INT(column_state(id), 1);
+    }
+    /* 6. a repack: another generation, so not used; a commit on top of it leaves it so; the
+     * next open rebuilds it */
+    UNIT_EQ_INT(mailbox_repack(w), 0);
+    UNIT_EQ_INT(column_state(id), 0);
+    UNIT_EQ_INT(mailbox_store(w, flag, 1, &ss, NULL, NULL), 0);
+    UNIT_EQ_INT(column_state(id), 0);
+    fresh_equals_records(id, m0, &loaded);
+    UNIT_EQ_INT(loaded, 0);
+    UNIT_EQ_INT(column_state(id), 1);
+    fresh_equals_records(id, mailbox_header(w)->highestmodseq - 1, &loaded);
+    UNIT_EQ_INT(loaded, 1);
+    /* 7. a session that had it open before (r) follows the changes as it did before */
+    if (!open_ok(id, &r)) goto out;
+    UNIT_EQ_INT(append_one(w, "after", 0, NULL, NULL), 0);
+    uint32_t g2[] = { 60 };
+    UNIT_EQ_INT(mailbox_store(w, g2, 1, &sd, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_expunge(w, g2, 1, NULL), 0);
+    struct mailbox_changes ch;
+    mailbox_changes_init(&ch);
+    UNIT_EQ_INT(mailbox_sync(r, 0, &ch), 0);
+    UNIT_EQ_INT(ch.n_expunged, 1);
+    UNIT_EQ_INT(ch.n_new, 1);
+    mailbox_changes_fini(&ch);
+    UNIT_EQ_INT(check_counts(r, NULL), 0);
+    UNIT_EQ_INT(column_state(id), 1);
+out:
+    mailbox_boot_id_hook = NULL;
+    uidcol_min_records = min;
+    free(path);
+    mailbox_close(&r);
+    mailbox_close(&w);
+}
+
 int main(void)
 {
     log_init("test-mailbox", 1, LOG_LVL_WARNING);
@@ -1628,6 +1900,7 @@ int main(void)
     test_big_cache_record();
     test_verified_reuse();
     test_big_view();
+    test_uidcol();
     if (!unit_failed) rm_rf(tmpdir);
     else fprintf(stderr, "left %s for inspection\n", tmpdir);
     free(part1);

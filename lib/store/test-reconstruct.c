@@ -3,6 +3,7 @@
  * a lost mailbox list and interrupted deletes. */
 #include "store/store-int.h"
 #include "store/reconstruct.h"
+#include "store/uidcol.h"
 #include "store/mbheader.h"
 #include "store/partition.h"
 #include "core/error.h"
@@ -176,11 +177,17 @@ int main(void)
     verify(part, uid, all4, 0);
     free(p3);
 
-    /* 2. truncated index: the last record is cut */
+    /* 2. truncated index: the last record is cut. The uid column (derived from the index
+     * it no longer equals) goes with the rewrite */
     off_t sz = file_size(ip);
     UNIT_EQ_INT(truncate(ip, sz - 64), 0);
+    char *colp = path_in(part, uid, UIDCOL_FILE);
+    file_write_atomic(colp, "column", 6, 0600);
     UNIT_CHECK(clean(part, uid) > 0);
+    UNIT_EQ_INT(file_size(colp), 6);   /* a dry run writes nothing */
     UNIT_CHECK(fix(part, uid, "index_damaged") > 0);
+    UNIT_EQ_INT(file_size(colp), -1);
+    free(colp);
     verify(part, uid, all4, 5);  /* uid 5's record was cut: adopted without its flags */
     UNIT_EQ_INT(clean(part, uid), 0);
     free(ip);

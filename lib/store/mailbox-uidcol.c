@@ -1,0 +1,367 @@
+/* mailbox-uidcol.c: the uid column file (uidcol.h, coffer-store(5)): building a fresh
+ * session's view and modseq summary from it, rewriting it from the records when it cannot be
+ * trusted, and keeping it up to date at every commit. */
+#include "store/mailbox-int.h"
+#include "store/mailbox-sort.h"
+#include "store/uidcol.h"
+#include "core/error.h"
+#include "core/fileutil.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct uidcol_stats uidcol_stats;
+uint32_t uidcol_min_records = 1024;
+
+/* Header layout: byte offsets. */
+enum {
+    C_MAGIC = 0, C_VERSION = 8, C_HEADER_SIZE = 12, C_BOOT_ID = 16, C_GENERATION = 32,
+    C_COMMIT = 40, C_SLOT_CRC = 48, C_RECORD_COUNT = 52, C_CRC = 60
+};
+/* Block layout: the entries, then these. */
+enum {
+    B_MAXMODSEQ = UIDCOL_BLOCK * UIDCOL_ENTRY_SIZE, B_ZERO = B_MAXMODSEQ + 8, B_CRC = B_ZERO + 4
+};
+
+void uidcol_header_encode(const struct uidcol_header *h, unsigned char *out)
+{
+    memset(out, 0, UIDCOL_HEADER_SIZE);
+    memcpy(out + C_MAGIC, UIDCOL_MAGIC, 8);
+    le_put32(out + C_VERSION, UIDCOL_VERSION);
+    le_put32(out + C_HEADER_SIZE, UIDCOL_HEADER_SIZE);
+    memcpy(out + C_BOOT_ID, h->boot_id, sizeof h->boot_id);
+    le_put64(out + C_GENERATION, h->generation);
+    le_put64(out + C_COMMIT, h->commit);
+    le_put32(out + C_SLOT_CRC, h->slot_crc);
+    le_put32(out + C_RECORD_COUNT, h->record_count);
+    le_put32(out + C_CRC, index_crc32(out, C_CRC));
+}
+
+int uidcol_header_decode(const unsigned char *in, struct uidcol_header *h)
+{
+    if (memcmp(in + C_MAGIC, UIDCOL_MAGIC, 8) != 0 || le_get32(in + C_VERSION) != UIDCOL_VERSION ||
+        le_get32(in + C_HEADER_SIZE) != UIDCOL_HEADER_SIZE ||
+        le_get32(in + C_CRC) != index_crc32(in, C_CRC))
+        return CF_E_CORRUPT;
+    memcpy(h->boot_id, in + C_BOOT_ID, sizeof h->boot_id);
+    h->generation = le_get64(in + C_GENERATION);
+    h->commit = le_get64(in + C_COMMIT);
+    h->slot_crc = le_get32(in + C_SLOT_CRC);
+    h->record_count = le_get32(in + C_RECORD_COUNT);
+    return 0;
+}
+
+/* The blocks' checksum is the sort key file's (mailbox_sortkeys_sum), not CRC-32: a fresh
+ * session checks all of them, and zlib's CRC-32 took 0.65 ms for the 3,125 blocks of a
+ * 100,000-message mailbox here, this one 0.17 ms. */
+void uidcol_block_seal(unsigned char *blk)
+{
+    le_put32(blk + B_ZERO, 0);
+    le_put32(blk + B_CRC, mailbox_sortkeys_sum(blk, B_CRC));
+}
+
+int uidcol_block_check(const unsigned char *blk)
+{
+    if (le_get32(blk + B_ZERO) != 0 || le_get32(blk + B_CRC) != mailbox_sortkeys_sum(blk, B_CRC))
+        return CF_E_CORRUPT;
+    return 0;
+}
+
+/* get32, get64: little-endian loads the compiler makes one move of (le_get32 is a call). */
+static inline uint32_t get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t get64(const unsigned char *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static uint32_t nblocks(uint32_t records)
+{
+    return (records + UIDCOL_BLOCK - 1) / UIDCOL_BLOCK;
+}
+
+static char *col_path(const struct mailbox *mb)
+{
+    return xasprintf("%s/%s", mb->dir, UIDCOL_FILE);
+}
+
+/* names: whether column header c names index header h (slot checksum crc) in this boot. */
+static int names(const struct uidcol_header *c, const struct index_header *h, uint32_t crc)
+{
+    uint8_t id[16];
+    return mbi_boot_id(id) == 0 && !memcmp(c->boot_id, id, sizeof id) &&
+           c->generation == h->generation && c->commit == h->commit && c->slot_crc == crc &&
+           c->record_count == h->record_count;
+}
+
+/* this_header: a column header naming mb->hdr as it is on disk now. 0, or -1 when the boot
+ * id is unknown. */
+static int this_header(const struct mailbox *mb, struct uidcol_header *c)
+{
+    if (mbi_boot_id(c->boot_id) < 0) return -1;
+    c->generation = mb->hdr.generation;
+    c->commit = mb->hdr.commit;
+    c->slot_crc = index_slot_crc(mb->map, &mb->hdr);
+    c->record_count = mb->hdr.record_count;
+    return 0;
+}
+
+int mbi_uidcol_usable(struct mailbox *mb)
+{
+    /* the rule of the verified marker (index.h): records agree with this header in this boot
+     * (so no interrupted in-place commit, no torn commit, no repair held only in memory) */
+    return mb->hdr.record_count >= uidcol_min_records && mb->hdr.record_count > 0 &&
+           !mb->hdr_fallback && !mb->check_counts &&
+           !index_intent_pending(mb->map, &mb->hdr) && mbi_verified(mb);
+}
+
+/* ---- reading ---- */
+
+#define READ_BLOCKS 240u   /* 65 KB per pread */
+
+/* damaged: log why a column naming the current header is not used, once per event. */
+static int damaged(struct mailbox *mb, const char *what, uint32_t block)
+{
+    log_warn("mailbox_uidcol_damaged", "mbox=%s uniqueid=%s what=%s block=%u action=rebuild",
+             log_quote(mb->name), mb->uniqueid, what, (unsigned)block);
+    return 0;
+}
+
+int mbi_uidcol_view(struct mailbox *mb, struct uidcol_view *v)
+{
+    memset(v, 0, sizeof *v);
+    if (!mbi_uidcol_usable(mb)) return 0;
+    const struct index_header *h = &mb->hdr;
+    char *path = col_path(mb);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    free(path);
+    if (fd < 0) return 0;
+    int ok = 0;
+    unsigned char head[UIDCOL_HEADER_SIZE];
+    unsigned char *buf = NULL;
+    struct uidcol_header c;
+    if (pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
+        uidcol_header_decode(head, &c) < 0 || !names(&c, h, index_slot_crc(mb->map, h)))
+        goto out;   /* another commit's, another boot's, or none: rebuilt, nothing to say */
+    uint32_t count = h->record_count, nb = nblocks(count);
+    v->uids = xreallocarray(NULL, h->exists ? h->exists : 1, sizeof *v->uids);
+    v->msum = xzmalloc(nb * sizeof *v->msum);
+    buf = xmalloc((size_t)READ_BLOCKS * UIDCOL_BLOCK_SIZE);
+    uint32_t first_uid = 0, prev = 0, live = 0, expunged = 0;
+    uint32_t seen = 0, deleted = 0, answered = 0, flagged = 0;
+    for (uint32_t b0 = 0; b0 < nb; b0 += READ_BLOCKS) {
+        uint32_t n = nb - b0 < READ_BLOCKS ? nb - b0 : READ_BLOCKS;
+        size_t want = (size_t)n * UIDCOL_BLOCK_SIZE;
+        if (pread(fd, buf, want, (off_t)uidcol_block_offset(b0)) != (ssize_t)want) {
+            damaged(mb, "short", b0);
+            goto out;
+        }
+        for (uint32_t b = 0; b < n; b++) {
+            const unsigned char *blk = buf + (size_t)b * UIDCOL_BLOCK_SIZE;
+            uint32_t first = (b0 + b) * UIDCOL_BLOCK;
+            if (uidcol_block_check(blk) < 0) {
+                damaged(mb, "block_checksum", b0 + b);
+                goto out;
+            }
+            uint64_t maxmodseq = get64(blk + B_MAXMODSEQ);
+            if (maxmodseq > h->highestmodseq) {
+                damaged(mb, "block_modseq", b0 + b);
+                goto out;
+            }
+            v->msum[b0 + b] = maxmodseq;
+            for (uint32_t i = 0; i < UIDCOL_BLOCK; i++) {
+                const unsigned char *e = blk + i * UIDCOL_ENTRY_SIZE;
+                uint32_t uid = get32(e), f = get32(e + 4);
+                if (first + i >= count) {   /* past the last record: zero */
+                    if (uid || f) {
+                        damaged(mb, "tail", b0 + b);
+                        goto out;
+                    }
+                    continue;
+                }
+                if (uid <= prev || uid >= h->uidnext) {
+                    damaged(mb, "uid_order", b0 + b);
+                    goto out;
+                }
+                if (!prev) first_uid = uid;
+                prev = uid;
+                if (f & FLAG_EXPUNGED) {
+                    expunged++;
+                    continue;
+                }
+                if (live == h->exists) {
+                    damaged(mb, "exists", b0 + b);
+                    goto out;
+                }
+                v->uids[live++] = uid;
+                seen += (f & FLAG_SEEN) != 0;
+                deleted += (f & FLAG_DELETED) != 0;
+                answered += (f & FLAG_ANSWERED) != 0;
+                flagged += (f & FLAG_FLAGGED) != 0;
+                if (!v->first_unseen && !(f & FLAG_SEEN)) v->first_unseen = live;
+            }
+        }
+    }
+    if (live != h->exists || expunged != h->expunged || seen != h->seen ||
+        deleted != h->deleted || answered != h->answered || flagged != h->flagged) {
+        damaged(mb, "counts", nb);
+        goto out;
+    }
+    /* the ends against the records themselves (pread: a fresh mapping's page costs more) */
+    unsigned char u0[4], u1[4];
+    if (pread(mb->index_fd, u0, 4, (off_t)index_record_offset(0)) != 4 ||
+        pread(mb->index_fd, u1, 4, (off_t)index_record_offset(count - 1)) != 4 ||
+        le_get32(u0) != first_uid || le_get32(u1) != prev) {
+        damaged(mb, "records", 0);
+        goto out;
+    }
+    v->n = live;
+    v->maxuid = prev;
+    ok = 1;
+out:
+    close(fd);
+    free(buf);
+    if (!ok) {
+        free(v->uids);
+        free(v->msum);
+        memset(v, 0, sizeof *v);
+        return 0;
+    }
+    uidcol_stats.loads++;
+    return 1;
+}
+
+/* ---- writing the whole file ---- */
+
+void mbi_uidcol_build_begin(struct mailbox *mb, struct uidcol_build *b)
+{
+    memset(b, 0, sizeof b[0]);
+    if (mb->index_rdonly || !mbi_uidcol_usable(mb)) return;
+    b->nb = nblocks(mb->hdr.record_count);
+    b->buf = xzmalloc(UIDCOL_HEADER_SIZE + (size_t)b->nb * UIDCOL_BLOCK_SIZE);
+}
+
+void mbi_uidcol_build_end(struct mailbox *mb, struct uidcol_build *b, const uint64_t *msum)
+{
+    if (!b->buf) return;
+    struct uidcol_header c;
+    if (msum && this_header(mb, &c) == 0) {
+        uidcol_header_encode(&c, b->buf);
+        for (uint32_t k = 0; k < b->nb; k++) {
+            unsigned char *blk = b->buf + uidcol_block_offset(k);
+            le_put64(blk + B_MAXMODSEQ, msum[k]);
+            uidcol_block_seal(blk);
+        }
+        /* a new file renamed in: a reader under another shared lock sees the old one or
+         * this one, whole. No fsync: the column counts only in this boot. */
+        char *path = col_path(mb);
+        char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        size_t len = UIDCOL_HEADER_SIZE + (size_t)b->nb * UIDCOL_BLOCK_SIZE;
+        if (fd < 0 || write_all(fd, b->buf, len) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+            log_warn("mailbox_uidcol_write_failed", "mbox=%s path=%s errno=%s",
+                     log_quote(mb->name), log_quote(tmp), strerror(errno));
+            if (fd >= 0) unlink(tmp);
+        } else {
+            uidcol_stats.rebuilds++;
+        }
+        free(tmp);
+        free(path);
+    }
+    free(b->buf);
+    b->buf = NULL;
+}
+
+/* ---- keeping it up to date ---- */
+
+void mbi_uidcol_note(struct mailbox *mb, uint32_t pos)
+{
+    mb->col_track = 1;
+    if (mb->col_npos == mb->col_apos) {
+        mb->col_apos = mb->col_apos ? mb->col_apos * 2 : 16;
+        mb->col_pos = xreallocarray(mb->col_pos, mb->col_apos, sizeof *mb->col_pos);
+    }
+    mb->col_pos[mb->col_npos++] = pos;
+}
+
+void mbi_uidcol_forget(struct mailbox *mb)
+{
+    mb->col_track = 0;
+    mb->col_npos = 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* write_block: block k made again from its records (read with pread: a writer's mapping may
+ * be as fresh as a reader's). 0 or -1. */
+static int write_block(struct mailbox *mb, int fd, uint32_t k)
+{
+    unsigned char recs[UIDCOL_BLOCK * INDEX_RECORD_SIZE], blk[UIDCOL_BLOCK_SIZE];
+    uint32_t first = k * UIDCOL_BLOCK, n = mb->hdr.record_count - first;
+    if (n > UIDCOL_BLOCK) n = UIDCOL_BLOCK;
+    size_t want = (size_t)n * INDEX_RECORD_SIZE;
+    if (pread(mb->index_fd, recs, want, (off_t)index_record_offset(first)) != (ssize_t)want)
+        return -1;
+    memset(blk, 0, sizeof blk);
+    uint64_t maxmodseq = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const unsigned char *raw = recs + (size_t)i * INDEX_RECORD_SIZE;
+        memcpy(blk + i * UIDCOL_ENTRY_SIZE, raw, 8);   /* uid and flags, little-endian both */
+        uint64_t m = le_get64(raw + 32);
+        if (m > maxmodseq) maxmodseq = m;
+    }
+    le_put64(blk + B_MAXMODSEQ, maxmodseq);
+    uidcol_block_seal(blk);
+    return mbi_pwrite_all(fd, blk, sizeof blk, uidcol_block_offset(k));
+}
+
+void mbi_uidcol_commit(struct mailbox *mb, const struct index_header *old, uint32_t old_crc,
+                       int old_trusted)
+{
+    int fd = -1;
+    if (!mb->col_track || !old_trusted || mb->index_rdonly) goto out;
+    char *path = col_path(mb);
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    free(path);
+    if (fd < 0) goto out;   /* no column (a small mailbox): nothing to keep */
+    unsigned char head[UIDCOL_HEADER_SIZE];
+    struct uidcol_header c;
+    /* only a column that equals the records of the commit before can be brought forward;
+     * any other is left as it is: it names an older commit, so it is rebuilt */
+    if (pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
+        uidcol_header_decode(head, &c) < 0 || !names(&c, old, old_crc) ||
+        this_header(mb, &c) < 0 || mb->hdr.generation != old->generation ||
+        mb->hdr.record_count < old->record_count)
+        goto out;
+    /* the blocks of the records rewritten in place and of those added, each once */
+    for (uint32_t p = old->record_count; p < mb->hdr.record_count; p += UIDCOL_BLOCK)
+        mbi_uidcol_note(mb, p);
+    if (mb->hdr.record_count > old->record_count) mbi_uidcol_note(mb, mb->hdr.record_count - 1);
+    for (size_t i = 0; i < mb->col_npos; i++) mb->col_pos[i] /= UIDCOL_BLOCK;
+    qsort(mb->col_pos, mb->col_npos, sizeof *mb->col_pos, cmp_u32);
+    for (size_t i = 0; i < mb->col_npos; i++) {
+        if (i > 0 && mb->col_pos[i] == mb->col_pos[i - 1]) continue;
+        if (mb->col_pos[i] >= nblocks(mb->hdr.record_count) ||
+            write_block(mb, fd, mb->col_pos[i]) < 0)
+            goto out;   /* the header still names the old commit: the column is not used */
+    }
+    /* last: the header that makes the blocks count */
+    uidcol_header_encode(&c, head);
+    if (mbi_fault_point("uidcol") == 0 && mbi_pwrite_all(fd, head, sizeof head, 0) == 0)
+        uidcol_stats.updates++;
+out:
+    if (fd >= 0) close(fd);
+    mbi_uidcol_forget(mb);
+}

@@ -1,0 +1,59 @@
+/* uidcol.h: the per-mailbox uid column file "uidcol" (man coffer-store(5)): for every index
+ * record its uid and flags word, and per block of 32 records the highest modseq, so that a
+ * fresh session builds its view and its modseq summary from about 8 bytes per message
+ * instead of the 128-byte records. Derived data, trusted only for the index commit and boot
+ * it names; anything else rebuilds it from the records. */
+#ifndef COFFER_STORE_UIDCOL_H
+#define COFFER_STORE_UIDCOL_H
+#include <stdint.h>
+
+#define UIDCOL_FILE "uidcol"
+#define UIDCOL_MAGIC "COFFERUC"
+#define UIDCOL_VERSION 1
+#define UIDCOL_HEADER_SIZE 64
+#define UIDCOL_BLOCK 32u            /* records per block: the index's pages (MSUM_BLOCK) */
+#define UIDCOL_ENTRY_SIZE 8         /* uid (4), flags (4) */
+#define UIDCOL_BLOCK_SIZE 272       /* 32 entries, max modseq (8), zero (4), checksum (4) */
+
+/* The header: magic (8), version (4), header size (4), boot id (16), generation (8), commit
+ * (8), slot crc (4), record count (4), zero (4), CRC-32 of bytes 0-59 (4). It names the index
+ * header the column equals, as the verified marker does (index.h). */
+struct uidcol_header {
+    uint8_t boot_id[16];
+    uint64_t generation;
+    uint64_t commit;
+    uint32_t slot_crc;
+    uint32_t record_count;
+};
+
+/* uidcol_header_encode: fill out[UIDCOL_HEADER_SIZE]. */
+void uidcol_header_encode(const struct uidcol_header *h, unsigned char *out);
+
+/* uidcol_header_decode: 0, or CF_E_CORRUPT on a bad magic, version, size or checksum. */
+int uidcol_header_decode(const unsigned char *in, struct uidcol_header *h);
+
+/* uidcol_block_offset: file offset of block b. */
+static inline uint64_t uidcol_block_offset(uint32_t b)
+{
+    return UIDCOL_HEADER_SIZE + (uint64_t)b * UIDCOL_BLOCK_SIZE;
+}
+
+/* uidcol_block_seal: set the checksum of a block (blk[UIDCOL_BLOCK_SIZE]) after a change. */
+void uidcol_block_seal(unsigned char *blk);
+
+/* uidcol_block_check: 0 when the block's checksum and zero field are right, else
+ * CF_E_CORRUPT. */
+int uidcol_block_check(const unsigned char *blk);
+
+/* Counters for tests and benchmarks: views built from the column, columns (re)written from
+ * the records, and commits that kept a column up to date. */
+struct uidcol_stats {
+    uint64_t loads, rebuilds, updates;
+};
+extern struct uidcol_stats uidcol_stats;
+
+/* Mailboxes with fewer records than this get no column (their records are read as cheaply);
+ * tests set it to 0. */
+extern uint32_t uidcol_min_records;
+
+#endif
