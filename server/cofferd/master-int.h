@@ -144,6 +144,27 @@ int dbjob_deadline(long long now);
 /* g_recovering: set while db_recover_all kills and reaps every child. */
 extern int g_recovering;
 
+/* ---- metrics.c ---- */
+
+struct pollfd;
+/* metrics_setup: the shared counters (core/metrics.h; without them the server still runs)
+ * and, when metrics_listen is set, its listener. 0, or CF_E_IO / CF_E_PARSE with the reason
+ * in err. */
+int metrics_setup(const struct config *cfg, struct buf *err);
+void metrics_fini(void);
+/* metrics_shm_fd: the counters' memfd for the zygotes, or -1 */
+int metrics_shm_fd(void);
+/* metrics_note_respawn: a worker of service is replaced after a crash or failed start */
+void metrics_note_respawn(const char *service);
+/* metrics_poll_count: most pollfds metrics_poll_fill adds; metrics_poll_fill: add them to p,
+ * returns how many */
+size_t metrics_poll_count(void);
+size_t metrics_poll_fill(struct pollfd *p);
+/* metrics_run: accept, read, answer and time out the endpoint's connections; never blocks */
+void metrics_run(long long now);
+/* metrics_deadline: ms until a connection of the endpoint times out, or -1 */
+int metrics_deadline(long long now);
+
 /* ---- status.c ---- */
 
 /* status_read: take the workers' READY/BUSY reports from the status pipe. */
