@@ -141,6 +141,9 @@ int dbjob_reaped(pid_t pid, int st);
 void dbjob_run(long long now);
 /* dbjob_deadline: ms until a running job counts as stuck, or -1. */
 int dbjob_deadline(long long now);
+/* dbjob_status_lines: a "task=NAME runs=N last_start=T last_end=T result=R running=0|1
+ * interval=S failures=N" line for each scheduled maintenance task (the status file). */
+void dbjob_status_lines(struct strarr *out);
 /* g_recovering: set while db_recover_all kills and reaps every child. */
 extern int g_recovering;
 
@@ -164,6 +167,14 @@ size_t metrics_poll_fill(struct pollfd *p);
 void metrics_run(long long now);
 /* metrics_deadline: ms until a connection of the endpoint times out, or -1 */
 int metrics_deadline(long long now);
+
+/* ---- scrub.c ---- */
+
+/* the exit codes of a scrubber slice besides 0 (the slice ran out of time; more to do) */
+#define SCRUB_EXIT_PASS_DONE 10   /* a full pass ended */
+#define SCRUB_EXIT_NOT_DUE 11     /* the last pass ended less than scrub_interval ago */
+/* scrub_child: in a child made by fork_helper: one slice of the scrubber; never returns */
+void scrub_child(const struct config *cfg) __attribute__((noreturn));
 
 /* ---- status.c ---- */
 
