@@ -5,7 +5,7 @@
  *
  * The server never blocks the loop: the listener and every connection are non-blocking, a
  * request is at most METRICS_REQ_MAX bytes, a connection lives at most METRICS_CONN_MS, and at
- * most METRICS_CONNS are open (more are closed at accept). Nothing of a request is echoed back.
+ * most METRICS_CONNS are open (a new one closes the oldest). Nothing of a request is echoed back.
  * Only the first line is looked at; the headers are read up to the blank line and ignored. */
 #include "master-int.h"
 #include "core/error.h"
@@ -35,12 +35,18 @@ struct mconn {
     size_t nin;
     struct buf out;             /* the response, once the request is complete */
     size_t sent;
+    int draining;               /* response sent, write side shut: reading to the peer's end */
 };
 
 static int g_metrics_fd = -1;         /* the shared counters' memfd */
 static int g_listen_fd = -1;
 static char *g_listen_spec;
 static struct mconn g_conns[METRICS_CONNS];
+
+/* after the response, unread input is read and dropped for at most this long before the
+ * close, so the close does not reset the connection and lose the response (a 431 for a
+ * request that is still arriving) */
+#define METRICS_DRAIN_MS 2000
 
 /* crash-respawns per service name (the master's own count; survives reloads) */
 static struct strarr g_respawn_names = STRARR_INIT;
@@ -74,6 +80,7 @@ static void conn_close(struct mconn *c)
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
     c->nin = c->sent = 0;
+    c->draining = 0;
     buf_fini(&c->out);
 }
 
@@ -510,7 +517,6 @@ static void conn_read(struct mconn *c)
             respond(c, 431, "Request Header Fields Too Large", "text/plain; charset=utf-8",
                     &body, 0);
             buf_fini(&body);
-            shutdown(c->fd, SHUT_RD);
             return;
         }
         ssize_t n = read(c->fd, c->in + c->nin, sizeof c->in - 1 - c->nin);
@@ -533,14 +539,32 @@ static void conn_read(struct mconn *c)
     }
 }
 
-static void conn_write(struct mconn *c)
+static void conn_write(struct mconn *c, long long now)
 {
     while (c->sent < c->out.len) {
         ssize_t n = send(c->fd, c->out.s + c->sent, c->out.len - c->sent, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-        if (n <= 0) break;
+        if (n <= 0) {
+            conn_close(c);
+            return;
+        }
         c->sent += (size_t)n;
+    }
+    shutdown(c->fd, SHUT_WR);
+    c->draining = 1;
+    if (c->deadline > now + METRICS_DRAIN_MS) c->deadline = now + METRICS_DRAIN_MS;
+}
+
+/* conn_drain: drop what the peer still sends; close at its end */
+static void conn_drain(struct mconn *c)
+{
+    char sink[4096];
+    for (;;) {
+        ssize_t n = read(c->fd, sink, sizeof sink);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (n <= 0) break;
     }
     conn_close(c);
 }
@@ -551,7 +575,9 @@ size_t metrics_poll_fill(struct pollfd *p)
     if (g_listen_fd >= 0) p[n++] = (struct pollfd){ g_listen_fd, POLLIN, 0 };
     for (size_t i = 0; i < METRICS_CONNS; i++)
         if (g_conns[i].fd >= 0)
-            p[n++] = (struct pollfd){ g_conns[i].fd, g_conns[i].out.len ? POLLOUT : POLLIN, 0 };
+            p[n++] = (struct pollfd){ g_conns[i].fd,
+                                      g_conns[i].out.len && !g_conns[i].draining ? POLLOUT : POLLIN,
+                                      0 };
     return n;
 }
 
@@ -569,8 +595,12 @@ void metrics_run(long long now)
             conn_close(c);
             continue;
         }
+        if (c->draining) {
+            conn_drain(c);
+            continue;
+        }
         if (!c->out.len) conn_read(c);
-        if (c->fd >= 0 && c->out.len) conn_write(c);
+        if (c->fd >= 0 && c->out.len) conn_write(c, now);
     }
     if (g_listen_fd < 0) return;
     for (int k = 0; k < METRICS_CONNS; k++) {
@@ -580,15 +610,18 @@ void metrics_run(long long now)
         for (size_t i = 0; i < METRICS_CONNS && !c; i++)
             if (g_conns[i].fd < 0) c = &g_conns[i];
         if (!c) {
-            /* all busy: the scraper tries again; the loop is never held up */
-            close(fd);
-            continue;
+            /* all taken: the oldest goes, so connections that send nothing cannot keep a
+             * scraper out for METRICS_CONN_MS */
+            c = &g_conns[0];
+            for (size_t i = 1; i < METRICS_CONNS; i++)
+                if (g_conns[i].deadline < c->deadline) c = &g_conns[i];
+            conn_close(c);
         }
         memset(c, 0, sizeof *c);
         c->fd = fd;
         c->deadline = now + METRICS_CONN_MS;
         conn_read(c);
-        if (c->fd >= 0 && c->out.len) conn_write(c);
+        if (c->fd >= 0 && c->out.len) conn_write(c, now);
     }
 }
 
