@@ -1,6 +1,7 @@
 #!/bin/sh
 # demo.sh BUILD_DIR: run a demo Coffer instance under ./var in the foreground, on loopback.
-# Ports can be changed with IMAP_PORT, IMAPS_PORT, POP3_PORT, POP3S_PORT, LMTP_PORT.
+# Ports can be changed with IMAP_PORT, IMAPS_PORT, POP3_PORT, POP3S_PORT, LMTP_PORT,
+# METRICS_PORT (the metrics and health endpoint, cofferd(8) METRICS AND HEALTH).
 set -eu
 BUILD=${1:-build}
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,6 +11,7 @@ IMAPS_PORT=${IMAPS_PORT:-1993}
 POP3_PORT=${POP3_PORT:-1110}
 POP3S_PORT=${POP3S_PORT:-1995}
 LMTP_PORT=${LMTP_PORT:-2424}
+METRICS_PORT=${METRICS_PORT:-9143}
 BIN=$TOP/$BUILD/bin
 
 mkdir -p "$VAR/tls"
@@ -43,6 +45,7 @@ tls_key = tls/key.pem
 allow_plaintext = yes
 admins = admin
 shutdown_timeout = 5s
+metrics_listen = 127.0.0.1:$METRICS_PORT
 
 [service imap]
 program = imapd
@@ -97,7 +100,7 @@ cat <<MSG
   Coffer demo server (Ctrl-C stops it)
     IMAP   127.0.0.1:$IMAP_PORT  (STARTTLS)     IMAPS  127.0.0.1:$IMAPS_PORT
     POP3   127.0.0.1:$POP3_PORT  (STLS)         POP3S  127.0.0.1:$POP3S_PORT
-    LMTP   127.0.0.1:$LMTP_PORT
+    LMTP   127.0.0.1:$LMTP_PORT                 METRICS http://127.0.0.1:$METRICS_PORT/metrics  /health
     users  demo / demo,  admin / admin (administrator)
     data   $VAR  (config: $VAR/coffer.conf)
 
