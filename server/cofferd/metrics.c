@@ -6,8 +6,10 @@
  * The server never blocks the loop: the listener and every connection are non-blocking, a
  * request is at most METRICS_REQ_MAX bytes, a connection lives at most METRICS_CONN_MS, and at
  * most METRICS_CONNS are open (a new one closes the oldest). Nothing of a request is echoed back.
- * Only the first line is looked at; the headers are read up to the blank line and ignored. */
+ * Only the first line is looked at (http-req.c); the headers are read up to the blank line and
+ * ignored. */
 #include "master-int.h"
+#include "http-req.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -448,64 +450,52 @@ static void respond(struct mconn *c, int code, const char *reason, const char *c
     if (!head) buf_append(&c->out, body->s, body->len);
 }
 
-/* request: the complete request head in c->in (through the blank line): the response. */
+/* request: the complete request head in c->in: the response. */
 static void request(struct mconn *c)
 {
     struct buf body = BUF_INIT;
     const char *text = "text/plain; charset=utf-8";
-    size_t eol = strcspn(c->in, "\r\n");
-    char line[256];
-    int code = 400, head = 0;
-    const char *reason = "Bad Request";
-    if (eol < sizeof line) {
-        memcpy(line, c->in, eol);
-        line[eol] = '\0';
-        char *sp1 = strchr(line, ' ');
-        char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-        if (sp1 && sp2 && !strchr(sp2 + 1, ' ') && !strncmp(sp2 + 1, "HTTP/1.", 7)) {
-            *sp1 = *sp2 = '\0';
-            const char *path = sp1 + 1;
-            size_t plen = strcspn(path, "?");
-            head = !strcmp(line, "HEAD");
-            if (strcmp(line, "GET") && !head) {
-                code = 405;
-                reason = "Method Not Allowed";
-            } else if (plen == 8 && !strncmp(path, "/metrics", 8)) {
-                metrics_render(&body);
-                code = 200;
-                reason = "OK";
-                text = "text/plain; version=0.0.4; charset=utf-8";
-            } else if (plen == 7 && !strncmp(path, "/health", 7)) {
-                struct buf why = BUF_INIT;
-                if (health(&why)) {
-                    code = 200;
-                    reason = "OK";
-                    buf_appends(&body, "ready\n");
-                } else {
-                    code = 503;
-                    reason = "Service Unavailable";
-                    buf_printf(&body, "not ready: %s\n", buf_cstr(&why));
-                }
-                buf_fini(&why);
-            } else {
-                code = 404;
-                reason = "Not Found";
-            }
+    struct http_req req;
+    http_req_parse(c->in, c->nin, &req);
+    int code;
+    const char *reason;
+    switch (req.target) {
+    case HTTP_METRICS:
+        metrics_render(&body);
+        code = 200;
+        reason = "OK";
+        text = "text/plain; version=0.0.4; charset=utf-8";
+        break;
+    case HTTP_HEALTH: {
+        struct buf why = BUF_INIT;
+        if (health(&why)) {
+            code = 200;
+            reason = "OK";
+            buf_appends(&body, "ready\n");
+        } else {
+            code = 503;
+            reason = "Service Unavailable";
+            buf_printf(&body, "not ready: %s\n", buf_cstr(&why));
         }
+        buf_fini(&why);
+        break;
+    }
+    case HTTP_NOT_FOUND:
+        code = 404;
+        reason = "Not Found";
+        break;
+    case HTTP_BAD_METHOD:
+        code = 405;
+        reason = "Method Not Allowed";
+        break;
+    default:
+        code = 400;
+        reason = "Bad Request";
+        break;
     }
     if (code >= 400 && code != 503) buf_printf(&body, "%d %s\n", code, reason);
-    respond(c, code, reason, text, &body, head);
+    respond(c, code, reason, text, &body, req.head);
     buf_fini(&body);
-}
-
-/* head_complete: the request head ends with a blank line (CRLF CRLF, or bare LFs) */
-static int head_complete(const struct mconn *c)
-{
-    for (size_t i = 0; i + 1 < c->nin; i++)
-        if (c->in[i] == '\n' &&
-            (c->in[i + 1] == '\n' || (c->in[i + 1] == '\r' && i + 2 < c->nin && c->in[i + 2] == '\n')))
-            return 1;
-    return 0;
 }
 
 static void conn_read(struct mconn *c)
@@ -532,7 +522,7 @@ static void conn_read(struct mconn *c)
             conn_close(c);
             return;
         }
-        if (head_complete(c)) {
+        if (http_req_head_end(c->in, c->nin)) {
             request(c);
             return;
         }
