@@ -94,6 +94,29 @@ class MaintenanceTest(unittest.TestCase):
         self.assertRegex(line, r"expected_size=%d size=100 " % len(corrupted))
         self.assertEqual(c.sanitizer_reports(), [])
 
+    def test_scrubber_reports_index_record(self):
+        c = self.start(scrub_rate="50M", scrub_interval="1s")
+        c.start()
+        c.add_user("fred", "pw")
+        for n in (1, 2, 3):
+            self.assertTrue(deliver(c, "fred", n) == 250)
+        idx = glob.glob(os.path.join(c.spool, "**", "index"), recursive=True)
+        self.assertEqual(len(idx), 1, idx)
+        # uid 2's record (the second after the 8192-byte header): its internaldate, so the
+        # record's CRC no longer matches
+        with open(idx[0], "r+b") as f:
+            f.seek(8192 + 128 + 12)
+            b = f.read(1)
+            f.seek(8192 + 128 + 12)
+            f.write(bytes([b[0] ^ 0x40]))
+        line = c.wait_log(r"scrub_index_corrupt ", timeout=30)
+        self.assertRegex(line, r"mailbox=\"?user/fred\"? ")
+        # the open of the mailbox checks the records already: uid 0 names the index as a whole
+        self.assertRegex(line, r" uid=(0|2) ")
+        s = wait_for(lambda: (lambda s: val(s, "coffer_scrub_corrupt_index_total") >= 1 and s)(
+            scrape(self.mport)), 15, what="the index corruption on the metrics endpoint")
+        self.assertEqual(val(s, "coffer_scrub_corrupt_messages_total"), 0)
+
     def test_expire_and_checkpoint_on_schedule(self):
         # duplicates are remembered 1s; expire every 2s removes them (the checkpoint's own
         # pruning is kept out of the way: its interval is long here)

@@ -172,6 +172,13 @@ static void job_spawn(enum job_kind kind, long long now)
     j->wanted = 0;
     j->pid = pid;
     j->deadline = now + job_max_ms[kind];
+    if (kind == JOB_SCRUB) {
+        /* a slice finishes the message it is in: the largest one may take max_literal /
+         * scrub_rate seconds at the pace */
+        long long rate = config_int(g_cfg, CFG_SCRUB_RATE);
+        long long big = config_int(g_cfg, CFG_MAX_LITERAL);
+        if (rate > 0) j->deadline += 2 * (big / rate) * 1000;
+    }
     if (kind != JOB_SCRUB || !j->last_start) j->last_start = time(NULL);
 }
 
@@ -365,6 +372,37 @@ void dbjob_run(long long now)
         if (g_jobs[k].wanted && !g_jobs[k].pid) job_spawn(k, now);
     /* the recount must not wait on database locks of the dead: only after their failchk */
     if (settle_pending() && !f->wanted && !f->pid) settle_spawn(g_cfg);
+}
+
+void dbjob_stop(void)
+{
+    int left = 0;
+    for (int k = 0; k < JOB_COUNT; k++)
+        if (g_jobs[k].pid > 0) {
+            kill(g_jobs[k].pid, SIGTERM);
+            left++;
+        }
+    long long until = time_ms() + RECOVER_WAIT_MS / 2;
+    while (left) {
+        int st;
+        for (int k = 0; k < JOB_COUNT; k++)
+            if (g_jobs[k].pid > 0 && waitpid(g_jobs[k].pid, &st, WNOHANG) != 0) {
+                g_jobs[k].pid = 0;   /* reaped, or not ours to wait for any more */
+                left--;
+            }
+        if (!left) break;
+        if (time_ms() >= until) {
+            for (int k = 0; k < JOB_COUNT; k++)
+                if (g_jobs[k].pid > 0) {
+                    kill(g_jobs[k].pid, SIGKILL);
+                    waitpid(g_jobs[k].pid, &st, 0);
+                    g_jobs[k].pid = 0;
+                }
+            break;
+        }
+        struct timespec pause = { 0, 10 * 1000 * 1000 };
+        nanosleep(&pause, NULL);
+    }
 }
 
 int dbjob_deadline(long long now)

@@ -141,6 +141,10 @@ int dbjob_reaped(pid_t pid, int st);
 void dbjob_run(long long now);
 /* dbjob_deadline: ms until a running job counts as stuck, or -1. */
 int dbjob_deadline(long long now);
+/* dbjob_stop: at the end of a shutdown: end every job child (SIGTERM, SIGKILL after a few
+ * seconds) and reap it, so none is still attached to the databases when cofferd is started
+ * again and recovers them. Blocks until they are gone. */
+void dbjob_stop(void);
 /* dbjob_status_lines: a "task=NAME runs=N last_start=T last_end=T result=R running=0|1
  * interval=S failures=N" line for each scheduled maintenance task (the status file). */
 void dbjob_status_lines(struct strarr *out);

@@ -679,6 +679,7 @@ int master_run(void)
     char *path = xasprintf("%s/cofferd.status", config_str(g_cfg, CFG_CONFIGDIR));
     unlink(path);
     free(path);
+    dbjob_stop();
     settle_stop(g_cfg, !g_killed);
     return 0;
 }
