@@ -394,6 +394,20 @@ class MetricsTest(unittest.TestCase):
         c.greet("imap")
         self.assertEqual(c.sanitizer_reports(), [])
 
+    def test_config_check(self):
+        """cofferd -t refuses a metrics_listen that is not a HOST:PORT of its own."""
+        c = self.start()
+        rc, out = c.run_cofferd(["-t"])
+        self.assertEqual(rc, 0, out)
+        for bad, why in (("/tmp/metrics.sock", "must be a HOST:PORT address"),
+                         ("127.0.0.1:notaport", "metrics_listen"),
+                         (c.services["imap"]["listen"], "also a listen address of service 'imap'")):
+            c.globals["metrics_listen"] = bad
+            c.write_config()
+            rc, out = c.run_cofferd(["-t"])
+            self.assertEqual(rc, 2, out)
+            self.assertIn(why, out)
+
     def test_parser_rejects(self):
         """The format checker itself fails on what it must refuse."""
         good = "# HELP a_total x\n# TYPE a_total counter\na_total 1\n"

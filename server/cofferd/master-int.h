@@ -158,6 +158,9 @@ struct pollfd;
  * and, when metrics_listen is set, its listener. 0, or CF_E_IO / CF_E_PARSE with the reason
  * in err. */
 int metrics_setup(const struct config *cfg, struct buf *err);
+/* metrics_validate: metrics_listen is a HOST:PORT no service listens on (cofferd -t, reload).
+ * 0, or CF_E_PARSE with the reason in err. */
+int metrics_validate(const struct config *cfg, struct buf *err);
 void metrics_fini(void);
 /* metrics_shm_fd: the counters' memfd for the zygotes, or -1 */
 int metrics_shm_fd(void);

@@ -142,6 +142,7 @@ int master_validate(const struct config *cfg, struct buf *err)
         }
         free(prog);
     }
+    if (metrics_validate(cfg, err)) r = CF_E_PARSE;
     return r;
 }
 

@@ -54,6 +54,30 @@ static struct mconn g_conns[METRICS_CONNS];
 static struct strarr g_respawn_names = STRARR_INIT;
 static unsigned long long *g_respawns;
 
+int metrics_validate(const struct config *cfg, struct buf *err)
+{
+    const char *spec = config_str(cfg, CFG_METRICS_LISTEN);
+    if (!*spec) return 0;
+    struct listen_addr a;
+    struct buf why = BUF_INIT;
+    int r = 0;
+    if (spec[0] == '/') {
+        buf_printf(err, "%s: metrics_listen %s: must be a HOST:PORT address\n", cfg->path, spec);
+        r = CF_E_PARSE;
+    } else if (listen_parse(spec, &a, &why)) {
+        buf_printf(err, "%s: metrics_listen: %s", cfg->path, buf_cstr(&why));
+        r = CF_E_PARSE;
+    }
+    for (size_t i = 0; !r && i < cfg->nservices; i++)
+        if (strarr_find(service_list(&cfg->services[i], SVC_LISTEN), spec) >= 0) {
+            buf_printf(err, "%s: metrics_listen %s is also a listen address of service '%s'\n",
+                       cfg->path, spec, cfg->services[i].name);
+            r = CF_E_PARSE;
+        }
+    buf_fini(&why);
+    return r;
+}
+
 int metrics_setup(const struct config *cfg, struct buf *err)
 {
     for (size_t i = 0; i < METRICS_CONNS; i++) g_conns[i].fd = -1;
@@ -64,10 +88,6 @@ int metrics_setup(const struct config *cfg, struct buf *err)
     }
     const char *spec = config_str(cfg, CFG_METRICS_LISTEN);
     if (!*spec) return 0;
-    if (spec[0] == '/') {
-        buf_printf(err, "%s: metrics_listen %s: must be a HOST:PORT address\n", cfg->path, spec);
-        return CF_E_PARSE;
-    }
     if (listen_open(spec, &g_listen_fd, err)) return CF_E_IO;
     fcntl(g_listen_fd, F_SETFL, fcntl(g_listen_fd, F_GETFL) | O_NONBLOCK);
     g_listen_spec = xstrdup(spec);
