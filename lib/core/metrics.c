@@ -112,12 +112,14 @@ int metrics_slot_find(void *slots, size_t n, size_t stride, const char *name, in
     return -1;
 }
 
-/* slot_of: the slot for name, else the one for "other", else -1 */
+/* slot_of: the slot for name among the first n - 1; when they are all taken, the last, which
+ * is kept for "other" (so an event is never lost) */
 static int slot_of(void *slots, size_t n, size_t stride, const char *name)
 {
-    int i = metrics_slot_find(slots, n, stride, name, 1);
-    if (i < 0) i = metrics_slot_find(slots, n, stride, METRICS_OTHER, 1);
-    return i;
+    int i = metrics_slot_find(slots, n - 1, stride, name, 1);
+    if (i >= 0) return i;
+    i = metrics_slot_find((unsigned char *)slots + (n - 1) * stride, 1, stride, METRICS_OTHER, 1);
+    return i < 0 ? -1 : (int)(n - 1);
 }
 
 static struct metrics_service *service_slot(const char *service)

@@ -5,7 +5,8 @@
  * per event, and nothing is lost when a worker dies (what it added stays). Labelled counters
  * (per service, per mechanism, per IMAP command) live in fixed arrays of slots found by name;
  * a slot is claimed once with a compare-and-swap, and two processes that claim the same name
- * at once only make two slots that the reader adds up. When the slots run out, the event goes
+ * at once only make two slots that the reader adds up. When the slots run out (the last of each
+ * kind is kept for it), the event goes
  * to the "other" slot of its kind, so a hostile client that sends many names cannot grow
  * anything. The master reads and sums the slots when it is scraped (server/cofferd/metrics.c).
  *
