@@ -5,10 +5,9 @@
  * per event, and nothing is lost when a worker dies (what it added stays). Labelled counters
  * (per service, per mechanism, per IMAP command) live in fixed arrays of slots found by name;
  * a slot is claimed once with a compare-and-swap, and two processes that claim the same name
- * at once only make two slots that the reader adds up. When the slots run out (the last of each
- * kind is kept for it), the event goes
- * to the "other" slot of its kind, so a hostile client that sends many names cannot grow
- * anything. The master reads and sums the slots when it is scraped (server/cofferd/metrics.c).
+ * at once only make two slots that the reader adds up. When the slots run out, the event goes
+ * to the "other" slot of its kind (the last one, kept for it), so a hostile client that sends
+ * many names cannot grow anything. The master reads and sums the slots when it is scraped (server/cofferd/metrics.c).
  *
  * The file's fd reaches the programs in $COFFER_METRICS_FD (net/worker.h); without it (inetd
  * mode, the tools) every metrics_* call does nothing. */
