@@ -129,6 +129,8 @@ class MaintenanceTest(unittest.TestCase):
                                  if re.search(r"duplicates=[1-9]", l)], 20,
                         what="an expire run that removed the duplicate record")[0]
         self.assertIn("result=ok", line)
+        # the stamp that carries the schedule across a restart
+        self.assertTrue(os.path.exists(os.path.join(c.configdir, "expire.stamp")))
         t = tasks(c)
         self.assertGreaterEqual(t["expire"]["runs"], 1)
         self.assertEqual(t["expire"]["result"], "ok")

@@ -12,6 +12,7 @@
 #include "master-int.h"
 #include "settle.h"
 #include "core/error.h"
+#include "core/fileutil.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/xmalloc.h"
@@ -20,8 +21,10 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -127,6 +130,28 @@ static void expire_error(void *rock, const char *msg)
 }
 
 /* expire_child: what coffer expire does, at a lower priority than service */
+/* configdir/expire.stamp: rewritten after every good scheduled expire, so that a restart
+ * does not put the next one a whole expire_interval off (its mtime is the time) */
+static char *expire_stamp_path(void)
+{
+    return xasprintf("%s/expire.stamp", config_str(g_cfg, CFG_CONFIGDIR));
+}
+
+/* expire_first_ms: ms from now until the first scheduled expire: one interval after the last
+ * good run (from the stamp), or after the start when there was none, but never sooner than
+ * min(interval, a minute) after the start */
+static long long expire_first_ms(long long interval_ms)
+{
+    long long floor = interval_ms < 60000 ? interval_ms : 60000;
+    char *path = expire_stamp_path();
+    struct stat sb;
+    int have = stat(path, &sb) == 0;
+    free(path);
+    if (!have) return interval_ms;
+    long long due = ((long long)sb.st_mtime - (long long)time(NULL)) * 1000 + interval_ms;
+    return due < floor ? floor : due;
+}
+
 static void expire_child(void)
 {
     setpriority(PRIO_PROCESS, 0, 10);
@@ -140,6 +165,12 @@ static void expire_child(void)
     log_info("expired", "duplicates=%lld vacation=%lld expunged=%lld mailboxes=%lld "
              "deleted=%lld result=%s", rep.duplicates, rep.vacation < 0 ? 0 : rep.vacation,
              rep.expunged, rep.expunged_boxes, rep.deleted, r ? "failed" : "ok");
+    if (!r) {
+        char *path = expire_stamp_path();
+        if (file_write_atomic(path, "", 0, 0600))
+            log_warn("expire_stamp_failed", "path=%s", log_quote(path));
+        free(path);
+    }
     _exit(r ? 1 : 0);
 }
 
@@ -310,7 +341,8 @@ static void schedule_one(enum job_kind kind, long long interval_ms, long long fi
         j->next = 0;
         return;
     }
-    if (!j->next || j->next > now + interval_ms) j->next = now + (first_ms < interval_ms ? first_ms : interval_ms);
+    if (!j->next || j->next > now + interval_ms)
+        j->next = now + (first_ms < interval_ms ? first_ms : interval_ms);
     if (now < j->next || j->pid) return;
     j->wanted = 1;
     j->next = now + interval_ms;
@@ -323,7 +355,8 @@ static void schedule(long long now)
 {
     schedule_one(JOB_STATS, config_int(g_cfg, CFG_DB_STATS_INTERVAL) * 1000, 1000, now);
     long long ex = config_int(g_cfg, CFG_EXPIRE_INTERVAL) * 1000;
-    schedule_one(JOB_EXPIRE, ex, ex, now);
+    schedule_one(JOB_EXPIRE, ex, ex > 0 && !g_jobs[JOB_EXPIRE].next ? expire_first_ms(ex) : ex,
+                 now);
     schedule_one(JOB_SCRUB, config_int(g_cfg, CFG_SCRUB_RATE) > 0 ? 60000 : 0, 2000, now);
 }
 
