@@ -9,6 +9,7 @@ POP3_PORT      ?= 1110
 POP3S_PORT     ?= 1995
 LMTP_PORT      ?= 2424
 SIEVE_PORT     ?= 4190
+METRICS_PORT   ?= 9143
 FUZZ_BUILD_DIR ?= build-fuzz
 FUZZ_SECONDS   ?= 60
 PREFIX         ?= /usr/local
@@ -40,7 +41,7 @@ fuzz: deps
 	sh scripts/fuzz.sh $(FUZZ_BUILD_DIR) $(FUZZ_SECONDS)
 
 run: build
-	@IMAP_PORT=$(IMAP_PORT) IMAPS_PORT=$(IMAPS_PORT) POP3_PORT=$(POP3_PORT) POP3S_PORT=$(POP3S_PORT) LMTP_PORT=$(LMTP_PORT) SIEVE_PORT=$(SIEVE_PORT) sh scripts/demo.sh $(BUILD_DIR)
+	@IMAP_PORT=$(IMAP_PORT) IMAPS_PORT=$(IMAPS_PORT) POP3_PORT=$(POP3_PORT) POP3S_PORT=$(POP3S_PORT) LMTP_PORT=$(LMTP_PORT) SIEVE_PORT=$(SIEVE_PORT) METRICS_PORT=$(METRICS_PORT) sh scripts/demo.sh $(BUILD_DIR)
 
 # Install under PREFIX (programs in sbin and libexec/coffer, man pages, the unit); the
 # configuration goes to /etc/coffer for PREFIX /usr or /usr/local, else PREFIX/etc/coffer,

@@ -1,6 +1,7 @@
 #!/bin/sh
 # demo.sh BUILD_DIR: run a demo Coffer instance under ./var in the foreground, on loopback.
-# Ports can be changed with IMAP_PORT, IMAPS_PORT, POP3_PORT, POP3S_PORT, LMTP_PORT, SIEVE_PORT.
+# Ports can be changed with IMAP_PORT, IMAPS_PORT, POP3_PORT, POP3S_PORT, LMTP_PORT, SIEVE_PORT,
+# METRICS_PORT (the metrics and health endpoint, cofferd(8) METRICS AND HEALTH).
 set -eu
 BUILD=${1:-build}
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,6 +12,7 @@ POP3_PORT=${POP3_PORT:-1110}
 POP3S_PORT=${POP3S_PORT:-1995}
 LMTP_PORT=${LMTP_PORT:-2424}
 SIEVE_PORT=${SIEVE_PORT:-4190}
+METRICS_PORT=${METRICS_PORT:-9143}
 BIN=$TOP/$BUILD/bin
 
 mkdir -p "$VAR/tls"
@@ -44,6 +46,7 @@ tls_key = tls/key.pem
 allow_plaintext = yes
 admins = admin
 shutdown_timeout = 5s
+metrics_listen = 127.0.0.1:$METRICS_PORT
 
 [service imap]
 program = imapd
@@ -102,7 +105,7 @@ cat <<MSG
   Coffer demo server (Ctrl-C stops it)
     IMAP   127.0.0.1:$IMAP_PORT  (STARTTLS)     IMAPS  127.0.0.1:$IMAPS_PORT
     POP3   127.0.0.1:$POP3_PORT  (STLS)         POP3S  127.0.0.1:$POP3S_PORT
-    LMTP   127.0.0.1:$LMTP_PORT
+    LMTP   127.0.0.1:$LMTP_PORT                 METRICS http://127.0.0.1:$METRICS_PORT/metrics  /health
     SIEVE  127.0.0.1:$SIEVE_PORT  (ManageSieve, STARTTLS)
            sieve-connect -s 127.0.0.1 -p $SIEVE_PORT -u demo --notlsverify --list
     users  demo / demo,  admin / admin (administrator)

@@ -1,31 +1,33 @@
-/* cmd-expire.c: `coffer expire`: prune the duplicate-delivery database (duplicate_lifetime),
- * the Sieve vacation database (answers older than --vacation-days), repack mailboxes that
- * carry expunged records past expunge_retention (or whose files are gone), and remove
- * mailboxes hidden by delayed delete past it, reporting what went. */
+/* cmd-expire.c: `coffer expire`: one run of store_expire (store/store-expire.h): prune the
+ * duplicate-delivery database (duplicate_lifetime), the Sieve vacation database (answers older
+ * than --vacation-days), repack mailboxes that carry expunged records past expunge_retention
+ * (or whose files are gone), and remove mailboxes hidden by delayed delete past it, reporting
+ * what went. cofferd runs the same every expire_interval. */
 #include "tool.h"
 #include "cmd.h"
 #include "core/error.h"
 #include "core/xmalloc.h"
-#include "store/store-retained.h"
+#include "store/store-expire.h"
 #include "store/store.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define VACATION_DAYS_DEFAULT 30
-
-static int add_name(const char *name, const struct mboxlist_entry *e, void *rock)
+static void on_error(void *rock, const char *msg)
 {
-    (void)e;
-    strarr_add(rock, name);
-    return 0;
+    tool_error(rock, "%s", msg);
+}
+
+static void on_progress(void *rock, size_t done, size_t total)
+{
+    tool_progress(rock, done, total, "mailboxes");
 }
 
 int cmd_expire(struct tool *t)
 {
     int dry = 0, bad = 0;
-    long long vdays = VACATION_DAYS_DEFAULT;
+    long long vdays = config_int(t->cfg, CFG_EXPIRE_VACATION_DAYS);
     for (int i = 0; i < t->argc; i++) {
         if (!strcmp(t->argv[i], "--dry-run") || !strcmp(t->argv[i], "-n")) dry = 1;
         else if (!strcmp(t->argv[i], "--vacation-days") && i + 1 < t->argc) {
@@ -41,88 +43,31 @@ int cmd_expire(struct tool *t)
     struct store *st;
     int rc = tool_store_open(t, &st);
     if (rc) return rc;
-    int64_t now = (int64_t)time(NULL);
+    long long life = config_int(t->cfg, CFG_DUPLICATE_LIFETIME);
+    struct store_expire_report rep;
+    struct store_expire_hooks hooks = { on_error, on_progress, t };
+    int r = store_expire(st, (int64_t)time(NULL), life, vdays, dry, &rep, &hooks);
+
     struct table tab;
     table_init(&tab, (const char *const[]){ "what", "removed#", "detail", NULL });
     char num[32], detail[256];
-    int r = 0;
-
-    /* 1. duplicate suppression records past duplicate_lifetime */
-    long long life = config_int(t->cfg, CFG_DUPLICATE_LIFETIME);
-    r = store_dup_expire(st, now - life, dry);
-    if (r < 0) tool_error(t, "cannot prune dup.db: %s", cf_strerror(r));
-    snprintf(num, sizeof num, "%d", r < 0 ? 0 : r);
+    snprintf(num, sizeof num, "%lld", rep.duplicates);
     snprintf(detail, sizeof detail, "dup.db: deliveries older than %llds", life);
     table_add(&tab, (const char *const[]){ "duplicates", num, detail });
-
-    /* 2. vacation answers: only when lmtpd ever made the database */
-    if (r >= 0) {
-        r = store_vacation_expire(st, now - vdays * 86400, dry);
-        if (r < 0 && r != CF_E_NOTFOUND)
-            tool_error(t, "cannot prune vacation.db: %s", cf_strerror(r));
-        if (r != CF_E_NOTFOUND) {
-            snprintf(num, sizeof num, "%d", r < 0 ? 0 : r);
-            snprintf(detail, sizeof detail, "vacation.db: answers older than %lld days", vdays);
-            table_add(&tab, (const char *const[]){ "vacation", num, detail });
-        } else {
-            r = 0;
-        }
+    if (rep.vacation >= 0) {
+        snprintf(num, sizeof num, "%lld", rep.vacation);
+        snprintf(detail, sizeof detail, "vacation.db: answers older than %lld days", vdays);
+        table_add(&tab, (const char *const[]){ "vacation", num, detail });
     }
-
-    /* 3. expunged records still in indexes whose files are gone or past expunge_retention
-     * (and their files); records younger than that stay for coffer unexpunge */
-    int64_t retention = store_expunge_retention(st), cutoff = now - retention;
-    struct strarr names = STRARR_INIT;
-    long long recs = 0, boxes = 0, kept = 0;
-    if (r >= 0) r = store_mailbox_foreach(st, "", add_name, &names);
-    for (size_t i = 0; r >= 0 && i < names.count; i++) {
-        tool_progress(t, i + 1, names.count, "mailboxes");
-        struct index_header h;
-        if (store_status(st, names.v[i], &h) < 0 || !h.expunged) continue;
-        struct mailbox *mb;
-        int x = store_open_mailbox(st, names.v[i], NULL, &mb);
-        uint32_t due = 0, keep = 0;
-        if (!x) x = mailbox_expunged_due(mb, cutoff, &due, &keep);
-        if (!x && due && !dry) x = mailbox_repack_expired(mb, cutoff, &due);
-        mailbox_close(&mb);
-        if (x < 0 && x != CF_E_NOTFOUND) {
-            tool_error(t, "%s: cannot repack: %s", names.v[i], cf_strerror(x));
-            r = x;
-        }
-        if (x < 0) continue;
-        recs += due;
-        kept += keep;
-        if (due) boxes++;
-    }
-    snprintf(num, sizeof num, "%lld", recs);
+    snprintf(num, sizeof num, "%lld", rep.expunged);
     snprintf(detail, sizeof detail, "expunged messages in %lld mailbox%s; %lld younger than %llds kept",
-             boxes, boxes == 1 ? "" : "es", kept, (long long)retention);
+             rep.expunged_boxes, rep.expunged_boxes == 1 ? "" : "es", rep.expunged_kept,
+             (long long)rep.retention);
     table_add(&tab, (const char *const[]){ "expunged", num, detail });
-
-    /* 4. mailboxes hidden by delayed delete past expunge_retention */
-    struct store_deleted *dv = NULL;
-    size_t nd = 0;
-    long long gone = 0, held = 0;
-    if (r >= 0) r = store_deleted_list(st, &dv, &nd);
-    for (size_t i = 0; r >= 0 && i < nd; i++) {
-        if (dv[i].deleted_at > cutoff) {
-            held++;
-            continue;
-        }
-        int x = dry ? 0 : store_deleted_expire(st, &dv[i]);
-        if (x < 0 && x != CF_E_NOTFOUND) {
-            tool_error(t, "%s: cannot remove the deleted mailbox %s: %s", dv[i].name, dv[i].dir, cf_strerror(x));
-            r = x;
-        } else {
-            gone++;
-        }
-    }
-    for (size_t i = 0; i < nd; i++) store_deleted_fini(&dv[i]);
-    free(dv);
-    snprintf(num, sizeof num, "%lld", gone);
-    snprintf(detail, sizeof detail, "deleted mailboxes; %lld younger than %llds kept", held, (long long)retention);
+    snprintf(num, sizeof num, "%lld", rep.deleted);
+    snprintf(detail, sizeof detail, "deleted mailboxes; %lld younger than %llds kept",
+             rep.deleted_kept, (long long)rep.retention);
     table_add(&tab, (const char *const[]){ "deleted", num, detail });
-    strarr_fini(&names);
     table_print(&tab, t->json);
     if (dry && !t->json) fprintf(stderr, "coffer expire: dry run: nothing was removed\n");
     table_fini(&tab);

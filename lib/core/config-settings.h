@@ -44,6 +44,12 @@
     X(CFG_RESPAWN_PAUSE, "respawn_pause", DURATION, "5s", "how long respawning of a crashing service is paused") \
     X(CFG_STATUS_INTERVAL, "status_interval", DURATION, "0", "log a status line of workers per service this often (0: only on SIGUSR1)") \
     X(CFG_DB_CHECKPOINT_INTERVAL, "db_checkpoint_interval", DURATION, "5m", "how often cofferd checkpoints the databases and removes old log files (0: never)") \
+    X(CFG_METRICS_LISTEN, "metrics_listen", STR, "", "HOST:PORT of cofferd's HTTP endpoint for GET /metrics (Prometheus text format) and GET /health; keep it on loopback (empty: off)") \
+    X(CFG_DB_STATS_INTERVAL, "db_stats_interval", DURATION, "60s", "how often cofferd reads the Berkeley DB statistics and quota usage shown on the metrics endpoint (0: never)") \
+    X(CFG_EXPIRE_INTERVAL, "expire_interval", DURATION, "1d", "how often cofferd runs what coffer expire does: duplicate and vacation records, delayed expunges and deletes past expunge_retention (0: never)") \
+    X(CFG_EXPIRE_VACATION_DAYS, "expire_vacation_days", INT, "30", "scheduled expire removes Sieve vacation answers older than this many days (as coffer expire --vacation-days)") \
+    X(CFG_SCRUB_RATE, "scrub_rate", SIZE, "1M", "bytes per second the scrubber re-reads message files at, niced and at idle I/O priority (0: no scrubber)") \
+    X(CFG_SCRUB_INTERVAL, "scrub_interval", DURATION, "1d", "pause between two full passes of the scrubber over the store") \
     X(CFG_EXPUNGE_MODE, "expunge_mode", ENUM, "delayed", "delayed|immediate: delayed keeps expunged messages' files for coffer unexpunge until coffer expire runs after expunge_retention; immediate removes them at once") \
     X(CFG_EXPUNGE_RETENTION, "expunge_retention", DURATION, "7d", "how long delayed expunge keeps expunged messages, and delayed delete deleted mailboxes, before coffer expire removes them") \
     X(CFG_DELETE_MODE, "delete_mode", ENUM, "delayed", "delayed|immediate: delayed keeps a deleted mailbox hidden for coffer undelete until coffer expire runs after expunge_retention; immediate removes it at once") \

@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "net/conntab.h"
+#include "core/metrics.h"
 #include "net/listen.h"
 #include "net/stream.h"
 #include <errno.h>
@@ -189,6 +190,7 @@ static void serve(const struct worker_ops *ops, const struct config *cfg,
      * after login_timeout instead of idle_timeout */
     stream_set_deadline(ws.stream, config_int(cfg, CFG_LOGIN_TIMEOUT));
     int implicit = !strcmp(service_str(svc, SVC_TLS), "implicit");
+    metrics_connection(svc->name);
     if (enter_table(&ws, &addr)) {
         if (ops->too_many && !implicit) stream_printf(ws.stream, "%s\r\n", ops->too_many);
         goto closed;
@@ -225,6 +227,7 @@ closed:;
              stream_bytes_out(ws.stream), secs, stream_is_tls(ws.stream) ? " tls=" : "",
              stream_is_tls(ws.stream) ? log_quote(stream_tls_info(ws.stream)) : "", zinfo);
 done:
+    metrics_bytes(svc->name, stream_bytes_in(ws.stream), stream_bytes_out(ws.stream));
     stream_free(&ws.stream);
     if (g_conntab && ws.conn_slot > 0) conntab_leave(g_conntab, ws.conn_slot);
     g_note_slot = 0;
@@ -647,6 +650,8 @@ int worker_main(int argc, char **argv, const struct worker_ops *ops)
         if (conntab_attach(ctfd, &g_conntab))
             log_err("conntab_unavailable", "error=\"connection limits are off\"");
     }
+    /* mapped in the zygote too, for the same reason; without it nothing is counted */
+    if (metrics_attach_env() < 0) log_err("metrics_unavailable", "error=\"cannot map the counters\"");
     if (nfds <= 0) {
         log_err("worker_failed", "error=\"no listeners: run me from cofferd, or with -i\"");
         goto out;

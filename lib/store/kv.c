@@ -270,6 +270,36 @@ int kv_checkpoint(struct kv_env *env)
     return 0;
 }
 
+int kv_env_stats(struct kv_env *env, struct kv_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    DB_MPOOL_STAT *mp = NULL;
+    DB_LOCK_STAT *lk = NULL;
+    DB_LOG_STAT *lg = NULL;
+    int e = env->env->memp_stat(env->env, &mp, NULL, 0);
+    if (!e) {
+        out->cache_hit = mp->st_cache_hit;
+        out->cache_miss = mp->st_cache_miss;
+        e = env->env->lock_stat(env->env, &lk, 0);
+    }
+    if (!e) {
+        out->lock_wait = lk->st_lock_wait;
+        out->lock_nowait = lk->st_lock_nowait;
+        out->deadlocks = lk->st_ndeadlocks;
+        e = env->env->log_stat(env->env, &lg, 0);
+    }
+    if (!e) out->log_flushes = lg->st_scount;
+    free(mp);
+    free(lk);
+    free(lg);
+    if (e) {
+        log_err("db_stats_failed", "dir=%s error=%s", log_quote(env->dir),
+                log_quote(db_strerror(e)));
+        return CF_E_IO;
+    }
+    return 0;
+}
+
 /* ---- errors and retries ---- */
 
 static int is_deadlock(int e)

@@ -23,6 +23,7 @@
 #include "core/buf.h"
 #include "core/error.h"   /* CF_E_AGAIN, used by KV_RETRY */
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 struct kv_env;
@@ -89,6 +90,18 @@ const char *kv_env_dir(const struct kv_env *env);
  * log files no longer needed (the environment also runs with DB_LOG_AUTO_REMOVE). Blocks for
  * the disk writes. cofferd calls it periodically. 0 or CF_E_IO. */
 int kv_checkpoint(struct kv_env *env);
+
+/* Berkeley DB's own counters since the environment's region was made (recovery starts them
+ * again), for cofferd's metrics endpoint. */
+struct kv_stats {
+    uint64_t cache_hit, cache_miss;      /* memp_stat: pages found in / read into the cache */
+    uint64_t lock_wait, lock_nowait;     /* lock_stat: requests that waited / did not */
+    uint64_t deadlocks;                  /* lock_stat */
+    uint64_t log_flushes;                /* log_stat: flushes of the log to disk */
+};
+
+/* kv_env_stats: *out from env's regions (no statistics are reset). 0 or CF_E_IO (logged). */
+int kv_env_stats(struct kv_env *env, struct kv_stats *out);
 
 /* kv_db_open: open (creating if needed) the database file name inside env. flags: 0 or
  * KV_TXN_NOSYNC, the policy for single-call transactions (txn NULL). The handle belongs to env

@@ -590,3 +590,46 @@ int store_db_maintain(const struct config *cfg)
     free(dir);
     return r;
 }
+
+/* ---- statistics (cofferd's metrics) ---- */
+
+struct ratio_rock {
+    const double *bounds;
+    size_t n;
+    struct store_db_stats *out;
+};
+
+static int ratio_one(const char *root, const struct quota *qt, void *rock)
+{
+    (void)root;
+    struct ratio_rock *rr = rock;
+    double ratio = -1;
+    if (qt->limit_storage_kib != QUOTA_UNLIMITED) {
+        double lim = (double)qt->limit_storage_kib * 1024.0;
+        double r = lim > 0 ? (double)qt->used_bytes / lim : (qt->used_bytes > 0 ? 2.0 : 1.0);
+        if (r > ratio) ratio = r;
+    }
+    if (qt->limit_messages != QUOTA_UNLIMITED) {
+        double lim = (double)qt->limit_messages;
+        double r = lim > 0 ? (double)qt->used_messages / lim : (qt->used_messages > 0 ? 2.0 : 1.0);
+        if (r > ratio) ratio = r;
+    }
+    if (ratio < 0) return 0;   /* no limit: not counted */
+    size_t b = 0;
+    while (b < rr->n && ratio > rr->bounds[b]) b++;
+    rr->out->quota_ratio_le[b]++;
+    rr->out->quota_roots++;
+    return 0;
+}
+
+int store_db_stats(struct store *st, const double *bounds, size_t nbounds,
+                   struct store_db_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (nbounds > 7) nbounds = 7;
+    int r = kv_env_stats(st->env, &out->kv);
+    if (r) return r;
+    struct ratio_rock rr = { bounds, nbounds, out };
+    r = store_quota_foreach(st, "", ratio_one, &rr);
+    return r < 0 ? r : 0;
+}

@@ -10,6 +10,7 @@
 #define COFFER_STORE_STORE_DB_H
 #include "core/buf.h"
 #include "core/strarr.h"
+#include "store/kv.h"
 #include <stdint.h>
 #include <stdio.h>
 
@@ -289,5 +290,19 @@ int store_db_guard(struct store *st, int exit_code);
  * duplicate_lifetime. Opens and closes the environment itself (no handle crosses a fork).
  * The number of duplicate records removed, or an error (logged). Blocks on the disk. */
 int store_db_maintain(const struct config *cfg);
+
+/* What cofferd's stats job shows on the metrics endpoint: Berkeley DB's counters and the quota
+ * roots with a limit by usage ratio (used / limit, the larger of storage and messages). */
+struct store_db_stats {
+    struct kv_stats kv;
+    uint64_t quota_roots;
+    uint64_t quota_ratio_le[8];          /* roots with ratio <= bounds[i], not cumulative;
+                                          * [nbounds]: above the last bound */
+};
+
+/* store_db_stats: *out for st, with the quota ratios counted in the nbounds (at most 7)
+ * ascending bounds. Reads only. 0 or an error (logged). Blocks on the databases. */
+int store_db_stats(struct store *st, const double *bounds, size_t nbounds,
+                   struct store_db_stats *out);
 
 #endif

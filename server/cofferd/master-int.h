@@ -141,8 +141,47 @@ int dbjob_reaped(pid_t pid, int st);
 void dbjob_run(long long now);
 /* dbjob_deadline: ms until a running job counts as stuck, or -1. */
 int dbjob_deadline(long long now);
+/* dbjob_stop: at the end of a shutdown: end every job child (SIGTERM, SIGKILL after a few
+ * seconds) and reap it, so none is still attached to the databases when cofferd is started
+ * again and recovers them. Blocks until they are gone. */
+void dbjob_stop(void);
+/* dbjob_status_lines: a "task=NAME runs=N last_start=T last_end=T result=R running=0|1
+ * interval=S failures=N" line for each scheduled maintenance task (the status file). */
+void dbjob_status_lines(struct strarr *out);
 /* g_recovering: set while db_recover_all kills and reaps every child. */
 extern int g_recovering;
+
+/* ---- metrics.c ---- */
+
+struct pollfd;
+/* metrics_setup: the shared counters (core/metrics.h; without them the server still runs)
+ * and, when metrics_listen is set, its listener. 0, or CF_E_IO / CF_E_PARSE with the reason
+ * in err. */
+int metrics_setup(const struct config *cfg, struct buf *err);
+/* metrics_validate: metrics_listen is a HOST:PORT no service listens on (cofferd -t, reload).
+ * 0, or CF_E_PARSE with the reason in err. */
+int metrics_validate(const struct config *cfg, struct buf *err);
+void metrics_fini(void);
+/* metrics_shm_fd: the counters' memfd for the zygotes, or -1 */
+int metrics_shm_fd(void);
+/* metrics_note_respawn: a worker of service is replaced after a crash or failed start */
+void metrics_note_respawn(const char *service);
+/* metrics_poll_count: most pollfds metrics_poll_fill adds; metrics_poll_fill: add them to p,
+ * returns how many */
+size_t metrics_poll_count(void);
+size_t metrics_poll_fill(struct pollfd *p);
+/* metrics_run: accept, read, answer and time out the endpoint's connections; never blocks */
+void metrics_run(long long now);
+/* metrics_deadline: ms until a connection of the endpoint times out, or -1 */
+int metrics_deadline(long long now);
+
+/* ---- scrub.c ---- */
+
+/* the exit codes of a scrubber slice besides 0 (the slice ran out of time; more to do) */
+#define SCRUB_EXIT_PASS_DONE 10   /* a full pass ended */
+#define SCRUB_EXIT_NOT_DUE 11     /* the last pass ended less than scrub_interval ago */
+/* scrub_child: in a child made by fork_helper: one slice of the scrubber; never returns */
+void scrub_child(const struct config *cfg) __attribute__((noreturn));
 
 /* ---- status.c ---- */
 

@@ -149,6 +149,7 @@ int master_validate(const struct config *cfg, struct buf *err)
         }
         free(prog);
     }
+    if (metrics_validate(cfg, err)) r = CF_E_PARSE;
     return r;
 }
 
@@ -320,6 +321,11 @@ int master_setup(struct config *cfg, const char *conf_path, int debug, struct bu
     want = want * 4 < 4096 ? 4096 : want * 4 > (1 << 20) ? (1 << 20) : want * 4;
     if (conntab_create((size_t)want, &g_conntab, &g_conntab_fd))
         log_err("conntab_unavailable", "error=\"connection limits are off\"");
+    int mr = metrics_setup(cfg, err);   /* the counters and the metrics listener (metrics.c) */
+    if (mr) {
+        master_fini();
+        return mr;
+    }
 
     struct service **tail = &g_services;
     for (size_t i = 0; i < cfg->nservices; i++) {
@@ -357,6 +363,7 @@ void master_fini(void)
         free(z);
     }
     conntab_free(&g_conntab);
+    metrics_fini();
     int *fds[] = { &g_status_rd, &g_status_wr, &g_sig_rd, &g_sig_wr, &g_conntab_fd };
     for (size_t i = 0; i < 5; i++)
         if (*fds[i] >= 0) { close(*fds[i]); *fds[i] = -1; }
@@ -378,7 +385,7 @@ static void set_log_level(const struct config *cfg)
 static void reload_warn_restart_only(const struct config *cfg)
 {
     static const enum config_id restart_only[] = { CFG_USER, CFG_CONFIGDIR, CFG_PIDFILE,
-                                                   CFG_LOG_TARGET };
+                                                   CFG_LOG_TARGET, CFG_METRICS_LISTEN };
     for (size_t i = 0; i < sizeof restart_only / sizeof restart_only[0]; i++)
         if (strcmp(config_str(cfg, restart_only[i]), config_str(g_cfg, restart_only[i])))
             log_warn("reload_ignored", "setting=%s reason=\"needs a restart\"",
@@ -620,6 +627,8 @@ static int poll_timeout(long long now, long long next_maint)
     if (dt >= 0) timeout = min_timeout(timeout, now + dt, now);
     int zt = zygote_deadline(now);
     if (zt >= 0) timeout = min_timeout(timeout, now + zt, now);
+    int mt = metrics_deadline(now);
+    if (mt >= 0) timeout = min_timeout(timeout, now + mt, now);
     return timeout;
 }
 
@@ -627,7 +636,7 @@ static int poll_timeout(long long now, long long next_maint)
  * most timeout ms. 0, or -1 when poll fails (logged). */
 static int wait_events(int timeout)
 {
-    size_t np = 2;
+    size_t np = 2 + metrics_poll_count();
     for (struct zygote *z = g_zygotes; z; z = z->next) np += z->fd >= 0;
     struct pollfd *p = xreallocarray(NULL, np, sizeof *p);
     p[0] = (struct pollfd){ g_sig_rd, POLLIN, 0 };
@@ -635,6 +644,7 @@ static int wait_events(int timeout)
     np = 2;
     for (struct zygote *z = g_zygotes; z; z = z->next)
         if (z->fd >= 0) p[np++] = (struct pollfd){ z->fd, POLLIN, 0 };
+    np += metrics_poll_fill(p + np);
     int r = 0;
     if (poll(p, (nfds_t)np, timeout) < 0 && errno != EINTR) {
         log_err("master_failed", "error=\"poll: %s\"", strerror(errno));
@@ -680,10 +690,12 @@ int master_run(void)
         handle_signals(now);
         reap(now);
         dbjob_run(now);
+        metrics_run(now_ms());
     }
     char *path = xasprintf("%s/cofferd.status", config_str(g_cfg, CFG_CONFIGDIR));
     unlink(path);
     free(path);
+    dbjob_stop();
     settle_stop(g_cfg, !g_killed);
     return 0;
 }

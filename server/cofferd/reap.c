@@ -39,6 +39,7 @@ void record_abnormal(struct service *s, long long now)
     s->exits = xreallocarray(s->exits, keep + 1, sizeof *s->exits);
     s->exits[keep++] = now;
     s->nexits = keep;
+    metrics_note_respawn(s->name);
     if ((long long)s->nexits > limit && !s->paused_until && s->active && !g_stopping) {
         long long pause = config_int(g_cfg, CFG_RESPAWN_PAUSE);
         s->paused_until = now + (pause > 0 ? pause * 1000 : 1);

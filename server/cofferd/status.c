@@ -109,6 +109,9 @@ void status_write_file(long long now)
     buf_printf(&b, "pid=%d started=%lld updated=%lld state=%s\n", (int)getpid(),
                (long long)g_started, (long long)time(NULL), g_stopping ? "stopping" : "running");
     for (size_t i = 0; i < lines.count; i++) buf_printf(&b, "%s\n", lines.v[i]);
+    strarr_fini(&lines);
+    dbjob_status_lines(&lines);   /* scheduled maintenance (dbjob.c) */
+    for (size_t i = 0; i < lines.count; i++) buf_printf(&b, "%s\n", lines.v[i]);
     const char *dir = config_str(g_cfg, CFG_CONFIGDIR);
     char *path = xasprintf("%s/cofferd.status", dir);
     char *tmp = xasprintf("%s/.cofferd.status.tmp", dir);

@@ -5,6 +5,7 @@
 #include "master-int.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/xmalloc.h"
 #include "net/worker.h"
 #include <errno.h>
@@ -27,6 +28,7 @@ static void build_env(struct strarr *env, size_t nl)
             strncmp(*e, WORKER_ENV_STATUS_FD "=", sizeof WORKER_ENV_STATUS_FD) &&
             strncmp(*e, WORKER_ENV_ZYGOTE_FD "=", sizeof WORKER_ENV_ZYGOTE_FD) &&
             strncmp(*e, WORKER_ENV_CONNTAB_FD "=", sizeof WORKER_ENV_CONNTAB_FD) &&
+            strncmp(*e, METRICS_ENV_FD "=", sizeof METRICS_ENV_FD) &&
             strncmp(*e, WORKER_ENV_DEBUG "=", sizeof WORKER_ENV_DEBUG))
             strarr_add(env, *e);
     if (g_debug) strarr_add(env, WORKER_ENV_DEBUG "=1");
@@ -35,6 +37,10 @@ static void build_env(struct strarr *env, size_t nl)
     strarr_take(env, xasprintf("%s=%zu", WORKER_ENV_ZYGOTE_FD, WORKER_FIRST_FD + nl + 1));
     if (g_conntab_fd >= 0)
         strarr_take(env, xasprintf("%s=%zu", WORKER_ENV_CONNTAB_FD, WORKER_FIRST_FD + nl + 2));
+    /* the metrics counters come after the connection table (or in its place) */
+    if (metrics_shm_fd() >= 0)
+        strarr_take(env, xasprintf("%s=%zu", METRICS_ENV_FD,
+                                   WORKER_FIRST_FD + nl + 2 + (g_conntab_fd >= 0)));
 }
 
 /* exec_child: fork+exec s's program as its zygote (argv gets -Z) with zfd, the zygote's end
@@ -74,16 +80,19 @@ static pid_t exec_child(struct service *s, int zfd)
         if (getppid() != master) _exit(1);
         /* copy everything above the target range first, so no dup2 overwrites a source */
         size_t n = s->nl;
-        int high = WORKER_FIRST_FD + (int)n + 3;
+        int high = WORKER_FIRST_FD + (int)n + 4;
         for (size_t i = 0; i < n; i++) tmp[i] = fcntl(s->l[i].fd, F_DUPFD_CLOEXEC, high);
         int st = fcntl(g_status_wr, F_DUPFD_CLOEXEC, high);
         int zf = fcntl(zfd, F_DUPFD_CLOEXEC, high);
         int ct = g_conntab_fd >= 0 ? fcntl(g_conntab_fd, F_DUPFD_CLOEXEC, high) : -1;
+        int mt = metrics_shm_fd() >= 0 ? fcntl(metrics_shm_fd(), F_DUPFD_CLOEXEC, high) : -1;
         for (size_t i = 0; i < n; i++) dup2(tmp[i], WORKER_FIRST_FD + (int)i);
         dup2(st, WORKER_FIRST_FD + (int)n);       /* dup2 clears close-on-exec on the copy */
         dup2(zf, WORKER_FIRST_FD + (int)n + 1);
-        if (ct >= 0) dup2(ct, WORKER_FIRST_FD + (int)n + 2);
-        close_range((unsigned)(WORKER_FIRST_FD + n + (ct >= 0 ? 3 : 2)), ~0U, 0);
+        int next = WORKER_FIRST_FD + (int)n + 2;
+        if (ct >= 0) dup2(ct, next++);
+        if (mt >= 0) dup2(mt, next++);
+        close_range((unsigned)next, ~0U, 0);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);

@@ -1,6 +1,7 @@
 /* cmd-auth.c: LOGIN and AUTHENTICATE (RFC 3501 sections 6.2.2 and 6.2.3, RFC 4959 SASL-IR),
  * through Cyrus SASL (lib/auth/sasl.h), what happens at a successful login, and
  * UNAUTHENTICATE (RFC 8437), which undoes it. */
+#include "core/metrics.h"
 #include "imapd.h"
 #include "notify.h"
 #include "selected.h"
@@ -129,6 +130,7 @@ static void login_ok(struct client *c, const char *tag, const char *mech)
                  stream_is_tls(c->stream));
     else
         log_info("login", "mech=%s tls=%d", log_quote(mech), stream_is_tls(c->stream));
+    metrics_login(c->ws->svc->name, mech, 1);
     if (c->store && mboxname_valid_user(c->user) == 0) {
         int r = store_ensure_inbox(c->store, c->user);
         if (r == 1) autocreate(c);
@@ -166,6 +168,7 @@ static void login_failed(struct client *c, const char *tag, const char *user, co
     csasl_free(&c->sasl);       /* the next attempt starts on a fresh exchange */
     log_notice("login_failed", "user=%s mech=%s attempt=%d", log_quote(user ? user : ""),
                log_quote(mech), c->auth_failures);
+    metrics_login(c->ws->svc->name, mech, 0);
     fail_delay(c);
     client_tagged(c, tag, "NO [AUTHENTICATIONFAILED] Authentication failed");
     if (c->auth_failures >= AUTH_MAX_FAILURES) {

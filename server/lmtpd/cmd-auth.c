@@ -4,6 +4,7 @@
  * socket_group), so AUTH is neither offered nor accepted there (H4). Failures are paced and
  * counted like IMAP's and POP3's logins, and a good password of a user who may not deliver gets
  * the same answer as a wrong one, so AUTH is no faster password oracle than LOGIN (M1). */
+#include "core/metrics.h"
 #include "lmtpd.h"
 #include "auth/sasl-exchange.h"
 #include "core/config.h"
@@ -69,6 +70,7 @@ static void auth_failed(struct client *c, const char *mech, const char *authid,
     c->auth_failures++;
     log_notice("auth_failed", "service=lmtp mech=%s authid=%s reason=%s attempt=%d",
                log_quote(mech), log_quote(authid ? authid : ""), reason, c->auth_failures);
+    metrics_login(c->ws->svc->name, mech, 0);
     fail_delay(c);
     if (c->auth_failures >= LMTP_MAX_AUTH_FAILURES) {
         client_reply(c, "421 4.7.0 Too many failed authentication attempts, closing connection");
@@ -149,6 +151,7 @@ void cmd_auth(struct client *c, const struct lmtp_command *cmd)
                                              * limit for the MTA's account */
         log_info("login", "service=lmtp authid=%s mech=%s", log_quote(c->auth_user),
                  log_quote(mech));
+        metrics_login(c->ws->svc->name, mech, 1);
         client_reply(c, "235 2.7.0 Authentication successful");
     }
 done:

@@ -1,5 +1,6 @@
 /* delivery.c: from a spooled message and the accepted recipients to mailboxes and the
  * per-recipient replies of RFC 2033 section 4.2 (Sieve decides where each user's copy goes). */
+#include "core/metrics.h"
 #include "lmtpd.h"
 #include "core/config.h"
 #include "core/error.h"
@@ -280,6 +281,7 @@ static void reply_for(struct client *c, const struct rcpt *r, const struct outco
                       const struct deliver_target *t)
 {
     if (o->reject) {
+        metrics_lmtp(METRICS_LMTP_REJECTED);
         client_reply(c, "550 5.7.1 <%s> %s", r->addr, o->reject);
         return;
     }
@@ -287,11 +289,16 @@ static void reply_for(struct client *c, const struct rcpt *r, const struct outco
     /* the recipient's reply is the worst of its targets' results */
     for (size_t i = o->first; !err && i < o->first + o->count; i++)
         if (t[i].result < 0) err = t[i].result;
-    if (!err)
+    enum metrics_lmtp m = !err ? METRICS_LMTP_DELIVERED
+        : err != CF_E_QUOTA ? METRICS_LMTP_TEMPFAIL
+        : config_int(c->ws->cfg, CFG_LMTP_OVERQUOTA_PERMANENT) ? METRICS_LMTP_OVERQUOTA_PERM
+        : METRICS_LMTP_OVERQUOTA_TEMP;
+    metrics_lmtp(m);
+    if (m == METRICS_LMTP_DELIVERED)
         client_reply(c, "250 2.1.5 <%s> Delivered", r->addr);
-    else if (err == CF_E_QUOTA && config_int(c->ws->cfg, CFG_LMTP_OVERQUOTA_PERMANENT))
+    else if (m == METRICS_LMTP_OVERQUOTA_PERM)
         client_reply(c, "552 5.2.2 <%s> Mailbox over quota", r->addr);
-    else if (err == CF_E_QUOTA)
+    else if (m == METRICS_LMTP_OVERQUOTA_TEMP)
         client_reply(c, "452 4.2.2 <%s> Mailbox over quota", r->addr);
     else
         client_reply(c, "451 4.3.0 <%s> Temporary local problem", r->addr);

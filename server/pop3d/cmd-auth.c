@@ -1,5 +1,6 @@
 /* cmd-auth.c: the AUTHORIZATION state: USER/PASS (RFC 1939 section 7), AUTH (RFC 5034) over
  * Cyrus SASL, APOP (refused), failed-login pacing, and entering TRANSACTION with the maildrop. */
+#include "core/metrics.h"
 #include "pop3d.h"
 #include "auth/sasl-exchange.h"
 #include "core/config.h"
@@ -55,6 +56,7 @@ static void login_complete(struct client *c, const char *user, const char *mech)
     uint64_t octets;
     maildrop_stat(c->drop, &n, &octets);
     log_info("login", "mech=%s tls=%d messages=%u", mech, stream_is_tls(c->stream), n);
+    metrics_login(c->ws->svc->name, mech, 1);
     client_reply(c, "+OK Maildrop locked and ready: %u messages (%llu octets)", n,
                  (unsigned long long)octets);
 }
@@ -73,6 +75,7 @@ static void login_failed(struct client *c, const char *user, const char *mech, i
     c->auth_failures++;
     log_notice("login_failed", "user=%s mech=%s failures=%d", log_quote(user ? user : ""), mech,
                c->auth_failures);
+    metrics_login(c->ws->svc->name, mech, 0);
     long long delay = config_int(c->ws->cfg, CFG_AUTH_FAIL_DELAY);
     if (delay > 0) {
         struct timespec ts = { (time_t)delay, 0 };
