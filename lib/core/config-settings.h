@@ -64,6 +64,9 @@
     X(CFG_SASL_MECH_LIST, "sasl_mech_list", STR, "SCRAM-SHA-256 SCRAM-SHA-1 PLAIN LOGIN", "SASL mechanisms offered") \
     X(CFG_SASL_DBPATH, "sasl_dbpath", PATH, "", "the sasldb password database (default: configdir/sasldb2)") \
     X(CFG_SASL_REALM, "sasl_realm", STR, "", "SASL realm of users given without one (default: hostname)") \
+    X(CFG_ROUTER_DEFAULT_BACKEND, "router_default_backend", STR, "", "router: the [backend NAME] of users without an entry in the route database (empty: such users have no route)") \
+    X(CFG_ROUTER_AUTH_WAIT, "router_auth_wait", DURATION, "2s", "router: Auth-Wait sent to nginx after a failed login, times the attempt number (Auth-Login-Attempt), at most 30 times this") \
+    X(CFG_ROUTER_MOVE_WAIT, "router_move_wait", DURATION, "10s", "router: Auth-Wait sent to nginx for a user whose mailbox is being moved between backends") \
     X(CFG_SASL_SASLAUTHD_PATH, "sasl_saslauthd_path", PATH, "", "saslauthd socket directory when sasl_pwcheck_method = saslauthd (default: SASL's)")
 
 #define COFFER_SERVICE_SETTINGS(X) \
