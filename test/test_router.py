@@ -4,17 +4,23 @@ Auth-Wait growing with the attempt number, the moving state, the default backend
 and oversized requests) with http.client and raw sockets, Postfix socketmap lookups over a raw
 socket, and the route table verbs with --json and import."""
 import http.client
+import imaplib
 import json
 import os
+import poplib
+import shutil
+import smtplib
 import socket
+import subprocess
 import sys
+import time
 import tempfile
 import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from coffer_harness import (HOST, Coffer, CofferTestCase, SharedCofferTestCase,  # noqa: E402
-                            main, run_coffer)
+                            free_port, main, run_coffer, wait_for)
 
 BACKENDS = """
 [backend b1]
@@ -343,6 +349,132 @@ class RouterNoDefaultTest(CofferTestCase):
         self.assertEqual(rc, 2)
         self.assertIn("is not HOST:PORT", err)
         self.assertIn("unknown backend setting 'smtp'", err)
+
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+NGINX_MAIL = "/usr/lib/nginx/modules/ngx_mail_module.so"
+BACKEND_SERVICES = [("imap", "imapd", "none", False), ("pop3", "pop3d", "none", False),
+                    ("lmtp", "lmtpd", "none", False)]
+
+
+@unittest.skipUnless(os.access(NGINX, os.X_OK) and os.path.exists(NGINX_MAIL),
+                     "needs nginx-light and libnginx-mod-mail (scripts/deps.sh)")
+class NginxEndToEndTest(CofferTestCase):
+    """A private nginx mail proxy in front of two Coffer backends, the router deciding:
+    users on both backends log in through nginx over IMAP and POP3 and see their own mail,
+    which was delivered to the LMTP address the router's socketmap named."""
+
+    def start_nginx(self, router_port):
+        d = tempfile.mkdtemp(prefix="coffer-nginx-")
+        self.addCleanup(shutil.rmtree, d, True)
+        self.nginx_imap, self.nginx_pop3 = free_port(), free_port()
+        conf = os.path.join(d, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("""load_module %(mod)s;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log info;
+worker_processes 1;
+events { worker_connections 64; }
+mail {
+    server_name coffer.test;
+    auth_http 127.0.0.1:%(router)d/auth;
+    proxy_pass_error_message on;
+    server { listen 127.0.0.1:%(imap)d; protocol imap; }
+    server { listen 127.0.0.1:%(pop3)d; protocol pop3; }
+}
+""" % {"mod": NGINX_MAIL, "d": d, "router": router_port, "imap": self.nginx_imap,
+       "pop3": self.nginx_pop3})
+        log = open(os.path.join(d, "stderr.log"), "wb")
+        self.addCleanup(log.close)
+        p = subprocess.Popen([NGINX, "-p", d, "-e", os.path.join(d, "error.log"), "-c", conf,
+                              "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT)
+
+        def stop():
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(10)
+        self.addCleanup(stop)
+
+        def up():
+            if p.poll() is not None:
+                with open(os.path.join(d, "error.log"), errors="replace") as f:
+                    raise AssertionError("nginx exited %d: %s" % (p.returncode, f.read()))
+            try:
+                socket.create_connection((HOST, self.nginx_imap), timeout=2).close()
+                socket.create_connection((HOST, self.nginx_pop3), timeout=2).close()
+                return True
+            except OSError:
+                return False
+        wait_for(up, 20, 0.1, "nginx listening")
+        self.nginx_dir = d
+
+    def test_imap_and_pop3_through_nginx(self):
+        backs = {}
+        for name in ("b1", "b2"):
+            backs[name] = self.new_coffer(services=BACKEND_SERVICES,
+                                          global_settings={"allow_plaintext": "yes"})
+        front = self.new_coffer(start=False, **make_router("b1"))
+        front.extra_config = "".join(
+            "\n[backend %s]\nimap = 127.0.0.1:%d\npop3 = 127.0.0.1:%d\nlmtp = 127.0.0.1:%d\n"
+            % (n, c.ports["imap"], c.ports["pop3"], c.ports["lmtp"]) for n, c in backs.items())
+        front.write_config()
+        front.start()
+        users = {"alice": ("pw-a", "b1"), "bob": ("pw-b", "b2")}
+        for u, (pw, b) in users.items():
+            front.add_user(u, pw)
+            backs[b].add_user(u, pw)
+        rc, out, err = run_coffer(front, "route", "import", input=b"bob b2\n")
+        self.assertEqual(rc, 0, err)          # alice: the default backend
+
+        # delivery: where the router's socketmap says
+        m = SocketMap(front)
+        try:
+            for u in users:
+                ans = m.lookup("%s@coffer.test" % u)
+                self.assertTrue(ans.startswith("OK lmtp:inet:127.0.0.1:"), ans)
+                port = int(ans.rsplit(":", 1)[1])
+                with smtplib.LMTP(HOST, port, timeout=15) as l:
+                    l.sendmail("s@example.org", [u], ("From: s@example.org\r\nTo: %s\r\n"
+                               "Subject: for %s\r\n\r\nhello %s\r\n" % (u, u, u)).encode())
+        finally:
+            m.close()
+        self.assertTrue(backs["b2"].log_grep(r"user=bob"))
+        self.assertFalse(backs["b1"].log_grep(r"user=bob"))
+
+        self.start_nginx(front.ports["router"])
+        for u, (pw, b) in users.items():
+            im = imaplib.IMAP4(HOST, self.nginx_imap, timeout=15)
+            try:
+                im.login(u, pw)
+                typ, data = im.select("INBOX")
+                self.assertEqual((typ, data), ("OK", [b"1"]))
+                typ, data = im.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+                self.assertIn(("Subject: for %s" % u).encode(), data[0][1])
+            finally:
+                im.logout()
+            p = poplib.POP3(HOST, self.nginx_pop3, timeout=15)
+            try:
+                p.user(u)
+                p.pass_(pw)
+                self.assertEqual(p.stat()[0], 1)
+                self.assertIn(("hello %s" % u).encode(), b"\n".join(p.retr(1)[1]))
+                p.quit()
+            finally:
+                p.close()
+            self.assertTrue(backs[b].log_grep(r"event=login .*user=%s" % u), u)
+        # a bad password stops at the front: no backend sees it
+        im = imaplib.IMAP4(HOST, self.nginx_imap, timeout=30)
+        try:
+            with self.assertRaises(imaplib.IMAP4.error):
+                im.login("bob", "wrong")
+        finally:
+            im.logout()
+        self.assertTrue(front.log_grep(r"auth_failed .*user=bob"))
+        self.assertFalse(backs["b2"].log_grep(r"login_failed"))
 
 
 if __name__ == "__main__":
