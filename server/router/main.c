@@ -222,7 +222,8 @@ static const char *http_session(struct stream *s, char first)
             goto out;
         }
         if (r) {
-            end = r == CF_E_TIMEOUT ? "timeout" : r == CF_E_EOF ? "eof" : "io";
+            end = r == CF_E_TIMEOUT ? "timeout" : r == CF_E_EOF ? "eof"
+                : r == CF_E_SHUTDOWN ? "shutdown" : "io";
             goto out;
         }
         if (!line.len && head.len > 1) break;      /* the empty line ends the head */
