@@ -50,13 +50,17 @@ def configure(c):
     c.write_config()
 
 
+_client_ips = iter("198.51.100.%d" % (n % 250 + 1) for n in range(1, 1 << 30))
+
+
 def auth(c, user, password, protocol="imap", attempt=1, method="plain", extra=None):
-    """(status, headers dict) of one auth_http request as nginx sends it."""
+    """(status, headers dict) of one auth_http request as nginx sends it; Client-IP is new
+    for each request unless extra gives one (the router counts failures per address)."""
     conn = http.client.HTTPConnection(HOST, c.ports["router"], timeout=15)
     headers = {"Auth-Method": method, "Auth-User": urllib.parse.quote(user, safe="@"),
                "Auth-Pass": urllib.parse.quote(password, safe=""),
                "Auth-Protocol": protocol, "Auth-Login-Attempt": str(attempt),
-               "Client-IP": "192.0.2.7", "Client-Host": "[UNAVAILABLE]"}
+               "Client-IP": next(_client_ips), "Client-Host": "[UNAVAILABLE]"}
     headers.update(extra or {})
     for k in [k for k, v in headers.items() if v is None]:
         del headers[k]
@@ -184,6 +188,19 @@ class RouterTest(SharedCofferTestCase):
         # a moving user with a bad password is refused as bad, not told to retry
         st, h = auth(c, "dave", "wrong")
         self.assertEqual(h["Auth-Status"], "Invalid login or password")
+
+    def test_failures_counted_across_connections(self):
+        """nginx's Auth-Login-Attempt restarts with each client connection: the router's own
+        counts of a user's and an address's failures keep the wait growing."""
+        c = self.coffer
+        ip = {"Client-IP": "203.0.113.9"}
+        waits = [auth(c, "carol", "wrong", extra=ip)[1]["Auth-Wait"] for _ in range(3)]
+        self.assertEqual(waits, ["1", "2", "3"])
+        # the right password ends the user's count (not the address's)
+        self.assertEqual(auth(c, "carol", "pw-c", extra=ip)[1]["Auth-Status"], "OK")
+        self.assertEqual(auth(c, "carol", "wrong")[1]["Auth-Wait"], "1")
+        self.assertEqual(auth(c, "erin", "wrong", extra=ip)[1]["Auth-Wait"], "4")
+        self.assertTrue(c.log_grep(r"auth_failed .*user=erin .*failures_client=4"))
 
     def test_moving_user_gets_temporary_error(self):
         c = self.coffer

@@ -65,7 +65,8 @@
     X(CFG_SASL_DBPATH, "sasl_dbpath", PATH, "", "the sasldb password database (default: configdir/sasldb2)") \
     X(CFG_SASL_REALM, "sasl_realm", STR, "", "SASL realm of users given without one (default: hostname)") \
     X(CFG_ROUTER_DEFAULT_BACKEND, "router_default_backend", STR, "", "router: the [backend NAME] of users without an entry in the route database (empty: such users have no route)") \
-    X(CFG_ROUTER_AUTH_WAIT, "router_auth_wait", DURATION, "2s", "router: Auth-Wait sent to nginx after a failed login, times the attempt number (Auth-Login-Attempt), at most 30 times this") \
+    X(CFG_ROUTER_AUTH_WAIT, "router_auth_wait", DURATION, "2s", "router: Auth-Wait sent to nginx after a failed login, times the number of failures (nginx's Auth-Login-Attempt, or the failures of the user or client address within router_fail_window if more), at most 30 times this") \
+    X(CFG_ROUTER_FAIL_WINDOW, "router_fail_window", DURATION, "15m", "router: how long failed logins of a user or a client address are counted for router_auth_wait (0: count only nginx's attempts)") \
     X(CFG_ROUTER_MOVE_WAIT, "router_move_wait", DURATION, "10s", "router: Auth-Wait sent to nginx for a user whose mailbox is being moved between backends") \
     X(CFG_SASL_SASLAUTHD_PATH, "sasl_saslauthd_path", PATH, "", "saslauthd socket directory when sasl_pwcheck_method = saslauthd (default: SASL's)")
 

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #define ROUTER_HTTP_DEADLINE 10         /* seconds for one whole auth_http request */
 #define ROUTER_MAX_NETSTRING 4096       /* longest socketmap request accepted */
@@ -30,6 +31,8 @@
 static const struct config *g_cfg;
 static struct kv_env *g_env;
 static struct routedb *g_routes;
+static struct kv_db *g_fails;           /* authfail.db: recent failed logins (fail_count) */
+static time_t g_last_prune;
 
 static int router_init(const struct config *cfg, const struct config_service *svc)
 {
@@ -75,6 +78,79 @@ static int lookup(const char *user, const struct config_backend **be, int *movin
         return CF_E_AGAIN;
     }
     return 1;
+}
+
+/* ---- failed logins across connections ----
+ * authfail.db (in the same environment, commits not forced to disk: losing the last counts
+ * in a crash only shortens a wait): key "u USER" or "i CLIENT-IP", value "1 COUNT FIRST",
+ * the failures since FIRST (seconds since the epoch) within router_fail_window. nginx's own
+ * Auth-Login-Attempt restarts with every client connection; these counts do not. Records
+ * past the window are removed by the worker at most once a window. */
+
+static int fail_parse(const char *v, long long *count, long long *first)
+{
+    return sscanf(v, "1 %lld %lld", count, first) == 2 ? 0 : -1;
+}
+
+static int fail_expired(const char *key, size_t klen, const char *val, size_t vlen, void *rock)
+{
+    (void)key;
+    (void)klen;
+    (void)vlen;
+    long long count, first;
+    return fail_parse(val, &count, &first) || first < *(const long long *)rock;
+}
+
+/* fails: authfail.db, opened on first use; NULL when unavailable (logged by kv) */
+static struct kv_db *fails(void)
+{
+    if (!g_fails && routes() && kv_db_open(g_env, "authfail.db", KV_TXN_NOSYNC, &g_fails))
+        g_fails = NULL;
+    return g_fails;
+}
+
+/* fail_count: the failures recorded for key within the window, after adding one when bump;
+ * 0 when none or when the database is unavailable (logged by kv). */
+static long long fail_count(const char *key, int bump)
+{
+    long long window = config_int(g_cfg, CFG_ROUTER_FAIL_WINDOW);
+    if (window <= 0 || !fails()) return 0;
+    time_t now = time(NULL);
+    long long count = 0, first = now;
+    int r;
+    KV_RETRY(r) {
+        struct kv_txn *txn = NULL;
+        struct buf v = BUF_INIT;
+        count = 0;
+        first = now;
+        r = kv_txn_begin(g_env, KV_TXN_NOSYNC, &txn);
+        if (!r) r = kv_get(g_fails, txn, key, strlen(key), &v);
+        if (r == 1 && (fail_parse(buf_cstr(&v), &count, &first) || first < now - window)) {
+            count = 0;
+            first = now;
+        }
+        if (r >= 0 && bump) {
+            count++;
+            buf_reset(&v);
+            buf_printf(&v, "1 %lld %lld", count, first);
+            r = kv_put(g_fails, txn, key, strlen(key), v.s, v.len);
+        }
+        if (r >= 0) r = kv_txn_commit(&txn);
+        else kv_txn_abort(&txn);
+        buf_fini(&v);
+    }
+    if (bump && now - g_last_prune > window) {
+        g_last_prune = now;
+        long long before = now - window;
+        kv_del_if(g_fails, "", 0, fail_expired, &before);
+    }
+    return r < 0 ? 0 : count;
+}
+
+static void fail_forget(const char *key)
+{
+    if (config_int(g_cfg, CFG_ROUTER_FAIL_WINDOW) > 0 && fails())
+        kv_del(g_fails, NULL, key, strlen(key));
 }
 
 /* ---- nginx auth_http ---- */
@@ -163,8 +239,17 @@ static void auth(struct stream *s, const struct http_req *req)
     if (!r) r = csasl_checkpass(sasl, buf_cstr(&user), user.len, buf_cstr(&pass), pass.len);
     long long unit = config_int(g_cfg, CFG_ROUTER_AUTH_WAIT);
     if (r == CF_E_PERM || r == CF_E_PARSE) {
-        long long f = attempt < ROUTER_MAX_WAIT_FACTOR ? attempt : ROUTER_MAX_WAIT_FACTOR;
-        log_notice("auth_failed", "protocol=%s attempt=%ld client=%s", proto, attempt,
+        char *ukey = xasprintf("u %s", buf_cstr(&user));
+        char *ikey = xasprintf("i %s", client ? client : "");
+        long long nu = fail_count(ukey, 1), ni = client ? fail_count(ikey, 1) : 0;
+        long long f = attempt;
+        if (nu > f) f = nu;
+        if (ni > f) f = ni;
+        if (f > ROUTER_MAX_WAIT_FACTOR) f = ROUTER_MAX_WAIT_FACTOR;
+        free(ukey);
+        free(ikey);
+        log_notice("auth_failed", "protocol=%s attempt=%ld failures_user=%lld "
+                   "failures_client=%lld client=%s", proto, attempt, nu, ni,
                    log_quote(client ? client : ""));
         auth_reply(s, "Invalid login or password", unit > 0 ? unit * f : 1);
         csasl_free(&sasl);
@@ -179,6 +264,9 @@ static void auth(struct stream *s, const struct http_req *req)
     char *canon = xstrdup(csasl_user(sasl));
     csasl_free(&sasl);
     log_set_user(canon);
+    char *ukey = xasprintf("u %s", buf_cstr(&user));
+    fail_forget(ukey);                  /* the right password ends the user's count */
+    free(ukey);
     const struct config_backend *be = NULL;
     int moving = 0;
     r = lookup(canon, &be, &moving);
