@@ -7,7 +7,7 @@
 # apt-get waits for it up to COFFER_APT_LOCK_TIMEOUT seconds (default 600) instead of failing.
 PKGS="build-essential cmake pkg-config libdb5.3-dev libssl-dev openssl libsasl2-dev \
 libsasl2-modules sasl2-bin libsieve2-dev zlib1g-dev python3 curl swaks fetchmail procps \
-postfix sieve-connect"
+postfix sieve-connect nginx-light libnginx-mod-mail"
 [ "${1:-}" = fuzz ] && PKGS="clang libclang-rt-14-dev"
 [ "${1:-}" = deb ] && PKGS="dpkg-dev"
 missing=""
@@ -18,6 +18,8 @@ done
 if [ "$(id -u)" = 0 ]; then
     echo "deps: installing$missing"
     export DEBIAN_FRONTEND=noninteractive
+    # nginx-light and libnginx-mod-mail are for test/test_router.py, which runs a private
+    # nginx mail proxy with its own nginx.conf (the system's nginx site is never used)
     # postfix is for test/test_postfix.py, which runs a private instance of its own: installed
     # with "No configuration", the system's Postfix gets no main.cf and is never started
     case " $missing " in *" postfix "*)

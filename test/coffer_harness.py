@@ -39,7 +39,8 @@ IO_TIMEOUT = 15.0               # default bound on one network read
 
 GREETING = {"imap": rb"^\* OK", "pop3": rb"^\+OK", "lmtp": rb"^220 ",
             "sieve": rb'^"IMPLEMENTATION" '}
-PROTOCOL_OF = {"imapd": "imap", "pop3d": "pop3", "lmtpd": "lmtp", "sieved": "sieve"}
+PROTOCOL_OF = {"imapd": "imap", "pop3d": "pop3", "lmtpd": "lmtp", "sieved": "sieve",
+               "router": "router"}
 
 # (name, program, tls, unix socket?)  -- the services every instance gets by default
 DEFAULT_SERVICES = [
@@ -472,6 +473,7 @@ class Coffer:
             self.globals["user"] = self.user
         self.globals.update(global_settings or {})
         self.services = {}          # name -> dict of settings (ordered)
+        self.extra_config = ""      # text appended to coffer.conf ([backend NAME] sections)
         self.unix_paths = {}
         self.ports = {}
         for name, program, tls, unix in (services or DEFAULT_SERVICES):
@@ -531,7 +533,7 @@ class Coffer:
             out.append("[service %s]" % name)
             for k, v in kv.items():
                 out.append("%s = %s" % (k, v))
-        return "\n".join(out) + "\n"
+        return "\n".join(out) + "\n" + self.extra_config
 
     def write_config(self, text=None):
         """Write coffer.conf (atomically) from the current settings, or the given text."""
@@ -660,9 +662,17 @@ class Coffer:
 
     def greet(self, service, timeout=IO_TIMEOUT):
         """Connect, read the greeting, say goodbye. Returns the greeting line (bytes)."""
+        proto = self.protocol(service)
+        if proto == "router":
+            # the router does not greet (its clients speak first): a request it refuses
+            with self.connect(service, timeout=timeout) as c:
+                c.send(b"\r\n\r\n")
+                line = c.readline()
+                if not line.startswith(b"HTTP/1.0 400"):
+                    raise AssertionError("%s answered %r" % (service, line))
+                return line
         with self.connect(service, timeout=timeout) as c:
             line = c.readline()
-            proto = self.protocol(service)
             if not re.match(GREETING[proto], line):
                 raise AssertionError("%s greeted with %r" % (service, line))
             try:
@@ -1101,10 +1111,11 @@ class ImapUsersTestCase(SharedCofferTestCase):
 
 
 def check_binaries():
-    """Exit 0 when cofferd, imapd, pop3d, lmtpd, sieved, coffer and the test helpers
+    """Exit 0 when cofferd, imapd, pop3d, lmtpd, sieved, router, coffer and the test helpers
     (test/helpers/) exist in bin_dir(), else list what is missing and exit 1 (the ctest
     fixture that gates the end-to-end tests)."""
-    missing = [p for p in ("cofferd", "imapd", "pop3d", "lmtpd", "sieved", "coffer", "pop3-testfill",
+    missing = [p for p in ("cofferd", "imapd", "pop3d", "lmtpd", "sieved", "router", "coffer",
+                           "pop3-testfill",
                            "lmtp-testtool")
                if not os.access(os.path.join(bin_dir(), p), os.X_OK)]
     if missing:

@@ -20,5 +20,6 @@ int cmd_expire(struct tool *t);        /* cmd-expire.c */
 int cmd_unexpunge(struct tool *t);     /* cmd-unexpunge.c */
 int cmd_undelete(struct tool *t);      /* cmd-unexpunge.c */
 int cmd_db(struct tool *t);            /* cmd-db.c */
+int cmd_route(struct tool *t);         /* cmd-route.c */
 
 #endif

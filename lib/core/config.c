@@ -233,6 +233,31 @@ static int load_partitions(struct config *c, FILE *pf, struct buf *err)
     return r;
 }
 
+/* valid_hostport: "HOST:PORT" or "[IPv6]:PORT" with a port of 1..65535 and a host of
+ * letters, digits, '.', '-' (or, in brackets, hex digits, ':' and '.'). */
+static int valid_hostport(const char *s)
+{
+    const char *colon;
+    if (*s == '[') {
+        const char *end = strchr(s, ']');
+        if (!end || end == s + 1 || end[1] != ':') return 0;
+        for (const char *p = s + 1; p < end; p++)
+            if (!isxdigit((unsigned char)*p) && *p != ':' && *p != '.') return 0;
+        colon = end + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || colon == s) return 0;
+        for (const char *p = s; p < colon; p++)
+            if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-') return 0;
+    }
+    const char *port = colon + 1;
+    if (!*port || strlen(port) > 5) return 0;
+    for (const char *p = port; *p; p++)
+        if (!isdigit((unsigned char)*p)) return 0;
+    long n = strtol(port, NULL, 10);
+    return n >= 1 && n <= 65535;
+}
+
 /* derive_defaults: settings whose default depends on others or on the system. */
 static void derive_defaults(struct config *c)
 {
@@ -282,6 +307,7 @@ int config_load_streams(FILE *f, const char *path, FILE *pf, struct config **out
 
     int r = 0, lineno = 0;
     struct config_service *svc = NULL;
+    long be = -1;                       /* index of the [backend] section being read */
     char *line = NULL;
     size_t cap = 0;
     while (getline(&line, &cap, f) >= 0) {
@@ -292,10 +318,14 @@ int config_load_streams(FILE *f, const char *path, FILE *pf, struct config **out
         if (*s == '[') {
             char *close = strchr(s, ']');
             char *name;
-            if (!close || close[1] || strncmp(s, "[service", 8) || !isspace((unsigned char)s[8])) {
-                buf_printf(err, "%s:%d: expected a section header '[service NAME]'\n", path, lineno);
+            int is_backend = close && !strncmp(s, "[backend", 8) && isspace((unsigned char)s[8]);
+            if (!close || close[1] || (!is_backend && (strncmp(s, "[service", 8) ||
+                                                      !isspace((unsigned char)s[8])))) {
+                buf_printf(err, "%s:%d: expected a section header '[service NAME]' or "
+                           "'[backend NAME]'\n", path, lineno);
                 r = CF_E_PARSE;
                 svc = NULL;
+                be = -1;
                 continue;
             }
             *close = '\0';
@@ -303,16 +333,28 @@ int config_load_streams(FILE *f, const char *path, FILE *pf, struct config **out
             int bad = !*name;
             for (char *p = name; *p; p++)
                 if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_') bad = 1;
+            const char *what = is_backend ? "backend" : "service";
+            svc = NULL;
+            be = -1;
             if (bad) {
-                buf_printf(err, "%s:%d: bad service name '%s'\n", path, lineno, name);
+                buf_printf(err, "%s:%d: bad %s name '%s'\n", path, lineno, what, name);
                 r = CF_E_PARSE;
-                svc = NULL;
                 continue;
             }
-            if (config_service(c, name)) {
-                buf_printf(err, "%s:%d: service '%s' is defined twice\n", path, lineno, name);
+            if (is_backend ? config_backend(c, name) != NULL : config_service(c, name) != NULL) {
+                buf_printf(err, "%s:%d: %s '%s' is defined twice\n", path, lineno, what, name);
                 r = CF_E_PARSE;
-                svc = NULL;
+                continue;
+            }
+            if (is_backend) {
+                c->backends = xreallocarray(c->backends, c->nbackends + 1, sizeof *c->backends);
+                be = (long)c->nbackends++;
+                struct config_backend *b = &c->backends[be];
+                b->name = xstrdup(name);
+                b->line = lineno;
+                b->imap = xstrdup("");
+                b->pop3 = xstrdup("");
+                b->lmtp = xstrdup("");
                 continue;
             }
             c->services = xreallocarray(c->services, c->nservices + 1, sizeof *c->services);
@@ -331,7 +373,23 @@ int config_load_streams(FILE *f, const char *path, FILE *pf, struct config **out
         }
         *eq = '\0';
         char *key = trim(s), *val = trim(eq + 1);
-        if (svc) {
+        if (be >= 0) {
+            struct config_backend *b = &c->backends[be];
+            char **slot = !strcmp(key, "imap") ? &b->imap : !strcmp(key, "pop3") ? &b->pop3
+                        : !strcmp(key, "lmtp") ? &b->lmtp : NULL;
+            if (!slot) {
+                buf_printf(err, "%s:%d: unknown backend setting '%s' (imap, pop3 or lmtp)\n",
+                           path, lineno, key);
+                r = CF_E_PARSE;
+            } else if (!valid_hostport(val)) {
+                buf_printf(err, "%s:%d: backend %s: '%s' is not HOST:PORT\n", path, lineno,
+                           key, val);
+                r = CF_E_PARSE;
+            } else {
+                free(*slot);
+                *slot = xstrdup(val);
+            }
+        } else if (svc) {
             int i = find_def(service_defs, SVC__COUNT, key);
             if (i < 0) {
                 buf_printf(err, "%s:%d: unknown service setting '%s'\n", path, lineno, key);
@@ -369,6 +427,12 @@ int config_load_streams(FILE *f, const char *path, FILE *pf, struct config **out
             r = CF_E_PARSE;
         }
     }
+    const char *defbe = c->v[CFG_ROUTER_DEFAULT_BACKEND].s;
+    if (*defbe && !config_backend(c, defbe)) {
+        buf_printf(err, "%s: router_default_backend '%s' names no [backend] section\n", path,
+                   defbe);
+        r = CF_E_PARSE;
+    }
     derive_defaults(c);
     if (!r) r = load_partitions(c, pf, err);
     if (r) {
@@ -397,6 +461,13 @@ void config_free(struct config **cp)
         free_values(c->services[i].v, SVC__COUNT);
     }
     free(c->services);
+    for (size_t i = 0; i < c->nbackends; i++) {
+        free(c->backends[i].name);
+        free(c->backends[i].imap);
+        free(c->backends[i].pop3);
+        free(c->backends[i].lmtp);
+    }
+    free(c->backends);
     for (size_t i = 0; i < c->npartitions; i++) {
         free(c->partitions[i].name);
         free(c->partitions[i].path);
@@ -422,6 +493,21 @@ const struct config_service *config_service(const struct config *c, const char *
 const char *service_str(const struct config_service *s, enum service_id id) { return s->v[id].s ? s->v[id].s : ""; }
 long long service_int(const struct config_service *s, enum service_id id) { return s->v[id].i; }
 const struct strarr *service_list(const struct config_service *s, enum service_id id) { return &s->v[id].list; }
+
+const struct config_backend *config_backend(const struct config *c, const char *name)
+{
+    for (size_t i = 0; i < c->nbackends; i++)
+        if (!strcmp(c->backends[i].name, name)) return &c->backends[i];
+    return NULL;
+}
+
+const char *backend_addr(const struct config_backend *b, const char *protocol)
+{
+    if (!strcmp(protocol, "imap")) return b->imap;
+    if (!strcmp(protocol, "pop3")) return b->pop3;
+    if (!strcmp(protocol, "lmtp")) return b->lmtp;
+    return NULL;
+}
 
 const struct partition *config_partition(const struct config *c, const char *name)
 {

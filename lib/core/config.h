@@ -1,4 +1,5 @@
-/* config.h: coffer.conf (global settings and [service NAME] sections) and partitions.conf. */
+/* config.h: coffer.conf (global settings, [service NAME] and [backend NAME] sections) and
+ * partitions.conf. */
 #ifndef COFFER_CORE_CONFIG_H
 #define COFFER_CORE_CONFIG_H
 #include "core/buf.h"
@@ -26,6 +27,14 @@ struct config_service {
     struct config_value v[SVC__COUNT];
 };
 
+/* A [backend NAME] section: the addresses ("host:port") of one backend Coffer server of a
+ * scale-out setup, for the router service (man/router.8); "" when not given. */
+struct config_backend {
+    char *name;
+    int line;
+    char *imap, *pop3, *lmtp;
+};
+
 struct partition {
     char *name;
     char *path;
@@ -37,6 +46,8 @@ struct config {
     struct config_value v[CFG__COUNT];
     struct config_service *services;
     size_t nservices;
+    struct config_backend *backends;
+    size_t nbackends;
     struct partition *partitions;
     size_t npartitions;
 };
@@ -59,6 +70,11 @@ const struct config_service *config_service(const struct config *c, const char *
 const char *service_str(const struct config_service *s, enum service_id id);
 long long service_int(const struct config_service *s, enum service_id id);
 const struct strarr *service_list(const struct config_service *s, enum service_id id);
+
+const struct config_backend *config_backend(const struct config *c, const char *name);
+/* backend_addr: the backend's address for protocol "imap", "pop3" or "lmtp" ("" when not
+ * configured, NULL for another protocol name). */
+const char *backend_addr(const struct config_backend *b, const char *protocol);
 
 const struct partition *config_partition(const struct config *c, const char *name);
 

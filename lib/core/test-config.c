@@ -74,6 +74,32 @@ static void test_good(void)
     buf_fini(&err);
 }
 
+static void test_backends(void)
+{
+    struct config *c;
+    struct buf err = BUF_INIT;
+    put("partitions.conf", "default /tmp/x\n");
+    int r = load("router_default_backend = m2\n[backend m1]\nimap = 10.0.0.1:143\n"
+                 "lmtp = mail1.example:24\n[service r]\nprogram = router\nlisten = 127.0.0.1:9\n"
+                 "[backend m2]\npop3 = [2001:db8::1]:110\n", &c, &err);
+    UNIT_EQ_INT(r, 0);
+    if (r) { fprintf(stderr, "%s", buf_cstr(&err)); return; }
+    UNIT_EQ_INT(c->nbackends, 2);
+    UNIT_EQ_INT(c->nservices, 1);
+    const struct config_backend *b = config_backend(c, "m1");
+    UNIT_CHECK(b != NULL);
+    if (b) {
+        UNIT_EQ_STR(backend_addr(b, "imap"), "10.0.0.1:143");
+        UNIT_EQ_STR(backend_addr(b, "lmtp"), "mail1.example:24");
+        UNIT_EQ_STR(backend_addr(b, "pop3"), "");
+        UNIT_CHECK(backend_addr(b, "smtp") == NULL);
+    }
+    UNIT_EQ_STR(config_backend(c, "m2")->pop3, "[2001:db8::1]:110");
+    UNIT_CHECK(config_backend(c, "m3") == NULL);
+    config_free(&c);
+    buf_fini(&err);
+}
+
 static void test_errors(void)
 {
     static const struct { const char *conf, *want; } cases[] = {
@@ -90,6 +116,13 @@ static void test_errors(void)
         { "[service imap]\nprogram=imapd\nlisten=a:1\nprefork=5\nmaxchild=2\n", "prefork <= maxchild" },
         { "max_line = 12Q\n", "max_line must be a size" },
         { "defaultpartition = nope\n", "defaultpartition 'nope' is not defined" },
+        { "[backend b]\nimap = 127.0.0.1\n", "coffer.conf:2: backend imap: '127.0.0.1' is not HOST:PORT" },
+        { "[backend b]\nlmtp = h:70000\n", "is not HOST:PORT" },
+        { "[backend b]\npop3 = [::1:110\n", "is not HOST:PORT" },
+        { "[backend b]\nsmtp = h:25\n", "coffer.conf:2: unknown backend setting 'smtp'" },
+        { "[backend b]\n[backend b]\n", "coffer.conf:2: backend 'b' is defined twice" },
+        { "[backend b c]\n", "coffer.conf:1: bad backend name 'b c'" },
+        { "router_default_backend = x\n", "router_default_backend 'x' names no [backend] section" },
     };
     put("partitions.conf", "default /tmp/x\n");
     struct buf err = BUF_INIT;
@@ -162,6 +195,7 @@ int main(void)
     if (!mkdtemp(dir)) return 2;
     test_good();
     test_errors();
+    test_backends();
     test_units();
     test_documented();
     char *cmd = xasprintf("rm -rf %s", dir);
