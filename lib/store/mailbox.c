@@ -675,8 +675,9 @@ int mbi_cache_end(struct mailbox *mb, uint64_t *end_r)
 
 static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_changes *ch);
 
-int mailbox_open(const char *partition, const char *uniqueid, const char *name,
-                 struct mailbox **mb_r)
+/* open_mailbox: mailbox_open, with the view built (view) or not (mailbox_open_target). */
+static int open_mailbox(const char *partition, const char *uniqueid, const char *name, int view,
+                        struct mailbox **mb_r)
 {
     *mb_r = NULL;
     if (!partition_uniqueid_valid(uniqueid)) return CF_E_NOTFOUND;
@@ -693,7 +694,9 @@ int mailbox_open(const char *partition, const char *uniqueid, const char *name,
         r = took;
         goto fail;
     }
-    r = view_update(mb, 0, &ch);
+    /* the view reads every record: a handle that only writes (a delivery, an APPEND or
+     * COPY target) skips it, so that its cost does not grow with the mailbox */
+    r = view ? view_update(mb, 0, &ch) : 0;
     mbi_unlock(mb, took);
     if (r < 0) goto fail;
     mailbox_changes_fini(&ch);
@@ -703,6 +706,18 @@ fail:
     mailbox_changes_fini(&ch);
     mailbox_close(&mb);
     return r;
+}
+
+int mailbox_open(const char *partition, const char *uniqueid, const char *name,
+                 struct mailbox **mb_r)
+{
+    return open_mailbox(partition, uniqueid, name, 1, mb_r);
+}
+
+int mailbox_open_target(const char *partition, const char *uniqueid, const char *name,
+                        struct mailbox **mb_r)
+{
+    return open_mailbox(partition, uniqueid, name, 0, mb_r);
 }
 
 int mailbox_reuse(struct mailbox *mb, const char *partition, const char *uniqueid,

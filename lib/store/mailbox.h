@@ -54,6 +54,14 @@ int mailbox_reuse(struct mailbox *mb, const char *partition, const char *uniquei
  * 0, CF_E_NOTFOUND, CF_E_CORRUPT (logged) or CF_E_IO. Blocks on the shared lock. */
 int mailbox_open(const char *partition, const char *uniqueid, const char *name,
                  struct mailbox **mb_r);
+
+/* mailbox_open_target: mailbox_open without the view, for a handle that only writes into the
+ * mailbox (a delivery, an APPEND or COPY target, the source of a copy): its cost does not
+ * depend on the mailbox's size (building the view reads every record). Until a mailbox_sync,
+ * which builds the view as an open does (every message reported as new), the view is empty:
+ * mailbox_count is 0 and msgno lookups find nothing. Same returns as mailbox_open. */
+int mailbox_open_target(const char *partition, const char *uniqueid, const char *name,
+                        struct mailbox **mb_r);
 void mailbox_close(struct mailbox **mb);
 
 /* mailbox_set_nofsync: skip every fsync (for building test data fast; never in servers). */

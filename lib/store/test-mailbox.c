@@ -1602,6 +1602,72 @@ out:
     mailbox_close(&w);
 }
 
+/* mailbox_open_target: a handle without a view (what a delivery uses) appends, is a copy's
+ * source and destination, and builds its view at the first sync as an open does. */
+static void test_open_target(void)
+{
+    enum { N = 1500 };
+    char id[UNIQUEID_LEN + 1], id2[UNIQUEID_LEN + 1];
+    new_mailbox(part1, "user.alice.target", id);
+    new_mailbox(part1, "user.alice.target2", id2);
+    struct mailbox *w = NULL, *t = NULL, *t2 = NULL, *f = NULL;
+    struct mailbox_msg *msgs = xzmalloc(N * sizeof *msgs);
+    static const char body[] = "Subject: target\r\n\r\nbody\r\n";
+    for (int i = 0; i < N; i++) {
+        struct mailbox_msg m = { body, sizeof body - 1, -1, 1000000000, 0, NULL, 0 };
+        msgs[i] = m;
+    }
+    if (!open_ok(id, &w)) goto out;
+    mailbox_set_nofsync(w, 1);
+    UNIT_EQ_INT(mailbox_append(w, msgs, N, NULL), 0);
+    uint32_t gone[] = { 2, 700 };
+    struct mailbox_store sd = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(w, gone, 2, &sd, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_expunge(w, gone, 2, NULL), 0);
+    UNIT_EQ_INT(mailbox_open_target(part1, id, NULL, &t), 0);
+    if (!t) goto out;
+    /* no view: nothing was read of the records, yet the header is the current one */
+    UNIT_EQ_INT(mailbox_count(t), 0);
+    UNIT_EQ_INT(mailbox_msgno(t, 1), 0);
+    UNIT_EQ_INT(mailbox_header(t)->exists, N - 2);
+    uint32_t uid = 0;
+    UNIT_EQ_INT(append_one(t, "target", FLAG_FLAGGED, NULL, &uid), 0);
+    UNIT_EQ_INT(uid, N + 1);
+    UNIT_EQ_INT(mailbox_count(t), 0);
+    struct index_record rec;
+    UNIT_EQ_INT(mailbox_record(t, N + 1, &rec), 1);
+    UNIT_EQ_INT(rec.flags & FLAG_FLAGGED, FLAG_FLAGGED);
+    /* copy from one target handle into another */
+    UNIT_EQ_INT(mailbox_open_target(part1, id2, NULL, &t2), 0);
+    if (!t2) goto out;
+    uint32_t src[] = { 1, N + 1 }, dst[2] = { 0, 0 };
+    UNIT_EQ_INT(mailbox_copy(t, src, 2, t2, dst, NULL), 0);
+    UNIT_EQ_INT(dst[0], 1);
+    UNIT_EQ_INT(dst[1], 2);
+    UNIT_EQ_INT(mailbox_header(t2)->exists, 2);
+    /* the first sync builds the whole view: every message reported new, as a fresh open has */
+    struct mailbox_changes ch;
+    mailbox_changes_init(&ch);
+    UNIT_EQ_INT(mailbox_sync(t, 0, &ch), 0);
+    UNIT_EQ_INT(ch.n_new, N - 1);
+    UNIT_EQ_INT(ch.n_expunged, 0);
+    mailbox_changes_fini(&ch);
+    if (!open_ok(id, &f)) goto out;
+    UNIT_EQ_INT(mailbox_count(t), mailbox_count(f));
+    for (uint32_t m = 1; m <= mailbox_count(f); m++)
+        if (mailbox_uid(t, m) != mailbox_uid(f, m)) {
+            UNIT_EQ_INT(mailbox_uid(t, m), mailbox_uid(f, m));
+            break;
+        }
+    UNIT_EQ_INT(mailbox_msgno(t, N + 1), N - 1);
+out:
+    free(msgs);
+    mailbox_close(&f);
+    mailbox_close(&t2);
+    mailbox_close(&t);
+    mailbox_close(&w);
+}
+
 int main(void)
 {
     log_init("test-mailbox", 1, LOG_LVL_WARNING);
@@ -1628,6 +1694,7 @@ int main(void)
     test_big_cache_record();
     test_verified_reuse();
     test_big_view();
+    test_open_target();
     if (!unit_failed) rm_rf(tmpdir);
     else fprintf(stderr, "left %s for inspection\n", tmpdir);
     free(part1);

@@ -285,7 +285,7 @@ void cmd_append(struct client *c, const struct imap_command *cmd)
         total += msgs[i].len;
     }
 
-    r = store_open_mailbox(c->store, buf_cstr(&name), NULL, &mb);
+    r = store_open_target(c->store, buf_cstr(&name), NULL, &mb);
     if (r == CF_E_NOTFOUND) {
         client_tagged(c, cmd->tag, "NO [TRYCREATE] No such mailbox");
         goto done;
@@ -444,7 +444,7 @@ void cmd_replace(struct client *c, const struct imap_command *cmd)
     msg.flags = m[0].flags;
     msg.keywords = m[0].keywords.count ? (const char *const *)m[0].keywords.v : NULL;
 
-    r = store_open_mailbox(c->store, buf_cstr(&name), NULL, &dst);
+    r = store_open_target(c->store, buf_cstr(&name), NULL, &dst);
     if (r == CF_E_NOTFOUND) {
         client_tagged(c, cmd->tag, "NO [TRYCREATE] No such mailbox");
         goto done;
