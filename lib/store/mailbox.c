@@ -90,6 +90,17 @@ static int map_refresh(struct mailbox *mb)
     if (fstat(mb->index_fd, &st) < 0) return mbi_io_error(mb, "fstat", mb->index_path);
     size_t len = (size_t)st.st_size;
     if (len == mb->map_len && mb->map) return 0;
+    if (mb->map && len > mb->map_len) {
+        /* grown (an append): extend the mapping, keeping the pages already mapped. A fresh
+         * mapping would fault the header and tail pages in again after every commit, and
+         * the unmap's page-table teardown is expensive on a virtual machine */
+        void *p = mremap(mb->map, mb->map_len, len, MREMAP_MAYMOVE);
+        if (p != MAP_FAILED) {
+            mb->map = p;
+            mb->map_len = len;
+            return 0;
+        }
+    }
     unmap_index(mb);
     if (len < INDEX_HEADER_SIZE) return mbi_corrupt(mb, "index_short", 0);
     void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, mb->index_fd, 0);
