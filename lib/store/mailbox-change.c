@@ -144,6 +144,13 @@ static void undo_records(struct mailbox *mb, const struct rewrite *rw)
 int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
                   const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r)
 {
+    return mailbox_store_records(mb, uids, n, st, failed_r, nfailed_r, NULL);
+}
+
+int mailbox_store_records(struct mailbox *mb, const uint32_t *uids, size_t n,
+                          const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r,
+                          struct index_record *recs_r)
+{
     uint32_t *failed = NULL;
     size_t nfailed = 0, afailed = 0;
     int kbits[INDEX_MAX_KEYWORDS];
@@ -169,6 +176,8 @@ int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
         if (nk < INDEX_MAX_KEYWORDS) kbits[nk++] = k;
     }
     uint32_t sys = st->flags & FLAG_SYSTEM_MASK;
+    if (recs_r)
+        for (size_t i = 0; i < n; i++) recs_r[i].uid = 0;
     for (size_t i = 0; i < n; i++) {
         long pos = mbi_find_pos(mb, uids[i]);
         if (pos < 0) continue;
@@ -190,11 +199,14 @@ int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
         }
         for (size_t k = 0; k < nk; k++)
             index_user_flag_set(&nr, (unsigned)kbits[k], st->op != STORE_REMOVE);
-        if (nr.flags == rec.flags && !memcmp(nr.user_flags, rec.user_flags, sizeof nr.user_flags))
+        if (nr.flags == rec.flags && !memcmp(nr.user_flags, rec.user_flags, sizeof nr.user_flags)) {
+            if (recs_r) recs_r[i] = rec;
             continue;   /* RFC 7162 section 3.1.3: no change, no new modseq */
+        }
         mbi_count_record(&nh, &rec, 0);
         mbi_count_record(&nh, &nr, 1);
         nr.modseq = modseq;
+        if (recs_r) recs_r[i] = nr;
         if ((r = rewrite_record(mb, &rw, (uint32_t)pos, &nr)) < 0) goto done;
         changed = 1;
     }

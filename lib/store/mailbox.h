@@ -114,6 +114,14 @@ struct mailbox_store {
 int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
                   const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r);
 
+/* mailbox_store_records: mailbox_store, and when recs_r is not NULL (n entries) recs_r[i] gets
+ * the record of uids[i] as this commit left it (changed or not; uid 0 when absent, expunged
+ * or refused by unchangedsince), so that a caller reporting the new flags (RFC 3501 section
+ * 6.4.6) need not look each message up again. Filled only when 0 is returned. */
+int mailbox_store_records(struct mailbox *mb, const uint32_t *uids, size_t n,
+                          const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r,
+                          struct index_record *recs_r);
+
 /* mailbox_expunge: expunge the records with FLAG_DELETED among uids (uids NULL: all of them):
  * mark them expunged with a new modseq and commit, then unlink their files -- unless the
  * handle is in delayed mode (mailbox_set_expunge_delayed): then the records get expunged_at

@@ -1748,8 +1748,24 @@ static void test_store_batched(void)
         UNIT_EQ_INT(after.modseq, before[u - 1].modseq);
     }
     UNIT_EQ_INT(mailbox_header(mb)->highestmodseq, hms);
-    UNIT_EQ_INT(mailbox_store(mb, over, sizeof over / sizeof *over, &flag, NULL, NULL), 0);
+    struct index_record recs[sizeof over / sizeof *over];
+    UNIT_EQ_INT(mailbox_store_records(mb, over, sizeof over / sizeof *over, &flag, NULL, NULL,
+                                      recs), 0);
     UNIT_EQ_INT(mailbox_header(mb)->flagged, 5);
+    /* the records handed back are the committed ones, repeats included */
+    for (size_t i = 0; i < sizeof over / sizeof *over; i++) {
+        UNIT_EQ_INT(recs[i].uid, over[i]);
+        UNIT_EQ_INT(recs[i].modseq, hms + 1);
+        UNIT_EQ_INT(mailbox_record(mb, over[i], &after), 1);
+        UNIT_EQ_INT(recs[i].flags, after.flags);
+    }
+    /* unchanged ones come back with their old modseq; expunged and absent ones as uid 0 */
+    uint32_t mixed[] = { 1, 10, N + 7 };
+    UNIT_EQ_INT(mailbox_store_records(mb, mixed, 3, &flag, NULL, NULL, recs), 0);
+    UNIT_EQ_INT(recs[0].uid, 1);
+    UNIT_EQ_INT(recs[0].modseq, hms + 1);
+    UNIT_EQ_INT(recs[1].uid, 0);
+    UNIT_EQ_INT(recs[2].uid, 0);
     UNIT_EQ_INT(mailbox_header(mb)->highestmodseq, hms + 1);
     UNIT_EQ_INT(mailbox_sync(mb, 0, &ch), 0);
     mailbox_changes_fini(&ch);
