@@ -89,7 +89,8 @@ static int rewrite_read(struct mailbox *mb, const struct rewrite *rw, uint32_t p
                         struct index_record *rec)
 {
     const unsigned char *raw = rewrite_peek(mb, rw, pos);
-    if (index_record_decode(raw, rec) < 0) return mbi_corrupt(mb, "index_record", index_record_uid(raw));
+    if (index_record_decode(raw, rec) < 0)
+        return mbi_corrupt(mb, "index_record", index_record_uid(raw));
     return 0;
 }
 

@@ -297,8 +297,9 @@ int mailbox_rename(const char *old_partition, const char *new_partition, const c
 
 /* mailbox_fault_hook: for crash tests only, NULL otherwise. When set, a commit calls it at the
  * points where a kill -9 or an I/O error leaves something to recover from: "record" after each
- * write of records rewritten in place (STORE, EXPUNGE: one per run of adjacent records), "commit" just before writing the header slot,
- * "index_sync" in place of the index flush that makes a commit durable, and "restore_sync" in
+ * write of records rewritten in place (STORE, EXPUNGE: one write per run of adjacent records),
+ * "commit" just before writing the header slot, "index_sync" in place of the index flush that
+ * makes a commit durable, and "restore_sync" in
  * place of the flush after a failed commit put the previous header slot back. The hook
  * returns 0, or an errno value that makes the flush at an "..._sync" point fail with it. A test
  * forks, makes the hook _exit at the chosen call (or fail it), and checks what the next opener
