@@ -80,7 +80,7 @@ static void deliver_one(struct store *st, const struct deliver_msg *m, struct de
         }
         /* a broken duplicate database must not stop mail: deliver (logged by dupdb) */
     }
-    if ((r = store_open_mailbox(st, t->mailbox, &e, &mb)) < 0) {
+    if ((r = store_open_target(st, t->mailbox, &e, &mb)) < 0) {
         t->result = r;
         goto done;
     }

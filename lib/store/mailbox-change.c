@@ -24,55 +24,142 @@
 
 /* ---- store ---- */
 
-/* save_record: remember record pos as it is now (its raw bytes), to put back if the commit
- * that rewrites it in place fails. */
-static void save_record(struct mailbox *mb, struct buf *undo, uint32_t pos)
+/* In-place record rewrites of one commit (STORE, EXPUNGE), batched: records at consecutive
+ * positions go out in one pwrite (STORE 1:* rewrites the whole record area in a few writes
+ * instead of one write per message), so a change costs what it changes. Before the first write
+ * the intent marker (mbi_write_intent); the old bytes of every run are kept to put back if the
+ * commit fails (undo_records). Nothing else is synced here: the header write's flush
+ * (mbi_write_header) carries the records to the disk with it, one flush per command. */
+#define REWRITE_RUN_MAX 8192u   /* records per pwrite (1 MiB) */
+struct rewrite {
+    struct buf undo;    /* runs: first position (4), count (4), old bytes */
+    struct buf run;     /* new bytes of the run being gathered */
+    uint32_t run_pos;   /* position of the run's first record */
+    uint32_t written;   /* records written so far */
+};
+
+static void rewrite_init(struct rewrite *rw)
 {
-    unsigned char p[4];
-    le_put32(p, pos);
-    buf_append(undo, p, sizeof p);
-    buf_append(undo, mb->map + index_record_offset(pos), INDEX_RECORD_SIZE);
+    memset(rw, 0, sizeof *rw);
+    buf_init(&rw->undo);
+    buf_init(&rw->run);
+}
+
+static void rewrite_fini(struct rewrite *rw)
+{
+    buf_fini(&rw->undo);
+    buf_fini(&rw->run);
+}
+
+/* rewrite_flush: write the gathered run in place (the intent marker first when it is the
+ * commit's first). 0 or CF_E_IO. */
+static int rewrite_flush(struct mailbox *mb, struct rewrite *rw)
+{
+    uint32_t n = (uint32_t)(rw->run.len / INDEX_RECORD_SIZE);
+    if (!n) return 0;
+    int r;
+    if (!rw->written && (r = mbi_write_intent(mb)) < 0) return r;
+    unsigned char p[8];
+    le_put32(p, rw->run_pos);
+    le_put32(p + 4, n);
+    buf_append(&rw->undo, p, sizeof p);
+    buf_append(&rw->undo, mb->map + index_record_offset(rw->run_pos), rw->run.len);
+    if (mbi_pwrite_all(mb->index_fd, rw->run.s, rw->run.len, index_record_offset(rw->run_pos)) < 0)
+        return mbi_io_error(mb, "pwrite", mb->index_path);
+    rw->written += n;
+    mailbox_sync_stats.record_writes++;
+    buf_reset(&rw->run);
+    mbi_fault_point("record");
+    return 0;
+}
+
+/* rewrite_peek: record pos as this commit has made it so far (the gathered run holds the
+ * latest bytes of its records: a message named twice in one command is changed once). */
+static const unsigned char *rewrite_peek(const struct mailbox *mb, const struct rewrite *rw,
+                                         uint32_t pos)
+{
+    uint32_t n = (uint32_t)(rw->run.len / INDEX_RECORD_SIZE);
+    if (pos >= rw->run_pos && pos - rw->run_pos < n)
+        return (const unsigned char *)rw->run.s + (size_t)(pos - rw->run_pos) * INDEX_RECORD_SIZE;
+    return mb->map + index_record_offset(pos);
+}
+
+/* rewrite_read: mbi_read_record through rewrite_peek. 0 or CF_E_CORRUPT. */
+static int rewrite_read(struct mailbox *mb, const struct rewrite *rw, uint32_t pos,
+                        struct index_record *rec)
+{
+    const unsigned char *raw = rewrite_peek(mb, rw, pos);
+    if (index_record_decode(raw, rec) < 0)
+        return mbi_corrupt(mb, "index_record", index_record_uid(raw));
+    return 0;
+}
+
+/* rewrite_record: rec is to replace record pos in this commit; gathered into the current run
+ * when it continues it (or is in it already), else the run is written and a new one begins.
+ * 0 or CF_E_IO. */
+static int rewrite_record(struct mailbox *mb, struct rewrite *rw, uint32_t pos,
+                          const struct index_record *rec)
+{
+    uint32_t n = (uint32_t)(rw->run.len / INDEX_RECORD_SIZE);
+    unsigned char raw[INDEX_RECORD_SIZE];
+    index_record_encode(rec, raw);
+    if (n && pos >= rw->run_pos && pos - rw->run_pos < n) {
+        memcpy(rw->run.s + (size_t)(pos - rw->run_pos) * INDEX_RECORD_SIZE, raw, sizeof raw);
+        return 0;
+    }
+    int r;
+    if (n && (pos != rw->run_pos + n || n >= REWRITE_RUN_MAX) && (r = rewrite_flush(mb, rw)) < 0)
+        return r;
+    mbi_uidcol_note(mb, pos);   /* the uid column's block of pos follows this commit */
+    if (!rw->run.len) rw->run_pos = pos;
+    buf_append(&rw->run, raw, sizeof raw);
+    return 0;
 }
 
 /* undo_records: after a failed commit (write_header put the header slot back), put back the
  * records it had rewritten in place, so that nothing of a change the client was refused
  * shows (the intent marker would otherwise make the next lock recount and commit them). Best
  * effort: a record that cannot be written back stays changed, and is counted in. */
-static void undo_records(struct mailbox *mb, const struct buf *undo)
+static void undo_records(struct mailbox *mb, const struct rewrite *rw)
 {
-    for (size_t off = 0; off + 4 + INDEX_RECORD_SIZE <= undo->len; off += 4 + INDEX_RECORD_SIZE) {
-        const unsigned char *e = (const unsigned char *)undo->s + off;
-        if (mbi_pwrite_all(mb->index_fd, e + 4, INDEX_RECORD_SIZE, index_record_offset(le_get32(e))) < 0)
+    const unsigned char *u = (const unsigned char *)rw->undo.s;
+    size_t *runs = NULL, nruns = 0, aruns = 0;
+    for (size_t off = 0; off + 8 <= rw->undo.len;
+         off += 8 + (size_t)le_get32(u + off + 4) * INDEX_RECORD_SIZE) {
+        if (nruns == aruns) {
+            aruns = aruns ? 2 * aruns : 16;
+            runs = xreallocarray(runs, aruns, sizeof *runs);
+        }
+        runs[nruns++] = off;
+    }
+    /* last run first: a record written twice (in two runs) gets its oldest bytes back */
+    while (nruns--) {
+        size_t off = runs[nruns];
+        uint32_t pos = le_get32(u + off), n = le_get32(u + off + 4);
+        if (mbi_pwrite_all(mb->index_fd, u + off + 8, (size_t)n * INDEX_RECORD_SIZE,
+                           index_record_offset(pos)) < 0)
             mbi_io_error(mb, "pwrite", mb->index_path);
     }
-}
-
-/* rewrite_record: write rec in place at pos, before the commit: the intent marker first when
- * this is the change's first record (first), the old bytes kept in undo. 0 or CF_E_IO. */
-static int rewrite_record(struct mailbox *mb, struct buf *undo, uint32_t pos,
-                          const struct index_record *rec, int first)
-{
-    unsigned char raw[INDEX_RECORD_SIZE];
-    index_record_encode(rec, raw);
-    int r;
-    if (first && (r = mbi_write_intent(mb)) < 0) return r;
-    save_record(mb, undo, pos);
-    mbi_uidcol_note(mb, pos);
-    if (mbi_pwrite_all(mb->index_fd, raw, sizeof raw, index_record_offset(pos)) < 0)
-        return mbi_io_error(mb, "pwrite", mb->index_path);
-    mbi_fault_point("record");
-    return 0;
+    free(runs);
 }
 
 int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
                   const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r)
+{
+    return mailbox_store_records(mb, uids, n, st, failed_r, nfailed_r, NULL);
+}
+
+int mailbox_store_records(struct mailbox *mb, const uint32_t *uids, size_t n,
+                          const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r,
+                          struct index_record *recs_r)
 {
     uint32_t *failed = NULL;
     size_t nfailed = 0, afailed = 0;
     int kbits[INDEX_MAX_KEYWORDS];
     size_t nk = 0;
     int r = 0, changed = 0;
-    struct buf undo = BUF_INIT;
+    struct rewrite rw;
+    rewrite_init(&rw);
     int took = mbi_lock(mb, LOCK_EX);
     if (took < 0) {
         r = took;
@@ -91,11 +178,13 @@ int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
         if (nk < INDEX_MAX_KEYWORDS) kbits[nk++] = k;
     }
     uint32_t sys = st->flags & FLAG_SYSTEM_MASK;
+    if (recs_r)
+        for (size_t i = 0; i < n; i++) recs_r[i].uid = 0;
     for (size_t i = 0; i < n; i++) {
         long pos = mbi_find_pos(mb, uids[i]);
         if (pos < 0) continue;
         struct index_record rec;
-        if ((r = mbi_read_record(mb, (uint32_t)pos, &rec)) < 0) goto done;
+        if ((r = rewrite_read(mb, &rw, (uint32_t)pos, &rec)) < 0) goto done;
         if (rec.flags & FLAG_EXPUNGED) continue;
         if (st->unchangedsince && rec.modseq > st->unchangedsince) {
             mbi_push_u32(&failed, &nfailed, &afailed, rec.uid);
@@ -112,21 +201,25 @@ int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
         }
         for (size_t k = 0; k < nk; k++)
             index_user_flag_set(&nr, (unsigned)kbits[k], st->op != STORE_REMOVE);
-        if (nr.flags == rec.flags && !memcmp(nr.user_flags, rec.user_flags, sizeof nr.user_flags))
+        if (nr.flags == rec.flags && !memcmp(nr.user_flags, rec.user_flags, sizeof nr.user_flags)) {
+            if (recs_r) recs_r[i] = rec;
             continue;   /* RFC 7162 section 3.1.3: no change, no new modseq */
+        }
         mbi_count_record(&nh, &rec, 0);
         mbi_count_record(&nh, &nr, 1);
         nr.modseq = modseq;
-        if ((r = rewrite_record(mb, &undo, (uint32_t)pos, &nr, !changed)) < 0) goto done;
+        if (recs_r) recs_r[i] = nr;
+        if ((r = rewrite_record(mb, &rw, (uint32_t)pos, &nr)) < 0) goto done;
         changed = 1;
     }
+    if ((r = rewrite_flush(mb, &rw)) < 0) goto done;
     if (changed || nh.keyword_count != mb->hdr.keyword_count) {
         if (changed) nh.highestmodseq = modseq;
         r = mbi_write_header(mb, &nh);
     }
 done:
-    if (r < 0) undo_records(mb, &undo);
-    buf_fini(&undo);
+    if (r < 0) undo_records(mb, &rw);
+    rewrite_fini(&rw);
     mbi_unlock(mb, took);
 out:
     if (r < 0) {
@@ -156,11 +249,15 @@ static int expunge_sized(struct mailbox *mb, const uint32_t *uids, size_t n, int
     size_t ngone = 0, agone = 0;
     uint64_t bytes = 0;
     int r = 0;
-    struct buf undo = BUF_INIT;
+    struct rewrite rw;
+    rewrite_init(&rw);
     if (count_r) *count_r = 0;
     if (bytes_r) *bytes_r = 0;
     int took = mbi_lock(mb, LOCK_EX);
-    if (took < 0) return took;
+    if (took < 0) {
+        rewrite_fini(&rw);
+        return took;
+    }
     struct index_header nh = mb->hdr;
     nh.prev_count = nh.record_count;
     uint64_t modseq = nh.highestmodseq + 1;
@@ -170,21 +267,22 @@ static int expunge_sized(struct mailbox *mb, const uint32_t *uids, size_t n, int
     for (size_t i = 0; i < total; i++) {
         long pos = uids ? mbi_find_pos(mb, uids[i]) : (long)i;
         if (pos < 0) continue;
-        const unsigned char *raw = mb->map + index_record_offset((uint32_t)pos);
+        const unsigned char *raw = rewrite_peek(mb, &rw, (uint32_t)pos);
         uint32_t f = le_get32(raw + 4);
         if ((f & FLAG_EXPUNGED) || (!any_flags && !(f & FLAG_DELETED))) continue;
         struct index_record rec;
-        if ((r = mbi_read_record(mb, (uint32_t)pos, &rec)) < 0) goto done;
+        if ((r = rewrite_read(mb, &rw, (uint32_t)pos, &rec)) < 0) goto done;
         mbi_count_record(&nh, &rec, 0);
         bytes += rec.size;
         rec.flags |= FLAG_EXPUNGED;
         rec.modseq = modseq;
         rec.expunged_at = mb->expunge_delayed ? now : 0;
         nh.expunged++;
-        if ((r = rewrite_record(mb, &undo, (uint32_t)pos, &rec, !ngone)) < 0) goto done;
+        if ((r = rewrite_record(mb, &rw, (uint32_t)pos, &rec)) < 0) goto done;
         mbi_push_u32(&gone, &ngone, &agone, rec.uid);
     }
     if (!ngone) goto done;
+    if ((r = rewrite_flush(mb, &rw)) < 0) goto done;
     nh.highestmodseq = modseq;
     if ((r = mbi_write_header(mb, &nh)) < 0) goto done;
     /* Only after the commit: a crash before leaves files nobody points to, never the reverse.
@@ -193,8 +291,8 @@ static int expunge_sized(struct mailbox *mb, const uint32_t *uids, size_t n, int
     if (count_r) *count_r = (uint32_t)ngone;
     if (bytes_r) *bytes_r = bytes;
 done:
-    if (r < 0) undo_records(mb, &undo);
-    buf_fini(&undo);
+    if (r < 0) undo_records(mb, &rw);
+    rewrite_fini(&rw);
     mbi_unlock(mb, took);
     free(gone);
     return r;
@@ -433,30 +531,32 @@ int mailbox_retained(struct mailbox *mb, const uint32_t *uids, size_t n,
  * leaves them retained, and retained_locked skips them as present. */
 static int forget_originals(struct mailbox *mb, const uint32_t *uids, size_t n)
 {
-    struct buf undo = BUF_INIT;
+    struct rewrite rw;
     uint32_t *gone = NULL;
     size_t ngone = 0, agone = 0;
     int r = 0;
     int took = mbi_lock(mb, LOCK_EX);
     if (took < 0) return took;
+    rewrite_init(&rw);
     struct index_header nh = mb->hdr;
     nh.prev_count = nh.record_count;
     for (size_t i = 0; i < n; i++) {
         long pos = mbi_find_pos(mb, uids[i]);
         if (pos < 0) continue;
         struct index_record rec;
-        if ((r = mbi_read_record(mb, (uint32_t)pos, &rec)) < 0) goto done;
+        if ((r = rewrite_read(mb, &rw, (uint32_t)pos, &rec)) < 0) goto done;
         if (!(rec.flags & FLAG_EXPUNGED) || !rec.expunged_at) continue;
         rec.expunged_at = 0;
-        if ((r = rewrite_record(mb, &undo, (uint32_t)pos, &rec, !ngone)) < 0) goto done;
+        if ((r = rewrite_record(mb, &rw, (uint32_t)pos, &rec)) < 0) goto done;
         mbi_push_u32(&gone, &ngone, &agone, rec.uid);
     }
     if (!ngone) goto done;
+    if ((r = rewrite_flush(mb, &rw)) < 0) goto done;
     if ((r = mbi_write_header(mb, &nh)) < 0) goto done;
     mbi_unlink_messages(mb, gone, ngone);
 done:
-    if (r < 0) undo_records(mb, &undo);
-    buf_fini(&undo);
+    if (r < 0) undo_records(mb, &rw);
+    rewrite_fini(&rw);
     mbi_unlock(mb, took);
     free(gone);
     return r;

@@ -90,6 +90,17 @@ static int map_refresh(struct mailbox *mb)
     if (fstat(mb->index_fd, &st) < 0) return mbi_io_error(mb, "fstat", mb->index_path);
     size_t len = (size_t)st.st_size;
     if (len == mb->map_len && mb->map) return 0;
+    if (mb->map && len > mb->map_len) {
+        /* grown (an append): extend the mapping, keeping the pages already mapped. A fresh
+         * mapping would fault the header and tail pages in again after every commit, and
+         * the unmap's page-table teardown is expensive on a virtual machine */
+        void *p = mremap(mb->map, mb->map_len, len, MREMAP_MAYMOVE);
+        if (p != MAP_FAILED) {
+            mb->map = p;
+            mb->map_len = len;
+            return 0;
+        }
+    }
     unmap_index(mb);
     if (len < INDEX_HEADER_SIZE) return mbi_corrupt(mb, "index_short", 0);
     void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, mb->index_fd, 0);
@@ -687,8 +698,9 @@ int mbi_cache_end(struct mailbox *mb, uint64_t *end_r)
 
 static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_changes *ch);
 
-int mailbox_open(const char *partition, const char *uniqueid, const char *name,
-                 struct mailbox **mb_r)
+/* open_mailbox: mailbox_open, with the view built (view) or not (mailbox_open_target). */
+static int open_mailbox(const char *partition, const char *uniqueid, const char *name, int view,
+                        struct mailbox **mb_r)
 {
     *mb_r = NULL;
     if (!partition_uniqueid_valid(uniqueid)) return CF_E_NOTFOUND;
@@ -705,7 +717,9 @@ int mailbox_open(const char *partition, const char *uniqueid, const char *name,
         r = took;
         goto fail;
     }
-    r = view_update(mb, 0, &ch);
+    /* the view reads every record: a handle that only writes (a delivery, an APPEND or
+     * COPY target) skips it, so that its cost does not grow with the mailbox */
+    r = view ? view_update(mb, 0, &ch) : 0;
     mbi_unlock(mb, took);
     if (r < 0) goto fail;
     mailbox_changes_fini(&ch);
@@ -715,6 +729,18 @@ fail:
     mailbox_changes_fini(&ch);
     mailbox_close(&mb);
     return r;
+}
+
+int mailbox_open(const char *partition, const char *uniqueid, const char *name,
+                 struct mailbox **mb_r)
+{
+    return open_mailbox(partition, uniqueid, name, 1, mb_r);
+}
+
+int mailbox_open_target(const char *partition, const char *uniqueid, const char *name,
+                        struct mailbox **mb_r)
+{
+    return open_mailbox(partition, uniqueid, name, 0, mb_r);
 }
 
 int mailbox_reuse(struct mailbox *mb, const char *partition, const char *uniqueid,

@@ -54,6 +54,14 @@ int mailbox_reuse(struct mailbox *mb, const char *partition, const char *uniquei
  * 0, CF_E_NOTFOUND, CF_E_CORRUPT (logged) or CF_E_IO. Blocks on the shared lock. */
 int mailbox_open(const char *partition, const char *uniqueid, const char *name,
                  struct mailbox **mb_r);
+
+/* mailbox_open_target: mailbox_open without the view, for a handle that only writes into the
+ * mailbox (a delivery, an APPEND or COPY target, the source of a copy): its cost does not
+ * depend on the mailbox's size (building the view reads every record). Until a mailbox_sync,
+ * which builds the view as an open does (every message reported as new), the view is empty:
+ * mailbox_count is 0 and msgno lookups find nothing. Same returns as mailbox_open. */
+int mailbox_open_target(const char *partition, const char *uniqueid, const char *name,
+                        struct mailbox **mb_r);
 void mailbox_close(struct mailbox **mb);
 
 /* mailbox_set_nofsync: skip every fsync (for building test data fast; never in servers). */
@@ -105,6 +113,14 @@ struct mailbox_store {
  * unchangedsince. 0, CF_E_LIMIT (keyword table full), CF_E_CORRUPT or CF_E_IO. */
 int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
                   const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r);
+
+/* mailbox_store_records: mailbox_store, and when recs_r is not NULL (n entries) recs_r[i] gets
+ * the record of uids[i] as this commit left it (changed or not; uid 0 when absent, expunged
+ * or refused by unchangedsince), so that a caller reporting the new flags (RFC 3501 section
+ * 6.4.6) need not look each message up again. Filled only when 0 is returned. */
+int mailbox_store_records(struct mailbox *mb, const uint32_t *uids, size_t n,
+                          const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r,
+                          struct index_record *recs_r);
 
 /* mailbox_expunge: expunge the records with FLAG_DELETED among uids (uids NULL: all of them):
  * mark them expunged with a new modseq and commit, then unlink their files -- unless the
@@ -281,8 +297,9 @@ int mailbox_rename(const char *old_partition, const char *new_partition, const c
 
 /* mailbox_fault_hook: for crash tests only, NULL otherwise. When set, a commit calls it at the
  * points where a kill -9 or an I/O error leaves something to recover from: "record" after each
- * record rewritten in place (STORE, EXPUNGE), "commit" just before writing the header slot,
- * "index_sync" in place of the index flush that makes a commit durable, and "restore_sync" in
+ * write of records rewritten in place (STORE, EXPUNGE: one write per run of adjacent records),
+ * "commit" just before writing the header slot, "index_sync" in place of the index flush that
+ * makes a commit durable, and "restore_sync" in
  * place of the flush after a failed commit put the previous header slot back. The hook
  * returns 0, or an errno value that makes the flush at an "..._sync" point fail with it. A test
  * forks, makes the hook _exit at the chosen call (or fail it), and checks what the next opener
@@ -304,6 +321,8 @@ extern uint64_t mailbox_recounts;
 struct mailbox_sync_stats {
     uint64_t file, dir, index;
     uint64_t dir_shared;     /* directory fsyncs skipped: another writer's covered the names */
+    uint64_t record_writes;  /* writes of records changed in place (STORE, EXPUNGE): one per
+                              * run of adjacent records */
 };
 
 /* mailbox_uid_staged: 1 when an append in progress (in any process) has claimed uid of the

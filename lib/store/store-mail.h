@@ -65,4 +65,10 @@ int store_replace(struct store *st, struct mailbox *src, const char *src_name, u
 int store_set_flags(struct store *st, struct mailbox *mb, const uint32_t *uids, size_t n,
                     const struct mailbox_store *op, uint32_t **failed_r, size_t *nfailed_r);
 
+/* store_set_flags_records: store_set_flags handing back the records as the commit left them
+ * (mailbox_store_records). */
+int store_set_flags_records(struct store *st, struct mailbox *mb, const uint32_t *uids, size_t n,
+                            const struct mailbox_store *op, uint32_t **failed_r,
+                            size_t *nfailed_r, struct index_record *recs_r);
+
 #endif

@@ -555,8 +555,10 @@ void store_park_mailbox(struct store *st, struct mailbox **mbp)
     *mbp = NULL;
 }
 
-int store_open_mailbox(struct store *st, const char *name, struct mboxlist_entry *e_out,
-                       struct mailbox **mb_r)
+/* open_entry: store_open_mailbox (view) or store_open_target (no view; the parked session,
+ * which a later SELECT may want, is left alone). */
+static int open_entry(struct store *st, const char *name, struct mboxlist_entry *e_out, int view,
+                      struct mailbox **mb_r)
 {
     *mb_r = NULL;
     struct mboxlist_entry e;
@@ -565,18 +567,20 @@ int store_open_mailbox(struct store *st, const char *name, struct mboxlist_entry
     if (r == 0) r = CF_E_NOTFOUND;
     if (r < 0) goto out;
     const char *ppath = store_partition_path(st, e.partition);
-    struct mailbox *parked = st->parked;
-    st->parked = NULL;
+    int (*openfn)(const char *, const char *, const char *, struct mailbox **) =
+        view ? mailbox_open : mailbox_open_target;
+    struct mailbox *parked = view ? st->parked : NULL;
+    if (view) st->parked = NULL;
     r = CF_E_NOTFOUND;
     if (parked && ppath && mailbox_reuse(parked, ppath, e.uniqueid, name) == 0) {
         *mb_r = parked;
         r = 0;
     } else {
         mailbox_close(&parked);
-        if (ppath) r = mailbox_open(ppath, e.uniqueid, name, mb_r);
+        if (ppath) r = openfn(ppath, e.uniqueid, name, mb_r);
     }
     if (r == CF_E_NOTFOUND && relocate(st, name, &e) == 1)
-        r = mailbox_open(store_partition_path(st, e.partition), e.uniqueid, name, mb_r);
+        r = openfn(store_partition_path(st, e.partition), e.uniqueid, name, mb_r);
     if (r == CF_E_NOTFOUND)
         log_err("mailbox_missing", "name=%s uniqueid=%s partition=%s", log_quote(name),
                 e.uniqueid, log_quote(e.partition));
@@ -590,6 +594,18 @@ out:
         mboxlist_entry_fini(&e);
     }
     return r;
+}
+
+int store_open_mailbox(struct store *st, const char *name, struct mboxlist_entry *e_out,
+                       struct mailbox **mb_r)
+{
+    return open_entry(st, name, e_out, 1, mb_r);
+}
+
+int store_open_target(struct store *st, const char *name, struct mboxlist_entry *e_out,
+                      struct mailbox **mb_r)
+{
+    return open_entry(st, name, e_out, 0, mb_r);
 }
 
 int store_status(struct store *st, const char *name, struct index_header *h)

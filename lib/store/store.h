@@ -70,6 +70,12 @@ int store_lookup(struct store *st, const char *name, struct mboxlist_entry *e);
 int store_open_mailbox(struct store *st, const char *name, struct mboxlist_entry *e,
                        struct mailbox **mb_r);
 
+/* store_open_target: store_open_mailbox through mailbox_open_target: a handle without a view,
+ * for writing into the mailbox (delivery, APPEND, COPY/MOVE destination), whose cost does not
+ * grow with the mailbox. A parked session (store_park_mailbox) is neither used nor dropped. */
+int store_open_target(struct store *st, const char *name, struct mboxlist_entry *e,
+                      struct mailbox **mb_r);
+
 /* store_park_mailbox: end the session *mbp (set to NULL) but keep it, in place of any kept
  * before, for store_open_mailbox: opening the same mailbox next reuses it (mailbox_reuse)
  * instead of building the session view again, so a repeat SELECT costs what changed since,

@@ -1105,16 +1105,17 @@ static void test_crash_mid_commit(void)
     struct mailbox_changes ch;
     mailbox_changes_init(&ch);
     /* 1. EXPUNGE killed after marking the first of three records, before its header: what
-     * test-crash saw as "exists 525, found 524". A session that had the mailbox open before
-     * (writer) then commits a STORE on top, and a reader syncs. */
+     * test-crash saw as "exists 525, found 524". The three are not adjacent, so each is a
+     * write of its own (adjacent records go out in one). A session that had the mailbox open
+     * before (writer) then commits a STORE on top, and a reader syncs. */
     new_mailbox(part1, "user.alice.crash", id);
     if (!open_ok(id, &writer)) goto out;
-    for (int i = 0; i < 6; i++) UNIT_EQ_INT(append_one(writer, "c", 0, NULL, NULL), 0);
-    uint32_t del[3] = { 2, 3, 4 };
+    for (int i = 0; i < 8; i++) UNIT_EQ_INT(append_one(writer, "c", 0, NULL, NULL), 0);
+    uint32_t del[3] = { 2, 4, 7 };
     struct mailbox_store st_del = { STORE_ADD, FLAG_DELETED, NULL, 0 };
     UNIT_EQ_INT(mailbox_store(writer, del, 3, &st_del, NULL, NULL), 0);
     if (!open_ok(id, &reader)) goto out;
-    UNIT_EQ_INT(mailbox_count(reader), 6);
+    UNIT_EQ_INT(mailbox_count(reader), 8);
     UNIT_CHECK(crash_in_child(id, del, 3, NULL, "record", 1));
     uint32_t five = 5;
     struct mailbox_store st_seen = { STORE_ADD, FLAG_SEEN, NULL, 0 };
@@ -1129,17 +1130,17 @@ static void test_crash_mid_commit(void)
     UNIT_EQ_INT(check_counts(reader, NULL), 0);
     if (!open_ok(id, &mb)) goto out;
     UNIT_EQ_INT(check_counts(mb, NULL), 0);
-    UNIT_EQ_INT(mailbox_header(mb)->exists, 5);
+    UNIT_EQ_INT(mailbox_header(mb)->exists, 7);
     mailbox_close(&mb);
     /* 2. The same killed just before the header write: all records marked. A fresh open
      * repairs the header on disk, so mailbox_status (no recount) agrees afterwards. */
     UNIT_CHECK(crash_in_child(id, del, 3, NULL, "commit", 1));
     if (!open_ok(id, &mb)) goto out;
     UNIT_EQ_INT(check_counts(mb, NULL), 0);
-    UNIT_EQ_INT(mailbox_header(mb)->exists, 3);
+    UNIT_EQ_INT(mailbox_header(mb)->exists, 5);
     struct index_header sh;
     UNIT_EQ_INT(mailbox_status(part1, id, &sh), 0);
-    UNIT_EQ_INT(sh.exists, 3);
+    UNIT_EQ_INT(sh.exists, 5);
     UNIT_EQ_INT(sh.expunged, 3);
     UNIT_EQ_INT(mailbox_repack(mb), 0);
     UNIT_EQ_INT(check_counts(mb, NULL), 0);
@@ -1174,7 +1175,7 @@ static void test_crash_mid_commit(void)
     uint64_t maxmodseq;
     UNIT_EQ_INT(check_counts(mb, &maxmodseq), 0);
     struct index_record r6;
-    UNIT_EQ_INT(mailbox_record(mb, 6, &r6), 1);
+    UNIT_EQ_INT(mailbox_record(mb, 8, &r6), 1);
     mailbox_close(&mb);
     unsigned char intent_zero[32] = { 0 }, raw[INDEX_RECORD_SIZE];
     r6.flags |= FLAG_EXPUNGED;
@@ -1182,7 +1183,7 @@ static void test_crash_mid_commit(void)
     index_record_encode(&r6, raw);
     int fd = open(ipath, O_RDWR);
     UNIT_CHECK(fd >= 0);
-    /* record 6 is the last one after the repack above: its position is the count - 1 */
+    /* record 8 is the last one after the repack above: its position is the count - 1 */
     struct index_header before;
     UNIT_EQ_INT(mailbox_status(part1, id, &before), 0);
     UNIT_EQ_INT(pwrite(fd, intent_zero, sizeof intent_zero, 256), 32);
@@ -1874,6 +1875,179 @@ out:
     mailbox_close(&w);
 }
 
+/* mailbox_open_target: a handle without a view (what a delivery uses) appends, is a copy's
+ * source and destination, and builds its view at the first sync as an open does. */
+static void test_open_target(void)
+{
+    enum { N = 1500 };
+    char id[UNIQUEID_LEN + 1], id2[UNIQUEID_LEN + 1];
+    new_mailbox(part1, "user.alice.target", id);
+    new_mailbox(part1, "user.alice.target2", id2);
+    struct mailbox *w = NULL, *t = NULL, *t2 = NULL, *f = NULL;
+    struct mailbox_msg *msgs = xzmalloc(N * sizeof *msgs);
+    static const char body[] = "Subject: target\r\n\r\nbody\r\n";
+    for (int i = 0; i < N; i++) {
+        struct mailbox_msg m = { body, sizeof body - 1, -1, 1000000000, 0, NULL, 0 };
+        msgs[i] = m;
+    }
+    if (!open_ok(id, &w)) goto out;
+    mailbox_set_nofsync(w, 1);
+    UNIT_EQ_INT(mailbox_append(w, msgs, N, NULL), 0);
+    uint32_t gone[] = { 2, 700 };
+    struct mailbox_store sd = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(w, gone, 2, &sd, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_expunge(w, gone, 2, NULL), 0);
+    UNIT_EQ_INT(mailbox_open_target(part1, id, NULL, &t), 0);
+    if (!t) goto out;
+    /* no view: nothing was read of the records, yet the header is the current one */
+    UNIT_EQ_INT(mailbox_count(t), 0);
+    UNIT_EQ_INT(mailbox_msgno(t, 1), 0);
+    UNIT_EQ_INT(mailbox_header(t)->exists, N - 2);
+    uint32_t uid = 0;
+    UNIT_EQ_INT(append_one(t, "target", FLAG_FLAGGED, NULL, &uid), 0);
+    UNIT_EQ_INT(uid, N + 1);
+    UNIT_EQ_INT(mailbox_count(t), 0);
+    struct index_record rec;
+    UNIT_EQ_INT(mailbox_record(t, N + 1, &rec), 1);
+    UNIT_EQ_INT(rec.flags & FLAG_FLAGGED, FLAG_FLAGGED);
+    /* copy from one target handle into another */
+    UNIT_EQ_INT(mailbox_open_target(part1, id2, NULL, &t2), 0);
+    if (!t2) goto out;
+    uint32_t src[] = { 1, N + 1 }, dst[2] = { 0, 0 };
+    UNIT_EQ_INT(mailbox_copy(t, src, 2, t2, dst, NULL), 0);
+    UNIT_EQ_INT(dst[0], 1);
+    UNIT_EQ_INT(dst[1], 2);
+    UNIT_EQ_INT(mailbox_header(t2)->exists, 2);
+    /* the first sync builds the whole view: every message reported new, as a fresh open has */
+    struct mailbox_changes ch;
+    mailbox_changes_init(&ch);
+    UNIT_EQ_INT(mailbox_sync(t, 0, &ch), 0);
+    UNIT_EQ_INT(ch.n_new, N - 1);
+    UNIT_EQ_INT(ch.n_expunged, 0);
+    mailbox_changes_fini(&ch);
+    if (!open_ok(id, &f)) goto out;
+    UNIT_EQ_INT(mailbox_count(t), mailbox_count(f));
+    for (uint32_t m = 1; m <= mailbox_count(f); m++)
+        if (mailbox_uid(t, m) != mailbox_uid(f, m)) {
+            UNIT_EQ_INT(mailbox_uid(t, m), mailbox_uid(f, m));
+            break;
+        }
+    UNIT_EQ_INT(mailbox_msgno(t, N + 1), N - 1);
+out:
+    free(msgs);
+    mailbox_close(&f);
+    mailbox_close(&t2);
+    mailbox_close(&t);
+    mailbox_close(&w);
+}
+
+/* STORE and EXPUNGE write only the records they change, adjacent ones in one write, and flush
+ * the index once per command; a message named twice is changed (and counted) once; a failed
+ * commit puts every record back as it was. */
+static void test_store_batched(void)
+{
+    enum { N = 300 };
+    char id[UNIQUEID_LEN + 1];
+    new_mailbox(part1, "user.alice.batched", id);
+    struct mailbox *mb = NULL;
+    struct mailbox_msg *msgs = xzmalloc(N * sizeof *msgs);
+    static const char body[] = "Subject: batched\r\n\r\nbody\r\n";
+    uint32_t *all = xzmalloc(N * sizeof *all);
+    for (int i = 0; i < N; i++) {
+        struct mailbox_msg m = { body, sizeof body - 1, -1, 1000000000, 0, NULL, 0 };
+        msgs[i] = m;
+        all[i] = (uint32_t)i + 1;
+    }
+    if (!open_ok(id, &mb)) goto out;
+    UNIT_EQ_INT(mailbox_append(mb, msgs, N, NULL), 0);
+    /* 1:* \Seen: one write of the whole record area, one flush */
+    struct mailbox_sync_stats s0 = mailbox_sync_stats;
+    struct mailbox_store seen = { STORE_ADD, FLAG_SEEN, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(mb, all, N, &seen, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_sync_stats.record_writes - s0.record_writes, 1);
+    UNIT_EQ_INT(mailbox_sync_stats.index - s0.index, 1);
+    UNIT_EQ_INT(mailbox_header(mb)->seen, N);
+    /* again: nothing changes, nothing is written or flushed */
+    s0 = mailbox_sync_stats;
+    UNIT_EQ_INT(mailbox_store(mb, all, N, &seen, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_sync_stats.record_writes - s0.record_writes, 0);
+    UNIT_EQ_INT(mailbox_sync_stats.index - s0.index, 0);
+    /* every tenth \Deleted, uid 10 named three times: 30 writes (none adjacent), one flush,
+     * counted once */
+    uint32_t tenth[N / 10 + 2];
+    size_t nt = 0;
+    for (uint32_t u = 10; u <= N; u += 10) tenth[nt++] = u;
+    tenth[nt++] = 10;
+    tenth[nt++] = 10;
+    struct mailbox_store del = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+    s0 = mailbox_sync_stats;
+    UNIT_EQ_INT(mailbox_store(mb, tenth, nt, &del, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_sync_stats.record_writes - s0.record_writes, N / 10);
+    UNIT_EQ_INT(mailbox_sync_stats.index - s0.index, 1);
+    UNIT_EQ_INT(mailbox_header(mb)->deleted, N / 10);
+    s0 = mailbox_sync_stats;
+    uint32_t count = 0;
+    UNIT_EQ_INT(mailbox_expunge(mb, tenth, nt, &count), 0);
+    UNIT_EQ_INT(count, N / 10);
+    UNIT_EQ_INT(mailbox_sync_stats.record_writes - s0.record_writes, N / 10);
+    UNIT_EQ_INT(mailbox_sync_stats.index - s0.index, 1);
+    UNIT_EQ_INT(mailbox_header(mb)->exists, N - N / 10);
+    UNIT_EQ_INT(mailbox_header(mb)->expunged, N / 10);
+    UNIT_EQ_INT(mailbox_header(mb)->deleted, 0);
+    struct mailbox_changes ch;
+    mailbox_changes_init(&ch);
+    UNIT_EQ_INT(mailbox_sync(mb, 0, &ch), 0);
+    mailbox_changes_fini(&ch);
+    UNIT_EQ_INT(check_counts(mb, NULL), 0);
+    /* 1:3,5,3,1:5 \Flagged (three writes: 1:3, 5, 4; the repeats change nothing), then the
+     * flush fails: nothing shows, the records are the old ones */
+    uint32_t over[] = { 1, 2, 3, 5, 3, 1, 2, 3, 4, 5 };
+    struct index_record before[5], after;
+    for (uint32_t u = 1; u <= 5; u++) UNIT_EQ_INT(mailbox_record(mb, u, &before[u - 1]), 1);
+    uint64_t hms = mailbox_header(mb)->highestmodseq;
+    struct mailbox_store flag = { STORE_ADD, FLAG_FLAGGED, NULL, 0 };
+    fail_points[0] = "index_sync";
+    mailbox_fault_hook = fail_sync;
+    fprintf(stderr, "(mailbox_io_error log line expected)\n");
+    s0 = mailbox_sync_stats;
+    UNIT_EQ_INT(mailbox_store(mb, over, sizeof over / sizeof *over, &flag, NULL, NULL), CF_E_IO);
+    UNIT_EQ_INT(mailbox_sync_stats.record_writes - s0.record_writes, 3);
+    mailbox_fault_hook = NULL;
+    fail_points[0] = NULL;
+    for (uint32_t u = 1; u <= 5; u++) {
+        UNIT_EQ_INT(mailbox_record(mb, u, &after), 1);
+        UNIT_EQ_INT(after.flags, before[u - 1].flags);
+        UNIT_EQ_INT(after.modseq, before[u - 1].modseq);
+    }
+    UNIT_EQ_INT(mailbox_header(mb)->highestmodseq, hms);
+    struct index_record recs[sizeof over / sizeof *over];
+    UNIT_EQ_INT(mailbox_store_records(mb, over, sizeof over / sizeof *over, &flag, NULL, NULL,
+                                      recs), 0);
+    UNIT_EQ_INT(mailbox_header(mb)->flagged, 5);
+    /* the records handed back are the committed ones, repeats included */
+    for (size_t i = 0; i < sizeof over / sizeof *over; i++) {
+        UNIT_EQ_INT(recs[i].uid, over[i]);
+        UNIT_EQ_INT(recs[i].modseq, hms + 1);
+        UNIT_EQ_INT(mailbox_record(mb, over[i], &after), 1);
+        UNIT_EQ_INT(recs[i].flags, after.flags);
+    }
+    /* unchanged ones come back with their old modseq; expunged and absent ones as uid 0 */
+    uint32_t mixed[] = { 1, 10, N + 7 };
+    UNIT_EQ_INT(mailbox_store_records(mb, mixed, 3, &flag, NULL, NULL, recs), 0);
+    UNIT_EQ_INT(recs[0].uid, 1);
+    UNIT_EQ_INT(recs[0].modseq, hms + 1);
+    UNIT_EQ_INT(recs[1].uid, 0);
+    UNIT_EQ_INT(recs[2].uid, 0);
+    UNIT_EQ_INT(mailbox_header(mb)->highestmodseq, hms + 1);
+    UNIT_EQ_INT(mailbox_sync(mb, 0, &ch), 0);
+    mailbox_changes_fini(&ch);
+    UNIT_EQ_INT(check_counts(mb, NULL), 0);
+out:
+    free(msgs);
+    free(all);
+    mailbox_close(&mb);
+}
+
 int main(void)
 {
     log_init("test-mailbox", 1, LOG_LVL_WARNING);
@@ -1901,6 +2075,8 @@ int main(void)
     test_verified_reuse();
     test_big_view();
     test_uidcol();
+    test_open_target();
+    test_store_batched();
     if (!unit_failed) rm_rf(tmpdir);
     else fprintf(stderr, "left %s for inspection\n", tmpdir);
     free(part1);

@@ -303,7 +303,7 @@ void cmd_append(struct client *c, const struct imap_command *cmd)
         total += msgs[i].len;
     }
 
-    int r = store_open_mailbox(c->store, buf_cstr(&name), NULL, &mb);
+    int r = store_open_target(c->store, buf_cstr(&name), NULL, &mb);
     if (r == CF_E_NOTFOUND) {
         client_tagged(c, cmd->tag, "NO [TRYCREATE] No such mailbox");
         goto done;
@@ -436,7 +436,7 @@ void cmd_replace(struct client *c, const struct imap_command *cmd)
     memset(&msg, 0, sizeof msg);
     one_msg_to_store(&m[0], &msg);
 
-    int r = store_open_mailbox(c->store, buf_cstr(&name), NULL, &dst);
+    int r = store_open_target(c->store, buf_cstr(&name), NULL, &dst);
     if (r == CF_E_NOTFOUND) {
         client_tagged(c, cmd->tag, "NO [TRYCREATE] No such mailbox");
         goto done;

@@ -121,7 +121,7 @@ static void do_copy(struct client *c, const struct imap_command *cmd, int move)
         client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
         goto out;
     }
-    r = store_open_mailbox(c->store, buf_cstr(&name), NULL, &dst);
+    r = store_open_target(c->store, buf_cstr(&name), NULL, &dst);
     if (r == CF_E_NOTFOUND) {
         client_tagged(c, cmd->tag, "NO [TRYCREATE] No such mailbox");
         goto out;

@@ -66,7 +66,8 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
     struct imap_arg *shifted = NULL;
     const char *err = NULL;
     struct imap_seqset modified = IMAP_SEQSET_INIT;
-    uint32_t *failed = NULL;
+    uint32_t *failed = NULL, *at = NULL;
+    struct index_record *recs = NULL;
     size_t nfailed = 0;
     /* RFC 7162 section 3.1.3: STORE set (UNCHANGEDSINCE n) item flags; the modifier list is
      * the second argument (RFC 4466 section 2.5 store-modifiers) */
@@ -149,11 +150,15 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
             uids[n++] = uid;
         }
     }
-    /* the uids that may change (0 marks one refused above) */
+    /* the uids that may change (0 marks one refused above); at[i] is uids[i]'s place in
+     * live, whose records the store hands back for the FETCH responses below */
     uint32_t *live = xreallocarray(NULL, n ? n : 1, sizeof *live);
+    at = xreallocarray(NULL, n ? n : 1, sizeof *at);
     size_t nlive = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        at[i] = (uint32_t)nlive;
         if (uids[i]) live[nlive++] = uids[i];
+    }
     /* a shared mailbox keeps \Seen per user (selected.h): that part goes to the seen set */
     int r = 0;
     if (sel->seen_user && nlive && strchr(sel->rights, 's') &&
@@ -165,10 +170,12 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
      * store's unchangedsince 0 means "no condition" */
     struct mailbox_store st = { op, sys, kw.count ? (const char *const *)kw.v : NULL,
                                 has_unchangedsince ? selected_modseq_raw(sel, unchangedsince) : 0 };
-    if (!r && nlive && (!sel->seen_user || sys || kw.count || op == STORE_SET))
-        r = store_set_flags(c->store, sel->mb, live, nlive, &st,
-                            has_unchangedsince ? &failed : NULL,
-                            has_unchangedsince ? &nfailed : NULL);
+    if (!r && nlive && (!sel->seen_user || sys || kw.count || op == STORE_SET)) {
+        recs = xreallocarray(NULL, nlive, sizeof *recs);
+        r = store_set_flags_records(c->store, sel->mb, live, nlive, &st,
+                                    has_unchangedsince ? &failed : NULL,
+                                    has_unchangedsince ? &nfailed : NULL, recs);
+    }
     free(live);
     if (r < 0) {
         imapd_reply_error(c, cmd->tag, r);
@@ -194,7 +201,9 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
             if (!uids[k]) continue;
             imap_seqset_add(&sel->skip, uids[k], uids[k]);
             struct index_record rec;
-            int rr = mailbox_record(sel->mb, uids[k], &rec);
+            int rr = 1;
+            if (recs && recs[at[k]].uid == uids[k]) rec = recs[at[k]];   /* as committed */
+            else rr = mailbox_record(sel->mb, uids[k], &rec);
             /* RFC 2180 section 4.2.1: one expunged elsewhere is skipped silently */
             if (rr <= 0 || (rec.flags & FLAG_EXPUNGED)) continue;
             if (silent && !condstore) continue;
@@ -216,6 +225,8 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
     client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
 out:
     free(uids);
+    free(at);
+    free(recs);
     free(failed);
     free(shifted);
     imap_seqset_fini(&modified);
