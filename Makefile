@@ -15,7 +15,7 @@ FUZZ_SECONDS   ?= 60
 PREFIX         ?= /usr/local
 DEB_BUILD_DIR  ?= build-deb
 
-.PHONY: all deps build test fuzz run clean install deb
+.PHONY: all deps build test fuzz run run-cluster clean install deb
 
 all: build
 
@@ -42,6 +42,12 @@ fuzz: deps
 
 run: build
 	@IMAP_PORT=$(IMAP_PORT) IMAPS_PORT=$(IMAPS_PORT) POP3_PORT=$(POP3_PORT) POP3S_PORT=$(POP3S_PORT) LMTP_PORT=$(LMTP_PORT) SIEVE_PORT=$(SIEVE_PORT) METRICS_PORT=$(METRICS_PORT) sh scripts/demo.sh $(BUILD_DIR)
+
+# The scale-out demo (docs/scale-out.md): nginx's mail proxy on 2143 (IMAP) and 2110 (POP3), the
+# router and two backends, under var/cluster; needs nginx-light and libnginx-mod-mail. Ports and
+# the data directory are the environment variables listed in scripts/run-cluster.sh.
+run-cluster: build
+	@sh scripts/run-cluster.sh $(BUILD_DIR)
 
 # Install under PREFIX (programs in sbin and libexec/coffer, man pages, the unit); the
 # configuration goes to /etc/coffer for PREFIX /usr or /usr/local, else PREFIX/etc/coffer,
