@@ -146,7 +146,7 @@ CONF
 "$NGINX" -p "$VAR/nginx" -e "$VAR/nginx/error.log" -c "$VAR/nginx/nginx.conf" -t -q
 
 PIDS=""
-stop() {
+stop() {   # [EXIT CODE]
     trap - INT TERM HUP
     echo "run-cluster: stopping" >&2
     if [ -s "$VAR/nginx/nginx.pid" ]; then
@@ -157,16 +157,22 @@ stop() {
     # nginx removes its pid file when it has exited
     n=0
     while [ -e "$VAR/nginx/nginx.pid" ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
-    exit 0
+    exit "${1:-0}"
 }
-trap stop INT TERM HUP
+trap "stop 0" INT TERM HUP
 
 for i in a b router; do
     "$BIN/cofferd" -C "$VAR/$i/coffer.conf" -f 2>>"$VAR/$i/cofferd.log" &
     PIDS="$PIDS $!"
 done
 rm -f "$VAR/nginx/nginx.pid"
-"$NGINX" -p "$VAR/nginx" -e "$VAR/nginx/error.log" -c "$VAR/nginx/nginx.conf"
+if ! "$NGINX" -p "$VAR/nginx" -e "$VAR/nginx/error.log" -c "$VAR/nginx/nginx.conf"; then
+    echo "run-cluster: nginx did not start; see $VAR/nginx/error.log" >&2
+    stop 1
+fi
+# nginx writes its pid file after going to the background
+n=0
+while [ ! -s "$VAR/nginx/nginx.pid" ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
 
 cat <<MSG
 
@@ -190,5 +196,18 @@ cat <<MSG
              $BIN/coffer -C $VAR/a/coffer.conf deliver alice
 
 MSG
-wait
-stop
+# Until a signal, or until one part exits by itself (then all of it stops, exit 1).
+while :; do
+    for p in $PIDS; do
+        if ! kill -0 "$p" 2>/dev/null; then
+            echo "run-cluster: cofferd $p exited; see $VAR/{a,b,router}/cofferd.log" >&2
+            stop 1
+        fi
+    done
+    np=$(cat "$VAR/nginx/nginx.pid" 2>/dev/null || true)
+    if [ -z "$np" ] || ! kill -0 "$np" 2>/dev/null; then
+        echo "run-cluster: nginx exited; see $VAR/nginx/error.log" >&2
+        stop 1
+    fi
+    sleep 1
+done
