@@ -18,7 +18,7 @@ done
 if [ "$(id -u)" = 0 ]; then
     echo "deps: installing$missing"
     export DEBIAN_FRONTEND=noninteractive
-    # nginx-light and libnginx-mod-mail are for test/test_router.py, which runs a private
+    # nginx-light and libnginx-mod-mail are for test/test_router.py and make run-cluster, which run a private
     # nginx mail proxy with its own nginx.conf (the system's nginx site is never used)
     # postfix is for test/test_postfix.py, which runs a private instance of its own: installed
     # with "No configuration", the system's Postfix gets no main.cf and is never started

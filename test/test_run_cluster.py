@@ -91,21 +91,51 @@ class RunClusterTest(unittest.TestCase):
             ["sh", os.path.join(src_dir(), "scripts", "run-cluster.sh"),
              os.path.dirname(bin_dir())], stdin=subprocess.DEVNULL, stdout=self.out,
             stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.pids = []                       # the cluster's processes, once known
         self.addCleanup(self.cleanup)
 
     def cleanup(self):
+        """After a failure: nginx (its master and workers, by the pid file), the script's
+        process group and anything left of the cluster, so no test leaves a process behind."""
+        roots = []
+        try:
+            with open(os.path.join(self.var, "nginx", "nginx.pid")) as f:
+                roots.append(int(f.read().split()[0]))
+        except (OSError, ValueError, IndexError):
+            pass
+        table = proc_table()
+        left = descendants(table, roots + [self.proc.pid] + self.pids)
+        left.discard(os.getpid())
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
-        pidf = os.path.join(self.var, "nginx", "nginx.pid")
-        try:
-            with open(pidf) as f:
-                os.kill(int(f.read().split()[0]), signal.SIGKILL)
-        except (OSError, ValueError, IndexError):
-            pass
+        for pid in left:
+            if not self.ours(pid, table):
+                continue                      # a pid reused by someone else
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         self.out.close()
         if not os.environ.get("COFFER_KEEP_TMP"):
             shutil.rmtree(self.tmp, True)
+
+    def ours(self, pid, table):
+        """Whether pid is (still) a process of this cluster: its command line or one of its
+        open files is under the test's directory."""
+        if self.tmp in table.get(pid, (0, ""))[1]:
+            return True
+        try:
+            fds = os.listdir("/proc/%d/fd" % pid)
+        except OSError:
+            return False
+        for fd in fds:
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith(self.tmp):
+                    return True
+            except OSError:
+                pass
+        return False
 
     def output(self):
         with open(os.path.join(self.tmp, "run-cluster.out"), errors="replace") as f:
@@ -167,6 +197,7 @@ class RunClusterTest(unittest.TestCase):
         table = proc_table()
         group = [pid for pid in table if pid != os.getpid() and _pgid(pid) == self.proc.pid]
         pids = descendants(table, [self.proc.pid, nginx] + group)
+        self.pids = sorted(pids)
         masters = [pid for pid in pids if "cofferd" in table.get(pid, (0, ""))[1]]
         self.assertGreaterEqual(len(masters), 3, table)
 
