@@ -498,9 +498,18 @@ static long last_record_uid(const unsigned char *t, size_t tn)
 static long live_before(struct mailbox *mb, uint32_t uid)
 {
     if (!mb->map) return -1;
-    uint32_t pos;
-    long p = find_from(mb->map, mb->hdr.record_count, 0, uid, &pos);
-    if (p < 0) return -1;
+    /* the new records end the index: look from its end (a bisection from the start would
+     * touch pages of the mapping the append did not) */
+    long p = (long)mb->hdr.record_count;
+    for (int k = 0; p > 0 && k < 1024; k++) {
+        uint32_t u = index_record_uid(mb->map + index_record_offset((uint32_t)(p - 1)));
+        if (u < uid) return -1;
+        p--;
+        if (u == uid) break;
+    }
+    if (p >= (long)mb->hdr.record_count ||
+        index_record_uid(mb->map + index_record_offset((uint32_t)p)) != uid)
+        return -1;
     for (int k = 0; k < 64 && p > 0; k++) {
         struct index_record rec;
         index_record_decode_unchecked(mb->map + index_record_offset((uint32_t)--p), &rec);
