@@ -544,11 +544,18 @@ static void fill_file(struct mailbox *mb, const struct mailbox_sortkeys_ops *ops
         if (pread(fd, h, sizeof h, 0) != (ssize_t)sizeof h ||
             !header_ok(h, sizeof h, mb->hdr.uidvalidity, ops->version, key))
             goto out;
-        size_t tn = (size_t)(size - SORTKEYS_HEADER_SIZE);
-        if (tn > FILL_TAIL) tn = FILL_TAIL;
-        tail = xmalloc(tn ? tn : 1);
-        if (tn && pread(fd, tail, tn, size - (off_t)tn) != (ssize_t)tn) goto out;
-        last = last_record_uid(tail, tn);
+        /* the last 1 KiB first (a record is a few hundred bytes), then FILL_TAIL */
+        size_t avail = (size_t)(size - SORTKEYS_HEADER_SIZE);
+        unsigned char small[1024];
+        size_t tn = avail < sizeof small ? avail : sizeof small;
+        if (tn && pread(fd, small, tn, size - (off_t)tn) != (ssize_t)tn) goto out;
+        last = last_record_uid(small, tn);
+        if (last < 0 && avail > tn) {
+            tn = avail < FILL_TAIL ? avail : FILL_TAIL;
+            tail = xmalloc(tn);
+            if (pread(fd, tail, tn, size - (off_t)tn) != (ssize_t)tn) goto out;
+            last = last_record_uid(tail, tn);
+        }
         /* the file must end at the live message just below the new ones: else a gap */
         if (last < 0 || last != below) goto out;
     }

@@ -392,6 +392,26 @@ static void test_fill_on_append(void)
     UNIT_EQ_INT(mailbox_sortkeys_stats.computed - s0.computed, 0);
     UNIT_EQ_INT(mailbox_sortkeys_stats.hits - s0.hits, 2);
 
+    /* a last record longer than the first tail read (1 KiB): found in the longer one */
+    char *longsub = xmalloc(3001);
+    memset(longsub, 'x', 3000);
+    longsub[3000] = 0;
+    append_subject(mb, longsub, NULL, 3);
+    s0 = mailbox_sortkeys_stats;
+    append_subject(mb, "beta", NULL, 3);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.filled - s0.filled, 1);
+    sync_view(mb);
+    char *want = xasprintf("alpha|beta|%s|beta", longsub);
+    got = get_all(mb, NULL);
+    UNIT_EQ_STR(got, want);
+    free(got);
+    free(want);
+    free(longsub);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.computed - s0.computed, 0);
+    expunge_uid(mb, 4);
+    expunge_uid(mb, 5);
+    sync_view(mb);
+
     /* a torn tail: the append writes nothing, the reader rewrites the file whole */
     UNIT_EQ_INT(truncate(path, file_size(path) - 1), 0);
     off_t torn = file_size(path);
