@@ -1,6 +1,7 @@
 """test_imap_search_column.py: the header search column (coffer-store(5) "searchkeys") that
 SEARCH FROM/TO/CC/BCC/SUBJECT and HEADER on those fields read instead of the headers, end to
-end: written by the first such SEARCH, and giving exactly the answers of the header path
+end: written at APPEND and LMTP delivery (and by a SEARCH for what they could not write),
+and giving exactly the answers of the header path
 (encoded words in two charsets, several From fields and addresses, address text that differs
 from the field's text, groups, missing fields) also after flag changes, an expunge and an
 append by another session, with UID SEARCH, ESEARCH, SORT and live (CONTEXT=SEARCH) searches,
@@ -79,6 +80,75 @@ class SearchColumn(ImapUsersTestCase):
         u = [r for r in rows if r["mailbox"] == name][0]["uniqueid"]
         return os.path.join(self.coffer.spool, u[:2], u)
 
+    def records(self, kf):
+        """[(uid, guid prefix)] of the key file kf's records, each checked whole."""
+        with open(kf, "rb") as f:
+            data = f.read()
+        self.assertEqual(data[:8], b"COFFERSK")
+        out, off = [], 64
+        while off < len(data):
+            ln, uid = struct.unpack_from("<II", data, off)
+            self.assertGreaterEqual(ln, 20)
+            self.assertLessEqual(off + ln, len(data))
+            out.append((uid, data[off + 8:off + 16]))
+            off += ln
+        return out
+
+    def deliver(self, msgs):
+        s = self.coffer.lmtp()
+        try:
+            for m in msgs:
+                self.assertEqual(s.sendmail("s@example.net", ["fred@example.org"],
+                                            m.encode()), {})
+        finally:
+            s.quit()
+
+    def test_delivery_writes_the_column(self):
+        """LMTP deliveries append the new messages' records to INBOX's searchkeys and sortkeys
+        files, so the first header SEARCH (and SORT) has nothing to encode; the answers stay
+        exact. A file that does not end at the last message before the new ones (a torn tail)
+        is left to SEARCH, which rewrites it whole."""
+        self.deliver(MSGS)
+        d = self.mailbox_dir("user/fred")
+        kf, sk = os.path.join(d, "searchkeys"), os.path.join(d, "sortkeys")
+        self.assertEqual([u for u, _ in self.records(kf)], [1, 2, 3, 4, 5])
+        self.assertEqual([u for u, _ in self.records(sk)], [1, 2, 3, 4, 5])
+        guids = [g for _, g in self.records(kf)]
+        self.assertEqual(len(set(guids)), 5)
+        c = self.conn("fred")
+        self.ok(c, "SELECT INBOX")
+        size, ssize = os.path.getsize(kf), os.path.getsize(sk)
+        ident = {i: i for i in range(1, 6)}
+        self.check_all(c, ident, "delivered")
+        untagged = self.ok(c, "SORT (SUBJECT) UTF-8 SUBJECT quarterly")
+        self.assertEqual(re.findall(rb"\* SORT (.*)\r\n", b"".join(untagged)), [b"2 1"])
+        self.assertEqual((os.path.getsize(kf), os.path.getsize(sk)), (size, ssize),
+                         "SEARCH and SORT found every record in the files")
+
+        # more deliveries append to the files
+        self.deliver([NEW])
+        self.assertEqual([u for u, _ in self.records(kf)], [1, 2, 3, 4, 5, 6])
+        self.ok(c, "NOOP")
+        self.assertEqual(self.search(c, "FROM", "dana"), [1, 2, 6])
+
+        # a torn tail: the delivery leaves the file alone, SEARCH rewrites it, same answers
+        with open(kf, "r+b") as f:
+            f.truncate(os.path.getsize(kf) - 3)
+        torn = os.path.getsize(kf)
+        self.deliver([NEW])
+        self.assertEqual(os.path.getsize(kf), torn)
+        self.ok(c, "NOOP")
+        self.assertEqual(self.search(c, "FROM", "dana"), [1, 2, 6, 7])
+        self.assertEqual([u for u, _ in self.records(kf)], [1, 2, 3, 4, 5, 6, 7])
+        self.assertEqual(self.search(c, "FROM", "andré"), [2])
+        self.assertEqual(self.search(c, "SUBJECT", "quarterly"), [1, 2, 6, 7])
+        # and deliveries append again after the rewrite
+        self.deliver([MSGS[3]])
+        self.assertEqual([u for u, _ in self.records(kf)], [1, 2, 3, 4, 5, 6, 7, 8])
+        self.ok(c, "NOOP")
+        self.assertEqual(self.search(c, "SUBJECT", "strasse"), [4, 8])
+        c.imap("z", "LOGOUT")
+
     def append(self, c, box, data):
         self.ok(c, 'APPEND "%s" {%d+}\r\n%s' % (box, len(data.encode()), data))
 
@@ -106,12 +176,12 @@ class SearchColumn(ImapUsersTestCase):
         d = self.mailbox_dir("user/fred/col")
         kf = os.path.join(d, "searchkeys")
         self.ok(c, "SEARCH SEEN")
-        self.assertFalse(os.path.exists(kf), "only header keys write the column")
+        # APPEND wrote the records already
+        self.assertEqual([u for u, _ in self.records(kf)], [1, 2, 3, 4, 5])
         ident = {i: i for i in range(1, 6)}
+        size = os.path.getsize(kf)
         self.check_all(c, ident, "first")
-        self.assertTrue(os.path.exists(kf))
-        with open(kf, "rb") as f:
-            self.assertEqual(f.read(8), b"COFFERSK")
+        self.assertEqual(os.path.getsize(kf), size, "nothing left for SEARCH to add")
         self.check_all(c, ident, "from the file")
         self.assertEqual(self.search(c, "FROM", "dana", uid=True), [1, 2])
 

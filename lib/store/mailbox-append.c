@@ -502,6 +502,22 @@ int mailbox_append(struct mailbox *mb, struct mailbox_msg *msgs, size_t n,
     }
     r = add_messages(mb, pm, n, kw, q, uids);
     for (size_t i = 0; i < n; i++) msgs[i].uid = uids[i];
+    if (r == 0) {
+        /* the key files registered by the process (mailbox-sort.h) get the new messages'
+         * records now, while their headers are at hand */
+        struct mailbox_sortkeys_new *nw = xreallocarray(NULL, n, sizeof *nw);
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!uids[i] || (k && uids[i] <= nw[k - 1].uid)) continue;
+            nw[k].uid = uids[i];
+            nw[k].guid = pm[i].rec.guid;
+            nw[k].hdr = pm[i].data;
+            nw[k].hlen = pm[i].rec.header_size < pm[i].len ? pm[i].rec.header_size : pm[i].len;
+            k++;
+        }
+        mbi_sortkeys_appended(mb, nw, k);
+        free(nw);
+    }
 done:
     for (size_t i = 0; i < n; i++) {
         if (mapped[i]) munmap((void *)pm[i].data, pm[i].len);

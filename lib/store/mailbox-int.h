@@ -152,4 +152,17 @@ void mbi_unlink_messages(struct mailbox *mb, const uint32_t *uids, size_t n);
  * Blocks on a disk read. */
 int mbi_cache_read(struct mailbox *mb, const struct index_record *r, struct cache_entry *e);
 
+/* One message just appended, for mbi_sortkeys_appended: its uid, GUID and header block. */
+struct mailbox_sortkeys_new {
+    uint32_t uid;
+    const uint8_t *guid;
+    const char *hdr;
+    size_t hlen;
+};
+
+/* mbi_sortkeys_appended: the store's call after an append's commit (mailbox-append.c):
+ * nw[0,n) in ascending uid order, all committed. Never fails; never blocks on other locks
+ * than the key files' own. */
+void mbi_sortkeys_appended(struct mailbox *mb, const struct mailbox_sortkeys_new *nw, size_t n);
+
 #endif

@@ -457,3 +457,128 @@ out:
     buf_fini(&wb);
     return r;
 }
+
+/* ---- records written at append ---- */
+
+static const struct mailbox_sortkeys_ops *fill_ops[SORTKEYS_FILL_MAX];
+static size_t n_fill_ops;
+
+void mailbox_sortkeys_fill_on_append(const struct mailbox_sortkeys_ops *ops)
+{
+    for (size_t i = 0; i < n_fill_ops; i++)
+        if (fill_ops[i] == ops) return;
+    if (n_fill_ops < SORTKEYS_FILL_MAX) fill_ops[n_fill_ops++] = ops;
+}
+
+/* The file's tail read to find its last record: records are a few hundred bytes; a file whose
+ * last record is longer is left to the next reader. */
+#define FILL_TAIL (16u * 1024)
+
+/* last_record_uid: the uid of the record that ends the file at size bytes, found in the tail
+ * t[0,tn) (the file's bytes [size - tn, size)): the start o whose length field reaches the end
+ * exactly and whose checksum holds. 0 when there is none (no records: tn 0), -1 when it is
+ * not found (a torn or long tail). A wrong guess (a blob that happens to look like a record
+ * with a valid checksum) only makes the readers rewrite the file: they check uid order. */
+static long last_record_uid(const unsigned char *t, size_t tn)
+{
+    if (!tn) return 0;
+    if (tn < SR_OVERHEAD) return -1;
+    for (size_t o = tn - SR_OVERHEAD + 1; o-- > 0;) {
+        const unsigned char *p = t + o;
+        if (get32(p + SR_LEN) != tn - o) continue;
+        if (get32(p + tn - o - 4) != mailbox_sortkeys_sum(p, tn - o - 4)) continue;
+        uint32_t uid = get32(p + SR_UID);
+        return uid ? (long)uid : -1;
+    }
+    return -1;
+}
+
+/* live_before: the uid of the last live (not expunged) index record below uid, 0 when there
+ * is none, -1 when it cannot be told cheaply (many expunged records in between). */
+static long live_before(struct mailbox *mb, uint32_t uid)
+{
+    if (!mb->map) return -1;
+    /* the new records end the index: look from its end (a bisection from the start would
+     * touch pages of the mapping the append did not) */
+    long p = (long)mb->hdr.record_count;
+    for (int k = 0; p > 0 && k < 1024; k++) {
+        uint32_t u = index_record_uid(mb->map + index_record_offset((uint32_t)(p - 1)));
+        if (u < uid) return -1;
+        p--;
+        if (u == uid) break;
+    }
+    if (p >= (long)mb->hdr.record_count ||
+        index_record_uid(mb->map + index_record_offset((uint32_t)p)) != uid)
+        return -1;
+    for (int k = 0; k < 64 && p > 0; k++) {
+        struct index_record rec;
+        index_record_decode_unchecked(mb->map + index_record_offset((uint32_t)--p), &rec);
+        if (!(rec.flags & FLAG_EXPUNGED)) return rec.uid;
+    }
+    return p == 0 ? 0 : -1;
+}
+
+static void fill_file(struct mailbox *mb, const struct mailbox_sortkeys_ops *ops,
+                      const struct mailbox_sortkeys_new *nw, size_t n, long below)
+{
+    const char *file = ops->file ? ops->file : SORTKEYS_FILE;
+    char *path = sk_path(mb, file, "");
+    unsigned char key[SORTKEYS_KEY_LEN];
+    struct buf wb = BUF_INIT, blob = BUF_INIT;
+    unsigned char *tail = NULL;
+    long last = 0;
+    off_t size = 0;
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        /* no file: start one only when nothing older would be missing from it */
+        if (errno != ENOENT || below != 0) goto out;
+        if (getrandom(key, sizeof key, 0) != (ssize_t)sizeof key) goto out;
+        unsigned char h[SORTKEYS_HEADER_SIZE];
+        header_encode(h, mb->hdr.uidvalidity, ops->version, key);
+        buf_append(&wb, h, sizeof h);
+    } else {
+        unsigned char h[SORTKEYS_HEADER_SIZE];
+        struct stat st;
+        if (fstat(fd, &st) < 0 || st.st_size < SORTKEYS_HEADER_SIZE) goto out;
+        size = st.st_size;
+        if (pread(fd, h, sizeof h, 0) != (ssize_t)sizeof h ||
+            !header_ok(h, sizeof h, mb->hdr.uidvalidity, ops->version, key))
+            goto out;
+        /* the last 1 KiB first (a record is a few hundred bytes), then FILL_TAIL */
+        size_t avail = (size_t)(size - SORTKEYS_HEADER_SIZE);
+        unsigned char small[1024];
+        size_t tn = avail < sizeof small ? avail : sizeof small;
+        if (tn && pread(fd, small, tn, size - (off_t)tn) != (ssize_t)tn) goto out;
+        last = last_record_uid(small, tn);
+        if (last < 0 && avail > tn) {
+            tn = avail < FILL_TAIL ? avail : FILL_TAIL;
+            tail = xmalloc(tn);
+            if (pread(fd, tail, tn, size - (off_t)tn) != (ssize_t)tn) goto out;
+            last = last_record_uid(tail, tn);
+        }
+        /* the file must end at the live message just below the new ones: else a gap */
+        if (last < 0 || last != below) goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        buf_reset(&blob);
+        ops->encode(ops->rock, key, nw[i].hdr, nw[i].hlen, &blob);
+        record_put(&wb, nw[i].uid, nw[i].guid, blob.s, blob.len);
+        mailbox_sortkeys_stats.filled++;
+    }
+    if (fd < 0) sk_replace(mb, file, path, -1, 0, &wb);
+    else sk_append(mb, path, fd, size, &wb);
+out:
+    if (fd >= 0) close(fd);
+    free(tail);
+    free(path);
+    buf_fini(&wb);
+    buf_fini(&blob);
+}
+
+void mbi_sortkeys_appended(struct mailbox *mb, const struct mailbox_sortkeys_new *nw, size_t n)
+{
+    if (!n_fill_ops || !n) return;
+    long below = live_before(mb, nw[0].uid);
+    if (below < 0) return;
+    for (size_t i = 0; i < n_fill_ops; i++) fill_file(mb, fill_ops[i], nw, n, below);
+}

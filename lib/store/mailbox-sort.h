@@ -5,9 +5,10 @@
  *
  * The key file is a cache: it follows the index (every record carries its uid and the first
  * bytes of the message's GUID, and a record counts only when both match the index), is filled
- * lazily by the commands that need it (messages it lacks are computed from their header and
- * appended), is rewritten without the records of expunged messages when those outnumber the
- * live ones, and can be deleted at any time (reconstruct does): it is then rebuilt. */
+ * at append by the programs that ask for it (mailbox_sortkeys_fill_on_append) and lazily by
+ * the commands that need it (messages it lacks are computed from their header and appended),
+ * is rewritten without the records of expunged messages when those outnumber the live ones,
+ * and can be deleted at any time (reconstruct does): it is then rebuilt. */
 #ifndef COFFER_STORE_MAILBOX_SORT_H
 #define COFFER_STORE_MAILBOX_SORT_H
 #include <stddef.h>
@@ -69,16 +70,17 @@ struct mailbox_sortkeys {
     struct buf extra;
 };
 
-/* Counters for tests and benchmarks: blobs served from the file, computed from headers, and
- * key file appends and rewrites made by this process. */
 /* mailbox_sortkeys_sum: the checksum that ends each record of the key file: a 64-bit
  * multiply-xor hash of p[0,n) taken 8 bytes (little-endian) at a time, folded to 32 bits
  * (coffer-store(5)). Cheaper than CRC-32 by an order of magnitude: a THREAD checks every
  * record it uses. */
 uint32_t mailbox_sortkeys_sum(const void *p, size_t n);
 
+/* Counters for tests and benchmarks: blobs served from the file, computed from headers, and
+ * key file appends and rewrites made by this process; records written at append. */
 struct mailbox_sortkeys_stats {
     uint64_t hits, computed, appends, rewrites;
+    uint64_t filled;
 };
 extern struct mailbox_sortkeys_stats mailbox_sortkeys_stats;
 
@@ -94,5 +96,17 @@ int mailbox_sortkeys_get(struct mailbox *mb, const struct mailbox_sortkeys_ops *
                          const uint32_t *uids, const struct mailbox_sortrec *recs, size_t n,
                          struct mailbox_sortkeys *k);
 void mailbox_sortkeys_fini(struct mailbox_sortkeys *k);
+
+/* mailbox_sortkeys_fill_on_append: from now on, every mailbox_append of this process also
+ * appends the new messages' records to the key file ops names (ops must stay valid), right
+ * after the commit, from the header the append has in hand: a SORT or SEARCH that follows a
+ * batch of deliveries finds them there instead of encoding the batch. Best effort and only
+ * when cheap: nothing is written when the file is missing while older live messages exist,
+ * is damaged or of another format, or lacks a live message just below the new ones (the
+ * next command that reads the file fills or rewrites it as before). At most
+ * SORTKEYS_FILL_MAX kinds; more are ignored. The records are the ones mailbox_sortkeys_get
+ * would write (same uid, GUID bytes and checksum validation on reading). */
+#define SORTKEYS_FILL_MAX 4
+void mailbox_sortkeys_fill_on_append(const struct mailbox_sortkeys_ops *ops);
 
 #endif

@@ -353,6 +353,125 @@ static void test_keyfile(void)
     mailbox_close(&mb);
 }
 
+/* Records written at append (mailbox_sortkeys_fill_on_append): a new mailbox's file is
+ * created by its first append, later appends add their records, so a reader computes
+ * nothing; a file whose tail is torn, or that lacks the message just below the new ones, is
+ * left alone (the reader rewrites it), and the answers are the same throughout. */
+static struct mailbox_sortkeys_ops fill_ops = { 7, test_encode, NULL, "fillkeys" };
+
+static void test_fill_on_append(void)
+{
+    char id[UNIQUEID_LEN + 1];
+    partition_new_uniqueid(id);
+    UNIT_EQ_INT(mailbox_create(part, "user.fill", id, "fill\tlrswipkxtecda", 0), 0);
+    struct mailbox *mb;
+    UNIT_EQ_INT(mailbox_open(part, id, NULL, &mb), 0);
+    mailbox_set_nofsync(mb, 1);
+    char *path = xasprintf("%s/fillkeys", mailbox_dir(mb));
+    const struct mailbox_sortkeys_ops saved = ops;
+    ops = fill_ops;
+
+    /* not registered: nothing written */
+    append_subject(mb, "one", NULL, 1);
+    UNIT_EQ_INT(file_size(path), -1);
+    expunge_uid(mb, 1);
+    mailbox_sortkeys_fill_on_append(&fill_ops);
+    mailbox_sortkeys_fill_on_append(&fill_ops);   /* once is enough */
+
+    /* the first append after registering (no older live message) creates the file */
+    struct mailbox_sortkeys_stats s0 = mailbox_sortkeys_stats;
+    append_subject(mb, "alpha", NULL, 2);
+    append_subject(mb, "beta", NULL, 3);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.filled - s0.filled, 2);
+    UNIT_CHECK(file_size(path) > SORTKEYS_HEADER_SIZE);
+    sync_view(mb);
+    s0 = mailbox_sortkeys_stats;
+    char *got = get_all(mb, NULL);
+    UNIT_EQ_STR(got, "alpha|beta");
+    free(got);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.computed - s0.computed, 0);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.hits - s0.hits, 2);
+
+    /* a last record longer than the first tail read (1 KiB): found in the longer one */
+    char *longsub = xmalloc(3001);
+    memset(longsub, 'x', 3000);
+    longsub[3000] = 0;
+    append_subject(mb, longsub, NULL, 3);
+    s0 = mailbox_sortkeys_stats;
+    append_subject(mb, "beta", NULL, 3);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.filled - s0.filled, 1);
+    sync_view(mb);
+    char *want = xasprintf("alpha|beta|%s|beta", longsub);
+    got = get_all(mb, NULL);
+    UNIT_EQ_STR(got, want);
+    free(got);
+    free(want);
+    free(longsub);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.computed - s0.computed, 0);
+    expunge_uid(mb, 4);
+    expunge_uid(mb, 5);
+    sync_view(mb);
+
+    /* a torn tail: the append writes nothing, the reader rewrites the file whole */
+    UNIT_EQ_INT(truncate(path, file_size(path) - 1), 0);
+    off_t torn = file_size(path);
+    s0 = mailbox_sortkeys_stats;
+    append_subject(mb, "gamma", NULL, 4);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.filled - s0.filled, 0);
+    UNIT_EQ_INT(file_size(path), torn);
+    sync_view(mb);
+    got = get_all(mb, NULL);
+    UNIT_EQ_STR(got, "alpha|beta|gamma");
+    free(got);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.rewrites - s0.rewrites, 1);
+
+    /* appends resume on the rewritten file */
+    s0 = mailbox_sortkeys_stats;
+    append_subject(mb, "delta", NULL, 5);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.filled - s0.filled, 1);
+    sync_view(mb);
+    got = get_all(mb, NULL);
+    UNIT_EQ_STR(got, "alpha|beta|gamma|delta");
+    free(got);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.computed - s0.computed, 0);
+
+    /* no file while older live messages exist: left to the reader */
+    unlink(path);
+    s0 = mailbox_sortkeys_stats;
+    append_subject(mb, "epsilon", NULL, 6);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.filled - s0.filled, 0);
+    UNIT_EQ_INT(file_size(path), -1);
+    sync_view(mb);
+    got = get_all(mb, NULL);
+    UNIT_EQ_STR(got, "alpha|beta|gamma|delta|epsilon");
+    free(got);
+
+    /* a gap (the file ends below the live message just before the new one): left alone */
+    got = get_all(mb, NULL);    /* the file again, up to epsilon */
+    free(got);
+    char *copy = xasprintf("%s.old", path);
+    char *cmd = xasprintf("cp '%s' '%s'", path, copy);
+    UNIT_EQ_INT(system(cmd), 0);
+    free(cmd);
+    append_subject(mb, "zeta", NULL, 7);
+    UNIT_EQ_INT(rename(copy, path), 0);    /* back to the file without zeta */
+    free(copy);
+    off_t before = file_size(path);
+    s0 = mailbox_sortkeys_stats;
+    append_subject(mb, "eta", NULL, 8);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.filled - s0.filled, 0);
+    UNIT_EQ_INT(file_size(path), before);
+    sync_view(mb);
+    got = get_all(mb, NULL);
+    UNIT_EQ_STR(got, "alpha|beta|gamma|delta|epsilon|zeta|eta");
+    free(got);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.computed - s0.computed, 2);
+
+    ops = saved;
+    free(path);
+    mailbox_close(&mb);
+}
+
 int main(void)
 {
     log_init("test-mailbox-sort", 1, LOG_LVL_ERR);
@@ -361,6 +480,7 @@ int main(void)
     UNIT_EQ_INT(partition_prepare(part), 0);
     test_records();
     test_keyfile();
+    test_fill_on_append();
     if (!unit_failed) {
         char *cmd = xasprintf("rm -rf '%s'", tmpdir);
         if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");

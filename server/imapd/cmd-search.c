@@ -9,6 +9,7 @@
 #include "imapd.h"
 #include "selected.h"
 #include "imap/search.h"
+#include "imap/imap-keyfiles.h"
 #include "imap/search-column.h"
 #include "imap/imap-partial.h"
 #include "search-context.h"
@@ -32,10 +33,6 @@ struct search_ctx {
     uint32_t ncol;                  /* 0: none fetched (sx_column says so) */
 };
 
-static const struct mailbox_sortkeys_ops column_ops = {
-    SEARCH_COLUMN_VERSION, search_column_encode, NULL, SEARCHKEYS_FILE,
-};
-
 /* column_load: when prog has keys the header search column answers, the blobs of every
  * message of the view (n of them) from the mailbox's searchkeys file, which
  * mailbox_sortkeys_get brings up to date first (messages it lacks are encoded from their
@@ -48,8 +45,10 @@ static void column_load(struct search_ctx *x, struct search_program *prog, uint3
     struct mailbox_sortrec *recs = xreallocarray(NULL, n, sizeof *recs);
     for (uint32_t i = 0; i < n; i++) uids[i] = selected_uid(x->sel, i + 1);
     mailbox_sort_records(x->sel->mb, uids, n, recs);
-    if (mailbox_sortkeys_get(x->sel->mb, &column_ops, uids, recs, n, &x->col) == 0) x->ncol = n;
-    else mailbox_sortkeys_fini(&x->col);
+    if (mailbox_sortkeys_get(x->sel->mb, &search_column_file_ops, uids, recs, n, &x->col) == 0)
+        x->ncol = n;
+    else
+        mailbox_sortkeys_fini(&x->col);
     free(uids);
     free(recs);
 }

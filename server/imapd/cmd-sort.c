@@ -16,6 +16,7 @@
 #include "search-context.h"
 #include "selected.h"
 #include "imap/imap-partial.h"
+#include "imap/imap-keyfiles.h"
 #include "imap/imap-sort.h"
 #include "imap/imap-sortkeys.h"
 #include "imap/imap-thread.h"
@@ -73,9 +74,6 @@ static int64_t sent_date(const struct mailbox_sortrec *r)
     return r->sentdate ? r->sentdate : r->internaldate;
 }
 
-static const struct mailbox_sortkeys_ops sortkeys_ops = {
-    IMAP_SORTKEYS_VERSION, imap_sortkeys_encode, NULL, SORTKEYS_FILE,
-};
 
 /* keep_heap: from the first SORT or THREAD on, this process keeps freed heap memory (up to
  * 64 MiB) and serves big arrays from the heap rather than fresh mappings: a command on a
@@ -132,7 +130,7 @@ static int gather(struct selected *sel, uint32_t *msgnos, size_t *n, int drop_go
         *n = k;
     }
     if (!keys) return 0;
-    return mailbox_sortkeys_get(sel->mb, &sortkeys_ops, uids, recs, *n, keys);
+    return mailbox_sortkeys_get(sel->mb, &imap_sortkeys_file_ops, uids, recs, *n, keys);
 }
 
 /* check_charset: 1 when the charset argument is one SORT and THREAD take. */
@@ -818,7 +816,7 @@ void sort_context_apply(struct selected *sel, struct sort_context *s,
         memset(&keys, 0, sizeof(keys));
         int strings = crit_has_strings(s->crit, s->ncrit);
         mailbox_sort_records(sel->mb, uidv, m, recs);
-        int r = strings ? mailbox_sortkeys_get(sel->mb, &sortkeys_ops, uidv, recs, m, &keys) : 0;
+        int r = strings ? mailbox_sortkeys_get(sel->mb, &imap_sortkeys_file_ops, uidv, recs, m, &keys) : 0;
         if (r < 0) {
             /* the new matches sort with empty string keys: logged, the list stays whole */
             if (!(*logged)++)

@@ -9,6 +9,7 @@
 #include "core/xmalloc.h"
 #include "net/stream.h"
 #include "auth/sasl.h"
+#include "imap/imap-keyfiles.h"
 #include "net/worker.h"
 #include "store/quotalock.h"
 #include "store/store.h"
@@ -42,6 +43,8 @@ static int imapd_init(const struct config *cfg, const struct config_service *svc
      * opened per worker (see imapd_store) */
     if (csasl_init(cfg)) return 1;
     g_cfg = cfg;
+    /* APPEND writes the new messages' SORT keys and header search column records */
+    imap_keyfiles_fill_on_append();
     /* the quota roots a worker is changing go to its connection slot: cofferd recounts them
      * if the worker is killed (store/quotalock.h) */
     quotalock_set_note(worker_note);

@@ -7,6 +7,7 @@
 #include "core/xmalloc.h"
 #include "net/stream.h"
 #include "auth/sasl.h"
+#include "imap/imap-keyfiles.h"
 #include "store/mailbox.h"
 #include "net/worker.h"
 #include "store/quotalock.h"
@@ -41,6 +42,9 @@ static int lmtpd_init(const struct config *cfg, const struct config_service *svc
      * the store (the Berkeley DB environment) is opened per worker (see lmtpd_store) */
     if (csasl_init(cfg)) return 1;
     g_cfg = cfg;
+    /* deliveries write the new messages' SORT keys and header search column records, so the
+     * first SORT or header SEARCH after a batch does not encode the batch */
+    imap_keyfiles_fill_on_append();
     /* the quota roots a worker is changing go to its connection slot: cofferd recounts them
      * if the worker is killed (store/quotalock.h) */
     quotalock_set_note(worker_note);
