@@ -145,7 +145,7 @@ done:
 int mailbox_message_map(struct mailbox *mb, uint32_t uid, const char **p_r, size_t *len_r)
 {
     int fd;
-    uint64_t size;
+    uint64_t size = 0;
     *p_r = NULL;
     *len_r = 0;
     int r = mailbox_message_open(mb, uid, &fd, &size);
