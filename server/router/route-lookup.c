@@ -1,0 +1,63 @@
+/* route-lookup.c: the user -> backend lookup of the router and lmtproute (route-lookup.h). */
+#include "router/route-lookup.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "store/kv.h"
+#include "store/routedb.h"
+#include <stdlib.h>
+
+static const struct config *g_cfg;
+static struct kv_env *g_env;
+static struct routedb *g_routes;
+
+void route_lookup_init(const struct config *cfg)
+{
+    g_cfg = cfg;
+}
+
+/* routes: route.db, opened on first use in the worker; a failed open is logged and tried
+ * again at the next request. */
+static struct routedb *routes(void)
+{
+    if (g_routes) return g_routes;
+    char *dir = xasprintf("%s/db", config_str(g_cfg, CFG_CONFIGDIR));
+    int r = kv_env_open(dir, &g_env);
+    free(dir);
+    if (!r) r = routedb_open(g_env, &g_routes);
+    if (r) {
+        log_err("route_db_unavailable", "error=%s", log_quote(cf_strerror(r)));
+        kv_env_close(&g_env);
+        g_routes = NULL;
+    }
+    return g_routes;
+}
+
+struct kv_env *route_lookup_env(void)
+{
+    return routes() ? g_env : NULL;
+}
+
+int route_lookup(const char *user, const struct config_backend **be, int *moving)
+{
+    struct routedb *rd = routes();
+    if (!rd) return CF_E_AGAIN;
+    struct route rt;
+    int r = routedb_get(rd, NULL, user, &rt);
+    if (r < 0) return CF_E_AGAIN;
+    const char *name = r == 1 ? rt.backend : config_str(g_cfg, CFG_ROUTER_DEFAULT_BACKEND);
+    *moving = r == 1 && rt.moving;
+    if (!*name) return 0;
+    *be = config_backend(g_cfg, name);
+    if (!*be) {
+        log_err("route_unknown_backend", "user=%s backend=%s", log_quote(user), log_quote(name));
+        return CF_E_AGAIN;
+    }
+    return 1;
+}
+
+void route_lookup_done(void)
+{
+    routedb_close(&g_routes);
+    kv_env_close(&g_env);
+}
