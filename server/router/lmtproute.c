@@ -146,7 +146,7 @@ static int be_read_reply(struct bconn *b, int *code, struct strarr *lines)
         if (r) break;
         int last;
         const char *text;
-        r = lmtp_parse_reply_line(line.s ? line.s : "", line.len, code, &last, &text);
+        r = lmtp_parse_reply_line(buf_cstr(&line), line.len, code, &last, &text);
         if (!r && first >= 0 && *code != first) r = CF_E_PARSE;
         if (r) break;
         first = *code;
