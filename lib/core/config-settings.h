@@ -23,6 +23,7 @@
     X(CFG_TLS_MIN_VERSION, "tls_min_version", ENUM, "1.2", "1.2|1.3: oldest TLS version accepted") \
     X(CFG_ALLOW_PLAINTEXT, "allow_plaintext", BOOL, "no", "allow passwords over connections without TLS") \
     X(CFG_ADMINS, "admins", LIST, "", "users with administrator rights") \
+    X(CFG_ACL_LOCAL_USERS_ONLY, "acl_local_users_only", BOOL, "no", "SETACL and coffer acl set grant rights only to users of this server's password database, anyone, anonymous and admins (a scale-out backend: users of other backends cannot share folders here)") \
     X(CFG_URLAUTH_SUBMIT_SERVERS, "urlauth_submit_servers", LIST, "", "users (message submission servers) that may URLFETCH URLAUTH URLs made for submit+USER (RFC 4467)") \
     X(CFG_AUTH_FAIL_DELAY, "auth_fail_delay", DURATION, "2s", "pause before answering a failed login (IMAP, POP3, LMTP AUTH); the third failure closes the connection") \
     X(CFG_AUTOCREATE_SPECIAL_USE, "autocreate_special_use", LIST, "", "folders made with their RFC 6154 special-use flag at a user's first login, e.g. Sent Drafts Trash Junk") \
