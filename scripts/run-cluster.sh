@@ -71,7 +71,9 @@ CONF
 }
 
 backend() {   # NAME IMAP POP3 LMTP
-    conf "$1" "
+    # acl_local_users_only: SETACL for a user of the other backend is refused (router.8)
+    conf "$1" "acl_local_users_only = yes
+
 [service imap]
 program = imapd
 listen = 127.0.0.1:$2
