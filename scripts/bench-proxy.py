@@ -17,7 +17,20 @@ import subprocess
 import sys
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH = os.path.join(TOP, "..", "shared", "bench", "mailbench.py")
+
+
+def find_mailbench():
+    """../shared/bench/mailbench.py beside the checkout, or beside the main checkout when this
+    is a git worktree (as bench-start.sh finds waitports.py)."""
+    here = os.path.join(TOP, "..", "shared", "bench", "mailbench.py")
+    if os.path.exists(here):
+        return here
+    common = subprocess.run(["git", "-C", TOP, "rev-parse", "--git-common-dir"],
+                            stdout=subprocess.PIPE, text=True).stdout.strip()
+    return os.path.join(TOP, common, "..", "..", "shared", "bench", "mailbench.py")
+
+
+BENCH = find_mailbench()
 CLK = os.sysconf("SC_CLK_TCK")
 
 
