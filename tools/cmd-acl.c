@@ -39,7 +39,7 @@ int cmd_acl(struct tool *t)
         tool_error(t, "'%s' is not a valid identifier", ident);
         return EXIT_USAGE;
     }
-    if (set && mode != ACL_REMOVE && want) {
+    if (set && mode != ACL_REMOVE && want && config_int(t->cfg, CFG_ACL_LOCAL_USERS_ONLY)) {
         /* acl_local_users_only: as imapd's SETACL (cmd-acl.c there) */
         int ok = csasl_init(t->cfg) ? CF_E_INTERNAL : csasl_acl_grantee_ok(ident);
         if (ok < 0) {
