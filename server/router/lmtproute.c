@@ -88,24 +88,12 @@ static int reply(struct lr *c, const char *fmt, ...)
 static int be_connect(const char *addr, long long timeout)
 {
     char host[256];
-    const char *colon;
-    if (*addr == '[') {
-        const char *end = strchr(addr, ']');
-        if (!end || (size_t)(end - addr - 1) >= sizeof host) return -1;
-        memcpy(host, addr + 1, (size_t)(end - addr - 1));
-        host[end - addr - 1] = '\0';
-        colon = end + 1;
-    } else {
-        colon = strrchr(addr, ':');
-        if (!colon || (size_t)(colon - addr) >= sizeof host) return -1;
-        memcpy(host, addr, (size_t)(colon - addr));
-        host[colon - addr] = '\0';
-    }
-    if (*colon != ':' || !colon[1]) return -1;
+    const char *port;
+    if (route_addr_split(addr, host, sizeof host, &port)) return -1;
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host, colon + 1, &hints, &res) || !res) return -1;
+    if (getaddrinfo(host, port, &hints, &res) || !res) return -1;
     int fd = -1;
     for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

@@ -136,21 +136,9 @@ static void auth_reply(struct stream *s, const char *status, long long wait)
 static int resolve_ip(const char *addr, char *ip, size_t iplen, char *port, size_t portlen)
 {
     char host[256];
-    const char *colon;
-    if (*addr == '[') {
-        const char *end = strchr(addr, ']');
-        if (!end || (size_t)(end - addr - 1) >= sizeof host) return -1;
-        memcpy(host, addr + 1, (size_t)(end - addr - 1));
-        host[end - addr - 1] = '\0';
-        colon = end + 1;
-    } else {
-        colon = strrchr(addr, ':');
-        if (!colon || (size_t)(colon - addr) >= sizeof host) return -1;
-        memcpy(host, addr, (size_t)(colon - addr));
-        host[colon - addr] = '\0';
-    }
-    if (*colon != ':' || strlen(colon + 1) >= portlen) return -1;
-    strcpy(port, colon + 1);
+    const char *p;
+    if (route_addr_split(addr, host, sizeof host, &p) || strlen(p) >= portlen) return -1;
+    strcpy(port, p);
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_socktype = SOCK_STREAM;

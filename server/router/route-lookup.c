@@ -6,6 +6,7 @@
 #include "store/kv.h"
 #include "store/routedb.h"
 #include <stdlib.h>
+#include <string.h>
 
 static const struct config *g_cfg;
 static struct kv_env *g_env;
@@ -54,6 +55,26 @@ int route_lookup(const char *user, const struct config_backend **be, int *moving
         return CF_E_AGAIN;
     }
     return 1;
+}
+
+int route_addr_split(const char *addr, char *host, size_t hostlen, const char **port)
+{
+    const char *colon;
+    if (*addr == '[') {
+        const char *end = strchr(addr, ']');
+        if (!end || (size_t)(end - addr - 1) >= hostlen) return -1;
+        memcpy(host, addr + 1, (size_t)(end - addr - 1));
+        host[end - addr - 1] = '\0';
+        colon = end + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (!colon || (size_t)(colon - addr) >= hostlen) return -1;
+        memcpy(host, addr, (size_t)(colon - addr));
+        host[colon - addr] = '\0';
+    }
+    if (*colon != ':' || !colon[1]) return -1;
+    *port = colon + 1;
+    return 0;
 }
 
 void route_lookup_done(void)

@@ -4,6 +4,7 @@
 #ifndef COFFER_ROUTER_ROUTE_LOOKUP_H
 #define COFFER_ROUTER_ROUTE_LOOKUP_H
 #include "core/config.h"
+#include <stddef.h>
 
 struct kv_env;
 
@@ -19,6 +20,11 @@ struct kv_env *route_lookup_env(void);
  * route.db or as router_default_backend), 0 no route, CF_E_AGAIN (database trouble or a route
  * naming no configured backend; logged). Blocks on the database lock only. */
 int route_lookup(const char *user, const struct config_backend **be, int *moving);
+
+/* route_addr_split: a backend address "host:port" or "[v6]:port" (coffer.conf(5), [backend
+ * NAME]) into host (brackets dropped, NUL-terminated, at most hostlen - 1 bytes) and *port
+ * (pointing into addr). 0, or -1 when it has no such form. */
+int route_addr_split(const char *addr, char *host, size_t hostlen, const char **port);
 
 /* route_lookup_done: close route.db and its environment (at process exit). */
 void route_lookup_done(void);
