@@ -18,7 +18,8 @@ from coffer_harness import (HOST, Coffer, Conn, SharedCofferTestCase,  # noqa: E
 
 BACKEND_SERVICES = [("imap", "imapd", "none", False), ("lmtp", "lmtpd", "none", False)]
 ROUTER_MAX = 4 * 1024 * 1024            # the router's max_literal (the backends keep 64M)
-USERS = {"alice": "b1", "carol": "b1", "bob": "b2", "frank": "b2", "dave": "b2", "erin": "down"}
+USERS = {"alice": "b1", "carol": "b1", "bob": "b2", "frank": "b2", "dave": "b2", "erin": "down",
+         "ghost": "b1"}         # ghost: routed, but no user on b1
 
 
 def established_inodes(port):
@@ -77,7 +78,7 @@ class RouterLmtpTest(SharedCofferTestCase):
             c.write_config()
             c.start()
             for u, b in USERS.items():
-                if b in cls.backs:
+                if b in cls.backs and u != "ghost":
                     cls.backs[b].add_user(u, "pw")
             routes = "".join("%s %s\n" % (u, b) for u, b in USERS.items() if u != "dave")
             rc, out, err = run_coffer(c, "route", "import", input=routes.encode())
@@ -196,6 +197,11 @@ class RouterLmtpTest(SharedCofferTestCase):
         self.assertEqual(code, 550)
         self.assertIn("5.1.1", text)
         self.assertEqual(self.ask(c, "RCPT TO:<bad name@example.org>")[0], 550)
+        # routed, but the backend does not know the user: the backend's own refusal
+        code, text = self.ask(c, "RCPT TO:<ghost@example.org>")
+        self.assertEqual(code, 550)
+        self.assertIn("<ghost@example.org> User unknown", text)
+        self.assertTrue(self.coffer.log_grep(r"event=rcpt_routed .*backend=b1 code=550"))
         self.assertEqual(self.ask(c, "DATA")[0], 503)    # no valid recipients
         self.assertEqual(self.ask(c, "RSET")[0], 250)
         self.assertEqual(self.ask(c, "HELO x")[0], 500)

@@ -212,9 +212,12 @@ static int be_open(struct lr *c, size_t i)
     return r ? r : 0;
 }
 
-/* reply_join: the reply "CODE text" lines (the last with a space, the others with '-') */
+/* reply_join: the reply "CODE text" lines (the last with a space, the others with '-') for
+ * the client. A backend's 421 (it is closing its connection) becomes 451: passed on, it would
+ * tell the client that this connection is closing (RFC 5321 section 3.8). */
 static void reply_join(struct buf *out, int code, const struct strarr *lines)
 {
+    if (code == 421) code = 451;
     buf_reset(out);
     for (size_t i = 0; i < lines->count; i++)
         buf_printf(out, "%s%d%c%s", i ? "\n" : "", code, i + 1 < lines->count ? '-' : ' ',
