@@ -3,7 +3,7 @@ real Coffer backends: a transaction split over both backends with one reply per 
 RCPT order, an unknown user, a user being moved (4xx, stored nowhere), a backend that is down
 (4xx for its recipients, 250 for the other's), a pipelined client, oversized messages, and
 kill -9 of the backend's lmtpd in the middle of the relayed DATA (4xx, nothing stored; the
-retry is stored once). Mail is checked on each backend over IMAP."""
+retry is stored once), a backend that never greets (4xx after the connect timeout). Mail is checked on each backend over IMAP."""
 import imaplib
 import os
 import signal
@@ -19,7 +19,8 @@ from coffer_harness import (HOST, Coffer, Conn, SharedCofferTestCase,  # noqa: E
 BACKEND_SERVICES = [("imap", "imapd", "none", False), ("lmtp", "lmtpd", "none", False)]
 ROUTER_MAX = 4 * 1024 * 1024            # the router's max_literal (the backends keep 64M)
 USERS = {"alice": "b1", "carol": "b1", "bob": "b2", "frank": "b2", "dave": "b2", "erin": "down",
-         "ghost": "b1"}         # ghost: routed, but no user on b1
+         "ghost": "b1",         # ghost: routed, but no user on b1
+         "gina": "stall"}       # gina: a backend that takes the connection and never speaks
 
 
 def established_inodes(port):
@@ -75,6 +76,10 @@ class RouterLmtpTest(SharedCofferTestCase):
                 "\n[backend %s]\nimap = 127.0.0.1:%d\nlmtp = 127.0.0.1:%d\n"
                 % (n, b.ports["imap"], b.ports["lmtp"]) for n, b in cls.backs.items())
             c.extra_config += "\n[backend down]\nlmtp = 127.0.0.1:%d\n" % cls.down_port
+            cls.stall = socket.socket()
+            cls.stall.bind((HOST, 0))
+            cls.stall.listen(16)            # the kernel accepts; nobody greets
+            c.extra_config += "\n[backend stall]\nlmtp = 127.0.0.1:%d\n" % cls.stall.getsockname()[1]
             c.write_config()
             c.start()
             for u, b in USERS.items():
@@ -91,12 +96,15 @@ class RouterLmtpTest(SharedCofferTestCase):
 
     @classmethod
     def _close_all(cls):
+        if getattr(cls, "stall", None) is not None:
+            cls.stall.close()
         for c in [cls.coffer] + list(cls.backs.values()):
             if c is not None:
                 c.close()
 
     @classmethod
     def tearDownClass(cls):
+        cls.stall.close()
         reports = []
         for c in list(cls.backs.values()):
             c.close()
@@ -236,6 +244,22 @@ class RouterLmtpTest(SharedCofferTestCase):
         self.assertIn(b"<bob@example.org>", text[0])
         self.assertEqual(self.count_tag("bob", "down"), 1)
         self.assertTrue(self.coffer.log_grep(r"event=backend_unavailable .*backend=down"))
+
+    def test_backend_silent_times_out(self):
+        c = self.lmtp()
+        self.assertEqual(self.ask(c, "MAIL FROM:<s@example.org>")[0], 250)
+        t0 = time.monotonic()
+        code, text = self.ask(c, "RCPT TO:<gina@example.org>")
+        waited = time.monotonic() - t0
+        self.assertEqual(code, 451)
+        self.assertIn("4.4.1", text)
+        self.assertGreater(waited, 4)           # router_lmtp_connect_timeout = 5s
+        self.assertLess(waited, 15)
+        self.assertEqual(self.ask(c, "RCPT TO:<bob@example.org>")[0], 250)
+        self.send_data(c, self.message("silent"))
+        self.assertEqual(c.read_smtp_reply()[0], 250)
+        self.assertEqual(self.count_tag("bob", "silent"), 1)
+        self.assertTrue(self.coffer.log_grep(r"event=backend_unavailable .*backend=stall"))
 
     def test_pipelined(self):
         c = Conn(socket.create_connection((HOST, self.coffer.ports["lmtp"]), timeout=30))
