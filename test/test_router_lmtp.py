@@ -276,6 +276,18 @@ class RouterLmtpTest(SharedCofferTestCase):
         self.assertEqual(self.count_tag("bob", "pipelined"), 1)
         self.assertEqual(self.count_tag("alice", "pipelined"), 1)
 
+    def test_empty_message(self):
+        # the 354 reply counts as the CRLF before the dot: ".\r\n" at once ends the data
+        c = self.lmtp()
+        self.assertEqual(self.ask(c, "MAIL FROM:<s@example.org>")[0], 250)
+        self.assertEqual(self.ask(c, "RCPT TO:<carol@example.org>")[0], 250)
+        c.cmd("DATA")
+        self.assertEqual(c.read_smtp_reply()[0], 354)
+        c.send(b".\r\n")
+        code, text = c.read_smtp_reply()
+        self.assertEqual(code, 250, text)
+        self.assertIn(b"<carol@example.org>", text[0])
+
     def test_oversized(self):
         c = self.lmtp()
         code, text = self.ask(c, "MAIL FROM:<s@example.org> SIZE=%d" % (ROUTER_MAX + 1))

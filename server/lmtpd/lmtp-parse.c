@@ -57,6 +57,16 @@ void lmtp_local_part(const char *addr, struct buf *local)
     }
 }
 
+int lmtp_data_line(const char *s, size_t n, int bare_lf, int *prev_bare_lf, size_t *skip)
+{
+    int prev = *prev_bare_lf;
+    *prev_bare_lf = bare_lf;
+    *skip = 0;
+    if (n == 1 && s[0] == '.') return !bare_lf && !prev;
+    if (n && s[0] == '.') *skip = 1;
+    return 0;
+}
+
 int lmtp_parse_mail_params(const char *rest, long long max, long long *size, struct buf *reply)
 {
     *size = 0;

@@ -14,6 +14,16 @@ int lmtp_parse_path(const char *s, struct buf *path, const char **rest);
  * string (RFC 5321 section 4.1.2), appended to local. */
 void lmtp_local_part(const char *addr, struct buf *local);
 
+/* lmtp_data_line: how one line of DATA counts, s[0..n) as the stream returned it (without its
+ * line end), bare_lf 1 when it ended in a bare LF rather than CRLF. 1: it ends the message;
+ * 0: data, of which the first *skip bytes (0 or 1: a dot added by dot-stuffing, RFC 5321
+ * section 4.5.2) are not part. Only CRLF "." CRLF ends the data (RFC 5321 section 4.1.1.4):
+ * a lone dot next to a bare LF is data, stored as it came, so that a message cannot end early
+ * for us while the MTA before us read on (SMTP smuggling, review L11). *prev_bare_lf carries
+ * the line end of the line before: start it at 0 (the 354 reply counts as the CRLF before a
+ * first "."), set it to 1 after a line the stream refused as too long. */
+int lmtp_data_line(const char *s, size_t n, int bare_lf, int *prev_bare_lf, size_t *skip);
+
 /* lmtp_parse_mail_params: the parameters after MAIL FROM's path (RFC 5321 section 4.1.2):
  * SIZE=n (RFC 1870 section 6; over max is refused), BODY=7BIT or BODY=8BITMIME (RFC 6152),
  * AUTH=... (RFC 4954 section 5: the MTA's word on who submitted it, taken and ignored).

@@ -514,13 +514,13 @@ out:
 }
 
 /* read_message: the message after 354 into fd, dot-unstuffed, each line ended by CRLF (the
- * end-of-data rules are lmtpd's: only CRLF "." CRLF ends it, a lone dot next to a bare LF is
- * data, RFC 5321 section 4.1.1.4). 0; 1 too big; 2 a line too long; 3 a spool write failed;
+ * end-of-data rules are lmtpd's, lmtp_data_line: only CRLF "." CRLF ends it, a lone dot next
+ * to a bare LF is data, RFC 5321 section 4.1.1.4). 0; 1 too big; 2 a line too long; 3 a spool write failed;
  * -1 the session ended (c->end_reason set). */
 static int read_message(struct lr *c, int fd)
 {
     uint64_t max = (uint64_t)config_int(c->cfg, CFG_MAX_LITERAL), size = 0;
-    int res = fd < 0 ? 3 : 0, prev_bare_lf = 1;
+    int res = fd < 0 ? 3 : 0, prev_bare_lf = 0;   /* lmtp_data_line */
     struct buf line = BUF_INIT, out = BUF_INIT;
     stream_set_max_line(c->s, LR_DATA_MAX_LINE);
     for (;;) {
@@ -535,17 +535,11 @@ static int read_message(struct lr *c, int fd)
             res = -1;
             break;
         }
-        int bare_lf = stream_line_bare_lf(c->s);
         const char *s = line.s ? line.s : "";
-        size_t n = line.len;
-        if (n == 1 && s[0] == '.' && (bare_lf || prev_bare_lf)) {
-            /* data: see lmtpd's cmd-data.c (SMTP smuggling) */
-        } else if (n && s[0] == '.') {
-            if (n == 1) break;
-            s++;
-            n--;
-        }
-        prev_bare_lf = bare_lf;
+        size_t n = line.len, skip;
+        if (lmtp_data_line(s, n, stream_line_bare_lf(c->s), &prev_bare_lf, &skip)) break;
+        s += skip;
+        n -= skip;
         size += n + 2;
         if (size > max && !res) res = 1;
         if (res) continue;                          /* read on to the dot */

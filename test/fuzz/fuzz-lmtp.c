@@ -5,7 +5,9 @@
  * the rest pointer stays inside the line. MAIL's parameters go through lmtp_parse_mail_params
  * (a refusal has a reply with a 5xx code; a size is never negative or over the maximum), and
  * every line is also read as a backend's reply line by lmtp_parse_reply_line, as lmtproute
- * reads them (a parsed code is 200..599, its text inside the line and free of controls). */
+ * reads them (a parsed code is 200..599, its text inside the line and free of controls), and as
+ * a line of DATA by lmtp_data_line (only a lone dot after CRLF lines ends it; at most the one
+ * stuffed dot is dropped). */
 #include "fuzz-util.h"
 #include "core/buf.h"
 #include "core/error.h"
@@ -62,6 +64,21 @@ static void check_reply(const char *line)
     }
 }
 
+/* check_data: a line as DATA reads it, after a CRLF line and after a bare-LF line */
+static void check_data(const char *line)
+{
+    size_t n = strlen(line);
+    for (int bare = 0; bare < 4; bare++) {
+        int prev = bare >> 1;
+        size_t skip = 9;
+        int end = lmtp_data_line(line, n, bare & 1, &prev, &skip);
+        FUZZ_ASSERT(prev == (bare & 1));
+        FUZZ_ASSERT(skip <= 1 && skip <= n);
+        if (end) FUZZ_ASSERT(n == 1 && line[0] == '.' && bare == 0 && skip == 0);
+        if (skip) FUZZ_ASSERT(line[0] == '.' && n > 1);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text = fuzz_cstr(data, size);
@@ -84,6 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         else
             check_path(line);          /* any text: the parser must not care where it is */
         check_reply(line);
+        check_data(line);
         struct buf local = BUF_INIT;
         lmtp_local_part(line, &local);
         FUZZ_ASSERT(local.len <= strlen(line));
