@@ -288,6 +288,21 @@ class RouterLmtpTest(SharedCofferTestCase):
         self.assertEqual(code, 250, text)
         self.assertIn(b"<carol@example.org>", text[0])
 
+    def test_bare_lf_dot_relayed_as_data(self):
+        # a lone dot next to a bare LF is data for the router (as for lmtpd), and it must reach
+        # the backend stuffed, not as the end of the message (SMTP smuggling)
+        c = self.lmtp()
+        self.assertEqual(self.ask(c, "MAIL FROM:<s@example.org>")[0], 250)
+        self.assertEqual(self.ask(c, "RCPT TO:<carol@example.org>")[0], 250)
+        c.cmd("DATA")
+        self.assertEqual(c.read_smtp_reply()[0], 354)
+        c.send(b"Subject: smuggle\r\n\r\nbody\n.\nMAIL FROM:<smuggled@x>\r\n.\r\n")
+        self.assertEqual(c.read_smtp_reply()[0], 250)
+        self.assertEqual(self.ask(c, "NOOP")[0], 250)
+        hit = [m for m in self.messages("carol") if b"Subject: smuggle" in m]
+        self.assertEqual(len(hit), 1)
+        self.assertIn(b"body\r\n.\r\nMAIL FROM:<smuggled@x>\r\n", hit[0])
+
     def test_oversized(self):
         c = self.lmtp()
         code, text = self.ask(c, "MAIL FROM:<s@example.org> SIZE=%d" % (ROUTER_MAX + 1))
