@@ -18,19 +18,10 @@ BIN=$TOP/$BUILD/bin
 mkdir -p "$VAR/tls"
 chmod 0700 "$VAR"
 
-# A service user when started as root: cofferd never runs workers as root.
-USER_LINE=""
-if [ "$(id -u)" = 0 ]; then
-    if ! id coffer >/dev/null 2>&1; then
-        useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin coffer
-    fi
-    USER_LINE="user = coffer"
-fi
-
-# A self-signed certificate on first run.
-if [ ! -s "$VAR/tls/cert.pem" ]; then
-    sh "$TOP/scripts/gen-cert.sh" -d 825 "$VAR/tls/cert.pem" "$VAR/tls/key.pem" >/dev/null
-fi
+# The service user when started as root, a self-signed certificate on first run.
+. "$TOP/scripts/demo-common.sh"
+demo_service_user
+demo_cert "$VAR/tls"
 
 # The partitions file from the example, the config written fresh each run (so port changes apply).
 [ -f "$VAR/partitions.conf" ] || cp "$TOP/partitions.conf.example" "$VAR/partitions.conf"

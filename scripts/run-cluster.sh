@@ -1,9 +1,10 @@
 #!/bin/sh
 # run-cluster.sh BUILD_DIR: the scale-out demo (make run-cluster; docs/scale-out.md) in the
 # foreground, on loopback: nginx's mail proxy at the front, one cofferd running the router
-# (man/router.8), two cofferd backends "a" and "b". alice lives on a, bob on b. Ctrl-C stops all.
+# (man/router.8) and the LMTP entry lmtproute (man/lmtproute.8), two cofferd backends "a" and
+# "b". alice lives on a, bob on b. Ctrl-C stops all.
 # Data under $CLUSTER_VAR (default ./var/cluster). Ports: FRONT_IMAP_PORT FRONT_POP3_PORT
-# ROUTER_PORT A_IMAP_PORT A_POP3_PORT A_LMTP_PORT B_IMAP_PORT B_POP3_PORT B_LMTP_PORT.
+# ROUTER_PORT LMTP_PORT A_IMAP_PORT A_POP3_PORT A_LMTP_PORT B_IMAP_PORT B_POP3_PORT B_LMTP_PORT.
 # NGINX (default: nginx on PATH or /usr/sbin/nginx), NGINX_MAIL_MODULE (the .so to load).
 set -eu
 BUILD=${1:-build}
@@ -12,6 +13,7 @@ VAR=${CLUSTER_VAR:-$TOP/var/cluster}
 FRONT_IMAP_PORT=${FRONT_IMAP_PORT:-2143}
 FRONT_POP3_PORT=${FRONT_POP3_PORT:-2110}
 ROUTER_PORT=${ROUTER_PORT:-9144}
+LMTP_PORT=${LMTP_PORT:-2424}
 A_IMAP_PORT=${A_IMAP_PORT:-2201}
 A_POP3_PORT=${A_POP3_PORT:-2202}
 A_LMTP_PORT=${A_LMTP_PORT:-2425}
@@ -35,19 +37,11 @@ done
 mkdir -p "$VAR/tls" "$VAR/nginx"
 chmod 0711 "$VAR"
 
-# A service user when started as root: cofferd never runs workers as root.
-USER_LINE=""
-if [ "$(id -u)" = 0 ]; then
-    if ! id coffer >/dev/null 2>&1; then
-        useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin coffer
-    fi
-    USER_LINE="user = coffer"
-fi
-
-# One self-signed certificate for the front (nginx) and the instances.
-if [ ! -s "$VAR/tls/cert.pem" ]; then
-    sh "$TOP/scripts/gen-cert.sh" -d 825 "$VAR/tls/cert.pem" "$VAR/tls/key.pem" >/dev/null
-fi
+# The service user when started as root; one self-signed certificate for the front (nginx)
+# and the instances.
+. "$TOP/scripts/demo-common.sh"
+demo_service_user
+demo_cert "$VAR/tls"
 
 # conf NAME SERVICES EXTRA: write $VAR/NAME/coffer.conf (rewritten each run, so ports apply).
 conf() {
@@ -77,7 +71,9 @@ CONF
 }
 
 backend() {   # NAME IMAP POP3 LMTP
-    conf "$1" "
+    # acl_local_users_only: SETACL for a user of the other backend is refused (router.8)
+    conf "$1" "acl_local_users_only = yes
+
 [service imap]
 program = imapd
 listen = 127.0.0.1:$2
@@ -98,6 +94,11 @@ conf router "
 [service router]
 program = router
 listen = 127.0.0.1:$ROUTER_PORT
+tls = none
+
+[service lmtp]
+program = lmtproute
+listen = 127.0.0.1:$LMTP_PORT
 tls = none
 
 [backend a]
@@ -180,6 +181,7 @@ cat <<MSG
     front  nginx   IMAP 127.0.0.1:$FRONT_IMAP_PORT (STARTTLS)   POP3 127.0.0.1:$FRONT_POP3_PORT (STLS)
                    config $VAR/nginx/nginx.conf
     router         127.0.0.1:$ROUTER_PORT  (nginx auth_http; Postfix socketmap, map name "route")
+                   LMTP 127.0.0.1:$LMTP_PORT  (lmtproute: each recipient to its backend's LMTP)
                    coffer -C $VAR/router/coffer.conf route list
     backend a      IMAP 127.0.0.1:$A_IMAP_PORT  POP3 127.0.0.1:$A_POP3_PORT  LMTP 127.0.0.1:$A_LMTP_PORT
                    coffer -C $VAR/a/coffer.conf user list
@@ -189,11 +191,12 @@ cat <<MSG
     logs   $VAR/{a,b,router}/cofferd.log  $VAR/nginx/error.log
     try    curl -v --ssl-reqd --insecure imap://127.0.0.1:$FRONT_IMAP_PORT/ -u alice:alice
            curl -v --ssl-reqd --insecure pop3://127.0.0.1:$FRONT_POP3_PORT/ -u bob:bob
-    mail   no MTA here: a Postfix in front uses
-             transport_maps = socketmap:inet:127.0.0.1:$ROUTER_PORT:route
-           which answers e.g. alice -> lmtp:inet:127.0.0.1:$A_LMTP_PORT; by hand:
+    mail   one LMTP entry for all users: an MTA delivers to lmtp:inet:127.0.0.1:$LMTP_PORT;
+           by hand, through it (alice lands on a, bob on b):
            printf 'From: x@example.org\r\nSubject: hi\r\n\r\nhello\r\n' |
-             $BIN/coffer -C $VAR/a/coffer.conf deliver alice
+             $BIN/coffer -C $VAR/router/coffer.conf deliver bob
+           or Postfix asks the map itself and delivers to the backend:
+             transport_maps = socketmap:inet:127.0.0.1:$ROUTER_PORT:route
 
 MSG
 # Until a signal, or until one part exits by itself (then all of it stops, exit 1).

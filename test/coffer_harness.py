@@ -40,7 +40,7 @@ IO_TIMEOUT = 15.0               # default bound on one network read
 GREETING = {"imap": rb"^\* OK", "pop3": rb"^\+OK", "lmtp": rb"^220 ",
             "sieve": rb'^"IMPLEMENTATION" '}
 PROTOCOL_OF = {"imapd": "imap", "pop3d": "pop3", "lmtpd": "lmtp", "sieved": "sieve",
-               "router": "router"}
+               "router": "router", "lmtproute": "lmtp"}
 
 # (name, program, tls, unix socket?)  -- the services every instance gets by default
 DEFAULT_SERVICES = [

@@ -2,14 +2,15 @@
 right granted and withheld (l r s w i p k x t e a, POP3 needing r on the INBOX, LMTP plus
 addresses needing p), errors that say the same for an invisible mailbox as for a missing one,
 shared folders made by an administrator with per-user \\Seen, namespaces, and administrators
-creating and deleting other users' INBOXes."""
+creating and deleting other users' INBOXes; acl_local_users_only (a scale-out backend) refusing
+grants to identifiers that are no user of the server, in SETACL and `coffer acl set`."""
 import os
 import re
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from coffer_harness import ImapUsersTestCase, main  # noqa: E402
+from coffer_harness import ImapUsersTestCase, main, run_coffer  # noqa: E402
 
 MSG = (b"From: a@example.com\r\nTo: b@example.com\r\nSubject: s%d\r\n"
        b"Message-ID: <acl%d@example.com>\r\n\r\nbody %d\r\n")
@@ -333,6 +334,40 @@ class Acl(ImapUsersTestCase):
         # a user is no administrator
         self.no(j, 'CREATE "Other Users/another"', "NOPERM")
         self.no(j, 'DELETE "Other Users/fred"', "NONEXISTENT")
+
+
+class AclLocalUsersOnly(ImapUsersTestCase):
+    """acl_local_users_only = yes, as run-cluster.sh sets it on backends: "bob" lives on another
+    backend (a user of the router's password database, not of this one)."""
+    users = {"fred": "fredpw", "joe": "joepw", "boss": "bosspw"}
+    coffer_kwargs = {"global_settings": {"allow_plaintext": "yes", "auth_fail_delay": "0",
+                                         "admins": "boss", "acl_local_users_only": "yes"}}
+
+    def test_setacl_refuses_users_elsewhere(self):
+        c = self.conn("fred")
+        self.ok(c, 'CREATE "shared-x"')
+        tagged, _ = c.imap("t", 'SETACL "shared-x" bob lr')
+        self.assertRegex(tagged, rb"^t NO \[CANNOT\] bob is not a user of this server")
+        self.no(c, 'SETACL "shared-x" bob +lr', "CANNOT")
+        # what grants nothing, and identifiers that are no user, are accepted
+        for ident, rights in (("bob", "-lr"), ("bob", ""), ("-bob", "w"), ("joe", "lr"),
+                              ("anyone", "l"), ("anonymous", "p"), ("boss", "lra")):
+            self.ok(c, 'SETACL "shared-x" %s "%s"' % (ident, rights))
+        acl = b"".join(self.ok(c, 'GETACL "shared-x"'))
+        self.assertNotIn(b'"bob"', acl)
+        self.assertIn(b'"joe" "lr"', acl)
+        self.assertTrue(self.coffer.log_grep(r"event=acl_refused .*identifier=bob"))
+
+    def test_coffer_acl_set_refuses_too(self):
+        c = self.conn("joe")
+        self.ok(c, 'CREATE "tool-x"')
+        rc, out, err = run_coffer(self.coffer, "acl", "set", "user/joe/tool-x", "bob", "lr")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("not a user of this server", err)
+        rc, out, err = run_coffer(self.coffer, "acl", "set", "user/joe/tool-x", "fred", "lr")
+        self.assertEqual(rc, 0, err)
+        rc, out, err = run_coffer(self.coffer, "acl", "set", "user/joe/tool-x", "bob", "-lr")
+        self.assertEqual(rc, 0, err)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """test_run_cluster.py: the scale-out demo, scripts/run-cluster.sh (make run-cluster;
 docs/scale-out.md). Starts the script on free loopback ports with a temporary data directory,
-delivers one message to each backend's LMTP, logs in through nginx's front (IMAP with STARTTLS,
-POP3 with STLS) as alice and bob and sees each user's own message (so each landed on its own
-backend), then sends SIGINT to the script and checks that nginx, the three cofferd masters and
+delivers one message to alice and bob through the LMTP entry (lmtproute, which routes each
+recipient to its backend; each backend's log names only its own user), logs in through nginx's
+front (IMAP with STARTTLS, POP3 with STLS) as alice and bob and sees each user's own message
+(so each landed on its own backend), then sends SIGINT to the script and checks that nginx, the three cofferd masters and
 all their children are gone within a bound and the ports are closed. Skipped when nginx or its
 mail module is missing (nginx-light, libnginx-mod-mail)."""
 import imaplib
@@ -24,7 +25,7 @@ from coffer_harness import HOST, bin_dir, free_port, main, src_dir, wait_for  # 
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 NGINX_MAIL = "/usr/lib/nginx/modules/ngx_mail_module.so"
-PORTS = ("FRONT_IMAP_PORT", "FRONT_POP3_PORT", "ROUTER_PORT", "A_IMAP_PORT", "A_POP3_PORT",
+PORTS = ("FRONT_IMAP_PORT", "FRONT_POP3_PORT", "ROUTER_PORT", "LMTP_PORT", "A_IMAP_PORT", "A_POP3_PORT",
          "A_LMTP_PORT", "B_IMAP_PORT", "B_POP3_PORT", "B_LMTP_PORT")
 
 
@@ -143,8 +144,13 @@ class RunClusterTest(unittest.TestCase):
 
     def deliver(self, port, user):
         with smtplib.LMTP(HOST, port, timeout=15) as l:
-            l.sendmail("s@example.org", [user], ("From: s@example.org\r\nTo: %s\r\n"
-                       "Subject: for %s\r\n\r\nhello %s\r\n" % (user, user, user)).encode())
+            msg = ("From: s@example.org\r\nTo: %s\r\nSubject: for %s\r\n\r\nhello %s\r\n"
+                   % (user, user, user))
+            self.assertEqual(l.sendmail("s@example.org", [user], msg.encode()), {})
+
+    def log(self, instance):
+        with open(os.path.join(self.var, instance, "cofferd.log"), errors="replace") as f:
+            return f.read()
 
     def test_cluster_up_routes_and_stops(self):
         p = self.ports
@@ -156,8 +162,15 @@ class RunClusterTest(unittest.TestCase):
             return all(port_open(p[k]) for k in PORTS)
         wait_for(up, 45, 0.2, "every port of the cluster listening")
 
-        self.deliver(p["A_LMTP_PORT"], "alice")
-        self.deliver(p["B_LMTP_PORT"], "bob")
+        self.assertIn("LMTP 127.0.0.1:%d" % p["LMTP_PORT"], self.output())
+        # one LMTP entry for both: the router's lmtproute passes each to its backend
+        self.deliver(p["LMTP_PORT"], "alice")
+        self.deliver(p["LMTP_PORT"], "bob")
+        for inst, mine, other in (("a", "alice", "bob"), ("b", "bob", "alice")):
+            self.assertIn("user=%s" % mine, self.log(inst))
+            self.assertNotIn("user=%s" % other, self.log(inst))
+        self.assertIn("backend=a", self.log("router"))
+        self.assertIn("backend=b", self.log("router"))
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE

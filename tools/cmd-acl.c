@@ -3,6 +3,7 @@
  * so that reconstruct --mailboxlist brings the ACL back with the mailbox. */
 #include "tool.h"
 #include "cmd.h"
+#include "auth/sasl.h"
 #include "core/error.h"
 #include "store/acl.h"
 #include "store/store.h"
@@ -37,6 +38,19 @@ int cmd_acl(struct tool *t)
     if (ident && !acl_ident_valid(ident + (ident[0] == '-'))) {
         tool_error(t, "'%s' is not a valid identifier", ident);
         return EXIT_USAGE;
+    }
+    if (set && mode != ACL_REMOVE && want && config_int(t->cfg, CFG_ACL_LOCAL_USERS_ONLY)) {
+        /* acl_local_users_only: as imapd's SETACL (cmd-acl.c there) */
+        int ok = csasl_init(t->cfg) ? CF_E_INTERNAL : csasl_acl_grantee_ok(ident);
+        if (ok < 0) {
+            tool_error(t, "cannot read the user list: %s", cf_strerror(ok));
+            return tool_exit_for(ok);
+        }
+        if (!ok) {
+            tool_error(t, "'%s' is not a user of this server (acl_local_users_only: it may "
+                       "live on another backend, and folders are shared only within one)", ident);
+            return EXIT_FAIL;
+        }
     }
     struct store *st;
     int rc = tool_store_open(t, &st);

@@ -16,18 +16,23 @@
 #include <unistd.h>
 
 /* lmtp_address: the first listen address of the first service running lmtpd, preferring a
- * UNIX socket of that service. NULL when there is none. */
+ * UNIX socket of that service; on a router host without lmtpd, of the first service running
+ * lmtproute (the LMTP entry that passes the message to the user's backend, lmtproute(8)).
+ * NULL when there is none. */
 static const char *lmtp_address(const struct config *cfg)
 {
-    for (size_t i = 0; i < cfg->nservices; i++) {
-        const struct config_service *s = &cfg->services[i];
-        const char *prog = service_str(s, SVC_PROGRAM);
-        const char *base = strrchr(prog, '/');
-        if (strcmp(base ? base + 1 : prog, "lmtpd")) continue;
-        const struct strarr *l = service_list(s, SVC_LISTEN);
-        for (size_t k = 0; k < l->count; k++)
-            if (l->v[k][0] == '/') return l->v[k];
-        if (l->count) return l->v[0];
+    static const char *const programs[] = { "lmtpd", "lmtproute" };
+    for (size_t p = 0; p < sizeof programs / sizeof programs[0]; p++) {
+        for (size_t i = 0; i < cfg->nservices; i++) {
+            const struct config_service *s = &cfg->services[i];
+            const char *prog = service_str(s, SVC_PROGRAM);
+            const char *base = strrchr(prog, '/');
+            if (strcmp(base ? base + 1 : prog, programs[p])) continue;
+            const struct strarr *l = service_list(s, SVC_LISTEN);
+            for (size_t k = 0; k < l->count; k++)
+                if (l->v[k][0] == '/') return l->v[k];
+            if (l->count) return l->v[0];
+        }
     }
     return NULL;
 }
@@ -153,7 +158,7 @@ int cmd_deliver(struct tool *t)
     }
     const char *addr = lmtp_address(t->cfg);
     if (!addr) {
-        tool_error(t, "no service with program = lmtpd in %s", t->conf_path);
+        tool_error(t, "no service with program = lmtpd (or lmtproute) in %s", t->conf_path);
         return EX_CONFIG;
     }
     int fd = lmtp_connect(addr);

@@ -341,6 +341,14 @@ int csasl_user_exists(const char *user)
     return r;
 }
 
+int csasl_acl_grantee_ok(const char *ident)
+{
+    if (!g_cfg || !config_int(g_cfg, CFG_ACL_LOCAL_USERS_ONLY)) return 1;
+    if (ident[0] == '-' || !strcmp(ident, "anyone") || !strcmp(ident, "anonymous")) return 1;
+    if (strarr_find(config_list(g_cfg, CFG_ADMINS), ident) >= 0) return 1;
+    return csasl_user_exists(ident);
+}
+
 int csasl_setpass(const char *user, const char *pass, int create)
 {
     int exists = csasl_user_exists(user);

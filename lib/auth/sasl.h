@@ -63,4 +63,12 @@ int csasl_deluser(const char *user);              /* 0, CF_E_NOTFOUND, CF_E_IO *
 int csasl_user_exists(const char *user);          /* 1, 0, <0 */
 int csasl_listusers(struct strarr *out);          /* sorted user names of sasl_realm */
 
+/* csasl_acl_grantee_ok: under acl_local_users_only (a scale-out backend), whether rights may
+ * be granted to ident (an RFC 4314 identifier as SETACL or `coffer acl set` got it): a
+ * negative entry ("-name", which grants nothing), "anyone", "anonymous", a name in admins, or
+ * a user of this server's password database. 1 yes (always when the setting is off), 0 no
+ * (a user of another backend, or nobody), <0 the database could not be read (logged). Reads
+ * the whole user list: for ACL changes, not for every command. */
+int csasl_acl_grantee_ok(const char *ident);
+
 #endif

@@ -23,6 +23,7 @@
     X(CFG_TLS_MIN_VERSION, "tls_min_version", ENUM, "1.2", "1.2|1.3: oldest TLS version accepted") \
     X(CFG_ALLOW_PLAINTEXT, "allow_plaintext", BOOL, "no", "allow passwords over connections without TLS") \
     X(CFG_ADMINS, "admins", LIST, "", "users with administrator rights") \
+    X(CFG_ACL_LOCAL_USERS_ONLY, "acl_local_users_only", BOOL, "no", "SETACL and coffer acl set grant rights only to users of this server's password database, anyone, anonymous and admins (a scale-out backend: users of other backends cannot share folders here)") \
     X(CFG_URLAUTH_SUBMIT_SERVERS, "urlauth_submit_servers", LIST, "", "users (message submission servers) that may URLFETCH URLAUTH URLs made for submit+USER (RFC 4467)") \
     X(CFG_AUTH_FAIL_DELAY, "auth_fail_delay", DURATION, "2s", "pause before answering a failed login (IMAP, POP3, LMTP AUTH); the third failure closes the connection") \
     X(CFG_AUTOCREATE_SPECIAL_USE, "autocreate_special_use", LIST, "", "folders made with their RFC 6154 special-use flag at a user's first login, e.g. Sent Drafts Trash Junk") \
@@ -78,10 +79,13 @@
     X(CFG_ROUTER_AUTH_WAIT, "router_auth_wait", DURATION, "2s", "router: Auth-Wait sent to nginx after a failed login, times the number of failures (nginx's Auth-Login-Attempt, or the failures of the user or client address within router_fail_window if more), at most 30 times this") \
     X(CFG_ROUTER_FAIL_WINDOW, "router_fail_window", DURATION, "15m", "router: how long failed logins of a user or a client address are counted for router_auth_wait (0: count only nginx's attempts)") \
     X(CFG_ROUTER_MOVE_WAIT, "router_move_wait", DURATION, "10s", "router: Auth-Wait sent to nginx for a user whose mailbox is being moved between backends") \
+    X(CFG_ROUTER_LMTP_TIMEOUT, "router_lmtp_timeout", DURATION, "5m", "lmtproute: how long to wait for a backend's LMTP reply, or for a backend to take more of a message") \
+    X(CFG_ROUTER_LMTP_CONNECT_TIMEOUT, "router_lmtp_connect_timeout", DURATION, "30s", "lmtproute: how long to wait for a backend's LMTP connection and greeting") \
+    X(CFG_ROUTER_LMTP_MAX_RCPTS, "router_lmtp_max_rcpts", INT, "1000", "lmtproute: most recipients accepted in one transaction (more get 452 4.5.3)") \
     X(CFG_SASL_SASLAUTHD_PATH, "sasl_saslauthd_path", PATH, "", "saslauthd socket directory when sasl_pwcheck_method = saslauthd (default: SASL's)")
 
 #define COFFER_SERVICE_SETTINGS(X) \
-    X(SVC_PROGRAM, "program", STR, "", "worker program: imapd, pop3d, lmtpd, sieved or router (a bare name is looked up beside cofferd, else in ../libexec/coffer from it)") \
+    X(SVC_PROGRAM, "program", STR, "", "worker program: imapd, pop3d, lmtpd, sieved, router or lmtproute (a bare name is looked up beside cofferd, else in ../libexec/coffer from it)") \
     X(SVC_LISTEN, "listen", LIST, "", "addresses: HOST:PORT, [IPv6]:PORT or an absolute UNIX socket path") \
     X(SVC_TLS, "tls", ENUM, "starttls", "starttls|implicit|none: TLS on this service") \
     X(SVC_SOCKET_MODE, "socket_mode", STR, "", "octal mode of this service's UNIX sockets, never giving others access (default: 0600, or 0660 with socket_group)") \

@@ -7,6 +7,7 @@
  * that has a mailbox selected keeps the rights it had at SELECT until it selects again. */
 #include "imapd.h"
 #include "acl-check.h"
+#include "auth/sasl.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -108,6 +109,22 @@ void cmd_setacl(struct client *c, const struct imap_command *cmd)
         goto done;
     }
     if (!acl_target(c, cmd, 'a', &name, &e, rights)) goto done;
+    if (mode != ACL_REMOVE && mask) {
+        /* acl_local_users_only (a scale-out backend): a user of another backend would get
+         * an entry nobody can use, as shared folders do not cross backends (router(8)) */
+        int ok = csasl_acl_grantee_ok(ident);
+        if (ok < 0) {
+            client_tagged(c, cmd->tag, "NO [UNAVAILABLE] Cannot read the user list, try again");
+            goto done;
+        }
+        if (!ok) {
+            log_info("acl_refused", "mailbox=%s identifier=%s reason=not_local",
+                     log_quote(buf_cstr(&name)), log_quote(ident));
+            client_tagged(c, cmd->tag, "NO [CANNOT] %s is not a user of this server (it may "
+                          "live on another backend: folders are shared only within one)", ident);
+            goto done;
+        }
+    }
     char *acl = NULL;
     if (acl_modify(e.acl, ident, mode, mask, &acl) < 0) {
         client_tagged(c, cmd->tag, "NO [CANNOT] Invalid identifier");

@@ -1,6 +1,7 @@
 /* cmd-data.c: DATA (RFC 5321 section 4.1.1.4, RFC 2033 section 4.2) and BDAT (RFC 3030):
  * the message is spooled to an unlinked temporary file, never held in memory whole. */
 #include "lmtpd.h"
+#include "lmtp-parse.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/fileutil.h"
@@ -112,19 +113,12 @@ void cmd_data(struct client *c, const struct lmtp_command *cmd)
             c->end_reason = worker_read_end(c->stream, r, &client_texts);
             break;
         }
-        int bare_lf = stream_line_bare_lf(c->stream);
         const char *s = line.s ? line.s : "";
-        size_t n = line.len;
-        if (n == 1 && s[0] == '.' && (bare_lf || prev_bare_lf)) {
-            /* L11: only CRLF "." CRLF ends the data (RFC 5321 section 4.1.1.4). A dot line
-             * next to a bare LF is data, so that a message cannot end early for us while the
-             * MTA before us read on (SMTP smuggling); it is stored as it came, a lone dot */
-        } else if (n && s[0] == '.') {
-            if (n == 1) break;                 /* the end of the message */
-            s++;                               /* RFC 5321 section 4.5.2 */
-            n--;
-        }
-        prev_bare_lf = bare_lf;
+        size_t n = line.len, skip;
+        /* L11: only CRLF "." CRLF ends it; dot-stuffing undone (lmtp-parse.h) */
+        if (lmtp_data_line(s, n, stream_line_bare_lf(c->stream), &prev_bare_lf, &skip)) break;
+        s += skip;
+        n -= skip;
         /* each line, whether it ended in CRLF or a bare LF, is stored with CRLF */
         size += n + 2;
         if (size > max) too_big = 1;

@@ -47,36 +47,11 @@ void cmd_mail(struct client *c, const struct lmtp_command *cmd)
         goto done;
     }
     long long size = 0;
-    long long max = config_int(c->ws->cfg, CFG_MAX_LITERAL);
-    while (*rest) {
-        const char *sp = strchr(rest, ' ');
-        size_t len = sp ? (size_t)(sp - rest) : strlen(rest);
-        if (len > 5 && !strncasecmp(rest, "SIZE=", 5)) {              /* RFC 1870 section 6 */
-            char *end;
-            size = strtoll(rest + 5, &end, 10);
-            if (end != rest + len || size < 0 || !isdigit((unsigned char)rest[5])) {
-                client_reply(c, "501 5.5.4 Syntax: SIZE=number");
-                goto done;
-            }
-            if (size > max) {
-                client_reply(c, "552 5.3.4 Message size exceeds fixed maximum message size");
-                goto done;
-            }
-        } else if (len > 5 && !strncasecmp(rest, "BODY=", 5)) {       /* RFC 6152 */
-            if (!(len == 9 && !strncasecmp(rest + 5, "7BIT", 4)) &&
-                !(len == 13 && !strncasecmp(rest + 5, "8BITMIME", 8))) {
-                client_reply(c, "555 5.5.4 Unsupported BODY type");
-                goto done;
-            }
-        } else if (len > 5 && !strncasecmp(rest, "AUTH=", 5)) {
-            /* RFC 4954 section 5: the MTA's word on who submitted it; nothing to do here */
-        } else {
-            client_reply(c, "555 5.5.4 Unsupported parameter %.*s", (int)(len > 40 ? 40 : len),
-                         rest);
-            goto done;
-        }
-        rest += len;
-        while (*rest == ' ') rest++;
+    struct buf reply = BUF_INIT;
+    if (lmtp_parse_mail_params(rest, config_int(c->ws->cfg, CFG_MAX_LITERAL), &size, &reply)) {
+        client_reply(c, "%s", buf_cstr(&reply));
+        buf_fini(&reply);
+        goto done;
     }
     c->mail_from = xstrdup(buf_cstr(&path));
     c->declared_size = size;

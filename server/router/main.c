@@ -1,9 +1,10 @@
 /* main.c: router, the scale-out front service (man/router.8): answers nginx's mail auth_http
  * requests (password check against the SASL setup of the backends, then the user's backend
  * address) and Postfix socketmap lookups (the user's backend LMTP address), from route.db
- * (store/routedb.h). Run by cofferd's prefork worker (lib/net/worker.h). One connection
- * speaks one protocol, told by its first byte: a digit starts a netstring (socketmap),
- * anything else an HTTP request. */
+ * (store/routedb.h, through route-lookup.h). Run by cofferd's prefork worker
+ * (lib/net/worker.h). One connection speaks one protocol, told by its first byte: a digit
+ * starts a netstring (socketmap), anything else an HTTP request. */
+#include "router/route-lookup.h"
 #include "router/router-parse.h"
 #include "auth/sasl.h"
 #include "core/buf.h"
@@ -29,8 +30,6 @@
 #define ROUTER_MAX_WAIT_FACTOR 30       /* Auth-Wait grows up to 30 times router_auth_wait */
 
 static const struct config *g_cfg;
-static struct kv_env *g_env;
-static struct routedb *g_routes;
 static struct kv_db *g_fails;           /* authfail.db: recent failed logins (fail_count) */
 static time_t g_last_prune;
 
@@ -39,45 +38,8 @@ static int router_init(const struct config *cfg, const struct config_service *sv
     (void)svc;
     if (csasl_init(cfg)) return 1;
     g_cfg = cfg;
+    route_lookup_init(cfg);
     return 0;
-}
-
-/* routes: route.db, opened on first use in the worker (a Berkeley DB environment must not
- * cross fork); a failed open is logged and tried again at the next request. */
-static struct routedb *routes(void)
-{
-    if (g_routes) return g_routes;
-    char *dir = xasprintf("%s/db", config_str(g_cfg, CFG_CONFIGDIR));
-    int r = kv_env_open(dir, &g_env);
-    free(dir);
-    if (!r) r = routedb_open(g_env, &g_routes);
-    if (r) {
-        log_err("route_db_unavailable", "error=%s", log_quote(cf_strerror(r)));
-        kv_env_close(&g_env);
-        g_routes = NULL;
-    }
-    return g_routes;
-}
-
-/* lookup: user's backend section into *be and its moving state into *moving: 1 found (in
- * route.db or as router_default_backend), 0 no route, CF_E_AGAIN (database trouble or a
- * route naming no configured backend; logged). */
-static int lookup(const char *user, const struct config_backend **be, int *moving)
-{
-    struct routedb *rd = routes();
-    if (!rd) return CF_E_AGAIN;
-    struct route rt;
-    int r = routedb_get(rd, NULL, user, &rt);
-    if (r < 0) return CF_E_AGAIN;
-    const char *name = r == 1 ? rt.backend : config_str(g_cfg, CFG_ROUTER_DEFAULT_BACKEND);
-    *moving = r == 1 && rt.moving;
-    if (!*name) return 0;
-    *be = config_backend(g_cfg, name);
-    if (!*be) {
-        log_err("route_unknown_backend", "user=%s backend=%s", log_quote(user), log_quote(name));
-        return CF_E_AGAIN;
-    }
-    return 1;
 }
 
 /* ---- failed logins across connections ----
@@ -104,7 +66,8 @@ static int fail_expired(const char *key, size_t klen, const char *val, size_t vl
 /* fails: authfail.db, opened on first use; NULL when unavailable (logged by kv) */
 static struct kv_db *fails(void)
 {
-    if (!g_fails && routes() && kv_db_open(g_env, "authfail.db", KV_TXN_NOSYNC, &g_fails))
+    if (!g_fails && route_lookup_env() &&
+        kv_db_open(route_lookup_env(), "authfail.db", KV_TXN_NOSYNC, &g_fails))
         g_fails = NULL;
     return g_fails;
 }
@@ -123,7 +86,7 @@ static long long fail_count(const char *key, int bump)
         struct buf v = BUF_INIT;
         count = 0;
         first = now;
-        r = kv_txn_begin(g_env, KV_TXN_NOSYNC, &txn);
+        r = kv_txn_begin(route_lookup_env(), KV_TXN_NOSYNC, &txn);
         if (!r) r = kv_get(g_fails, txn, key, strlen(key), &v);
         if (r == 1 && (fail_parse(buf_cstr(&v), &count, &first) || first < now - window)) {
             count = 0;
@@ -173,21 +136,9 @@ static void auth_reply(struct stream *s, const char *status, long long wait)
 static int resolve_ip(const char *addr, char *ip, size_t iplen, char *port, size_t portlen)
 {
     char host[256];
-    const char *colon;
-    if (*addr == '[') {
-        const char *end = strchr(addr, ']');
-        if (!end || (size_t)(end - addr - 1) >= sizeof host) return -1;
-        memcpy(host, addr + 1, (size_t)(end - addr - 1));
-        host[end - addr - 1] = '\0';
-        colon = end + 1;
-    } else {
-        colon = strrchr(addr, ':');
-        if (!colon || (size_t)(colon - addr) >= sizeof host) return -1;
-        memcpy(host, addr, (size_t)(colon - addr));
-        host[colon - addr] = '\0';
-    }
-    if (*colon != ':' || strlen(colon + 1) >= portlen) return -1;
-    strcpy(port, colon + 1);
+    const char *p;
+    if (route_addr_split(addr, host, sizeof host, &p) || strlen(p) >= portlen) return -1;
+    strcpy(port, p);
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_socktype = SOCK_STREAM;
@@ -269,7 +220,7 @@ static void auth(struct stream *s, const struct http_req *req)
     free(ukey);
     const struct config_backend *be = NULL;
     int moving = 0;
-    r = lookup(canon, &be, &moving);
+    r = route_lookup(canon, &be, &moving);
     const char *addr = r == 1 ? backend_addr(be, proto) : NULL;
     char ip[INET6_ADDRSTRLEN + 1], port[8];
     if (r == 1 && moving) {
@@ -373,7 +324,7 @@ static void socketmap_answer(struct stream *s, const char *req, size_t len)
     log_set_user(user);
     const struct config_backend *be = NULL;
     int moving = 0;
-    int r = lookup(user, &be, &moving);
+    int r = route_lookup(user, &be, &moving);
     if (r < 0) {
         netstring_reply(s, "TEMP route database unavailable");
     } else if (r == 0) {
@@ -466,8 +417,7 @@ static const struct worker_ops router_ops = {
 int main(int argc, char **argv)
 {
     int rc = worker_main(argc, argv, &router_ops);
-    routedb_close(&g_routes);
-    kv_env_close(&g_env);
+    route_lookup_done();
     csasl_done();
     return rc;
 }
