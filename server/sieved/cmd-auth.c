@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "net/stream.h"
+#include "store/userfence.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,11 @@ static void login_failed(struct client *c, const char *user, const char *mech, i
 static void login_ok(struct client *c, const char *mech, const char *out, size_t outlen)
 {
     const char *user = csasl_user(c->sasl), *authid = csasl_authid(c->sasl);
+    if (userfence_check(c->ws->cfg, user)) {     /* being moved away (userfence.h) */
+        log_info("login_refused", "user=%s reason=fenced", log_quote(user));
+        client_status(c, "NO", "TRYLATER", "Account is being moved, try again later");
+        return;
+    }
     if (worker_note_login(c->ws, user) < 0) {
         client_status(c, "NO", "TRYLATER", "Too many connections");
         return;
