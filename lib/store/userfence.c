@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,6 +40,40 @@ int userfence_check(const struct config *cfg, const char *user)
     return r;
 }
 
+/* lock_open: configdir/fence/.lock, made when missing; fd or -1 (logged) */
+static int lock_open(const struct config *cfg)
+{
+    struct buf path = BUF_INIT;
+    buf_printf(&path, "%s/%s", config_str(cfg, CFG_CONFIGDIR), USERFENCE_DIR);
+    int fd = -1;
+    if (mkdir_p(buf_cstr(&path), 0700) == 0) {
+        buf_appends(&path, "/.lock");
+        fd = open(buf_cstr(&path), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    }
+    if (fd < 0) log_err("fence_lock_failed", "path=%s error=%s", log_quote(buf_cstr(&path)),
+                        log_quote(strerror(errno)));
+    buf_fini(&path);
+    return fd;
+}
+
+int userfence_hold(const struct config *cfg)
+{
+    int fd = lock_open(cfg);
+    if (fd < 0) return -1;
+    while (flock(fd, LOCK_SH) < 0) {
+        if (errno == EINTR) continue;
+        log_err("fence_lock_failed", "op=shared error=%s", log_quote(strerror(errno)));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+void userfence_release(int fd)
+{
+    if (fd >= 0) close(fd);     /* drops the lock */
+}
+
 int userfence_set(const struct config *cfg, const char *user)
 {
     struct buf path = BUF_INIT;
@@ -58,6 +93,18 @@ int userfence_set(const struct config *cfg, const char *user)
     if (r) log_err("fence_set_failed", "path=%s error=%s", log_quote(buf_cstr(&path)),
                    log_quote(strerror(errno)));
     buf_fini(&path);
+    if (r) return r;
+    /* the exclusive lock is granted once every delivery that checked before the fence file
+     * existed has committed and let go of its shared one */
+    int fd = lock_open(cfg);
+    if (fd < 0) return CF_E_IO;
+    while (flock(fd, LOCK_EX) < 0) {
+        if (errno == EINTR) continue;
+        log_err("fence_lock_failed", "op=exclusive error=%s", log_quote(strerror(errno)));
+        r = CF_E_IO;
+        break;
+    }
+    close(fd);
     return r;
 }
 

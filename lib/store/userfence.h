@@ -17,9 +17,18 @@
  * be told (logged; callers refuse for now, as for a fence). Never blocks beyond a stat. */
 int userfence_check(const struct config *cfg, const char *user);
 
-/* userfence_set: fence user, durably (the file and its directory fsynced) before it returns.
- * 0 (also when already fenced) or CF_E_IO (logged). */
+/* userfence_set: fence user, durably (the file and its directory fsynced), then wait for the
+ * deliveries that passed their fence check before it (userfence_hold) to finish: once it
+ * returns, no delivery to user is in progress on this server. 0 (also when already fenced) or
+ * CF_E_IO (logged). Blocks for the length of the deliveries in progress. */
 int userfence_set(const struct config *cfg, const char *user);
+
+/* userfence_hold: take the shared lock (flock on configdir/fence/.lock) that a delivery
+ * holds from its fence check to its commit, so userfence_set can wait for it. Returns the
+ * lock's fd for userfence_release, or -1 when it cannot be taken (logged; the caller goes
+ * on: the move's verification still compares the copies). Blocks only while a FENCE waits. */
+int userfence_hold(const struct config *cfg);
+void userfence_release(int fd);
 
 /* userfence_clear: lift user's fence, durably. 0 (also when not fenced) or CF_E_IO (logged). */
 int userfence_clear(const struct config *cfg, const char *user);

@@ -112,19 +112,22 @@ static void autocreate(struct client *c)
 static void login_ok(struct client *c, const char *tag, const char *mech)
 {
     const char *user = csasl_user(c->sasl), *authid = csasl_authid(c->sasl);
-    /* a user fenced on this backend (being moved to another, or moved away: userfence.h)
-     * gets in nowhere, before the INBOX below could be made again */
-    if (userfence_check(c->ws->cfg, user)) {
-        log_info("login_refused", "user=%s reason=fenced", log_quote(user));
-        csasl_free(&c->sasl);
-        client_tagged(c, tag, "NO [UNAVAILABLE] Account is being moved, try again later");
-        return;
-    }
     /* H2, L8: at most max_userip_connections sessions of one user from one address (RFC 5530
      * section 3 LIMIT); the session stays unauthenticated, on a fresh SASL exchange */
     if (worker_note_login(c->ws, user) < 0) {
         csasl_free(&c->sasl);
         client_tagged(c, tag, "NO [LIMIT] Too many connections");
+        return;
+    }
+    /* a user fenced on this backend (being moved to another, or moved away: userfence.h)
+     * gets in nowhere, before the INBOX below could be made again. Checked after the table
+     * counts the session: a FENCE either sees this session there and ends it, or came
+     * before this check */
+    if (userfence_check(c->ws->cfg, user)) {
+        log_info("login_refused", "user=%s reason=fenced", log_quote(user));
+        worker_note_logout(c->ws);
+        csasl_free(&c->sasl);
+        client_tagged(c, tag, "NO [UNAVAILABLE] Account is being moved, try again later");
         return;
     }
     free(c->user);

@@ -54,6 +54,13 @@ static void login_complete(struct client *c, const char *user, const char *mech)
         client_reply(c, "-ERR [IN-USE] Too many connections");
         return;
     }
+    if (userfence_check(c->ws->cfg, user)) {    /* fenced meanwhile: as in imapd */
+        log_info("login_refused", "user=%s reason=fenced", log_quote(user));
+        worker_note_logout(c->ws);
+        maildrop_close(&c->drop);
+        client_reply(c, "-ERR [SYS/TEMP] Account is being moved, try again later");
+        return;
+    }
     free(c->user);
     c->user = xstrdup(user);
     c->state = CLIENT_TRANSACTION;

@@ -46,13 +46,15 @@ static void login_failed(struct client *c, const char *user, const char *mech, i
 static void login_ok(struct client *c, const char *mech, const char *out, size_t outlen)
 {
     const char *user = csasl_user(c->sasl), *authid = csasl_authid(c->sasl);
-    if (userfence_check(c->ws->cfg, user)) {     /* being moved away (userfence.h) */
-        log_info("login_refused", "user=%s reason=fenced", log_quote(user));
-        client_status(c, "NO", "TRYLATER", "Account is being moved, try again later");
-        return;
-    }
     if (worker_note_login(c->ws, user) < 0) {
         client_status(c, "NO", "TRYLATER", "Too many connections");
+        return;
+    }
+    /* being moved away (userfence.h); after the count, as in imapd */
+    if (userfence_check(c->ws->cfg, user)) {
+        log_info("login_refused", "user=%s reason=fenced", log_quote(user));
+        worker_note_logout(c->ws);
+        client_status(c, "NO", "TRYLATER", "Account is being moved, try again later");
         return;
     }
     c->user = xstrdup(user);
