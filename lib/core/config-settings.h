@@ -78,10 +78,14 @@
     X(CFG_ROUTER_AUTH_WAIT, "router_auth_wait", DURATION, "2s", "router: Auth-Wait sent to nginx after a failed login, times the number of failures (nginx's Auth-Login-Attempt, or the failures of the user or client address within router_fail_window if more), at most 30 times this") \
     X(CFG_ROUTER_FAIL_WINDOW, "router_fail_window", DURATION, "15m", "router: how long failed logins of a user or a client address are counted for router_auth_wait (0: count only nginx's attempts)") \
     X(CFG_ROUTER_MOVE_WAIT, "router_move_wait", DURATION, "10s", "router: Auth-Wait sent to nginx for a user whose mailbox is being moved between backends") \
+    X(CFG_MOVE_ADMIN_USER, "move_admin_user", STR, "", "coffer user move: the administrator (in the backends' admins) it authenticates as to each backend's admin endpoint") \
+    X(CFG_MOVE_ADMIN_PASSWORD_FILE, "move_admin_password_file", PATH, "", "coffer user move: a file whose first line is move_admin_user's password (keep it mode 0600)") \
+    X(CFG_MOVE_ADMIN_TLS, "move_admin_tls", BOOL, "yes", "coffer user move: speak TLS to the admin endpoints (their listener is tls = implicit); no only on a trusted network, with allow_plaintext on the backends") \
+    X(CFG_MOVE_ADMIN_CA_FILE, "move_admin_ca_file", PATH, "", "coffer user move: PEM certificates the admin endpoints' certificates must chain to (default: the system's trust store); the name checked is the host of the backend's admin address") \
     X(CFG_SASL_SASLAUTHD_PATH, "sasl_saslauthd_path", PATH, "", "saslauthd socket directory when sasl_pwcheck_method = saslauthd (default: SASL's)")
 
 #define COFFER_SERVICE_SETTINGS(X) \
-    X(SVC_PROGRAM, "program", STR, "", "worker program: imapd, pop3d, lmtpd, sieved or router (a bare name is looked up beside cofferd, else in ../libexec/coffer from it)") \
+    X(SVC_PROGRAM, "program", STR, "", "worker program: imapd, pop3d, lmtpd, sieved, router or admind (a bare name is looked up beside cofferd, else in ../libexec/coffer from it)") \
     X(SVC_LISTEN, "listen", LIST, "", "addresses: HOST:PORT, [IPv6]:PORT or an absolute UNIX socket path") \
     X(SVC_TLS, "tls", ENUM, "starttls", "starttls|implicit|none: TLS on this service") \
     X(SVC_SOCKET_MODE, "socket_mode", STR, "", "octal mode of this service's UNIX sockets, never giving others access (default: 0600, or 0660 with socket_group)") \
