@@ -15,6 +15,7 @@
 #include "core/xmalloc.h"
 #include "store/kv.h"
 #include "store/routedb.h"
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <signal.h>
@@ -27,6 +28,7 @@
 #include <unistd.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #define MOVE_USAGE "usage: coffer user move USER --to BACKEND [--rollback] [--pause-after STEP]"
 #define MOVE_IO_TIMEOUT 600             /* seconds one read or write on an admin connection may take */
@@ -247,7 +249,13 @@ static int ac_open(struct tool *t, const char *backend, struct aconn *a)
         int ok = *ca ? SSL_CTX_load_verify_locations(a->ctx, ca, NULL)
                      : SSL_CTX_set_default_verify_paths(a->ctx);
         a->ssl = ok ? SSL_new(a->ctx) : NULL;
-        if (!a->ssl || !SSL_set_fd(a->ssl, a->fd) || !SSL_set1_host(a->ssl, host) ||
+        /* the name checked is the admin address's host: an IP address against the
+         * certificate's IP subjectAltNames, a name against its DNS names */
+        unsigned char ipbuf[16];
+        int is_ip = inet_pton(AF_INET, host, ipbuf) == 1 || inet_pton(AF_INET6, host, ipbuf) == 1;
+        if (!a->ssl || !SSL_set_fd(a->ssl, a->fd) ||
+            !(is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(a->ssl), host)
+                    : SSL_set1_host(a->ssl, host)) ||
             SSL_connect(a->ssl) != 1) {
             char e[256];
             ERR_error_string_n(ERR_get_error(), e, sizeof e);

@@ -76,6 +76,7 @@ static int auth(struct worker_session *ws, const char *b64, char **admin_r)
     const char *authz, *authc, *pass;
     size_t zl, cl, pl;
     if (base64_decode(b64, strlen(b64), &dec) < 0 || !dec.len) goto bad;
+    buf_cstr(&dec);                     /* SASL compares the password as a C string */
     /* authzid NUL authcid NUL password */
     authz = dec.s;
     const char *n1 = memchr(dec.s, '\0', dec.len);
@@ -261,6 +262,24 @@ static int child_finish(struct child *c, int kill_it, struct buf *why)
 
 /* ---- commands ---- */
 
+/* test_stall: for test/test_move.py: with $COFFER_TEST_ADMIND_STALL naming a file that does
+ * not exist yet, the first RESTORE to get a chunk writes its worker's pid there and waits to
+ * be killed (kill -9 of an admin endpoint worker in the middle of a copy, at a known point).
+ * Once: the file exists afterwards. */
+static void test_stall(void)
+{
+    const char *path = getenv("COFFER_TEST_ADMIND_STALL");
+    if (!path || !*path) return;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return;
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    write_all(fd, pid, (size_t)n);
+    close(fd);
+    log_warn("admin_test_stall", "pid=%d", (int)getpid());
+    for (;;) pause();
+}
+
 /* do_dump: the dump as chunks "+ LEN" LF-free bytes, then OK or NO. NULL, or the session's
  * end reason when the connection failed. */
 static const char *do_dump(struct worker_session *ws, const char *user)
@@ -335,6 +354,7 @@ static const char *do_restore(struct worker_session *ws, const char *user)
             break;
         }
         total += n;
+        test_stall();
         /* a child that refused the dump stops reading: the rest is read and dropped, so the
          * reply comes in its place in the stream */
         if (!child_gone && write_all(c.in_w, data.s, data.len) < 0) child_gone = 1;
@@ -449,8 +469,8 @@ static void admind_session(struct worker_session *ws)
             continue;
         }
         const char *end = NULL;
-        log_info("admin_command", "command=%s target=%s",
-                 cmd.verb == ADMIN_AUTH ? "AUTH" : line.s, log_quote(cmd.arg));
+        if (cmd.verb != ADMIN_AUTH)
+            log_info("admin_command", "line=%s", log_quote(buf_cstr(&line)));
         switch (cmd.verb) {
         case ADMIN_AUTH: reply(s, "NO already authenticated"); break;
         case ADMIN_FENCE: do_fence(ws, cmd.arg); break;
