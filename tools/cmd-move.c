@@ -63,12 +63,22 @@ struct aconn {
 static int ac_fill(struct aconn *a)
 {
     ssize_t n;
-    do {
+    /* a blocking socket: WANT_READ/WANT_WRITE only mean a record that was not data (a TLS
+     * 1.3 session ticket) was handled; read again */
+    for (int tries = 0;; tries++) {
         n = a->ssl ? SSL_read(a->ssl, a->rb, sizeof a->rb) : read(a->fd, a->rb, sizeof a->rb);
-    } while (n < 0 && !a->ssl && errno == EINTR);
+        if (n >= 0 || tries > 100) break;
+        if (a->ssl ? SSL_get_error(a->ssl, (int)n) != SSL_ERROR_WANT_READ &&
+                     SSL_get_error(a->ssl, (int)n) != SSL_ERROR_WANT_WRITE
+                   : errno != EINTR)
+            break;
+    }
     if (n <= 0) {
+        int e = errno;
         buf_reset(&a->err);
         buf_printf(&a->err, "connection to %s's admin endpoint lost", a->backend);
+        if (a->ssl && n < 0) buf_printf(&a->err, " (TLS error %d)", SSL_get_error(a->ssl, (int)n));
+        else if (n < 0) buf_printf(&a->err, " (%s)", strerror(e));
         return -1;
     }
     a->rpos = 0;
@@ -81,7 +91,10 @@ static int ac_write(struct aconn *a, const void *p, size_t n)
     const char *c = p;
     while (n) {
         ssize_t w = a->ssl ? SSL_write(a->ssl, c, (int)(n > 65536 ? 65536 : n)) : write(a->fd, c, n);
-        if (w < 0 && !a->ssl && errno == EINTR) continue;
+        if (w < 0 && (a->ssl ? SSL_get_error(a->ssl, (int)w) == SSL_ERROR_WANT_WRITE ||
+                               SSL_get_error(a->ssl, (int)w) == SSL_ERROR_WANT_READ
+                             : errno == EINTR))
+            continue;
         if (w <= 0) {
             buf_reset(&a->err);
             buf_printf(&a->err, "cannot write to %s's admin endpoint", a->backend);
@@ -244,6 +257,7 @@ static int ac_open(struct tool *t, const char *backend, struct aconn *a)
     if (config_int(t->cfg, CFG_MOVE_ADMIN_TLS)) {
         const char *ca = config_str(t->cfg, CFG_MOVE_ADMIN_CA_FILE);
         a->ctx = SSL_CTX_new(TLS_client_method());
+        SSL_CTX_set_mode(a->ctx, SSL_MODE_AUTO_RETRY);
         SSL_CTX_set_min_proto_version(a->ctx, TLS1_2_VERSION);
         SSL_CTX_set_verify(a->ctx, SSL_VERIFY_PEER, NULL);
         int ok = *ca ? SSL_CTX_load_verify_locations(a->ctx, ca, NULL)
