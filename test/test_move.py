@@ -250,7 +250,7 @@ class MoveTest(CofferTestCase):
         m = cl.imap_login(cl.b)
         typ, data = m.select("Archive", readonly=True)
         self.assertEqual(data, [b"1"])
-        typ, subs = m.lsub("", "*")
+        typ, subs = m.lsub()
         self.assertTrue(any(b"Archive" in s for s in subs))
         m.logout()
         # the source is fenced: a stale login or delivery there is refused for now
