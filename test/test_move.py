@@ -117,6 +117,15 @@ class Cluster:
     def move(self, *args):
         return self.coffer("user", "move", "alice", *args)
 
+    def logs(self):
+        """The logs' last lines, for a failure's message."""
+        out = []
+        for n, c in (("a", self.a), ("b", self.b), ("router", self.r)):
+            with open(c.log_path, errors="replace") as f:
+                lines = [ln for ln in f if "insecure_owner" not in ln]
+            out.append("---- %s\n%s" % (n, "".join(lines[-40:])))
+        return "\n".join(out)
+
     def route(self):
         rc, out, err = self.coffer("--json", "route", "get", "alice")
         assert rc == 0, err
@@ -171,6 +180,7 @@ class Deliverer(threading.Thread):
         super().__init__(daemon=True)
         self.cl, self.prefix = cluster, prefix
         self.acked, self.temps, self.stop_flag, self.errors = [], 0, False, []
+        self.reconnects = 0
         self.ports = {c.ports["lmtp"] for c in (cluster.a, cluster.b)}
 
     def run(self):
@@ -180,7 +190,13 @@ class Deliverer(threading.Thread):
             while not self.stop_flag:
                 mid = "%s-%d@test" % (self.prefix, n)
                 while not self.stop_flag:
-                    ans = sm.lookup("alice@example.org")
+                    try:
+                        ans = sm.lookup("alice@example.org")
+                    except (EOFError, OSError):
+                        sm.close()              # as Postfix does: connect again
+                        sm = test_router.SocketMap(self.cl.r)
+                        self.reconnects += 1
+                        continue
                     if ans.startswith("TEMP"):
                         self.temps += 1
                         time.sleep(0.1)
@@ -233,7 +249,7 @@ class MoveTest(CofferTestCase):
         d.start()
         time.sleep(1.0)
         rc, out, err = cl.move("--to", "b")
-        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(rc, 0, out + err + cl.logs())
         for step in ("marked", "fenced", "copied", "verified", "switched", "removed"):
             self.assertRegex(out, r"(?m)^%s\s+done" % step)
         self.assertIn("moved alice: a -> b", out)
@@ -296,7 +312,7 @@ class MoveTest(CofferTestCase):
             self.assertEqual(rc, 5, out + err)
             self.assertIn("unfinished", err)
             rc, out, err = cl.move("--to", other)
-            self.assertEqual(rc, 0, "after a kill at %s: %s%s" % (step, out, err))
+            self.assertEqual(rc, 0, "after a kill at %s: %s%s%s" % (step, out, err, cl.logs()))
             self.assertRegex(out, r"resume\s+%s" % step)
             self.assert_only_on(cl, cl.by_name[other], ids)
             deliver_direct(cl.by_name[other], "after-%s@test" % step)
@@ -305,6 +321,7 @@ class MoveTest(CofferTestCase):
 
     def test_rollback_from_middle_step(self):
         cl = self.cl
+        ids = ["pre-%d@test" % i for i in range(5)]
         for step in ("fenced", "copied", "verified"):
             p = subprocess.Popen([os.path.join(cl.r.bindir, "coffer"), "-C", cl.r.conf_path,
                                   "user", "move", "alice", "--to", "b", "--pause-after", step],
@@ -322,8 +339,9 @@ class MoveTest(CofferTestCase):
             rc, out, err = cl.move("--rollback")
             self.assertEqual(rc, 0, out + err)
             self.assertIn("rolled back", out)
-            self.assert_only_on(cl, cl.a, ["pre-%d@test" % i for i in range(5)])
+            self.assert_only_on(cl, cl.a, ids)
             deliver_direct(cl.a, "after-rollback-%s@test" % step)   # unfenced again
+            ids.append("after-rollback-%s@test" % step)
         rc, out, err = cl.move("--rollback")
         self.assertEqual(rc, 3, out + err)
         # after the switch a rollback is refused: the move is finished instead
@@ -354,13 +372,14 @@ class MoveKillEndpointTest(CofferTestCase):
                               "user", "move", "alice", "--to", "b"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cl.r.env())
         wait_for(lambda: os.path.exists(stall) and open(stall).read().strip(), timeout=60)
-        pid = int(open(stall).read())
+        with open(stall) as f:
+            pid = int(f.read())
         os.kill(pid, signal.SIGKILL)
         out, err = p.communicate(timeout=MOVE_TIMEOUT)
         self.assertNotEqual(p.returncode, 0, out + err)
         self.assertEqual(cl.route(), ("a", "moving"))
         rc, out, err = cl.move("--to", "b")
-        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(rc, 0, out + err + cl.logs())
         ids = cl.message_ids(cl.b)
         self.assertEqual(sorted(ids), sorted("pre-%d@test" % i for i in range(20)))
         self.assertIn("T 0 0", cl.verify(cl.a))

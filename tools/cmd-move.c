@@ -202,9 +202,26 @@ static int split_hostport(const char *addr, char *host, size_t hl, char *port, s
     return 0;
 }
 
+static int ac_open_once(struct tool *t, const char *backend, struct aconn *a);
+
 /* ac_open: connect to backend's admin endpoint, TLS when move_admin_tls, and authenticate
- * as move_admin_user. 0, or an exit code with the reason in a->err. */
+ * as move_admin_user; a connection or handshake that fails is tried again twice, a second
+ * apart (a backend restarting its worker). 0, or an exit code with the reason in a->err. */
 static int ac_open(struct tool *t, const char *backend, struct aconn *a)
+{
+    int rc = EXIT_TEMPFAIL;
+    for (int i = 0; i < 3 && rc == EXIT_TEMPFAIL; i++) {
+        if (i) {
+            fprintf(stderr, "coffer user move: %s: trying again\n", buf_cstr(&a->err));
+            ac_close(a);
+            sleep(1);
+        }
+        rc = ac_open_once(t, backend, a);
+    }
+    return rc;
+}
+
+static int ac_open_once(struct tool *t, const char *backend, struct aconn *a)
 {
     memset(a, 0, sizeof *a);
     a->fd = -1;
