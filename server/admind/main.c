@@ -412,18 +412,25 @@ static void do_fence(struct worker_session *ws, const char *user)
         reply(s, "NO cannot write the fence file");
         return;
     }
-    int first = worker_kick_user(user), n = first, waited = 0;
+    int first = worker_kick_user(user, SIGTERM), n = first, waited = 0;
     while (n > 0 && waited < ADMIN_KICK_WAIT_MS) {
         struct timespec ts = { 0, 100 * 1000000L };
         nanosleep(&ts, NULL);
         waited += 100;
-        n = worker_kick_user(user);
+        n = worker_kick_user(user, SIGTERM);
+    }
+    /* sessions still there after the wait are in a command that does not read (a huge
+     * FETCH to a client that does not take it): killed, and waited for again */
+    for (int k = 0; n > 0 && k < 50; k++) {
+        if (!k) log_warn("admin_fence_kill", "target=%s sessions=%d", log_quote(user), n);
+        n = worker_kick_user(user, SIGKILL);
+        struct timespec ts = { 0, 100 * 1000000L };
+        nanosleep(&ts, NULL);
     }
     if (n > 0) {
-        log_warn("admin_fence_kill", "target=%s sessions=%d", log_quote(user), n);
-        /* signalled sessions not gone after the wait: a command that does not read */
-        struct timespec ts = { 0, 500 * 1000000L };
-        nanosleep(&ts, NULL);
+        log_err("admin_fence_failed", "target=%s sessions=%d", log_quote(user), n);
+        reply(s, "NO %d session%s of the user would not end", n, n == 1 ? "" : "s");
+        return;
     }
     log_info("admin_fence", "target=%s sessions=%d", log_quote(user), first > 0 ? first : 0);
     reply(s, "OK fenced, %d session%s ended", first > 0 ? first : 0, first == 1 ? "" : "s");
