@@ -230,6 +230,9 @@ class MoveTest(CofferTestCase):
         m.create("Archive")
         m.append("Archive", None, None, b"Message-ID: <arch@test>\r\nSubject: a\r\n\r\nkept\r\n")
         m.subscribe("Archive")
+        m.create("Old")                 # deleted: kept for undelete (delete_mode = delayed)
+        m.append("Old", None, None, b"Message-ID: <old@test>\r\n\r\ngone\r\n")
+        m.delete("Old")
         m.logout()
 
     def assert_only_on(self, cl, where, expect_ids):
@@ -238,6 +241,11 @@ class MoveTest(CofferTestCase):
         self.assertEqual(len(ids), len(set(ids)), "a message was delivered twice")
         self.assertEqual(set(ids), set(expect_ids))
         self.assertIn("T 0 0", cl.verify(other), "the source still holds the user's mail")
+        r = subprocess.run([os.path.join(other.bindir, "coffer"), "-C", other.conf_path, "--json",
+                            "undelete", "alice", "--list"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=60, env=other.env())
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertEqual(json.loads(r.stdout), [], "deleted mailboxes left on the source")
         name = "a" if where is cl.a else "b"
         self.assertEqual(cl.route(), (name, "ready"))
 

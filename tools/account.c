@@ -7,6 +7,7 @@
 #include "store/mail.h"
 #include "store/mboxname.h"
 #include "store/store.h"
+#include "store/store-retained.h"
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/evp.h>
@@ -225,6 +226,23 @@ int account_remove(struct tool *t, const char *user, FILE *out)
             r = store_unsubscribe(st, user, subs.v[i]);
     if (r < 0 && r != CF_E_NOTFOUND) goto out;
     mboxname_user_inbox(user, &inbox);
+    /* mailboxes the user deleted before, kept for undelete (delete_mode = delayed): a dump
+     * does not carry them, so they go now rather than stay behind on a backend the user left */
+    struct store_deleted *del = NULL;
+    size_t ndel = 0;
+    r = store_deleted_list(st, &del, &ndel);
+    size_t il = inbox.len;
+    for (size_t i = 0; i < ndel; i++) {
+        const char *n = del[i].name;
+        if (r >= 0 && !strncmp(n, buf_cstr(&inbox), il) && (n[il] == '\0' || n[il] == '/'))
+            r = store_deleted_expire(st, &del[i]);
+        store_deleted_fini(&del[i]);
+    }
+    free(del);
+    if (r < 0) {
+        tool_error(t, "cannot remove the deleted mailboxes kept for undelete: %s", cf_strerror(r));
+        goto out;
+    }
     r = store_quota_get(st, buf_cstr(&inbox), NULL);
     if (r == 1) r = store_quota_delete(st, buf_cstr(&inbox));
     if (r < 0) {

@@ -19,7 +19,8 @@ struct tool;
 int account_verify(struct tool *t, const char *user, FILE *out);
 
 /* account_remove: delete user's mailboxes (children first, at once whatever delete_mode says),
- * subscriptions, quota root and Sieve scripts; the password database is left alone. A line
+ * the mailboxes it deleted before that are kept for undelete, subscriptions, quota root and
+ * Sieve scripts; the password database is left alone. A line
  * "removed N mailboxes, M scripts" to out. Returns an exit code; EXIT_OK also when nothing was
  * there (a remove run again after an interruption). */
 int account_remove(struct tool *t, const char *user, FILE *out);
