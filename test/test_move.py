@@ -13,15 +13,13 @@ import re
 import signal
 import smtplib
 import socket
-import ssl
 import subprocess
 import sys
 import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from coffer_harness import HOST, Coffer, CofferTestCase, main, wait_for  # noqa: E402
+from coffer_harness import HOST, CofferTestCase, main, wait_for  # noqa: E402
 import test_router  # noqa: E402  (its SocketMap client)
 
 BACKEND_SERVICES = [("imap", "imapd", "starttls", False), ("lmtp", "lmtpd", "none", False),
