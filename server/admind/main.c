@@ -222,13 +222,13 @@ fail:
     return -1;
 }
 
-/* mem_text: a memfd's whole text (NUL-terminated, at most 1 MiB) into out */
-static void mem_text(int fd, struct buf *out)
+/* mem_text: a memfd's text (NUL-terminated, at most max bytes and a read more) into out */
+static void mem_text(int fd, size_t max, struct buf *out)
 {
     char tmp[4096];
     ssize_t n;
     lseek(fd, 0, SEEK_SET);
-    while ((n = read(fd, tmp, sizeof tmp)) > 0 && out->len < (1u << 20))
+    while ((n = read(fd, tmp, sizeof tmp)) > 0 && out->len < max)
         buf_append(out, tmp, (size_t)n);
     buf_cstr(out);
 }
@@ -244,7 +244,7 @@ static int child_finish(struct child *c, int kill_it, struct buf *why)
     int st = 0;
     while (waitpid(c->pid, &st, 0) < 0 && errno == EINTR) {}
     struct buf err = BUF_INIT;
-    mem_text(c->err_mem, &err);
+    mem_text(c->err_mem, 1u << 20, &err);
     close(c->err_mem);
     /* the last non-empty line, without the tool's "coffer SUB: " prefix */
     while (err.len && (err.s[err.len - 1] == '\n' || err.s[err.len - 1] == '\r')) err.len--;
@@ -383,7 +383,8 @@ static void do_text(struct worker_session *ws, enum admin_verb verb, const char 
     }
     struct buf why = BUF_INIT, out = BUF_INIT;
     int rc = child_finish(&c, 0, &why);
-    mem_text(c.out_mem, &out);
+    /* VERIFY: a line per mailbox (RESTORE_MAX_BOXES of them at most) */
+    mem_text(c.out_mem, (size_t)1 << 30, &out);
     close(c.out_mem);
     log_info(verb == ADMIN_VERIFY ? "admin_verify" : "admin_remove", "target=%s exit=%d",
              log_quote(user), rc);
