@@ -4,7 +4,8 @@
 # (man/router.8) and the LMTP entry lmtproute (man/lmtproute.8), two cofferd backends "a" and
 # "b". alice lives on a, bob on b. Ctrl-C stops all.
 # Data under $CLUSTER_VAR (default ./var/cluster). Ports: FRONT_IMAP_PORT FRONT_POP3_PORT
-# ROUTER_PORT LMTP_PORT A_IMAP_PORT A_POP3_PORT A_LMTP_PORT B_IMAP_PORT B_POP3_PORT B_LMTP_PORT.
+# ROUTER_PORT LMTP_PORT A_IMAP_PORT A_POP3_PORT A_LMTP_PORT A_ADMIN_PORT B_IMAP_PORT B_POP3_PORT
+# B_LMTP_PORT B_ADMIN_PORT.
 # NGINX (default: nginx on PATH or /usr/sbin/nginx), NGINX_MAIL_MODULE (the .so to load).
 set -eu
 BUILD=${1:-build}
@@ -20,6 +21,8 @@ A_LMTP_PORT=${A_LMTP_PORT:-2425}
 B_IMAP_PORT=${B_IMAP_PORT:-2211}
 B_POP3_PORT=${B_POP3_PORT:-2212}
 B_LMTP_PORT=${B_LMTP_PORT:-2426}
+A_ADMIN_PORT=${A_ADMIN_PORT:-2203}   # admind, for coffer user move (man/admind.8)
+B_ADMIN_PORT=${B_ADMIN_PORT:-2213}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 NGINX_MAIL_MODULE=${NGINX_MAIL_MODULE:-/usr/lib/nginx/modules/ngx_mail_module.so}
 BIN=$TOP/$BUILD/bin
@@ -70,9 +73,15 @@ CONF
     "$BIN/cofferd" -C "$d/coffer.conf" -t >/dev/null
 }
 
-backend() {   # NAME IMAP POP3 LMTP
+backend() {   # NAME IMAP POP3 LMTP ADMIN
     # acl_local_users_only: SETACL for a user of the other backend is refused (router.8)
     conf "$1" "acl_local_users_only = yes
+admins = admin
+
+[service admin]
+program = admind
+listen = 127.0.0.1:$5
+tls = implicit
 
 [service imap]
 program = imapd
@@ -88,9 +97,15 @@ listen = 127.0.0.1:$4
 tls = none"
 }
 
-backend a "$A_IMAP_PORT" "$A_POP3_PORT" "$A_LMTP_PORT"
-backend b "$B_IMAP_PORT" "$B_POP3_PORT" "$B_LMTP_PORT"
-conf router "
+backend a "$A_IMAP_PORT" "$A_POP3_PORT" "$A_LMTP_PORT" "$A_ADMIN_PORT"
+backend b "$B_IMAP_PORT" "$B_POP3_PORT" "$B_LMTP_PORT" "$B_ADMIN_PORT"
+mkdir -p "$VAR/router"
+echo admin > "$VAR/router/admin.pw"   # the demo's admin password is its name, as the users'
+chmod 0600 "$VAR/router/admin.pw"     # (conf gives it to the service user)
+conf router "move_admin_user = admin
+move_admin_password_file = admin.pw
+move_admin_ca_file = tls/cert.pem
+
 [service router]
 program = router
 listen = 127.0.0.1:$ROUTER_PORT
@@ -105,11 +120,13 @@ tls = none
 imap = 127.0.0.1:$A_IMAP_PORT
 pop3 = 127.0.0.1:$A_POP3_PORT
 lmtp = 127.0.0.1:$A_LMTP_PORT
+admin = 127.0.0.1:$A_ADMIN_PORT
 
 [backend b]
 imap = 127.0.0.1:$B_IMAP_PORT
 pop3 = 127.0.0.1:$B_POP3_PORT
-lmtp = 127.0.0.1:$B_LMTP_PORT"
+lmtp = 127.0.0.1:$B_LMTP_PORT
+admin = 127.0.0.1:$B_ADMIN_PORT"
 
 # Users: each on its backend, and all in the router's sasldb (the router checks passwords).
 adduser() {   # INSTANCE USER (password = the name)
@@ -120,6 +137,10 @@ adduser a alice
 adduser b bob
 adduser router alice
 adduser router bob
+# coffer user move: the admin on both backends; the users known on both (credentials stay)
+for i in a b; do adduser $i admin; done
+adduser b alice
+adduser a bob
 "$BIN/coffer" -C "$VAR/router/coffer.conf" route import >/dev/null <<ROUTES
 alice a
 bob b
@@ -188,6 +209,8 @@ cat <<MSG
     backend b      IMAP 127.0.0.1:$B_IMAP_PORT  POP3 127.0.0.1:$B_POP3_PORT  LMTP 127.0.0.1:$B_LMTP_PORT
                    coffer -C $VAR/b/coffer.conf user list
     users  alice / alice (route a),  bob / bob (route b)
+    move   coffer -C $VAR/router/coffer.conf user move alice --to b   (and --to a: back)
+           (admind on a 127.0.0.1:$A_ADMIN_PORT, b 127.0.0.1:$B_ADMIN_PORT; man/coffer-user.8)
     logs   $VAR/{a,b,router}/cofferd.log  $VAR/nginx/error.log
     try    curl -v --ssl-reqd --insecure imap://127.0.0.1:$FRONT_IMAP_PORT/ -u alice:alice
            curl -v --ssl-reqd --insecure pop3://127.0.0.1:$FRONT_POP3_PORT/ -u bob:bob

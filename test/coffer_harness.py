@@ -38,9 +38,9 @@ READY_TIMEOUT = 20.0            # bound on waiting for every port to greet
 IO_TIMEOUT = 15.0               # default bound on one network read
 
 GREETING = {"imap": rb"^\* OK", "pop3": rb"^\+OK", "lmtp": rb"^220 ",
-            "sieve": rb'^"IMPLEMENTATION" '}
+            "sieve": rb'^"IMPLEMENTATION" ', "admin": rb"^OK coffer-admin "}
 PROTOCOL_OF = {"imapd": "imap", "pop3d": "pop3", "lmtpd": "lmtp", "sieved": "sieve",
-               "router": "router", "lmtproute": "lmtp"}
+               "router": "router", "lmtproute": "lmtp", "admind": "admin"}
 
 # (name, program, tls, unix socket?)  -- the services every instance gets by default
 DEFAULT_SERVICES = [
@@ -676,7 +676,8 @@ class Coffer:
             if not re.match(GREETING[proto], line):
                 raise AssertionError("%s greeted with %r" % (service, line))
             try:
-                c.cmd({"imap": "z LOGOUT", "pop3": "QUIT", "lmtp": "QUIT", "sieve": "LOGOUT"}[proto])
+                c.cmd({"imap": "z LOGOUT", "pop3": "QUIT", "lmtp": "QUIT", "sieve": "LOGOUT",
+                       "admin": "QUIT"}[proto])
                 c.wait_eof(timeout=timeout)
             except (OSError, socket.timeout, ssl.SSLError):
                 pass

@@ -26,7 +26,7 @@ from coffer_harness import HOST, bin_dir, free_port, main, src_dir, wait_for  # 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 NGINX_MAIL = "/usr/lib/nginx/modules/ngx_mail_module.so"
 PORTS = ("FRONT_IMAP_PORT", "FRONT_POP3_PORT", "ROUTER_PORT", "LMTP_PORT", "A_IMAP_PORT", "A_POP3_PORT",
-         "A_LMTP_PORT", "B_IMAP_PORT", "B_POP3_PORT", "B_LMTP_PORT")
+         "A_LMTP_PORT", "A_ADMIN_PORT", "B_IMAP_PORT", "B_POP3_PORT", "B_LMTP_PORT", "B_ADMIN_PORT")
 
 
 def proc_table():

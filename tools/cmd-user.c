@@ -1,4 +1,5 @@
-/* cmd-user.c: `coffer user add|passwd|delete|list`: users in the SASL password database. */
+/* cmd-user.c: `coffer user add|passwd|delete|list`: users in the SASL password database;
+ * `user move` is cmd-move.c. */
 #include "tool.h"
 #include "cmd.h"
 #include "auth/sasl.h"
@@ -34,10 +35,11 @@ static int valid_name(const char *u)
 int cmd_user(struct tool *t)
 {
     if (t->argc < 1) {
-        tool_error(t, "usage: coffer user add|passwd NAME [-p PASSWORD] | delete NAME | list");
+        tool_error(t, "usage: coffer user add|passwd NAME [-p PASSWORD] | delete NAME | list | move NAME --to BACKEND [--rollback]");
         return EXIT_USAGE;
     }
     const char *verb = t->argv[0];
+    if (!strcmp(verb, "move")) return cmd_user_move(t);    /* the router's, no SASL needed */
     if (csasl_init(t->cfg)) return EXIT_FAIL;
     int rc = EXIT_OK;
     if (!strcmp(verb, "list") && t->argc == 1) {
@@ -99,7 +101,7 @@ int cmd_user(struct tool *t)
             printf("deleted user %s\n", user);
         }
     } else {
-        tool_error(t, "usage: coffer user add|passwd NAME [-p PASSWORD] | delete NAME | list");
+        tool_error(t, "usage: coffer user add|passwd NAME [-p PASSWORD] | delete NAME | list | move NAME --to BACKEND [--rollback]");
         rc = EXIT_USAGE;
     }
     csasl_done();

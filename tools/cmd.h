@@ -21,5 +21,6 @@ int cmd_unexpunge(struct tool *t);     /* cmd-unexpunge.c */
 int cmd_undelete(struct tool *t);      /* cmd-unexpunge.c */
 int cmd_db(struct tool *t);            /* cmd-db.c */
 int cmd_route(struct tool *t);         /* cmd-route.c */
+int cmd_user_move(struct tool *t);     /* cmd-move.c: `user move` */
 
 #endif

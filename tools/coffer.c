@@ -33,7 +33,7 @@ static const struct subcommand {
     { "status", cmd_status, "status                        workers per service of the running cofferd" },
     { "undelete", cmd_undelete, "undelete USER MAILBOX [--as NEW] | --list   bring back a deleted mailbox" },
     { "unexpunge", cmd_unexpunge, "unexpunge USER MAILBOX [--since D] [--uid SET]   bring back expunged messages" },
-    { "user", cmd_user, "user add|passwd|delete|list   users in the SASL password database" },
+    { "user", cmd_user, "user add|passwd|delete|list|move   users in the SASL password database; move between backends" },
 };
 
 /* sub_usage: `coffer SUB --help`: the subcommand's line and its manual page. Needs no

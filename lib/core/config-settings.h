@@ -82,10 +82,14 @@
     X(CFG_ROUTER_LMTP_TIMEOUT, "router_lmtp_timeout", DURATION, "5m", "lmtproute: how long to wait for a backend's LMTP reply, or for a backend to take more of a message") \
     X(CFG_ROUTER_LMTP_CONNECT_TIMEOUT, "router_lmtp_connect_timeout", DURATION, "30s", "lmtproute: how long to wait for a backend's LMTP connection and greeting") \
     X(CFG_ROUTER_LMTP_MAX_RCPTS, "router_lmtp_max_rcpts", INT, "1000", "lmtproute: most recipients accepted in one transaction (more get 452 4.5.3)") \
+    X(CFG_MOVE_ADMIN_USER, "move_admin_user", STR, "", "coffer user move: the administrator (in the backends' admins) it authenticates as to each backend's admin endpoint") \
+    X(CFG_MOVE_ADMIN_PASSWORD_FILE, "move_admin_password_file", PATH, "", "coffer user move: a file whose first line is move_admin_user's password (keep it mode 0600)") \
+    X(CFG_MOVE_ADMIN_TLS, "move_admin_tls", BOOL, "yes", "coffer user move: speak TLS to the admin endpoints (their listener is tls = implicit); no only on a trusted network, with allow_plaintext on the backends") \
+    X(CFG_MOVE_ADMIN_CA_FILE, "move_admin_ca_file", PATH, "", "coffer user move: PEM certificates the admin endpoints' certificates must chain to (default: the system's trust store); the name checked is the host of the backend's admin address") \
     X(CFG_SASL_SASLAUTHD_PATH, "sasl_saslauthd_path", PATH, "", "saslauthd socket directory when sasl_pwcheck_method = saslauthd (default: SASL's)")
 
 #define COFFER_SERVICE_SETTINGS(X) \
-    X(SVC_PROGRAM, "program", STR, "", "worker program: imapd, pop3d, lmtpd, sieved, router or lmtproute (a bare name is looked up beside cofferd, else in ../libexec/coffer from it)") \
+    X(SVC_PROGRAM, "program", STR, "", "worker program: imapd, pop3d, lmtpd, sieved, router, lmtproute or admind (a bare name is looked up beside cofferd, else in ../libexec/coffer from it)") \
     X(SVC_LISTEN, "listen", LIST, "", "addresses: HOST:PORT, [IPv6]:PORT or an absolute UNIX socket path") \
     X(SVC_TLS, "tls", ENUM, "starttls", "starttls|implicit|none: TLS on this service") \
     X(SVC_SOCKET_MODE, "socket_mode", STR, "", "octal mode of this service's UNIX sockets, never giving others access (default: 0600, or 0660 with socket_group)") \

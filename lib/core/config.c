@@ -355,6 +355,7 @@ int config_load_streams(FILE *f, const char *path, FILE *pf, struct config **out
                 b->imap = xstrdup("");
                 b->pop3 = xstrdup("");
                 b->lmtp = xstrdup("");
+                b->admin = xstrdup("");
                 continue;
             }
             c->services = xreallocarray(c->services, c->nservices + 1, sizeof *c->services);
@@ -376,9 +377,10 @@ int config_load_streams(FILE *f, const char *path, FILE *pf, struct config **out
         if (be >= 0) {
             struct config_backend *b = &c->backends[be];
             char **slot = !strcmp(key, "imap") ? &b->imap : !strcmp(key, "pop3") ? &b->pop3
-                        : !strcmp(key, "lmtp") ? &b->lmtp : NULL;
+                        : !strcmp(key, "lmtp") ? &b->lmtp : !strcmp(key, "admin") ? &b->admin
+                        : NULL;
             if (!slot) {
-                buf_printf(err, "%s:%d: unknown backend setting '%s' (imap, pop3 or lmtp)\n",
+                buf_printf(err, "%s:%d: unknown backend setting '%s' (imap, pop3, lmtp or admin)\n",
                            path, lineno, key);
                 r = CF_E_PARSE;
             } else if (!valid_hostport(val)) {
@@ -466,6 +468,7 @@ void config_free(struct config **cp)
         free(c->backends[i].imap);
         free(c->backends[i].pop3);
         free(c->backends[i].lmtp);
+        free(c->backends[i].admin);
     }
     free(c->backends);
     for (size_t i = 0; i < c->npartitions; i++) {
@@ -506,6 +509,7 @@ const char *backend_addr(const struct config_backend *b, const char *protocol)
     if (!strcmp(protocol, "imap")) return b->imap;
     if (!strcmp(protocol, "pop3")) return b->pop3;
     if (!strcmp(protocol, "lmtp")) return b->lmtp;
+    if (!strcmp(protocol, "admin")) return b->admin;
     return NULL;
 }
 

@@ -33,6 +33,7 @@ struct config_backend {
     char *name;
     int line;
     char *imap, *pop3, *lmtp;
+    char *admin;                        /* its admin endpoint (admind), for coffer user move */
 };
 
 struct partition {
@@ -72,7 +73,7 @@ long long service_int(const struct config_service *s, enum service_id id);
 const struct strarr *service_list(const struct config_service *s, enum service_id id);
 
 const struct config_backend *config_backend(const struct config *c, const char *name);
-/* backend_addr: the backend's address for protocol "imap", "pop3" or "lmtp" ("" when not
+/* backend_addr: the backend's address for protocol "imap", "pop3", "lmtp" or "admin" ("" when not
  * configured, NULL for another protocol name). */
 const char *backend_addr(const struct config_backend *b, const char *protocol);
 

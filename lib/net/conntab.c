@@ -4,6 +4,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -268,6 +269,25 @@ void conntab_logout(struct conntab *t, int slot)
     atomic_store(&me->state, CONNTAB_PREAUTH);
     memset(me->user, 0, sizeof me->user);
     if (locked) unlock(t);
+}
+
+int conntab_signal_user(struct conntab *t, const char *user, int sig)
+{
+    unsigned char ud[16];
+    user_digest(user, ud);
+    int n = 0, self = (int)getpid();
+    if (lock(t, F_WRLCK)) return CF_E_IO;
+    uint32_t h = high(t);
+    for (uint32_t i = 0; i < h; i++) {
+        struct conntab_slot *s = &t->slot[i];
+        int pid = atomic_load(&s->pid);
+        if (pid <= 0 || pid == self || atomic_load(&s->state) != CONNTAB_AUTH ||
+            memcmp(s->user, ud, sizeof ud))
+            continue;
+        if (kill(pid, sig) == 0) n++;
+    }
+    unlock(t);
+    return n;
 }
 
 void conntab_leave(struct conntab *t, int slot)

@@ -68,6 +68,14 @@ int conntab_login(struct conntab *t, int slot, const char *user, long long limit
  * nobody's user limit until the next conntab_login. */
 void conntab_logout(struct conntab *t, int slot);
 
+/* conntab_signal_user: send sig to every process other than the caller holding a logged-in
+ * slot of user (any service): the admin endpoint ending a user's sessions before a move
+ * (admind, man/admind.8). The scan and the signals happen under the lock, so no slot can be
+ * claimed or logged in meanwhile; a worker that has just released its slot (an atomic store,
+ * no lock) may still get the signal while idle, which only retires it early. Returns how many
+ * processes were signalled, or CF_E_IO when the lock fails (logged). */
+int conntab_signal_user(struct conntab *t, const char *user, int sig);
+
 /* conntab_leave: release slot (the connection has closed). No lock needed: the owner alone
  * writes a claimed slot, and freeing it is one atomic store. */
 void conntab_leave(struct conntab *t, int slot);

@@ -1,11 +1,13 @@
 /* test-conntab.c: unit tests for the shared connection table: address keys, the limit per
  * address before login, the limit per user and address after it, release, the master's
- * clean-up after a worker died holding slots, and the lock across processes. */
+ * clean-up after a worker died holding slots, the lock across processes, and signalling a
+ * user's sessions. */
 #include "net/conntab.h"
 #include "core/error.h"
 #include "core/unit.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -162,10 +164,50 @@ static void test_processes(void)
     close(fd);
 }
 
+/* conntab_signal_user: the logged-in sessions of that user alone, of any service, are signalled
+ * (admind's FENCE); a session before login, another user's, or the caller's own are not */
+static void test_signal_user(void)
+{
+    struct conntab *t;
+    int fd, count;
+    UNIT_CHECK(conntab_create(16, &t, &fd) == 0);
+    struct conntab_addr a;
+    addr4("192.0.2.9", &a);
+    pid_t kids[4];
+    for (int i = 0; i < 4; i++) {
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            pause();
+            _exit(0);
+        }
+        UNIT_CHECK(kids[i] > 0);
+    }
+    int s0 = conntab_enter(t, kids[0], "imap", &a, 0, &count);
+    int s1 = conntab_enter(t, kids[1], "pop3", &a, 0, &count);
+    int s2 = conntab_enter(t, kids[2], "imap", &a, 0, &count);
+    int s3 = conntab_enter(t, kids[3], "imap", &a, 0, &count);
+    int me = conntab_enter(t, (int)getpid(), "admin", &a, 0, &count);
+    UNIT_CHECK(conntab_login(t, s0, "alice", 0, &count) == 0);
+    UNIT_CHECK(conntab_login(t, s1, "alice", 0, &count) == 0);
+    UNIT_CHECK(conntab_login(t, s2, "alicex", 0, &count) == 0);     /* another user */
+    (void)s3;                                                      /* not logged in */
+    UNIT_CHECK(conntab_login(t, me, "alice", 0, &count) == 0);     /* the caller itself */
+    UNIT_CHECK(conntab_signal_user(t, "alice", SIGTERM) == 2);
+    for (int i = 0; i < 4; i++) {
+        int st;
+        if (i >= 2) kill(kids[i], SIGKILL);
+        UNIT_CHECK(waitpid(kids[i], &st, 0) == kids[i]);
+        UNIT_CHECK(WIFSIGNALED(st) && WTERMSIG(st) == (i < 2 ? SIGTERM : SIGKILL));
+    }
+    conntab_free(&t);
+    close(fd);
+}
+
 int main(void)
 {
     test_keys();
     test_limits();
     test_processes();
+    test_signal_user();
     UNIT_DONE();
 }

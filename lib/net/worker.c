@@ -31,6 +31,11 @@ volatile sig_atomic_t worker_retire;
 static struct strarr g_args = STRARR_INIT;
 static int g_status_fd = -1;
 static struct conntab *g_conntab;     /* NULL without a master (inetd mode) */
+
+int worker_kick_user(const char *user, int sig)
+{
+    return g_conntab ? conntab_signal_user(g_conntab, user, sig) : CF_E_AGAIN;
+}
 static int g_note_slot;               /* the current connection's slot, for worker_note */
 static int g_last_state;
 

@@ -169,6 +169,14 @@ void worker_note_logout(struct worker_session *ws);
  * recounts them. Without a master or a slot, nothing. Never blocks: a store to shared memory. */
 void worker_note(const char *text);
 
+/* worker_kick_user: end every session of user on this server (IMAP, POP3, ManageSieve: any
+ * logged-in connection of the master's table) by sending its worker sig: SIGTERM says goodbye
+ * in the protocol (* BYE, -ERR) at the session's next read; SIGKILL ends it at once (the
+ * master finishes what it was doing, as for any worker that died). Returns how many sessions
+ * were signalled, CF_E_AGAIN without a master's table (inetd mode), or CF_E_IO. Never blocks
+ * longer than one scan of the table. */
+int worker_kick_user(const char *user, int sig);
+
 /* worker_main: never returns to a caller that should go on; returns the exit code for main. */
 int worker_main(int argc, char **argv, const struct worker_ops *ops);
 

@@ -13,6 +13,7 @@
 #include "net/stream.h"
 #include "store/mboxname.h"
 #include "store/store.h"
+#include "store/userfence.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,17 @@ static void login_ok(struct client *c, const char *tag, const char *mech)
     if (worker_note_login(c->ws, user) < 0) {
         csasl_free(&c->sasl);
         client_tagged(c, tag, "NO [LIMIT] Too many connections");
+        return;
+    }
+    /* a user fenced on this backend (being moved to another, or moved away: userfence.h)
+     * gets in nowhere, before the INBOX below could be made again. Checked after the table
+     * counts the session: a FENCE either sees this session there and ends it, or came
+     * before this check */
+    if (userfence_check(c->ws->cfg, user)) {
+        log_info("login_refused", "user=%s reason=fenced", log_quote(user));
+        worker_note_logout(c->ws);
+        csasl_free(&c->sasl);
+        client_tagged(c, tag, "NO [UNAVAILABLE] Account is being moved, try again later");
         return;
     }
     free(c->user);

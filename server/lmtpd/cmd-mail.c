@@ -11,6 +11,7 @@
 #include "store/deliver.h"
 #include "store/mboxname.h"
 #include "store/store.h"
+#include "store/userfence.h"
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,10 @@ done:
 static int user_known(struct client *c, struct store *st, const char *user)
 {
     if (mboxname_valid_user(user) < 0) return 0;
+    /* fenced (being moved to another backend, or moved away: userfence.h): deferred, so
+     * the MTA asks the router again later; never delivered or autocreated here */
+    int f = userfence_check(c->ws->cfg, user);
+    if (f) return f < 0 ? f : CF_E_LOCKED;
     struct buf inbox = BUF_INIT;
     mboxname_user_inbox(user, &inbox);
     int r = store_lookup(st, buf_cstr(&inbox), NULL);
@@ -174,6 +179,12 @@ void cmd_rcpt(struct client *c, const struct lmtp_command *cmd)
         goto done;
     }
     int res = resolve(c, st, buf_cstr(&path), &r);
+    if (res == CF_E_LOCKED) {
+        log_info("rcpt_deferred", "rcpt=%s reason=fenced", log_quote(buf_cstr(&path)));
+        client_reply(c, "451 4.2.1 <%s> Mailbox is being moved, try again later",
+                     buf_cstr(&path));
+        goto done;
+    }
     if (res < 0) {
         log_warn("rcpt_failed", "rcpt=%s error=%s", log_quote(buf_cstr(&path)),
                  log_quote(cf_strerror(res)));

@@ -11,6 +11,7 @@
 #include "store/deliver.h"
 #include "store/mboxname.h"
 #include "store/store.h"
+#include "store/userfence.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -468,10 +469,21 @@ void lmtp_deliver(struct client *c, int fd)
     }
     deliver_message_id(data, len, &msgid);
     const char *id = msgid.len ? buf_cstr(&msgid) : NULL;
-    for (size_t i = 0; i < c->nrcpts; i++)
+    /* a user fenced since RCPT (being moved away: userfence.h) is deferred; the shared lock
+     * from this check to the commit lets the FENCE wait for this delivery */
+    int hold = userfence_hold(c->ws->cfg);
+    for (size_t i = 0; i < c->nrcpts; i++) {
+        if (c->rcpts[i].user && userfence_check(c->ws->cfg, c->rcpts[i].user)) {
+            log_info("rcpt_deferred", "rcpt=%s reason=fenced", log_quote(c->rcpts[i].addr));
+            oc[i].first = p.nt;
+            oc[i].error = CF_E_LOCKED;
+            continue;
+        }
         plan_recipient(c, st, &c->rcpts[i], &srs[i], data, len, id, &p, &oc[i]);
+    }
     struct deliver_msg m = { data, len, -1, id, 0 };
     deliver_message(st, &m, p.t, p.nt);
+    userfence_release(hold);
     for (size_t i = 0; i < c->nrcpts; i++) reply_for(c, &c->rcpts[i], &oc[i], p.t);
 done:
     if (data) munmap((void *)data, len);

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "net/stream.h"
+#include "store/userfence.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,12 @@
 static void login_complete(struct client *c, const char *user, const char *mech)
 {
     struct store *st = pop3d_store();
+    /* a user fenced on this backend (userfence.h) gets no maildrop here */
+    if (userfence_check(c->ws->cfg, user)) {
+        log_info("login_refused", "user=%s reason=fenced", log_quote(user));
+        client_reply(c, "-ERR [SYS/TEMP] Account is being moved, try again later");
+        return;
+    }
     int r = st ? maildrop_open(st, c->ws->cfg, user, &c->drop) : CF_E_IO;
     if (r == CF_E_LOCKED) {
         log_info("login_refused", "user=%s reason=in_use", log_quote(user));
@@ -45,6 +52,13 @@ static void login_complete(struct client *c, const char *user, const char *mech)
     if (worker_note_login(c->ws, user) < 0) {
         maildrop_close(&c->drop);
         client_reply(c, "-ERR [IN-USE] Too many connections");
+        return;
+    }
+    if (userfence_check(c->ws->cfg, user)) {    /* fenced meanwhile: as in imapd */
+        log_info("login_refused", "user=%s reason=fenced", log_quote(user));
+        worker_note_logout(c->ws);
+        maildrop_close(&c->drop);
+        client_reply(c, "-ERR [SYS/TEMP] Account is being moved, try again later");
         return;
     }
     free(c->user);

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "net/stream.h"
+#include "store/userfence.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,13 @@ static void login_ok(struct client *c, const char *mech, const char *out, size_t
     const char *user = csasl_user(c->sasl), *authid = csasl_authid(c->sasl);
     if (worker_note_login(c->ws, user) < 0) {
         client_status(c, "NO", "TRYLATER", "Too many connections");
+        return;
+    }
+    /* being moved away (userfence.h); after the count, as in imapd */
+    if (userfence_check(c->ws->cfg, user)) {
+        log_info("login_refused", "user=%s reason=fenced", log_quote(user));
+        worker_note_logout(c->ws);
+        client_status(c, "NO", "TRYLATER", "Account is being moved, try again later");
         return;
     }
     c->user = xstrdup(user);
