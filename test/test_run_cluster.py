@@ -3,7 +3,8 @@ docs/scale-out.md). Starts the script on free loopback ports with a temporary da
 delivers one message to alice and bob through the LMTP entry (lmtproute, which routes each
 recipient to its backend; each backend's log names only its own user), logs in through nginx's
 front (IMAP with STARTTLS, POP3 with STLS) as alice and bob and sees each user's own message
-(so each landed on its own backend), then sends SIGINT to the script and checks that nginx, the three cofferd masters and
+(so each landed on its own backend), moves alice to b while she is connected through nginx
+(her session ends; a new login through nginx reaches b and sees her mail), then sends SIGINT to the script and checks that nginx, the three cofferd masters and
 all their children are gone within a bound and the ports are closed. Skipped when nginx or its
 mail module is missing (nginx-light, libnginx-mod-mail)."""
 import imaplib
@@ -203,6 +204,37 @@ class RunClusterTest(unittest.TestCase):
                 im.login("alice", "bob")
         finally:
             im.logout()
+
+        # the move the script prints: alice to b while she is connected through nginx; her
+        # session ends, a new login through nginx reaches b and sees her mail, and mail for her
+        # through the LMTP entry lands on b
+        self.assertIn("user move alice --to b", self.output())
+        im = imaplib.IMAP4(HOST, p["FRONT_IMAP_PORT"], timeout=15)
+        im.starttls(ctx)
+        im.login("alice", "alice")
+        im.select("INBOX")
+        mv = subprocess.run([os.path.join(bin_dir(), "coffer"), "-C",
+                             os.path.join(self.var, "router", "coffer.conf"), "user", "move",
+                             "alice", "--to", "b"], capture_output=True, text=True, timeout=120)
+        self.assertEqual(mv.returncode, 0, mv.stdout + mv.stderr)
+        with self.assertRaises((imaplib.IMAP4.abort, imaplib.IMAP4.error, OSError)):
+            for _ in range(50):                  # the backend ended it; nginx closes the front
+                im.noop()
+                time.sleep(0.1)
+        try:
+            im.shutdown()
+        except OSError:
+            pass
+        im = imaplib.IMAP4(HOST, p["FRONT_IMAP_PORT"], timeout=15)
+        try:
+            im.starttls(ctx)
+            im.login("alice", "alice")
+            self.assertEqual(im.select("INBOX"), ("OK", [b"1"]))
+        finally:
+            im.logout()
+        self.deliver(p["LMTP_PORT"], "alice")
+        self.assertIn("user=alice", self.log("b"))
+        self.assertIn("moved", self.log("router") + mv.stdout)
 
         # every process of the cluster: the script's process group, nginx and all children
         with open(os.path.join(self.var, "nginx", "nginx.pid")) as f:
