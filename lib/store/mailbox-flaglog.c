@@ -44,7 +44,16 @@ static int start_over(struct flaglog_w *w, uint64_t epoch)
 static int prepare(struct mailbox *mb, size_t elen, struct flaglog_w *w)
 {
     char *path = log_path(mb);
-    w->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    w->fd = open(path, O_RDWR | O_CLOEXEC);
+    if (w->fd < 0 && errno == ENOENT) {
+        /* a new log: its name must be on the disk before an entry in it counts (the log's
+         * fdatasync does not write the directory); once per mailbox */
+        w->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (w->fd >= 0 && mbi_sync_dir(mb) < 0) {
+            free(path);
+            return -1;
+        }
+    }
     free(path);
     if (w->fd < 0) return -1;
     struct stat st;
