@@ -147,6 +147,52 @@ void index_record_encode(const struct index_record *r, unsigned char *out)
     le_put32(out + R_CRC, index_crc32(out, R_CRC));
 }
 
+/* The checksum change of a flag rewrite: CRC-32 is affine in its input, so for two records
+ * of the same length crc(a) ^ crc(b) = lin(a ^ b), and lin of a difference confined to a few
+ * bytes is the xor of one table entry per byte that differs: flip[i][d] = lin(d at the i-th of
+ * the positions below, zero elsewhere). Built on first use (28 x 256 checksums of 124 bytes). */
+static const uint8_t flip_pos[] = {
+    R_FLAGS, R_FLAGS + 1, R_FLAGS + 2, R_FLAGS + 3,
+    R_MODSEQ, R_MODSEQ + 1, R_MODSEQ + 2, R_MODSEQ + 3, R_MODSEQ + 4, R_MODSEQ + 5,
+    R_MODSEQ + 6, R_MODSEQ + 7,
+    R_USER_FLAGS, R_USER_FLAGS + 1, R_USER_FLAGS + 2, R_USER_FLAGS + 3, R_USER_FLAGS + 4,
+    R_USER_FLAGS + 5, R_USER_FLAGS + 6, R_USER_FLAGS + 7, R_USER_FLAGS + 8, R_USER_FLAGS + 9,
+    R_USER_FLAGS + 10, R_USER_FLAGS + 11, R_USER_FLAGS + 12, R_USER_FLAGS + 13,
+    R_USER_FLAGS + 14, R_USER_FLAGS + 15,
+};
+#define NFLIP (sizeof flip_pos / sizeof flip_pos[0])
+static uint32_t (*flip)[256];
+
+static void flip_init(void)
+{
+    uint32_t (*t)[256] = xreallocarray(NULL, NFLIP, sizeof *t);
+    unsigned char z[R_CRC];
+    memset(z, 0, sizeof z);
+    uint32_t zero = index_crc32(z, sizeof z);
+    for (size_t i = 0; i < NFLIP; i++) {
+        t[i][0] = 0;
+        for (unsigned v = 1; v < 256; v++) {
+            z[flip_pos[i]] = (unsigned char)v;
+            t[i][v] = index_crc32(z, sizeof z) ^ zero;
+        }
+        z[flip_pos[i]] = 0;
+    }
+    flip = t;
+}
+
+void index_record_set_flags(const unsigned char *in, unsigned char *out, uint32_t flags,
+                            const uint8_t *user_flags, uint64_t modseq)
+{
+    if (!flip) flip_init();
+    memcpy(out, in, INDEX_RECORD_SIZE);
+    le_put32(out + R_FLAGS, flags);
+    le_put64(out + R_MODSEQ, modseq);
+    memcpy(out + R_USER_FLAGS, user_flags, INDEX_MAX_KEYWORDS / 8);
+    uint32_t crc = le_get32(in + R_CRC);
+    for (size_t i = 0; i < NFLIP; i++) crc ^= flip[i][in[flip_pos[i]] ^ out[flip_pos[i]]];
+    le_put32(out + R_CRC, crc);
+}
+
 int index_record_decode(const unsigned char *in, struct index_record *r)
 {
     if (le_get32(in + R_CRC) != index_crc32(in, R_CRC)) return CF_E_CORRUPT;

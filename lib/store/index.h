@@ -101,6 +101,13 @@ int index_header_decode(const unsigned char *in, struct index_header *h);
 /* index_record_encode: fill out[INDEX_RECORD_SIZE] with the record and its checksum. */
 void index_record_encode(const struct index_record *r, unsigned char *out);
 
+/* index_record_set_flags: out (INDEX_RECORD_SIZE bytes, not in) becomes the encoded record
+ * in with flags, user_flags and modseq replaced, its checksum changed by what changed: without
+ * a checksum over the whole record, and a record whose checksum did not match still does not
+ * (a flag change never vouches for bytes it did not check). */
+void index_record_set_flags(const unsigned char *in, unsigned char *out, uint32_t flags,
+                            const uint8_t *user_flags, uint64_t modseq);
+
 /* index_record_decode: 0, or CF_E_CORRUPT when the checksum does not match (or uid is 0). */
 int index_record_decode(const unsigned char *in, struct index_record *r);
 

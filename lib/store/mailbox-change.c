@@ -1,6 +1,7 @@
 /* mailbox-change.c: changing messages in place: flag store, expunge (immediate or delayed),
  * repack by retention, and unexpunge of what delayed expunge kept. */
 #include "store/mailbox-int.h"
+#include "store/flaglog.h"
 #include "store/mailbox.h"
 #include "store/mbheader.h"
 #include "store/partition.h"
@@ -97,14 +98,12 @@ static int rewrite_read(struct mailbox *mb, const struct rewrite *rw, uint32_t p
 /* rewrite_record: rec is to replace record pos in this commit; gathered into the current run
  * when it continues it (or is in it already), else the run is written and a new one begins.
  * 0 or CF_E_IO. */
-static int rewrite_record(struct mailbox *mb, struct rewrite *rw, uint32_t pos,
-                          const struct index_record *rec)
+static int rewrite_raw(struct mailbox *mb, struct rewrite *rw, uint32_t pos,
+                       const unsigned char *raw)
 {
     uint32_t n = (uint32_t)(rw->run.len / INDEX_RECORD_SIZE);
-    unsigned char raw[INDEX_RECORD_SIZE];
-    index_record_encode(rec, raw);
     if (n && pos >= rw->run_pos && pos - rw->run_pos < n) {
-        memcpy(rw->run.s + (size_t)(pos - rw->run_pos) * INDEX_RECORD_SIZE, raw, sizeof raw);
+        memcpy(rw->run.s + (size_t)(pos - rw->run_pos) * INDEX_RECORD_SIZE, raw, INDEX_RECORD_SIZE);
         return 0;
     }
     int r;
@@ -112,8 +111,16 @@ static int rewrite_record(struct mailbox *mb, struct rewrite *rw, uint32_t pos,
         return r;
     mbi_uidcol_note(mb, pos);   /* the uid column's block of pos follows this commit */
     if (!rw->run.len) rw->run_pos = pos;
-    buf_append(&rw->run, raw, sizeof raw);
+    buf_append(&rw->run, raw, INDEX_RECORD_SIZE);
     return 0;
+}
+
+static int rewrite_record(struct mailbox *mb, struct rewrite *rw, uint32_t pos,
+                          const struct index_record *rec)
+{
+    unsigned char raw[INDEX_RECORD_SIZE];
+    index_record_encode(rec, raw);
+    return rewrite_raw(mb, rw, pos, raw);
 }
 
 /* undo_records: after a failed commit (write_header put the header slot back), put back the
@@ -143,6 +150,33 @@ static void undo_records(struct mailbox *mb, const struct rewrite *rw)
     free(runs);
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* changed_ranges: the positions a STORE changed (pos[0, n), any order, repeats allowed) as
+ * flag change log ranges: one (first uid, last uid) pair per run of adjacent positions, so that
+ * no record between them was left out (STORE 1:* is one range). Sorts pos. */
+static unsigned char *changed_ranges(const struct mailbox *mb, uint32_t *pos, size_t n,
+                                     uint32_t *nranges_r)
+{
+    qsort(pos, n, sizeof *pos, cmp_u32);
+    unsigned char *out = xmalloc(n * 8);
+    uint32_t k = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j + 1 < n && pos[j + 1] <= pos[j] + 1) j++;
+        le_put32(out + 8 * k, index_record_uid(mb->map + index_record_offset(pos[i])));
+        le_put32(out + 8 * k + 4, index_record_uid(mb->map + index_record_offset(pos[j])));
+        k++;
+        i = j + 1;
+    }
+    *nranges_r = k;
+    return out;
+}
+
 int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
                   const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r)
 {
@@ -157,7 +191,10 @@ int mailbox_store_records(struct mailbox *mb, const uint32_t *uids, size_t n,
     size_t nfailed = 0, afailed = 0;
     int kbits[INDEX_MAX_KEYWORDS];
     size_t nk = 0;
-    int r = 0, changed = 0;
+    int r = 0;
+    uint32_t *changed_pos = NULL;
+    size_t nchanged = 0, achanged = 0;
+    unsigned char *ranges = NULL;
     struct rewrite rw;
     rewrite_init(&rw);
     int took = mbi_lock(mb, LOCK_EX);
@@ -178,30 +215,36 @@ int mailbox_store_records(struct mailbox *mb, const uint32_t *uids, size_t n,
         if (nk < INDEX_MAX_KEYWORDS) kbits[nk++] = k;
     }
     uint32_t sys = st->flags & FLAG_SYSTEM_MASK;
+    /* the operation as the flag change log states it (flaglog_change: the one rule for the
+     * store and the log's replay) */
+    struct flaglog_entry fe;
+    memset(&fe, 0, sizeof fe);
+    fe.op = st->op == STORE_SET ? FLAGLOG_SET : st->op == STORE_ADD ? FLAGLOG_ADD : FLAGLOG_REMOVE;
+    fe.sys = sys;
+    fe.modseq = modseq;
+    for (size_t k = 0; k < nk; k++) fe.keywords[kbits[k] / 8] |= (uint8_t)(1u << (kbits[k] % 8));
     if (recs_r)
         for (size_t i = 0; i < n; i++) recs_r[i].uid = 0;
     for (size_t i = 0; i < n; i++) {
         long pos = mbi_find_pos(mb, uids[i]);
         if (pos < 0) continue;
+        /* read and rewritten without a checksum over the whole record: the checksum changes
+         * by what the flags change (index_record_set_flags), so a damaged record stays
+         * detectably damaged for the readers that check it */
+        const unsigned char *raw = rewrite_peek(mb, &rw, (uint32_t)pos);
         struct index_record rec;
-        if ((r = rewrite_read(mb, &rw, (uint32_t)pos, &rec)) < 0) goto done;
+        index_record_decode_unchecked(raw, &rec);
+        if (rec.uid != uids[i]) {
+            r = mbi_corrupt(mb, "index_record", index_record_uid(raw));
+            goto done;
+        }
         if (rec.flags & FLAG_EXPUNGED) continue;
         if (st->unchangedsince && rec.modseq > st->unchangedsince) {
             mbi_push_u32(&failed, &nfailed, &afailed, rec.uid);
             continue;
         }
         struct index_record nr = rec;
-        if (st->op == STORE_SET) {
-            nr.flags = sys;
-            memset(nr.user_flags, 0, sizeof nr.user_flags);
-        } else if (st->op == STORE_ADD) {
-            nr.flags |= sys;
-        } else {
-            nr.flags &= ~sys;
-        }
-        for (size_t k = 0; k < nk; k++)
-            index_user_flag_set(&nr, (unsigned)kbits[k], st->op != STORE_REMOVE);
-        if (nr.flags == rec.flags && !memcmp(nr.user_flags, rec.user_flags, sizeof nr.user_flags)) {
+        if (!flaglog_change(fe.op, fe.sys, fe.keywords, &rec, &nr.flags, nr.user_flags)) {
             if (recs_r) recs_r[i] = rec;
             continue;   /* RFC 7162 section 3.1.3: no change, no new modseq */
         }
@@ -209,12 +252,19 @@ int mailbox_store_records(struct mailbox *mb, const uint32_t *uids, size_t n,
         mbi_count_record(&nh, &nr, 1);
         nr.modseq = modseq;
         if (recs_r) recs_r[i] = nr;
-        if ((r = rewrite_record(mb, &rw, (uint32_t)pos, &nr)) < 0) goto done;
-        changed = 1;
+        unsigned char out[INDEX_RECORD_SIZE];
+        index_record_set_flags(raw, out, nr.flags, nr.user_flags, nr.modseq);
+        if ((r = rewrite_raw(mb, &rw, (uint32_t)pos, out)) < 0) goto done;
+        mbi_push_u32(&changed_pos, &nchanged, &achanged, (uint32_t)pos);
     }
     if ((r = rewrite_flush(mb, &rw)) < 0) goto done;
-    if (changed || nh.keyword_count != mb->hdr.keyword_count) {
-        if (changed) nh.highestmodseq = modseq;
+    if (nchanged && nh.keyword_count == mb->hdr.keyword_count) {
+        /* no new keyword name (those live in the index): the log carries the change */
+        nh.highestmodseq = modseq;
+        fe.ranges = ranges = changed_ranges(mb, changed_pos, nchanged, &fe.nranges);
+        r = mbi_commit_flaglog(mb, &nh, &fe);
+    } else if (nchanged || nh.keyword_count != mb->hdr.keyword_count) {
+        if (nchanged) nh.highestmodseq = modseq;
         r = mbi_write_header(mb, &nh);
     }
 done:
@@ -222,6 +272,8 @@ done:
     rewrite_fini(&rw);
     mbi_unlock(mb, took);
 out:
+    free(changed_pos);
+    free(ranges);
     if (r < 0) {
         free(failed);
         failed = NULL;

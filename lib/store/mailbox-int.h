@@ -83,6 +83,23 @@ long mbi_find_pos(const struct mailbox *mb, uint32_t uid);
 int mbi_read_record(struct mailbox *mb, uint32_t pos, struct index_record *r);
 int mbi_index_sync(struct mailbox *mb, const char *point);
 int mbi_write_header(struct mailbox *mb, struct index_header *nh);
+/* mbi_write_header_with: mbi_write_header with flush(mb, nh, arg) as its flush step in place of
+ * the index's fdatasync (what: its name in the log line of a failure); flush returns 0, or -1
+ * with errno set, and then the commit is undone as after a failed index flush. */
+int mbi_write_header_with(struct mailbox *mb, struct index_header *nh,
+                          int (*flush)(struct mailbox *, const struct index_header *, void *),
+                          void *arg, const char *what);
+/* mbi_commit_flaglog (mailbox-flaglog.c): the commit of a flag change whose entry (operation,
+ * modseq and the changed uid ranges; the rest is filled in) is e: nh written into its slot, e
+ * appended to the flag change log and the log flushed instead of the index (flaglog.h). Falls
+ * back to mbi_write_header when the log cannot take it (and then starts the log over). */
+struct flaglog_entry;
+int mbi_commit_flaglog(struct mailbox *mb, struct index_header *nh, struct flaglog_entry *e);
+/* mbi_flaglog_replay: under a lock, before a recount that the verified marker did not spare:
+ * the log's entries of this index generation replayed onto the records (flaglog_apply), and
+ * the record count raised to an entry's when the chosen header is older (a torn slot). The
+ * number of records changed. */
+int mbi_flaglog_replay(struct mailbox *mb);
 int mbi_pwrite_all(int fd, const void *p, size_t n, uint64_t off);
 int mbi_write_intent(struct mailbox *mb);
 void mbi_write_verified(struct mailbox *mb);

@@ -304,27 +304,37 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* write_block: block k made again from its records (read with pread: a writer's mapping may
- * be as fresh as a reader's). 0 or -1. */
-static int write_block(struct mailbox *mb, int fd, uint32_t k)
+/* write_blocks: blocks [k, k + nb) made again from their records, read with one pread (a
+ * writer's mapping may be as fresh as a reader's) and written with one pwrite: STORE 1:*
+ * rewrites every block, and a call per block was 300 system calls on 5,000 messages. 0 or -1. */
+#define WRITE_RUN 64u   /* blocks per call: 256 KiB of records */
+static int write_blocks(struct mailbox *mb, int fd, uint32_t k, uint32_t nb)
 {
-    unsigned char recs[UIDCOL_BLOCK * INDEX_RECORD_SIZE], blk[UIDCOL_BLOCK_SIZE];
     uint32_t first = k * UIDCOL_BLOCK, n = mb->hdr.record_count - first;
-    if (n > UIDCOL_BLOCK) n = UIDCOL_BLOCK;
+    if (n > nb * UIDCOL_BLOCK) n = nb * UIDCOL_BLOCK;
     size_t want = (size_t)n * INDEX_RECORD_SIZE;
+    unsigned char *recs = xmalloc(want), *blks = xzmalloc((size_t)nb * UIDCOL_BLOCK_SIZE);
+    int r = -1;
     if (pread(mb->index_fd, recs, want, (off_t)index_record_offset(first)) != (ssize_t)want)
-        return -1;
-    memset(blk, 0, sizeof blk);
-    uint64_t maxmodseq = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        const unsigned char *raw = recs + (size_t)i * INDEX_RECORD_SIZE;
-        memcpy(blk + i * UIDCOL_ENTRY_SIZE, raw, 8);   /* uid and flags, little-endian both */
-        uint64_t m = le_get64(raw + 32);
-        if (m > maxmodseq) maxmodseq = m;
+        goto out;
+    for (uint32_t b = 0; b < nb; b++) {
+        unsigned char *blk = blks + (size_t)b * UIDCOL_BLOCK_SIZE;
+        uint64_t maxmodseq = 0;
+        for (uint32_t i = b * UIDCOL_BLOCK; i < (b + 1) * UIDCOL_BLOCK && i < n; i++) {
+            const unsigned char *raw = recs + (size_t)i * INDEX_RECORD_SIZE;
+            /* uid and flags, little-endian both */
+            memcpy(blk + (i % UIDCOL_BLOCK) * UIDCOL_ENTRY_SIZE, raw, 8);
+            uint64_t m = le_get64(raw + 32);
+            if (m > maxmodseq) maxmodseq = m;
+        }
+        le_put64(blk + B_MAXMODSEQ, maxmodseq);
+        uidcol_block_seal(blk);
     }
-    le_put64(blk + B_MAXMODSEQ, maxmodseq);
-    uidcol_block_seal(blk);
-    return mbi_pwrite_all(fd, blk, sizeof blk, uidcol_block_offset(k));
+    r = mbi_pwrite_all(fd, blks, (size_t)nb * UIDCOL_BLOCK_SIZE, uidcol_block_offset(k));
+out:
+    free(recs);
+    free(blks);
+    return r;
 }
 
 void mbi_uidcol_commit(struct mailbox *mb, const struct index_header *old, uint32_t old_crc,
@@ -351,11 +361,19 @@ void mbi_uidcol_commit(struct mailbox *mb, const struct index_header *old, uint3
     if (mb->hdr.record_count > old->record_count) mbi_uidcol_note(mb, mb->hdr.record_count - 1);
     for (size_t i = 0; i < mb->col_npos; i++) mb->col_pos[i] /= UIDCOL_BLOCK;
     qsort(mb->col_pos, mb->col_npos, sizeof *mb->col_pos, cmp_u32);
-    for (size_t i = 0; i < mb->col_npos; i++) {
-        if (i > 0 && mb->col_pos[i] == mb->col_pos[i - 1]) continue;
-        if (mb->col_pos[i] >= nblocks(mb->hdr.record_count) ||
-            write_block(mb, fd, mb->col_pos[i]) < 0)
+    for (size_t i = 0; i < mb->col_npos;) {
+        /* a run of adjacent blocks (repeats skipped) */
+        uint32_t k = mb->col_pos[i], nb = 1;
+        size_t j = i + 1;
+        for (; j < mb->col_npos && nb < WRITE_RUN; j++) {
+            if (mb->col_pos[j] == k + nb - 1) continue;
+            if (mb->col_pos[j] != k + nb) break;
+            nb++;
+        }
+        while (j < mb->col_npos && mb->col_pos[j] == k + nb - 1) j++;
+        if (k + nb > nblocks(mb->hdr.record_count) || write_blocks(mb, fd, k, nb) < 0)
             goto out;   /* the header still names the old commit: the column is not used */
+        i = j;
     }
     /* last: the header that makes the blocks count */
     uidcol_header_encode(&c, head);

@@ -323,6 +323,7 @@ struct mailbox_sync_stats {
     uint64_t dir_shared;     /* directory fsyncs skipped: another writer's covered the names */
     uint64_t record_writes;  /* writes of records changed in place (STORE, EXPUNGE): one per
                               * run of adjacent records */
+    uint64_t flaglog;        /* fdatasyncs of the flag change log (STORE commits) */
 };
 
 /* mailbox_uid_staged: 1 when an append in progress (in any process) has claimed uid of the

@@ -5,6 +5,7 @@
 #include "store/reconstruct-int.h"
 #include "store/mailbox-sort.h"
 #include "store/uidcol.h"
+#include "store/flaglog.h"
 #include "store/store-retained.h"
 #include "core/error.h"
 #include "core/fileutil.h"
@@ -221,6 +222,46 @@ static void guess_keywords(struct recon *rc, const unsigned char *map, size_t le
     }
 }
 
+/* apply_flaglog: the flag changes the flag change log made durable for this index generation
+ * (a power loss may have kept the index from getting them): replayed onto the records read,
+ * as an open's recount does (flaglog_apply), before anything is compared. Items sorted. */
+static void apply_flaglog(struct recon *rc)
+{
+    if (!rc->have_slot) return;
+    char *path = xasprintf("%s/%s", rc->dir, FLAGLOG_FILE);
+    char *buf = NULL;
+    size_t len = 0;
+    int fr = file_read_all(path, FLAGLOG_READ_MAX, &buf, &len);
+    free(path);
+    uint64_t epoch;
+    if (fr < 0 || len < FLAGLOG_HEADER_SIZE ||
+        flaglog_header_decode((const unsigned char *)buf, &epoch) < 0) {
+        free(buf);
+        return;
+    }
+    size_t off = FLAGLOG_HEADER_SIZE;
+    struct flaglog_entry e;
+    uint32_t changed = 0;
+    while (flaglog_entry_next((const unsigned char *)buf, len, &off, epoch, &e)) {
+        if (e.generation != rc->old.generation) continue;
+        for (uint32_t k = 0; k < e.nranges; k++) {
+            uint32_t lo = le_get32(e.ranges + 8 * k), hi = le_get32(e.ranges + 8 * k + 4);
+            size_t a = 0, b = rc->n;   /* the first item with uid >= lo */
+            while (a < b) {
+                size_t mid = a + (b - a) / 2;
+                if (rc->items[mid].uid < lo) a = mid + 1;
+                else b = mid;
+            }
+            for (; a < rc->n && rc->items[a].uid <= hi; a++)
+                if (rc->items[a].have_rec && flaglog_apply(&e, &rc->items[a].rec)) changed++;
+        }
+    }
+    if (changed)
+        log_notice("reconstruct_flaglog_replayed", "mbox=%s records=%u", log_quote(rc->label),
+                   (unsigned)changed);
+    free(buf);
+}
+
 /* read_index: the records and keywords that survive in the old index. */
 static void read_index(struct recon *rc, const unsigned char *map, size_t len)
 {
@@ -285,6 +326,7 @@ static void read_index(struct recon *rc, const unsigned char *map, size_t len)
         rc->items[k++] = rc->items[i];
     }
     rc->n = k;
+    apply_flaglog(rc);
 }
 
 /* scan_files: note every message file of the directory. */

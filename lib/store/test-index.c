@@ -424,11 +424,45 @@ static void test_partition(void)
     free(d);
 }
 
+/* index_record_set_flags: the checksum it derives from what changed equals a fresh encode's,
+ * and a record damaged before stays damaged. */
+static void test_set_flags(void)
+{
+    struct index_record r, d;
+    memset(&r, 0, sizeof r);
+    r.uid = 4711;
+    r.flags = FLAG_SEEN | FLAG_DRAFT;
+    r.internaldate = 1700000000;
+    r.size = 12345;
+    r.modseq = 0x0102030405060708ull;
+    r.user_flags[0] = 0x81;
+    r.user_flags[15] = 0x40;
+    for (int i = 0; i < 20; i++) r.guid[i] = (uint8_t)(i * 7 + 1);
+    r.threadid = 99;
+    unsigned char in[INDEX_RECORD_SIZE], out[INDEX_RECORD_SIZE], want[INDEX_RECORD_SIZE];
+    index_record_encode(&r, in);
+    for (unsigned k = 0; k < 300; k++) {
+        struct index_record n = r;
+        n.flags = (k * 2654435761u) & (FLAG_SYSTEM_MASK | FLAG_EXPUNGED);
+        n.modseq = r.modseq + k * 0x10001ull;
+        for (int i = 0; i < 16; i++) n.user_flags[i] = (uint8_t)(k * 31 + i * 17);
+        index_record_set_flags(in, out, n.flags, n.user_flags, n.modseq);
+        index_record_encode(&n, want);
+        UNIT_CHECK(!memcmp(out, want, sizeof out));
+        UNIT_EQ_INT(index_record_decode(out, &d), 0);
+        UNIT_EQ_INT(d.flags, n.flags);
+    }
+    in[80] ^= 0x10;   /* a GUID byte damaged on disk */
+    index_record_set_flags(in, out, FLAG_FLAGGED, r.user_flags, r.modseq + 1);
+    UNIT_EQ_INT(index_record_decode(out, &d), CF_E_CORRUPT);
+}
+
 int main(void)
 {
     test_le();
     test_header();
     test_record();
+    test_set_flags();
     test_choose();
     test_recount();
     test_intent();

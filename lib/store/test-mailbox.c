@@ -4,6 +4,8 @@
 #include "store/mbheader.h"
 #include "store/partition.h"
 #include "store/uidcol.h"
+#include "store/flaglog.h"
+#include "store/reconstruct.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/fileutil.h"
@@ -1290,14 +1292,15 @@ static void test_failed_commit(void)
     struct mailbox_store del = { STORE_ADD, FLAG_DELETED | FLAG_SEEN, NULL, 0 };
     UNIT_EQ_INT(mailbox_store(mb, &one, 1, &del, NULL, NULL), 0);
     uint64_t modseq = mailbox_header(mb)->highestmodseq;
-    fail_points[0] = "index_sync";
+    fail_points[0] = "index_sync";     /* EXPUNGE's */
+    fail_points[1] = "flaglog_sync";   /* STORE's: the flag change log */
     mailbox_fault_hook = fail_sync;
     struct mailbox_store flag = { STORE_ADD, FLAG_FLAGGED, NULL, 0 };
     UNIT_EQ_INT(mailbox_store(mb, &one, 1, &flag, NULL, NULL), CF_E_IO);
     uint32_t count = 99;
     UNIT_EQ_INT(mailbox_expunge(mb, &one, 1, &count), CF_E_IO);
     mailbox_fault_hook = NULL;
-    fail_points[0] = NULL;
+    fail_points[0] = fail_points[1] = NULL;
     mailbox_close(&other);
     UNIT_EQ_INT(mailbox_open(part1, id, NULL, &other), 0);
     struct index_record rec;
@@ -1965,13 +1968,15 @@ static void test_store_batched(void)
     struct mailbox_store seen = { STORE_ADD, FLAG_SEEN, NULL, 0 };
     UNIT_EQ_INT(mailbox_store(mb, all, N, &seen, NULL, NULL), 0);
     UNIT_EQ_INT(mailbox_sync_stats.record_writes - s0.record_writes, 1);
-    UNIT_EQ_INT(mailbox_sync_stats.index - s0.index, 1);
+    UNIT_EQ_INT(mailbox_sync_stats.index - s0.index, 0);     /* the flag change log's flush */
+    UNIT_EQ_INT(mailbox_sync_stats.flaglog - s0.flaglog, 1);
     UNIT_EQ_INT(mailbox_header(mb)->seen, N);
     /* again: nothing changes, nothing is written or flushed */
     s0 = mailbox_sync_stats;
     UNIT_EQ_INT(mailbox_store(mb, all, N, &seen, NULL, NULL), 0);
     UNIT_EQ_INT(mailbox_sync_stats.record_writes - s0.record_writes, 0);
     UNIT_EQ_INT(mailbox_sync_stats.index - s0.index, 0);
+    UNIT_EQ_INT(mailbox_sync_stats.flaglog - s0.flaglog, 0);
     /* every tenth \Deleted, uid 10 named three times: 30 writes (none adjacent), one flush,
      * counted once */
     uint32_t tenth[N / 10 + 2];
@@ -1983,7 +1988,7 @@ static void test_store_batched(void)
     s0 = mailbox_sync_stats;
     UNIT_EQ_INT(mailbox_store(mb, tenth, nt, &del, NULL, NULL), 0);
     UNIT_EQ_INT(mailbox_sync_stats.record_writes - s0.record_writes, N / 10);
-    UNIT_EQ_INT(mailbox_sync_stats.index - s0.index, 1);
+    UNIT_EQ_INT(mailbox_sync_stats.flaglog - s0.flaglog, 1);
     UNIT_EQ_INT(mailbox_header(mb)->deleted, N / 10);
     s0 = mailbox_sync_stats;
     uint32_t count = 0;
@@ -2006,7 +2011,7 @@ static void test_store_batched(void)
     for (uint32_t u = 1; u <= 5; u++) UNIT_EQ_INT(mailbox_record(mb, u, &before[u - 1]), 1);
     uint64_t hms = mailbox_header(mb)->highestmodseq;
     struct mailbox_store flag = { STORE_ADD, FLAG_FLAGGED, NULL, 0 };
-    fail_points[0] = "index_sync";
+    fail_points[0] = "flaglog_sync";
     mailbox_fault_hook = fail_sync;
     fprintf(stderr, "(mailbox_io_error log line expected)\n");
     s0 = mailbox_sync_stats;
@@ -2048,6 +2053,216 @@ out:
     mailbox_close(&mb);
 }
 
+/* ---- the flag change log (flaglog.h) ---- */
+
+/* read_file_bytes / write_file_bytes: a whole file, for the power loss of test_flaglog. */
+static char *read_file_bytes(const char *path, size_t *len_r)
+{
+    char *p = NULL;
+    if (file_read_all(path, 1u << 26, &p, len_r) < 0) return NULL;
+    return p;
+}
+
+static void write_file_bytes(const char *path, const char *p, size_t len)
+{
+    int fd = open(path, O_WRONLY);
+    UNIT_CHECK(fd >= 0);
+    if (fd < 0) return;
+    UNIT_EQ_INT(pwrite(fd, p, len, 0), (ssize_t)len);
+    close(fd);
+}
+
+/* snapshot: flags, keyword bits and modseq of every record uid 1..n (0 when absent). */
+struct snap {
+    uint32_t flags;
+    uint64_t modseq;
+    uint8_t kw[INDEX_MAX_KEYWORDS / 8];
+};
+static void snapshot(struct mailbox *mb, uint32_t n, struct snap *s)
+{
+    for (uint32_t u = 1; u <= n; u++) {
+        struct index_record r;
+        memset(&s[u - 1], 0, sizeof s[u - 1]);
+        if (mailbox_record(mb, u, &r) != 1) continue;
+        s[u - 1].flags = r.flags;
+        s[u - 1].modseq = r.modseq;
+        memcpy(s[u - 1].kw, r.user_flags, sizeof r.user_flags);
+    }
+}
+
+static int snap_equal(const struct snap *a, const struct snap *b, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (a[i].flags != b[i].flags || a[i].modseq != b[i].modseq ||
+            memcmp(a[i].kw, b[i].kw, sizeof a[i].kw)) {
+            fprintf(stderr, "uid %u: flags %#x/%#x modseq %llu/%llu\n", (unsigned)i + 1,
+                    (unsigned)a[i].flags, (unsigned)b[i].flags, (unsigned long long)a[i].modseq,
+                    (unsigned long long)b[i].modseq);
+            return 0;
+        }
+    return 1;
+}
+
+/* STORE commits through the flag change log: one small flush of the log, none of the index.
+ * A power loss that drops the index's record and header writes (simulated: the index file's
+ * bytes as they were before the STOREs, another boot id) loses nothing acknowledged: the open
+ * replays the log onto the records, recounts, and equals the state before the loss; so does
+ * reconstruct. A STORE whose log flush fails is refused and never replayed; a full log makes
+ * the STORE flush the index and the log start over; a kill at the log's points leaves a
+ * consistent mailbox. */
+/* synced_counts: check_counts after a sync of mb (its view and header brought up to date). */
+static int synced_counts(struct mailbox *mb)
+{
+    struct mailbox_changes ch;
+    mailbox_changes_init(&ch);
+    int r = mailbox_sync(mb, 0, &ch);
+    mailbox_changes_fini(&ch);
+    return r < 0 ? r : check_counts(mb, NULL);
+}
+
+static void test_flaglog(void)
+{
+    enum { N = 60 };
+    char id[UNIQUEID_LEN + 1];
+    new_mailbox(part1, "user.alice.flaglog", id);
+    struct mailbox *mb = NULL, *mb2 = NULL;
+    char *dir = NULL, *ipath = NULL, *lpath = NULL, *old = NULL;
+    size_t oldlen = 0;
+    struct snap want[N], got[N];
+    uint32_t all[N], odd[N / 2];
+    for (uint32_t i = 0; i < N; i++) all[i] = i + 1;
+    for (uint32_t i = 0; i < N / 2; i++) odd[i] = 2 * i + 1;
+    if (!open_ok(id, &mb)) goto out;
+    for (int i = 0; i < N; i++) UNIT_EQ_INT(append_one(mb, "fl", 0, NULL, NULL), 0);
+    /* two keywords exist before the STOREs: a new keyword name goes to the index */
+    const char *kw_ab[] = { "$a", "$b", NULL }, *kw_b[] = { "$b", NULL };
+    struct mailbox_store mk = { STORE_ADD, 0, kw_ab, 0 };
+    UNIT_EQ_INT(mailbox_store(mb, all, 1, &mk, NULL, NULL), 0);
+    dir = partition_mailbox_dir(part1, id);
+    ipath = xasprintf("%s/index", dir);
+    lpath = xasprintf("%s/%s", dir, FLAGLOG_FILE);
+    old = read_file_bytes(ipath, &oldlen);   /* the index as the disk last had it flushed */
+    UNIT_CHECK(old != NULL);
+    /* 1:* \Seen, the odd ones -\Seen +\Flagged, FLAGS ($b) on 7:12, 20 \Deleted */
+    struct mailbox_sync_stats s0 = mailbox_sync_stats;
+    struct mailbox_store seen = { STORE_ADD, FLAG_SEEN, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(mb, all, N, &seen, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_sync_stats.index - s0.index, 0);
+    UNIT_EQ_INT(mailbox_sync_stats.flaglog - s0.flaglog, 1);
+    UNIT_EQ_INT(mailbox_sync_stats.dir - s0.dir, 1);   /* the new log's name */
+    struct stat st;
+    UNIT_EQ_INT(stat(lpath, &st), 0);
+    UNIT_EQ_INT(st.st_size, FLAGLOG_HEADER_SIZE + (off_t)flaglog_entry_size(1));   /* one range */
+    struct mailbox_store unseen = { STORE_REMOVE, FLAG_SEEN, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(mb, odd, N / 2, &unseen, NULL, NULL), 0);
+    struct mailbox_store flag = { STORE_ADD, FLAG_FLAGGED, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(mb, odd, N / 2, &flag, NULL, NULL), 0);
+    struct mailbox_store setb = { STORE_SET, FLAG_ANSWERED, kw_b, 0 };
+    UNIT_EQ_INT(mailbox_store(mb, all + 6, 6, &setb, NULL, NULL), 0);
+    struct mailbox_store del = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(mb, all + 19, 1, &del, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_sync_stats.index - s0.index, 0);
+    UNIT_EQ_INT(mailbox_sync_stats.flaglog - s0.flaglog, 5);
+    UNIT_EQ_INT(mailbox_sync_stats.dir - s0.dir, 1);
+    UNIT_EQ_INT(synced_counts(mb), 0);
+    snapshot(mb, N, want);
+    struct index_header hwant = *mailbox_header(mb);
+    /* a flush that fails: refused, and the log is cut back (not replayed below) */
+    fail_points[0] = "flaglog_sync";
+    mailbox_fault_hook = fail_sync;
+    fprintf(stderr, "(mailbox_io_error log line expected)\n");
+    struct mailbox_store ans = { STORE_ADD, FLAG_DRAFT, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(mb, all, N, &ans, NULL, NULL), CF_E_IO);
+    mailbox_fault_hook = NULL;
+    fail_points[0] = NULL;
+    snapshot(mb, N, got);
+    UNIT_CHECK(snap_equal(got, want, N));
+    mailbox_close(&mb);
+    /* the power loss: none of the index writes since `old` reached the disk. STATUS (no open)
+     * already counts the replayed changes */
+    write_file_bytes(ipath, old, oldlen);
+    fake_boot_byte = 0x6b;
+    mailbox_boot_id_hook = fake_boot_id;
+    struct index_header sh;
+    UNIT_EQ_INT(mailbox_status(part1, id, &sh), 0);
+    UNIT_EQ_INT(sh.seen, hwant.seen);
+    UNIT_EQ_INT(sh.highestmodseq, hwant.highestmodseq);
+    if (!open_ok(id, &mb)) goto out;
+    snapshot(mb, N, got);
+    UNIT_CHECK(snap_equal(got, want, N));
+    UNIT_EQ_INT(synced_counts(mb), 0);
+    UNIT_EQ_INT(mailbox_header(mb)->highestmodseq, hwant.highestmodseq);
+    UNIT_EQ_INT(mailbox_header(mb)->seen, hwant.seen);
+    UNIT_EQ_INT(mailbox_header(mb)->flagged, hwant.flagged);
+    UNIT_EQ_INT(mailbox_header(mb)->answered, hwant.answered);
+    UNIT_EQ_INT(mailbox_header(mb)->deleted, 1);
+    /* the next STORE takes the next modseq: none is given twice */
+    uint32_t two = 2;
+    UNIT_EQ_INT(mailbox_store(mb, &two, 1, &flag, NULL, NULL), 0);
+    struct index_record r;
+    UNIT_EQ_INT(mailbox_record(mb, 2, &r), 1);
+    UNIT_EQ_INT(r.modseq, hwant.highestmodseq + 1);
+    snapshot(mb, N, want);
+    mailbox_close(&mb);
+    /* reconstruct replays it too (the same power loss once more, another boot) */
+    write_file_bytes(ipath, old, oldlen);
+    fake_boot_byte = 0x6c;
+    {
+        struct recon_report rep;
+        recon_report_init(&rep);
+        UNIT_CHECK(reconstruct_mailbox(part1, id, "user.alice.flaglog", NULL, 0, &rep) >= 0);
+        recon_report_fini(&rep);
+    }
+    if (!open_ok(id, &mb)) goto out;
+    snapshot(mb, N, got);
+    for (uint32_t i = 0; i < N; i++) {   /* reconstruct gives new modseqs: compare flags */
+        UNIT_EQ_INT(got[i].flags, want[i].flags);
+        UNIT_CHECK(!memcmp(got[i].kw, want[i].kw, sizeof got[i].kw));
+    }
+    UNIT_EQ_INT(synced_counts(mb), 0);
+    /* a full log: the STORE flushes the index and the log starts over */
+    uint32_t saved_max = flaglog_max;
+    flaglog_max = FLAGLOG_HEADER_SIZE + 3 * (uint32_t)flaglog_entry_size(1);
+    s0 = mailbox_sync_stats;
+    /* (the log holds the entries from before: the first goes to the index, three fit, the
+     * fifth finds the log full again) */
+    for (int i = 0; i < 5; i++) {
+        struct mailbox_store t = { i % 2 ? STORE_REMOVE : STORE_ADD, FLAG_ANSWERED, NULL, 0 };
+        UNIT_EQ_INT(mailbox_store(mb, all, N, &t, NULL, NULL), 0);
+    }
+    UNIT_EQ_INT(mailbox_sync_stats.flaglog - s0.flaglog, 3);
+    UNIT_EQ_INT(mailbox_sync_stats.index - s0.index, 2);
+    UNIT_EQ_INT(stat(lpath, &st), 0);
+    UNIT_EQ_INT(st.st_size, FLAGLOG_HEADER_SIZE);
+    struct mailbox_store answered = { STORE_ADD, FLAG_ANSWERED, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(mb, all, N, &answered, NULL, NULL), 0);   /* nothing changes */
+    UNIT_EQ_INT(mailbox_store(mb, all, N, &ans, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_sync_stats.flaglog - s0.flaglog, 4);
+    UNIT_EQ_INT(mailbox_sync_stats.index - s0.index, 2);
+    flaglog_max = saved_max;
+    UNIT_EQ_INT(synced_counts(mb), 0);
+    /* killed after the entry is written, and after its flush: a consistent mailbox; another
+     * session sees the change once it is flushed (it was in the page cache all along) */
+    if (!open_ok(id, &mb2)) goto out;
+    struct mailbox_store drop = { STORE_REMOVE, FLAG_DRAFT, NULL, 0 };
+    UNIT_CHECK(crash_in_child(id, all, N, &drop, "flaglog", 1));
+    UNIT_EQ_INT(synced_counts(mb2), 0);
+    struct mailbox_store ans2 = { STORE_ADD, FLAG_DRAFT, NULL, 0 };
+    UNIT_CHECK(crash_in_child(id, all, N, &ans2, "flaglog_sync", 1));
+    UNIT_EQ_INT(synced_counts(mb2), 0);
+    mailbox_close(&mb);
+    if (!open_ok(id, &mb)) goto out;
+    UNIT_EQ_INT(synced_counts(mb), 0);
+out:
+    mailbox_boot_id_hook = NULL;
+    mailbox_close(&mb);
+    mailbox_close(&mb2);
+    free(old);
+    free(lpath);
+    free(ipath);
+    free(dir);
+}
+
 int main(void)
 {
     log_init("test-mailbox", 1, LOG_LVL_WARNING);
@@ -2077,6 +2292,7 @@ int main(void)
     test_uidcol();
     test_open_target();
     test_store_batched();
+    test_flaglog();
     if (!unit_failed) rm_rf(tmpdir);
     else fprintf(stderr, "left %s for inspection\n", tmpdir);
     free(part1);

@@ -191,6 +191,16 @@ int client_untagged(struct client *c, const char *fmt, ...)
     return r;
 }
 
+int client_untagged_lines(struct client *c, const char *p, size_t n)
+{
+    if (!n) return 0;
+    if (c->reply.done != CLIENT_DONE_NONE) {
+        buf_append(&c->reply.after, p, n);
+        return 0;
+    }
+    return stream_write(c->stream, p, n);
+}
+
 void client_reply_take(struct client *c, struct client_reply *out)
 {
     *out = c->reply;

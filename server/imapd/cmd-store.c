@@ -196,6 +196,9 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
      * messages get no FETCH */
     int condstore = (c->enabled & CLIENT_ENABLED_CONDSTORE) != 0;
     size_t k = 0;
+    /* the lines go out in large writes (one per 64 KiB), not a formatted write each */
+    struct buf lines = BUF_INIT;
+    int announced = 0;
     for (size_t i = 0; i < msgs.count; i++) {
         for (uint64_t m = msgs.r[i].lo; m <= msgs.r[i].hi; m++, k++) {
             if (!uids[k]) continue;
@@ -207,14 +210,25 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
             /* RFC 2180 section 4.2.1: one expunged elsewhere is skipped silently */
             if (rr <= 0 || (rec.flags & FLAG_EXPUNGED)) continue;
             if (silent && !condstore) continue;
-            if (!silent) selected_keywords_announce(c);
+            if (!silent && !announced) {   /* before the first line (no commit between) */
+                selected_keywords_announce(c);
+                announced = 1;
+            }
             selected_fetch_line(c, (uint32_t)m, &rec,
                                 (silent ? 0 : SELECTED_FETCH_FLAGS) |
                                     (uid_cmd ? SELECTED_FETCH_UID : 0),
                                 &b);
-            client_untagged(c, "%s", buf_cstr(&b));
+            buf_appends(&lines, "* ");
+            buf_append(&lines, b.s, b.len);
+            buf_appends(&lines, "\r\n");
+            if (lines.len >= 65536) {
+                client_untagged_lines(c, lines.s, lines.len);
+                buf_reset(&lines);
+            }
         }
     }
+    client_untagged_lines(c, lines.s, lines.len);
+    buf_fini(&lines);
     if (modified.count) {
         buf_reset(&b);
         imap_seqset_format(&modified, &b);

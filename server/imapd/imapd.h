@@ -126,6 +126,10 @@ int client_tagged(struct client *c, const char *tag, const char *fmt, ...)
  * held in c->reply.after and follows the tagged line. Returns the stream's result. */
 int client_untagged(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* client_untagged_lines: client_untagged for n bytes of complete untagged lines ("* ...\r\n"
+ * each) formatted by the caller: many responses (STORE's FETCHes) in one write. */
+int client_untagged_lines(struct client *c, const char *p, size_t n);
+
 /* client_reply_take: move the recorded response out of c into *out (c->reply is empty again,
  * so what is written next goes straight to the stream). out is the caller's; written and
  * released with client_reply_write. */
