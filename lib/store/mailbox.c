@@ -1001,7 +1001,8 @@ static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_change
         mbi_uidcol_build_note(&cb, j, raw);
         if (le_get32(raw + 4) & FLAG_EXPUNGED) continue;
         if (mb->nview == mb->aview) {
-            mb->aview = mb->aview ? mb->aview + mb->aview / 2 : (count > 16 ? count : 16);
+            /* (+ 16: an allocation of 1 must grow too) */
+            mb->aview = mb->aview ? mb->aview + mb->aview / 2 + 16 : (count > 16 ? count : 16);
             mb->view = xreallocarray(mb->view, mb->aview, sizeof *mb->view);
         }
         mb->view[mb->nview++] = u;
