@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -441,6 +442,16 @@ static int hibernate_run(const struct config *cfg, const struct config_service *
     g.cfg = cfg;
     g.max = (long)config_int(cfg, CFG_IMAP_HIBERNATE_MAX_CONNECTIONS);
     g.next_deadline = INT64_MAX;
+    /* a descriptor per session: take all the hard limit allows (an imapd worker needs only
+     * a few, so the limit cofferd was started with is usually set low) */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && (rlim_t)g.max + 64 > rl.rlim_cur)
+        log_warn("hibernate_fd_limit", "max_connections=%ld nofile=%llu", g.max,
+                 (unsigned long long)rl.rlim_cur);
     g.ep = epoll_create1(EPOLL_CLOEXEC);
     if (g.ep < 0 || mailbox_watchset_new(&g.watches) < 0) {
         log_err("hibernate_failed", "error=\"epoll or inotify: %s\"", strerror(errno));
