@@ -223,5 +223,8 @@ int handoff_listener_ok(int sock, long *pid_r)
     socklen_t l = sizeof cr;
     if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cr, &l) < 0) return 0;
     *pid_r = cr.pid;
-    return cr.pid > 1 && cr.pid == getppid();
+    /* not the pid: cofferd binds before it daemonizes, so the process that called listen()
+     * may be gone; root (the master binds before it drops root) or our own uid (a socket
+     * bound at a reload, after the drop) are the only ones trusted with the path anyway */
+    return cr.uid == 0 || cr.uid == geteuid();
 }

@@ -36,9 +36,10 @@ int handoff_recv(int sock, int *fd_r, uint32_t *kind_r, struct buf *data, int ti
 int handoff_peer_ok(int sock, long *pid_r, long *uid_r);
 
 /* handoff_listener_ok: on a socket we connected: 1 when the listening socket at the other end
- * was made by our parent, cofferd's master (the kernel reports the credentials of the process
- * that called listen()), so the path was not replaced by somebody else's socket; else 0 with
- * the pid that made it in *pid_r. */
+ * was made by root or by our own uid (the kernel reports the credentials of the process that
+ * called listen(): cofferd's master binds as root, or as the service user at a reload), so
+ * the path was not taken over by another account's socket; else 0 with the pid that made it
+ * in *pid_r. */
 int handoff_listener_ok(int sock, long *pid_r);
 
 #endif

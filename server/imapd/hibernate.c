@@ -21,8 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-/* how long a worker waits for imap-hibernate to take a session before keeping it */
+/* how long a worker waits to send a session to imap-hibernate, and for its answer */
 #define HIBERNATE_SEND_MS 2000
+#define HIBERNATE_ACK_MS 60000
 
 int64_t hibernate_delay_ms(struct client *c)
 {
@@ -141,13 +142,24 @@ int hibernate_try(struct client *c, const char *tag, int64_t deadline_ms)
         log_warn("hibernate_failed", "error=%s", log_quote(cf_strerror(r)));
         goto out;
     }
-    /* the connection is imap-hibernate's only once it says so; until then it is ours */
+    /* The connection is imap-hibernate's once it says so, and ours when it says no or closes.
+     * Silence is neither: it may have taken the session and be slow to say so (a loaded
+     * machine), and a session must never be served by both. So the wait is long, and when
+     * even that passes the connection is shut down for both (the client reconnects). */
     struct pollfd p = { s, POLLIN, 0 };
     char ack = 0;
-    if (poll(&p, 1, HIBERNATE_SEND_MS) == 1 && read(s, &ack, 1) == 1 && ack == HANDOFF_ACK) {
+    int pr;
+    do pr = poll(&p, 1, HIBERNATE_ACK_MS);
+    while (pr < 0 && errno == EINTR);
+    ssize_t got = pr == 1 ? read(s, &ack, 1) : -1;
+    if (got == 1 && ack == HANDOFF_ACK) {
         took = 1;
+    } else if (pr == 0) {
+        log_warn("hibernate_failed", "reason=no_answer seconds=%d", HIBERNATE_ACK_MS / 1000);
+        shutdown(stream_fd(c->stream), SHUT_RDWR);
+        c->end_reason = "hibernate_no_answer";
     } else {
-        log_info("hibernate_refused", "reason=%s", ack ? "limit" : "no_answer");
+        log_info("hibernate_refused", "reason=%s", got == 1 ? "busy" : "closed");
     }
 out:
     if (s >= 0) close(s);

@@ -24,7 +24,9 @@ int64_t hibernate_delay_ms(struct client *c);
  * at deadline_ms (CLOCK_MONOTONIC). 1 when imap-hibernate took it (acknowledged): the session
  * is over in this worker (c->end_reason = "hibernated"; nothing more may be written to it);
  * 0 when it stays here (nothing was written to the client; imap-hibernate down, at its limit,
- * input already waiting). Blocks at most about two seconds on the hand-off socket. */
+ * input already waiting), or when imap-hibernate said nothing for a minute: then it may hold
+ * the session too, so the connection is shut down for both and c->end_reason set. Blocks on
+ * the hand-off socket up to that minute. */
 int hibernate_try(struct client *c, const char *tag, int64_t deadline_ms);
 
 /* hibernate_resume: the session imap-hibernate handed back (state[0, len), kind HIBERNATE_KIND_*)
