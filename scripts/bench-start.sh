@@ -32,6 +32,26 @@ if [ "$(id -u)" = 0 ]; then
     USER_LINE="user = coffer"
     chown coffer "$DIR" "$DIR/config" "$DIR/spool"
 fi
+# BENCH_HIBERNATE=DURATION (e.g. 1s): IDLE hibernation on (man/imap-hibernate.8), sessions idle
+# that long in IDLE move to one imap-hibernate process; BENCH_MAXCHILD: the imap service's
+# maxchild (default 400). Many connections need descriptors: raise the limit cofferd inherits.
+HIB=${BENCH_HIBERNATE:-}
+MAXCHILD=${BENCH_MAXCHILD:-400}
+HIB_GLOBAL=""; HIB_LISTEN=""; HIB_SERVICE=""; HIB_GROUP=""
+if [ -n "$HIB" ]; then
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    [ "$(id -u)" = 0 ] && HIB_GROUP="socket_group = $(id -gn coffer)"
+    HIB_GLOBAL="imap_hibernate_timeout = $HIB
+imap_hibernate_socket = $DIR/imap-hibernate.sock
+imap_hibernate_resume_socket = $DIR/imap-resume.sock"
+    HIB_LISTEN=" $DIR/imap-resume.sock"
+    HIB_SERVICE="[service imap-hibernate]
+program = imap-hibernate
+listen = $DIR/imap-hibernate.sock
+$HIB_GROUP
+prefork = 1
+maxchild = 1"
+fi
 cat > "$DIR/partitions.conf" <<CONF
 default $DIR/spool
 CONF
@@ -51,12 +71,16 @@ sasl_mech_list = PLAIN LOGIN
 # and per user+address (which protect a public server from one host) would refuse them
 max_preauth_per_ip = 0
 max_userip_connections = 0
+$HIB_GLOBAL
 
 [service imap]
 program = imapd
-listen = 127.0.0.1:$IMAP
+listen = 127.0.0.1:$IMAP$HIB_LISTEN
+$HIB_GROUP
 prefork = 4
-maxchild = 400
+maxchild = $MAXCHILD
+
+$HIB_SERVICE
 
 [service pop3]
 program = pop3d

@@ -40,7 +40,8 @@ IO_TIMEOUT = 15.0               # default bound on one network read
 GREETING = {"imap": rb"^\* OK", "pop3": rb"^\+OK", "lmtp": rb"^220 ",
             "sieve": rb'^"IMPLEMENTATION" ', "admin": rb"^OK coffer-admin "}
 PROTOCOL_OF = {"imapd": "imap", "pop3d": "pop3", "lmtpd": "lmtp", "sieved": "sieve",
-               "router": "router", "lmtproute": "lmtp", "admind": "admin"}
+               "router": "router", "lmtproute": "lmtp", "admind": "admin",
+               "imap-hibernate": None}   # None: no greeting to wait for
 
 # (name, program, tls, unix socket?)  -- the services every instance gets by default
 DEFAULT_SERVICES = [
@@ -642,7 +643,7 @@ class Coffer:
         """Wait until each service (default: all) answers with its greeting; raises
         StartError if the master exits or the bound passes."""
         deadline = time.monotonic() + timeout
-        pending = list(services or self.services)
+        pending = [s for s in (services or self.services) if self.protocol(s) is not None]
         last_err = None
         while pending:
             if self.proc is not None and self.proc.poll() is not None:

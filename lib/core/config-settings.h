@@ -64,6 +64,10 @@
     X(CFG_METADATA_MAX_SIZE, "metadata_max_size", SIZE, "1M", "most bytes of values one mailbox (or the server) holds in one scope, as metadata_max_entries counts; more is refused with [METADATA TOOMANY] (0: no limit)") \
     X(CFG_METADATA_MAX_ENTRIES_PER_USER, "metadata_max_entries_per_user", INT, "1000", "most private METADATA entries one user holds on all mailboxes and the server together; more is refused with [METADATA TOOMANY] (0: no limit)") \
     X(CFG_NOTIFY_MAX_MAILBOXES, "notify_max_mailboxes", INT, "200", "most mailboxes one IMAP session may watch for message events with NOTIFY (RFC 5465); more is refused or ends with NOTIFICATIONOVERFLOW") \
+    X(CFG_IMAP_HIBERNATE_TIMEOUT, "imap_hibernate_timeout", DURATION, "30s", "an IMAP session idle in IDLE this long moves to imap-hibernate when imap_hibernate_socket is set (0: never)") \
+    X(CFG_IMAP_HIBERNATE_SOCKET, "imap_hibernate_socket", PATH, "", "UNIX socket of the imap-hibernate service, to which imapd hands idle IDLE sessions (empty: no hibernation)") \
+    X(CFG_IMAP_HIBERNATE_RESUME_SOCKET, "imap_hibernate_resume_socket", PATH, "", "UNIX socket, one of the imap service's listen addresses, on which imap-hibernate hands sessions back to imapd workers") \
+    X(CFG_IMAP_HIBERNATE_MAX_CONNECTIONS, "imap_hibernate_max_connections", INT, "20000", "most sessions imap-hibernate holds; further ones stay in their imapd worker") \
     X(CFG_LMTP_OVERQUOTA_PERMANENT, "lmtp_overquota_permanent", BOOL, "no", "over-quota deliveries fail with 552 5.2.2 instead of 452 4.2.2") \
     X(CFG_LMTP_REQUIRE_AUTH, "lmtp_require_auth", BOOL, "no", "LMTP over TCP accepts MAIL only after AUTH as an administrator (UNIX sockets: the file permissions decide, see socket_mode)") \
     X(CFG_SENDMAIL, "sendmail", STR, "/usr/sbin/sendmail -oi -f <>", "command (absolute path and arguments, no shell) that Sieve redirect and vacation hand messages to; -- and the recipient are appended") \
@@ -89,7 +93,7 @@
     X(CFG_SASL_SASLAUTHD_PATH, "sasl_saslauthd_path", PATH, "", "saslauthd socket directory when sasl_pwcheck_method = saslauthd (default: SASL's)")
 
 #define COFFER_SERVICE_SETTINGS(X) \
-    X(SVC_PROGRAM, "program", STR, "", "worker program: imapd, pop3d, lmtpd, sieved, router, lmtproute or admind (a bare name is looked up beside cofferd, else in ../libexec/coffer from it)") \
+    X(SVC_PROGRAM, "program", STR, "", "worker program: imapd, imap-hibernate, pop3d, lmtpd, sieved, router, lmtproute or admind (a bare name is looked up beside cofferd, else in ../libexec/coffer from it)") \
     X(SVC_LISTEN, "listen", LIST, "", "addresses: HOST:PORT, [IPv6]:PORT or an absolute UNIX socket path") \
     X(SVC_TLS, "tls", ENUM, "starttls", "starttls|implicit|none: TLS on this service") \
     X(SVC_SOCKET_MODE, "socket_mode", STR, "", "octal mode of this service's UNIX sockets, never giving others access (default: 0600, or 0660 with socket_group)") \

@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "net/conntab.h"
+#include "net/handoff.h"
 #include "core/metrics.h"
 #include "net/listen.h"
 #include "net/stream.h"
@@ -21,6 +22,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -144,6 +146,16 @@ int worker_note_login(struct worker_session *ws, const char *user)
     return 0;
 }
 
+void worker_note_resumed(struct worker_session *ws, const char *user)
+{
+    if (g_conntab && ws->conn_slot > 0) {
+        int count = 0;
+        int r = conntab_login(g_conntab, ws->conn_slot, user, 0, &count);
+        if (r < 0) log_warn("conntab_unavailable", "error=%s", log_quote(cf_strerror(r)));
+    }
+    stream_set_deadline(ws->stream, 0);
+}
+
 void worker_note_logout(struct worker_session *ws)
 {
     if (g_conntab && ws->conn_slot > 0) conntab_logout(g_conntab, ws->conn_slot);
@@ -155,9 +167,17 @@ void worker_note(const char *text)
     if (g_conntab && g_note_slot > 0) conntab_note(g_conntab, g_note_slot, text);
 }
 
-/* serve: one connection on fd (owned; freed with the stream). */
+/* A session handed back by imap-hibernate (ops->resume): its kind and state. */
+struct resumed {
+    uint32_t kind;
+    struct buf state;
+};
+
+/* serve: one connection on fd (owned; freed with the stream); res: a resumed session, else
+ * NULL. */
 static void serve(const struct worker_ops *ops, const struct config *cfg,
-                  const struct config_service *svc, struct tls_ctx *tls, int fd)
+                  const struct config_service *svc, struct tls_ctx *tls, int fd,
+                  struct resumed *res)
 {
     struct worker_session ws;
     memset(&ws, 0, sizeof ws);
@@ -187,9 +207,23 @@ static void serve(const struct worker_ops *ops, const struct config *cfg,
 
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    log_new_session_id();
-    log_info("connect", "service=%s peer=%s local=%s", log_quote(svc->name), ws.peer, ws.local);
+    if (!res) {
+        log_new_session_id();
+        log_info("connect", "service=%s peer=%s local=%s", log_quote(svc->name), ws.peer,
+                 ws.local);
+    }
     ws.stream = stream_new(fd);
+    if (res) {
+        /* admitted long ago: its slot counts for its user, uncounted before login; the
+         * session sets its own id and logs its own line (ops->resume) */
+        if (g_conntab) {
+            int count = 0;
+            int r = conntab_enter(g_conntab, (int)getpid(), svc->name, &addr, 0, &count);
+            if (r > 0) ws.conn_slot = g_note_slot = r;
+        }
+        ops->resume(&ws, res->kind, buf_cstr(&res->state), res->state.len);
+        goto closed;
+    }
     /* H2: the whole unauthenticated phase, TLS handshake included, has one deadline counted
      * from accept; a peer that sends nothing, or one byte at a time, gives the worker back
      * after login_timeout instead of idle_timeout */
@@ -293,7 +327,7 @@ static int inetd_session(const struct worker_ops *ops, const struct config *cfg,
     if (fstat(0, &st) == 0 && S_ISSOCK(st.st_mode)) {
         int fd = dup(0);
         if (fd < 0) return 1;
-        serve(ops, cfg, svc, tls, fd);
+        serve(ops, cfg, svc, tls, fd, NULL);
         return 0;
     }
     pid_t relay = -1;
@@ -302,7 +336,7 @@ static int inetd_session(const struct worker_ops *ops, const struct config *cfg,
         log_err("inetd_failed", "error=%s", log_quote(strerror(errno)));
         return 1;
     }
-    serve(ops, cfg, svc, tls, fd);
+    serve(ops, cfg, svc, tls, fd, NULL);
     int st2;
     while (waitpid(relay, &st2, 0) < 0 && errno == EINTR) {}
     return 0;
@@ -416,6 +450,47 @@ static int zygote_loop(int zfd, char *zflag)
     }
 }
 
+/* resume_index: which of the nfds listeners is ops->resume_socket, or -1. */
+static int resume_index(const struct worker_ops *ops, const struct config *cfg, int nfds)
+{
+    const char *path = ops->resume_socket && ops->resume ? ops->resume_socket(cfg) : NULL;
+    if (!path || !*path) return -1;
+    for (int i = 0; i < nfds; i++) {
+        struct sockaddr_un un;
+        socklen_t len = sizeof un;
+        memset(&un, 0, sizeof un);
+        if (getsockname(WORKER_FIRST_FD + i, (struct sockaddr *)&un, &len) == 0 &&
+            un.sun_family == AF_UNIX && !strncmp(un.sun_path, path, sizeof un.sun_path))
+            return i;
+    }
+    return -1;
+}
+
+/* serve_resumed: a connection on the resume listener: a sibling handing a session back.
+ * The peer is checked, the client's descriptor and state read, and the session served;
+ * anything else is logged and closed. */
+static void serve_resumed(const struct worker_ops *ops, const struct config *cfg,
+                          const struct config_service *svc, struct tls_ctx *tls, int c)
+{
+    long pid, uid;
+    if (!handoff_peer_ok(c, &pid, &uid)) {
+        log_warn("resume_refused", "reason=peer peer_pid=%ld peer_uid=%ld", pid, uid);
+        close(c);
+        return;
+    }
+    struct resumed res = { 0, BUF_INIT };
+    int fd = -1;
+    int r = handoff_recv(c, &fd, &res.kind, &res.state, 2000);
+    close(c);
+    if (r < 0) {
+        log_warn("resume_refused", "reason=%s peer_pid=%ld", log_quote(cf_strerror(r)), pid);
+        buf_fini(&res.state);
+        return;
+    }
+    serve(ops, cfg, svc, tls, fd, &res);
+    buf_fini(&res.state);
+}
+
 /* accept_loop: the prefork worker's life. Returns the exit code. */
 static int accept_loop(const struct worker_ops *ops, const struct config *cfg,
                        const struct config_service *svc, struct tls_ctx *tls, int nfds)
@@ -438,6 +513,7 @@ static int accept_loop(const struct worker_ops *ops, const struct config *cfg,
     }
     g_nlisten = nfds;
     if (worker_shutdown || worker_retire) close_listeners();
+    int ri = resume_index(ops, cfg, nfds);
     long long maxuse = service_int(svc, SVC_MAXUSE);
     long long served = 0;
     sigset_t block, orig;
@@ -480,7 +556,8 @@ static int accept_loop(const struct worker_ops *ops, const struct config *cfg,
             }
             report(WORKER_BUSY);
             served++;
-            serve(ops, cfg, svc, tls, c);
+            if (i == ri) serve_resumed(ops, cfg, svc, tls, c);
+            else serve(ops, cfg, svc, tls, c, NULL);
             break;   /* report READY again and poll afresh, also checking the flags */
         }
     }
@@ -675,7 +752,14 @@ int worker_main(int argc, char **argv, const struct worker_ops *ops)
             goto out;
         }
     }
-    rc = accept_loop(ops, cfg, svc, tls, nfds);
+    if (ops->run) {
+        for (int k = 0; k < nfds; k++) fcntl(WORKER_FIRST_FD + k, F_SETFD, FD_CLOEXEC);
+        g_nlisten = nfds;
+        report(WORKER_READY);
+        rc = ops->run(cfg, svc, nfds);
+    } else {
+        rc = accept_loop(ops, cfg, svc, tls, nfds);
+    }
 out:
     conntab_free(&g_conntab);
     tls_ctx_free(&tls);

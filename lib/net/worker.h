@@ -55,6 +55,18 @@ struct worker_ops {
      * max_preauth_per_ip connections that have not logged in; NULL: close without a word.
      * Never sent on an implicit-TLS service (the refusal must not cost a handshake). */
     const char *too_many;
+    /* IDLE hibernation (imapd; man/imap-hibernate.8), all optional. resume_socket: the path
+     * of the service's UNIX listener on which imap-hibernate hands sessions back ("" or NULL:
+     * none). A connection accepted there is checked (handoff_peer_ok: a sibling under the
+     * master, same uid), carries the client's descriptor and the session state (net/handoff.h),
+     * and is served by resume instead of session: no greeting, no login deadline, not counted
+     * against max_preauth_per_ip. */
+    const char *(*resume_socket)(const struct config *cfg);
+    void (*resume)(struct worker_session *ws, uint32_t kind, const char *state, size_t len);
+    /* run: a program that serves its listeners itself (imap-hibernate, one process with
+     * epoll): called in the worker, after its READY report, instead of the accept loop, with
+     * the number of listeners (fds WORKER_FIRST_FD ...); returns the exit code. */
+    int (*run)(const struct config *cfg, const struct config_service *svc, int nfds);
 };
 
 /* Set by SIGTERM: the server is shutting down. A session waiting for input gets CF_E_SHUTDOWN
@@ -157,6 +169,11 @@ int worker_starttls(struct worker_session *ws, const char **end_reason);
  * the deadline is lifted and the idle timeout alone applies. user NULL (LMTP) applies no
  * per-user limit. Never blocks longer than one scan of the table under its lock. */
 int worker_note_login(struct worker_session *ws, const char *user);
+
+/* worker_note_resumed: for a session handed back after hibernation (ops->resume): it is
+ * logged in as user again in the connection table, without applying max_userip_connections
+ * (the connection was admitted when it logged in), and no login deadline runs. */
+void worker_note_resumed(struct worker_session *ws, const char *user);
 
 /* worker_note_logout: the session is back in its pre-login phase (IMAP UNAUTHENTICATE, RFC
  * 8437): its slot counts for no user (until the next worker_note_login), and a login_timeout

@@ -19,6 +19,11 @@
  * mailbox_watch_changed drops them. */
 #define WATCH_MASK (IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_DELETE_SELF | \
                     IN_MOVE_SELF)
+/* The set (NOTIFY, imap-hibernate) leaves IN_CLOSE_WRITE out: every process that opened the
+ * index read-write reports one at its close, writer or not (a session ending, or the reader
+ * imap-hibernate itself, which checks the header on each event and would wake itself for
+ * ever), while every write of the index, a tool's included, already reports IN_MODIFY. */
+#define WATCHSET_MASK (WATCH_MASK & ~IN_CLOSE_WRITE)
 
 struct mailbox_watch {
     int fd;
@@ -106,7 +111,7 @@ int mailbox_watchset_add(struct mailbox_watchset *ws, const char *partition_path
                          const char *uniqueid)
 {
     char *dir = partition_mailbox_dir(partition_path, uniqueid);
-    int wd = inotify_add_watch(ws->fd, dir, WATCH_MASK);
+    int wd = inotify_add_watch(ws->fd, dir, WATCHSET_MASK);
     if (wd < 0)
         log_debug("mailbox_watch", "call=inotify_add_watch path=%s error=\"%s\"", dir,
                   strerror(errno));

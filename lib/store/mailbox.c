@@ -778,6 +778,7 @@ int mailbox_reuse(struct mailbox *mb, const char *partition, const char *uniquei
 void mailbox_set_nofsync(struct mailbox *mb, int on) { mb->nofsync = on; }
 const char *mailbox_uniqueid(const struct mailbox *mb) { return mb->uniqueid; }
 const char *mailbox_dir(const struct mailbox *mb) { return mb->dir; }
+const char *mailbox_partition(const struct mailbox *mb) { return mb->partition; }
 const struct index_header *mailbox_header(const struct mailbox *mb) { return &mb->hdr; }
 uint32_t mailbox_count(const struct mailbox *mb) { return mb->nview; }
 
@@ -796,6 +797,29 @@ uint32_t mailbox_msgno(const struct mailbox *mb, uint32_t uid)
         else hi = mid;
     }
     return 0;
+}
+
+void mailbox_view_state(const struct mailbox *mb, uint32_t *maxuid_r, uint64_t *modseq_r)
+{
+    *maxuid_r = mb->view_maxuid;
+    *modseq_r = mb->view_modseq;
+}
+
+void mailbox_view_restore(struct mailbox *mb, uint32_t *uids, uint32_t n, uint32_t maxuid,
+                          uint64_t modseq)
+{
+    free(mb->view);
+    mb->view = uids ? uids : xmalloc(sizeof *mb->view);   /* non-NULL: the view is built */
+    mb->nview = n;
+    mb->aview = n ? n : 1;
+    mb->view_maxuid = maxuid;
+    mb->view_modseq = modseq;
+    /* no generation and no record count match: the next sync compares view and records */
+    mb->view_generation = 0;
+    mb->view_records = 0;
+    mb->expunge_pending = 0;
+    mb->first_unseen = 0;
+    mb->first_unseen_modseq = 0;
 }
 
 /* ---- sync ---- */
@@ -987,7 +1011,8 @@ static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_change
         mbi_uidcol_build_note(&cb, j, raw);
         if (le_get32(raw + 4) & FLAG_EXPUNGED) continue;
         if (mb->nview == mb->aview) {
-            mb->aview = mb->aview ? mb->aview + mb->aview / 2 : (count > 16 ? count : 16);
+            /* (+ 16: an allocation of 1 must grow too) */
+            mb->aview = mb->aview ? mb->aview + mb->aview / 2 + 16 : (count > 16 ? count : 16);
             mb->view = xreallocarray(mb->view, mb->aview, sizeof *mb->view);
         }
         mb->view[mb->nview++] = u;

@@ -206,6 +206,19 @@ uint32_t mailbox_count(const struct mailbox *mb);
 uint32_t mailbox_uid(const struct mailbox *mb, uint32_t msgno);   /* 0 if out of range */
 uint32_t mailbox_msgno(const struct mailbox *mb, uint32_t uid);   /* 0 if not in the view */
 
+/* mailbox_view_state: where mb's session view stands, for handing the session to another
+ * process (imapd's hibernation): the highest uid it ever held and the mod-sequence up to which
+ * its flag changes were reported. The uids themselves are mailbox_uid(mb, 1..count). */
+void mailbox_view_state(const struct mailbox *mb, uint32_t *maxuid_r, uint64_t *modseq_r);
+
+/* mailbox_view_restore: give mb, a handle without a view yet (mailbox_open_target), the view
+ * another process saved with mailbox_view_state: uids (n of them, ascending, at most maxuid;
+ * taken over and freed by mb) as messages 1..n. The next mailbox_sync compares it with the
+ * records and reports the expunges, arrivals and flag changes since, exactly as it would have
+ * to the session that saved it. Does not block. */
+void mailbox_view_restore(struct mailbox *mb, uint32_t *uids, uint32_t n, uint32_t maxuid,
+                          uint64_t modseq);
+
 /* mailbox_first_unseen: the message number of the first message of the view whose record has
  * neither \Seen nor EXPUNGED now (RFC 3501 [UNSEEN]), 0 if none, or <0 (lock error). Reads the
  * records in order under the shared lock and stops at the first: costs what precedes it. */
@@ -278,6 +291,8 @@ int mailbox_claim_recent(struct mailbox *mb, int claim, uint32_t *first_r, uint3
 
 const char *mailbox_uniqueid(const struct mailbox *mb);
 const char *mailbox_dir(const struct mailbox *mb);
+/* mailbox_partition: the partition directory mb was opened on (as given to mailbox_open) */
+const char *mailbox_partition(const struct mailbox *mb);
 
 /* mailbox_status: the index header of a mailbox without opening a session (STATUS, LIST
  * counters): one shared lock, one read of the header area. 0, CF_E_NOTFOUND, CF_E_CORRUPT,

@@ -4,6 +4,7 @@
 #include "imapd.h"
 #include "selected.h"
 #include "notify.h"
+#include "hibernate.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -49,22 +50,18 @@ static int push(struct client *c)
     return 0;
 }
 
-void cmd_idle(struct client *c, const struct imap_command *cmd)
+/* idle_run: the IDLE loop of tag until DONE, the deadline, the end of the session, or its
+ * hand-off to imap-hibernate (hibernate.h). hib_first_ms: when to try the first hand-off
+ * (CLOCK_MONOTONIC ms; 0: after imap_hibernate_timeout from now). */
+static void idle_run(struct client *c, const char *tag, int64_t deadline, int64_t hib_first_ms)
 {
-    if (cmd->nargs) {
-        client_tagged(c, cmd->tag, "BAD IDLE takes no arguments");
-        return;
-    }
-    int64_t limit = config_int(c->ws->cfg, CFG_IDLE_TIMEOUT);
-    if (limit < IDLE_MIN_SECONDS) limit = IDLE_MIN_SECONDS;
-    if (limit > INT32_MAX) limit = INT32_MAX;   /* L13: a huge duration must not overflow */
-    int64_t deadline = now_ms() + limit * 1000;
     struct mailbox_watch *watch = NULL;
     if (c->sel && !notify_active(c) && mailbox_watch_open(c->sel->mb, &watch) < 0) watch = NULL;
     int poll_ms = watch ? IDLE_POLL_MS_WATCH : IDLE_POLL_MS_PLAIN;
     if (notify_active(c)) poll_ms = NOTIFY_SCAN_MS;
+    int64_t hib_delay = hibernate_delay_ms(c);
+    int64_t hib_at = hib_delay < 0 ? -1 : hib_first_ms ? hib_first_ms : now_ms() + hib_delay;
     struct buf line = BUF_INIT;
-    stream_puts(c->stream, "+ idling\r\n");
     if (push(c) < 0) goto out;
     for (;;) {
         /* the first look does not wait: input already there is read before anything is pushed */
@@ -73,9 +70,23 @@ void cmd_idle(struct client *c, const struct imap_command *cmd)
             if (worker_shutdown) r = CF_E_SHUTDOWN;
             else if (now_ms() >= deadline) r = CF_E_TIMEOUT;
         }
+        if (r == 0 && hib_at >= 0 && now_ms() >= hib_at) {
+            /* quiet for imap_hibernate_timeout: the connection moves to imap-hibernate, and
+             * this worker is free for others */
+            if (hibernate_try(c, tag, deadline)) goto out;
+            if (c->end_reason) goto out;
+            hib_at = now_ms() + (hib_delay > 0 ? hib_delay : 1000);
+            continue;
+        }
         if (r == 0) {
             int nfd = notify_idle_fd(c);     /* NOTIFY's watches replace the mailbox's own */
-            r = stream_wait_readable(c->stream, watch ? mailbox_watch_fd(watch) : nfd, poll_ms);
+            int wait_ms = poll_ms;
+            if (hib_at >= 0) {
+                int64_t left = hib_at - now_ms();
+                if (left < 0) left = 0;
+                if (left < wait_ms) wait_ms = (int)left;
+            }
+            r = stream_wait_readable(c->stream, watch ? mailbox_watch_fd(watch) : nfd, wait_ms);
             int changed = r > 0 && (r & STREAM_WAIT_EXTRA)
                               ? (watch ? mailbox_watch_changed(watch) : 1) : 0;
             /* a timeout is the periodic sync; a watch event that was no commit needs none */
@@ -88,14 +99,14 @@ void cmd_idle(struct client *c, const struct imap_command *cmd)
             if (r == 0) {
                 /* RFC 2177 section 3: DONE ends it; anything else is an error that ends it too */
                 if (!strcasecmp(buf_cstr(&line), "DONE"))
-                    client_tagged(c, cmd->tag, "OK IDLE terminated");
+                    client_tagged(c, tag, "OK IDLE terminated");
                 else
-                    client_tagged(c, cmd->tag, "BAD Expected DONE");
+                    client_tagged(c, tag, "BAD Expected DONE");
                 break;
             }
         }
         if (r == CF_E_LIMIT) {
-            client_tagged(c, cmd->tag, "BAD Line too long");
+            client_tagged(c, tag, "BAD Line too long");
             goto out;
         }
         c->end_reason = worker_read_end(c->stream, r, &client_texts);
@@ -104,4 +115,28 @@ void cmd_idle(struct client *c, const struct imap_command *cmd)
 out:
     mailbox_watch_close(&watch);
     buf_fini(&line);
+}
+
+void cmd_idle(struct client *c, const struct imap_command *cmd)
+{
+    if (cmd->nargs) {
+        client_tagged(c, cmd->tag, "BAD IDLE takes no arguments");
+        return;
+    }
+    int64_t limit = config_int(c->ws->cfg, CFG_IDLE_TIMEOUT);
+    if (limit < IDLE_MIN_SECONDS) limit = IDLE_MIN_SECONDS;
+    if (limit > INT32_MAX) limit = INT32_MAX;   /* L13: a huge duration must not overflow */
+    int64_t deadline = now_ms() + limit * 1000;
+    stream_puts(c->stream, "+ idling\r\n");
+    idle_run(c, cmd->tag, deadline, 0);
+}
+
+void idle_resume(struct client *c, const char *tag, int64_t deadline, int soon)
+{
+    const struct command *def = command_find("IDLE");
+    c->cmd_flags = def ? def->flags : CMD_NEEDS_AUTH;
+    /* woken by a change the client did not ask about: once it is told, the session may go
+     * back to sleep at once; woken by input, the client is active and waits the full time */
+    idle_run(c, tag, deadline, soon ? now_ms() : 0);
+    command_finish(c);
 }

@@ -106,6 +106,16 @@ static void command_sync(struct client *c, unsigned flags, enum client_done done
     if (r < 0) selected_sync_failed(c, r);
 }
 
+void command_finish(struct client *c)
+{
+    /* the updates go to the stream before the recorded tagged line: take it out first */
+    struct client_reply reply;
+    client_reply_take(c, &reply);
+    command_sync(c, c->cmd_flags, reply.done);
+    client_reply_write(c, &reply);
+    c->cmd_flags = 0;
+}
+
 void command_dispatch(struct client *c, const struct imap_command *cmd)
 {
     const struct command *def = command_find(cmd->name);
@@ -138,12 +148,7 @@ void command_dispatch(struct client *c, const struct imap_command *cmd)
     notify_before_command(c);         /* NOTIFY: others' changes first (notify.h) */
     def->handler(c, cmd);
     notify_after_command(c, cmd);     /* NOTIFY: the command's own changes, untold */
-    /* the updates go to the stream before the recorded tagged line: take it out first */
-    struct client_reply reply;
-    client_reply_take(c, &reply);
-    command_sync(c, c->cmd_flags, reply.done);
-    client_reply_write(c, &reply);
-    c->cmd_flags = 0;
+    command_finish(c);
     /* the latency as the server sees it: from dispatch to the tagged reply's write; labelled
      * with the table's names only (UID FETCH counts as UID), so a client cannot make labels */
     clock_gettime(CLOCK_MONOTONIC, &t1);

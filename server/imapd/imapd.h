@@ -200,6 +200,17 @@ const struct command *command_find(const char *name);
  * mailbox. */
 void command_dispatch(struct client *c, const struct imap_command *cmd);
 
+/* command_finish: complete the running command (flags in c->cmd_flags): the untagged updates
+ * its flags allow, then its recorded tagged response (the second half of command_dispatch;
+ * also for an IDLE resumed after hibernation). Blocks on the mailbox. */
+void command_finish(struct client *c);
+
+/* idle_resume (cmd-idle.c): go on with the IDLE of tag, handed back by imap-hibernate, until
+ * DONE or deadline (CLOCK_MONOTONIC ms), first sending what changed meanwhile, and complete it
+ * as command_dispatch would. soon: may go back to imap-hibernate as soon as the client has
+ * been told (woken by a mailbox change, not by the client). */
+void idle_resume(struct client *c, const char *tag, int64_t deadline, int soon);
+
 /* ---- handlers, one file per family ---- */
 void cmd_capability(struct client *c, const struct imap_command *cmd);   /* cmd-any.c */
 void cmd_noop(struct client *c, const struct imap_command *cmd);

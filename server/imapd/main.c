@@ -3,6 +3,7 @@
 #include "imapd.h"
 #include "selected.h"
 #include "notify.h"
+#include "hibernate.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -76,17 +77,9 @@ static void reply_parse_error(struct client *c, const struct imap_command *cmd)
     client_reply_flush(c);
 }
 
-static void imapd_session(struct worker_session *ws)
+/* session_loop: read and run commands until the session ends, then release it. */
+static void session_loop(struct worker_session *ws, struct client *c)
 {
-    struct client *c = client_new(ws);
-    stream_set_timeout(c->stream, config_int(ws->cfg, CFG_IDLE_TIMEOUT));
-
-    struct buf caps = BUF_INIT;
-    client_capabilities(c, &caps);
-    client_untagged(c, "OK [CAPABILITY %s] %s Coffer IMAP4rev1 server ready", buf_cstr(&caps),
-                    imapd_hostname());
-    buf_fini(&caps);
-
     while (!c->end_reason) {
         /* pipelining: answer everything already received before the first flush */
         if (stream_pending(c->stream) == 0 && stream_flush(c->stream) < 0) {
@@ -138,12 +131,48 @@ static void imapd_session(struct worker_session *ws)
     client_free(&c);
 }
 
+static void imapd_session(struct worker_session *ws)
+{
+    struct client *c = client_new(ws);
+    stream_set_timeout(c->stream, config_int(ws->cfg, CFG_IDLE_TIMEOUT));
+
+    struct buf caps = BUF_INIT;
+    client_capabilities(c, &caps);
+    client_untagged(c, "OK [CAPABILITY %s] %s Coffer IMAP4rev1 server ready", buf_cstr(&caps),
+                    imapd_hostname());
+    buf_fini(&caps);
+    session_loop(ws, c);
+}
+
+/* imapd_resume: a session handed back by imap-hibernate (hibernate.h): rebuilt, its IDLE goes
+ * on (sending what changed meanwhile), then the command loop as ever. */
+static void imapd_resume(struct worker_session *ws, uint32_t kind, const char *state, size_t len)
+{
+    struct client *c = client_new(ws);
+    stream_set_timeout(c->stream, config_int(ws->cfg, CFG_IDLE_TIMEOUT));
+    char *tag = NULL;
+    int64_t deadline = 0;
+    if (hibernate_resume(c, kind, state, len, &tag, &deadline) == 0) {
+        client_update_limits(c);
+        idle_resume(c, tag, deadline, kind == HIBERNATE_KIND_CHANGE);
+    }
+    free(tag);
+    session_loop(ws, c);
+}
+
+static const char *imapd_resume_socket(const struct config *cfg)
+{
+    return config_str(cfg, CFG_IMAP_HIBERNATE_RESUME_SOCKET);
+}
+
 static const struct worker_ops imapd_ops = {
     .name = "imapd",
     .init = imapd_init,
     .session = imapd_session,
     /* H2: over max_preauth_per_ip */
     .too_many = "* BYE [UNAVAILABLE] Too many connections from your address",
+    .resume_socket = imapd_resume_socket,   /* IDLE hibernation (hibernate.h) */
+    .resume = imapd_resume,
 };
 
 int main(int argc, char **argv)
