@@ -149,8 +149,15 @@ static int health(struct buf *why)
     int ok = 1;
     for (struct service *s = g_services; s; s = s->next) {
         if (!s->active) continue;
-        int total, idle, ready, busy;
-        count_children(s, &total, &idle, &ready, &busy);
+        /* a worker retired by a reload still says ready until it exits: not counted, so
+         * /health does not answer 200 between the reload and the new workers' start only to
+         * fall back to 503 when the old ones leave */
+        int ready = 0, busy = 0;
+        for (struct child *c = g_children; c; c = c->next) {
+            if (c->svc != s) continue;
+            if (c->state == CH_READY && !c->retiring) ready++;
+            if (c->state == CH_BUSY) busy++;
+        }
         int listening = 1;
         for (size_t i = 0; i < s->nl; i++) listening &= s->l[i].fd >= 0;
         if (!listening || (ready == 0 && busy == 0)) {
