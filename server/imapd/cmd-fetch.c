@@ -760,6 +760,65 @@ static int mark_seen(struct fetch *f, const struct imap_seqset *msgs, struct ima
     return r;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* changed_msgnos: RFC 7162 section 3.1.4.1 CHANGEDSINCE: the message numbers of msgs whose
+ * mod-sequence is above it (a \Seen set by this FETCH, seen_now, is such a change), from
+ * mailbox_modseq_scan, which reads only the blocks of records holding one, so that the cost
+ * follows the changes and not the set (FETCH 1:* (FLAGS) (CHANGEDSINCE m) on a big mailbox).
+ * Only when the scan says every message of the view is live in the index it read (the
+ * session saw every change): a message not listed then has a mod-sequence <= m, and none of
+ * the set was expunged elsewhere (RFC 2180 section 4.1). Not for per-user \Seen (its
+ * mod-sequences are not the records'). *visit_r (ascending, caller frees) and 1, 0 when the
+ * caller must look at every message of the set, or a store error. */
+static int changed_msgnos(struct fetch *f, const struct imap_seqset *msgs,
+                          const struct imap_seqset *seen_now, uint32_t **visit_r, size_t *n_r)
+{
+    *visit_r = NULL;
+    *n_r = 0;
+    if (f->sel->seen_user) return 0;
+    struct mailbox_modseq_scan scan;
+    int r = mailbox_modseq_scan(f->sel->mb, f->changedsince, &scan);
+    if (r < 0 || !scan.view_current) {
+        mailbox_modseq_scan_fini(&scan);
+        return r;
+    }
+    uint32_t *v = NULL;
+    size_t n = 0, alloc = 0;
+    for (size_t i = 0; i < scan.n_changed; i++) {
+        uint32_t m = selected_msgno(f->sel, scan.changed[i]);
+        if (!m || !imap_seqset_contains(msgs, m)) continue;
+        if (n == alloc) {
+            alloc = alloc ? alloc * 2 : 64;
+            v = xreallocarray(v, alloc, sizeof *v);
+        }
+        v[n++] = m;
+    }
+    for (size_t i = 0; i < seen_now->count; i++) {
+        for (uint64_t u = seen_now->r[i].lo; u <= seen_now->r[i].hi; u++) {
+            uint32_t m = selected_msgno(f->sel, (uint32_t)u);
+            if (!m || !imap_seqset_contains(msgs, m)) continue;
+            if (n == alloc) {
+                alloc = alloc ? alloc * 2 : 64;
+                v = xreallocarray(v, alloc, sizeof *v);
+            }
+            v[n++] = m;
+        }
+    }
+    mailbox_modseq_scan_fini(&scan);
+    if (n) qsort(v, n, sizeof *v, cmp_u32);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!k || v[i] != v[k - 1]) v[k++] = v[i];
+    *visit_r = v;
+    *n_r = k;
+    return 1;
+}
+
 /* fetch_vanished: RFC 7162 section 3.2.6: UID FETCH ... (CHANGEDSINCE m VANISHED): "*
  * VANISHED (EARLIER)" for the uids of the set (as sent, not only those in the view) expunged
  * after m, before the FETCH responses. 0 or a store error. */
@@ -806,6 +865,9 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
     f.sel = c->sel;
     f.uid_cmd = command_is_uid(cmd);
     struct imap_seqset msgs = IMAP_SEQSET_INIT, seen_now = IMAP_SEQSET_INIT;
+    uint32_t *visit = NULL;     /* CHANGEDSINCE: the message numbers to look at */
+    size_t nvisit = 0;
+    int use_visit = 0;
     const char *err = NULL;
     int vanished = 0;
     size_t mods = preview_mods_arg(cmd);
@@ -850,10 +912,17 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
         imapd_reply_error(c, cmd->tag, r);
         goto out;
     }
+    if (f.changedsince &&
+        (use_visit = changed_msgnos(&f, &msgs, &seen_now, &visit, &nvisit)) < 0) {
+        imapd_reply_error(c, cmd->tag, use_visit);
+        goto out;
+    }
     int gone = 0;
     f.mail = mail_new(f.sel->mb);
-    for (size_t i = 0; i < msgs.count && r == 0; i++) {
-        for (uint64_t m = msgs.r[i].lo; m <= msgs.r[i].hi && r == 0; m++) {
+    /* every message of the set, or (CHANGEDSINCE) only those changed_msgnos found */
+    for (size_t i = 0; i < (use_visit ? nvisit : msgs.count) && r == 0; i++) {
+        uint64_t lo = use_visit ? visit[i] : msgs.r[i].lo, hi = use_visit ? visit[i] : msgs.r[i].hi;
+        for (uint64_t m = lo; m <= hi && r == 0; m++) {
             f.uid = selected_uid(f.sel, (uint32_t)m);
             mail_set_uid(f.mail, f.uid);
             int rr = mail_record(f.mail, &f.rec);
@@ -903,6 +972,7 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
     }
 out:
+    free(visit);
     mail_free(&f.mail);
     for (size_t i = 0; f.bin && i < f.n; i++) buf_fini(&f.bin[i].buf);
     free(f.bin);
