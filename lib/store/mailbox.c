@@ -797,6 +797,7 @@ void mailbox_changes_fini(struct mailbox_changes *c)
     free(c->expunged_msgnos);
     free(c->expunged_uids);
     free(c->changed_uids);
+    free(c->changed_recs);
     memset(c, 0, sizeof *c);
 }
 
@@ -896,6 +897,16 @@ static int view_from_column(struct mailbox *mb, struct mailbox_changes *ch)
     return 1;
 }
 
+/* push_changed: report uid (record rec) as changed in ch (*ac: the allocated length). */
+static void push_changed(struct mailbox_changes *ch, size_t *ac, uint32_t uid,
+                         const struct index_record *rec)
+{
+    size_t had = *ac;
+    mbi_push_u32(&ch->changed_uids, &ch->n_changed, ac, uid);
+    if (*ac != had) ch->changed_recs = xreallocarray(ch->changed_recs, *ac, sizeof *ch->changed_recs);
+    ch->changed_recs[ch->n_changed - 1] = *rec;
+}
+
 int mbi_msum_current(struct mailbox *mb)
 {
     const struct index_header *h = &mb->hdr;
@@ -953,7 +964,7 @@ static int view_changed_blocks(struct mailbox *mb, int no_expunge, struct mailbo
             r = mbi_read_record(mb, i, &rec);   /* its checksum, as the full walk checks */
             if (r < 0) break;
             r = 1;
-            mbi_push_u32(&ch->changed_uids, &ch->n_changed, &ac, u);
+            push_changed(ch, &ac, u, &rec);
         }
     }
     if (r < 0) {   /* keep the view whole: nothing was reported */
@@ -1019,7 +1030,7 @@ static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_change
                     mailbox_changes_fini(ch);
                     return rr;
                 }
-                mbi_push_u32(&ch->changed_uids, &ch->n_changed, &ac, u);
+                push_changed(ch, &ac, u, &r);
             }
             j++;
         }

@@ -185,6 +185,9 @@ struct mailbox_changes {
     uint32_t *expunged_uids;    /* same order */
     size_t n_expunged;
     uint32_t *changed_uids;     /* messages still in the view whose modseq grew (flags) */
+    struct index_record *changed_recs;   /* their records as the sync read them under the
+                                          * lock (checksum checked): a reply needs no second
+                                          * lookup, each a page or more of a fresh mapping */
     size_t n_changed;
     uint32_t n_new;             /* messages appended to the view */
     uint32_t exists;            /* the view's size after the sync */
