@@ -760,10 +760,18 @@ static int mark_seen(struct fetch *f, const struct imap_seqset *msgs, struct ima
     return r;
 }
 
-static int cmp_u32(const void *a, const void *b)
+/* A message changed_msgnos found: its number and, when the scan read it, its record (uid 0:
+ * look it up). */
+struct visit {
+    uint32_t msgno;
+    struct index_record rec;
+};
+
+static int cmp_visit(const void *a, const void *b)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
+    const struct visit *x = a, *y = b;
+    if (x->msgno != y->msgno) return x->msgno < y->msgno ? -1 : 1;
+    return (x->rec.uid == 0) - (y->rec.uid == 0);   /* the one with a record first */
 }
 
 /* changed_msgnos: RFC 7162 section 3.1.4.1 CHANGEDSINCE: the message numbers of msgs whose
@@ -774,9 +782,11 @@ static int cmp_u32(const void *a, const void *b)
  * session saw every change): a message not listed then has a mod-sequence <= m, and none of
  * the set was expunged elsewhere (RFC 2180 section 4.1). Not for per-user \Seen (its
  * mod-sequences are not the records'). *visit_r (ascending, caller frees) and 1, 0 when the
- * caller must look at every message of the set, or a store error. */
+ * caller must look at every message of the set, or a store error. Each comes with the record
+ * the scan read under the lock, so that answering it needs no second lookup (each several
+ * pages of a fresh session's mapping). */
 static int changed_msgnos(struct fetch *f, const struct imap_seqset *msgs,
-                          const struct imap_seqset *seen_now, uint32_t **visit_r, size_t *n_r)
+                          const struct imap_seqset *seen_now, struct visit **visit_r, size_t *n_r)
 {
     *visit_r = NULL;
     *n_r = 0;
@@ -787,7 +797,7 @@ static int changed_msgnos(struct fetch *f, const struct imap_seqset *msgs,
         mailbox_modseq_scan_fini(&scan);
         return r;
     }
-    uint32_t *v = NULL;
+    struct visit *v = NULL;
     size_t n = 0, alloc = 0;
     for (size_t i = 0; i < scan.n_changed; i++) {
         uint32_t m = selected_msgno(f->sel, scan.changed[i]);
@@ -796,7 +806,8 @@ static int changed_msgnos(struct fetch *f, const struct imap_seqset *msgs,
             alloc = alloc ? alloc * 2 : 64;
             v = xreallocarray(v, alloc, sizeof *v);
         }
-        v[n++] = m;
+        v[n].msgno = m;
+        v[n++].rec = scan.changed_recs[i];
     }
     for (size_t i = 0; i < seen_now->count; i++) {
         for (uint64_t u = seen_now->r[i].lo; u <= seen_now->r[i].hi; u++) {
@@ -806,14 +817,15 @@ static int changed_msgnos(struct fetch *f, const struct imap_seqset *msgs,
                 alloc = alloc ? alloc * 2 : 64;
                 v = xreallocarray(v, alloc, sizeof *v);
             }
-            v[n++] = m;
+            memset(&v[n].rec, 0, sizeof v[n].rec);
+            v[n++].msgno = m;
         }
     }
     mailbox_modseq_scan_fini(&scan);
-    if (n) qsort(v, n, sizeof *v, cmp_u32);
+    if (n) qsort(v, n, sizeof *v, cmp_visit);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (!k || v[i] != v[k - 1]) v[k++] = v[i];
+        if (!k || v[i].msgno != v[k - 1].msgno) v[k++] = v[i];
     *visit_r = v;
     *n_r = k;
     return 1;
@@ -865,7 +877,7 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
     f.sel = c->sel;
     f.uid_cmd = command_is_uid(cmd);
     struct imap_seqset msgs = IMAP_SEQSET_INIT, seen_now = IMAP_SEQSET_INIT;
-    uint32_t *visit = NULL;     /* CHANGEDSINCE: the message numbers to look at */
+    struct visit *visit = NULL; /* CHANGEDSINCE: the messages to look at */
     size_t nvisit = 0;
     int use_visit = 0;
     const char *err = NULL;
@@ -921,10 +933,14 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
     f.mail = mail_new(f.sel->mb);
     /* every message of the set, or (CHANGEDSINCE) only those changed_msgnos found */
     for (size_t i = 0; i < (use_visit ? nvisit : msgs.count) && r == 0; i++) {
-        uint64_t lo = use_visit ? visit[i] : msgs.r[i].lo, hi = use_visit ? visit[i] : msgs.r[i].hi;
+        uint64_t lo = use_visit ? visit[i].msgno : msgs.r[i].lo;
+        uint64_t hi = use_visit ? visit[i].msgno : msgs.r[i].hi;
         for (uint64_t m = lo; m <= hi && r == 0; m++) {
             f.uid = selected_uid(f.sel, (uint32_t)m);
-            mail_set_uid(f.mail, f.uid);
+            if (use_visit && visit[i].rec.uid == f.uid)
+                mail_set_record(f.mail, &visit[i].rec);   /* as the scan read it */
+            else
+                mail_set_uid(f.mail, f.uid);
             int rr = mail_record(f.mail, &f.rec);
             if (rr < 0) {
                 r = rr;
