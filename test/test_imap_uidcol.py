@@ -3,7 +3,8 @@ file ("uidcol", coffer-store(5)) equals what the messages say, whether the colum
 to date by the commits of another session (flag changes, expunges, appends), damaged, or
 removed: SELECT's EXISTS, UID SEARCH ALL, FETCH FLAGS and the RFC 7162 section 3.2.5 QRESYNC
 answer (VANISHED (EARLIER) and the changed messages) are compared with the client's own
-record of the changes."""
+record of the changes; a session that keeps it selected follows another's changes exactly
+(NOOP, FETCH CHANGEDSINCE), with the column kept, damaged or removed."""
 import os
 import re
 import sys
@@ -161,6 +162,110 @@ class UidColumn(SharedCofferTestCase):
                 self.assertEqual(fetched[u], live[u], how)
             # rebuilt (or kept): present again for the next round
             self.assertTrue(os.path.exists(col), how)
+
+    def test_long_lived_session_follows_changes(self):
+        """A session that keeps the mailbox selected while another changes it: its NOOP
+        reports exactly the expunges (message numbers as they are when sent) and flag changes
+        (RFC 3501 section 7.4.1, RFC 7162 section 3.2.10 with QRESYNC: VANISHED), and FETCH
+        1:* (FLAGS) (CHANGEDSINCE m) (RFC 7162 section 3.1.4.1) exactly the messages changed
+        after m, with their flags: with the column kept (the sync reads only the changed
+        blocks), damaged and removed (it walks the view)."""
+        box = "longbox"
+        w = self.conn()
+        self.ok(w, "CREATE %s" % box)
+        self.fill(w, box, 0, N)
+        self.ok(w, "SELECT %s" % box)
+        d = mailbox_dir(self.coffer.spool, box)
+        col = os.path.join(d, "uidcol")
+        wait_for(lambda: os.path.exists(col), 5, what="uid column file")
+        for qresync in (False, True):
+            s = self.conn()
+            if qresync:
+                self.ok(s, "ENABLE QRESYNC")
+            sel = b"".join(self.ok(s, "SELECT %s" % box))
+            wait_for(lambda: os.path.exists(col), 5, what="uid column file")   # (re)built
+            uids = [int(x) for x in re.findall(
+                rb"\d+", b"".join(self.ok(s, "UID SEARCH ALL")).split(b"SEARCH", 1)[1])]
+            flags = {}
+            for line in self.ok(s, "UID FETCH 1:* (FLAGS)"):
+                m = re.search(rb"UID (\d+)", line)
+                f = re.search(rb"FLAGS \(([^)]*)\)", line)
+                flags[int(m.group(1))] = set(f.group(1).split()) - {b"\\Recent"}
+            self.assertEqual(len(uids), int(re.search(rb"(\d+) EXISTS", sel).group(1)))
+            for rnd, how in enumerate(("kept", "kept", "damaged", "removed")):
+                hms = int(re.search(rb"HIGHESTMODSEQ (\d+)", b"".join(
+                    self.ok(s, "STATUS %s (HIGHESTMODSEQ)" % box))).group(1))
+                changed = set()
+                for u in uids[rnd + 3::89][:9]:
+                    kw = "$L%d%d" % (qresync, rnd)   # new to the message: a change
+                    self.ok(w, "UID STORE %d +FLAGS.SILENT (\\Answered %s)" % (u, kw))
+                    flags[u] |= {b"\\Answered", kw.encode()}
+                    changed.add(u)
+                dele = [u for u in uids[rnd + 7::113][:7] if u not in changed]
+                self.ok(w, "UID STORE %s +FLAGS.SILENT (\\Deleted)" % ",".join(map(str, dele)))
+                self.ok(w, "UID EXPUNGE %s" % ",".join(map(str, dele)))
+                top = max(uids)   # the newest is never expunged here: uidnext - 1
+                self.fill(w, box, top + 1, 2)
+                if how == "damaged":
+                    with open(col, "r+b") as f:
+                        f.seek(64 + 272 * 2 + 256)   # the highest modseq of block 2
+                        f.write(b"\x00" * 8)
+                elif how == "removed" and os.path.exists(col):
+                    os.unlink(col)
+                since = self.coffer.log_size()
+                u = self.ok(s, "NOOP")
+                seen_changed, seen_gone, exists = {}, [], None
+                cur = list(uids)
+                for line in u:
+                    m = re.match(rb"\* (\d+) EXPUNGE", line)
+                    if m:
+                        seen_gone.append(cur.pop(int(m.group(1)) - 1))
+                    m = re.match(rb"\* VANISHED ([\d:,]+)", line)
+                    if m:
+                        for part in m.group(1).split(b","):
+                            lo, _, hi = part.partition(b":")
+                            for x in range(int(lo), int(hi or lo) + 1):
+                                seen_gone.append(x)
+                                cur.remove(x)
+                    m = re.match(rb"\* (\d+) EXISTS", line)
+                    if m:
+                        exists = int(m.group(1))
+                        cur += [top + 1, top + 2][:exists - len(cur)]
+                    m = re.match(rb"\* (\d+) FETCH .*FLAGS \(([^)]*)\)", line)
+                    if m and cur[int(m.group(1)) - 1] <= top:
+                        seen_changed[cur[int(m.group(1)) - 1]] = \
+                            set(m.group(2).split()) - {b"\\Recent"}
+                self.assertEqual(sorted(seen_gone), sorted(dele), how)
+                self.assertEqual(set(seen_changed), changed, how)
+                for x in changed:
+                    self.assertEqual(seen_changed[x], flags[x], how)
+                uids = [x for x in uids if x not in dele] + [top + 1, top + 2]
+                for x in dele:
+                    del flags[x]
+                flags[top + 1] = set()
+                flags[top + 2] = set()
+                self.assertEqual(exists, len(uids), how)
+                if how == "damaged":
+                    self.assertTrue(self.coffer.log_grep("mailbox_uidcol_damaged", since), how)
+                # CHANGEDSINCE: exactly the changed and the new messages, by number and uid
+                got = {}
+                for line in self.ok(s, "FETCH 1:* (UID FLAGS) (CHANGEDSINCE %d)" % hms):
+                    m = re.match(rb"\* (\d+) FETCH", line)
+                    mu = re.search(rb"UID (\d+)", line)
+                    f = re.search(rb"FLAGS \(([^)]*)\)", line)
+                    self.assertEqual(uids[int(m.group(1)) - 1], int(mu.group(1)), how)
+                    got[int(mu.group(1))] = set(f.group(1).split()) - {b"\\Recent"}
+                self.assertEqual(set(got), changed | {top + 1, top + 2}, how)
+                for x in got:
+                    self.assertEqual(got[x], flags[x], how)
+                # and on a part of the set only
+                half = len(uids) // 2
+                got = set()
+                for line in self.ok(s, "FETCH %d:* (UID FLAGS) (CHANGEDSINCE %d)" % (half, hms)):
+                    got.add(int(re.search(rb"UID (\d+)", line).group(1)))
+                self.assertEqual(got, {x for x in changed | {top + 1, top + 2}
+                                       if uids.index(x) + 1 >= half}, how)
+            s.close()
 
 
 if __name__ == "__main__":

@@ -107,6 +107,9 @@ void mbi_write_verified(struct mailbox *mb);
  * mbi_msum_note for every record [0, record_count) and handed to mbi_msum_end. */
 uint64_t *mbi_msum_begin(struct mailbox *mb);
 void mbi_msum_end(struct mailbox *mb, uint64_t *msum);
+/* mbi_msum_current: under a lock, 1 when mb->msum summarizes the current header's records
+ * (made now from the uid column's block maxima when it did not), else 0. */
+int mbi_msum_current(struct mailbox *mb);
 /* mbi_boot_id: this boot's id (16 bytes): 0, or -1 when it cannot be known. */
 int mbi_boot_id(uint8_t id[16]);
 /* mbi_verified: 1 when the verified marker (index.h) names mb->hdr and this boot. */
@@ -128,6 +131,12 @@ struct uidcol_view {
 /* mbi_uidcol_view: under a lock, the view from the column when it names the current header
  * and passes its checks: 1, else 0 (a damaged one logged) and the caller reads the records. */
 int mbi_uidcol_view(struct mailbox *mb, struct uidcol_view *v);
+/* mbi_uidcol_maxima: under a lock, only the highest modseq of every block of 32 records from
+ * the column, when it names the current header and its blocks pass their checksums: 1 and
+ * *msum_r (a summary for mbi_msum_end, the caller owns it), else 0 (a damaged one logged).
+ * Reads the whole column (8.5 bytes a message), not the records (128 bytes a message): what
+ * an incremental sync and a CHANGEDSINCE scan use to find the blocks other sessions changed. */
+int mbi_uidcol_maxima(struct mailbox *mb, uint64_t **msum_r);
 /* A column being made from the records by a full pass (the view build): buf NULL when none
  * is to be written. mbi_uidcol_build_note for every record, then mbi_uidcol_build_end with the
  * pass's modseq summary (NULL: give up). */

@@ -81,9 +81,12 @@ int mailbox_modseq_scan(struct mailbox *mb, uint64_t since, struct mailbox_modse
     s->vanished_modseq = h->vanished_modseq;
     /* the raw fields only (uid, flags, modseq), no checksum; callers read the few records
      * they report with mailbox_record, which checks it */
-    if (mb->msum && mb->msum_generation == h->generation && mb->msum_modseq == h->highestmodseq &&
-        mb->msum_records == h->record_count) {
-        /* no record changed since the summary was made: only the blocks holding a modseq
+    s->view_current = mb->view && mb->view_generation == h->generation &&
+                      mb->view_records == h->record_count && mb->view_modseq == h->highestmodseq &&
+                      !mb->expunge_pending;
+    if (mbi_msum_current(mb)) {
+        /* the summary is this header's (the session's own, or the uid column's block maxima
+         * when other sessions changed the mailbox since): only the blocks holding a modseq
          * above since can hold one */
         for (uint32_t b = 0; b * MSUM_BLOCK < h->record_count; b++) {
             if (mb->msum[b] <= since) continue;

@@ -239,6 +239,62 @@ out:
     return 1;
 }
 
+int mbi_uidcol_maxima(struct mailbox *mb, uint64_t **msum_r)
+{
+    *msum_r = NULL;
+    if (!mbi_uidcol_usable(mb)) return 0;
+    const struct index_header *h = &mb->hdr;
+    char *path = col_path(mb);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    free(path);
+    if (fd < 0) return 0;
+    int ok = 0;
+    unsigned char head[UIDCOL_HEADER_SIZE];
+    unsigned char *buf = NULL;
+    uint64_t *msum = NULL;
+    struct uidcol_header c;
+    if (pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
+        uidcol_header_decode(head, &c) < 0 || !names(&c, h, index_slot_crc(mb->map, h)))
+        goto out;
+    uint32_t nb = nblocks(h->record_count);
+    msum = xzmalloc(nb * sizeof *msum);
+    buf = xmalloc((size_t)READ_BLOCKS * UIDCOL_BLOCK_SIZE);
+    for (uint32_t b0 = 0; b0 < nb; b0 += READ_BLOCKS) {
+        uint32_t n = nb - b0 < READ_BLOCKS ? nb - b0 : READ_BLOCKS;
+        size_t want = (size_t)n * UIDCOL_BLOCK_SIZE;
+        if (pread(fd, buf, want, (off_t)uidcol_block_offset(b0)) != (ssize_t)want) {
+            damaged(mb, "short", b0);
+            goto out;
+        }
+        for (uint32_t b = 0; b < n; b++) {
+            /* a maximum that is too low would hide a change from the session: only a block
+             * whose checksum holds is believed */
+            const unsigned char *blk = buf + (size_t)b * UIDCOL_BLOCK_SIZE;
+            if (uidcol_block_check(blk) < 0) {
+                damaged(mb, "block_checksum", b0 + b);
+                goto out;
+            }
+            uint64_t maxmodseq = get64(blk + B_MAXMODSEQ);
+            if (maxmodseq > h->highestmodseq) {
+                damaged(mb, "block_modseq", b0 + b);
+                goto out;
+            }
+            msum[b0 + b] = maxmodseq;
+        }
+    }
+    ok = 1;
+out:
+    close(fd);
+    free(buf);
+    if (!ok) {
+        free(msum);
+        return 0;
+    }
+    uidcol_stats.maxima++;
+    *msum_r = msum;
+    return 1;
+}
+
 /* ---- writing the whole file ---- */
 
 void mbi_uidcol_build_begin(struct mailbox *mb, struct uidcol_build *b)

@@ -831,6 +831,7 @@ void mailbox_changes_fini(struct mailbox_changes *c)
     free(c->expunged_msgnos);
     free(c->expunged_uids);
     free(c->changed_uids);
+    free(c->changed_recs);
     memset(c, 0, sizeof *c);
 }
 
@@ -930,6 +931,103 @@ static int view_from_column(struct mailbox *mb, struct mailbox_changes *ch)
     return 1;
 }
 
+/* push_changed: report uid (record rec) as changed in ch (*ac: the allocated length). */
+static void push_changed(struct mailbox_changes *ch, size_t *ac, uint32_t uid,
+                         const struct index_record *rec)
+{
+    size_t had = *ac;
+    mbi_push_u32(&ch->changed_uids, &ch->n_changed, ac, uid);
+    if (*ac != had) ch->changed_recs = xreallocarray(ch->changed_recs, *ac, sizeof *ch->changed_recs);
+    ch->changed_recs[ch->n_changed - 1] = *rec;
+}
+
+int mbi_msum_current(struct mailbox *mb)
+{
+    const struct index_header *h = &mb->hdr;
+    if (mb->msum && mb->msum_generation == h->generation && mb->msum_modseq == h->highestmodseq &&
+        mb->msum_records == h->record_count)
+        return 1;
+    uint64_t *msum;
+    if (!mbi_uidcol_maxima(mb, &msum)) return 0;
+    mbi_msum_end(mb, msum);
+    return 1;
+}
+
+/* view_changed_blocks: the part of view_update that looks at the messages already in the view,
+ * reading only the blocks of 32 records whose highest modseq is above the view's (from the
+ * block maxima of the uid column, or the session's own summary when it is current), instead
+ * of every record of the view. Records keep their positions within a generation, so a
+ * record that changed or was expunged since the view was made is in such a block; records
+ * past the view's count are the new ones, which the caller adds. Returns 1 when done (changes
+ * in ch, *pending_r set when no_expunge kept an expunged message), 0 when it cannot be used
+ * (no current summary, a repack, a pending expunge: the caller walks the view), or <0 from a
+ * damaged record (nothing changed). */
+static int view_changed_blocks(struct mailbox *mb, int no_expunge, struct mailbox_changes *ch,
+                               int *pending_r)
+{
+    const struct index_header *h = &mb->hdr;
+    if (!mb->view || !mb->nview || mb->expunge_pending || h->generation != mb->view_generation ||
+        h->record_count < mb->view_records || !mbi_msum_current(mb))
+        return 0;
+    uint32_t nold = mb->view_records;
+    uint32_t *gone = NULL;      /* view indexes of the expunged messages, ascending */
+    size_t ngone = 0, agone = 0, ac = 0, ae = 0;
+    int pending = 0, r = 1;
+    for (uint32_t b = 0; (uint64_t)b * MSUM_BLOCK < nold && r == 1; b++) {
+        if (mb->msum[b] <= mb->view_modseq) continue;
+        uint32_t first = b * MSUM_BLOCK, end = first + MSUM_BLOCK;
+        if (end > nold) end = nold;
+        /* pread: a copy costs less than touching the mapping's page (rec_reader says why) */
+        unsigned char blk[MSUM_BLOCK * INDEX_RECORD_SIZE];
+        size_t want = (size_t)(end - first) * INDEX_RECORD_SIZE;
+        int copied = pread(mb->index_fd, blk, want, (off_t)index_record_offset(first)) ==
+                     (ssize_t)want;
+        for (uint32_t i = first; i < end; i++) {
+            const unsigned char *raw = copied ? blk + (size_t)(i - first) * INDEX_RECORD_SIZE
+                                              : mb->map + index_record_offset(i);
+            if (le_get64(raw + 32) <= mb->view_modseq) continue;
+            uint32_t u = index_record_uid(raw);
+            uint32_t msgno = mailbox_msgno(mb, u);
+            if (!msgno) continue;   /* expunged before the view was made */
+            if (le_get32(raw + 4) & FLAG_EXPUNGED) {
+                if (no_expunge) pending = 1;
+                else mbi_push_u32(&gone, &ngone, &agone, msgno - 1);
+                continue;
+            }
+            struct index_record rec;
+            r = mbi_read_record(mb, i, &rec);   /* its checksum, as the full walk checks */
+            if (r < 0) break;
+            r = 1;
+            push_changed(ch, &ac, u, &rec);
+        }
+    }
+    if (r < 0) {   /* keep the view whole: nothing was reported */
+        free(gone);
+        mailbox_changes_fini(ch);
+        return r;
+    }
+    if (ngone) {
+        uint32_t k = gone[0];
+        for (size_t g = 0; g < ngone; g++) {
+            size_t n1 = ch->n_expunged, a1 = ae;
+            mbi_push_u32(&ch->expunged_msgnos, &n1, &a1, gone[g] + 1 - (uint32_t)g);
+            mbi_push_u32(&ch->expunged_uids, &ch->n_expunged, &ae, mb->view[gone[g]]);
+        }
+        for (uint32_t i = gone[0], g = 0; i < mb->nview; i++) {
+            if (g < ngone && gone[g] == i) {
+                g++;
+                continue;
+            }
+            mb->view[k++] = mb->view[i];
+        }
+        mb->nview = k;
+    }
+    free(gone);
+    uidcol_stats.incremental++;
+    *pending_r = pending;
+    return 1;
+}
+
 /* view_update: under a lock, compare the view with the records and apply the differences. */
 static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_changes *ch)
 {
@@ -945,8 +1043,10 @@ static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_change
     size_t ae = 0, ac = 0;
     uint32_t count = h->record_count, j = 0, k = 0, removed = 0;
     int pending = 0;
+    int done = view_changed_blocks(mb, no_expunge, ch, &pending);
+    if (done < 0) return done;
     /* Messages already in the view: still there, changed, or expunged. */
-    for (uint32_t i = 0; i < mb->nview; i++) {
+    for (uint32_t i = 0; !done && i < mb->nview; i++) {
         uint32_t u = mb->view[i];
         while (j < count && index_record_uid(mb->map + index_record_offset(j)) < u) j++;
         int gone = 1;
@@ -964,7 +1064,7 @@ static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_change
                     mailbox_changes_fini(ch);
                     return rr;
                 }
-                mbi_push_u32(&ch->changed_uids, &ch->n_changed, &ac, u);
+                push_changed(ch, &ac, u, &r);
             }
             j++;
         }
@@ -981,7 +1081,7 @@ static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_change
         }
         mb->view[k++] = u;
     }
-    mb->nview = k;
+    if (!done) mb->nview = k;
     /* New messages: records above the highest uid the view ever held. When that is every
      * record (the first build), note their modseqs for mailbox_modseq_scan on the way: the
      * same cache line, so it costs nothing. */

@@ -185,6 +185,9 @@ struct mailbox_changes {
     uint32_t *expunged_uids;    /* same order */
     size_t n_expunged;
     uint32_t *changed_uids;     /* messages still in the view whose modseq grew (flags) */
+    struct index_record *changed_recs;   /* their records as the sync read them under the
+                                          * lock (checksum checked): a reply needs no second
+                                          * lookup, each a page or more of a fresh mapping */
     size_t n_changed;
     uint32_t n_new;             /* messages appended to the view */
     uint32_t exists;            /* the view's size after the sync */
@@ -243,12 +246,19 @@ struct mailbox_modseq_scan {
     size_t n_expunged;
     uint64_t highestmodseq;     /* of the index at the scan */
     uint64_t vanished_modseq;   /* expunged is complete only when since >= this (index.h) */
+    int view_current;           /* the session's view was made from this very header (its
+                                 * last sync saw every change) and holds no message kept
+                                 * after its expunge: each message of the view is live, so a
+                                 * message not listed in changed has modseq <= since */
 };
 
-/* mailbox_modseq_scan: one pass over the index records under the shared lock: the records
+/* mailbox_modseq_scan: under the shared lock, the records
  * whose modseq is above since, live ones and expunged ones apart (*s, released with
  * mailbox_modseq_scan_fini even on error). Reads only the uid, flags and modseq of each
- * record (no checksum, no cache, no message file). 0, CF_E_CORRUPT or CF_E_IO. */
+ * record (no checksum, no cache, no message file), and of those only the blocks of 32 records
+ * whose highest modseq is above since, when a summary of the current header is at hand (the
+ * session's, or the uid column's); else one pass over all of them, which makes the summary.
+ * 0, CF_E_CORRUPT or CF_E_IO. */
 int mailbox_modseq_scan(struct mailbox *mb, uint64_t since, struct mailbox_modseq_scan *s);
 void mailbox_modseq_scan_fini(struct mailbox_modseq_scan *s);
 

@@ -1878,6 +1878,160 @@ out:
     mailbox_close(&w);
 }
 
+/* changes_text: a sync's answer as text, to compare two of them. */
+static char *changes_text(const struct mailbox_changes *ch)
+{
+    struct buf b = BUF_INIT;
+    buf_printf(&b, "exists %u new %u expunged", (unsigned)ch->exists, (unsigned)ch->n_new);
+    for (size_t i = 0; i < ch->n_expunged; i++)
+        buf_printf(&b, " %u/%u", (unsigned)ch->expunged_msgnos[i], (unsigned)ch->expunged_uids[i]);
+    buf_printf(&b, " changed");
+    for (size_t i = 0; i < ch->n_changed; i++) buf_printf(&b, " %u", (unsigned)ch->changed_uids[i]);
+    char *t = xstrdup(b.s);
+    buf_fini(&b);
+    return t;
+}
+
+/* sync_both: sync a (which may read only the blocks the uid column's maxima name) and b (which
+ * walks its whole view: no column for it) with flags; their answers and views must be equal.
+ * 1 when a's sync was incremental. */
+static int sync_both(struct mailbox *a, struct mailbox *b, unsigned flags)
+{
+    struct mailbox_changes ca, cb;
+    mailbox_changes_init(&ca);
+    mailbox_changes_init(&cb);
+    uint64_t inc = uidcol_stats.incremental;
+    UNIT_EQ_INT(mailbox_sync(a, flags, &ca), 0);
+    int was = uidcol_stats.incremental > inc;
+    uint32_t min = uidcol_min_records;
+    uidcol_min_records = UINT32_MAX;
+    UNIT_EQ_INT(mailbox_sync(b, flags, &cb), 0);
+    uidcol_min_records = min;
+    char *ta = changes_text(&ca), *tb = changes_text(&cb);
+    UNIT_EQ_STR(ta, tb);
+    free(ta);
+    free(tb);
+    char *va = view_uids(a), *vb = view_uids(b);
+    UNIT_EQ_STR(va, vb);
+    free(va);
+    free(vb);
+    mailbox_changes_fini(&ca);
+    mailbox_changes_fini(&cb);
+    return was;
+}
+
+/* A long-lived session's sync after other sessions' changes reads only the blocks of records
+ * whose highest modseq (from the uid column) is above its view's, and answers exactly what a
+ * walk over its whole view answers: flag changes, expunges (at once, or held back by
+ * MAILBOX_SYNC_NO_EXPUNGE and given later), new messages, across many blocks; a damaged or
+ * missing column falls back to the walk; a CHANGEDSINCE scan through the maxima equals a
+ * full one. */
+static void test_incremental_sync(void)
+{
+    char id[UNIQUEID_LEN + 1];
+    new_mailbox(part1, "user.alice.incsync", id);
+    struct mailbox *w = NULL, *a = NULL, *b = NULL;
+    char *path = NULL;
+    uint32_t min = uidcol_min_records;
+    uidcol_min_records = 0;
+    if (!open_ok(id, &w)) goto out;
+    mailbox_set_nofsync(w, 1);
+    {
+        struct mailbox_msg msgs[300];
+        static const char body[] = "Subject: many\r\n\r\nbody\r\n";
+        for (int i = 0; i < 300; i++) {
+            struct mailbox_msg m = { body, sizeof body - 1, -1, 1000000000, 0, NULL, 0 };
+            msgs[i] = m;
+        }
+        UNIT_EQ_INT(mailbox_append(w, msgs, 300, NULL), 0);
+    }
+    uint64_t m0 = mailbox_header(w)->highestmodseq;
+    if (!open_ok(id, &a)) goto out;   /* the first open writes the column */
+    uidcol_min_records = UINT32_MAX;
+    int r = mailbox_open(part1, id, NULL, &b);
+    uidcol_min_records = 0;
+    UNIT_EQ_INT(r, 0);
+    if (r < 0) goto out;
+    path = xasprintf("%s/%s", mailbox_dir(w), UIDCOL_FILE);
+    UNIT_CHECK(access(path, F_OK) == 0);
+    /* 1. nothing changed: nothing to say */
+    sync_both(a, b, 0);
+    /* 2. flags in scattered blocks, expunges (first, last, in the middle, two in one block),
+     * new messages: incremental, same answer */
+    uint32_t flag[] = { 1, 33, 34, 150, 299, 300 }, gone[] = { 2, 40, 41, 200, 298 };
+    const char *kw[] = { "$Inc", NULL };
+    struct mailbox_store sf = { STORE_ADD, FLAG_FLAGGED, kw, 0 };
+    struct mailbox_store sd = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(w, flag, 6, &sf, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_store(w, gone, 5, &sd, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_expunge(w, gone, 5, NULL), 0);
+    UNIT_EQ_INT(append_one(w, "new1", 0, NULL, NULL), 0);
+    UNIT_EQ_INT(append_one(w, "new2", FLAG_SEEN, NULL, NULL), 0);
+    UNIT_CHECK(sync_both(a, b, 0));
+    /* 3. expunges held back during a command, then given: the second sync walks (a pending
+     * expunge is not above the view's modseq any more) and both agree */
+    uint32_t gone2[] = { 100, 101, 260 }, flag2[] = { 3 };
+    UNIT_EQ_INT(mailbox_store(w, gone2, 3, &sd, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_expunge(w, gone2, 3, NULL), 0);
+    UNIT_EQ_INT(mailbox_store(w, flag2, 1, &sf, NULL, NULL), 0);
+    UNIT_CHECK(sync_both(a, b, MAILBOX_SYNC_NO_EXPUNGE));
+    UNIT_EQ_INT(mailbox_count(a), 300 - 5 + 2);
+    UNIT_EQ_INT(append_one(w, "new3", 0, NULL, NULL), 0);
+    UNIT_CHECK(!sync_both(a, b, 0));
+    UNIT_EQ_INT(mailbox_count(a), 300 - 8 + 3);
+    /* 4. a CHANGEDSINCE scan of a (through the maxima after w's change) equals b's walk */
+    uint32_t flag3[] = { 250 };
+    UNIT_EQ_INT(mailbox_store(w, flag3, 1, &sf, NULL, NULL), 0);
+    struct mailbox_modseq_scan sa, sb;
+    uint64_t maxima = uidcol_stats.maxima;
+    UNIT_EQ_INT(mailbox_modseq_scan(a, m0, &sa), 0);
+    UNIT_CHECK(uidcol_stats.maxima > maxima);
+    UNIT_CHECK(!sa.view_current);
+    uidcol_min_records = UINT32_MAX;
+    UNIT_EQ_INT(mailbox_modseq_scan(b, m0, &sb), 0);
+    uidcol_min_records = 0;
+    UNIT_EQ_INT(sa.n_changed, sb.n_changed);
+    UNIT_EQ_INT(sa.n_expunged, sb.n_expunged);
+    UNIT_EQ_INT(sa.n_expunged, 8);
+    if (sa.n_changed == sb.n_changed)
+        UNIT_CHECK(!memcmp(sa.changed, sb.changed, sa.n_changed * sizeof *sa.changed));
+    if (sa.n_expunged == sb.n_expunged)
+        UNIT_CHECK(!memcmp(sa.expunged, sb.expunged, sa.n_expunged * sizeof *sa.expunged));
+    mailbox_modseq_scan_fini(&sa);
+    mailbox_modseq_scan_fini(&sb);
+    UNIT_CHECK(sync_both(a, b, 0));
+    UNIT_EQ_INT(mailbox_modseq_scan(a, m0, &sa), 0);
+    UNIT_CHECK(sa.view_current);
+    mailbox_modseq_scan_fini(&sa);
+    /* 5. a damaged block: the maxima are not believed, a walks its view, same answer */
+    uint32_t flag4[] = { 20, 280 };
+    UNIT_EQ_INT(mailbox_store(w, flag4, 2, &sf, NULL, NULL), 0);
+    {
+        int fd = open(path, O_RDWR);
+        UNIT_CHECK(fd >= 0);
+        unsigned char blk[UIDCOL_BLOCK_SIZE];
+        UNIT_EQ_INT(pread(fd, blk, sizeof blk, (off_t)uidcol_block_offset(0)), (int)sizeof blk);
+        blk[UIDCOL_BLOCK * UIDCOL_ENTRY_SIZE] ^= 0xff;   /* its maximum */
+        UNIT_EQ_INT(pwrite(fd, blk, sizeof blk, (off_t)uidcol_block_offset(0)), (int)sizeof blk);
+        close(fd);
+    }
+    UNIT_CHECK(!sync_both(a, b, 0));
+    /* 6. no column: the walk again; a repack: a new generation, the walk */
+    unlink(path);
+    UNIT_EQ_INT(mailbox_store(w, flag4, 2, &sd, NULL, NULL), 0);
+    UNIT_CHECK(!sync_both(a, b, 0));
+    UNIT_EQ_INT(mailbox_expunge(w, flag4, 2, NULL), 0);
+    UNIT_EQ_INT(mailbox_repack(w), 0);
+    UNIT_CHECK(!sync_both(a, b, 0));
+    UNIT_EQ_INT(check_counts(a, NULL), 0);
+out:
+    uidcol_min_records = min;
+    free(path);
+    mailbox_close(&a);
+    mailbox_close(&b);
+    mailbox_close(&w);
+}
+
 /* mailbox_open_target: a handle without a view (what a delivery uses) appends, is a copy's
  * source and destination, and builds its view at the first sync as an open does. */
 static void test_open_target(void)
@@ -2290,6 +2444,7 @@ int main(void)
     test_verified_reuse();
     test_big_view();
     test_uidcol();
+    test_incremental_sync();
     test_open_target();
     test_store_batched();
     test_flaglog();

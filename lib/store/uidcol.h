@@ -49,6 +49,8 @@ int uidcol_block_check(const unsigned char *blk);
  * the records, and commits that kept a column up to date. */
 struct uidcol_stats {
     uint64_t loads, rebuilds, updates;
+    uint64_t maxima;        /* block maxima read for an incremental sync or scan */
+    uint64_t incremental;   /* view syncs that read only the changed blocks' records */
 };
 extern struct uidcol_stats uidcol_stats;
 

@@ -760,6 +760,77 @@ static int mark_seen(struct fetch *f, const struct imap_seqset *msgs, struct ima
     return r;
 }
 
+/* A message changed_msgnos found: its number and, when the scan read it, its record (uid 0:
+ * look it up). */
+struct visit {
+    uint32_t msgno;
+    struct index_record rec;
+};
+
+static int cmp_visit(const void *a, const void *b)
+{
+    const struct visit *x = a, *y = b;
+    if (x->msgno != y->msgno) return x->msgno < y->msgno ? -1 : 1;
+    return (x->rec.uid == 0) - (y->rec.uid == 0);   /* the one with a record first */
+}
+
+/* changed_msgnos: RFC 7162 section 3.1.4.1 CHANGEDSINCE: the message numbers of msgs whose
+ * mod-sequence is above it (a \Seen set by this FETCH, seen_now, is such a change), from
+ * mailbox_modseq_scan, which reads only the blocks of records holding one, so that the cost
+ * follows the changes and not the set (FETCH 1:* (FLAGS) (CHANGEDSINCE m) on a big mailbox).
+ * Only when the scan says every message of the view is live in the index it read (the
+ * session saw every change): a message not listed then has a mod-sequence <= m, and none of
+ * the set was expunged elsewhere (RFC 2180 section 4.1). Not for per-user \Seen (its
+ * mod-sequences are not the records'). *visit_r (ascending, caller frees) and 1, 0 when the
+ * caller must look at every message of the set, or a store error. Each comes with the record
+ * the scan read under the lock, so that answering it needs no second lookup (each several
+ * pages of a fresh session's mapping). */
+static int changed_msgnos(struct fetch *f, const struct imap_seqset *msgs,
+                          const struct imap_seqset *seen_now, struct visit **visit_r, size_t *n_r)
+{
+    *visit_r = NULL;
+    *n_r = 0;
+    if (f->sel->seen_user) return 0;
+    struct mailbox_modseq_scan scan;
+    int r = mailbox_modseq_scan(f->sel->mb, f->changedsince, &scan);
+    if (r < 0 || !scan.view_current) {
+        mailbox_modseq_scan_fini(&scan);
+        return r;
+    }
+    struct visit *v = NULL;
+    size_t n = 0, alloc = 0;
+    for (size_t i = 0; i < scan.n_changed; i++) {
+        uint32_t m = selected_msgno(f->sel, scan.changed[i]);
+        if (!m || !imap_seqset_contains(msgs, m)) continue;
+        if (n == alloc) {
+            alloc = alloc ? alloc * 2 : 64;
+            v = xreallocarray(v, alloc, sizeof *v);
+        }
+        v[n].msgno = m;
+        v[n++].rec = scan.changed_recs[i];
+    }
+    for (size_t i = 0; i < seen_now->count; i++) {
+        for (uint64_t u = seen_now->r[i].lo; u <= seen_now->r[i].hi; u++) {
+            uint32_t m = selected_msgno(f->sel, (uint32_t)u);
+            if (!m || !imap_seqset_contains(msgs, m)) continue;
+            if (n == alloc) {
+                alloc = alloc ? alloc * 2 : 64;
+                v = xreallocarray(v, alloc, sizeof *v);
+            }
+            memset(&v[n].rec, 0, sizeof v[n].rec);
+            v[n++].msgno = m;
+        }
+    }
+    mailbox_modseq_scan_fini(&scan);
+    if (n) qsort(v, n, sizeof *v, cmp_visit);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!k || v[i].msgno != v[k - 1].msgno) v[k++] = v[i];
+    *visit_r = v;
+    *n_r = k;
+    return 1;
+}
+
 /* fetch_vanished: RFC 7162 section 3.2.6: UID FETCH ... (CHANGEDSINCE m VANISHED): "*
  * VANISHED (EARLIER)" for the uids of the set (as sent, not only those in the view) expunged
  * after m, before the FETCH responses. 0 or a store error. */
@@ -806,6 +877,9 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
     f.sel = c->sel;
     f.uid_cmd = command_is_uid(cmd);
     struct imap_seqset msgs = IMAP_SEQSET_INIT, seen_now = IMAP_SEQSET_INIT;
+    struct visit *visit = NULL; /* CHANGEDSINCE: the messages to look at */
+    size_t nvisit = 0;
+    int use_visit = 0;
     const char *err = NULL;
     int vanished = 0;
     size_t mods = preview_mods_arg(cmd);
@@ -850,12 +924,23 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
         imapd_reply_error(c, cmd->tag, r);
         goto out;
     }
+    if (f.changedsince &&
+        (use_visit = changed_msgnos(&f, &msgs, &seen_now, &visit, &nvisit)) < 0) {
+        imapd_reply_error(c, cmd->tag, use_visit);
+        goto out;
+    }
     int gone = 0;
     f.mail = mail_new(f.sel->mb);
-    for (size_t i = 0; i < msgs.count && r == 0; i++) {
-        for (uint64_t m = msgs.r[i].lo; m <= msgs.r[i].hi && r == 0; m++) {
+    /* every message of the set, or (CHANGEDSINCE) only those changed_msgnos found */
+    for (size_t i = 0; i < (use_visit ? nvisit : msgs.count) && r == 0; i++) {
+        uint64_t lo = use_visit ? visit[i].msgno : msgs.r[i].lo;
+        uint64_t hi = use_visit ? visit[i].msgno : msgs.r[i].hi;
+        for (uint64_t m = lo; m <= hi && r == 0; m++) {
             f.uid = selected_uid(f.sel, (uint32_t)m);
-            mail_set_uid(f.mail, f.uid);
+            if (use_visit && visit[i].rec.uid == f.uid)
+                mail_set_record(f.mail, &visit[i].rec);   /* as the scan read it */
+            else
+                mail_set_uid(f.mail, f.uid);
             int rr = mail_record(f.mail, &f.rec);
             if (rr < 0) {
                 r = rr;
@@ -903,6 +988,7 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
         client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
     }
 out:
+    free(visit);
     mail_free(&f.mail);
     for (size_t i = 0; f.bin && i < f.n; i++) buf_fini(&f.bin[i].buf);
     free(f.bin);

@@ -408,7 +408,11 @@ int selected_sync(struct client *c, unsigned flags)
         if (imap_seqset_contains(&sel->skip, uid)) continue;
         uint32_t msgno = selected_msgno(sel, uid);
         struct index_record rec;
-        if (!msgno || mailbox_record(sel->mb, uid, &rec) <= 0) continue;
+        if (!msgno) continue;
+        if (i < ch.n_changed)
+            rec = ch.changed_recs[i];   /* as the sync read it under the lock */
+        else if (mailbox_record(sel->mb, uid, &rec) <= 0)
+            continue;
         if (rec.flags & FLAG_EXPUNGED) continue;
         selected_fetch_line(c, msgno, &rec,
                             SELECTED_FETCH_FLAGS |
