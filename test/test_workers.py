@@ -53,6 +53,39 @@ class Workers(CofferTestCase):
             conn.expect(rb"^\* OK")
             self.assertRegex(conn.imap("a1", "NOOP")[0], rb"^a1 OK")
 
+    def burst(self, c, n):
+        """n sessions at once (each holds a worker), then all closed; the workers stay."""
+        conns = []
+        for _ in range(n):
+            conn = c.connect("imap")
+            conn.expect(rb"^\* OK")
+            conns.append(conn)
+        for conn in conns:
+            self.assertRegex(conn.imap("a1", "LOGOUT")[0], rb"^a1 OK")
+            conn.close()
+        wait_for(lambda: c.status().get("imap", {}).get("busy", 1) == 0, RESPAWN_BOUND, 0.2,
+                 "the burst's sessions to end")
+
+    def test_idle_workers_above_prefork_retired(self):
+        """worker_idle_timeout: after a burst, workers above prefork go away once idle that
+        long; with 0 they stay (so the first half is the setting's doing)."""
+        c = self.new_coffer(global_settings={"worker_idle_timeout": "0"},
+                            service_settings={"imap": {"prefork": 1}})
+        self.burst(c, 6)
+        time.sleep(3)
+        self.assertGreaterEqual(len(c.workers("imap")), 6)
+        c.stop()
+        c = self.new_coffer(global_settings={"worker_idle_timeout": "1s"},
+                            service_settings={"imap": {"prefork": 1}})
+        self.burst(c, 6)
+        wait_for(lambda: len(c.workers("imap")) <= 1, RESPAWN_BOUND, 0.2,
+                 "imap workers back to prefork")
+        time.sleep(2)               # and no respawn loop: it stays at prefork, still serving
+        self.assertEqual(len(c.workers("imap")), 1)
+        with c.connect("imap") as conn:
+            conn.expect(rb"^\* OK")
+            self.assertRegex(conn.imap("a1", "NOOP")[0], rb"^a1 OK")
+
     def test_kill_busy_worker_mid_session(self):
         c = self.new_coffer()
         conn = c.connect("imap")

@@ -61,6 +61,7 @@ struct child {
     enum child_state state;
     int retiring;               /* sent SIGUSR2: will exit after its session */
     int signaled;               /* we sent it a signal, so death by signal is expected */
+    long long ready_since;      /* when it last said ready (retire_idle) */
     struct child *next;
 };
 
@@ -101,6 +102,9 @@ struct zygote *zygote_find(pid_t pid, struct zygote ***link_r);
 void zygote_read_all(long long now);
 /* spawn_needed: ask the zygotes for the idle workers each active service lacks. */
 void spawn_needed(long long now);
+/* retire_idle: retire workers above a service's prefork idle for worker_idle_timeout; the poll
+ * timeout until the next one would be due, or -1. */
+int retire_idle(long long now);
 /* zygote_reap: z (already unlinked from g_zygotes) exited with wait status st; frees z. */
 void zygote_reap(struct zygote *z, int st, long long now);
 /* zygote_deadline: replace stuck zygotes; the poll timeout until the next deadline, or -1. */

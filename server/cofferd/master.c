@@ -625,6 +625,8 @@ static int poll_timeout(long long now, long long next_maint)
     if (next_maint) timeout = min_timeout(timeout, next_maint, now);
     int dt = dbjob_deadline(now);
     if (dt >= 0) timeout = min_timeout(timeout, now + dt, now);
+    int it = retire_idle(now);
+    if (it >= 0) timeout = min_timeout(timeout, now + it, now);
     int zt = zygote_deadline(now);
     if (zt >= 0) timeout = min_timeout(timeout, now + zt, now);
     int mt = metrics_deadline(now);

@@ -51,6 +51,7 @@ void status_read(long long now)
             }
             if (m.state == WORKER_READY) {
                 c->state = CH_READY;
+                c->ready_since = now;
             } else if (m.state == WORKER_BUSY) {
                 c->state = CH_BUSY;
                 c->svc->served++;

@@ -304,6 +304,42 @@ void spawn_needed(long long now)
     }
 }
 
+/* retire_idle: a burst of connections leaves as many idle workers as it needed; each keeps
+ * its memory (and the listen queue wakes them all) until maxuse. Those above max(prefork, 1)
+ * that have been idle for worker_idle_timeout are retired, oldest first (a retired idle
+ * worker exits at once; one that has just accepted finishes its session first). */
+int retire_idle(long long now)
+{
+    long long limit = config_int(g_cfg, CFG_WORKER_IDLE_TIMEOUT) * 1000;
+    if (limit <= 0 || g_stopping) return -1;
+    int next = -1;
+    for (struct service *s = g_services; s; s = s->next) {
+        if (!s->active) continue;
+        long long keep = s->prefork > 0 ? s->prefork : 1;
+        long long idle = 0;
+        for (struct child *c = g_children; c; c = c->next)
+            idle += c->svc == s && c->state == CH_READY && !c->retiring;
+        while (idle > keep) {
+            struct child *oldest = NULL;
+            for (struct child *c = g_children; c; c = c->next)
+                if (c->svc == s && c->state == CH_READY && !c->retiring &&
+                    (!oldest || c->ready_since < oldest->ready_since))
+                    oldest = c;
+            long long due = oldest->ready_since + limit;
+            if (due > now) {
+                int ms = (int)(due - now < 3600000 ? due - now : 3600000);
+                if (next < 0 || ms < next) next = ms;
+                break;
+            }
+            log_debug("worker_idle_retired", "service=%s pid=%d", log_quote(s->name),
+                      (int)oldest->pid);
+            retire(oldest);
+            idle--;
+        }
+    }
+    return next;
+}
+
 /* zygote_reap: z has exited: the service gets a new one in spawn_needed (rate-limited like
  * workers: an unexpected death counts as an abnormal exit). */
 void zygote_reap(struct zygote *z, int st, long long now)
