@@ -33,6 +33,12 @@ int store_list(struct store *st, const char *user, const char *pattern,
     return mboxlist_list_visible(st->mboxlist, NULL, user, pattern, visible, cb, rock);
 }
 
+int store_list_granted(struct store *st, const char *user, const char *pattern,
+                       store_visible_fn *visible, store_list_fn *cb, void *rock)
+{
+    return mboxlist_list_granted(st->mboxlist, NULL, user, pattern, visible, cb, rock);
+}
+
 int store_lookup_in(struct store *st, struct store_txn *txn, const char *name,
                     struct mboxlist_entry *e)
 {
@@ -546,6 +552,10 @@ int store_db_load(struct store *st, const char *name, FILE *f, int replace)
     if (r < 0) return r;
     if (replace && (r = kv_del_prefix(db, NULL, "", 0)) >= 0) r = 0;
     if (!r) r = kv_load(db, f);
+    /* the loaded entries may come without their grant index (a dump from before it), or
+     * beside records of another list: index what is there now */
+    if (!r && !strcmp(name, MBOXLIST_DB) && (r = (int)mboxlist_rebuild_grants(st->mboxlist)) > 0)
+        r = 0;
     if (own) kv_db_close(&db);
     return r;
 }

@@ -49,6 +49,12 @@ typedef int store_visible_fn(const char *name, const struct mboxlist_entry *e, v
 int store_list(struct store *st, const char *user, const char *pattern,
                store_visible_fn *visible, store_list_fn *cb, void *rock);
 
+/* store_list_granted: store_list for a user who is no administrator: the other users' and
+ * shared mailboxes come from the list's grant index (mboxlist_list_granted), so the cost
+ * follows what user may see, not how many mailboxes the server holds. */
+int store_list_granted(struct store *st, const char *user, const char *pattern,
+                       store_visible_fn *visible, store_list_fn *cb, void *rock);
+
 /* store_lookup_in: store_lookup (store.h) read through txn, the transaction a rename check
  * runs in (txn NULL: a transaction of its own). 1 and e (may be NULL) when name exists, 0 when
  * not, or an error; inside txn CF_E_AGAIN, which the check must return as it is. */
