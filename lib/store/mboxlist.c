@@ -632,6 +632,24 @@ int mboxlist_foreach(struct mboxlist *ml, struct kv_txn *txn, const char *prefix
     return r;
 }
 
+int mboxlist_foreach_tree(struct mboxlist *ml, struct kv_txn *txn, const char *name,
+                          mboxlist_foreach_fn *cb, void *rock)
+{
+    if (!*name) return mboxlist_foreach(ml, txn, "", cb, rock);
+    struct foreach_ctx f = { cb, rock, { 0 } };
+    struct buf v = BUF_INIT, p = BUF_INIT;
+    int r = internal_key(name) ? 0 : kv_get(ml->db, txn, name, strlen(name), &v);
+    if (r == 1) r = foreach_one(name, strlen(name), buf_cstr(&v), v.len, &f);
+    if (r == 0) {
+        buf_printf(&p, "%s/", name);
+        r = kv_foreach(ml->db, txn, p.s, p.len, foreach_one, &f);
+    }
+    mboxlist_entry_fini(&f.e);
+    buf_fini(&v);
+    buf_fini(&p);
+    return r;
+}
+
 static int stop_cb(const char *key, size_t klen, const char *val, size_t vlen, void *rock)
 {
     (void)key;
@@ -787,8 +805,18 @@ static int list_run(struct mboxlist *ml, struct kv_txn *txn, const char *user,
     mboxname_user_inbox(user, &l.inbox);
     if (strncmp(pattern, MBOXNAME_NS_OTHER, strlen(MBOXNAME_NS_OTHER)) &&
         strncmp(pattern, MBOXNAME_NS_SHARED, strlen(MBOXNAME_NS_SHARED))) {
+        /* the INBOX, then what lies below it: the prefix "user/fred" alone would also read
+         * user/fred2, user/fred20... (with users user0..user99999, 11,111 users' mailboxes
+         * for user1), which list_one would only throw away */
+        struct buf v = BUF_INIT;
         l.part = LIST_PERSONAL;
-        r = kv_foreach(ml->db, txn, l.inbox.s, l.inbox.len, list_one, &l);
+        r = kv_get(ml->db, txn, l.inbox.s, l.inbox.len, &v);
+        if (r == 1) r = list_one(buf_cstr(&l.inbox), l.inbox.len, buf_cstr(&v), v.len, &l);
+        buf_fini(&v);
+        if (r) goto done;
+        buf_printf(&prefix, "%s%c", buf_cstr(&l.inbox), MBOXNAME_SEP);
+        r = kv_foreach(ml->db, txn, prefix.s, prefix.len, list_one, &l);
+        buf_reset(&prefix);
         if (r) goto done;
     }
     if (use_grants && (ns_compatible(pattern, llen, MBOXNAME_NS_OTHER, &rest) ||

@@ -136,6 +136,13 @@ typedef int mboxlist_foreach_fn(const char *name, const struct mboxlist_entry *e
 int mboxlist_foreach(struct mboxlist *ml, struct kv_txn *txn, const char *prefix,
                      mboxlist_foreach_fn *cb, void *rock);
 
+/* mboxlist_foreach_tree: call cb for name itself (when it exists) and every mailbox below it
+ * (name/...), in byte order: a user's hierarchy is "user/fred" and "user/fred/", never the
+ * prefix "user/fred" (which holds user/fredrick's too). name "" is the whole list. Returns
+ * as mboxlist_foreach. */
+int mboxlist_foreach_tree(struct mboxlist *ml, struct kv_txn *txn, const char *name,
+                          mboxlist_foreach_fn *cb, void *rock);
+
 /* mboxlist_has_children: 1 when some mailbox lies below name, 0 when none, or an error. */
 int mboxlist_has_children(struct mboxlist *ml, struct kv_txn *txn, const char *name);
 

@@ -22,6 +22,12 @@ int store_mailbox_foreach(struct store *st, const char *prefix, store_mailbox_fn
     return mboxlist_foreach(st->mboxlist, NULL, prefix, cb, rock);
 }
 
+int store_mailbox_foreach_tree(struct store *st, const char *name, store_mailbox_fn *cb,
+                               void *rock)
+{
+    return mboxlist_foreach_tree(st->mboxlist, NULL, name, cb, rock);
+}
+
 int store_has_children(struct store *st, const char *name)
 {
     return mboxlist_has_children(st->mboxlist, NULL, name);

@@ -32,6 +32,11 @@ typedef int store_mailbox_fn(const char *name, const struct mboxlist_entry *e, v
 int store_mailbox_foreach(struct store *st, const char *prefix, store_mailbox_fn *cb,
                           void *rock);
 
+/* store_mailbox_foreach_tree: cb for name and every mailbox below it (mboxlist_foreach_tree:
+ * not the other names that merely start with name). Not a snapshot, as store_mailbox_foreach. */
+int store_mailbox_foreach_tree(struct store *st, const char *name, store_mailbox_fn *cb,
+                               void *rock);
+
 /* store_has_children: 1 when some mailbox lies below name, 0 when none, or an error. */
 int store_has_children(struct store *st, const char *name);
 

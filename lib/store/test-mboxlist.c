@@ -426,6 +426,22 @@ static void test_grants(struct kv_env *env)
     UNIT_EQ_STR(list_both(ml, &out, "bob", "*"),
                 "INBOX=user/bob;shared=user/bob/shared;Shared Folders/grant/priv=grant/priv;");
     UNIT_EQ_INT(mboxlist_delete(ml, NULL, "\001grants"), CF_E_NOTFOUND);
+    /* a user's hierarchy, not every name it is a prefix of (user/fredrick) */
+    struct names nm = { BUF_INIT };
+    UNIT_EQ_INT(mboxlist_foreach_tree(ml, NULL, "user/fred", names_cb, &nm), 0);
+    UNIT_EQ_STR(buf_cstr(&nm.out), "user/fred;user/fred/Archive/Lists;user/fred/Archive/Lists/a;"
+                "user/fred/Archive/Lists/a/deep;user/fred/Lists-old;user/fred/Sent Items;");
+    buf_reset(&nm.out);
+    UNIT_EQ_INT(mboxlist_foreach_tree(ml, NULL, "user/nobody", names_cb, &nm), 0);
+    UNIT_EQ_STR(buf_cstr(&nm.out), "");
+    UNIT_EQ_INT(mboxlist_foreach_tree(ml, NULL, "user/joe/x", names_cb, &nm), 0);
+    UNIT_EQ_STR(buf_cstr(&nm.out), "user/joe/x;");
+    buf_fini(&nm.out);
+    UNIT_EQ_STR(list_both(ml, &out, "fred", "*"),
+                "INBOX=user/fred;Archive/Lists=user/fred/Archive/Lists;"
+                "Archive/Lists/a=user/fred/Archive/Lists/a;"
+                "Archive/Lists/a/deep=user/fred/Archive/Lists/a/deep;"
+                "Lists-old=user/fred/Lists-old;Sent Items=user/fred/Sent Items;");
     buf_fini(&out);
     mboxlist_close(&ml);
 }
