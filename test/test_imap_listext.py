@@ -18,7 +18,7 @@ LIST_RX = re.compile(rb'^\* (LIST|LSUB) \(([^)]*)\) "/" "((?:[^"\\]|\\.)*)"(?: (
 MSG = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: hi\r\n\r\nbody\r\n"
 
 USERS = {u: u + "pw" for u in ("fred", "ex", "multi", "su", "gone", "owner", "viewer", "admin",
-                               "utf", "stat", "bad", "rnd")}
+                               "utf", "stat", "bad", "rnd", "sharer", "reader")}
 
 
 def parse_list(untagged, verb=b"LIST"):
@@ -230,6 +230,48 @@ class ListExtended(ImapUsersTestCase):
         a = self.conn("admin")
         got = self.lst(a, 'LIST "" ("Other Users/owner/Proj/*")')
         self.assertEqual(set(got), {"Other Users/owner/Proj/a", "Other Users/owner/Proj/b"})
+
+    def test_shared_through_grant_index(self):
+        """LIST "" "*" finds other users' and shared mailboxes through the mailbox list's
+        grant index (docs/perf/many-users.md): every ACL change, rename and delete must show
+        at once, and the index must never widen what a user sees."""
+        s = self.conn("sharer")
+        r = self.conn("reader")
+        a = self.conn("admin")
+        for name in ("Proj/x", "Proj/y"):
+            self.ok(s, "CREATE " + name)
+        self.ok(a, 'CREATE "Shared Folders/team"')
+
+        def seen():
+            return {n for n in self.lst(r, 'LIST "" "*"')
+                    if n.startswith("Other Users/sharer") or n.startswith("Shared Folders/team")}
+        self.assertEqual(seen(), set())
+        # r alone does not make a mailbox listable (RFC 4314 section 4: LIST needs l)
+        self.ok(s, "SETACL Proj/x reader r")
+        self.assertEqual(seen(), set())
+        self.ok(s, "SETACL Proj/x reader lr")
+        self.assertEqual(seen(), {"Other Users/sharer/Proj/x"})
+        self.assertEqual(set(self.lst(r, 'LIST "Other Users/" "*"')) & {"Other Users/sharer/Proj/x",
+                                                                       "Other Users/sharer/Proj/y"},
+                         {"Other Users/sharer/Proj/x"})
+        self.ok(a, 'SETACL "Shared Folders/team" anyone lr')
+        self.assertEqual(seen(), {"Other Users/sharer/Proj/x", "Shared Folders/team"})
+        # a negative right for the reader beats anyone's
+        self.ok(a, 'SETACL "Shared Folders/team" -reader l')
+        self.assertEqual(seen(), {"Other Users/sharer/Proj/x"})
+        # a rename keeps the ACL, and the index follows the new name
+        self.ok(s, "RENAME Proj/x Proj/z")
+        self.assertEqual(seen(), {"Other Users/sharer/Proj/z"})
+        self.ok(s, "DELETEACL Proj/z reader")
+        self.assertEqual(seen(), set())
+        self.ok(s, "SETACL Proj/z reader l")
+        self.assertEqual(seen(), {"Other Users/sharer/Proj/z"})
+        self.ok(s, "DELETE Proj/z")
+        self.assertEqual(seen(), set())
+        # the administrator still sees every mailbox
+        got = set(self.lst(a, 'LIST "" "*"'))
+        self.assertLessEqual({"Other Users/sharer/Proj/y", "Shared Folders/team"}, got)
+        self.assertNotIn("Other Users/sharer/Proj/z", got)
 
     def test_names_quoting_and_utf7(self):
         c = self.conn("utf")

@@ -369,6 +369,29 @@ class Tools(SharedCofferTestCase):
         self.assertEqual(self.run_tool("mailbox", "delete", "-r", "user/m1")[0], 0)
         self.assertEqual(coffer_json(self, c, "mailbox", "list", "user/m1*"), [])
 
+    def test_bulk_user_and_mailbox_create(self):
+        """`user add --stdin` and `mailbox create --stdin` (provisioning many users,
+        docs/perf/many-users.md): every good line done, every bad one reported, real
+        mailboxes that IMAP can select at once."""
+        code, out, err = self.run_tool("user", "add", "--stdin",
+                                       input=b"bulk1 pw1\nbulk2 pw2\nbulk1 again\nnopassword\n")
+        self.assertEqual(code, 4, err)   # the first failure: bulk1 exists
+        self.assertIn(b"added 2 users, 2 failed", out)
+        self.assertIn("cannot add bulk1", err)
+        names = b"user/bulk1\nuser/bulk1/Sent\nuser/bulk1/Sent/2024\nuser/bulk2\n" \
+                b"user/bulk1/Sent\nuser/nobody/x\n"
+        code, out, err = self.run_tool("mailbox", "create", "--stdin", input=names)
+        self.assertEqual(code, 4, err)
+        self.assertIn(b"created 4 mailboxes, 2 failed", out)
+        self.assertIn("cannot create user/nobody/x", err)
+        self.assertEqual([r["mailbox"] for r in coffer_json(self, self.coffer, "mailbox", "list",
+                                                            "user/bulk*")],
+                         ["user/bulk1", "user/bulk1/Sent", "user/bulk1/Sent/2024", "user/bulk2"])
+        m = self.coffer.imap()
+        m.login("bulk1", "pw1")
+        self.assertEqual(m.select("Sent/2024")[0], "OK")
+        m.logout()
+
     def test_acl(self):
         c = self.coffer
         self.assertEqual(self.run_tool("mailbox", "create", "user/a1")[0], 0)

@@ -12,6 +12,7 @@
 
 #define MAILBOX_USAGE \
     "usage: coffer mailbox list [PATTERN] | create NAME [--partition P] [--special-use FLAGS] |\n" \
+    "       create --stdin [--partition P] |\n" \
     "       delete [-r] NAME | rename OLD NEW [--partition P] |\n" \
     "       metadata MAILBOX [get [ENTRY...] | set ENTRY VALUE|- | delete ENTRY] [--user USER]"
 
@@ -69,27 +70,87 @@ static int collect_child(const char *name, const struct mboxlist_entry *e, void 
     return 0;
 }
 
+/* Mailboxes per store_create_many call: one list transaction (and one syncfs) each. */
+#define CREATE_BATCH 500
+
+/* create_batch: create the names collected; report each failure and count the rest. */
+static int create_batch(struct tool *t, struct store *st, const char *partition,
+                        struct strarr *names, long long *created, long long *failed,
+                        int *first_err)
+{
+    if (!names->count) return 0;
+    int *res = xmalloc(names->count * sizeof *res);
+    int r = store_create_many(st, (const char *const *)names->v, names->count, partition, res);
+    if (r < 0) {
+        tool_error(t, "cannot create %s ... (%zu mailboxes): %s", names->v[0], names->count,
+                   cf_strerror(r));
+        *failed += (long long)names->count;
+    } else {
+        *created += r;
+        for (size_t i = 0; i < names->count; i++) {
+            if (!res[i]) continue;
+            tool_error(t, "cannot create %s: %s", names->v[i], why(res[i]));
+            if (!*failed) *first_err = res[i];
+            (*failed)++;
+        }
+        r = 0;
+    }
+    free(res);
+    strarr_fini(names);
+    return r;
+}
+
+/* create_from_stdin: `create --stdin`: one internal mailbox name a line (parents before their
+ * children), created in batches (store_create_many). Returns 0 when every name was created,
+ * else the first error. */
+static int create_from_stdin(struct tool *t, struct store *st, const char *partition)
+{
+    struct strarr names = STRARR_INIT;
+    long long created = 0, failed = 0;
+    int first_err = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int r = 0;
+    while (r >= 0 && (len = getline(&line, &cap, stdin)) > 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+        if (!len) continue;
+        strarr_add(&names, line);
+        if (names.count >= CREATE_BATCH)
+            r = create_batch(t, st, partition, &names, &created, &failed, &first_err);
+    }
+    if (r >= 0) r = create_batch(t, st, partition, &names, &created, &failed, &first_err);
+    free(line);
+    strarr_fini(&names);
+    if (t->json) printf("{\"created\": %lld, \"failed\": %lld}\n", created, failed);
+    else printf("created %lld mailboxes, %lld failed\n", created, failed);
+    if (r >= 0 && failed) r = first_err;
+    return r;
+}
+
 int cmd_mailbox(struct tool *t)
 {
     /* RFC 5464 annotations: its own options (cmd-mailbox-metadata.c) */
     if (t->argc >= 1 && !strcmp(t->argv[0], "metadata")) return cmd_mailbox_metadata(t);
     const char *partition = NULL, *special = NULL;
-    int recursive = 0, bad = 0;
+    int recursive = 0, bad = 0, from_stdin = 0;
     struct strarr args = STRARR_INIT;   /* the words without the options */
     for (int i = 0; i < t->argc; i++) {
         const char *a = t->argv[i];
         if (!strcmp(a, "--partition") && i + 1 < t->argc) partition = t->argv[++i];
         else if (!strcmp(a, "--special-use") && i + 1 < t->argc) special = t->argv[++i];
         else if (!strcmp(a, "-r")) recursive = 1;
+        else if (!strcmp(a, "--stdin")) from_stdin = 1;
         else if (a[0] == '-' && a[1]) bad = 1;
         else strarr_add(&args, a);
     }
     const char *verb = args.count ? args.v[0] : "";
     int list = !strcmp(verb, "list") && args.count <= 2;
-    int create = !strcmp(verb, "create") && args.count == 2;
+    int create = !strcmp(verb, "create") && args.count == 2 && !from_stdin;
+    int create_many = !strcmp(verb, "create") && args.count == 1 && from_stdin && !special;
     int del = !strcmp(verb, "delete") && args.count == 2;
     int ren = !strcmp(verb, "rename") && args.count == 3;
-    if (bad || (!list && !create && !del && !ren)) {
+    if (bad || (!list && !create && !create_many && !del && !ren)) {
         tool_error(t, MAILBOX_USAGE);
         strarr_fini(&args);
         return EXIT_USAGE;
@@ -115,6 +176,8 @@ int cmd_mailbox(struct tool *t)
         if (r < 0) tool_error(t, "cannot list: %s", cf_strerror(r));
         else table_print(&tab, t->json);
         table_fini(&tab);
+    } else if (create_many) {
+        r = create_from_stdin(t, st, partition);
     } else if (create) {
         const char *name = args.v[1];
         r = store_create(st, name, partition, NULL, special, STORE_CREATE_PARENTS);

@@ -60,7 +60,10 @@ const char *csasl_authid(const struct csasl *s);
  * (CF_E_NOTFOUND if it does not exist). */
 int csasl_setpass(const char *user, const char *pass, int create);
 int csasl_deluser(const char *user);              /* 0, CF_E_NOTFOUND, CF_E_IO */
-int csasl_user_exists(const char *user);          /* 1, 0, <0 */
+/* csasl_user_exists: 1 when user has a password record (userPassword, which SASL's setpass
+ * writes for every user) in sasl_realm, 0 when not, <0 on error. One lookup: lmtpd asks it
+ * for every recipient, so it must not cost the number of users. */
+int csasl_user_exists(const char *user);
 int csasl_listusers(struct strarr *out);          /* sorted user names of sasl_realm */
 
 /* csasl_acl_grantee_ok: under acl_local_users_only (a scale-out backend), whether rights may

@@ -153,6 +153,8 @@ int main(void)
     UNIT_EQ_INT(csasl_setpass("nobody", "x", 0), CF_E_NOTFOUND);
     UNIT_EQ_INT(csasl_user_exists("alice"), 1);
     UNIT_EQ_INT(csasl_user_exists("carol"), 0);
+    UNIT_EQ_INT(csasl_user_exists("alic"), 0);    /* a prefix of a user is none */
+    UNIT_EQ_INT(csasl_user_exists("alice2"), 0);
     UNIT_EQ_INT(csasl_listusers(&users), 0);
     UNIT_EQ_INT(users.count, 3);
     UNIT_EQ_STR(strarr_get(&users, 0), "admin");

@@ -23,8 +23,24 @@
 
 /* ---- create, status, delete, rename ---- */
 
-int mailbox_create(const char *partition, const char *name, const char *uniqueid,
-                   const char *acl, uint32_t uidvalidity)
+/* write_new: a new file path holding data, not fsynced (mailbox_create_nosync). */
+static int write_new(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 || write_all(fd, data, len) < 0) {
+        log_err("mailbox_io_error", "call=write path=%s errno=%s", log_quote(path), strerror(errno));
+        if (fd >= 0) close(fd);
+        return CF_E_IO;
+    }
+    if (close(fd) < 0) {
+        log_err("mailbox_io_error", "call=close path=%s errno=%s", log_quote(path), strerror(errno));
+        return CF_E_IO;
+    }
+    return 0;
+}
+
+static int create_dir(const char *partition, const char *name, const char *uniqueid,
+                      const char *acl, uint32_t uidvalidity, int sync)
 {
     if (!partition_uniqueid_valid(uniqueid) || !name || strpbrk(name, "\r\n") ||
         (acl && strpbrk(acl, "\r\n")))
@@ -34,6 +50,7 @@ int mailbox_create(const char *partition, const char *name, const char *uniqueid
     char *parent = xstrndup(dir, strlen(dir) - UNIQUEID_LEN - 1);
     char *path = NULL;
     unsigned char *idx = NULL;
+    struct buf hb = BUF_INIT;
     int r = mkdir_p(parent, 0700);
     if (r < 0) goto done;
     if (mkdir(dir, 0700) < 0) {
@@ -48,24 +65,46 @@ int mailbox_create(const char *partition, const char *name, const char *uniqueid
     unsigned char chead[CACHE_HEADER_SIZE];
     cache_header_encode(chead);
     path = xasprintf("%s/%s", dir, CACHE_FILE);
-    if ((r = file_write_atomic(path, chead, sizeof chead, 0600)) < 0) goto done;
+    r = sync ? file_write_atomic(path, chead, sizeof chead, 0600) : write_new(path, chead, sizeof chead);
+    if (r < 0) goto done;
     free(path);
     size_t ilen;
     idx = index_new_file(uidvalidity, 1, &ilen);
     path = xasprintf("%s/%s", dir, INDEX_FILE);
-    if ((r = file_write_atomic(path, idx, ilen, 0600)) < 0) goto done;
+    r = sync ? file_write_atomic(path, idx, ilen, 0600) : write_new(path, idx, ilen);
+    if (r < 0) goto done;
     /* The header goes last: a directory without one is an unfinished create. */
     struct mbheader h = { (char *)name, (char *)uniqueid, (char *)(acl ? acl : ""), uidvalidity };
-    if ((r = mbheader_write(dir, &h)) < 0) goto done;
-    /* the new name in xx/, and xx/ itself in the partition when mkdir_p just made it */
-    if ((r = fsync_dir(parent, 1)) < 0) goto done;
-    r = fsync_dir(parent, 0);
+    if (sync) {
+        if ((r = mbheader_write(dir, &h)) < 0) goto done;
+        /* the new name in xx/, and xx/ itself in the partition when mkdir_p just made it */
+        if ((r = fsync_dir(parent, 1)) < 0) goto done;
+        r = fsync_dir(parent, 0);
+    } else {
+        if ((r = mbheader_encode(&h, &hb)) < 0) goto done;
+        free(path);
+        path = xasprintf("%s/%s", dir, MBHEADER_FILE);
+        r = write_new(path, hb.s, hb.len);
+    }
 done:
+    buf_fini(&hb);
     free(idx);
     free(path);
     free(parent);
     free(dir);
     return r;
+}
+
+int mailbox_create(const char *partition, const char *name, const char *uniqueid,
+                   const char *acl, uint32_t uidvalidity)
+{
+    return create_dir(partition, name, uniqueid, acl, uidvalidity, 1);
+}
+
+int mailbox_create_nosync(const char *partition, const char *name, const char *uniqueid,
+                          const char *acl, uint32_t uidvalidity)
+{
+    return create_dir(partition, name, uniqueid, acl, uidvalidity, 0);
 }
 
 int mailbox_status(const char *partition, const char *uniqueid, struct index_header *h)

@@ -39,6 +39,15 @@ struct mailbox_msg {
 int mailbox_create(const char *partition, const char *name, const char *uniqueid,
                    const char *acl, uint32_t uidvalidity);
 
+/* mailbox_create_nosync: mailbox_create for bulk creation: the files are written straight
+ * into the new directory (nothing else can see it yet, so no temp file and rename), the
+ * header last, and nothing is fsynced: the caller makes the partition durable (syncfs) before
+ * it commits the mailboxes' list entries. A crash before that leaves directories without list
+ * entries, which reconstruct adopts (header present) or sees as unfinished (no header), as
+ * after a crash inside mailbox_create. Returns as mailbox_create. */
+int mailbox_create_nosync(const char *partition, const char *name, const char *uniqueid,
+                          const char *acl, uint32_t uidvalidity);
+
 /* mailbox_reuse: make mb, an open session on some mailbox that nothing uses any more, what
  * mailbox_open(partition, uniqueid, name) would return now: CF_E_NOTFOUND (mb unchanged) when
  * it is on another mailbox; else, under the shared lock, the header read again and the view

@@ -4,6 +4,7 @@
 #include "core/log.h"
 #include "core/strarr.h"
 #include "core/xmalloc.h"
+#include "store/acl.h"
 #include "store/mboxname.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -24,6 +25,21 @@ static int internal_key(const char *key)
 {
     return key[0] == '\001';
 }
+
+/* The grant index (mboxlist.h): "\001g\tIDENT\tNAME" -> "" for every identifier with a
+ * positive entry in NAME's ACL, except the owner of a personal mailbox (who finds their own
+ * mailboxes under user/OWNER anyway: indexing them would double the list for nothing).
+ * Neither an identifier nor a mailbox name holds a tab (acl_ident_valid, mboxname_valid), so
+ * IDENT "\t" is a prefix that finds one identifier's grants and nobody else's. The keys start
+ * with the control character that marks the list's internal records, so every scan of the
+ * list skips them, and a dump carries them. GRANTS_KEY says the index is complete; a list
+ * without it (written before the index existed, or loaded from such a dump) is indexed when
+ * next opened. */
+#define GRANT_PREFIX "\001g\t"
+#define GRANTS_KEY "\001grants"
+/* mailboxes re-indexed per transaction by mboxlist_rebuild_grants: well inside the
+ * environment's lock table (kv.c) */
+#define GRANT_BATCH 500
 
 void mboxlist_entry_init(struct mboxlist_entry *e)
 {
@@ -131,11 +147,20 @@ void mboxlist_new_uniqueid(char out[MBOXLIST_UNIQUEID_LEN + 1])
 int mboxlist_open(struct kv_env *env, struct mboxlist **ml_r)
 {
     struct kv_db *db = NULL;
+    struct buf v = BUF_INIT;
     *ml_r = NULL;
     int r = kv_db_open(env, MBOXLIST_DB, 0, &db);
     if (r) return r;
     struct mboxlist *ml = xmalloc(sizeof *ml);
     ml->db = db;
+    /* a list from before the grant index (or loaded from a dump of one): index it once */
+    r = kv_get(db, NULL, GRANTS_KEY, strlen(GRANTS_KEY), &v);
+    if (r == 0) r = mboxlist_rebuild_grants(ml);
+    buf_fini(&v);
+    if (r < 0) {
+        mboxlist_close(&ml);
+        return r;
+    }
     *ml_r = ml;
     return 0;
 }
@@ -201,13 +226,62 @@ static int put_entry(struct mboxlist *ml, struct kv_txn *txn, const char *name,
     return r;
 }
 
+/* grant_key: GRANT_PREFIX ident "\t" name into k (reset first). */
+static void grant_key(struct buf *k, const char *ident, const char *name)
+{
+    buf_reset(k);
+    buf_appends(k, GRANT_PREFIX);
+    buf_appends(k, ident);
+    buf_putc(k, '\t');
+    buf_appends(k, name);
+}
+
+/* grants_write: add (add 1) or remove (add 0) the grant index records of mailbox name with
+ * ACL text acl (NULL as ""), in txn. 0 or a kv error. */
+static int grants_write(struct mboxlist *ml, struct kv_txn *txn, const char *name,
+                        const char *acl, int add)
+{
+    struct strarr idents = STRARR_INIT, rights = STRARR_INIT;
+    struct buf owner = BUF_INIT, k = BUF_INIT;
+    int r = 0;
+    acl_split(acl ? acl : "", &idents, &rights);
+    int personal = mboxname_owner(name, &owner) == 1;
+    for (size_t i = 0; i < idents.count && r >= 0; i++) {
+        const char *id = idents.v[i];
+        if (id[0] == '-' || !id[0] || strchr(id, '\t')) continue;
+        if (personal && !strcmp(id, buf_cstr(&owner))) continue;
+        grant_key(&k, id, name);
+        r = add ? kv_put(ml->db, txn, k.s, k.len, "", 0) : kv_del(ml->db, txn, k.s, k.len);
+    }
+    strarr_fini(&idents);
+    strarr_fini(&rights);
+    buf_fini(&owner);
+    buf_fini(&k);
+    return r < 0 ? r : 0;
+}
+
+/* grants_drop_stored: remove the grant records of the stored value v (a record of name). An
+ * undecodable record has none to remove. */
+static int grants_drop_stored(struct mboxlist *ml, struct kv_txn *txn, const char *name,
+                              const char *v, size_t vlen)
+{
+    struct mboxlist_entry old;
+    mboxlist_entry_init(&old);
+    int r = 0;
+    if (!mboxlist_entry_decode(v, vlen, &old)) r = grants_write(ml, txn, name, old.acl, 0);
+    mboxlist_entry_fini(&old);
+    return r;
+}
+
 static int create_fn(struct kv_txn *txn, void *rock)
 {
     struct write_args *a = rock;
     int r = mboxlist_lookup(a->ml, txn, a->name, NULL);
     if (r < 0) return r;
     if (r == 1) return CF_E_EXISTS;
-    return put_entry(a->ml, txn, a->name, a->e);
+    r = put_entry(a->ml, txn, a->name, a->e);
+    if (!r) r = grants_write(a->ml, txn, a->name, a->e->acl, 1);
+    return r;
 }
 
 static int partition_ok(const char *p)
@@ -231,10 +305,16 @@ int mboxlist_create(struct mboxlist *ml, struct kv_txn *txn, const char *name,
 static int update_fn(struct kv_txn *txn, void *rock)
 {
     struct write_args *a = rock;
-    int r = mboxlist_lookup(a->ml, txn, a->name, NULL);
-    if (r < 0) return r;
-    if (r == 0) return CF_E_NOTFOUND;
-    return put_entry(a->ml, txn, a->name, a->ce);
+    struct buf v = BUF_INIT;
+    int r = kv_get(a->ml->db, txn, a->name, strlen(a->name), &v);
+    if (r == 0) r = CF_E_NOTFOUND;
+    if (r < 0) goto done;
+    r = grants_drop_stored(a->ml, txn, a->name, buf_cstr(&v), v.len);
+    if (!r) r = put_entry(a->ml, txn, a->name, a->ce);
+    if (!r) r = grants_write(a->ml, txn, a->name, a->ce->acl, 1);
+done:
+    buf_fini(&v);
+    return r;
 }
 
 int mboxlist_update(struct mboxlist *ml, struct kv_txn *txn, const char *name,
@@ -246,11 +326,27 @@ int mboxlist_update(struct mboxlist *ml, struct kv_txn *txn, const char *name,
     return run(ml, txn, update_fn, &a);
 }
 
+static int delete_fn(struct kv_txn *txn, void *rock)
+{
+    struct write_args *a = rock;
+    struct buf v = BUF_INIT;
+    int r = kv_get(a->ml->db, txn, a->name, strlen(a->name), &v);
+    if (r == 0) r = CF_E_NOTFOUND;
+    if (r < 0) goto done;
+    r = grants_drop_stored(a->ml, txn, a->name, buf_cstr(&v), v.len);
+    if (!r) r = kv_del(a->ml->db, txn, a->name, strlen(a->name));
+    if (r == 1) r = 0;
+    else if (r == 0) r = CF_E_NOTFOUND;
+done:
+    buf_fini(&v);
+    return r;
+}
+
 int mboxlist_delete(struct mboxlist *ml, struct kv_txn *txn, const char *name)
 {
-    int r = kv_del(ml->db, txn, name, strlen(name));
-    if (r < 0) return r;
-    return r == 1 ? 0 : CF_E_NOTFOUND;
+    if (internal_key(name)) return CF_E_NOTFOUND;
+    struct write_args a = { ml, name, NULL, NULL, NULL, NULL, NULL };
+    return run(ml, txn, delete_fn, &a);
 }
 
 struct collect {
@@ -300,6 +396,8 @@ static int rename_fn(struct kv_txn *txn, void *rock)
     /* Delete first, then add: a new name may be one of the old ones ("a/b" -> "a" makes
      * "a/b/b" -> "a/b"). */
     for (size_t i = 0; i < c.names.count; i++) {
+        r = grants_drop_stored(a->ml, txn, c.names.v[i], c.values.v[i], strlen(c.values.v[i]));
+        if (r < 0) goto done;
         r = kv_del(a->ml->db, txn, c.names.v[i], strlen(c.names.v[i]));
         if (r < 0) goto done;
     }
@@ -315,6 +413,13 @@ static int rename_fn(struct kv_txn *txn, void *rock)
         if (r == 1) r = CF_E_EXISTS;
         if (r < 0) goto done;
         r = kv_put(a->ml->db, txn, nn.s, nn.len, c.values.v[i], strlen(c.values.v[i]));
+        if (r < 0) goto done;
+        /* the owner may change (user/a/x -> user/b/x), and with it who is indexed */
+        struct mboxlist_entry ne;
+        mboxlist_entry_init(&ne);
+        if (!mboxlist_entry_decode(c.values.v[i], strlen(c.values.v[i]), &ne))
+            r = grants_write(a->ml, txn, buf_cstr(&nn), ne.acl, 1);
+        mboxlist_entry_fini(&ne);
         if (r < 0) goto done;
     }
     r = (int)c.names.count;
@@ -344,6 +449,101 @@ int mboxlist_rename_checked(struct mboxlist *ml, struct kv_txn *txn, const char 
     if (r > 0) log_info("mailbox_renamed", "old=%s new=%s count=%d", log_quote(oldname),
                         log_quote(newname), r);
     return r;
+}
+
+/* ---- the grant index ---- */
+
+struct rebuild_ctx {
+    struct mboxlist *ml;
+    struct strarr names;
+    long long count;
+};
+
+/* rebuild_batch_fn: index the mailboxes collected, each as it stands in this transaction
+ * (one renamed or deleted since the scan saw it is skipped: its writer indexed it). */
+static int rebuild_batch_fn(struct kv_txn *txn, void *rock)
+{
+    struct rebuild_ctx *rc = rock;
+    struct buf v = BUF_INIT;
+    struct mboxlist_entry e;
+    mboxlist_entry_init(&e);
+    int r = 0;
+    for (size_t i = 0; i < rc->names.count && r >= 0; i++) {
+        const char *name = rc->names.v[i];
+        r = kv_get(rc->ml->db, txn, name, strlen(name), &v);
+        if (r == 1 && !mboxlist_entry_decode(v.s, v.len, &e))
+            r = grants_write(rc->ml, txn, name, e.acl, 1);
+    }
+    mboxlist_entry_fini(&e);
+    buf_fini(&v);
+    return r < 0 ? r : 0;
+}
+
+static int rebuild_flush(struct rebuild_ctx *rc)
+{
+    if (!rc->names.count) return 0;
+    int r = kv_txn_run(kv_db_env(rc->ml->db), KV_TXN_NOSYNC, rebuild_batch_fn, rc);
+    rc->count += (long long)rc->names.count;
+    strarr_fini(&rc->names);
+    return r;
+}
+
+static int rebuild_one(const char *key, size_t klen, const char *val, size_t vlen, void *rock)
+{
+    struct rebuild_ctx *rc = rock;
+    (void)klen;
+    (void)val;
+    (void)vlen;
+    if (internal_key(key)) return 0;
+    strarr_add(&rc->names, key);
+    return rc->names.count >= GRANT_BATCH ? rebuild_flush(rc) : 0;
+}
+
+long long mboxlist_rebuild_grants(struct mboxlist *ml)
+{
+    struct rebuild_ctx rc = { ml, STRARR_INIT, 0 };
+    /* the mark goes first and comes back last: a rebuild cut short is done again at the next
+     * open. Writers keep the index as they go meanwhile; the batches below only add, and the
+     * removal comes before them, so no grant a writer adds is lost; one it removes may come
+     * back from a batch that read the entry before it, which only costs a lookup in LIST. */
+    int r = kv_del(ml->db, NULL, GRANTS_KEY, strlen(GRANTS_KEY));
+    if (r >= 0) r = kv_del_prefix(ml->db, NULL, GRANT_PREFIX, strlen(GRANT_PREFIX));
+    if (r >= 0) r = kv_foreach(ml->db, NULL, "", 0, rebuild_one, &rc);
+    if (r >= 0) r = rebuild_flush(&rc);
+    if (r >= 0) r = kv_put(ml->db, NULL, GRANTS_KEY, strlen(GRANTS_KEY), "1", 1);
+    strarr_fini(&rc.names);
+    if (r < 0) {
+        log_err("mboxlist_grants_rebuild_failed", "error=%s", log_quote(cf_strerror(r)));
+        return r;
+    }
+    log_info("mboxlist_grants_rebuilt", "mailboxes=%lld", rc.count);
+    return rc.count;
+}
+
+struct grant_collect {
+    size_t skip;            /* bytes of GRANT_PREFIX ident "\t" */
+    struct strarr *out;
+};
+
+static int grant_collect_one(const char *key, size_t klen, const char *val, size_t vlen,
+                             void *rock)
+{
+    struct grant_collect *g = rock;
+    (void)val;
+    (void)vlen;
+    if (klen > g->skip) strarr_add(g->out, key + g->skip);
+    return 0;
+}
+
+int mboxlist_grants(struct mboxlist *ml, struct kv_txn *txn, const char *ident,
+                    struct strarr *names)
+{
+    struct buf p = BUF_INIT;
+    grant_key(&p, ident, "");
+    struct grant_collect g = { p.len, names };
+    int r = kv_foreach(ml->db, txn, p.s, p.len, grant_collect_one, &g);
+    buf_fini(&p);
+    return r < 0 ? r : 0;
 }
 
 /* ---- UIDVALIDITY ---- */
@@ -432,6 +632,24 @@ int mboxlist_foreach(struct mboxlist *ml, struct kv_txn *txn, const char *prefix
     return r;
 }
 
+int mboxlist_foreach_tree(struct mboxlist *ml, struct kv_txn *txn, const char *name,
+                          mboxlist_foreach_fn *cb, void *rock)
+{
+    if (!*name) return mboxlist_foreach(ml, txn, "", cb, rock);
+    struct foreach_ctx f = { cb, rock, { 0 } };
+    struct buf v = BUF_INIT, p = BUF_INIT;
+    int r = internal_key(name) ? 0 : kv_get(ml->db, txn, name, strlen(name), &v);
+    if (r == 1) r = foreach_one(name, strlen(name), buf_cstr(&v), v.len, &f);
+    if (r == 0) {
+        buf_printf(&p, "%s/", name);
+        r = kv_foreach(ml->db, txn, p.s, p.len, foreach_one, &f);
+    }
+    mboxlist_entry_fini(&f.e);
+    buf_fini(&v);
+    buf_fini(&p);
+    return r;
+}
+
 static int stop_cb(const char *key, size_t klen, const char *val, size_t vlen, void *rock)
 {
     (void)key;
@@ -515,12 +733,67 @@ int mboxlist_list(struct mboxlist *ml, struct kv_txn *txn, const char *user, con
     return mboxlist_list_visible(ml, txn, user, pattern, NULL, cb, rock);
 }
 
+/* sorted_uniq: a sorted in strcmp (byte) order, each string once. */
+static void sorted_uniq(struct strarr *a)
+{
+    strarr_sort(a);
+    size_t out = 0;
+    for (size_t i = 0; i < a->count; i++) {
+        if (out && !strcmp(a->v[out - 1], a->v[i])) {
+            free(a->v[i]);
+            continue;
+        }
+        a->v[out++] = a->v[i];
+    }
+    a->count = out;
+    if (a->v) a->v[out] = NULL;
+}
+
+/* list_part_scan: one namespace part of a LIST: every mailbox whose name starts with prefix,
+ * from the list itself (granted NULL), or only those among granted (sorted, unique; names a
+ * grant index gave), each looked up in the list. */
+static int list_part_scan(struct mboxlist *ml, struct kv_txn *txn, const char *prefix,
+                          size_t plen, const struct strarr *granted, struct list_ctx *l)
+{
+    if (!granted) return kv_foreach(ml->db, txn, prefix, plen, list_one, l);
+    struct buf v = BUF_INIT;
+    int r = 0;
+    for (size_t i = 0; i < granted->count && !r; i++) {
+        const char *name = granted->v[i];
+        if (strncmp(name, prefix, plen)) continue;
+        r = kv_get(ml->db, txn, name, strlen(name), &v);
+        if (r == 1) r = list_one(name, strlen(name), buf_cstr(&v), v.len, l);
+    }
+    buf_fini(&v);
+    return r;
+}
+
+static int list_run(struct mboxlist *ml, struct kv_txn *txn, const char *user,
+                    const char *pattern, int use_grants, mboxlist_visible_fn *visible,
+                    mboxlist_list_fn *cb, void *rock);
+
 int mboxlist_list_visible(struct mboxlist *ml, struct kv_txn *txn, const char *user,
                           const char *pattern, mboxlist_visible_fn *visible,
                           mboxlist_list_fn *cb, void *rock)
 {
+    return list_run(ml, txn, user, pattern, 0, visible, cb, rock);
+}
+
+int mboxlist_list_granted(struct mboxlist *ml, struct kv_txn *txn, const char *user,
+                          const char *pattern, mboxlist_visible_fn *visible,
+                          mboxlist_list_fn *cb, void *rock)
+{
+    return list_run(ml, txn, user, pattern, user != NULL, visible, cb, rock);
+}
+
+static int list_run(struct mboxlist *ml, struct kv_txn *txn, const char *user,
+                    const char *pattern, int use_grants, mboxlist_visible_fn *visible,
+                    mboxlist_list_fn *cb, void *rock)
+{
     struct list_ctx l = { user, NULL, visible, cb, rock, LIST_ALL, BUF_INIT, BUF_INIT, { 0 } };
     struct buf prefix = BUF_INIT;
+    struct strarr granted = STRARR_INIT;
+    const struct strarr *g = NULL;
     size_t llen = mboxname_pattern_literal(pattern);
     const char *rest;
     int r = mboxname_pattern_new(pattern, &l.pattern);
@@ -532,23 +805,46 @@ int mboxlist_list_visible(struct mboxlist *ml, struct kv_txn *txn, const char *u
     mboxname_user_inbox(user, &l.inbox);
     if (strncmp(pattern, MBOXNAME_NS_OTHER, strlen(MBOXNAME_NS_OTHER)) &&
         strncmp(pattern, MBOXNAME_NS_SHARED, strlen(MBOXNAME_NS_SHARED))) {
+        /* the INBOX, then what lies below it: the prefix "user/fred" alone would also read
+         * user/fred2, user/fred20... (with users user0..user99999, 11,111 users' mailboxes
+         * for user1), which list_one would only throw away */
+        struct buf v = BUF_INIT;
         l.part = LIST_PERSONAL;
-        r = kv_foreach(ml->db, txn, l.inbox.s, l.inbox.len, list_one, &l);
+        r = kv_get(ml->db, txn, l.inbox.s, l.inbox.len, &v);
+        if (r == 1) r = list_one(buf_cstr(&l.inbox), l.inbox.len, buf_cstr(&v), v.len, &l);
+        buf_fini(&v);
         if (r) goto done;
+        buf_printf(&prefix, "%s%c", buf_cstr(&l.inbox), MBOXNAME_SEP);
+        r = kv_foreach(ml->db, txn, prefix.s, prefix.len, list_one, &l);
+        buf_reset(&prefix);
+        if (r) goto done;
+    }
+    if (use_grants && (ns_compatible(pattern, llen, MBOXNAME_NS_OTHER, &rest) ||
+                       ns_compatible(pattern, llen, MBOXNAME_NS_SHARED, &rest))) {
+        /* Outside their own hierarchy a user sees only what an ACL entry for them or for
+         * "anyone" grants (acl.h): the grant index names those mailboxes, so LIST costs what
+         * the user may see, not the size of the whole list (which holds every user's
+         * mailboxes) */
+        r = mboxlist_grants(ml, txn, user, &granted);
+        if (!r) r = mboxlist_grants(ml, txn, "anyone", &granted);
+        if (r) goto done;
+        sorted_uniq(&granted);
+        g = &granted;
     }
     if (ns_compatible(pattern, llen, MBOXNAME_NS_OTHER, &rest)) {
         l.part = LIST_OTHER;
         buf_appends(&prefix, MBOXNAME_USER_PREFIX);
         if (*rest) buf_append(&prefix, rest, llen - (size_t)(rest - pattern));
-        r = kv_foreach(ml->db, txn, prefix.s, prefix.len, list_one, &l);
+        r = list_part_scan(ml, txn, prefix.s, prefix.len, g, &l);
         if (r) goto done;
     }
     if (ns_compatible(pattern, llen, MBOXNAME_NS_SHARED, &rest)) {
         l.part = LIST_SHARED;
         size_t rlen = *rest ? llen - (size_t)(rest - pattern) : 0;
-        r = kv_foreach(ml->db, txn, rest, rlen, list_one, &l);
+        r = list_part_scan(ml, txn, rest, rlen, g, &l);
     }
 done:
+    strarr_fini(&granted);
     mboxname_pattern_free(&l.pattern);
     buf_fini(&prefix);
     buf_fini(&l.inbox);

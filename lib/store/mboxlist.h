@@ -7,11 +7,19 @@
  * they hold no space; an empty field is "%"), UNIQUEID 32 lower-case hex digits, CTIME
  * decimal seconds since the epoch.
  *
+ * Grant index: beside the entries the list keeps, under internal keys that scans skip, one
+ * record per (identifier, mailbox) for each identifier with a positive entry in the mailbox's
+ * ACL, except the owner of a personal mailbox (keys in man/coffer-store.5). Every write below
+ * keeps it in the same transaction as the entry; mboxlist_open builds it for a list that
+ * lacks it, and reconstruct rebuilds it. It lets LIST find the other users' and shared
+ * mailboxes a user may see without reading every user's mailboxes (mboxlist_list_granted).
+ *
  * Every function taking txn accepts NULL: the call is then its own transaction (with deadlock
  * retries); with a caller's txn, CF_E_AGAIN means abort and retry (kv.h). */
 #ifndef COFFER_STORE_MBOXLIST_H
 #define COFFER_STORE_MBOXLIST_H
 #include "core/buf.h"
+#include "core/strarr.h"
 #include "store/kv.h"
 #include <stdint.h>
 
@@ -41,7 +49,8 @@ int mboxlist_entry_decode(const char *s, size_t len, struct mboxlist_entry *e);
 void mboxlist_new_uniqueid(char out[MBOXLIST_UNIQUEID_LEN + 1]);
 
 /* mboxlist_open: open mailboxes.db in env (the handle belongs to the caller and must be closed
- * before env). 0 or CF_E_IO. mboxlist_close sets *mlp to NULL. */
+ * before env); builds the grant index when the list has none (mboxlist_rebuild_grants). 0,
+ * CF_E_IO or another kv error. mboxlist_close sets *mlp to NULL. */
 int mboxlist_open(struct kv_env *env, struct mboxlist **ml_r);
 void mboxlist_close(struct mboxlist **mlp);
 /* mboxlist_kv: the underlying database (for kv_dump / kv_load). */
@@ -106,6 +115,18 @@ int mboxlist_next_uidvalidity(struct mboxlist *ml, struct kv_txn *txn, uint32_t 
 int mboxlist_raise_uidvalidity(struct mboxlist *ml, struct kv_txn *txn, uint32_t seen,
                                uint32_t *last_r);
 
+/* mboxlist_rebuild_grants: build the grant index anew from the entries (in batches of
+ * transactions, while others may use the list: concurrent writers keep their own changes
+ * indexed). Returns the number of mailboxes indexed (>= 0) or a kv error (logged). Blocks
+ * for a full scan of the list. */
+long long mboxlist_rebuild_grants(struct mboxlist *ml);
+
+/* mboxlist_grants: append to names the internal names of the mailboxes whose ACL has a
+ * positive entry for ident (the owner's own personal mailboxes excepted), in byte order. 0 or
+ * a kv error. */
+int mboxlist_grants(struct mboxlist *ml, struct kv_txn *txn, const char *ident,
+                    struct strarr *names);
+
 /* mboxlist_foreach_fn: one mailbox; return 0 to go on, > 0 to stop, < 0 for an error. */
 typedef int mboxlist_foreach_fn(const char *name, const struct mboxlist_entry *e, void *rock);
 
@@ -114,6 +135,13 @@ typedef int mboxlist_foreach_fn(const char *name, const struct mboxlist_entry *e
  * txn NULL, cb may use other transactions (kv_foreach). */
 int mboxlist_foreach(struct mboxlist *ml, struct kv_txn *txn, const char *prefix,
                      mboxlist_foreach_fn *cb, void *rock);
+
+/* mboxlist_foreach_tree: call cb for name itself (when it exists) and every mailbox below it
+ * (name/...), in byte order: a user's hierarchy is "user/fred" and "user/fred/", never the
+ * prefix "user/fred" (which holds user/fredrick's too). name "" is the whole list. Returns
+ * as mboxlist_foreach. */
+int mboxlist_foreach_tree(struct mboxlist *ml, struct kv_txn *txn, const char *name,
+                          mboxlist_foreach_fn *cb, void *rock);
 
 /* mboxlist_has_children: 1 when some mailbox lies below name, 0 when none, or an error. */
 int mboxlist_has_children(struct mboxlist *ml, struct kv_txn *txn, const char *name);
@@ -141,6 +169,15 @@ typedef int mboxlist_visible_fn(const char *name, const struct mboxlist_entry *e
  * more) visible() is asked before matching, so the pattern costs time only for mailboxes
  * the caller can see; a short one is matched first. */
 int mboxlist_list_visible(struct mboxlist *ml, struct kv_txn *txn, const char *user,
+                          const char *pattern, mboxlist_visible_fn *visible,
+                          mboxlist_list_fn *cb, void *rock);
+
+/* mboxlist_list_granted: mboxlist_list_visible for a user who is no administrator (user not
+ * NULL): in the other users' and shared namespaces only the mailboxes the grant index names
+ * for user or "anyone" are considered, the only ones whose ACL can give such a user the 'l'
+ * right (acl.h); visible() still decides. The cost follows what the user may see, not the
+ * size of the list. With user NULL it is mboxlist_list_visible. */
+int mboxlist_list_granted(struct mboxlist *ml, struct kv_txn *txn, const char *user,
                           const char *pattern, mboxlist_visible_fn *visible,
                           mboxlist_list_fn *cb, void *rock);
 

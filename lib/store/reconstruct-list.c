@@ -352,6 +352,12 @@ int reconstruct_mailboxlist(struct store *st, unsigned flags, struct recon_repor
         int ur = mboxlist_raise_uidvalidity(st->mboxlist, NULL, rep->uidvalidity_max, NULL);
         if (ur < 0) r = ur;
     }
+    /* the grant index LIST reads (mboxlist.h) follows the entries as they are now; a
+     * damaged one would hide shared mailboxes or cost lookups */
+    if (!(flags & RECON_DRY_RUN)) {
+        long long gr = mboxlist_rebuild_grants(st->mboxlist);
+        if (gr < 0) r = (int)gr;
+    }
 out:
     for (size_t i = 0; i < l.n; i++) {
         free(l.v[i].name);

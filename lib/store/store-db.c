@@ -22,6 +22,12 @@ int store_mailbox_foreach(struct store *st, const char *prefix, store_mailbox_fn
     return mboxlist_foreach(st->mboxlist, NULL, prefix, cb, rock);
 }
 
+int store_mailbox_foreach_tree(struct store *st, const char *name, store_mailbox_fn *cb,
+                               void *rock)
+{
+    return mboxlist_foreach_tree(st->mboxlist, NULL, name, cb, rock);
+}
+
 int store_has_children(struct store *st, const char *name)
 {
     return mboxlist_has_children(st->mboxlist, NULL, name);
@@ -31,6 +37,12 @@ int store_list(struct store *st, const char *user, const char *pattern,
                store_visible_fn *visible, store_list_fn *cb, void *rock)
 {
     return mboxlist_list_visible(st->mboxlist, NULL, user, pattern, visible, cb, rock);
+}
+
+int store_list_granted(struct store *st, const char *user, const char *pattern,
+                       store_visible_fn *visible, store_list_fn *cb, void *rock)
+{
+    return mboxlist_list_granted(st->mboxlist, NULL, user, pattern, visible, cb, rock);
 }
 
 int store_lookup_in(struct store *st, struct store_txn *txn, const char *name,
@@ -546,6 +558,10 @@ int store_db_load(struct store *st, const char *name, FILE *f, int replace)
     if (r < 0) return r;
     if (replace && (r = kv_del_prefix(db, NULL, "", 0)) >= 0) r = 0;
     if (!r) r = kv_load(db, f);
+    /* the loaded entries may come without their grant index (a dump from before it), or
+     * beside records of another list: index what is there now */
+    if (!r && !strcmp(name, MBOXLIST_DB) && (r = (int)mboxlist_rebuild_grants(st->mboxlist)) > 0)
+        r = 0;
     if (own) kv_db_close(&db);
     return r;
 }

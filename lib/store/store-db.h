@@ -32,6 +32,11 @@ typedef int store_mailbox_fn(const char *name, const struct mboxlist_entry *e, v
 int store_mailbox_foreach(struct store *st, const char *prefix, store_mailbox_fn *cb,
                           void *rock);
 
+/* store_mailbox_foreach_tree: cb for name and every mailbox below it (mboxlist_foreach_tree:
+ * not the other names that merely start with name). Not a snapshot, as store_mailbox_foreach. */
+int store_mailbox_foreach_tree(struct store *st, const char *name, store_mailbox_fn *cb,
+                               void *rock);
+
 /* store_has_children: 1 when some mailbox lies below name, 0 when none, or an error. */
 int store_has_children(struct store *st, const char *name);
 
@@ -48,6 +53,12 @@ typedef int store_visible_fn(const char *name, const struct mboxlist_entry *e, v
  * pattern over MBOXNAME_PATTERN_MAX, or an error. */
 int store_list(struct store *st, const char *user, const char *pattern,
                store_visible_fn *visible, store_list_fn *cb, void *rock);
+
+/* store_list_granted: store_list for a user who is no administrator: the other users' and
+ * shared mailboxes come from the list's grant index (mboxlist_list_granted), so the cost
+ * follows what user may see, not how many mailboxes the server holds. */
+int store_list_granted(struct store *st, const char *user, const char *pattern,
+                       store_visible_fn *visible, store_list_fn *cb, void *rock);
 
 /* store_lookup_in: store_lookup (store.h) read through txn, the transaction a rename check
  * runs in (txn NULL: a transaction of its own). 1 and e (may be NULL) when name exists, 0 when

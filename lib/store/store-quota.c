@@ -136,8 +136,8 @@ int store_quota_recount(struct store *st, const char *root, int64_t *bytes_r,
                         int64_t *messages_r)
 {
     struct recount_rock rc = { st, root, BUF_INIT, 0, 0, NULL, 0 };
-    /* the prefix also matches "user/fredrick" for "user/fred": recount_one filters */
-    int r = mboxlist_foreach(st->mboxlist, NULL, root, recount_one, &rc);
+    /* the root and below it only: the prefix alone would read user/fredrick's too */
+    int r = mboxlist_foreach_tree(st->mboxlist, NULL, root, recount_one, &rc);
     recount_fini(&rc);
     if (r < 0) return r;
     *bytes_r = rc.bytes;
@@ -153,7 +153,7 @@ int store_quota_fix_locked(struct store *st, const char *root, struct quota *was
     if (r == 0) r = CF_E_NOTFOUND;
     if (r < 0) goto out;
     if (was_r) *was_r = q;
-    r = mboxlist_foreach(st->mboxlist, NULL, root, recount_one, &rc);
+    r = mboxlist_foreach_tree(st->mboxlist, NULL, root, recount_one, &rc);
     if (r < 0) goto out;
     int right = q.used_bytes == rc.bytes && q.used_messages == rc.msgs;
     /* the usage and the ledger it is the sum of (quotadb.h), in one transaction */

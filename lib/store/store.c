@@ -174,6 +174,169 @@ int store_create(struct store *st, const char *name, const char *partition, cons
     return create_one(st, name, partition, acl, flags);
 }
 
+/* ---- bulk creation (store_create_many) ---- */
+
+struct many_item {
+    const char *name;
+    struct mboxlist_entry e;
+    const char *ppath;
+    uint32_t uidvalidity;
+    int dir_made;
+};
+
+struct many_args {
+    struct store *st;
+    struct many_item *it;
+    size_t n;
+    int *results;
+};
+
+/* many_uidv_fn: the UIDVALIDITYs of the batch, taken from the list's counter in one
+ * transaction (committed before the directories are written with them, as create_one does) */
+static int many_uidv_fn(struct kv_txn *txn, void *rock)
+{
+    struct many_args *a = rock;
+    for (size_t i = 0; i < a->n; i++) {
+        if (a->results[i]) continue;
+        int r = mboxlist_next_uidvalidity(a->st->mboxlist, txn, &a->it[i].uidvalidity);
+        if (r) return r;
+    }
+    return 0;
+}
+
+/* many_list_fn: the list entries. A name created meanwhile by someone else is left to them
+ * (CF_E_EXISTS for it); the function may run again after a deadlock, so it starts afresh. */
+static int many_list_fn(struct kv_txn *txn, void *rock)
+{
+    struct many_args *a = rock;
+    for (size_t i = 0; i < a->n; i++) {
+        if (!a->it[i].dir_made) continue;
+        a->results[i] = 0;
+        int r = mboxlist_create(a->st->mboxlist, txn, a->it[i].name, &a->it[i].e);
+        if (r == CF_E_EXISTS) a->results[i] = r;
+        else if (r) return r;
+    }
+    return 0;
+}
+
+/* many_parent: the entry of name's parent from earlier in the batch (before index i), else
+ * from the list. 1 found (into *e_r, an item's entry or parent_buf), 0 none, or an error. */
+static int many_parent(struct store *st, struct many_item *it, const int *results, size_t i,
+                       const char *pname, struct mboxlist_entry *parent_buf,
+                       const struct mboxlist_entry **e_r)
+{
+    for (size_t j = i; j-- > 0;) {
+        if (!results[j] && !strcmp(it[j].name, pname)) {
+            *e_r = &it[j].e;
+            return 1;
+        }
+    }
+    int r = mboxlist_lookup(st->mboxlist, NULL, pname, parent_buf);
+    if (r == 1) *e_r = parent_buf;
+    return r;
+}
+
+int store_create_many(struct store *st, const char *const *names, size_t n,
+                      const char *partition, int *results)
+{
+    struct many_item *it = xzmalloc((n ? n : 1) * sizeof *it);
+    struct many_args a = { st, it, n, results };
+    struct mboxlist_entry parent;
+    mboxlist_entry_init(&parent);
+    struct buf pname = BUF_INIT, anc = BUF_INIT;
+    struct strarr synced = STRARR_INIT;
+    int r = 0, created = 0;
+    if (partition && !store_partition_path(st, partition)) {
+        r = CF_E_NOTFOUND;
+        goto done;
+    }
+    /* what each create would decide: validity, existence, ancestors, partition and ACL */
+    for (size_t i = 0; i < n; i++) {
+        const char *name = names[i];
+        it[i].name = name;
+        mboxlist_entry_init(&it[i].e);
+        results[i] = 0;
+        if (mboxname_valid(name)) { results[i] = CF_E_PARSE; continue; }
+        int found = mboxlist_lookup(st->mboxlist, NULL, name, NULL);
+        if (found < 0) { r = found; goto done; }
+        for (size_t j = 0; j < i && !found; j++)
+            found = !results[j] && !strcmp(names[j], name);
+        if (found) { results[i] = CF_E_EXISTS; continue; }
+        for (const char *p = strchr(name, '/'); p && !results[i]; p = strchr(p + 1, '/')) {
+            buf_reset(&anc);
+            buf_append(&anc, name, (size_t)(p - name));
+            if (!strcmp(buf_cstr(&anc), "user")) continue;
+            const struct mboxlist_entry *pe = NULL;
+            int pr = many_parent(st, it, results, i, buf_cstr(&anc), &parent, &pe);
+            if (pr < 0) { r = pr; goto done; }
+            if (!pr) results[i] = CF_E_NOTFOUND;
+        }
+        if (results[i]) continue;
+        const struct mboxlist_entry *pe = NULL;
+        if (mboxname_parent(name, &pname) == 1) {
+            int pr = many_parent(st, it, results, i, buf_cstr(&pname), &parent, &pe);
+            if (pr < 0) { r = pr; goto done; }
+        }
+        const char *part = partition ? partition : pe ? pe->partition : NULL;
+        if (!part) {
+            const struct partition *sel;
+            if ((r = partition_select(st->cfg, &sel))) goto done;
+            part = sel->name;
+        }
+        it[i].e.partition = xstrdup(part);
+        it[i].e.acl = pe ? xstrdup(pe->acl) : default_acl(name);
+        it[i].e.flags = xstrdup("");
+        it[i].ppath = store_partition_path(st, part);
+        if (!it[i].ppath) { results[i] = CF_E_NOTFOUND; continue; }
+        mboxlist_new_uniqueid(it[i].e.uniqueid);
+    }
+    if ((r = kv_txn_run(kv_db_env(mboxlist_kv(st->mboxlist)), 0, many_uidv_fn, &a)) < 0)
+        goto done;
+    /* directories first, unsynced; then each partition synced once */
+    for (size_t i = 0; i < n; i++) {
+        if (results[i]) continue;
+        if (strarr_find(&synced, it[i].ppath) < 0) {
+            if ((r = partition_prepare(it[i].ppath))) goto done;
+            strarr_add(&synced, it[i].ppath);
+        }
+        r = mailbox_create_nosync(it[i].ppath, it[i].name, it[i].e.uniqueid, it[i].e.acl,
+                                  it[i].uidvalidity);
+        if (r) goto done;
+        it[i].dir_made = 1;
+    }
+    for (size_t i = 0; i < synced.count; i++) {
+        int fd = open(synced.v[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || syncfs(fd) < 0) {
+            log_err("mailbox_io_error", "call=syncfs path=%s errno=%s", log_quote(synced.v[i]),
+                    strerror(errno));
+            if (fd >= 0) close(fd);
+            r = CF_E_IO;
+            goto done;
+        }
+        close(fd);
+    }
+    r = kv_txn_run(kv_db_env(mboxlist_kv(st->mboxlist)), 0, many_list_fn, &a);
+done:
+    for (size_t i = 0; i < n; i++) {
+        if (!it[i].dir_made) continue;
+        if (r >= 0 && !results[i]) {
+            created++;
+            log_info("mailbox_created", "name=%s partition=%s uniqueid=%s",
+                     log_quote(it[i].name), log_quote(it[i].e.partition), it[i].e.uniqueid);
+        } else {
+            /* its list entry was not written: the directory must not stay as an orphan */
+            mailbox_delete(it[i].ppath, it[i].e.uniqueid);
+        }
+    }
+    for (size_t i = 0; i < n; i++) mboxlist_entry_fini(&it[i].e);
+    free(it);
+    mboxlist_entry_fini(&parent);
+    buf_fini(&pname);
+    buf_fini(&anc);
+    strarr_fini(&synced);
+    return r < 0 ? r : created;
+}
+
 /* remove_tombstone: unlink the files of a deleted mailbox's directory (it holds only files)
  * and the directory. Sessions that still have it open keep their open files until they close. */
 static void remove_tombstone(const char *dir)

@@ -4,6 +4,7 @@
 #include "core/log.h"
 #include "core/unit.h"
 #include "core/xmalloc.h"
+#include "store/acl.h"
 #include "store/dupdb.h"
 #include "store/mboxlist.h"
 #include "store/quotadb.h"
@@ -296,6 +297,155 @@ static void test_list(struct kv_env *env)
     mboxlist_close(&ml);
 }
 
+static int create_acl(struct mboxlist *ml, const char *name, const char *acl)
+{
+    struct mboxlist_entry e;
+    mboxlist_entry_init(&e);
+    e.partition = xstrdup("default");
+    e.acl = xstrdup(acl);
+    int r = mboxlist_create(ml, NULL, name, &e);
+    mboxlist_entry_fini(&e);
+    return r;
+}
+
+static int set_acl(struct mboxlist *ml, const char *name, const char *acl)
+{
+    struct mboxlist_entry e;
+    mboxlist_entry_init(&e);
+    int r = mboxlist_lookup(ml, NULL, name, &e);
+    if (r == 1) {
+        free(e.acl);
+        e.acl = xstrdup(acl);
+        r = mboxlist_update(ml, NULL, name, &e);
+    }
+    mboxlist_entry_fini(&e);
+    return r;
+}
+
+static const char *grants(struct mboxlist *ml, struct buf *out, const char *ident)
+{
+    struct strarr names = STRARR_INIT;
+    buf_reset(out);
+    UNIT_EQ_INT(mboxlist_grants(ml, NULL, ident, &names), 0);
+    for (size_t i = 0; i < names.count; i++) buf_printf(out, "%s;", names.v[i]);
+    strarr_fini(&names);
+    return buf_cstr(out);
+}
+
+/* the rule of acl.h for a user who is no administrator, as imapd's LIST applies it */
+static const char *vis_user;
+static int vis_l(const char *name, const struct mboxlist_entry *e, void *rock)
+{
+    (void)rock;
+    return (acl_user_rights(e->acl, name, vis_user, 0) & acl_right_bit('l')) != 0;
+}
+
+/* list_both: LIST through the grant index, checked against the same LIST reading the whole
+ * list (what the index must never change is the answer) */
+static const char *list_both(struct mboxlist *ml, struct buf *out, const char *user,
+                             const char *pat)
+{
+    struct buf full = BUF_INIT;
+    vis_user = user;
+    UNIT_EQ_INT(mboxlist_list_visible(ml, NULL, user, pat, vis_l, list_cb, &full), 0);
+    buf_reset(out);
+    UNIT_EQ_INT(mboxlist_list_granted(ml, NULL, user, pat, vis_l, list_cb, out), 0);
+    UNIT_EQ_STR(buf_cstr(out), buf_cstr(&full));
+    buf_fini(&full);
+    return buf_cstr(out);
+}
+
+/* the grant index: kept by every write, read by LIST, rebuilt when missing */
+static void test_grants(struct kv_env *env)
+{
+    struct mboxlist *ml = NULL;
+    struct buf out = BUF_INIT;
+    UNIT_EQ_INT(mboxlist_open(env, &ml), 0);
+    UNIT_EQ_INT(create_acl(ml, "user/ann", "ann\tlrswipkxtea\t"), 0);
+    UNIT_EQ_INT(create_acl(ml, "user/ann/shared", "ann\tlrswipkxtea\tbob\tlr\t-carl\tl\t"), 0);
+    UNIT_EQ_INT(create_acl(ml, "user/ann/private", "ann\tlrswipkxtea\t"), 0);
+    UNIT_EQ_INT(create_acl(ml, "user/bob", "bob\tlrswipkxtea\tdora\tr\t"), 0);
+    UNIT_EQ_INT(create_acl(ml, "grant/pub", "anyone\tlr\t"), 0);
+    UNIT_EQ_INT(create_acl(ml, "grant/priv", "carl\tlr\t"), 0);
+    /* the owner of a personal mailbox is not indexed; negative entries are not either */
+    UNIT_EQ_STR(grants(ml, &out, "ann"), "");
+    UNIT_EQ_STR(grants(ml, &out, "bob"), "user/ann/shared;");
+    UNIT_EQ_STR(grants(ml, &out, "carl"), "grant/priv;");
+    UNIT_EQ_STR(grants(ml, &out, "anyone"), "grant/pub;");
+    UNIT_EQ_STR(grants(ml, &out, "dora"), "user/bob;");
+    UNIT_EQ_STR(grants(ml, &out, "bo"), "");   /* a prefix of an identifier is not it */
+    UNIT_EQ_STR(list_both(ml, &out, "bob", "*"),
+                "INBOX=user/bob;Other Users/ann/shared=user/ann/shared;"
+                "Shared Folders/grant/pub=grant/pub;");
+    UNIT_EQ_STR(list_both(ml, &out, "carl", "*"),
+                "Shared Folders/grant/priv=grant/priv;Shared Folders/grant/pub=grant/pub;");
+    /* dora has only 'r' on user/bob: listed by neither way */
+    UNIT_EQ_STR(list_both(ml, &out, "dora", "*"), "Shared Folders/grant/pub=grant/pub;");
+    UNIT_EQ_STR(list_both(ml, &out, "bob", "Other Users/%"), "(Other Users/ann);");
+    UNIT_EQ_STR(list_both(ml, &out, "bob", "Other Users/ann/*"),
+                "Other Users/ann/shared=user/ann/shared;");
+    UNIT_EQ_STR(list_both(ml, &out, "bob", "Shared Folders/grant/p%"),
+                "Shared Folders/grant/pub=grant/pub;");
+    UNIT_EQ_STR(list_both(ml, &out, "ann", "*"),
+                "INBOX=user/ann;private=user/ann/private;shared=user/ann/shared;"
+                "Shared Folders/grant/pub=grant/pub;");
+    /* an ACL change moves the grants in the same transaction */
+    UNIT_EQ_INT(set_acl(ml, "grant/priv", "bob\tl\t"), 0);
+    UNIT_EQ_STR(grants(ml, &out, "carl"), "");
+    UNIT_EQ_STR(grants(ml, &out, "bob"), "grant/priv;user/ann/shared;");
+    UNIT_EQ_STR(list_both(ml, &out, "carl", "*"), "Shared Folders/grant/pub=grant/pub;");
+    /* a rename to another owner: bob now owns it (not indexed), ann no longer does */
+    UNIT_EQ_INT(mboxlist_rename(ml, NULL, "user/ann/shared", "user/bob/shared"), 1);
+    UNIT_EQ_STR(grants(ml, &out, "bob"), "grant/priv;");
+    UNIT_EQ_STR(grants(ml, &out, "ann"), "user/bob/shared;");
+    UNIT_EQ_STR(list_both(ml, &out, "ann", "*"),
+                "INBOX=user/ann;private=user/ann/private;"
+                "Other Users/bob/shared=user/bob/shared;Shared Folders/grant/pub=grant/pub;");
+    /* a delete takes the grants along */
+    UNIT_EQ_INT(mboxlist_delete(ml, NULL, "grant/pub"), 0);
+    UNIT_EQ_STR(grants(ml, &out, "anyone"), "");
+    UNIT_EQ_INT(mboxlist_delete(ml, NULL, "grant/pub"), CF_E_NOTFOUND);
+    /* rebuild: from the entries, whatever the index held */
+    UNIT_EQ_INT(kv_put(mboxlist_kv(ml), NULL, "\001g\tzed\tuser/gone", strlen("\001g\tzed\tuser/gone"),
+                      "", 0), 0);
+    UNIT_EQ_STR(grants(ml, &out, "zed"), "user/gone;");
+    long long n = mboxlist_rebuild_grants(ml);
+    UNIT_CHECK(n >= 6);
+    UNIT_EQ_STR(grants(ml, &out, "zed"), "");
+    UNIT_EQ_STR(grants(ml, &out, "ann"), "user/bob/shared;");
+    UNIT_EQ_STR(grants(ml, &out, "bob"), "grant/priv;");
+    /* a list without the index's mark (older, or loaded from an older dump) is indexed
+     * when opened */
+    UNIT_CHECK(kv_del_prefix(mboxlist_kv(ml), NULL, "\001g", 2) >= 4);
+    UNIT_EQ_STR(grants(ml, &out, "ann"), "");
+    mboxlist_close(&ml);
+    UNIT_EQ_INT(mboxlist_open(env, &ml), 0);
+    UNIT_EQ_STR(grants(ml, &out, "ann"), "user/bob/shared;");
+    UNIT_EQ_STR(grants(ml, &out, "dora"), "user/bob;");
+    /* the internal records are no mailboxes to any scan */
+    UNIT_EQ_STR(list_both(ml, &out, "bob", "*"),
+                "INBOX=user/bob;shared=user/bob/shared;Shared Folders/grant/priv=grant/priv;");
+    UNIT_EQ_INT(mboxlist_delete(ml, NULL, "\001grants"), CF_E_NOTFOUND);
+    /* a user's hierarchy, not every name it is a prefix of (user/fredrick) */
+    struct names nm = { BUF_INIT };
+    UNIT_EQ_INT(mboxlist_foreach_tree(ml, NULL, "user/fred", names_cb, &nm), 0);
+    UNIT_EQ_STR(buf_cstr(&nm.out), "user/fred;user/fred/Archive/Lists;user/fred/Archive/Lists/a;"
+                "user/fred/Archive/Lists/a/deep;user/fred/Lists-old;user/fred/Sent Items;");
+    buf_reset(&nm.out);
+    UNIT_EQ_INT(mboxlist_foreach_tree(ml, NULL, "user/nobody", names_cb, &nm), 0);
+    UNIT_EQ_STR(buf_cstr(&nm.out), "");
+    UNIT_EQ_INT(mboxlist_foreach_tree(ml, NULL, "user/joe/x", names_cb, &nm), 0);
+    UNIT_EQ_STR(buf_cstr(&nm.out), "user/joe/x;");
+    buf_fini(&nm.out);
+    UNIT_EQ_STR(list_both(ml, &out, "fred", "*"),
+                "INBOX=user/fred;Archive/Lists=user/fred/Archive/Lists;"
+                "Archive/Lists/a=user/fred/Archive/Lists/a;"
+                "Archive/Lists/a/deep=user/fred/Archive/Lists/a/deep;"
+                "Lists-old=user/fred/Lists-old;Sent Items=user/fred/Sent Items;");
+    buf_fini(&out);
+    mboxlist_close(&ml);
+}
+
 static void test_quota(struct kv_env *env)
 {
     struct quotadb *q = NULL;
@@ -490,7 +640,10 @@ static void test_mboxlist_dump(struct kv_env *env)
     UNIT_EQ_INT(kv_dump(mboxlist_kv(ml), f), 0);
     fclose(f);
     /* the UIDVALIDITY counter (its key sorts first) is dumped and loaded like any record */
-    UNIT_CHECK(!strncmp(s1, "coffer-kv-dump 1 mailboxes.db\n%01uidvalidity ", 45));
+    UNIT_CHECK(!strncmp(s1, "coffer-kv-dump 1 mailboxes.db\n%01g%09", 36));
+    UNIT_CHECK(strstr(s1, "\n%01uidvalidity ") != NULL);
+    /* and so are the grant index and its mark (test_grants left some) */
+    UNIT_CHECK(strstr(s1, "\n%01grants 1\n") != NULL);
     UNIT_CHECK(strstr(s1, "\nnews/a 1%20default%20") != NULL);
     UNIT_EQ_INT(kv_env_open(dir2, &env2), 0);
     UNIT_EQ_INT(mboxlist_open(env2, &ml2), 0);
@@ -524,6 +677,7 @@ int main(void)
     test_entry_format();
     test_mboxlist(env);
     test_list(env);
+    test_grants(env);
     test_quota(env);
     test_subs_seen(env);
     test_dup(env);

@@ -424,6 +424,43 @@ static void test_delayed_delete(struct store *st)
     free(held);
 }
 
+/* store_create_many: what store_create would do for each name, in one batch */
+static void test_create_many(struct store *st)
+{
+    const char *names[] = { "user/kim", "user/kim/a", "user/kim/a/b", "user/kim",
+                            "user/lee/x", "bad//name", "shared/many", "user/kim/c" };
+    int res[8];
+    UNIT_EQ_INT(store_create_many(st, names, 8, NULL, res), 5);
+    UNIT_EQ_INT(res[0], 0);
+    UNIT_EQ_INT(res[1], 0);
+    UNIT_EQ_INT(res[2], 0);              /* its parent came earlier in the batch */
+    UNIT_EQ_INT(res[3], CF_E_EXISTS);    /* twice in one batch */
+    UNIT_EQ_INT(res[4], CF_E_NOTFOUND);  /* no user/lee */
+    UNIT_EQ_INT(res[5], CF_E_PARSE);
+    UNIT_EQ_INT(res[6], 0);              /* "shared" exists: inherits partition and ACL */
+    UNIT_EQ_INT(res[7], 0);
+    struct mboxlist_entry e;
+    mboxlist_entry_init(&e);
+    UNIT_EQ_INT(store_lookup(st, "user/kim/a/b", &e), 1);
+    UNIT_EQ_STR(e.acl, "kim\tlrswipkxtea\t");
+    UNIT_EQ_STR(e.partition, "default");
+    UNIT_EQ_INT(store_lookup(st, "shared/many", &e), 1);
+    UNIT_EQ_STR(e.partition, "other");
+    UNIT_EQ_STR(e.acl, "anyone\tlrs\t");
+    /* a real mailbox: its directory is there and opens */
+    struct index_header h;
+    UNIT_EQ_INT(store_status(st, "user/kim/a/b", &h), 0);
+    UNIT_EQ_INT(h.exists, 0);
+    struct mailbox *mb = NULL;
+    UNIT_EQ_INT(store_open_mailbox(st, "user/kim/c", NULL, &mb), 0);
+    mailbox_close(&mb);
+    /* a second batch: all exist already */
+    UNIT_EQ_INT(store_create_many(st, names, 3, NULL, res), 0);
+    UNIT_EQ_INT(res[0], CF_E_EXISTS);
+    UNIT_EQ_INT(store_create_many(st, names, 1, "nosuch", res), CF_E_NOTFOUND);
+    mboxlist_entry_fini(&e);
+}
+
 int main(void)
 {
     log_init("test-store", 1, LOG_LVL_ERR);
@@ -460,6 +497,7 @@ int main(void)
     UNIT_EQ_INT(store_lookup(st, "shared/sub", &e), 1);
     UNIT_EQ_STR(e.partition, "other");
     UNIT_EQ_STR(e.acl, "anyone\tlrs\t");
+    test_create_many(st);
 
     /* append, status, open */
     struct mailbox *mb;

@@ -846,6 +846,15 @@ static int list_visible(const char *name, const struct mboxlist_entry *e, void *
     return acl_has(l->c, name, e->acl, 'l');
 }
 
+/* list_store: the store's LIST scan for c: an administrator sees every mailbox, so reads the
+ * whole list; anyone else only what the grant index names outside their own hierarchy. */
+static int list_store(struct client *c, const char *pattern, store_visible_fn *visible,
+                      store_list_fn *cb, void *rock)
+{
+    if (c->is_admin) return store_list(c->store, c->user, pattern, visible, cb, rock);
+    return store_list_granted(c->store, c->user, pattern, visible, cb, rock);
+}
+
 static int list_cb(const char *extname, size_t matchlen, const char *name,
                    const struct mboxlist_entry *e, void *rock)
 {
@@ -931,7 +940,7 @@ static int list_selected(struct list_rock *l)
         }
     } else {
         l->collect = &qual;
-        r = store_list(l->c->store, l->c->user, "*", list_visible, collect_special_use, l);
+        r = list_store(l->c, "*", list_visible, collect_special_use, l);
         l->collect = NULL;
         if (r < 0) goto done;
         r = 0;
@@ -1086,9 +1095,9 @@ static void list_or_lsub(struct client *c, const struct imap_command *cmd, int l
     } else if (l.o.sel & (IMAP_LIST_SEL_SUBSCRIBED | IMAP_LIST_SEL_SPECIAL_USE)) {
         r = list_selected(&l);
     } else if (single) {
-        r = store_list(c->store, c->user, single, list_visible, list_cb, &l);
+        r = list_store(c, single, list_visible, list_cb, &l);
     } else {
-        r = store_list(c->store, c->user, "*", list_visible, list_multi_cb, &l);
+        r = list_store(c, "*", list_visible, list_multi_cb, &l);
     }
 fail:
     if (r < 0) {

@@ -195,7 +195,7 @@ static int candidates(struct client *c, const struct notify *n, const char *inbo
             break;
         case NOTIFY_PERSONAL:
             k.inbox = inbox;
-            r = store_mailbox_foreach(c->store, inbox, collect_cb, &k);
+            r = store_mailbox_foreach_tree(c->store, inbox, collect_cb, &k);
             break;
         case NOTIFY_SUBSCRIBED:
             for (size_t s = 0; s < subs->count; s++) strarr_add(out, subs->v[s]);
