@@ -333,6 +333,25 @@ class RouterTest(SharedCofferTestCase):
         self.assertIn("dave is being moved", err)
         rc, out, err = run_coffer(c, "route", "get", "imp5", json_out=True)
         self.assertEqual(json.loads(out)[0]["source"], "default")
+        # export: the table as import reads it (every entry, sorted, no moving mark);
+        # imported back it changes nothing
+        rc, out, err = run_coffer(c, "route", "list", json_out=True)
+        table = {e["user"]: e["backend"] for e in json.loads(out)}
+        rc, exported, err = run_coffer(c, "route", "export")
+        self.assertEqual(rc, 0, err)
+        lines = exported.decode().splitlines()
+        self.assertEqual(lines, sorted(lines))
+        self.assertEqual(dict(l.split(" ") for l in lines), table)
+        self.assertIn("imp1 b2", lines)
+        rc, out, err = run_coffer(c, "route", "mark", "dave", "ready")
+        self.assertEqual(rc, 0, err)
+        try:
+            rc, out, err = run_coffer(c, "route", "import", input=exported, json_out=True)
+            self.assertEqual((rc, json.loads(out)), (0, {"imported": len(lines)}), err)
+        finally:
+            run_coffer(c, "route", "mark", "dave", "moving")
+        rc, out, err = run_coffer(c, "route", "list", json_out=True)
+        self.assertEqual({e["user"]: e["backend"] for e in json.loads(out)}, table)
 
 
 class RouterNoDefaultTest(CofferTestCase):

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #define ROUTE_USAGE "usage: coffer route set USER BACKEND [--moving|--ready] | mark USER " \
-                    "moving|ready | get USER | list | delete USER | import [FILE|-]"
+                    "moving|ready | get USER | list | export | delete USER | import [FILE|-]"
 
 /* route_open: join the database environment (configdir/db) and open route.db; 0 or an exit
  * code after printing the error. */
@@ -35,6 +35,14 @@ static int list_one(const char *user, const struct route *rt, void *rock)
 {
     table_add(rock, (const char *const[]){ user, rt->backend, state_name(rt), "table" });
     return 0;
+}
+
+/* export_one: "user backend\n", the form import reads (the moving mark is not exported: it
+ * belongs to the router where a move runs) */
+static int export_one(const char *user, const struct route *rt, void *rock)
+{
+    (void)rock;
+    return printf("%s %s\n", user, rt->backend) < 0 ? CF_E_IO : 0;
 }
 
 /* check_backend: 0 when name is a [backend] of the configuration, else an exit code */
@@ -160,6 +168,7 @@ int cmd_route(struct tool *t)
     int n = t->argc;
     if (!((!strcmp(verb, "set") && (n == 3 || n == 4)) || (!strcmp(verb, "mark") && n == 3) ||
           (!strcmp(verb, "get") && n == 2) || (!strcmp(verb, "list") && n == 1) ||
+          (!strcmp(verb, "export") && n == 1) ||
           (!strcmp(verb, "delete") && n == 2) || (!strcmp(verb, "import") && n <= 2))) {
         tool_error(t, ROUTE_USAGE);
         return EXIT_USAGE;
@@ -225,6 +234,9 @@ int cmd_route(struct tool *t)
         r = routedb_foreach(rd, list_one, &tab);
         if (!r) table_print(&tab, t->json);
         table_fini(&tab);
+    } else if (!strcmp(verb, "export")) {
+        r = routedb_foreach(rd, export_one, NULL);
+        if (!r && fflush(stdout)) r = CF_E_IO;
     } else if (!strcmp(verb, "delete")) {
         r = routedb_del(rd, NULL, t->argv[1]);
         if (r == 0) r = CF_E_NOTFOUND;
