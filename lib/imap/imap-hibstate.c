@@ -297,3 +297,15 @@ int imap_hibstate_field(const char *text, size_t len, const char *key, char *out
     }
     return 0;
 }
+
+const char *hibernate_kind_name(uint32_t kind)
+{
+    switch (kind) {
+    case HIBERNATE_KIND_SLEEP: return "sleep";
+    case HIBERNATE_KIND_INPUT: return "input";
+    case HIBERNATE_KIND_CHANGE: return "change";
+    case HIBERNATE_KIND_RETIRE: return "retire";
+    case HIBERNATE_KIND_TIMEOUT: return "timeout";
+    default: return "unknown";
+    }
+}

@@ -65,4 +65,15 @@ int imap_hibstate_parse(struct imap_hibstate *s, const char *text, size_t len, c
  * it all (imap-hibernate). 1 found, 0 not. */
 int imap_hibstate_field(const char *text, size_t len, const char *key, char *out, size_t outlen);
 
+/* The hand-off kinds (net/handoff.h) of a session going to imap-hibernate and coming back,
+ * shared by imapd and imap-hibernate. */
+#define HIBERNATE_KIND_SLEEP 1    /* imapd -> imap-hibernate */
+#define HIBERNATE_KIND_INPUT 2    /* back: the client sent something (or closed) */
+#define HIBERNATE_KIND_CHANGE 3   /* back: the selected mailbox changed */
+#define HIBERNATE_KIND_RETIRE 4   /* back: imap-hibernate is stopping for a reload */
+#define HIBERNATE_KIND_TIMEOUT 5  /* back: the IDLE reached its deadline */
+
+/* hibernate_kind_name: the kind as logs name it ("input", "change", ...). */
+const char *hibernate_kind_name(uint32_t kind);
+
 #endif

@@ -27,13 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* the hand-off kinds, as server/imapd/hibernate.h names them */
-#define KIND_SLEEP 1
-#define KIND_INPUT 2
-#define KIND_CHANGE 3
-#define KIND_RETIRE 4
-#define KIND_TIMEOUT 5
-
 /* how long an incoming hand-off may take to arrive once its connection is accepted */
 #define RECV_MS 1000
 /* a session that could not be handed back (no imapd listening, its queue full) is tried
@@ -203,17 +196,6 @@ static int connect_resume(void)
     return s;
 }
 
-static const char *kind_name(uint32_t kind)
-{
-    switch (kind) {
-    case KIND_INPUT: return "input";
-    case KIND_CHANGE: return "change";
-    case KIND_RETIRE: return "retire";
-    case KIND_TIMEOUT: return "timeout";
-    default: return "unknown";
-    }
-}
-
 /* wake: hand h back to an imapd worker (kind says why). The resume socket's listen queue
  * holds it until a worker accepts; when even that cannot be had (no imapd, the queue full)
  * h waits, out of the epoll set, and is tried again every RETRY_MS. 1 when h is gone. */
@@ -225,7 +207,7 @@ static int wake(struct hconn *h, uint32_t kind)
     log_context(h);
     if (r < 0) {
         if (!h->pending) {
-            log_warn("wake_delayed", "reason=%s error=%s", kind_name(kind),
+            log_warn("wake_delayed", "reason=%s error=%s", hibernate_kind_name(kind),
                      log_quote(s < 0 ? strerror(errno) : cf_strerror(r)));
             epoll_ctl(g.ep, EPOLL_CTL_DEL, h->src.fd, NULL);
             g.npending++;
@@ -235,7 +217,7 @@ static int wake(struct hconn *h, uint32_t kind)
         log_context(NULL);
         return 0;
     }
-    log_info("wake", "reason=%s sessions=%ld", kind_name(kind), g.count - 1);
+    log_info("wake", "reason=%s sessions=%ld", hibernate_kind_name(kind), g.count - 1);
     log_context(NULL);
     conn_free(h, 1);
     return 1;
@@ -247,7 +229,7 @@ static void client_event(struct hconn *h, uint32_t events)
     char b;
     ssize_t n = recv(h->src.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n > 0) {
-        wake(h, KIND_INPUT);
+        wake(h, HIBERNATE_KIND_INPUT);
         return;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) &&
@@ -273,7 +255,7 @@ static void ws_wake_changed(struct wslot *w)
     for (struct hconn *h = w->head, *nx; h && left > 0; h = nx, left--) {
         nx = h->wnext;
         /* a deleted or damaged mailbox too: the worker says BYE as a live IDLE would */
-        if (!h->pending && (r < 0 || ih.highestmodseq != h->modseq)) wake(h, KIND_CHANGE);
+        if (!h->pending && (r < 0 || ih.highestmodseq != h->modseq)) wake(h, HIBERNATE_KIND_CHANGE);
     }
 }
 
@@ -323,7 +305,7 @@ static void take(int s)
         goto out;
     }
     const char *why = NULL;
-    if (kind != KIND_SLEEP || imap_hibstate_parse(&hs, st.s, st.len, &why) < 0) {
+    if (kind != HIBERNATE_KIND_SLEEP || imap_hibstate_parse(&hs, st.s, st.len, &why) < 0) {
         log_warn("hibernate_refused", "reason=state error=%s peer_pid=%ld",
                  log_quote(why ? why : "kind"), pid);
         goto out;
@@ -377,7 +359,7 @@ static void take(int s)
                       sr < 0 ? cf_strerror(sr) : "none",
                       sr < 0 ? 0ULL : (unsigned long long)ih.highestmodseq,
                       (unsigned long long)hs.modseq);
-            wake(h, KIND_CHANGE);
+            wake(h, HIBERNATE_KIND_CHANGE);
         }
     }
 out:
@@ -403,7 +385,7 @@ static void deadlines(int64_t now)
     for (struct hconn *h = g.all, *nx; h; h = nx) {
         nx = h->next;
         if (h->pending) continue;
-        if (h->deadline_ms <= now) wake(h, KIND_TIMEOUT);
+        if (h->deadline_ms <= now) wake(h, HIBERNATE_KIND_TIMEOUT);
         else if (h->deadline_ms < g.next_deadline) g.next_deadline = h->deadline_ms;
     }
 }
@@ -522,7 +504,7 @@ static int hibernate_run(const struct config *cfg, const struct config_service *
          * again into the new imap-hibernate */
         for (struct hconn *h = g.all, *nx; h; h = nx) {
             nx = h->next;
-            if (!wake(h, h->pending ? h->pending : KIND_RETIRE)) {
+            if (!wake(h, h->pending ? h->pending : HIBERNATE_KIND_RETIRE)) {
                 /* no imapd to take it: it stays until the end below */
             }
         }

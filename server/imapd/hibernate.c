@@ -172,17 +172,6 @@ out:
     return took;
 }
 
-static const char *kind_name(uint32_t kind)
-{
-    switch (kind) {
-    case HIBERNATE_KIND_INPUT: return "input";
-    case HIBERNATE_KIND_CHANGE: return "change";
-    case HIBERNATE_KIND_RETIRE: return "retire";
-    case HIBERNATE_KIND_TIMEOUT: return "timeout";
-    default: return "unknown";
-    }
-}
-
 /* view_uids: the uids of set as an ascending array (malloc'ed) of *n_r. */
 static uint32_t *view_uids(const struct imap_seqset *set, uint32_t *n_r)
 {
@@ -262,7 +251,7 @@ int hibernate_resume(struct client *c, uint32_t kind, const char *state, size_t 
         r = c->store ? resume_selected(&hs, &sel) : CF_E_IO;
         if (r < 0) {
             /* as a live IDLE would have found at its next sync */
-            log_info("wake", "reason=%s peer=%s", kind_name(kind), c->ws->peer);
+            log_info("wake", "reason=%s peer=%s", hibernate_kind_name(kind), c->ws->peer);
             c->state = CLIENT_SELECTED;
             selected_sync_failed(c, r);
             stream_flush(c->stream);
@@ -271,7 +260,7 @@ int hibernate_resume(struct client *c, uint32_t kind, const char *state, size_t 
         c->sel = sel;
         c->state = CLIENT_SELECTED;
     }
-    log_info("wake", "reason=%s peer=%s", kind_name(kind), c->ws->peer);
+    log_info("wake", "reason=%s peer=%s", hibernate_kind_name(kind), c->ws->peer);
     *tag_r = hs.tag;
     hs.tag = NULL;
     *deadline_r = hs.deadline_ms;

@@ -5,14 +5,8 @@
 #ifndef COFFER_IMAPD_HIBERNATE_H
 #define COFFER_IMAPD_HIBERNATE_H
 #include "imapd.h"
+#include "imap/imap-hibstate.h"   /* HIBERNATE_KIND_* */
 #include <stdint.h>
-
-/* The hand-off kinds (net/handoff.h) of a session going to imap-hibernate and coming back. */
-#define HIBERNATE_KIND_SLEEP 1    /* imapd -> imap-hibernate */
-#define HIBERNATE_KIND_INPUT 2    /* back: the client sent something (or closed) */
-#define HIBERNATE_KIND_CHANGE 3   /* back: the selected mailbox changed */
-#define HIBERNATE_KIND_RETIRE 4   /* back: imap-hibernate is stopping for a reload */
-#define HIBERNATE_KIND_TIMEOUT 5  /* back: the IDLE reached its deadline */
 
 /* hibernate_delay_ms: how long a session waits in IDLE before it is hibernated, or -1 when
  * this one never is: hibernation is off (imap_hibernate_timeout 0 or no imap_hibernate_socket),
