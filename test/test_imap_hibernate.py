@@ -21,7 +21,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from coffer_harness import (CofferTestCase, SharedCofferTestCase, main, pid_alive,  # noqa: E402
-                            proc_cmdline, all_pids)
+                            proc_cmdline, all_pids, wait_for)
 
 MSG = (b"From: a@example.com\r\nTo: fred@coffer.test\r\nSubject: hib %d\r\n"
        b"Message-ID: <hib%d@example.com>\r\n\r\nbody\r\n")
@@ -277,7 +277,9 @@ class Hibernate(HibernateBase):
         c.close()
         self.coffer.wait_log(r"imap-hibernate\[\d+\] info: event=disconnect .*reason=eof "
                              r"hibernated=1", since=since)
-        self.assertEqual(len(os.listdir("/proc/%d/fd" % hp)), base)
+        # the line is logged just before the descriptor is closed
+        wait_for(lambda: len(os.listdir("/proc/%d/fd" % hp)) == base, 5, 0.05,
+                 "imap-hibernate back to its descriptors before the session")
         self.assertEqual(hibernate_pid(self.coffer), hp)
 
 
