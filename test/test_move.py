@@ -375,7 +375,7 @@ class MoveKillEndpointTest(CofferTestCase):
         for i in range(20):
             deliver_direct(cl.a, "pre-%d@test" % i)
         p = subprocess.Popen([os.path.join(cl.r.bindir, "coffer"), "-C", cl.r.conf_path,
-                              "user", "move", "alice", "--to", "b"],
+                              "--json", "user", "move", "alice", "--to", "b"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cl.r.env())
         wait_for(lambda: os.path.exists(stall) and open(stall).read().strip(), timeout=60)
         with open(stall) as f:
@@ -383,7 +383,15 @@ class MoveKillEndpointTest(CofferTestCase):
         os.kill(pid, signal.SIGKILL)
         out, err = p.communicate(timeout=MOVE_TIMEOUT)
         self.assertNotEqual(p.returncode, 0, out + err)
+        # --json: one object, the steps done and the failure in it
+        res = json.loads(out)
+        self.assertEqual(res["result"], "unfinished", out)
+        self.assertIn("error", res)
         self.assertEqual(cl.route(), ("a", "moving"))
+        # a failure before any step: one object too
+        rc, out, err = cl.coffer("--json", "user", "move", "alice", "--to", "a")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("error", json.loads(out))
         rc, out, err = cl.move("--to", "b")
         self.assertEqual(rc, 0, out + err + cl.logs())
         ids = cl.message_ids(cl.b)

@@ -17,6 +17,7 @@
 #include "store/routedb.h"
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -333,8 +334,24 @@ struct move {
     struct routedb *rd;
     struct table tab;                   /* step, result, detail */
     struct buf why;
+    struct buf error;                   /* the first failure, for --json's one object */
     size_t mailboxes, messages;
 };
+
+/* move_error: a failure of the move: on standard error now, and under --json kept for the
+ * one result object printed at the end (tool_error would print a second object first). */
+static void move_error(struct move *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void move_error(struct move *m, const char *fmt, ...)
+{
+    struct buf msg = BUF_INIT;
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vprintf(&msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "coffer user move: %s\n", buf_cstr(&msg));
+    if (!m->error.len) buf_appends(&m->error, buf_cstr(&msg));
+    buf_fini(&msg);
+}
 
 static void note(struct move *m, const char *step, const char *result, const char *detail)
 {
@@ -360,7 +377,7 @@ static int journal_read(struct move *m)
     if (r == CF_E_NOTFOUND) return 0;
     char from[ROUTEDB_MAX_NAME + 1], to[ROUTEDB_MAX_NAME + 1], step[32];
     if (r || sscanf(text, "1 %255s %255s %31s", from, to, step) != 3 || step_of(step) < 0) {
-        tool_error(m->t, "the move journal %s is unreadable", m->journal);
+        move_error(m, "the move journal %s is unreadable", m->journal);
         free(text);
         return -1;
     }
@@ -384,7 +401,7 @@ static int done(struct move *m, int step, const char *detail)
     free(line);
     free(dir);
     if (r) {
-        tool_error(m->t, "cannot write the move journal %s", m->journal);
+        move_error(m, "cannot write the move journal %s", m->journal);
         return -1;
     }
     if (m->pause_after && !strcmp(m->pause_after, step_names[step])) {
@@ -403,7 +420,7 @@ static int route_write(struct move *m, const char *backend, int moving)
     snprintf(rt.backend, sizeof rt.backend, "%s", backend);
     rt.moving = moving;
     int r = routedb_set(m->rd, NULL, m->user, &rt);
-    if (r) tool_error(m->t, "cannot write the route of %s: %s", m->user, cf_strerror(r));
+    if (r) move_error(m, "cannot write the route of %s: %s", m->user, cf_strerror(r));
     return r;
 }
 
@@ -417,7 +434,7 @@ static int admin(struct move *m, const char *backend, struct strarr *data, const
         int r = ac_cmd(&a, data, &line, "%s %s", verb, m->user);
         rc = r == 0 ? EXIT_OK : r == 1 ? EXIT_FAIL : EXIT_TEMPFAIL;
     }
-    if (rc) tool_error(m->t, "%s %s on %s: %s", verb, m->user, backend, buf_cstr(&a.err));
+    if (rc) move_error(m, "%s %s on %s: %s", verb, m->user, backend, buf_cstr(&a.err));
     buf_fini(&line);
     ac_close(&a);
     return rc;
@@ -435,18 +452,18 @@ static int copy(struct move *m)
     struct buf line = BUF_INIT;
     int rc = ac_open(m->t, m->from, &src);
     if (rc) {
-        tool_error(m->t, "%s", buf_cstr(&src.err));
+        move_error(m, "%s", buf_cstr(&src.err));
         ac_close(&src);
         return rc;
     }
     rc = ac_open(m->t, m->to, &dst);
     if (rc) {
-        tool_error(m->t, "%s", buf_cstr(&dst.err));
+        move_error(m, "%s", buf_cstr(&dst.err));
         goto out;
     }
     int r = ac_cmd(&dst, NULL, &line, "RESTORE %s", m->user);
     if (r) {
-        tool_error(m->t, "RESTORE on %s: %s", m->to, buf_cstr(&dst.err));
+        move_error(m, "RESTORE on %s: %s", m->to, buf_cstr(&dst.err));
         rc = r == 1 ? EXIT_FAIL : EXIT_TEMPFAIL;
         goto out;
     }
@@ -463,7 +480,7 @@ static int copy(struct move *m)
             int hl = snprintf(hdr, sizeof hdr, "+ %zu\r\n", n);
             if (ac_write(&dst, hdr, (size_t)hl) || ac_exact(&src, n, to_dst, &dst)) {
                 /* either side: a lost source shows in src.err, else the destination's */
-                tool_error(m->t, "copy: %s", src.err.len ? buf_cstr(&src.err) : buf_cstr(&dst.err));
+                move_error(m, "copy: %s", src.err.len ? buf_cstr(&src.err) : buf_cstr(&dst.err));
                 rc = EXIT_TEMPFAIL;
                 goto out;
             }
@@ -471,19 +488,19 @@ static int copy(struct move *m)
             continue;
         }
         if (c != 0 || strncmp(line.s, "OK", 2)) {
-            tool_error(m->t, "DUMP on %s: %s", m->from, line.s);
+            move_error(m, "DUMP on %s: %s", m->from, line.s);
             rc = EXIT_FAIL;
             goto out;
         }
         break;
     }
     if (ac_write(&dst, "+ 0\r\n", 5) || ac_line(&dst, &line)) {
-        tool_error(m->t, "RESTORE on %s: %s", m->to, buf_cstr(&dst.err));
+        move_error(m, "RESTORE on %s: %s", m->to, buf_cstr(&dst.err));
         rc = EXIT_TEMPFAIL;
         goto out;
     }
     if (strncmp(line.s, "OK", 2)) {
-        tool_error(m->t, "RESTORE on %s: %s", m->to, line.s);
+        move_error(m, "RESTORE on %s: %s", m->to, line.s);
         rc = EXIT_FAIL;
         goto out;
     }
@@ -492,7 +509,7 @@ static int copy(struct move *m)
     rc = EXIT_OK;
     goto out;
 src_lost:
-    tool_error(m->t, "DUMP on %s: %s", m->from, buf_cstr(&src.err));
+    move_error(m, "DUMP on %s: %s", m->from, buf_cstr(&src.err));
     rc = EXIT_TEMPFAIL;
 out:
     buf_fini(&line);
@@ -550,7 +567,7 @@ static int dest_empty(struct move *m)
         if (sscanf(lines.v[i], "S %zu", &a) == 1 && a) empty = 0;
     }
     if (!rc && !empty)
-        tool_error(m->t, "%s already holds mail or Sieve scripts of %s: nothing was changed "
+        move_error(m, "%s already holds mail or Sieve scripts of %s: nothing was changed "
                    "(remove them there first)", m->to, m->user);
     strarr_fini(&lines);
     return rc ? rc + 1 : empty;
@@ -585,7 +602,7 @@ static int forward(struct move *m)
         }
         note(m, "verified", "mismatch", buf_cstr(&m->why));
         if (tries + 1 >= MOVE_VERIFY_TRIES) {
-            tool_error(m->t, "the copy on %s differs from %s: %s", m->to, m->from, buf_cstr(&m->why));
+            move_error(m, "the copy on %s differs from %s: %s", m->to, m->from, buf_cstr(&m->why));
             return EXIT_FAIL;
         }
         m->step = STEP_FENCED;          /* copy again */
@@ -602,7 +619,7 @@ static int forward(struct move *m)
         if (done(m, STEP_REMOVED, "the source copy is gone")) return EXIT_FAIL;
     }
     if (unlink(m->journal) < 0 || fsync_dir(m->journal, 0) < 0) {
-        tool_error(m->t, "cannot remove the move journal %s: %s", m->journal, strerror(errno));
+        move_error(m, "cannot remove the move journal %s: %s", m->journal, strerror(errno));
         return EXIT_FAIL;
     }
     return EXIT_OK;
@@ -613,7 +630,7 @@ static int forward(struct move *m)
 static int rollback(struct move *m)
 {
     if (m->step >= STEP_SWITCHED) {
-        tool_error(m->t, "the move of %s to %s has switched the route already: finish it with "
+        move_error(m, "the move of %s to %s has switched the route already: finish it with "
                    "coffer user move %s --to %s, then move back", m->user, m->to, m->user, m->to);
         return EXIT_FAIL;
     }
@@ -628,7 +645,7 @@ static int rollback(struct move *m)
     if (route_write(m, m->from, 0)) return EXIT_FAIL;
     note(m, "rollback", "done", "the route points to the source again, ready");
     if (unlink(m->journal) < 0 || fsync_dir(m->journal, 0) < 0) {
-        tool_error(m->t, "cannot remove the move journal %s: %s", m->journal, strerror(errno));
+        move_error(m, "cannot remove the move journal %s: %s", m->journal, strerror(errno));
         return EXIT_FAIL;
     }
     return EXIT_OK;
@@ -640,25 +657,25 @@ static int start(struct move *m, const char *to)
     struct route rt;
     int r = routedb_get(m->rd, NULL, m->user, &rt);
     if (r < 0) {
-        tool_error(m->t, "cannot read the route of %s: %s", m->user, cf_strerror(r));
+        move_error(m, "cannot read the route of %s: %s", m->user, cf_strerror(r));
         return tool_exit_for(r);
     }
     const char *from = r == 1 ? rt.backend : config_str(m->t->cfg, CFG_ROUTER_DEFAULT_BACKEND);
     if (!*from) {
-        tool_error(m->t, "%s has no route and there is no router_default_backend", m->user);
+        move_error(m, "%s has no route and there is no router_default_backend", m->user);
         return EXIT_NOTFOUND;
     }
     if (r == 1 && rt.moving) {
-        tool_error(m->t, "%s is marked moving but has no move journal: another tool set the "
+        move_error(m, "%s is marked moving but has no move journal: another tool set the "
                    "mark (coffer route mark %s ready clears it)", m->user, m->user);
         return EXIT_TEMPFAIL;
     }
     if (!strcmp(from, to)) {
-        tool_error(m->t, "%s is on %s already", m->user, to);
+        move_error(m, "%s is on %s already", m->user, to);
         return EXIT_EXISTS;
     }
     if (!config_backend(m->t->cfg, from)) {
-        tool_error(m->t, "the route of %s names %s, which has no [backend] section", m->user, from);
+        move_error(m, "the route of %s names %s, which has no [backend] section", m->user, from);
         return EXIT_USAGE;
     }
     snprintf(m->from, sizeof m->from, "%s", from);
@@ -668,7 +685,7 @@ static int start(struct move *m, const char *to)
     strarr_fini(&lines);
     if (rc) return rc;
     if (!m->mailboxes) {
-        tool_error(m->t, "%s has no mailboxes on %s: nothing to move", m->user, m->from);
+        move_error(m, "%s has no mailboxes on %s: nothing to move", m->user, m->from);
         return EXIT_NOTFOUND;
     }
     int e = dest_empty(m);
@@ -707,6 +724,7 @@ int cmd_user_move(struct tool *t)
     m.user = user;
     m.pause_after = pause_after;
     m.why = (struct buf)BUF_INIT;
+    m.error = (struct buf)BUF_INIT;
     m.journal = journal_path(t, user);
     table_init(&m.tab, (const char *const[]){ "step", "result", "detail", NULL });
     int rc = EXIT_OK;
@@ -762,7 +780,12 @@ int cmd_user_move(struct tool *t)
                 json_str(&b, m.tab.cells.v[i + 2]);
                 buf_appends(&b, "}");
             }
-            buf_appends(&b, "]}\n");
+            buf_appends(&b, "]");
+            if (m.error.len) {
+                buf_appends(&b, ", \"error\": ");
+                json_str(&b, buf_cstr(&m.error));
+            }
+            buf_appends(&b, "}\n");
             fputs(buf_cstr(&b), stdout);
             buf_fini(&b);
         } else {
@@ -770,11 +793,19 @@ int cmd_user_move(struct tool *t)
             if (!rc) printf("%s %s: %s -> %s\n", rollback_it ? "rolled back the move of" : "moved",
                             user, m.from, rollback_it ? m.from : m.to);
         }
+    } else if (t->json && m.error.len) {
+        struct buf b = BUF_INIT;             /* no step ran: the error is the whole answer */
+        buf_appends(&b, "{\"error\": ");
+        json_str(&b, buf_cstr(&m.error));
+        buf_appends(&b, "}\n");
+        fputs(buf_cstr(&b), stdout);
+        buf_fini(&b);
     }
 out:
     free(dir);
     table_fini(&m.tab);
     buf_fini(&m.why);
+    buf_fini(&m.error);
     free(m.journal);
     routedb_close(&m.rd);
     kv_env_close(&m.env);
