@@ -495,9 +495,13 @@ static long last_record_uid(const unsigned char *t, size_t tn)
 
 /* live_before: the uid of the last live (not expunged) index record below uid, 0 when there
  * is none, -1 when it cannot be told cheaply (many expunged records in between). */
-static long live_before(struct mailbox *mb, uint32_t uid)
+static long live_before(struct mailbox *mb, uint32_t uid, size_t n)
 {
     if (!mb->map) return -1;
+    /* the new messages are the only live ones (the mailbox was empty, or emptied and its
+     * expunged records not yet removed): none below, without walking the expunged records.
+     * mb->hdr is the header this append committed. */
+    if (mb->hdr.exists == n) return 0;
     /* the new records end the index: look from its end (a bisection from the start would
      * touch pages of the mapping the append did not) */
     long p = (long)mb->hdr.record_count;
@@ -528,6 +532,7 @@ static void fill_file(struct mailbox *mb, const struct mailbox_sortkeys_ops *ops
     unsigned char *tail = NULL;
     long last = 0;
     off_t size = 0;
+    int replace = 0;
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         /* no file: start one only when nothing older would be missing from it */
@@ -556,8 +561,16 @@ static void fill_file(struct mailbox *mb, const struct mailbox_sortkeys_ops *ops
             if (pread(fd, tail, tn, size - (off_t)tn) != (ssize_t)tn) goto out;
             last = last_record_uid(tail, tn);
         }
-        /* the file must end at the live message just below the new ones: else a gap */
-        if (last < 0 || last != below) goto out;
+        /* The file holds every live message up to its last record (it is written without
+         * gaps), so it may take the new ones when that record is the live message just
+         * below them or a later, expunged one; an older last record is a gap. A file whose
+         * every record is of an expunged message (the mailbox was emptied, then filled
+         * again: below is 0) is started afresh instead, so that it does not carry them. */
+        if (last < 0 || last < below || last >= (long)nw[0].uid) goto out;
+        if (below == 0 && last > 0) {
+            buf_append(&wb, h, sizeof h);
+            replace = 1;
+        }
     }
     for (size_t i = 0; i < n; i++) {
         buf_reset(&blob);
@@ -565,7 +578,7 @@ static void fill_file(struct mailbox *mb, const struct mailbox_sortkeys_ops *ops
         record_put(&wb, nw[i].uid, nw[i].guid, blob.s, blob.len);
         mailbox_sortkeys_stats.filled++;
     }
-    if (fd < 0) sk_replace(mb, file, path, -1, 0, &wb);
+    if (fd < 0 || replace) sk_replace(mb, file, path, fd, size, &wb);
     else sk_append(mb, path, fd, size, &wb);
 out:
     if (fd >= 0) close(fd);
@@ -578,7 +591,7 @@ out:
 void mbi_sortkeys_appended(struct mailbox *mb, const struct mailbox_sortkeys_new *nw, size_t n)
 {
     if (!n_fill_ops || !n) return;
-    long below = live_before(mb, nw[0].uid);
+    long below = live_before(mb, nw[0].uid, n);
     if (below < 0) return;
     for (size_t i = 0; i < n_fill_ops; i++) fill_file(mb, fill_ops[i], nw, n, below);
 }

@@ -102,8 +102,9 @@ void mailbox_sortkeys_fini(struct mailbox_sortkeys *k);
  * after the commit, from the header the append has in hand: a SORT or SEARCH that follows a
  * batch of deliveries finds them there instead of encoding the batch. Best effort and only
  * when cheap: nothing is written when the file is missing while older live messages exist,
- * is damaged or of another format, or lacks a live message just below the new ones (the
- * next command that reads the file fills or rewrites it as before). At most
+ * is damaged or of another format, or ends below the live message just below the new ones
+ * (a gap: the next command that reads the file fills or rewrites it as before). A file of
+ * expunged messages' records only (the mailbox was emptied) is replaced by the new records. At most
  * SORTKEYS_FILL_MAX kinds; more are ignored. The records are the ones mailbox_sortkeys_get
  * would write (same uid, GUID bytes and checksum validation on reading). */
 #define SORTKEYS_FILL_MAX 4
