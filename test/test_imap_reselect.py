@@ -132,6 +132,57 @@ class Reselect(SharedCofferTestCase):
         self.assertRegex(tagged, rb"^s OK \[READ-ONLY\]")
         self.assertIn(b"* 4 EXISTS\r\n", b"".join(untagged))
 
+    def test_reselect_unseen_and_the_next_commands_updates(self):
+        """[UNSEEN] of a reselect after another session's \\Seen changes, in a mailbox with a
+        uid column (over 1,024 messages: the open names the first unseen message from it and
+        a SELECT takes it without locking again): always a fresh session's answer. And as
+        SELECT no longer syncs after its own open, what another session changes right after
+        it reaches the next command."""
+        c = self.conn()
+        self.assertRegex(c.imap("c", "CREATE rsu")[0], rb"^c OK")
+        for lo in range(0, 1100, 100):    # MULTIAPPEND (RFC 3502), LITERAL+
+            parts = [b"{%d+}\r\n%s" % (len(msg(i)), msg(i)) for i in range(lo, lo + 100)]
+            c.send(b"t APPEND rsu " + b" ".join(parts) + b"\r\n")
+            self.assertRegex(c.read_tagged("t")[0], rb"^t OK")
+        a, b = self.conn(), self.conn()
+        self.select(b, "SELECT rsu")
+
+        def unseen(text):
+            m = re.search(rb"\[UNSEEN (\d+)\]", text)
+            return int(m.group(1)) if m else None
+
+        self.assertEqual(unseen(self.select(a, "SELECT rsu")), 1)
+        for change, want in (("STORE 1:5 +FLAGS.SILENT (\\Seen)", 6),
+                             ("STORE 1:* +FLAGS.SILENT (\\Seen)", None),
+                             ("UID STORE 1100 -FLAGS.SILENT (\\Seen)", 1100),
+                             (None, 1100),     # unchanged: from the handle
+                             ("UID STORE 7 -FLAGS.SILENT (\\Seen)", 7)):
+            if change:
+                self.assertRegex(b.imap("x", change)[0], rb"^x OK")
+            self.assertRegex(a.imap("u", "UNSELECT")[0], rb"^u OK")
+            got = unseen(self.select(a, "SELECT rsu"))
+            self.assertEqual(got, want, change)
+            self.assertEqual(unseen(self.select(self.conn(), "EXAMINE rsu")), want, change)
+        # changes right after the SELECT: told by the next command
+        self.assertRegex(b.imap("x", "STORE 2 +FLAGS.SILENT (\\Deleted \\Flagged)")[0],
+                         rb"^x OK")
+        self.assertRegex(b.imap("x", "EXPUNGE")[0], rb"^x OK")
+        self.assertRegex(b.imap("x", "UID STORE 3 +FLAGS.SILENT (\\Answered)")[0],
+                         rb"^x OK")
+        m = self.coffer.imap()
+        m.login("fred", "secret")
+        m.append("rsu", None, None, msg(5000))
+        m.logout()
+        tagged, untagged = a.imap("n", "NOOP")
+        self.assertRegex(tagged, rb"^n OK")
+        text = b"".join(untagged)
+        self.assertIn(b"* 2 EXPUNGE\r\n", text)
+        self.assertIn(b"* 1100 EXISTS\r\n", text)
+        self.assertRegex(text, rb"\* 2 FETCH \(FLAGS \([^)]*\\Answered")
+        fresh = self.conn()
+        self.select(fresh, "SELECT rsu")
+        self.assertEqual(self.state(a), self.state(fresh))
+
 
 if __name__ == "__main__":
     main()

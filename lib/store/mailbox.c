@@ -1131,15 +1131,29 @@ static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_change
     return 0;
 }
 
+/* first_unseen_known: the header as of the last lock is the one the view was read at from the
+ * column, which said which message is the first unseen: nothing changed since. */
+static int first_unseen_known(const struct mailbox *mb)
+{
+    const struct index_header *h = &mb->hdr;
+    return mb->first_unseen_modseq && mb->first_unseen_modseq == h->highestmodseq &&
+           mb->first_unseen_generation == h->generation && mb->view_modseq == h->highestmodseq &&
+           mb->view_records == h->record_count && mb->view_generation == h->generation;
+}
+
+int mailbox_first_unseen_synced(struct mailbox *mb)
+{
+    /* every field compared changes only under the lock, with the header: a header that
+     * still matches is the state of the sync the caller made */
+    if (first_unseen_known(mb)) return (int)mb->first_unseen;
+    return mailbox_first_unseen(mb);
+}
+
 int mailbox_first_unseen(struct mailbox *mb)
 {
     int took = mbi_lock(mb, LOCK_SH);
     if (took < 0) return took;
-    const struct index_header *h = &mb->hdr;
-    if (mb->first_unseen_modseq && mb->first_unseen_modseq == h->highestmodseq &&
-        mb->first_unseen_generation == h->generation && mb->view_modseq == h->highestmodseq &&
-        mb->view_records == h->record_count && mb->view_generation == h->generation) {
-        /* nothing changed since the view was read from the column, which said */
+    if (first_unseen_known(mb)) {
         mbi_unlock(mb, took);
         return (int)mb->first_unseen;
     }

@@ -236,6 +236,13 @@ void mailbox_view_restore(struct mailbox *mb, uint32_t *uids, uint32_t n, uint32
  * records in order under the shared lock and stops at the first: costs what precedes it. */
 int mailbox_first_unseen(struct mailbox *mb);
 
+/* mailbox_first_unseen_synced: the same, for a caller that has just synced mb (SELECT, right
+ * after the open or reuse that brought the view up to date under the lock): as of that sync
+ * when the handle knows it without reading (the view came from the uid column, which named
+ * the first unseen message, and the header has not changed since), without taking the lock
+ * again; otherwise mailbox_first_unseen. Changes made after the sync are the next sync's. */
+int mailbox_first_unseen_synced(struct mailbox *mb);
+
 /* mailbox_header: the index header as of the last lock (open, sync or a change). */
 const struct index_header *mailbox_header(const struct mailbox *mb);
 

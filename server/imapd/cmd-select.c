@@ -5,7 +5,9 @@
 #include "acl-check.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "imap/imap-condstore.h"
+#include "store/mboxlist.h"
 #include "store/mboxname.h"
 #include "store/store.h"
 #include <stdio.h>
@@ -16,8 +18,10 @@ static uint32_t first_unseen(struct selected *sel)
 {
     const struct index_header *h = mailbox_header(sel->mb);
     if (!sel->seen_user && h->seen >= h->exists) return 0;
-    if (!sel->seen_user) {   /* the flags are the records': one ordered read up to it */
-        int m = mailbox_first_unseen(sel->mb);
+    if (!sel->seen_user) {
+        /* the flags are the records': as of the open's sync (the same state EXISTS told),
+         * else one ordered read up to it */
+        int m = mailbox_first_unseen_synced(sel->mb);
         return m > 0 ? (uint32_t)m : 0;
     }
     uint32_t count = selected_count(sel);
@@ -35,7 +39,9 @@ static void do_select(struct client *c, const struct imap_command *cmd, int exam
     struct buf name = BUF_INIT, b = BUF_INIT;
     char rights[ACL_RIGHTS_SIZE] = "";
     struct imap_select_params params;
+    struct mboxlist_entry entry;
     imap_select_params_init(&params);
+    mboxlist_entry_init(&entry);
     /* RFC 3501 section 6.3.1: a SELECT, even a failing one, first deselects; RFC 7162
      * section 3.2.11: with QRESYNC on, [CLOSED] marks where the old mailbox's responses end */
     if (c->sel && (c->enabled & (CLIENT_ENABLED_QRESYNC | CLIENT_ENABLED_IMAP4REV2)))
@@ -64,7 +70,8 @@ static void do_select(struct client *c, const struct imap_command *cmd, int exam
         client_tagged(c, cmd->tag, "NO [UNAVAILABLE] The mail store is unavailable");
         goto out;
     }
-    if (selected_resolve_name(c, cmd->tag, &cmd->args[0], 'r', &name, rights) < 0) goto out;
+    if (selected_resolve_name(c, cmd->tag, &cmd->args[0], 'r', &name, rights, &entry) < 0)
+        goto out;
     /* RFC 4314 section 4: read-write needs a right that changes something */
     int readonly = examine || !strpbrk(rights, "stwe");
     struct selected *sel = NULL;
@@ -74,6 +81,14 @@ static void do_select(struct client *c, const struct imap_command *cmd, int exam
         goto out;
     }
     snprintf(sel->rights, sizeof sel->rights, "%s", rights);
+    /* the rights are the ones of this entry's ACL: the next command's rights check
+     * (selected_rights_check) compares the entry as it is then with it, instead of computing
+     * them again; only when the mailbox opened is the entry's (not one renamed over it
+     * between the two lookups) */
+    if (!strcmp(mailbox_uniqueid(sel->mb), entry.uniqueid)) {
+        snprintf(sel->acl_uniqueid, sizeof sel->acl_uniqueid, "%s", entry.uniqueid);
+        sel->acl = xstrdup(entry.acl);
+    }
     r = selected_seen_init(sel, c->store, c->user);
     if (r < 0) {
         selected_close(&sel);
@@ -108,6 +123,7 @@ static void do_select(struct client *c, const struct imap_command *cmd, int exam
     client_tagged(c, cmd->tag, "OK [%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE",
                   cmd->name);
 out:
+    mboxlist_entry_fini(&entry);
     imap_select_params_fini(&params);
     buf_fini(&name);
     buf_fini(&b);

@@ -45,7 +45,7 @@ static const struct command commands[] = {
     { "IDLE", cmd_idle, CMD_NEEDS_AUTH },               /* RFC 2177 */
     { "NOTIFY", cmd_notify, CMD_NEEDS_AUTH },           /* RFC 5465 (notify.c) */
     { "COMPRESS", cmd_compress, CMD_NEEDS_AUTH | CMD_NO_SYNC },   /* RFC 4978 */
-    { "SELECT", cmd_select, CMD_NEEDS_AUTH | CMD_LEAVES_MAILBOX },
+    { "SELECT", cmd_select, CMD_NEEDS_AUTH | CMD_LEAVES_MAILBOX | CMD_NO_SYNC },
     /* RFC 4314 section 3: ACL (cmd-acl.c); RFC 9208 section 4.1: QUOTA (cmd-quota.c) */
     { "SETACL", cmd_setacl, CMD_NEEDS_AUTH },
     { "DELETEACL", cmd_deleteacl, CMD_NEEDS_AUTH },
@@ -55,7 +55,7 @@ static const struct command commands[] = {
     { "GETQUOTA", cmd_getquota, CMD_NEEDS_AUTH },
     { "GETQUOTAROOT", cmd_getquotaroot, CMD_NEEDS_AUTH },
     { "SETQUOTA", cmd_setquota, CMD_NEEDS_AUTH },
-    { "EXAMINE", cmd_examine, CMD_NEEDS_AUTH | CMD_LEAVES_MAILBOX },
+    { "EXAMINE", cmd_examine, CMD_NEEDS_AUTH | CMD_LEAVES_MAILBOX | CMD_NO_SYNC },
     /* RFC 3501 section 6.4: selected state */
     { "CHECK", cmd_check, CMD_NEEDS_SELECTED },
     { "CLOSE", cmd_close, CMD_NEEDS_SELECTED },

@@ -163,7 +163,10 @@ enum command_flags {
      * tagged response (RFC 3501 section 7.4.1, RFC 9051 section 7.5.1: not during FETCH, STORE
      * or SEARCH); its UID form is a different command and may have them (cmd_uid drops it) */
     CMD_USES_SEQS = 1 << 4,
-    /* no mailbox updates before its tagged response (LOGOUT: nothing after BYE but the OK) */
+    /* no mailbox updates before its tagged response (LOGOUT: nothing after BYE but the OK;
+     * SELECT and EXAMINE: the open brought the view up to date under the lock and the rights
+     * were just read, so a sync would take the lock and look the entry up again for changes
+     * of the last microseconds, which the next command's sync reports as well) */
     CMD_NO_SYNC = 1 << 5,
     /* leaves the selected mailbox (SELECT, EXAMINE, UNSELECT, LOGOUT): runs without the rights
      * check of the selected mailbox (review L3) */

@@ -459,7 +459,7 @@ void selected_sync_failed(struct client *c, int r)
 }
 
 int selected_resolve_name(struct client *c, const char *tag, const struct imap_arg *arg,
-                          char right, struct buf *name, char *rights)
+                          char right, struct buf *name, char *rights, struct mboxlist_entry *e)
 {
     const char *ext = imap_arg_astring(arg);
     if (!ext) {
@@ -470,7 +470,7 @@ int selected_resolve_name(struct client *c, const char *tag, const struct imap_a
         client_tagged(c, tag, "NO [NONEXISTENT] No such mailbox");
         return CF_E_NOTFOUND;
     }
-    int r = acl_lookup(c, buf_cstr(name), NULL, right, rights);
+    int r = acl_lookup(c, buf_cstr(name), e, right, rights);
     if (r == 1) return 0;
     if (r == 0) client_tagged(c, tag, "NO [NONEXISTENT] No such mailbox");
     else if (r == CF_E_PERM) client_tagged(c, tag, "NO [NOPERM] Permission denied");

@@ -23,6 +23,8 @@
 #include "core/buf.h"
 #include <stdint.h>
 
+struct mboxlist_entry;
+
 struct client;
 struct store;
 struct search_contexts;
@@ -181,11 +183,12 @@ int selected_rights_check(struct client *c);
 int selected_expunge(struct store *st, struct selected *sel, const uint32_t *uids, size_t n);
 
 /* selected_resolve_name: the internal name (into name) of the mailbox argument arg, checked
- * with acl_lookup for right; rights (ACL_RIGHTS_SIZE) gets the user's rights. 0, or a negative
- * code after which the command has been answered with tag (BAD, NO [NONEXISTENT], NO [NOPERM],
- * else imapd_reply_error). Blocks on the database. */
+ * with acl_lookup for right; rights (ACL_RIGHTS_SIZE) gets the user's rights, and e (when not
+ * NULL, initialized by the caller) the mailbox list entry they were computed from. 0, or a
+ * negative code after which the command has been answered with tag (BAD, NO [NONEXISTENT],
+ * NO [NOPERM], else imapd_reply_error). Blocks on the database. */
 int selected_resolve_name(struct client *c, const char *tag, const struct imap_arg *arg,
-                          char right, struct buf *name, char *rights);
+                          char right, struct buf *name, char *rights, struct mboxlist_entry *e);
 
 /* selected_sync_failed: after selected_sync returned r < 0: the view can no longer be kept
  * right, so the session says BYE (NONEXISTENT when the mailbox was deleted, NOPERM when the
