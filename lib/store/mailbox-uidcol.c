@@ -777,3 +777,78 @@ static int sum_commit(struct mailbox *mb, int colfd, const struct index_header *
     *fd_r = fd;
     return 1;
 }
+
+int mbi_uidcol_group(struct mailbox *mb, uint32_t g, uint32_t end, uint64_t view_modseq,
+                     uint32_t *uids, uint32_t cap, uint32_t *n_r)
+{
+    if (!mbi_uidcol_usable(mb)) return 0;
+    const struct index_header *h = &mb->hdr;
+    char *path = col_path(mb);
+    int fd = open(path, O_RDONLY | O_CLOEXEC), ok = 0;
+    free(path);
+    if (fd < 0) return 0;
+    unsigned char head[UIDCOL_HEADER_SIZE];
+    unsigned char *buf = xmalloc((size_t)UIDSUM_GROUP * UIDCOL_BLOCK_SIZE);
+    struct uidcol_header c;
+    uint32_t first = g * UIDSUM_RECORDS, n = 0, prev = 0;
+    if (end > h->record_count || end <= first || pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
+        uidcol_header_decode(head, &c) < 0 || !names(&c, h, index_slot_crc(mb->map, h)))
+        goto out;
+    uint32_t nblk = (end - first + UIDCOL_BLOCK - 1) / UIDCOL_BLOCK;
+    size_t want = (size_t)nblk * UIDCOL_BLOCK_SIZE;
+    if (pread(fd, buf, want, (off_t)uidcol_block_offset(g * UIDSUM_GROUP)) != (ssize_t)want)
+        goto out;
+    for (uint32_t b = 0; b < nblk; b++) {
+        const unsigned char *blk = buf + (size_t)b * UIDCOL_BLOCK_SIZE;
+        uint32_t p0 = first + b * UIDCOL_BLOCK, p1 = p0 + UIDCOL_BLOCK;
+        if (p1 > end) p1 = end;
+        if (uidcol_block_check(blk) < 0) {
+            damaged(mb, "block_checksum", g * UIDSUM_GROUP + b);
+            goto out;
+        }
+        if (get64(blk + B_MAXMODSEQ) <= view_modseq) {
+            /* nothing in it changed since the view was made: its flags are the view's */
+            for (uint32_t p = p0; p < p1; p++) {
+                const unsigned char *e = blk + (p - p0) * UIDCOL_ENTRY_SIZE;
+                uint32_t uid = get32(e);
+                if (uid <= prev || uid >= h->uidnext) {
+                    damaged(mb, "uid_order", g * UIDSUM_GROUP + b);
+                    goto out;
+                }
+                prev = uid;
+                if (get32(e + 4) & FLAG_EXPUNGED) continue;
+                if (n < cap) uids[n] = uid;
+                n++;
+            }
+            continue;
+        }
+        /* changed since: the records say whether an expunge came after the view */
+        unsigned char recs[UIDCOL_BLOCK * INDEX_RECORD_SIZE];
+        size_t rw = (size_t)(p1 - p0) * INDEX_RECORD_SIZE;
+        if (pread(mb->index_fd, recs, rw, (off_t)index_record_offset(p0)) != (ssize_t)rw) goto out;
+        for (uint32_t p = p0; p < p1; p++) {
+            const unsigned char *raw = recs + (size_t)(p - p0) * INDEX_RECORD_SIZE;
+            uint32_t uid = get32(raw);
+            if (uid <= prev) goto out;   /* (the caller reads them and says) */
+            prev = uid;
+            if ((get32(raw + 4) & FLAG_EXPUNGED) && get64(raw + 32) <= view_modseq) continue;
+            if (n < cap) uids[n] = uid;
+            n++;
+        }
+    }
+    /* the ends against the records themselves, as the whole column's view does */
+    unsigned char u0[4], u1[4];
+    if (pread(mb->index_fd, u0, 4, (off_t)index_record_offset(first)) != 4 ||
+        pread(mb->index_fd, u1, 4, (off_t)index_record_offset(end - 1)) != 4 ||
+        le_get32(u1) != prev || le_get32(u0) > prev ||
+        (nblk && get64(buf + B_MAXMODSEQ) <= view_modseq && get32(buf) != le_get32(u0))) {
+        damaged(mb, "group_records", g * UIDSUM_GROUP);
+        goto out;
+    }
+    ok = 1;
+    *n_r = n;
+out:
+    close(fd);
+    free(buf);
+    return ok;
+}

@@ -639,6 +639,10 @@ static void vg_free(struct mailbox *mb)
     mb->vg_uids = NULL;
     mb->vg_n = mb->vg_a = 0;
     mb->vimplicit = 0;
+    free(mb->vg_held_pos);
+    free(mb->vg_held_uid);
+    mb->vg_held_pos = mb->vg_held_uid = NULL;
+    mb->vg_nheld = mb->vg_aheld = 0;
 }
 
 /* vg_grow: groups [0, n) exist (new ones empty). */
@@ -684,10 +688,15 @@ static int vg_load(struct mailbox *mb, uint32_t g)
     uint32_t first = g * UIDSUM_RECORDS, end = first + UIDSUM_RECORDS;
     if (end > mb->view_records) end = mb->view_records;
     size_t want = (size_t)(end - first) * INDEX_RECORD_SIZE;
-    unsigned char *buf = xmalloc(want ? want : 1);
-    uint32_t *uids = xreallocarray(NULL, mb->vg_count[g] ? mb->vg_count[g] : 1, sizeof *uids);
+    unsigned char *buf = NULL;
+    uint32_t *uids = xreallocarray(NULL, mb->vg_count[g] + 1, sizeof *uids);
     uint32_t n = 0;
     int r = 0;
+    /* the column's blocks when it names the header (a fraction of the records' bytes) */
+    if (mb->hdr.generation == mb->view_generation &&
+        mbi_uidcol_group(mb, g, end, mb->view_modseq, uids, mb->vg_count[g] + 1, &n))
+        goto counted;
+    buf = xmalloc(want ? want : 1);
     if (want && pread(mb->index_fd, buf, want, (off_t)index_record_offset(first)) != (ssize_t)want) {
         r = mbi_io_error(mb, "pread", mb->index_path);
         goto out;
@@ -703,6 +712,7 @@ static int vg_load(struct mailbox *mb, uint32_t g)
         }
         uids[n++] = index_record_uid(raw);
     }
+counted:
     if (n != mb->vg_count[g]) {
         r = mbi_corrupt(mb, "view_group", first);
         goto out;
@@ -734,7 +744,7 @@ static int vg_all(struct mailbox *mb)
     mb->view = v;
     mb->nview = k;
     mb->aview = k ? k : 1;
-    vg_free(mb);
+    vg_free(mb);   /* held expunges stay in the array, expunge_pending set: it walks */
     return 0;
 }
 
@@ -1249,12 +1259,32 @@ static int view_changed_blocks(struct mailbox *mb, int no_expunge, struct mailbo
     return 1;
 }
 
-/* One record a lazy view's sync reports: changed (rec) or expunged (gone), at position pos. */
+/* One record a lazy view's sync reports: changed (rec) or expunged (gone: 1 now, 2 held
+ * back by an earlier sync), at position pos. */
 struct vg_item {
     uint32_t pos, uid;
     int gone;
     struct index_record rec;
 };
+
+static void vg_item_push(struct vg_item **it, size_t *n, size_t *a, uint32_t pos, uint32_t uid,
+                         int gone)
+{
+    if (*n == *a) {
+        *a = *a ? *a * 2 : 16;
+        *it = xreallocarray(*it, *a, sizeof **it);
+    }
+    (*it)[*n].pos = pos;
+    (*it)[*n].uid = uid;
+    (*it)[*n].gone = gone;
+    (*n)++;
+}
+
+static int vg_item_cmp(const void *a, const void *b)
+{
+    uint32_t x = ((const struct vg_item *)a)->pos, y = ((const struct vg_item *)b)->pos;
+    return x < y ? -1 : x > y;
+}
 
 /* vg_sync: view_update for a lazy view: only the blocks whose highest modseq is above the
  * view's are read (mbi_changed_blocks), then the records appended since. Expunged messages
@@ -1289,25 +1319,21 @@ static int vg_sync(struct mailbox *mb, int no_expunge, struct mailbox_changes *c
             const unsigned char *raw = blk + (size_t)(i - first) * INDEX_RECORD_SIZE;
             if (le_get64(raw + 32) <= mb->view_modseq) continue;
             int gone = (le_get32(raw + 4) & FLAG_EXPUNGED) != 0;
-            if (gone && no_expunge) {   /* the array keeps it until it may be reported */
-                r = 0;
+            vg_item_push(&it, &nit, &ait, i, index_record_uid(raw), gone);
+            if (!gone && index_record_decode(raw, &it[nit - 1].rec) < 0) {
+                r = mbi_corrupt(mb, "index_record", it[nit - 1].uid);
                 break;
             }
-            if (nit == ait) {
-                ait = ait ? ait * 2 : 16;
-                it = xreallocarray(it, ait, sizeof *it);
-            }
-            it[nit].pos = i;
-            it[nit].uid = index_record_uid(raw);
-            it[nit].gone = gone;
-            if (!gone && index_record_decode(raw, &it[nit].rec) < 0) {
-                r = mbi_corrupt(mb, "index_record", it[nit].uid);
-                break;
-            }
-            nit++;
         }
     }
     free(blocks);
+    /* the expunges held back before: reported now (in position order with the others), or
+     * held again */
+    if (r == 1 && mb->vg_nheld) {
+        for (size_t i = 0; i < mb->vg_nheld; i++)
+            vg_item_push(&it, &nit, &ait, mb->vg_held_pos[i], mb->vg_held_uid[i], 2);
+        qsort(it, nit, sizeof *it, vg_item_cmp);
+    }
     if (r == 1 && count > vr) {
         struct rec_reader rr;
         rr_init(&rr, mb, vr, count, RR_CHUNK);
@@ -1337,12 +1363,21 @@ static int vg_sync(struct mailbox *mb, int no_expunge, struct mailbox_changes *c
         free(np);
         return r;
     }
-    vg_prefix(mb);   /* the numbers before any removal; kept while removing */
+    mb->vg_nheld = 0;   /* in it now */
+    vg_prefix(mb);      /* the numbers before any removal; kept while removing */
     size_t ac = 0, ae = 0;
     uint32_t removed = 0, removed_g = 0, cur = UINT32_MAX;
     for (size_t i = 0; i < nit; i++) {
         if (!it[i].gone) {
             push_changed(ch, &ac, it[i].uid, &it[i].rec);
+            continue;
+        }
+        if (no_expunge) {
+            /* RFC 3501 section 7.4.1: not now. Its group is read, so it stays in the view
+             * whatever the rule says once view_modseq passes its expunge */
+            size_t n1 = mb->vg_nheld, a1 = mb->vg_aheld;
+            mbi_push_u32(&mb->vg_held_pos, &n1, &a1, it[i].pos);
+            mbi_push_u32(&mb->vg_held_uid, &mb->vg_nheld, &mb->vg_aheld, it[i].uid);
             continue;
         }
         uint32_t g = it[i].pos / UIDSUM_RECORDS;
@@ -1380,7 +1415,7 @@ static int vg_sync(struct mailbox *mb, int no_expunge, struct mailbox_changes *c
     }
     mb->vg_dirty = 1;
     if (prev > mb->view_maxuid) mb->view_maxuid = prev;
-    mb->expunge_pending = 0;
+    mb->expunge_pending = mb->vg_nheld > 0;
     mb->view_modseq = h->highestmodseq;
     mb->view_records = count;
     ch->exists = mb->nview;
