@@ -652,11 +652,29 @@ out:
     return 1;
 }
 
+/* col_current: 1 when the column's header names the current header (its blocks unread). */
+static int col_current(struct mailbox *mb)
+{
+    char *path = col_path(mb);
+    int fd = open(path, O_RDONLY | O_CLOEXEC), ok = 0;
+    free(path);
+    if (fd < 0) return 0;
+    unsigned char head[UIDCOL_HEADER_SIZE];
+    struct uidcol_header c;
+    ok = pread(fd, head, sizeof head, 0) == (ssize_t)sizeof head &&
+         uidcol_header_decode(head, &c) == 0 &&
+         names(&c, &mb->hdr, index_slot_crc(mb->map, &mb->hdr));
+    close(fd);
+    return ok;
+}
+
 int mbi_uidsum_load(struct mailbox *mb, struct uidsum_group **g_r, uint32_t *n_r)
 {
     *g_r = NULL;
     *n_r = 0;
-    if (!mbi_uidcol_usable(mb)) return 0;
+    /* only beside a column of the same header: a lazy view reads its groups and its changed
+     * blocks there, and an open that finds none current rebuilds both from the records */
+    if (!mbi_uidcol_usable(mb) || !col_current(mb)) return 0;
     if (!sum_read(mb, g_r, n_r) &&
         (mb->index_rdonly || sum_from_column(mb) < 0 || !sum_read(mb, g_r, n_r)))
         return 0;
