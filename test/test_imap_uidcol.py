@@ -267,6 +267,84 @@ class UidColumn(SharedCofferTestCase):
                                        if uids.index(x) + 1 >= half}, how)
             s.close()
 
+    def test_lazy_view_numbers_after_other_sessions_expunges(self):
+        """A session whose view came from the group summary ("uidsum": it reads a group of
+        1,024 messages only when a number in it is used) keeps its message numbers while
+        another session expunges in several groups (FETCH and STORE by number before its
+        NOOP hit the messages they named when it last synced), then its NOOP's EXPUNGE
+        numbers, applied in order, turn its view into the other's exactly, and FETCH n (UID)
+        anywhere agrees; so does a new session's, with and without QRESYNC."""
+        box = "lazybox"
+        n = 3 * 1024 + 100
+        w = self.conn()
+        self.ok(w, "CREATE %s" % box)
+        self.fill(w, box, 0, n)
+        self.ok(w, "SELECT %s" % box)   # makes the column and its summary
+        d = mailbox_dir(self.coffer.spool, box)
+        wait_for(lambda: os.path.exists(os.path.join(d, "uidsum")), 5, what="group summary")
+
+        def all_uids(c):
+            return [int(x) for x in re.findall(
+                rb"\d+", b"".join(self.ok(c, "UID SEARCH ALL")).split(b"SEARCH", 1)[1])]
+
+        def uid_at(c, m):
+            line = b"".join(self.ok(c, "FETCH %d (UID)" % m))
+            got = re.match(rb"\* (\d+) FETCH \(UID (\d+)\)", line)
+            self.assertIsNotNone(got, (m, line))
+            self.assertEqual(int(got.group(1)), m)
+            return int(got.group(2))
+
+        old = all_uids(w)
+        self.assertEqual(len(old), n)
+        for qresync in (False, True):
+            s = self.conn()
+            if qresync:
+                self.ok(s, "ENABLE QRESYNC")
+            sel = b"".join(self.ok(s, "SELECT %s" % box))
+            self.assertEqual(int(re.search(rb"(\d+) EXISTS", sel).group(1)), len(old))
+            self.assertEqual(uid_at(s, 2000), old[1999])   # one group read
+            # expunges in the group read and in groups not read: first, group edges, last
+            idx = [0, 700, 1023, 1024, 1025, 2047, 2048, 2500, len(old) - 1]
+            gone = [old[i] for i in idx]
+            self.ok(w, "UID STORE %s +FLAGS.SILENT (\\Deleted)" % ",".join(map(str, gone)))
+            self.ok(w, "UID EXPUNGE %s" % ",".join(map(str, gone)))
+            new = all_uids(w)
+            # before its NOOP: the old numbers (no EXPUNGE during FETCH or STORE)
+            for m in (2, 1000, 1027, 2050, 3000, len(old) - 1):   # not expunged
+                self.assertEqual(uid_at(s, m), old[m - 1], (qresync, m))
+            kw = "$Lz%d" % qresync
+            self.ok(s, "STORE 3000 +FLAGS.SILENT (%s)" % kw)
+            f = b"".join(self.ok(w, "UID FETCH %d (FLAGS)" % old[2999]))
+            self.assertIn(kw.encode(), f)
+            cur = list(old)
+            for line in self.ok(s, "NOOP"):
+                m = re.match(rb"\* (\d+) EXPUNGE", line)
+                if m:
+                    cur.pop(int(m.group(1)) - 1)
+                m = re.match(rb"\* VANISHED ([\d:,]+)", line)
+                if m:
+                    for part in m.group(1).split(b","):
+                        lo, _, hi = part.partition(b":")
+                        for x in range(int(lo), int(hi or lo) + 1):
+                            cur.remove(x)
+            self.assertEqual(cur, new, qresync)
+            for m in (1, 700, 1022, 1023, 1024, 2044, 2045, 2046, len(new)):
+                self.assertEqual(uid_at(s, m), new[m - 1], (qresync, m))
+            self.assertEqual(all_uids(s), new)
+            # a new session after the expunges, numbers first in scattered groups
+            t = self.conn()
+            if qresync:
+                self.ok(t, "ENABLE QRESYNC")
+            sel = b"".join(self.ok(t, "SELECT %s" % box))
+            self.assertEqual(int(re.search(rb"(\d+) EXISTS", sel).group(1)), len(new))
+            for m in (len(new), 1, 2046, 1023, 1024, 3000):
+                self.assertEqual(uid_at(t, m), new[m - 1], (qresync, m))
+            line = b"".join(self.ok(t, "UID FETCH %d (UID)" % new[2500]))
+            self.assertEqual(int(re.match(rb"\* (\d+) FETCH", line).group(1)), 2501)
+            s.close()
+            t.close()
+            old = new
+
 
 if __name__ == "__main__":
     main()

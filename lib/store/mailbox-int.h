@@ -45,6 +45,22 @@ struct mailbox {
     uint64_t view_modseq, view_generation;
     uint32_t view_records;
     int expunge_pending;
+    /* a lazy view (vimplicit, made from the group summary): per group of UIDSUM_RECORDS
+     * record positions, its count of messages and the uid of its last record, and its uids
+     * once some message number in it was asked for (vg_uids[g] NULL before). A group not
+     * read holds the records of its positions below view_records that were live at
+     * view_modseq: not FLAG_EXPUNGED, or expunged later (a higher modseq: an expunge gives
+     * the record a new modseq, and nothing changes a record after). mb->view is then only
+     * the "built" mark and nview the count. */
+    int vimplicit;
+    uint32_t vg_n, vg_a;
+    uint32_t *vg_count, *vg_last, *vg_pre;
+    uint32_t **vg_uids;
+    int vg_dirty;               /* vg_pre to be summed again */
+    /* expunges a sync held back (MAILBOX_SYNC_NO_EXPUNGE): position and uid, ascending; their
+     * groups are read, so the rule above no longer decides for them */
+    uint32_t *vg_held_pos, *vg_held_uid;
+    size_t vg_nheld, vg_aheld;
     /* the highest modseq of each block of MSUM_BLOCK records (one page of them), so that
      * mailbox_modseq_scan reads only the blocks that changed: valid while the header has
      * msum_generation, msum_modseq and msum_records (every change raises highestmodseq) */
@@ -137,6 +153,30 @@ int mbi_uidcol_view(struct mailbox *mb, struct uidcol_view *v);
  * Reads the whole column (8.5 bytes a message), not the records (128 bytes a message): what
  * an incremental sync and a CHANGEDSINCE scan use to find the blocks other sessions changed. */
 int mbi_uidcol_maxima(struct mailbox *mb, uint64_t **msum_r);
+/* One group of the summary file (uidsum, uidcol.h): UIDSUM_RECORDS records. */
+struct uidsum_group {
+    uint64_t maxmodseq;
+    uint32_t live, seen;        /* records without FLAG_EXPUNGED; of those, with \Seen */
+    uint32_t first, last;       /* uids of its first and last record */
+};
+/* mbi_uidsum_load: under a lock, the groups of the current header (*n_r of them, the caller
+ * frees *g_r) when the summary names it and passes its checks (made again from the column
+ * first when only the column does): 1, else 0. Reads 0.03 bytes a message. */
+int mbi_uidsum_load(struct mailbox *mb, struct uidsum_group **g_r, uint32_t *n_r);
+/* mbi_changed_blocks: under a lock, the blocks of MSUM_BLOCK records of the current header
+ * whose highest modseq is above since (*blocks_r, ascending, caller frees; *n_r of them): from
+ * the session's own summary when it is the header's, else from the group summary and the
+ * column blocks of the groups above since, else from the column's block maxima (which become
+ * the session's summary). 1, or 0 when none of them can say (the caller reads the records). */
+int mbi_changed_blocks(struct mailbox *mb, uint64_t since, uint32_t **blocks_r, size_t *n_r);
+/* mbi_uidcol_group: under a lock on the current header, the uids of the records at positions
+ * [g * UIDSUM_RECORDS, end) that a lazy view made at view_modseq holds (struct mailbox), from
+ * the column when it names the current header: a block whose max_modseq is at most
+ * view_modseq gives its entries (nothing in it changed since), any other its 32 records. 1
+ * with *n_r the count (uids gets the first cap of them), else 0 (the caller reads the
+ * records). 8.7 KB instead of 128 KB of records for a group. */
+int mbi_uidcol_group(struct mailbox *mb, uint32_t g, uint32_t end, uint64_t view_modseq,
+                     uint32_t *uids, uint32_t cap, uint32_t *n_r);
 /* A column being made from the records by a full pass (the view build): buf NULL when none
  * is to be written. mbi_uidcol_build_note for every record, then mbi_uidcol_build_end with the
  * pass's modseq summary (NULL: give up). */

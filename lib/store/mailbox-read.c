@@ -84,12 +84,14 @@ int mailbox_modseq_scan(struct mailbox *mb, uint64_t since, struct mailbox_modse
     s->view_current = mb->view && mb->view_generation == h->generation &&
                       mb->view_records == h->record_count && mb->view_modseq == h->highestmodseq &&
                       !mb->expunge_pending;
-    if (mbi_msum_current(mb)) {
-        /* the summary is this header's (the session's own, or the uid column's block maxima
-         * when other sessions changed the mailbox since): only the blocks holding a modseq
-         * above since can hold one */
-        for (uint32_t b = 0; b * MSUM_BLOCK < h->record_count; b++) {
-            if (mb->msum[b] <= since) continue;
+    uint32_t *blocks;
+    size_t nbl;
+    if (mbi_changed_blocks(mb, since, &blocks, &nbl)) {
+        /* a summary of this header (the session's own, or the group summary and the uid
+         * column's blocks when other sessions changed the mailbox since) says which blocks
+         * hold a modseq above since: only those can hold one */
+        for (size_t bk = 0; bk < nbl; bk++) {
+            uint32_t b = blocks[bk];
             uint32_t first = b * MSUM_BLOCK, end = first + MSUM_BLOCK;
             if (end > h->record_count) end = h->record_count;
             /* a copy through pread costs less than touching the mapping's page (the
@@ -102,6 +104,7 @@ int mailbox_modseq_scan(struct mailbox *mb, uint64_t since, struct mailbox_modse
                 scan_push(s, copied ? blk + (size_t)(i - first) * INDEX_RECORD_SIZE
                                     : mb->map + index_record_offset(i), since, &ac, &ae);
         }
+        free(blocks);
     } else {
         /* one pass over the mapping, which makes the summary for the next scan */
         uint64_t *msum = mbi_msum_begin(mb);

@@ -297,6 +297,13 @@ out:
 
 /* ---- writing the whole file ---- */
 
+static void sum_header_encode(const struct uidcol_header *c, unsigned char *out);
+static int sum_commit(struct mailbox *mb, int colfd, const struct index_header *old,
+                      uint32_t old_crc, const uint32_t *blocks, size_t n, int *fd_r);
+static int sum_write_whole(struct mailbox *mb, const unsigned char *blocks, uint32_t nb,
+                           const struct uidcol_header *c);
+
+
 void mbi_uidcol_build_begin(struct mailbox *mb, struct uidcol_build *b)
 {
     memset(b, 0, sizeof b[0]);
@@ -328,6 +335,8 @@ void mbi_uidcol_build_end(struct mailbox *mb, struct uidcol_build *b, const uint
             if (fd >= 0) unlink(tmp);
         } else {
             uidcol_stats.rebuilds++;
+            /* and its group summary, naming the same header */
+            (void)sum_write_whole(mb, b->buf + UIDCOL_HEADER_SIZE, b->nb, &c);
         }
         free(tmp);
         free(path);
@@ -431,11 +440,433 @@ void mbi_uidcol_commit(struct mailbox *mb, const struct index_header *old, uint3
             goto out;   /* the header still names the old commit: the column is not used */
         i = j;
     }
-    /* last: the header that makes the blocks count */
+    /* the group summary's entries of those blocks, when it named the same commit */
+    int sumfd = -1;
+    int sum_ok = sum_commit(mb, fd, old, old_crc, mb->col_pos, mb->col_npos, &sumfd);
+    /* last: the headers that make the blocks count, the column's first (a summary is
+     * trusted for the commit it names on its own: its entries are right either way) */
     uidcol_header_encode(&c, head);
-    if (mbi_fault_point("uidcol") == 0 && mbi_pwrite_all(fd, head, sizeof head, 0) == 0)
+    if (mbi_fault_point("uidcol") == 0 && mbi_pwrite_all(fd, head, sizeof head, 0) == 0) {
         uidcol_stats.updates++;
+        if (sum_ok) {
+            sum_header_encode(&c, head);
+            (void)mbi_pwrite_all(sumfd, head, sizeof head, 0);
+        }
+    }
+    if (sumfd >= 0) close(sumfd);
 out:
     if (fd >= 0) close(fd);
     mbi_uidcol_forget(mb);
+}
+
+/* ---- the group summary (uidsum) ---- */
+
+/* Entry layout: byte offsets. */
+enum { S_MAXMODSEQ = 0, S_LIVE = 8, S_SEEN = 12, S_FIRST = 16, S_LAST = 20, S_ZERO = 24, S_SUM = 28 };
+
+static char *sum_path(const struct mailbox *mb)
+{
+    return xasprintf("%s/%s", mb->dir, UIDSUM_FILE);
+}
+
+static uint32_t ngroups(uint32_t records)
+{
+    return (records + UIDSUM_RECORDS - 1) / UIDSUM_RECORDS;
+}
+
+/* sum_header: the column header c as the summary's (its own magic and checksum). */
+static void sum_header_encode(const struct uidcol_header *c, unsigned char *out)
+{
+    uidcol_header_encode(c, out);
+    memcpy(out + C_MAGIC, UIDSUM_MAGIC, 8);
+    le_put32(out + C_CRC, index_crc32(out, C_CRC));
+}
+
+static int sum_header_decode(const unsigned char *in, struct uidcol_header *c)
+{
+    unsigned char t[UIDCOL_HEADER_SIZE];
+    if (memcmp(in + C_MAGIC, UIDSUM_MAGIC, 8) != 0) return CF_E_CORRUPT;
+    memcpy(t, in, sizeof t);
+    memcpy(t + C_MAGIC, UIDCOL_MAGIC, 8);   /* the checksum covers the summary's magic */
+    if (le_get32(in + C_CRC) != index_crc32(in, C_CRC)) return CF_E_CORRUPT;
+    le_put32(t + C_CRC, index_crc32(t, C_CRC));
+    return uidcol_header_decode(t, c);
+}
+
+/* group_entry: the summary entry of the group whose column blocks (nblk of them, sealed)
+ * start at blks and whose first record is position first, of count records. */
+static void group_entry(const unsigned char *blks, uint32_t nblk, uint32_t first,
+                        uint32_t count, unsigned char *out)
+{
+    uint64_t maxmodseq = 0;
+    uint32_t live = 0, seen = 0, fu = 0, lu = 0;
+    for (uint32_t b = 0; b < nblk; b++) {
+        const unsigned char *blk = blks + (size_t)b * UIDCOL_BLOCK_SIZE;
+        uint64_t m = get64(blk + B_MAXMODSEQ);
+        if (m > maxmodseq) maxmodseq = m;
+        for (uint32_t i = 0; i < UIDCOL_BLOCK; i++) {
+            if (first + b * UIDCOL_BLOCK + i >= count) break;
+            uint32_t uid = get32(blk + i * UIDCOL_ENTRY_SIZE),
+                     f = get32(blk + i * UIDCOL_ENTRY_SIZE + 4);
+            if (!fu) fu = uid;
+            lu = uid;
+            if (f & FLAG_EXPUNGED) continue;
+            live++;
+            seen += (f & FLAG_SEEN) != 0;
+        }
+    }
+    memset(out, 0, UIDSUM_ENTRY_SIZE);
+    le_put64(out + S_MAXMODSEQ, maxmodseq);
+    le_put32(out + S_LIVE, live);
+    le_put32(out + S_SEEN, seen);
+    le_put32(out + S_FIRST, fu);
+    le_put32(out + S_LAST, lu);
+    le_put32(out + S_SUM, mailbox_sortkeys_sum(out, S_SUM));
+}
+
+/* sum_write_whole: a new summary of the column blocks at blocks (nb of them, sealed, in
+ * order) for the header c names, renamed in. 0 or -1 (logged). */
+static int sum_write_whole(struct mailbox *mb, const unsigned char *blocks, uint32_t nb,
+                           const struct uidcol_header *c)
+{
+    uint32_t count = c->record_count, ng = ngroups(count);
+    size_t len = UIDCOL_HEADER_SIZE + (size_t)ng * UIDSUM_ENTRY_SIZE;
+    unsigned char *buf = xzmalloc(len);
+    sum_header_encode(c, buf);
+    for (uint32_t g = 0; g < ng; g++) {
+        uint32_t b0 = g * UIDSUM_GROUP, n = nb - b0 < UIDSUM_GROUP ? nb - b0 : UIDSUM_GROUP;
+        group_entry(blocks + (size_t)b0 * UIDCOL_BLOCK_SIZE, n, g * UIDSUM_RECORDS, count,
+                    buf + UIDCOL_HEADER_SIZE + (size_t)g * UIDSUM_ENTRY_SIZE);
+    }
+    char *path = sum_path(mb);
+    char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), r = 0;
+    if (fd < 0 || write_all(fd, buf, len) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+        log_warn("mailbox_uidcol_write_failed", "mbox=%s path=%s errno=%s",
+                 log_quote(mb->name), log_quote(tmp), strerror(errno));
+        if (fd >= 0) unlink(tmp);
+        r = -1;
+    } else {
+        uidcol_stats.sum_rebuilds++;
+    }
+    free(tmp);
+    free(path);
+    free(buf);
+    return r;
+}
+
+/* sum_from_column: under a lock, a summary made from the whole column when the column names
+ * the current header and passes its checks (every block's checksum): 0, else -1. The first
+ * session after an upgrade, a crash between the two files' commits, or a summary found
+ * damaged pay one column read (8.5 bytes a message). */
+static int sum_from_column(struct mailbox *mb)
+{
+    const struct index_header *h = &mb->hdr;
+    char *path = col_path(mb);
+    int fd = open(path, O_RDONLY | O_CLOEXEC), r = -1;
+    free(path);
+    if (fd < 0) return -1;
+    unsigned char head[UIDCOL_HEADER_SIZE];
+    struct uidcol_header c;
+    uint32_t nb = nblocks(h->record_count);
+    size_t len = (size_t)nb * UIDCOL_BLOCK_SIZE;
+    unsigned char *blocks = xmalloc(len ? len : 1);
+    if (pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
+        uidcol_header_decode(head, &c) < 0 || !names(&c, h, index_slot_crc(mb->map, h)) ||
+        pread(fd, blocks, len, UIDCOL_HEADER_SIZE) != (ssize_t)len)
+        goto out;
+    for (uint32_t b = 0; b < nb; b++) {
+        const unsigned char *blk = blocks + (size_t)b * UIDCOL_BLOCK_SIZE;
+        if (uidcol_block_check(blk) < 0 || get64(blk + B_MAXMODSEQ) > h->highestmodseq) {
+            damaged(mb, "block_checksum", b);
+            goto out;
+        }
+    }
+    r = sum_write_whole(mb, blocks, nb, &c);
+out:
+    close(fd);
+    free(blocks);
+    return r;
+}
+
+/* sum_read: the summary's groups when it names the current header and passes its checks. */
+static int sum_read(struct mailbox *mb, struct uidsum_group **g_r, uint32_t *n_r)
+{
+    const struct index_header *h = &mb->hdr;
+    char *path = sum_path(mb);
+    int fd = open(path, O_RDONLY | O_CLOEXEC), ok = 0;
+    free(path);
+    if (fd < 0) return 0;
+    uint32_t ng = ngroups(h->record_count);
+    size_t len = UIDCOL_HEADER_SIZE + (size_t)ng * UIDSUM_ENTRY_SIZE;
+    unsigned char *buf = xmalloc(len);
+    struct uidsum_group *g = xreallocarray(NULL, ng ? ng : 1, sizeof *g);
+    struct uidcol_header c;
+    if (pread(fd, buf, len, 0) != (ssize_t)len || sum_header_decode(buf, &c) < 0 ||
+        !names(&c, h, index_slot_crc(mb->map, h)))
+        goto out;
+    uint64_t live = 0, seen = 0;
+    uint32_t prev = 0;
+    for (uint32_t k = 0; k < ng; k++) {
+        const unsigned char *e = buf + UIDCOL_HEADER_SIZE + (size_t)k * UIDSUM_ENTRY_SIZE;
+        uint32_t recs = h->record_count - k * UIDSUM_RECORDS;
+        if (recs > UIDSUM_RECORDS) recs = UIDSUM_RECORDS;
+        g[k].maxmodseq = get64(e + S_MAXMODSEQ);
+        g[k].live = get32(e + S_LIVE);
+        g[k].seen = get32(e + S_SEEN);
+        g[k].first = get32(e + S_FIRST);
+        g[k].last = get32(e + S_LAST);
+        if (get32(e + S_ZERO) != 0 || get32(e + S_SUM) != mailbox_sortkeys_sum(e, S_SUM) ||
+            g[k].maxmodseq > h->highestmodseq || g[k].live > recs || g[k].seen > g[k].live ||
+            g[k].first <= prev || g[k].last < g[k].first ||
+            g[k].last - g[k].first < recs - 1 || g[k].last >= h->uidnext) {
+            damaged(mb, "group", k * UIDSUM_GROUP);
+            goto out;
+        }
+        prev = g[k].last;
+        live += g[k].live;
+        seen += g[k].seen;
+    }
+    if (live != h->exists || seen != h->seen) {
+        damaged(mb, "group_counts", ng * UIDSUM_GROUP);
+        goto out;
+    }
+    /* the ends against the records themselves, as the column's view does */
+    unsigned char u0[4], u1[4];
+    if (ng && (pread(mb->index_fd, u0, 4, (off_t)index_record_offset(0)) != 4 ||
+               pread(mb->index_fd, u1, 4, (off_t)index_record_offset(h->record_count - 1)) != 4 ||
+               le_get32(u0) != g[0].first || le_get32(u1) != g[ng - 1].last)) {
+        damaged(mb, "group_records", 0);
+        goto out;
+    }
+    ok = 1;
+out:
+    close(fd);
+    free(buf);
+    if (!ok) {
+        free(g);
+        return 0;
+    }
+    *g_r = g;
+    *n_r = ng;
+    return 1;
+}
+
+/* col_current: 1 when the column's header names the current header (its blocks unread). */
+static int col_current(struct mailbox *mb)
+{
+    char *path = col_path(mb);
+    int fd = open(path, O_RDONLY | O_CLOEXEC), ok = 0;
+    free(path);
+    if (fd < 0) return 0;
+    unsigned char head[UIDCOL_HEADER_SIZE];
+    struct uidcol_header c;
+    ok = pread(fd, head, sizeof head, 0) == (ssize_t)sizeof head &&
+         uidcol_header_decode(head, &c) == 0 &&
+         names(&c, &mb->hdr, index_slot_crc(mb->map, &mb->hdr));
+    close(fd);
+    return ok;
+}
+
+int mbi_uidsum_load(struct mailbox *mb, struct uidsum_group **g_r, uint32_t *n_r)
+{
+    *g_r = NULL;
+    *n_r = 0;
+    /* only beside a column of the same header: a lazy view reads its groups and its changed
+     * blocks there, and an open that finds none current rebuilds both from the records */
+    if (!mbi_uidcol_usable(mb) || !col_current(mb)) return 0;
+    if (!sum_read(mb, g_r, n_r) &&
+        (mb->index_rdonly || sum_from_column(mb) < 0 || !sum_read(mb, g_r, n_r)))
+        return 0;
+    uidcol_stats.sum_loads++;
+    return 1;
+}
+
+/* col_changed_blocks: the blocks above since, from the summary and the column's blocks of
+ * the groups above it. 1, else 0. */
+static int col_changed_blocks(struct mailbox *mb, uint64_t since, uint32_t **b_r, size_t *n_r)
+{
+    struct uidsum_group *g;
+    uint32_t ng;
+    if (!mbi_uidsum_load(mb, &g, &ng)) return 0;
+    const struct index_header *h = &mb->hdr;
+    char *path = col_path(mb);
+    int fd = open(path, O_RDONLY | O_CLOEXEC), ok = 0;
+    free(path);
+    unsigned char head[UIDCOL_HEADER_SIZE];
+    unsigned char *buf = xmalloc((size_t)UIDSUM_GROUP * UIDCOL_BLOCK_SIZE);
+    uint32_t *list = NULL;
+    size_t n = 0, a = 0;
+    struct uidcol_header c;
+    if (fd < 0 || pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
+        uidcol_header_decode(head, &c) < 0 || !names(&c, h, index_slot_crc(mb->map, h)))
+        goto out;
+    uint32_t nb = nblocks(h->record_count);
+    for (uint32_t k = 0; k < ng; k++) {
+        if (g[k].maxmodseq <= since) continue;
+        uint32_t b0 = k * UIDSUM_GROUP, nblk = nb - b0 < UIDSUM_GROUP ? nb - b0 : UIDSUM_GROUP;
+        size_t want = (size_t)nblk * UIDCOL_BLOCK_SIZE;
+        if (pread(fd, buf, want, (off_t)uidcol_block_offset(b0)) != (ssize_t)want) {
+            damaged(mb, "short", b0);
+            goto out;
+        }
+        for (uint32_t b = 0; b < nblk; b++) {
+            const unsigned char *blk = buf + (size_t)b * UIDCOL_BLOCK_SIZE;
+            /* a maximum too low would hide a change: only a checked block is believed */
+            uint64_t m = get64(blk + B_MAXMODSEQ);
+            if (uidcol_block_check(blk) < 0 || m > g[k].maxmodseq) {
+                damaged(mb, "block_checksum", b0 + b);
+                goto out;
+            }
+            if (m > since) mbi_push_u32(&list, &n, &a, b0 + b);
+        }
+    }
+    ok = 1;
+out:
+    if (fd >= 0) close(fd);
+    free(buf);
+    free(g);
+    if (!ok) {
+        free(list);
+        return 0;
+    }
+    *b_r = list;
+    *n_r = n;
+    return 1;
+}
+
+int mbi_changed_blocks(struct mailbox *mb, uint64_t since, uint32_t **blocks_r, size_t *n_r)
+{
+    const struct index_header *h = &mb->hdr;
+    *blocks_r = NULL;
+    *n_r = 0;
+    int own = mb->msum && mb->msum_generation == h->generation &&
+              mb->msum_modseq == h->highestmodseq && mb->msum_records == h->record_count;
+    if (!own && col_changed_blocks(mb, since, blocks_r, n_r)) return 1;
+    if (!own && !mbi_msum_current(mb)) return 0;
+    size_t a = 0;
+    for (uint32_t b = 0; (uint64_t)b * MSUM_BLOCK < h->record_count; b++)
+        if (mb->msum[b] > since) mbi_push_u32(blocks_r, n_r, &a, b);
+    return 1;
+}
+
+/* sum_commit: bring the summary forward with the column (mbi_uidcol_commit, which has
+ * written the blocks groups[0, n) hold, sorted, repeats allowed): their entries made again
+ * from the column's blocks. 1 when done (the caller writes the header c after the column's),
+ * 0 when the summary did not name old (left as it is: it is made again from the column). */
+static int sum_commit(struct mailbox *mb, int colfd, const struct index_header *old,
+                      uint32_t old_crc, const uint32_t *blocks, size_t n, int *fd_r)
+{
+    char *path = sum_path(mb);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    free(path);
+    *fd_r = -1;
+    if (fd < 0) return 0;
+    unsigned char head[UIDCOL_HEADER_SIZE];
+    struct uidcol_header c;
+    if (pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
+        sum_header_decode(head, &c) < 0 || !names(&c, old, old_crc)) {
+        close(fd);
+        return 0;
+    }
+    uint32_t nb = nblocks(mb->hdr.record_count), last = UINT32_MAX;
+    unsigned char *buf = xmalloc((size_t)UIDSUM_GROUP * UIDCOL_BLOCK_SIZE);
+    int ok = 1;
+    for (size_t i = 0; i < n && ok; i++) {
+        uint32_t k = blocks[i] / UIDSUM_GROUP;
+        if (k == last) continue;
+        last = k;
+        uint32_t b0 = k * UIDSUM_GROUP, nblk = nb - b0 < UIDSUM_GROUP ? nb - b0 : UIDSUM_GROUP;
+        size_t want = (size_t)nblk * UIDCOL_BLOCK_SIZE;
+        unsigned char e[UIDSUM_ENTRY_SIZE];
+        if (pread(colfd, buf, want, (off_t)uidcol_block_offset(b0)) != (ssize_t)want) {
+            ok = 0;
+            break;
+        }
+        group_entry(buf, nblk, k * UIDSUM_RECORDS, mb->hdr.record_count, e);
+        if (mbi_pwrite_all(fd, e, sizeof e, UIDCOL_HEADER_SIZE + (uint64_t)k * UIDSUM_ENTRY_SIZE) < 0)
+            ok = 0;
+    }
+    free(buf);
+    if (!ok) {
+        close(fd);
+        return 0;
+    }
+    *fd_r = fd;
+    return 1;
+}
+
+int mbi_uidcol_group(struct mailbox *mb, uint32_t g, uint32_t end, uint64_t view_modseq,
+                     uint32_t *uids, uint32_t cap, uint32_t *n_r)
+{
+    if (!mbi_uidcol_usable(mb)) return 0;
+    const struct index_header *h = &mb->hdr;
+    char *path = col_path(mb);
+    int fd = open(path, O_RDONLY | O_CLOEXEC), ok = 0;
+    free(path);
+    if (fd < 0) return 0;
+    unsigned char head[UIDCOL_HEADER_SIZE];
+    unsigned char *buf = xmalloc((size_t)UIDSUM_GROUP * UIDCOL_BLOCK_SIZE);
+    struct uidcol_header c;
+    uint32_t first = g * UIDSUM_RECORDS, n = 0, prev = 0;
+    if (end > h->record_count || end <= first || pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
+        uidcol_header_decode(head, &c) < 0 || !names(&c, h, index_slot_crc(mb->map, h)))
+        goto out;
+    uint32_t nblk = (end - first + UIDCOL_BLOCK - 1) / UIDCOL_BLOCK;
+    size_t want = (size_t)nblk * UIDCOL_BLOCK_SIZE;
+    if (pread(fd, buf, want, (off_t)uidcol_block_offset(g * UIDSUM_GROUP)) != (ssize_t)want)
+        goto out;
+    for (uint32_t b = 0; b < nblk; b++) {
+        const unsigned char *blk = buf + (size_t)b * UIDCOL_BLOCK_SIZE;
+        uint32_t p0 = first + b * UIDCOL_BLOCK, p1 = p0 + UIDCOL_BLOCK;
+        if (p1 > end) p1 = end;
+        if (uidcol_block_check(blk) < 0) {
+            damaged(mb, "block_checksum", g * UIDSUM_GROUP + b);
+            goto out;
+        }
+        if (get64(blk + B_MAXMODSEQ) <= view_modseq) {
+            /* nothing in it changed since the view was made: its flags are the view's */
+            for (uint32_t p = p0; p < p1; p++) {
+                const unsigned char *e = blk + (p - p0) * UIDCOL_ENTRY_SIZE;
+                uint32_t uid = get32(e);
+                if (uid <= prev || uid >= h->uidnext) {
+                    damaged(mb, "uid_order", g * UIDSUM_GROUP + b);
+                    goto out;
+                }
+                prev = uid;
+                if (get32(e + 4) & FLAG_EXPUNGED) continue;
+                if (n < cap) uids[n] = uid;
+                n++;
+            }
+            continue;
+        }
+        /* changed since: the records say whether an expunge came after the view */
+        unsigned char recs[UIDCOL_BLOCK * INDEX_RECORD_SIZE];
+        size_t rw = (size_t)(p1 - p0) * INDEX_RECORD_SIZE;
+        if (pread(mb->index_fd, recs, rw, (off_t)index_record_offset(p0)) != (ssize_t)rw) goto out;
+        for (uint32_t p = p0; p < p1; p++) {
+            const unsigned char *raw = recs + (size_t)(p - p0) * INDEX_RECORD_SIZE;
+            uint32_t uid = get32(raw);
+            if (uid <= prev) goto out;   /* (the caller reads them and says) */
+            prev = uid;
+            if ((get32(raw + 4) & FLAG_EXPUNGED) && get64(raw + 32) <= view_modseq) continue;
+            if (n < cap) uids[n] = uid;
+            n++;
+        }
+    }
+    /* the ends against the records themselves, as the whole column's view does */
+    unsigned char u0[4], u1[4];
+    if (pread(mb->index_fd, u0, 4, (off_t)index_record_offset(first)) != 4 ||
+        pread(mb->index_fd, u1, 4, (off_t)index_record_offset(end - 1)) != 4 ||
+        le_get32(u1) != prev || le_get32(u0) > prev ||
+        (nblk && get64(buf + B_MAXMODSEQ) <= view_modseq && get32(buf) != le_get32(u0))) {
+        damaged(mb, "group_records", g * UIDSUM_GROUP);
+        goto out;
+    }
+    ok = 1;
+    *n_r = n;
+out:
+    close(fd);
+    free(buf);
+    return ok;
 }

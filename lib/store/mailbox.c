@@ -110,8 +110,16 @@ static int map_refresh(struct mailbox *mb)
     return 0;
 }
 
+static int vg_all(struct mailbox *mb);
+
 static int open_index(struct mailbox *mb)
 {
+    /* a repack: a lazy view's groups are known only by their positions in the file being
+     * left, whose records say which messages the view holds: read them all now */
+    if (mb->vimplicit && mb->map && mb->index_fd >= 0) {
+        int r = vg_all(mb);
+        if (r < 0) return r;
+    }
     if (mb->index_fd >= 0) close(mb->index_fd);
     unmap_index(mb);
     mb->chosen_commit = 0;
@@ -618,6 +626,128 @@ void mbi_count_record(struct index_header *h, const struct index_record *r, int 
     else h->quota_used = h->quota_used >= r->size ? h->quota_used - r->size : 0;
 }
 
+/* ---- the lazy view ---- */
+
+static void vg_free(struct mailbox *mb)
+{
+    for (uint32_t g = 0; g < mb->vg_n; g++) free(mb->vg_uids[g]);
+    free(mb->vg_count);
+    free(mb->vg_last);
+    free(mb->vg_pre);
+    free(mb->vg_uids);
+    mb->vg_count = mb->vg_last = mb->vg_pre = NULL;
+    mb->vg_uids = NULL;
+    mb->vg_n = mb->vg_a = 0;
+    mb->vimplicit = 0;
+    free(mb->vg_held_pos);
+    free(mb->vg_held_uid);
+    mb->vg_held_pos = mb->vg_held_uid = NULL;
+    mb->vg_nheld = mb->vg_aheld = 0;
+}
+
+/* vg_grow: groups [0, n) exist (new ones empty). */
+static void vg_grow(struct mailbox *mb, uint32_t n)
+{
+    if (n <= mb->vg_n) return;
+    if (n > mb->vg_a) {
+        uint32_t a = mb->vg_a ? mb->vg_a : 16;
+        while (a < n) a *= 2;
+        mb->vg_count = xreallocarray(mb->vg_count, a, sizeof *mb->vg_count);
+        mb->vg_last = xreallocarray(mb->vg_last, a, sizeof *mb->vg_last);
+        mb->vg_pre = xreallocarray(mb->vg_pre, a, sizeof *mb->vg_pre);
+        mb->vg_uids = xreallocarray(mb->vg_uids, a, sizeof *mb->vg_uids);
+        mb->vg_a = a;
+    }
+    for (uint32_t g = mb->vg_n; g < n; g++) {
+        mb->vg_count[g] = mb->vg_last[g] = 0;
+        mb->vg_uids[g] = NULL;
+    }
+    mb->vg_n = n;
+    mb->vg_dirty = 1;
+}
+
+/* vg_prefix: vg_pre[g] = the messages of the groups before g (one pass over the groups:
+ * 977 at 1,000,000 messages). */
+static void vg_prefix(struct mailbox *mb)
+{
+    if (!mb->vg_dirty) return;
+    uint32_t s = 0;
+    for (uint32_t g = 0; g < mb->vg_n; g++) {
+        mb->vg_pre[g] = s;
+        s += mb->vg_count[g];
+    }
+    mb->vg_dirty = 0;
+}
+
+/* vg_load: under a lock on the view's index file, the messages of group g from its records
+ * (one pread of 128 KiB at most). 0, CF_E_IO or CF_E_CORRUPT (the records do not hold the
+ * count the view has: logged). */
+static int vg_load(struct mailbox *mb, uint32_t g)
+{
+    if (mb->vg_uids[g]) return 0;
+    uint32_t first = g * UIDSUM_RECORDS, end = first + UIDSUM_RECORDS;
+    if (end > mb->view_records) end = mb->view_records;
+    size_t want = (size_t)(end - first) * INDEX_RECORD_SIZE;
+    unsigned char *buf = NULL;
+    uint32_t *uids = xreallocarray(NULL, mb->vg_count[g] + 1, sizeof *uids);
+    uint32_t n = 0;
+    int r = 0;
+    /* the column's blocks when it names the header (a fraction of the records' bytes) */
+    if (mb->hdr.generation == mb->view_generation &&
+        mbi_uidcol_group(mb, g, end, mb->view_modseq, uids, mb->vg_count[g] + 1, &n))
+        goto counted;
+    buf = xmalloc(want ? want : 1);
+    if (want && pread(mb->index_fd, buf, want, (off_t)index_record_offset(first)) != (ssize_t)want) {
+        r = mbi_io_error(mb, "pread", mb->index_path);
+        goto out;
+    }
+    for (uint32_t i = 0; i < end - first; i++) {
+        const unsigned char *raw = buf + (size_t)i * INDEX_RECORD_SIZE;
+        /* in the view: live at view_modseq (see struct mailbox) */
+        if ((le_get32(raw + 4) & FLAG_EXPUNGED) && le_get64(raw + 32) <= mb->view_modseq)
+            continue;
+        if (n == mb->vg_count[g]) {
+            n++;
+            break;
+        }
+        uids[n++] = index_record_uid(raw);
+    }
+counted:
+    if (n != mb->vg_count[g]) {
+        r = mbi_corrupt(mb, "view_group", first);
+        goto out;
+    }
+    mb->vg_uids[g] = uids;
+    uids = NULL;
+    uidcol_stats.group_loads++;
+out:
+    free(buf);
+    free(uids);
+    return r;
+}
+
+/* vg_all: under a lock on the view's index file, make a lazy view an array (every group
+ * read): for what only the array does (an expunge held back, a repack, no summary). */
+static int vg_all(struct mailbox *mb)
+{
+    if (!mb->vimplicit) return 0;
+    for (uint32_t g = 0; g < mb->vg_n; g++) {
+        int r = vg_load(mb, g);
+        if (r < 0) return r;
+    }
+    uint32_t *v = xreallocarray(NULL, mb->nview ? mb->nview : 1, sizeof *v), k = 0;
+    for (uint32_t g = 0; g < mb->vg_n; g++) {
+        memcpy(v + k, mb->vg_uids[g], (size_t)mb->vg_count[g] * sizeof *v);
+        k += mb->vg_count[g];
+    }
+    free(mb->view);
+    mb->view = v;
+    mb->nview = k;
+    mb->aview = k ? k : 1;
+    vg_free(mb);   /* held expunges stay in the array, expunge_pending set: it walks */
+    return 0;
+}
+
 /* ---- open / close ---- */
 
 struct mailbox *mbi_mailbox_alloc(const char *partition, const char *uniqueid, const char *name)
@@ -644,6 +774,7 @@ void mailbox_close(struct mailbox **pmb)
     if (mb->sync_map) munmap(mb->sync_map, sizeof *mb->sync_map);
     if (mb->lock_fd >= 0) close(mb->lock_fd);  /* drops any lock */
     strarr_fini(&mb->keywords);
+    vg_free(mb);
     free(mb->view);
     free(mb->msum);
     free(mb->col_pos);
@@ -766,6 +897,7 @@ int mailbox_reuse(struct mailbox *mb, const char *partition, const char *uniquei
     if (took < 0) return took;
     if (mb->hdr.generation != mb->view_generation) {
         /* a repack: build the view afresh, as an open would */
+        vg_free(mb);
         mb->nview = 0;
         mb->view_maxuid = 0;
     }
@@ -781,14 +913,80 @@ const char *mailbox_dir(const struct mailbox *mb) { return mb->dir; }
 const char *mailbox_partition(const struct mailbox *mb) { return mb->partition; }
 const struct index_header *mailbox_header(const struct mailbox *mb) { return &mb->hdr; }
 uint32_t mailbox_count(const struct mailbox *mb) { return mb->nview; }
+int mailbox_view_lazy(const struct mailbox *mb) { return mb->vimplicit; }
 
-uint32_t mailbox_uid(const struct mailbox *mb, uint32_t msgno)
+/* vg_ensure: group g of a lazy view read, under the shared lock when none is held. 1, 0 when
+ * the view stopped being lazy meanwhile (the lock's refresh met a repack: look again in the
+ * array), or <0. */
+static int vg_ensure(struct mailbox *mb, uint32_t g)
 {
-    return msgno >= 1 && msgno <= mb->nview ? mb->view[msgno - 1] : 0;
+    if (mb->vg_uids[g]) return 1;
+    int took = mbi_lock(mb, LOCK_SH);
+    if (took < 0) return took;
+    int r = 0;
+    if (mb->vimplicit) {
+        r = vg_load(mb, g);
+        if (r == 0) r = 1;
+    }
+    mbi_unlock(mb, took);
+    return r;
 }
 
-uint32_t mailbox_msgno(const struct mailbox *mb, uint32_t uid)
+/* The lookups take a const handle: reading a lazy view's group fills its cache, which
+ * changes nothing the caller can see (the numbers are the same either way). */
+uint32_t mailbox_uid(const struct mailbox *cmb, uint32_t msgno)
 {
+    if (msgno < 1 || msgno > cmb->nview) return 0;
+    if (!cmb->vimplicit) return cmb->view[msgno - 1];
+    struct mailbox *mb = (struct mailbox *)cmb;
+    vg_prefix(mb);
+    uint32_t lo = 0, hi = mb->vg_n;   /* the last group with fewer messages before it */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (mb->vg_pre[mid] < msgno) lo = mid;
+        else hi = mid;
+    }
+    int r = vg_ensure(mb, lo);
+    if (r == 0) return mailbox_uid(mb, msgno);
+    if (r < 0) return 0;
+    return mb->vg_uids[lo][msgno - 1 - mb->vg_pre[lo]];
+}
+
+/* vg_find: the index of uid among group g's (read) messages, or -1. */
+static long vg_find(const struct mailbox *mb, uint32_t g, uint32_t uid)
+{
+    const uint32_t *u = mb->vg_uids[g];
+    uint32_t lo = 0, hi = mb->vg_count[g];
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (u[mid] == uid) return (long)mid;
+        if (u[mid] < uid) lo = mid + 1;
+        else hi = mid;
+    }
+    return -1;
+}
+
+uint32_t mailbox_msgno(const struct mailbox *cmb, uint32_t uid)
+{
+    if (cmb->vimplicit) {
+        struct mailbox *mb = (struct mailbox *)cmb;
+        if (!uid || uid > mb->view_maxuid) return 0;
+        uint32_t g = 0, hi = mb->vg_n;   /* the first group whose last record is >= uid */
+        while (g < hi) {
+            uint32_t mid = g + (hi - g) / 2;
+            if (mb->vg_last[mid] < uid) g = mid + 1;
+            else hi = mid;
+        }
+        if (g == mb->vg_n || !mb->vg_count[g]) return 0;
+        int r = vg_ensure(mb, g);
+        if (r == 0) return mailbox_msgno(mb, uid);
+        if (r < 0) return 0;
+        long i = vg_find(mb, g, uid);
+        if (i < 0) return 0;
+        vg_prefix(mb);
+        return mb->vg_pre[g] + (uint32_t)i + 1;
+    }
+    const struct mailbox *mb = cmb;
     uint32_t lo = 0, hi = mb->nview;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
@@ -808,6 +1006,7 @@ void mailbox_view_state(const struct mailbox *mb, uint32_t *maxuid_r, uint64_t *
 void mailbox_view_restore(struct mailbox *mb, uint32_t *uids, uint32_t n, uint32_t maxuid,
                           uint64_t modseq)
 {
+    vg_free(mb);
     free(mb->view);
     mb->view = uids ? uids : xmalloc(sizeof *mb->view);   /* non-NULL: the view is built */
     mb->nview = n;
@@ -931,6 +1130,34 @@ static int view_from_column(struct mailbox *mb, struct mailbox_changes *ch)
     return 1;
 }
 
+/* view_from_sum: a first build of the view (empty) as a lazy one from the group summary: 1
+ * when it was usable (message counts per group, highest uid, ch->n_new), else 0 and nothing
+ * changed. Reads 32 bytes per 1,024 messages and no record. */
+static int view_from_sum(struct mailbox *mb, struct mailbox_changes *ch)
+{
+    struct uidsum_group *sg;
+    uint32_t ng, total = 0;
+    if (!mbi_uidsum_load(mb, &sg, &ng)) return 0;
+    vg_free(mb);
+    vg_grow(mb, ng);
+    for (uint32_t g = 0; g < ng; g++) {
+        mb->vg_count[g] = sg[g].live;
+        mb->vg_last[g] = sg[g].last;
+        total += sg[g].live;
+    }
+    mb->vimplicit = 1;
+    free(mb->view);
+    mb->view = xmalloc(sizeof *mb->view);   /* the "built" mark */
+    mb->aview = 1;
+    mb->nview = total;
+    mb->view_maxuid = ng ? sg[ng - 1].last : 0;
+    ch->n_new += total;
+    mb->first_unseen = 0;
+    mb->first_unseen_modseq = 0;
+    free(sg);
+    return 1;
+}
+
 /* push_changed: report uid (record rec) as changed in ch (*ac: the allocated length). */
 static void push_changed(struct mailbox_changes *ch, size_t *ac, uint32_t uid,
                          const struct index_record *rec)
@@ -966,15 +1193,18 @@ static int view_changed_blocks(struct mailbox *mb, int no_expunge, struct mailbo
                                int *pending_r)
 {
     const struct index_header *h = &mb->hdr;
+    uint32_t *blocks;
+    size_t nbl;
     if (!mb->view || !mb->nview || mb->expunge_pending || h->generation != mb->view_generation ||
-        h->record_count < mb->view_records || !mbi_msum_current(mb))
+        h->record_count < mb->view_records ||
+        !mbi_changed_blocks(mb, mb->view_modseq, &blocks, &nbl))
         return 0;
     uint32_t nold = mb->view_records;
     uint32_t *gone = NULL;      /* view indexes of the expunged messages, ascending */
     size_t ngone = 0, agone = 0, ac = 0, ae = 0;
     int pending = 0, r = 1;
-    for (uint32_t b = 0; (uint64_t)b * MSUM_BLOCK < nold && r == 1; b++) {
-        if (mb->msum[b] <= mb->view_modseq) continue;
+    for (size_t bk = 0; bk < nbl && (uint64_t)blocks[bk] * MSUM_BLOCK < nold && r == 1; bk++) {
+        uint32_t b = blocks[bk];
         uint32_t first = b * MSUM_BLOCK, end = first + MSUM_BLOCK;
         if (end > nold) end = nold;
         /* pread: a copy costs less than touching the mapping's page (rec_reader says why) */
@@ -1001,6 +1231,7 @@ static int view_changed_blocks(struct mailbox *mb, int no_expunge, struct mailbo
             push_changed(ch, &ac, u, &rec);
         }
     }
+    free(blocks);
     if (r < 0) {   /* keep the view whole: nothing was reported */
         free(gone);
         mailbox_changes_fini(ch);
@@ -1028,6 +1259,173 @@ static int view_changed_blocks(struct mailbox *mb, int no_expunge, struct mailbo
     return 1;
 }
 
+/* One record a lazy view's sync reports: changed (rec) or expunged (gone: 1 now, 2 held
+ * back by an earlier sync), at position pos. */
+struct vg_item {
+    uint32_t pos, uid;
+    int gone;
+    struct index_record rec;
+};
+
+static void vg_item_push(struct vg_item **it, size_t *n, size_t *a, uint32_t pos, uint32_t uid,
+                         int gone)
+{
+    if (*n == *a) {
+        *a = *a ? *a * 2 : 16;
+        *it = xreallocarray(*it, *a, sizeof **it);
+    }
+    (*it)[*n].pos = pos;
+    (*it)[*n].uid = uid;
+    (*it)[*n].gone = gone;
+    (*n)++;
+}
+
+static int vg_item_cmp(const void *a, const void *b)
+{
+    uint32_t x = ((const struct vg_item *)a)->pos, y = ((const struct vg_item *)b)->pos;
+    return x < y ? -1 : x > y;
+}
+
+/* vg_sync: view_update for a lazy view: only the blocks whose highest modseq is above the
+ * view's are read (mbi_changed_blocks), then the records appended since. Expunged messages
+ * leave their group (read first, so that its message numbers are known), changed ones are
+ * reported with their records, new ones counted into their groups. 1 when done, 0 when the
+ * view must become an array first (nothing changed: no summary can say, an expunge to hold
+ * back, a repack), or <0 (nothing changed, nothing reported). */
+static int vg_sync(struct mailbox *mb, int no_expunge, struct mailbox_changes *ch)
+{
+    const struct index_header *h = &mb->hdr;
+    if (h->generation != mb->view_generation || h->record_count < mb->view_records) return 0;
+    uint32_t *blocks;
+    size_t nb;
+    if (!mbi_changed_blocks(mb, mb->view_modseq, &blocks, &nb)) return 0;
+    uint32_t vr = mb->view_records, count = h->record_count, prev = mb->view_maxuid;
+    struct vg_item *it = NULL;
+    size_t nit = 0, ait = 0;
+    uint32_t *nu = NULL, *np = NULL;   /* the new records: uid (0x80000000 in np: expunged) */
+    size_t nn = 0, an = 0, an2 = 0;
+    int r = 1;
+    for (size_t k = 0; k < nb && r == 1; k++) {
+        uint32_t first = blocks[k] * MSUM_BLOCK, end = first + MSUM_BLOCK;
+        if (end > vr) end = vr;
+        if (first >= end) break;   /* ascending: the rest are new records */
+        unsigned char blk[MSUM_BLOCK * INDEX_RECORD_SIZE];
+        size_t want = (size_t)(end - first) * INDEX_RECORD_SIZE;
+        if (pread(mb->index_fd, blk, want, (off_t)index_record_offset(first)) != (ssize_t)want) {
+            r = mbi_io_error(mb, "pread", mb->index_path);
+            break;
+        }
+        for (uint32_t i = first; i < end; i++) {
+            const unsigned char *raw = blk + (size_t)(i - first) * INDEX_RECORD_SIZE;
+            if (le_get64(raw + 32) <= mb->view_modseq) continue;
+            int gone = (le_get32(raw + 4) & FLAG_EXPUNGED) != 0;
+            vg_item_push(&it, &nit, &ait, i, index_record_uid(raw), gone);
+            if (!gone && index_record_decode(raw, &it[nit - 1].rec) < 0) {
+                r = mbi_corrupt(mb, "index_record", it[nit - 1].uid);
+                break;
+            }
+        }
+    }
+    free(blocks);
+    /* the expunges held back before: reported now (in position order with the others), or
+     * held again */
+    if (r == 1 && mb->vg_nheld) {
+        for (size_t i = 0; i < mb->vg_nheld; i++)
+            vg_item_push(&it, &nit, &ait, mb->vg_held_pos[i], mb->vg_held_uid[i], 2);
+        qsort(it, nit, sizeof *it, vg_item_cmp);
+    }
+    if (r == 1 && count > vr) {
+        struct rec_reader rr;
+        rr_init(&rr, mb, vr, count, RR_CHUNK);
+        for (uint32_t j = vr; j < count; j++) {
+            const unsigned char *raw = rr_get(&rr, j, count);
+            uint32_t u = index_record_uid(raw);
+            if (u <= prev || u >= h->uidnext) {
+                r = mbi_corrupt(mb, "index_order", u);
+                break;
+            }
+            prev = u;
+            mbi_push_u32(&nu, &nn, &an, u);
+            nn--;
+            mbi_push_u32(&np, &nn, &an2, j | (le_get32(raw + 4) & FLAG_EXPUNGED));
+        }
+        rr_fini(&rr);
+    }
+    /* the groups that lose messages are read before anything changes */
+    for (size_t i = 0; i < nit && r == 1; i++)
+        if (it[i].gone) {
+            int lr = vg_load(mb, it[i].pos / UIDSUM_RECORDS);
+            if (lr < 0) r = lr;
+        }
+    if (r != 1) {
+        free(it);
+        free(nu);
+        free(np);
+        return r;
+    }
+    mb->vg_nheld = 0;   /* in it now */
+    vg_prefix(mb);      /* the numbers before any removal; kept while removing */
+    size_t ac = 0, ae = 0;
+    uint32_t removed = 0, removed_g = 0, cur = UINT32_MAX;
+    for (size_t i = 0; i < nit; i++) {
+        if (!it[i].gone) {
+            push_changed(ch, &ac, it[i].uid, &it[i].rec);
+            continue;
+        }
+        if (no_expunge) {
+            /* RFC 3501 section 7.4.1: not now. Its group is read, so it stays in the view
+             * whatever the rule says once view_modseq passes its expunge */
+            size_t n1 = mb->vg_nheld, a1 = mb->vg_aheld;
+            mbi_push_u32(&mb->vg_held_pos, &n1, &a1, it[i].pos);
+            mbi_push_u32(&mb->vg_held_uid, &mb->vg_nheld, &mb->vg_aheld, it[i].uid);
+            continue;
+        }
+        uint32_t g = it[i].pos / UIDSUM_RECORDS;
+        if (g != cur) {
+            cur = g;
+            removed_g = 0;
+        }
+        long x = vg_find(mb, g, it[i].uid);
+        if (x < 0) continue;   /* vg_load counted it in: never */
+        /* its number now: those before its group less the ones removed there, and its
+         * place in the group (removals in it already applied) */
+        size_t n1 = ch->n_expunged, a1 = ae;
+        mbi_push_u32(&ch->expunged_msgnos, &n1, &a1,
+                     mb->vg_pre[g] - (removed - removed_g) + (uint32_t)x + 1);
+        mbi_push_u32(&ch->expunged_uids, &ch->n_expunged, &ae, it[i].uid);
+        uint32_t *u = mb->vg_uids[g];
+        memmove(u + x, u + x + 1, (mb->vg_count[g] - (uint32_t)x - 1) * sizeof *u);
+        mb->vg_count[g]--;
+        mb->nview--;
+        removed++;
+        removed_g++;
+    }
+    for (size_t i = 0; i < nn; i++) {
+        uint32_t pos = np[i] & ~FLAG_EXPUNGED, g = pos / UIDSUM_RECORDS;
+        vg_grow(mb, g + 1);
+        mb->vg_last[g] = nu[i];
+        if (np[i] & FLAG_EXPUNGED) continue;   /* came and went: never in the view */
+        if (mb->vg_uids[g]) {
+            mb->vg_uids[g] = xreallocarray(mb->vg_uids[g], mb->vg_count[g] + 1, sizeof(uint32_t));
+            mb->vg_uids[g][mb->vg_count[g]] = nu[i];
+        }
+        mb->vg_count[g]++;
+        mb->nview++;
+        ch->n_new++;
+    }
+    mb->vg_dirty = 1;
+    if (prev > mb->view_maxuid) mb->view_maxuid = prev;
+    mb->expunge_pending = mb->vg_nheld > 0;
+    mb->view_modseq = h->highestmodseq;
+    mb->view_records = count;
+    ch->exists = mb->nview;
+    uidcol_stats.incremental++;
+    free(it);
+    free(nu);
+    free(np);
+    return 1;
+}
+
 /* view_update: under a lock, compare the view with the records and apply the differences. */
 static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_changes *ch)
 {
@@ -1039,6 +1437,12 @@ static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_change
         !(mb->expunge_pending && !no_expunge)) {
         ch->exists = mb->nview;
         return 0;
+    }
+    if (mb->vimplicit) {
+        int vr = vg_sync(mb, no_expunge, ch);
+        if (vr < 0) return vr;
+        if (vr == 1) return 0;
+        if ((vr = vg_all(mb)) < 0) return vr;   /* and on with the array */
     }
     size_t ae = 0, ac = 0;
     uint32_t count = h->record_count, j = 0, k = 0, removed = 0;
@@ -1088,7 +1492,7 @@ static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_change
     uint32_t prev = mb->view_maxuid;
     /* (a first build needs no search: each probe is a page of a fresh mapping) */
     j = mb->view_maxuid ? first_pos_after(mb, mb->view_maxuid) : 0;
-    if (j == 0 && mb->nview == 0 && count > 0 && view_from_column(mb, ch)) {
+    if (j == 0 && mb->nview == 0 && count > 0 && (view_from_sum(mb, ch) || view_from_column(mb, ch))) {
         prev = mb->view_maxuid;
         j = count;
     }
@@ -1149,6 +1553,44 @@ int mailbox_first_unseen_synced(struct mailbox *mb)
     return mailbox_first_unseen(mb);
 }
 
+/* vg_first_unseen: mailbox_first_unseen of a lazy view, under the lock: the records from the
+ * first group the summary says holds a live message without \Seen (the first record that is
+ * live and unseen now and below view_records is in the view, and the first of the view). */
+static int vg_first_unseen(struct mailbox *mb)
+{
+    uint32_t start = 0, end = mb->view_records;
+    if (end > mb->hdr.record_count) end = mb->hdr.record_count;   /* (never: same generation) */
+    struct uidsum_group *sg;
+    uint32_t ng;
+    if (mbi_uidsum_load(mb, &sg, &ng)) {
+        uint32_t g = 0;
+        while (g < ng && sg[g].seen == sg[g].live) g++;
+        start = g * UIDSUM_RECORDS;
+        free(sg);
+    }
+    struct rec_reader rr;
+    uint32_t pos = end, uid = 0;
+    if (start < end) {
+        rr_init(&rr, mb, start, end, 32);
+        for (uint32_t j = start; j < end; j++) {
+            const unsigned char *raw = rr_get(&rr, j, end);
+            if (le_get32(raw + 4) & (FLAG_SEEN | FLAG_EXPUNGED)) continue;
+            pos = j;
+            uid = index_record_uid(raw);
+            break;
+        }
+        rr_fini(&rr);
+    }
+    if (pos == end) return 0;
+    uint32_t g = pos / UIDSUM_RECORDS;
+    int r = vg_load(mb, g);
+    if (r < 0) return r;
+    long x = vg_find(mb, g, uid);
+    if (x < 0) return 0;
+    vg_prefix(mb);
+    return (int)(mb->vg_pre[g] + (uint32_t)x + 1);
+}
+
 int mailbox_first_unseen(struct mailbox *mb)
 {
     int took = mbi_lock(mb, LOCK_SH);
@@ -1156,6 +1598,11 @@ int mailbox_first_unseen(struct mailbox *mb)
     if (first_unseen_known(mb)) {
         mbi_unlock(mb, took);
         return (int)mb->first_unseen;
+    }
+    if (mb->vimplicit) {
+        int r = vg_first_unseen(mb);
+        mbi_unlock(mb, took);
+        return r;
     }
     uint32_t count = mb->hdr.record_count, k = 0, msgno = 0;
     struct rec_reader rr;

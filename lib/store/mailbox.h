@@ -213,10 +213,18 @@ void mailbox_changes_fini(struct mailbox_changes *c);
  * CF_E_NOTFOUND (mailbox deleted), CF_E_CORRUPT or CF_E_IO. */
 int mailbox_sync(struct mailbox *mb, unsigned flags, struct mailbox_changes *ch);
 
-/* Session view: messages numbered 1..mailbox_count() (IMAP message sequence numbers). */
+/* Session view: messages numbered 1..mailbox_count() (IMAP message sequence numbers). A view
+ * made from the group summary is lazy: mailbox_uid and mailbox_msgno read the records of the
+ * group of 1,024 a number falls in the first time (one pread under the shared lock, taken
+ * when the handle holds none), so they may block; their answers are the same. */
 uint32_t mailbox_count(const struct mailbox *mb);
 uint32_t mailbox_uid(const struct mailbox *mb, uint32_t msgno);   /* 0 if out of range */
 uint32_t mailbox_msgno(const struct mailbox *mb, uint32_t uid);   /* 0 if not in the view */
+
+/* mailbox_view_lazy: 1 when mb's view is a lazy one (made from the group summary: message
+ * numbers of a group of 1,024 records are read when first asked for, which may block on the
+ * shared lock), 0 when it is an array. For tests and benchmarks. */
+int mailbox_view_lazy(const struct mailbox *mb);
 
 /* mailbox_view_state: where mb's session view stands, for handing the session to another
  * process (imapd's hibernation): the highest uid it ever held and the mod-sequence up to which

@@ -474,7 +474,8 @@ static int write_mailbox(struct recon *rc, uint32_t uidvalidity, uint32_t uidnex
         /* the derived files follow the index: the next SORT/THREAD or header SEARCH, and the
          * next open, rebuild them (mailbox-sort.h, uidcol.h; all are checked against the
          * index anyway) */
-        static const char *const derived[] = { SORTKEYS_FILE, SEARCHKEYS_FILE, UIDCOL_FILE };
+        static const char *const derived[] = { SORTKEYS_FILE, SEARCHKEYS_FILE, UIDCOL_FILE,
+                                                UIDSUM_FILE };
         for (size_t i = 0; i < sizeof derived / sizeof derived[0]; i++) {
             char *sk = xasprintf("%s/%s", rc->dir, derived[i]);
             if (unlink(sk) < 0 && errno != ENOENT)

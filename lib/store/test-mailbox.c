@@ -4,6 +4,7 @@
 #include "store/mbheader.h"
 #include "store/partition.h"
 #include "store/uidcol.h"
+#include "store/mailbox-sort.h"
 #include "store/flaglog.h"
 #include "store/reconstruct.h"
 #include "core/buf.h"
@@ -1677,9 +1678,9 @@ static void fresh_equals_records(const char *id, uint64_t m0, int *loaded_r)
 {
     struct mailbox *f = NULL, *g = NULL;
     char *v1 = NULL, *v2 = NULL;
-    uint64_t loads = uidcol_stats.loads;
+    uint64_t loads = uidcol_stats.loads + uidcol_stats.sum_loads;
     if (!open_ok(id, &f)) goto out;
-    *loaded_r = uidcol_stats.loads > loads;
+    *loaded_r = uidcol_stats.loads + uidcol_stats.sum_loads > loads;
     uint32_t min = uidcol_min_records;
     uidcol_min_records = UINT32_MAX;
     int r = mailbox_open(part1, id, NULL, &g);
@@ -1822,6 +1823,11 @@ static void test_uidcol(void)
      * with its checksum made right (the counts), then the header: each is rebuilt */
     path = xasprintf("%s/%s", mailbox_dir(w), UIDCOL_FILE);
     for (int damage = 0; damage < 3; damage++) {
+        /* without the group summary, which a fresh view reads instead of the column (it is
+         * made from the column, so the column's checks are what this exercises) */
+        char *sum = xasprintf("%s/%s", mailbox_dir(w), UIDSUM_FILE);
+        UNIT_EQ_INT(unlink(sum), 0);
+        free(sum);
         int fd = open(path, O_RDWR);
         UNIT_CHECK(fd >= 0);
         unsigned char blk[UIDCOL_BLOCK_SIZE];
@@ -1983,9 +1989,9 @@ static void test_incremental_sync(void)
     uint32_t flag3[] = { 250 };
     UNIT_EQ_INT(mailbox_store(w, flag3, 1, &sf, NULL, NULL), 0);
     struct mailbox_modseq_scan sa, sb;
-    uint64_t maxima = uidcol_stats.maxima;
+    uint64_t maxima = uidcol_stats.maxima + uidcol_stats.sum_loads;
     UNIT_EQ_INT(mailbox_modseq_scan(a, m0, &sa), 0);
-    UNIT_CHECK(uidcol_stats.maxima > maxima);
+    UNIT_CHECK(uidcol_stats.maxima + uidcol_stats.sum_loads > maxima);
     UNIT_CHECK(!sa.view_current);
     uidcol_min_records = UINT32_MAX;
     UNIT_EQ_INT(mailbox_modseq_scan(b, m0, &sb), 0);
@@ -2029,6 +2035,186 @@ out:
     free(path);
     mailbox_close(&a);
     mailbox_close(&b);
+    mailbox_close(&w);
+}
+
+/* lazy_matches: every message number and uid of a (a lazy view) against b (an array), looked
+ * up in a scattered order first (so groups are read one by one, not in order). */
+static void lazy_matches(struct mailbox *a, struct mailbox *b)
+{
+    uint32_t n = mailbox_count(b);
+    UNIT_EQ_INT(mailbox_count(a), n);
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t m = (uint32_t)(((uint64_t)k * 7919) % n) + 1;
+        uint32_t u = mailbox_uid(b, m);
+        if (mailbox_uid(a, m) != u || mailbox_msgno(a, u) != m) {
+            fprintf(stderr, "lazy view: msgno %u uid %u, array uid %u msgno %u\n", (unsigned)m,
+                    (unsigned)mailbox_uid(a, m), (unsigned)u, (unsigned)mailbox_msgno(a, u));
+            UNIT_CHECK(0);
+            return;
+        }
+    }
+    UNIT_EQ_INT(mailbox_msgno(a, 0), 0);
+    UNIT_EQ_INT(mailbox_msgno(a, mailbox_header(a)->uidnext), 0);
+    UNIT_EQ_INT(mailbox_first_unseen(a), mailbox_first_unseen(b));
+}
+
+/* A fresh session's view made from the group summary (uidsum) reads no record until a message
+ * number is asked for, then one group; after expunges by another session, before its sync
+ * and after it, every message number and uid is the array's, EXPUNGE numbers included
+ * (several in one group, in several groups, first and last), with appends that start a new
+ * group, an expunge held back (the view becomes an array), a repack while lazy, and a
+ * damaged summary. */
+static void test_lazy_view(void)
+{
+    enum { N = 5000 };   /* 5 groups of 1,024 */
+    char id[UNIQUEID_LEN + 1];
+    new_mailbox(part1, "user.alice.lazy", id);
+    struct mailbox *w = NULL, *a = NULL, *b = NULL, *c = NULL;
+    struct mailbox_msg *msgs = xzmalloc(N * sizeof *msgs);
+    static const char body[] = "Subject: lazy\r\n\r\nbody\r\n";
+    uint32_t min = uidcol_min_records;
+    uidcol_min_records = 0;
+    for (int i = 0; i < N; i++) {
+        struct mailbox_msg m = { body, sizeof body - 1, -1, 1000000000, i < 3000 ? FLAG_SEEN : 0,
+                                 NULL, 0 };
+        msgs[i] = m;
+    }
+    if (!open_ok(id, &w)) goto out;
+    mailbox_set_nofsync(w, 1);
+    UNIT_EQ_INT(mailbox_append(w, msgs, N, NULL), 0);
+    struct mailbox_store sd = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+    struct mailbox_store ss = { STORE_ADD, FLAG_SEEN, NULL, 0 };
+    const char *kw[] = { "$Lazy", NULL };
+    struct mailbox_store sf = { STORE_ADD, FLAG_FLAGGED, kw, 0 };
+    uint32_t early[] = { 7, 1500 };   /* expunged before any view: never in one */
+    UNIT_EQ_INT(mailbox_store(w, early, 2, &sd, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_expunge(w, early, 2, NULL), 0);
+    /* the first open writes column and summary; the next is lazy */
+    if (!open_ok(id, &c)) goto out;
+    mailbox_close(&c);
+    uint64_t groups = uidcol_stats.group_loads, sums = uidcol_stats.sum_loads;
+    if (!open_ok(id, &a)) goto out;
+    UNIT_EQ_INT(uidcol_stats.sum_loads, sums + 1);
+    UNIT_EQ_INT(uidcol_stats.group_loads, groups);   /* no record read */
+    UNIT_EQ_INT(mailbox_count(a), N - 2);
+    uidcol_min_records = UINT32_MAX;
+    int r = mailbox_open(part1, id, NULL, &b);
+    uidcol_min_records = 0;
+    UNIT_EQ_INT(r, 0);
+    if (r < 0) goto out;
+    /* 1. one number: one group read */
+    UNIT_EQ_INT(mailbox_uid(a, 4000), mailbox_uid(b, 4000));
+    UNIT_EQ_INT(uidcol_stats.group_loads, groups + 1);
+    /* 2. another session expunges in groups a has read and not read (first, last, two in
+     * one group, group edges), flags some, appends: before a syncs, its numbers stay */
+    uint32_t gone[] = { 1, 1023, 1024, 1025, 2049, 3000, 3001, 4100, 5000 };
+    UNIT_EQ_INT(mailbox_store(w, gone, 9, &sd, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_expunge(w, gone, 9, NULL), 0);
+    uint32_t fl[] = { 2, 1026, 4999 };
+    UNIT_EQ_INT(mailbox_store(w, fl, 3, &sf, NULL, NULL), 0);
+    for (int i = 0; i < 3; i++) UNIT_EQ_INT(append_one(w, "more", 0, NULL, NULL), 0);
+    lazy_matches(a, b);
+    UNIT_CHECK(sync_both(a, b, 0));
+    UNIT_CHECK(mailbox_view_lazy(a));
+    lazy_matches(a, b);
+    /* 3. enough appends to start new groups, one of them expunged at once; seen changes that
+     * move the first unseen message */
+    {
+        struct mailbox_msg more[1100];
+        for (int i = 0; i < 1100; i++) {
+            struct mailbox_msg m = { body, sizeof body - 1, -1, 1000000000, 0, NULL, 0 };
+            more[i] = m;
+        }
+        UNIT_EQ_INT(mailbox_append(w, more, 1100, NULL), 0);
+    }
+    uint32_t late[] = { N + 3 + 500 }, seen[] = { 3002, 3003 };
+    UNIT_EQ_INT(mailbox_store(w, late, 1, &sd, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_expunge(w, late, 1, NULL), 0);
+    UNIT_EQ_INT(mailbox_store(w, seen, 2, &ss, NULL, NULL), 0);
+    UNIT_CHECK(sync_both(a, b, 0));
+    UNIT_CHECK(mailbox_view_lazy(a));
+    lazy_matches(a, b);
+    /* 4. a fresh lazy session, then expunges across every group without reading a number
+     * first: the sync reads the groups it must renumber */
+    mailbox_close(&a);
+    if (!open_ok(id, &a)) goto out;
+    UNIT_CHECK(mailbox_view_lazy(a));
+    uint32_t spread[] = { 10, 1100, 2100, 3100, 4101, 5100, N + 3 + 600 };
+    UNIT_EQ_INT(mailbox_store(w, spread, 7, &sd, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_expunge(w, spread, 7, NULL), 0);
+    UNIT_CHECK(sync_both(a, b, 0));
+    lazy_matches(a, b);
+    /* 5. expunges held back (MAILBOX_SYNC_NO_EXPUNGE) twice, with flag changes, an append
+     * and another expunge between: the view keeps them, then reports them in order with
+     * the new one, as the array does */
+    uint32_t held[] = { 20, 2200 }, held2[] = { 2201 }, fl2[] = { 21, 4000 };
+    UNIT_EQ_INT(mailbox_store(w, held, 2, &sd, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_expunge(w, held, 2, NULL), 0);
+    UNIT_CHECK(sync_both(a, b, MAILBOX_SYNC_NO_EXPUNGE));
+    UNIT_CHECK(mailbox_view_lazy(a));
+    lazy_matches(a, b);
+    UNIT_EQ_INT(mailbox_store(w, fl2, 2, &sf, NULL, NULL), 0);
+    UNIT_EQ_INT(append_one(w, "held", 0, NULL, NULL), 0);
+    UNIT_CHECK(sync_both(a, b, MAILBOX_SYNC_NO_EXPUNGE));
+    lazy_matches(a, b);
+    UNIT_EQ_INT(mailbox_store(w, held2, 1, &sd, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_expunge(w, held2, 1, NULL), 0);
+    UNIT_CHECK(sync_both(a, b, 0));
+    UNIT_CHECK(mailbox_view_lazy(a));
+    lazy_matches(a, b);
+    /* held back, then a repack before they are given: the array takes them over */
+    uint32_t held3[] = { 40 };
+    UNIT_EQ_INT(mailbox_store(w, held3, 1, &sd, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_expunge(w, held3, 1, NULL), 0);
+    UNIT_CHECK(sync_both(a, b, MAILBOX_SYNC_NO_EXPUNGE));
+    UNIT_EQ_INT(mailbox_repack(w), 0);
+    sync_both(a, b, MAILBOX_SYNC_NO_EXPUNGE);
+    UNIT_CHECK(!mailbox_view_lazy(a));
+    sync_both(a, b, 0);
+    lazy_matches(a, b);
+    /* 6. a repack while a lazy view is open: its messages are read from the file it had, and
+     * the expunges since are reported as a walk reports them */
+    mailbox_close(&a);
+    if (!open_ok(id, &c)) goto out;   /* the column and summary for the repacked file */
+    mailbox_close(&c);
+    if (!open_ok(id, &a)) goto out;
+    UNIT_CHECK(mailbox_view_lazy(a));
+    uint32_t pre[] = { 30, 3500 };
+    UNIT_EQ_INT(mailbox_store(w, pre, 2, &sd, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_expunge(w, pre, 2, NULL), 0);
+    UNIT_EQ_INT(mailbox_repack(w), 0);
+    sync_both(a, b, 0);
+    UNIT_CHECK(!mailbox_view_lazy(a));
+    lazy_matches(a, b);
+    /* 7. a damaged summary (a count changed, its checksum made right): not believed, made
+     * again from the column, and the view is right */
+    if (!open_ok(id, &c)) goto out;   /* the column and summary for the repacked file */
+    mailbox_close(&c);
+    {
+        char *sp = xasprintf("%s/%s", mailbox_dir(w), UIDSUM_FILE);
+        int fd = open(sp, O_RDWR);
+        UNIT_CHECK(fd >= 0);
+        unsigned char e[UIDSUM_ENTRY_SIZE];
+        UNIT_EQ_INT(pread(fd, e, sizeof e, UIDCOL_HEADER_SIZE + UIDSUM_ENTRY_SIZE), (int)sizeof e);
+        le_put32(e + 8, le_get32(e + 8) - 1);
+        le_put32(e + 28, mailbox_sortkeys_sum(e, 28));
+        UNIT_EQ_INT(pwrite(fd, e, sizeof e, UIDCOL_HEADER_SIZE + UIDSUM_ENTRY_SIZE), (int)sizeof e);
+        close(fd);
+        free(sp);
+    }
+    mailbox_close(&a);
+    uint64_t rebuilt = uidcol_stats.sum_rebuilds;
+    if (!open_ok(id, &a)) goto out;
+    UNIT_EQ_INT(uidcol_stats.sum_rebuilds, rebuilt + 1);
+    UNIT_CHECK(mailbox_view_lazy(a));
+    lazy_matches(a, b);
+out:
+    uidcol_min_records = min;
+    free(msgs);
+    mailbox_close(&a);
+    mailbox_close(&b);
+    mailbox_close(&c);
     mailbox_close(&w);
 }
 
@@ -2445,6 +2631,7 @@ int main(void)
     test_big_view();
     test_uidcol();
     test_incremental_sync();
+    test_lazy_view();
     test_open_target();
     test_store_batched();
     test_flaglog();

@@ -45,12 +45,29 @@ void uidcol_block_seal(unsigned char *blk);
  * CF_E_CORRUPT. */
 int uidcol_block_check(const unsigned char *blk);
 
+/* The group summary file "uidsum" (man coffer-store(5)): for every group of UIDSUM_GROUP
+ * column blocks (1,024 records) the highest modseq, the live and live-\Seen records and the
+ * first and last uid, so that a session's view and an incremental sync cost about 0.03
+ * bytes per message: a fresh session counts its messages from it and reads a group's records
+ * only when a message number in it is asked for; a sync reads only the groups, then the
+ * blocks, above its modseq. Its header is the column's (magic UIDSUM_MAGIC) and names the
+ * index commit it equals; it is derived data like the column. */
+#define UIDSUM_FILE "uidsum"
+#define UIDSUM_MAGIC "COFFERUS"
+#define UIDSUM_GROUP 32u            /* column blocks per group */
+#define UIDSUM_RECORDS (UIDSUM_GROUP * UIDCOL_BLOCK)
+#define UIDSUM_ENTRY_SIZE 32        /* max modseq (8), live (4), seen (4), first uid (4), last
+                                     * uid (4), zero (4), checksum (4) */
+
 /* Counters for tests and benchmarks: views built from the column, columns (re)written from
  * the records, and commits that kept a column up to date. */
 struct uidcol_stats {
     uint64_t loads, rebuilds, updates;
     uint64_t maxima;        /* block maxima read for an incremental sync or scan */
     uint64_t incremental;   /* view syncs that read only the changed blocks' records */
+    uint64_t sum_loads;     /* group summaries read (views made, changed blocks found) */
+    uint64_t sum_rebuilds;  /* group summaries written whole (from a column or a build) */
+    uint64_t group_loads;   /* groups of a lazy view whose messages were read */
 };
 extern struct uidcol_stats uidcol_stats;
 

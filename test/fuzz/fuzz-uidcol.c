@@ -7,7 +7,10 @@
  * column is current. The input edits a copy of that column: byte 0 holds flags (bit 0: write
  * the header naming the current index header afterwards, bit 1: seal every block's checksum
  * afterwards, bit 2: cut the file at the offset), bytes 1-2 a little-endian offset, the rest
- * bytes written there. The edited file replaces the column and the mailbox is opened. */
+ * bytes written there. The edited file replaces the column and the mailbox is opened (its
+ * group summary, uidsum, removed first: the open makes it from the column). With bit 3 the
+ * edit goes to the group summary instead (bit 1 then seals every entry's checksum), beside
+ * the good column. */
 #include "fuzz-util.h"
 #include "core/buf.h"
 #include "core/error.h"
@@ -18,14 +21,17 @@
 #include "store/mailbox.h"
 #include "store/partition.h"
 #include "store/uidcol.h"
+#include "store/mailbox-sort.h"
 #include <unistd.h>
 
-static char *part, *colpath;
+static char *part, *colpath, *sumpath;
 static char tmpl[] = "/tmp/coffer-fuzz-uidcol-XXXXXX";
 static char id[UNIQUEID_LEN + 1];
 static unsigned char *good;   /* the current column */
 static size_t good_len;
 static unsigned char good_head[UIDCOL_HEADER_SIZE];
+static unsigned char *good_sum;   /* its group summary */
+static size_t good_sum_len;
 
 static void cleanup(void)
 {
@@ -68,20 +74,44 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     mailbox_close(&mb);
     char *dir = partition_mailbox_dir(part, id);
     colpath = xasprintf("%s/%s", dir, UIDCOL_FILE);
+    sumpath = xasprintf("%s/%s", dir, UIDSUM_FILE);
     free(dir);
     char *text = NULL;
     if (file_read_all(colpath, 1 << 20, &text, &good_len) < 0 || good_len < UIDCOL_HEADER_SIZE)
         abort();
     good = (unsigned char *)text;
     memcpy(good_head, good, sizeof good_head);
+    if (file_read_all(sumpath, 1 << 20, &text, &good_sum_len) < 0 ||
+        good_sum_len < UIDCOL_HEADER_SIZE + UIDSUM_ENTRY_SIZE)
+        abort();
+    good_sum = (unsigned char *)text;
     return 0;
 }
+
+static int check_open(int used);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 3) return 0;
     unsigned fix = data[0];
     size_t off = (size_t)(data[1] | data[2] << 8), n = size - 3;
+    if (fix & 8) {   /* the summary, beside the good column */
+        size_t sl = good_sum_len > off + n ? good_sum_len : off + n;
+        if (fix & 4) sl = off < sl ? off : sl;
+        unsigned char *sum = calloc(1, sl ? sl : 1);
+        if (!sum) abort();
+        memcpy(sum, good_sum, good_sum_len < sl ? good_sum_len : sl);
+        if (off < sl) memcpy(sum + off, data + 3, off + n <= sl ? n : sl - off);
+        if ((fix & 1) && sl >= UIDCOL_HEADER_SIZE) memcpy(sum, good_sum, UIDCOL_HEADER_SIZE);
+        if (fix & 2)
+            for (size_t e = UIDCOL_HEADER_SIZE; e + UIDSUM_ENTRY_SIZE <= sl; e += UIDSUM_ENTRY_SIZE)
+                le_put32(sum + e + 28, mailbox_sortkeys_sum(sum + e, 28));
+        if (file_write_atomic(colpath, good, good_len, 0600) < 0 ||
+            file_write_atomic(sumpath, sum, sl, 0600) < 0)
+            abort();
+        free(sum);
+        return check_open(0);
+    }
     size_t len = good_len > off + n ? good_len : off + n;
     if (fix & 4) len = off < len ? off : len;
     unsigned char *col = calloc(1, len ? len : 1);
@@ -95,10 +125,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (file_write_atomic(colpath, col, len, 0600) < 0) abort();
     int same = len == good_len && !memcmp(col, good, len);
     free(col);
+    /* no group summary: it is made from this column (uidsum), and the lazy view reads its
+     * groups' uids from the column as well */
+    unlink(sumpath);
+    return check_open(same);
+}
+
+/* check_open: open the mailbox and check what the view promises; with used, that the open
+ * read its view from the column or the summary. */
+static int check_open(int used)
+{
     struct mailbox *mb = NULL;
-    uint64_t loads = uidcol_stats.loads;
+    uint64_t loads = uidcol_stats.loads + uidcol_stats.sum_loads;
     FUZZ_ASSERT(mailbox_open(part, id, NULL, &mb) == 0);
-    if (same) FUZZ_ASSERT(uidcol_stats.loads == loads + 1);   /* a good column is used */
+    if (used) FUZZ_ASSERT(uidcol_stats.loads + uidcol_stats.sum_loads == loads + 1);
     const struct index_header *h = mailbox_header(mb);
     FUZZ_ASSERT(mailbox_count(mb) == h->exists);
     for (uint32_t m = 1; m <= mailbox_count(mb); m++) {
