@@ -546,7 +546,7 @@ static int accept_loop(const struct worker_ops *ops, const struct config *cfg,
         if (n == 0) {
             /* idle for a while after a session: no burst is going on, so give back what the
              * sessions left (the program's handles, reopened on first use, and the heap
-             * they freed); a worker then costs little more while idle than a fresh one */
+             * they freed) instead of holding it until the next connection */
             if (ops->release) ops->release();
             malloc_trim(0);
             dirty = 0;
