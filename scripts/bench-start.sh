@@ -73,11 +73,13 @@ max_preauth_per_ip = 0
 max_userip_connections = 0
 $HIB_GLOBAL
 
+# prefork and worker_idle_timeout are the defaults of an installed coffer.conf (one idle
+# worker per service; a burst grows the pool, which shrinks back 10 s after it): what an
+# administrator runs, and what the memory workload then measures (docs/perf/idle.md)
 [service imap]
 program = imapd
 listen = 127.0.0.1:$IMAP$HIB_LISTEN
 $HIB_GROUP
-prefork = 4
 maxchild = $MAXCHILD
 
 $HIB_SERVICE
@@ -85,13 +87,11 @@ $HIB_SERVICE
 [service pop3]
 program = pop3d
 listen = 127.0.0.1:$POP3
-prefork = 2
 
 [service lmtp]
 program = lmtpd
 listen = 127.0.0.1:$LMTP
 tls = none
-prefork = 2
 
 [service sieve]
 program = sieved

@@ -86,6 +86,46 @@ class Workers(CofferTestCase):
             conn.expect(rb"^\* OK")
             self.assertRegex(conn.imap("a1", "NOOP")[0], rb"^a1 OK")
 
+    def test_trickle_does_not_keep_surplus_workers(self):
+        """Every connection wakes all idle workers and only one wins the accept; the losers
+        must not count as freshly idle, or a connection now and then (shorter apart than
+        worker_idle_timeout) would keep a burst's workers for ever."""
+        c = self.new_coffer(global_settings={"worker_idle_timeout": "2s"},
+                            service_settings={"imap": {"prefork": 1}})
+        self.burst(c, 6)
+        self.assertGreaterEqual(len(c.workers("imap")), 6)
+        deadline = time.monotonic() + RESPAWN_BOUND
+        while len(c.workers("imap")) > 2:
+            self.assertLess(time.monotonic(), deadline,
+                            "surplus workers kept by a trickle: %r" % c.workers("imap"))
+            with c.connect("imap") as conn:      # one connection every 0.5 s
+                conn.expect(rb"^\* OK")
+                self.assertRegex(conn.imap("a1", "LOGOUT")[0], rb"^a1 OK")
+            time.sleep(0.5)
+
+    def test_idle_worker_releases_store(self):
+        """A worker idle after its session closes the store (no Berkeley DB region stays
+        mapped) and reopens it for the next session."""
+        c = self.new_coffer(global_settings={"allow_plaintext": "yes"},
+                            service_settings={"imap": {"prefork": 1, "maxchild": 1}})
+        c.add_user("rel", "pw")
+        (w,) = wait_for(lambda: c.workers("imap"), 10, what="the imap worker")
+
+        def db_mapped():
+            with open("/proc/%d/maps" % w.pid) as f:
+                return "/__db." in f.read()
+        for n in range(3):
+            m = c.imap()
+            m.login("rel", "pw")
+            typ, data = m.select("INBOX")
+            self.assertEqual((typ, int(data[0])), ("OK", n))   # the same mailbox each time
+            self.assertTrue(db_mapped(), "the session's store is not open")
+            self.assertEqual(m.append("INBOX", None, None, b"Subject: t\r\n\r\nbody\r\n")[0],
+                             "OK")
+            m.logout()
+            wait_for(lambda: not db_mapped(), 10, 0.05, "the idle worker to close the store")
+            self.assertEqual([x.pid for x in c.workers("imap")], [w.pid])
+
     def test_kill_busy_worker_mid_session(self):
         c = self.new_coffer()
         conn = c.connect("imap")

@@ -41,7 +41,7 @@
     X(CFG_MAX_USERIP_CONNECTIONS, "max_userip_connections", INT, "10", "logged-in connections to one service of one user from one client address, IDLE included (0: no limit)") \
     X(CFG_SHUTDOWN_TIMEOUT, "shutdown_timeout", DURATION, "10s", "on SIGTERM, how long workers may finish their session before they are killed") \
     X(CFG_RESPAWN_LIMIT, "respawn_limit", INT, "10", "worker exits per service within respawn_window before cofferd pauses respawning") \
-    X(CFG_WORKER_IDLE_TIMEOUT, "worker_idle_timeout", DURATION, "60s", "workers a service has above its prefork are retired after this long idle (0: kept until maxuse)") \
+    X(CFG_WORKER_IDLE_TIMEOUT, "worker_idle_timeout", DURATION, "10s", "workers a service has above its prefork are retired after this long idle (0: kept until maxuse)") \
     X(CFG_RESPAWN_WINDOW, "respawn_window", DURATION, "10s", "window for respawn_limit") \
     X(CFG_RESPAWN_PAUSE, "respawn_pause", DURATION, "5s", "how long respawning of a crashing service is paused") \
     X(CFG_STATUS_INTERVAL, "status_interval", DURATION, "0", "log a status line of workers per service this often (0: only on SIGUSR1)") \

@@ -521,8 +521,11 @@ static int accept_loop(const struct worker_ops *ops, const struct config *cfg,
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGUSR2);
 
+    int dirty = 0;   /* a session ran since the worker last gave back its memory */
+    int ready = 0;   /* READY has been reported for this wait */
     while (maxuse == 0 || served < maxuse) {
-        report(WORKER_READY);
+        if (!ready) report(WORKER_READY);
+        ready = 1;
         /* Flags are checked with the signals blocked and ppoll unblocks them atomically, so
          * a signal that arrives just before we sleep still wakes us. */
         sigprocmask(SIG_BLOCK, &block, &orig);
@@ -530,7 +533,8 @@ static int accept_loop(const struct worker_ops *ops, const struct config *cfg,
             sigprocmask(SIG_SETMASK, &orig, NULL);
             break;
         }
-        int n = ppoll(p, (nfds_t)nfds, NULL, &orig);
+        const struct timespec release = { 0, WORKER_RELEASE_MS * 1000000L };
+        int n = ppoll(p, (nfds_t)nfds, dirty ? &release : NULL, &orig);
         int e = errno;
         sigprocmask(SIG_SETMASK, &orig, NULL);
         if (n < 0) {
@@ -538,6 +542,15 @@ static int accept_loop(const struct worker_ops *ops, const struct config *cfg,
             log_err("worker_failed", "error=\"poll: %s\"", strerror(e));
             free(p);
             return 1;
+        }
+        if (n == 0) {
+            /* idle for a while after a session: no burst is going on, so give back what the
+             * sessions left (the program's handles, reopened on first use, and the heap
+             * they freed) instead of holding it until the next connection */
+            if (ops->release) ops->release();
+            malloc_trim(0);
+            dirty = 0;
+            continue;
         }
         for (int i = 0; i < nfds; i++) {
             if (!p[i].revents) continue;
@@ -556,6 +569,8 @@ static int accept_loop(const struct worker_ops *ops, const struct config *cfg,
             }
             report(WORKER_BUSY);
             served++;
+            dirty = 1;
+            ready = 0;
             if (i == ri) serve_resumed(ops, cfg, svc, tls, c);
             else serve(ops, cfg, svc, tls, c, NULL);
             break;   /* report READY again and poll afresh, also checking the flags */

@@ -67,7 +67,18 @@ struct worker_ops {
      * epoll): called in the worker, after its READY report, instead of the accept loop, with
      * the number of listeners (fds WORKER_FIRST_FD ...); returns the exit code. */
     int (*run)(const struct config *cfg, const struct config_service *svc, int nfds);
+    /* release (optional): the worker has been idle for WORKER_RELEASE_MS since its last
+     * session: close what sessions left open that is cheap to reopen on first use (the store:
+     * its Berkeley DB handles and mapped regions). worker.c then gives the freed heap back to
+     * the kernel (malloc_trim). Not called between sessions that follow each other closely,
+     * so a burst of logins never pays for the reopening. */
+    void (*release)(void);
 };
+
+/* How long a worker waits idle after a session before ops->release and malloc_trim: long
+ * enough that back-to-back sessions (a login burst, a client reconnecting) keep their open
+ * handles, short enough that a quiet worker is small when anyone looks. */
+#define WORKER_RELEASE_MS 200
 
 /* Set by SIGTERM: the server is shutting down. A session waiting for input gets CF_E_SHUTDOWN
  * from the stream, says goodbye in its protocol (* BYE, -ERR, 421) and returns. */

@@ -165,10 +165,14 @@ static const char *imapd_resume_socket(const struct config *cfg)
     return config_str(cfg, CFG_IMAP_HIBERNATE_RESUME_SOCKET);
 }
 
+/* imapd_release: idle after its sessions (worker.h): close the store; imapd_store reopens it */
+static void imapd_release(void) { store_close(&g_store); }
+
 static const struct worker_ops imapd_ops = {
     .name = "imapd",
     .init = imapd_init,
     .session = imapd_session,
+    .release = imapd_release,   /* idle: the store closes (worker.h) */
     /* H2: over max_preauth_per_ip */
     .too_many = "* BYE [UNAVAILABLE] Too many connections from your address",
     .resume_socket = imapd_resume_socket,   /* IDLE hibernation (hibernate.h) */

@@ -91,10 +91,14 @@ static void lmtpd_session(struct worker_session *ws)
     client_free(&c);
 }
 
+/* lmtpd_release: idle after its sessions (worker.h): close the store; lmtpd_store reopens it */
+static void lmtpd_release(void) { store_close(&g_store); }
+
 static const struct worker_ops lmtpd_ops = {
     .name = "lmtpd",
     .init = lmtpd_init,
     .session = lmtpd_session,
+    .release = lmtpd_release,   /* idle: the store closes (worker.h) */
     /* H2: over max_preauth_per_ip */
     .too_many = "421 4.7.0 Too many connections from your address",
 };

@@ -77,10 +77,14 @@ static void pop3d_session(struct worker_session *ws)
     client_free(&c);
 }
 
+/* pop3d_release: idle after its sessions (worker.h): close the store; pop3d_store reopens it */
+static void pop3d_release(void) { store_close(&g_store); }
+
 static const struct worker_ops pop3d_ops = {
     .name = "pop3d",
     .init = pop3d_init,
     .session = pop3d_session,
+    .release = pop3d_release,   /* idle: the store closes (worker.h) */
     /* H2: over max_preauth_per_ip */
     .too_many = "-ERR [SYS/TEMP] Too many connections from your address",
 };

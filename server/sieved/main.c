@@ -68,10 +68,14 @@ static void sieved_session(struct worker_session *ws)
     client_free(&c);
 }
 
+/* sieved_release: idle after its sessions (worker.h): close the store; sieved_store reopens it */
+static void sieved_release(void) { store_close(&g_store); }
+
 static const struct worker_ops sieved_ops = {
     .name = "sieved",
     .init = sieved_init,
     .session = sieved_session,
+    .release = sieved_release,   /* idle: the store closes (worker.h) */
     /* H2: over max_preauth_per_ip */
     .too_many = "BYE (TRYLATER) \"Too many connections from your address\"",
 };
