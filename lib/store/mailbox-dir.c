@@ -1,5 +1,6 @@
 /* mailbox-dir.c: the mailbox directory: create, status, delete, rename. */
 #include "store/mailbox-int.h"
+#include "store/flaglog.h"
 #include "store/mailbox.h"
 #include "store/mbheader.h"
 #include "store/partition.h"
@@ -73,6 +74,14 @@ static int create_dir(const char *partition, const char *name, const char *uniqu
     path = xasprintf("%s/%s", dir, INDEX_FILE);
     r = sync ? file_write_atomic(path, idx, ilen, 0600) : write_new(path, idx, ilen);
     if (r < 0) goto done;
+    /* the flag change log, empty: its name is made durable with the mailbox's (the directory
+     * flush below, or the caller's for a batch), so that the first STORE need not flush the
+     * directory for it (flaglog.h) */
+    unsigned char lhead[FLAGLOG_HEADER_SIZE];
+    flaglog_header_encode(1, lhead);
+    free(path);
+    path = xasprintf("%s/%s", dir, FLAGLOG_FILE);
+    if ((r = write_new(path, lhead, sizeof lhead)) < 0) goto done;
     /* The header goes last: a directory without one is an unfinished create. */
     struct mbheader h = { (char *)name, (char *)uniqueid, (char *)(acl ? acl : ""), uidvalidity };
     if (sync) {

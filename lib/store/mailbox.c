@@ -103,7 +103,10 @@ static int map_refresh(struct mailbox *mb)
     }
     unmap_index(mb);
     if (len < INDEX_HEADER_SIZE) return mbi_corrupt(mb, "index_short", 0);
-    void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, mb->index_fd, 0);
+    /* writable when the file is: STORE and EXPUNGE change records in place through it
+     * (mailbox-change.c); everything else writes with pwrite */
+    int prot = mb->index_rdonly ? PROT_READ : PROT_READ | PROT_WRITE;
+    void *p = mmap(NULL, len, prot, MAP_SHARED, mb->index_fd, 0);
     if (p == MAP_FAILED) return mbi_io_error(mb, "mmap", mb->index_path);
     mb->map = p;
     mb->map_len = len;

@@ -126,7 +126,11 @@ int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
 /* mailbox_store_records: mailbox_store, and when recs_r is not NULL (n entries) recs_r[i] gets
  * the record of uids[i] as this commit left it (changed or not; uid 0 when absent, expunged
  * or refused by unchangedsince), so that a caller reporting the new flags (RFC 3501 section
- * 6.4.6) need not look each message up again. Filled only when 0 is returned. */
+ * 6.4.6) need not look each message up again. Filled only when 0 is returned. A caller that
+ * takes recs_r tells its client every change of this commit itself: when the handle's view
+ * held every commit before this one, the view takes this commit in as well, so that the next
+ * mailbox_sync does not read the changed records back only to have them skipped (it reports
+ * none of them; a commit by anyone else in between makes it read them all, as before). */
 int mailbox_store_records(struct mailbox *mb, const uint32_t *uids, size_t n,
                           const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r,
                           struct index_record *recs_r);

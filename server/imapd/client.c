@@ -201,6 +201,12 @@ int client_untagged_lines(struct client *c, const char *p, size_t n)
     return stream_write(c->stream, p, n);
 }
 
+int client_untagged_push(struct client *c)
+{
+    if (c->reply.done != CLIENT_DONE_NONE) return 0;
+    return stream_flush(c->stream);
+}
+
 void client_reply_take(struct client *c, struct client_reply *out)
 {
     *out = c->reply;

@@ -2,6 +2,7 @@
  * their .SILENT forms, with system flags and keywords. */
 #include "imapd.h"
 #include "selected.h"
+#include "search-context.h"
 #include "core/error.h"
 #include "core/strarr.h"
 #include "core/xmalloc.h"
@@ -171,6 +172,8 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
     struct mailbox_store st = { op, sys, kw.count ? (const char *const *)kw.v : NULL,
                                 has_unchangedsince ? selected_modseq_raw(sel, unchangedsince) : 0 };
     if (!r && nlive && (!sel->seen_user || sys || kw.count || op == STORE_SET)) {
+        /* with recs every change is ours to tell below (FETCH, or nothing for .SILENT, RFC
+         * 3501 section 6.4.6): the sync after the command need not read them back */
         recs = xreallocarray(NULL, nlive, sizeof *recs);
         r = store_set_flags_records(c->store, sel->mb, live, nlive, &st,
                                     has_unchangedsince ? &failed : NULL,
@@ -196,13 +199,16 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
      * messages get no FETCH */
     int condstore = (c->enabled & CLIENT_ENABLED_CONDSTORE) != 0;
     size_t k = 0;
-    /* the lines go out in large writes (one per 64 KiB), not a formatted write each */
+    /* the lines go out in large writes (one per 64 KiB), not a formatted write each; the
+     * first after 8 KiB, so that the client starts reading while the rest is formatted */
     struct buf lines = BUF_INIT;
-    int announced = 0;
+    int announced = 0, wrote = 0;
     for (size_t i = 0; i < msgs.count; i++) {
         for (uint64_t m = msgs.r[i].lo; m <= msgs.r[i].hi; m++, k++) {
             if (!uids[k]) continue;
             imap_seqset_add(&sel->skip, uids[k], uids[k]);
+            /* RFC 5267 live searches look again (the sync may not see this change) */
+            search_context_touch(sel, uids[k]);
             struct index_record rec;
             int rr = 1;
             if (recs && recs[at[k]].uid == uids[k]) rec = recs[at[k]];   /* as committed */
@@ -221,8 +227,10 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
             buf_appends(&lines, "* ");
             buf_append(&lines, b.s, b.len);
             buf_appends(&lines, "\r\n");
-            if (lines.len >= 65536) {
+            if (lines.len >= (wrote ? 65536u : 8192u)) {
                 client_untagged_lines(c, lines.s, lines.len);
+                if (!wrote) client_untagged_push(c);
+                wrote = 1;
                 buf_reset(&lines);
             }
         }

@@ -130,6 +130,12 @@ int client_untagged(struct client *c, const char *fmt, ...) __attribute__((forma
  * each) formatted by the caller: many responses (STORE's FETCHes) in one write. */
 int client_untagged_lines(struct client *c, const char *p, size_t n);
 
+/* client_untagged_push: send what is buffered now rather than when the session loop flushes
+ * (the first of many responses, so that the client starts reading them while the rest are
+ * made). Nothing when the lines are held for after a tagged response. May block (the
+ * stream's write timeout). Returns the stream's result. */
+int client_untagged_push(struct client *c);
+
 /* client_reply_take: move the recorded response out of c into *out (c->reply is empty again,
  * so what is written next goes straight to the stream). out is the caller's; written and
  * released with client_reply_write. */
