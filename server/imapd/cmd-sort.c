@@ -53,7 +53,6 @@ struct sort_item {
     const char *str[SK_NSTR];       /* casemapped keys (in the key blobs) */
     uint32_t len[SK_NSTR];
     uint64_t pfx[SK_NSTR];          /* their first 8 bytes, big-endian, zero-padded */
-    uint64_t pfx2;                  /* bytes 8 to 15 of the first criterion's string key */
 };
 
 /* str_prefix: the first 8 bytes of s[0,n) as a big-endian number, zero-padded. Prefixes that
@@ -307,21 +306,28 @@ static int index_cmp(const void *pa, const void *pb)
     return item_cmp(&g_items[*(const uint32_t *)pa], &g_items[*(const uint32_t *)pb]);
 }
 
-/* string_order: the order of items[0,n) (given in mailbox order) when the first criterion is
- * a string key, into order[0,n), exactly the order of item_cmp: an MSD radix sort on the key
+/* The first criterion's string key of one message, for string_order. */
+struct str_key {
+    uint64_t pfx, pfx2;             /* bytes 0 to 7 and 8 to 15, big-endian, zero-padded */
+    const char *s;
+    uint32_t len;
+};
+
+/* string_order: the order of the messages keys[0,n) (given in mailbox order) when the first
+ * criterion is a string key, into order[0,n), exactly the order of item_cmp on items[0,n)
+ * (which only more criteria need; NULL with one): an MSD radix sort on the key
  * 8 bytes at a time (each level a stable sort of one run of equal bytes so far, so ties stay
  * in mailbox order), then the runs whose keys are exhausted by length (a shorter key first,
  * as memcmp-then-length orders) and, with more criteria, the items still equal by item_cmp.
  * The work is the key bytes that must be looked at, not n log n comparisons that each chase
  * two keys through memory (the cost of a 100,000-message SORT (SUBJECT) ALL before). */
-static void string_order(const struct sort_item *items, size_t n, const struct sort_crit *crit,
-                         size_t ncrit, uint32_t *order)
+static void string_order(const struct str_key *keys, const struct sort_item *items, size_t n,
+                         const struct sort_crit *crit, size_t ncrit, uint32_t *order)
 {
-    const size_t sk = crit[0].key - SK_FIRST_STR;
     const uint64_t flip = crit[0].reverse ? ~0ull : 0;  /* REVERSE: descending bytes */
     struct radix_kv *a = xreallocarray(NULL, n, sizeof(*a)), *b = xreallocarray(NULL, n, sizeof(*b));
     for (size_t i = 0; i < n; i++) {
-        a[i].k = items[i].pfx[sk] ^ flip;
+        a[i].k = keys[i].pfx ^ flip;
         a[i].i = (uint32_t)i;
     }
     radix_kv_sort(a, b, n);
@@ -342,12 +348,12 @@ static void string_order(const struct sort_item *items, size_t n, const struct s
         size_t m = r.hi - r.lo, longer = 0;
         struct radix_kv *ra = a + r.lo;
         for (size_t x = 0; x < m; x++)
-            if (items[ra[x].i].len[sk] > r.off) longer++;
+            if (keys[ra[x].i].len > r.off) longer++;
         if (!longer) {
             /* every key ends before off: equal bytes, so the shorter first (REVERSE: the
              * longer), ties in mailbox order */
             for (size_t x = 0; x < m; x++) {
-                uint64_t l = items[ra[x].i].len[sk];
+                uint64_t l = keys[ra[x].i].len;
                 ra[x].k = crit[0].reverse ? ~l : l;
             }
             if (m > 32) radix_kv_sort(ra, b, m);
@@ -373,8 +379,8 @@ static void string_order(const struct sort_item *items, size_t n, const struct s
         for (size_t x = 0; x < m; x++) {
             /* the second 8 bytes were taken in mailbox order (fill_items): reading them here,
              * in key order, was a cache miss per item */
-            const struct sort_item *it = &items[ra[x].i];
-            ra[x].k = (r.off == 8 ? it->pfx2 : chunk_at(it->str[sk], it->len[sk], r.off)) ^ flip;
+            const struct str_key *it = &keys[ra[x].i];
+            ra[x].k = (r.off == 8 ? it->pfx2 : chunk_at(it->s, it->len, r.off)) ^ flip;
         }
         if (m > 32) radix_kv_sort(ra, b, m);
         else small_kv_sort(ra, m);
@@ -542,11 +548,10 @@ static void sort_keep(struct client *c, const struct imap_command *cmd, int uid_
 /* fill_items: items[0,n) from the gathered uids, index fields and (strings: the key file's)
  * key blobs; msgno_of[i] is the number items[i] sorts by when keys tie (its message number,
  * or for a live SORT its uid). The string keys point into keys; strings is
- * crit_has_strings (0: no string key is read), and only those keys get their prefix; first
- * the first criterion's string key (its pfx2 for string_order), or -1. */
+ * crit_has_strings (0: no string key is read), and only those keys get their prefix. */
 static void fill_items(struct sort_item *items, size_t n, const uint32_t *msgno_of,
                        const uint32_t *uidv, const struct mailbox_sortrec *recs,
-                       const struct mailbox_sortkeys *keys, int strings, int first)
+                       const struct mailbox_sortkeys *keys, int strings)
 {
     for (size_t i = 0; i < n; i++) {
         struct sort_item *it = &items[i];
@@ -566,8 +571,31 @@ static void fill_items(struct sort_item *items, size_t n, const uint32_t *msgno_
             /* only the criteria's keys are compared (strings: a bit per key) */
             if (strings >> s & 1) it->pfx[s] = str_prefix(k.str[s], k.len[s]);
         }
-        if (first >= 0) it->pfx2 = chunk_at(k.str[first], k.len[first], 8);
     }
+}
+
+/* str_keys: the string key sk (0 for SK_FIRST_STR) of n messages for string_order, from
+ * items[0,n) when there are items, else straight from the key blobs (a SORT by one string
+ * key builds no items: at 160 bytes each, filling them was a good part of its time). */
+static struct str_key *str_keys(const struct sort_item *items, const struct mailbox_sortkeys *kb,
+                                size_t n, size_t sk)
+{
+    struct str_key *out = xreallocarray(NULL, n, sizeof(*out));
+    for (size_t i = 0; i < n; i++) {
+        struct str_key *o = &out[i];
+        if (items) {
+            o->s = items[i].str[sk];
+            o->len = items[i].len[sk];
+        } else {
+            struct imap_sortkeys k;
+            imap_sortkeys_decode(kb->blob[i], kb->len[i], &k);
+            o->s = k.str[sk];               /* in enum imap_sortkey_str's order, as above */
+            o->len = k.len[sk];
+        }
+        o->pfx = str_prefix(o->s, o->len);
+        o->pfx2 = chunk_at(o->s, o->len, 8);
+    }
+    return out;
 }
 
 /* crit_has_strings: the string keys of crit[0,ncrit), bit k for SK_FIRST_STR + k (0: none). */
@@ -654,11 +682,18 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
     struct mailbox_sortkeys keys;
     memset(&keys, 0, sizeof(keys));
     r = gather(sel, msgnos, &n, all, uidv, recs, strings ? &keys : NULL);
-    struct sort_item *items = n && r >= 0 ? xreallocarray(NULL, n, sizeof(*items)) : NULL;
     int first = strings && crit[0].key >= SK_FIRST_STR ? (int)(crit[0].key - SK_FIRST_STR) : -1;
-    if (r >= 0) fill_items(items, n, msgnos, uidv, recs, &keys, strings, first);
-    free(msgnos);
-    free(uidv);
+    /* one string key and no live SORT: the keys alone, no items */
+    int compact = first >= 0 && ncrit == 1 && !(ret & RET_UPDATE);
+    struct sort_item *items = NULL;
+    struct str_key *skeys = NULL;
+    if (r >= 0 && n) {
+        if (!compact) {
+            items = xreallocarray(NULL, n, sizeof(*items));
+            fill_items(items, n, msgnos, uidv, recs, &keys, strings);
+        }
+        if (first >= 0) skeys = str_keys(items, &keys, n, (size_t)first);
+    }
     free(recs);
     if (r < 0) {
         search_free(&prog);
@@ -669,16 +704,22 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
         g_crit = crit;
         g_ncrit = ncrit;
         if (first >= 0) {
-            if (n) string_order(items, n, crit, ncrit, order);
+            if (n) string_order(skeys, items, n, crit, ncrit, order);
         } else if (strings) {
             if (n > 1) qsort(items, n, sizeof(*items), item_cmp);
             for (size_t i = 0; i < n; i++) order[i] = (uint32_t)i;
         } else if (n) {
             radix_order(items, n, crit, ncrit, order);
         }
+        /* the uids and numbers in sort order (items, when there are, are in the order the
+         * qsort left them; else order indexes the gathered arrays) */
         uint32_t *nums = n ? xreallocarray(NULL, n, sizeof(*nums)) : NULL;
-        for (size_t i = 0; i < n; i++)
-            nums[i] = uid_cmd ? items[order[i]].uid : items[order[i]].msgno;
+        uint32_t *suid = n ? xreallocarray(NULL, n, sizeof(*suid)) : NULL;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t j = order[i];
+            suid[i] = items ? items[j].uid : uidv[j];
+            nums[i] = uid_cmd ? suid[i] : items ? items[j].msgno : msgnos[j];
+        }
         if (!extended) {
             struct buf out = BUF_INIT;
             buf_ensure(&out, 4 + n * 7);
@@ -703,7 +744,7 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
                                        (i == n - 1 && (ret & RET_MAX)) ||
                                        (i >= pfirst && i < pend)))
                         continue;
-                    imap_seqset_add(&uids, items[order[i]].uid, items[order[i]].uid);
+                    imap_seqset_add(&uids, suid[i], suid[i]);
                 }
                 imap_seqset_fini(&sel->saved);
                 sel->saved = uids;
@@ -716,11 +757,15 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
                 esort_reply(c, cmd, uid_cmd, ret, &partial, nums, n);
         }
         free(nums);
+        free(suid);
         free(order);
         search_free(&prog);
         client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
     }
     free(items);
+    free(skeys);
+    free(msgnos);
+    free(uidv);
     mailbox_sortkeys_fini(&keys);
     return;
 failed:
@@ -975,7 +1020,7 @@ void sort_context_apply(struct selected *sel, struct sort_context *s,
             strings = 0;
         }
         struct sort_item *nw = xreallocarray(NULL, m, sizeof(*nw));
-        fill_items(nw, m, uidv, uidv, recs, &keys, strings, -1);
+        fill_items(nw, m, uidv, uidv, recs, &keys, strings);
         free(uidv);
         free(recs);
         g_crit = s->crit;
