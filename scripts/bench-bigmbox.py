@@ -31,6 +31,7 @@ user0.. with password "pw"):
           sort_all    SORT (SUBJECT) UTF-8 ALL          (work grows with the mailbox)
           expunge     UID EXPUNGE of 1,000 messages marked \\Deleted before (then topped up)
         Prints per-round lines and, at the end, the median of the rounds per operation.
+        --timeout SECONDS (default 3600): how long the client waits for one response.
 Python standard library (and the ss tool) only."""
 import argparse
 import importlib.util
