@@ -4,10 +4,11 @@
  * without parsing a message: arrival, sent date and size from one walk of the mapped index
  * (store/mailbox-sort.h mailbox_sort_records), the string keys and the threading ids from the
  * mailbox's sort key file, where imap_sortkeys_encode (lib/imap/imap-sortkeys.h) left them
- * when the message was first sorted or threaded. Numeric sorts are a stable radix sort; sorts
- * with a string key one qsort of n fixed-size items whose comparator never allocates or
- * parses. Strings are compared in their i;unicode-casemap form (lib/imap/imap-sort.h), which
- * is i;ascii-casemap on ASCII.
+ * when the message was first sorted or threaded. Numeric sorts are a stable LSD radix sort;
+ * a sort whose first key is a string an MSD radix sort over its bytes, 8 at a time
+ * (string_order), and one whose first key is a number and a later one a string a qsort of
+ * fixed-size items whose comparator never allocates or parses. Strings are compared in
+ * their i;unicode-casemap form (lib/imap/imap-sort.h), which is i;ascii-casemap on ASCII.
  * CONTEXT=SORT (RFC 5267 section 4): ESORT's RETURN (PARTIAL m:n) answers a window of the
  * sorted result; RETURN (UPDATE) keeps the SORT live (search-context.c) with its result in
  * sort order and each message's keys (struct sort_context, at the end of this file), so
