@@ -5,6 +5,7 @@ UTC and the internal date when it is missing, base subjects (reply and forward m
 [blobs], "(fwd)", RFC 2047 encoded words), i;unicode-casemap collation, missing headers,
 search criteria and "$", the UID form, ESORT's RETURN (MIN MAX ALL COUNT SAVE) in sort order,
 BAD for malformed commands and NO [BADCHARSET] for other charsets, and the r right."""
+import functools
 import os
 import re
 import sys
@@ -145,6 +146,64 @@ class Sort(ImapUsersTestCase):
         self.assertEqual(self.sort(c, "SORT (SUBJECT) UTF-8 ALL"), [2, 5, 7, 4, 6, 1, 3, 9, 8])
         self.assertEqual(self.sort(c, "SORT (REVERSE SUBJECT) UTF-8 ALL"),
                          [8, 1, 3, 9, 4, 6, 2, 5, 7])
+
+    def test_long_shared_keys(self):
+        # the string sort goes 8 bytes of the key at a time (cmd-sort.c string_order): keys
+        # that share 8, 16, 24 bytes and more, keys that are prefixes of others, equal keys
+        # (mailbox order), runs of equal bytes long enough for the radix pass and short ones;
+        # checked against a sort of the casemapped keys (letters, digits, spaces: for those
+        # i;unicode-casemap orders as upper case does), with REVERSE and a second key
+        stems = ["project status", "project status report", "project status report week",
+                 "projects", "project", "projectstatusreportweekly", "p", "", "zz top",
+                 "project status report week 2", "project status report week 10"]
+        subj, dates, msgs = [], [], []
+        for i in range(300):
+            h = (i * 2654435761) & 0xffffffff
+            s = stems[h % len(stems)]
+            if h % 3 == 0:
+                s = (s + " " + str(h % 13)).strip()
+            day = 1 + (h >> 8) % 28
+            subj.append(s.upper())
+            dates.append(day)
+            cased = "".join(ch.upper() if (h >> k) & 1 else ch for k, ch in enumerate(s))
+            msgs.append((None, "Subject: %s\r\nDate: %d Jan 2023 10:00:00 +0000\r\n\r\n%d\r\n"
+                         % (cased, day, i)))
+        self.make_box("long", msgs)
+        c = self.conn("fred")
+        self.ok(c, 'SELECT "long"')
+
+        def ref(nums, rev_subj=False, then_date=None):
+            def cmp(a, b):
+                sa, sb = subj[a - 1], subj[b - 1]
+                r = (sa > sb) - (sa < sb)
+                if rev_subj: r = -r
+                if not r and then_date:
+                    da, db = dates[a - 1], dates[b - 1]
+                    r = (da > db) - (da < db)
+                    if then_date == "rev": r = -r
+                return r or (a > b) - (a < b)
+            return sorted(nums, key=functools.cmp_to_key(cmp))
+        live = list(range(1, 301))
+        self.assertEqual(self.sort(c, "SORT (SUBJECT) UTF-8 ALL"), ref(live))
+        self.assertEqual(self.sort(c, "SORT (REVERSE SUBJECT) UTF-8 ALL"), ref(live, True))
+        self.assertEqual(self.sort(c, "SORT (SUBJECT DATE) UTF-8 ALL"), ref(live, False, "asc"))
+        self.assertEqual(self.sort(c, "SORT (REVERSE SUBJECT REVERSE DATE) UTF-8 ALL"),
+                         ref(live, True, "rev"))
+        self.assertEqual(self.sort(c, "SORT (SUBJECT) UTF-8 1:150"), ref(live[:150]))
+        # after an expunge, and with a message another session appended meanwhile
+        self.ok(c, "STORE %s +FLAGS.SILENT (\\Deleted)" % ",".join(map(str, range(1, 301, 7))))
+        self.ok(c, "EXPUNGE")
+        keep = [i for i in range(1, 301) if (i - 1) % 7]
+        other = self.conn("fred")
+        extra = "Subject: Project Status Report Week 1\r\n\r\nx\r\n"
+        self.ok(other, 'APPEND "long" {%d+}\r\n%s' % (len(extra), extra))
+        other.imap("z", "LOGOUT")
+        self.ok(c, "NOOP")
+        subj = [subj[i - 1] for i in keep] + ["PROJECT STATUS REPORT WEEK 1"]
+        dates = [dates[i - 1] for i in keep] + [0]
+        live = list(range(1, len(subj) + 1))
+        self.assertEqual(self.sort(c, "SORT (SUBJECT) UTF-8 ALL"), ref(live))
+        self.assertEqual(self.sort(c, "SORT (REVERSE SUBJECT) UTF-8 ALL"), ref(live, True))
 
     def test_empty_and_missing(self):
         c = self.conn("fred")

@@ -43,6 +43,37 @@ int mailbox_record(struct mailbox *mb, uint32_t uid, struct index_record *r)
     return ret;
 }
 
+int mailbox_record_next(struct mailbox *mb, uint32_t uid, uint32_t *hint,
+                        struct index_record *r)
+{
+    const uint32_t count = mb->hdr.record_count;
+    long pos = -1;
+    if (mb->map) {
+        /* a few records from the hint: the next uid of an ascending walk is usually there
+         * (expunged records between are skipped over) */
+        uint32_t p = *hint;
+        for (int k = 0; k < 8 && p < count; k++, p++) {
+            uint32_t u = index_record_uid(mb->map + index_record_offset(p));
+            if (u == uid) {
+                pos = p;
+                break;
+            }
+            if (u > uid) break;
+        }
+        if (pos >= 0 && index_record_decode(mb->map + index_record_offset((uint32_t)pos), r) == 0) {
+            *hint = (uint32_t)pos + 1;
+            return 1;
+        }
+    }
+    /* not near the hint (or a torn read): the lookup that finds it anywhere */
+    int found = mailbox_record(mb, uid, r);
+    if (found == 1) {
+        long at = mbi_find_pos(mb, uid);
+        if (at >= 0) *hint = (uint32_t)at + 1;
+    }
+    return found;
+}
+
 void mailbox_modseq_scan_fini(struct mailbox_modseq_scan *s)
 {
     free(s->changed);

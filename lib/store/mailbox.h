@@ -263,6 +263,15 @@ const struct index_header *mailbox_header(const struct mailbox *mb);
  * FLAG_EXPUNGED set. */
 int mailbox_record(struct mailbox *mb, uint32_t uid, struct index_record *r);
 
+/* mailbox_record_next: mailbox_record for a walk over ascending uids (FETCH 1:*, SEARCH):
+ * *hint (0 to start) is where the previous lookup of the walk left off, and is moved past
+ * the record found. The record is looked for a few positions from the hint first, so a walk
+ * reads the mapping in order instead of a lookup per uid (each a page or more of it). Any
+ * hint gives the right answer (a wrong one costs the full lookup). Same returns as
+ * mailbox_record. */
+int mailbox_record_next(struct mailbox *mb, uint32_t uid, uint32_t *hint,
+                        struct index_record *r);
+
 /* What changed after a modseq (RFC 7162 CHANGEDSINCE, QRESYNC), from mailbox_modseq_scan. */
 struct mailbox_modseq_scan {
     uint32_t *changed;          /* uids of live records with a higher modseq, ascending */

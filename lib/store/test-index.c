@@ -9,6 +9,7 @@
 #include "core/xmalloc.h"
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 static void test_le(void)
 {
@@ -23,6 +24,25 @@ static void test_le(void)
     UNIT_CHECK(le_get64(b) == 0x0102030405060708ull);
     /* the CRC-32 check value of "123456789" */
     UNIT_EQ_INT(index_crc32("123456789", 9), 0xCBF43926u);
+}
+
+/* index_crc32 (carry-less multiplication where the CPU has it) is zlib's crc32 for every
+ * length, alignment and content. */
+static void test_crc(void)
+{
+    unsigned char buf[1100];
+    uint32_t x = 12345;
+    for (size_t i = 0; i < sizeof buf; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (unsigned char)(x >> 16);
+    }
+    for (size_t off = 0; off < 16; off++)
+        for (size_t n = 0; off + n <= 1084; n += n < 300 ? 1 : 37)
+            UNIT_EQ_INT(index_crc32(buf + off, n), (uint32_t)crc32(0L, buf + off, (uInt)n));
+    memset(buf, 0xff, sizeof buf);
+    UNIT_EQ_INT(index_crc32(buf, 128), (uint32_t)crc32(0L, buf, 128));
+    memset(buf, 0, sizeof buf);
+    UNIT_EQ_INT(index_crc32(buf, 1000), (uint32_t)crc32(0L, buf, 1000));
 }
 
 static void test_header(void)
@@ -460,6 +480,7 @@ static void test_set_flags(void)
 int main(void)
 {
     test_le();
+    test_crc();
     test_header();
     test_record();
     test_set_flags();

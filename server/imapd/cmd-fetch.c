@@ -605,13 +605,16 @@ static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
     if (flags_changed || f->has_flags) selected_keywords_announce(f->c);
     f->direct_written = 0;
     buf_reset(&f->out);
-    buf_printf(&f->out, "* %u FETCH (", (unsigned)msgno);
+    buf_appends(&f->out, "* ");     /* no printf: FETCH 1:* (FLAGS) is mostly this */
+    buf_putu32(&f->out, msgno);
+    buf_appends(&f->out, " FETCH (");
     int first = 1;
 #define SEP() do { if (!first) buf_putc(&f->out, ' '); first = 0; } while (0)
     /* RFC 7162 section 3.2.4: with QRESYNC every untagged FETCH carries the UID */
     if ((f->uid_cmd || (f->c->enabled & CLIENT_ENABLED_QRESYNC)) && !f->has_uid) {
         SEP();
-        buf_printf(&f->out, "UID %u", (unsigned)f->uid);
+        buf_appends(&f->out, "UID ");
+        buf_putu32(&f->out, f->uid);
     }
     if (flags_changed && !f->has_flags) {
         SEP();
@@ -627,7 +630,8 @@ static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
             selected_flags_append(f->sel, f->rec, &f->out);
             break;
         case FA_UID:
-            buf_printf(&f->out, "UID %u", (unsigned)f->uid);
+            buf_appends(&f->out, "UID ");
+            buf_putu32(&f->out, f->uid);
             break;
         case FA_INTERNALDATE:
             buf_appends(&f->out, "INTERNALDATE ");
@@ -930,6 +934,7 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
         goto out;
     }
     int gone = 0;
+    uint32_t hint = 0;      /* mailbox_record_next's place in the index */
     f.mail = mail_new(f.sel->mb);
     /* every message of the set, or (CHANGEDSINCE) only those changed_msgnos found */
     for (size_t i = 0; i < (use_visit ? nvisit : msgs.count) && r == 0; i++) {
@@ -937,10 +942,19 @@ void cmd_fetch(struct client *c, const struct imap_command *cmd)
         uint64_t hi = use_visit ? visit[i].msgno : msgs.r[i].hi;
         for (uint64_t m = lo; m <= hi && r == 0; m++) {
             f.uid = selected_uid(f.sel, (uint32_t)m);
-            if (use_visit && visit[i].rec.uid == f.uid)
+            if (use_visit && visit[i].rec.uid == f.uid) {
                 mail_set_record(f.mail, &visit[i].rec);   /* as the scan read it */
-            else
-                mail_set_uid(f.mail, f.uid);
+            } else {
+                /* the set's uids ascend: the record from where the last one was found */
+                struct index_record rec;
+                int found = mailbox_record_next(f.sel->mb, f.uid, &hint, &rec);
+                if (found < 0) {
+                    r = found;
+                    break;
+                }
+                if (found) mail_set_record(f.mail, &rec);
+                else mail_set_uid(f.mail, 0);             /* none: gone, as below */
+            }
             int rr = mail_record(f.mail, &f.rec);
             if (rr < 0) {
                 r = rr;

@@ -31,6 +31,7 @@ struct search_ctx {
     uint64_t modseq;        /* of the message last given to the engine (RFC 7162) */
     struct mailbox_sortkeys col;    /* header search column blobs of messages 1..ncol */
     uint32_t ncol;                  /* 0: none fetched (sx_column says so) */
+    uint32_t hint;                  /* mailbox_record_next's place in the index */
 };
 
 /* column_load: when prog has keys the header search column answers, the blobs of every
@@ -74,8 +75,13 @@ static int sx_record(void *ctx, uint32_t msgno, struct search_record *r)
     struct search_ctx *x = ctx;
     const struct index_record *mrec;
     x->uid = selected_uid(x->sel, msgno);
-    mail_set_uid(x->mail, x->uid);
-    int found = mail_record(x->mail, &mrec);
+    /* the engine walks the view in ascending order: the record from where the last was */
+    struct index_record cur;
+    int found = mailbox_record_next(x->sel->mb, x->uid, &x->hint, &cur);
+    if (found < 0) return found;
+    if (found) mail_set_record(x->mail, &cur);
+    else mail_set_uid(x->mail, 0);      /* none: mail_record says gone */
+    found = mail_record(x->mail, &mrec);
     if (found < 0) return found;
     /* expunged by another session but still numbered here (RFC 2180 section 4.3): it
      * matches nothing; CF_E_NOTFOUND tells the loop to skip it */

@@ -4,10 +4,11 @@
  * without parsing a message: arrival, sent date and size from one walk of the mapped index
  * (store/mailbox-sort.h mailbox_sort_records), the string keys and the threading ids from the
  * mailbox's sort key file, where imap_sortkeys_encode (lib/imap/imap-sortkeys.h) left them
- * when the message was first sorted or threaded. Numeric sorts are a stable radix sort; sorts
- * with a string key one qsort of n fixed-size items whose comparator never allocates or
- * parses. Strings are compared in their i;unicode-casemap form (lib/imap/imap-sort.h), which
- * is i;ascii-casemap on ASCII.
+ * when the message was first sorted or threaded. Numeric sorts are a stable LSD radix sort;
+ * a sort whose first key is a string an MSD radix sort over its bytes, 8 at a time
+ * (string_order), and one whose first key is a number and a later one a string a qsort of
+ * fixed-size items whose comparator never allocates or parses. Strings are compared in
+ * their i;unicode-casemap form (lib/imap/imap-sort.h), which is i;ascii-casemap on ASCII.
  * CONTEXT=SORT (RFC 5267 section 4): ESORT's RETURN (PARTIAL m:n) answers a window of the
  * sorted result; RETURN (UPDATE) keeps the SORT live (search-context.c) with its result in
  * sort order and each message's keys (struct sort_context, at the end of this file), so
@@ -252,6 +253,154 @@ static void radix_order(const struct sort_item *items, size_t n, const struct so
     free(b);
 }
 
+/* chunk_at: the 8 bytes of s[0,n) from offset off as a big-endian number, zero-padded
+ * (str_prefix of the rest). */
+static uint64_t chunk_at(const char *s, size_t n, size_t off)
+{
+    return off < n ? str_prefix(s + off, n - off) : 0;
+}
+
+/* radix_kv_sort: a stable LSD radix sort of a[0,n) by k (b is scratch of n); the result is
+ * in a. Byte positions where every key agrees are skipped. */
+static void radix_kv_sort(struct radix_kv *a, struct radix_kv *b, size_t n)
+{
+    size_t count[8][256];
+    memset(count, 0, sizeof count);
+    for (size_t i = 0; i < n; i++)
+        for (int d = 0; d < 8; d++) count[d][(a[i].k >> (8 * d)) & 0xff]++;
+    struct radix_kv *src = a, *dst = b;
+    for (int d = 0; d < 8; d++) {
+        size_t *cnt = count[d], sum = 0;
+        if (cnt[(src[0].k >> (8 * d)) & 0xff] == n) continue;
+        for (int v = 0; v < 256; v++) {
+            size_t t = cnt[v];
+            cnt[v] = sum;
+            sum += t;
+        }
+        for (size_t i = 0; i < n; i++) dst[cnt[(src[i].k >> (8 * d)) & 0xff]++] = src[i];
+        struct radix_kv *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a) memcpy(a, src, n * sizeof *a);
+}
+
+/* small_kv_sort: a stable insertion sort of a[0,n) by k, for the short runs. */
+static void small_kv_sort(struct radix_kv *a, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        struct radix_kv x = a[i];
+        size_t j = i;
+        while (j > 0 && a[j - 1].k > x.k) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = x;
+    }
+}
+
+static const struct sort_item *g_items;     /* index_cmp's items */
+
+/* index_cmp: item_cmp of the items two indices name. */
+static int index_cmp(const void *pa, const void *pb)
+{
+    return item_cmp(&g_items[*(const uint32_t *)pa], &g_items[*(const uint32_t *)pb]);
+}
+
+/* The first criterion's string key of one message, for string_order. */
+struct str_key {
+    uint64_t pfx, pfx2;             /* bytes 0 to 7 and 8 to 15, big-endian, zero-padded */
+    const char *s;
+    uint32_t len;
+};
+
+/* string_order: the order of the messages keys[0,n) (given in mailbox order) when the first
+ * criterion is a string key, into order[0,n), exactly the order of item_cmp on items[0,n)
+ * (which only more criteria need; NULL with one): an MSD radix sort on the key
+ * 8 bytes at a time (each level a stable sort of one run of equal bytes so far, so ties stay
+ * in mailbox order), then the runs whose keys are exhausted by length (a shorter key first,
+ * as memcmp-then-length orders) and, with more criteria, the items still equal by item_cmp.
+ * The work is the key bytes that must be looked at, not n log n comparisons that each chase
+ * two keys through memory (the cost of a 100,000-message SORT (SUBJECT) ALL before). */
+static void string_order(const struct str_key *keys, const struct sort_item *items, size_t n,
+                         const struct sort_crit *crit, size_t ncrit, uint32_t *order)
+{
+    const uint64_t flip = crit[0].reverse ? ~0ull : 0;  /* REVERSE: descending bytes */
+    struct radix_kv *a = xreallocarray(NULL, n, sizeof(*a)), *b = xreallocarray(NULL, n, sizeof(*b));
+    for (size_t i = 0; i < n; i++) {
+        a[i].k = keys[i].pfx ^ flip;
+        a[i].i = (uint32_t)i;
+    }
+    radix_kv_sort(a, b, n);
+    /* runs of equal bytes so far: [lo, hi) at key offset off (bytes [0, off) equal) */
+    struct run { size_t lo, hi, off; } *stack = NULL;
+    size_t ns = 0, as = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && a[j].k == a[i].k) j++;
+        if (j - i > 1) {
+            if (ns == as) stack = xreallocarray(stack, as = as ? as * 2 : 64, sizeof(*stack));
+            stack[ns++] = (struct run){ i, j, 8 };
+        }
+        i = j;
+    }
+    while (ns) {
+        struct run r = stack[--ns];
+        size_t m = r.hi - r.lo, longer = 0;
+        struct radix_kv *ra = a + r.lo;
+        for (size_t x = 0; x < m; x++)
+            if (keys[ra[x].i].len > r.off) longer++;
+        if (!longer) {
+            /* every key ends before off: equal bytes, so the shorter first (REVERSE: the
+             * longer), ties in mailbox order */
+            for (size_t x = 0; x < m; x++) {
+                uint64_t l = keys[ra[x].i].len;
+                ra[x].k = crit[0].reverse ? ~l : l;
+            }
+            if (m > 32) radix_kv_sort(ra, b, m);
+            else small_kv_sort(ra, m);
+            if (ncrit > 1) {
+                /* the same key: the next criteria decide (item_cmp, mailbox order last) */
+                for (size_t x = 0; x < m;) {
+                    size_t y = x + 1;
+                    while (y < m && ra[y].k == ra[x].k) y++;
+                    if (y - x > 1) {
+                        uint32_t *ix = xreallocarray(NULL, y - x, sizeof(*ix));
+                        for (size_t z = x; z < y; z++) ix[z - x] = ra[z].i;
+                        g_items = items;
+                        qsort(ix, y - x, sizeof(*ix), index_cmp);
+                        for (size_t z = x; z < y; z++) ra[z].i = ix[z - x];
+                        free(ix);
+                    }
+                    x = y;
+                }
+            }
+            continue;
+        }
+        for (size_t x = 0; x < m; x++) {
+            /* the second 8 bytes were taken in mailbox order (fill_items): reading them here,
+             * in key order, was a cache miss per item */
+            const struct str_key *it = &keys[ra[x].i];
+            ra[x].k = (r.off == 8 ? it->pfx2 : chunk_at(it->s, it->len, r.off)) ^ flip;
+        }
+        if (m > 32) radix_kv_sort(ra, b, m);
+        else small_kv_sort(ra, m);
+        for (size_t x = 0; x < m;) {
+            size_t y = x + 1;
+            while (y < m && ra[y].k == ra[x].k) y++;
+            if (y - x > 1) {
+                if (ns == as) stack = xreallocarray(stack, as = as * 2, sizeof(*stack));
+                stack[ns++] = (struct run){ r.lo + x, r.lo + y, r.off + 8 };
+            }
+            x = y;
+        }
+    }
+    for (size_t i = 0; i < n; i++) order[i] = a[i].i;
+    free(stack);
+    free(a);
+    free(b);
+}
+
 /* RFC 5267 section 3 (ESORT) result options, RFC 5182 SAVE, and RFC 5267 section 4
  * (CONTEXT=SORT) CONTEXT, UPDATE, PARTIAL */
 enum {
@@ -399,7 +548,8 @@ static void sort_keep(struct client *c, const struct imap_command *cmd, int uid_
 
 /* fill_items: items[0,n) from the gathered uids, index fields and (strings: the key file's)
  * key blobs; msgno_of[i] is the number items[i] sorts by when keys tie (its message number,
- * or for a live SORT its uid). The string keys point into keys. */
+ * or for a live SORT its uid). The string keys point into keys; strings is
+ * crit_has_strings (0: no string key is read), and only those keys get their prefix. */
 static void fill_items(struct sort_item *items, size_t n, const uint32_t *msgno_of,
                        const uint32_t *uidv, const struct mailbox_sortrec *recs,
                        const struct mailbox_sortkeys *keys, int strings)
@@ -419,17 +569,43 @@ static void fill_items(struct sort_item *items, size_t n, const uint32_t *msgno_
             /* enum sort_key's strings are in enum imap_sortkey_str's order */
             it->str[s] = k.str[s];
             it->len[s] = k.len[s];
-            it->pfx[s] = str_prefix(k.str[s], k.len[s]);
+            /* only the criteria's keys are compared (strings: a bit per key) */
+            if (strings >> s & 1) it->pfx[s] = str_prefix(k.str[s], k.len[s]);
         }
     }
 }
 
-/* crit_has_strings: 1 when one of crit[0,ncrit) is a string key. */
+/* str_keys: the string key sk (0 for SK_FIRST_STR) of n messages for string_order, from
+ * items[0,n) when there are items, else straight from the key blobs (a SORT by one string
+ * key builds no items: at 160 bytes each, filling them was a good part of its time). */
+static struct str_key *str_keys(const struct sort_item *items, const struct mailbox_sortkeys *kb,
+                                size_t n, size_t sk)
+{
+    struct str_key *out = xreallocarray(NULL, n, sizeof(*out));
+    for (size_t i = 0; i < n; i++) {
+        struct str_key *o = &out[i];
+        if (items) {
+            o->s = items[i].str[sk];
+            o->len = items[i].len[sk];
+        } else {
+            struct imap_sortkeys k;
+            imap_sortkeys_decode(kb->blob[i], kb->len[i], &k);
+            o->s = k.str[sk];               /* in enum imap_sortkey_str's order, as above */
+            o->len = k.len[sk];
+        }
+        o->pfx = str_prefix(o->s, o->len);
+        o->pfx2 = chunk_at(o->s, o->len, 8);
+    }
+    return out;
+}
+
+/* crit_has_strings: the string keys of crit[0,ncrit), bit k for SK_FIRST_STR + k (0: none). */
 static int crit_has_strings(const struct sort_crit *crit, size_t ncrit)
 {
+    int mask = 0;
     for (size_t i = 0; i < ncrit; i++)
-        if (crit[i].key >= SK_FIRST_STR) return 1;
-    return 0;
+        if (crit[i].key >= SK_FIRST_STR) mask |= 1 << (crit[i].key - SK_FIRST_STR);
+    return mask;
 }
 
 void cmd_sort(struct client *c, const struct imap_command *cmd)
@@ -507,10 +683,18 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
     struct mailbox_sortkeys keys;
     memset(&keys, 0, sizeof(keys));
     r = gather(sel, msgnos, &n, all, uidv, recs, strings ? &keys : NULL);
-    struct sort_item *items = n && r >= 0 ? xreallocarray(NULL, n, sizeof(*items)) : NULL;
-    if (r >= 0) fill_items(items, n, msgnos, uidv, recs, &keys, strings);
-    free(msgnos);
-    free(uidv);
+    int first = strings && crit[0].key >= SK_FIRST_STR ? (int)(crit[0].key - SK_FIRST_STR) : -1;
+    /* one string key and no live SORT: the keys alone, no items */
+    int compact = first >= 0 && ncrit == 1 && !(ret & RET_UPDATE);
+    struct sort_item *items = NULL;
+    struct str_key *skeys = NULL;
+    if (r >= 0 && n) {
+        if (!compact) {
+            items = xreallocarray(NULL, n, sizeof(*items));
+            fill_items(items, n, msgnos, uidv, recs, &keys, strings);
+        }
+        if (first >= 0) skeys = str_keys(items, &keys, n, (size_t)first);
+    }
     free(recs);
     if (r < 0) {
         search_free(&prog);
@@ -518,17 +702,25 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
         imapd_reply_error(c, cmd->tag, r);
     } else {
         uint32_t *order = n ? xreallocarray(NULL, n, sizeof(*order)) : NULL;
-        if (strings) {
-            g_crit = crit;
-            g_ncrit = ncrit;
+        g_crit = crit;
+        g_ncrit = ncrit;
+        if (first >= 0) {
+            if (n) string_order(skeys, items, n, crit, ncrit, order);
+        } else if (strings) {
             if (n > 1) qsort(items, n, sizeof(*items), item_cmp);
             for (size_t i = 0; i < n; i++) order[i] = (uint32_t)i;
         } else if (n) {
             radix_order(items, n, crit, ncrit, order);
         }
+        /* the uids and numbers in sort order (items, when there are, are in the order the
+         * qsort left them; else order indexes the gathered arrays) */
         uint32_t *nums = n ? xreallocarray(NULL, n, sizeof(*nums)) : NULL;
-        for (size_t i = 0; i < n; i++)
-            nums[i] = uid_cmd ? items[order[i]].uid : items[order[i]].msgno;
+        uint32_t *suid = n ? xreallocarray(NULL, n, sizeof(*suid)) : NULL;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t j = order[i];
+            suid[i] = items ? items[j].uid : uidv[j];
+            nums[i] = uid_cmd ? suid[i] : items ? items[j].msgno : msgnos[j];
+        }
         if (!extended) {
             struct buf out = BUF_INIT;
             buf_ensure(&out, 4 + n * 7);
@@ -553,7 +745,7 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
                                        (i == n - 1 && (ret & RET_MAX)) ||
                                        (i >= pfirst && i < pend)))
                         continue;
-                    imap_seqset_add(&uids, items[order[i]].uid, items[order[i]].uid);
+                    imap_seqset_add(&uids, suid[i], suid[i]);
                 }
                 imap_seqset_fini(&sel->saved);
                 sel->saved = uids;
@@ -566,11 +758,15 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
                 esort_reply(c, cmd, uid_cmd, ret, &partial, nums, n);
         }
         free(nums);
+        free(suid);
         free(order);
         search_free(&prog);
         client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
     }
     free(items);
+    free(skeys);
+    free(msgnos);
+    free(uidv);
     mailbox_sortkeys_fini(&keys);
     return;
 failed:

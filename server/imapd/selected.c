@@ -251,21 +251,28 @@ void selected_flags_append(struct selected *sel, const struct index_record *rec,
         { FLAG_DRAFT, "\\Draft" },
     };
     size_t start = out->len;
-    struct index_record mine = *rec;
-    selected_seen_apply(sel, &mine);
+    /* selected_seen_apply's rule, without copying the record for it */
+    uint32_t flags = rec->flags;
+    if (sel->seen_user) {
+        flags &= ~FLAG_SEEN;
+        if (imap_seqset_contains(&sel->seen_uids, rec->uid)) flags |= FLAG_SEEN;
+    }
     buf_putc(out, '(');
     for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++) {
-        if (!(mine.flags & sys[i].bit)) continue;
+        if (!(flags & sys[i].bit)) continue;
         if (out->len > start + 1) buf_putc(out, ' ');
         buf_appends(out, sys[i].name);
     }
     const struct strarr *kw = NULL;
-    for (unsigned k = 0; k < INDEX_MAX_KEYWORDS; k++) {
-        if (!index_user_flag_get(rec, k)) continue;
-        if (!kw) kw = mailbox_keywords(sel->mb);
-        if (!kw || k >= kw->count) continue;
-        if (out->len > start + 1) buf_putc(out, ' ');
-        buf_appends(out, kw->v[k]);
+    for (unsigned byte = 0; byte < INDEX_MAX_KEYWORDS / 8; byte++) {
+        if (!rec->user_flags[byte]) continue;   /* most messages have no keyword */
+        for (unsigned k = byte * 8; k < byte * 8 + 8; k++) {
+            if (!index_user_flag_get(rec, k)) continue;
+            if (!kw) kw = mailbox_keywords(sel->mb);
+            if (!kw || k >= kw->count) continue;
+            if (out->len > start + 1) buf_putc(out, ' ');
+            buf_appends(out, kw->v[k]);
+        }
     }
     if (selected_is_recent(sel, rec->uid)) {
         if (out->len > start + 1) buf_putc(out, ' ');
