@@ -202,11 +202,9 @@ def socket_inodes_of(pid):
     return out
 
 
-def server_socket_inode(client_sock):
-    """Inode of the server-side end of a loopback TCP connection whose client end is
-    client_sock, from /proc/net/tcp and tcp6; None when not found."""
-    lport = client_sock.getsockname()[1]
-    rport = client_sock.getpeername()[1]
+def tcp_sockets():
+    """(local port, remote port, state, inode) of every TCP socket in /proc/net/tcp and tcp6
+    (state as the kernel writes it: "01" established, "0A" listening)."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as f:
@@ -215,10 +213,18 @@ def server_socket_inode(client_sock):
             continue
         for line in lines:
             fields = line.split()
-            local, remote, inode = fields[1], fields[2], int(fields[9])
-            if int(local.rsplit(":", 1)[1], 16) == rport and \
-               int(remote.rsplit(":", 1)[1], 16) == lport and inode:
-                return inode
+            yield (int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16),
+                   fields[3], int(fields[9]))
+
+
+def server_socket_inode(client_sock):
+    """Inode of the server-side end of a loopback TCP connection whose client end is
+    client_sock; None when not found."""
+    lport = client_sock.getsockname()[1]
+    rport = client_sock.getpeername()[1]
+    for local, remote, _state, inode in tcp_sockets():
+        if local == rport and remote == lport and inode:
+            return inode
     return None
 
 

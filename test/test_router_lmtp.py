@@ -13,7 +13,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from coffer_harness import (HOST, Coffer, Conn, SharedCofferTestCase,  # noqa: E402
+from coffer_harness import (HOST, Coffer, Conn, SharedCofferTestCase, tcp_sockets,  # noqa: E402
                             free_port, main, run_coffer, socket_inodes_of, wait_for)
 
 BACKEND_SERVICES = [("imap", "imapd", "none", False), ("lmtp", "lmtpd", "none", False)]
@@ -25,18 +25,7 @@ USERS = {"alice": "b1", "carol": "b1", "bob": "b2", "frank": "b2", "dave": "b2",
 
 def established_inodes(port):
     """Socket inodes of established TCP connections whose local port is port."""
-    out = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                lines = f.readlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
-                out.add(int(fields[9]))
-    return out
+    return {inode for local, _remote, state, inode in tcp_sockets() if local == port and state == "01"}
 
 
 def spool_size(pid):
