@@ -77,6 +77,17 @@ int buf_putu32(struct buf *b, uint32_t v)
     return buf_append(b, t + i, sizeof t - i);
 }
 
+int buf_putu64(struct buf *b, uint64_t v)
+{
+    char t[20];
+    size_t i = sizeof t;
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return buf_append(b, t + i, sizeof t - i);
+}
+
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
     va_list ap2;

@@ -27,6 +27,7 @@ int buf_appends(struct buf *b, const char *s);
 int buf_putc(struct buf *b, char c);
 /* buf_putu32: v in decimal (no printf: for responses that are mostly numbers) */
 int buf_putu32(struct buf *b, uint32_t v);
+int buf_putu64(struct buf *b, uint64_t v);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 

@@ -2,6 +2,7 @@
 #include "imap/imap-date.h"
 #include "core/date.h"
 #include "core/error.h"
+#include <string.h>
 #include <time.h>
 
 /* digits: exactly n decimal digits at s into *out; 0, or -1 when one is not a digit. */
@@ -62,6 +63,14 @@ int imap_datetime_parse(const char *s, int64_t *t_r)
     return 0;
 }
 
+/* put2: v (0..99) as two digits at p. */
+static char *put2(char *p, unsigned v)
+{
+    p[0] = (char)('0' + v / 10 % 10);
+    p[1] = (char)('0' + v % 10);
+    return p + 2;
+}
+
 void imap_datetime_append(int64_t t, struct buf *out)
 {
     time_t tt = (time_t)t;
@@ -73,7 +82,35 @@ void imap_datetime_append(int64_t t, struct buf *out)
     long off = tm.tm_gmtoff / 60;
     char sign = off < 0 ? '-' : '+';
     if (off < 0) off = -off;
-    buf_printf(out, "\"%2d-%s-%04d %02d:%02d:%02d %c%02ld%02ld\"", tm.tm_mday,
-               date_month_name(tm.tm_mon), tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
-               sign, off / 60, off % 60);
+    int year = tm.tm_year + 1900;
+    if (year < 0 || year > 9999 || off / 60 > 99) {    /* not seen in practice: printf's widths */
+        buf_printf(out, "\"%2d-%s-%04d %02d:%02d:%02d %c%02ld%02ld\"", tm.tm_mday,
+                   date_month_name(tm.tm_mon), year, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                   sign, off / 60, off % 60);
+        return;
+    }
+    /* by hand, no printf: FETCH 1:* (INTERNALDATE ...) formats one per message */
+    char s[28], *p = s;
+    const char *mon = date_month_name(tm.tm_mon);
+    *p++ = '"';
+    *p++ = tm.tm_mday >= 10 ? (char)('0' + tm.tm_mday / 10) : ' ';
+    *p++ = (char)('0' + tm.tm_mday % 10);
+    *p++ = '-';
+    memcpy(p, mon, 3);
+    p += 3;
+    *p++ = '-';
+    p = put2(p, (unsigned)year / 100);
+    p = put2(p, (unsigned)year % 100);
+    *p++ = ' ';
+    p = put2(p, (unsigned)tm.tm_hour);
+    *p++ = ':';
+    p = put2(p, (unsigned)tm.tm_min);
+    *p++ = ':';
+    p = put2(p, (unsigned)tm.tm_sec);
+    *p++ = ' ';
+    *p++ = sign;
+    p = put2(p, (unsigned)(off / 60));
+    p = put2(p, (unsigned)(off % 60));
+    *p++ = '"';
+    buf_append(out, s, (size_t)(p - s));
 }

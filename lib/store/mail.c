@@ -19,6 +19,15 @@
  * copy that the first touch of a fresh mapping paid anyway (docs/perf/fetch-search.md). */
 #define MAIL_READ_MAX (1u << 20)
 
+/* The cache read-ahead window: a handle walking a mailbox in uid order (FETCH 1:* ENVELOPE
+ * BODYSTRUCTURE, SEARCH on headers) finds the cache records one after the other in the file,
+ * since appends write them in uid order. One pread per record (4 KiB, most of it the next
+ * records) cost a system call and a copy of three times the record per message; the window
+ * starts at CACHE_WINDOW_MIN (what a lone record read costs anyway) and doubles, up to
+ * CACHE_WINDOW_MAX, each time the next record lies at or just past its end. */
+#define CACHE_WINDOW_MIN (4u << 10)
+#define CACHE_WINDOW_MAX (128u << 10)
+
 struct mail_stats mail_stats;
 
 enum rec_state { REC_UNREAD, REC_LIVE, REC_GONE };
@@ -35,6 +44,13 @@ struct mail {
     const char *map;
     size_t map_len;
     struct buf data;            /* a message read whole; kept from message to message */
+    /* cache read-ahead (CACHE_WINDOW_*): win.len bytes of the cache file from win_off, as
+     * they were when read. Cache records are appended and never rewritten in place, so the
+     * bytes stay right for any record lying wholly inside; a record that fails its check
+     * there is read again from the file before it is called damaged. */
+    struct buf win;
+    uint64_t win_off;
+    size_t win_next;            /* size of the next window read */
 };
 
 struct mail *mail_new(struct mailbox *mb)
@@ -63,6 +79,7 @@ void mail_free(struct mail **mp)
     mail_reset(m);
     cache_entry_fini(&m->ce);
     buf_fini(&m->data);
+    buf_fini(&m->win);
     free(m);
     *mp = NULL;
 }
@@ -180,6 +197,42 @@ int mail_message(struct mail *m, const char **p_r, size_t *len_r)
     return 0;
 }
 
+/* cache_from_window: decode the record at rec.cache_offset from the read-ahead window,
+ * reading a new window when the record does not lie wholly in the current one. 0, or -1 when
+ * it could not be had this way (a read error, a record longer than the window, the end of the
+ * file, a failed check): the caller then reads it the ordinary way (mbi_cache_read), which
+ * decides whether it is damaged. */
+static int cache_from_window(struct mail *m)
+{
+    uint64_t off = m->rec.cache_offset;
+    if (off < CACHE_HEADER_SIZE || m->mb->cache_fd < 0) return -1;
+    for (int pass = 0; pass < 2; pass++) {
+        if (off >= m->win_off && off - m->win_off + 4 <= m->win.len) {
+            const unsigned char *p = (const unsigned char *)m->win.s + (off - m->win_off);
+            size_t avail = m->win.len - (size_t)(off - m->win_off);
+            size_t n = cache_record_len(p);
+            if (n && n <= avail) return cache_record_decode(p, n, m->uid, &m->ce) == 0 ? 0 : -1;
+            if (!n || pass) return -1;
+        }
+        if (pass) return -1;
+        /* a miss: grow the window when the walk is sequential (this record starts at or just
+         * past the window's end), else start small again */
+        size_t want = CACHE_WINDOW_MIN;
+        if (m->win.len && off >= m->win_off && off - m->win_off <= m->win.len + CACHE_WINDOW_MIN)
+            want = m->win_next ? m->win_next : CACHE_WINDOW_MIN;
+        m->win_next = want * 2 <= CACHE_WINDOW_MAX ? want * 2 : CACHE_WINDOW_MAX;
+        buf_reset(&m->win);
+        buf_ensure(&m->win, want);
+        ssize_t got;
+        do got = pread(m->mb->cache_fd, m->win.s, want, (off_t)off);
+        while (got < 0 && errno == EINTR);
+        if (got < 0) return -1;
+        m->win.len = (size_t)got;
+        m->win_off = off;
+    }
+    return -1;
+}
+
 /* need_cache: the cache entry, read once (without reading the record again); a damaged or
  * missing cache record is rebuilt from the message file, which then stays mapped. */
 static int need_cache(struct mail *m)
@@ -187,7 +240,7 @@ static int need_cache(struct mail *m)
     if (m->have_cache) return 0;
     int r = need_record(m);
     if (r < 0) return r;
-    if (mbi_cache_read(m->mb, &m->rec, &m->ce) == 0) {
+    if (cache_from_window(m) == 0 || mbi_cache_read(m->mb, &m->rec, &m->ce) == 0) {
         mail_stats.caches++;
     } else {
         const char *p;

@@ -23,6 +23,13 @@
  * instead of being copied into the response buffer. */
 #define FETCH_DIRECT_MIN 8192
 
+/* A long FETCH response leaves in the stream's 64 KiB writes; its first FETCH_FLUSH_FIRST
+ * bytes, then the next up to FETCH_FLUSH_SECOND, are pushed out at once instead, so that the
+ * client starts reading (and parsing) while the rest is built: for FETCH 1:* ENVELOPE
+ * BODYSTRUCTURE the first 64 KiB are a hundred messages of work before any byte leaves. */
+#define FETCH_FLUSH_FIRST 4096
+#define FETCH_FLUSH_SECOND 16384
+
 enum fetch_kind {
     FA_FLAGS, FA_INTERNALDATE, FA_SIZE, FA_ENVELOPE, FA_BODY, FA_BODYSTRUCTURE, FA_UID,
     FA_RFC822, FA_RFC822_HEADER, FA_RFC822_TEXT, FA_SECTION,
@@ -62,6 +69,13 @@ struct fetch {
     size_t nbin;
     int unknown_cte;        /* a part's Content-Transfer-Encoding cannot be decoded */
     int literal8;           /* emit_literal may send NULs: a literal8 is being written */
+    /* INTERNALDATE of the last message, formatted (messages delivered together share it) */
+    int64_t idate_t;
+    char idate_s[40];
+    size_t idate_len;
+    /* the first bytes of a long response go out early (FETCH_FLUSH_FIRST) */
+    size_t out_total;
+    int flushes;
 };
 
 static void att_add(struct fetch *f, enum fetch_kind kind, const struct imap_section *sec)
@@ -528,6 +542,27 @@ static int cached_text(struct fetch *f, enum mail_field field, const char *name)
     return 0;
 }
 
+/* emit_internaldate: the INTERNALDATE date-time of the message; the text of the last one is
+ * kept, since a mailbox's messages often share their second of delivery (the time zone
+ * cannot change within one command). */
+static void emit_internaldate(struct fetch *f)
+{
+    int64_t t = f->rec->internaldate;
+    if (f->idate_len && t == f->idate_t) {
+        buf_append(&f->out, f->idate_s, f->idate_len);
+        return;
+    }
+    size_t start = f->out.len;
+    imap_datetime_append(t, &f->out);
+    size_t n = f->out.len - start;
+    f->idate_len = 0;
+    if (n <= sizeof f->idate_s) {
+        memcpy(f->idate_s, f->out.s + start, n);
+        f->idate_len = n;
+        f->idate_t = t;
+    }
+}
+
 /* emit_savedate: RFC 8514: "SAVEDATE" and the date the message was stored in
  * this mailbox, NIL when it is not known (a record from before index version 3). */
 static void emit_savedate(struct fetch *f)
@@ -635,10 +670,11 @@ static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
             break;
         case FA_INTERNALDATE:
             buf_appends(&f->out, "INTERNALDATE ");
-            imap_datetime_append(f->rec->internaldate, &f->out);
+            emit_internaldate(f);
             break;
         case FA_SIZE:
-            buf_printf(&f->out, "RFC822.SIZE %llu", (unsigned long long)f->rec->size);
+            buf_appends(&f->out, "RFC822.SIZE ");
+            buf_putu64(&f->out, f->rec->size);
             break;
         case FA_ENVELOPE:
             r = cached_text(f, MAIL_ENVELOPE, "ENVELOPE");
@@ -693,6 +729,12 @@ static int fetch_one(struct fetch *f, uint32_t msgno, int flags_changed)
     if (r == 0) {
         buf_appends(&f->out, ")\r\n");
         r = stream_write(f->c->stream, f->out.s, f->out.len);
+        f->out_total += f->out.len;
+        if (r == 0 && f->flushes < 2 &&
+            f->out_total >= (f->flushes ? FETCH_FLUSH_SECOND : FETCH_FLUSH_FIRST)) {
+            f->flushes++;
+            r = stream_flush(f->c->stream);
+        }
         if (r < 0) f->io_failed = 1;
     }
     return r;
