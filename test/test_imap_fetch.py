@@ -386,5 +386,74 @@ class Fetch(SharedCofferTestCase):
         self.assertEqual((r.returncode, r.stdout), (0, b"inner plain"), r.stderr)
 
 
+def sync_message(i):
+    """Message i of the DamagedCache mailbox: plain or multipart, one with a header of 6 KB
+    (a cache record longer than the server's first 4 KiB cache read)."""
+    pad = b"".join(b"X-Pad-%d: %s\r\n" % (k, b"p" * 70) for k in range(80)) if i == 20 else b""
+    head = (b"From: Sender %d <s%d@example.com>\r\nTo: r@example.com\r\n"
+            b"Subject: sync message %02d\r\nMessage-ID: <sync%d@example.com>\r\n" % (i, i, i, i))
+    if i % 3:
+        return head + pad + b"\r\nplain body %d\r\n" % i
+    return (head + pad + b"MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b%d\r\n"
+            b"\r\n--b%d\r\nContent-Type: text/plain\r\n\r\nplain %d\r\n--b%d\r\n"
+            b"Content-Type: text/html\r\n\r\n<p>%d</p>\r\n--b%d--\r\n" % (i, i, i, i, i, i))
+
+
+class DamagedCache(SharedCofferTestCase):
+    """FETCH 1:* of ENVELOPE and BODYSTRUCTURE reads the cache records one after the other
+    (lib/store/mail.c's read-ahead window): a damaged record in the middle of the walk is
+    rebuilt from its message file, and every other message still gets its own cached text."""
+    coffer_kwargs = {"global_settings": {"allow_plaintext": "yes", "auth_fail_delay": "0"}}
+    ITEMS = "(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE)"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.coffer.add_user("sync", "secret")
+        m = cls.coffer.imap()
+        m.login("sync", "secret")
+        m.create("sync")
+        for i in range(1, 61):
+            m.append("sync", None, None, sync_message(i))
+        m.logout()
+
+    def sync(self):
+        c = self.coffer.connect("imap")
+        self.addCleanup(c.close)
+        c.expect(rb"^\* OK")
+        self.assertRegex(command(c, "l", "LOGIN sync secret")[0], rb"^l OK")
+        self.assertRegex(command(c, "s", "SELECT sync")[0], rb"^s OK")
+        tagged, untagged = command(c, "f", "UID FETCH 1:* " + self.ITEMS)
+        self.assertRegex(tagged, rb"^f OK")
+        st, status = command(c, "t", "STATUS sync (MAILBOXID)")
+        mid = re.search(rb"MAILBOXID \(F([A-Za-z0-9_-]+)\)", status[0]).group(1).decode()
+        # \Recent goes to the first session only: compare the rest
+        return [re.sub(rb"FLAGS \([^)]*\)", b"FLAGS ()", r) for r in untagged
+                if re.match(rb"\* \d+ FETCH", r)], mid
+
+    def test_damaged_record_mid_walk(self):
+        before, mid = self.sync()
+        self.assertEqual(len(before), 60)
+        for i, r in enumerate(before, 1):
+            it = fetch_items(r)[1]
+            self.assertEqual(it["ENVELOPE"][1], b"sync message %02d" % i)
+            self.assertEqual(it["ENVELOPE"][9], b"<sync%d@example.com>" % i)
+        path = os.path.join(self.coffer.spool, mid[:2], mid, "cache")
+        with open(path, "rb") as f:
+            cache = f.read()
+        # damage message 31's record (its checksum no longer holds) and the long one's
+        for subj in (b"sync message 31", b"sync message 20"):
+            at = cache.index(subj)
+            with open(path, "r+b") as f:
+                f.seek(at)
+                f.write(b"XXXX")
+        since = self.coffer.log_size()
+        after, _ = self.sync()
+        self.assertEqual(after, before)
+        # the server found both damaged (not served from bytes it had read ahead) and said so
+        self.coffer.wait_log(r"mailbox_cache_rebuild .*uid=20 ", since=since)
+        self.coffer.wait_log(r"mailbox_cache_rebuild .*uid=31 ", since=since)
+
+
 if __name__ == "__main__":
     main()

@@ -17,8 +17,10 @@
  *   a buffer the handle keeps from message to message (no mmap/munmap per message), a
  *   bigger one is a mapping of the file.
  * - No lock is held: the record is read as mailbox_record reads it (from the index mapping,
- *   checksum checked), the cache record with one pread, and a message file never changes once
- *   written. The loading functions block on disk reads, and on the shared lock only when a
+ *   checksum checked), the cache record from a read-ahead window of the cache file that the
+ *   handle keeps (cache records are appended, never rewritten in place, so bytes read once
+ *   stay right; a record failing its check there is read again before it is rebuilt), and a
+ *   message file never changes once written. The loading functions block on disk reads, and on the shared lock only when a
  *   record's checksum fails (mailbox_record's retry).
  *
  * Errors: the loading functions return 0 (or 1 where said), CF_E_NOTFOUND when the message is

@@ -2,6 +2,7 @@
  * and how often, the top header from the cache or the file, a damaged cache record rebuilt, a
  * vanished message file, the cached section table, reuse across messages. */
 #include "store/mail.h"
+#include "store/cache.h"
 #include "store/mailbox.h"
 #include "store/partition.h"
 #include "core/buf.h"
@@ -159,6 +160,10 @@ static void test_mail(void)
     UNIT_CHECK(fd >= 0);
     UNIT_CHECK(pwrite(fd, "XXXX", 4, (off_t)r2.cache_offset + 20) == 4);
     close(fd);
+    /* a new handle: this one may still hold the record's bytes as it read them before the
+     * damage (its read-ahead window), which are right */
+    mail_free(&m);
+    m = mail_new(mb);
     mail_set_uid(m, u_mime);
     s0 = snap();
     UNIT_EQ_INT(mail_field(m, MAIL_ENVELOPE, &q, &qlen), 0);
@@ -208,6 +213,91 @@ static void test_mail(void)
     mailbox_close(&mb);
 }
 
+/* the cache read-ahead window (mail.c): a walk in uid order gets every record right, a record
+ * longer than the window included; a record whose bytes in the window fail their check is
+ * read again from the file before being called damaged */
+static void test_window(void)
+{
+    enum { N = 30, LONG = 20 };
+    char id[UNIQUEID_LEN + 1];
+    partition_new_uniqueid(id);
+    UNIT_EQ_INT(mailbox_create(part, "user.win", id, "win\tlrswipkxtecda", 0), 0);
+    struct mailbox *mb;
+    UNIT_EQ_INT(mailbox_open(part, id, NULL, &mb), 0);
+    mailbox_set_nofsync(mb, 1);
+    struct buf msg = BUF_INIT;
+    char *want[N + 1];
+    for (int i = 1; i <= N; i++) {
+        buf_reset(&msg);
+        buf_printf(&msg, "From: w%d@example.org\r\nSubject: window %02d\r\n", i, i);
+        /* a cached header of 6 KB: a record longer than the first window read */
+        for (int k = 0; i == LONG && k < 80; k++)
+            buf_printf(&msg, "X-Pad-%d: %070d\r\n", k, 0);
+        buf_appends(&msg, "\r\nbody\r\n");
+        UNIT_EQ_INT((int)append(mb, msg.s, msg.len), i);
+        struct cache_entry ce;
+        cache_entry_init(&ce);
+        UNIT_EQ_INT(mailbox_cache_fetch(mb, (uint32_t)i, &ce), 0);
+        want[i] = xstrndup(ce.f[CACHE_ENVELOPE].s, ce.f[CACHE_ENVELOPE].len);
+        cache_entry_fini(&ce);
+    }
+    struct index_record r1, r2, rl;
+    UNIT_EQ_INT(mailbox_record(mb, 1, &r1), 1);
+    UNIT_EQ_INT(mailbox_record(mb, 2, &r2), 1);
+    UNIT_EQ_INT(mailbox_record(mb, LONG, &rl), 1);
+    UNIT_CHECK(r2.cache_offset - r1.cache_offset < 2048);      /* both in the first window */
+    UNIT_CHECK(rl.cache_offset > r1.cache_offset + 4096);
+
+    /* the walk: every envelope its own, none rebuilt */
+    struct mail *m = mail_new(mb);
+    const char *q;
+    size_t qlen;
+    struct mail_stats s0 = snap();
+    for (int i = 1; i <= N; i++) {
+        mail_set_uid(m, (uint32_t)i);
+        UNIT_EQ_INT(mail_field(m, MAIL_ENVELOPE, &q, &qlen), 0);
+        UNIT_CHECK(qlen == strlen(want[i]) && !memcmp(q, want[i], qlen));
+    }
+    UNIT_EQ_INT(mail_stats.caches - s0.caches, N);
+    UNIT_EQ_INT(mail_stats.cache_rebuilds - s0.cache_rebuilds, 0);
+    mail_free(&m);
+
+    /* record 2 damaged on disk when the window is read (with record 1), repaired before
+     * record 2 is asked for: read again from the file, not rebuilt */
+    char *cpath = xasprintf("%s/cache", mailbox_dir(mb));
+    int fd = open(cpath, O_RDWR);
+    UNIT_CHECK(fd >= 0);
+    char orig[4];
+    UNIT_CHECK(pread(fd, orig, 4, (off_t)r2.cache_offset + 20) == 4);
+    UNIT_CHECK(pwrite(fd, "XXXX", 4, (off_t)r2.cache_offset + 20) == 4);
+    m = mail_new(mb);
+    mail_set_uid(m, 1);
+    UNIT_EQ_INT(mail_field(m, MAIL_ENVELOPE, &q, &qlen), 0);
+    UNIT_CHECK(pwrite(fd, orig, 4, (off_t)r2.cache_offset + 20) == 4);
+    s0 = snap();
+    mail_set_uid(m, 2);
+    UNIT_EQ_INT(mail_field(m, MAIL_ENVELOPE, &q, &qlen), 0);
+    UNIT_CHECK(qlen == strlen(want[2]) && !memcmp(q, want[2], qlen));
+    UNIT_EQ_INT(mail_stats.caches - s0.caches, 1);
+    UNIT_EQ_INT(mail_stats.cache_rebuilds - s0.cache_rebuilds, 0);
+
+    /* damaged on disk (and so in the window): rebuilt from the message file, same text */
+    UNIT_CHECK(pwrite(fd, "XXXX", 4, (off_t)r2.cache_offset + 20) == 4);
+    mail_set_uid(m, 1);
+    UNIT_EQ_INT(mail_field(m, MAIL_ENVELOPE, &q, &qlen), 0);
+    s0 = snap();
+    mail_set_uid(m, 2);
+    UNIT_EQ_INT(mail_field(m, MAIL_ENVELOPE, &q, &qlen), 0);
+    UNIT_CHECK(qlen == strlen(want[2]) && !memcmp(q, want[2], qlen));
+    UNIT_EQ_INT(mail_stats.cache_rebuilds - s0.cache_rebuilds, 1);
+    close(fd);
+    mail_free(&m);
+    free(cpath);
+    for (int i = 1; i <= N; i++) free(want[i]);
+    buf_fini(&msg);
+    mailbox_close(&mb);
+}
+
 int main(void)
 {
     log_init("test-mail", 1, LOG_LVL_ERR);
@@ -215,6 +305,7 @@ int main(void)
     part = xasprintf("%s/part", tmpdir);
     UNIT_EQ_INT(partition_prepare(part), 0);
     test_mail();
+    test_window();
     if (!unit_failed) rm_rf(tmpdir);
     else fprintf(stderr, "left %s for inspection\n", tmpdir);
     free(part);
