@@ -70,6 +70,7 @@ static void test_datetime_append(void)
         { "UTC0", 837596665, "\"17-Jul-1996 09:44:25 +0000\"" },
         { "PST8PDT", 837596665, "\"17-Jul-1996 02:44:25 -0700\"" },
         { "IST-5:30", 1709208000, "\"29-Feb-2024 17:30:00 +0530\"" },
+        { "UTC0", 1796677671, "\" 7-Dec-2026 21:07:51 +0000\"" },
     };
     struct buf b = BUF_INIT;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
