@@ -68,6 +68,45 @@ size_t cache_record_len(const unsigned char *in)
     return n;
 }
 
+int cache_record_parse(const unsigned char *in, size_t len, uint32_t uid, struct cache_view *v)
+{
+    if (len < REC_MIN) return CF_E_CORRUPT;
+    size_t n = cache_record_len(in);
+    if (!n || n > len) return CF_E_CORRUPT;
+    if (le_get32(in + n - 4) != index_crc32(in, n - 4)) return CF_E_CORRUPT;
+    uint32_t ruid = le_get32(in + 4);
+    if (uid && ruid != uid) return CF_E_CORRUPT;
+    memset(v, 0, sizeof *v);
+    v->uid = ruid;
+    size_t pos = 8, end = n - 4;
+    while (pos < end) {
+        if (end - pos < 8) return CF_E_CORRUPT;
+        uint32_t id = le_get32(in + pos), flen = le_get32(in + pos + 4);
+        pos += 8;
+        if (flen > end - pos) return CF_E_CORRUPT;
+        /* Unknown field ids (from a later version) are skipped; a field given twice (never
+         * written so) is left to cache_record_decode, which joins the parts */
+        if (id > 0 && id < CACHE_NFIELDS) {
+            if (v->present[id]) return CF_E_CORRUPT;
+            v->p[id] = (const char *)in + pos;
+            v->len[id] = flen;
+            v->present[id] = 1;
+        }
+        pos += flen;
+    }
+    return 0;
+}
+
+void cache_view_of(const struct cache_entry *e, struct cache_view *v)
+{
+    v->uid = e->uid;
+    for (int i = 0; i < CACHE_NFIELDS; i++) {
+        v->p[i] = e->f[i].s ? e->f[i].s : "";
+        v->len[i] = e->f[i].len;
+        v->present[i] = e->present[i];
+    }
+}
+
 int cache_record_decode(const unsigned char *in, size_t len, uint32_t uid,
                         struct cache_entry *e)
 {

@@ -50,6 +50,23 @@ void cache_record_encode(const struct cache_entry *e, struct buf *out);
 int cache_record_decode(const unsigned char *in, size_t len, uint32_t uid,
                         struct cache_entry *e);
 
+/* A record's fields in place: v->p[id] points into the bytes given to cache_record_parse
+ * (valid as long as they are), v->len[id] its length; present[id] 0 for an absent field. */
+struct cache_view {
+    uint32_t uid;
+    const char *p[CACHE_NFIELDS];
+    size_t len[CACHE_NFIELDS];
+    int present[CACHE_NFIELDS];
+};
+
+/* cache_record_parse: cache_record_decode without copying: the same checks, the fields of
+ * the record at in[0..len) as pointers into in. 0 or CF_E_CORRUPT (also for a field id given
+ * twice, which the encoder never writes and cache_record_decode joins). */
+int cache_record_parse(const unsigned char *in, size_t len, uint32_t uid, struct cache_view *v);
+
+/* cache_view_of: v pointing at the fields of e (valid until e changes). */
+void cache_view_of(const struct cache_entry *e, struct cache_view *v);
+
 /* cache_record_len: the total length claimed by the record starting at in (at least 4 bytes
  * readable), or 0 when implausible. */
 size_t cache_record_len(const unsigned char *in);

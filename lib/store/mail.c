@@ -39,6 +39,7 @@ struct mail {
     struct index_record rec;
     int have_cache;
     struct cache_entry ce;      /* its buffers are kept from message to message */
+    struct cache_view cv;       /* the loaded cache fields: into win (read ahead) or ce */
     int mapped;                 /* map/map_len are valid: mapped, or read into data */
     int is_map;                 /* map is an mmap of the file (else it points into data) */
     const char *map;
@@ -211,7 +212,7 @@ static int cache_from_window(struct mail *m)
             const unsigned char *p = (const unsigned char *)m->win.s + (off - m->win_off);
             size_t avail = m->win.len - (size_t)(off - m->win_off);
             size_t n = cache_record_len(p);
-            if (n && n <= avail) return cache_record_decode(p, n, m->uid, &m->ce) == 0 ? 0 : -1;
+            if (n && n <= avail) return cache_record_parse(p, n, m->uid, &m->cv) == 0 ? 0 : -1;
             if (!n || pass) return -1;
         }
         if (pass) return -1;
@@ -240,13 +241,17 @@ static int need_cache(struct mail *m)
     if (m->have_cache) return 0;
     int r = need_record(m);
     if (r < 0) return r;
-    if (cache_from_window(m) == 0 || mbi_cache_read(m->mb, &m->rec, &m->ce) == 0) {
+    if (cache_from_window(m) == 0) {
+        mail_stats.caches++;            /* the fields stay in the window, not copied */
+    } else if (mbi_cache_read(m->mb, &m->rec, &m->ce) == 0) {
+        cache_view_of(&m->ce, &m->cv);
         mail_stats.caches++;
     } else {
         const char *p;
         size_t len;
         if ((r = mail_message(m, &p, &len)) < 0) return r;
         mailbox_summarize(p, len, m->uid, &m->ce, NULL);
+        cache_view_of(&m->ce, &m->cv);
         mail_stats.cache_rebuilds++;
     }
     m->have_cache = 1;
@@ -261,9 +266,9 @@ int mail_field(struct mail *m, enum mail_field field, const char **p_r, size_t *
     int r = need_cache(m);
     if (r < 0) return r;
     int id = ids[field];
-    if (m->ce.present[id] && m->ce.f[id].len) {
-        *p_r = m->ce.f[id].s;
-        *len_r = m->ce.f[id].len;
+    if (m->cv.present[id] && m->cv.len[id]) {
+        *p_r = m->cv.p[id];
+        *len_r = m->cv.len[id];
     } else {
         *p_r = "";
         *len_r = 0;
@@ -280,10 +285,10 @@ int mail_header(struct mail *m, const char **p_r, size_t *len_r)
     if (!m->have_cache && !m->mapped && m->rec.header_size <= CACHE_HEADER_MAX &&
         (r = need_cache(m)) < 0)
         return r;
-    if (m->have_cache && m->ce.present[CACHE_HEADER] &&
-        m->ce.f[CACHE_HEADER].len == m->rec.header_size) {
-        *p_r = m->ce.f[CACHE_HEADER].s ? m->ce.f[CACHE_HEADER].s : "";
-        *len_r = m->ce.f[CACHE_HEADER].len;
+    if (m->have_cache && m->cv.present[CACHE_HEADER] &&
+        m->cv.len[CACHE_HEADER] == m->rec.header_size) {
+        *p_r = m->cv.p[CACHE_HEADER] ? m->cv.p[CACHE_HEADER] : "";
+        *len_r = m->cv.len[CACHE_HEADER];
         return 0;
     }
     const char *p;
@@ -311,7 +316,7 @@ int mail_preview(struct mail *m, int lazy, const char **p_r, size_t *len_r)
 {
     int r = need_cache(m);
     if (r < 0) return r;
-    if (!m->ce.present[CACHE_PREVIEW]) {
+    if (!m->cv.present[CACHE_PREVIEW]) {
         if (lazy) return 1;
         const char *p;
         size_t len;
@@ -319,9 +324,12 @@ int mail_preview(struct mail *m, int lazy, const char **p_r, size_t *len_r)
         buf_reset(&m->ce.f[CACHE_PREVIEW]);
         mime_preview(p, len, &m->ce.f[CACHE_PREVIEW]);
         m->ce.present[CACHE_PREVIEW] = 1;
+        m->cv.p[CACHE_PREVIEW] = m->ce.f[CACHE_PREVIEW].s;
+        m->cv.len[CACHE_PREVIEW] = m->ce.f[CACHE_PREVIEW].len;
+        m->cv.present[CACHE_PREVIEW] = 1;
     }
-    *p_r = m->ce.f[CACHE_PREVIEW].s ? m->ce.f[CACHE_PREVIEW].s : "";
-    *len_r = m->ce.f[CACHE_PREVIEW].len;
+    *p_r = m->cv.p[CACHE_PREVIEW] ? m->cv.p[CACHE_PREVIEW] : "";
+    *len_r = m->cv.len[CACHE_PREVIEW];
     return 0;
 }
 
@@ -329,9 +337,9 @@ int mail_sections(struct mail *m, const char **p_r, size_t *len_r)
 {
     int r = need_cache(m);
     if (r < 0) return r;
-    if (!m->ce.present[CACHE_SECTIONS]) return CF_E_NOTFOUND;
-    *p_r = m->ce.f[CACHE_SECTIONS].s ? m->ce.f[CACHE_SECTIONS].s : "";
-    *len_r = m->ce.f[CACHE_SECTIONS].len;
+    if (!m->cv.present[CACHE_SECTIONS]) return CF_E_NOTFOUND;
+    *p_r = m->cv.p[CACHE_SECTIONS] ? m->cv.p[CACHE_SECTIONS] : "";
+    *len_r = m->cv.len[CACHE_SECTIONS];
     return 0;
 }
 
@@ -339,16 +347,16 @@ int mail_binary_size(struct mail *m, const char *spec, uint64_t *size_r)
 {
     int r = need_cache(m);
     if (r < 0) return r;
-    if (!m->ce.present[CACHE_BINSIZE]) return 0;
-    const struct buf *tab = &m->ce.f[CACHE_BINSIZE];
-    return mime_binary_size_find(tab->s ? tab->s : "", tab->len, spec, size_r);
+    if (!m->cv.present[CACHE_BINSIZE]) return 0;
+    const char *tab = m->cv.p[CACHE_BINSIZE];
+    return mime_binary_size_find(tab ? tab : "", m->cv.len[CACHE_BINSIZE], spec, size_r);
 }
 
 int mail_section_find(struct mail *m, const char *spec, struct mime_section *out)
 {
     int r = need_cache(m);
     if (r < 0) return r;
-    if (!m->ce.present[CACHE_SECTIONS]) return 0;
-    const struct buf *tab = &m->ce.f[CACHE_SECTIONS];
-    return mime_section_find(tab->s ? tab->s : "", tab->len, spec, out);
+    if (!m->cv.present[CACHE_SECTIONS]) return 0;
+    const char *tab = m->cv.p[CACHE_SECTIONS];
+    return mime_section_find(tab ? tab : "", m->cv.len[CACHE_SECTIONS], spec, out);
 }
