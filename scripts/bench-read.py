@@ -10,6 +10,10 @@ Workloads, on --mailbox (INBOX) of --user (password "pw"):
               client does not parse)
     search    SEARCH FROM/SUBJECT (--repeat times each) and TEXT (3 times): median and best
     pop3      RETR 1..n read in bulk (MB/s)
+    sync      mailbench's imap-sync-headers command, UID FETCH 1:* (UID FLAGS INTERNALDATE
+              RFC822.SIZE ENVELOPE BODYSTRUCTURE), --repeat times through the imaplib client:
+              median and best wall, the client's CPU, the server's CPU per command
+    rawsync   the same command, the answer only counted: wall and time to the first byte
 With --server-pid, the CPU seconds of that process tree during each workload are shown.
 
     scripts/bench-start.sh /tmp/rd-c 23300          # filled once by mailbench.py
@@ -37,7 +41,8 @@ BENCH = [d for d in (os.path.join(HERE, "..", "..", "shared", "bench"),
          if os.path.exists(os.path.join(d, "mailbench.py"))]
 p.add_argument("--mailbench", default=BENCH[0] if BENCH else None,
                help="the directory of mailbench.py")
-p.add_argument("what", nargs="*", default=["fetch", "rawfetch", "search", "pop3"])
+p.add_argument("what", nargs="*", default=["fetch", "rawfetch", "search", "pop3"],
+               help="fetch rawfetch search pop3 sync rawsync")
 a = p.parse_args()
 if not a.mailbench:
     sys.exit("bench-read.py: mailbench.py not found; give --mailbench DIR")
@@ -60,6 +65,60 @@ def span(fn):
     c0, t0 = cpu(), time.perf_counter()
     r = fn()
     return r, time.perf_counter() - t0, cpu() - c0
+
+
+SYNC_ITEMS = "(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE)"
+
+
+def sync():
+    m = mb.imap_login(Cfg, a.user)
+    n = mb.select_count(m, a.mailbox)
+    walls, ccpu, c0 = [], [], cpu()
+    for _ in range(a.repeat):
+        p0, t0 = time.process_time(), time.perf_counter()
+        typ, dat = m.uid("FETCH", "1:*", SYNC_ITEMS)
+        walls.append(time.perf_counter() - t0)
+        ccpu.append(time.process_time() - p0)
+        mb.check(typ, dat, "UID FETCH")
+    c = cpu() - c0
+    print(f"sync n={n} median={statistics.median(walls) * 1000:.1f} ms "
+          f"best={min(walls) * 1000:.1f} ms clientcpu={statistics.median(ccpu) * 1000:.1f} ms "
+          f"srvcpu/cmd={c / a.repeat * 1000:.1f} ms")
+    m.logout()
+
+
+def rawsync():
+    s = socket.create_connection((a.host, a.imap_port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    f = s.makefile("rb")
+
+    def until(tag):
+        while not f.readline().startswith(tag):
+            pass
+    until(b"* OK")
+    s.sendall(b"a LOGIN %s pw\r\n" % a.user.encode())
+    until(b"a ")
+    s.sendall(b"b SELECT %s\r\n" % a.mailbox.encode())
+    until(b"b ")
+    walls, firsts, total = [], [], 0
+    buf = memoryview(bytearray(4 << 20))
+    for _ in range(a.repeat):
+        t0, first, tail, total = time.perf_counter(), None, b"", 0
+        s.sendall(b"f UID FETCH 1:* %s\r\n" % SYNC_ITEMS.encode())
+        while b"\r\nf OK" not in tail and b"\r\nf NO" not in tail:
+            n = s.recv_into(buf)
+            if not n:
+                break
+            if first is None:
+                first = time.perf_counter() - t0
+            total += n
+            tail = (tail + bytes(buf[max(0, n - 64):n]))[-64:]
+        walls.append(time.perf_counter() - t0)
+        firsts.append(first)
+    print(f"rawsync wire={total / 1e6:.2f} MB median={statistics.median(walls) * 1000:.1f} ms "
+          f"first-byte median={statistics.median(firsts) * 1000:.2f} ms")
+    s.sendall(b"z LOGOUT\r\n")
+    s.close()
 
 
 def rawfetch():
@@ -102,6 +161,10 @@ for w in a.what:
         m.logout()
     elif w == "rawfetch":
         rawfetch()
+    elif w == "sync":
+        sync()
+    elif w == "rawsync":
+        rawsync()
     elif w == "search":
         m = mb.imap_login(Cfg, a.user)
         mb.select_count(m, a.mailbox)

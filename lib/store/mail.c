@@ -45,11 +45,12 @@ struct mail {
     const char *map;
     size_t map_len;
     struct buf data;            /* a message read whole; kept from message to message */
-    /* cache read-ahead (CACHE_WINDOW_*): win.len bytes of the cache file from win_off, as
+    /* cache read-ahead (CACHE_WINDOW_*): win_len bytes of the cache file from win_off, as
      * they were when read. Cache records are appended and never rewritten in place, so the
      * bytes stay right for any record lying wholly inside; a record that fails its check
      * there is read again from the file before it is called damaged. */
-    struct buf win;
+    unsigned char *win;         /* win_cap bytes allocated (at most CACHE_WINDOW_MAX) */
+    size_t win_len, win_cap;
     uint64_t win_off;
     size_t win_next;            /* size of the next window read */
 };
@@ -80,7 +81,7 @@ void mail_free(struct mail **mp)
     mail_reset(m);
     cache_entry_fini(&m->ce);
     buf_fini(&m->data);
-    buf_fini(&m->win);
+    free(m->win);
     free(m);
     *mp = NULL;
 }
@@ -208,9 +209,9 @@ static int cache_from_window(struct mail *m)
     uint64_t off = m->rec.cache_offset;
     if (off < CACHE_HEADER_SIZE || m->mb->cache_fd < 0) return -1;
     for (int pass = 0; pass < 2; pass++) {
-        if (off >= m->win_off && off - m->win_off + 4 <= m->win.len) {
-            const unsigned char *p = (const unsigned char *)m->win.s + (off - m->win_off);
-            size_t avail = m->win.len - (size_t)(off - m->win_off);
+        if (off >= m->win_off && off - m->win_off + 4 <= m->win_len) {
+            const unsigned char *p = m->win + (off - m->win_off);
+            size_t avail = m->win_len - (size_t)(off - m->win_off);
             size_t n = cache_record_len(p);
             if (n && n <= avail) return cache_record_parse(p, n, m->uid, &m->cv) == 0 ? 0 : -1;
             if (!n || pass) return -1;
@@ -219,16 +220,20 @@ static int cache_from_window(struct mail *m)
         /* a miss: grow the window when the walk is sequential (this record starts at or just
          * past the window's end), else start small again */
         size_t want = CACHE_WINDOW_MIN;
-        if (m->win.len && off >= m->win_off && off - m->win_off <= m->win.len + CACHE_WINDOW_MIN)
+        if (m->win_len && off >= m->win_off && off - m->win_off <= m->win_len + CACHE_WINDOW_MIN)
             want = m->win_next ? m->win_next : CACHE_WINDOW_MIN;
         m->win_next = want * 2 <= CACHE_WINDOW_MAX ? want * 2 : CACHE_WINDOW_MAX;
-        buf_reset(&m->win);
-        buf_ensure(&m->win, want);
+        if (want > m->win_cap) {
+            free(m->win);               /* nothing in it is needed: no realloc copy */
+            m->win = xmalloc(want);
+            m->win_cap = want;
+        }
+        m->win_len = 0;
         ssize_t got;
-        do got = pread(m->mb->cache_fd, m->win.s, want, (off_t)off);
+        do got = pread(m->mb->cache_fd, m->win, want, (off_t)off);
         while (got < 0 && errno == EINTR);
         if (got < 0) return -1;
-        m->win.len = (size_t)got;
+        m->win_len = (size_t)got;
         m->win_off = off;
     }
     return -1;
