@@ -2,6 +2,7 @@
 #ifndef COFFER_CORE_XMALLOC_H
 #define COFFER_CORE_XMALLOC_H
 #include <stddef.h>
+#include <stdlib.h>   /* free, for xfree_ptr */
 
 void *xmalloc(size_t n);
 void *xzmalloc(size_t n);                 /* zero-filled */

@@ -2,6 +2,7 @@
 #include "net/conntab.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/siphash.h"
 #include "core/xmalloc.h"
 #include <errno.h>
 #include <signal.h>
@@ -10,17 +11,21 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-#include <openssl/evp.h>
 
-#define CONNTAB_MAGIC "CFCONNT1"
+#define CONNTAB_MAGIC "CFCONNT2"   /* 2: the user key is SipHash under key (was SHA-256) */
 
 struct conntab_hdr {
     char magic[8];
     uint32_t slots;               /* capacity */
     _Atomic uint32_t high;        /* slots [0, high) have ever been used: scans stop there */
+    /* the key of user_digest: random, written by conntab_create before the table's fd goes
+     * to any other process and never changed, so every process reads the same bytes without
+     * a lock */
+    unsigned char key[SIPHASH_KEY_LEN];
 };
 
 struct conntab_slot {
@@ -28,7 +33,7 @@ struct conntab_slot {
     _Atomic uint32_t state;       /* enum conntab_state */
     uint64_t service;             /* FNV-1a of the service name */
     unsigned char addr[17];       /* struct conntab_addr */
-    unsigned char user[16];       /* first half of SHA-256(user name), after login */
+    unsigned char user[16];       /* user_digest(user name), after login */
     char note[CONNTAB_NOTE_MAX];  /* what the owner is in the middle of (conntab_note) */
 };
 
@@ -81,6 +86,19 @@ int conntab_create(size_t slots, struct conntab **out, int *fd_r)
         close(fd);
         return CF_E_IO;
     }
+    /* the key comes first: a table is usable only with its magic, and both are written
+     * before any other process can see the file */
+    unsigned char key[SIPHASH_KEY_LEN];
+    ssize_t got;
+    while ((got = getrandom(key, sizeof key, 0)) < 0 && errno == EINTR) {}
+    if (got != (ssize_t)sizeof key) {
+        log_err("conntab_failed", "op=getrandom error=%s",
+                log_quote(got < 0 ? strerror(errno) : "short read"));
+        conntab_free(out);
+        close(fd);
+        return CF_E_IO;
+    }
+    memcpy((*out)->hdr->key, key, sizeof key);
     memcpy((*out)->hdr->magic, CONNTAB_MAGIC, 8);
     (*out)->hdr->slots = (uint32_t)slots;
     atomic_store(&(*out)->hdr->high, 0);
@@ -150,20 +168,15 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
-/* user_digest: a collision-resistant fixed-size key, so a crafted user name cannot be made
- * to count against another user */
-static void user_digest(const char *user, unsigned char out[16])
+/* user_digest: the fixed-size key of a user name in the table: SipHash-2-4-128 under the
+ * table's random key, so a crafted user name cannot be made to count against another user
+ * (nobody outside can compute a collision without the key, which never leaves the server's
+ * memory). Not a digest from libcrypto: OpenSSL 3 loads its default provider and
+ * configuration at the first EVP call, which cost every logged-in worker 2.2 MB of touched
+ * pages (docs/perf/idle.md). */
+static void user_digest(const struct conntab *t, const char *user, unsigned char out[16])
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    memset(out, 0, 16);
-    if (EVP_Digest(user, strlen(user), md, &n, EVP_sha256(), NULL) == 1 && n >= 16)
-        memcpy(out, md, 16);
-    else {
-        /* the digest cannot fail in practice; the name's first bytes are a fallback key */
-        size_t l = strlen(user);
-        memcpy(out, user, l < 16 ? l : 16);
-    }
+    siphash128(t->hdr->key, user, strlen(user), out);
 }
 
 static int lock(struct conntab *t, short type)
@@ -237,7 +250,7 @@ int conntab_login(struct conntab *t, int slot, const char *user, long long limit
         return 0;
     }
     unsigned char ud[16];
-    user_digest(user, ud);
+    user_digest(t, user, ud);
     int count = 0;
     if (lock(t, F_WRLCK)) return CF_E_IO;
     uint32_t h = high(t);
@@ -274,7 +287,7 @@ void conntab_logout(struct conntab *t, int slot)
 int conntab_signal_user(struct conntab *t, const char *user, int sig)
 {
     unsigned char ud[16];
-    user_digest(user, ud);
+    user_digest(t, user, ud);
     int n = 0, self = (int)getpid();
     if (lock(t, F_WRLCK)) return CF_E_IO;
     uint32_t h = high(t);

@@ -5,8 +5,9 @@
  * Workers are separate processes, so the counts live in one shared memory file (a memfd made
  * by the master, inherited by every zygote and worker; see WORKER_ENV_CONNTAB_FD in worker.h).
  * Each connection holds one slot from accept to close: the owner pid, the service, the
- * client's address key, its state (before or after login) and, after login, a digest of the
- * user name. A check and the claim or update it allows happen under one POSIX record lock
+ * client's address key, its state (before or after login) and, after login, a keyed hash of
+ * the user name (SipHash under a random key the master puts in the table's header when it
+ * creates it). A check and the claim or update it allows happen under one POSIX record lock
  * (fcntl F_SETLKW) on the file, so two connections arriving at once cannot both take the last
  * place; the kernel drops such a lock when its holder dies, even by SIGKILL. Slots of a worker
  * that died without releasing them are cleared by the master when it reaps the worker

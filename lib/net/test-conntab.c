@@ -1,7 +1,7 @@
 /* test-conntab.c: unit tests for the shared connection table: address keys, the limit per
  * address before login, the limit per user and address after it, release, the master's
- * clean-up after a worker died holding slots, the lock across processes, and signalling a
- * user's sessions. */
+ * clean-up after a worker died holding slots, the lock across processes, signalling a user's
+ * sessions, and the user keys (one per name, the same in every process). */
 #include "net/conntab.h"
 #include "core/error.h"
 #include "core/unit.h"
@@ -203,11 +203,65 @@ static void test_signal_user(void)
     close(fd);
 }
 
+/* test_user_keys: the user key (SipHash under the table's key) is the same for one name in
+ * every process attached to the table, and different for different names, also for long
+ * names that share their first 16 bytes or differ in one bit */
+static void test_user_keys(void)
+{
+    struct conntab *t = NULL;
+    int fd = -1, count = 0;
+    UNIT_EQ_INT(conntab_create(32, &t, &fd), 0);
+    struct conntab_addr a;
+    addr4("203.0.113.5", &a);
+    static const char *const names[] = { "alice", "alicf", "Alice", "",
+                                         "a-very-long-user-name@example.org",
+                                         "a-very-long-user-name@example.net" };
+    enum { NN = sizeof names / sizeof names[0] };
+    /* a child process (attached by fd, as a worker) logs in every name once, limit 1 ... */
+    int p[2];
+    UNIT_EQ_INT(pipe(p), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct conntab *c = NULL;
+        char ok = 'y';
+        if (conntab_attach(fd, &c)) _exit(2);
+        for (int i = 0; i < NN; i++) {
+            int n = 0, slot = conntab_enter(c, (int)getpid(), "imap", &a, 0, &n);
+            if (slot <= 0 || conntab_login(c, slot, names[i], 1, &n) != 0) ok = 'n';
+        }
+        if (write(p[1], &ok, 1) != 1) _exit(3);
+        pause();
+        _exit(0);
+    }
+    UNIT_CHECK(pid > 0);
+    char ok = 0;
+    UNIT_EQ_INT((int)read(p[0], &ok, 1), 1);
+    UNIT_EQ_INT(ok, 'y');                   /* distinct names never counted against each other */
+    /* ... so in this process each name has reached its limit of 1: same key across processes */
+    for (int i = 0; i < NN; i++) {
+        int slot = conntab_enter(t, 300 + i, "imap", &a, 0, &count);
+        UNIT_CHECK(slot > 0);
+        UNIT_EQ_INT(conntab_login(t, slot, names[i], 1, &count), CF_E_LIMIT);
+        UNIT_EQ_INT(count, 1);
+        UNIT_EQ_INT(conntab_login(t, slot, "nobody-else", 1, &count), 0);
+        conntab_logout(t, slot);
+    }
+    UNIT_EQ_INT(conntab_signal_user(t, "alice", SIGTERM), 1);       /* found by its key */
+    int st;
+    UNIT_CHECK(waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+    UNIT_EQ_INT(conntab_clear_pid(t, (int)pid), NN);
+    close(p[0]);
+    close(p[1]);
+    conntab_free(&t);
+    close(fd);
+}
+
 int main(void)
 {
     test_keys();
     test_limits();
     test_processes();
     test_signal_user();
+    test_user_keys();
     UNIT_DONE();
 }

@@ -22,6 +22,8 @@
  * the batched writers (kv_del_prefix, kv_del_if, kv_load): small enough that no transaction
  * holds many locks for long, large enough that the per-transaction log fsync is amortised. */
 #define KV_READ_BATCH 64
+/* the lock object hash table's buckets (env_configure) */
+#define KV_LOCK_TABLESIZE 1031
 #define KV_WRITE_BATCH 256
 
 struct kv_db {
@@ -74,6 +76,14 @@ static void env_configure(DB_ENV *env)
     env->set_lk_max_locks(env, 50000);
     env->set_lk_max_objects(env, 50000);
     env->set_lk_max_lockers(env, 5000);
+    /* Buckets of the lock object hash table. Without this Berkeley DB sizes it from
+     * lk_max_objects (~33,000 buckets plus a statistics record each: 13 of the region's 15 MB),
+     * and every lock request touches a bucket and its statistics at a random place in it: each
+     * process that joins the environment then maps ~1 MB of the region for the few objects
+     * of a login (mapped pages count in its RSS; docs/perf/idle.md). A few hundred objects
+     * are locked at once in normal operation; the 50,000 of a very large transaction make
+     * chains of about 50, which only that transaction's lock requests walk. */
+    env->set_lk_tablesize(env, KV_LOCK_TABLESIZE);
     env->set_cachesize(env, 0, 8 * 1024 * 1024, 1);
     /* Logs are removed once no longer needed for normal recovery; we rely on the text dumps,
      * not on catastrophic recovery from archived logs. */

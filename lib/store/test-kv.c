@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -658,6 +659,45 @@ static void test_version(void)
     UNIT_EQ_INT(kv_version_check(0, 0), CF_E_IO);
 }
 
+/* test_lock_table: the environment's main region stays small (its lock hash table is sized
+ * for the objects locked at once, not for lk_max_objects: it was 15 MB), and one transaction
+ * still locks more objects than the table has buckets */
+static void test_lock_table(void)
+{
+    char *dir = subdir("locktable");
+    char *region = xasprintf("%s/__db.001", dir);
+    struct kv_env *env = NULL;
+    struct kv_db *db = NULL;
+    struct kv_txn *t = NULL;
+    struct buf v = BUF_INIT;
+    UNIT_EQ_INT(kv_env_recover(dir), 0);
+    UNIT_EQ_INT(kv_env_open(dir, &env), 0);
+    struct stat st;
+    UNIT_EQ_INT(stat(region, &st), 0);
+    UNIT_CHECK(st.st_size < 4 * 1024 * 1024);
+    UNIT_EQ_INT(kv_db_open(env, "big.db", 0, &db), 0);
+    /* 3,000 values of 1 KB: over 1,000 leaf pages, each write-locked by the one transaction */
+    char val[1024];
+    memset(val, 'v', sizeof val);
+    UNIT_EQ_INT(kv_txn_begin(env, KV_TXN_NOSYNC, &t), 0);
+    int failed = 0;
+    for (int i = 0; i < 3000 && !failed; i++) {
+        char key[32];
+        int n = snprintf(key, sizeof key, "key%06d", i);
+        val[0] = (char)('a' + i % 26);
+        failed = kv_put(db, t, key, (size_t)n, val, sizeof val) != 0;
+    }
+    UNIT_CHECK(!failed);
+    UNIT_EQ_INT(kv_txn_commit(&t), 0);
+    UNIT_EQ_INT(kv_get(db, NULL, "key002999", 9, &v), 1);
+    UNIT_EQ_INT(v.len, sizeof val);
+    UNIT_EQ_INT(v.s[0], 'a' + 2999 % 26);
+    kv_env_close(&env);
+    buf_fini(&v);
+    free(region);
+    free(dir);
+}
+
 int main(void)
 {
     log_init("test-kv", 1, LOG_LVL_WARNING);
@@ -676,6 +716,7 @@ int main(void)
     test_failchk();
     test_guard();
     test_version();
+    test_lock_table();
     rm_rf(tmpdir);
     UNIT_DONE();
 }
