@@ -643,6 +643,71 @@ int stream_write(struct stream *s, const void *p, size_t n)
     return r;
 }
 
+/* raw_writev: send all of v[0, n) on a plain socket (v is consumed), waiting for the socket
+ * as raw_write does. */
+static int raw_writev(struct stream *s, struct iovec *v, int n, int timeout)
+{
+    long long deadline = now_ms() + (long long)timeout * 1000;
+    while (n) {
+        struct msghdr mh = { .msg_iov = v, .msg_iovlen = (size_t)n };
+        ssize_t w = sendmsg(s->fd, &mh, MSG_NOSIGNAL);
+        if (w > 0) {
+            s->bytes_out += (unsigned long long)w;
+            size_t left = (size_t)w;
+            while (n && left >= v->iov_len) {
+                left -= v->iov_len;
+                v++;
+                n--;
+            }
+            if (n) {
+                v->iov_base = (char *)v->iov_base + left;
+                v->iov_len -= left;
+            }
+            deadline = now_ms() + (long long)timeout * 1000;
+            continue;
+        }
+        if (w < 0 && errno == EINTR) continue;
+        if (w == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            return io_failed("write", w == 0 ? EPIPE : errno);
+        int r = wait_fd(s, POLLOUT, deadline, 0);
+        if (r == CF_E_TIMEOUT) log_info("stream_write_timeout", "seconds=%d", timeout);
+        if (r < 0) return r;
+    }
+    return 0;
+}
+
+#define STREAM_IOV_MAX 64           /* pieces per sendmsg, besides the buffer */
+
+int stream_writev(struct stream *s, const struct iovec *iov, int n)
+{
+    if (s->werr) return s->werr;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += iov[i].iov_len;
+    if (total <= STREAM_BUFSIZE - s->wlen || s->ssl || s->z || !s->is_socket) {
+        for (int i = 0; i < n; i++) {
+            int r = stream_write(s, iov[i].iov_base, iov[i].iov_len);
+            if (r) return r;
+        }
+        return 0;
+    }
+    while (n > 0) {
+        struct iovec v[1 + STREAM_IOV_MAX];
+        int k = 0, used = 0;
+        if (s->wlen) v[k++] = (struct iovec){ s->wbuf, s->wlen };
+        for (; used < n && used < STREAM_IOV_MAX; used++)
+            if (iov[used].iov_len) v[k++] = iov[used];
+        int r = raw_writev(s, v, k, write_timeout(s));
+        s->wlen = 0;
+        if (r < 0) {
+            s->werr = r;
+            return r;
+        }
+        iov += used;
+        n -= used;
+    }
+    return 0;
+}
+
 int stream_puts(struct stream *s, const char *str) { return stream_write(s, str, strlen(str)); }
 
 int stream_printf(struct stream *s, const char *fmt, ...)

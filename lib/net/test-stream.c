@@ -820,6 +820,46 @@ static void test_big_writes(void)
     free(big);
 }
 
+/* stream_writev: pieces that fit are buffered, larger sets go out with what was buffered in
+ * one sendmsg, past STREAM_IOV_MAX pieces and through partial sends; order and bytes kept */
+static void test_writev(void)
+{
+    const size_t total = 4 * 1024 * 1024;
+    char *data = xmalloc(total);
+    for (size_t i = 0; i < total; i++) data[i] = (char)pattern(i);
+    int sv[2];
+    make_pair(sv);
+    int small = 4096;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);   /* partial sends */
+    struct stream *s = stream_new(sv[0]);
+    struct sink k = sink_start(sv[1], sv[0]);
+    static const size_t sizes[] = { 1, 0, 19, 2, 300000, 1, 0, 70000, 3, 65536, 5000, 1 };
+    size_t off = 0;
+    int r = 0;
+    for (unsigned round = 0; off < total && r == 0; round++) {
+        r = stream_write(s, data + off, round % 3 ? 17 : 0);   /* something buffered first */
+        off += round % 3 ? 17 : 0;
+        struct iovec v[150];
+        int n = (int)(round % 3 == 2 ? 150 : round % 5 + 1);
+        for (int i = 0; i < n; i++) {
+            size_t len = sizes[(round + (unsigned)i) % (sizeof sizes / sizeof sizes[0])];
+            if (len > total - off) len = total - off;
+            v[i] = (struct iovec){ data + off, len };
+            off += len;
+        }
+        if (!r) r = stream_writev(s, v, n);
+    }
+    UNIT_EQ_INT(r, 0);
+    UNIT_EQ_INT(stream_flush(s), 0);
+    UNIT_EQ_INT(stream_bytes_out(s), total);
+    stream_free(&s);
+    uint64_t count, hash;
+    UNIT_EQ_INT(sink_wait(&k, &count, &hash), 0);
+    UNIT_EQ_INT(count, total);
+    UNIT_CHECK(hash == fnv(FNV_INIT, data, total));
+    free(data);
+}
+
 /* a peer that has gone away: CF_E_IO, sticky, and no SIGPIPE (its default action is kept) */
 static void test_sigpipe(void)
 {
@@ -1231,6 +1271,7 @@ int main(void)
     test_wait_extra();
     test_interrupt();
     test_big_writes();
+    test_writev();
     test_sigpipe();
     test_tcp();
     test_tls_ctx_errors();
