@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -706,6 +707,61 @@ int stream_writev(struct stream *s, const struct iovec *iov, int n)
         n -= used;
     }
     return 0;
+}
+
+int stream_can_sendfile(const struct stream *s) { return s->is_socket && !s->ssl && !s->z; }
+
+int stream_sendfile(struct stream *s, int fd, off_t off, size_t len)
+{
+    if (s->werr) return s->werr;
+    if (!stream_can_sendfile(s)) return CF_E_INTERNAL;
+    int timeout = write_timeout(s);
+    long long deadline = now_ms() + (long long)timeout * 1000;
+    int r = 0;
+    size_t done = 0;
+    while (done < s->wlen) {                /* the buffer, held back for the file's bytes */
+        ssize_t w = send(s->fd, s->wbuf + done, s->wlen - done, MSG_NOSIGNAL | MSG_MORE);
+        if (w > 0) {
+            done += (size_t)w;
+            s->bytes_out += (unsigned long long)w;
+            deadline = now_ms() + (long long)timeout * 1000;
+            continue;
+        }
+        if (w < 0 && errno == EINTR) continue;
+        if (w == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+            r = io_failed("write", w == 0 ? EPIPE : errno);
+            goto done;
+        }
+        if ((r = wait_fd(s, POLLOUT, deadline, 0)) < 0) goto done;
+    }
+    s->wlen = 0;
+    while (len) {
+        ssize_t w = sendfile(s->fd, fd, &off, len);
+        if (w > 0) {
+            len -= (size_t)w;
+            s->bytes_out += (unsigned long long)w;
+            deadline = now_ms() + (long long)timeout * 1000;
+            continue;
+        }
+        if (w < 0 && errno == EINTR) continue;
+        if (w == 0) {                       /* the file is shorter than it was said to be */
+            log_warn("stream_sendfile_short", "missing=%zu", len);
+            r = CF_E_IO;
+            goto done;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            r = io_failed("sendfile", errno);
+            goto done;
+        }
+        if ((r = wait_fd(s, POLLOUT, deadline, 0)) < 0) goto done;
+    }
+done:
+    if (r == CF_E_TIMEOUT) log_info("stream_write_timeout", "seconds=%d", timeout);
+    if (r < 0) {
+        s->wlen = 0;
+        s->werr = r;
+    }
+    return r;
 }
 
 int stream_puts(struct stream *s, const char *str) { return stream_write(s, str, strlen(str)); }
