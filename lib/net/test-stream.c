@@ -860,6 +860,47 @@ static void test_writev(void)
     free(data);
 }
 
+/* stream_sendfile: the buffered bytes, then the file's range, then what is written after;
+ * a range past the file's end is CF_E_IO and sticky */
+static void test_sendfile(void)
+{
+    const size_t flen = 700000;
+    char *data = xmalloc(flen);
+    for (size_t i = 0; i < flen; i++) data[i] = (char)pattern(i);
+    char path[96];
+    snprintf(path, sizeof path, "%s/sendfile.dat", g_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    UNIT_CHECK(fd >= 0);
+    UNIT_EQ_INT(write_all(fd, data, flen), 0);
+    int sv[2];
+    make_pair(sv);
+    int small = 4096;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);   /* partial sends */
+    struct stream *s = stream_new(sv[0]);
+    UNIT_EQ_INT(stream_can_sendfile(s), 1);
+    struct sink k = sink_start(sv[1], sv[0]);
+    UNIT_EQ_INT(stream_puts(s, "+OK head\r\n"), 0);
+    UNIT_EQ_INT(stream_sendfile(s, fd, 100, flen - 100), 0);
+    UNIT_EQ_INT(stream_puts(s, ".\r\n"), 0);
+    UNIT_EQ_INT(stream_sendfile(s, fd, 0, 10), 0);   /* nothing buffered before it */
+    UNIT_EQ_INT(stream_flush(s), 0);
+    UNIT_EQ_INT(stream_sendfile(s, fd, flen - 5, 10), CF_E_IO);
+    UNIT_EQ_INT(stream_puts(s, "x"), CF_E_IO);
+    stream_free(&s);
+    uint64_t count, hash;
+    UNIT_EQ_INT(sink_wait(&k, &count, &hash), 0);
+    uint64_t h = fnv(FNV_INIT, "+OK head\r\n", 10);
+    h = fnv(h, data + 100, flen - 100);
+    h = fnv(h, ".\r\n", 3);
+    h = fnv(h, data, 10);
+    h = fnv(h, data + flen - 5, 5);   /* what the short range did send */
+    UNIT_EQ_INT(count, 10 + flen - 100 + 3 + 10 + 5);
+    UNIT_CHECK(hash == h);
+    close(fd);
+    unlink(path);
+    free(data);
+}
+
 /* a peer that has gone away: CF_E_IO, sticky, and no SIGPIPE (its default action is kept) */
 static void test_sigpipe(void)
 {
@@ -1272,6 +1313,7 @@ int main(void)
     test_interrupt();
     test_big_writes();
     test_writev();
+    test_sendfile();
     test_sigpipe();
     test_tcp();
     test_tls_ctx_errors();
