@@ -69,6 +69,89 @@ def read_body(conn):
     return b"\r\n".join(l[1:] if l.startswith(b".") else l for l in lines)
 
 
+def big_dots():
+    """Over 64 KiB (past the stream buffer: sent with sendmsg) with hundreds of lines that start
+    with "." at every alignment, "." alone, ".." and dots inside lines."""
+    lines = [b"From: a@coffer.test", b"Subject: big dots", b""]
+    for i in range(3000):
+        pad = b"x" * (i % 37)
+        if i % 7 == 0:
+            lines.append(b"." + pad)
+        elif i % 11 == 0:
+            lines.append(b".." + pad)
+        elif i % 13 == 0:
+            lines.append(b".")
+        else:
+            lines.append(b"line %d " % i + pad + b" a.b.c")
+    return b"\r\n".join(lines) + b"\r\n"
+
+
+def big_clean():
+    """Over 64 KiB, no line starting with "." (dots only inside lines)."""
+    return (b"From: a@coffer.test\r\nSubject: big clean\r\n\r\n"
+            + b"".join(b"line %d %s end.\r\n" % (i, b"y" * (i % 53)) for i in range(4000)))
+
+
+# edge cases of stuffing: a first byte ".", a last line (without line end) starting with ".",
+# bare LF line ends, and a large message without a final line end
+WIRE_MSGS = [big_dots(), big_clean(), b".X-Odd: 1\r\n\r\nbody\r\n.end",
+             b"Subject: lf\n\n.dot after lf\nplain\n..two\n",
+             big_clean() + b".no final line end", MSG_DOTS, MSG_PLAIN, b""]
+
+
+def wire_form(m):
+    """What a multi-line response carries for message bytes m (RFC 1939 section 3): a "."
+    before every line starting with ".", a CRLF when m does not end a line, then ".\r\n"."""
+    out = b"\n".join(b"." + l if l.startswith(b".") else l for l in m.split(b"\n"))
+    if m and not m.endswith(b"\n"):
+        out += b"\r\n"
+    return out + b".\r\n"
+
+
+def top_part(m, n):
+    """The bytes TOP msg n sends: the header, the blank line and n body lines."""
+    pos = 0
+    while pos < len(m):
+        end = m.find(b"\n", pos)
+        end = len(m) if end < 0 else end + 1
+        line, pos = m[pos:end], end
+        if line in (b"\n", b"\r\n"):
+            break
+    for _ in range(n):
+        if pos >= len(m):
+            break
+        end = m.find(b"\n", pos)
+        pos = len(m) if end < 0 else end + 1
+    return m[:pos]
+
+
+def check_wire(tc, c, msgs):
+    """RETR and TOP of every message on the logged-in Conn c, compared byte for byte with the
+    wire form computed here; then QUIT."""
+    def multiline():
+        wire = b""
+        while True:
+            line = c.readline()
+            wire += line
+            if line == b".\r\n":
+                return wire
+    for i, m in enumerate(msgs, 1):
+        c.cmd("RETR %d" % i)
+        tc.assertEqual(c.readline(), b"+OK %d octets\r\n" % len(m))
+        tc.assertEqual(multiline(), wire_form(m), "RETR %d" % i)
+        for n in (0, 1, 50, 100000):
+            c.cmd("TOP %d %d" % (i, n))
+            tc.assertRegex(c.readline(), rb"^\+OK")
+            tc.assertEqual(multiline(), wire_form(top_part(m, n)), "TOP %d %d" % (i, n))
+    # pipelined: every response follows its command in order, none cut short
+    c.send(b"".join(b"RETR %d\r\n" % i for i in range(1, len(msgs) + 1)))
+    for i, m in enumerate(msgs, 1):
+        tc.assertEqual(c.readline(), b"+OK %d octets\r\n" % len(m))
+        tc.assertEqual(multiline(), wire_form(m), "pipelined RETR %d" % i)
+    c.cmd("QUIT")
+    tc.assertRegex(c.readline(), rb"^\+OK")
+
+
 class Pop3Test(SharedCofferTestCase):
     coffer_kwargs = {"global_settings": {"auth_fail_delay": "0"}}
     users = set()
@@ -356,6 +439,13 @@ class Pop3Test(SharedCofferTestCase):
             self.assertEqual(b"\r\n".join(lines) + b"\r\n", m)
         p.quit()
 
+    def test_retr_top_wire_tls(self):
+        """Lines starting with "." and clean messages, small and over 64 KiB, over TLS."""
+        u = self.user("wiretls")
+        fill(self.coffer, u, *WIRE_MSGS)
+        with self.raw_login(u) as c:
+            check_wire(self, c, WIRE_MSGS)
+
     def test_top(self):
         u = self.user("topuser")
         fill(self.coffer, u, MSG_PLAIN, MSG_NO_CRLF)
@@ -524,6 +614,19 @@ class Pop3SettingsTest(CofferTestCase):
         p.quit()
         self.assertEqual(inbox(c, "delayuser")[uids[0]][1], "-")
         c.wait_log(r"event=login_failed .*user=delayuser")
+
+    def test_retr_top_wire_plaintext(self):
+        """The same messages over plaintext, where large responses go out with sendmsg."""
+        c = self.new_coffer(global_settings={"auth_fail_delay": "0", "allow_plaintext": "yes"})
+        c.add_user("wireplain", PASSWORD)
+        fill(c, "wireplain", *WIRE_MSGS)
+        with c.connect("pop3") as conn:
+            self.assertRegex(conn.readline(), rb"^\+OK")
+            conn.cmd("USER wireplain")
+            self.assertRegex(conn.readline(), rb"^\+OK")
+            conn.cmd("PASS " + PASSWORD)
+            self.assertRegex(conn.readline(), rb"^\+OK")
+            check_wire(self, conn, WIRE_MSGS)
 
     def test_login_delay(self):
         c = self.new_coffer(global_settings={"auth_fail_delay": "0", "allow_plaintext": "yes",

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -640,6 +641,126 @@ int stream_write(struct stream *s, const void *p, size_t n)
     }
     r = out_write(s, p, n, 0, write_timeout(s));   /* bigger than the buffer: straight out */
     if (r < 0) s->werr = r;
+    return r;
+}
+
+/* raw_writev: send all of v[0, n) on a plain socket (v is consumed), waiting for the socket
+ * as raw_write does. */
+static int raw_writev(struct stream *s, struct iovec *v, int n, int timeout)
+{
+    long long deadline = now_ms() + (long long)timeout * 1000;
+    while (n) {
+        struct msghdr mh = { .msg_iov = v, .msg_iovlen = (size_t)n };
+        ssize_t w = sendmsg(s->fd, &mh, MSG_NOSIGNAL);
+        if (w > 0) {
+            s->bytes_out += (unsigned long long)w;
+            size_t left = (size_t)w;
+            while (n && left >= v->iov_len) {
+                left -= v->iov_len;
+                v++;
+                n--;
+            }
+            if (n) {
+                v->iov_base = (char *)v->iov_base + left;
+                v->iov_len -= left;
+            }
+            deadline = now_ms() + (long long)timeout * 1000;
+            continue;
+        }
+        if (w < 0 && errno == EINTR) continue;
+        if (w == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            return io_failed("write", w == 0 ? EPIPE : errno);
+        int r = wait_fd(s, POLLOUT, deadline, 0);
+        if (r == CF_E_TIMEOUT) log_info("stream_write_timeout", "seconds=%d", timeout);
+        if (r < 0) return r;
+    }
+    return 0;
+}
+
+#define STREAM_IOV_MAX 64           /* pieces per sendmsg, besides the buffer */
+
+int stream_writev(struct stream *s, const struct iovec *iov, int n)
+{
+    if (s->werr) return s->werr;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += iov[i].iov_len;
+    if (total <= STREAM_BUFSIZE - s->wlen || s->ssl || s->z || !s->is_socket) {
+        for (int i = 0; i < n; i++) {
+            int r = stream_write(s, iov[i].iov_base, iov[i].iov_len);
+            if (r) return r;
+        }
+        return 0;
+    }
+    while (n > 0) {
+        struct iovec v[1 + STREAM_IOV_MAX];
+        int k = 0, used = 0;
+        if (s->wlen) v[k++] = (struct iovec){ s->wbuf, s->wlen };
+        for (; used < n && used < STREAM_IOV_MAX; used++)
+            if (iov[used].iov_len) v[k++] = iov[used];
+        int r = raw_writev(s, v, k, write_timeout(s));
+        s->wlen = 0;
+        if (r < 0) {
+            s->werr = r;
+            return r;
+        }
+        iov += used;
+        n -= used;
+    }
+    return 0;
+}
+
+int stream_can_sendfile(const struct stream *s) { return s->is_socket && !s->ssl && !s->z; }
+
+int stream_sendfile(struct stream *s, int fd, off_t off, size_t len)
+{
+    if (s->werr) return s->werr;
+    if (!stream_can_sendfile(s)) return CF_E_INTERNAL;
+    int timeout = write_timeout(s);
+    long long deadline = now_ms() + (long long)timeout * 1000;
+    int r = 0;
+    size_t done = 0;
+    while (done < s->wlen) {                /* the buffer, held back for the file's bytes */
+        ssize_t w = send(s->fd, s->wbuf + done, s->wlen - done, MSG_NOSIGNAL | MSG_MORE);
+        if (w > 0) {
+            done += (size_t)w;
+            s->bytes_out += (unsigned long long)w;
+            deadline = now_ms() + (long long)timeout * 1000;
+            continue;
+        }
+        if (w < 0 && errno == EINTR) continue;
+        if (w == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+            r = io_failed("write", w == 0 ? EPIPE : errno);
+            goto done;
+        }
+        if ((r = wait_fd(s, POLLOUT, deadline, 0)) < 0) goto done;
+    }
+    s->wlen = 0;
+    while (len) {
+        ssize_t w = sendfile(s->fd, fd, &off, len);
+        if (w > 0) {
+            len -= (size_t)w;
+            s->bytes_out += (unsigned long long)w;
+            deadline = now_ms() + (long long)timeout * 1000;
+            continue;
+        }
+        if (w < 0 && errno == EINTR) continue;
+        if (w == 0) {                       /* the file is shorter than it was said to be */
+            log_warn("stream_sendfile_short", "missing=%zu", len);
+            r = CF_E_IO;
+            goto done;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            r = io_failed("sendfile", errno);
+            goto done;
+        }
+        if ((r = wait_fd(s, POLLOUT, deadline, 0)) < 0) goto done;
+    }
+done:
+    if (r == CF_E_TIMEOUT) log_info("stream_write_timeout", "seconds=%d", timeout);
+    if (r < 0) {
+        s->wlen = 0;
+        s->werr = r;
+    }
     return r;
 }
 

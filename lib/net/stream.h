@@ -24,6 +24,8 @@
 #include "core/buf.h"
 #include <signal.h>
 #include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 struct stream;
 struct tls_ctx;
@@ -106,6 +108,24 @@ int stream_write(struct stream *s, const void *p, size_t n);
 int stream_puts(struct stream *s, const char *str);
 int stream_printf(struct stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int stream_flush(struct stream *s);       /* 0, CF_E_IO, CF_E_TLS, CF_E_TIMEOUT */
+
+/* stream_writev: the n pieces in order, as stream_write of each would write them (same return
+ * values). When they fit in the buffer they are copied there; otherwise a plain socket gets
+ * what was buffered and all the pieces in one sendmsg, so a status line, a large body and
+ * its terminating line cost one system call and wake the reader once (TLS and COMPRESS
+ * streams write the pieces one by one). Nothing points into the pieces after it returns. */
+int stream_writev(struct stream *s, const struct iovec *iov, int n);
+
+/* stream_can_sendfile: 1 when the stream is a plain socket (no TLS, no COMPRESS), where
+ * stream_sendfile may be used; else 0. */
+int stream_can_sendfile(const struct stream *s);
+
+/* stream_sendfile: what is buffered (sent with MSG_MORE, so it leaves with the file's first
+ * bytes), then len bytes of fd from offset off with sendfile(2): the file's pages go to the
+ * socket without being copied through this process. Only where stream_can_sendfile (else
+ * CF_E_INTERNAL, nothing written). 0 or a sticky write error as stream_flush gives; CF_E_IO
+ * too when the file ends before off + len. */
+int stream_sendfile(struct stream *s, int fd, off_t off, size_t len);
 
 /* TLS. tls_ctx_new: a server context from PEM files; min_version "1.2" or "1.3"; ciphers may
  * be "" for OpenSSL's defaults. On failure returns CF_E_TLS with a reason in err.

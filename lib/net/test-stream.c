@@ -820,6 +820,87 @@ static void test_big_writes(void)
     free(big);
 }
 
+/* stream_writev: pieces that fit are buffered, larger sets go out with what was buffered in
+ * one sendmsg, past STREAM_IOV_MAX pieces and through partial sends; order and bytes kept */
+static void test_writev(void)
+{
+    const size_t total = 4 * 1024 * 1024;
+    char *data = xmalloc(total);
+    for (size_t i = 0; i < total; i++) data[i] = (char)pattern(i);
+    int sv[2];
+    make_pair(sv);
+    int small = 4096;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);   /* partial sends */
+    struct stream *s = stream_new(sv[0]);
+    struct sink k = sink_start(sv[1], sv[0]);
+    static const size_t sizes[] = { 1, 0, 19, 2, 300000, 1, 0, 70000, 3, 65536, 5000, 1 };
+    size_t off = 0;
+    int r = 0;
+    for (unsigned round = 0; off < total && r == 0; round++) {
+        r = stream_write(s, data + off, round % 3 ? 17 : 0);   /* something buffered first */
+        off += round % 3 ? 17 : 0;
+        struct iovec v[150];
+        int n = (int)(round % 3 == 2 ? 150 : round % 5 + 1);
+        for (int i = 0; i < n; i++) {
+            size_t len = sizes[(round + (unsigned)i) % (sizeof sizes / sizeof sizes[0])];
+            if (len > total - off) len = total - off;
+            v[i] = (struct iovec){ data + off, len };
+            off += len;
+        }
+        if (!r) r = stream_writev(s, v, n);
+    }
+    UNIT_EQ_INT(r, 0);
+    UNIT_EQ_INT(stream_flush(s), 0);
+    UNIT_EQ_INT(stream_bytes_out(s), total);
+    stream_free(&s);
+    uint64_t count, hash;
+    UNIT_EQ_INT(sink_wait(&k, &count, &hash), 0);
+    UNIT_EQ_INT(count, total);
+    UNIT_CHECK(hash == fnv(FNV_INIT, data, total));
+    free(data);
+}
+
+/* stream_sendfile: the buffered bytes, then the file's range, then what is written after;
+ * a range past the file's end is CF_E_IO and sticky */
+static void test_sendfile(void)
+{
+    const size_t flen = 700000;
+    char *data = xmalloc(flen);
+    for (size_t i = 0; i < flen; i++) data[i] = (char)pattern(i);
+    char path[96];
+    snprintf(path, sizeof path, "%s/sendfile.dat", g_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    UNIT_CHECK(fd >= 0);
+    UNIT_EQ_INT(write_all(fd, data, flen), 0);
+    int sv[2];
+    make_pair(sv);
+    int small = 4096;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);   /* partial sends */
+    struct stream *s = stream_new(sv[0]);
+    UNIT_EQ_INT(stream_can_sendfile(s), 1);
+    struct sink k = sink_start(sv[1], sv[0]);
+    UNIT_EQ_INT(stream_puts(s, "+OK head\r\n"), 0);
+    UNIT_EQ_INT(stream_sendfile(s, fd, 100, flen - 100), 0);
+    UNIT_EQ_INT(stream_puts(s, ".\r\n"), 0);
+    UNIT_EQ_INT(stream_sendfile(s, fd, 0, 10), 0);   /* nothing buffered before it */
+    UNIT_EQ_INT(stream_flush(s), 0);
+    UNIT_EQ_INT(stream_sendfile(s, fd, flen - 5, 10), CF_E_IO);
+    UNIT_EQ_INT(stream_puts(s, "x"), CF_E_IO);
+    stream_free(&s);
+    uint64_t count, hash;
+    UNIT_EQ_INT(sink_wait(&k, &count, &hash), 0);
+    uint64_t h = fnv(FNV_INIT, "+OK head\r\n", 10);
+    h = fnv(h, data + 100, flen - 100);
+    h = fnv(h, ".\r\n", 3);
+    h = fnv(h, data, 10);
+    h = fnv(h, data + flen - 5, 5);   /* what the short range did send */
+    UNIT_EQ_INT(count, 10 + flen - 100 + 3 + 10 + 5);
+    UNIT_CHECK(hash == h);
+    close(fd);
+    unlink(path);
+    free(data);
+}
+
 /* a peer that has gone away: CF_E_IO, sticky, and no SIGPIPE (its default action is kept) */
 static void test_sigpipe(void)
 {
@@ -1231,6 +1312,8 @@ int main(void)
     test_wait_extra();
     test_interrupt();
     test_big_writes();
+    test_writev();
+    test_sendfile();
     test_sigpipe();
     test_tcp();
     test_tls_ctx_errors();

@@ -12,12 +12,17 @@
 #include "store/mboxname.h"
 #include "store/store-mail.h"
 #include <errno.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <fcntl.h>
 #include <time.h>
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 struct maildrop {
@@ -267,22 +272,74 @@ void maildrop_reset(struct maildrop *d)
     for (uint32_t i = 0; i < d->n; i++) d->state[i] &= (uint8_t)~MD_DELETED;
 }
 
-/* write_stuffed: p[0,len) as multi-line response data, starting at the beginning of a line:
- * a "." is put before every line that starts with "." (RFC 1939 section 3). The bytes between
- * such lines go out in one write each, so a message costs a handful of large writes. */
-static int write_stuffed(struct stream *s, const char *p, size_t len)
+/* dot_line: the first LF in p[0, len) that is followed by a "." (a line that needs a stuffed
+ * dot), or NULL. glibc's memmem for this two-byte needle went about one byte per cycle and was
+ * over a third of pop3d's CPU on a RETR of 5,000 messages; SSE2 (every x86-64 has it) looks at
+ * 16 positions per step. */
+static const char *dot_line(const char *p, size_t len)
 {
-    int r = 0;
-    if (len && p[0] == '.') r = stream_write(s, ".", 1);
-    while (!r && len) {
-        const char *q = memmem(p, len, "\n.", 2);
+    size_t i = 0;
+#if defined(__SSE2__)
+    const __m128i lf = _mm_set1_epi8('\n'), dot = _mm_set1_epi8('.');
+    for (; i + 33 <= len; i += 32) {     /* the +1 loads reach p[i + 32] at most */
+        __m128i a0 = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        __m128i b0 = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 1));
+        __m128i a1 = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 16));
+        __m128i b1 = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 17));
+        unsigned m0 = (unsigned)_mm_movemask_epi8(
+            _mm_and_si128(_mm_cmpeq_epi8(a0, lf), _mm_cmpeq_epi8(b0, dot)));
+        unsigned m1 = (unsigned)_mm_movemask_epi8(
+            _mm_and_si128(_mm_cmpeq_epi8(a1, lf), _mm_cmpeq_epi8(b1, dot)));
+        if (m0 | m1) return p + i + (m0 ? __builtin_ctz(m0) : 16 + __builtin_ctz(m1));
+    }
+#endif
+    for (; i + 1 < len; i++)
+        if (p[i] == '\n' && p[i + 1] == '.') return p + i;
+    return NULL;
+}
+
+/* struct pieces: the parts of one response (status line, stretches of the message, stuffed
+ * dots, the terminator) handed to the stream together, so a large message goes out in one
+ * sendmsg instead of being copied through the stream's buffer. */
+#define PIECES_MAX 64
+struct pieces {
+    struct stream *s;
+    struct iovec v[PIECES_MAX];
+    int n;
+    int r;                          /* the first stream error */
+};
+
+static void pieces_add(struct pieces *pc, const void *p, size_t len)
+{
+    if (pc->r || !len) return;
+    if (pc->n == PIECES_MAX) {
+        pc->r = stream_writev(pc->s, pc->v, pc->n);
+        pc->n = 0;
+        if (pc->r) return;
+    }
+    pc->v[pc->n++] = (struct iovec){ (void *)p, len };
+}
+
+static int pieces_end(struct pieces *pc)
+{
+    if (!pc->r && pc->n) pc->r = stream_writev(pc->s, pc->v, pc->n);
+    pc->n = 0;
+    return pc->r;
+}
+
+/* add_stuffed: p[0,len) as multi-line response data, starting at the beginning of a line:
+ * a "." is put before every line that starts with "." (RFC 1939 section 3). */
+static void add_stuffed(struct pieces *pc, const char *p, size_t len)
+{
+    if (len && p[0] == '.') pieces_add(pc, ".", 1);
+    while (len) {
+        const char *q = dot_line(p, len);
         size_t chunk = q ? (size_t)(q - p) + 1 : len;
-        r = stream_write(s, p, chunk);
-        if (!r && q) r = stream_write(s, ".", 1);
+        pieces_add(pc, p, chunk);
+        if (q) pieces_add(pc, ".", 1);
         p += chunk;
         len -= chunk;
     }
-    return r;
 }
 
 /* top_length: the bytes of the header, the blank line and the first `lines` body lines. */
@@ -303,12 +360,70 @@ static size_t top_length(const char *p, size_t len, long lines)
     return pos;
 }
 
+/* add_body: the status line, p[0, want) stuffed, a line end if it lacks one, the terminator */
+static int add_body(struct stream *s, const char *ok, const char *p, size_t want)
+{
+    struct pieces pc = { .s = s };
+    pieces_add(&pc, ok, strlen(ok));
+    pieces_add(&pc, "\r\n", 2);
+    add_stuffed(&pc, p, want);
+    /* the terminating line must start a line of its own */
+    if (want && p[want - 1] != '\n') pieces_add(&pc, "\r\n", 2);
+    pieces_add(&pc, ".\r\n", 3);
+    return pieces_end(&pc);
+}
+
+/* Messages larger than this go to a plaintext client straight from the page cache */
+#define MD_SENDFILE_MIN (64u << 10)
+
+/* send_mapped: the message file mapped (its pages are not copied: the scan reads them where
+ * they are) and, when no line needs a dot and it ends in a line end, sent with sendfile;
+ * otherwise in pieces from the map. Same returns as maildrop_send. */
+static int send_mapped(struct maildrop *d, struct stream *s, uint32_t n, long lines,
+                       const char *ok)
+{
+    int fd;
+    uint64_t size;
+    int r = mailbox_message_open(d->mb, d->uids[n - 1], &fd, &size);
+    if (r) return r == CF_E_NOTFOUND ? r : CF_E_AGAIN;
+    const char *p = NULL;
+    if (size) {
+        /* MAP_POPULATE: the page-cache pages mapped in one call rather than fault by fault */
+        void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+        if (map == MAP_FAILED) {
+            log_err("pop3_map_failed", "uid=%u errno=%s", d->uids[n - 1],
+                    log_quote(strerror(errno)));
+            close(fd);
+            return CF_E_AGAIN;
+        }
+        p = map;
+    }
+    size_t len = (size_t)size;
+    size_t want = lines < 0 ? len : top_length(p, len, lines);
+    if (want >= MD_SENDFILE_MIN && p[0] != '.' && p[want - 1] == '\n' && !dot_line(p, want)) {
+        r = stream_puts(s, ok);
+        if (!r) r = stream_write(s, "\r\n", 2);
+        if (!r) r = stream_sendfile(s, fd, 0, want);
+        if (!r) r = stream_write(s, ".\r\n", 3);
+    } else {
+        r = add_body(s, ok, p, want);
+    }
+    if (size) munmap((void *)p, (size_t)size);
+    close(fd);
+    return r;
+}
+
 int maildrop_send(struct maildrop *d, struct stream *s, uint32_t n, long lines, int seen,
                   const char *ok)
 {
     const char *p;
     size_t len;
     if (n < 1 || n > d->n) return CF_E_NOTFOUND;
+    if (d->sizes[n - 1] >= MD_SENDFILE_MIN && stream_can_sendfile(s)) {
+        int r = send_mapped(d, s, n, lines, ok);
+        if (!r && seen && maildrop_may(d, 's')) d->state[n - 1] |= MD_SEEN;
+        return r;
+    }
     if (!d->mail) d->mail = mail_new(d->mb);
     struct mail *m = d->mail;
     mail_set_uid(m, d->uids[n - 1]);
@@ -318,12 +433,7 @@ int maildrop_send(struct maildrop *d, struct stream *s, uint32_t n, long lines, 
         return r == CF_E_NOTFOUND ? r : CF_E_AGAIN;   /* never a stream error code */
     }
     size_t want = lines < 0 ? len : top_length(p, len, lines);
-    r = stream_puts(s, ok);
-    if (!r) r = stream_write(s, "\r\n", 2);
-    if (!r) r = write_stuffed(s, p, want);
-    /* the terminating line must start a line of its own */
-    if (!r && want && p[want - 1] != '\n') r = stream_write(s, "\r\n", 2);
-    if (!r) r = stream_write(s, ".\r\n", 3);
+    r = add_body(s, ok, p, want);
     mail_reset(m);
     /* RFC 4314 section 4: \Seen needs 's' (without it RETR still reads, as FETCH does) */
     if (!r && seen && maildrop_may(d, 's')) d->state[n - 1] |= MD_SEEN;

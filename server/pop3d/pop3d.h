@@ -115,7 +115,9 @@ void maildrop_reset(struct maildrop *d);
 
 /* maildrop_send: write the line ok (CRLF added), then message n as a dot-stuffed multi-line
  * body ending in ".\r\n" (RFC 1939 section 3): the whole message (lines < 0), or the header,
- * the blank line and the first `lines` body lines (TOP). Bytes go out as stored. Notes \Seen
+ * the blank line and the first `lines` body lines (TOP). Bytes go out as stored: a message of
+ * 64 KiB or more to a plaintext client is mapped, and sent with sendfile when no line needs
+ * a dot and it ends in a line end; TLS and smaller messages are read and written. Notes \Seen
  * (written when the session ends) when seen is set. 0; CF_E_NOTFOUND (the message was
  * expunged meanwhile) or CF_E_AGAIN (its file could not be read; logged), and then nothing
  * was written; or a stream error. */
