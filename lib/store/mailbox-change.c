@@ -190,6 +190,13 @@ int mailbox_store_records(struct mailbox *mb, const uint32_t *uids, size_t n,
                           const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r,
                           struct index_record *recs_r)
 {
+    return mailbox_store_hooked(mb, uids, n, st, failed_r, nfailed_r, recs_r, NULL);
+}
+
+int mailbox_store_hooked(struct mailbox *mb, const uint32_t *uids, size_t n,
+                         const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r,
+                         struct index_record *recs_r, const struct mailbox_store_hook *hook)
+{
     uint32_t *failed = NULL;
     size_t nfailed = 0, afailed = 0;
     int kbits[INDEX_MAX_KEYWORDS];
@@ -269,6 +276,7 @@ int mailbox_store_records(struct mailbox *mb, const uint32_t *uids, size_t n,
         mbi_push_u32(&changed_pos, &nchanged, &achanged, (uint32_t)pos);
     }
     if ((r = rewrite_flush(mb, &rw)) < 0) goto done;
+    if (nchanged && recs_r && hook && hook->before_flush) hook->before_flush(hook->arg, recs_r);
     if (nchanged && nh.keyword_count == mb->hdr.keyword_count) {
         /* no new keyword name (those live in the index): the log carries the change */
         nh.highestmodseq = modseq;

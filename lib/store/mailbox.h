@@ -135,6 +135,21 @@ int mailbox_store_records(struct mailbox *mb, const uint32_t *uids, size_t n,
                           const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r,
                           struct index_record *recs_r);
 
+/* A caller's step inside mailbox_store_hooked. before_flush is called once, under the write
+ * lock, when every record of a commit that changes some is rewritten and recs_r is filled,
+ * before the commit's flush. The commit may still fail after it (the records are then put
+ * back and the call returns an error). It must not block, nor touch the mailbox: it lets IMAP
+ * STORE send its FETCH lines while the flush runs (cmd-store.c). */
+struct mailbox_store_hook {
+    void (*before_flush)(void *arg, const struct index_record *recs);
+    void *arg;
+};
+
+/* mailbox_store_hooked: mailbox_store_records (recs_r not NULL) with hook (may be NULL). */
+int mailbox_store_hooked(struct mailbox *mb, const uint32_t *uids, size_t n,
+                         const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r,
+                         struct index_record *recs_r, const struct mailbox_store_hook *hook);
+
 /* mailbox_expunge: expunge the records with FLAG_DELETED among uids (uids NULL: all of them):
  * mark them expunged with a new modseq and commit, then unlink their files -- unless the
  * handle is in delayed mode (mailbox_set_expunge_delayed): then the records get expunged_at
