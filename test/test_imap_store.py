@@ -265,7 +265,7 @@ class StoreBeforeFlush(SharedCofferTestCase):
         return [got[i][0] for i in sorted(got)]
 
     def test_lines_and_ok(self):
-        n = 600   # over 8 KB of lines: made and sent in parts before the flush
+        n = 1100   # over 8 KB of lines and over STORE_HOOK_STEP records: sent in parts
         self.mailbox("early", n)
         plain = self.conn("early")
         cond = self.conn("early", condstore=True)
@@ -295,7 +295,7 @@ class StoreBeforeFlush(SharedCofferTestCase):
                          [b"", b"\\Flagged", b"\\Flagged", b"\\Flagged", b""])
 
     def test_refused_flush(self):
-        n = 400
+        n = 1100
         self.mailbox("refused", n)
         plain = self.conn("refused")
         cond = self.conn("refused", condstore=True)

@@ -244,6 +244,7 @@ int mailbox_store_hooked(struct mailbox *mb, const uint32_t *uids, size_t n,
     if (recs_r)
         for (size_t i = 0; i < n; i++) recs_r[i].uid = 0;
     for (size_t i = 0; i < n; i++) {
+        if (recs_r && hook && i && i % STORE_HOOK_STEP == 0) hook->ready(hook->arg, recs_r, i);
         long pos = mbi_find_pos(mb, uids[i]);
         if (pos < 0) continue;
         /* read and rewritten without a checksum over the whole record: the checksum changes
@@ -276,7 +277,7 @@ int mailbox_store_hooked(struct mailbox *mb, const uint32_t *uids, size_t n,
         mbi_push_u32(&changed_pos, &nchanged, &achanged, (uint32_t)pos);
     }
     if ((r = rewrite_flush(mb, &rw)) < 0) goto done;
-    if (nchanged && recs_r && hook && hook->before_flush) hook->before_flush(hook->arg, recs_r);
+    if (recs_r && hook) hook->ready(hook->arg, recs_r, n);
     if (nchanged && nh.keyword_count == mb->hdr.keyword_count) {
         /* no new keyword name (those live in the index): the log carries the change */
         nh.highestmodseq = modseq;

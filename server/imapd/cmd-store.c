@@ -56,14 +56,17 @@ static const char *parse_flag_list(const struct imap_arg *args, size_t n, uint32
     return NULL;
 }
 
-/* FETCH lines sent while the commit is being made durable (RFC 3501 section 6.4.6). Without
- * CONDSTORE the lines carry no MODSEQ a client could keep, so they may go out before the
- * flush of the change: a crash before it only means the command did not complete, and the
- * tagged OK still follows the flush. The client parses them while the server flushes the
- * flag log (the parsing, one line per message, is most of a STORE 1:*'s time for a client
- * such as Python's imaplib). They are written under the mailbox's write lock, so only what
- * the socket takes at once: a slow client never holds the lock; the rest is written after it
- * is released. With CONDSTORE or QRESYNC the order stays flush, then lines. */
+/* FETCH lines sent while the commit is being made (RFC 3501 section 6.4.6). Without CONDSTORE
+ * the lines carry no MODSEQ a client could keep, so they may go out before the change is
+ * durable: a crash before its flush only means the command did not complete, and the tagged
+ * OK still follows the flush; a refused commit is followed by each message's flags as they
+ * are again (store_early_undo). The client parses them while the server rewrites the rest of
+ * the records and flushes the flag log (the parsing, one line per message, is most of a
+ * STORE 1:*'s time for a client such as Python's imaplib). They are written under the
+ * mailbox's write lock, so only what the socket takes at once: a slow client never holds the
+ * lock; the rest is written after it is released. With CONDSTORE or QRESYNC the order stays
+ * flush, then lines. Other sessions see nothing earlier than before: the records change in
+ * place under the write lock exactly as they did. */
 struct store_early {
     struct client *c;
     size_t n;                   /* messages named */
@@ -72,7 +75,9 @@ struct store_early {
     size_t k;                   /* lines made for messages [0, k) */
     struct buf lines;           /* made; [off, len) not yet written */
     size_t off;
+    size_t nlive;               /* records the store hands back */
     int sent;                   /* some bytes went out before the flush */
+    int full;                   /* the socket took no more */
     struct buf b;
 };
 
@@ -101,23 +106,28 @@ static int early_send(struct store_early *e)
     return 0;
 }
 
-/* store_before_flush: mailbox_store_hooked's before_flush: make the lines of the records the
- * commit left and send what the socket takes; stop making them once it takes no more. */
-static void store_before_flush(void *arg, const struct index_record *recs)
+/* store_ready: mailbox_store_hooked's step: make the lines of the records the commit has
+ * rewritten so far (recs[0, done)) and send what the socket takes; make no more once it takes
+ * no more (the rest is made after the commit). */
+static void store_ready(void *arg, const struct index_record *recs, size_t done)
 {
     struct store_early *e = arg;
-    selected_keywords_announce(e->c);   /* before the first line; no keyword is new here */
-    int full = 0;
-    while (e->k < e->n && !full) {
-        size_t k = e->k++;
+    if (e->full && early_send(e)) return;
+    e->full = 0;
+    if (!e->k) selected_keywords_announce(e->c);   /* before the first line; none is new */
+    while (e->k < e->n) {
+        size_t k = e->k;
+        if (e->uids[k] && e->at[k] >= done) break;   /* not rewritten yet */
+        e->k++;
         const struct index_record *rec = &recs[e->at[k]];
         /* refused, absent or expunged: as the lines after the commit (the lookup there
          * finds it gone too) */
         if (!e->uids[k] || rec->uid != e->uids[k] || (rec->flags & FLAG_EXPUNGED)) continue;
         early_line(e, k, rec);
-        if (e->lines.len - e->off >= (e->sent ? 65536u : 8192u)) full = early_send(e);
+        if (e->lines.len - e->off >= (e->sent ? 65536u : 8192u) && (e->full = early_send(e)))
+            return;
     }
-    if (!full) early_send(e);
+    if (done == e->nlive) e->full = early_send(e);
 }
 
 /* store_early_undo: the commit failed after lines went out: finish the line cut short and
@@ -276,13 +286,14 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
             early.at = at;
             early.msgnos = msgnos;
             early.what = SELECTED_FETCH_FLAGS | (uid_cmd ? SELECTED_FETCH_UID : 0);
-            hook.before_flush = store_before_flush;
+            early.nlive = nlive;
+            hook.ready = store_ready;
             hook.arg = &early;
         }
         r = store_set_flags_records(c->store, sel->mb, live, nlive, &st,
                                     has_unchangedsince ? &failed : NULL,
                                     has_unchangedsince ? &nfailed : NULL, recs,
-                                    hook.before_flush ? &hook : NULL);
+                                    hook.ready ? &hook : NULL);
     }
     free(live);
     if (r < 0) {
