@@ -135,12 +135,13 @@ int mailbox_store_records(struct mailbox *mb, const uint32_t *uids, size_t n,
                           const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r,
                           struct index_record *recs_r);
 
-/* A caller's step inside mailbox_store_hooked. ready is called under the write lock with
- * recs_r[0, done) as this commit leaves them should it succeed: during the rewrite of the
- * records (every STORE_HOOK_STEP uids) and last with done = n, before the commit's flush. The
- * commit may still fail after it (the records are then put back and the call returns an
- * error). It must not block, nor touch the mailbox: it lets IMAP STORE send its FETCH lines
- * while the records are rewritten and the flush runs (cmd-store.c). */
+/* A caller's step inside mailbox_store_hooked. ready is called under the write lock, before
+ * any record is changed, with recs_r[0, done) as the commit will leave them should it
+ * succeed: every STORE_HOOK_STEP uids while they are worked out, and last with done = n. The
+ * commit may still fail after it (the call then returns an error and nothing changed). It
+ * must not block, nor touch the mailbox: it lets IMAP STORE send its FETCH lines while the
+ * records are changed and the change is flushed (cmd-store.c), without adding to the time in
+ * which other sessions can read changed records that are not yet durable. */
 #define STORE_HOOK_STEP 1024
 struct mailbox_store_hook {
     void (*ready)(void *arg, const struct index_record *recs, size_t done);

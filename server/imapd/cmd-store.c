@@ -60,13 +60,15 @@ static const char *parse_flag_list(const struct imap_arg *args, size_t n, uint32
  * the lines carry no MODSEQ a client could keep, so they may go out before the change is
  * durable: a crash before its flush only means the command did not complete, and the tagged
  * OK still follows the flush; a refused commit is followed by each message's flags as they
- * are again (store_early_undo). The client parses them while the server rewrites the rest of
- * the records and flushes the flag log (the parsing, one line per message, is most of a
- * STORE 1:*'s time for a client such as Python's imaplib). They are written under the
- * mailbox's write lock, so only what the socket takes at once: a slow client never holds the
- * lock; the rest is written after it is released. With CONDSTORE or QRESYNC the order stays
- * flush, then lines. Other sessions see nothing earlier than before: the records change in
- * place under the write lock exactly as they did. */
+ * are again (store_early_undo). They are made from the records as the commit will leave them,
+ * worked out before it changes any (mailbox_store_hooked), and the client parses them while
+ * the server changes the records and flushes the flag log (the parsing, one line per message,
+ * is most of a STORE 1:*'s time for a client such as Python's imaplib). They are written
+ * under the mailbox's write lock, so only what the socket takes at once: a slow client never
+ * holds the lock; the rest is made and written after it is released. With CONDSTORE or
+ * QRESYNC the order stays flush, then lines. Other sessions see nothing earlier or longer
+ * than before: the lines are sent before the first record changes in place, and the records
+ * change under the write lock exactly as they did. */
 struct store_early {
     struct client *c;
     size_t n;                   /* messages named */
@@ -106,9 +108,9 @@ static int early_send(struct store_early *e)
     return 0;
 }
 
-/* store_ready: mailbox_store_hooked's step: make the lines of the records the commit has
- * rewritten so far (recs[0, done)) and send what the socket takes; make no more once it takes
- * no more (the rest is made after the commit). */
+/* store_ready: mailbox_store_hooked's step: make the lines of the records worked out so far
+ * (recs[0, done), as the commit will leave them) and send what the socket takes; make no more
+ * once it takes no more (the rest is made after the commit). */
 static void store_ready(void *arg, const struct index_record *recs, size_t done)
 {
     struct store_early *e = arg;
@@ -117,7 +119,7 @@ static void store_ready(void *arg, const struct index_record *recs, size_t done)
     if (!e->k) selected_keywords_announce(e->c);   /* before the first line; none is new */
     while (e->k < e->n) {
         size_t k = e->k;
-        if (e->uids[k] && e->at[k] >= done) break;   /* not rewritten yet */
+        if (e->uids[k] && e->at[k] >= done) break;   /* not worked out yet */
         e->k++;
         const struct index_record *rec = &recs[e->at[k]];
         /* refused, absent or expunged: as the lines after the commit (the lookup there
