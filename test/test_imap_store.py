@@ -9,7 +9,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from coffer_harness import SharedCofferTestCase, main  # noqa: E402
+from coffer_harness import Coffer, SharedCofferTestCase, main  # noqa: E402
 
 MSG = (b"From: a@example.com\r\nTo: b@example.com\r\nSubject: s%d\r\n"
        b"Message-ID: <m%d@example.com>\r\n\r\nbody %d\r\n")
@@ -187,6 +187,141 @@ class Store(SharedCofferTestCase):
         c.imap("c", "STORE 1:2 +FLAGS.SILENT (\\Deleted)")
         c.imap("d", "EXPUNGE")
         self.assertRegex(c.imap("e", "COPY 1:2 qsrc")[0], rb"^e OK \[COPYUID")
+
+
+class StoreBeforeFlush(SharedCofferTestCase):
+    """STORE's FETCH lines and the flush of the change (cmd-store.c, store_early): without
+    CONDSTORE the lines may go out before the flag log is flushed, the tagged OK only after
+    it; with CONDSTORE (MODSEQ in the lines) nothing goes out before the flush. The instance
+    fails every flag log flush while the file named by $COFFER_TEST_STORE_FAIL exists."""
+    coffer_kwargs = {"global_settings": {"allow_plaintext": "yes", "auth_fail_delay": "0"}}
+
+    @classmethod
+    def setUpClass(cls):
+        cls._any_failed = False
+        cls.coffer = Coffer(**cls.coffer_kwargs)
+        cls.fail_file = os.path.join(cls.coffer.tmp, "store-fail")
+        env0 = cls.coffer.env
+
+        def env():
+            e = env0()
+            e["COFFER_TEST_STORE_FAIL"] = cls.fail_file
+            return e
+        cls.coffer.env = env
+        try:
+            cls.coffer.start()
+        except BaseException:
+            cls.coffer.close()
+            raise
+        cls.coffer.add_user("fred", "secret")
+
+    def fail_flush(self, on):
+        if on:
+            open(self.fail_file, "w").close()
+            self.addCleanup(self.fail_flush, False)
+        elif os.path.exists(self.fail_file):
+            os.unlink(self.fail_file)
+
+    def conn(self, select, condstore=False):
+        c = self.coffer.connect("imap")
+        self.addCleanup(c.close)
+        c.expect(rb"^\* OK")
+        self.assertRegex(c.imap("l", "LOGIN fred secret")[0], rb"^l OK")
+        if condstore:
+            self.assertRegex(c.imap("e", "ENABLE CONDSTORE")[0], rb"^e OK")
+        self.assertRegex(c.imap("s", "SELECT " + select)[0], rb"^s OK")
+        return c
+
+    def mailbox(self, name, n):
+        c = self.coffer.connect("imap")
+        self.addCleanup(c.close)
+        c.expect(rb"^\* OK")
+        self.assertRegex(c.imap("l", "LOGIN fred secret")[0], rb"^l OK")
+        self.assertRegex(c.imap("c", "CREATE " + name)[0], rb"^c OK")
+        for base in range(0, n, 500):
+            parts = []
+            for i in range(base, min(n, base + 500)):
+                m = msg(i)
+                parts.append(b"{%d+}\r\n" % len(m) + m)
+            c.send(b"a APPEND " + name.encode() + b" " + b" ".join(parts) + b"\r\n")
+            self.assertRegex(c.read_tagged("a")[0], rb"^a OK")
+
+    @staticmethod
+    def parse(untagged):
+        """msgno -> (flags, modseq or None) of the FETCH lines, the last line of each."""
+        out = {}
+        for u in untagged:
+            m = re.match(rb"\* (\d+) FETCH \(.*FLAGS \(([^)]*)\)", u)
+            if m:
+                ms = re.search(rb"MODSEQ \((\d+)\)", u)
+                out[int(m.group(1))] = (m.group(2), ms.group(1) if ms else None)
+        return out
+
+    def flags_of(self, c, tag):
+        """The flags of every message as c sees them (its sync's FETCH lines included)."""
+        tagged, untagged = c.imap(tag, "FETCH 1:* FLAGS")
+        self.assertRegex(tagged, rb"OK")
+        got = self.parse(untagged)
+        return [got[i][0] for i in sorted(got)]
+
+    def test_lines_and_ok(self):
+        n = 1100   # over 8 KB of lines and over STORE_HOOK_STEP records: sent in parts
+        self.mailbox("early", n)
+        plain = self.conn("early")
+        cond = self.conn("early", condstore=True)
+        other = self.conn("early")
+        tagged, untagged = plain.imap("a", "STORE 1:* +FLAGS (\\Seen)")
+        self.assertEqual(tagged, b"a OK STORE completed\r\n")
+        self.assertEqual(untagged, [b"* %d FETCH (FLAGS (\\Seen \\Recent))\r\n" % i
+                                    for i in range(1, n + 1)])
+        # another session sees the change once the OK is out
+        self.assertEqual(self.flags_of(other, "b"), [b"\\Seen"] * n)
+        tagged, untagged = plain.imap("c", "UID STORE 2:4 FLAGS (\\Flagged)")
+        self.assertEqual(tagged, b"c OK UID STORE completed\r\n")
+        self.assertEqual(untagged, [b"* %d FETCH (FLAGS (\\Flagged \\Recent) UID %d)\r\n"
+                                    % (i, i) for i in range(2, 5)])
+        # CONDSTORE: the lines carry the commit's MODSEQ, all the same one
+        tagged, untagged = cond.imap("d", "STORE 1:* -FLAGS (\\Seen)")
+        self.assertEqual(tagged, b"d OK STORE completed\r\n")
+        got = self.parse(untagged)
+        self.assertEqual(sorted(got), list(range(1, n + 1)))
+        # one MODSEQ for the messages it changed; 2:4 (FLAGS replaced \Seen) keep theirs
+        self.assertEqual({got[i][1] for i in got if i not in (2, 3, 4)}, {got[1][1]})
+        self.assertEqual({got[i][1] for i in (2, 3, 4)}, {got[2][1]})
+        self.assertLess(int(got[2][1]), int(got[1][1]))
+        self.assertEqual(got[1][0], b"")
+        self.assertEqual(got[2][0], b"\\Flagged")
+        self.assertEqual(self.flags_of(other, "e")[:5],
+                         [b"", b"\\Flagged", b"\\Flagged", b"\\Flagged", b""])
+
+    def test_refused_flush(self):
+        n = 1100
+        self.mailbox("refused", n)
+        plain = self.conn("refused")
+        cond = self.conn("refused", condstore=True)
+        other = self.conn("refused")
+        self.fail_flush(True)
+        # without CONDSTORE the new flags went out before the flush failed: each message's
+        # flags as they are again follow, then the NO
+        tagged, untagged = plain.imap("a", "STORE 1:* +FLAGS (\\Seen)")
+        self.assertRegex(tagged, rb"^a NO")
+        told = [b"* %d FETCH (FLAGS (\\Seen \\Recent))\r\n" % i for i in range(1, n + 1)]
+        back = [b"* %d FETCH (FLAGS (\\Recent))\r\n" % i for i in range(1, n + 1)]
+        self.assertEqual(len(untagged), 2 * n)
+        # the lines the socket took before the flush come first, whole, then every message again
+        self.assertEqual(untagged[n:], back)
+        self.assertEqual(untagged[:n], told)
+        # with CONDSTORE nothing went out before the flush: no line with the refused MODSEQ
+        tagged, untagged = cond.imap("b", "STORE 1:* +FLAGS (\\Seen)")
+        self.assertRegex(tagged, rb"^b NO")
+        self.assertEqual(untagged, [])
+        # nobody sees the refused change
+        self.assertEqual(self.flags_of(other, "c"), [b""] * n)
+        self.fail_flush(False)
+        tagged, untagged = plain.imap("d", "STORE 5 +FLAGS (\\Seen)")
+        self.assertEqual((tagged, untagged), (b"d OK STORE completed\r\n",
+                                              [b"* 5 FETCH (FLAGS (\\Seen \\Recent))\r\n"]))
+        self.assertEqual(self.flags_of(other, "e")[4], b"\\Seen")
 
 
 if __name__ == "__main__":

@@ -623,6 +623,40 @@ static int drain(struct stream *s, int flush)
 
 int stream_flush(struct stream *s) { return drain(s, 1); }
 
+/* send_nowait: one pass of non-blocking sends of p[0, n); the bytes sent, or a negative
+ * error (sticky). The socket is non-blocking (stream_new). */
+static long long send_nowait(struct stream *s, const char *p, size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = sock_write(s, p + done, n - done);
+        if (w > 0) {
+            done += (size_t)w;
+            s->bytes_out += (unsigned long long)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        s->werr = io_failed("write", w == 0 ? EPIPE : errno);
+        return s->werr;
+    }
+    return (long long)done;
+}
+
+long long stream_write_nowait(struct stream *s, const void *p, size_t n)
+{
+    if (s->werr) return s->werr;
+    if (s->ssl || s->z) return 0;
+    if (s->wlen) {
+        long long w = send_nowait(s, s->wbuf, s->wlen);
+        if (w < 0) return w;
+        memmove(s->wbuf, s->wbuf + w, s->wlen - (size_t)w);
+        s->wlen -= (size_t)w;
+        if (s->wlen) return 0;
+    }
+    return send_nowait(s, p, n);
+}
+
 int stream_write(struct stream *s, const void *p, size_t n)
 {
     if (s->werr) return s->werr;

@@ -127,6 +127,14 @@ int stream_can_sendfile(const struct stream *s);
  * too when the file ends before off + len. */
 int stream_sendfile(struct stream *s, int fd, off_t off, size_t len);
 
+/* stream_write_nowait: send what the socket takes of p[0, n) right now, never waiting: first
+ * what is buffered, then p straight to the socket. Returns the bytes of p sent (0 when the
+ * buffer could not be emptied, or on a TLS or compressed stream, where bytes cannot be sent
+ * without possibly waiting); the caller writes the rest later. A socket error is sticky, as
+ * stream_flush's, and returned. For replies sent while the caller holds a lock that a slow
+ * client must not be able to hold up (STORE's FETCH lines before the flush, cmd-store.c). */
+long long stream_write_nowait(struct stream *s, const void *p, size_t n);
+
 /* TLS. tls_ctx_new: a server context from PEM files; min_version "1.2" or "1.3"; ciphers may
  * be "" for OpenSSL's defaults. On failure returns CF_E_TLS with a reason in err.
  * cert may hold the whole chain (leaf first); the key must match the leaf certificate.

@@ -901,6 +901,52 @@ static void test_sendfile(void)
     free(data);
 }
 
+/* stream_write_nowait: what is buffered goes first, then as much as the socket takes without
+ * waiting; nothing (0) while the buffer cannot be emptied; the reader gets every byte in
+ * order; a gone peer is a sticky error */
+static void test_write_nowait(void)
+{
+    int sv[2];
+    make_pair(sv);
+    int small = 4096;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    struct stream *s = stream_new(sv[0]);
+    struct buf expect = BUF_INIT;
+    UNIT_EQ_INT(stream_puts(s, "* buffered\r\n"), 0);
+    buf_appends(&expect, "* buffered\r\n");
+    const size_t total = 1 << 20;
+    char *data = xmalloc(total);
+    for (size_t i = 0; i < total; i++) data[i] = (char)pattern(i);
+    long long t0 = ms_now();
+    long long w = stream_write_nowait(s, data, total);
+    UNIT_CHECK(w > 0 && (size_t)w < total);   /* some, not all: nobody reads yet */
+    UNIT_CHECK(ms_now() - t0 < 1000);          /* and it did not wait */
+    buf_append(&expect, data, (size_t)w);
+    UNIT_EQ_INT(stream_write_nowait(s, data + w, total - (size_t)w), 0);   /* full */
+    /* the rest through the buffer, which must now wait for the reader: it goes before
+     * anything stream_write_nowait could send */
+    struct sink k = sink_start(sv[1], sv[0]);
+    UNIT_EQ_INT(stream_write(s, data + w, 10), 0);
+    buf_append(&expect, data + w, 10);
+    long long w2 = stream_write_nowait(s, data + w + 10, total - (size_t)w - 10);
+    UNIT_CHECK(w2 >= 0);
+    buf_append(&expect, data + w + 10, (size_t)w2);
+    stream_free(&s);
+    uint64_t count, hash;
+    UNIT_EQ_INT(sink_wait(&k, &count, &hash), 0);
+    UNIT_EQ_INT(count, expect.len);
+    UNIT_CHECK(hash == fnv(FNV_INIT, expect.s, expect.len));
+    buf_fini(&expect);
+    free(data);
+
+    make_pair(sv);
+    s = stream_new(sv[0]);
+    close(sv[1]);
+    UNIT_CHECK(stream_write_nowait(s, "x\r\n", 3) < 0);
+    UNIT_CHECK(stream_flush(s) < 0);   /* sticky */
+    stream_free(&s);
+}
+
 /* a peer that has gone away: CF_E_IO, sticky, and no SIGPIPE (its default action is kept) */
 static void test_sigpipe(void)
 {
@@ -1314,6 +1360,7 @@ int main(void)
     test_big_writes();
     test_writev();
     test_sendfile();
+    test_write_nowait();
     test_sigpipe();
     test_tcp();
     test_tls_ctx_errors();

@@ -180,6 +180,33 @@ static unsigned char *changed_ranges(const struct mailbox *mb, uint32_t *pos, si
     return out;
 }
 
+/* store_foresee: recs_r as the loop of mailbox_store_hooked will leave them, worked out
+ * before it changes any record, for the caller's step (hook->ready every STORE_HOOK_STEP
+ * uids, then with all). The same rule and checks as that loop; flag changes are idempotent,
+ * so a uid named twice comes out as the loop leaves it. Nothing is written: what other
+ * sessions can read in the mapping before the commit is made durable is what it was
+ * (the step's work comes before the first change, not between it and the flush). */
+static void store_foresee(struct mailbox *mb, const uint32_t *uids, size_t n,
+                          const struct mailbox_store *st, const struct flaglog_entry *fe,
+                          uint64_t modseq, struct index_record *recs_r,
+                          const struct mailbox_store_hook *hook)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i && i % STORE_HOOK_STEP == 0) hook->ready(hook->arg, recs_r, i);
+        long pos = mbi_find_pos(mb, uids[i]);
+        if (pos < 0) continue;
+        struct index_record rec;
+        index_record_decode_unchecked(mb->map + index_record_offset((uint32_t)pos), &rec);
+        if (rec.uid != uids[i] || (rec.flags & FLAG_EXPUNGED)) continue;   /* the loop's */
+        if (st->unchangedsince && rec.modseq > st->unchangedsince) continue;
+        struct index_record nr = rec;
+        if (flaglog_change(fe->op, fe->sys, fe->keywords, &rec, &nr.flags, nr.user_flags))
+            nr.modseq = modseq;
+        recs_r[i] = nr;
+    }
+    hook->ready(hook->arg, recs_r, n);
+}
+
 int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
                   const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r)
 {
@@ -189,6 +216,13 @@ int mailbox_store(struct mailbox *mb, const uint32_t *uids, size_t n,
 int mailbox_store_records(struct mailbox *mb, const uint32_t *uids, size_t n,
                           const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r,
                           struct index_record *recs_r)
+{
+    return mailbox_store_hooked(mb, uids, n, st, failed_r, nfailed_r, recs_r, NULL);
+}
+
+int mailbox_store_hooked(struct mailbox *mb, const uint32_t *uids, size_t n,
+                         const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r,
+                         struct index_record *recs_r, const struct mailbox_store_hook *hook)
 {
     uint32_t *failed = NULL;
     size_t nfailed = 0, afailed = 0;
@@ -236,6 +270,7 @@ int mailbox_store_records(struct mailbox *mb, const uint32_t *uids, size_t n,
     for (size_t k = 0; k < nk; k++) fe.keywords[kbits[k] / 8] |= (uint8_t)(1u << (kbits[k] % 8));
     if (recs_r)
         for (size_t i = 0; i < n; i++) recs_r[i].uid = 0;
+    if (recs_r && hook) store_foresee(mb, uids, n, st, &fe, modseq, recs_r, hook);
     for (size_t i = 0; i < n; i++) {
         long pos = mbi_find_pos(mb, uids[i]);
         if (pos < 0) continue;

@@ -135,6 +135,24 @@ int mailbox_store_records(struct mailbox *mb, const uint32_t *uids, size_t n,
                           const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r,
                           struct index_record *recs_r);
 
+/* A caller's step inside mailbox_store_hooked. ready is called under the write lock, before
+ * any record is changed, with recs_r[0, done) as the commit will leave them should it
+ * succeed: every STORE_HOOK_STEP uids while they are worked out, and last with done = n. The
+ * commit may still fail after it (the call then returns an error and nothing changed). It
+ * must not block, nor touch the mailbox: it lets IMAP STORE send its FETCH lines while the
+ * records are changed and the change is flushed (cmd-store.c), without adding to the time in
+ * which other sessions can read changed records that are not yet durable. */
+#define STORE_HOOK_STEP 1024
+struct mailbox_store_hook {
+    void (*ready)(void *arg, const struct index_record *recs, size_t done);
+    void *arg;
+};
+
+/* mailbox_store_hooked: mailbox_store_records (recs_r not NULL) with hook (may be NULL). */
+int mailbox_store_hooked(struct mailbox *mb, const uint32_t *uids, size_t n,
+                         const struct mailbox_store *st, uint32_t **failed_r, size_t *nfailed_r,
+                         struct index_record *recs_r, const struct mailbox_store_hook *hook);
+
 /* mailbox_expunge: expunge the records with FLAG_DELETED among uids (uids NULL: all of them):
  * mark them expunged with a new modseq and commit, then unlink their files -- unless the
  * handle is in delayed mode (mailbox_set_expunge_delayed): then the records get expunged_at

@@ -163,15 +163,16 @@ out:
 int store_set_flags(struct store *st, struct mailbox *mb, const uint32_t *uids, size_t n,
                     const struct mailbox_store *op, uint32_t **failed_r, size_t *nfailed_r)
 {
-    return store_set_flags_records(st, mb, uids, n, op, failed_r, nfailed_r, NULL);
+    return store_set_flags_records(st, mb, uids, n, op, failed_r, nfailed_r, NULL, NULL);
 }
 
 int store_set_flags_records(struct store *st, struct mailbox *mb, const uint32_t *uids, size_t n,
                             const struct mailbox_store *op, uint32_t **failed_r,
-                            size_t *nfailed_r, struct index_record *recs_r)
+                            size_t *nfailed_r, struct index_record *recs_r,
+                            const struct mailbox_store_hook *hook)
 {
     (void)st;   /* flags hold no quota; the store is the caller's handle for what comes */
-    return mailbox_store_records(mb, uids, n, op, failed_r, nfailed_r, recs_r);
+    return mailbox_store_hooked(mb, uids, n, op, failed_r, nfailed_r, recs_r, hook);
 }
 
 int store_replace(struct store *st, struct mailbox *src, const char *src_name, uint32_t uid,

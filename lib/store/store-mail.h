@@ -66,9 +66,11 @@ int store_set_flags(struct store *st, struct mailbox *mb, const uint32_t *uids, 
                     const struct mailbox_store *op, uint32_t **failed_r, size_t *nfailed_r);
 
 /* store_set_flags_records: store_set_flags handing back the records as the commit left them
- * (mailbox_store_records). */
+ * (mailbox_store_records), with hook's step before the flush when hook is not NULL
+ * (mailbox_store_hooked). */
 int store_set_flags_records(struct store *st, struct mailbox *mb, const uint32_t *uids, size_t n,
                             const struct mailbox_store *op, uint32_t **failed_r,
-                            size_t *nfailed_r, struct index_record *recs_r);
+                            size_t *nfailed_r, struct index_record *recs_r,
+                            const struct mailbox_store_hook *hook);
 
 #endif

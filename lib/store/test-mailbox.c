@@ -2414,6 +2414,80 @@ static int sync_changed(struct mailbox *mb, unsigned char *seen, uint32_t n)
  * STORE that hands back its records (the caller reports them) leaves nothing for its own next
  * sync when its view held every commit before, and a commit by another handle in between makes
  * that sync report both. */
+/* mailbox_store_hooked: the caller's step sees recs[0, done) as the commit will leave them,
+ * every STORE_HOOK_STEP uids and once with all of them, before any record is changed (so
+ * before the flag log's flush); a refused flush after it puts every record back. */
+struct hook_seen {
+    struct mailbox *mb;
+    const uint32_t *uids;
+    uint32_t flag;      /* the flag the store adds */
+    size_t calls, last_done, bad;
+    unsigned long flaglog_at_last;
+};
+
+static void hook_ready(void *arg, const struct index_record *recs, size_t done)
+{
+    struct hook_seen *h = arg;
+    h->calls++;
+    if (done <= h->last_done && h->calls > 1) h->bad++;   /* done only grows */
+    for (size_t i = h->last_done; i < done; i++)
+        if (recs[i].uid != h->uids[i] || !(recs[i].flags & h->flag)) h->bad++;
+    h->last_done = done;
+    h->flaglog_at_last = mailbox_sync_stats.flaglog;
+    /* nothing is changed yet: another reader of the mapping sees the records as they were */
+    struct index_record r;
+    for (size_t i = 0; i < done; i++)
+        if (mailbox_record(h->mb, h->uids[i], &r) != 1 || (r.flags & h->flag)) h->bad++;
+}
+
+static void test_store_hook(void)
+{
+    enum { N = 2 * STORE_HOOK_STEP + 100 };
+    char id[UNIQUEID_LEN + 1];
+    new_mailbox(part1, "user.alice.storehook", id);
+    struct mailbox *mb = NULL;
+    static uint32_t all[N];
+    static struct index_record recs[N];
+    struct index_record r;
+    for (uint32_t i = 0; i < N; i++) all[i] = i + 1;
+    if (!open_ok(id, &mb)) goto out;
+    mailbox_set_nofsync(mb, 1);   /* the appends quickly; the stores through the flag log */
+    for (int i = 0; i < N; i++) UNIT_EQ_INT(append_one(mb, "sh", 0, NULL, NULL), 0);
+    mailbox_set_nofsync(mb, 0);
+    struct mailbox_store sseen = { STORE_ADD, FLAG_SEEN, NULL, 0 };
+    struct hook_seen h = { mb, all, FLAG_SEEN, 0, 0, 0, 0 };
+    struct mailbox_store_hook hook = { hook_ready, &h };
+    unsigned long flaglog0 = mailbox_sync_stats.flaglog;
+    UNIT_EQ_INT(mailbox_store_hooked(mb, all, N, &sseen, NULL, NULL, recs, &hook), 0);
+    UNIT_EQ_INT(h.calls, 3);              /* at 1,024 and 2,048 uids, then all */
+    UNIT_EQ_INT(h.last_done, N);
+    UNIT_EQ_INT(h.bad, 0);
+    UNIT_EQ_INT(mailbox_record(mb, N, &r), 1);
+    UNIT_CHECK((r.flags & FLAG_SEEN) != 0);   /* and after it, all changed */
+    UNIT_EQ_INT(h.flaglog_at_last, flaglog0);              /* before the flush */
+    UNIT_EQ_INT(mailbox_sync_stats.flaglog, flaglog0 + 1);  /* and the flush after it */
+    /* refused: the step saw the change, the records are back as they were */
+    struct mailbox_store sdel = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+    memset(&h, 0, sizeof h);
+    h.mb = mb;
+    h.uids = all;
+    h.flag = FLAG_DELETED;
+    fail_points[0] = "flaglog_sync";
+    mailbox_fault_hook = fail_sync;
+    UNIT_EQ_INT(mailbox_store_hooked(mb, all, 10, &sdel, NULL, NULL, recs, &hook), CF_E_IO);
+    mailbox_fault_hook = NULL;
+    fail_points[0] = NULL;
+    UNIT_EQ_INT(h.calls, 1);
+    UNIT_EQ_INT(h.last_done, 10);
+    UNIT_EQ_INT(h.bad, 0);
+    for (uint32_t u = 1; u <= 10; u++) {
+        UNIT_EQ_INT(mailbox_record(mb, u, &r), 1);
+        UNIT_CHECK(!(r.flags & FLAG_DELETED) && (r.flags & FLAG_SEEN));
+    }
+out:
+    mailbox_close(&mb);
+}
+
 static void test_store_view(void)
 {
     enum { N = 80 };
@@ -2747,6 +2821,7 @@ int main(void)
     test_open_target();
     test_store_batched();
     test_store_view();
+    test_store_hook();
     test_flaglog();
     if (!unit_failed) rm_rf(tmpdir);
     else fprintf(stderr, "left %s for inspection\n", tmpdir);

@@ -201,6 +201,12 @@ int client_untagged_lines(struct client *c, const char *p, size_t n)
     return stream_write(c->stream, p, n);
 }
 
+long long client_untagged_nowait(struct client *c, const char *p, size_t n)
+{
+    if (c->reply.done != CLIENT_DONE_NONE || !n) return 0;
+    return stream_write_nowait(c->stream, p, n);
+}
+
 int client_untagged_push(struct client *c)
 {
     if (c->reply.done != CLIENT_DONE_NONE) return 0;

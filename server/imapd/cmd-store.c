@@ -56,6 +56,104 @@ static const char *parse_flag_list(const struct imap_arg *args, size_t n, uint32
     return NULL;
 }
 
+/* FETCH lines sent while the commit is being made (RFC 3501 section 6.4.6). Without CONDSTORE
+ * the lines carry no MODSEQ a client could keep, so they may go out before the change is
+ * durable: a crash before its flush only means the command did not complete, and the tagged
+ * OK still follows the flush; a refused commit is followed by each message's flags as they
+ * are again (store_early_undo). They are made from the records as the commit will leave them,
+ * worked out before it changes any (mailbox_store_hooked), and the client parses them while
+ * the server changes the records and flushes the flag log (the parsing, one line per message,
+ * is most of a STORE 1:*'s time for a client such as Python's imaplib). They are written
+ * under the mailbox's write lock, so only what the socket takes at once: a slow client never
+ * holds the lock; the rest is made and written after it is released. With CONDSTORE or
+ * QRESYNC the order stays flush, then lines. Other sessions see nothing earlier or longer
+ * than before: the lines are sent before the first record changes in place, and the records
+ * change under the write lock exactly as they did. */
+struct store_early {
+    struct client *c;
+    size_t n;                   /* messages named */
+    const uint32_t *uids, *at, *msgnos;
+    unsigned what;              /* SELECTED_FETCH_* */
+    size_t k;                   /* lines made for messages [0, k) */
+    struct buf lines;           /* made; [off, len) not yet written */
+    size_t off;
+    size_t nlive;               /* records the store hands back */
+    int sent;                   /* some bytes went out before the flush */
+    int full;                   /* the socket took no more */
+    struct buf b;
+};
+
+/* early_line: the FETCH line of message k from rec into lines. */
+static void early_line(struct store_early *e, size_t k, const struct index_record *rec)
+{
+    selected_fetch_line(e->c, e->msgnos[k], rec, e->what, &e->b);
+    buf_appends(&e->lines, "* ");
+    buf_append(&e->lines, e->b.s, e->b.len);
+    buf_appends(&e->lines, "\r\n");
+}
+
+/* early_send: send what the socket takes of the lines made; 1 when some are left (the
+ * socket is full, or the stream cannot send without waiting), 0 when all went. */
+static int early_send(struct store_early *e)
+{
+    size_t want = e->lines.len - e->off;
+    if (!want) return 0;
+    long long w = client_untagged_nowait(e->c, e->lines.s + e->off, want);
+    if (w <= 0) return 1;
+    e->sent = 1;
+    e->off += (size_t)w;
+    if ((size_t)w < want) return 1;
+    buf_reset(&e->lines);
+    e->off = 0;
+    return 0;
+}
+
+/* store_ready: mailbox_store_hooked's step: make the lines of the records worked out so far
+ * (recs[0, done), as the commit will leave them) and send what the socket takes; make no more
+ * once it takes no more (the rest is made after the commit). */
+static void store_ready(void *arg, const struct index_record *recs, size_t done)
+{
+    struct store_early *e = arg;
+    if (e->full && early_send(e)) return;
+    e->full = 0;
+    if (!e->k) selected_keywords_announce(e->c);   /* before the first line; none is new */
+    while (e->k < e->n) {
+        size_t k = e->k;
+        if (e->uids[k] && e->at[k] >= done) break;   /* not worked out yet */
+        e->k++;
+        const struct index_record *rec = &recs[e->at[k]];
+        /* refused, absent or expunged: as the lines after the commit (the lookup there
+         * finds it gone too) */
+        if (!e->uids[k] || rec->uid != e->uids[k] || (rec->flags & FLAG_EXPUNGED)) continue;
+        early_line(e, k, rec);
+        if (e->lines.len - e->off >= (e->sent ? 65536u : 8192u) && (e->full = early_send(e)))
+            return;
+    }
+    if (done == e->nlive) e->full = early_send(e);
+}
+
+/* store_early_undo: the commit failed after lines went out: finish the line cut short and
+ * tell the flags each message has now (put back), so that the client forgets what it read. */
+static void store_early_undo(struct store_early *e, struct selected *sel)
+{
+    const char *rest = e->lines.s + e->off;
+    size_t left = e->lines.len - e->off;
+    const char *eol = left ? memchr(rest, '\n', left) : NULL;
+    if (eol && e->off && e->lines.s[e->off - 1] != '\n')
+        client_untagged_lines(e->c, rest, (size_t)(eol + 1 - rest));
+    buf_reset(&e->lines);
+    e->off = 0;
+    for (size_t k = 0; k < e->k; k++) {
+        struct index_record rec;
+        if (!e->uids[k] || mailbox_record(sel->mb, e->uids[k], &rec) != 1 ||
+            (rec.flags & FLAG_EXPUNGED))
+            continue;
+        early_line(e, k, &rec);
+    }
+    client_untagged_lines(e->c, e->lines.s, e->lines.len);
+    buf_reset(&e->lines);
+}
+
 void cmd_store(struct client *c, const struct imap_command *cmd)
 {
     struct selected *sel = c->sel;
@@ -70,6 +168,9 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
     uint32_t *failed = NULL, *at = NULL;
     struct index_record *recs = NULL;
     size_t nfailed = 0;
+    struct store_early early = { .c = c, .lines = BUF_INIT, .b = BUF_INIT };
+    struct mailbox_store_hook hook = { NULL, NULL };
+    uint32_t *msgnos = NULL;
     /* RFC 7162 section 3.1.3: STORE set (UNCHANGEDSINCE n) item flags; the modifier list is
      * the second argument (RFC 4466 section 2.5 store-modifiers) */
     uint64_t unchangedsince = 0;
@@ -131,10 +232,12 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
     if (has_unchangedsince) condstore_enable(c, CLIENT_ENABLED_CONDSTORE);
     uint64_t total = imap_seqset_size(&msgs);
     uids = xreallocarray(NULL, total ? total : 1, sizeof *uids);
+    msgnos = xreallocarray(NULL, total ? total : 1, sizeof *msgnos);
     size_t n = 0;
     for (size_t i = 0; i < msgs.count; i++) {
         for (uint64_t m = msgs.r[i].lo; m <= msgs.r[i].hi; m++) {
             uint32_t uid = selected_uid(sel, (uint32_t)m);
+            msgnos[n] = (uint32_t)m;
             if (has_unchangedsince) {
                 /* RFC 7162 section 3.1.3: a message changed after n is left alone and
                  * listed in MODIFIED (as this session sees its mod-sequence); the store
@@ -175,12 +278,28 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
         /* with recs every change is ours to tell below (FETCH, or nothing for .SILENT, RFC
          * 3501 section 6.4.6): the sync after the command need not read them back */
         recs = xreallocarray(NULL, nlive, sizeof *recs);
+        /* the FETCH lines before the flush: only without MODSEQ in them (store_early), for
+         * system flags alone (a new keyword commits through the index and is announced by a
+         * FLAGS response first) and a mailbox that keeps \Seen in the index */
+        if (!silent && !(c->enabled & (CLIENT_ENABLED_CONDSTORE | CLIENT_ENABLED_QRESYNC)) &&
+            !has_unchangedsince && !kw.count && !sel->seen_user) {
+            early.n = n;
+            early.uids = uids;
+            early.at = at;
+            early.msgnos = msgnos;
+            early.what = SELECTED_FETCH_FLAGS | (uid_cmd ? SELECTED_FETCH_UID : 0);
+            early.nlive = nlive;
+            hook.ready = store_ready;
+            hook.arg = &early;
+        }
         r = store_set_flags_records(c->store, sel->mb, live, nlive, &st,
                                     has_unchangedsince ? &failed : NULL,
-                                    has_unchangedsince ? &nfailed : NULL, recs);
+                                    has_unchangedsince ? &nfailed : NULL, recs,
+                                    hook.ready ? &hook : NULL);
     }
     free(live);
     if (r < 0) {
+        if (early.sent) store_early_undo(&early, sel);
         imapd_reply_error(c, cmd->tag, r);
         goto out;
     }
@@ -203,12 +322,19 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
      * first after 8 KiB, so that the client starts reading while the rest is formatted */
     struct buf lines = BUF_INIT;
     int announced = 0, wrote = 0;
+    if (early.lines.len > early.off) {   /* made before the flush, not yet written */
+        client_untagged_lines(c, early.lines.s + early.off, early.lines.len - early.off);
+        if (!early.sent) client_untagged_push(c);
+        wrote = 1;
+    }
+    if (early.k) announced = 1;
     for (size_t i = 0; i < msgs.count; i++) {
         for (uint64_t m = msgs.r[i].lo; m <= msgs.r[i].hi; m++, k++) {
             if (!uids[k]) continue;
             imap_seqset_add(&sel->skip, uids[k], uids[k]);
             /* RFC 5267 live searches look again (the sync may not see this change) */
             search_context_touch(sel, uids[k]);
+            if (k < early.k) continue;   /* its line is out, or on its way (above) */
             struct index_record rec;
             int rr = 1;
             if (recs && recs[at[k]].uid == uids[k]) rec = recs[at[k]];   /* as committed */
@@ -247,6 +373,9 @@ void cmd_store(struct client *c, const struct imap_command *cmd)
     client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
 out:
     free(uids);
+    free(msgnos);
+    buf_fini(&early.lines);
+    buf_fini(&early.b);
     free(at);
     free(recs);
     free(failed);

@@ -130,6 +130,12 @@ int client_untagged(struct client *c, const char *fmt, ...) __attribute__((forma
  * each) formatted by the caller: many responses (STORE's FETCHes) in one write. */
 int client_untagged_lines(struct client *c, const char *p, size_t n);
 
+/* client_untagged_nowait: client_untagged_lines for what the socket takes right now, without
+ * waiting (stream_write_nowait): the bytes of p sent (the caller writes the rest later), 0
+ * when nothing can go out at once (a TLS or compressed stream, a full socket, lines held for
+ * after a tagged response), or the stream's error. */
+long long client_untagged_nowait(struct client *c, const char *p, size_t n);
+
 /* client_untagged_push: send what is buffered now rather than when the session loop flushes
  * (the first of many responses, so that the client starts reading them while the rest are
  * made). Nothing when the lines are held for after a tagged response. May block (the

@@ -14,6 +14,7 @@
 #include "net/worker.h"
 #include "store/quotalock.h"
 #include "store/store.h"
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -38,8 +39,22 @@ struct store *imapd_store(void)
     return g_store;
 }
 
+/* test_store_fault: for test/test_imap_store.py only. With $COFFER_TEST_STORE_FAIL naming a
+ * file, the flush of the flag change log (the step that makes a STORE durable) fails with EIO
+ * while that file exists: a STORE refused after its records were rewritten and, for a session
+ * without CONDSTORE, after its FETCH lines went out (cmd-store.c). Unset: no hook. */
+static const char *g_store_fail_file;
+
+static int test_store_fault(const char *point)
+{
+    if (strcmp(point, "flaglog_sync") || access(g_store_fail_file, F_OK) != 0) return 0;
+    return EIO;
+}
+
 static int imapd_init(const struct config *cfg, const struct config_service *svc)
 {
+    g_store_fail_file = getenv("COFFER_TEST_STORE_FAIL");
+    if (g_store_fail_file && *g_store_fail_file) mailbox_fault_hook = test_store_fault;
     /* the SASL library, shared by the workers forked from the zygote; the store is
      * opened per worker (see imapd_store) */
     if (csasl_init(cfg)) return 1;
