@@ -88,12 +88,9 @@ int mime_decode_base64(const char *in, size_t n, struct buf *out)
 size_t mime_decode_base64_size(const char *in, size_t n)
 {
     const unsigned char *s = (const unsigned char *)in;
-    size_t k = 0;       /* alphabet characters before the first '=' */
-    for (size_t i = 0; i < n; i++) {
-        int v = b64tab[s[i]];
-        if (v >= 0) k++;
-        else if (v == B64_PAD) break;
-    }
+    const char *pad = memchr(in, '=', n);         /* decoding stops at the first '=' */
+    size_t k = 0, end = pad ? (size_t)(pad - in) : n;
+    for (size_t i = 0; i < end; i++) k += b64tab[s[i]] >= 0;      /* alphabet characters */
     /* 6 bits each, a byte out for every 8: whole groups give 3, a partial one 0, 1 or 2 */
     return k / 4 * 3 + (k % 4) * 6 / 8;
 }
@@ -182,10 +179,24 @@ static inline void qp_count(unsigned char b, size_t *len, size_t *ws, int *cr)
  * decoder strips the output line, not the input. */
 size_t mime_decode_qp_size(const char *in, size_t n, int header)
 {
+    /* the bytes that end a run of bytes decoding to themselves */
+    static const unsigned char stop[256] = { ['='] = 1, ['\r'] = 1, ['\n'] = 1 };
     size_t i = 0, len = 0, ws = 0;
     int cr = 0;
     while (i < n) {
         unsigned char c = (unsigned char)in[i];
+        if (!stop[c]) {
+            /* most of every line: counted whole, then only its trailing blanks looked at
+             * (what qp_count would leave in *ws and *cr; '_' in the "Q" form is a blank,
+             * but nothing is stripped in that form) */
+            size_t s = i, e;
+            while (i < n && !stop[(unsigned char)in[i]]) i++;
+            len += i - s;
+            for (e = i; e > s && (in[e - 1] == ' ' || in[e - 1] == '\t'); e--) {}
+            ws = e > s ? i - e : (cr ? 0 : ws) + (i - s);
+            cr = 0;
+            continue;
+        }
         if (c == '=') {
             size_t j = i + 1;
             int h1, h2;
@@ -324,14 +335,34 @@ static const uint16_t cp1252_c1[32] = {
     0x02dc, 0x2122, 0x0161, 0x203a, 0x0153, 0x009d, 0x017e, 0x0178,
 };
 
+/* latin1_to_utf8 writes into one reserved block (at most 3 bytes per input byte: the
+ * windows-1252 punctuation) rather than a call per byte. */
 static void latin1_to_utf8(const char *in, size_t n, struct buf *out)
 {
-    size_t i;
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (c < 0x80) buf_putc(out, (char)c);
-        else put_utf8(out, c < 0xa0 ? cp1252_c1[c - 0x80] : c);
+    if (n > ((size_t)-1 - 16) / 3 || buf_ensure(out, 3 * n) < 0) {
+        /* a capped buffer: byte by byte, as much as fits */
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)in[i];
+            put_utf8(out, c < 0xa0 ? (c < 0x80 ? c : cp1252_c1[c - 0x80]) : c);
+        }
+        return;
     }
+    char *o = out->s + out->len;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        uint32_t cp = c < 0xa0 ? (c < 0x80 ? c : cp1252_c1[c - 0x80]) : c;
+        if (cp < 0x80) {
+            *o++ = (char)cp;
+        } else if (cp < 0x800) {
+            *o++ = (char)(0xc0 | (cp >> 6));
+            *o++ = (char)(0x80 | (cp & 0x3f));
+        } else {
+            *o++ = (char)(0xe0 | (cp >> 12));
+            *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+            *o++ = (char)(0x80 | (cp & 0x3f));
+        }
+    }
+    out->len = (size_t)(o - out->s);
 }
 
 /* guess_to_utf8: text of unknown charset: UTF-8 if it is valid UTF-8, else Latin-1, which
@@ -369,14 +400,19 @@ int mime_charset_to_utf8(const char *charset, const char *in, size_t n, struct b
     name[nl] = '\0';
 
     if (!strcmp(name, "utf-8") || !strcmp(name, "utf8")) {
+        /* valid runs are copied whole; each invalid byte becomes U+FFFD */
         const unsigned char *s = (const unsigned char *)in;
-        size_t l;
+        size_t l, run = 0;
         uint32_t cp;
         for (i = 0; i < n; ) {
-            if (s[i] < 0x80) { buf_putc(out, (char)s[i]); i++; continue; }
-            if ((l = utf8_next(s + i, n - i, &cp))) { buf_append(out, in + i, l); i += l; }
-            else { put_utf8(out, 0xfffd); i++; bad = 1; }
+            if (s[i] < 0x80) { i++; continue; }
+            if ((l = utf8_next(s + i, n - i, &cp))) { i += l; continue; }
+            buf_append(out, in + run, i - run);
+            put_utf8(out, 0xfffd);
+            run = ++i;
+            bad = 1;
         }
+        buf_append(out, in + run, n - run);
         return bad ? CF_E_PARSE : 0;
     }
     if (!nl || !strcmp(name, "us-ascii") || !strcmp(name, "ascii") ||
