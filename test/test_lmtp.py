@@ -107,6 +107,21 @@ class LmtpProtocol(LmtpCase):
             b"Return-Path: <s@x>\r\nReceived: from mta.test (127.0.0.1:"), stored[:120])
         self.assertIn(b")\r\n\tby coffer.test (Coffer) with LMTP id ", stored)
 
+    def test_spool_and_fence_dirs_remade(self):
+        """lmtpd makes configdir/tmp (the spool) and configdir/fence (the delivery lock) when
+        they are missing, not before every message: removed while the server runs, they are
+        made again by the next delivery, which still succeeds."""
+        for d in ("tmp", "fence"):
+            shutil.rmtree(os.path.join(self.coffer.configdir, d), ignore_errors=True)
+        before = len(mailbox_list(self.coffer, "user/erin"))
+        rr, dr = self.transact(["erin@example.org"], make_msg("remade@x"))
+        self.assertEqual([r[0] for r in rr], [250])
+        self.assertEqual(dr, [(250, [b"2.1.5 <erin@example.org> Delivered"])])
+        self.assertEqual(len(mailbox_list(self.coffer, "user/erin")), before + 1)
+        self.assertTrue(os.path.isdir(os.path.join(self.coffer.configdir, "tmp")))
+        self.assertTrue(os.path.isfile(os.path.join(self.coffer.configdir, "fence", ".lock")))
+        self.assertEqual(os.listdir(os.path.join(self.coffer.configdir, "tmp")), [])
+
     def test_null_sender_and_unix_socket(self):
         rr, dr = self.transact(["alice"], make_msg("unix1@x"), sender="", service="lmtpunix")
         self.assertEqual(dr, [(250, [b"2.1.5 <alice> Delivered"])])

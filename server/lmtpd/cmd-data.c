@@ -29,8 +29,14 @@ int spool_new(struct client *c)
 {
     char *dir = xasprintf("%s/tmp", config_str(c->ws->cfg, CFG_CONFIGDIR));
     char *path = xasprintf("%s/lmtp.XXXXXX", dir);
-    int fd = -1;
-    if (mkdir_p(dir, 0700) < 0 || (fd = mkstemp(path)) < 0) {
+    int fd = mkstemp(path);
+    /* configdir/tmp is made when it is missing, not before every message (a mkdir per path
+     * component, each failing with EEXIST, was 4 of a delivery's system calls) */
+    if (fd < 0 && errno == ENOENT && mkdir_p(dir, 0700) == 0) {
+        memcpy(path + strlen(path) - 6, "XXXXXX", 6);
+        fd = mkstemp(path);
+    }
+    if (fd < 0) {
         log_err("spool_failed", "call=mkstemp path=%s error=%s", log_quote(path),
                 log_quote(strerror(errno)));
         fd = CF_E_IO;
