@@ -10,6 +10,9 @@
 #include "core/xmalloc.h"
 #include "mime/decode.h"
 #include "mime/mime-int.h"
+#if defined(__SSE2__) && defined(__x86_64__)
+#include <emmintrin.h>
+#endif
 
 /* ---- base64 and quoted-printable ---- */
 
@@ -85,12 +88,42 @@ int mime_decode_base64(const char *in, size_t n, struct buf *out)
     return bad ? CF_E_PARSE : 0;
 }
 
+/* b64_alphabet_count: how many of s[0,n) are base64 alphabet characters. Attachments make
+ * this most of what the BINARY.SIZE table costs at delivery (a 300 KB attachment is 300 KB to
+ * look at), so with SSE2 (every x86-64) 16 bytes are classified at a time: a lane is 0xff for
+ * 'A'-'Z' or 'a'-'z' (c | 0x20 in 'a'-'z'), '0'-'9', '+' or '/'. Signed byte compares are
+ * right here: bytes from 0x80 up are negative, below every bound, so never counted. */
+static size_t b64_alphabet_count(const unsigned char *s, size_t n)
+{
+    size_t k = 0, i = 0;
+#if defined(__SSE2__) && defined(__x86_64__)
+    const __m128i lo_a = _mm_set1_epi8('a' - 1), hi_z = _mm_set1_epi8('z' + 1),
+                  lo_0 = _mm_set1_epi8('0' - 1), hi_9 = _mm_set1_epi8('9' + 1),
+                  plus = _mm_set1_epi8('+'), slash = _mm_set1_epi8('/'),
+                  case_bit = _mm_set1_epi8(0x20), zero = _mm_setzero_si128();
+    while (n - i >= 16) {
+        /* per-lane byte counters, summed before they can wrap (at most 255 rounds) */
+        __m128i acc = zero;
+        for (int r = 0; r < 255 && n - i >= 16; r++, i += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+            __m128i f = _mm_or_si128(v, case_bit);
+            __m128i ok = _mm_and_si128(_mm_cmpgt_epi8(f, lo_a), _mm_cmplt_epi8(f, hi_z));
+            ok = _mm_or_si128(ok, _mm_and_si128(_mm_cmpgt_epi8(v, lo_0), _mm_cmplt_epi8(v, hi_9)));
+            ok = _mm_or_si128(ok, _mm_or_si128(_mm_cmpeq_epi8(v, plus), _mm_cmpeq_epi8(v, slash)));
+            acc = _mm_sub_epi8(acc, ok);                    /* 0xff is -1: one more */
+        }
+        __m128i sums = _mm_sad_epu8(acc, zero);             /* two 64-bit lane sums */
+        k += (size_t)_mm_cvtsi128_si64(sums) + (size_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(sums, sums));
+    }
+#endif
+    for (; i < n; i++) k += b64tab[s[i]] >= 0;
+    return k;
+}
+
 size_t mime_decode_base64_size(const char *in, size_t n)
 {
-    const unsigned char *s = (const unsigned char *)in;
     const char *pad = memchr(in, '=', n);         /* decoding stops at the first '=' */
-    size_t k = 0, end = pad ? (size_t)(pad - in) : n;
-    for (size_t i = 0; i < end; i++) k += b64tab[s[i]] >= 0;      /* alphabet characters */
+    size_t k = b64_alphabet_count((const unsigned char *)in, pad ? (size_t)(pad - in) : n);
     /* 6 bits each, a byte out for every 8: whole groups give 3, a partial one 0, 1 or 2 */
     return k / 4 * 3 + (k % 4) * 6 / 8;
 }
