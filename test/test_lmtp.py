@@ -107,6 +107,17 @@ class LmtpProtocol(LmtpCase):
             b"Return-Path: <s@x>\r\nReceived: from mta.test (127.0.0.1:"), stored[:120])
         self.assertIn(b")\r\n\tby coffer.test (Coffer) with LMTP id ", stored)
 
+    def test_fence_dir_remade(self):
+        """lmtpd makes configdir/fence (the delivery lock) when it is missing, not before every
+        message: removed while the server runs, it is made again by the next delivery."""
+        shutil.rmtree(os.path.join(self.coffer.configdir, "fence"), ignore_errors=True)
+        before = len(mailbox_list(self.coffer, "user/erin"))
+        rr, dr = self.transact(["erin@example.org"], make_msg("remade@x"))
+        self.assertEqual([r[0] for r in rr], [250])
+        self.assertEqual(dr, [(250, [b"2.1.5 <erin@example.org> Delivered"])])
+        self.assertEqual(len(mailbox_list(self.coffer, "user/erin")), before + 1)
+        self.assertTrue(os.path.isfile(os.path.join(self.coffer.configdir, "fence", ".lock")))
+
     def test_null_sender_and_unix_socket(self):
         rr, dr = self.transact(["alice"], make_msg("unix1@x"), sender="", service="lmtpunix")
         self.assertEqual(dr, [(250, [b"2.1.5 <alice> Delivered"])])
@@ -266,6 +277,53 @@ class LmtpProtocol(LmtpCase):
         out = r.stdout.decode(errors="replace")
         self.assertIn("<** 550 5.1.1 <ghost@example.org> User unknown", out)
         self.assertIn("<-  250 2.1.5 <carol@example.org> Delivered", out)
+
+
+class LmtpSpool(CofferTestCase):
+    """DATA keeps a message that fits its 64 KiB write buffer in memory and spools a larger
+    one to an unlinked file in configdir/tmp (made when missing): both are stored byte for
+    byte; only the larger one needs the spool directory."""
+
+    def deliver(self, co, msgid, body):
+        c = co.connect("lmtp")
+        c.read_smtp_reply()
+        c.cmd("LHLO x")
+        c.read_smtp_reply()
+        c.send(b"MAIL FROM:<s@x>\r\nRCPT TO:<pat>\r\nDATA\r\n")
+        self.assertEqual([c.read_smtp_reply()[0] for _ in range(3)], [250, 250, 354])
+        # dot-stuffed lines and bare LFs on the wire, as in test_stored_bytes_exact
+        wire = body.replace(b"\r\n.", b"\r\n..")
+        c.send(make_msg(msgid) + wire + b".\r\n")
+        reply = c.read_smtp_reply()
+        c.close()
+        return reply
+
+    def test_memory_and_file(self):
+        co = self.new_coffer(services=LMTP_SERVICES, global_settings={"max_literal": "1M"})
+        add_user(co, "pat")
+        line = b"0123456789abcdef.line with a dot\r\n.starts with a dot\r\n"
+        sizes = (10, 65536 // len(line) - 2, 65536 // len(line), 65536 // len(line) + 1, 6000)
+        for k, n in enumerate(sizes):
+            body = line * n + b"bare lf\n" + b"end\r\n"
+            self.assertEqual(self.deliver(co, "sp%d@x" % k, body),
+                             (250, [b"2.1.5 <pat> Delivered"]), n)
+            uid = mailbox_list(co, "user/pat")[-1][0]
+            stored = message(co, "user/pat", uid)
+            self.assertEqual(body_of(stored),
+                             make_msg("sp%d@x" % k) + body.replace(b"bare lf\n", b"bare lf\r\n"), n)
+        # the spool directory cannot be made (a file in its place): a message that fits the
+        # buffer is still delivered, a larger one gets a temporary failure and nothing stored
+        tmp = os.path.join(co.configdir, "tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        with open(tmp, "w") as f:
+            f.write("not a directory\n")
+        n = len(mailbox_list(co, "user/pat"))
+        self.assertEqual(self.deliver(co, "small@x", line * 10), (250, [b"2.1.5 <pat> Delivered"]))
+        self.assertEqual(self.deliver(co, "big@x", line * 6000)[0], 451)
+        self.assertEqual(len(mailbox_list(co, "user/pat")), n + 1)
+        os.unlink(tmp)
+        self.assertEqual(self.deliver(co, "big2@x", line * 6000), (250, [b"2.1.5 <pat> Delivered"]))
+        self.assertEqual(os.listdir(tmp), [])       # made again, and the spool file unlinked
 
 
 class LmtpSettings(CofferTestCase):

@@ -47,7 +47,7 @@ int buf_ensure(struct buf *b, size_t n)
     return 0;
 }
 
-int buf_append(struct buf *b, const void *p, size_t n)
+int buf_append_slow(struct buf *b, const void *p, size_t n)
 {
     int r = buf_ensure(b, n);
     if (r) return r;
@@ -61,9 +61,9 @@ int buf_appends(struct buf *b, const char *s)
     return buf_append(b, s, strlen(s));
 }
 
-int buf_putc(struct buf *b, char c)
+int buf_putc_slow(struct buf *b, char c)
 {
-    return buf_append(b, &c, 1);
+    return buf_append_slow(b, &c, 1);
 }
 
 int buf_putu32(struct buf *b, uint32_t v)

@@ -19,8 +19,8 @@
 
 /* mime_binary_sizes: the table for msg[0,len) with section table sections[0,slen) (as
  * mime_summarize made it) into out (reset first). A section table that is not "S1" gives an
- * empty table ("B1\n"). Decodes each encoded part once (scratch memory the size of the
- * largest); does not block. */
+ * empty table ("B1\n"). Counts each encoded part's decoded size without decoding it
+ * (mime_cte_decoded_size: no scratch memory); does not block. */
 void mime_binary_sizes(const char *msg, size_t len, const char *sections, size_t slen,
                        struct buf *out);
 

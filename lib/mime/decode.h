@@ -12,10 +12,18 @@
  * decoded is still appended). Never blocks. */
 int mime_decode_base64(const char *in, size_t n, struct buf *out);
 
+/* mime_decode_base64_size: how many bytes mime_decode_base64 would append for in[0,n),
+ * without decoding (for the BINARY.SIZE table, binsize.h). Never blocks. */
+size_t mime_decode_base64_size(const char *in, size_t n);
+
 /* mime_decode_qp: append the quoted-printable text in[0,n) decoded to out. header != 0 selects
  * the RFC 2047 "Q" form ('_' is a space). Soft line breaks ("=" at a line end) are removed and
  * bad "=XY" sequences are kept as they are. Returns 0, or CF_E_PARSE after bad sequences. */
 int mime_decode_qp(const char *in, size_t n, int header, struct buf *out);
+
+/* mime_decode_qp_size: how many bytes mime_decode_qp(in, n, header) would append, without
+ * decoding. Never blocks. */
+size_t mime_decode_qp_size(const char *in, size_t n, int header);
 
 /* Content-Transfer-Encodings (RFC 2045 section 6.1), as decoding sees them. */
 enum mime_cte {
@@ -40,6 +48,10 @@ enum mime_cte mime_cte_of_header(const char *h, size_t n);
  * (the output is complete all the same), CF_E_NOTFOUND for MIME_CTE_UNKNOWN (out unchanged).
  * Never blocks. */
 int mime_cte_decode(enum mime_cte cte, const char *in, size_t n, struct buf *out);
+
+/* mime_cte_decoded_size: the number of bytes mime_cte_decode(cte, in, n) would append, found
+ * without writing them, or CF_E_NOTFOUND for MIME_CTE_UNKNOWN. Never blocks. */
+long long mime_cte_decoded_size(enum mime_cte cte, const char *in, size_t n);
 
 /* mime_charset_to_utf8: append in[0,n), in the named charset (MIME name, case-insensitive,
  * NUL-terminated), to out as valid UTF-8. Invalid sequences become U+FFFD. For an unknown or

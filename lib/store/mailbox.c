@@ -83,12 +83,9 @@ static void unmap_index(struct mailbox *mb)
     mb->map_len = 0;
 }
 
-/* map_refresh: make the mapping cover the whole index file. */
-static int map_refresh(struct mailbox *mb)
+/* map_to: make the mapping cover the index file, whose size is len (just read by fstat). */
+static int map_to(struct mailbox *mb, size_t len)
 {
-    struct stat st;
-    if (fstat(mb->index_fd, &st) < 0) return mbi_io_error(mb, "fstat", mb->index_path);
-    size_t len = (size_t)st.st_size;
     if (len == mb->map_len && mb->map) return 0;
     if (mb->map && len > mb->map_len) {
         /* grown (an append): extend the mapping, keeping the pages already mapped. A fresh
@@ -111,6 +108,14 @@ static int map_refresh(struct mailbox *mb)
     mb->map = p;
     mb->map_len = len;
     return 0;
+}
+
+/* map_refresh: make the mapping cover the whole index file. */
+static int map_refresh(struct mailbox *mb)
+{
+    struct stat st;
+    if (fstat(mb->index_fd, &st) < 0) return mbi_io_error(mb, "fstat", mb->index_path);
+    return map_to(mb, (size_t)st.st_size);
 }
 
 static int vg_all(struct mailbox *mb);
@@ -140,7 +145,7 @@ static int open_index(struct mailbox *mb)
     if (fstat(mb->index_fd, &st) < 0) return mbi_io_error(mb, "fstat", mb->index_path);
     mb->index_dev = st.st_dev;
     mb->index_ino = st.st_ino;
-    return map_refresh(mb);
+    return map_to(mb, (size_t)st.st_size);     /* the file just opened: no second fstat */
 }
 
 

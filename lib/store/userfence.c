@@ -40,15 +40,21 @@ int userfence_check(const struct config *cfg, const char *user)
     return r;
 }
 
-/* lock_open: configdir/fence/.lock, made when missing; fd or -1 (logged) */
+/* lock_open: configdir/fence/.lock, made (with its directory) when missing; fd or -1
+ * (logged). The directory is made only when the open says it is missing: every delivery
+ * comes here, and mkdir_p costs a system call per path component. */
 static int lock_open(const struct config *cfg)
 {
     struct buf path = BUF_INIT;
     buf_printf(&path, "%s/%s", config_str(cfg, CFG_CONFIGDIR), USERFENCE_DIR);
-    int fd = -1;
-    if (mkdir_p(buf_cstr(&path), 0700) == 0) {
-        buf_appends(&path, "/.lock");
-        fd = open(buf_cstr(&path), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    size_t dl = path.len;
+    buf_appends(&path, "/.lock");
+    int fd = open(buf_cstr(&path), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == ENOENT) {
+        path.s[dl] = '\0';
+        int made = mkdir_p(path.s, 0700);
+        path.s[dl] = '/';
+        if (made == 0) fd = open(buf_cstr(&path), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     }
     if (fd < 0) log_err("fence_lock_failed", "path=%s error=%s", log_quote(buf_cstr(&path)),
                         log_quote(strerror(errno)));

@@ -1,5 +1,6 @@
 /* cmd-data.c: DATA (RFC 5321 section 4.1.1.4, RFC 2033 section 4.2) and BDAT (RFC 3030):
- * the message is spooled to an unlinked temporary file, never held in memory whole. */
+ * a message is never held in memory whole past its first 64 KiB: a larger one (and every BDAT
+ * message) is spooled to an unlinked temporary file. */
 #include "lmtpd.h"
 #include "lmtp-parse.h"
 #include "core/config.h"
@@ -25,43 +26,63 @@ static void append_safe(struct buf *b, const char *s)
     for (; *s; s++) buf_putc(b, (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
 }
 
-int spool_new(struct client *c)
+/* spool_file: a new unlinked temporary file in configdir/tmp (made when missing); the fd, or
+ * CF_E_IO (logged). */
+static int spool_file(struct client *c)
 {
     char *dir = xasprintf("%s/tmp", config_str(c->ws->cfg, CFG_CONFIGDIR));
     char *path = xasprintf("%s/lmtp.XXXXXX", dir);
-    int fd = -1;
-    if (mkdir_p(dir, 0700) < 0 || (fd = mkstemp(path)) < 0) {
+    int fd = mkstemp(path);
+    /* configdir/tmp is made when it is missing, not before every message (a mkdir per path
+     * component, each failing with EEXIST, was 4 of a delivery's system calls) */
+    if (fd < 0 && errno == ENOENT && mkdir_p(dir, 0700) == 0) {
+        memcpy(path + strlen(path) - 6, "XXXXXX", 6);
+        fd = mkstemp(path);
+    }
+    if (fd < 0) {
         log_err("spool_failed", "call=mkstemp path=%s error=%s", log_quote(path),
                 log_quote(strerror(errno)));
         fd = CF_E_IO;
-        goto done;
+    } else {
+        unlink(path);     /* nothing to clean up after a crash; mailbox_append copies it */
     }
-    unlink(path);     /* nothing to clean up after a crash; mailbox_append copies it */
-    struct buf h = BUF_INIT;
+    free(dir);
+    free(path);
+    return fd;
+}
+
+/* spool_header: the Return-Path and Received header fields of the current transaction,
+ * appended to h (RFC 5321 section 4.4: the delivering server adds them). */
+static void spool_header(struct client *c, struct buf *h)
+{
     char date[64];
     time_t now = time(NULL);
     struct tm tm;
     localtime_r(&now, &tm);
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
-    /* RFC 5321 section 4.4: the delivering server adds Return-Path and its Received line */
-    buf_appends(&h, "Return-Path: <");
-    append_safe(&h, c->mail_from);
-    buf_appends(&h, ">\r\nReceived: from ");
-    append_safe(&h, c->lhlo_name ? c->lhlo_name : "unknown");
-    buf_appends(&h, " (");
-    append_safe(&h, c->ws->peer);
-    buf_printf(&h, ")\r\n\tby %s (Coffer) with %s id %s;\r\n\t%s\r\n", lmtpd_hostname(),
+    buf_appends(h, "Return-Path: <");
+    append_safe(h, c->mail_from);
+    buf_appends(h, ">\r\nReceived: from ");
+    append_safe(h, c->lhlo_name ? c->lhlo_name : "unknown");
+    buf_appends(h, " (");
+    append_safe(h, c->ws->peer);
+    buf_printf(h, ")\r\n\tby %s (Coffer) with %s id %s;\r\n\t%s\r\n", lmtpd_hostname(),
                stream_is_tls(c->stream) ? "LMTPS" : "LMTP", log_session() ? log_session() : "-",
                date);
+}
+
+int spool_new(struct client *c)
+{
+    int fd = spool_file(c);
+    if (fd < 0) return fd;
+    struct buf h = BUF_INIT;
+    spool_header(c, &h);
     if (write_all(fd, h.s, h.len) < 0) {
         log_err("spool_failed", "call=write error=%s", log_quote(strerror(errno)));
         close(fd);
         fd = CF_E_IO;
     }
     buf_fini(&h);
-done:
-    free(dir);
-    free(path);
     return fd;
 }
 
@@ -90,7 +111,13 @@ void cmd_data(struct client *c, const struct lmtp_command *cmd)
         client_reply(c, "503 5.5.1 No valid recipients");   /* RFC 2033 section 4.2 */
         return;
     }
-    int fd = spool_new(c);
+    /* The message collects in out; only one that outgrows it (SPOOL_WRITE_CHUNK) goes on to
+     * an unlinked file in configdir/tmp, written a chunk at a time, so memory stays bounded.
+     * Most mail fits and is delivered from memory: no temporary file to create, write, map
+     * and free (an inode allocated and released per delivery, and the bytes written twice). */
+    int fd = -1;
+    struct buf line = BUF_INIT, out = BUF_INIT;
+    spool_header(c, &out);
     client_reply(c, "354 Start mail input; end with <CRLF>.<CRLF>");
     if (stream_flush(c->stream) < 0) {
         c->end_reason = "io";
@@ -98,8 +125,7 @@ void cmd_data(struct client *c, const struct lmtp_command *cmd)
     }
     uint64_t max = (uint64_t)config_int(c->ws->cfg, CFG_MAX_LITERAL);
     uint64_t size = 0;
-    int too_big = 0, long_line = 0, write_failed = fd < 0;
-    struct buf line = BUF_INIT, out = BUF_INIT;
+    int too_big = 0, long_line = 0, write_failed = 0;
     stream_set_max_line(c->stream, DATA_MAX_LINE);
     int prev_bare_lf = 0;           /* the 354 reply counts as the CRLF before a first "." */
     for (;;) {
@@ -126,7 +152,9 @@ void cmd_data(struct client *c, const struct lmtp_command *cmd)
         buf_append(&out, s, n);
         buf_append(&out, "\r\n", 2);
         if (out.len >= SPOOL_WRITE_CHUNK) {
-            if (write_all(fd, out.s, out.len) < 0) {
+            if (fd < 0 && (fd = spool_file(c)) < 0) {
+                write_failed = 1;               /* logged; read on, then 451 */
+            } else if (write_all(fd, out.s, out.len) < 0) {
                 log_err("spool_failed", "call=write error=%s", log_quote(strerror(errno)));
                 write_failed = 1;
             }
@@ -134,13 +162,12 @@ void cmd_data(struct client *c, const struct lmtp_command *cmd)
         }
     }
     stream_set_max_line(c->stream, (size_t)config_int(c->ws->cfg, CFG_MAX_LINE));
-    if (!c->end_reason && !too_big && !long_line && !write_failed && out.len &&
+    if (!c->end_reason && !too_big && !long_line && !write_failed && fd >= 0 && out.len &&
         write_all(fd, out.s, out.len) < 0) {
         log_err("spool_failed", "call=write error=%s", log_quote(strerror(errno)));
         write_failed = 1;
     }
     buf_fini(&line);
-    buf_fini(&out);
     if (c->end_reason) goto done;               /* nothing was acknowledged, nothing stored */
     if (too_big || long_line) {
         log_info("message_refused", "reason=%s size=%llu", too_big ? "size" : "line",
@@ -149,11 +176,14 @@ void cmd_data(struct client *c, const struct lmtp_command *cmd)
                                           : "Message line too long");
     } else if (write_failed) {
         reply_all(c, "451 4.3.0", "Temporary local problem");
-    } else {
+    } else if (fd >= 0) {
         lmtp_deliver(c, fd);
+    } else {
+        lmtp_deliver_data(c, out.s, out.len);
     }
     client_reset(c);
 done:
+    buf_fini(&out);
     if (fd >= 0) close(fd);
 }
 

@@ -439,34 +439,54 @@ static void plan_recipient(struct client *c, struct store *st, struct rcpt *r,
     o->count = p->nt - o->first;
 }
 
+/* fail_all: the same temporary failure for every recipient (nothing was stored). */
+static void fail_all(struct client *c, const char *why)
+{
+    log_err("delivery_failed", "error=%s", why);
+    for (size_t i = 0; i < c->nrcpts; i++) {
+        struct outcome o = { CF_E_IO, NULL, 0, 0 };
+        reply_for(c, &c->rcpts[i], &o, NULL);
+    }
+}
+
 void lmtp_deliver(struct client *c, int fd)
 {
-    struct store *st = lmtpd_store();
     struct stat sb;
     const char *data = NULL;
     size_t len = 0;
+    if (!lmtpd_store()) {
+        fail_all(c, "store_unavailable");
+        return;
+    }
+    if (fstat(fd, &sb) < 0) {
+        fail_all(c, "spool");
+        return;
+    }
+    if (sb.st_size > 0) {
+        len = (size_t)sb.st_size;
+        void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED) {
+            fail_all(c, "spool");
+            return;
+        }
+        data = m;
+    }
+    lmtp_deliver_data(c, data, len);
+    if (data) munmap((void *)data, len);
+}
+
+void lmtp_deliver_data(struct client *c, const char *data, size_t len)
+{
+    struct store *st = lmtpd_store();
     struct buf msgid = BUF_INIT;
+    if (!st) {
+        fail_all(c, "store_unavailable");
+        return;
+    }
     struct outcome *oc = xzmalloc(c->nrcpts * sizeof *oc);
     struct sieve_result *srs = xzmalloc(c->nrcpts * sizeof *srs);
     struct plan p = { .names = STRARR_INIT };
     for (size_t i = 0; i < c->nrcpts; i++) sieve_result_init(&srs[i]);
-    int trouble = 0;
-    if (!st || fstat(fd, &sb) < 0) {
-        trouble = 1;
-    } else if (sb.st_size > 0) {
-        len = (size_t)sb.st_size;
-        void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) trouble = 1;
-        else data = m;
-    }
-    if (trouble) {
-        log_err("delivery_failed", "error=%s", st ? "spool" : "store_unavailable");
-        for (size_t i = 0; i < c->nrcpts; i++) {
-            oc[i].error = CF_E_IO;
-            reply_for(c, &c->rcpts[i], &oc[i], NULL);
-        }
-        goto done;
-    }
     deliver_message_id(data, len, &msgid);
     const char *id = msgid.len ? buf_cstr(&msgid) : NULL;
     /* a user fenced since RCPT (being moved away: userfence.h) is deferred; the shared lock
@@ -485,8 +505,6 @@ void lmtp_deliver(struct client *c, int fd)
     deliver_message(st, &m, p.t, p.nt);
     userfence_release(hold);
     for (size_t i = 0; i < c->nrcpts; i++) reply_for(c, &c->rcpts[i], &oc[i], p.t);
-done:
-    if (data) munmap((void *)data, len);
     buf_fini(&msgid);
     for (size_t i = 0; i < c->nrcpts; i++) sieve_result_fini(&srs[i]);
     free(srs);

@@ -112,4 +112,8 @@ int spool_new(struct client *c);
  * one reply per recipient, in RCPT order (RFC 2033 section 4.2). Runs Sieve. (delivery.c) */
 void lmtp_deliver(struct client *c, int fd);
 
+/* lmtp_deliver_data: the same for a message held in memory, data[0,len) (DATA keeps one that
+ * fits its write buffer there instead of spooling it to a file). Blocks on the store. */
+void lmtp_deliver_data(struct client *c, const char *data, size_t len);
+
 #endif
