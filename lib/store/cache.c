@@ -68,14 +68,24 @@ size_t cache_record_len(const unsigned char *in)
     return n;
 }
 
-int cache_record_parse(const unsigned char *in, size_t len, uint32_t uid, struct cache_view *v)
+/* record_check: the record at in (len bytes available) is whole, its checksum holds and, when
+ * uid is not 0, it is that message's; its length in *n_r. Shared by parse and decode. */
+static int record_check(const unsigned char *in, size_t len, uint32_t uid, size_t *n_r)
 {
     if (len < REC_MIN) return CF_E_CORRUPT;
     size_t n = cache_record_len(in);
     if (!n || n > len) return CF_E_CORRUPT;
     if (le_get32(in + n - 4) != index_crc32(in, n - 4)) return CF_E_CORRUPT;
+    if (uid && le_get32(in + 4) != uid) return CF_E_CORRUPT;
+    *n_r = n;
+    return 0;
+}
+
+int cache_record_parse(const unsigned char *in, size_t len, uint32_t uid, struct cache_view *v)
+{
+    size_t n;
+    if (record_check(in, len, uid, &n) < 0) return CF_E_CORRUPT;
     uint32_t ruid = le_get32(in + 4);
-    if (uid && ruid != uid) return CF_E_CORRUPT;
     memset(v, 0, sizeof *v);
     v->uid = ruid;
     size_t pos = 8, end = n - 4;
@@ -110,12 +120,9 @@ void cache_view_of(const struct cache_entry *e, struct cache_view *v)
 int cache_record_decode(const unsigned char *in, size_t len, uint32_t uid,
                         struct cache_entry *e)
 {
-    if (len < REC_MIN) return CF_E_CORRUPT;
-    size_t n = cache_record_len(in);
-    if (!n || n > len) return CF_E_CORRUPT;
-    if (le_get32(in + n - 4) != index_crc32(in, n - 4)) return CF_E_CORRUPT;
+    size_t n;
+    if (record_check(in, len, uid, &n) < 0) return CF_E_CORRUPT;
     uint32_t ruid = le_get32(in + 4);
-    if (uid && ruid != uid) return CF_E_CORRUPT;
     for (int i = 0; i < CACHE_NFIELDS; i++) {
         buf_reset(&e->f[i]);
         e->present[i] = 0;
