@@ -68,13 +68,7 @@ int buf_putc_slow(struct buf *b, char c)
 
 int buf_putu32(struct buf *b, uint32_t v)
 {
-    char t[10];
-    size_t i = sizeof t;
-    do {
-        t[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    return buf_append(b, t + i, sizeof t - i);
+    return buf_putu64(b, v);
 }
 
 int buf_putu64(struct buf *b, uint64_t v)
