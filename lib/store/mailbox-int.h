@@ -5,6 +5,7 @@
 #include "store/mailbox.h"
 #include "store/index.h"
 #include "store/uidcol.h"
+#include "store/mailbox-sort.h"
 #include <stdint.h>
 #include <string.h>
 #include <sys/types.h>
@@ -77,7 +78,21 @@ struct mailbox {
      * unknown; valid while the header has first_unseen_modseq and the view's record count */
     uint32_t first_unseen;
     uint64_t first_unseen_modseq, first_unseen_generation;
+    /* the key files that appends through this handle fill (mbi_sortkeys_appended), kept
+     * open between appends: slot i for the process's i-th fill kind (mailbox-sort.c) */
+    struct mbi_keyfile {
+        int open;               /* fd is open on the file this handle last wrote */
+        int fd;
+        dev_t dev;
+        ino_t ino;
+        off_t size;             /* its size after that write: any other change shows */
+        long last;              /* the uid of its last record then */
+        unsigned char key[SORTKEYS_KEY_LEN];
+    } keyfiles[SORTKEYS_FILL_MAX];
 };
+
+/* mbi_keyfiles_close: close the key files kept open on mb (mailbox_close). */
+void mbi_keyfiles_close(struct mailbox *mb);
 
 #define MSUM_BLOCK 32u   /* 32 records of 128 bytes: one 4 KiB page */
 

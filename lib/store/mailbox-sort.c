@@ -190,12 +190,14 @@ static int write_all(int fd, const char *p, size_t n, off_t off)
 }
 
 /* sk_append: add the records wb to the end of the file open as fd, when it is still the file
- * at path with size bytes (else another session changed it first: nothing is written). */
-static void sk_append(struct mailbox *mb, const char *path, int fd, off_t size,
-                      const struct buf *wb)
+ * at path with size bytes (else another session changed it first: nothing is written). 0
+ * when they were written, -1 when not. */
+static int sk_append(struct mailbox *mb, const char *path, int fd, off_t size,
+                     const struct buf *wb)
 {
+    int r = -1;
     while (flock(fd, LOCK_EX) < 0)
-        if (errno != EINTR) return;
+        if (errno != EINTR) return -1;
     if (same_file(path, fd, size)) {
         if (write_all(fd, wb->s, wb->len, size) < 0) {
             log_warn("sortkeys_write_failed", "mbox=%s error=%s", log_quote(mb->name),
@@ -203,9 +205,11 @@ static void sk_append(struct mailbox *mb, const char *path, int fd, off_t size,
             /* the torn tail fails its checks: the next reader rewrites the file */
         } else {
             mailbox_sortkeys_stats.appends++;
+            r = 0;
         }
     }
     flock(fd, LOCK_UN);
+    return r;
 }
 
 /* sk_replace: the whole file becomes wb (header and records): a temp file renamed over path.
@@ -522,18 +526,92 @@ static long live_before(struct mailbox *mb, uint32_t uid, size_t n)
     return p == 0 ? 0 : -1;
 }
 
-static void fill_file(struct mailbox *mb, const struct mailbox_sortkeys_ops *ops,
+/* keyfile_drop: forget the file kept open in kf. */
+static void keyfile_drop(struct mbi_keyfile *kf)
+{
+    if (kf->open) close(kf->fd);
+    kf->open = 0;
+    kf->fd = -1;
+}
+
+void mbi_keyfiles_close(struct mailbox *mb)
+{
+    for (size_t i = 0; i < SORTKEYS_FILL_MAX; i++) keyfile_drop(&mb->keyfiles[i]);
+}
+
+/* encode_new: the records of nw[0,n) with the file's key into wb. */
+static void encode_new(const struct mailbox_sortkeys_ops *ops, const unsigned char *key,
+                       const struct mailbox_sortkeys_new *nw, size_t n, struct buf *wb)
+{
+    struct buf blob = BUF_INIT;
+    for (size_t i = 0; i < n; i++) {
+        buf_reset(&blob);
+        ops->encode(ops->rock, key, nw[i].hdr, nw[i].hlen, &blob);
+        record_put(wb, nw[i].uid, nw[i].guid, blob.s, blob.len);
+        mailbox_sortkeys_stats.filled++;
+    }
+    buf_fini(&blob);
+}
+
+/* fill_kept: the append through the file kf holds open, when it is still the file at path
+ * as this handle left it (same inode and size, checked under its lock, so kf->last is its
+ * last record): 1 done (written, or nothing to write: a gap), 0 when the long way must
+ * decide (the caller drops kf: replaced, removed or grown by another, or an emptied
+ * mailbox's file to be started afresh). */
+static int fill_kept(struct mailbox *mb, struct mbi_keyfile *kf, const char *path,
+                     const struct mailbox_sortkeys_ops *ops,
+                     const struct mailbox_sortkeys_new *nw, size_t n, long below)
+{
+    if (below == 0 && kf->last > 0) return 0;   /* sk_replace's case */
+    int gap = kf->last < below || kf->last >= (long)nw[0].uid;
+    struct buf wb = BUF_INIT;
+    int done = 0;
+    if (!gap) encode_new(ops, kf->key, nw, n, &wb);   /* outside the lock */
+    while (flock(kf->fd, LOCK_EX) < 0)
+        if (errno != EINTR) goto out;
+    struct stat st;
+    if (stat(path, &st) == 0 && st.st_dev == kf->dev && st.st_ino == kf->ino &&
+        st.st_size == kf->size) {
+        done = 1;
+        if (gap) {
+            /* the readers fill or rewrite it, as on the long way */
+        } else if (write_all(kf->fd, wb.s, wb.len, kf->size) < 0) {
+            log_warn("sortkeys_write_failed", "mbox=%s error=%s", log_quote(mb->name),
+                     log_quote(strerror(errno)));
+            /* the torn tail fails its checks: the next reader rewrites the file; the
+             * size kept no longer matches, so the next append here goes the long way */
+            kf->size = -1;
+        } else {
+            mailbox_sortkeys_stats.appends++;
+            kf->size += (off_t)wb.len;
+            kf->last = (long)nw[n - 1].uid;
+        }
+    }
+    flock(kf->fd, LOCK_UN);
+out:
+    buf_fini(&wb);
+    return done;
+}
+
+static void fill_file(struct mailbox *mb, struct mbi_keyfile *kf,
+                      const struct mailbox_sortkeys_ops *ops,
                       const struct mailbox_sortkeys_new *nw, size_t n, long below)
 {
     const char *file = ops->file ? ops->file : SORTKEYS_FILE;
     char *path = sk_path(mb, file, "");
     unsigned char key[SORTKEYS_KEY_LEN];
-    struct buf wb = BUF_INIT, blob = BUF_INIT;
+    struct buf wb = BUF_INIT;
     unsigned char *tail = NULL;
     long last = 0;
     off_t size = 0;
-    int replace = 0;
-    int fd = open(path, O_RDWR | O_CLOEXEC);
+    int replace = 0, fd = -1;
+    struct stat st;
+    if (kf->open) {
+        if (fill_kept(mb, kf, path, ops, nw, n, below)) goto out;
+        keyfile_drop(kf);
+    }
+    mailbox_sortkeys_stats.fill_opens++;
+    fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         /* no file: start one only when nothing older would be missing from it */
         if (errno != ENOENT || below != 0) goto out;
@@ -543,7 +621,6 @@ static void fill_file(struct mailbox *mb, const struct mailbox_sortkeys_ops *ops
         buf_append(&wb, h, sizeof h);
     } else {
         unsigned char h[SORTKEYS_HEADER_SIZE];
-        struct stat st;
         if (fstat(fd, &st) < 0 || st.st_size < SORTKEYS_HEADER_SIZE) goto out;
         size = st.st_size;
         if (pread(fd, h, sizeof h, 0) != (ssize_t)sizeof h ||
@@ -572,20 +649,28 @@ static void fill_file(struct mailbox *mb, const struct mailbox_sortkeys_ops *ops
             replace = 1;
         }
     }
-    for (size_t i = 0; i < n; i++) {
-        buf_reset(&blob);
-        ops->encode(ops->rock, key, nw[i].hdr, nw[i].hlen, &blob);
-        record_put(&wb, nw[i].uid, nw[i].guid, blob.s, blob.len);
-        mailbox_sortkeys_stats.filled++;
+    size_t hlen = wb.len;   /* the records start here */
+    encode_new(ops, key, nw, n, &wb);
+    if (fd < 0 || replace) {
+        sk_replace(mb, file, path, fd, size, &wb);
+        goto out;
     }
-    if (fd < 0 || replace) sk_replace(mb, file, path, fd, size, &wb);
-    else sk_append(mb, path, fd, size, &wb);
+    if (sk_append(mb, path, fd, size, &wb) == 0) {
+        /* keep it open for the next append through this handle (fstat above: st) */
+        kf->open = 1;
+        kf->fd = fd;
+        kf->dev = st.st_dev;
+        kf->ino = st.st_ino;
+        kf->size = size + (off_t)(wb.len - hlen);
+        kf->last = (long)nw[n - 1].uid;
+        memcpy(kf->key, key, sizeof key);
+        fd = -1;
+    }
 out:
     if (fd >= 0) close(fd);
     free(tail);
     free(path);
     buf_fini(&wb);
-    buf_fini(&blob);
 }
 
 void mbi_sortkeys_appended(struct mailbox *mb, const struct mailbox_sortkeys_new *nw, size_t n)
@@ -593,5 +678,5 @@ void mbi_sortkeys_appended(struct mailbox *mb, const struct mailbox_sortkeys_new
     if (!n_fill_ops || !n) return;
     long below = live_before(mb, nw[0].uid, n);
     if (below < 0) return;
-    for (size_t i = 0; i < n_fill_ops; i++) fill_file(mb, fill_ops[i], nw, n, below);
+    for (size_t i = 0; i < n_fill_ops; i++) fill_file(mb, &mb->keyfiles[i], fill_ops[i], nw, n, below);
 }

@@ -77,10 +77,11 @@ struct mailbox_sortkeys {
 uint32_t mailbox_sortkeys_sum(const void *p, size_t n);
 
 /* Counters for tests and benchmarks: blobs served from the file, computed from headers, and
- * key file appends and rewrites made by this process; records written at append. */
+ * key file appends and rewrites made by this process; records written at append, and the
+ * key file opens those needed (a handle keeps its files open between appends). */
 struct mailbox_sortkeys_stats {
     uint64_t hits, computed, appends, rewrites;
-    uint64_t filled;
+    uint64_t filled, fill_opens;
 };
 extern struct mailbox_sortkeys_stats mailbox_sortkeys_stats;
 
@@ -106,7 +107,12 @@ void mailbox_sortkeys_fini(struct mailbox_sortkeys *k);
  * (a gap: the next command that reads the file fills or rewrites it as before). A file of
  * expunged messages' records only (the mailbox was emptied) is replaced by the new records. At most
  * SORTKEYS_FILL_MAX kinds; more are ignored. The records are the ones mailbox_sortkeys_get
- * would write (same uid, GUID bytes and checksum validation on reading). */
+ * would write (same uid, GUID bytes and checksum validation on reading). The handle keeps
+ * each file it wrote open until mailbox_close, with its inode and the size it left; the next
+ * append through it writes without opening or reading the file again when, under the
+ * file's lock, the path still names that inode at that size (a rewrite renames a new file
+ * over it, reconstruct removes it, another writer makes it grow: any of these sends the
+ * append the long way, as the first one). */
 #define SORTKEYS_FILL_MAX 4
 void mailbox_sortkeys_fill_on_append(const struct mailbox_sortkeys_ops *ops);
 

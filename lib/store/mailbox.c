@@ -780,6 +780,7 @@ void mailbox_close(struct mailbox **pmb)
     if (mb->cache_fd >= 0) close(mb->cache_fd);
     if (mb->dir_fd >= 0) close(mb->dir_fd);
     if (mb->sync_map) munmap(mb->sync_map, sizeof *mb->sync_map);
+    mbi_keyfiles_close(mb);
     if (mb->lock_fd >= 0) close(mb->lock_fd);  /* drops any lock */
     strarr_fini(&mb->keywords);
     vg_free(mb);

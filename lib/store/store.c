@@ -771,6 +771,14 @@ int store_open_target(struct store *st, const char *name, struct mboxlist_entry 
     return open_entry(st, name, e_out, 0, mb_r);
 }
 
+int store_is_mailbox(struct store *st, const struct mboxlist_entry *e, const struct mailbox *mb)
+{
+    if (!mb || !e->uniqueid[0] || !e->partition) return 0;
+    const char *ppath = store_partition_path(st, e->partition);
+    return ppath && !strcmp(mailbox_uniqueid(mb), e->uniqueid) &&
+           !strcmp(mailbox_partition(mb), ppath);
+}
+
 int store_status(struct store *st, const char *name, struct index_header *h)
 {
     struct mboxlist_entry e;

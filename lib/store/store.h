@@ -82,6 +82,13 @@ int store_lookup(struct store *st, const char *name, struct mboxlist_entry *e);
 int store_open_mailbox(struct store *st, const char *name, struct mboxlist_entry *e,
                        struct mailbox **mb_r);
 
+/* store_is_mailbox: 1 when mb is an open handle on the mailbox e (a fresh list entry) names,
+ * on the partition store_open_target would open it on: a caller that holds such a handle
+ * (the selected mailbox) may write through it instead of opening another. 0 otherwise (another
+ * mailbox, one deleted and made again under the name, one moved to another partition).
+ * Never blocks. */
+int store_is_mailbox(struct store *st, const struct mboxlist_entry *e, const struct mailbox *mb);
+
 /* store_open_target: store_open_mailbox through mailbox_open_target: a handle without a view,
  * for writing into the mailbox (delivery, APPEND, COPY/MOVE destination), whose cost does not
  * grow with the mailbox. A parked session (store_park_mailbox) is neither used nor dropped. */
