@@ -185,6 +185,93 @@ class Append(SharedCofferTestCase):
         row = row[0] if isinstance(row, list) else row
         self.assertEqual((int(row["messages"]), int(row["used_bytes"])), (2, 2 * len(MSG)))
 
+    def test_append_to_selected(self):
+        """APPEND into the selected mailbox is written through the session's own handle (log
+        line handle=selected), MULTIAPPEND too; the session still gets EXISTS and RECENT for
+        the new messages before the tagged OK (RFC 3501 section 6.3.11), \\Recent on them
+        and nothing for an APPEND into another mailbox (handle=opened)."""
+        c = self.login("seluser")
+        since = self.coffer.log_size()
+        self.assertRegex(c.imap("S", "SELECT INBOX")[0], rb"^S OK \[READ-WRITE\]")
+        c.send(b"A1 APPEND INBOX {%d+}\r\n%s\r\n" % (len(MSG), MSG))
+        tagged, untagged = c.read_tagged("A1")
+        self.assertRegex(tagged, rb"^A1 OK \[APPENDUID \d+ 1\]")
+        self.assertIn(b"* 1 EXISTS\r\n", untagged)
+        self.assertIn(b"* 1 RECENT\r\n", untagged)
+        c.send(b"A2 APPEND INBOX (\\Seen) {%d+}\r\n%s {%d+}\r\n%s\r\n"
+               % (len(MSG), MSG, len(MSG), MSG))
+        tagged, untagged = c.read_tagged("A2")
+        self.assertRegex(tagged, rb"^A2 OK \[APPENDUID \d+ 2:3\]")
+        self.assertIn(b"* 3 EXISTS\r\n", untagged)
+        self.assertIn(b"* 3 RECENT\r\n", untagged)
+        self.assertRegex(c.imap("C", "CREATE Other")[0], rb"^C OK")
+        c.send(b"A3 APPEND Other {%d+}\r\n%s\r\n" % (len(MSG), MSG))
+        tagged, untagged = c.read_tagged("A3")
+        self.assertRegex(tagged, rb"^A3 OK \[APPENDUID \d+ 1\]")
+        self.assertFalse([l for l in untagged if b"EXISTS" in l or b"RECENT" in l], untagged)
+        tagged, untagged = c.imap("F", "FETCH 1:* (UID FLAGS)")
+        self.assertRegex(tagged, rb"^F OK")
+        text = b"".join(untagged)
+        self.assertEqual(len(re.findall(rb"\\Recent", text)), 3, text)
+        self.assertEqual(len(re.findall(rb"\\Seen", text)), 1, text)   # the first of A2
+        # a second session sees them too, and its own APPEND shows in the first at once
+        d = self.login("seluser")
+        self.assertIn(b"* 3 EXISTS\r\n", d.imap("S2", "SELECT INBOX")[1])
+        d.send(b"A4 APPEND INBOX {%d+}\r\n%s\r\n" % (len(MSG), MSG))
+        self.assertIn(b"* 4 EXISTS\r\n", d.read_tagged("A4")[1])
+        self.assertIn(b"* 4 EXISTS\r\n", c.imap("N", "NOOP")[1])
+        lines = self.coffer.log_grep(r"append .*handle=", since)
+        self.assertEqual([re.search(r"handle=(\w+)", l).group(1) for l in lines],
+                         ["selected", "selected", "opened", "selected"], lines)
+
+    def test_append_to_selected_recreated(self):
+        """A mailbox deleted and made again under the selected one's name: the APPEND goes
+        into the new mailbox, not through the old handle."""
+        c = self.login("recreate")
+        self.assertRegex(c.imap("C", "CREATE Box")[0], rb"^C OK")
+        self.assertRegex(c.imap("S", "SELECT Box")[0], rb"^S OK")
+        d = self.login("recreate")
+        self.assertRegex(d.imap("D", "DELETE Box")[0], rb"^D OK")
+        self.assertRegex(d.imap("C", "CREATE Box")[0], rb"^C OK")
+        since = self.coffer.log_size()
+        c.send(b"A1 APPEND Box {%d+}\r\n%s\r\n" % (len(MSG), MSG))
+        self.assertRegex(c.read_tagged("A1")[0], rb"^A1 OK \[APPENDUID \d+ 1\]")
+        self.assertEqual(self.status(d, "Box")["MESSAGES"], 1)
+        self.assertTrue(self.coffer.log_grep(r"append .*handle=opened", since))
+
+    def test_append_to_selected_rights_and_quota(self):
+        """The selected mailbox's handle is no licence: the 'i' right and the quota are
+        checked for every APPEND, as another session changes them."""
+        self.login("selowner").close()
+        o = self.login("selowner")
+        self.assertRegex(o.imap("C", "CREATE Box")[0], rb"^C OK")
+        self.assertRegex(o.imap("A", 'SETACL Box selguest "lrsi"')[0], rb"^A OK")
+        g = self.login("selguest")
+        box = '"Other Users/selowner/Box"'
+        self.assertRegex(g.imap("S", "SELECT " + box)[0], rb"^S OK")
+        g.send(b"G1 APPEND %s {%d+}\r\n%s\r\n" % (box.encode(), len(MSG), MSG))
+        self.assertRegex(g.read_tagged("G1")[0], rb"^G1 OK \[APPENDUID")
+        self.assertRegex(o.imap("A", 'SETACL Box selguest "lrs"')[0], rb"^A OK")
+        g.send(b"G2 APPEND %s {%d+}\r\n%s\r\n" % (box.encode(), len(MSG), MSG))
+        self.assertRegex(g.read_tagged("G2")[0], rb"^G2 NO \[NOPERM\]")
+        self.assertEqual(self.status(o, "Box")["MESSAGES"], 1)
+        # quota: lowered by the administrator while the mailbox is selected
+        q = self.login("selquota")
+        self.assertRegex(q.imap("S", "SELECT INBOX")[0], rb"^S OK")
+        self.coffer_tool("quota", "set", "user/selquota", "--messages", "10")
+        q.send(b"Q1 APPEND INBOX {%d+}\r\n%s\r\n" % (len(MSG), MSG))
+        self.assertRegex(q.read_tagged("Q1")[0], rb"^Q1 OK \[APPENDUID")
+        self.coffer_tool("quota", "set", "user/selquota", "--messages", "1")
+        q.send(b"Q2 APPEND INBOX {%d+}\r\n%s\r\n" % (len(MSG), MSG))
+        tagged, untagged = q.read_tagged("Q2")
+        self.assertEqual(tagged, b"Q2 NO [OVERQUOTA] Quota exceeded\r\n")
+        self.assertFalse([l for l in untagged if b"2 EXISTS" in l], untagged)
+        self.coffer_tool("quota", "set", "user/selquota", "--messages", "10", "--storage", "1")
+        big = MSG + b"y" * 2048 + b"\r\n"
+        q.send(b"Q3 APPEND INBOX {%d+}\r\n%s\r\n" % (len(big), big))
+        self.assertRegex(q.read_tagged("Q3")[0], rb"^Q3 NO \[OVERQUOTA\]")
+        self.assertEqual(self.status(q, "INBOX")["MESSAGES"], 1)
+
     def test_imaplib_append(self):
         self.login("imaplibuser")
         m = imaplib.IMAP4(HOST, self.coffer.ports["imap"])

@@ -539,7 +539,8 @@ void mbi_keyfiles_close(struct mailbox *mb)
     for (size_t i = 0; i < SORTKEYS_FILL_MAX; i++) keyfile_drop(&mb->keyfiles[i]);
 }
 
-/* encode_new: the records of nw[0,n) with the file's key into wb. */
+/* encode_new: the records of nw[0,n) with the file's key into wb (the caller counts them in
+ * mailbox_sortkeys_stats.filled). */
 static void encode_new(const struct mailbox_sortkeys_ops *ops, const unsigned char *key,
                        const struct mailbox_sortkeys_new *nw, size_t n, struct buf *wb)
 {
@@ -548,7 +549,6 @@ static void encode_new(const struct mailbox_sortkeys_ops *ops, const unsigned ch
         buf_reset(&blob);
         ops->encode(ops->rock, key, nw[i].hdr, nw[i].hlen, &blob);
         record_put(wb, nw[i].uid, nw[i].guid, blob.s, blob.len);
-        mailbox_sortkeys_stats.filled++;
     }
     buf_fini(&blob);
 }
@@ -583,6 +583,7 @@ static int fill_kept(struct mailbox *mb, struct mbi_keyfile *kf, const char *pat
             kf->size = -1;
         } else {
             mailbox_sortkeys_stats.appends++;
+            mailbox_sortkeys_stats.filled += n;
             kf->size += (off_t)wb.len;
             kf->last = (long)nw[n - 1].uid;
         }
@@ -651,6 +652,7 @@ static void fill_file(struct mailbox *mb, struct mbi_keyfile *kf,
     }
     size_t hlen = wb.len;   /* the records start here */
     encode_new(ops, key, nw, n, &wb);
+    mailbox_sortkeys_stats.filled += n;
     if (fd < 0 || replace) {
         sk_replace(mb, file, path, fd, size, &wb);
         goto out;

@@ -520,6 +520,116 @@ static void test_fill_on_append(void)
     mailbox_close(&mb);
 }
 
+/* The key files stay open on the handle between appends (struct mbi_keyfile): a run of
+ * appends through one handle opens each file once; a file another handle made grow, one a
+ * rewrite replaced (rename over it), or one reconstruct removed is noticed by the next
+ * append, which goes the long way; the answers are the same throughout, and mailbox_close
+ * closes the kept files. */
+static int open_fds(void)
+{
+    int n = 0;
+    char *cmd = xasprintf("ls /proc/%ld/fd | wc -l", (long)getpid());
+    FILE *f = popen(cmd, "r");
+    free(cmd);
+    if (!f || fscanf(f, "%d", &n) != 1) n = -1;
+    if (f) pclose(f);
+    return n;
+}
+
+static void test_fill_kept_open(void)
+{
+    char id[UNIQUEID_LEN + 1];
+    partition_new_uniqueid(id);
+    UNIT_EQ_INT(mailbox_create(part, "user.kept", id, "kept\tlrswipkxtecda", 0), 0);
+    int fds0 = open_fds();
+    struct mailbox *mb, *other;
+    UNIT_EQ_INT(mailbox_open(part, id, NULL, &mb), 0);
+    UNIT_EQ_INT(mailbox_open_target(part, id, NULL, &other), 0);
+    mailbox_set_nofsync(mb, 1);
+    mailbox_set_nofsync(other, 1);
+    char *path = xasprintf("%s/fillkeys", mailbox_dir(mb));
+    const struct mailbox_sortkeys_ops saved = ops;
+    ops = fill_ops;
+    mailbox_sortkeys_fill_on_append(&fill_ops);
+
+    /* the first append creates the file (a rename: nothing kept), the second opens it and
+     * keeps it, the next ones write through the kept descriptor */
+    struct mailbox_sortkeys_stats s0 = mailbox_sortkeys_stats;
+    append_subject(mb, "a", NULL, 1);
+    append_subject(mb, "b", NULL, 2);
+    append_subject(mb, "c", NULL, 3);
+    append_subject(mb, "d", NULL, 4);
+    append_subject(mb, "e", NULL, 5);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.filled - s0.filled, 5);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.fill_opens - s0.fill_opens, 2);
+    sync_view(mb);
+    s0 = mailbox_sortkeys_stats;
+    char *got = get_all(mb, NULL);
+    UNIT_EQ_STR(got, "a|b|c|d|e");
+    free(got);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.computed - s0.computed, 0);
+
+    /* another handle appends: the file grew under the kept one, which notices */
+    s0 = mailbox_sortkeys_stats;
+    append_subject(other, "f", NULL, 6);
+    append_subject(mb, "g", NULL, 7);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.filled - s0.filled, 2);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.fill_opens - s0.fill_opens, 2);
+    append_subject(mb, "h", NULL, 8);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.fill_opens - s0.fill_opens, 2);
+    sync_view(mb);
+    s0 = mailbox_sortkeys_stats;
+    got = get_all(mb, NULL);
+    UNIT_EQ_STR(got, "a|b|c|d|e|f|g|h");
+    free(got);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.computed - s0.computed, 0);
+
+    /* replaced by a copy renamed over it (what a rewrite does): the kept descriptor is on
+     * the old inode; the append writes into the new file */
+    char *copy = xasprintf("%s.new", path);
+    char *cmd = xasprintf("cp '%s' '%s'", path, copy);
+    UNIT_EQ_INT(system(cmd), 0);
+    free(cmd);
+    UNIT_EQ_INT(rename(copy, path), 0);
+    free(copy);
+    off_t before = file_size(path);
+    s0 = mailbox_sortkeys_stats;
+    append_subject(mb, "i", NULL, 9);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.fill_opens - s0.fill_opens, 1);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.filled - s0.filled, 1);
+    UNIT_CHECK(file_size(path) > before);
+    sync_view(mb);
+    s0 = mailbox_sortkeys_stats;
+    got = get_all(mb, NULL);
+    UNIT_EQ_STR(got, "a|b|c|d|e|f|g|h|i");
+    free(got);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.computed - s0.computed, 0);
+
+    /* removed (reconstruct does): the append does not write into the unlinked file nor
+     * start a new one (older live messages would be missing from it); the reader rebuilds */
+    UNIT_EQ_INT(unlink(path), 0);
+    s0 = mailbox_sortkeys_stats;
+    append_subject(mb, "j", NULL, 10);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.filled - s0.filled, 0);
+    UNIT_EQ_INT(file_size(path), -1);
+    sync_view(mb);
+    got = get_all(mb, NULL);
+    UNIT_EQ_STR(got, "a|b|c|d|e|f|g|h|i|j");
+    free(got);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.computed - s0.computed, 10);
+    s0 = mailbox_sortkeys_stats;
+    append_subject(mb, "k", NULL, 11);
+    append_subject(mb, "l", NULL, 12);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.filled - s0.filled, 2);
+    UNIT_EQ_INT(mailbox_sortkeys_stats.fill_opens - s0.fill_opens, 1);
+
+    ops = saved;
+    free(path);
+    mailbox_close(&mb);
+    mailbox_close(&other);
+    UNIT_EQ_INT(open_fds(), fds0);
+}
+
 int main(void)
 {
     log_init("test-mailbox-sort", 1, LOG_LVL_ERR);
@@ -529,6 +639,7 @@ int main(void)
     test_records();
     test_keyfile();
     test_fill_on_append();
+    test_fill_kept_open();
     if (!unit_failed) {
         char *cmd = xasprintf("rm -rf '%s'", tmpdir);
         if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
