@@ -80,7 +80,8 @@ static void deliver_one(struct store *st, const struct deliver_msg *m, struct de
         }
         /* a broken duplicate database must not stop mail: deliver (logged by dupdb) */
     }
-    if ((r = store_open_target(st, t->mailbox, &e, &mb)) < 0) {
+    /* a handle kept from an earlier delivery to this mailbox, or a new one (store.h) */
+    if ((r = store_take_target(st, t->mailbox, &e, &mb)) < 0) {
         t->result = r;
         goto done;
     }
@@ -128,6 +129,8 @@ static void deliver_one(struct store *st, const struct deliver_msg *m, struct de
     /* the message is durable and counted; the duplicate mark follows (see deliver.h) */
     if (m->msgid) dupdb_mark(st->dup, NULL, m->msgid, t->mailbox, now);
 done:
+    /* kept for the next delivery to it; one that failed is opened afresh next time */
+    if (mb && t->result == DELIVER_OK) store_keep_target(st, &mb);
     if (mb) mailbox_close(&mb);
     mboxlist_entry_fini(&e);
 }
@@ -160,7 +163,7 @@ int deliver_message(struct store *st, const struct deliver_msg *m, struct delive
     }
     for (size_t i = 0; i < nsrcs; i++) {
         free(srcs[i].partition);
-        mailbox_close(&srcs[i].mb);
+        store_keep_target(st, &srcs[i].mb);   /* each got its message: kept */
     }
     free(srcs);
     return ok;

@@ -17,6 +17,8 @@
 struct mailbox {
     char *partition, *uniqueid, *dir, *name, *index_path;
     int lock_fd;
+    dev_t lock_dev;             /* lock_fd's file, once mailbox_target_check asked (ino 0: */
+    ino_t lock_ino;             /* not yet) */
     int locked;                 /* 0, LOCK_SH or LOCK_EX */
     int index_fd, cache_fd;
     int index_rdonly;           /* index_fd could only be opened read-only */

@@ -796,6 +796,25 @@ void mailbox_close(struct mailbox **pmb)
     *pmb = NULL;
 }
 
+int mailbox_target_check(struct mailbox *mb, const char *name)
+{
+    struct stat a;
+    if (!mb->lock_ino) {
+        if (fstat(mb->lock_fd, &a) < 0) return CF_E_NOTFOUND;
+        mb->lock_dev = a.st_dev;
+        mb->lock_ino = a.st_ino;
+    }
+    char *path = xasprintf("%s/%s", mb->dir, LOCK_FILE);
+    int same = stat(path, &a) == 0 && a.st_dev == mb->lock_dev && a.st_ino == mb->lock_ino;
+    free(path);
+    if (!same) return CF_E_NOTFOUND;
+    if (name && strcmp(name, mb->name) != 0) {
+        free(mb->name);
+        mb->name = xstrdup(name);
+    }
+    return 0;
+}
+
 int mbi_open_lock_file(const char *dir, int *fd_r)
 {
     char *path = xasprintf("%s/%s", dir, LOCK_FILE);

@@ -73,6 +73,15 @@ int mailbox_open_target(const char *partition, const char *uniqueid, const char 
                         struct mailbox **mb_r);
 void mailbox_close(struct mailbox **mb);
 
+/* mailbox_target_check: for a handle without a view kept open between uses (the store's kept
+ * targets, store.h): 0 when mb's directory still holds the lock file mb has open, so that mb
+ * may be used as a fresh mailbox_open_target would be (every change through it takes the
+ * lock and reads the index header again, following a repack or a reconstruct); name (may be
+ * NULL: unchanged) becomes its name in log lines. CF_E_NOTFOUND when the directory or its
+ * lock file is gone or another (the mailbox moved away and back): close mb. One stat (and
+ * an fstat the first time). Does not block on locks. */
+int mailbox_target_check(struct mailbox *mb, const char *name);
+
 /* mailbox_set_nofsync: skip every fsync (for building test data fast; never in servers). */
 void mailbox_set_nofsync(struct mailbox *mb, int on);
 

@@ -24,6 +24,8 @@ struct store {
     struct kv_db *urlauth;      /* URLAUTH access keys, opened on first use (store-db.c) */
     struct metadb *meta;        /* RFC 5464 annotations (metadb.h) */
     struct mailbox *parked;     /* the last session closed with store_park_mailbox */
+    struct mailbox *targets[STORE_KEPT_TARGETS];   /* store_keep_target, oldest first */
+    size_t ntargets;
 };
 
 /* store_txn: the mailbox list's transaction as store_rename_with_check hands it to its

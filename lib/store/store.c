@@ -53,6 +53,7 @@ void store_close(struct store **stp)
     if (!st) return;
     metadb_close(&st->meta);
     mailbox_close(&st->parked);
+    store_drop_targets(st);
     dupdb_close(&st->dup);
     seendb_close(&st->seen);
     subs_close(&st->subs);
@@ -718,6 +719,34 @@ void store_park_mailbox(struct store *st, struct mailbox **mbp)
     *mbp = NULL;
 }
 
+/* open_found: open_entry for the list entry e of name, already looked up (it may be
+ * corrected: relocate). */
+static int open_found(struct store *st, const char *name, struct mboxlist_entry *e, int view,
+                      struct mailbox **mb_r)
+{
+    const char *ppath = store_partition_path(st, e->partition);
+    int (*openfn)(const char *, const char *, const char *, struct mailbox **) =
+        view ? mailbox_open : mailbox_open_target;
+    struct mailbox *parked = view ? st->parked : NULL;
+    if (view) st->parked = NULL;
+    int r = CF_E_NOTFOUND;
+    if (parked && ppath && mailbox_reuse(parked, ppath, e->uniqueid, name) == 0) {
+        *mb_r = parked;
+        r = 0;
+    } else {
+        mailbox_close(&parked);
+        if (ppath) r = openfn(ppath, e->uniqueid, name, mb_r);
+    }
+    if (r == CF_E_NOTFOUND && relocate(st, name, e) == 1)
+        r = openfn(store_partition_path(st, e->partition), e->uniqueid, name, mb_r);
+    if (r == CF_E_NOTFOUND)
+        log_err("mailbox_missing", "name=%s uniqueid=%s partition=%s", log_quote(name),
+                e->uniqueid, log_quote(e->partition));
+    if (r == 0)   /* expunge_mode (coffer.conf(5)): expunged files wait for coffer expire */
+        mailbox_set_expunge_delayed(*mb_r, strcmp(config_str(st->cfg, CFG_EXPUNGE_MODE), "immediate") != 0);
+    return r;
+}
+
 /* open_entry: store_open_mailbox (view) or store_open_target (no view; the parked session,
  * which a later SELECT may want, is left alone). */
 static int open_entry(struct store *st, const char *name, struct mboxlist_entry *e_out, int view,
@@ -729,26 +758,7 @@ static int open_entry(struct store *st, const char *name, struct mboxlist_entry 
     int r = mboxlist_lookup(st->mboxlist, NULL, name, &e);
     if (r == 0) r = CF_E_NOTFOUND;
     if (r < 0) goto out;
-    const char *ppath = store_partition_path(st, e.partition);
-    int (*openfn)(const char *, const char *, const char *, struct mailbox **) =
-        view ? mailbox_open : mailbox_open_target;
-    struct mailbox *parked = view ? st->parked : NULL;
-    if (view) st->parked = NULL;
-    r = CF_E_NOTFOUND;
-    if (parked && ppath && mailbox_reuse(parked, ppath, e.uniqueid, name) == 0) {
-        *mb_r = parked;
-        r = 0;
-    } else {
-        mailbox_close(&parked);
-        if (ppath) r = openfn(ppath, e.uniqueid, name, mb_r);
-    }
-    if (r == CF_E_NOTFOUND && relocate(st, name, &e) == 1)
-        r = openfn(store_partition_path(st, e.partition), e.uniqueid, name, mb_r);
-    if (r == CF_E_NOTFOUND)
-        log_err("mailbox_missing", "name=%s uniqueid=%s partition=%s", log_quote(name),
-                e.uniqueid, log_quote(e.partition));
-    if (r == 0)   /* expunge_mode (coffer.conf(5)): expunged files wait for coffer expire */
-        mailbox_set_expunge_delayed(*mb_r, strcmp(config_str(st->cfg, CFG_EXPUNGE_MODE), "immediate") != 0);
+    r = open_found(st, name, &e, view, mb_r);
 out:
     if (e_out && r == 0) {
         mboxlist_entry_fini(e_out);
@@ -757,6 +767,67 @@ out:
         mboxlist_entry_fini(&e);
     }
     return r;
+}
+
+/* ---- kept targets ---- */
+
+struct store_target_stats store_target_stats;
+
+int store_take_target(struct store *st, const char *name, struct mboxlist_entry *e_out,
+                      struct mailbox **mb_r)
+{
+    *mb_r = NULL;
+    struct mboxlist_entry e;
+    mboxlist_entry_init(&e);
+    int r = mboxlist_lookup(st->mboxlist, NULL, name, &e);
+    if (r == 0) r = CF_E_NOTFOUND;
+    if (r < 0) goto out;
+    r = 1;
+    for (size_t i = 0; i < st->ntargets; i++) {
+        if (!store_is_mailbox(st, &e, st->targets[i])) continue;
+        struct mailbox *mb = st->targets[i];
+        memmove(&st->targets[i], &st->targets[i + 1],
+                (st->ntargets - i - 1) * sizeof st->targets[0]);
+        st->ntargets--;
+        if (mailbox_target_check(mb, name) == 0) {
+            store_target_stats.hits++;
+            *mb_r = mb;
+            r = 0;
+        } else {
+            mailbox_close(&mb);   /* its directory was made again: open it afresh */
+        }
+        break;
+    }
+    if (r == 1) {
+        store_target_stats.opens++;
+        r = open_found(st, name, &e, 0, mb_r);
+    }
+out:
+    if (e_out && r == 0) {
+        mboxlist_entry_fini(e_out);
+        *e_out = e;
+    } else {
+        mboxlist_entry_fini(&e);
+    }
+    return r;
+}
+
+void store_keep_target(struct store *st, struct mailbox **mbp)
+{
+    if (!*mbp) return;
+    if (st->ntargets == STORE_KEPT_TARGETS) {   /* the least recently used goes */
+        mailbox_close(&st->targets[0]);
+        memmove(&st->targets[0], &st->targets[1], (st->ntargets - 1) * sizeof st->targets[0]);
+        st->ntargets--;
+    }
+    st->targets[st->ntargets++] = *mbp;
+    *mbp = NULL;
+}
+
+void store_drop_targets(struct store *st)
+{
+    for (size_t i = 0; i < st->ntargets; i++) mailbox_close(&st->targets[i]);
+    st->ntargets = 0;
 }
 
 int store_open_mailbox(struct store *st, const char *name, struct mboxlist_entry *e_out,

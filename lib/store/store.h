@@ -95,6 +95,35 @@ int store_is_mailbox(struct store *st, const struct mboxlist_entry *e, const str
 int store_open_target(struct store *st, const char *name, struct mboxlist_entry *e,
                       struct mailbox **mb_r);
 
+/* Kept targets: a process that writes into the same mailboxes again and again (lmtpd's
+ * deliveries) keeps up to STORE_KEPT_TARGETS handles without a view open between writes,
+ * so that the mailbox's lock file, index, cache and key files (mailbox-sort.h) are not
+ * opened, mapped, read and closed for every message.
+ *
+ * store_take_target: store_open_target, through a kept handle when one is on the mailbox
+ * the list names now (same uniqueid and partition: a mailbox deleted and made again under
+ * the name, or moved, is opened afresh) and its directory still holds the lock file the
+ * handle has open (mailbox_target_check); the handle leaves the kept ones (the caller owns
+ * it: mailbox_close, or store_keep_target to give it back). A kept handle is as fresh as an
+ * opened one: every change through it takes the lock and reads the index header again.
+ * Same returns as store_open_target. */
+#define STORE_KEPT_TARGETS 8
+int store_take_target(struct store *st, const char *name, struct mboxlist_entry *e,
+                      struct mailbox **mb_r);
+
+/* store_keep_target: keep *mbp (a handle from store_take_target or store_open_target; set
+ * to NULL) for the next store_take_target of its mailbox; the least recently kept handle is
+ * closed when STORE_KEPT_TARGETS are kept. store_drop_targets closes them all (store_close
+ * does). */
+void store_keep_target(struct store *st, struct mailbox **mbp);
+void store_drop_targets(struct store *st);
+
+/* For tests: store_take_target's kept handles used, and mailboxes it opened. */
+struct store_target_stats {
+    uint64_t hits, opens;
+};
+extern struct store_target_stats store_target_stats;
+
 /* store_park_mailbox: end the session *mbp (set to NULL) but keep it, in place of any kept
  * before, for store_open_mailbox: opening the same mailbox next reuses it (mailbox_reuse)
  * instead of building the session view again, so a repeat SELECT costs what changed since,

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/unit.h"
 #include "core/xmalloc.h"
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -525,14 +526,21 @@ static void test_fill_on_append(void)
  * rewrite replaced (rename over it), or one reconstruct removed is noticed by the next
  * append, which goes the long way; the answers are the same throughout, and mailbox_close
  * closes the kept files. */
-static int open_fds(void)
+/* open_fds_on: this process's descriptors open on path, or on a file once there */
+static int open_fds_on(const char *path)
 {
     int n = 0;
-    char *cmd = xasprintf("ls /proc/%ld/fd | wc -l", (long)getpid());
-    FILE *f = popen(cmd, "r");
-    free(cmd);
-    if (!f || fscanf(f, "%d", &n) != 1) n = -1;
-    if (f) pclose(f);
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        char *l = xasprintf("/proc/self/fd/%s", de->d_name), target[4096];
+        ssize_t k = readlink(l, target, sizeof target - 1);
+        free(l);
+        if (k <= 0) continue;
+        target[k] = 0;
+        if (!strncmp(target, path, strlen(path))) n++;   /* also "path (deleted)" */
+    }
+    if (d) closedir(d);
     return n;
 }
 
@@ -541,7 +549,6 @@ static void test_fill_kept_open(void)
     char id[UNIQUEID_LEN + 1];
     partition_new_uniqueid(id);
     UNIT_EQ_INT(mailbox_create(part, "user.kept", id, "kept\tlrswipkxtecda", 0), 0);
-    int fds0 = open_fds();
     struct mailbox *mb, *other;
     UNIT_EQ_INT(mailbox_open(part, id, NULL, &mb), 0);
     UNIT_EQ_INT(mailbox_open_target(part, id, NULL, &other), 0);
@@ -624,10 +631,12 @@ static void test_fill_kept_open(void)
     UNIT_EQ_INT(mailbox_sortkeys_stats.fill_opens - s0.fill_opens, 1);
 
     ops = saved;
-    free(path);
+    UNIT_EQ_INT(open_fds_on(path), 2);   /* kept by mb and by other */
     mailbox_close(&mb);
+    UNIT_EQ_INT(open_fds_on(path), 1);
     mailbox_close(&other);
-    UNIT_EQ_INT(open_fds(), fds0);
+    UNIT_EQ_INT(open_fds_on(path), 0);
+    free(path);
 }
 
 int main(void)

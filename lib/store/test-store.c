@@ -1,6 +1,7 @@
 /* test-store.c: mailbox-level operations (store.c) over real Berkeley DB and real directories. */
 #include "store/store.h"
 #include "store/store-mail.h"
+#include "store/deliver.h"
 #include "store/mbheader.h"
 #include "store/quotalock.h"
 #include "store/reconstruct.h"
@@ -461,6 +462,87 @@ static void test_create_many(struct store *st)
     mboxlist_entry_fini(&e);
 }
 
+/* deliver_to: one message into name through deliver_message; its result */
+static int deliver_to(struct store *st, const char *name)
+{
+    static const char msg[] = "Subject: kept\r\n\r\nbody\r\n";
+    struct deliver_msg m = { msg, sizeof msg - 1, -1, NULL, 0 };
+    struct deliver_target t;
+    memset(&t, 0, sizeof t);
+    t.mailbox = name;
+    deliver_message(st, &m, &t, 1);
+    return t.result;
+}
+
+static uint32_t exists_of(struct store *st, const char *name)
+{
+    struct index_header h;
+    UNIT_EQ_INT(store_status(st, name, &h), 0);
+    return h.exists;
+}
+
+/* Kept targets (store_take_target): deliveries to a mailbox reuse the handle the last one
+ * kept; the quota is still checked per delivery; a mailbox deleted and made again under the
+ * name, or moved to another partition and back (a new directory, a new lock file), is opened
+ * afresh, and the message lands in the mailbox the list names; the least recently used of
+ * more than STORE_KEPT_TARGETS goes. */
+static void test_kept_targets(struct store *st)
+{
+    UNIT_EQ_INT(store_ensure_inbox(st, "kit"), 1);
+    UNIT_EQ_INT(store_create(st, "user/kit/box", NULL, NULL, NULL, 0), 0);
+    UNIT_EQ_INT(quotadb_set_limits(st->quota, NULL, "user/kit", QUOTA_UNLIMITED, 3), 0);
+    store_drop_targets(st);
+    struct store_target_stats s0 = store_target_stats;
+    UNIT_EQ_INT(deliver_to(st, "user/kit"), DELIVER_OK);
+    UNIT_EQ_INT(deliver_to(st, "user/kit"), DELIVER_OK);
+    UNIT_EQ_INT(deliver_to(st, "user/kit/box"), DELIVER_OK);
+    UNIT_EQ_INT(deliver_to(st, "user/kit"), CF_E_QUOTA);   /* 4 > 3, through the kept one */
+    UNIT_EQ_INT(store_target_stats.opens - s0.opens, 2);
+    UNIT_EQ_INT(store_target_stats.hits - s0.hits, 2);
+    UNIT_EQ_INT(exists_of(st, "user/kit"), 2);
+    UNIT_EQ_INT(quotadb_set_limits(st->quota, NULL, "user/kit", QUOTA_UNLIMITED, 100), 0);
+    s0 = store_target_stats;
+    UNIT_EQ_INT(deliver_to(st, "user/kit"), DELIVER_OK);   /* the failed one was not kept */
+    UNIT_EQ_INT(deliver_to(st, "user/kit"), DELIVER_OK);
+    UNIT_EQ_INT(store_target_stats.opens - s0.opens, 1);
+    UNIT_EQ_INT(store_target_stats.hits - s0.hits, 1);
+    UNIT_EQ_INT(exists_of(st, "user/kit"), 4);
+
+    /* deleted and made again: the new mailbox gets the message */
+    UNIT_EQ_INT(store_delete(st, "user/kit/box"), 0);
+    UNIT_EQ_INT(store_create(st, "user/kit/box", NULL, NULL, NULL, 0), 0);
+    s0 = store_target_stats;
+    UNIT_EQ_INT(deliver_to(st, "user/kit/box"), DELIVER_OK);
+    UNIT_EQ_INT(store_target_stats.opens - s0.opens, 1);
+    UNIT_EQ_INT(exists_of(st, "user/kit/box"), 1);
+
+    /* moved to the other partition and back: same uniqueid and partition, new directory */
+    UNIT_EQ_INT(store_rename(st, "user/kit/box", "user/kit/moved", "other"), 1);
+    UNIT_EQ_INT(store_rename(st, "user/kit/moved", "user/kit/box", "default"), 1);
+    s0 = store_target_stats;
+    UNIT_EQ_INT(deliver_to(st, "user/kit/box"), DELIVER_OK);
+    UNIT_EQ_INT(store_target_stats.opens - s0.opens, 1);
+    UNIT_EQ_INT(store_target_stats.hits - s0.hits, 0);
+    UNIT_EQ_INT(exists_of(st, "user/kit/box"), 2);
+    UNIT_EQ_INT(deliver_to(st, "user/kit/box"), DELIVER_OK);
+    UNIT_EQ_INT(store_target_stats.hits - s0.hits, 1);
+    UNIT_EQ_INT(exists_of(st, "user/kit/box"), 3);
+
+    /* one more mailbox than are kept: the oldest (user/kit) is opened again */
+    char name[64];
+    for (int i = 0; i < STORE_KEPT_TARGETS; i++) {
+        snprintf(name, sizeof name, "user/kit/m%d", i);
+        UNIT_EQ_INT(store_create(st, name, NULL, NULL, NULL, 0), 0);
+        UNIT_EQ_INT(deliver_to(st, name), DELIVER_OK);
+    }
+    s0 = store_target_stats;
+    UNIT_EQ_INT(deliver_to(st, "user/kit"), DELIVER_OK);
+    UNIT_EQ_INT(deliver_to(st, name), DELIVER_OK);
+    UNIT_EQ_INT(store_target_stats.opens - s0.opens, 1);
+    UNIT_EQ_INT(store_target_stats.hits - s0.hits, 1);
+    store_drop_targets(st);
+}
+
 int main(void)
 {
     log_init("test-store", 1, LOG_LVL_ERR);
@@ -498,6 +580,7 @@ int main(void)
     UNIT_EQ_STR(e.partition, "other");
     UNIT_EQ_STR(e.acl, "anyone\tlrs\t");
     test_create_many(st);
+    test_kept_targets(st);
 
     /* append, status, open */
     struct mailbox *mb;
