@@ -185,9 +185,10 @@ class Conn:
         self.buf = bytearray(self.z.decompress(rest)) if rest else bytearray()
         self.pos = 0
 
-    def imap(self, tag, text, literals=None):
+    def imap(self, tag, text, literals=None, lines=None):
         """Send a command, read to its tagged reply. Returns (tagged line, untagged lines,
-        total literal bytes); literals collects each literal when a list is given."""
+        total literal bytes); literals collects each literal and lines each untagged line
+        (its first line) when a list is given."""
         self.send(("%s %s\r\n" % (tag, text)).encode())
         tagb = tag.encode() + b" "
         lit = 0
@@ -208,6 +209,8 @@ class Conn:
                 if not line.startswith(tagb + b"OK"):
                     raise RuntimeError("%s %s: %r" % (tag, text, line))
                 return line, untagged, lit
+            if lines is not None:
+                lines.append(line)
             untagged += 1
 
     def pop3(self, cmd, multi=False):
@@ -402,6 +405,17 @@ def main():
         have = fill(t, ctx, args.user, args.count, mb)
         print("%s: INBOX of %s holds %d messages" % (t["name"], args.user, have), file=sys.stderr)
     ops = args.ops.split(",")
+    if args.compress:
+        for t in list(targets):
+            c = connect(t, "imap", ctx)
+            c.imap("l1", "LOGIN %s pw" % args.user)
+            seen = []
+            c.imap("c1", "CAPABILITY", lines=seen)
+            c.send(b"q LOGOUT\r\n")
+            c.sock.close()
+            if not any(b" COMPRESS=DEFLATE" in x for x in seen):
+                print("%s: no COMPRESS=DEFLATE, left out" % t["name"], file=sys.stderr)
+                targets.remove(t)
     res = {}
     for r in range(args.rounds):
         for op in ops:
