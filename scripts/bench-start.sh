@@ -6,7 +6,10 @@
 # LMTP=BASEPORT+2, ManageSieve=BASEPORT+3), waits until they greet, and prints one line
 #     imap=PORT pop3=PORT lmtp=PORT sieve=PORT pid=PID
 # (also in DIR/peer.ports; the master pid in DIR/peer.pid). Stop it with the bench's
-# peers/peer-stop DIR.
+# peers/peer-stop DIR. BENCH_TLS=1: also a self-signed certificate (DIR/config/cert.pem, made
+# by scripts/gen-cert.sh), so IMAP offers STARTTLS and POP3 STLS, and implicit-TLS listeners
+# IMAPS=BASEPORT+4 and POP3S=BASEPORT+5 (the line then ends "imaps=PORT pop3s=PORT").
+# BENCH_BIN=DIR: run the programs in DIR instead of building ./build (an A/B of two builds).
 set -euo pipefail
 usage() { echo "usage: $0 DIR BASEPORT" >&2; exit 2; }
 [ $# -eq 2 ] || usage
@@ -17,8 +20,12 @@ NUSERS=${BENCH_USERS:-100}
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 log() { echo "coffer-start: $*" >&2; }
 
-make -C "$TOP" build >&2
-BIN=$TOP/build/bin
+if [ -n "${BENCH_BIN:-}" ]; then
+    BIN=$(cd "$BENCH_BIN" && pwd)
+else
+    make -C "$TOP" build >&2
+    BIN=$TOP/build/bin
+fi
 if [ -e "$DIR/peer.pid" ] && kill -0 "$(cat "$DIR/peer.pid")" 2>/dev/null; then
     log "an instance seems to be running already (pid $(cat "$DIR/peer.pid")); run peer-stop $DIR first"
     exit 1
@@ -52,6 +59,25 @@ $HIB_GROUP
 prefork = 1
 maxchild = 1"
 fi
+TLS_GLOBAL=""; TLS_SERVICES=""; TLS_PORTS=""
+if [ -n "${BENCH_TLS:-}" ]; then
+    IMAPS=$((BASE+4)); POP3S=$((BASE+5))
+    [ -s "$DIR/config/cert.pem" ] || sh "$TOP/scripts/gen-cert.sh" -d 30 "$DIR/config/cert.pem" "$DIR/config/key.pem" >&2
+    [ "$(id -u)" = 0 ] && chown coffer "$DIR/config/cert.pem" "$DIR/config/key.pem"
+    TLS_GLOBAL="tls_cert = $DIR/config/cert.pem
+tls_key = $DIR/config/key.pem"
+    TLS_SERVICES="[service imaps]
+program = imapd
+listen = 127.0.0.1:$IMAPS
+tls = implicit
+maxchild = $MAXCHILD
+
+[service pop3s]
+program = pop3d
+listen = 127.0.0.1:$POP3S
+tls = implicit"
+    TLS_PORTS=" imaps=$IMAPS pop3s=$POP3S"
+fi
 cat > "$DIR/partitions.conf" <<CONF
 default $DIR/spool
 CONF
@@ -72,6 +98,7 @@ sasl_mech_list = PLAIN LOGIN
 max_preauth_per_ip = 0
 max_userip_connections = 0
 $HIB_GLOBAL
+$TLS_GLOBAL
 
 # prefork and worker_idle_timeout are the defaults of an installed coffer.conf (one idle
 # worker per service; a burst grows the pool, which shrinks back 10 s after it): what an
@@ -97,6 +124,8 @@ tls = none
 program = sieved
 listen = 127.0.0.1:$SIEVE
 tls = none
+
+$TLS_SERVICES
 CONF
 "$BIN/cofferd" -C "$DIR/coffer.conf" -t >&2
 for i in $(seq 0 $((NUSERS - 1))) admin; do
@@ -128,4 +157,4 @@ while True:
     time.sleep(0.2)
 PY
 PID=$(cat "$DIR/peer.pid")
-echo "imap=$IMAP pop3=$POP3 lmtp=$LMTP sieve=$SIEVE pid=$PID" | tee "$DIR/peer.ports"
+echo "imap=$IMAP pop3=$POP3 lmtp=$LMTP sieve=$SIEVE pid=$PID$TLS_PORTS" | tee "$DIR/peer.ports"

@@ -4,10 +4,16 @@ store/mail.h) and whichever transport carries them: odd and huge messages (bare 
 newline, leading dots, 8-bit bytes, NUL bytes from a literal8 APPEND, an empty body, sizes on
 both sides of the 1 MiB boundary, 3 MiB) fetched whole, as TEXT, as BINARY and in
 <start.len> pieces across the boundaries, over plain TCP, implicit TLS, COMPRESS=DEFLATE and
-COMPRESS over TLS, and retrieved by POP3 in clear and over TLS (dot-stuffed, RFC 1939)."""
+COMPRESS over TLS, and retrieved by POP3 in clear and over TLS (dot-stuffed, RFC 1939).
+Sizes on both sides of a TLS record (16 KiB) and of the stream's buffer (64 KiB) too, since
+TLS output is cut into whole records around them (lib/net/stream.c), and a client that reads
+slowly through a small receive window over TLS, so that the server's writes stop and resume
+in the middle of records: it must still get every byte, by FETCH and by RETR."""
 import os
 import re
+import socket
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from coffer_harness import ImapUsersTestCase, main  # noqa: E402
@@ -41,6 +47,8 @@ MSGS = [
     b"Subject: empty body\r\n\r\n",
     b"Subject: header only, no blank line",
     sized(MIB - 1, 1), sized(MIB, 2), sized(MIB + 1, 3), sized(3 * MIB, 4),
+    sized(16383, 5), sized(16385, 6), sized(65535, 7), sized(65537, 8), sized(200000, 9),
+    b"Subject: tiny\r\n\r\nx\r\n",
 ]
 # appended as literal8 (RFC 3516): holds NUL bytes; BODY[] sends them as 0x80
 BINARY = (b"Subject: nul\r\nContent-Type: application/octet-stream\r\n"
@@ -166,6 +174,84 @@ class FetchBytes(ImapUsersTestCase):
                 self.assertEqual(c.readline(), b".\r\n", (service, n))
             c.cmd("QUIT")
             c.expect(rb"^\+OK")
+
+    def slow_session(self, service):
+        """A TLS connection to service through a 4 KiB receive window, read 2 KiB at a time
+        with a pause before each read."""
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)   # before connect: the window
+        raw.settimeout(60)
+        raw.connect(self.coffer.address(service))
+        tls = self.coffer.ssl_context().wrap_socket(raw, server_hostname="localhost")
+        self.addCleanup(tls.close)
+        return SlowReader(tls)
+
+    def test_slow_reader_tls(self):
+        c = self.slow_session("imaps")
+        self.assertTrue(c.line().startswith(b"* OK"))
+        c.send(b"l LOGIN fred fredpw\r\n")
+        while not c.line().startswith(b"l OK"):
+            pass
+        c.send(b"s EXAMINE INBOX\r\n")
+        while not c.line().startswith(b"s "):
+            pass
+        c.send(b"f FETCH 1:* (BODY.PEEK[])\r\n")
+        for n, m in enumerate(self.stored, 1):
+            plain = m.replace(b"\x00", b"\x80")
+            self.assertEqual(c.line(), b"* %d FETCH (BODY[] {%d}\r\n" % (n, len(m)))
+            self.assertTrue(c.exact(len(m)) == plain, ("slow imaps", n))
+            self.assertEqual(c.line(), b")\r\n")
+        self.assertTrue(c.line().startswith(b"f OK"))
+
+        c = self.slow_session("pop3s")
+        self.assertTrue(c.line().startswith(b"+OK"))
+        c.send(b"USER fred\r\nPASS fredpw\r\n")
+        self.assertTrue(c.line().startswith(b"+OK"))
+        self.assertTrue(c.line().startswith(b"+OK"))
+        for n, m in enumerate(self.stored, 1):
+            if len(m) < 60000 and n % 3:
+                continue                    # the large ones, and some small between them
+            c.send(b"RETR %d\r\n" % n)
+            self.assertEqual(c.line(), b"+OK %d octets\r\n" % len(m))
+            want = m if m.endswith(b"\n") else m + b"\r\n"
+            stuffed = re.sub(rb"(^|\n)\.", rb"\1..", want)
+            self.assertTrue(c.exact(len(stuffed)) == stuffed, ("slow pop3s", n))
+            self.assertEqual(c.line(), b".\r\n")
+
+
+class SlowReader:
+    """Reads a socket 2 KiB at a time, pausing before each read; chunks kept in a list (a
+    growing bytes object would copy megabytes per read)."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _more(self):
+        time.sleep(0.0002)
+        data = self.sock.recv(2048)
+        if not data:
+            raise EOFError("connection closed")
+        return data
+
+    def line(self):
+        while b"\n" not in self.buf:
+            self.buf += self._more()
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line + b"\n"
+
+    def exact(self, n):
+        parts, have = [self.buf], len(self.buf)
+        while have < n:
+            data = self._more()
+            parts.append(data)
+            have += len(data)
+        data = b"".join(parts)
+        self.buf = data[n:]
+        return data[:n]
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@
  *
  * Implementation notes callers may rely on:
  * - The read and write buffers are 64 KiB each; a write larger than the buffer goes straight out.
+ * - Over TLS (without COMPRESS) output leaves in whole 16 KiB records: a write that does not
+ *   fit completes the buffer's last record, the buffer and then the write's whole records go
+ *   out (records followed by more of the same write with MSG_MORE), and the tail stays
+ *   buffered; only a flush's last record may be short.
  * - stream_new puts the fd in O_NONBLOCK mode (on its open file description, so a dup shares
  *   it); every wait is a poll() in slices of at most one second, so the interrupt flag is seen
  *   within a second even when no signal interrupts the poll.

@@ -1345,6 +1345,163 @@ static void test_tls_peer_gone(void)
     tls_ctx_free(&ctx);
 }
 
+/* ---- TLS record sizes ---- */
+
+/* tls_record_reader: in a child, read n bytes over TLS (max_version 0: any), sleeping slow_us
+ * before each read (a slow client), and send the parent, on rfd, each record's plaintext
+ * length (OpenSSL's SSL_read returns one record at most) as a uint32_t, then 0, then the FNV
+ * hash of all bytes as a uint64_t. Exit 0, or 40+ on a failure. */
+static void tls_record_reader(int fd, int rfd, size_t n, int slow_us, int max_version)
+{
+    SSL *ssl = client_tls(fd, max_version);
+    if (!ssl) _exit(40);
+    char *chunk = malloc(65536);
+    uint64_t h = FNV_INIT;
+    size_t got = 0;
+    while (got < n) {
+        if (slow_us) usleep((useconds_t)slow_us);
+        int k = SSL_read(ssl, chunk, 65536);
+        if (k <= 0) _exit(41);
+        h = fnv(h, chunk, (size_t)k);
+        got += (size_t)k;
+        uint32_t len = (uint32_t)k;
+        if (write_all(rfd, &len, sizeof len) < 0) _exit(42);
+    }
+    uint32_t end = 0;
+    if (write_all(rfd, &end, sizeof end) < 0 || write_all(rfd, &h, sizeof h) < 0) _exit(43);
+    if (ssl_puts(ssl, "done\r\n") < 0) _exit(44);
+    SSL_shutdown(ssl);
+    free(chunk);
+    _exit(got == n ? 0 : 45);
+}
+
+/* the records a tls_record_reader saw: their count, how many were not full (16 KiB), and
+ * whether the hash matched */
+static void tls_records_check(int rfd, const char *data, size_t n, unsigned *records_r,
+                              unsigned *short_r, int *same_r)
+{
+    unsigned records = 0, shortr = 0;
+    for (;;) {
+        uint32_t len;
+        if (read(rfd, &len, sizeof len) != (ssize_t)sizeof len || len == 0) break;
+        records++;
+        if (len != 16384) shortr++;
+    }
+    uint64_t h = 0;
+    *same_r = read(rfd, &h, sizeof h) == (ssize_t)sizeof h && h == fnv(FNV_INIT, data, n);
+    *records_r = records;
+    *short_r = shortr;
+}
+
+/* What FETCH 1:* BODY[] and POP3 RETR write: a short prefix, a message (small, between the
+ * buffer's records, larger than the buffer), a short suffix, again and again, then a flush.
+ * Over TLS every record but the last is full: no short record at the seam between the
+ * buffer and a large message, none at a message's tail. tcp: over loopback TCP, where the
+ * records in the middle go with MSG_MORE and the last must still leave at once; slow_us: the
+ * client sleeps before each read, so writes wait for the socket in the middle of records.
+ * Checked for TLS 1.3 and 1.2. */
+static void run_tls_records(int tcp, int slow_us, int max_version)
+{
+    static const size_t sizes[] = { 3000, 20000, 70000, 250000, 100, 16384, 65536, 40000,
+                                    5, 131072, 16383, 2900, 300000 };
+    const size_t nsizes = sizeof sizes / sizeof sizes[0];
+    size_t total = 0;
+    for (int round = 0; round < 3; round++)
+        for (size_t i = 0; i < nsizes; i++) total += 24 + sizes[i] + 3;
+    char *data = xmalloc(total);
+    for (size_t i = 0; i < total; i++) data[i] = (char)pattern(i);
+
+    struct tls_ctx *ctx = NULL;
+    UNIT_EQ_INT(tls_ctx_new(g_cert, g_key, "", "1.2", &ctx, NULL), 0);
+    int sv[2], rp[2], lfd = -1, port = 0;
+    UNIT_EQ_INT(pipe(rp), 0);
+    if (tcp) {
+        lfd = tcp_listen(AF_INET, &port);
+        UNIT_CHECK(lfd >= 0);
+    } else {
+        make_pair(sv);
+        int small = 4096;
+        if (slow_us) setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(rp[0]);
+        int fd;
+        if (tcp) {
+            close(lfd);
+            fd = tcp_connect(AF_INET, port);
+            if (fd < 0) _exit(46);
+            int small = 8192;
+            if (slow_us) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        } else {
+            close(sv[0]);
+            fd = sv[1];
+        }
+        tls_record_reader(fd, rp[1], total, slow_us, max_version);
+    }
+    close(rp[1]);
+    int fd;
+    if (tcp) {
+        fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        close(lfd);
+        int small = 4096;
+        if (slow_us) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    } else {
+        close(sv[1]);
+        fd = sv[0];
+    }
+    struct stream *s = stream_new(fd);
+    stream_set_timeout(s, 30);
+    UNIT_EQ_INT(stream_start_tls(s, ctx), 0);
+    size_t off = 0;
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < nsizes; i++) {
+            UNIT_EQ_INT(stream_write(s, data + off, 24), 0);      /* "* 1 FETCH (BODY[] {N}" */
+            off += 24;
+            if (i % 2) {
+                struct iovec v[2] = { { data + off, sizes[i] / 2 },
+                                      { data + off + sizes[i] / 2, sizes[i] - sizes[i] / 2 } };
+                UNIT_EQ_INT(stream_writev(s, v, 2), 0);
+            } else {
+                UNIT_EQ_INT(stream_write(s, data + off, sizes[i]), 0);
+            }
+            off += sizes[i];
+            UNIT_EQ_INT(stream_write(s, data + off, 3), 0);       /* ")\r\n" */
+            off += 3;
+        }
+    }
+    UNIT_EQ_INT(off, total);
+    UNIT_EQ_INT(stream_flush(s), 0);
+    UNIT_EQ_INT(stream_bytes_out(s), total);
+    struct buf b = BUF_INIT;
+    UNIT_EQ_INT(stream_read_line(s, &b), 0);                      /* the client got it all */
+    UNIT_EQ_STR(buf_cstr(&b), "done");
+    unsigned records, shortr;
+    int same;
+    tls_records_check(rp[0], data, total, &records, &shortr, &same);
+    printf("tls records (%s%s, max %s): %u for %zu bytes, %u not full\n", tcp ? "tcp" : "unix",
+           slow_us ? ", slow reader" : "", max_version == TLS1_2_VERSION ? "1.2" : "1.3",
+           records, total, shortr);
+    UNIT_CHECK(same);
+    UNIT_EQ_INT(records, (unsigned)((total + 16383) / 16384));
+    UNIT_EQ_INT(shortr, total % 16384 ? 1u : 0u);
+    UNIT_EQ_INT(wait_child(pid), 0);
+    close(rp[0]);
+    stream_free(&s);
+    buf_fini(&b);
+    free(data);
+    tls_ctx_free(&ctx);
+}
+
+static void test_tls_records(void)
+{
+    run_tls_records(0, 0, 0);
+    run_tls_records(0, 0, TLS1_2_VERSION);
+    run_tls_records(1, 0, 0);
+    run_tls_records(0, 300, 0);
+    run_tls_records(1, 300, TLS1_2_VERSION);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_DFL);   /* a missed MSG_NOSIGNAL must kill the test */
@@ -1371,6 +1528,7 @@ int main(void)
     test_deadline();
     test_tls_peer_gone();
     test_wait_extra_tls();
+    test_tls_records();
     remove_certificates();
     UNIT_DONE();
 }
