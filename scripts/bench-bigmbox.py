@@ -286,6 +286,8 @@ def main():
             sys.exit("the INBOXes hold different counts (%s): fill them to one size or pass "
                      "--messages" % held)
         a.messages = next(iter(held.values()))
+    if a.messages < 1000:
+        sys.exit("%s INBOX holds %d messages: a round expunges 1,000, fill it first" % (a.user, a.messages))
     bad = dict((k, v) for k, v in held.items() if v != a.messages)
     if bad:
         sys.exit("--messages %d, but %s INBOX holds %s: fill it to that size first"
