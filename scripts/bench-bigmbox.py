@@ -14,7 +14,11 @@ user0.. with password "pw"):
         spread over 10 years, a body of paragraphs from a pool of 1,000 plus a unique token
         "tok<N>" (so SEARCH TEXT finds exactly one message).
 
-  run   --port NAME=PORT [...] --user USER [--rounds 3]
+  run   --port NAME=PORT [...] --user USER [--messages N] [--rounds 3]
+        N is the size the mailbox is kept at: each round's expunge is topped up to it again.
+        Without --messages, N is what USER's INBOX holds when the run starts; with it, a
+        mailbox that holds another count is an error (a wrong N would leave the expunge
+        rounds untopped or top the mailbox up to another size).
         Alternating rounds; in each, for every server, the operations below on USER's INBOX.
         Each is timed as wall time on loopback and as the server's CPU time, read from
         /proc/PID/schedstat of the process that owns the connection (ss -tnp; run as root).
@@ -252,7 +256,9 @@ def main():
     ap.add_argument("--port", action="append", required=True, help="NAME=PORT, repeatable")
     ap.add_argument("--user", default="user1")
     ap.add_argument("--password", default="pw")
-    ap.add_argument("--messages", type=int, default=100000)
+    ap.add_argument("--messages", type=int, default=None,
+                    help="fill: the size to fill to (default 100000); run: the size the mailbox "
+                         "holds and is kept at (default: what it holds when the run starts)")
     ap.add_argument("--conns", type=int, default=4)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--rounds", type=int, default=3)
@@ -264,10 +270,28 @@ def main():
     a = ap.parse_args()
     ports = dict((p.split("=")[0], int(p.split("=")[1])) for p in a.port)
     if a.step == "fill":
+        if a.messages is None:
+            a.messages = 100000
         for name, port in ports.items():
             s = fill(a, port, a.messages)
             print("%s: filled %s INBOX to %d in %.0f s" % (name, a.user, a.messages, s), flush=True)
         return
+    held = {}
+    for name, port in ports.items():
+        c = conn(a, port)
+        held[name] = count(c)
+        c.close()
+    if a.messages is None:
+        if len(set(held.values())) != 1:
+            sys.exit("the INBOXes hold different counts (%s): fill them to one size or pass "
+                     "--messages" % held)
+        a.messages = next(iter(held.values()))
+    if a.messages < 1000:
+        sys.exit("%s INBOX holds %d messages: a round expunges 1,000, fill it first" % (a.user, a.messages))
+    bad = dict((k, v) for k, v in held.items() if v != a.messages)
+    if bad:
+        sys.exit("--messages %d, but %s INBOX holds %s: fill it to that size first"
+                 % (a.messages, a.user, bad))
     out = {k: {op: [] for op in OPS} for k in ports}
     for rnd in range(a.rounds):
         for name, port in ports.items():
