@@ -116,7 +116,7 @@ void cmd_data(struct client *c, const struct lmtp_command *cmd)
      * Most mail fits and is delivered from memory: no temporary file to create, write, map
      * and free (an inode allocated and released per delivery, and the bytes written twice). */
     int fd = -1;
-    struct buf line = BUF_INIT, out = BUF_INIT;
+    struct buf out = BUF_INIT;
     spool_header(c, &out);
     client_reply(c, "354 Start mail input; end with <CRLF>.<CRLF>");
     if (stream_flush(c->stream) < 0) {
@@ -129,7 +129,11 @@ void cmd_data(struct client *c, const struct lmtp_command *cmd)
     stream_set_max_line(c->stream, DATA_MAX_LINE);
     int prev_bare_lf = 0;           /* the 354 reply counts as the CRLF before a first "." */
     for (;;) {
-        int r = stream_read_line(c->stream, &line);
+        /* each line is copied once, from the stream's buffer to out, CRLF and all (it used to
+         * be copied into a line buffer first) */
+        const char *s;
+        size_t n, skip;
+        int r = stream_read_line_ref(c->stream, &s, &n);
         if (r == CF_E_LIMIT) {
             long_line = 1;
             prev_bare_lf = 1;          /* whatever it ended with, it was no CRLF "." CRLF */
@@ -139,8 +143,6 @@ void cmd_data(struct client *c, const struct lmtp_command *cmd)
             c->end_reason = worker_read_end(c->stream, r, &client_texts);
             break;
         }
-        const char *s = line.s ? line.s : "";
-        size_t n = line.len, skip;
         /* L11: only CRLF "." CRLF ends it; dot-stuffing undone (lmtp-parse.h) */
         if (lmtp_data_line(s, n, stream_line_bare_lf(c->stream), &prev_bare_lf, &skip)) break;
         s += skip;
@@ -149,8 +151,10 @@ void cmd_data(struct client *c, const struct lmtp_command *cmd)
         size += n + 2;
         if (size > max) too_big = 1;
         if (too_big || long_line || write_failed) continue;    /* read on to the dot */
-        buf_append(&out, s, n);
-        buf_append(&out, "\r\n", 2);
+        buf_ensure(&out, n + 2);                /* no cap: it cannot fail */
+        memcpy(out.s + out.len, s, n);
+        memcpy(out.s + out.len + n, "\r\n", 2);
+        out.len += n + 2;
         if (out.len >= SPOOL_WRITE_CHUNK) {
             if (fd < 0 && (fd = spool_file(c)) < 0) {
                 write_failed = 1;               /* logged; read on, then 451 */
@@ -167,7 +171,6 @@ void cmd_data(struct client *c, const struct lmtp_command *cmd)
         log_err("spool_failed", "call=write error=%s", log_quote(strerror(errno)));
         write_failed = 1;
     }
-    buf_fini(&line);
     if (c->end_reason) goto done;               /* nothing was acknowledged, nothing stored */
     if (too_big || long_line) {
         log_info("message_refused", "reason=%s size=%llu", too_big ? "size" : "line",
