@@ -280,7 +280,7 @@ class LmtpProtocol(LmtpCase):
 
 
 class LmtpSpool(CofferTestCase):
-    """DATA keeps a message that fits its 64 KiB write buffer in memory and spools a larger
+    """DATA keeps a message that fits its 1 MiB write buffer in memory and spools a larger
     one to an unlinked file in configdir/tmp (made when missing): both are stored byte for
     byte; only the larger one needs the spool directory."""
 
@@ -299,10 +299,12 @@ class LmtpSpool(CofferTestCase):
         return reply
 
     def test_memory_and_file(self):
-        co = self.new_coffer(services=LMTP_SERVICES, global_settings={"max_literal": "1M"})
+        co = self.new_coffer(services=LMTP_SERVICES, global_settings={"max_literal": "8M"})
         add_user(co, "pat")
         line = b"0123456789abcdef.line with a dot\r\n.starts with a dot\r\n"
-        sizes = (10, 65536 // len(line) - 2, 65536 // len(line), 65536 // len(line) + 1, 6000)
+        mem = 1 << 20                   # cmd-data.c DATA_MEMORY_MAX
+        big = 3 * mem // len(line)      # spooled, in three pieces and a rest
+        sizes = (10, 6000, mem // len(line) - 2, mem // len(line), mem // len(line) + 1, big)
         for k, n in enumerate(sizes):
             body = line * n + b"bare lf\n" + b"end\r\n"
             self.assertEqual(self.deliver(co, "sp%d@x" % k, body),
@@ -318,11 +320,11 @@ class LmtpSpool(CofferTestCase):
         with open(tmp, "w") as f:
             f.write("not a directory\n")
         n = len(mailbox_list(co, "user/pat"))
-        self.assertEqual(self.deliver(co, "small@x", line * 10), (250, [b"2.1.5 <pat> Delivered"]))
-        self.assertEqual(self.deliver(co, "big@x", line * 6000)[0], 451)
+        self.assertEqual(self.deliver(co, "small@x", line * 6000), (250, [b"2.1.5 <pat> Delivered"]))
+        self.assertEqual(self.deliver(co, "big@x", line * big)[0], 451)
         self.assertEqual(len(mailbox_list(co, "user/pat")), n + 1)
         os.unlink(tmp)
-        self.assertEqual(self.deliver(co, "big2@x", line * 6000), (250, [b"2.1.5 <pat> Delivered"]))
+        self.assertEqual(self.deliver(co, "big2@x", line * big), (250, [b"2.1.5 <pat> Delivered"]))
         self.assertEqual(os.listdir(tmp), [])       # made again, and the spool file unlinked
 
 

@@ -441,23 +441,64 @@ static const struct { const char *mime, *iconv_name; } charset_alias[] = {
     { "tis-620", "TIS-620" }, { "windows-874", "CP874" },
 };
 
+/* How mime_charset_to_utf8 converts a charset: its own UTF-8 check, the guess (UTF-8 when the
+ * whole text is valid UTF-8, else Latin-1), Latin-1, or iconv. */
+enum cs_kind { CS_UTF8, CS_GUESS, CS_LATIN1, CS_ICONV };
+
+/* charset_kind: the charset's name normalized into name (trimmed, lowercased, an RFC 2231
+ * section 5 "*language" suffix dropped) and how it is converted. */
+static enum cs_kind charset_kind(const char *charset, char name[64])
+{
+    size_t i, nl = 0;
+    const char *cs = charset ? charset : "";
+    while (*cs == ' ' || *cs == '\t' || *cs == '"') cs++;
+    for (i = 0; cs[i] && cs[i] != '*' && cs[i] != '"' && cs[i] != ' ' && nl < 63; i++)
+        name[nl++] = (char)(cs[i] >= 'A' && cs[i] <= 'Z' ? cs[i] + 32 : cs[i]);
+    name[nl] = '\0';
+    if (!strcmp(name, "utf-8") || !strcmp(name, "utf8")) return CS_UTF8;
+    if (!nl || !strcmp(name, "us-ascii") || !strcmp(name, "ascii") ||
+        !strcmp(name, "ansi_x3.4-1968") || !strcmp(name, "unknown-8bit") ||
+        !strcmp(name, "x-unknown") || !strcmp(name, "default"))
+        return CS_GUESS;
+    if (!strcmp(name, "iso-8859-1") || !strcmp(name, "latin1") || !strcmp(name, "l1") ||
+        !strcmp(name, "iso_8859-1"))
+        return CS_LATIN1;
+    return CS_ICONV;
+}
+
+size_t mime_charset_safe_prefix(const char *charset, const char *in, size_t n)
+{
+    char name[64];
+    const unsigned char *s = (const unsigned char *)in;
+    size_t k;
+    switch (charset_kind(charset, name)) {
+    case CS_LATIN1:
+        return n;                       /* byte by byte: any cut */
+    case CS_UTF8:
+        /* up to the last ASCII byte: no sequence can run through it (a continuation byte is
+         * 10xxxxxx), so every decision before it is the same whatever follows */
+        for (k = n; k > 0 && s[k - 1] >= 0x80; k--) {}
+        return k;
+    case CS_GUESS:
+        /* ASCII comes out the same whether the whole turns out UTF-8 or Latin-1 */
+        for (k = 0; k < n && s[k] < 0x80; k++) {}
+        return k;
+    default:
+        return 0;                       /* iconv: multi-byte and stateful charsets */
+    }
+}
+
 int mime_charset_to_utf8(const char *charset, const char *in, size_t n, struct buf *out)
 {
     char name[64];
-    size_t i, nl = 0;
-    const char *cs = charset ? charset : "";
+    size_t i;
     iconv_t cd;
     char *inp, *outp;
     size_t inleft, outleft, start;
     int bad = 0;
+    enum cs_kind kind = charset_kind(charset, name);
 
-    /* Normalize: trim, lowercase, drop an RFC 2231 section 5 "*language" suffix. */
-    while (*cs == ' ' || *cs == '\t' || *cs == '"') cs++;
-    for (i = 0; cs[i] && cs[i] != '*' && cs[i] != '"' && cs[i] != ' ' && nl < sizeof(name) - 1; i++)
-        name[nl++] = (char)(cs[i] >= 'A' && cs[i] <= 'Z' ? cs[i] + 32 : cs[i]);
-    name[nl] = '\0';
-
-    if (!strcmp(name, "utf-8") || !strcmp(name, "utf8")) {
+    if (kind == CS_UTF8) {
         /* valid runs are copied whole; each invalid byte becomes U+FFFD */
         const unsigned char *s = (const unsigned char *)in;
         size_t l, run = 0;
@@ -473,14 +514,11 @@ int mime_charset_to_utf8(const char *charset, const char *in, size_t n, struct b
         buf_append(out, in + run, n - run);
         return bad ? CF_E_PARSE : 0;
     }
-    if (!nl || !strcmp(name, "us-ascii") || !strcmp(name, "ascii") ||
-        !strcmp(name, "ansi_x3.4-1968") || !strcmp(name, "unknown-8bit") ||
-        !strcmp(name, "x-unknown") || !strcmp(name, "default")) {
+    if (kind == CS_GUESS) {
         guess_to_utf8(in, n, out);
         return 0;
     }
-    if (!strcmp(name, "iso-8859-1") || !strcmp(name, "latin1") || !strcmp(name, "l1") ||
-        !strcmp(name, "iso_8859-1")) {
+    if (kind == CS_LATIN1) {
         latin1_to_utf8(in, n, out);
         return 0;
     }

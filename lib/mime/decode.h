@@ -62,6 +62,14 @@ long long mime_cte_decoded_size(enum mime_cte cte, const char *in, size_t n);
  * is opened per call: no state is kept between calls, so any thread may call it). */
 int mime_charset_to_utf8(const char *charset, const char *in, size_t n, struct buf *out);
 
+/* mime_charset_safe_prefix: the length k <= n of the longest prefix of in[0,n) known to
+ * convert (mime_charset_to_utf8, same charset) to the start of what every longer text that
+ * begins with in[0,n) converts to, byte for byte: n for Latin-1; up to the last ASCII byte for
+ * UTF-8; up to the first non-ASCII byte for the guessed charsets (the guess looks at the whole
+ * text); 0 for charsets converted by iconv (multi-byte and stateful ones). For converting only
+ * the start of a long text (the preview). Never blocks. */
+size_t mime_charset_safe_prefix(const char *charset, const char *in, size_t n);
+
 /* mime_decode_header: append a header field value (raw, possibly folded) to out as UTF-8:
  * unfolded, RFC 2047 encoded-words decoded (white space between adjacent ones dropped, words
  * of one charset joined before conversion so split characters survive; malformed words are

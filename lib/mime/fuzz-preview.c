@@ -1,7 +1,9 @@
 /* fuzz-preview.c: fuzz target for the RFC 8970 preview extractor and the thread root
  * (lib/mime/preview.c), which read untrusted MIME at every append: the preview must be valid
  * UTF-8 without control characters, at most 256 code points and MIME_PREVIEW_MAX_BYTES bytes,
- * with no leading or trailing space; the HTML converter and the thread root must not crash.
+ * with no leading or trailing space, and the same bytes whether it was made from the start of
+ * the part (mime_preview), from all of it at once (the reference) or from mime_summarize's
+ * parse; the HTML converter and the thread root must not crash.
  * Seeds in test/fuzz/corpus/preview and the MIME corpus; the driver is libFuzzer (make fuzz) or
  * test/fuzz/fuzz-main.c. */
 #include <stdint.h>
@@ -9,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/buf.h"
+#include "mime/mime.h"
+#include "mime/mime-int.h"
 #include "mime/preview.h"
 
 #define FUZZ_ASSERT(c) do { \
@@ -35,6 +39,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     FUZZ_ASSERT(chars <= MIME_PREVIEW_MAX_CHARS);
     FUZZ_ASSERT(!n || (out.s[0] != ' ' && out.s[n - 1] != ' '));
+    struct buf ref = BUF_INIT;
+    struct mime_tree t;
+    memset(&t, 0, sizeof t);
+    mime_tree_parse(in, size, &t);
+    mime_preview_tree(in, &t, 1, &ref);
+    mime_tree_fini(&t);
+    FUZZ_ASSERT(ref.len == n && (!n || !memcmp(ref.s, out.s, n)));
+    struct mime_summary s;
+    mime_summary_init(&s);
+    buf_reset(&ref);
+    mime_summarize_preview(in, size, &s, &ref);
+    mime_summary_fini(&s);
+    FUZZ_ASSERT(ref.len == n && (!n || !memcmp(ref.s, out.s, n)));
+    buf_fini(&ref);
     buf_reset(&out);
     mime_html_to_text(in, size, &out);
     buf_reset(&out);

@@ -733,6 +733,12 @@ void mime_summary_fini(struct mime_summary *s)
 
 int mime_summarize(const char *msg, size_t len, struct mime_summary *s)
 {
+    return mime_summarize_preview(msg, len, s, NULL);
+}
+
+int mime_summarize_preview(const char *msg, size_t len, struct mime_summary *s,
+                           struct buf *preview)
+{
     struct mime_tree t;
     struct wctx w;
     struct buf path = BUF_INIT;
@@ -761,6 +767,7 @@ int mime_summarize(const char *msg, size_t len, struct mime_summary *s)
     buf_cstr(&s->sections);
     buf_fini(&path);
     buf_fini(&w.s1); buf_fini(&w.s2); buf_fini(&w.s3); buf_fini(&w.s4);
+    if (preview) mime_preview_tree(msg, &t, 0, preview);
     mime_tree_fini(&t);
     return r;
 }

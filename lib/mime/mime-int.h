@@ -84,4 +84,16 @@ int mime_find_param(const char *p, const char *end, const char *name, struct buf
 /* mime_ieq: 1 if the n bytes at p equal the NUL-terminated ASCII s, ignoring ASCII case. */
 int mime_ieq(const char *p, size_t n, const char *s);
 
+/* ---- preview (preview.c) ---- */
+
+/* The preview first converts this much of the chosen part, then 8 times as much, before all
+ * of its MIME_PREVIEW_SCAN_MAX bytes. */
+#define MIME_PREVIEW_FIRST_SCAN 4096
+
+/* mime_preview_tree: mime_preview from a tree already parsed from msg (t's nodes point into
+ * msg). whole != 0 converts all of the part's MIME_PREVIEW_SCAN_MAX bytes at once, as
+ * mime_preview did before it tried the start first: the tests' reference. Appends to out;
+ * returns the bytes appended. */
+size_t mime_preview_tree(const char *msg, const struct mime_tree *t, int whole, struct buf *out);
+
 #endif

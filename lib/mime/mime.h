@@ -32,6 +32,12 @@ void mime_summary_fini(struct mime_summary *s);
  * after filling what it could. Does not block; msg is only read, never kept. */
 int mime_summarize(const char *msg, size_t len, struct mime_summary *s);
 
+/* mime_summarize_preview: mime_summarize, and the RFC 8970 preview of the same message
+ * appended to preview (exactly what mime_preview in preview.h appends) from the same parse:
+ * delivery needs both, and parsing twice was a tenth of what they cost. */
+int mime_summarize_preview(const char *msg, size_t len, struct mime_summary *s,
+                           struct buf *preview);
+
 /* The section table (struct mime_summary.sections) is text, so a cache dump stays readable:
  *
  *   "S1\n" then one line per addressable part, in depth-first order:

@@ -48,28 +48,45 @@ static int pick_part(const struct mime_tree *t, int *html_r)
     return html;
 }
 
-/* part_text: the part's body, transfer encoding removed and converted to UTF-8, into utf. */
-static void part_text(const char *msg, const struct mime_node *n, struct buf *utf)
+/* The chosen part's body as the preview reads it: the charset named in its Content-Type, its
+ * transfer encoding, and its first MIME_PREVIEW_SCAN_MAX bytes. */
+struct part_src {
+    struct buf cs;
+    const char *charset;                /* cs as a C string ("" when none) */
+    enum mime_cte how;
+    const char *body;
+    size_t blen;
+};
+
+static void part_src_init(const char *msg, const struct mime_node *n, struct part_src *src)
 {
-    struct buf raw = BUF_INIT, cs = BUF_INIT;
     const char *tt, *st, *params;
     size_t tl, sl;
     const struct mime_field *ct = &n->hdr[MH_CONTENT_TYPE];
+    buf_init(&src->cs);
     if (n->params == MIME_PARAMS_HEADER && ct->p &&
         mime_parse_ctype(ct->p, ct->n, &tt, &tl, &st, &sl, &params))
-        mime_find_param(params, ct->p + ct->n, "charset", &cs);
-    const char *body = msg + n->boff;
-    size_t blen = n->blen < MIME_PREVIEW_SCAN_MAX ? n->blen : MIME_PREVIEW_SCAN_MAX;
+        mime_find_param(params, ct->p + ct->n, "charset", &src->cs);
+    src->charset = buf_cstr(&src->cs);
+    src->body = msg + n->boff;
+    src->blen = n->blen < MIME_PREVIEW_SCAN_MAX ? n->blen : MIME_PREVIEW_SCAN_MAX;
     const struct mime_field *cte = &n->hdr[MH_CONTENT_TRANSFER_ENCODING];
-    enum mime_cte how = cte->p ? mime_cte_parse(cte->p, cte->n) : MIME_CTE_IDENTITY;
-    if (how == MIME_CTE_BASE64 || how == MIME_CTE_QP) {
-        mime_cte_decode(how, body, blen, &raw);
-        mime_charset_to_utf8(buf_cstr(&cs), raw.s ? raw.s : "", raw.len, utf);
-    } else if (how == MIME_CTE_IDENTITY) {
-        mime_charset_to_utf8(buf_cstr(&cs), body, blen, utf);
+    src->how = cte->p ? mime_cte_parse(cte->p, cte->n) : MIME_CTE_IDENTITY;
+}
+
+/* part_text: the first blen bytes of the part's body, transfer encoding removed and converted
+ * to UTF-8, into utf. */
+static void part_text(const struct part_src *src, size_t blen, struct buf *utf)
+{
+    struct buf raw = BUF_INIT;
+    const char *cs = src->charset;
+    if (src->how == MIME_CTE_BASE64 || src->how == MIME_CTE_QP) {
+        mime_cte_decode(src->how, src->body, blen, &raw);
+        mime_charset_to_utf8(cs, raw.s ? raw.s : "", raw.len, utf);
+    } else if (src->how == MIME_CTE_IDENTITY) {
+        mime_charset_to_utf8(cs, src->body, blen, utf);
     }   /* an unknown encoding has no text to show */
     buf_fini(&raw);
-    buf_fini(&cs);
 }
 
 /* ---- HTML ---- */
@@ -253,8 +270,9 @@ static size_t utf8_len(unsigned char c)
 
 /* squeeze: append text (valid UTF-8) to out with runs of white space and control characters
  * (C0, DEL, C1, U+00A0, U+2028/9, U+FEFF) as one space, trimmed, cut after
- * MIME_PREVIEW_MAX_CHARS code points. Returns the bytes appended. */
-static size_t squeeze(const char *s, size_t n, struct buf *out)
+ * MIME_PREVIEW_MAX_CHARS code points. Returns the bytes appended; *full_r is 1 when the cut was
+ * reached (then no text after s[0,n) could change what was appended), else 0. */
+static size_t squeeze(const char *s, size_t n, struct buf *out, int *full_r)
 {
     size_t start = out->len, chars = 0, i = 0;
     int pending_space = 0;
@@ -287,29 +305,96 @@ static size_t squeeze(const char *s, size_t n, struct buf *out)
         chars++;
         i += l;
     }
+    *full_r = chars >= MIME_PREVIEW_MAX_CHARS;
     return out->len - start;
+}
+
+/* preview_of: the preview from utf (the part's text so far) appended to out; *full_r as
+ * squeeze's. */
+static size_t preview_of(const char *utf, size_t n, int html, struct buf *out, int *full_r)
+{
+    if (!html) return squeeze(utf, n, out, full_r);
+    struct buf text = BUF_INIT;
+    mime_html_to_text(utf, n, &text);
+    size_t r = squeeze(text.s ? text.s : "", text.len, out, full_r);
+    buf_fini(&text);
+    return r;
+}
+
+/* preview_prefix: the preview made from only the first lim bytes of the part (lim < its
+ * scanned length), appended to out, when that is sure to be the preview of the whole: 1 with
+ * *n_r the bytes appended, else 0 with out unchanged. Every step must give the start of what
+ * it gives for the whole text, so each input is cut where what follows cannot change what came
+ * before: quoted-printable after a line end (a line's trailing blanks are dropped at its end,
+ * "=XX" needs its two digits); base64 anywhere (bytes come out as soon as their bits are in,
+ * and nothing at the end); the charset as mime_charset_safe_prefix says; HTML before a '<' or
+ * '&' (so no tag name, character reference or lone '<' is cut); and squeeze must reach its 256
+ * characters. */
+static int preview_prefix(const struct part_src *src, size_t lim, int html, struct buf *out,
+                          size_t *n_r)
+{
+    struct buf raw = BUF_INIT, utf = BUF_INIT;
+    const char *cs = src->charset, *p;
+    size_t k, start = out->len;
+    int full = 0;
+    if (src->how == MIME_CTE_QP) {
+        while (lim > 0 && src->body[lim - 1] != '\n') lim--;
+        if (!lim) goto done;
+    }
+    if (src->how == MIME_CTE_BASE64 || src->how == MIME_CTE_QP) {
+        mime_cte_decode(src->how, src->body, lim, &raw);
+        p = raw.s ? raw.s : "";
+        k = raw.len;
+    } else {
+        p = src->body;
+        k = lim;
+    }
+    k = mime_charset_safe_prefix(cs, p, k);
+    if (!k) goto done;
+    mime_charset_to_utf8(cs, p, k, &utf);
+    k = utf.len;
+    if (html) {
+        while (k > 0 && utf.s[k - 1] != '<' && utf.s[k - 1] != '&') k--;
+        if (!k) goto done;
+        k--;                                    /* before that '<' or '&' */
+    }
+    *n_r = preview_of(utf.s ? utf.s : "", k, html, out, &full);
+    if (!full) buf_truncate(out, start);
+done:
+    buf_fini(&raw);
+    buf_fini(&utf);
+    return full;
+}
+
+size_t mime_preview_tree(const char *msg, const struct mime_tree *t, int whole, struct buf *out)
+{
+    struct buf utf = BUF_INIT;
+    struct part_src src;
+    size_t n = 0;
+    int html = 0, full;
+    int i = pick_part(t, &html);
+    if (i < 0) return 0;
+    part_src_init(msg, &t->nodes[i], &src);
+    if (src.how == MIME_CTE_UNKNOWN) goto done;     /* no text to show */
+    /* Most text parts give their 256 characters in the first few KiB: try the start, then
+     * more, before converting up to MIME_PREVIEW_SCAN_MAX bytes (all of a long text part, a
+     * quarter MiB of HTML with its style sheets, for 256 characters). */
+    for (size_t lim = MIME_PREVIEW_FIRST_SCAN; !whole && lim < src.blen; lim *= 8)
+        if (preview_prefix(&src, lim, html, out, &n)) goto done;
+    part_text(&src, src.blen, &utf);
+    n = preview_of(utf.s ? utf.s : "", utf.len, html, out, &full);
+done:
+    buf_fini(&utf);
+    buf_fini(&src.cs);
+    return n;
 }
 
 size_t mime_preview(const char *msg, size_t len, struct buf *out)
 {
     struct mime_tree t;
-    struct buf utf = BUF_INIT, text = BUF_INIT;
-    size_t n = 0;
-    int html = 0;
     memset(&t, 0, sizeof t);
     mime_tree_parse(msg, len, &t);
-    int i = pick_part(&t, &html);
-    if (i >= 0) {
-        part_text(msg, &t.nodes[i], &utf);
-        if (html) {
-            mime_html_to_text(utf.s ? utf.s : "", utf.len, &text);
-            n = squeeze(text.s ? text.s : "", text.len, out);
-        } else {
-            n = squeeze(utf.s ? utf.s : "", utf.len, out);
-        }
-    }
-    buf_fini(&utf);
-    buf_fini(&text);
+    size_t n = mime_preview_tree(msg, &t, 0, out);
     mime_tree_fini(&t);
     return n;
 }

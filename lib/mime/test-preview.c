@@ -5,9 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <dirent.h>
 #include "core/buf.h"
 #include "core/unit.h"
+#include "core/xmalloc.h"
+#include "mime/mime.h"
+#include "mime/mime-int.h"
 #include "mime/preview.h"
+
+#ifndef MIME_CORPUS_DIR
+#error "MIME_CORPUS_DIR must be defined"
+#endif
 
 /* crlf: s with every LF turned into CRLF (the tables are written with LF). */
 static char *crlf(const char *s, size_t *len)
@@ -148,6 +156,195 @@ static void test_linear(void)
     buf_fini(&out);
 }
 
+
+/* ---- the preview from the start of the part against the preview from all of it ---- */
+
+/* same_preview: mime_preview (which tries the start of the part first), the preview
+ * mime_summarize_preview makes from its own parse, and the reference that converts all of the
+ * part at once (what mime_preview did before) give the same bytes for msg. */
+static int same_preview(const char *msg, size_t len, const char *what)
+{
+    struct buf fast = BUF_INIT, whole = BUF_INIT, sum = BUF_INIT;
+    struct mime_tree t;
+    struct mime_summary s;
+    memset(&t, 0, sizeof t);
+    mime_tree_parse(msg, len, &t);
+    size_t nw = mime_preview_tree(msg, &t, 1, &whole);
+    mime_tree_fini(&t);
+    size_t nf = mime_preview(msg, len, &fast);
+    mime_summary_init(&s);
+    mime_summarize_preview(msg, len, &s, &sum);
+    mime_summary_fini(&s);
+    int ok = nw == whole.len && nf == fast.len && fast.len == whole.len &&
+             sum.len == whole.len && !memcmp(buf_cstr(&fast), buf_cstr(&whole), whole.len) &&
+             !memcmp(buf_cstr(&sum), buf_cstr(&whole), whole.len);
+    if (ok) {
+        unit_passed++;
+    } else {
+        unit_failed++;
+        fprintf(stderr, "preview differs (%s):\n  whole: %s\n  fast:  %s\n  sum:   %s\n", what,
+                buf_cstr(&whole), buf_cstr(&fast), buf_cstr(&sum));
+    }
+    buf_fini(&fast);
+    buf_fini(&whole);
+    buf_fini(&sum);
+    return ok;
+}
+
+/* test_corpus: every message of test/mime-corpus. */
+static void test_corpus(void)
+{
+    DIR *d = opendir(MIME_CORPUS_DIR);
+    struct dirent *de;
+    int n = 0;
+    UNIT_CHECK(d != NULL);
+    if (!d) return;
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        if (l < 5 || strcmp(de->d_name + l - 4, ".eml")) continue;
+        char *path = xasprintf("%s/%s", MIME_CORPUS_DIR, de->d_name);
+        FILE *f = fopen(path, "rb");
+        struct buf m = BUF_INIT;
+        char tmp[65536];
+        size_t k;
+        if (f) {
+            while ((k = fread(tmp, 1, sizeof tmp, f)) > 0) buf_append(&m, tmp, k);
+            fclose(f);
+            same_preview(m.s ? m.s : "", m.len, de->d_name);
+            n++;
+        }
+        buf_fini(&m);
+        free(path);
+    }
+    closedir(d);
+    UNIT_CHECK(n > 10);
+}
+
+static unsigned long long rng_state = 0x9e3779b97f4a7c15ull;
+
+static unsigned rnd(unsigned n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (unsigned)(rng_state % n);
+}
+
+/* gen_text: about want bytes of raw part text (before any transfer encoding) that mixes what
+ * the cuts must survive: multi-byte characters, invalid bytes, Latin-1 bytes, ISO-2022-JP
+ * escapes, blanks before line ends, markup, character references, long runs of white space. */
+static void gen_text(struct buf *t, size_t want, int html)
+{
+    static const char *const pieces[] = {
+        "word", "Text", " ", "  ", "\t", "\r\n", "\n", "   \r\n", " \t\n", "\xc3\xa9",
+        "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xff", "\xc3", "\xe2\x82", "\xe9", "\x93q\x94",
+        "\x1b$B$3$s\x1b(B", "\x01", "\x7f", "\xc2\xa0", "=", "=3D", "_", ".",
+        "<p>", "<br>", "</p>", "<b>x</b>", "<script>var a='<p>';</script>", "<!-- c -->",
+        "&amp;", "&#x263A;", "&#33;", "&nbsp;", "&bogus;", "&", "<", "< ", "<a href='>'>",
+        "<style>p{color:red}</style>", "<pre>", "<param>", "&#1234", "&lt",
+    };
+    size_t np = sizeof pieces / sizeof pieces[0];
+    while (t->len < want) {
+        if (!rnd(300)) {
+            /* a long stretch without text: white space, or (HTML) a style sheet */
+            size_t k = 500 + rnd(9000);
+            if (html && rnd(2)) {
+                buf_appends(t, "<style>");
+                for (size_t i = 0; i < k; i++) buf_putc(t, "abc{};: \n"[rnd(9)]);
+                buf_appends(t, "</style>");
+            } else {
+                for (size_t i = 0; i < k; i++) buf_putc(t, " \t\r\n"[rnd(4)]);
+            }
+        } else {
+            size_t lim = html ? np : 25;         /* markup only in HTML */
+            buf_appends(t, pieces[rnd((unsigned)lim)]);
+        }
+    }
+}
+
+/* qp_encode: quoted-printable of t with soft breaks, =XX for 8-bit and random bytes, and now
+ * and then a bad '=' sequence or blanks before a line end. */
+static void qp_encode(const struct buf *t, struct buf *out)
+{
+    size_t col = 0;
+    for (size_t i = 0; i < t->len; i++) {
+        unsigned char c = (unsigned char)t->s[i];
+        if (c == '\n') { buf_putc(out, '\n'); col = 0; continue; }
+        if (col > 70 || !rnd(60)) { buf_appends(out, rnd(3) ? "=\r\n" : "= \n"); col = 0; }
+        if (!rnd(300)) buf_appends(out, rnd(2) ? "=G" : "=4");
+        if (c >= 0x80 || c == '=' || !rnd(20)) {
+            buf_printf(out, "=%02X", c);
+            col += 3;
+        } else {
+            buf_putc(out, (char)c);
+            col++;
+        }
+    }
+}
+
+/* b64_encode: base64 of t in lines of 76 (or a random length), a stray byte now and then. */
+static void b64_encode(const struct buf *t, struct buf *out)
+{
+    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t line = rnd(4) ? 76 : 1 + rnd(100), col = 0;
+    int junk = !rnd(4);
+    for (size_t i = 0; i < t->len; i += 3) {
+        unsigned v = (unsigned)(unsigned char)t->s[i] << 16;
+        size_t k = t->len - i < 3 ? t->len - i : 3;
+        if (k > 1) v |= (unsigned)(unsigned char)t->s[i + 1] << 8;
+        if (k > 2) v |= (unsigned char)t->s[i + 2];
+        char q[4] = { al[v >> 18 & 63], al[v >> 12 & 63], k > 1 ? al[v >> 6 & 63] : '=',
+                      k > 2 ? al[v & 63] : '=' };
+        for (int j = 0; j < 4; j++) {
+            buf_putc(out, q[j]);
+            if (++col >= line) { buf_appends(out, "\r\n"); col = 0; }
+            if (junk && !rnd(500)) buf_putc(out, "!* \t"[rnd(4)]);
+        }
+    }
+    buf_appends(out, "\r\n");
+}
+
+/* test_random: generated messages of every charset kind and transfer encoding, text and HTML,
+ * short and long (past the first tries of 4 KiB and 32 KiB and past the 256 KiB scan). */
+static void test_random(void)
+{
+    static const char *const charsets[] = {
+        NULL, "utf-8", "UTF-8", "us-ascii", "iso-8859-1", "windows-1252", "ISO-2022-JP",
+        "\"utf-8\"", "utf-8*en", "x-unknown", "koi8-r",
+    };
+    static const char *const ctes[] = { NULL, "7bit", "8bit", "quoted-printable", "base64",
+                                        "Base64", "x-uuencode" };
+    static const size_t sizes[] = { 50, 300, 3000, 4090, 4200, 6000, 20000, 33000, 70000 };
+    int failed = 0;
+    for (int iter = 0; iter < 3000 && failed < 5; iter++) {
+        struct buf text = BUF_INIT, body = BUF_INIT, m = BUF_INIT;
+        int html = rnd(3) == 0;
+        const char *cs = charsets[rnd(sizeof charsets / sizeof charsets[0])];
+        const char *cte = ctes[rnd(sizeof ctes / sizeof ctes[0])];
+        size_t want = iter % 100 == 99 ? 300000 : sizes[rnd(sizeof sizes / sizeof sizes[0])];
+        gen_text(&text, want, html);
+        if (cte && !strcmp(cte, "quoted-printable")) qp_encode(&text, &body);
+        else if (cte && (cte[0] == 'b' || cte[0] == 'B')) b64_encode(&text, &body);
+        else buf_append(&body, text.s, text.len);
+        int multi = rnd(4) == 0;
+        if (multi) buf_appends(&m, "Content-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\n");
+        buf_printf(&m, "Content-Type: text/%s", html ? "html" : "plain");
+        if (cs) buf_printf(&m, "; charset=%s", cs);
+        buf_appends(&m, "\r\n");
+        if (cte) buf_printf(&m, "Content-Transfer-Encoding: %s\r\n", cte);
+        buf_appends(&m, "\r\n");
+        buf_append(&m, body.s, body.len);
+        if (multi) buf_appends(&m, "\r\n--zz--\r\n");
+        char what[128];
+        snprintf(what, sizeof what, "iter %d html %d charset %s cte %s size %zu", iter, html,
+                 cs ? cs : "-", cte ? cte : "-", text.len);
+        if (!same_preview(m.s, m.len, what)) failed++;
+        buf_fini(&text);
+        buf_fini(&body);
+        buf_fini(&m);
+    }
+}
+
 static void test_thread_root(void)
 {
     static const struct { const char *hdr, *want; } t[] = {
@@ -175,6 +372,8 @@ int main(void)
     test_cut();
     test_html();
     test_linear();
+    test_corpus();
+    test_random();
     test_thread_root();
     UNIT_DONE();
 }

@@ -394,8 +394,9 @@ static int fill(struct stream *s, long long deadline)
 
 size_t stream_pending(const struct stream *s) { return s->line.len + (s->rlen - s->rpos); }
 
-/* finish_line: the line's bytes are s->line then p[0, n) (the LF is not included). */
-static int finish_line(struct stream *s, const char *p, size_t n, struct buf *out)
+/* finish_line: the line's bytes are s->line then p[0, n) (the LF is not included); *p_r,
+ * *n_r the line without its line end (in s->line or in rbuf: valid until the next read). */
+static int finish_line(struct stream *s, const char *p, size_t n, const char **p_r, size_t *n_r)
 {
     int r = 0;
     if (!s->discarding && s->line.len) {
@@ -407,16 +408,17 @@ static int finish_line(struct stream *s, const char *p, size_t n, struct buf *ou
     if (!s->bare_lf) n--;
     if (s->discarding || n > s->max_line) {
         r = CF_E_LIMIT;
-    } else {
-        buf_reset(out);
-        if (n && buf_append(out, p, n) < 0) r = CF_E_LIMIT;
+        p = "";
+        n = 0;
     }
     s->discarding = 0;
-    buf_reset(&s->line);
+    buf_reset(&s->line);        /* keeps the bytes: *p_r stays good until the next read */
+    *p_r = p;
+    *n_r = n;
     return r;
 }
 
-int stream_read_line(struct stream *s, struct buf *out)
+int stream_read_line_ref(struct stream *s, const char **p_r, size_t *n_r)
 {
     for (;;) {
         char *start = s->rbuf + s->rpos;
@@ -425,7 +427,7 @@ int stream_read_line(struct stream *s, struct buf *out)
         if (lf) {
             size_t len = (size_t)(lf - start);
             s->rpos += len + 1;
-            return finish_line(s, start, len, out);
+            return finish_line(s, start, len, p_r, n_r);
         }
         if (n) {
             /* no LF yet: carry the partial line (max line + 1 leaves room for its CR) */
@@ -448,6 +450,17 @@ int stream_read_line(struct stream *s, struct buf *out)
             return r;
         }
     }
+}
+
+int stream_read_line(struct stream *s, struct buf *out)
+{
+    const char *p;
+    size_t n;
+    int r = stream_read_line_ref(s, &p, &n);
+    if (r < 0) return r;
+    buf_reset(out);
+    if (n && buf_append(out, p, n) < 0) return CF_E_LIMIT;
+    return 0;
 }
 
 /* next_chunk: buffered input in stream order (the carried partial line first), reading more

@@ -71,6 +71,11 @@ void stream_set_interrupt_flag(volatile sig_atomic_t *flag);
  * (consumed, out left empty). A bare CR inside a line is kept as data. */
 int stream_read_line(struct stream *s, struct buf *out);
 
+/* stream_read_line_ref: stream_read_line without the copy: *p_r, *n_r the line (without its
+ * line end) where the stream holds it, good only until the next read from s (for a caller that
+ * copies each line once, into where it goes: LMTP DATA). Same returns (no out, so no cap). */
+int stream_read_line_ref(struct stream *s, const char **p_r, size_t *n_r);
+
 /* stream_line_bare_lf: 1 when the last line stream_read_line returned ended in a bare LF
  * rather than CRLF (LMTP's end of data must be CRLF.CRLF), else 0. */
 int stream_line_bare_lf(const struct stream *s);

@@ -352,6 +352,44 @@ static void test_lines(void)
     buf_fini(&b);
 }
 
+/* test_line_ref: stream_read_line_ref gives the same lines as stream_read_line, also a line
+ * carried over several reads (it then lies in the stream's carry buffer), with bare_lf set the
+ * same way, "" on an over-long line, and each line good until the next read. */
+static void test_line_ref(void)
+{
+    int sv[2];
+    make_pair(sv);
+    struct stream *s = stream_new(sv[0]);
+    const char *p;
+    size_t n;
+    UNIT_EQ_INT(write_all(sv[1], "one\r\nbare\nspl", 13), 0);
+    UNIT_EQ_INT(stream_read_line_ref(s, &p, &n), 0);
+    UNIT_CHECK(n == 3 && !memcmp(p, "one", 3));
+    UNIT_EQ_INT(stream_line_bare_lf(s), 0);
+    UNIT_EQ_INT(stream_read_line_ref(s, &p, &n), 0);
+    UNIT_CHECK(n == 4 && !memcmp(p, "bare", 4));
+    UNIT_EQ_INT(stream_line_bare_lf(s), 1);
+    pid_t pid = fork();
+    if (pid == 0) {
+        usleep(50000);
+        if (write_all(sv[1], "it\r\n", 4) < 0) _exit(1);
+        usleep(50000);
+        _exit(write_all(sv[1], "0123456789abcdef-too-long\r\nok\r\n", 31) < 0);
+    }
+    UNIT_EQ_INT(stream_read_line_ref(s, &p, &n), 0);      /* "spl" carried, then "it" */
+    UNIT_CHECK(n == 5 && !memcmp(p, "split", 5));
+    UNIT_EQ_INT(stream_line_bare_lf(s), 0);
+    stream_set_max_line(s, 16);
+    UNIT_EQ_INT(stream_read_line_ref(s, &p, &n), CF_E_LIMIT);
+    UNIT_CHECK(n == 0 && p && !*p);
+    UNIT_EQ_INT(stream_read_line_ref(s, &p, &n), 0);
+    UNIT_CHECK(n == 2 && !memcmp(p, "ok", 2));
+    UNIT_EQ_INT(wait_child(pid), 0);
+    close(sv[1]);
+    UNIT_EQ_INT(stream_read_line_ref(s, &p, &n), CF_E_EOF);
+    stream_free(&s);
+}
+
 static void test_binary_exact(void)
 {
     int sv[2];
@@ -1508,6 +1546,7 @@ int main(void)
     log_init("test-stream", 1, LOG_LVL_ERR);
     make_certificates();
     test_lines();
+    test_line_ref();
     test_binary_exact();
     test_long_lines();
     test_exact_large();

@@ -219,8 +219,10 @@ void mailbox_summarize(const char *p, size_t len, uint32_t uid, struct cache_ent
                        struct index_record *rec)
 {
     struct mime_summary s;
+    struct buf preview = BUF_INIT;
     mime_summary_init(&s);
-    mime_summarize(p, len, &s);   /* CF_E_LIMIT still leaves a usable summary */
+    /* one parse for both (CF_E_LIMIT still leaves a usable summary) */
+    mime_summarize_preview(p, len, &s, &preview);
     cache_entry_fini(e);
     e->uid = uid;
     struct { int id; struct buf *b; } map[] = {
@@ -256,8 +258,9 @@ void mailbox_summarize(const char *p, size_t len, uint32_t uid, struct cache_ent
         rec->threadid = mailbox_threadid(p, hs, rec->guid);
     }
     buf_reset(&e->f[CACHE_PREVIEW]);
-    mime_preview(p, len, &e->f[CACHE_PREVIEW]);
+    if (preview.len) buf_append(&e->f[CACHE_PREVIEW], preview.s, preview.len);
     e->present[CACHE_PREVIEW] = 1;
+    buf_fini(&preview);
     mime_summary_fini(&s);
 }
 
