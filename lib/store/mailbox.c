@@ -532,10 +532,13 @@ int mbi_write_header_with(struct mailbox *mb, struct index_header *nh,
     /* every lock since this handle's open checked the counters (open recounted or found
      * them verified, later locks looked for pending intents): the commit keeps them right */
     if (r == 0) mbi_write_verified(mb);
+    if (r == 0) mbi_own_note(mb, &old, old_crc);
+    else mbi_own_forget(mb);
     if (r == 0) mbi_uidcol_commit(mb, &old, old_crc, old_trusted);
     else mbi_uidcol_forget(mb);
     return r;
 undo:
+    mbi_own_forget(mb);
     mbi_uidcol_forget(mb);
     if (pwrite(mb->index_fd, prev, sizeof prev, off) != (ssize_t)sizeof prev ||
         mbi_index_sync(mb, "restore_sync") < 0) {
@@ -545,6 +548,65 @@ undo:
                 strerror(errno), "files kept until the index can be flushed");
     }
     return r;
+}
+
+void mbi_own_forget(struct mailbox *mb)
+{
+    mb->own_valid = 0;
+    mb->own_n = 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void mbi_own_note(struct mailbox *mb, const struct index_header *old, uint32_t old_crc)
+{
+    const struct index_header *h = &mb->hdr;
+    if (h->generation != old->generation || h->record_count != old->record_count) {
+        mbi_own_forget(mb);   /* new records: the view reads those itself, nothing to keep */
+        return;
+    }
+    if (!mb->own_valid || mb->own_generation != old->generation ||
+        mb->own_commit != old->commit || mb->own_crc != old_crc ||
+        mb->own_records != old->record_count) {
+        /* another writer's commit came between (or none of ours before): start from old */
+        mb->own_n = 0;
+        mb->own_since = old->highestmodseq;
+    }
+    size_t had = mb->own_n;
+    for (size_t i = 0; i < mb->col_npos; i++) {
+        uint32_t b = mb->col_pos[i] / MSUM_BLOCK;
+        if (mb->own_n > had && mb->own_blocks[mb->own_n - 1] == b) continue;
+        mbi_push_u32(&mb->own_blocks, &mb->own_n, &mb->own_a, b);
+    }
+    if (mb->own_n > had) {   /* sorted, repeats dropped */
+        qsort(mb->own_blocks, mb->own_n, sizeof *mb->own_blocks, cmp_u32);
+        size_t k = 0;
+        for (size_t i = 0; i < mb->own_n; i++)
+            if (!k || mb->own_blocks[k - 1] != mb->own_blocks[i]) mb->own_blocks[k++] = mb->own_blocks[i];
+        mb->own_n = k;
+    }
+    mb->own_generation = h->generation;
+    mb->own_commit = h->commit;
+    mb->own_crc = index_slot_crc(mb->map, h);
+    mb->own_records = h->record_count;
+    mb->own_valid = 1;
+}
+
+int mbi_own_blocks(struct mailbox *mb, uint64_t since, uint32_t **blocks_r, size_t *n_r)
+{
+    const struct index_header *h = &mb->hdr;
+    if (!mb->own_valid || since < mb->own_since || mb->own_generation != h->generation ||
+        mb->own_commit != h->commit || mb->own_records != h->record_count ||
+        mb->own_crc != index_slot_crc(mb->map, h))
+        return 0;
+    *blocks_r = xreallocarray(NULL, mb->own_n ? mb->own_n : 1, sizeof **blocks_r);
+    if (mb->own_n) memcpy(*blocks_r, mb->own_blocks, mb->own_n * sizeof **blocks_r);
+    *n_r = mb->own_n;
+    return 1;
 }
 
 int mbi_pwrite_all(int fd, const void *p, size_t n, uint64_t off)
@@ -786,6 +848,7 @@ void mailbox_close(struct mailbox **pmb)
     free(mb->view);
     free(mb->msum);
     free(mb->col_pos);
+    free(mb->own_blocks);
     free(mb->partition);
     free(mb->uniqueid);
     free(mb->name);
@@ -1003,6 +1066,43 @@ uint32_t mailbox_msgno(const struct mailbox *cmb, uint32_t uid)
         else hi = mid;
     }
     return 0;
+}
+
+uint32_t mailbox_msgno_ge(const struct mailbox *cmb, uint64_t uid)
+{
+    if (cmb->vimplicit) {
+        struct mailbox *mb = (struct mailbox *)cmb;
+        for (;;) {
+            uint32_t g = 0, hi = mb->vg_n;   /* the first group whose last record is >= uid */
+            while (g < hi) {
+                uint32_t mid = g + (hi - g) / 2;
+                if (mb->vg_last[mid] < uid) g = mid + 1;
+                else hi = mid;
+            }
+            while (g < mb->vg_n && !mb->vg_count[g]) g++;   /* (its messages are all gone) */
+            if (g == mb->vg_n) return mb->nview + 1;
+            int r = vg_ensure(mb, g);
+            if (r == 0) break;   /* no longer lazy: the array below */
+            if (r < 0) return mb->nview + 1;
+            const uint32_t *u = mb->vg_uids[g];
+            uint32_t lo = 0, top = mb->vg_count[g];
+            while (lo < top) {
+                uint32_t mid = lo + (top - lo) / 2;
+                if (u[mid] < uid) lo = mid + 1;
+                else top = mid;
+            }
+            vg_prefix(mb);
+            /* past the group's messages (its last records gone): the next group's first */
+            return mb->vg_pre[g] + lo + 1;
+        }
+    }
+    uint32_t lo = 0, hi = cmb->nview;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (cmb->view[mid] < uid) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo + 1;
 }
 
 void mailbox_view_state(const struct mailbox *mb, uint32_t *maxuid_r, uint64_t *modseq_r)
