@@ -298,9 +298,9 @@ out:
 /* ---- writing the whole file ---- */
 
 static void sum_header_encode(const struct uidcol_header *c, unsigned char *out);
-struct blk_delta;
+struct grp_delta;
 static int sum_commit(struct mailbox *mb, int colfd, const struct index_header *old,
-                      uint32_t old_crc, const struct blk_delta *d, size_t n, int *fd_r);
+                      uint32_t old_crc, const struct grp_delta *d, size_t n, int *fd_r);
 static int sum_write_whole(struct mailbox *mb, const unsigned char *blocks, uint32_t nb,
                            const struct uidcol_header *c);
 
@@ -348,14 +348,25 @@ void mbi_uidcol_build_end(struct mailbox *mb, struct uidcol_build *b, const uint
 
 /* ---- keeping it up to date ---- */
 
-void mbi_uidcol_note(struct mailbox *mb, uint32_t pos)
+/* col_push: pos (old flags old) into the commit's list. */
+static void col_push(struct mailbox *mb, uint32_t pos, uint32_t old)
 {
-    mb->col_track = 1;
     if (mb->col_npos == mb->col_apos) {
         mb->col_apos = mb->col_apos ? mb->col_apos * 2 : 16;
         mb->col_pos = xreallocarray(mb->col_pos, mb->col_apos, sizeof *mb->col_pos);
+        mb->col_old = xreallocarray(mb->col_old, mb->col_apos, sizeof *mb->col_old);
     }
+    mb->col_old[mb->col_npos] = old;
     mb->col_pos[mb->col_npos++] = pos;
+}
+
+void mbi_uidcol_note(struct mailbox *mb, uint32_t pos)
+{
+    mb->col_track = 1;
+    uint32_t old = COL_OLD_NONE;
+    if (pos < mb->hdr.record_count && mb->map_len >= index_record_offset(pos + 1))
+        old = get32(mb->map + index_record_offset(pos) + 4);
+    col_push(mb, pos, old);
 }
 
 void mbi_uidcol_forget(struct mailbox *mb)
@@ -376,45 +387,87 @@ static int cmp_u32(const void *a, const void *b)
  * was 300 system calls on 5,000 messages. 0 or -1. */
 #define WRITE_RUN 64u   /* blocks per call: 256 KiB of records */
 
-/* What one rewritten block changes in its group's summary entry (sum_commit): the change of
- * its live and seen counts and its new highest modseq; exact 0 when that cannot be told from
- * the block alone (records added to it, its old bytes unreadable or damaged, a maximum that
- * went down), and the group's entry is made again from all its blocks. */
-struct blk_delta {
-    uint32_t block;
+/* What the commit changed in one group's summary entry (sum_commit): the change of its live
+ * and seen counts and the highest modseq of its changed records; exact 0 when that cannot be
+ * told from the records noted (records added to the group), and the group's entry is made
+ * again from all its blocks. */
+struct grp_delta {
+    uint32_t group;
     int32_t dlive, dseen;
     uint64_t maxmodseq;
     int exact;
 };
 
-/* block_counts: live and seen entries of block blk among its first n entries. */
-static void block_counts(const unsigned char *blk, uint32_t n, int32_t *live, int32_t *seen)
+/* live_seen: a record's flags as the summary counts them: 1 live, 2 live and seen. */
+static int live_seen(uint32_t f)
 {
-    *live = *seen = 0;
-    for (uint32_t i = 0; i < n && i < UIDCOL_BLOCK; i++) {
-        uint32_t f = get32(blk + i * UIDCOL_ENTRY_SIZE + 4);
-        if (f & FLAG_EXPUNGED) continue;
-        (*live)++;
-        *seen += (f & FLAG_SEEN) != 0;
+    return f & FLAG_EXPUNGED ? 0 : f & FLAG_SEEN ? 2 : 1;
+}
+
+/* pos_cmp: positions ascending, then in the order noted (the first note of a position has the
+ * flags before the commit). */
+struct pos_old {
+    uint32_t pos, old, seq;
+};
+static int pos_cmp(const void *a, const void *b)
+{
+    const struct pos_old *x = a, *y = b;
+    if (x->pos != y->pos) return x->pos < y->pos ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* group_deltas: the commit's changes per summary group, from the positions noted (their old
+ * flags) and the records as the commit left them: no column or summary read. *n_r groups,
+ * ascending; caller frees. */
+static struct grp_delta *group_deltas(struct mailbox *mb, uint32_t old_count, size_t *n_r)
+{
+    size_t n = mb->col_npos, ng = 0;
+    struct pos_old *po = xreallocarray(NULL, n ? n : 1, sizeof *po);
+    for (size_t i = 0; i < n; i++) {
+        po[i].pos = mb->col_pos[i];
+        po[i].old = mb->col_old[i];
+        po[i].seq = (uint32_t)i;
     }
+    qsort(po, n, sizeof *po, pos_cmp);
+    struct grp_delta *d = xreallocarray(NULL, n ? n : 1, sizeof *d);
+    for (size_t i = 0; i < n; i++) {
+        if (i && po[i].pos == po[i - 1].pos) continue;   /* the first note has the old flags */
+        uint32_t pos = po[i].pos, g = pos / UIDSUM_RECORDS;
+        if (!ng || d[ng - 1].group != g) {
+            memset(&d[ng], 0, sizeof d[ng]);
+            d[ng].group = g;
+            d[ng].exact = 1;
+            ng++;
+        }
+        struct grp_delta *e = &d[ng - 1];
+        if (pos >= old_count || po[i].old == COL_OLD_NONE || pos >= mb->hdr.record_count) {
+            e->exact = 0;
+            continue;
+        }
+        const unsigned char *raw = mb->map + index_record_offset(pos);
+        int was = live_seen(po[i].old), now = live_seen(get32(raw + 4));
+        e->dlive += (now != 0) - (was != 0);
+        e->dseen += (now == 2) - (was == 2);
+        uint64_t m = get64(raw + 32);
+        if (m > e->maxmodseq) e->maxmodseq = m;
+    }
+    free(po);
+    *n_r = ng;
+    return d;
 }
 
 /* write_blocks: blocks [k, k + nb) made again from their records, read from the mapping (the
  * commit has just refreshed it; a copy through pread was 640 KB per STORE 1:* on 5,000
  * messages) and written with one pwrite: STORE 1:* rewrites every block, and a call per block
- * was 300 system calls on 5,000 messages. Their old bytes are read first (one pread) for
- * d[0, nb), what each changes in its group's summary entry (old_count: the records the old
- * bytes describe). 0 or -1. */
-static int write_blocks(struct mailbox *mb, int fd, uint32_t k, uint32_t nb, uint32_t old_count,
-                        struct blk_delta *d)
+ * was 300 system calls on 5,000 messages. 0 or -1. */
+#define WRITE_RUN 64u   /* blocks per call: 256 KiB of records */
+static int write_blocks(struct mailbox *mb, int fd, uint32_t k, uint32_t nb)
 {
     uint32_t first = k * UIDCOL_BLOCK, n = mb->hdr.record_count - first;
     if (n > nb * UIDCOL_BLOCK) n = nb * UIDCOL_BLOCK;
     if (mb->map_len < index_record_offset(first + n)) return -1;
     const unsigned char *recs = mb->map + index_record_offset(first);
-    size_t len = (size_t)nb * UIDCOL_BLOCK_SIZE;
-    unsigned char *blks = xzmalloc(2 * len), *olds = blks + len;
-    int have_old = pread(fd, olds, len, (off_t)uidcol_block_offset(k)) == (ssize_t)len;
+    unsigned char *blks = xzmalloc((size_t)nb * UIDCOL_BLOCK_SIZE);
     for (uint32_t b = 0; b < nb; b++) {
         unsigned char *blk = blks + (size_t)b * UIDCOL_BLOCK_SIZE;
         uint64_t maxmodseq = 0;
@@ -427,20 +480,8 @@ static int write_blocks(struct mailbox *mb, int fd, uint32_t k, uint32_t nb, uin
         }
         le_put64(blk + B_MAXMODSEQ, maxmodseq);
         uidcol_block_seal(blk);
-        const unsigned char *ob = olds + (size_t)b * UIDCOL_BLOCK_SIZE;
-        uint32_t p0 = first + b * UIDCOL_BLOCK;
-        int32_t ol, os, nl, ns;
-        d[b].block = k + b;
-        d[b].maxmodseq = maxmodseq;
-        d[b].exact = have_old && p0 + UIDCOL_BLOCK <= old_count &&
-                     uidcol_block_check(ob) == 0 && get64(ob + B_MAXMODSEQ) <= maxmodseq;
-        if (!d[b].exact) continue;
-        block_counts(ob, UIDCOL_BLOCK, &ol, &os);
-        block_counts(blk, UIDCOL_BLOCK, &nl, &ns);
-        d[b].dlive = nl - ol;
-        d[b].dseen = ns - os;
     }
-    int r = mbi_pwrite_all(fd, blks, len, uidcol_block_offset(k));
+    int r = mbi_pwrite_all(fd, blks, (size_t)nb * UIDCOL_BLOCK_SIZE, uidcol_block_offset(k));
     free(blks);
     return r;
 }
@@ -449,7 +490,7 @@ void mbi_uidcol_commit(struct mailbox *mb, const struct index_header *old, uint3
                        int old_trusted)
 {
     int fd = -1;
-    struct blk_delta *deltas = NULL;
+    struct grp_delta *deltas = NULL;
     size_t ndeltas = 0;
     if (!mb->col_track || !old_trusted || mb->index_rdonly) goto out;
     char *path = col_path(mb);
@@ -467,11 +508,13 @@ void mbi_uidcol_commit(struct mailbox *mb, const struct index_header *old, uint3
         goto out;
     /* the blocks of the records rewritten in place and of those added, each once */
     for (uint32_t p = old->record_count; p < mb->hdr.record_count; p += UIDCOL_BLOCK)
-        mbi_uidcol_note(mb, p);
-    if (mb->hdr.record_count > old->record_count) mbi_uidcol_note(mb, mb->hdr.record_count - 1);
+        col_push(mb, p, COL_OLD_NONE);
+    if (mb->hdr.record_count > old->record_count)
+        col_push(mb, mb->hdr.record_count - 1, COL_OLD_NONE);
+    /* what they change in the summary, before the positions become blocks */
+    deltas = group_deltas(mb, old->record_count, &ndeltas);
     for (size_t i = 0; i < mb->col_npos; i++) mb->col_pos[i] /= UIDCOL_BLOCK;
     qsort(mb->col_pos, mb->col_npos, sizeof *mb->col_pos, cmp_u32);
-    deltas = xreallocarray(NULL, mb->col_npos ? mb->col_npos : 1, sizeof *deltas);
     for (size_t i = 0; i < mb->col_npos;) {
         /* a run of adjacent blocks (repeats skipped) */
         uint32_t k = mb->col_pos[i], nb = 1;
@@ -482,10 +525,8 @@ void mbi_uidcol_commit(struct mailbox *mb, const struct index_header *old, uint3
             nb++;
         }
         while (j < mb->col_npos && mb->col_pos[j] == k + nb - 1) j++;
-        if (k + nb > nblocks(mb->hdr.record_count) ||
-            write_blocks(mb, fd, k, nb, old->record_count, deltas + ndeltas) < 0)
+        if (k + nb > nblocks(mb->hdr.record_count) || write_blocks(mb, fd, k, nb) < 0)
             goto out;   /* the header still names the old commit: the column is not used */
-        ndeltas += nb;
         i = j;
     }
     /* the group summary's entries of those blocks, when it named the same commit */
@@ -804,20 +845,15 @@ int mbi_changed_blocks(struct mailbox *mb, uint64_t since, uint32_t **blocks_r, 
     return 1;
 }
 
-/* sum_entry_apply: the summary entry e (of group g, of the commit before) with the changes
- * d[0, n) of its blocks (all exact) applied: 1, or 0 when e does not pass its checks or the
- * counts come out impossible (the caller makes the entry from the blocks). */
-static int sum_entry_apply(unsigned char *e, uint32_t g, uint32_t count,
-                           const struct blk_delta *d, size_t n)
+/* sum_entry_apply: the summary entry e (of group g, of the commit before) with the change d
+ * applied: 1, or 0 when e does not pass its checks or the counts come out impossible (the
+ * caller makes the entry from the blocks). */
+static int sum_entry_apply(unsigned char *e, uint32_t g, uint32_t count, const struct grp_delta *d)
 {
     if (get32(e + S_ZERO) != 0 || get32(e + S_SUM) != mailbox_sortkeys_sum(e, S_SUM)) return 0;
-    int64_t live = get32(e + S_LIVE), seen = get32(e + S_SEEN);
+    int64_t live = (int64_t)get32(e + S_LIVE) + d->dlive, seen = (int64_t)get32(e + S_SEEN) + d->dseen;
     uint64_t maxmodseq = get64(e + S_MAXMODSEQ);
-    for (size_t i = 0; i < n; i++) {
-        live += d[i].dlive;
-        seen += d[i].dseen;
-        if (d[i].maxmodseq > maxmodseq) maxmodseq = d[i].maxmodseq;
-    }
+    if (d->maxmodseq > maxmodseq) maxmodseq = d->maxmodseq;
     uint32_t recs = count - g * UIDSUM_RECORDS;
     if (recs > UIDSUM_RECORDS) recs = UIDSUM_RECORDS;
     if (live < 0 || seen < 0 || seen > live || live > recs) return 0;
@@ -829,14 +865,14 @@ static int sum_entry_apply(unsigned char *e, uint32_t g, uint32_t count,
 }
 
 /* sum_commit: bring the summary forward with the column (mbi_uidcol_commit, which has
- * written the blocks d[0, n) name, ascending, with what each changed). A group whose changed
- * blocks all had their records before gets its old entry with those changes (32 bytes read:
- * a commit costs the blocks it changed, not the groups they are in, 8.7 KB each); any other
- * its entry made again from the column's blocks. 1 when done (the caller writes the header c
- * after the column's), 0 when the summary did not name old (left as it is: it is made again
- * from the column). */
+ * written the blocks of the groups d[0, n) name, ascending, with what the commit changed in
+ * each). A group whose changed records all were there before gets its old entry with those
+ * changes (32 bytes read: a commit costs the records it changed, not the groups they are in,
+ * 8.7 KB of column each); any other its entry made again from the column's blocks. 1 when
+ * done (the caller writes the header c after the column's), 0 when the summary did not name
+ * old (left as it is: it is made again from the column). */
 static int sum_commit(struct mailbox *mb, int colfd, const struct index_header *old,
-                      uint32_t old_crc, const struct blk_delta *d, size_t n, int *fd_r)
+                      uint32_t old_crc, const struct grp_delta *d, size_t n, int *fd_r)
 {
     char *path = sum_path(mb);
     int fd = open(path, O_RDWR | O_CLOEXEC);
@@ -853,16 +889,12 @@ static int sum_commit(struct mailbox *mb, int colfd, const struct index_header *
     uint32_t nb = nblocks(mb->hdr.record_count);
     unsigned char *buf = NULL;
     int ok = 1;
-    for (size_t i = 0; i < n && ok;) {
-        uint32_t k = d[i].block / UIDSUM_GROUP;
-        size_t j = i;
-        int exact = 1;
-        for (; j < n && d[j].block / UIDSUM_GROUP == k; j++) exact &= d[j].exact;
+    for (size_t i = 0; i < n && ok; i++) {
+        uint32_t k = d[i].group;
         uint64_t off = UIDCOL_HEADER_SIZE + (uint64_t)k * UIDSUM_ENTRY_SIZE;
         unsigned char e[UIDSUM_ENTRY_SIZE];
-        if (exact && (uint64_t)k * UIDSUM_RECORDS < old->record_count &&
-            pread(fd, e, sizeof e, (off_t)off) == (ssize_t)sizeof e &&
-            sum_entry_apply(e, k, mb->hdr.record_count, d + i, j - i)) {
+        if (d[i].exact && pread(fd, e, sizeof e, (off_t)off) == (ssize_t)sizeof e &&
+            sum_entry_apply(e, k, mb->hdr.record_count, &d[i])) {
             uidcol_stats.sum_deltas++;
         } else {
             uint32_t b0 = k * UIDSUM_GROUP, nblk = nb - b0 < UIDSUM_GROUP ? nb - b0 : UIDSUM_GROUP;
@@ -875,7 +907,6 @@ static int sum_commit(struct mailbox *mb, int colfd, const struct index_header *
             group_entry(buf, nblk, k * UIDSUM_RECORDS, mb->hdr.record_count, e);
         }
         if (mbi_pwrite_all(fd, e, sizeof e, off) < 0) ok = 0;
-        i = j;
     }
     free(buf);
     if (!ok) {

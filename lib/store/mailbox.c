@@ -576,19 +576,51 @@ void mbi_own_note(struct mailbox *mb, const struct index_header *old, uint32_t o
         mb->own_n = 0;
         mb->own_since = old->highestmodseq;
     }
-    size_t had = mb->own_n;
-    for (size_t i = 0; i < mb->col_npos; i++) {
-        uint32_t b = mb->col_pos[i] / MSUM_BLOCK;
-        if (mb->own_n > had && mb->own_blocks[mb->own_n - 1] == b) continue;
-        mbi_push_u32(&mb->own_blocks, &mb->own_n, &mb->own_a, b);
-    }
-    if (mb->own_n > had) {   /* sorted, repeats dropped */
-        qsort(mb->own_blocks, mb->own_n, sizeof *mb->own_blocks, cmp_u32);
-        size_t k = 0;
+    /* what the view has taken in is never asked for again: the list stays this commit's */
+    uint64_t seen = mb->view && mb->view_generation == h->generation ? mb->view_modseq : 0;
+    size_t k = 0;
+    if (seen > mb->own_since) {
         for (size_t i = 0; i < mb->own_n; i++)
-            if (!k || mb->own_blocks[k - 1] != mb->own_blocks[i]) mb->own_blocks[k++] = mb->own_blocks[i];
+            if (mb->own_mods[i] > seen) {
+                mb->own_blocks[k] = mb->own_blocks[i];
+                mb->own_mods[k++] = mb->own_mods[i];
+            }
         mb->own_n = k;
+        mb->own_since = seen;
     }
+    /* this commit's blocks (sorted, repeats dropped), merged into the list */
+    size_t nnew = 0;
+    uint32_t *nb = xreallocarray(NULL, mb->col_npos ? mb->col_npos : 1, sizeof *nb);
+    for (size_t i = 0; i < mb->col_npos; i++) nb[nnew++] = mb->col_pos[i] / MSUM_BLOCK;
+    qsort(nb, nnew, sizeof *nb, cmp_u32);
+    size_t total = mb->own_n + nnew;
+    uint32_t *mb_blocks = xreallocarray(NULL, total ? total : 1, sizeof *mb_blocks);
+    uint64_t *mb_mods = xreallocarray(NULL, total ? total : 1, sizeof *mb_mods);
+    size_t a = 0, b = 0, n = 0;
+    while (a < mb->own_n || b < nnew) {
+        uint32_t blk;
+        uint64_t mod;
+        if (b == nnew || (a < mb->own_n && mb->own_blocks[a] < nb[b])) {
+            blk = mb->own_blocks[a];
+            mod = mb->own_mods[a++];
+        } else {
+            blk = nb[b++];
+            mod = h->highestmodseq;
+        }
+        if (n && mb_blocks[n - 1] == blk) {
+            if (mod > mb_mods[n - 1]) mb_mods[n - 1] = mod;
+            continue;
+        }
+        mb_blocks[n] = blk;
+        mb_mods[n++] = mod;
+    }
+    free(nb);
+    free(mb->own_blocks);
+    free(mb->own_mods);
+    mb->own_blocks = mb_blocks;
+    mb->own_mods = mb_mods;
+    mb->own_n = n;
+    mb->own_a = total;
     mb->own_generation = h->generation;
     mb->own_commit = h->commit;
     mb->own_crc = index_slot_crc(mb->map, h);
@@ -604,8 +636,10 @@ int mbi_own_blocks(struct mailbox *mb, uint64_t since, uint32_t **blocks_r, size
         mb->own_crc != index_slot_crc(mb->map, h))
         return 0;
     *blocks_r = xreallocarray(NULL, mb->own_n ? mb->own_n : 1, sizeof **blocks_r);
-    if (mb->own_n) memcpy(*blocks_r, mb->own_blocks, mb->own_n * sizeof **blocks_r);
-    *n_r = mb->own_n;
+    size_t n = 0;
+    for (size_t i = 0; i < mb->own_n; i++)
+        if (mb->own_mods[i] > since) (*blocks_r)[n++] = mb->own_blocks[i];
+    *n_r = n;
     return 1;
 }
 
@@ -848,7 +882,9 @@ void mailbox_close(struct mailbox **pmb)
     free(mb->view);
     free(mb->msum);
     free(mb->col_pos);
+    free(mb->col_old);
     free(mb->own_blocks);
+    free(mb->own_mods);
     free(mb->partition);
     free(mb->uniqueid);
     free(mb->name);
