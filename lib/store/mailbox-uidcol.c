@@ -330,7 +330,8 @@ void mbi_uidcol_build_end(struct mailbox *mb, struct uidcol_build *b, const uint
         char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
         int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         size_t len = UIDCOL_HEADER_SIZE + (size_t)b->nb * UIDCOL_BLOCK_SIZE;
-        if (fd < 0 || write_all(fd, b->buf, len) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+        if (fd < 0 || write_all_paged(fd, b->buf, len) < 0 || close(fd) < 0 ||
+            rename(tmp, path) < 0) {
             log_warn("mailbox_uidcol_write_failed", "mbox=%s path=%s errno=%s",
                      log_quote(mb->name), log_quote(tmp), strerror(errno));
             if (fd >= 0) unlink(tmp);
@@ -631,7 +632,7 @@ static int sum_write_whole(struct mailbox *mb, const unsigned char *blocks, uint
     char *path = sum_path(mb);
     char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), r = 0;
-    if (fd < 0 || write_all(fd, buf, len) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+    if (fd < 0 || write_all_paged(fd, buf, len) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
         log_warn("mailbox_uidcol_write_failed", "mbox=%s path=%s errno=%s",
                  log_quote(mb->name), log_quote(tmp), strerror(errno));
         if (fd >= 0) unlink(tmp);
