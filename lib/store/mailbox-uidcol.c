@@ -868,10 +868,13 @@ static int sum_entry_apply(unsigned char *e, uint32_t g, uint32_t count, const s
 /* sum_commit: bring the summary forward with the column (mbi_uidcol_commit, which has
  * written the blocks of the groups d[0, n) name, ascending, with what the commit changed in
  * each). A group whose changed records all were there before gets its old entry with those
- * changes (32 bytes read: a commit costs the records it changed, not the groups they are in,
- * 8.7 KB of column each); any other its entry made again from the column's blocks. 1 when
- * done (the caller writes the header c after the column's), 0 when the summary did not name
- * old (left as it is: it is made again from the column). */
+ * changes (a commit costs the records it changed, not the groups they are in, 8.7 KB of
+ * column each); any other its entry made again from the column's blocks. The entries from
+ * the first changed group to the last are read with one pread and written back with one
+ * pwrite (32 bytes a group: 31 KB at 1,000,000 messages; a call per group was 1,260 calls
+ * for 1,000 spread changes there). 1 when done (the caller writes the header c after the
+ * column's), 0 when the summary did not name old (left as it is: it is made again from the
+ * column). */
 static int sum_commit(struct mailbox *mb, int colfd, const struct index_header *old,
                       uint32_t old_crc, const struct grp_delta *d, size_t n, int *fd_r)
 {
@@ -887,29 +890,39 @@ static int sum_commit(struct mailbox *mb, int colfd, const struct index_header *
         close(fd);
         return 0;
     }
-    uint32_t nb = nblocks(mb->hdr.record_count);
-    unsigned char *buf = NULL;
-    int ok = 1;
+    if (!n) {
+        *fd_r = fd;
+        return 1;
+    }
+    uint32_t nb = nblocks(mb->hdr.record_count), g0 = d[0].group, g1 = d[n - 1].group;
+    uint32_t old_groups = ngroups(old->record_count);
+    /* the entries the file has (groups of the old records), read; new groups start zeroed */
+    size_t span = (size_t)(g1 - g0 + 1) * UIDSUM_ENTRY_SIZE;
+    uint64_t off0 = UIDCOL_HEADER_SIZE + (uint64_t)g0 * UIDSUM_ENTRY_SIZE;
+    unsigned char *ents = xzmalloc(span), *buf = NULL;
+    size_t have = g0 < old_groups ? (size_t)(old_groups - g0) * UIDSUM_ENTRY_SIZE : 0;
+    if (have > span) have = span;
+    int ok = !have || pread(fd, ents, have, (off_t)off0) == (ssize_t)have;
     for (size_t i = 0; i < n && ok; i++) {
         uint32_t k = d[i].group;
-        uint64_t off = UIDCOL_HEADER_SIZE + (uint64_t)k * UIDSUM_ENTRY_SIZE;
-        unsigned char e[UIDSUM_ENTRY_SIZE];
-        if (d[i].exact && pread(fd, e, sizeof e, (off_t)off) == (ssize_t)sizeof e &&
-            sum_entry_apply(e, k, mb->hdr.record_count, &d[i])) {
+        unsigned char *e = ents + (size_t)(k - g0) * UIDSUM_ENTRY_SIZE;
+        if (d[i].exact && k < old_groups && sum_entry_apply(e, k, mb->hdr.record_count, &d[i])) {
             uidcol_stats.sum_deltas++;
-        } else {
-            uint32_t b0 = k * UIDSUM_GROUP, nblk = nb - b0 < UIDSUM_GROUP ? nb - b0 : UIDSUM_GROUP;
-            size_t want = (size_t)nblk * UIDCOL_BLOCK_SIZE;
-            if (!buf) buf = xmalloc((size_t)UIDSUM_GROUP * UIDCOL_BLOCK_SIZE);
-            if (pread(colfd, buf, want, (off_t)uidcol_block_offset(b0)) != (ssize_t)want) {
-                ok = 0;
-                break;
-            }
-            group_entry(buf, nblk, k * UIDSUM_RECORDS, mb->hdr.record_count, e);
+            continue;
         }
-        if (mbi_pwrite_all(fd, e, sizeof e, off) < 0) ok = 0;
+        uint32_t b0 = k * UIDSUM_GROUP, nblk = nb - b0 < UIDSUM_GROUP ? nb - b0 : UIDSUM_GROUP;
+        size_t want = (size_t)nblk * UIDCOL_BLOCK_SIZE;
+        if (!buf) buf = xmalloc((size_t)UIDSUM_GROUP * UIDCOL_BLOCK_SIZE);
+        if (pread(colfd, buf, want, (off_t)uidcol_block_offset(b0)) != (ssize_t)want) {
+            ok = 0;
+            break;
+        }
+        group_entry(buf, nblk, k * UIDSUM_RECORDS, mb->hdr.record_count, e);
     }
+    /* the groups between the changed ones go back as they were read */
+    if (ok && mbi_pwrite_all(fd, ents, span, off0) < 0) ok = 0;
     free(buf);
+    free(ents);
     if (!ok) {
         close(fd);
         return 0;
