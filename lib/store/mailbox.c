@@ -431,23 +431,33 @@ out:
 
 /* mbi_find_pos: position of uid among the records of the current header, or -1. Uids are
  * strictly increasing, so a record at position g with uid ug bounds the search: uid can only
- * be within |uid - ug| positions of g. Two guesses from that (exact when the uids around are
- * dense, as they are in a mailbox that has not been repacked) before the binary search: each
- * probe touches a page of the mapping, which costs more than the comparisons. */
+ * be within |uid - ug| positions of g. An interpolation search: each probe at the position
+ * uid would have if the uids between the window's ends were evenly spread, then the window
+ * cut to the positions uid can still have. Two or three probes for the nearly dense uids of
+ * a mailbox (gaps from appends that lost a race, repacks), where the two guesses from the
+ * first record before left a binary search of 20 probes at 1,000,000 messages, each a cache
+ * miss in a 128 MB mapping (14% of a 1,000-message UID STORE). Binary search for the rest. */
 long mbi_find_pos(const struct mailbox *mb, uint32_t uid)
 {
     uint32_t lo = 0, hi = mb->hdr.record_count;
-    for (int k = 0; k < 2 && hi - lo > 8; k++) {
+    for (int k = 0; k < 6 && hi - lo > 8; k++) {
         uint32_t ulo = index_record_uid(mb->map + index_record_offset(lo));
         if (uid <= ulo) return uid == ulo ? (long)lo : -1;
-        uint64_t g = lo + (uint64_t)(uid - ulo);   /* the furthest it can be */
-        if (g >= hi) g = hi - 1;
+        uint32_t uhi = index_record_uid(mb->map + index_record_offset(hi - 1));
+        if (uid >= uhi) return uid == uhi ? (long)(hi - 1) : -1;
+        /* ulo < uid < uhi: strictly inside */
+        uint64_t g = lo + (uint64_t)(uid - ulo) * (hi - 1 - lo) / (uhi - ulo);
+        if (g <= lo) g = lo + 1;
+        if (g >= hi - 1) g = hi - 2;
         uint32_t ug = index_record_uid(mb->map + index_record_offset((uint32_t)g));
         if (ug == uid) return (long)g;
-        if (ug < uid) return -1;                   /* past every position it could have */
-        hi = (uint32_t)g;
-        /* uid is at most ug - uid positions before g */
-        if (g - lo > (uint64_t)(ug - uid)) lo = (uint32_t)(g - (ug - uid));
+        if (ug < uid) {
+            lo = (uint32_t)g + 1;
+            if (g + 1 + (uint64_t)(uid - ug) < hi) hi = (uint32_t)(g + 1 + (uid - ug));
+        } else {
+            hi = (uint32_t)g;
+            if (g > (uint64_t)(ug - uid) && g - (ug - uid) > lo) lo = (uint32_t)(g - (ug - uid));
+        }
     }
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;

@@ -2299,6 +2299,22 @@ static void test_own_changes(void)
     UNIT_EQ_INT(uidcol_stats.sum_rebuilds, rebuilt);
     UNIT_CHECK(mailbox_view_lazy(a));
     lazy_matches(a, b);
+    /* 5. a record by uid (mbi_find_pos's interpolation) in a repacked mailbox, whose uids
+     * have gaps: found exactly when the message is there, below, between and above them */
+    {
+        uint32_t runs[] = { 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 2000, 4998 };
+        UNIT_EQ_INT(mailbox_store(w, runs, 12, &sd, NULL, NULL), 0);
+        UNIT_EQ_INT(mailbox_expunge(w, runs, 12, NULL), 0);
+        UNIT_EQ_INT(mailbox_repack(w), 0);
+        sync_both(a, b, 0);   /* (a repack: not an incremental sync) */
+        int wrong = 0;
+        for (uint32_t u = 0; u <= N + 2; u++) {
+            struct index_record rec;
+            int f = mailbox_record(w, u, &rec);
+            if (f != (mailbox_msgno(b, u) != 0) || (f == 1 && rec.uid != u)) wrong++;
+        }
+        UNIT_EQ_INT(wrong, 0);
+    }
 out:
     uidcol_min_records = min;
     free(msgs);
