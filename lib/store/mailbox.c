@@ -271,9 +271,10 @@ int mbi_refresh(struct mailbox *mb)
         return mbi_io_error(mb, "stat", mb->index_path);
     }
     int r;
-    if (mb->index_fd < 0 || st.st_ino != mb->index_ino || st.st_dev != mb->index_dev)
+    if (mb->index_fd < 0 || st.st_ino != mb->index_ino || st.st_dev != mb->index_dev) {
+        mbi_own_forget(mb);   /* another file (a repack, a reconstruct): none of ours */
         r = open_index(mb);
-    else
+    } else
         r = map_refresh(mb);
     if (r < 0) return r;
     struct index_header h;
@@ -289,6 +290,7 @@ int mbi_refresh(struct mailbox *mb)
     }
     if (r == 1 && mb->check_counts) mb->check_counts = 2;   /* torn: trust no marker */
     mb->hdr_fallback = r == 1;
+    if (r == 1) mbi_own_forget(mb);   /* a torn commit: the records are not what we wrote */
     if (r == 1 && h.commit != mb->hdr.commit)
         log_warn("mailbox_torn_commit", "mbox=%s uniqueid=%s commit=%llu action=%s",
                  log_quote(mb->name), mb->uniqueid, (unsigned long long)h.commit + 1,
