@@ -33,8 +33,14 @@ user0.. with password "pw"):
           search_from / search_subject / search_text   SEARCH FROM / SUBJECT / TEXT
           sort        SORT (DATE) UTF-8 FROM <a sender>  (a SORT of a restricted set)
           sort_all    SORT (SUBJECT) UTF-8 ALL          (work grows with the mailbox)
-          expunge     UID EXPUNGE of 1,000 messages marked \\Deleted before (then topped up)
-        Prints per-round lines and, at the end, the median of the rounds per operation.
+          store       UID STORE of \\Deleted (+FLAGS.SILENT) on 1,000 spread messages (one command)
+          expunge     UID EXPUNGE of those 1,000 (then the mailbox is topped up)
+          append      APPEND of one message (3 KB) into the big INBOX, from a session with
+                      nothing selected (what a client saving to Sent does)
+        Prints per-round lines and, at the end, the median of the rounds per operation; for the
+        write operations also the server's read/write system calls and bytes of that command
+        (/proc/PID/io syscr+syscw, rchar+wchar: every read, pread, write, pwrite; not fsync).
+        --only OP (repeatable) runs just those operations (the first SELECT always runs).
         --timeout SECONDS (default 3600): how long the client waits for one response.
 Python standard library (and the ss tool) only."""
 import argparse
@@ -168,12 +174,27 @@ def cpu_ns(pid):
     return int(open("/proc/%d/schedstat" % pid).read().split()[0])
 
 
-def timed(c, pid, text):
-    """(wall ms, server CPU ms, untagged lines) of one command."""
+def io(pid):
+    """(read+write system calls, bytes read+written) of pid so far (/proc/PID/io)."""
+    d = dict(l.split(": ") for l in open("/proc/%d/io" % pid).read().splitlines())
+    return int(d["syscr"]) + int(d["syscw"]), int(d["rchar"]) + int(d["wchar"])
+
+
+IO = {}   # op: [(syscalls, bytes)] per round, for the write operations
+
+
+def timed(c, pid, text, op=None):
+    """(wall ms, server CPU ms, untagged lines) of one command; with op its system calls
+    and bytes go to IO[op]."""
+    i0 = io(pid) if op else None
     c0 = cpu_ns(pid)
     t0 = time.perf_counter()
     u = c.ok(text)
-    return (time.perf_counter() - t0) * 1000, (cpu_ns(pid) - c0) / 1e6, u
+    w, cpu = (time.perf_counter() - t0) * 1000, (cpu_ns(pid) - c0) / 1e6
+    if op:
+        i1 = io(pid)
+        IO.setdefault(op, []).append((i1[0] - i0[0], i1[1] - i0[1]))
+    return w, cpu, u
 
 
 def fresh(a, port):
@@ -185,6 +206,8 @@ def one_round(a, name, port, rnd, n_msgs):
     """{op: (wall ms, cpu ms)} for one round on one server (NaN for a skipped op)."""
     skip = set(x.split(":", 1)[1] for x in a.skip if x.startswith(name + ":"))
     skip |= set(x for x in a.skip if ":" not in x)
+    if a.only:
+        skip |= set(OPS) - set(a.only)
     res = {op: (float("nan"), float("nan")) for op in skip}
     rng = random.Random(rnd * 7919 + n_msgs)
     # first SELECT in a fresh session
@@ -196,6 +219,14 @@ def one_round(a, name, port, rnd, n_msgs):
     uv = int(re.search(rb"UIDVALIDITY (\d+)", u).group(1))
     hms = int(re.search(rb"HIGHESTMODSEQ (\d+)", u).group(1))
     exists = int(re.search(rb"\* (\d+) EXISTS", u).group(1))
+    if {"resync", "noop_sync", "changedsince"} - skip:
+        resync_ops(a, port, c, rng, uv, hms, exists, res)
+    reads(c, pid, rng, n_msgs, exists, skip, res)
+    writes(a, port, c, pid, rng, n_msgs, skip, res)
+    return res
+
+
+def resync_ops(a, port, c, rng, uv, hms, exists, res):
     # a long-lived session that watches the changes
     watch, wpid = fresh(a, port)
     watch.ok("ENABLE QRESYNC")
@@ -222,7 +253,9 @@ def one_round(a, name, port, rnd, n_msgs):
         raise RuntimeError("QRESYNC answered %d FETCH, not 100" % sum(1 for x in u if b" FETCH " in x))
     res["resync"] = (w, cpu)
     q.close()
-    # reads
+
+
+def reads(c, pid, rng, n_msgs, exists, skip, res):
     for op, cmd in (("fetch_flags", "FETCH 1:* (FLAGS)"),
                     ("envelope", "FETCH %d:* (ENVELOPE)" % (exists - 49)),
                     ("search_from", "SEARCH FROM \"%s\"" % SENDERS[rng.randrange(2000)]),
@@ -234,19 +267,33 @@ def one_round(a, name, port, rnd, n_msgs):
             continue
         w, cpu, u = timed(c, pid, cmd)
         res[op] = (w, cpu)
-    # expunge 1,000 spread messages, then top the mailbox up again
-    uids = sorted(rng.sample(bq.all_uids(c), 1000))
-    uset = ",".join(map(str, uids))
-    c.ok("UID STORE %s +FLAGS.SILENT (\\Deleted)" % uset)
-    w, cpu, u = timed(c, pid, "UID EXPUNGE %s" % uset)
-    res["expunge"] = (w, cpu)
+
+
+def writes(a, port, c, pid, rng, n_msgs, skip, res):
+    # \Deleted on 1,000 spread messages in one UID STORE, expunge them, top the mailbox up
+    if not {"store", "expunge"} <= skip:
+        uids = sorted(rng.sample(bq.all_uids(c), 1000))
+        uset = ",".join(map(str, uids))
+        w, cpu, u = timed(c, pid, "UID STORE %s +FLAGS.SILENT (\\Deleted)" % uset, "store")
+        res["store"] = (w, cpu)
+        if "expunge" not in skip:
+            w, cpu, u = timed(c, pid, "UID EXPUNGE %s" % uset, "expunge")
+            res["expunge"] = (w, cpu)
     c.close()
+    if "append" not in skip:
+        # one message from a session with nothing selected (a client saving to Sent)
+        s, spid = fresh(a, port)
+        s.ok("NOOP")
+        m = message(n_msgs + rng.randrange(1000000))
+        w, cpu, u = timed(s, spid, b"APPEND INBOX {%d+}\r\n%s" % (len(m), m), "append")
+        res["append"] = (w, cpu)
+        s.close()
     fill(a, port, n_msgs)
-    return res
 
 
 OPS = ("select", "resync", "noop_sync", "changedsince", "fetch_flags", "envelope", "search_from",
-       "search_subject", "search_text", "sort", "sort_all", "expunge")
+       "search_subject", "search_text", "sort", "sort_all", "store", "expunge", "append")
+WRITES = ("store", "expunge", "append")
 
 
 def main():
@@ -267,6 +314,8 @@ def main():
     ap.add_argument("--skip", action="append", default=[],
                     help="OP or NAME:OP not to run (repeatable): the reads that scan every "
                          "message take minutes at 1,000,000")
+    ap.add_argument("--only", action="append", default=[], choices=OPS,
+                    help="OP to run (repeatable); the others are skipped")
     a = ap.parse_args()
     ports = dict((p.split("=")[0], int(p.split("=")[1])) for p in a.port)
     if a.step == "fill":
@@ -309,6 +358,12 @@ def main():
         print("%-15s" % op + "".join("%24s" % ("%.2f / %.2f" % (med(x[1] for x in out[n][op]),
                                                                med(x[0] for x in out[n][op])))
                                      for n in ports))
+    if IO:
+        print("write operations, median of the rounds (all servers): read+write system calls / "
+              "bytes read+written")
+        for op in WRITES:
+            if op in IO:
+                print("%-15s %8.0f / %.0f" % (op, med(x[0] for x in IO[op]), med(x[1] for x in IO[op])))
 
 
 if __name__ == "__main__":

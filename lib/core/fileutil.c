@@ -30,6 +30,38 @@ int write_all(int fd, const void *p, size_t n)
     return 0;
 }
 
+#define PAGED_WRITE 4096u
+
+int write_all_paged(int fd, const void *p, size_t n)
+{
+    const char *s = p;
+    while (n) {
+        size_t k = n < PAGED_WRITE ? n : PAGED_WRITE;
+        if (write_all(fd, s, k) < 0) return -1;
+        s += k;
+        n -= k;
+    }
+    return 0;
+}
+
+int pwrite_all_paged(int fd, const void *p, size_t n, off_t off)
+{
+    const char *s = p;
+    while (n) {
+        size_t k = PAGED_WRITE - (size_t)(off % PAGED_WRITE);
+        if (k > n) k = n;
+        ssize_t w = pwrite(fd, s, k, off);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        s += w;
+        n -= (size_t)w;
+        off += w;
+    }
+    return 0;
+}
+
 ssize_t read_full(int fd, void *p, size_t n)
 {
     char *s = p;
@@ -66,7 +98,21 @@ int fsync_dir(const char *path, int is_dir)
     return r;
 }
 
+static int write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                        int (*writer)(int, const void *, size_t));
+
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+    return write_atomic(path, data, len, mode, write_all);
+}
+
+int file_write_atomic_paged(const char *path, const void *data, size_t len, mode_t mode)
+{
+    return write_atomic(path, data, len, mode, write_all_paged);
+}
+
+static int write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                        int (*writer)(int, const void *, size_t))
 {
     /* A random name made with O_EXCL (mkostemp): a predictable path.tmp.PID opened without
      * O_EXCL followed a symlink planted by whoever can write the directory, and truncated its
@@ -87,7 +133,7 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
         unlink(tmp);
         goto done;
     }
-    if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+    if (writer(fd, data, len) < 0 || fsync(fd) < 0) {
         log_err("write_failed", "path=%s errno=%s", log_quote(tmp), strerror(errno));
         close(fd);
         unlink(tmp);

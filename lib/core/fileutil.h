@@ -8,6 +8,9 @@
 /* file_write_atomic: replace path with data: write a new path.tmp.XXXXXX (random name,
  * O_EXCL) in the same directory, fsync, rename over path, fsync the directory. mode applies to the new file. 0 or CF_E_IO (logged). */
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* file_write_atomic_paged: file_write_atomic through write_all_paged, for a file that is
+ * then changed in place a record at a time (a mailbox's index). */
+int file_write_atomic_paged(const char *path, const void *data, size_t len, mode_t mode);
 
 /* file_read_all: the whole file into a new NUL-terminated buffer (*out, caller frees).
  * 0, CF_E_NOTFOUND, CF_E_LIMIT (bigger than max), or CF_E_IO. */
@@ -22,6 +25,16 @@ int mkdir_p(const char *dir, mode_t mode);
 /* write_all / read_full: loop over short writes/reads and EINTR. read_full returns bytes read
  * (less than n only at end of file) or -1. */
 int write_all(int fd, const void *p, size_t n);
+/* write_all_paged: write_all in pieces of one page (4 KiB) at most, at page-aligned file
+ * offsets when the file offset starts aligned. For files later changed in place a few bytes
+ * at a time (index, uid column): the page cache keeps a file in the folio sizes it was
+ * written in, and one write of megabytes makes folios of up to 2 MiB, after which every small
+ * pwrite or first store through a mapping walks the whole folio (its buffer heads) and dirties
+ * it whole for writeback: a 272-byte pwrite cost 6.9 us in an 8.5 MB file written at once,
+ * 1.4 us when it was written a page at a time (docs/perf/big-mailbox.md). */
+int write_all_paged(int fd, const void *p, size_t n);
+/* pwrite_all_paged: the same at file offset off (pieces end at page boundaries). */
+int pwrite_all_paged(int fd, const void *p, size_t n, off_t off);
 ssize_t read_full(int fd, void *p, size_t n);
 
 /* pidfile_lock: open (create 0644, never through a symlink; only a plain file with one link)

@@ -11,8 +11,10 @@
 #include "core/unit.h"
 #include "core/xmalloc.h"
 #include <stdint.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -199,6 +201,29 @@ static void test_files(void)
     UNIT_EQ_STR(data, "second");
     free(data);
     free(link);
+    /* the paged writers: the same bytes as one write, from unaligned offsets and lengths */
+    {
+        enum { BIG = 3 * 4096 + 1000 };
+        char *big = xmalloc(BIG), *back = xmalloc(BIG);
+        for (int i = 0; i < BIG; i++) big[i] = (char)(i * 7 + i / 4096);
+        UNIT_EQ_INT(file_write_atomic_paged(f, big, BIG, 0600), 0);
+        UNIT_EQ_INT(file_read_all(f, 2 * BIG, &data, &len), 0);
+        UNIT_EQ_INT(len, BIG);
+        UNIT_CHECK(!memcmp(data, big, BIG));
+        free(data);
+        int fd = open(f, O_RDWR);
+        UNIT_CHECK(fd >= 0);
+        memset(big + 100, 'x', 9000);
+        UNIT_EQ_INT(pwrite_all_paged(fd, big + 100, 9000, 100), 0);
+        UNIT_EQ_INT(pwrite_all_paged(fd, "tail", 4, BIG), 0);
+        UNIT_EQ_INT(pread(fd, back, BIG, 0), BIG);
+        UNIT_CHECK(!memcmp(back, big, BIG));
+        UNIT_EQ_INT(pread(fd, back, 8, BIG), 4);
+        UNIT_CHECK(!memcmp(back, "tail", 4));
+        close(fd);
+        free(big);
+        free(back);
+    }
     char *cmd = xasprintf("rm -rf %s", dir);
     UNIT_EQ_INT(system(cmd), 0);
     free(cmd); free(pf); free(missing); free(f); free(sub);

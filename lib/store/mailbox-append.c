@@ -406,7 +406,9 @@ static int commit_messages(struct mailbox *mb, struct pending *pm, size_t n,
         r = mbi_io_error(mb, "pwrite", "cache");
         goto done;
     }
-    if (mbi_pwrite_all(mb->index_fd, rbuf.s, rbuf.len, index_record_offset(nh.prev_count)) < 0) {
+    /* in pages: a batch's records are then changed in place one at a time (write_all_paged) */
+    if (pwrite_all_paged(mb->index_fd, rbuf.s, rbuf.len,
+                         (off_t)index_record_offset(nh.prev_count)) < 0) {
         r = mbi_io_error(mb, "pwrite", mb->index_path);
         goto done;
     }

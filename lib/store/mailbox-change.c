@@ -476,12 +476,13 @@ static int repack(struct mailbox *mb, int64_t cutoff, int force, uint32_t *remov
     if (mb->nofsync) {
         char *tmp = xasprintf("%s.tmp.%d", mb->index_path, (int)getpid());
         int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0 || write_all(fd, out.s, out.len) < 0 || rename(tmp, mb->index_path) < 0)
+        if (fd < 0 || write_all_paged(fd, out.s, out.len) < 0 || rename(tmp, mb->index_path) < 0)
             r = mbi_io_error(mb, "write", tmp);
         if (fd >= 0) close(fd);
         free(tmp);
     } else {
-        r = file_write_atomic(mb->index_path, out.s, out.len, 0600);
+        /* in pages: the records are then changed in place (write_all_paged says why) */
+        r = file_write_atomic_paged(mb->index_path, out.s, out.len, 0600);
     }
     if (r < 0) goto done;
     /* the files go after the new index no longer names them */

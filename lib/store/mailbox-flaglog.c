@@ -216,6 +216,7 @@ int mbi_flaglog_replay(struct mailbox *mb)
             }
         }
     }
+    if (changed) mbi_own_forget(mb);   /* records changed outside any commit of ours */
     if (changed)
         log_warn("mailbox_flaglog_replayed", "mbox=%s uniqueid=%s entries=%u records=%d",
                    log_quote(mb->name), mb->uniqueid, (unsigned)entries, changed);

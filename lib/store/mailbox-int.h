@@ -74,8 +74,21 @@ struct mailbox {
     /* the uid column (mailbox-uidcol.c): the positions the commit being made rewrote in
      * place, and whether that commit may bring the column forward (col_track) */
     uint32_t *col_pos;
+    uint32_t *col_old;          /* the flags each had before (COL_OLD_NONE: a new record) */
     size_t col_npos, col_apos;
     int col_track;
+    /* the blocks of MSUM_BLOCK records that this handle's own commits rewrote in place since
+     * own_since (the highest modseq before the first of them; ascending, no repeats, each
+     * with the highest modseq of the commits that wrote it), valid while the header is the
+     * one the last of them wrote (own_generation, own_commit, own_crc, own_records):
+     * mbi_changed_blocks's answer for the sync that follows the session's own STORE or
+     * EXPUNGE, without reading the column's groups. What the view has seen is dropped. */
+    uint32_t *own_blocks;
+    uint64_t *own_mods;
+    size_t own_n, own_a;
+    uint64_t own_since, own_generation, own_commit;
+    uint32_t own_records, own_crc;
+    int own_valid;
     /* the first unseen message of the view as the column said (mailbox_first_unseen): 0
      * unknown; valid while the header has first_unseen_modseq and the view's record count */
     uint32_t first_unseen;
@@ -210,8 +223,20 @@ static inline void mbi_uidcol_build_note(struct uidcol_build *b, uint32_t pos,
                (pos % UIDCOL_BLOCK) * UIDCOL_ENTRY_SIZE, raw, UIDCOL_ENTRY_SIZE);
 }
 void mbi_uidcol_build_end(struct mailbox *mb, struct uidcol_build *b, const uint64_t *msum);
-/* mbi_uidcol_note: the commit being made rewrites record pos in place. */
+/* mbi_uidcol_note: the commit being made rewrites record pos in place (called before the
+ * first change of it: its flags now are the ones the column has). */
+#define COL_OLD_NONE UINT32_MAX
 void mbi_uidcol_note(struct mailbox *mb, uint32_t pos);
+/* mbi_own_note: after a commit from header old (slot checksum old_crc) to mb->hdr, add the
+ * blocks it rewrote in place (what mbi_uidcol_note gathered) to the handle's own changed
+ * blocks, or start them over from old; a commit that added records or began a generation
+ * drops them. mbi_own_forget: drop them (a commit not made, or records changed otherwise). */
+void mbi_own_note(struct mailbox *mb, const struct index_header *old, uint32_t old_crc);
+void mbi_own_forget(struct mailbox *mb);
+/* mbi_own_blocks: under a lock, 1 and the blocks whose records may have a modseq above since
+ * (a copy, ascending: *blocks_r, *n_r) when every commit since `since` is one of this
+ * handle's own (the header is the one its last commit wrote), else 0. */
+int mbi_own_blocks(struct mailbox *mb, uint64_t since, uint32_t **blocks_r, size_t *n_r);
 /* mbi_uidcol_forget: drop what mbi_uidcol_note gathered (a commit not made, or one whose
  * changes are not known, such as a repair). */
 void mbi_uidcol_forget(struct mailbox *mb);

@@ -271,9 +271,10 @@ int mbi_refresh(struct mailbox *mb)
         return mbi_io_error(mb, "stat", mb->index_path);
     }
     int r;
-    if (mb->index_fd < 0 || st.st_ino != mb->index_ino || st.st_dev != mb->index_dev)
+    if (mb->index_fd < 0 || st.st_ino != mb->index_ino || st.st_dev != mb->index_dev) {
+        mbi_own_forget(mb);   /* another file (a repack, a reconstruct): none of ours */
         r = open_index(mb);
-    else
+    } else
         r = map_refresh(mb);
     if (r < 0) return r;
     struct index_header h;
@@ -289,6 +290,7 @@ int mbi_refresh(struct mailbox *mb)
     }
     if (r == 1 && mb->check_counts) mb->check_counts = 2;   /* torn: trust no marker */
     mb->hdr_fallback = r == 1;
+    if (r == 1) mbi_own_forget(mb);   /* a torn commit: the records are not what we wrote */
     if (r == 1 && h.commit != mb->hdr.commit)
         log_warn("mailbox_torn_commit", "mbox=%s uniqueid=%s commit=%llu action=%s",
                  log_quote(mb->name), mb->uniqueid, (unsigned long long)h.commit + 1,
@@ -431,23 +433,33 @@ out:
 
 /* mbi_find_pos: position of uid among the records of the current header, or -1. Uids are
  * strictly increasing, so a record at position g with uid ug bounds the search: uid can only
- * be within |uid - ug| positions of g. Two guesses from that (exact when the uids around are
- * dense, as they are in a mailbox that has not been repacked) before the binary search: each
- * probe touches a page of the mapping, which costs more than the comparisons. */
+ * be within |uid - ug| positions of g. An interpolation search: each probe at the position
+ * uid would have if the uids between the window's ends were evenly spread, then the window
+ * cut to the positions uid can still have. Two or three probes for the nearly dense uids of
+ * a mailbox (gaps from appends that lost a race, repacks), where the two guesses from the
+ * first record before left a binary search of 20 probes at 1,000,000 messages, each a cache
+ * miss in a 128 MB mapping (14% of a 1,000-message UID STORE). Binary search for the rest. */
 long mbi_find_pos(const struct mailbox *mb, uint32_t uid)
 {
     uint32_t lo = 0, hi = mb->hdr.record_count;
-    for (int k = 0; k < 2 && hi - lo > 8; k++) {
+    for (int k = 0; k < 6 && hi - lo > 8; k++) {
         uint32_t ulo = index_record_uid(mb->map + index_record_offset(lo));
         if (uid <= ulo) return uid == ulo ? (long)lo : -1;
-        uint64_t g = lo + (uint64_t)(uid - ulo);   /* the furthest it can be */
-        if (g >= hi) g = hi - 1;
+        uint32_t uhi = index_record_uid(mb->map + index_record_offset(hi - 1));
+        if (uid >= uhi) return uid == uhi ? (long)(hi - 1) : -1;
+        /* ulo < uid < uhi: strictly inside */
+        uint64_t g = lo + (uint64_t)(uid - ulo) * (hi - 1 - lo) / (uhi - ulo);
+        if (g <= lo) g = lo + 1;
+        if (g >= hi - 1) g = hi - 2;
         uint32_t ug = index_record_uid(mb->map + index_record_offset((uint32_t)g));
         if (ug == uid) return (long)g;
-        if (ug < uid) return -1;                   /* past every position it could have */
-        hi = (uint32_t)g;
-        /* uid is at most ug - uid positions before g */
-        if (g - lo > (uint64_t)(ug - uid)) lo = (uint32_t)(g - (ug - uid));
+        if (ug < uid) {
+            lo = (uint32_t)g + 1;
+            if (g + 1 + (uint64_t)(uid - ug) < hi) hi = (uint32_t)(g + 1 + (uid - ug));
+        } else {
+            hi = (uint32_t)g;
+            if (g > (uint64_t)(ug - uid) && g - (ug - uid) > lo) lo = (uint32_t)(g - (ug - uid));
+        }
     }
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
@@ -532,10 +544,13 @@ int mbi_write_header_with(struct mailbox *mb, struct index_header *nh,
     /* every lock since this handle's open checked the counters (open recounted or found
      * them verified, later locks looked for pending intents): the commit keeps them right */
     if (r == 0) mbi_write_verified(mb);
+    if (r == 0) mbi_own_note(mb, &old, old_crc);
+    else mbi_own_forget(mb);
     if (r == 0) mbi_uidcol_commit(mb, &old, old_crc, old_trusted);
     else mbi_uidcol_forget(mb);
     return r;
 undo:
+    mbi_own_forget(mb);
     mbi_uidcol_forget(mb);
     if (pwrite(mb->index_fd, prev, sizeof prev, off) != (ssize_t)sizeof prev ||
         mbi_index_sync(mb, "restore_sync") < 0) {
@@ -545,6 +560,99 @@ undo:
                 strerror(errno), "files kept until the index can be flushed");
     }
     return r;
+}
+
+void mbi_own_forget(struct mailbox *mb)
+{
+    mb->own_valid = 0;
+    mb->own_n = 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void mbi_own_note(struct mailbox *mb, const struct index_header *old, uint32_t old_crc)
+{
+    const struct index_header *h = &mb->hdr;
+    if (h->generation != old->generation || h->record_count != old->record_count) {
+        mbi_own_forget(mb);   /* new records: the view reads those itself, nothing to keep */
+        return;
+    }
+    if (!mb->own_valid || mb->own_generation != old->generation ||
+        mb->own_commit != old->commit || mb->own_crc != old_crc ||
+        mb->own_records != old->record_count) {
+        /* another writer's commit came between (or none of ours before): start from old */
+        mb->own_n = 0;
+        mb->own_since = old->highestmodseq;
+    }
+    /* what the view has taken in is never asked for again: the list stays this commit's */
+    uint64_t seen = mb->view && mb->view_generation == h->generation ? mb->view_modseq : 0;
+    size_t k = 0;
+    if (seen > mb->own_since) {
+        for (size_t i = 0; i < mb->own_n; i++)
+            if (mb->own_mods[i] > seen) {
+                mb->own_blocks[k] = mb->own_blocks[i];
+                mb->own_mods[k++] = mb->own_mods[i];
+            }
+        mb->own_n = k;
+        mb->own_since = seen;
+    }
+    /* this commit's blocks (sorted, repeats dropped), merged into the list */
+    size_t nnew = 0;
+    uint32_t *nb = xreallocarray(NULL, mb->col_npos ? mb->col_npos : 1, sizeof *nb);
+    for (size_t i = 0; i < mb->col_npos; i++) nb[nnew++] = mb->col_pos[i] / MSUM_BLOCK;
+    qsort(nb, nnew, sizeof *nb, cmp_u32);
+    size_t total = mb->own_n + nnew;
+    uint32_t *mb_blocks = xreallocarray(NULL, total ? total : 1, sizeof *mb_blocks);
+    uint64_t *mb_mods = xreallocarray(NULL, total ? total : 1, sizeof *mb_mods);
+    size_t a = 0, b = 0, n = 0;
+    while (a < mb->own_n || b < nnew) {
+        uint32_t blk;
+        uint64_t mod;
+        if (b == nnew || (a < mb->own_n && mb->own_blocks[a] < nb[b])) {
+            blk = mb->own_blocks[a];
+            mod = mb->own_mods[a++];
+        } else {
+            blk = nb[b++];
+            mod = h->highestmodseq;
+        }
+        if (n && mb_blocks[n - 1] == blk) {
+            if (mod > mb_mods[n - 1]) mb_mods[n - 1] = mod;
+            continue;
+        }
+        mb_blocks[n] = blk;
+        mb_mods[n++] = mod;
+    }
+    free(nb);
+    free(mb->own_blocks);
+    free(mb->own_mods);
+    mb->own_blocks = mb_blocks;
+    mb->own_mods = mb_mods;
+    mb->own_n = n;
+    mb->own_a = total;
+    mb->own_generation = h->generation;
+    mb->own_commit = h->commit;
+    mb->own_crc = index_slot_crc(mb->map, h);
+    mb->own_records = h->record_count;
+    mb->own_valid = 1;
+}
+
+int mbi_own_blocks(struct mailbox *mb, uint64_t since, uint32_t **blocks_r, size_t *n_r)
+{
+    const struct index_header *h = &mb->hdr;
+    if (!mb->own_valid || since < mb->own_since || mb->own_generation != h->generation ||
+        mb->own_commit != h->commit || mb->own_records != h->record_count ||
+        mb->own_crc != index_slot_crc(mb->map, h))
+        return 0;
+    *blocks_r = xreallocarray(NULL, mb->own_n ? mb->own_n : 1, sizeof **blocks_r);
+    size_t n = 0;
+    for (size_t i = 0; i < mb->own_n; i++)
+        if (mb->own_mods[i] > since) (*blocks_r)[n++] = mb->own_blocks[i];
+    *n_r = n;
+    return 1;
 }
 
 int mbi_pwrite_all(int fd, const void *p, size_t n, uint64_t off)
@@ -787,6 +895,9 @@ void mailbox_close(struct mailbox **pmb)
     free(mb->view);
     free(mb->msum);
     free(mb->col_pos);
+    free(mb->col_old);
+    free(mb->own_blocks);
+    free(mb->own_mods);
     free(mb->partition);
     free(mb->uniqueid);
     free(mb->name);
@@ -1023,6 +1134,43 @@ uint32_t mailbox_msgno(const struct mailbox *cmb, uint32_t uid)
         else hi = mid;
     }
     return 0;
+}
+
+uint32_t mailbox_msgno_ge(const struct mailbox *cmb, uint64_t uid)
+{
+    if (cmb->vimplicit) {
+        struct mailbox *mb = (struct mailbox *)cmb;
+        for (;;) {
+            uint32_t g = 0, hi = mb->vg_n;   /* the first group whose last record is >= uid */
+            while (g < hi) {
+                uint32_t mid = g + (hi - g) / 2;
+                if (mb->vg_last[mid] < uid) g = mid + 1;
+                else hi = mid;
+            }
+            while (g < mb->vg_n && !mb->vg_count[g]) g++;   /* (its messages are all gone) */
+            if (g == mb->vg_n) return mb->nview + 1;
+            int r = vg_ensure(mb, g);
+            if (r == 0) break;   /* no longer lazy: the array below */
+            if (r < 0) return mb->nview + 1;
+            const uint32_t *u = mb->vg_uids[g];
+            uint32_t lo = 0, top = mb->vg_count[g];
+            while (lo < top) {
+                uint32_t mid = lo + (top - lo) / 2;
+                if (u[mid] < uid) lo = mid + 1;
+                else top = mid;
+            }
+            vg_prefix(mb);
+            /* past the group's messages (its last records gone): the next group's first */
+            return mb->vg_pre[g] + lo + 1;
+        }
+    }
+    uint32_t lo = 0, hi = cmb->nview;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (cmb->view[mid] < uid) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo + 1;
 }
 
 void mailbox_view_state(const struct mailbox *mb, uint32_t *maxuid_r, uint64_t *modseq_r)

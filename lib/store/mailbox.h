@@ -251,6 +251,10 @@ int mailbox_sync(struct mailbox *mb, unsigned flags, struct mailbox_changes *ch)
 uint32_t mailbox_count(const struct mailbox *mb);
 uint32_t mailbox_uid(const struct mailbox *mb, uint32_t msgno);   /* 0 if out of range */
 uint32_t mailbox_msgno(const struct mailbox *mb, uint32_t uid);   /* 0 if not in the view */
+/* mailbox_msgno_ge: the smallest message number whose uid is >= uid, or count + 1. A lazy
+ * view reads only the group that holds uid (found by the groups' last uids), not the groups
+ * a search by message number would pass through. */
+uint32_t mailbox_msgno_ge(const struct mailbox *mb, uint64_t uid);
 
 /* mailbox_view_lazy: 1 when mb's view is a lazy one (made from the group summary: message
  * numbers of a group of 1,024 records are read when first asked for, which may block on the

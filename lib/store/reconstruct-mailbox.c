@@ -468,7 +468,7 @@ static int write_mailbox(struct recon *rc, uint32_t uidvalidity, uint32_t uidnex
     /* cache first: the new index points into it */
     if ((r = write_cache(rc->dir, &cbuf)) < 0) goto out;
     char *path = xasprintf("%s/%s", rc->dir, INDEX_FILE);
-    r = file_write_atomic(path, ibuf.s, ibuf.len, 0600);
+    r = file_write_atomic_paged(path, ibuf.s, ibuf.len, 0600);
     free(path);
     if (r == 0) {
         /* the derived files follow the index: the next SORT/THREAD or header SEARCH, and the

@@ -2218,6 +2218,112 @@ out:
     mailbox_close(&w);
 }
 
+/* A session's own STORE and EXPUNGE of messages spread over a big mailbox cost the blocks
+ * they change: the column's summary entries are brought forward from the changed blocks (no
+ * group read), the sync that follows finds the changed blocks from the session's own commits
+ * (no summary or column read), and a uid's message number in a lazy view reads that uid's
+ * group only; another writer's commit in between makes the sync read the column as before.
+ * Views, numbers and a fresh session's summary stay exactly the array's. */
+static void test_own_changes(void)
+{
+    enum { N = 5000 };   /* 5 groups of 1,024 */
+    char id[UNIQUEID_LEN + 1];
+    new_mailbox(part1, "user.alice.own", id);
+    struct mailbox *w = NULL, *a = NULL, *b = NULL, *c = NULL;
+    struct mailbox_msg *msgs = xzmalloc(N * sizeof *msgs);
+    static const char body[] = "Subject: own\r\n\r\nbody\r\n";
+    uint32_t min = uidcol_min_records;
+    uidcol_min_records = 0;
+    for (int i = 0; i < N; i++) {
+        struct mailbox_msg m = { body, sizeof body - 1, -1, 1000000000, i < 2500 ? FLAG_SEEN : 0,
+                                 NULL, 0 };
+        msgs[i] = m;
+    }
+    if (!open_ok(id, &w)) goto out;
+    mailbox_set_nofsync(w, 1);
+    UNIT_EQ_INT(mailbox_append(w, msgs, N, NULL), 0);
+    if (!open_ok(id, &c)) goto out;   /* writes column and summary */
+    mailbox_close(&c);
+    if (!open_ok(id, &a)) goto out;
+    mailbox_set_nofsync(a, 1);
+    UNIT_CHECK(mailbox_view_lazy(a));
+    uidcol_min_records = UINT32_MAX;
+    int r = mailbox_open(part1, id, NULL, &b);
+    uidcol_min_records = 0;
+    UNIT_EQ_INT(r, 0);
+    if (r < 0) goto out;
+    /* 1. a uid's message number reads its own group only, in and between groups */
+    uint64_t groups = uidcol_stats.group_loads;
+    UNIT_EQ_INT(mailbox_msgno_ge(a, 3500), mailbox_msgno_ge(b, 3500));
+    UNIT_EQ_INT(uidcol_stats.group_loads, groups + 1);
+    uint32_t probe[] = { 0, 1, 2, 1024, 1025, 2048, 4999, 5000, 5001, 9999 };
+    for (size_t i = 0; i < sizeof probe / sizeof probe[0]; i++)
+        UNIT_EQ_INT(mailbox_msgno_ge(a, probe[i]), mailbox_msgno_ge(b, probe[i]));
+    /* 2. the session's own STORE then EXPUNGE of messages in every group, one of them the
+     * only change in its block, two in one block, seen and unseen */
+    uint32_t spread[] = { 5, 6, 1030, 2100, 2600, 3170, 4200, 4999 };
+    size_t ns = sizeof spread / sizeof spread[0];
+    struct mailbox_store sd = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+    uint64_t deltas = uidcol_stats.sum_deltas, sums = uidcol_stats.sum_loads,
+             own = uidcol_stats.own, rebuilt = uidcol_stats.sum_rebuilds;
+    UNIT_EQ_INT(mailbox_store(a, spread, ns, &sd, NULL, NULL), 0);
+    /* a group entry each from the records changed, no group read */
+    UNIT_EQ_INT(uidcol_stats.sum_deltas, deltas + 5);
+    UNIT_CHECK(sync_both(a, b, 0));
+    uint32_t count = 0;
+    UNIT_EQ_INT(mailbox_expunge(a, spread, ns, &count), 0);
+    UNIT_EQ_INT(count, ns);
+    UNIT_EQ_INT(uidcol_stats.sum_deltas, deltas + 10);
+    UNIT_CHECK(sync_both(a, b, 0));
+    UNIT_CHECK(uidcol_stats.own >= own + 2);            /* both syncs from the own blocks */
+    UNIT_EQ_INT(uidcol_stats.sum_loads, sums);          /* ... so no summary read */
+    UNIT_CHECK(mailbox_view_lazy(a));
+    lazy_matches(a, b);
+    /* 3. another writer's commit in between: not the session's own changes alone */
+    uint32_t other[] = { 3000 }, mine[] = { 3001, 1500 };
+    UNIT_EQ_INT(mailbox_store(w, other, 1, &sd, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_store(a, mine, 2, &sd, NULL, NULL), 0);
+    own = uidcol_stats.own;
+    UNIT_CHECK(sync_both(a, b, 0));
+    UNIT_EQ_INT(uidcol_stats.own, own);
+    lazy_matches(a, b);
+    uint32_t both[] = { 1500, 3000, 3001 };
+    UNIT_EQ_INT(mailbox_expunge(a, both, 3, &count), 0);
+    UNIT_EQ_INT(count, 3);
+    UNIT_CHECK(sync_both(a, b, 0));
+    lazy_matches(a, b);
+    /* 4. the summary brought forward is the one a rebuild makes: a fresh session believes
+     * it (its counts are checked against the header) and its view is the array's */
+    mailbox_close(&a);
+    if (!open_ok(id, &a)) goto out;
+    UNIT_EQ_INT(uidcol_stats.sum_rebuilds, rebuilt);
+    UNIT_CHECK(mailbox_view_lazy(a));
+    lazy_matches(a, b);
+    /* 5. a record by uid (mbi_find_pos's interpolation) in a repacked mailbox, whose uids
+     * have gaps: found exactly when the message is there, below, between and above them */
+    {
+        uint32_t runs[] = { 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 2000, 4998 };
+        UNIT_EQ_INT(mailbox_store(w, runs, 12, &sd, NULL, NULL), 0);
+        UNIT_EQ_INT(mailbox_expunge(w, runs, 12, NULL), 0);
+        UNIT_EQ_INT(mailbox_repack(w), 0);
+        sync_both(a, b, 0);   /* (a repack: not an incremental sync) */
+        int wrong = 0;
+        for (uint32_t u = 0; u <= N + 2; u++) {
+            struct index_record rec;
+            int f = mailbox_record(w, u, &rec);
+            if (f != (mailbox_msgno(b, u) != 0) || (f == 1 && rec.uid != u)) wrong++;
+        }
+        UNIT_EQ_INT(wrong, 0);
+    }
+out:
+    uidcol_min_records = min;
+    free(msgs);
+    mailbox_close(&a);
+    mailbox_close(&b);
+    mailbox_close(&c);
+    mailbox_close(&w);
+}
+
 /* mailbox_open_target: a handle without a view (what a delivery uses) appends, is a copy's
  * source and destination, and builds its view at the first sync as an open does. */
 static void test_open_target(void)
@@ -2818,6 +2924,7 @@ int main(void)
     test_uidcol();
     test_incremental_sync();
     test_lazy_view();
+    test_own_changes();
     test_open_target();
     test_store_batched();
     test_store_view();

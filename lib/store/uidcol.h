@@ -68,6 +68,8 @@ struct uidcol_stats {
     uint64_t sum_loads;     /* group summaries read (views made, changed blocks found) */
     uint64_t sum_rebuilds;  /* group summaries written whole (from a column or a build) */
     uint64_t group_loads;   /* groups of a lazy view whose messages were read */
+    uint64_t own;           /* changed blocks known from the handle's own commits alone */
+    uint64_t sum_deltas;    /* summary entries brought forward from their changed blocks */
 };
 extern struct uidcol_stats uidcol_stats;
 

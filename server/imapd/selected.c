@@ -170,13 +170,8 @@ uint32_t selected_msgno(const struct selected *sel, uint32_t uid)
 /* first_msgno_ge: the smallest message number whose uid is >= uid, or count + 1. */
 static uint32_t first_msgno_ge(const struct selected *sel, uint64_t uid)
 {
-    uint32_t lo = 1, hi = selected_count(sel) + 1;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (mailbox_uid(sel->mb, mid) < uid) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
+    /* (a search by message number would read every group of a lazy view it passes) */
+    return mailbox_msgno_ge(sel->mb, uid);
 }
 
 int selected_is_recent(const struct selected *sel, uint32_t uid)
