@@ -747,10 +747,39 @@ static int open_found(struct store *st, const char *name, struct mboxlist_entry 
     return r;
 }
 
-/* open_entry: store_open_mailbox (view) or store_open_target (no view; the parked session,
- * which a later SELECT may want, is left alone). */
-static int open_entry(struct store *st, const char *name, struct mboxlist_entry *e_out, int view,
-                      struct mailbox **mb_r)
+/* ---- kept targets ---- */
+
+struct store_target_stats store_target_stats;
+
+/* open_kept: a handle lmtpd kept (store_keep_target) for the mailbox entry e names, if its
+ * directory is still the one it has open; else a fresh open_found. */
+static int open_kept(struct store *st, const char *name, struct mboxlist_entry *e,
+                     struct mailbox **mb_r)
+{
+    for (size_t i = 0; i < st->ntargets; i++) {
+        if (!store_is_mailbox(st, e, st->targets[i])) continue;
+        struct mailbox *mb = st->targets[i];
+        memmove(&st->targets[i], &st->targets[i + 1],
+                (st->ntargets - i - 1) * sizeof st->targets[0]);
+        st->ntargets--;
+        if (mailbox_target_check(mb, name) == 0) {
+            store_target_stats.hits++;
+            *mb_r = mb;
+            return 0;
+        }
+        mailbox_close(&mb);   /* its directory was made again: open it afresh */
+        break;
+    }
+    store_target_stats.opens++;
+    return open_found(st, name, e, 0, mb_r);
+}
+
+enum open_how { OPEN_TARGET, OPEN_VIEW, OPEN_KEPT };
+
+/* open_entry: store_open_mailbox (view), store_open_target (no view; the parked session,
+ * which a later SELECT may want, is left alone) and store_take_target (a kept handle). */
+static int open_entry(struct store *st, const char *name, struct mboxlist_entry *e_out,
+                      enum open_how how, struct mailbox **mb_r)
 {
     *mb_r = NULL;
     struct mboxlist_entry e;
@@ -758,7 +787,8 @@ static int open_entry(struct store *st, const char *name, struct mboxlist_entry 
     int r = mboxlist_lookup(st->mboxlist, NULL, name, &e);
     if (r == 0) r = CF_E_NOTFOUND;
     if (r < 0) goto out;
-    r = open_found(st, name, &e, view, mb_r);
+    r = how == OPEN_KEPT ? open_kept(st, name, &e, mb_r)
+                         : open_found(st, name, &e, how == OPEN_VIEW, mb_r);
 out:
     if (e_out && r == 0) {
         mboxlist_entry_fini(e_out);
@@ -769,47 +799,10 @@ out:
     return r;
 }
 
-/* ---- kept targets ---- */
-
-struct store_target_stats store_target_stats;
-
 int store_take_target(struct store *st, const char *name, struct mboxlist_entry *e_out,
                       struct mailbox **mb_r)
 {
-    *mb_r = NULL;
-    struct mboxlist_entry e;
-    mboxlist_entry_init(&e);
-    int r = mboxlist_lookup(st->mboxlist, NULL, name, &e);
-    if (r == 0) r = CF_E_NOTFOUND;
-    if (r < 0) goto out;
-    r = 1;
-    for (size_t i = 0; i < st->ntargets; i++) {
-        if (!store_is_mailbox(st, &e, st->targets[i])) continue;
-        struct mailbox *mb = st->targets[i];
-        memmove(&st->targets[i], &st->targets[i + 1],
-                (st->ntargets - i - 1) * sizeof st->targets[0]);
-        st->ntargets--;
-        if (mailbox_target_check(mb, name) == 0) {
-            store_target_stats.hits++;
-            *mb_r = mb;
-            r = 0;
-        } else {
-            mailbox_close(&mb);   /* its directory was made again: open it afresh */
-        }
-        break;
-    }
-    if (r == 1) {
-        store_target_stats.opens++;
-        r = open_found(st, name, &e, 0, mb_r);
-    }
-out:
-    if (e_out && r == 0) {
-        mboxlist_entry_fini(e_out);
-        *e_out = e;
-    } else {
-        mboxlist_entry_fini(&e);
-    }
-    return r;
+    return open_entry(st, name, e_out, OPEN_KEPT, mb_r);
 }
 
 void store_keep_target(struct store *st, struct mailbox **mbp)
@@ -833,13 +826,13 @@ void store_drop_targets(struct store *st)
 int store_open_mailbox(struct store *st, const char *name, struct mboxlist_entry *e_out,
                        struct mailbox **mb_r)
 {
-    return open_entry(st, name, e_out, 1, mb_r);
+    return open_entry(st, name, e_out, OPEN_VIEW, mb_r);
 }
 
 int store_open_target(struct store *st, const char *name, struct mboxlist_entry *e_out,
                       struct mailbox **mb_r)
 {
-    return open_entry(st, name, e_out, 0, mb_r);
+    return open_entry(st, name, e_out, OPEN_TARGET, mb_r);
 }
 
 int store_is_mailbox(struct store *st, const struct mboxlist_entry *e, const struct mailbox *mb)
