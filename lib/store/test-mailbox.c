@@ -2917,6 +2917,7 @@ static void test_recent_kept(void)
     UNIT_EQ_INT(mailbox_claim_recent(a, 0, &first, &end), 0);
     UNIT_EQ_INT(first, 1);
     struct mailbox_recent_stats s0 = mailbox_recent_stats;
+    uint64_t col_opens = uidcol_stats.commit_opens;
     UNIT_EQ_INT(append_one(b, "r1", 0, NULL, &uid), 0);
     sync_view(a);
     UNIT_EQ_INT(mailbox_claim_recent(a, 1, &first, &end), 0);
@@ -2931,6 +2932,8 @@ static void test_recent_kept(void)
         UNIT_EQ_INT(end, uid + 1);
     }
     UNIT_EQ_INT(mailbox_recent_stats.opens - s0.opens, 1);   /* kept open */
+    /* and no commit looked for the uid column of this small mailbox */
+    UNIT_EQ_INT(uidcol_stats.commit_opens - col_opens, 0);
     /* the other handle: everything it sees was claimed already */
     sync_view(b);
     UNIT_EQ_INT(mailbox_claim_recent(b, 1, &first, &end), 0);
