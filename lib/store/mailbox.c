@@ -388,15 +388,33 @@ static uint32_t recent_read(struct mailbox *mb, int fd)
 
 struct mailbox_recent_stats mailbox_recent_stats;
 
-/* recent_lock: flock on the recent file itself. It serialises the claims (read the mark,
- * write uidnext); nothing else is taken while it is held. 0 or CF_E_IO. */
-static int recent_lock(struct mailbox *mb, int fd, int op, const char *path)
+/* recent_lock: the mailbox's write lock for a claim, without the header refresh of mbi_lock:
+ * the claim uses the handle's uidnext as of its last refresh, so it needs only the exclusion
+ * (against other claims, and against a move copying the file). *took 1 when it was taken
+ * here. 0, CF_E_INTERNAL (under a shared lock of this handle) or CF_E_IO. */
+static int recent_lock(struct mailbox *mb, int *took)
 {
-    while (flock(fd, op) < 0) {
-        if (errno == EINTR) continue;
-        return mbi_io_error(mb, "flock", path);
+    *took = 0;
+    if (mb->locked == LOCK_EX) return 0;
+    if (mb->locked) {
+        log_err("mailbox_lock_misuse", "mbox=%s reason=%s", log_quote(mb->name),
+                log_quote("recent claim under a shared lock"));
+        return CF_E_INTERNAL;
     }
+    while (flock(mb->lock_fd, LOCK_EX) < 0) {
+        if (errno == EINTR) continue;
+        return mbi_io_error(mb, "flock", mb->dir);
+    }
+    mb->locked = LOCK_EX;
+    *took = 1;
     return 0;
+}
+
+static void recent_unlock(struct mailbox *mb, int took)
+{
+    if (!took) return;
+    flock(mb->lock_fd, LOCK_UN);
+    mb->locked = 0;
 }
 
 static void recent_forget(struct mailbox *mb)
@@ -411,15 +429,14 @@ int mailbox_claim_recent(struct mailbox *mb, int claim, uint32_t *first_r, uint3
     int r = 0, locked = 0, fd = -1;
     struct stat st;
     if (claim && mb->recent_fd >= 0) {
-        /* The kept descriptor: under the file's lock, the path must still name the file it is
+        /* The kept descriptor: under the write lock, the path must still name the file it is
          * open on (removed or replaced by another process: the long way, as the first claim). */
         fd = mb->recent_fd;
-        r = recent_lock(mb, fd, LOCK_EX, path);
+        r = recent_lock(mb, &locked);
         if (r < 0) goto out;
-        locked = 1;
         if (stat(path, &st) == 0 && st.st_dev == mb->recent_dev && st.st_ino == mb->recent_ino)
             goto claim;
-        flock(fd, LOCK_UN);
+        recent_unlock(mb, locked);
         locked = 0;
         recent_forget(mb);
         fd = -1;
@@ -442,9 +459,8 @@ int mailbox_claim_recent(struct mailbox *mb, int claim, uint32_t *first_r, uint3
         *end_r = mark > mb->hdr.uidnext ? mark : mb->hdr.uidnext;
         goto out;
     }
-    r = recent_lock(mb, fd, LOCK_EX, path);
+    r = recent_lock(mb, &locked);
     if (r < 0) goto out;
-    locked = 1;
     /* keep it if the path still names it (not removed between the open and the lock) */
     struct stat fst;
     if (fstat(fd, &fst) == 0 && stat(path, &st) == 0 && st.st_dev == fst.st_dev &&
@@ -468,7 +484,7 @@ claim:
         *end_r = mb->hdr.uidnext;
     }
 out:
-    if (locked) flock(fd, LOCK_UN);
+    recent_unlock(mb, locked);
     if (fd >= 0 && fd != mb->recent_fd) close(fd);
     else if (r < 0 && fd >= 0) recent_forget(mb);
     free(path);

@@ -360,15 +360,14 @@ void mailbox_unlock(struct mailbox *mb);
 
 /* mailbox_claim_recent: \Recent for one session (RFC 3501 section 2.3.2). The mailbox keeps a
  * high-water mark (side file "recent"): uids below it were already claimed by some session.
- * claim 1 (a read-write SELECT, or new messages seen by its sync): under the lock, the
+ * claim 1 (a read-write SELECT, or new messages seen by its sync): under the write lock, the
  * uids [*first_r, *end_r) become this session's recent ones and the mark moves to uidnext
  * (fast path without the lock when nothing new arrived: *first_r == *end_r). claim 0 (EXAMINE):
  * nothing changes; uids >= *first_r are unclaimed (*end_r is then uidnext). 0, CF_E_IO,
- * CF_E_CORRUPT. Blocks on the lock. The claims serialise on a lock of the "recent" file
- * itself, not the mailbox's (uidnext is the handle's, as of its last refresh: the claim takes
- * what the session has seen). After the first claim the handle keeps the file open; each later
- * claim checks, under that lock, that the path still names the file (one stat) and otherwise
- * opens it again. */
+ * CF_E_CORRUPT. Blocks on the lock. The claim takes the mailbox's write lock without
+ * refreshing the header: uidnext is the handle's as of its last refresh (what the session has
+ * seen). After the first claim the handle keeps the file open; each later claim checks, under
+ * the lock, that the path still names that file (one stat) and otherwise opens it again. */
 int mailbox_claim_recent(struct mailbox *mb, int claim, uint32_t *first_r, uint32_t *end_r);
 
 /* mailbox_recent_stats: opens of "recent" files by this process (for the tests) */
