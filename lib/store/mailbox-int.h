@@ -34,6 +34,9 @@ struct mailbox {
     int nofsync;
     int expunge_delayed;        /* expunge keeps the message files (mailbox_set_expunge_delayed) */
     int dir_fd;                 /* the mailbox directory, for its fsync (opened on first use) */
+    int recent_fd;              /* the "recent" file, kept open after a claim (-1: not open) */
+    dev_t recent_dev;           /* and the file it is open on, checked against the path under */
+    ino_t recent_ino;           /* the file's own lock before each claim */
     int commit_uncertain;       /* a failed commit could not restore its header slot durably */
     uint64_t *sync_map;         /* the lock file's shared ticket word (group commit) */
     int sync_map_failed;

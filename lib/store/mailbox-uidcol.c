@@ -494,10 +494,15 @@ void mbi_uidcol_commit(struct mailbox *mb, const struct index_header *old, uint3
     struct grp_delta *deltas = NULL;
     size_t ndeltas = 0;
     if (!mb->col_track || !old_trusted || mb->index_rdonly) goto out;
+    /* A mailbox below uidcol_min_records has no column anyone reads (mbi_uidcol_usable): no
+     * open (it fails on a small mailbox, once per commit). A column left from when it was
+     * larger keeps naming an older commit, so it is rebuilt if the mailbox grows again. */
+    if (mb->hdr.record_count < uidcol_min_records) goto out;
     char *path = col_path(mb);
     fd = open(path, O_RDWR | O_CLOEXEC);
+    uidcol_stats.commit_opens++;
     free(path);
-    if (fd < 0) goto out;   /* no column (a small mailbox): nothing to keep */
+    if (fd < 0) goto out;   /* no column: nothing to keep */
     unsigned char head[UIDCOL_HEADER_SIZE];
     struct uidcol_header c;
     /* only a column that equals the records of the commit before can be brought forward;

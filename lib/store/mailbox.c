@@ -386,11 +386,63 @@ static uint32_t recent_read(struct mailbox *mb, int fd)
     return (uint32_t)v;
 }
 
+struct mailbox_recent_stats mailbox_recent_stats;
+
+/* recent_lock: the mailbox's write lock for a claim, without the header refresh of mbi_lock:
+ * the claim uses the handle's uidnext as of its last refresh, so it needs only the exclusion
+ * (against other claims, and against a move copying the file). *took 1 when it was taken
+ * here. 0, CF_E_INTERNAL (under a shared lock of this handle) or CF_E_IO. */
+static int recent_lock(struct mailbox *mb, int *took)
+{
+    *took = 0;
+    if (mb->locked == LOCK_EX) return 0;
+    if (mb->locked) {
+        log_err("mailbox_lock_misuse", "mbox=%s reason=%s", log_quote(mb->name),
+                log_quote("recent claim under a shared lock"));
+        return CF_E_INTERNAL;
+    }
+    while (flock(mb->lock_fd, LOCK_EX) < 0) {
+        if (errno == EINTR) continue;
+        return mbi_io_error(mb, "flock", mb->dir);
+    }
+    mb->locked = LOCK_EX;
+    *took = 1;
+    return 0;
+}
+
+static void recent_unlock(struct mailbox *mb, int took)
+{
+    if (!took) return;
+    flock(mb->lock_fd, LOCK_UN);
+    mb->locked = 0;
+}
+
+static void recent_forget(struct mailbox *mb)
+{
+    if (mb->recent_fd >= 0) close(mb->recent_fd);
+    mb->recent_fd = -1;
+}
+
 int mailbox_claim_recent(struct mailbox *mb, int claim, uint32_t *first_r, uint32_t *end_r)
 {
     char *path = xasprintf("%s/%s", mb->dir, RECENT_FILE);
-    int r = 0, took = 0;
-    int fd = open(path, (claim ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC, 0600);
+    int r = 0, locked = 0, fd = -1;
+    struct stat st;
+    if (claim && mb->recent_fd >= 0) {
+        /* The kept descriptor: under the write lock, the path must still name the file it is
+         * open on (removed or replaced by another process: the long way, as the first claim). */
+        fd = mb->recent_fd;
+        r = recent_lock(mb, &locked);
+        if (r < 0) goto out;
+        if (stat(path, &st) == 0 && st.st_dev == mb->recent_dev && st.st_ino == mb->recent_ino)
+            goto claim;
+        recent_unlock(mb, locked);
+        locked = 0;
+        recent_forget(mb);
+        fd = -1;
+    }
+    fd = open(path, (claim ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC, 0600);
+    if (fd >= 0) mailbox_recent_stats.opens++;
     if (fd < 0 && errno == ENOENT && !claim) {      /* never claimed: everything is recent */
         *first_r = 1;
         *end_r = mb->hdr.uidnext;
@@ -400,17 +452,24 @@ int mailbox_claim_recent(struct mailbox *mb, int claim, uint32_t *first_r, uint3
         r = mbi_io_error(mb, "open", path);
         goto out;
     }
-    uint32_t mark = recent_read(mb, fd);
-    if (!claim || mark >= mb->hdr.uidnext) {        /* nothing new since the last claim */
+    uint32_t mark;
+    if (!claim) {
+        mark = recent_read(mb, fd);
         *first_r = mark;
-        *end_r = claim || mark > mb->hdr.uidnext ? mark : mb->hdr.uidnext;
+        *end_r = mark > mb->hdr.uidnext ? mark : mb->hdr.uidnext;
         goto out;
     }
-    took = mbi_lock(mb, LOCK_EX);
-    if (took < 0) {
-        r = took;
-        goto out;
+    r = recent_lock(mb, &locked);
+    if (r < 0) goto out;
+    /* keep it if the path still names it (not removed between the open and the lock) */
+    struct stat fst;
+    if (fstat(fd, &fst) == 0 && stat(path, &st) == 0 && st.st_dev == fst.st_dev &&
+        st.st_ino == fst.st_ino) {
+        mb->recent_fd = fd;
+        mb->recent_dev = fst.st_dev;
+        mb->recent_ino = fst.st_ino;
     }
+claim:
     mark = recent_read(mb, fd);
     *first_r = mark;
     *end_r = mark;
@@ -425,8 +484,9 @@ int mailbox_claim_recent(struct mailbox *mb, int claim, uint32_t *first_r, uint3
         *end_r = mb->hdr.uidnext;
     }
 out:
-    mbi_unlock(mb, took);
-    if (fd >= 0) close(fd);
+    recent_unlock(mb, locked);
+    if (fd >= 0 && fd != mb->recent_fd) close(fd);
+    else if (r < 0 && fd >= 0) recent_forget(mb);
     free(path);
     return r;
 }
@@ -874,7 +934,7 @@ struct mailbox *mbi_mailbox_alloc(const char *partition, const char *uniqueid, c
     mb->name = xstrdup(name ? name : uniqueid);
     mb->dir = partition_mailbox_dir(partition, uniqueid);
     mb->index_path = xasprintf("%s/%s", mb->dir, INDEX_FILE);
-    mb->lock_fd = mb->index_fd = mb->cache_fd = mb->dir_fd = -1;
+    mb->lock_fd = mb->index_fd = mb->cache_fd = mb->dir_fd = mb->recent_fd = -1;
     strarr_init(&mb->keywords);
     return mb;
 }
@@ -887,6 +947,7 @@ void mailbox_close(struct mailbox **pmb)
     if (mb->index_fd >= 0) close(mb->index_fd);
     if (mb->cache_fd >= 0) close(mb->cache_fd);
     if (mb->dir_fd >= 0) close(mb->dir_fd);
+    if (mb->recent_fd >= 0) close(mb->recent_fd);
     if (mb->sync_map) munmap(mb->sync_map, sizeof *mb->sync_map);
     mbi_keyfiles_close(mb);
     if (mb->lock_fd >= 0) close(mb->lock_fd);  /* drops any lock */

@@ -364,8 +364,17 @@ void mailbox_unlock(struct mailbox *mb);
  * uids [*first_r, *end_r) become this session's recent ones and the mark moves to uidnext
  * (fast path without the lock when nothing new arrived: *first_r == *end_r). claim 0 (EXAMINE):
  * nothing changes; uids >= *first_r are unclaimed (*end_r is then uidnext). 0, CF_E_IO,
- * CF_E_CORRUPT. Blocks on the lock. */
+ * CF_E_CORRUPT. Blocks on the lock. The claim takes the mailbox's write lock without
+ * refreshing the header: uidnext is the handle's as of its last refresh (what the session has
+ * seen). After the first claim the handle keeps the file open; each later claim checks, under
+ * the lock, that the path still names that file (one stat) and otherwise opens it again. */
 int mailbox_claim_recent(struct mailbox *mb, int claim, uint32_t *first_r, uint32_t *end_r);
+
+/* mailbox_recent_stats: opens of "recent" files by this process (for the tests) */
+struct mailbox_recent_stats {
+    uint64_t opens;
+};
+extern struct mailbox_recent_stats mailbox_recent_stats;
 
 const char *mailbox_uniqueid(const struct mailbox *mb);
 const char *mailbox_dir(const struct mailbox *mb);

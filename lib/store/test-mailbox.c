@@ -2895,6 +2895,92 @@ out:
     free(dir);
 }
 
+static void sync_view(struct mailbox *mb)
+{
+    struct mailbox_changes ch;
+    mailbox_changes_init(&ch);
+    UNIT_EQ_INT(mailbox_sync(mb, 0, &ch), 0);
+    mailbox_changes_fini(&ch);
+}
+
+/* \Recent claims through a handle keep the "recent" file open between claims; each uid is
+ * claimed once; a removed file is noticed by every handle that kept the old one. */
+static void test_recent_kept(void)
+{
+    char id[UNIQUEID_LEN + 1];
+    new_mailbox(part1, "user.alice.recent", id);
+    struct mailbox *a, *b;
+    UNIT_EQ_INT(mailbox_open(part1, id, NULL, &a), 0);
+    UNIT_EQ_INT(mailbox_open(part1, id, NULL, &b), 0);
+    uint32_t first = 0, end = 0, uid = 0;
+    /* EXAMINE before any claim: everything unclaimed, no file made */
+    UNIT_EQ_INT(mailbox_claim_recent(a, 0, &first, &end), 0);
+    UNIT_EQ_INT(first, 1);
+    struct mailbox_recent_stats s0 = mailbox_recent_stats;
+    uint64_t col_opens = uidcol_stats.commit_opens;
+    UNIT_EQ_INT(append_one(b, "r1", 0, NULL, &uid), 0);
+    sync_view(a);
+    UNIT_EQ_INT(mailbox_claim_recent(a, 1, &first, &end), 0);
+    UNIT_EQ_INT(first, 1);
+    UNIT_EQ_INT(end, 2);
+    UNIT_EQ_INT(mailbox_recent_stats.opens - s0.opens, 1);
+    for (int i = 0; i < 5; i++) {
+        UNIT_EQ_INT(append_one(b, "rn", 0, NULL, &uid), 0);
+        sync_view(a);
+        UNIT_EQ_INT(mailbox_claim_recent(a, 1, &first, &end), 0);
+        UNIT_EQ_INT(first, uid);
+        UNIT_EQ_INT(end, uid + 1);
+    }
+    UNIT_EQ_INT(mailbox_recent_stats.opens - s0.opens, 1);   /* kept open */
+    /* and no commit looked for the uid column of this small mailbox */
+    UNIT_EQ_INT(uidcol_stats.commit_opens - col_opens, 0);
+    /* the other handle: everything it sees was claimed already */
+    sync_view(b);
+    UNIT_EQ_INT(mailbox_claim_recent(b, 1, &first, &end), 0);
+    UNIT_EQ_INT(first, end);
+    UNIT_EQ_INT(mailbox_recent_stats.opens - s0.opens, 2);
+    /* a new message goes to whichever claims first, once */
+    UNIT_EQ_INT(append_one(a, "rx", 0, NULL, &uid), 0);
+    sync_view(a);
+    sync_view(b);
+    UNIT_EQ_INT(mailbox_claim_recent(b, 1, &first, &end), 0);
+    UNIT_EQ_INT(first, uid);
+    UNIT_EQ_INT(end, uid + 1);
+    UNIT_EQ_INT(mailbox_claim_recent(a, 1, &first, &end), 0);
+    UNIT_EQ_INT(first, end);
+    UNIT_EQ_INT(mailbox_recent_stats.opens - s0.opens, 2);
+    /* the file removed: a reopens (a fresh file: everything is unclaimed again), and b,
+     * whose kept descriptor names the removed file, sees a's new mark, not its old one */
+    char *rpath = xasprintf("%s/recent", mailbox_dir(a));
+    UNIT_EQ_INT(unlink(rpath), 0);
+    UNIT_EQ_INT(append_one(a, "ry", 0, NULL, &uid), 0);
+    sync_view(a);
+    sync_view(b);
+    UNIT_EQ_INT(mailbox_claim_recent(a, 1, &first, &end), 0);
+    UNIT_EQ_INT(first, 1);
+    UNIT_EQ_INT(end, uid + 1);
+    UNIT_EQ_INT(mailbox_claim_recent(b, 1, &first, &end), 0);
+    UNIT_EQ_INT(first, end);
+    UNIT_EQ_INT(end, uid + 1);
+    UNIT_EQ_INT(mailbox_recent_stats.opens - s0.opens, 4);
+    /* replaced by a rename over it (as a restore would): both read the new file's mark */
+    char *tpath = xasprintf("%s/recent.new", mailbox_dir(a));
+    int fd = open(tpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    UNIT_CHECK(fd >= 0 && write(fd, "0000000003\n", 11) == 11);
+    close(fd);
+    UNIT_EQ_INT(rename(tpath, rpath), 0);
+    UNIT_EQ_INT(mailbox_claim_recent(b, 1, &first, &end), 0);
+    UNIT_EQ_INT(first, 3);
+    UNIT_EQ_INT(end, uid + 1);
+    UNIT_EQ_INT(mailbox_claim_recent(a, 1, &first, &end), 0);
+    UNIT_EQ_INT(first, end);
+    UNIT_EQ_INT(mailbox_recent_stats.opens - s0.opens, 6);
+    free(tpath);
+    free(rpath);
+    mailbox_close(&a);
+    mailbox_close(&b);
+}
+
 int main(void)
 {
     log_init("test-mailbox", 1, LOG_LVL_WARNING);
@@ -2930,6 +3016,7 @@ int main(void)
     test_store_view();
     test_store_hook();
     test_flaglog();
+    test_recent_kept();
     if (!unit_failed) rm_rf(tmpdir);
     else fprintf(stderr, "left %s for inspection\n", tmpdir);
     free(part1);

@@ -70,6 +70,7 @@ struct uidcol_stats {
     uint64_t group_loads;   /* groups of a lazy view whose messages were read */
     uint64_t own;           /* changed blocks known from the handle's own commits alone */
     uint64_t sum_deltas;    /* summary entries brought forward from their changed blocks */
+    uint64_t commit_opens;  /* column opens by commits (none below uidcol_min_records) */
 };
 extern struct uidcol_stats uidcol_stats;
 
