@@ -428,16 +428,25 @@ int mailbox_claim_recent(struct mailbox *mb, int claim, uint32_t *first_r, uint3
     char *path = xasprintf("%s/%s", mb->dir, RECENT_FILE);
     int r = 0, locked = 0, fd = -1;
     struct stat st;
+    uint32_t mark;
     if (claim && mb->recent_fd >= 0) {
-        /* The kept descriptor: under the write lock, the path must still name the file it is
-         * open on (removed or replaced by another process: the long way, as the first claim). */
-        fd = mb->recent_fd;
-        r = recent_lock(mb, &locked);
-        if (r < 0) goto out;
-        if (stat(path, &st) == 0 && st.st_dev == mb->recent_dev && st.st_ino == mb->recent_ino)
-            goto claim;
-        recent_unlock(mb, locked);
-        locked = 0;
+        /* The kept descriptor, while the path still names the file it is open on (removed or
+         * replaced by another process: the long way, as the first claim). Nothing new since
+         * the last claim (the mark only grows): no lock, as for a fresh open below. */
+        if (stat(path, &st) == 0 && st.st_dev == mb->recent_dev && st.st_ino == mb->recent_ino) {
+            fd = mb->recent_fd;
+            mark = recent_read(mb, fd);
+            if (mark >= mb->hdr.uidnext) {
+                *first_r = *end_r = mark;
+                goto out;
+            }
+            r = recent_lock(mb, &locked);
+            if (r < 0) goto out;
+            if (stat(path, &st) == 0 && st.st_dev == mb->recent_dev && st.st_ino == mb->recent_ino)
+                goto claim;
+            recent_unlock(mb, locked);
+            locked = 0;
+        }
         recent_forget(mb);
         fd = -1;
     }
@@ -452,23 +461,21 @@ int mailbox_claim_recent(struct mailbox *mb, int claim, uint32_t *first_r, uint3
         r = mbi_io_error(mb, "open", path);
         goto out;
     }
-    uint32_t mark;
-    if (!claim) {
-        mark = recent_read(mb, fd);
-        *first_r = mark;
-        *end_r = mark > mb->hdr.uidnext ? mark : mb->hdr.uidnext;
-        goto out;
-    }
-    r = recent_lock(mb, &locked);
-    if (r < 0) goto out;
-    /* keep it if the path still names it (not removed between the open and the lock) */
-    struct stat fst;
-    if (fstat(fd, &fst) == 0 && stat(path, &st) == 0 && st.st_dev == fst.st_dev &&
+    struct stat fst;   /* a claimer keeps it while the path names it (checked at each use) */
+    if (claim && fstat(fd, &fst) == 0 && stat(path, &st) == 0 && st.st_dev == fst.st_dev &&
         st.st_ino == fst.st_ino) {
         mb->recent_fd = fd;
         mb->recent_dev = fst.st_dev;
         mb->recent_ino = fst.st_ino;
     }
+    mark = recent_read(mb, fd);
+    if (!claim || mark >= mb->hdr.uidnext) {        /* nothing new since the last claim */
+        *first_r = mark;
+        *end_r = claim || mark > mb->hdr.uidnext ? mark : mb->hdr.uidnext;
+        goto out;
+    }
+    r = recent_lock(mb, &locked);
+    if (r < 0) goto out;
 claim:
     mark = recent_read(mb, fd);
     *first_r = mark;

@@ -2975,6 +2975,14 @@ static void test_recent_kept(void)
     UNIT_EQ_INT(mailbox_claim_recent(a, 1, &first, &end), 0);
     UNIT_EQ_INT(first, end);
     UNIT_EQ_INT(mailbox_recent_stats.opens - s0.opens, 6);
+    /* nothing new since the last claim: no write lock is taken, so a claim (a SELECT or a
+     * sync) does not wait for another session's read (would block here, ended by alarm) */
+    UNIT_EQ_INT(mailbox_lock_shared(b), 0);
+    alarm(10);
+    UNIT_EQ_INT(mailbox_claim_recent(a, 1, &first, &end), 0);
+    UNIT_EQ_INT(first, end);
+    alarm(0);
+    mailbox_unlock(b);
     free(tpath);
     free(rpath);
     mailbox_close(&a);
