@@ -1092,6 +1092,20 @@ static int fake_boot_id(uint8_t id[16])
     return 0;
 }
 
+/* append_many: n copies of body into mb in one batch, the first seen_below of them \Seen */
+static int append_many(struct mailbox *mb, const char *body, int n, int seen_below)
+{
+    struct mailbox_msg *msgs = xzmalloc((size_t)n * sizeof *msgs);
+    for (int i = 0; i < n; i++) {
+        struct mailbox_msg m = { body, strlen(body), -1, 1000000000,
+                                 i < seen_below ? FLAG_SEEN : 0, NULL, 0 };
+        msgs[i] = m;
+    }
+    int r = mailbox_append(mb, msgs, (size_t)n, NULL);
+    free(msgs);
+    return r;
+}
+
 static int open_ok(const char *id, struct mailbox **mb_r)
 {
     int r = mailbox_open(part1, id, NULL, mb_r);
@@ -2071,18 +2085,12 @@ static void test_lazy_view(void)
     char id[UNIQUEID_LEN + 1];
     new_mailbox(part1, "user.alice.lazy", id);
     struct mailbox *w = NULL, *a = NULL, *b = NULL, *c = NULL;
-    struct mailbox_msg *msgs = xzmalloc(N * sizeof *msgs);
     static const char body[] = "Subject: lazy\r\n\r\nbody\r\n";
     uint32_t min = uidcol_min_records;
     uidcol_min_records = 0;
-    for (int i = 0; i < N; i++) {
-        struct mailbox_msg m = { body, sizeof body - 1, -1, 1000000000, i < 3000 ? FLAG_SEEN : 0,
-                                 NULL, 0 };
-        msgs[i] = m;
-    }
     if (!open_ok(id, &w)) goto out;
     mailbox_set_nofsync(w, 1);
-    UNIT_EQ_INT(mailbox_append(w, msgs, N, NULL), 0);
+    UNIT_EQ_INT(append_many(w, body, N, 3000), 0);
     struct mailbox_store sd = { STORE_ADD, FLAG_DELETED, NULL, 0 };
     struct mailbox_store ss = { STORE_ADD, FLAG_SEEN, NULL, 0 };
     const char *kw[] = { "$Lazy", NULL };
@@ -2211,7 +2219,6 @@ static void test_lazy_view(void)
     lazy_matches(a, b);
 out:
     uidcol_min_records = min;
-    free(msgs);
     mailbox_close(&a);
     mailbox_close(&b);
     mailbox_close(&c);
@@ -2230,18 +2237,12 @@ static void test_own_changes(void)
     char id[UNIQUEID_LEN + 1];
     new_mailbox(part1, "user.alice.own", id);
     struct mailbox *w = NULL, *a = NULL, *b = NULL, *c = NULL;
-    struct mailbox_msg *msgs = xzmalloc(N * sizeof *msgs);
     static const char body[] = "Subject: own\r\n\r\nbody\r\n";
     uint32_t min = uidcol_min_records;
     uidcol_min_records = 0;
-    for (int i = 0; i < N; i++) {
-        struct mailbox_msg m = { body, sizeof body - 1, -1, 1000000000, i < 2500 ? FLAG_SEEN : 0,
-                                 NULL, 0 };
-        msgs[i] = m;
-    }
     if (!open_ok(id, &w)) goto out;
     mailbox_set_nofsync(w, 1);
-    UNIT_EQ_INT(mailbox_append(w, msgs, N, NULL), 0);
+    UNIT_EQ_INT(append_many(w, body, N, 2500), 0);
     if (!open_ok(id, &c)) goto out;   /* writes column and summary */
     mailbox_close(&c);
     if (!open_ok(id, &a)) goto out;
@@ -2317,7 +2318,6 @@ static void test_own_changes(void)
     }
 out:
     uidcol_min_records = min;
-    free(msgs);
     mailbox_close(&a);
     mailbox_close(&b);
     mailbox_close(&c);
@@ -2333,15 +2333,10 @@ static void test_open_target(void)
     new_mailbox(part1, "user.alice.target", id);
     new_mailbox(part1, "user.alice.target2", id2);
     struct mailbox *w = NULL, *t = NULL, *t2 = NULL, *f = NULL;
-    struct mailbox_msg *msgs = xzmalloc(N * sizeof *msgs);
     static const char body[] = "Subject: target\r\n\r\nbody\r\n";
-    for (int i = 0; i < N; i++) {
-        struct mailbox_msg m = { body, sizeof body - 1, -1, 1000000000, 0, NULL, 0 };
-        msgs[i] = m;
-    }
     if (!open_ok(id, &w)) goto out;
     mailbox_set_nofsync(w, 1);
-    UNIT_EQ_INT(mailbox_append(w, msgs, N, NULL), 0);
+    UNIT_EQ_INT(append_many(w, body, N, 0), 0);
     uint32_t gone[] = { 2, 700 };
     struct mailbox_store sd = { STORE_ADD, FLAG_DELETED, NULL, 0 };
     UNIT_EQ_INT(mailbox_store(w, gone, 2, &sd, NULL, NULL), 0);
@@ -2383,7 +2378,6 @@ static void test_open_target(void)
         }
     UNIT_EQ_INT(mailbox_msgno(t, N + 1), N - 1);
 out:
-    free(msgs);
     mailbox_close(&f);
     mailbox_close(&t2);
     mailbox_close(&t);
