@@ -94,9 +94,11 @@ class HostileRestore(SharedCofferTestCase):
         for root, dirs, fns in os.walk(self.coffer.configdir):
             if os.sep + "db" in root or root.endswith(os.sep + "db"):
                 continue
-            # cofferd's own files and what its scheduled jobs keep (the scrubber's place, the
-            # last expire) come and go on their own schedule
-            files += [os.path.join(root, f) for f in fns if not f.startswith("cofferd.")
+            # cofferd's own files (cofferd.status and the .cofferd.status.tmp it is written
+            # through) and what its scheduled jobs keep (the scrubber's place, the last
+            # expire) come and go on their own schedule
+            files += [os.path.join(root, f) for f in fns
+                      if not f.lstrip(".").startswith("cofferd.")
                       and f not in ("scrub.state", "expire.stamp")]
         return sorted(r["mailbox"] for r in rows), acls, sorted(files)
 
