@@ -157,10 +157,15 @@ class Urlauth(SharedCofferTestCase):
         past = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
         fred.cmd('G GENURLAUTH "%s;EXPIRE=%s;URLAUTH=authuser" INTERNAL' % (base, past))
         self.assertRegex(self.responses(fred, "G")[0], rb"^G NO \[BADURL ")
-        soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3))
+        # whole seconds: the time written is when it expires. Far enough ahead that the
+        # GENURLAUTH and the first URLFETCH are done before it on a loaded machine; then wait
+        # until it has passed by the clock, not for a fixed time
+        expiry = int(time.time()) + 8
+        soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expiry))
         url = self.genurlauth(fred, "%s;EXPIRE=%s;URLAUTH=authuser" % (base, soon))
-        self.assertEqual(self.urlfetch(bob, url), MSG)
-        time.sleep(4.5)
+        self.assertEqual(self.urlfetch(bob, url), MSG,
+                         "%.1fs before the expiry" % (expiry - time.time()))
+        time.sleep(max(0.0, expiry + 1.5 - time.time()))
         self.assertIsNone(self.urlfetch(bob, url))
         later = "2199-01-01T00:00:00+01:00"
         url = self.genurlauth(fred, "%s;EXPIRE=%s;URLAUTH=authuser" % (base, later))
