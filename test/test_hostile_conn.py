@@ -233,6 +233,36 @@ class HostileConn(CofferTestCase):
         st = co.status()["imap"]
         self.assertEqual(st["loggedin"], 12, st)
 
+    def test_h2_logout_frees_the_place_at_once(self):
+        """A session told "LOGOUT completed" no longer counts: the same user coming straight
+        back from the same address is let in even at max_userip_connections 1. The worker
+        used to leave the connection table only after flushing the reply and tearing the
+        session down (closing a NOTIFY inotify instance takes milliseconds), so the quick
+        return was refused with NO [LIMIT] for the client's own finished session."""
+        co = self.new_coffer(global_settings=dict(BASE, max_userip_connections="1"))
+        co.add_user("fred", "secret")
+        for i in range(40):
+            c = connect_from(co, "imap", ATTACKER)
+            self.addCleanup(c.close)
+            self.assertRegex(self.login(c), rb"^l OK")
+            self.assertRegex(c.imap("s", "SELECT INBOX")[0], rb"^s OK")
+            self.assertRegex(c.imap("n", "NOTIFY SET (selected (MessageNew MessageExpunge)) "
+                                         "(personal (MessageNew MessageExpunge))")[0], rb"^n OK")
+            self.assertRegex(c.imap("o", "LOGOUT")[0], rb"^o OK")
+            again = connect_from(co, "imap", ATTACKER)
+            self.addCleanup(again.close)
+            self.assertRegex(self.login(again), rb"^l OK", "round %d" % i)
+            self.assertRegex(again.imap("o", "LOGOUT")[0], rb"^o OK")
+            c.close()
+            again.close()
+        # POP3 gives its place up before "+OK ... signing off" the same way (it has no slow
+        # teardown to show the old order, but the same rule holds)
+        for _ in range(5):
+            p = co.pop3()
+            p.user("fred")
+            p.pass_("secret")
+            p.quit()
+
     # ---- H2: the counts after kill -9
 
     def test_h2_counts_recover_after_kill9(self):

@@ -162,6 +162,13 @@ void worker_note_logout(struct worker_session *ws)
     stream_set_deadline(ws->stream, config_int(ws->cfg, CFG_LOGIN_TIMEOUT));
 }
 
+void worker_note_end(struct worker_session *ws)
+{
+    if (g_conntab && ws->conn_slot > 0) conntab_leave(g_conntab, ws->conn_slot);
+    ws->conn_slot = 0;   /* the slot may be another connection's by the time worker_main ends */
+    g_note_slot = 0;
+}
+
 void worker_note(const char *text)
 {
     if (g_conntab && g_note_slot > 0) conntab_note(g_conntab, g_note_slot, text);

@@ -191,6 +191,14 @@ void worker_note_resumed(struct worker_session *ws, const char *user);
  * deadline runs again from now. Never blocks longer than taking the table's lock. */
 void worker_note_logout(struct worker_session *ws);
 
+/* worker_note_end: the session is over (LOGOUT, QUIT, a timeout, an error): its slot leaves the
+ * connection table now, not after the worker has flushed its last reply and closed the
+ * connection, so that a client told "LOGOUT completed" (or POP3 "+OK ... signing off") that
+ * comes straight back is not refused for its own old session (max_userip_connections,
+ * max_preauth_per_ip). Call once the session holds nothing a note is for (no quota lock):
+ * worker_note does nothing afterwards. Never blocks: stores to shared memory. */
+void worker_note_end(struct worker_session *ws);
+
 /* worker_note: record text as what this worker is in the middle of, in its connection's slot
  * of the master's table (conntab_note; "" clears it). When the worker dies by a signal, the
  * master finishes it: for the store's quota roots (quotalock_set_note, quotalock.h) it

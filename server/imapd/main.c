@@ -138,11 +138,14 @@ static void session_loop(struct worker_session *ws, struct client *c)
             break;
         }
     }
-    stream_flush(c->stream);
     ws->end_reason = c->end_reason;   /* worker_main logs the disconnect line */
     selected_close(&c->sel);          /* the mailbox is the session's, not client.c's */
     if (c->store) store_park_mailbox(c->store, NULL);   /* and so is one kept for reselect */
     notify_free(&c->notify);
+    /* the session's places are given up before its last words (BYE, "LOGOUT completed") go
+     * out: a client told its session ended may come straight back (worker_note_end) */
+    worker_note_end(ws);
+    stream_flush(c->stream);
     client_free(&c);
 }
 

@@ -72,6 +72,10 @@ static void pop3d_session(struct worker_session *ws)
         strarr_fini(&cmd.args);
     }
     buf_fini(&line);
+    /* the maildrop (QUIT closed it already) and the connection table's slot are given up
+     * before the last reply goes out: a client told "signing off" may come straight back */
+    maildrop_close(&c->drop);
+    worker_note_end(ws);
     stream_flush(c->stream);
     ws->end_reason = c->end_reason;   /* worker_main logs the disconnect line */
     client_free(&c);

@@ -63,6 +63,7 @@ static void sieved_session(struct worker_session *ws)
         }
         msieve_parser_reset(&p);
     }
+    worker_note_end(ws);   /* before "Logout completed" goes out (worker_note_end) */
     stream_flush(c->stream);
     ws->end_reason = c->end_reason;   /* worker_main logs the disconnect line */
     client_free(&c);
