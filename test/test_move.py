@@ -253,13 +253,18 @@ class MoveTest(CofferTestCase):
         idle.select("INBOX")
         d = Deliverer(cl, "live")
         d.start()
-        time.sleep(1.0)
+        # deliveries before the move and after it, counted rather than slept for (a loaded
+        # machine delivers far fewer a second)
+        wait_for(lambda: d.errors or len(d.acked) >= 6 or not d.is_alive(), 60, 0.1,
+                 "six deliveries before the move")
         rc, out, err = cl.move("--to", "b")
         self.assertEqual(rc, 0, out + err + cl.logs())
         for step in ("marked", "fenced", "copied", "verified", "switched", "removed"):
             self.assertRegex(out, r"(?m)^%s\s+done" % step)
         self.assertIn("moved alice: a -> b", out)
-        time.sleep(1.0)
+        after = len(d.acked)
+        wait_for(lambda: d.errors or len(d.acked) >= after + 5 or not d.is_alive(), 60, 0.1,
+                 "five deliveries after the move")
         d.stop_flag = True
         d.join(60)
         self.assertFalse(d.errors, d.errors)
