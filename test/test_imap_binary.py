@@ -380,11 +380,16 @@ class Binary(ImapUsersTestCase):
         for d, _, files in os.walk(self.coffer.spool):
             for name in files:
                 path = os.path.join(d, name)
+                # a temp file another session or cofferd's scheduled jobs write through
+                # (NAME.tmp.XXXXXX, renamed over NAME) can go between listing and opening
                 if not os.path.isfile(path):
                     continue
-                with open(path, "rb") as fh:
-                    if fh.read(len(marker)) == marker:
-                        found.append(path)
+                try:
+                    with open(path, "rb") as fh:
+                        if fh.read(len(marker)) == marker:
+                            found.append(path)
+                except (FileNotFoundError, IsADirectoryError):
+                    continue
         self.assertEqual(len(found), 1, found)
         with open(found[0], "r+b") as fh:
             data = fh.read()
