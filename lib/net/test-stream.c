@@ -701,8 +701,9 @@ static void test_wait_extra_tls(void)
     UNIT_EQ_INT(stream_wait_readable(s, ack[0], 5000), STREAM_WAIT_INPUT);
     UNIT_EQ_INT(stream_read_line(s, &b), 0);
     UNIT_EQ_STR(buf_cstr(&b), "line");
-    /* the next records: buffered or still in the socket, found without waiting */
-    for (int i = 0; i < 50 && stream_wait_readable(s, ack[0], 0) != STREAM_WAIT_INPUT; i++)
+    /* the next records: buffered or still in the socket, found without waiting (the child
+     * may not have written them yet on a loaded machine: up to 5 s for that) */
+    for (int i = 0; i < 500 && stream_wait_readable(s, ack[0], 0) != STREAM_WAIT_INPUT; i++)
         usleep(10000);
     UNIT_EQ_INT(stream_wait_readable(s, ack[0], 0), STREAM_WAIT_INPUT);
     UNIT_EQ_INT(stream_read_line(s, &b), 0);
