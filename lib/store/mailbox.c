@@ -577,6 +577,8 @@ int mbi_index_sync(struct mailbox *mb, const char *point)
  * and the caller must keep the files this commit refers to (above the committed uidnext they
  * are removed later by a writer that has flushed the index first: remove_uncommitted). 0 or
  * CF_E_IO (logged). */
+static void uidcol_create(struct mailbox *mb);
+
 int mbi_write_header(struct mailbox *mb, struct index_header *nh)
 {
     return mbi_write_header_with(mb, nh, NULL, NULL, NULL);
@@ -615,6 +617,10 @@ int mbi_write_header_with(struct mailbox *mb, struct index_header *nh,
     else mbi_own_forget(mb);
     if (r == 0) mbi_uidcol_commit(mb, &old, old_crc, old_trusted);
     else mbi_uidcol_forget(mb);
+    /* the commit that takes the mailbox to the size that has a column makes it (once) */
+    if (r == 0 && old.record_count < uidcol_min_records &&
+        mb->hdr.record_count >= uidcol_min_records)
+        uidcol_create(mb);
     return r;
 undo:
     mbi_own_forget(mb);
@@ -1352,6 +1358,43 @@ static void rr_fini(struct rec_reader *rr)
 {
     free(rr->buf);
     rr->buf = NULL;
+}
+
+/* uidcol_create: under the write lock of the commit that took the mailbox to
+ * uidcol_min_records records, its uid column and group summary (mailbox-uidcol.c) made from
+ * the records, as the first session's view build would make them. Without it a mailbox that
+ * grew by deliveries alone had neither when its first session came, and that session read
+ * every record and wrote both files (0.4 ms for 5,000 messages here, most of a first SELECT):
+ * now it reads the summary, and each later commit brings both forward as it does for any
+ * column (mbi_uidcol_commit). Once per mailbox: a column that stops naming the index later
+ * (another boot, a repair) is rebuilt by the next session as before. Nothing is written when
+ * the header may not be named (mbi_uidcol_usable) or a record is out of order (the next
+ * reader reports it). */
+static void uidcol_create(struct mailbox *mb)
+{
+    const struct index_header *h = &mb->hdr;
+    uint32_t count = h->record_count, prev = 0;
+    struct uidcol_build cb;
+    mbi_uidcol_build_begin(mb, &cb);
+    if (!cb.buf) return;
+    uint64_t *msum = mbi_msum_begin(mb);
+    struct rec_reader rr;
+    rr_init(&rr, mb, 0, count, RR_CHUNK);
+    for (uint32_t j = 0; j < count; j++) {
+        const unsigned char *raw = rr_get(&rr, j, count);
+        uint32_t u = index_record_uid(raw);
+        if (u <= prev || u >= h->uidnext) {
+            free(msum);
+            msum = NULL;
+            break;
+        }
+        prev = u;
+        mbi_msum_note(msum, j, le_get64(raw + 32));
+        mbi_uidcol_build_note(&cb, j, raw);
+    }
+    rr_fini(&rr);
+    mbi_uidcol_build_end(mb, &cb, msum);   /* (msum NULL: nothing written) */
+    if (msum) mbi_msum_end(mb, msum);
 }
 
 /* view_from_column: a first build of the view (empty) from the uid column: 1 when it was
