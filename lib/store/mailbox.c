@@ -1051,8 +1051,10 @@ int mbi_cache_end(struct mailbox *mb, uint64_t *end_r)
 }
 
 static int view_update(struct mailbox *mb, unsigned flags, struct mailbox_changes *ch);
+static void note_first_unseen(struct mailbox *mb);
 
-/* open_mailbox: mailbox_open, with the view built (view) or not (mailbox_open_target). */
+/* open_mailbox: mailbox_open, with the view built (view 1), and its first unseen message
+ * noted (view 2: mailbox_open_select), or not (view 0: mailbox_open_target). */
 static int open_mailbox(const char *partition, const char *uniqueid, const char *name, int view,
                         struct mailbox **mb_r)
 {
@@ -1074,6 +1076,7 @@ static int open_mailbox(const char *partition, const char *uniqueid, const char 
     /* the view reads every record: a handle that only writes (a delivery, an APPEND or
      * COPY target) skips it, so that its cost does not grow with the mailbox */
     r = view ? view_update(mb, 0, &ch) : 0;
+    if (r == 0 && view == 2) note_first_unseen(mb);
     mbi_unlock(mb, took);
     if (r < 0) goto fail;
     mailbox_changes_fini(&ch);
@@ -1091,6 +1094,12 @@ int mailbox_open(const char *partition, const char *uniqueid, const char *name,
     return open_mailbox(partition, uniqueid, name, 1, mb_r);
 }
 
+int mailbox_open_select(const char *partition, const char *uniqueid, const char *name,
+                        struct mailbox **mb_r)
+{
+    return open_mailbox(partition, uniqueid, name, 2, mb_r);
+}
+
 int mailbox_open_target(const char *partition, const char *uniqueid, const char *name,
                         struct mailbox **mb_r)
 {
@@ -1098,7 +1107,7 @@ int mailbox_open_target(const char *partition, const char *uniqueid, const char 
 }
 
 int mailbox_reuse(struct mailbox *mb, const char *partition, const char *uniqueid,
-                  const char *name)
+                  const char *name, int unseen)
 {
     if (strcmp(mb->uniqueid, uniqueid) != 0 || strcmp(mb->partition, partition) != 0)
         return CF_E_NOTFOUND;
@@ -1115,6 +1124,7 @@ int mailbox_reuse(struct mailbox *mb, const char *partition, const char *uniquei
         mb->view_maxuid = 0;
     }
     int r = view_update(mb, 0, &ch);
+    if (r == 0 && unseen) note_first_unseen(mb);
     mbi_unlock(mb, took);
     mailbox_changes_fini(&ch);
     return r;
@@ -1878,19 +1888,11 @@ static int vg_first_unseen(struct mailbox *mb)
     return (int)(mb->vg_pre[g] + (uint32_t)x + 1);
 }
 
-int mailbox_first_unseen(struct mailbox *mb)
+/* first_unseen_locked: mailbox_first_unseen under a lock the caller holds. */
+static int first_unseen_locked(struct mailbox *mb)
 {
-    int took = mbi_lock(mb, LOCK_SH);
-    if (took < 0) return took;
-    if (first_unseen_known(mb)) {
-        mbi_unlock(mb, took);
-        return (int)mb->first_unseen;
-    }
-    if (mb->vimplicit) {
-        int r = vg_first_unseen(mb);
-        mbi_unlock(mb, took);
-        return r;
-    }
+    if (first_unseen_known(mb)) return (int)mb->first_unseen;
+    if (mb->vimplicit) return vg_first_unseen(mb);
     uint32_t count = mb->hdr.record_count, k = 0, msgno = 0;
     struct rec_reader rr;
     rr_init(&rr, mb, 0, count, 32);
@@ -1905,8 +1907,34 @@ int mailbox_first_unseen(struct mailbox *mb)
         }
     }
     rr_fini(&rr);
-    mbi_unlock(mb, took);
     return (int)msgno;
+}
+
+int mailbox_first_unseen(struct mailbox *mb)
+{
+    int took = mbi_lock(mb, LOCK_SH);
+    if (took < 0) return took;
+    int r = first_unseen_locked(mb);
+    mbi_unlock(mb, took);
+    return r;
+}
+
+/* note_first_unseen: under the lock of an open or reuse for SELECT or EXAMINE, right after
+ * its view_update, the view's first unseen message noted as the one the uid column gives is
+ * (first_unseen_known), so that the [UNSEEN] code (mailbox_first_unseen_synced) needs no
+ * second lock cycle: for a lazy view (made from the group summary) or one read from the
+ * records, SELECT locked again (flock, stat, fstat, the summary's open and read) only for
+ * it. The same reads as mailbox_first_unseen: none when the column said or every message is
+ * \Seen, else the records up to it. A failure notes nothing (a later look reads again and
+ * reports it). */
+static void note_first_unseen(struct mailbox *mb)
+{
+    if (first_unseen_known(mb)) return;
+    int r = first_unseen_locked(mb);
+    if (r < 0) return;
+    mb->first_unseen = (uint32_t)r;
+    mb->first_unseen_modseq = mb->hdr.highestmodseq;
+    mb->first_unseen_generation = mb->hdr.generation;
 }
 
 int mailbox_sync(struct mailbox *mb, unsigned flags, struct mailbox_changes *ch)

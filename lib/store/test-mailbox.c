@@ -1507,7 +1507,7 @@ static void test_verified_reuse(void)
      * message and after a repack; it refuses another mailbox */
     UNIT_EQ_INT(append_one(w, "late", 0, NULL, NULL), 0);
     for (int round = 0; round < 2; round++) {
-        UNIT_EQ_INT(mailbox_reuse(p, part1, id, NULL), 0);
+        UNIT_EQ_INT(mailbox_reuse(p, part1, id, NULL, 0), 0);
         if (!open_ok(id, &f)) goto out;
         v1 = view_uids(p);
         v2 = view_uids(f);
@@ -1522,7 +1522,7 @@ static void test_verified_reuse(void)
         UNIT_EQ_INT(mailbox_expunge(w, more[round], 3, NULL), 0);
         if (round == 0) UNIT_EQ_INT(mailbox_repack(w), 0);
     }
-    UNIT_EQ_INT(mailbox_reuse(p, part2, id, NULL), CF_E_NOTFOUND);
+    UNIT_EQ_INT(mailbox_reuse(p, part2, id, NULL, 0), CF_E_NOTFOUND);
     /* 6. the record lookup across the holes a repack left: every uid found or not, exactly */
     if (!open_ok(id, &f)) goto out;
     for (uint32_t u = 1; u < mailbox_header(f)->uidnext + 3; u++) {
@@ -2365,9 +2365,15 @@ static void test_uidcol_created_by_commit(void)
     UNIT_EQ_INT(uidcol_stats.rebuilds, rebuilds + 1);
     /* the first session: from the summary, nothing rebuilt, the same as from the records */
     uint64_t loads = uidcol_stats.sum_loads;
-    if (!open_ok(id, &a)) goto out;
+    UNIT_EQ_INT(mailbox_open_select(part1, id, NULL, &a), 0);
+    if (!a) goto out;
     UNIT_EQ_INT(uidcol_stats.rebuilds, rebuilds + 1);
     UNIT_CHECK(uidcol_stats.sum_loads > loads);
+    UNIT_CHECK(mailbox_view_lazy(a));
+    /* the open for SELECT found the first unseen message under its lock: no second look */
+    loads = uidcol_stats.sum_loads;
+    UNIT_EQ_INT(mailbox_first_unseen_synced(a), 10);   /* 1-10 \Seen, uid 5 gone */
+    UNIT_EQ_INT(uidcol_stats.sum_loads, loads);
     uidcol_min_records = UINT32_MAX;   /* this handle reads the records */
     int r = mailbox_open(part1, id, NULL, &b);
     uidcol_min_records = MIN;
@@ -2380,10 +2386,27 @@ static void test_uidcol_created_by_commit(void)
             UNIT_EQ_INT(mailbox_uid(a, m), mailbox_uid(b, m));
             break;
         }
-    UNIT_EQ_INT(mailbox_first_unseen_synced(a), 10);   /* 1-10 \Seen, uid 5 gone */
     UNIT_EQ_INT(mailbox_first_unseen_synced(b), 10);
     UNIT_EQ_INT((long long)mailbox_header(a)->highestmodseq,
                 (long long)mailbox_header(b)->highestmodseq);
+    /* another session's change: looked for again, right */
+    uint32_t more[] = { 11 };
+    struct mailbox_store ss = { STORE_ADD, FLAG_SEEN, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(t, more, 1, &ss, NULL, NULL), 0);
+    struct mailbox_changes ch;
+    mailbox_changes_init(&ch);
+    UNIT_EQ_INT(mailbox_sync(a, 0, &ch), 0);
+    mailbox_changes_fini(&ch);
+    UNIT_EQ_INT(mailbox_first_unseen_synced(a), 11);
+    /* a view read from the records (no column used) is noted the same way */
+    mailbox_close(&b);
+    uidcol_min_records = UINT32_MAX;
+    r = mailbox_open_select(part1, id, NULL, &b);
+    uidcol_min_records = MIN;
+    UNIT_EQ_INT(r, 0);
+    if (r < 0) goto out;
+    UNIT_CHECK(!mailbox_view_lazy(b));
+    UNIT_EQ_INT(mailbox_first_unseen_synced(b), 11);
 out:
     uidcol_min_records = min;
     free(col);
