@@ -55,7 +55,7 @@ int mailbox_create_nosync(const char *partition, const char *name, const char *u
  * it would report dropped. Costs what changed since mb last looked, not the mailbox's size.
  * 0 or an error of mailbox_open (then mb must be closed). */
 int mailbox_reuse(struct mailbox *mb, const char *partition, const char *uniqueid,
-                  const char *name);
+                  const char *name, int unseen);   /* unseen: as mailbox_open_select */
 
 /* mailbox_open: open the mailbox for a session and build its view (all existing messages) from
  * the index alone: one mmap, no message file is touched. name is used in log lines (may be
@@ -63,6 +63,14 @@ int mailbox_reuse(struct mailbox *mb, const char *partition, const char *uniquei
  * 0, CF_E_NOTFOUND, CF_E_CORRUPT (logged) or CF_E_IO. Blocks on the shared lock. */
 int mailbox_open(const char *partition, const char *uniqueid, const char *name,
                  struct mailbox **mb_r);
+
+/* mailbox_open_select: mailbox_open for SELECT and EXAMINE: under the same lock, the first
+ * message of the view without \Seen is found too, so that mailbox_first_unseen_synced (the
+ * [UNSEEN] code, RFC 3501 section 7.1) answers without locking again while nothing changed.
+ * Reads at most the records up to that message (none when the uid column names it or every
+ * message is \Seen). Same returns as mailbox_open. (mailbox_reuse's unseen does the same.) */
+int mailbox_open_select(const char *partition, const char *uniqueid, const char *name,
+                        struct mailbox **mb_r);
 
 /* mailbox_open_target: mailbox_open without the view, for a handle that only writes into the
  * mailbox (a delivery, an APPEND or COPY target, the source of a copy): its cost does not

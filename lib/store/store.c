@@ -721,16 +721,17 @@ void store_park_mailbox(struct store *st, struct mailbox **mbp)
 
 /* open_found: open_entry for the list entry e of name, already looked up (it may be
  * corrected: relocate). */
+/* open_found: view 0 a target, 1 a session, 2 a session for SELECT (mailbox_open_select) */
 static int open_found(struct store *st, const char *name, struct mboxlist_entry *e, int view,
                       struct mailbox **mb_r)
 {
     const char *ppath = store_partition_path(st, e->partition);
     int (*openfn)(const char *, const char *, const char *, struct mailbox **) =
-        view ? mailbox_open : mailbox_open_target;
+        view == 2 ? mailbox_open_select : view ? mailbox_open : mailbox_open_target;
     struct mailbox *parked = view ? st->parked : NULL;
     if (view) st->parked = NULL;
     int r = CF_E_NOTFOUND;
-    if (parked && ppath && mailbox_reuse(parked, ppath, e->uniqueid, name) == 0) {
+    if (parked && ppath && mailbox_reuse(parked, ppath, e->uniqueid, name, view == 2) == 0) {
         *mb_r = parked;
         r = 0;
     } else {
@@ -774,7 +775,7 @@ static int open_kept(struct store *st, const char *name, struct mboxlist_entry *
     return open_found(st, name, e, 0, mb_r);
 }
 
-enum open_how { OPEN_TARGET, OPEN_VIEW, OPEN_KEPT };
+enum open_how { OPEN_TARGET, OPEN_VIEW, OPEN_KEPT, OPEN_SELECT };
 
 /* open_entry: store_open_mailbox (view), store_open_target (no view; the parked session,
  * which a later SELECT may want, is left alone) and store_take_target (a kept handle). */
@@ -788,7 +789,7 @@ static int open_entry(struct store *st, const char *name, struct mboxlist_entry 
     if (r == 0) r = CF_E_NOTFOUND;
     if (r < 0) goto out;
     r = how == OPEN_KEPT ? open_kept(st, name, &e, mb_r)
-                         : open_found(st, name, &e, how == OPEN_VIEW, mb_r);
+                         : open_found(st, name, &e, how == OPEN_SELECT ? 2 : how == OPEN_VIEW, mb_r);
 out:
     if (e_out && r == 0) {
         mboxlist_entry_fini(e_out);
@@ -827,6 +828,12 @@ int store_open_mailbox(struct store *st, const char *name, struct mboxlist_entry
                        struct mailbox **mb_r)
 {
     return open_entry(st, name, e_out, OPEN_VIEW, mb_r);
+}
+
+int store_open_select(struct store *st, const char *name, struct mboxlist_entry *e_out,
+                      struct mailbox **mb_r)
+{
+    return open_entry(st, name, e_out, OPEN_SELECT, mb_r);
 }
 
 int store_open_target(struct store *st, const char *name, struct mboxlist_entry *e_out,

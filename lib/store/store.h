@@ -82,6 +82,11 @@ int store_lookup(struct store *st, const char *name, struct mboxlist_entry *e);
 int store_open_mailbox(struct store *st, const char *name, struct mboxlist_entry *e,
                        struct mailbox **mb_r);
 
+/* store_open_select: store_open_mailbox for SELECT and EXAMINE: the first unseen message is
+ * found under the open's lock (mailbox_open_select), also when a parked session is reused. */
+int store_open_select(struct store *st, const char *name, struct mboxlist_entry *e,
+                      struct mailbox **mb_r);
+
 /* store_is_mailbox: 1 when mb is an open handle on the mailbox e (a fresh list entry) names,
  * on the partition store_open_target would open it on: a caller that holds such a handle
  * (the selected mailbox) may write through it instead of opening another. 0 otherwise (another

@@ -1507,7 +1507,7 @@ static void test_verified_reuse(void)
      * message and after a repack; it refuses another mailbox */
     UNIT_EQ_INT(append_one(w, "late", 0, NULL, NULL), 0);
     for (int round = 0; round < 2; round++) {
-        UNIT_EQ_INT(mailbox_reuse(p, part1, id, NULL), 0);
+        UNIT_EQ_INT(mailbox_reuse(p, part1, id, NULL, 0), 0);
         if (!open_ok(id, &f)) goto out;
         v1 = view_uids(p);
         v2 = view_uids(f);
@@ -1522,7 +1522,7 @@ static void test_verified_reuse(void)
         UNIT_EQ_INT(mailbox_expunge(w, more[round], 3, NULL), 0);
         if (round == 0) UNIT_EQ_INT(mailbox_repack(w), 0);
     }
-    UNIT_EQ_INT(mailbox_reuse(p, part2, id, NULL), CF_E_NOTFOUND);
+    UNIT_EQ_INT(mailbox_reuse(p, part2, id, NULL, 0), CF_E_NOTFOUND);
     /* 6. the record lookup across the holes a repack left: every uid found or not, exactly */
     if (!open_ok(id, &f)) goto out;
     for (uint32_t u = 1; u < mailbox_header(f)->uidnext + 3; u++) {
@@ -2326,6 +2326,96 @@ out:
 
 /* mailbox_open_target: a handle without a view (what a delivery uses) appends, is a copy's
  * source and destination, and builds its view at the first sync as an open does. */
+/* The commit that takes a mailbox to uidcol_min_records records (a delivery through a target
+ * handle) writes its uid column and summary; later deliveries keep them, so the first session
+ * after them reads the summary instead of every record and writes no file; it sees what a
+ * session reading the records sees. */
+static void test_uidcol_created_by_commit(void)
+{
+    enum { MIN = 100 };
+    char id[UNIQUEID_LEN + 1];
+    new_mailbox(part1, "user.alice.colmade", id);
+    struct mailbox *t = NULL, *a = NULL, *b = NULL;
+    static const char body[] = "Subject: made\r\n\r\nbody\r\n";
+    uint32_t min = uidcol_min_records;
+    uidcol_min_records = MIN;
+    char *col = xasprintf("%s/%.2s/%s/%s", part1, id, id, UIDCOL_FILE);
+    char *sum = xasprintf("%s/%.2s/%s/%s", part1, id, id, UIDSUM_FILE);
+    struct stat st;
+    UNIT_EQ_INT(mailbox_open_target(part1, id, NULL, &t), 0);
+    if (!t) goto out;
+    mailbox_set_nofsync(t, 1);
+    UNIT_EQ_INT(append_many(t, body, MIN - 1, 10), 0);
+    UNIT_EQ_INT(stat(col, &st), -1);   /* below the size: none */
+    uint64_t rebuilds = uidcol_stats.rebuilds, sums = uidcol_stats.sum_rebuilds;
+    UNIT_EQ_INT(append_one(t, "crossing", 0, NULL, NULL), 0);
+    UNIT_EQ_INT(uidcol_stats.rebuilds, rebuilds + 1);
+    UNIT_EQ_INT(uidcol_stats.sum_rebuilds, sums + 1);
+    UNIT_EQ_INT(stat(col, &st), 0);
+    UNIT_EQ_INT(stat(sum, &st), 0);
+    /* more deliveries, one of them \Seen, and one expunged: brought forward, not rebuilt */
+    uint64_t updates = uidcol_stats.updates;
+    for (int i = 0; i < 40; i++)
+        UNIT_EQ_INT(append_one(t, "later", i == 3 ? FLAG_SEEN : 0, NULL, NULL), 0);
+    uint32_t gone[] = { 5 };
+    struct mailbox_store sd = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(t, gone, 1, &sd, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_expunge(t, gone, 1, NULL), 0);
+    UNIT_CHECK(uidcol_stats.updates >= updates + 40);
+    UNIT_EQ_INT(uidcol_stats.rebuilds, rebuilds + 1);
+    /* the first session: from the summary, nothing rebuilt, the same as from the records */
+    uint64_t loads = uidcol_stats.sum_loads;
+    UNIT_EQ_INT(mailbox_open_select(part1, id, NULL, &a), 0);
+    if (!a) goto out;
+    UNIT_EQ_INT(uidcol_stats.rebuilds, rebuilds + 1);
+    UNIT_CHECK(uidcol_stats.sum_loads > loads);
+    UNIT_CHECK(mailbox_view_lazy(a));
+    /* the open for SELECT found the first unseen message under its lock: no second look */
+    loads = uidcol_stats.sum_loads;
+    UNIT_EQ_INT(mailbox_first_unseen_synced(a), 10);   /* 1-10 \Seen, uid 5 gone */
+    UNIT_EQ_INT(uidcol_stats.sum_loads, loads);
+    uidcol_min_records = UINT32_MAX;   /* this handle reads the records */
+    int r = mailbox_open(part1, id, NULL, &b);
+    uidcol_min_records = MIN;
+    UNIT_EQ_INT(r, 0);
+    if (r < 0) goto out;
+    UNIT_EQ_INT(mailbox_count(a), MIN + 40 - 1);
+    UNIT_EQ_INT(mailbox_count(a), mailbox_count(b));
+    for (uint32_t m = 1; m <= mailbox_count(b); m++)
+        if (mailbox_uid(a, m) != mailbox_uid(b, m)) {
+            UNIT_EQ_INT(mailbox_uid(a, m), mailbox_uid(b, m));
+            break;
+        }
+    UNIT_EQ_INT(mailbox_first_unseen_synced(b), 10);
+    UNIT_EQ_INT((long long)mailbox_header(a)->highestmodseq,
+                (long long)mailbox_header(b)->highestmodseq);
+    /* another session's change: looked for again, right */
+    uint32_t more[] = { 11 };
+    struct mailbox_store ss = { STORE_ADD, FLAG_SEEN, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(t, more, 1, &ss, NULL, NULL), 0);
+    struct mailbox_changes ch;
+    mailbox_changes_init(&ch);
+    UNIT_EQ_INT(mailbox_sync(a, 0, &ch), 0);
+    mailbox_changes_fini(&ch);
+    UNIT_EQ_INT(mailbox_first_unseen_synced(a), 11);
+    /* a view read from the records (no column used) is noted the same way */
+    mailbox_close(&b);
+    uidcol_min_records = UINT32_MAX;
+    r = mailbox_open_select(part1, id, NULL, &b);
+    uidcol_min_records = MIN;
+    UNIT_EQ_INT(r, 0);
+    if (r < 0) goto out;
+    UNIT_CHECK(!mailbox_view_lazy(b));
+    UNIT_EQ_INT(mailbox_first_unseen_synced(b), 11);
+out:
+    uidcol_min_records = min;
+    free(col);
+    free(sum);
+    mailbox_close(&b);
+    mailbox_close(&a);
+    mailbox_close(&t);
+}
+
 static void test_open_target(void)
 {
     enum { N = 1500 };
@@ -3014,6 +3104,7 @@ int main(void)
     test_lazy_view();
     test_own_changes();
     test_open_target();
+    test_uidcol_created_by_commit();
     test_store_batched();
     test_store_view();
     test_store_hook();

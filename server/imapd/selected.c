@@ -22,7 +22,9 @@ int selected_open_view(struct store *st, const char *name, int readonly, int no_
 {
     *sel_r = NULL;
     struct mailbox *mb = NULL;
-    int r = store_open_mailbox(st, name, NULL, &mb);
+    /* (the [UNSEEN] code comes with the open's sync; a rev2 session has none) */
+    int r = no_recent ? store_open_mailbox(st, name, NULL, &mb)
+                      : store_open_select(st, name, NULL, &mb);
     if (r < 0) return r;
     struct selected *sel = xzmalloc(sizeof *sel);
     sel->name = xstrdup(name);
