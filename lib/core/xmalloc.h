@@ -19,7 +19,7 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * unmapped by xbig_free: a fault and a TLB entry per 2 MiB rather than per 4 KiB, and nothing
  * of it stays in the process afterwards (glibc would serve such an array from the heap, and
  * a heap grown by tens of MB stays up to its trim threshold). Below XBIG_MIN, xmalloc. */
-#define XBIG_MIN ((size_t)8 << 20)
+#define XBIG_MIN ((size_t)2 << 20)
 void *xbig_alloc(size_t n);
 void xbig_free(void *p, size_t n);           /* xbig_free(NULL, n) does nothing */
 

@@ -738,9 +738,9 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
 
     /* the keys: numbers from the index records, strings from the key file */
     int strings = crit_has_strings(crit, ncrit);
-    uint32_t *uidv = n ? xreallocarray(NULL, n, sizeof(*uidv)) : NULL;
     /* the big arrays are xbig_alloc'd: nothing of them stays in the process (xmalloc.h) */
     const size_t nrecs = n;
+    uint32_t *uidv = n ? xbig_alloc(n * sizeof(*uidv)) : NULL;
     struct mailbox_sortrec *recs = n ? xbig_alloc(n * sizeof(*recs)) : NULL;
     struct mailbox_sortkeys keys;
     memset(&keys, 0, sizeof(keys));
@@ -763,7 +763,7 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
         if (save_asked) imap_seqset_clear(&sel->saved);
         imapd_reply_error(c, cmd->tag, r);
     } else {
-        uint32_t *order = n ? xreallocarray(NULL, n, sizeof(*order)) : NULL;
+        uint32_t *order = n ? xbig_alloc(n * sizeof(*order)) : NULL;
         g_crit = crit;
         g_ncrit = ncrit;
         if (first >= 0) {
@@ -776,8 +776,8 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
         }
         /* the uids and numbers in sort order (items, when there are, are in the order the
          * qsort left them; else order indexes the gathered arrays) */
-        uint32_t *nums = n ? xreallocarray(NULL, n, sizeof(*nums)) : NULL;
-        uint32_t *suid = n ? xreallocarray(NULL, n, sizeof(*suid)) : NULL;
+        uint32_t *nums = n ? xbig_alloc(n * sizeof(*nums)) : NULL;
+        uint32_t *suid = n ? xbig_alloc(n * sizeof(*suid)) : NULL;
         for (size_t i = 0; i < n; i++) {
             uint32_t j = order[i];
             suid[i] = items ? items[j].uid : uidv[j];
@@ -821,16 +821,16 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
             if (ret & ~(unsigned)(RET_SAVE | RET_CONTEXT | RET_UPDATE))
                 esort_reply(c, cmd, uid_cmd, ret, &partial, nums, n);
         }
-        free(nums);
-        free(suid);
-        free(order);
+        xbig_free(nums, n * sizeof(*nums));
+        xbig_free(suid, n * sizeof(*suid));
+        xbig_free(order, n * sizeof(*order));
         search_free(&prog);
         client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
     }
     xbig_free(items, n * sizeof(*items));
     xbig_free(skeys, n * sizeof(*skeys));
     free(msgnos);
-    free(uidv);
+    xbig_free(uidv, nrecs * sizeof(*uidv));
     mailbox_sortkeys_fini(&keys);
     return;
 failed:
