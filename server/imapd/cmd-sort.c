@@ -225,7 +225,7 @@ struct radix_kv {
 static void radix_order(const struct sort_item *items, size_t n, const struct sort_crit *crit,
                         size_t ncrit, uint32_t *order)
 {
-    struct radix_kv *a = xreallocarray(NULL, n, sizeof(*a)), *b = xreallocarray(NULL, n, sizeof(*b));
+    struct radix_kv *a = xbig_alloc(n * sizeof(*a)), *b = xbig_alloc(n * sizeof(*b));
     for (size_t i = 0; i < n; i++) order[i] = (uint32_t)i;
     for (size_t c = ncrit; c-- > 0;) {
         size_t count[8][256];
@@ -250,8 +250,8 @@ static void radix_order(const struct sort_item *items, size_t n, const struct so
         }
         for (size_t i = 0; i < n; i++) order[i] = a[i].i;
     }
-    free(a);
-    free(b);
+    xbig_free(a, n * sizeof(*a));
+    xbig_free(b, n * sizeof(*b));
 }
 
 /* chunk_at: the 8 bytes of s[0,n) from offset off as a big-endian number, zero-padded
