@@ -77,10 +77,13 @@ static int64_t sent_date(const struct mailbox_sortrec *r)
 
 
 /* keep_heap: from the first SORT or THREAD on, this process keeps freed heap memory (up to
- * 64 MiB) and serves big arrays from the heap rather than fresh mappings: a command on a
- * 100,000-message mailbox allocates some 30 MB of arrays, and giving them back to the
+ * 64 MiB) and serves arrays up to 32 MiB from the heap rather than fresh mappings: a command
+ * on a 100,000-message mailbox allocates some 30 MB of arrays, and giving them back to the
  * kernel after each command made the next one fault every page in again (measured: the
- * largest single cost of a warm THREAD). The memory stays reusable by any later command. */
+ * largest single cost of a warm THREAD). The memory stays reusable by any later command.
+ * The per-message arrays of XBIG_MIN (2 MiB) and more are xbig_alloc'd instead (2 MiB pages,
+ * unmapped after the command): at 1,000,000 messages they are some 180 MB, which in the heap
+ * either stayed in the process or was faulted in again, 26,000 pages a command. */
 static void keep_heap(void)
 {
     static int done;
@@ -315,21 +318,8 @@ struct str_key {
     uint32_t len;
 };
 
-/* string_order: the order of the messages keys[0,n) (given in mailbox order) when the first
- * criterion is a string key, into order[0,n), exactly the order of item_cmp on items[0,n)
- * (which only more criteria need; NULL with one): an MSD radix sort on the key
- * 8 bytes at a time (each level a stable sort of one run of equal bytes so far, so ties stay
- * in mailbox order), then the runs whose keys are exhausted by length (a shorter key first,
- * as memcmp-then-length orders) and, with more criteria, the items still equal by item_cmp.
- * The work is the key bytes that must be looked at, not n log n comparisons that each chase
- * two keys through memory (the cost of a 100,000-message SORT (SUBJECT) ALL before).
- *
- * The levels go breadth first: all runs still open at key offset off take their next 8 bytes
- * in one pass over the keys in mailbox order, which is the order of the blobs in the key file
- * (chunk_pass), and then read them from a flat array of 8 bytes a message. Taking them in sort
- * order instead, run by run, cost a cache and TLB miss per key and level in the mapped key
- * file at 1,000,000 messages (docs/perf/sort-thread.md, 2026-12-08). Runs are disjoint, so
- * the order they are done in changes nothing in the result. */
+/* run_exhausted: for string_order, a run ra[0,m) of keys with equal bytes that all end by
+ * the current level: ordered by length, then (more criteria) by item_cmp; b is scratch. */
 static void run_exhausted(struct radix_kv *ra, size_t m, struct radix_kv *b,
                           const struct sort_item *items, const struct sort_crit *crit,
                           size_t ncrit)
@@ -379,6 +369,21 @@ static void chunk_pass(const struct str_key *keys, size_t n, const uint64_t *liv
 
 struct str_run { size_t lo, hi; };
 
+/* string_order: the order of the messages keys[0,n) (given in mailbox order) when the first
+ * criterion is a string key, into order[0,n), exactly the order of item_cmp on items[0,n)
+ * (which only more criteria need; NULL with one): an MSD radix sort on the key
+ * 8 bytes at a time (each level a stable sort of one run of equal bytes so far, so ties stay
+ * in mailbox order), then the runs whose keys are exhausted by length (a shorter key first,
+ * as memcmp-then-length orders) and, with more criteria, the items still equal by item_cmp.
+ * The work is the key bytes that must be looked at, not n log n comparisons that each chase
+ * two keys through memory (the cost of a 100,000-message SORT (SUBJECT) ALL before).
+ *
+ * The levels go breadth first: all runs still open at key offset off take their next 8 bytes
+ * in one pass over the keys in mailbox order, which is the order of the blobs in the key file
+ * (chunk_pass), and then read them from a flat array of 8 bytes a message. Taking them in sort
+ * order instead, run by run, cost a cache and TLB miss per key and level in the mapped key
+ * file at 1,000,000 messages (docs/perf/sort-thread.md, 2026-12-08). Runs are disjoint, so
+ * the order they are done in changes nothing in the result. */
 static void string_order(const struct str_key *keys, const struct sort_item *items, size_t n,
                          const struct sort_crit *crit, size_t ncrit, uint32_t *order)
 {
