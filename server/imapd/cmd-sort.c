@@ -63,6 +63,14 @@ struct sort_item {
 static uint64_t str_prefix(const char *s, size_t n)
 {
     uint64_t v = 0;
+    if (n >= 8) {
+        /* one load (s[0,8) is in the key), made big-endian */
+        memcpy(&v, s, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        v = __builtin_bswap64(v);
+#endif
+        return v;
+    }
     for (size_t i = 0; i < 8; i++) v = (v << 8) | (i < n ? (unsigned char)s[i] : 0);
     return v;
 }
