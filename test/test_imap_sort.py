@@ -205,6 +205,56 @@ class Sort(ImapUsersTestCase):
         self.assertEqual(self.sort(c, "SORT (SUBJECT) UTF-8 ALL"), ref(live))
         self.assertEqual(self.sort(c, "SORT (REVERSE SUBJECT) UTF-8 ALL"), ref(live, True))
 
+    def test_deep_runs_level_by_level(self):
+        # string_order goes a level (8 key bytes) at a time over every run still open, the
+        # bytes read in mailbox order (cmd-sort.c chunk_pass): at one level some runs end (all
+        # their keys exhausted: by length, then mailbox order), others go on, with more than
+        # 32 keys (radix) and fewer (insertion sort); keys ending on a level's edge (8, 16,
+        # 24, 32 bytes) and in between, equal keys, and prefixes up to 48 bytes shared
+        base = "abcdefgh" "ijklmnop" "qrstuvwx" "yz012345" "6789abcd" "efghijkl"
+        lens = [8, 16, 24, 32, 40, 48, 7, 15, 17, 23, 25, 33, 47, 3, 0]
+        subj, dates, msgs = [], [], []
+        for i in range(700):
+            h = (i * 2654435761 + 7) & 0xffffffff
+            cut = lens[h % len(lens)]
+            s = base[:cut]
+            v = (h >> 8) % 9
+            if v == 1 and cut:
+                s = s[:-1] + "Z"              # differs in the level's last byte
+            elif v == 2 and cut > 8:
+                s = s[:8] + "A" + s[9:]       # differs at the start of the second level
+            elif v == 3:
+                s = s + " %d" % ((h >> 12) % 3)   # a short tail past the edge
+            subj.append(s.upper())
+            day = 1 + (h >> 16) % 28
+            dates.append(day)
+            cased = "".join(ch.upper() if (h >> k) & 1 else ch for k, ch in enumerate(s))
+            msgs.append((None, "Subject: %s\r\nDate: %d Jan 2023 10:00:00 +0000\r\n\r\n%d\r\n"
+                         % (cased, day, i)))
+        self.make_box("deep", msgs)
+        c = self.conn("fred")
+        self.ok(c, 'SELECT "deep"')
+
+        def ref(keys, ds, rev=False, then_date=None):
+            def cmp(a, b):
+                r = (keys[a - 1] > keys[b - 1]) - (keys[a - 1] < keys[b - 1])
+                if rev: r = -r
+                if not r and then_date:
+                    r = (ds[a - 1] > ds[b - 1]) - (ds[a - 1] < ds[b - 1])
+                    if then_date == "rev": r = -r
+                return r or (a > b) - (a < b)
+            return sorted(range(1, len(keys) + 1), key=functools.cmp_to_key(cmp))
+        for _ in range(2):          # twice in one session: nothing of the first one is reused
+            self.assertEqual(self.sort(c, "SORT (SUBJECT) UTF-8 ALL"), ref(subj, dates))
+            self.assertEqual(self.sort(c, "SORT (REVERSE SUBJECT) UTF-8 ALL"),
+                             ref(subj, dates, True))
+            self.assertEqual(self.sort(c, "SORT (SUBJECT REVERSE DATE) UTF-8 ALL"),
+                             ref(subj, dates, False, "rev"))
+        # a subset: the keys the search left out are in no run
+        odd = [m for m in range(1, 701) if m % 2]
+        want = [m for m in ref(subj, dates) if m % 2]
+        self.assertEqual(self.sort(c, "SORT (SUBJECT) UTF-8 %s" % ",".join(map(str, odd))), want)
+
     def test_empty_and_missing(self):
         c = self.conn("fred")
         self.ok(c, 'CREATE "empty"')

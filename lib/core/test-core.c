@@ -1,4 +1,5 @@
-/* test-core.c: unit tests for buf, strarr, arena, log quoting, file helpers, SipHash. */
+/* test-core.c: unit tests for buf, strarr, arena, log quoting, file helpers, SipHash,
+ * xbig_alloc. */
 #include "core/arena.h"
 #include "core/base64.h"
 #include "core/buf.h"
@@ -393,6 +394,44 @@ static void test_siphash(void)
     UNIT_CHECK(memcmp(first, out, sizeof out) != 0);
 }
 
+/* vm_size_kb: VmSize of this process (kB), from /proc/self/status; -1 when unknown. */
+static long vm_size_kb(void)
+{
+    char line[256];
+    long kb = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %ld kB", &kb) == 1) break;
+    fclose(f);
+    return kb;
+}
+
+/* xbig_alloc: below XBIG_MIN from malloc, from XBIG_MIN on a mapping of its own, whole
+ * sizes and odd ones; every byte writable and nothing left mapped after xbig_free. */
+static void test_xbig(void)
+{
+    size_t sizes[] = { 1, 4096, XBIG_MIN - 1, XBIG_MIN, XBIG_MIN + 1, 3 * XBIG_MIN + 12345 };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i];
+        unsigned char *p = xbig_alloc(n);
+        UNIT_CHECK(p != NULL);
+        memset(p, 0xa5, n);
+        UNIT_CHECK(p[0] == 0xa5 && p[n - 1] == 0xa5);
+        xbig_free(p, n);
+    }
+    xbig_free(NULL, XBIG_MIN);
+    xbig_free(NULL, 1);
+    /* a big one is given back: the process's address space shrinks again */
+    size_t n = (size_t)64 << 20;
+    long before = vm_size_kb();
+    unsigned char *p = xbig_alloc(n);
+    p[0] = p[n - 1] = 1;
+    UNIT_CHECK(vm_size_kb() >= before + 64 * 1024);
+    xbig_free(p, n);
+    UNIT_CHECK(vm_size_kb() < before + 64 * 1024);
+}
+
 int main(void)
 {
     log_init("test-core", 1, LOG_LVL_ERR);
@@ -406,5 +445,6 @@ int main(void)
     test_base64();
     test_path_access();
     test_siphash();
+    test_xbig();
     UNIT_DONE();
 }

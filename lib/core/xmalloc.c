@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static void oom(size_t n)
 {
@@ -68,4 +69,23 @@ char *xasprintf(const char *fmt, ...)
     va_end(ap);
     if (n < 0) oom(strlen(fmt));
     return s;
+}
+
+#define XBIG_PAGE ((size_t)2 << 20)
+
+void *xbig_alloc(size_t n)
+{
+    if (n < XBIG_MIN) return xmalloc(n);
+    size_t len = (n + XBIG_PAGE - 1) & ~(XBIG_PAGE - 1);
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) oom(n);
+    (void)madvise(p, len, MADV_HUGEPAGE);    /* a hint only */
+    return p;
+}
+
+void xbig_free(void *p, size_t n)
+{
+    if (!p) return;
+    if (n < XBIG_MIN) free(p);
+    else munmap(p, (n + XBIG_PAGE - 1) & ~(XBIG_PAGE - 1));
 }

@@ -65,6 +65,7 @@ struct mailbox_sortkeys {
     uint32_t *len;
     unsigned char key[SORTKEYS_KEY_LEN];
     /* private */
+    size_t n;                       /* blob and len hold n (xbig_alloc'd) */
     unsigned char *map;
     size_t map_len;
     struct buf extra;

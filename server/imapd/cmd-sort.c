@@ -63,6 +63,14 @@ struct sort_item {
 static uint64_t str_prefix(const char *s, size_t n)
 {
     uint64_t v = 0;
+    if (n >= 8) {
+        /* one load (s[0,8) is in the key), made big-endian */
+        memcpy(&v, s, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        v = __builtin_bswap64(v);
+#endif
+        return v;
+    }
     for (size_t i = 0; i < 8; i++) v = (v << 8) | (i < n ? (unsigned char)s[i] : 0);
     return v;
 }
@@ -77,10 +85,13 @@ static int64_t sent_date(const struct mailbox_sortrec *r)
 
 
 /* keep_heap: from the first SORT or THREAD on, this process keeps freed heap memory (up to
- * 64 MiB) and serves big arrays from the heap rather than fresh mappings: a command on a
- * 100,000-message mailbox allocates some 30 MB of arrays, and giving them back to the
+ * 64 MiB) and serves arrays up to 32 MiB from the heap rather than fresh mappings: a command
+ * on a 100,000-message mailbox allocates some 30 MB of arrays, and giving them back to the
  * kernel after each command made the next one fault every page in again (measured: the
- * largest single cost of a warm THREAD). The memory stays reusable by any later command. */
+ * largest single cost of a warm THREAD). The memory stays reusable by any later command.
+ * The per-message arrays of XBIG_MIN (2 MiB) and more are xbig_alloc'd instead (2 MiB pages,
+ * unmapped after the command): at 1,000,000 messages they are some 180 MB, which in the heap
+ * either stayed in the process or was faulted in again, 26,000 pages a command. */
 static void keep_heap(void)
 {
     static int done;
@@ -215,6 +226,7 @@ static uint64_t numeric_key(const struct sort_item *it, const struct sort_crit *
 struct radix_kv {
     uint64_t k;
     uint32_t i;
+    uint32_t len;                   /* string_order: the key's length (else unused) */
 };
 
 /* radix_order: the order of items[0,n) (given in mailbox order) under numeric criteria only,
@@ -224,7 +236,7 @@ struct radix_kv {
 static void radix_order(const struct sort_item *items, size_t n, const struct sort_crit *crit,
                         size_t ncrit, uint32_t *order)
 {
-    struct radix_kv *a = xreallocarray(NULL, n, sizeof(*a)), *b = xreallocarray(NULL, n, sizeof(*b));
+    struct radix_kv *a = xbig_alloc(n * sizeof(*a)), *b = xbig_alloc(n * sizeof(*b));
     for (size_t i = 0; i < n; i++) order[i] = (uint32_t)i;
     for (size_t c = ncrit; c-- > 0;) {
         size_t count[8][256];
@@ -249,8 +261,8 @@ static void radix_order(const struct sort_item *items, size_t n, const struct so
         }
         for (size_t i = 0; i < n; i++) order[i] = a[i].i;
     }
-    free(a);
-    free(b);
+    xbig_free(a, n * sizeof(*a));
+    xbig_free(b, n * sizeof(*b));
 }
 
 /* chunk_at: the 8 bytes of s[0,n) from offset off as a big-endian number, zero-padded
@@ -314,6 +326,57 @@ struct str_key {
     uint32_t len;
 };
 
+/* run_exhausted: for string_order, a run ra[0,m) of keys with equal bytes that all end by
+ * the current level: ordered by length, then (more criteria) by item_cmp; b is scratch. */
+static void run_exhausted(struct radix_kv *ra, size_t m, struct radix_kv *b,
+                          const struct sort_item *items, const struct sort_crit *crit,
+                          size_t ncrit)
+{
+    /* every key ends at or before this level's offset: equal bytes, so the shorter first
+     * (REVERSE: the longer), ties in mailbox order */
+    for (size_t x = 0; x < m; x++) {
+        uint64_t l = ra[x].len;
+        ra[x].k = crit[0].reverse ? ~l : l;
+    }
+    if (m > 32) radix_kv_sort(ra, b, m);
+    else small_kv_sort(ra, m);
+    if (ncrit < 2) return;
+    /* the same key: the next criteria decide (item_cmp, mailbox order last) */
+    for (size_t x = 0; x < m;) {
+        size_t y = x + 1;
+        while (y < m && ra[y].k == ra[x].k) y++;
+        if (y - x > 1) {
+            uint32_t *ix = xreallocarray(NULL, y - x, sizeof(*ix));
+            for (size_t z = x; z < y; z++) ix[z - x] = ra[z].i;
+            g_items = items;
+            qsort(ix, y - x, sizeof(*ix), index_cmp);
+            for (size_t z = x; z < y; z++) ra[z].i = ix[z - x];
+            free(ix);
+        }
+        x = y;
+    }
+}
+
+/* chunk_pass: chunk[i] = the 8 bytes at offset off of key i, for every i whose bit is set in
+ * live[0, words), in ascending i: the str_key array and the key blobs are both read forward. */
+static void chunk_pass(const struct str_key *keys, size_t n, const uint64_t *live, size_t words,
+                       size_t off, uint64_t *chunk)
+{
+    for (size_t w = 0; w < words; w++) {
+        uint64_t bits = live[w];
+        while (bits) {
+            size_t i = w * 64 + (size_t)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            /* the blob a few keys on (prefetching never faults, wherever it points) */
+            if (i + 16 < n) __builtin_prefetch(keys[i + 16].s + off);
+            const struct str_key *k = &keys[i];
+            chunk[i] = off == 8 ? k->pfx2 : chunk_at(k->s, k->len, off);
+        }
+    }
+}
+
+struct str_run { size_t lo, hi; };
+
 /* string_order: the order of the messages keys[0,n) (given in mailbox order) when the first
  * criterion is a string key, into order[0,n), exactly the order of item_cmp on items[0,n)
  * (which only more criteria need; NULL with one): an MSD radix sort on the key
@@ -321,84 +384,93 @@ struct str_key {
  * in mailbox order), then the runs whose keys are exhausted by length (a shorter key first,
  * as memcmp-then-length orders) and, with more criteria, the items still equal by item_cmp.
  * The work is the key bytes that must be looked at, not n log n comparisons that each chase
- * two keys through memory (the cost of a 100,000-message SORT (SUBJECT) ALL before). */
+ * two keys through memory (the cost of a 100,000-message SORT (SUBJECT) ALL before).
+ *
+ * The levels go breadth first: all runs still open at key offset off take their next 8 bytes
+ * in one pass over the keys in mailbox order, which is the order of the blobs in the key file
+ * (chunk_pass), and then read them from a flat array of 8 bytes a message. Taking them in sort
+ * order instead, run by run, cost a cache and TLB miss per key and level in the mapped key
+ * file at 1,000,000 messages (docs/perf/sort-thread.md, 2026-12-08). Runs are disjoint, so
+ * the order they are done in changes nothing in the result. */
 static void string_order(const struct str_key *keys, const struct sort_item *items, size_t n,
                          const struct sort_crit *crit, size_t ncrit, uint32_t *order)
 {
     const uint64_t flip = crit[0].reverse ? ~0ull : 0;  /* REVERSE: descending bytes */
-    struct radix_kv *a = xreallocarray(NULL, n, sizeof(*a)), *b = xreallocarray(NULL, n, sizeof(*b));
+    struct radix_kv *a = xbig_alloc(n * sizeof(*a)), *b = xbig_alloc(n * sizeof(*b));
     for (size_t i = 0; i < n; i++) {
         a[i].k = keys[i].pfx ^ flip;
         a[i].i = (uint32_t)i;
+        a[i].len = keys[i].len;
     }
     radix_kv_sort(a, b, n);
-    /* runs of equal bytes so far: [lo, hi) at key offset off (bytes [0, off) equal) */
-    struct run { size_t lo, hi, off; } *stack = NULL;
-    size_t ns = 0, as = 0;
+    /* the runs of equal bytes so far (bytes [0, off) equal), longer than one */
+    struct str_run *runs = NULL, *next = NULL;
+    size_t nr = 0, ar = 0, nn = 0, an = 0;
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
         while (j < n && a[j].k == a[i].k) j++;
         if (j - i > 1) {
-            if (ns == as) stack = xreallocarray(stack, as = as ? as * 2 : 64, sizeof(*stack));
-            stack[ns++] = (struct run){ i, j, 8 };
+            if (nr == ar) runs = xreallocarray(runs, ar = ar ? ar * 2 : 64, sizeof(*runs));
+            runs[nr++] = (struct str_run){ i, j };
         }
         i = j;
     }
-    while (ns) {
-        struct run r = stack[--ns];
-        size_t m = r.hi - r.lo, longer = 0;
-        struct radix_kv *ra = a + r.lo;
-        for (size_t x = 0; x < m; x++)
-            if (keys[ra[x].i].len > r.off) longer++;
-        if (!longer) {
-            /* every key ends before off: equal bytes, so the shorter first (REVERSE: the
-             * longer), ties in mailbox order */
-            for (size_t x = 0; x < m; x++) {
-                uint64_t l = keys[ra[x].i].len;
-                ra[x].k = crit[0].reverse ? ~l : l;
+    const size_t words = (n + 63) / 64;
+    uint64_t *live = NULL, *chunk = NULL;
+    for (size_t off = 8; nr; off += 8) {
+        if (!live) {
+            live = xreallocarray(NULL, words, sizeof(*live));
+            chunk = xbig_alloc(n * sizeof(*chunk));
+        }
+        memset(live, 0, words * sizeof(*live));
+        /* the runs whose keys all end by off are done; the others' keys go on */
+        size_t keep = 0;
+        for (size_t q = 0; q < nr; q++) {
+            struct radix_kv *ra = a + runs[q].lo;
+            size_t m = runs[q].hi - runs[q].lo, longer = 0;
+            for (size_t x = 0; x < m; x++) longer |= ra[x].len > off;
+            if (!longer) {
+                run_exhausted(ra, m, b, items, crit, ncrit);
+                continue;
             }
+            for (size_t x = 0; x < m; x++) live[ra[x].i >> 6] |= 1ull << (ra[x].i & 63);
+            runs[keep++] = runs[q];
+        }
+        nr = keep;
+        if (!nr) break;
+        chunk_pass(keys, n, live, words, off, chunk);
+        nn = 0;
+        for (size_t q = 0; q < nr; q++) {
+            struct radix_kv *ra = a + runs[q].lo;
+            size_t m = runs[q].hi - runs[q].lo;
+            for (size_t x = 0; x < m; x++) ra[x].k = chunk[ra[x].i] ^ flip;
             if (m > 32) radix_kv_sort(ra, b, m);
             else small_kv_sort(ra, m);
-            if (ncrit > 1) {
-                /* the same key: the next criteria decide (item_cmp, mailbox order last) */
-                for (size_t x = 0; x < m;) {
-                    size_t y = x + 1;
-                    while (y < m && ra[y].k == ra[x].k) y++;
-                    if (y - x > 1) {
-                        uint32_t *ix = xreallocarray(NULL, y - x, sizeof(*ix));
-                        for (size_t z = x; z < y; z++) ix[z - x] = ra[z].i;
-                        g_items = items;
-                        qsort(ix, y - x, sizeof(*ix), index_cmp);
-                        for (size_t z = x; z < y; z++) ra[z].i = ix[z - x];
-                        free(ix);
-                    }
-                    x = y;
+            for (size_t x = 0; x < m;) {
+                size_t y = x + 1;
+                while (y < m && ra[y].k == ra[x].k) y++;
+                if (y - x > 1) {
+                    if (nn == an) next = xreallocarray(next, an = an ? an * 2 : 64, sizeof(*next));
+                    next[nn++] = (struct str_run){ runs[q].lo + x, runs[q].lo + y };
                 }
+                x = y;
             }
-            continue;
         }
-        for (size_t x = 0; x < m; x++) {
-            /* the second 8 bytes were taken in mailbox order (fill_items): reading them here,
-             * in key order, was a cache miss per item */
-            const struct str_key *it = &keys[ra[x].i];
-            ra[x].k = (r.off == 8 ? it->pfx2 : chunk_at(it->s, it->len, r.off)) ^ flip;
-        }
-        if (m > 32) radix_kv_sort(ra, b, m);
-        else small_kv_sort(ra, m);
-        for (size_t x = 0; x < m;) {
-            size_t y = x + 1;
-            while (y < m && ra[y].k == ra[x].k) y++;
-            if (y - x > 1) {
-                if (ns == as) stack = xreallocarray(stack, as = as * 2, sizeof(*stack));
-                stack[ns++] = (struct run){ r.lo + x, r.lo + y, r.off + 8 };
-            }
-            x = y;
-        }
+        struct str_run *t = runs;
+        runs = next;
+        next = t;
+        size_t ta = ar;
+        ar = an;
+        an = ta;
+        nr = nn;
     }
     for (size_t i = 0; i < n; i++) order[i] = a[i].i;
-    free(stack);
-    free(a);
-    free(b);
+    free(runs);
+    free(next);
+    free(live);
+    xbig_free(chunk, n * sizeof(*chunk));
+    xbig_free(a, n * sizeof(*a));
+    xbig_free(b, n * sizeof(*b));
 }
 
 /* RFC 5267 section 3 (ESORT) result options, RFC 5182 SAVE, and RFC 5267 section 4
@@ -512,7 +584,7 @@ static void esort_reply(struct client *c, const struct imap_command *cmd, int ui
                         size_t n)
 {
     struct buf out = BUF_INIT;
-    buf_appends(&out, "ESEARCH (TAG \"");
+    buf_appends(&out, "* ESEARCH (TAG \"");
     for (const char *t = cmd->tag; *t; t++) {
         if (*t == '"' || *t == '\\') buf_putc(&out, '\\');
         buf_putc(&out, *t);
@@ -537,7 +609,8 @@ static void esort_reply(struct client *c, const struct imap_command *cmd, int ui
         buf_putc(&out, ')');
     }
     if (ret & RET_COUNT) buf_printf(&out, " COUNT %zu", n);
-    client_untagged(c, "%s", buf_cstr(&out));
+    buf_appends(&out, "\r\n");
+    client_untagged_lines(c, out.s, out.len);
     buf_fini(&out);
 }
 
@@ -581,7 +654,7 @@ static void fill_items(struct sort_item *items, size_t n, const uint32_t *msgno_
 static struct str_key *str_keys(const struct sort_item *items, const struct mailbox_sortkeys *kb,
                                 size_t n, size_t sk)
 {
-    struct str_key *out = xreallocarray(NULL, n, sizeof(*out));
+    struct str_key *out = xbig_alloc(n * sizeof(*out));      /* xbig_free(out, n * ...) */
     for (size_t i = 0; i < n; i++) {
         struct str_key *o = &out[i];
         if (items) {
@@ -678,8 +751,10 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
 
     /* the keys: numbers from the index records, strings from the key file */
     int strings = crit_has_strings(crit, ncrit);
-    uint32_t *uidv = n ? xreallocarray(NULL, n, sizeof(*uidv)) : NULL;
-    struct mailbox_sortrec *recs = n ? xreallocarray(NULL, n, sizeof(*recs)) : NULL;
+    /* the big arrays are xbig_alloc'd: nothing of them stays in the process (xmalloc.h) */
+    const size_t nrecs = n;
+    uint32_t *uidv = n ? xbig_alloc(n * sizeof(*uidv)) : NULL;
+    struct mailbox_sortrec *recs = n ? xbig_alloc(n * sizeof(*recs)) : NULL;
     struct mailbox_sortkeys keys;
     memset(&keys, 0, sizeof(keys));
     r = gather(sel, msgnos, &n, all, uidv, recs, strings ? &keys : NULL);
@@ -690,18 +765,18 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
     struct str_key *skeys = NULL;
     if (r >= 0 && n) {
         if (!compact) {
-            items = xreallocarray(NULL, n, sizeof(*items));
+            items = xbig_alloc(n * sizeof(*items));
             fill_items(items, n, msgnos, uidv, recs, &keys, strings);
         }
         if (first >= 0) skeys = str_keys(items, &keys, n, (size_t)first);
     }
-    free(recs);
+    xbig_free(recs, nrecs * sizeof(*recs));
     if (r < 0) {
         search_free(&prog);
         if (save_asked) imap_seqset_clear(&sel->saved);
         imapd_reply_error(c, cmd->tag, r);
     } else {
-        uint32_t *order = n ? xreallocarray(NULL, n, sizeof(*order)) : NULL;
+        uint32_t *order = n ? xbig_alloc(n * sizeof(*order)) : NULL;
         g_crit = crit;
         g_ncrit = ncrit;
         if (first >= 0) {
@@ -714,8 +789,8 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
         }
         /* the uids and numbers in sort order (items, when there are, are in the order the
          * qsort left them; else order indexes the gathered arrays) */
-        uint32_t *nums = n ? xreallocarray(NULL, n, sizeof(*nums)) : NULL;
-        uint32_t *suid = n ? xreallocarray(NULL, n, sizeof(*suid)) : NULL;
+        uint32_t *nums = n ? xbig_alloc(n * sizeof(*nums)) : NULL;
+        uint32_t *suid = n ? xbig_alloc(n * sizeof(*suid)) : NULL;
         for (size_t i = 0; i < n; i++) {
             uint32_t j = order[i];
             suid[i] = items ? items[j].uid : uidv[j];
@@ -723,13 +798,15 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
         }
         if (!extended) {
             struct buf out = BUF_INIT;
-            buf_ensure(&out, 4 + n * 7);
-            buf_appends(&out, "SORT");
+            buf_ensure(&out, 8 + n * 7);
+            buf_appends(&out, "* SORT");
             for (size_t i = 0; i < n; i++) {
                 buf_putc(&out, ' ');      /* no printf: it would cost more than the sort */
                 buf_putu32(&out, nums[i]);
             }
-            client_untagged(c, "%s", buf_cstr(&out));
+            buf_appends(&out, "\r\n");
+            /* as it is: through printf, the copy of a 7 MB line cost 3% of a 1M SORT */
+            client_untagged_lines(c, out.s, out.len);
             buf_fini(&out);
         } else {
             if (ret & RET_SAVE) {
@@ -757,16 +834,16 @@ void cmd_sort(struct client *c, const struct imap_command *cmd)
             if (ret & ~(unsigned)(RET_SAVE | RET_CONTEXT | RET_UPDATE))
                 esort_reply(c, cmd, uid_cmd, ret, &partial, nums, n);
         }
-        free(nums);
-        free(suid);
-        free(order);
+        xbig_free(nums, n * sizeof(*nums));
+        xbig_free(suid, n * sizeof(*suid));
+        xbig_free(order, n * sizeof(*order));
         search_free(&prog);
         client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
     }
-    free(items);
-    free(skeys);
+    xbig_free(items, n * sizeof(*items));
+    xbig_free(skeys, n * sizeof(*skeys));
     free(msgnos);
-    free(uidv);
+    xbig_free(uidv, nrecs * sizeof(*uidv));
     mailbox_sortkeys_fini(&keys);
     return;
 failed:
@@ -815,7 +892,8 @@ void cmd_thread(struct client *c, const struct imap_command *cmd)
 
     /* the keys: dates from the index records, subjects and ids from the key file */
     uint32_t *uids = n ? xreallocarray(NULL, n, sizeof(*uids)) : NULL;
-    struct mailbox_sortrec *recs = n ? xreallocarray(NULL, n, sizeof(*recs)) : NULL;
+    const size_t nrecs = n;
+    struct mailbox_sortrec *recs = n ? xbig_alloc(n * sizeof(*recs)) : NULL;
     struct mailbox_sortkeys keys;
     r = gather(sel, msgnos, &n, all, uids, recs, &keys);
     struct thread_msg *tm = n && r >= 0 ? xreallocarray(NULL, n, sizeof(*tm)) : NULL;
@@ -837,16 +915,17 @@ void cmd_thread(struct client *c, const struct imap_command *cmd)
     }
     free(msgnos);
     free(uids);
-    free(recs);
+    xbig_free(recs, nrecs * sizeof(*recs));
     if (r < 0) {
         imapd_reply_error(c, cmd->tag, r);
     } else {
         struct buf out = BUF_INIT;
-        buf_appends(&out, "THREAD");
+        buf_appends(&out, "* THREAD");
         if (n) buf_putc(&out, ' ');
         if (references) thread_references_hashed(tm, n, &out);
         else thread_orderedsubject(tm, n, &out);
-        client_untagged(c, "%s", buf_cstr(&out));
+        buf_appends(&out, "\r\n");
+        client_untagged_lines(c, out.s, out.len);   /* not through printf (see cmd_sort) */
         buf_fini(&out);
         client_tagged(c, cmd->tag, "OK %s completed", cmd->name);
     }
