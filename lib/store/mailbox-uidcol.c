@@ -455,6 +455,7 @@ struct grp_delta {
     uint32_t group;
     int32_t dlive, dseen;
     uint64_t maxmodseq;
+    uint32_t last;      /* the uid of the last record added to the group (0: none) */
     int exact;
 };
 
@@ -489,10 +490,13 @@ static struct grp_delta *group_deltas(struct mailbox *mb, uint32_t old_count, si
         po[i].seq = (uint32_t)i;
     }
     qsort(po, n, sizeof *po, pos_cmp);
-    struct grp_delta *d = xreallocarray(NULL, n ? n : 1, sizeof *d);
+    uint32_t count = mb->hdr.record_count;
+    size_t cap = n + (count > old_count ? (count - old_count) / UIDSUM_RECORDS + 2 : 0);
+    struct grp_delta *d = xreallocarray(NULL, cap ? cap : 1, sizeof *d);
     for (size_t i = 0; i < n; i++) {
         if (i && po[i].pos == po[i - 1].pos) continue;   /* the first note has the old flags */
         uint32_t pos = po[i].pos, g = pos / UIDSUM_RECORDS;
+        if (pos >= old_count && pos < count) continue;   /* added: below, one by one */
         if (!ng || d[ng - 1].group != g) {
             memset(&d[ng], 0, sizeof d[ng]);
             d[ng].group = g;
@@ -510,6 +514,31 @@ static struct grp_delta *group_deltas(struct mailbox *mb, uint32_t old_count, si
         e->dseen += (now == 2) - (was == 2);
         uint64_t m = get64(raw + 32);
         if (m > e->maxmodseq) e->maxmodseq = m;
+    }
+    /* the records added, read from the mapping the commit has just written them through:
+     * a group that had records before gets its entry with them counted in and its last uid
+     * moved (an APPEND reads no column block); a group they start is made from the blocks */
+    for (uint32_t pos = old_count; pos < count; pos++) {
+        uint32_t g = pos / UIDSUM_RECORDS;
+        if (!ng || d[ng - 1].group != g) {
+            memset(&d[ng], 0, sizeof d[ng]);
+            d[ng].group = g;
+            d[ng].exact = 1;
+            ng++;
+        }
+        struct grp_delta *e = &d[ng - 1];
+        if ((uint64_t)g * UIDSUM_RECORDS >= old_count ||
+            mb->map_len < index_record_offset(pos + 1)) {
+            e->exact = 0;
+            continue;
+        }
+        const unsigned char *raw = mb->map + index_record_offset(pos);
+        int now = live_seen(get32(raw + 4));
+        e->dlive += now != 0;
+        e->dseen += now == 2;
+        uint64_t m = get64(raw + 32);
+        if (m > e->maxmodseq) e->maxmodseq = m;
+        e->last = get32(raw);
     }
     free(po);
     *n_r = ng;
@@ -905,6 +934,12 @@ static int sum_entry_apply(unsigned char *e, uint32_t g, uint32_t count, const s
     uint32_t recs = count - g * UIDSUM_RECORDS;
     if (recs > UIDSUM_RECORDS) recs = UIDSUM_RECORDS;
     if (live < 0 || seen < 0 || seen > live || live > recs) return 0;
+    if (d->last) {
+        /* records added after the group's last: uids ascend, each record a uid of its own */
+        uint32_t first = get32(e + S_FIRST), last = get32(e + S_LAST);
+        if (!first || d->last <= last || d->last - first < recs - 1) return 0;
+        le_put32(e + S_LAST, d->last);
+    }
     le_put64(e + S_MAXMODSEQ, maxmodseq);
     le_put32(e + S_LIVE, (uint32_t)live);
     le_put32(e + S_SEEN, (uint32_t)seen);

@@ -664,10 +664,6 @@ void mbi_own_note(struct mailbox *mb, const struct index_header *old, uint32_t o
         mb->own_since = old->highestmodseq;
         mb->own_added = UINT32_MAX;
     }
-    if (h->record_count > old->record_count) {
-        if (old->record_count < mb->own_added) mb->own_added = old->record_count;
-        mb->own_added_mod = h->highestmodseq;
-    }
     /* what the view has taken in is never asked for again: the list stays this commit's */
     uint64_t seen = mb->view && mb->view_generation == h->generation ? mb->view_modseq : 0;
     size_t k = 0;
@@ -680,6 +676,11 @@ void mbi_own_note(struct mailbox *mb, const struct index_header *old, uint32_t o
         mb->own_n = k;
         mb->own_since = seen;
         if (mb->own_added_mod <= seen) mb->own_added = UINT32_MAX;
+    }
+    /* after what the view has seen is dropped: this commit's records are new to it */
+    if (h->record_count > old->record_count) {
+        if (old->record_count < mb->own_added) mb->own_added = old->record_count;
+        mb->own_added_mod = h->highestmodseq;
     }
     /* this commit's blocks (sorted, repeats dropped), merged into the list */
     size_t nnew = 0;

@@ -3033,13 +3033,15 @@ static void test_kept_column(void)
      * open kept them), each commit brings them forward, and no sync reads the summary */
     uint64_t opens = uidcol_stats.commit_opens, sums = uidcol_stats.sum_loads,
              own = uidcol_stats.own, updates = uidcol_stats.updates,
-             fopens = uidcol_stats.file_opens;
+             fopens = uidcol_stats.file_opens, deltas = uidcol_stats.sum_deltas;
     for (int i = 0; i < 6; i++) {
         UNIT_EQ_INT(append_one(a, "k1", i & 1 ? FLAG_SEEN : 0, NULL, &uid), 0);
         sync_both(a, b, 0);
     }
     UNIT_EQ_INT(uidcol_stats.commit_opens - opens, 0);
     UNIT_EQ_INT(uidcol_stats.file_opens - fopens, 0);
+    /* each summary entry brought forward from the added record, no column block read */
+    UNIT_EQ_INT(uidcol_stats.sum_deltas - deltas, 6);
     UNIT_EQ_INT(uidcol_stats.updates - updates, 6);
     UNIT_EQ_INT(uidcol_stats.sum_loads, sums);
     UNIT_CHECK(uidcol_stats.own >= own + 6);
