@@ -700,6 +700,9 @@ struct sieve_stats sieve_stats;
 
 static uint64_t *changes_map;
 static char *changes_dir;       /* the configdir it was mapped for */
+static time_t changes_failed;   /* when it last could not be had (retried a minute later) */
+
+static time_t now_coarse(void);
 
 /* changes_counter: the mapped counter of cfg's store (made when missing), or NULL when it
  * cannot be had (then nothing is remembered). */
@@ -707,6 +710,9 @@ static uint64_t *changes_counter(const struct config *cfg)
 {
     const char *cd = config_str(cfg, CFG_CONFIGDIR);
     if (changes_map && changes_dir && !strcmp(changes_dir, cd)) return changes_map;
+    time_t now = now_coarse();
+    if (changes_failed && now - changes_failed < SIEVE_NONE_TTL && now >= changes_failed)
+        return NULL;   /* not a failing open and a log line per delivery */
     if (changes_map) munmap(changes_map, sizeof *changes_map);
     changes_map = NULL;
     free(changes_dir);
@@ -726,9 +732,12 @@ static uint64_t *changes_counter(const struct config *cfg)
             changes_dir = xstrdup(cd);
         }
     }
-    if (!changes_map)
+    changes_failed = 0;
+    if (!changes_map) {
         log_warn("sieve_changes_unavailable", "path=%s error=%s", log_quote(path),
                  log_quote(fd < 0 ? strerror(errno) : "not usable"));
+        changes_failed = now ? now : 1;
+    }
     if (fd >= 0) close(fd);
     free(path);
     free(root);
@@ -739,6 +748,7 @@ static uint64_t *changes_counter(const struct config *cfg)
  * "none" is checked against. */
 static void changes_note(const struct config *cfg)
 {
+    changes_failed = 0;   /* a change always tries: the others' "none" depends on it */
     uint64_t *c = changes_counter(cfg);
     if (c) __atomic_add_fetch(c, 1, __ATOMIC_SEQ_CST);
 }
