@@ -124,6 +124,11 @@ struct mailbox {
         uint64_t seq;           /* lock_seq when the path was last checked */
         int known;
         struct uidcol_header named;
+        /* the summary only: the entry of group ent_group as this handle's last commit wrote
+         * it, valid with known while that commit's header is named (ent_known) */
+        int ent_known, ent_pending;
+        uint32_t ent_group, ent_next_group;
+        unsigned char ent[UIDSUM_ENTRY_SIZE], ent_next[UIDSUM_ENTRY_SIZE];
     } colf, sumf;
     uint64_t lock_seq;          /* locks taken by mbi_lock (each flock of it counts) */
 };

@@ -122,6 +122,7 @@ static void colfile_drop(struct mbi_colfile *kf)
     if (kf->fd >= 0) close(kf->fd);
     kf->fd = -1;
     kf->known = 0;
+    kf->ent_known = 0;
 }
 
 void mbi_colfiles_close(struct mailbox *mb)
@@ -163,6 +164,7 @@ static int colfile_fd(struct mailbox *mb, struct mbi_colfile *kf, const char *na
     kf->ino = st.st_ino;
     kf->seq = mb->lock_seq;
     kf->known = 0;
+    kf->ent_known = 0;
     return fd;
 }
 
@@ -177,6 +179,7 @@ static int colfile_names(struct mbi_colfile *kf, int sum, const struct index_hea
     unsigned char head[UIDCOL_HEADER_SIZE];
     struct uidcol_header c;
     kf->known = 0;
+    kf->ent_known = 0;   /* another header: the file is not as this handle left it */
     if (pread(kf->fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
         (sum ? sum_header_decode(head, &c) : uidcol_header_decode(head, &c)) < 0)
         return 0;
@@ -586,6 +589,7 @@ void mbi_uidcol_commit(struct mailbox *mb, const struct index_header *old, uint3
      * open (it fails on a small mailbox, once per commit). A column left from when it was
      * larger keeps naming an older commit, so it is rebuilt if the mailbox grows again. */
     if (mb->hdr.record_count < uidcol_min_records) goto out;
+    mb->sumf.ent_pending = 0;
     int had = mb->colf.fd >= 0;
     fd = colfile_fd(mb, &mb->colf, UIDCOL_FILE);
     if (mb->colf.fd >= 0 && !had) uidcol_stats.commit_opens++;
@@ -629,6 +633,7 @@ void mbi_uidcol_commit(struct mailbox *mb, const struct index_header *old, uint3
     /* what the files' headers are is known again only once written whole */
     mb->colf.known = 0;
     mb->sumf.known = 0;
+    mb->sumf.ent_known = 0;
     if (mbi_fault_point("uidcol") == 0 && mbi_pwrite_all(fd, head, sizeof head, 0) == 0) {
         uidcol_stats.updates++;
         mb->colf.named = c;
@@ -638,6 +643,11 @@ void mbi_uidcol_commit(struct mailbox *mb, const struct index_header *old, uint3
             if (mbi_pwrite_all(sumfd, head, sizeof head, 0) == 0) {
                 mb->sumf.named = c;
                 mb->sumf.known = 1;
+                if (mb->sumf.ent_pending) {
+                    mb->sumf.ent_known = 1;
+                    mb->sumf.ent_group = mb->sumf.ent_next_group;
+                    memcpy(mb->sumf.ent, mb->sumf.ent_next, UIDSUM_ENTRY_SIZE);
+                }
             }
         }
     }
@@ -784,6 +794,7 @@ static int sum_read(struct mailbox *mb, struct uidsum_group **g_r, uint32_t *n_r
     struct uidsum_group *g = xreallocarray(NULL, ng ? ng : 1, sizeof *g);
     struct uidcol_header c;
     mb->sumf.known = 0;
+    mb->sumf.ent_known = 0;
     if (pread(fd, buf, len, 0) != (ssize_t)len || sum_header_decode(buf, &c) < 0) goto out;
     mb->sumf.named = c;
     mb->sumf.known = 1;
@@ -976,7 +987,15 @@ static int sum_commit(struct mailbox *mb, int colfd, const struct index_header *
     unsigned char *ents = xzmalloc(span), *buf = NULL;
     size_t have = g0 < old_groups ? (size_t)(old_groups - g0) * UIDSUM_ENTRY_SIZE : 0;
     if (have > span) have = span;
-    int ok = !have || pread(fd, ents, have, (off_t)off0) == (ssize_t)have;
+    /* the one entry of the group this handle's last commit wrote, while the file is as that
+     * commit left it (the header named from memory: no other commit since) */
+    int ok = 1;
+    if (have == UIDSUM_ENTRY_SIZE && mb->sumf.ent_known && mb->sumf.ent_group == g0) {
+        memcpy(ents, mb->sumf.ent, UIDSUM_ENTRY_SIZE);
+        uidcol_stats.sum_entry_kept++;
+    } else if (have) {
+        ok = pread(fd, ents, have, (off_t)off0) == (ssize_t)have;
+    }
     for (size_t i = 0; i < n && ok; i++) {
         uint32_t k = d[i].group;
         unsigned char *e = ents + (size_t)(k - g0) * UIDSUM_ENTRY_SIZE;
@@ -995,6 +1014,11 @@ static int sum_commit(struct mailbox *mb, int colfd, const struct index_header *
     }
     /* the groups between the changed ones go back as they were read */
     if (ok && mbi_pwrite_all(fd, ents, span, off0) < 0) ok = 0;
+    if (ok) {   /* the last one, remembered once the header naming this commit is written */
+        mb->sumf.ent_pending = 1;
+        mb->sumf.ent_next_group = g1;
+        memcpy(mb->sumf.ent_next, ents + span - UIDSUM_ENTRY_SIZE, UIDSUM_ENTRY_SIZE);
+    }
     free(buf);
     free(ents);
     if (!ok) return 0;
