@@ -3,6 +3,7 @@
 
     bench-append-calls.py imap PORT N USER [--strace]
     bench-append-calls.py lmtp PORT N USER [--strace]
+    ... [--trace FILE]   the calls themselves (strace -f -y -p), one per line, into FILE
 
 imap: LOGIN USER (password "pw", as scripts/bench-start.sh makes them), SELECT INBOX, then N
 APPENDs of a 609-byte message to INBOX, each waiting for its tagged OK. lmtp: N one-recipient
@@ -35,6 +36,7 @@ def main():
         sys.exit(__doc__)
     proto, port, n, user = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     use_strace = "--strace" in sys.argv[5:]
+    trace = sys.argv[sys.argv.index("--trace") + 1] if "--trace" in sys.argv[5:] else None
     s = socket.create_connection(("127.0.0.1", port))
     f = s.makefile("rb")
 
@@ -68,6 +70,9 @@ def main():
     if use_strace:
         st = subprocess.Popen(["strace", "-c", "-f", "-p", str(pid), "-o", out])
         time.sleep(1.0)
+    elif trace:
+        st = subprocess.Popen(["strace", "-f", "-y", "-p", str(pid), "-o", trace])
+        time.sleep(1.0)
     c0 = cpu_s(pid)
     for i in range(n):
         if proto == "imap":
@@ -94,7 +99,7 @@ def main():
     else:
         smtp(b"QUIT\r\n")
     what = "APPEND" if proto == "imap" else "delivery"
-    if st:
+    if use_strace:
         text = open(out).read()
         os.unlink(out)
         print(text)

@@ -517,7 +517,7 @@ class Delivery(Base, LmtpCase):
                      "global_settings": {"auth_fail_delay": "0", "sieve_max_redirects": "2",
                                          "sendmail": SENDMAIL + " -oi -f <>",
                                          "sieve_notify_interval": "1h"}}
-    users = ("sue", "tom", "ann", "nat", "kim")
+    users = ("sue", "tom", "ann", "nat", "kim", "liz")
 
     @classmethod
     def tearDownClass(cls):
@@ -707,6 +707,45 @@ class Delivery(Base, LmtpCase):
         self.assertEqual(a + b, 30, (a, b))
         self.assertEqual(len(mailbox_list(co, "user/tom")), 0)
         self.assertNotRegex(co.log_text(), r"event=sieve_failed .*user=tom")
+
+    def test_upload_after_none_remembered(self):
+        """lmtpd remembers that a user has no active script (no lookup per delivery), but a
+        script activated over ManageSieve (another process) or deactivated, or one moved to
+        another name, is followed by the very next delivery on the same LMTP connection."""
+        co = self.coffer
+        for box in ("user/liz", "user/liz/Work", "user/liz/Home"):
+            run_tool(co, "create", box)
+        conn = self.conn()
+
+        def deliver(subject):
+            msg = ("From: joe@example.org\r\nTo: liz@example.org\r\nSubject: %s\r\n\r\n"
+                   "body\r\n" % subject).encode()
+            rr, dr = self.transact(["liz@example.org"], msg, sender="joe@example.org", conn=conn)
+            self.assertEqual(dr[0][0], 250, dr)
+
+        counts = lambda: tuple(len(mailbox_list(co, b))  # noqa: E731
+                               for b in ("user/liz", "user/liz/Work", "user/liz/Home"))
+        deliver("no script 1")
+        deliver("no script 2")            # "none" remembered by this worker
+        self.assertEqual(counts(), (2, 0, 0))
+        m = self.user_ms("liz")
+        self.assertEqual(self.put(m, "w", 'require "fileinto";\nfileinto "Work";\n').status,
+                         "OK")
+        deliver("put, not active")        # an upload alone changes nothing
+        self.assertEqual(counts(), (3, 0, 0))
+        self.assertEqual(m.cmd('SETACTIVE "w"').status, "OK")
+        deliver("active")
+        self.assertEqual(counts(), (3, 1, 0))
+        self.assertEqual(m.cmd('SETACTIVE ""').status, "OK")
+        deliver("deactivated 1")
+        deliver("deactivated 2")          # remembered again
+        self.assertEqual(counts(), (5, 1, 0))
+        self.assertEqual(self.put(m, "h", 'require "fileinto";\nfileinto "Home";\n').status,
+                         "OK")
+        r = coffer_cmd(co, "sieve", "activate", "liz", "h")   # the admin tool: a third process
+        self.assertEqual(r.returncode, 0, r.stderr)
+        deliver("activated by the tool")
+        self.assertEqual(counts(), (5, 1, 1))
 
     def test_runtime_error_keeps(self):
         """More redirects than sieve_max_redirects: a runtime error, the message is kept in

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -679,9 +680,103 @@ int sieve_list(const struct config *cfg, const char *user, struct strarr *names,
     return 0;
 }
 
+/* ---- "no active script", remembered ----
+ *
+ * Every delivery looked for the recipient's "active" link, and for a user without one that
+ * was a failing open per delivery. A process now remembers a user's "none" together with the
+ * value of a change counter, configdir/sieve/.changes (8 bytes, mapped shared by every
+ * process that reads or changes links; not a user name: those never start with '.'). Every
+ * change of a link (set_active, sieve_deactivate) adds one to it after the change, so a
+ * "none" remembered under an older value is looked up again. The value is read before the
+ * lookup: a link made during the lookup is followed by an increment the next delivery sees.
+ * Remembered for at most SIEVE_NONE_TTL seconds besides (a counter file removed or replaced
+ * under a running process, a writer that died between its rename and its increment). Found
+ * scripts are read every time, as before. */
+#define SIEVE_CHANGES_FILE ".changes"
+#define SIEVE_NONE_TTL 60
+#define SIEVE_NONE_SLOTS 64
+
+struct sieve_stats sieve_stats;
+
+static uint64_t *changes_map;
+static char *changes_dir;       /* the configdir it was mapped for */
+static time_t changes_failed;   /* when it last could not be had (retried a minute later) */
+
+static time_t now_coarse(void);
+
+/* changes_counter: the mapped counter of cfg's store (made when missing), or NULL when it
+ * cannot be had (then nothing is remembered). */
+static uint64_t *changes_counter(const struct config *cfg)
+{
+    const char *cd = config_str(cfg, CFG_CONFIGDIR);
+    if (changes_map && changes_dir && !strcmp(changes_dir, cd)) return changes_map;
+    time_t now = now_coarse();
+    if (changes_failed && now - changes_failed < SIEVE_NONE_TTL && now >= changes_failed)
+        return NULL;   /* not a failing open and a log line per delivery */
+    if (changes_map) munmap(changes_map, sizeof *changes_map);
+    changes_map = NULL;
+    free(changes_dir);
+    changes_dir = NULL;
+    char *root = xasprintf("%s/sieve", cd);
+    char *path = xasprintf("%s/%s", root, SIEVE_CHANGES_FILE);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 && errno == ENOENT && mkdir_p(root, 0700) == 0)
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        (st.st_size >= (off_t)sizeof *changes_map ||
+         ftruncate(fd, (off_t)sizeof *changes_map) == 0)) {
+        void *m = mmap(NULL, sizeof *changes_map, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (m != MAP_FAILED) {
+            changes_map = m;
+            changes_dir = xstrdup(cd);
+        }
+    }
+    changes_failed = 0;
+    if (!changes_map) {
+        log_warn("sieve_changes_unavailable", "path=%s error=%s", log_quote(path),
+                 log_quote(fd < 0 ? strerror(errno) : "not usable"));
+        changes_failed = now ? now : 1;
+    }
+    if (fd >= 0) close(fd);
+    free(path);
+    free(root);
+    return changes_map;
+}
+
+/* changes_note: after a change of a user's link, the increment every process's remembered
+ * "none" is checked against. */
+static void changes_note(const struct config *cfg)
+{
+    changes_failed = 0;   /* a change always tries: the others' "none" depends on it */
+    uint64_t *c = changes_counter(cfg);
+    if (c) __atomic_add_fetch(c, 1, __ATOMIC_SEQ_CST);
+}
+
+static struct none_slot {
+    char *user;
+    uint64_t changes;
+    time_t at;
+} none_slots[SIEVE_NONE_SLOTS];
+static unsigned none_next;
+
+static time_t now_coarse(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);   /* the vDSO: no system call */
+    return ts.tv_sec;
+}
+
+static struct none_slot *none_find(const char *user)
+{
+    for (unsigned i = 0; i < SIEVE_NONE_SLOTS; i++)
+        if (none_slots[i].user && !strcmp(none_slots[i].user, user)) return &none_slots[i];
+    return NULL;
+}
+
 /* set_active: point dir/active at NAME.sieve: a new link renamed over the old one, so there is
  * never a moment without an active script. 0 or CF_E_IO (logged). */
-static int set_active(const char *dir, const char *name)
+static int set_active(const struct config *cfg, const char *dir, const char *name)
 {
     char *target = xasprintf("%s.sieve", name);
     char *tmp = xasprintf("%s/active.tmp.%d", dir, (int)getpid());
@@ -694,6 +789,7 @@ static int set_active(const char *dir, const char *name)
         unlink(tmp);
         r = CF_E_IO;
     }
+    changes_note(cfg);   /* also after a failure: the rename may have been done */
     free(target);
     free(tmp);
     free(link);
@@ -708,7 +804,7 @@ int sieve_activate(const struct config *cfg, const char *user, const char *name)
     int fd = -1, r = store_lock(dir, &fd);
     struct stat sb;
     if (!r && stat(path, &sb) < 0) r = CF_E_NOTFOUND;
-    if (!r) r = set_active(dir, name);
+    if (!r) r = set_active(cfg, dir, name);
     if (fd >= 0) close(fd);
     free(dir);
     free(path);
@@ -723,6 +819,7 @@ int sieve_deactivate(const struct config *cfg, const char *user)
     int fd = -1, r = store_lock(dir, &fd);
     if (!r) r = unlink(link) < 0 ? (errno == ENOENT ? CF_E_NOTFOUND : CF_E_IO) : 0;
     if (!r) fsync_dir(dir, 1);
+    changes_note(cfg);
     if (fd >= 0) close(fd);
     free(dir);
     free(link);
@@ -776,7 +873,7 @@ int sieve_rename(const struct config *cfg, const char *user, const char *oldname
     } else {
         /* the active script stays active under its new name: both names exist until the link
          * has moved, so a delivery finds the script throughout */
-        if (act && !strcmp(act, oldname)) r = set_active(dir, newname);
+        if (act && !strcmp(act, oldname)) r = set_active(cfg, dir, newname);
         if (!r && unlink(from) < 0) r = CF_E_IO;
         if (r) unlink(to);
         else fsync_dir(dir, 1);
@@ -825,14 +922,38 @@ int sieve_active_script(const struct config *cfg, const char *user, char **data_
     *data_r = NULL;
     if (name_r) *name_r = NULL;
     if (!user_valid(user)) return 0;
+    /* "none" remembered under the counter's present value: no lookup */
+    uint64_t *cnt = changes_counter(cfg), seen = 0;
+    time_t now = now_coarse();
+    struct none_slot *ns = none_find(user);
+    if (cnt) {
+        seen = __atomic_load_n(cnt, __ATOMIC_SEQ_CST);
+        if (ns && ns->changes == seen && now - ns->at < SIEVE_NONE_TTL && now >= ns->at) {
+            sieve_stats.none_remembered++;
+            return 0;
+        }
+    }
     char *dir = user_dir(cfg, user);
     char *link = xasprintf("%s/active", dir);
     size_t len;
     /* one open through the link: the whole text of the script it pointed to at that moment */
+    sieve_stats.lookups++;
     int r = file_read_all(link, SIEVE_MAX_SCRIPT, data_r, &len);
     if (r == 0 && name_r) *name_r = active_name(dir);
     free(link);
     free(dir);
+    if (r == CF_E_NOTFOUND && cnt) {
+        if (!ns) {
+            ns = &none_slots[none_next++ % SIEVE_NONE_SLOTS];
+            free(ns->user);
+            ns->user = xstrdup(user);
+        }
+        ns->changes = seen;
+        ns->at = now;
+    } else if (ns) {
+        free(ns->user);
+        ns->user = NULL;
+    }
     if (r == CF_E_NOTFOUND) return 0;
     return r < 0 ? r : 1;
 }

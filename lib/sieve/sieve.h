@@ -14,6 +14,13 @@
 
 #define SIEVE_MAX_SCRIPT (1024 * 1024)
 
+/* Counters for tests: active-link lookups made, and "none" answered from what the process
+ * remembered (sieve_active_script). */
+struct sieve_stats {
+    unsigned long lookups, none_remembered;
+};
+extern struct sieve_stats sieve_stats;
+
 /* The message a script looks at. msg is the whole message (header section used for header,
  * address and exists tests); env_from / env_to are the envelope (RFC 5228 section 5.4). */
 struct sieve_input {
@@ -135,7 +142,9 @@ int sieve_notify_allowed(const struct config *cfg, const char *user, long long n
 
 /* sieve_active_script: the active script's text (*data_r, caller frees) read through one open
  * of the link, and its name (*name_r, caller frees; name_r may be NULL). 1 found, 0 none, or
- * an error. */
+ * an error. A user found without one is remembered by the process until a link of any user
+ * changes (configdir/sieve/.changes, which every change through this API increments after
+ * it) or for 60 seconds: no lookup per delivery for such a user. */
 int sieve_active_script(const struct config *cfg, const char *user, char **data_r,
                         char **name_r);
 

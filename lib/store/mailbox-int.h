@@ -92,6 +92,10 @@ struct mailbox {
     uint64_t own_since, own_generation, own_commit;
     uint32_t own_records, own_crc;
     int own_valid;
+    /* the position of the first record the own commits added since own_since (UINT32_MAX:
+     * none), and the highest modseq they gave */
+    uint32_t own_added;
+    uint64_t own_added_mod;
     /* the first unseen message of the view as the column said (mailbox_first_unseen): 0
      * unknown; valid while the header has first_unseen_modseq and the view's record count */
     uint32_t first_unseen;
@@ -107,7 +111,30 @@ struct mailbox {
         long last;              /* the uid of its last record then */
         unsigned char key[SORTKEYS_KEY_LEN];
     } keyfiles[SORTKEYS_FILL_MAX];
+    /* the uid column and its group summary, kept open between locks (mailbox-uidcol.c):
+     * checked once per lock taken (lock_seq) by a stat that the path still names the same
+     * inode, so a rebuild (renamed in), a reconstruct (removed) or a repack is followed. named
+     * is the header the file was last seen to have (read or written by this handle, known
+     * set): a header is written in place only by a commit that made a new index header, so
+     * while the index header is the one named, the file's header is still that one. */
+    struct mbi_colfile {
+        int fd;                 /* -1: not open */
+        dev_t dev;
+        ino_t ino;
+        uint64_t seq;           /* lock_seq when the path was last checked */
+        int known;
+        struct uidcol_header named;
+        /* the summary only: the entry of group ent_group as this handle's last commit wrote
+         * it, valid with known while that commit's header is named (ent_known) */
+        int ent_known, ent_pending;
+        uint32_t ent_group, ent_next_group;
+        unsigned char ent[UIDSUM_ENTRY_SIZE], ent_next[UIDSUM_ENTRY_SIZE];
+    } colf, sumf;
+    uint64_t lock_seq;          /* locks taken by mbi_lock (each flock of it counts) */
 };
+
+/* mbi_colfiles_close: close the uid column files kept open on mb (mailbox_close). */
+void mbi_colfiles_close(struct mailbox *mb);
 
 /* mbi_keyfiles_close: close the key files kept open on mb (mailbox_close). */
 void mbi_keyfiles_close(struct mailbox *mb);
@@ -197,11 +224,13 @@ struct uidsum_group {
  * first when only the column does): 1, else 0. Reads 0.03 bytes a message. */
 int mbi_uidsum_load(struct mailbox *mb, struct uidsum_group **g_r, uint32_t *n_r);
 /* mbi_changed_blocks: under a lock, the blocks of MSUM_BLOCK records of the current header
- * whose highest modseq is above since (*blocks_r, ascending, caller frees; *n_r of them): from
+ * whose highest modseq is above since (*blocks_r, ascending, caller frees; *n_r of them; the
+ * caller looks only at the records below position `below`, and may get blocks past it): from
  * the session's own summary when it is the header's, else from the group summary and the
  * column blocks of the groups above since, else from the column's block maxima (which become
  * the session's summary). 1, or 0 when none of them can say (the caller reads the records). */
-int mbi_changed_blocks(struct mailbox *mb, uint64_t since, uint32_t **blocks_r, size_t *n_r);
+int mbi_changed_blocks(struct mailbox *mb, uint64_t since, uint32_t below, uint32_t **blocks_r,
+                       size_t *n_r);
 /* mbi_uidcol_group: under a lock on the current header, the uids of the records at positions
  * [g * UIDSUM_RECORDS, end) that a lazy view made at view_modseq holds (struct mailbox), from
  * the column when it names the current header: a block whose max_modseq is at most
@@ -231,15 +260,16 @@ void mbi_uidcol_build_end(struct mailbox *mb, struct uidcol_build *b, const uint
 #define COL_OLD_NONE UINT32_MAX
 void mbi_uidcol_note(struct mailbox *mb, uint32_t pos);
 /* mbi_own_note: after a commit from header old (slot checksum old_crc) to mb->hdr, add the
- * blocks it rewrote in place (what mbi_uidcol_note gathered) to the handle's own changed
- * blocks, or start them over from old; a commit that added records or began a generation
- * drops them. mbi_own_forget: drop them (a commit not made, or records changed otherwise). */
+ * blocks it rewrote in place (what mbi_uidcol_note gathered) and the records it added to the
+ * handle's own changes, or start them over from old; a commit that began a generation drops
+ * them. mbi_own_forget: drop them (a commit not made, or records changed otherwise). */
 void mbi_own_note(struct mailbox *mb, const struct index_header *old, uint32_t old_crc);
 void mbi_own_forget(struct mailbox *mb);
-/* mbi_own_blocks: under a lock, 1 and the blocks whose records may have a modseq above since
- * (a copy, ascending: *blocks_r, *n_r) when every commit since `since` is one of this
- * handle's own (the header is the one its last commit wrote), else 0. */
-int mbi_own_blocks(struct mailbox *mb, uint64_t since, uint32_t **blocks_r, size_t *n_r);
+/* mbi_own_blocks: under a lock, 1 and the blocks whose records below position `below` may
+ * have a modseq above since (a copy, ascending: *blocks_r, *n_r) when every commit since
+ * `since` is one of this handle's own (the header is the one its last commit wrote), else 0. */
+int mbi_own_blocks(struct mailbox *mb, uint64_t since, uint32_t below, uint32_t **blocks_r,
+                   size_t *n_r);
 /* mbi_uidcol_forget: drop what mbi_uidcol_note gathered (a commit not made, or one whose
  * changes are not known, such as a repair). */
 void mbi_uidcol_forget(struct mailbox *mb);

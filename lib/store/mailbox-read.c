@@ -117,7 +117,7 @@ int mailbox_modseq_scan(struct mailbox *mb, uint64_t since, struct mailbox_modse
                       !mb->expunge_pending;
     uint32_t *blocks;
     size_t nbl;
-    if (mbi_changed_blocks(mb, since, &blocks, &nbl)) {
+    if (mbi_changed_blocks(mb, since, h->record_count, &blocks, &nbl)) {
         /* a summary of this header (the session's own, or the group summary and the uid
          * column's blocks when other sessions changed the mailbox since) says which blocks
          * hold a modseq above since: only those can hold one */

@@ -573,16 +573,21 @@ static int fill_kept(struct mailbox *mb, struct mbi_keyfile *kf, const char *pat
     int gap = kf->last < below || kf->last >= (long)nw[0].uid;
     struct buf wb = BUF_INIT;
     int done = 0;
-    if (!gap) encode_new(ops, kf->key, nw, n, &wb);   /* outside the lock */
+    struct stat st;
+    if (gap) {
+        /* nothing to write (the readers fill or rewrite it): only whether it is still the
+         * file whose last record was looked at, without its lock. Its writers only add at
+         * the end (so the size shows them, even half done) or rename a new file in. */
+        return stat(path, &st) == 0 && st.st_dev == kf->dev && st.st_ino == kf->ino &&
+               st.st_size == kf->size;
+    }
+    encode_new(ops, kf->key, nw, n, &wb);   /* outside the lock */
     while (flock(kf->fd, LOCK_EX) < 0)
         if (errno != EINTR) goto out;
-    struct stat st;
     if (stat(path, &st) == 0 && st.st_dev == kf->dev && st.st_ino == kf->ino &&
         st.st_size == kf->size) {
         done = 1;
-        if (gap) {
-            /* the readers fill or rewrite it, as on the long way */
-        } else if (write_all(kf->fd, wb.s, wb.len, kf->size) < 0) {
+        if (write_all(kf->fd, wb.s, wb.len, kf->size) < 0) {
             log_warn("sortkeys_write_failed", "mbox=%s error=%s", log_quote(mb->name),
                      log_quote(strerror(errno)));
             /* the torn tail fails its checks: the next reader rewrites the file; the
@@ -651,7 +656,21 @@ static void fill_file(struct mailbox *mb, struct mbi_keyfile *kf,
          * below them or a later, expunged one; an older last record is a gap. A file whose
          * every record is of an expunged message (the mailbox was emptied, then filled
          * again: below is 0) is started afresh instead, so that it does not carry them. */
-        if (last < 0 || last < below || last >= (long)nw[0].uid) goto out;
+        if (last < 0) goto out;
+        if (last < below || last >= (long)nw[0].uid) {
+            /* a gap: left to the readers. Kept open with what was found, so that the next
+             * append through this handle only checks that the file is unchanged (fill_kept)
+             * instead of reading its header and tail again */
+            kf->open = 1;
+            kf->fd = fd;
+            kf->dev = st.st_dev;
+            kf->ino = st.st_ino;
+            kf->size = size;
+            kf->last = last;
+            memcpy(kf->key, key, sizeof key);
+            fd = -1;
+            goto out;
+        }
         if (below == 0 && last > 0) {
             buf_append(&wb, h, sizeof h);
             replace = 1;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct uidcol_stats uidcol_stats;
@@ -114,6 +115,79 @@ static int this_header(const struct mailbox *mb, struct uidcol_header *c)
     return 0;
 }
 
+/* ---- the files kept open (struct mbi_colfile) ---- */
+
+static void colfile_drop(struct mbi_colfile *kf)
+{
+    if (kf->fd >= 0) close(kf->fd);
+    kf->fd = -1;
+    kf->known = 0;
+    kf->ent_known = 0;
+}
+
+void mbi_colfiles_close(struct mailbox *mb)
+{
+    colfile_drop(&mb->colf);
+    colfile_drop(&mb->sumf);
+}
+
+/* colfile_fd: under a lock, the descriptor of the file name in the mailbox (the column or the
+ * summary), kept open on the handle (the caller does not close it), or -1 when there is none.
+ * The first use under each lock checks with one stat that the path still names the file kept
+ * (a rebuild renames a new one in, a reconstruct removes it); later uses under the same lock
+ * trust that check: only a holder of the write lock replaces or removes the file while others
+ * hold the lock, except a reader's rebuild under a shared lock, whose new file has the same
+ * contents. Opened read-write unless the handle is read-only. */
+static int colfile_fd(struct mailbox *mb, struct mbi_colfile *kf, const char *name)
+{
+    if (kf->fd >= 0 && mb->locked && kf->seq == mb->lock_seq) return kf->fd;
+    char *path = xasprintf("%s/%s", mb->dir, name);
+    struct stat st;
+    if (kf->fd >= 0) {
+        if (stat(path, &st) == 0 && st.st_dev == kf->dev && st.st_ino == kf->ino) {
+            kf->seq = mb->lock_seq;
+            free(path);
+            return kf->fd;
+        }
+        colfile_drop(kf);
+    }
+    int fd = open(path, (mb->index_rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    free(path);
+    if (fd < 0) return -1;
+    uidcol_stats.file_opens++;
+    if (fstat(fd, &st) < 0) {
+        close(fd);
+        return -1;
+    }
+    kf->fd = fd;
+    kf->dev = st.st_dev;
+    kf->ino = st.st_ino;
+    kf->seq = mb->lock_seq;
+    kf->known = 0;
+    kf->ent_known = 0;
+    return fd;
+}
+
+static int sum_header_decode(const unsigned char *in, struct uidcol_header *c);
+
+/* colfile_names: whether the kept file's header names index header h (slot checksum crc):
+ * from the header last seen when that names h (nothing read), else read. */
+static int colfile_names(struct mbi_colfile *kf, int sum, const struct index_header *h,
+                         uint32_t crc)
+{
+    if (kf->known && names(&kf->named, h, crc)) return 1;
+    unsigned char head[UIDCOL_HEADER_SIZE];
+    struct uidcol_header c;
+    kf->known = 0;
+    kf->ent_known = 0;   /* another header: the file is not as this handle left it */
+    if (pread(kf->fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
+        (sum ? sum_header_decode(head, &c) : uidcol_header_decode(head, &c)) < 0)
+        return 0;
+    kf->named = c;
+    kf->known = 1;
+    return names(&c, h, crc);
+}
+
 int mbi_uidcol_usable(struct mailbox *mb)
 {
     /* the rule of the verified marker (index.h): records agree with this header in this boot
@@ -140,16 +214,11 @@ int mbi_uidcol_view(struct mailbox *mb, struct uidcol_view *v)
     memset(v, 0, sizeof *v);
     if (!mbi_uidcol_usable(mb)) return 0;
     const struct index_header *h = &mb->hdr;
-    char *path = col_path(mb);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    free(path);
+    int fd = colfile_fd(mb, &mb->colf, UIDCOL_FILE);
     if (fd < 0) return 0;
     int ok = 0;
-    unsigned char head[UIDCOL_HEADER_SIZE];
     unsigned char *buf = NULL;
-    struct uidcol_header c;
-    if (pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
-        uidcol_header_decode(head, &c) < 0 || !names(&c, h, index_slot_crc(mb->map, h)))
+    if (!colfile_names(&mb->colf, 0, h, index_slot_crc(mb->map, h)))
         goto out;   /* another commit's, another boot's, or none: rebuilt, nothing to say */
     uint32_t count = h->record_count, nb = nblocks(count);
     v->uids = xreallocarray(NULL, h->exists ? h->exists : 1, sizeof *v->uids);
@@ -227,7 +296,6 @@ int mbi_uidcol_view(struct mailbox *mb, struct uidcol_view *v)
     v->maxuid = prev;
     ok = 1;
 out:
-    close(fd);
     free(buf);
     if (!ok) {
         free(v->uids);
@@ -244,18 +312,12 @@ int mbi_uidcol_maxima(struct mailbox *mb, uint64_t **msum_r)
     *msum_r = NULL;
     if (!mbi_uidcol_usable(mb)) return 0;
     const struct index_header *h = &mb->hdr;
-    char *path = col_path(mb);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    free(path);
+    int fd = colfile_fd(mb, &mb->colf, UIDCOL_FILE);
     if (fd < 0) return 0;
     int ok = 0;
-    unsigned char head[UIDCOL_HEADER_SIZE];
     unsigned char *buf = NULL;
     uint64_t *msum = NULL;
-    struct uidcol_header c;
-    if (pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
-        uidcol_header_decode(head, &c) < 0 || !names(&c, h, index_slot_crc(mb->map, h)))
-        goto out;
+    if (!colfile_names(&mb->colf, 0, h, index_slot_crc(mb->map, h))) goto out;
     uint32_t nb = nblocks(h->record_count);
     msum = xzmalloc(nb * sizeof *msum);
     buf = xmalloc((size_t)READ_BLOCKS * UIDCOL_BLOCK_SIZE);
@@ -284,7 +346,6 @@ int mbi_uidcol_maxima(struct mailbox *mb, uint64_t **msum_r)
     }
     ok = 1;
 out:
-    close(fd);
     free(buf);
     if (!ok) {
         free(msum);
@@ -337,6 +398,7 @@ void mbi_uidcol_build_end(struct mailbox *mb, struct uidcol_build *b, const uint
             if (fd >= 0) unlink(tmp);
         } else {
             uidcol_stats.rebuilds++;
+            colfile_drop(&mb->colf);   /* a new file: opened again when next used */
             /* and its group summary, naming the same header */
             (void)sum_write_whole(mb, b->buf + UIDCOL_HEADER_SIZE, b->nb, &c);
         }
@@ -396,6 +458,7 @@ struct grp_delta {
     uint32_t group;
     int32_t dlive, dseen;
     uint64_t maxmodseq;
+    uint32_t last;      /* the uid of the last record added to the group (0: none) */
     int exact;
 };
 
@@ -430,10 +493,13 @@ static struct grp_delta *group_deltas(struct mailbox *mb, uint32_t old_count, si
         po[i].seq = (uint32_t)i;
     }
     qsort(po, n, sizeof *po, pos_cmp);
-    struct grp_delta *d = xreallocarray(NULL, n ? n : 1, sizeof *d);
+    uint32_t count = mb->hdr.record_count;
+    size_t cap = n + (count > old_count ? (count - old_count) / UIDSUM_RECORDS + 2 : 0);
+    struct grp_delta *d = xreallocarray(NULL, cap ? cap : 1, sizeof *d);
     for (size_t i = 0; i < n; i++) {
         if (i && po[i].pos == po[i - 1].pos) continue;   /* the first note has the old flags */
         uint32_t pos = po[i].pos, g = pos / UIDSUM_RECORDS;
+        if (pos >= old_count && pos < count) continue;   /* added: below, one by one */
         if (!ng || d[ng - 1].group != g) {
             memset(&d[ng], 0, sizeof d[ng]);
             d[ng].group = g;
@@ -451,6 +517,31 @@ static struct grp_delta *group_deltas(struct mailbox *mb, uint32_t old_count, si
         e->dseen += (now == 2) - (was == 2);
         uint64_t m = get64(raw + 32);
         if (m > e->maxmodseq) e->maxmodseq = m;
+    }
+    /* the records added, read from the mapping the commit has just written them through:
+     * a group that had records before gets its entry with them counted in and its last uid
+     * moved (an APPEND reads no column block); a group they start is made from the blocks */
+    for (uint32_t pos = old_count; pos < count; pos++) {
+        uint32_t g = pos / UIDSUM_RECORDS;
+        if (!ng || d[ng - 1].group != g) {
+            memset(&d[ng], 0, sizeof d[ng]);
+            d[ng].group = g;
+            d[ng].exact = 1;
+            ng++;
+        }
+        struct grp_delta *e = &d[ng - 1];
+        if ((uint64_t)g * UIDSUM_RECORDS >= old_count ||
+            mb->map_len < index_record_offset(pos + 1)) {
+            e->exact = 0;
+            continue;
+        }
+        const unsigned char *raw = mb->map + index_record_offset(pos);
+        int now = live_seen(get32(raw + 4));
+        e->dlive += now != 0;
+        e->dseen += now == 2;
+        uint64_t m = get64(raw + 32);
+        if (m > e->maxmodseq) e->maxmodseq = m;
+        e->last = get32(raw);
     }
     free(po);
     *n_r = ng;
@@ -498,19 +589,17 @@ void mbi_uidcol_commit(struct mailbox *mb, const struct index_header *old, uint3
      * open (it fails on a small mailbox, once per commit). A column left from when it was
      * larger keeps naming an older commit, so it is rebuilt if the mailbox grows again. */
     if (mb->hdr.record_count < uidcol_min_records) goto out;
-    char *path = col_path(mb);
-    fd = open(path, O_RDWR | O_CLOEXEC);
-    uidcol_stats.commit_opens++;
-    free(path);
+    mb->sumf.ent_pending = 0;
+    int had = mb->colf.fd >= 0;
+    fd = colfile_fd(mb, &mb->colf, UIDCOL_FILE);
+    if (mb->colf.fd >= 0 && !had) uidcol_stats.commit_opens++;
     if (fd < 0) goto out;   /* no column: nothing to keep */
     unsigned char head[UIDCOL_HEADER_SIZE];
     struct uidcol_header c;
     /* only a column that equals the records of the commit before can be brought forward;
      * any other is left as it is: it names an older commit, so it is rebuilt */
-    if (pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
-        uidcol_header_decode(head, &c) < 0 || !names(&c, old, old_crc) ||
-        this_header(mb, &c) < 0 || mb->hdr.generation != old->generation ||
-        mb->hdr.record_count < old->record_count)
+    if (!colfile_names(&mb->colf, 0, old, old_crc) || this_header(mb, &c) < 0 ||
+        mb->hdr.generation != old->generation || mb->hdr.record_count < old->record_count)
         goto out;
     /* the blocks of the records rewritten in place and of those added, each once */
     for (uint32_t p = old->record_count; p < mb->hdr.record_count; p += UIDCOL_BLOCK)
@@ -541,16 +630,28 @@ void mbi_uidcol_commit(struct mailbox *mb, const struct index_header *old, uint3
     /* last: the headers that make the blocks count, the column's first (a summary is
      * trusted for the commit it names on its own: its entries are right either way) */
     uidcol_header_encode(&c, head);
+    /* what the files' headers are is known again only once written whole */
+    mb->colf.known = 0;
+    mb->sumf.known = 0;
+    mb->sumf.ent_known = 0;
     if (mbi_fault_point("uidcol") == 0 && mbi_pwrite_all(fd, head, sizeof head, 0) == 0) {
         uidcol_stats.updates++;
+        mb->colf.named = c;
+        mb->colf.known = 1;
         if (sum_ok) {
             sum_header_encode(&c, head);
-            (void)mbi_pwrite_all(sumfd, head, sizeof head, 0);
+            if (mbi_pwrite_all(sumfd, head, sizeof head, 0) == 0) {
+                mb->sumf.named = c;
+                mb->sumf.known = 1;
+                if (mb->sumf.ent_pending) {
+                    mb->sumf.ent_known = 1;
+                    mb->sumf.ent_group = mb->sumf.ent_next_group;
+                    memcpy(mb->sumf.ent, mb->sumf.ent_next, UIDSUM_ENTRY_SIZE);
+                }
+            }
         }
     }
-    if (sumfd >= 0) close(sumfd);
 out:
-    if (fd >= 0) close(fd);
     free(deltas);
     mbi_uidcol_forget(mb);
 }
@@ -644,6 +745,7 @@ static int sum_write_whole(struct mailbox *mb, const unsigned char *blocks, uint
         r = -1;
     } else {
         uidcol_stats.sum_rebuilds++;
+        colfile_drop(&mb->sumf);   /* a new file: opened again when next used */
     }
     free(tmp);
     free(path);
@@ -658,19 +760,15 @@ static int sum_write_whole(struct mailbox *mb, const unsigned char *blocks, uint
 static int sum_from_column(struct mailbox *mb)
 {
     const struct index_header *h = &mb->hdr;
-    char *path = col_path(mb);
-    int fd = open(path, O_RDONLY | O_CLOEXEC), r = -1;
-    free(path);
+    int fd = colfile_fd(mb, &mb->colf, UIDCOL_FILE), r = -1;
     if (fd < 0) return -1;
-    unsigned char head[UIDCOL_HEADER_SIZE];
-    struct uidcol_header c;
     uint32_t nb = nblocks(h->record_count);
     size_t len = (size_t)nb * UIDCOL_BLOCK_SIZE;
     unsigned char *blocks = xmalloc(len ? len : 1);
-    if (pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
-        uidcol_header_decode(head, &c) < 0 || !names(&c, h, index_slot_crc(mb->map, h)) ||
+    if (!colfile_names(&mb->colf, 0, h, index_slot_crc(mb->map, h)) ||
         pread(fd, blocks, len, UIDCOL_HEADER_SIZE) != (ssize_t)len)
         goto out;
+    struct uidcol_header c = mb->colf.named;
     for (uint32_t b = 0; b < nb; b++) {
         const unsigned char *blk = blocks + (size_t)b * UIDCOL_BLOCK_SIZE;
         if (uidcol_block_check(blk) < 0 || get64(blk + B_MAXMODSEQ) > h->highestmodseq) {
@@ -680,7 +778,6 @@ static int sum_from_column(struct mailbox *mb)
     }
     r = sum_write_whole(mb, blocks, nb, &c);
 out:
-    close(fd);
     free(blocks);
     return r;
 }
@@ -689,18 +786,19 @@ out:
 static int sum_read(struct mailbox *mb, struct uidsum_group **g_r, uint32_t *n_r)
 {
     const struct index_header *h = &mb->hdr;
-    char *path = sum_path(mb);
-    int fd = open(path, O_RDONLY | O_CLOEXEC), ok = 0;
-    free(path);
+    int fd = colfile_fd(mb, &mb->sumf, UIDSUM_FILE), ok = 0;
     if (fd < 0) return 0;
     uint32_t ng = ngroups(h->record_count);
     size_t len = UIDCOL_HEADER_SIZE + (size_t)ng * UIDSUM_ENTRY_SIZE;
     unsigned char *buf = xmalloc(len);
     struct uidsum_group *g = xreallocarray(NULL, ng ? ng : 1, sizeof *g);
     struct uidcol_header c;
-    if (pread(fd, buf, len, 0) != (ssize_t)len || sum_header_decode(buf, &c) < 0 ||
-        !names(&c, h, index_slot_crc(mb->map, h)))
-        goto out;
+    mb->sumf.known = 0;
+    mb->sumf.ent_known = 0;
+    if (pread(fd, buf, len, 0) != (ssize_t)len || sum_header_decode(buf, &c) < 0) goto out;
+    mb->sumf.named = c;
+    mb->sumf.known = 1;
+    if (!names(&c, h, index_slot_crc(mb->map, h))) goto out;
     uint64_t live = 0, seen = 0;
     uint32_t prev = 0;
     for (uint32_t k = 0; k < ng; k++) {
@@ -737,7 +835,6 @@ static int sum_read(struct mailbox *mb, struct uidsum_group **g_r, uint32_t *n_r
     }
     ok = 1;
 out:
-    close(fd);
     free(buf);
     if (!ok) {
         free(g);
@@ -751,17 +848,8 @@ out:
 /* col_current: 1 when the column's header names the current header (its blocks unread). */
 static int col_current(struct mailbox *mb)
 {
-    char *path = col_path(mb);
-    int fd = open(path, O_RDONLY | O_CLOEXEC), ok = 0;
-    free(path);
-    if (fd < 0) return 0;
-    unsigned char head[UIDCOL_HEADER_SIZE];
-    struct uidcol_header c;
-    ok = pread(fd, head, sizeof head, 0) == (ssize_t)sizeof head &&
-         uidcol_header_decode(head, &c) == 0 &&
-         names(&c, &mb->hdr, index_slot_crc(mb->map, &mb->hdr));
-    close(fd);
-    return ok;
+    if (colfile_fd(mb, &mb->colf, UIDCOL_FILE) < 0) return 0;
+    return colfile_names(&mb->colf, 0, &mb->hdr, index_slot_crc(mb->map, &mb->hdr));
 }
 
 int mbi_uidsum_load(struct mailbox *mb, struct uidsum_group **g_r, uint32_t *n_r)
@@ -786,17 +874,11 @@ static int col_changed_blocks(struct mailbox *mb, uint64_t since, uint32_t **b_r
     uint32_t ng;
     if (!mbi_uidsum_load(mb, &g, &ng)) return 0;
     const struct index_header *h = &mb->hdr;
-    char *path = col_path(mb);
-    int fd = open(path, O_RDONLY | O_CLOEXEC), ok = 0;
-    free(path);
-    unsigned char head[UIDCOL_HEADER_SIZE];
+    int fd = colfile_fd(mb, &mb->colf, UIDCOL_FILE), ok = 0;
     unsigned char *buf = xmalloc((size_t)UIDSUM_GROUP * UIDCOL_BLOCK_SIZE);
     uint32_t *list = NULL;
     size_t n = 0, a = 0;
-    struct uidcol_header c;
-    if (fd < 0 || pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
-        uidcol_header_decode(head, &c) < 0 || !names(&c, h, index_slot_crc(mb->map, h)))
-        goto out;
+    if (fd < 0 || !colfile_names(&mb->colf, 0, h, index_slot_crc(mb->map, h))) goto out;
     uint32_t nb = nblocks(h->record_count);
     for (uint32_t k = 0; k < ng; k++) {
         if (g[k].maxmodseq <= since) continue;
@@ -819,7 +901,6 @@ static int col_changed_blocks(struct mailbox *mb, uint64_t since, uint32_t **b_r
     }
     ok = 1;
 out:
-    if (fd >= 0) close(fd);
     free(buf);
     free(g);
     if (!ok) {
@@ -831,13 +912,14 @@ out:
     return 1;
 }
 
-int mbi_changed_blocks(struct mailbox *mb, uint64_t since, uint32_t **blocks_r, size_t *n_r)
+int mbi_changed_blocks(struct mailbox *mb, uint64_t since, uint32_t below, uint32_t **blocks_r,
+                       size_t *n_r)
 {
     const struct index_header *h = &mb->hdr;
     *blocks_r = NULL;
     *n_r = 0;
     /* every change since is this handle's own: the blocks it wrote, nothing read */
-    if (mbi_own_blocks(mb, since, blocks_r, n_r)) {
+    if (mbi_own_blocks(mb, since, below, blocks_r, n_r)) {
         uidcol_stats.own++;
         return 1;
     }
@@ -863,6 +945,12 @@ static int sum_entry_apply(unsigned char *e, uint32_t g, uint32_t count, const s
     uint32_t recs = count - g * UIDSUM_RECORDS;
     if (recs > UIDSUM_RECORDS) recs = UIDSUM_RECORDS;
     if (live < 0 || seen < 0 || seen > live || live > recs) return 0;
+    if (d->last) {
+        /* records added after the group's last: uids ascend, each record a uid of its own */
+        uint32_t first = get32(e + S_FIRST), last = get32(e + S_LAST);
+        if (!first || d->last <= last || d->last - first < recs - 1) return 0;
+        le_put32(e + S_LAST, d->last);
+    }
     le_put64(e + S_MAXMODSEQ, maxmodseq);
     le_put32(e + S_LIVE, (uint32_t)live);
     le_put32(e + S_SEEN, (uint32_t)seen);
@@ -883,18 +971,10 @@ static int sum_entry_apply(unsigned char *e, uint32_t g, uint32_t count, const s
 static int sum_commit(struct mailbox *mb, int colfd, const struct index_header *old,
                       uint32_t old_crc, const struct grp_delta *d, size_t n, int *fd_r)
 {
-    char *path = sum_path(mb);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    free(path);
+    int fd = colfile_fd(mb, &mb->sumf, UIDSUM_FILE);
     *fd_r = -1;
     if (fd < 0) return 0;
-    unsigned char head[UIDCOL_HEADER_SIZE];
-    struct uidcol_header c;
-    if (pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
-        sum_header_decode(head, &c) < 0 || !names(&c, old, old_crc)) {
-        close(fd);
-        return 0;
-    }
+    if (!colfile_names(&mb->sumf, 1, old, old_crc)) return 0;
     if (!n) {
         *fd_r = fd;
         return 1;
@@ -907,7 +987,15 @@ static int sum_commit(struct mailbox *mb, int colfd, const struct index_header *
     unsigned char *ents = xzmalloc(span), *buf = NULL;
     size_t have = g0 < old_groups ? (size_t)(old_groups - g0) * UIDSUM_ENTRY_SIZE : 0;
     if (have > span) have = span;
-    int ok = !have || pread(fd, ents, have, (off_t)off0) == (ssize_t)have;
+    /* the one entry of the group this handle's last commit wrote, while the file is as that
+     * commit left it (the header named from memory: no other commit since) */
+    int ok = 1;
+    if (have == UIDSUM_ENTRY_SIZE && mb->sumf.ent_known && mb->sumf.ent_group == g0) {
+        memcpy(ents, mb->sumf.ent, UIDSUM_ENTRY_SIZE);
+        uidcol_stats.sum_entry_kept++;
+    } else if (have) {
+        ok = pread(fd, ents, have, (off_t)off0) == (ssize_t)have;
+    }
     for (size_t i = 0; i < n && ok; i++) {
         uint32_t k = d[i].group;
         unsigned char *e = ents + (size_t)(k - g0) * UIDSUM_ENTRY_SIZE;
@@ -926,12 +1014,14 @@ static int sum_commit(struct mailbox *mb, int colfd, const struct index_header *
     }
     /* the groups between the changed ones go back as they were read */
     if (ok && mbi_pwrite_all(fd, ents, span, off0) < 0) ok = 0;
+    if (ok) {   /* the last one, remembered once the header naming this commit is written */
+        mb->sumf.ent_pending = 1;
+        mb->sumf.ent_next_group = g1;
+        memcpy(mb->sumf.ent_next, ents + span - UIDSUM_ENTRY_SIZE, UIDSUM_ENTRY_SIZE);
+    }
     free(buf);
     free(ents);
-    if (!ok) {
-        close(fd);
-        return 0;
-    }
+    if (!ok) return 0;
     *fd_r = fd;
     return 1;
 }
@@ -941,16 +1031,12 @@ int mbi_uidcol_group(struct mailbox *mb, uint32_t g, uint32_t end, uint64_t view
 {
     if (!mbi_uidcol_usable(mb)) return 0;
     const struct index_header *h = &mb->hdr;
-    char *path = col_path(mb);
-    int fd = open(path, O_RDONLY | O_CLOEXEC), ok = 0;
-    free(path);
+    int fd = colfile_fd(mb, &mb->colf, UIDCOL_FILE), ok = 0;
     if (fd < 0) return 0;
-    unsigned char head[UIDCOL_HEADER_SIZE];
     unsigned char *buf = xmalloc((size_t)UIDSUM_GROUP * UIDCOL_BLOCK_SIZE);
-    struct uidcol_header c;
     uint32_t first = g * UIDSUM_RECORDS, n = 0, prev = 0;
-    if (end > h->record_count || end <= first || pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
-        uidcol_header_decode(head, &c) < 0 || !names(&c, h, index_slot_crc(mb->map, h)))
+    if (end > h->record_count || end <= first ||
+        !colfile_names(&mb->colf, 0, h, index_slot_crc(mb->map, h)))
         goto out;
     uint32_t nblk = (end - first + UIDCOL_BLOCK - 1) / UIDCOL_BLOCK;
     size_t want = (size_t)nblk * UIDCOL_BLOCK_SIZE;
@@ -1006,7 +1092,6 @@ int mbi_uidcol_group(struct mailbox *mb, uint32_t g, uint32_t end, uint64_t view
     ok = 1;
     *n_r = n;
 out:
-    close(fd);
     free(buf);
     return ok;
 }

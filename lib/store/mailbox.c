@@ -316,6 +316,7 @@ int mbi_lock(struct mailbox *mb, int op)
         return mbi_io_error(mb, "flock", mb->dir);
     }
     mb->locked = op;
+    mb->lock_seq++;
     mbi_uidcol_forget(mb);   /* nothing of an earlier lock's commit that was not made */
     int r = mbi_refresh(mb);
     if (r == 1 && op == LOCK_SH) {
@@ -327,6 +328,7 @@ int mbi_lock(struct mailbox *mb, int op)
         mb->locked = 0;
         if (flock(mb->lock_fd, LOCK_EX | LOCK_NB) == 0) {
             mb->locked = LOCK_EX;
+            mb->lock_seq++;
             r = mbi_refresh(mb);
             flock(mb->lock_fd, LOCK_UN);
             mb->locked = 0;
@@ -337,6 +339,7 @@ int mbi_lock(struct mailbox *mb, int op)
             return mbi_io_error(mb, "flock", mb->dir);
         }
         mb->locked = op;
+        mb->lock_seq++;
         r = mbi_refresh(mb);
     }
     if (r < 0) {
@@ -406,6 +409,7 @@ static int recent_lock(struct mailbox *mb, int *took)
         return mbi_io_error(mb, "flock", mb->dir);
     }
     mb->locked = LOCK_EX;
+    mb->lock_seq++;
     *took = 1;
     return 0;
 }
@@ -639,6 +643,7 @@ void mbi_own_forget(struct mailbox *mb)
 {
     mb->own_valid = 0;
     mb->own_n = 0;
+    mb->own_added = UINT32_MAX;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -650,8 +655,11 @@ static int cmp_u32(const void *a, const void *b)
 void mbi_own_note(struct mailbox *mb, const struct index_header *old, uint32_t old_crc)
 {
     const struct index_header *h = &mb->hdr;
-    if (h->generation != old->generation || h->record_count != old->record_count) {
-        mbi_own_forget(mb);   /* new records: the view reads those itself, nothing to keep */
+    /* Records added (an APPEND, a COPY into this mailbox) are kept as the position of the
+     * first of them (own_added), so that the sync after the session's own APPEND reads
+     * neither the uid column nor its summary (13 calls per APPEND on a big mailbox) */
+    if (h->generation != old->generation || h->record_count < old->record_count) {
+        mbi_own_forget(mb);
         return;
     }
     if (!mb->own_valid || mb->own_generation != old->generation ||
@@ -660,6 +668,7 @@ void mbi_own_note(struct mailbox *mb, const struct index_header *old, uint32_t o
         /* another writer's commit came between (or none of ours before): start from old */
         mb->own_n = 0;
         mb->own_since = old->highestmodseq;
+        mb->own_added = UINT32_MAX;
     }
     /* what the view has taken in is never asked for again: the list stays this commit's */
     uint64_t seen = mb->view && mb->view_generation == h->generation ? mb->view_modseq : 0;
@@ -672,6 +681,12 @@ void mbi_own_note(struct mailbox *mb, const struct index_header *old, uint32_t o
             }
         mb->own_n = k;
         mb->own_since = seen;
+        if (mb->own_added_mod <= seen) mb->own_added = UINT32_MAX;
+    }
+    /* after what the view has seen is dropped: this commit's records are new to it */
+    if (h->record_count > old->record_count) {
+        if (old->record_count < mb->own_added) mb->own_added = old->record_count;
+        mb->own_added_mod = h->highestmodseq;
     }
     /* this commit's blocks (sorted, repeats dropped), merged into the list */
     size_t nnew = 0;
@@ -713,17 +728,34 @@ void mbi_own_note(struct mailbox *mb, const struct index_header *old, uint32_t o
     mb->own_valid = 1;
 }
 
-int mbi_own_blocks(struct mailbox *mb, uint64_t since, uint32_t **blocks_r, size_t *n_r)
+int mbi_own_blocks(struct mailbox *mb, uint64_t since, uint32_t below, uint32_t **blocks_r,
+                   size_t *n_r)
 {
     const struct index_header *h = &mb->hdr;
     if (!mb->own_valid || since < mb->own_since || mb->own_generation != h->generation ||
         mb->own_commit != h->commit || mb->own_records != h->record_count ||
         mb->own_crc != index_slot_crc(mb->map, h))
         return 0;
-    *blocks_r = xreallocarray(NULL, mb->own_n ? mb->own_n : 1, sizeof **blocks_r);
+    /* the blocks of the records added since, from the first of them up to below */
+    uint32_t a0 = 1, a1 = 0;
+    if (below > h->record_count) below = h->record_count;
+    if (mb->own_added < below && mb->own_added_mod > since) {
+        a0 = mb->own_added / MSUM_BLOCK;
+        a1 = (below - 1) / MSUM_BLOCK;
+    }
+    size_t cap = mb->own_n + (a1 >= a0 ? a1 - a0 + 1 : 0);
+    *blocks_r = xreallocarray(NULL, cap ? cap : 1, sizeof **blocks_r);
     size_t n = 0;
-    for (size_t i = 0; i < mb->own_n; i++)
-        if (mb->own_mods[i] > since) (*blocks_r)[n++] = mb->own_blocks[i];
+    for (size_t i = 0; i < mb->own_n; i++) {
+        uint32_t b = mb->own_blocks[i];
+        if (a1 >= a0 && b >= a0) break;   /* the rest are among the added ones' */
+        if (mb->own_mods[i] > since) (*blocks_r)[n++] = b;
+    }
+    for (uint32_t b = a0; a1 >= a0 && b <= a1; b++) (*blocks_r)[n++] = b;
+    if (a1 >= a0)   /* in-place changes past the added range (none below `below` matter) */
+        for (size_t i = 0; i < mb->own_n; i++)
+            if (mb->own_blocks[i] > a1 && mb->own_mods[i] > since)
+                (*blocks_r)[n++] = mb->own_blocks[i];
     *n_r = n;
     return 1;
 }
@@ -948,6 +980,8 @@ struct mailbox *mbi_mailbox_alloc(const char *partition, const char *uniqueid, c
     mb->dir = partition_mailbox_dir(partition, uniqueid);
     mb->index_path = xasprintf("%s/%s", mb->dir, INDEX_FILE);
     mb->lock_fd = mb->index_fd = mb->cache_fd = mb->dir_fd = mb->recent_fd = -1;
+    mb->colf.fd = mb->sumf.fd = -1;
+    mb->own_added = UINT32_MAX;
     strarr_init(&mb->keywords);
     return mb;
 }
@@ -963,6 +997,7 @@ void mailbox_close(struct mailbox **pmb)
     if (mb->recent_fd >= 0) close(mb->recent_fd);
     if (mb->sync_map) munmap(mb->sync_map, sizeof *mb->sync_map);
     mbi_keyfiles_close(mb);
+    mbi_colfiles_close(mb);
     if (mb->lock_fd >= 0) close(mb->lock_fd);  /* drops any lock */
     strarr_fini(&mb->keywords);
     vg_free(mb);
@@ -1494,7 +1529,7 @@ static int view_changed_blocks(struct mailbox *mb, int no_expunge, struct mailbo
     size_t nbl;
     if (!mb->view || !mb->nview || mb->expunge_pending || h->generation != mb->view_generation ||
         h->record_count < mb->view_records ||
-        !mbi_changed_blocks(mb, mb->view_modseq, &blocks, &nbl))
+        !mbi_changed_blocks(mb, mb->view_modseq, mb->view_records, &blocks, &nbl))
         return 0;
     uint32_t nold = mb->view_records;
     uint32_t *gone = NULL;      /* view indexes of the expunged messages, ascending */
@@ -1595,7 +1630,7 @@ static int vg_sync(struct mailbox *mb, int no_expunge, struct mailbox_changes *c
     if (h->generation != mb->view_generation || h->record_count < mb->view_records) return 0;
     uint32_t *blocks;
     size_t nb;
-    if (!mbi_changed_blocks(mb, mb->view_modseq, &blocks, &nb)) return 0;
+    if (!mbi_changed_blocks(mb, mb->view_modseq, mb->view_records, &blocks, &nb)) return 0;
     uint32_t vr = mb->view_records, count = h->record_count, prev = mb->view_maxuid;
     struct vg_item *it = NULL;
     size_t nit = 0, ait = 0;

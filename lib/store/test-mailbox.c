@@ -3073,6 +3073,187 @@ static void test_recent_kept(void)
     mailbox_close(&b);
 }
 
+/* fresh_from_column: a new session's view comes from the uid column's summary as b's is, and
+ * neither file had to be made again from the records (they were kept up to date). */
+static void fresh_from_column(const char *id, struct mailbox *b)
+{
+    uint64_t rebuilt = uidcol_stats.rebuilds, sums = uidcol_stats.sum_rebuilds,
+             loads = uidcol_stats.sum_loads;
+    struct mailbox *c = NULL;
+    if (!open_ok(id, &c)) return;
+    UNIT_EQ_INT(uidcol_stats.rebuilds, rebuilt);
+    UNIT_EQ_INT(uidcol_stats.sum_rebuilds, sums);
+    UNIT_CHECK(uidcol_stats.sum_loads > loads);
+    UNIT_CHECK(mailbox_view_lazy(c));
+    lazy_matches(c, b);
+    mailbox_close(&c);
+}
+
+/* The uid column and its summary stay open on a handle between its commits and syncs (one
+ * stat a lock instead of opens and header reads), and the sync after the session's own
+ * APPEND is answered from its own changes. Every way another process changes the files is
+ * followed: another handle's append, expunge and repack in between, a reconstruct that
+ * removes them, the files removed, and a rebuild renamed in. */
+static void test_kept_column(void)
+{
+    enum { N = 2100 };
+    char id[UNIQUEID_LEN + 1];
+    new_mailbox(part1, "user.alice.keptcol", id);
+    struct mailbox *w = NULL, *a = NULL, *b = NULL, *c = NULL;
+    static const char body[] = "Subject: kept\r\n\r\nbody\r\n";
+    uint32_t min = uidcol_min_records, uid = 0;
+    char *colp = NULL, *sump = NULL;
+    uidcol_min_records = 0;
+    if (!open_ok(id, &w)) goto out;
+    mailbox_set_nofsync(w, 1);
+    UNIT_EQ_INT(append_many(w, body, N, 1000), 0);
+    if (!open_ok(id, &c)) goto out;   /* writes column and summary */
+    mailbox_close(&c);
+    if (!open_ok(id, &a)) goto out;
+    mailbox_set_nofsync(a, 1);
+    UNIT_CHECK(mailbox_view_lazy(a));
+    uidcol_min_records = UINT32_MAX;
+    int r = mailbox_open(part1, id, NULL, &b);   /* the reference: an array from the records */
+    uidcol_min_records = 0;
+    UNIT_EQ_INT(r, 0);
+    if (r < 0) goto out;
+    colp = xasprintf("%s/%s", mailbox_dir(a), UIDCOL_FILE);
+    sump = xasprintf("%s/%s", mailbox_dir(a), UIDSUM_FILE);
+    /* 1. appends through a, each followed by its sync: the files are not opened again (the
+     * open kept them), each commit brings them forward, and no sync reads the summary */
+    uint64_t opens = uidcol_stats.commit_opens, sums = uidcol_stats.sum_loads,
+             own = uidcol_stats.own, updates = uidcol_stats.updates,
+             fopens = uidcol_stats.file_opens, deltas = uidcol_stats.sum_deltas,
+             kept = uidcol_stats.sum_entry_kept;
+    for (int i = 0; i < 6; i++) {
+        UNIT_EQ_INT(append_one(a, "k1", i & 1 ? FLAG_SEEN : 0, NULL, &uid), 0);
+        sync_both(a, b, 0);
+    }
+    UNIT_EQ_INT(uidcol_stats.commit_opens - opens, 0);
+    UNIT_EQ_INT(uidcol_stats.file_opens - fopens, 0);
+    /* each summary entry brought forward from the added record, no column block read */
+    UNIT_EQ_INT(uidcol_stats.sum_deltas - deltas, 6);
+    /* ... from the entry the handle's previous commit wrote, after the first */
+    UNIT_EQ_INT(uidcol_stats.sum_entry_kept - kept, 5);
+    UNIT_EQ_INT(uidcol_stats.updates - updates, 6);
+    UNIT_EQ_INT(uidcol_stats.sum_loads, sums);
+    UNIT_CHECK(uidcol_stats.own >= own + 6);
+    lazy_matches(a, b);
+    /* CHANGEDSINCE after the own appends: the new messages are found */
+    struct mailbox_modseq_scan sc;
+    uint64_t before = mailbox_header(a)->highestmodseq;
+    UNIT_EQ_INT(append_one(a, "k2", 0, NULL, &uid), 0);
+    UNIT_EQ_INT(mailbox_modseq_scan(a, before, &sc), 0);
+    UNIT_EQ_INT(sc.n_changed, 1);
+    UNIT_CHECK(sc.n_changed == 1 && sc.changed[0] == uid);
+    mailbox_modseq_scan_fini(&sc);
+    sync_both(a, b, 0);
+    fresh_from_column(id, b);
+    /* 2. another handle appends in between: a's next commit reads the headers again (not
+     * its own header any more) and keeps both files right; its sync reports w's message */
+    uint64_t rebuilt = uidcol_stats.rebuilds, sumsmade = uidcol_stats.sum_rebuilds;
+    UNIT_EQ_INT(append_one(w, "other", 0, NULL, NULL), 0);
+    UNIT_EQ_INT(append_one(a, "k3", 0, NULL, &uid), 0);
+    sync_both(a, b, 0);
+    lazy_matches(a, b);
+    fresh_from_column(id, b);
+    /* (nothing found wrong and made again on the way, by a's sync either) */
+    UNIT_EQ_INT(uidcol_stats.rebuilds, rebuilt);
+    UNIT_EQ_INT(uidcol_stats.sum_rebuilds, sumsmade);
+    /* 3. another handle expunges in between (and a STORE): seen by a's next sync */
+    uint32_t gone[] = { 5, 1500, uid }, flag[] = { 700 };
+    struct mailbox_store sd = { STORE_ADD, FLAG_DELETED, NULL, 0 };
+    struct mailbox_store ss = { STORE_ADD, FLAG_SEEN | FLAG_FLAGGED, NULL, 0 };
+    UNIT_EQ_INT(mailbox_store(w, gone, 3, &sd, NULL, NULL), 0);
+    UNIT_EQ_INT(mailbox_expunge(w, gone, 3, NULL), 0);
+    UNIT_EQ_INT(mailbox_store(w, flag, 1, &ss, NULL, NULL), 0);
+    UNIT_EQ_INT(append_one(a, "k4", 0, NULL, &uid), 0);
+    sync_both(a, b, 0);
+    lazy_matches(a, b);
+    UNIT_EQ_INT(mailbox_msgno(a, 1500), 0);
+    fresh_from_column(id, b);
+    UNIT_EQ_INT(uidcol_stats.rebuilds, rebuilt);
+    UNIT_EQ_INT(uidcol_stats.sum_rebuilds, sumsmade);
+    /* 4. a repack by another handle: the next open makes both files again (renamed in);
+     * a's kept descriptors name the old ones, so its next commit opens the new column */
+    UNIT_EQ_INT(mailbox_repack(w), 0);
+    if (!open_ok(id, &c)) goto out;
+    mailbox_close(&c);
+    fopens = uidcol_stats.file_opens;
+    updates = uidcol_stats.updates;
+    UNIT_EQ_INT(append_one(a, "k5", 0, NULL, &uid), 0);
+    UNIT_CHECK(uidcol_stats.file_opens > fopens);
+    UNIT_EQ_INT(uidcol_stats.updates - updates, 1);
+    sync_both(a, b, 0);
+    lazy_matches(a, b);
+    fresh_from_column(id, b);
+    /* 5. a rebuild renamed in by another session (a fresh open after the files were found
+     * naming another commit): followed the same way */
+    {
+        struct stat st0, st1;
+        UNIT_EQ_INT(stat(colp, &st0), 0);
+        UNIT_EQ_INT(unlink(sump), 0);
+        UNIT_EQ_INT(unlink(colp), 0);
+        if (!open_ok(id, &c)) goto out;   /* rebuilds both */
+        mailbox_close(&c);
+        UNIT_EQ_INT(stat(colp, &st1), 0);
+        UNIT_CHECK(st0.st_ino != st1.st_ino);
+        fopens = uidcol_stats.file_opens;
+        updates = uidcol_stats.updates;
+        UNIT_EQ_INT(append_one(a, "k6", 0, NULL, &uid), 0);
+        UNIT_CHECK(uidcol_stats.file_opens > fopens);
+        UNIT_EQ_INT(uidcol_stats.updates - updates, 1);
+        sync_both(a, b, 0);
+        fresh_from_column(id, b);
+    }
+    /* 6. the files removed: a's commits and syncs do not use the removed ones (nothing is
+     * written into them), and the next open makes new ones from the records */
+    UNIT_EQ_INT(unlink(colp), 0);
+    UNIT_EQ_INT(unlink(sump), 0);
+    UNIT_EQ_INT(append_one(a, "k7", 0, NULL, &uid), 0);
+    UNIT_EQ_INT(append_one(w, "other2", 0, NULL, NULL), 0);
+    sync_both(a, b, 0);
+    lazy_matches(a, b);
+    UNIT_CHECK(access(colp, F_OK) < 0 && errno == ENOENT);
+    {
+        uint64_t rebuilt6 = uidcol_stats.rebuilds;
+        if (!open_ok(id, &c)) goto out;
+        UNIT_EQ_INT(uidcol_stats.rebuilds - rebuilt6, 1);
+        mailbox_close(&c);
+    }
+    UNIT_EQ_INT(append_one(a, "k8", 0, NULL, &uid), 0);
+    sync_both(a, b, 0);
+    fresh_from_column(id, b);
+    /* 7. reconstruct rewrites the index (a message file lost) and removes the files */
+    {
+        char *f = xasprintf("%s/%u.", mailbox_dir(a), 10u);
+        UNIT_EQ_INT(unlink(f), 0);
+        free(f);
+        struct recon_report rep;
+        recon_report_init(&rep);
+        UNIT_CHECK(reconstruct_mailbox(part1, id, "user.alice.keptcol", NULL, 0, &rep) > 0);
+        recon_report_fini(&rep);
+        UNIT_CHECK(access(colp, F_OK) < 0);
+        UNIT_EQ_INT(append_one(a, "k9", 0, NULL, &uid), 0);
+        sync_both(a, b, 0);
+        lazy_matches(a, b);
+        UNIT_EQ_INT(mailbox_msgno(a, 10), 0);
+        if (!open_ok(id, &c)) goto out;   /* makes both again */
+        mailbox_close(&c);
+        UNIT_EQ_INT(append_one(a, "k10", 0, NULL, &uid), 0);
+        sync_both(a, b, 0);
+        fresh_from_column(id, b);
+    }
+out:
+    uidcol_min_records = min;
+    free(colp);
+    free(sump);
+    mailbox_close(&a);
+    mailbox_close(&b);
+    mailbox_close(&c);
+    mailbox_close(&w);
+}
+
 int main(void)
 {
     log_init("test-mailbox", 1, LOG_LVL_WARNING);
@@ -3110,6 +3291,7 @@ int main(void)
     test_store_hook();
     test_flaglog();
     test_recent_kept();
+    test_kept_column();
     if (!unit_failed) rm_rf(tmpdir);
     else fprintf(stderr, "left %s for inspection\n", tmpdir);
     free(part1);

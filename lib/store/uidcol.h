@@ -70,7 +70,10 @@ struct uidcol_stats {
     uint64_t group_loads;   /* groups of a lazy view whose messages were read */
     uint64_t own;           /* changed blocks known from the handle's own commits alone */
     uint64_t sum_deltas;    /* summary entries brought forward from their changed blocks */
-    uint64_t commit_opens;  /* column opens by commits (none below uidcol_min_records) */
+    uint64_t commit_opens;  /* column opens by commits (none below uidcol_min_records; none
+                             * while the handle keeps it open) */
+    uint64_t file_opens;    /* opens of either file to keep on a handle */
+    uint64_t sum_entry_kept;    /* summary entries a commit took from its handle, unread */
 };
 extern struct uidcol_stats uidcol_stats;
 
