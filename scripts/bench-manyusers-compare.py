@@ -2,12 +2,15 @@
 """bench-manyusers-compare.py OUTDIR NAME=DIR... : the "many users" benchmark
 (docs/perf/many-users.md) over running instances, each given by its directory (holding
 peer.ports and peer.pid, as scripts/bench-manyusers.sh and the bench's peers/ scripts leave
-them). Three alternating rounds; in each, for each instance in the order given:
-mailbench's imap-login and lmtp-concurrent workloads (short settings) and
-scripts/bench-manyusers-probe.py (LIST "" "*" for user0 and user1, first SELECT). Writes
-OUTDIR/NAME-rN.json files and prints the medians of the three rounds per instance, and the
-ratio of each pair named X-100 / X-100k (100k over 100; for the times, 100 over 100k, so that
->= 0.9 means at most 10% worse everywhere)."""
+them). ROUNDS alternating rounds (--rounds N, default 5); in each, for each instance in the
+order given: mailbench's imap-login and lmtp-concurrent workloads (short settings) and
+scripts/bench-manyusers-probe.py (LIST "" "*" for user0 and user1, first SELECT). Besides the
+rates, the server's CPU per login and per delivered message (ms; mailbench's server-CPU
+accounting over the master's process tree in /proc, --server-pid): what a loaded machine
+cannot blur as it blurs a rate. Writes OUTDIR/NAME-rN.json files and prints each round, the
+medians of the rounds per instance, and the ratio of each pair named X-100 / X-100k (rates:
+100k over 100; times and CPU per operation: 100 over 100k, so that >= 0.9 means at most 10%
+worse everywhere)."""
 import json
 import os
 import statistics
@@ -27,11 +30,17 @@ def ports(d):
 
 
 def find_rate(res, workload):
-    """the first figure mailbench reports for a workload (logins/s, deliveries msgs/s)."""
+    """the first record mailbench reports for a workload (logins/s, deliveries msgs/s)."""
     for r in res["results"]:
         if r["workload"] == workload:
-            return float(r["value"])
+            return r
     raise KeyError("mailbench reported nothing for %s" % workload)
+
+
+def cpu_ms_per(rec, count_key):
+    """server CPU (ms) per operation of a mailbench record, None without the accounting."""
+    cpu, n = rec.get("server_cpu_s"), rec.get(count_key)
+    return round(1000.0 * cpu / n, 4) if cpu is not None and n else None
 
 
 def run_one(out, name, d, rnd):
@@ -54,8 +63,10 @@ def run_one(out, name, d, rnd):
         p = json.loads(subprocess.run(args, check=True, capture_output=True,
                                       text=True).stdout)
         probe[user] = p
-    row = {"login_per_s": find_rate(res, "imap-login"),
-           "lmtp_per_s": find_rate(res, "lmtp-concurrent"),
+    login, lmtp = find_rate(res, "imap-login"), find_rate(res, "lmtp-concurrent")
+    row = {"login_per_s": float(login["value"]), "lmtp_per_s": float(lmtp["value"]),
+           "login_cpu_ms": cpu_ms_per(login, "logins"),
+           "lmtp_cpu_ms": cpu_ms_per(lmtp, "messages"),
            "list_ms_user0": probe["user0"]["list_ms"], "list_names_user0":
            probe["user0"]["list_names"], "list_ms_user1": probe["user1"]["list_ms"],
            "select_ms": probe["user0"]["select_ms"]}
@@ -65,15 +76,27 @@ def run_one(out, name, d, rnd):
 
 
 def main():
-    out = sys.argv[1]
-    inst = [a.split("=", 1) for a in sys.argv[2:]]
+    args = sys.argv[1:]
+    rounds = 5
+    if len(args) >= 2 and args[0] == "--rounds":
+        rounds = int(args[1])
+        args = args[2:]
+    if len(args) < 2 or rounds < 1:
+        sys.exit("usage: bench-manyusers-compare.py [--rounds N] OUTDIR NAME=DIR...")
+    out = args[0]
+    inst = [a.split("=", 1) for a in args[1:]]
     os.makedirs(out, exist_ok=True)
     rows = {n: [] for n, _ in inst}
-    for rnd in range(3):
+    for rnd in range(rounds):
         for name, d in inst:
             rows[name].append(run_one(out, name, d, rnd))
-    med = {n: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for n, rs in rows.items()}
-    print("\nmedians of 3 rounds:")
+    med = {n: {k: statistics.median(r[k] for r in rs if r[k] is not None)
+               for k in rs[0] if any(r[k] is not None for r in rs)} for n, rs in rows.items()}
+    print("\nper round:")
+    for n, rs in rows.items():
+        for k in rs[0]:
+            print(n, k, [r[k] for r in rs])
+    print("\nmedians of %d rounds:" % rounds)
     for n, m in med.items():
         print(n, json.dumps(m))
     print("\nratios 100k vs 100 (rates: 100k/100; times: 100/100k):")

@@ -392,6 +392,27 @@ class Tools(SharedCofferTestCase):
         self.assertEqual(m.select("Sent/2024")[0], "OK")
         m.logout()
 
+    def test_bulk_mailbox_create_any_order(self):
+        """`mailbox create --stdin` sorts the names in the list's key order before creating
+        them: children given before their parents, and users in number order (user1, user10,
+        user2: not key order), are all created, real and selectable."""
+        self.assertEqual(self.run_tool("user", "add", "--stdin",
+                                       input=b"ord1 pw\nord2 pw\nord10 pw\n")[0], 0)
+        names = b"user/ord1/Sent/2024\nuser/ord1/Sent\nuser/ord10/a\nuser/ord2\n" \
+                b"user/ord10\nuser/ord1\nuser/ord2/b\nuser/ord1/Sent\n"
+        code, out, err = self.run_tool("mailbox", "create", "--stdin", input=names)
+        self.assertEqual(code, 4, err)   # the duplicate user/ord1/Sent, nothing else
+        self.assertIn(b"created 7 mailboxes, 1 failed", out)
+        self.assertIn("cannot create user/ord1/Sent: it already exists", err)
+        self.assertEqual([r["mailbox"] for r in coffer_json(self, self.coffer, "mailbox", "list",
+                                                            "user/ord*")],
+                         ["user/ord1", "user/ord1/Sent", "user/ord1/Sent/2024", "user/ord10",
+                          "user/ord10/a", "user/ord2", "user/ord2/b"])
+        m = self.coffer.imap()
+        m.login("ord10", "pw")
+        self.assertEqual(m.select("a")[0], "OK")
+        m.logout()
+
     def test_acl(self):
         c = self.coffer
         self.assertEqual(self.run_tool("mailbox", "create", "user/a1")[0], 0)

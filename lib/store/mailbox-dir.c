@@ -52,9 +52,15 @@ static int create_dir(const char *partition, const char *name, const char *uniqu
     char *path = NULL;
     unsigned char *idx = NULL;
     struct buf hb = BUF_INIT;
-    int r = mkdir_p(parent, 0700);
-    if (r < 0) goto done;
-    if (mkdir(dir, 0700) < 0) {
+    int r = 0;
+    /* xx/ is there for all but the first mailbox of 256 or so: making sure of every component
+     * of its path first (mkdir_p) was four failing mkdir calls a mailbox in a bulk create */
+    int made = mkdir(dir, 0700) == 0;
+    if (!made && errno == ENOENT) {
+        if ((r = mkdir_p(parent, 0700)) < 0) goto done;
+        made = mkdir(dir, 0700) == 0;
+    }
+    if (!made) {
         if (errno == EEXIST) {
             r = CF_E_EXISTS;
         } else {

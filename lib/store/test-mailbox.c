@@ -99,6 +99,36 @@ static void test_create_open(void)
     free(dir);
 }
 
+/* create_dirs: the directory of a mailbox is made first and its parents only when missing
+ * (a partition path that does not exist yet, a new xx/ in it), both synced and not; what is
+ * in the way (an existing directory, a file where the partition should be) is an error */
+static void test_create_dirs(void)
+{
+    char *part = xasprintf("%s/fresh/part", tmpdir);
+    const char *ids[] = { "ab000000000000000000000000000001", "ab000000000000000000000000000002",
+                          "cd000000000000000000000000000003" };
+    UNIT_EQ_INT(mailbox_create(part, "user.d1", ids[0], "", 0), 0);        /* whole path made */
+    UNIT_EQ_INT(mailbox_create_nosync(part, "user.d2", ids[1], "", 0), 0); /* xx/ exists */
+    UNIT_EQ_INT(mailbox_create_nosync(part, "user.d3", ids[2], "", 0), 0); /* new xx/ */
+    UNIT_EQ_INT(mailbox_create_nosync(part, "user.d2", ids[1], "", 0), CF_E_EXISTS);
+    UNIT_EQ_INT(mailbox_create(part, "user.d1", ids[0], "", 0), CF_E_EXISTS);
+    for (int i = 0; i < 3; i++) {
+        struct mailbox *mb;
+        UNIT_EQ_INT(mailbox_open(part, ids[i], NULL, &mb), 0);
+        UNIT_EQ_INT(mailbox_count(mb), 0);
+        mailbox_close(&mb);
+    }
+    char *file = xasprintf("%s/fresh/file", tmpdir);
+    int fd = open(file, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    UNIT_CHECK(fd >= 0);
+    close(fd);
+    char *under = xasprintf("%s/part", file);
+    UNIT_EQ_INT(mailbox_create_nosync(under, "user.d4", ids[0], "", 0), CF_E_IO);
+    free(under);
+    free(file);
+    free(part);
+}
+
 static void sha1(const void *p, size_t n, uint8_t out[20])
 {
     unsigned int len = 20;
@@ -3264,6 +3294,7 @@ int main(void)
     UNIT_EQ_INT(partition_prepare(part2), 0);
     test_partition_select();
     test_create_open();
+    test_create_dirs();
     test_append_read();
     test_store_expunge();
     test_modseq_scan();
