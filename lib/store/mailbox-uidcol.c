@@ -480,6 +480,19 @@ static int pos_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* grp_delta_at: the entry of group g, the last of d[0..*ng) when it is g's, else a new exact
+ * one appended (the callers go through groups in order; d has room for one more). */
+static struct grp_delta *grp_delta_at(struct grp_delta *d, size_t *ng, uint32_t g)
+{
+    if (!*ng || d[*ng - 1].group != g) {
+        memset(&d[*ng], 0, sizeof d[*ng]);
+        d[*ng].group = g;
+        d[*ng].exact = 1;
+        (*ng)++;
+    }
+    return &d[*ng - 1];
+}
+
 /* group_deltas: the commit's changes per summary group, from the positions noted (their old
  * flags) and the records as the commit left them: no column or summary read. *n_r groups,
  * ascending; caller frees. */
@@ -500,13 +513,7 @@ static struct grp_delta *group_deltas(struct mailbox *mb, uint32_t old_count, si
         if (i && po[i].pos == po[i - 1].pos) continue;   /* the first note has the old flags */
         uint32_t pos = po[i].pos, g = pos / UIDSUM_RECORDS;
         if (pos >= old_count && pos < count) continue;   /* added: below, one by one */
-        if (!ng || d[ng - 1].group != g) {
-            memset(&d[ng], 0, sizeof d[ng]);
-            d[ng].group = g;
-            d[ng].exact = 1;
-            ng++;
-        }
-        struct grp_delta *e = &d[ng - 1];
+        struct grp_delta *e = grp_delta_at(d, &ng, g);
         if (pos >= old_count || po[i].old == COL_OLD_NONE || pos >= mb->hdr.record_count) {
             e->exact = 0;
             continue;
@@ -523,13 +530,7 @@ static struct grp_delta *group_deltas(struct mailbox *mb, uint32_t old_count, si
      * moved (an APPEND reads no column block); a group they start is made from the blocks */
     for (uint32_t pos = old_count; pos < count; pos++) {
         uint32_t g = pos / UIDSUM_RECORDS;
-        if (!ng || d[ng - 1].group != g) {
-            memset(&d[ng], 0, sizeof d[ng]);
-            d[ng].group = g;
-            d[ng].exact = 1;
-            ng++;
-        }
-        struct grp_delta *e = &d[ng - 1];
+        struct grp_delta *e = grp_delta_at(d, &ng, g);
         if ((uint64_t)g * UIDSUM_RECORDS >= old_count ||
             mb->map_len < index_record_offset(pos + 1)) {
             e->exact = 0;
