@@ -18,7 +18,8 @@ LIST_RX = re.compile(rb'^\* (LIST|LSUB) \(([^)]*)\) "/" "((?:[^"\\]|\\.)*)"(?: (
 MSG = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: hi\r\n\r\nbody\r\n"
 
 USERS = {u: u + "pw" for u in ("fred", "ex", "multi", "su", "gone", "owner", "viewer", "admin",
-                               "utf", "stat", "bad", "rnd", "sharer", "reader")}
+                               "utf", "stat", "bad", "rnd", "sharer", "reader", "kidown",
+                               "kidview")}
 
 
 def parse_list(untagged, verb=b"LIST"):
@@ -272,6 +273,53 @@ class ListExtended(ImapUsersTestCase):
         got = set(self.lst(a, 'LIST "" "*"'))
         self.assertLessEqual({"Other Users/sharer/Proj/y", "Shared Folders/team"}, got)
         self.assertNotIn("Other Users/sharer/Proj/z", got)
+
+    def test_star_children_from_the_listing(self):
+        """LIST "" "*" of a user who is no administrator finds \\HasChildren from the names it
+        lists, not from a scan per name (docs/perf/many-users.md): siblings that sort between a
+        parent and its children ("A b", "A-c" before "A/..."), children the viewer may not see
+        (no l, or only r), children seen only through a grant, and a shared mailbox's; every
+        attribute must equal what a pattern naming the one mailbox gives (a scan)."""
+        o = self.conn("kidown")
+        v = self.conn("kidview")
+        a = self.conn("admin")
+        for name in ("A", "A b", "A-c", "A/x", "B", "B/hidden", "C", "C-1", "D", "D/E",
+                     "D/E/F"):
+            self.ok(o, "CREATE " + ('"%s"' % name if " " in name else name))
+        # the viewer: A and A/x listable; B listable, B/hidden readable but not listable;
+        # C and C-1 listable (C has no child); D/E/F listable without D or D/E
+        for name, rights in (("A", "lr"), ("A/x", "l"), ("B", "lr"), ("B/hidden", "r"),
+                             ("C", "l"), ("C-1", "l"), ("D/E/F", "lr"), ("A b", "l")):
+            self.ok(o, 'SETACL "%s" kidview %s' % (name, rights))
+        self.ok(a, 'CREATE "Shared Folders/kids"')
+        self.ok(a, 'CREATE "Shared Folders/kids/one"')
+        self.ok(a, 'SETACL "Shared Folders/kids" anyone lr')
+        self.ok(a, 'SETACL "Shared Folders/kids/one" kidview l')
+        self.ok(v, "CREATE mine")
+        self.ok(v, "CREATE mine/sub")
+        self.ok(v, 'CREATE "mine sib"')
+        for c, who in ((o, "owner"), (v, "viewer")):
+            star = attrs(self.lst(c, 'LIST "" "*"'))
+            self.assertTrue(star, who)
+            for name, got in star.items():
+                one = attrs(self.lst(c, 'LIST "" "%s"' % name.replace('"', '\\"')))
+                self.assertEqual(got, one.get(name), "%s: %s" % (who, name))
+        star = attrs(self.lst(v, 'LIST "" "*"'))
+        pre = "Other Users/kidown/"
+        self.assertEqual(star[pre + "A"], {"\\HasChildren"})
+        self.assertEqual(star[pre + "A b"], {"\\HasNoChildren"})
+        self.assertEqual(star[pre + "B"], {"\\HasNoChildren"})
+        self.assertEqual(star[pre + "C"], {"\\HasNoChildren"})
+        self.assertEqual(star[pre + "D/E/F"], {"\\HasNoChildren"})
+        self.assertEqual(star["Shared Folders/kids"], {"\\HasChildren"})
+        self.assertEqual(star["mine"], {"\\HasChildren"})
+        self.assertEqual(star["mine sib"], {"\\HasNoChildren"})
+        self.assertNotIn(pre + "B/hidden", star)
+        # a child made or removed since is seen by the next LIST at once
+        self.ok(o, "SETACL B/hidden kidview l")
+        self.assertEqual(attrs(self.lst(v, 'LIST "" "*"'))[pre + "B"], {"\\HasChildren"})
+        self.ok(o, "DELETE A/x")
+        self.assertEqual(attrs(self.lst(v, 'LIST "" "*"'))[pre + "A"], {"\\HasNoChildren"})
 
     def test_names_quoting_and_utf7(self):
         c = self.conn("utf")
